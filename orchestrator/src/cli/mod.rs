@@ -1,0 +1,189 @@
+//! Command-line interface: clap definitions and dispatch.
+//!
+//! Top-level verbs act on the project (the compose verbs); single objects live in namespaces
+//! (`berth container …`, `berth image …`), so that no verb means two things.
+
+mod completion;
+mod container;
+mod image;
+mod network;
+mod stack;
+mod system;
+mod volume;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+/// Exit status for berth's own errors, as Docker uses 125 for the engine's own failures.
+pub const EXIT_BERTH_ERROR: u8 = 125;
+
+/// berth runs multi-container stacks from Compose files, with its own runtime and network daemon.
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that select the project and the berth instance; they precede the verb, as with
+/// `docker compose -f x.yaml up`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GlobalOpts {
+    /// Compose file(s) to use, merged in order; `-` reads standard input
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Project name (default: COMPOSE_PROJECT_NAME, then top-level `name:`, then the directory name)
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Directory that relative paths are resolved against (default: the first file's directory)
+    #[arg(long, value_name = "DIR")]
+    pub project_directory: Option<PathBuf>,
+    /// Environment file(s) for interpolation, instead of `.env` in the project directory
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Enable services of this profile (repeatable; also COMPOSE_PROFILES)
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+    /// State directory of this berth instance
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth",
+        value_name = "DIR"
+    )]
+    pub root: PathBuf,
+    /// Runtime directory of this berth instance (daemon socket, pinned namespaces)
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_RUN",
+        default_value = "/run/berth",
+        value_name = "DIR"
+    )]
+    pub run: PathBuf,
+    /// Log level (error, warn, info, debug, trace); RUST_LOG takes precedence when set
+    #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
+    pub log_level: String,
+}
+
+/// Every verb of the CLI.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    #[command(flatten)]
+    Stack(stack::StackCommand),
+    /// Manage single containers (as `docker container …`)
+    #[command(subcommand)]
+    Container(container::ContainerCommand),
+    /// Manage images (as `docker image …`)
+    #[command(subcommand)]
+    Image(image::ImageCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Manage named volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
+    /// Daemon information and housekeeping
+    #[command(subcommand)]
+    System(system::SystemCommand),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(image::BuilderCommand),
+    /// Log in to a registry
+    Login(image::LoginArgs),
+    /// Log out from a registry
+    Logout(image::LogoutArgs),
+    /// Print a shell completion script
+    Completion(completion::CompletionArgs),
+    /// Run the berth daemon (started on demand by the CLI)
+    #[command(hide = true)]
+    Daemon,
+    /// Run a container monitor (started by the daemon, one per container)
+    #[command(hide = true)]
+    Shim {
+        /// Container state directory
+        dir: PathBuf,
+    },
+}
+
+/// The error the CLI reports for a verb whose engine has not landed yet; says which issue tracks it.
+pub(crate) fn not_yet(verb: &str, issue: u32) -> anyhow::Error {
+    anyhow::anyhow!("`berth {verb}` is not implemented yet (tracked in issue {issue})")
+}
+
+fn init_tracing(level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Parses the command line, runs the command and maps errors to exit statuses.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.global.log_level);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("berth: {err:#}");
+            ExitCode::from(EXIT_BERTH_ERROR)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Stack(cmd) => stack::run(g, cmd),
+        Command::Container(cmd) => container::run(g, cmd),
+        Command::Image(cmd) => image::run(g, cmd),
+        Command::Builder(cmd) => image::run_builder(g, cmd),
+        Command::Login(args) => image::login(g, args),
+        Command::Logout(args) => image::logout(g, args),
+        Command::Network(cmd) => network::run(g, cmd),
+        Command::Volume(cmd) => volume::run(g, cmd),
+        Command::System(cmd) => system::run(g, cmd),
+        Command::Completion(args) => {
+            completion::run(args, &mut Cli::command());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Daemon => Err(not_yet("daemon", 6)),
+        Command::Shim { .. } => Err(not_yet("shim", 4)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn file_and_project_precede_the_verb() {
+        let cli = Cli::try_parse_from([
+            "berth", "-f", "a.yaml", "-f", "b.yaml", "-p", "demo", "config",
+        ])
+        .expect("parse");
+        assert_eq!(cli.global.files.len(), 2);
+        assert_eq!(cli.global.project_name.as_deref(), Some("demo"));
+    }
+}

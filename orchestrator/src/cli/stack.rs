@@ -1,0 +1,411 @@
+//! The compose verbs: they act on the project found from the working directory or `-f`/`-p`.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::{GlobalOpts, not_yet};
+
+/// Top-level verbs that act on a whole project.
+#[derive(Subcommand, Debug)]
+pub enum StackCommand {
+    /// Create and start the project's containers
+    Up(UpArgs),
+    /// Stop and remove the project's containers and networks
+    Down(DownArgs),
+    /// List the project's containers
+    Ps(PsArgs),
+    /// Show service logs
+    Logs(LogsArgs),
+    /// Run a command in a running service container
+    Exec(ExecArgs),
+    /// Run a one-off command in a new container of a service
+    Run(RunArgs),
+    /// Create the services' containers without starting them
+    Create(ServicesArgs),
+    /// Start existing service containers
+    Start(ServicesArgs),
+    /// Stop service containers
+    Stop(StopArgs),
+    /// Restart service containers
+    Restart(StopArgs),
+    /// Kill service containers
+    Kill(KillArgs),
+    /// Remove stopped service containers
+    Rm(RmArgs),
+    /// Pause service containers
+    Pause(ServicesArgs),
+    /// Unpause service containers
+    Unpause(ServicesArgs),
+    /// Show the processes of service containers
+    Top(ServicesArgs),
+    /// Print the public port of a published service port
+    Port(PortArgs),
+    /// List the images used by the project's containers
+    Images(ServicesArgs),
+    /// Pull service images
+    Pull(ServicesArgs),
+    /// Build service images
+    Build(BuildArgs),
+    /// Wait for service containers to stop, print their exit codes
+    Wait(ServicesArgs),
+    /// List running projects
+    Ls(LsArgs),
+    /// Live resource usage of service containers
+    Stats(ServicesArgs),
+    /// Copy files between a service container and the host
+    Cp(CpArgs),
+    /// Stream the project's events
+    Events(ServicesArgs),
+    /// Validate the project and print its fully resolved model
+    Config(ConfigArgs),
+}
+
+/// `berth up`.
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Detached: start in the background and return
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Build images before starting
+    #[arg(long, conflicts_with = "no_build")]
+    pub build: bool,
+    /// Never build images
+    #[arg(long)]
+    pub no_build: bool,
+    /// Pull policy: always, missing, never
+    #[arg(long, value_name = "POLICY")]
+    pub pull: Option<String>,
+    /// Recreate containers even if their configuration is unchanged
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub force_recreate: bool,
+    /// Keep existing containers even if their configuration changed
+    #[arg(long)]
+    pub no_recreate: bool,
+    /// Do not start the selected services' dependencies
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Remove containers of services no longer in the file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Scale a service: SERVICE=N (repeatable)
+    #[arg(long, value_name = "SERVICE=N")]
+    pub scale: Vec<String>,
+    /// Wait for services to be running or healthy (implies -d)
+    #[arg(long)]
+    pub wait: bool,
+    /// Maximum seconds to wait with --wait
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_timeout: Option<u64>,
+    /// Shutdown timeout in seconds
+    #[arg(short, long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Stop all containers when any container stops
+    #[arg(long)]
+    pub abort_on_container_exit: bool,
+    /// Return the exit code of this service's container (implies --abort-on-container-exit)
+    #[arg(long, value_name = "SERVICE")]
+    pub exit_code_from: Option<String>,
+    /// Create but do not start
+    #[arg(long)]
+    pub no_start: bool,
+    /// Attach only to these services' output
+    #[arg(long, value_name = "SERVICE")]
+    pub attach: Vec<String>,
+    /// Do not attach to these services' output
+    #[arg(long, value_name = "SERVICE")]
+    pub no_attach: Vec<String>,
+    /// Services to start (default: all)
+    pub services: Vec<String>,
+}
+
+/// `berth down`.
+#[derive(Args, Debug)]
+pub struct DownArgs {
+    /// Also remove named volumes declared in the file and anonymous volumes
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Remove images: `local` (those without a custom tag) or `all`
+    #[arg(long, value_name = "TYPE")]
+    pub rmi: Option<String>,
+    /// Remove containers of services no longer in the file
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Shutdown timeout in seconds
+    #[arg(short, long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+}
+
+/// `berth ps`.
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show stopped containers too
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only container ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Only service names
+    #[arg(long)]
+    pub services: bool,
+    /// Output format: table or json
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Services to list
+    pub service_names: Vec<String>,
+}
+
+/// `berth logs`.
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Number of lines from the end of each log
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<String>,
+    /// Show timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Logs since a timestamp or relative time (e.g. 10m)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Logs until a timestamp or relative time
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Monochrome output
+    #[arg(long)]
+    pub no_color: bool,
+    /// Services to show
+    pub services: Vec<String>,
+}
+
+/// `berth exec`.
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Run in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Disable pseudo-tty allocation
+    #[arg(short = 'T', long = "no-tty")]
+    pub no_tty: bool,
+    /// Run as this user
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Set environment variables
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Index of the container when the service has several replicas
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// Service name
+    pub service: String,
+    /// Command and arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// `berth run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run in the background
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Do not start linked services
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Set environment variables
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Bind mount a volume
+    #[arg(short, long = "volume", value_name = "SPEC")]
+    pub volumes: Vec<String>,
+    /// Publish a container port
+    #[arg(short, long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Override the image's entrypoint
+    #[arg(long, value_name = "CMD")]
+    pub entrypoint: Option<String>,
+    /// Container name
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Disable pseudo-tty allocation
+    #[arg(short = 'T', long = "no-tty")]
+    pub no_tty: bool,
+    /// Service name
+    pub service: String,
+    /// Command and arguments
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// Verbs that take only a list of services.
+#[derive(Args, Debug)]
+pub struct ServicesArgs {
+    /// Services (default: all)
+    pub services: Vec<String>,
+}
+
+/// `berth stop` / `berth restart`.
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Shutdown timeout in seconds
+    #[arg(short, long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Services (default: all)
+    pub services: Vec<String>,
+}
+
+/// `berth kill`.
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// Signal to send
+    #[arg(short, long, default_value = "SIGKILL")]
+    pub signal: String,
+    /// Services (default: all)
+    pub services: Vec<String>,
+}
+
+/// `berth rm`.
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Stop the containers first
+    #[arg(short, long)]
+    pub stop: bool,
+    /// Remove anonymous volumes too
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Services (default: all)
+    pub services: Vec<String>,
+}
+
+/// `berth port`.
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    /// tcp or udp
+    #[arg(long, default_value = "tcp")]
+    pub protocol: String,
+    /// Index of the container when the service has several replicas
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
+    /// Service name
+    pub service: String,
+    /// Private port
+    pub private_port: u16,
+}
+
+/// `berth build`.
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Do not use the build cache
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always pull newer versions of base images
+    #[arg(long)]
+    pub pull: bool,
+    /// Set build-time variables
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Services to build (default: all with `build:`)
+    pub services: Vec<String>,
+}
+
+/// `berth ls`.
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Show stopped projects too
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only project names
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format: table or json
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+}
+
+/// `berth cp`.
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// SERVICE:SRC_PATH or a host path
+    pub source: String,
+    /// SERVICE:DEST_PATH or a host path
+    pub dest: String,
+}
+
+/// `berth config`.
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// Output format: yaml or json
+    #[arg(long, default_value = "yaml", value_name = "FORMAT")]
+    pub format: String,
+    /// Print the service names, one per line
+    #[arg(long)]
+    pub services: bool,
+    /// Print the volume names, one per line
+    #[arg(long)]
+    pub volumes: bool,
+    /// Print the network names, one per line
+    #[arg(long)]
+    pub networks: bool,
+    /// Print the profile names, one per line
+    #[arg(long)]
+    pub profiles: bool,
+    /// Print the image names, one per line
+    #[arg(long)]
+    pub images: bool,
+    /// Only validate; the exit status tells
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the config hash of SERVICE (`*` for all)
+    #[arg(long, value_name = "SERVICE")]
+    pub hash: Option<String>,
+    /// Do not interpolate variables
+    #[arg(long)]
+    pub no_interpolate: bool,
+    /// Write the output to this file instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// Services to include (default: all)
+    pub service_names: Vec<String>,
+}
+
+pub fn run(_g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
+    let (verb, issue) = match cmd {
+        StackCommand::Config(_) => ("config", 2),
+        StackCommand::Build(_) => ("build", 7),
+        StackCommand::Up(_) => ("up", 6),
+        StackCommand::Down(_) => ("down", 6),
+        StackCommand::Ps(_) => ("ps", 6),
+        StackCommand::Logs(_) => ("logs", 6),
+        StackCommand::Exec(_) => ("exec", 6),
+        StackCommand::Run(_) => ("run", 6),
+        StackCommand::Create(_) => ("create", 6),
+        StackCommand::Start(_) => ("start", 6),
+        StackCommand::Stop(_) => ("stop", 6),
+        StackCommand::Restart(_) => ("restart", 6),
+        StackCommand::Kill(_) => ("kill", 6),
+        StackCommand::Rm(_) => ("rm", 6),
+        StackCommand::Pause(_) => ("pause", 6),
+        StackCommand::Unpause(_) => ("unpause", 6),
+        StackCommand::Top(_) => ("top", 6),
+        StackCommand::Port(_) => ("port", 6),
+        StackCommand::Images(_) => ("images", 6),
+        StackCommand::Pull(_) => ("pull", 6),
+        StackCommand::Wait(_) => ("wait", 6),
+        StackCommand::Ls(_) => ("ls", 6),
+        StackCommand::Stats(_) => ("stats", 6),
+        StackCommand::Cp(_) => ("cp", 6),
+        StackCommand::Events(_) => ("events", 6),
+    };
+    Err(not_yet(verb, issue))
+}

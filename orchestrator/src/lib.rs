@@ -1,0 +1,7 @@
+//! berth: a Compose-style multi-container orchestrator for Linux.
+//!
+//! This crate holds what knows about stacks: the Compose model and its loader, the dependency
+//! graph, the engine and the CLI. Images and containers live in `berth-runtime`, networks in
+//! `berth-netd`; see ARCHITECTURE.md for how they fit.
+
+pub mod cli;

@@ -1,0 +1,5 @@
+//! The `berth` binary: the CLI, and (hidden) the daemon and shim entry points.
+
+fn main() -> std::process::ExitCode {
+    berth::cli::main()
+}

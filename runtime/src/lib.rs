@@ -1,0 +1,5 @@
+//! berth-runtime: images and containers, with no knowledge of stacks.
+//!
+//! The image side keeps a content-addressed OCI store and unpacks layers once for overlayfs;
+//! the container side turns an OCI runtime-spec config into a running process in its own
+//! namespaces and cgroups. See ARCHITECTURE.md.

@@ -1,0 +1,6 @@
+# Sourced by the scripts: where the cargo target dir and downloaded images are cached, outside the
+# clone so a fresh clone builds incrementally.
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+export BERTH_CACHE=${BERTH_CACHE:-/var/cache/berth-ci}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$BERTH_CACHE/target}
+mkdir -p "$BERTH_CACHE" "$CARGO_TARGET_DIR"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite, as root: unit tests, root integration tests and end-to-end tests.
+# This is the command README names and .ci/run calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+. scripts/env.sh
+cargo build --workspace --all-targets
+cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-2}"
