@@ -4,4 +4,6 @@
 //! graph, the engine and the CLI. Images and containers live in `berth-runtime`, networks in
 //! `berth-netd`; see ARCHITECTURE.md for how they fit.
 
+pub mod api;
 pub mod cli;
+pub mod daemon;

@@ -163,7 +163,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             completion::run(args, &mut Cli::command());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Daemon => Err(not_yet("daemon", 6)),
+        Command::Daemon => {
+            crate::daemon::run(crate::daemon::DaemonOptions {
+                root: g.root.clone(),
+                run: g.run.clone(),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Shim { .. } => Err(not_yet("shim", 4)),
     }
 }

@@ -1,0 +1,211 @@
+//! `berth daemon`: one tokio process per berth instance that owns `<run>/berth.sock`.
+//!
+//! For now it serves the API skeleton (ping, info, events, shutdown); the engine, runtime manager
+//! and netd move in as their issues land. One daemon per run directory, enforced by a lock file,
+//! so two CLIs racing to start it cannot end with two daemons.
+
+mod routes;
+
+use std::convert::Infallible;
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use nix::fcntl::{Flock, FlockArg};
+use tokio::net::UnixListener;
+use tokio::sync::{Notify, broadcast};
+
+use crate::api::{Event, SOCKET_NAME};
+
+/// Why the daemon could not start or stopped; each variant names the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot create directory {path}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the lock file {path}")]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another berth daemon already serves {run} (lock {lock} is held)")]
+    AlreadyRunning { run: PathBuf, lock: PathBuf },
+    #[error("cannot listen on {path}")]
+    Listen {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Where this instance keeps its state and its socket.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    pub root: PathBuf,
+    pub run: PathBuf,
+}
+
+/// State shared by every connection of the daemon.
+pub(crate) struct Shared {
+    pub opts: DaemonOptions,
+    pub started: Instant,
+    pub started_at: SystemTime,
+    pub events: broadcast::Sender<Event>,
+    pub shutdown: Notify,
+}
+
+impl Shared {
+    /// Publishes an event to every `GET /v1/events` stream (none listening is fine).
+    pub fn emit(&self, kind: &str, action: &str, id: &str) {
+        let _ = self.events.send(Event {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            kind: kind.into(),
+            action: action.into(),
+            id: id.into(),
+            attributes: Default::default(),
+        });
+    }
+}
+
+/// How cgroups are mounted here: the executor needs a v1 or a v2 backend, and this host is hybrid.
+pub fn cgroup_mode() -> &'static str {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "v2"
+    } else if Path::new("/sys/fs/cgroup/unified/cgroup.controllers").exists() {
+        "hybrid"
+    } else {
+        "v1"
+    }
+}
+
+fn mkdir(path: &Path, mode: u32) -> Result<(), DaemonError> {
+    std::fs::create_dir_all(path).map_err(|source| DaemonError::CreateDir {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        DaemonError::CreateDir {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
+/// Takes the instance lock; held for the daemon's whole life (released when the process ends).
+fn lock_instance(run: &Path) -> Result<Flock<File>, DaemonError> {
+    let path = run.join("berth.lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| DaemonError::Lock {
+            path: path.clone(),
+            source,
+        })?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| DaemonError::AlreadyRunning {
+        run: run.to_path_buf(),
+        lock: path,
+    })
+}
+
+/// Runs the daemon until SIGTERM, SIGINT or `POST /v1/shutdown`.
+pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    rt.block_on(serve(opts))
+}
+
+async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
+    mkdir(&opts.root, 0o711)?;
+    mkdir(&opts.run, 0o711)?;
+    let _lock = lock_instance(&opts.run)?;
+    let sock = opts.run.join(SOCKET_NAME);
+    // The lock proves no live daemon owns a leftover socket: remove it.
+    let _ = std::fs::remove_file(&sock);
+    let listener = UnixListener::bind(&sock).map_err(|source| DaemonError::Listen {
+        path: sock.clone(),
+        source,
+    })?;
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o660)).map_err(|source| {
+        DaemonError::Listen {
+            path: sock.clone(),
+            source,
+        }
+    })?;
+    let pid_file = opts.run.join("berth.pid");
+    std::fs::write(&pid_file, format!("{}\n", std::process::id())).map_err(|source| {
+        DaemonError::Write {
+            path: pid_file.clone(),
+            source,
+        }
+    })?;
+
+    let (events, _) = broadcast::channel(1024);
+    let shared = Arc::new(Shared {
+        opts: opts.clone(),
+        started: Instant::now(),
+        started_at: SystemTime::now(),
+        events,
+        shutdown: Notify::new(),
+    });
+    tracing::info!(root = %opts.root.display(), run = %opts.run.display(), "berth daemon listening");
+    shared.emit("daemon", "start", &std::process::id().to_string());
+
+    let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, Infallible>(routes::handle(shared, req).await) }
+                    });
+                    if let Err(err) = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await
+                    {
+                        tracing::debug!(%err, "API connection ended with an error");
+                    }
+                });
+            }
+            _ = shared.shutdown.notified() => break,
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+    }
+    tracing::info!("berth daemon stopping");
+    shared.emit("daemon", "stop", &std::process::id().to_string());
+    let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(&pid_file);
+    Ok(())
+}
+
+fn signal(
+    kind: tokio::signal::unix::SignalKind,
+) -> Result<tokio::signal::unix::Signal, DaemonError> {
+    tokio::signal::unix::signal(kind).map_err(DaemonError::Runtime)
+}

@@ -1,0 +1,107 @@
+//! The daemon's routes: one function per route, a match as the router (a handful of routes do
+//! not need a framework).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+
+use super::{Shared, cgroup_mode};
+use crate::api::{API_PREFIX, ErrorBody, Info};
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(status: StatusCode, content_type: &str, bytes: Vec<u8>) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
+    *resp.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        resp.headers_mut().insert("content-type", v);
+    }
+    resp
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => full(status, "application/json", bytes),
+        Err(err) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("encoding: {err}"),
+        ),
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response<Body> {
+    let body = ErrorBody {
+        message: message.to_string(),
+    };
+    full(
+        status,
+        "application/json",
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+/// Routes one request.
+pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let Some(route) = path.strip_prefix(API_PREFIX) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("unknown API path {path} (this daemon serves {API_PREFIX}/...)"),
+        );
+    };
+    match (req.method(), route) {
+        (&Method::GET, "/ping") => full(StatusCode::OK, "text/plain", b"OK".to_vec()),
+        (&Method::GET, "/info") => json(StatusCode::OK, &info(&shared)),
+        (&Method::GET, "/events") => events(&shared),
+        (&Method::POST, "/shutdown") => {
+            shared.shutdown.notify_one();
+            json(StatusCode::OK, &serde_json::json!({"stopping": true}))
+        }
+        (_, route) => error(
+            StatusCode::NOT_FOUND,
+            &format!("no route {} {API_PREFIX}{route}", req.method()),
+        ),
+    }
+}
+
+fn info(shared: &Shared) -> Info {
+    Info {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        root: shared.opts.root.display().to_string(),
+        run: shared.opts.run.display().to_string(),
+        cgroup: cgroup_mode().to_string(),
+        started_at: humantime::format_rfc3339_seconds(shared.started_at).to_string(),
+        uptime_secs: shared.started.elapsed().as_secs(),
+    }
+}
+
+/// `GET /v1/events`: every event from now on, one JSON object per line, until the client leaves.
+fn events(shared: &Shared) -> Response<Body> {
+    let rx = shared.events.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+                    line.push(b'\n');
+                    return Some((Ok::<_, Infallible>(Frame::data(Bytes::from(line))), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(skipped = n, "event stream client too slow");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let mut resp = Response::new(StreamBody::new(stream).boxed());
+    if let Ok(v) = "application/x-ndjson".parse() {
+        resp.headers_mut().insert("content-type", v);
+    }
+    resp
+}
