@@ -5,3 +5,5 @@
 //! `berth-netd`; see ARCHITECTURE.md for how they fit.
 
 pub mod cli;
+pub mod compose;
+pub mod graph;
