@@ -4,7 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use anyhow::Context;
+
 use super::{GlobalOpts, not_yet};
+use crate::compose::{self, LoadOptions};
+use crate::graph::ServiceGraph;
 
 /// Top-level verbs that act on a whole project.
 #[derive(Subcommand, Debug)]
@@ -379,9 +383,90 @@ pub struct ConfigArgs {
     pub service_names: Vec<String>,
 }
 
-pub fn run(_g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
+/// The loader options the global flags ask for.
+pub(crate) fn load_options(g: &GlobalOpts, services: &[String], interpolate: bool) -> LoadOptions {
+    LoadOptions {
+        files: g.files.clone(),
+        project_name: g.project_name.clone(),
+        project_directory: g.project_directory.clone(),
+        env_files: g.env_files.clone(),
+        profiles: g.profiles.clone(),
+        services: services.to_vec(),
+        interpolate,
+        ..LoadOptions::default()
+    }
+}
+
+/// `berth config`: load, validate, print the resolved model or one of its lists.
+fn config(g: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let format = args.format.to_ascii_lowercase();
+    if format != "yaml" && format != "json" {
+        anyhow::bail!("unknown --format {:?}: use yaml or json", args.format);
+    }
+    let opts = load_options(g, &args.service_names, !args.no_interpolate);
+    let mut project = compose::load(&opts)?;
+    if !args.service_names.is_empty() {
+        let graph = ServiceGraph::from_project(&project)?;
+        let keep = graph.select(&args.service_names, false)?;
+        project.services.retain(|name, _| keep.contains(name));
+    }
+    if args.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = String::new();
+    let lines = |items: Vec<String>| -> String { items.into_iter().map(|s| s + "\n").collect() };
+    if args.services {
+        out = lines(project.services.keys().cloned().collect());
+    } else if args.volumes {
+        out = lines(project.volumes.keys().cloned().collect());
+    } else if args.networks {
+        out = lines(project.networks.keys().cloned().collect());
+    } else if args.profiles {
+        out = lines(project.all_profiles());
+    } else if args.images {
+        let names: Vec<String> = project.services.keys().cloned().collect();
+        out = lines(names.iter().filter_map(|n| project.image_of(n)).collect());
+    } else if let Some(which) = &args.hash {
+        let names: Vec<String> = if which == "*" {
+            project.services.keys().cloned().collect()
+        } else {
+            which.split(',').map(|s| s.trim().to_string()).collect()
+        };
+        for n in names {
+            let svc = project
+                .services
+                .get(&n)
+                .ok_or_else(|| anyhow::anyhow!("no such service: {n:?}"))?;
+            out.push_str(&format!("{n} {}\n", compose::service_hash(svc)));
+        }
+    } else {
+        let tree = project.to_yaml_value().context("rendering the model")?;
+        out = if format == "json" {
+            let mut s = serde_json::to_string_pretty(&tree).context("rendering JSON")?;
+            s.push('\n');
+            s
+        } else {
+            yaml_serde::to_string(&tree).context("rendering YAML")?
+        };
+    }
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(out.as_bytes())
+                .context("writing to stdout")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
     let (verb, issue) = match cmd {
-        StackCommand::Config(_) => ("config", 2),
+        StackCommand::Config(args) => return config(g, args),
         StackCommand::Build(_) => ("build", 7),
         StackCommand::Up(_) => ("up", 6),
         StackCommand::Down(_) => ("down", 6),

@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     pub started_at: SystemTime,
     pub events: broadcast::Sender<Event>,
     pub shutdown: Notify,
+    /// Flips to true when the daemon stops, so open streams end cleanly instead of being cut.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -168,6 +170,7 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         started_at: SystemTime::now(),
         events,
         shutdown: Notify::new(),
+        closing: tokio::sync::watch::Sender::new(false),
     });
     tracing::info!(root = %opts.root.display(), run = %opts.run.display(), "berth daemon listening");
     shared.emit("daemon", "start", &std::process::id().to_string());
@@ -199,6 +202,9 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     }
     tracing::info!("berth daemon stopping");
     shared.emit("daemon", "stop", &std::process::id().to_string());
+    shared.closing.send_replace(true);
+    // Let open streams send their last lines and the end of their bodies.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(&pid_file);
     Ok(())

@@ -84,13 +84,26 @@ fn info(shared: &Shared) -> Info {
 /// `GET /v1/events`: every event from now on, one JSON object per line, until the client leaves.
 fn events(shared: &Shared) -> Response<Body> {
     let rx = shared.events.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
+    let closing = shared.closing.subscribe();
+    let stream = futures::stream::unfold((rx, closing), |(mut rx, mut closing)| async move {
         loop {
-            match rx.recv().await {
+            let received = tokio::select! {
+                biased;
+                ev = rx.recv() => ev,
+                _ = closing.wait_for(|c| *c) => {
+                    // Drain what was sent before closing, then end the body.
+                    match rx.try_recv() {
+                        Ok(ev) => Ok(ev),
+                        Err(_) => return None,
+                    }
+                }
+            };
+            match received {
                 Ok(ev) => {
                     let mut line = serde_json::to_vec(&ev).unwrap_or_default();
                     line.push(b'\n');
-                    return Some((Ok::<_, Infallible>(Frame::data(Bytes::from(line))), rx));
+                    let frame = Ok::<_, Infallible>(Frame::data(Bytes::from(line)));
+                    return Some((frame, (rx, closing)));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(skipped = n, "event stream client too slow");

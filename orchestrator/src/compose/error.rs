@@ -1,0 +1,121 @@
+//! Loader errors. Each names where the problem is (file:line:column and the key path) and what.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where in the input a problem sits: the file and position when known, and the key path.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Place {
+    /// The Compose file (`-` for stdin), when known.
+    pub file: Option<PathBuf>,
+    /// 1-based line and column of the key, when known.
+    pub line: Option<(usize, usize)>,
+    /// Key path such as `services.web.ports[1]`.
+    pub path: String,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}", file.display())?;
+            if let Some((l, c)) = self.line {
+                write!(f, ":{l}:{c}")?;
+            }
+            if !self.path.is_empty() {
+                f.write_str(": ")?;
+            }
+        }
+        f.write_str(&self.path)
+    }
+}
+
+/// One validation finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Where it is.
+    pub place: Place,
+    /// What is wrong, naming the culprit value.
+    pub message: String,
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.place.path.is_empty() && self.place.file.is_none() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.place, self.message)
+        }
+    }
+}
+
+/// Why a project could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// No file given and none found in the directory or its parents.
+    #[error(
+        "no Compose file found in {} or its parents (looked for compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml)",
+        dir.display()
+    )]
+    NoComposeFile { dir: PathBuf },
+    /// A file could not be read.
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is over the size limit.
+    #[error("{}: file is {size} bytes, over the limit of {limit} bytes", path.display())]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
+    /// YAML syntax error.
+    #[error("{}: invalid YAML", place)]
+    Yaml {
+        place: Place,
+        #[source]
+        source: yaml_serde::Error,
+    },
+    /// Anchors/aliases expand to more nodes than allowed (a "billion laughs" file).
+    #[error("{}: YAML aliases expand too much (alias bomb rejected)", path.display())]
+    AliasBomb {
+        path: PathBuf,
+        #[source]
+        source: yaml_serde::Error,
+    },
+    /// A `${VAR:?message}` variable is missing, or a template is malformed.
+    #[error("{place}: {message}")]
+    Interpolation { place: Place, message: String },
+    /// An `.env`/`env_file` line is malformed.
+    #[error("{}:{line}: {message}", path.display())]
+    EnvFile {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// `extends` or `include` form a loop.
+    #[error("{kind} loop: {chain}")]
+    Loop { kind: &'static str, chain: String },
+    /// The project name is invalid.
+    #[error(
+        "invalid project name {name:?}: must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit"
+    )]
+    ProjectName { name: String },
+    /// The model does not validate; every finding is listed.
+    #[error("{}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid { issues: Vec<Issue> },
+}
+
+impl LoadError {
+    /// A single validation finding as an error.
+    pub fn invalid(place: Place, message: impl Into<String>) -> Self {
+        LoadError::Invalid {
+            issues: vec![Issue {
+                place,
+                message: message.into(),
+            }],
+        }
+    }
+}

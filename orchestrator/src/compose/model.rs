@@ -1,0 +1,899 @@
+//! The typed Compose model: what the loader hands to the engine.
+//!
+//! Every field is in long form with the Compose Specification's field names, so `berth config`
+//! output can be diffed against `docker compose config` and the engine never meets a short syntax.
+//! Keys berth parses but does not run yet are kept as raw YAML values and listed by
+//! [`Project::unsupported`], never silently dropped.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use yaml_serde::Value;
+
+use super::units::{Bytes, Duration};
+
+/// A fully resolved project: merged, interpolated, profiles applied, long syntax, absolute paths.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    /// Normalised project name (lowercase `[a-z0-9_-]`); prefixes every resource name.
+    pub name: String,
+    /// Directory relative paths were resolved against.
+    #[serde(skip)]
+    pub working_dir: PathBuf,
+    /// The Compose files this project was loaded from, in merge order (`-` for stdin).
+    #[serde(skip)]
+    pub compose_files: Vec<PathBuf>,
+    /// Active services by name (disabled profiles removed).
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
+    /// Services left out because none of their profiles is active; kept so errors can say why.
+    #[serde(skip)]
+    pub disabled_services: BTreeMap<String, Service>,
+    /// Top-level networks, including the implicit `default` when a service uses it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, Network>,
+    /// Top-level named volumes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, Volume>,
+    /// Top-level configs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, FileObject>,
+    /// Top-level secrets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, FileObject>,
+    /// Top-level `x-*` extension fields, kept verbatim.
+    #[serde(skip)]
+    pub extensions: BTreeMap<String, Value>,
+    /// The profiles that were active while loading.
+    #[serde(skip)]
+    pub active_profiles: Vec<String>,
+    /// The environment used for interpolation (process env over `.env`/`--env-file`).
+    #[serde(skip)]
+    pub environment: BTreeMap<String, String>,
+    /// Warnings met while loading (unset variables, obsolete `version:` …), already logged.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// One service in long form.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blkio_config: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
+    /// `None`: the image's CMD; `Some(vec![])`: explicitly empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<ServiceFileRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_period: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_runtime: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_spec: Option<Value>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub depends_on: BTreeMap<String, DependsOn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<Deploy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub develop: Option<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_opt: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Already read into `environment`; kept for reference.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_file: Vec<EnvFile>,
+    /// Resolved environment: `env_file` contents overlaid by `environment`; `None` = unset.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, Option<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_links: Vec<String>,
+    /// Host name -> address(es) for /etc/hosts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_hosts: BTreeMap<String, Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_file: Option<Value>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_limit: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_reservation: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_swappiness: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Bytes, or -1 for unlimited swap.
+    pub memswap_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    /// Network name -> per-service settings (`None` = defaults).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, Option<ServiceNetwork>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_kill_disable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_start: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_stop: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<ServiceFileRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_open: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_grace_period: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_opt: Option<Value>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<bool>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_api_socket: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<ServiceVolume>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// `x-*` extension fields of this service, kept verbatim.
+    #[serde(skip)]
+    pub extensions: BTreeMap<String, Value>,
+}
+
+/// `build:` in long form; `context` is absolute (or a URL).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    pub context: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile_inline: Option<String>,
+    /// Build arguments; `None` takes the value from the environment at build time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_from: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_to: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_hosts: BTreeMap<String, Vec<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_cache: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_contexts: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platforms: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ulimits: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entitlements: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<Value>,
+}
+
+/// One `depends_on` entry in long form.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DependsOn {
+    pub condition: DependsCondition,
+    /// Restart this service when the dependency is updated (`docker compose` semantics).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart: bool,
+    /// `false`: a missing or failing dependency only warns.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// When a dependency counts as ready.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum DependsCondition {
+    ServiceStarted,
+    ServiceHealthy,
+    ServiceCompletedSuccessfully,
+}
+
+/// `deploy:`; berth uses replicas, resources and restart_policy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_config: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_config: Option<Value>,
+}
+
+/// `deploy.resources`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ResourceLimits>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservations: Option<ResourceLimits>,
+}
+
+/// `deploy.resources.limits` / `.reservations`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generic_resources: Option<Value>,
+}
+
+/// `deploy.restart_policy`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RestartPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Duration>,
+}
+
+/// `devices:` entry in long form.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    pub source: String,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
+}
+
+/// `env_file:` entry in long form; `path` is absolute.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EnvFile {
+    pub path: String,
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// `raw`: values taken literally, no quotes or interpolation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+/// `healthcheck:` in long form.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Healthcheck {
+    /// `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`; empty = the image's own check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<Duration>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable: bool,
+}
+
+/// `logging:`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// A service's attachment to one network.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceNetwork {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw_priority: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+}
+
+/// One published or exposed port (a short-syntax range becomes one entry per port).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    pub target: u16,
+    /// Host port or range (`"8080"`, `"8000-8010"`); `None` = not published on a fixed port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+    pub protocol: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
+}
+
+/// `pull_policy:` values.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PullPolicy {
+    Always,
+    Never,
+    Missing,
+    IfNotPresent,
+    Build,
+    Daily,
+    Weekly,
+}
+
+/// A service's reference to a top-level config or secret.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFileRef {
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+/// One `ulimits:` entry in long form (a single number sets both).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Ulimit {
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// Kind of a service mount.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeType {
+    Bind,
+    Volume,
+    Tmpfs,
+    Image,
+    Npipe,
+    Cluster,
+}
+
+/// One service mount in long form; bind sources are absolute.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceVolume {
+    #[serde(rename = "type")]
+    pub kind: VolumeType,
+    /// Host path (bind), volume name (volume, `None` = anonymous) or image reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<BindOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<TmpfsOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Value>,
+}
+
+/// `volumes[].bind`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BindOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_host_path: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recursive: Option<String>,
+}
+
+/// `volumes[].volume`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nocopy: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subpath: Option<String>,
+}
+
+/// `volumes[].tmpfs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TmpfsOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+/// A top-level network.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// The real network name (`<project>_<key>` unless set or external).
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_ipv4: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_ipv6: Option<bool>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<Ipam>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `networks.<n>.ipam`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Ipam {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<IpamPool>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// One `ipam.config` pool.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IpamPool {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, String>,
+}
+
+/// A top-level named volume.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    /// The real volume name (`<project>_<key>` unless set or external).
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A top-level config or secret; berth supports the file-based and environment-based kinds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileObject {
+    #[serde(default)]
+    pub name: String,
+    /// Absolute path of the file holding the content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_driver: Option<String>,
+}
+
+/// A key berth parsed but does not act on yet.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Unsupported {
+    /// Key path, e.g. `services.web.gpus` or `networks.front.driver=overlay`.
+    pub path: String,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.path)
+    }
+}
+
+impl Service {
+    /// Number of containers to run: `deploy.replicas`, else `scale`, else 1.
+    pub fn replicas(&self) -> u32 {
+        self.deploy
+            .as_ref()
+            .and_then(|d| d.replicas)
+            .or(self.scale)
+            .unwrap_or(1)
+    }
+
+    /// Names of services this one needs before it can start (depends_on, links, volumes_from,
+    /// `network_mode: service:x`, `ipc`/`pid: service:x`).
+    pub fn dependencies(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.depends_on.keys().cloned().collect();
+        for l in &self.links {
+            let name = l.split(':').next().unwrap_or(l);
+            out.push(name.to_string());
+        }
+        for v in &self.volumes_from {
+            if let Some(name) = volumes_from_service(v) {
+                out.push(name.to_string());
+            }
+        }
+        for mode in [&self.network_mode, &self.ipc, &self.pid]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(name) = mode.strip_prefix("service:") {
+                out.push(name.to_string());
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Keys of this service that berth parses but does not run yet.
+    pub fn unsupported_keys(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let raw: [(&'static str, bool); 14] = [
+            ("blkio_config", self.blkio_config.is_some()),
+            ("credential_spec", self.credential_spec.is_some()),
+            ("develop", self.develop.is_some()),
+            ("gpus", self.gpus.is_some()),
+            ("models", self.models.is_some()),
+            ("post_start", self.post_start.is_some()),
+            ("pre_stop", self.pre_stop.is_some()),
+            ("provider", self.provider.is_some()),
+            ("storage_opt", self.storage_opt.is_some()),
+            ("label_file", self.label_file.is_some()),
+            ("use_api_socket", self.use_api_socket.is_some()),
+            ("isolation", self.isolation.is_some()),
+            ("runtime", self.runtime.is_some()),
+            ("device_cgroup_rules", !self.device_cgroup_rules.is_empty()),
+        ];
+        out.extend(raw.iter().filter(|(_, set)| *set).map(|(k, _)| *k));
+        if let Some(d) = &self.deploy {
+            if d.placement.is_some() {
+                out.push("deploy.placement");
+            }
+            if d.update_config.is_some() {
+                out.push("deploy.update_config");
+            }
+            if d.rollback_config.is_some() {
+                out.push("deploy.rollback_config");
+            }
+            if d.mode.as_deref().is_some_and(|m| m != "replicated") {
+                out.push("deploy.mode");
+            }
+            if let Some(r) = &d.resources
+                && [&r.limits, &r.reservations]
+                    .into_iter()
+                    .flatten()
+                    .any(|l| l.devices.is_some() || l.generic_resources.is_some())
+            {
+                out.push("deploy.resources.devices");
+            }
+        }
+        if let Some(b) = &self.build {
+            for (k, set) in [
+                ("build.ssh", b.ssh.is_some()),
+                ("build.secrets", b.secrets.is_some()),
+                ("build.platforms", b.platforms.is_some()),
+                ("build.additional_contexts", b.additional_contexts.is_some()),
+                ("build.cache_to", !b.cache_to.is_empty()),
+                ("build.entitlements", b.entitlements.is_some()),
+            ] {
+                if set {
+                    out.push(k);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The service named by a `volumes_from` entry (`svc`, `svc:ro`), or `None` for `container:x`.
+pub fn volumes_from_service(entry: &str) -> Option<&str> {
+    if entry.starts_with("container:") {
+        return None;
+    }
+    let entry = entry.strip_prefix("service:").unwrap_or(entry);
+    Some(entry.split(':').next().unwrap_or(entry))
+}
+
+impl Project {
+    /// Every key the model holds that berth does not run yet, by path; the engine refuses or
+    /// warns about these by name instead of ignoring them.
+    pub fn unsupported(&self) -> Vec<Unsupported> {
+        let mut out = Vec::new();
+        for (name, svc) in &self.services {
+            for key in svc.unsupported_keys() {
+                out.push(Unsupported {
+                    path: format!("services.{name}.{key}"),
+                });
+            }
+        }
+        for (name, n) in &self.networks {
+            if let Some(d) = n.driver.as_deref()
+                && d != "bridge"
+            {
+                out.push(Unsupported {
+                    path: format!("networks.{name}.driver={d}"),
+                });
+            }
+        }
+        for (name, v) in &self.volumes {
+            if let Some(d) = v.driver.as_deref()
+                && d != "local"
+            {
+                out.push(Unsupported {
+                    path: format!("volumes.{name}.driver={d}"),
+                });
+            }
+        }
+        for (kind, map) in [("configs", &self.configs), ("secrets", &self.secrets)] {
+            for (name, o) in map {
+                if o.external || o.driver.is_some() || o.template_driver.is_some() {
+                    out.push(Unsupported {
+                        path: format!("{kind}.{name} (external or driver-based)"),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The project as a YAML tree, with `x-*` extension fields put back (top level and services),
+    /// as `berth config` prints it.
+    pub fn to_yaml_value(&self) -> Result<Value, yaml_serde::Error> {
+        let mut v = yaml_serde::to_value(self)?;
+        if let Some(m) = v.as_mapping_mut() {
+            for (k, x) in &self.extensions {
+                m.insert(Value::String(k.clone()), x.clone());
+            }
+            if let Some(Value::Mapping(services)) = m.get_mut("services") {
+                for (name, svc) in &self.services {
+                    if let Some(Value::Mapping(sm)) = services.get_mut(name.as_str()) {
+                        for (k, x) in &svc.extensions {
+                            sm.insert(Value::String(k.clone()), x.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    /// The image a service runs: `image:`, else the name berth gives a built image
+    /// (`<project>-<service>`, as compose does).
+    pub fn image_of(&self, service: &str) -> Option<String> {
+        let svc = self.services.get(service)?;
+        Some(
+            svc.image
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}", self.name, service)),
+        )
+    }
+
+    /// Every profile named by any service, active or not, sorted.
+    pub fn all_profiles(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .services
+            .values()
+            .chain(self.disabled_services.values())
+            .flat_map(|s| s.profiles.iter().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}

@@ -1,0 +1,256 @@
+//! Checks across the typed model: references between services and resources, dependency cycles,
+//! duplicate container names, host-port clashes, and so on. Each finding names its key path;
+//! the loader adds file:line:column.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::error::{Issue, Place};
+use super::fields::suggest;
+use super::loader::LoadOptions;
+use super::model::{Project, Service, VolumeType, volumes_from_service};
+use crate::graph::{GraphError, ServiceGraph};
+
+fn issue(path: String, message: String) -> Issue {
+    Issue {
+        place: Place {
+            file: None,
+            line: None,
+            path,
+        },
+        message,
+    }
+}
+
+/// All semantic findings for a project.
+pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
+    let mut out = Vec::new();
+    for name in &opts.services {
+        if !p.services.contains_key(name) {
+            let hint = hint(name, p.services.keys());
+            out.push(issue(
+                String::new(),
+                format!("no such service: {name:?}{hint}"),
+            ));
+        }
+    }
+    let mut container_names: BTreeMap<&str, &str> = BTreeMap::new();
+    for (name, svc) in &p.services {
+        let sp = format!("services.{name}");
+        if svc.image.is_none() && svc.build.is_none() {
+            out.push(issue(
+                sp.clone(),
+                format!("service {name:?} has neither an image nor a build context"),
+            ));
+        }
+        references(p, name, svc, &mut out);
+        if let Some(cn) = &svc.container_name {
+            if let Some(other) = container_names.insert(cn, name) {
+                out.push(issue(
+                    format!("{sp}.container_name"),
+                    format!("container name {cn:?} is already used by service {other:?}"),
+                ));
+            }
+            if svc.replicas() > 1 {
+                out.push(issue(
+                    format!("{sp}.container_name"),
+                    format!(
+                        "container_name {cn:?} cannot be used with {} replicas (names must be unique)",
+                        svc.replicas()
+                    ),
+                ));
+            }
+        }
+        if let (Some(scale), Some(replicas)) =
+            (svc.scale, svc.deploy.as_ref().and_then(|d| d.replicas))
+            && scale != replicas
+        {
+            out.push(issue(
+                format!("{sp}.scale"),
+                format!("scale ({scale}) and deploy.replicas ({replicas}) disagree"),
+            ));
+        }
+        if let Some(mode) = &svc.network_mode
+            && !svc.networks.is_empty()
+        {
+            out.push(issue(
+                format!("{sp}.network_mode"),
+                format!("network_mode {mode:?} cannot be combined with networks"),
+            ));
+        }
+        for (i, port) in svc.ports.iter().enumerate() {
+            if port.target == 0 {
+                out.push(issue(format!("{sp}.ports[{i}]"), "target port 0".into()));
+            }
+        }
+    }
+    ports_clash(p, &mut out);
+    if out.iter().all(|i| !i.message.contains("unknown service")) {
+        match ServiceGraph::from_project(p) {
+            Err(GraphError::Cycle { path }) => {
+                let first = path.first().cloned().unwrap_or_default();
+                out.push(issue(
+                    format!("services.{first}.depends_on"),
+                    format!("dependency cycle: {}", path.join(" -> ")),
+                ));
+            }
+            Err(e) => out.push(issue(String::new(), e.to_string())),
+            Ok(_) => {}
+        }
+    }
+    out
+}
+
+fn hint<'a>(word: &str, known: impl Iterator<Item = &'a String>) -> String {
+    suggest(word, known.map(String::as_str))
+        .map(|s| format!(" (did you mean {s:?}?)"))
+        .unwrap_or_default()
+}
+
+fn references(p: &Project, name: &str, svc: &Service, out: &mut Vec<Issue>) {
+    let sp = format!("services.{name}");
+    let mut check_service = |path: String, dep: &str, required: bool, what: &str| {
+        if p.services.contains_key(dep) {
+            return;
+        }
+        if let Some(d) = p.disabled_services.get(dep) {
+            if required {
+                out.push(issue(
+                    path,
+                    format!(
+                        "{what} service {dep:?}, which is disabled by its profiles {:?} (enable one with --profile)",
+                        d.profiles
+                    ),
+                ));
+            }
+            return;
+        }
+        if required {
+            let h = hint(dep, p.services.keys());
+            out.push(issue(path, format!("{what} unknown service {dep:?}{h}")));
+        } else {
+            tracing::warn!(
+                service = name,
+                dependency = dep,
+                "optional dependency is not defined"
+            );
+        }
+    };
+    for (dep, d) in &svc.depends_on {
+        check_service(
+            format!("{sp}.depends_on.{dep}"),
+            dep,
+            d.required,
+            "depends on",
+        );
+    }
+    for (i, l) in svc.links.iter().enumerate() {
+        let dep = l.split(':').next().unwrap_or(l);
+        check_service(format!("{sp}.links[{i}]"), dep, true, "links to");
+    }
+    for (i, v) in svc.volumes_from.iter().enumerate() {
+        if let Some(dep) = volumes_from_service(v) {
+            check_service(
+                format!("{sp}.volumes_from[{i}]"),
+                dep,
+                true,
+                "takes volumes from",
+            );
+        }
+    }
+    for (key, mode) in [
+        ("network_mode", &svc.network_mode),
+        ("ipc", &svc.ipc),
+        ("pid", &svc.pid),
+    ] {
+        if let Some(dep) = mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+            check_service(format!("{sp}.{key}"), dep, true, "shares the namespace of");
+        }
+    }
+    for net in svc.networks.keys() {
+        if !p.networks.contains_key(net) && net != "default" {
+            let h = hint(net, p.networks.keys());
+            out.push(issue(
+                format!("{sp}.networks.{net}"),
+                format!("network {net:?} is not declared under top-level networks{h}"),
+            ));
+        }
+    }
+    for (i, v) in svc.volumes.iter().enumerate() {
+        if v.kind == VolumeType::Volume
+            && let Some(src) = &v.source
+            && !p.volumes.contains_key(src)
+        {
+            let h = hint(src, p.volumes.keys());
+            out.push(issue(
+                format!("{sp}.volumes[{i}]"),
+                format!("named volume {src:?} is not declared under top-level volumes{h}"),
+            ));
+        }
+        if v.kind == VolumeType::Bind && v.source.is_none() {
+            out.push(issue(
+                format!("{sp}.volumes[{i}]"),
+                "bind mount without a source".into(),
+            ));
+        }
+    }
+    for (kind, refs, top) in [
+        ("configs", &svc.configs, &p.configs),
+        ("secrets", &svc.secrets, &p.secrets),
+    ] {
+        for (i, r) in refs.iter().enumerate() {
+            if !top.contains_key(&r.source) {
+                let h = hint(&r.source, top.keys());
+                out.push(issue(
+                    format!("{sp}.{kind}[{i}]"),
+                    format!("{:?} is not declared under top-level {kind}{h}", r.source),
+                ));
+            }
+        }
+    }
+}
+
+/// Two services (or two entries) publishing the same host ip/port/protocol.
+fn ports_clash(p: &Project, out: &mut Vec<Issue>) {
+    let mut seen: BTreeMap<(u16, String), Vec<(String, String)>> = BTreeMap::new();
+    for (name, svc) in &p.services {
+        for (i, port) in svc.ports.iter().enumerate() {
+            let Some(published) = port.published.as_deref() else {
+                continue;
+            };
+            let (lo, hi) = match published.split_once('-') {
+                Some((a, b)) => (a.parse().unwrap_or(0), b.parse().unwrap_or(0)),
+                None => {
+                    let n: u16 = published.parse().unwrap_or(0);
+                    (n, n)
+                }
+            };
+            if lo == 0 || hi - lo > 0 {
+                // A published range lets the engine pick a free port: no fixed clash.
+                continue;
+            }
+            let ip = port.host_ip.clone().unwrap_or_default();
+            let ip = if ip == "0.0.0.0" || ip == "::" {
+                String::new()
+            } else {
+                ip
+            };
+            let entry = seen.entry((lo, port.protocol.clone())).or_default();
+            let at = format!("services.{name}.ports[{i}]");
+            for (other_ip, other_at) in entry.iter() {
+                if other_ip == &ip || other_ip.is_empty() || ip.is_empty() {
+                    let shown = if ip.is_empty() { "*" } else { ip.as_str() };
+                    out.push(issue(
+                        at.clone(),
+                        format!(
+                            "host port {shown}:{lo}/{} is already published by {other_at}",
+                            port.protocol
+                        ),
+                    ));
+                    break;
+                }
+            }
+            entry.push((ip, at));
+        }
+    }
+    let _ = BTreeSet::<()>::new();
+}
