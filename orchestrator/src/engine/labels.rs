@@ -1,0 +1,30 @@
+//! Labels berth puts on a project's containers.
+//!
+//! They are the same keys Docker Compose uses, so scripts that filter on
+//! `com.docker.compose.project` keep working, and they are all the engine needs to recognise
+//! its containers after a daemon restart: state on disk, not memory, is the truth.
+
+/// Project the container belongs to.
+pub const PROJECT: &str = "com.docker.compose.project";
+/// Service the container runs.
+pub const SERVICE: &str = "com.docker.compose.service";
+/// Replica number, from 1.
+pub const NUMBER: &str = "com.docker.compose.container-number";
+/// Hash of the service's resolved config when the container was created (decides recreation).
+pub const CONFIG_HASH: &str = "com.docker.compose.config-hash";
+/// "True" for `berth run` one-off containers, which convergence leaves alone.
+pub const ONEOFF: &str = "com.docker.compose.oneoff";
+/// Image id the container was created from (an image change recreates, like a config change).
+pub const IMAGE: &str = "com.docker.compose.image";
+/// Compose files the project came from, for `berth ls`.
+pub const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
+/// Project working directory, for `berth ls`.
+pub const WORKING_DIR: &str = "com.docker.compose.project.working_dir";
+
+/// Name of a service container: `container_name` when set, else `<project>-<service>-<n>`.
+pub fn container_name(project: &str, service: &str, number: u32, fixed: Option<&str>) -> String {
+    match fixed {
+        Some(name) => name.to_string(),
+        None => format!("{project}-{service}-{number}"),
+    }
+}
