@@ -13,7 +13,11 @@ pub fn merge_roots(base: &mut Mapping, over: Mapping) {
         let key = k.as_str().unwrap_or("").to_string();
         match key.as_str() {
             "services" => {
-                let Value::Mapping(services) = untag_value(v) else {
+                let v = match v {
+                    Value::Tagged(t) => t.value,
+                    other => other,
+                };
+                let Value::Mapping(services) = v else {
                     continue;
                 };
                 let target = base

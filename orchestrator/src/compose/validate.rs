@@ -84,8 +84,21 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
         }
     }
     ports_clash(p, &mut out);
-    if out.iter().all(|i| !i.message.contains("unknown service")) {
-        match ServiceGraph::from_project(p) {
+    {
+        // Missing dependencies are reported above; the graph looks only for cycles.
+        let edges = p
+            .services
+            .iter()
+            .map(|(n, s)| {
+                let deps = s
+                    .dependencies()
+                    .into_iter()
+                    .filter(|d| p.services.contains_key(d))
+                    .collect();
+                (n.clone(), deps)
+            })
+            .collect();
+        match ServiceGraph::from_edges(edges) {
             Err(GraphError::Cycle { path }) => {
                 let first = path.first().cloned().unwrap_or_default();
                 out.push(issue(

@@ -1,0 +1,301 @@
+//! End-to-end tests of `berth config`, driving the real binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn berth(dir: &Path, args: &[&str]) -> Output {
+    run(dir, args, None)
+}
+
+fn run(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .env_remove("COMPOSE_PROFILES")
+        .env_remove("COMPOSE_FILE")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn berth");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().expect("wait berth")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("berth-config-")
+        .tempdir()
+        .unwrap();
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    dir
+}
+
+const STACK: &str = "\
+services:
+  web:
+    image: nginx:${TAG:-1.27}
+    ports: [\"8080:80\"]
+    depends_on: [app]
+  app:
+    build: ./app
+    depends_on: [db]
+    volumes: [./src:/src]
+  db:
+    image: postgres:16
+    volumes: [data:/var/lib/postgresql/data]
+  debug:
+    image: busybox
+    profiles: [debug]
+volumes:
+  data:
+";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+#[test]
+fn prints_resolved_yaml_by_default() {
+    let d = project(&[("compose.yaml", STACK)]);
+    let o = berth(d.path(), &["config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let v: serde_json::Value = yaml_serde::from_str(&out).unwrap();
+    let dirname = d.path().file_name().unwrap().to_string_lossy().to_lowercase();
+    assert_eq!(v["name"], serde_json::Value::String(dirname.replace('.', "")));
+    assert_eq!(v["services"]["web"]["image"], "nginx:1.27");
+    assert_eq!(v["services"]["web"]["ports"][0]["published"], "8080");
+    let src = d.path().join("src").display().to_string();
+    assert_eq!(v["services"]["app"]["volumes"][0]["source"], src.as_str());
+    assert!(v["services"].get("debug").is_none());
+}
+
+#[test]
+fn json_format_and_lists() {
+    let d = project(&[("compose.yaml", STACK)]);
+    let o = berth(d.path(), &["-p", "demo", "config", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["name"], "demo");
+    assert_eq!(v["volumes"]["data"]["name"], "demo_data");
+
+    let o = berth(d.path(), &["config", "--services"]);
+    assert_eq!(stdout(&o), "app\ndb\nweb\n");
+    let o = berth(d.path(), &["--profile", "debug", "config", "--services"]);
+    assert_eq!(stdout(&o), "app\ndb\ndebug\nweb\n");
+    let o = berth(d.path(), &["config", "--volumes"]);
+    assert_eq!(stdout(&o), "data\n");
+    let o = berth(d.path(), &["config", "--networks"]);
+    assert_eq!(stdout(&o), "default\n");
+    let o = berth(d.path(), &["config", "--profiles"]);
+    assert_eq!(stdout(&o), "debug\n");
+    let o = berth(d.path(), &["-p", "demo", "config", "--images"]);
+    assert_eq!(stdout(&o), "demo-app\npostgres:16\nnginx:1.27\n");
+}
+
+#[test]
+fn selected_services_pull_in_dependencies() {
+    let d = project(&[("compose.yaml", STACK)]);
+    let o = berth(d.path(), &["config", "--services", "app"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "app\ndb\n");
+    let o = berth(d.path(), &["config", "--services", "nope"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no such service: \"nope\""), "{}", stderr(&o));
+}
+
+#[test]
+fn hash_is_stable_and_tracks_changes() {
+    let d = project(&[("compose.yaml", STACK)]);
+    let h1 = stdout(&berth(d.path(), &["config", "--hash", "web"]));
+    let h2 = stdout(&berth(d.path(), &["config", "--hash", "web"]));
+    assert_eq!(h1, h2);
+    assert!(h1.starts_with("web ") && h1.trim().len() == 4 + 64, "{h1}");
+    let all = stdout(&berth(d.path(), &["config", "--hash", "*"]));
+    assert_eq!(all.lines().count(), 3);
+    assert!(all.contains(h1.trim()));
+    let changed = stdout(&run_env(d.path(), &["config", "--hash", "web"], "TAG", "1.28"));
+    assert_ne!(h1, changed);
+}
+
+fn run_env(dir: &Path, args: &[&str], k: &str, v: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .current_dir(dir)
+        .env(k, v)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn quiet_validates_via_exit_status() {
+    let d = project(&[("compose.yaml", STACK)]);
+    let o = berth(d.path(), &["config", "-q"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).is_empty());
+    let bad = project(&[(
+        "compose.yaml",
+        "services:\n  web:\n    image: x\n    ports:\n      - \"8080:80\"\n      - \"99999:80\"\n",
+    )]);
+    let o = berth(bad.path(), &["config", "-q"]);
+    assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
+    assert!(
+        err.contains("compose.yaml:6:9: services.web.ports[1]: \"99999:80\": port out of range 1-65535"),
+        "{err}"
+    );
+}
+
+#[test]
+fn no_interpolate_keeps_templates() {
+    let d = project(&[("compose.yaml", STACK)]);
+    let o = berth(d.path(), &["config", "--no-interpolate", "--format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["services"]["web"]["image"], "nginx:${TAG:-1.27}");
+}
+
+#[test]
+fn output_file() {
+    let d = project(&[("compose.yaml", STACK)]);
+    let out = d.path().join("resolved.yaml");
+    let o = berth(d.path(), &["config", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("image: postgres:16"));
+}
+
+#[test]
+fn stdin_and_several_files() {
+    let d = project(&[
+        ("base.yaml", "services:\n  a:\n    image: one\n    environment: [X=1]\n"),
+        ("over.yaml", "services:\n  a:\n    image: two\n    environment: {Y: '2'}\n"),
+    ]);
+    let o = berth(
+        d.path(),
+        &["-f", "base.yaml", "-f", "over.yaml", "config", "--format", "json"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["services"]["a"]["image"], "two");
+    assert_eq!(v["services"]["a"]["environment"]["X"], "1");
+    assert_eq!(v["services"]["a"]["environment"]["Y"], "2");
+
+    let o = run(
+        d.path(),
+        &["-f", "-", "-p", "piped", "config", "--services"],
+        Some("services:\n  s1: {image: x}\n  s2: {image: y}\n"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "s1\ns2\n");
+}
+
+#[test]
+fn env_file_and_project_directory() {
+    let d = project(&[
+        ("deploy/compose.yaml", "services:\n  a:\n    image: app:${VERSION}\n    volumes: [./data:/data]\n"),
+        ("prod.env", "VERSION=9.9\nCOMPOSE_PROJECT_NAME=Prod\n"),
+    ]);
+    let o = berth(
+        d.path(),
+        &[
+            "-f",
+            "deploy/compose.yaml",
+            "--env-file",
+            "prod.env",
+            "--project-directory",
+            ".",
+            "config",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["name"], "prod");
+    assert_eq!(v["services"]["a"]["image"], "app:9.9");
+    let data = d.path().join("data").display().to_string();
+    assert_eq!(v["services"]["a"]["volumes"][0]["source"], data.as_str());
+}
+
+#[test]
+fn finds_file_in_parent_and_override() {
+    let d = project(&[
+        ("docker-compose.yml", "services:\n  a:\n    image: base\n"),
+        ("docker-compose.override.yml", "services:\n  a:\n    image: overridden\n"),
+        ("sub/dir/.keep", ""),
+    ]);
+    let o = berth(&d.path().join("sub/dir"), &["config", "--images"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "overridden\n");
+    let empty = tempfile::tempdir().unwrap();
+    let o = berth(empty.path(), &["config"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no Compose file found"), "{}", stderr(&o));
+}
+
+#[test]
+fn invalid_project_name_names_the_rule() {
+    let d = project(&[("compose.yaml", "services:\n  a:\n    image: x\n")]);
+    let o = berth(d.path(), &["-p", "Bad Name", "config"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("invalid project name \"Bad Name\""), "{}", stderr(&o));
+}
+
+#[test]
+fn unset_variable_warns_once() {
+    let d = project(&[(
+        "compose.yaml",
+        "services:\n  a:\n    image: x:${MISSING_TAG}\n    environment: [A=$MISSING_TAG]\n",
+    )]);
+    let o = berth(d.path(), &["config", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o).matches("MISSING_TAG").count(), 1, "{}", stderr(&o));
+}
+
+#[test]
+fn repository_examples_load() {
+    let examples = repo_root().join("examples");
+    let Ok(entries) = std::fs::read_dir(&examples) else {
+        return;
+    };
+    let mut n = 0;
+    for e in entries.flatten() {
+        let file = e.path().join("compose.yaml");
+        if !file.is_file() {
+            continue;
+        }
+        n += 1;
+        let o = berth(&e.path(), &["-f", file.to_str().unwrap(), "config", "-q"]);
+        assert!(o.status.success(), "{}: {}", file.display(), stderr(&o));
+    }
+    assert!(n > 0, "no examples found under {}", examples.display());
+}
