@@ -17,3 +17,5 @@ pub mod store;
 
 pub use reference::Reference;
 pub use store::{Image, ImageStore, NewImage, StoreError};
+pub mod archive;
+pub mod bootstrap;
