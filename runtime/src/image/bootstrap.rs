@@ -113,15 +113,11 @@ pub fn mirror_in(text: &str) -> Option<String> {
     };
     for line in text.lines() {
         let line = line.trim();
-        if let Some(rest) = line.strip_prefix("deb ") {
-            if let Some(uri) = rest.split_whitespace().find(|w| ok(w)) {
-                return Some(uri.to_owned());
-            }
-        }
-        if let Some(rest) = line.strip_prefix("URIs:") {
-            if let Some(uri) = rest.split_whitespace().find(|u| ok(u)) {
-                return Some(uri.to_owned());
-            }
+        let rest = line
+            .strip_prefix("deb ")
+            .or_else(|| line.strip_prefix("URIs:"));
+        if let Some(uri) = rest.and_then(|r| r.split_whitespace().find(|w| ok(w))) {
+            return Some(uri.to_owned());
         }
     }
     None

@@ -753,15 +753,11 @@ impl Unpacker {
         raw: &[u8],
     ) -> Result<Meta, UnpackError> {
         let h = entry.header();
-        let bad = |source| UnpackError::Io {
-            op: "read header of",
-            path: lossy(raw),
-            source,
-        };
+        // Blank numeric fields read as 0, as Go's archive/tar (which wrote most layers) does.
         let mut meta = Meta {
-            mode: h.mode().map_err(bad)?,
-            uid: h.uid().map_err(bad)? as u32,
-            gid: h.gid().map_err(bad)? as u32,
+            mode: h.mode().unwrap_or(0o644),
+            uid: h.uid().unwrap_or(0) as u32,
+            gid: h.gid().unwrap_or(0) as u32,
             mtime: h.mtime().unwrap_or(0) as i64,
             xattrs: Vec::new(),
         };
