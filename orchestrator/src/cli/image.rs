@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use berth_runtime::image::archive;
 use berth_runtime::image::bootstrap::{self, BootstrapOptions};
 use berth_runtime::image::store::{ago, human_size, split_tag};
 use berth_runtime::image::{ImageStore, Reference};
+use berth_runtime::image::{archive, registry};
 use clap::{Args, Subcommand};
 use oci_spec::image::Config;
 
@@ -122,6 +122,12 @@ pub enum ImageCommand {
     Pull {
         /// Image reference
         reference: String,
+        /// Registry (host[:port]) to reach over plain HTTP (loopback registries always are)
+        #[arg(long = "insecure-registry", value_name = "HOST")]
+        insecure: Vec<String>,
+        /// Suppress progress output
+        #[arg(short, long)]
+        quiet: bool,
     },
 }
 
@@ -137,6 +143,15 @@ pub enum BuilderCommand {
 pub struct LoginArgs {
     /// Registry host (default: docker.io)
     pub server: Option<String>,
+    /// Username
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Password (prefer --password-stdin)
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from standard input
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 /// `berth logout`.
@@ -353,7 +368,33 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             let img = bootstrap::bootstrap(&store, &reference, &opts)?;
             writeln!(out, "{}", img.id)?;
         }
-        ImageCommand::Pull { .. } => return Err(not_yet("image pull", 3)),
+        ImageCommand::Pull {
+            reference,
+            insecure,
+            quiet,
+        } => {
+            let opts = registry::PullOptions {
+                insecure,
+                ..Default::default()
+            };
+            let show = |p: registry::Progress| {
+                if quiet {
+                    return;
+                }
+                match p {
+                    registry::Progress::Present(d) => eprintln!("{}: already exists", d.short()),
+                    registry::Progress::Downloading(d, size) => {
+                        eprintln!("{}: downloading {}", d.short(), human_size(size))
+                    }
+                    registry::Progress::Done(d) => eprintln!("{}: pull complete", d.short()),
+                }
+            };
+            let img = registry::pull(&store, &reference, &opts, &show)?;
+            if !quiet {
+                eprintln!("Digest: {}", img.manifest_digest);
+            }
+            writeln!(out, "{}", img.id)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -515,10 +556,32 @@ pub fn run_builder(_g: &GlobalOpts, cmd: BuilderCommand) -> anyhow::Result<ExitC
     }
 }
 
-pub fn login(_g: &GlobalOpts, _args: LoginArgs) -> anyhow::Result<ExitCode> {
-    Err(not_yet("login", 3))
+pub fn login(_g: &GlobalOpts, args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let server = args.server.unwrap_or_else(|| "docker.io".into());
+    let Some(user) = args.username else {
+        bail!("--username is required (berth does not prompt)")
+    };
+    let password = match (args.password, args.password_stdin) {
+        (Some(p), false) => p,
+        (None, true) => {
+            let mut s = String::new();
+            io::stdin().read_to_string(&mut s)?;
+            s.trim_end_matches(['\n', '\r']).to_owned()
+        }
+        _ => bail!("give exactly one of --password and --password-stdin"),
+    };
+    let file = registry::login(&server, &user, &password, &registry::PullOptions::default())?;
+    println!("Login Succeeded (credentials in {})", file.display());
+    Ok(ExitCode::SUCCESS)
 }
 
-pub fn logout(_g: &GlobalOpts, _args: LogoutArgs) -> anyhow::Result<ExitCode> {
-    Err(not_yet("logout", 3))
+pub fn logout(_g: &GlobalOpts, args: LogoutArgs) -> anyhow::Result<ExitCode> {
+    let server = args.server.unwrap_or_else(|| "docker.io".into());
+    let file = registry::default_auth_file();
+    if registry::store_credentials(&file, &server, None)? {
+        println!("Removing login credentials for {server}");
+    } else {
+        println!("Not logged in to {server}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

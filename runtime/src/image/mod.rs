@@ -19,3 +19,4 @@ pub use reference::Reference;
 pub use store::{Image, ImageStore, NewImage, StoreError};
 pub mod archive;
 pub mod bootstrap;
+pub mod registry;
