@@ -542,3 +542,77 @@ fn overlay_view_matches_umoci_unpack() {
     assert!(!ours.iter().any(|r| r.starts_with("bin/cat")));
     assert!(!ours.iter().any(|r| r.starts_with("etc/hostname")));
 }
+
+#[test]
+fn overlay_upper_dir_commits_as_a_layer() {
+    let t = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&t.path().join("root")).unwrap();
+    let base = store
+        .import(
+            &mut &layer(&[
+                ("etc/", ""),
+                ("etc/gone", "g"),
+                ("etc/keep", "k"),
+                ("var/", ""),
+                ("var/old", "o"),
+            ])[..],
+            "t",
+            Default::default(),
+        )
+        .unwrap();
+    // A container's rootfs: the image's layers + an upper dir; change things through it.
+    let (upper, work, mnt) = (
+        t.path().join("upper"),
+        t.path().join("work"),
+        t.path().join("mnt"),
+    );
+    for d in [&upper, &work, &mnt] {
+        fs::create_dir(d).unwrap();
+    }
+    let lower: Vec<String> = base
+        .layer_dirs()
+        .iter()
+        .rev()
+        .map(|d| d.display().to_string())
+        .collect();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o"])
+        .arg(format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.join(":"),
+            upper.display(),
+            work.display()
+        ))
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    {
+        let _m = Mount(mnt.clone());
+        fs::remove_file(mnt.join("etc/gone")).unwrap();
+        fs::remove_dir_all(mnt.join("var")).unwrap();
+        fs::create_dir(mnt.join("var")).unwrap();
+        fs::write(mnt.join("var/new"), "n").unwrap();
+        fs::write(mnt.join("etc/added"), "a").unwrap();
+        fs::hard_link(mnt.join("etc/added"), mnt.join("etc/added2")).unwrap();
+    }
+    let diff = berth_runtime::image::diff::write_upper_diff(&upper, Vec::new()).unwrap();
+    let img = store
+        .commit(Some(&mut &diff[..]), Some(&base.id), new_image("commit"))
+        .unwrap();
+    let view = t.path().join("view");
+    fs::create_dir(&view).unwrap();
+    let _v = mount_overlay(&img.layer_dirs(), &view);
+    assert!(!view.join("etc/gone").exists());
+    assert_eq!(fs::read_to_string(view.join("etc/keep")).unwrap(), "k");
+    assert_eq!(fs::read_to_string(view.join("etc/added2")).unwrap(), "a");
+    assert_eq!(
+        fs::metadata(view.join("etc/added")).unwrap().ino(),
+        fs::metadata(view.join("etc/added2")).unwrap().ino()
+    );
+    let var: Vec<_> = fs::read_dir(view.join("var"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(var, vec!["new"]);
+}

@@ -19,4 +19,5 @@ pub use reference::Reference;
 pub use store::{Image, ImageStore, NewImage, StoreError};
 pub mod archive;
 pub mod bootstrap;
+pub mod diff;
 pub mod registry;
