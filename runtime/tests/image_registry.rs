@@ -401,3 +401,124 @@ fn multi_arch_index_resolves_to_the_host_platform() {
         berth_runtime::image::store::host_arch()
     );
 }
+
+/// A token-auth front for the real registry: `/v2/*` needs `Bearer tok-123`, which `/token`
+/// gives only to Basic `user:pw` (as Docker Hub's auth service does for private repos).
+struct AuthProxy {
+    port: u16,
+    token_calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl AuthProxy {
+    fn start(upstream: String) -> AuthProxy {
+        use std::io::{BufRead, BufReader, Write};
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c2 = calls.clone();
+        std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            for conn in l.incoming() {
+                let Ok(mut s) = conn else { return };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = h.trim_end().split_once(':') {
+                        headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
+                    }
+                }
+                let get = |k: &str| headers.iter().find(|(h, _)| h == k).map(|(_, v)| v.clone());
+                let (status, ctype, body, extra) = if path.starts_with("/token") {
+                    c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    // "user:pw" in base64
+                    if get("authorization").as_deref() == Some("Basic dXNlcjpwdw==") {
+                        (
+                            200,
+                            "application/json".to_owned(),
+                            br#"{"token":"tok-123"}"#.to_vec(),
+                            String::new(),
+                        )
+                    } else {
+                        (401, "text/plain".to_owned(), b"no".to_vec(), String::new())
+                    }
+                } else if get("authorization").as_deref() != Some("Bearer tok-123") {
+                    let ch = format!(
+                        "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test\",scope=\"repository:test/bb:pull\"\r\n"
+                    );
+                    (401, "application/json".to_owned(), b"{}".to_vec(), ch)
+                } else {
+                    let mut req = agent.get(format!("http://{upstream}{path}"));
+                    if let Some(a) = get("accept") {
+                        req = req.header("Accept", a);
+                    }
+                    let mut resp = req.call().unwrap();
+                    let ct = resp
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    let st = resp.status().as_u16();
+                    let body = resp
+                        .body_mut()
+                        .with_config()
+                        .limit(1 << 30)
+                        .read_to_vec()
+                        .unwrap();
+                    (st, ct, body, String::new())
+                };
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(&body);
+            }
+        });
+        AuthProxy {
+            port,
+            token_calls: calls,
+        }
+    }
+}
+
+#[test]
+fn bearer_token_flow_with_docker_config_credentials() {
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let src_id = push_two_layer(&reg, work.path(), "test/bb", "auth");
+    let proxy = AuthProxy::start(reg.host());
+    let reference = format!("127.0.0.1:{}/test/bb:t", proxy.port);
+
+    // No credentials: the token service refuses, the error says to log in.
+    let store = ImageStore::open(&work.path().join("dst")).unwrap();
+    let mut o = opts();
+    o.auth_file = Some(work.path().join("none.json"));
+    let e = registry::pull(&store, &reference, &o, &|_| {}).unwrap_err();
+    assert!(e.to_string().contains("berth login"), "{e}");
+
+    // Credentials in a docker config.json: Basic to the token service, Bearer to the registry.
+    let cfg = work.path().join("config.json");
+    registry::store_credentials(
+        &cfg,
+        &format!("127.0.0.1:{}", proxy.port),
+        Some(("user", "pw")),
+    )
+    .unwrap();
+    o.auth_file = Some(cfg);
+    let img = registry::pull(&store, &reference, &o, &|_| {}).unwrap();
+    assert_eq!(img.id, src_id);
+    assert!(proxy.token_calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+}
