@@ -410,12 +410,19 @@ struct AuthProxy {
 }
 
 impl AuthProxy {
+    /// `auth`: demand the token. `break_blobs`: cut that many blob responses off halfway
+    /// (the connection drops mid-download), then serve normally.
     fn start(upstream: String) -> AuthProxy {
+        Self::start_with(upstream, true, 0)
+    }
+
+    fn start_with(upstream: String, auth: bool, break_blobs: usize) -> AuthProxy {
         use std::io::{BufRead, BufReader, Write};
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let c2 = calls.clone();
+        let mut broken = 0;
         std::thread::spawn(move || {
             let agent: ureq::Agent = ureq::Agent::config_builder()
                 .http_status_as_error(false)
@@ -453,7 +460,7 @@ impl AuthProxy {
                     } else {
                         (401, "text/plain".to_owned(), b"no".to_vec(), String::new())
                     }
-                } else if get("authorization").as_deref() != Some("Bearer tok-123") {
+                } else if auth && get("authorization").as_deref() != Some("Bearer tok-123") {
                     let ch = format!(
                         "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test\",scope=\"repository:test/bb:pull\"\r\n"
                     );
@@ -484,6 +491,12 @@ impl AuthProxy {
                     body.len()
                 );
                 let _ = s.write_all(head.as_bytes());
+                if path.contains("/blobs/") && status == 200 && broken < break_blobs {
+                    broken += 1;
+                    let _ = s.write_all(&body[..body.len() / 2]);
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
                 let _ = s.write_all(&body);
             }
         });
@@ -521,4 +534,43 @@ fn bearer_token_flow_with_docker_config_credentials() {
     let img = registry::pull(&store, &reference, &o, &|_| {}).unwrap();
     assert_eq!(img.id, src_id);
     assert!(proxy.token_calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+}
+
+#[test]
+fn downloads_cut_off_midway_are_retried_or_fail_cleanly() {
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let src_id = push_two_layer(&reg, work.path(), "test/bb", "flaky");
+
+    // Two broken downloads, then good ones: the retries make the pull succeed.
+    let flaky = AuthProxy::start_with(reg.host(), false, 2);
+    let store = ImageStore::open(&work.path().join("dst")).unwrap();
+    let mut o = opts();
+    o.attempts = 4;
+    o.parallel = 1;
+    let img = registry::pull(
+        &store,
+        &format!("127.0.0.1:{}/test/bb:t", flaky.port),
+        &o,
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(img.id, src_id);
+
+    // Every download broken: a clean error, no image, no partial file.
+    let dead = AuthProxy::start_with(reg.host(), false, usize::MAX);
+    let other = ImageStore::open(&work.path().join("dst2")).unwrap();
+    let e = registry::pull(
+        &other,
+        &format!("127.0.0.1:{}/test/bb:t", dead.port),
+        &o,
+        &|_| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("127.0.0.1"), "{e}");
+    assert!(other.list().unwrap().is_empty());
+    assert_eq!(fs::read_dir(other.dir().join("tmp")).unwrap().count(), 0);
+    // The registry back to normal: the same store pulls fine.
+    let img = registry::pull(&other, &format!("{}/test/bb:t", reg.host()), &o, &|_| {}).unwrap();
+    assert_eq!(img.id, src_id);
 }
