@@ -708,7 +708,7 @@ pub fn pull(
             registry: r.registry.clone(),
             source,
         })?;
-    drop(_w);
+    // add_image runs under our writer lock too, so a prune cannot collect the new blobs.
     let img = store.add_image(&digest, None, Some(format!("{}@{digest}", r.name())))?;
     if let Some(tagged) = r.tagged()
         && r.digest.is_none()

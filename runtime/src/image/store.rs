@@ -613,10 +613,13 @@ impl ImageStore {
         }
         let path = self.image_record_path(&config_digest);
         let mut repo_digests = Vec::new();
+        let mut old_parent = None;
         if path.exists()
             && let Ok(old) = self.read_json::<ImageRecord>(&path)
         {
+            // The same config again (a re-pull, a load): keep what was known about it.
             repo_digests = old.repo_digests;
+            old_parent = old.parent;
         }
         if let Some(rd) = repo_digest
             && !repo_digests.contains(&rd)
@@ -631,7 +634,7 @@ impl ImageStore {
                 .clone()
                 .unwrap_or_else(|| media::OCI_MANIFEST.to_owned()),
             layers,
-            parent: parent.cloned(),
+            parent: parent.cloned().or(old_parent),
             added: now_rfc3339(),
             repo_digests,
         };
@@ -1202,7 +1205,8 @@ impl ImageStore {
             reason: e.to_string(),
         })?;
         let mdigest = self.blobs.put_bytes(&mbytes)?;
-        drop(_w);
+        // Still under the writer lock (shared locks nest): a prune must not collect the blobs
+        // just written before the record that references them exists.
         self.add_image(&mdigest, parent, None)
     }
 
