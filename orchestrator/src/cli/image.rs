@@ -166,6 +166,7 @@ fn open_store(g: &GlobalOpts) -> anyhow::Result<ImageStore> {
         .with_context(|| format!("opening the image store under {}", g.root.display()))
 }
 
+/// Runs one `berth image` command against the store under `--root`.
 pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     let store = open_store(g)?;
     let mut out = io::stdout().lock();
@@ -377,18 +378,8 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                 insecure,
                 ..Default::default()
             };
-            let show = |p: registry::Progress| {
-                if quiet {
-                    return;
-                }
-                match p {
-                    registry::Progress::Present(d) => eprintln!("{}: already exists", d.short()),
-                    registry::Progress::Downloading(d, size) => {
-                        eprintln!("{}: downloading {}", d.short(), human_size(size))
-                    }
-                    registry::Progress::Done(d) => eprintln!("{}: pull complete", d.short()),
-                }
-            };
+            let bars = PullBars::new(quiet);
+            let show = |p: registry::Progress| bars.event(p);
             let img = registry::pull(&store, &reference, &opts, &show)?;
             if !quiet {
                 eprintln!("Digest: {}", img.manifest_digest);
@@ -397,6 +388,67 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One progress bar per layer being downloaded (hidden when stderr is not a terminal).
+struct PullBars {
+    quiet: bool,
+    multi: indicatif::MultiProgress,
+    bars: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+}
+
+impl PullBars {
+    fn new(quiet: bool) -> Self {
+        PullBars {
+            quiet,
+            multi: indicatif::MultiProgress::new(),
+            bars: Default::default(),
+        }
+    }
+
+    /// Bars on a terminal, plain lines otherwise (logs, CI).
+    fn line(&self, s: String) {
+        if io::IsTerminal::is_terminal(&io::stderr()) {
+            let _ = self.multi.println(s);
+        } else {
+            eprintln!("{s}");
+        }
+    }
+
+    fn event(&self, p: registry::Progress) {
+        if self.quiet {
+            return;
+        }
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
+        match p {
+            registry::Progress::Present(d) => {
+                self.line(format!("{}: already exists", d.short()));
+            }
+            registry::Progress::Downloading(d, size) => {
+                let bar = self.multi.add(indicatif::ProgressBar::new(size));
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{prefix}: {bar:30} {bytes}/{total_bytes}",
+                ) {
+                    bar.set_style(style);
+                }
+                bar.set_prefix(d.short().to_owned());
+                bars.insert(d.to_string(), bar);
+            }
+            registry::Progress::Bytes(d, n) => {
+                if let Some(b) = bars.get(d.as_str()) {
+                    b.inc(n);
+                }
+            }
+            registry::Progress::Done(d) => {
+                if let Some(b) = bars.remove(d.as_str()) {
+                    b.finish_and_clear();
+                }
+                self.line(format!("{}: pull complete", d.short()));
+            }
+        }
+    }
 }
 
 fn print_removal(
@@ -550,12 +602,14 @@ fn apply_change(c: &mut Config, change: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs one `berth builder` command (issue 7).
 pub fn run_builder(_g: &GlobalOpts, cmd: BuilderCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BuilderCommand::Prune => Err(not_yet("builder prune", 7)),
     }
 }
 
+/// `berth login`: verifies credentials against the registry, then stores them as `docker login` does.
 pub fn login(_g: &GlobalOpts, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let server = args.server.unwrap_or_else(|| "docker.io".into());
     let Some(user) = args.username else {
@@ -575,6 +629,7 @@ pub fn login(_g: &GlobalOpts, args: LoginArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `berth logout`: forgets the stored credentials of a registry.
 pub fn logout(_g: &GlobalOpts, args: LogoutArgs) -> anyhow::Result<ExitCode> {
     let server = args.server.unwrap_or_else(|| "docker.io".into());
     let file = registry::default_auth_file();

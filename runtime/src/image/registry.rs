@@ -148,8 +148,27 @@ pub enum Progress {
     Downloading(Digest, u64),
     /// A layer was already in the store.
     Present(Digest),
+    /// Bytes of a layer received since the last event.
+    Bytes(Digest, u64),
     /// A layer finished downloading.
     Done(Digest),
+}
+
+/// Reports bytes as they pass, for progress bars.
+struct Counting<'a, R> {
+    inner: R,
+    digest: &'a Digest,
+    progress: &'a (dyn Fn(Progress) + Sync),
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            (self.progress)(Progress::Bytes(self.digest.clone(), n as u64));
+        }
+        Ok(n)
+    }
 }
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
@@ -573,7 +592,13 @@ impl Client {
     }
 
     /// Streams a blob into the store, verified; retried as a whole on failure.
-    pub fn fetch_blob(&self, store: &ImageStore, d: &Digest, what: &'static str) -> Result<()> {
+    pub fn fetch_blob(
+        &self,
+        store: &ImageStore,
+        d: &Digest,
+        what: &'static str,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<()> {
         let _lock = store
             .blobs()
             .lock(d)
@@ -591,7 +616,11 @@ impl Client {
         loop {
             attempt += 1;
             let resp = self.get(&url, None, &format!("{what} {d}"))?;
-            let reader = resp.into_body().into_reader();
+            let reader = Counting {
+                inner: resp.into_body().into_reader(),
+                digest: d,
+                progress,
+            };
             match store.blobs().put_verified(reader, d) {
                 Ok(_) => return Ok(()),
                 Err(BlobError::Io { source, .. }) if attempt < self.opts.attempts => {
@@ -660,7 +689,7 @@ pub fn pull(
             reason: e.to_string(),
         })?;
     let _w = store.writer_lock()?;
-    client.fetch_blob(store, &manifest.config.digest, "config")?;
+    client.fetch_blob(store, &manifest.config.digest, "config", &|_| {})?;
     let missing: Vec<_> = manifest
         .layers
         .iter()
@@ -684,7 +713,7 @@ pub fn pull(
                     let next = queue.lock().ok().and_then(|mut q| q.next());
                     let Some(layer) = next else { return };
                     progress(Progress::Downloading(layer.digest.clone(), layer.size));
-                    match client.fetch_blob(store, &layer.digest, "layer") {
+                    match client.fetch_blob(store, &layer.digest, "layer", progress) {
                         Ok(()) => progress(Progress::Done(layer.digest.clone())),
                         Err(e) => {
                             if let Ok(mut slot) = first_error.lock() {

@@ -987,10 +987,16 @@ impl ImageStore {
                 self.blobs.remove(&d)?;
             }
         }
-        // Leftovers of interrupted writers (no writer runs while we hold the gc lock).
-        for dir in [self.dir.join("tmp"), self.dir.join("l")] {
+        // Leftovers of interrupted writers and per-blob lock files (no writer runs, so none
+        // is held, while we hold the gc lock).
+        for dir in [
+            self.dir.join("tmp"),
+            self.dir.join("l"),
+            self.dir.join("locks"),
+        ] {
+            let all = dir.ends_with("locks");
             for e in fs::read_dir(&dir).map_err(io_err("list", &dir))?.flatten() {
-                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                if all || e.file_name().to_string_lossy().starts_with(".tmp-") {
                     let p = e.path();
                     let r = if p.is_dir() {
                         fs::remove_dir_all(&p)
