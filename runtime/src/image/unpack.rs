@@ -152,13 +152,105 @@ pub fn decompress<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a>>
     })
 }
 
-/// Unpacks a (possibly compressed) layer tar into `dest`, which must exist.
-pub fn unpack_layer<R: Read>(
+/// Unpacks a (possibly compressed) layer tar into `dest`, which must exist. A compressed
+/// stream is decompressed on a second thread while this one writes files, as `tar -xz` pipes
+/// through gzip.
+pub fn unpack_layer<R: Read + Send>(
     reader: R,
     dest: &Path,
     mode: Whiteouts,
 ) -> Result<UnpackStats, UnpackError> {
-    let plain = decompress(reader).map_err(UnpackError::Read)?;
+    let mut buf = BufReader::with_capacity(256 * 1024, reader);
+    let kind = Compression::detect(buf.fill_buf().map_err(UnpackError::Read)?);
+    if kind == Compression::None {
+        return unpack_plain(buf, dest, mode);
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(16);
+        s.spawn(move || {
+            let mut dec: Box<dyn Read> = match kind {
+                Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
+                _ => match zstd::stream::read::Decoder::with_buffer(buf) {
+                    Ok(d) => Box::new(d),
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                },
+            };
+            loop {
+                let mut chunk = vec![0u8; 256 * 1024];
+                let mut filled = 0;
+                // Fill the chunk (decoders return small reads) to keep channel traffic low.
+                let res = loop {
+                    match dec.read(&mut chunk[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == chunk.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                if let Err(e) = res {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                if filled == 0 {
+                    return;
+                }
+                chunk.truncate(filled);
+                if tx.send(Ok(chunk)).is_err() {
+                    return; // the unpacker stopped (error): stop decompressing
+                }
+            }
+        });
+        unpack_plain(
+            ChannelReader {
+                rx,
+                cur: Vec::new(),
+                pos: 0,
+            },
+            dest,
+            mode,
+        )
+    })
+}
+
+/// Reads the chunks a decompression thread sends.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn unpack_plain<R: Read>(
+    plain: R,
+    dest: &Path,
+    mode: Whiteouts,
+) -> Result<UnpackStats, UnpackError> {
     let hashed = HashingReader::new(plain);
     let mut archive = tar::Archive::new(hashed);
     let mut u = Unpacker::new(dest, mode)?;
