@@ -1,0 +1,1311 @@
+//! The image store proper: image records, the tag index, layers unpacked once by chain id,
+//! garbage collection, and the [`Image`] the container executor consumes.
+//!
+//! Concurrency: every writer (pull, load, import, commit) holds a shared lock on `gc.lock`
+//! while it adds blobs and layers; `rm`/`prune` take it exclusively before collecting, so a
+//! collection never deletes what an unfinished writer has just added. The tag index is
+//! rewritten under its own exclusive lock (`tags.lock`), read-modify-write, then renamed.
+//!
+//! "In use": a container uses an image when `<root>/containers/<name>/image-id` holds the
+//! image id (`sha256:…`). The container executor writes that file when it creates a container
+//! and removes the directory with the container; `image rm` and `image prune` read them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use oci_spec::image::{Config, ImageConfiguration};
+use serde::{Deserialize, Serialize};
+
+use super::blobs::{BlobError, Blobs, unique_suffix, write_atomic};
+use super::digest::Digest;
+use super::lock::FileLock;
+use super::reference::{Reference, ReferenceError};
+use super::unpack::{self, Compression, UnpackError, Whiteouts};
+
+/// Media types the store writes and reads.
+pub mod media {
+    /// OCI image manifest.
+    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    /// OCI image index.
+    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    /// OCI image config.
+    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    /// OCI layer, plain tar.
+    pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+    /// OCI layer, gzip.
+    pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    /// OCI layer, zstd.
+    pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+    /// Docker schema 2 manifest.
+    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    /// Docker manifest list.
+    pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    /// Docker image config.
+    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+}
+
+/// The file in a container's directory that names the image it uses (see the module doc).
+pub const CONTAINER_IMAGE_ID_FILE: &str = "image-id";
+
+/// How long the layer directory names are (hex digits of the chain id): short, because
+/// overlayfs takes all lowerdirs in one mount option limited to a page.
+const LAYER_DIR_LEN: usize = 16;
+
+/// Store failures, with the object at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A blob operation failed (including digest mismatches).
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// A layer could not be unpacked.
+    #[error("cannot unpack layer {blob}")]
+    Unpack {
+        /// The layer blob.
+        blob: Digest,
+        #[source]
+        source: UnpackError,
+    },
+    /// The reference does not parse.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// No image matches.
+    #[error("no such image: {reference}")]
+    NotFound {
+        /// What was looked up.
+        reference: String,
+    },
+    /// An id prefix matches several images.
+    #[error("image id prefix {prefix:?} is ambiguous ({count} images match)")]
+    Ambiguous {
+        /// The prefix.
+        prefix: String,
+        /// How many images match.
+        count: usize,
+    },
+    /// An unpacked layer does not hash to the diff id its config announces.
+    #[error("layer {blob} unpacks to {actual}, but the image config says {expected}")]
+    DiffIdMismatch {
+        /// The layer blob.
+        blob: Digest,
+        /// From the config's rootfs.diff_ids.
+        expected: Digest,
+        /// What the uncompressed stream hashed to.
+        actual: Digest,
+    },
+    /// A manifest or config document is malformed.
+    #[error("invalid {what} {digest}: {reason}")]
+    BadDocument {
+        /// "manifest", "config" …
+        what: &'static str,
+        /// The blob.
+        digest: Digest,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The image is used by containers and `-f` was not given.
+    #[error("image {image} is in use by container(s) {containers} (use -f to untag it anyway)")]
+    InUse {
+        /// The image id.
+        image: Digest,
+        /// Comma-separated container names.
+        containers: String,
+    },
+    /// Removing by id an image with several tags needs `-f`.
+    #[error("image {image} is tagged in several repositories ({tags}); remove by tag or use -f")]
+    MultipleTags {
+        /// The image id.
+        image: Digest,
+        /// Its tags.
+        tags: String,
+    },
+    /// A store file could not be read or written.
+    #[error("cannot {op} {path}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file at fault.
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A store metadata file is not valid JSON.
+    #[error("corrupt store file {path}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError + use<> {
+    let path = path.to_owned();
+    move |source| StoreError::Io { op, path, source }
+}
+
+/// A content descriptor as manifests and indexes hold them (OCI and Docker share the shape).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// The media type.
+    pub media_type: String,
+    /// The content digest.
+    pub digest: Digest,
+    /// The content size in bytes.
+    pub size: u64,
+    /// For index entries: the platform the manifest is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+    /// Annotations (OCI layouts put the tag in `org.opencontainers.image.ref.name`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The platform of an index entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Platform {
+    /// GOARCH name.
+    pub architecture: String,
+    /// GOOS name.
+    pub os: String,
+    /// CPU variant (`v8` …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// An image manifest (OCI v1 or Docker schema 2: same fields).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The manifest's own media type (optional in OCI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The image config.
+    pub config: Descriptor,
+    /// The layers, bottom first.
+    pub layers: Vec<Descriptor>,
+}
+
+/// An image index or Docker manifest list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The index's own media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// One manifest per platform (or per tag, in an OCI layout's index.json).
+    pub manifests: Vec<Descriptor>,
+}
+
+/// GOARCH of this host, for picking a manifest out of an index.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// Picks the entry of an index for this host (linux + host arch), if any.
+pub fn pick_platform(index: &Index) -> Option<&Descriptor> {
+    index.manifests.iter().find(|d| {
+        d.platform
+            .as_ref()
+            .is_some_and(|p| p.os == "linux" && p.architecture == host_arch())
+    })
+}
+
+/// One unpacked layer, shared by every image whose stack contains it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerRecord {
+    /// sha256 over the parent chain and this diff: the key.
+    pub chain_id: Digest,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    /// The chain id below, if any.
+    pub parent: Option<Digest>,
+    /// Directory name under `l/`.
+    pub dir: String,
+    /// Bytes of file content.
+    pub size: u64,
+}
+
+/// A layer as one image references it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerRef {
+    /// The (possibly compressed) blob.
+    pub blob: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Blob size.
+    pub blob_size: u64,
+    /// Uncompressed digest.
+    pub diff_id: Digest,
+    /// Chain id (the unpacked directory's key).
+    pub chain_id: Digest,
+}
+
+/// What the store keeps about an image (`imagedb/<id hex>.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// The image id: the config digest, as Docker uses.
+    pub id: Digest,
+    /// The manifest digest (what a registry knows the image by).
+    pub manifest: Digest,
+    /// The manifest media type.
+    pub manifest_media_type: String,
+    /// Layers, bottom first.
+    pub layers: Vec<LayerRef>,
+    /// The image this one was committed on top of (builder, `container commit`).
+    #[serde(default)]
+    pub parent: Option<Digest>,
+    /// When the image entered this store (RFC 3339).
+    pub added: String,
+    /// `name@digest` for images pulled from a registry.
+    #[serde(default)]
+    pub repo_digests: Vec<String>,
+}
+
+/// Docker's healthcheck extension of the image config (absent from the OCI spec).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Healthcheck {
+    /// `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`.
+    #[serde(default)]
+    pub test: Vec<String>,
+    /// Nanoseconds between checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<u64>,
+    /// Nanoseconds before a check counts as failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    /// Nanoseconds of grace after start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<u64>,
+    /// Nanoseconds between checks during the start period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<u64>,
+    /// Consecutive failures before unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u64>,
+}
+
+/// A resolved image: what a container needs to start from it.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// Image id (config digest).
+    pub id: Digest,
+    /// Manifest digest.
+    pub manifest_digest: Digest,
+    /// The parsed OCI config: Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Volumes,
+    /// Labels, StopSignal under `config()`; history; rootfs.
+    pub config: ImageConfiguration,
+    /// The config JSON as stored (for Docker extensions such as Healthcheck, Shell, OnBuild).
+    pub raw_config: serde_json::Value,
+    /// The store record.
+    pub record: ImageRecord,
+    /// Tags pointing at this image (`docker.io/library/x:t`).
+    pub repo_tags: Vec<String>,
+    /// Unpacked content size of each layer, bottom first.
+    pub layer_sizes: Vec<u64>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Image {
+    /// Unpacked layer directories, BOTTOM to TOP. overlayfs wants lowerdir= TOP first, so
+    /// reverse this when joining with ':'.
+    pub fn layer_dirs(&self) -> Vec<PathBuf> {
+        self.dirs.clone()
+    }
+
+    /// The runtime defaults (Env, Cmd …), if the config has any.
+    pub fn runtime_config(&self) -> Option<&Config> {
+        self.config.config().as_ref()
+    }
+
+    /// Docker's HEALTHCHECK, read from the raw config.
+    pub fn healthcheck(&self) -> Option<Healthcheck> {
+        let v = self.raw_config.get("config")?.get("Healthcheck")?;
+        serde_json::from_value(v.clone()).ok()
+    }
+
+    /// Unpacked size of all layers.
+    pub fn size(&self) -> u64 {
+        self.layer_sizes.iter().sum()
+    }
+}
+
+/// What a new image committed on top of a parent gets (builder, `container commit`, import).
+#[derive(Debug, Clone, Default)]
+pub struct NewImage {
+    /// Runtime config (Env, Cmd …); its rootfs and history are filled in by the store.
+    pub config: Config,
+    /// Docker HEALTHCHECK, stored as the `Healthcheck` extension.
+    pub healthcheck: Option<Healthcheck>,
+    /// The history line (`created_by`), e.g. the Dockerfile instruction.
+    pub created_by: String,
+    /// A comment for the history line.
+    pub comment: Option<String>,
+}
+
+/// A row of `image ls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageSummary {
+    /// Familiar repository name, or `<none>`.
+    pub repository: String,
+    /// Tag, or `<none>`.
+    pub tag: String,
+    /// Image id.
+    pub id: Digest,
+    /// Creation time from the config.
+    pub created: Option<String>,
+    /// Unpacked size.
+    pub size: u64,
+}
+
+/// A row of `image history`, newest first as Docker prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryRow {
+    /// Creation time.
+    pub created: Option<String>,
+    /// The instruction or tool that made the layer.
+    pub created_by: String,
+    /// Layer size (0 for metadata-only steps).
+    pub size: u64,
+    /// Comment.
+    pub comment: String,
+    /// Whether the step produced no layer.
+    pub empty_layer: bool,
+}
+
+/// What `prune`/`rm` removed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RemoveReport {
+    /// Tags removed.
+    pub untagged: Vec<String>,
+    /// Image ids removed.
+    pub deleted: Vec<Digest>,
+    /// Layers removed (chain ids).
+    pub layers_deleted: usize,
+    /// Bytes of unpacked layers and blobs freed.
+    pub reclaimed: u64,
+    /// Images kept because containers use them.
+    pub kept_in_use: Vec<Digest>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct TagIndex {
+    tags: BTreeMap<String, Digest>,
+}
+
+/// The image store under `<root>/images`.
+#[derive(Debug, Clone)]
+pub struct ImageStore {
+    root: PathBuf,
+    dir: PathBuf,
+    blobs: Blobs,
+}
+
+/// RFC 3339 timestamp of now, seconds precision.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+impl ImageStore {
+    /// Opens the store of the berth instance rooted at `root`, creating its directories.
+    pub fn open(root: &Path) -> Result<ImageStore> {
+        let dir = root.join("images");
+        for sub in ["layers", "l", "imagedb"] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+        }
+        let blobs = Blobs::open(&dir)?;
+        Ok(ImageStore {
+            root: root.to_owned(),
+            dir,
+            blobs,
+        })
+    }
+
+    /// The blob area (for sources that stream blobs in: pull, load).
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// `<root>/images`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Held by every writer while it adds content, see the module doc.
+    pub fn writer_lock(&self) -> Result<FileLock> {
+        let p = self.dir.join("gc.lock");
+        FileLock::shared(&p).map_err(io_err("lock", &p))
+    }
+
+    fn gc_lock(&self) -> Result<FileLock> {
+        let p = self.dir.join("gc.lock");
+        FileLock::exclusive(&p).map_err(io_err("lock", &p))
+    }
+
+    fn read_json<T: for<'de> Deserialize<'de>>(&self, path: &Path) -> Result<T> {
+        let bytes = fs::read(path).map_err(io_err("read", path))?;
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    fn write_json<T: Serialize>(&self, path: &Path, v: &T) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(v).map_err(|source| StoreError::Corrupt {
+            path: path.to_owned(),
+            source,
+        })?;
+        write_atomic(self.blobs.tmp_dir(), path, &bytes).map_err(io_err("write", path))
+    }
+
+    fn layer_record_path(&self, chain: &Digest) -> PathBuf {
+        self.dir
+            .join("layers")
+            .join(format!("{}.json", chain.hex()))
+    }
+
+    fn image_record_path(&self, id: &Digest) -> PathBuf {
+        self.dir.join("imagedb").join(format!("{}.json", id.hex()))
+    }
+
+    /// The unpacked directory of a layer.
+    pub fn layer_dir(&self, rec: &LayerRecord) -> PathBuf {
+        self.dir.join("l").join(&rec.dir)
+    }
+
+    /// The layer record for a chain id, if that layer is unpacked.
+    pub fn layer(&self, chain: &Digest) -> Result<Option<LayerRecord>> {
+        let p = self.layer_record_path(chain);
+        if !p.exists() {
+            return Ok(None);
+        }
+        let rec: LayerRecord = self.read_json(&p)?;
+        Ok(self.layer_dir(&rec).is_dir().then_some(rec))
+    }
+
+    /// Unpacks the layer blob on top of `parent` (a chain id) unless that chain is already
+    /// unpacked. With `diff_id` known (from a config) the work is skipped when present and the
+    /// result is verified; without it (commit, import) it is computed.
+    pub fn ensure_layer(
+        &self,
+        parent: Option<&Digest>,
+        blob: &Digest,
+        diff_id: Option<&Digest>,
+    ) -> Result<LayerRecord> {
+        if let Some(d) = diff_id
+            && let Some(rec) = self.layer(&Digest::chain(parent, d))?
+        {
+            return Ok(rec);
+        }
+        let l = self.dir.join("l");
+        let tmp = l.join(format!(".tmp-{}", unique_suffix()));
+        fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+        let res = (|| {
+            let f = self.blobs.open_blob(blob)?;
+            let stats = unpack::unpack_layer(f, &tmp, Whiteouts::Overlay).map_err(|source| {
+                StoreError::Unpack {
+                    blob: blob.clone(),
+                    source,
+                }
+            })?;
+            if let Some(expected) = diff_id
+                && expected != &stats.diff_id
+            {
+                return Err(StoreError::DiffIdMismatch {
+                    blob: blob.clone(),
+                    expected: expected.clone(),
+                    actual: stats.diff_id,
+                });
+            }
+            Ok(stats)
+        })();
+        let stats = match res {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        let chain = Digest::chain(parent, &stats.diff_id);
+        let _guard = self.blobs.lock(&chain)?;
+        if let Some(rec) = self.layer(&chain)? {
+            let _ = fs::remove_dir_all(&tmp);
+            return Ok(rec);
+        }
+        let rec = LayerRecord {
+            chain_id: chain.clone(),
+            diff_id: stats.diff_id.clone(),
+            parent: parent.cloned(),
+            dir: chain.hex()[..LAYER_DIR_LEN].to_owned(),
+            size: stats.file_bytes,
+        };
+        let dst = self.layer_dir(&rec);
+        if dst.exists() {
+            // A leftover without a record (crash between rename and record): replace it.
+            fs::remove_dir_all(&dst).map_err(io_err("remove stale layer", &dst))?;
+        }
+        fs::rename(&tmp, &dst).map_err(io_err("rename layer into", &dst))?;
+        self.write_json(&self.layer_record_path(&chain), &rec)?;
+        tracing::info!(chain = %chain, dir = %dst.display(), size = rec.size, "layer unpacked");
+        Ok(rec)
+    }
+
+    /// Registers an image whose manifest, config and layer blobs are all stored: unpacks the
+    /// layers (once per chain), checks the diff ids, writes the image record.
+    pub fn add_image(
+        &self,
+        manifest_digest: &Digest,
+        parent: Option<&Digest>,
+        repo_digest: Option<String>,
+    ) -> Result<Image> {
+        let _w = self.writer_lock()?;
+        let bytes = self.blobs.read(manifest_digest)?;
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::BadDocument {
+                what: "manifest",
+                digest: manifest_digest.clone(),
+                reason: e.to_string(),
+            })?;
+        let config_bytes = self.blobs.read(&manifest.config.digest)?;
+        let config_digest = Digest::of_bytes(&config_bytes);
+        let config = parse_config(&config_bytes, &config_digest)?;
+        let diff_ids = diff_ids(&config, &config_digest)?;
+        if diff_ids.len() != manifest.layers.len() {
+            return Err(StoreError::BadDocument {
+                what: "manifest",
+                digest: manifest_digest.clone(),
+                reason: format!(
+                    "{} layers but the config lists {} diff ids",
+                    manifest.layers.len(),
+                    diff_ids.len()
+                ),
+            });
+        }
+        let mut layers = Vec::new();
+        let mut chain: Option<Digest> = None;
+        for (desc, diff) in manifest.layers.iter().zip(&diff_ids) {
+            let rec = self.ensure_layer(chain.as_ref(), &desc.digest, Some(diff))?;
+            layers.push(LayerRef {
+                blob: desc.digest.clone(),
+                media_type: desc.media_type.clone(),
+                blob_size: desc.size,
+                diff_id: diff.clone(),
+                chain_id: rec.chain_id.clone(),
+            });
+            chain = Some(rec.chain_id);
+        }
+        let path = self.image_record_path(&config_digest);
+        let mut repo_digests = Vec::new();
+        let mut old_parent = None;
+        if path.exists()
+            && let Ok(old) = self.read_json::<ImageRecord>(&path)
+        {
+            // The same config again (a re-pull, a load): keep what was known about it.
+            repo_digests = old.repo_digests;
+            old_parent = old.parent;
+        }
+        if let Some(rd) = repo_digest
+            && !repo_digests.contains(&rd)
+        {
+            repo_digests.push(rd);
+        }
+        let rec = ImageRecord {
+            id: config_digest.clone(),
+            manifest: manifest_digest.clone(),
+            manifest_media_type: manifest
+                .media_type
+                .clone()
+                .unwrap_or_else(|| media::OCI_MANIFEST.to_owned()),
+            layers,
+            parent: parent.cloned().or(old_parent),
+            added: now_rfc3339(),
+            repo_digests,
+        };
+        self.write_json(&path, &rec)?;
+        tracing::info!(id = %config_digest, manifest = %manifest_digest, "image added");
+        self.load_image(rec)
+    }
+
+    fn load_image(&self, record: ImageRecord) -> Result<Image> {
+        let config_bytes = self.blobs.read(&record.id)?;
+        let config = parse_config(&config_bytes, &record.id)?;
+        let raw_config =
+            serde_json::from_slice(&config_bytes).map_err(|e| StoreError::BadDocument {
+                what: "config",
+                digest: record.id.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut dirs = Vec::new();
+        let mut sizes = Vec::new();
+        for l in &record.layers {
+            let rec = self
+                .layer(&l.chain_id)?
+                .ok_or_else(|| StoreError::NotFound {
+                    reference: format!("layer {} of image {}", l.chain_id, record.id),
+                })?;
+            dirs.push(self.layer_dir(&rec));
+            sizes.push(rec.size);
+        }
+        let tags = self.read_tags()?;
+        let repo_tags = tags
+            .tags
+            .iter()
+            .filter(|(_, id)| **id == record.id)
+            .map(|(t, _)| t.clone())
+            .collect();
+        Ok(Image {
+            id: record.id.clone(),
+            manifest_digest: record.manifest.clone(),
+            config,
+            raw_config,
+            record,
+            repo_tags,
+            dirs,
+            layer_sizes: sizes,
+        })
+    }
+
+    fn records(&self) -> Result<Vec<ImageRecord>> {
+        let d = self.dir.join("imagedb");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&d).map_err(io_err("list", &d))? {
+            let e = e.map_err(io_err("list", &d))?;
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                out.push(self.read_json(&p)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_tags(&self) -> Result<TagIndex> {
+        let p = self.dir.join("tags.json");
+        if !p.exists() {
+            return Ok(TagIndex::default());
+        }
+        self.read_json(&p)
+    }
+
+    fn update_tags<T>(&self, f: impl FnOnce(&mut TagIndex) -> T) -> Result<T> {
+        let lp = self.dir.join("tags.lock");
+        let _l = FileLock::exclusive(&lp).map_err(io_err("lock", &lp))?;
+        let mut idx = self.read_tags()?;
+        let out = f(&mut idx);
+        self.write_json(&self.dir.join("tags.json"), &idx)?;
+        Ok(out)
+    }
+
+    /// Points `reference` (a name with a tag) at image `id`.
+    pub fn tag(&self, id: &Digest, reference: &str) -> Result<String> {
+        let r: Reference = reference.parse()?;
+        let key = r.tagged().ok_or_else(|| ReferenceError::Invalid {
+            value: reference.to_owned(),
+            reason: "a tag is needed, not a digest",
+        })?;
+        if !self.image_record_path(id).exists() {
+            return Err(StoreError::NotFound {
+                reference: id.to_string(),
+            });
+        }
+        self.update_tags(|t| t.tags.insert(key.clone(), id.clone()))?;
+        Ok(key)
+    }
+
+    /// Finds an image by tag (`nginx`, `nginx:1.25`), by `name@sha256:…` manifest digest, by
+    /// full id (`sha256:…`) or by a unique id prefix (at least 4 hex digits).
+    pub fn resolve(&self, reference: &str) -> Result<Image> {
+        let id = self.resolve_id(reference)?;
+        let rec: ImageRecord = self.read_json(&self.image_record_path(&id))?;
+        self.load_image(rec)
+    }
+
+    /// Like [`resolve`](Self::resolve), returning only the id.
+    pub fn resolve_id(&self, reference: &str) -> Result<Digest> {
+        let not_found = || StoreError::NotFound {
+            reference: reference.to_owned(),
+        };
+        if let Ok(d) = reference.parse::<Digest>() {
+            return if self.image_record_path(&d).exists() {
+                Ok(d)
+            } else {
+                Err(not_found())
+            };
+        }
+        if let Ok(r) = reference.parse::<Reference>() {
+            if let Some(d) = &r.digest {
+                let want = format!("{}@{d}", r.name());
+                for rec in self.records()? {
+                    if &rec.manifest == d || rec.repo_digests.contains(&want) {
+                        return Ok(rec.id);
+                    }
+                }
+                return Err(not_found());
+            }
+            if let Some(key) = r.tagged()
+                && let Some(id) = self.read_tags()?.tags.get(&key)
+            {
+                return Ok(id.clone());
+            }
+        }
+        let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
+        if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let matches: Vec<Digest> = self
+                .records()?
+                .into_iter()
+                .map(|r| r.id)
+                .filter(|id| id.hex().starts_with(hex))
+                .collect();
+            return match matches.len() {
+                0 => Err(not_found()),
+                1 => Ok(matches[0].clone()),
+                n => Err(StoreError::Ambiguous {
+                    prefix: hex.to_owned(),
+                    count: n,
+                }),
+            };
+        }
+        Err(not_found())
+    }
+
+    /// Every image with its tags (one row per tag; untagged images once with `<none>`).
+    pub fn list(&self) -> Result<Vec<ImageSummary>> {
+        let tags = self.read_tags()?;
+        let mut out = Vec::new();
+        for rec in self.records()? {
+            let img = self.load_image(rec)?;
+            let created = img.config.created().clone();
+            let size = img.size();
+            let mine: Vec<&String> = tags
+                .tags
+                .iter()
+                .filter(|(_, id)| **id == img.id)
+                .map(|(t, _)| t)
+                .collect();
+            if mine.is_empty() {
+                out.push(ImageSummary {
+                    repository: "<none>".into(),
+                    tag: "<none>".into(),
+                    id: img.id.clone(),
+                    created: created.clone(),
+                    size,
+                });
+            }
+            for t in mine {
+                let (repo, tag) = split_tag(t);
+                out.push(ImageSummary {
+                    repository: repo,
+                    tag,
+                    id: img.id.clone(),
+                    created: created.clone(),
+                    size,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            b.created
+                .cmp(&a.created)
+                .then(a.repository.cmp(&b.repository))
+                .then(a.tag.cmp(&b.tag))
+        });
+        Ok(out)
+    }
+
+    /// Containers using each image: `<root>/containers/*/image-id` (see the module doc).
+    pub fn containers_using(&self) -> Result<BTreeMap<Digest, Vec<String>>> {
+        let d = self.root.join("containers");
+        let mut out: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+        let Ok(rd) = fs::read_dir(&d) else {
+            return Ok(out);
+        };
+        for e in rd.flatten() {
+            let p = e.path().join(CONTAINER_IMAGE_ID_FILE);
+            let Ok(s) = fs::read_to_string(&p) else {
+                continue;
+            };
+            match s.trim().parse::<Digest>() {
+                Ok(id) => out
+                    .entry(id)
+                    .or_default()
+                    .push(e.file_name().to_string_lossy().into_owned()),
+                Err(err) => {
+                    tracing::warn!(path = %p.display(), %err, "ignoring unreadable container image id")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `image rm`: removes a tag, or the image when it is its last name (or it is named by id).
+    /// An image used by a container is refused without `force`; with `force` it is untagged but
+    /// kept until the container is gone (its layers are under the container's rootfs).
+    pub fn remove(&self, reference: &str, force: bool) -> Result<RemoveReport> {
+        let id = self.resolve_id(reference)?;
+        let tags = self.read_tags()?;
+        let my_tags: Vec<String> = tags
+            .tags
+            .iter()
+            .filter(|(_, v)| **v == id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut report = RemoveReport::default();
+        let by_tag = reference
+            .parse::<Reference>()
+            .ok()
+            .and_then(|r| r.tagged())
+            .filter(|k| my_tags.contains(k));
+        let in_use = self.containers_using()?.remove(&id).unwrap_or_default();
+        if let Some(key) = by_tag.clone()
+            && my_tags.len() > 1
+        {
+            self.update_tags(|t| t.tags.remove(&key))?;
+            report.untagged.push(key);
+            return Ok(report);
+        }
+        if by_tag.is_none() && my_tags.len() > 1 && !force {
+            return Err(StoreError::MultipleTags {
+                image: id,
+                tags: my_tags.join(", "),
+            });
+        }
+        if !in_use.is_empty() && !force {
+            return Err(StoreError::InUse {
+                image: id,
+                containers: in_use.join(", "),
+            });
+        }
+        self.update_tags(|t| t.tags.retain(|_, v| *v != id))?;
+        report.untagged = my_tags;
+        if !in_use.is_empty() {
+            report.kept_in_use.push(id);
+            return Ok(report);
+        }
+        let _g = self.gc_lock()?;
+        let p = self.image_record_path(&id);
+        fs::remove_file(&p).map_err(io_err("remove", &p))?;
+        report.deleted.push(id);
+        self.collect(&mut report)?;
+        Ok(report)
+    }
+
+    /// `image prune`: removes untagged images (all unused images with `all`) that no container
+    /// uses, then every layer and blob no remaining image references.
+    pub fn prune(&self, all: bool) -> Result<RemoveReport> {
+        let _g = self.gc_lock()?;
+        let used = self.containers_using()?;
+        let tags = self.read_tags()?;
+        let tagged: BTreeSet<&Digest> = tags.tags.values().collect();
+        let mut report = RemoveReport::default();
+        let mut drop_tags = Vec::new();
+        for rec in self.records()? {
+            if used.contains_key(&rec.id) || (!all && tagged.contains(&rec.id)) {
+                continue;
+            }
+            let p = self.image_record_path(&rec.id);
+            fs::remove_file(&p).map_err(io_err("remove", &p))?;
+            if tagged.contains(&rec.id) {
+                drop_tags.push(rec.id.clone());
+            }
+            report.deleted.push(rec.id);
+        }
+        if !drop_tags.is_empty() {
+            let removed = self.update_tags(|t| {
+                let gone: Vec<String> = t
+                    .tags
+                    .iter()
+                    .filter(|(_, v)| drop_tags.contains(v))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                t.tags.retain(|_, v| !drop_tags.contains(v));
+                gone
+            })?;
+            report.untagged = removed;
+        }
+        self.collect(&mut report)?;
+        Ok(report)
+    }
+
+    /// Deletes layers and blobs no image record references, and leftovers of interrupted
+    /// writes. The caller holds the exclusive gc lock (no writer is running).
+    fn collect(&self, report: &mut RemoveReport) -> Result<()> {
+        let mut keep_chains = BTreeSet::new();
+        let mut keep_blobs = BTreeSet::new();
+        for rec in self.records()? {
+            keep_blobs.insert(rec.manifest.clone());
+            keep_blobs.insert(rec.id.clone());
+            for l in &rec.layers {
+                keep_blobs.insert(l.blob.clone());
+                keep_chains.insert(l.chain_id.clone());
+            }
+        }
+        let ld = self.dir.join("layers");
+        for e in fs::read_dir(&ld).map_err(io_err("list", &ld))?.flatten() {
+            let p = e.path();
+            let Some(chain) = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|h| Digest::from_hex(h).ok())
+            else {
+                continue;
+            };
+            if keep_chains.contains(&chain) {
+                continue;
+            }
+            if let Ok(rec) = self.read_json::<LayerRecord>(&p) {
+                let dir = self.layer_dir(&rec);
+                fs::remove_dir_all(&dir)
+                    .or_else(ignore_missing)
+                    .map_err(io_err("remove", &dir))?;
+                report.reclaimed += rec.size;
+            }
+            fs::remove_file(&p)
+                .or_else(ignore_missing)
+                .map_err(io_err("remove", &p))?;
+            report.layers_deleted += 1;
+        }
+        for d in self.blobs.list()? {
+            if !keep_blobs.contains(&d) {
+                report.reclaimed += fs::metadata(self.blobs.path(&d))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                self.blobs.remove(&d)?;
+            }
+        }
+        // Leftovers of interrupted writers and per-blob lock files (no writer runs, so none
+        // is held, while we hold the gc lock).
+        for dir in [
+            self.dir.join("tmp"),
+            self.dir.join("l"),
+            self.dir.join("locks"),
+        ] {
+            let all = dir.ends_with("locks");
+            for e in fs::read_dir(&dir).map_err(io_err("list", &dir))?.flatten() {
+                if all || e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    let p = e.path();
+                    let r = if p.is_dir() {
+                        fs::remove_dir_all(&p)
+                    } else {
+                        fs::remove_file(&p)
+                    };
+                    r.or_else(ignore_missing).map_err(io_err("remove", &p))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `image history`: one row per history entry, newest first, with layer sizes.
+    pub fn history(&self, reference: &str) -> Result<Vec<HistoryRow>> {
+        let img = self.resolve(reference)?;
+        let mut sizes = img.layer_sizes.iter();
+        let mut rows = Vec::new();
+        let hist = img.config.history().clone().unwrap_or_default();
+        for h in &hist {
+            let empty = h.empty_layer().unwrap_or(false);
+            let size = if empty {
+                0
+            } else {
+                sizes.next().copied().unwrap_or(0)
+            };
+            rows.push(HistoryRow {
+                created: h.created().clone(),
+                created_by: h.created_by().clone().unwrap_or_default(),
+                size,
+                comment: h.comment().clone().unwrap_or_default(),
+                empty_layer: empty,
+            });
+        }
+        if hist.is_empty() {
+            for s in sizes {
+                rows.push(HistoryRow {
+                    created: None,
+                    created_by: String::new(),
+                    size: *s,
+                    comment: String::new(),
+                    empty_layer: false,
+                });
+            }
+        }
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// `image tree`: the layer lineage of every image as an indented tree, one node per layer
+    /// (chain id), images named where their top layer is.
+    pub fn tree(&self) -> Result<String> {
+        #[derive(Default)]
+        struct Node {
+            children: BTreeMap<Digest, Node>,
+            images: Vec<String>,
+            size: u64,
+        }
+        let tags = self.read_tags()?;
+        let mut root = Node::default();
+        for rec in self.records()? {
+            let mut node = &mut root;
+            for l in &rec.layers {
+                let size = self.layer(&l.chain_id)?.map(|r| r.size).unwrap_or(0);
+                node = node.children.entry(l.chain_id.clone()).or_default();
+                node.size = size;
+            }
+            let mut names: Vec<String> = tags
+                .tags
+                .iter()
+                .filter(|(_, v)| **v == rec.id)
+                .map(|(k, _)| {
+                    let (r, t) = split_tag(k);
+                    format!("{r}:{t}")
+                })
+                .collect();
+            if names.is_empty() {
+                names.push("<none>".into());
+            }
+            node.images
+                .push(format!("{} [{}]", names.join(", "), rec.id.short()));
+        }
+        fn render(n: &Node, prefix: &str, out: &mut String) {
+            let count = n.children.len();
+            for (i, (chain, child)) in n.children.iter().enumerate() {
+                let last = i + 1 == count;
+                let (branch, cont) = if last {
+                    ("└── ", "    ")
+                } else {
+                    ("├── ", "│   ")
+                };
+                out.push_str(&format!(
+                    "{prefix}{branch}{} {}",
+                    chain.short(),
+                    human_size(child.size)
+                ));
+                if !child.images.is_empty() {
+                    out.push_str(&format!("  <- {}", child.images.join("; ")));
+                }
+                out.push('\n');
+                render(child, &format!("{prefix}{cont}"), out);
+            }
+        }
+        let mut out = String::new();
+        render(&root, "", &mut out);
+        Ok(out)
+    }
+
+    /// Commits a new image: `layer` (a tar stream, plain or compressed; None for a
+    /// metadata-only step) on top of `parent`, with `new`'s runtime config. The builder and
+    /// `container commit` use this; `image import` is a commit without parent.
+    pub fn commit(
+        &self,
+        layer: Option<&mut dyn Read>,
+        parent: Option<&Digest>,
+        new: NewImage,
+    ) -> Result<Image> {
+        let _w = self.writer_lock()?;
+        let parent_img = parent.map(|p| self.resolve(p.as_str())).transpose()?;
+        let mut layer_descs: Vec<Descriptor> = Vec::new();
+        let mut diff_ids: Vec<String> = Vec::new();
+        let mut history = Vec::new();
+        let mut chain = None;
+        if let Some(p) = &parent_img {
+            let m: Manifest = serde_json::from_slice(&self.blobs.read(&p.manifest_digest)?)
+                .map_err(|e| StoreError::BadDocument {
+                    what: "manifest",
+                    digest: p.manifest_digest.clone(),
+                    reason: e.to_string(),
+                })?;
+            layer_descs = m.layers;
+            diff_ids = p.config.rootfs().diff_ids().clone();
+            history = p.config.history().clone().unwrap_or_default();
+            chain = p.record.layers.last().map(|l| l.chain_id.clone());
+        }
+        let mut entry = oci_spec::image::HistoryBuilder::default()
+            .created(now_rfc3339())
+            .created_by(new.created_by.clone());
+        if let Some(c) = &new.comment {
+            entry = entry.comment(c.clone());
+        }
+        if let Some(r) = layer {
+            let (blob, size) = self.blobs.put(r)?;
+            let rec = self.ensure_layer(chain.as_ref(), &blob, None)?;
+            let head = {
+                let mut f = self.blobs.open_blob(&blob)?;
+                let mut b = [0u8; 4];
+                let n = f
+                    .read(&mut b)
+                    .map_err(io_err("read", &self.blobs.path(&blob)))?;
+                Compression::detect(&b[..n])
+            };
+            let mt = match head {
+                Compression::None => media::OCI_LAYER,
+                Compression::Gzip => media::OCI_LAYER_GZIP,
+                Compression::Zstd => media::OCI_LAYER_ZSTD,
+            };
+            layer_descs.push(Descriptor {
+                media_type: mt.into(),
+                digest: blob,
+                size,
+                platform: None,
+                annotations: BTreeMap::new(),
+            });
+            diff_ids.push(rec.diff_id.to_string());
+        } else {
+            entry = entry.empty_layer(true);
+        }
+        history.push(entry.build().map_err(|e| StoreError::BadDocument {
+            what: "history",
+            digest: Digest::of_bytes(b""),
+            reason: e.to_string(),
+        })?);
+        let mut cfg = ImageConfiguration::default();
+        cfg.set_created(Some(now_rfc3339()));
+        cfg.set_config(Some(new.config));
+        cfg.set_history(Some(history));
+        cfg.rootfs_mut().set_diff_ids(diff_ids);
+        let mut value = serde_json::to_value(&cfg).map_err(|e| StoreError::BadDocument {
+            what: "config",
+            digest: Digest::of_bytes(b""),
+            reason: e.to_string(),
+        })?;
+        if let (Some(h), Some(obj)) = (
+            &new.healthcheck,
+            value.get_mut("config").and_then(|c| c.as_object_mut()),
+        ) && let Ok(hv) = serde_json::to_value(h)
+        {
+            obj.insert("Healthcheck".into(), hv);
+        }
+        let config_bytes = serde_json::to_vec(&value).map_err(|e| StoreError::BadDocument {
+            what: "config",
+            digest: Digest::of_bytes(b""),
+            reason: e.to_string(),
+        })?;
+        let config_digest = self.blobs.put_bytes(&config_bytes)?;
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media::OCI_MANIFEST.into()),
+            config: Descriptor {
+                media_type: media::OCI_CONFIG.into(),
+                digest: config_digest,
+                size: config_bytes.len() as u64,
+                platform: None,
+                annotations: BTreeMap::new(),
+            },
+            layers: layer_descs,
+        };
+        let mbytes = serde_json::to_vec(&manifest).map_err(|e| StoreError::BadDocument {
+            what: "manifest",
+            digest: Digest::of_bytes(b""),
+            reason: e.to_string(),
+        })?;
+        let mdigest = self.blobs.put_bytes(&mbytes)?;
+        // Still under the writer lock (shared locks nest): a prune must not collect the blobs
+        // just written before the record that references them exists.
+        self.add_image(&mdigest, parent, None)
+    }
+
+    /// `image import`: a plain rootfs tar (optionally compressed) as a one-layer image.
+    pub fn import(&self, tar: &mut dyn Read, source: &str, config: Config) -> Result<Image> {
+        let new = NewImage {
+            config,
+            healthcheck: None,
+            created_by: format!("berth image import {source}"),
+            comment: Some("imported".into()),
+        };
+        self.commit(Some(tar), None, new)
+    }
+}
+
+fn ignore_missing(e: io::Error) -> io::Result<()> {
+    if e.kind() == io::ErrorKind::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
+}
+
+fn parse_config(bytes: &[u8], digest: &Digest) -> Result<ImageConfiguration> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::BadDocument {
+        what: "config",
+        digest: digest.clone(),
+        reason: e.to_string(),
+    })
+}
+
+fn diff_ids(config: &ImageConfiguration, digest: &Digest) -> Result<Vec<Digest>> {
+    config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|s| {
+            s.parse::<Digest>().map_err(|e| StoreError::BadDocument {
+                what: "config",
+                digest: digest.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Splits a tag-index key into the familiar repository name and the tag.
+pub fn split_tag(key: &str) -> (String, String) {
+    match key.parse::<Reference>() {
+        Ok(r) => (r.familiar_name(), r.tag.unwrap_or_default()),
+        Err(_) => (key.to_owned(), String::new()),
+    }
+}
+
+/// Sizes as `docker image ls` prints them (decimal units).
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
+            + UNITS[i]
+    }
+}
+
+/// "3 hours ago" from an RFC 3339 time, as `image ls` shows CREATED.
+pub fn ago(created: Option<&str>) -> String {
+    let Some(t) = created.and_then(|c| {
+        humantime::parse_rfc3339_weak(c.trim_end_matches('Z').split('.').next()?).ok()
+    }) else {
+        return "N/A".into();
+    };
+    let secs = SystemTime::now()
+        .duration_since(t)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let (n, unit) = match secs {
+        s if s < 60 => return "Less than a minute ago".into(),
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 86400 => (s / 3600, "hour"),
+        s if s < 86400 * 14 => (s / 86400, "day"),
+        s if s < 86400 * 60 => (s / (86400 * 7), "week"),
+        s if s < 86400 * 365 => (s / (86400 * 30), "month"),
+        s => (s / (86400 * 365), "year"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
