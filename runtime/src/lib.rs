@@ -4,3 +4,5 @@
 //! the container side turns an OCI runtime-spec config into a running process in its own
 //! namespaces and cgroups. See ARCHITECTURE.md.
 pub mod image;
+
+pub mod container;

@@ -1,21 +1,780 @@
-//! `berth container …`: single containers (issue 4).
+//! `berth container …`: single containers (issue 4). Until the daemon lands (issue 6) the CLI
+//! drives the runtime library directly against `--root`/`--run`; until the image store lands
+//! (issue 3) a container's root filesystem is a plain directory given with `--rootfs`.
 
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
 
-use clap::Subcommand;
+use anyhow::{Context, bail};
+use berth_runtime::container::logs::{self, LogOptions, StdSink};
+use berth_runtime::container::{
+    ContainerConfig, ExecConfig, MountSpec, NetworkMode, RootfsSource, Runtime, RuntimeConfig,
+    RuntimeError, Status, Ulimit,
+};
+use clap::{Args, Subcommand};
 
-use super::{GlobalOpts, not_yet};
+use super::GlobalOpts;
 
 /// `berth container` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
-    /// List single containers
-    #[command(alias = "list")]
-    Ls,
+    /// Create and start a container
+    Run(RunArgs),
+    /// Create a container without starting it
+    Create(RunArgs),
+    /// List containers
+    #[command(alias = "list", alias = "ps")]
+    Ls(LsArgs),
+    /// Print a container's logs
+    Logs(LogsArgs),
+    /// Start stopped containers
+    Start {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop running containers (stop signal, then SIGKILL after the grace period)
+    Stop(StopArgs),
+    /// Restart containers
+    Restart(StopArgs),
+    /// Send a signal to running containers
+    Kill {
+        /// Signal name or number
+        #[arg(short = 's', long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers
+    Rm {
+        /// Kill a running container first
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Wait for containers to stop and print their exit codes
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Show a container's configuration and state as JSON
+    Inspect {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Show a container's processes
+    Top { container: String },
 }
 
-pub fn run(_g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
+/// Options of `run` and `create`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Run in the background and print the container id
+    #[arg(short, long)]
+    detach: bool,
+    /// Keep stdin open
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-terminal
+    #[arg(short, long)]
+    tty: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    #[arg(long)]
+    name: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass the host's value)
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Read environment variables from a file
+    #[arg(long = "env-file")]
+    env_file: Vec<PathBuf>,
+    /// Bind mount or named volume: SRC:DST[:ro]
+    #[arg(short, long = "volume")]
+    volume: Vec<String>,
+    /// Mount a tmpfs: DST[:OPTIONS]
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    workdir: Option<PathBuf>,
+    /// User: name, uid, uid:gid or name:group
+    #[arg(short, long)]
+    user: Option<String>,
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Override the image's entrypoint
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Run a minimal init as PID 1 that reaps zombies and forwards signals
+    #[arg(long)]
+    init: bool,
+    /// Network: none or host (named networks need the network daemon, issue 5)
+    #[arg(long, default_value = "none")]
+    network: String,
+    /// Memory limit (e.g. 64m, 1g)
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Number of CPUs (e.g. 1.5)
+    #[arg(long)]
+    cpus: Option<f64>,
+    /// CPU shares (relative weight)
+    #[arg(long = "cpu-shares")]
+    cpu_shares: Option<u64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    /// Maximum number of tasks
+    #[arg(long = "pids-limit")]
+    pids_limit: Option<i64>,
+    #[arg(long = "cap-add")]
+    cap_add: Vec<String>,
+    #[arg(long = "cap-drop")]
+    cap_drop: Vec<String>,
+    /// Give the container every capability and no seccomp or masked paths
+    #[arg(long)]
+    privileged: bool,
+    /// Mount the root filesystem read-only
+    #[arg(long = "read-only")]
+    read_only: bool,
+    /// seccomp=unconfined, no-new-privileges[=true|false]
+    #[arg(long = "security-opt")]
+    security_opt: Vec<String>,
+    /// name=soft[:hard]
+    #[arg(long)]
+    ulimit: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    shm_size: Option<String>,
+    /// Namespaced kernel parameter KEY=VALUE
+    #[arg(long)]
+    sysctl: Vec<String>,
+    /// Signal that `stop` sends
+    #[arg(long = "stop-signal")]
+    stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL
+    #[arg(long = "stop-timeout")]
+    stop_timeout: Option<u64>,
+    #[arg(short, long = "label")]
+    label: Vec<String>,
+    /// Use DIR as the root filesystem instead of an image (as podman's --rootfs)
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+    /// IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Options of `ls`.
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Show all containers (default shows running ones)
+    #[arg(short, long)]
+    all: bool,
+    /// Only print ids
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Options of `logs`.
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Follow the output while the container runs
+    #[arg(short, long)]
+    follow: bool,
+    /// Only the last N lines ("all" for everything)
+    #[arg(short = 'n', long, default_value = "all")]
+    tail: String,
+    /// Show timestamps
+    #[arg(short, long)]
+    timestamps: bool,
+    container: String,
+}
+
+/// Options of `stop` and `restart`.
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before killing
+    #[arg(short, long)]
+    time: Option<u64>,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Options of `exec`.
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    #[arg(short, long)]
+    interactive: bool,
+    #[arg(short, long)]
+    tty: bool,
+    #[arg(short, long)]
+    detach: bool,
+    #[arg(short, long)]
+    user: Option<String>,
+    #[arg(short, long)]
+    workdir: Option<PathBuf>,
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    container: String,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// The runtime of the instance selected by `--root`/`--run`; the shim is this very binary.
+pub(crate) fn runtime(g: &GlobalOpts) -> anyhow::Result<Runtime> {
+    let exe = std::env::current_exe().context("finding the berth executable for the shim")?;
+    Ok(Runtime::new(RuntimeConfig {
+        root: g.root.clone(),
+        run: g.run.clone(),
+        shim_exe: exe,
+    }))
+}
+
+/// An error that carries the exit status to use (Docker's 125/126/127 or the container's).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitWith {
+    pub code: u8,
+    pub message: String,
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+pub fn run(g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
+    let rt = runtime(g)?;
+    match dispatch(&rt, cmd) {
+        // Start failures keep Docker's status (125 berth, 126 not executable, 127 not found).
+        Err(e) if error_exit_code(&e).is_some() => {
+            eprintln!("berth: {e:#}");
+            Ok(ExitCode::from(error_exit_code(&e).unwrap_or(125)))
+        }
+        other => other,
+    }
+}
+
+fn dispatch(rt: &Runtime, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
+    let rt = rt.clone();
     match cmd {
-        ContainerCommand::Ls => Err(not_yet("container ls", 4)),
+        ContainerCommand::Run(a) => run_container(&rt, a, true),
+        ContainerCommand::Create(a) => run_container(&rt, a, false),
+        ContainerCommand::Ls(a) => ls(&rt, a),
+        ContainerCommand::Logs(a) => show_logs(&rt, a),
+        ContainerCommand::Start { containers } => {
+            for c in containers {
+                let rec = rt.resolve(&c)?;
+                rt.start(&rec).map_err(start_error)?;
+                println!("{c}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Stop(a) => {
+            for c in &a.containers {
+                let rec = rt.resolve(c)?;
+                rt.stop(&rec, a.time)?;
+                println!("{c}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Restart(a) => {
+            for c in &a.containers {
+                let rec = rt.resolve(c)?;
+                rt.stop(&rec, a.time)?;
+                rt.start(&rec).map_err(start_error)?;
+                println!("{c}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Kill { signal, containers } => {
+            let sig = parse_signal(&signal)?;
+            for c in containers {
+                let rec = rt.resolve(&c)?;
+                rt.kill(&rec, sig)?;
+                println!("{c}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Rm { force, containers } => {
+            let mut failed = false;
+            for c in containers {
+                match rt.resolve(&c).and_then(|rec| rt.remove(&rec, force)) {
+                    Ok(()) => println!("{c}"),
+                    Err(e) => {
+                        eprintln!("berth: {c}: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        ContainerCommand::Exec(a) => {
+            let rec = rt.resolve(&a.container)?;
+            let code = rt.exec(
+                &rec,
+                &ExecConfig {
+                    args: a.command,
+                    env: resolve_env(&a.env),
+                    user: a.user,
+                    working_dir: a.workdir,
+                    tty: a.tty,
+                    interactive: a.interactive,
+                    detach: a.detach,
+                },
+            )?;
+            Ok(exit_code(code))
+        }
+        ContainerCommand::Wait { containers } => {
+            let mut last = 0;
+            for c in containers {
+                let rec = rt.resolve(&c)?;
+                let info = rt.wait(&rec)?;
+                println!("{}", info.code);
+                last = info.code;
+            }
+            let _ = last;
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Inspect { containers } => {
+            let mut out = Vec::new();
+            for c in containers {
+                let rec = rt.resolve(&c)?;
+                let st = rt.state(&rec)?;
+                out.push(serde_json::json!({
+                    "Id": rec.id,
+                    "Name": rec.config.name,
+                    "State": {
+                        "Status": st.status.as_str(),
+                        "Running": st.status == Status::Running && rt.is_running(&rec),
+                        "Pid": st.pid,
+                        "ExitCode": st.exit_code,
+                        "OOMKilled": st.oom_killed,
+                        "Error": st.error,
+                        "StartedAt": st.started_at.map(fmt_time),
+                        "FinishedAt": st.finished_at.map(fmt_time),
+                    },
+                    "Created": fmt_time(st.created_at),
+                    "Config": rec.config,
+                    "Paths": {
+                        "Dir": rec.dir,
+                        "Log": rec.log_path(),
+                        "NetNs": rec.netns,
+                        "Cgroup": rec.cgroup,
+                    },
+                }));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Top { container } => {
+            let rec = rt.resolve(&container)?;
+            if !rt.is_running(&rec) {
+                bail!("container {container} is not running");
+            }
+            println!("{:>8} {:>8}  CMD", "PID", "PPID");
+            let mut pids = rt.pids(&rec);
+            pids.sort();
+            for pid in pids {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let ppid = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                    .unwrap_or("?")
+                    .to_string();
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|b| {
+                        b.split(|c| *c == 0)
+                            .filter(|s| !s.is_empty())
+                            .map(|s| String::from_utf8_lossy(s).into_owned())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_default();
+                println!("{pid:>8} {ppid:>8}  {cmd}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn fmt_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+/// A start failure keeps the container's exit code (126/127 ...) for the CLI.
+fn start_error(e: RuntimeError) -> anyhow::Error {
+    let code = e.exit_code().clamp(0, 255) as u8;
+    anyhow::Error::new(ExitWith {
+        code,
+        message: e.to_string(),
+    })
+}
+
+/// Signal names (KILL, SIGTERM) or numbers.
+fn parse_signal(s: &str) -> anyhow::Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| anyhow::anyhow!("unknown signal {s:?}"))
+}
+
+/// `KEY` alone takes the host's value (dropped when unset), as Docker does.
+fn resolve_env(list: &[String]) -> Vec<String> {
+    list.iter()
+        .filter_map(|e| {
+            if e.contains('=') {
+                Some(e.clone())
+            } else {
+                std::env::var(e).ok().map(|v| format!("{e}={v}"))
+            }
+        })
+        .collect()
+}
+
+/// `64m`, `1g`, `512k`, `100` (bytes).
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid size {s:?} (expected e.g. 64m, 1g)"))?;
+    Ok((n * mult as f64) as u64)
+}
+
+fn parse_ulimit(s: &str) -> anyhow::Result<Ulimit> {
+    let (name, vals) = s
+        .split_once('=')
+        .with_context(|| format!("invalid ulimit {s:?} (expected name=soft[:hard])"))?;
+    let parse = |v: &str| -> anyhow::Result<u64> {
+        if v == "-1" || v == "unlimited" {
+            return Ok(u64::MAX);
+        }
+        v.parse()
+            .with_context(|| format!("invalid ulimit value {v:?} in {s:?}"))
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((a, b)) => (parse(a)?, parse(b)?),
+        None => (parse(vals)?, parse(vals)?),
+    };
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+fn parse_volume(v: &str) -> anyhow::Result<MountSpec> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, opts) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, ""),
+        [src, dst, opts] => (*src, *dst, *opts),
+        [dst] => {
+            bail!("anonymous volume {dst:?} is not supported yet: give it a name (NAME:{dst})")
+        }
+        _ => bail!("invalid volume {v:?} (expected SRC:DST[:ro])"),
+    };
+    if !dst.starts_with('/') {
+        bail!("invalid volume {v:?}: the container path must be absolute");
+    }
+    let read_only = opts.split(',').any(|o| o == "ro");
+    if src.starts_with('/') || src.starts_with('.') {
+        let source = std::fs::canonicalize(src)
+            .with_context(|| format!("bind mount source {src:?} does not exist"))?;
+        Ok(MountSpec::Bind {
+            source,
+            target: dst.into(),
+            read_only,
+        })
+    } else {
+        Ok(MountSpec::Volume {
+            name: src.to_string(),
+            target: dst.into(),
+            read_only,
+        })
+    }
+}
+
+fn build_config(a: &RunArgs) -> anyhow::Result<ContainerConfig> {
+    let Some(rootfs) = &a.rootfs else {
+        let image = a.args.first().map(String::as_str).unwrap_or("");
+        bail!(
+            "image {image:?}: running images needs the image store, which is not wired into `berth container run` yet (issue 3); use --rootfs DIR for now"
+        );
+    };
+    let rootfs = std::fs::canonicalize(rootfs)
+        .with_context(|| format!("rootfs directory {}", rootfs.display()))?;
+    let mut args = a.args.clone();
+    if let Some(ep) = &a.entrypoint {
+        let mut v = shell_words::split(ep).with_context(|| format!("entrypoint {ep:?}"))?;
+        v.extend(args);
+        args = v;
+    }
+    let mut cfg = ContainerConfig::new(RootfsSource::Dir(rootfs), args);
+    cfg.name = a.name.clone().unwrap_or_default();
+    for f in &a.env_file {
+        let iter =
+            dotenvy::from_path_iter(f).with_context(|| format!("env file {}", f.display()))?;
+        for item in iter {
+            let (k, v) = item.with_context(|| format!("env file {}", f.display()))?;
+            cfg.env.push(format!("{k}={v}"));
+        }
+    }
+    cfg.env.extend(resolve_env(&a.env));
+    if a.tty && !cfg.env.iter().any(|e| e.starts_with("TERM=")) {
+        cfg.env.push("TERM=xterm".into());
+    }
+    for v in &a.volume {
+        cfg.mounts.push(parse_volume(v)?);
+    }
+    for t in &a.tmpfs {
+        let (target, opts) = t.split_once(':').unwrap_or((t, ""));
+        cfg.mounts.push(MountSpec::Tmpfs {
+            target: target.into(),
+            options: opts
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_string)
+                .collect(),
+        });
+    }
+    cfg.working_dir = a.workdir.clone();
+    cfg.user = a.user.clone();
+    cfg.hostname = a.hostname.clone();
+    cfg.network = match a.network.as_str() {
+        "none" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        other => bail!(
+            "network {other:?}: only `none` and `host` work until the network daemon lands (issue 5)"
+        ),
+    };
+    cfg.resources.memory = a
+        .memory
+        .as_deref()
+        .map(parse_size)
+        .transpose()?
+        .map(|m| m as i64);
+    cfg.resources.cpus = a.cpus;
+    cfg.resources.cpu_shares = a.cpu_shares;
+    cfg.resources.cpuset_cpus = a.cpuset_cpus.clone();
+    cfg.resources.pids_limit = a.pids_limit;
+    cfg.cap_add = a.cap_add.clone();
+    cfg.cap_drop = a.cap_drop.clone();
+    cfg.privileged = a.privileged;
+    cfg.read_only = a.read_only;
+    for o in &a.security_opt {
+        match o.as_str() {
+            "seccomp=unconfined" | "seccomp:unconfined" => cfg.seccomp_unconfined = true,
+            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
+                cfg.no_new_privileges = true
+            }
+            "no-new-privileges=false" | "no-new-privileges:false" => cfg.no_new_privileges = false,
+            other => bail!(
+                "security option {other:?} is not supported (supported: seccomp=unconfined, no-new-privileges[=true|false])"
+            ),
+        }
+    }
+    for u in &a.ulimit {
+        cfg.ulimits.push(parse_ulimit(u)?);
+    }
+    if let Some(s) = &a.shm_size {
+        cfg.shm_size = parse_size(s)?;
+    }
+    let mut sysctls = BTreeMap::new();
+    for s in &a.sysctl {
+        let (k, v) = s
+            .split_once('=')
+            .with_context(|| format!("invalid sysctl {s:?} (expected KEY=VALUE)"))?;
+        sysctls.insert(k.to_string(), v.to_string());
+    }
+    cfg.sysctls = sysctls;
+    if let Some(s) = &a.stop_signal {
+        cfg.stop_signal = parse_signal(s)?;
+    }
+    if let Some(t) = a.stop_timeout {
+        cfg.stop_timeout = t;
+    }
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        cfg.labels.insert(k.to_string(), v.to_string());
+    }
+    cfg.init = a.init;
+    cfg.tty = a.tty;
+    cfg.open_stdin = a.interactive;
+    cfg.auto_remove = a.rm;
+    Ok(cfg)
+}
+
+fn run_container(rt: &Runtime, a: RunArgs, start: bool) -> anyhow::Result<ExitCode> {
+    let cfg = build_config(&a)?;
+    if start && !a.detach && (a.interactive || a.tty) {
+        bail!(
+            "attaching a terminal or stdin to `run` is not implemented yet: use `run -d -i -t` and `berth container exec -it`"
+        );
+    }
+    let rec = rt.create(cfg).map_err(start_error)?;
+    if !start {
+        println!("{}", rec.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.detach {
+        rt.start(&rec).map_err(start_error)?;
+        println!("{}", rec.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Foreground: follow the log while the container runs, then exit with its status.
+    let mut follower = logs::Follower::new(&rec.log_path(), true);
+    rt.start(&rec).map_err(start_error)?;
+    let waiter = rt.wait_handle(&rec)?;
+    let opts = LogOptions::default();
+    let mut sink = StdSink;
+    let info = match waiter {
+        Some(w) => {
+            let fd = std::os::fd::AsFd::as_fd(&w);
+            loop {
+                for e in follower.poll() {
+                    let _ = logs::LogSink::entry(&mut sink, &e, &opts);
+                }
+                let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+                let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16))
+                    .map(|n| n > 0)
+                    .unwrap_or(true);
+                if ready {
+                    break;
+                }
+            }
+            rt.finish_wait(&rec, w)?
+        }
+        None => rt.wait(&rec)?,
+    };
+    for e in follower.poll() {
+        let _ = logs::LogSink::entry(&mut sink, &e, &opts);
+    }
+    let _ = std::io::stdout().flush();
+    Ok(exit_code(info.code))
+}
+
+fn ls(rt: &Runtime, a: LsArgs) -> anyhow::Result<ExitCode> {
+    let all = rt.list();
+    if !a.quiet {
+        println!(
+            "{:<12}  {:<28}  {:<24}  {:<20}  NAMES",
+            "CONTAINER ID", "COMMAND", "CREATED", "STATUS"
+        );
+    }
+    for (rec, st) in all {
+        let running = st.status == Status::Running && rt.is_running(&rec);
+        if !a.all && !running {
+            continue;
+        }
+        if a.quiet {
+            println!("{}", &rec.id[..12]);
+            continue;
+        }
+        let mut cmd = rec.config.args.join(" ");
+        if cmd.len() > 26 {
+            cmd.truncate(25);
+            cmd.push('…');
+        }
+        let ago = |t: SystemTime| {
+            let d = SystemTime::now().duration_since(t).unwrap_or_default();
+            format!(
+                "{} ago",
+                humantime::format_duration(Duration::from_secs(d.as_secs()))
+            )
+        };
+        let status = match (st.status, running) {
+            (Status::Running, true) => format!("Up {}", st.started_at.map(ago).unwrap_or_default()),
+            (Status::Created, _) => "Created".to_string(),
+            _ => format!(
+                "Exited ({}) {}",
+                st.exit_code.unwrap_or(0),
+                st.finished_at.map(ago).unwrap_or_default()
+            ),
+        };
+        println!(
+            "{:<12}  {:<28}  {:<24}  {:<20}  {}",
+            &rec.id[..12],
+            format!("{cmd:?}"),
+            ago(st.created_at),
+            status,
+            rec.config.name
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_logs(rt: &Runtime, a: LogsArgs) -> anyhow::Result<ExitCode> {
+    let rec = rt.resolve(&a.container)?;
+    let tail = match a.tail.as_str() {
+        "all" | "-1" => None,
+        n => Some(n.parse().with_context(|| format!("invalid --tail {n:?}"))?),
+    };
+    let opts = LogOptions {
+        tail,
+        timestamps: a.timestamps,
+    };
+    let mut alive = || rt.is_running(&rec);
+    let follow: Option<&mut dyn FnMut() -> bool> = if a.follow { Some(&mut alive) } else { None };
+    logs::print(&rec.log_path(), &opts, &mut StdSink, follow)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The hidden `berth shim DIR` entry point.
+pub fn shim(dir: &Path) -> ExitCode {
+    exit_code(berth_runtime::container::shim::main(dir))
+}
+
+/// The hidden `berth exec-helper DIR JSON` entry point.
+pub fn exec_helper(dir: &Path, json: &str) -> anyhow::Result<ExitCode> {
+    let exec: ExecConfig = serde_json::from_str(json).context("exec-helper: bad exec request")?;
+    Ok(exit_code(berth_runtime::container::exec::main(dir, &exec)))
+}
+
+/// Finds an [`ExitWith`] in the chain and returns its exit code.
+fn error_exit_code(err: &anyhow::Error) -> Option<u8> {
+    err.chain()
+        .find_map(|e| e.downcast_ref::<ExitWith>())
+        .map(|e| e.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ulimits_parse() {
+        assert_eq!(parse_size("64m").expect("64m"), 64 << 20);
+        assert_eq!(parse_size("1g").expect("1g"), 1 << 30);
+        assert_eq!(parse_size("512").expect("512"), 512);
+        let u = parse_ulimit("nofile=1024:2048").expect("ulimit");
+        assert_eq!((u.soft, u.hard), (1024, 2048));
+        assert!(parse_ulimit("nofile").is_err());
+        assert_eq!(parse_signal("term").expect("sig"), libc::SIGTERM);
+        assert_eq!(parse_signal("SIGKILL").expect("sig"), libc::SIGKILL);
+        assert_eq!(parse_signal("9").expect("sig"), 9);
     }
 }

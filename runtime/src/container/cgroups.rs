@@ -1,0 +1,459 @@
+//! cgroup limits, with a v1 and a v2 backend. Which one applies is read from the mounts, never
+//! assumed: this project's hosts are v1 with a hybrid cgroup2 at /sys/fs/cgroup/unified whose
+//! controller list is (almost) empty, other hosts are pure v2.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::LinuxResources;
+
+/// Errors creating, filling or removing a container's cgroup.
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("reading the cgroup mounts from /proc/self/mountinfo")]
+    Mounts(#[source] io::Error),
+    #[error("no cgroup hierarchy is mounted under /sys/fs/cgroup")]
+    NoHierarchy,
+    #[error(
+        "a {what} limit was requested but no cgroup hierarchy offers the {controller:?} controller"
+    )]
+    MissingController {
+        what: &'static str,
+        controller: &'static str,
+    },
+    #[error("creating cgroup {path}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("writing {value:?} to {path}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("removing cgroup {path}: it still holds processes")]
+    Busy {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// The cgroup of one container, in whichever hierarchy layout the host has.
+#[derive(Debug, Clone)]
+pub enum Cgroup {
+    /// One directory per v1 hierarchy, with the controllers mounted there.
+    V1 { dirs: Vec<(Vec<String>, PathBuf)> },
+    /// The single directory of the unified hierarchy.
+    V2 { dir: PathBuf },
+}
+
+fn is_cgroup2(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false)
+}
+
+/// v1 hierarchies: (controllers, mount point), from /proc/self/mountinfo.
+fn v1_hierarchies() -> Result<Vec<(Vec<String>, PathBuf)>, CgroupError> {
+    let info = fs::read_to_string("/proc/self/mountinfo").map_err(CgroupError::Mounts)?;
+    let mut out = Vec::new();
+    for line in info.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut post = post.split(' ');
+        if post.next() != Some("cgroup") {
+            continue;
+        }
+        let super_opts = post.nth(1).unwrap_or("");
+        let ctrls: Vec<String> = super_opts
+            .split(',')
+            .filter(|o| {
+                matches!(
+                    *o,
+                    "cpu"
+                        | "cpuacct"
+                        | "cpuset"
+                        | "memory"
+                        | "devices"
+                        | "freezer"
+                        | "blkio"
+                        | "pids"
+                        | "net_cls"
+                        | "net_prio"
+                        | "perf_event"
+                        | "hugetlb"
+                )
+            })
+            .map(str::to_string)
+            .collect();
+        let Some(mnt) = pre.split(' ').nth(4) else {
+            continue;
+        };
+        if !ctrls.is_empty() && mnt.starts_with(ROOT) {
+            out.push((ctrls, PathBuf::from(mnt)));
+        }
+    }
+    Ok(out)
+}
+
+fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(path, value).map_err(|source| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+    })
+}
+
+fn mkdir(path: &Path) -> Result<bool, CgroupError> {
+    match fs::create_dir(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(source) => Err(CgroupError::Create {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// v1 cpuset refuses tasks until cpus/mems are set: copy them from the parent at each level.
+fn init_cpuset(dir: &Path) -> Result<(), CgroupError> {
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let mine = fs::read_to_string(dir.join(f)).unwrap_or_default();
+        if mine.trim().is_empty()
+            && let Some(parent) = dir.parent()
+        {
+            let val = fs::read_to_string(parent.join(f)).unwrap_or_default();
+            write(&dir.join(f), val.trim())?;
+        }
+    }
+    Ok(())
+}
+
+fn mkdir_all(base: &Path, rel: &str, cpuset: bool) -> Result<PathBuf, CgroupError> {
+    let mut dir = base.to_path_buf();
+    for part in rel.split('/').filter(|p| !p.is_empty()) {
+        dir.push(part);
+        mkdir(&dir)?;
+        if cpuset {
+            init_cpuset(&dir)?;
+        }
+    }
+    Ok(dir)
+}
+
+/// cpu.shares (2..262144) -> cpu.weight (1..10000), the conversion crun and runc use.
+fn shares_to_weight(shares: u64) -> u64 {
+    let s = shares.clamp(2, 262_144);
+    1 + ((s - 2) * 9999) / 262_142
+}
+
+impl Cgroup {
+    /// Finds the layout and the directories of `rel` (say `berth/<id>`) without creating them.
+    pub fn locate(rel: &str) -> Result<Cgroup, CgroupError> {
+        let root = Path::new(ROOT);
+        if is_cgroup2(root) {
+            return Ok(Cgroup::V2 {
+                dir: root.join(rel),
+            });
+        }
+        let dirs: Vec<_> = v1_hierarchies()?
+            .into_iter()
+            .map(|(c, m)| (c, m.join(rel)))
+            .collect();
+        if dirs.is_empty() {
+            return Err(CgroupError::NoHierarchy);
+        }
+        Ok(Cgroup::V1 { dirs })
+    }
+
+    /// Creates the cgroup `rel` and writes the limits of `res` into it.
+    pub fn create(rel: &str, res: Option<&LinuxResources>) -> Result<Cgroup, CgroupError> {
+        let cg = Cgroup::locate(rel)?;
+        // A concurrent removal of the shared parent can race with our mkdir: retry then.
+        let mut made = cg.create_dirs(rel);
+        for _ in 0..5 {
+            match &made {
+                Err(CgroupError::Create { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound =>
+                {
+                    made = cg.create_dirs(rel);
+                }
+                _ => break,
+            }
+        }
+        let made = made.and_then(|()| match res {
+            Some(r) => cg.apply(r),
+            None => Ok(()),
+        });
+        if let Err(e) = made {
+            let _ = cg.remove();
+            return Err(e);
+        }
+        Ok(cg)
+    }
+
+    fn create_dirs(&self, rel: &str) -> Result<(), CgroupError> {
+        match self {
+            Cgroup::V1 { dirs } => {
+                for (ctrls, dir) in dirs {
+                    let base = strip_rel(dir, rel);
+                    mkdir_all(&base, rel, ctrls.iter().any(|c| c == "cpuset"))?;
+                }
+            }
+            Cgroup::V2 { dir } => {
+                let base = strip_rel(dir, rel);
+                let avail = fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
+                let wanted: Vec<&str> = avail
+                    .split_whitespace()
+                    .filter(|c| matches!(*c, "cpu" | "cpuset" | "memory" | "pids" | "io"))
+                    .collect();
+                let mut d = base.clone();
+                let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+                for part in parts {
+                    for c in &wanted {
+                        // Best effort: a controller may be unavailable on this level.
+                        let _ = fs::write(d.join("cgroup.subtree_control"), format!("+{c}"));
+                    }
+                    d.push(part);
+                    mkdir(&d)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn v1_dir(&self, ctrl: &str) -> Option<&Path> {
+        match self {
+            Cgroup::V1 { dirs } => dirs
+                .iter()
+                .find(|(c, _)| c.iter().any(|x| x == ctrl))
+                .map(|(_, d)| d.as_path()),
+            Cgroup::V2 { .. } => None,
+        }
+    }
+
+    fn need(&self, what: &'static str, ctrl: &'static str) -> Result<PathBuf, CgroupError> {
+        let missing = CgroupError::MissingController {
+            what,
+            controller: ctrl,
+        };
+        match self {
+            Cgroup::V1 { .. } => self.v1_dir(ctrl).map(Path::to_path_buf).ok_or(missing),
+            Cgroup::V2 { dir } => {
+                let probe = match ctrl {
+                    "memory" => "memory.max",
+                    "cpu" => "cpu.max",
+                    "cpuset" => "cpuset.cpus",
+                    _ => "pids.max",
+                };
+                if dir.join(probe).exists() {
+                    Ok(dir.clone())
+                } else {
+                    Err(missing)
+                }
+            }
+        }
+    }
+
+    /// Writes the OCI resources into the cgroup files of this backend.
+    pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        let v2 = matches!(self, Cgroup::V2 { .. });
+        if let Some(limit) = r.memory().as_ref().and_then(|m| m.limit()) {
+            let d = self.need("memory", "memory")?;
+            if v2 {
+                write(&d.join("memory.max"), &limit.to_string())?;
+                if d.join("memory.swap.max").exists() {
+                    write(&d.join("memory.swap.max"), "0")?;
+                }
+            } else {
+                write(&d.join("memory.limit_in_bytes"), &limit.to_string())?;
+                let sw = d.join("memory.memsw.limit_in_bytes");
+                if sw.exists() {
+                    write(&sw, &limit.to_string())?;
+                }
+            }
+        }
+        if let Some(cpu) = r.cpu() {
+            if let Some(quota) = cpu.quota() {
+                let period = cpu.period().unwrap_or(100_000);
+                let d = self.need("cpu quota", "cpu")?;
+                if v2 {
+                    write(&d.join("cpu.max"), &format!("{quota} {period}"))?;
+                } else {
+                    write(&d.join("cpu.cfs_period_us"), &period.to_string())?;
+                    write(&d.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                }
+            }
+            if let Some(shares) = cpu.shares() {
+                let d = self.need("cpu shares", "cpu")?;
+                if v2 {
+                    write(&d.join("cpu.weight"), &shares_to_weight(shares).to_string())?;
+                } else {
+                    write(&d.join("cpu.shares"), &shares.to_string())?;
+                }
+            }
+            if let Some(cpus) = cpu.cpus() {
+                let d = self.need("cpuset", "cpuset")?;
+                write(&d.join("cpuset.cpus"), cpus)?;
+            }
+        }
+        if let Some(pids) = r.pids() {
+            let d = self.need("pids", "pids")?;
+            let v = if pids.limit() > 0 {
+                pids.limit().to_string()
+            } else {
+                "max".to_string()
+            };
+            write(&d.join("pids.max"), &v)?;
+        }
+        if let (Some(devs), Some(d)) = (r.devices(), self.v1_dir("devices")) {
+            for dev in devs {
+                let kind = dev
+                    .typ()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_else(|| "a".into());
+                let major = dev.major().map_or("*".to_string(), |m| m.to_string());
+                let minor = dev.minor().map_or("*".to_string(), |m| m.to_string());
+                let access = dev.access().clone().unwrap_or_else(|| "rwm".into());
+                let rule = if kind == "a" {
+                    "a".to_string()
+                } else {
+                    format!("{kind} {major}:{minor} {access}")
+                };
+                let file = if dev.allow() {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
+                write(&d.join(file), &rule)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `pid` into every hierarchy of the cgroup.
+    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        for d in self.dirs() {
+            write(&d.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn dirs(&self) -> Vec<&Path> {
+        match self {
+            Cgroup::V1 { dirs } => dirs.iter().map(|(_, d)| d.as_path()).collect(),
+            Cgroup::V2 { dir } => vec![dir.as_path()],
+        }
+    }
+
+    /// Whether the kernel's OOM killer has killed a task of this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let (file, d) = match self {
+            Cgroup::V1 { .. } => ("memory.oom_control", self.v1_dir("memory")),
+            Cgroup::V2 { dir } => ("memory.events", Some(dir.as_path())),
+        };
+        let Some(d) = d else { return false };
+        let text = fs::read_to_string(d.join(file)).unwrap_or_default();
+        text.lines().any(|l| {
+            l.strip_prefix("oom_kill ")
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .is_some_and(|n| n > 0)
+        })
+    }
+
+    /// Pids of every task in the cgroup (for `top` and for a forced cleanup).
+    pub fn pids(&self) -> Vec<i32> {
+        let d = match self {
+            Cgroup::V1 { .. } => self
+                .v1_dir("pids")
+                .or_else(|| self.v1_dir("memory"))
+                .or_else(|| self.dirs().first().copied()),
+            Cgroup::V2 { dir } => Some(dir.as_path()),
+        };
+        let Some(d) = d else { return Vec::new() };
+        fs::read_to_string(d.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Whether the cgroup directories exist at all.
+    pub fn exists(&self) -> bool {
+        self.dirs().iter().any(|d| d.exists())
+    }
+
+    /// Kills what is left inside and removes every directory; a no-op when already gone.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for d in self.dirs() {
+            loop {
+                match fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(source) => {
+                        if Instant::now() > deadline {
+                            return Err(CgroupError::Busy {
+                                path: d.to_path_buf(),
+                                source,
+                            });
+                        }
+                        for pid in fs::read_to_string(d.join("cgroup.procs"))
+                            .unwrap_or_default()
+                            .lines()
+                            .filter_map(|l| l.trim().parse::<i32>().ok())
+                        {
+                            // SAFETY: kill(2) has no memory-safety preconditions.
+                            unsafe { libc::kill(pid, libc::SIGKILL) };
+                        }
+                        sleep(Duration::from_millis(10));
+                    }
+                }
+            }
+            // The shared parent (`berth`) goes when it is empty; another container keeps it.
+            if let Some(parent) = d.parent() {
+                let _ = fs::remove_dir(parent);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn strip_rel(dir: &Path, rel: &str) -> PathBuf {
+    let mut base = dir.to_path_buf();
+    for _ in rel.split('/').filter(|p| !p.is_empty()) {
+        base.pop();
+    }
+    base
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_conversion_matches_runc() {
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+    }
+
+    #[test]
+    fn strip_rel_finds_the_hierarchy_root() {
+        assert_eq!(
+            strip_rel(Path::new("/sys/fs/cgroup/memory/berth/abc"), "berth/abc"),
+            PathBuf::from("/sys/fs/cgroup/memory")
+        );
+    }
+}

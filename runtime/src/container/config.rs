@@ -1,0 +1,194 @@
+//! What a caller asks for when it creates a container: the berth-level description that
+//! `spec` turns into an OCI runtime-spec `config.json` plus the few berth-only settings
+//! (overlay layers, logs, stop behaviour) that the OCI format has no field for.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the container's root filesystem comes from. Layers are stacked with overlayfs inside
+/// the container's own mount namespace, so a crash never leaves a host mount behind.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum RootfsSource {
+    /// Read-only layer directories, bottom to top (as `Image::layer_dirs()` returns them);
+    /// writes go to a per-container upper dir that `rm` deletes.
+    Layers(Vec<PathBuf>),
+    /// A plain directory used as is (as `podman run --rootfs`); writes land in it.
+    Dir(PathBuf),
+}
+
+/// The container's network namespace, as Docker's `--network` values.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkMode {
+    /// A new, empty namespace pinned under the run dir before the container starts, so that
+    /// netd can attach it without racing the container (podman's model).
+    #[default]
+    New,
+    /// A new namespace nobody attaches: loopback only.
+    None,
+    /// The host's namespace.
+    Host,
+}
+
+/// A mount the user asked for (`-v`, `--tmpfs`, compose `volumes:`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum MountSpec {
+    /// A host path bound into the container.
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        #[serde(default)]
+        read_only: bool,
+    },
+    /// A named volume under `<root>/volumes/NAME/_data`, created on first use and filled
+    /// from the image's content at the target, as Docker does.
+    Volume {
+        name: String,
+        target: PathBuf,
+        #[serde(default)]
+        read_only: bool,
+    },
+    /// A tmpfs with optional mount options (`size=64m,mode=1777`).
+    Tmpfs {
+        target: PathBuf,
+        #[serde(default)]
+        options: Vec<String>,
+    },
+}
+
+/// A resource limit as `--ulimit name=soft:hard`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ulimit {
+    /// Docker's name (`nofile`, `nproc`, `core` ...).
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// cgroup limits; `None` means "inherit", as Docker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Resources {
+    /// Hard memory limit in bytes (`--memory`).
+    pub memory: Option<i64>,
+    /// CPU quota in CPUs (`--cpus 1.5`).
+    pub cpus: Option<f64>,
+    /// Relative CPU weight (`--cpu-shares`, default 1024).
+    pub cpu_shares: Option<u64>,
+    /// Allowed CPUs (`--cpuset-cpus 0-1`).
+    pub cpuset_cpus: Option<String>,
+    /// Maximum number of tasks (`--pids-limit`).
+    pub pids_limit: Option<i64>,
+}
+
+/// Everything the runtime needs to create one container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ContainerConfig {
+    /// Unique name (`--name`); generated when empty.
+    pub name: String,
+    pub rootfs: RootfsSource,
+    /// The full argv (entrypoint + cmd already combined by the caller).
+    pub args: Vec<String>,
+    /// `KEY=VALUE` entries, image env first, overrides after (last wins).
+    pub env: Vec<String>,
+    /// `name`, `uid`, `uid:gid` or `name:group`, resolved in the container's /etc/passwd.
+    pub user: Option<String>,
+    /// Working directory inside the container, created when missing.
+    pub working_dir: Option<PathBuf>,
+    pub hostname: Option<String>,
+    pub network: NetworkMode,
+    /// Content of the container's /etc/hosts, /etc/resolv.conf (netd computes them).
+    pub hosts: Option<String>,
+    pub resolv_conf: Option<String>,
+    pub mounts: Vec<MountSpec>,
+    pub read_only: bool,
+    pub resources: Resources,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    /// `--security-opt seccomp=unconfined`.
+    pub seccomp_unconfined: bool,
+    /// `--security-opt no-new-privileges=false` turns it off; on by default here.
+    pub no_new_privileges: bool,
+    pub ulimits: Vec<Ulimit>,
+    pub sysctls: BTreeMap<String, String>,
+    /// Size of /dev/shm in bytes (Docker's default 64 MiB).
+    pub shm_size: u64,
+    /// Run a minimal reaper as PID 1 (`--init`).
+    pub init: bool,
+    pub tty: bool,
+    /// Keep stdin open (`-i`).
+    pub open_stdin: bool,
+    /// Remove the container when it exits (`--rm`); the shim does it, so it also happens
+    /// when the CLI that started it is gone.
+    pub auto_remove: bool,
+    /// Signal `stop` sends first (`--stop-signal`, default SIGTERM).
+    pub stop_signal: i32,
+    /// Seconds `stop` waits before SIGKILL (`--stop-timeout`, default 10).
+    pub stop_timeout: u64,
+    /// Log rotation: bytes per file and number of files kept (json-file's max-size/max-file).
+    pub log_max_size: u64,
+    pub log_max_files: u32,
+    /// Free-form labels (the engine keeps project/service here).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ContainerConfig {
+    /// A config with Docker's defaults for everything but what identifies the container.
+    pub fn new(rootfs: RootfsSource, args: Vec<String>) -> Self {
+        ContainerConfig {
+            name: String::new(),
+            rootfs,
+            args,
+            env: vec![DEFAULT_PATH_ENV.to_string()],
+            user: None,
+            working_dir: None,
+            hostname: None,
+            network: NetworkMode::New,
+            hosts: None,
+            resolv_conf: None,
+            mounts: Vec::new(),
+            read_only: false,
+            resources: Resources::default(),
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            privileged: false,
+            seccomp_unconfined: false,
+            no_new_privileges: true,
+            ulimits: Vec::new(),
+            sysctls: BTreeMap::new(),
+            shm_size: 64 * 1024 * 1024,
+            init: false,
+            tty: false,
+            open_stdin: false,
+            auto_remove: false,
+            stop_signal: libc::SIGTERM,
+            stop_timeout: 10,
+            log_max_size: 10 * 1024 * 1024,
+            log_max_files: 3,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// The PATH a container gets when its image sets none (Docker's).
+pub const DEFAULT_PATH_ENV: &str =
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// One `exec` request into a running container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ExecConfig {
+    pub args: Vec<String>,
+    /// Added to the container's env (last wins).
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub working_dir: Option<PathBuf>,
+    pub tty: bool,
+    /// Forward the caller's stdin.
+    pub interactive: bool,
+    /// Do not wait: the process runs on, detached.
+    pub detach: bool,
+}

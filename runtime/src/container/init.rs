@@ -1,0 +1,343 @@
+//! The container side of creation: what runs in the cloned child, inside the new namespaces,
+//! up to execve. Errors go back to the shim over a close-on-exec pipe as `{code, message}`;
+//! a clean EOF on that pipe means the exec succeeded.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use caps::CapsHashSet;
+use nix::sched::{CloneFlags, unshare};
+use oci_spec::runtime::Spec;
+use seccompiler::BpfProgram;
+use serde::{Deserialize, Serialize};
+
+use super::capabilities::{self, CapError};
+use super::namespaces::{self, NamespaceError};
+use super::process::{self, ProcessError, User};
+use super::rootfs::{self, RootLayout, RootfsError};
+use super::seccomp::{self, SeccompError};
+
+/// Errors of the container's own set-up, each mapped to a Docker exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("waiting for the shim to place the container in its cgroup")]
+    Sync(#[source] nix::Error),
+    #[error("creating the cgroup namespace")]
+    CgroupNs(#[source] nix::Error),
+    #[error(transparent)]
+    Namespace(#[from] NamespaceError),
+    #[error("setting hostname {name:?}")]
+    Hostname {
+        name: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Caps(#[from] CapError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error("setting up the container's stdio")]
+    Stdio(#[source] nix::Error),
+    #[error("starting the init reaper")]
+    Reaper(#[source] nix::Error),
+    #[error("an argument or environment entry contains a NUL byte")]
+    Nul,
+}
+
+impl InitError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            InitError::Process(p) => p.exit_code(),
+            _ => 125,
+        }
+    }
+}
+
+/// The failure report sent to the shim.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitFailure {
+    pub code: i32,
+    pub message: String,
+}
+
+/// The error with its whole source chain, on one line.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let m = e.to_string();
+        if !s.ends_with(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = e.source();
+    }
+    s
+}
+
+/// Writes a failure to `fd` and ends the process without running destructors or atexit.
+pub fn fail(fd: RawFd, err: &InitError) -> ! {
+    let f = InitFailure {
+        code: err.exit_code(),
+        message: chain(err),
+    };
+    if let Ok(data) = serde_json::to_vec(&f) {
+        // SAFETY: fd is the report pipe we own; ManuallyDrop avoids closing it twice.
+        let mut file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        let _ = file.write_all(&data);
+    }
+    // SAFETY: _exit is always safe to call.
+    unsafe { libc::_exit(f.code) }
+}
+
+/// Everything the user process needs after the filesystem is in place (shared with `exec`).
+pub struct ProcessSetup<'a> {
+    pub args: &'a [String],
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub user: User,
+    pub caps: &'a CapsHashSet,
+    pub rlimits: Vec<(String, u64, u64)>,
+    pub no_new_privs: bool,
+    pub seccomp: &'a [BpfProgram],
+    /// Fork a reaper that stays PID 1 and forwards signals (`--init`).
+    pub reaper: bool,
+    /// Close this fd in the reaper (the report pipe: only the exec closes the last copy).
+    pub report_fd: RawFd,
+}
+
+/// Restores what a freshly exec'd process expects: no blocked signals, SIGPIPE default (Rust
+/// ignores it at start-up, and an ignored signal survives execve).
+pub fn reset_signals() {
+    // SAFETY: plain libc calls on our own signal state.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        for sig in 1..32 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
+}
+
+fn cstrings(v: &[String]) -> Result<Vec<CString>, InitError> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).map_err(|_| InitError::Nul))
+        .collect()
+}
+
+/// Limits, identity, capabilities, seccomp, then execve. Returns only on failure.
+pub fn exec_process(p: &ProcessSetup<'_>) -> InitError {
+    match exec_inner(p) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn exec_inner(p: &ProcessSetup<'_>) -> Result<std::convert::Infallible, InitError> {
+    for (name, soft, hard) in &p.rlimits {
+        process::set_rlimit(name, *soft, *hard)?;
+    }
+    let Some(cmd) = p.args.first() else {
+        return Err(ProcessError::NoCommand.into());
+    };
+    capabilities::limit_bounding(p.caps)?;
+    process::switch_user(&p.user)?;
+    capabilities::apply(p.caps)?;
+    let _ = nix::unistd::chdir(&p.cwd);
+    let path = process::find_executable(cmd, process::env_get(&p.env, "PATH"))?;
+    if p.reaper {
+        // SAFETY: the process is single-threaded (a clone of the single-threaded shim).
+        match unsafe { nix::unistd::fork() }.map_err(InitError::Reaper)? {
+            nix::unistd::ForkResult::Child => {}
+            nix::unistd::ForkResult::Parent { child } => {
+                // SAFETY: closing our copy of the report pipe.
+                unsafe { libc::close(p.report_fd) };
+                reap(child.as_raw())
+            }
+        }
+    }
+    if p.no_new_privs {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    }
+    let argv = cstrings(p.args)?;
+    let envp = cstrings(&p.env)?;
+    let file = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| InitError::Nul)?;
+    seccomp::install(p.seccomp)?;
+    let err = nix::unistd::execve(&file, &argv, &envp).unwrap_err();
+    Err(match err {
+        nix::Error::ENOENT => ProcessError::NoSuchFile {
+            cmd: cmd.clone(),
+            path,
+        }
+        .into(),
+        nix::Error::EACCES => ProcessError::NotExecutable { cmd: cmd.clone() }.into(),
+        source => ProcessError::Exec {
+            cmd: cmd.clone(),
+            source,
+        }
+        .into(),
+    })
+}
+
+/// PID 1 of an `--init` container: forwards signals to the child, reaps every zombie, and
+/// exits with the child's status.
+fn reap(child: i32) -> ! {
+    // SAFETY: signal-mask and wait calls on our own process; no allocation in the loop.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(&all, &mut info);
+            if sig == libc::SIGCHLD {
+                loop {
+                    let mut status = 0;
+                    let pid = libc::waitpid(-1, &mut status, libc::WNOHANG);
+                    if pid <= 0 {
+                        break;
+                    }
+                    if pid == child {
+                        let code = if libc::WIFEXITED(status) {
+                            libc::WEXITSTATUS(status)
+                        } else {
+                            128 + libc::WTERMSIG(status)
+                        };
+                        libc::_exit(code);
+                    }
+                }
+            } else if sig > 0 {
+                libc::kill(child, sig);
+            }
+        }
+    }
+}
+
+/// What the shim hands to the cloned child.
+pub struct InitArgs<'a> {
+    pub spec: &'a Spec,
+    pub user: Option<&'a str>,
+    pub layout: &'a RootLayout,
+    pub volumes: &'a [PathBuf],
+    pub console: Option<PathBuf>,
+    /// stdin, stdout, stderr for the process.
+    pub stdio: [RawFd; 3],
+    /// Closed in the child (the shim's ends).
+    pub close: Vec<RawFd>,
+    pub go: RawFd,
+    pub report: RawFd,
+    pub caps: &'a CapsHashSet,
+    pub seccomp: &'a [BpfProgram],
+    pub reaper: bool,
+    pub tty: bool,
+}
+
+/// Entry point of the cloned child; never returns.
+pub fn run(a: &InitArgs<'_>) -> ! {
+    let err = match setup(a) {
+        Ok(p) => exec_process(&p),
+        Err(e) => e,
+    };
+    fail(a.report, &err)
+}
+
+fn setup<'a>(a: &'a InitArgs<'a>) -> Result<ProcessSetup<'a>, InitError> {
+    reset_signals();
+    for fd in &a.close {
+        // SAFETY: closing the shim's ends of pipes we do not use.
+        unsafe { libc::close(*fd) };
+    }
+    // Wait until the shim has put us into the cgroup.
+    let mut b = [0u8; 1];
+    // SAFETY: go is our pipe read end.
+    let go = unsafe { OwnedFd::from_raw_fd(a.go) };
+    let n = nix::unistd::read(&go, &mut b).map_err(InitError::Sync)?;
+    if n != 1 {
+        return Err(InitError::Sync(nix::Error::EPIPE));
+    }
+    drop(go);
+    nix::unistd::setsid().map_err(InitError::Stdio)?;
+    let linux = a.spec.linux().as_ref();
+    let nss = linux
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    for ns in &nss {
+        use oci_spec::runtime::LinuxNamespaceType as T;
+        match (ns.typ(), ns.path()) {
+            (T::Cgroup, None) => {
+                unshare(CloneFlags::CLONE_NEWCGROUP).map_err(InitError::CgroupNs)?
+            }
+            (T::Network, Some(path)) => {
+                let fd = namespaces::open_ns(path)?;
+                namespaces::join(&fd, CloneFlags::CLONE_NEWNET, path)?;
+            }
+            _ => {}
+        }
+    }
+    if let Some(h) = a.spec.hostname()
+        && nss
+            .iter()
+            .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Uts)
+    {
+        nix::unistd::sethostname(h).map_err(|source| InitError::Hostname {
+            name: h.clone(),
+            source,
+        })?;
+    }
+    // SAFETY: umask only touches our own process state.
+    unsafe { libc::umask(0o022) };
+    rootfs::mount_all(a.spec, a.layout, a.volumes, a.console.as_deref())?;
+    let user = process::resolve_user(a.user, Path::new("/"))?;
+    let proc_ = a.spec.process().as_ref();
+    let cwd = proc_.map(|p| p.cwd().clone()).unwrap_or_else(|| "/".into());
+    process::ensure_workdir(&cwd, &user)?;
+    rootfs::finish(a.spec)?;
+    for (i, fd) in a.stdio.iter().enumerate() {
+        // SAFETY: dup2 onto 0/1/2.
+        if unsafe { libc::dup2(*fd, i as RawFd) } < 0 {
+            return Err(InitError::Stdio(nix::Error::last()));
+        }
+    }
+    if a.tty {
+        // SAFETY: make our stdin (the pty slave) the controlling terminal.
+        unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) };
+    }
+    let env = process::with_home(
+        proc_.and_then(|p| p.env().clone()).unwrap_or_default(),
+        &user,
+    );
+    let rlimits = proc_
+        .and_then(|p| p.rlimits().clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let name = serde_json::to_value(r.typ())
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            (name, r.soft(), r.hard())
+        })
+        .collect();
+    Ok(ProcessSetup {
+        args: proc_.and_then(|p| p.args().as_deref()).unwrap_or_default(),
+        env,
+        cwd,
+        user,
+        caps: a.caps,
+        rlimits,
+        no_new_privs: proc_.and_then(|p| p.no_new_privileges()).unwrap_or(false),
+        seccomp: a.seccomp,
+        reaper: a.reaper,
+        report_fd: a.report,
+    })
+}

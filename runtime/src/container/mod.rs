@@ -1,0 +1,560 @@
+//! Containers: from a [`ContainerConfig`] to a running process in its own namespaces and
+//! cgroup, watched by a per-container shim that outlives its caller.
+//!
+//! The library never clones a container itself (its caller may be a multi-threaded daemon):
+//! [`Runtime::start`] execs `shim_exe shim DIR`, a fresh single-threaded process that does.
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod config;
+pub mod control;
+pub mod exec;
+pub mod init;
+pub mod logs;
+pub mod mounts;
+pub mod namespaces;
+pub mod process;
+pub mod record;
+pub mod rootfs;
+pub mod seccomp;
+pub mod shim;
+pub mod spec;
+pub mod state;
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub use config::{
+    ContainerConfig, ExecConfig, MountSpec, NetworkMode, Resources, RootfsSource, Ulimit,
+};
+pub use record::Record;
+pub use state::{State, Status};
+
+use control::{ControlError, Request, Response};
+use shim::StartReport;
+
+/// Where an instance keeps its files, and which executable is the shim.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// `--root`: containers, volumes.
+    pub root: PathBuf,
+    /// `--run`: control sockets, pinned namespaces.
+    pub run: PathBuf,
+    /// The executable that understands `shim DIR` and `exec-helper DIR JSON` (the berth
+    /// binary); the library cannot know its path.
+    pub shim_exe: PathBuf,
+}
+
+/// Errors of the container API.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("no such container: {0}")]
+    NotFound(String),
+    #[error("container name {name:?} is already in use by container {id}")]
+    NameInUse { name: String, id: String },
+    #[error("container name {0:?} is invalid: use letters, digits, '_', '.', '-'")]
+    BadName(String),
+    #[error("{0:?} matches more than one container; use more of the id")]
+    Ambiguous(String),
+    #[error("no command given (the image has no Cmd or Entrypoint and none was passed)")]
+    NoCommand,
+    #[error("volume name {0:?} is invalid")]
+    BadVolume(String),
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
+    #[error(transparent)]
+    Process(#[from] process::ProcessError),
+    #[error(transparent)]
+    Namespace(#[from] namespaces::NamespaceError),
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error(transparent)]
+    Record(#[from] record::RecordError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("starting the shim {exe}")]
+    SpawnShim {
+        exe: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the shim for {id} exited without reporting (see {log})")]
+    ShimSilent { id: String, log: PathBuf },
+    /// The container's own start failure, with Docker's exit code (125/126/127).
+    #[error("{message}")]
+    Start { code: i32, message: String },
+    #[error("container {id} is running: stop it first or use force")]
+    Running { id: String },
+    #[error("container {id} is already running")]
+    AlreadyRunning { id: String },
+}
+
+impl RuntimeError {
+    /// The exit code the CLI should use, as Docker does.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RuntimeError::Start { code, .. } => *code,
+            RuntimeError::Process(p) => p.exit_code(),
+            _ => 125,
+        }
+    }
+}
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RuntimeError {
+    let path = path.to_path_buf();
+    move |source| RuntimeError::Io { what, path, source }
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: i32,
+    pub oom_killed: bool,
+}
+
+/// The container API of one berth instance.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    cfg: RuntimeConfig,
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 32];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    hex::encode(b)
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 128
+        && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Deletes every trace of a container: netns pin, run dir, container dir.
+pub(crate) fn remove_files(rec: &Record) {
+    if let Some(ns) = &rec.netns {
+        namespaces::unpin_netns(ns);
+    }
+    let _ = fs::remove_dir_all(&rec.run_dir);
+    let _ = fs::remove_dir_all(&rec.dir);
+}
+
+impl Runtime {
+    /// An API over the instance described by `cfg`.
+    pub fn new(cfg: RuntimeConfig) -> Runtime {
+        Runtime { cfg }
+    }
+
+    fn containers_dir(&self) -> PathBuf {
+        self.cfg.root.join("containers")
+    }
+
+    /// The host directory of a named volume (`<root>/volumes/NAME/_data`).
+    pub fn volume_dir(&self, name: &str) -> PathBuf {
+        self.cfg.root.join("volumes").join(name).join("_data")
+    }
+
+    /// Every container of the instance with its state, oldest first.
+    pub fn list(&self) -> Vec<(Record, State)> {
+        let mut out = Vec::new();
+        let Ok(rd) = fs::read_dir(self.containers_dir()) else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let Ok(rec) = Record::load(&e.path()) else {
+                continue;
+            };
+            if let Ok(st) = State::load(&rec.state_path()) {
+                out.push((rec, st));
+            }
+        }
+        out.sort_by_key(|(_, s)| s.created_at);
+        out
+    }
+
+    /// Finds a container by exact name, exact id or unique id prefix.
+    pub fn resolve(&self, what: &str) -> Result<Record, RuntimeError> {
+        let all = self.list();
+        if let Some((r, _)) = all
+            .iter()
+            .find(|(r, _)| r.config.name == what || r.id == what)
+        {
+            return Ok(r.clone());
+        }
+        let hits: Vec<_> = all.iter().filter(|(r, _)| r.id.starts_with(what)).collect();
+        match hits.as_slice() {
+            [(r, _)] if !what.is_empty() => Ok(r.clone()),
+            [] | [_] => Err(RuntimeError::NotFound(what.to_string())),
+            _ => Err(RuntimeError::Ambiguous(what.to_string())),
+        }
+    }
+
+    /// Current state of a container.
+    pub fn state(&self, rec: &Record) -> Result<State, RuntimeError> {
+        Ok(State::load(&rec.state_path())?)
+    }
+
+    /// Validates `config` and lays the container out on disk (bundle, state, netns pin),
+    /// without starting it. Leaves nothing behind on error.
+    pub fn create(&self, mut config: ContainerConfig) -> Result<Record, RuntimeError> {
+        if config.args.is_empty() {
+            return Err(RuntimeError::NoCommand);
+        }
+        for u in &config.ulimits {
+            if let Some(t) = spec::rlimit_type(&u.name) {
+                process::check_rlimit(t, u.hard)?;
+            }
+        }
+        let id = random_id();
+        if config.name.is_empty() {
+            config.name = format!("berth-{}", &id[..12]);
+        }
+        if !valid_name(&config.name) {
+            return Err(RuntimeError::BadName(config.name));
+        }
+        if let Some((r, _)) = self
+            .list()
+            .into_iter()
+            .find(|(r, _)| r.config.name == config.name)
+        {
+            return Err(RuntimeError::NameInUse {
+                name: config.name,
+                id: r.id,
+            });
+        }
+        let dir = self.containers_dir().join(&id);
+        let run_dir = self.cfg.run.join("c").join(&id[..12]);
+        let netns = match config.network {
+            NetworkMode::Host => None,
+            _ => Some(self.cfg.run.join("netns").join(&id[..12])),
+        };
+        let mut volumes = Vec::new();
+        for m in &config.mounts {
+            if let MountSpec::Volume { name, .. } = m {
+                if !valid_name(name) {
+                    return Err(RuntimeError::BadVolume(name.clone()));
+                }
+                volumes.push(self.volume_dir(name));
+            }
+        }
+        let rec = Record {
+            id: id.clone(),
+            config,
+            dir,
+            run_dir,
+            netns,
+            volumes,
+            cgroup: format!("berth/{id}"),
+        };
+        match self.lay_out(&rec) {
+            Ok(()) => Ok(rec),
+            Err(e) => {
+                remove_files(&rec);
+                Err(e)
+            }
+        }
+    }
+
+    fn lay_out(&self, rec: &Record) -> Result<(), RuntimeError> {
+        let cfg = &rec.config;
+        let dir = &rec.dir;
+        fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+        let rootfs = match &cfg.rootfs {
+            RootfsSource::Layers(_) => {
+                for d in ["rootfs", "upper", "work"] {
+                    fs::create_dir_all(dir.join(d)).map_err(io_err("creating", &dir.join(d)))?;
+                }
+                dir.join("rootfs")
+            }
+            RootfsSource::Dir(d) => {
+                if !d.is_dir() {
+                    return Err(RuntimeError::Io {
+                        what: "rootfs directory",
+                        path: d.clone(),
+                        source: io::Error::from(io::ErrorKind::NotFound),
+                    });
+                }
+                d.clone()
+            }
+        };
+        for v in &rec.volumes {
+            fs::create_dir_all(v).map_err(io_err("creating volume", v))?;
+        }
+        let hostname = cfg
+            .hostname
+            .clone()
+            .unwrap_or_else(|| rec.id[..12].to_string());
+        let hosts = cfg.hosts.clone().unwrap_or_else(|| {
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+            )
+        });
+        let resolv = cfg
+            .resolv_conf
+            .clone()
+            .unwrap_or_else(|| fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+        let files = [
+            ("hosts", hosts),
+            ("hostname", format!("{hostname}\n")),
+            ("resolv.conf", resolv),
+        ];
+        for (name, content) in &files {
+            let p = dir.join(name);
+            fs::write(&p, content).map_err(io_err("writing", &p))?;
+        }
+        let spec = spec::build(
+            &rec.id,
+            cfg,
+            &spec::SpecPaths {
+                rootfs: &rootfs,
+                hosts: &dir.join("hosts"),
+                hostname: &dir.join("hostname"),
+                resolv_conf: &dir.join("resolv.conf"),
+                netns: rec.netns.as_deref(),
+                volume_dirs: &rec.volumes,
+                cgroup: &rec.cgroup,
+            },
+        )?;
+        let p = rec.spec_path();
+        state::write_json_atomic(&p, &spec).map_err(io_err("writing", &p))?;
+        let p = dir.join(Record::FILE);
+        state::write_json_atomic(&p, rec).map_err(io_err("writing", &p))?;
+        State::new(&rec.id, &cfg.name).save(&rec.state_path())?;
+        if let Some(ns) = &rec.netns {
+            namespaces::pin_netns(ns)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the container through a new shim and returns the container's host pid once it
+    /// has exec'd, or the reason it could not.
+    pub fn start(&self, rec: &Record) -> Result<i32, RuntimeError> {
+        let st = self.state(rec)?;
+        if st.status == Status::Running && self.shim_alive(&st) {
+            return Err(RuntimeError::AlreadyRunning { id: rec.id.clone() });
+        }
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+            RuntimeError::SpawnShim {
+                exe: self.cfg.shim_exe.clone(),
+                source: e.into(),
+            }
+        })?;
+        let wfd = w.as_raw_fd();
+        let mut cmd = Command::new(&self.cfg.shim_exe);
+        cmd.arg("shim")
+            .arg(&rec.dir)
+            .env(shim::SYNC_FD_ENV, "3")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(wfd, 3) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|source| RuntimeError::SpawnShim {
+            exe: self.cfg.shim_exe.clone(),
+            source,
+        })?;
+        drop(w);
+        let _ = child.wait();
+        let mut buf = Vec::new();
+        let _ = fs::File::from(r).read_to_end(&mut buf);
+        match serde_json::from_slice::<StartReport>(&buf) {
+            Ok(StartReport::Started { pid, .. }) => Ok(pid),
+            Ok(StartReport::Failed { code, message }) => {
+                if rec.config.auto_remove {
+                    remove_files(rec);
+                }
+                Err(RuntimeError::Start { code, message })
+            }
+            Err(_) => Err(RuntimeError::ShimSilent {
+                id: rec.id.clone(),
+                log: rec.dir.join("shim.log"),
+            }),
+        }
+    }
+
+    fn shim_alive(&self, st: &State) -> bool {
+        // SAFETY: kill with signal 0 only probes.
+        st.shim_pid > 0 && unsafe { libc::kill(st.shim_pid, 0) } == 0
+    }
+
+    /// Whether the container runs right now (its shim answers).
+    pub fn is_running(&self, rec: &Record) -> bool {
+        self.state(rec)
+            .map(|s| s.status == Status::Running && self.shim_alive(&s))
+            .unwrap_or(false)
+    }
+
+    /// Sends `signal` to the container's init.
+    pub fn kill(&self, rec: &Record, signal: i32) -> Result<(), RuntimeError> {
+        if !self.is_running(rec) {
+            return Err(RuntimeError::Start {
+                code: 125,
+                message: format!("container {} is not running", rec.config.name),
+            });
+        }
+        control::call(&rec.socket(), &Request::Kill { signal })?;
+        Ok(())
+    }
+
+    /// Stops the container: its stop signal, then SIGKILL after `timeout` seconds (the
+    /// container's own stop timeout when `None`). Returns how it ended.
+    pub fn stop(
+        &self,
+        rec: &Record,
+        timeout: Option<u64>,
+    ) -> Result<Option<ExitInfo>, RuntimeError> {
+        if !self.is_running(rec) {
+            return Ok(None);
+        }
+        let waiter = control::send(&rec.socket(), &Request::Wait)?;
+        control::call(
+            &rec.socket(),
+            &Request::Stop {
+                signal: rec.config.stop_signal,
+                timeout: timeout.unwrap_or(rec.config.stop_timeout),
+            },
+        )?;
+        Ok(Some(self.read_exit(rec, waiter)?))
+    }
+
+    fn read_exit(
+        &self,
+        rec: &Record,
+        waiter: std::os::unix::net::UnixStream,
+    ) -> Result<ExitInfo, RuntimeError> {
+        match control::read_response(&rec.socket(), waiter) {
+            Ok(Response::Exited {
+                exit_code,
+                oom_killed,
+            }) => Ok(ExitInfo {
+                code: exit_code,
+                oom_killed,
+            }),
+            // The shim went away without answering (killed): the state file is the truth.
+            _ => {
+                let st = self.state(rec)?;
+                Ok(ExitInfo {
+                    code: st.exit_code.unwrap_or(255),
+                    oom_killed: st.oom_killed,
+                })
+            }
+        }
+    }
+
+    /// Opens a wait on a running container; `None` when it is not running.
+    pub fn wait_handle(
+        &self,
+        rec: &Record,
+    ) -> Result<Option<std::os::unix::net::UnixStream>, RuntimeError> {
+        if !self.is_running(rec) {
+            return Ok(None);
+        }
+        match control::send(&rec.socket(), &Request::Wait) {
+            Ok(s) => Ok(Some(s)),
+            Err(ControlError::Connect { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Blocks until the container exits and returns how it ended.
+    pub fn wait(&self, rec: &Record) -> Result<ExitInfo, RuntimeError> {
+        match self.wait_handle(rec)? {
+            Some(s) => self.finish_wait(rec, s),
+            None => {
+                let st = self.state(rec)?;
+                Ok(ExitInfo {
+                    code: st.exit_code.unwrap_or(0),
+                    oom_killed: st.oom_killed,
+                })
+            }
+        }
+    }
+
+    /// Completes a wait opened with [`Runtime::wait_handle`].
+    pub fn finish_wait(
+        &self,
+        rec: &Record,
+        s: std::os::unix::net::UnixStream,
+    ) -> Result<ExitInfo, RuntimeError> {
+        self.read_exit(rec, s)
+    }
+
+    /// Removes a container; a running one only with `force` (it is killed first).
+    pub fn remove(&self, rec: &Record, force: bool) -> Result<(), RuntimeError> {
+        if self.is_running(rec) {
+            if !force {
+                return Err(RuntimeError::Running { id: rec.id.clone() });
+            }
+            let waiter = control::send(&rec.socket(), &Request::Wait)?;
+            let _ = control::call(
+                &rec.socket(),
+                &Request::Kill {
+                    signal: libc::SIGKILL,
+                },
+            );
+            let _ = self.read_exit(rec, waiter);
+        }
+        if let Ok(cg) = cgroups::Cgroup::locate(&rec.cgroup) {
+            let _ = cg.remove();
+        }
+        remove_files(rec);
+        Ok(())
+    }
+
+    /// Runs `exec` inside the running container through a fresh helper process that
+    /// inherits the caller's stdio; returns the process's exit status.
+    pub fn exec(&self, rec: &Record, exec: &ExecConfig) -> Result<i32, RuntimeError> {
+        if !self.is_running(rec) {
+            return Err(RuntimeError::Start {
+                code: 125,
+                message: format!("container {} is not running", rec.config.name),
+            });
+        }
+        let json = serde_json::to_string(exec).map_err(|e| RuntimeError::SpawnShim {
+            exe: self.cfg.shim_exe.clone(),
+            source: io::Error::other(e),
+        })?;
+        let status = Command::new(&self.cfg.shim_exe)
+            .arg("exec-helper")
+            .arg(&rec.dir)
+            .arg(json)
+            .status()
+            .map_err(|source| RuntimeError::SpawnShim {
+                exe: self.cfg.shim_exe.clone(),
+                source,
+            })?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    }
+
+    /// Host pids of the container's processes (`top`).
+    pub fn pids(&self, rec: &Record) -> Vec<i32> {
+        cgroups::Cgroup::locate(&rec.cgroup)
+            .map(|c| c.pids())
+            .unwrap_or_default()
+    }
+}

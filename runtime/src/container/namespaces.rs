@@ -1,0 +1,105 @@
+//! Namespace helpers: pinning a new network namespace on a bind-mounted file before the
+//! container exists (so netd can attach it without racing the container), and joining
+//! namespaces by path or pid.
+
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
+
+/// Errors pinning or joining a namespace.
+#[derive(Debug, thiserror::Error)]
+pub enum NamespaceError {
+    #[error("creating the netns pin file {path}")]
+    PinFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("creating a new network namespace")]
+    Unshare(#[source] nix::Error),
+    #[error("bind-mounting the new network namespace on {path}")]
+    Bind {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("the netns pinning thread panicked")]
+    Thread,
+    #[error("opening namespace {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("joining namespace {path}")]
+    Join {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+}
+
+/// Creates a new, empty network namespace and keeps it alive as a bind mount on `path`.
+/// Runs on a throwaway thread (namespaces are per thread), so it is safe to call from a
+/// multi-threaded process.
+pub fn pin_netns(path: &Path) -> Result<(), NamespaceError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|source| NamespaceError::PinFile {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    fs::File::create(path).map_err(|source| NamespaceError::PinFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let target = path.to_path_buf();
+    let res = std::thread::spawn(move || -> Result<(), NamespaceError> {
+        unshare(CloneFlags::CLONE_NEWNET).map_err(NamespaceError::Unshare)?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|source| NamespaceError::Bind {
+            path: target.clone(),
+            source,
+        })
+    })
+    .join()
+    .map_err(|_| NamespaceError::Thread)?;
+    if res.is_err() {
+        let _ = fs::remove_file(path);
+    }
+    res
+}
+
+/// Unmounts and deletes a pin made by [`pin_netns`]; a no-op when it is gone.
+pub fn unpin_netns(path: &Path) {
+    let _ = umount2(path, MntFlags::MNT_DETACH);
+    let _ = fs::remove_file(path);
+}
+
+/// Opens a namespace file (`/proc/PID/ns/net`, a pin) for a later `setns`.
+pub fn open_ns(path: &Path) -> Result<OwnedFd, NamespaceError> {
+    fs::File::open(path)
+        .map(OwnedFd::from)
+        .map_err(|source| NamespaceError::Open {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Joins the namespace behind `fd`.
+pub fn join(fd: &OwnedFd, kind: CloneFlags, path: &Path) -> Result<(), NamespaceError> {
+    setns(fd, kind).map_err(|source| NamespaceError::Join {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,365 @@
+//! The container's filesystem view, built inside its own mount namespace (so nothing leaks
+//! onto the host even if berth dies half-way): private propagation, overlayfs or a bound
+//! directory as root, the OCI mounts, /dev nodes, pivot_root, then the masked and read-only
+//! paths and a read-only root.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+use oci_spec::runtime::Spec;
+
+use super::mounts::{self, MountError};
+
+/// Errors building the container's filesystem.
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("making the mount tree private")]
+    Private(#[source] nix::Error),
+    #[error("the image has no layers to mount")]
+    NoLayers,
+    #[error("mounting the overlay rootfs at {target} ({options})")]
+    Overlay {
+        target: PathBuf,
+        options: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("mounting {source_path} on {target} ({fstype})")]
+    Mount {
+        source_path: String,
+        target: PathBuf,
+        fstype: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error(transparent)]
+    Prepare(#[from] MountError),
+    #[error("creating device node {path}")]
+    Device {
+        path: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("creating {path}")]
+    Link {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("pivot_root into {root}")]
+    Pivot {
+        root: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("setting sysctl {key}={value}")]
+    Sysctl {
+        key: String,
+        value: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// How the root filesystem is assembled.
+#[derive(Debug, Clone)]
+pub enum RootLayout {
+    /// overlayfs: lower dirs bottom to top, upper and work dir, mounted at `target`.
+    Overlay {
+        lowers: Vec<PathBuf>,
+        upper: PathBuf,
+        work: PathBuf,
+        target: PathBuf,
+    },
+    /// A directory bound onto itself.
+    Dir(PathBuf),
+}
+
+impl RootLayout {
+    /// Where the root ends up before pivot_root.
+    pub fn target(&self) -> &Path {
+        match self {
+            RootLayout::Overlay { target, .. } => target,
+            RootLayout::Dir(d) => d,
+        }
+    }
+}
+
+fn mnt(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), RootfsError> {
+    mount(src, target, fstype, flags, data).map_err(|source| RootfsError::Mount {
+        source_path: src.unwrap_or("none").to_string(),
+        target: target.to_path_buf(),
+        fstype: fstype.unwrap_or("bind").to_string(),
+        source,
+    })
+}
+
+/// Mounts the root (overlay or bind) at its target. The overlay options use paths relative
+/// to the container directory (the caller's cwd) to stay well under the page-size limit.
+fn mount_root(layout: &RootLayout) -> Result<(), RootfsError> {
+    match layout {
+        RootLayout::Overlay {
+            lowers,
+            upper,
+            work,
+            target,
+        } => {
+            if lowers.is_empty() {
+                return Err(RootfsError::NoLayers);
+            }
+            let lower: Vec<String> = lowers
+                .iter()
+                .rev()
+                .map(|p| p.display().to_string())
+                .collect();
+            let options = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.join(":"),
+                upper.display(),
+                work.display()
+            );
+            mount(
+                Some("overlay"),
+                target,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(options.as_str()),
+            )
+            .map_err(|source| RootfsError::Overlay {
+                target: target.clone(),
+                options,
+                source,
+            })
+        }
+        RootLayout::Dir(d) => mnt(
+            Some(&d.display().to_string()),
+            d,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        ),
+    }
+}
+
+fn make_devices(dev: &Path) -> Result<(), RootfsError> {
+    for (name, major, minor) in [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ] {
+        let p = dev.join(name);
+        let _ = fs::remove_file(&p);
+        mknod(
+            &p,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(major, minor),
+        )
+        .map_err(|source| RootfsError::Device { path: p, source })?;
+    }
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ] {
+        let p = dev.join(name);
+        let _ = fs::remove_file(&p);
+        symlink(target, &p).map_err(|source| RootfsError::Link { path: p, source })?;
+    }
+    Ok(())
+}
+
+/// Everything up to and including pivot_root. `volumes` lists the host dirs of named volumes,
+/// filled from the image on first use; `console` is the pty slave to show as /dev/console.
+pub fn mount_all(
+    spec: &Spec,
+    layout: &RootLayout,
+    volumes: &[PathBuf],
+    console: Option<&Path>,
+) -> Result<(), RootfsError> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(RootfsError::Private)?;
+    mount_root(layout)?;
+    let root = layout.target().to_path_buf();
+    let mut dev_mounted = false;
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        let dest = mounts::secure_join(&root, m.destination())?;
+        let opts = m.options().clone().unwrap_or_default();
+        let (flags, prop, data) = mounts::parse_options(&opts);
+        let fstype = m.typ().clone().unwrap_or_else(|| "bind".into());
+        let is_bind = fstype == "bind" || flags.contains(MsFlags::MS_BIND);
+        if is_bind {
+            let src = m.source().clone().unwrap_or_default();
+            let md = fs::metadata(&src).map_err(|source| MountError::NoSource {
+                path: src.clone(),
+                source,
+            })?;
+            mounts::make_mount_point(&dest, !md.is_dir())?;
+            if volumes.contains(&src) {
+                mounts::populate_volume(&src, &dest)?;
+            }
+            let src_s = src.display().to_string();
+            mnt(
+                Some(&src_s),
+                &dest,
+                None,
+                MsFlags::MS_BIND | (flags & MsFlags::MS_REC),
+                None,
+            )?;
+            let rest = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
+            if !rest.is_empty() {
+                mnt(
+                    None,
+                    &dest,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rest,
+                    None,
+                )?;
+            }
+        } else {
+            mounts::make_mount_point(&dest, false)?;
+            let src = m
+                .source()
+                .as_ref()
+                .map(|s| s.display().to_string())
+                .unwrap_or_else(|| fstype.clone());
+            let data = (!data.is_empty()).then_some(data.as_str());
+            mnt(Some(&src), &dest, Some(&fstype), flags, data)?;
+            if m.destination() == Path::new("/dev") {
+                dev_mounted = true;
+                make_devices(&dest)?;
+            }
+        }
+        if !prop.is_empty() {
+            mnt(None, &dest, None, prop, None)?;
+        }
+    }
+    if let (Some(console), true) = (console, dev_mounted) {
+        let target = root.join("dev/console");
+        mounts::make_mount_point(&target, true)?;
+        mnt(
+            Some(&console.display().to_string()),
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
+    }
+    pivot(&root)
+}
+
+fn pivot(root: &Path) -> Result<(), RootfsError> {
+    let err = |source| RootfsError::Pivot {
+        root: root.to_path_buf(),
+        source,
+    };
+    nix::unistd::chdir(root).map_err(err)?;
+    nix::unistd::pivot_root(".", ".").map_err(err)?;
+    // The old root now sits on top of the new one: make it a slave so the detach cannot
+    // propagate anywhere, then drop it.
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(err)?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(err)?;
+    nix::unistd::chdir("/").map_err(err)?;
+    Ok(())
+}
+
+/// After pivot_root: sysctls, masked and read-only paths, read-only root.
+pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    if let Some(sysctls) = linux.and_then(|l| l.sysctl().as_ref()) {
+        for (key, value) in sysctls {
+            let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+            fs::write(&path, value).map_err(|source| RootfsError::Sysctl {
+                key: key.clone(),
+                value: value.clone(),
+                source,
+            })?;
+        }
+    }
+    for p in linux
+        .and_then(|l| l.masked_paths().as_ref())
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let path = Path::new(p);
+        match fs::metadata(path) {
+            Ok(md) if md.is_dir() => mnt(
+                Some("tmpfs"),
+                path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some("size=0"),
+            )?,
+            Ok(_) => mnt(Some("/dev/null"), path, None, MsFlags::MS_BIND, None)?,
+            Err(_) => {}
+        }
+    }
+    for p in linux
+        .and_then(|l| l.readonly_paths().as_ref())
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let path = Path::new(p);
+        if !path.exists() {
+            continue;
+        }
+        mnt(
+            Some(p),
+            path,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+        mnt(
+            None,
+            path,
+            None,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            None,
+        )?;
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
+        mnt(
+            None,
+            Path::new("/"),
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None,
+        )?;
+    }
+    Ok(())
+}

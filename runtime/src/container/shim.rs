@@ -1,0 +1,688 @@
+//! `berth shim DIR`: one per container, freshly exec'd and single-threaded, so cloning the
+//! container is safe. It daemonises (setsid), creates the cgroup, clones the container init
+//! into new namespaces, reports success or the init's failure to whoever started it, then
+//! stays the container's parent: it pumps stdout/stderr into the log, answers the control
+//! socket (status, kill, stop, wait), and records the exit status (OOM included).
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde::{Deserialize, Serialize};
+
+use super::capabilities;
+use super::cgroups::{Cgroup, CgroupError};
+use super::config::RootfsSource;
+use super::control::{Request, Response};
+use super::init::{self, InitArgs, InitFailure, chain};
+use super::logs::{LogError, LogWriter};
+use super::record::{Record, RecordError};
+use super::rootfs::RootLayout;
+use super::seccomp;
+use super::state::{State, StateError, Status};
+
+/// Env var naming the fd on which the shim reports the start result to its starter.
+pub const SYNC_FD_ENV: &str = "BERTH_SHIM_SYNC_FD";
+
+/// Errors of the shim before the container runs; they are reported to the starter.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("reading the runtime spec {path}")]
+    Spec {
+        path: PathBuf,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("compiling the container's seccomp profile")]
+    Seccomp(#[from] seccomp::SeccompError),
+    #[error("reading the container's capabilities")]
+    Caps(#[from] capabilities::CapError),
+    #[error("{what}")]
+    Sys {
+        what: &'static str,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("binding the control socket {path}")]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the container failed to start: {message}")]
+    Init { code: i32, message: String },
+}
+
+impl ShimError {
+    /// Docker's exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ShimError::Init { code, .. } => *code,
+            _ => 125,
+        }
+    }
+}
+
+fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> ShimError {
+    move |source| ShimError::Sys { what, source }
+}
+
+/// What the shim tells its starter on the sync fd.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartReport {
+    Started { pid: i32, shim_pid: i32 },
+    Failed { code: i32, message: String },
+}
+
+fn report(fd: Option<&OwnedFd>, r: &StartReport) {
+    if let (Some(fd), Ok(data)) = (fd, serde_json::to_vec(r)) {
+        let _ = nix::unistd::write(fd, &data);
+    }
+}
+
+/// The shim's `main`: returns the process exit code.
+pub fn main(dir: &Path) -> i32 {
+    let sync: Option<OwnedFd> = std::env::var(SYNC_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<RawFd>().ok())
+        // SAFETY: the starter passed us this fd for exactly this purpose.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    // Detach: the starter waits for this first process only; the grandchild lives on.
+    // SAFETY: the shim is single-threaded here (freshly exec'd, nothing spawned yet).
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { .. }) => return 0,
+        Ok(nix::unistd::ForkResult::Child) => {}
+        Err(e) => {
+            report(
+                sync.as_ref(),
+                &StartReport::Failed {
+                    code: 125,
+                    message: format!("forking the shim: {e}"),
+                },
+            );
+            return 125;
+        }
+    }
+    let _ = nix::unistd::setsid();
+    redirect_stdio(dir);
+    let mut shim = match Shim::start(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %chain(&e), "container start failed");
+            record_failure(dir, &e);
+            report(
+                sync.as_ref(),
+                &StartReport::Failed {
+                    code: e.exit_code(),
+                    message: chain(&e),
+                },
+            );
+            cleanup_failed(dir);
+            return e.exit_code();
+        }
+    };
+    report(
+        sync.as_ref(),
+        &StartReport::Started {
+            pid: shim.pid.as_raw(),
+            shim_pid: std::process::id() as i32,
+        },
+    );
+    drop(sync);
+    shim.run();
+    0
+}
+
+fn redirect_stdio(dir: &Path) {
+    let null = fs::File::open("/dev/null").ok();
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("shim.log"))
+        .ok();
+    // SAFETY: dup2 onto our own 0/1/2.
+    unsafe {
+        if let Some(n) = &null {
+            libc::dup2(n.as_raw_fd(), 0);
+        }
+        if let Some(l) = &log {
+            libc::dup2(l.as_raw_fd(), 1);
+            libc::dup2(l.as_raw_fd(), 2);
+        }
+    }
+}
+
+fn record_failure(dir: &Path, e: &ShimError) {
+    let Ok(rec) = Record::load(dir) else { return };
+    if let Ok(mut st) = State::load(&rec.state_path()) {
+        st.status = Status::Exited;
+        st.pid = 0;
+        st.shim_pid = 0;
+        st.exit_code = Some(e.exit_code());
+        st.error = Some(chain(e));
+        st.finished_at = Some(SystemTime::now());
+        let _ = st.save(&rec.state_path());
+    }
+}
+
+/// Removes what a failed start may have left: socket, cgroup.
+fn cleanup_failed(dir: &Path) {
+    if let Ok(rec) = Record::load(dir) {
+        let _ = fs::remove_file(rec.socket());
+        if let Ok(cg) = Cgroup::locate(&rec.cgroup) {
+            let _ = cg.remove();
+        }
+    }
+}
+
+enum Output {
+    Pipe { fd: OwnedFd, stream: &'static str },
+}
+
+struct Shim {
+    rec: Record,
+    state: State,
+    pid: Pid,
+    cgroup: Cgroup,
+    log: LogWriter,
+    outputs: Vec<(Output, Vec<u8>)>,
+    /// Kept open so a `-i` container's stdin never sees EOF (attach comes later).
+    _stdin: Option<OwnedFd>,
+    listener: UnixListener,
+    sigfd: SignalFd,
+    waiters: Vec<UnixStream>,
+    stop_deadline: Option<Instant>,
+    exit: Option<(i32, Option<i32>)>,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), ShimError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("creating a pipe"))
+}
+
+impl Shim {
+    fn start(dir: &Path) -> Result<Shim, ShimError> {
+        let rec = Record::load(dir)?;
+        let mut state = State::load(&rec.state_path())?;
+        let spec_path = rec.spec_path();
+        let spec = Spec::load(&spec_path).map_err(|source| ShimError::Spec {
+            path: spec_path.clone(),
+            source,
+        })?;
+        let cfg = &rec.config;
+
+        // Signals arrive through a signalfd; the child unblocks them before exec.
+        let mut mask = SigSet::empty();
+        for s in [
+            Signal::SIGCHLD,
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+        ] {
+            mask.add(s);
+        }
+        mask.thread_block().map_err(sys("blocking signals"))?;
+        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(sys("creating a signalfd"))?;
+
+        let caps = capabilities::parse(
+            &spec
+                .process()
+                .as_ref()
+                .and_then(|p| p.capabilities().as_ref())
+                .and_then(|c| c.bounding().as_ref())
+                .map(|b| b.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        )?;
+        let filters = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(profile) => seccomp::compile(profile)?,
+            None => Vec::new(),
+        };
+
+        let log = LogWriter::open(&rec.log_path(), cfg.log_max_size, cfg.log_max_files)?;
+        let sock = rec.socket();
+        fs::create_dir_all(&rec.run_dir).map_err(|source| ShimError::Socket {
+            path: rec.run_dir.clone(),
+            source,
+        })?;
+        let _ = fs::remove_file(&sock);
+        let listener = UnixListener::bind(&sock).map_err(|source| ShimError::Socket {
+            path: sock.clone(),
+            source,
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| ShimError::Socket {
+                path: sock.clone(),
+                source,
+            })?;
+
+        let cgroup = Cgroup::create(
+            &rec.cgroup,
+            spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
+        )?;
+
+        // stdio
+        let mut child_side: Vec<OwnedFd> = Vec::new();
+        let mut outputs = Vec::new();
+        let mut stdin_keep = None;
+        let console;
+        let stdio: [RawFd; 3];
+        if cfg.tty {
+            let pty = nix::pty::openpty(None, None).map_err(sys("opening a pty"))?;
+            console = Some(nix::unistd::ttyname(&pty.slave).map_err(sys("naming the pty"))?);
+            let fd = pty.slave.as_raw_fd();
+            stdio = [fd, fd, fd];
+            child_side.push(pty.slave);
+            set_nonblock(&pty.master);
+            outputs.push((
+                Output::Pipe {
+                    fd: pty.master,
+                    stream: "stdout",
+                },
+                Vec::new(),
+            ));
+        } else {
+            console = None;
+            let (in_r, in_w) = pipe()?;
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            stdio = [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
+            child_side.extend([in_r, out_w, err_w]);
+            if cfg.open_stdin {
+                stdin_keep = Some(in_w);
+            }
+            set_nonblock(&out_r);
+            set_nonblock(&err_r);
+            outputs.push((
+                Output::Pipe {
+                    fd: out_r,
+                    stream: "stdout",
+                },
+                Vec::new(),
+            ));
+            outputs.push((
+                Output::Pipe {
+                    fd: err_r,
+                    stream: "stderr",
+                },
+                Vec::new(),
+            ));
+        }
+
+        let (go_r, go_w) = pipe()?;
+        let (rep_r, rep_w) = pipe()?;
+        let layout = match &cfg.rootfs {
+            RootfsSource::Layers(lowers) => RootLayout::Overlay {
+                lowers: lowers.clone(),
+                upper: "upper".into(),
+                work: "work".into(),
+                target: "rootfs".into(),
+            },
+            RootfsSource::Dir(d) => RootLayout::Dir(d.clone()),
+        };
+        // Short relative overlay paths: the child inherits this cwd.
+        nix::unistd::chdir(&rec.dir).map_err(sys("entering the container dir"))?;
+
+        let mut flags = CloneFlags::empty();
+        for ns in spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().clone())
+            .unwrap_or_default()
+        {
+            if ns.path().is_some() {
+                continue;
+            }
+            flags |= match ns.typ() {
+                LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+                LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+                LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+                LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+                LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+                _ => CloneFlags::empty(), // cgroup: unshared by the child after placement
+            };
+        }
+        let mut close = vec![
+            go_w.as_raw_fd(),
+            rep_r.as_raw_fd(),
+            listener.as_raw_fd(),
+            sigfd.as_fd().as_raw_fd(),
+        ];
+        close.extend(
+            outputs
+                .iter()
+                .map(|(Output::Pipe { fd, .. }, _)| fd.as_raw_fd()),
+        );
+        if let Some(w) = &stdin_keep {
+            close.push(w.as_raw_fd());
+        }
+        let args = InitArgs {
+            spec: &spec,
+            user: cfg.user.as_deref(),
+            layout: &layout,
+            volumes: &rec.volumes,
+            console,
+            stdio,
+            close,
+            go: go_r.as_raw_fd(),
+            report: rep_w.as_raw_fd(),
+            caps: &caps,
+            seccomp: &filters,
+            reaper: cfg.init,
+            tty: cfg.tty,
+        };
+        let mut stack = vec![0u8; 1 << 20];
+        // SAFETY: the shim is single-threaded; the child runs on its own stack in a copy of
+        // our address space and never returns into our frames (init::run ends in exec/_exit).
+        let pid = unsafe {
+            nix::sched::clone(
+                Box::new(|| init::run(&args)),
+                &mut stack,
+                flags,
+                Some(libc::SIGCHLD),
+            )
+        }
+        .map_err(sys("cloning the container process"))?;
+        drop(go_r);
+        drop(rep_w);
+        drop(child_side);
+
+        let placed = cgroup.add_pid(pid.as_raw());
+        if let Err(e) = placed {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            let _ = cgroup.remove();
+            return Err(e.into());
+        }
+        let _ = nix::unistd::write(&go_w, b"1");
+        drop(go_w);
+        let mut buf = Vec::new();
+        let _ = fs::File::from(rep_r).read_to_end(&mut buf);
+        if !buf.is_empty() {
+            let _ = waitpid(pid, None);
+            let _ = cgroup.remove();
+            let f: InitFailure = serde_json::from_slice(&buf).unwrap_or(InitFailure {
+                code: 125,
+                message: String::from_utf8_lossy(&buf).into_owned(),
+            });
+            return Err(ShimError::Init {
+                code: f.code,
+                message: f.message,
+            });
+        }
+
+        state.status = Status::Running;
+        state.pid = pid.as_raw();
+        state.shim_pid = std::process::id() as i32;
+        state.started_at = Some(SystemTime::now());
+        state.finished_at = None;
+        state.exit_code = None;
+        state.exit_signal = None;
+        state.oom_killed = false;
+        state.error = None;
+        state.save(&rec.state_path())?;
+        tracing::info!(id = %rec.id, pid = pid.as_raw(), "container started");
+        Ok(Shim {
+            rec,
+            state,
+            pid,
+            cgroup,
+            log,
+            outputs,
+            _stdin: stdin_keep,
+            listener,
+            sigfd,
+            waiters: Vec::new(),
+            stop_deadline: None,
+            exit: None,
+        })
+    }
+
+    fn run(&mut self) {
+        while self.exit.is_none() {
+            self.step(None);
+        }
+        // The init is gone, so is its pid namespace: outputs reach EOF soon.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !self.outputs.is_empty() && Instant::now() < deadline {
+            self.step(Some(deadline));
+        }
+        self.flush_partial();
+        self.finish();
+    }
+
+    fn step(&mut self, until: Option<Instant>) {
+        let wake = [self.stop_deadline, until].into_iter().flatten().min();
+        let timeout = match wake {
+            Some(t) => {
+                let ms = t.saturating_duration_since(Instant::now()).as_millis();
+                PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::NONE)
+            }
+            None => PollTimeout::NONE,
+        };
+        let (sig_ready, lis_ready, out_ready) = {
+            let mut fds = vec![
+                PollFd::new(self.sigfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.listener.as_fd(), PollFlags::POLLIN),
+            ];
+            for (Output::Pipe { fd, .. }, _) in &self.outputs {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
+            if poll(&mut fds, timeout).is_err() {
+                return;
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            (
+                ready(&fds[0]),
+                ready(&fds[1]),
+                fds[2..].iter().map(ready).collect::<Vec<_>>(),
+            )
+        };
+        if let Some(t) = self.stop_deadline
+            && Instant::now() >= t
+        {
+            tracing::info!(id = %self.rec.id, "grace period over, sending SIGKILL");
+            let _ = nix::sys::signal::kill(self.pid, Signal::SIGKILL);
+            self.stop_deadline = None;
+        }
+        let mut closed = Vec::new();
+        for (i, r) in out_ready.iter().enumerate() {
+            if *r && self.read_output(i) {
+                closed.push(i);
+            }
+        }
+        for i in closed.into_iter().rev() {
+            self.flush_one(i);
+            self.outputs.remove(i);
+        }
+        if sig_ready {
+            self.handle_signals();
+        }
+        if lis_ready {
+            while let Ok((s, _)) = self.listener.accept() {
+                self.handle_client(s);
+            }
+        }
+    }
+
+    /// Reads what is available; true at EOF.
+    fn read_output(&mut self, i: usize) -> bool {
+        let mut chunk = [0u8; 16384];
+        loop {
+            let (Output::Pipe { fd, stream }, buf) = &mut self.outputs[i];
+            match nix::unistd::read(&*fd, &mut chunk) {
+                Ok(0) => return true,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    let stream = *stream;
+                    while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=pos).collect();
+                        let _ = self.log.write(stream, &line);
+                    }
+                    if buf.len() >= 16384 {
+                        let data = std::mem::take(buf);
+                        let _ = self.log.write(stream, &data);
+                    }
+                    let (_, buf) = &mut self.outputs[i];
+                    let _ = buf;
+                }
+                Err(nix::Error::EAGAIN) => return false,
+                Err(nix::Error::EINTR) => {}
+                // A pty master reads EIO once the slave side is gone.
+                Err(_) => return true,
+            }
+        }
+    }
+
+    fn flush_one(&mut self, i: usize) {
+        let (Output::Pipe { stream, .. }, buf) = &mut self.outputs[i];
+        if !buf.is_empty() {
+            let data = std::mem::take(buf);
+            let stream = *stream;
+            let _ = self.log.write(stream, &data);
+        }
+    }
+
+    fn flush_partial(&mut self) {
+        for i in 0..self.outputs.len() {
+            self.flush_one(i);
+        }
+    }
+
+    fn handle_signals(&mut self) {
+        while let Ok(Some(info)) = self.sigfd.read_signal() {
+            let sig = info.ssi_signo as i32;
+            if sig == libc::SIGCHLD {
+                loop {
+                    match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                        Ok(WaitStatus::Exited(p, code)) if p == self.pid => {
+                            self.exit = Some((code, None));
+                        }
+                        Ok(WaitStatus::Signaled(p, s, _)) if p == self.pid => {
+                            self.exit = Some((128 + s as i32, Some(s as i32)));
+                        }
+                        Ok(WaitStatus::StillAlive) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            } else if let Ok(s) = Signal::try_from(sig) {
+                // The shim was asked to stop: pass it on to the container.
+                let _ = nix::sys::signal::kill(self.pid, s);
+            }
+        }
+    }
+
+    fn handle_client(&mut self, s: UnixStream) {
+        let _ = s.set_nonblocking(false);
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut line = String::new();
+        let Ok(clone) = s.try_clone() else { return };
+        if BufReader::new(clone).read_line(&mut line).is_err() {
+            return;
+        }
+        let resp = match serde_json::from_str::<Request>(&line) {
+            Err(e) => Response::Error {
+                message: format!("bad request: {e}"),
+            },
+            Ok(Request::Status) => Response::State {
+                state: Box::new(self.state.clone()),
+            },
+            Ok(Request::Kill { signal }) => self.signal(signal),
+            Ok(Request::Stop { signal, timeout }) => {
+                let r = self.signal(signal);
+                if r == Response::Ok {
+                    self.stop_deadline = Some(Instant::now() + Duration::from_secs(timeout));
+                }
+                r
+            }
+            Ok(Request::Wait) => {
+                self.waiters.push(s);
+                return;
+            }
+        };
+        send(s, &resp);
+    }
+
+    fn signal(&self, sig: i32) -> Response {
+        match Signal::try_from(sig) {
+            Ok(s) => match nix::sys::signal::kill(self.pid, s) {
+                Ok(()) => Response::Ok,
+                Err(e) => Response::Error {
+                    message: format!("sending {s} to the container: {e}"),
+                },
+            },
+            Err(_) => Response::Error {
+                message: format!("unknown signal {sig}"),
+            },
+        }
+    }
+
+    fn finish(&mut self) {
+        let (code, sig) = self.exit.unwrap_or((255, None));
+        let oom = self.cgroup.oom_killed();
+        let code = if oom && sig == Some(libc::SIGKILL) {
+            137
+        } else {
+            code
+        };
+        if let Err(e) = self.cgroup.remove() {
+            tracing::warn!(error = %chain(&e), "removing the container cgroup");
+        }
+        self.state.status = Status::Exited;
+        self.state.pid = 0;
+        self.state.shim_pid = 0;
+        self.state.exit_code = Some(code);
+        self.state.exit_signal = sig;
+        self.state.oom_killed = oom;
+        self.state.finished_at = Some(SystemTime::now());
+        let _ = self.state.save(&self.rec.state_path());
+        let _ = fs::remove_file(self.rec.socket());
+        tracing::info!(id = %self.rec.id, code, oom, "container exited");
+        let resp = Response::Exited {
+            exit_code: code,
+            oom_killed: oom,
+        };
+        for w in self.waiters.drain(..) {
+            send(w, &resp);
+        }
+        if self.rec.config.auto_remove {
+            super::remove_files(&self.rec);
+        }
+    }
+}
+
+fn set_nonblock(fd: &OwnedFd) {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    if let Ok(bits) = fcntl(fd, FcntlArg::F_GETFL) {
+        let _ = fcntl(
+            fd,
+            FcntlArg::F_SETFL(OFlag::from_bits_truncate(bits) | OFlag::O_NONBLOCK),
+        );
+    }
+}
+
+fn send(mut s: UnixStream, resp: &Response) {
+    if let Ok(mut data) = serde_json::to_vec(resp) {
+        data.push(b'\n');
+        let _ = s.write_all(&data);
+    }
+}

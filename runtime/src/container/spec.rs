@@ -1,0 +1,500 @@
+//! ContainerConfig -> OCI runtime-spec `config.json`. The bundle is the contract between the
+//! library and whatever executes it: berth's own shim, or crun/runc for a conformance check.
+//! Security defaults (capabilities, masked paths, seccomp deny-list) are decided here, once.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Spec;
+use serde_json::{Value, json};
+
+use super::config::{ContainerConfig, MountSpec, NetworkMode};
+
+/// Errors building a runtime spec.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("unknown capability {name:?} (expected a name such as NET_ADMIN or CAP_NET_ADMIN)")]
+    UnknownCapability { name: String },
+    #[error("unknown ulimit {name:?}")]
+    UnknownUlimit { name: String },
+    #[error("ulimit {name}: soft limit {soft} is above the hard limit {hard}")]
+    UlimitOrder { name: String, soft: u64, hard: u64 },
+    #[error(
+        "sysctl {key:?} is not namespaced: a container may only set net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.*"
+    )]
+    SysctlNotNamespaced { key: String },
+    #[error("sysctl {key:?} cannot be set with --network host")]
+    SysctlHostNet { key: String },
+    #[error("the generated config.json is not a valid OCI runtime spec")]
+    Invalid(#[source] serde_json::Error),
+    #[error("--cpus {0} is out of range")]
+    Cpus(f64),
+}
+
+/// Docker's default capability set: what a container's root keeps.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Paths of the host's kernel interfaces that leak information or let a container reach the
+/// host: hidden behind /dev/null (files) or an empty read-only tmpfs (directories).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Kernel tunables a container may read but not write.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Syscalls the default profile refuses with EPERM: kernel modules, kexec, BPF, keyrings,
+/// mounts and namespaces, clock and swap changes, and the old or dangerous interfaces Docker's
+/// profile also leaves out.
+pub const DENIED_SYSCALLS: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "init_module",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "query_module",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "setns",
+    "settimeofday",
+    "swapoff",
+    "swapon",
+    "_sysctl",
+    "syslog",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
+];
+
+/// Namespace flags a `clone` may not carry under the default profile (a container must not
+/// make new namespaces).
+const CLONE_NS_FLAGS: &[u64] = &[
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+    libc::CLONE_NEWCGROUP as u64,
+];
+
+/// Normalises `net_admin` / `NET_ADMIN` / `CAP_NET_ADMIN` to `CAP_NET_ADMIN`, and checks it.
+pub fn cap_name(name: &str) -> Result<String, SpecError> {
+    let upper = name.trim().to_ascii_uppercase();
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    full.parse::<caps::Capability>()
+        .map_err(|_| SpecError::UnknownCapability {
+            name: name.to_string(),
+        })?;
+    Ok(full)
+}
+
+/// The capability set after `privileged`, `cap_add` and `cap_drop` (`ALL` works in both).
+pub fn effective_caps(cfg: &ContainerConfig) -> Result<Vec<String>, SpecError> {
+    let all: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    let mut set: Vec<String> = if cfg.privileged {
+        all.clone()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
+    for add in &cfg.cap_add {
+        if add.eq_ignore_ascii_case("ALL") {
+            set = all.clone();
+        } else {
+            let c = cap_name(add)?;
+            if !set.contains(&c) {
+                set.push(c);
+            }
+        }
+    }
+    for drop in &cfg.cap_drop {
+        if drop.eq_ignore_ascii_case("ALL") {
+            set.clear();
+        } else {
+            let c = cap_name(drop)?;
+            set.retain(|x| *x != c);
+        }
+    }
+    set.sort();
+    Ok(set)
+}
+
+/// Docker's ulimit name -> the OCI rlimit type.
+pub fn rlimit_type(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "core" => "RLIMIT_CORE",
+        "cpu" => "RLIMIT_CPU",
+        "data" => "RLIMIT_DATA",
+        "fsize" => "RLIMIT_FSIZE",
+        "locks" => "RLIMIT_LOCKS",
+        "memlock" => "RLIMIT_MEMLOCK",
+        "msgqueue" => "RLIMIT_MSGQUEUE",
+        "nice" => "RLIMIT_NICE",
+        "nofile" => "RLIMIT_NOFILE",
+        "nproc" => "RLIMIT_NPROC",
+        "rss" => "RLIMIT_RSS",
+        "rtprio" => "RLIMIT_RTPRIO",
+        "rttime" => "RLIMIT_RTTIME",
+        "sigpending" => "RLIMIT_SIGPENDING",
+        "stack" => "RLIMIT_STACK",
+        "as" => "RLIMIT_AS",
+        _ => return None,
+    })
+}
+
+fn check_sysctl(key: &str, net: &NetworkMode) -> Result<(), SpecError> {
+    let namespaced = key.starts_with("kernel.shm")
+        || key.starts_with("kernel.msg")
+        || key == "kernel.sem"
+        || key.starts_with("fs.mqueue.");
+    if namespaced {
+        return Ok(());
+    }
+    if key.starts_with("net.") {
+        if *net == NetworkMode::Host {
+            return Err(SpecError::SysctlHostNet {
+                key: key.to_string(),
+            });
+        }
+        return Ok(());
+    }
+    Err(SpecError::SysctlNotNamespaced {
+        key: key.to_string(),
+    })
+}
+
+/// The default seccomp profile as OCI `linux.seccomp`: allow by default, EPERM for the
+/// deny-list and for namespace-creating clones, ENOSYS for clone3 (whose flags a filter cannot
+/// read) so that libc falls back to clone.
+pub fn default_seccomp() -> Value {
+    let mut syscalls = vec![json!({
+        "names": DENIED_SYSCALLS,
+        "action": "SCMP_ACT_ERRNO",
+        "errnoRet": libc::EPERM,
+    })];
+    for flag in CLONE_NS_FLAGS {
+        syscalls.push(json!({
+            "names": ["clone"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": libc::EPERM,
+            "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
+        }));
+    }
+    syscalls.push(json!({
+        "names": ["clone3"],
+        "action": "SCMP_ACT_ERRNO",
+        "errnoRet": libc::ENOSYS,
+    }));
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": syscalls,
+    })
+}
+
+/// Paths the spec refers to, decided by the caller's layout.
+pub struct SpecPaths<'a> {
+    /// Mount point of the rootfs (or the plain rootfs directory itself).
+    pub rootfs: &'a Path,
+    /// Files bind-mounted as /etc/hosts, /etc/hostname, /etc/resolv.conf.
+    pub hosts: &'a Path,
+    pub hostname: &'a Path,
+    pub resolv_conf: &'a Path,
+    /// Pinned network namespace, for `NetworkMode::New`/`None`.
+    pub netns: Option<&'a Path>,
+    /// Host directory of each named volume, in the order of `cfg.mounts`' volumes.
+    pub volume_dirs: &'a [PathBuf],
+    /// cgroup path relative to each hierarchy's root.
+    pub cgroup: &'a str,
+}
+
+/// Builds the OCI config for `cfg`, validated by parsing it back as an `oci_spec` `Spec`.
+pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value, SpecError> {
+    let caps = effective_caps(cfg)?;
+    let mut rlimits = Vec::new();
+    for u in &cfg.ulimits {
+        let t = rlimit_type(&u.name).ok_or_else(|| SpecError::UnknownUlimit {
+            name: u.name.clone(),
+        })?;
+        if u.soft > u.hard {
+            return Err(SpecError::UlimitOrder {
+                name: u.name.clone(),
+                soft: u.soft,
+                hard: u.hard,
+            });
+        }
+        rlimits.push(json!({"type": t, "soft": u.soft, "hard": u.hard}));
+    }
+    for key in cfg.sysctls.keys() {
+        check_sysctl(key, &cfg.network)?;
+    }
+    let hostname = cfg.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", cfg.shm_size)]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if cfg.privileged { "rw" } else { "ro" }]}),
+    ];
+    for (dest, src) in [
+        ("/etc/hosts", p.hosts),
+        ("/etc/hostname", p.hostname),
+        ("/etc/resolv.conf", p.resolv_conf),
+    ] {
+        mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
+    }
+    let mut vols = p.volume_dirs.iter();
+    for m in &cfg.mounts {
+        match m {
+            MountSpec::Bind {
+                source,
+                target,
+                read_only,
+            } => {
+                let mut o = vec!["rbind", "rprivate"];
+                if *read_only {
+                    o.push("ro");
+                }
+                mounts.push(
+                    json!({"destination": target, "type": "bind", "source": source, "options": o}),
+                );
+            }
+            MountSpec::Volume {
+                target, read_only, ..
+            } => {
+                let mut o = vec!["rbind", "rprivate"];
+                if *read_only {
+                    o.push("ro");
+                }
+                let src = vols.next().cloned().unwrap_or_default();
+                mounts.push(
+                    json!({"destination": target, "type": "bind", "source": src, "options": o}),
+                );
+            }
+            MountSpec::Tmpfs { target, options } => {
+                let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into()];
+                o.extend(options.iter().cloned());
+                mounts.push(json!({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": o}));
+            }
+        }
+    }
+
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    match (&cfg.network, p.netns) {
+        (NetworkMode::Host, _) => {}
+        (_, Some(path)) => namespaces.push(json!({"type": "network", "path": path})),
+        (_, None) => namespaces.push(json!({"type": "network"})),
+    }
+
+    let mut resources = serde_json::Map::new();
+    let r = &cfg.resources;
+    if let Some(mem) = r.memory {
+        resources.insert("memory".into(), json!({"limit": mem}));
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(cpus) = r.cpus {
+        if !(cpus > 0.0 && cpus < 100_000.0) {
+            return Err(SpecError::Cpus(cpus));
+        }
+        cpu.insert("period".into(), json!(100_000u64));
+        cpu.insert("quota".into(), json!((cpus * 100_000.0) as i64));
+    }
+    if let Some(shares) = r.cpu_shares {
+        cpu.insert("shares".into(), json!(shares));
+    }
+    if let Some(set) = &r.cpuset_cpus {
+        cpu.insert("cpus".into(), json!(set));
+    }
+    if !cpu.is_empty() {
+        resources.insert("cpu".into(), Value::Object(cpu));
+    }
+    if let Some(pids) = r.pids_limit {
+        resources.insert("pids".into(), json!({"limit": pids}));
+    }
+    if !cfg.privileged {
+        let mut devices = vec![json!({"allow": false, "access": "rwm"})];
+        devices.push(json!({"allow": true, "type": "c", "access": "m"}));
+        devices.push(json!({"allow": true, "type": "b", "access": "m"}));
+        for (major, minor) in [
+            (1, 3),
+            (1, 5),
+            (1, 7),
+            (1, 8),
+            (1, 9),
+            (5, 0),
+            (5, 1),
+            (5, 2),
+        ] {
+            devices.push(json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}));
+        }
+        devices.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
+        resources.insert("devices".into(), Value::Array(devices));
+    }
+
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "cgroupsPath": p.cgroup,
+        "resources": resources,
+        "sysctl": cfg.sysctls,
+    });
+    if !cfg.privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+        if !cfg.seccomp_unconfined {
+            linux["seccomp"] = default_seccomp();
+        }
+    }
+
+    let spec = json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": p.rootfs, "readonly": cfg.read_only},
+        "hostname": hostname,
+        "mounts": mounts,
+        "process": {
+            "terminal": cfg.tty,
+            "user": {"uid": 0, "gid": 0},
+            "args": cfg.args,
+            "env": cfg.env,
+            "cwd": cfg.working_dir.clone().unwrap_or_else(|| PathBuf::from("/")),
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps,
+            },
+            "rlimits": rlimits,
+            "noNewPrivileges": cfg.no_new_privileges && !cfg.privileged,
+        },
+        "linux": linux,
+        "annotations": {"io.berth.container.id": id},
+    });
+    serde_json::from_value::<Spec>(spec.clone()).map_err(SpecError::Invalid)?;
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::config::RootfsSource;
+
+    fn paths<'a>(p: &'a Path) -> SpecPaths<'a> {
+        SpecPaths {
+            rootfs: p,
+            hosts: p,
+            hostname: p,
+            resolv_conf: p,
+            netns: None,
+            volume_dirs: &[],
+            cgroup: "berth/x",
+        }
+    }
+
+    #[test]
+    fn default_spec_is_valid_oci_and_has_docker_caps() {
+        let cfg = ContainerConfig::new(RootfsSource::Dir("/r".into()), vec!["true".into()]);
+        let id = "0123456789abcdef0123";
+        let spec = build(id, &cfg, &paths(Path::new("/r"))).expect("spec");
+        let caps = spec["process"]["capabilities"]["effective"]
+            .as_array()
+            .expect("caps")
+            .len();
+        assert_eq!(caps, DEFAULT_CAPS.len());
+        assert_eq!(spec["hostname"], "0123456789ab");
+        assert!(spec["linux"]["seccomp"]["syscalls"].is_array());
+    }
+
+    #[test]
+    fn cap_add_drop_and_privileged() {
+        let mut cfg = ContainerConfig::new(RootfsSource::Dir("/r".into()), vec![]);
+        cfg.cap_add = vec!["net_admin".into()];
+        cfg.cap_drop = vec!["CAP_CHOWN".into(), "kill".into()];
+        let set = effective_caps(&cfg).expect("caps");
+        assert!(set.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!set.contains(&"CAP_CHOWN".to_string()));
+        assert!(!set.contains(&"CAP_KILL".to_string()));
+        cfg.cap_add = vec!["bogus".into()];
+        assert!(matches!(
+            effective_caps(&cfg),
+            Err(SpecError::UnknownCapability { .. })
+        ));
+    }
+
+    #[test]
+    fn sysctls_must_be_namespaced() {
+        assert!(check_sysctl("net.ipv4.ip_forward", &NetworkMode::New).is_ok());
+        assert!(check_sysctl("kernel.shmmax", &NetworkMode::Host).is_ok());
+        assert!(check_sysctl("vm.swappiness", &NetworkMode::New).is_err());
+        assert!(check_sysctl("net.core.somaxconn", &NetworkMode::Host).is_err());
+    }
+}
