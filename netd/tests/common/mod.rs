@@ -134,12 +134,17 @@ pub fn tcp_server(ns: &Path, port: u16, body: &str) -> Server {
         let f0 = File::open(&ns).expect("open netns");
         setns(f0.as_fd(), CloneFlags::CLONE_NEWNET).expect("setns");
         let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).expect("bind");
-        l.set_nonblocking(true).expect("nonblocking");
+        // accept() honours SO_RCVTIMEO: wake up every 50 ms to check for stop.
+        nix::sys::socket::setsockopt(
+            &l,
+            nix::sys::socket::sockopt::ReceiveTimeout,
+            &nix::sys::time::TimeVal::new(0, 50_000),
+        )
+        .expect("SO_RCVTIMEO");
         tx.send(()).ok();
         while !st.load(Ordering::Relaxed) {
             match l.accept() {
                 Ok((mut c, _)) => {
-                    let _ = c.set_nonblocking(false);
                     let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
                     let mut buf = [0u8; 1024];
                     let _ = c.read(&mut buf);
@@ -150,7 +155,7 @@ pub fn tcp_server(ns: &Path, port: u16, body: &str) -> Server {
                         body
                     );
                 }
-                Err(_) => thread::sleep(Duration::from_millis(5)),
+                Err(_) => {}
             }
         }
     });
