@@ -143,19 +143,16 @@ pub fn tcp_server(ns: &Path, port: u16, body: &str) -> Server {
         .expect("SO_RCVTIMEO");
         tx.send(()).ok();
         while !st.load(Ordering::Relaxed) {
-            match l.accept() {
-                Ok((mut c, _)) => {
-                    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-                    let mut buf = [0u8; 1024];
-                    let _ = c.read(&mut buf);
-                    let _ = write!(
-                        c,
-                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{}",
-                        body.len(),
-                        body
-                    );
-                }
-                Err(_) => {}
+            if let Ok((mut c, _)) = l.accept() {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf);
+                let _ = write!(
+                    c,
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{}",
+                    body.len(),
+                    body
+                );
             }
         }
     });
