@@ -121,11 +121,17 @@ impl Netd {
             rep.timed(what, s, r);
         }
 
-        // Endpoints.
+        // Endpoints. One whose namespace is gone (its container died without a detach) took
+        // its veth with it: it is forgotten, not recreated.
+        let mut stale = Vec::new();
         for e in &state.endpoints {
             let Some(n) = state.networks.get(&e.network) else {
                 continue;
             };
+            if !e.netns.path().exists() {
+                stale.push(e.clone());
+                continue;
+            }
             let Some(&br) = bridge_idx.get(&n.bridge) else {
                 continue;
             };
@@ -165,6 +171,35 @@ impl Netd {
             }
         }
 
+        let mut state = state;
+        if !stale.is_empty() {
+            let s = Instant::now();
+            inner.state.endpoints.retain(|e| !stale.contains(e));
+            for e in &stale {
+                // The veth dies with its namespace, but not always at once.
+                let _ = links::delete_link(&self.host, &e.host_ifname).await;
+            }
+            match self.store.save(&inner.state) {
+                Ok(()) => {
+                    for e in &stale {
+                        rep.repairs.push(Repair {
+                            what: format!(
+                                "namespace {} of container {} is gone: endpoint {} forgotten",
+                                e.netns.path().display(),
+                                e.container,
+                                e.host_ifname
+                            ),
+                            duration: s.elapsed(),
+                        });
+                    }
+                }
+                Err(err) => rep
+                    .errors
+                    .push(format!("forgetting stale endpoints: {err}")),
+            }
+            state = inner.state.clone();
+        }
+
         // Firewall and forwarding.
         if !state.networks.is_empty() {
             let rs = Self::ruleset(&state);
@@ -197,7 +232,7 @@ impl Netd {
                 .map_err(NetdError::from)
                 .and_then(|r| r);
             match r {
-                Ok(Some(what)) => rep.repairs.push(super::reconcile::Repair {
+                Ok(Some(what)) => rep.repairs.push(Repair {
                     what,
                     duration: s.elapsed(),
                 }),

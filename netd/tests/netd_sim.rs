@@ -47,13 +47,29 @@ fn attach_configures_eth0_and_peers_reach_each_other() {
     let sim = Sim::new();
     let c1 = NetnsGuard::new("c");
     let c2 = NetnsGuard::new("c");
+    let c3 = NetnsGuard::new("c");
+    let c4 = NetnsGuard::new("c");
     let root = sim.root.path().to_path_buf();
+    // A host route into the pool: IPAM must skip that subnet.
+    ip(
+        &sim.host.name,
+        &["route", "add", "10.201.0.0/24", "via", &ISP_A.to_string()],
+    );
     sim.on_host(|| {
         rt().block_on(async {
             let n = Netd::open(Config::new(&root)).await.expect("open");
             let front = n.create_network(net("front")).await.expect("create");
+            assert_eq!(
+                front.subnet.to_string(),
+                "10.201.1.0/24",
+                "pool skips host routes"
+            );
             let back = n.create_network(net("back")).await.expect("create");
             assert_ne!(front.subnet, back.subnet);
+            assert!(
+                n.create_network(net("front")).await.is_err(),
+                "duplicate name"
+            );
             let e1 = attach(&n, &c1, vec![ep("front")]).await;
             let e2 = attach(&n, &c2, vec![ep("front")]).await;
             assert_eq!(e1[0].ifname, "eth0");
@@ -76,6 +92,55 @@ fn attach_configures_eth0_and_peers_reach_each_other() {
             let p1 = c1.path();
             let body = blocking(move || http_get_retry(&p1, to, Duration::from_secs(5))).await;
             assert_eq!(body.expect("c1 -> c2"), "c2");
+            // Several networks at once: eth0 is the highest priority, which carries the
+            // default route; a static address is honoured, a taken one refused.
+            let mut hi = ep("front");
+            hi.priority = 10;
+            let mut lo = ep("back");
+            lo.ipv4_address = Some(back.subnet.nth(50).expect("addr"));
+            let e = attach(&n, &c3, vec![lo, hi]).await;
+            assert_eq!(
+                (
+                    e[0].ifname.as_str(),
+                    e[0].network.as_str(),
+                    e[0].default_route
+                ),
+                ("eth0", front.id.as_str(), true)
+            );
+            assert_eq!(
+                (e[1].ifname.as_str(), e[1].address),
+                ("eth1", back.subnet.nth(50).expect("addr"))
+            );
+            let mut dup = ep("back");
+            dup.ipv4_address = Some(back.subnet.nth(50).expect("addr"));
+            assert!(
+                n.attach(&c4.name, NetnsRef::Path(c4.path()), vec![dup])
+                    .await
+                    .is_err(),
+                "address in use"
+            );
+            // A container that dies without a detach: its endpoints are forgotten by reconcile.
+            attach(&n, &c4, vec![ep("back")]).await;
+            let c4_name = c4.name.clone();
+            drop(c4);
+            let rep = n.reconcile().await;
+            assert_eq!(
+                rep.repairs
+                    .iter()
+                    .filter(|r| r.what.contains("forgotten"))
+                    .count(),
+                1,
+                "{:?}",
+                rep.repairs
+            );
+            assert!(
+                n.state()
+                    .await
+                    .endpoints
+                    .iter()
+                    .all(|e| e.container != c4_name)
+            );
+            n.detach(&c3.name, None).await.expect("detach c3");
             // A second network (connect) becomes eth1, without a second default route.
             let e3 = attach(&n, &c1, vec![ep("back")]).await;
             assert_eq!(e3[0].ifname, "eth1");
