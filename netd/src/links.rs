@@ -364,3 +364,20 @@ pub async fn configure_container_side(
     }
     Ok(())
 }
+
+/// Turns on hairpin mode on a bridge port, so a container can reach its own published port
+/// through a host address (the DNAT'd packet goes back out the port it came in on).
+pub async fn set_hairpin(h: &Handle, name: &str) -> Result<(), LinkError> {
+    let l = link_by_name(h, name).await?.ok_or(LinkError::Missing {
+        name: name.to_string(),
+    })?;
+    h.link()
+        .set_port(
+            rtnetlink::LinkBridgePort::new(l.index)
+                .hairpin(true)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl("set hairpin mode on", name))
+}

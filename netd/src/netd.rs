@@ -140,6 +140,8 @@ pub(crate) struct Inner {
     pub(crate) state: State,
     pub(crate) last_egress: BTreeSet<Ipv4Addr>,
     pub(crate) generation: u64,
+    pub(crate) last_report: Option<ReconcileReport>,
+    pub(crate) recent_repairs: std::collections::VecDeque<crate::reconcile::Repair>,
 }
 
 /// berth's network daemon core; share it as `Arc<Netd>`.
@@ -204,6 +206,8 @@ impl Netd {
                 state,
                 last_egress: BTreeSet::new(),
                 generation: 0,
+                last_report: None,
+                recent_repairs: std::collections::VecDeque::new(),
             }),
             changes,
             _lock: lock,
@@ -214,6 +218,23 @@ impl Netd {
     /// the DNS part re-reads its upstreams on each.
     pub fn host_changes(&self) -> watch::Receiver<HostChange> {
         self.changes.subscribe()
+    }
+
+    /// The report of the latest reconcile (event-driven, backstop or explicit).
+    pub async fn last_report(&self) -> Option<ReconcileReport> {
+        self.inner.lock().await.last_report.clone()
+    }
+
+    /// The latest repairs of all reconciles, oldest first (at most 256): the event log a
+    /// `berth events` stream can show.
+    pub async fn recent_repairs(&self) -> Vec<crate::reconcile::Repair> {
+        self.inner
+            .lock()
+            .await
+            .recent_repairs
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// A snapshot of the desired state.
@@ -673,6 +694,12 @@ impl Netd {
             bridge: br.index,
         };
         links::create_veth(&self.host, &spec).await?;
+        if !e.ports.is_empty()
+            && let Err(err) = links::set_hairpin(&self.host, &e.host_ifname).await
+        {
+            let _ = links::delete_link(&self.host, &e.host_ifname).await;
+            return Err(err.into());
+        }
         let via = e.default_route.then_some(n.gateway);
         if let Err(err) =
             links::configure_container_side(cont, &e.ifname, e.address, n.subnet.prefix(), via)
@@ -773,6 +800,8 @@ impl Netd {
                 network: n.name.clone(),
             })?;
         ep.ports.extend(ports);
+        let host_if = ep.host_ifname.clone();
+        links::set_hairpin(&self.host, &host_if).await?;
         self.store.save(&inner.state)?;
         self.apply_firewall(&inner.state).await
     }
@@ -803,7 +832,6 @@ impl Netd {
         let mut w = crate::watch::Watcher::start(&self.worker).await?;
         let mut tick = tokio::time::interval(backstop);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
         loop {
             tokio::select! {
                 c = w.next_change(Duration::from_millis(15), Duration::from_millis(150)) => {
@@ -812,6 +840,7 @@ impl Netd {
                 }
                 _ = tick.tick() => {}
             }
+            // The first tick fires at once: a (re)started netd reconciles before anything else.
             let r = self.reconcile().await;
             log_report(&r);
         }

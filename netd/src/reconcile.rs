@@ -285,6 +285,13 @@ impl Netd {
         rep.egress = egress.into_iter().collect();
         rep.duration = t0.elapsed();
         let g = inner.generation;
+        inner.last_report = Some(rep.clone());
+        for r in &rep.repairs {
+            if inner.recent_repairs.len() == 256 {
+                inner.recent_repairs.pop_front();
+            }
+            inner.recent_repairs.push_back(r.clone());
+        }
         drop(inner);
         self.changes.send_replace(HostChange {
             generation: g,

@@ -182,6 +182,11 @@ fn nat_egress_survives_default_route_switch_without_restart() {
             attach(&n, &c1, vec![ep("web")]).await;
             let watcher = tokio::spawn(n.clone().run(Duration::from_secs(30)));
             let mut changes = n.host_changes();
+            // The watcher reconciles once at start: that records the current egress address.
+            tokio::time::timeout(Duration::from_secs(5), changes.changed())
+                .await
+                .expect("first reconcile")
+                .expect("channel");
             let p = c1.path();
             let http = SocketAddrV4::new(INTERNET, 80);
             let udp = SocketAddrV4::new(INTERNET, 5300);
@@ -231,6 +236,13 @@ fn nat_egress_survives_default_route_switch_without_restart() {
                 "DNS hook saw no host change"
             );
             assert!(changes.borrow().egress.contains(&HOST_B));
+            let reps = n.recent_repairs().await;
+            assert!(
+                reps.iter().any(|r| r
+                    .what
+                    .contains(&format!("egress address {HOST_A} went away"))),
+                "{reps:?}"
+            );
             watcher.abort();
             n.detach(&c1.name, None).await.expect("detach");
             n.remove_network("web").await.expect("rm");
@@ -365,6 +377,15 @@ fn published_port_from_localhost_uplink_and_hairpin() {
             })
             .await;
             assert_eq!(hair.expect("hairpin from a container"), "web");
+            let wp = web.path();
+            let own = blocking(move || {
+                http_get_retry(&wp, SocketAddrV4::new(HOST_A, 8080), Duration::from_secs(5))
+            })
+            .await;
+            assert_eq!(
+                own.expect("a container reaching its own published port"),
+                "web"
+            );
             // A clashing publication is refused.
             let mut again = ep("pub");
             again.ports = vec!["8080:81".parse::<PortMapping>().expect("port")];
