@@ -13,7 +13,9 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::net::SocketAddrV4;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use berth_netd::ports::PortMapping;
@@ -31,6 +33,75 @@ fn ep(network: &str) -> EndpointRequest {
         network: network.into(),
         ..Default::default()
     }
+}
+
+/// A sink in `ns`: reads each connection to EOF, then answers "ok".
+fn sink_server(ns: &Path, port: u16) {
+    let ns = ns.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        in_ns(&ns, || {
+            let l =
+                TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).expect("bind");
+            tx.send(()).ok();
+            for c in l.incoming() {
+                let Ok(mut c) = c else { break };
+                let mut buf = vec![0u8; 1 << 16];
+                while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+                let _ = c.write_all(b"ok");
+            }
+        })
+    });
+    rx.recv().expect("sink up");
+}
+
+/// A userland TCP proxy in `ns` (what docker-proxy does), for comparison with DNAT.
+fn userland_proxy(ns: &Path, listen: SocketAddrV4, to: SocketAddrV4) {
+    let ns = ns.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        in_ns(&ns, || {
+            let l = TcpListener::bind(listen).expect("bind proxy");
+            tx.send(()).ok();
+            for c in l.incoming() {
+                let Ok(a) = c else { break };
+                let Ok(b) = TcpStream::connect(to) else {
+                    continue;
+                };
+                let (mut a2, mut b2) =
+                    (a.try_clone().expect("clone"), b.try_clone().expect("clone"));
+                let (mut a, mut b) = (a, b);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut a2, &mut b2);
+                    let _ = b2.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut b, &mut a);
+                    let _ = a.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        })
+    });
+    rx.recv().expect("proxy up");
+}
+
+/// Sends `bytes` to `to` from `ns` and waits for the sink's answer; Gbit/s.
+fn throughput(ns: &Path, to: SocketAddrV4, bytes: usize) -> f64 {
+    in_ns(ns, || {
+        let t = Instant::now();
+        let mut c = TcpStream::connect(to).expect("connect");
+        let buf = vec![7u8; 1 << 16];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(buf.len());
+            c.write_all(&buf[..n]).expect("write");
+            left -= n;
+        }
+        c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        let mut ok = [0u8; 2];
+        c.read_exact(&mut ok).expect("answer");
+        bytes as f64 * 8.0 / t.elapsed().as_secs_f64() / 1e9
+    })
 }
 
 fn main() {
@@ -93,7 +164,10 @@ fn main() {
 
             // Published port: kernel DNAT at 127.0.0.1 vs the container address directly.
             let mut r = ep("bench");
-            r.ports = vec!["8080:80".parse::<PortMapping>().expect("port")];
+            r.ports = vec![
+                "8080:80".parse::<PortMapping>().expect("port"),
+                "9000:9000".parse::<PortMapping>().expect("port"),
+            ];
             let e = n
                 .attach(&web.name, NetnsRef::Path(web.path()), vec![r])
                 .await
@@ -124,6 +198,51 @@ fn main() {
                 pct(&mut d, 0.9),
                 pct(&mut l, 0.5),
                 pct(&mut l, 0.9)
+            );
+
+            // Throughput from the host: direct, kernel DNAT at 127.0.0.1 and at the uplink
+            // address, and a userland proxy at 127.0.0.1.
+            sink_server(&web.path(), 9000);
+            let sink = SocketAddrV4::new(e[0].address, 9000);
+            userland_proxy(&host_path, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9100), sink);
+            let hp = host_path.clone();
+            let figures = tokio::task::spawn_blocking(move || {
+                let size = 512 << 20;
+                let _ = throughput(&hp, sink, 1 << 20);
+                [
+                    ("direct to the container", sink),
+                    ("DNAT 127.0.0.1:9000", SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9000)),
+                    ("DNAT uplink address:9000", SocketAddrV4::new(HOST_A, 9000)),
+                    ("userland proxy 127.0.0.1:9100", SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9100)),
+                ]
+                .map(|(what, to)| {
+                    let best = (0..3).map(|_| throughput(&hp, to, size)).fold(0.0, f64::max);
+                    (what, best)
+                })
+            })
+            .await
+            .expect("throughput");
+            for (what, g) in figures {
+                println!("TCP throughput from the host, {what:<30} {g:.1} Gbit/s (best of 3 x 512 MiB)");
+            }
+            let hp = host_path.clone();
+            let mut px = tokio::task::spawn_blocking(move || {
+                let sink_http = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9100);
+                let _ = sink_http;
+                let mut v = Vec::new();
+                for _ in 0..200 {
+                    let t = Instant::now();
+                    let _ = throughput(&hp, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9100), 1);
+                    v.push(t.elapsed());
+                }
+                v
+            })
+            .await
+            .expect("proxy latency");
+            println!(
+                "1-byte request via userland proxy, median/p90: {:?}/{:?}",
+                pct(&mut px, 0.5),
+                pct(&mut px, 0.9)
             );
 
             // Default-route switch with the watcher running.

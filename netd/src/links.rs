@@ -322,6 +322,8 @@ pub struct VethSpec<'a> {
 /// Creates the veth pair in one request: host end up on the bridge, the peer born inside the
 /// container namespace with its final name and MAC (no move-then-rename round trips).
 pub async fn create_veth(h: &Handle, spec: &VethSpec<'_>) -> Result<(), LinkError> {
+    // The peer cannot be born up (the kernel answers ENOTCONN): configure_container_side
+    // sets it up.
     let peer = LinkUnspec::new_with_name(spec.peer)
         .setns_by_fd(spec.peer_ns_fd)
         .address(spec.peer_mac.to_vec())
@@ -353,12 +355,11 @@ pub async fn configure_container_side(
         name: ifname.to_string(),
     })?;
     ensure_address(h, l.index, ip, prefix, ifname).await?;
-    set_up(h, l.index, ifname).await?;
-    if let Some(lo) = link_by_name(h, "lo").await?
-        && !lo.up
-    {
-        set_up(h, lo.index, "lo").await?;
+    if !l.up {
+        set_up(h, l.index, ifname).await?;
     }
+    // Loopback is ifindex 1 in every network namespace.
+    set_up(h, 1, "lo").await?;
     if let Some(gw) = default_via {
         set_default_route(h, gw).await?;
     }
