@@ -134,6 +134,8 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path} is held by another berth process (a running daemon?) for more than 15 s")]
+    Busy { path: PathBuf },
     #[error("state file {path} is not valid")]
     Parse {
         path: PathBuf,
@@ -175,7 +177,7 @@ impl StateStore {
         self.dir.join("state.json")
     }
 
-    /// Takes the instance lock (blocking), so two CLI processes do not interleave updates.
+    /// Takes the instance lock, so two CLI processes do not interleave updates.
     pub fn lock(&self) -> Result<StateLock, StateError> {
         let path = self.dir.join("lock");
         let file = OpenOptions::new()
@@ -188,14 +190,27 @@ impl StateStore {
                 path: path.clone(),
                 source,
             })?;
-        // SAFETY: flock on an fd we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
-            return Err(StateError::Io {
-                op: "lock",
-                path,
-                source: std::io::Error::last_os_error(),
-            });
+        // Poll a non-blocking flock: a second CLI command waits its turn, but a holder that
+        // never lets go (a running daemon) gives a clear error instead of a silent hang.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            // SAFETY: flock on an fd we own.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(StateError::Io {
+                    op: "lock",
+                    path,
+                    source: err,
+                });
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(StateError::Busy { path });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
         Ok(StateLock { _file: file })
     }
