@@ -51,6 +51,20 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
         .join(":")
 }
 
+/// Parses `aa:bb:cc:dd:ee:ff`; refuses multicast addresses (not usable on an interface).
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in out.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    (parts.next().is_none() && out[0] & 1 == 0).then_some(out)
+}
+
 /// A fresh 64-hex-digit network id (as Docker's), unique per call.
 pub fn new_network_id(name: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -93,5 +107,9 @@ mod tests {
         assert_eq!(m[0] & 0x01, 0, "unicast");
         assert_eq!(m[0] & 0x02, 0x02, "locally administered");
         assert_eq!(mac_string(&m), "02:b7:0a:c9:00:02");
+        assert_eq!(parse_mac("02:b7:0a:c9:00:02"), Some(m));
+        assert_eq!(parse_mac("01:00:5e:00:00:01"), None, "multicast");
+        assert_eq!(parse_mac("02:b7:0a:c9:00"), None);
+        assert_eq!(parse_mac("02:b7:0a:c9:00:02:03"), None);
     }
 }

@@ -70,6 +70,8 @@ pub struct EndpointRequest {
     pub network: String,
     /// Static address (`ipv4_address`), else automatic.
     pub ipv4_address: Option<Ipv4Addr>,
+    /// Static MAC (`mac_address`), else derived from the address.
+    pub mac_address: Option<String>,
     /// Higher first: decides eth0, eth1 ... and which network carries the default route.
     pub priority: i32,
     /// DNS aliases.
@@ -118,6 +120,8 @@ pub enum NetdError {
     AlreadyAttached { container: String, network: String },
     #[error("container {container} is not attached to network {network}")]
     NotAttached { container: String, network: String },
+    #[error("MAC address {value:?} is invalid: expected six hex pairs, unicast")]
+    BadMac { value: String },
     #[error("gateway {gateway} is not a usable address of subnet {subnet}")]
     BadGateway { gateway: Ipv4Addr, subnet: Ipv4Net },
     #[error("cannot write sysctl {path}")]
@@ -568,6 +572,12 @@ impl Netd {
                 .map_err(ipam_err)?,
             };
             taken.insert(address);
+            let mac = match &r.mac_address {
+                Some(m) => {
+                    names::parse_mac(m).ok_or_else(|| NetdError::BadMac { value: m.clone() })?
+                }
+                None => names::endpoint_mac(address),
+            };
             for p in &r.ports {
                 p.validate()?;
                 for e in inner
@@ -603,6 +613,7 @@ impl Netd {
                     ifname,
                     host_ifname: names::veth_name(container, &n.id),
                     address,
+                    mac: names::mac_string(&mac),
                     default_route,
                     ports: r.ports.clone(),
                     aliases: r.aliases.clone(),
@@ -689,7 +700,7 @@ impl Netd {
             host: &e.host_ifname,
             peer: &e.ifname,
             peer_ns_fd: ns.fd().as_raw_fd(),
-            peer_mac: names::endpoint_mac(e.address),
+            peer_mac: names::parse_mac(&e.mac).unwrap_or_else(|| names::endpoint_mac(e.address)),
             mtu: if br.mtu > 0 { br.mtu } else { 1500 },
             bridge: br.index,
         };

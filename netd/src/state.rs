@@ -81,6 +81,8 @@ pub struct Endpoint {
     pub host_ifname: String,
     /// Endpoint address.
     pub address: Ipv4Addr,
+    /// MAC of the container end (derived from the address unless the user gave one).
+    pub mac: String,
     /// Whether this endpoint carries the container's default route.
     pub default_route: bool,
     /// Published ports.

@@ -97,6 +97,7 @@ fn attach_configures_eth0_and_peers_reach_each_other() {
             let mut hi = ep("front");
             hi.priority = 10;
             let mut lo = ep("back");
+            lo.mac_address = Some("02:42:ac:11:00:99".into());
             lo.ipv4_address = Some(back.subnet.nth(50).expect("addr"));
             let e = attach(&n, &c3, vec![lo, hi]).await;
             assert_eq!(
@@ -111,6 +112,7 @@ fn attach_configures_eth0_and_peers_reach_each_other() {
                 (e[1].ifname.as_str(), e[1].address),
                 ("eth1", back.subnet.nth(50).expect("addr"))
             );
+            assert!(ip(&c3.name, &["link", "show", "eth1"]).contains("02:42:ac:11:00:99"));
             let mut dup = ep("back");
             dup.ipv4_address = Some(back.subnet.nth(50).expect("addr"));
             assert!(
@@ -316,6 +318,18 @@ fn reconcile_repairs_bridge_veth_and_ruleset() {
             );
             eprintln!("veth nomaster: {:?}", r.repairs);
             check("after nomaster").await;
+
+            ip(&c2.name, &["link", "del", "eth0"]);
+            let r = n.reconcile().await;
+            assert!(
+                r.repairs
+                    .iter()
+                    .any(|x| x.what.contains(&e2[0].host_ifname) && x.what.contains("recreated")),
+                "{:?}",
+                r.repairs
+            );
+            eprintln!("container eth0 deleted: {:?}", r.repairs);
+            check("after eth0 delete").await;
 
             run("ip", &["netns", "exec", &host, "nft", "flush", "ruleset"]);
             let r = n.reconcile().await;

@@ -103,6 +103,9 @@ pub struct ConnectArgs {
     /// Static IPv4 address
     #[arg(long)]
     pub ip: Option<Ipv4Addr>,
+    /// MAC address of the container end (default: derived from its IPv4 address)
+    #[arg(long)]
+    pub mac: Option<String>,
     /// DNS alias (repeatable)
     #[arg(long = "alias")]
     pub aliases: Vec<String>,
@@ -251,6 +254,7 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
                     vec![EndpointRequest {
                         network: a.network.clone(),
                         ipv4_address: a.ip,
+                        mac_address: a.mac,
                         priority: 0,
                         aliases: a.aliases,
                         ports: a.publish,
