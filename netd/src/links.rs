@@ -382,3 +382,19 @@ pub async fn set_hairpin(h: &Handle, name: &str) -> Result<(), LinkError> {
         .await
         .map_err(nl("set hairpin mode on", name))
 }
+
+/// Sets the MTU of an interface by name; absent is fine (returns false).
+pub async fn set_mtu(h: &Handle, name: &str, mtu: u32) -> Result<bool, LinkError> {
+    let Some(l) = link_by_name(h, name).await? else {
+        return Ok(false);
+    };
+    if l.mtu == mtu {
+        return Ok(false);
+    }
+    h.link()
+        .set(LinkUnspec::new_with_index(l.index).mtu(mtu).build())
+        .execute()
+        .await
+        .map_err(nl("set MTU of", name))?;
+    Ok(true)
+}

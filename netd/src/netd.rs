@@ -255,7 +255,7 @@ impl Netd {
         self.inner.lock().await
     }
 
-    async fn egress_mtu(&self) -> Result<u32, NetdError> {
+    pub(crate) async fn egress_mtu(&self) -> Result<u32, NetdError> {
         if let Some(m) = self.cfg.default_mtu {
             return Ok(m);
         }

@@ -171,6 +171,43 @@ impl Netd {
             }
         }
 
+        // MTU follows the egress interface for networks that did not set one (a VPN or a
+        // different uplink can change it).
+        if state.networks.values().any(|n| n.mtu.is_none()) {
+            let want = self.egress_mtu().await.unwrap_or(0);
+            for n in state.networks.values().filter(|n| n.mtu.is_none()) {
+                let Some(br) = by_name.get(n.bridge.as_str()) else {
+                    continue;
+                };
+                if want == 0 || br.mtu == want {
+                    continue;
+                }
+                let s = Instant::now();
+                let r = async {
+                    for e in state.endpoints_of(&n.id) {
+                        if stale.contains(e) {
+                            continue;
+                        }
+                        let ns = Netns::open(&e.netns.path())?;
+                        let cont = self.worker.connect(Some(&ns)).await?;
+                        links::set_mtu(&cont, &e.ifname, want).await?;
+                        links::set_mtu(&self.host, &e.host_ifname, want).await?;
+                    }
+                    links::set_mtu(&self.host, &n.bridge, want).await?;
+                    Ok::<_, NetdError>(())
+                }
+                .await;
+                rep.timed(
+                    format!(
+                        "network {} MTU {} did not follow the egress interface: set to {want}",
+                        n.name, br.mtu
+                    ),
+                    s,
+                    r,
+                );
+            }
+        }
+
         let mut state = state;
         if !stale.is_empty() {
             let s = Instant::now();

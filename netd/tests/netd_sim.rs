@@ -240,6 +240,10 @@ fn nat_egress_survives_default_route_switch_without_restart() {
             assert!(changes.borrow().egress.contains(&HOST_B));
             let reps = n.recent_repairs().await;
             assert!(
+                ip(&c1.name, &["link", "show", "eth0"]).contains("mtu 1400"),
+                "MTU did not follow isp-b's uplink: {reps:?}"
+            );
+            assert!(
                 reps.iter().any(|r| r
                     .what
                     .contains(&format!("egress address {HOST_A} went away"))),

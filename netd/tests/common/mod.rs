@@ -276,6 +276,8 @@ impl Sim {
             &host.name,
             &["route", "add", "default", "via", &ISP_A.to_string()],
         );
+        // isp-b's uplink has a smaller MTU (as a VPN or a tethered phone might).
+        ip(&host.name, &["link", "set", "upb", "mtu", "1400"]);
         let servers = vec![
             tcp_server(&isp_a.path(), 80, "isp-a"),
             tcp_server(&isp_b.path(), 80, "isp-b"),
