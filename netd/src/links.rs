@@ -106,16 +106,27 @@ pub async fn link_by_name(h: &Handle, name: &str) -> Result<Option<Link>, LinkEr
     }
 }
 
-/// Creates a bridge, up, with `mtu`; returns its index. An existing bridge of that name is
-/// reused (idempotent create).
-pub async fn ensure_bridge(h: &Handle, name: &str, mtu: u32) -> Result<Link, LinkError> {
+/// Creates a bridge, up, with `mtu` and a fixed `mac`; returns it. An existing bridge of that
+/// name is reused (idempotent create). The fixed MAC matters: a bridge left to itself takes
+/// the lowest MAC of its ports and changes it as ports come and go, which leaves containers'
+/// ARP entries for the gateway pointing nowhere for up to half a minute.
+pub async fn ensure_bridge(
+    h: &Handle,
+    name: &str,
+    mtu: u32,
+    mac: [u8; 6],
+) -> Result<Link, LinkError> {
     if let Some(l) = link_by_name(h, name).await? {
         if !l.up {
             set_up(h, l.index, name).await?;
         }
         return Ok(l);
     }
-    let msg = LinkBridge::new(name).mtu(mtu).up().build();
+    let msg = LinkBridge::new(name)
+        .mtu(mtu)
+        .address(mac.to_vec())
+        .up()
+        .build();
     match h.link().add(msg).execute().await {
         Ok(()) => {}
         Err(e) if errno(&e) == Some(libc::EEXIST) => {}

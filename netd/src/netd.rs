@@ -390,7 +390,8 @@ impl Netd {
             Some(m) => m,
             None => self.egress_mtu().await?,
         };
-        let l = links::ensure_bridge(&self.host, &n.bridge, mtu).await?;
+        let l = links::ensure_bridge(&self.host, &n.bridge, mtu, names::endpoint_mac(n.gateway))
+            .await?;
         let addrs = links::list_addrs(&self.host).await?;
         let has = addrs
             .iter()

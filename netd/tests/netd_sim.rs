@@ -50,6 +50,7 @@ fn attach_configures_eth0_and_peers_reach_each_other() {
     let c3 = NetnsGuard::new("c");
     let c4 = NetnsGuard::new("c");
     let root = sim.root.path().to_path_buf();
+    let sim_host = sim.host.name.clone();
     // A host route into the pool: IPAM must skip that subnet.
     ip(
         &sim.host.name,
