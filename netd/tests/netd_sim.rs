@@ -67,6 +67,10 @@ fn attach_configures_eth0_and_peers_reach_each_other() {
             );
             let back = n.create_network(net("back")).await.expect("create");
             assert_ne!(front.subnet, back.subnet);
+            let br = ip(&sim_host, &["link", "show", &front.bridge]);
+            let br_mac =
+                berth_netd::names::mac_string(&berth_netd::names::endpoint_mac(front.gateway));
+            assert!(br.contains(&br_mac), "bridge MAC is fixed: {br}");
             assert!(
                 n.create_network(net("front")).await.is_err(),
                 "duplicate name"
