@@ -2,3 +2,17 @@
 //!
 //! Bridges, veth endpoints, IPAM, nftables NAT and ports, the embedded DNS server, and the
 //! reconcile loop that follows host NIC changes. See ARCHITECTURE.md.
+
+pub mod firewall;
+pub mod ipam;
+pub mod links;
+pub mod names;
+pub mod netd;
+pub mod netns;
+pub mod ports;
+pub mod reconcile;
+pub mod state;
+pub mod watch;
+
+pub use netd::{Config, EndpointRequest, HostChange, Netd, NetdError, NetworkCreate};
+pub use reconcile::{ReconcileReport, Repair};

@@ -1,0 +1,286 @@
+//! netd benchmark on a simulated host (network namespaces only; run as root):
+//!
+//! ```text
+//! cargo run --release -p berth-netd --example netd_bench
+//! ```
+//!
+//! Prints: time to attach one endpoint (median and p90 of 30), time to attach 100 endpoints,
+//! reconcile time when nothing is wrong and after `nft flush ruleset`, the default-route
+//! switch (event -> reconcile done, and until a container's new TCP connection is answered
+//! by the other ISP), and published-port request latency through 127.0.0.1 (kernel DNAT)
+//! against the container's own address.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_netd::ports::PortMapping;
+use berth_netd::state::NetnsRef;
+use berth_netd::{Config, EndpointRequest, Netd, NetworkCreate};
+use common::*;
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ep(network: &str) -> EndpointRequest {
+    EndpointRequest {
+        network: network.into(),
+        ..Default::default()
+    }
+}
+
+/// A sink in `ns`: reads each connection to EOF, then answers "ok".
+fn sink_server(ns: &Path, port: u16) {
+    let ns = ns.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        in_ns(&ns, || {
+            let l =
+                TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).expect("bind");
+            tx.send(()).ok();
+            for c in l.incoming() {
+                let Ok(mut c) = c else { break };
+                let mut buf = vec![0u8; 1 << 16];
+                while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+                let _ = c.write_all(b"ok");
+            }
+        })
+    });
+    rx.recv().expect("sink up");
+}
+
+/// A userland TCP proxy in `ns` (what docker-proxy does), for comparison with DNAT.
+fn userland_proxy(ns: &Path, listen: SocketAddrV4, to: SocketAddrV4) {
+    let ns = ns.to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        in_ns(&ns, || {
+            let l = TcpListener::bind(listen).expect("bind proxy");
+            tx.send(()).ok();
+            for c in l.incoming() {
+                let Ok(a) = c else { break };
+                let Ok(b) = TcpStream::connect(to) else {
+                    continue;
+                };
+                let (mut a2, mut b2) =
+                    (a.try_clone().expect("clone"), b.try_clone().expect("clone"));
+                let (mut a, mut b) = (a, b);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut a2, &mut b2);
+                    let _ = b2.shutdown(std::net::Shutdown::Write);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut b, &mut a);
+                    let _ = a.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        })
+    });
+    rx.recv().expect("proxy up");
+}
+
+/// Sends `bytes` to `to` from `ns` and waits for the sink's answer; Gbit/s.
+fn throughput(ns: &Path, to: SocketAddrV4, bytes: usize) -> f64 {
+    in_ns(ns, || {
+        let t = Instant::now();
+        let mut c = TcpStream::connect(to).expect("connect");
+        let buf = vec![7u8; 1 << 16];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(buf.len());
+            c.write_all(&buf[..n]).expect("write");
+            left -= n;
+        }
+        c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        let mut ok = [0u8; 2];
+        c.read_exact(&mut ok).expect("answer");
+        bytes as f64 * 8.0 / t.elapsed().as_secs_f64() / 1e9
+    })
+}
+
+fn main() {
+    if !can_run() {
+        std::process::exit(2);
+    }
+    let sim = Sim::new();
+    let root = sim.root.path().to_path_buf();
+    let host = sim.host.name.clone();
+    let singles: Vec<NetnsGuard> = (0..30).map(|_| NetnsGuard::new("s")).collect();
+    let many: Vec<NetnsGuard> = (0..100).map(|_| NetnsGuard::new("m")).collect();
+    let web = NetnsGuard::new("w");
+    let host_path = sim.host.path();
+    sim.on_host(|| {
+        rt().block_on(async {
+            let n = Netd::open(Config::new(&root)).await.expect("open");
+            let t = Instant::now();
+            n.create_network(NetworkCreate {
+                name: "bench".into(),
+                subnet: Some("10.201.0.0/16".parse().expect("subnet")),
+                ..Default::default()
+            })
+            .await
+            .expect("create");
+            println!("create network (bridge + nft table):   {:?}", t.elapsed());
+
+            let mut one = Vec::new();
+            for c in &singles {
+                let t = Instant::now();
+                n.attach(&c.name, NetnsRef::Path(c.path()), vec![ep("bench")])
+                    .await
+                    .expect("attach");
+                one.push(t.elapsed());
+                n.detach(&c.name, None).await.expect("detach");
+            }
+            let med = pct(&mut one, 0.5);
+            let p90 = pct(&mut one, 0.9);
+            println!("attach one endpoint (30 runs):          median {med:?}, p90 {p90:?} (goal < 5 ms)");
+
+            let t = Instant::now();
+            for c in &many {
+                n.attach(&c.name, NetnsRef::Path(c.path()), vec![ep("bench")])
+                    .await
+                    .expect("attach");
+            }
+            let all = t.elapsed();
+            println!("attach 100 endpoints (sequential):      {all:?} ({:?} each)", all / 100);
+
+            let r = n.reconcile().await;
+            println!("reconcile, nothing to repair (100 eps): {:?}", r.duration);
+            run("ip", &["netns", "exec", &host, "nft", "flush", "ruleset"]);
+            let r = n.reconcile().await;
+            println!("reconcile after nft flush ruleset:      {:?} ({} repair)", r.duration, r.repairs.len());
+
+            let t = Instant::now();
+            for c in &many {
+                n.detach(&c.name, None).await.expect("detach");
+            }
+            println!("detach 100 endpoints:                   {:?}", t.elapsed());
+
+            // Published port: kernel DNAT at 127.0.0.1 vs the container address directly.
+            let mut r = ep("bench");
+            r.ports = vec![
+                "8080:80".parse::<PortMapping>().expect("port"),
+                "9000:9000".parse::<PortMapping>().expect("port"),
+            ];
+            let e = n
+                .attach(&web.name, NetnsRef::Path(web.path()), vec![r])
+                .await
+                .expect("attach web");
+            let _srv = tcp_server(&web.path(), 80, "web");
+            let direct = SocketAddrV4::new(e[0].address, 80);
+            let local = SocketAddrV4::new([127, 0, 0, 1].into(), 8080);
+            let hp = host_path.clone();
+            let (d, l) = tokio::task::spawn_blocking(move || {
+                let time = |to| {
+                    let mut v = Vec::new();
+                    for _ in 0..200 {
+                        let t = Instant::now();
+                        http_get(&hp, to, Duration::from_secs(2)).expect("get");
+                        v.push(t.elapsed());
+                    }
+                    v
+                };
+                let _ = http_get_retry(&hp, local, Duration::from_secs(5));
+                (time(direct), time(local))
+            })
+            .await
+            .expect("probe");
+            let (mut d, mut l) = (d, l);
+            println!(
+                "HTTP request from the host, median/p90:  direct {:?}/{:?}, via 127.0.0.1:8080 DNAT {:?}/{:?}",
+                pct(&mut d, 0.5),
+                pct(&mut d, 0.9),
+                pct(&mut l, 0.5),
+                pct(&mut l, 0.9)
+            );
+
+            // Throughput from the host: direct, kernel DNAT at 127.0.0.1 and at the uplink
+            // address, and a userland proxy at 127.0.0.1.
+            sink_server(&web.path(), 9000);
+            let sink = SocketAddrV4::new(e[0].address, 9000);
+            userland_proxy(&host_path, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9100), sink);
+            let hp = host_path.clone();
+            let figures = tokio::task::spawn_blocking(move || {
+                let size = 512 << 20;
+                let _ = throughput(&hp, sink, 1 << 20);
+                [
+                    ("direct to the container", sink),
+                    ("DNAT 127.0.0.1:9000", SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9000)),
+                    ("DNAT uplink address:9000", SocketAddrV4::new(HOST_A, 9000)),
+                    ("userland proxy 127.0.0.1:9100", SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9100)),
+                ]
+                .map(|(what, to)| {
+                    let best = (0..3).map(|_| throughput(&hp, to, size)).fold(0.0, f64::max);
+                    (what, best)
+                })
+            })
+            .await
+            .expect("throughput");
+            for (what, g) in figures {
+                println!("TCP throughput from the host, {what:<30} {g:.1} Gbit/s (best of 3 x 512 MiB)");
+            }
+            let hp = host_path.clone();
+            let mut px = tokio::task::spawn_blocking(move || {
+                let sink_http = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9100);
+                let _ = sink_http;
+                let mut v = Vec::new();
+                for _ in 0..200 {
+                    let t = Instant::now();
+                    let _ = throughput(&hp, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9100), 1);
+                    v.push(t.elapsed());
+                }
+                v
+            })
+            .await
+            .expect("proxy latency");
+            println!(
+                "1-byte request via userland proxy, median/p90: {:?}/{:?}",
+                pct(&mut px, 0.5),
+                pct(&mut px, 0.9)
+            );
+
+            // Default-route switch with the watcher running.
+            let watcher = tokio::spawn(n.clone().run(Duration::from_secs(30)));
+            let mut changes = n.host_changes();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let wp = web.path();
+            let inet = SocketAddrV4::new(INTERNET, 80);
+            let b = tokio::task::spawn_blocking(move || http_get_retry(&wp, inet, Duration::from_secs(5)))
+                .await
+                .expect("probe");
+            assert_eq!(b.expect("egress"), "isp-a");
+            changes.borrow_and_update();
+            let t0 = Instant::now();
+            ip(&host, &["route", "replace", "default", "via", &ISP_B.to_string()]);
+            let _ = tokio::time::timeout(Duration::from_secs(5), changes.changed()).await;
+            let reconciled = t0.elapsed();
+            let wp = web.path();
+            let egress = tokio::task::spawn_blocking(move || {
+                while t0.elapsed() < Duration::from_secs(10) {
+                    if let Ok(b) = http_get(&wp, inet, Duration::from_millis(50))
+                        && b == "isp-b"
+                    {
+                        return Some(t0.elapsed());
+                    }
+                }
+                None
+            })
+            .await
+            .expect("probe");
+            println!(
+                "default-route switch isp-a -> isp-b:    reconcile done after {reconciled:?}, container egress via isp-b after {egress:?} (goal < 200 ms)"
+            );
+            watcher.abort();
+            n.detach(&web.name, None).await.expect("detach");
+            n.remove_network("bench").await.expect("rm");
+        })
+    });
+    let left = sim.leftovers();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

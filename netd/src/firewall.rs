@@ -1,0 +1,561 @@
+//! nftables rules in berth's own table (`ip berth`) and nothing else.
+//!
+//! Driven through the `nftables` crate's typed JSON schema and `nft -j -f -` (as netavark
+//! does): the rules are typed values, the batch is atomic, and only berth's own table is ever
+//! read back. Netlink (nftnl/rustables) would avoid the process spawn but needs C libraries or
+//! a GPL crate and hand-built expressions; `nft` JSON is what Debian ships and is stable for
+//! writing. Applying is idempotent: one batch adds, deletes and recreates the whole table, so
+//! other tables (Docker's, firewalld's) are never flushed or reordered.
+//!
+//! The masquerade rule names only berth's bridge (`oifname != <bridge>`), never the host NIC,
+//! so a NIC change needs no rule change.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use nftables::expr::{
+    CT, Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression, Payload, PayloadField,
+    Prefix,
+};
+use nftables::schema::{Chain, NfCmd, NfListObject, NfObject, Nftables, Rule, Table};
+use nftables::stmt::{Accept, Drop, Match, NAT, Operator, Statement};
+use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+
+use crate::ipam::Ipv4Net;
+use crate::names::BRIDGE_PREFIX;
+use crate::ports::Protocol;
+
+/// berth's table name (family `ip`).
+pub const TABLE: &str = "berth";
+/// Comment on the rules berth adds to Docker's DOCKER-USER chain, to find them again.
+pub const DOCKER_USER_COMMENT: &str = "berth";
+
+/// What went wrong talking to nft.
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    #[error("cannot run `nft {args}` (is the nftables package installed?)")]
+    Spawn {
+        args: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`nft {args}` failed: {stderr}")]
+    Nft { args: String, stderr: String },
+    #[error("cannot encode the nft batch")]
+    Encode(#[source] serde_json::Error),
+    #[error("cannot read `nft {args}` output")]
+    Decode {
+        args: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A network as the firewall sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwNetwork {
+    /// Bridge name.
+    pub bridge: String,
+    /// Subnet.
+    pub subnet: Ipv4Net,
+    /// No egress.
+    pub internal: bool,
+}
+
+/// One published port pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwPort {
+    /// tcp/udp.
+    pub proto: Protocol,
+    /// Only this host address (else any local address).
+    pub host_ip: Option<Ipv4Addr>,
+    /// Host port.
+    pub host_port: u16,
+    /// Container address.
+    pub dest: Ipv4Addr,
+    /// Container port.
+    pub dest_port: u16,
+}
+
+/// Everything berth's table must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ruleset {
+    /// Networks.
+    pub networks: Vec<FwNetwork>,
+    /// Published ports.
+    pub ports: Vec<FwPort>,
+}
+
+fn s(v: impl Into<String>) -> Expression<'static> {
+    Expression::String(Cow::Owned(v.into()))
+}
+fn meta(key: MetaKey) -> Expression<'static> {
+    Expression::Named(NamedExpression::Meta(Meta { key }))
+}
+fn field(proto: &'static str, f: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: Cow::Borrowed(proto),
+            field: Cow::Borrowed(f),
+        },
+    )))
+}
+fn prefix(n: &Ipv4Net) -> Expression<'static> {
+    Expression::Named(NamedExpression::Prefix(Prefix {
+        addr: Box::new(s(n.addr().to_string())),
+        len: n.prefix() as u32,
+    }))
+}
+fn ct(key: &'static str) -> Expression<'static> {
+    Expression::Named(NamedExpression::CT(CT {
+        key: Cow::Borrowed(key),
+        family: None,
+        dir: None,
+    }))
+}
+fn m(left: Expression<'static>, op: Operator, right: Expression<'static>) -> Statement<'static> {
+    Statement::Match(Match { left, right, op })
+}
+fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+    m(left, Operator::EQ, right)
+}
+fn fib_local() -> Statement<'static> {
+    let mut flags = HashSet::new();
+    flags.insert(FibFlag::Daddr);
+    eq(
+        Expression::Named(NamedExpression::Fib(Fib {
+            result: FibResult::Type,
+            flags,
+        })),
+        s("local"),
+    )
+}
+fn accept() -> Statement<'static> {
+    Statement::Accept(Some(Accept {}))
+}
+fn drop_() -> Statement<'static> {
+    Statement::Drop(Some(Drop {}))
+}
+fn masq() -> Statement<'static> {
+    Statement::Masquerade(None)
+}
+
+fn chain(name: &'static str, ty: NfChainType, hook: NfHook, prio: i32) -> NfObject<'static> {
+    NfObject::CmdObject(NfCmd::Add(NfListObject::Chain(Chain {
+        family: NfFamily::IP,
+        table: Cow::Borrowed(TABLE),
+        name: Cow::Borrowed(name),
+        _type: Some(ty),
+        hook: Some(hook),
+        prio: Some(prio),
+        policy: Some(NfChainPolicy::Accept),
+        ..Default::default()
+    })))
+}
+
+fn rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfObject<'static> {
+    NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(Rule {
+        family: NfFamily::IP,
+        table: Cow::Borrowed(TABLE),
+        chain: Cow::Borrowed(chain),
+        expr: Cow::Owned(expr),
+        ..Default::default()
+    })))
+}
+
+fn table_obj() -> NfListObject<'static> {
+    NfListObject::Table(Table {
+        family: NfFamily::IP,
+        name: Cow::Borrowed(TABLE),
+        handle: None,
+    })
+}
+
+const CHAINS: [(&str, NfChainType, NfHook, i32); 4] = [
+    ("prerouting", NfChainType::NAT, NfHook::Prerouting, -100),
+    ("output", NfChainType::NAT, NfHook::Output, -100),
+    ("postrouting", NfChainType::NAT, NfHook::Postrouting, 100),
+    ("forward", NfChainType::Filter, NfHook::Forward, 0),
+];
+
+/// The rules (chain, statements) of a ruleset, in order.
+pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
+    let any_bridge = || s(format!("{BRIDGE_PREFIX}*"));
+    let mut out = Vec::new();
+    for p in &rs.ports {
+        let dst = match p.host_ip {
+            Some(ip) => eq(field("ip", "daddr"), s(ip.to_string())),
+            None => fib_local(),
+        };
+        let body = vec![
+            dst,
+            eq(
+                field(p.proto.as_str(), "dport"),
+                Expression::Number(p.host_port as u32),
+            ),
+            Statement::DNAT(Some(NAT {
+                addr: Some(s(p.dest.to_string())),
+                family: None,
+                port: Some(Expression::Number(p.dest_port as u32)),
+                flags: None,
+            })),
+        ];
+        out.push(("prerouting", body.clone()));
+        out.push(("output", body));
+    }
+    for n in &rs.networks {
+        if !n.internal {
+            out.push((
+                "postrouting",
+                vec![
+                    eq(field("ip", "saddr"), prefix(&n.subnet)),
+                    m(meta(MetaKey::Oifname), Operator::NEQ, s(n.bridge.clone())),
+                    masq(),
+                ],
+            ));
+        }
+        // Host-local clients of published ports (127.0.0.1 needs route_localnet on the bridge).
+        out.push((
+            "postrouting",
+            vec![
+                eq(
+                    field("ip", "saddr"),
+                    prefix(&Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).unwrap_or(n.subnet)),
+                ),
+                eq(meta(MetaKey::Oifname), s(n.bridge.clone())),
+                masq(),
+            ],
+        ));
+        // Hairpin: a container reaching a published port of its own network via a host address.
+        out.push((
+            "postrouting",
+            vec![
+                m(ct("status"), Operator::IN, s("dnat")),
+                eq(field("ip", "saddr"), prefix(&n.subnet)),
+                eq(meta(MetaKey::Oifname), s(n.bridge.clone())),
+                masq(),
+            ],
+        ));
+    }
+    out.push((
+        "forward",
+        vec![
+            m(
+                ct("state"),
+                Operator::IN,
+                Expression::List(vec![s("established"), s("related")]),
+            ),
+            accept(),
+        ],
+    ));
+    out.push((
+        "forward",
+        vec![
+            m(ct("status"), Operator::IN, s("dnat")),
+            eq(meta(MetaKey::Oifname), any_bridge()),
+            accept(),
+        ],
+    ));
+    for n in &rs.networks {
+        if n.internal {
+            out.push((
+                "forward",
+                vec![
+                    eq(meta(MetaKey::Iifname), s(n.bridge.clone())),
+                    m(meta(MetaKey::Oifname), Operator::NEQ, s(n.bridge.clone())),
+                    drop_(),
+                ],
+            ));
+            out.push((
+                "forward",
+                vec![
+                    eq(meta(MetaKey::Oifname), s(n.bridge.clone())),
+                    m(meta(MetaKey::Iifname), Operator::NEQ, s(n.bridge.clone())),
+                    drop_(),
+                ],
+            ));
+        } else {
+            out.push((
+                "forward",
+                vec![
+                    eq(meta(MetaKey::Iifname), s(n.bridge.clone())),
+                    eq(meta(MetaKey::Oifname), any_bridge()),
+                    m(meta(MetaKey::Oifname), Operator::NEQ, s(n.bridge.clone())),
+                    drop_(),
+                ],
+            ));
+        }
+    }
+    out.push((
+        "forward",
+        vec![eq(meta(MetaKey::Iifname), any_bridge()), accept()],
+    ));
+    out
+}
+
+/// The whole idempotent batch: add table (so the delete cannot fail), delete it, recreate it
+/// with every chain and rule. One transaction: never a moment without NAT.
+pub fn batch(rs: &Ruleset) -> Nftables<'static> {
+    let mut objs = vec![
+        NfObject::CmdObject(NfCmd::Add(table_obj())),
+        NfObject::CmdObject(NfCmd::Delete(table_obj())),
+        NfObject::CmdObject(NfCmd::Add(table_obj())),
+    ];
+    for (name, ty, hook, prio) in CHAINS {
+        objs.push(chain(name, ty, hook, prio));
+    }
+    for (c, body) in rules(rs) {
+        objs.push(rule(c, body));
+    }
+    Nftables {
+        objects: Cow::Owned(objs),
+    }
+}
+
+/// A batch that removes berth's table (add first so the delete cannot fail).
+pub fn delete_batch() -> Nftables<'static> {
+    Nftables {
+        objects: Cow::Owned(vec![
+            NfObject::CmdObject(NfCmd::Add(table_obj())),
+            NfObject::CmdObject(NfCmd::Delete(table_obj())),
+        ]),
+    }
+}
+
+/// Runs `nft` with `args`, feeding `stdin`; returns stdout. Must run in the namespace whose
+/// rules are meant (netd calls it on its namespace worker).
+pub fn nft(args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, FirewallError> {
+    let joined = args.join(" ");
+    let mut child = Command::new("nft")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| FirewallError::Spawn {
+            args: joined.clone(),
+            source,
+        })?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input)
+            .map_err(|source| FirewallError::Spawn {
+                args: joined.clone(),
+                source,
+            })?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|source| FirewallError::Spawn {
+            args: joined.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(FirewallError::Nft {
+            args: joined,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// Applies the ruleset (blocking; call on the namespace worker).
+pub fn apply(rs: &Ruleset) -> Result<(), FirewallError> {
+    let json = serde_json::to_vec(&batch(rs)).map_err(FirewallError::Encode)?;
+    nft(&["-j", "-f", "-"], Some(&json)).map(|_| ())
+}
+
+/// Removes berth's table (blocking; call on the namespace worker).
+pub fn remove() -> Result<(), FirewallError> {
+    let json = serde_json::to_vec(&delete_batch()).map_err(FirewallError::Encode)?;
+    nft(&["-j", "-f", "-"], Some(&json)).map(|_| ())
+}
+
+/// Counts of chains and rules in berth's table as the kernel has it, `None` when the table is
+/// missing. Only berth's own table is read (never other tables: their JSON shape is not ours).
+pub fn observed_counts() -> Result<Option<(usize, usize)>, FirewallError> {
+    let args = ["-j", "list", "table", "ip", TABLE];
+    let out = match nft(&args, None) {
+        Ok(o) => o,
+        Err(FirewallError::Nft { stderr, .. }) if stderr.contains("No such file") => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let v: serde_json::Value =
+        serde_json::from_slice(&out).map_err(|source| FirewallError::Decode {
+            args: args.join(" "),
+            source,
+        })?;
+    let list = v
+        .get("nftables")
+        .and_then(|l| l.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let chains = list.iter().filter(|o| o.get("chain").is_some()).count();
+    let rules = list.iter().filter(|o| o.get("rule").is_some()).count();
+    Ok(Some((chains, rules)))
+}
+
+/// The counts `observed_counts` must report for an intact table.
+pub fn expected_counts(rs: &Ruleset) -> (usize, usize) {
+    (CHAINS.len(), rules(rs).len())
+}
+
+/// Docker's `ip filter FORWARD` with policy drop blocks forwarded traffic whatever berth's
+/// table accepts; Docker documents DOCKER-USER as the place for the user's accepts. This keeps
+/// two narrow accepts there (from berth bridges, and replies to them) while berth has networks,
+/// and none when it has none. Returns whether something changed.
+pub fn sync_docker_user(want: bool) -> Result<bool, FirewallError> {
+    let forward = match nft(&["list", "chain", "ip", "filter", "FORWARD"], None) {
+        Ok(o) => String::from_utf8_lossy(&o).into_owned(),
+        Err(FirewallError::Nft { .. }) => String::new(),
+        Err(e) => return Err(e),
+    };
+    let docker_user = match nft(
+        &["-a", "list", "chain", "ip", "filter", "DOCKER-USER"],
+        None,
+    ) {
+        Ok(o) => Some(String::from_utf8_lossy(&o).into_owned()),
+        Err(FirewallError::Nft { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    let Some(du) = docker_user else {
+        return Ok(false);
+    };
+    let ours: Vec<String> = du
+        .lines()
+        .filter(|l| l.contains(&format!("comment \"{DOCKER_USER_COMMENT}\"")))
+        .filter_map(|l| {
+            l.rsplit_once("# handle ")
+                .map(|(_, h)| h.trim().to_string())
+        })
+        .collect();
+    let drop_policy = forward.contains("policy drop");
+    let want = want && drop_policy;
+    if want && ours.len() == 2 {
+        return Ok(false);
+    }
+    if !want && ours.is_empty() {
+        return Ok(false);
+    }
+    for h in &ours {
+        nft(
+            &["delete", "rule", "ip", "filter", "DOCKER-USER", "handle", h],
+            None,
+        )?;
+    }
+    if want {
+        let pat = format!("\"{BRIDGE_PREFIX}*\"");
+        let c = format!("\"{DOCKER_USER_COMMENT}\"");
+        nft(
+            &[
+                "insert",
+                "rule",
+                "ip",
+                "filter",
+                "DOCKER-USER",
+                "oifname",
+                &pat,
+                "ct",
+                "state",
+                "established,related",
+                "counter",
+                "accept",
+                "comment",
+                &c,
+            ],
+            None,
+        )?;
+        nft(
+            &[
+                "insert",
+                "rule",
+                "ip",
+                "filter",
+                "DOCKER-USER",
+                "iifname",
+                &pat,
+                "counter",
+                "accept",
+                "comment",
+                &c,
+            ],
+            None,
+        )?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rs() -> Ruleset {
+        Ruleset {
+            networks: vec![
+                FwNetwork {
+                    bridge: "berth-aaaa".into(),
+                    subnet: "10.201.0.0/24".parse().unwrap(),
+                    internal: false,
+                },
+                FwNetwork {
+                    bridge: "berth-bbbb".into(),
+                    subnet: "10.201.1.0/24".parse().unwrap(),
+                    internal: true,
+                },
+            ],
+            ports: vec![FwPort {
+                proto: Protocol::Tcp,
+                host_ip: None,
+                host_port: 8080,
+                dest: Ipv4Addr::new(10, 201, 0, 2),
+                dest_port: 80,
+            }],
+        }
+    }
+
+    #[test]
+    fn batch_recreates_only_our_table() {
+        let j = serde_json::to_value(batch(&rs())).unwrap();
+        let objs = j["nftables"].as_array().unwrap();
+        assert_eq!(objs[0]["add"]["table"]["name"], "berth");
+        assert_eq!(objs[1]["delete"]["table"]["name"], "berth");
+        for o in objs {
+            let text = o.to_string();
+            assert!(text.contains("\"table\":\"berth\"") || text.contains("\"name\":\"berth\""));
+        }
+    }
+
+    #[test]
+    fn masquerade_names_no_host_nic_and_skips_internal() {
+        let r = rules(&rs());
+        let masq: Vec<String> = r
+            .iter()
+            .filter(|(c, b)| {
+                *c == "postrouting"
+                    && !serde_json::to_string(b).unwrap().contains("127.0.0.0")
+                    && !serde_json::to_string(b).unwrap().contains("status")
+            })
+            .map(|(_, b)| serde_json::to_string(b).unwrap())
+            .collect();
+        assert_eq!(masq.len(), 1, "{masq:?}");
+        assert!(
+            masq[0].contains("10.201.0.0")
+                && masq[0].contains("!=")
+                && masq[0].contains("berth-aaaa")
+        );
+        let dnat = r
+            .iter()
+            .filter(|(_, b)| serde_json::to_string(b).unwrap().contains("dnat\":{"))
+            .count();
+        assert_eq!(dnat, 2, "prerouting and output");
+        assert_eq!(expected_counts(&rs()), (4, r.len()));
+    }
+}

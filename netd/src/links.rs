@@ -1,0 +1,411 @@
+//! Bridges, veth pairs, addresses and routes over rtnetlink (the product never runs `ip`).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use futures::TryStreamExt;
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
+use rtnetlink::{
+    Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
+};
+
+use crate::ipam::Ipv4Net;
+
+/// A netlink operation that failed, with the object it was about.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("netlink: cannot {op} {what}")]
+    Netlink {
+        op: &'static str,
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    #[error("interface {name} does not exist")]
+    Missing { name: String },
+}
+
+fn nl(op: &'static str, what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> LinkError {
+    let what = what.into();
+    move |source| LinkError::Netlink { op, what, source }
+}
+
+/// The errno of a netlink error reply, if it is one.
+pub fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(m.raw_code().abs()),
+        _ => None,
+    }
+}
+
+/// What netd needs to know of one interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// ifindex.
+    pub index: u32,
+    /// Name.
+    pub name: String,
+    /// Administratively up.
+    pub up: bool,
+    /// Bridge (or other controller) index, if enslaved.
+    pub controller: Option<u32>,
+    /// MTU.
+    pub mtu: u32,
+    /// `bridge`, `veth`, ... when the kernel says.
+    pub kind: Option<String>,
+}
+
+fn to_link(m: &LinkMessage) -> Link {
+    let mut l = Link {
+        index: m.header.index,
+        name: String::new(),
+        up: m.header.flags.contains(LinkFlags::Up),
+        controller: None,
+        mtu: 0,
+        kind: None,
+    };
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => l.name = n.clone(),
+            LinkAttribute::Controller(c) if *c != 0 => l.controller = Some(*c),
+            LinkAttribute::Mtu(m) => l.mtu = *m,
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let LinkInfo::Kind(k) = i {
+                        l.kind = Some(k.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    l
+}
+
+/// Every interface of the namespace.
+pub async fn list_links(h: &Handle) -> Result<Vec<Link>, LinkError> {
+    let mut s = h.link().get().execute();
+    let mut out = Vec::new();
+    while let Some(m) = s.try_next().await.map_err(nl("list", "links"))? {
+        out.push(to_link(&m));
+    }
+    Ok(out)
+}
+
+/// One interface by name, `None` when absent.
+pub async fn link_by_name(h: &Handle, name: &str) -> Result<Option<Link>, LinkError> {
+    let mut s = h.link().get().match_name(name).execute();
+    match s.try_next().await {
+        Ok(m) => Ok(m.map(|m| to_link(&m))),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(nl("look up", name)(e)),
+    }
+}
+
+/// Creates a bridge, up, with `mtu` and a fixed `mac`; returns it. An existing bridge of that
+/// name is reused (idempotent create). The fixed MAC matters: a bridge left to itself takes
+/// the lowest MAC of its ports and changes it as ports come and go, which leaves containers'
+/// ARP entries for the gateway pointing nowhere for up to half a minute.
+pub async fn ensure_bridge(
+    h: &Handle,
+    name: &str,
+    mtu: u32,
+    mac: [u8; 6],
+) -> Result<Link, LinkError> {
+    if let Some(l) = link_by_name(h, name).await? {
+        if !l.up {
+            set_up(h, l.index, name).await?;
+        }
+        return Ok(l);
+    }
+    let msg = LinkBridge::new(name)
+        .mtu(mtu)
+        .address(mac.to_vec())
+        .up()
+        .build();
+    match h.link().add(msg).execute().await {
+        Ok(()) => {}
+        Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+        Err(e) => return Err(nl("create bridge", name)(e)),
+    }
+    link_by_name(h, name).await?.ok_or(LinkError::Missing {
+        name: name.to_string(),
+    })
+}
+
+/// Sets a link up.
+pub async fn set_up(h: &Handle, index: u32, name: &str) -> Result<(), LinkError> {
+    h.link()
+        .set(LinkUnspec::new_with_index(index).up().build())
+        .execute()
+        .await
+        .map_err(nl("set up", name))
+}
+
+/// Enslaves `index` to bridge `controller` and sets it up.
+pub async fn set_controller(
+    h: &Handle,
+    index: u32,
+    controller: u32,
+    name: &str,
+) -> Result<(), LinkError> {
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .controller(controller)
+                .up()
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl("attach to bridge", name))
+}
+
+/// Deletes a link; absent is fine.
+pub async fn delete_link(h: &Handle, name: &str) -> Result<bool, LinkError> {
+    let Some(l) = link_by_name(h, name).await? else {
+        return Ok(false);
+    };
+    match h.link().del(l.index).execute().await {
+        Ok(()) => Ok(true),
+        Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(false),
+        Err(e) => Err(nl("delete", name)(e)),
+    }
+}
+
+/// Adds `ip/prefix` to `index`; already present is fine.
+pub async fn ensure_address(
+    h: &Handle,
+    index: u32,
+    ip: Ipv4Addr,
+    prefix: u8,
+    name: &str,
+) -> Result<(), LinkError> {
+    match h
+        .address()
+        .add(index, IpAddr::V4(ip), prefix)
+        .execute()
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(nl("add address", format!("{ip}/{prefix} on {name}"))(e)),
+    }
+}
+
+/// An IPv4 address on an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addr {
+    /// ifindex.
+    pub index: u32,
+    /// Address.
+    pub ip: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+fn to_addr(m: &AddressMessage) -> Option<Addr> {
+    let ip = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(IpAddr::V4(ip)) => Some(*ip),
+        _ => None,
+    });
+    let ip = ip.or_else(|| {
+        m.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(IpAddr::V4(ip)) => Some(*ip),
+            _ => None,
+        })
+    })?;
+    Some(Addr {
+        index: m.header.index,
+        ip,
+        prefix: m.header.prefix_len,
+    })
+}
+
+/// Every IPv4 address of the namespace.
+pub async fn list_addrs(h: &Handle) -> Result<Vec<Addr>, LinkError> {
+    let mut req = h.address().get();
+    req.message_mut().header.family = AddressFamily::Inet;
+    let mut s = req.execute();
+    let mut out = Vec::new();
+    while let Some(m) = s.try_next().await.map_err(nl("list", "addresses"))? {
+        out.extend(to_addr(&m));
+    }
+    Ok(out)
+}
+
+/// An IPv4 route of the main table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// Destination prefix (0.0.0.0/0 for a default route).
+    pub dst: Ipv4Net,
+    /// Next hop.
+    pub gateway: Option<Ipv4Addr>,
+    /// Output interface.
+    pub oif: Option<u32>,
+    /// Preferred source.
+    pub prefsrc: Option<Ipv4Addr>,
+    /// Metric.
+    pub priority: u32,
+}
+
+fn v4(a: &RouteAddress) -> Option<Ipv4Addr> {
+    match a {
+        RouteAddress::Inet(ip) => Some(*ip),
+        _ => None,
+    }
+}
+
+fn to_route(m: &RouteMessage) -> Option<Route> {
+    if m.header.kind != RouteType::Unicast {
+        return None;
+    }
+    let mut table = m.header.table as u32;
+    let mut r = Route {
+        dst: Ipv4Net::new(Ipv4Addr::UNSPECIFIED, 0).ok()?,
+        gateway: None,
+        oif: None,
+        prefsrc: None,
+        priority: 0,
+    };
+    let mut dst = Ipv4Addr::UNSPECIFIED;
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = v4(d)?,
+            RouteAttribute::Gateway(g) => r.gateway = v4(g),
+            RouteAttribute::Oif(i) => r.oif = Some(*i),
+            RouteAttribute::PrefSource(s) => r.prefsrc = v4(s),
+            RouteAttribute::Priority(p) => r.priority = *p,
+            RouteAttribute::Table(t) => table = *t,
+            _ => {}
+        }
+    }
+    if table != 254 {
+        return None;
+    }
+    r.dst = Ipv4Net::new(dst, m.header.destination_prefix_length).ok()?;
+    Some(r)
+}
+
+/// Unicast IPv4 routes of the main table.
+pub async fn list_routes(h: &Handle) -> Result<Vec<Route>, LinkError> {
+    let msg = RouteMessageBuilder::<Ipv4Addr>::new().build();
+    let mut s = h.route().get(msg).execute();
+    let mut out = Vec::new();
+    while let Some(m) = s.try_next().await.map_err(nl("list", "routes"))? {
+        out.extend(to_route(&m));
+    }
+    Ok(out)
+}
+
+/// Adds a default route via `gw` (replacing one that exists).
+pub async fn set_default_route(h: &Handle, gw: Ipv4Addr) -> Result<(), LinkError> {
+    let msg = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build();
+    h.route()
+        .add(msg)
+        .replace()
+        .execute()
+        .await
+        .map_err(nl("add default route via", gw.to_string()))
+}
+
+/// The host end and the container end of a new endpoint.
+#[derive(Debug, Clone)]
+pub struct VethSpec<'a> {
+    /// Host end name.
+    pub host: &'a str,
+    /// Container end name (`eth0` ...), given directly in the container namespace.
+    pub peer: &'a str,
+    /// The container namespace fd the peer is created in.
+    pub peer_ns_fd: i32,
+    /// MAC of the container end.
+    pub peer_mac: [u8; 6],
+    /// MTU of both ends.
+    pub mtu: u32,
+    /// Bridge index of the host end.
+    pub bridge: u32,
+}
+
+/// Creates the veth pair in one request: host end up on the bridge, the peer born inside the
+/// container namespace with its final name and MAC (no move-then-rename round trips).
+pub async fn create_veth(h: &Handle, spec: &VethSpec<'_>) -> Result<(), LinkError> {
+    // The peer cannot be born up (the kernel answers ENOTCONN): configure_container_side
+    // sets it up.
+    let peer = LinkUnspec::new_with_name(spec.peer)
+        .setns_by_fd(spec.peer_ns_fd)
+        .address(spec.peer_mac.to_vec())
+        .mtu(spec.mtu)
+        .build();
+    let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+        .name(spec.host)
+        .mtu(spec.mtu)
+        .controller(spec.bridge)
+        .up()
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build();
+    h.link().add(msg).execute().await.map_err(nl(
+        "create veth",
+        format!("{} <-> {}", spec.host, spec.peer),
+    ))
+}
+
+/// Inside the container namespace: address and up on the endpoint, loopback up, and the
+/// default route when asked.
+pub async fn configure_container_side(
+    h: &Handle,
+    ifname: &str,
+    ip: Ipv4Addr,
+    prefix: u8,
+    default_via: Option<Ipv4Addr>,
+) -> Result<(), LinkError> {
+    let l = link_by_name(h, ifname).await?.ok_or(LinkError::Missing {
+        name: ifname.to_string(),
+    })?;
+    ensure_address(h, l.index, ip, prefix, ifname).await?;
+    if !l.up {
+        set_up(h, l.index, ifname).await?;
+    }
+    // Loopback is ifindex 1 in every network namespace.
+    set_up(h, 1, "lo").await?;
+    if let Some(gw) = default_via {
+        set_default_route(h, gw).await?;
+    }
+    Ok(())
+}
+
+/// Turns on hairpin mode on a bridge port, so a container can reach its own published port
+/// through a host address (the DNAT'd packet goes back out the port it came in on).
+pub async fn set_hairpin(h: &Handle, name: &str) -> Result<(), LinkError> {
+    let l = link_by_name(h, name).await?.ok_or(LinkError::Missing {
+        name: name.to_string(),
+    })?;
+    h.link()
+        .set_port(
+            rtnetlink::LinkBridgePort::new(l.index)
+                .hairpin(true)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl("set hairpin mode on", name))
+}
+
+/// Sets the MTU of an interface by name; absent is fine (returns false).
+pub async fn set_mtu(h: &Handle, name: &str, mtu: u32) -> Result<bool, LinkError> {
+    let Some(l) = link_by_name(h, name).await? else {
+        return Ok(false);
+    };
+    if l.mtu == mtu {
+        return Ok(false);
+    }
+    h.link()
+        .set(LinkUnspec::new_with_index(l.index).mtu(mtu).build())
+        .execute()
+        .await
+        .map_err(nl("set MTU of", name))?;
+    Ok(true)
+}

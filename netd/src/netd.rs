@@ -1,0 +1,869 @@
+//! The `Netd` facade: networks, endpoints and published ports, backed by state on disk.
+//!
+//! Every mutation takes one async lock, so an event-driven reconcile never sees half an
+//! attach. Setup validates first and rolls back what it made on failure; teardown keeps going
+//! and reports every error it met.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rtnetlink::Handle;
+use tokio::sync::{Mutex, MutexGuard, watch};
+
+use crate::firewall::{self, FirewallError, FwNetwork, FwPort, Ruleset};
+use crate::ipam::{self, InUse, IpamError, Ipv4Net, Pool};
+use crate::links::{self, LinkError, VethSpec};
+use crate::names;
+use crate::netns::{Netns, NetnsError, NetnsWorker};
+use crate::ports::{PortError, PortMapping};
+use crate::reconcile::ReconcileReport;
+use crate::state::{Endpoint, NetnsRef, NetworkSpec, State, StateError, StateLock, StateStore};
+
+/// How a netd instance is set up (the daemon config's network part).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Instance state root (`--root`); netd keeps `<root>/netd/`.
+    pub root: PathBuf,
+    /// Where automatic subnets come from.
+    pub pool: Pool,
+    /// MTU for networks that do not set one; `None` follows the host's egress interface.
+    pub default_mtu: Option<u32>,
+}
+
+impl Config {
+    /// Defaults for a root directory.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            pool: Pool::default(),
+            default_mtu: None,
+        }
+    }
+}
+
+/// A request to create a network (compose `networks.X`).
+#[derive(Debug, Clone, Default)]
+pub struct NetworkCreate {
+    /// Unique name.
+    pub name: String,
+    /// Fixed subnet (`ipam.config[0].subnet`), else from the pool.
+    pub subnet: Option<Ipv4Net>,
+    /// Fixed gateway, else the first address.
+    pub gateway: Option<Ipv4Addr>,
+    /// Range for automatic addresses.
+    pub ip_range: Option<Ipv4Net>,
+    /// `internal: true`: no egress.
+    pub internal: bool,
+    /// MTU (`driver_opts` com.docker.network.driver.mtu).
+    pub mtu: Option<u32>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One network a container joins.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointRequest {
+    /// Network name or id.
+    pub network: String,
+    /// Static address (`ipv4_address`), else automatic.
+    pub ipv4_address: Option<Ipv4Addr>,
+    /// Static MAC (`mac_address`), else derived from the address.
+    pub mac_address: Option<String>,
+    /// Higher first: decides eth0, eth1 ... and which network carries the default route.
+    pub priority: i32,
+    /// DNS aliases.
+    pub aliases: Vec<String>,
+    /// Ports to publish through this endpoint.
+    pub ports: Vec<PortMapping>,
+}
+
+/// A host change seen by reconcile: the DNS part refreshes its upstreams on each new value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostChange {
+    /// Increments on every reconcile.
+    pub generation: u64,
+    /// The host's egress addresses (preferred sources of default routes) after it.
+    pub egress: Vec<Ipv4Addr>,
+}
+
+/// Everything a netd call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum NetdError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+    #[error("network {name}")]
+    Ipam {
+        name: String,
+        #[source]
+        source: IpamError,
+    },
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("network {name:?} already exists")]
+    NetworkExists { name: String },
+    #[error("network name {name:?} is invalid: use letters, digits, '.', '_' and '-'")]
+    BadName { name: String },
+    #[error("no such network: {key}")]
+    NoNetwork { key: String },
+    #[error("network {name} is in use by container(s) {containers}")]
+    NetworkInUse { name: String, containers: String },
+    #[error("container {container} is already attached to network {network}")]
+    AlreadyAttached { container: String, network: String },
+    #[error("container {container} is not attached to network {network}")]
+    NotAttached { container: String, network: String },
+    #[error("MAC address {value:?} is invalid: expected six hex pairs, unicast")]
+    BadMac { value: String },
+    #[error("gateway {gateway} is not a usable address of subnet {subnet}")]
+    BadGateway { gateway: Ipv4Addr, subnet: Ipv4Net },
+    #[error("cannot write sysctl {path}")]
+    Sysctl {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{first}; cleanup also failed: {cleanup}")]
+    WithCleanup {
+        #[source]
+        first: Box<NetdError>,
+        cleanup: Box<NetdError>,
+    },
+    #[error("teardown met {} error(s): {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Teardown(Vec<NetdError>),
+}
+
+pub(crate) struct Inner {
+    pub(crate) state: State,
+    pub(crate) last_egress: BTreeSet<Ipv4Addr>,
+    pub(crate) generation: u64,
+    pub(crate) last_report: Option<ReconcileReport>,
+    pub(crate) recent_repairs: std::collections::VecDeque<crate::reconcile::Repair>,
+}
+
+/// berth's network daemon core; share it as `Arc<Netd>`.
+pub struct Netd {
+    pub(crate) cfg: Config,
+    pub(crate) worker: NetnsWorker,
+    pub(crate) host: Handle,
+    pub(crate) store: StateStore,
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) changes: watch::Sender<HostChange>,
+    _lock: StateLock,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 128
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+/// Writes a sysctl under /proc/sys (blocking; run on the worker so the namespace is right).
+/// Returns whether the value changed.
+pub(crate) fn write_sysctl(path: &str, value: &str) -> Result<bool, NetdError> {
+    let full = format!("/proc/sys/{path}");
+    let cur = std::fs::read_to_string(&full).map_err(|source| NetdError::Sysctl {
+        path: full.clone(),
+        source,
+    })?;
+    if cur.trim() == value {
+        return Ok(false);
+    }
+    std::fs::write(&full, value).map_err(|source| NetdError::Sysctl { path: full, source })?;
+    Ok(true)
+}
+
+impl Netd {
+    /// Opens the instance in the calling thread's network namespace (the "host"), loading the
+    /// state on disk. It takes the instance lock for its lifetime. Kernel state is not touched
+    /// until `reconcile()` or a mutation.
+    pub async fn open(cfg: Config) -> Result<Arc<Self>, NetdError> {
+        let host_ns = Netns::current()?;
+        let worker = NetnsWorker::start(host_ns)?;
+        let host = worker.connect(None).await?;
+        let store = StateStore::open(&cfg.root)?;
+        let lock = store.lock()?;
+        let state = store.load()?;
+        let (changes, _) = watch::channel(HostChange::default());
+        Ok(Arc::new(Self {
+            cfg,
+            worker,
+            host,
+            store,
+            inner: Mutex::new(Inner {
+                state,
+                last_egress: BTreeSet::new(),
+                generation: 0,
+                last_report: None,
+                recent_repairs: std::collections::VecDeque::new(),
+            }),
+            changes,
+            _lock: lock,
+        }))
+    }
+
+    /// A receiver that sees a new value after every reconcile (host NIC change or backstop);
+    /// the DNS part re-reads its upstreams on each.
+    pub fn host_changes(&self) -> watch::Receiver<HostChange> {
+        self.changes.subscribe()
+    }
+
+    /// The report of the latest reconcile (event-driven, backstop or explicit).
+    pub async fn last_report(&self) -> Option<ReconcileReport> {
+        self.inner.lock().await.last_report.clone()
+    }
+
+    /// The latest repairs of all reconciles, oldest first (at most 256): the event log a
+    /// `berth events` stream can show.
+    pub async fn recent_repairs(&self) -> Vec<crate::reconcile::Repair> {
+        self.inner
+            .lock()
+            .await
+            .recent_repairs
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// A snapshot of the desired state.
+    pub async fn state(&self) -> State {
+        self.inner.lock().await.state.clone()
+    }
+
+    /// The host-namespace netlink handle (for inspection in tools and tests).
+    pub fn host_handle(&self) -> &Handle {
+        &self.host
+    }
+
+    pub(crate) async fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().await
+    }
+
+    pub(crate) async fn egress_mtu(&self) -> Result<u32, NetdError> {
+        if let Some(m) = self.cfg.default_mtu {
+            return Ok(m);
+        }
+        let routes = links::list_routes(&self.host).await?;
+        let Some(oif) = routes
+            .iter()
+            .filter(|r| r.dst.prefix() == 0)
+            .min_by_key(|r| r.priority)
+            .and_then(|r| r.oif)
+        else {
+            return Ok(1500);
+        };
+        let links = links::list_links(&self.host).await?;
+        Ok(links
+            .iter()
+            .find(|l| l.index == oif)
+            .map(|l| l.mtu)
+            .filter(|m| *m >= 576)
+            .unwrap_or(1500))
+    }
+
+    async fn in_use(&self, state: &State) -> Result<InUse, NetdError> {
+        let ours: BTreeSet<String> = state.networks.values().map(|n| n.bridge.clone()).collect();
+        let links = links::list_links(&self.host).await?;
+        let our_idx: BTreeSet<u32> = links
+            .iter()
+            .filter(|l| ours.contains(&l.name))
+            .map(|l| l.index)
+            .collect();
+        let routes = links::list_routes(&self.host).await?;
+        let addrs = links::list_addrs(&self.host).await?;
+        Ok(InUse {
+            host_routes: routes
+                .iter()
+                .filter(|r| r.dst.prefix() > 0 && !r.oif.is_some_and(|i| our_idx.contains(&i)))
+                .map(|r| r.dst)
+                .collect(),
+            host_addrs: addrs
+                .iter()
+                .filter(|a| !our_idx.contains(&a.index) && !a.ip.is_loopback())
+                .filter_map(|a| Ipv4Net::new(a.ip, a.prefix).ok())
+                .collect(),
+            networks: state.networks.values().map(|n| n.subnet).collect(),
+        })
+    }
+
+    /// Creates a network: validates and allocates, records it, makes the bridge (up, gateway
+    /// address) and updates the firewall.
+    pub async fn create_network(&self, req: NetworkCreate) -> Result<NetworkSpec, NetdError> {
+        if !valid_name(&req.name) {
+            return Err(NetdError::BadName { name: req.name });
+        }
+        let mut inner = self.lock().await;
+        if inner.state.networks.values().any(|n| n.name == req.name) {
+            return Err(NetdError::NetworkExists { name: req.name });
+        }
+        let used = self.in_use(&inner.state).await?;
+        let ipam_err = |source| NetdError::Ipam {
+            name: req.name.clone(),
+            source,
+        };
+        let subnet = match req.subnet {
+            Some(s) => {
+                ipam::check_subnet(&s, &used).map_err(ipam_err)?;
+                s
+            }
+            None => ipam::allocate_subnet(&self.cfg.pool, &used).map_err(ipam_err)?,
+        };
+        let gateway = match req.gateway {
+            Some(g) => {
+                if !subnet.contains(g) || g == subnet.addr() || g == subnet.last() {
+                    return Err(NetdError::BadGateway { gateway: g, subnet });
+                }
+                g
+            }
+            None => ipam::default_gateway(&subnet).map_err(ipam_err)?,
+        };
+        if let Some(r) = &req.ip_range
+            && !subnet.covers(r)
+        {
+            return Err(ipam_err(IpamError::Overlap {
+                subnet,
+                other: *r,
+                what: "an ip_range outside the subnet",
+            }));
+        }
+        let id = names::new_network_id(&req.name);
+        let spec = NetworkSpec {
+            bridge: names::bridge_name(&id),
+            id: id.clone(),
+            name: req.name.clone(),
+            subnet,
+            gateway,
+            ip_range: req.ip_range,
+            internal: req.internal,
+            mtu: req.mtu,
+            labels: req.labels.clone(),
+            created: now(),
+        };
+        inner.state.networks.insert(id.clone(), spec.clone());
+        let res = async {
+            self.store.save(&inner.state)?;
+            self.ensure_bridge(&spec).await?;
+            self.apply_firewall(&inner.state).await
+        }
+        .await;
+        if let Err(first) = res {
+            inner.state.networks.remove(&id);
+            let cleanup = async {
+                links::delete_link(&self.host, &spec.bridge).await?;
+                self.store.save(&inner.state)?;
+                Ok::<_, NetdError>(())
+            }
+            .await;
+            return Err(match cleanup {
+                Ok(()) => first,
+                Err(c) => NetdError::WithCleanup {
+                    first: Box::new(first),
+                    cleanup: Box::new(c),
+                },
+            });
+        }
+        tracing::info!(network = %spec.name, bridge = %spec.bridge, subnet = %spec.subnet, "network created");
+        Ok(spec)
+    }
+
+    /// Makes a network's bridge present, up and addressed; returns its index and whether
+    /// anything had to change.
+    pub(crate) async fn ensure_bridge(&self, n: &NetworkSpec) -> Result<(u32, bool), NetdError> {
+        let existed = links::link_by_name(&self.host, &n.bridge).await?;
+        let mtu = match n.mtu {
+            Some(m) => m,
+            None => self.egress_mtu().await?,
+        };
+        let l = links::ensure_bridge(&self.host, &n.bridge, mtu, names::endpoint_mac(n.gateway))
+            .await?;
+        let addrs = links::list_addrs(&self.host).await?;
+        let has = addrs
+            .iter()
+            .any(|a| a.index == l.index && a.ip == n.gateway && a.prefix == n.subnet.prefix());
+        if !has {
+            links::ensure_address(&self.host, l.index, n.gateway, n.subnet.prefix(), &n.bridge)
+                .await?;
+        }
+        let br = n.bridge.clone();
+        let changed_sysctl = self
+            .worker
+            .run(None, move || -> Result<bool, NetdError> {
+                let a = write_sysctl("net/ipv4/ip_forward", "1")?;
+                let b = write_sysctl(&format!("net/ipv4/conf/{br}/route_localnet"), "1")?;
+                Ok(a || b)
+            })
+            .await??;
+        let changed = existed.as_ref().is_none_or(|e| !e.up) || !has || changed_sysctl;
+        Ok((l.index, changed))
+    }
+
+    /// The firewall ruleset the state asks for.
+    pub(crate) fn ruleset(state: &State) -> Ruleset {
+        let mut rs = Ruleset {
+            networks: state
+                .networks
+                .values()
+                .map(|n| FwNetwork {
+                    bridge: n.bridge.clone(),
+                    subnet: n.subnet,
+                    internal: n.internal,
+                })
+                .collect(),
+            ports: Vec::new(),
+        };
+        for e in &state.endpoints {
+            let Some(n) = state.networks.get(&e.network) else {
+                continue;
+            };
+            if n.internal {
+                continue;
+            }
+            for p in &e.ports {
+                for (h, c) in p.pairs() {
+                    rs.ports.push(FwPort {
+                        proto: p.protocol,
+                        host_ip: p.host_ip,
+                        host_port: h,
+                        dest: e.address,
+                        dest_port: c,
+                    });
+                }
+            }
+        }
+        rs
+    }
+
+    /// Writes berth's table (or removes it when there is no network) and syncs DOCKER-USER.
+    pub(crate) async fn apply_firewall(&self, state: &State) -> Result<(), NetdError> {
+        let rs = Self::ruleset(state);
+        let any = !state.networks.is_empty();
+        self.worker
+            .run(None, move || -> Result<(), FirewallError> {
+                if any {
+                    firewall::apply(&rs)?;
+                } else {
+                    firewall::remove()?;
+                }
+                firewall::sync_docker_user(any)?;
+                Ok(())
+            })
+            .await??;
+        Ok(())
+    }
+
+    /// Removes a network that has no endpoints: bridge, rules, state.
+    pub async fn remove_network(&self, key: &str) -> Result<NetworkSpec, NetdError> {
+        let mut inner = self.lock().await;
+        let n = inner
+            .state
+            .find_network(key)
+            .cloned()
+            .ok_or_else(|| NetdError::NoNetwork {
+                key: key.to_string(),
+            })?;
+        let users: Vec<String> = inner
+            .state
+            .endpoints_of(&n.id)
+            .map(|e| e.container.clone())
+            .collect();
+        if !users.is_empty() {
+            return Err(NetdError::NetworkInUse {
+                name: n.name,
+                containers: users.join(", "),
+            });
+        }
+        inner.state.networks.remove(&n.id);
+        self.store.save(&inner.state)?;
+        let mut errs = Vec::new();
+        if let Err(e) = links::delete_link(&self.host, &n.bridge).await {
+            errs.push(e.into());
+        }
+        if let Err(e) = self.apply_firewall(&inner.state).await {
+            errs.push(e);
+        }
+        if !errs.is_empty() {
+            return Err(NetdError::Teardown(errs));
+        }
+        tracing::info!(network = %n.name, "network removed");
+        Ok(n)
+    }
+
+    /// Networks, by name.
+    pub async fn networks(&self) -> Vec<NetworkSpec> {
+        let inner = self.lock().await;
+        let mut v: Vec<_> = inner.state.networks.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Attaches a container (its namespace) to networks: one veth each, named eth0, eth1 ...
+    /// in priority order after any it already has, default route via the first non-internal
+    /// network when the container has none yet. All or nothing.
+    pub async fn attach(
+        &self,
+        container: &str,
+        netns: NetnsRef,
+        mut reqs: Vec<EndpointRequest>,
+    ) -> Result<Vec<Endpoint>, NetdError> {
+        reqs.sort_by_key(|r| std::cmp::Reverse(r.priority));
+        let mut inner = self.lock().await;
+        // Validate everything first.
+        let existing: Vec<&Endpoint> = inner
+            .state
+            .endpoints
+            .iter()
+            .filter(|e| e.container == container)
+            .collect();
+        let mut used_if: BTreeSet<String> = existing.iter().map(|e| e.ifname.clone()).collect();
+        let mut has_default = existing.iter().any(|e| e.default_route);
+        let mut planned: Vec<(Endpoint, NetworkSpec)> = Vec::new();
+        let mut taken_by_net: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
+        for r in &reqs {
+            let n = inner
+                .state
+                .find_network(&r.network)
+                .cloned()
+                .ok_or_else(|| NetdError::NoNetwork {
+                    key: r.network.clone(),
+                })?;
+            if existing.iter().any(|e| e.network == n.id)
+                || planned.iter().any(|(e, _)| e.network == n.id)
+            {
+                return Err(NetdError::AlreadyAttached {
+                    container: container.to_string(),
+                    network: n.name,
+                });
+            }
+            let taken = taken_by_net
+                .entry(n.id.clone())
+                .or_insert_with(|| inner.state.endpoints_of(&n.id).map(|e| e.address).collect());
+            let ipam_err = |source| NetdError::Ipam {
+                name: n.name.clone(),
+                source,
+            };
+            let address = match r.ipv4_address {
+                Some(a) => {
+                    ipam::check_address(a, &n.subnet, n.gateway, taken, &n.name)
+                        .map_err(ipam_err)?;
+                    a
+                }
+                None => ipam::allocate_address(
+                    &n.subnet,
+                    n.ip_range.as_ref(),
+                    n.gateway,
+                    taken,
+                    &n.name,
+                )
+                .map_err(ipam_err)?,
+            };
+            taken.insert(address);
+            let mac = match &r.mac_address {
+                Some(m) => {
+                    names::parse_mac(m).ok_or_else(|| NetdError::BadMac { value: m.clone() })?
+                }
+                None => names::endpoint_mac(address),
+            };
+            for p in &r.ports {
+                p.validate()?;
+                for e in inner
+                    .state
+                    .endpoints
+                    .iter()
+                    .chain(planned.iter().map(|(e, _)| e))
+                {
+                    for q in &e.ports {
+                        if let Some(port) = p.clashes(q) {
+                            return Err(PortError::Conflict {
+                                proto: p.protocol.as_str(),
+                                port,
+                                owner: e.container.clone(),
+                            }
+                            .into());
+                        }
+                    }
+                }
+            }
+            let ifname = (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|c| !used_if.contains(c))
+                .unwrap_or_else(|| "eth0".into());
+            used_if.insert(ifname.clone());
+            let default_route = !has_default && !n.internal;
+            has_default |= default_route;
+            planned.push((
+                Endpoint {
+                    container: container.to_string(),
+                    network: n.id.clone(),
+                    netns: netns.clone(),
+                    ifname,
+                    host_ifname: names::veth_name(container, &n.id),
+                    address,
+                    mac: names::mac_string(&mac),
+                    default_route,
+                    ports: r.ports.clone(),
+                    aliases: r.aliases.clone(),
+                },
+                n,
+            ));
+        }
+        let ns = Netns::open(&netns.path())?;
+        let mut made: Vec<String> = Vec::new();
+        let res = async {
+            let cont = self.worker.connect(Some(&ns)).await?;
+            for (e, n) in &planned {
+                self.create_endpoint(&cont, &ns, e, n).await?;
+                made.push(e.host_ifname.clone());
+            }
+            Ok::<_, NetdError>(())
+        }
+        .await;
+        let res = match res {
+            Ok(()) => {
+                inner
+                    .state
+                    .endpoints
+                    .extend(planned.iter().map(|(e, _)| e.clone()));
+                let r = self.store.save(&inner.state).map_err(NetdError::from);
+                match r {
+                    Ok(()) if planned.iter().any(|(e, _)| !e.ports.is_empty()) => {
+                        self.apply_firewall(&inner.state).await
+                    }
+                    other => other,
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(first) = res {
+            inner
+                .state
+                .endpoints
+                .retain(|e| !(e.container == container && made.contains(&e.host_ifname)));
+            let mut cleanup = Ok(());
+            for h in &made {
+                if let Err(e) = links::delete_link(&self.host, h).await {
+                    cleanup = Err(NetdError::from(e));
+                }
+            }
+            if let Err(e) = self.store.save(&inner.state) {
+                cleanup = Err(e.into());
+            }
+            return Err(match cleanup {
+                Ok(()) => first,
+                Err(c) => NetdError::WithCleanup {
+                    first: Box::new(first),
+                    cleanup: Box::new(c),
+                },
+            });
+        }
+        for (e, n) in &planned {
+            tracing::info!(container, network = %n.name, ifname = %e.ifname, address = %e.address, "endpoint attached");
+        }
+        Ok(planned.into_iter().map(|(e, _)| e).collect())
+    }
+
+    /// Creates one endpoint in the kernel (host veth on the bridge, peer configured inside).
+    pub(crate) async fn create_endpoint(
+        &self,
+        cont: &Handle,
+        ns: &Netns,
+        e: &Endpoint,
+        n: &NetworkSpec,
+    ) -> Result<(), NetdError> {
+        use std::os::fd::AsRawFd;
+        let br = match links::link_by_name(&self.host, &n.bridge).await? {
+            Some(l) => l,
+            None => {
+                self.ensure_bridge(n).await?;
+                links::link_by_name(&self.host, &n.bridge)
+                    .await?
+                    .ok_or(LinkError::Missing {
+                        name: n.bridge.clone(),
+                    })?
+            }
+        };
+        let spec = VethSpec {
+            host: &e.host_ifname,
+            peer: &e.ifname,
+            peer_ns_fd: ns.fd().as_raw_fd(),
+            peer_mac: names::parse_mac(&e.mac).unwrap_or_else(|| names::endpoint_mac(e.address)),
+            mtu: if br.mtu > 0 { br.mtu } else { 1500 },
+            bridge: br.index,
+        };
+        links::create_veth(&self.host, &spec).await?;
+        if !e.ports.is_empty()
+            && let Err(err) = links::set_hairpin(&self.host, &e.host_ifname).await
+        {
+            let _ = links::delete_link(&self.host, &e.host_ifname).await;
+            return Err(err.into());
+        }
+        let via = e.default_route.then_some(n.gateway);
+        if let Err(err) =
+            links::configure_container_side(cont, &e.ifname, e.address, n.subnet.prefix(), via)
+                .await
+        {
+            let _ = links::delete_link(&self.host, &e.host_ifname).await;
+            return Err(err.into());
+        }
+        Ok(())
+    }
+
+    /// Detaches a container from one network (or all when `network` is `None`). Best effort:
+    /// keeps going and reports every error.
+    pub async fn detach(&self, container: &str, network: Option<&str>) -> Result<(), NetdError> {
+        let mut inner = self.lock().await;
+        let net_id = match network {
+            Some(k) => Some(
+                inner
+                    .state
+                    .find_network(k)
+                    .map(|n| n.id.clone())
+                    .ok_or_else(|| NetdError::NoNetwork { key: k.to_string() })?,
+            ),
+            None => None,
+        };
+        let (gone, keep): (Vec<Endpoint>, Vec<Endpoint>) =
+            inner.state.endpoints.drain(..).partition(|e| {
+                e.container == container && net_id.as_ref().is_none_or(|id| &e.network == id)
+            });
+        inner.state.endpoints = keep;
+        if gone.is_empty() {
+            if let (Some(k), Some(_)) = (network, net_id) {
+                return Err(NetdError::NotAttached {
+                    container: container.to_string(),
+                    network: k.to_string(),
+                });
+            }
+            return Ok(());
+        }
+        let mut errs = Vec::new();
+        if let Err(e) = self.store.save(&inner.state) {
+            errs.push(e.into());
+        }
+        for e in &gone {
+            if let Err(err) = links::delete_link(&self.host, &e.host_ifname).await {
+                errs.push(err.into());
+            }
+        }
+        if gone.iter().any(|e| !e.ports.is_empty())
+            && let Err(e) = self.apply_firewall(&inner.state).await
+        {
+            errs.push(e);
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(NetdError::Teardown(errs))
+        }
+    }
+
+    /// Publishes more ports of an attached container through its endpoint on `network`.
+    pub async fn publish(
+        &self,
+        container: &str,
+        network: &str,
+        ports: Vec<PortMapping>,
+    ) -> Result<(), NetdError> {
+        let mut inner = self.lock().await;
+        let n = inner
+            .state
+            .find_network(network)
+            .cloned()
+            .ok_or_else(|| NetdError::NoNetwork {
+                key: network.to_string(),
+            })?;
+        for p in &ports {
+            p.validate()?;
+            for e in &inner.state.endpoints {
+                for q in &e.ports {
+                    if let Some(port) = p.clashes(q) {
+                        return Err(PortError::Conflict {
+                            proto: p.protocol.as_str(),
+                            port,
+                            owner: e.container.clone(),
+                        }
+                        .into());
+                    }
+                }
+            }
+        }
+        let ep = inner
+            .state
+            .endpoints
+            .iter_mut()
+            .find(|e| e.container == container && e.network == n.id)
+            .ok_or_else(|| NetdError::NotAttached {
+                container: container.to_string(),
+                network: n.name.clone(),
+            })?;
+        ep.ports.extend(ports);
+        let host_if = ep.host_ifname.clone();
+        links::set_hairpin(&self.host, &host_if).await?;
+        self.store.save(&inner.state)?;
+        self.apply_firewall(&inner.state).await
+    }
+
+    /// Withdraws every published port of a container.
+    pub async fn unpublish(&self, container: &str) -> Result<(), NetdError> {
+        let mut inner = self.lock().await;
+        let mut changed = false;
+        for e in inner
+            .state
+            .endpoints
+            .iter_mut()
+            .filter(|e| e.container == container)
+        {
+            changed |= !e.ports.is_empty();
+            e.ports.clear();
+        }
+        if changed {
+            self.store.save(&inner.state)?;
+            self.apply_firewall(&inner.state).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs the watch loop until the subscription ends: reconcile after each debounced burst
+    /// of host link/address/route events, and every `backstop` regardless.
+    pub async fn run(self: Arc<Self>, backstop: Duration) -> Result<(), NetdError> {
+        let mut w = crate::watch::Watcher::start(&self.worker).await?;
+        let mut tick = tokio::time::interval(backstop);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                c = w.next_change(Duration::from_millis(15), Duration::from_millis(150)) => {
+                    let Some(kinds) = c else { return Ok(()) };
+                    tracing::debug!(?kinds, "host network changed");
+                }
+                _ = tick.tick() => {}
+            }
+            // The first tick fires at once: a (re)started netd reconciles before anything else.
+            let r = self.reconcile().await;
+            log_report(&r);
+        }
+    }
+}
+
+fn log_report(r: &ReconcileReport) {
+    for rep in &r.repairs {
+        tracing::info!(repair = %rep.what, took_us = rep.duration.as_micros() as u64, "reconcile repaired");
+    }
+    for e in &r.errors {
+        tracing::warn!(error = %e, "reconcile could not repair");
+    }
+}

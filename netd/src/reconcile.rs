@@ -1,0 +1,339 @@
+//! `reconcile()`: make the kernel match the desired state again, whatever happened to it
+//! (a deleted bridge, a veth pulled off its bridge, a flushed ruleset, a new default route),
+//! and report each repair with how long it took.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::firewall;
+use crate::links;
+use crate::netd::{HostChange, Netd, NetdError};
+use crate::netns::Netns;
+
+/// One thing reconcile fixed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    /// What was wrong and what was done.
+    pub what: String,
+    /// Time the repair took.
+    pub duration: Duration,
+}
+
+/// The outcome of one reconcile.
+#[derive(Debug, Clone, Default)]
+pub struct ReconcileReport {
+    /// Repairs, in the order made.
+    pub repairs: Vec<Repair>,
+    /// What could not be repaired.
+    pub errors: Vec<String>,
+    /// Whole reconcile time.
+    pub duration: Duration,
+    /// Egress addresses found.
+    pub egress: Vec<Ipv4Addr>,
+}
+
+impl ReconcileReport {
+    fn timed<T>(&mut self, what: String, start: Instant, r: Result<T, NetdError>) {
+        match r {
+            Ok(_) => self.repairs.push(Repair {
+                what,
+                duration: start.elapsed(),
+            }),
+            Err(e) => self.errors.push(format!("{what}: {e}")),
+        }
+    }
+}
+
+/// Deletes conntrack entries of masqueraded flows whose NAT address is `addr` (blocking; run in
+/// the host namespace). Returns how many the tool says it deleted.
+fn flush_conntrack(addr: Ipv4Addr) -> Result<u64, NetdError> {
+    let out = Command::new("conntrack")
+        .args(["-D", "--src-nat", "--reply-dst", &addr.to_string()])
+        .output()
+        .map_err(|source| NetdError::Sysctl {
+            path: "conntrack -D (is the conntrack package installed?)".into(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let n = text
+        .lines()
+        .find_map(|l| l.split_whitespace().next().and_then(|w| w.parse().ok()))
+        .unwrap_or(0);
+    Ok(n)
+}
+
+impl Netd {
+    /// Makes every bridge present, up and addressed, every veth host end on its bridge (an
+    /// endpoint whose pair vanished is recreated while its namespace exists), berth's nft table
+    /// intact, forwarding on, and drops conntrack entries of masqueraded flows through an egress
+    /// address that is no longer the host's egress. Publishes a `HostChange` afterwards.
+    pub async fn reconcile(&self) -> ReconcileReport {
+        let t0 = Instant::now();
+        let mut rep = ReconcileReport::default();
+        let mut inner = self.lock().await;
+        let state = inner.state.clone();
+
+        // Bridges.
+        let mut bridge_idx: BTreeMap<String, u32> = BTreeMap::new();
+        let links_now = match links::list_links(&self.host).await {
+            Ok(l) => l,
+            Err(e) => {
+                rep.errors.push(e.to_string());
+                Vec::new()
+            }
+        };
+        let by_name: BTreeMap<&str, &links::Link> =
+            links_now.iter().map(|l| (l.name.as_str(), l)).collect();
+        let addrs = links::list_addrs(&self.host).await.unwrap_or_default();
+        for n in state.networks.values() {
+            let cur = by_name.get(n.bridge.as_str());
+            let ok = cur.is_some_and(|l| {
+                l.up && addrs
+                    .iter()
+                    .any(|a| a.index == l.index && a.ip == n.gateway)
+            });
+            if ok {
+                if let Some(l) = cur {
+                    bridge_idx.insert(n.bridge.clone(), l.index);
+                }
+                continue;
+            }
+            let s = Instant::now();
+            let what = match cur {
+                None => format!(
+                    "bridge {} of network {} was missing: recreated",
+                    n.bridge, n.name
+                ),
+                Some(l) if !l.up => {
+                    format!("bridge {} of network {} was down: set up", n.bridge, n.name)
+                }
+                Some(_) => format!(
+                    "bridge {} of network {} lost its address: re-added",
+                    n.bridge, n.name
+                ),
+            };
+            let r = self.ensure_bridge(n).await;
+            if let Ok((i, _)) = &r {
+                bridge_idx.insert(n.bridge.clone(), *i);
+            }
+            rep.timed(what, s, r);
+        }
+
+        // Endpoints. One whose namespace is gone (its container died without a detach) took
+        // its veth with it: it is forgotten, not recreated.
+        let mut stale = Vec::new();
+        for e in &state.endpoints {
+            let Some(n) = state.networks.get(&e.network) else {
+                continue;
+            };
+            if !e.netns.path().exists() {
+                stale.push(e.clone());
+                continue;
+            }
+            let Some(&br) = bridge_idx.get(&n.bridge) else {
+                continue;
+            };
+            match by_name.get(e.host_ifname.as_str()) {
+                Some(l) if l.controller == Some(br) && l.up => {}
+                Some(l) => {
+                    let s = Instant::now();
+                    let r = links::set_controller(&self.host, l.index, br, &e.host_ifname)
+                        .await
+                        .map_err(NetdError::from);
+                    rep.timed(
+                        format!(
+                            "veth {} of container {} was off bridge {}: re-attached",
+                            e.host_ifname, e.container, n.bridge
+                        ),
+                        s,
+                        r,
+                    );
+                }
+                None => {
+                    let s = Instant::now();
+                    let r = async {
+                        let ns = Netns::open(&e.netns.path())?;
+                        let cont = self.worker.connect(Some(&ns)).await?;
+                        self.create_endpoint(&cont, &ns, e, n).await
+                    }
+                    .await;
+                    rep.timed(
+                        format!(
+                            "veth {} of container {} on network {} was missing: recreated",
+                            e.host_ifname, e.container, n.name
+                        ),
+                        s,
+                        r,
+                    );
+                }
+            }
+        }
+
+        // MTU follows the egress interface for networks that did not set one (a VPN or a
+        // different uplink can change it).
+        if state.networks.values().any(|n| n.mtu.is_none()) {
+            let want = self.egress_mtu().await.unwrap_or(0);
+            for n in state.networks.values().filter(|n| n.mtu.is_none()) {
+                let Some(br) = by_name.get(n.bridge.as_str()) else {
+                    continue;
+                };
+                if want == 0 || br.mtu == want {
+                    continue;
+                }
+                let s = Instant::now();
+                let r = async {
+                    for e in state.endpoints_of(&n.id) {
+                        if stale.contains(e) {
+                            continue;
+                        }
+                        let ns = Netns::open(&e.netns.path())?;
+                        let cont = self.worker.connect(Some(&ns)).await?;
+                        links::set_mtu(&cont, &e.ifname, want).await?;
+                        links::set_mtu(&self.host, &e.host_ifname, want).await?;
+                    }
+                    links::set_mtu(&self.host, &n.bridge, want).await?;
+                    Ok::<_, NetdError>(())
+                }
+                .await;
+                rep.timed(
+                    format!(
+                        "network {} MTU {} did not follow the egress interface: set to {want}",
+                        n.name, br.mtu
+                    ),
+                    s,
+                    r,
+                );
+            }
+        }
+
+        let mut state = state;
+        if !stale.is_empty() {
+            let s = Instant::now();
+            inner.state.endpoints.retain(|e| !stale.contains(e));
+            for e in &stale {
+                // The veth dies with its namespace, but not always at once.
+                let _ = links::delete_link(&self.host, &e.host_ifname).await;
+            }
+            match self.store.save(&inner.state) {
+                Ok(()) => {
+                    for e in &stale {
+                        rep.repairs.push(Repair {
+                            what: format!(
+                                "namespace {} of container {} is gone: endpoint {} forgotten",
+                                e.netns.path().display(),
+                                e.container,
+                                e.host_ifname
+                            ),
+                            duration: s.elapsed(),
+                        });
+                    }
+                }
+                Err(err) => rep
+                    .errors
+                    .push(format!("forgetting stale endpoints: {err}")),
+            }
+            state = inner.state.clone();
+        }
+
+        // Firewall and forwarding.
+        if !state.networks.is_empty() {
+            let rs = Self::ruleset(&state);
+            let want = firewall::expected_counts(&rs);
+            let s = Instant::now();
+            let r = self
+                .worker
+                .run(None, move || -> Result<Option<String>, NetdError> {
+                    let mut what = Vec::new();
+                    let seen = firewall::observed_counts()?;
+                    if seen != Some(want) {
+                        firewall::apply(&rs)?;
+                        what.push(match seen {
+                            None => "nft table ip berth was missing: restored".to_string(),
+                            Some((c, r)) => format!(
+                                "nft table ip berth had {c} chains/{r} rules, want {}/{}: rewritten",
+                                want.0, want.1
+                            ),
+                        });
+                    }
+                    if firewall::sync_docker_user(true)? {
+                        what.push("DOCKER-USER accept for berth bridges: restored".into());
+                    }
+                    if crate::netd::write_sysctl("net/ipv4/ip_forward", "1")? {
+                        what.push("net.ipv4.ip_forward was 0: set to 1".into());
+                    }
+                    Ok((!what.is_empty()).then(|| what.join("; ")))
+                })
+                .await
+                .map_err(NetdError::from)
+                .and_then(|r| r);
+            match r {
+                Ok(Some(what)) => rep.repairs.push(Repair {
+                    what,
+                    duration: s.elapsed(),
+                }),
+                Ok(None) => {}
+                Err(e) => rep.errors.push(format!("firewall: {e}")),
+            }
+        }
+
+        // Egress addresses and stale NAT flows.
+        let routes = links::list_routes(&self.host).await.unwrap_or_default();
+        let addrs = links::list_addrs(&self.host).await.unwrap_or_default();
+        let mut egress = BTreeSet::new();
+        for r in routes.iter().filter(|r| r.dst.prefix() == 0) {
+            let src = r.prefsrc.or_else(|| {
+                let oif = r.oif?;
+                let on: Vec<_> = addrs.iter().filter(|a| a.index == oif).collect();
+                r.gateway
+                    .and_then(|g| {
+                        on.iter()
+                            .find(|a| {
+                                crate::ipam::Ipv4Net::new(a.ip, a.prefix)
+                                    .is_ok_and(|n| n.contains(g))
+                            })
+                            .map(|a| a.ip)
+                    })
+                    .or_else(|| on.first().map(|a| a.ip))
+            });
+            egress.extend(src);
+        }
+        let vanished: Vec<Ipv4Addr> = inner.last_egress.difference(&egress).copied().collect();
+        let masquerading = state.networks.values().any(|n| !n.internal);
+        for a in vanished.into_iter().filter(|_| masquerading) {
+            let s = Instant::now();
+            let r = self
+                .worker
+                .run(None, move || flush_conntrack(a))
+                .await
+                .map_err(NetdError::from)
+                .and_then(|r| r);
+            let what = match &r {
+                Ok(n) => format!(
+                    "egress address {a} went away: flushed {n} masqueraded conntrack entries"
+                ),
+                Err(_) => format!("egress address {a} went away: flush conntrack"),
+            };
+            rep.timed(what, s, r);
+        }
+        inner.last_egress = egress.clone();
+        inner.generation += 1;
+        rep.egress = egress.into_iter().collect();
+        rep.duration = t0.elapsed();
+        let g = inner.generation;
+        inner.last_report = Some(rep.clone());
+        for r in &rep.repairs {
+            if inner.recent_repairs.len() == 256 {
+                inner.recent_repairs.pop_front();
+            }
+            inner.recent_repairs.push_back(r.clone());
+        }
+        drop(inner);
+        self.changes.send_replace(HostChange {
+            generation: g,
+            egress: rep.egress.clone(),
+        });
+        rep
+    }
+}

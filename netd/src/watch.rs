@@ -1,0 +1,103 @@
+//! Host network change events: rtnetlink link, IPv4 address and IPv4 route notifications,
+//! coalesced so that a burst (a Wi-Fi roam changes addresses, routes and links within
+//! milliseconds) leads to one reconcile.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::{Handle, MulticastGroup};
+
+use crate::netns::{NetnsError, NetnsWorker};
+
+/// The stream of raw notifications of a multicast connection.
+pub type Messages = futures::channel::mpsc::UnboundedReceiver<(
+    NetlinkMessage<RouteNetlinkMessage>,
+    rtnetlink::sys::SocketAddr,
+)>;
+
+/// Groups netd listens to.
+pub const GROUPS: &[MulticastGroup] = &[
+    MulticastGroup::Link,
+    MulticastGroup::Ipv4Ifaddr,
+    MulticastGroup::Ipv4Route,
+];
+
+/// A subscription in the host namespace.
+pub struct Watcher {
+    _handle: Handle,
+    msgs: Messages,
+}
+
+/// What kind of host object changed (for logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// A link appeared, changed or vanished.
+    Link,
+    /// An IPv4 address.
+    Address,
+    /// An IPv4 route.
+    Route,
+}
+
+fn kind(msg: &NetlinkMessage<RouteNetlinkMessage>) -> Option<ChangeKind> {
+    match &msg.payload {
+        NetlinkPayload::InnerMessage(m) => match m {
+            RouteNetlinkMessage::NewLink(_) | RouteNetlinkMessage::DelLink(_) => {
+                Some(ChangeKind::Link)
+            }
+            RouteNetlinkMessage::NewAddress(_) | RouteNetlinkMessage::DelAddress(_) => {
+                Some(ChangeKind::Address)
+            }
+            RouteNetlinkMessage::NewRoute(_) | RouteNetlinkMessage::DelRoute(_) => {
+                Some(ChangeKind::Route)
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl Watcher {
+    /// Subscribes in the worker's host namespace.
+    pub async fn start(worker: &NetnsWorker) -> Result<Self, NetnsError> {
+        let (handle, msgs) = worker.subscribe(GROUPS).await?;
+        Ok(Self {
+            _handle: handle,
+            msgs,
+        })
+    }
+
+    /// Waits for a change, then until `quiet` passes without another one (at most `max`
+    /// in total). Returns the kinds seen, or `None` when the subscription ended.
+    pub async fn next_change(&mut self, quiet: Duration, max: Duration) -> Option<Vec<ChangeKind>> {
+        let mut seen = Vec::new();
+        loop {
+            let (m, _) = self.msgs.next().await?;
+            if let Some(k) = kind(&m) {
+                seen.push(k);
+                break;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + max;
+        loop {
+            let wait = quiet.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            if wait.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(wait, self.msgs.next()).await {
+                Ok(Some((m, _))) => {
+                    if let Some(k) = kind(&m)
+                        && !seen.contains(&k)
+                    {
+                        seen.push(k);
+                    }
+                }
+                Ok(None) => return Some(seen),
+                Err(_) => break,
+            }
+        }
+        Some(seen)
+    }
+}

@@ -1,0 +1,592 @@
+//! Root integration tests of netd on a simulated host (network namespaces only).
+
+mod common;
+
+use std::net::SocketAddrV4;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_netd::ports::PortMapping;
+use berth_netd::state::NetnsRef;
+use berth_netd::{Config, EndpointRequest, Netd, NetworkCreate};
+use common::*;
+
+fn net(name: &str) -> NetworkCreate {
+    NetworkCreate {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+fn ep(network: &str) -> EndpointRequest {
+    EndpointRequest {
+        network: network.into(),
+        ..Default::default()
+    }
+}
+
+async fn attach(
+    n: &Netd,
+    c: &NetnsGuard,
+    reqs: Vec<EndpointRequest>,
+) -> Vec<berth_netd::state::Endpoint> {
+    n.attach(&c.name, NetnsRef::Path(c.path()), reqs)
+        .await
+        .expect("attach")
+}
+
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+#[test]
+fn attach_configures_eth0_and_peers_reach_each_other() {
+    if !can_run() {
+        return;
+    }
+    let sim = Sim::new();
+    let c1 = NetnsGuard::new("c");
+    let c2 = NetnsGuard::new("c");
+    let c3 = NetnsGuard::new("c");
+    let c4 = NetnsGuard::new("c");
+    let root = sim.root.path().to_path_buf();
+    let sim_host = sim.host.name.clone();
+    // A host route into the pool: IPAM must skip that subnet.
+    ip(
+        &sim.host.name,
+        &["route", "add", "10.201.0.0/24", "via", &ISP_A.to_string()],
+    );
+    sim.on_host(|| {
+        rt().block_on(async {
+            let n = Netd::open(Config::new(&root)).await.expect("open");
+            let front = n.create_network(net("front")).await.expect("create");
+            assert_eq!(
+                front.subnet.to_string(),
+                "10.201.1.0/24",
+                "pool skips host routes"
+            );
+            let back = n.create_network(net("back")).await.expect("create");
+            assert_ne!(front.subnet, back.subnet);
+            let br = ip(&sim_host, &["link", "show", &front.bridge]);
+            let br_mac =
+                berth_netd::names::mac_string(&berth_netd::names::endpoint_mac(front.gateway));
+            assert!(br.contains(&br_mac), "bridge MAC is fixed: {br}");
+            assert!(
+                n.create_network(net("front")).await.is_err(),
+                "duplicate name"
+            );
+            let e1 = attach(&n, &c1, vec![ep("front")]).await;
+            let e2 = attach(&n, &c2, vec![ep("front")]).await;
+            assert_eq!(e1[0].ifname, "eth0");
+            assert!(e1[0].default_route);
+            let addr = ip(&c1.name, &["-o", "-4", "addr", "show", "dev", "eth0"]);
+            assert!(addr.contains(&format!("{}/24", e1[0].address)), "{addr}");
+            let link = ip(&c1.name, &["link", "show", "eth0"]);
+            assert!(
+                link.contains(&berth_netd::names::mac_string(
+                    &berth_netd::names::endpoint_mac(e1[0].address)
+                )),
+                "{link}"
+            );
+            assert!(link.contains(",UP"), "{link}");
+            let route = ip(&c1.name, &["route", "show", "default"]);
+            assert!(route.contains(&format!("via {}", front.gateway)), "{route}");
+            assert!(ip(&c1.name, &["link", "show", "lo"]).contains(",UP"));
+            let _srv = tcp_server(&c2.path(), 8000, "c2");
+            let to = SocketAddrV4::new(e2[0].address, 8000);
+            let p1 = c1.path();
+            let body = blocking(move || http_get_retry(&p1, to, Duration::from_secs(5))).await;
+            assert_eq!(body.expect("c1 -> c2"), "c2");
+            // Several networks at once: eth0 is the highest priority, which carries the
+            // default route; a static address is honoured, a taken one refused.
+            let mut hi = ep("front");
+            hi.priority = 10;
+            let mut lo = ep("back");
+            lo.mac_address = Some("02:42:ac:11:00:99".into());
+            lo.ipv4_address = Some(back.subnet.nth(50).expect("addr"));
+            let e = attach(&n, &c3, vec![lo, hi]).await;
+            assert_eq!(
+                (
+                    e[0].ifname.as_str(),
+                    e[0].network.as_str(),
+                    e[0].default_route
+                ),
+                ("eth0", front.id.as_str(), true)
+            );
+            assert_eq!(
+                (e[1].ifname.as_str(), e[1].address),
+                ("eth1", back.subnet.nth(50).expect("addr"))
+            );
+            assert!(ip(&c3.name, &["link", "show", "eth1"]).contains("02:42:ac:11:00:99"));
+            let mut dup = ep("back");
+            dup.ipv4_address = Some(back.subnet.nth(50).expect("addr"));
+            assert!(
+                n.attach(&c4.name, NetnsRef::Path(c4.path()), vec![dup])
+                    .await
+                    .is_err(),
+                "address in use"
+            );
+            // A container that dies without a detach: its endpoints are forgotten by reconcile.
+            attach(&n, &c4, vec![ep("back")]).await;
+            let c4_name = c4.name.clone();
+            drop(c4);
+            let rep = n.reconcile().await;
+            assert_eq!(
+                rep.repairs
+                    .iter()
+                    .filter(|r| r.what.contains("forgotten"))
+                    .count(),
+                1,
+                "{:?}",
+                rep.repairs
+            );
+            assert!(
+                n.state()
+                    .await
+                    .endpoints
+                    .iter()
+                    .all(|e| e.container != c4_name)
+            );
+            n.detach(&c3.name, None).await.expect("detach c3");
+            // A second network (connect) becomes eth1, without a second default route.
+            let e3 = attach(&n, &c1, vec![ep("back")]).await;
+            assert_eq!(e3[0].ifname, "eth1");
+            assert!(!e3[0].default_route);
+            // A restarted netd sees the same state.
+            let st = n.state().await;
+            drop(n);
+            let n = Netd::open(Config::new(&root)).await.expect("reopen");
+            assert_eq!(n.state().await, st);
+            let rep = n.reconcile().await;
+            assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+            n.detach(&c1.name, None).await.expect("detach c1");
+            assert!(
+                ip(&c1.name, &["-o", "link"])
+                    .lines()
+                    .all(|l| !l.contains("eth0"))
+            );
+            n.detach(&c2.name, None).await.expect("detach c2");
+            n.remove_network("front").await.expect("rm");
+            n.remove_network("back").await.expect("rm");
+        })
+    });
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}
+
+#[test]
+fn nat_egress_survives_default_route_switch_without_restart() {
+    if !can_run() {
+        return;
+    }
+    let sim = Sim::new();
+    let c1 = NetnsGuard::new("c");
+    let root = sim.root.path().to_path_buf();
+    let host = sim.host.name.clone();
+    sim.on_host(|| {
+        rt().block_on(async {
+            let n = Netd::open(Config::new(&root)).await.expect("open");
+            n.create_network(net("web")).await.expect("create");
+            attach(&n, &c1, vec![ep("web")]).await;
+            let watcher = tokio::spawn(n.clone().run(Duration::from_secs(30)));
+            let mut changes = n.host_changes();
+            // The watcher reconciles once at start: that records the current egress address.
+            tokio::time::timeout(Duration::from_secs(5), changes.changed())
+                .await
+                .expect("first reconcile")
+                .expect("channel");
+            let p = c1.path();
+            let http = SocketAddrV4::new(INTERNET, 80);
+            let udp = SocketAddrV4::new(INTERNET, 5300);
+            let pp = p.clone();
+            assert_eq!(
+                blocking(move || http_get_retry(&pp, http, Duration::from_secs(5)))
+                    .await
+                    .expect("egress via isp-a"),
+                "isp-a"
+            );
+            let pp = p.clone();
+            let first = blocking(move || udp_ask(&pp, 40000, udp, Duration::from_secs(2))).await;
+            assert_eq!(first.expect("udp via isp-a"), "isp-a");
+            changes.borrow_and_update();
+
+            // The switch: the default route moves to isp-b (isp-a's link stays up).
+            let t0 = Instant::now();
+            ip(
+                &host,
+                &["route", "replace", "default", "via", &ISP_B.to_string()],
+            );
+            // The same UDP flow (same source port) must move to isp-b: that needs the stale
+            // masquerade entry flushed by the event-driven reconcile.
+            let mut answer = String::new();
+            while t0.elapsed() < Duration::from_secs(10) {
+                let pp = p.clone();
+                if let Ok(a) =
+                    blocking(move || udp_ask(&pp, 40000, udp, Duration::from_millis(100))).await
+                    && a == "isp-b"
+                {
+                    answer = a;
+                    break;
+                }
+            }
+            let took = t0.elapsed();
+            assert_eq!(answer, "isp-b", "UDP flow did not move to isp-b");
+            eprintln!("default-route switch: same UDP flow answered by isp-b after {took:?}");
+            let pp = p.clone();
+            assert_eq!(
+                blocking(move || http_get_retry(&pp, http, Duration::from_secs(5)))
+                    .await
+                    .expect("egress via isp-b"),
+                "isp-b"
+            );
+            assert!(
+                changes.has_changed().unwrap_or(false),
+                "DNS hook saw no host change"
+            );
+            assert!(changes.borrow().egress.contains(&HOST_B));
+            let reps = n.recent_repairs().await;
+            assert!(
+                ip(&c1.name, &["link", "show", "eth0"]).contains("mtu 1400"),
+                "MTU did not follow isp-b's uplink: {reps:?}"
+            );
+            assert!(
+                reps.iter().any(|r| r
+                    .what
+                    .contains(&format!("egress address {HOST_A} went away"))),
+                "{reps:?}"
+            );
+            watcher.abort();
+            n.detach(&c1.name, None).await.expect("detach");
+            n.remove_network("web").await.expect("rm");
+        })
+    });
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}
+
+#[test]
+fn reconcile_repairs_bridge_veth_and_ruleset() {
+    if !can_run() {
+        return;
+    }
+    let sim = Sim::new();
+    let c1 = NetnsGuard::new("c");
+    let c2 = NetnsGuard::new("c");
+    let root = sim.root.path().to_path_buf();
+    let host = sim.host.name.clone();
+    sim.on_host(|| {
+        rt().block_on(async {
+            let n = Netd::open(Config::new(&root)).await.expect("open");
+            let spec = n.create_network(net("app")).await.expect("create");
+            let e1 = attach(&n, &c1, vec![ep("app")]).await;
+            let e2 = attach(&n, &c2, vec![ep("app")]).await;
+            let _srv = tcp_server(&c2.path(), 8000, "c2");
+            let check = |what: &'static str| {
+                let p1 = c1.path();
+                let to = SocketAddrV4::new(e2[0].address, 8000);
+                let inet = SocketAddrV4::new(INTERNET, 80);
+                async move {
+                    let pp = p1.clone();
+                    let b = blocking(move || http_get_retry(&pp, to, Duration::from_secs(5))).await;
+                    assert_eq!(b.unwrap_or_else(|e| panic!("{what}: c1 -> c2: {e}")), "c2");
+                    let b =
+                        blocking(move || http_get_retry(&p1, inet, Duration::from_secs(5))).await;
+                    assert_eq!(b.unwrap_or_else(|e| panic!("{what}: egress: {e}")), "isp-a");
+                }
+            };
+            check("before").await;
+            assert!(
+                n.reconcile().await.repairs.is_empty(),
+                "nothing to repair at first"
+            );
+
+            ip(&host, &["link", "del", &spec.bridge]);
+            let r = n.reconcile().await;
+            assert!(r.errors.is_empty(), "{:?}", r.errors);
+            assert!(
+                r.repairs
+                    .iter()
+                    .any(|x| x.what.contains("missing: recreated")),
+                "{:?}",
+                r.repairs
+            );
+            assert!(
+                r.repairs.iter().any(|x| x.what.contains("re-attached")),
+                "{:?}",
+                r.repairs
+            );
+            eprintln!("bridge deleted: {:?}", r.repairs);
+            check("after bridge delete").await;
+
+            ip(&host, &["link", "set", &e1[0].host_ifname, "nomaster"]);
+            let r = n.reconcile().await;
+            assert!(
+                r.repairs
+                    .iter()
+                    .any(|x| x.what.contains(&e1[0].host_ifname)),
+                "{:?}",
+                r.repairs
+            );
+            eprintln!("veth nomaster: {:?}", r.repairs);
+            check("after nomaster").await;
+
+            ip(&c2.name, &["link", "del", "eth0"]);
+            let r = n.reconcile().await;
+            assert!(
+                r.repairs
+                    .iter()
+                    .any(|x| x.what.contains(&e2[0].host_ifname) && x.what.contains("recreated")),
+                "{:?}",
+                r.repairs
+            );
+            eprintln!("container eth0 deleted: {:?}", r.repairs);
+            check("after eth0 delete").await;
+
+            run("ip", &["netns", "exec", &host, "nft", "flush", "ruleset"]);
+            let r = n.reconcile().await;
+            assert!(
+                r.repairs.iter().any(|x| x.what.contains("nft table")),
+                "{:?}",
+                r.repairs
+            );
+            eprintln!("nft flush ruleset: {:?}", r.repairs);
+            check("after nft flush").await;
+
+            n.detach(&c1.name, None).await.expect("detach");
+            n.detach(&c2.name, None).await.expect("detach");
+            n.remove_network("app").await.expect("rm");
+        })
+    });
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}
+
+#[test]
+fn published_port_from_localhost_uplink_and_hairpin() {
+    if !can_run() {
+        return;
+    }
+    let sim = Sim::new();
+    let web = NetnsGuard::new("c");
+    let client = NetnsGuard::new("c");
+    let root = sim.root.path().to_path_buf();
+    let host_path = sim.host.path();
+    let isp_a = sim.isp_a.path();
+    sim.on_host(|| {
+        rt().block_on(async {
+            let n = Netd::open(Config::new(&root)).await.expect("open");
+            n.create_network(net("pub")).await.expect("create");
+            let mut r = ep("pub");
+            r.ports = vec!["8080:80".parse::<PortMapping>().expect("port")];
+            attach(&n, &web, vec![r]).await;
+            attach(&n, &client, vec![ep("pub")]).await;
+            let _srv = tcp_server(&web.path(), 80, "web");
+            let hp = host_path.clone();
+            let local = blocking(move || {
+                http_get_retry(
+                    &hp,
+                    SocketAddrV4::new([127, 0, 0, 1].into(), 8080),
+                    Duration::from_secs(5),
+                )
+            })
+            .await;
+            assert_eq!(local.expect("127.0.0.1:8080 from the host"), "web");
+            let ia = isp_a.clone();
+            let outside = blocking(move || {
+                http_get_retry(&ia, SocketAddrV4::new(HOST_A, 8080), Duration::from_secs(5))
+            })
+            .await;
+            assert_eq!(outside.expect("uplink address from isp-a"), "web");
+            let cp = client.path();
+            let hair = blocking(move || {
+                http_get_retry(&cp, SocketAddrV4::new(HOST_A, 8080), Duration::from_secs(5))
+            })
+            .await;
+            assert_eq!(hair.expect("hairpin from a container"), "web");
+            let wp = web.path();
+            let own = blocking(move || {
+                http_get_retry(&wp, SocketAddrV4::new(HOST_A, 8080), Duration::from_secs(5))
+            })
+            .await;
+            assert_eq!(
+                own.expect("a container reaching its own published port"),
+                "web"
+            );
+            // A clashing publication is refused.
+            let mut again = ep("pub");
+            again.ports = vec!["8080:81".parse::<PortMapping>().expect("port")];
+            let other = NetnsGuard::new("c");
+            assert!(
+                n.attach(&other.name, NetnsRef::Path(other.path()), vec![again])
+                    .await
+                    .is_err()
+            );
+            n.unpublish(&web.name).await.expect("unpublish");
+            let hp = host_path.clone();
+            let gone = blocking(move || {
+                http_get(
+                    &hp,
+                    SocketAddrV4::new([127, 0, 0, 1].into(), 8080),
+                    Duration::from_millis(300),
+                )
+            })
+            .await;
+            assert!(gone.is_err(), "port still answers after unpublish");
+            n.detach(&web.name, None).await.expect("detach");
+            n.detach(&client.name, None).await.expect("detach");
+            n.remove_network("pub").await.expect("rm");
+        })
+    });
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}
+
+#[test]
+fn networks_are_isolated_and_internal_has_no_egress() {
+    if !can_run() {
+        return;
+    }
+    let sim = Sim::new();
+    let a = NetnsGuard::new("c");
+    let b = NetnsGuard::new("c");
+    let i1 = NetnsGuard::new("c");
+    let i2 = NetnsGuard::new("c");
+    let root = sim.root.path().to_path_buf();
+    sim.on_host(|| {
+        rt().block_on(async {
+            let n = Netd::open(Config::new(&root)).await.expect("open");
+            n.create_network(net("na")).await.expect("create");
+            n.create_network(net("nb")).await.expect("create");
+            let mut ni = net("ni");
+            ni.internal = true;
+            ni.subnet = Some("10.202.5.0/24".parse().expect("subnet"));
+            n.create_network(ni).await.expect("create internal");
+            attach(&n, &a, vec![ep("na")]).await;
+            let eb = attach(&n, &b, vec![ep("nb")]).await;
+            attach(&n, &i1, vec![ep("ni")]).await;
+            let ei2 = attach(&n, &i2, vec![ep("ni")]).await;
+            assert!(
+                !ei2[0].default_route,
+                "internal networks give no default route"
+            );
+            let _sb = tcp_server(&b.path(), 8000, "b");
+            let _si = tcp_server(&i2.path(), 8000, "i2");
+            let pa = a.path();
+            let to_b = SocketAddrV4::new(eb[0].address, 8000);
+            let r = blocking(move || http_get(&pa, to_b, Duration::from_millis(500))).await;
+            assert!(r.is_err(), "na reached nb: {r:?}");
+            let pa = a.path();
+            let r = blocking(move || {
+                http_get_retry(&pa, SocketAddrV4::new(INTERNET, 80), Duration::from_secs(5))
+            })
+            .await;
+            assert_eq!(r.expect("na has egress"), "isp-a");
+            let p1 = i1.path();
+            let to_i2 = SocketAddrV4::new(ei2[0].address, 8000);
+            let r = blocking(move || http_get_retry(&p1, to_i2, Duration::from_secs(5))).await;
+            assert_eq!(r.expect("internal peers reach each other"), "i2");
+            // Even with a default route inside, the internal network's traffic is dropped.
+            let gw = n
+                .state()
+                .await
+                .find_network("ni")
+                .map(|x| x.gateway)
+                .expect("ni");
+            ip(
+                &i1.name,
+                &["route", "add", "default", "via", &gw.to_string()],
+            );
+            let p1 = i1.path();
+            let r = blocking(move || {
+                http_get(
+                    &p1,
+                    SocketAddrV4::new(INTERNET, 80),
+                    Duration::from_millis(500),
+                )
+            })
+            .await;
+            assert!(r.is_err(), "internal network has egress: {r:?}");
+            for c in [&a, &b, &i1, &i2] {
+                n.detach(&c.name, None).await.expect("detach");
+            }
+            for x in ["na", "nb", "ni"] {
+                n.remove_network(x).await.expect("rm");
+            }
+        })
+    });
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}
+
+#[test]
+fn docker_forward_drop_gets_a_narrow_accept_while_berth_has_networks() {
+    if !can_run() {
+        return;
+    }
+    let sim = Sim::new();
+    let c = NetnsGuard::new("c");
+    let host = sim.host.name.clone();
+    // What dockerd leaves behind: ip filter FORWARD policy drop, jumping to DOCKER-USER.
+    let script = "table ip filter {\n chain DOCKER-USER {\n counter return\n }\n chain FORWARD {\n type filter hook forward priority 0; policy drop;\n jump DOCKER-USER\n }\n}\n";
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &host, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), script.as_bytes())
+        .expect("write");
+    drop(child.stdin.take());
+    assert!(child.wait().expect("nft").success());
+    let root = sim.root.path().to_path_buf();
+    let ours = |h: &str| {
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                h,
+                "nft",
+                "list",
+                "chain",
+                "ip",
+                "filter",
+                "DOCKER-USER",
+            ],
+        )
+        .matches("comment \"berth\"")
+        .count()
+    };
+    sim.on_host(|| {
+        rt().block_on(async {
+            let n: Arc<Netd> = Netd::open(Config::new(&root)).await.expect("open");
+            n.create_network(net("d")).await.expect("create");
+            assert_eq!(ours(&host), 2);
+            let first = run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &host,
+                    "nft",
+                    "list",
+                    "chain",
+                    "ip",
+                    "filter",
+                    "DOCKER-USER",
+                ],
+            );
+            let pos_ours = first.find("berth").expect("ours");
+            let pos_ret = first.find("return").expect("docker's return");
+            assert!(
+                pos_ours < pos_ret,
+                "accepts must precede docker's return: {first}"
+            );
+            attach(&n, &c, vec![ep("d")]).await;
+            let p = c.path();
+            let r = blocking(move || {
+                http_get_retry(&p, SocketAddrV4::new(INTERNET, 80), Duration::from_secs(5))
+            })
+            .await;
+            assert_eq!(r.expect("egress through docker's drop policy"), "isp-a");
+            n.detach(&c.name, None).await.expect("detach");
+            n.remove_network("d").await.expect("rm");
+            assert_eq!(ours(&host), 0, "accepts removed with the last network");
+        })
+    });
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}
