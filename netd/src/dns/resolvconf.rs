@@ -117,6 +117,9 @@ pub struct HostResolvPaths {
     pub systemd_resolv_conf: PathBuf,
     /// What to do with the stub.
     pub stub_policy: StubPolicy,
+    /// The port of the upstream servers: resolv.conf has no port syntax, so it is 53 except
+    /// in tests, whose fake upstreams run on a free port.
+    pub upstream_port: u16,
 }
 
 impl Default for HostResolvPaths {
@@ -125,6 +128,7 @@ impl Default for HostResolvPaths {
             resolv_conf: PathBuf::from("/etc/resolv.conf"),
             systemd_resolv_conf: PathBuf::from("/run/systemd/resolve/resolv.conf"),
             stub_policy: StubPolicy::Bypass,
+            upstream_port: 53,
         }
     }
 }
@@ -175,6 +179,9 @@ pub fn load_host(paths: &HostResolvPaths) -> Result<HostResolv, ResolvConfError>
         out.conf
             .nameservers
             .push(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 53));
+    }
+    for ns in &mut out.conf.nameservers {
+        ns.set_port(paths.upstream_port);
     }
     Ok(out)
 }
@@ -249,6 +256,7 @@ mod tests {
             resolv_conf: main.clone(),
             systemd_resolv_conf: sd.clone(),
             stub_policy: StubPolicy::Bypass,
+            upstream_port: 53,
         };
         let h = load_host(&paths).unwrap();
         assert_eq!(h.conf.nameservers, vec!["192.0.2.7:53".parse().unwrap()]);
