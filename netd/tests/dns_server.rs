@@ -481,3 +481,68 @@ async fn upstreams_follow_symlinks_and_systemd_resolved() {
     let took = wait_for_answer(f.a, UP1).await;
     println!("symlink target replaced -> new upstream answers after {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_stack_network_answers_on_both_listeners() {
+    let v6_ok = std::net::UdpSocket::bind("[::1]:0").is_ok();
+    if !v6_ok {
+        eprintln!("skipped: no IPv6 loopback");
+        return;
+    }
+    let up = FakeUpstream::start(UP1, Mode::Normal).await;
+    let ups = Arc::new(Upstreams::new(vec![up.addr], Vec::new(), fast_forwarding()));
+    let svc = DnsService::new(
+        Arc::new(DnsRecords::new()),
+        ups,
+        AnswerConfig::default(),
+        Default::default(),
+    );
+    let scope = NetworkScope {
+        id: "d".into(),
+        subnets: vec!["127.0.0.2/32".parse().unwrap(), "::1/128".parse().unwrap()],
+        internal: false,
+    };
+    let v4 = svc
+        .start_network(scope.clone(), "127.0.0.1:0".parse().unwrap())
+        .expect("v4 listener");
+    let v6 = svc
+        .start_network(scope, "[::1]:0".parse().unwrap())
+        .expect("v6 listener");
+    assert_eq!(svc.listen_addrs("d").len(), 2);
+    svc.records()
+        .add_endpoint(
+            "d",
+            Endpoint {
+                addresses: vec![ip("10.80.0.2"), ip("fd00:80::2")],
+                ..ep("dual", "10.80.0.2", &["proj-dual-1", "dual"])
+            },
+        )
+        .expect("add");
+    let m = ask(v6, ip("::1"), "dual", RecordType::AAAA).await;
+    let v6s: Vec<_> = m
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::AAAA(a) => Some(a.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        v6s,
+        vec!["fd00:80::2".parse::<std::net::Ipv6Addr>().unwrap()]
+    );
+    assert_eq!(
+        v4s(&ask(v4, A_CLIENT, "dual", RecordType::A).await),
+        vec![Ipv4Addr::new(10, 80, 0, 2)]
+    );
+    let ptr = ask(
+        v4,
+        A_CLIENT,
+        &hickory_proto::rr::Name::from(ip("fd00:80::2")).to_ascii(),
+        RecordType::PTR,
+    )
+    .await;
+    assert_eq!(ptr.answers.len(), 2, "{ptr:?}");
+    assert!(svc.stop_network("d"));
+    assert!(svc.listen_addrs("d").is_empty());
+}

@@ -55,7 +55,7 @@ impl Default for ServerLimits {
 #[derive(Debug)]
 pub struct DnsService {
     shared: Arc<server::Shared>,
-    servers: Mutex<HashMap<String, NetworkServer>>,
+    servers: Mutex<HashMap<String, Vec<NetworkServer>>>,
 }
 
 impl DnsService {
@@ -90,9 +90,9 @@ impl DnsService {
         &self.shared.upstreams
     }
 
-    /// Registers `scope` and starts its server on `listen` (the gateway address, port 53; port
-    /// 0 picks one). Starting an already running network only updates its scope. Returns the
-    /// bound address.
+    /// Registers `scope` and starts a server for it on `listen` (the gateway address, port 53;
+    /// port 0 picks one, for tests). Call once per gateway address (a dual-stack network has
+    /// two); an address already served only updates the scope. Returns the bound address.
     pub fn start_network(
         &self,
         scope: NetworkScope,
@@ -101,36 +101,37 @@ impl DnsService {
         let id = scope.id.clone();
         self.shared.records.add_network(scope);
         let mut servers = self.servers.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(s) = servers.get(&id)
-            && (s.local_addr() == listen
-                || listen.port() == 0 && s.local_addr().ip() == listen.ip())
-        {
+        let running = servers.entry(id.clone()).or_default();
+        if let Some(s) = running.iter().find(|s| {
+            s.local_addr() == listen || listen.port() == 0 && s.local_addr().ip() == listen.ip()
+        }) {
             return Ok(s.local_addr());
         }
         let server = server::spawn(Arc::clone(&self.shared), &id, listen)?;
         let addr = server.local_addr();
-        servers.insert(id, server);
+        running.push(server);
         Ok(addr)
     }
 
-    /// Stops the network's server and forgets its records; returns whether it was running.
+    /// Stops the network's servers and forgets its records; returns whether any was running.
     pub fn stop_network(&self, network: &str) -> bool {
         let stopped = self
             .servers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(network)
-            .is_some();
+            .is_some_and(|s| !s.is_empty());
         self.shared.records.remove_network(network);
         stopped
     }
 
-    /// Where the network's server listens, if running.
-    pub fn listen_addr(&self, network: &str) -> Option<SocketAddr> {
+    /// Where the network's servers listen.
+    pub fn listen_addrs(&self, network: &str) -> Vec<SocketAddr> {
         self.servers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(network)
-            .map(NetworkServer::local_addr)
+            .map(|s| s.iter().map(NetworkServer::local_addr).collect())
+            .unwrap_or_default()
     }
 }

@@ -207,6 +207,7 @@ async fn udp_loop(shared: Arc<Shared>, network: String, sock: Arc<UdpSocket>) {
             Ok(x) => x,
             Err(e) => {
                 tracing::debug!(network, error = %e, "dns udp receive error");
+                tokio::task::yield_now().await;
                 continue;
             }
         };
