@@ -106,6 +106,10 @@ light() { # port queryfile
 }
 
 echo "dnsperf ${DUR}s, 1 client, 100 outstanding; light load ${LIGHT_QPS} q/s for ${LIGHT_DUR}s; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# baseline: the upstream itself, asked directly from the server side (no bridge hop)
+up=$(ip netns exec "$H" dnsperf -s 127.0.0.77 -p 53 -d "$T/q-forward" -l "$DUR" -c 1 -q 100 2>&1 |
+  awk '/Queries per second/ {printf "%10.0f q/s", $4}')
+printf '%-9s %-8s %s  (dnsmasq on the server side, asked directly: the forwarding ceiling)\n' upstream direct "$up"
 for kind in local forward; do
   for srv in berth:53 aardvark:5533; do
     name=${srv%%:*}; port=${srv##*:}

@@ -7,9 +7,10 @@
 //! SERVFAIL of our own when every upstream failed. An upstream that just failed is tried last
 //! for a while, so one dead server does not cost every query a timeout.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -104,6 +105,7 @@ pub struct Upstreams {
     current: RwLock<Arc<UpstreamSet>>,
     config: ForwardConfig,
     epoch: Instant,
+    pool: SocketPool,
 }
 
 impl Upstreams {
@@ -113,6 +115,7 @@ impl Upstreams {
             current: RwLock::new(Arc::new(UpstreamSet::new(servers, search))),
             config,
             epoch: Instant::now(),
+            pool: SocketPool::default(),
         }
     }
 
@@ -130,6 +133,7 @@ impl Upstreams {
         }
         tracing::info!(old = ?cur.servers, new = ?servers, search = ?search, "dns upstreams changed");
         *cur = Arc::new(UpstreamSet::new(servers, search));
+        self.pool.clear();
         true
     }
 
@@ -163,7 +167,7 @@ impl Upstreams {
                 break;
             }
             let timeout = left.min(self.config.attempt_timeout);
-            match exchange(server, query, qend, timeout).await {
+            match exchange(&self.pool, server, query, qend, timeout).await {
                 Ok(resp) => {
                     let rcode = wire::rcode(&resp);
                     if rcode != wire::RCODE_SERVFAIL && rcode != wire::RCODE_REFUSED {
@@ -190,6 +194,7 @@ impl Upstreams {
 
 /// One query to one upstream: UDP, then TCP if the UDP answer was truncated.
 async fn exchange(
+    pool: &SocketPool,
     server: SocketAddr,
     query: &[u8],
     qend: usize,
@@ -199,7 +204,7 @@ async fn exchange(
     let id: u16 = rand::random();
     let mut out = query.to_vec();
     out[..2].copy_from_slice(&id.to_be_bytes());
-    let resp = tokio::time::timeout(timeout, udp_exchange(server, &out, qend, id))
+    let resp = tokio::time::timeout(timeout, udp_exchange(pool, server, &out, qend, id))
         .await
         .map_err(|_| UpstreamError::Timeout { server, timeout })??;
     let mut resp = if wire::truncated(&resp) {
@@ -217,12 +222,52 @@ async fn exchange(
     Ok(resp)
 }
 
-async fn udp_exchange(
-    server: SocketAddr,
-    out: &[u8],
-    qend: usize,
-    id: u16,
-) -> Result<Vec<u8>, UpstreamError> {
+/// Idle connected UDP sockets to upstreams, each reused by later queries one at a time: saves
+/// socket/bind/connect/epoll/close per forwarded query. Every socket has its own random
+/// ephemeral port, every query a fresh random id, and a socket retires after `MAX_USES`.
+#[derive(Debug, Default)]
+struct SocketPool {
+    idle: Mutex<HashMap<SocketAddr, Vec<PooledSocket>>>,
+}
+
+#[derive(Debug)]
+struct PooledSocket {
+    sock: UdpSocket,
+    uses: u32,
+}
+
+const POOL_PER_SERVER: usize = 64;
+const MAX_USES: u32 = 256;
+
+impl SocketPool {
+    fn take(&self, server: SocketAddr) -> Option<PooledSocket> {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(&server)
+            .and_then(Vec::pop)
+    }
+
+    fn put(&self, server: SocketAddr, sock: PooledSocket) {
+        if sock.uses >= MAX_USES {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = idle.entry(server).or_default();
+        if list.len() < POOL_PER_SERVER {
+            list.push(sock);
+        }
+    }
+
+    fn clear(&self) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+async fn connected_socket(server: SocketAddr) -> Result<UdpSocket, UpstreamError> {
     let io = |op| move |source| UpstreamError::Io { server, op, source };
     let local: SocketAddr = match server {
         SocketAddr::V4(_) => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0).into(),
@@ -230,14 +275,44 @@ async fn udp_exchange(
     };
     let sock = UdpSocket::bind(local).await.map_err(io("bind"))?;
     sock.connect(server).await.map_err(io("connect"))?;
-    sock.send(out).await.map_err(io("send"))?;
+    Ok(sock)
+}
+
+async fn udp_exchange(
+    pool: &SocketPool,
+    server: SocketAddr,
+    out: &[u8],
+    qend: usize,
+    id: u16,
+) -> Result<Vec<u8>, UpstreamError> {
+    let io = |op| move |source| UpstreamError::Io { server, op, source };
+    let mut ps = match pool.take(server) {
+        Some(ps) => ps,
+        None => PooledSocket {
+            sock: connected_socket(server).await?,
+            uses: 0,
+        },
+    };
+    if let Err(e) = ps.sock.send(out).await {
+        if ps.uses == 0 {
+            return Err(io("send")(e));
+        }
+        // A reused socket may carry a stale ICMP error of an earlier exchange: start afresh.
+        ps = PooledSocket {
+            sock: connected_socket(server).await?,
+            uses: 0,
+        };
+        ps.sock.send(out).await.map_err(io("send"))?;
+    }
     // recv_buf fills spare capacity: no 64 KiB memset per forwarded query.
     let mut buf = Vec::with_capacity(65535);
     loop {
         buf.clear();
-        let n = sock.recv_buf(&mut buf).await.map_err(io("receive"))?;
+        let n = ps.sock.recv_buf(&mut buf).await.map_err(io("receive"))?;
         if wire::answers(&buf[..n], out, qend, id) {
             buf.truncate(n);
+            ps.uses += 1;
+            pool.put(server, ps);
             return Ok(buf);
         }
         tracing::debug!(%server, len = n, "dns upstream: ignoring a datagram that does not answer our query");
