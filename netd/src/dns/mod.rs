@@ -3,8 +3,59 @@
 //!
 //! Pieces: [`records`] (the name table, scoped by network), [`answer`] (what to do with one
 //! query), [`server`] (the UDP/TCP loops), [`upstream`] (forwarding with failover and a
-//! swappable upstream list), [`resolvconf`] (host resolver files, container resolv.conf) and
-//! [`watch`] (following resolv.conf). [`DnsService`] ties them together for the engine.
+//! swappable upstream list), [`resolvconf`] (host resolver files, container resolv.conf),
+//! [`watch`] (following resolv.conf) and [`wire`] (byte-level helpers of the forwarding path).
+//! [`DnsService`] ties them together for the engine.
+//!
+//! # Wiring (what the engine does)
+//!
+//! ```no_run
+//! # async fn wire() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::{sync::Arc, time::Duration};
+//! use berth_netd::dns::*;
+//! let upstreams = Arc::new(Upstreams::new(vec![], vec![], ForwardConfig::default()));
+//! let watcher = ResolvWatcher::spawn(HostResolvPaths::default(), upstreams.clone(), Duration::from_millis(50))?;
+//! let dns = DnsService::new(Arc::new(DnsRecords::new()), upstreams, AnswerConfig::default(), ServerLimits::default());
+//! // per network, once its gateway is known (the bridge need not have the address yet):
+//! let scope = NetworkScope { id: "proj_default".into(), subnets: vec!["10.201.3.0/24".parse()?], internal: false };
+//! dns.start_network(scope, "10.201.3.1:53".parse()?)?;
+//! // per container endpoint, before the attach call returns:
+//! dns.records().add_endpoint("proj_default", Endpoint {
+//!     id: "c0ffee".into(), container: "c0ffee".into(),
+//!     addresses: vec!["10.201.3.2".parse()?],
+//!     names: vec!["proj-db-1".into(), "db".into(), "database".into()],
+//!     ..Default::default()
+//! })?;
+//! // the container's /etc/resolv.conf:
+//! let host = watcher.host().map(|h| h.conf).unwrap_or_default();
+//! let text = container_resolv_conf(&["10.201.3.1".parse()?], &host, &ContainerResolvOverrides::default());
+//! // the reconcile loop's backstop:
+//! watcher.refresh()?;
+//! # let _ = text; Ok(()) }
+//! ```
+//!
+//! # Answering rules
+//!
+//! - A client is identified by its source address. The server of network N answers only
+//!   sources inside N's subnets (others get REFUSED; their TCP connections are closed). The
+//!   client sees N's names and, if its address is a container's, the names of every other
+//!   network that container is on (as compose does), plus that container's `links` aliases.
+//! - Names match case-insensitively, with or without the trailing dot, and also with one of
+//!   the host's search domains (or [`AnswerConfig::domains`]) appended: a container's stub
+//!   resolver tries `db.corp.example` first when `corp.example` is searched, and that must not
+//!   go upstream.
+//! - A known name answers all its addresses of the asked family, rotated by one per answer
+//!   (round robin over replicas), authoritative, TTL [`AnswerConfig::ttl`] (5 s: containers
+//!   come and go). A known name without addresses of the asked type (AAAA of a v4-only
+//!   container, MX, TXT, HTTPS) is an empty NOERROR, never NXDOMAIN and never a timeout.
+//! - PTR of a container address answers its names, container name first. PTR of an unused
+//!   address inside the client's subnets is NXDOMAIN (not forwarded: the upstream cannot know).
+//! - Unknown names, single-label ones included, are forwarded, as compose does: home routers
+//!   and corporate resolvers answer bare host names, and the host itself would ask them. A
+//!   name of the project that is known is never forwarded.
+//! - Clients whose container is only on `internal: true` networks get names answered but
+//!   nothing forwarded (REFUSED at once rather than a timeout): an internal network has no
+//!   egress, and DNS must not become one.
 
 pub mod answer;
 pub mod records;
