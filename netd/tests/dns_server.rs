@@ -546,3 +546,63 @@ async fn dual_stack_network_answers_on_both_listeners() {
     assert!(svc.stop_network("d"));
     assert!(svc.listen_addrs("d").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_systemd_directory_is_watched_after_a_refresh() {
+    let (up1, _up2) = FakeUpstream::pair(
+        [Ipv4Addr::new(127, 0, 3, 1), Ipv4Addr::new(127, 0, 3, 2)],
+        [UP1, UP2],
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = paths(dir.path(), up1.addr.port());
+    std::fs::write(&p.resolv_conf, "nameserver 127.0.0.53\n").expect("write");
+    let f = fixture(vec![]);
+    let watcher = ResolvWatcher::spawn(
+        p.clone(),
+        Arc::clone(f.svc.upstreams()),
+        Duration::from_millis(20),
+    )
+    .expect("watch");
+    // systemd-resolved starts after berth: its directory did not exist when the watch began.
+    std::fs::create_dir(p.systemd_resolv_conf.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&p.systemd_resolv_conf, "nameserver 127.0.3.1\n").expect("write sd");
+    assert!(
+        watcher.refresh().expect("refresh"),
+        "the reconcile backstop picks it up"
+    );
+    wait_for_answer(f.a, UP1).await;
+    // ... and from then on the directory is watched (the watch loop re-registers at once;
+    // the pause only covers a loaded machine).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    write_by_rename(&p.systemd_resolv_conf, "nameserver 127.0.3.2\n");
+    let took = wait_for_answer(f.a, UP2).await;
+    println!("late systemd directory: rename noticed after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_dns_servers_override_the_host_upstreams() {
+    let host_up = FakeUpstream::start(UP1, Mode::Normal).await;
+    let own_up = FakeUpstream::start(UP2, Mode::Normal).await;
+    let f = fixture(vec![host_up.addr]);
+    f.svc
+        .records()
+        .add_endpoint(
+            "b",
+            Endpoint {
+                dns_servers: vec![own_up.addr],
+                ..ep("custom", "127.0.0.3", &["proj-custom-1", "custom"])
+            },
+        )
+        .expect("add");
+    assert_eq!(
+        v4s(&ask(f.b, B_CLIENT, "example.test", RecordType::A).await),
+        vec![UP2],
+        "compose dns: of the container"
+    );
+    assert_eq!(
+        v4s(&ask(f.a, A_CLIENT, "example.test", RecordType::A).await),
+        vec![UP1],
+        "others use the host's"
+    );
+}

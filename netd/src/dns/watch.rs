@@ -52,6 +52,8 @@ struct Refresher {
     paths: HostResolvPaths,
     upstreams: Arc<Upstreams>,
     last: Mutex<Option<HostResolv>>,
+    /// Asks the watch loop to re-register its directories (one may have appeared since).
+    rewatch: tokio::sync::Notify,
 }
 
 impl Refresher {
@@ -134,6 +136,7 @@ impl ResolvWatcher {
             paths,
             upstreams,
             last: Mutex::new(None),
+            rewatch: tokio::sync::Notify::new(),
         });
         let _ = refresher.refresh();
         let inotify =
@@ -160,7 +163,10 @@ impl ResolvWatcher {
     }
 
     /// Re-reads now (the reconcile loop's backstop); returns whether the upstreams changed.
+    /// Also re-registers the directory watches, in case a watched directory appeared late
+    /// (systemd-resolved started after berth).
     pub fn refresh(&self) -> Result<bool, ResolvConfError> {
+        self.refresher.rewatch.notify_one();
         self.refresher.refresh()
     }
 
@@ -215,7 +221,14 @@ async fn watch_loop(refresher: Arc<Refresher>, fd: AsyncFd<InotifyFd>, debounce:
     let mut watches = HashMap::new();
     rewatch(&fd.get_ref().0, &refresher, &mut watches);
     loop {
-        let relevant = match read_relevant(&fd, &watches).await {
+        let read = tokio::select! {
+            r = read_relevant(&fd, &watches) => r,
+            () = refresher.rewatch.notified() => {
+                rewatch(&fd.get_ref().0, &refresher, &mut watches);
+                continue;
+            }
+        };
+        let relevant = match read {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "dns: resolv.conf watch read error");
