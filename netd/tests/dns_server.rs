@@ -339,6 +339,17 @@ async fn fails_over_from_dead_upstreams_then_remembers() {
         first >= Duration::from_millis(250),
         "the silent upstream was waited for: {first:?}"
     );
+    let silent_queries = || silent.queries.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        silent_queries(),
+        1,
+        "tried last the second time, so not at all"
+    );
+    // After a host network change the reconcile loop forgets the failures: tried first again.
+    f.svc.upstreams().reset_health();
+    let m = ask(f.a, A_CLIENT, "example.test", RecordType::A).await;
+    assert_eq!(v4s(&m), vec![UP2]);
+    assert_eq!(silent_queries(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -514,6 +514,15 @@ impl DnsRecords {
         }
     }
 
+    /// The endpoints of a network, in id order (for `network inspect` and state checks).
+    pub fn endpoints(&self, network: &str) -> Vec<Endpoint> {
+        self.snapshot()
+            .networks
+            .get(network)
+            .map(|n| n.endpoints.values().map(|e| (**e).clone()).collect())
+            .unwrap_or_default()
+    }
+
     /// Ids of the registered networks (for logs and tests).
     pub fn network_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
@@ -674,7 +683,9 @@ mod tests {
         let other = r.asker("b", ip("10.2.0.2")).unwrap();
         assert_eq!(r.resolve(&other, "sql", &[]), NameAnswer::Unknown);
         // removal detaches
+        assert_eq!(r.endpoints("b").len(), 2);
         assert!(r.remove_endpoint("b", "web0"));
+        assert_eq!(r.endpoints("b").len(), 1);
         let a = r.asker("a", ip("10.1.0.2")).unwrap();
         assert_eq!(r.resolve(&a, "db", &[]), NameAnswer::Unknown);
     }

@@ -137,6 +137,15 @@ impl Upstreams {
         true
     }
 
+    /// Forgets which upstreams failed recently: after a host network change (new default
+    /// route, link up again) a server that timed out a moment ago may be the best one again.
+    pub fn reset_health(&self) {
+        for f in &self.current().failed_until {
+            f.store(0, Ordering::Relaxed);
+        }
+        self.pool.clear();
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
