@@ -87,3 +87,46 @@ fn serve_for_bench() {
         tokio::time::sleep(Duration::from_secs(secs)).await;
     });
 }
+
+/// The DNS share of "time to attach an endpoint": adding 100 and then 1000 endpoints to one
+/// network, one `add_endpoint` at a time (each rebuilds the network's index), and the time
+/// of one lookup afterwards. Prints figures; run with
+/// `cargo test --release -p berth-netd --test dns_bench -- --ignored --nocapture records_update_cost`.
+#[test]
+#[ignore = "benchmark: prints figures"]
+fn records_update_cost() {
+    for n in [100u32, 1000] {
+        let r = DnsRecords::new();
+        r.add_network(NetworkScope {
+            id: "n".into(),
+            subnets: vec!["10.0.0.0/8".parse().expect("subnet")],
+            internal: false,
+        });
+        let start = std::time::Instant::now();
+        for i in 0..n {
+            let ip = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            r.add_endpoint(
+                "n",
+                Endpoint {
+                    id: format!("c{i}"),
+                    container: format!("c{i}"),
+                    addresses: vec![ip],
+                    names: vec![format!("proj-svc-{i}"), format!("svc{}", i % 10)],
+                    ..Default::default()
+                },
+            )
+            .expect("add");
+        }
+        let total = start.elapsed();
+        let asker = r.asker("n", IpAddr::from([10, 0, 0, 1])).expect("asker");
+        let start = std::time::Instant::now();
+        for _ in 0..10_000 {
+            std::hint::black_box(r.resolve(&asker, "svc3", &[]));
+        }
+        let lookup = start.elapsed() / 10_000;
+        println!(
+            "records: {n} endpoints added in {total:?} ({:?} per add, last adds rebuild {n} entries); lookup {lookup:?}",
+            total / n
+        );
+    }
+}
