@@ -617,3 +617,32 @@ async fn container_dns_servers_override_the_host_upstreams() {
         "others use the host's"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_stay_whole_while_records_churn() {
+    let up = FakeUpstream::start(UP1, Mode::Normal).await;
+    let f = fixture(vec![up.addr]);
+    let records = Arc::clone(f.svc.records());
+    // A writer flips a 4th replica in and out while queries run: every answer must be
+    // either the 3 or the 4 replicas, never a partial set.
+    let writer = tokio::task::spawn_blocking(move || {
+        for _ in 0..300 {
+            records
+                .add_endpoint("a", ep("web4", "10.77.0.5", &["proj-web-4", "web"]))
+                .expect("add");
+            records.remove_endpoint("a", "web4");
+        }
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    while !writer.is_finished() {
+        let n = v4s(&ask(f.a, A_CLIENT, "web", RecordType::A).await).len();
+        assert!(n == 3 || n == 4, "partial answer with {n} replicas");
+        seen.insert(n);
+    }
+    writer.await.expect("writer");
+    assert_eq!(
+        v4s(&ask(f.a, A_CLIENT, "web", RecordType::A).await).len(),
+        3
+    );
+    println!("replica counts seen during churn: {seen:?}");
+}
