@@ -646,3 +646,33 @@ async fn answers_stay_whole_while_records_churn() {
     );
     println!("replica counts seen during churn: {seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_listener_in_the_upstream_list_is_skipped() {
+    let good = FakeUpstream::start(UP1, Mode::Normal).await;
+    let ups = Arc::new(Upstreams::new(Vec::new(), Vec::new(), fast_forwarding()));
+    let svc = DnsService::new(
+        Arc::new(DnsRecords::new()),
+        Arc::clone(&ups),
+        AnswerConfig::default(),
+        Default::default(),
+    );
+    // The forwarder's own queries come from 127.0.0.1, a client of this network: forwarding to
+    // ourselves would loop.
+    let scope = NetworkScope {
+        id: "lo".into(),
+        subnets: vec!["127.0.0.0/8".parse().unwrap()],
+        internal: false,
+    };
+    let me = svc
+        .start_network(scope, "127.0.0.1:0".parse().unwrap())
+        .expect("start");
+    ups.set(vec![me, good.addr], Vec::new());
+    let m = ask(me, A_CLIENT, "example.test", RecordType::A).await;
+    assert_eq!(v4s(&m), vec![UP1]);
+    assert_eq!(
+        good.queries.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one query, no loop through ourselves"
+    );
+}

@@ -29,8 +29,9 @@
 //! // the container's /etc/resolv.conf:
 //! let host = watcher.host().map(|h| h.conf).unwrap_or_default();
 //! let text = container_resolv_conf(&["10.201.3.1".parse()?], &host, &ContainerResolvOverrides::default());
-//! // the reconcile loop's backstop:
+//! // on an rtnetlink link/address/route change, and every 30 s as the backstop:
 //! watcher.refresh()?;
+//! dns.upstreams().reset_health();
 //! # let _ = text; Ok(()) }
 //! ```
 //!
@@ -161,19 +162,27 @@ impl DnsService {
         let server = server::spawn(Arc::clone(&self.shared), &id, listen)?;
         let addr = server.local_addr();
         running.push(server);
+        self.publish_listeners(&servers);
         Ok(addr)
     }
 
     /// Stops the network's servers and forgets its records; returns whether any was running.
     pub fn stop_network(&self, network: &str) -> bool {
-        let stopped = self
-            .servers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(network)
-            .is_some_and(|s| !s.is_empty());
+        let mut servers = self.servers.lock().unwrap_or_else(PoisonError::into_inner);
+        let stopped = servers.remove(network).is_some_and(|s| !s.is_empty());
+        self.publish_listeners(&servers);
+        drop(servers);
         self.shared.records.remove_network(network);
         stopped
+    }
+
+    fn publish_listeners(&self, servers: &HashMap<String, Vec<NetworkServer>>) {
+        let addrs = servers
+            .values()
+            .flatten()
+            .map(NetworkServer::local_addr)
+            .collect();
+        self.shared.upstreams.set_own_listeners(addrs);
     }
 
     /// Where the network's servers listen.

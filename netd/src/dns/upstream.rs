@@ -106,6 +106,9 @@ pub struct Upstreams {
     config: ForwardConfig,
     epoch: Instant,
     pool: SocketPool,
+    /// berth's own listeners: never forwarded to (a host resolv.conf pointing at a berth
+    /// gateway would otherwise loop queries through us until the budget runs out).
+    own: RwLock<Vec<SocketAddr>>,
 }
 
 impl Upstreams {
@@ -116,6 +119,7 @@ impl Upstreams {
             config,
             epoch: Instant::now(),
             pool: SocketPool::default(),
+            own: RwLock::new(Vec::new()),
         }
     }
 
@@ -146,6 +150,11 @@ impl Upstreams {
         self.pool.clear();
     }
 
+    /// Tells the forwarder which addresses are berth's own DNS listeners.
+    pub fn set_own_listeners(&self, addrs: Vec<SocketAddr>) {
+        *self.own.write().unwrap_or_else(PoisonError::into_inner) = addrs;
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -169,8 +178,17 @@ impl Upstreams {
         } else {
             servers.iter().map(|s| (*s, None)).collect()
         };
+        let own = self
+            .own
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let deadline = Instant::now() + self.config.total_budget;
         for (server, idx) in order {
+            if own.contains(&server) {
+                tracing::debug!(%server, "dns: upstream is one of berth's own listeners; skipped");
+                continue;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
