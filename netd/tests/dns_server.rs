@@ -676,3 +676,61 @@ async fn own_listener_in_the_upstream_list_is_skipped() {
         "one query, no loop through ourselves"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coexists_with_a_wildcard_dns_server_on_the_same_port() {
+    // A host DNS server on the wildcard address (SO_REUSEADDR, as dnsmasq and BIND set it)
+    // holding UDP and TCP on the port berth wants for its gateway address.
+    let (wild_udp, wild_tcp, port) = loop {
+        let udp = wildcard_udp_with_reuseaddr();
+        let port = udp.local_addr().expect("addr").port();
+        if let Ok(tcp) = std::net::TcpListener::bind(("0.0.0.0", port)) {
+            break (udp, tcp, port);
+        }
+    };
+    let up = FakeUpstream::start(UP1, Mode::Normal).await;
+    let ups = Arc::new(Upstreams::new(vec![up.addr], Vec::new(), fast_forwarding()));
+    let svc = DnsService::new(
+        Arc::new(DnsRecords::new()),
+        ups,
+        AnswerConfig::default(),
+        Default::default(),
+    );
+    let scope = NetworkScope {
+        id: "w".into(),
+        subnets: vec!["127.0.0.2/32".parse().unwrap()],
+        internal: false,
+    };
+    let addr = svc
+        .start_network(scope, SocketAddr::new(ip("127.0.0.1"), port))
+        .expect("UDP coexists; TCP taken is not fatal");
+    svc.records()
+        .add_endpoint("w", ep("x", "10.81.0.2", &["x"]))
+        .expect("add");
+    assert_eq!(
+        v4s(&ask(addr, A_CLIENT, "x", RecordType::A).await),
+        vec![Ipv4Addr::new(10, 81, 0, 2)],
+        "the specific bind wins"
+    );
+    drop((wild_udp, wild_tcp));
+}
+
+fn wildcard_udp_with_reuseaddr() -> std::net::UdpSocket {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrIn, bind, setsockopt, socket, sockopt,
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    setsockopt(&fd, sockopt::ReuseAddr, &true).expect("reuseaddr");
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(0, 0, 0, 0, 0),
+    )
+    .expect("bind");
+    std::net::UdpSocket::from(fd)
+}

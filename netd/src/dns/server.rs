@@ -130,10 +130,15 @@ fn bind_socket(network: &str, addr: SocketAddr, ty: SockType) -> Result<OwnedFd,
     Ok(fd)
 }
 
+/// Binds UDP and TCP on the same address. With port 0 (tests) the TCP socket claims the port
+/// the UDP socket got (retried a few times). On a fixed port a TCP conflict is not fatal: a
+/// host DNS server listening on the TCP wildcard blocks a specific TCP bind even with
+/// SO_REUSEADDR, while UDP coexists; UDP answers are what containers need, TCP only serves
+/// truncated answers, so the server runs UDP-only and says so.
 fn bind_pair(
     network: &str,
     addr: SocketAddr,
-) -> Result<(UdpSocket, TcpListener, SocketAddr), ServerError> {
+) -> Result<(UdpSocket, Option<TcpListener>, SocketAddr), ServerError> {
     let io = |op, addr| {
         move |source| ServerError::Bind {
             network: network.to_string(),
@@ -142,21 +147,30 @@ fn bind_pair(
             source,
         }
     };
-    // With port 0 (tests) take the UDP port and claim the same TCP port; retry a few times.
     let mut last = None;
     for _ in 0..8 {
         let udp = std::net::UdpSocket::from(bind_socket(network, addr, SockType::Datagram)?);
         let local = udp.local_addr().map_err(io("read the address of", addr))?;
-        match bind_socket(network, local, SockType::Stream) {
-            Ok(tcp) => {
-                let udp = UdpSocket::from_std(udp).map_err(io("register", local))?;
-                let tcp = TcpListener::from_std(std::net::TcpListener::from(tcp))
-                    .map_err(io("register", local))?;
-                return Ok((udp, tcp, local));
+        let tcp = match bind_socket(network, local, SockType::Stream) {
+            Ok(tcp) => Some(tcp),
+            Err(e) if addr.port() == 0 => {
+                last = Some(e);
+                continue;
             }
-            Err(e) if addr.port() == 0 => last = Some(e),
-            Err(e) => return Err(e),
-        }
+            Err(e) => {
+                tracing::warn!(network, addr = %local, error = %e, "dns: serving UDP only (TCP port taken)");
+                None
+            }
+        };
+        let udp = UdpSocket::from_std(udp).map_err(io("register", local))?;
+        let tcp = match tcp {
+            Some(t) => Some(
+                TcpListener::from_std(std::net::TcpListener::from(t))
+                    .map_err(io("register", local))?,
+            ),
+            None => None,
+        };
+        return Ok((udp, tcp, local));
     }
     Err(last.unwrap_or(ServerError::Bind {
         network: network.to_string(),
@@ -179,17 +193,17 @@ pub fn spawn(
         let _guard = rt.enter();
         bind_pair(network, addr)?
     };
-    let udp_task = rt.spawn(udp_loop(
+    let mut tasks = vec![rt.spawn(udp_loop(
         Arc::clone(&shared),
         network.to_string(),
         Arc::new(udp),
-    ));
-    let tcp_task = rt.spawn(tcp_loop(shared, network.to_string(), tcp));
-    tracing::info!(network, addr = %local, "dns server listening (udp, tcp)");
-    Ok(NetworkServer {
-        addr: local,
-        tasks: vec![udp_task, tcp_task],
-    })
+    ))];
+    let has_tcp = tcp.is_some();
+    if let Some(tcp) = tcp {
+        tasks.push(rt.spawn(tcp_loop(shared, network.to_string(), tcp)));
+    }
+    tracing::info!(network, addr = %local, tcp = has_tcp, "dns server listening");
+    Ok(NetworkServer { addr: local, tasks })
 }
 
 fn reply_for_udp(bytes: Vec<u8>, limit: usize) -> Vec<u8> {
