@@ -48,7 +48,8 @@ impl Default for AnswerConfig {
 }
 
 /// Decides what to do with `bytes` received from `src` on the server of `network`.
-/// `search` is the host's current search domains; `max_udp` is `None` over TCP.
+/// `search` is the host's current search domains. The parsed query comes back too, so the UDP
+/// path can read the client's EDNS buffer size without parsing twice.
 pub fn decide(
     records: &DnsRecords,
     network: &str,

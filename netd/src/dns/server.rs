@@ -239,7 +239,7 @@ async fn udp_loop(shared: Arc<Shared>, network: String, sock: Arc<UdpSocket>) {
             Action::Reply(bytes) => send_udp(&sock, &reply_for_udp(bytes, limit), src).await,
             Action::Forward { servers } => {
                 let Ok(permit) = Arc::clone(&shared.forward_slots).try_acquire_owned() else {
-                    tracing::warn!(network, %src, "dns: too many forwarded queries in flight; dropping one");
+                    tracing::debug!(network, %src, "dns: too many forwarded queries in flight; dropping one");
                     continue;
                 };
                 let query = buf[..n].to_vec();
@@ -284,7 +284,7 @@ async fn tcp_loop(shared: Arc<Shared>, network: String, listener: TcpListener) {
             continue;
         }
         let Ok(permit) = Arc::clone(&shared.tcp_slots).try_acquire_owned() else {
-            tracing::warn!(network, %peer, "dns: too many tcp clients; closing one");
+            tracing::debug!(network, %peer, "dns: too many tcp clients; closing one");
             continue;
         };
         let shared = Arc::clone(&shared);
