@@ -16,3 +16,4 @@ pub mod watch;
 
 pub use netd::{Config, EndpointRequest, HostChange, Netd, NetdError, NetworkCreate};
 pub use reconcile::{ReconcileReport, Repair};
+pub mod dns;
