@@ -3,3 +3,4 @@
 //! The image side keeps a content-addressed OCI store and unpacks layers once for overlayfs;
 //! the container side turns an OCI runtime-spec config into a running process in its own
 //! namespaces and cgroups. See ARCHITECTURE.md.
+pub mod build;
