@@ -735,7 +735,7 @@ fn parse_instruction(
         "ONBUILD" => {
             return Err(ParseErrorKind::Unsupported {
                 instruction: kw.into(),
-                what: "ONBUILD (triggers for child images)".into(),
+                what: "this instruction (build triggers for child images)".into(),
             });
         }
         other => return Err(ParseErrorKind::UnknownInstruction(other.to_string())),
@@ -985,7 +985,7 @@ mod tests {
     fn refused_instructions() {
         assert_eq!(
             err("FROM a\nONBUILD RUN x"),
-            "Dockerfile:2: ONBUILD: ONBUILD (triggers for child images) is not supported by berth"
+            "Dockerfile:2: ONBUILD: this instruction (build triggers for child images) is not supported by berth"
         );
         assert_eq!(
             err("FROM a\n\nFOO bar"),

@@ -473,7 +473,7 @@ impl From<StageError> for PlanError {
     fn from(e: StageError) -> Self {
         PlanError {
             file: String::new(),
-            line: 0,
+            line: e.line(),
             kind: PlanErrorKind::Stage(e),
         }
     }
@@ -823,7 +823,7 @@ impl Planner<'_> {
                     if add && (p.contains("://") || p.starts_with("git@")) {
                         return Err(PlanErrorKind::Unsupported {
                             instruction: kw,
-                            what: format!("ADD from a URL or git repository ({p})"),
+                            what: format!("a URL or git source ({p})"),
                         });
                     }
                     if matches!(origin, CopyOrigin::Context) {

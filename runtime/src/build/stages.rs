@@ -20,7 +20,7 @@ pub enum StageError {
     },
     /// `FROM x` or `COPY --from=x` naming the current or a later stage.
     #[error(
-        "line {line}: {reference:?} refers to stage {stage} which is not defined before this point (a stage can only use earlier stages)"
+        "{reference:?} refers to stage {stage} which is not defined before this point (a stage can only use earlier stages)"
     )]
     ForwardReference {
         /// The instruction's line.
@@ -32,7 +32,7 @@ pub enum StageError {
     },
     /// `COPY --from=7` with fewer stages.
     #[error(
-        "line {line}: --from={index} refers to stage {index}, but only stages 0..{available} come before it"
+        "--from={index} refers to stage {index}, but only stages 0..{available} come before it"
     )]
     BadIndex {
         /// The instruction's line.
@@ -42,6 +42,16 @@ pub enum StageError {
         /// How many stages precede.
         available: usize,
     },
+}
+
+impl StageError {
+    /// The Dockerfile line the error is about (0 for `--target`).
+    pub fn line(&self) -> usize {
+        match self {
+            StageError::UnknownTarget { .. } => 0,
+            StageError::ForwardReference { line, .. } | StageError::BadIndex { line, .. } => *line,
+        }
+    }
 }
 
 /// What a stage starts from, or what a `COPY --from` reads.
