@@ -1,0 +1,24 @@
+//! Dockerfile builds: the pure half (parse, substitute, resolve stages, read the context,
+//! compute cache keys and config changes) that the executor and image store will run.
+//!
+//! The flow the daemon follows:
+//! 1. [`Dockerfile::parse`] the file (errors carry `Dockerfile:LINE`).
+//! 2. [`plan::external_images`] names the base images (and `COPY --from=image` images) the
+//!    needed stages use; the image store resolves each to a digest and config.
+//! 3. [`Context::scan`] reads the build context with `.dockerignore` applied.
+//! 4. [`plan::plan`] gives a [`BuildPlan`]: every step with its display text, cache key,
+//!    config delta, and for RUN/COPY/ADD everything the executor needs to produce a layer.
+
+pub mod config;
+pub mod context;
+pub mod dockerfile;
+pub mod ignore;
+pub mod plan;
+pub mod stages;
+pub mod syntax;
+pub mod words;
+
+pub use config::{ImageConfig, ImageConfigDelta};
+pub use context::Context;
+pub use dockerfile::Dockerfile;
+pub use plan::{BuildPlan, CacheKey, Step, StepKind};
