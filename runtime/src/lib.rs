@@ -5,5 +5,5 @@
 //! namespaces and cgroups. See ARCHITECTURE.md.
 pub mod image;
 
-pub mod container;
 pub mod build;
+pub mod container;
