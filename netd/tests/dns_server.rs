@@ -273,6 +273,10 @@ async fn forwards_unknown_names_and_truncates_big_udp_answers() {
     let m = ask(f.a, A_CLIENT, "example.test", RecordType::A).await;
     assert_eq!(v4s(&m), vec![UP1]);
     assert!(!m.metadata.authoritative);
+    let tcp = ask_tcp(f.a, A_CLIENT, "example.test", RecordType::A)
+        .await
+        .expect("tcp forward");
+    assert_eq!(v4s(&tcp), vec![UP1], "forwarded for a TCP client too");
     // A big local answer: TC over UDP, in full over TCP.
     let r = f.svc.records();
     for n in 0..100u8 {
