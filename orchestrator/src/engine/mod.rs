@@ -10,3 +10,4 @@ pub mod labels;
 pub mod observed;
 pub mod plan;
 pub mod reconcile;
+pub mod translate;

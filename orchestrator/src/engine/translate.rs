@@ -1,0 +1,238 @@
+//! From a resolved Compose service (+ its image) to the runtime's `ContainerConfig`.
+//!
+//! Pure: everything the container will be is decided here from the model, so it is unit-tested
+//! without root, and the config hash of the service covers what this function reads.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use berth_runtime::container::{ContainerConfig, MountSpec, NetworkMode, RootfsSource, Ulimit};
+use berth_runtime::image::Image;
+
+use super::labels;
+use crate::compose::{Project, Service, VolumeType};
+
+/// Why a service cannot become a container; names the service and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    #[error("service {service}: {key}: {value:?} is not a signal name or number")]
+    Signal {
+        service: String,
+        key: &'static str,
+        value: String,
+    },
+    #[error("service {service}: no command: neither the service nor image {image} sets one")]
+    NoCommand { service: String, image: String },
+    #[error("service {service}: volumes: a {kind} mount needs a source for target {target}")]
+    NoSource {
+        service: String,
+        kind: &'static str,
+        target: String,
+    },
+    #[error("service {service}: network_mode {mode:?} is not supported yet (use host, none or networks:)")]
+    NetworkMode { service: String, mode: String },
+}
+
+/// Parses `SIGTERM`, `TERM` or `15`.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    nix::sys::signal::Signal::from_str(&name)
+        .ok()
+        .map(|s| s as i32)
+}
+
+/// The argv: Compose `entrypoint`/`command` override the image's, as Docker combines them
+/// (an overridden entrypoint drops the image's CMD).
+pub fn argv(svc: &Service, image: &Image) -> Vec<String> {
+    let cfg = image.runtime_config();
+    let image_ep: Vec<String> = cfg.and_then(|c| c.entrypoint().clone()).unwrap_or_default();
+    let image_cmd: Vec<String> = cfg.and_then(|c| c.cmd().clone()).unwrap_or_default();
+    let entrypoint = svc.entrypoint.clone().unwrap_or(image_ep);
+    let cmd = match (&svc.command, &svc.entrypoint) {
+        (Some(c), _) => c.clone(),
+        (None, Some(_)) => Vec::new(),
+        (None, None) => image_cmd,
+    };
+    entrypoint.into_iter().chain(cmd).collect()
+}
+
+/// The container config for replica `number` of `service`.
+pub fn container_config(
+    project: &Project,
+    service: &str,
+    svc: &Service,
+    number: u32,
+    image: &Image,
+    config_hash: &str,
+) -> Result<ContainerConfig, TranslateError> {
+    let name = labels::container_name(&project.name, service, number, svc.container_name.as_deref());
+    let mut c = ContainerConfig::new(RootfsSource::Layers(image.layer_dirs()), argv(svc, image));
+    c.name = name.clone();
+    if c.args.is_empty() {
+        return Err(TranslateError::NoCommand {
+            service: service.into(),
+            image: project.image_of(service).unwrap_or_default(),
+        });
+    }
+    let rc = image.runtime_config();
+    if let Some(env) = rc.and_then(|r| r.env().clone()) {
+        c.env = env;
+    }
+    for (k, v) in &svc.environment {
+        // `KEY` without a value was resolved from the host by the loader; None = unset.
+        if let Some(v) = v {
+            c.env.push(format!("{k}={v}"));
+        }
+    }
+    c.user = svc.user.clone().or_else(|| rc.and_then(|r| r.user().clone()).filter(|u| !u.is_empty()));
+    c.working_dir = svc
+        .working_dir
+        .clone()
+        .or_else(|| rc.and_then(|r| r.working_dir().clone()).filter(|w| !w.is_empty()))
+        .map(PathBuf::from);
+    c.hostname = Some(svc.hostname.clone().unwrap_or_else(|| name.clone()));
+    c.network = match svc.network_mode.as_deref() {
+        None | Some("bridge") | Some("default") => NetworkMode::New,
+        Some("host") => NetworkMode::Host,
+        Some("none") => NetworkMode::None,
+        Some(other) => {
+            return Err(TranslateError::NetworkMode {
+                service: service.into(),
+                mode: other.into(),
+            });
+        }
+    };
+    for v in &svc.volumes {
+        let target = PathBuf::from(&v.target);
+        let need = |kind| TranslateError::NoSource {
+            service: service.into(),
+            kind,
+            target: v.target.clone(),
+        };
+        c.mounts.push(match v.kind {
+            VolumeType::Bind => MountSpec::Bind {
+                source: PathBuf::from(v.source.as_deref().ok_or_else(|| need("bind"))?),
+                target,
+                read_only: v.read_only,
+            },
+            VolumeType::Volume => {
+                let key = v.source.as_deref().ok_or_else(|| need("volume"))?;
+                let name = project
+                    .volumes
+                    .get(key)
+                    .map(|vol| vol.name.clone())
+                    .unwrap_or_else(|| key.to_string());
+                MountSpec::Volume {
+                    name,
+                    target,
+                    read_only: v.read_only,
+                }
+            }
+            VolumeType::Tmpfs => MountSpec::Tmpfs {
+                target,
+                options: v
+                    .tmpfs
+                    .as_ref()
+                    .and_then(|t| t.size.as_ref())
+                    .map(|s| vec![format!("size={}", s.0)])
+                    .unwrap_or_default(),
+            },
+            _ => {
+                return Err(TranslateError::NoSource {
+                    service: service.into(),
+                    kind: "supported (bind, volume or tmpfs)",
+                    target: v.target.clone(),
+                });
+            }
+        });
+    }
+    for t in &svc.tmpfs {
+        let mut parts = t.splitn(2, ':');
+        let target = PathBuf::from(parts.next().unwrap_or_default());
+        let options = parts
+            .next()
+            .map(|o| o.split(',').map(String::from).collect())
+            .unwrap_or_default();
+        c.mounts.push(MountSpec::Tmpfs { target, options });
+    }
+    c.read_only = svc.read_only.unwrap_or(false);
+    c.privileged = svc.privileged.unwrap_or(false);
+    c.cap_add = svc.cap_add.clone();
+    c.cap_drop = svc.cap_drop.clone();
+    c.seccomp_unconfined = svc.security_opt.iter().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
+    if svc.security_opt.iter().any(|o| o == "no-new-privileges=false" || o == "no-new-privileges:false") {
+        c.no_new_privileges = false;
+    }
+    c.init = svc.init.unwrap_or(false);
+    c.tty = svc.tty.unwrap_or(false);
+    c.open_stdin = svc.stdin_open.unwrap_or(false);
+    c.sysctls = svc.sysctls.clone();
+    if let Some(s) = &svc.shm_size {
+        c.shm_size = s.0;
+    }
+    c.ulimits = svc
+        .ulimits
+        .iter()
+        .map(|(name, u)| Ulimit {
+            name: name.clone(),
+            soft: u.soft.max(0) as u64,
+            hard: u.hard.max(0) as u64,
+        })
+        .collect();
+    let limits = svc
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.limits.as_ref());
+    c.resources.memory = limits
+        .and_then(|l| l.memory.as_ref())
+        .or(svc.mem_limit.as_ref())
+        .map(|b| b.0 as i64);
+    c.resources.cpus = limits.and_then(|l| l.cpus).or(svc.cpus);
+    c.resources.pids_limit = limits.and_then(|l| l.pids).or(svc.pids_limit);
+    c.resources.cpu_shares = svc.cpu_shares.map(|s| s.max(2) as u64);
+    c.resources.cpuset_cpus = svc.cpuset.clone();
+    let stop_signal = svc
+        .stop_signal
+        .clone()
+        .or_else(|| rc.and_then(|r| r.stop_signal().clone()));
+    if let Some(sig) = stop_signal {
+        c.stop_signal = parse_signal(&sig).ok_or_else(|| TranslateError::Signal {
+            service: service.into(),
+            key: "stop_signal",
+            value: sig.clone(),
+        })?;
+    }
+    if let Some(d) = &svc.stop_grace_period {
+        c.stop_timeout = d.0.as_secs();
+    }
+    let mut l: BTreeMap<String, String> = rc
+        .and_then(|r| r.labels().clone())
+        .map(|m| m.into_iter().collect())
+        .unwrap_or_default();
+    l.extend(svc.labels.clone());
+    l.insert(labels::PROJECT.into(), project.name.clone());
+    l.insert(labels::SERVICE.into(), service.into());
+    l.insert(labels::NUMBER.into(), number.to_string());
+    l.insert(labels::CONFIG_HASH.into(), config_hash.into());
+    l.insert(labels::ONEOFF.into(), "False".into());
+    l.insert(labels::IMAGE.into(), image.id.to_string());
+    l.insert(labels::WORKING_DIR.into(), project.working_dir.display().to_string());
+    let files: Vec<String> = project
+        .compose_files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    l.insert(labels::CONFIG_FILES.into(), files.join(","));
+    c.labels = l;
+    Ok(c)
+}
