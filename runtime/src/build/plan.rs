@@ -67,7 +67,7 @@ pub struct PlanError {
     pub line: usize,
     /// What went wrong.
     #[source]
-    pub kind: PlanErrorKind,
+    pub kind: Box<PlanErrorKind>,
 }
 
 fn location(file: &str, line: usize) -> String {
@@ -394,7 +394,7 @@ fn prepare(df: &Dockerfile, opts: &PlanOptions) -> Result<Prepared, PlanError> {
     let err = |line, kind| PlanError {
         file: df.file.clone(),
         line,
-        kind,
+        kind: Box::new(kind),
     };
     let mut consumed = BTreeSet::new();
     let mut globals = Globals {
@@ -474,7 +474,7 @@ impl From<StageError> for PlanError {
         PlanError {
             file: String::new(),
             line: e.line(),
-            kind: PlanErrorKind::Stage(e),
+            kind: Box::new(PlanErrorKind::Stage(e)),
         }
     }
 }
@@ -526,10 +526,10 @@ fn expand_platform(
             expand_word(p, df.escape, &|n: &str| globals.get(n)).map_err(|source| PlanError {
                 file: df.file.clone(),
                 line,
-                kind: PlanErrorKind::Subst {
+                kind: Box::new(PlanErrorKind::Subst {
                     instruction: "FROM",
                     source,
-                },
+                }),
             })
         })
         .transpose()
@@ -1099,7 +1099,7 @@ pub fn plan(
         let err = |line, kind| PlanError {
             file: df.file.clone(),
             line,
-            kind,
+            kind: Box::new(kind),
         };
         let platform =
             expand_platform(df, &prepared.globals, stage.platform.as_deref(), stage.line)?;
