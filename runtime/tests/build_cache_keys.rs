@@ -313,3 +313,19 @@ RUN link
     assert_eq!(first_change(&before[..3], &after[..3]), Some(2));
     assert_eq!(first_change(&before[3..], &after[3..]), Some(2));
 }
+
+#[test]
+fn base_image_with_onbuild_triggers_is_refused() {
+    let d = context();
+    let df = Dockerfile::parse("FROM debian\nRUN x\n", "Dockerfile").expect("parse");
+    let ctx = Context::scan(d.path()).expect("scan");
+    let mut images = store("sha256:b");
+    if let Some(img) = images.get_mut("debian") {
+        img.config.on_build = vec!["RUN make".into()];
+    }
+    let err = plan::plan(&df, &PlanOptions::default(), &ctx, &images).expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "Dockerfile:1: FROM: running the ONBUILD triggers of base image debian (RUN make) is not supported by berth yet"
+    );
+}

@@ -179,8 +179,9 @@ pub struct SelectedSource {
     /// The matched path as named (relative to the context): its base name is what lands in
     /// the destination for files.
     pub rel: String,
-    /// The entry whose content is copied (the symlink's target when the named path is one).
-    pub entry: usize,
+    /// The entry whose content is copied (the symlink's target when the named path is one);
+    /// None for the context root itself (`COPY . /app`).
+    pub entry: Option<usize>,
     /// True for a directory: its contents (not itself) are copied into the destination.
     pub is_dir: bool,
 }
@@ -188,7 +189,21 @@ pub struct SelectedSource {
 impl Context {
     /// List `root`, applying `root/.dockerignore` if present.
     pub fn scan(root: &Path) -> Result<Context, ContextError> {
-        let ignore_path = root.join(".dockerignore");
+        Context::scan_for(root, None)
+    }
+
+    /// List `root` for a build with this Dockerfile: `<dockerfile>.dockerignore` next to it
+    /// wins over `root/.dockerignore` when it exists (BuildKit's per-Dockerfile ignore file).
+    pub fn scan_for(root: &Path, dockerfile: Option<&Path>) -> Result<Context, ContextError> {
+        let specific = dockerfile.map(|d| {
+            let mut name = d.as_os_str().to_os_string();
+            name.push(".dockerignore");
+            PathBuf::from(name)
+        });
+        let ignore_path = match specific {
+            Some(p) if p.is_file() => p,
+            _ => root.join(".dockerignore"),
+        };
         let rules = match fs::read_to_string(&ignore_path) {
             Ok(text) => IgnoreRules::parse(&text)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
@@ -486,7 +501,7 @@ impl Context {
             // The context root: every top-level entry, as the contents of a directory.
             return Ok(vec![SelectedSource {
                 rel: ".".into(),
-                entry: usize::MAX,
+                entry: None,
                 is_dir: true,
             }]);
         }
@@ -505,7 +520,7 @@ impl Context {
                 })?;
             return Ok(vec![SelectedSource {
                 rel: cleaned,
-                entry: i,
+                entry: Some(i),
                 is_dir: self.entries[i].kind == EntryKind::Dir,
             }]);
         }
@@ -526,7 +541,7 @@ impl Context {
                 let target = self.resolve(&e.rel, true)?.unwrap_or(i);
                 out.push(SelectedSource {
                     rel: e.rel.clone(),
-                    entry: target,
+                    entry: Some(target),
                     is_dir: self.entries[target].kind == EntryKind::Dir,
                 });
                 i = e.subtree_end.max(i + 1);
@@ -545,14 +560,13 @@ impl Context {
     /// The entries copied for a selected source: a directory's subtree (without itself), the
     /// whole context for `.`, or the single entry.
     pub fn members(&self, s: &SelectedSource) -> std::ops::Range<usize> {
-        if s.entry == usize::MAX {
+        let Some(i) = s.entry else {
             return 0..self.entries.len();
-        }
-        let e = &self.entries[s.entry];
+        };
         if s.is_dir {
-            s.entry + 1..e.subtree_end
+            i + 1..self.entries[i].subtree_end
         } else {
-            s.entry..s.entry + 1
+            i..i + 1
         }
     }
 
@@ -560,15 +574,14 @@ impl Context {
     /// the source, kind, mode and content digest or symlink target. Never mtime, atime, ctime,
     /// inode, owner: touching a file or checking it out again keeps the key.
     pub fn hash_source(&self, s: &SelectedSource, h: &mut Sha256) -> Result<(), ContextError> {
-        let base = if s.entry == usize::MAX || !s.is_dir {
-            String::new()
-        } else {
-            format!("{}/", self.entries[s.entry].rel)
+        let base = match s.entry {
+            Some(i) if s.is_dir => format!("{}/", self.entries[i].rel),
+            _ => String::new(),
         };
         self.prehash(self.members(s))?;
         field(h, s.rel.as_bytes());
-        if s.is_dir && s.entry != usize::MAX {
-            field(h, format!("{:o}", self.entries[s.entry].mode).as_bytes());
+        if let Some(i) = s.entry.filter(|_| s.is_dir) {
+            field(h, format!("{:o}", self.entries[i].mode).as_bytes());
         }
         for i in self.members(s) {
             let e = &self.entries[i];
@@ -673,7 +686,7 @@ mod tests {
         ));
         // A symlink to a directory inside the context is followed.
         let s = c.select("srclink/sub/b.rs").unwrap();
-        assert_eq!(c.entries()[s[0].entry].rel, "src/sub/b.rs");
+        assert_eq!(c.entries()[s[0].entry.unwrap()].rel, "src/sub/b.rs");
     }
 
     #[test]

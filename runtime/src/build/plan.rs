@@ -857,11 +857,10 @@ impl Planner<'_> {
             return Err(bad(kw, "the destination is empty"));
         }
         let dest = absolute(&st.workdir(), &dest_raw);
-        let several = sources.len() > 1
-            || c.sources
-                .iter()
-                .any(|s| matches!(s, Source::Path(p) if p.contains(['*', '?', '['])));
-        if sources.len() > 1 && !dest.ends_with('/') {
+        // Docker's rule: several sources (given or from a glob) need a `dir/` destination; a
+        // glob matching one file copies it like a plain file source.
+        let several = sources.len() > 1;
+        if several && !dest.ends_with('/') {
             return Err(bad(
                 kw,
                 format!(
@@ -1111,13 +1110,27 @@ pub fn plan(
             ),
             BaseRef::Image(r) => {
                 let img = planner.image("FROM", r).map_err(|k| err(stage.line, k))?;
+                if !img.config.on_build.is_empty() {
+                    return Err(err(
+                        stage.line,
+                        PlanErrorKind::Unsupported {
+                            instruction: "FROM",
+                            what: format!(
+                                "running the ONBUILD triggers of base image {r} ({})",
+                                img.config.on_build.join("; ")
+                            ),
+                        },
+                    ));
+                }
+                let mut config = img.config.clone();
+                config.on_build.clear();
                 (
                     BaseSource::Image {
                         reference: r.clone(),
                         digest: img.digest.clone(),
                     },
                     format!("image {}", img.digest),
-                    img.config.clone(),
+                    config,
                 )
             }
             BaseRef::Stage(b) => {
