@@ -1032,7 +1032,8 @@ impl Planner<'_> {
                 (StepKind::Config, delta(C::StopSignal(s)))
             }
             InstructionKind::Cmd(c) => {
-                st.cmd_set = true;
+                // Docker: only a non-empty CMD keeps a later ENTRYPOINT from clearing it.
+                st.cmd_set = !matches!(c, Command::Exec(v) if v.is_empty());
                 (StepKind::Config, delta(C::Cmd(st.shell_argv(c))))
             }
             InstructionKind::Entrypoint(c) => (
