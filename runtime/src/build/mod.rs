@@ -8,7 +8,13 @@
 //! 3. [`Context::scan`] reads the build context with `.dockerignore` applied.
 //! 4. [`plan::plan`] gives a [`BuildPlan`]: every step with its display text, cache key,
 //!    config delta, and for RUN/COPY/ADD everything the executor needs to produce a layer.
+//! 5. The executor walks the steps: a [`cache::BuildCache`] hit reuses the recorded layer; a
+//!    miss runs RUN in a container on the parent rootfs, or writes [`copy::context_items`]
+//!    for COPY/ADD, and records the new layer. Config-only steps apply their delta.
+//!
+//! Nothing in this module runs a container or touches the image store.
 
+pub mod cache;
 pub mod config;
 pub mod context;
 pub mod copy;
