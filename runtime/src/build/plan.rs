@@ -346,15 +346,20 @@ impl BuildPlan {
     }
 }
 
-/// The automatic platform args BuildKit defines (usable in FROM; in a stage once declared).
-fn platform_args() -> Vec<(String, String)> {
-    let arch = match std::env::consts::ARCH {
+/// The host's architecture in OCI/Go terms (`amd64`, `arm64`...), what builds target.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         "x86" => "386",
         "powerpc64" => "ppc64le",
         other => other,
-    };
+    }
+}
+
+/// The automatic platform args BuildKit defines (usable in FROM; in a stage once declared).
+fn platform_args() -> Vec<(String, String)> {
+    let arch = host_arch();
     let platform = format!("linux/{arch}");
     let mut v = Vec::new();
     for p in ["BUILD", "TARGET"] {
