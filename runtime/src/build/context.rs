@@ -253,14 +253,13 @@ impl Context {
             let path = path.to_path_buf();
             move |source| ContextError::Io { path, source }
         };
-        let mut names: Vec<_> = fs::read_dir(dir)
+        let mut items: Vec<fs::DirEntry> = fs::read_dir(dir)
             .map_err(io(dir))?
-            .map(|e| e.map(|e| e.file_name()))
             .collect::<Result<_, _>>()
             .map_err(io(dir))?;
-        names.sort();
-        for name in names {
-            let Some(name) = name.to_str().map(str::to_string) else {
+        items.sort_by_key(|e| e.file_name());
+        for item in items {
+            let Some(name) = item.file_name().to_str().map(str::to_string) else {
                 // Non-UTF-8 names cannot be written in a Dockerfile or .dockerignore; keep them
                 // out rather than mangle them.
                 tracing::warn!(dir = %dir.display(), "skipping a non-UTF-8 file name in the build context");
@@ -271,14 +270,17 @@ impl Context {
             } else {
                 format!("{prefix}/{name}")
             };
-            let path = dir.join(&name);
+            let path = item.path();
             let (excluded, matches) = rules.check(&rel, parent);
-            let meta = fs::symlink_metadata(&path).map_err(io(&path))?;
+            // The directory entry's type costs no system call; skip excluded files unstat'ed.
+            let quick = item.file_type().map_err(io(&path))?;
+            if excluded && !(quick.is_dir() && rules.has_exceptions()) {
+                continue;
+            }
+            // Never follows a symlink (fstatat with AT_SYMLINK_NOFOLLOW on the open directory).
+            let meta = item.metadata().map_err(io(&path))?;
             let ft = meta.file_type();
             if ft.is_dir() {
-                if excluded && !rules.has_exceptions() {
-                    continue;
-                }
                 let at = self.entries.len();
                 self.entries.push(Entry {
                     rel: rel.clone(),
