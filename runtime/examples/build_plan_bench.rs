@@ -86,6 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let opts = PlanOptions {
         build_args: BTreeMap::from([("VERSION".to_string(), "2.0".to_string())]),
         target: None,
+        labels: BTreeMap::new(),
     };
     let store: HashMap<String, BaseImage> = HashMap::from([(
         "debian:12".to_string(),

@@ -175,6 +175,9 @@ pub struct PlanOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--target`.
     pub target: Option<String>,
+    /// `--label` / compose `build.labels`: set on the final image's config only (they make no
+    /// layer and change no cache key, as in Docker).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// What a stage starts from.
@@ -343,6 +346,26 @@ impl BuildPlan {
     /// The target stage: its config and final key make the image.
     pub fn target_stage(&self) -> &PlannedStage {
         &self.stages[self.target]
+    }
+}
+
+/// One line per step (`[3/7] RUN make  sha256:0a1b2c3d4e5f layer`), for `--dry-run` output and
+/// debug logs.
+impl fmt::Display for BuildPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for s in &self.steps {
+            let short = s.cache_key.0.get(..19).unwrap_or(&s.cache_key.0);
+            let what = match &s.kind {
+                StepKind::From(_) => "base",
+                StepKind::Run(_) | StepKind::Copy(_) => "layer",
+                StepKind::Config => "config",
+            };
+            writeln!(f, "{}  {short} {what}", s.display)?;
+        }
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
+        Ok(())
     }
 }
 
@@ -1243,6 +1266,11 @@ pub fn plan(
         .iter()
         .position(|s| s.index == prepared.graph.target)
         .unwrap_or(stages.len().saturating_sub(1));
+    if let Some(t) = stages.get_mut(target) {
+        for (k, v) in &opts.labels {
+            t.config.labels.insert(k.clone(), v.clone());
+        }
+    }
     tracing::debug!(steps = steps.len(), stages = stages.len(), "build planned");
     Ok(BuildPlan {
         steps,
