@@ -12,6 +12,8 @@
 //! - config-only steps (ENV, LABEL, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL,
 //!   HEALTHCHECK, SHELL, MAINTAINER): their [`ImageConfigDelta`], i.e. the expanded values. They
 //!   make no layer but, through the chain, change the keys of later steps, as Docker does.
+//! - ARG scoping follows BuildKit: global ARGs (before the first FROM) are usable in FROM lines
+//!   and inside a stage once redeclared; a stage's ARGs are inherited by stages built `FROM` it.
 //! - ARG: the declaration as written (names and defaults), NOT the value. A new build-arg value
 //!   therefore does not invalidate the steps between the ARG and the first step that sees it.
 //! - RUN: the argv (shell + command, or exec form, heredoc bodies included), user, working
@@ -478,6 +480,17 @@ fn prepare(df: &Dockerfile, opts: &PlanOptions) -> Result<Prepared, PlanError> {
             })
         },
         |_, line, f| {
+            // Docker (BuildKit) refuses this too: the stage graph must be known before any
+            // stage's ARGs are.
+            if f.contains('$') {
+                return Err(err(
+                    line,
+                    bad(
+                        "COPY",
+                        format!("--from={f}: variable expansion is not supported in --from; name a stage `FROM ${{GLOBAL_ARG}} AS src` (with an ARG before the first FROM) and use --from=src"),
+                    ),
+                ));
+            }
             expand_word(f, df.escape, &|n: &str| globals.get(n)).map_err(|source| {
                 err(
                     line,
@@ -750,12 +763,22 @@ fn run_with_heredocs(
     (v, None)
 }
 
+/// What a later stage takes from a planned one: its final key, config, author and ARGs
+/// (BuildKit: ARGs declared in a stage are inherited by the stages based on it).
+#[derive(Clone)]
+struct StageResult {
+    key: CacheKey,
+    config: ImageConfig,
+    author: Option<String>,
+    args: Vec<(String, Option<String>)>,
+}
+
 struct Planner<'a> {
     opts: &'a PlanOptions,
     ctx: &'a Context,
     bases: &'a HashMap<String, BaseImage>,
     prepared: &'a Prepared,
-    stage_results: HashMap<usize, (CacheKey, ImageConfig)>,
+    stage_results: HashMap<usize, StageResult>,
 }
 
 impl Planner<'_> {
@@ -785,7 +808,7 @@ impl Planner<'_> {
         let origin = match from {
             None => CopyOrigin::Context,
             Some(BaseRef::Stage(s)) => {
-                let (key, _) = self.stage_results.get(s).ok_or_else(|| {
+                let key = self.stage_results.get(s).map(|r| &r.key).ok_or_else(|| {
                     bad(kw, format!("stage {s} was not planned before it is used"))
                 })?;
                 field(&mut h, key.0.as_bytes());
@@ -1131,6 +1154,8 @@ pub fn plan(
         };
         let platform =
             expand_platform(df, &prepared.globals, stage.platform.as_deref(), stage.line)?;
+        let mut inherited_args = Vec::new();
+        let mut inherited_author = None;
         let (base, base_material, config) = match &planner.prepared.graph.bases[si] {
             BaseRef::Scratch => (
                 BaseSource::Scratch,
@@ -1163,7 +1188,7 @@ pub fn plan(
                 )
             }
             BaseRef::Stage(b) => {
-                let (key, cfg) = planner.stage_results.get(b).cloned().ok_or_else(|| {
+                let r = planner.stage_results.get(b).cloned().ok_or_else(|| {
                     err(
                         stage.line,
                         bad(
@@ -1172,7 +1197,9 @@ pub fn plan(
                         ),
                     )
                 })?;
-                (BaseSource::Stage(*b), format!("stage {key}"), cfg)
+                inherited_args = r.args;
+                inherited_author = r.author;
+                (BaseSource::Stage(*b), format!("stage {}", r.key), r.config)
             }
         };
         let material = format!("{base_material} platform={}", platform.unwrap_or_default());
@@ -1199,8 +1226,8 @@ pub fn plan(
         });
         let mut st = StageState {
             config,
-            author: None,
-            args: Vec::new(),
+            author: inherited_author,
+            args: inherited_args,
             cmd_set: false,
             key: from_key,
             escape: df.escape,
@@ -1233,9 +1260,15 @@ pub fn plan(
                 delta,
             });
         }
-        planner
-            .stage_results
-            .insert(si, (st.key.clone(), st.config.clone()));
+        planner.stage_results.insert(
+            si,
+            StageResult {
+                key: st.key.clone(),
+                config: st.config.clone(),
+                author: st.author.clone(),
+                args: st.args.clone(),
+            },
+        );
         stages.push(PlannedStage {
             index: si,
             label: stage.label(),
