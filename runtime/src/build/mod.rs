@@ -51,6 +51,7 @@ pub mod dockerfile;
 pub mod ignore;
 pub mod plan;
 pub mod stages;
+pub mod steps;
 pub mod syntax;
 pub mod words;
 
