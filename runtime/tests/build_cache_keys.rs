@@ -38,6 +38,7 @@ fn keys_with(src: &str, ctx: &Path, args: &[(&str, &str)], digest: &str) -> Vec<
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<BTreeMap<_, _>>(),
         target: None,
+        labels: BTreeMap::new(),
     };
     let ctx = Context::scan(ctx).expect("scan");
     let p = plan::plan(&df, &opts, &ctx, &store(digest)).expect("plan");
@@ -312,4 +313,46 @@ RUN link
     let after = keys(&src.replace("RUN fetch", "RUN fetch --all"), d.path());
     assert_eq!(first_change(&before[..3], &after[..3]), Some(2));
     assert_eq!(first_change(&before[3..], &after[3..]), Some(2));
+}
+
+#[test]
+fn base_image_with_onbuild_triggers_is_refused() {
+    let d = context();
+    let df = Dockerfile::parse("FROM debian\nRUN x\n", "Dockerfile").expect("parse");
+    let ctx = Context::scan(d.path()).expect("scan");
+    let mut images = store("sha256:b");
+    if let Some(img) = images.get_mut("debian") {
+        img.config.on_build = vec!["RUN make".into()];
+    }
+    let err = plan::plan(&df, &PlanOptions::default(), &ctx, &images).expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "Dockerfile:1: FROM: running the ONBUILD triggers of base image debian (RUN make) is not supported by berth yet"
+    );
+}
+
+#[test]
+fn build_labels_change_the_config_not_the_keys() {
+    let d = context();
+    let df = Dockerfile::parse(DF, "Dockerfile").expect("parse");
+    let ctx = Context::scan(d.path()).expect("scan");
+    let plain = plan::plan(&df, &PlanOptions::default(), &ctx, &store("sha256:b")).expect("plan");
+    let opts = PlanOptions {
+        labels: BTreeMap::from([("team".to_string(), "infra".to_string())]),
+        ..Default::default()
+    };
+    let labelled = plan::plan(&df, &opts, &ctx, &store("sha256:b")).expect("plan");
+    let keys = |p: &plan::BuildPlan| -> Vec<String> {
+        p.steps.iter().map(|s| s.cache_key.0.clone()).collect()
+    };
+    assert_eq!(keys(&plain), keys(&labelled));
+    assert_eq!(
+        labelled
+            .target_stage()
+            .config
+            .labels
+            .get("team")
+            .map(String::as_str),
+        Some("infra")
+    );
 }

@@ -113,6 +113,9 @@ fn run_case(dir: &Path) -> Result<String, String> {
             if let Some(kv) = line.strip_prefix("--build-arg ") {
                 let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
                 opts.build_args.insert(k.to_string(), v.to_string());
+            } else if let Some(kv) = line.strip_prefix("--label ") {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                opts.labels.insert(k.to_string(), v.to_string());
             } else if let Some(t) = line.strip_prefix("--target ") {
                 opts.target = Some(t.to_string());
             }
@@ -138,7 +141,22 @@ fn run_case(dir: &Path) -> Result<String, String> {
         ));
     }
     out.push_str(&render(&p, &ctx));
-    Ok(out)
+    out.push_str("-- summary\n");
+    for line in p.to_string().lines() {
+        // Keys are checked by build_cache_keys.rs; keep goldens free of them.
+        match line.split_once("  sha256:") {
+            Some((display, rest)) => {
+                let what = rest.rsplit(' ').next().unwrap_or("");
+                out.push_str(&format!("{display} ({what})\n"));
+            }
+            None => out.push_str(&format!("{line}\n")),
+        }
+    }
+    // The platform args depend on the host; keep the goldens portable.
+    let arch = plan::host_arch();
+    Ok(out
+        .replace(&format!("linux/{arch}"), "linux/$HOSTARCH")
+        .replace(&format!("ARCH={arch}\""), "ARCH=$HOSTARCH\""))
 }
 
 #[test]

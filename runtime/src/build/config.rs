@@ -88,6 +88,10 @@ pub struct ImageConfig {
     /// `SHELL` (used for shell-form RUN/CMD/ENTRYPOINT of this image and its children).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Vec<String>>,
+    /// ONBUILD triggers of a base image. berth never writes them, and refuses a base image
+    /// that has some rather than silently skip what its author meant to run.
+    #[serde(default, rename = "OnBuild", skip_serializing_if = "Vec::is_empty")]
+    pub on_build: Vec<String>,
 }
 
 impl ImageConfig {

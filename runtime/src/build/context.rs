@@ -7,7 +7,7 @@
 //! never reach a file outside the context. The order is deterministic (pre-order, siblings sorted
 //! by name), and a directory's subtree is a contiguous range, so selecting `COPY dir/` is a slice.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use globset::GlobBuilder;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -88,10 +89,76 @@ pub struct Entry {
     pub size: u64,
     /// One past the last entry of this entry's subtree (itself + 1 for non-directories).
     pub subtree_end: usize,
+    /// What identifies this version of the file for the digest cache (never for the key).
+    stat: StatKey,
     /// Present only as the parent of a re-included path (`!` in `.dockerignore`); not copied
     /// by itself, but needed to hold what is inside.
     pub implied: bool,
     digest: OnceLock<[u8; 32]>,
+}
+
+/// The stat fields that change whenever a file's content may have changed. ctime cannot be
+/// set by users, so a rewrite that restores mtime is still noticed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatKey {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+impl StatKey {
+    fn of(m: &fs::Metadata) -> StatKey {
+        StatKey {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.len(),
+            mtime_ns: m
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.mtime_nsec()),
+            ctime_ns: m
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(m.ctime_nsec()),
+        }
+    }
+}
+
+/// Content digests remembered between builds of the same context directory, so a cached
+/// rebuild only stats files instead of reading them. It only saves work: a digest is reused
+/// when the file's stat key (device, inode, size, mtime, ctime) is unchanged, and the cache key
+/// itself is always made from content. Files changed within [`DigestCache::RACY_NS`] of the
+/// scan are not remembered (a write in the same timestamp tick could go unnoticed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestCache {
+    files: BTreeMap<String, (StatKey, String)>,
+}
+
+impl DigestCache {
+    /// How recent a change must be for its digest not to be remembered (2 s).
+    pub const RACY_NS: i64 = 2_000_000_000;
+
+    /// Number of remembered digests.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    fn get(&self, rel: &str, stat: &StatKey) -> Option<[u8; 32]> {
+        let (k, hexd) = self.files.get(rel)?;
+        if k != stat {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hexd, &mut out).ok()?;
+        Some(out)
+    }
 }
 
 /// The build context directory, listed once per build.
@@ -100,6 +167,8 @@ pub struct Context {
     root: PathBuf,
     entries: Vec<Entry>,
     index: HashMap<String, usize>,
+    cache: DigestCache,
+    scanned_at_ns: i64,
     /// Paths skipped because they are not files, directories or symlinks (sockets, devices).
     pub skipped_special: Vec<String>,
 }
@@ -110,8 +179,9 @@ pub struct SelectedSource {
     /// The matched path as named (relative to the context): its base name is what lands in
     /// the destination for files.
     pub rel: String,
-    /// The entry whose content is copied (the symlink's target when the named path is one).
-    pub entry: usize,
+    /// The entry whose content is copied (the symlink's target when the named path is one);
+    /// None for the context root itself (`COPY . /app`).
+    pub entry: Option<usize>,
     /// True for a directory: its contents (not itself) are copied into the destination.
     pub is_dir: bool,
 }
@@ -119,7 +189,21 @@ pub struct SelectedSource {
 impl Context {
     /// List `root`, applying `root/.dockerignore` if present.
     pub fn scan(root: &Path) -> Result<Context, ContextError> {
-        let ignore_path = root.join(".dockerignore");
+        Context::scan_for(root, None)
+    }
+
+    /// List `root` for a build with this Dockerfile: `<dockerfile>.dockerignore` next to it
+    /// wins over `root/.dockerignore` when it exists (BuildKit's per-Dockerfile ignore file).
+    pub fn scan_for(root: &Path, dockerfile: Option<&Path>) -> Result<Context, ContextError> {
+        let specific = dockerfile.map(|d| {
+            let mut name = d.as_os_str().to_os_string();
+            name.push(".dockerignore");
+            PathBuf::from(name)
+        });
+        let ignore_path = match specific {
+            Some(p) if p.is_file() => p,
+            _ => root.join(".dockerignore"),
+        };
         let rules = match fs::read_to_string(&ignore_path) {
             Ok(text) => IgnoreRules::parse(&text)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => IgnoreRules::default(),
@@ -135,10 +219,16 @@ impl Context {
 
     /// List `root` with the given rules.
     pub fn scan_with(root: &Path, rules: &IgnoreRules) -> Result<Context, ContextError> {
+        let scanned_at_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
         let mut ctx = Context {
             root: root.to_path_buf(),
             entries: Vec::new(),
             index: HashMap::new(),
+            cache: DigestCache::default(),
+            scanned_at_ns,
             skipped_special: Vec::new(),
         };
         ctx.walk(root, "", rules, &rules.root())?;
@@ -163,14 +253,13 @@ impl Context {
             let path = path.to_path_buf();
             move |source| ContextError::Io { path, source }
         };
-        let mut names: Vec<_> = fs::read_dir(dir)
+        let mut items: Vec<fs::DirEntry> = fs::read_dir(dir)
             .map_err(io(dir))?
-            .map(|e| e.map(|e| e.file_name()))
             .collect::<Result<_, _>>()
             .map_err(io(dir))?;
-        names.sort();
-        for name in names {
-            let Some(name) = name.to_str().map(str::to_string) else {
+        items.sort_by_key(|e| e.file_name());
+        for item in items {
+            let Some(name) = item.file_name().to_str().map(str::to_string) else {
                 // Non-UTF-8 names cannot be written in a Dockerfile or .dockerignore; keep them
                 // out rather than mangle them.
                 tracing::warn!(dir = %dir.display(), "skipping a non-UTF-8 file name in the build context");
@@ -181,20 +270,24 @@ impl Context {
             } else {
                 format!("{prefix}/{name}")
             };
-            let path = dir.join(&name);
+            let path = item.path();
             let (excluded, matches) = rules.check(&rel, parent);
-            let meta = fs::symlink_metadata(&path).map_err(io(&path))?;
+            // The directory entry's type costs no system call; skip excluded files unstat'ed.
+            let quick = item.file_type().map_err(io(&path))?;
+            if excluded && !(quick.is_dir() && rules.has_exceptions()) {
+                continue;
+            }
+            // Never follows a symlink (fstatat with AT_SYMLINK_NOFOLLOW on the open directory).
+            let meta = item.metadata().map_err(io(&path))?;
             let ft = meta.file_type();
             if ft.is_dir() {
-                if excluded && !rules.has_exceptions() {
-                    continue;
-                }
                 let at = self.entries.len();
                 self.entries.push(Entry {
                     rel: rel.clone(),
                     kind: EntryKind::Dir,
                     mode: meta.mode() & 0o7777,
                     size: 0,
+                    stat: StatKey::default(),
                     subtree_end: 0,
                     implied: excluded,
                     digest: OnceLock::new(),
@@ -227,12 +320,81 @@ impl Context {
                 kind,
                 mode: meta.mode() & 0o7777,
                 size: meta.len(),
+                stat: StatKey::of(&meta),
                 subtree_end: end,
                 implied: false,
                 digest: OnceLock::new(),
             });
         }
         Ok(())
+    }
+
+    /// Reuse digests from an earlier build of this directory (see [`DigestCache`]).
+    pub fn with_digest_cache(mut self, cache: DigestCache) -> Context {
+        self.cache = cache;
+        self
+    }
+
+    /// The digests known after planning, to keep for the next build of this directory.
+    pub fn digest_cache(&self) -> DigestCache {
+        let limit = self.scanned_at_ns.saturating_sub(DigestCache::RACY_NS);
+        let files = self
+            .entries
+            .iter()
+            .filter(|e| e.stat.mtime_ns < limit && e.stat.ctime_ns < limit)
+            .filter_map(|e| Some((e.rel.clone(), (e.stat, hex::encode(e.digest.get()?)))))
+            .collect();
+        DigestCache { files }
+    }
+
+    /// Compute the digests of these entries on all CPUs (files only; known ones are skipped).
+    pub fn prehash(&self, entries: impl Iterator<Item = usize>) -> Result<(), ContextError> {
+        let todo: Vec<usize> = entries
+            .filter(|i| {
+                self.entries[*i].kind == EntryKind::File && self.entries[*i].digest.get().is_none()
+            })
+            .filter(|i| {
+                let e = &self.entries[*i];
+                match self.cache.get(&e.rel, &e.stat) {
+                    Some(d) => {
+                        let _ = e.digest.set(d);
+                        false
+                    }
+                    None => true,
+                }
+            })
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(todo.len() / 16 + 1);
+        if threads <= 1 {
+            for i in todo {
+                self.file_digest(i)?;
+            }
+            return Ok(());
+        }
+        let chunk = todo.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = todo
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || -> Result<(), ContextError> {
+                        for &i in part {
+                            self.file_digest(i)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                match h.join() {
+                    Ok(r) => r?,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            Ok(())
+        })
     }
 
     /// The context directory.
@@ -261,6 +423,9 @@ impl Context {
         let e = &self.entries[entry];
         if let Some(d) = e.digest.get() {
             return Ok(*d);
+        }
+        if let Some(d) = self.cache.get(&e.rel, &e.stat) {
+            return Ok(*e.digest.get_or_init(|| d));
         }
         let path = self.host_path(entry);
         let io = |source| ContextError::Io {
@@ -338,7 +503,7 @@ impl Context {
             // The context root: every top-level entry, as the contents of a directory.
             return Ok(vec![SelectedSource {
                 rel: ".".into(),
-                entry: usize::MAX,
+                entry: None,
                 is_dir: true,
             }]);
         }
@@ -357,7 +522,7 @@ impl Context {
                 })?;
             return Ok(vec![SelectedSource {
                 rel: cleaned,
-                entry: i,
+                entry: Some(i),
                 is_dir: self.entries[i].kind == EntryKind::Dir,
             }]);
         }
@@ -378,7 +543,7 @@ impl Context {
                 let target = self.resolve(&e.rel, true)?.unwrap_or(i);
                 out.push(SelectedSource {
                     rel: e.rel.clone(),
-                    entry: target,
+                    entry: Some(target),
                     is_dir: self.entries[target].kind == EntryKind::Dir,
                 });
                 i = e.subtree_end.max(i + 1);
@@ -397,14 +562,13 @@ impl Context {
     /// The entries copied for a selected source: a directory's subtree (without itself), the
     /// whole context for `.`, or the single entry.
     pub fn members(&self, s: &SelectedSource) -> std::ops::Range<usize> {
-        if s.entry == usize::MAX {
+        let Some(i) = s.entry else {
             return 0..self.entries.len();
-        }
-        let e = &self.entries[s.entry];
+        };
         if s.is_dir {
-            s.entry + 1..e.subtree_end
+            i + 1..self.entries[i].subtree_end
         } else {
-            s.entry..s.entry + 1
+            i..i + 1
         }
     }
 
@@ -412,14 +576,14 @@ impl Context {
     /// the source, kind, mode and content digest or symlink target. Never mtime, atime, ctime,
     /// inode, owner: touching a file or checking it out again keeps the key.
     pub fn hash_source(&self, s: &SelectedSource, h: &mut Sha256) -> Result<(), ContextError> {
-        let base = if s.entry == usize::MAX || !s.is_dir {
-            String::new()
-        } else {
-            format!("{}/", self.entries[s.entry].rel)
+        let base = match s.entry {
+            Some(i) if s.is_dir => format!("{}/", self.entries[i].rel),
+            _ => String::new(),
         };
+        self.prehash(self.members(s))?;
         field(h, s.rel.as_bytes());
-        if s.is_dir && s.entry != usize::MAX {
-            field(h, format!("{:o}", self.entries[s.entry].mode).as_bytes());
+        if let Some(i) = s.entry.filter(|_| s.is_dir) {
+            field(h, format!("{:o}", self.entries[i].mode).as_bytes());
         }
         for i in self.members(s) {
             let e = &self.entries[i];
@@ -524,7 +688,7 @@ mod tests {
         ));
         // A symlink to a directory inside the context is followed.
         let s = c.select("srclink/sub/b.rs").unwrap();
-        assert_eq!(c.entries()[s[0].entry].rel, "src/sub/b.rs");
+        assert_eq!(c.entries()[s[0].entry.unwrap()].rel, "src/sub/b.rs");
     }
 
     #[test]
@@ -547,6 +711,36 @@ mod tests {
             c.select("../x"),
             Err(ContextError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn digest_cache_reuses_only_unchanged_files() {
+        let d = tree();
+        let key = |cache: DigestCache| {
+            let c = Context::scan(d.path()).unwrap().with_digest_cache(cache);
+            let mut h = Sha256::new();
+            let s = c.select("src").unwrap();
+            c.hash_source(&s[0], &mut h).unwrap();
+            (hex::encode(h.finalize()), c)
+        };
+        let (k0, c) = key(DigestCache::default());
+        // Files written just now are too recent to be remembered.
+        assert!(c.digest_cache().is_empty());
+        // An entry whose stat key matches is trusted (a forged digest shows it is used)...
+        let a = c.lookup("src/a.rs").unwrap();
+        let mut forged = DigestCache::default();
+        forged.files.insert(
+            "src/a.rs".into(),
+            (c.entries()[a].stat, hex::encode([0u8; 32])),
+        );
+        let (k1, _) = key(forged.clone());
+        assert_ne!(k0, k1);
+        // ...and ignored once the file changed.
+        fs::write(d.path().join("src/a.rs"), "changed").unwrap();
+        let (fresh, _) = key(DigestCache::default());
+        let (k2, _) = key(forged);
+        assert_eq!(fresh, k2);
+        assert_ne!(k0, k2);
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! A pattern excludes a path when it matches the path or any of its parent directories; `!`
 //! re-includes; the last matching pattern wins. Lines starting with `#` are comments.
 //! Matching uses globset (with `{`/`}` escaped, since Go has no alternation).
+//!
+//! The Dockerfile and `.dockerignore` are read by the builder directly, so excluding them does
+//! not break the build; like Docker, an excluded one is then not available to COPY either.
+//! Known difference: Go's `a**b` (stars inside a name) means `a(.*/)?b`; globset reads it as
+//! `a*b`. `**` as a whole path component behaves the same in both.
 
 use globset::{GlobBuilder, GlobMatcher};
 use thiserror::Error;

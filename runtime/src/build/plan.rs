@@ -12,6 +12,8 @@
 //! - config-only steps (ENV, LABEL, CMD, ENTRYPOINT, WORKDIR, USER, EXPOSE, VOLUME, STOPSIGNAL,
 //!   HEALTHCHECK, SHELL, MAINTAINER): their [`ImageConfigDelta`], i.e. the expanded values. They
 //!   make no layer but, through the chain, change the keys of later steps, as Docker does.
+//! - ARG scoping follows BuildKit: global ARGs (before the first FROM) are usable in FROM lines
+//!   and inside a stage once redeclared; a stage's ARGs are inherited by stages built `FROM` it.
 //! - ARG: the declaration as written (names and defaults), NOT the value. A new build-arg value
 //!   therefore does not invalidate the steps between the ARG and the first step that sees it.
 //! - RUN: the argv (shell + command, or exec form, heredoc bodies included), user, working
@@ -26,21 +28,23 @@
 //!   file keeps the key. ARG values reach COPY only through substitution (`COPY $SRC /x`).
 //!   `COPY --from=stage` uses that stage's final key; `--from=image` its digest.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
+use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::config::{ConfigChange, HealthConfig, ImageConfig, ImageConfigDelta, nanos};
-use super::context::{Context, ContextError, SelectedSource, field};
+use super::context::{Context, ContextError, field};
 use super::dockerfile::{
     ArgDecl, Command, CopyArgs, Dockerfile, Instruction, InstructionKind, Source,
 };
 use super::ignore::clean_path;
 use super::stages::{BaseRef, StageError, StageGraph};
+pub use super::steps::{
+    BaseImage, BaseSource, BuildPlan, CacheKey, CopyOrigin, CopySource, CopySpec, ImageRef,
+    PlanOptions, PlannedStage, RunSpec, Step, StepKind,
+};
 use super::words::{SubstError, expand_heredoc, expand_word, expand_words};
 
 /// Proxy args Docker passes to RUN without an ARG declaration, and keeps out of the cache key.
@@ -67,7 +71,7 @@ pub struct PlanError {
     pub line: usize,
     /// What went wrong.
     #[source]
-    pub kind: PlanErrorKind,
+    pub kind: Box<PlanErrorKind>,
 }
 
 fn location(file: &str, line: usize) -> String {
@@ -128,233 +132,20 @@ pub enum PlanErrorKind {
     },
 }
 
-/// A step's cache key: `sha256:<hex>`, stable across runs and machines.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct CacheKey(pub String);
-
-impl fmt::Display for CacheKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl CacheKey {
-    fn chain(parent: Option<&CacheKey>, tag: &str, material: &[u8]) -> CacheKey {
-        let mut h = Sha256::new();
-        field(&mut h, parent.map(|k| k.0.as_bytes()).unwrap_or(b""));
-        field(&mut h, tag.as_bytes());
-        field(&mut h, material);
-        CacheKey(format!("sha256:{}", hex::encode(h.finalize())))
-    }
-}
-
-/// An image the image store resolved: digest (identity for the cache) and config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BaseImage {
-    /// The manifest or config digest, `sha256:...`.
-    pub digest: String,
-    /// Its runtime config (Env, WorkingDir, Shell... are inherited by the stage).
-    pub config: ImageConfig,
-}
-
-/// An image the build needs from the store, with where it is used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRef {
-    /// The reference after substitution, as written in FROM or COPY --from.
-    pub reference: String,
-    /// `FROM --platform` after substitution.
-    pub platform: Option<String>,
-    /// The line using it.
-    pub line: usize,
-}
-
-/// What the build was asked for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PlanOptions {
-    /// `--build-arg K=V`.
-    pub build_args: BTreeMap<String, String>,
-    /// `--target`.
-    pub target: Option<String>,
-}
-
-/// What a stage starts from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BaseSource {
-    /// Empty rootfs and config.
-    Scratch,
-    /// A store image: its layers are the stage's first lowers.
-    Image {
-        /// As written.
-        reference: String,
-        /// Resolved digest.
-        digest: String,
-    },
-    /// The result of an earlier stage (its last step's layers).
-    Stage(usize),
-}
-
-/// Where COPY/ADD reads from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CopyOrigin {
-    /// The build context ([`CopySource::Context`] sources).
-    Context,
-    /// The final rootfs of an earlier stage ([`CopySource::Path`] sources).
-    Stage(usize),
-    /// The rootfs of a store image ([`CopySource::Path`] sources).
-    Image {
-        /// As written.
-        reference: String,
-        /// Resolved digest.
-        digest: String,
-    },
-}
-
-/// One COPY/ADD source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CopySource {
-    /// Selected in the context: copy [`Context::members`] of it.
-    Context(SelectedSource),
-    /// A path or glob inside the `--from` stage or image rootfs (symlinks resolved in its root).
-    Path(String),
-    /// A heredoc: a file named `name` with this content (already expanded when unquoted).
-    Inline {
-        /// The delimiter, used as the file name when the destination is a directory.
-        name: String,
-        /// The file content.
-        content: String,
-    },
-}
-
-/// Everything the executor needs to run COPY/ADD into a new layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CopySpec {
-    /// ADD (local tar archives are extracted) rather than COPY.
-    pub add: bool,
-    /// Where sources are read.
-    pub origin: CopyOrigin,
-    /// The sources in order.
-    pub sources: Vec<CopySource>,
-    /// Absolute destination; a trailing `/` is kept.
-    pub dest: String,
-    /// The destination is certainly a directory (trailing `/`, or several sources). Otherwise a
-    /// file source lands at `dest` itself unless `dest` already is a directory in the parent
-    /// rootfs (Docker's rule), which only the executor can see.
-    pub dest_is_dir: bool,
-    /// `--chown` after substitution (names are resolved in the parent rootfs' /etc/passwd).
-    pub chown: Option<String>,
-    /// `--chmod` as permission bits.
-    pub chmod: Option<u32>,
-    /// `--link` was given.
-    pub link: bool,
-}
-
-/// Everything the executor needs to run a RUN step in a container on the parent rootfs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunSpec {
-    /// The process (`[shell..., command]` for shell form). Empty when `script` is set.
-    pub argv: Vec<String>,
-    /// A heredoc starting with `#!`: write it to an executable file inside the container and
-    /// run that file (BuildKit's behaviour for `RUN <<EOF` with a shebang).
-    pub script: Option<String>,
-    /// `KEY=value`: the config Env, then the ARGs in scope, then undeclared proxy args.
-    pub env: Vec<String>,
-    /// USER in effect (may be `name[:group]`, resolved in the rootfs).
-    pub user: Option<String>,
-    /// WORKDIR in effect (created if missing, as Docker does).
-    pub workdir: String,
-}
-
-/// What kind of work a step is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StepKind {
-    /// Start the stage's rootfs from a base.
-    From(BaseSource),
-    /// Run a command: a container on the parent rootfs; its upper dir is the new layer.
-    Run(RunSpec),
-    /// COPY/ADD files: into an upper dir over the parent rootfs; the upper dir is the new layer.
-    Copy(CopySpec),
-    /// Config-only (ENV, ARG, LABEL, ...): apply [`Step::delta`], no layer.
-    Config,
-}
-
-/// One step of the build, as shown to the user and executed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    /// Stage index.
-    pub stage: usize,
-    /// 1-based position within the stage (FROM is 1).
-    pub index: usize,
-    /// Number of steps in the stage.
-    pub total: usize,
-    /// The Dockerfile line.
-    pub line: usize,
-    /// `[3/7] RUN make` (single stage) or `[build 3/7] RUN make`.
-    pub display: String,
-    /// The history `created_by` text (the instruction as written).
-    pub created_by: String,
-    /// The work.
-    pub kind: StepKind,
-    /// The cache key of the result of this step.
-    pub cache_key: CacheKey,
-    /// The config change (empty for FROM/RUN/COPY/ADD).
-    pub delta: ImageConfigDelta,
-}
-
-impl Step {
-    /// True for RUN/COPY/ADD: the step makes a layer.
-    pub fn makes_layer(&self) -> bool {
-        matches!(self.kind, StepKind::Run(_) | StepKind::Copy(_))
-    }
-}
-
-/// A needed stage after planning.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedStage {
-    /// Stage index.
-    pub index: usize,
-    /// Name or `stage-N`.
-    pub label: String,
-    /// Its base.
-    pub base: BaseSource,
-    /// Its steps' range in [`BuildPlan::steps`].
-    pub steps: std::ops::Range<usize>,
-    /// Key of its last step: what later stages depending on it chain on.
-    pub final_key: CacheKey,
-    /// Its config after every step.
-    pub config: ImageConfig,
-    /// MAINTAINER, if any (Docker's `author`).
-    pub author: Option<String>,
-}
-
-/// The whole build, ready for the executor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildPlan {
-    /// Steps of the needed stages, stage by stage in file order (a valid execution order).
-    pub steps: Vec<Step>,
-    /// Needed stages only, in file order.
-    pub stages: Vec<PlannedStage>,
-    /// Index of the target stage in [`BuildPlan::stages`].
-    pub target: usize,
-    /// Warnings for the user (unused build args, notes from the parser).
-    pub warnings: Vec<String>,
-}
-
-impl BuildPlan {
-    /// The target stage: its config and final key make the image.
-    pub fn target_stage(&self) -> &PlannedStage {
-        &self.stages[self.target]
-    }
-}
-
-/// The automatic platform args BuildKit defines (usable in FROM; in a stage once declared).
-fn platform_args() -> Vec<(String, String)> {
-    let arch = match std::env::consts::ARCH {
+/// The host's architecture in OCI/Go terms (`amd64`, `arm64`...), what builds target.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         "x86" => "386",
         "powerpc64" => "ppc64le",
         other => other,
-    };
+    }
+}
+
+/// The automatic platform args BuildKit defines (usable in FROM; in a stage once declared).
+fn platform_args() -> Vec<(String, String)> {
+    let arch = host_arch();
     let platform = format!("linux/{arch}");
     let mut v = Vec::new();
     for p in ["BUILD", "TARGET"] {
@@ -394,7 +185,7 @@ fn prepare(df: &Dockerfile, opts: &PlanOptions) -> Result<Prepared, PlanError> {
     let err = |line, kind| PlanError {
         file: df.file.clone(),
         line,
-        kind,
+        kind: Box::new(kind),
     };
     let mut consumed = BTreeSet::new();
     let mut globals = Globals {
@@ -450,6 +241,17 @@ fn prepare(df: &Dockerfile, opts: &PlanOptions) -> Result<Prepared, PlanError> {
             })
         },
         |_, line, f| {
+            // Docker (BuildKit) refuses this too: the stage graph must be known before any
+            // stage's ARGs are.
+            if f.contains('$') {
+                return Err(err(
+                    line,
+                    bad(
+                        "COPY",
+                        format!("--from={f}: variable expansion is not supported in --from; name a stage `FROM ${{GLOBAL_ARG}} AS src` (with an ARG before the first FROM) and use --from=src"),
+                    ),
+                ));
+            }
             expand_word(f, df.escape, &|n: &str| globals.get(n)).map_err(|source| {
                 err(
                     line,
@@ -474,7 +276,7 @@ impl From<StageError> for PlanError {
         PlanError {
             file: String::new(),
             line: e.line(),
-            kind: PlanErrorKind::Stage(e),
+            kind: Box::new(PlanErrorKind::Stage(e)),
         }
     }
 }
@@ -526,10 +328,10 @@ fn expand_platform(
             expand_word(p, df.escape, &|n: &str| globals.get(n)).map_err(|source| PlanError {
                 file: df.file.clone(),
                 line,
-                kind: PlanErrorKind::Subst {
+                kind: Box::new(PlanErrorKind::Subst {
                     instruction: "FROM",
                     source,
-                },
+                }),
             })
         })
         .transpose()
@@ -722,12 +524,22 @@ fn run_with_heredocs(
     (v, None)
 }
 
+/// What a later stage takes from a planned one: its final key, config, author and ARGs
+/// (BuildKit: ARGs declared in a stage are inherited by the stages based on it).
+#[derive(Clone)]
+struct StageResult {
+    key: CacheKey,
+    config: ImageConfig,
+    author: Option<String>,
+    args: Vec<(String, Option<String>)>,
+}
+
 struct Planner<'a> {
     opts: &'a PlanOptions,
     ctx: &'a Context,
     bases: &'a HashMap<String, BaseImage>,
     prepared: &'a Prepared,
-    stage_results: HashMap<usize, (CacheKey, ImageConfig)>,
+    stage_results: HashMap<usize, StageResult>,
 }
 
 impl Planner<'_> {
@@ -757,7 +569,7 @@ impl Planner<'_> {
         let origin = match from {
             None => CopyOrigin::Context,
             Some(BaseRef::Stage(s)) => {
-                let (key, _) = self.stage_results.get(s).ok_or_else(|| {
+                let key = self.stage_results.get(s).map(|r| &r.key).ok_or_else(|| {
                     bad(kw, format!("stage {s} was not planned before it is used"))
                 })?;
                 field(&mut h, key.0.as_bytes());
@@ -857,11 +669,10 @@ impl Planner<'_> {
             return Err(bad(kw, "the destination is empty"));
         }
         let dest = absolute(&st.workdir(), &dest_raw);
-        let several = sources.len() > 1
-            || c.sources
-                .iter()
-                .any(|s| matches!(s, Source::Path(p) if p.contains(['*', '?', '['])));
-        if sources.len() > 1 && !dest.ends_with('/') {
+        // Docker's rule: several sources (given or from a glob) need a `dir/` destination; a
+        // glob matching one file copies it like a plain file source.
+        let several = sources.len() > 1;
+        if several && !dest.ends_with('/') {
             return Err(bad(
                 kw,
                 format!(
@@ -1033,7 +844,8 @@ impl Planner<'_> {
                 (StepKind::Config, delta(C::StopSignal(s)))
             }
             InstructionKind::Cmd(c) => {
-                st.cmd_set = true;
+                // Docker: only a non-empty CMD keeps a later ENTRYPOINT from clearing it.
+                st.cmd_set = !matches!(c, Command::Exec(v) if v.is_empty());
                 (StepKind::Config, delta(C::Cmd(st.shell_argv(c))))
             }
             InstructionKind::Entrypoint(c) => (
@@ -1069,6 +881,7 @@ impl Planner<'_> {
                 (StepKind::Config, delta(C::Healthcheck(hc)))
             }
         };
+        // Serializing plain strings and vectors cannot fail; the delta is the step's material.
         let material = serde_json::to_vec(&delta).unwrap_or_default();
         Ok((kind, delta, material))
     }
@@ -1099,10 +912,12 @@ pub fn plan(
         let err = |line, kind| PlanError {
             file: df.file.clone(),
             line,
-            kind,
+            kind: Box::new(kind),
         };
         let platform =
             expand_platform(df, &prepared.globals, stage.platform.as_deref(), stage.line)?;
+        let mut inherited_args = Vec::new();
+        let mut inherited_author = None;
         let (base, base_material, config) = match &planner.prepared.graph.bases[si] {
             BaseRef::Scratch => (
                 BaseSource::Scratch,
@@ -1111,17 +926,31 @@ pub fn plan(
             ),
             BaseRef::Image(r) => {
                 let img = planner.image("FROM", r).map_err(|k| err(stage.line, k))?;
+                if !img.config.on_build.is_empty() {
+                    return Err(err(
+                        stage.line,
+                        PlanErrorKind::Unsupported {
+                            instruction: "FROM",
+                            what: format!(
+                                "running the ONBUILD triggers of base image {r} ({})",
+                                img.config.on_build.join("; ")
+                            ),
+                        },
+                    ));
+                }
+                let mut config = img.config.clone();
+                config.on_build.clear();
                 (
                     BaseSource::Image {
                         reference: r.clone(),
                         digest: img.digest.clone(),
                     },
                     format!("image {}", img.digest),
-                    img.config.clone(),
+                    config,
                 )
             }
             BaseRef::Stage(b) => {
-                let (key, cfg) = planner.stage_results.get(b).cloned().ok_or_else(|| {
+                let r = planner.stage_results.get(b).cloned().ok_or_else(|| {
                     err(
                         stage.line,
                         bad(
@@ -1130,7 +959,9 @@ pub fn plan(
                         ),
                     )
                 })?;
-                (BaseSource::Stage(*b), format!("stage {key}"), cfg)
+                inherited_args = r.args;
+                inherited_author = r.author;
+                (BaseSource::Stage(*b), format!("stage {}", r.key), r.config)
             }
         };
         let material = format!("{base_material} platform={}", platform.unwrap_or_default());
@@ -1157,8 +988,8 @@ pub fn plan(
         });
         let mut st = StageState {
             config,
-            author: None,
-            args: Vec::new(),
+            author: inherited_author,
+            args: inherited_args,
             cmd_set: false,
             key: from_key,
             escape: df.escape,
@@ -1191,9 +1022,15 @@ pub fn plan(
                 delta,
             });
         }
-        planner
-            .stage_results
-            .insert(si, (st.key.clone(), st.config.clone()));
+        planner.stage_results.insert(
+            si,
+            StageResult {
+                key: st.key.clone(),
+                config: st.config.clone(),
+                author: st.author.clone(),
+                args: st.args.clone(),
+            },
+        );
         stages.push(PlannedStage {
             index: si,
             label: stage.label(),
@@ -1224,6 +1061,11 @@ pub fn plan(
         .iter()
         .position(|s| s.index == prepared.graph.target)
         .unwrap_or(stages.len().saturating_sub(1));
+    if let Some(t) = stages.get_mut(target) {
+        for (k, v) in &opts.labels {
+            t.config.labels.insert(k.clone(), v.clone());
+        }
+    }
     tracing::debug!(steps = steps.len(), stages = stages.len(), "build planned");
     Ok(BuildPlan {
         steps,

@@ -103,7 +103,14 @@ pub fn resolve_ref(
 /// Index of the target stage (`--target`, else the last).
 pub fn target_index(df: &Dockerfile, target: Option<&str>) -> Result<usize, StageError> {
     let Some(t) = target else {
-        return Ok(df.stages.len() - 1);
+        return df
+            .stages
+            .len()
+            .checked_sub(1)
+            .ok_or_else(|| StageError::UnknownTarget {
+                target: "(last stage)".to_string(),
+                available: "none".to_string(),
+            });
     };
     let lower = t.to_ascii_lowercase();
     df.stages

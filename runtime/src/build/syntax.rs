@@ -120,9 +120,11 @@ fn trim_continuation(line: &str, escape: char) -> (&str, bool) {
 }
 
 /// Find the heredoc markers (`<<EOF`, `<<-EOF`, `<<"EOF"`, `3<<EOF`) among a line's words.
-fn heredoc_markers(text: &str) -> Vec<(String, bool, bool, Option<u32>)> {
+/// Words are split as the shell would (quotes kept), so `echo "<<EOF"` has no heredoc.
+fn heredoc_markers(text: &str, escape: char) -> Vec<(String, bool, bool, Option<u32>)> {
     let mut out = Vec::new();
-    for word in text.split_whitespace() {
+    for word in super::words::split_keep_quotes(text, escape) {
+        let word = word.as_str();
         let Some(pos) = word.find("<<") else { continue };
         let (fd, rest) = (&word[..pos], &word[pos + 2..]);
         if !fd.chars().all(|c| c.is_ascii_digit()) {
@@ -216,7 +218,7 @@ pub fn split(src: &str) -> Result<(Directives, Vec<LogicalLine>), LineSyntaxErro
         }
         let mut heredocs = Vec::new();
         if can_have_heredoc(&text) && text.contains("<<") {
-            for (name, expand, strip_tabs, fd) in heredoc_markers(&text) {
+            for (name, expand, strip_tabs, fd) in heredoc_markers(&text, escape) {
                 let mut content = String::new();
                 let mut terminated = false;
                 while i < lines.len() {
@@ -328,6 +330,13 @@ mod tests {
         assert!(!l[2].heredocs[0].expand && l[2].heredocs[0].strip_tabs);
         assert_eq!(l[2].heredocs[1].content, "b\n");
         assert_eq!(l[3].text, "RUN echo");
+    }
+
+    #[test]
+    fn quoted_markers_are_not_heredocs() {
+        let (_, l) = split("FROM x\nRUN echo \"<<EOF\" 'a <<B' $((1<<2))\nRUN y\n").unwrap();
+        assert_eq!(l.len(), 3);
+        assert!(l[1].heredocs.is_empty());
     }
 
     #[test]

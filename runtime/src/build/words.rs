@@ -32,6 +32,9 @@ pub enum SubstError {
         /// The modifier character found.
         modifier: char,
     },
+    /// `${a:-${b:-${c:-...}}}` nested deeper than [`MAX_NESTING`]: refused before the stack is.
+    #[error("substitutions nested more than {MAX_NESTING} deep in {0:?}")]
+    TooDeep(String),
     /// `${VAR:?message}` with VAR unset: the user asked for this error.
     #[error("{name}: {message}")]
     Required {
@@ -41,6 +44,9 @@ pub enum SubstError {
         message: String,
     },
 }
+
+/// How deep `${...:-${...}}` may nest; Dockerfiles come from users, the daemon's stack is finite.
+pub const MAX_NESTING: usize = 64;
 
 /// Collects output characters into words; unquoted expansion results may be split.
 struct Out {
@@ -90,6 +96,8 @@ struct Lexer<'a, F: Fn(&str) -> Option<String>> {
     lookup: &'a F,
     /// False for heredoc bodies: quotes are ordinary characters there.
     quotes: bool,
+    /// Current `${...}` nesting.
+    depth: usize,
 }
 
 impl<F: Fn(&str) -> Option<String>> Lexer<'_, F> {
@@ -231,7 +239,12 @@ impl<F: Fn(&str) -> Option<String>> Lexer<'_, F> {
                         return Err(SubstError::UnsupportedModifier { name, modifier: m });
                     }
                 };
+                if self.depth >= MAX_NESTING {
+                    return Err(SubstError::TooDeep(self.src.chars().take(80).collect()));
+                }
+                self.depth += 1;
                 let word = self.process(Some('}'), false)?.concat();
+                self.depth -= 1;
                 if self.next() != Some('}') {
                     return Err(SubstError::MissingBrace(self.src.to_string()));
                 }
@@ -287,6 +300,7 @@ pub fn expand_word<F: Fn(&str) -> Option<String>>(
         escape,
         lookup,
         quotes: true,
+        depth: 0,
     };
     Ok(lx.process(None, false)?.concat())
 }
@@ -305,6 +319,7 @@ pub fn expand_heredoc<F: Fn(&str) -> Option<String>>(
         escape,
         lookup,
         quotes: false,
+        depth: 0,
     };
     Ok(lx.process(None, false)?.concat())
 }
@@ -323,6 +338,7 @@ pub fn expand_words<F: Fn(&str) -> Option<String>>(
         escape,
         lookup,
         quotes: true,
+        depth: 0,
     };
     lx.process(None, true)
 }
@@ -413,6 +429,14 @@ mod tests {
         ));
         assert!(matches!(w("${A"), Err(SubstError::MissingBrace(_))));
         assert!(matches!(w("${}"), Err(SubstError::BadSubstitution(_))));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = format!("{}x{}", "${U:-".repeat(10_000), "}".repeat(10_000));
+        assert!(matches!(w(&deep), Err(SubstError::TooDeep(_))));
+        let ok = format!("{}x{}", "${U:-".repeat(10), "}".repeat(10));
+        assert_eq!(w(&ok).unwrap(), "x");
     }
 
     #[test]
