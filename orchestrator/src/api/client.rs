@@ -278,9 +278,11 @@ fn detach(cmd: &mut std::process::Command) {
     // SAFETY: setsid() is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            // Inherit nothing but stdio: a pipe of the caller's shell held open by a
+            // long-lived daemon would keep that caller waiting for EOF.
+            libc::close_range(3, libc::c_uint::MAX, 0);
+            Ok(())
         });
     }
 }

@@ -7,6 +7,7 @@ mod completion;
 mod container;
 mod image;
 mod network;
+mod project;
 mod stack;
 mod system;
 mod volume;

@@ -468,9 +468,9 @@ pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
     let (verb, issue) = match cmd {
         StackCommand::Config(args) => return config(g, args),
         StackCommand::Build(_) => ("build", 7),
-        StackCommand::Up(_) => ("up", 6),
-        StackCommand::Down(_) => ("down", 6),
-        StackCommand::Ps(_) => ("ps", 6),
+        StackCommand::Up(args) => return super::project::up(g, args),
+        StackCommand::Down(args) => return super::project::down(g, args),
+        StackCommand::Ps(args) => return super::project::ps(g, args),
         StackCommand::Logs(_) => ("logs", 6),
         StackCommand::Exec(_) => ("exec", 6),
         StackCommand::Run(_) => ("run", 6),

@@ -4,7 +4,7 @@
 //! and netd move in as their issues land. One daemon per run directory, enforced by a lock file,
 //! so two CLIs racing to start it cannot end with two daemons.
 
-mod routes;
+pub mod routes;
 
 use std::convert::Infallible;
 use std::fs::File;
@@ -71,6 +71,37 @@ pub(crate) struct Shared {
     pub shutdown: Notify,
     /// Flips to true when the daemon stops, so open streams end cleanly instead of being cut.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// The engine, opened on first use so a daemon that only answers `info` touches no
+    /// network or firewall state.
+    pub engine: tokio::sync::OnceCell<Arc<crate::engine::stack::Engine>>,
+}
+
+impl Shared {
+    /// The engine, opening it (runtime, image store, netd, DNS) on first use.
+    pub async fn engine(&self) -> Result<Arc<crate::engine::stack::Engine>, String> {
+        self.engine
+            .get_or_try_init(|| async {
+                let exe = std::env::current_exe()
+                    .map_err(|e| format!("cannot find the berth executable: {e}"))?;
+                crate::engine::stack::Engine::open(&self.opts.root, &self.opts.run, exe)
+                    .await
+                    .map_err(|e| format!("{:#}", anyhow_chain(&e)))
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// An error with its sources, for messages sent over the API.
+pub(crate) fn anyhow_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
 }
 
 impl Shared {
@@ -135,7 +166,11 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(DaemonError::Runtime)?;
-    rt.block_on(serve(opts))
+    let result = rt.block_on(serve(opts));
+    // Do not wait for blocking work still in flight (a stuck runtime call must not keep a
+    // stopped daemon alive and holding the instance's locks).
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }
 
 async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
@@ -171,6 +206,7 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         events,
         shutdown: Notify::new(),
         closing: tokio::sync::watch::Sender::new(false),
+        engine: tokio::sync::OnceCell::new(),
     });
     tracing::info!(root = %opts.root.display(), run = %opts.run.display(), "berth daemon listening");
     shared.emit("daemon", "start", &std::process::id().to_string());

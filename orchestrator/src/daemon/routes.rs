@@ -58,6 +58,9 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::GET, "/ping") => full(StatusCode::OK, "text/plain", b"OK".to_vec()),
         (&Method::GET, "/info") => json(StatusCode::OK, &info(&shared)),
         (&Method::GET, "/events") => events(&shared),
+        (&Method::POST, "/up") => up(&shared, req).await,
+        (&Method::POST, "/down") => down(&shared, req).await,
+        (&Method::GET, "/ps") => ps(&shared, req.uri().query().unwrap_or("")).await,
         (&Method::POST, "/shutdown") => {
             shared.shutdown.notify_one();
             json(StatusCode::OK, &serde_json::json!({"stopping": true}))
@@ -117,4 +120,100 @@ fn events(shared: &Shared) -> Response<Body> {
         resp.headers_mut().insert("content-type", v);
     }
     resp
+}
+
+/// Reads a JSON request body.
+async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Response<Body>> {
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                &format!("reading the request: {e}"),
+            )
+        })?
+        .to_bytes();
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("decoding the request: {e}"),
+        )
+    })
+}
+
+/// Body of `POST /v1/up`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct UpRequest {
+    pub project: crate::engine::stack::ProjectRequest,
+    pub options: crate::engine::reconcile::UpOptions,
+}
+
+/// Body of `POST /v1/down`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct DownRequest {
+    pub project: crate::engine::stack::ProjectRequest,
+    pub options: crate::engine::reconcile::DownOptions,
+}
+
+async fn up(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let r: UpRequest = match body(req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let engine = match shared.engine().await {
+        Ok(e) => e,
+        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+    };
+    let project = r.project.into_project();
+    let name = project.name.clone();
+    match engine.up(project, r.options).await {
+        Ok(outcome) => {
+            shared.emit("project", "up", &name);
+            json(StatusCode::OK, &outcome)
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, &super::anyhow_chain(&e)),
+    }
+}
+
+async fn down(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let r: DownRequest = match body(req).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let engine = match shared.engine().await {
+        Ok(e) => e,
+        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+    };
+    let project = r.project.into_project();
+    let name = project.name.clone();
+    match engine.down(project, r.options).await {
+        Ok(outcome) => {
+            shared.emit("project", "down", &name);
+            json(StatusCode::OK, &outcome)
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, &super::anyhow_chain(&e)),
+    }
+}
+
+/// `GET /v1/ps?project=NAME[&all=1]`.
+async fn ps(shared: &Shared, query: &str) -> Response<Body> {
+    let mut project = None;
+    let mut all = false;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("project", v)) => project = Some(v.to_string()),
+            Some(("all", v)) => all = v == "1" || v == "true",
+            _ => {}
+        }
+    }
+    let Some(project) = project else {
+        return error(StatusCode::BAD_REQUEST, "ps needs ?project=NAME");
+    };
+    let engine = match shared.engine().await {
+        Ok(e) => e,
+        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+    };
+    json(StatusCode::OK, &engine.ps(&project, all).await)
 }

@@ -6,8 +6,10 @@
 //! next) runs a plan in parallel along its edges and carries no decisions of its own.
 
 pub mod execute;
+pub mod health;
 pub mod labels;
 pub mod observed;
 pub mod plan;
 pub mod reconcile;
+pub mod stack;
 pub mod translate;

@@ -30,7 +30,9 @@ pub enum TranslateError {
         kind: &'static str,
         target: String,
     },
-    #[error("service {service}: network_mode {mode:?} is not supported yet (use host, none or networks:)")]
+    #[error(
+        "service {service}: network_mode {mode:?} is not supported yet (use host, none or networks:)"
+    )]
     NetworkMode { service: String, mode: String },
 }
 
@@ -74,7 +76,12 @@ pub fn container_config(
     image: &Image,
     config_hash: &str,
 ) -> Result<ContainerConfig, TranslateError> {
-    let name = labels::container_name(&project.name, service, number, svc.container_name.as_deref());
+    let name = labels::container_name(
+        &project.name,
+        service,
+        number,
+        svc.container_name.as_deref(),
+    );
     let mut c = ContainerConfig::new(RootfsSource::Layers(image.layer_dirs()), argv(svc, image));
     c.name = name.clone();
     if c.args.is_empty() {
@@ -93,11 +100,17 @@ pub fn container_config(
             c.env.push(format!("{k}={v}"));
         }
     }
-    c.user = svc.user.clone().or_else(|| rc.and_then(|r| r.user().clone()).filter(|u| !u.is_empty()));
+    c.user = svc
+        .user
+        .clone()
+        .or_else(|| rc.and_then(|r| r.user().clone()).filter(|u| !u.is_empty()));
     c.working_dir = svc
         .working_dir
         .clone()
-        .or_else(|| rc.and_then(|r| r.working_dir().clone()).filter(|w| !w.is_empty()))
+        .or_else(|| {
+            rc.and_then(|r| r.working_dir().clone())
+                .filter(|w| !w.is_empty())
+        })
         .map(PathBuf::from);
     c.hostname = Some(svc.hostname.clone().unwrap_or_else(|| name.clone()));
     c.network = match svc.network_mode.as_deref() {
@@ -168,8 +181,15 @@ pub fn container_config(
     c.privileged = svc.privileged.unwrap_or(false);
     c.cap_add = svc.cap_add.clone();
     c.cap_drop = svc.cap_drop.clone();
-    c.seccomp_unconfined = svc.security_opt.iter().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
-    if svc.security_opt.iter().any(|o| o == "no-new-privileges=false" || o == "no-new-privileges:false") {
+    c.seccomp_unconfined = svc
+        .security_opt
+        .iter()
+        .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
+    if svc
+        .security_opt
+        .iter()
+        .any(|o| o == "no-new-privileges=false" || o == "no-new-privileges:false")
+    {
         c.no_new_privileges = false;
     }
     c.init = svc.init.unwrap_or(false);
@@ -226,7 +246,10 @@ pub fn container_config(
     l.insert(labels::CONFIG_HASH.into(), config_hash.into());
     l.insert(labels::ONEOFF.into(), "False".into());
     l.insert(labels::IMAGE.into(), image.id.to_string());
-    l.insert(labels::WORKING_DIR.into(), project.working_dir.display().to_string());
+    l.insert(
+        labels::WORKING_DIR.into(),
+        project.working_dir.display().to_string(),
+    );
     let files: Vec<String> = project
         .compose_files
         .iter()

@@ -106,6 +106,14 @@ pub fn main(dir: &Path) -> i32 {
         .and_then(|v| v.parse::<RawFd>().ok())
         // SAFETY: the starter passed us this fd for exactly this purpose.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    // The starter reads the report until EOF: the container must not inherit the write end,
+    // or a long-running container keeps the starter waiting forever.
+    if let Some(fd) = &sync {
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
     // Detach: the starter waits for this first process only; the grandchild lives on.
     // SAFETY: the shim is single-threaded here (freshly exec'd, nothing spawned yet).
     match unsafe { nix::unistd::fork() } {

@@ -15,7 +15,7 @@ use crate::graph::{GraphError, ServiceGraph};
 
 /// What `berth up` was asked to do, beyond the project itself. Images are pulled or built
 /// before planning (so a rebuilt image is seen as changed); the plan only fetches missing ones.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct UpOptions {
     /// Services named on the command line (empty: all).
     pub services: Vec<String>,
@@ -37,7 +37,7 @@ enum Action<'a> {
 }
 
 /// What `berth down` was asked to do.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct DownOptions {
     /// `-v`: remove the project's named volumes too.
     pub volumes: bool,

@@ -1,0 +1,173 @@
+//! `berth up`, `down` and `ps`: load the project here (files and environment are the CLI's),
+//! hand it to the daemon's engine, print what happened.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use super::GlobalOpts;
+use super::stack::{DownArgs, PsArgs, UpArgs, load_options};
+use crate::api::client::Client;
+use crate::compose;
+use crate::daemon::routes::{DownRequest, UpRequest};
+use crate::engine::reconcile::{DownOptions, UpOptions};
+use crate::engine::stack::{Outcome, ProjectRequest, PsRow};
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn load(g: &GlobalOpts, services: &[String]) -> anyhow::Result<ProjectRequest> {
+    let project = compose::load(&load_options(g, services, true))?;
+    for u in project.unsupported() {
+        eprintln!("warning: {u}: parsed but not supported by berth yet; ignored");
+    }
+    Ok(ProjectRequest {
+        working_dir: project.working_dir.clone(),
+        compose_files: project.compose_files.clone(),
+        project,
+    })
+}
+
+fn report(verb: &str, outcome: &Outcome) -> ExitCode {
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    for f in &outcome.failures {
+        eprintln!("error: {f}");
+    }
+    for s in &outcome.skipped {
+        eprintln!("not done: {s}");
+    }
+    if outcome.failures.is_empty() && outcome.skipped.is_empty() {
+        eprintln!("{verb}: {} step(s) done", outcome.done);
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `berth up`.
+pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
+    for (flag, set) in [
+        ("--build", args.build),
+        ("--wait", args.wait),
+        ("--abort-on-container-exit", args.abort_on_container_exit),
+    ] {
+        if set {
+            bail!("berth up {flag} is not implemented yet (tracked in issue 6)");
+        }
+    }
+    if args.exit_code_from.is_some() || !args.attach.is_empty() || !args.no_attach.is_empty() {
+        bail!("berth up attached-mode options are not implemented yet (tracked in issue 6)");
+    }
+    let mut scale = BTreeMap::new();
+    for s in &args.scale {
+        let (svc, n) = s
+            .split_once('=')
+            .with_context(|| format!("--scale {s:?}: expected SERVICE=N"))?;
+        let n: u32 = n
+            .parse()
+            .with_context(|| format!("--scale {s:?}: {n:?} is not a number"))?;
+        scale.insert(svc.to_string(), n);
+    }
+    let project = load(g, &args.services)?;
+    let req = UpRequest {
+        project,
+        options: UpOptions {
+            services: args.services,
+            no_deps: args.no_deps,
+            force_recreate: args.force_recreate,
+            no_recreate: args.no_recreate,
+            remove_orphans: args.remove_orphans,
+            scale,
+            no_start: args.no_start,
+        },
+    };
+    let outcome: Outcome = runtime()?.block_on(async {
+        let client = Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.post("/up", &req).await?)
+    })?;
+    if !args.detach {
+        eprintln!(
+            "note: attached mode (streaming logs) is not implemented yet (issue 6); the stack runs \
+             in the background: use `berth ps` and `berth container logs`"
+        );
+    }
+    Ok(report("up", &outcome))
+}
+
+/// `berth down`.
+pub fn down(g: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
+    if args.rmi.is_some() {
+        bail!("berth down --rmi is not implemented yet (tracked in issue 6)");
+    }
+    let project = load(g, &[])?;
+    let req = DownRequest {
+        project,
+        options: DownOptions {
+            volumes: args.volumes,
+            remove_orphans: args.remove_orphans,
+        },
+    };
+    let outcome: Outcome = runtime()?.block_on(async {
+        let client = Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.post("/down", &req).await?)
+    })?;
+    Ok(report("down", &outcome))
+}
+
+/// `berth ps`.
+pub fn ps(g: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
+    let project = compose::load(&load_options(g, &[], true))?;
+    let route = format!(
+        "/ps?project={}&all={}",
+        project.name,
+        if args.all { 1 } else { 0 }
+    );
+    let mut rows: Vec<PsRow> = runtime()?.block_on(async {
+        let client = Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.get(&route).await?)
+    })?;
+    rows.retain(|r| args.service_names.is_empty() || args.service_names.contains(&r.service));
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    if args.format.as_deref() == Some("json") {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if args.quiet {
+        rows.iter().for_each(|r| println!("{}", r.id));
+    } else if args.services {
+        let mut s: Vec<&str> = rows.iter().map(|r| r.service.as_str()).collect();
+        s.dedup();
+        s.iter().for_each(|r| println!("{r}"));
+    } else {
+        println!(
+            "{:<28} {:<12} {:<28} {:<20} PORTS",
+            "NAME", "SERVICE", "COMMAND", "STATUS"
+        );
+        for r in rows {
+            let status = match (&r.health, r.exit_code) {
+                (Some(h), _) if r.status == "running" => format!("running ({h})"),
+                (_, Some(c)) if r.status != "running" => format!("{} ({c})", r.status),
+                _ => r.status.clone(),
+            };
+            let mut cmd = r.command.clone();
+            if cmd.len() > 26 {
+                cmd.truncate(25);
+                cmd.push('…');
+            }
+            println!(
+                "{:<28} {:<12} {:<28} {:<20} {}",
+                r.name,
+                r.service,
+                cmd,
+                status,
+                r.ports.join(", ")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,889 @@
+//! The engine over the real parts: runtime (containers, images), netd (networks) and the
+//! embedded DNS. It observes a project, plans with [`super::reconcile`] and executes the plan
+//! through [`StackBackend`], the [`Backend`] that turns each step into runtime/netd calls.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use berth_netd::dns::{
+    AnswerConfig, ContainerResolvOverrides, DnsRecords, DnsService, Endpoint as DnsEndpoint,
+    ForwardConfig, HostResolvPaths, NetworkScope, ResolvWatcher, ServerLimits, Upstreams,
+    container_resolv_conf,
+};
+use berth_netd::ports::{PortMapping, Protocol};
+use berth_netd::state::NetnsRef;
+use berth_netd::{EndpointRequest, Netd, NetworkCreate};
+use berth_runtime::container::{
+    ExecConfig, NetworkMode, Record, Runtime, RuntimeConfig, State, Status,
+};
+use berth_runtime::image::ImageStore;
+use serde::{Deserialize, Serialize};
+
+use super::execute::{Backend, ExecOptions, ExecReport, execute};
+use super::health::{Health, HealthBook};
+use super::labels;
+use super::observed::{ContainerState, Observed, ObservedContainer};
+use super::plan::Step;
+use super::reconcile::{DownOptions, PlanError, UpOptions, plan_down, plan_up};
+use super::translate;
+use crate::compose::{DependsCondition, Project, service_hash};
+
+/// Why the engine could not start or finish; names the part involved.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("image store under {root}")]
+    Images {
+        root: PathBuf,
+        #[source]
+        source: berth_runtime::image::StoreError,
+    },
+    #[error("network daemon")]
+    Netd(#[source] berth_netd::NetdError),
+    #[error("DNS: following the host's resolv.conf")]
+    DnsWatch(#[source] berth_netd::dns::watch::WatchError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// A project as the CLI sends it: the model plus what serde skips in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectRequest {
+    pub project: Project,
+    pub working_dir: PathBuf,
+    pub compose_files: Vec<PathBuf>,
+}
+
+impl ProjectRequest {
+    /// The project with its skipped fields restored.
+    pub fn into_project(self) -> Project {
+        let mut p = self.project;
+        p.working_dir = self.working_dir;
+        p.compose_files = self.compose_files;
+        p
+    }
+}
+
+/// What an `up` or `down` did: the plan as text and how its execution went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    pub plan: String,
+    pub warnings: Vec<String>,
+    pub done: usize,
+    pub failures: Vec<String>,
+    pub skipped: Vec<String>,
+}
+
+impl Outcome {
+    fn from(plan: &super::plan::Plan, report: ExecReport) -> Self {
+        Outcome {
+            plan: plan.to_string(),
+            warnings: plan.warnings.clone(),
+            done: report.done.len(),
+            failures: report
+                .failures
+                .iter()
+                .map(|f| format!("{}: {}", f.step, f.error))
+                .collect(),
+            skipped: report
+                .skipped
+                .iter()
+                .filter_map(|i| plan.nodes.get(*i))
+                .map(|n| n.step.to_string())
+                .collect(),
+        }
+    }
+}
+
+/// One container of a project as `berth ps` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PsRow {
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    pub image: String,
+    pub command: String,
+    pub status: String,
+    pub health: Option<String>,
+    pub exit_code: Option<i32>,
+    pub ports: Vec<String>,
+}
+
+/// The engine of one berth instance.
+pub struct Engine {
+    pub root: PathBuf,
+    pub runtime: Runtime,
+    pub images: ImageStore,
+    pub netd: Arc<Netd>,
+    pub dns: DnsService,
+    resolv: ResolvWatcher,
+    health: Arc<HealthBook>,
+    /// One `up`/`down` per project at a time.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Engine {
+    /// Opens every part for the instance; netd reconciles what it finds on disk.
+    pub async fn open(
+        root: &Path,
+        run: &Path,
+        shim_exe: PathBuf,
+    ) -> Result<Arc<Self>, EngineError> {
+        let runtime = Runtime::new(RuntimeConfig {
+            root: root.to_path_buf(),
+            run: run.to_path_buf(),
+            shim_exe,
+        });
+        let images = ImageStore::open(root).map_err(|source| EngineError::Images {
+            root: root.to_path_buf(),
+            source,
+        })?;
+        let netd = Netd::open(berth_netd::Config::new(root))
+            .await
+            .map_err(EngineError::Netd)?;
+        let upstreams = Arc::new(Upstreams::new(vec![], vec![], ForwardConfig::default()));
+        let resolv = ResolvWatcher::spawn(
+            HostResolvPaths::default(),
+            upstreams.clone(),
+            Duration::from_millis(50),
+        )
+        .map_err(EngineError::DnsWatch)?;
+        let dns = DnsService::new(
+            Arc::new(DnsRecords::new()),
+            upstreams,
+            AnswerConfig::default(),
+            ServerLimits::default(),
+        );
+        let engine = Arc::new(Engine {
+            root: root.to_path_buf(),
+            runtime,
+            images,
+            netd,
+            dns,
+            resolv,
+            health: Arc::new(HealthBook::default()),
+            locks: Mutex::new(HashMap::new()),
+        });
+        engine.restore_dns().await;
+        let netd = engine.netd.clone();
+        tokio::spawn(async move {
+            if let Err(err) = netd.run(Duration::from_secs(30)).await {
+                tracing::error!(%err, "network reconcile loop ended");
+            }
+        });
+        let watch = engine.clone();
+        tokio::spawn(async move { watch.follow_host_changes().await });
+        Ok(engine)
+    }
+
+    /// After a host change netd repaired, refresh the DNS upstreams too.
+    async fn follow_host_changes(self: Arc<Self>) {
+        let mut rx = self.netd.host_changes();
+        while rx.changed().await.is_ok() {
+            if let Err(err) = self.resolv.refresh() {
+                tracing::warn!(%err, "re-reading the host's resolv.conf");
+            }
+            self.dns.upstreams().reset_health();
+        }
+    }
+
+    /// Rebuilds DNS servers and records from netd's state (a restarted daemon re-adopts).
+    async fn restore_dns(&self) {
+        for net in self.netd.networks().await {
+            self.start_dns(&net);
+        }
+        let state = self.netd.state().await;
+        let records = self.runtime.list();
+        for ep in &state.endpoints {
+            let name = records
+                .iter()
+                .find(|(r, _)| r.id == ep.container)
+                .map(|(r, _)| r.config.name.clone());
+            let mut names: Vec<String> = name.into_iter().collect();
+            names.extend(ep.aliases.iter().cloned());
+            let net_name = state
+                .networks
+                .values()
+                .find(|n| n.id == ep.network || n.name == ep.network)
+                .map(|n| n.name.clone())
+                .unwrap_or_else(|| ep.network.clone());
+            let _ = self.dns.records().add_endpoint(
+                &net_name,
+                DnsEndpoint {
+                    id: ep.container.clone(),
+                    container: ep.container.clone(),
+                    addresses: vec![IpAddr::V4(ep.address)],
+                    names,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+
+    fn start_dns(&self, net: &berth_netd::state::NetworkSpec) {
+        let subnet = match net.subnet.to_string().parse() {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::warn!(network = %net.name, %err, "DNS scope");
+                return;
+            }
+        };
+        let scope = NetworkScope {
+            id: net.name.clone(),
+            subnets: vec![subnet],
+            internal: net.internal,
+        };
+        if let Err(err) = self
+            .dns
+            .start_network(scope, SocketAddr::new(IpAddr::V4(net.gateway), 53))
+        {
+            tracing::warn!(network = %net.name, %err, "DNS server for the network");
+        }
+    }
+
+    fn project_lock(&self, project: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(project.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// The project's containers, networks, volumes and current image ids.
+    pub async fn observe(&self, project: &Project) -> Observed {
+        let mut obs = Observed::default();
+        for (rec, st) in self.runtime.list() {
+            let l = &rec.config.labels;
+            if l.get(labels::PROJECT) != Some(&project.name) {
+                continue;
+            }
+            obs.containers.push(ObservedContainer {
+                id: rec.id.clone(),
+                name: rec.config.name.clone(),
+                service: l.get(labels::SERVICE).cloned().unwrap_or_default(),
+                number: l
+                    .get(labels::NUMBER)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1),
+                config_hash: l.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
+                image_id: l.get(labels::IMAGE).cloned(),
+                oneoff: l.get(labels::ONEOFF).is_some_and(|v| v == "True"),
+                state: container_state(&self.runtime, &rec, &st),
+            });
+        }
+        obs.networks = self
+            .netd
+            .networks()
+            .await
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        for v in project.volumes.values() {
+            if self.root.join("volumes").join(&v.name).is_dir() {
+                obs.volumes.insert(v.name.clone());
+            }
+        }
+        for name in project.services.keys() {
+            if let Some(image) = project.image_of(name)
+                && let Ok(img) = self.images.resolve(&image)
+            {
+                obs.images.insert(name.clone(), img.id.to_string());
+            }
+        }
+        obs
+    }
+
+    /// `berth up`: converge the project and report.
+    pub async fn up(
+        self: &Arc<Self>,
+        project: Project,
+        opts: UpOptions,
+    ) -> Result<Outcome, EngineError> {
+        let lock = self.project_lock(&project.name);
+        let _held = lock.lock().await;
+        let observed = self.observe(&project).await;
+        let plan = plan_up(&project, &observed, &opts)?;
+        tracing::info!(project = %project.name, steps = plan.nodes.len(), "up");
+        let backend = Arc::new(StackBackend {
+            engine: self.clone(),
+            project: Arc::new(project),
+        });
+        let report = execute(&plan, backend, ExecOptions::default()).await;
+        Ok(Outcome::from(&plan, report))
+    }
+
+    /// `berth down`: remove the project's containers and networks (volumes with -v).
+    pub async fn down(
+        self: &Arc<Self>,
+        project: Project,
+        opts: DownOptions,
+    ) -> Result<Outcome, EngineError> {
+        let lock = self.project_lock(&project.name);
+        let _held = lock.lock().await;
+        let observed = self.observe(&project).await;
+        let plan = plan_down(&project, &observed, &opts)?;
+        let backend = Arc::new(StackBackend {
+            engine: self.clone(),
+            project: Arc::new(project),
+        });
+        let exec = ExecOptions {
+            keep_going: true,
+            ..ExecOptions::default()
+        };
+        let report = execute(&plan, backend, exec).await;
+        Ok(Outcome::from(&plan, report))
+    }
+
+    /// `berth ps`: the project's containers (all of them with `all`).
+    pub async fn ps(&self, project: &str, all: bool) -> Vec<PsRow> {
+        let state = self.netd.state().await;
+        let mut rows = Vec::new();
+        for (rec, st) in self.runtime.list() {
+            let l = &rec.config.labels;
+            if l.get(labels::PROJECT).map(String::as_str) != Some(project) {
+                continue;
+            }
+            let running = self.runtime.is_running(&rec);
+            if !all && !running {
+                continue;
+            }
+            let status = if running {
+                "running".to_string()
+            } else {
+                st.status.as_str().to_string()
+            };
+            let ports = state
+                .endpoints
+                .iter()
+                .filter(|e| e.container == rec.id)
+                .flat_map(|e| e.ports.iter())
+                .map(|p| {
+                    let host = p
+                        .host_ip
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "0.0.0.0".into());
+                    let proto = match p.protocol {
+                        Protocol::Tcp => "tcp",
+                        Protocol::Udp => "udp",
+                    };
+                    format!("{host}:{}->{}/{proto}", p.host_port, p.container_port)
+                })
+                .collect();
+            rows.push(PsRow {
+                id: rec.id.clone(),
+                name: rec.config.name.clone(),
+                service: l.get(labels::SERVICE).cloned().unwrap_or_default(),
+                image: l.get(labels::IMAGE).cloned().unwrap_or_default(),
+                command: shell_words::join(&rec.config.args),
+                status,
+                health: self.health.get(&rec.id).map(|h| h.as_str().to_string()),
+                exit_code: st.exit_code,
+                ports,
+            });
+        }
+        rows
+    }
+}
+
+fn container_state(runtime: &Runtime, rec: &Record, st: &State) -> ContainerState {
+    if runtime.is_running(rec) {
+        return ContainerState::Running;
+    }
+    match st.status {
+        Status::Created => ContainerState::Created,
+        Status::Running | Status::Exited => ContainerState::Exited(st.exit_code.unwrap_or(0)),
+    }
+}
+
+/// Runs plan steps of one project against the engine.
+pub struct StackBackend {
+    engine: Arc<Engine>,
+    project: Arc<Project>,
+}
+
+type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+impl Backend for StackBackend {
+    fn run(&self, step: Step) -> StepFuture<'_> {
+        Box::pin(async move { self.step(step).await })
+    }
+}
+
+/// Runs blocking runtime work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("worker task failed: {e}"))?
+}
+
+fn parse_ports(spec: &crate::compose::Port) -> Result<Option<PortMapping>, String> {
+    let Some(published) = &spec.published else {
+        return Ok(None);
+    };
+    let (first, last) = match published.split_once('-') {
+        Some((a, b)) => (a, b),
+        None => (published.as_str(), published.as_str()),
+    };
+    let first: u16 = first
+        .parse()
+        .map_err(|_| format!("ports: published {published:?} is not a port"))?;
+    let last: u16 = last
+        .parse()
+        .map_err(|_| format!("ports: published {published:?} is not a port range"))?;
+    let host_ip = match spec.host_ip.as_deref() {
+        None | Some("") | Some("0.0.0.0") => None,
+        Some(ip) => Some(
+            ip.parse()
+                .map_err(|_| format!("ports: host_ip {ip:?} is not an IPv4 address"))?,
+        ),
+    };
+    let protocol = match spec.protocol.as_str() {
+        "udp" => Protocol::Udp,
+        _ => Protocol::Tcp,
+    };
+    Ok(Some(PortMapping {
+        protocol,
+        host_ip,
+        host_port: first,
+        container_port: spec.target,
+        count: last.saturating_sub(first) + 1,
+    }))
+}
+
+impl StackBackend {
+    async fn step(&self, step: Step) -> Result<(), String> {
+        let e = &self.engine;
+        match step {
+            Step::CreateNetwork { key, name } => self.create_network(&key, &name).await,
+            Step::CreateVolume { name, .. } => {
+                let dir = e.runtime.volume_dir(&name);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|err| format!("creating {}: {err}", dir.display()))
+            }
+            Step::EnsureImage {
+                service,
+                image,
+                build,
+            } => {
+                if build {
+                    return Err(format!(
+                        "service {service} needs image {image} built from its build: section; \
+                         building is not wired into up yet (issue 7): build or load it first"
+                    ));
+                }
+                let store = e.images.clone();
+                let reference = image.clone();
+                blocking(move || {
+                    berth_runtime::image::registry::pull(
+                        &store,
+                        &reference,
+                        &Default::default(),
+                        &|_| {},
+                    )
+                    .map(|_| ())
+                    .map_err(|err| {
+                        format!(
+                            "image {reference} is not in the store and pulling it failed: {err}; \
+                             make it with `berth image bootstrap`, `berth image load` or `berth image import`"
+                        )
+                    })
+                })
+                .await
+            }
+            Step::CreateContainer {
+                service, number, ..
+            } => self.create_container(&service, number).await,
+            Step::StartContainer { name, .. } => self.start(&name).await,
+            Step::RestartContainer { name, .. } => {
+                self.remove_or_stop(&name, false).await?;
+                self.start(&name).await
+            }
+            Step::WaitDependency {
+                service,
+                dependency,
+                condition,
+                required,
+            } => match self.wait_dependency(&dependency, condition).await {
+                Ok(()) => Ok(()),
+                Err(err) if !required => {
+                    tracing::warn!(%service, %dependency, %err, "optional dependency not ready; continuing");
+                    Ok(())
+                }
+                Err(err) => Err(format!("{service} depends on {dependency}: {err}")),
+            },
+            Step::RemoveContainer { id, .. } => self.remove_or_stop(&id, true).await,
+            Step::RemoveNetwork { name } => {
+                e.dns.stop_network(&name);
+                e.netd
+                    .remove_network(&name)
+                    .await
+                    .map(|_| ())
+                    .map_err(|err| format!("{err:#}"))
+            }
+            Step::RemoveVolume { name } => {
+                let dir = e.root.join("volumes").join(&name);
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|err| format!("removing {}: {err}", dir.display()))
+            }
+        }
+    }
+
+    async fn create_network(&self, key: &str, name: &str) -> Result<(), String> {
+        let net = self
+            .project
+            .networks
+            .get(key)
+            .ok_or_else(|| format!("network {key} is not declared"))?;
+        let pool = net.ipam.as_ref().and_then(|i| i.config.first());
+        fn parse<T: std::str::FromStr>(
+            key: &str,
+            what: &str,
+            v: Option<&String>,
+        ) -> Result<Option<T>, String> {
+            v.map(|s| {
+                s.parse()
+                    .map_err(|_| format!("networks.{key}.ipam.config[0].{what}: {s:?} is invalid"))
+            })
+            .transpose()
+        }
+        let mut labels = net.labels.clone();
+        labels.insert(labels::PROJECT.into(), self.project.name.clone());
+        labels.insert("com.docker.compose.network".into(), key.into());
+        let req = NetworkCreate {
+            name: name.to_string(),
+            subnet: parse(key, "subnet", pool.and_then(|p| p.subnet.as_ref()))?,
+            gateway: parse(key, "gateway", pool.and_then(|p| p.gateway.as_ref()))?,
+            ip_range: parse(key, "ip_range", pool.and_then(|p| p.ip_range.as_ref()))?,
+            internal: net.internal,
+            mtu: net
+                .driver_opts
+                .get("com.docker.network.driver.mtu")
+                .and_then(|m| m.parse().ok()),
+            labels,
+        };
+        let spec = self
+            .engine
+            .netd
+            .create_network(req)
+            .await
+            .map_err(|err| format!("{err:#}"))?;
+        self.engine.start_dns(&spec);
+        Ok(())
+    }
+
+    async fn create_container(&self, service: &str, number: u32) -> Result<(), String> {
+        let e = &self.engine;
+        let p = &self.project;
+        let svc = p
+            .services
+            .get(service)
+            .ok_or_else(|| format!("no service {service}"))?;
+        let reference = p.image_of(service).unwrap_or_default();
+        let image = e
+            .images
+            .resolve(&reference)
+            .map_err(|err| format!("service {service}: image {reference}: {err}"))?;
+        let hash = service_hash(svc);
+        let cfg = translate::container_config(p, service, svc, number, &image, &hash)
+            .map_err(|err| err.to_string())?;
+        let name = cfg.name.clone();
+        let hostname = cfg.hostname.clone().unwrap_or_else(|| name.clone());
+        let wants_net = cfg.network == NetworkMode::New && !svc.networks.is_empty();
+        let runtime = e.runtime.clone();
+        let rec = blocking(move || runtime.create(cfg).map_err(|err| err.to_string())).await?;
+        if !wants_net {
+            return Ok(());
+        }
+        match self.connect(service, svc, &rec, &name, &hostname).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let cleanup = self.remove_or_stop(&rec.id, true).await;
+                match cleanup {
+                    Ok(()) => Err(err),
+                    Err(c) => Err(format!("{err}; cleanup also failed: {c}")),
+                }
+            }
+        }
+    }
+
+    /// Attaches a created container to its networks, registers its names and writes its
+    /// /etc/hosts and /etc/resolv.conf before it starts.
+    async fn connect(
+        &self,
+        service: &str,
+        svc: &crate::compose::Service,
+        rec: &Record,
+        name: &str,
+        hostname: &str,
+    ) -> Result<(), String> {
+        let e = &self.engine;
+        let p = &self.project;
+        let netns = rec
+            .netns
+            .clone()
+            .ok_or_else(|| format!("container {name} has no network namespace to attach"))?;
+        let mut ports = Vec::new();
+        for port in &svc.ports {
+            if let Some(m) = parse_ports(port).map_err(|err| format!("service {service}: {err}"))? {
+                ports.push(m);
+            }
+        }
+        let mut reqs = Vec::new();
+        let mut dns_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (i, (key, opt)) in svc.networks.iter().enumerate() {
+            let net = p
+                .networks
+                .get(key)
+                .ok_or_else(|| format!("service {service}: network {key} is not declared"))?;
+            let mut aliases = vec![service.to_string(), hostname.to_string()];
+            if let Some(o) = opt {
+                aliases.extend(o.aliases.iter().cloned());
+            }
+            aliases.retain(|a| a != name);
+            aliases.dedup();
+            let mut names = vec![name.to_string()];
+            names.extend(aliases.iter().cloned());
+            dns_names.insert(net.name.clone(), names);
+            reqs.push(EndpointRequest {
+                network: net.name.clone(),
+                ipv4_address: opt
+                    .as_ref()
+                    .and_then(|o| o.ipv4_address.as_ref())
+                    .map(|a| a.parse())
+                    .transpose()
+                    .map_err(|_| {
+                        format!("service {service}: networks.{key}.ipv4_address is invalid")
+                    })?,
+                mac_address: opt.as_ref().and_then(|o| o.mac_address.clone()),
+                priority: opt
+                    .as_ref()
+                    .and_then(|o| o.priority)
+                    .unwrap_or(0)
+                    .clamp(i32::MIN as i64, i32::MAX as i64) as i32
+                    - i as i32,
+                aliases,
+                ports: if i == 0 {
+                    std::mem::take(&mut ports)
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+        let endpoints = e
+            .netd
+            .attach(&rec.id, NetnsRef::Path(netns), reqs)
+            .await
+            .map_err(|err| format!("attaching {name}: {err:#}"))?;
+        let mut hosts =
+            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        let mut gateways = Vec::new();
+        let nets = e.netd.networks().await;
+        for ep in &endpoints {
+            let net_name = nets
+                .iter()
+                .find(|n| n.id == ep.network || n.name == ep.network)
+                .map(|n| {
+                    gateways.push(IpAddr::V4(n.gateway));
+                    n.name.clone()
+                })
+                .unwrap_or_else(|| ep.network.clone());
+            let names = dns_names.get(&net_name).cloned().unwrap_or_default();
+            hosts.push_str(&format!("{}\t{hostname}\n", ep.address));
+            e.dns
+                .records()
+                .add_endpoint(
+                    &net_name,
+                    DnsEndpoint {
+                        id: rec.id.clone(),
+                        container: rec.id.clone(),
+                        addresses: vec![IpAddr::V4(ep.address)],
+                        names,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|err| format!("DNS names of {name}: {err}"))?;
+        }
+        let host = e.resolv.host().map(|h| h.conf).unwrap_or_default();
+        let overrides = ContainerResolvOverrides {
+            search: (!svc.dns_search.is_empty()).then(|| svc.dns_search.clone()),
+            options: (!svc.dns_opt.is_empty()).then(|| svc.dns_opt.clone()),
+        };
+        let resolv = container_resolv_conf(&gateways, &host, &overrides);
+        for (file, content) in [("hosts", hosts), ("resolv.conf", resolv)] {
+            let path = rec.dir.join(file);
+            std::fs::write(&path, content)
+                .map_err(|err| format!("writing {}: {err}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    async fn start(&self, name: &str) -> Result<(), String> {
+        let e = self.engine.clone();
+        let what = name.to_string();
+        let rec = blocking(move || {
+            let rec = e.runtime.resolve(&what).map_err(|err| err.to_string())?;
+            e.runtime.start(&rec).map_err(|err| err.to_string())?;
+            Ok(rec)
+        })
+        .await?;
+        let service = rec
+            .config
+            .labels
+            .get(labels::SERVICE)
+            .cloned()
+            .unwrap_or_default();
+        if let Some(svc) = self.project.services.get(&service) {
+            let image = self
+                .engine
+                .images
+                .resolve(&self.project.image_of(&service).unwrap_or_default())
+                .ok();
+            if let Some(check) = super::health::Check::from_service(svc, image.as_ref()) {
+                super::health::spawn(
+                    self.engine.runtime.clone(),
+                    self.engine.health.clone(),
+                    rec,
+                    check,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops a container; with `remove`, also detaches it and deletes it.
+    async fn remove_or_stop(&self, what: &str, remove: bool) -> Result<(), String> {
+        let e = self.engine.clone();
+        let key = what.to_string();
+        let rec = blocking(move || {
+            let rec = e.runtime.resolve(&key).map_err(|err| err.to_string())?;
+            e.runtime.stop(&rec, None).map_err(|err| err.to_string())?;
+            Ok(rec)
+        })
+        .await?;
+        self.engine.health.forget(&rec.id);
+        if !remove {
+            return Ok(());
+        }
+        let mut errors = Vec::new();
+        for net in self.engine.netd.networks().await {
+            self.engine
+                .dns
+                .records()
+                .remove_endpoint(&net.name, &rec.id);
+        }
+        if let Err(err) = self.engine.netd.detach(&rec.id, None).await {
+            // A container never attached (network_mode host/none) has nothing to detach.
+            let msg = format!("{err:#}");
+            if !msg.contains("not attached") {
+                errors.push(format!("detaching {}: {msg}", rec.config.name));
+            }
+        }
+        let e = self.engine.clone();
+        if let Err(err) =
+            blocking(move || e.runtime.remove(&rec, true).map_err(|err| err.to_string())).await
+        {
+            errors.push(err);
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    /// Waits until every container of `dependency` meets `condition`.
+    async fn wait_dependency(
+        &self,
+        dependency: &str,
+        condition: DependsCondition,
+    ) -> Result<(), String> {
+        loop {
+            let mut ready = true;
+            let mut any = false;
+            for (rec, st) in self.engine.runtime.list() {
+                let l = &rec.config.labels;
+                if l.get(labels::PROJECT) != Some(&self.project.name)
+                    || l.get(labels::SERVICE).map(String::as_str) != Some(dependency)
+                    || l.get(labels::ONEOFF).is_some_and(|v| v == "True")
+                {
+                    continue;
+                }
+                any = true;
+                let running = self.engine.runtime.is_running(&rec);
+                match condition {
+                    DependsCondition::ServiceStarted => {
+                        if !running && st.status != Status::Exited {
+                            ready = false;
+                        }
+                    }
+                    DependsCondition::ServiceHealthy => match self.engine.health.get(&rec.id) {
+                        Some(Health::Healthy) => {}
+                        Some(Health::Unhealthy) => {
+                            return Err(format!("container {} is unhealthy", rec.config.name));
+                        }
+                        None if !running => {
+                            return Err(format!(
+                                "container {} exited ({}) before it was healthy",
+                                rec.config.name,
+                                st.exit_code.unwrap_or(-1)
+                            ));
+                        }
+                        None if !super::health::has_check(&self.project, dependency) => {
+                            return Err(format!(
+                                "service {dependency} has no healthcheck, so service_healthy can never be met"
+                            ));
+                        }
+                        _ => ready = false,
+                    },
+                    DependsCondition::ServiceCompletedSuccessfully => {
+                        if running || st.status != Status::Exited {
+                            ready = false;
+                        } else if st.exit_code != Some(0) {
+                            return Err(format!(
+                                "container {} exited with {} (service_completed_successfully needs 0)",
+                                rec.config.name,
+                                st.exit_code.unwrap_or(-1)
+                            ));
+                        }
+                    }
+                }
+            }
+            if !any {
+                return Err(format!("service {dependency} has no container"));
+            }
+            if ready {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Runs a health check command once; used by [`super::health`].
+pub(crate) fn exec_check(
+    runtime: &Runtime,
+    rec: &Record,
+    args: Vec<String>,
+) -> Result<i32, String> {
+    runtime
+        .exec(
+            rec,
+            &ExecConfig {
+                args,
+                env: Vec::new(),
+                user: None,
+                working_dir: None,
+                tty: false,
+                interactive: false,
+                detach: false,
+            },
+        )
+        .map_err(|err| err.to_string())
+}
