@@ -549,13 +549,17 @@ impl ImageStore {
             let _ = fs::remove_dir_all(&tmp);
             return Ok(rec);
         }
-        let rec = LayerRecord {
+        let mut rec = LayerRecord {
             chain_id: chain.clone(),
             diff_id: stats.diff_id.clone(),
             parent: parent.cloned(),
             dir: chain.hex()[..LAYER_DIR_LEN].to_owned(),
             size: stats.file_bytes,
         };
+        if self.dir_claimed_by_other(&rec.dir, &chain)? {
+            // Two chains sharing a 16-digit prefix: this one takes a longer name.
+            rec.dir = chain.hex()[..LAYER_DIR_LEN + 16].to_owned();
+        }
         let dst = self.layer_dir(&rec);
         if dst.exists() {
             // A leftover without a record (crash between rename and record): replace it.
@@ -565,6 +569,24 @@ impl ImageStore {
         self.write_json(&self.layer_record_path(&chain), &rec)?;
         tracing::info!(chain = %chain, dir = %dst.display(), size = rec.size, "layer unpacked");
         Ok(rec)
+    }
+
+    /// Whether a layer record of another chain uses directory `dir` (checked only when the
+    /// directory exists, so the common case costs one stat).
+    fn dir_claimed_by_other(&self, dir: &str, chain: &Digest) -> Result<bool> {
+        if !self.dir.join("l").join(dir).exists() {
+            return Ok(false);
+        }
+        let ld = self.dir.join("layers");
+        for e in fs::read_dir(&ld).map_err(io_err("list", &ld))?.flatten() {
+            if let Ok(rec) = self.read_json::<LayerRecord>(&e.path())
+                && rec.dir == dir
+                && &rec.chain_id != chain
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Registers an image whose manifest, config and layer blobs are all stored: unpacks the
