@@ -535,6 +535,11 @@ fn overlay_view_matches_umoci_unpack() {
     let ours = snapshot(&mnt);
     let theirs = snapshot(&bundle.join("rootfs"));
     assert_eq!(ours, theirs);
+    // The flattened rootfs (whiteouts applied) is the same tree too.
+    let flat = t.path().join("flat");
+    fs::create_dir(&flat).unwrap();
+    store.flatten(&img, &flat).unwrap();
+    assert_eq!(snapshot(&flat), theirs);
     assert!(
         ours.iter().any(|r| r.starts_with("etc/motd 100644 42:0")),
         "{ours:?}"

@@ -1238,6 +1238,21 @@ impl ImageStore {
         self.add_image(&mdigest, parent, None)
     }
 
+    /// Applies the image's layers in order onto `dest` (whiteouts delete): one plain rootfs
+    /// directory, for exports and for runtimes that cannot stack overlay lowers.
+    pub fn flatten(&self, image: &Image, dest: &Path) -> Result<()> {
+        for l in &image.record.layers {
+            let f = self.blobs.open_blob(&l.blob)?;
+            unpack::unpack_layer(f, dest, Whiteouts::Apply).map_err(|source| {
+                StoreError::Unpack {
+                    blob: l.blob.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
     /// `image import`: a plain rootfs tar (optionally compressed) as a one-layer image.
     pub fn import(&self, tar: &mut dyn Read, source: &str, config: Config) -> Result<Image> {
         let new = NewImage {
