@@ -329,6 +329,19 @@ impl Image {
         self.dirs.clone()
     }
 
+    /// The value of overlayfs's `lowerdir=` option for this image: the layer directories TOP
+    /// first, joined by ':'. The whole mount option must fit in a page (4096 bytes), which the
+    /// short layer directory names keep true up to about a hundred layers.
+    pub fn lowerdir(&self) -> String {
+        let dirs: Vec<String> = self
+            .dirs
+            .iter()
+            .rev()
+            .map(|d| d.display().to_string())
+            .collect();
+        dirs.join(":")
+    }
+
     /// The runtime defaults (Env, Cmd …), if the config has any.
     pub fn runtime_config(&self) -> Option<&Config> {
         self.config.config().as_ref()
