@@ -95,6 +95,8 @@ fn import_commit_resolve_and_layer_dirs() {
         dirs.iter().all(|d| d.file_name().unwrap().len() == 16),
         "short layer dir names"
     );
+    let top_first = format!("{}:{}", dirs[1].display(), dirs[0].display());
+    assert_eq!(img.lowerdir(), top_first);
     let cfg = img.runtime_config().unwrap();
     assert_eq!(cfg.cmd().as_deref(), Some(&["/bin/sh".to_owned()][..]));
     assert_eq!(img.healthcheck().unwrap().retries, Some(3));
