@@ -1,5 +1,7 @@
 //! Unpack throughput of a multi-layer image: berth's safe unpack vs GNU `tar -x` of the same
-//! layers, and vs `umoci unpack` of the same image. Prints figures; asserts nothing.
+//! layers, and vs `umoci unpack` of the same image; then pull of that image from a local
+//! registry (Debian's docker-registry on a loopback port) vs `skopeo copy` to an OCI dir, and a
+//! re-pull. Prints figures; asserts nothing.
 //!
 //! Run as root: `cargo bench -p berth-runtime --bench image_unpack` (or `bench/image-unpack.sh`).
 //! BERTH_BENCH_MB sets the total uncompressed size (default 200).
@@ -253,6 +255,7 @@ fn main() {
             t.elapsed()
         });
         results.push(("umoci unpack (gzip)".into(), t_umoci));
+        pull_bench(w, &layout, tar_bytes);
     }
 
     println!("\n{:<24} {:>9} {:>12}", "method", "seconds", "MB/s (tar)");
@@ -284,4 +287,100 @@ fn main() {
         println!("berth vs umoci (gzip): {:.2}x faster (goal > 1x)", u / b);
     }
     let _: PathBuf = out;
+}
+
+/// Pushes the image to a local registry, then times berth's pull (download, verify, unpack)
+/// against `skopeo copy` (download, verify, no unpack), and a re-pull.
+fn pull_bench(w: &Path, layout: &Path, tar_bytes: usize) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = w.join("registry.yml");
+    fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            w.join("registry").display()
+        ),
+    )
+    .unwrap();
+    let Ok(mut child) = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        println!("docker-registry missing: pull figures skipped");
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reference = format!("127.0.0.1:{port}/bench/img:t");
+    let pushed = Command::new("skopeo")
+        .args(["copy", "-q", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:t", layout.display()))
+        .arg(format!("docker://{reference}"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if pushed {
+        let opts = berth_runtime::image::registry::PullOptions::default();
+        let t_pull = best(2, || {
+            let root = w.join("pull-store");
+            let _ = fs::remove_dir_all(&root);
+            let store = ImageStore::open(&root).unwrap();
+            let t = Instant::now();
+            berth_runtime::image::registry::pull(&store, &reference, &opts, &|_| {}).unwrap();
+            sync();
+            t.elapsed()
+        });
+        let store = ImageStore::open(&w.join("pull-store")).unwrap();
+        let t = Instant::now();
+        berth_runtime::image::registry::pull(&store, &reference, &opts, &|_| {}).unwrap();
+        let t_repull = t.elapsed();
+        let t_skopeo = best(2, || {
+            let dir = w.join("skopeo-oci");
+            let _ = fs::remove_dir_all(&dir);
+            let t = Instant::now();
+            let st = Command::new("skopeo")
+                .args(["copy", "-q", "--src-tls-verify=false"])
+                .arg(format!("docker://{reference}"))
+                .arg(format!("oci:{}:t", dir.display()))
+                .status()
+                .unwrap();
+            assert!(st.success());
+            sync();
+            t.elapsed()
+        });
+        println!("\n{:<40} {:>9}", "pull from a loopback registry", "seconds");
+        println!(
+            "{:<40} {:>9.3}",
+            "berth pull (download+verify+unpack)",
+            t_pull.as_secs_f64()
+        );
+        println!(
+            "{:<40} {:>9.3}",
+            "skopeo copy to oci: (download+verify)",
+            t_skopeo.as_secs_f64()
+        );
+        println!(
+            "{:<40} {:>9.3}",
+            "berth re-pull (layers present)",
+            t_repull.as_secs_f64()
+        );
+        println!(
+            "berth pull vs skopeo copy: {:.2}x ({:.0} MB of layers)",
+            t_skopeo.as_secs_f64() / t_pull.as_secs_f64(),
+            tar_bytes as f64 / 1e6
+        );
+    } else {
+        println!("skopeo push to the local registry failed: pull figures skipped");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -95,6 +95,8 @@ fn import_commit_resolve_and_layer_dirs() {
         dirs.iter().all(|d| d.file_name().unwrap().len() == 16),
         "short layer dir names"
     );
+    let top_first = format!("{}:{}", dirs[1].display(), dirs[0].display());
+    assert_eq!(img.lowerdir(), top_first);
     let cfg = img.runtime_config().unwrap();
     assert_eq!(cfg.cmd().as_deref(), Some(&["/bin/sh".to_owned()][..]));
     assert_eq!(img.healthcheck().unwrap().retries, Some(3));
@@ -535,6 +537,11 @@ fn overlay_view_matches_umoci_unpack() {
     let ours = snapshot(&mnt);
     let theirs = snapshot(&bundle.join("rootfs"));
     assert_eq!(ours, theirs);
+    // The flattened rootfs (whiteouts applied) is the same tree too.
+    let flat = t.path().join("flat");
+    fs::create_dir(&flat).unwrap();
+    store.flatten(&img, &flat).unwrap();
+    assert_eq!(snapshot(&flat), theirs);
     assert!(
         ours.iter().any(|r| r.starts_with("etc/motd 100644 42:0")),
         "{ours:?}"
@@ -615,4 +622,51 @@ fn overlay_upper_dir_commits_as_a_layer() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(var, vec!["new"]);
+}
+
+#[test]
+fn loads_a_classic_docker_save_archive_with_symlinked_layers() {
+    // The pre-25 `docker save` layout: <id>/layer.tar per layer, a repeated layer as a symlink,
+    // <config>.json, manifest.json and repositories.
+    let l1 = layer(&[("a", "1")]);
+    let l2 = layer(&[("b", "2")]);
+    let d = |b: &[u8]| Digest::of_bytes(b).to_string();
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {"Cmd": ["/b"]},
+        "rootfs": {"type": "layers", "diff_ids": [d(&l1), d(&l2), d(&l1)]},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let cfg_name = format!("{}.json", Digest::of_bytes(&config).hex());
+    let manifest = serde_json::json!([{"Config": cfg_name, "RepoTags": ["legacy:1"], "Layers": ["aaa/layer.tar", "bbb/layer.tar", "ccc/layer.tar"]}]);
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    add(&cfg_name, &config);
+    add("aaa/layer.tar", &l1);
+    add("bbb/layer.tar", &l2);
+    add("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+    add("repositories", br#"{"legacy":{"1":"x"}}"#);
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "ccc/layer.tar", "../aaa/layer.tar")
+        .unwrap();
+    let archive = b.into_inner().unwrap();
+
+    let t = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(t.path()).unwrap();
+    let loaded = berth_runtime::image::archive::load(&store, &archive[..], None).unwrap();
+    assert_eq!(loaded[0].id, Digest::of_bytes(&config));
+    let img = store.resolve("legacy:1").unwrap();
+    let dirs = img.layer_dirs();
+    assert_eq!(dirs.len(), 3);
+    assert!(dirs[0].join("a").exists() && dirs[1].join("b").exists() && dirs[2].join("a").exists());
+    assert_ne!(
+        dirs[0], dirs[2],
+        "same diff, different chain: its own directory"
+    );
 }

@@ -690,6 +690,30 @@ pub fn pull(
         })?;
     let _w = store.writer_lock()?;
     client.fetch_blob(store, &manifest.config.digest, "config", &|_| {})?;
+    // (parent chain id, diff id) of each layer blob, from the config.
+    let mut plan: HashMap<Digest, (Option<Digest>, Digest)> = HashMap::new();
+    let config: Option<oci_spec::image::ImageConfiguration> = store
+        .blobs()
+        .read(&manifest.config.digest)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(cfg) = config {
+        let diffs: Vec<Digest> = cfg
+            .rootfs()
+            .diff_ids()
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .collect();
+        if diffs.len() == manifest.layers.len() {
+            let mut chain: Option<Digest> = None;
+            for (l, d) in manifest.layers.iter().zip(diffs) {
+                let next = Digest::chain(chain.as_ref(), &d);
+                plan.insert(l.digest.clone(), (chain.take(), d));
+                chain = Some(next);
+            }
+        }
+    }
+    let plan = &plan;
     let missing: Vec<_> = manifest
         .layers
         .iter()
@@ -713,7 +737,20 @@ pub fn pull(
                     let next = queue.lock().ok().and_then(|mut q| q.next());
                     let Some(layer) = next else { return };
                     progress(Progress::Downloading(layer.digest.clone(), layer.size));
-                    match client.fetch_blob(store, &layer.digest, "layer", progress) {
+                    let res = client
+                        .fetch_blob(store, &layer.digest, "layer", progress)
+                        .and_then(|()| {
+                            // Unpack right away, in parallel with the other downloads: each layer
+                            // has its own directory, keyed by a chain id the config already gives.
+                            match plan.get(&layer.digest) {
+                                Some((parent, diff)) => store
+                                    .ensure_layer(parent.as_ref(), &layer.digest, Some(diff))
+                                    .map(|_| ())
+                                    .map_err(RegistryError::from),
+                                None => Ok(()),
+                            }
+                        });
+                    match res {
                         Ok(()) => progress(Progress::Done(layer.digest.clone())),
                         Err(e) => {
                             if let Ok(mut slot) = first_error.lock() {

@@ -329,6 +329,19 @@ impl Image {
         self.dirs.clone()
     }
 
+    /// The value of overlayfs's `lowerdir=` option for this image: the layer directories TOP
+    /// first, joined by ':'. The whole mount option must fit in a page (4096 bytes), which the
+    /// short layer directory names keep true up to about a hundred layers.
+    pub fn lowerdir(&self) -> String {
+        let dirs: Vec<String> = self
+            .dirs
+            .iter()
+            .rev()
+            .map(|d| d.display().to_string())
+            .collect();
+        dirs.join(":")
+    }
+
     /// The runtime defaults (Env, Cmd …), if the config has any.
     pub fn runtime_config(&self) -> Option<&Config> {
         self.config.config().as_ref()
@@ -549,13 +562,17 @@ impl ImageStore {
             let _ = fs::remove_dir_all(&tmp);
             return Ok(rec);
         }
-        let rec = LayerRecord {
+        let mut rec = LayerRecord {
             chain_id: chain.clone(),
             diff_id: stats.diff_id.clone(),
             parent: parent.cloned(),
             dir: chain.hex()[..LAYER_DIR_LEN].to_owned(),
             size: stats.file_bytes,
         };
+        if self.dir_claimed_by_other(&rec.dir, &chain)? {
+            // Two chains sharing a 16-digit prefix: this one takes a longer name.
+            rec.dir = chain.hex()[..LAYER_DIR_LEN + 16].to_owned();
+        }
         let dst = self.layer_dir(&rec);
         if dst.exists() {
             // A leftover without a record (crash between rename and record): replace it.
@@ -565,6 +582,24 @@ impl ImageStore {
         self.write_json(&self.layer_record_path(&chain), &rec)?;
         tracing::info!(chain = %chain, dir = %dst.display(), size = rec.size, "layer unpacked");
         Ok(rec)
+    }
+
+    /// Whether a layer record of another chain uses directory `dir` (checked only when the
+    /// directory exists, so the common case costs one stat).
+    fn dir_claimed_by_other(&self, dir: &str, chain: &Digest) -> Result<bool> {
+        if !self.dir.join("l").join(dir).exists() {
+            return Ok(false);
+        }
+        let ld = self.dir.join("layers");
+        for e in fs::read_dir(&ld).map_err(io_err("list", &ld))?.flatten() {
+            if let Ok(rec) = self.read_json::<LayerRecord>(&e.path())
+                && rec.dir == dir
+                && &rec.chain_id != chain
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Registers an image whose manifest, config and layer blobs are all stored: unpacks the
@@ -1214,6 +1249,21 @@ impl ImageStore {
         // Still under the writer lock (shared locks nest): a prune must not collect the blobs
         // just written before the record that references them exists.
         self.add_image(&mdigest, parent, None)
+    }
+
+    /// Applies the image's layers in order onto `dest` (whiteouts delete): one plain rootfs
+    /// directory, for exports and for runtimes that cannot stack overlay lowers.
+    pub fn flatten(&self, image: &Image, dest: &Path) -> Result<()> {
+        for l in &image.record.layers {
+            let f = self.blobs.open_blob(&l.blob)?;
+            unpack::unpack_layer(f, dest, Whiteouts::Apply).map_err(|source| {
+                StoreError::Unpack {
+                    blob: l.blob.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// `image import`: a plain rootfs tar (optionally compressed) as a one-layer image.
