@@ -413,6 +413,11 @@ pub fn expected_counts(rs: &Ruleset) -> (usize, usize) {
 /// two narrow accepts there (from berth bridges, and replies to them) while berth has networks,
 /// and none when it has none. Returns whether something changed.
 pub fn sync_docker_user(want: bool) -> Result<bool, FirewallError> {
+    // One cheap listing first: on a host without Docker there is nothing more to read.
+    let tables = String::from_utf8_lossy(&nft(&["list", "tables"], None)?).into_owned();
+    if !tables.lines().any(|l| l.trim() == "table ip filter") {
+        return Ok(false);
+    }
     let forward = match nft(&["list", "chain", "ip", "filter", "FORWARD"], None) {
         Ok(o) => String::from_utf8_lossy(&o).into_owned(),
         Err(FirewallError::Nft { .. }) => String::new(),

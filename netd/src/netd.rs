@@ -130,6 +130,13 @@ pub enum NetdError {
         #[source]
         source: std::io::Error,
     },
+    #[error("conntrack -D for egress address {addr}: {detail}")]
+    Conntrack {
+        addr: Ipv4Addr,
+        detail: String,
+        #[source]
+        source: Option<std::io::Error>,
+    },
     #[error("{first}; cleanup also failed: {cleanup}")]
     WithCleanup {
         #[source]

@@ -47,21 +47,32 @@ impl ReconcileReport {
 }
 
 /// Deletes conntrack entries of masqueraded flows whose NAT address is `addr` (blocking; run in
-/// the host namespace). Returns how many the tool says it deleted.
+/// the host namespace). Returns how many the tool says it deleted. (The conntrack tool exits 1
+/// when nothing matched, so its count line is what tells success.)
 fn flush_conntrack(addr: Ipv4Addr) -> Result<u64, NetdError> {
     let out = Command::new("conntrack")
         .args(["-D", "--src-nat", "--reply-dst", &addr.to_string()])
         .output()
-        .map_err(|source| NetdError::Sysctl {
-            path: "conntrack -D (is the conntrack package installed?)".into(),
-            source,
+        .map_err(|source| NetdError::Conntrack {
+            addr,
+            detail: "cannot run it (is the conntrack package installed?)".into(),
+            source: Some(source),
         })?;
     let text = String::from_utf8_lossy(&out.stderr);
-    let n = text
-        .lines()
-        .find_map(|l| l.split_whitespace().next().and_then(|w| w.parse().ok()))
-        .unwrap_or(0);
-    Ok(n)
+    deleted_count(&text).ok_or_else(|| NetdError::Conntrack {
+        addr,
+        detail: text.trim().to_string(),
+        source: None,
+    })
+}
+
+/// The N of conntrack's "N flow entries have been deleted."
+fn deleted_count(text: &str) -> Option<u64> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[1] == "flow")
+        .and_then(|w| w[0].parse().ok())
 }
 
 impl Netd {
@@ -335,5 +346,15 @@ impl Netd {
             egress: rep.egress.clone(),
         });
         rep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn conntrack_count_line() {
+        let t = "conntrack v1.4.7 (conntrack-tools): 3 flow entries have been deleted.";
+        assert_eq!(super::deleted_count(t), Some(3));
+        assert_eq!(super::deleted_count("conntrack: invalid option"), None);
     }
 }
