@@ -14,5 +14,7 @@ pub mod reconcile;
 pub mod state;
 pub mod watch;
 
-pub use netd::{Config, EndpointRequest, HostChange, Netd, NetdError, NetworkCreate};
+pub use netd::{
+    Config, EndpointRequest, HostChange, Netd, NetdError, NetworkCreate, ReconcileHook,
+};
 pub use reconcile::{ReconcileReport, Repair};

@@ -163,8 +163,13 @@ pub struct Netd {
     pub(crate) store: StateStore,
     pub(crate) inner: Mutex<Inner>,
     pub(crate) changes: watch::Sender<HostChange>,
+    pub(crate) hooks: std::sync::Mutex<Vec<ReconcileHook>>,
     _lock: StateLock,
 }
+
+/// A function run after every reconcile, outside netd's lock (the DNS part re-reads its
+/// upstreams here: `netd.on_reconcile(move |_| { let _ = resolv_watcher.refresh(); })`).
+pub type ReconcileHook = Arc<dyn Fn(&ReconcileReport) + Send + Sync>;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -221,6 +226,7 @@ impl Netd {
                 recent_repairs: std::collections::VecDeque::new(),
             }),
             changes,
+            hooks: std::sync::Mutex::new(Vec::new()),
             _lock: lock,
         }))
     }
@@ -229,6 +235,16 @@ impl Netd {
     /// the DNS part re-reads its upstreams on each.
     pub fn host_changes(&self) -> watch::Receiver<HostChange> {
         self.changes.subscribe()
+    }
+
+    /// Registers a hook run after every reconcile (event-driven, backstop or explicit), for
+    /// callers that prefer a callback to `host_changes()`. Keep it short: it runs on the
+    /// reconcile task.
+    pub fn on_reconcile(&self, hook: impl Fn(&ReconcileReport) + Send + Sync + 'static) {
+        self.hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::new(hook));
     }
 
     /// The report of the latest reconcile (event-driven, backstop or explicit).

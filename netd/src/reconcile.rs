@@ -345,6 +345,14 @@ impl Netd {
             generation: g,
             egress: rep.egress.clone(),
         });
+        let hooks: Vec<_> = self
+            .hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for h in hooks {
+            h(&rep);
+        }
         rep
     }
 }

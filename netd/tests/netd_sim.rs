@@ -187,6 +187,11 @@ fn nat_egress_survives_default_route_switch_without_restart() {
             let n = Netd::open(Config::new(&root)).await.expect("open");
             n.create_network(net("web")).await.expect("create");
             attach(&n, &c1, vec![ep("web")]).await;
+            let hook_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let hc = hook_calls.clone();
+            n.on_reconcile(move |_| {
+                hc.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
             let watcher = tokio::spawn(n.clone().run(Duration::from_secs(30)));
             let mut changes = n.host_changes();
             // The watcher reconciles once at start: that records the current egress address.
@@ -243,6 +248,10 @@ fn nat_egress_survives_default_route_switch_without_restart() {
                 "DNS hook saw no host change"
             );
             assert!(changes.borrow().egress.contains(&HOST_B));
+            assert!(
+                hook_calls.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+                "reconcile hook not called at start and after the switch"
+            );
             let reps = n.recent_repairs().await;
             assert!(
                 ip(&c1.name, &["link", "show", "eth0"]).contains("mtu 1400"),
