@@ -251,20 +251,23 @@ impl Netd {
         // Firewall and forwarding.
         if !state.networks.is_empty() {
             let rs = Self::ruleset(&state);
-            let want = firewall::expected_counts(&rs);
+            let want = firewall::expected(&rs);
             let s = Instant::now();
             let r = self
                 .worker
                 .run(None, move || -> Result<Option<String>, NetdError> {
                     let mut what = Vec::new();
-                    let seen = firewall::observed_counts()?;
-                    if seen != Some(want) {
+                    let seen = firewall::observed()?;
+                    if seen.as_ref() != Some(&want) {
                         firewall::apply(&rs)?;
                         what.push(match seen {
                             None => "nft table ip berth was missing: restored".to_string(),
-                            Some((c, r)) => format!(
-                                "nft table ip berth had {c} chains/{r} rules, want {}/{}: rewritten",
-                                want.0, want.1
+                            Some(f) => format!(
+                                "nft table ip berth differed ({} chains/{} rules, want {}/{}): rewritten",
+                                f.chains.len(),
+                                f.rules.len(),
+                                want.chains.len(),
+                                want.rules.len()
                             ),
                         });
                     }

@@ -349,6 +349,53 @@ fn reconcile_repairs_bridge_veth_and_ruleset() {
             eprintln!("container eth0 deleted: {:?}", r.repairs);
             check("after eth0 delete").await;
 
+            // One rule of berth's table deleted by hand: the masquerade.
+            let listing = run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &host,
+                    "nft",
+                    "-a",
+                    "list",
+                    "chain",
+                    "ip",
+                    "berth",
+                    "postrouting",
+                ],
+            );
+            let handle = listing
+                .lines()
+                .find(|l| l.contains("masquerade") && l.contains("!="))
+                .and_then(|l| l.rsplit_once("# handle "))
+                .map(|(_, h)| h.trim().to_string())
+                .expect("masquerade rule handle");
+            run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &host,
+                    "nft",
+                    "delete",
+                    "rule",
+                    "ip",
+                    "berth",
+                    "postrouting",
+                    "handle",
+                    &handle,
+                ],
+            );
+            let r = n.reconcile().await;
+            assert!(
+                r.repairs.iter().any(|x| x.what.contains("differed")),
+                "{:?}",
+                r.repairs
+            );
+            eprintln!("masquerade rule deleted: {:?}", r.repairs);
+            check("after a rule delete").await;
+
             run("ip", &["netns", "exec", &host, "nft", "flush", "ruleset"]);
             let r = n.reconcile().await;
             assert!(
