@@ -79,6 +79,9 @@ pub struct CreateArgs {
     /// No egress from the network
     #[arg(long)]
     pub internal: bool,
+    /// Enable IPv6 (not supported yet: refused with an error)
+    #[arg(long)]
+    pub ipv6: bool,
     /// MTU (default: the host's egress interface's)
     #[arg(long)]
     pub mtu: Option<u32>,
@@ -140,6 +143,9 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
                     "network driver {:?} is not supported (only \"bridge\")",
                     a.driver
                 );
+            }
+            if a.ipv6 {
+                bail!("IPv6 networks are not supported yet (issue 5: enable_ipv6)");
             }
             let mut labels = BTreeMap::new();
             for l in &a.labels {
