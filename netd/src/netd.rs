@@ -57,6 +57,8 @@ pub struct NetworkCreate {
     pub ip_range: Option<Ipv4Net>,
     /// `internal: true`: no egress.
     pub internal: bool,
+    /// `enable_ipv6: true`: refused until IPv6 is implemented.
+    pub enable_ipv6: bool,
     /// MTU (`driver_opts` com.docker.network.driver.mtu).
     pub mtu: Option<u32>,
     /// Labels.
@@ -112,6 +114,8 @@ pub enum NetdError {
     NetworkExists { name: String },
     #[error("network name {name:?} is invalid: use letters, digits, '.', '_' and '-'")]
     BadName { name: String },
+    #[error("network {name}: enable_ipv6 is not supported yet (IPv4 only)")]
+    Ipv6Unsupported { name: String },
     #[error("no such network: {key}")]
     NoNetwork { key: String },
     #[error("network {name} is in use by container(s) {containers}")]
@@ -330,6 +334,9 @@ impl Netd {
     pub async fn create_network(&self, req: NetworkCreate) -> Result<NetworkSpec, NetdError> {
         if !valid_name(&req.name) {
             return Err(NetdError::BadName { name: req.name });
+        }
+        if req.enable_ipv6 {
+            return Err(NetdError::Ipv6Unsupported { name: req.name });
         }
         let mut inner = self.lock().await;
         if inner.state.networks.values().any(|n| n.name == req.name) {

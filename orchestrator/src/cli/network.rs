@@ -144,9 +144,6 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
                     a.driver
                 );
             }
-            if a.ipv6 {
-                bail!("IPv6 networks are not supported yet (issue 5: enable_ipv6)");
-            }
             let mut labels = BTreeMap::new();
             for l in &a.labels {
                 let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
@@ -160,6 +157,7 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
                     gateway: a.gateway,
                     ip_range: a.ip_range,
                     internal: a.internal,
+                    enable_ipv6: a.ipv6,
                     mtu: a.mtu,
                     labels,
                 })
