@@ -430,10 +430,51 @@ fn published_port_from_localhost_uplink_and_hairpin() {
             let n = Netd::open(Config::new(&root)).await.expect("open");
             n.create_network(net("pub")).await.expect("create");
             let mut r = ep("pub");
-            r.ports = vec!["8080:80".parse::<PortMapping>().expect("port")];
-            attach(&n, &web, vec![r]).await;
+            r.ports = vec![
+                "8080:80".parse::<PortMapping>().expect("port"),
+                "127.0.0.1:8081:80".parse::<PortMapping>().expect("port"),
+                "5353:5353/udp".parse::<PortMapping>().expect("port"),
+            ];
+            let ew = attach(&n, &web, vec![r]).await;
             attach(&n, &client, vec![ep("pub")]).await;
             let _srv = tcp_server(&web.path(), 80, "web");
+            let _usrv = udp_server(&web.path(), ew[0].address, 5353, "web-udp");
+            // UDP through the uplink address.
+            let ia = isp_a.clone();
+            let u = blocking(move || {
+                udp_ask(
+                    &ia,
+                    41000,
+                    SocketAddrV4::new(HOST_A, 5353),
+                    Duration::from_secs(2),
+                )
+            })
+            .await;
+            assert_eq!(u.expect("udp published port from isp-a"), "web-udp");
+            // host_ip 127.0.0.1: the host reaches it, the outside does not.
+            let hp = host_path.clone();
+            let l = blocking(move || {
+                http_get_retry(
+                    &hp,
+                    SocketAddrV4::new([127, 0, 0, 1].into(), 8081),
+                    Duration::from_secs(5),
+                )
+            })
+            .await;
+            assert_eq!(l.expect("127.0.0.1:8081 from the host"), "web");
+            let ia = isp_a.clone();
+            let o = blocking(move || {
+                http_get(
+                    &ia,
+                    SocketAddrV4::new(HOST_A, 8081),
+                    Duration::from_millis(500),
+                )
+            })
+            .await;
+            assert!(
+                o.is_err(),
+                "a 127.0.0.1-only port answered from outside: {o:?}"
+            );
             let hp = host_path.clone();
             let local = blocking(move || {
                 http_get_retry(
