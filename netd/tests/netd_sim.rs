@@ -186,7 +186,7 @@ fn nat_egress_survives_default_route_switch_without_restart() {
         rt().block_on(async {
             let n = Netd::open(Config::new(&root)).await.expect("open");
             n.create_network(net("web")).await.expect("create");
-            attach(&n, &c1, vec![ep("web")]).await;
+            let e1 = attach(&n, &c1, vec![ep("web")]).await;
             let hook_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let hc = hook_calls.clone();
             n.on_reconcile(move |_| {
@@ -263,6 +263,22 @@ fn nat_egress_survives_default_route_switch_without_restart() {
                     .contains(&format!("egress address {HOST_A} went away"))),
                 "{reps:?}"
             );
+            // Event-driven repair, no explicit reconcile: a veth pulled off its bridge.
+            ip(&host, &["link", "set", &e1[0].host_ifname, "nomaster"]);
+            let t0 = Instant::now();
+            let mut repaired = false;
+            while t0.elapsed() < Duration::from_secs(5) && !repaired {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                repaired =
+                    n.recent_repairs().await.iter().any(|r| {
+                        r.what.contains(&e1[0].host_ifname) && r.what.contains("re-attached")
+                    });
+            }
+            assert!(
+                repaired,
+                "the watcher did not repair a veth pulled off its bridge"
+            );
+            eprintln!("watcher repaired nomaster after {:?}", t0.elapsed());
             watcher.abort();
             n.detach(&c1.name, None).await.expect("detach");
             n.remove_network("web").await.expect("rm");
