@@ -507,6 +507,12 @@ impl Netd {
             .ok_or_else(|| NetdError::NoNetwork {
                 key: key.to_string(),
             })?;
+        // Endpoints of containers whose namespace is gone do not hold the network.
+        let id = n.id.clone();
+        inner
+            .state
+            .endpoints
+            .retain(|e| e.network != id || e.netns.path().exists());
         let users: Vec<String> = inner
             .state
             .endpoints_of(&n.id)

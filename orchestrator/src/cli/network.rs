@@ -234,13 +234,13 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
         }
         NetworkCommand::Prune => {
             let n = open(g).await?;
-            let st = n.state().await;
-            for x in st.networks.values() {
-                if st.endpoints_of(&x.id).next().is_none() {
-                    n.remove_network(&x.id)
-                        .await
-                        .with_context(|| format!("cannot remove network {}", x.name))?;
-                    println!("Deleted network {}", x.name);
+            for x in n.networks().await {
+                match n.remove_network(&x.id).await {
+                    Ok(_) => println!("Deleted network {}", x.name),
+                    Err(berth_netd::NetdError::NetworkInUse { .. }) => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot remove network {}", x.name));
+                    }
                 }
             }
         }
