@@ -116,6 +116,8 @@ pub enum NetdError {
     BadName { name: String },
     #[error("network {name}: enable_ipv6 is not supported yet (IPv4 only)")]
     Ipv6Unsupported { name: String },
+    #[error("network {name} is internal: it cannot publish ports")]
+    InternalPorts { name: String },
     #[error("no such network: {key}")]
     NoNetwork { key: String },
     #[error("network {name} is in use by container(s) {containers}")]
@@ -609,6 +611,9 @@ impl Netd {
                 .map_err(ipam_err)?,
             };
             taken.insert(address);
+            if n.internal && !r.ports.is_empty() {
+                return Err(NetdError::InternalPorts { name: n.name });
+            }
             let mac = match &r.mac_address {
                 Some(m) => {
                     names::parse_mac(m).ok_or_else(|| NetdError::BadMac { value: m.clone() })?
@@ -823,6 +828,9 @@ impl Netd {
             .ok_or_else(|| NetdError::NoNetwork {
                 key: network.to_string(),
             })?;
+        if n.internal && !ports.is_empty() {
+            return Err(NetdError::InternalPorts { name: n.name });
+        }
         for p in &ports {
             p.validate()?;
             for e in &inner.state.endpoints {

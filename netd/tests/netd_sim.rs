@@ -578,6 +578,15 @@ fn networks_are_isolated_and_internal_has_no_egress() {
                 !ei2[0].default_route,
                 "internal networks give no default route"
             );
+            let mut pub_internal = ep("ni");
+            pub_internal.ports = vec!["9999:80".parse::<PortMapping>().expect("port")];
+            let x = NetnsGuard::new("c");
+            assert!(
+                n.attach(&x.name, NetnsRef::Path(x.path()), vec![pub_internal])
+                    .await
+                    .is_err(),
+                "ports on an internal network are refused, not ignored"
+            );
             let _sb = tcp_server(&b.path(), 8000, "b");
             let _si = tcp_server(&i2.path(), 8000, "i2");
             let pa = a.path();
