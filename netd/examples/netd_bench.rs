@@ -108,6 +108,15 @@ fn main() {
     if !can_run() {
         std::process::exit(2);
     }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average at start: {} ({} CPUs)",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     let sim = Sim::new();
     let root = sim.root.path().to_path_buf();
     let host = sim.host.name.clone();

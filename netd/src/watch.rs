@@ -122,3 +122,35 @@ impl Watcher {
         Some(seen)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::link::LinkMessage;
+
+    fn link(name: &str, up: bool, controller: u32) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut l = LinkMessage::default();
+        l.attributes.push(LinkAttribute::IfName(name.into()));
+        if controller != 0 {
+            l.attributes.push(LinkAttribute::Controller(controller));
+        }
+        if up {
+            l.header.flags |= LinkFlags::Up;
+        }
+        NetlinkMessage::from(RouteNetlinkMessage::NewLink(l))
+    }
+
+    #[test]
+    fn own_healthy_updates_are_ignored_the_rest_counts() {
+        assert_eq!(kind(&link("vb0123456789", true, 7)), None);
+        assert_eq!(kind(&link("berth-1a2b3c4d", true, 0)), None);
+        assert_eq!(kind(&link("vb0123456789", true, 0)), Some(ChangeKind::Link));
+        assert_eq!(
+            kind(&link("berth-1a2b3c4d", false, 0)),
+            Some(ChangeKind::Link)
+        );
+        assert_eq!(kind(&link("wlan0", true, 0)), Some(ChangeKind::Link));
+        let del = NetlinkMessage::from(RouteNetlinkMessage::DelLink(LinkMessage::default()));
+        assert_eq!(kind(&del), Some(ChangeKind::Link));
+    }
+}
