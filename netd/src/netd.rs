@@ -882,8 +882,9 @@ impl Netd {
         Ok(())
     }
 
-    /// Runs the watch loop until the subscription ends: reconcile after each debounced burst
-    /// of host link/address/route events, and every `backstop` regardless.
+    /// Runs the watch loop (until the task is dropped or a new subscription cannot be made):
+    /// reconcile after each debounced burst of host link/address/route events, and every
+    /// `backstop` regardless.
     pub async fn run(self: Arc<Self>, backstop: Duration) -> Result<(), NetdError> {
         let mut w = crate::watch::Watcher::start(&self.worker).await?;
         let mut tick = tokio::time::interval(backstop);
@@ -891,8 +892,15 @@ impl Netd {
         loop {
             tokio::select! {
                 c = w.next_change(Duration::from_millis(15), Duration::from_millis(150)) => {
-                    let Some(kinds) = c else { return Ok(()) };
-                    tracing::debug!(?kinds, "host network changed");
+                    match c {
+                        Some(kinds) => tracing::debug!(?kinds, "host network changed"),
+                        None => {
+                            // The subscription ended (socket error, overrun): subscribe again
+                            // and reconcile, since events may have been lost.
+                            tracing::warn!("rtnetlink event subscription ended; subscribing again");
+                            w = crate::watch::Watcher::start(&self.worker).await?;
+                        }
+                    }
                 }
                 _ = tick.tick() => {}
             }
