@@ -218,6 +218,7 @@ impl Netd {
         let store = StateStore::open(&cfg.root)?;
         let lock = store.lock()?;
         let state = store.load()?;
+        let last_egress = store.load_egress().into_iter().collect();
         let (changes, _) = watch::channel(HostChange::default());
         Ok(Arc::new(Self {
             cfg,
@@ -226,7 +227,7 @@ impl Netd {
             store,
             inner: Mutex::new(Inner {
                 state,
-                last_egress: BTreeSet::new(),
+                last_egress,
                 generation: 0,
                 last_report: None,
                 recent_repairs: std::collections::VecDeque::new(),
@@ -568,6 +569,7 @@ impl Netd {
             .iter()
             .filter(|e| e.container == container)
             .collect();
+        let existing_count = existing.len();
         let mut used_if: BTreeSet<String> = existing.iter().map(|e| e.ifname.clone()).collect();
         let mut has_default = existing.iter().any(|e| e.default_route);
         let mut planned: Vec<(Endpoint, NetworkSpec)> = Vec::new();
@@ -667,8 +669,10 @@ impl Netd {
         let mut made: Vec<String> = Vec::new();
         let res = async {
             let cont = self.worker.connect(Some(&ns)).await?;
-            for (e, n) in &planned {
-                self.create_endpoint(&cont, &ns, e, n).await?;
+            let first = existing_count == 0;
+            for (i, (e, n)) in planned.iter().enumerate() {
+                self.create_endpoint(&cont, &ns, e, n, first && i == 0)
+                    .await?;
                 made.push(e.host_ifname.clone());
             }
             Ok::<_, NetdError>(())
@@ -725,6 +729,7 @@ impl Netd {
         ns: &Netns,
         e: &Endpoint,
         n: &NetworkSpec,
+        lo_up: bool,
     ) -> Result<(), NetdError> {
         use std::os::fd::AsRawFd;
         let br = match links::link_by_name(&self.host, &n.bridge).await? {
@@ -754,9 +759,15 @@ impl Netd {
             return Err(err.into());
         }
         let via = e.default_route.then_some(n.gateway);
-        if let Err(err) =
-            links::configure_container_side(cont, &e.ifname, e.address, n.subnet.prefix(), via)
-                .await
+        if let Err(err) = links::configure_container_side(
+            cont,
+            &e.ifname,
+            e.address,
+            n.subnet.prefix(),
+            via,
+            lo_up,
+        )
+        .await
         {
             let _ = links::delete_link(&self.host, &e.host_ifname).await;
             return Err(err.into());

@@ -167,7 +167,7 @@ impl Netd {
                     let r = async {
                         let ns = Netns::open(&e.netns.path())?;
                         let cont = self.worker.connect(Some(&ns)).await?;
-                        self.create_endpoint(&cont, &ns, e, n).await
+                        self.create_endpoint(&cont, &ns, e, n, true).await
                     }
                     .await;
                     rep.timed(
@@ -330,6 +330,10 @@ impl Netd {
                 Err(_) => format!("egress address {a} went away: flush conntrack"),
             };
             rep.timed(what, s, r);
+        }
+        if inner.last_egress != egress {
+            let v: Vec<Ipv4Addr> = egress.iter().copied().collect();
+            self.store.save_egress(&v);
         }
         inner.last_egress = egress.clone();
         inner.generation += 1;

@@ -159,6 +159,11 @@ fn attach_configures_eth0_and_peers_reach_each_other() {
             assert_eq!(n.state().await, st);
             let rep = n.reconcile().await;
             assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+            let eg = std::fs::read_to_string(root.join("netd/egress.json")).expect("egress.json");
+            assert!(
+                eg.contains(&HOST_A.to_string()),
+                "egress kept for a restart: {eg}"
+            );
             n.detach(&c1.name, None).await.expect("detach c1");
             assert!(
                 ip(&c1.name, &["-o", "link"])
