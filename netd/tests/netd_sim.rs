@@ -447,7 +447,7 @@ fn published_port_from_localhost_uplink_and_hairpin() {
     let host_path = sim.host.path();
     let isp_a = sim.isp_a.path();
     sim.on_host(|| {
-        rt().block_on(async {
+        rt_multi().block_on(async {
             let n = Netd::open(Config::new(&root)).await.expect("open");
             n.create_network(net("pub")).await.expect("create");
             let mut r = ep("pub");
