@@ -156,14 +156,56 @@ fn chain(name: &'static str, ty: NfChainType, hook: NfHook, prio: i32) -> NfObje
     })))
 }
 
-fn rule(chain: &'static str, expr: Vec<Statement<'static>>) -> NfObject<'static> {
+fn rule(chain: &'static str, expr: Vec<Statement<'static>>, comment: String) -> NfObject<'static> {
     NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(Rule {
         family: NfFamily::IP,
         table: Cow::Borrowed(TABLE),
         chain: Cow::Borrowed(chain),
         expr: Cow::Owned(expr),
+        comment: Some(Cow::Owned(comment)),
         ..Default::default()
     })))
+}
+
+/// What reconcile compares: chain names and, per rule, its chain and its comment. Every rule
+/// berth writes carries `berth <hash of the whole ruleset> <position>`, so a deleted, added,
+/// reordered or stale rule shows as a difference without parsing rule bodies (whose JSON shape
+/// changes between nft releases).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Sorted chain names.
+    pub chains: Vec<String>,
+    /// (chain, comment) per rule, in listing order.
+    pub rules: Vec<(String, String)>,
+}
+
+fn tagged_rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>, String)> {
+    use sha2::{Digest, Sha256};
+    let rules = rules(rs);
+    let mut h = Sha256::new();
+    for (c, body) in &rules {
+        h.update(c.as_bytes());
+        h.update(serde_json::to_vec(body).unwrap_or_default());
+    }
+    let tag = hex::encode(&h.finalize()[..4]);
+    rules
+        .into_iter()
+        .enumerate()
+        .map(|(i, (c, b))| (c, b, format!("berth {tag} {i}")))
+        .collect()
+}
+
+/// The fingerprint an intact table has.
+pub fn expected(rs: &Ruleset) -> Fingerprint {
+    let mut chains: Vec<String> = CHAINS.iter().map(|c| c.0.to_string()).collect();
+    chains.sort();
+    Fingerprint {
+        chains,
+        rules: tagged_rules(rs)
+            .into_iter()
+            .map(|(c, _, t)| (c.to_string(), t))
+            .collect(),
+    }
 }
 
 fn table_obj() -> NfListObject<'static> {
@@ -307,8 +349,8 @@ pub fn batch(rs: &Ruleset) -> Nftables<'static> {
     for (name, ty, hook, prio) in CHAINS {
         objs.push(chain(name, ty, hook, prio));
     }
-    for (c, body) in rules(rs) {
-        objs.push(rule(c, body));
+    for (c, body, tag) in tagged_rules(rs) {
+        objs.push(rule(c, body, tag));
     }
     Nftables {
         objects: Cow::Owned(objs),
@@ -377,9 +419,9 @@ pub fn remove() -> Result<(), FirewallError> {
     nft(&["-j", "-f", "-"], Some(&json)).map(|_| ())
 }
 
-/// Counts of chains and rules in berth's table as the kernel has it, `None` when the table is
-/// missing. Only berth's own table is read (never other tables: their JSON shape is not ours).
-pub fn observed_counts() -> Result<Option<(usize, usize)>, FirewallError> {
+/// The fingerprint of berth's table as the kernel has it, `None` when the table is missing.
+/// Only berth's own table is read (never other tables: their JSON shape is not ours).
+pub fn observed() -> Result<Option<Fingerprint>, FirewallError> {
     let args = ["-j", "list", "table", "ip", TABLE];
     let out = match nft(&args, None) {
         Ok(o) => o,
@@ -398,14 +440,24 @@ pub fn observed_counts() -> Result<Option<(usize, usize)>, FirewallError> {
         .and_then(|l| l.as_array())
         .cloned()
         .unwrap_or_default();
-    let chains = list.iter().filter(|o| o.get("chain").is_some()).count();
-    let rules = list.iter().filter(|o| o.get("rule").is_some()).count();
-    Ok(Some((chains, rules)))
-}
-
-/// The counts `observed_counts` must report for an intact table.
-pub fn expected_counts(rs: &Ruleset) -> (usize, usize) {
-    (CHAINS.len(), rules(rs).len())
+    let text = |o: &serde_json::Value, k: &str| {
+        o.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut chains: Vec<String> = list
+        .iter()
+        .filter_map(|o| o.get("chain"))
+        .map(|c| text(c, "name"))
+        .collect();
+    chains.sort();
+    let rules = list
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .map(|r| (text(r, "chain"), text(r, "comment")))
+        .collect();
+    Ok(Some(Fingerprint { chains, rules }))
 }
 
 /// Docker's `ip filter FORWARD` with policy drop blocks forwarded traffic whatever berth's
@@ -413,6 +465,11 @@ pub fn expected_counts(rs: &Ruleset) -> (usize, usize) {
 /// two narrow accepts there (from berth bridges, and replies to them) while berth has networks,
 /// and none when it has none. Returns whether something changed.
 pub fn sync_docker_user(want: bool) -> Result<bool, FirewallError> {
+    // One cheap listing first: on a host without Docker there is nothing more to read.
+    let tables = String::from_utf8_lossy(&nft(&["list", "tables"], None)?).into_owned();
+    if !tables.lines().any(|l| l.trim() == "table ip filter") {
+        return Ok(false);
+    }
     let forward = match nft(&["list", "chain", "ip", "filter", "FORWARD"], None) {
         Ok(o) => String::from_utf8_lossy(&o).into_owned(),
         Err(FirewallError::Nft { .. }) => String::new(),
@@ -556,6 +613,16 @@ mod tests {
             .filter(|(_, b)| serde_json::to_string(b).unwrap().contains("dnat\":{"))
             .count();
         assert_eq!(dnat, 2, "prerouting and output");
-        assert_eq!(expected_counts(&rs()), (4, r.len()));
+        let fp = expected(&rs());
+        assert_eq!(fp.chains.len(), 4);
+        assert_eq!(fp.rules.len(), r.len());
+        assert!(fp.rules.iter().all(|(_, c)| c.starts_with("berth ")));
+        let mut other = rs();
+        other.ports.clear();
+        assert_ne!(
+            expected(&other).rules[0].1,
+            fp.rules[0].1,
+            "the tag follows the ruleset"
+        );
     }
 }

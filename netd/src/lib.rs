@@ -14,6 +14,8 @@ pub mod reconcile;
 pub mod state;
 pub mod watch;
 
-pub use netd::{Config, EndpointRequest, HostChange, Netd, NetdError, NetworkCreate};
+pub use netd::{
+    Config, EndpointRequest, HostChange, Netd, NetdError, NetworkCreate, ReconcileHook,
+};
 pub use reconcile::{ReconcileReport, Repair};
 pub mod dns;

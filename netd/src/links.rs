@@ -353,14 +353,15 @@ pub async fn create_veth(h: &Handle, spec: &VethSpec<'_>) -> Result<(), LinkErro
     ))
 }
 
-/// Inside the container namespace: address and up on the endpoint, loopback up, and the
-/// default route when asked.
+/// Inside the container namespace: address and up on the endpoint, loopback up (for a
+/// container's first endpoint), and the default route when asked.
 pub async fn configure_container_side(
     h: &Handle,
     ifname: &str,
     ip: Ipv4Addr,
     prefix: u8,
     default_via: Option<Ipv4Addr>,
+    lo_up: bool,
 ) -> Result<(), LinkError> {
     let l = link_by_name(h, ifname).await?.ok_or(LinkError::Missing {
         name: ifname.to_string(),
@@ -369,8 +370,10 @@ pub async fn configure_container_side(
     if !l.up {
         set_up(h, l.index, ifname).await?;
     }
-    // Loopback is ifindex 1 in every network namespace.
-    set_up(h, 1, "lo").await?;
+    if lo_up {
+        // Loopback is ifindex 1 in every network namespace.
+        set_up(h, 1, "lo").await?;
+    }
     if let Some(gw) = default_via {
         set_default_route(h, gw).await?;
     }

@@ -57,6 +57,8 @@ pub struct NetworkCreate {
     pub ip_range: Option<Ipv4Net>,
     /// `internal: true`: no egress.
     pub internal: bool,
+    /// `enable_ipv6: true`: refused until IPv6 is implemented.
+    pub enable_ipv6: bool,
     /// MTU (`driver_opts` com.docker.network.driver.mtu).
     pub mtu: Option<u32>,
     /// Labels.
@@ -112,6 +114,10 @@ pub enum NetdError {
     NetworkExists { name: String },
     #[error("network name {name:?} is invalid: use letters, digits, '.', '_' and '-'")]
     BadName { name: String },
+    #[error("network {name}: enable_ipv6 is not supported yet (IPv4 only)")]
+    Ipv6Unsupported { name: String },
+    #[error("network {name} is internal: it cannot publish ports")]
+    InternalPorts { name: String },
     #[error("no such network: {key}")]
     NoNetwork { key: String },
     #[error("network {name} is in use by container(s) {containers}")]
@@ -129,6 +135,13 @@ pub enum NetdError {
         path: String,
         #[source]
         source: std::io::Error,
+    },
+    #[error("conntrack -D for egress address {addr}: {detail}")]
+    Conntrack {
+        addr: Ipv4Addr,
+        detail: String,
+        #[source]
+        source: Option<std::io::Error>,
     },
     #[error("{first}; cleanup also failed: {cleanup}")]
     WithCleanup {
@@ -156,8 +169,13 @@ pub struct Netd {
     pub(crate) store: StateStore,
     pub(crate) inner: Mutex<Inner>,
     pub(crate) changes: watch::Sender<HostChange>,
+    pub(crate) hooks: std::sync::Mutex<Vec<ReconcileHook>>,
     _lock: StateLock,
 }
+
+/// A function run after every reconcile, outside netd's lock (the DNS part re-reads its
+/// upstreams here: `netd.on_reconcile(move |_| { let _ = resolv_watcher.refresh(); })`).
+pub type ReconcileHook = Arc<dyn Fn(&ReconcileReport) + Send + Sync>;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -200,6 +218,7 @@ impl Netd {
         let store = StateStore::open(&cfg.root)?;
         let lock = store.lock()?;
         let state = store.load()?;
+        let last_egress = store.load_egress().into_iter().collect();
         let (changes, _) = watch::channel(HostChange::default());
         Ok(Arc::new(Self {
             cfg,
@@ -208,12 +227,13 @@ impl Netd {
             store,
             inner: Mutex::new(Inner {
                 state,
-                last_egress: BTreeSet::new(),
+                last_egress,
                 generation: 0,
                 last_report: None,
                 recent_repairs: std::collections::VecDeque::new(),
             }),
             changes,
+            hooks: std::sync::Mutex::new(Vec::new()),
             _lock: lock,
         }))
     }
@@ -222,6 +242,16 @@ impl Netd {
     /// the DNS part re-reads its upstreams on each.
     pub fn host_changes(&self) -> watch::Receiver<HostChange> {
         self.changes.subscribe()
+    }
+
+    /// Registers a hook run after every reconcile (event-driven, backstop or explicit), for
+    /// callers that prefer a callback to `host_changes()`. Keep it short: it runs on the
+    /// reconcile task.
+    pub fn on_reconcile(&self, hook: impl Fn(&ReconcileReport) + Send + Sync + 'static) {
+        self.hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::new(hook));
     }
 
     /// The report of the latest reconcile (event-driven, backstop or explicit).
@@ -307,6 +337,9 @@ impl Netd {
     pub async fn create_network(&self, req: NetworkCreate) -> Result<NetworkSpec, NetdError> {
         if !valid_name(&req.name) {
             return Err(NetdError::BadName { name: req.name });
+        }
+        if req.enable_ipv6 {
+            return Err(NetdError::Ipv6Unsupported { name: req.name });
         }
         let mut inner = self.lock().await;
         if inner.state.networks.values().any(|n| n.name == req.name) {
@@ -477,6 +510,12 @@ impl Netd {
             .ok_or_else(|| NetdError::NoNetwork {
                 key: key.to_string(),
             })?;
+        // Endpoints of containers whose namespace is gone do not hold the network.
+        let id = n.id.clone();
+        inner
+            .state
+            .endpoints
+            .retain(|e| e.network != id || e.netns.path().exists());
         let users: Vec<String> = inner
             .state
             .endpoints_of(&n.id)
@@ -530,6 +569,7 @@ impl Netd {
             .iter()
             .filter(|e| e.container == container)
             .collect();
+        let existing_count = existing.len();
         let mut used_if: BTreeSet<String> = existing.iter().map(|e| e.ifname.clone()).collect();
         let mut has_default = existing.iter().any(|e| e.default_route);
         let mut planned: Vec<(Endpoint, NetworkSpec)> = Vec::new();
@@ -573,6 +613,9 @@ impl Netd {
                 .map_err(ipam_err)?,
             };
             taken.insert(address);
+            if n.internal && !r.ports.is_empty() {
+                return Err(NetdError::InternalPorts { name: n.name });
+            }
             let mac = match &r.mac_address {
                 Some(m) => {
                     names::parse_mac(m).ok_or_else(|| NetdError::BadMac { value: m.clone() })?
@@ -626,8 +669,10 @@ impl Netd {
         let mut made: Vec<String> = Vec::new();
         let res = async {
             let cont = self.worker.connect(Some(&ns)).await?;
-            for (e, n) in &planned {
-                self.create_endpoint(&cont, &ns, e, n).await?;
+            let first = existing_count == 0;
+            for (i, (e, n)) in planned.iter().enumerate() {
+                self.create_endpoint(&cont, &ns, e, n, first && i == 0)
+                    .await?;
                 made.push(e.host_ifname.clone());
             }
             Ok::<_, NetdError>(())
@@ -684,6 +729,7 @@ impl Netd {
         ns: &Netns,
         e: &Endpoint,
         n: &NetworkSpec,
+        lo_up: bool,
     ) -> Result<(), NetdError> {
         use std::os::fd::AsRawFd;
         let br = match links::link_by_name(&self.host, &n.bridge).await? {
@@ -713,9 +759,15 @@ impl Netd {
             return Err(err.into());
         }
         let via = e.default_route.then_some(n.gateway);
-        if let Err(err) =
-            links::configure_container_side(cont, &e.ifname, e.address, n.subnet.prefix(), via)
-                .await
+        if let Err(err) = links::configure_container_side(
+            cont,
+            &e.ifname,
+            e.address,
+            n.subnet.prefix(),
+            via,
+            lo_up,
+        )
+        .await
         {
             let _ = links::delete_link(&self.host, &e.host_ifname).await;
             return Err(err.into());
@@ -787,6 +839,9 @@ impl Netd {
             .ok_or_else(|| NetdError::NoNetwork {
                 key: network.to_string(),
             })?;
+        if n.internal && !ports.is_empty() {
+            return Err(NetdError::InternalPorts { name: n.name });
+        }
         for p in &ports {
             p.validate()?;
             for e in &inner.state.endpoints {
@@ -838,8 +893,9 @@ impl Netd {
         Ok(())
     }
 
-    /// Runs the watch loop until the subscription ends: reconcile after each debounced burst
-    /// of host link/address/route events, and every `backstop` regardless.
+    /// Runs the watch loop (until the task is dropped or a new subscription cannot be made):
+    /// reconcile after each debounced burst of host link/address/route events, and every
+    /// `backstop` regardless.
     pub async fn run(self: Arc<Self>, backstop: Duration) -> Result<(), NetdError> {
         let mut w = crate::watch::Watcher::start(&self.worker).await?;
         let mut tick = tokio::time::interval(backstop);
@@ -847,8 +903,15 @@ impl Netd {
         loop {
             tokio::select! {
                 c = w.next_change(Duration::from_millis(15), Duration::from_millis(150)) => {
-                    let Some(kinds) = c else { return Ok(()) };
-                    tracing::debug!(?kinds, "host network changed");
+                    match c {
+                        Some(kinds) => tracing::debug!(?kinds, "host network changed"),
+                        None => {
+                            // The subscription ended (socket error, overrun): subscribe again
+                            // and reconcile, since events may have been lost.
+                            tracing::warn!("rtnetlink event subscription ended; subscribing again");
+                            w = crate::watch::Watcher::start(&self.worker).await?;
+                        }
+                    }
                 }
                 _ = tick.tick() => {}
             }

@@ -194,6 +194,8 @@ impl NetnsWorker {
                     }
                 }
                 s.bind(&rtnetlink::sys::SocketAddr::new(0, mask))?;
+                // Room for a burst (hundreds of veths at `up`) before the kernel drops events.
+                s.set_rx_buf_sz(4 << 20)?;
                 Ok(s)
             })
             .await?

@@ -47,21 +47,32 @@ impl ReconcileReport {
 }
 
 /// Deletes conntrack entries of masqueraded flows whose NAT address is `addr` (blocking; run in
-/// the host namespace). Returns how many the tool says it deleted.
+/// the host namespace). Returns how many the tool says it deleted. (The conntrack tool exits 1
+/// when nothing matched, so its count line is what tells success.)
 fn flush_conntrack(addr: Ipv4Addr) -> Result<u64, NetdError> {
     let out = Command::new("conntrack")
         .args(["-D", "--src-nat", "--reply-dst", &addr.to_string()])
         .output()
-        .map_err(|source| NetdError::Sysctl {
-            path: "conntrack -D (is the conntrack package installed?)".into(),
-            source,
+        .map_err(|source| NetdError::Conntrack {
+            addr,
+            detail: "cannot run it (is the conntrack package installed?)".into(),
+            source: Some(source),
         })?;
     let text = String::from_utf8_lossy(&out.stderr);
-    let n = text
-        .lines()
-        .find_map(|l| l.split_whitespace().next().and_then(|w| w.parse().ok()))
-        .unwrap_or(0);
-    Ok(n)
+    deleted_count(&text).ok_or_else(|| NetdError::Conntrack {
+        addr,
+        detail: text.trim().to_string(),
+        source: None,
+    })
+}
+
+/// The N of conntrack's "N flow entries have been deleted."
+fn deleted_count(text: &str) -> Option<u64> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[1] == "flow")
+        .and_then(|w| w[0].parse().ok())
 }
 
 impl Netd {
@@ -156,7 +167,7 @@ impl Netd {
                     let r = async {
                         let ns = Netns::open(&e.netns.path())?;
                         let cont = self.worker.connect(Some(&ns)).await?;
-                        self.create_endpoint(&cont, &ns, e, n).await
+                        self.create_endpoint(&cont, &ns, e, n, true).await
                     }
                     .await;
                     rep.timed(
@@ -240,20 +251,23 @@ impl Netd {
         // Firewall and forwarding.
         if !state.networks.is_empty() {
             let rs = Self::ruleset(&state);
-            let want = firewall::expected_counts(&rs);
+            let want = firewall::expected(&rs);
             let s = Instant::now();
             let r = self
                 .worker
                 .run(None, move || -> Result<Option<String>, NetdError> {
                     let mut what = Vec::new();
-                    let seen = firewall::observed_counts()?;
-                    if seen != Some(want) {
+                    let seen = firewall::observed()?;
+                    if seen.as_ref() != Some(&want) {
                         firewall::apply(&rs)?;
                         what.push(match seen {
                             None => "nft table ip berth was missing: restored".to_string(),
-                            Some((c, r)) => format!(
-                                "nft table ip berth had {c} chains/{r} rules, want {}/{}: rewritten",
-                                want.0, want.1
+                            Some(f) => format!(
+                                "nft table ip berth differed ({} chains/{} rules, want {}/{}): rewritten",
+                                f.chains.len(),
+                                f.rules.len(),
+                                want.chains.len(),
+                                want.rules.len()
                             ),
                         });
                     }
@@ -317,6 +331,10 @@ impl Netd {
             };
             rep.timed(what, s, r);
         }
+        if inner.last_egress != egress {
+            let v: Vec<Ipv4Addr> = egress.iter().copied().collect();
+            self.store.save_egress(&v);
+        }
         inner.last_egress = egress.clone();
         inner.generation += 1;
         rep.egress = egress.into_iter().collect();
@@ -334,6 +352,24 @@ impl Netd {
             generation: g,
             egress: rep.egress.clone(),
         });
+        let hooks: Vec<_> = self
+            .hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for h in hooks {
+            h(&rep);
+        }
         rep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn conntrack_count_line() {
+        let t = "conntrack v1.4.7 (conntrack-tools): 3 flow entries have been deleted.";
+        assert_eq!(super::deleted_count(t), Some(3));
+        assert_eq!(super::deleted_count("conntrack: invalid option"), None);
     }
 }

@@ -233,6 +233,25 @@ impl StateStore {
         }
     }
 
+    /// The host egress addresses seen by the last reconcile (kept so that a restarted netd
+    /// still flushes NAT flows through an address that vanished while it was down).
+    pub fn load_egress(&self) -> Vec<Ipv4Addr> {
+        fs::read(self.dir.join("egress.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Records the egress addresses (best effort: losing them only skips one flush).
+    pub fn save_egress(&self, addrs: &[Ipv4Addr]) {
+        let tmp = self.dir.join(".egress.json.tmp");
+        if let Ok(b) = serde_json::to_vec(addrs)
+            && fs::write(&tmp, b).is_ok()
+        {
+            let _ = fs::rename(&tmp, self.dir.join("egress.json"));
+        }
+    }
+
     /// Writes the state atomically (temp file + rename). No fsync: what the state describes
     /// (bridges, veths, namespaces) does not survive a power loss either, while a crashed or
     /// killed daemon finds the renamed file in the page cache; an fsync cost 1-6 ms per

@@ -7,8 +7,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::{Handle, MulticastGroup};
 
+use crate::names::{BRIDGE_PREFIX, VETH_PREFIX};
 use crate::netns::{NetnsError, NetnsWorker};
 
 /// The stream of raw notifications of a multicast connection.
@@ -41,9 +43,28 @@ pub enum ChangeKind {
     Route,
 }
 
+/// Whether a link update is one netd's own work produces in a healthy state (a veth host end
+/// on its bridge, a bridge up): those would only wake a reconcile with nothing to do, and an
+/// attach burst would keep it busy. Anything else (a deletion, a veth without a bridge, a
+/// bridge down, any host NIC) counts.
+fn own_healthy_link(l: &LinkMessage) -> bool {
+    let mut name = "";
+    let mut controller = false;
+    for a in &l.attributes {
+        match a {
+            LinkAttribute::IfName(n) => name = n,
+            LinkAttribute::Controller(c) => controller = *c != 0,
+            _ => {}
+        }
+    }
+    let up = l.header.flags.contains(LinkFlags::Up);
+    (name.starts_with(VETH_PREFIX) && controller && up) || (name.starts_with(BRIDGE_PREFIX) && up)
+}
+
 fn kind(msg: &NetlinkMessage<RouteNetlinkMessage>) -> Option<ChangeKind> {
     match &msg.payload {
         NetlinkPayload::InnerMessage(m) => match m {
+            RouteNetlinkMessage::NewLink(l) if own_healthy_link(l) => None,
             RouteNetlinkMessage::NewLink(_) | RouteNetlinkMessage::DelLink(_) => {
                 Some(ChangeKind::Link)
             }
@@ -99,5 +120,37 @@ impl Watcher {
             }
         }
         Some(seen)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::link::LinkMessage;
+
+    fn link(name: &str, up: bool, controller: u32) -> NetlinkMessage<RouteNetlinkMessage> {
+        let mut l = LinkMessage::default();
+        l.attributes.push(LinkAttribute::IfName(name.into()));
+        if controller != 0 {
+            l.attributes.push(LinkAttribute::Controller(controller));
+        }
+        if up {
+            l.header.flags |= LinkFlags::Up;
+        }
+        NetlinkMessage::from(RouteNetlinkMessage::NewLink(l))
+    }
+
+    #[test]
+    fn own_healthy_updates_are_ignored_the_rest_counts() {
+        assert_eq!(kind(&link("vb0123456789", true, 7)), None);
+        assert_eq!(kind(&link("berth-1a2b3c4d", true, 0)), None);
+        assert_eq!(kind(&link("vb0123456789", true, 0)), Some(ChangeKind::Link));
+        assert_eq!(
+            kind(&link("berth-1a2b3c4d", false, 0)),
+            Some(ChangeKind::Link)
+        );
+        assert_eq!(kind(&link("wlan0", true, 0)), Some(ChangeKind::Link));
+        let del = NetlinkMessage::from(RouteNetlinkMessage::DelLink(LinkMessage::default()));
+        assert_eq!(kind(&del), Some(ChangeKind::Link));
     }
 }

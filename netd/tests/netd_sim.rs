@@ -159,6 +159,11 @@ fn attach_configures_eth0_and_peers_reach_each_other() {
             assert_eq!(n.state().await, st);
             let rep = n.reconcile().await;
             assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+            let eg = std::fs::read_to_string(root.join("netd/egress.json")).expect("egress.json");
+            assert!(
+                eg.contains(&HOST_A.to_string()),
+                "egress kept for a restart: {eg}"
+            );
             n.detach(&c1.name, None).await.expect("detach c1");
             assert!(
                 ip(&c1.name, &["-o", "link"])
@@ -186,7 +191,12 @@ fn nat_egress_survives_default_route_switch_without_restart() {
         rt().block_on(async {
             let n = Netd::open(Config::new(&root)).await.expect("open");
             n.create_network(net("web")).await.expect("create");
-            attach(&n, &c1, vec![ep("web")]).await;
+            let e1 = attach(&n, &c1, vec![ep("web")]).await;
+            let hook_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let hc = hook_calls.clone();
+            n.on_reconcile(move |_| {
+                hc.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            });
             let watcher = tokio::spawn(n.clone().run(Duration::from_secs(30)));
             let mut changes = n.host_changes();
             // The watcher reconciles once at start: that records the current egress address.
@@ -243,6 +253,10 @@ fn nat_egress_survives_default_route_switch_without_restart() {
                 "DNS hook saw no host change"
             );
             assert!(changes.borrow().egress.contains(&HOST_B));
+            assert!(
+                hook_calls.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+                "reconcile hook not called at start and after the switch"
+            );
             let reps = n.recent_repairs().await;
             assert!(
                 ip(&c1.name, &["link", "show", "eth0"]).contains("mtu 1400"),
@@ -254,6 +268,22 @@ fn nat_egress_survives_default_route_switch_without_restart() {
                     .contains(&format!("egress address {HOST_A} went away"))),
                 "{reps:?}"
             );
+            // Event-driven repair, no explicit reconcile: a veth pulled off its bridge.
+            ip(&host, &["link", "set", &e1[0].host_ifname, "nomaster"]);
+            let t0 = Instant::now();
+            let mut repaired = false;
+            while t0.elapsed() < Duration::from_secs(5) && !repaired {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                repaired =
+                    n.recent_repairs().await.iter().any(|r| {
+                        r.what.contains(&e1[0].host_ifname) && r.what.contains("re-attached")
+                    });
+            }
+            assert!(
+                repaired,
+                "the watcher did not repair a veth pulled off its bridge"
+            );
+            eprintln!("watcher repaired nomaster after {:?}", t0.elapsed());
             watcher.abort();
             n.detach(&c1.name, None).await.expect("detach");
             n.remove_network("web").await.expect("rm");
@@ -340,6 +370,53 @@ fn reconcile_repairs_bridge_veth_and_ruleset() {
             eprintln!("container eth0 deleted: {:?}", r.repairs);
             check("after eth0 delete").await;
 
+            // One rule of berth's table deleted by hand: the masquerade.
+            let listing = run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &host,
+                    "nft",
+                    "-a",
+                    "list",
+                    "chain",
+                    "ip",
+                    "berth",
+                    "postrouting",
+                ],
+            );
+            let handle = listing
+                .lines()
+                .find(|l| l.contains("masquerade") && l.contains("!="))
+                .and_then(|l| l.rsplit_once("# handle "))
+                .map(|(_, h)| h.trim().to_string())
+                .expect("masquerade rule handle");
+            run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &host,
+                    "nft",
+                    "delete",
+                    "rule",
+                    "ip",
+                    "berth",
+                    "postrouting",
+                    "handle",
+                    &handle,
+                ],
+            );
+            let r = n.reconcile().await;
+            assert!(
+                r.repairs.iter().any(|x| x.what.contains("differed")),
+                "{:?}",
+                r.repairs
+            );
+            eprintln!("masquerade rule deleted: {:?}", r.repairs);
+            check("after a rule delete").await;
+
             run("ip", &["netns", "exec", &host, "nft", "flush", "ruleset"]);
             let r = n.reconcile().await;
             assert!(
@@ -370,14 +447,55 @@ fn published_port_from_localhost_uplink_and_hairpin() {
     let host_path = sim.host.path();
     let isp_a = sim.isp_a.path();
     sim.on_host(|| {
-        rt().block_on(async {
+        rt_multi().block_on(async {
             let n = Netd::open(Config::new(&root)).await.expect("open");
             n.create_network(net("pub")).await.expect("create");
             let mut r = ep("pub");
-            r.ports = vec!["8080:80".parse::<PortMapping>().expect("port")];
-            attach(&n, &web, vec![r]).await;
+            r.ports = vec![
+                "8080:80".parse::<PortMapping>().expect("port"),
+                "127.0.0.1:8081:80".parse::<PortMapping>().expect("port"),
+                "5353:5353/udp".parse::<PortMapping>().expect("port"),
+            ];
+            let ew = attach(&n, &web, vec![r]).await;
             attach(&n, &client, vec![ep("pub")]).await;
             let _srv = tcp_server(&web.path(), 80, "web");
+            let _usrv = udp_server(&web.path(), ew[0].address, 5353, "web-udp");
+            // UDP through the uplink address.
+            let ia = isp_a.clone();
+            let u = blocking(move || {
+                udp_ask(
+                    &ia,
+                    41000,
+                    SocketAddrV4::new(HOST_A, 5353),
+                    Duration::from_secs(2),
+                )
+            })
+            .await;
+            assert_eq!(u.expect("udp published port from isp-a"), "web-udp");
+            // host_ip 127.0.0.1: the host reaches it, the outside does not.
+            let hp = host_path.clone();
+            let l = blocking(move || {
+                http_get_retry(
+                    &hp,
+                    SocketAddrV4::new([127, 0, 0, 1].into(), 8081),
+                    Duration::from_secs(5),
+                )
+            })
+            .await;
+            assert_eq!(l.expect("127.0.0.1:8081 from the host"), "web");
+            let ia = isp_a.clone();
+            let o = blocking(move || {
+                http_get(
+                    &ia,
+                    SocketAddrV4::new(HOST_A, 8081),
+                    Duration::from_millis(500),
+                )
+            })
+            .await;
+            assert!(
+                o.is_err(),
+                "a 127.0.0.1-only port answered from outside: {o:?}"
+            );
             let hp = host_path.clone();
             let local = blocking(move || {
                 http_get_retry(
@@ -464,6 +582,15 @@ fn networks_are_isolated_and_internal_has_no_egress() {
             assert!(
                 !ei2[0].default_route,
                 "internal networks give no default route"
+            );
+            let mut pub_internal = ep("ni");
+            pub_internal.ports = vec!["9999:80".parse::<PortMapping>().expect("port")];
+            let x = NetnsGuard::new("c");
+            assert!(
+                n.attach(&x.name, NetnsRef::Path(x.path()), vec![pub_internal])
+                    .await
+                    .is_err(),
+                "ports on an internal network are refused, not ignored"
             );
             let _sb = tcp_server(&b.path(), 8000, "b");
             let _si = tcp_server(&i2.path(), 8000, "i2");

@@ -321,6 +321,16 @@ impl Sim {
     }
 }
 
+/// A multi-thread runtime (as the daemon uses); its workers are spawned from the calling
+/// thread and so start in its network namespace.
+pub fn rt_multi() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// A current-thread runtime for the host thread.
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

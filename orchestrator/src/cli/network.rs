@@ -79,6 +79,9 @@ pub struct CreateArgs {
     /// No egress from the network
     #[arg(long)]
     pub internal: bool,
+    /// Enable IPv6 (not supported yet: refused with an error)
+    #[arg(long)]
+    pub ipv6: bool,
     /// MTU (default: the host's egress interface's)
     #[arg(long)]
     pub mtu: Option<u32>,
@@ -154,6 +157,7 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
                     gateway: a.gateway,
                     ip_range: a.ip_range,
                     internal: a.internal,
+                    enable_ipv6: a.ipv6,
                     mtu: a.mtu,
                     labels,
                 })
@@ -230,13 +234,13 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
         }
         NetworkCommand::Prune => {
             let n = open(g).await?;
-            let st = n.state().await;
-            for x in st.networks.values() {
-                if st.endpoints_of(&x.id).next().is_none() {
-                    n.remove_network(&x.id)
-                        .await
-                        .with_context(|| format!("cannot remove network {}", x.name))?;
-                    println!("Deleted network {}", x.name);
+            for x in n.networks().await {
+                match n.remove_network(&x.id).await {
+                    Ok(_) => println!("Deleted network {}", x.name),
+                    Err(berth_netd::NetdError::NetworkInUse { .. }) => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot remove network {}", x.name));
+                    }
                 }
             }
         }
