@@ -562,6 +562,7 @@ impl StackBackend {
             gateway: parse(key, "gateway", pool.and_then(|p| p.gateway.as_ref()))?,
             ip_range: parse(key, "ip_range", pool.and_then(|p| p.ip_range.as_ref()))?,
             internal: net.internal,
+            enable_ipv6: net.enable_ipv6.unwrap_or(false),
             mtu: net
                 .driver_opts
                 .get("com.docker.network.driver.mtu")
