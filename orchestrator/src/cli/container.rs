@@ -22,9 +22,9 @@ use super::GlobalOpts;
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
     /// Create and start a container
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create a container without starting it
-    Create(RunArgs),
+    Create(Box<RunArgs>),
     /// List containers
     #[command(alias = "list", alias = "ps")]
     Ls(LsArgs),
@@ -263,8 +263,8 @@ pub fn run(g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
 fn dispatch(rt: &Runtime, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
     let rt = rt.clone();
     match cmd {
-        ContainerCommand::Run(a) => run_container(&rt, a, true),
-        ContainerCommand::Create(a) => run_container(&rt, a, false),
+        ContainerCommand::Run(a) => run_container(&rt, *a, true),
+        ContainerCommand::Create(a) => run_container(&rt, *a, false),
         ContainerCommand::Ls(a) => ls(&rt, a),
         ContainerCommand::Logs(a) => show_logs(&rt, a),
         ContainerCommand::Start { containers } => {
@@ -647,29 +647,25 @@ fn run_container(rt: &Runtime, a: RunArgs, start: bool) -> anyhow::Result<ExitCo
     }
     // Foreground: follow the log while the container runs, then exit with its status.
     let mut follower = logs::Follower::new(&rec.log_path(), true);
-    rt.start(&rec).map_err(start_error)?;
-    let waiter = rt.wait_handle(&rec)?;
+    let (_, watch) = rt.start_watched(&rec).map_err(start_error)?;
     let opts = LogOptions::default();
     let mut sink = StdSink;
-    let info = match waiter {
-        Some(w) => {
-            let fd = std::os::fd::AsFd::as_fd(&w);
-            loop {
-                for e in follower.poll() {
-                    let _ = logs::LogSink::entry(&mut sink, &e, &opts);
-                }
-                let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
-                let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16))
-                    .map(|n| n > 0)
-                    .unwrap_or(true);
-                if ready {
-                    break;
-                }
-            }
-            rt.finish_wait(&rec, w)?
+    loop {
+        for e in follower.poll() {
+            let _ = logs::LogSink::entry(&mut sink, &e, &opts);
         }
-        None => rt.wait(&rec)?,
-    };
+        let mut fds = [nix::poll::PollFd::new(
+            watch.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16))
+            .map(|n| n > 0)
+            .unwrap_or(true);
+        if ready {
+            break;
+        }
+    }
+    let info = watch.wait()?;
     for e in follower.poll() {
         let _ = logs::LogSink::entry(&mut sink, &e, &opts);
     }

@@ -45,7 +45,6 @@ pub enum CgroupError {
     },
 }
 
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const ROOT: &str = "/sys/fs/cgroup";
 
 /// The cgroup of one container, in whichever hierarchy layout the host has.
@@ -59,7 +58,7 @@ pub enum Cgroup {
 
 fn is_cgroup2(path: &Path) -> bool {
     nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }
 

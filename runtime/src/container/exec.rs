@@ -155,11 +155,11 @@ fn run(dir: &Path, exec: &ExecConfig) -> Result<i32, ExecError> {
                         libc::dup2(slave.as_raw_fd(), i);
                     }
                 }
-            } else if !exec.interactive {
-                if let Ok(null) = fs::File::open("/dev/null") {
-                    // SAFETY: dup2 onto stdin.
-                    unsafe { libc::dup2(null.as_raw_fd(), 0) };
-                }
+            } else if !exec.interactive
+                && let Ok(null) = fs::File::open("/dev/null")
+            {
+                // SAFETY: dup2 onto stdin.
+                unsafe { libc::dup2(null.as_raw_fd(), 0) };
             }
             let err = match process::resolve_user(user_spec.as_deref(), Path::new("/")) {
                 Ok(user) => {

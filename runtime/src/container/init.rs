@@ -152,7 +152,10 @@ fn exec_inner(p: &ProcessSetup<'_>) -> Result<std::convert::Infallible, InitErro
     capabilities::limit_bounding(p.caps)?;
     process::switch_user(&p.user)?;
     capabilities::apply(p.caps)?;
-    let _ = nix::unistd::chdir(&p.cwd);
+    nix::unistd::chdir(&p.cwd).map_err(|e| ProcessError::WorkDir {
+        path: p.cwd.clone(),
+        source: e.into(),
+    })?;
     let path = process::find_executable(cmd, process::env_get(&p.env, "PATH"))?;
     if p.reaper {
         // SAFETY: the process is single-threaded (a clone of the single-threaded shim).

@@ -94,6 +94,8 @@ pub enum RuntimeError {
     /// The container's own start failure, with Docker's exit code (125/126/127).
     #[error("{message}")]
     Start { code: i32, message: String },
+    #[error("the shim ended without reporting the container's exit")]
+    ShimLost,
     #[error("container {id} is running: stop it first or use force")]
     Running { id: String },
     #[error("container {id} is already running")]
@@ -121,6 +123,35 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RuntimeE
 pub struct ExitInfo {
     pub code: i32,
     pub oom_killed: bool,
+}
+
+/// The exit report of a container started with [`Runtime::start_watched`].
+#[derive(Debug)]
+pub struct ExitWatch {
+    reader: io::BufReader<fs::File>,
+}
+
+impl ExitWatch {
+    /// The pipe to poll: readable once the container has exited.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self.reader.get_ref())
+    }
+
+    /// Blocks until the container exits.
+    pub fn wait(mut self) -> Result<ExitInfo, RuntimeError> {
+        let mut line = String::new();
+        let _ = io::BufRead::read_line(&mut self.reader, &mut line);
+        match serde_json::from_str::<StartReport>(&line) {
+            Ok(StartReport::Exited {
+                exit_code,
+                oom_killed,
+            }) => Ok(ExitInfo {
+                code: exit_code,
+                oom_killed,
+            }),
+            _ => Err(RuntimeError::ShimLost),
+        }
+    }
 }
 
 /// The container API of one berth instance.
@@ -330,6 +361,10 @@ impl Runtime {
                 cgroup: &rec.cgroup,
             },
         )?;
+        // The log exists from the start so a foreground reader can open it before the shim
+        // runs (and keep reading after `--rm` deleted it).
+        let p = rec.log_path();
+        fs::File::create(&p).map_err(io_err("creating", &p))?;
         let p = rec.spec_path();
         state::write_json_atomic(&p, &spec).map_err(io_err("writing", &p))?;
         let p = dir.join(Record::FILE);
@@ -344,6 +379,27 @@ impl Runtime {
     /// Starts the container through a new shim and returns the container's host pid once it
     /// has exec'd, or the reason it could not.
     pub fn start(&self, rec: &Record) -> Result<i32, RuntimeError> {
+        self.spawn_shim(rec, false).map(|(pid, _)| pid)
+    }
+
+    /// Like [`Runtime::start`], and also returns a handle that reports the exit, even when
+    /// `--rm` removes the container at once (what a foreground `run` needs).
+    pub fn start_watched(&self, rec: &Record) -> Result<(i32, ExitWatch), RuntimeError> {
+        let (pid, watch) = self.spawn_shim(rec, true)?;
+        match watch {
+            Some(w) => Ok((pid, w)),
+            None => Err(RuntimeError::ShimSilent {
+                id: rec.id.clone(),
+                log: rec.dir.join("shim.log"),
+            }),
+        }
+    }
+
+    fn spawn_shim(
+        &self,
+        rec: &Record,
+        watch: bool,
+    ) -> Result<(i32, Option<ExitWatch>), RuntimeError> {
         let st = self.state(rec)?;
         if st.status == Status::Running && self.shim_alive(&st) {
             return Err(RuntimeError::AlreadyRunning { id: rec.id.clone() });
@@ -359,6 +415,7 @@ impl Runtime {
         cmd.arg("shim")
             .arg(&rec.dir)
             .env(shim::SYNC_FD_ENV, "3")
+            .env(shim::SYNC_EXIT_ENV, if watch { "1" } else { "0" })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -377,17 +434,18 @@ impl Runtime {
         })?;
         drop(w);
         let _ = child.wait();
-        let mut buf = Vec::new();
-        let _ = fs::File::from(r).read_to_end(&mut buf);
-        match serde_json::from_slice::<StartReport>(&buf) {
-            Ok(StartReport::Started { pid, .. }) => Ok(pid),
+        let mut reader = io::BufReader::new(fs::File::from(r));
+        let mut line = String::new();
+        let _ = io::BufRead::read_line(&mut reader, &mut line);
+        match serde_json::from_str::<StartReport>(&line) {
+            Ok(StartReport::Started { pid, .. }) => Ok((pid, watch.then(|| ExitWatch { reader }))),
             Ok(StartReport::Failed { code, message }) => {
                 if rec.config.auto_remove {
                     remove_files(rec);
                 }
                 Err(RuntimeError::Start { code, message })
             }
-            Err(_) => Err(RuntimeError::ShimSilent {
+            _ => Err(RuntimeError::ShimSilent {
                 id: rec.id.clone(),
                 log: rec.dir.join("shim.log"),
             }),
@@ -428,14 +486,20 @@ impl Runtime {
         if !self.is_running(rec) {
             return Ok(None);
         }
-        let waiter = control::send(&rec.socket(), &Request::Wait)?;
-        control::call(
+        let waiter = match control::send(&rec.socket(), &Request::Wait) {
+            Ok(w) => w,
+            // It exited between the check and the connect.
+            Err(ControlError::Connect { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // A refusal here means the container is exiting already: the wait tells how.
+        let _ = control::call(
             &rec.socket(),
             &Request::Stop {
                 signal: rec.config.stop_signal,
                 timeout: timeout.unwrap_or(rec.config.stop_timeout),
             },
-        )?;
+        );
         Ok(Some(self.read_exit(rec, waiter)?))
     }
 

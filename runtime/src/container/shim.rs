@@ -33,6 +33,9 @@ use super::state::{State, StateError, Status};
 
 /// Env var naming the fd on which the shim reports the start result to its starter.
 pub const SYNC_FD_ENV: &str = "BERTH_SHIM_SYNC_FD";
+/// When set to 1, the shim keeps the sync fd and also reports the exit on it: a foreground
+/// `run` learns the status without racing `--rm` or the control socket's removal.
+pub const SYNC_EXIT_ENV: &str = "BERTH_SHIM_SYNC_EXIT";
 
 /// Errors of the shim before the container runs; they are reported to the starter.
 #[derive(Debug, thiserror::Error)]
@@ -91,10 +94,13 @@ fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> ShimError {
 pub enum StartReport {
     Started { pid: i32, shim_pid: i32 },
     Failed { code: i32, message: String },
+    Exited { exit_code: i32, oom_killed: bool },
 }
 
+/// Writes one JSON line (the starter reads line by line).
 fn report(fd: Option<&OwnedFd>, r: &StartReport) {
-    if let (Some(fd), Ok(data)) = (fd, serde_json::to_vec(r)) {
+    if let (Some(fd), Ok(mut data)) = (fd, serde_json::to_vec(r)) {
+        data.push(b'\n');
         let _ = nix::unistd::write(fd, &data);
     }
 }
@@ -124,7 +130,8 @@ pub fn main(dir: &Path) -> i32 {
     }
     let _ = nix::unistd::setsid();
     redirect_stdio(dir);
-    let mut shim = match Shim::start(dir) {
+    let sync_raw = sync.as_ref().map(|f| f.as_raw_fd());
+    let mut shim = match Shim::start(dir, sync_raw) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %chain(&e), "container start failed");
@@ -147,7 +154,11 @@ pub fn main(dir: &Path) -> i32 {
             shim_pid: std::process::id() as i32,
         },
     );
-    drop(sync);
+    if std::env::var(SYNC_EXIT_ENV).as_deref() == Ok("1") {
+        shim.exit_report = sync;
+    } else {
+        drop(sync);
+    }
     shim.run();
     0
 }
@@ -212,6 +223,8 @@ struct Shim {
     waiters: Vec<UnixStream>,
     stop_deadline: Option<Instant>,
     exit: Option<(i32, Option<i32>)>,
+    /// The starter's pipe, when it asked to hear about the exit too.
+    exit_report: Option<OwnedFd>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), ShimError> {
@@ -219,7 +232,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), ShimError> {
 }
 
 impl Shim {
-    fn start(dir: &Path) -> Result<Shim, ShimError> {
+    fn start(dir: &Path, sync_fd: Option<RawFd>) -> Result<Shim, ShimError> {
         let rec = Record::load(dir)?;
         let mut state = State::load(&rec.state_path())?;
         let spec_path = rec.spec_path();
@@ -375,6 +388,8 @@ impl Shim {
         if let Some(w) = &stdin_keep {
             close.push(w.as_raw_fd());
         }
+        // The starter reads its pipe to EOF: the container must not keep it open.
+        close.extend(sync_fd);
         let args = InitArgs {
             spec: &spec,
             user: cfg.user.as_deref(),
@@ -454,6 +469,7 @@ impl Shim {
             waiters: Vec::new(),
             stop_deadline: None,
             exit: None,
+            exit_report: None,
         })
     }
 
@@ -655,8 +671,18 @@ impl Shim {
         self.state.oom_killed = oom;
         self.state.finished_at = Some(SystemTime::now());
         let _ = self.state.save(&self.rec.state_path());
+        // No new clients from here on; serve those already queued (their `wait` is answered
+        // below with everyone else's).
         let _ = fs::remove_file(self.rec.socket());
+        while let Ok((s, _)) = self.listener.accept() {
+            self.handle_client(s);
+        }
         tracing::info!(id = %self.rec.id, code, oom, "container exited");
+        // `--rm`: gone before anyone hears of the exit, so a waiter never sees leftovers
+        // (a reader that opened the log keeps its file handle).
+        if self.rec.config.auto_remove {
+            super::remove_files(&self.rec);
+        }
         let resp = Response::Exited {
             exit_code: code,
             oom_killed: oom,
@@ -664,9 +690,13 @@ impl Shim {
         for w in self.waiters.drain(..) {
             send(w, &resp);
         }
-        if self.rec.config.auto_remove {
-            super::remove_files(&self.rec);
-        }
+        report(
+            self.exit_report.as_ref(),
+            &StartReport::Exited {
+                exit_code: code,
+                oom_killed: oom,
+            },
+        );
     }
 }
 

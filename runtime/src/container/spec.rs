@@ -155,7 +155,7 @@ pub fn cap_name(name: &str) -> Result<String, SpecError> {
     Ok(full)
 }
 
-/// The capability set after `privileged`, `cap_add` and `cap_drop` (`ALL` works in both).
+/// The capability set after `privileged`, `cap_drop` then `cap_add` (`ALL` works in both).
 pub fn effective_caps(cfg: &ContainerConfig) -> Result<Vec<String>, SpecError> {
     let all: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     let mut set: Vec<String> = if cfg.privileged {
@@ -163,6 +163,15 @@ pub fn effective_caps(cfg: &ContainerConfig) -> Result<Vec<String>, SpecError> {
     } else {
         DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
     };
+    // Drops first, then adds: `--cap-drop ALL --cap-add X` leaves exactly X, as Docker.
+    for drop in &cfg.cap_drop {
+        if drop.eq_ignore_ascii_case("ALL") {
+            set.clear();
+        } else {
+            let c = cap_name(drop)?;
+            set.retain(|x| *x != c);
+        }
+    }
     for add in &cfg.cap_add {
         if add.eq_ignore_ascii_case("ALL") {
             set = all.clone();
@@ -171,14 +180,6 @@ pub fn effective_caps(cfg: &ContainerConfig) -> Result<Vec<String>, SpecError> {
             if !set.contains(&c) {
                 set.push(c);
             }
-        }
-    }
-    for drop in &cfg.cap_drop {
-        if drop.eq_ignore_ascii_case("ALL") {
-            set.clear();
-        } else {
-            let c = cap_name(drop)?;
-            set.retain(|x| *x != c);
         }
     }
     set.sort();

@@ -1,0 +1,113 @@
+//! Root filesystem and mounts: overlay upper dir, named volumes, read-only root, tmpfs.
+
+mod container_util;
+
+use std::fs;
+
+use berth_runtime::container::{ContainerConfig, MountSpec, NetworkMode, RootfsSource};
+use container_util::{Env, make_rootfs, stderr, stdout};
+
+#[test]
+fn overlay_writes_go_to_the_upper_dir_and_volumes_survive_rm() {
+    let env = Env::new();
+    let rt = env.runtime();
+    let lower0 = env.tmp.path().join("l0");
+    let lower1 = env.tmp.path().join("l1");
+    make_rootfs(&lower0);
+    fs::create_dir_all(lower1.join("data")).expect("l1");
+    fs::write(lower1.join("data/seed"), "from-image\n").expect("seed");
+    fs::write(lower1.join("top"), "upper-layer\n").expect("top");
+
+    let mut cfg = ContainerConfig::new(
+        RootfsSource::Layers(vec![lower0.clone(), lower1.clone()]),
+        vec![
+            "sh".into(),
+            "-c".into(),
+            "cat /top; cat /data/seed; echo new > /written; echo kept > /data/mine; rm /top".into(),
+        ],
+    );
+    cfg.network = NetworkMode::None;
+    cfg.mounts.push(MountSpec::Volume {
+        name: "vol1".into(),
+        target: "/data".into(),
+        read_only: false,
+    });
+    let rec = rt.create(cfg.clone()).expect("create");
+    assert!(
+        rec.netns.as_ref().is_some_and(|p| p.exists()),
+        "netns pinned before start"
+    );
+    rt.start(&rec).expect("start");
+    let exit = rt.wait(&rec).expect("wait");
+    assert_eq!(exit.code, 0);
+    let log = fs::read_to_string(rec.log_path()).expect("log");
+    assert!(
+        log.contains("upper-layer") && log.contains("from-image"),
+        "{log}"
+    );
+    assert_eq!(
+        fs::read_to_string(rec.dir.join("upper/written")).expect("upper"),
+        "new\n"
+    );
+    assert!(!lower0.join("written").exists(), "lowers stay untouched");
+    assert!(
+        lower1.join("top").exists(),
+        "a delete is a whiteout in the upper dir"
+    );
+    let vol = rt.volume_dir("vol1");
+    assert_eq!(
+        fs::read_to_string(vol.join("seed")).expect("seeded"),
+        "from-image\n"
+    );
+    assert_eq!(
+        fs::read_to_string(vol.join("mine")).expect("mine"),
+        "kept\n"
+    );
+
+    rt.remove(&rec, false).expect("rm");
+    assert!(!rec.dir.exists(), "upper dir gone with rm");
+    assert!(vol.join("mine").exists(), "volume data survives rm");
+
+    // A second container sees the volume's data, not the image's (no re-seeding).
+    fs::write(lower1.join("data/seed"), "changed\n").expect("seed");
+    cfg.args = vec!["cat".into(), "/data/seed".into(), "/data/mine".into()];
+    cfg.auto_remove = true;
+    let rec = rt.create(cfg).expect("create");
+    rt.start(&rec).expect("start");
+    assert_eq!(rt.wait(&rec).expect("wait").code, 0);
+    env.assert_clean();
+}
+
+#[test]
+fn read_only_root_and_tmpfs() {
+    let env = Env::new();
+    let o = env.run(
+        &["--rm", "--read-only", "--tmpfs", "/scratch:size=1m"],
+        &[
+            "sh",
+            "-c",
+            "touch /x 2>&1; echo root_rc=$?; echo ok > /scratch/f && cat /scratch/f; echo ok > /dev/shm/g && echo shm",
+        ],
+    );
+    let out = stdout(&o);
+    assert!(
+        out.contains("Read-only file system") && out.contains("root_rc=1"),
+        "{out}\n{}",
+        stderr(&o)
+    );
+    assert!(out.contains("ok\nshm"), "{out}");
+    let host = env.tmp.path().join("hostdir");
+    fs::create_dir_all(&host).expect("hostdir");
+    fs::write(host.join("f"), "hi\n").expect("f");
+    let bind = format!("{}:/mnt/h:ro", host.display());
+    let o = env.run(
+        &["--rm", "-v", &bind],
+        &["sh", "-c", "cat /mnt/h/f; touch /mnt/h/x"],
+    );
+    assert_eq!(stdout(&o), "hi\n");
+    assert!(stderr(&o).contains("Read-only"), "{}", stderr(&o));
+    assert!(!host.join("x").exists());
+    let o = env.run(&["--rm", "-w", "/made/here"], &["pwd"]);
+    assert_eq!(stdout(&o), "/made/here\n");
+    env.assert_clean();
+}
