@@ -334,3 +334,67 @@ fn init_reaps_and_forwards_signals() {
     assert!(env.berth(&["container", "rm", "tini"]).status.success());
     env.assert_clean();
 }
+
+#[test]
+fn run_attaches_stdin_and_a_tty() {
+    use std::io::Write;
+    let env = Env::new();
+    let rootfs = env.rootfs.display().to_string();
+    let mut child = env
+        .cmd(&[
+            "container",
+            "run",
+            "--rm",
+            "-i",
+            "--rootfs",
+            &rootfs,
+            "sh",
+            "-c",
+            "cat; echo done >&2; exit 6",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"line one\nline two\n")
+        .expect("write");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "line one\nline two\n");
+    assert_eq!(stderr(&o), "done\n");
+
+    let mut child = env
+        .cmd(&[
+            "container",
+            "run",
+            "--rm",
+            "-i",
+            "-t",
+            "--rootfs",
+            &rootfs,
+            "sh",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"echo answer=$((6*7)); tty; exit 3\n")
+        .expect("write");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(3));
+    let out = stdout(&o);
+    assert!(
+        out.contains("answer=42") && out.contains("/dev/console"),
+        "{out}"
+    );
+    env.assert_clean();
+}

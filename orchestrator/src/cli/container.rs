@@ -69,6 +69,13 @@ pub enum ContainerCommand {
     },
     /// Show a container's processes
     Top { container: String },
+    /// Attach to a running container's output (and stdin)
+    Attach {
+        /// Do not forward stdin
+        #[arg(long = "no-stdin")]
+        no_stdin: bool,
+        container: String,
+    },
 }
 
 /// Options of `run` and `create`.
@@ -376,6 +383,17 @@ fn dispatch(rt: &Runtime, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
         }
+        ContainerCommand::Attach {
+            no_stdin,
+            container,
+        } => {
+            let rec = rt.resolve(&container)?;
+            let stdin = !no_stdin && rec.config.open_stdin;
+            let stream = rt.attach(&rec, stdin)?;
+            attach_loop(&rt, &rec, stream, stdin)?;
+            let info = rt.wait(&rec)?;
+            Ok(exit_code(info.code))
+        }
         ContainerCommand::Top { container } => {
             let rec = rt.resolve(&container)?;
             if !rt.is_running(&rec) {
@@ -630,11 +648,6 @@ fn build_config(a: &RunArgs) -> anyhow::Result<ContainerConfig> {
 
 fn run_container(rt: &Runtime, a: RunArgs, start: bool) -> anyhow::Result<ExitCode> {
     let cfg = build_config(&a)?;
-    if start && !a.detach && (a.interactive || a.tty) {
-        bail!(
-            "attaching a terminal or stdin to `run` is not implemented yet: use `run -d -i -t` and `berth container exec -it`"
-        );
-    }
     let rec = rt.create(cfg).map_err(start_error)?;
     if !start {
         println!("{}", rec.id);
@@ -644,6 +657,14 @@ fn run_container(rt: &Runtime, a: RunArgs, start: bool) -> anyhow::Result<ExitCo
         rt.start(&rec).map_err(start_error)?;
         println!("{}", rec.id);
         return Ok(ExitCode::SUCCESS);
+    }
+    if a.interactive || a.tty {
+        let (_, watch, stream) = rt
+            .start_attached(&rec, a.interactive)
+            .map_err(start_error)?;
+        attach_loop(rt, &rec, stream, a.interactive)?;
+        let info = watch.wait()?;
+        return Ok(exit_code(info.code));
     }
     // Foreground: follow the log while the container runs, then exit with its status.
     let mut follower = logs::Follower::new(&rec.log_path(), true);
@@ -737,6 +758,121 @@ fn show_logs(rt: &Runtime, a: LogsArgs) -> anyhow::Result<ExitCode> {
     let follow: Option<&mut dyn FnMut() -> bool> = if a.follow { Some(&mut alive) } else { None };
     logs::print(&rec.log_path(), &opts, &mut StdSink, follow)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Restores the terminal mode when dropped.
+struct RawMode(Option<nix::sys::termios::Termios>);
+
+impl RawMode {
+    fn enter(on: bool) -> RawMode {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        if !on {
+            return RawMode(None);
+        }
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return RawMode(None);
+        };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &raw);
+        RawMode(Some(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
+        }
+    }
+}
+
+/// Relays our stdin to an attach stream and its output to our stdout/stderr until the
+/// container's side closes.
+fn attach_loop(
+    rt: &Runtime,
+    rec: &berth_runtime::container::Record,
+    stream: std::os::unix::net::UnixStream,
+    stdin: bool,
+) -> anyhow::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let tty = rec.config.tty;
+    let input = std::io::stdin();
+    let is_term = nix::unistd::isatty(&input).unwrap_or(false);
+    if tty && is_term {
+        let mut ws = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ writes into the struct we own.
+        if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 {
+            let _ = rt.resize(rec, ws.ws_row, ws.ws_col);
+        }
+    }
+    let _raw = RawMode::enter(tty && stdin && is_term);
+    let mut stdin_open = stdin;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    loop {
+        let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+        if stdin_open {
+            fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
+        }
+        poll(&mut fds, PollTimeout::NONE).context("waiting for the container's output")?;
+        let s_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let i_ready = fds
+            .get(1)
+            .and_then(|f| f.revents())
+            .is_some_and(|r| !r.is_empty());
+        if s_ready {
+            let n = (&stream).read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            if tty {
+                out.write_all(&buf[..n])?;
+                out.flush()?;
+            } else {
+                pending.extend_from_slice(&buf[..n]);
+                while pending.len() >= 8 {
+                    let len = u32::from_be_bytes([pending[4], pending[5], pending[6], pending[7]])
+                        as usize;
+                    if pending.len() < 8 + len {
+                        break;
+                    }
+                    let frame: Vec<u8> = pending.drain(..8 + len).collect();
+                    if frame[0] == 2 {
+                        err.write_all(&frame[8..])?;
+                        err.flush()?;
+                    } else {
+                        out.write_all(&frame[8..])?;
+                        out.flush()?;
+                    }
+                }
+            }
+        }
+        if i_ready {
+            let n = nix::unistd::read(&input, &mut buf).unwrap_or(0);
+            if n == 0 {
+                stdin_open = false;
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            } else if (&stream).write_all(&buf[..n]).is_err() {
+                stdin_open = false;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The hidden `berth shim DIR` entry point.

@@ -24,6 +24,7 @@ pub mod state;
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -123,6 +124,41 @@ fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RuntimeE
 pub struct ExitInfo {
     pub code: i32,
     pub oom_killed: bool,
+}
+
+/// Reads the one-line JSON answer that precedes an attach stream, byte by byte so that no
+/// stream data is consumed.
+fn read_line_raw(sock: &Path, mut s: &UnixStream) -> Result<(), RuntimeError> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match s.read(&mut b) {
+            Ok(1) if b[0] == b'\n' => break,
+            Ok(1) => line.push(b[0]),
+            Ok(_) => {
+                return Err(ControlError::Io {
+                    path: sock.to_path_buf(),
+                    source: io::Error::from(io::ErrorKind::UnexpectedEof),
+                }
+                .into());
+            }
+            Err(source) => {
+                return Err(ControlError::Io {
+                    path: sock.to_path_buf(),
+                    source,
+                }
+                .into());
+            }
+        }
+    }
+    match serde_json::from_slice::<Response>(&line) {
+        Ok(Response::Ok) => Ok(()),
+        Ok(Response::Error { message }) => Err(ControlError::Refused { message }.into()),
+        _ => Err(ControlError::Refused {
+            message: String::from_utf8_lossy(&line).into_owned(),
+        }
+        .into()),
+    }
 }
 
 /// The exit report of a container started with [`Runtime::start_watched`].
@@ -379,13 +415,51 @@ impl Runtime {
     /// Starts the container through a new shim and returns the container's host pid once it
     /// has exec'd, or the reason it could not.
     pub fn start(&self, rec: &Record) -> Result<i32, RuntimeError> {
-        self.spawn_shim(rec, false).map(|(pid, _)| pid)
+        self.spawn_shim(rec, false, None).map(|(pid, _, _)| pid)
+    }
+
+    /// Starts the container with a client attached before it runs (foreground `run -i/-t`):
+    /// returns the pid, the exit watch and the attached stream (raw bytes with a tty, Docker's
+    /// 8-byte framed stdout/stderr without; writes go to the container's stdin if `stdin`).
+    pub fn start_attached(
+        &self,
+        rec: &Record,
+        stdin: bool,
+    ) -> Result<(i32, ExitWatch, UnixStream), RuntimeError> {
+        let tty = rec.config.tty;
+        let (pid, watch, stream) = self.spawn_shim(rec, true, Some((stdin, tty)))?;
+        match (watch, stream) {
+            (Some(w), Some(s)) => Ok((pid, w, s)),
+            _ => Err(RuntimeError::ShimSilent {
+                id: rec.id.clone(),
+                log: rec.dir.join("shim.log"),
+            }),
+        }
+    }
+
+    /// Attaches to a running container's output (and stdin).
+    pub fn attach(&self, rec: &Record, stdin: bool) -> Result<UnixStream, RuntimeError> {
+        let s = control::send(
+            &rec.socket(),
+            &Request::Attach {
+                stdin,
+                tty: rec.config.tty,
+            },
+        )?;
+        read_line_raw(&rec.socket(), &s)?;
+        Ok(s)
+    }
+
+    /// Sets the window size of a tty container.
+    pub fn resize(&self, rec: &Record, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+        control::call(&rec.socket(), &Request::Resize { rows, cols })?;
+        Ok(())
     }
 
     /// Like [`Runtime::start`], and also returns a handle that reports the exit, even when
     /// `--rm` removes the container at once (what a foreground `run` needs).
     pub fn start_watched(&self, rec: &Record) -> Result<(i32, ExitWatch), RuntimeError> {
-        let (pid, watch) = self.spawn_shim(rec, true)?;
+        let (pid, watch, _) = self.spawn_shim(rec, true, None)?;
         match watch {
             Some(w) => Ok((pid, w)),
             None => Err(RuntimeError::ShimSilent {
@@ -399,7 +473,8 @@ impl Runtime {
         &self,
         rec: &Record,
         watch: bool,
-    ) -> Result<(i32, Option<ExitWatch>), RuntimeError> {
+        attach: Option<(bool, bool)>,
+    ) -> Result<(i32, Option<ExitWatch>, Option<UnixStream>), RuntimeError> {
         let st = self.state(rec)?;
         if st.status == Status::Running && self.shim_alive(&st) {
             return Err(RuntimeError::AlreadyRunning { id: rec.id.clone() });
@@ -416,6 +491,7 @@ impl Runtime {
             .arg(&rec.dir)
             .env(shim::SYNC_FD_ENV, "3")
             .env(shim::SYNC_EXIT_ENV, if watch { "1" } else { "0" })
+            .env(shim::ATTACH_ENV, if attach.is_some() { "1" } else { "0" })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -437,8 +513,20 @@ impl Runtime {
         let mut reader = io::BufReader::new(fs::File::from(r));
         let mut line = String::new();
         let _ = io::BufRead::read_line(&mut reader, &mut line);
+        let mut stream = None;
+        if let (Some((stdin, tty)), Ok(StartReport::Listening)) =
+            (attach, serde_json::from_str::<StartReport>(&line))
+        {
+            let s = control::send(&rec.socket(), &Request::Attach { stdin, tty })?;
+            read_line_raw(&rec.socket(), &s)?;
+            stream = Some(s);
+            line.clear();
+            let _ = io::BufRead::read_line(&mut reader, &mut line);
+        }
         match serde_json::from_str::<StartReport>(&line) {
-            Ok(StartReport::Started { pid, .. }) => Ok((pid, watch.then(|| ExitWatch { reader }))),
+            Ok(StartReport::Started { pid, .. }) => {
+                Ok((pid, watch.then(|| ExitWatch { reader }), stream))
+            }
             Ok(StartReport::Failed { code, message }) => {
                 if rec.config.auto_remove {
                     remove_files(rec);
