@@ -111,3 +111,43 @@ fn read_only_root_and_tmpfs() {
     assert_eq!(stdout(&o), "/made/here\n");
     env.assert_clean();
 }
+
+#[test]
+fn failures_before_exec_leave_nothing_behind() {
+    let env = Env::new();
+    let rt = env.runtime();
+    // A layer that does not exist: the overlay mount fails inside the container's namespace.
+    let mut cfg = ContainerConfig::new(
+        RootfsSource::Layers(vec![env.tmp.path().join("no-such-layer")]),
+        vec!["true".into()],
+    );
+    cfg.auto_remove = true;
+    let rec = rt.create(cfg).expect("create");
+    let err = rt.start(&rec).expect_err("overlay must fail");
+    assert_eq!(err.exit_code(), 125);
+    assert!(err.to_string().contains("overlay"), "{err}");
+    env.assert_clean();
+
+    // A cgroup value the kernel refuses: the shim cleans the cgroup up and reports it.
+    let mut cfg = ContainerConfig::new(RootfsSource::Dir(env.rootfs.clone()), vec!["true".into()]);
+    cfg.resources.cpuset_cpus = Some("4096-4097".into());
+    cfg.auto_remove = true;
+    let rec = rt.create(cfg).expect("create");
+    let err = rt.start(&rec).expect_err("cpuset must fail");
+    assert!(err.to_string().contains("cpuset.cpus"), "{err}");
+    env.assert_clean();
+
+    // A name in use and a bad name are refused before anything is made.
+    let mut cfg = ContainerConfig::new(
+        RootfsSource::Dir(env.rootfs.clone()),
+        vec!["sleep".into(), "30".into()],
+    );
+    cfg.name = "taken".into();
+    let rec = rt.create(cfg.clone()).expect("create");
+    assert!(rt.create(cfg.clone()).is_err());
+    cfg.name = "bad/name".into();
+    assert!(rt.create(cfg).is_err());
+    rt.start(&rec).expect("start");
+    rt.remove(&rec, true).expect("rm -f");
+    env.assert_clean();
+}

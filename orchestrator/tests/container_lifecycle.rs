@@ -229,13 +229,13 @@ fn exec_joins_the_container_with_and_without_a_tty() {
 
     let top = env.berth(&["container", "top", "box"]);
     assert!(stdout(&top).contains("sleep 300"), "{}", stdout(&top));
-    assert!(cgroup_exists(&id));
+    assert!(cgroup_exists(&env, &id));
     assert!(
         env.berth(&["container", "rm", "-f", "box"])
             .status
             .success()
     );
-    assert!(!cgroup_exists(&id));
+    assert!(!cgroup_exists(&env, &id));
     env.assert_clean();
 }
 

@@ -236,11 +236,14 @@ pub struct ExecArgs {
 /// The runtime of the instance selected by `--root`/`--run`; the shim is this very binary.
 pub(crate) fn runtime(g: &GlobalOpts) -> anyhow::Result<Runtime> {
     let exe = std::env::current_exe().context("finding the berth executable for the shim")?;
-    Ok(Runtime::new(RuntimeConfig {
-        root: g.root.clone(),
-        run: g.run.clone(),
-        shim_exe: exe,
-    }))
+    let mut cfg = RuntimeConfig::new(g.root.clone(), g.run.clone(), exe);
+    // Lets test instances keep their cgroups apart (and prove they leave none).
+    if let Ok(parent) = std::env::var("BERTH_CGROUP_PARENT")
+        && !parent.is_empty()
+    {
+        cfg.cgroup_parent = parent;
+    }
+    Ok(Runtime::new(cfg))
 }
 
 /// An error that carries the exit status to use (Docker's 125/126/127 or the container's).

@@ -105,11 +105,19 @@ impl Env {
 
     /// The library API on this instance.
     pub fn runtime(&self) -> Runtime {
-        Runtime::new(RuntimeConfig {
-            root: self.root.clone(),
-            run: self.run.clone(),
-            shim_exe: BERTH.into(),
-        })
+        let mut cfg = RuntimeConfig::new(self.root.clone(), self.run.clone(), BERTH.into());
+        cfg.cgroup_parent = self.cgroup_parent();
+        Runtime::new(cfg)
+    }
+
+    /// This instance's own cgroup parent (`berth-test-<tempdir name>`).
+    pub fn cgroup_parent(&self) -> String {
+        let name = self
+            .tmp
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        format!("berth-test-{}", name.unwrap_or_default())
     }
 
     /// `berth --root .. --run .. ARGS`, with a timeout so a bug cannot hang the suite.
@@ -122,6 +130,7 @@ impl Env {
             .arg("--run")
             .arg(&self.run)
             .args(args)
+            .env("BERTH_CGROUP_PARENT", self.cgroup_parent())
             .stdin(Stdio::null());
         c
     }
@@ -184,6 +193,17 @@ impl Env {
         for pid in procs_mentioning(&tmp) {
             out.push(format!("process {pid}"));
         }
+        let parent = self.cgroup_parent();
+        for h in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let d = h.path().join(&parent);
+            if d.exists() {
+                out.push(format!("cgroup {}", d.display()));
+            }
+        }
         out
     }
 
@@ -225,13 +245,14 @@ pub fn procs_mentioning(needle: &str) -> Vec<i32> {
     out
 }
 
-/// True when a cgroup dir for container `id` exists in any hierarchy.
-pub fn cgroup_exists(id: &str) -> bool {
+/// True when a cgroup dir for container `id` of `env` exists in any hierarchy.
+pub fn cgroup_exists(env: &Env, id: &str) -> bool {
+    let parent = env.cgroup_parent();
     fs::read_dir("/sys/fs/cgroup")
         .into_iter()
         .flatten()
         .flatten()
-        .any(|h| h.path().join("berth").join(id).exists())
+        .any(|h| h.path().join(&parent).join(id).exists())
 }
 
 impl Drop for Env {
@@ -244,6 +265,18 @@ impl Drop for Env {
         for pid in procs_mentioning(&tmp) {
             // SAFETY: kill(2) on a pid we found running our own test paths.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        let parent = self.cgroup_parent();
+        for h in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let d = h.path().join(&parent);
+            for c in fs::read_dir(&d).into_iter().flatten().flatten() {
+                let _ = fs::remove_dir(c.path());
+            }
+            let _ = fs::remove_dir(&d);
         }
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         for l in mounts.lines() {

@@ -138,6 +138,7 @@ fn run(dir: &Path, exec: &ExecConfig) -> Result<i32, ExecError> {
     let no_new_privs = proc_.and_then(|p| p.no_new_privileges()).unwrap_or(false);
     let user_spec = exec.user.clone().or_else(|| rec.config.user.clone());
 
+    init::hide_from_container();
     // SAFETY: the helper is single-threaded (freshly exec'd).
     match unsafe { nix::unistd::fork() }.map_err(sys("forking into the container"))? {
         nix::unistd::ForkResult::Child => {

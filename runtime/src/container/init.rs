@@ -254,7 +254,16 @@ pub fn run(a: &InitArgs<'_>) -> ! {
     fail(a.report, &err)
 }
 
+/// Hides this process's /proc entries (exe, mem, fds) from the container's other processes
+/// while it still runs berth's code (before execve resets it; the `--init` reaper keeps it):
+/// without CAP_SYS_PTRACE they cannot reopen the host's berth binary through /proc/PID/exe.
+pub fn hide_from_container() {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}
+
 fn setup<'a>(a: &'a InitArgs<'a>) -> Result<ProcessSetup<'a>, InitError> {
+    hide_from_container();
     reset_signals();
     for fd in &a.close {
         // SAFETY: closing the shim's ends of pipes we do not use.

@@ -48,6 +48,21 @@ pub struct RuntimeConfig {
     /// The executable that understands `shim DIR` and `exec-helper DIR JSON` (the berth
     /// binary); the library cannot know its path.
     pub shim_exe: PathBuf,
+    /// cgroup directory (below each hierarchy root) that holds this instance's containers;
+    /// removed when its last container goes. Default `berth`.
+    pub cgroup_parent: String,
+}
+
+impl RuntimeConfig {
+    /// A config with the default cgroup parent.
+    pub fn new(root: PathBuf, run: PathBuf, shim_exe: PathBuf) -> RuntimeConfig {
+        RuntimeConfig {
+            root,
+            run,
+            shim_exe,
+            cgroup_parent: "berth".into(),
+        }
+    }
 }
 
 /// Errors of the container API.
@@ -326,7 +341,7 @@ impl Runtime {
             run_dir,
             netns,
             volumes,
-            cgroup: format!("berth/{id}"),
+            cgroup: format!("{}/{id}", self.cfg.cgroup_parent.trim_matches('/')),
         };
         match self.lay_out(&rec) {
             Ok(()) => Ok(rec),
