@@ -230,6 +230,24 @@ fn exec_joins_the_container_with_and_without_a_tty() {
     let top = env.berth(&["container", "top", "box"]);
     assert!(stdout(&top).contains("sleep 300"), "{}", stdout(&top));
     assert!(cgroup_exists(&env, &id));
+    let st = env.berth(&["container", "stats", "--no-stream", "box"]);
+    let line = stdout(&st).lines().nth(1).unwrap_or_default().to_string();
+    assert!(
+        line.starts_with(&id[..12]) && line.contains(" box "),
+        "{}",
+        stdout(&st)
+    );
+    assert!(line.trim_end().ends_with(" 1"), "one pid: {line}");
+    assert!(
+        env.berth(&["container", "rename", "box", "crate"])
+            .status
+            .success()
+    );
+    assert!(
+        env.berth(&["container", "rename", "crate", "box"])
+            .status
+            .success()
+    );
     assert!(
         env.berth(&["container", "rm", "-f", "box"])
             .status

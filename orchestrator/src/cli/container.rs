@@ -69,6 +69,16 @@ pub enum ContainerCommand {
     },
     /// Show a container's processes
     Top { container: String },
+    /// Rename a container
+    Rename { container: String, new_name: String },
+    /// Show CPU, memory, pids, network and block I/O of running containers
+    Stats {
+        /// Print one sample and exit
+        #[arg(long = "no-stream")]
+        no_stream: bool,
+        /// Containers (default: all running)
+        containers: Vec<String>,
+    },
     /// Attach to a running container's output (and stdin)
     Attach {
         /// Do not forward stdin
@@ -386,6 +396,18 @@ fn dispatch(rt: &Runtime, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
         }
+        ContainerCommand::Rename {
+            container,
+            new_name,
+        } => {
+            let rec = rt.resolve(&container)?;
+            rt.rename(&rec, &new_name)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Stats {
+            no_stream,
+            containers,
+        } => stats(&rt, &containers, no_stream),
         ContainerCommand::Attach {
             no_stdin,
             container,
@@ -424,6 +446,90 @@ fn dispatch(rt: &Runtime, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
                 println!("{pid:>8} {ppid:>8}  {cmd}");
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b}B")
+    } else {
+        format!("{v:.2}{}", units[u])
+    }
+}
+
+/// CPU % over a one-second sample, as `docker stats` (100 % = one CPU).
+fn stats(rt: &Runtime, names: &[String], no_stream: bool) -> anyhow::Result<ExitCode> {
+    loop {
+        let recs: Vec<_> = if names.is_empty() {
+            rt.list()
+                .into_iter()
+                .filter(|(r, _)| rt.is_running(r))
+                .map(|(r, _)| r)
+                .collect()
+        } else {
+            names
+                .iter()
+                .map(|n| rt.resolve(n))
+                .collect::<Result<_, _>>()?
+        };
+        let first: Vec<_> = recs.iter().map(|r| rt.stats(r)).collect();
+        let t0 = std::time::Instant::now();
+        std::thread::sleep(Duration::from_secs(1));
+        let dt = t0.elapsed().as_nanos() as f64;
+        println!(
+            "{:<12}  {:<20}  {:>7}  {:>22}  {:>6}  {:>20}  {:>20}  {:>5}",
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS"
+        );
+        for (rec, before) in recs.iter().zip(first) {
+            let (Some((a, _, _)), Some((b, rx, tx))) = (before, rt.stats(rec)) else {
+                continue;
+            };
+            let cpu = (b.cpu_ns.saturating_sub(a.cpu_ns)) as f64 / dt * 100.0;
+            let limit = b.memory_limit.unwrap_or_else(|| {
+                // No limit: the host's memory, as Docker shows.
+                std::fs::read_to_string("/proc/meminfo")
+                    .ok()
+                    .and_then(|m| {
+                        m.lines()
+                            .find_map(|l| l.strip_prefix("MemTotal:"))
+                            .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+                    })
+                    .map_or(0, |k| k * 1024)
+            });
+            let mem_pct = if limit > 0 {
+                b.memory as f64 / limit as f64 * 100.0
+            } else {
+                0.0
+            };
+            println!(
+                "{:<12}  {:<20}  {:>6.2}%  {:>22}  {:>5.2}%  {:>20}  {:>20}  {:>5}",
+                &rec.id[..12],
+                rec.config.name,
+                cpu,
+                format!("{} / {}", human_bytes(b.memory), human_bytes(limit)),
+                mem_pct,
+                format!("{} / {}", human_bytes(rx), human_bytes(tx)),
+                format!("{} / {}", human_bytes(b.io_read), human_bytes(b.io_write)),
+                b.pids
+            );
+        }
+        if no_stream {
+            return Ok(ExitCode::SUCCESS);
         }
     }
 }

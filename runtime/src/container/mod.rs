@@ -718,6 +718,56 @@ impl Runtime {
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 
+    /// Renames a container (the name is only berth's; nothing in the container changes).
+    pub fn rename(&self, rec: &Record, name: &str) -> Result<Record, RuntimeError> {
+        if !valid_name(name) {
+            return Err(RuntimeError::BadName(name.to_string()));
+        }
+        if let Some((r, _)) = self.list().into_iter().find(|(r, _)| r.config.name == name) {
+            return Err(RuntimeError::NameInUse {
+                name: name.to_string(),
+                id: r.id,
+            });
+        }
+        let mut new = rec.clone();
+        new.config.name = name.to_string();
+        let p = rec.dir.join(Record::FILE);
+        state::write_json_atomic(&p, &new).map_err(io_err("writing", &p))?;
+        let mut st = self.state(rec)?;
+        st.name = name.to_string();
+        st.save(&rec.state_path())?;
+        Ok(new)
+    }
+
+    /// cgroup counters and network bytes (rx, tx) of a running container.
+    pub fn stats(&self, rec: &Record) -> Option<(cgroups::CgroupStats, u64, u64)> {
+        let st = self.state(rec).ok()?;
+        if st.status != Status::Running || st.pid <= 0 {
+            return None;
+        }
+        let cg = cgroups::Cgroup::locate(&rec.cgroup).ok()?.stats();
+        let (mut rx, mut tx) = (0, 0);
+        for l in fs::read_to_string(format!("/proc/{}/net/dev", st.pid))
+            .unwrap_or_default()
+            .lines()
+            .skip(2)
+        {
+            let Some((iface, rest)) = l.split_once(':') else {
+                continue;
+            };
+            if iface.trim() == "lo" {
+                continue;
+            }
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            rx += f.first().copied().unwrap_or(0);
+            tx += f.get(8).copied().unwrap_or(0);
+        }
+        Some((cg, rx, tx))
+    }
+
     /// Host pids of the container's processes (`top`).
     pub fn pids(&self, rec: &Record) -> Vec<i32> {
         cgroups::Cgroup::locate(&rec.cgroup)
