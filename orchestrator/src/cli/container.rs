@@ -210,6 +210,12 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short, long)]
     timestamps: bool,
+    /// Only logs since a time (RFC 3339) or a duration ago (10m, 1h30m)
+    #[arg(long)]
+    since: Option<String>,
+    /// Only logs before a time (RFC 3339) or a duration ago
+    #[arg(long)]
+    until: Option<String>,
     container: String,
 }
 
@@ -853,6 +859,16 @@ fn ls(rt: &Runtime, a: LsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An RFC 3339 time, or a duration meaning "that long ago".
+fn parse_when(s: &str) -> anyhow::Result<SystemTime> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let d = humantime::parse_duration(s)
+        .with_context(|| format!("{s:?} is neither an RFC 3339 time nor a duration (10m)"))?;
+    Ok(SystemTime::now() - d)
+}
+
 fn show_logs(rt: &Runtime, a: LogsArgs) -> anyhow::Result<ExitCode> {
     let rec = rt.resolve(&a.container)?;
     let tail = match a.tail.as_str() {
@@ -862,6 +878,8 @@ fn show_logs(rt: &Runtime, a: LogsArgs) -> anyhow::Result<ExitCode> {
     let opts = LogOptions {
         tail,
         timestamps: a.timestamps,
+        since: a.since.as_deref().map(parse_when).transpose()?,
+        until: a.until.as_deref().map(parse_when).transpose()?,
     };
     let mut alive = || rt.is_running(&rec);
     let follow: Option<&mut dyn FnMut() -> bool> = if a.follow { Some(&mut alive) } else { None };

@@ -494,6 +494,12 @@ impl Runtime {
         if st.status == Status::Running && self.shim_alive(&st) {
             return Err(RuntimeError::AlreadyRunning { id: rec.id.clone() });
         }
+        // The run dir is a tmpfs: after a reboot the pin is gone, make a new (empty) one.
+        if let Some(ns) = &rec.netns
+            && !namespaces::is_pinned(ns)
+        {
+            namespaces::pin_netns(ns)?;
+        }
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
             RuntimeError::SpawnShim {
                 exe: self.cfg.shim_exe.clone(),
