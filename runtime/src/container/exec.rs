@@ -81,7 +81,7 @@ fn run(dir: &Path, exec: &ExecConfig) -> Result<i32, ExecError> {
         source,
     })?;
     let proc_ = spec.process().as_ref();
-    let caps = capabilities::parse(
+    let mut caps = capabilities::parse(
         &proc_
             .and_then(|p| p.capabilities().as_ref())
             .and_then(|c| c.bounding().as_ref())
@@ -110,7 +110,12 @@ fn run(dir: &Path, exec: &ExecConfig) -> Result<i32, ExecError> {
         }
         nss.push((namespaces::open_ns(&path)?, flag, path));
     }
-    Cgroup::locate(&rec.cgroup)?.add_pid(std::process::id() as i32)?;
+    let cgroup = Cgroup::locate(&rec.cgroup)?;
+    cgroup.add_pid(std::process::id() as i32)?;
+    // Same rule as the shim: no device filter on cgroup v2, so no CAP_MKNOD either.
+    if matches!(cgroup, Cgroup::V2 { .. }) && !rec.config.privileged {
+        caps.remove(&caps::Capability::CAP_MKNOD);
+    }
     for (fd, flag, path) in &nss {
         namespaces::join(fd, *flag, path)?;
     }

@@ -334,7 +334,7 @@ impl Shim {
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(sys("creating a signalfd"))?;
 
-        let caps = capabilities::parse(
+        let mut caps = capabilities::parse(
             &spec
                 .process()
                 .as_ref()
@@ -378,6 +378,20 @@ impl Shim {
             &rec.cgroup,
             spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
         )?;
+
+        // cgroup v2 filters devices only with BPF programs, which berth does not load yet: a
+        // container that could mknod would reach host disks. Without the v1 devices
+        // controller, CAP_MKNOD goes (the standard nodes are made before caps are dropped).
+        let restricts_devices = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().as_ref())
+            .is_some_and(|d| !d.is_empty());
+        if restricts_devices && matches!(cgroup, Cgroup::V2 { .. }) {
+            caps.remove(&caps::Capability::CAP_MKNOD);
+            tracing::info!(id = %rec.id, "cgroup v2: no device filter, CAP_MKNOD dropped");
+        }
 
         // stdio
         let mut child_side: Vec<OwnedFd> = Vec::new();
