@@ -117,6 +117,9 @@ pub struct RunArgs {
     /// Mount a tmpfs: DST[:OPTIONS]
     #[arg(long)]
     tmpfs: Vec<String>,
+    /// type=bind|volume|tmpfs,source=..,target=..[,readonly][,tmpfs-size=..][,tmpfs-mode=..]
+    #[arg(long)]
+    mount: Vec<String>,
     /// Working directory inside the container
     #[arg(short, long)]
     workdir: Option<PathBuf>,
@@ -651,6 +654,52 @@ fn parse_volume(v: &str) -> anyhow::Result<MountSpec> {
     }
 }
 
+/// Docker's `--mount` key=value syntax.
+fn parse_mount(spec: &str) -> anyhow::Result<MountSpec> {
+    let mut kind = "volume".to_string();
+    let (mut source, mut target, mut read_only) = (None, None, false);
+    let mut tmpfs_opts = Vec::new();
+    for part in spec.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, "true"));
+        match k {
+            "type" => kind = v.to_string(),
+            "source" | "src" => source = Some(v.to_string()),
+            "target" | "destination" | "dst" => target = Some(v.to_string()),
+            "readonly" | "ro" => read_only = v != "false" && v != "0",
+            "tmpfs-size" => tmpfs_opts.push(format!("size={v}")),
+            "tmpfs-mode" => tmpfs_opts.push(format!("mode={v}")),
+            other => bail!("--mount {spec:?}: option {other:?} is not supported"),
+        }
+    }
+    let target = target.with_context(|| format!("--mount {spec:?}: target is required"))?;
+    if !target.starts_with('/') {
+        bail!("--mount {spec:?}: the target must be an absolute path");
+    }
+    Ok(match kind.as_str() {
+        "bind" => {
+            let src = source.with_context(|| format!("--mount {spec:?}: source is required"))?;
+            MountSpec::Bind {
+                source: std::fs::canonicalize(&src)
+                    .with_context(|| format!("bind mount source {src:?} does not exist"))?,
+                target: target.into(),
+                read_only,
+            }
+        }
+        "volume" => MountSpec::Volume {
+            name: source.with_context(|| {
+                format!("--mount {spec:?}: anonymous volumes are not supported yet, give a source")
+            })?,
+            target: target.into(),
+            read_only,
+        },
+        "tmpfs" => MountSpec::Tmpfs {
+            target: target.into(),
+            options: tmpfs_opts,
+        },
+        other => bail!("--mount {spec:?}: type {other:?} is not supported (bind, volume, tmpfs)"),
+    })
+}
+
 fn build_config(a: &RunArgs) -> anyhow::Result<ContainerConfig> {
     let Some(rootfs) = &a.rootfs else {
         let image = a.args.first().map(String::as_str).unwrap_or("");
@@ -682,6 +731,9 @@ fn build_config(a: &RunArgs) -> anyhow::Result<ContainerConfig> {
     }
     for v in &a.volume {
         cfg.mounts.push(parse_volume(v)?);
+    }
+    for m in &a.mount {
+        cfg.mounts.push(parse_mount(m)?);
     }
     for t in &a.tmpfs {
         let (target, opts) = t.split_once(':').unwrap_or((t, ""));
@@ -1035,5 +1087,21 @@ mod tests {
         assert_eq!(parse_signal("term").expect("sig"), libc::SIGTERM);
         assert_eq!(parse_signal("SIGKILL").expect("sig"), libc::SIGKILL);
         assert_eq!(parse_signal("9").expect("sig"), 9);
+    }
+
+    #[test]
+    fn mount_flags_parse_like_docker() {
+        match parse_mount("type=volume,source=data,target=/data,readonly").expect("volume") {
+            MountSpec::Volume {
+                name, read_only, ..
+            } => assert!(name == "data" && read_only),
+            other => panic!("{other:?}"),
+        }
+        match parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m").expect("tmpfs") {
+            MountSpec::Tmpfs { options, .. } => assert_eq!(options, vec!["size=1m"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_mount("type=bind,source=/nonexistent-x,target=/x").is_err());
+        assert!(parse_mount("type=volume,target=rel").is_err());
     }
 }
