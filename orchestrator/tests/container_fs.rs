@@ -151,3 +151,97 @@ fn failures_before_exec_leave_nothing_behind() {
     rt.remove(&rec, true).expect("rm -f");
     env.assert_clean();
 }
+
+#[test]
+fn cp_works_both_ways_and_stays_inside_the_container() {
+    let env = Env::new();
+    let rootfs = env.rootfs.display().to_string();
+    let o = env.berth(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "files",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "mkdir -p /data && ln -s /etc /data/link && echo inside > /data/x && sleep 300",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    env.eventually(10, "the container's files", || {
+        stdout(&env.berth(&["container", "exec", "files", "ls", "/data"])).contains("link")
+    });
+    let host = env.tmp.path().join("host");
+    fs::create_dir_all(host.join("tree/sub")).expect("tree");
+    fs::write(host.join("tree/sub/f"), "hello\n").expect("f");
+    let marker = format!("berth-cp-{}", std::process::id());
+    fs::write(host.join(&marker), "x\n").expect("marker");
+
+    // host -> container, also through a symlink that points at /etc: the container's /etc.
+    let tree = host.join("tree").display().to_string();
+    assert!(
+        env.berth(&["container", "cp", &tree, "files:/tmp"])
+            .status
+            .success()
+    );
+    let m = host.join(&marker).display().to_string();
+    let o = env.berth(&["container", "cp", &m, "files:/data/link"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !std::path::Path::new("/etc").join(&marker).exists(),
+        "host /etc untouched"
+    );
+    let e = env.berth(&[
+        "container",
+        "exec",
+        "files",
+        "cat",
+        "/tmp/tree/sub/f",
+        &format!("/etc/{marker}"),
+    ]);
+    assert_eq!(stdout(&e), "hello\nx\n");
+
+    // container -> host, following the symlink inside the container only.
+    let out = host.join("out");
+    fs::create_dir_all(&out).expect("out");
+    let outs = out.display().to_string();
+    assert!(
+        env.berth(&["container", "cp", "files:/data", &outs])
+            .status
+            .success()
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("data/x")).expect("x"),
+        "inside\n"
+    );
+    assert!(
+        fs::symlink_metadata(out.join("data/link"))
+            .expect("link")
+            .file_type()
+            .is_symlink()
+    );
+    let o = env.berth(&["container", "cp", "files:/data/link/passwd", &outs]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let passwd = fs::read_to_string(out.join("passwd")).expect("passwd");
+    assert!(
+        passwd.contains("app:x:1000"),
+        "the container's passwd: {passwd}"
+    );
+
+    // A stopped container's files are reachable too.
+    assert!(
+        env.berth(&["container", "stop", "-t", "0", "files"])
+            .status
+            .success()
+    );
+    fs::remove_file(out.join("data/x")).expect("rm");
+    assert!(
+        env.berth(&["container", "cp", "files:/data/x", &outs])
+            .status
+            .success()
+    );
+    assert!(out.join("x").exists());
+    assert!(env.berth(&["container", "rm", "files"]).status.success());
+    env.assert_clean();
+}

@@ -69,6 +69,9 @@ pub enum ContainerCommand {
     },
     /// Show a container's processes
     Top { container: String },
+    /// Copy files between a container and the host: `cp CONTAINER:PATH HOSTDIR` or
+    /// `cp HOSTPATH CONTAINER:DIR`
+    Cp { src: String, dst: String },
     /// Rename a container
     Rename { container: String, new_name: String },
     /// Show CPU, memory, pids, network and block I/O of running containers
@@ -403,6 +406,20 @@ fn dispatch(rt: &Runtime, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
                 }));
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Cp { src, dst } => {
+            match (src.split_once(':'), dst.split_once(':')) {
+                (Some((c, cpath)), None) => {
+                    let rec = rt.resolve(c)?;
+                    rt.copy_out(&rec, Path::new(cpath), Path::new(&dst))?;
+                }
+                (None, Some((c, cdir))) => {
+                    let rec = rt.resolve(c)?;
+                    rt.copy_in(&rec, Path::new(&src), Path::new(cdir))?;
+                }
+                _ => bail!("cp: exactly one of SRC and DST must be CONTAINER:PATH"),
+            }
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Rename {
@@ -1057,6 +1074,13 @@ fn attach_loop(
 /// The hidden `berth shim DIR` entry point.
 pub fn shim(dir: &Path) -> ExitCode {
     exit_code(berth_runtime::container::shim::main(dir))
+}
+
+/// The hidden `berth copy-helper DIR out|in PATH` entry point.
+pub fn copy_helper(dir: &Path, direction: &str, path: &Path) -> ExitCode {
+    exit_code(berth_runtime::container::copy::helper_main(
+        dir, direction, path,
+    ))
 }
 
 /// The hidden `berth exec-helper DIR JSON` entry point.

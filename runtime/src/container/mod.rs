@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod config;
 pub mod control;
+pub mod copy;
 pub mod exec;
 pub mod init;
 pub mod logs;
@@ -772,6 +773,21 @@ impl Runtime {
             tx += f.get(8).copied().unwrap_or(0);
         }
         Some((cg, rx, tx))
+    }
+
+    /// Copies `cpath` from the container into the host directory `host_dir`.
+    pub fn copy_out(
+        &self,
+        rec: &Record,
+        cpath: &Path,
+        host_dir: &Path,
+    ) -> Result<(), copy::CopyError> {
+        copy::copy_out(&self.cfg.shim_exe, rec, cpath, host_dir)
+    }
+
+    /// Copies the host path `host` into the container directory `cdir`.
+    pub fn copy_in(&self, rec: &Record, host: &Path, cdir: &Path) -> Result<(), copy::CopyError> {
+        copy::copy_in(&self.cfg.shim_exe, rec, host, cdir)
     }
 
     /// Host pids of the container's processes (`top`).
