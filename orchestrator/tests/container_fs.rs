@@ -64,6 +64,21 @@ fn overlay_writes_go_to_the_upper_dir_and_volumes_survive_rm() {
         "kept\n"
     );
 
+    // export: the merged view (upper over lowers, whiteouts honoured), without volumes.
+    let mut tar = Vec::new();
+    rt.export(&rec, &mut tar).expect("export");
+    let names: Vec<String> = tar::Archive::new(&tar[..])
+        .entries()
+        .expect("entries")
+        .filter_map(|e| Some(e.ok()?.path().ok()?.display().to_string()))
+        .collect();
+    assert!(names.iter().any(|n| n == "written"), "{names:?}");
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "top"),
+        "deleted in the container: {names:?}"
+    );
+
     rt.remove(&rec, false).expect("rm");
     assert!(!rec.dir.exists(), "upper dir gone with rm");
     assert!(vol.join("mine").exists(), "volume data survives rm");

@@ -72,6 +72,13 @@ pub enum ContainerCommand {
     /// Copy files between a container and the host: `cp CONTAINER:PATH HOSTDIR` or
     /// `cp HOSTPATH CONTAINER:DIR`
     Cp { src: String, dst: String },
+    /// Write a container's root filesystem as a tar archive
+    Export {
+        /// Write to a file instead of standard output
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        container: String,
+    },
     /// Rename a container
     Rename { container: String, new_name: String },
     /// Show CPU, memory, pids, network and block I/O of running containers
@@ -419,6 +426,18 @@ fn dispatch(rt: &Runtime, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
                     rt.copy_in(&rec, Path::new(&src), Path::new(cdir))?;
                 }
                 _ => bail!("cp: exactly one of SRC and DST must be CONTAINER:PATH"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Export { output, container } => {
+            let rec = rt.resolve(&container)?;
+            match output {
+                Some(p) => {
+                    let mut f = std::fs::File::create(&p)
+                        .with_context(|| format!("creating {}", p.display()))?;
+                    rt.export(&rec, &mut f)?;
+                }
+                None => rt.export(&rec, &mut std::io::stdout().lock())?,
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -75,9 +75,10 @@ impl Direction {
     }
 }
 
-fn enter(rec: &Record) -> Result<(), CopyError> {
+fn enter(rec: &Record, snapshot: bool) -> Result<(), CopyError> {
     let st = State::load(&rec.state_path())?;
-    let alive = st.status == Status::Running
+    let alive = !snapshot
+        && st.status == Status::Running
         && st.pid > 0
         // SAFETY: signal 0 only probes.
         && unsafe { libc::kill(st.pid, 0) } == 0;
@@ -105,7 +106,13 @@ fn enter(rec: &Record) -> Result<(), CopyError> {
                 .rev()
                 .map(|p| p.display().to_string())
                 .collect();
-            let opts = format!("lowerdir={},upperdir=upper,workdir=work", lower.join(":"));
+            // A snapshot takes the upper dir as the top read-only layer (its whiteouts still
+            // hide files): safe even while the container has it mounted as its upper.
+            let opts = if snapshot {
+                format!("lowerdir=upper:{}", lower.join(":"))
+            } else {
+                format!("lowerdir={},upperdir=upper,workdir=work", lower.join(":"))
+            };
             mount(
                 Some("overlay"),
                 "rootfs",
@@ -127,9 +134,10 @@ fn enter(rec: &Record) -> Result<(), CopyError> {
 /// or unpacks stdin into the directory PATH, inside the container's root.
 pub fn helper_main(dir: &Path, dir_arg: &str, path: &Path) -> i32 {
     let res = Record::load(dir).map_err(CopyError::from).and_then(|rec| {
-        enter(&rec)?;
+        enter(&rec, dir_arg == "export")?;
         match dir_arg {
             "out" => tar_out(path, io::stdout().lock()),
+            "export" => export_root(io::stdout().lock()),
             _ => tar_in(io::stdin().lock(), path),
         }
     });
@@ -177,6 +185,27 @@ fn append<W: Write>(b: &mut tar::Builder<W>, path: &Path) -> io::Result<()> {
     }
 }
 
+/// The whole root filesystem (without volumes or the runtime mounts), as `docker export`.
+fn export_root<W: Write>(w: W) -> Result<(), CopyError> {
+    let cerr = |source| CopyError::ContainerPath {
+        path: PathBuf::from("/"),
+        source,
+    };
+    let mut b = tar::Builder::new(w);
+    b.follow_symlinks(false);
+    for entry in fs::read_dir("/").map_err(cerr)? {
+        let entry = entry.map_err(cerr)?;
+        let name = PathBuf::from(entry.file_name());
+        let path = Path::new("/").join(&name);
+        if entry.file_type().map_err(cerr)?.is_dir() {
+            b.append_dir_all(&name, &path).map_err(cerr)?;
+        } else {
+            b.append_path_with_name(&path, &name).map_err(cerr)?;
+        }
+    }
+    b.into_inner().map_err(cerr)?.flush().map_err(cerr)
+}
+
 fn tar_in<R: io::Read>(r: R, dest: &Path) -> Result<(), CopyError> {
     let cerr = |source| CopyError::ContainerPath {
         path: dest.to_path_buf(),
@@ -215,6 +244,33 @@ pub fn copy_out(
     let unpacked = a.unpack(host_dir).map_err(herr);
     finish(shim_exe, child)?;
     unpacked
+}
+
+/// Writes the container's flattened root filesystem as a tar to `out`.
+pub fn export(shim_exe: &Path, rec: &Record, out: &mut dyn Write) -> Result<(), CopyError> {
+    let mut child = Command::new(shim_exe)
+        .arg("copy-helper")
+        .arg(&rec.dir)
+        .arg("export")
+        .arg("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| CopyError::Helper {
+            exe: shim_exe.to_path_buf(),
+            source,
+        })?;
+    let mut pipe = child.stdout.take().ok_or_else(|| CopyError::HelperFailed {
+        message: "no output pipe".into(),
+    })?;
+    let copied = io::copy(&mut pipe, out).map_err(|source| CopyError::HostPath {
+        path: PathBuf::from("-"),
+        source,
+    });
+    drop(pipe);
+    finish(shim_exe, child)?;
+    copied.map(drop)
 }
 
 /// Copies the host path `host` into the container directory `cdir`.

@@ -785,6 +785,11 @@ impl Runtime {
         copy::copy_out(&self.cfg.shim_exe, rec, cpath, host_dir)
     }
 
+    /// Writes the container's flattened root filesystem as a tar (`export`).
+    pub fn export(&self, rec: &Record, out: &mut dyn io::Write) -> Result<(), copy::CopyError> {
+        copy::export(&self.cfg.shim_exe, rec, out)
+    }
+
     /// Copies the host path `host` into the container directory `cdir`.
     pub fn copy_in(&self, rec: &Record, host: &Path, cdir: &Path) -> Result<(), copy::CopyError> {
         copy::copy_in(&self.cfg.shim_exe, rec, host, cdir)
