@@ -32,9 +32,14 @@ fn busybox() -> &'static Path {
 pub fn keyctl_probe() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("berth-kc-{}", std::process::id()));
+        // Cargo's scratch dir for integration tests: nothing is left in /tmp.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let bin = dir.join("berth-keyctl-probe");
+        if bin.exists() {
+            return bin;
+        }
         fs::create_dir_all(&dir).expect("probe dir");
-        let src = dir.join("kc.c");
+        let src = dir.join(format!("kc-{}.c", std::process::id()));
         fs::write(
             &src,
             "#include <unistd.h>\n#include <sys/syscall.h>\n#include <errno.h>\n#include <stdio.h>\n\
@@ -42,14 +47,17 @@ pub fn keyctl_probe() -> &'static Path {
              printf(\"keyctl=%ld errno=%d\\n\",r,r<0?errno:0);return (r<0&&errno==EPERM)?0:1;}\n",
         )
         .expect("probe source");
-        let bin = dir.join("kc");
+        let tmp_bin = dir.join(format!("kc-{}", std::process::id()));
         let st = Command::new("gcc")
             .args(["-static", "-O2", "-o"])
-            .arg(&bin)
+            .arg(&tmp_bin)
             .arg(&src)
             .status()
             .expect("gcc (scripts/deps.sh installs it)");
         assert!(st.success(), "building the keyctl probe");
+        let _ = fs::remove_file(&src);
+        // Atomic: test binaries running side by side may build it at the same time.
+        fs::rename(&tmp_bin, &bin).expect("probe in place");
         bin
     })
 }
