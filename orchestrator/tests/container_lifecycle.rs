@@ -137,6 +137,23 @@ fn stop_honours_the_signal_and_the_grace_period() {
         "137"
     );
 
+    // create + start -a: attached, with the container's status
+    let o = env.berth(&[
+        "container",
+        "create",
+        "--name",
+        "later",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "echo hi; exit 4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = env.berth(&["container", "start", "-a", "later"]);
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(4), "hi\n"));
+    assert!(env.berth(&["container", "rm", "later"]).status.success());
+
     // start again, restart, kill -s
     assert!(
         env.berth(&["container", "start", "polite"])

@@ -32,6 +32,12 @@ pub enum ContainerCommand {
     Logs(LogsArgs),
     /// Start stopped containers
     Start {
+        /// Attach to the output and exit with the container's status
+        #[arg(short, long)]
+        attach: bool,
+        /// Attach stdin too
+        #[arg(short, long)]
+        interactive: bool,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -306,7 +312,21 @@ fn dispatch(rt: &Runtime, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
         ContainerCommand::Create(a) => run_container(&rt, *a, false),
         ContainerCommand::Ls(a) => ls(&rt, a),
         ContainerCommand::Logs(a) => show_logs(&rt, a),
-        ContainerCommand::Start { containers } => {
+        ContainerCommand::Start {
+            attach,
+            interactive,
+            containers,
+        } => {
+            if attach || interactive {
+                let [c] = containers.as_slice() else {
+                    bail!("start -a/-i takes exactly one container");
+                };
+                let rec = rt.resolve(c)?;
+                let stdin = interactive && rec.config.open_stdin;
+                let (_, watch, stream) = rt.start_attached(&rec, stdin).map_err(start_error)?;
+                attach_loop(&rt, &rec, stream, stdin)?;
+                return Ok(exit_code(watch.wait()?.code));
+            }
             for c in containers {
                 let rec = rt.resolve(&c)?;
                 rt.start(&rec).map_err(start_error)?;
