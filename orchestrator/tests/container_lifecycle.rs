@@ -244,6 +244,16 @@ fn exec_joins_the_container_with_and_without_a_tty() {
     let e = env.berth(&["container", "exec", "box", "nope"]);
     assert_eq!(e.status.code(), Some(127));
 
+    // --network container:box shares box's (pinned) network namespace.
+    let theirs = env.berth(&["container", "exec", "box", "readlink", "/proc/self/ns/net"]);
+    let ours = env.run(
+        &["--rm", "--network", "container:box"],
+        &["readlink", "/proc/self/ns/net"],
+    );
+    assert_eq!(stdout(&ours), stdout(&theirs));
+    let host = env.run(&["--rm"], &["readlink", "/proc/self/ns/net"]);
+    assert_ne!(stdout(&host), stdout(&theirs));
+
     let top = env.berth(&["container", "top", "box"]);
     assert!(stdout(&top).contains("sleep 300"), "{}", stdout(&top));
     assert!(cgroup_exists(&env, &id));

@@ -150,7 +150,7 @@ pub struct RunArgs {
     /// Run a minimal init as PID 1 that reaps zombies and forwards signals
     #[arg(long)]
     init: bool,
-    /// Network: none or host (named networks need the network daemon, issue 5)
+    /// Network: none, host or container:NAME (named networks need the network daemon, issue 5)
     #[arg(long, default_value = "none")]
     network: String,
     /// Memory limit (e.g. 64m, 1g)
@@ -756,7 +756,7 @@ fn parse_mount(spec: &str) -> anyhow::Result<MountSpec> {
     })
 }
 
-fn build_config(a: &RunArgs) -> anyhow::Result<ContainerConfig> {
+fn build_config(rt: &Runtime, a: &RunArgs) -> anyhow::Result<ContainerConfig> {
     let Some(rootfs) = &a.rootfs else {
         let image = a.args.first().map(String::as_str).unwrap_or("");
         bail!(
@@ -808,6 +808,14 @@ fn build_config(a: &RunArgs) -> anyhow::Result<ContainerConfig> {
     cfg.network = match a.network.as_str() {
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
+        other if other.starts_with("container:") => {
+            let target = rt.resolve(&other["container:".len()..])?;
+            match (&target.netns, &target.config.network) {
+                (Some(ns), _) => NetworkMode::Join(ns.clone()),
+                (None, NetworkMode::Join(ns)) => NetworkMode::Join(ns.clone()),
+                _ => NetworkMode::Host,
+            }
+        }
         other => bail!(
             "network {other:?}: only `none` and `host` work until the network daemon lands (issue 5)"
         ),
@@ -870,7 +878,7 @@ fn build_config(a: &RunArgs) -> anyhow::Result<ContainerConfig> {
 }
 
 fn run_container(rt: &Runtime, a: RunArgs, start: bool) -> anyhow::Result<ExitCode> {
-    let cfg = build_config(&a)?;
+    let cfg = build_config(rt, &a)?;
     let rec = rt.create(cfg).map_err(start_error)?;
     if !start {
         println!("{}", rec.id);

@@ -31,6 +31,9 @@ pub enum NetworkMode {
     None,
     /// The host's namespace.
     Host,
+    /// Another container's namespace, by its pin (`--network container:X`, compose
+    /// `network_mode: service:x`); nothing is pinned or removed for this one.
+    Join(PathBuf),
 }
 
 /// A mount the user asked for (`-v`, `--tmpfs`, compose `volumes:`).

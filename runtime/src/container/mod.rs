@@ -323,7 +323,7 @@ impl Runtime {
         let dir = self.containers_dir().join(&id);
         let run_dir = self.cfg.run.join("c").join(&id[..12]);
         let netns = match config.network {
-            NetworkMode::Host => None,
+            NetworkMode::Host | NetworkMode::Join(_) => None,
             _ => Some(self.cfg.run.join("netns").join(&id[..12])),
         };
         let mut volumes = Vec::new();

@@ -22,7 +22,7 @@ pub enum SpecError {
         "sysctl {key:?} is not namespaced: a container may only set net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.*"
     )]
     SysctlNotNamespaced { key: String },
-    #[error("sysctl {key:?} cannot be set with --network host")]
+    #[error("sysctl {key:?} cannot be set in the host's or another container's network namespace")]
     SysctlHostNet { key: String },
     #[error("the generated config.json is not a valid OCI runtime spec")]
     Invalid(#[source] serde_json::Error),
@@ -218,7 +218,7 @@ fn check_sysctl(key: &str, net: &NetworkMode) -> Result<(), SpecError> {
         return Ok(());
     }
     if key.starts_with("net.") {
-        if *net == NetworkMode::Host {
+        if matches!(net, NetworkMode::Host | NetworkMode::Join(_)) {
             return Err(SpecError::SysctlHostNet {
                 key: key.to_string(),
             });
@@ -357,6 +357,7 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
     ];
     match (&cfg.network, p.netns) {
         (NetworkMode::Host, _) => {}
+        (NetworkMode::Join(path), _) => namespaces.push(json!({"type": "network", "path": path})),
         (_, Some(path)) => namespaces.push(json!({"type": "network", "path": path})),
         (_, None) => namespaces.push(json!({"type": "network"})),
     }
