@@ -19,10 +19,17 @@ BERTH=${BERTH:-${CARGO_TARGET_DIR:-target}/release/berth}
 
 work=$(mktemp -d /tmp/bb.XXXXXX)
 hugetlb_mounted=""
+# Our own cgroup parent, for berth and (through the same bundle) crun; removed at the end.
+export BERTH_CGROUP_PARENT=berth-bench-$$
 cleanup() {
   "$BERTH" --root "$work/root" --run "$work/run" container ls -a -q 2>/dev/null |
     while read -r id; do "$BERTH" --root "$work/root" --run "$work/run" container rm -f "$id" >/dev/null 2>&1 || true; done
   crun --root "$work/crun" list -q 2>/dev/null | while read -r c; do crun --root "$work/crun" delete -f "$c" >/dev/null 2>&1 || true; done
+  for d in /sys/fs/cgroup/*/"$BERTH_CGROUP_PARENT"; do
+    [ -d "$d" ] || continue
+    for c in "$d"/*/; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
+    rmdir "$d" 2>/dev/null || true
+  done
   [ -n "$hugetlb_mounted" ] && umount "$hugetlb_mounted" && rmdir "$hugetlb_mounted"
   rm -rf "$work"
 }
