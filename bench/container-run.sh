@@ -49,27 +49,31 @@ stats() { # reads ms values on stdin, prints median [min-max] (n)
   sort -n | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "median %.1f ms [%.1f-%.1f] (n=%d)\n", m, v[1], v[NR], NR}'
 }
 
-"${B[@]}" container run --rm --network none --rootfs "$rootfs" true # warm-up
-for _ in $(seq "$N"); do
-  t0=$(now_ns); "${B[@]}" container run --rm --network none --rootfs "$rootfs" true; t1=$(now_ns)
-  ms "$t0" "$t1"
-done > "$work/berth.ms"
-printf '%-44s %s\n' "berth container run --rm --network none true" "$(stats < "$work/berth.ms")"
-
+# crun runs the very bundle berth writes for such a container (same config.json).
 id=$("${B[@]}" container create --network none --rootfs "$rootfs" true)
 bundle=$work/root/containers/$id
 if [ "${CRUN_FIX_HUGETLB:-0}" = 1 ] && ! grep -q ' cgroup .*hugetlb' /proc/self/mountinfo \
    && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; then
   mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb && hugetlb_mounted=/sys/fs/cgroup/hugetlb
 fi
-if err=$(crun --root "$work/crun" run -b "$bundle" bench-warm 2>&1); then
-  for i in $(seq "$N"); do
+crun_ok=1
+crun_err=$(crun --root "$work/crun" run -b "$bundle" bench-warm 2>&1) || crun_ok=0
+"${B[@]}" container run --rm --network none --rootfs "$rootfs" true # warm-up
+# Interleaved, so that both see the same load on a shared machine.
+: > "$work/berth.ms"; : > "$work/crun.ms"
+for i in $(seq "$N"); do
+  t0=$(now_ns); "${B[@]}" container run --rm --network none --rootfs "$rootfs" true; t1=$(now_ns)
+  ms "$t0" "$t1" >> "$work/berth.ms"
+  if [ "$crun_ok" = 1 ]; then
     t0=$(now_ns); crun --root "$work/crun" run -b "$bundle" "bench-$i" >/dev/null; t1=$(now_ns)
-    ms "$t0" "$t1"
-  done > "$work/crun.ms"
+    ms "$t0" "$t1" >> "$work/crun.ms"
+  fi
+done
+printf '%-44s %s\n' "berth container run --rm --network none true" "$(stats < "$work/berth.ms")"
+if [ "$crun_ok" = 1 ]; then
   printf '%-44s %s\n' "crun run (same bundle)" "$(stats < "$work/crun.ms")"
 else
-  printf '%-44s %s\n' "crun run (same bundle)" "not measured: $err"
+  printf '%-44s %s\n' "crun run (same bundle)" "not measured: $crun_err"
 fi
 "${B[@]}" container rm "$id" >/dev/null
 
