@@ -2,7 +2,8 @@
 # Installs what berth and its tests need on a fresh Debian 12 machine (idempotent, quiet when done).
 set -euo pipefail
 pkgs=(nftables iproute2 debootstrap busybox-static skopeo crun runc umoci docker-registry
-      dnsmasq-base dnsutils conntrack curl ca-certificates gcc pkg-config)
+      dnsmasq-base dnsutils conntrack curl ca-certificates gcc pkg-config
+      libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
