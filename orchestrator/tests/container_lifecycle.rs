@@ -78,6 +78,37 @@ fn logs_keep_order_and_streams() {
         "{lines:?}"
     );
     assert!(env.berth(&["container", "rm", "chatty"]).status.success());
+
+    // Rotation: at most max-file files of about max-size, the newest lines kept in order.
+    let o = env.run(
+        &[
+            "--name",
+            "rot",
+            "--log-opt",
+            "max-size=2k",
+            "--log-opt",
+            "max-file=2",
+        ],
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 300 ]; do echo line-$i; i=$((i+1)); done",
+        ],
+    );
+    assert!(o.status.success());
+    let dir = env.root.join("containers").join(&env.container_ids()[0]);
+    assert!(dir.join("log.json.1").exists() && !dir.join("log.json.2").exists());
+    let l = stdout(&env.berth(&["container", "logs", "rot"]));
+    let nums: Vec<u32> = l
+        .lines()
+        .filter_map(|x| x.strip_prefix("line-")?.parse().ok())
+        .collect();
+    assert_eq!(nums.last(), Some(&299));
+    assert!(
+        nums.len() < 300 && nums.windows(2).all(|w| w[1] == w[0] + 1),
+        "{nums:?}"
+    );
+    assert!(env.berth(&["container", "rm", "rot"]).status.success());
     env.assert_clean();
 }
 

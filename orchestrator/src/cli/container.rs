@@ -198,6 +198,9 @@ pub struct RunArgs {
     stop_timeout: Option<u64>,
     #[arg(short, long = "label")]
     label: Vec<String>,
+    /// json-file log options: max-size=10m, max-file=3
+    #[arg(long = "log-opt")]
+    log_opt: Vec<String>,
     /// Use DIR as the root filesystem instead of an image (as podman's --rootfs)
     #[arg(long, value_name = "DIR")]
     rootfs: Option<PathBuf>,
@@ -865,6 +868,17 @@ fn build_config(rt: &Runtime, a: &RunArgs) -> anyhow::Result<ContainerConfig> {
     }
     if let Some(t) = a.stop_timeout {
         cfg.stop_timeout = t;
+    }
+    for o in &a.log_opt {
+        match o.split_once('=') {
+            Some(("max-size", v)) => cfg.log_max_size = parse_size(v)?,
+            Some(("max-file", v)) => {
+                cfg.log_max_files = v
+                    .parse()
+                    .with_context(|| format!("--log-opt {o:?}: max-file must be a number"))?
+            }
+            _ => bail!("--log-opt {o:?} is not supported (max-size=SIZE, max-file=N)"),
+        }
     }
     for l in &a.label {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
