@@ -617,7 +617,10 @@ impl Shim {
                 return;
             }
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
-            let in_ready: Vec<bool> = fds[2 + n_out..].iter().map(ready).collect();
+            let in_ready: Vec<PollFlags> = fds[2 + n_out..]
+                .iter()
+                .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+                .collect();
             (
                 ready(&fds[0]),
                 ready(&fds[1]),
@@ -629,8 +632,17 @@ impl Shim {
         };
         let (out_ready, in_ready) = out_ready;
         for i in (0..in_ready.len()).rev() {
-            if in_ready[i] {
+            let r = in_ready[i];
+            if r.contains(PollFlags::POLLIN) && self.attached[i].stdin {
                 self.read_input(i);
+            }
+            // Gone for good (not just a half-close of its input): forget it, or poll would
+            // keep reporting the hang-up.
+            if r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+                let a = self.attached.remove(i);
+                if a.stdin && !self.rec.config.tty {
+                    self.stdin_w = None;
+                }
             }
         }
         if let Some(t) = self.stop_deadline
@@ -681,8 +693,6 @@ impl Shim {
                         let data = std::mem::take(buf);
                         let _ = self.log.write(stream, &data);
                     }
-                    let (_, buf) = &mut self.outputs[i];
-                    let _ = buf;
                 }
                 Err(nix::Error::EAGAIN) => return false,
                 Err(nix::Error::EINTR) => {}
