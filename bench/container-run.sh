@@ -9,6 +9,9 @@
 #    crun refuses this host's hybrid cgroup layout while hugetlb sits on cgroup2 only
 #    (see research/ANCHORS.md); with CRUN_FIX_HUGETLB=1 the script mounts hugetlb as a v1
 #    hierarchy for the run and unmounts it afterwards, otherwise it prints crun's error.
+#    Note: the kernel keeps that v1 hugetlb hierarchy alive after the unmount, so
+#    /sys/fs/cgroup/unified/cgroup.controllers stays empty until reboot (berth reads the
+#    mounts and does not care; crun then works without the fix).
 # 3. M detached `sleep` containers started in a loop: total time, RSS per shim, total RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
