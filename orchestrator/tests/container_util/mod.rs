@@ -231,6 +231,27 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Removes this instance's (empty) cgroup dirs in every hierarchy, including those an
+    /// external runtime made and left (runc keeps the parents).
+    pub fn sweep_cgroups(&self) {
+        let parent = self.cgroup_parent();
+        for h in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let d = h.path().join(&parent);
+            for c in fs::read_dir(&d).into_iter().flatten().flatten() {
+                if c.path().is_dir() {
+                    let _ = fs::remove_dir(c.path());
+                }
+            }
+            let _ = fs::remove_dir(&d);
+        }
+    }
+}
+
 /// Pids whose command line or cwd mentions `needle` (shims, containers, helpers).
 pub fn procs_mentioning(needle: &str) -> Vec<i32> {
     let me = std::process::id() as i32;
@@ -274,18 +295,7 @@ impl Drop for Env {
             // SAFETY: kill(2) on a pid we found running our own test paths.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        let parent = self.cgroup_parent();
-        for h in fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let d = h.path().join(&parent);
-            for c in fs::read_dir(&d).into_iter().flatten().flatten() {
-                let _ = fs::remove_dir(c.path());
-            }
-            let _ = fs::remove_dir(&d);
-        }
+        self.sweep_cgroups();
         let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         for l in mounts.lines() {
             if let Some(mp) = l.split(' ').nth(4)

@@ -400,6 +400,17 @@ impl Runtime {
             let p = dir.join(name);
             fs::write(&p, content).map_err(io_err("writing", &p))?;
         }
+        // Resolved now for the bundle's sake (crun/runc); an unknown user is reported by the
+        // container's init at start, with the container's own files as the truth.
+        let etc_root = match &cfg.rootfs {
+            RootfsSource::Dir(d) => Some(d.clone()),
+            RootfsSource::Layers(l) => l
+                .iter()
+                .rev()
+                .find(|d| d.join("etc/passwd").exists())
+                .cloned(),
+        };
+        let user = etc_root.and_then(|r| process::resolve_user(cfg.user.as_deref(), &r).ok());
         let spec = spec::build(
             &rec.id,
             cfg,
@@ -411,6 +422,7 @@ impl Runtime {
                 netns: rec.netns.as_deref(),
                 volume_dirs: &rec.volumes,
                 cgroup: &rec.cgroup,
+                user: user.as_ref(),
             },
         )?;
         // The log exists from the start so a foreground reader can open it before the shim

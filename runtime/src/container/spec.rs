@@ -157,7 +157,10 @@ pub fn cap_name(name: &str) -> Result<String, SpecError> {
 
 /// The capability set after `privileged`, `cap_drop` then `cap_add` (`ALL` works in both).
 pub fn effective_caps(cfg: &ContainerConfig) -> Result<Vec<String>, SpecError> {
-    let all: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    // "All" means all that we hold: this host's root lacks CAP_SYS_RESOURCE, and a runtime
+    // cannot grant what its own bounding set lacks (runc fails on it, as it should).
+    let held = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| caps::all());
+    let all: Vec<String> = held.iter().map(|c| c.to_string()).collect();
     let mut set: Vec<String> = if cfg.privileged {
         all.clone()
     } else {
@@ -273,6 +276,9 @@ pub struct SpecPaths<'a> {
     pub volume_dirs: &'a [PathBuf],
     /// cgroup path relative to each hierarchy's root.
     pub cgroup: &'a str,
+    /// The user as resolved from the image's files at create time, for external runtimes
+    /// (berth's own init resolves it again inside the container at start).
+    pub user: Option<&'a crate::container::process::User>,
 }
 
 /// Builds the OCI config for `cfg`, validated by parsing it back as an `oci_spec` `Spec`.
@@ -428,12 +434,17 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         "mounts": mounts,
         "process": {
             "terminal": cfg.tty,
-            "user": {"uid": 0, "gid": 0},
+            "user": match p.user {
+                Some(u) => json!({"uid": u.uid, "gid": u.gid, "additionalGids": u.groups}),
+                None => json!({"uid": 0, "gid": 0}),
+            },
             "args": cfg.args,
             "env": cfg.env,
             "cwd": cfg.working_dir.clone().unwrap_or_else(|| PathBuf::from("/")),
             "capabilities": {
-                "bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps,
+                // No inheritable set, as Docker since CVE-2022-24769: file capabilities of
+                // a binary must not grant the container's set to a non-root user.
+                "bounding": caps, "effective": caps, "permitted": caps, "inheritable": [],
             },
             "rlimits": rlimits,
             "noNewPrivileges": cfg.no_new_privileges && !cfg.privileged,
@@ -459,6 +470,7 @@ mod tests {
             netns: None,
             volume_dirs: &[],
             cgroup: "berth/x",
+            user: None,
         }
     }
 
