@@ -367,6 +367,15 @@ fn killing_the_cli_leaves_the_container_running() {
             .count(),
         1
     );
+
+    // A shim killed outright: the container shows as dead and rm -f still removes all of it.
+    let rt = env.runtime();
+    let rec = rt.resolve("survivor").expect("record");
+    let shim = rt.state(&rec).expect("state").shim_pid;
+    // SAFETY: kill(2) on the shim of our own test container.
+    unsafe { libc::kill(shim, libc::SIGKILL) };
+    env.eventually(10, "shim gone", || !rt.is_running(&rec));
+    assert!(stdout(&env.berth(&["container", "ls", "-a"])).contains("Dead (shim gone)"));
     assert!(
         env.berth(&["container", "rm", "-f", "survivor"])
             .status

@@ -971,6 +971,8 @@ fn ls(rt: &Runtime, a: LsArgs) -> anyhow::Result<ExitCode> {
         let status = match (st.status, running) {
             (Status::Running, true) => format!("Up {}", st.started_at.map(ago).unwrap_or_default()),
             (Status::Created, _) => "Created".to_string(),
+            // Recorded as running but its shim is gone (killed, or the host rebooted).
+            (Status::Running, false) => "Dead (shim gone)".to_string(),
             _ => format!(
                 "Exited ({}) {}",
                 st.exit_code.unwrap_or(0),

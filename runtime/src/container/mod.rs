@@ -228,6 +228,18 @@ fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
+/// Whether `pid` runs (a zombie does not count: it only waits for its parent to reap it).
+fn pid_alive(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("X");
+    !matches!(state, "Z" | "X" | "x")
+}
+
 /// Deletes every trace of a container: netns pin, run dir, container dir.
 pub(crate) fn remove_files(rec: &Record) {
     if let Some(ns) = &rec.netns {
@@ -575,8 +587,7 @@ impl Runtime {
     }
 
     fn shim_alive(&self, st: &State) -> bool {
-        // SAFETY: kill with signal 0 only probes.
-        st.shim_pid > 0 && unsafe { libc::kill(st.shim_pid, 0) } == 0
+        st.shim_pid > 0 && pid_alive(st.shim_pid)
     }
 
     /// Whether the container runs right now (its shim answers).
@@ -693,14 +704,17 @@ impl Runtime {
             if !force {
                 return Err(RuntimeError::Running { id: rec.id.clone() });
             }
-            let waiter = control::send(&rec.socket(), &Request::Wait)?;
-            let _ = control::call(
-                &rec.socket(),
-                &Request::Kill {
-                    signal: libc::SIGKILL,
-                },
-            );
-            let _ = self.read_exit(rec, waiter);
+            // A shim that no longer answers (killed) is skipped: the cgroup sweep below kills
+            // whatever of the container is left.
+            if let Ok(waiter) = control::send(&rec.socket(), &Request::Wait) {
+                let _ = control::call(
+                    &rec.socket(),
+                    &Request::Kill {
+                        signal: libc::SIGKILL,
+                    },
+                );
+                let _ = self.read_exit(rec, waiter);
+            }
         }
         if let Ok(cg) = cgroups::Cgroup::locate(&rec.cgroup) {
             let _ = cg.remove();
