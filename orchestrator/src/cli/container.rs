@@ -820,7 +820,7 @@ fn build_config(rt: &Runtime, a: &RunArgs) -> anyhow::Result<ContainerConfig> {
             }
         }
         other => bail!(
-            "network {other:?}: only `none` and `host` work until the network daemon lands (issue 5)"
+            "network {other:?}: only `none`, `host` and `container:NAME` work until the network daemon lands (issue 5)"
         ),
     };
     cfg.resources.memory = a
