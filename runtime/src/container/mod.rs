@@ -723,9 +723,10 @@ impl Runtime {
         Ok(())
     }
 
-    /// Runs `exec` inside the running container through a fresh helper process that
-    /// inherits the caller's stdio; returns the process's exit status.
-    pub fn exec(&self, rec: &Record, exec: &ExecConfig) -> Result<i32, RuntimeError> {
+    /// The helper command that runs `exec` inside the running container; the caller picks
+    /// its stdio (a daemon pipes or hands over sockets, the CLI inherits its own) and waits
+    /// for it: its exit status is the process's.
+    pub fn exec_command(&self, rec: &Record, exec: &ExecConfig) -> Result<Command, RuntimeError> {
         if !self.is_running(rec) {
             return Err(RuntimeError::Start {
                 code: 125,
@@ -736,15 +737,21 @@ impl Runtime {
             exe: self.cfg.shim_exe.clone(),
             source: io::Error::other(e),
         })?;
-        let status = Command::new(&self.cfg.shim_exe)
-            .arg("exec-helper")
-            .arg(&rec.dir)
-            .arg(json)
-            .status()
-            .map_err(|source| RuntimeError::SpawnShim {
-                exe: self.cfg.shim_exe.clone(),
-                source,
-            })?;
+        let mut cmd = Command::new(&self.cfg.shim_exe);
+        cmd.arg("exec-helper").arg(&rec.dir).arg(json);
+        Ok(cmd)
+    }
+
+    /// Runs `exec` inside the running container through a fresh helper process that
+    /// inherits the caller's stdio; returns the process's exit status.
+    pub fn exec(&self, rec: &Record, exec: &ExecConfig) -> Result<i32, RuntimeError> {
+        let status =
+            self.exec_command(rec, exec)?
+                .status()
+                .map_err(|source| RuntimeError::SpawnShim {
+                    exe: self.cfg.shim_exe.clone(),
+                    source,
+                })?;
         use std::os::unix::process::ExitStatusExt;
         Ok(status
             .code()
