@@ -483,3 +483,36 @@ fn run_attaches_stdin_and_a_tty() {
     );
     env.assert_clean();
 }
+
+#[test]
+fn foreground_run_passes_signals_to_the_container() {
+    let env = Env::new();
+    let rootfs = env.rootfs.display().to_string();
+    let child = env
+        .cmd(&[
+            "container",
+            "run",
+            "--rm",
+            "--name",
+            "sig",
+            "--rootfs",
+            &rootfs,
+            "sh",
+            "-c",
+            "trap 'echo got INT; exit 9' INT; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    env.eventually(10, "container running", || {
+        stdout(&env.berth(&["container", "logs", "sig"])).contains("ready")
+    });
+    // `timeout` (the test's guard) passes SIGINT on to the CLI, as a terminal would.
+    // SAFETY: kill(2) on the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(9), "{}", stderr(&o));
+    assert!(stdout(&o).contains("got INT"), "{}", stdout(&o));
+    env.assert_clean();
+}

@@ -913,6 +913,7 @@ fn run_container(rt: &Runtime, a: RunArgs, start: bool) -> anyhow::Result<ExitCo
     }
     // Foreground: follow the log while the container runs, then exit with its status.
     let mut follower = logs::Follower::new(&rec.log_path(), true);
+    let proxy = SigProxy::new();
     let (_, watch) = rt.start_watched(&rec).map_err(start_error)?;
     let opts = LogOptions::default();
     let mut sink = StdSink;
@@ -920,14 +921,26 @@ fn run_container(rt: &Runtime, a: RunArgs, start: bool) -> anyhow::Result<ExitCo
         for e in follower.poll() {
             let _ = logs::LogSink::entry(&mut sink, &e, &opts);
         }
-        let mut fds = [nix::poll::PollFd::new(
+        let mut fds = vec![nix::poll::PollFd::new(
             watch.as_fd(),
             nix::poll::PollFlags::POLLIN,
         )];
-        let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16))
-            .map(|n| n > 0)
-            .unwrap_or(true);
-        if ready {
+        if let Some(p) = &proxy {
+            fds.push(nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&p.fd),
+                nix::poll::PollFlags::POLLIN,
+            ));
+        }
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16)).is_err() {
+            break;
+        }
+        let ready = |f: &nix::poll::PollFd| f.revents().is_some_and(|r| !r.is_empty());
+        if fds.get(1).is_some_and(ready)
+            && let Some(p) = &proxy
+        {
+            p.forward(rt, &rec);
+        }
+        if ready(&fds[0]) {
             break;
         }
     }
@@ -1019,6 +1032,40 @@ fn show_logs(rt: &Runtime, a: LogsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Passes SIGINT/SIGTERM/SIGHUP/SIGQUIT that reach the CLI on to the container (Docker's
+/// default `--sig-proxy`), instead of dying and leaving the container running unasked.
+struct SigProxy {
+    fd: nix::sys::signalfd::SignalFd,
+}
+
+impl SigProxy {
+    fn new() -> Option<SigProxy> {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut mask = SigSet::empty();
+        for s in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+        ] {
+            mask.add(s);
+        }
+        mask.thread_block().ok()?;
+        let fd = nix::sys::signalfd::SignalFd::with_flags(
+            &mask,
+            nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
+        )
+        .ok()?;
+        Some(SigProxy { fd })
+    }
+
+    fn forward(&self, rt: &Runtime, rec: &berth_runtime::container::Record) {
+        while let Ok(Some(info)) = self.fd.read_signal() {
+            let _ = rt.kill(rec, info.ssi_signo as i32);
+        }
+    }
+}
+
 /// Restores the terminal mode when dropped.
 struct RawMode(Option<nix::sys::termios::Termios>);
 
@@ -1078,6 +1125,7 @@ fn attach_loop(
         }
     }
     let _raw = RawMode::enter(tty && stdin && is_term);
+    let proxy = SigProxy::new();
     let mut stdin_open = stdin;
     let mut pending: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; 32 * 1024];
@@ -1085,15 +1133,24 @@ fn attach_loop(
     let mut err = std::io::stderr();
     loop {
         let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+        if let Some(p) = &proxy {
+            fds.push(PollFd::new(p.fd.as_fd(), PollFlags::POLLIN));
+        }
+        let sig_at = fds.len() - 1;
         if stdin_open {
             fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
         }
         poll(&mut fds, PollTimeout::NONE).context("waiting for the container's output")?;
         let s_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
-        let i_ready = fds
-            .get(1)
-            .and_then(|f| f.revents())
-            .is_some_and(|r| !r.is_empty());
+        let sig_ready = proxy.is_some() && fds[sig_at].revents().is_some_and(|r| !r.is_empty());
+        let i_ready = stdin_open
+            && fds
+                .last()
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty());
+        if sig_ready && let Some(p) = &proxy {
+            p.forward(rt, rec);
+        }
         if s_ready {
             let n = (&stream).read(&mut buf).unwrap_or(0);
             if n == 0 {
