@@ -4,6 +4,8 @@ set -euo pipefail
 pkgs=(nftables iproute2 debootstrap busybox-static skopeo crun runc umoci docker-registry
       dnsmasq-base dnsutils conntrack curl ca-certificates gcc pkg-config)
 pkgs+=(dnsperf aardvark-dns)  # bench/dns.sh: DNS load generator and the server it compares with
+      dnsmasq-base dnsutils conntrack curl ca-certificates gcc pkg-config
+      libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

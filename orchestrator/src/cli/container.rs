@@ -22,9 +22,9 @@ use super::GlobalOpts;
 #[derive(Subcommand, Debug)]
 pub enum ContainerCommand {
     /// Create and start a container
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Create a container without starting it
-    Create(RunArgs),
+    Create(Box<RunArgs>),
     /// List containers
     #[command(alias = "list", alias = "ps")]
     Ls(LsArgs),
@@ -32,6 +32,12 @@ pub enum ContainerCommand {
     Logs(LogsArgs),
     /// Start stopped containers
     Start {
+        /// Attach to the output and exit with the container's status
+        #[arg(short, long)]
+        attach: bool,
+        /// Attach stdin too
+        #[arg(short, long)]
+        interactive: bool,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -69,6 +75,33 @@ pub enum ContainerCommand {
     },
     /// Show a container's processes
     Top { container: String },
+    /// Copy files between a container and the host: `cp CONTAINER:PATH HOSTDIR` or
+    /// `cp HOSTPATH CONTAINER:DIR`
+    Cp { src: String, dst: String },
+    /// Write a container's root filesystem as a tar archive
+    Export {
+        /// Write to a file instead of standard output
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        container: String,
+    },
+    /// Rename a container
+    Rename { container: String, new_name: String },
+    /// Show CPU, memory, pids, network and block I/O of running containers
+    Stats {
+        /// Print one sample and exit
+        #[arg(long = "no-stream")]
+        no_stream: bool,
+        /// Containers (default: all running)
+        containers: Vec<String>,
+    },
+    /// Attach to a running container's output (and stdin)
+    Attach {
+        /// Do not forward stdin
+        #[arg(long = "no-stdin")]
+        no_stdin: bool,
+        container: String,
+    },
 }
 
 /// Options of `run` and `create`.
@@ -100,6 +133,9 @@ pub struct RunArgs {
     /// Mount a tmpfs: DST[:OPTIONS]
     #[arg(long)]
     tmpfs: Vec<String>,
+    /// type=bind|volume|tmpfs,source=..,target=..[,readonly][,tmpfs-size=..][,tmpfs-mode=..]
+    #[arg(long)]
+    mount: Vec<String>,
     /// Working directory inside the container
     #[arg(short, long)]
     workdir: Option<PathBuf>,
@@ -114,7 +150,7 @@ pub struct RunArgs {
     /// Run a minimal init as PID 1 that reaps zombies and forwards signals
     #[arg(long)]
     init: bool,
-    /// Network: none or host (named networks need the network daemon, issue 5)
+    /// Network: none, host or container:NAME (named networks need the network daemon, issue 5)
     #[arg(long, default_value = "none")]
     network: String,
     /// Memory limit (e.g. 64m, 1g)
@@ -162,6 +198,9 @@ pub struct RunArgs {
     stop_timeout: Option<u64>,
     #[arg(short, long = "label")]
     label: Vec<String>,
+    /// json-file log options: max-size=10m, max-file=3
+    #[arg(long = "log-opt")]
+    log_opt: Vec<String>,
     /// Use DIR as the root filesystem instead of an image (as podman's --rootfs)
     #[arg(long, value_name = "DIR")]
     rootfs: Option<PathBuf>,
@@ -193,6 +232,12 @@ pub struct LogsArgs {
     /// Show timestamps
     #[arg(short, long)]
     timestamps: bool,
+    /// Only logs since a time (RFC 3339) or a duration ago (10m, 1h30m)
+    #[arg(long)]
+    since: Option<String>,
+    /// Only logs before a time (RFC 3339) or a duration ago
+    #[arg(long)]
+    until: Option<String>,
     container: String,
 }
 
@@ -229,11 +274,14 @@ pub struct ExecArgs {
 /// The runtime of the instance selected by `--root`/`--run`; the shim is this very binary.
 pub(crate) fn runtime(g: &GlobalOpts) -> anyhow::Result<Runtime> {
     let exe = std::env::current_exe().context("finding the berth executable for the shim")?;
-    Ok(Runtime::new(RuntimeConfig {
-        root: g.root.clone(),
-        run: g.run.clone(),
-        shim_exe: exe,
-    }))
+    let mut cfg = RuntimeConfig::new(g.root.clone(), g.run.clone(), exe);
+    // Lets test instances keep their cgroups apart (and prove they leave none).
+    if let Ok(parent) = std::env::var("BERTH_CGROUP_PARENT")
+        && !parent.is_empty()
+    {
+        cfg.cgroup_parent = parent;
+    }
+    Ok(Runtime::new(cfg))
 }
 
 /// An error that carries the exit status to use (Docker's 125/126/127 or the container's).
@@ -263,11 +311,25 @@ pub fn run(g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
 fn dispatch(rt: &Runtime, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
     let rt = rt.clone();
     match cmd {
-        ContainerCommand::Run(a) => run_container(&rt, a, true),
-        ContainerCommand::Create(a) => run_container(&rt, a, false),
+        ContainerCommand::Run(a) => run_container(&rt, *a, true),
+        ContainerCommand::Create(a) => run_container(&rt, *a, false),
         ContainerCommand::Ls(a) => ls(&rt, a),
         ContainerCommand::Logs(a) => show_logs(&rt, a),
-        ContainerCommand::Start { containers } => {
+        ContainerCommand::Start {
+            attach,
+            interactive,
+            containers,
+        } => {
+            if attach || interactive {
+                let [c] = containers.as_slice() else {
+                    bail!("start -a/-i takes exactly one container");
+                };
+                let rec = rt.resolve(c)?;
+                let stdin = interactive && rec.config.open_stdin;
+                let (_, watch, stream) = rt.start_attached(&rec, stdin).map_err(start_error)?;
+                attach_loop(&rt, &rec, stream, stdin)?;
+                return Ok(exit_code(watch.wait()?.code));
+            }
             for c in containers {
                 let rec = rt.resolve(&c)?;
                 rt.start(&rec).map_err(start_error)?;
@@ -376,6 +438,55 @@ fn dispatch(rt: &Runtime, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
         }
+        ContainerCommand::Cp { src, dst } => {
+            match (src.split_once(':'), dst.split_once(':')) {
+                (Some((c, cpath)), None) => {
+                    let rec = rt.resolve(c)?;
+                    rt.copy_out(&rec, Path::new(cpath), Path::new(&dst))?;
+                }
+                (None, Some((c, cdir))) => {
+                    let rec = rt.resolve(c)?;
+                    rt.copy_in(&rec, Path::new(&src), Path::new(cdir))?;
+                }
+                _ => bail!("cp: exactly one of SRC and DST must be CONTAINER:PATH"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Export { output, container } => {
+            let rec = rt.resolve(&container)?;
+            match output {
+                Some(p) => {
+                    let mut f = std::fs::File::create(&p)
+                        .with_context(|| format!("creating {}", p.display()))?;
+                    rt.export(&rec, &mut f)?;
+                }
+                None => rt.export(&rec, &mut std::io::stdout().lock())?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Rename {
+            container,
+            new_name,
+        } => {
+            let rec = rt.resolve(&container)?;
+            rt.rename(&rec, &new_name)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Stats {
+            no_stream,
+            containers,
+        } => stats(&rt, &containers, no_stream),
+        ContainerCommand::Attach {
+            no_stdin,
+            container,
+        } => {
+            let rec = rt.resolve(&container)?;
+            let stdin = !no_stdin && rec.config.open_stdin;
+            let stream = rt.attach(&rec, stdin)?;
+            attach_loop(&rt, &rec, stream, stdin)?;
+            let info = rt.wait(&rec)?;
+            Ok(exit_code(info.code))
+        }
         ContainerCommand::Top { container } => {
             let rec = rt.resolve(&container)?;
             if !rt.is_running(&rec) {
@@ -403,6 +514,90 @@ fn dispatch(rt: &Runtime, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
                 println!("{pid:>8} {ppid:>8}  {cmd}");
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b}B")
+    } else {
+        format!("{v:.2}{}", units[u])
+    }
+}
+
+/// CPU % over a one-second sample, as `docker stats` (100 % = one CPU).
+fn stats(rt: &Runtime, names: &[String], no_stream: bool) -> anyhow::Result<ExitCode> {
+    loop {
+        let recs: Vec<_> = if names.is_empty() {
+            rt.list()
+                .into_iter()
+                .filter(|(r, _)| rt.is_running(r))
+                .map(|(r, _)| r)
+                .collect()
+        } else {
+            names
+                .iter()
+                .map(|n| rt.resolve(n))
+                .collect::<Result<_, _>>()?
+        };
+        let first: Vec<_> = recs.iter().map(|r| rt.stats(r)).collect();
+        let t0 = std::time::Instant::now();
+        std::thread::sleep(Duration::from_secs(1));
+        let dt = t0.elapsed().as_nanos() as f64;
+        println!(
+            "{:<12}  {:<20}  {:>7}  {:>22}  {:>6}  {:>20}  {:>20}  {:>5}",
+            "CONTAINER ID",
+            "NAME",
+            "CPU %",
+            "MEM USAGE / LIMIT",
+            "MEM %",
+            "NET I/O",
+            "BLOCK I/O",
+            "PIDS"
+        );
+        for (rec, before) in recs.iter().zip(first) {
+            let (Some((a, _, _)), Some((b, rx, tx))) = (before, rt.stats(rec)) else {
+                continue;
+            };
+            let cpu = (b.cpu_ns.saturating_sub(a.cpu_ns)) as f64 / dt * 100.0;
+            let limit = b.memory_limit.unwrap_or_else(|| {
+                // No limit: the host's memory, as Docker shows.
+                std::fs::read_to_string("/proc/meminfo")
+                    .ok()
+                    .and_then(|m| {
+                        m.lines()
+                            .find_map(|l| l.strip_prefix("MemTotal:"))
+                            .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+                    })
+                    .map_or(0, |k| k * 1024)
+            });
+            let mem_pct = if limit > 0 {
+                b.memory as f64 / limit as f64 * 100.0
+            } else {
+                0.0
+            };
+            println!(
+                "{:<12}  {:<20}  {:>6.2}%  {:>22}  {:>5.2}%  {:>20}  {:>20}  {:>5}",
+                &rec.id[..12],
+                rec.config.name,
+                cpu,
+                format!("{} / {}", human_bytes(b.memory), human_bytes(limit)),
+                mem_pct,
+                format!("{} / {}", human_bytes(rx), human_bytes(tx)),
+                format!("{} / {}", human_bytes(b.io_read), human_bytes(b.io_write)),
+                b.pids
+            );
+        }
+        if no_stream {
+            return Ok(ExitCode::SUCCESS);
         }
     }
 }
@@ -518,7 +713,53 @@ fn parse_volume(v: &str) -> anyhow::Result<MountSpec> {
     }
 }
 
-fn build_config(a: &RunArgs) -> anyhow::Result<ContainerConfig> {
+/// Docker's `--mount` key=value syntax.
+fn parse_mount(spec: &str) -> anyhow::Result<MountSpec> {
+    let mut kind = "volume".to_string();
+    let (mut source, mut target, mut read_only) = (None, None, false);
+    let mut tmpfs_opts = Vec::new();
+    for part in spec.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, "true"));
+        match k {
+            "type" => kind = v.to_string(),
+            "source" | "src" => source = Some(v.to_string()),
+            "target" | "destination" | "dst" => target = Some(v.to_string()),
+            "readonly" | "ro" => read_only = v != "false" && v != "0",
+            "tmpfs-size" => tmpfs_opts.push(format!("size={v}")),
+            "tmpfs-mode" => tmpfs_opts.push(format!("mode={v}")),
+            other => bail!("--mount {spec:?}: option {other:?} is not supported"),
+        }
+    }
+    let target = target.with_context(|| format!("--mount {spec:?}: target is required"))?;
+    if !target.starts_with('/') {
+        bail!("--mount {spec:?}: the target must be an absolute path");
+    }
+    Ok(match kind.as_str() {
+        "bind" => {
+            let src = source.with_context(|| format!("--mount {spec:?}: source is required"))?;
+            MountSpec::Bind {
+                source: std::fs::canonicalize(&src)
+                    .with_context(|| format!("bind mount source {src:?} does not exist"))?,
+                target: target.into(),
+                read_only,
+            }
+        }
+        "volume" => MountSpec::Volume {
+            name: source.with_context(|| {
+                format!("--mount {spec:?}: anonymous volumes are not supported yet, give a source")
+            })?,
+            target: target.into(),
+            read_only,
+        },
+        "tmpfs" => MountSpec::Tmpfs {
+            target: target.into(),
+            options: tmpfs_opts,
+        },
+        other => bail!("--mount {spec:?}: type {other:?} is not supported (bind, volume, tmpfs)"),
+    })
+}
+
+fn build_config(rt: &Runtime, a: &RunArgs) -> anyhow::Result<ContainerConfig> {
     let Some(rootfs) = &a.rootfs else {
         let image = a.args.first().map(String::as_str).unwrap_or("");
         bail!(
@@ -550,6 +791,9 @@ fn build_config(a: &RunArgs) -> anyhow::Result<ContainerConfig> {
     for v in &a.volume {
         cfg.mounts.push(parse_volume(v)?);
     }
+    for m in &a.mount {
+        cfg.mounts.push(parse_mount(m)?);
+    }
     for t in &a.tmpfs {
         let (target, opts) = t.split_once(':').unwrap_or((t, ""));
         cfg.mounts.push(MountSpec::Tmpfs {
@@ -567,8 +811,16 @@ fn build_config(a: &RunArgs) -> anyhow::Result<ContainerConfig> {
     cfg.network = match a.network.as_str() {
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
+        other if other.starts_with("container:") => {
+            let target = rt.resolve(&other["container:".len()..])?;
+            match (&target.netns, &target.config.network) {
+                (Some(ns), _) => NetworkMode::Join(ns.clone()),
+                (None, NetworkMode::Join(ns)) => NetworkMode::Join(ns.clone()),
+                _ => NetworkMode::Host,
+            }
+        }
         other => bail!(
-            "network {other:?}: only `none` and `host` work until the network daemon lands (issue 5)"
+            "network {other:?}: only `none`, `host` and `container:NAME` work until the network daemon lands (issue 5)"
         ),
     };
     cfg.resources.memory = a
@@ -617,6 +869,17 @@ fn build_config(a: &RunArgs) -> anyhow::Result<ContainerConfig> {
     if let Some(t) = a.stop_timeout {
         cfg.stop_timeout = t;
     }
+    for o in &a.log_opt {
+        match o.split_once('=') {
+            Some(("max-size", v)) => cfg.log_max_size = parse_size(v)?,
+            Some(("max-file", v)) => {
+                cfg.log_max_files = v
+                    .parse()
+                    .with_context(|| format!("--log-opt {o:?}: max-file must be a number"))?
+            }
+            _ => bail!("--log-opt {o:?} is not supported (max-size=SIZE, max-file=N)"),
+        }
+    }
     for l in &a.label {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         cfg.labels.insert(k.to_string(), v.to_string());
@@ -629,12 +892,7 @@ fn build_config(a: &RunArgs) -> anyhow::Result<ContainerConfig> {
 }
 
 fn run_container(rt: &Runtime, a: RunArgs, start: bool) -> anyhow::Result<ExitCode> {
-    let cfg = build_config(&a)?;
-    if start && !a.detach && (a.interactive || a.tty) {
-        bail!(
-            "attaching a terminal or stdin to `run` is not implemented yet: use `run -d -i -t` and `berth container exec -it`"
-        );
-    }
+    let cfg = build_config(rt, &a)?;
     let rec = rt.create(cfg).map_err(start_error)?;
     if !start {
         println!("{}", rec.id);
@@ -645,31 +903,48 @@ fn run_container(rt: &Runtime, a: RunArgs, start: bool) -> anyhow::Result<ExitCo
         println!("{}", rec.id);
         return Ok(ExitCode::SUCCESS);
     }
+    if a.interactive || a.tty {
+        let (_, watch, stream) = rt
+            .start_attached(&rec, a.interactive)
+            .map_err(start_error)?;
+        attach_loop(rt, &rec, stream, a.interactive)?;
+        let info = watch.wait()?;
+        return Ok(exit_code(info.code));
+    }
     // Foreground: follow the log while the container runs, then exit with its status.
     let mut follower = logs::Follower::new(&rec.log_path(), true);
-    rt.start(&rec).map_err(start_error)?;
-    let waiter = rt.wait_handle(&rec)?;
+    let proxy = SigProxy::new();
+    let (_, watch) = rt.start_watched(&rec).map_err(start_error)?;
     let opts = LogOptions::default();
     let mut sink = StdSink;
-    let info = match waiter {
-        Some(w) => {
-            let fd = std::os::fd::AsFd::as_fd(&w);
-            loop {
-                for e in follower.poll() {
-                    let _ = logs::LogSink::entry(&mut sink, &e, &opts);
-                }
-                let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
-                let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16))
-                    .map(|n| n > 0)
-                    .unwrap_or(true);
-                if ready {
-                    break;
-                }
-            }
-            rt.finish_wait(&rec, w)?
+    loop {
+        for e in follower.poll() {
+            let _ = logs::LogSink::entry(&mut sink, &e, &opts);
         }
-        None => rt.wait(&rec)?,
-    };
+        let mut fds = vec![nix::poll::PollFd::new(
+            watch.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if let Some(p) = &proxy {
+            fds.push(nix::poll::PollFd::new(
+                std::os::fd::AsFd::as_fd(&p.fd),
+                nix::poll::PollFlags::POLLIN,
+            ));
+        }
+        if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(50u16)).is_err() {
+            break;
+        }
+        let ready = |f: &nix::poll::PollFd| f.revents().is_some_and(|r| !r.is_empty());
+        if fds.get(1).is_some_and(ready)
+            && let Some(p) = &proxy
+        {
+            p.forward(rt, &rec);
+        }
+        if ready(&fds[0]) {
+            break;
+        }
+    }
+    let info = watch.wait()?;
     for e in follower.poll() {
         let _ = logs::LogSink::entry(&mut sink, &e, &opts);
     }
@@ -709,6 +984,8 @@ fn ls(rt: &Runtime, a: LsArgs) -> anyhow::Result<ExitCode> {
         let status = match (st.status, running) {
             (Status::Running, true) => format!("Up {}", st.started_at.map(ago).unwrap_or_default()),
             (Status::Created, _) => "Created".to_string(),
+            // Recorded as running but its shim is gone (killed, or the host rebooted).
+            (Status::Running, false) => "Dead (shim gone)".to_string(),
             _ => format!(
                 "Exited ({}) {}",
                 st.exit_code.unwrap_or(0),
@@ -727,6 +1004,16 @@ fn ls(rt: &Runtime, a: LsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// An RFC 3339 time, or a duration meaning "that long ago".
+fn parse_when(s: &str) -> anyhow::Result<SystemTime> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let d = humantime::parse_duration(s)
+        .with_context(|| format!("{s:?} is neither an RFC 3339 time nor a duration (10m)"))?;
+    Ok(SystemTime::now() - d)
+}
+
 fn show_logs(rt: &Runtime, a: LogsArgs) -> anyhow::Result<ExitCode> {
     let rec = rt.resolve(&a.container)?;
     let tail = match a.tail.as_str() {
@@ -736,6 +1023,8 @@ fn show_logs(rt: &Runtime, a: LogsArgs) -> anyhow::Result<ExitCode> {
     let opts = LogOptions {
         tail,
         timestamps: a.timestamps,
+        since: a.since.as_deref().map(parse_when).transpose()?,
+        until: a.until.as_deref().map(parse_when).transpose()?,
     };
     let mut alive = || rt.is_running(&rec);
     let follow: Option<&mut dyn FnMut() -> bool> = if a.follow { Some(&mut alive) } else { None };
@@ -743,9 +1032,175 @@ fn show_logs(rt: &Runtime, a: LogsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Passes SIGINT/SIGTERM/SIGHUP/SIGQUIT that reach the CLI on to the container (Docker's
+/// default `--sig-proxy`), instead of dying and leaving the container running unasked.
+struct SigProxy {
+    fd: nix::sys::signalfd::SignalFd,
+}
+
+impl SigProxy {
+    fn new() -> Option<SigProxy> {
+        use nix::sys::signal::{SigSet, Signal};
+        let mut mask = SigSet::empty();
+        for s in [
+            Signal::SIGINT,
+            Signal::SIGTERM,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+        ] {
+            mask.add(s);
+        }
+        mask.thread_block().ok()?;
+        let fd = nix::sys::signalfd::SignalFd::with_flags(
+            &mask,
+            nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
+        )
+        .ok()?;
+        Some(SigProxy { fd })
+    }
+
+    fn forward(&self, rt: &Runtime, rec: &berth_runtime::container::Record) {
+        while let Ok(Some(info)) = self.fd.read_signal() {
+            let _ = rt.kill(rec, info.ssi_signo as i32);
+        }
+    }
+}
+
+/// Restores the terminal mode when dropped.
+struct RawMode(Option<nix::sys::termios::Termios>);
+
+impl RawMode {
+    fn enter(on: bool) -> RawMode {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        if !on {
+            return RawMode(None);
+        }
+        let Ok(saved) = tcgetattr(&stdin) else {
+            return RawMode(None);
+        };
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &raw);
+        RawMode(Some(saved))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            let _ = nix::sys::termios::tcsetattr(
+                std::io::stdin(),
+                nix::sys::termios::SetArg::TCSANOW,
+                t,
+            );
+        }
+    }
+}
+
+/// Relays our stdin to an attach stream and its output to our stdout/stderr until the
+/// container's side closes.
+fn attach_loop(
+    rt: &Runtime,
+    rec: &berth_runtime::container::Record,
+    stream: std::os::unix::net::UnixStream,
+    stdin: bool,
+) -> anyhow::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let tty = rec.config.tty;
+    let input = std::io::stdin();
+    let is_term = nix::unistd::isatty(&input).unwrap_or(false);
+    if tty && is_term {
+        let mut ws = libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCGWINSZ writes into the struct we own.
+        if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_row > 0 {
+            let _ = rt.resize(rec, ws.ws_row, ws.ws_col);
+        }
+    }
+    let _raw = RawMode::enter(tty && stdin && is_term);
+    let proxy = SigProxy::new();
+    let mut stdin_open = stdin;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    loop {
+        let mut fds = vec![PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+        if let Some(p) = &proxy {
+            fds.push(PollFd::new(p.fd.as_fd(), PollFlags::POLLIN));
+        }
+        let sig_at = fds.len() - 1;
+        if stdin_open {
+            fds.push(PollFd::new(input.as_fd(), PollFlags::POLLIN));
+        }
+        poll(&mut fds, PollTimeout::NONE).context("waiting for the container's output")?;
+        let s_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let sig_ready = proxy.is_some() && fds[sig_at].revents().is_some_and(|r| !r.is_empty());
+        let i_ready = stdin_open
+            && fds
+                .last()
+                .and_then(|f| f.revents())
+                .is_some_and(|r| !r.is_empty());
+        if sig_ready && let Some(p) = &proxy {
+            p.forward(rt, rec);
+        }
+        if s_ready {
+            let n = (&stream).read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            if tty {
+                out.write_all(&buf[..n])?;
+                out.flush()?;
+            } else {
+                pending.extend_from_slice(&buf[..n]);
+                while pending.len() >= 8 {
+                    let len = u32::from_be_bytes([pending[4], pending[5], pending[6], pending[7]])
+                        as usize;
+                    if pending.len() < 8 + len {
+                        break;
+                    }
+                    let frame: Vec<u8> = pending.drain(..8 + len).collect();
+                    if frame[0] == 2 {
+                        err.write_all(&frame[8..])?;
+                        err.flush()?;
+                    } else {
+                        out.write_all(&frame[8..])?;
+                        out.flush()?;
+                    }
+                }
+            }
+        }
+        if i_ready {
+            let n = nix::unistd::read(&input, &mut buf).unwrap_or(0);
+            if n == 0 {
+                stdin_open = false;
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            } else if (&stream).write_all(&buf[..n]).is_err() {
+                stdin_open = false;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The hidden `berth shim DIR` entry point.
 pub fn shim(dir: &Path) -> ExitCode {
     exit_code(berth_runtime::container::shim::main(dir))
+}
+
+/// The hidden `berth copy-helper DIR out|in PATH` entry point.
+pub fn copy_helper(dir: &Path, direction: &str, path: &Path) -> ExitCode {
+    exit_code(berth_runtime::container::copy::helper_main(
+        dir, direction, path,
+    ))
 }
 
 /// The hidden `berth exec-helper DIR JSON` entry point.
@@ -776,5 +1231,21 @@ mod tests {
         assert_eq!(parse_signal("term").expect("sig"), libc::SIGTERM);
         assert_eq!(parse_signal("SIGKILL").expect("sig"), libc::SIGKILL);
         assert_eq!(parse_signal("9").expect("sig"), 9);
+    }
+
+    #[test]
+    fn mount_flags_parse_like_docker() {
+        match parse_mount("type=volume,source=data,target=/data,readonly").expect("volume") {
+            MountSpec::Volume {
+                name, read_only, ..
+            } => assert!(name == "data" && read_only),
+            other => panic!("{other:?}"),
+        }
+        match parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m").expect("tmpfs") {
+            MountSpec::Tmpfs { options, .. } => assert_eq!(options, vec!["size=1m"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse_mount("type=bind,source=/nonexistent-x,target=/x").is_err());
+        assert!(parse_mount("type=volume,target=rel").is_err());
     }
 }

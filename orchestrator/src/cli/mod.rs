@@ -124,6 +124,16 @@ pub enum Command {
         /// The exec request as JSON
         request: String,
     },
+    /// Stream a tar out of (`out`) or into (`in`) a container's filesystem (`container cp`)
+    #[command(hide = true)]
+    CopyHelper {
+        /// Container state directory
+        dir: PathBuf,
+        /// `out` or `in`
+        direction: String,
+        /// Path inside the container
+        path: PathBuf,
+    },
 }
 
 /// The error the CLI reports for a verb whose engine has not landed yet; says which issue tracks it.
@@ -181,6 +191,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Shim { dir } => Ok(container::shim(&dir)),
         Command::ExecHelper { dir, request } => container::exec_helper(&dir, &request),
+        Command::CopyHelper {
+            dir,
+            direction,
+            path,
+        } => Ok(container::copy_helper(&dir, &direction, &path)),
     }
 }
 

@@ -46,14 +46,15 @@ pub fn limit_bounding(keep: &CapsHashSet) -> Result<(), CapError> {
     Ok(())
 }
 
-/// Sets effective, permitted and inheritable to `set` and clears the ambient set.
+/// Sets effective and permitted to `set` and clears the inheritable and ambient sets.
 pub fn apply(set: &CapsHashSet) -> Result<(), CapError> {
     let err = |set: &'static str| move |source| CapError::Set { set, source };
     let current = caps::read(None, CapSet::Permitted).map_err(err("permitted"))?;
     let eff: CapsHashSet = set.intersection(&current).copied().collect();
     caps::set(None, CapSet::Effective, &eff).map_err(err("effective"))?;
     caps::set(None, CapSet::Permitted, &eff).map_err(err("permitted"))?;
-    caps::set(None, CapSet::Inheritable, &eff).map_err(err("inheritable"))?;
+    // Empty, as Docker since CVE-2022-24769.
+    caps::clear(None, CapSet::Inheritable).map_err(err("inheritable"))?;
     caps::clear(None, CapSet::Ambient).map_err(err("ambient"))?;
     Ok(())
 }

@@ -45,8 +45,21 @@ pub enum CgroupError {
     },
 }
 
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const ROOT: &str = "/sys/fs/cgroup";
+
+/// Resource usage of one container, as `stats` shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CgroupStats {
+    /// CPU time used, in nanoseconds.
+    pub cpu_ns: u64,
+    /// Memory in use (without inactive page cache), bytes.
+    pub memory: u64,
+    /// The limit, when one is set.
+    pub memory_limit: Option<u64>,
+    pub pids: u64,
+    pub io_read: u64,
+    pub io_write: u64,
+}
 
 /// The cgroup of one container, in whichever hierarchy layout the host has.
 #[derive(Debug, Clone)]
@@ -59,7 +72,7 @@ pub enum Cgroup {
 
 fn is_cgroup2(path: &Path) -> bool {
     nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }
 
@@ -387,6 +400,71 @@ impl Cgroup {
             .lines()
             .filter_map(|l| l.trim().parse().ok())
             .collect()
+    }
+
+    /// Usage counters for `stats`, read from whichever backend holds them.
+    pub fn stats(&self) -> CgroupStats {
+        let read = |d: Option<&Path>, f: &str| -> Option<u64> {
+            fs::read_to_string(d?.join(f)).ok()?.trim().parse().ok()
+        };
+        let kv = |d: Option<&Path>, f: &str, key: &str| -> Option<u64> {
+            let text = fs::read_to_string(d?.join(f)).ok()?;
+            text.lines().find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == key).then(|| v.trim().parse().ok())?
+            })
+        };
+        match self {
+            Cgroup::V1 { .. } => {
+                let mem = self.v1_dir("memory");
+                // v1 counts page cache in usage; Docker subtracts total_inactive_file.
+                let usage = read(mem, "memory.usage_in_bytes").unwrap_or(0);
+                let inactive = kv(mem, "memory.stat", "total_inactive_file").unwrap_or(0);
+                let limit = read(mem, "memory.limit_in_bytes");
+                let mut io = (0, 0);
+                if let Some(d) = self.v1_dir("blkio")
+                    && let Ok(t) = fs::read_to_string(d.join("blkio.throttle.io_service_bytes"))
+                {
+                    for l in t.lines() {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        match (f.get(1), f.get(2).and_then(|v| v.parse::<u64>().ok())) {
+                            (Some(&"Read"), Some(v)) => io.0 += v,
+                            (Some(&"Write"), Some(v)) => io.1 += v,
+                            _ => {}
+                        }
+                    }
+                }
+                CgroupStats {
+                    cpu_ns: read(self.v1_dir("cpuacct"), "cpuacct.usage").unwrap_or(0),
+                    memory: usage.saturating_sub(inactive),
+                    memory_limit: limit.filter(|l| *l < (1 << 62)),
+                    pids: read(self.v1_dir("pids"), "pids.current").unwrap_or(0),
+                    io_read: io.0,
+                    io_write: io.1,
+                }
+            }
+            Cgroup::V2 { dir } => {
+                let d = Some(dir.as_path());
+                let mut io = (0, 0);
+                if let Ok(t) = fs::read_to_string(dir.join("io.stat")) {
+                    for tok in t.split_whitespace() {
+                        if let Some(v) = tok.strip_prefix("rbytes=") {
+                            io.0 += v.parse::<u64>().unwrap_or(0);
+                        } else if let Some(v) = tok.strip_prefix("wbytes=") {
+                            io.1 += v.parse::<u64>().unwrap_or(0);
+                        }
+                    }
+                }
+                CgroupStats {
+                    cpu_ns: kv(d, "cpu.stat", "usage_usec").unwrap_or(0) * 1000,
+                    memory: read(d, "memory.current").unwrap_or(0),
+                    memory_limit: read(d, "memory.max"),
+                    pids: read(d, "pids.current").unwrap_or(0),
+                    io_read: io.0,
+                    io_write: io.1,
+                }
+            }
+        }
     }
 
     /// Whether the cgroup directories exist at all.

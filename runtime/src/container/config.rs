@@ -31,6 +31,9 @@ pub enum NetworkMode {
     None,
     /// The host's namespace.
     Host,
+    /// Another container's namespace, by its pin (`--network container:X`, compose
+    /// `network_mode: service:x`); nothing is pinned or removed for this one.
+    Join(PathBuf),
 }
 
 /// A mount the user asked for (`-v`, `--tmpfs`, compose `volumes:`).
@@ -125,7 +128,7 @@ pub struct ContainerConfig {
     /// Remove the container when it exits (`--rm`); the shim does it, so it also happens
     /// when the CLI that started it is gone.
     pub auto_remove: bool,
-    /// Signal `stop` sends first (`--stop-signal`, default SIGTERM).
+    /// Signal `stop` sends first (`--stop-signal`, the image's StopSignal, else SIGTERM).
     pub stop_signal: i32,
     /// Seconds `stop` waits before SIGKILL (`--stop-timeout`, default 10).
     pub stop_timeout: u64,
@@ -191,4 +194,143 @@ pub struct ExecConfig {
     pub interactive: bool,
     /// Do not wait: the process runs on, detached.
     pub detach: bool,
+}
+
+/// What the user sets on top of an image's defaults (`--entrypoint`, the command after the
+/// image, `-e`, `-u`, `-w`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProcessOverrides {
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub working_dir: Option<PathBuf>,
+}
+
+/// `KEY=VALUE` lists merged by key, later entries winning, first-seen order kept.
+pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in base.iter().chain(over) {
+        let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+        match out
+            .iter_mut()
+            .find(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) == key)
+        {
+            Some(slot) => *slot = e.clone(),
+            None => out.push(e.clone()),
+        }
+    }
+    out
+}
+
+impl ContainerConfig {
+    /// A container of an image: its layers (bottom to top) as the rootfs, and the image's
+    /// Entrypoint/Cmd/Env/WorkingDir/User under the user's overrides, with Docker's rules
+    /// (`--entrypoint` drops the image's Cmd; a command replaces Cmd only).
+    pub fn from_image(
+        layers: Vec<PathBuf>,
+        image: &oci_spec::image::ImageConfiguration,
+        o: ProcessOverrides,
+    ) -> ContainerConfig {
+        let ic = image.config().as_ref();
+        let (entrypoint, cmd) = match o.entrypoint {
+            Some(ep) => (ep, o.cmd),
+            None => {
+                let ep = ic.and_then(|c| c.entrypoint().clone()).unwrap_or_default();
+                let cmd = if o.cmd.is_empty() {
+                    ic.and_then(|c| c.cmd().clone()).unwrap_or_default()
+                } else {
+                    o.cmd
+                };
+                (ep, cmd)
+            }
+        };
+        let mut args = entrypoint;
+        args.extend(cmd);
+        let mut cfg = ContainerConfig::new(RootfsSource::Layers(layers), args);
+        let image_env = ic.and_then(|c| c.env().clone()).unwrap_or_default();
+        let base = if image_env.iter().any(|e| e.starts_with("PATH=")) {
+            image_env
+        } else {
+            merge_env(&[DEFAULT_PATH_ENV.to_string()], &image_env)
+        };
+        cfg.env = merge_env(&base, &o.env);
+        cfg.user = o
+            .user
+            .or_else(|| ic.and_then(|c| c.user().clone()).filter(|u| !u.is_empty()));
+        if let Some(sig) = ic.and_then(|c| c.stop_signal().clone()) {
+            let name = if sig.starts_with("SIG") {
+                sig.clone()
+            } else {
+                format!("SIG{sig}")
+            };
+            if let Ok(n) = sig.parse::<i32>() {
+                cfg.stop_signal = n;
+            } else if let Ok(s) = name.parse::<nix::sys::signal::Signal>() {
+                cfg.stop_signal = s as i32;
+            }
+        }
+        cfg.working_dir = o.working_dir.or_else(|| {
+            ic.and_then(|c| c.working_dir().clone())
+                .filter(|w| !w.is_empty())
+                .map(PathBuf::from)
+        });
+        cfg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(json: &str) -> oci_spec::image::ImageConfiguration {
+        serde_json::from_str(json).expect("image config")
+    }
+
+    #[test]
+    fn image_defaults_follow_dockers_precedence() {
+        let img = image(
+            r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},
+               "config":{"Entrypoint":["/entry"],"Cmd":["serve","--port","80"],
+                         "Env":["PATH=/app/bin:/bin","MODE=prod"],"WorkingDir":"/app","User":"www",
+                         "StopSignal":"SIGQUIT"}}"#,
+        );
+        let c = ContainerConfig::from_image(vec!["/l0".into()], &img, ProcessOverrides::default());
+        assert_eq!(c.args, ["/entry", "serve", "--port", "80"]);
+        assert_eq!(c.env, ["PATH=/app/bin:/bin", "MODE=prod"]);
+        assert_eq!(c.working_dir.as_deref(), Some(std::path::Path::new("/app")));
+        assert_eq!(c.user.as_deref(), Some("www"));
+        assert_eq!(c.rootfs, RootfsSource::Layers(vec!["/l0".into()]));
+        assert_eq!(c.stop_signal, libc::SIGQUIT);
+
+        let c = ContainerConfig::from_image(
+            vec![],
+            &img,
+            ProcessOverrides {
+                cmd: vec!["check".into()],
+                env: vec!["MODE=dev".into(), "X=1".into()],
+                user: Some("0".into()),
+                ..ProcessOverrides::default()
+            },
+        );
+        assert_eq!(c.args, ["/entry", "check"]);
+        assert_eq!(c.env, ["PATH=/app/bin:/bin", "MODE=dev", "X=1"]);
+        assert_eq!(c.user.as_deref(), Some("0"));
+
+        let c = ContainerConfig::from_image(
+            vec![],
+            &img,
+            ProcessOverrides {
+                entrypoint: Some(vec!["sh".into()]),
+                ..ProcessOverrides::default()
+            },
+        );
+        assert_eq!(c.args, ["sh"], "--entrypoint drops the image's Cmd");
+
+        let bare = image(
+            r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+        );
+        let c = ContainerConfig::from_image(vec![], &bare, ProcessOverrides::default());
+        assert!(c.args.is_empty() && c.env == [DEFAULT_PATH_ENV]);
+    }
 }

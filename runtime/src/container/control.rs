@@ -49,6 +49,17 @@ pub enum Request {
         timeout: u64,
     },
     Wait,
+    /// Switch this connection to a live output stream (raw with a tty, framed without);
+    /// with `stdin`, what the client writes goes to the container's stdin.
+    Attach {
+        stdin: bool,
+        tty: bool,
+    },
+    /// Set the tty's window size.
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
 }
 
 /// What the shim answers.

@@ -81,7 +81,7 @@ fn run(dir: &Path, exec: &ExecConfig) -> Result<i32, ExecError> {
         source,
     })?;
     let proc_ = spec.process().as_ref();
-    let caps = capabilities::parse(
+    let mut caps = capabilities::parse(
         &proc_
             .and_then(|p| p.capabilities().as_ref())
             .and_then(|c| c.bounding().as_ref())
@@ -110,7 +110,12 @@ fn run(dir: &Path, exec: &ExecConfig) -> Result<i32, ExecError> {
         }
         nss.push((namespaces::open_ns(&path)?, flag, path));
     }
-    Cgroup::locate(&rec.cgroup)?.add_pid(std::process::id() as i32)?;
+    let cgroup = Cgroup::locate(&rec.cgroup)?;
+    cgroup.add_pid(std::process::id() as i32)?;
+    // Same rule as the shim: no device filter on cgroup v2, so no CAP_MKNOD either.
+    if matches!(cgroup, Cgroup::V2 { .. }) && !rec.config.privileged {
+        caps.remove(&caps::Capability::CAP_MKNOD);
+    }
     for (fd, flag, path) in &nss {
         namespaces::join(fd, *flag, path)?;
     }
@@ -138,6 +143,7 @@ fn run(dir: &Path, exec: &ExecConfig) -> Result<i32, ExecError> {
     let no_new_privs = proc_.and_then(|p| p.no_new_privileges()).unwrap_or(false);
     let user_spec = exec.user.clone().or_else(|| rec.config.user.clone());
 
+    init::hide_from_container();
     // SAFETY: the helper is single-threaded (freshly exec'd).
     match unsafe { nix::unistd::fork() }.map_err(sys("forking into the container"))? {
         nix::unistd::ForkResult::Child => {
@@ -155,11 +161,11 @@ fn run(dir: &Path, exec: &ExecConfig) -> Result<i32, ExecError> {
                         libc::dup2(slave.as_raw_fd(), i);
                     }
                 }
-            } else if !exec.interactive {
-                if let Ok(null) = fs::File::open("/dev/null") {
-                    // SAFETY: dup2 onto stdin.
-                    unsafe { libc::dup2(null.as_raw_fd(), 0) };
-                }
+            } else if !exec.interactive
+                && let Ok(null) = fs::File::open("/dev/null")
+            {
+                // SAFETY: dup2 onto stdin.
+                unsafe { libc::dup2(null.as_raw_fd(), 0) };
             }
             let err = match process::resolve_user(user_spec.as_deref(), Path::new("/")) {
                 Ok(user) => {

@@ -152,7 +152,10 @@ fn exec_inner(p: &ProcessSetup<'_>) -> Result<std::convert::Infallible, InitErro
     capabilities::limit_bounding(p.caps)?;
     process::switch_user(&p.user)?;
     capabilities::apply(p.caps)?;
-    let _ = nix::unistd::chdir(&p.cwd);
+    nix::unistd::chdir(&p.cwd).map_err(|e| ProcessError::WorkDir {
+        path: p.cwd.clone(),
+        source: e.into(),
+    })?;
     let path = process::find_executable(cmd, process::env_get(&p.env, "PATH"))?;
     if p.reaper {
         // SAFETY: the process is single-threaded (a clone of the single-threaded shim).
@@ -251,7 +254,16 @@ pub fn run(a: &InitArgs<'_>) -> ! {
     fail(a.report, &err)
 }
 
+/// Hides this process's /proc entries (exe, mem, fds) from the container's other processes
+/// while it still runs berth's code (before execve resets it; the `--init` reaper keeps it):
+/// without CAP_SYS_PTRACE they cannot reopen the host's berth binary through /proc/PID/exe.
+pub fn hide_from_container() {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}
+
 fn setup<'a>(a: &'a InitArgs<'a>) -> Result<ProcessSetup<'a>, InitError> {
+    hide_from_container();
     reset_signals();
     for fd in &a.close {
         // SAFETY: closing the shim's ends of pipes we do not use.

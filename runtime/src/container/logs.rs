@@ -122,6 +122,22 @@ pub struct LogOptions {
     pub tail: Option<usize>,
     /// Prefix each line with its RFC 3339 time.
     pub timestamps: bool,
+    /// Only entries at or after this time.
+    pub since: Option<SystemTime>,
+    /// Only entries before this time.
+    pub until: Option<SystemTime>,
+}
+
+impl LogOptions {
+    fn wants(&self, e: &LogEntry) -> bool {
+        if self.since.is_none() && self.until.is_none() {
+            return true;
+        }
+        let Ok(t) = humantime::parse_rfc3339(&e.time) else {
+            return true;
+        };
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
 }
 
 /// Where each stream goes.
@@ -244,7 +260,10 @@ pub fn print(
     mut follow: Option<&mut dyn FnMut() -> bool>,
 ) -> Result<(), LogError> {
     let mut follower = Follower::new(path, false);
-    let all = read_all(path);
+    let all: Vec<LogEntry> = read_all(path)
+        .into_iter()
+        .filter(|e| opts.wants(e))
+        .collect();
     let start = opts.tail.map_or(0, |n| all.len().saturating_sub(n));
     for e in &all[start..] {
         sink.entry(e, opts).map_err(LogError::Output)?;
@@ -252,7 +271,7 @@ pub fn print(
     if let Some(running) = follow.as_mut() {
         loop {
             let alive = running();
-            for e in follower.poll() {
+            for e in follower.poll().into_iter().filter(|e| opts.wants(e)) {
                 sink.entry(&e, opts).map_err(LogError::Output)?;
             }
             if !alive {
@@ -267,6 +286,24 @@ pub fn print(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_and_until_filter_by_entry_time() {
+        let e = |t: &str| LogEntry {
+            log: "x\n".into(),
+            stream: "stdout".into(),
+            time: t.into(),
+        };
+        let at = |t: &str| humantime::parse_rfc3339(t).expect("time");
+        let opts = LogOptions {
+            since: Some(at("2026-01-01T00:00:10Z")),
+            until: Some(at("2026-01-01T00:00:20Z")),
+            ..LogOptions::default()
+        };
+        assert!(!opts.wants(&e("2026-01-01T00:00:09.999999999Z")));
+        assert!(opts.wants(&e("2026-01-01T00:00:10.5Z")));
+        assert!(!opts.wants(&e("2026-01-01T00:00:20Z")));
+    }
 
     #[test]
     fn rotation_keeps_order_across_files() {

@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod config;
 pub mod control;
+pub mod copy;
 pub mod exec;
 pub mod init;
 pub mod logs;
@@ -24,6 +25,7 @@ pub mod state;
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -47,6 +49,21 @@ pub struct RuntimeConfig {
     /// The executable that understands `shim DIR` and `exec-helper DIR JSON` (the berth
     /// binary); the library cannot know its path.
     pub shim_exe: PathBuf,
+    /// cgroup directory (below each hierarchy root) that holds this instance's containers;
+    /// removed when its last container goes. Default `berth`.
+    pub cgroup_parent: String,
+}
+
+impl RuntimeConfig {
+    /// A config with the default cgroup parent.
+    pub fn new(root: PathBuf, run: PathBuf, shim_exe: PathBuf) -> RuntimeConfig {
+        RuntimeConfig {
+            root,
+            run,
+            shim_exe,
+            cgroup_parent: "berth".into(),
+        }
+    }
 }
 
 /// Errors of the container API.
@@ -94,6 +111,8 @@ pub enum RuntimeError {
     /// The container's own start failure, with Docker's exit code (125/126/127).
     #[error("{message}")]
     Start { code: i32, message: String },
+    #[error("the shim ended without reporting the container's exit")]
+    ShimLost,
     #[error("container {id} is running: stop it first or use force")]
     Running { id: String },
     #[error("container {id} is already running")]
@@ -123,6 +142,70 @@ pub struct ExitInfo {
     pub oom_killed: bool,
 }
 
+/// Reads the one-line JSON answer that precedes an attach stream, byte by byte so that no
+/// stream data is consumed.
+fn read_line_raw(sock: &Path, mut s: &UnixStream) -> Result<(), RuntimeError> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match s.read(&mut b) {
+            Ok(1) if b[0] == b'\n' => break,
+            Ok(1) => line.push(b[0]),
+            Ok(_) => {
+                return Err(ControlError::Io {
+                    path: sock.to_path_buf(),
+                    source: io::Error::from(io::ErrorKind::UnexpectedEof),
+                }
+                .into());
+            }
+            Err(source) => {
+                return Err(ControlError::Io {
+                    path: sock.to_path_buf(),
+                    source,
+                }
+                .into());
+            }
+        }
+    }
+    match serde_json::from_slice::<Response>(&line) {
+        Ok(Response::Ok) => Ok(()),
+        Ok(Response::Error { message }) => Err(ControlError::Refused { message }.into()),
+        _ => Err(ControlError::Refused {
+            message: String::from_utf8_lossy(&line).into_owned(),
+        }
+        .into()),
+    }
+}
+
+/// The exit report of a container started with [`Runtime::start_watched`].
+#[derive(Debug)]
+pub struct ExitWatch {
+    reader: io::BufReader<fs::File>,
+}
+
+impl ExitWatch {
+    /// The pipe to poll: readable once the container has exited.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self.reader.get_ref())
+    }
+
+    /// Blocks until the container exits.
+    pub fn wait(mut self) -> Result<ExitInfo, RuntimeError> {
+        let mut line = String::new();
+        let _ = io::BufRead::read_line(&mut self.reader, &mut line);
+        match serde_json::from_str::<StartReport>(&line) {
+            Ok(StartReport::Exited {
+                exit_code,
+                oom_killed,
+            }) => Ok(ExitInfo {
+                code: exit_code,
+                oom_killed,
+            }),
+            _ => Err(RuntimeError::ShimLost),
+        }
+    }
+}
+
 /// The container API of one berth instance.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -143,6 +226,18 @@ fn valid_name(n: &str) -> bool {
         && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Whether `pid` runs (a zombie does not count: it only waits for its parent to reap it).
+fn pid_alive(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("X");
+    !matches!(state, "Z" | "X" | "x")
 }
 
 /// Deletes every trace of a container: netns pin, run dir, container dir.
@@ -240,7 +335,7 @@ impl Runtime {
         let dir = self.containers_dir().join(&id);
         let run_dir = self.cfg.run.join("c").join(&id[..12]);
         let netns = match config.network {
-            NetworkMode::Host => None,
+            NetworkMode::Host | NetworkMode::Join(_) => None,
             _ => Some(self.cfg.run.join("netns").join(&id[..12])),
         };
         let mut volumes = Vec::new();
@@ -259,7 +354,7 @@ impl Runtime {
             run_dir,
             netns,
             volumes,
-            cgroup: format!("berth/{id}"),
+            cgroup: format!("{}/{id}", self.cfg.cgroup_parent.trim_matches('/')),
         };
         match self.lay_out(&rec) {
             Ok(()) => Ok(rec),
@@ -317,6 +412,17 @@ impl Runtime {
             let p = dir.join(name);
             fs::write(&p, content).map_err(io_err("writing", &p))?;
         }
+        // Resolved now for the bundle's sake (crun/runc); an unknown user is reported by the
+        // container's init at start, with the container's own files as the truth.
+        let etc_root = match &cfg.rootfs {
+            RootfsSource::Dir(d) => Some(d.clone()),
+            RootfsSource::Layers(l) => l
+                .iter()
+                .rev()
+                .find(|d| d.join("etc/passwd").exists())
+                .cloned(),
+        };
+        let user = etc_root.and_then(|r| process::resolve_user(cfg.user.as_deref(), &r).ok());
         let spec = spec::build(
             &rec.id,
             cfg,
@@ -328,8 +434,13 @@ impl Runtime {
                 netns: rec.netns.as_deref(),
                 volume_dirs: &rec.volumes,
                 cgroup: &rec.cgroup,
+                user: user.as_ref(),
             },
         )?;
+        // The log exists from the start so a foreground reader can open it before the shim
+        // runs (and keep reading after `--rm` deleted it).
+        let p = rec.log_path();
+        fs::File::create(&p).map_err(io_err("creating", &p))?;
         let p = rec.spec_path();
         state::write_json_atomic(&p, &spec).map_err(io_err("writing", &p))?;
         let p = dir.join(Record::FILE);
@@ -344,9 +455,75 @@ impl Runtime {
     /// Starts the container through a new shim and returns the container's host pid once it
     /// has exec'd, or the reason it could not.
     pub fn start(&self, rec: &Record) -> Result<i32, RuntimeError> {
+        self.spawn_shim(rec, false, None).map(|(pid, _, _)| pid)
+    }
+
+    /// Starts the container with a client attached before it runs (foreground `run -i/-t`):
+    /// returns the pid, the exit watch and the attached stream (raw bytes with a tty, Docker's
+    /// 8-byte framed stdout/stderr without; writes go to the container's stdin if `stdin`).
+    pub fn start_attached(
+        &self,
+        rec: &Record,
+        stdin: bool,
+    ) -> Result<(i32, ExitWatch, UnixStream), RuntimeError> {
+        let tty = rec.config.tty;
+        let (pid, watch, stream) = self.spawn_shim(rec, true, Some((stdin, tty)))?;
+        match (watch, stream) {
+            (Some(w), Some(s)) => Ok((pid, w, s)),
+            _ => Err(RuntimeError::ShimSilent {
+                id: rec.id.clone(),
+                log: rec.dir.join("shim.log"),
+            }),
+        }
+    }
+
+    /// Attaches to a running container's output (and stdin).
+    pub fn attach(&self, rec: &Record, stdin: bool) -> Result<UnixStream, RuntimeError> {
+        let s = control::send(
+            &rec.socket(),
+            &Request::Attach {
+                stdin,
+                tty: rec.config.tty,
+            },
+        )?;
+        read_line_raw(&rec.socket(), &s)?;
+        Ok(s)
+    }
+
+    /// Sets the window size of a tty container.
+    pub fn resize(&self, rec: &Record, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+        control::call(&rec.socket(), &Request::Resize { rows, cols })?;
+        Ok(())
+    }
+
+    /// Like [`Runtime::start`], and also returns a handle that reports the exit, even when
+    /// `--rm` removes the container at once (what a foreground `run` needs).
+    pub fn start_watched(&self, rec: &Record) -> Result<(i32, ExitWatch), RuntimeError> {
+        let (pid, watch, _) = self.spawn_shim(rec, true, None)?;
+        match watch {
+            Some(w) => Ok((pid, w)),
+            None => Err(RuntimeError::ShimSilent {
+                id: rec.id.clone(),
+                log: rec.dir.join("shim.log"),
+            }),
+        }
+    }
+
+    fn spawn_shim(
+        &self,
+        rec: &Record,
+        watch: bool,
+        attach: Option<(bool, bool)>,
+    ) -> Result<(i32, Option<ExitWatch>, Option<UnixStream>), RuntimeError> {
         let st = self.state(rec)?;
         if st.status == Status::Running && self.shim_alive(&st) {
             return Err(RuntimeError::AlreadyRunning { id: rec.id.clone() });
+        }
+        // The run dir is a tmpfs: after a reboot the pin is gone, make a new (empty) one.
+        if let Some(ns) = &rec.netns
+            && !namespaces::is_pinned(ns)
+        {
+            namespaces::pin_netns(ns)?;
         }
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
             RuntimeError::SpawnShim {
@@ -359,6 +536,8 @@ impl Runtime {
         cmd.arg("shim")
             .arg(&rec.dir)
             .env(shim::SYNC_FD_ENV, "3")
+            .env(shim::SYNC_EXIT_ENV, if watch { "1" } else { "0" })
+            .env(shim::ATTACH_ENV, if attach.is_some() { "1" } else { "0" })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -377,17 +556,30 @@ impl Runtime {
         })?;
         drop(w);
         let _ = child.wait();
-        let mut buf = Vec::new();
-        let _ = fs::File::from(r).read_to_end(&mut buf);
-        match serde_json::from_slice::<StartReport>(&buf) {
-            Ok(StartReport::Started { pid, .. }) => Ok(pid),
+        let mut reader = io::BufReader::new(fs::File::from(r));
+        let mut line = String::new();
+        let _ = io::BufRead::read_line(&mut reader, &mut line);
+        let mut stream = None;
+        if let (Some((stdin, tty)), Ok(StartReport::Listening)) =
+            (attach, serde_json::from_str::<StartReport>(&line))
+        {
+            let s = control::send(&rec.socket(), &Request::Attach { stdin, tty })?;
+            read_line_raw(&rec.socket(), &s)?;
+            stream = Some(s);
+            line.clear();
+            let _ = io::BufRead::read_line(&mut reader, &mut line);
+        }
+        match serde_json::from_str::<StartReport>(&line) {
+            Ok(StartReport::Started { pid, .. }) => {
+                Ok((pid, watch.then(|| ExitWatch { reader }), stream))
+            }
             Ok(StartReport::Failed { code, message }) => {
                 if rec.config.auto_remove {
                     remove_files(rec);
                 }
                 Err(RuntimeError::Start { code, message })
             }
-            Err(_) => Err(RuntimeError::ShimSilent {
+            _ => Err(RuntimeError::ShimSilent {
                 id: rec.id.clone(),
                 log: rec.dir.join("shim.log"),
             }),
@@ -395,8 +587,7 @@ impl Runtime {
     }
 
     fn shim_alive(&self, st: &State) -> bool {
-        // SAFETY: kill with signal 0 only probes.
-        st.shim_pid > 0 && unsafe { libc::kill(st.shim_pid, 0) } == 0
+        st.shim_pid > 0 && pid_alive(st.shim_pid)
     }
 
     /// Whether the container runs right now (its shim answers).
@@ -428,14 +619,20 @@ impl Runtime {
         if !self.is_running(rec) {
             return Ok(None);
         }
-        let waiter = control::send(&rec.socket(), &Request::Wait)?;
-        control::call(
+        let waiter = match control::send(&rec.socket(), &Request::Wait) {
+            Ok(w) => w,
+            // It exited between the check and the connect.
+            Err(ControlError::Connect { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // A refusal here means the container is exiting already: the wait tells how.
+        let _ = control::call(
             &rec.socket(),
             &Request::Stop {
                 signal: rec.config.stop_signal,
                 timeout: timeout.unwrap_or(rec.config.stop_timeout),
             },
-        )?;
+        );
         Ok(Some(self.read_exit(rec, waiter)?))
     }
 
@@ -507,14 +704,17 @@ impl Runtime {
             if !force {
                 return Err(RuntimeError::Running { id: rec.id.clone() });
             }
-            let waiter = control::send(&rec.socket(), &Request::Wait)?;
-            let _ = control::call(
-                &rec.socket(),
-                &Request::Kill {
-                    signal: libc::SIGKILL,
-                },
-            );
-            let _ = self.read_exit(rec, waiter);
+            // A shim that no longer answers (killed) is skipped: the cgroup sweep below kills
+            // whatever of the container is left.
+            if let Ok(waiter) = control::send(&rec.socket(), &Request::Wait) {
+                let _ = control::call(
+                    &rec.socket(),
+                    &Request::Kill {
+                        signal: libc::SIGKILL,
+                    },
+                );
+                let _ = self.read_exit(rec, waiter);
+            }
         }
         if let Ok(cg) = cgroups::Cgroup::locate(&rec.cgroup) {
             let _ = cg.remove();
@@ -523,9 +723,10 @@ impl Runtime {
         Ok(())
     }
 
-    /// Runs `exec` inside the running container through a fresh helper process that
-    /// inherits the caller's stdio; returns the process's exit status.
-    pub fn exec(&self, rec: &Record, exec: &ExecConfig) -> Result<i32, RuntimeError> {
+    /// The helper command that runs `exec` inside the running container; the caller picks
+    /// its stdio (a daemon pipes or hands over sockets, the CLI inherits its own) and waits
+    /// for it: its exit status is the process's.
+    pub fn exec_command(&self, rec: &Record, exec: &ExecConfig) -> Result<Command, RuntimeError> {
         if !self.is_running(rec) {
             return Err(RuntimeError::Start {
                 code: 125,
@@ -536,19 +737,95 @@ impl Runtime {
             exe: self.cfg.shim_exe.clone(),
             source: io::Error::other(e),
         })?;
-        let status = Command::new(&self.cfg.shim_exe)
-            .arg("exec-helper")
-            .arg(&rec.dir)
-            .arg(json)
-            .status()
-            .map_err(|source| RuntimeError::SpawnShim {
-                exe: self.cfg.shim_exe.clone(),
-                source,
-            })?;
+        let mut cmd = Command::new(&self.cfg.shim_exe);
+        cmd.arg("exec-helper").arg(&rec.dir).arg(json);
+        Ok(cmd)
+    }
+
+    /// Runs `exec` inside the running container through a fresh helper process that
+    /// inherits the caller's stdio; returns the process's exit status.
+    pub fn exec(&self, rec: &Record, exec: &ExecConfig) -> Result<i32, RuntimeError> {
+        let status =
+            self.exec_command(rec, exec)?
+                .status()
+                .map_err(|source| RuntimeError::SpawnShim {
+                    exe: self.cfg.shim_exe.clone(),
+                    source,
+                })?;
         use std::os::unix::process::ExitStatusExt;
         Ok(status
             .code()
             .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    }
+
+    /// Renames a container (the name is only berth's; nothing in the container changes).
+    pub fn rename(&self, rec: &Record, name: &str) -> Result<Record, RuntimeError> {
+        if !valid_name(name) {
+            return Err(RuntimeError::BadName(name.to_string()));
+        }
+        if let Some((r, _)) = self.list().into_iter().find(|(r, _)| r.config.name == name) {
+            return Err(RuntimeError::NameInUse {
+                name: name.to_string(),
+                id: r.id,
+            });
+        }
+        let mut new = rec.clone();
+        new.config.name = name.to_string();
+        let p = rec.dir.join(Record::FILE);
+        state::write_json_atomic(&p, &new).map_err(io_err("writing", &p))?;
+        let mut st = self.state(rec)?;
+        st.name = name.to_string();
+        st.save(&rec.state_path())?;
+        Ok(new)
+    }
+
+    /// cgroup counters and network bytes (rx, tx) of a running container.
+    pub fn stats(&self, rec: &Record) -> Option<(cgroups::CgroupStats, u64, u64)> {
+        let st = self.state(rec).ok()?;
+        if st.status != Status::Running || st.pid <= 0 {
+            return None;
+        }
+        let cg = cgroups::Cgroup::locate(&rec.cgroup).ok()?.stats();
+        let (mut rx, mut tx) = (0, 0);
+        for l in fs::read_to_string(format!("/proc/{}/net/dev", st.pid))
+            .unwrap_or_default()
+            .lines()
+            .skip(2)
+        {
+            let Some((iface, rest)) = l.split_once(':') else {
+                continue;
+            };
+            if iface.trim() == "lo" {
+                continue;
+            }
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            rx += f.first().copied().unwrap_or(0);
+            tx += f.get(8).copied().unwrap_or(0);
+        }
+        Some((cg, rx, tx))
+    }
+
+    /// Copies `cpath` from the container into the host directory `host_dir`.
+    pub fn copy_out(
+        &self,
+        rec: &Record,
+        cpath: &Path,
+        host_dir: &Path,
+    ) -> Result<(), copy::CopyError> {
+        copy::copy_out(&self.cfg.shim_exe, rec, cpath, host_dir)
+    }
+
+    /// Writes the container's flattened root filesystem as a tar (`export`).
+    pub fn export(&self, rec: &Record, out: &mut dyn io::Write) -> Result<(), copy::CopyError> {
+        copy::export(&self.cfg.shim_exe, rec, out)
+    }
+
+    /// Copies the host path `host` into the container directory `cdir`.
+    pub fn copy_in(&self, rec: &Record, host: &Path, cdir: &Path) -> Result<(), copy::CopyError> {
+        copy::copy_in(&self.cfg.shim_exe, rec, host, cdir)
     }
 
     /// Host pids of the container's processes (`top`).

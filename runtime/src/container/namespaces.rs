@@ -80,6 +80,14 @@ pub fn pin_netns(path: &Path) -> Result<(), NamespaceError> {
     res
 }
 
+/// Whether `path` is a live namespace pin (nsfs), e.g. still there after a reboot cleared
+/// the run dir it lives in.
+pub fn is_pinned(path: &Path) -> bool {
+    nix::sys::statfs::statfs(path)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+        .unwrap_or(false)
+}
+
 /// Unmounts and deletes a pin made by [`pin_netns`]; a no-op when it is gone.
 pub fn unpin_netns(path: &Path) {
     let _ = umount2(path, MntFlags::MNT_DETACH);

@@ -384,7 +384,11 @@ mod tests {
             e.to_string(),
             "exec: \"definitely-not-here\": executable file not found in $PATH"
         );
-        let e = find_executable("/etc/hostname", None).unwrap_err();
+        let dir = tempfile::tempdir().expect("tmp");
+        let plain = dir.path().join("plain");
+        fs::write(&plain, "data").expect("file");
+        fs::set_permissions(&plain, fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = find_executable(&plain.display().to_string(), None).unwrap_err();
         assert_eq!(e.exit_code(), 126);
     }
 }

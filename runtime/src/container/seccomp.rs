@@ -111,6 +111,9 @@ fn action(a: LinuxSeccompAction, errno: Option<u32>) -> Option<SeccompAction> {
     })
 }
 
+/// Rules per syscall number; `None` matches the syscall unconditionally.
+type SyscallRules = BTreeMap<i64, Option<Vec<SeccompRule>>>;
+
 fn action_key(a: &SeccompAction) -> String {
     format!("{a:?}")
 }
@@ -121,8 +124,7 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Vec<BpfProgram>, SeccompError> 
         return Err(SeccompError::DefaultAction(profile.default_action()));
     }
     // action key -> (action, syscall -> rules; an empty rule list matches unconditionally)
-    let mut groups: BTreeMap<String, (SeccompAction, BTreeMap<i64, Option<Vec<SeccompRule>>>)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<String, (SeccompAction, SyscallRules)> = BTreeMap::new();
     for sc in profile.syscalls().as_deref().unwrap_or_default() {
         let Some(act) = action(sc.action(), sc.errno_ret()) else {
             return Err(SeccompError::Action {

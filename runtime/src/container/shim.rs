@@ -5,7 +5,7 @@
 //! socket (status, kill, stop, wait), and records the exit status (OOM included).
 
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -33,6 +33,12 @@ use super::state::{State, StateError, Status};
 
 /// Env var naming the fd on which the shim reports the start result to its starter.
 pub const SYNC_FD_ENV: &str = "BERTH_SHIM_SYNC_FD";
+/// When set to 1, the shim keeps the sync fd and also reports the exit on it: a foreground
+/// `run` learns the status without racing `--rm` or the control socket's removal.
+pub const SYNC_EXIT_ENV: &str = "BERTH_SHIM_SYNC_EXIT";
+/// When set to 1, the shim reports `Listening` and waits (up to 10 s) for one `attach`
+/// client before it starts the container.
+pub const ATTACH_ENV: &str = "BERTH_SHIM_ATTACH";
 
 /// Errors of the shim before the container runs; they are reported to the starter.
 #[derive(Debug, thiserror::Error)]
@@ -89,12 +95,77 @@ fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> ShimError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StartReport {
-    Started { pid: i32, shim_pid: i32 },
-    Failed { code: i32, message: String },
+    Started {
+        pid: i32,
+        shim_pid: i32,
+    },
+    Failed {
+        code: i32,
+        message: String,
+    },
+    Exited {
+        exit_code: i32,
+        oom_killed: bool,
+    },
+    /// The control socket is ready for the attach that precedes the start.
+    Listening,
 }
 
+/// One attached client.
+struct Attached {
+    s: UnixStream,
+    /// Its input goes to the container's stdin.
+    stdin: bool,
+    /// Without a tty, output is framed as Docker's: [stream, 0, 0, 0, len u32 BE] + data.
+    framed: bool,
+}
+
+fn parse_request(s: &UnixStream) -> Option<Request> {
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    // Read byte by byte up to the newline, so that raw input after it stays in the socket.
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match (&*s).read(&mut b) {
+            Ok(1) if b[0] == b'\n' => break,
+            Ok(1) => line.push(b[0]),
+            _ => return None,
+        }
+        if line.len() > 4096 {
+            return None;
+        }
+    }
+    serde_json::from_slice(&line).ok()
+}
+
+fn accept_attach(listener: &UnixListener) -> Option<Attached> {
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    if poll(&mut fds, PollTimeout::from(10_000u16)).ok()? == 0 {
+        return None;
+    }
+    let (s, _) = listener.accept().ok()?;
+    match parse_request(&s)? {
+        Request::Attach { stdin, tty } => attach_client(s, stdin, tty),
+        _ => None,
+    }
+}
+
+fn attach_client(s: UnixStream, stdin: bool, tty: bool) -> Option<Attached> {
+    send_ref(&s, &Response::Ok);
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+    let _ = s.set_nonblocking(true);
+    Some(Attached {
+        s,
+        stdin,
+        framed: !tty,
+    })
+}
+
+/// Writes one JSON line (the starter reads line by line).
 fn report(fd: Option<&OwnedFd>, r: &StartReport) {
-    if let (Some(fd), Ok(data)) = (fd, serde_json::to_vec(r)) {
+    if let (Some(fd), Ok(mut data)) = (fd, serde_json::to_vec(r)) {
+        data.push(b'\n');
         let _ = nix::unistd::write(fd, &data);
     }
 }
@@ -132,7 +203,14 @@ pub fn main(dir: &Path) -> i32 {
     }
     let _ = nix::unistd::setsid();
     redirect_stdio(dir);
-    let mut shim = match Shim::start(dir) {
+    let sync_raw = sync.as_ref().map(|f| f.as_raw_fd());
+    let keep_sync = std::env::var(SYNC_EXIT_ENV).as_deref() == Ok("1");
+    let wait_attach = if std::env::var(ATTACH_ENV).as_deref() == Ok("1") {
+        sync.as_ref()
+    } else {
+        None
+    };
+    let mut shim = match Shim::start(dir, sync_raw, wait_attach) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %chain(&e), "container start failed");
@@ -155,7 +233,11 @@ pub fn main(dir: &Path) -> i32 {
             shim_pid: std::process::id() as i32,
         },
     );
-    drop(sync);
+    if keep_sync {
+        shim.exit_report = sync;
+    } else {
+        drop(sync);
+    }
     shim.run();
     0
 }
@@ -213,13 +295,18 @@ struct Shim {
     cgroup: Cgroup,
     log: LogWriter,
     outputs: Vec<(Output, Vec<u8>)>,
-    /// Kept open so a `-i` container's stdin never sees EOF (attach comes later).
-    _stdin: Option<OwnedFd>,
+    /// Write end of a `-i` container's stdin pipe (no tty); closed when the attached
+    /// client's input ends.
+    stdin_w: Option<OwnedFd>,
+    /// Clients receiving the output live (`attach`, foreground `run -i/-t`).
+    attached: Vec<Attached>,
     listener: UnixListener,
     sigfd: SignalFd,
     waiters: Vec<UnixStream>,
     stop_deadline: Option<Instant>,
     exit: Option<(i32, Option<i32>)>,
+    /// The starter's pipe, when it asked to hear about the exit too.
+    exit_report: Option<OwnedFd>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), ShimError> {
@@ -227,7 +314,11 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), ShimError> {
 }
 
 impl Shim {
-    fn start(dir: &Path) -> Result<Shim, ShimError> {
+    fn start(
+        dir: &Path,
+        sync_fd: Option<RawFd>,
+        wait_attach: Option<&OwnedFd>,
+    ) -> Result<Shim, ShimError> {
         let rec = Record::load(dir)?;
         let mut state = State::load(&rec.state_path())?;
         let spec_path = rec.spec_path();
@@ -251,7 +342,7 @@ impl Shim {
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(sys("creating a signalfd"))?;
 
-        let caps = capabilities::parse(
+        let mut caps = capabilities::parse(
             &spec
                 .process()
                 .as_ref()
@@ -283,10 +374,32 @@ impl Shim {
                 source,
             })?;
 
+        // A foreground `run -i/-t` attaches before the container runs, so no output is lost.
+        let mut attached = Vec::new();
+        if let Some(fd) = wait_attach {
+            report(Some(fd), &StartReport::Listening);
+            if let Some(a) = accept_attach(&listener) {
+                attached.push(a);
+            }
+        }
         let cgroup = Cgroup::create(
             &rec.cgroup,
             spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
         )?;
+
+        // cgroup v2 filters devices only with BPF programs, which berth does not load yet: a
+        // container that could mknod would reach host disks. Without the v1 devices
+        // controller, CAP_MKNOD goes (the standard nodes are made before caps are dropped).
+        let restricts_devices = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().as_ref())
+            .is_some_and(|d| !d.is_empty());
+        if restricts_devices && matches!(cgroup, Cgroup::V2 { .. }) {
+            caps.remove(&caps::Capability::CAP_MKNOD);
+            tracing::info!(id = %rec.id, "cgroup v2: no device filter, CAP_MKNOD dropped");
+        }
 
         // stdio
         let mut child_side: Vec<OwnedFd> = Vec::new();
@@ -383,6 +496,8 @@ impl Shim {
         if let Some(w) = &stdin_keep {
             close.push(w.as_raw_fd());
         }
+        // The starter reads its pipe to EOF: the container must not keep it open.
+        close.extend(sync_fd);
         let args = InitArgs {
             spec: &spec,
             user: cfg.user.as_deref(),
@@ -456,12 +571,14 @@ impl Shim {
             cgroup,
             log,
             outputs,
-            _stdin: stdin_keep,
+            stdin_w: stdin_keep,
+            attached,
             listener,
             sigfd,
             waiters: Vec::new(),
             stop_deadline: None,
             exit: None,
+            exit_report: None,
         })
     }
 
@@ -495,16 +612,47 @@ impl Shim {
             for (Output::Pipe { fd, .. }, _) in &self.outputs {
                 fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
             }
+            let n_out = self.outputs.len();
+            for a in &self.attached {
+                let ev = if a.stdin {
+                    PollFlags::POLLIN
+                } else {
+                    PollFlags::empty()
+                };
+                fds.push(PollFd::new(a.s.as_fd(), ev));
+            }
             if poll(&mut fds, timeout).is_err() {
                 return;
             }
             let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            let in_ready: Vec<PollFlags> = fds[2 + n_out..]
+                .iter()
+                .map(|f| f.revents().unwrap_or(PollFlags::empty()))
+                .collect();
             (
                 ready(&fds[0]),
                 ready(&fds[1]),
-                fds[2..].iter().map(ready).collect::<Vec<_>>(),
+                (
+                    fds[2..2 + n_out].iter().map(ready).collect::<Vec<_>>(),
+                    in_ready,
+                ),
             )
         };
+        let (out_ready, in_ready) = out_ready;
+        for i in (0..in_ready.len()).rev() {
+            let r = in_ready[i];
+            if r.contains(PollFlags::POLLIN) && self.attached[i].stdin {
+                self.read_input(i);
+            }
+            // Gone for good (not just a half-close of its input): forget it, or poll would
+            // keep reporting the hang-up.
+            if r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+                let a = self.attached.remove(i);
+                if a.stdin && !self.rec.config.tty {
+                    self.stdin_w = None;
+                }
+            }
+        }
         if let Some(t) = self.stop_deadline
             && Instant::now() >= t
         {
@@ -541,7 +689,10 @@ impl Shim {
                 Ok(0) => return true,
                 Ok(n) => {
                     buf.extend_from_slice(&chunk[..n]);
+                    let fresh = buf[buf.len() - n..].to_vec();
                     let stream = *stream;
+                    self.forward(stream, &fresh);
+                    let (_, buf) = &mut self.outputs[i];
                     while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
                         let line: Vec<u8> = buf.drain(..=pos).collect();
                         let _ = self.log.write(stream, &line);
@@ -550,13 +701,65 @@ impl Shim {
                         let data = std::mem::take(buf);
                         let _ = self.log.write(stream, &data);
                     }
-                    let (_, buf) = &mut self.outputs[i];
-                    let _ = buf;
                 }
                 Err(nix::Error::EAGAIN) => return false,
                 Err(nix::Error::EINTR) => {}
                 // A pty master reads EIO once the slave side is gone.
                 Err(_) => return true,
+            }
+        }
+    }
+
+    /// Copies fresh output to every attached client; drops the ones that fail.
+    fn forward(&mut self, stream: &str, data: &[u8]) {
+        if self.attached.is_empty() {
+            return;
+        }
+        let mut framed = Vec::with_capacity(data.len() + 8);
+        framed.push(if stream == "stderr" { 2 } else { 1 });
+        framed.extend_from_slice(&[0, 0, 0]);
+        framed.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        framed.extend_from_slice(data);
+        self.attached.retain_mut(|a| {
+            let _ = a.s.set_nonblocking(false);
+            let bytes = if a.framed { &framed[..] } else { data };
+            let ok = a.s.write_all(bytes).is_ok();
+            let _ = a.s.set_nonblocking(true);
+            ok
+        });
+    }
+
+    /// Moves an attached client's input to the container's stdin.
+    fn read_input(&mut self, i: usize) {
+        let mut buf = [0u8; 8192];
+        let n = match (&self.attached[i].s).read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(_) => 0,
+        };
+        if n == 0 {
+            // Input ended: a pipe stdin gets EOF; the client keeps receiving output.
+            self.attached[i].stdin = false;
+            if !self.rec.config.tty {
+                self.stdin_w = None;
+            }
+            return;
+        }
+        let target = if self.rec.config.tty {
+            self.outputs.first().map(|(Output::Pipe { fd, .. }, _)| fd)
+        } else {
+            self.stdin_w.as_ref()
+        };
+        if let Some(fd) = target {
+            let mut data = &buf[..n];
+            while !data.is_empty() {
+                match nix::unistd::write(fd, data) {
+                    Ok(w) => data = &data[w..],
+                    Err(nix::Error::EAGAIN) | Err(nix::Error::EINTR) => {
+                        std::thread::sleep(Duration::from_millis(1))
+                    }
+                    Err(_) => break,
+                }
             }
         }
     }
@@ -600,34 +803,55 @@ impl Shim {
     }
 
     fn handle_client(&mut self, s: UnixStream) {
-        let _ = s.set_nonblocking(false);
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        let mut line = String::new();
-        let Ok(clone) = s.try_clone() else { return };
-        if BufReader::new(clone).read_line(&mut line).is_err() {
-            return;
-        }
-        let resp = match serde_json::from_str::<Request>(&line) {
-            Err(e) => Response::Error {
-                message: format!("bad request: {e}"),
+        let resp = match parse_request(&s) {
+            None => Response::Error {
+                message: "bad request".into(),
             },
-            Ok(Request::Status) => Response::State {
+            Some(Request::Attach { stdin, tty }) => {
+                if self.exit.is_none()
+                    && let Some(a) = attach_client(s, stdin, tty)
+                {
+                    self.attached.push(a);
+                }
+                return;
+            }
+            Some(Request::Resize { rows, cols }) => self.resize(rows, cols),
+            Some(Request::Status) => Response::State {
                 state: Box::new(self.state.clone()),
             },
-            Ok(Request::Kill { signal }) => self.signal(signal),
-            Ok(Request::Stop { signal, timeout }) => {
+            Some(Request::Kill { signal }) => self.signal(signal),
+            Some(Request::Stop { signal, timeout }) => {
                 let r = self.signal(signal);
                 if r == Response::Ok {
                     self.stop_deadline = Some(Instant::now() + Duration::from_secs(timeout));
                 }
                 r
             }
-            Ok(Request::Wait) => {
+            Some(Request::Wait) => {
                 self.waiters.push(s);
                 return;
             }
         };
         send(s, &resp);
+    }
+
+    fn resize(&self, rows: u16, cols: u16) -> Response {
+        let Some((Output::Pipe { fd, .. }, _)) =
+            self.outputs.first().filter(|_| self.rec.config.tty)
+        else {
+            return Response::Error {
+                message: "the container has no tty".into(),
+            };
+        };
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads the struct we own.
+        unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        Response::Ok
     }
 
     fn signal(&self, sig: i32) -> Response {
@@ -663,8 +887,18 @@ impl Shim {
         self.state.oom_killed = oom;
         self.state.finished_at = Some(SystemTime::now());
         let _ = self.state.save(&self.rec.state_path());
+        // No new clients from here on; serve those already queued (their `wait` is answered
+        // below with everyone else's).
         let _ = fs::remove_file(self.rec.socket());
+        while let Ok((s, _)) = self.listener.accept() {
+            self.handle_client(s);
+        }
         tracing::info!(id = %self.rec.id, code, oom, "container exited");
+        // `--rm`: gone before anyone hears of the exit, so a waiter never sees leftovers
+        // (a reader that opened the log keeps its file handle).
+        if self.rec.config.auto_remove {
+            super::remove_files(&self.rec);
+        }
         let resp = Response::Exited {
             exit_code: code,
             oom_killed: oom,
@@ -672,9 +906,13 @@ impl Shim {
         for w in self.waiters.drain(..) {
             send(w, &resp);
         }
-        if self.rec.config.auto_remove {
-            super::remove_files(&self.rec);
-        }
+        report(
+            self.exit_report.as_ref(),
+            &StartReport::Exited {
+                exit_code: code,
+                oom_killed: oom,
+            },
+        );
     }
 }
 
@@ -688,9 +926,14 @@ fn set_nonblock(fd: &OwnedFd) {
     }
 }
 
-fn send(mut s: UnixStream, resp: &Response) {
+fn send(s: UnixStream, resp: &Response) {
+    send_ref(&s, resp);
+}
+
+fn send_ref(mut s: &UnixStream, resp: &Response) {
     if let Ok(mut data) = serde_json::to_vec(resp) {
         data.push(b'\n');
+        let _ = s.set_nonblocking(false);
         let _ = s.write_all(&data);
     }
 }

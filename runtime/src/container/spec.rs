@@ -22,7 +22,7 @@ pub enum SpecError {
         "sysctl {key:?} is not namespaced: a container may only set net.*, kernel.shm*, kernel.msg*, kernel.sem and fs.mqueue.*"
     )]
     SysctlNotNamespaced { key: String },
-    #[error("sysctl {key:?} cannot be set with --network host")]
+    #[error("sysctl {key:?} cannot be set in the host's or another container's network namespace")]
     SysctlHostNet { key: String },
     #[error("the generated config.json is not a valid OCI runtime spec")]
     Invalid(#[source] serde_json::Error),
@@ -155,14 +155,26 @@ pub fn cap_name(name: &str) -> Result<String, SpecError> {
     Ok(full)
 }
 
-/// The capability set after `privileged`, `cap_add` and `cap_drop` (`ALL` works in both).
+/// The capability set after `privileged`, `cap_drop` then `cap_add` (`ALL` works in both).
 pub fn effective_caps(cfg: &ContainerConfig) -> Result<Vec<String>, SpecError> {
-    let all: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    // "All" means all that we hold: this host's root lacks CAP_SYS_RESOURCE, and a runtime
+    // cannot grant what its own bounding set lacks (runc fails on it, as it should).
+    let held = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| caps::all());
+    let all: Vec<String> = held.iter().map(|c| c.to_string()).collect();
     let mut set: Vec<String> = if cfg.privileged {
         all.clone()
     } else {
         DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
     };
+    // Drops first, then adds: `--cap-drop ALL --cap-add X` leaves exactly X, as Docker.
+    for drop in &cfg.cap_drop {
+        if drop.eq_ignore_ascii_case("ALL") {
+            set.clear();
+        } else {
+            let c = cap_name(drop)?;
+            set.retain(|x| *x != c);
+        }
+    }
     for add in &cfg.cap_add {
         if add.eq_ignore_ascii_case("ALL") {
             set = all.clone();
@@ -171,14 +183,6 @@ pub fn effective_caps(cfg: &ContainerConfig) -> Result<Vec<String>, SpecError> {
             if !set.contains(&c) {
                 set.push(c);
             }
-        }
-    }
-    for drop in &cfg.cap_drop {
-        if drop.eq_ignore_ascii_case("ALL") {
-            set.clear();
-        } else {
-            let c = cap_name(drop)?;
-            set.retain(|x| *x != c);
         }
     }
     set.sort();
@@ -217,7 +221,7 @@ fn check_sysctl(key: &str, net: &NetworkMode) -> Result<(), SpecError> {
         return Ok(());
     }
     if key.starts_with("net.") {
-        if *net == NetworkMode::Host {
+        if matches!(net, NetworkMode::Host | NetworkMode::Join(_)) {
             return Err(SpecError::SysctlHostNet {
                 key: key.to_string(),
             });
@@ -272,6 +276,9 @@ pub struct SpecPaths<'a> {
     pub volume_dirs: &'a [PathBuf],
     /// cgroup path relative to each hierarchy's root.
     pub cgroup: &'a str,
+    /// The user as resolved from the image's files at create time, for external runtimes
+    /// (berth's own init resolves it again inside the container at start).
+    pub user: Option<&'a crate::container::process::User>,
 }
 
 /// Builds the OCI config for `cfg`, validated by parsing it back as an `oci_spec` `Spec`.
@@ -356,6 +363,7 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
     ];
     match (&cfg.network, p.netns) {
         (NetworkMode::Host, _) => {}
+        (NetworkMode::Join(path), _) => namespaces.push(json!({"type": "network", "path": path})),
         (_, Some(path)) => namespaces.push(json!({"type": "network", "path": path})),
         (_, None) => namespaces.push(json!({"type": "network"})),
     }
@@ -426,12 +434,17 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         "mounts": mounts,
         "process": {
             "terminal": cfg.tty,
-            "user": {"uid": 0, "gid": 0},
+            "user": match p.user {
+                Some(u) => json!({"uid": u.uid, "gid": u.gid, "additionalGids": u.groups}),
+                None => json!({"uid": 0, "gid": 0}),
+            },
             "args": cfg.args,
             "env": cfg.env,
             "cwd": cfg.working_dir.clone().unwrap_or_else(|| PathBuf::from("/")),
             "capabilities": {
-                "bounding": caps, "effective": caps, "permitted": caps, "inheritable": caps,
+                // No inheritable set, as Docker since CVE-2022-24769: file capabilities of
+                // a binary must not grant the container's set to a non-root user.
+                "bounding": caps, "effective": caps, "permitted": caps, "inheritable": [],
             },
             "rlimits": rlimits,
             "noNewPrivileges": cfg.no_new_privileges && !cfg.privileged,
@@ -457,6 +470,7 @@ mod tests {
             netns: None,
             volume_dirs: &[],
             cgroup: "berth/x",
+            user: None,
         }
     }
 

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Container start-up and shim memory, printed as figures (not a timed test). As root.
+#
+#   bench/container-run.sh            # N=30 runs each, M=50 detached containers
+#   N=50 M=100 BERTH=path/to/berth bench/container-run.sh
+#
+# 1. `berth container run --rm --network none --rootfs R true`: median/min/max wall ms.
+# 2. `crun run` of the very bundle berth wrote for such a container (same config.json).
+#    crun refuses this host's hybrid cgroup layout while hugetlb sits on cgroup2 only
+#    (see research/ANCHORS.md); with CRUN_FIX_HUGETLB=1 the script mounts hugetlb as a v1
+#    hierarchy for the run and unmounts it afterwards, otherwise it prints crun's error.
+#    Note: the kernel keeps that v1 hugetlb hierarchy alive after the unmount, so
+#    /sys/fs/cgroup/unified/cgroup.controllers stays empty until reboot (berth reads the
+#    mounts and does not care; crun then works without the fix).
+# 3. M detached `sleep` containers started in a loop: total time, RSS per shim, total RSS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-30}
+M=${M:-50}
+BERTH=${BERTH:-${CARGO_TARGET_DIR:-target}/release/berth}
+[ -x "$BERTH" ] || { echo "build first: cargo build --release -p berth (or set BERTH)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/bb.XXXXXX)
+hugetlb_mounted=""
+# Our own cgroup parent, for berth and (through the same bundle) crun; removed at the end.
+export BERTH_CGROUP_PARENT=berth-bench-$$
+cleanup() {
+  "$BERTH" --root "$work/root" --run "$work/run" container ls -a -q 2>/dev/null |
+    while read -r id; do "$BERTH" --root "$work/root" --run "$work/run" container rm -f "$id" >/dev/null 2>&1 || true; done
+  crun --root "$work/crun" list -q 2>/dev/null | while read -r c; do crun --root "$work/crun" delete -f "$c" >/dev/null 2>&1 || true; done
+  for d in /sys/fs/cgroup/*/"$BERTH_CGROUP_PARENT"; do
+    [ -d "$d" ] || continue
+    for c in "$d"/*/; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
+    rmdir "$d" 2>/dev/null || true
+  done
+  [ -n "$hugetlb_mounted" ] && umount "$hugetlb_mounted" && rmdir "$hugetlb_mounted"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+rootfs=$work/rootfs
+mkdir -p "$rootfs/bin" "$rootfs/etc"
+for a in $(/bin/busybox --list); do ln -sf busybox "$rootfs/bin/$a"; done
+cp --remove-destination /bin/busybox "$rootfs/bin/busybox"
+echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
+echo "root:x:0:" > "$rootfs/etc/group"
+
+B=("$BERTH" --root "$work/root" --run "$work/run")
+now_ns() { date +%s%N; }
+ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }'; }
+stats() { # reads ms values on stdin, prints median [min-max] (n)
+  sort -n | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "median %.1f ms [%.1f-%.1f] (n=%d)\n", m, v[1], v[NR], NR}'
+}
+
+# crun runs the very bundle berth writes for such a container (same config.json).
+id=$("${B[@]}" container create --network none --rootfs "$rootfs" true)
+bundle=$work/root/containers/$id
+if [ "${CRUN_FIX_HUGETLB:-0}" = 1 ] && ! grep -q ' cgroup .*hugetlb' /proc/self/mountinfo \
+   && grep -qw hugetlb /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; then
+  mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb && hugetlb_mounted=/sys/fs/cgroup/hugetlb
+fi
+crun_ok=1
+crun_err=$(crun --root "$work/crun" run -b "$bundle" bench-warm 2>&1) || crun_ok=0
+"${B[@]}" container run --rm --network none --rootfs "$rootfs" true # warm-up
+# Interleaved, so that both see the same load on a shared machine.
+: > "$work/berth.ms"; : > "$work/crun.ms"
+for i in $(seq "$N"); do
+  t0=$(now_ns); "${B[@]}" container run --rm --network none --rootfs "$rootfs" true; t1=$(now_ns)
+  ms "$t0" "$t1" >> "$work/berth.ms"
+  if [ "$crun_ok" = 1 ]; then
+    t0=$(now_ns); crun --root "$work/crun" run -b "$bundle" "bench-$i" >/dev/null; t1=$(now_ns)
+    ms "$t0" "$t1" >> "$work/crun.ms"
+  fi
+done
+printf '%-44s %s\n' "berth container run --rm --network none true" "$(stats < "$work/berth.ms")"
+if [ "$crun_ok" = 1 ]; then
+  printf '%-44s %s\n' "crun run (same bundle)" "$(stats < "$work/crun.ms")"
+else
+  printf '%-44s %s\n' "crun run (same bundle)" "not measured: $crun_err"
+fi
+"${B[@]}" container rm "$id" >/dev/null
+
+t0=$(now_ns)
+for i in $(seq "$M"); do "${B[@]}" container run -d --network none --rootfs "$rootfs" sleep 600 >/dev/null; done
+t1=$(now_ns)
+printf '%-44s %s\n' "$M detached containers started in a loop" "$(ms "$t0" "$t1") ms total"
+shim_kb=0; shim_pss=0; shim_priv=0; ctr_kb=0; n=0
+for st in "$work"/root/containers/*/state.json; do
+  spid=$(grep -o '"shim_pid": *[0-9]*' "$st" | grep -o '[0-9]*$')
+  cpid=$(grep -o '"pid": *[0-9]*' "$st" | head -1 | grep -o '[0-9]*$')
+  s=$(awk '/VmRSS/ {print $2}' "/proc/$spid/status"); c=$(awk '/VmRSS/ {print $2}' "/proc/$cpid/status")
+  p=$(awk '/^Pss:/ {print $2}' "/proc/$spid/smaps_rollup")
+  v=$(awk '/^Private_(Clean|Dirty):/ {t += $2} END {print t}' "/proc/$spid/smaps_rollup")
+  shim_kb=$((shim_kb + s)); shim_pss=$((shim_pss + p)); shim_priv=$((shim_priv + v))
+  ctr_kb=$((ctr_kb + c)); n=$((n + 1))
+done
+# RSS counts the berth binary's pages that all shims share; PSS splits them, and the private
+# part is what one more container really costs.
+printf '%-44s %s\n' "shim memory per running container" \
+  "RSS $((shim_kb / n)) KiB, PSS $((shim_pss / n)) KiB, private $((shim_priv / n)) KiB (n=$n)"
+printf '%-44s %s\n' "container process RSS (busybox sleep)" "$((ctr_kb / n)) KiB each"
