@@ -2,10 +2,9 @@
 # Installs what berth and its tests need on a fresh Debian 12 machine (idempotent, quiet when done).
 set -euo pipefail
 pkgs=(nftables iproute2 debootstrap busybox-static skopeo crun runc umoci docker-registry
-      dnsmasq-base dnsutils conntrack curl ca-certificates gcc pkg-config)
-pkgs+=(dnsperf aardvark-dns)  # bench/dns.sh: DNS load generator and the server it compares with
       dnsmasq-base dnsutils conntrack curl ca-certificates gcc pkg-config
       libc6-dev)
+pkgs+=(dnsperf aardvark-dns)  # bench/dns.sh: DNS load generator and the server it compares with
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

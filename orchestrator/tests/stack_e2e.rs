@@ -60,16 +60,19 @@ impl Host {
 
     /// Runs a shell command inside the namespace.
     fn sh(&self, cmd: &str) -> Output {
-        Command::new("nsenter")
+        Command::new("timeout")
+            .args(["60", "nsenter"])
             .arg(format!("--net=/run/netns/{}", self.ns))
             .args(["sh", "-c", cmd])
             .output()
             .expect("nsenter")
     }
 
-    /// Runs berth inside the namespace, in the stack directory.
+    /// Runs berth inside the namespace, in the stack directory (never longer than 2 minutes:
+    /// a hang fails the test instead of blocking the suite).
     fn berth(&self, args: &[&str]) -> Output {
-        Command::new("nsenter")
+        Command::new("timeout")
+            .args(["120", "nsenter"])
             .arg(format!("--net=/run/netns/{}", self.ns))
             .arg(BERTH)
             .arg("--root")

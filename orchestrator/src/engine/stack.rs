@@ -133,11 +133,11 @@ impl Engine {
         run: &Path,
         shim_exe: PathBuf,
     ) -> Result<Arc<Self>, EngineError> {
-        let runtime = Runtime::new(RuntimeConfig {
-            root: root.to_path_buf(),
-            run: run.to_path_buf(),
+        let runtime = Runtime::new(RuntimeConfig::new(
+            root.to_path_buf(),
+            run.to_path_buf(),
             shim_exe,
-        });
+        ));
         let images = ImageStore::open(root).map_err(|source| EngineError::Images {
             root: root.to_path_buf(),
             source,
