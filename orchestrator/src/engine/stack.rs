@@ -683,7 +683,7 @@ impl StackBackend {
             .await
             .map_err(|err| format!("attaching {name}: {err:#}"))?;
         let mut hosts =
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
         let mut gateways = Vec::new();
         let nets = e.netd.networks().await;
         for ep in &endpoints {

@@ -1,0 +1,206 @@
+#![allow(dead_code)]
+//! The end-to-end harness shared by the stack tests: a simulated host (a network namespace)
+//! with its own berth instance, a busybox image, and the leak check.
+//!
+//! Each test runs its berth instance (CLI, daemon, shims, containers) inside a network
+//! namespace of its own (entered with `nsenter --net`, so /sys and the cgroup mounts stay the
+//! host's), with its own --root/--run. Its bridge, veths, nft table and published ports live
+//! and die with that namespace; traffic never leaves it. The guard kills what is left and
+//! removes the namespace even when the test fails, and the leak check asserts that `down`
+//! itself left nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Skips (with a message) where the test cannot run: not root, or tools missing.
+pub fn runnable() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let tools = ["ip", "nsenter", "nft", "curl"].iter().all(|t| have(t));
+    let busybox = Path::new("/bin/busybox").exists();
+    if !(root && tools && busybox) {
+        eprintln!("skipping: needs root, ip, nsenter, nft, curl and /bin/busybox (busybox-static)");
+    }
+    root && tools && busybox
+}
+
+/// One simulated host: a netns with a berth instance in it.
+pub struct Host {
+    pub ns: String,
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub run: PathBuf,
+    pub stack: PathBuf,
+}
+
+impl Host {
+    pub fn new(tag: &str) -> Host {
+        let ns = format!("bt-{tag}-{}", std::process::id());
+        let ok = Command::new("ip").args(["netns", "add", &ns]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "ip netns add {ns}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let host = Host {
+            root: dir.path().join("root"),
+            run: dir.path().join("run"),
+            stack: dir.path().join("stack"),
+            ns,
+            dir,
+        };
+        host.sh("ip link set lo up");
+        std::fs::create_dir_all(&host.stack).expect("stack dir");
+        host
+    }
+
+    /// Runs a shell command inside the namespace.
+    pub fn sh(&self, cmd: &str) -> Output {
+        Command::new("timeout")
+            .args(["60", "nsenter"])
+            .arg(format!("--net=/run/netns/{}", self.ns))
+            .args(["sh", "-c", cmd])
+            .output()
+            .expect("nsenter")
+    }
+
+    /// Runs berth inside the namespace, in the stack directory (never longer than 2 minutes:
+    /// a hang fails the test instead of blocking the suite).
+    pub fn berth(&self, args: &[&str]) -> Output {
+        Command::new("timeout")
+            .args(["120", "nsenter"])
+            .arg(format!("--net=/run/netns/{}", self.ns))
+            .arg(BERTH)
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--run")
+            .arg(&self.run)
+            .args(args)
+            .current_dir(&self.stack)
+            .output()
+            .expect("run berth")
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// A busybox image made from the host's busybox-static, imported as `busybox:e2e`.
+    pub fn busybox_image(&self) {
+        let rootfs = self.dir.path().join("rootfs");
+        let bin = rootfs.join("bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        for d in ["etc", "proc", "sys", "dev", "tmp", "var/www"] {
+            std::fs::create_dir_all(rootfs.join(d)).expect("dir");
+        }
+        std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy busybox");
+        for applet in [
+            "sh", "sleep", "true", "nslookup", "wget", "httpd", "cat", "echo",
+        ] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
+        }
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").expect("passwd");
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\n").expect("group");
+        std::fs::write(rootfs.join("var/www/index.html"), "hello from web\n").expect("index");
+        let tar = self.dir.path().join("rootfs.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .expect("tar");
+        assert!(st.success());
+        self.ok(&["image", "import", &tar.display().to_string(), "busybox:e2e"]);
+    }
+
+    pub fn ps(&self) -> Vec<serde_json::Value> {
+        let out = self.ok(&["ps", "-a", "--format", "json"]);
+        let start = out.find('[').expect("json array");
+        let end = out.rfind(']').expect("json array end");
+        serde_json::from_str(&out[start..=end]).expect("ps json")
+    }
+
+    /// Everything of ours that could outlive `down`, as a list of descriptions.
+    pub fn leaks(&self, container_ids: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        let links = String::from_utf8_lossy(&self.sh("ip -o link show").stdout).to_string();
+        for l in links.lines() {
+            if !l.contains(": lo:") {
+                out.push(format!("link: {l}"));
+            }
+        }
+        let tables = String::from_utf8_lossy(&self.sh("nft list tables").stdout).to_string();
+        if !tables.trim().is_empty() {
+            out.push(format!("nft tables: {tables}"));
+        }
+        let dir = self.dir.path().display().to_string();
+        for m in std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+        {
+            if m.contains(&dir) {
+                out.push(format!("mount: {m}"));
+            }
+        }
+        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&dir) && cmdline.contains("shim") {
+                out.push(format!("process: {cmdline}"));
+            }
+        }
+        for id in container_ids {
+            for ctl in ["memory", "pids", "cpu", "freezer", "unified"] {
+                let p = format!("/sys/fs/cgroup/{ctl}/berth/{id}");
+                if Path::new(&p).exists() {
+                    out.push(format!("cgroup: {p}"));
+                }
+            }
+            if self.root.join("containers").join(id).exists() {
+                out.push(format!("state: container {id}"));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let dir = self.dir.path().display().to_string();
+        let _ = self.berth(&["system", "shutdown"]);
+        // Whatever still runs from this instance: shims, containers' inits, a daemon.
+        let _ = Command::new("pkill").args(["-9", "-f", &dir]).status();
+        for m in std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&dir))
+            .map(String::from)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
