@@ -298,7 +298,7 @@ fn exit_code(code: i32) -> ExitCode {
 
 pub fn run(g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
     let rt = runtime(g)?;
-    match dispatch(&rt, cmd) {
+    match dispatch(&rt, &g.root, cmd) {
         // Start failures keep Docker's status (125 berth, 126 not executable, 127 not found).
         Err(e) if error_exit_code(&e).is_some() => {
             eprintln!("berth: {e:#}");
@@ -308,11 +308,11 @@ pub fn run(g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn dispatch(rt: &Runtime, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
+fn dispatch(rt: &Runtime, root: &Path, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
     let rt = rt.clone();
     match cmd {
-        ContainerCommand::Run(a) => run_container(&rt, *a, true),
-        ContainerCommand::Create(a) => run_container(&rt, *a, false),
+        ContainerCommand::Run(a) => run_container(&rt, root, *a, true),
+        ContainerCommand::Create(a) => run_container(&rt, root, *a, false),
         ContainerCommand::Ls(a) => ls(&rt, a),
         ContainerCommand::Logs(a) => show_logs(&rt, a),
         ContainerCommand::Start {
@@ -759,22 +759,51 @@ fn parse_mount(spec: &str) -> anyhow::Result<MountSpec> {
     })
 }
 
-fn build_config(rt: &Runtime, a: &RunArgs) -> anyhow::Result<ContainerConfig> {
-    let Some(rootfs) = &a.rootfs else {
-        let image = a.args.first().map(String::as_str).unwrap_or("");
-        bail!(
-            "image {image:?}: running images needs the image store, which is not wired into `berth container run` yet (issue 3); use --rootfs DIR for now"
-        );
+/// The image a container runs, when it runs one (recorded so `image rm` knows it is in use).
+type ImageId = Option<String>;
+
+fn build_config(
+    rt: &Runtime,
+    root: &Path,
+    a: &RunArgs,
+) -> anyhow::Result<(ContainerConfig, ImageId)> {
+    let entrypoint = a
+        .entrypoint
+        .as_ref()
+        .map(|ep| shell_words::split(ep).with_context(|| format!("entrypoint {ep:?}")))
+        .transpose()?;
+    let (mut cfg, image_id) = match &a.rootfs {
+        Some(rootfs) => {
+            let rootfs = std::fs::canonicalize(rootfs)
+                .with_context(|| format!("rootfs directory {}", rootfs.display()))?;
+            let mut args = entrypoint.unwrap_or_default();
+            args.extend(a.args.iter().cloned());
+            (ContainerConfig::new(RootfsSource::Dir(rootfs), args), None)
+        }
+        None => {
+            let (image, cmd) = a
+                .args
+                .split_first()
+                .context("an IMAGE is needed (or --rootfs DIR)")?;
+            let store = berth_runtime::image::ImageStore::open(root)
+                .with_context(|| format!("image store under {}", root.display()))?;
+            let img = store.resolve(image).with_context(|| {
+                format!(
+                    "image {image:?}: not in the store; get it with `berth image pull`, `load`, \
+                     `import` or `bootstrap`"
+                )
+            })?;
+            let overrides = berth_runtime::container::config::ProcessOverrides {
+                entrypoint,
+                cmd: cmd.to_vec(),
+                env: Vec::new(),
+                user: None,
+                working_dir: None,
+            };
+            let cfg = ContainerConfig::from_image(img.layer_dirs(), &img.config, overrides);
+            (cfg, Some(img.id.to_string()))
+        }
     };
-    let rootfs = std::fs::canonicalize(rootfs)
-        .with_context(|| format!("rootfs directory {}", rootfs.display()))?;
-    let mut args = a.args.clone();
-    if let Some(ep) = &a.entrypoint {
-        let mut v = shell_words::split(ep).with_context(|| format!("entrypoint {ep:?}"))?;
-        v.extend(args);
-        args = v;
-    }
-    let mut cfg = ContainerConfig::new(RootfsSource::Dir(rootfs), args);
     cfg.name = a.name.clone().unwrap_or_default();
     for f in &a.env_file {
         let iter =
@@ -805,8 +834,12 @@ fn build_config(rt: &Runtime, a: &RunArgs) -> anyhow::Result<ContainerConfig> {
                 .collect(),
         });
     }
-    cfg.working_dir = a.workdir.clone();
-    cfg.user = a.user.clone();
+    if a.workdir.is_some() {
+        cfg.working_dir = a.workdir.clone();
+    }
+    if a.user.is_some() {
+        cfg.user = a.user.clone();
+    }
     cfg.hostname = a.hostname.clone();
     cfg.network = match a.network.as_str() {
         "none" => NetworkMode::None,
@@ -888,12 +921,18 @@ fn build_config(rt: &Runtime, a: &RunArgs) -> anyhow::Result<ContainerConfig> {
     cfg.tty = a.tty;
     cfg.open_stdin = a.interactive;
     cfg.auto_remove = a.rm;
-    Ok(cfg)
+    Ok((cfg, image_id))
 }
 
-fn run_container(rt: &Runtime, a: RunArgs, start: bool) -> anyhow::Result<ExitCode> {
-    let cfg = build_config(rt, &a)?;
+fn run_container(rt: &Runtime, root: &Path, a: RunArgs, start: bool) -> anyhow::Result<ExitCode> {
+    let (cfg, image_id) = build_config(rt, root, &a)?;
     let rec = rt.create(cfg).map_err(start_error)?;
+    if let Some(id) = image_id {
+        let p = rec
+            .dir
+            .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
+        std::fs::write(&p, id).with_context(|| format!("writing {}", p.display()))?;
+    }
     if !start {
         println!("{}", rec.id);
         return Ok(ExitCode::SUCCESS);

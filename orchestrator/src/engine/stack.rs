@@ -599,6 +599,13 @@ impl StackBackend {
         let wants_net = cfg.network == NetworkMode::New && !svc.networks.is_empty();
         let runtime = e.runtime.clone();
         let rec = blocking(move || runtime.create(cfg).map_err(|err| err.to_string())).await?;
+        // The image store refuses to remove an image a container still uses.
+        let id_file = rec
+            .dir
+            .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
+        if let Err(err) = std::fs::write(&id_file, image.id.to_string()) {
+            tracing::warn!(path = %id_file.display(), %err, "recording the container's image");
+        }
         if !wants_net {
             return Ok(());
         }
