@@ -28,8 +28,22 @@ use crate::ipam::Ipv4Net;
 use crate::names::BRIDGE_PREFIX;
 use crate::ports::Protocol;
 
-/// berth's table name (family `ip`).
+/// berth's default table name (family `ip`), for the default instance.
 pub const TABLE: &str = "berth";
+
+static TABLE_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The table this process manages: `berth` unless [`set_table`] chose another, so that two
+/// berth instances (different `--root`) in one network namespace never rewrite each other's
+/// rules.
+pub fn table() -> &'static str {
+    TABLE_NAME.get().map(String::as_str).unwrap_or(TABLE)
+}
+
+/// Picks this process's table name, once; false when another name was already chosen.
+pub fn set_table(name: &str) -> bool {
+    TABLE_NAME.set(name.to_string()).is_ok() || table() == name
+}
 /// Comment on the rules berth adds to Docker's DOCKER-USER chain, to find them again.
 pub const DOCKER_USER_COMMENT: &str = "berth";
 
@@ -146,7 +160,7 @@ fn masq() -> Statement<'static> {
 fn chain(name: &'static str, ty: NfChainType, hook: NfHook, prio: i32) -> NfObject<'static> {
     NfObject::CmdObject(NfCmd::Add(NfListObject::Chain(Chain {
         family: NfFamily::IP,
-        table: Cow::Borrowed(TABLE),
+        table: Cow::Borrowed(table()),
         name: Cow::Borrowed(name),
         _type: Some(ty),
         hook: Some(hook),
@@ -159,7 +173,7 @@ fn chain(name: &'static str, ty: NfChainType, hook: NfHook, prio: i32) -> NfObje
 fn rule(chain: &'static str, expr: Vec<Statement<'static>>, comment: String) -> NfObject<'static> {
     NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(Rule {
         family: NfFamily::IP,
-        table: Cow::Borrowed(TABLE),
+        table: Cow::Borrowed(table()),
         chain: Cow::Borrowed(chain),
         expr: Cow::Owned(expr),
         comment: Some(Cow::Owned(comment)),
@@ -211,7 +225,7 @@ pub fn expected(rs: &Ruleset) -> Fingerprint {
 fn table_obj() -> NfListObject<'static> {
     NfListObject::Table(Table {
         family: NfFamily::IP,
-        name: Cow::Borrowed(TABLE),
+        name: Cow::Borrowed(table()),
         handle: None,
     })
 }
@@ -422,7 +436,7 @@ pub fn remove() -> Result<(), FirewallError> {
 /// The fingerprint of berth's table as the kernel has it, `None` when the table is missing.
 /// Only berth's own table is read (never other tables: their JSON shape is not ours).
 pub fn observed() -> Result<Option<Fingerprint>, FirewallError> {
-    let args = ["-j", "list", "table", "ip", TABLE];
+    let args = ["-j", "list", "table", "ip", table()];
     let out = match nft(&args, None) {
         Ok(o) => o,
         Err(FirewallError::Nft { stderr, .. }) if stderr.contains("No such file") => {

@@ -31,6 +31,9 @@ pub struct Config {
     pub pool: Pool,
     /// MTU for networks that do not set one; `None` follows the host's egress interface.
     pub default_mtu: Option<u32>,
+    /// nftables table name (family `ip`); `None` is `berth`. Separate instances sharing a
+    /// network namespace need separate tables.
+    pub table: Option<String>,
 }
 
 impl Config {
@@ -40,6 +43,7 @@ impl Config {
             root: root.into(),
             pool: Pool::default(),
             default_mtu: None,
+            table: None,
         }
     }
 }
@@ -212,6 +216,11 @@ impl Netd {
     /// state on disk. It takes the instance lock for its lifetime. Kernel state is not touched
     /// until `reconcile()` or a mutation.
     pub async fn open(cfg: Config) -> Result<Arc<Self>, NetdError> {
+        if let Some(t) = &cfg.table
+            && !firewall::set_table(t)
+        {
+            tracing::warn!(wanted = %t, using = %firewall::table(), "one nft table per process");
+        }
         let host_ns = Netns::current()?;
         let worker = NetnsWorker::start(host_ns)?;
         let host = worker.connect(None).await?;

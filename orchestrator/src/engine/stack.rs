@@ -142,9 +142,9 @@ impl Engine {
             root: root.to_path_buf(),
             source,
         })?;
-        let netd = Netd::open(berth_netd::Config::new(root))
-            .await
-            .map_err(EngineError::Netd)?;
+        let mut netd_cfg = berth_netd::Config::new(root);
+        netd_cfg.table = Some(table_name(root));
+        let netd = Netd::open(netd_cfg).await.map_err(EngineError::Netd)?;
         let upstreams = Arc::new(Upstreams::new(vec![], vec![], ForwardConfig::default()));
         let resolv = ResolvWatcher::spawn(
             HostResolvPaths::default(),
@@ -388,6 +388,17 @@ impl Engine {
         }
         rows
     }
+}
+
+/// nftables table of this instance: `berth` for the default root, else `berth-<hash of root>`,
+/// so that instances side by side never rewrite each other's rules.
+pub fn table_name(root: &Path) -> String {
+    if root == Path::new("/var/lib/berth") {
+        return "berth".into();
+    }
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
+    format!("berth-{}", &hex::encode(h)[..8])
 }
 
 fn container_state(runtime: &Runtime, rec: &Record, st: &State) -> ContainerState {
