@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use berth_runtime::container::{ContainerConfig, MountSpec, NetworkMode, RootfsSource, Ulimit};
+use berth_runtime::container::config::ProcessOverrides;
+use berth_runtime::container::{ContainerConfig, MountSpec, NetworkMode, Ulimit};
 use berth_runtime::image::Image;
 
 use super::labels;
@@ -52,21 +53,6 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         .map(|s| s as i32)
 }
 
-/// The argv: Compose `entrypoint`/`command` override the image's, as Docker combines them
-/// (an overridden entrypoint drops the image's CMD).
-pub fn argv(svc: &Service, image: &Image) -> Vec<String> {
-    let cfg = image.runtime_config();
-    let image_ep: Vec<String> = cfg.and_then(|c| c.entrypoint().clone()).unwrap_or_default();
-    let image_cmd: Vec<String> = cfg.and_then(|c| c.cmd().clone()).unwrap_or_default();
-    let entrypoint = svc.entrypoint.clone().unwrap_or(image_ep);
-    let cmd = match (&svc.command, &svc.entrypoint) {
-        (Some(c), _) => c.clone(),
-        (None, Some(_)) => Vec::new(),
-        (None, None) => image_cmd,
-    };
-    entrypoint.into_iter().chain(cmd).collect()
-}
-
 /// The container config for replica `number` of `service`.
 pub fn container_config(
     project: &Project,
@@ -82,7 +68,22 @@ pub fn container_config(
         number,
         svc.container_name.as_deref(),
     );
-    let mut c = ContainerConfig::new(RootfsSource::Layers(image.layer_dirs()), argv(svc, image));
+    // Docker's rules for combining the image's Entrypoint/Cmd/Env/User/WorkingDir/StopSignal
+    // with overrides live in the runtime (shared with `berth container run`).
+    let env = svc
+        .environment
+        .iter()
+        // `KEY` without a value was resolved from the host by the loader; None = unset.
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+    let overrides = ProcessOverrides {
+        entrypoint: svc.entrypoint.clone(),
+        cmd: svc.command.clone().unwrap_or_default(),
+        env,
+        user: svc.user.clone(),
+        working_dir: svc.working_dir.clone().map(PathBuf::from),
+    };
+    let mut c = ContainerConfig::from_image(image.layer_dirs(), &image.config, overrides);
     c.name = name.clone();
     if c.args.is_empty() {
         return Err(TranslateError::NoCommand {
@@ -91,27 +92,6 @@ pub fn container_config(
         });
     }
     let rc = image.runtime_config();
-    if let Some(env) = rc.and_then(|r| r.env().clone()) {
-        c.env = env;
-    }
-    for (k, v) in &svc.environment {
-        // `KEY` without a value was resolved from the host by the loader; None = unset.
-        if let Some(v) = v {
-            c.env.push(format!("{k}={v}"));
-        }
-    }
-    c.user = svc
-        .user
-        .clone()
-        .or_else(|| rc.and_then(|r| r.user().clone()).filter(|u| !u.is_empty()));
-    c.working_dir = svc
-        .working_dir
-        .clone()
-        .or_else(|| {
-            rc.and_then(|r| r.working_dir().clone())
-                .filter(|w| !w.is_empty())
-        })
-        .map(PathBuf::from);
     c.hostname = Some(svc.hostname.clone().unwrap_or_else(|| name.clone()));
     c.network = match svc.network_mode.as_deref() {
         None | Some("bridge") | Some("default") => NetworkMode::New,
@@ -221,11 +201,7 @@ pub fn container_config(
     c.resources.pids_limit = limits.and_then(|l| l.pids).or(svc.pids_limit);
     c.resources.cpu_shares = svc.cpu_shares.map(|s| s.max(2) as u64);
     c.resources.cpuset_cpus = svc.cpuset.clone();
-    let stop_signal = svc
-        .stop_signal
-        .clone()
-        .or_else(|| rc.and_then(|r| r.stop_signal().clone()));
-    if let Some(sig) = stop_signal {
+    if let Some(sig) = svc.stop_signal.clone() {
         c.stop_signal = parse_signal(&sig).ok_or_else(|| TranslateError::Signal {
             service: service.into(),
             key: "stop_signal",
