@@ -7,6 +7,12 @@ use super::model::{Network, Project};
 pub fn apply(p: &mut Project) {
     let mut uses_default = false;
     for svc in p.services.values_mut() {
+        if let Some(b) = &mut svc.build
+            && b.dockerfile.is_none()
+            && b.dockerfile_inline.is_none()
+        {
+            b.dockerfile = Some("Dockerfile".into());
+        }
         if svc.networks.is_empty() && svc.network_mode.is_none() {
             svc.networks.insert("default".into(), None);
         }

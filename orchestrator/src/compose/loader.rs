@@ -105,15 +105,25 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
         warnings: Vec::new(),
     };
 
+    let started = std::time::Instant::now();
     let mut root = Mapping::new();
     for file in &files {
         let tree = ld.file_tree(file, &project_dir, &mut Vec::new())?;
         merge_roots(&mut root, tree);
     }
     ld.bail()?;
+    tracing::debug!(
+        elapsed_us = started.elapsed().as_micros() as u64,
+        files = files.len(),
+        "files parsed, normalised and merged"
+    );
 
     let name = project_name(opts, &env, &root, &project_dir)?;
     let mut project = ld.build_project(name, root)?;
+    tracing::debug!(
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "typed model built"
+    );
     project.working_dir = project_dir;
     project.compose_files = files;
     project.environment = env.clone();
@@ -128,6 +138,11 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
     }
     ld.issues.extend(issues);
     ld.bail()?;
+    tracing::debug!(
+        elapsed_us = started.elapsed().as_micros() as u64,
+        services = project.services.len(),
+        "project validated"
+    );
 
     for name in &ld.unset.names {
         let msg = format!("the {name:?} variable is not set; defaulting to a blank string");
@@ -355,6 +370,12 @@ impl Loader<'_> {
                                 ),
                             });
                         }
+                    }
+                    if m.contains_key("env_file") {
+                        self.warnings.push(format!(
+                            "{}: {ip}.env_file is not supported yet; the included file is interpolated with the main project's environment",
+                            path.display()
+                        ));
                     }
                     let paths: Vec<String> = match m.get("path") {
                         Some(Value::Sequence(s)) => s.iter().filter_map(scalar_string).collect(),

@@ -34,8 +34,35 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
         }
     }
     let mut container_names: BTreeMap<&str, &str> = BTreeMap::new();
+    for name in p.services.keys().chain(p.disabled_services.keys()) {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            || name.is_empty()
+        {
+            out.push(issue(
+                format!("services.{name}"),
+                format!(
+                    "invalid service name {name:?}: use only letters, digits, '.', '_' and '-'"
+                ),
+            ));
+        }
+    }
     for (name, svc) in &p.services {
         let sp = format!("services.{name}");
+        if let Some(cn) = &svc.container_name {
+            let mut chars = cn.chars();
+            let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !ok {
+                out.push(issue(
+                    format!("{sp}.container_name"),
+                    format!(
+                        "invalid container name {cn:?}: must start with a letter or digit, then letters, digits, '.', '_' or '-'"
+                    ),
+                ));
+            }
+        }
         if svc.image.is_none() && svc.build.is_none() {
             out.push(issue(
                 sp.clone(),
