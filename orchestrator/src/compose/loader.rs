@@ -600,11 +600,12 @@ impl Loader<'_> {
             if name.starts_with("x-") {
                 continue;
             }
-            let v = if v.is_null() {
+            let mut v = if v.is_null() {
                 Value::Mapping(Mapping::new())
             } else {
                 v
             };
+            strip_nested_extensions(&mut v);
             if let Some(t) = self.typed::<T>(&format!("{key}.{name}"), v) {
                 out.insert(name, t);
             }
@@ -634,6 +635,8 @@ impl Loader<'_> {
             }
             other => other,
         };
+        let mut v = v;
+        strip_nested_extensions(&mut v);
         let mut t: T = self.typed(path, v)?;
         t.set_extensions(ext);
         Some(t)
@@ -702,6 +705,40 @@ impl Loader<'_> {
             }
             svc.environment = merged;
         }
+    }
+}
+
+/// Keys whose mappings are free-form (user keys, not Compose fields): `x-` there is data.
+const FREE_FORM: [&str; 10] = [
+    "environment",
+    "labels",
+    "annotations",
+    "sysctls",
+    "extra_hosts",
+    "args",
+    "driver_opts",
+    "options",
+    "aux_addresses",
+    "ulimits",
+];
+
+/// Drops `x-*` extension keys nested inside Compose structures (they may appear anywhere and
+/// carry no meaning for berth), leaving free-form maps such as `labels` alone.
+fn strip_nested_extensions(v: &mut Value) {
+    match v {
+        Value::Mapping(m) => {
+            if m.keys().any(|k| k.as_str().is_some_and(|s| s.starts_with("x-"))) {
+                m.retain(|k, _| !k.as_str().is_some_and(|s| s.starts_with("x-")));
+            }
+            for (k, item) in m.iter_mut() {
+                if k.as_str().is_some_and(|s| FREE_FORM.contains(&s)) {
+                    continue;
+                }
+                strip_nested_extensions(item);
+            }
+        }
+        Value::Sequence(s) => s.iter_mut().for_each(strip_nested_extensions),
+        _ => {}
     }
 }
 
