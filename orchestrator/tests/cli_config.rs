@@ -354,3 +354,21 @@ fn repository_examples_load() {
     }
     assert!(n > 0, "no examples found under {}", examples.display());
 }
+
+#[test]
+fn unsupported_keys_are_named() {
+    let d = project(&[(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    gpus: all\n    deploy:\n      placement:\n        constraints: [node.role==manager]\nnetworks:\n  o:\n    driver: overlay\n",
+    )]);
+    let o = berth(d.path(), &["config", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    for name in [
+        "services.a.gpus",
+        "services.a.deploy.placement",
+        "networks.o.driver=overlay",
+    ] {
+        assert!(err.contains(name), "{name} not reported in {err}");
+    }
+}

@@ -410,6 +410,9 @@ fn config(g: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<ExitCode> {
         let keep = graph.select(&args.service_names, false)?;
         project.services.retain(|name, _| keep.contains(name));
     }
+    for u in project.unsupported() {
+        tracing::warn!("{u} is parsed but not supported by berth yet");
+    }
     if args.quiet {
         return Ok(ExitCode::SUCCESS);
     }

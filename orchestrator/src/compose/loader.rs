@@ -16,7 +16,7 @@ use super::error::{Issue, LoadError, Place};
 use super::fields::suggest;
 use super::interpolate::{Unset, interpolate_value, key_text};
 use super::merge::{merge_roots, merge_service};
-use super::model::{Network, Project, Service};
+use super::model::{Project, Service};
 use super::source::{self, is_stdin};
 use super::span::SpanIndex;
 use super::validate;
@@ -727,7 +727,9 @@ const FREE_FORM: [&str; 10] = [
 fn strip_nested_extensions(v: &mut Value) {
     match v {
         Value::Mapping(m) => {
-            if m.keys().any(|k| k.as_str().is_some_and(|s| s.starts_with("x-"))) {
+            if m.keys()
+                .any(|k| k.as_str().is_some_and(|s| s.starts_with("x-")))
+            {
                 m.retain(|k, _| !k.as_str().is_some_and(|s| s.starts_with("x-")));
             }
             for (k, item) in m.iter_mut() {
@@ -752,10 +754,6 @@ impl HasExtensions for Service {
     fn set_extensions(&mut self, ext: BTreeMap<String, Value>) {
         self.extensions = ext;
     }
-}
-
-impl HasExtensions for Network {
-    fn set_extensions(&mut self, _ext: BTreeMap<String, Value>) {}
 }
 
 /// Rewrites serde's messages into ours, adding a did-you-mean for unknown fields and variants.

@@ -2,7 +2,7 @@
 //! duplicate container names, host-port clashes, and so on. Each finding names its key path;
 //! the loader adds file:line:column.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::error::{Issue, Place};
 use super::fields::suggest;
@@ -292,5 +292,4 @@ fn ports_clash(p: &Project, out: &mut Vec<Issue>) {
             entry.push((ip, at));
         }
     }
-    let _ = BTreeSet::<()>::new();
 }
