@@ -108,7 +108,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
     let started = std::time::Instant::now();
     let mut root = Mapping::new();
     for file in &files {
-        let tree = ld.file_tree(file, &project_dir, &mut Vec::new())?;
+        let tree = ld.file_tree(file, &project_dir, false, &mut Vec::new())?;
         merge_roots(&mut root, tree);
     }
     ld.bail()?;
@@ -299,10 +299,13 @@ impl Loader<'_> {
     }
 
     /// One file: parsed, interpolated, normalised, includes and extends resolved.
+    /// `own_dir`: the file is included or extended, so a `build` without `context` builds in
+    /// its own directory rather than the project directory.
     fn file_tree(
         &mut self,
         path: &Path,
         base_dir: &Path,
+        own_dir: bool,
         include_stack: &mut Vec<PathBuf>,
     ) -> Result<Mapping, LoadError> {
         let parsed = source::load_file(path, self.opts.max_file_size)?;
@@ -325,6 +328,7 @@ impl Loader<'_> {
             ));
         };
         let mut cx = Canon::new(path, &parsed.spans, base_dir, self.home.clone());
+        cx.fill_build_context = own_dir;
         cx.file_root(&mut root);
         self.issues.append(&mut cx.issues);
         self.warnings.append(&mut cx.warnings);
@@ -409,7 +413,7 @@ impl Loader<'_> {
                         chain: chain.join(" -> "),
                     });
                 }
-                let tree = self.file_tree(f, &inc_dir, stack)?;
+                let tree = self.file_tree(f, &inc_dir, true, stack)?;
                 merge_roots(&mut merged, tree);
             }
             for section in ["services", "networks", "volumes", "configs", "secrets"] {
@@ -481,7 +485,7 @@ impl Loader<'_> {
         }
         if !self.trees.contains_key(file) {
             let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-            let tree = self.file_tree(file, &dir, &mut Vec::new())?;
+            let tree = self.file_tree(file, &dir, true, &mut Vec::new())?;
             self.trees.insert(file.to_path_buf(), tree);
         }
         let tree = &self.trees[file];

@@ -256,6 +256,8 @@ pub struct Service {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Build {
+    /// Absolute path or URL; the project directory when the file gives none.
+    #[serde(default)]
     pub context: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<String>,
