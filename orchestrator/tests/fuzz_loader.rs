@@ -225,3 +225,30 @@ fn deep_nesting_and_big_inputs_are_refused_cleanly() {
         "{err}"
     );
 }
+
+#[test]
+fn pass_level_parsers_never_panic() {
+    use berth::compose::{canon, dotenv, interpolate, span, units};
+    const ALPHABET: &[&str] = &[
+        "$", "{", "}", ":", "-", "?", "+", "a", "B", "_", "1", "é", "\n", " ", "=", "\"", "'", "#",
+        "/", "[", "]", ".", "0", "9", "m", "s", "h", "k", "g", "\\", "export ", "- ", "  ",
+    ];
+    let mut rng = Rng(0xBEEF_CAFE);
+    let lookup = |k: &str| (k == "a").then(|| "x".to_string());
+    for _ in 0..20_000 {
+        let len = rng.below(24);
+        let s: String = (0..len)
+            .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+            .collect();
+        let mut unset = interpolate::Unset::default();
+        let _ = interpolate::interpolate_str(&s, &lookup, &mut unset);
+        let _ = canon::parse_port_spec(&s);
+        let _ = units::parse_duration(&s);
+        let _ = units::parse_size(&s);
+        let _ = canon::check_restart(&s);
+        let _ = dotenv::parse(&s, Path::new("f.env"), false, &lookup);
+        let _ = dotenv::parse(&s, Path::new("f.env"), true, &lookup);
+        let idx = span::SpanIndex::build(&s);
+        let _ = idx.find("services.a[0].b");
+    }
+}

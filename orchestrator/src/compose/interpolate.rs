@@ -126,7 +126,7 @@ fn braced(
     let Some(kind) = rest.chars().next() else {
         return Err(format!("invalid template {whole:?}: \"${{{inner}}}\""));
     };
-    let word = &rest[1..];
+    let word = &rest[kind.len_utf8()..];
     // `:` tests "unset or empty", without it only "unset".
     let missing = match &value {
         None => true,
@@ -275,6 +275,9 @@ mod tests {
         assert!(run("a $ b").unwrap_err().contains("$$"));
         assert!(run("${}").unwrap_err().contains("no variable name"));
         assert!(run("${SET!x}").unwrap_err().contains("unknown operator"));
+        // Found by the fuzzer: a multi-byte character after the name.
+        assert!(run("${SET:é}").unwrap_err().contains("unknown operator"));
+        assert!(run("${SETé}").unwrap_err().contains("unknown operator"));
     }
 
     #[test]

@@ -264,7 +264,7 @@ fn ports_clash(p: &Project, out: &mut Vec<Issue>) {
                     (n, n)
                 }
             };
-            if lo == 0 || hi - lo > 0 {
+            if lo == 0 || hi != lo {
                 // A published range lets the engine pick a free port: no fixed clash.
                 continue;
             }
