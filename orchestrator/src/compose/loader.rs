@@ -96,7 +96,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
     let env = project_env(&project_dir, &opts.env_files, &cwd, &process_env)?;
     let mut ld = Loader {
         opts,
-        env: &env,
+        env: env.clone(),
+        process_env: process_env.clone(),
         home: env.get("HOME").map(PathBuf::from),
         unset: Unset::default(),
         trees: HashMap::new(),
@@ -260,7 +261,9 @@ pub fn normalize_project_name(s: &str) -> String {
 
 struct Loader<'a> {
     opts: &'a LoadOptions,
-    env: &'a BTreeMap<String, String>,
+    /// Interpolation environment of the file being read (an include may add its env files).
+    env: BTreeMap<String, String>,
+    process_env: BTreeMap<String, String>,
     home: Option<PathBuf>,
     unset: Unset,
     /// Normalised trees of files loaded for `extends` (and the main files), by path.
@@ -311,7 +314,7 @@ impl Loader<'_> {
         let parsed = source::load_file(path, self.opts.max_file_size)?;
         let mut root = parsed.root;
         if self.opts.interpolate {
-            let env = self.env;
+            let env = &self.env;
             let lookup = |k: &str| env.get(k).cloned();
             let mut key_path = String::new();
             interpolate_value(&mut root, &mut key_path, &lookup, &mut self.unset).map_err(
@@ -361,6 +364,7 @@ impl Loader<'_> {
         };
         for (i, item) in items.into_iter().enumerate() {
             let ip = format!("include[{i}]");
+            let mut include_env: Vec<PathBuf> = Vec::new();
             let (paths, proj_dir) = match &item {
                 Value::Mapping(m) => {
                     for k in m.keys() {
@@ -375,12 +379,14 @@ impl Loader<'_> {
                             });
                         }
                     }
-                    if m.contains_key("env_file") {
-                        self.warnings.push(format!(
-                            "{}: {ip}.env_file is not supported yet; the included file is interpolated with the main project's environment",
-                            path.display()
-                        ));
+                    include_env = match m.get("env_file") {
+                        Some(Value::Sequence(s)) => s.iter().filter_map(scalar_string).collect(),
+                        Some(v) => scalar_string(v).into_iter().collect(),
+                        None => vec![],
                     }
+                    .into_iter()
+                    .map(|f| clean(&base_dir.join(f)))
+                    .collect();
                     let paths: Vec<String> = match m.get("path") {
                         Some(Value::Sequence(s)) => s.iter().filter_map(scalar_string).collect(),
                         Some(v) => scalar_string(v).into_iter().collect(),
@@ -402,20 +408,15 @@ impl Loader<'_> {
                 Some(d) => clean(&base_dir.join(d)),
                 None => abs[0].parent().map(Path::to_path_buf).unwrap_or_default(),
             };
+            // The included files see their own env files (or `.env` in their project directory)
+            // over the including project's variables; the process environment still wins.
+            let saved_env = self.env.clone();
+            let extra = project_env(&inc_dir, &include_env, base_dir, &self.process_env)?;
+            self.env.extend(extra);
             let mut merged = Mapping::new();
-            for f in &abs {
-                if stack.contains(f) {
-                    let mut chain: Vec<String> =
-                        stack.iter().map(|p| p.display().to_string()).collect();
-                    chain.push(f.display().to_string());
-                    return Err(LoadError::Loop {
-                        kind: "include",
-                        chain: chain.join(" -> "),
-                    });
-                }
-                let tree = self.file_tree(f, &inc_dir, true, stack)?;
-                merge_roots(&mut merged, tree);
-            }
+            let result = self.include_files(&abs, &inc_dir, stack, &mut merged);
+            self.env = saved_env;
+            result?;
             for section in ["services", "networks", "volumes", "configs", "secrets"] {
                 let Some(Value::Mapping(from)) = merged.remove(section) else {
                     continue;
@@ -441,6 +442,29 @@ impl Loader<'_> {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn include_files(
+        &mut self,
+        abs: &[PathBuf],
+        inc_dir: &Path,
+        stack: &mut Vec<PathBuf>,
+        merged: &mut Mapping,
+    ) -> Result<(), LoadError> {
+        for f in abs {
+            if stack.contains(f) {
+                let mut chain: Vec<String> =
+                    stack.iter().map(|p| p.display().to_string()).collect();
+                chain.push(f.display().to_string());
+                return Err(LoadError::Loop {
+                    kind: "include",
+                    chain: chain.join(" -> "),
+                });
+            }
+            let tree = self.file_tree(f, inc_dir, true, stack)?;
+            merge_roots(merged, tree);
         }
         Ok(())
     }
@@ -669,7 +693,7 @@ impl Loader<'_> {
 
     /// `env_file` contents under `environment`; bare `KEY`s take the project environment's value.
     fn resolve_environment(&mut self, project: &mut Project) {
-        let env = self.env;
+        let env = &self.env;
         let lookup = |k: &str| env.get(k).cloned();
         for (name, svc) in project
             .services
