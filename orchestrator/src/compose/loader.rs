@@ -671,6 +671,10 @@ impl Loader<'_> {
     }
 
     fn typed<T: DeserializeOwned>(&mut self, path: &str, v: Value) -> Option<T> {
+        // Fast path without path tracking; only a failure pays for the second, tracked pass.
+        if let Ok(t) = T::deserialize(&v) {
+            return Some(t);
+        }
         match serde_path_to_error::deserialize::<_, T>(v) {
             Ok(t) => Some(t),
             Err(e) => {
