@@ -707,7 +707,40 @@ impl std::fmt::Display for Unsupported {
     }
 }
 
+/// A parsed `restart:` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Never restart (the default).
+    No,
+    /// Always restart, also after the daemon restarts.
+    Always,
+    /// Restart on a non-zero exit, at most this many times when given.
+    OnFailure(Option<u32>),
+    /// Like `Always`, except after an explicit stop.
+    UnlessStopped,
+}
+
 impl Service {
+    /// The restart policy (validated at load time; an unknown value reads as `No`).
+    pub fn restart_policy(&self) -> Restart {
+        match self.restart.as_deref() {
+            Some("always") => Restart::Always,
+            Some("unless-stopped") => Restart::UnlessStopped,
+            Some("on-failure") => Restart::OnFailure(None),
+            Some(s) if s.starts_with("on-failure:") => {
+                Restart::OnFailure(s["on-failure:".len()..].parse().ok())
+            }
+            _ => Restart::No,
+        }
+    }
+
+    /// How long `stop` waits before SIGKILL: `stop_grace_period`, default 10 s as in compose.
+    pub fn stop_timeout(&self) -> std::time::Duration {
+        self.stop_grace_period
+            .map(Duration::get)
+            .unwrap_or(std::time::Duration::from_secs(10))
+    }
+
     /// Number of containers to run: `deploy.replicas`, else `scale`, else 1.
     pub fn replicas(&self) -> u32 {
         self.deploy
@@ -886,6 +919,19 @@ impl Project {
         )
     }
 
+    /// The name of container `index` (1-based) of a service: `container_name` when set, else
+    /// `<project>-<service>-<index>` as compose v2 names them.
+    pub fn container_name(&self, service: &str, index: u32) -> String {
+        match self
+            .services
+            .get(service)
+            .and_then(|s| s.container_name.clone())
+        {
+            Some(n) => n,
+            None => format!("{}-{}-{}", self.name, service, index),
+        }
+    }
+
     /// Every profile named by any service, active or not, sorted.
     pub fn all_profiles(&self) -> Vec<String> {
         let mut out: Vec<String> = self
@@ -897,5 +943,35 @@ impl Project {
         out.sort();
         out.dedup();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        let mut s = Service::default();
+        assert_eq!(s.restart_policy(), Restart::No);
+        s.restart = Some("on-failure:3".into());
+        assert_eq!(s.restart_policy(), Restart::OnFailure(Some(3)));
+        s.restart = Some("unless-stopped".into());
+        assert_eq!(s.restart_policy(), Restart::UnlessStopped);
+        assert_eq!(s.stop_timeout().as_secs(), 10);
+        assert_eq!(s.replicas(), 1);
+        s.scale = Some(2);
+        assert_eq!(s.replicas(), 2);
+        s.links = vec!["db:database".into()];
+        s.volumes_from = vec!["data:ro".into(), "container:other".into()];
+        s.network_mode = Some("service:vpn".into());
+        assert_eq!(s.dependencies(), ["data", "db", "vpn"]);
+        let mut p = Project {
+            name: "demo".into(),
+            ..Default::default()
+        };
+        p.services.insert("web".into(), s.clone());
+        assert_eq!(p.container_name("web", 2), "demo-web-2");
+        assert_eq!(p.image_of("web").as_deref(), Some("demo-web"));
     }
 }
