@@ -1,7 +1,7 @@
 //! Loader errors. Each names where the problem is (file:line:column and the key path) and what.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where in the input a problem sits: the file and position when known, and the key path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,7 +17,12 @@ pub struct Place {
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(file) = &self.file {
-            write!(f, "{}", file.display())?;
+            // Shown relative to the working directory when inside it, as users typed it.
+            let shown = std::env::current_dir()
+                .ok()
+                .and_then(|cwd| file.strip_prefix(cwd).ok().map(Path::to_path_buf))
+                .unwrap_or_else(|| file.clone());
+            write!(f, "{}", shown.display())?;
             if let Some((l, c)) = self.line {
                 write!(f, ":{l}:{c}")?;
             }
