@@ -583,8 +583,7 @@ impl<'a> Canon<'a> {
                     let name = super::interpolate::key_text(k);
                     let ep = format!("{p}.{name}");
                     let mut entry = long("service_started");
-                    if let Some(dm) = self.mapping(&ep, val) {
-                        let em = entry.as_mapping_mut().expect("built as mapping");
+                    if let (Some(dm), Value::Mapping(em)) = (self.mapping(&ep, val), &mut entry) {
                         for (dk, dv) in dm.iter_mut() {
                             let dks = super::interpolate::key_text(dk);
                             if dks == "required" || dks == "restart" {
