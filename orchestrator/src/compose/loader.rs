@@ -648,22 +648,22 @@ impl Loader<'_> {
         v: Value,
     ) -> Option<T> {
         let mut ext = BTreeMap::new();
-        let v = match v {
-            Value::Mapping(m) => {
-                let mut keep = Mapping::new();
-                for (k, val) in m {
-                    let ks = key_text(&k);
-                    if ks.starts_with("x-") {
-                        ext.insert(ks, val);
-                    } else {
-                        keep.insert(k, val);
-                    }
-                }
-                Value::Mapping(keep)
-            }
-            other => other,
-        };
         let mut v = v;
+        if let Value::Mapping(m) = &mut v
+            && m.keys()
+                .any(|k| k.as_str().is_some_and(|s| s.starts_with("x-")))
+        {
+            let keys: Vec<Value> = m
+                .keys()
+                .filter(|k| k.as_str().is_some_and(|s| s.starts_with("x-")))
+                .cloned()
+                .collect();
+            for k in keys {
+                if let Some(val) = m.shift_remove(&k) {
+                    ext.insert(key_text(&k), val);
+                }
+            }
+        }
         strip_nested_extensions(&mut v);
         let mut t: T = self.typed(path, v)?;
         t.set_extensions(ext);

@@ -209,7 +209,7 @@ pub fn apply_merge(v: &mut Value, path: &mut String) -> Result<(), (String, Stri
                 if !path.is_empty() {
                     path.push('.');
                 }
-                path.push_str(&super::interpolate::key_text(k));
+                super::interpolate::push_key(path, k);
                 apply_merge(item, path)?;
                 path.truncate(len);
             }
@@ -250,7 +250,7 @@ pub fn apply_merge(v: &mut Value, path: &mut String) -> Result<(), (String, Stri
         Value::Sequence(seq) => {
             for (i, item) in seq.iter_mut().enumerate() {
                 let len = path.len();
-                path.push_str(&format!("[{i}]"));
+                super::interpolate::push_index(path, i);
                 apply_merge(item, path)?;
                 path.truncate(len);
             }
