@@ -606,7 +606,12 @@ impl Loader<'_> {
                 "volumes" => project.volumes = self.section(&key, v),
                 "configs" => project.configs = self.section(&key, v),
                 "secrets" => project.secrets = self.section(&key, v),
-                "name" | "models" => {}
+                "models" => {
+                    let msg =
+                        "top-level `models` is parsed but not supported by berth yet".to_string();
+                    self.warnings.push(msg);
+                }
+                "name" => {}
                 _ if key.starts_with("x-") => {
                     project.extensions.insert(key, v);
                 }
