@@ -403,6 +403,18 @@ impl Loader<'_> {
                 });
                 continue;
             }
+            if let Some(remote) = paths
+                .iter()
+                .find(|p| p.contains("://") || p.starts_with("oci:") || p.starts_with("git@"))
+            {
+                self.issues.push(Issue {
+                    place: source::place_in(path, spans, &ip),
+                    message: format!(
+                        "remote include {remote:?} is not supported by berth yet; use a local path"
+                    ),
+                });
+                continue;
+            }
             let abs: Vec<PathBuf> = paths.iter().map(|p| clean(&base_dir.join(p))).collect();
             let inc_dir = match proj_dir {
                 Some(d) => clean(&base_dir.join(d)),
