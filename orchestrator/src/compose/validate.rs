@@ -148,6 +148,21 @@ fn hint<'a>(word: &str, known: impl Iterator<Item = &'a String>) -> String {
 
 fn references(p: &Project, name: &str, svc: &Service, out: &mut Vec<Issue>) {
     let sp = format!("services.{name}");
+    for (dep, d) in &svc.depends_on {
+        let disabled = p
+            .services
+            .get(dep)
+            .and_then(|s| s.healthcheck.as_ref())
+            .is_some_and(|h| h.disable);
+        if d.condition == super::model::DependsCondition::ServiceHealthy && disabled {
+            out.push(issue(
+                format!("{sp}.depends_on.{dep}"),
+                format!(
+                    "waits for {dep:?} to be healthy, but {dep:?} has its healthcheck disabled"
+                ),
+            ));
+        }
+    }
     let mut check_service = |path: String, dep: &str, required: bool, what: &str| {
         if p.services.contains_key(dep) {
             return;
