@@ -372,3 +372,22 @@ fn unsupported_keys_are_named() {
         assert!(err.contains(name), "{name} not reported in {err}");
     }
 }
+
+#[test]
+fn printed_dollars_are_escaped_like_compose() {
+    let d = project(&[(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    command: [sh, -c, 'echo $$HOME']\n",
+    )]);
+    let o = berth(d.path(), &["config"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("echo $$HOME"), "{}", stdout(&o));
+    let printed = d.path().join("printed.yaml");
+    std::fs::write(&printed, stdout(&o)).unwrap();
+    let o = berth(
+        d.path(),
+        &["-f", "printed.yaml", "config", "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["services"]["a"]["command"][2], "echo $$HOME");
+}

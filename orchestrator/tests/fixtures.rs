@@ -143,7 +143,11 @@ fn run_case(path: &Path, c: &Case) -> Result<(), String> {
                 }
             }
             // Idempotence: the printed model loads back to the same model.
-            let rendered = yaml_serde::to_string(&tree).map_err(|e| e.to_string())?;
+            let mut printable = tree.clone();
+            if c.interpolate {
+                berth::compose::escape_dollars(&mut printable);
+            }
+            let rendered = yaml_serde::to_string(&printable).map_err(|e| e.to_string())?;
             let tmp = tempfile::Builder::new()
                 .prefix("berth-fixture-")
                 .tempdir()
@@ -154,7 +158,7 @@ fn run_case(path: &Path, c: &Case) -> Result<(), String> {
                 files: vec![again_file],
                 profiles: c.profiles.clone(),
                 services: c.services.clone(),
-                interpolate: false,
+                interpolate: c.interpolate,
                 environment: Some(c.env.clone()),
                 working_dir: Some(tmp.path().to_path_buf()),
                 project_name: Some(project.name.clone()),

@@ -836,6 +836,18 @@ impl Service {
     }
 }
 
+/// Doubles every `$` in string values, as `docker compose config` does, so a printed (already
+/// interpolated) model can be loaded again without being interpolated twice.
+pub fn escape_dollars(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Value::Sequence(seq) => seq.iter_mut().for_each(escape_dollars),
+        Value::Mapping(m) => m.values_mut().for_each(escape_dollars),
+        Value::Tagged(t) => escape_dollars(&mut t.value),
+        _ => {}
+    }
+}
+
 /// The service named by a `volumes_from` entry (`svc`, `svc:ro`), or `None` for `container:x`.
 pub fn volumes_from_service(entry: &str) -> Option<&str> {
     if entry.starts_with("container:") {
