@@ -22,10 +22,18 @@ pub enum GraphError {
     },
     /// A service names a dependency that does not exist.
     #[error("service {service:?} depends on unknown service {dependency:?}")]
-    Unknown { service: String, dependency: String },
+    Unknown {
+        /// The service.
+        service: String,
+        /// The missing dependency.
+        dependency: String,
+    },
     /// A service asked for on the command line does not exist.
     #[error("no such service: {name:?}")]
-    NoSuchService { name: String },
+    NoSuchService {
+        /// The name asked for.
+        name: String,
+    },
 }
 
 /// Services and who needs whom.

@@ -5,5 +5,7 @@
 //! `berth-netd`; see ARCHITECTURE.md for how they fit.
 
 pub mod cli;
+#[warn(missing_docs)]
 pub mod compose;
+#[warn(missing_docs)]
 pub mod graph;
