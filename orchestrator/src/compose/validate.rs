@@ -110,6 +110,7 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
             }
         }
     }
+    addresses(p, &mut out);
     ports_clash(p, &mut out);
     {
         // Missing dependencies are reported above; the graph looks only for cycles.
@@ -258,6 +259,77 @@ fn references(p: &Project, name: &str, svc: &Service, out: &mut Vec<Issue>) {
                 out.push(issue(
                     format!("{sp}.{kind}[{i}]"),
                     format!("{:?} is not declared under top-level {kind}{h}", r.source),
+                ));
+            }
+        }
+    }
+}
+
+fn valid_cidr(s: &str) -> bool {
+    let Some((ip, len)) = s.split_once('/') else {
+        return false;
+    };
+    match (ip.parse::<std::net::IpAddr>(), len.parse::<u8>()) {
+        (Ok(std::net::IpAddr::V4(_)), Ok(l)) => l <= 32,
+        (Ok(std::net::IpAddr::V6(_)), Ok(l)) => l <= 128,
+        _ => false,
+    }
+}
+
+/// Addresses and subnets that must parse.
+fn addresses(p: &Project, out: &mut Vec<Issue>) {
+    for (name, svc) in &p.services {
+        for (net, cfg) in &svc.networks {
+            let Some(cfg) = cfg else { continue };
+            let np = format!("services.{name}.networks.{net}");
+            if let Some(a) = &cfg.ipv4_address
+                && a.parse::<std::net::Ipv4Addr>().is_err()
+            {
+                out.push(issue(
+                    format!("{np}.ipv4_address"),
+                    format!("{a:?} is not an IPv4 address"),
+                ));
+            }
+            if let Some(a) = &cfg.ipv6_address
+                && a.parse::<std::net::Ipv6Addr>().is_err()
+            {
+                out.push(issue(
+                    format!("{np}.ipv6_address"),
+                    format!("{a:?} is not an IPv6 address"),
+                ));
+            }
+        }
+        for (host, ips) in &svc.extra_hosts {
+            for ip in ips {
+                if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
+                    out.push(issue(
+                        format!("services.{name}.extra_hosts.{host}"),
+                        format!("{ip:?} is not an IP address (or host-gateway)"),
+                    ));
+                }
+            }
+        }
+    }
+    for (name, n) in &p.networks {
+        let Some(ipam) = &n.ipam else { continue };
+        for (i, pool) in ipam.config.iter().enumerate() {
+            let pp = format!("networks.{name}.ipam.config[{i}]");
+            for (key, v) in [("subnet", &pool.subnet), ("ip_range", &pool.ip_range)] {
+                if let Some(v) = v
+                    && !valid_cidr(v)
+                {
+                    out.push(issue(
+                        format!("{pp}.{key}"),
+                        format!("{v:?} is not a CIDR subnet like 10.5.0.0/24"),
+                    ));
+                }
+            }
+            if let Some(g) = &pool.gateway
+                && g.parse::<std::net::IpAddr>().is_err()
+            {
+                out.push(issue(
+                    format!("{pp}.gateway"),
+                    format!("{g:?} is not an IP address"),
                 ));
             }
         }
