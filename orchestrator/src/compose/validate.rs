@@ -104,6 +104,30 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
                 format!("network_mode {mode:?} cannot be combined with networks"),
             ));
         }
+        let mut targets: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, v) in svc.volumes.iter().enumerate() {
+            if let Some(first) = targets.insert(v.target.as_str(), i) {
+                out.push(issue(
+                    format!("{sp}.volumes[{i}]"),
+                    format!(
+                        "mount target {:?} is already used by volumes[{first}]",
+                        v.target
+                    ),
+                ));
+            }
+        }
+        for (i, e) in svc.expose.iter().enumerate() {
+            let ok = match e.split_once('/') {
+                Some((p, proto)) => ["tcp", "udp", "sctp"].contains(&proto) && port_or_range(p),
+                None => port_or_range(e),
+            };
+            if !ok {
+                out.push(issue(
+                    format!("{sp}.expose[{i}]"),
+                    format!("{e:?} is not a port or range (1-65535)"),
+                ));
+            }
+        }
         for (i, port) in svc.ports.iter().enumerate() {
             if port.target == 0 {
                 out.push(issue(format!("{sp}.ports[{i}]"), "target port 0".into()));
@@ -262,6 +286,14 @@ fn references(p: &Project, name: &str, svc: &Service, out: &mut Vec<Issue>) {
                 ));
             }
         }
+    }
+}
+
+fn port_or_range(s: &str) -> bool {
+    let one = |p: &str| p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n));
+    match s.split_once('-') {
+        Some((a, b)) => one(a) && one(b),
+        None => one(s),
     }
 }
 
