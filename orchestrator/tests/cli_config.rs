@@ -405,3 +405,32 @@ fn printed_dollars_are_escaped_like_compose() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["services"]["a"]["command"][2], "echo $$HOME");
 }
+
+#[test]
+fn compose_file_variable_and_profiles_precedence() {
+    let d = project(&[
+        (
+            "one.yaml",
+            "services:\n  a: {image: x}\n  p1: {image: x, profiles: [one]}\n  p2: {image: x, profiles: [two]}\n",
+        ),
+        ("two.yaml", "services:\n  b: {image: y}\n"),
+    ]);
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["config", "--services"])
+        .current_dir(d.path())
+        .env("COMPOSE_FILE", "one.yaml;two.yaml")
+        .env("COMPOSE_PATH_SEPARATOR", ";")
+        .env("COMPOSE_PROFILES", "one")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "a\nb\np1\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["--profile", "two", "config", "--services"])
+        .current_dir(d.path())
+        .env("COMPOSE_FILE", "one.yaml")
+        .env("COMPOSE_PROFILES", "one")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "a\np2\n");
+}

@@ -82,6 +82,10 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
     let files = source::find_files(
         &opts.files,
         process_env.get("COMPOSE_FILE").map(String::as_str),
+        process_env
+            .get("COMPOSE_PATH_SEPARATOR")
+            .map(String::as_str)
+            .unwrap_or(":"),
         &cwd,
     )?;
     let project_dir = match &opts.project_directory {
@@ -579,7 +583,12 @@ impl Loader<'_> {
             ..Default::default()
         };
         let mut active: BTreeSet<String> = self.opts.profiles.iter().cloned().collect();
-        if let Some(p) = self.env.get("COMPOSE_PROFILES") {
+        // `--profile` flags win over COMPOSE_PROFILES, as flags win over COMPOSE_* variables.
+        if let Some(p) = self
+            .env
+            .get("COMPOSE_PROFILES")
+            .filter(|_| self.opts.profiles.is_empty())
+        {
             active.extend(
                 p.split(',')
                     .map(str::trim)
