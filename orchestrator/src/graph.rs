@@ -22,10 +22,18 @@ pub enum GraphError {
     },
     /// A service names a dependency that does not exist.
     #[error("service {service:?} depends on unknown service {dependency:?}")]
-    Unknown { service: String, dependency: String },
+    Unknown {
+        /// The service.
+        service: String,
+        /// The missing dependency.
+        dependency: String,
+    },
     /// A service asked for on the command line does not exist.
     #[error("no such service: {name:?}")]
-    NoSuchService { name: String },
+    NoSuchService {
+        /// The name asked for.
+        name: String,
+    },
 }
 
 /// Services and who needs whom.
@@ -38,11 +46,22 @@ pub struct ServiceGraph {
 impl ServiceGraph {
     /// Builds the graph of a project's active services. Dependencies on services that are not in
     /// the project are an error (validation reports them earlier with a location).
+    /// Optional (`required: false`) dependencies that are not in the project are left out.
     pub fn from_project(p: &Project) -> Result<Self, GraphError> {
         let edges = p
             .services
             .iter()
-            .map(|(name, svc)| (name.clone(), svc.dependencies()))
+            .map(|(name, svc)| {
+                let deps = svc
+                    .dependencies()
+                    .into_iter()
+                    .filter(|d| {
+                        p.services.contains_key(d)
+                            || svc.depends_on.get(d).is_none_or(|dep| dep.required)
+                    })
+                    .collect();
+                (name.clone(), deps)
+            })
             .collect::<Vec<_>>();
         Self::from_edges(edges)
     }
@@ -263,6 +282,30 @@ mod tests {
         assert!(matches!(
             g.select(&["nope".into()], false),
             Err(GraphError::NoSuchService { .. })
+        ));
+    }
+
+    #[test]
+    fn optional_missing_dependencies_are_skipped() {
+        use crate::compose::{DependsCondition, DependsOn, Service};
+        let mut p = Project::default();
+        let mut app = Service::default();
+        app.depends_on.insert(
+            "cache".into(),
+            DependsOn {
+                condition: DependsCondition::ServiceStarted,
+                restart: false,
+                required: false,
+            },
+        );
+        p.services.insert("app".into(), app.clone());
+        let g = ServiceGraph::from_project(&p).unwrap();
+        assert_eq!(g.start_levels(None), vec![vec!["app"]]);
+        app.depends_on.get_mut("cache").unwrap().required = true;
+        p.services.insert("app".into(), app);
+        assert!(matches!(
+            ServiceGraph::from_project(&p),
+            Err(GraphError::Unknown { .. })
         ));
     }
 

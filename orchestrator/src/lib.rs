@@ -6,7 +6,9 @@
 
 pub mod api;
 pub mod cli;
+#[warn(missing_docs)]
 pub mod compose;
 pub mod daemon;
 pub mod engine;
+#[warn(missing_docs)]
 pub mod graph;

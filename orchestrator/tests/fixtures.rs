@@ -142,6 +142,37 @@ fn run_case(path: &Path, c: &Case) -> Result<(), String> {
                     return Err(format!("{ptr}: should be absent, got {got}"));
                 }
             }
+            // Idempotence: the printed model loads back to the same model.
+            let mut printable = tree.clone();
+            if c.interpolate {
+                berth::compose::escape_dollars(&mut printable);
+            }
+            let rendered = yaml_serde::to_string(&printable).map_err(|e| e.to_string())?;
+            let tmp = tempfile::Builder::new()
+                .prefix("berth-fixture-")
+                .tempdir()
+                .map_err(|e| e.to_string())?;
+            let again_file = tmp.path().join("compose.yaml");
+            std::fs::write(&again_file, &rendered).map_err(|e| e.to_string())?;
+            let again = load(&LoadOptions {
+                files: vec![again_file],
+                profiles: c.profiles.clone(),
+                services: c.services.clone(),
+                interpolate: c.interpolate,
+                environment: Some(c.env.clone()),
+                working_dir: Some(tmp.path().to_path_buf()),
+                project_name: Some(project.name.clone()),
+                ..Default::default()
+            })
+            .map_err(|e| format!("printed model does not load back: {e}\n{rendered}"))?;
+            let again_json =
+                serde_json::to_value(again.to_yaml_value().map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+            if again_json != json {
+                return Err(format!(
+                    "printed model loads back differently:\nfirst:  {json}\nsecond: {again_json}"
+                ));
+            }
             for w in &c.warns {
                 if !project.warnings.iter().any(|x| x.contains(w.as_str())) {
                     return Err(format!("missing warning {w:?}; got {:?}", project.warnings));

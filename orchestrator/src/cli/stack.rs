@@ -410,6 +410,9 @@ fn config(g: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<ExitCode> {
         let keep = graph.select(&args.service_names, false)?;
         project.services.retain(|name, _| keep.contains(name));
     }
+    for u in project.unsupported() {
+        tracing::warn!("{u} is parsed but not supported by berth yet");
+    }
     if args.quiet {
         return Ok(ExitCode::SUCCESS);
     }
@@ -440,7 +443,10 @@ fn config(g: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<ExitCode> {
             out.push_str(&format!("{n} {}\n", compose::service_hash(svc)));
         }
     } else {
-        let tree = project.to_yaml_value().context("rendering the model")?;
+        let mut tree = project.to_yaml_value().context("rendering the model")?;
+        if !args.no_interpolate {
+            compose::escape_dollars(&mut tree);
+        }
         out = if format == "json" {
             let mut s = serde_json::to_string_pretty(&tree).context("rendering JSON")?;
             s.push('\n');

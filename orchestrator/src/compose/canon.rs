@@ -35,6 +35,8 @@ pub struct Canon<'a> {
     pub issues: Vec<Issue>,
     /// Non-fatal notes (obsolete `version:` …).
     pub warnings: Vec<String>,
+    /// Give `build` without `context` this file's directory (included and extended files).
+    pub fill_build_context: bool,
 }
 
 impl<'a> Canon<'a> {
@@ -52,6 +54,7 @@ impl<'a> Canon<'a> {
             home,
             issues: Vec::new(),
             warnings: Vec::new(),
+            fill_build_context: false,
         }
     }
 
@@ -580,8 +583,7 @@ impl<'a> Canon<'a> {
                     let name = super::interpolate::key_text(k);
                     let ep = format!("{p}.{name}");
                     let mut entry = long("service_started");
-                    if let Some(dm) = self.mapping(&ep, val) {
-                        let em = entry.as_mapping_mut().expect("built as mapping");
+                    if let (Some(dm), Value::Mapping(em)) = (self.mapping(&ep, val), &mut entry) {
                         for (dk, dv) in dm.iter_mut() {
                             let dks = super::interpolate::key_text(dk);
                             if dks == "required" || dks == "restart" {
@@ -847,12 +849,16 @@ impl<'a> Canon<'a> {
             return;
         }
         let Some(m) = self.mapping(p, v) else { return };
+        // No context: left for the defaults pass (the project directory), so an override file's
+        // `build: {dockerfile: …}` does not reset the base file's context.
         let ctx = m
             .get("context")
             .and_then(scalar_string)
-            .unwrap_or_else(|| ".".into());
-        let ctx = self.context_path(&ctx);
-        m.insert("context".into(), Value::String(ctx));
+            .or_else(|| self.fill_build_context.then(|| ".".to_string()));
+        if let Some(ctx) = ctx {
+            let ctx = self.context_path(&ctx);
+            m.insert("context".into(), Value::String(ctx));
+        }
         for (key, nulls) in [("args", true), ("labels", false)] {
             if let Some(a) = m.get_mut(key) {
                 self.dict(&format!("{p}.{key}"), a, nulls);

@@ -6,7 +6,19 @@ use super::model::{Network, Project};
 /// Applies the defaults in place.
 pub fn apply(p: &mut Project) {
     let mut uses_default = false;
+    let project_dir = p.working_dir.to_string_lossy().into_owned();
     for svc in p.services.values_mut() {
+        if let Some(b) = &mut svc.build
+            && b.context.is_empty()
+        {
+            b.context = project_dir.clone();
+        }
+        if let Some(b) = &mut svc.build
+            && b.dockerfile.is_none()
+            && b.dockerfile_inline.is_none()
+        {
+            b.dockerfile = Some("Dockerfile".into());
+        }
         if svc.networks.is_empty() && svc.network_mode.is_none() {
             svc.networks.insert("default".into(), None);
         }

@@ -22,7 +22,8 @@ pub fn parse(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Entry>, LoadError> {
     let mut out: Vec<Entry> = Vec::new();
-    let lines: Vec<&str> = text.lines().collect();
+    // `lines()` keeps a trailing '\r' of CRLF files: values must not carry it.
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
     let mut i = 0;
     while i < lines.len() {
         let line_no = i + 1;
@@ -212,6 +213,13 @@ I=
         assert_eq!(get("G").as_deref(), Some("host-1"));
         assert_eq!(get("H").as_deref(), Some("multi\nline"));
         assert_eq!(get("I").as_deref(), Some(""));
+    }
+
+    #[test]
+    fn crlf_files() {
+        let got = p("A=1\r\nB=\"two\"\r\n");
+        assert_eq!(got[0].1.as_deref(), Some("1"));
+        assert_eq!(got[1].1.as_deref(), Some("two"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Loader errors. Each names where the problem is (file:line:column and the key path) and what.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where in the input a problem sits: the file and position when known, and the key path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -17,7 +17,12 @@ pub struct Place {
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(file) = &self.file {
-            write!(f, "{}", file.display())?;
+            // Shown relative to the working directory when inside it, as users typed it.
+            let shown = std::env::current_dir()
+                .ok()
+                .and_then(|cwd| file.strip_prefix(cwd).ok().map(Path::to_path_buf))
+                .unwrap_or_else(|| file.clone());
+            write!(f, "{}", shown.display())?;
             if let Some((l, c)) = self.line {
                 write!(f, ":{l}:{c}")?;
             }
@@ -56,56 +61,87 @@ pub enum LoadError {
         "no Compose file found in {} or its parents (looked for compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml)",
         dir.display()
     )]
-    NoComposeFile { dir: PathBuf },
+    NoComposeFile {
+        /// Where the search started.
+        dir: PathBuf,
+    },
     /// A file could not be read.
     #[error("cannot read {}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
     /// A file is over the size limit.
     #[error("{}: file is {size} bytes, over the limit of {limit} bytes", path.display())]
     TooLarge {
+        /// The file.
         path: PathBuf,
+        /// Its size in bytes.
         size: u64,
+        /// The limit in bytes.
         limit: u64,
     },
     /// YAML syntax error.
     #[error("{}: invalid YAML", place)]
     Yaml {
+        /// Where the parser stopped.
         place: Place,
+        /// The parser's message.
         #[source]
         source: yaml_serde::Error,
     },
     /// Anchors/aliases expand to more nodes than allowed (a "billion laughs" file).
     #[error("{}: YAML aliases expand too much (alias bomb rejected)", path.display())]
     AliasBomb {
+        /// The file.
         path: PathBuf,
+        /// The parser's message.
         #[source]
         source: yaml_serde::Error,
     },
     /// A `${VAR:?message}` variable is missing, or a template is malformed.
     #[error("{place}: {message}")]
-    Interpolation { place: Place, message: String },
+    Interpolation {
+        /// The value holding the template.
+        place: Place,
+        /// Which variable or template, and why.
+        message: String,
+    },
     /// An `.env`/`env_file` line is malformed.
     #[error("{}:{line}: {message}", path.display())]
     EnvFile {
+        /// The env file.
         path: PathBuf,
+        /// 1-based line.
         line: usize,
+        /// What is wrong.
         message: String,
     },
     /// `extends` or `include` form a loop.
     #[error("{kind} loop: {chain}")]
-    Loop { kind: &'static str, chain: String },
+    Loop {
+        /// `extends` or `include`.
+        kind: &'static str,
+        /// The loop as `a -> b -> a`.
+        chain: String,
+    },
     /// The project name is invalid.
     #[error(
         "invalid project name {name:?}: must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit"
     )]
-    ProjectName { name: String },
+    ProjectName {
+        /// The name as given.
+        name: String,
+    },
     /// The model does not validate; every finding is listed.
     #[error("{}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n"))]
-    Invalid { issues: Vec<Issue> },
+    Invalid {
+        /// Every finding, in file order.
+        issues: Vec<Issue>,
+    },
 }
 
 impl LoadError {

@@ -126,7 +126,7 @@ fn braced(
     let Some(kind) = rest.chars().next() else {
         return Err(format!("invalid template {whole:?}: \"${{{inner}}}\""));
     };
-    let word = &rest[1..];
+    let word = &rest[kind.len_utf8()..];
     // `:` tests "unset or empty", without it only "unset".
     let missing = match &value {
         None => true,
@@ -181,7 +181,7 @@ pub fn interpolate_value(
         Value::Sequence(seq) => {
             for (i, item) in seq.iter_mut().enumerate() {
                 let len = path.len();
-                path.push_str(&format!("[{i}]"));
+                push_index(path, i);
                 interpolate_value(item, path, lookup, unset)?;
                 path.truncate(len);
             }
@@ -192,7 +192,7 @@ pub fn interpolate_value(
                 if !path.is_empty() {
                     path.push('.');
                 }
-                path.push_str(&key_text(k));
+                push_key(path, k);
                 interpolate_value(item, path, lookup, unset)?;
                 path.truncate(len);
             }
@@ -201,6 +201,20 @@ pub fn interpolate_value(
         _ => {}
     }
     Ok(())
+}
+
+/// Appends `[i]` to a key path without a temporary allocation.
+pub fn push_index(path: &mut String, i: usize) {
+    use std::fmt::Write;
+    let _ = write!(path, "[{i}]");
+}
+
+/// Appends a mapping key to a key path (no allocation for string keys).
+pub fn push_key(path: &mut String, k: &Value) {
+    match k {
+        Value::String(s) => path.push_str(s),
+        other => path.push_str(&key_text(other)),
+    }
 }
 
 /// A mapping key as text for paths.
@@ -275,6 +289,9 @@ mod tests {
         assert!(run("a $ b").unwrap_err().contains("$$"));
         assert!(run("${}").unwrap_err().contains("no variable name"));
         assert!(run("${SET!x}").unwrap_err().contains("unknown operator"));
+        // Found by the fuzzer: a multi-byte character after the name.
+        assert!(run("${SET:é}").unwrap_err().contains("unknown operator"));
+        assert!(run("${SETé}").unwrap_err().contains("unknown operator"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::error::{Issue, LoadError, Place};
 use super::fields::suggest;
 use super::interpolate::{Unset, interpolate_value, key_text};
 use super::merge::{merge_roots, merge_service};
-use super::model::{Network, Project, Service};
+use super::model::{Project, Service};
 use super::source::{self, is_stdin};
 use super::span::SpanIndex;
 use super::validate;
@@ -82,6 +82,10 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
     let files = source::find_files(
         &opts.files,
         process_env.get("COMPOSE_FILE").map(String::as_str),
+        process_env
+            .get("COMPOSE_PATH_SEPARATOR")
+            .map(String::as_str)
+            .unwrap_or(":"),
         &cwd,
     )?;
     let project_dir = match &opts.project_directory {
@@ -96,7 +100,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
     let env = project_env(&project_dir, &opts.env_files, &cwd, &process_env)?;
     let mut ld = Loader {
         opts,
-        env: &env,
+        env: env.clone(),
+        process_env: process_env.clone(),
         home: env.get("HOME").map(PathBuf::from),
         unset: Unset::default(),
         trees: HashMap::new(),
@@ -105,15 +110,25 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
         warnings: Vec::new(),
     };
 
+    let started = std::time::Instant::now();
     let mut root = Mapping::new();
     for file in &files {
-        let tree = ld.file_tree(file, &project_dir, &mut Vec::new())?;
+        let tree = ld.file_tree(file, &project_dir, false, &mut Vec::new())?;
         merge_roots(&mut root, tree);
     }
     ld.bail()?;
+    tracing::debug!(
+        elapsed_us = started.elapsed().as_micros() as u64,
+        files = files.len(),
+        "files parsed, normalised and merged"
+    );
 
     let name = project_name(opts, &env, &root, &project_dir)?;
     let mut project = ld.build_project(name, root)?;
+    tracing::debug!(
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "typed model built"
+    );
     project.working_dir = project_dir;
     project.compose_files = files;
     project.environment = env.clone();
@@ -128,6 +143,11 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
     }
     ld.issues.extend(issues);
     ld.bail()?;
+    tracing::debug!(
+        elapsed_us = started.elapsed().as_micros() as u64,
+        services = project.services.len(),
+        "project validated"
+    );
 
     for name in &ld.unset.names {
         let msg = format!("the {name:?} variable is not set; defaulting to a blank string");
@@ -245,7 +265,9 @@ pub fn normalize_project_name(s: &str) -> String {
 
 struct Loader<'a> {
     opts: &'a LoadOptions,
-    env: &'a BTreeMap<String, String>,
+    /// Interpolation environment of the file being read (an include may add its env files).
+    env: BTreeMap<String, String>,
+    process_env: BTreeMap<String, String>,
     home: Option<PathBuf>,
     unset: Unset,
     /// Normalised trees of files loaded for `extends` (and the main files), by path.
@@ -284,16 +306,19 @@ impl Loader<'_> {
     }
 
     /// One file: parsed, interpolated, normalised, includes and extends resolved.
+    /// `own_dir`: the file is included or extended, so a `build` without `context` builds in
+    /// its own directory rather than the project directory.
     fn file_tree(
         &mut self,
         path: &Path,
         base_dir: &Path,
+        own_dir: bool,
         include_stack: &mut Vec<PathBuf>,
     ) -> Result<Mapping, LoadError> {
         let parsed = source::load_file(path, self.opts.max_file_size)?;
         let mut root = parsed.root;
         if self.opts.interpolate {
-            let env = self.env;
+            let env = &self.env;
             let lookup = |k: &str| env.get(k).cloned();
             let mut key_path = String::new();
             interpolate_value(&mut root, &mut key_path, &lookup, &mut self.unset).map_err(
@@ -310,6 +335,7 @@ impl Loader<'_> {
             ));
         };
         let mut cx = Canon::new(path, &parsed.spans, base_dir, self.home.clone());
+        cx.fill_build_context = own_dir;
         cx.file_root(&mut root);
         self.issues.append(&mut cx.issues);
         self.warnings.append(&mut cx.warnings);
@@ -342,6 +368,7 @@ impl Loader<'_> {
         };
         for (i, item) in items.into_iter().enumerate() {
             let ip = format!("include[{i}]");
+            let mut include_env: Vec<PathBuf> = Vec::new();
             let (paths, proj_dir) = match &item {
                 Value::Mapping(m) => {
                     for k in m.keys() {
@@ -356,6 +383,14 @@ impl Loader<'_> {
                             });
                         }
                     }
+                    include_env = match m.get("env_file") {
+                        Some(Value::Sequence(s)) => s.iter().filter_map(scalar_string).collect(),
+                        Some(v) => scalar_string(v).into_iter().collect(),
+                        None => vec![],
+                    }
+                    .into_iter()
+                    .map(|f| clean(&base_dir.join(f)))
+                    .collect();
                     let paths: Vec<String> = match m.get("path") {
                         Some(Value::Sequence(s)) => s.iter().filter_map(scalar_string).collect(),
                         Some(v) => scalar_string(v).into_iter().collect(),
@@ -372,25 +407,32 @@ impl Loader<'_> {
                 });
                 continue;
             }
+            if let Some(remote) = paths
+                .iter()
+                .find(|p| p.contains("://") || p.starts_with("oci:") || p.starts_with("git@"))
+            {
+                self.issues.push(Issue {
+                    place: source::place_in(path, spans, &ip),
+                    message: format!(
+                        "remote include {remote:?} is not supported by berth yet; use a local path"
+                    ),
+                });
+                continue;
+            }
             let abs: Vec<PathBuf> = paths.iter().map(|p| clean(&base_dir.join(p))).collect();
             let inc_dir = match proj_dir {
                 Some(d) => clean(&base_dir.join(d)),
                 None => abs[0].parent().map(Path::to_path_buf).unwrap_or_default(),
             };
+            // The included files see their own env files (or `.env` in their project directory)
+            // over the including project's variables; the process environment still wins.
+            let saved_env = self.env.clone();
+            let extra = project_env(&inc_dir, &include_env, base_dir, &self.process_env)?;
+            self.env.extend(extra);
             let mut merged = Mapping::new();
-            for f in &abs {
-                if stack.contains(f) {
-                    let mut chain: Vec<String> =
-                        stack.iter().map(|p| p.display().to_string()).collect();
-                    chain.push(f.display().to_string());
-                    return Err(LoadError::Loop {
-                        kind: "include",
-                        chain: chain.join(" -> "),
-                    });
-                }
-                let tree = self.file_tree(f, &inc_dir, stack)?;
-                merge_roots(&mut merged, tree);
-            }
+            let result = self.include_files(&abs, &inc_dir, stack, &mut merged);
+            self.env = saved_env;
+            result?;
             for section in ["services", "networks", "volumes", "configs", "secrets"] {
                 let Some(Value::Mapping(from)) = merged.remove(section) else {
                     continue;
@@ -416,6 +458,29 @@ impl Loader<'_> {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    fn include_files(
+        &mut self,
+        abs: &[PathBuf],
+        inc_dir: &Path,
+        stack: &mut Vec<PathBuf>,
+        merged: &mut Mapping,
+    ) -> Result<(), LoadError> {
+        for f in abs {
+            if stack.contains(f) {
+                let mut chain: Vec<String> =
+                    stack.iter().map(|p| p.display().to_string()).collect();
+                chain.push(f.display().to_string());
+                return Err(LoadError::Loop {
+                    kind: "include",
+                    chain: chain.join(" -> "),
+                });
+            }
+            let tree = self.file_tree(f, inc_dir, true, stack)?;
+            merge_roots(merged, tree);
         }
         Ok(())
     }
@@ -460,7 +525,7 @@ impl Loader<'_> {
         }
         if !self.trees.contains_key(file) {
             let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-            let tree = self.file_tree(file, &dir, &mut Vec::new())?;
+            let tree = self.file_tree(file, &dir, true, &mut Vec::new())?;
             self.trees.insert(file.to_path_buf(), tree);
         }
         let tree = &self.trees[file];
@@ -518,7 +583,12 @@ impl Loader<'_> {
             ..Default::default()
         };
         let mut active: BTreeSet<String> = self.opts.profiles.iter().cloned().collect();
-        if let Some(p) = self.env.get("COMPOSE_PROFILES") {
+        // `--profile` flags win over COMPOSE_PROFILES, as flags win over COMPOSE_* variables.
+        if let Some(p) = self
+            .env
+            .get("COMPOSE_PROFILES")
+            .filter(|_| self.opts.profiles.is_empty())
+        {
             active.extend(
                 p.split(',')
                     .map(str::trim)
@@ -557,7 +627,12 @@ impl Loader<'_> {
                 "volumes" => project.volumes = self.section(&key, v),
                 "configs" => project.configs = self.section(&key, v),
                 "secrets" => project.secrets = self.section(&key, v),
-                "name" | "models" => {}
+                "models" => {
+                    let msg =
+                        "top-level `models` is parsed but not supported by berth yet".to_string();
+                    self.warnings.push(msg);
+                }
+                "name" => {}
                 _ if key.starts_with("x-") => {
                     project.extensions.insert(key, v);
                 }
@@ -579,11 +654,12 @@ impl Loader<'_> {
             if name.starts_with("x-") {
                 continue;
             }
-            let v = if v.is_null() {
+            let mut v = if v.is_null() {
                 Value::Mapping(Mapping::new())
             } else {
                 v
             };
+            strip_nested_extensions(&mut v);
             if let Some(t) = self.typed::<T>(&format!("{key}.{name}"), v) {
                 out.insert(name, t);
             }
@@ -598,27 +674,33 @@ impl Loader<'_> {
         v: Value,
     ) -> Option<T> {
         let mut ext = BTreeMap::new();
-        let v = match v {
-            Value::Mapping(m) => {
-                let mut keep = Mapping::new();
-                for (k, val) in m {
-                    let ks = key_text(&k);
-                    if ks.starts_with("x-") {
-                        ext.insert(ks, val);
-                    } else {
-                        keep.insert(k, val);
-                    }
+        let mut v = v;
+        if let Value::Mapping(m) = &mut v
+            && m.keys()
+                .any(|k| k.as_str().is_some_and(|s| s.starts_with("x-")))
+        {
+            let keys: Vec<Value> = m
+                .keys()
+                .filter(|k| k.as_str().is_some_and(|s| s.starts_with("x-")))
+                .cloned()
+                .collect();
+            for k in keys {
+                if let Some(val) = m.shift_remove(&k) {
+                    ext.insert(key_text(&k), val);
                 }
-                Value::Mapping(keep)
             }
-            other => other,
-        };
+        }
+        strip_nested_extensions(&mut v);
         let mut t: T = self.typed(path, v)?;
         t.set_extensions(ext);
         Some(t)
     }
 
     fn typed<T: DeserializeOwned>(&mut self, path: &str, v: Value) -> Option<T> {
+        // Fast path without path tracking; only a failure pays for the second, tracked pass.
+        if let Ok(t) = T::deserialize(&v) {
+            return Some(t);
+        }
         match serde_path_to_error::deserialize::<_, T>(v) {
             Ok(t) => Some(t),
             Err(e) => {
@@ -641,7 +723,7 @@ impl Loader<'_> {
 
     /// `env_file` contents under `environment`; bare `KEY`s take the project environment's value.
     fn resolve_environment(&mut self, project: &mut Project) {
-        let env = self.env;
+        let env = &self.env;
         let lookup = |k: &str| env.get(k).cloned();
         for (name, svc) in project
             .services
@@ -684,6 +766,42 @@ impl Loader<'_> {
     }
 }
 
+/// Keys whose mappings are free-form (user keys, not Compose fields): `x-` there is data.
+const FREE_FORM: [&str; 10] = [
+    "environment",
+    "labels",
+    "annotations",
+    "sysctls",
+    "extra_hosts",
+    "args",
+    "driver_opts",
+    "options",
+    "aux_addresses",
+    "ulimits",
+];
+
+/// Drops `x-*` extension keys nested inside Compose structures (they may appear anywhere and
+/// carry no meaning for berth), leaving free-form maps such as `labels` alone.
+fn strip_nested_extensions(v: &mut Value) {
+    match v {
+        Value::Mapping(m) => {
+            if m.keys()
+                .any(|k| k.as_str().is_some_and(|s| s.starts_with("x-")))
+            {
+                m.retain(|k, _| !k.as_str().is_some_and(|s| s.starts_with("x-")));
+            }
+            for (k, item) in m.iter_mut() {
+                if k.as_str().is_some_and(|s| FREE_FORM.contains(&s)) {
+                    continue;
+                }
+                strip_nested_extensions(item);
+            }
+        }
+        Value::Sequence(s) => s.iter_mut().for_each(strip_nested_extensions),
+        _ => {}
+    }
+}
+
 /// Types that carry `x-*` extension fields.
 pub trait HasExtensions {
     /// Stores the extension fields taken off before typed conversion.
@@ -694,10 +812,6 @@ impl HasExtensions for Service {
     fn set_extensions(&mut self, ext: BTreeMap<String, Value>) {
         self.extensions = ext;
     }
-}
-
-impl HasExtensions for Network {
-    fn set_extensions(&mut self, _ext: BTreeMap<String, Value>) {}
 }
 
 /// Rewrites serde's messages into ours, adding a did-you-mean for unknown fields and variants.

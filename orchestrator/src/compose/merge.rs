@@ -201,21 +201,37 @@ fn untag_value(v: Value) -> Value {
 }
 
 /// Removes `!override` tags (keeping values) and `!reset` entries (nothing to reset in a base).
-pub fn strip_tags(v: Value) -> Value {
+pub fn strip_tags(mut v: Value) -> Value {
+    strip_in_place(&mut v);
+    v
+}
+
+fn is_reset(v: &Value) -> bool {
+    matches!(v, Value::Tagged(t) if t.tag == "reset")
+}
+
+/// In place, touching only what is tagged (most trees have no tags at all).
+fn strip_in_place(v: &mut Value) {
     match v {
-        Value::Tagged(t) => strip_tags(t.value),
-        Value::Mapping(m) => {
-            let mut out = Mapping::with_capacity(m.len());
-            for (k, v) in m {
-                if matches!(&v, Value::Tagged(t) if t.tag == "reset") {
-                    continue;
-                }
-                out.insert(k, strip_tags(v));
-            }
-            Value::Mapping(out)
+        Value::Tagged(t) => {
+            let inner = std::mem::replace(&mut t.value, Value::Null);
+            *v = inner;
+            strip_in_place(v);
         }
-        Value::Sequence(s) => Value::Sequence(s.into_iter().map(strip_tags).collect()),
-        other => other,
+        Value::Mapping(m) => {
+            if m.values().any(is_reset) {
+                m.retain(|_, v| !is_reset(v));
+            }
+            for item in m.values_mut() {
+                strip_in_place(item);
+            }
+        }
+        Value::Sequence(s) => {
+            for item in s {
+                strip_in_place(item);
+            }
+        }
+        _ => {}
     }
 }
 

@@ -61,67 +61,97 @@ pub struct Project {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
+    /// OCI annotations for the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// Whether `up` attaches to this service's output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach: Option<bool>,
+    /// Block IO weights and limits (not run by berth yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blkio_config: Option<Value>,
+    /// How to build the image when it is missing or `--build` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
+    /// Capabilities added to the default set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_add: Vec<String>,
+    /// Capabilities removed from the default set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
+    /// cgroup namespace mode: `host` or `private`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
+    /// Parent cgroup for the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_parent: Option<String>,
     /// `None`: the image's CMD; `Some(vec![])`: explicitly empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// Configs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<ServiceFileRef>,
+    /// Fixed container name (only with one replica).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_name: Option<String>,
+    /// Number of usable CPUs (Windows semantics in compose; kept for fidelity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_count: Option<i64>,
+    /// Usable percentage of CPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_percent: Option<f64>,
+    /// CFS period in microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_period: Option<i64>,
+    /// CFS quota in microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_quota: Option<i64>,
+    /// Real-time scheduler period in microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_rt_period: Option<i64>,
+    /// Real-time scheduler runtime in microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_rt_runtime: Option<i64>,
+    /// Relative CPU weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_shares: Option<i64>,
+    /// CPU limit as a fraction of CPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
+    /// CPUs the container may run on (`0-3`, `1,3`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuset: Option<String>,
+    /// Windows credential spec (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_spec: Option<Value>,
+    /// Dependencies.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub depends_on: BTreeMap<String, DependsOn>,
+    /// Replicas, resources and restart policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
+    /// Compose Watch settings (not run by berth yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub develop: Option<Value>,
+    /// Device cgroup rules (not run by berth yet).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_cgroup_rules: Vec<String>,
+    /// Device requests (not run by berth yet).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,
+    /// DNS servers for the container's resolv.conf.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
+    /// resolv.conf options.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_opt: Vec<String>,
+    /// resolv.conf search domains.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_search: Vec<String>,
+    /// Container domain name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domainname: Option<String>,
+    /// Entrypoint; `None` = the image's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
     /// Already read into `environment`; kept for reference.
@@ -130,121 +160,175 @@ pub struct Service {
     /// Resolved environment: `env_file` contents overlaid by `environment`; `None` = unset.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, Option<String>>,
+    /// Ports exposed to other services (documentation only in compose).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expose: Vec<String>,
+    /// Links to containers outside the project (`name:alias`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub external_links: Vec<String>,
     /// Host name -> address(es) for /etc/hosts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra_hosts: BTreeMap<String, Vec<String>>,
+    /// GPU requests (not run by berth yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Value>,
+    /// Extra groups for the container user.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_add: Vec<String>,
+    /// How to probe the container's health.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+    /// Container host name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    /// Image options or reference, depending on the struct.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Run a tiny init as PID 1 that reaps zombies and forwards signals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
+    /// IPC namespace: `private`, `shareable`, `host` or `service:x`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipc: Option<String>,
+    /// Isolation technology (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<String>,
+    /// Files of labels (not run by berth yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_file: Option<Value>,
+    /// Labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Legacy links (`service` or `service:alias`); also an ordering dependency.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<String>,
+    /// Log driver and options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,
+    /// Container MAC address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
+    /// Memory limit (legacy form of deploy.resources.limits.memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_limit: Option<Bytes>,
+    /// Soft memory limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_reservation: Option<Bytes>,
+    /// Swappiness 0-100.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_swappiness: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// Bytes, or -1 for unlimited swap.
     pub memswap_limit: Option<i64>,
+    /// AI model bindings (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Value>,
+    /// Network mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
     /// Network name -> per-service settings (`None` = defaults).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub networks: BTreeMap<String, Option<ServiceNetwork>>,
+    /// Disable the OOM killer for the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_kill_disable: Option<bool>,
+    /// OOM score adjustment (-1000..1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i64>,
+    /// PID namespace: `host` or `service:x`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<String>,
+    /// Maximum number of processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
+    /// Target platform (`linux/amd64`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
+    /// Published ports in long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
+    /// Lifecycle hooks after start (not run by berth yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_start: Option<Value>,
+    /// Lifecycle hooks before stop (not run by berth yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_stop: Option<Value>,
+    /// Privileged mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privileged: Option<bool>,
+    /// Profiles that enable this service; empty = always enabled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
+    /// External provider service (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<Value>,
+    /// When to pull the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_policy: Option<PullPolicy>,
+    /// Mount read-only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub read_only: Option<bool>,
+    /// Restart the dependent when the dependency is updated / restart policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
+    /// OCI runtime name (not selectable per service in berth yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
+    /// Legacy replica count; see `replicas()`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<u32>,
+    /// Secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<ServiceFileRef>,
+    /// Security options (`no-new-privileges`, `seccomp=…`, `label=…`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub security_opt: Vec<String>,
+    /// Size of /dev/shm in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<Bytes>,
+    /// Keep stdin open (`docker run -i`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin_open: Option<bool>,
+    /// Time between the stop signal and SIGKILL; see `stop_timeout()`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace_period: Option<Duration>,
+    /// Signal that stops the container (default SIGTERM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// Storage driver options (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_opt: Option<Value>,
+    /// Namespaced kernel parameters.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sysctls: BTreeMap<String, String>,
+    /// tmpfs mounts or options, depending on the struct.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tmpfs: Vec<String>,
+    /// Allocate a pseudo-terminal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tty: Option<bool>,
+    /// Resource limits.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ulimits: BTreeMap<String, Ulimit>,
+    /// Mount the engine API socket (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_api_socket: Option<bool>,
+    /// User (and group) the process runs as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// User namespace mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns_mode: Option<String>,
+    /// UTS namespace mode (`host`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uts: Option<String>,
+    /// Volumes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<ServiceVolume>,
+    /// Mount all volumes of another service (`svc`, `svc:ro`) or container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes_from: Vec<String>,
+    /// Working directory of the process.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
     /// `x-*` extension fields of this service, kept verbatim.
@@ -256,52 +340,76 @@ pub struct Service {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Build {
+    /// Absolute path or URL; the project directory when the file gives none.
+    #[serde(default)]
     pub context: String,
+    /// Dockerfile path relative to the context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<String>,
+    /// Dockerfile content given inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile_inline: Option<String>,
     /// Build arguments; `None` takes the value from the environment at build time.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub args: BTreeMap<String, Option<String>>,
+    /// Build stage, container path or port, depending on the struct.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Cache sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cache_from: Vec<String>,
+    /// Cache exports (not run by berth yet).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cache_to: Vec<String>,
+    /// Network for RUN instructions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// Size of /dev/shm in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<Bytes>,
+    /// Extra /etc/hosts entries: host name -> address(es).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra_hosts: BTreeMap<String, Vec<String>>,
+    /// Extra tags for the built image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Build without the cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_cache: Option<bool>,
+    /// Always pull base images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull: Option<bool>,
+    /// Named extra build contexts (not run by berth yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_contexts: Option<Value>,
+    /// SSH agent forwarding for builds (not run by berth yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<Value>,
+    /// Secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Value>,
+    /// Multi-platform targets (not run by berth yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platforms: Option<Value>,
+    /// Privileged mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privileged: Option<bool>,
+    /// Isolation technology (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<String>,
+    /// Resource limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ulimits: Option<Value>,
+    /// Build entitlements (not run by berth yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entitlements: Option<Value>,
+    /// Provenance attestation settings (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Value>,
+    /// SBOM attestation settings (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sbom: Option<Value>,
 }
@@ -310,6 +418,7 @@ pub struct Build {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DependsOn {
+    /// When the dependency (or restart) counts as met.
     pub condition: DependsCondition,
     /// Restart this service when the dependency is updated (`docker compose` semantics).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -327,8 +436,11 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum DependsCondition {
+    /// The dependency's container has started.
     ServiceStarted,
+    /// The dependency's healthcheck reports healthy.
     ServiceHealthy,
+    /// The dependency ran to completion with exit status 0 (migrations, init jobs).
     ServiceCompletedSuccessfully,
 }
 
@@ -336,22 +448,31 @@ pub enum DependsCondition {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Deploy {
+    /// Mode: deploy mode, port publishing mode or file mode, depending on the struct.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// Number of containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
+    /// Labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Limits and reservations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// Restart policy in deploy form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,
+    /// Swarm endpoint mode (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_mode: Option<String>,
+    /// Swarm placement (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Value>,
+    /// Swarm update settings (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_config: Option<Value>,
+    /// Swarm rollback settings (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_config: Option<Value>,
 }
@@ -360,8 +481,10 @@ pub struct Deploy {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
+    /// Hard limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<ResourceLimits>,
+    /// Reservations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservations: Option<ResourceLimits>,
 }
@@ -370,14 +493,19 @@ pub struct Resources {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceLimits {
+    /// CPU limit as a fraction of CPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
+    /// Memory in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<Bytes>,
+    /// Maximum number of processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<i64>,
+    /// Device requests (not run by berth yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<Value>,
+    /// Generic resources (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generic_resources: Option<Value>,
 }
@@ -386,12 +514,16 @@ pub struct ResourceLimits {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RestartPolicy {
+    /// When the dependency (or restart) counts as met.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
+    /// Wait between restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay: Option<Duration>,
+    /// Give up after this many restarts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
+    /// How long a restart must run to count as successful.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Duration>,
 }
@@ -400,8 +532,11 @@ pub struct RestartPolicy {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Device {
+    /// Source: host path, volume name, device or top-level name, depending on the struct.
     pub source: String,
+    /// Build stage, container path or port, depending on the struct.
     pub target: String,
+    /// Device cgroup permissions (`rwm`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permissions: Option<String>,
 }
@@ -410,7 +545,9 @@ pub struct Device {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct EnvFile {
+    /// Absolute path of the env file.
     pub path: String,
+    /// Required or optional.
     #[serde(default = "yes")]
     pub required: bool,
     /// `raw`: values taken literally, no quotes or interpolation.
@@ -425,16 +562,22 @@ pub struct Healthcheck {
     /// `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`; empty = the image's own check.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub test: Vec<String>,
+    /// Time between probes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Duration>,
+    /// Time a probe may take.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// Consecutive failures before unhealthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u64>,
+    /// Grace period during which failures do not count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_period: Option<Duration>,
+    /// Probe interval during the start period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_interval: Option<Duration>,
+    /// No health checking at all.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disable: bool,
 }
@@ -443,8 +586,10 @@ pub struct Healthcheck {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Logging {
+    /// Driver name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// Driver options.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
 }
@@ -453,22 +598,31 @@ pub struct Logging {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceNetwork {
+    /// Extra DNS names of the service on this network.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// Static IPv4 address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv4_address: Option<String>,
+    /// Static IPv6 address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6_address: Option<String>,
+    /// Link-local addresses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub link_local_ips: Vec<String>,
+    /// Container MAC address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
+    /// Order in which networks are connected (higher first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
+    /// Which network provides the default gateway (highest wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gw_priority: Option<i64>,
+    /// Interface name inside the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface_name: Option<String>,
+    /// Driver options.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
 }
@@ -477,16 +631,22 @@ pub struct ServiceNetwork {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Port {
+    /// Name: port name or real resource name, depending on the struct.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Mode: deploy mode, port publishing mode or file mode, depending on the struct.
     pub mode: String,
+    /// Host address to bind (all addresses when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<String>,
+    /// Build stage, container path or port, depending on the struct.
     pub target: u16,
     /// Host port or range (`"8080"`, `"8000-8010"`); `None` = not published on a fixed port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<String>,
+    /// `tcp`, `udp` or `sctp`.
     pub protocol: String,
+    /// Application protocol hint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_protocol: Option<String>,
 }
@@ -495,12 +655,19 @@ pub struct Port {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum PullPolicy {
+    /// Pull on every `up`.
     Always,
+    /// Never pull; the image must exist.
     Never,
+    /// Pull when the image is missing (the default).
     Missing,
+    /// Same as `missing`.
     IfNotPresent,
+    /// Build the image instead of pulling it.
     Build,
+    /// Pull when the local image is older than a day.
     Daily,
+    /// Pull when the local image is older than a week.
     Weekly,
 }
 
@@ -508,13 +675,18 @@ pub enum PullPolicy {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceFileRef {
+    /// Source: host path, volume name, device or top-level name, depending on the struct.
     pub source: String,
+    /// Build stage, container path or port, depending on the struct.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Owner uid of the mounted file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
+    /// Owner gid of the mounted file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
+    /// Mode: deploy mode, port publishing mode or file mode, depending on the struct.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
 }
@@ -523,7 +695,9 @@ pub struct ServiceFileRef {
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Ulimit {
+    /// Soft limit.
     pub soft: i64,
+    /// Hard limit.
     pub hard: i64,
 }
 
@@ -531,11 +705,17 @@ pub struct Ulimit {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum VolumeType {
+    /// A host path.
     Bind,
+    /// A named or anonymous volume.
     Volume,
+    /// A memory-backed filesystem.
     Tmpfs,
+    /// An image's filesystem (not run by berth yet).
     Image,
+    /// A Windows named pipe (not on Linux).
     Npipe,
+    /// A cluster volume (not run by berth).
     Cluster,
 }
 
@@ -543,22 +723,30 @@ pub enum VolumeType {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceVolume {
+    /// Mount type.
     #[serde(rename = "type")]
     pub kind: VolumeType,
     /// Host path (bind), volume name (volume, `None` = anonymous) or image reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Build stage, container path or port, depending on the struct.
     pub target: String,
+    /// Mount read-only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// macOS consistency hint (ignored on Linux).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency: Option<String>,
+    /// Bind mount options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bind: Option<BindOptions>,
+    /// Volume mount options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<VolumeOptions>,
+    /// tmpfs mounts or options, depending on the struct.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tmpfs: Option<TmpfsOptions>,
+    /// Image options or reference, depending on the struct.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Value>,
 }
@@ -567,12 +755,16 @@ pub struct ServiceVolume {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BindOptions {
+    /// Mount propagation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<String>,
+    /// Create a missing host path (short syntax does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_host_path: Option<bool>,
+    /// SELinux relabel: `z` shared, `Z` private.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selinux: Option<String>,
+    /// Recursive read-only handling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recursive: Option<String>,
 }
@@ -581,8 +773,10 @@ pub struct BindOptions {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeOptions {
+    /// Do not copy image content into a new volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nocopy: Option<bool>,
+    /// Mount a sub-directory of the volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subpath: Option<String>,
 }
@@ -591,8 +785,10 @@ pub struct VolumeOptions {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TmpfsOptions {
+    /// tmpfs size in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Bytes>,
+    /// Mode: deploy mode, port publishing mode or file mode, depending on the struct.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
 }
@@ -604,22 +800,31 @@ pub struct Network {
     /// The real network name (`<project>_<key>` unless set or external).
     #[serde(default)]
     pub name: String,
+    /// Driver name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// Driver options.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
+    /// Swarm attachable flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachable: Option<bool>,
+    /// Enable IPv4 (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_ipv4: Option<bool>,
+    /// Enable IPv6.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_ipv6: Option<bool>,
+    /// Created outside the project; berth only looks it up.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub external: bool,
+    /// No route to the outside world.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub internal: bool,
+    /// Address management.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipam: Option<Ipam>,
+    /// Labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }
@@ -628,10 +833,13 @@ pub struct Network {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Ipam {
+    /// Driver name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// Address pools.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<IpamPool>,
+    /// Driver options.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
 }
@@ -640,12 +848,16 @@ pub struct Ipam {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct IpamPool {
+    /// Subnet in CIDR form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet: Option<String>,
+    /// Range to allocate from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_range: Option<String>,
+    /// Gateway address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// Reserved addresses by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aux_addresses: BTreeMap<String, String>,
 }
@@ -657,12 +869,16 @@ pub struct Volume {
     /// The real volume name (`<project>_<key>` unless set or external).
     #[serde(default)]
     pub name: String,
+    /// Driver name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// Driver options.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
+    /// Created outside the project; berth only looks it up.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub external: bool,
+    /// Labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }
@@ -671,23 +887,31 @@ pub struct Volume {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FileObject {
+    /// Name: port name or real resource name, depending on the struct.
     #[serde(default)]
     pub name: String,
     /// Absolute path of the file holding the content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// Environment: resolved variables, or the variable holding the content, depending on the struct.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
+    /// Inline content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Created outside the project; berth only looks it up.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub external: bool,
+    /// Labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Driver name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
+    /// Driver options.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
+    /// Template driver (not run by berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_driver: Option<String>,
 }
@@ -705,7 +929,40 @@ impl std::fmt::Display for Unsupported {
     }
 }
 
+/// A parsed `restart:` policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Never restart (the default).
+    No,
+    /// Always restart, also after the daemon restarts.
+    Always,
+    /// Restart on a non-zero exit, at most this many times when given.
+    OnFailure(Option<u32>),
+    /// Like `Always`, except after an explicit stop.
+    UnlessStopped,
+}
+
 impl Service {
+    /// The restart policy (validated at load time; an unknown value reads as `No`).
+    pub fn restart_policy(&self) -> Restart {
+        match self.restart.as_deref() {
+            Some("always") => Restart::Always,
+            Some("unless-stopped") => Restart::UnlessStopped,
+            Some("on-failure") => Restart::OnFailure(None),
+            Some(s) if s.starts_with("on-failure:") => {
+                Restart::OnFailure(s["on-failure:".len()..].parse().ok())
+            }
+            _ => Restart::No,
+        }
+    }
+
+    /// How long `stop` waits before SIGKILL: `stop_grace_period`, default 10 s as in compose.
+    pub fn stop_timeout(&self) -> std::time::Duration {
+        self.stop_grace_period
+            .map(Duration::get)
+            .unwrap_or(std::time::Duration::from_secs(10))
+    }
+
     /// Number of containers to run: `deploy.replicas`, else `scale`, else 1.
     pub fn replicas(&self) -> u32 {
         self.deploy
@@ -801,6 +1058,18 @@ impl Service {
     }
 }
 
+/// Doubles every `$` in string values, as `docker compose config` does, so a printed (already
+/// interpolated) model can be loaded again without being interpolated twice.
+pub fn escape_dollars(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Value::Sequence(seq) => seq.iter_mut().for_each(escape_dollars),
+        Value::Mapping(m) => m.values_mut().for_each(escape_dollars),
+        Value::Tagged(t) => escape_dollars(&mut t.value),
+        _ => {}
+    }
+}
+
 /// The service named by a `volumes_from` entry (`svc`, `svc:ro`), or `None` for `container:x`.
 pub fn volumes_from_service(entry: &str) -> Option<&str> {
     if entry.starts_with("container:") {
@@ -884,6 +1153,19 @@ impl Project {
         )
     }
 
+    /// The name of container `index` (1-based) of a service: `container_name` when set, else
+    /// `<project>-<service>-<index>` as compose v2 names them.
+    pub fn container_name(&self, service: &str, index: u32) -> String {
+        match self
+            .services
+            .get(service)
+            .and_then(|s| s.container_name.clone())
+        {
+            Some(n) => n,
+            None => format!("{}-{}-{}", self.name, service, index),
+        }
+    }
+
     /// Every profile named by any service, active or not, sorted.
     pub fn all_profiles(&self) -> Vec<String> {
         let mut out: Vec<String> = self
@@ -895,5 +1177,35 @@ impl Project {
         out.sort();
         out.dedup();
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        let mut s = Service::default();
+        assert_eq!(s.restart_policy(), Restart::No);
+        s.restart = Some("on-failure:3".into());
+        assert_eq!(s.restart_policy(), Restart::OnFailure(Some(3)));
+        s.restart = Some("unless-stopped".into());
+        assert_eq!(s.restart_policy(), Restart::UnlessStopped);
+        assert_eq!(s.stop_timeout().as_secs(), 10);
+        assert_eq!(s.replicas(), 1);
+        s.scale = Some(2);
+        assert_eq!(s.replicas(), 2);
+        s.links = vec!["db:database".into()];
+        s.volumes_from = vec!["data:ro".into(), "container:other".into()];
+        s.network_mode = Some("service:vpn".into());
+        assert_eq!(s.dependencies(), ["data", "db", "vpn"]);
+        let mut p = Project {
+            name: "demo".into(),
+            ..Default::default()
+        };
+        p.services.insert("web".into(), s.clone());
+        assert_eq!(p.container_name("web", 2), "demo-web-2");
+        assert_eq!(p.image_of("web").as_deref(), Some("demo-web"));
     }
 }

@@ -34,10 +34,12 @@ pub fn is_stdin(p: &Path) -> bool {
 }
 
 /// Resolves the list of Compose files. `explicit` are the `-f` values (relative to `cwd`);
-/// `compose_file_env` is `COMPOSE_FILE` (split on `:`) when no `-f` was given.
+/// `compose_file_env` is `COMPOSE_FILE` (split on `separator`, `COMPOSE_PATH_SEPARATOR` or `:`)
+/// when no `-f` was given.
 pub fn find_files(
     explicit: &[PathBuf],
     compose_file_env: Option<&str>,
+    separator: &str,
     cwd: &Path,
 ) -> Result<Vec<PathBuf>, LoadError> {
     let abs = |p: &Path| {
@@ -52,7 +54,7 @@ pub fn find_files(
     }
     if let Some(list) = compose_file_env.filter(|s| !s.trim().is_empty()) {
         return Ok(list
-            .split(':')
+            .split(separator)
             .filter(|s| !s.is_empty())
             .map(|s| abs(Path::new(s)))
             .collect());
@@ -209,7 +211,7 @@ pub fn apply_merge(v: &mut Value, path: &mut String) -> Result<(), (String, Stri
                 if !path.is_empty() {
                     path.push('.');
                 }
-                path.push_str(&super::interpolate::key_text(k));
+                super::interpolate::push_key(path, k);
                 apply_merge(item, path)?;
                 path.truncate(len);
             }
@@ -250,7 +252,7 @@ pub fn apply_merge(v: &mut Value, path: &mut String) -> Result<(), (String, Stri
         Value::Sequence(seq) => {
             for (i, item) in seq.iter_mut().enumerate() {
                 let len = path.len();
-                path.push_str(&format!("[{i}]"));
+                super::interpolate::push_index(path, i);
                 apply_merge(item, path)?;
                 path.truncate(len);
             }

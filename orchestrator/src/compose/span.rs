@@ -8,8 +8,16 @@
 use std::collections::HashMap;
 
 /// Key path (`services.web.ports[1]`) -> 1-based (line, column).
+///
+/// Built lazily from the kept text on the first look-up: loads without errors never pay for it.
 #[derive(Debug, Default, Clone)]
 pub struct SpanIndex {
+    text: String,
+    built: std::sync::OnceLock<Spans>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Spans {
     spans: HashMap<String, (usize, usize)>,
 }
 
@@ -21,9 +29,45 @@ struct Open {
 }
 
 impl SpanIndex {
-    /// Builds the index of one YAML document's text.
+    /// An index of one YAML document's text (scanned on first use).
     pub fn build(text: &str) -> Self {
-        let mut idx = SpanIndex::default();
+        SpanIndex {
+            text: text.to_string(),
+            built: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn spans(&self) -> &HashMap<String, (usize, usize)> {
+        &self.built.get_or_init(|| Spans::scan(&self.text)).spans
+    }
+
+    /// Position of `path`, or of its nearest recorded ancestor.
+    pub fn find(&self, path: &str) -> Option<(usize, usize)> {
+        self.find_prefix(path).map(|(_, pos)| pos)
+    }
+
+    /// Like [`find`](Self::find), also returning how many bytes of `path` matched (deeper is better).
+    pub fn find_prefix(&self, path: &str) -> Option<(usize, (usize, usize))> {
+        let spans = self.spans();
+        let mut p = path;
+        loop {
+            if let Some(pos) = spans.get(p) {
+                return Some((p.len(), *pos));
+            }
+            let cut = p.rfind(['.', '['])?;
+            p = &p[..cut];
+        }
+    }
+
+    /// Position of exactly `path`, if recorded.
+    pub fn exact(&self, path: &str) -> Option<(usize, usize)> {
+        self.spans().get(path).copied()
+    }
+}
+
+impl Spans {
+    fn scan(text: &str) -> Self {
+        let mut idx = Spans::default();
         let mut stack: Vec<Open> = Vec::new();
         let mut counters: HashMap<String, usize> = HashMap::new();
         let mut block_scalar: Option<usize> = None;
@@ -127,35 +171,6 @@ impl SpanIndex {
         } else if value.starts_with('|') || value.starts_with('>') {
             *block_scalar = Some(col);
         }
-    }
-
-    /// Position of `path`, or of its nearest recorded ancestor.
-    pub fn find(&self, path: &str) -> Option<(usize, usize)> {
-        let mut p = path;
-        loop {
-            if let Some(pos) = self.spans.get(p) {
-                return Some(*pos);
-            }
-            let cut = p.rfind(['.', '['])?;
-            p = &p[..cut];
-        }
-    }
-
-    /// Like [`find`](Self::find), also returning how many bytes of `path` matched (deeper is better).
-    pub fn find_prefix(&self, path: &str) -> Option<(usize, (usize, usize))> {
-        let mut p = path;
-        loop {
-            if let Some(pos) = self.spans.get(p) {
-                return Some((p.len(), *pos));
-            }
-            let cut = p.rfind(['.', '['])?;
-            p = &p[..cut];
-        }
-    }
-
-    /// Position of exactly `path`, if recorded.
-    pub fn exact(&self, path: &str) -> Option<(usize, usize)> {
-        self.spans.get(path).copied()
     }
 }
 

@@ -2,7 +2,7 @@
 //! duplicate container names, host-port clashes, and so on. Each finding names its key path;
 //! the loader adds file:line:column.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::error::{Issue, Place};
 use super::fields::suggest;
@@ -34,8 +34,35 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
         }
     }
     let mut container_names: BTreeMap<&str, &str> = BTreeMap::new();
+    for name in p.services.keys().chain(p.disabled_services.keys()) {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            || name.is_empty()
+        {
+            out.push(issue(
+                format!("services.{name}"),
+                format!(
+                    "invalid service name {name:?}: use only letters, digits, '.', '_' and '-'"
+                ),
+            ));
+        }
+    }
     for (name, svc) in &p.services {
         let sp = format!("services.{name}");
+        if let Some(cn) = &svc.container_name {
+            let mut chars = cn.chars();
+            let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !ok {
+                out.push(issue(
+                    format!("{sp}.container_name"),
+                    format!(
+                        "invalid container name {cn:?}: must start with a letter or digit, then letters, digits, '.', '_' or '-'"
+                    ),
+                ));
+            }
+        }
         if svc.image.is_none() && svc.build.is_none() {
             out.push(issue(
                 sp.clone(),
@@ -77,12 +104,37 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
                 format!("network_mode {mode:?} cannot be combined with networks"),
             ));
         }
+        let mut targets: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, v) in svc.volumes.iter().enumerate() {
+            if let Some(first) = targets.insert(v.target.as_str(), i) {
+                out.push(issue(
+                    format!("{sp}.volumes[{i}]"),
+                    format!(
+                        "mount target {:?} is already used by volumes[{first}]",
+                        v.target
+                    ),
+                ));
+            }
+        }
+        for (i, e) in svc.expose.iter().enumerate() {
+            let ok = match e.split_once('/') {
+                Some((p, proto)) => ["tcp", "udp", "sctp"].contains(&proto) && port_or_range(p),
+                None => port_or_range(e),
+            };
+            if !ok {
+                out.push(issue(
+                    format!("{sp}.expose[{i}]"),
+                    format!("{e:?} is not a port or range (1-65535)"),
+                ));
+            }
+        }
         for (i, port) in svc.ports.iter().enumerate() {
             if port.target == 0 {
                 out.push(issue(format!("{sp}.ports[{i}]"), "target port 0".into()));
             }
         }
     }
+    addresses(p, &mut out);
     ports_clash(p, &mut out);
     {
         // Missing dependencies are reported above; the graph looks only for cycles.
@@ -121,6 +173,21 @@ fn hint<'a>(word: &str, known: impl Iterator<Item = &'a String>) -> String {
 
 fn references(p: &Project, name: &str, svc: &Service, out: &mut Vec<Issue>) {
     let sp = format!("services.{name}");
+    for (dep, d) in &svc.depends_on {
+        let disabled = p
+            .services
+            .get(dep)
+            .and_then(|s| s.healthcheck.as_ref())
+            .is_some_and(|h| h.disable);
+        if d.condition == super::model::DependsCondition::ServiceHealthy && disabled {
+            out.push(issue(
+                format!("{sp}.depends_on.{dep}"),
+                format!(
+                    "waits for {dep:?} to be healthy, but {dep:?} has its healthcheck disabled"
+                ),
+            ));
+        }
+    }
     let mut check_service = |path: String, dep: &str, required: bool, what: &str| {
         if p.services.contains_key(dep) {
             return;
@@ -222,6 +289,85 @@ fn references(p: &Project, name: &str, svc: &Service, out: &mut Vec<Issue>) {
     }
 }
 
+fn port_or_range(s: &str) -> bool {
+    let one = |p: &str| p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n));
+    match s.split_once('-') {
+        Some((a, b)) => one(a) && one(b),
+        None => one(s),
+    }
+}
+
+fn valid_cidr(s: &str) -> bool {
+    let Some((ip, len)) = s.split_once('/') else {
+        return false;
+    };
+    match (ip.parse::<std::net::IpAddr>(), len.parse::<u8>()) {
+        (Ok(std::net::IpAddr::V4(_)), Ok(l)) => l <= 32,
+        (Ok(std::net::IpAddr::V6(_)), Ok(l)) => l <= 128,
+        _ => false,
+    }
+}
+
+/// Addresses and subnets that must parse.
+fn addresses(p: &Project, out: &mut Vec<Issue>) {
+    for (name, svc) in &p.services {
+        for (net, cfg) in &svc.networks {
+            let Some(cfg) = cfg else { continue };
+            let np = format!("services.{name}.networks.{net}");
+            if let Some(a) = &cfg.ipv4_address
+                && a.parse::<std::net::Ipv4Addr>().is_err()
+            {
+                out.push(issue(
+                    format!("{np}.ipv4_address"),
+                    format!("{a:?} is not an IPv4 address"),
+                ));
+            }
+            if let Some(a) = &cfg.ipv6_address
+                && a.parse::<std::net::Ipv6Addr>().is_err()
+            {
+                out.push(issue(
+                    format!("{np}.ipv6_address"),
+                    format!("{a:?} is not an IPv6 address"),
+                ));
+            }
+        }
+        for (host, ips) in &svc.extra_hosts {
+            for ip in ips {
+                if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
+                    out.push(issue(
+                        format!("services.{name}.extra_hosts.{host}"),
+                        format!("{ip:?} is not an IP address (or host-gateway)"),
+                    ));
+                }
+            }
+        }
+    }
+    for (name, n) in &p.networks {
+        let Some(ipam) = &n.ipam else { continue };
+        for (i, pool) in ipam.config.iter().enumerate() {
+            let pp = format!("networks.{name}.ipam.config[{i}]");
+            for (key, v) in [("subnet", &pool.subnet), ("ip_range", &pool.ip_range)] {
+                if let Some(v) = v
+                    && !valid_cidr(v)
+                {
+                    out.push(issue(
+                        format!("{pp}.{key}"),
+                        format!("{v:?} is not a CIDR subnet like 10.5.0.0/24"),
+                    ));
+                }
+            }
+            if let Some(g) = &pool.gateway
+                && g.parse::<std::net::IpAddr>().is_err()
+            {
+                out.push(issue(
+                    format!("{pp}.gateway"),
+                    format!("{g:?} is not an IP address"),
+                ));
+            }
+        }
+    }
+}
+
 /// Two services (or two entries) publishing the same host ip/port/protocol.
 fn ports_clash(p: &Project, out: &mut Vec<Issue>) {
     let mut seen: BTreeMap<(u16, String), Vec<(String, String)>> = BTreeMap::new();
@@ -237,7 +383,7 @@ fn ports_clash(p: &Project, out: &mut Vec<Issue>) {
                     (n, n)
                 }
             };
-            if lo == 0 || hi - lo > 0 {
+            if lo == 0 || hi != lo {
                 // A published range lets the engine pick a free port: no fixed clash.
                 continue;
             }
@@ -265,5 +411,4 @@ fn ports_clash(p: &Project, out: &mut Vec<Issue>) {
             entry.push((ip, at));
         }
     }
-    let _ = BTreeSet::<()>::new();
 }
