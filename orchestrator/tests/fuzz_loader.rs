@@ -79,6 +79,9 @@ const TOKENS: &[&str] = &[
     "service:web",
     "profiles: [p]",
     "x-y: 1",
+    "[: x]",
+    "{: }",
+    "a: [b, {c: d}]",
 ];
 
 fn mutate(rng: &mut Rng, text: &str) -> String {
@@ -174,9 +177,34 @@ fn mutated_files_never_panic() {
     env.insert("A".to_string(), "a".to_string());
     let mut rng = Rng(seed | 1);
     let (mut ok, mut failed) = (0, 0);
+    // Watchdog: one input taking more than 20 s means a hang; print it and abort the run.
+    let current = std::sync::Arc::new(std::sync::Mutex::new((0usize, String::new(), false)));
+    let watch = current.clone();
+    std::thread::spawn(move || {
+        let mut last = (usize::MAX, std::time::Instant::now());
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let Ok(guard) = watch.lock() else { return };
+            if guard.2 {
+                return;
+            }
+            if guard.0 != last.0 {
+                last = (guard.0, std::time::Instant::now());
+            } else if last.1.elapsed() > std::time::Duration::from_secs(20) {
+                eprintln!(
+                    "loader hangs at iteration {} on input:\n{}",
+                    guard.0, guard.1
+                );
+                std::process::abort();
+            }
+        }
+    });
     for i in 0..iters {
         let base = &corpus[rng.below(corpus.len())];
         let text = mutate(&mut rng, base);
+        if let Ok(mut g) = current.lock() {
+            *g = (i, text.clone(), false);
+        }
         std::fs::write(&file, &text).unwrap();
         let opts = LoadOptions {
             files: vec![file.clone()],
@@ -194,6 +222,9 @@ fn mutated_files_never_panic() {
             }
             Err(_) => panic!("loader panicked at iteration {i} (seed {seed}) on input:\n{text}"),
         }
+    }
+    if let Ok(mut g) = current.lock() {
+        g.2 = true;
     }
     assert_eq!(ok + failed, iters);
 }
@@ -231,7 +262,8 @@ fn pass_level_parsers_never_panic() {
     use berth::compose::{canon, dotenv, interpolate, span, units};
     const ALPHABET: &[&str] = &[
         "$", "{", "}", ":", "-", "?", "+", "a", "B", "_", "1", "é", "\n", " ", "=", "\"", "'", "#",
-        "/", "[", "]", ".", "0", "9", "m", "s", "h", "k", "g", "\\", "export ", "- ", "  ",
+        "/", "[", "]", ".", "0", "9", "m", "s", "h", "k", "g", "\\", "export ", "k: [", "k: {",
+        ": ", "- ", "  ",
     ];
     let mut rng = Rng(0xBEEF_CAFE);
     let lookup = |k: &str| (k == "a").then(|| "x".to_string());

@@ -141,6 +141,11 @@ impl Spans {
             rest = after;
             col = new_col;
         }
+        if rest.starts_with('[') || rest.starts_with('{') {
+            let base = stack.last().map(|o| o.path.clone()).unwrap_or_default();
+            self.flow(line_no, col, rest, &base);
+            return;
+        }
         let Some((key, value)) = split_key(rest) else {
             if rest.starts_with('|') || rest.starts_with('>') {
                 *block_scalar = Some(col.saturating_sub(1));
@@ -170,6 +175,130 @@ impl Spans {
             });
         } else if value.starts_with('|') || value.starts_with('>') {
             *block_scalar = Some(col);
+        } else if value.starts_with('[') || value.starts_with('{') {
+            let offset = value.as_ptr() as usize - rest.as_ptr() as usize;
+            self.flow(line_no, col + offset, value, &path);
+        }
+    }
+
+    /// Records keys and items of a one-line flow collection (`[a, b]`, `{k: v, l: [1]}`).
+    fn flow(&mut self, line_no: usize, col: usize, text: &str, base: &str) {
+        struct Frame {
+            seq: bool,
+            path: String,
+            idx: usize,
+            key: Option<String>,
+            want_item: bool,
+        }
+        let chars: Vec<char> = text.chars().collect();
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut i = 0;
+        // Path of the value starting now in the innermost collection.
+        let child = |stack: &Vec<Frame>| -> String {
+            match stack.last() {
+                None => base.to_string(),
+                Some(f) if f.seq => format!("{}[{}]", f.path, f.idx),
+                Some(f) => match &f.key {
+                    Some(k) => format!("{}.{k}", f.path),
+                    None => f.path.clone(),
+                },
+            }
+        };
+        while i < chars.len() {
+            let c = chars[i];
+            let at = (line_no, col + i + 1);
+            if let Some(f) = stack.last_mut()
+                && f.seq
+                && f.want_item
+                && !matches!(c, ' ' | ',' | ']')
+            {
+                f.want_item = false;
+                let p = format!("{}[{}]", f.path, f.idx);
+                self.spans.entry(p).or_insert(at);
+            }
+            match c {
+                '[' | '{' => {
+                    let path = child(&stack);
+                    stack.push(Frame {
+                        seq: c == '[',
+                        path,
+                        idx: 0,
+                        key: None,
+                        want_item: true,
+                    });
+                    i += 1;
+                }
+                ']' | '}' => {
+                    stack.pop();
+                    if stack.is_empty() {
+                        return;
+                    }
+                    i += 1;
+                }
+                ',' => {
+                    if let Some(f) = stack.last_mut() {
+                        if f.seq {
+                            f.idx += 1;
+                            f.want_item = true;
+                        } else {
+                            f.key = None;
+                        }
+                    }
+                    i += 1;
+                }
+                ' ' => i += 1,
+                '#' if i > 0 && chars[i - 1] == ' ' => return,
+                _ => {
+                    // A scalar token: quoted, or plain up to a flow indicator or ": ".
+                    let start = i;
+                    let token: String = if c == '"' || c == '\'' {
+                        i += 1;
+                        while i < chars.len() && chars[i] != c {
+                            if chars[i] == '\\' && c == '"' {
+                                i += 1;
+                            }
+                            i += 1;
+                        }
+                        i += 1;
+                        chars[start + 1..(i - 1).min(chars.len()).max(start + 1)]
+                            .iter()
+                            .collect()
+                    } else {
+                        while i < chars.len()
+                            && !matches!(chars[i], ',' | ']' | '}' | '[' | '{')
+                            && !(chars[i] == ':'
+                                && chars
+                                    .get(i + 1)
+                                    .is_none_or(|n| matches!(n, ' ' | ',' | '}' | ']')))
+                        {
+                            i += 1;
+                        }
+                        chars[start..i]
+                            .iter()
+                            .collect::<String>()
+                            .trim_end()
+                            .to_string()
+                    };
+                    let mut j = i;
+                    while j < chars.len() && chars[j] == ' ' {
+                        j += 1;
+                    }
+                    let is_key = chars.get(j) == Some(&':') && stack.last().is_some_and(|f| !f.seq);
+                    if i == start && !is_key {
+                        // A stray indicator (`:` in a sequence …): always make progress.
+                        i += 1;
+                        continue;
+                    }
+                    if is_key {
+                        if let Some(f) = stack.last_mut() {
+                            let p = format!("{}.{token}", f.path);
+                            self.spans.entry(p).or_insert((line_no, col + start + 1));
+                            f.key = Some(token);
+                        }
+                        i = j + 1;
+                    }
+                }
+            }
         }
     }
 }
@@ -235,6 +364,29 @@ fn strip_props(mut v: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flow_collections_on_one_line() {
+        let text = "\
+services:
+  web: {image: nginx, ports: [\"80:80\", \"99999:80\"], environment: {A: 1}}
+  db:
+    ports: [\"5432\", {target: 1, published: 2}]
+    - x
+";
+        let idx = SpanIndex::build(text);
+        assert_eq!(idx.exact("services.web.image"), Some((2, 9)));
+        assert_eq!(idx.exact("services.web.ports"), Some((2, 23)));
+        assert_eq!(idx.exact("services.web.ports[0]"), Some((2, 31)));
+        assert_eq!(idx.exact("services.web.ports[1]"), Some((2, 40)));
+        assert_eq!(idx.exact("services.web.environment.A"), Some((2, 67)));
+        assert_eq!(idx.exact("services.db.ports[1]"), Some((4, 21)));
+        assert_eq!(idx.exact("services.db.ports[1].published"), Some((4, 33)));
+        // Found by the fuzzer: a stray `:` inside a flow sequence must not loop forever.
+        let idx = SpanIndex::build("a: [: x, : ]\nb: {: , :}\nc: [:]\n");
+        assert_eq!(idx.exact("a"), Some((1, 1)));
+        assert_eq!(idx.exact("c"), Some((3, 1)));
+    }
 
     #[test]
     fn finds_keys_and_items() {
