@@ -49,7 +49,8 @@ fn up_resolves_names_publishes_ports_converges_and_down_leaves_nothing() {
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");
 
-    host.ok(&["up", "-d"]);
+    let out = host.ok(&["up", "--wait", "--wait-timeout", "60"]);
+    assert!(out.contains("every service is running"), "{out}");
     let ps = host.ps();
     assert_eq!(ps.len(), 2, "{ps:?}");
     for row in &ps {

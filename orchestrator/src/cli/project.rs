@@ -55,7 +55,6 @@ fn report(verb: &str, outcome: &Outcome) -> ExitCode {
 pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     for (flag, set) in [
         ("--build", args.build),
-        ("--wait", args.wait),
         ("--abort-on-container-exit", args.abort_on_container_exit),
     ] {
         if set {
@@ -76,6 +75,15 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         scale.insert(svc.to_string(), n);
     }
     let project = load(g, &args.services)?;
+    let name = project.project.name.clone();
+    let completes: Vec<String> = project
+        .project
+        .services
+        .values()
+        .flat_map(|s| s.depends_on.iter())
+        .filter(|(_, d)| d.condition == compose::DependsCondition::ServiceCompletedSuccessfully)
+        .map(|(dep, _)| dep.clone())
+        .collect();
     let req = UpRequest {
         project,
         options: UpOptions {
@@ -88,17 +96,63 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
             no_start: args.no_start,
         },
     };
-    let outcome: Outcome = runtime()?.block_on(async {
+    let rt = runtime()?;
+    let outcome: Outcome = rt.block_on(async {
         let client = Client::connect_or_start(&g.root, &g.run).await?;
         anyhow::Ok(client.post("/up", &req).await?)
     })?;
-    if !args.detach {
+    let code = report("up", &outcome);
+    if args.wait && outcome.failures.is_empty() && outcome.skipped.is_empty() {
+        let timeout = args.wait_timeout.map(std::time::Duration::from_secs);
+        rt.block_on(wait_ready(g, &name, &completes, timeout))?;
+        eprintln!("up: every service is running (and healthy where it has a healthcheck)");
+        return Ok(code);
+    }
+    if !args.detach && !args.wait {
         eprintln!(
             "note: attached mode (streaming logs) is not implemented yet (issue 6); the stack runs \
              in the background: use `berth ps` and `berth container logs`"
         );
     }
-    Ok(report("up", &outcome))
+    Ok(code)
+}
+
+/// `up --wait`: until every container runs (healthy where checked), or exited 0 when a
+/// dependent waits for its completion; fails at once on an unhealthy or failed container.
+async fn wait_ready(
+    g: &GlobalOpts,
+    project: &str,
+    completes: &[String],
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    let client = Client::new(&g.run);
+    let start = std::time::Instant::now();
+    let route = format!("/ps?project={project}&all=1");
+    loop {
+        let rows: Vec<PsRow> = client.get(&route).await?;
+        let mut pending = Vec::new();
+        for r in &rows {
+            let done_job = completes.contains(&r.service) && r.exit_code == Some(0);
+            match (r.status.as_str(), r.health.as_deref()) {
+                ("running", Some("unhealthy")) => bail!("container {} is unhealthy", r.name),
+                ("running", Some("healthy")) | ("running", None) => {}
+                ("running", Some(_)) => pending.push(r.name.clone()),
+                _ if done_job => {}
+                (status, _) => bail!(
+                    "container {} is {status} (exit code {})",
+                    r.name,
+                    r.exit_code.map_or("?".to_string(), |c| c.to_string())
+                ),
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        if timeout.is_some_and(|t| start.elapsed() > t) {
+            bail!("--wait-timeout: still waiting for {}", pending.join(", "));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// `berth down`.
