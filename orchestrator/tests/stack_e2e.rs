@@ -109,3 +109,64 @@ fn up_resolves_names_publishes_ports_converges_and_down_leaves_nothing() {
     let leaks = host.leaks(&all_ids);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
+
+const RESTARTS: &str = r#"
+name: rp
+services:
+  crash:
+    image: busybox:e2e
+    command: ["sh", "-c", "echo run; exit 3"]
+    restart: "on-failure:2"
+  steady:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+    restart: always
+"#;
+
+#[test]
+fn restart_policies_are_enforced_and_a_user_stop_is_respected() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("rp");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), RESTARTS).expect("compose");
+    host.ok(&["up", "-d"]);
+
+    // on-failure:2 -> the first run and two restarts (backoff 100 ms, 200 ms), then it stays down.
+    let runs = |h: &Host| {
+        h.ok(&["container", "logs", "rp-crash-1"])
+            .lines()
+            .filter(|l| l.trim() == "run")
+            .count()
+    };
+    let start = std::time::Instant::now();
+    while runs(&host) < 3 && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(runs(&host), 3, "one run and exactly two restarts");
+
+    // restart: always keeps running, but a user's stop is respected.
+    host.ok(&["container", "stop", "rp-steady-1"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let ps = host.ps();
+    let steady = ps
+        .iter()
+        .find(|r| r["service"] == "steady")
+        .expect("steady");
+    assert_ne!(
+        steady["status"], "running",
+        "a stopped container stays stopped: {steady}"
+    );
+
+    let ids: Vec<String> = ps
+        .iter()
+        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    host.ok(&["down"]);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}

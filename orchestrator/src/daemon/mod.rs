@@ -211,6 +211,16 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     tracing::info!(root = %opts.root.display(), run = %opts.run.display(), "berth daemon listening");
     shared.emit("daemon", "start", &std::process::id().to_string());
 
+    // An instance with containers gets its engine at once, so restart policies and DNS
+    // answers resume right after a daemon restart, before any CLI call.
+    if opts.root.join("containers").is_dir() {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(err) = shared.engine().await {
+                tracing::error!(%err, "opening the engine");
+            }
+        });
+    }
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {

@@ -16,6 +16,9 @@ pub const CONFIG_HASH: &str = "com.docker.compose.config-hash";
 pub const ONEOFF: &str = "com.docker.compose.oneoff";
 /// Image id the container was created from (an image change recreates, like a config change).
 pub const IMAGE: &str = "com.docker.compose.image";
+/// The service's restart policy (`always`, `unless-stopped`, `on-failure[:N]`), which the
+/// daemon enforces; absent for `no`.
+pub const RESTART: &str = "berth.restart";
 /// Compose files the project came from, for `berth ls`.
 pub const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
 /// Project working directory, for `berth ls`.

@@ -11,5 +11,6 @@ pub mod labels;
 pub mod observed;
 pub mod plan;
 pub mod reconcile;
+pub mod restart;
 pub mod stack;
 pub mod translate;

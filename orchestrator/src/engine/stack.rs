@@ -177,6 +177,7 @@ impl Engine {
         });
         let watch = engine.clone();
         tokio::spawn(async move { watch.follow_host_changes().await });
+        tokio::spawn(super::restart::run(engine.clone()));
         Ok(engine)
     }
 

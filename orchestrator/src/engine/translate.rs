@@ -222,6 +222,9 @@ pub fn container_config(
     l.insert(labels::CONFIG_HASH.into(), config_hash.into());
     l.insert(labels::ONEOFF.into(), "False".into());
     l.insert(labels::IMAGE.into(), image.id.to_string());
+    if let Some(policy) = svc.restart.as_ref().filter(|r| r.as_str() != "no") {
+        l.insert(labels::RESTART.into(), policy.clone());
+    }
     l.insert(
         labels::WORKING_DIR.into(),
         project.working_dir.display().to_string(),

@@ -206,6 +206,9 @@ impl ExitWatch {
     }
 }
 
+/// Marker file in a container's dir: its last stop was asked for by a user or the engine.
+pub const USER_STOPPED: &str = "stopped-by-user";
+
 /// The container API of one berth instance.
 #[derive(Debug, Clone)]
 pub struct Runtime {
@@ -509,12 +512,23 @@ impl Runtime {
         }
     }
 
+    /// Whether the container's last stop was asked for (`stop`, `kill`), so that a restart
+    /// policy leaves it stopped, as Docker does after `docker stop`.
+    pub fn stopped_by_user(&self, rec: &Record) -> bool {
+        rec.dir.join(USER_STOPPED).exists()
+    }
+
+    fn mark_user_stop(rec: &Record) {
+        let _ = fs::write(rec.dir.join(USER_STOPPED), b"");
+    }
+
     fn spawn_shim(
         &self,
         rec: &Record,
         watch: bool,
         attach: Option<(bool, bool)>,
     ) -> Result<(i32, Option<ExitWatch>, Option<UnixStream>), RuntimeError> {
+        let _ = fs::remove_file(rec.dir.join(USER_STOPPED));
         let st = self.state(rec)?;
         if st.status == Status::Running && self.shim_alive(&st) {
             return Err(RuntimeError::AlreadyRunning { id: rec.id.clone() });
@@ -599,6 +613,7 @@ impl Runtime {
 
     /// Sends `signal` to the container's init.
     pub fn kill(&self, rec: &Record, signal: i32) -> Result<(), RuntimeError> {
+        Self::mark_user_stop(rec);
         if !self.is_running(rec) {
             return Err(RuntimeError::Start {
                 code: 125,
@@ -616,6 +631,7 @@ impl Runtime {
         rec: &Record,
         timeout: Option<u64>,
     ) -> Result<Option<ExitInfo>, RuntimeError> {
+        Self::mark_user_stop(rec);
         if !self.is_running(rec) {
             return Ok(None);
         }
