@@ -170,3 +170,38 @@ fn restart_policies_are_enforced_and_a_user_stop_is_respected() {
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
+
+#[test]
+fn a_killed_daemon_loses_nothing() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("kd");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");
+    host.ok(&["up", "--wait", "--wait-timeout", "60"]);
+    let before = ids(&host.ps());
+
+    let pid = std::fs::read_to_string(host.run.join("berth.pid")).expect("daemon pid");
+    let st = std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    // The next call starts a new daemon; containers kept running under their shims.
+    let after = host.ps();
+    assert_eq!(ids(&after), before, "no container lost or duplicated");
+    assert!(after.iter().all(|r| r["status"] == "running"), "{after:?}");
+    // Names answer again from the re-adopted state.
+    let got = host.ok(&["container", "exec", "e2e-db-1", "wget", "-qO-", "http://web/"]);
+    assert!(got.contains("hello from web"), "{got}");
+    let out = host.ok(&["up", "-d"]);
+    assert!(out.contains("0 step(s) done"), "converged after the restart: {out}");
+
+    let all: Vec<String> = before.iter().map(|(_, id)| id.clone()).collect();
+    host.ok(&["down"]);
+    let leaks = host.leaks(&all);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}
