@@ -194,11 +194,35 @@ fn a_killed_daemon_loses_nothing() {
     let after = host.ps();
     assert_eq!(ids(&after), before, "no container lost or duplicated");
     assert!(after.iter().all(|r| r["status"] == "running"), "{after:?}");
+    // Healthchecks are re-armed from the containers' labels.
+    let start = std::time::Instant::now();
+    loop {
+        let ps = host.ps();
+        let db = ps.iter().find(|r| r["service"] == "db").expect("db");
+        if db["health"] == "healthy" {
+            break;
+        }
+        assert!(
+            start.elapsed().as_secs() < 15,
+            "db never healthy again: {db}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     // Names answer again from the re-adopted state.
-    let got = host.ok(&["container", "exec", "e2e-db-1", "wget", "-qO-", "http://web/"]);
+    let got = host.ok(&[
+        "container",
+        "exec",
+        "e2e-db-1",
+        "wget",
+        "-qO-",
+        "http://web/",
+    ]);
     assert!(got.contains("hello from web"), "{got}");
     let out = host.ok(&["up", "-d"]);
-    assert!(out.contains("0 step(s) done"), "converged after the restart: {out}");
+    assert!(
+        out.contains("0 step(s) done"),
+        "converged after the restart: {out}"
+    );
 
     let all: Vec<String> = before.iter().map(|(_, id)| id.clone()).collect();
     host.ok(&["down"]);

@@ -61,8 +61,9 @@ impl HealthBook {
     }
 }
 
-/// A resolved check: what to run and when.
-#[derive(Debug, Clone, PartialEq)]
+/// A resolved check: what to run and when. Kept as a container label, so that a restarted
+/// daemon or a policy restart re-arms it without the project file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Check {
     pub args: Vec<String>,
     pub interval: Duration,
@@ -128,6 +129,13 @@ impl Check {
                 5,
             ),
         })
+    }
+}
+
+impl Check {
+    /// The check recorded on a container, if any.
+    pub fn from_labels(labels: &std::collections::BTreeMap<String, String>) -> Option<Check> {
+        serde_json::from_str(labels.get(super::labels::HEALTHCHECK)?).ok()
     }
 }
 

@@ -19,6 +19,8 @@ pub const IMAGE: &str = "com.docker.compose.image";
 /// The service's restart policy (`always`, `unless-stopped`, `on-failure[:N]`), which the
 /// daemon enforces; absent for `no`.
 pub const RESTART: &str = "berth.restart";
+/// The resolved healthcheck (JSON), so that checks survive daemon and policy restarts.
+pub const HEALTHCHECK: &str = "berth.healthcheck";
 /// Compose files the project came from, for `berth ls`.
 pub const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
 /// Project working directory, for `berth ls`.

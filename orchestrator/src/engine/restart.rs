@@ -92,8 +92,12 @@ pub async fn run(engine: Arc<Engine>) {
             let rt = engine.runtime.clone();
             let name = rec.config.name.clone();
             let n = t.restarts;
+            let again = rec.clone();
             match tokio::task::spawn_blocking(move || rt.start(&rec)).await {
-                Ok(Ok(_)) => tracing::info!(container = %name, %policy, restart = n, "restarted"),
+                Ok(Ok(_)) => {
+                    tracing::info!(container = %name, %policy, restart = n, "restarted");
+                    engine.arm_health(again);
+                }
                 Ok(Err(err)) => tracing::warn!(container = %name, %err, "restart failed"),
                 Err(err) => tracing::warn!(container = %name, %err, "restart task failed"),
             }

@@ -169,6 +169,11 @@ impl Engine {
             locks: Mutex::new(HashMap::new()),
         });
         engine.restore_dns().await;
+        for (rec, _) in engine.runtime.list() {
+            if engine.runtime.is_running(&rec) {
+                engine.arm_health(rec);
+            }
+        }
         let netd = engine.netd.clone();
         tokio::spawn(async move {
             if let Err(err) = netd.run(Duration::from_secs(30)).await {
@@ -243,6 +248,13 @@ impl Engine {
             .start_network(scope, SocketAddr::new(IpAddr::V4(net.gateway), 53))
         {
             tracing::warn!(network = %net.name, %err, "DNS server for the network");
+        }
+    }
+
+    /// Starts the healthcheck loop recorded on a running container, if it has one.
+    pub fn arm_health(&self, rec: Record) {
+        if let Some(check) = super::health::Check::from_labels(&rec.config.labels) {
+            super::health::spawn(self.runtime.clone(), self.health.clone(), rec, check);
         }
     }
 
@@ -753,27 +765,7 @@ impl StackBackend {
             Ok(rec)
         })
         .await?;
-        let service = rec
-            .config
-            .labels
-            .get(labels::SERVICE)
-            .cloned()
-            .unwrap_or_default();
-        if let Some(svc) = self.project.services.get(&service) {
-            let image = self
-                .engine
-                .images
-                .resolve(&self.project.image_of(&service).unwrap_or_default())
-                .ok();
-            if let Some(check) = super::health::Check::from_service(svc, image.as_ref()) {
-                super::health::spawn(
-                    self.engine.runtime.clone(),
-                    self.engine.health.clone(),
-                    rec,
-                    check,
-                );
-            }
-        }
+        self.engine.arm_health(rec);
         Ok(())
     }
 

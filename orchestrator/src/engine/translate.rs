@@ -222,6 +222,11 @@ pub fn container_config(
     l.insert(labels::CONFIG_HASH.into(), config_hash.into());
     l.insert(labels::ONEOFF.into(), "False".into());
     l.insert(labels::IMAGE.into(), image.id.to_string());
+    if let Some(check) = super::health::Check::from_service(svc, Some(image))
+        && let Ok(json) = serde_json::to_string(&check)
+    {
+        l.insert(labels::HEALTHCHECK.into(), json);
+    }
     if let Some(policy) = svc.restart.as_ref().filter(|r| r.as_str() != "no") {
         l.insert(labels::RESTART.into(), policy.clone());
     }
