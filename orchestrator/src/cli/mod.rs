@@ -6,7 +6,7 @@
 mod completion;
 mod container;
 mod image;
-mod network;
+pub(crate) mod network;
 mod project;
 mod stack;
 mod system;

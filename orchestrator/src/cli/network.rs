@@ -1,9 +1,10 @@
 //! `berth network …`: networks (issue 5).
 //!
-//! Until the daemon lands (issue 6) the CLI drives netd as a library against the instance
-//! selected by `--root`, taking the instance lock for the duration of the command.
+//! The daemon owns the instance's netd (and its lock), so the CLI sends the command to the
+//! daemon (`POST /v1/network`), which runs [`execute`] on its netd and returns the output.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,13 +14,13 @@ use anyhow::{Context, bail};
 use berth_netd::ipam::Ipv4Net;
 use berth_netd::ports::PortMapping;
 use berth_netd::state::NetnsRef;
-use berth_netd::{Config, EndpointRequest, Netd, NetworkCreate};
+use berth_netd::{EndpointRequest, Netd, NetworkCreate};
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
 
 /// `berth network` subcommands.
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, serde::Serialize, serde::Deserialize)]
 pub enum NetworkCommand {
     /// Create a network
     Create(CreateArgs),
@@ -60,7 +61,7 @@ pub enum NetworkCommand {
 }
 
 /// `berth network create`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, serde::Serialize, serde::Deserialize)]
 pub struct CreateArgs {
     /// Network name
     pub name: String,
@@ -91,7 +92,7 @@ pub struct CreateArgs {
 }
 
 /// `berth network connect`.
-#[derive(Args, Debug)]
+#[derive(Args, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ConnectArgs {
     /// Network name or id
     pub network: String,
@@ -117,14 +118,16 @@ pub struct ConnectArgs {
     pub publish: Vec<PortMapping>,
 }
 
-async fn open(g: &GlobalOpts) -> anyhow::Result<Arc<Netd>> {
-    Netd::open(Config::new(&g.root))
-        .await
-        .with_context(|| format!("cannot open the network state under {}", g.root.display()))
-}
-
 fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
+}
+
+/// What a network command printed and how it ended, as the daemon returns it.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct NetworkOutput {
+    pub out: String,
+    pub err: String,
+    pub code: u8,
 }
 
 pub fn run(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCode> {
@@ -132,10 +135,44 @@ pub fn run(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    rt.block_on(run_async(g, cmd))
+    let o: NetworkOutput = rt.block_on(async {
+        let client = crate::api::client::Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.post("/network", &cmd).await?)
+    })?;
+    print!("{}", o.out);
+    eprint!("{}", o.err);
+    Ok(ExitCode::from(o.code))
 }
 
-async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCode> {
+/// Appends a line to the command's standard output.
+macro_rules! out {
+    ($o:expr, $($arg:tt)*) => {{
+        let _ = writeln!($o.out, $($arg)*);
+    }};
+}
+
+/// Appends a line to the command's standard error.
+macro_rules! err {
+    ($o:expr, $($arg:tt)*) => {{
+        let _ = writeln!($o.err, $($arg)*);
+    }};
+}
+
+/// Runs a network command on the daemon's netd; errors become output with status 125.
+pub(crate) async fn execute(n: &Arc<Netd>, cmd: NetworkCommand) -> NetworkOutput {
+    let mut o = NetworkOutput::default();
+    if let Err(e) = run_async(n, cmd, &mut o).await {
+        let _ = writeln!(o.err, "berth: {e:#}");
+        o.code = super::EXIT_BERTH_ERROR;
+    }
+    o
+}
+
+async fn run_async(
+    n: &Arc<Netd>,
+    cmd: NetworkCommand,
+    o: &mut NetworkOutput,
+) -> anyhow::Result<()> {
     match cmd {
         NetworkCommand::Create(a) => {
             if a.driver != "bridge" {
@@ -149,7 +186,6 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
                 let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
                 labels.insert(k.to_string(), v.to_string());
             }
-            let n = open(g).await?;
             let spec = n
                 .create_network(NetworkCreate {
                     name: a.name.clone(),
@@ -163,22 +199,27 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
                 })
                 .await
                 .with_context(|| format!("cannot create network {}", a.name))?;
-            println!("{}", spec.id);
+            out!(o, "{}", spec.id);
         }
         NetworkCommand::Ls { quiet } => {
-            let n = open(g).await?;
             let nets = n.networks().await;
             if quiet {
                 for x in &nets {
-                    println!("{}", short(&x.id));
+                    out!(o, "{}", short(&x.id));
                 }
             } else {
-                println!(
+                out!(
+                    o,
                     "{:<12}  {:<20}  {:<7}  {:<18}  {:<15}  INTERNAL",
-                    "NETWORK ID", "NAME", "DRIVER", "SUBNET", "GATEWAY"
+                    "NETWORK ID",
+                    "NAME",
+                    "DRIVER",
+                    "SUBNET",
+                    "GATEWAY"
                 );
                 for x in &nets {
-                    println!(
+                    out!(
+                        o,
                         "{:<12}  {:<20}  {:<7}  {:<18}  {:<15}  {}",
                         short(&x.id),
                         x.name,
@@ -191,7 +232,6 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
             }
         }
         NetworkCommand::Inspect { networks } => {
-            let n = open(g).await?;
             let st = n.state().await;
             let mut out = Vec::new();
             for key in &networks {
@@ -214,29 +254,28 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
                     "Endpoints": eps,
                 }));
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            out!(o, "{}", serde_json::to_string_pretty(&out)?);
         }
         NetworkCommand::Rm { networks } => {
-            let n = open(g).await?;
             let mut failed = false;
             for key in &networks {
                 match n.remove_network(key).await {
-                    Ok(x) => println!("{}", x.name),
+                    Ok(x) => out!(o, "{}", x.name),
                     Err(e) => {
-                        eprintln!("berth: cannot remove network {key}: {e}");
+                        err!(o, "berth: cannot remove network {key}: {e}");
                         failed = true;
                     }
                 }
             }
             if failed {
-                return Ok(ExitCode::from(super::EXIT_BERTH_ERROR));
+                o.code = super::EXIT_BERTH_ERROR;
+                return Ok(());
             }
         }
         NetworkCommand::Prune => {
-            let n = open(g).await?;
             for x in n.networks().await {
                 match n.remove_network(&x.id).await {
-                    Ok(_) => println!("Deleted network {}", x.name),
+                    Ok(_) => out!(o, "Deleted network {}", x.name),
                     Err(berth_netd::NetdError::NetworkInUse { .. }) => {}
                     Err(e) => {
                         return Err(e).with_context(|| format!("cannot remove network {}", x.name));
@@ -250,7 +289,6 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
                 (None, Some(pid)) => NetnsRef::Pid(pid),
                 (None, None) => bail!("give --netns PATH or --pid PID"),
             };
-            let n = open(g).await?;
             let eps = n
                 .attach(
                     &a.container,
@@ -269,29 +307,28 @@ async fn run_async(g: &GlobalOpts, cmd: NetworkCommand) -> anyhow::Result<ExitCo
                     format!("cannot connect {} to network {}", a.container, a.network)
                 })?;
             for e in eps {
-                println!("{} {} {}", e.ifname, e.address, e.host_ifname);
+                out!(o, "{} {} {}", e.ifname, e.address, e.host_ifname);
             }
         }
         NetworkCommand::Disconnect { network, container } => {
-            let n = open(g).await?;
             n.detach(&container, Some(&network))
                 .await
                 .with_context(|| format!("cannot disconnect {container} from network {network}"))?;
         }
         NetworkCommand::Reconcile => {
-            let n = open(g).await?;
             let r = n.reconcile().await;
             for rep in &r.repairs {
-                println!("repaired in {:?}: {}", rep.duration, rep.what);
+                out!(o, "repaired in {:?}: {}", rep.duration, rep.what);
             }
             for e in &r.errors {
-                eprintln!("berth: not repaired: {e}");
+                err!(o, "berth: not repaired: {e}");
             }
-            println!("reconcile took {:?}", r.duration);
+            out!(o, "reconcile took {:?}", r.duration);
             if !r.errors.is_empty() {
-                return Ok(ExitCode::from(super::EXIT_BERTH_ERROR));
+                o.code = super::EXIT_BERTH_ERROR;
+                return Ok(());
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -60,6 +60,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::GET, "/events") => events(&shared),
         (&Method::POST, "/up") => up(&shared, req).await,
         (&Method::POST, "/down") => down(&shared, req).await,
+        (&Method::POST, "/network") => network(&shared, req).await,
         (&Method::GET, "/ps") => ps(&shared, req.uri().query().unwrap_or("")).await,
         (&Method::POST, "/shutdown") => {
             shared.shutdown.notify_one();
@@ -216,4 +217,20 @@ async fn ps(shared: &Shared, query: &str) -> Response<Body> {
         Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
     };
     json(StatusCode::OK, &engine.ps(&project, all).await)
+}
+
+/// `POST /v1/network`: a `berth network` command run on the daemon's netd (it holds the lock).
+async fn network(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let cmd: crate::cli::network::NetworkCommand = match body(req).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let engine = match shared.engine().await {
+        Ok(e) => e,
+        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+    };
+    let before = engine.network_names().await;
+    let out = crate::cli::network::execute(&engine.netd, cmd).await;
+    engine.sync_dns(&before).await;
+    json(StatusCode::OK, &out)
 }

@@ -230,6 +230,33 @@ impl Engine {
         }
     }
 
+    /// Names of netd's networks now (to compare before/after a `berth network` command).
+    pub async fn network_names(&self) -> Vec<String> {
+        self.netd
+            .networks()
+            .await
+            .into_iter()
+            .map(|n| n.name)
+            .collect()
+    }
+
+    /// Brings DNS servers in line with netd's networks after a `berth network` command:
+    /// a server for every new network, none for the ones that went.
+    pub async fn sync_dns(&self, before: &[String]) {
+        let nets = self.netd.networks().await;
+        for net in &nets {
+            if self.dns.listen_addrs(&net.name).is_empty() {
+                self.start_dns(net);
+            }
+        }
+        for gone in before
+            .iter()
+            .filter(|b| !nets.iter().any(|n| &n.name == *b))
+        {
+            self.dns.stop_network(gone);
+        }
+    }
+
     fn start_dns(&self, net: &berth_netd::state::NetworkSpec) {
         let subnet = match net.subnet.to_string().parse() {
             Ok(s) => s,
