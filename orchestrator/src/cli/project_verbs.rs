@@ -84,7 +84,9 @@ fn members_of(rt: &Runtime, project: &str, services: Option<&BTreeSet<String>>) 
             if l.get(labels::PROJECT).map(String::as_str) != Some(project) {
                 return None;
             }
-            if l.get(labels::ONEOFF).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            if l.get(labels::ONEOFF)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            {
                 return None;
             }
             let service = l.get(labels::SERVICE)?.clone();
