@@ -85,10 +85,7 @@ fn main() {
     }
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "services={services} file_bytes={} runs={runs}",
-        text.len()
-    );
+    println!("services={services} file_bytes={} runs={runs}", text.len());
     println!(
         "load+resolve+graph: min={:.1} ms median={:.1} ms max={:.1} ms (goal < 100 ms)",
         ms(times[0]),

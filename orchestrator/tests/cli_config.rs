@@ -88,8 +88,16 @@ fn prints_resolved_yaml_by_default() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let v: serde_json::Value = yaml_serde::from_str(&out).unwrap();
-    let dirname = d.path().file_name().unwrap().to_string_lossy().to_lowercase();
-    assert_eq!(v["name"], serde_json::Value::String(dirname.replace('.', "")));
+    let dirname = d
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase();
+    assert_eq!(
+        v["name"],
+        serde_json::Value::String(dirname.replace('.', ""))
+    );
     assert_eq!(v["services"]["web"]["image"], "nginx:1.27");
     assert_eq!(v["services"]["web"]["ports"][0]["published"], "8080");
     let src = d.path().join("src").display().to_string();
@@ -128,7 +136,11 @@ fn selected_services_pull_in_dependencies() {
     assert_eq!(stdout(&o), "app\ndb\n");
     let o = berth(d.path(), &["config", "--services", "nope"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("no such service: \"nope\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no such service: \"nope\""),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -141,7 +153,12 @@ fn hash_is_stable_and_tracks_changes() {
     let all = stdout(&berth(d.path(), &["config", "--hash", "*"]));
     assert_eq!(all.lines().count(), 3);
     assert!(all.contains(h1.trim()));
-    let changed = stdout(&run_env(d.path(), &["config", "--hash", "web"], "TAG", "1.28"));
+    let changed = stdout(&run_env(
+        d.path(),
+        &["config", "--hash", "web"],
+        "TAG",
+        "1.28",
+    ));
     assert_ne!(h1, changed);
 }
 
@@ -168,7 +185,9 @@ fn quiet_validates_via_exit_status() {
     assert_eq!(o.status.code(), Some(125));
     let err = stderr(&o);
     assert!(
-        err.contains("compose.yaml:6:9: services.web.ports[1]: \"99999:80\": port out of range 1-65535"),
+        err.contains(
+            "compose.yaml:6:9: services.web.ports[1]: \"99999:80\": port out of range 1-65535"
+        ),
         "{err}"
     );
 }
@@ -176,7 +195,10 @@ fn quiet_validates_via_exit_status() {
 #[test]
 fn no_interpolate_keeps_templates() {
     let d = project(&[("compose.yaml", STACK)]);
-    let o = berth(d.path(), &["config", "--no-interpolate", "--format", "json"]);
+    let o = berth(
+        d.path(),
+        &["config", "--no-interpolate", "--format", "json"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["services"]["web"]["image"], "nginx:${TAG:-1.27}");
@@ -196,12 +218,26 @@ fn output_file() {
 #[test]
 fn stdin_and_several_files() {
     let d = project(&[
-        ("base.yaml", "services:\n  a:\n    image: one\n    environment: [X=1]\n"),
-        ("over.yaml", "services:\n  a:\n    image: two\n    environment: {Y: '2'}\n"),
+        (
+            "base.yaml",
+            "services:\n  a:\n    image: one\n    environment: [X=1]\n",
+        ),
+        (
+            "over.yaml",
+            "services:\n  a:\n    image: two\n    environment: {Y: '2'}\n",
+        ),
     ]);
     let o = berth(
         d.path(),
-        &["-f", "base.yaml", "-f", "over.yaml", "config", "--format", "json"],
+        &[
+            "-f",
+            "base.yaml",
+            "-f",
+            "over.yaml",
+            "config",
+            "--format",
+            "json",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
@@ -221,7 +257,10 @@ fn stdin_and_several_files() {
 #[test]
 fn env_file_and_project_directory() {
     let d = project(&[
-        ("deploy/compose.yaml", "services:\n  a:\n    image: app:${VERSION}\n    volumes: [./data:/data]\n"),
+        (
+            "deploy/compose.yaml",
+            "services:\n  a:\n    image: app:${VERSION}\n    volumes: [./data:/data]\n",
+        ),
         ("prod.env", "VERSION=9.9\nCOMPOSE_PROJECT_NAME=Prod\n"),
     ]);
     let o = berth(
@@ -250,7 +289,10 @@ fn env_file_and_project_directory() {
 fn finds_file_in_parent_and_override() {
     let d = project(&[
         ("docker-compose.yml", "services:\n  a:\n    image: base\n"),
-        ("docker-compose.override.yml", "services:\n  a:\n    image: overridden\n"),
+        (
+            "docker-compose.override.yml",
+            "services:\n  a:\n    image: overridden\n",
+        ),
         ("sub/dir/.keep", ""),
     ]);
     let o = berth(&d.path().join("sub/dir"), &["config", "--images"]);
@@ -259,7 +301,11 @@ fn finds_file_in_parent_and_override() {
     let empty = tempfile::tempdir().unwrap();
     let o = berth(empty.path(), &["config"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("no Compose file found"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no Compose file found"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -267,7 +313,11 @@ fn invalid_project_name_names_the_rule() {
     let d = project(&[("compose.yaml", "services:\n  a:\n    image: x\n")]);
     let o = berth(d.path(), &["-p", "Bad Name", "config"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("invalid project name \"Bad Name\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid project name \"Bad Name\""),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -278,7 +328,12 @@ fn unset_variable_warns_once() {
     )]);
     let o = berth(d.path(), &["config", "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stderr(&o).matches("MISSING_TAG").count(), 1, "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches("MISSING_TAG").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -20,16 +20,65 @@ impl Rng {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
     fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
     }
 }
 
 const TOKENS: &[&str] = &[
-    "${", "}", "$", "$$", "${A:-", "${B:?x}", ":", ": ", "- ", "\n", "  ", "<<: *a", "&a ", "*a",
-    "!reset ", "!override ", "[", "]", "{", "}", "\"", "'", "#", "99999", "-1", "1.5", "null",
-    "true", "services:", "ports:", "volumes:", "depends_on:", "extends: x", "include: [x.yaml]",
-    "build: .", "healthcheck:", "test: NONE", "\t", "\u{0}", "é", "~", "../", "/", "::", "0x",
-    "1m30s", "512q", "service:web", "profiles: [p]", "x-y: 1",
+    "${",
+    "}",
+    "$",
+    "$$",
+    "${A:-",
+    "${B:?x}",
+    ":",
+    ": ",
+    "- ",
+    "\n",
+    "  ",
+    "<<: *a",
+    "&a ",
+    "*a",
+    "!reset ",
+    "!override ",
+    "[",
+    "]",
+    "{",
+    "}",
+    "\"",
+    "'",
+    "#",
+    "99999",
+    "-1",
+    "1.5",
+    "null",
+    "true",
+    "services:",
+    "ports:",
+    "volumes:",
+    "depends_on:",
+    "extends: x",
+    "include: [x.yaml]",
+    "build: .",
+    "healthcheck:",
+    "test: NONE",
+    "\t",
+    "\u{0}",
+    "é",
+    "~",
+    "../",
+    "/",
+    "::",
+    "0x",
+    "1m30s",
+    "512q",
+    "service:web",
+    "profiles: [p]",
+    "x-y: 1",
 ];
 
 fn mutate(rng: &mut Rng, text: &str) -> String {
@@ -91,7 +140,10 @@ fn seeds() -> Vec<String> {
         }
     }
     let mut files = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"), &mut files);
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+        &mut files,
+    );
     files.sort();
     files
         .iter()
@@ -112,7 +164,10 @@ fn mutated_files_never_panic() {
         .unwrap_or(1500);
     let corpus = seeds();
     assert!(!corpus.is_empty());
-    let dir = tempfile::Builder::new().prefix("berth-fuzz-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("berth-fuzz-")
+        .tempdir()
+        .unwrap();
     let file = dir.path().join("compose.yaml");
     std::fs::write(dir.path().join("x.yaml"), "services: {}\n").unwrap();
     let mut env = BTreeMap::new();
@@ -145,7 +200,10 @@ fn mutated_files_never_panic() {
 
 #[test]
 fn deep_nesting_and_big_inputs_are_refused_cleanly() {
-    let dir = tempfile::Builder::new().prefix("berth-fuzz-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("berth-fuzz-")
+        .tempdir()
+        .unwrap();
     let file = dir.path().join("compose.yaml");
     let load_text = |text: &str, limit: u64| {
         std::fs::write(&file, text).unwrap();
@@ -162,5 +220,8 @@ fn deep_nesting_and_big_inputs_are_refused_cleanly() {
     let deep_map = format!("x-a: {}1{}", "{a: ".repeat(3000), "}".repeat(3000));
     assert!(load_text(&deep_map, 1 << 20).is_err());
     let err = load_text(&"# padding\n".repeat(2000), 1000).unwrap_err();
-    assert!(err.to_string().contains("over the limit of 1000 bytes"), "{err}");
+    assert!(
+        err.to_string().contains("over the limit of 1000 bytes"),
+        "{err}"
+    );
 }

@@ -609,3 +609,14 @@ pub fn freeze(verb: &str) -> anyhow::Result<ExitCode> {
          (tracked in issue 6)"
     )
 }
+
+/// `berth rm`: removing a container must also detach it from netd (free its address, drop its
+/// DNS names and published ports), which lives in the daemon and has no API route yet;
+/// removing it from here would leave those behind.
+pub fn rm() -> anyhow::Result<ExitCode> {
+    bail!(
+        "berth rm is not implemented yet: it needs a daemon route that detaches the containers \
+         from netd before removing them (tracked in issue 6); `berth down` removes the \
+         project's containers"
+    )
+}
