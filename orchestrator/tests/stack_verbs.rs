@@ -114,6 +114,12 @@ fn logs_exec_top_images_port_ls() {
     let ls = host.ok(&["ls"]);
     assert!(ls.contains("verbs") && ls.contains("running(2)"), "{ls}");
     assert!(ls.contains("compose.yaml"), "{ls}");
+    let json = host.ok(&["ls", "--format", "json"]);
+    let rows: serde_json::Value =
+        serde_json::from_str(&json[json.find('[').expect("json")..]).expect("ls json");
+    assert_eq!(rows[0]["Name"], "verbs", "{rows}");
+    assert!(!host.berth(&["logs", "nosuch"]).status.success());
+    assert!(!host.berth(&["kill", "-s", "NOPE"]).status.success());
 
     // logs -f keeps following and picks up the new container of a recreated service.
     let follow = host.berth_for(6, &["logs", "-f", "app"]);
