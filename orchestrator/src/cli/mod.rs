@@ -8,6 +8,7 @@ mod container;
 mod image;
 pub(crate) mod network;
 mod project;
+mod project_verbs;
 mod stack;
 mod system;
 mod volume;

@@ -87,6 +87,25 @@ impl Host {
             .expect("run berth")
     }
 
+    /// Starts berth in the background, interrupted (SIGINT) after `secs`: for verbs that run
+    /// until stopped, such as `logs -f`. Collect with `wait_with_output`.
+    pub fn berth_for(&self, secs: u32, args: &[&str]) -> std::process::Child {
+        Command::new("timeout")
+            .args(["-s", "INT", &secs.to_string(), "nsenter"])
+            .arg(format!("--net=/run/netns/{}", self.ns))
+            .arg(BERTH)
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--run")
+            .arg(&self.run)
+            .args(args)
+            .current_dir(&self.stack)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn berth")
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.berth(args);
         assert!(

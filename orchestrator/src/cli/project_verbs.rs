@@ -1,0 +1,622 @@
+//! The project verbs that act on existing containers (`logs`, `exec`, `start`, `stop`,
+//! `restart`, `kill`, `top`, `port`, `images`, `wait`, `ls`): they find the project's
+//! containers by their compose labels and drive the runtime library directly, as the
+//! single-container CLI does. No engine planning is involved: these verbs never create
+//! containers or networks, so the daemon need not be asked.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail};
+use berth_runtime::container::logs::{self, Follower, LogEntry, LogOptions};
+use berth_runtime::container::record::Record;
+use berth_runtime::container::state::Status;
+use berth_runtime::container::{ExecConfig, Runtime};
+
+use super::GlobalOpts;
+use super::stack::{
+    ExecArgs, KillArgs, LogsArgs, LsArgs, PortArgs, ServicesArgs, StopArgs, load_options,
+};
+use crate::compose::{self, Project};
+use crate::engine::labels;
+use crate::graph::ServiceGraph;
+
+/// One container of the project.
+struct Member {
+    rec: Record,
+    service: String,
+    number: u32,
+}
+
+impl Member {
+    /// Compose's short name in log prefixes: `service-N`.
+    fn short(&self) -> String {
+        format!("{}-{}", self.service, self.number)
+    }
+}
+
+/// The loaded project, its graph and the instance's runtime.
+struct Ctx {
+    rt: Runtime,
+    project: Project,
+    graph: ServiceGraph,
+}
+
+impl Ctx {
+    fn load(g: &GlobalOpts) -> anyhow::Result<Ctx> {
+        let project = compose::load(&load_options(g, &[], true))?;
+        let graph = ServiceGraph::from_project(&project)?;
+        Ok(Ctx {
+            rt: super::container::runtime(g)?,
+            project,
+            graph,
+        })
+    }
+
+    /// The named services (all when empty); unknown names are an error, as in compose.
+    fn services(&self, names: &[String]) -> anyhow::Result<BTreeSet<String>> {
+        if names.is_empty() {
+            return Ok(self.project.services.keys().cloned().collect());
+        }
+        for n in names {
+            if !self.project.services.contains_key(n) {
+                bail!("no such service: {n}");
+            }
+        }
+        Ok(names.iter().cloned().collect())
+    }
+
+    /// The project's service containers (not one-offs) of the given services.
+    fn members(&self, services: &BTreeSet<String>) -> Vec<Member> {
+        members_of(&self.rt, &self.project.name, Some(services))
+    }
+}
+
+/// The containers labelled with `project` (of `services` when given), by service and number.
+fn members_of(rt: &Runtime, project: &str, services: Option<&BTreeSet<String>>) -> Vec<Member> {
+    let mut out: Vec<Member> = rt
+        .list()
+        .into_iter()
+        .filter_map(|(rec, _)| {
+            let l = &rec.config.labels;
+            if l.get(labels::PROJECT).map(String::as_str) != Some(project) {
+                return None;
+            }
+            if l.get(labels::ONEOFF)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            {
+                return None;
+            }
+            let service = l.get(labels::SERVICE)?.clone();
+            if services.is_some_and(|s| !s.contains(&service)) {
+                return None;
+            }
+            let number = l
+                .get(labels::NUMBER)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            Some(Member {
+                rec,
+                service,
+                number,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.service, a.number).cmp(&(&b.service, b.number)));
+    out
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// Signal names (KILL, SIGTERM) or numbers.
+fn parse_signal(s: &str) -> anyhow::Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| anyhow::anyhow!("unknown signal {s:?}"))
+}
+
+/// An RFC 3339 time, or a duration meaning "that long ago".
+fn parse_when(s: &str) -> anyhow::Result<SystemTime> {
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t);
+    }
+    let d = humantime::parse_duration(s)
+        .with_context(|| format!("{s:?} is neither an RFC 3339 time nor a duration (10m)"))?;
+    Ok(SystemTime::now() - d)
+}
+
+/// Runs `f` on every member of each level in turn, the members of one level in parallel
+/// (dependents before what they need when `levels` is a stop order). Collects the failures.
+fn by_levels(
+    levels: &[Vec<String>],
+    members: &[Member],
+    f: &(dyn Fn(&Member) -> anyhow::Result<()> + Sync),
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for level in levels {
+        let batch: Vec<&Member> = members
+            .iter()
+            .filter(|m| level.contains(&m.service))
+            .collect();
+        let errs: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|m| s.spawn(move || f(m).map_err(|e| format!("{}: {e:#}", m.rec.config.name))))
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| match h.join() {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(_) => Some("a worker thread panicked".to_string()),
+                })
+                .collect()
+        });
+        failures.extend(errs);
+    }
+    failures
+}
+
+fn finish(failures: Vec<String>) -> ExitCode {
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// `berth stop`.
+pub fn stop(g: &GlobalOpts, args: StopArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let members = ctx.members(&set);
+    Ok(finish(stop_members(&ctx, &set, &members, args.timeout)))
+}
+
+fn stop_members(
+    ctx: &Ctx,
+    set: &BTreeSet<String>,
+    members: &[Member],
+    timeout: Option<u64>,
+) -> Vec<String> {
+    let levels = ctx.graph.stop_levels(Some(set));
+    by_levels(&levels, members, &|m| {
+        ctx.rt.stop(&m.rec, timeout)?;
+        eprintln!("Container {}  Stopped", m.rec.config.name);
+        Ok(())
+    })
+}
+
+fn start_members(ctx: &Ctx, set: &BTreeSet<String>, members: &[Member]) -> Vec<String> {
+    let levels = ctx.graph.start_levels(Some(set));
+    by_levels(&levels, members, &|m| {
+        if !ctx.rt.is_running(&m.rec) {
+            ctx.rt.start(&m.rec)?;
+            eprintln!("Container {}  Started", m.rec.config.name);
+        }
+        Ok(())
+    })
+}
+
+/// `berth start`.
+pub fn start(g: &GlobalOpts, args: ServicesArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let members = ctx.members(&set);
+    if members.is_empty() {
+        bail!(
+            "project {}: no containers to start (run `berth up` first)",
+            ctx.project.name
+        );
+    }
+    Ok(finish(start_members(&ctx, &set, &members)))
+}
+
+/// `berth restart`: stops (dependents first), then starts (dependencies first).
+pub fn restart(g: &GlobalOpts, args: StopArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let members = ctx.members(&set);
+    let mut failures = stop_members(&ctx, &set, &members, args.timeout);
+    failures.extend(start_members(&ctx, &set, &members));
+    Ok(finish(failures))
+}
+
+/// `berth kill`: signals the running containers, dependents first.
+pub fn kill(g: &GlobalOpts, args: KillArgs) -> anyhow::Result<ExitCode> {
+    let sig = parse_signal(&args.signal)?;
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let members: Vec<Member> = ctx
+        .members(&set)
+        .into_iter()
+        .filter(|m| ctx.rt.is_running(&m.rec))
+        .collect();
+    let levels = ctx.graph.stop_levels(Some(&set));
+    Ok(finish(by_levels(&levels, &members, &|m| {
+        ctx.rt.kill(&m.rec, sig)?;
+        eprintln!("Container {}  Killed", m.rec.config.name);
+        Ok(())
+    })))
+}
+
+/// `berth wait`: blocks until every selected container has exited, prints each exit code.
+pub fn wait(g: &GlobalOpts, args: ServicesArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let members = ctx.members(&set);
+    let mut last = 0;
+    for m in &members {
+        let info = ctx.rt.wait(&m.rec)?;
+        println!("{}", info.code);
+        last = info.code;
+    }
+    Ok(exit_code(last))
+}
+
+/// `berth top`: the processes of each running container.
+pub fn top(g: &GlobalOpts, args: ServicesArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    for m in ctx.members(&set) {
+        if !ctx.rt.is_running(&m.rec) {
+            continue;
+        }
+        println!("{}", m.rec.config.name);
+        println!("{:>8} {:>8}  CMD", "PID", "PPID");
+        let mut pids = ctx.rt.pids(&m.rec);
+        pids.sort();
+        for pid in pids {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .unwrap_or("?")
+                .to_string();
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| {
+                    b.split(|c| *c == 0)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            println!("{pid:>8} {ppid:>8}  {cmd}");
+        }
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `berth images`: the image each container was created from.
+pub fn images(g: &GlobalOpts, args: ServicesArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    println!("{:<28} {:<32} IMAGE ID", "CONTAINER", "IMAGE");
+    for m in ctx.members(&set) {
+        let image = ctx.project.image_of(&m.service).unwrap_or_default();
+        let id = m
+            .rec
+            .config
+            .labels
+            .get(labels::IMAGE)
+            .map(|i| {
+                let i = i.strip_prefix("sha256:").unwrap_or(i);
+                i.chars().take(12).collect::<String>()
+            })
+            .unwrap_or_default();
+        println!("{:<28} {:<32} {id}", m.rec.config.name, image);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The one container of `service` with number `index`.
+fn pick(ctx: &Ctx, service: &str, index: u32) -> anyhow::Result<Member> {
+    let set = ctx.services(&[service.to_string()])?;
+    ctx.members(&set)
+        .into_iter()
+        .find(|m| m.number == index)
+        .with_context(|| {
+            format!(
+                "service {service:?} has no container number {index} in project {}",
+                ctx.project.name
+            )
+        })
+}
+
+/// `berth exec`: a command in a running service container; its exit code is ours.
+pub fn exec(g: &GlobalOpts, args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let m = pick(&ctx, &args.service, args.index)?;
+    if !ctx.rt.is_running(&m.rec) {
+        bail!("container {} is not running", m.rec.config.name);
+    }
+    // As compose: stdin is always forwarded, a tty unless -T or stdin is not a terminal.
+    let tty = !args.no_tty && !args.detach && std::io::stdin().is_terminal();
+    let env = args
+        .env
+        .iter()
+        .filter_map(|e| {
+            if e.contains('=') {
+                Some(e.clone())
+            } else {
+                std::env::var(e).ok().map(|v| format!("{e}={v}"))
+            }
+        })
+        .collect();
+    let code = ctx.rt.exec(
+        &m.rec,
+        &ExecConfig {
+            args: args.command,
+            env,
+            user: args.user,
+            working_dir: args.workdir.map(Into::into),
+            tty,
+            interactive: !args.detach,
+            detach: args.detach,
+        },
+    )?;
+    Ok(exit_code(code))
+}
+
+/// `berth port`: the host address a container port is published on, from netd's state.
+pub fn port(g: &GlobalOpts, args: PortArgs) -> anyhow::Result<ExitCode> {
+    let proto = args.protocol.to_ascii_lowercase();
+    if proto != "tcp" && proto != "udp" {
+        bail!("--protocol {:?}: use tcp or udp", args.protocol);
+    }
+    let ctx = Ctx::load(g)?;
+    let m = pick(&ctx, &args.service, args.index)?;
+    let store = berth_netd::state::StateStore::open(&g.root)
+        .with_context(|| format!("opening netd state under {}", g.root.display()))?;
+    let state = store
+        .load()
+        .with_context(|| format!("reading netd state under {}", g.root.display()))?;
+    for ep in state.endpoints.iter().filter(|e| e.container == m.rec.id) {
+        for p in &ep.ports {
+            let p_proto = format!("{:?}", p.protocol).to_ascii_lowercase();
+            if p_proto != proto {
+                continue;
+            }
+            let last = p.container_port.saturating_add(p.count.saturating_sub(1));
+            if (p.container_port..=last).contains(&args.private_port) {
+                let host_port = p.host_port + (args.private_port - p.container_port);
+                let ip = p
+                    .host_ip
+                    .map_or_else(|| "0.0.0.0".to_string(), |i| i.to_string());
+                println!("{ip}:{host_port}");
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    }
+    bail!(
+        "no port {}/{proto} published for {}",
+        args.private_port,
+        m.rec.config.name
+    )
+}
+
+/// `berth ls`: the projects of this instance, from the labels of their containers.
+pub fn ls(g: &GlobalOpts, args: LsArgs) -> anyhow::Result<ExitCode> {
+    let rt = super::container::runtime(g)?;
+    #[derive(Default, serde::Serialize)]
+    struct Row {
+        #[serde(rename = "Name")]
+        name: String,
+        #[serde(rename = "Status")]
+        status: String,
+        #[serde(rename = "ConfigFiles")]
+        config_files: String,
+        #[serde(skip)]
+        counts: BTreeMap<&'static str, usize>,
+    }
+    let mut rows: BTreeMap<String, Row> = BTreeMap::new();
+    for (rec, state) in rt.list() {
+        let Some(project) = rec.config.labels.get(labels::PROJECT) else {
+            continue;
+        };
+        let running = state.status == Status::Running && rt.is_running(&rec);
+        let row = rows.entry(project.clone()).or_default();
+        row.name = project.clone();
+        if let Some(files) = rec.config.labels.get(labels::CONFIG_FILES) {
+            row.config_files = files.clone();
+        }
+        let word = if running {
+            "running"
+        } else {
+            state.status.as_str()
+        };
+        *row.counts.entry(word).or_default() += 1;
+    }
+    let mut out: Vec<Row> = rows
+        .into_values()
+        .filter(|r| args.all || r.counts.contains_key("running"))
+        .collect();
+    for r in &mut out {
+        r.status = r
+            .counts
+            .iter()
+            .map(|(w, n)| format!("{w}({n})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+    }
+    if args.quiet {
+        out.iter().for_each(|r| println!("{}", r.name));
+    } else if args.format.as_deref() == Some("json") {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{:<24} {:<24} CONFIG FILES", "NAME", "STATUS");
+        for r in &out {
+            println!("{:<24} {:<24} {}", r.name, r.status, r.config_files);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Colours of the service prefixes, in compose's order of choice.
+const COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+
+/// Writes prefixed log lines: `name  | line`, padded to the longest name, coloured per service.
+struct Printer {
+    width: usize,
+    colour: bool,
+    timestamps: bool,
+    services: BTreeMap<String, &'static str>,
+}
+
+impl Printer {
+    fn line(&mut self, prefix: &str, service: &str, e: &LogEntry) -> std::io::Result<()> {
+        let n = self.services.len();
+        let c = *self
+            .services
+            .entry(service.to_string())
+            .or_insert(COLOURS[n % COLOURS.len()]);
+        self.width = self.width.max(prefix.len());
+        let mut text = e.log.clone();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        if self.timestamps {
+            text = format!("{} {text}", e.time);
+        }
+        let head = format!("{prefix:<w$}  | ", w = self.width);
+        let mut out = std::io::stdout().lock();
+        if self.colour {
+            write!(out, "\x1b[{c}m{head}\x1b[0m{text}")?;
+        } else {
+            write!(out, "{head}{text}")?;
+        }
+        out.flush()
+    }
+}
+
+fn entry_time(e: &LogEntry) -> SystemTime {
+    humantime::parse_rfc3339(&e.time).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+fn wants(opts: &LogOptions, e: &LogEntry) -> bool {
+    let t = entry_time(e);
+    opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t < u)
+}
+
+/// `berth logs`: every selected container's log, merged by time, with `service-N  |`
+/// prefixes; `-f` follows, and picks up containers that appear later (a recreated or scaled
+/// service) until interrupted.
+pub fn logs(g: &GlobalOpts, args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let tail = match args.tail.as_deref() {
+        None | Some("all") | Some("-1") => None,
+        Some(n) => Some(
+            n.parse::<usize>()
+                .with_context(|| format!("invalid --tail {n:?}"))?,
+        ),
+    };
+    let opts = LogOptions {
+        tail,
+        timestamps: args.timestamps,
+        since: args.since.as_deref().map(parse_when).transpose()?,
+        until: args.until.as_deref().map(parse_when).transpose()?,
+    };
+    let members = ctx.members(&set);
+    let mut printer = Printer {
+        width: members.iter().map(|m| m.short().len()).max().unwrap_or(0),
+        colour: !args.no_color && std::io::stdout().is_terminal(),
+        timestamps: args.timestamps,
+        services: BTreeMap::new(),
+    };
+    // Followers first, so that nothing written between the read and the follow is lost.
+    let mut followers: HashMap<String, (Follower, String, String)> = HashMap::new();
+    let mut merged: Vec<(SystemTime, String, String, LogEntry)> = Vec::new();
+    for m in &members {
+        let path = m.rec.log_path();
+        if args.follow {
+            followers.insert(
+                m.rec.id.clone(),
+                (Follower::new(&path, false), m.short(), m.service.clone()),
+            );
+        }
+        let all: Vec<LogEntry> = logs::read_all(&path)
+            .into_iter()
+            .filter(|e| wants(&opts, e))
+            .collect();
+        let start = tail.map_or(0, |n| all.len().saturating_sub(n));
+        for e in all.into_iter().skip(start) {
+            merged.push((entry_time(&e), m.short(), m.service.clone(), e));
+        }
+    }
+    merged.sort_by_key(|(t, ..)| *t);
+    for (_, prefix, service, e) in &merged {
+        printer
+            .line(prefix, service, e)
+            .context("writing to stdout")?;
+    }
+    if !args.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut last_scan = Instant::now();
+    loop {
+        if last_scan.elapsed() >= Duration::from_millis(500) {
+            last_scan = Instant::now();
+            for m in ctx.members(&set) {
+                followers.entry(m.rec.id.clone()).or_insert_with(|| {
+                    tracing::debug!(container = %m.rec.config.name, "logs: following a new container");
+                    (
+                        Follower::new(&m.rec.log_path(), true),
+                        m.short(),
+                        m.service.clone(),
+                    )
+                });
+            }
+        }
+        let mut batch: Vec<(SystemTime, String, String, LogEntry)> = Vec::new();
+        for (f, prefix, service) in followers.values_mut() {
+            for e in f.poll().into_iter().filter(|e| wants(&opts, e)) {
+                batch.push((entry_time(&e), prefix.clone(), service.clone(), e));
+            }
+        }
+        batch.sort_by_key(|(t, ..)| *t);
+        for (_, prefix, service, e) in &batch {
+            printer
+                .line(prefix, service, e)
+                .context("writing to stdout")?;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `berth pause` / `unpause`: the runtime has no freezer support yet.
+pub fn freeze(verb: &str) -> anyhow::Result<ExitCode> {
+    bail!(
+        "berth {verb} needs the cgroup freezer, which berth's runtime does not drive yet \
+         (tracked in issue 6)"
+    )
+}
+
+/// `berth rm`: removing a container must also detach it from netd (free its address, drop its
+/// DNS names and published ports), which lives in the daemon and has no API route yet;
+/// removing it from here would leave those behind.
+pub fn rm() -> anyhow::Result<ExitCode> {
+    bail!(
+        "berth rm is not implemented yet: it needs a daemon route that detaches the containers \
+         from netd before removing them (tracked in issue 6); `berth down` removes the \
+         project's containers"
+    )
+}
