@@ -181,5 +181,16 @@ fn stop_start_restart_kill_wait() {
         !host.berth(&["pause"]).status.success(),
         "pause not supported yet"
     );
+
+    // rm removes stopped containers only (db runs), and through the daemon frees app's
+    // address and names.
+    let out = host.ok(&["rm"]);
+    assert!(
+        out.contains("skipped e2e-db-1") || out.contains("skipped"),
+        "{out}"
+    );
+    let left = ids(&host);
+    assert_eq!(left.len(), 1, "only db is left: {left:?}");
+    assert_eq!(left[0].2, "running");
     down(&host, &id_list);
 }

@@ -610,13 +610,36 @@ pub fn freeze(verb: &str) -> anyhow::Result<ExitCode> {
     )
 }
 
-/// `berth rm`: removing a container must also detach it from netd (free its address, drop its
-/// DNS names and published ports), which lives in the daemon and has no API route yet;
-/// removing it from here would leave those behind.
-pub fn rm() -> anyhow::Result<ExitCode> {
-    bail!(
-        "berth rm is not implemented yet: it needs a daemon route that detaches the containers \
-         from netd before removing them (tracked in issue 6); `berth down` removes the \
-         project's containers"
-    )
+/// `berth rm`: removes the project's stopped containers (running ones too with `-s`, which
+/// stops them first, or `-f`). The daemon does the removal, because detaching from netd (address,
+/// DNS names, published ports) lives there.
+pub fn rm(g: &GlobalOpts, args: super::stack::RmArgs) -> anyhow::Result<ExitCode> {
+    if args.volumes {
+        bail!("berth rm -v: anonymous volumes are not supported yet (tracked in issue 6)");
+    }
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let mut ids = Vec::new();
+    for m in ctx.members(&set) {
+        if ctx.rt.is_running(&m.rec) && !(args.stop || args.force) {
+            eprintln!(
+                "skipped {}: running (stop it first, or use -s)",
+                m.rec.config.name
+            );
+            continue;
+        }
+        ids.push(m.rec.id.clone());
+        println!("{}", m.rec.config.name);
+    }
+    if ids.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let failures: Vec<String> = rt.block_on(async {
+        let client = crate::api::client::Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.post("/rm", &ids).await?)
+    })?;
+    Ok(finish(failures))
 }

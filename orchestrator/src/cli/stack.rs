@@ -485,7 +485,7 @@ pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
         StackCommand::Stop(args) => return super::project_verbs::stop(g, args),
         StackCommand::Restart(args) => return super::project_verbs::restart(g, args),
         StackCommand::Kill(args) => return super::project_verbs::kill(g, args),
-        StackCommand::Rm(_) => return super::project_verbs::rm(),
+        StackCommand::Rm(args) => return super::project_verbs::rm(g, args),
         StackCommand::Pause(_) => return super::project_verbs::freeze("pause"),
         StackCommand::Unpause(_) => return super::project_verbs::freeze("unpause"),
         StackCommand::Top(args) => return super::project_verbs::top(g, args),

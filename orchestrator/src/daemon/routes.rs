@@ -60,6 +60,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::GET, "/events") => events(&shared),
         (&Method::POST, "/up") => up(&shared, req).await,
         (&Method::POST, "/down") => down(&shared, req).await,
+        (&Method::POST, "/rm") => rm(&shared, req).await,
         (&Method::POST, "/network") => network(&shared, req).await,
         (&Method::GET, "/ps") => ps(&shared, req.uri().query().unwrap_or("")).await,
         (&Method::POST, "/shutdown") => {
@@ -233,4 +234,24 @@ async fn network(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     let out = crate::cli::network::execute(&engine.netd, cmd).await;
     engine.sync_dns(&before).await;
     json(StatusCode::OK, &out)
+}
+
+/// `POST /v1/rm` with a JSON list of container ids: stop, detach and remove each (all are
+/// tried; the failures are listed).
+async fn rm(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let ids: Vec<String> = match body(req).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let engine = match shared.engine().await {
+        Ok(e) => e,
+        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+    };
+    let mut failures = Vec::new();
+    for id in ids {
+        if let Err(e) = engine.stop_and_remove(&id, true).await {
+            failures.push(format!("{id}: {e}"));
+        }
+    }
+    json(StatusCode::OK, &failures)
 }

@@ -278,6 +278,45 @@ impl Engine {
         }
     }
 
+    /// Stops a container; with `remove`, also drops its DNS names, detaches it from its
+    /// networks (freeing addresses and ports) and deletes it.
+    pub async fn stop_and_remove(self: &Arc<Self>, what: &str, remove: bool) -> Result<(), String> {
+        let e = self.clone();
+        let key = what.to_string();
+        let rec = blocking(move || {
+            let rec = e.runtime.resolve(&key).map_err(|err| err.to_string())?;
+            e.runtime.stop(&rec, None).map_err(|err| err.to_string())?;
+            Ok(rec)
+        })
+        .await?;
+        self.health.forget(&rec.id);
+        if !remove {
+            return Ok(());
+        }
+        let mut errors = Vec::new();
+        for net in self.netd.networks().await {
+            self.dns.records().remove_endpoint(&net.name, &rec.id);
+        }
+        if let Err(err) = self.netd.detach(&rec.id, None).await {
+            // A container never attached (network_mode host/none) has nothing to detach.
+            let msg = format!("{err:#}");
+            if !msg.contains("not attached") {
+                errors.push(format!("detaching {}: {msg}", rec.config.name));
+            }
+        }
+        let e = self.clone();
+        if let Err(err) =
+            blocking(move || e.runtime.remove(&rec, true).map_err(|err| err.to_string())).await
+        {
+            errors.push(err);
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
     /// Starts the healthcheck loop recorded on a running container, if it has one.
     pub fn arm_health(&self, rec: Record) {
         if let Some(check) = super::health::Check::from_labels(&rec.config.labels) {
@@ -796,45 +835,8 @@ impl StackBackend {
         Ok(())
     }
 
-    /// Stops a container; with `remove`, also detaches it and deletes it.
     async fn remove_or_stop(&self, what: &str, remove: bool) -> Result<(), String> {
-        let e = self.engine.clone();
-        let key = what.to_string();
-        let rec = blocking(move || {
-            let rec = e.runtime.resolve(&key).map_err(|err| err.to_string())?;
-            e.runtime.stop(&rec, None).map_err(|err| err.to_string())?;
-            Ok(rec)
-        })
-        .await?;
-        self.engine.health.forget(&rec.id);
-        if !remove {
-            return Ok(());
-        }
-        let mut errors = Vec::new();
-        for net in self.engine.netd.networks().await {
-            self.engine
-                .dns
-                .records()
-                .remove_endpoint(&net.name, &rec.id);
-        }
-        if let Err(err) = self.engine.netd.detach(&rec.id, None).await {
-            // A container never attached (network_mode host/none) has nothing to detach.
-            let msg = format!("{err:#}");
-            if !msg.contains("not attached") {
-                errors.push(format!("detaching {}: {msg}", rec.config.name));
-            }
-        }
-        let e = self.engine.clone();
-        if let Err(err) =
-            blocking(move || e.runtime.remove(&rec, true).map_err(|err| err.to_string())).await
-        {
-            errors.push(err);
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("; "))
-        }
+        self.engine.stop_and_remove(what, remove).await
     }
 
     /// Waits until every container of `dependency` meets `condition`.
