@@ -229,3 +229,42 @@ fn a_killed_daemon_loses_nothing() {
     let leaks = host.leaks(&all);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
+
+#[test]
+fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_stack() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("at");
+    host.busybox_image();
+    let stack = r#"
+name: at
+services:
+  talker:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 2s
+    command: ["sh", "-c", "while true; do echo tick; sleep 0.3; done"]
+"#;
+    std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
+    let out = host
+        .berth_for(5, &["up"])
+        .wait_with_output()
+        .expect("attached up");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("talker-1  | tick"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("Gracefully stopping"), "{stderr}");
+    let ps = host.ps();
+    assert!(
+        ps.iter().all(|r| r["status"] != "running"),
+        "Ctrl-C stopped the stack: {ps:?}"
+    );
+    let ids: Vec<String> = ps
+        .iter()
+        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    host.ok(&["down"]);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}

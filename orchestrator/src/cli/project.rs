@@ -62,6 +62,7 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if args.exit_code_from.is_some() || !args.attach.is_empty() || !args.no_attach.is_empty() {
+        // Plain attached mode works; choosing whose output or whose exit code does not yet.
         bail!("berth up attached-mode options are not implemented yet (tracked in issue 6)");
     }
     let mut scale = BTreeMap::new();
@@ -87,7 +88,7 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     let req = UpRequest {
         project,
         options: UpOptions {
-            services: args.services,
+            services: args.services.clone(),
             no_deps: args.no_deps,
             force_recreate: args.force_recreate,
             no_recreate: args.no_recreate,
@@ -108,11 +109,8 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         eprintln!("up: every service is running (and healthy where it has a healthcheck)");
         return Ok(code);
     }
-    if !args.detach && !args.wait {
-        eprintln!(
-            "note: attached mode (streaming logs) is not implemented yet (issue 6); the stack runs \
-             in the background: use `berth ps` and `berth container logs`"
-        );
+    if !args.detach && !args.wait && outcome.failures.is_empty() && outcome.skipped.is_empty() {
+        return super::project_verbs::attached(g, args.services);
     }
     Ok(code)
 }

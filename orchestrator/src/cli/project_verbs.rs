@@ -520,6 +520,50 @@ fn wants(opts: &LogOptions, e: &LogEntry) -> bool {
 /// prefixes; `-f` follows, and picks up containers that appear later (a recreated or scaled
 /// service) until interrupted.
 pub fn logs(g: &GlobalOpts, args: LogsArgs) -> anyhow::Result<ExitCode> {
+    follow_logs(g, args, false)
+}
+
+/// Set by the SIGINT/SIGTERM handler of attached `up`.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Attached `berth up`: streams every service's logs with prefixes, picks up new containers,
+/// and on Ctrl-C stops the project gracefully (a second Ctrl-C ends the CLI at once).
+pub fn attached(g: &GlobalOpts, services: Vec<String>) -> anyhow::Result<ExitCode> {
+    let handler = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(on_interrupt),
+        nix::sys::signal::SaFlags::SA_RESETHAND,
+        nix::sys::signal::SigSet::empty(),
+    );
+    for sig in [nix::sys::signal::SIGINT, nix::sys::signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { nix::sys::signal::sigaction(sig, &handler) }
+            .context("installing the Ctrl-C handler")?;
+    }
+    let args = LogsArgs {
+        follow: true,
+        tail: None,
+        timestamps: false,
+        since: None,
+        until: None,
+        no_color: false,
+        services,
+    };
+    follow_logs(g, args, true)?;
+    eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+    stop(
+        g,
+        StopArgs {
+            timeout: None,
+            services: Vec::new(),
+        },
+    )
+}
+
+fn follow_logs(g: &GlobalOpts, args: LogsArgs, until_interrupt: bool) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
     let tail = match args.tail.as_deref() {
@@ -597,6 +641,9 @@ pub fn logs(g: &GlobalOpts, args: LogsArgs) -> anyhow::Result<ExitCode> {
             printer
                 .line(prefix, service, e)
                 .context("writing to stdout")?;
+        }
+        if until_interrupt && INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
