@@ -268,3 +268,42 @@ services:
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
+
+#[test]
+fn run_starts_dependencies_and_a_one_off_container() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("ro");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");
+    // web depends on db (healthy): run starts db first, waits, then the one-off.
+    let out = host.ok(&[
+        "run",
+        "--rm",
+        "web",
+        "sh",
+        "-c",
+        "echo one-off; nslookup db",
+    ]);
+    assert!(
+        out.contains("one-off") && out.contains("Address: 10."),
+        "{out}"
+    );
+    let failed = host.berth(&["run", "--rm", "web", "sh", "-c", "exit 7"]);
+    assert_eq!(
+        failed.status.code(),
+        Some(7),
+        "the one-off's exit status is berth's"
+    );
+    let ps = host.ps();
+    assert_eq!(ps.len(), 1, "only db runs; one-offs were removed: {ps:?}");
+    assert_eq!(ps[0]["service"], "db");
+    let ids: Vec<String> = ps
+        .iter()
+        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    host.ok(&["down"]);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}

@@ -942,11 +942,21 @@ fn run_container(rt: &Runtime, root: &Path, a: RunArgs, start: bool) -> anyhow::
         println!("{}", rec.id);
         return Ok(ExitCode::SUCCESS);
     }
-    if a.interactive || a.tty {
-        let (_, watch, stream) = rt
-            .start_attached(&rec, a.interactive)
-            .map_err(start_error)?;
-        attach_loop(rt, &rec, stream, a.interactive)?;
+    start_foreground(rt, &rec, a.interactive, a.tty)
+}
+
+/// Starts a created container in the foreground: attached with `-i`/`-t`, else following its
+/// log; returns its exit status (also used by `berth run`).
+pub(crate) fn start_foreground(
+    rt: &Runtime,
+    rec: &berth_runtime::container::Record,
+    interactive: bool,
+    tty: bool,
+) -> anyhow::Result<ExitCode> {
+    let rec = rec.clone();
+    if interactive || tty {
+        let (_, watch, stream) = rt.start_attached(&rec, interactive).map_err(start_error)?;
+        attach_loop(rt, &rec, stream, interactive)?;
         let info = watch.wait()?;
         return Ok(exit_code(info.code));
     }

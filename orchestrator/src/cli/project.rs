@@ -123,11 +123,24 @@ async fn wait_ready(
     completes: &[String],
     timeout: Option<std::time::Duration>,
 ) -> anyhow::Result<()> {
+    wait_ready_of(g, project, completes, timeout, None).await
+}
+
+async fn wait_ready_of(
+    g: &GlobalOpts,
+    project: &str,
+    completes: &[String],
+    timeout: Option<std::time::Duration>,
+    only: Option<&[String]>,
+) -> anyhow::Result<()> {
     let client = Client::new(&g.run);
     let start = std::time::Instant::now();
     let route = format!("/ps?project={project}&all=1");
     loop {
-        let rows: Vec<PsRow> = client.get(&route).await?;
+        let mut rows: Vec<PsRow> = client.get(&route).await?;
+        if let Some(only) = only {
+            rows.retain(|r| only.contains(&r.service));
+        }
         let mut pending = Vec::new();
         for r in &rows {
             let done_job = completes.contains(&r.service) && r.exit_code == Some(0);
@@ -222,4 +235,85 @@ pub fn ps(g: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `berth run`: a one-off container of a service, its dependencies started first (and waited
+/// for), with the service's networks but not its published ports, as compose does.
+pub fn run(g: &GlobalOpts, args: super::stack::RunArgs) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    if !args.volumes.is_empty() || !args.publish.is_empty() {
+        bail!("berth run -v/-p are not implemented yet (tracked in issue 6)");
+    }
+    let req = load(g, std::slice::from_ref(&args.service))?;
+    let name = req.project.name.clone();
+    let graph = crate::graph::ServiceGraph::from_project(&req.project)?;
+    let mut deps: Vec<String> = graph
+        .select(std::slice::from_ref(&args.service), false)?
+        .into_iter()
+        .filter(|s| s != &args.service)
+        .collect();
+    if args.no_deps {
+        deps.clear();
+    }
+    let entrypoint = args
+        .entrypoint
+        .as_deref()
+        .map(|e| shell_words::split(e).with_context(|| format!("--entrypoint {e:?}")))
+        .transpose()?;
+    let tty = !args.no_tty && std::io::stdin().is_terminal();
+    let rt = runtime()?;
+    let id: String = rt.block_on(async {
+        let client = Client::connect_or_start(&g.root, &g.run).await?;
+        if !deps.is_empty() {
+            let up = UpRequest {
+                project: req.clone(),
+                options: UpOptions {
+                    services: deps.clone(),
+                    ..UpOptions::default()
+                },
+            };
+            let outcome: Outcome = client.post("/up", &up).await?;
+            if report("up", &outcome) != ExitCode::SUCCESS {
+                bail!("the dependencies of {} did not start", args.service);
+            }
+            wait_ready_of(
+                g,
+                &name,
+                &[],
+                Some(std::time::Duration::from_secs(300)),
+                Some(&deps),
+            )
+            .await?;
+        }
+        let body = crate::daemon::routes::RunRequest {
+            project: req,
+            service: args.service.clone(),
+            run: crate::engine::stack::OneOff {
+                command: args.command.clone(),
+                entrypoint,
+                env: args.env.clone(),
+                name: args.name.clone(),
+                tty,
+            },
+        };
+        anyhow::Ok(client.post::<String>("/run", &body).await?)
+    })?;
+    let runtime = super::container::runtime(g)?;
+    let rec = runtime.resolve(&id)?;
+    if args.detach {
+        runtime.start(&rec)?;
+        println!("{}", rec.config.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let code = super::container::start_foreground(&runtime, &rec, tty, tty);
+    if args.rm {
+        let failures: Vec<String> = rt.block_on(async {
+            let client = Client::new(&g.run);
+            anyhow::Ok(client.post("/rm", &vec![id.clone()]).await?)
+        })?;
+        for f in failures {
+            eprintln!("berth: removing the one-off container: {f}");
+        }
+    }
+    code
 }

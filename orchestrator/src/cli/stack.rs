@@ -479,7 +479,7 @@ pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
         StackCommand::Ps(args) => return super::project::ps(g, args),
         StackCommand::Logs(args) => return super::project_verbs::logs(g, args),
         StackCommand::Exec(args) => return super::project_verbs::exec(g, args),
-        StackCommand::Run(_) => ("run", 6),
+        StackCommand::Run(args) => return super::project::run(g, args),
         StackCommand::Create(_) => ("create", 6),
         StackCommand::Start(args) => return super::project_verbs::start(g, args),
         StackCommand::Stop(args) => return super::project_verbs::stop(g, args),

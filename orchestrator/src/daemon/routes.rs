@@ -61,6 +61,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/up") => up(&shared, req).await,
         (&Method::POST, "/down") => down(&shared, req).await,
         (&Method::POST, "/rm") => rm(&shared, req).await,
+        (&Method::POST, "/run") => run_oneoff(&shared, req).await,
         (&Method::POST, "/network") => network(&shared, req).await,
         (&Method::GET, "/ps") => ps(&shared, req.uri().query().unwrap_or("")).await,
         (&Method::POST, "/shutdown") => {
@@ -254,4 +255,31 @@ async fn rm(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         }
     }
     json(StatusCode::OK, &failures)
+}
+
+/// Body of `POST /v1/run`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct RunRequest {
+    pub project: crate::engine::stack::ProjectRequest,
+    pub service: String,
+    pub run: crate::engine::stack::OneOff,
+}
+
+/// `POST /v1/run`: creates a one-off container (the CLI starts and attaches it); answers its id.
+async fn run_oneoff(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let r: RunRequest = match body(req).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let engine = match shared.engine().await {
+        Ok(e) => e,
+        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+    };
+    match engine
+        .create_oneoff(r.project.into_project(), &r.service, r.run)
+        .await
+    {
+        Ok(id) => json(StatusCode::OK, &id),
+        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+    }
 }

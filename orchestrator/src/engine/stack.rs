@@ -99,6 +99,25 @@ impl Outcome {
     }
 }
 
+/// What `berth run` overrides in the service for its one-off container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OneOff {
+    pub command: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub name: Option<String>,
+    pub tty: bool,
+}
+
+fn rand_bytes() -> [u8; 4] {
+    let mut b = [0u8; 4];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    b
+}
+
 /// One container of a project as `berth ps` shows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PsRow {
@@ -315,6 +334,72 @@ impl Engine {
         } else {
             Err(errors.join("; "))
         }
+    }
+
+    /// `berth run`: creates (does not start) a one-off container of `service`, attached to the
+    /// service's networks without its published ports, as compose does; returns its id.
+    pub async fn create_oneoff(
+        self: &Arc<Self>,
+        project: Project,
+        service: &str,
+        run: OneOff,
+    ) -> Result<String, String> {
+        let mut svc = project
+            .services
+            .get(service)
+            .cloned()
+            .ok_or_else(|| format!("no such service: {service}"))?;
+        svc.ports.clear();
+        svc.container_name = None;
+        if let Some(ep) = run.entrypoint {
+            svc.entrypoint = Some(ep);
+            svc.command = None;
+        }
+        if !run.command.is_empty() {
+            svc.command = Some(run.command);
+        }
+        for kv in run.env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            svc.environment.insert(k.to_string(), Some(v.to_string()));
+        }
+        let reference = project.image_of(service).unwrap_or_default();
+        let image = self
+            .images
+            .resolve(&reference)
+            .map_err(|err| format!("service {service}: image {reference}: {err}"))?;
+        let mut cfg = translate::container_config(&project, service, &svc, 0, &image, "")
+            .map_err(|err| err.to_string())?;
+        let suffix = hex::encode(rand_bytes());
+        cfg.name = run
+            .name
+            .unwrap_or_else(|| format!("{}-{service}-run-{suffix}", project.name));
+        cfg.hostname = Some(cfg.name.clone());
+        cfg.labels.insert(labels::ONEOFF.into(), "True".into());
+        cfg.labels.remove(labels::RESTART);
+        cfg.tty = run.tty;
+        cfg.open_stdin = run.tty;
+        let name = cfg.name.clone();
+        let wants_net = cfg.network == NetworkMode::New && !svc.networks.is_empty();
+        let runtime = self.runtime.clone();
+        let rec = blocking(move || runtime.create(cfg).map_err(|err| err.to_string())).await?;
+        let id_file = rec
+            .dir
+            .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
+        let _ = std::fs::write(&id_file, image.id.to_string());
+        if wants_net {
+            let backend = StackBackend {
+                engine: self.clone(),
+                project: Arc::new(project),
+            };
+            if let Err(err) = backend.connect(service, &svc, &rec, &name, &name).await {
+                let cleanup = self.stop_and_remove(&rec.id, true).await;
+                return Err(match cleanup {
+                    Ok(()) => err,
+                    Err(c) => format!("{err}; cleanup also failed: {c}"),
+                });
+            }
+        }
+        Ok(rec.id)
     }
 
     /// Starts the healthcheck loop recorded on a running container, if it has one.
