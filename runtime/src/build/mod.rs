@@ -48,6 +48,7 @@ pub mod config;
 pub mod context;
 pub mod copy;
 pub mod dockerfile;
+pub mod exec;
 pub mod ignore;
 pub mod plan;
 pub mod stages;
