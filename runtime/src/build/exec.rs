@@ -295,8 +295,9 @@ impl<'a> Builder<'a> {
                 source,
             }
         };
-        fs::create_dir_all(self.dir.join("contexts"))
-            .map_err(io_err("creating", &self.dir.join("contexts")))?;
+        for sub in ["contexts", "tmp"] {
+            fs::create_dir_all(self.dir.join(sub)).map_err(io_err("creating", &self.dir.join(sub)))?;
+        }
         let df_path = req
             .dockerfile
             .clone()
@@ -421,6 +422,8 @@ impl<'a> Builder<'a> {
                                     created: now_secs(),
                                     last_used: now_secs(),
                                 });
+                                // Saved at once: a later failing step keeps this one cached.
+                                cache.save()?;
                                 img
                             }
                         };
@@ -512,6 +515,35 @@ impl<'a> Builder<'a> {
             steps: reports,
             warnings: bp.warnings.clone(),
         })
+    }
+
+    /// `builder prune`: forgets every cache entry and removes the intermediate images only the
+    /// cache held (untagged, unused by containers); tagged images and their layers stay.
+    /// Returns the number of entries dropped and the bytes the store reclaimed.
+    pub fn prune(&self) -> Result<(usize, u64), BuildError> {
+        let mut cache = BuildCache::open(&self.cache_path())?;
+        let removed = cache.prune(|_| true);
+        cache.record_build(Vec::new());
+        cache.save()?;
+        let mut reclaimed = 0;
+        for e in &removed {
+            let Some(id) = e.layer.as_deref() else {
+                continue;
+            };
+            let Ok(img) = self.store.resolve(id) else {
+                continue;
+            };
+            if !img.repo_tags.is_empty() {
+                continue;
+            }
+            match self.store.remove(id, false) {
+                Ok(rep) => reclaimed += rep.reclaimed,
+                Err(e) => tracing::debug!(image = id, error = %e, "kept a cached image"),
+            }
+        }
+        let _ = fs::remove_dir_all(self.dir.join("tmp"));
+        let _ = fs::remove_dir_all(self.dir.join("contexts"));
+        Ok((removed.len(), reclaimed))
     }
 
     fn commit(
