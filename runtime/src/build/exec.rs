@@ -296,7 +296,8 @@ impl<'a> Builder<'a> {
             }
         };
         for sub in ["contexts", "tmp"] {
-            fs::create_dir_all(self.dir.join(sub)).map_err(io_err("creating", &self.dir.join(sub)))?;
+            fs::create_dir_all(self.dir.join(sub))
+                .map_err(io_err("creating", &self.dir.join(sub)))?;
         }
         let df_path = req
             .dockerfile
@@ -366,32 +367,33 @@ impl<'a> Builder<'a> {
                 let mut cached = false;
                 match &step.kind {
                     StepKind::From(base) => {
-                        st = match base {
-                            BaseSource::Scratch => StageState {
-                                image: None,
-                                config: ImageConfig::default(),
-                            },
-                            BaseSource::Image { reference, digest } => {
-                                let img = self.store.resolve(digest).map_err(|source| {
-                                    BuildError::BaseImage {
-                                        reference: reference.clone(),
-                                        source,
-                                    }
-                                })?;
-                                let mut config = builder_config_of(&img);
-                                config.on_build.clear();
-                                StageState {
-                                    image: Some(img),
-                                    config,
-                                }
-                            }
-                            BaseSource::Stage(i) => stage_results.get(i).cloned().ok_or(
-                                BuildError::Unsupported {
-                                    step: step.display.clone(),
-                                    what: "FROM a stage that was not built before",
+                        st =
+                            match base {
+                                BaseSource::Scratch => StageState {
+                                    image: None,
+                                    config: ImageConfig::default(),
                                 },
-                            )?,
-                        };
+                                BaseSource::Image { reference, digest } => {
+                                    let img = self.store.resolve(digest).map_err(|source| {
+                                        BuildError::BaseImage {
+                                            reference: reference.clone(),
+                                            source,
+                                        }
+                                    })?;
+                                    let mut config = builder_config_of(&img);
+                                    config.on_build.clear();
+                                    StageState {
+                                        image: Some(img),
+                                        config,
+                                    }
+                                }
+                                BaseSource::Stage(i) => stage_results.get(i).cloned().ok_or(
+                                    BuildError::Unsupported {
+                                        step: step.display.clone(),
+                                        what: "FROM a stage that was not built before",
+                                    },
+                                )?,
+                            };
                         cached = true;
                     }
                     _ => {
@@ -486,13 +488,7 @@ impl<'a> Builder<'a> {
         }
         let image = match fin.image {
             Some(i) => i,
-            None => self.commit(
-                "scratch",
-                None,
-                None,
-                &target.config,
-                "FROM scratch".into(),
-            )?,
+            None => self.commit("scratch", None, None, &target.config, "FROM scratch".into())?,
         };
         for t in &req.tags {
             self.store
@@ -726,12 +722,11 @@ impl<'a> Builder<'a> {
         }
         let layers = parent.map(|i| i.layer_dirs()).unwrap_or_default();
         let dest_is_dir = find_in_layers(&layers, &spec.dest).is_some_and(|p| p.is_dir());
-        let items = copy::context_items(spec, ctx, dest_is_dir).map_err(|source| {
-            BuildError::Context {
+        let items =
+            copy::context_items(spec, ctx, dest_is_dir).map_err(|source| BuildError::Context {
                 step: display.to_string(),
                 source,
-            }
-        })?;
+            })?;
         let owner = match &spec.chown {
             Some(c) => Some(resolve_owner(display, c, &layers)?),
             None => None,
