@@ -255,3 +255,32 @@ fn cli_build_prints_steps_and_cached_and_builder_prune_empties_the_cache() {
     drop(be.store);
     be.env.assert_clean();
 }
+
+#[test]
+fn multi_stage_copy_from_a_stage_and_target() {
+    let be = BuildEnv::new();
+    be.write(
+        "Dockerfile",
+        "FROM bb:1 AS build\nRUN mkdir -p /out/lib && echo artifact > /out/lib/a && echo bin > /out/tool\n\
+         FROM bb:1 AS unused\nRUN exit 1\n\
+         FROM bb:1\nCOPY --from=build /out/lib /opt/lib\nCOPY --from=build --chown=app --chmod=750 /out/tool /usr/bin/\n",
+    );
+    let (_, steps) = be.build("multi:1", false).expect("multi-stage build");
+    assert!(
+        steps.iter().all(|s| !s.display.contains("exit 1")),
+        "unneeded stage built: {steps:?}"
+    );
+    let out = be.run(
+        "multi:1",
+        &[
+            "sh",
+            "-c",
+            "cat /opt/lib/a; stat -c '%u:%g %a' /usr/bin/tool",
+        ],
+    );
+    assert_eq!(out, "artifact\n1000:1000 750\n");
+    let (_, steps) = be.build("multi:1", false).expect("cached");
+    assert!(steps.iter().all(|s| s.cached), "{steps:?}");
+    drop(be.store);
+    be.env.assert_clean();
+}

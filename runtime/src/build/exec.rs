@@ -27,7 +27,9 @@ use super::copy::{self, ItemKind};
 use super::dockerfile::{Dockerfile, ParseError};
 use super::ignore::IgnoreError;
 use super::plan::{self, PlanError};
-use super::steps::{BaseImage, BaseSource, CopyOrigin, CopySpec, PlanOptions, RunSpec, StepKind};
+use super::steps::{
+    BaseImage, BaseSource, CopyOrigin, CopySource, CopySpec, PlanOptions, RunSpec, StepKind,
+};
 use crate::container::{ContainerConfig, NetworkMode, RootfsSource, Runtime, RuntimeError, logs};
 use crate::image::diff::{self, DiffError};
 use crate::image::store::Healthcheck;
@@ -413,7 +415,8 @@ impl<'a> Builder<'a> {
                                 img
                             }
                             None => {
-                                let img = self.execute(step, &st, &next_config, &ctx)?;
+                                let img =
+                                    self.execute(step, &st, &next_config, &ctx, &stage_results)?;
                                 let size = img.layer_sizes.last().copied().unwrap_or(0);
                                 cache.insert(CacheEntry {
                                     key: step.cache_key.clone(),
@@ -587,10 +590,14 @@ impl<'a> Builder<'a> {
         st: &StageState,
         next_config: &ImageConfig,
         ctx: &Context,
+        stages: &HashMap<usize, StageState>,
     ) -> Result<Image, BuildError> {
         let parent = st.image.as_ref();
         let layer_tar = match &step.kind {
             StepKind::Run(run) => Some(self.run_step(&step.display, run, parent)?),
+            StepKind::Copy(spec) if !matches!(spec.origin, CopyOrigin::Context) => {
+                Some(self.copy_from_step(&step.display, spec, parent, stages)?)
+            }
             StepKind::Copy(spec) => Some(self.copy_step(&step.display, spec, parent, ctx)?),
             StepKind::Config | StepKind::From(_) => None,
         };
@@ -707,6 +714,78 @@ impl<'a> Builder<'a> {
         self.diff_to_tar(display, &guard.rec.dir.join("upper"))
     }
 
+    /// COPY --from=stage|image: the source rootfs is flattened (whiteouts applied) into a
+    /// scratch dir, each source path is copied with Docker's destination rules, owned by root
+    /// (or `--chown`) with `--chmod` applied.
+    fn copy_from_step(
+        &self,
+        display: &str,
+        spec: &CopySpec,
+        parent: Option<&Image>,
+        stages: &HashMap<usize, StageState>,
+    ) -> Result<PathBuf, BuildError> {
+        let source_image = match &spec.origin {
+            CopyOrigin::Stage(i) => stages.get(i).and_then(|s| s.image.clone()),
+            CopyOrigin::Image { reference, digest } => Some(self.store.resolve(digest).map_err(
+                |source| BuildError::BaseImage {
+                    reference: reference.clone(),
+                    source,
+                },
+            )?),
+            CopyOrigin::Context => None,
+        };
+        let src_root = self.scratch(display, "from")?;
+        if let Some(img) = &source_image {
+            self.store
+                .flatten(img, &src_root.0)
+                .map_err(|source| BuildError::Store {
+                    step: display.to_string(),
+                    source,
+                })?;
+        }
+        let layers = parent.map(|i| i.layer_dirs()).unwrap_or_default();
+        let owner = match &spec.chown {
+            Some(c) => resolve_owner(display, c, &layers)?,
+            None => (0, 0),
+        };
+        let dest_exists_dir = find_in_layers(&layers, &spec.dest).is_some_and(|p| p.is_dir());
+        let paths: Vec<&str> = spec
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                CopySource::Path(p) => Some(p.as_str()),
+                _ => None,
+            })
+            .collect();
+        let into_dir = spec.dest_is_dir || dest_exists_dir || paths.len() > 1;
+        let upper = self.scratch(display, "copy")?;
+        let dest_rel = spec.dest.trim_start_matches('/').trim_end_matches('/');
+        for p in paths {
+            if p.contains(['*', '?', '[']) {
+                return Err(BuildError::Unsupported {
+                    step: display.to_string(),
+                    what: "globs in COPY --from sources",
+                });
+            }
+            let rel = p.trim_start_matches('/').trim_end_matches('/');
+            let src = src_root.0.join(rel);
+            let meta = fs::symlink_metadata(&src).map_err(|source| BuildError::Io {
+                step: display.to_string(),
+                op: "finding the COPY --from source",
+                path: PathBuf::from(p),
+                source,
+            })?;
+            let target = if meta.is_dir() || !into_dir {
+                upper.0.join(dest_rel)
+            } else {
+                let name = rel.rsplit('/').next().unwrap_or(rel);
+                upper.0.join(dest_rel).join(name)
+            };
+            copy_tree(display, &src, &target, owner, spec.chmod)?;
+        }
+        self.diff_to_tar(display, &upper.0)
+    }
+
     fn copy_step(
         &self,
         display: &str,
@@ -787,6 +866,62 @@ impl<'a> Builder<'a> {
         }
         self.diff_to_tar(display, &upper.0)
     }
+}
+
+/// Copies `src` (file, symlink or directory tree) to `dst`, creating parents, owned by
+/// `owner`, with `chmod` replacing the permission bits when given.
+fn copy_tree(
+    step: &str,
+    src: &Path,
+    dst: &Path,
+    owner: (u32, u32),
+    chmod: Option<u32>,
+) -> Result<(), BuildError> {
+    let io_err = |op, path: &Path| {
+        let path = path.to_path_buf();
+        let step = step.to_string();
+        move |source| BuildError::Io {
+            step,
+            op,
+            path,
+            source,
+        }
+    };
+    if let Some(parent) = dst.parent()
+        && !parent.exists()
+    {
+        fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+    }
+    let meta = fs::symlink_metadata(src).map_err(io_err("reading", src))?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let t = fs::read_link(src).map_err(io_err("reading", src))?;
+        let _ = fs::remove_file(dst);
+        symlink(&t, dst).map_err(io_err("linking", dst))?;
+    } else if ft.is_dir() {
+        if !dst.is_dir() {
+            fs::create_dir(dst).map_err(io_err("creating", dst))?;
+        }
+        for e in fs::read_dir(src).map_err(io_err("reading", src))? {
+            let e = e.map_err(io_err("reading", src))?;
+            copy_tree(step, &e.path(), &dst.join(e.file_name()), owner, chmod)?;
+        }
+        let mode = chmod.unwrap_or(meta.permissions().mode() & 0o7777);
+        fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", dst))?;
+    } else if ft.is_file() {
+        let _ = fs::remove_file(dst);
+        fs::copy(src, dst).map_err(io_err("copying", src))?;
+        let mode = chmod.unwrap_or(meta.permissions().mode() & 0o7777);
+        fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", dst))?;
+    } else {
+        // Devices, fifos, sockets: not copied (Docker copies them; rare in COPY --from).
+        return Err(BuildError::Unsupported {
+            step: step.to_string(),
+            what: "COPY --from of device, fifo or socket files",
+        });
+    }
+    std::os::unix::fs::lchown(dst, Some(owner.0), Some(owner.1)).map_err(io_err("chown", dst))?;
+    Ok(())
 }
 
 /// The topmost layer's copy of an absolute path (whiteouts are not consulted: good enough to
