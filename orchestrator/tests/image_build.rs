@@ -284,3 +284,60 @@ fn multi_stage_copy_from_a_stage_and_target() {
     drop(be.store);
     be.env.assert_clean();
 }
+
+#[test]
+fn add_extracts_archives_arg_changes_miss_where_used_and_dockerignore_applies() {
+    let be = BuildEnv::new();
+    let payload = be.env.tmp.path().join("payload");
+    fs::create_dir_all(payload.join("d")).expect("payload");
+    fs::write(payload.join("d/inside"), "from-tar\n").expect("inside");
+    let st = Command::new("tar")
+        .args(["-czf"])
+        .arg(be.ctx.join("p.tar.gz"))
+        .arg("-C")
+        .arg(&payload)
+        .arg("d")
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    be.write(".dockerignore", "secret*\n");
+    be.write("secret.txt", "no\n");
+    be.write("keep.txt", "yes\n");
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nADD p.tar.gz /x/\nCOPY . /ctx/\nARG FLAVOR=plain\nRUN echo one > /one\nRUN echo $FLAVOR > /flavor\n",
+    );
+    let rt = be.env.runtime();
+    let b = Builder::new(&be.store, &rt, &be.env.root);
+    let mut req = BuildRequest {
+        context: be.ctx.clone(),
+        tags: vec!["add:1".into()],
+        ..Default::default()
+    };
+    b.build(&req, |_| {}).expect("build");
+    let out = be.run(
+        "add:1",
+        &[
+            "sh",
+            "-c",
+            "cat /x/d/inside /ctx/keep.txt /flavor; test -e /ctx/secret.txt || echo ignored",
+        ],
+    );
+    assert_eq!(out, "from-tar\nyes\nplain\nignored\n");
+
+    // A new build arg value misses from the first RUN that sees it on (as Docker: the ARG
+    // step itself stays a hit, every RUN after it gets the value in its environment).
+    req.options
+        .build_args
+        .insert("FLAVOR".into(), "spicy".into());
+    let res = b.build(&req, |_| {}).expect("rebuild");
+    assert_eq!(
+        cached(&res.steps),
+        vec![true, true, true, true, false, false],
+        "{:?}",
+        res.steps
+    );
+    assert_eq!(be.run("add:1", &["cat", "/flavor"]), "spicy\n");
+    drop(be.store);
+    be.env.assert_clean();
+}

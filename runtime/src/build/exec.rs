@@ -853,11 +853,31 @@ impl<'a> Builder<'a> {
                     fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
                         .map_err(io_err("chmod", &target))?;
                 }
-                ItemKind::Archive { .. } => {
-                    return Err(BuildError::Unsupported {
-                        step: display.to_string(),
-                        what: "ADD of a local tar archive (extraction)",
-                    });
+                ItemKind::Archive { entry, .. } => {
+                    // GNU tar detects gzip/bzip2/xz/zstd itself and keeps the archive's owners.
+                    let src = ctx.host_path(*entry);
+                    fs::create_dir_all(&target).map_err(io_err("creating", &target))?;
+                    let out = std::process::Command::new("tar")
+                        .args(["--numeric-owner", "-x", "-f"])
+                        .arg(&src)
+                        .arg("-C")
+                        .arg(&target)
+                        .output()
+                        .map_err(io_err("running tar to extract", &src))?;
+                    if !out.status.success() {
+                        return Err(BuildError::Io {
+                            step: display.to_string(),
+                            op: "extracting",
+                            path: src,
+                            source: io::Error::other(
+                                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                            ),
+                        });
+                    }
+                    if let Some((uid, gid)) = owner {
+                        chown_tree(display, &target, uid, gid)?;
+                    }
+                    continue;
                 }
             }
             let (uid, gid) = owner.unwrap_or((0, 0));
@@ -921,6 +941,28 @@ fn copy_tree(
         });
     }
     std::os::unix::fs::lchown(dst, Some(owner.0), Some(owner.1)).map_err(io_err("chown", dst))?;
+    Ok(())
+}
+
+/// `--chown` over an extracted tree (symlinks themselves, never their targets).
+fn chown_tree(step: &str, dir: &Path, uid: u32, gid: u32) -> Result<(), BuildError> {
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        let step = step.to_string();
+        move |source| BuildError::Io {
+            step,
+            op: "chown",
+            path,
+            source,
+        }
+    };
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(err(dir))?;
+    if fs::symlink_metadata(dir).map_err(err(dir))?.is_dir() {
+        for e in fs::read_dir(dir).map_err(err(dir))? {
+            let e = e.map_err(err(dir))?;
+            chown_tree(step, &e.path(), uid, gid)?;
+        }
+    }
     Ok(())
 }
 
