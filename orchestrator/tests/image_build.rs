@@ -341,3 +341,31 @@ fn add_extracts_archives_arg_changes_miss_where_used_and_dockerignore_applies() 
     drop(be.store);
     be.env.assert_clean();
 }
+
+#[test]
+fn run_heredocs_with_and_without_a_shebang() {
+    let be = BuildEnv::new();
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nRUN <<EOF\necho plain > /plain\necho more >> /plain\nEOF\nRUN <<EOF\n#!/bin/sh\necho script > /script\nEOF\n",
+    );
+    let (id, _) = be.build("heredoc:1", false).expect("build");
+    let out = be.run(
+        "heredoc:1",
+        &[
+            "sh",
+            "-c",
+            "cat /plain /script; test -e /.berth-build-script || echo clean",
+        ],
+    );
+    assert_eq!(out, "plain\nmore\nscript\nclean\n");
+    let img = be.store.resolve(&id).expect("resolve");
+    for d in img.layer_dirs() {
+        assert!(
+            !d.join(".berth-build-script").exists(),
+            "script left in {d:?}"
+        );
+    }
+    drop(be.store);
+    be.env.assert_clean();
+}

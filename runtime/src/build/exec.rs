@@ -670,14 +670,15 @@ impl<'a> Builder<'a> {
         run: &RunSpec,
         parent: Option<&Image>,
     ) -> Result<PathBuf, BuildError> {
-        if run.script.is_some() {
-            return Err(BuildError::Unsupported {
-                step: display.to_string(),
-                what: "RUN heredoc scripts with a #! line",
-            });
-        }
+        // A `#!` heredoc runs as a file placed in the container's upper dir before start and
+        // taken out again before the diff, so it never lands in the layer.
+        const SCRIPT: &str = ".berth-build-script";
+        let argv = match &run.script {
+            Some(_) => vec![format!("/{SCRIPT}")],
+            None => run.argv.clone(),
+        };
         let layers = parent.map(|i| i.layer_dirs()).unwrap_or_default();
-        let mut cfg = ContainerConfig::new(RootfsSource::Layers(layers), run.argv.clone());
+        let mut cfg = ContainerConfig::new(RootfsSource::Layers(layers), argv.clone());
         cfg.env = run.env.clone();
         if !cfg.env.iter().any(|e| e.starts_with("PATH=")) {
             cfg.env
@@ -697,8 +698,22 @@ impl<'a> Builder<'a> {
         };
         let step_text = display;
         tracing::debug!(container = %guard.rec.id, step = step_text, "RUN");
+        let script_path = guard.rec.dir.join("upper").join(SCRIPT);
+        if let Some(text) = &run.script {
+            let io = |source| BuildError::Io {
+                step: display.to_string(),
+                op: "writing the RUN script",
+                path: script_path.clone(),
+                source,
+            };
+            fs::write(&script_path, text).map_err(io)?;
+            fs::set_permissions(&script_path, fs::Permissions::from_mode(0o755)).map_err(io)?;
+        }
         self.runtime.start(&guard.rec).map_err(rt_err)?;
         let exit = self.runtime.wait(&guard.rec).map_err(rt_err)?;
+        if run.script.is_some() {
+            let _ = fs::remove_file(&script_path);
+        }
         if exit.code != 0 {
             let entries = logs::read_all(&guard.rec.log_path());
             let text: String = entries.iter().map(|e| e.log.as_str()).collect();
@@ -706,7 +721,10 @@ impl<'a> Builder<'a> {
             let tail = lines[lines.len().saturating_sub(10)..].join("\n");
             return Err(BuildError::RunFailed {
                 step: display.to_string(),
-                command: run.argv.clone(),
+                command: match &run.script {
+                    Some(text) => vec![text.clone()],
+                    None => run.argv.clone(),
+                },
                 code: exit.code,
                 output: tail,
             });
