@@ -369,3 +369,26 @@ fn run_heredocs_with_and_without_a_shebang() {
     drop(be.store);
     be.env.assert_clean();
 }
+
+#[test]
+fn copy_follows_symlinked_parents_and_keeps_lower_directory_modes() {
+    let be = BuildEnv::new();
+    be.write("hello.txt", "hello\n");
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nRUN mkdir -p /usr/lib && ln -s usr/lib /lib && chmod 1777 /tmp\n\
+         COPY hello.txt /lib/x/hello\nCOPY hello.txt /tmp/h\n",
+    );
+    be.build("links:1", false).expect("build");
+    let out = be.run(
+        "links:1",
+        &[
+            "sh",
+            "-c",
+            "readlink /lib; cat /usr/lib/x/hello; stat -c %a /tmp; cat /tmp/h",
+        ],
+    );
+    assert_eq!(out, "usr/lib\nhello\n1777\nhello\n");
+    drop(be.store);
+    be.env.assert_clean();
+}

@@ -793,12 +793,13 @@ impl<'a> Builder<'a> {
                 path: PathBuf::from(p),
                 source,
             })?;
-            let target = if meta.is_dir() || !into_dir {
-                upper.0.join(dest_rel)
+            let dest = if meta.is_dir() || !into_dir {
+                dest_rel.to_string()
             } else {
                 let name = rel.rsplit('/').next().unwrap_or(rel);
-                upper.0.join(dest_rel).join(name)
+                format!("{dest_rel}/{name}")
             };
+            let target = place(display, &upper.0, &layers, &dest)?;
             copy_tree(display, &src, &target, owner, spec.chmod)?;
         }
         self.diff_to_tar(display, &upper.0)
@@ -841,12 +842,7 @@ impl<'a> Builder<'a> {
         };
         for item in &items {
             let rel = item.dest.trim_start_matches('/');
-            let target = upper.0.join(rel);
-            if let Some(parent_dir) = target.parent()
-                && !parent_dir.exists()
-            {
-                fs::create_dir_all(parent_dir).map_err(io_err("creating", parent_dir))?;
-            }
+            let target = place(display, &upper.0, &layers, rel)?;
             match &item.kind {
                 ItemKind::Dir { mode } => {
                     if !target.is_dir() {
@@ -982,6 +978,74 @@ fn chown_tree(step: &str, dir: &Path, uid: u32, gid: u32) -> Result<(), BuildErr
         }
     }
     Ok(())
+}
+
+/// The path in `upper` where image path `rel` goes, with its parent directories created:
+/// symlinks among the parents are resolved inside the image (COPY to /bin/x on a rootfs where
+/// /bin -> usr/bin writes usr/bin/x rather than shadowing the link), and a parent that exists
+/// in a lower layer is recreated with that layer's mode and owner (so /tmp stays 1777).
+fn place(step: &str, upper: &Path, layers: &[PathBuf], rel: &str) -> Result<PathBuf, BuildError> {
+    let mut resolved: Vec<String> = Vec::new();
+    let comps: Vec<&str> = rel
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let Some((last, parents)) = comps.split_last() else {
+        return Ok(upper.to_path_buf());
+    };
+    let mut queue: std::collections::VecDeque<String> =
+        parents.iter().map(|c| c.to_string()).collect();
+    let mut hops = 0;
+    while let Some(c) = queue.pop_front() {
+        if c == ".." {
+            resolved.pop();
+            continue;
+        }
+        resolved.push(c);
+        let here = resolved.join("/");
+        let lower = find_in_layers(layers, &here);
+        if !upper.join(&here).exists()
+            && let Some(l) = &lower
+            && let Ok(t) = fs::read_link(l)
+            && hops < 40
+        {
+            hops += 1;
+            resolved.pop();
+            let t = t.to_string_lossy().into_owned();
+            if t.starts_with('/') {
+                resolved.clear();
+            }
+            let mut rest: Vec<String> = t
+                .split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .map(str::to_string)
+                .collect();
+            rest.extend(queue.drain(..));
+            queue = rest.into();
+            continue;
+        }
+        let dir = upper.join(&here);
+        if !dir.exists() {
+            let io = |source| BuildError::Io {
+                step: step.to_string(),
+                op: "creating",
+                path: dir.clone(),
+                source,
+            };
+            fs::create_dir(&dir).map_err(io)?;
+            if let Some(l) = lower
+                && let Ok(m) = fs::metadata(&l)
+                && m.is_dir()
+            {
+                use std::os::unix::fs::MetadataExt;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(m.mode() & 0o7777))
+                    .map_err(io)?;
+                std::os::unix::fs::lchown(&dir, Some(m.uid()), Some(m.gid())).map_err(io)?;
+            }
+        }
+    }
+    resolved.push(last.to_string());
+    Ok(upper.join(resolved.join("/")))
 }
 
 /// The topmost layer's copy of an absolute path (whiteouts are not consulted: good enough to
