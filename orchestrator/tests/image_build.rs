@@ -392,3 +392,46 @@ fn copy_follows_symlinked_parents_and_keeps_lower_directory_modes() {
     drop(be.store);
     be.env.assert_clean();
 }
+
+#[test]
+fn builds_side_by_side_keep_each_others_cache_entries() {
+    let be = BuildEnv::new();
+    let ctxs: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let c = be.env.tmp.path().join(format!("ctx{i}"));
+            fs::create_dir_all(&c).expect("ctx");
+            fs::write(
+                c.join("Dockerfile"),
+                format!("FROM bb:1\nRUN echo {i} > /n\nENV N={i}\nRUN cat /n\n"),
+            )
+            .expect("Dockerfile");
+            c
+        })
+        .collect();
+    let rt = be.env.runtime();
+    let b = Builder::new(&be.store, &rt, &be.env.root);
+    let build = |c: &PathBuf, tag: &str| {
+        let req = BuildRequest {
+            context: c.clone(),
+            tags: vec![tag.into()],
+            ..Default::default()
+        };
+        b.build(&req, |_| {}).expect("build")
+    };
+    std::thread::scope(|s| {
+        let a = s.spawn(|| build(&ctxs[0], "par:0"));
+        let c = s.spawn(|| build(&ctxs[1], "par:1"));
+        a.join().expect("thread a");
+        c.join().expect("thread b");
+    });
+    for (i, c) in ctxs.iter().enumerate() {
+        let res = build(c, &format!("par:{i}"));
+        assert!(res.steps.iter().all(|s| s.cached), "{:?}", res.steps);
+        assert_eq!(
+            be.run(&format!("par:{i}"), &["cat", "/n"]),
+            format!("{i}\n")
+        );
+    }
+    drop(be.store);
+    be.env.assert_clean();
+}

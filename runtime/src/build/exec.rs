@@ -276,6 +276,26 @@ impl<'a> Builder<'a> {
         self.dir.join("cache.json")
     }
 
+    /// Read-modify-write of the cache index under `cache.lock`, so that builds running side by
+    /// side (compose services) never lose each other's entries.
+    fn update_cache(&self, f: impl FnOnce(&mut BuildCache)) -> Result<(), BuildError> {
+        let lock_path = self.dir.join("cache.lock");
+        fs::create_dir_all(&self.dir).map_err(|source| CacheError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let _lock = crate::image::lock::FileLock::exclusive(&lock_path).map_err(|source| {
+            CacheError::Io {
+                path: lock_path.clone(),
+                source,
+            }
+        })?;
+        let mut c = BuildCache::open(&self.cache_path())?;
+        f(&mut c);
+        c.save()?;
+        Ok(())
+    }
+
     fn digest_cache_path(&self, context: &Path) -> PathBuf {
         let canon = fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
         let d = Digest::of_bytes(canon.as_os_str().as_encoded_bytes());
@@ -418,7 +438,7 @@ impl<'a> Builder<'a> {
                                 let img =
                                     self.execute(step, &st, &next_config, &ctx, &stage_results)?;
                                 let size = img.layer_sizes.last().copied().unwrap_or(0);
-                                cache.insert(CacheEntry {
+                                let entry = CacheEntry {
                                     key: step.cache_key.clone(),
                                     parent: prev_key.clone(),
                                     created_by: step.created_by.clone(),
@@ -426,13 +446,13 @@ impl<'a> Builder<'a> {
                                     size: if step.makes_layer() { size } else { 0 },
                                     created: now_secs(),
                                     last_used: now_secs(),
-                                });
+                                };
+                                cache.insert(entry.clone());
                                 // Saved at once: a later failing step keeps this one cached.
-                                cache.save()?;
+                                self.update_cache(|c| c.insert(entry))?;
                                 img
                             }
                         };
-                        cache.touch(&step.cache_key, now_secs());
                         st = StageState {
                             image: Some(image),
                             config: next_config,
@@ -455,8 +475,13 @@ impl<'a> Builder<'a> {
             }
             stage_results.insert(stage.index, st);
         }
-        cache.record_build(outcomes);
-        cache.save()?;
+        let now = now_secs();
+        self.update_cache(|c| {
+            for o in &outcomes {
+                c.touch(&o.key, now);
+            }
+            c.record_build(outcomes);
+        })?;
         if let Ok(bytes) = serde_json::to_vec(&ctx.digest_cache()) {
             let tmp = dc_path.with_extension("tmp");
             if fs::write(&tmp, bytes).is_ok() {
@@ -520,10 +545,11 @@ impl<'a> Builder<'a> {
     /// cache held (untagged, unused by containers); tagged images and their layers stay.
     /// Returns the number of entries dropped and the bytes the store reclaimed.
     pub fn prune(&self) -> Result<(usize, u64), BuildError> {
-        let mut cache = BuildCache::open(&self.cache_path())?;
-        let removed = cache.prune(|_| true);
-        cache.record_build(Vec::new());
-        cache.save()?;
+        let mut removed = Vec::new();
+        self.update_cache(|c| {
+            removed = c.prune(|_| true);
+            c.record_build(Vec::new());
+        })?;
         let mut reclaimed = 0;
         for e in &removed {
             let Some(id) = e.layer.as_deref() else {
