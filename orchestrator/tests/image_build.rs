@@ -8,7 +8,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 use std::process::Command;
 
-use berth_runtime::build::exec::{BuildError, BuildRequest, Builder, StepReport};
+use berth_runtime::build::exec::{BUILD_LABEL, BuildError, BuildRequest, Builder, StepReport};
+use berth_runtime::container::{ContainerConfig, RootfsSource};
 use berth_runtime::image::bootstrap::commit_rootfs_dir;
 use berth_runtime::image::{ImageStore, NewImage};
 use container_util::{Env, stderr, stdout};
@@ -233,6 +234,13 @@ fn cli_build_prints_steps_and_cached_and_builder_prune_empties_the_cache() {
     ]);
     assert!(stderr(&out).contains("[3/3] RUN echo $WHO > /who CACHED"));
 
+    // A RUN container a killed build left behind goes with the prune.
+    let img = be.store.resolve("bb:1").expect("bb");
+    let mut cfg = ContainerConfig::new(RootfsSource::Layers(img.layer_dirs()), vec!["true".into()]);
+    cfg.labels.insert(BUILD_LABEL.into(), "[2/3] RUN x".into());
+    be.env.runtime().create(cfg).expect("left-over container");
+    assert_eq!(be.env.container_ids().len(), 1);
+
     let out = be.env.berth(&["builder", "prune"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -240,6 +248,7 @@ fn cli_build_prints_steps_and_cached_and_builder_prune_empties_the_cache() {
         "{}",
         stdout(&out)
     );
+    assert!(be.env.container_ids().is_empty(), "build container left");
     // The tagged result stays.
     assert_eq!(be.run("cli:1", &["cat", "/who"]), "berth\n");
     let out = be.env.berth(&[

@@ -438,7 +438,9 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             let t0 = std::time::Instant::now();
             let res = builder.build(&req, |s| {
                 if !quiet {
-                    if s.cached {
+                    if s.from {
+                        eprintln!("{}", s.display);
+                    } else if s.cached {
                         eprintln!("{} CACHED", s.display);
                     } else {
                         eprintln!("{} {:.1}s", s.display, s.elapsed_ms as f64 / 1000.0);

@@ -172,8 +172,10 @@ pub struct BuildRequest {
 pub struct StepReport {
     /// `[3/7] RUN make`.
     pub display: String,
-    /// Served from the cache.
+    /// Served from the cache (FROM always is: it only names the base).
     pub cached: bool,
+    /// The step is a FROM (Docker prints no CACHED for it).
+    pub from: bool,
     /// Wall time of the step.
     pub elapsed_ms: u128,
 }
@@ -195,6 +197,9 @@ pub struct Builder<'a> {
     runtime: &'a Runtime,
     dir: PathBuf,
 }
+
+/// Label of RUN containers: `builder prune` removes any a killed build left behind.
+pub const BUILD_LABEL: &str = "berth.build.step";
 
 /// The builder's state directory under the instance root (cache index, digest caches, tmp).
 pub fn builder_dir(root: &Path) -> PathBuf {
@@ -468,6 +473,7 @@ impl<'a> Builder<'a> {
                 let rep = StepReport {
                     display: step.display.clone(),
                     cached,
+                    from: matches!(step.kind, StepKind::From(_)),
                     elapsed_ms: t0.elapsed().as_millis(),
                 };
                 progress(&rep);
@@ -542,7 +548,8 @@ impl<'a> Builder<'a> {
     }
 
     /// `builder prune`: forgets every cache entry and removes the intermediate images only the
-    /// cache held (untagged, unused by containers); tagged images and their layers stay.
+    /// cache held (untagged, unused by containers), the RUN containers of builds that were
+    /// killed, and the scratch files; tagged images and their layers stay.
     /// Returns the number of entries dropped and the bytes the store reclaimed.
     pub fn prune(&self) -> Result<(usize, u64), BuildError> {
         let mut removed = Vec::new();
@@ -564,6 +571,13 @@ impl<'a> Builder<'a> {
             match self.store.remove(id, false) {
                 Ok(rep) => reclaimed += rep.reclaimed,
                 Err(e) => tracing::debug!(image = id, error = %e, "kept a cached image"),
+            }
+        }
+        for (rec, _) in self.runtime.list() {
+            if rec.config.labels.contains_key(BUILD_LABEL)
+                && let Err(e) = self.runtime.remove(&rec, true)
+            {
+                tracing::warn!(container = %rec.id, error = %e, "removing a left-over build container");
             }
         }
         let _ = fs::remove_dir_all(self.dir.join("tmp"));
@@ -713,6 +727,8 @@ impl<'a> Builder<'a> {
         cfg.user = run.user.clone();
         cfg.working_dir = Some(PathBuf::from(&run.workdir));
         cfg.network = NetworkMode::Host;
+        cfg.labels
+            .insert(BUILD_LABEL.to_string(), display.to_string());
         let rt_err = |source| BuildError::Runtime {
             step: display.to_string(),
             source,
