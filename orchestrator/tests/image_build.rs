@@ -444,3 +444,31 @@ fn builds_side_by_side_keep_each_others_cache_entries() {
     drop(be.store);
     be.env.assert_clean();
 }
+
+#[test]
+fn build_labels_land_on_the_image_and_stay_cached() {
+    let be = BuildEnv::new();
+    be.write("Dockerfile", "FROM bb:1\nRUN echo x > /x\nLABEL a=1\n");
+    let rt = be.env.runtime();
+    let b = Builder::new(&be.store, &rt, &be.env.root);
+    let mut req = BuildRequest {
+        context: be.ctx.clone(),
+        tags: vec!["lab:1".into()],
+        ..Default::default()
+    };
+    req.options
+        .labels
+        .insert("com.example.b".into(), "2".into());
+    let first = b.build(&req, |_| {}).expect("build").image.id;
+    let second = b.build(&req, |_| {}).expect("rebuild").image.id;
+    assert_eq!(first, second);
+    let img = be.store.resolve("lab:1").expect("resolve");
+    let labels = img
+        .runtime_config()
+        .and_then(|c| c.labels().clone())
+        .unwrap_or_default();
+    assert_eq!(labels.get("a").map(String::as_str), Some("1"));
+    assert_eq!(labels.get("com.example.b").map(String::as_str), Some("2"));
+    drop(be.store);
+    be.env.assert_clean();
+}

@@ -26,7 +26,7 @@ use super::context::{Context, ContextError, DigestCache};
 use super::copy::{self, ItemKind};
 use super::dockerfile::{Dockerfile, ParseError};
 use super::ignore::IgnoreError;
-use super::plan::{self, PlanError};
+use super::plan::{self, CacheKey, PlanError};
 use super::steps::{
     BaseImage, BaseSource, CopyOrigin, CopySource, CopySpec, PlanOptions, RunSpec, StepKind,
 };
@@ -512,13 +512,41 @@ impl<'a> Builder<'a> {
                     .collect::<Vec<_>>()
                     .join(" ")
             );
-            fin.image = Some(self.commit(
-                "final config",
-                None,
-                fin.image.as_ref(),
-                &target.config,
-                created_by,
-            )?);
+            // Cached too, so a rebuild with the same labels gives the same image id.
+            let cfg_json = serde_json::to_vec(&target.config).map_err(BuildError::Config)?;
+            let key = CacheKey(format!(
+                "{}+config:{}",
+                target.final_key.0,
+                Digest::of_bytes(&cfg_json).hex()
+            ));
+            let hit = (!req.no_cache)
+                .then(|| cache.get(&key).and_then(|e| e.layer.clone()))
+                .flatten()
+                .and_then(|id| self.store.resolve(&id).ok());
+            let img = match hit {
+                Some(img) => img,
+                None => {
+                    let img = self.commit(
+                        "final config",
+                        None,
+                        fin.image.as_ref(),
+                        &target.config,
+                        created_by.clone(),
+                    )?;
+                    let entry = CacheEntry {
+                        key,
+                        parent: Some(target.final_key.clone()),
+                        created_by,
+                        layer: Some(img.id.to_string()),
+                        size: 0,
+                        created: now_secs(),
+                        last_used: now_secs(),
+                    };
+                    self.update_cache(|c| c.insert(entry))?;
+                    img
+                }
+            };
+            fin.image = Some(img);
         }
         let image = match fin.image {
             Some(i) => i,
