@@ -125,7 +125,7 @@ pub enum ImageCommand {
         /// Name[:tag] for the result (repeatable)
         #[arg(short = 't', long = "tag")]
         tags: Vec<String>,
-        /// Dockerfile (default: CONTEXT/Dockerfile)
+        /// Dockerfile (default: CONTEXT/Dockerfile; - reads it from stdin)
         #[arg(short = 'f', long = "file")]
         file: Option<PathBuf>,
         /// Build-time variable KEY=VALUE (KEY alone takes it from the environment)
@@ -421,10 +421,21 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     })
                     .collect()
             };
+            // `-f -` reads the Dockerfile from stdin, as docker build does.
+            let (file, inline) = match file {
+                Some(f) if f.as_os_str() == "-" => {
+                    let mut text = String::new();
+                    io::stdin()
+                        .read_to_string(&mut text)
+                        .context("reading the Dockerfile from stdin")?;
+                    (None, Some(text))
+                }
+                other => (other, None),
+            };
             let req = BuildRequest {
                 context,
                 dockerfile: file,
-                dockerfile_inline: None,
+                dockerfile_inline: inline,
                 options: PlanOptions {
                     build_args: kv(build_args, true),
                     target,
