@@ -272,7 +272,7 @@ fn multi_stage_copy_from_a_stage_and_target() {
         "Dockerfile",
         "FROM bb:1 AS build\nRUN mkdir -p /out/lib && echo artifact > /out/lib/a && echo bin > /out/tool\n\
          FROM bb:1 AS unused\nRUN exit 1\n\
-         FROM bb:1\nCOPY --from=build /out/lib /opt/lib\nCOPY --from=build --chown=app --chmod=750 /out/tool /usr/bin/\n",
+         FROM bb:1\nCOPY --from=build /out/lib /opt/lib\nCOPY --from=build --chown=app --chmod=750 /out/to* /usr/bin/\n",
     );
     let (_, steps) = be.build("multi:1", false).expect("multi-stage build");
     assert!(

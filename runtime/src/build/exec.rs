@@ -845,22 +845,61 @@ impl<'a> Builder<'a> {
                 _ => None,
             })
             .collect();
-        let into_dir = spec.dest_is_dir || dest_exists_dir || paths.len() > 1;
-        let upper = self.scratch(display, "copy")?;
-        let dest_rel = spec.dest.trim_start_matches('/').trim_end_matches('/');
+        // Wildcards in the last path component expand against the source rootfs.
+        let mut expanded: Vec<String> = Vec::new();
         for p in paths {
-            if p.contains(['*', '?', '[']) {
+            let rel = p.trim_start_matches('/').trim_end_matches('/');
+            let (dir, last) = rel.rsplit_once('/').unwrap_or(("", rel));
+            if !last.contains(['*', '?', '[']) {
+                expanded.push(rel.to_string());
+                continue;
+            }
+            if dir.contains(['*', '?', '[']) {
                 return Err(BuildError::Unsupported {
                     step: display.to_string(),
-                    what: "globs in COPY --from sources",
+                    what: "wildcards before the last component of a COPY --from source",
                 });
             }
-            let rel = p.trim_start_matches('/').trim_end_matches('/');
+            let m = globset::Glob::new(last)
+                .map(|g| g.compile_matcher())
+                .map_err(|_| BuildError::Unsupported {
+                    step: display.to_string(),
+                    what: "this wildcard pattern in a COPY --from source",
+                })?;
+            let mut names: Vec<String> = fs::read_dir(src_root.0.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| m.is_match(n))
+                .collect();
+            if names.is_empty() {
+                return Err(BuildError::Io {
+                    step: display.to_string(),
+                    op: "finding the COPY --from source",
+                    path: PathBuf::from(p),
+                    source: io::Error::from(io::ErrorKind::NotFound),
+                });
+            }
+            names.sort();
+            for n in names {
+                expanded.push(if dir.is_empty() {
+                    n
+                } else {
+                    format!("{dir}/{n}")
+                });
+            }
+        }
+        let into_dir = spec.dest_is_dir || dest_exists_dir || expanded.len() > 1;
+        let upper = self.scratch(display, "copy")?;
+        let dest_rel = spec.dest.trim_start_matches('/').trim_end_matches('/');
+        for p in &expanded {
+            let rel = p.as_str();
             let src = src_root.0.join(rel);
             let meta = fs::symlink_metadata(&src).map_err(|source| BuildError::Io {
                 step: display.to_string(),
                 op: "finding the COPY --from source",
-                path: PathBuf::from(p),
+                path: PathBuf::from(format!("/{p}")),
                 source,
             })?;
             let dest = if meta.is_dir() || !into_dir {
