@@ -26,6 +26,9 @@ pub enum ImageCommand {
     /// List images
     #[command(alias = "list")]
     Ls {
+        /// Also show intermediate images (untagged parents of other images, e.g. build steps)
+        #[arg(short, long)]
+        all: bool,
         /// Only show image ids
         #[arg(short, long)]
         quiet: bool,
@@ -199,8 +202,22 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     let store = open_store(g)?;
     let mut out = io::stdout().lock();
     match cmd {
-        ImageCommand::Ls { quiet, no_trunc } => {
-            let rows = store.list()?;
+        ImageCommand::Ls {
+            all,
+            quiet,
+            no_trunc,
+        } => {
+            let mut rows = store.list()?;
+            if !all {
+                // Docker's rule: an untagged image that is the parent of another is an
+                // intermediate (a build step), not a dangling image worth listing.
+                let parents: std::collections::BTreeSet<_> = rows
+                    .iter()
+                    .filter_map(|r| store.resolve(r.id.as_str()).ok())
+                    .filter_map(|i| i.record.parent)
+                    .collect();
+                rows.retain(|r| r.repository != "<none>" || !parents.contains(&r.id));
+            }
             if quiet {
                 let mut seen = std::collections::BTreeSet::new();
                 for r in rows {
