@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use berth_runtime::build::exec::{BuildRequest, Builder};
+use berth_runtime::build::plan::PlanOptions;
 use berth_runtime::image::bootstrap::{self, BootstrapOptions};
 use berth_runtime::image::store::{ago, human_size, split_tag};
 use berth_runtime::image::{ImageStore, Reference};
@@ -16,7 +18,7 @@ use berth_runtime::image::{archive, registry};
 use clap::{Args, Subcommand};
 use oci_spec::image::Config;
 
-use super::{GlobalOpts, not_yet};
+use super::GlobalOpts;
 
 /// `berth image` subcommands.
 #[derive(Subcommand, Debug)]
@@ -24,6 +26,9 @@ pub enum ImageCommand {
     /// List images
     #[command(alias = "list")]
     Ls {
+        /// Also show intermediate images (untagged parents of other images, e.g. build steps)
+        #[arg(short, long)]
+        all: bool,
         /// Only show image ids
         #[arg(short, long)]
         quiet: bool,
@@ -118,6 +123,32 @@ pub enum ImageCommand {
         #[arg(long)]
         mirror: Option<String>,
     },
+    /// Build an image from a Dockerfile (as `docker build`; RUN uses the host network)
+    Build {
+        /// Name[:tag] for the result (repeatable)
+        #[arg(short = 't', long = "tag")]
+        tags: Vec<String>,
+        /// Dockerfile (default: CONTEXT/Dockerfile; - reads it from stdin)
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// Build-time variable KEY=VALUE (KEY alone takes it from the environment)
+        #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+        build_args: Vec<String>,
+        /// Set a label on the result (KEY=VALUE)
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// Build this stage
+        #[arg(long)]
+        target: Option<String>,
+        /// Run every step, ignoring the build cache
+        #[arg(long)]
+        no_cache: bool,
+        /// Only print the image id
+        #[arg(short, long)]
+        quiet: bool,
+        /// Build context directory
+        context: PathBuf,
+    },
     /// Pull an image from a registry
     Pull {
         /// Image reference
@@ -171,8 +202,22 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
     let store = open_store(g)?;
     let mut out = io::stdout().lock();
     match cmd {
-        ImageCommand::Ls { quiet, no_trunc } => {
-            let rows = store.list()?;
+        ImageCommand::Ls {
+            all,
+            quiet,
+            no_trunc,
+        } => {
+            let mut rows = store.list()?;
+            if !all {
+                // Docker's rule: an untagged image that is the parent of another is an
+                // intermediate (a build step), not a dangling image worth listing.
+                let parents: std::collections::BTreeSet<_> = rows
+                    .iter()
+                    .filter_map(|r| store.resolve(r.id.as_str()).ok())
+                    .filter_map(|i| i.record.parent)
+                    .collect();
+                rows.retain(|r| r.repository != "<none>" || !parents.contains(&r.id));
+            }
             if quiet {
                 let mut seen = std::collections::BTreeSet::new();
                 for r in rows {
@@ -368,6 +413,79 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             };
             let img = bootstrap::bootstrap(&store, &reference, &opts)?;
             writeln!(out, "{}", img.id)?;
+        }
+        ImageCommand::Build {
+            tags,
+            file,
+            build_args,
+            labels,
+            target,
+            no_cache,
+            quiet,
+            context,
+        } => {
+            for t in &tags {
+                t.parse::<Reference>()
+                    .with_context(|| format!("invalid tag {t:?}"))?;
+            }
+            let kv = |items: Vec<String>, from_env: bool| {
+                items
+                    .into_iter()
+                    .filter_map(|a| match a.split_once('=') {
+                        Some((k, v)) => Some((k.to_string(), v.to_string())),
+                        None if from_env => std::env::var(&a).ok().map(|v| (a, v)),
+                        None => Some((a, String::new())),
+                    })
+                    .collect()
+            };
+            // `-f -` reads the Dockerfile from stdin, as docker build does.
+            let (file, inline) = match file {
+                Some(f) if f.as_os_str() == "-" => {
+                    let mut text = String::new();
+                    io::stdin()
+                        .read_to_string(&mut text)
+                        .context("reading the Dockerfile from stdin")?;
+                    (None, Some(text))
+                }
+                other => (other, None),
+            };
+            let req = BuildRequest {
+                context,
+                dockerfile: file,
+                dockerfile_inline: inline,
+                options: PlanOptions {
+                    build_args: kv(build_args, true),
+                    target,
+                    labels: kv(labels, false),
+                },
+                tags,
+                no_cache,
+            };
+            let rt = super::container::runtime(g)?;
+            let builder = Builder::new(&store, &rt, &g.root);
+            let t0 = std::time::Instant::now();
+            let res = builder.build(&req, |s| {
+                if !quiet {
+                    if s.from {
+                        eprintln!("{}", s.display);
+                    } else if s.cached {
+                        eprintln!("{} CACHED", s.display);
+                    } else {
+                        eprintln!("{} {:.1}s", s.display, s.elapsed_ms as f64 / 1000.0);
+                    }
+                }
+            })?;
+            if !quiet {
+                for w in &res.warnings {
+                    eprintln!("warning: {w}");
+                }
+                eprintln!(
+                    "built {} in {:.2}s",
+                    res.image.id.short(),
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+            writeln!(out, "{}", res.image.id)?;
         }
         ImageCommand::Pull {
             reference,
@@ -603,9 +721,18 @@ fn apply_change(c: &mut Config, change: &str) -> anyhow::Result<()> {
 }
 
 /// Runs one `berth builder` command (issue 7).
-pub fn run_builder(_g: &GlobalOpts, cmd: BuilderCommand) -> anyhow::Result<ExitCode> {
+pub fn run_builder(g: &GlobalOpts, cmd: BuilderCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        BuilderCommand::Prune => Err(not_yet("builder prune", 7)),
+        BuilderCommand::Prune => {
+            let store = open_store(g)?;
+            let rt = super::container::runtime(g)?;
+            let (entries, reclaimed) = Builder::new(&store, &rt, &g.root).prune()?;
+            println!(
+                "Deleted build cache entries: {entries}\nTotal reclaimed space: {}",
+                human_size(reclaimed)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

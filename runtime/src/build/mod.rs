@@ -12,7 +12,24 @@
 //!    miss runs RUN in a container on the parent rootfs, or writes [`copy::context_items`]
 //!    for COPY/ADD, and records the new layer. Config-only steps apply their delta.
 //!
-//! Nothing in this module runs a container or touches the image store.
+//! Everything above is pure; [`exec`] is the executor that runs containers and writes the
+//! image store. What a caller (CLI, engine) uses:
+//!
+//! ```no_run
+//! # fn f(store: &berth_runtime::image::ImageStore, rt: &berth_runtime::container::Runtime)
+//! # -> Result<(), berth_runtime::build::exec::BuildError> {
+//! use berth_runtime::build::exec::{BuildRequest, Builder};
+//! let root = std::path::Path::new("/var/lib/berth");
+//! let req = BuildRequest {
+//!     context: "/srv/app".into(),
+//!     dockerfile: Some("/srv/app/Dockerfile.prod".into()), // compose: context.join(dockerfile)
+//!     tags: vec!["myproject-web".into()],
+//!     ..Default::default() // build args/target/labels in `options`, `no_cache`, inline text
+//! };
+//! let res = Builder::new(store, rt, root).build(&req, |s| eprintln!("{}", s.display))?;
+//! println!("{}", res.image.id);
+//! # Ok(()) }
+//! ```
 //!
 //! # Executing a plan (the contract for the executor and image store)
 //!
@@ -48,6 +65,7 @@ pub mod config;
 pub mod context;
 pub mod copy;
 pub mod dockerfile;
+pub mod exec;
 pub mod ignore;
 pub mod plan;
 pub mod stages;

@@ -1,0 +1,474 @@
+//! The image builder end to end (issue 7): Dockerfiles over a busybox-static base image, run by
+//! the real runtime into the real image store. No network: busybox only.
+
+mod container_util;
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::PathBuf;
+use std::process::Command;
+
+use berth_runtime::build::exec::{BUILD_LABEL, BuildError, BuildRequest, Builder, StepReport};
+use berth_runtime::container::{ContainerConfig, RootfsSource};
+use berth_runtime::image::bootstrap::commit_rootfs_dir;
+use berth_runtime::image::{ImageStore, NewImage};
+use container_util::{Env, stderr, stdout};
+
+/// An instance with `bb:1` (busybox rootfs, PATH set) in its store and a context dir.
+struct BuildEnv {
+    env: Env,
+    store: ImageStore,
+    ctx: PathBuf,
+}
+
+impl BuildEnv {
+    fn new() -> BuildEnv {
+        let env = Env::new();
+        let store = ImageStore::open(&env.root).expect("store");
+        let mut config = oci_spec::image::Config::default();
+        config.set_env(Some(vec!["PATH=/bin".into()]));
+        let img = commit_rootfs_dir(
+            &store,
+            &env.rootfs,
+            None,
+            NewImage {
+                config,
+                created_by: "busybox rootfs".into(),
+                ..Default::default()
+            },
+        )
+        .expect("import busybox");
+        store.tag(&img.id, "bb:1").expect("tag");
+        let ctx = env.tmp.path().join("ctx");
+        fs::create_dir_all(&ctx).expect("ctx");
+        BuildEnv { env, store, ctx }
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.ctx.join(rel);
+        if let Some(d) = p.parent() {
+            fs::create_dir_all(d).expect("dir");
+        }
+        fs::write(p, text).expect("write");
+    }
+
+    fn build(&self, tag: &str, no_cache: bool) -> Result<(String, Vec<StepReport>), BuildError> {
+        let rt = self.env.runtime();
+        let b = Builder::new(&self.store, &rt, &self.env.root);
+        let req = BuildRequest {
+            context: self.ctx.clone(),
+            tags: vec![tag.into()],
+            no_cache,
+            ..Default::default()
+        };
+        let res = b.build(&req, |_| {})?;
+        Ok((res.image.id.to_string(), res.steps))
+    }
+
+    /// `berth container run --rm IMAGE CMD...` stdout.
+    fn run(&self, image: &str, cmd: &[&str]) -> String {
+        let mut args = vec!["container", "run", "--rm", "--network", "none", image];
+        args.extend_from_slice(cmd);
+        let out = self.env.berth(&args);
+        assert!(out.status.success(), "run {image}: {}", stderr(&out));
+        stdout(&out)
+    }
+}
+
+fn cached(steps: &[StepReport]) -> Vec<bool> {
+    steps.iter().map(|s| s.cached).collect()
+}
+
+const APP: &str = "FROM bb:1
+ENV GREETING=hi
+RUN echo built > /built && rm /bin/vi
+WORKDIR /app
+COPY hello.txt sub ./
+COPY --chown=app:staff --chmod=600 hello.txt /owned
+USER app
+CMD [\"cat\", \"/app/hello.txt\"]
+";
+
+#[test]
+fn run_copy_env_workdir_user_and_whiteouts_land_in_the_image() {
+    let be = BuildEnv::new();
+    be.write("Dockerfile", APP);
+    be.write("hello.txt", "hello\n");
+    be.write("sub/a", "a\n");
+    let (id, steps) = be.build("app:1", false).expect("build");
+    assert_eq!(steps.len(), 8);
+    assert_eq!(
+        steps[2].display, "[3/8] RUN echo built > /built && rm /bin/vi",
+        "{steps:?}"
+    );
+    assert!(steps[1..].iter().all(|s| !s.cached), "{steps:?}");
+
+    assert_eq!(be.run("app:1", &[]), "hello\n");
+    let out = be.run(
+        "app:1",
+        &[
+            "sh",
+            "-c",
+            "id -u; pwd; echo $GREETING; cat /built; cat /app/a; test -e /bin/vi || echo novi; stat -c '%u:%g %a' /owned",
+        ],
+    );
+    assert_eq!(out, "1000\n/app\nhi\nbuilt\na\nnovi\n1000:50 600\n");
+
+    // The RUN layer holds /bin/vi as an overlay whiteout: the lower layer still pays for it.
+    let img = be.store.resolve(&id).expect("resolve");
+    let dirs = img.layer_dirs();
+    assert_eq!(dirs.len(), 4, "base + RUN + 2 COPY layers");
+    let vi = fs::symlink_metadata(dirs[1].join("bin/vi")).expect("whiteout in the RUN layer");
+    assert!(vi.file_type().is_char_device() && vi.rdev() == 0, "{vi:?}");
+    assert!(fs::symlink_metadata(dirs[0].join("bin/vi")).is_ok());
+    let hist = be.store.history("app:1").expect("history");
+    assert_eq!(hist.len(), 8, "{hist:?}");
+    assert_eq!(hist[0].created_by, "CMD [\"cat\", \"/app/hello.txt\"]");
+    assert!(hist[0].empty_layer);
+    drop(be.store);
+    be.env.assert_clean();
+}
+
+#[test]
+fn rebuilds_hit_the_cache_until_content_changes() {
+    let be = BuildEnv::new();
+    be.write("Dockerfile", APP);
+    be.write("hello.txt", "hello\n");
+    be.write("sub/a", "a\n");
+    let (id1, _) = be.build("app:1", false).expect("first build");
+
+    let (id2, steps) = be.build("app:1", false).expect("cached build");
+    assert_eq!(id1, id2);
+    assert!(steps.iter().all(|s| s.cached), "{steps:?}");
+    assert!(be.env.container_ids().is_empty());
+
+    // mtime only: still a hit.
+    let st = Command::new("touch")
+        .args(["-d", "2001-02-03 04:05:06"])
+        .arg(be.ctx.join("hello.txt"))
+        .status()
+        .expect("touch");
+    assert!(st.success());
+    let (id3, steps) = be.build("app:1", false).expect("touched build");
+    assert_eq!(id1, id3);
+    assert!(steps.iter().all(|s| s.cached), "{steps:?}");
+
+    // Content: everything from the first COPY of it on reruns, nothing before.
+    be.write("hello.txt", "changed\n");
+    let (id4, steps) = be.build("app:1", false).expect("changed build");
+    assert_ne!(id1, id4);
+    assert_eq!(
+        cached(&steps),
+        vec![true, true, true, true, false, false, false, false]
+    );
+    assert_eq!(be.run("app:1", &[]), "changed\n");
+
+    // --no-cache reruns every step.
+    let (_, steps) = be.build("app:1", true).expect("no-cache build");
+    assert!(steps[1..].iter().all(|s| !s.cached), "{steps:?}");
+    drop(be.store);
+    be.env.assert_clean();
+}
+
+#[test]
+fn failing_run_names_the_step_exit_code_and_output_and_leaves_no_container() {
+    let be = BuildEnv::new();
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nRUN echo first\nRUN echo to-stdout; echo to-stderr >&2; exit 3\nRUN echo never\n",
+    );
+    let err = be.build("bad:1", false).expect_err("must fail");
+    match &err {
+        BuildError::RunFailed {
+            step, code, output, ..
+        } => {
+            assert_eq!(step, "[3/4] RUN echo to-stdout; echo to-stderr >&2; exit 3");
+            assert_eq!(*code, 3);
+            assert!(output.contains("to-stdout"), "{output}");
+            assert!(output.contains("to-stderr"), "{output}");
+        }
+        other => panic!("unexpected error: {other:?}"),
+    }
+    assert!(be.env.container_ids().is_empty());
+    assert!(be.store.resolve("bad:1").is_err());
+    // The step before the failure stays cached.
+    be.write("Dockerfile", "FROM bb:1\nRUN echo first\nRUN true\n");
+    let (_, steps) = be.build("bad:1", false).expect("fixed build");
+    assert_eq!(cached(&steps), vec![true, true, false]);
+    drop(be.store);
+    be.env.assert_clean();
+}
+
+#[test]
+fn cli_build_prints_steps_and_cached_and_builder_prune_empties_the_cache() {
+    let be = BuildEnv::new();
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nARG WHO=world\nRUN echo $WHO > /who\n",
+    );
+    let ctx = be.ctx.display().to_string();
+    let out = be.env.berth(&[
+        "image",
+        "build",
+        "-t",
+        "cli:1",
+        "--build-arg",
+        "WHO=berth",
+        &ctx,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("[3/3] RUN echo $WHO > /who"), "{err}");
+    assert!(!err.contains("[3/3] RUN echo $WHO > /who CACHED"), "{err}");
+    assert!(stdout(&out).starts_with("sha256:"));
+    assert_eq!(be.run("cli:1", &["cat", "/who"]), "berth\n");
+
+    let out = be.env.berth(&[
+        "image",
+        "build",
+        "-t",
+        "cli:1",
+        "--build-arg",
+        "WHO=berth",
+        &ctx,
+    ]);
+    assert!(stderr(&out).contains("[3/3] RUN echo $WHO > /who CACHED"));
+
+    // A RUN container a killed build left behind goes with the prune.
+    let img = be.store.resolve("bb:1").expect("bb");
+    let mut cfg = ContainerConfig::new(RootfsSource::Layers(img.layer_dirs()), vec!["true".into()]);
+    cfg.labels.insert(BUILD_LABEL.into(), "[2/3] RUN x".into());
+    be.env.runtime().create(cfg).expect("left-over container");
+    assert_eq!(be.env.container_ids().len(), 1);
+
+    let out = be.env.berth(&["builder", "prune"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Deleted build cache entries: 2"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(be.env.container_ids().is_empty(), "build container left");
+    // The tagged result stays.
+    assert_eq!(be.run("cli:1", &["cat", "/who"]), "berth\n");
+    let out = be.env.berth(&[
+        "image",
+        "build",
+        "-t",
+        "cli:1",
+        "--build-arg",
+        "WHO=berth",
+        &ctx,
+    ]);
+    assert!(!stderr(&out).contains("RUN echo $WHO > /who CACHED"));
+    drop(be.store);
+    be.env.assert_clean();
+}
+
+#[test]
+fn multi_stage_copy_from_a_stage_and_target() {
+    let be = BuildEnv::new();
+    be.write(
+        "Dockerfile",
+        "FROM bb:1 AS build\nRUN mkdir -p /out/lib && echo artifact > /out/lib/a && echo bin > /out/tool\n\
+         FROM bb:1 AS unused\nRUN exit 1\n\
+         FROM bb:1\nCOPY --from=build /out/lib /opt/lib\nCOPY --from=build --chown=app --chmod=750 /out/to* /usr/bin/\n",
+    );
+    let (_, steps) = be.build("multi:1", false).expect("multi-stage build");
+    assert!(
+        steps.iter().all(|s| !s.display.contains("exit 1")),
+        "unneeded stage built: {steps:?}"
+    );
+    let out = be.run(
+        "multi:1",
+        &[
+            "sh",
+            "-c",
+            "cat /opt/lib/a; stat -c '%u:%g %a' /usr/bin/tool",
+        ],
+    );
+    assert_eq!(out, "artifact\n1000:1000 750\n");
+    let (_, steps) = be.build("multi:1", false).expect("cached");
+    assert!(steps.iter().all(|s| s.cached), "{steps:?}");
+    drop(be.store);
+    be.env.assert_clean();
+}
+
+#[test]
+fn add_extracts_archives_arg_changes_miss_where_used_and_dockerignore_applies() {
+    let be = BuildEnv::new();
+    let payload = be.env.tmp.path().join("payload");
+    fs::create_dir_all(payload.join("d")).expect("payload");
+    fs::write(payload.join("d/inside"), "from-tar\n").expect("inside");
+    let st = Command::new("tar")
+        .args(["-czf"])
+        .arg(be.ctx.join("p.tar.gz"))
+        .arg("-C")
+        .arg(&payload)
+        .arg("d")
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    be.write(".dockerignore", "secret*\n");
+    be.write("secret.txt", "no\n");
+    be.write("keep.txt", "yes\n");
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nADD p.tar.gz /x/\nCOPY . /ctx/\nARG FLAVOR=plain\nRUN echo one > /one\nRUN echo $FLAVOR > /flavor\n",
+    );
+    let rt = be.env.runtime();
+    let b = Builder::new(&be.store, &rt, &be.env.root);
+    let mut req = BuildRequest {
+        context: be.ctx.clone(),
+        tags: vec!["add:1".into()],
+        ..Default::default()
+    };
+    b.build(&req, |_| {}).expect("build");
+    let out = be.run(
+        "add:1",
+        &[
+            "sh",
+            "-c",
+            "cat /x/d/inside /ctx/keep.txt /flavor; test -e /ctx/secret.txt || echo ignored",
+        ],
+    );
+    assert_eq!(out, "from-tar\nyes\nplain\nignored\n");
+
+    // A new build arg value misses from the first RUN that sees it on (as Docker: the ARG
+    // step itself stays a hit, every RUN after it gets the value in its environment).
+    req.options
+        .build_args
+        .insert("FLAVOR".into(), "spicy".into());
+    let res = b.build(&req, |_| {}).expect("rebuild");
+    assert_eq!(
+        cached(&res.steps),
+        vec![true, true, true, true, false, false],
+        "{:?}",
+        res.steps
+    );
+    assert_eq!(be.run("add:1", &["cat", "/flavor"]), "spicy\n");
+    drop(be.store);
+    be.env.assert_clean();
+}
+
+#[test]
+fn run_heredocs_with_and_without_a_shebang() {
+    let be = BuildEnv::new();
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nRUN <<EOF\necho plain > /plain\necho more >> /plain\nEOF\nRUN <<EOF\n#!/bin/sh\necho script > /script\nEOF\n",
+    );
+    let (id, _) = be.build("heredoc:1", false).expect("build");
+    let out = be.run(
+        "heredoc:1",
+        &[
+            "sh",
+            "-c",
+            "cat /plain /script; test -e /.berth-build-script || echo clean",
+        ],
+    );
+    assert_eq!(out, "plain\nmore\nscript\nclean\n");
+    let img = be.store.resolve(&id).expect("resolve");
+    for d in img.layer_dirs() {
+        assert!(
+            !d.join(".berth-build-script").exists(),
+            "script left in {d:?}"
+        );
+    }
+    drop(be.store);
+    be.env.assert_clean();
+}
+
+#[test]
+fn copy_follows_symlinked_parents_and_keeps_lower_directory_modes() {
+    let be = BuildEnv::new();
+    be.write("hello.txt", "hello\n");
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nRUN mkdir -p /usr/lib && ln -s usr/lib /lib && chmod 1777 /tmp\n\
+         COPY hello.txt /lib/x/hello\nCOPY hello.txt /tmp/h\n",
+    );
+    be.build("links:1", false).expect("build");
+    let out = be.run(
+        "links:1",
+        &[
+            "sh",
+            "-c",
+            "readlink /lib; cat /usr/lib/x/hello; stat -c %a /tmp; cat /tmp/h",
+        ],
+    );
+    assert_eq!(out, "usr/lib\nhello\n1777\nhello\n");
+    drop(be.store);
+    be.env.assert_clean();
+}
+
+#[test]
+fn builds_side_by_side_keep_each_others_cache_entries() {
+    let be = BuildEnv::new();
+    let ctxs: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let c = be.env.tmp.path().join(format!("ctx{i}"));
+            fs::create_dir_all(&c).expect("ctx");
+            fs::write(
+                c.join("Dockerfile"),
+                format!("FROM bb:1\nRUN echo {i} > /n\nENV N={i}\nRUN cat /n\n"),
+            )
+            .expect("Dockerfile");
+            c
+        })
+        .collect();
+    let rt = be.env.runtime();
+    let b = Builder::new(&be.store, &rt, &be.env.root);
+    let build = |c: &PathBuf, tag: &str| {
+        let req = BuildRequest {
+            context: c.clone(),
+            tags: vec![tag.into()],
+            ..Default::default()
+        };
+        b.build(&req, |_| {}).expect("build")
+    };
+    std::thread::scope(|s| {
+        let a = s.spawn(|| build(&ctxs[0], "par:0"));
+        let c = s.spawn(|| build(&ctxs[1], "par:1"));
+        a.join().expect("thread a");
+        c.join().expect("thread b");
+    });
+    for (i, c) in ctxs.iter().enumerate() {
+        let res = build(c, &format!("par:{i}"));
+        assert!(res.steps.iter().all(|s| s.cached), "{:?}", res.steps);
+        assert_eq!(
+            be.run(&format!("par:{i}"), &["cat", "/n"]),
+            format!("{i}\n")
+        );
+    }
+    drop(be.store);
+    be.env.assert_clean();
+}
+
+#[test]
+fn build_labels_land_on_the_image_and_stay_cached() {
+    let be = BuildEnv::new();
+    be.write("Dockerfile", "FROM bb:1\nRUN echo x > /x\nLABEL a=1\n");
+    let rt = be.env.runtime();
+    let b = Builder::new(&be.store, &rt, &be.env.root);
+    let mut req = BuildRequest {
+        context: be.ctx.clone(),
+        tags: vec!["lab:1".into()],
+        ..Default::default()
+    };
+    req.options
+        .labels
+        .insert("com.example.b".into(), "2".into());
+    let first = b.build(&req, |_| {}).expect("build").image.id;
+    let second = b.build(&req, |_| {}).expect("rebuild").image.id;
+    assert_eq!(first, second);
+    let img = be.store.resolve("lab:1").expect("resolve");
+    let labels = img
+        .runtime_config()
+        .and_then(|c| c.labels().clone())
+        .unwrap_or_default();
+    assert_eq!(labels.get("a").map(String::as_str), Some("1"));
+    assert_eq!(labels.get("com.example.b").map(String::as_str), Some("2"));
+    drop(be.store);
+    be.env.assert_clean();
+}

@@ -1,0 +1,1211 @@
+//! Executes a [`BuildPlan`]: the half of the builder that runs containers and writes the image
+//! store, so that a Dockerfile becomes a tagged image with Docker's cache behaviour.
+//!
+//! Every step commits an intermediate image on top of the previous one (as Docker's classic
+//! builder does): a RUN/COPY step with its layer, a config-only step with an empty-layer
+//! history entry. The [`BuildCache`] maps each step's cache key to that intermediate image id
+//! (stored in [`CacheEntry::layer`]), so a hit is one lookup and a fully cached build creates
+//! no container and writes no layer; the final image is the target stage's last intermediate.
+//!
+//! RUN uses `NetworkMode::Host`, Docker's `--network=host` build mode: the command sees the
+//! host's network (apt-get works without netd). A dedicated build network with NAT is not
+//! wired yet.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use oci_spec::image::Config;
+
+use super::cache::{BuildCache, CacheEntry, CacheError, StepOutcome};
+use super::config::ImageConfig;
+use super::context::{Context, ContextError, DigestCache};
+use super::copy::{self, ItemKind};
+use super::dockerfile::{Dockerfile, ParseError};
+use super::ignore::IgnoreError;
+use super::plan::{self, CacheKey, PlanError};
+use super::steps::{
+    BaseImage, BaseSource, CopyOrigin, CopySource, CopySpec, PlanOptions, RunSpec, StepKind,
+};
+use crate::container::{ContainerConfig, NetworkMode, RootfsSource, Runtime, RuntimeError, logs};
+use crate::image::diff::{self, DiffError};
+use crate::image::store::Healthcheck;
+use crate::image::{Digest, Image, ImageStore, NewImage, StoreError};
+
+/// Why a build failed, naming the step, file or image at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The Dockerfile could not be read.
+    #[error("reading {path}")]
+    ReadDockerfile {
+        /// The file.
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The Dockerfile does not parse.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// Planning failed (bad instruction, unknown stage, ...), with file:line.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// `.dockerignore` is invalid.
+    #[error(transparent)]
+    Ignore(#[from] IgnoreError),
+    /// The context could not be read, or a COPY source is missing.
+    #[error("{step}")]
+    Context {
+        /// The step (`[2/5] COPY app /app`), or `build context`.
+        step: String,
+        #[source]
+        source: ContextError,
+    },
+    /// A base image is not in the store.
+    #[error("base image {reference} (pull it first: berth image pull {reference})")]
+    BaseImage {
+        /// As written in FROM / COPY --from.
+        reference: String,
+        #[source]
+        source: StoreError,
+    },
+    /// The image store failed during a step.
+    #[error("{step}: image store")]
+    Store {
+        /// The step.
+        step: String,
+        #[source]
+        source: StoreError,
+    },
+    /// The container of a RUN step could not be created, started or waited for.
+    #[error("{step}: running the container")]
+    Runtime {
+        /// The step.
+        step: String,
+        #[source]
+        source: RuntimeError,
+    },
+    /// RUN exited non-zero.
+    #[error(
+        "{step} failed: {command:?} exited with code {code}{}",
+        if output.is_empty() { String::new() } else { format!("\n--- last output ---\n{output}") }
+    )]
+    RunFailed {
+        /// The step (`[3/7] RUN make`).
+        step: String,
+        /// The command run.
+        command: Vec<String>,
+        /// Its exit code.
+        code: i32,
+        /// The last lines of its output.
+        output: String,
+    },
+    /// Turning a step's changes into a layer failed.
+    #[error("{step}: writing the layer")]
+    Diff {
+        /// The step.
+        step: String,
+        #[source]
+        source: DiffError,
+    },
+    /// Writing COPY files or the scratch directory failed.
+    #[error("{step}: {op} {path}")]
+    Io {
+        /// The step.
+        step: String,
+        /// What was done.
+        op: &'static str,
+        /// The path at fault.
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A user or group of `--chown` is not in the image's /etc/passwd or /etc/group.
+    #[error("{step}: --chown {spec}: no {what} {name:?} in the image")]
+    UnknownOwner {
+        /// The step.
+        step: String,
+        /// The `--chown` value.
+        spec: String,
+        /// `user` or `group`.
+        what: &'static str,
+        /// The name looked up.
+        name: String,
+    },
+    /// A feature of the plan this executor does not run yet (refused, never skipped).
+    #[error("{step}: not supported by the executor yet: {what}")]
+    Unsupported {
+        /// The step.
+        step: String,
+        /// What is missing.
+        what: &'static str,
+    },
+    /// The cache index could not be read or written.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// A config could not be converted between the builder's and the store's shapes.
+    #[error("converting the image config: {0}")]
+    Config(#[source] serde_json::Error),
+}
+
+/// What to build: the `docker build` options.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The context directory.
+    pub context: PathBuf,
+    /// The Dockerfile; `<context>/Dockerfile` when None.
+    pub dockerfile: Option<PathBuf>,
+    /// Dockerfile text given inline (compose `dockerfile_inline`); wins over `dockerfile`.
+    pub dockerfile_inline: Option<String>,
+    /// Build args, target and labels.
+    pub options: PlanOptions,
+    /// Tags for the result (`name:tag`); may be empty.
+    pub tags: Vec<String>,
+    /// `--no-cache`: run every step, then record the results for the next build.
+    pub no_cache: bool,
+}
+
+/// One step as it went, for progress output.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// `[3/7] RUN make`.
+    pub display: String,
+    /// Served from the cache (FROM always is: it only names the base).
+    pub cached: bool,
+    /// The step is a FROM (Docker prints no CACHED for it).
+    pub from: bool,
+    /// Wall time of the step.
+    pub elapsed_ms: u128,
+}
+
+/// The built image and how each step went.
+#[derive(Debug)]
+pub struct BuildResult {
+    /// The image (tagged with every requested tag).
+    pub image: Image,
+    /// The steps of the needed stages, in order.
+    pub steps: Vec<StepReport>,
+    /// Warnings of the planner (unused build args ...).
+    pub warnings: Vec<String>,
+}
+
+/// Runs builds against one berth instance: its image store, container runtime and cache.
+pub struct Builder<'a> {
+    store: &'a ImageStore,
+    runtime: &'a Runtime,
+    dir: PathBuf,
+}
+
+/// Label of RUN containers: `builder prune` removes any a killed build left behind.
+pub const BUILD_LABEL: &str = "berth.build.step";
+
+/// The builder's state directory under the instance root (cache index, digest caches, tmp).
+pub fn builder_dir(root: &Path) -> PathBuf {
+    root.join("builder")
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn builder_config_of(img: &Image) -> ImageConfig {
+    img.raw_config
+        .get("config")
+        .and_then(|c| serde_json::from_value(c.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// The store's shapes of a builder config (runtime config + Docker's Healthcheck extension).
+fn store_config(cfg: &ImageConfig) -> Result<(Config, Option<Healthcheck>), BuildError> {
+    let mut value = serde_json::to_value(cfg).map_err(BuildError::Config)?;
+    let hc = value
+        .as_object_mut()
+        .and_then(|o| o.remove("Healthcheck"))
+        .map(serde_json::from_value::<Healthcheck>)
+        .transpose()
+        .map_err(BuildError::Config)?;
+    if let Some(o) = value.as_object_mut() {
+        o.remove("Shell");
+        o.remove("OnBuild");
+    }
+    let config: Config = serde_json::from_value(value).map_err(BuildError::Config)?;
+    Ok((config, hc))
+}
+
+/// The removal guard of a RUN container: it goes even when the build fails or panics.
+struct ContainerGuard<'a> {
+    runtime: &'a Runtime,
+    rec: crate::container::Record,
+}
+
+impl Drop for ContainerGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.runtime.remove(&self.rec, true) {
+            tracing::warn!(container = %self.rec.id, error = %e, "removing a build container");
+        }
+    }
+}
+
+/// A scratch directory removed on drop.
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where a stage is: its current image (None = empty scratch) and config.
+#[derive(Clone)]
+struct StageState {
+    image: Option<Image>,
+    config: ImageConfig,
+}
+
+impl<'a> Builder<'a> {
+    /// A builder over an instance's store and runtime; its state lives in `builder_dir(root)`.
+    pub fn new(store: &'a ImageStore, runtime: &'a Runtime, root: &Path) -> Builder<'a> {
+        Builder {
+            store,
+            runtime,
+            dir: builder_dir(root),
+        }
+    }
+
+    fn cache_path(&self) -> PathBuf {
+        self.dir.join("cache.json")
+    }
+
+    /// Read-modify-write of the cache index under `cache.lock`, so that builds running side by
+    /// side (compose services) never lose each other's entries.
+    fn update_cache(&self, f: impl FnOnce(&mut BuildCache)) -> Result<(), BuildError> {
+        let lock_path = self.dir.join("cache.lock");
+        fs::create_dir_all(&self.dir).map_err(|source| CacheError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let _lock = crate::image::lock::FileLock::exclusive(&lock_path).map_err(|source| {
+            CacheError::Io {
+                path: lock_path.clone(),
+                source,
+            }
+        })?;
+        let mut c = BuildCache::open(&self.cache_path())?;
+        f(&mut c);
+        c.save()?;
+        Ok(())
+    }
+
+    fn digest_cache_path(&self, context: &Path) -> PathBuf {
+        let canon = fs::canonicalize(context).unwrap_or_else(|_| context.to_path_buf());
+        let d = Digest::of_bytes(canon.as_os_str().as_encoded_bytes());
+        self.dir.join("contexts").join(format!("{}.json", d.hex()))
+    }
+
+    /// Builds `req`; `progress` sees each step as it finishes (for `[n/N] ... CACHED` lines).
+    pub fn build(
+        &self,
+        req: &BuildRequest,
+        mut progress: impl FnMut(&StepReport),
+    ) -> Result<BuildResult, BuildError> {
+        let io_err = |op, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| BuildError::Io {
+                step: "builder".into(),
+                op,
+                path,
+                source,
+            }
+        };
+        for sub in ["contexts", "tmp"] {
+            fs::create_dir_all(self.dir.join(sub))
+                .map_err(io_err("creating", &self.dir.join(sub)))?;
+        }
+        let df_path = req
+            .dockerfile
+            .clone()
+            .unwrap_or_else(|| req.context.join("Dockerfile"));
+        let (src, file) = match &req.dockerfile_inline {
+            Some(s) => (s.clone(), "Dockerfile".to_string()),
+            None => (
+                fs::read_to_string(&df_path).map_err(|source| BuildError::ReadDockerfile {
+                    path: df_path.clone(),
+                    source,
+                })?,
+                df_path.display().to_string(),
+            ),
+        };
+        let df = Dockerfile::parse(&src, &file)?;
+        let mut bases = HashMap::new();
+        for r in plan::external_images(&df, &req.options)? {
+            if bases.contains_key(&r.reference) {
+                continue;
+            }
+            let img = self
+                .store
+                .resolve(&r.reference)
+                .map_err(|source| BuildError::BaseImage {
+                    reference: r.reference.clone(),
+                    source,
+                })?;
+            bases.insert(
+                r.reference.clone(),
+                BaseImage {
+                    digest: img.id.to_string(),
+                    config: builder_config_of(&img),
+                },
+            );
+        }
+        let ctx_err = |source| BuildError::Context {
+            step: "build context".into(),
+            source,
+        };
+        let dc_path = self.digest_cache_path(&req.context);
+        let digests: DigestCache = fs::read(&dc_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let df_for_ignore = if req.dockerfile_inline.is_some() {
+            None
+        } else {
+            Some(df_path.as_path())
+        };
+        let ctx = Context::scan_for(&req.context, df_for_ignore)
+            .map_err(ctx_err)?
+            .with_digest_cache(digests);
+        let bp = plan::plan(&df, &req.options, &ctx, &bases)?;
+        let mut cache = BuildCache::open(&self.cache_path())?;
+        let mut outcomes = Vec::new();
+        let mut reports = Vec::new();
+        let mut stage_results: HashMap<usize, StageState> = HashMap::new();
+        for stage in &bp.stages {
+            let mut st = StageState {
+                image: None,
+                config: ImageConfig::default(),
+            };
+            let mut prev_key = None;
+            for step in &bp.steps[stage.steps.clone()] {
+                let t0 = Instant::now();
+                let mut cached = false;
+                match &step.kind {
+                    StepKind::From(base) => {
+                        st =
+                            match base {
+                                BaseSource::Scratch => StageState {
+                                    image: None,
+                                    config: ImageConfig::default(),
+                                },
+                                BaseSource::Image { reference, digest } => {
+                                    let img = self.store.resolve(digest).map_err(|source| {
+                                        BuildError::BaseImage {
+                                            reference: reference.clone(),
+                                            source,
+                                        }
+                                    })?;
+                                    let mut config = builder_config_of(&img);
+                                    config.on_build.clear();
+                                    StageState {
+                                        image: Some(img),
+                                        config,
+                                    }
+                                }
+                                BaseSource::Stage(i) => stage_results.get(i).cloned().ok_or(
+                                    BuildError::Unsupported {
+                                        step: step.display.clone(),
+                                        what: "FROM a stage that was not built before",
+                                    },
+                                )?,
+                            };
+                        cached = true;
+                    }
+                    _ => {
+                        let mut next_config = st.config.clone();
+                        step.delta.apply(&mut next_config);
+                        let hit = if req.no_cache {
+                            None
+                        } else {
+                            cache
+                                .get(&step.cache_key)
+                                .and_then(|e| e.layer.as_deref())
+                                .and_then(|id| self.store.resolve(id).ok())
+                        };
+                        let image = match hit {
+                            Some(img) => {
+                                cached = true;
+                                img
+                            }
+                            None => {
+                                let img =
+                                    self.execute(step, &st, &next_config, &ctx, &stage_results)?;
+                                let size = img.layer_sizes.last().copied().unwrap_or(0);
+                                let entry = CacheEntry {
+                                    key: step.cache_key.clone(),
+                                    parent: prev_key.clone(),
+                                    created_by: step.created_by.clone(),
+                                    layer: Some(img.id.to_string()),
+                                    size: if step.makes_layer() { size } else { 0 },
+                                    created: now_secs(),
+                                    last_used: now_secs(),
+                                };
+                                cache.insert(entry.clone());
+                                // Saved at once: a later failing step keeps this one cached.
+                                self.update_cache(|c| c.insert(entry))?;
+                                img
+                            }
+                        };
+                        st = StageState {
+                            image: Some(image),
+                            config: next_config,
+                        };
+                    }
+                }
+                prev_key = Some(step.cache_key.clone());
+                outcomes.push(StepOutcome {
+                    key: step.cache_key.clone(),
+                    display: step.display.clone(),
+                    hit: cached,
+                });
+                let rep = StepReport {
+                    display: step.display.clone(),
+                    cached,
+                    from: matches!(step.kind, StepKind::From(_)),
+                    elapsed_ms: t0.elapsed().as_millis(),
+                };
+                progress(&rep);
+                reports.push(rep);
+            }
+            stage_results.insert(stage.index, st);
+        }
+        let now = now_secs();
+        self.update_cache(|c| {
+            for o in &outcomes {
+                c.touch(&o.key, now);
+            }
+            c.record_build(outcomes);
+        })?;
+        if let Ok(bytes) = serde_json::to_vec(&ctx.digest_cache()) {
+            let tmp = dc_path.with_extension("tmp");
+            if fs::write(&tmp, bytes).is_ok() {
+                let _ = fs::rename(&tmp, &dc_path);
+            }
+        }
+        let target = bp.target_stage();
+        let mut fin = stage_results
+            .remove(&target.index)
+            .ok_or(BuildError::Unsupported {
+                step: target.label.clone(),
+                what: "a target stage without steps",
+            })?;
+        // Build labels change no cache key (as in Docker): add them on top when missing.
+        if fin.config != target.config {
+            let created_by = format!(
+                "LABEL {}",
+                req.options
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            // Cached too, so a rebuild with the same labels gives the same image id.
+            let cfg_json = serde_json::to_vec(&target.config).map_err(BuildError::Config)?;
+            let key = CacheKey(format!(
+                "{}+config:{}",
+                target.final_key.0,
+                Digest::of_bytes(&cfg_json).hex()
+            ));
+            let hit = (!req.no_cache)
+                .then(|| cache.get(&key).and_then(|e| e.layer.clone()))
+                .flatten()
+                .and_then(|id| self.store.resolve(&id).ok());
+            let img = match hit {
+                Some(img) => img,
+                None => {
+                    let img = self.commit(
+                        "final config",
+                        None,
+                        fin.image.as_ref(),
+                        &target.config,
+                        created_by.clone(),
+                    )?;
+                    let entry = CacheEntry {
+                        key,
+                        parent: Some(target.final_key.clone()),
+                        created_by,
+                        layer: Some(img.id.to_string()),
+                        size: 0,
+                        created: now_secs(),
+                        last_used: now_secs(),
+                    };
+                    self.update_cache(|c| c.insert(entry))?;
+                    img
+                }
+            };
+            fin.image = Some(img);
+        }
+        let image = match fin.image {
+            Some(i) => i,
+            None => self.commit("scratch", None, None, &target.config, "FROM scratch".into())?,
+        };
+        for t in &req.tags {
+            self.store
+                .tag(&image.id, t)
+                .map_err(|source| BuildError::Store {
+                    step: format!("tagging {t}"),
+                    source,
+                })?;
+        }
+        let image = self
+            .store
+            .resolve(image.id.as_str())
+            .map_err(|source| BuildError::Store {
+                step: "reading the result".into(),
+                source,
+            })?;
+        tracing::info!(image = %image.id, steps = reports.len(), "build done");
+        Ok(BuildResult {
+            image,
+            steps: reports,
+            warnings: bp.warnings.clone(),
+        })
+    }
+
+    /// `builder prune`: forgets every cache entry and removes the intermediate images only the
+    /// cache held (untagged, unused by containers), the RUN containers of builds that were
+    /// killed, and the scratch files; tagged images and their layers stay.
+    /// Returns the number of entries dropped and the bytes the store reclaimed.
+    pub fn prune(&self) -> Result<(usize, u64), BuildError> {
+        let mut removed = Vec::new();
+        self.update_cache(|c| {
+            removed = c.prune(|_| true);
+            c.record_build(Vec::new());
+        })?;
+        let mut reclaimed = 0;
+        for e in &removed {
+            let Some(id) = e.layer.as_deref() else {
+                continue;
+            };
+            let Ok(img) = self.store.resolve(id) else {
+                continue;
+            };
+            if !img.repo_tags.is_empty() {
+                continue;
+            }
+            match self.store.remove(id, false) {
+                Ok(rep) => reclaimed += rep.reclaimed,
+                Err(e) => tracing::debug!(image = id, error = %e, "kept a cached image"),
+            }
+        }
+        for (rec, _) in self.runtime.list() {
+            if rec.config.labels.contains_key(BUILD_LABEL)
+                && let Err(e) = self.runtime.remove(&rec, true)
+            {
+                tracing::warn!(container = %rec.id, error = %e, "removing a left-over build container");
+            }
+        }
+        let _ = fs::remove_dir_all(self.dir.join("tmp"));
+        let _ = fs::remove_dir_all(self.dir.join("contexts"));
+        Ok((removed.len(), reclaimed))
+    }
+
+    fn commit(
+        &self,
+        step: &str,
+        layer: Option<&Path>,
+        parent: Option<&Image>,
+        cfg: &ImageConfig,
+        created_by: String,
+    ) -> Result<Image, BuildError> {
+        let (config, healthcheck) = store_config(cfg)?;
+        let new = NewImage {
+            config,
+            healthcheck,
+            created_by,
+            comment: None,
+        };
+        let store_err = |source| BuildError::Store {
+            step: step.to_string(),
+            source,
+        };
+        match layer {
+            Some(p) => {
+                let mut f = fs::File::open(p).map_err(|source| BuildError::Io {
+                    step: step.to_string(),
+                    op: "opening",
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                self.store
+                    .commit(Some(&mut f), parent.map(|i| &i.id), new)
+                    .map_err(store_err)
+            }
+            None => self
+                .store
+                .commit(None, parent.map(|i| &i.id), new)
+                .map_err(store_err),
+        }
+    }
+
+    /// Runs a step that missed the cache and commits its intermediate image.
+    fn execute(
+        &self,
+        step: &super::steps::Step,
+        st: &StageState,
+        next_config: &ImageConfig,
+        ctx: &Context,
+        stages: &HashMap<usize, StageState>,
+    ) -> Result<Image, BuildError> {
+        let parent = st.image.as_ref();
+        let layer_tar = match &step.kind {
+            StepKind::Run(run) => Some(self.run_step(&step.display, run, parent)?),
+            StepKind::Copy(spec) if !matches!(spec.origin, CopyOrigin::Context) => {
+                Some(self.copy_from_step(&step.display, spec, parent, stages)?)
+            }
+            StepKind::Copy(spec) => Some(self.copy_step(&step.display, spec, parent, ctx)?),
+            StepKind::Config | StepKind::From(_) => None,
+        };
+        let res = self.commit(
+            &step.display,
+            layer_tar.as_deref(),
+            parent,
+            next_config,
+            step.created_by.clone(),
+        );
+        if let Some(t) = layer_tar {
+            let _ = fs::remove_file(t);
+        }
+        res
+    }
+
+    fn scratch(&self, step: &str, what: &str) -> Result<ScratchDir, BuildError> {
+        let p = self.dir.join("tmp").join(format!(
+            "{what}-{}-{}",
+            std::process::id(),
+            Digest::of_bytes(format!("{step}{:?}", Instant::now()).as_bytes()).short()
+        ));
+        fs::create_dir_all(&p).map_err(|source| BuildError::Io {
+            step: step.to_string(),
+            op: "creating",
+            path: p.clone(),
+            source,
+        })?;
+        Ok(ScratchDir(p))
+    }
+
+    /// Writes `upper` as a layer tar next to it and returns the tar's path.
+    fn diff_to_tar(&self, step: &str, upper: &Path) -> Result<PathBuf, BuildError> {
+        let tar = self.dir.join("tmp").join(format!(
+            "layer-{}-{}.tar",
+            std::process::id(),
+            Digest::of_bytes(format!("{step}{:?}", Instant::now()).as_bytes()).short()
+        ));
+        let f = fs::File::create(&tar).map_err(|source| BuildError::Io {
+            step: step.to_string(),
+            op: "creating",
+            path: tar.clone(),
+            source,
+        })?;
+        let w = io::BufWriter::new(f);
+        let w = diff::write_upper_diff(upper, w).map_err(|source| BuildError::Diff {
+            step: step.to_string(),
+            source,
+        })?;
+        w.into_inner()
+            .map_err(|e| BuildError::Io {
+                step: step.to_string(),
+                op: "writing",
+                path: tar.clone(),
+                source: e.into_error(),
+            })?
+            .sync_all()
+            .map_err(|source| BuildError::Io {
+                step: step.to_string(),
+                op: "writing",
+                path: tar.clone(),
+                source,
+            })?;
+        Ok(tar)
+    }
+
+    fn run_step(
+        &self,
+        display: &str,
+        run: &RunSpec,
+        parent: Option<&Image>,
+    ) -> Result<PathBuf, BuildError> {
+        // A `#!` heredoc runs as a file placed in the container's upper dir before start and
+        // taken out again before the diff, so it never lands in the layer.
+        const SCRIPT: &str = ".berth-build-script";
+        let argv = match &run.script {
+            Some(_) => vec![format!("/{SCRIPT}")],
+            None => run.argv.clone(),
+        };
+        let layers = parent.map(|i| i.layer_dirs()).unwrap_or_default();
+        let mut cfg = ContainerConfig::new(RootfsSource::Layers(layers), argv.clone());
+        cfg.env = run.env.clone();
+        if !cfg.env.iter().any(|e| e.starts_with("PATH=")) {
+            cfg.env
+                .insert(0, crate::container::config::DEFAULT_PATH_ENV.to_string());
+        }
+        cfg.user = run.user.clone();
+        cfg.working_dir = Some(PathBuf::from(&run.workdir));
+        cfg.network = NetworkMode::Host;
+        cfg.labels
+            .insert(BUILD_LABEL.to_string(), display.to_string());
+        let rt_err = |source| BuildError::Runtime {
+            step: display.to_string(),
+            source,
+        };
+        let rec = self.runtime.create(cfg).map_err(rt_err)?;
+        let guard = ContainerGuard {
+            runtime: self.runtime,
+            rec,
+        };
+        let step_text = display;
+        tracing::debug!(container = %guard.rec.id, step = step_text, "RUN");
+        let script_path = guard.rec.dir.join("upper").join(SCRIPT);
+        if let Some(text) = &run.script {
+            let io = |source| BuildError::Io {
+                step: display.to_string(),
+                op: "writing the RUN script",
+                path: script_path.clone(),
+                source,
+            };
+            fs::write(&script_path, text).map_err(io)?;
+            fs::set_permissions(&script_path, fs::Permissions::from_mode(0o755)).map_err(io)?;
+        }
+        self.runtime.start(&guard.rec).map_err(rt_err)?;
+        let exit = self.runtime.wait(&guard.rec).map_err(rt_err)?;
+        if run.script.is_some() {
+            let _ = fs::remove_file(&script_path);
+        }
+        if exit.code != 0 {
+            let entries = logs::read_all(&guard.rec.log_path());
+            let text: String = entries.iter().map(|e| e.log.as_str()).collect();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+            return Err(BuildError::RunFailed {
+                step: display.to_string(),
+                command: match &run.script {
+                    Some(text) => vec![text.clone()],
+                    None => run.argv.clone(),
+                },
+                code: exit.code,
+                output: tail,
+            });
+        }
+        self.diff_to_tar(display, &guard.rec.dir.join("upper"))
+    }
+
+    /// COPY --from=stage|image: the source rootfs is flattened (whiteouts applied) into a
+    /// scratch dir, each source path is copied with Docker's destination rules, owned by root
+    /// (or `--chown`) with `--chmod` applied.
+    fn copy_from_step(
+        &self,
+        display: &str,
+        spec: &CopySpec,
+        parent: Option<&Image>,
+        stages: &HashMap<usize, StageState>,
+    ) -> Result<PathBuf, BuildError> {
+        let source_image = match &spec.origin {
+            CopyOrigin::Stage(i) => stages.get(i).and_then(|s| s.image.clone()),
+            CopyOrigin::Image { reference, digest } => Some(self.store.resolve(digest).map_err(
+                |source| BuildError::BaseImage {
+                    reference: reference.clone(),
+                    source,
+                },
+            )?),
+            CopyOrigin::Context => None,
+        };
+        let src_root = self.scratch(display, "from")?;
+        if let Some(img) = &source_image {
+            self.store
+                .flatten(img, &src_root.0)
+                .map_err(|source| BuildError::Store {
+                    step: display.to_string(),
+                    source,
+                })?;
+        }
+        let layers = parent.map(|i| i.layer_dirs()).unwrap_or_default();
+        let owner = match &spec.chown {
+            Some(c) => resolve_owner(display, c, &layers)?,
+            None => (0, 0),
+        };
+        let dest_exists_dir = find_in_layers(&layers, &spec.dest).is_some_and(|p| p.is_dir());
+        let paths: Vec<&str> = spec
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                CopySource::Path(p) => Some(p.as_str()),
+                _ => None,
+            })
+            .collect();
+        // Wildcards in the last path component expand against the source rootfs.
+        let mut expanded: Vec<String> = Vec::new();
+        for p in paths {
+            let rel = p.trim_start_matches('/').trim_end_matches('/');
+            let (dir, last) = rel.rsplit_once('/').unwrap_or(("", rel));
+            if !last.contains(['*', '?', '[']) {
+                expanded.push(rel.to_string());
+                continue;
+            }
+            if dir.contains(['*', '?', '[']) {
+                return Err(BuildError::Unsupported {
+                    step: display.to_string(),
+                    what: "wildcards before the last component of a COPY --from source",
+                });
+            }
+            let m = globset::Glob::new(last)
+                .map(|g| g.compile_matcher())
+                .map_err(|_| BuildError::Unsupported {
+                    step: display.to_string(),
+                    what: "this wildcard pattern in a COPY --from source",
+                })?;
+            let mut names: Vec<String> = fs::read_dir(src_root.0.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| m.is_match(n))
+                .collect();
+            if names.is_empty() {
+                return Err(BuildError::Io {
+                    step: display.to_string(),
+                    op: "finding the COPY --from source",
+                    path: PathBuf::from(p),
+                    source: io::Error::from(io::ErrorKind::NotFound),
+                });
+            }
+            names.sort();
+            for n in names {
+                expanded.push(if dir.is_empty() {
+                    n
+                } else {
+                    format!("{dir}/{n}")
+                });
+            }
+        }
+        let into_dir = spec.dest_is_dir || dest_exists_dir || expanded.len() > 1;
+        let upper = self.scratch(display, "copy")?;
+        let dest_rel = spec.dest.trim_start_matches('/').trim_end_matches('/');
+        for p in &expanded {
+            let rel = p.as_str();
+            let src = src_root.0.join(rel);
+            let meta = fs::symlink_metadata(&src).map_err(|source| BuildError::Io {
+                step: display.to_string(),
+                op: "finding the COPY --from source",
+                path: PathBuf::from(format!("/{p}")),
+                source,
+            })?;
+            let dest = if meta.is_dir() || !into_dir {
+                dest_rel.to_string()
+            } else {
+                let name = rel.rsplit('/').next().unwrap_or(rel);
+                format!("{dest_rel}/{name}")
+            };
+            let target = place(display, &upper.0, &layers, &dest)?;
+            copy_tree(display, &src, &target, owner, spec.chmod)?;
+        }
+        self.diff_to_tar(display, &upper.0)
+    }
+
+    fn copy_step(
+        &self,
+        display: &str,
+        spec: &CopySpec,
+        parent: Option<&Image>,
+        ctx: &Context,
+    ) -> Result<PathBuf, BuildError> {
+        if !matches!(spec.origin, CopyOrigin::Context) {
+            return Err(BuildError::Unsupported {
+                step: display.to_string(),
+                what: "COPY --from (stage or image)",
+            });
+        }
+        let layers = parent.map(|i| i.layer_dirs()).unwrap_or_default();
+        let dest_is_dir = find_in_layers(&layers, &spec.dest).is_some_and(|p| p.is_dir());
+        let items =
+            copy::context_items(spec, ctx, dest_is_dir).map_err(|source| BuildError::Context {
+                step: display.to_string(),
+                source,
+            })?;
+        let owner = match &spec.chown {
+            Some(c) => Some(resolve_owner(display, c, &layers)?),
+            None => None,
+        };
+        let upper = self.scratch(display, "copy")?;
+        let io_err = |op, path: &Path| {
+            let path = path.to_path_buf();
+            let step = display.to_string();
+            move |source| BuildError::Io {
+                step,
+                op,
+                path,
+                source,
+            }
+        };
+        for item in &items {
+            let rel = item.dest.trim_start_matches('/');
+            let target = place(display, &upper.0, &layers, rel)?;
+            match &item.kind {
+                ItemKind::Dir { mode } => {
+                    if !target.is_dir() {
+                        fs::create_dir(&target).map_err(io_err("creating", &target))?;
+                    }
+                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
+                        .map_err(io_err("chmod", &target))?;
+                }
+                ItemKind::File { entry, mode } => {
+                    let src = ctx.host_path(*entry);
+                    let _ = fs::remove_file(&target);
+                    fs::copy(&src, &target).map_err(io_err("copying", &src))?;
+                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
+                        .map_err(io_err("chmod", &target))?;
+                }
+                ItemKind::Symlink { target: t } => {
+                    let _ = fs::remove_file(&target);
+                    symlink(t, &target).map_err(io_err("linking", &target))?;
+                }
+                ItemKind::Inline { content, mode } => {
+                    fs::write(&target, content).map_err(io_err("writing", &target))?;
+                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
+                        .map_err(io_err("chmod", &target))?;
+                }
+                ItemKind::Archive { entry, .. } => {
+                    // GNU tar detects gzip/bzip2/xz/zstd itself and keeps the archive's owners.
+                    let src = ctx.host_path(*entry);
+                    fs::create_dir_all(&target).map_err(io_err("creating", &target))?;
+                    let out = std::process::Command::new("tar")
+                        .args(["--numeric-owner", "-x", "-f"])
+                        .arg(&src)
+                        .arg("-C")
+                        .arg(&target)
+                        .output()
+                        .map_err(io_err("running tar to extract", &src))?;
+                    if !out.status.success() {
+                        return Err(BuildError::Io {
+                            step: display.to_string(),
+                            op: "extracting",
+                            path: src,
+                            source: io::Error::other(
+                                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                            ),
+                        });
+                    }
+                    if let Some((uid, gid)) = owner {
+                        chown_tree(display, &target, uid, gid)?;
+                    }
+                    continue;
+                }
+            }
+            let (uid, gid) = owner.unwrap_or((0, 0));
+            std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
+                .map_err(io_err("chown", &target))?;
+        }
+        self.diff_to_tar(display, &upper.0)
+    }
+}
+
+/// Copies `src` (file, symlink or directory tree) to `dst`, creating parents, owned by
+/// `owner`, with `chmod` replacing the permission bits when given.
+fn copy_tree(
+    step: &str,
+    src: &Path,
+    dst: &Path,
+    owner: (u32, u32),
+    chmod: Option<u32>,
+) -> Result<(), BuildError> {
+    let io_err = |op, path: &Path| {
+        let path = path.to_path_buf();
+        let step = step.to_string();
+        move |source| BuildError::Io {
+            step,
+            op,
+            path,
+            source,
+        }
+    };
+    if let Some(parent) = dst.parent()
+        && !parent.exists()
+    {
+        fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+    }
+    let meta = fs::symlink_metadata(src).map_err(io_err("reading", src))?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let t = fs::read_link(src).map_err(io_err("reading", src))?;
+        let _ = fs::remove_file(dst);
+        symlink(&t, dst).map_err(io_err("linking", dst))?;
+    } else if ft.is_dir() {
+        if !dst.is_dir() {
+            fs::create_dir(dst).map_err(io_err("creating", dst))?;
+        }
+        for e in fs::read_dir(src).map_err(io_err("reading", src))? {
+            let e = e.map_err(io_err("reading", src))?;
+            copy_tree(step, &e.path(), &dst.join(e.file_name()), owner, chmod)?;
+        }
+        let mode = chmod.unwrap_or(meta.permissions().mode() & 0o7777);
+        fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", dst))?;
+    } else if ft.is_file() {
+        let _ = fs::remove_file(dst);
+        fs::copy(src, dst).map_err(io_err("copying", src))?;
+        let mode = chmod.unwrap_or(meta.permissions().mode() & 0o7777);
+        fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", dst))?;
+    } else {
+        // Devices, fifos, sockets: not copied (Docker copies them; rare in COPY --from).
+        return Err(BuildError::Unsupported {
+            step: step.to_string(),
+            what: "COPY --from of device, fifo or socket files",
+        });
+    }
+    std::os::unix::fs::lchown(dst, Some(owner.0), Some(owner.1)).map_err(io_err("chown", dst))?;
+    Ok(())
+}
+
+/// `--chown` over an extracted tree (symlinks themselves, never their targets).
+fn chown_tree(step: &str, dir: &Path, uid: u32, gid: u32) -> Result<(), BuildError> {
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        let step = step.to_string();
+        move |source| BuildError::Io {
+            step,
+            op: "chown",
+            path,
+            source,
+        }
+    };
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(err(dir))?;
+    if fs::symlink_metadata(dir).map_err(err(dir))?.is_dir() {
+        for e in fs::read_dir(dir).map_err(err(dir))? {
+            let e = e.map_err(err(dir))?;
+            chown_tree(step, &e.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+/// The path in `upper` where image path `rel` goes, with its parent directories created:
+/// symlinks among the parents are resolved inside the image (COPY to /bin/x on a rootfs where
+/// /bin -> usr/bin writes usr/bin/x rather than shadowing the link), and a parent that exists
+/// in a lower layer is recreated with that layer's mode and owner (so /tmp stays 1777).
+fn place(step: &str, upper: &Path, layers: &[PathBuf], rel: &str) -> Result<PathBuf, BuildError> {
+    let mut resolved: Vec<String> = Vec::new();
+    let comps: Vec<&str> = rel
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    let Some((last, parents)) = comps.split_last() else {
+        return Ok(upper.to_path_buf());
+    };
+    let mut queue: std::collections::VecDeque<String> =
+        parents.iter().map(|c| c.to_string()).collect();
+    let mut hops = 0;
+    while let Some(c) = queue.pop_front() {
+        if c == ".." {
+            resolved.pop();
+            continue;
+        }
+        resolved.push(c);
+        let here = resolved.join("/");
+        let lower = find_in_layers(layers, &here);
+        if !upper.join(&here).exists()
+            && let Some(l) = &lower
+            && let Ok(t) = fs::read_link(l)
+            && hops < 40
+        {
+            hops += 1;
+            resolved.pop();
+            let t = t.to_string_lossy().into_owned();
+            if t.starts_with('/') {
+                resolved.clear();
+            }
+            let mut rest: Vec<String> = t
+                .split('/')
+                .filter(|c| !c.is_empty() && *c != ".")
+                .map(str::to_string)
+                .collect();
+            rest.extend(queue.drain(..));
+            queue = rest.into();
+            continue;
+        }
+        let dir = upper.join(&here);
+        if !dir.exists() {
+            let io = |source| BuildError::Io {
+                step: step.to_string(),
+                op: "creating",
+                path: dir.clone(),
+                source,
+            };
+            fs::create_dir(&dir).map_err(io)?;
+            if let Some(l) = lower
+                && let Ok(m) = fs::metadata(&l)
+                && m.is_dir()
+            {
+                use std::os::unix::fs::MetadataExt;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(m.mode() & 0o7777))
+                    .map_err(io)?;
+                std::os::unix::fs::lchown(&dir, Some(m.uid()), Some(m.gid())).map_err(io)?;
+            }
+        }
+    }
+    resolved.push(last.to_string());
+    Ok(upper.join(resolved.join("/")))
+}
+
+/// The topmost layer's copy of an absolute path (whiteouts are not consulted: good enough to
+/// tell whether a COPY destination is a directory).
+fn find_in_layers(layers: &[PathBuf], path: &str) -> Option<PathBuf> {
+    let rel = path.trim_start_matches('/').trim_end_matches('/');
+    layers
+        .iter()
+        .rev()
+        .map(|l| l.join(rel))
+        .find(|p| p.symlink_metadata().is_ok())
+}
+
+fn lookup_id(file: Option<PathBuf>, name: &str, field: usize) -> Option<u32> {
+    let text = fs::read_to_string(file?).ok()?;
+    text.lines().find_map(|l| {
+        let parts: Vec<&str> = l.split(':').collect();
+        (parts.first() == Some(&name))
+            .then(|| parts.get(field).and_then(|v| v.parse().ok()))
+            .flatten()
+    })
+}
+
+/// `--chown user[:group]`: numbers as is, names through the image's /etc/passwd and /etc/group;
+/// a user alone also sets its primary group (Docker's rule).
+fn resolve_owner(step: &str, spec: &str, layers: &[PathBuf]) -> Result<(u32, u32), BuildError> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let unknown = |what, name: &str| BuildError::UnknownOwner {
+        step: step.to_string(),
+        spec: spec.to_string(),
+        what,
+        name: name.to_string(),
+    };
+    let passwd = || find_in_layers(layers, "/etc/passwd");
+    let uid = match user.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => lookup_id(passwd(), user, 2).ok_or_else(|| unknown("user", user))?,
+    };
+    let gid = match group {
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup_id(find_in_layers(layers, "/etc/group"), g, 2)
+                .ok_or_else(|| unknown("group", g))?,
+        },
+        None => match user.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup_id(passwd(), user, 3).ok_or_else(|| unknown("user", user))?,
+        },
+    };
+    Ok((uid, gid))
+}
