@@ -307,3 +307,60 @@ fn run_starts_dependencies_and_a_one_off_container() {
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
+
+#[test]
+fn up_builds_images_and_rebuild_recreates_only_on_change() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("bd");
+    host.busybox_image();
+    let app = host.stack.join("app");
+    std::fs::create_dir_all(&app).expect("app dir");
+    std::fs::write(
+        app.join("Dockerfile"),
+        "FROM busybox:e2e\nRUN echo built > /built.txt\nCOPY hello.txt /hello.txt\n",
+    )
+    .expect("Dockerfile");
+    std::fs::write(app.join("hello.txt"), "first\n").expect("hello");
+    let stack = r#"
+name: bd
+services:
+  app:
+    build: ./app
+    init: true
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+"#;
+    std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
+    host.ok(&["up", "-d"]);
+    let got = host.ok(&["exec", "-T", "app", "cat", "/built.txt", "/hello.txt"]);
+    assert!(got.contains("built") && got.contains("first"), "{got}");
+    let first = ids(&host.ps());
+
+    // Rebuilding an unchanged context hits the cache: same image, nothing recreated.
+    let out = host.ok(&["up", "-d", "--build"]);
+    assert!(out.contains("0 step(s) done"), "{out}");
+    assert_eq!(ids(&host.ps()), first);
+
+    // A changed file reruns the COPY: new image, the container is recreated.
+    std::fs::write(app.join("hello.txt"), "second\n").expect("hello");
+    host.ok(&["up", "-d", "--build"]);
+    let second = ids(&host.ps());
+    assert_ne!(second, first, "recreated for the new image");
+    let got = host.ok(&["exec", "-T", "app", "cat", "/hello.txt"]);
+    assert!(got.contains("second"), "{got}");
+
+    let all: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .map(|(_, id)| id.clone())
+        .collect();
+    host.ok(&["down"]);
+    let leaks = host.leaks(&all);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+    let containers = std::fs::read_dir(host.root.join("containers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(containers, 0, "no build container left behind");
+}

@@ -53,10 +53,7 @@ fn report(verb: &str, outcome: &Outcome) -> ExitCode {
 
 /// `berth up`.
 pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
-    for (flag, set) in [
-        ("--build", args.build),
-        ("--abort-on-container-exit", args.abort_on_container_exit),
-    ] {
+    for (flag, set) in [("--abort-on-container-exit", args.abort_on_container_exit)] {
         if set {
             bail!("berth up {flag} is not implemented yet (tracked in issue 6)");
         }
@@ -95,6 +92,7 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
             remove_orphans: args.remove_orphans,
             scale,
             no_start: args.no_start,
+            build: args.build,
         },
     };
     let rt = runtime()?;
@@ -316,4 +314,29 @@ pub fn run(g: &GlobalOpts, args: super::stack::RunArgs) -> anyhow::Result<ExitCo
         }
     }
     code
+}
+
+/// `berth build`: builds the images of the services with a `build:` section, in the daemon.
+pub fn build(g: &GlobalOpts, args: super::stack::BuildArgs) -> anyhow::Result<ExitCode> {
+    if args.pull || !args.build_args.is_empty() {
+        bail!("berth build --pull/--build-arg are not implemented yet (tracked in issue 7)");
+    }
+    let project = load(g, &args.services)?;
+    let req = crate::daemon::routes::BuildRequest {
+        project,
+        services: args.services,
+        no_cache: args.no_cache,
+    };
+    let failures: Vec<String> = runtime()?.block_on(async {
+        let client = Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.post("/build", &req).await?)
+    })?;
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

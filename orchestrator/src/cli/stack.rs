@@ -473,7 +473,7 @@ fn config(g: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<ExitCode> {
 pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
     let (verb, issue) = match cmd {
         StackCommand::Config(args) => return config(g, args),
-        StackCommand::Build(_) => ("build", 7),
+        StackCommand::Build(args) => return super::project::build(g, args),
         StackCommand::Up(args) => return super::project::up(g, args),
         StackCommand::Down(args) => return super::project::down(g, args),
         StackCommand::Ps(args) => return super::project::ps(g, args),

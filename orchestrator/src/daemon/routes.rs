@@ -61,6 +61,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/up") => up(&shared, req).await,
         (&Method::POST, "/down") => down(&shared, req).await,
         (&Method::POST, "/rm") => rm(&shared, req).await,
+        (&Method::POST, "/build") => build(&shared, req).await,
         (&Method::POST, "/run") => run_oneoff(&shared, req).await,
         (&Method::POST, "/network") => network(&shared, req).await,
         (&Method::GET, "/ps") => ps(&shared, req.uri().query().unwrap_or("")).await,
@@ -282,4 +283,35 @@ async fn run_oneoff(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Ok(id) => json(StatusCode::OK, &id),
         Err(e) => error(StatusCode::BAD_REQUEST, &e),
     }
+}
+
+/// Body of `POST /v1/build`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct BuildRequest {
+    pub project: crate::engine::stack::ProjectRequest,
+    pub services: Vec<String>,
+    pub no_cache: bool,
+}
+
+/// `POST /v1/build`: builds the services' images (those with `build:`); answers the failures.
+async fn build(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let r: BuildRequest = match body(req).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let engine = match shared.engine().await {
+        Ok(e) => e,
+        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+    };
+    let project = r.project.into_project();
+    let mut failures = Vec::new();
+    for (name, svc) in &project.services {
+        if svc.build.is_none() || (!r.services.is_empty() && !r.services.contains(name)) {
+            continue;
+        }
+        if let Err(e) = engine.build_service(&project, name, r.no_cache).await {
+            failures.push(e);
+        }
+    }
+    json(StatusCode::OK, &failures)
 }

@@ -402,6 +402,54 @@ impl Engine {
         Ok(rec.id)
     }
 
+    /// Builds a service's image from its `build:` section and tags it as the service's image
+    /// (`image:` or `<project>-<service>`), with the layer cache unless `no_cache`.
+    pub async fn build_service(
+        self: &Arc<Self>,
+        project: &Project,
+        service: &str,
+        no_cache: bool,
+    ) -> Result<(), String> {
+        use berth_runtime::build::exec::{BuildRequest, Builder};
+        let svc = project
+            .services
+            .get(service)
+            .ok_or_else(|| format!("no such service: {service}"))?;
+        let b = svc
+            .build
+            .clone()
+            .ok_or_else(|| format!("service {service} has no build: section"))?;
+        let context = PathBuf::from(&b.context);
+        let options = berth_runtime::build::steps::PlanOptions {
+            build_args: b
+                .args
+                .iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                .collect(),
+            target: b.target.clone(),
+            labels: b.labels.clone(),
+        };
+        let req = BuildRequest {
+            dockerfile: b.dockerfile.as_ref().map(|d| context.join(d)),
+            context,
+            dockerfile_inline: b.dockerfile_inline.clone(),
+            options,
+            tags: vec![project.image_of(service).unwrap_or_default()],
+            no_cache: no_cache || b.no_cache.unwrap_or(false),
+        };
+        let e = self.clone();
+        let svc_name = service.to_string();
+        blocking(move || {
+            Builder::new(&e.images, &e.runtime, &e.root)
+                .build(&req, |step| {
+                    tracing::info!(service = %svc_name, step = %step.display, cached = step.cached, "build");
+                })
+                .map(|_| ())
+                .map_err(|err| format!("building service {svc_name}: {err}"))
+        })
+        .await
+    }
+
     /// Starts the healthcheck loop recorded on a running container, if it has one.
     pub fn arm_health(&self, rec: Record) {
         if let Some(check) = super::health::Check::from_labels(&rec.config.labels) {
@@ -470,6 +518,25 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         let lock = self.project_lock(&project.name);
         let _held = lock.lock().await;
+        if opts.build {
+            // Build first, so a changed image is seen as such by the planner.
+            let graph =
+                crate::graph::ServiceGraph::from_project(&project).map_err(PlanError::from)?;
+            let selected = graph
+                .select(&opts.services, opts.no_deps)
+                .map_err(PlanError::from)?;
+            for name in selected
+                .iter()
+                .filter(|n| project.services.get(*n).is_some_and(|s| s.build.is_some()))
+            {
+                if let Err(err) = self.build_service(&project, name, false).await {
+                    return Ok(Outcome {
+                        failures: vec![err],
+                        ..Outcome::default()
+                    });
+                }
+            }
+        }
         let observed = self.observe(&project).await;
         let plan = plan_up(&project, &observed, &opts)?;
         tracing::info!(project = %project.name, steps = plan.nodes.len(), "up");
@@ -648,10 +715,7 @@ impl StackBackend {
                 build,
             } => {
                 if build {
-                    return Err(format!(
-                        "service {service} needs image {image} built from its build: section; \
-                         building is not wired into up yet (issue 7): build or load it first"
-                    ));
+                    return e.build_service(&self.project, &service, false).await;
                 }
                 let store = e.images.clone();
                 let reference = image.clone();

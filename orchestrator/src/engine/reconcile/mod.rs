@@ -26,6 +26,9 @@ pub struct UpOptions {
     /// `--scale svc=N` overrides.
     pub scale: BTreeMap<String, u32>,
     pub no_start: bool,
+    /// `--build`: build images with a `build:` section before planning.
+    #[serde(default)]
+    pub build: bool,
 }
 
 /// What convergence decided for one replica of a service.
