@@ -168,6 +168,18 @@ fn make_devices(dev: &Path) -> Result<(), RootfsError> {
             Mode::from_bits_truncate(0o666),
             makedev(major, minor),
         )
+        .map_err(|source| RootfsError::Device {
+            path: p.clone(),
+            source,
+        })?;
+        // mknod applies the umask (022 here): make the nodes world-writable as every engine
+        // does, or a non-root process (apt's _apt user) cannot even write to /dev/null.
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            &p,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
         .map_err(|source| RootfsError::Device { path: p, source })?;
     }
     for (name, target) in [
