@@ -126,6 +126,14 @@ fn events(shared: &Shared) -> Response<Body> {
     resp
 }
 
+/// The engine, or the 503 answer that says why it could not be opened.
+async fn engine(shared: &Shared) -> Result<Arc<crate::engine::stack::Engine>, Response<Body>> {
+    shared
+        .engine()
+        .await
+        .map_err(|msg| error(StatusCode::SERVICE_UNAVAILABLE, &msg))
+}
+
 /// Reads a JSON request body.
 async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Response<Body>> {
     let bytes = req
@@ -166,9 +174,9 @@ async fn up(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let engine = match shared.engine().await {
+    let engine = match engine(shared).await {
         Ok(e) => e,
-        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+        Err(resp) => return resp,
     };
     let project = r.project.into_project();
     let name = project.name.clone();
@@ -186,9 +194,9 @@ async fn down(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let engine = match shared.engine().await {
+    let engine = match engine(shared).await {
         Ok(e) => e,
-        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+        Err(resp) => return resp,
     };
     let project = r.project.into_project();
     let name = project.name.clone();
@@ -215,9 +223,9 @@ async fn ps(shared: &Shared, query: &str) -> Response<Body> {
     let Some(project) = project else {
         return error(StatusCode::BAD_REQUEST, "ps needs ?project=NAME");
     };
-    let engine = match shared.engine().await {
+    let engine = match engine(shared).await {
         Ok(e) => e,
-        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+        Err(resp) => return resp,
     };
     json(StatusCode::OK, &engine.ps(&project, all).await)
 }
@@ -228,9 +236,9 @@ async fn network(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let engine = match shared.engine().await {
+    let engine = match engine(shared).await {
         Ok(e) => e,
-        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+        Err(resp) => return resp,
     };
     let before = engine.network_names().await;
     let out = crate::cli::network::execute(&engine.netd, cmd).await;
@@ -245,9 +253,9 @@ async fn rm(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let engine = match shared.engine().await {
+    let engine = match engine(shared).await {
         Ok(e) => e,
-        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+        Err(resp) => return resp,
     };
     let mut failures = Vec::new();
     for id in ids {
@@ -272,9 +280,9 @@ async fn run_oneoff(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let engine = match shared.engine().await {
+    let engine = match engine(shared).await {
         Ok(e) => e,
-        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+        Err(resp) => return resp,
     };
     match engine
         .create_oneoff(r.project.into_project(), &r.service, r.run)
@@ -299,9 +307,9 @@ async fn build(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let engine = match shared.engine().await {
+    let engine = match engine(shared).await {
         Ok(e) => e,
-        Err(msg) => return error(StatusCode::SERVICE_UNAVAILABLE, &msg),
+        Err(resp) => return resp,
     };
     let project = r.project.into_project();
     let mut failures = Vec::new();
