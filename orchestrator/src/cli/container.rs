@@ -492,27 +492,7 @@ fn dispatch(rt: &Runtime, root: &Path, cmd: ContainerCommand) -> anyhow::Result<
             if !rt.is_running(&rec) {
                 bail!("container {container} is not running");
             }
-            println!("{:>8} {:>8}  CMD", "PID", "PPID");
-            let mut pids = rt.pids(&rec);
-            pids.sort();
-            for pid in pids {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let ppid = stat
-                    .rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                    .unwrap_or("?")
-                    .to_string();
-                let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .map(|b| {
-                        b.split(|c| *c == 0)
-                            .filter(|s| !s.is_empty())
-                            .map(|s| String::from_utf8_lossy(s).into_owned())
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    })
-                    .unwrap_or_default();
-                println!("{pid:>8} {ppid:>8}  {cmd}");
-            }
+            print_top(&rt, &rec);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -617,18 +597,7 @@ fn start_error(e: RuntimeError) -> anyhow::Error {
 
 /// Signal names (KILL, SIGTERM) or numbers.
 fn parse_signal(s: &str) -> anyhow::Result<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Ok(n);
-    }
-    let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") {
-        up
-    } else {
-        format!("SIG{up}")
-    };
-    name.parse::<nix::sys::signal::Signal>()
-        .map(|s| s as i32)
-        .map_err(|_| anyhow::anyhow!("unknown signal {s:?}"))
+    crate::engine::translate::parse_signal(s).ok_or_else(|| anyhow::anyhow!("unknown signal {s:?}"))
 }
 
 /// `KEY` alone takes the host's value (dropped when unset), as Docker does.
@@ -1263,6 +1232,31 @@ fn error_exit_code(err: &anyhow::Error) -> Option<u8> {
     err.chain()
         .find_map(|e| e.downcast_ref::<ExitWith>())
         .map(|e| e.code)
+}
+
+/// Prints a container's processes as PID, PPID and command line (`container top`, `top`).
+pub(crate) fn print_top(rt: &Runtime, rec: &berth_runtime::container::Record) {
+    println!("{:>8} {:>8}  CMD", "PID", "PPID");
+    let mut pids = rt.pids(rec);
+    pids.sort();
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string();
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                b.split(|c| *c == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        println!("{pid:>8} {ppid:>8}  {cmd}");
+    }
 }
 
 #[cfg(test)]

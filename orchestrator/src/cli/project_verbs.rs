@@ -114,18 +114,7 @@ fn exit_code(code: i32) -> ExitCode {
 
 /// Signal names (KILL, SIGTERM) or numbers.
 fn parse_signal(s: &str) -> anyhow::Result<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Ok(n);
-    }
-    let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") {
-        up
-    } else {
-        format!("SIG{up}")
-    };
-    name.parse::<nix::sys::signal::Signal>()
-        .map(|s| s as i32)
-        .map_err(|_| anyhow::anyhow!("unknown signal {s:?}"))
+    crate::engine::translate::parse_signal(s).ok_or_else(|| anyhow::anyhow!("unknown signal {s:?}"))
 }
 
 /// An RFC 3339 time, or a duration meaning "that long ago".
@@ -279,27 +268,7 @@ pub fn top(g: &GlobalOpts, args: ServicesArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         println!("{}", m.rec.config.name);
-        println!("{:>8} {:>8}  CMD", "PID", "PPID");
-        let mut pids = ctx.rt.pids(&m.rec);
-        pids.sort();
-        for pid in pids {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .unwrap_or("?")
-                .to_string();
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|b| {
-                    b.split(|c| *c == 0)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| String::from_utf8_lossy(s).into_owned())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
-                .unwrap_or_default();
-            println!("{pid:>8} {ppid:>8}  {cmd}");
-        }
+        super::container::print_top(&ctx.rt, &m.rec);
         println!();
     }
     Ok(ExitCode::SUCCESS)
