@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 . scripts/env.sh
 cargo build --workspace --all-targets
+# The examples' images (network: the Debian mirror), cached under $BERTH_CACHE/examples.
+./scripts/prepare-examples.sh
 cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-2}"

@@ -151,6 +151,30 @@ impl Host {
         self.ok(&["image", "import", &tar.display().to_string(), "busybox:e2e"]);
     }
 
+    /// Loads the images of `examples/<name>` (built and saved by scripts/prepare-examples.sh,
+    /// which scripts/test.sh runs first, so the test itself never needs the network) and
+    /// returns the example's compose file, used in place.
+    pub fn example(&self, name: &str) -> PathBuf {
+        let cache = std::env::var("BERTH_CACHE").unwrap_or_else(|_| "/var/cache/berth-ci".into());
+        let tar = Path::new(&cache).join("examples").join(format!("{name}.tar"));
+        assert!(
+            tar.exists(),
+            "{} is missing: run scripts/prepare-examples.sh {name} (scripts/test.sh does)",
+            tar.display()
+        );
+        self.ok(&["image", "load", "-q", "-i", &tar.display().to_string()]);
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples")
+            .join(name)
+            .join("compose.yaml")
+    }
+
+    /// The body of an HTTP GET made from inside the namespace (empty on failure).
+    pub fn curl(&self, url: &str) -> String {
+        let out = self.sh(&format!("curl -sS --max-time 10 {url}"));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
     pub fn ps(&self) -> Vec<serde_json::Value> {
         let out = self.ok(&["ps", "-a", "--format", "json"]);
         let start = out.find('[').expect("json array");
