@@ -8,9 +8,9 @@ mod common;
 
 use common::{Host, runnable};
 
-fn ids(host: &Host) -> Vec<(String, String)> {
+fn ids(host: &Host, f: &str) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = host
-        .ps()
+        .ps_of(&["-f", f])
         .iter()
         .map(|r| {
             (
@@ -58,12 +58,21 @@ fn lnmp_serves_rows_by_service_name_keeps_data_and_down_v_removes_it() {
     let host = Host::new("lnmp");
     let stack = host.example("lnmp");
     let f = stack.display().to_string();
-    let up = ["-f", &f, "up", "-d", "--no-build", "--wait", "--wait-timeout", "110"];
+    let up = [
+        "-f",
+        &f,
+        "up",
+        "-d",
+        "--no-build",
+        "--wait",
+        "--wait-timeout",
+        "110",
+    ];
 
     host.ok(&up);
-    let first = ids(&host);
+    let first = ids(&host, &f);
     assert_eq!(first.len(), 3, "{first:?}");
-    for row in host.ps() {
+    for row in host.ps_of(&["-f", &f]) {
         assert_eq!(row["health"], "healthy", "{row}");
     }
     let body = page(&host);
@@ -81,25 +90,45 @@ fn lnmp_serves_rows_by_service_name_keeps_data_and_down_v_removes_it() {
 
     // Restarting php-fpm alone leaves the others' containers alone, and the page works again.
     host.ok(&["-f", &f, "restart", "php-fpm"]);
-    assert_eq!(ids(&host), first, "restart keeps every container");
-    host.ok(&["-f", &f, "up", "-d", "--no-build", "--no-deps", "--force-recreate", "php-fpm"]);
-    let second = ids(&host);
-    assert_ne!(id_of(&second, "php-fpm"), id_of(&first, "php-fpm"), "php-fpm recreated");
-    assert_eq!(id_of(&second, "nginx"), id_of(&first, "nginx"), "nginx kept");
+    assert_eq!(ids(&host, &f), first, "restart keeps every container");
+    host.ok(&[
+        "-f",
+        &f,
+        "up",
+        "-d",
+        "--no-build",
+        "--no-deps",
+        "--force-recreate",
+        "php-fpm",
+    ]);
+    let second = ids(&host, &f);
+    assert_ne!(
+        id_of(&second, "php-fpm"),
+        id_of(&first, "php-fpm"),
+        "php-fpm recreated"
+    );
+    assert_eq!(
+        id_of(&second, "nginx"),
+        id_of(&first, "nginx"),
+        "nginx kept"
+    );
     assert_eq!(id_of(&second, "db"), id_of(&first, "db"), "db kept");
     let body = page(&host);
-    assert!(visits(&body) > v1, "the page works after php-fpm's recreation: {body}");
+    assert!(
+        visits(&body) > v1,
+        "the page works after php-fpm's recreation: {body}"
+    );
 
     // down + up keeps the data (named volume); down -v removes it.
     host.ok(&["-f", &f, "down"]);
     host.ok(&up);
-    let third = ids(&host);
+    let third = ids(&host, &f);
     let body = page(&host);
     let v2 = visits(&body);
     assert!(v2 > v1 + 1, "visits survive down/up: {body}");
     host.ok(&["-f", &f, "down", "-v"]);
     host.ok(&up);
-    let fourth = ids(&host);
+    let fourth = ids(&host, &f);
     let body = page(&host);
     assert_eq!(visits(&body), 1, "down -v removed the data: {body}");
     host.ok(&["-f", &f, "down", "-v"]);
@@ -109,7 +138,7 @@ fn lnmp_serves_rows_by_service_name_keeps_data_and_down_v_removes_it() {
         .flatten()
         .map(|(_, id)| id.clone())
         .collect();
-    assert!(host.ps().is_empty());
+    assert!(host.ps_of(&["-f", &f]).is_empty());
     let leaks = host.leaks(&all);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
     assert!(

@@ -156,7 +156,9 @@ impl Host {
     /// returns the example's compose file, used in place.
     pub fn example(&self, name: &str) -> PathBuf {
         let cache = std::env::var("BERTH_CACHE").unwrap_or_else(|_| "/var/cache/berth-ci".into());
-        let tar = Path::new(&cache).join("examples").join(format!("{name}.tar"));
+        let tar = Path::new(&cache)
+            .join("examples")
+            .join(format!("{name}.tar"));
         assert!(
             tar.exists(),
             "{} is missing: run scripts/prepare-examples.sh {name} (scripts/test.sh does)",
@@ -176,7 +178,14 @@ impl Host {
     }
 
     pub fn ps(&self) -> Vec<serde_json::Value> {
-        let out = self.ok(&["ps", "-a", "--format", "json"]);
+        self.ps_of(&[])
+    }
+
+    /// `ps -a` as JSON rows, for the stack named by `args` (e.g. `["-f", FILE]`).
+    pub fn ps_of(&self, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut all = args.to_vec();
+        all.extend(["ps", "-a", "--format", "json"]);
+        let out = self.ok(&all);
         let start = out.find('[').expect("json array");
         let end = out.rfind(']').expect("json array end");
         serde_json::from_str(&out[start..=end]).expect("ps json")
