@@ -925,13 +925,13 @@ impl Netd {
                 _ = tick.tick() => {}
             }
             // The first tick fires at once: a (re)started netd reconciles before anything else.
-            let r = self.reconcile().await;
-            log_report(&r);
+            // reconcile() logs each repair as an event.
+            let _ = self.reconcile().await;
         }
     }
 }
 
-fn log_report(r: &ReconcileReport) {
+pub(crate) fn log_report(r: &ReconcileReport) {
     for rep in &r.repairs {
         tracing::info!(repair = %rep.what, took_us = rep.duration.as_micros() as u64, "reconcile repaired");
     }

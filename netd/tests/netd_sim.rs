@@ -717,3 +717,130 @@ fn docker_forward_drop_gets_a_narrow_accept_while_berth_has_networks() {
     });
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
+
+#[test]
+fn reconcile_repairs_container_side_drift() {
+    if !can_run() {
+        return;
+    }
+    let sim = Sim::new();
+    let c1 = NetnsGuard::new("c");
+    let c2 = NetnsGuard::new("c");
+    let root = sim.root.path().to_path_buf();
+    let host = sim.host.name.clone();
+    sim.on_host(|| {
+        rt().block_on(async {
+            let n = Netd::open(Config::new(&root)).await.expect("open");
+            let spec = n.create_network(net("drift")).await.expect("create");
+            let e1 = attach(&n, &c1, vec![ep("drift")]).await;
+            let e2 = attach(&n, &c2, vec![ep("drift")]).await;
+            let _srv = tcp_server(&c2.path(), 8000, "c2");
+            let check = |what: &'static str| {
+                let p1 = c1.path();
+                let to = SocketAddrV4::new(e2[0].address, 8000);
+                let inet = SocketAddrV4::new(INTERNET, 80);
+                async move {
+                    let pp = p1.clone();
+                    let b = blocking(move || http_get_retry(&pp, to, Duration::from_secs(5))).await;
+                    assert_eq!(b.unwrap_or_else(|e| panic!("{what}: c1 -> c2: {e}")), "c2");
+                    let b =
+                        blocking(move || http_get_retry(&p1, inet, Duration::from_secs(5))).await;
+                    assert_eq!(b.unwrap_or_else(|e| panic!("{what}: egress: {e}")), "isp-a");
+                }
+            };
+            check("before").await;
+            let r = n.reconcile().await;
+            assert!(r.repairs.is_empty(), "nothing to repair: {:?}", r.repairs);
+            let gw = spec.gateway.to_string();
+            // Each drift, inside the container or on the host end, and the repair it must get.
+            let cases: [(&str, &[&str], &str); 5] = [
+                (
+                    "address flushed",
+                    &["addr", "flush", "dev", "eth0"],
+                    "lost its address",
+                ),
+                (
+                    "default route deleted",
+                    &["route", "del", "default", "via", &gw],
+                    "lost the default route",
+                ),
+                ("eth0 down", &["link", "set", "eth0", "down"], "was down"),
+                (
+                    "loopback down",
+                    &["link", "set", "lo", "down"],
+                    "loopback down",
+                ),
+                (
+                    "eth0 renamed",
+                    &["link", "set", "eth0", "name", "foo0"],
+                    "gone from its namespace",
+                ),
+            ];
+            for (what, cmd, want) in cases {
+                if what == "eth0 renamed" {
+                    ip(&c1.name, &["link", "set", "eth0", "down"]);
+                }
+                ip(&c1.name, cmd);
+                let r = n.reconcile().await;
+                assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
+                assert!(
+                    r.repairs
+                        .iter()
+                        .any(|x| x.what.contains(want) && x.what.contains(&c1.name)),
+                    "{what}: {:?}",
+                    r.repairs
+                );
+                eprintln!("{what}: {:?}", r.repairs);
+                assert!(
+                    n.recent_repairs()
+                        .await
+                        .iter()
+                        .any(|x| x.what.contains(want)),
+                    "{what}: no repair event"
+                );
+                check(what).await;
+                let again = n.reconcile().await;
+                assert!(
+                    again.repairs.is_empty(),
+                    "{what}: repaired twice: {:?}",
+                    again.repairs
+                );
+            }
+            let addr = ip(&c1.name, &["-o", "-4", "addr", "show", "dev", "eth0"]);
+            assert!(addr.contains(&format!("{}/24", e1[0].address)), "{addr}");
+            assert!(
+                !ip(&c1.name, &["-o", "link"]).contains("foo0"),
+                "the renamed interface went with its old pair"
+            );
+            // The host end downed: seen by the watcher (a host link event), no explicit call.
+            let watcher = tokio::spawn(n.clone().run(Duration::from_secs(30)));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let hv = n
+                .state()
+                .await
+                .endpoints
+                .iter()
+                .find(|e| e.container == c1.name)
+                .map(|e| e.host_ifname.clone())
+                .expect("endpoint");
+            ip(&host, &["link", "set", &hv, "down"]);
+            let t0 = Instant::now();
+            let mut repaired = false;
+            while t0.elapsed() < Duration::from_secs(5) && !repaired {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                repaired = n
+                    .recent_repairs()
+                    .await
+                    .iter()
+                    .any(|r| r.what.contains(&hv) && r.what.contains("was down: set up"));
+            }
+            assert!(repaired, "host end down was not repaired by the watcher");
+            watcher.abort();
+            check("host end down").await;
+            n.detach(&c1.name, None).await.expect("detach");
+            n.detach(&c2.name, None).await.expect("detach");
+            n.remove_network("drift").await.expect("rm");
+        })
+    });
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}
