@@ -174,6 +174,7 @@ pub struct Netd {
     pub(crate) inner: Mutex<Inner>,
     pub(crate) changes: watch::Sender<HostChange>,
     pub(crate) hooks: std::sync::Mutex<Vec<ReconcileHook>>,
+    pub(crate) table: String,
     _lock: StateLock,
 }
 
@@ -216,11 +217,13 @@ impl Netd {
     /// state on disk. It takes the instance lock for its lifetime. Kernel state is not touched
     /// until `reconcile()` or a mutation.
     pub async fn open(cfg: Config) -> Result<Arc<Self>, NetdError> {
-        if let Some(t) = &cfg.table
-            && !firewall::set_table(t)
-        {
-            tracing::warn!(wanted = %t, using = %firewall::table(), "one nft table per process");
-        }
+        // Each instance names its own table (several may share a process and a namespace);
+        // the process-wide name stays set for callers of the table-less firewall functions.
+        let table = cfg
+            .table
+            .clone()
+            .unwrap_or_else(|| firewall::TABLE.to_string());
+        let _ = firewall::set_table(&table);
         let host_ns = Netns::current()?;
         let worker = NetnsWorker::start(host_ns)?;
         let host = worker.connect(None).await?;
@@ -243,6 +246,7 @@ impl Netd {
             }),
             changes,
             hooks: std::sync::Mutex::new(Vec::new()),
+            table,
             _lock: lock,
         }))
     }
@@ -495,14 +499,15 @@ impl Netd {
     pub(crate) async fn apply_firewall(&self, state: &State) -> Result<(), NetdError> {
         let rs = Self::ruleset(state);
         let any = !state.networks.is_empty();
+        let table = self.table.clone();
         self.worker
             .run(None, move || -> Result<(), FirewallError> {
                 if any {
-                    firewall::apply(&rs)?;
+                    firewall::apply_in(&table, &rs)?;
                 } else {
-                    firewall::remove()?;
+                    firewall::remove_in(&table)?;
                 }
-                firewall::sync_docker_user(any)?;
+                firewall::sync_docker_user_in(&table, any)?;
                 Ok(())
             })
             .await??;

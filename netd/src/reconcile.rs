@@ -383,17 +383,18 @@ impl Netd {
             let rs = Self::ruleset(&state);
             let want = firewall::expected(&rs);
             let s = Instant::now();
+            let table = self.table.clone();
             let r = self
                 .worker
                 .run(None, move || -> Result<Option<String>, NetdError> {
                     let mut what = Vec::new();
-                    let seen = firewall::observed()?;
+                    let seen = firewall::observed_in(&table)?;
                     if seen.as_ref() != Some(&want) {
-                        firewall::apply(&rs)?;
+                        firewall::apply_in(&table, &rs)?;
                         what.push(match seen {
-                            None => "nft table ip berth was missing: restored".to_string(),
+                            None => format!("nft table ip {table} was missing: restored"),
                             Some(f) => format!(
-                                "nft table ip berth differed ({} chains/{} rules, want {}/{}): rewritten",
+                                "nft table ip {table} differed ({} chains/{} rules, want {}/{}): rewritten",
                                 f.chains.len(),
                                 f.rules.len(),
                                 want.chains.len(),
@@ -401,7 +402,7 @@ impl Netd {
                             ),
                         });
                     }
-                    if firewall::sync_docker_user(true)? {
+                    if firewall::sync_docker_user_in(&table, true)? {
                         what.push("DOCKER-USER accept for berth bridges: restored".into());
                     }
                     if crate::netd::write_sysctl("net/ipv4/ip_forward", "1")? {

@@ -682,7 +682,7 @@ fn docker_forward_drop_gets_a_narrow_accept_while_berth_has_networks() {
         rt().block_on(async {
             let n: Arc<Netd> = Netd::open(Config::new(&root)).await.expect("open");
             n.create_network(net("d")).await.expect("create");
-            assert_eq!(ours(&host), 2);
+            assert_eq!(ours(&host), 3);
             let first = run(
                 "ip",
                 &[
@@ -840,6 +840,147 @@ fn reconcile_repairs_container_side_drift() {
             n.detach(&c1.name, None).await.expect("detach");
             n.detach(&c2.name, None).await.expect("detach");
             n.remove_network("drift").await.expect("rm");
+        })
+    });
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}
+
+/// dockerd's leftovers in the host namespace: `ip filter FORWARD` policy drop jumping to
+/// DOCKER-USER.
+fn docker_forward_drop(host: &str) {
+    let script = "table ip filter {\n chain DOCKER-USER {\n counter return\n }\n chain FORWARD {\n type filter hook forward priority 0; policy drop;\n jump DOCKER-USER\n }\n}\n";
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", host, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), script.as_bytes())
+        .expect("write");
+    drop(child.stdin.take());
+    assert!(child.wait().expect("nft").success());
+}
+
+#[test]
+fn two_instances_with_their_own_tables_do_not_interfere() {
+    if !can_run() {
+        return;
+    }
+    let sim = Sim::new();
+    let host = sim.host.name.clone();
+    docker_forward_drop(&host);
+    let (ca, cb) = (NetnsGuard::new("c"), NetnsGuard::new("c"));
+    let roots = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
+    let tables = [
+        format!("berth_t{}a", std::process::id()),
+        format!("berth_t{}b", std::process::id()),
+    ];
+    let comments = |h: &str, t: &str| {
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                h,
+                "nft",
+                "list",
+                "chain",
+                "ip",
+                "filter",
+                "DOCKER-USER",
+            ],
+        )
+        .matches(&format!("comment \"berth:{t}\""))
+        .count()
+    };
+    let isp_a = sim.isp_a.path();
+    sim.on_host(|| {
+        rt().block_on(async {
+            let open = |i: usize| {
+                let mut cfg = Config::new(roots[i].path());
+                cfg.table = Some(tables[i].clone());
+                Netd::open(cfg)
+            };
+            let (a, b) = (
+                open(0).await.expect("open a"),
+                open(1).await.expect("open b"),
+            );
+            // The same network name in both instances: names are per instance.
+            let na = a.create_network(net("app")).await.expect("create a");
+            let nb = b.create_network(net("app")).await.expect("create b");
+            assert_ne!(na.subnet, nb.subnet, "b's IPAM skips a's bridge route");
+            assert_ne!(na.bridge, nb.bridge);
+            let mut ra = ep("app");
+            ra.ports = vec!["8080:80".parse::<PortMapping>().expect("port")];
+            let mut rb = ep("app");
+            rb.ports = vec!["8081:80".parse::<PortMapping>().expect("port")];
+            let ea = attach(&a, &ca, vec![ra]).await;
+            let eb = attach(&b, &cb, vec![rb]).await;
+            let _sa = tcp_server(&ca.path(), 80, "a");
+            let _sb = tcp_server(&cb.path(), 80, "b");
+            assert_eq!(
+                (comments(&host, &tables[0]), comments(&host, &tables[1])),
+                (3, 3)
+            );
+            for (who, c) in [("a", &ca), ("b", &cb)] {
+                let p = c.path();
+                let r = blocking(move || {
+                    http_get_retry(&p, SocketAddrV4::new(INTERNET, 80), Duration::from_secs(5))
+                })
+                .await;
+                assert_eq!(r.unwrap_or_else(|e| panic!("{who} egress: {e}")), "isp-a");
+            }
+            for (port, body) in [(8080, "a"), (8081, "b")] {
+                let ia = isp_a.clone();
+                let r = blocking(move || {
+                    http_get_retry(&ia, SocketAddrV4::new(HOST_A, port), Duration::from_secs(5))
+                })
+                .await;
+                assert_eq!(r.expect("published port from isp-a"), body);
+            }
+            // Isolated both ways.
+            for (from, to) in [(&ca, eb[0].address), (&cb, ea[0].address)] {
+                let p = from.path();
+                let r = blocking(move || {
+                    http_get(&p, SocketAddrV4::new(to, 80), Duration::from_millis(500))
+                })
+                .await;
+                assert!(r.is_err(), "{} reached {to}: {r:?}", from.name);
+            }
+            // Neither instance rewrote the other's table.
+            for (who, n) in [("a", &a), ("b", &b)] {
+                let r = n.reconcile().await;
+                assert!(
+                    r.repairs.is_empty() && r.errors.is_empty(),
+                    "{who}: {:?} {:?}",
+                    r.repairs,
+                    r.errors
+                );
+            }
+            // a goes away entirely: b's containers keep their egress at once (no reconcile of
+            // b), and b's accepts stay.
+            a.detach(&ca.name, None).await.expect("detach a");
+            a.remove_network("app").await.expect("rm a");
+            assert_eq!(
+                (comments(&host, &tables[0]), comments(&host, &tables[1])),
+                (0, 3)
+            );
+            let tabs = run("ip", &["netns", "exec", &host, "nft", "list", "tables"]);
+            assert!(
+                !tabs.contains(&tables[0]) && tabs.contains(&tables[1]),
+                "{tabs}"
+            );
+            let p = cb.path();
+            let r = blocking(move || {
+                http_get(&p, SocketAddrV4::new(INTERNET, 80), Duration::from_secs(2))
+            })
+            .await;
+            assert_eq!(r.expect("b's egress after a left"), "isp-a");
+            b.detach(&cb.name, None).await.expect("detach b");
+            b.remove_network("app").await.expect("rm b");
+            assert_eq!(comments(&host, &tables[1]), 0);
         })
     });
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
