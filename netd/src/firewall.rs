@@ -103,13 +103,13 @@ pub struct Ruleset {
     pub ports: Vec<FwPort>,
 }
 
-fn s(v: impl Into<String>) -> Expression<'static> {
+pub(crate) fn s(v: impl Into<String>) -> Expression<'static> {
     Expression::String(Cow::Owned(v.into()))
 }
-fn meta(key: MetaKey) -> Expression<'static> {
+pub(crate) fn meta(key: MetaKey) -> Expression<'static> {
     Expression::Named(NamedExpression::Meta(Meta { key }))
 }
-fn field(proto: &'static str, f: &'static str) -> Expression<'static> {
+pub(crate) fn field(proto: &'static str, f: &'static str) -> Expression<'static> {
     Expression::Named(NamedExpression::Payload(Payload::PayloadField(
         PayloadField {
             protocol: Cow::Borrowed(proto),
@@ -123,20 +123,24 @@ fn prefix(n: &Ipv4Net) -> Expression<'static> {
         len: n.prefix() as u32,
     }))
 }
-fn ct(key: &'static str) -> Expression<'static> {
+pub(crate) fn ct(key: &'static str) -> Expression<'static> {
     Expression::Named(NamedExpression::CT(CT {
         key: Cow::Borrowed(key),
         family: None,
         dir: None,
     }))
 }
-fn m(left: Expression<'static>, op: Operator, right: Expression<'static>) -> Statement<'static> {
+pub(crate) fn m(
+    left: Expression<'static>,
+    op: Operator,
+    right: Expression<'static>,
+) -> Statement<'static> {
     Statement::Match(Match { left, right, op })
 }
-fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+pub(crate) fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
     m(left, Operator::EQ, right)
 }
-fn fib_local() -> Statement<'static> {
+pub(crate) fn fib_local() -> Statement<'static> {
     let mut flags = HashSet::new();
     flags.insert(FibFlag::Daddr);
     eq(
@@ -147,17 +151,18 @@ fn fib_local() -> Statement<'static> {
         s("local"),
     )
 }
-fn accept() -> Statement<'static> {
+pub(crate) fn accept() -> Statement<'static> {
     Statement::Accept(Some(Accept {}))
 }
-fn drop_() -> Statement<'static> {
+pub(crate) fn drop_() -> Statement<'static> {
     Statement::Drop(Some(Drop {}))
 }
-fn masq() -> Statement<'static> {
+pub(crate) fn masq() -> Statement<'static> {
     Statement::Masquerade(None)
 }
 
-fn chain(
+pub(crate) fn chain(
+    family: NfFamily,
     table: &str,
     name: &'static str,
     ty: NfChainType,
@@ -165,7 +170,7 @@ fn chain(
     prio: i32,
 ) -> NfObject<'static> {
     NfObject::CmdObject(NfCmd::Add(NfListObject::Chain(Chain {
-        family: NfFamily::IP,
+        family,
         table: Cow::Owned(table.to_string()),
         name: Cow::Borrowed(name),
         _type: Some(ty),
@@ -176,14 +181,15 @@ fn chain(
     })))
 }
 
-fn rule(
+pub(crate) fn rule(
+    family: NfFamily,
     table: &str,
     chain: &'static str,
     expr: Vec<Statement<'static>>,
     comment: String,
 ) -> NfObject<'static> {
     NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(Rule {
-        family: NfFamily::IP,
+        family,
         table: Cow::Owned(table.to_string()),
         chain: Cow::Borrowed(chain),
         expr: Cow::Owned(expr),
@@ -205,8 +211,14 @@ pub struct Fingerprint {
 }
 
 fn tagged_rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>, String)> {
+    tag(rules(rs))
+}
+
+/// Tags each rule with `berth <hash of all rules> <position>` (see [`Fingerprint`]).
+pub(crate) fn tag(
+    rules: Vec<(&'static str, Vec<Statement<'static>>)>,
+) -> Vec<(&'static str, Vec<Statement<'static>>, String)> {
     use sha2::{Digest, Sha256};
-    let rules = rules(rs);
     let mut h = Sha256::new();
     for (c, body) in &rules {
         h.update(c.as_bytes());
@@ -234,14 +246,18 @@ pub fn expected(rs: &Ruleset) -> Fingerprint {
 }
 
 fn table_obj(table: &str) -> NfListObject<'static> {
+    table_obj_of(NfFamily::IP, table)
+}
+
+pub(crate) fn table_obj_of(family: NfFamily, table: &str) -> NfListObject<'static> {
     NfListObject::Table(Table {
-        family: NfFamily::IP,
+        family,
         name: Cow::Owned(table.to_string()),
         handle: None,
     })
 }
 
-const CHAINS: [(&str, NfChainType, NfHook, i32); 4] = [
+pub(crate) const CHAINS: [(&str, NfChainType, NfHook, i32); 4] = [
     ("prerouting", NfChainType::NAT, NfHook::Prerouting, -100),
     ("output", NfChainType::NAT, NfHook::Output, -100),
     ("postrouting", NfChainType::NAT, NfHook::Postrouting, 100),
@@ -377,10 +393,10 @@ pub fn batch_in(table: &str, rs: &Ruleset) -> Nftables<'static> {
         NfObject::CmdObject(NfCmd::Add(table_obj(table))),
     ];
     for (name, ty, hook, prio) in CHAINS {
-        objs.push(chain(table, name, ty, hook, prio));
+        objs.push(chain(NfFamily::IP, table, name, ty, hook, prio));
     }
     for (c, body, tag) in tagged_rules(rs) {
-        objs.push(rule(table, c, body, tag));
+        objs.push(rule(NfFamily::IP, table, c, body, tag));
     }
     Nftables {
         objects: Cow::Owned(objs),
@@ -472,7 +488,15 @@ pub fn observed() -> Result<Option<Fingerprint>, FirewallError> {
 
 /// [`observed`] for the table `table`.
 pub fn observed_in(table: &str) -> Result<Option<Fingerprint>, FirewallError> {
-    let args = ["-j", "list", "table", "ip", table];
+    observed_family("ip", table)
+}
+
+/// The fingerprint of berth's table `table` of `family` (`ip`, `ip6`).
+pub(crate) fn observed_family(
+    family: &str,
+    table: &str,
+) -> Result<Option<Fingerprint>, FirewallError> {
+    let args = ["-j", "list", "table", family, table];
     let out = match nft(&args, None) {
         Ok(o) => o,
         Err(FirewallError::Nft { stderr, .. }) if stderr.contains("No such file") => {

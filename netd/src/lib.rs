@@ -4,7 +4,9 @@
 //! reconcile loop that follows host NIC changes. See ARCHITECTURE.md.
 
 pub mod firewall;
+pub mod firewall6;
 pub mod ipam;
+pub mod ipam6;
 pub mod links;
 pub mod names;
 pub mod netd;

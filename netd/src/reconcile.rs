@@ -153,19 +153,37 @@ impl Netd {
                 wrong.push("had loopback down");
             }
             if wrong.is_empty() {
+                // IPv6 alone (its address or default route went).
+                if e.address6.is_some() {
+                    let r = self.configure_inside6(&cont, e, n).await;
+                    if !matches!(r, Ok(false)) {
+                        out.push((
+                            format!(
+                                "{} ({:?}) of container {} had lost its IPv6 address or route: restored",
+                                e.ifname, e.address6, e.container
+                            ),
+                            s,
+                            r,
+                        ));
+                    }
+                }
                 continue;
             }
-            let r = links::configure_container_side(
-                &cont,
-                &e.ifname,
-                e.address,
-                n.subnet.prefix(),
-                want_default,
-                fix_lo,
-            )
-            .await
-            .map(|()| true)
-            .map_err(NetdError::from);
+            let r = async {
+                links::configure_container_side(
+                    &cont,
+                    &e.ifname,
+                    e.address,
+                    n.subnet.prefix(),
+                    want_default,
+                    fix_lo,
+                )
+                .await?;
+                // A link that went down lost its IPv6 addresses with it.
+                self.configure_inside6(&cont, e, n).await?;
+                Ok(true)
+            }
+            .await;
             out.push((
                 format!(
                     "{} ({}) of container {} {}: restored",
@@ -203,12 +221,19 @@ impl Netd {
         let by_name: BTreeMap<&str, &links::Link> =
             links_now.iter().map(|l| (l.name.as_str(), l)).collect();
         let addrs = links::list_addrs(&self.host).await.unwrap_or_default();
+        let addrs6 = if state.networks.values().any(|n| n.gateway6.is_some()) {
+            links::list_addrs6(&self.host).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         for n in state.networks.values() {
             let cur = by_name.get(n.bridge.as_str());
             let ok = cur.is_some_and(|l| {
                 l.up && addrs
                     .iter()
                     .any(|a| a.index == l.index && a.ip == n.gateway)
+                    && n.gateway6
+                        .is_none_or(|g6| addrs6.iter().any(|a| a.index == l.index && a.ip == g6))
             });
             if ok {
                 if let Some(l) = cur {
@@ -382,6 +407,8 @@ impl Netd {
         if !state.networks.is_empty() {
             let rs = Self::ruleset(&state);
             let want = firewall::expected(&rs);
+            let rs6 = Self::ruleset6(&state);
+            let want6 = crate::firewall6::expected6(&rs6);
             let s = Instant::now();
             let table = self.table.clone();
             let r = self
@@ -389,8 +416,18 @@ impl Netd {
                 .run(None, move || -> Result<Option<String>, NetdError> {
                     let mut what = Vec::new();
                     let seen = firewall::observed_in(&table)?;
-                    if seen.as_ref() != Some(&want) {
+                    let seen6 = match &want6 {
+                        Some(_) => crate::firewall6::observed6_in(&table)?,
+                        None => None,
+                    };
+                    let v4_bad = seen.as_ref() != Some(&want);
+                    let v6_bad = seen6 != want6;
+                    if v6_bad {
+                        crate::firewall6::apply_with6_in(&table, &rs, &rs6)?;
+                    } else if v4_bad {
                         firewall::apply_in(&table, &rs)?;
+                    }
+                    if v4_bad {
                         what.push(match seen {
                             None => format!("nft table ip {table} was missing: restored"),
                             Some(f) => format!(
@@ -401,6 +438,17 @@ impl Netd {
                                 want.rules.len()
                             ),
                         });
+                    }
+                    if v6_bad {
+                        what.push(match seen6 {
+                            None => format!("nft table ip6 {table} was missing: restored"),
+                            Some(_) => format!("nft table ip6 {table} differed: rewritten"),
+                        });
+                    }
+                    if want6.is_some()
+                        && crate::netd::write_sysctl("net/ipv6/conf/all/forwarding", "1")?
+                    {
+                        what.push("net.ipv6.conf.all.forwarding was 0: set to 1".into());
                     }
                     if firewall::sync_docker_user_in(&table, true)? {
                         what.push("DOCKER-USER accept for berth bridges: restored".into());
