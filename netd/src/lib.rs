@@ -17,7 +17,7 @@ pub mod state;
 pub mod watch;
 
 pub use netd::{
-    Config, EndpointRequest, HostChange, Netd, NetdError, NetworkCreate, ReconcileHook,
+    Config, EndpointRequest, HostChange, Ipv6Create, Netd, NetdError, NetworkCreate, ReconcileHook,
 };
 pub use reconcile::{ReconcileReport, Repair};
 pub mod dns;
