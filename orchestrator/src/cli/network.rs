@@ -119,16 +119,17 @@ impl std::str::FromStr for Cidr {
     }
 }
 
+/// `--subnet`/`--gateway` values split by family.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Addressing {
+    subnet: Option<Ipv4Net>,
+    subnet6: Option<Ipv6Net>,
+    gateway: Option<Ipv4Addr>,
+    gateway6: Option<Ipv6Addr>,
+}
+
 /// Splits `--subnet`/`--gateway` values by family: at most one of each.
-fn by_family(
-    subnets: &[Cidr],
-    gateways: &[IpAddr],
-) -> anyhow::Result<(
-    Option<Ipv4Net>,
-    Option<Ipv6Net>,
-    Option<Ipv4Addr>,
-    Option<Ipv6Addr>,
-)> {
+fn by_family(subnets: &[Cidr], gateways: &[IpAddr]) -> anyhow::Result<Addressing> {
     let v4: Vec<Ipv4Net> = subnets
         .iter()
         .filter_map(|c| match c {
@@ -160,12 +161,12 @@ fn by_family(
     if v4.len() > 1 || v6.len() > 1 || g4.len() > 1 || g6.len() > 1 {
         bail!("at most one --subnet and one --gateway per address family");
     }
-    Ok((
-        v4.first().copied(),
-        v6.first().copied(),
-        g4.first().copied(),
-        g6.first().copied(),
-    ))
+    Ok(Addressing {
+        subnet: v4.first().copied(),
+        subnet6: v6.first().copied(),
+        gateway: g4.first().copied(),
+        gateway6: g6.first().copied(),
+    })
 }
 
 /// `berth network connect`.
@@ -263,7 +264,12 @@ async fn run_async(
                 let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
                 labels.insert(k.to_string(), v.to_string());
             }
-            let (subnet, subnet6, gateway, gateway6) = by_family(&a.subnet, &a.gateway)?;
+            let Addressing {
+                subnet,
+                subnet6,
+                gateway,
+                gateway6,
+            } = by_family(&a.subnet, &a.gateway)?;
             if !a.ipv6 && subnet6.is_none() && gateway6.is_some() {
                 bail!("an IPv6 --gateway needs --ipv6 or an IPv6 --subnet");
             }
@@ -434,11 +440,11 @@ mod tests {
             .map(|s| s.parse().unwrap())
             .collect();
         let gws: Vec<IpAddr> = vec!["10.9.0.1".parse().unwrap(), "fd00:9::1".parse().unwrap()];
-        let (v4, v6, g4, g6) = by_family(&subnets, &gws).unwrap();
-        assert_eq!(v4.unwrap().to_string(), "10.9.0.0/24");
-        assert_eq!(v6.unwrap().to_string(), "fd00:9::/64");
-        assert_eq!(g4.unwrap().to_string(), "10.9.0.1");
-        assert_eq!(g6.unwrap().to_string(), "fd00:9::1");
+        let a = by_family(&subnets, &gws).unwrap();
+        assert_eq!(a.subnet.unwrap().to_string(), "10.9.0.0/24");
+        assert_eq!(a.subnet6.unwrap().to_string(), "fd00:9::/64");
+        assert_eq!(a.gateway.unwrap().to_string(), "10.9.0.1");
+        assert_eq!(a.gateway6.unwrap().to_string(), "fd00:9::1");
         assert!("fd00::/200".parse::<Cidr>().is_err());
         assert!("10.0.0.0/40".parse::<Cidr>().is_err());
         let two: Vec<Cidr> = ["10.9.0.0/24", "10.8.0.0/24"]
