@@ -6,12 +6,17 @@
 //!
 //! Prints: time to attach one endpoint (median and p90 of 30), time to attach 100 endpoints,
 //! reconcile time when nothing is wrong and after `nft flush ruleset`, the default-route
-//! switch (event -> reconcile done, and until a container's new TCP connection is answered
-//! by the other ISP), and published-port request latency through 127.0.0.1 (kernel DNAT)
+//! NIC switch ethernet <-> wifi (default route, link and resolv.conf at once; until reconcile
+//! is done, until a container's embedded-DNS answer for an outside name comes from the new
+//! ISP's resolver, and until it reaches that ISP's web server through NAT), and published-port request latency through 127.0.0.1 (kernel DNAT)
 //! against the container's own address.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../tests/dns_util/mod.rs"]
+mod dns_util;
+#[path = "../tests/nic_util/mod.rs"]
+mod nic_util;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
@@ -22,6 +27,8 @@ use berth_netd::ports::PortMapping;
 use berth_netd::state::NetnsRef;
 use berth_netd::{Config, EndpointRequest, Netd, NetworkCreate};
 use common::*;
+use dns_util::resolve_a;
+use nic_util::*;
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
@@ -118,6 +125,7 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let sim = Sim::new();
+    let uplinks = Uplinks::new(&sim);
     let root = sim.root.path().to_path_buf();
     let host = sim.host.name.clone();
     let singles: Vec<NetnsGuard> = (0..30).map(|_| NetnsGuard::new("s")).collect();
@@ -260,37 +268,85 @@ fn main() {
                 pct(&mut px, 0.9)
             );
 
-            // Default-route switch with the watcher running.
+            // The NIC change, repeated: ethernet (isp-a) -> wifi (isp-b) -> ethernet ...
+            // Each switch moves the default route, downs or ups isp-a's link and replaces
+            // resolv.conf at once; a container that is never touched must get the new ISP's
+            // DNS answer for an outside name through the embedded DNS, and reach the web server
+            // that answer names through NAT.
+            let dns = StackDns::wire(&n, &uplinks.resolv_conf);
+            let spec = n.networks().await.into_iter().find(|x| x.name == "bench").expect("bench");
+            let server = dns.start(&spec);
             let watcher = tokio::spawn(n.clone().run(Duration::from_secs(30)));
             let mut changes = n.host_changes();
             tokio::time::sleep(Duration::from_millis(100)).await;
             let wp = web.path();
-            let inet = SocketAddrV4::new(INTERNET, 80);
-            let b = tokio::task::spawn_blocking(move || http_get_retry(&wp, inet, Duration::from_secs(5)))
-                .await
-                .expect("probe");
-            assert_eq!(b.expect("egress"), "isp-a");
-            changes.borrow_and_update();
-            let t0 = Instant::now();
-            ip(&host, &["route", "replace", "default", "via", &ISP_B.to_string()]);
-            let _ = tokio::time::timeout(Duration::from_secs(5), changes.changed()).await;
-            let reconciled = t0.elapsed();
-            let wp = web.path();
-            let egress = tokio::task::spawn_blocking(move || {
-                while t0.elapsed() < Duration::from_secs(10) {
-                    if let Ok(b) = http_get(&wp, inet, Duration::from_millis(50))
-                        && b == "isp-b"
+            let ok = tokio::task::spawn_blocking(move || {
+                let end = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < end {
+                    if in_ns(&wp, || resolve_a(server, "example.test", Duration::from_millis(200)))
+                        .is_ok_and(|v| v == [A_WEB])
                     {
-                        return Some(t0.elapsed());
+                        return true;
                     }
                 }
-                None
+                false
             })
             .await
             .expect("probe");
+            assert!(ok, "no DNS answer from isp-a before the switches");
+            let (mut rec, mut dns_t, mut web_t) = (Vec::new(), Vec::new(), Vec::new());
+            for i in 0..10 {
+                let to_b = i % 2 == 0;
+                let (want_ip, want_body) = if to_b { (B_WEB, "isp-b") } else { (A_WEB, "isp-a") };
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                changes.borrow_and_update();
+                let t0 = Instant::now();
+                if to_b {
+                    uplinks.switch_to_b(&sim);
+                } else {
+                    uplinks.switch_to_a(&sim);
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(5), changes.changed()).await;
+                rec.push(t0.elapsed());
+                let wp = web.path();
+                let (d, w) = tokio::task::spawn_blocking(move || {
+                    let mut d = None;
+                    while t0.elapsed() < Duration::from_secs(10) {
+                        if in_ns(&wp, || resolve_a(server, "example.test", Duration::from_millis(50)))
+                            .is_ok_and(|v| v == [want_ip])
+                        {
+                            d = Some(t0.elapsed());
+                            break;
+                        }
+                    }
+                    let mut w = None;
+                    while d.is_some() && t0.elapsed() < Duration::from_secs(10) {
+                        if http_get(&wp, SocketAddrV4::new(want_ip, 80), Duration::from_millis(50))
+                            .is_ok_and(|b| b == want_body)
+                        {
+                            w = Some(t0.elapsed());
+                            break;
+                        }
+                    }
+                    (d, w)
+                })
+                .await
+                .expect("probe");
+                dns_t.push(d.expect("DNS answer from the new ISP"));
+                web_t.push(w.expect("web server of the new ISP"));
+            }
             println!(
-                "default-route switch isp-a -> isp-b:    reconcile done after {reconciled:?}, container egress via isp-b after {egress:?} (goal < 200 ms)"
+                "NIC switch ethernet<->wifi (10 switches: route + link + resolv.conf), median/max:"
             );
+            for (what, v) in [
+                ("reconcile done after the switch", &mut rec),
+                ("outside name answered by the new ISP", &mut dns_t),
+                ("its web server reached via NAT", &mut web_t),
+            ] {
+                let max = *v.iter().max().expect("runs");
+                println!("  {what:<38} {:?} / {max:?} (goal < 200 ms)", pct(v, 0.5));
+            }
+            drop(dns);
             watcher.abort();
             n.detach(&web.name, None).await.expect("detach");
             n.remove_network("bench").await.expect("rm");

@@ -103,13 +103,13 @@ pub struct Ruleset {
     pub ports: Vec<FwPort>,
 }
 
-fn s(v: impl Into<String>) -> Expression<'static> {
+pub(crate) fn s(v: impl Into<String>) -> Expression<'static> {
     Expression::String(Cow::Owned(v.into()))
 }
-fn meta(key: MetaKey) -> Expression<'static> {
+pub(crate) fn meta(key: MetaKey) -> Expression<'static> {
     Expression::Named(NamedExpression::Meta(Meta { key }))
 }
-fn field(proto: &'static str, f: &'static str) -> Expression<'static> {
+pub(crate) fn field(proto: &'static str, f: &'static str) -> Expression<'static> {
     Expression::Named(NamedExpression::Payload(Payload::PayloadField(
         PayloadField {
             protocol: Cow::Borrowed(proto),
@@ -123,20 +123,24 @@ fn prefix(n: &Ipv4Net) -> Expression<'static> {
         len: n.prefix() as u32,
     }))
 }
-fn ct(key: &'static str) -> Expression<'static> {
+pub(crate) fn ct(key: &'static str) -> Expression<'static> {
     Expression::Named(NamedExpression::CT(CT {
         key: Cow::Borrowed(key),
         family: None,
         dir: None,
     }))
 }
-fn m(left: Expression<'static>, op: Operator, right: Expression<'static>) -> Statement<'static> {
+pub(crate) fn m(
+    left: Expression<'static>,
+    op: Operator,
+    right: Expression<'static>,
+) -> Statement<'static> {
     Statement::Match(Match { left, right, op })
 }
-fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+pub(crate) fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
     m(left, Operator::EQ, right)
 }
-fn fib_local() -> Statement<'static> {
+pub(crate) fn fib_local() -> Statement<'static> {
     let mut flags = HashSet::new();
     flags.insert(FibFlag::Daddr);
     eq(
@@ -147,20 +151,27 @@ fn fib_local() -> Statement<'static> {
         s("local"),
     )
 }
-fn accept() -> Statement<'static> {
+pub(crate) fn accept() -> Statement<'static> {
     Statement::Accept(Some(Accept {}))
 }
-fn drop_() -> Statement<'static> {
+pub(crate) fn drop_() -> Statement<'static> {
     Statement::Drop(Some(Drop {}))
 }
-fn masq() -> Statement<'static> {
+pub(crate) fn masq() -> Statement<'static> {
     Statement::Masquerade(None)
 }
 
-fn chain(name: &'static str, ty: NfChainType, hook: NfHook, prio: i32) -> NfObject<'static> {
+pub(crate) fn chain(
+    family: NfFamily,
+    table: &str,
+    name: &'static str,
+    ty: NfChainType,
+    hook: NfHook,
+    prio: i32,
+) -> NfObject<'static> {
     NfObject::CmdObject(NfCmd::Add(NfListObject::Chain(Chain {
-        family: NfFamily::IP,
-        table: Cow::Borrowed(table()),
+        family,
+        table: Cow::Owned(table.to_string()),
         name: Cow::Borrowed(name),
         _type: Some(ty),
         hook: Some(hook),
@@ -170,10 +181,16 @@ fn chain(name: &'static str, ty: NfChainType, hook: NfHook, prio: i32) -> NfObje
     })))
 }
 
-fn rule(chain: &'static str, expr: Vec<Statement<'static>>, comment: String) -> NfObject<'static> {
+pub(crate) fn rule(
+    family: NfFamily,
+    table: &str,
+    chain: &'static str,
+    expr: Vec<Statement<'static>>,
+    comment: String,
+) -> NfObject<'static> {
     NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(Rule {
-        family: NfFamily::IP,
-        table: Cow::Borrowed(table()),
+        family,
+        table: Cow::Owned(table.to_string()),
         chain: Cow::Borrowed(chain),
         expr: Cow::Owned(expr),
         comment: Some(Cow::Owned(comment)),
@@ -194,8 +211,14 @@ pub struct Fingerprint {
 }
 
 fn tagged_rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>, String)> {
+    tag(rules(rs))
+}
+
+/// Tags each rule with `berth <hash of all rules> <position>` (see [`Fingerprint`]).
+pub(crate) fn tag(
+    rules: Vec<(&'static str, Vec<Statement<'static>>)>,
+) -> Vec<(&'static str, Vec<Statement<'static>>, String)> {
     use sha2::{Digest, Sha256};
-    let rules = rules(rs);
     let mut h = Sha256::new();
     for (c, body) in &rules {
         h.update(c.as_bytes());
@@ -222,15 +245,19 @@ pub fn expected(rs: &Ruleset) -> Fingerprint {
     }
 }
 
-fn table_obj() -> NfListObject<'static> {
+fn table_obj(table: &str) -> NfListObject<'static> {
+    table_obj_of(NfFamily::IP, table)
+}
+
+pub(crate) fn table_obj_of(family: NfFamily, table: &str) -> NfListObject<'static> {
     NfListObject::Table(Table {
-        family: NfFamily::IP,
-        name: Cow::Borrowed(table()),
+        family,
+        name: Cow::Owned(table.to_string()),
         handle: None,
     })
 }
 
-const CHAINS: [(&str, NfChainType, NfHook, i32); 4] = [
+pub(crate) const CHAINS: [(&str, NfChainType, NfHook, i32); 4] = [
     ("prerouting", NfChainType::NAT, NfHook::Prerouting, -100),
     ("output", NfChainType::NAT, NfHook::Output, -100),
     ("postrouting", NfChainType::NAT, NfHook::Postrouting, 100),
@@ -355,16 +382,21 @@ pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
 /// The whole idempotent batch: add table (so the delete cannot fail), delete it, recreate it
 /// with every chain and rule. One transaction: never a moment without NAT.
 pub fn batch(rs: &Ruleset) -> Nftables<'static> {
+    batch_in(table(), rs)
+}
+
+/// [`batch`] for the table `table` (each berth instance has its own).
+pub fn batch_in(table: &str, rs: &Ruleset) -> Nftables<'static> {
     let mut objs = vec![
-        NfObject::CmdObject(NfCmd::Add(table_obj())),
-        NfObject::CmdObject(NfCmd::Delete(table_obj())),
-        NfObject::CmdObject(NfCmd::Add(table_obj())),
+        NfObject::CmdObject(NfCmd::Add(table_obj(table))),
+        NfObject::CmdObject(NfCmd::Delete(table_obj(table))),
+        NfObject::CmdObject(NfCmd::Add(table_obj(table))),
     ];
     for (name, ty, hook, prio) in CHAINS {
-        objs.push(chain(name, ty, hook, prio));
+        objs.push(chain(NfFamily::IP, table, name, ty, hook, prio));
     }
     for (c, body, tag) in tagged_rules(rs) {
-        objs.push(rule(c, body, tag));
+        objs.push(rule(NfFamily::IP, table, c, body, tag));
     }
     Nftables {
         objects: Cow::Owned(objs),
@@ -373,10 +405,15 @@ pub fn batch(rs: &Ruleset) -> Nftables<'static> {
 
 /// A batch that removes berth's table (add first so the delete cannot fail).
 pub fn delete_batch() -> Nftables<'static> {
+    delete_batch_in(table())
+}
+
+/// [`delete_batch`] for the table `table`.
+pub fn delete_batch_in(table: &str) -> Nftables<'static> {
     Nftables {
         objects: Cow::Owned(vec![
-            NfObject::CmdObject(NfCmd::Add(table_obj())),
-            NfObject::CmdObject(NfCmd::Delete(table_obj())),
+            NfObject::CmdObject(NfCmd::Add(table_obj(table))),
+            NfObject::CmdObject(NfCmd::Delete(table_obj(table))),
         ]),
     }
 }
@@ -423,20 +460,43 @@ pub fn nft(args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, FirewallError
 
 /// Applies the ruleset (blocking; call on the namespace worker).
 pub fn apply(rs: &Ruleset) -> Result<(), FirewallError> {
-    let json = serde_json::to_vec(&batch(rs)).map_err(FirewallError::Encode)?;
+    apply_in(table(), rs)
+}
+
+/// [`apply`] to the table `table`.
+pub fn apply_in(table: &str, rs: &Ruleset) -> Result<(), FirewallError> {
+    let json = serde_json::to_vec(&batch_in(table, rs)).map_err(FirewallError::Encode)?;
     nft(&["-j", "-f", "-"], Some(&json)).map(|_| ())
 }
 
 /// Removes berth's table (blocking; call on the namespace worker).
 pub fn remove() -> Result<(), FirewallError> {
-    let json = serde_json::to_vec(&delete_batch()).map_err(FirewallError::Encode)?;
+    remove_in(table())
+}
+
+/// [`remove`] of the table `table`.
+pub fn remove_in(table: &str) -> Result<(), FirewallError> {
+    let json = serde_json::to_vec(&delete_batch_in(table)).map_err(FirewallError::Encode)?;
     nft(&["-j", "-f", "-"], Some(&json)).map(|_| ())
 }
 
 /// The fingerprint of berth's table as the kernel has it, `None` when the table is missing.
 /// Only berth's own table is read (never other tables: their JSON shape is not ours).
 pub fn observed() -> Result<Option<Fingerprint>, FirewallError> {
-    let args = ["-j", "list", "table", "ip", table()];
+    observed_in(table())
+}
+
+/// [`observed`] for the table `table`.
+pub fn observed_in(table: &str) -> Result<Option<Fingerprint>, FirewallError> {
+    observed_family("ip", table)
+}
+
+/// The fingerprint of berth's table `table` of `family` (`ip`, `ip6`).
+pub(crate) fn observed_family(
+    family: &str,
+    table: &str,
+) -> Result<Option<Fingerprint>, FirewallError> {
+    let args = ["-j", "list", "table", family, table];
     let out = match nft(&args, None) {
         Ok(o) => o,
         Err(FirewallError::Nft { stderr, .. }) if stderr.contains("No such file") => {
@@ -476,9 +536,29 @@ pub fn observed() -> Result<Option<Fingerprint>, FirewallError> {
 
 /// Docker's `ip filter FORWARD` with policy drop blocks forwarded traffic whatever berth's
 /// table accepts; Docker documents DOCKER-USER as the place for the user's accepts. This keeps
-/// two narrow accepts there (from berth bridges, and replies to them) while berth has networks,
+/// three narrow accepts there (from berth bridges, replies to them, and connections to their
+/// published ports, which DNAT sends to a berth bridge) while berth has networks,
 /// and none when it has none. Returns whether something changed.
 pub fn sync_docker_user(want: bool) -> Result<bool, FirewallError> {
+    sync_docker_user_in(table(), want)
+}
+
+/// The comment that marks the DOCKER-USER accepts of the instance whose table is `table`:
+/// `berth` for the default table, `berth:<table>` for others. Each instance keeps and removes
+/// only its own pair, so one instance removing its last network never takes away the
+/// accepts another instance's containers still need.
+pub fn docker_user_comment(table: &str) -> String {
+    if table == TABLE {
+        DOCKER_USER_COMMENT.to_string()
+    } else {
+        format!("{DOCKER_USER_COMMENT}:{table}")
+    }
+}
+
+/// [`sync_docker_user`] for the instance whose table is `table` (its accepts carry
+/// [`docker_user_comment`]).
+pub fn sync_docker_user_in(table: &str, want: bool) -> Result<bool, FirewallError> {
+    let comment = docker_user_comment(table);
     // One cheap listing first: on a host without Docker there is nothing more to read.
     let tables = String::from_utf8_lossy(&nft(&["list", "tables"], None)?).into_owned();
     if !tables.lines().any(|l| l.trim() == "table ip filter") {
@@ -502,7 +582,7 @@ pub fn sync_docker_user(want: bool) -> Result<bool, FirewallError> {
     };
     let ours: Vec<String> = du
         .lines()
-        .filter(|l| l.contains(&format!("comment \"{DOCKER_USER_COMMENT}\"")))
+        .filter(|l| l.contains(&format!("comment \"{comment}\"")))
         .filter_map(|l| {
             l.rsplit_once("# handle ")
                 .map(|(_, h)| h.trim().to_string())
@@ -510,7 +590,7 @@ pub fn sync_docker_user(want: bool) -> Result<bool, FirewallError> {
         .collect();
     let drop_policy = forward.contains("policy drop");
     let want = want && drop_policy;
-    if want && ours.len() == 2 {
+    if want && ours.len() == 3 {
         return Ok(false);
     }
     if !want && ours.is_empty() {
@@ -524,7 +604,26 @@ pub fn sync_docker_user(want: bool) -> Result<bool, FirewallError> {
     }
     if want {
         let pat = format!("\"{BRIDGE_PREFIX}*\"");
-        let c = format!("\"{DOCKER_USER_COMMENT}\"");
+        let c = format!("\"{comment}\"");
+        nft(
+            &[
+                "insert",
+                "rule",
+                "ip",
+                "filter",
+                "DOCKER-USER",
+                "oifname",
+                &pat,
+                "ct",
+                "status",
+                "dnat",
+                "counter",
+                "accept",
+                "comment",
+                &c,
+            ],
+            None,
+        )?;
         nft(
             &[
                 "insert",

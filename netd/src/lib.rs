@@ -4,7 +4,9 @@
 //! reconcile loop that follows host NIC changes. See ARCHITECTURE.md.
 
 pub mod firewall;
+pub mod firewall6;
 pub mod ipam;
+pub mod ipam6;
 pub mod links;
 pub mod names;
 pub mod netd;
@@ -15,7 +17,7 @@ pub mod state;
 pub mod watch;
 
 pub use netd::{
-    Config, EndpointRequest, HostChange, Netd, NetdError, NetworkCreate, ReconcileHook,
+    Config, EndpointRequest, HostChange, Ipv6Create, Netd, NetdError, NetworkCreate, ReconcileHook,
 };
 pub use reconcile::{ReconcileReport, Repair};
 pub mod dns;

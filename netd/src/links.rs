@@ -412,3 +412,87 @@ pub async fn set_mtu(h: &Handle, name: &str, mtu: u32) -> Result<bool, LinkError
         .map_err(nl("set MTU of", name))?;
     Ok(true)
 }
+
+/// An IPv6 address on an interface (global and ULA ones; link-local are left out: every
+/// interface has its own and netd never manages them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addr6 {
+    /// ifindex.
+    pub index: u32,
+    /// Address.
+    pub ip: std::net::Ipv6Addr,
+    /// Prefix length.
+    pub prefix: u8,
+}
+
+/// Every non-link-local IPv6 address of the namespace.
+pub async fn list_addrs6(h: &Handle) -> Result<Vec<Addr6>, LinkError> {
+    let mut req = h.address().get();
+    req.message_mut().header.family = AddressFamily::Inet6;
+    let mut s = req.execute();
+    let mut out = Vec::new();
+    while let Some(m) = s.try_next().await.map_err(nl("list", "IPv6 addresses"))? {
+        let ip = m.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Address(IpAddr::V6(ip)) => Some(*ip),
+            _ => None,
+        });
+        if let Some(ip) = ip.filter(|ip| !ip.is_unicast_link_local()) {
+            out.push(Addr6 {
+                index: m.header.index,
+                ip,
+                prefix: m.header.prefix_len,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Adds `ip/prefix` to `index` without duplicate address detection (netd owns the subnet, so
+/// DAD would only delay the address by a second or more); already present is fine.
+pub async fn ensure_address6(
+    h: &Handle,
+    index: u32,
+    ip: std::net::Ipv6Addr,
+    prefix: u8,
+    name: &str,
+) -> Result<(), LinkError> {
+    let mut req = h.address().add(index, IpAddr::V6(ip), prefix);
+    req.message_mut().attributes.push(AddressAttribute::Flags(
+        netlink_packet_route::address::AddressFlags::Nodad,
+    ));
+    match req.execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+        Err(e) => Err(nl("add address", format!("{ip}/{prefix} on {name}"))(e)),
+    }
+}
+
+/// Adds (or replaces) the IPv6 default route via `gw`.
+pub async fn set_default_route6(h: &Handle, gw: std::net::Ipv6Addr) -> Result<(), LinkError> {
+    let msg = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+        .gateway(gw)
+        .build();
+    h.route()
+        .add(msg)
+        .replace()
+        .execute()
+        .await
+        .map_err(nl("add IPv6 default route via", gw.to_string()))
+}
+
+/// Whether the namespace has an IPv6 default route via `gw`.
+pub async fn has_default_route6(h: &Handle, gw: std::net::Ipv6Addr) -> Result<bool, LinkError> {
+    let msg = RouteMessageBuilder::<std::net::Ipv6Addr>::new().build();
+    let mut s = h.route().get(msg).execute();
+    let mut found = false;
+    while let Some(m) = s.try_next().await.map_err(nl("list", "IPv6 routes"))? {
+        if m.header.destination_prefix_length == 0
+            && m.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Gateway(RouteAddress::Inet6(g)) if *g == gw))
+        {
+            found = true;
+        }
+    }
+    Ok(found)
+}

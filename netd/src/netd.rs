@@ -5,7 +5,7 @@
 //! and reports every error it met.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +15,7 @@ use tokio::sync::{Mutex, MutexGuard, watch};
 
 use crate::firewall::{self, FirewallError, FwNetwork, FwPort, Ruleset};
 use crate::ipam::{self, InUse, IpamError, Ipv4Net, Pool};
+use crate::ipam6::{self, Ipam6Error, Ipv6Net};
 use crate::links::{self, LinkError, VethSpec};
 use crate::names;
 use crate::netns::{Netns, NetnsError, NetnsWorker};
@@ -69,6 +70,18 @@ pub struct NetworkCreate {
     pub labels: BTreeMap<String, String>,
 }
 
+/// IPv6 settings of a new network that [`NetworkCreate`] has no field for (kept apart so that
+/// existing `NetworkCreate { .. }` literals still compile). Used with
+/// [`Netd::create_network_with_ipv6`]; a subnet given here turns IPv6 on.
+#[derive(Debug, Clone, Default)]
+pub struct Ipv6Create {
+    /// Fixed IPv6 subnet (compose `ipam.config[].subnet` of the IPv6 family), else the next
+    /// free /64 of fd00:b5e7::/48.
+    pub subnet: Option<Ipv6Net>,
+    /// Fixed IPv6 gateway, else the IPv4 gateway's counterpart (same host index).
+    pub gateway: Option<Ipv6Addr>,
+}
+
 /// One network a container joins.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointRequest {
@@ -112,6 +125,16 @@ pub enum NetdError {
         #[source]
         source: IpamError,
     },
+    #[error("network {name}: IPv6")]
+    Ipam6 {
+        name: String,
+        #[source]
+        source: Ipam6Error,
+    },
+    #[error(
+        "network {network}: endpoint IPv6 address {addr} would be the network's IPv6 gateway; choose another ipv4_address or gateway"
+    )]
+    Ipv6GatewayClash { addr: Ipv6Addr, network: String },
     #[error(transparent)]
     Port(#[from] PortError),
     #[error("network {name:?} already exists")]
@@ -174,6 +197,7 @@ pub struct Netd {
     pub(crate) inner: Mutex<Inner>,
     pub(crate) changes: watch::Sender<HostChange>,
     pub(crate) hooks: std::sync::Mutex<Vec<ReconcileHook>>,
+    pub(crate) table: String,
     _lock: StateLock,
 }
 
@@ -216,11 +240,13 @@ impl Netd {
     /// state on disk. It takes the instance lock for its lifetime. Kernel state is not touched
     /// until `reconcile()` or a mutation.
     pub async fn open(cfg: Config) -> Result<Arc<Self>, NetdError> {
-        if let Some(t) = &cfg.table
-            && !firewall::set_table(t)
-        {
-            tracing::warn!(wanted = %t, using = %firewall::table(), "one nft table per process");
-        }
+        // Each instance names its own table (several may share a process and a namespace);
+        // the process-wide name stays set for callers of the table-less firewall functions.
+        let table = cfg
+            .table
+            .clone()
+            .unwrap_or_else(|| firewall::TABLE.to_string());
+        let _ = firewall::set_table(&table);
         let host_ns = Netns::current()?;
         let worker = NetnsWorker::start(host_ns)?;
         let host = worker.connect(None).await?;
@@ -243,6 +269,7 @@ impl Netd {
             }),
             changes,
             hooks: std::sync::Mutex::new(Vec::new()),
+            table,
             _lock: lock,
         }))
     }
@@ -341,15 +368,47 @@ impl Netd {
         })
     }
 
+    /// IPv6 subnets in use: berth's networks', and the host's routes and addresses (not on
+    /// berth's bridges, link-local and the default route left out).
+    async fn in_use6(&self, state: &State) -> Result<(Vec<Ipv6Net>, Vec<Ipv6Net>), NetdError> {
+        let ours: Vec<Ipv6Net> = state.networks.values().filter_map(|n| n.subnet6).collect();
+        let bridges: BTreeSet<String> = state.networks.values().map(|n| n.bridge.clone()).collect();
+        let links = links::list_links(&self.host).await?;
+        let our_idx: BTreeSet<u32> = links
+            .iter()
+            .filter(|l| bridges.contains(&l.name))
+            .map(|l| l.index)
+            .collect();
+        let host = links::list_addrs6(&self.host)
+            .await?
+            .into_iter()
+            .filter(|a| !our_idx.contains(&a.index) && !a.ip.is_loopback())
+            .filter_map(|a| Ipv6Net::new(a.ip, a.prefix).ok())
+            .collect();
+        Ok((ours, host))
+    }
+
     /// Creates a network: validates and allocates, records it, makes the bridge (up, gateway
     /// address) and updates the firewall.
     pub async fn create_network(&self, req: NetworkCreate) -> Result<NetworkSpec, NetdError> {
+        self.create_network_with_ipv6(req, Ipv6Create::default())
+            .await
+    }
+
+    /// [`Netd::create_network`] with IPv6 settings: with `req.enable_ipv6` (or a subnet in
+    /// `v6`) the network is dual-stack: an IPv6 subnet (given, or the next /64 of
+    /// fd00:b5e7::/48), the gateway's IPv6 address on the bridge, and for every endpoint the
+    /// counterpart of its IPv4 address, an IPv6 default route, masquerade and published ports
+    /// in berth's `ip6` table.
+    pub async fn create_network_with_ipv6(
+        &self,
+        req: NetworkCreate,
+        v6: Ipv6Create,
+    ) -> Result<NetworkSpec, NetdError> {
         if !valid_name(&req.name) {
             return Err(NetdError::BadName { name: req.name });
         }
-        if req.enable_ipv6 {
-            return Err(NetdError::Ipv6Unsupported { name: req.name });
-        }
+        let want_v6 = req.enable_ipv6 || v6.subnet.is_some();
         let mut inner = self.lock().await;
         if inner.state.networks.values().any(|n| n.name == req.name) {
             return Err(NetdError::NetworkExists { name: req.name });
@@ -384,8 +443,39 @@ impl Netd {
                 what: "an ip_range outside the subnet",
             }));
         }
+        let (subnet6, gateway6) = if want_v6 {
+            let ipam6_err = |source| NetdError::Ipam6 {
+                name: req.name.clone(),
+                source,
+            };
+            let (ours, host) = self.in_use6(&inner.state).await?;
+            let s6 = match v6.subnet {
+                Some(s6) => {
+                    ipam6::check_subnet(&s6, &ours, &host).map_err(ipam6_err)?;
+                    s6
+                }
+                None => ipam6::allocate_subnet(&ipam6::default_pool(), &ours, &host)
+                    .map_err(ipam6_err)?,
+            };
+            let g6 = match v6.gateway {
+                Some(g) if s6.contains(g) && g != s6.addr() => g,
+                Some(g) => {
+                    return Err(ipam6_err(Ipam6Error::Overlap {
+                        subnet: s6,
+                        other: Ipv6Net::new(g, 128).map_err(ipam6_err)?,
+                        what: "a gateway outside the IPv6 subnet",
+                    }));
+                }
+                None => ipam6::counterpart(gateway, &subnet, &s6).map_err(ipam6_err)?,
+            };
+            (Some(s6), Some(g6))
+        } else {
+            (None, None)
+        };
         let id = names::new_network_id(&req.name);
         let spec = NetworkSpec {
+            subnet6,
+            gateway6,
             bridge: names::bridge_name(&id),
             id: id.clone(),
             name: req.name.clone(),
@@ -420,7 +510,7 @@ impl Netd {
                 },
             });
         }
-        tracing::info!(network = %spec.name, bridge = %spec.bridge, subnet = %spec.subnet, "network created");
+        tracing::info!(network = %spec.name, bridge = %spec.bridge, subnet = %spec.subnet, subnet6 = ?spec.subnet6, "network created");
         Ok(spec)
     }
 
@@ -443,16 +533,79 @@ impl Netd {
                 .await?;
         }
         let br = n.bridge.clone();
+        let v6 = n.subnet6.is_some();
         let changed_sysctl = self
             .worker
             .run(None, move || -> Result<bool, NetdError> {
                 let a = write_sysctl("net/ipv4/ip_forward", "1")?;
                 let b = write_sysctl(&format!("net/ipv4/conf/{br}/route_localnet"), "1")?;
-                Ok(a || b)
+                let c = if v6 {
+                    // The bridge may have been born with IPv6 off (a host that disables it
+                    // by default); forwarding is what lets containers' IPv6 out.
+                    let c = write_sysctl(&format!("net/ipv6/conf/{br}/disable_ipv6"), "0")?;
+                    let d = write_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+                    if d {
+                        tracing::warn!(
+                            "IPv6 forwarding turned on for berth's IPv6 networks: interfaces with accept_ra=1 stop taking router advertisements (set accept_ra=2 on the uplink to keep SLAAC)"
+                        );
+                    }
+                    c || d
+                } else {
+                    false
+                };
+                Ok(a || b || c)
             })
             .await??;
-        let changed = existed.as_ref().is_none_or(|e| !e.up) || !has || changed_sysctl;
+        let mut has6 = true;
+        if let (Some(s6), Some(g6)) = (n.subnet6, n.gateway6) {
+            has6 = links::list_addrs6(&self.host)
+                .await?
+                .iter()
+                .any(|a| a.index == l.index && a.ip == g6);
+            if !has6 {
+                links::ensure_address6(&self.host, l.index, g6, s6.prefix(), &n.bridge).await?;
+            }
+        }
+        let changed = existed.as_ref().is_none_or(|e| !e.up) || !has || !has6 || changed_sysctl;
         Ok((l.index, changed))
+    }
+
+    /// The `ip6` ruleset the state asks for (empty without IPv6 networks).
+    pub(crate) fn ruleset6(state: &State) -> crate::firewall6::Ruleset6 {
+        use crate::firewall6::{FwNetwork6, FwPort6, Ruleset6};
+        let mut rs = Ruleset6 {
+            networks: state
+                .networks
+                .values()
+                .filter_map(|n| {
+                    Some(FwNetwork6 {
+                        bridge: n.bridge.clone(),
+                        subnet: n.subnet6?,
+                        internal: n.internal,
+                    })
+                })
+                .collect(),
+            ports: Vec::new(),
+        };
+        for e in &state.endpoints {
+            let (Some(n), Some(dest)) = (state.networks.get(&e.network), e.address6) else {
+                continue;
+            };
+            if n.internal {
+                continue;
+            }
+            for p in e.ports.iter().filter(|p| p.host_ip.is_none()) {
+                for (h, c) in p.pairs() {
+                    rs.ports.push(FwPort6 {
+                        proto: p.protocol,
+                        host_port: h,
+                        dest,
+                        dest_port: c,
+                    });
+                }
+            }
+        }
+        rs
     }
 
     /// The firewall ruleset the state asks for.
@@ -494,15 +647,18 @@ impl Netd {
     /// Writes berth's table (or removes it when there is no network) and syncs DOCKER-USER.
     pub(crate) async fn apply_firewall(&self, state: &State) -> Result<(), NetdError> {
         let rs = Self::ruleset(state);
+        let rs6 = Self::ruleset6(state);
         let any = !state.networks.is_empty();
+        let table = self.table.clone();
         self.worker
             .run(None, move || -> Result<(), FirewallError> {
                 if any {
-                    firewall::apply(&rs)?;
+                    crate::firewall6::apply_with6_in(&table, &rs, &rs6)?;
                 } else {
-                    firewall::remove()?;
+                    firewall::remove_in(&table)?;
+                    crate::firewall6::apply6_in(&table, &rs6)?;
                 }
-                firewall::sync_docker_user(any)?;
+                firewall::sync_docker_user_in(&table, any)?;
                 Ok(())
             })
             .await??;
@@ -658,6 +814,24 @@ impl Netd {
             used_if.insert(ifname.clone());
             let default_route = !has_default && !n.internal;
             has_default |= default_route;
+            let address6 = match n.subnet6 {
+                Some(s6) => {
+                    let a6 = ipam6::counterpart(address, &n.subnet, &s6).map_err(|source| {
+                        NetdError::Ipam6 {
+                            name: n.name.clone(),
+                            source,
+                        }
+                    })?;
+                    if Some(a6) == n.gateway6 {
+                        return Err(NetdError::Ipv6GatewayClash {
+                            addr: a6,
+                            network: n.name.clone(),
+                        });
+                    }
+                    Some(a6)
+                }
+                None => None,
+            };
             planned.push((
                 Endpoint {
                     container: container.to_string(),
@@ -670,6 +844,7 @@ impl Netd {
                     default_route,
                     ports: r.ports.clone(),
                     aliases: r.aliases.clone(),
+                    address6,
                 },
                 n,
             ));
@@ -781,7 +956,47 @@ impl Netd {
             let _ = links::delete_link(&self.host, &e.host_ifname).await;
             return Err(err.into());
         }
+        if let Err(err) = self.configure_inside6(cont, e, n).await {
+            let _ = links::delete_link(&self.host, &e.host_ifname).await;
+            return Err(err);
+        }
         Ok(())
+    }
+
+    /// The IPv6 side of an endpoint inside its container: address (no DAD) and, on the
+    /// endpoint carrying the default route, the IPv6 default route via the gateway. Returns
+    /// whether anything had to change.
+    pub(crate) async fn configure_inside6(
+        &self,
+        cont: &Handle,
+        e: &Endpoint,
+        n: &NetworkSpec,
+    ) -> Result<bool, NetdError> {
+        let (Some(a6), Some(s6)) = (e.address6, n.subnet6) else {
+            return Ok(false);
+        };
+        let l = links::link_by_name(cont, &e.ifname)
+            .await?
+            .ok_or(LinkError::Missing {
+                name: e.ifname.clone(),
+            })?;
+        let mut changed = false;
+        if !links::list_addrs6(cont)
+            .await?
+            .iter()
+            .any(|x| x.index == l.index && x.ip == a6)
+        {
+            links::ensure_address6(cont, l.index, a6, s6.prefix(), &e.ifname).await?;
+            changed = true;
+        }
+        if e.default_route
+            && let Some(g6) = n.gateway6
+            && !links::has_default_route6(cont, g6).await?
+        {
+            links::set_default_route6(cont, g6).await?;
+            changed = true;
+        }
+        Ok(changed)
     }
 
     /// Detaches a container from one network (or all when `network` is `None`). Best effort:
@@ -925,13 +1140,13 @@ impl Netd {
                 _ = tick.tick() => {}
             }
             // The first tick fires at once: a (re)started netd reconciles before anything else.
-            let r = self.reconcile().await;
-            log_report(&r);
+            // reconcile() logs each repair as an event.
+            let _ = self.reconcile().await;
         }
     }
 }
 
-fn log_report(r: &ReconcileReport) {
+pub(crate) fn log_report(r: &ReconcileReport) {
     for rep in &r.repairs {
         tracing::info!(repair = %rep.what, took_us = rep.duration.as_micros() as u64, "reconcile repaired");
     }

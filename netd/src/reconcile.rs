@@ -11,6 +11,8 @@ use crate::firewall;
 use crate::links;
 use crate::netd::{HostChange, Netd, NetdError};
 use crate::netns::Netns;
+use crate::state::{Endpoint, NetworkSpec};
+use futures::StreamExt;
 
 /// One thing reconcile fixed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +37,7 @@ pub struct ReconcileReport {
 }
 
 impl ReconcileReport {
-    fn timed<T>(&mut self, what: String, start: Instant, r: Result<T, NetdError>) {
+    pub(crate) fn timed<T>(&mut self, what: String, start: Instant, r: Result<T, NetdError>) {
         match r {
             Ok(_) => self.repairs.push(Repair {
                 what,
@@ -76,6 +78,127 @@ fn deleted_count(text: &str) -> Option<u64> {
 }
 
 impl Netd {
+    /// Checks, inside one container namespace, each endpoint's interface (present, up, its
+    /// address), its default route and loopback, and repairs what drifted (someone ran
+    /// `ip addr flush eth0` or `ip route del default` in the container). An interface that
+    /// vanished while its host end lives (renamed or moved away) is recreated. Returns, per
+    /// endpoint that needed something, what was done, when it started, and the outcome.
+    async fn repair_inside(
+        &self,
+        path: std::path::PathBuf,
+        eps: Vec<(Endpoint, NetworkSpec)>,
+    ) -> Vec<(String, Instant, Result<bool, NetdError>)> {
+        let s = Instant::now();
+        let ns = match Netns::open(&path) {
+            Ok(ns) => ns,
+            // Gone between the checks: the next reconcile forgets it.
+            Err(_) => return Vec::new(),
+        };
+        let looked = async {
+            let cont = self.worker.connect(Some(&ns)).await?;
+            let l = links::list_links(&cont).await?;
+            let a = links::list_addrs(&cont).await?;
+            let r = links::list_routes(&cont).await?;
+            Ok::<_, NetdError>((cont, l, a, r))
+        }
+        .await;
+        let (cont, cl, ca, cr) = match looked {
+            Ok(x) => x,
+            Err(e) => {
+                return vec![(
+                    format!("inspecting namespace {}", path.display()),
+                    s,
+                    Err(e),
+                )];
+            }
+        };
+        let mut out = Vec::new();
+        let lo_down = cl.iter().any(|l| l.index == 1 && !l.up);
+        for (i, (e, n)) in eps.iter().enumerate() {
+            let s = Instant::now();
+            let Some(l) = cl.iter().find(|l| l.name == e.ifname) else {
+                let r = async {
+                    links::delete_link(&self.host, &e.host_ifname).await?;
+                    self.create_endpoint(&cont, &ns, e, n, true).await
+                }
+                .await
+                .map(|()| true);
+                out.push((
+                    format!(
+                        "{} of container {} was gone from its namespace: veth {} recreated",
+                        e.ifname, e.container, e.host_ifname
+                    ),
+                    s,
+                    r,
+                ));
+                continue;
+            };
+            let mut wrong = Vec::new();
+            if !l.up {
+                wrong.push("was down");
+            }
+            if !ca.iter().any(|a| a.index == l.index && a.ip == e.address) {
+                wrong.push("had lost its address");
+            }
+            let want_default = e.default_route.then_some(n.gateway);
+            if let Some(gw) = want_default
+                && !cr
+                    .iter()
+                    .any(|r| r.dst.prefix() == 0 && r.gateway == Some(gw))
+            {
+                wrong.push("had lost the default route");
+            }
+            let fix_lo = lo_down && i == 0;
+            if fix_lo {
+                wrong.push("had loopback down");
+            }
+            if wrong.is_empty() {
+                // IPv6 alone (its address or default route went).
+                if e.address6.is_some() {
+                    let r = self.configure_inside6(&cont, e, n).await;
+                    if !matches!(r, Ok(false)) {
+                        out.push((
+                            format!(
+                                "{} ({:?}) of container {} had lost its IPv6 address or route: restored",
+                                e.ifname, e.address6, e.container
+                            ),
+                            s,
+                            r,
+                        ));
+                    }
+                }
+                continue;
+            }
+            let r = async {
+                links::configure_container_side(
+                    &cont,
+                    &e.ifname,
+                    e.address,
+                    n.subnet.prefix(),
+                    want_default,
+                    fix_lo,
+                )
+                .await?;
+                // A link that went down lost its IPv6 addresses with it.
+                self.configure_inside6(&cont, e, n).await?;
+                Ok(true)
+            }
+            .await;
+            out.push((
+                format!(
+                    "{} ({}) of container {} {}: restored",
+                    e.ifname,
+                    e.address,
+                    e.container,
+                    wrong.join(", ")
+                ),
+                s,
+                r,
+            ));
+        }
+        out
+    }
+
     /// Makes every bridge present, up and addressed, every veth host end on its bridge (an
     /// endpoint whose pair vanished is recreated while its namespace exists), berth's nft table
     /// intact, forwarding on, and drops conntrack entries of masqueraded flows through an egress
@@ -98,12 +221,19 @@ impl Netd {
         let by_name: BTreeMap<&str, &links::Link> =
             links_now.iter().map(|l| (l.name.as_str(), l)).collect();
         let addrs = links::list_addrs(&self.host).await.unwrap_or_default();
+        let addrs6 = if state.networks.values().any(|n| n.gateway6.is_some()) {
+            links::list_addrs6(&self.host).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         for n in state.networks.values() {
             let cur = by_name.get(n.bridge.as_str());
             let ok = cur.is_some_and(|l| {
                 l.up && addrs
                     .iter()
                     .any(|a| a.index == l.index && a.ip == n.gateway)
+                    && n.gateway6
+                        .is_none_or(|g6| addrs6.iter().any(|a| a.index == l.index && a.ip == g6))
             });
             if ok {
                 if let Some(l) = cur {
@@ -135,6 +265,7 @@ impl Netd {
         // Endpoints. One whose namespace is gone (its container died without a detach) took
         // its veth with it: it is forgotten, not recreated.
         let mut stale = Vec::new();
+        let mut inside: Vec<(Endpoint, NetworkSpec)> = Vec::new();
         for e in &state.endpoints {
             let Some(n) = state.networks.get(&e.network) else {
                 continue;
@@ -147,20 +278,25 @@ impl Netd {
                 continue;
             };
             match by_name.get(e.host_ifname.as_str()) {
-                Some(l) if l.controller == Some(br) && l.up => {}
+                Some(l) if l.controller == Some(br) && l.up => inside.push((e.clone(), n.clone())),
                 Some(l) => {
                     let s = Instant::now();
                     let r = links::set_controller(&self.host, l.index, br, &e.host_ifname)
                         .await
                         .map_err(NetdError::from);
-                    rep.timed(
+                    let what = if l.controller == Some(br) {
+                        format!(
+                            "veth {} of container {} on bridge {} was down: set up",
+                            e.host_ifname, e.container, n.bridge
+                        )
+                    } else {
                         format!(
                             "veth {} of container {} was off bridge {}: re-attached",
                             e.host_ifname, e.container, n.bridge
-                        ),
-                        s,
-                        r,
-                    );
+                        )
+                    };
+                    rep.timed(what, s, r);
+                    inside.push((e.clone(), n.clone()));
                 }
                 None => {
                     let s = Instant::now();
@@ -179,6 +315,25 @@ impl Netd {
                         r,
                     );
                 }
+            }
+        }
+
+        // Inside the containers: the endpoint up with its address, the default route, lo up.
+        // One netlink connection per namespace, a few namespaces at a time.
+        let mut by_ns: BTreeMap<std::path::PathBuf, Vec<(Endpoint, NetworkSpec)>> = BTreeMap::new();
+        for (e, n) in inside {
+            by_ns.entry(e.netns.path()).or_default().push((e, n));
+        }
+        let checks = futures::stream::iter(by_ns)
+            .map(|(path, eps)| self.repair_inside(path, eps))
+            .buffer_unordered(8)
+            .collect::<Vec<_>>()
+            .await;
+        for (what, s, r) in checks.into_iter().flatten() {
+            match r {
+                Ok(false) => {}
+                Ok(true) => rep.timed(what, s, Ok(())),
+                Err(e) => rep.timed::<()>(what, s, Err(e)),
             }
         }
 
@@ -252,18 +407,31 @@ impl Netd {
         if !state.networks.is_empty() {
             let rs = Self::ruleset(&state);
             let want = firewall::expected(&rs);
+            let rs6 = Self::ruleset6(&state);
+            let want6 = crate::firewall6::expected6(&rs6);
             let s = Instant::now();
+            let table = self.table.clone();
             let r = self
                 .worker
                 .run(None, move || -> Result<Option<String>, NetdError> {
                     let mut what = Vec::new();
-                    let seen = firewall::observed()?;
-                    if seen.as_ref() != Some(&want) {
-                        firewall::apply(&rs)?;
+                    let seen = firewall::observed_in(&table)?;
+                    let seen6 = match &want6 {
+                        Some(_) => crate::firewall6::observed6_in(&table)?,
+                        None => None,
+                    };
+                    let v4_bad = seen.as_ref() != Some(&want);
+                    let v6_bad = seen6 != want6;
+                    if v6_bad {
+                        crate::firewall6::apply_with6_in(&table, &rs, &rs6)?;
+                    } else if v4_bad {
+                        firewall::apply_in(&table, &rs)?;
+                    }
+                    if v4_bad {
                         what.push(match seen {
-                            None => "nft table ip berth was missing: restored".to_string(),
+                            None => format!("nft table ip {table} was missing: restored"),
                             Some(f) => format!(
-                                "nft table ip berth differed ({} chains/{} rules, want {}/{}): rewritten",
+                                "nft table ip {table} differed ({} chains/{} rules, want {}/{}): rewritten",
                                 f.chains.len(),
                                 f.rules.len(),
                                 want.chains.len(),
@@ -271,7 +439,18 @@ impl Netd {
                             ),
                         });
                     }
-                    if firewall::sync_docker_user(true)? {
+                    if v6_bad {
+                        what.push(match seen6 {
+                            None => format!("nft table ip6 {table} was missing: restored"),
+                            Some(_) => format!("nft table ip6 {table} differed: rewritten"),
+                        });
+                    }
+                    if want6.is_some()
+                        && crate::netd::write_sysctl("net/ipv6/conf/all/forwarding", "1")?
+                    {
+                        what.push("net.ipv6.conf.all.forwarding was 0: set to 1".into());
+                    }
+                    if firewall::sync_docker_user_in(&table, true)? {
                         what.push("DOCKER-USER accept for berth bridges: restored".into());
                     }
                     if crate::netd::write_sysctl("net/ipv4/ip_forward", "1")? {
@@ -340,6 +519,7 @@ impl Netd {
         rep.egress = egress.into_iter().collect();
         rep.duration = t0.elapsed();
         let g = inner.generation;
+        crate::netd::log_report(&rep);
         inner.last_report = Some(rep.clone());
         for r in &rep.repairs {
             if inner.recent_repairs.len() == 256 {

@@ -44,6 +44,12 @@ pub struct NetworkSpec {
     /// Seconds since the epoch.
     #[serde(default)]
     pub created: u64,
+    /// IPv6 subnet (`enable_ipv6`); `None` for an IPv4-only network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet6: Option<crate::ipam6::Ipv6Net>,
+    /// The bridge's IPv6 address: containers' IPv6 default route and DNS server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<std::net::Ipv6Addr>,
 }
 
 /// Where a container's network namespace is found.
@@ -91,6 +97,10 @@ pub struct Endpoint {
     /// DNS aliases (read by the DNS part).
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// IPv6 address on an `enable_ipv6` network (the IPv4 address's host index in the IPv6
+    /// subnet); the DNS part answers AAAA with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<std::net::Ipv6Addr>,
 }
 
 /// Everything netd made.
@@ -301,6 +311,8 @@ mod tests {
                 mtu: None,
                 labels: BTreeMap::new(),
                 created: 1,
+                subnet6: None,
+                gateway6: None,
             },
         );
         let _l = store.lock().unwrap();

@@ -682,7 +682,7 @@ fn docker_forward_drop_gets_a_narrow_accept_while_berth_has_networks() {
         rt().block_on(async {
             let n: Arc<Netd> = Netd::open(Config::new(&root)).await.expect("open");
             n.create_network(net("d")).await.expect("create");
-            assert_eq!(ours(&host), 2);
+            assert_eq!(ours(&host), 3);
             let first = run(
                 "ip",
                 &[
@@ -713,6 +713,274 @@ fn docker_forward_drop_gets_a_narrow_accept_while_berth_has_networks() {
             n.detach(&c.name, None).await.expect("detach");
             n.remove_network("d").await.expect("rm");
             assert_eq!(ours(&host), 0, "accepts removed with the last network");
+        })
+    });
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}
+
+#[test]
+fn reconcile_repairs_container_side_drift() {
+    if !can_run() {
+        return;
+    }
+    let sim = Sim::new();
+    let c1 = NetnsGuard::new("c");
+    let c2 = NetnsGuard::new("c");
+    let root = sim.root.path().to_path_buf();
+    let host = sim.host.name.clone();
+    sim.on_host(|| {
+        rt().block_on(async {
+            let n = Netd::open(Config::new(&root)).await.expect("open");
+            let spec = n.create_network(net("drift")).await.expect("create");
+            let e1 = attach(&n, &c1, vec![ep("drift")]).await;
+            let e2 = attach(&n, &c2, vec![ep("drift")]).await;
+            let _srv = tcp_server(&c2.path(), 8000, "c2");
+            let check = |what: &'static str| {
+                let p1 = c1.path();
+                let to = SocketAddrV4::new(e2[0].address, 8000);
+                let inet = SocketAddrV4::new(INTERNET, 80);
+                async move {
+                    let pp = p1.clone();
+                    let b = blocking(move || http_get_retry(&pp, to, Duration::from_secs(5))).await;
+                    assert_eq!(b.unwrap_or_else(|e| panic!("{what}: c1 -> c2: {e}")), "c2");
+                    let b =
+                        blocking(move || http_get_retry(&p1, inet, Duration::from_secs(5))).await;
+                    assert_eq!(b.unwrap_or_else(|e| panic!("{what}: egress: {e}")), "isp-a");
+                }
+            };
+            check("before").await;
+            let r = n.reconcile().await;
+            assert!(r.repairs.is_empty(), "nothing to repair: {:?}", r.repairs);
+            let gw = spec.gateway.to_string();
+            // Each drift, inside the container or on the host end, and the repair it must get.
+            let cases: [(&str, &[&str], &str); 5] = [
+                (
+                    "address flushed",
+                    &["addr", "flush", "dev", "eth0"],
+                    "lost its address",
+                ),
+                (
+                    "default route deleted",
+                    &["route", "del", "default", "via", &gw],
+                    "lost the default route",
+                ),
+                ("eth0 down", &["link", "set", "eth0", "down"], "was down"),
+                (
+                    "loopback down",
+                    &["link", "set", "lo", "down"],
+                    "loopback down",
+                ),
+                (
+                    "eth0 renamed",
+                    &["link", "set", "eth0", "name", "foo0"],
+                    "gone from its namespace",
+                ),
+            ];
+            for (what, cmd, want) in cases {
+                if what == "eth0 renamed" {
+                    ip(&c1.name, &["link", "set", "eth0", "down"]);
+                }
+                ip(&c1.name, cmd);
+                let r = n.reconcile().await;
+                assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
+                assert!(
+                    r.repairs
+                        .iter()
+                        .any(|x| x.what.contains(want) && x.what.contains(&c1.name)),
+                    "{what}: {:?}",
+                    r.repairs
+                );
+                eprintln!("{what}: {:?}", r.repairs);
+                assert!(
+                    n.recent_repairs()
+                        .await
+                        .iter()
+                        .any(|x| x.what.contains(want)),
+                    "{what}: no repair event"
+                );
+                check(what).await;
+                let again = n.reconcile().await;
+                assert!(
+                    again.repairs.is_empty(),
+                    "{what}: repaired twice: {:?}",
+                    again.repairs
+                );
+            }
+            let addr = ip(&c1.name, &["-o", "-4", "addr", "show", "dev", "eth0"]);
+            assert!(addr.contains(&format!("{}/24", e1[0].address)), "{addr}");
+            assert!(
+                !ip(&c1.name, &["-o", "link"]).contains("foo0"),
+                "the renamed interface went with its old pair"
+            );
+            // The host end downed: seen by the watcher (a host link event), no explicit call.
+            let watcher = tokio::spawn(n.clone().run(Duration::from_secs(30)));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let hv = n
+                .state()
+                .await
+                .endpoints
+                .iter()
+                .find(|e| e.container == c1.name)
+                .map(|e| e.host_ifname.clone())
+                .expect("endpoint");
+            ip(&host, &["link", "set", &hv, "down"]);
+            let t0 = Instant::now();
+            let mut repaired = false;
+            while t0.elapsed() < Duration::from_secs(5) && !repaired {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                repaired = n
+                    .recent_repairs()
+                    .await
+                    .iter()
+                    .any(|r| r.what.contains(&hv) && r.what.contains("was down: set up"));
+            }
+            assert!(repaired, "host end down was not repaired by the watcher");
+            watcher.abort();
+            check("host end down").await;
+            n.detach(&c1.name, None).await.expect("detach");
+            n.detach(&c2.name, None).await.expect("detach");
+            n.remove_network("drift").await.expect("rm");
+        })
+    });
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}
+
+/// dockerd's leftovers in the host namespace: `ip filter FORWARD` policy drop jumping to
+/// DOCKER-USER.
+fn docker_forward_drop(host: &str) {
+    let script = "table ip filter {\n chain DOCKER-USER {\n counter return\n }\n chain FORWARD {\n type filter hook forward priority 0; policy drop;\n jump DOCKER-USER\n }\n}\n";
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", host, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), script.as_bytes())
+        .expect("write");
+    drop(child.stdin.take());
+    assert!(child.wait().expect("nft").success());
+}
+
+#[test]
+fn two_instances_with_their_own_tables_do_not_interfere() {
+    if !can_run() {
+        return;
+    }
+    let sim = Sim::new();
+    let host = sim.host.name.clone();
+    docker_forward_drop(&host);
+    let (ca, cb) = (NetnsGuard::new("c"), NetnsGuard::new("c"));
+    let roots = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
+    let tables = [
+        format!("berth_t{}a", std::process::id()),
+        format!("berth_t{}b", std::process::id()),
+    ];
+    let comments = |h: &str, t: &str| {
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                h,
+                "nft",
+                "list",
+                "chain",
+                "ip",
+                "filter",
+                "DOCKER-USER",
+            ],
+        )
+        .matches(&format!("comment \"berth:{t}\""))
+        .count()
+    };
+    let isp_a = sim.isp_a.path();
+    sim.on_host(|| {
+        rt().block_on(async {
+            let open = |i: usize| {
+                let mut cfg = Config::new(roots[i].path());
+                cfg.table = Some(tables[i].clone());
+                Netd::open(cfg)
+            };
+            let (a, b) = (
+                open(0).await.expect("open a"),
+                open(1).await.expect("open b"),
+            );
+            // The same network name in both instances: names are per instance.
+            let na = a.create_network(net("app")).await.expect("create a");
+            let nb = b.create_network(net("app")).await.expect("create b");
+            assert_ne!(na.subnet, nb.subnet, "b's IPAM skips a's bridge route");
+            assert_ne!(na.bridge, nb.bridge);
+            let mut ra = ep("app");
+            ra.ports = vec!["8080:80".parse::<PortMapping>().expect("port")];
+            let mut rb = ep("app");
+            rb.ports = vec!["8081:80".parse::<PortMapping>().expect("port")];
+            let ea = attach(&a, &ca, vec![ra]).await;
+            let eb = attach(&b, &cb, vec![rb]).await;
+            let _sa = tcp_server(&ca.path(), 80, "a");
+            let _sb = tcp_server(&cb.path(), 80, "b");
+            assert_eq!(
+                (comments(&host, &tables[0]), comments(&host, &tables[1])),
+                (3, 3)
+            );
+            for (who, c) in [("a", &ca), ("b", &cb)] {
+                let p = c.path();
+                let r = blocking(move || {
+                    http_get_retry(&p, SocketAddrV4::new(INTERNET, 80), Duration::from_secs(5))
+                })
+                .await;
+                assert_eq!(r.unwrap_or_else(|e| panic!("{who} egress: {e}")), "isp-a");
+            }
+            for (port, body) in [(8080, "a"), (8081, "b")] {
+                let ia = isp_a.clone();
+                let r = blocking(move || {
+                    http_get_retry(&ia, SocketAddrV4::new(HOST_A, port), Duration::from_secs(5))
+                })
+                .await;
+                assert_eq!(r.expect("published port from isp-a"), body);
+            }
+            // Isolated both ways.
+            for (from, to) in [(&ca, eb[0].address), (&cb, ea[0].address)] {
+                let p = from.path();
+                let r = blocking(move || {
+                    http_get(&p, SocketAddrV4::new(to, 80), Duration::from_millis(500))
+                })
+                .await;
+                assert!(r.is_err(), "{} reached {to}: {r:?}", from.name);
+            }
+            // Neither instance rewrote the other's table.
+            for (who, n) in [("a", &a), ("b", &b)] {
+                let r = n.reconcile().await;
+                assert!(
+                    r.repairs.is_empty() && r.errors.is_empty(),
+                    "{who}: {:?} {:?}",
+                    r.repairs,
+                    r.errors
+                );
+            }
+            // a goes away entirely: b's containers keep their egress at once (no reconcile of
+            // b), and b's accepts stay.
+            a.detach(&ca.name, None).await.expect("detach a");
+            a.remove_network("app").await.expect("rm a");
+            assert_eq!(
+                (comments(&host, &tables[0]), comments(&host, &tables[1])),
+                (0, 3)
+            );
+            let tabs = run("ip", &["netns", "exec", &host, "nft", "list", "tables"]);
+            assert!(
+                !tabs.contains(&tables[0]) && tabs.contains(&tables[1]),
+                "{tabs}"
+            );
+            let p = cb.path();
+            let r = blocking(move || {
+                http_get(&p, SocketAddrV4::new(INTERNET, 80), Duration::from_secs(2))
+            })
+            .await;
+            assert_eq!(r.expect("b's egress after a left"), "isp-a");
+            b.detach(&cb.name, None).await.expect("detach b");
+            b.remove_network("app").await.expect("rm b");
+            assert_eq!(comments(&host, &tables[1]), 0);
         })
     });
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());

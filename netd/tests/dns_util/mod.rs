@@ -216,3 +216,86 @@ pub async fn closed_port() -> SocketAddr {
     let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     s.local_addr().expect("addr")
 }
+
+/// A fake upstream on its own thread inside a network namespace (an ISP's resolver in a
+/// simulated world); stopped and joined on drop.
+pub struct NetnsUpstream {
+    pub addr: SocketAddr,
+    pub queries: Arc<AtomicUsize>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NetnsUpstream {
+    /// Starts a `Mode::Normal` upstream on `addr` (UDP and TCP) inside the namespace at `ns`,
+    /// answering `example.test` with `answer`.
+    pub fn spawn(ns: &std::path::Path, addr: SocketAddr, answer: Ipv4Addr) -> Self {
+        let ns = ns.to_path_buf();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let f = std::fs::File::open(&ns).expect("open netns");
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let u = FakeUpstream::start_at(addr, answer, Mode::Normal)
+                    .await
+                    .expect("bind the fake upstream");
+                ready_tx.send(u.queries.clone()).expect("ready");
+                let _ = stop_rx.await;
+                drop(u);
+            });
+        });
+        let queries = ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("upstream started");
+        Self {
+            addr,
+            queries,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for NetnsUpstream {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One blocking UDP query from the calling thread's namespace; the A addresses of the answer,
+/// or an error on timeout or a bad answer.
+pub fn resolve_a(
+    server: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> std::io::Result<Vec<Ipv4Addr>> {
+    let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+    s.set_read_timeout(Some(timeout))?;
+    let q = query(name, RecordType::A);
+    s.send_to(&q, server)?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.recv(&mut buf)?;
+        let m = Message::from_vec(&buf[..n]).map_err(std::io::Error::other)?;
+        if m.metadata.id != u16::from_be_bytes([q[0], q[1]]) {
+            continue;
+        }
+        if m.metadata.response_code != ResponseCode::NoError {
+            return Err(std::io::Error::other(format!(
+                "{name}: {}",
+                m.metadata.response_code
+            )));
+        }
+        return Ok(v4s(&m));
+    }
+}

@@ -5,16 +5,17 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use berth_netd::ipam::Ipv4Net;
+use berth_netd::ipam::{IpamError, Ipv4Net};
+use berth_netd::ipam6::{Ipam6Error, Ipv6Net};
 use berth_netd::ports::PortMapping;
 use berth_netd::state::NetnsRef;
-use berth_netd::{EndpointRequest, Netd, NetworkCreate};
+use berth_netd::{EndpointRequest, Ipv6Create, Netd, NetworkCreate};
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
@@ -68,19 +69,22 @@ pub struct CreateArgs {
     /// Driver (only `bridge`)
     #[arg(short, long, default_value = "bridge")]
     pub driver: String,
-    /// Subnet in CIDR form (default: the next free /24 of the pool)
+    /// Subnet in CIDR form, IPv4 or IPv6, at most one of each (default: the next free /24 of
+    /// the pool; with --ipv6 also the next free /64 of fd00:b5e7::/48)
     #[arg(long)]
-    pub subnet: Option<Ipv4Net>,
-    /// Gateway address (default: the subnet's first address)
+    pub subnet: Vec<Cidr>,
+    /// Gateway address, IPv4 or IPv6, at most one of each (default: the subnet's first
+    /// address; for IPv6 the IPv4 gateway's counterpart)
     #[arg(long)]
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Vec<IpAddr>,
     /// Range automatic addresses come from
     #[arg(long)]
     pub ip_range: Option<Ipv4Net>,
     /// No egress from the network
     #[arg(long)]
     pub internal: bool,
-    /// Enable IPv6 (not supported yet: refused with an error)
+    /// Enable IPv6 (dual stack: an IPv6 subnet next to the IPv4 one); implied by an IPv6
+    /// --subnet
     #[arg(long)]
     pub ipv6: bool,
     /// MTU (default: the host's egress interface's)
@@ -89,6 +93,80 @@ pub struct CreateArgs {
     /// Label KEY=VALUE (repeatable)
     #[arg(long = "label")]
     pub labels: Vec<String>,
+}
+
+/// A `--subnet` value: either family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Cidr {
+    /// An IPv4 prefix.
+    V4(Ipv4Net),
+    /// An IPv6 prefix.
+    V6(Ipv6Net),
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains(':') {
+            s.parse()
+                .map(Cidr::V6)
+                .map_err(|e: Ipam6Error| e.to_string())
+        } else {
+            s.parse()
+                .map(Cidr::V4)
+                .map_err(|e: IpamError| e.to_string())
+        }
+    }
+}
+
+/// `--subnet`/`--gateway` values split by family.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Addressing {
+    subnet: Option<Ipv4Net>,
+    subnet6: Option<Ipv6Net>,
+    gateway: Option<Ipv4Addr>,
+    gateway6: Option<Ipv6Addr>,
+}
+
+/// Splits `--subnet`/`--gateway` values by family: at most one of each.
+fn by_family(subnets: &[Cidr], gateways: &[IpAddr]) -> anyhow::Result<Addressing> {
+    let v4: Vec<Ipv4Net> = subnets
+        .iter()
+        .filter_map(|c| match c {
+            Cidr::V4(n) => Some(*n),
+            Cidr::V6(_) => None,
+        })
+        .collect();
+    let v6: Vec<Ipv6Net> = subnets
+        .iter()
+        .filter_map(|c| match c {
+            Cidr::V6(n) => Some(*n),
+            Cidr::V4(_) => None,
+        })
+        .collect();
+    let g4: Vec<Ipv4Addr> = gateways
+        .iter()
+        .filter_map(|g| match g {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let g6: Vec<Ipv6Addr> = gateways
+        .iter()
+        .filter_map(|g| match g {
+            IpAddr::V6(a) => Some(*a),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
+    if v4.len() > 1 || v6.len() > 1 || g4.len() > 1 || g6.len() > 1 {
+        bail!("at most one --subnet and one --gateway per address family");
+    }
+    Ok(Addressing {
+        subnet: v4.first().copied(),
+        subnet6: v6.first().copied(),
+        gateway: g4.first().copied(),
+        gateway6: g6.first().copied(),
+    })
 }
 
 /// `berth network connect`.
@@ -186,17 +264,32 @@ async fn run_async(
                 let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
                 labels.insert(k.to_string(), v.to_string());
             }
+            let Addressing {
+                subnet,
+                subnet6,
+                gateway,
+                gateway6,
+            } = by_family(&a.subnet, &a.gateway)?;
+            if !a.ipv6 && subnet6.is_none() && gateway6.is_some() {
+                bail!("an IPv6 --gateway needs --ipv6 or an IPv6 --subnet");
+            }
             let spec = n
-                .create_network(NetworkCreate {
-                    name: a.name.clone(),
-                    subnet: a.subnet,
-                    gateway: a.gateway,
-                    ip_range: a.ip_range,
-                    internal: a.internal,
-                    enable_ipv6: a.ipv6,
-                    mtu: a.mtu,
-                    labels,
-                })
+                .create_network_with_ipv6(
+                    NetworkCreate {
+                        name: a.name.clone(),
+                        subnet,
+                        gateway,
+                        ip_range: a.ip_range,
+                        internal: a.internal,
+                        enable_ipv6: a.ipv6 || subnet6.is_some(),
+                        mtu: a.mtu,
+                        labels,
+                    },
+                    Ipv6Create {
+                        subnet: subnet6,
+                        gateway: gateway6,
+                    },
+                )
                 .await
                 .with_context(|| format!("cannot create network {}", a.name))?;
             out!(o, "{}", spec.id);
@@ -248,6 +341,9 @@ async fn run_async(
                     "Gateway": x.gateway.to_string(),
                     "IPRange": x.ip_range.map(|r| r.to_string()),
                     "Internal": x.internal,
+                    "EnableIPv6": x.subnet6.is_some(),
+                    "IPv6Subnet": x.subnet6.map(|s| s.to_string()),
+                    "IPv6Gateway": x.gateway6.map(|g| g.to_string()),
                     "MTU": x.mtu,
                     "Labels": x.labels,
                     "Created": x.created,
@@ -331,4 +427,125 @@ async fn run_async(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnet_and_gateway_split_by_family() {
+        let subnets: Vec<Cidr> = ["10.9.0.0/24", "fd00:9::/64"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let gws: Vec<IpAddr> = vec!["10.9.0.1".parse().unwrap(), "fd00:9::1".parse().unwrap()];
+        let a = by_family(&subnets, &gws).unwrap();
+        assert_eq!(a.subnet.unwrap().to_string(), "10.9.0.0/24");
+        assert_eq!(a.subnet6.unwrap().to_string(), "fd00:9::/64");
+        assert_eq!(a.gateway.unwrap().to_string(), "10.9.0.1");
+        assert_eq!(a.gateway6.unwrap().to_string(), "fd00:9::1");
+        assert!("fd00::/200".parse::<Cidr>().is_err());
+        assert!("10.0.0.0/40".parse::<Cidr>().is_err());
+        let two: Vec<Cidr> = ["10.9.0.0/24", "10.8.0.0/24"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert!(by_family(&two, &[]).is_err());
+    }
+
+    /// `berth network create --ipv6` as the daemon runs it, on a netd inside a throwaway
+    /// network namespace (root only; skipped otherwise).
+    #[test]
+    fn create_ipv6_network_through_the_command() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let ns = format!("btcli6{}", std::process::id());
+        let ok = std::process::Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot create a network namespace");
+            return;
+        }
+        struct Del(String);
+        impl Drop for Del {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", &self.0])
+                    .status();
+            }
+        }
+        let _del = Del(ns.clone());
+        let root = tempfile::tempdir().unwrap();
+        let path = format!("/run/netns/{ns}");
+        let rootp = root.path().to_path_buf();
+        let outs = std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut cfg = berth_netd::Config::new(&rootp);
+                cfg.table = Some(format!("berth_cli6_{}", std::process::id()));
+                let n = Netd::open(cfg).await.unwrap();
+                let create = |name: &str, subnet: Vec<Cidr>, ipv6| {
+                    NetworkCommand::Create(CreateArgs {
+                        name: name.into(),
+                        driver: "bridge".into(),
+                        subnet,
+                        gateway: vec![],
+                        ip_range: None,
+                        internal: false,
+                        ipv6,
+                        mtu: None,
+                        labels: vec![],
+                    })
+                };
+                let a = execute(&n, create("v6a", vec![], true)).await;
+                let b = execute(
+                    &n,
+                    create(
+                        "v6b",
+                        vec![
+                            "fd00:77::/64".parse().unwrap(),
+                            "10.219.7.0/24".parse().unwrap(),
+                        ],
+                        false,
+                    ),
+                )
+                .await;
+                let i = execute(
+                    &n,
+                    NetworkCommand::Inspect {
+                        networks: vec!["v6a".into(), "v6b".into()],
+                    },
+                )
+                .await;
+                let rm = execute(
+                    &n,
+                    NetworkCommand::Rm {
+                        networks: vec!["v6a".into(), "v6b".into()],
+                    },
+                )
+                .await;
+                (a, b, i, rm)
+            })
+        })
+        .join()
+        .unwrap();
+        let (a, b, i, rm) = outs;
+        assert_eq!((a.code, b.code, rm.code), (0, 0, 0), "{a:?} {b:?} {rm:?}");
+        let v: serde_json::Value = serde_json::from_str(&i.out).unwrap();
+        assert_eq!(v[0]["EnableIPv6"], true, "{}", i.out);
+        assert_eq!(v[0]["IPv6Subnet"], "fd00:b5e7::/64");
+        assert_eq!(v[1]["IPv6Subnet"], "fd00:77::/64");
+        assert_eq!(v[1]["IPv6Gateway"], "fd00:77::1");
+        assert_eq!(v[1]["Subnet"], "10.219.7.0/24");
+    }
 }

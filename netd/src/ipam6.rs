@@ -1,0 +1,240 @@
+//! IPv6 address management for `enable_ipv6` networks.
+//!
+//! A network's IPv6 subnet is given (`ipam.config` / `--subnet`) or the next free /64 of the
+//! pool `fd00:b5e7::/48` (a ULA prefix, as Docker's and podman's defaults are). Addresses are
+//! not allocated separately: an endpoint's IPv6 address is the IPv6 subnet plus the host
+//! index of its IPv4 address (10.201.3.5 in 10.201.3.0/24 -> fd00:b5e7:0:3::5 in
+//! fd00:b5e7:0:3::/64), and the gateway likewise. That makes the two families a bijection:
+//! no second allocator, no second "in use" list, and the address is stable across restarts.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ipam::Ipv4Net;
+
+/// An IPv6 prefix (`fd00:b5e7:0:3::/64`), serialised as a plain string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Ipv6Net {
+    addr: Ipv6Addr,
+    prefix: u8,
+}
+
+/// Why an IPv6 subnet or address was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Ipam6Error {
+    #[error("invalid IPv6 prefix {value:?}: expected ADDRESS/LENGTH with LENGTH 0..=128")]
+    BadPrefix { value: String },
+    #[error("IPv6 subnet {subnet} is too small: it needs /120 or larger")]
+    TooSmall { subnet: Ipv6Net },
+    #[error("IPv6 subnet {subnet} overlaps {other}, which is {what}")]
+    Overlap {
+        subnet: Ipv6Net,
+        other: Ipv6Net,
+        what: &'static str,
+    },
+    #[error("no free /64 left in the IPv6 pool {pool}")]
+    PoolExhausted { pool: Ipv6Net },
+    #[error(
+        "IPv4 address {v4} (host index {index} of {subnet}) has no IPv6 counterpart in {subnet6}: the IPv6 subnet is smaller than the IPv4 one"
+    )]
+    NoCounterpart {
+        v4: Ipv4Addr,
+        index: u64,
+        subnet: Ipv4Net,
+        subnet6: Ipv6Net,
+    },
+}
+
+fn mask(prefix: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - prefix as u32)
+    }
+}
+
+impl Ipv6Net {
+    /// Builds a prefix, masking host bits away.
+    pub fn new(addr: Ipv6Addr, prefix: u8) -> Result<Self, Ipam6Error> {
+        if prefix > 128 {
+            return Err(Ipam6Error::BadPrefix {
+                value: format!("{addr}/{prefix}"),
+            });
+        }
+        Ok(Self {
+            addr: Ipv6Addr::from(u128::from(addr) & mask(prefix)),
+            prefix,
+        })
+    }
+
+    /// The network address.
+    pub fn addr(&self) -> Ipv6Addr {
+        self.addr
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether `ip` is inside.
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & mask(self.prefix) == u128::from(self.addr)
+    }
+
+    /// Whether the two prefixes share any address.
+    pub fn overlaps(&self, other: &Ipv6Net) -> bool {
+        let p = self.prefix.min(other.prefix);
+        u128::from(self.addr) & mask(p) == u128::from(other.addr) & mask(p)
+    }
+
+    /// The `n`-th address (0 = the subnet address), if inside.
+    pub fn nth(&self, n: u128) -> Option<Ipv6Addr> {
+        let host_bits = 128 - self.prefix as u32;
+        let fits = host_bits >= 128 || n < (1u128 << host_bits);
+        fits.then(|| Ipv6Addr::from(u128::from(self.addr) | n))
+    }
+}
+
+impl fmt::Display for Ipv6Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Ipv6Net {
+    type Err = Ipam6Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || Ipam6Error::BadPrefix {
+            value: s.to_string(),
+        };
+        let (a, p) = s.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv6Addr = a.trim().parse().map_err(|_| bad())?;
+        let prefix: u8 = p.trim().parse().map_err(|_| bad())?;
+        Self::new(addr, prefix)
+    }
+}
+
+impl TryFrom<String> for Ipv6Net {
+    type Error = Ipam6Error;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Ipv6Net> for String {
+    fn from(n: Ipv6Net) -> String {
+        n.to_string()
+    }
+}
+
+/// The default IPv6 pool, cut in /64s.
+pub fn default_pool() -> Ipv6Net {
+    Ipv6Net {
+        addr: Ipv6Addr::new(0xfd00, 0xb5e7, 0, 0, 0, 0, 0, 0),
+        prefix: 48,
+    }
+}
+
+/// Checks a user-given IPv6 subnet against what is in use (berth networks, host routes and
+/// addresses).
+pub fn check_subnet(
+    subnet: &Ipv6Net,
+    networks: &[Ipv6Net],
+    host: &[Ipv6Net],
+) -> Result<(), Ipam6Error> {
+    if subnet.prefix > 120 {
+        return Err(Ipam6Error::TooSmall { subnet: *subnet });
+    }
+    for (list, what) in [
+        (networks, "another berth network"),
+        (host, "a host route or address"),
+    ] {
+        if let Some(o) = list.iter().find(|o| o.prefix > 0 && o.overlaps(subnet)) {
+            return Err(Ipam6Error::Overlap {
+                subnet: *subnet,
+                other: *o,
+                what,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The first /64 of `pool` that overlaps nothing in use.
+pub fn allocate_subnet(
+    pool: &Ipv6Net,
+    networks: &[Ipv6Net],
+    host: &[Ipv6Net],
+) -> Result<Ipv6Net, Ipam6Error> {
+    let count: u128 = if pool.prefix >= 64 {
+        1
+    } else {
+        1u128 << (64 - pool.prefix as u32).min(16)
+    };
+    (0..count)
+        .filter_map(|i| Ipv6Net::new(Ipv6Addr::from(u128::from(pool.addr) | (i << 64)), 64).ok())
+        .find(|c| check_subnet(c, networks, host).is_ok())
+        .ok_or(Ipam6Error::PoolExhausted { pool: *pool })
+}
+
+/// The IPv6 counterpart of an IPv4 address of the network: same host index.
+pub fn counterpart(
+    v4: Ipv4Addr,
+    subnet: &Ipv4Net,
+    subnet6: &Ipv6Net,
+) -> Result<Ipv6Addr, Ipam6Error> {
+    let index = u64::from(u32::from(v4).wrapping_sub(u32::from(subnet.addr())));
+    subnet6
+        .nth(u128::from(index))
+        .ok_or(Ipam6Error::NoCounterpart {
+            v4,
+            index,
+            subnet: *subnet,
+            subnet6: *subnet6,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_mask_and_display() {
+        let n: Ipv6Net = "fd00:b5e7:0:3::9/64".parse().unwrap();
+        assert_eq!(n.to_string(), "fd00:b5e7:0:3::/64");
+        assert!(n.contains("fd00:b5e7:0:3::5".parse().unwrap()));
+        assert!(!n.contains("fd00:b5e7:0:4::5".parse().unwrap()));
+        assert!("fd00::/129".parse::<Ipv6Net>().is_err());
+        assert!("10.0.0.0/8".parse::<Ipv6Net>().is_err());
+    }
+
+    #[test]
+    fn pool_skips_used_and_host() {
+        let pool = default_pool();
+        let first = allocate_subnet(&pool, &[], &[]).unwrap();
+        assert_eq!(first.to_string(), "fd00:b5e7::/64");
+        let host = ["fd00:b5e7:0:1::/64".parse().unwrap()];
+        let next = allocate_subnet(&pool, &[first], &host).unwrap();
+        assert_eq!(next.to_string(), "fd00:b5e7:0:2::/64");
+        assert!(check_subnet(&"fd00:b5e7::/56".parse().unwrap(), &[first], &[]).is_err());
+        assert!(check_subnet(&"fd00:1::/124".parse().unwrap(), &[], &[]).is_err());
+    }
+
+    #[test]
+    fn counterpart_keeps_the_host_index() {
+        let v4: Ipv4Net = "10.201.3.0/24".parse().unwrap();
+        let v6: Ipv6Net = "fd00:b5e7:0:3::/64".parse().unwrap();
+        assert_eq!(
+            counterpart(Ipv4Addr::new(10, 201, 3, 5), &v4, &v6).unwrap(),
+            "fd00:b5e7:0:3::5".parse::<Ipv6Addr>().unwrap()
+        );
+        let small: Ipv6Net = "fd00:1::/120".parse().unwrap();
+        let big: Ipv4Net = "10.202.0.0/16".parse().unwrap();
+        assert!(counterpart(Ipv4Addr::new(10, 202, 1, 5), &big, &small).is_err());
+    }
+}
