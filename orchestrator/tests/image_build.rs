@@ -1,6 +1,7 @@
 //! The image builder end to end (issue 7): Dockerfiles over a busybox-static base image, run by
 //! the real runtime into the real image store. No network: busybox only.
 
+mod common;
 mod container_util;
 
 use std::fs;
@@ -204,7 +205,9 @@ fn cli_build_prints_steps_and_cached_and_builder_prune_empties_the_cache() {
     let be = BuildEnv::new();
     be.write(
         "Dockerfile",
-        "FROM bb:1\nARG WHO=world\nRUN echo $WHO > /who\n",
+        // No network: this test runs in the host's namespace, where no daemon (and no build
+        // bridge) may appear.
+        "FROM bb:1\nARG WHO=world\nRUN --network=none echo $WHO > /who\n",
     );
     let ctx = be.ctx.display().to_string();
     let out = be.env.berth(&[
@@ -218,8 +221,14 @@ fn cli_build_prints_steps_and_cached_and_builder_prune_empties_the_cache() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("[3/3] RUN echo $WHO > /who"), "{err}");
-    assert!(!err.contains("[3/3] RUN echo $WHO > /who CACHED"), "{err}");
+    assert!(
+        err.contains("[3/3] RUN --network=none echo $WHO > /who"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("[3/3] RUN --network=none echo $WHO > /who CACHED"),
+        "{err}"
+    );
     assert!(stdout(&out).starts_with("sha256:"));
     assert_eq!(be.run("cli:1", &["cat", "/who"]), "berth\n");
 
@@ -232,7 +241,7 @@ fn cli_build_prints_steps_and_cached_and_builder_prune_empties_the_cache() {
         "WHO=berth",
         &ctx,
     ]);
-    assert!(stderr(&out).contains("[3/3] RUN echo $WHO > /who CACHED"));
+    assert!(stderr(&out).contains("[3/3] RUN --network=none echo $WHO > /who CACHED"));
 
     // A RUN container a killed build left behind goes with the prune.
     let img = be.store.resolve("bb:1").expect("bb");
@@ -260,7 +269,7 @@ fn cli_build_prints_steps_and_cached_and_builder_prune_empties_the_cache() {
         "WHO=berth",
         &ctx,
     ]);
-    assert!(!stderr(&out).contains("RUN echo $WHO > /who CACHED"));
+    assert!(!stderr(&out).contains("RUN --network=none echo $WHO > /who CACHED"));
     drop(be.store);
     be.env.assert_clean();
 }
@@ -471,4 +480,174 @@ fn build_labels_land_on_the_image_and_stay_cached() {
     assert_eq!(labels.get("com.example.b").map(String::as_str), Some("2"));
     drop(be.store);
     be.env.assert_clean();
+}
+
+/// "The internet" for one test: a network namespace with a busybox web server, reached from
+/// the simulated host's namespace through an uplink veth (host 198.18.0.1/30, server
+/// 198.18.0.2/30, default route via the server). The server has no route back to berth's
+/// build subnet, so a RUN step reaches it only through the build network's NAT.
+struct World {
+    ns: String,
+    httpd: std::process::Child,
+}
+
+const WORLD_IP: &str = "198.18.0.2";
+
+impl World {
+    fn new(host: &common::Host) -> World {
+        let ns = format!("bw-{}", std::process::id());
+        let sh = |cmd: &str| {
+            let st = Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
+            assert!(st.success(), "{cmd}");
+        };
+        sh(&format!("ip netns add {ns}"));
+        // From here on the guard removes the namespace, even if a step below fails.
+        let www = host.dir.path().join("www");
+        fs::create_dir_all(&www).expect("www");
+        fs::write(www.join("file"), "payload from outside\n").expect("file");
+        let mut w = World {
+            ns: ns.clone(),
+            httpd: Command::new("true").spawn().expect("placeholder"),
+        };
+        sh(&format!(
+            "ip -n {h} link add up0 type veth peer name wan0 netns {ns} && \
+             ip -n {h} addr add 198.18.0.1/30 dev up0 && ip -n {h} link set up0 up && \
+             ip -n {h} route add default via {WORLD_IP} && \
+             ip -n {ns} addr add {WORLD_IP}/30 dev wan0 && ip -n {ns} link set wan0 up && \
+             ip -n {ns} link set lo up",
+            h = host.ns
+        ));
+        let _ = w.httpd.wait();
+        w.httpd = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{ns}"))
+            .args([
+                "/bin/busybox",
+                "httpd",
+                "-f",
+                "-p",
+                &format!("{WORLD_IP}:80"),
+                "-h",
+            ])
+            .arg(&www)
+            .spawn()
+            .expect("httpd");
+        // Up when the host's namespace can fetch the file (the uplink works, the server
+        // listens); nothing else in the host namespace routes to it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = host.sh(&format!("curl -sf --max-time 2 http://{WORLD_IP}/file"));
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "web server did not come up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        w
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.httpd.kill();
+        let _ = self.httpd.wait();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn run_reaches_the_outside_only_through_the_build_network_nat() {
+    if !common::runnable() {
+        return;
+    }
+    let host = common::Host::new("bnet");
+    let _world = World::new(&host);
+    host.busybox_image();
+    let write = |name: &str, text: &str| fs::write(host.stack.join(name), text).expect("write");
+    write(
+        "Dockerfile",
+        &format!(
+            "FROM busybox:e2e\nRUN wget -q -O /fetched http://{WORLD_IP}/file && cat /etc/resolv.conf > /resolv\n"
+        ),
+    );
+    // `berth image build`: the builder runs in the CLI, the daemon wires the network.
+    let out = host.ok(&["image", "build", "-t", "fetched:1", "."]);
+    assert!(out.contains("RUN wget"), "{out}");
+    let got = host.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "fetched:1",
+        "cat",
+        "/fetched",
+    ]);
+    assert!(got.contains("payload from outside"), "{got}");
+    // The step's resolv.conf names the host's resolvers, never a loopback stub.
+    let resolv = host.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "fetched:1",
+        "cat",
+        "/resolv",
+    ]);
+    assert!(
+        resolv.contains("Generated by berth for a build step"),
+        "{resolv}"
+    );
+    assert!(!resolv.contains("nameserver 127."), "{resolv}");
+
+    // `RUN --network=none` cannot reach it: the step fails, naming itself.
+    write(
+        "Dockerfile.none",
+        &format!("FROM busybox:e2e\nRUN --network=none wget -q -O /f http://{WORLD_IP}/file\n"),
+    );
+    let out = host.berth(&["image", "build", "-f", "Dockerfile.none", "."]);
+    assert!(
+        !out.status.success(),
+        "a step without network fetched the file"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("RUN --network=none wget") && err.contains("exited with code"),
+        "{err}"
+    );
+
+    // `berth build`: the builder runs in the daemon, same network.
+    write(
+        "Dockerfile.svc",
+        &format!("FROM busybox:e2e\nRUN wget -q -O /svc http://{WORLD_IP}/file\n"),
+    );
+    write(
+        "compose.yaml",
+        "name: bnet\nservices:\n  app:\n    build:\n      context: .\n      dockerfile: Dockerfile.svc\n    command: [\"cat\", \"/svc\"]\n",
+    );
+    host.ok(&["build"]);
+    let got = host.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bnet-app",
+        "cat",
+        "/svc",
+    ]);
+    assert!(got.contains("payload from outside"), "{got}");
+
+    // Every step's endpoint and, at the end of each build, the build network are gone: only
+    // the uplink is left in the host's namespace, and no nft table.
+    let mut leaks = host.leaks(&[]);
+    leaks.retain(|l| !l.contains("up0@"));
+    assert!(leaks.is_empty(), "builds left: {leaks:#?}");
+    let containers = fs::read_dir(host.root.join("containers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(containers, 0, "no build container left behind");
 }

@@ -123,7 +123,7 @@ pub enum ImageCommand {
         #[arg(long)]
         mirror: Option<String>,
     },
-    /// Build an image from a Dockerfile (as `docker build`; RUN uses the host network)
+    /// Build an image from a Dockerfile (as `docker build`; RUN steps get NAT egress on the berth-build network)
     Build {
         /// Name[:tag] for the result (repeatable)
         #[arg(short = 't', long = "tag")]
@@ -462,7 +462,9 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                 no_cache,
             };
             let rt = super::container::runtime(g)?;
-            let builder = Builder::new(&store, &rt, &g.root);
+            let net = crate::engine::build_net::DaemonBuildNetwork::new(&g.root, &g.run)
+                .context("cannot start the tokio runtime")?;
+            let builder = Builder::new(&store, &rt, &g.root).with_network(&net);
             let t0 = std::time::Instant::now();
             let res = builder.build(&req, |s| {
                 if !quiet {

@@ -439,8 +439,13 @@ impl Engine {
         };
         let e = self.clone();
         let svc_name = service.to_string();
+        let net = super::build_net::EngineBuildNetwork::new(
+            self.clone(),
+            tokio::runtime::Handle::current(),
+        );
         blocking(move || {
             Builder::new(&e.images, &e.runtime, &e.root)
+                .with_network(&net)
                 .build(&req, |step| {
                     tracing::info!(service = %svc_name, step = %step.display, cached = step.cached, "build");
                 })

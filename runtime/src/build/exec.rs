@@ -7,9 +7,10 @@
 //! (stored in [`CacheEntry::layer`]), so a hit is one lookup and a fully cached build creates
 //! no container and writes no layer; the final image is the target stage's last intermediate.
 //!
-//! RUN uses `NetworkMode::Host`, Docker's `--network=host` build mode: the command sees the
-//! host's network (apt-get works without netd). A dedicated build network with NAT is not
-//! wired yet.
+//! RUN gets a network namespace of its own, attached through the caller's [`RunNetwork`] to
+//! the build network (NAT egress, resolv.conf naming the host's real upstream resolvers)
+//! before it starts and detached when the step ends, pass or fail. `RUN --network=none` gets
+//! loopback only, `RUN --network=host` the host's namespace.
 
 use std::collections::HashMap;
 use std::fs;
@@ -26,9 +27,11 @@ use super::context::{Context, ContextError, DigestCache};
 use super::copy::{self, ItemKind};
 use super::dockerfile::{Dockerfile, ParseError};
 use super::ignore::IgnoreError;
+use super::network::{RunNetwork, RunNetworkError};
 use super::plan::{self, CacheKey, PlanError};
 use super::steps::{
-    BaseImage, BaseSource, CopyOrigin, CopySource, CopySpec, PlanOptions, RunSpec, StepKind,
+    BaseImage, BaseSource, CopyOrigin, CopySource, CopySpec, PlanOptions, RunNetworkMode, RunSpec,
+    StepKind,
 };
 use crate::container::{ContainerConfig, NetworkMode, RootfsSource, Runtime, RuntimeError, logs};
 use crate::image::diff::{self, DiffError};
@@ -142,6 +145,14 @@ pub enum BuildError {
         /// What is missing.
         what: &'static str,
     },
+    /// The build network could not be wired for a RUN step.
+    #[error("{step}")]
+    Network {
+        /// The step.
+        step: String,
+        #[source]
+        source: RunNetworkError,
+    },
     /// The cache index could not be read or written.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -196,6 +207,9 @@ pub struct Builder<'a> {
     store: &'a ImageStore,
     runtime: &'a Runtime,
     dir: PathBuf,
+    network: Option<&'a dyn RunNetwork>,
+    /// Whether this build attached anything (so `release` is called once at its end).
+    attached: std::sync::atomic::AtomicBool,
 }
 
 /// Label of RUN containers: `builder prune` removes any a killed build left behind.
@@ -237,14 +251,21 @@ fn store_config(cfg: &ImageConfig) -> Result<(Config, Option<Healthcheck>), Buil
     Ok((config, hc))
 }
 
-/// The removal guard of a RUN container: it goes even when the build fails or panics.
+/// The removal guard of a RUN container: it is detached from the build network and removed
+/// even when the build fails or panics.
 struct ContainerGuard<'a> {
     runtime: &'a Runtime,
     rec: crate::container::Record,
+    network: Option<&'a dyn RunNetwork>,
 }
 
 impl Drop for ContainerGuard<'_> {
     fn drop(&mut self) {
+        if let Some(n) = self.network
+            && let Err(e) = n.detach(&self.rec.id)
+        {
+            tracing::warn!(container = %self.rec.id, error = %e, "detaching a build container");
+        }
         if let Err(e) = self.runtime.remove(&self.rec, true) {
             tracing::warn!(container = %self.rec.id, error = %e, "removing a build container");
         }
@@ -274,7 +295,15 @@ impl<'a> Builder<'a> {
             store,
             runtime,
             dir: builder_dir(root),
+            network: None,
+            attached: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The build network RUN steps use by default; without one they get loopback only.
+    pub fn with_network(mut self, network: &'a dyn RunNetwork) -> Builder<'a> {
+        self.network = Some(network);
+        self
     }
 
     fn cache_path(&self) -> PathBuf {
@@ -309,6 +338,22 @@ impl<'a> Builder<'a> {
 
     /// Builds `req`; `progress` sees each step as it finishes (for `[n/N] ... CACHED` lines).
     pub fn build(
+        &self,
+        req: &BuildRequest,
+        progress: impl FnMut(&StepReport),
+    ) -> Result<BuildResult, BuildError> {
+        let res = self.build_steps(req, progress);
+        if self
+            .attached
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+            && let Some(n) = self.network
+        {
+            n.release();
+        }
+        res
+    }
+
+    fn build_steps(
         &self,
         req: &BuildRequest,
         mut progress: impl FnMut(&StepReport),
@@ -754,7 +799,19 @@ impl<'a> Builder<'a> {
         }
         cfg.user = run.user.clone();
         cfg.working_dir = Some(PathBuf::from(&run.workdir));
-        cfg.network = NetworkMode::Host;
+        let network = match run.network {
+            RunNetworkMode::Default => self.network,
+            RunNetworkMode::None | RunNetworkMode::Host => None,
+        };
+        cfg.network = match run.network {
+            RunNetworkMode::Host => NetworkMode::Host,
+            RunNetworkMode::None => NetworkMode::None,
+            RunNetworkMode::Default if network.is_some() => NetworkMode::New,
+            RunNetworkMode::Default => NetworkMode::None,
+        };
+        if let Some(n) = network {
+            cfg.resolv_conf = Some(n.resolv_conf());
+        }
         cfg.labels
             .insert(BUILD_LABEL.to_string(), display.to_string());
         let rt_err = |source| BuildError::Runtime {
@@ -762,10 +819,26 @@ impl<'a> Builder<'a> {
             source,
         };
         let rec = self.runtime.create(cfg).map_err(rt_err)?;
-        let guard = ContainerGuard {
+        let mut guard = ContainerGuard {
             runtime: self.runtime,
             rec,
+            network: None,
         };
+        if let Some(n) = network {
+            let netns = guard.rec.netns.clone().ok_or(BuildError::Unsupported {
+                step: display.to_string(),
+                what: "a RUN container without a network namespace pin",
+            })?;
+            self.attached
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            // Detach even when attach failed half-way: detaching what is not there is a no-op.
+            guard.network = Some(n);
+            n.attach(&guard.rec.id, &netns)
+                .map_err(|source| BuildError::Network {
+                    step: display.to_string(),
+                    source,
+                })?;
+        }
         let step_text = display;
         tracing::debug!(container = %guard.rec.id, step = step_text, "RUN");
         let script_path = guard.rec.dir.join("upper").join(SCRIPT);
