@@ -1,5 +1,6 @@
 //! The image builder end to end (issue 7): Dockerfiles over a busybox-static base image, run by
-//! the real runtime into the real image store. No network: busybox only.
+//! the real runtime into the real image store. Network only inside namespaces and on loopback
+//! the tests make (a web server playing the internet, a local registry for `--pull`).
 
 mod common;
 mod container_util;
@@ -650,4 +651,212 @@ fn run_reaches_the_outside_only_through_the_build_network_nat() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(containers, 0, "no build container left behind");
+}
+
+/// A registry (Debian's `docker-registry`) on a free 127.0.0.1 port; killed on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let cfg = dir.path().join("config.yml");
+            fs::write(
+                &cfg,
+                format!(
+                    "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                    dir.path().join("storage").display()
+                ),
+            )
+            .expect("config");
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&cfg)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("docker-registry is missing: run scripts/deps.sh");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Registry {
+                        child,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // the port was taken meanwhile: another one
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("docker-registry did not start");
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl BuildEnv {
+    /// Pushes `bb:1` plus a layer holding `/v` = `marker` to `reference` with skopeo.
+    fn push_marked(&self, reference: &str, marker: &str) {
+        let mut layer = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(marker.len() as u64);
+        h.set_mtime(1_700_000_000);
+        layer
+            .append_data(&mut h, "v", marker.as_bytes())
+            .expect("tar");
+        let layer = layer.into_inner().expect("tar");
+        let base = self.store.resolve("bb:1").expect("bb");
+        let mut config = oci_spec::image::Config::default();
+        config.set_env(Some(vec!["PATH=/bin".into()]));
+        let img = self
+            .store
+            .commit(
+                Some(&mut &layer[..]),
+                Some(&base.id),
+                NewImage {
+                    config,
+                    created_by: format!("marker {marker}"),
+                    ..Default::default()
+                },
+            )
+            .expect("commit");
+        self.store.tag(&img.id, "push:src").expect("tag");
+        let archive = self.env.tmp.path().join(format!("push-{marker}.tar"));
+        berth_runtime::image::archive::save(
+            &self.store,
+            &["push:src".to_owned()],
+            fs::File::create(&archive).expect("archive"),
+        )
+        .expect("save");
+        let out = Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci-archive:{}:src", archive.display()))
+            .arg(format!("docker://{reference}"))
+            .output()
+            .expect("skopeo");
+        assert!(out.status.success(), "skopeo: {}", stderr(&out));
+    }
+
+    fn build_req(&self, tag: &str, pull: bool) -> Result<(String, Vec<StepReport>), BuildError> {
+        let rt = self.env.runtime();
+        let req = BuildRequest {
+            context: self.ctx.clone(),
+            tags: vec![tag.into()],
+            pull,
+            ..Default::default()
+        };
+        let res = Builder::new(&self.store, &rt, &self.env.root).build(&req, |_| {})?;
+        Ok((res.image.id.to_string(), res.steps))
+    }
+}
+
+#[test]
+fn pull_re_resolves_base_images_from_their_registry() {
+    let be = BuildEnv::new();
+    let reg = Registry::start();
+    let base = format!("127.0.0.1:{}/bb:t", reg.port);
+    be.push_marked(&base, "one");
+    be.write(
+        "Dockerfile",
+        &format!("FROM {base}\nRUN --network=none cat /v > /seen\n"),
+    );
+    // Not in the store yet: --pull fetches it.
+    let (_, steps) = be.build_req("pulled:1", true).expect("build --pull");
+    assert!(!steps[1].cached, "{steps:?}");
+    assert_eq!(be.run("pulled:1", &["cat", "/seen"]), "one");
+
+    // The registry's tag moves on. Without --pull the store's copy (and the cache) is used...
+    be.push_marked(&base, "two");
+    let (_, steps) = be.build_req("pulled:1", false).expect("build");
+    assert!(steps[1].cached, "{steps:?}");
+    assert_eq!(be.run("pulled:1", &["cat", "/seen"]), "one");
+    // ... with --pull the new base comes in, and the step on top of it runs again.
+    let (_, steps) = be.build_req("pulled:1", true).expect("build --pull");
+    assert!(!steps[1].cached, "{steps:?}");
+    assert_eq!(be.run("pulled:1", &["cat", "/seen"]), "two");
+
+    // No registry: a clear error naming the image, from the library and the CLI.
+    drop(reg);
+    let err = be.build_req("pulled:1", true).expect_err("no registry");
+    assert!(
+        matches!(&err, BuildError::Pull { reference, .. } if *reference == base),
+        "{err:?}"
+    );
+    let ctx = be.ctx.display().to_string();
+    let out = be
+        .env
+        .berth(&["image", "build", "--pull", "-t", "pulled:1", &ctx]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!("--pull: cannot pull base image {base}"))
+            && text.contains("cannot reach registry"),
+        "{text}"
+    );
+    drop(be.store);
+    be.env.assert_clean();
+}
+
+#[test]
+fn berth_build_takes_build_args_and_pull_errors_name_the_image() {
+    if !common::runnable() {
+        return;
+    }
+    let host = common::Host::new("bargs");
+    host.busybox_image();
+    // A name whose registry is a closed loopback port of the test's namespace.
+    host.ok(&["image", "tag", "busybox:e2e", "127.0.0.1:9/bb:e2e"]);
+    fs::write(
+        host.stack.join("Dockerfile"),
+        "FROM 127.0.0.1:9/bb:e2e\nARG WHO=nobody\nRUN --network=none echo $WHO > /who\n",
+    )
+    .expect("Dockerfile");
+    fs::write(
+        host.stack.join("compose.yaml"),
+        "name: bargs\nservices:\n  app:\n    build:\n      context: .\n      args:\n        WHO: compose\n",
+    )
+    .expect("compose");
+    let who = |host: &common::Host| {
+        host.ok(&[
+            "container",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "bargs-app",
+            "cat",
+            "/who",
+        ])
+    };
+    host.ok(&["build"]);
+    assert!(who(&host).contains("compose"));
+    host.ok(&["build", "--build-arg", "WHO=cli"]);
+    assert!(who(&host).contains("cli"));
+
+    let out = host.berth(&["build", "--pull"]);
+    assert!(!out.status.success(), "pulled from a closed port?");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("--pull: cannot pull base image 127.0.0.1:9/bb:e2e"),
+        "{text}"
+    );
 }

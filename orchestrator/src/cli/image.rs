@@ -143,6 +143,12 @@ pub enum ImageCommand {
         /// Run every step, ignoring the build cache
         #[arg(long)]
         no_cache: bool,
+        /// Pull the base images again from their registries, even when the store has them
+        #[arg(long)]
+        pull: bool,
+        /// Registry (host[:port]) to reach over plain HTTP for --pull (loopback registries always are)
+        #[arg(long = "insecure-registry", value_name = "HOST")]
+        insecure: Vec<String>,
         /// Only print the image id
         #[arg(short, long)]
         quiet: bool,
@@ -421,6 +427,8 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             labels,
             target,
             no_cache,
+            pull,
+            insecure,
             quiet,
             context,
         } => {
@@ -460,6 +468,11 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                 },
                 tags,
                 no_cache,
+                pull,
+                pull_options: registry::PullOptions {
+                    insecure,
+                    ..Default::default()
+                },
             };
             let rt = super::container::runtime(g)?;
             let net = crate::engine::build_net::DaemonBuildNetwork::new(&g.root, &g.run)

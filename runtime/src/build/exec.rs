@@ -74,6 +74,14 @@ pub enum BuildError {
         #[source]
         source: StoreError,
     },
+    /// `--pull` could not fetch a base image from its registry.
+    #[error("--pull: cannot pull base image {reference}")]
+    Pull {
+        /// As written in FROM / COPY --from.
+        reference: String,
+        #[source]
+        source: crate::image::registry::RegistryError,
+    },
     /// The image store failed during a step.
     #[error("{step}: image store")]
     Store {
@@ -176,6 +184,11 @@ pub struct BuildRequest {
     pub tags: Vec<String>,
     /// `--no-cache`: run every step, then record the results for the next build.
     pub no_cache: bool,
+    /// `--pull`: resolve every base image (FROM, COPY --from=image) from its registry again
+    /// instead of the store's copy.
+    pub pull: bool,
+    /// How `pull` reaches registries (insecure registries, attempts, credentials).
+    pub pull_options: crate::image::registry::PullOptions,
 }
 
 /// One step as it went, for progress output.
@@ -391,13 +404,21 @@ impl<'a> Builder<'a> {
             if bases.contains_key(&r.reference) {
                 continue;
             }
-            let img = self
-                .store
-                .resolve(&r.reference)
-                .map_err(|source| BuildError::BaseImage {
+            let img = if req.pull {
+                tracing::info!(image = %r.reference, "pulling base image (--pull)");
+                crate::image::registry::pull(self.store, &r.reference, &req.pull_options, &|_| {})
+                    .map_err(|source| BuildError::Pull {
                     reference: r.reference.clone(),
                     source,
-                })?;
+                })?
+            } else {
+                self.store
+                    .resolve(&r.reference)
+                    .map_err(|source| BuildError::BaseImage {
+                        reference: r.reference.clone(),
+                        source,
+                    })?
+            };
             bases.insert(
                 r.reference.clone(),
                 BaseImage {
