@@ -860,3 +860,67 @@ fn berth_build_takes_build_args_and_pull_errors_name_the_image() {
         "{text}"
     );
 }
+
+#[test]
+fn shell_is_inherited_prune_keeps_live_intermediates_and_tree_shows_cache_hits() {
+    let be = BuildEnv::new();
+    // SHELL lands in the committed config, and children built FROM the image use it.
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN --network=none echo p > /p\n",
+    );
+    let (first, _) = be.build("parent:1", false).expect("parent");
+    let img = be.store.resolve("parent:1").expect("parent");
+    assert_eq!(
+        img.raw_config["config"]["Shell"],
+        serde_json::json!(["/bin/sh", "-e", "-c"])
+    );
+    be.write(
+        "Dockerfile",
+        "FROM parent:1\nRUN --network=none false; echo after > /after\n",
+    );
+    match be.build("child:1", false) {
+        Err(BuildError::RunFailed { code: 1, .. }) => {}
+        other => panic!("`sh -e` from the parent's SHELL should stop at `false`: {other:?}"),
+    }
+
+    // `image tree` lists the last build's steps and which were cache hits.
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN --network=none echo p > /p\n",
+    );
+    let (again, steps) = be.build("parent:1", false).expect("parent again");
+    assert_eq!(again, first);
+    assert!(steps[1..].iter().all(|s| s.cached), "{steps:?}");
+    let out = be.env.berth(&["image", "tree"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Last build:"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("RUN --network=none echo p > /p"))
+        .unwrap_or_else(|| panic!("no RUN step in: {text}"));
+    assert!(line.contains("CACHED"), "{text}");
+
+    // A changed step makes the old result untagged: prune removes it, but keeps the
+    // intermediates the new parent:1 descends from, so the cache still hits afterwards.
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN --network=none echo q > /p\n",
+    );
+    let (second, _) = be.build("parent:1", false).expect("changed");
+    assert_ne!(second, first);
+    let out = be.env.berth(&["image", "prune"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        be.store.resolve(&first).is_err(),
+        "the old result is dangling"
+    );
+    let (third, steps) = be.build("parent:1", false).expect("after prune");
+    assert_eq!(third, second);
+    assert!(steps[1..].iter().all(|s| s.cached), "{steps:?}");
+    let text = stdout(&be.env.berth(&["image", "tree"]));
+    assert!(!text.contains(" built "), "{text}");
+    drop(be.store);
+    be.env.assert_clean();
+}

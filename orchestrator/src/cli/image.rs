@@ -76,7 +76,8 @@ pub enum ImageCommand {
         /// Image
         image: String,
     },
-    /// Show every image's layer lineage as a tree
+    /// Show every image's layer lineage as a tree, and which steps of the last build were
+    /// cache hits
     Tree,
     /// Create an image from a rootfs tarball (FILE or - for stdin), as `docker import`
     Import {
@@ -332,6 +333,26 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         }
         ImageCommand::Tree => {
             write!(out, "{}", store.tree()?)?;
+            let steps = berth_runtime::build::exec::last_build(&g.root)?;
+            if !steps.is_empty() {
+                writeln!(out, "\nLast build:")?;
+                for s in steps {
+                    let what = if s.image.is_none() && s.display.contains("] FROM ") {
+                        ""
+                    } else if s.hit {
+                        "CACHED"
+                    } else {
+                        "built"
+                    };
+                    let id = s
+                        .image
+                        .as_deref()
+                        .map(|i| i.trim_start_matches("sha256:"))
+                        .map(|i| &i[..i.len().min(12)])
+                        .unwrap_or("");
+                    writeln!(out, "  {:<7} {:<12} {}", what, id, s.display)?;
+                }
+            }
         }
         ImageCommand::Import {
             file,

@@ -233,6 +233,32 @@ pub fn builder_dir(root: &Path) -> PathBuf {
     root.join("builder")
 }
 
+/// One step of the instance's last build, for `berth image tree`.
+#[derive(Debug, Clone)]
+pub struct LastBuildStep {
+    /// `[3/7] RUN make`.
+    pub display: String,
+    /// Served from the cache.
+    pub hit: bool,
+    /// The intermediate image the step produced or reused (None for FROM).
+    pub image: Option<String>,
+}
+
+/// The steps of the last build of the instance under `root` and whether each was a cache hit
+/// (the cache index records them), so users can see why a build took as long as it did.
+pub fn last_build(root: &Path) -> Result<Vec<LastBuildStep>, BuildError> {
+    let cache = BuildCache::open(&builder_dir(root).join("cache.json"))?;
+    Ok(cache
+        .last_build()
+        .iter()
+        .map(|o| LastBuildStep {
+            display: o.display.clone(),
+            hit: o.hit,
+            image: cache.get(&o.key).and_then(|e| e.layer.clone()),
+        })
+        .collect())
+}
+
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -245,6 +271,17 @@ fn builder_config_of(img: &Image) -> ImageConfig {
         .get("config")
         .and_then(|c| serde_json::from_value(c.clone()).ok())
         .unwrap_or_default()
+}
+
+/// Docker's config extensions the OCI schema lacks and the builder keeps: `Shell`, so that
+/// shell-form RUN/CMD of images built FROM this one use it, as with Docker. (`OnBuild` is never
+/// written: ONBUILD is refused with its line number.)
+fn config_extensions(cfg: &ImageConfig) -> serde_json::Map<String, serde_json::Value> {
+    let mut ext = serde_json::Map::new();
+    if let Some(shell) = &cfg.shell {
+        ext.insert("Shell".into(), serde_json::json!(shell));
+    }
+    ext
 }
 
 /// The store's shapes of a builder config (runtime config + Docker's Healthcheck extension).
@@ -688,6 +725,7 @@ impl<'a> Builder<'a> {
         created_by: String,
     ) -> Result<Image, BuildError> {
         let (config, healthcheck) = store_config(cfg)?;
+        let extensions = config_extensions(cfg);
         let new = NewImage {
             config,
             healthcheck,
@@ -707,12 +745,12 @@ impl<'a> Builder<'a> {
                     source,
                 })?;
                 self.store
-                    .commit(Some(&mut f), parent.map(|i| &i.id), new)
+                    .commit_extended(Some(&mut f), parent.map(|i| &i.id), new, &extensions)
                     .map_err(store_err)
             }
             None => self
                 .store
-                .commit(None, parent.map(|i| &i.id), new)
+                .commit_extended(None, parent.map(|i| &i.id), new, &extensions)
                 .map_err(store_err),
         }
     }
