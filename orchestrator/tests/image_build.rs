@@ -1,6 +1,8 @@
 //! The image builder end to end (issue 7): Dockerfiles over a busybox-static base image, run by
-//! the real runtime into the real image store. No network: busybox only.
+//! the real runtime into the real image store. Network only inside namespaces and on loopback
+//! the tests make (a web server playing the internet, a local registry for `--pull`).
 
+mod common;
 mod container_util;
 
 use std::fs;
@@ -204,7 +206,9 @@ fn cli_build_prints_steps_and_cached_and_builder_prune_empties_the_cache() {
     let be = BuildEnv::new();
     be.write(
         "Dockerfile",
-        "FROM bb:1\nARG WHO=world\nRUN echo $WHO > /who\n",
+        // No network: this test runs in the host's namespace, where no daemon (and no build
+        // bridge) may appear.
+        "FROM bb:1\nARG WHO=world\nRUN --network=none echo $WHO > /who\n",
     );
     let ctx = be.ctx.display().to_string();
     let out = be.env.berth(&[
@@ -218,8 +222,14 @@ fn cli_build_prints_steps_and_cached_and_builder_prune_empties_the_cache() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("[3/3] RUN echo $WHO > /who"), "{err}");
-    assert!(!err.contains("[3/3] RUN echo $WHO > /who CACHED"), "{err}");
+    assert!(
+        err.contains("[3/3] RUN --network=none echo $WHO > /who"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("[3/3] RUN --network=none echo $WHO > /who CACHED"),
+        "{err}"
+    );
     assert!(stdout(&out).starts_with("sha256:"));
     assert_eq!(be.run("cli:1", &["cat", "/who"]), "berth\n");
 
@@ -232,7 +242,7 @@ fn cli_build_prints_steps_and_cached_and_builder_prune_empties_the_cache() {
         "WHO=berth",
         &ctx,
     ]);
-    assert!(stderr(&out).contains("[3/3] RUN echo $WHO > /who CACHED"));
+    assert!(stderr(&out).contains("[3/3] RUN --network=none echo $WHO > /who CACHED"));
 
     // A RUN container a killed build left behind goes with the prune.
     let img = be.store.resolve("bb:1").expect("bb");
@@ -260,7 +270,7 @@ fn cli_build_prints_steps_and_cached_and_builder_prune_empties_the_cache() {
         "WHO=berth",
         &ctx,
     ]);
-    assert!(!stderr(&out).contains("RUN echo $WHO > /who CACHED"));
+    assert!(!stderr(&out).contains("RUN --network=none echo $WHO > /who CACHED"));
     drop(be.store);
     be.env.assert_clean();
 }
@@ -469,6 +479,448 @@ fn build_labels_land_on_the_image_and_stay_cached() {
         .unwrap_or_default();
     assert_eq!(labels.get("a").map(String::as_str), Some("1"));
     assert_eq!(labels.get("com.example.b").map(String::as_str), Some("2"));
+    drop(be.store);
+    be.env.assert_clean();
+}
+
+/// "The internet" for one test: a network namespace with a busybox web server, reached from
+/// the simulated host's namespace through an uplink veth (host 198.18.0.1/30, server
+/// 198.18.0.2/30, default route via the server). The server has no route back to berth's
+/// build subnet, so a RUN step reaches it only through the build network's NAT.
+struct World {
+    ns: String,
+    httpd: std::process::Child,
+}
+
+const WORLD_IP: &str = "198.18.0.2";
+
+impl World {
+    fn new(host: &common::Host) -> World {
+        let ns = format!("bw-{}", std::process::id());
+        let sh = |cmd: &str| {
+            let st = Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
+            assert!(st.success(), "{cmd}");
+        };
+        sh(&format!("ip netns add {ns}"));
+        // From here on the guard removes the namespace, even if a step below fails.
+        let www = host.dir.path().join("www");
+        fs::create_dir_all(&www).expect("www");
+        fs::write(www.join("file"), "payload from outside\n").expect("file");
+        let mut w = World {
+            ns: ns.clone(),
+            httpd: Command::new("true").spawn().expect("placeholder"),
+        };
+        sh(&format!(
+            "ip -n {h} link add up0 type veth peer name wan0 netns {ns} && \
+             ip -n {h} addr add 198.18.0.1/30 dev up0 && ip -n {h} link set up0 up && \
+             ip -n {h} route add default via {WORLD_IP} && \
+             ip -n {ns} addr add {WORLD_IP}/30 dev wan0 && ip -n {ns} link set wan0 up && \
+             ip -n {ns} link set lo up",
+            h = host.ns
+        ));
+        let _ = w.httpd.wait();
+        w.httpd = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{ns}"))
+            .args([
+                "/bin/busybox",
+                "httpd",
+                "-f",
+                "-p",
+                &format!("{WORLD_IP}:80"),
+                "-h",
+            ])
+            .arg(&www)
+            .spawn()
+            .expect("httpd");
+        // Up when the host's namespace can fetch the file (the uplink works, the server
+        // listens); nothing else in the host namespace routes to it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = host.sh(&format!("curl -sf --max-time 2 http://{WORLD_IP}/file"));
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "web server did not come up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        w
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.httpd.kill();
+        let _ = self.httpd.wait();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+#[test]
+fn run_reaches_the_outside_only_through_the_build_network_nat() {
+    if !common::runnable() {
+        return;
+    }
+    let host = common::Host::new("bnet");
+    let _world = World::new(&host);
+    host.busybox_image();
+    let write = |name: &str, text: &str| fs::write(host.stack.join(name), text).expect("write");
+    write(
+        "Dockerfile",
+        &format!(
+            "FROM busybox:e2e\nRUN wget -q -O /fetched http://{WORLD_IP}/file && cat /etc/resolv.conf > /resolv\n"
+        ),
+    );
+    // `berth image build`: the builder runs in the CLI, the daemon wires the network.
+    let out = host.ok(&["image", "build", "-t", "fetched:1", "."]);
+    assert!(out.contains("RUN wget"), "{out}");
+    let got = host.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "fetched:1",
+        "cat",
+        "/fetched",
+    ]);
+    assert!(got.contains("payload from outside"), "{got}");
+    // The step's resolv.conf names the host's resolvers, never a loopback stub.
+    let resolv = host.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "fetched:1",
+        "cat",
+        "/resolv",
+    ]);
+    assert!(
+        resolv.contains("Generated by berth for a build step"),
+        "{resolv}"
+    );
+    assert!(!resolv.contains("nameserver 127."), "{resolv}");
+
+    // `RUN --network=none` cannot reach it: the step fails, naming itself.
+    write(
+        "Dockerfile.none",
+        &format!("FROM busybox:e2e\nRUN --network=none wget -q -O /f http://{WORLD_IP}/file\n"),
+    );
+    let out = host.berth(&["image", "build", "-f", "Dockerfile.none", "."]);
+    assert!(
+        !out.status.success(),
+        "a step without network fetched the file"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("RUN --network=none wget") && err.contains("exited with code"),
+        "{err}"
+    );
+
+    // `berth build`: the builder runs in the daemon, same network.
+    write(
+        "Dockerfile.svc",
+        &format!("FROM busybox:e2e\nRUN wget -q -O /svc http://{WORLD_IP}/file\n"),
+    );
+    write(
+        "compose.yaml",
+        "name: bnet\nservices:\n  app:\n    build:\n      context: .\n      dockerfile: Dockerfile.svc\n    command: [\"cat\", \"/svc\"]\n",
+    );
+    host.ok(&["build"]);
+    let got = host.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "bnet-app",
+        "cat",
+        "/svc",
+    ]);
+    assert!(got.contains("payload from outside"), "{got}");
+
+    // Every step's endpoint and, at the end of each build, the build network are gone: only
+    // the uplink is left in the host's namespace, and no nft table.
+    let mut leaks = host.leaks(&[]);
+    leaks.retain(|l| !l.contains("up0@"));
+    assert!(leaks.is_empty(), "builds left: {leaks:#?}");
+    let containers = fs::read_dir(host.root.join("containers"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(containers, 0, "no build container left behind");
+}
+
+/// A registry (Debian's `docker-registry`) on a free 127.0.0.1 port; killed on drop.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let cfg = dir.path().join("config.yml");
+            fs::write(
+                &cfg,
+                format!(
+                    "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                    dir.path().join("storage").display()
+                ),
+            )
+            .expect("config");
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&cfg)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("docker-registry is missing: run scripts/deps.sh");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Registry {
+                        child,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // the port was taken meanwhile: another one
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("docker-registry did not start");
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl BuildEnv {
+    /// Pushes `bb:1` plus a layer holding `/v` = `marker` to `reference` with skopeo.
+    fn push_marked(&self, reference: &str, marker: &str) {
+        let mut layer = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(marker.len() as u64);
+        h.set_mtime(1_700_000_000);
+        layer
+            .append_data(&mut h, "v", marker.as_bytes())
+            .expect("tar");
+        let layer = layer.into_inner().expect("tar");
+        let base = self.store.resolve("bb:1").expect("bb");
+        let mut config = oci_spec::image::Config::default();
+        config.set_env(Some(vec!["PATH=/bin".into()]));
+        let img = self
+            .store
+            .commit(
+                Some(&mut &layer[..]),
+                Some(&base.id),
+                NewImage {
+                    config,
+                    created_by: format!("marker {marker}"),
+                    ..Default::default()
+                },
+            )
+            .expect("commit");
+        self.store.tag(&img.id, "push:src").expect("tag");
+        let archive = self.env.tmp.path().join(format!("push-{marker}.tar"));
+        berth_runtime::image::archive::save(
+            &self.store,
+            &["push:src".to_owned()],
+            fs::File::create(&archive).expect("archive"),
+        )
+        .expect("save");
+        let out = Command::new("skopeo")
+            .args(["copy", "-q", "--dest-tls-verify=false"])
+            .arg(format!("oci-archive:{}:src", archive.display()))
+            .arg(format!("docker://{reference}"))
+            .output()
+            .expect("skopeo");
+        assert!(out.status.success(), "skopeo: {}", stderr(&out));
+    }
+
+    fn build_req(&self, tag: &str, pull: bool) -> Result<(String, Vec<StepReport>), BuildError> {
+        let rt = self.env.runtime();
+        let req = BuildRequest {
+            context: self.ctx.clone(),
+            tags: vec![tag.into()],
+            pull,
+            ..Default::default()
+        };
+        let res = Builder::new(&self.store, &rt, &self.env.root).build(&req, |_| {})?;
+        Ok((res.image.id.to_string(), res.steps))
+    }
+}
+
+#[test]
+fn pull_re_resolves_base_images_from_their_registry() {
+    let be = BuildEnv::new();
+    let reg = Registry::start();
+    let base = format!("127.0.0.1:{}/bb:t", reg.port);
+    be.push_marked(&base, "one");
+    be.write(
+        "Dockerfile",
+        &format!("FROM {base}\nRUN --network=none cat /v > /seen\n"),
+    );
+    // Not in the store yet: --pull fetches it.
+    let (_, steps) = be.build_req("pulled:1", true).expect("build --pull");
+    assert!(!steps[1].cached, "{steps:?}");
+    assert_eq!(be.run("pulled:1", &["cat", "/seen"]), "one");
+
+    // The registry's tag moves on. Without --pull the store's copy (and the cache) is used...
+    be.push_marked(&base, "two");
+    let (_, steps) = be.build_req("pulled:1", false).expect("build");
+    assert!(steps[1].cached, "{steps:?}");
+    assert_eq!(be.run("pulled:1", &["cat", "/seen"]), "one");
+    // ... with --pull the new base comes in, and the step on top of it runs again.
+    let (_, steps) = be.build_req("pulled:1", true).expect("build --pull");
+    assert!(!steps[1].cached, "{steps:?}");
+    assert_eq!(be.run("pulled:1", &["cat", "/seen"]), "two");
+
+    // No registry: a clear error naming the image, from the library and the CLI.
+    drop(reg);
+    let err = be.build_req("pulled:1", true).expect_err("no registry");
+    assert!(
+        matches!(&err, BuildError::Pull { reference, .. } if *reference == base),
+        "{err:?}"
+    );
+    let ctx = be.ctx.display().to_string();
+    let out = be
+        .env
+        .berth(&["image", "build", "--pull", "-t", "pulled:1", &ctx]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!("--pull: cannot pull base image {base}"))
+            && text.contains("cannot reach registry"),
+        "{text}"
+    );
+    drop(be.store);
+    be.env.assert_clean();
+}
+
+#[test]
+fn berth_build_takes_build_args_and_pull_errors_name_the_image() {
+    if !common::runnable() {
+        return;
+    }
+    let host = common::Host::new("bargs");
+    host.busybox_image();
+    // A name whose registry is a closed loopback port of the test's namespace.
+    host.ok(&["image", "tag", "busybox:e2e", "127.0.0.1:9/bb:e2e"]);
+    fs::write(
+        host.stack.join("Dockerfile"),
+        "FROM 127.0.0.1:9/bb:e2e\nARG WHO=nobody\nRUN --network=none echo $WHO > /who\n",
+    )
+    .expect("Dockerfile");
+    fs::write(
+        host.stack.join("compose.yaml"),
+        "name: bargs\nservices:\n  app:\n    build:\n      context: .\n      args:\n        WHO: compose\n",
+    )
+    .expect("compose");
+    let who = |host: &common::Host| {
+        host.ok(&[
+            "container",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "bargs-app",
+            "cat",
+            "/who",
+        ])
+    };
+    host.ok(&["build"]);
+    assert!(who(&host).contains("compose"));
+    host.ok(&["build", "--build-arg", "WHO=cli"]);
+    assert!(who(&host).contains("cli"));
+
+    let out = host.berth(&["build", "--pull"]);
+    assert!(!out.status.success(), "pulled from a closed port?");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("--pull: cannot pull base image 127.0.0.1:9/bb:e2e"),
+        "{text}"
+    );
+}
+
+#[test]
+fn shell_is_inherited_prune_keeps_live_intermediates_and_tree_shows_cache_hits() {
+    let be = BuildEnv::new();
+    // SHELL lands in the committed config, and children built FROM the image use it.
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN --network=none echo p > /p\n",
+    );
+    let (first, _) = be.build("parent:1", false).expect("parent");
+    let img = be.store.resolve("parent:1").expect("parent");
+    assert_eq!(
+        img.raw_config["config"]["Shell"],
+        serde_json::json!(["/bin/sh", "-e", "-c"])
+    );
+    be.write(
+        "Dockerfile",
+        "FROM parent:1\nRUN --network=none false; echo after > /after\n",
+    );
+    match be.build("child:1", false) {
+        Err(BuildError::RunFailed { code: 1, .. }) => {}
+        other => panic!("`sh -e` from the parent's SHELL should stop at `false`: {other:?}"),
+    }
+
+    // `image tree` lists the last build's steps and which were cache hits.
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN --network=none echo p > /p\n",
+    );
+    let (again, steps) = be.build("parent:1", false).expect("parent again");
+    assert_eq!(again, first);
+    assert!(steps[1..].iter().all(|s| s.cached), "{steps:?}");
+    let out = be.env.berth(&["image", "tree"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Last build:"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("RUN --network=none echo p > /p"))
+        .unwrap_or_else(|| panic!("no RUN step in: {text}"));
+    assert!(line.contains("CACHED"), "{text}");
+
+    // A changed step makes the old result untagged: prune removes it, but keeps the
+    // intermediates the new parent:1 descends from, so the cache still hits afterwards.
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nRUN --network=none echo q > /p\n",
+    );
+    let (second, _) = be.build("parent:1", false).expect("changed");
+    assert_ne!(second, first);
+    let out = be.env.berth(&["image", "prune"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        be.store.resolve(&first).is_err(),
+        "the old result is dangling"
+    );
+    let (third, steps) = be.build("parent:1", false).expect("after prune");
+    assert_eq!(third, second);
+    assert!(steps[1..].iter().all(|s| s.cached), "{steps:?}");
+    let text = stdout(&be.env.berth(&["image", "tree"]));
+    assert!(!text.contains(" built "), "{text}");
     drop(be.store);
     be.env.assert_clean();
 }

@@ -76,7 +76,8 @@ pub enum ImageCommand {
         /// Image
         image: String,
     },
-    /// Show every image's layer lineage as a tree
+    /// Show every image's layer lineage as a tree, and which steps of the last build were
+    /// cache hits
     Tree,
     /// Create an image from a rootfs tarball (FILE or - for stdin), as `docker import`
     Import {
@@ -123,7 +124,7 @@ pub enum ImageCommand {
         #[arg(long)]
         mirror: Option<String>,
     },
-    /// Build an image from a Dockerfile (as `docker build`; RUN uses the host network)
+    /// Build an image from a Dockerfile (as `docker build`; RUN steps get NAT egress on the berth-build network)
     Build {
         /// Name[:tag] for the result (repeatable)
         #[arg(short = 't', long = "tag")]
@@ -143,6 +144,12 @@ pub enum ImageCommand {
         /// Run every step, ignoring the build cache
         #[arg(long)]
         no_cache: bool,
+        /// Pull the base images again from their registries, even when the store has them
+        #[arg(long)]
+        pull: bool,
+        /// Registry (host[:port]) to reach over plain HTTP for --pull (loopback registries always are)
+        #[arg(long = "insecure-registry", value_name = "HOST")]
+        insecure: Vec<String>,
         /// Only print the image id
         #[arg(short, long)]
         quiet: bool,
@@ -326,6 +333,26 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
         }
         ImageCommand::Tree => {
             write!(out, "{}", store.tree()?)?;
+            let steps = berth_runtime::build::exec::last_build(&g.root)?;
+            if !steps.is_empty() {
+                writeln!(out, "\nLast build:")?;
+                for s in steps {
+                    let what = if s.image.is_none() && s.display.contains("] FROM ") {
+                        ""
+                    } else if s.hit {
+                        "CACHED"
+                    } else {
+                        "built"
+                    };
+                    let id = s
+                        .image
+                        .as_deref()
+                        .map(|i| i.trim_start_matches("sha256:"))
+                        .map(|i| &i[..i.len().min(12)])
+                        .unwrap_or("");
+                    writeln!(out, "  {:<7} {:<12} {}", what, id, s.display)?;
+                }
+            }
         }
         ImageCommand::Import {
             file,
@@ -421,6 +448,8 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             labels,
             target,
             no_cache,
+            pull,
+            insecure,
             quiet,
             context,
         } => {
@@ -460,9 +489,16 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                 },
                 tags,
                 no_cache,
+                pull,
+                pull_options: registry::PullOptions {
+                    insecure,
+                    ..Default::default()
+                },
             };
             let rt = super::container::runtime(g)?;
-            let builder = Builder::new(&store, &rt, &g.root);
+            let net = crate::engine::build_net::DaemonBuildNetwork::new(&g.root, &g.run)
+                .context("cannot start the tokio runtime")?;
+            let builder = Builder::new(&store, &rt, &g.root).with_network(&net);
             let t0 = std::time::Instant::now();
             let res = builder.build(&req, |s| {
                 if !quiet {

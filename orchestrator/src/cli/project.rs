@@ -318,14 +318,22 @@ pub fn run(g: &GlobalOpts, args: super::stack::RunArgs) -> anyhow::Result<ExitCo
 
 /// `berth build`: builds the images of the services with a `build:` section, in the daemon.
 pub fn build(g: &GlobalOpts, args: super::stack::BuildArgs) -> anyhow::Result<ExitCode> {
-    if args.pull || !args.build_args.is_empty() {
-        bail!("berth build --pull/--build-arg are not implemented yet (tracked in issue 7)");
-    }
     let project = load(g, &args.services)?;
+    // `--build-arg KEY` takes the value from this shell's environment (not the daemon's).
+    let build_args = args
+        .build_args
+        .iter()
+        .filter_map(|a| match a.split_once('=') {
+            Some((k, v)) => Some((k.to_string(), v.to_string())),
+            None => std::env::var(a).ok().map(|v| (a.clone(), v)),
+        })
+        .collect();
     let req = crate::daemon::routes::BuildRequest {
         project,
         services: args.services,
         no_cache: args.no_cache,
+        pull: args.pull,
+        build_args,
     };
     let failures: Vec<String> = runtime()?.block_on(async {
         let client = Client::connect_or_start(&g.root, &g.run).await?;

@@ -299,6 +299,12 @@ pub struct BuildRequest {
     pub project: crate::engine::stack::ProjectRequest,
     pub services: Vec<String>,
     pub no_cache: bool,
+    /// `--pull`: re-resolve base images from their registries.
+    #[serde(default)]
+    pub pull: bool,
+    /// `--build-arg KEY=VALUE`, over each service's `build.args`.
+    #[serde(default)]
+    pub build_args: std::collections::BTreeMap<String, String>,
 }
 
 /// `POST /v1/build`: builds the services' images (those with `build:`); answers the failures.
@@ -317,7 +323,10 @@ async fn build(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         if svc.build.is_none() || (!r.services.is_empty() && !r.services.contains(name)) {
             continue;
         }
-        if let Err(e) = engine.build_service(&project, name, r.no_cache).await {
+        if let Err(e) = engine
+            .build_service_with(&project, name, r.no_cache, r.pull, &r.build_args)
+            .await
+        {
             failures.push(e);
         }
     }

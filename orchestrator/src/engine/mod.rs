@@ -5,6 +5,7 @@
 //! observed to a [`plan::Plan`], printable and golden-tested without root; the executor (issue 6,
 //! next) runs a plan in parallel along its edges and carries no decisions of its own.
 
+pub mod build_net;
 pub mod execute;
 pub mod health;
 pub mod labels;

@@ -410,6 +410,20 @@ impl Engine {
         service: &str,
         no_cache: bool,
     ) -> Result<(), String> {
+        self.build_service_with(project, service, no_cache, false, &BTreeMap::new())
+            .await
+    }
+
+    /// [`Self::build_service`] with `berth build`'s `--pull` (re-resolve base images from
+    /// their registries) and `--build-arg` values (over the service's `build.args`).
+    pub async fn build_service_with(
+        self: &Arc<Self>,
+        project: &Project,
+        service: &str,
+        no_cache: bool,
+        pull: bool,
+        build_args: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
         use berth_runtime::build::exec::{BuildRequest, Builder};
         let svc = project
             .services
@@ -425,6 +439,7 @@ impl Engine {
                 .args
                 .iter()
                 .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                .chain(build_args.iter().map(|(k, v)| (k.clone(), v.clone())))
                 .collect(),
             target: b.target.clone(),
             labels: b.labels.clone(),
@@ -436,11 +451,18 @@ impl Engine {
             options,
             tags: vec![project.image_of(service).unwrap_or_default()],
             no_cache: no_cache || b.no_cache.unwrap_or(false),
+            pull: pull || b.pull.unwrap_or(false),
+            pull_options: Default::default(),
         };
         let e = self.clone();
         let svc_name = service.to_string();
+        let net = super::build_net::EngineBuildNetwork::new(
+            self.clone(),
+            tokio::runtime::Handle::current(),
+        );
         blocking(move || {
             Builder::new(&e.images, &e.runtime, &e.root)
+                .with_network(&net)
                 .build(&req, |step| {
                     tracing::info!(service = %svc_name, step = %step.display, cached = step.cached, "build");
                 })

@@ -200,6 +200,19 @@ pub struct HealthOptions {
     pub retries: Option<u32>,
 }
 
+/// The network a RUN step gets (`RUN --network=...`, Dockerfile syntax 1.3+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunNetworkMode {
+    /// The build network: its own namespace with NAT egress (Docker's default bridge).
+    #[default]
+    Default,
+    /// Loopback only: for steps that must prove they need no network.
+    None,
+    /// The host's namespace, as `docker build --network=host`.
+    Host,
+}
+
 /// Every instruction berth builds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InstructionKind {
@@ -209,6 +222,8 @@ pub enum InstructionKind {
         command: Command,
         /// Heredocs named in the command.
         heredocs: Vec<Heredoc>,
+        /// `--network=default|none|host`.
+        network: RunNetworkMode,
     },
     /// `COPY`.
     Copy(CopyArgs),
@@ -594,7 +609,7 @@ fn parse_instruction(
     };
     Ok(match kw {
         "RUN" => {
-            for unsupported in ["mount", "network", "security"] {
+            for unsupported in ["mount", "security"] {
                 if flags.has(unsupported) {
                     return Err(ParseErrorKind::Unsupported {
                         instruction: kw.into(),
@@ -602,10 +617,22 @@ fn parse_instruction(
                     });
                 }
             }
-            flags.check(none)?;
+            flags.check(&[("network", Str)])?;
+            let network = match flags.get("network").as_deref() {
+                None | Some("default") => RunNetworkMode::Default,
+                Some("none") => RunNetworkMode::None,
+                Some("host") => RunNetworkMode::Host,
+                Some(other) => {
+                    return Err(bad_args(
+                        kw,
+                        format!("--network={other}: expected default, none or host"),
+                    ));
+                }
+            };
             InstructionKind::Run {
                 command: parse_command(kw, rest, false)?,
                 heredocs: heredocs.to_vec(),
+                network,
             }
         }
         "COPY" | "ADD" => {
@@ -887,7 +914,8 @@ mod tests {
             one("RUN [\"a\", \"b c\"]"),
             InstructionKind::Run {
                 command: Command::Exec(vec!["a".into(), "b c".into()]),
-                heredocs: vec![]
+                heredocs: vec![],
+                network: RunNetworkMode::Default,
             }
         );
         // Not valid JSON: shell form, as Docker does.
@@ -944,7 +972,14 @@ mod tests {
     fn run_unsupported_flags() {
         let e = err("FROM a\nRUN --mount=type=cache,target=/x make");
         assert_eq!(e, "Dockerfile:2: RUN: --mount is not supported by berth");
-        assert!(err("FROM a\nRUN --network=none make").contains("--network"));
+        assert!(err("FROM a\nRUN --network=bridge make").contains("--network=bridge"));
+        assert!(matches!(
+            one("RUN --network=none make"),
+            InstructionKind::Run {
+                network: RunNetworkMode::None,
+                ..
+            }
+        ));
         assert!(err("FROM a\nRUN --foo make").contains("unknown flag: --foo"));
     }
 

@@ -7,9 +7,10 @@
 //! (stored in [`CacheEntry::layer`]), so a hit is one lookup and a fully cached build creates
 //! no container and writes no layer; the final image is the target stage's last intermediate.
 //!
-//! RUN uses `NetworkMode::Host`, Docker's `--network=host` build mode: the command sees the
-//! host's network (apt-get works without netd). A dedicated build network with NAT is not
-//! wired yet.
+//! RUN gets a network namespace of its own, attached through the caller's [`RunNetwork`] to
+//! the build network (NAT egress, resolv.conf naming the host's real upstream resolvers)
+//! before it starts and detached when the step ends, pass or fail. `RUN --network=none` gets
+//! loopback only, `RUN --network=host` the host's namespace.
 
 use std::collections::HashMap;
 use std::fs;
@@ -26,9 +27,11 @@ use super::context::{Context, ContextError, DigestCache};
 use super::copy::{self, ItemKind};
 use super::dockerfile::{Dockerfile, ParseError};
 use super::ignore::IgnoreError;
+use super::network::{RunNetwork, RunNetworkError};
 use super::plan::{self, CacheKey, PlanError};
 use super::steps::{
-    BaseImage, BaseSource, CopyOrigin, CopySource, CopySpec, PlanOptions, RunSpec, StepKind,
+    BaseImage, BaseSource, CopyOrigin, CopySource, CopySpec, PlanOptions, RunNetworkMode, RunSpec,
+    StepKind,
 };
 use crate::container::{ContainerConfig, NetworkMode, RootfsSource, Runtime, RuntimeError, logs};
 use crate::image::diff::{self, DiffError};
@@ -70,6 +73,14 @@ pub enum BuildError {
         reference: String,
         #[source]
         source: StoreError,
+    },
+    /// `--pull` could not fetch a base image from its registry.
+    #[error("--pull: cannot pull base image {reference}")]
+    Pull {
+        /// As written in FROM / COPY --from.
+        reference: String,
+        #[source]
+        source: crate::image::registry::RegistryError,
     },
     /// The image store failed during a step.
     #[error("{step}: image store")]
@@ -142,6 +153,14 @@ pub enum BuildError {
         /// What is missing.
         what: &'static str,
     },
+    /// The build network could not be wired for a RUN step.
+    #[error("{step}")]
+    Network {
+        /// The step.
+        step: String,
+        #[source]
+        source: RunNetworkError,
+    },
     /// The cache index could not be read or written.
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -165,6 +184,11 @@ pub struct BuildRequest {
     pub tags: Vec<String>,
     /// `--no-cache`: run every step, then record the results for the next build.
     pub no_cache: bool,
+    /// `--pull`: resolve every base image (FROM, COPY --from=image) from its registry again
+    /// instead of the store's copy.
+    pub pull: bool,
+    /// How `pull` reaches registries (insecure registries, attempts, credentials).
+    pub pull_options: crate::image::registry::PullOptions,
 }
 
 /// One step as it went, for progress output.
@@ -196,6 +220,9 @@ pub struct Builder<'a> {
     store: &'a ImageStore,
     runtime: &'a Runtime,
     dir: PathBuf,
+    network: Option<&'a dyn RunNetwork>,
+    /// Whether this build attached anything (so `release` is called once at its end).
+    attached: std::sync::atomic::AtomicBool,
 }
 
 /// Label of RUN containers: `builder prune` removes any a killed build left behind.
@@ -204,6 +231,32 @@ pub const BUILD_LABEL: &str = "berth.build.step";
 /// The builder's state directory under the instance root (cache index, digest caches, tmp).
 pub fn builder_dir(root: &Path) -> PathBuf {
     root.join("builder")
+}
+
+/// One step of the instance's last build, for `berth image tree`.
+#[derive(Debug, Clone)]
+pub struct LastBuildStep {
+    /// `[3/7] RUN make`.
+    pub display: String,
+    /// Served from the cache.
+    pub hit: bool,
+    /// The intermediate image the step produced or reused (None for FROM).
+    pub image: Option<String>,
+}
+
+/// The steps of the last build of the instance under `root` and whether each was a cache hit
+/// (the cache index records them), so users can see why a build took as long as it did.
+pub fn last_build(root: &Path) -> Result<Vec<LastBuildStep>, BuildError> {
+    let cache = BuildCache::open(&builder_dir(root).join("cache.json"))?;
+    Ok(cache
+        .last_build()
+        .iter()
+        .map(|o| LastBuildStep {
+            display: o.display.clone(),
+            hit: o.hit,
+            image: cache.get(&o.key).and_then(|e| e.layer.clone()),
+        })
+        .collect())
 }
 
 fn now_secs() -> u64 {
@@ -218,6 +271,17 @@ fn builder_config_of(img: &Image) -> ImageConfig {
         .get("config")
         .and_then(|c| serde_json::from_value(c.clone()).ok())
         .unwrap_or_default()
+}
+
+/// Docker's config extensions the OCI schema lacks and the builder keeps: `Shell`, so that
+/// shell-form RUN/CMD of images built FROM this one use it, as with Docker. (`OnBuild` is never
+/// written: ONBUILD is refused with its line number.)
+fn config_extensions(cfg: &ImageConfig) -> serde_json::Map<String, serde_json::Value> {
+    let mut ext = serde_json::Map::new();
+    if let Some(shell) = &cfg.shell {
+        ext.insert("Shell".into(), serde_json::json!(shell));
+    }
+    ext
 }
 
 /// The store's shapes of a builder config (runtime config + Docker's Healthcheck extension).
@@ -237,14 +301,21 @@ fn store_config(cfg: &ImageConfig) -> Result<(Config, Option<Healthcheck>), Buil
     Ok((config, hc))
 }
 
-/// The removal guard of a RUN container: it goes even when the build fails or panics.
+/// The removal guard of a RUN container: it is detached from the build network and removed
+/// even when the build fails or panics.
 struct ContainerGuard<'a> {
     runtime: &'a Runtime,
     rec: crate::container::Record,
+    network: Option<&'a dyn RunNetwork>,
 }
 
 impl Drop for ContainerGuard<'_> {
     fn drop(&mut self) {
+        if let Some(n) = self.network
+            && let Err(e) = n.detach(&self.rec.id)
+        {
+            tracing::warn!(container = %self.rec.id, error = %e, "detaching a build container");
+        }
         if let Err(e) = self.runtime.remove(&self.rec, true) {
             tracing::warn!(container = %self.rec.id, error = %e, "removing a build container");
         }
@@ -274,7 +345,15 @@ impl<'a> Builder<'a> {
             store,
             runtime,
             dir: builder_dir(root),
+            network: None,
+            attached: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The build network RUN steps use by default; without one they get loopback only.
+    pub fn with_network(mut self, network: &'a dyn RunNetwork) -> Builder<'a> {
+        self.network = Some(network);
+        self
     }
 
     fn cache_path(&self) -> PathBuf {
@@ -309,6 +388,22 @@ impl<'a> Builder<'a> {
 
     /// Builds `req`; `progress` sees each step as it finishes (for `[n/N] ... CACHED` lines).
     pub fn build(
+        &self,
+        req: &BuildRequest,
+        progress: impl FnMut(&StepReport),
+    ) -> Result<BuildResult, BuildError> {
+        let res = self.build_steps(req, progress);
+        if self
+            .attached
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+            && let Some(n) = self.network
+        {
+            n.release();
+        }
+        res
+    }
+
+    fn build_steps(
         &self,
         req: &BuildRequest,
         mut progress: impl FnMut(&StepReport),
@@ -346,13 +441,21 @@ impl<'a> Builder<'a> {
             if bases.contains_key(&r.reference) {
                 continue;
             }
-            let img = self
-                .store
-                .resolve(&r.reference)
-                .map_err(|source| BuildError::BaseImage {
+            let img = if req.pull {
+                tracing::info!(image = %r.reference, "pulling base image (--pull)");
+                crate::image::registry::pull(self.store, &r.reference, &req.pull_options, &|_| {})
+                    .map_err(|source| BuildError::Pull {
                     reference: r.reference.clone(),
                     source,
-                })?;
+                })?
+            } else {
+                self.store
+                    .resolve(&r.reference)
+                    .map_err(|source| BuildError::BaseImage {
+                        reference: r.reference.clone(),
+                        source,
+                    })?
+            };
             bases.insert(
                 r.reference.clone(),
                 BaseImage {
@@ -622,6 +725,7 @@ impl<'a> Builder<'a> {
         created_by: String,
     ) -> Result<Image, BuildError> {
         let (config, healthcheck) = store_config(cfg)?;
+        let extensions = config_extensions(cfg);
         let new = NewImage {
             config,
             healthcheck,
@@ -641,12 +745,12 @@ impl<'a> Builder<'a> {
                     source,
                 })?;
                 self.store
-                    .commit(Some(&mut f), parent.map(|i| &i.id), new)
+                    .commit_extended(Some(&mut f), parent.map(|i| &i.id), new, &extensions)
                     .map_err(store_err)
             }
             None => self
                 .store
-                .commit(None, parent.map(|i| &i.id), new)
+                .commit_extended(None, parent.map(|i| &i.id), new, &extensions)
                 .map_err(store_err),
         }
     }
@@ -754,7 +858,19 @@ impl<'a> Builder<'a> {
         }
         cfg.user = run.user.clone();
         cfg.working_dir = Some(PathBuf::from(&run.workdir));
-        cfg.network = NetworkMode::Host;
+        let network = match run.network {
+            RunNetworkMode::Default => self.network,
+            RunNetworkMode::None | RunNetworkMode::Host => None,
+        };
+        cfg.network = match run.network {
+            RunNetworkMode::Host => NetworkMode::Host,
+            RunNetworkMode::None => NetworkMode::None,
+            RunNetworkMode::Default if network.is_some() => NetworkMode::New,
+            RunNetworkMode::Default => NetworkMode::None,
+        };
+        if let Some(n) = network {
+            cfg.resolv_conf = Some(n.resolv_conf());
+        }
         cfg.labels
             .insert(BUILD_LABEL.to_string(), display.to_string());
         let rt_err = |source| BuildError::Runtime {
@@ -762,10 +878,26 @@ impl<'a> Builder<'a> {
             source,
         };
         let rec = self.runtime.create(cfg).map_err(rt_err)?;
-        let guard = ContainerGuard {
+        let mut guard = ContainerGuard {
             runtime: self.runtime,
             rec,
+            network: None,
         };
+        if let Some(n) = network {
+            let netns = guard.rec.netns.clone().ok_or(BuildError::Unsupported {
+                step: display.to_string(),
+                what: "a RUN container without a network namespace pin",
+            })?;
+            self.attached
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            // Detach even when attach failed half-way: detaching what is not there is a no-op.
+            guard.network = Some(n);
+            n.attach(&guard.rec.id, &netns)
+                .map_err(|source| BuildError::Network {
+                    step: display.to_string(),
+                    source,
+                })?;
+        }
         let step_text = display;
         tracing::debug!(container = %guard.rec.id, step = step_text, "RUN");
         let script_path = guard.rec.dir.join("upper").join(SCRIPT);

@@ -42,7 +42,7 @@
 //!   it. Else mount overlayfs (lowers = the layers so far, a fresh upper), create
 //!   `RunSpec::workdir` if missing, run `RunSpec::argv` (or write `RunSpec::script` to an
 //!   executable temp file and run it) as `RunSpec::user` with exactly `RunSpec::env`, on the
-//!   build network. Exit 0: the upper dir (with overlay whiteouts turned into OCI whiteouts) is
+//!   build network ([`network::RunNetwork`]; `RunSpec::network` may ask for none or host). Exit 0: the upper dir (with overlay whiteouts turned into OCI whiteouts) is
 //!   the new layer; record it under `cache_key` with the previous step's key as parent. Failure:
 //!   report `Step::display`, the command, the exit code and the last output lines; remove the
 //!   container.
@@ -67,6 +67,7 @@ pub mod copy;
 pub mod dockerfile;
 pub mod exec;
 pub mod ignore;
+pub mod network;
 pub mod plan;
 pub mod stages;
 pub mod steps;

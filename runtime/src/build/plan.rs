@@ -37,7 +37,7 @@ use thiserror::Error;
 use super::config::{ConfigChange, HealthConfig, ImageConfig, ImageConfigDelta, nanos};
 use super::context::{Context, ContextError, field};
 use super::dockerfile::{
-    ArgDecl, Command, CopyArgs, Dockerfile, Instruction, InstructionKind, Source,
+    ArgDecl, Command, CopyArgs, Dockerfile, Instruction, InstructionKind, RunNetworkMode, Source,
 };
 use super::ignore::clean_path;
 use super::stages::{BaseRef, StageError, StageGraph};
@@ -705,7 +705,11 @@ impl Planner<'_> {
         let kw = ins.kind.keyword();
         let delta = |c| ImageConfigDelta::one(c);
         let (kind, delta): (StepKind, ImageConfigDelta) = match &ins.kind {
-            InstructionKind::Run { command, heredocs } => {
+            InstructionKind::Run {
+                command,
+                heredocs,
+                network,
+            } => {
                 let (argv, script) = match command {
                     Command::Shell(s) if !heredocs.is_empty() => run_with_heredocs(st, s, heredocs),
                     c => (st.shell_argv(c), None),
@@ -730,11 +734,17 @@ impl Planner<'_> {
                     env,
                     user: st.config.user.clone(),
                     workdir: st.workdir(),
+                    network: *network,
                 };
-                let material = serde_json::json!({
+                let mut material = serde_json::json!({
                     "argv": spec.argv, "script": spec.script, "env": keyed_env,
                     "user": spec.user, "workdir": spec.workdir,
                 });
+                // The network is part of what ran (as in BuildKit), but the default one leaves
+                // the key as it was before `--network` existed, so old caches still hit.
+                if *network != RunNetworkMode::Default {
+                    material["network"] = serde_json::json!(network);
+                }
                 return Ok((
                     StepKind::Run(spec),
                     ImageConfigDelta::default(),

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::config::{ImageConfig, ImageConfigDelta};
 use super::context::{SelectedSource, field};
+pub use super::dockerfile::RunNetworkMode;
 
 /// A step's cache key: `sha256:<hex>`, stable across runs and machines.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -149,6 +150,8 @@ pub struct RunSpec {
     pub user: Option<String>,
     /// WORKDIR in effect (created if missing, as Docker does).
     pub workdir: String,
+    /// `RUN --network=...`.
+    pub network: RunNetworkMode,
 }
 
 /// What kind of work a step is.

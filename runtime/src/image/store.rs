@@ -939,8 +939,11 @@ impl ImageStore {
         Ok(report)
     }
 
-    /// `image prune`: removes untagged images (all unused images with `all`) that no container
-    /// uses, then every layer and blob no remaining image references.
+    /// `image prune`: removes dangling images (all unused images with `all`) that no container
+    /// uses, then every layer and blob no remaining image references. Without `all`, an
+    /// untagged image is dangling only when no kept image descends from it (Docker's rule):
+    /// build intermediates of tagged images stay, as they back the build cache, while those of
+    /// images that were retagged or removed go.
     pub fn prune(&self, all: bool) -> Result<RemoveReport> {
         let _g = self.gc_lock()?;
         let used = self.containers_using()?;
@@ -948,8 +951,30 @@ impl ImageStore {
         let tagged: BTreeSet<&Digest> = tags.tags.values().collect();
         let mut report = RemoveReport::default();
         let mut drop_tags = Vec::new();
-        for rec in self.records()? {
-            if used.contains_key(&rec.id) || (!all && tagged.contains(&rec.id)) {
+        let records = self.records()?;
+        let mut ancestors: BTreeSet<Digest> = BTreeSet::new();
+        if !all {
+            let parent_of: BTreeMap<&Digest, &Digest> = records
+                .iter()
+                .filter_map(|r| r.parent.as_ref().map(|p| (&r.id, p)))
+                .collect();
+            for r in &records {
+                if !(tagged.contains(&r.id) || used.contains_key(&r.id)) {
+                    continue;
+                }
+                let mut cur = parent_of.get(&r.id).copied();
+                while let Some(p) = cur {
+                    if !ancestors.insert(p.clone()) {
+                        break;
+                    }
+                    cur = parent_of.get(p).copied();
+                }
+            }
+        }
+        for rec in records {
+            if used.contains_key(&rec.id)
+                || (!all && (tagged.contains(&rec.id) || ancestors.contains(&rec.id)))
+            {
                 continue;
             }
             let p = self.image_record_path(&rec.id);
@@ -1149,6 +1174,19 @@ impl ImageStore {
         parent: Option<&Digest>,
         new: NewImage,
     ) -> Result<Image> {
+        self.commit_extended(layer, parent, new, &serde_json::Map::new())
+    }
+
+    /// [`Self::commit`] with Docker's extensions of the runtime config that the OCI schema
+    /// lacks (`Shell`, ...), written into the config's `config` object as given, so that
+    /// images built FROM this one inherit them as they do with Docker.
+    pub fn commit_extended(
+        &self,
+        layer: Option<&mut dyn Read>,
+        parent: Option<&Digest>,
+        new: NewImage,
+        extensions: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Image> {
         let _w = self.writer_lock()?;
         let parent_img = parent.map(|p| self.resolve(p.as_str())).transpose()?;
         let mut layer_descs: Vec<Descriptor> = Vec::new();
@@ -1221,6 +1259,11 @@ impl ImageStore {
         ) && let Ok(hv) = serde_json::to_value(h)
         {
             obj.insert("Healthcheck".into(), hv);
+        }
+        if let Some(obj) = value.get_mut("config").and_then(|c| c.as_object_mut()) {
+            for (k, v) in extensions {
+                obj.insert(k.clone(), v.clone());
+            }
         }
         let config_bytes = serde_json::to_vec(&value).map_err(|e| StoreError::BadDocument {
             what: "config",
