@@ -17,6 +17,7 @@ use berth_runtime::container::{
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
+use crate::engine::stack::{ContainerConnect, ContainerNetwork, DEFAULT_BRIDGE};
 
 /// `berth container` subcommands.
 #[derive(Subcommand, Debug)]
@@ -58,6 +59,9 @@ pub enum ContainerCommand {
         /// Kill a running container first
         #[arg(short, long)]
         force: bool,
+        /// Also remove the container's anonymous volumes
+        #[arg(short, long)]
+        volumes: bool,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -150,9 +154,19 @@ pub struct RunArgs {
     /// Run a minimal init as PID 1 that reaps zombies and forwards signals
     #[arg(long)]
     init: bool,
-    /// Network: none, host or container:NAME (named networks need the network daemon, issue 5)
-    #[arg(long, default_value = "none")]
-    network: String,
+    /// Network: none (the default without -p), bridge (the default with -p; made on first
+    /// use), a network made by `berth network create`, host, or container:NAME
+    #[arg(long, alias = "net")]
+    network: Option<String>,
+    /// Extra DNS name of the container on its network
+    #[arg(long = "network-alias", alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// Static IPv4 address on the network
+    #[arg(long)]
+    ip: Option<std::net::Ipv4Addr>,
+    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (ranges as 8000-8001:80-81)
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short, long)]
     memory: Option<String>,
@@ -298,7 +312,7 @@ fn exit_code(code: i32) -> ExitCode {
 
 pub fn run(g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
     let rt = runtime(g)?;
-    match dispatch(&rt, &g.root, cmd) {
+    match dispatch(&rt, g, cmd) {
         // Start failures keep Docker's status (125 berth, 126 not executable, 127 not found).
         Err(e) if error_exit_code(&e).is_some() => {
             eprintln!("berth: {e:#}");
@@ -308,11 +322,11 @@ pub fn run(g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn dispatch(rt: &Runtime, root: &Path, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
+fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
     let rt = rt.clone();
     match cmd {
-        ContainerCommand::Run(a) => run_container(&rt, root, *a, true),
-        ContainerCommand::Create(a) => run_container(&rt, root, *a, false),
+        ContainerCommand::Run(a) => run_container(&rt, g, *a, true),
+        ContainerCommand::Create(a) => run_container(&rt, g, *a, false),
         ContainerCommand::Ls(a) => ls(&rt, a),
         ContainerCommand::Logs(a) => show_logs(&rt, a),
         ContainerCommand::Start {
@@ -363,13 +377,17 @@ fn dispatch(rt: &Runtime, root: &Path, cmd: ContainerCommand) -> anyhow::Result<
             }
             Ok(ExitCode::SUCCESS)
         }
-        ContainerCommand::Rm { force, containers } => {
+        ContainerCommand::Rm {
+            force,
+            volumes: _,
+            containers,
+        } => {
             let mut failed = false;
             for c in containers {
-                match rt.resolve(&c).and_then(|rec| rt.remove(&rec, force)) {
+                match remove_container(&rt, g, &c, force) {
                     Ok(()) => println!("{c}"),
                     Err(e) => {
-                        eprintln!("berth: {c}: {e}");
+                        eprintln!("berth: {c}: {e:#}");
                         failed = true;
                     }
                 }
@@ -810,7 +828,14 @@ fn build_config(
         cfg.user = a.user.clone();
     }
     cfg.hostname = a.hostname.clone();
-    cfg.network = match a.network.as_str() {
+    let network = network_of(a);
+    if !a.publish.is_empty() && !is_named_network(&network) {
+        bail!("-p/--publish needs a bridge network, not --network {network}");
+    }
+    if (a.ip.is_some() || !a.network_alias.is_empty()) && !is_named_network(&network) {
+        bail!("--ip and --network-alias need a bridge network, not --network {network}");
+    }
+    cfg.network = match network.as_str() {
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
         other if other.starts_with("container:") => {
@@ -821,9 +846,8 @@ fn build_config(
                 _ => NetworkMode::Host,
             }
         }
-        other => bail!(
-            "network {other:?}: only `none`, `host` and `container:NAME` work until the network daemon lands (issue 5)"
-        ),
+        // A bridge network: attached by the daemon's netd once the container exists.
+        _ => NetworkMode::New,
     };
     cfg.resources.memory = a
         .memory
@@ -893,8 +917,9 @@ fn build_config(
     Ok((cfg, image_id))
 }
 
-fn run_container(rt: &Runtime, root: &Path, a: RunArgs, start: bool) -> anyhow::Result<ExitCode> {
-    let (cfg, image_id) = build_config(rt, root, &a)?;
+fn run_container(rt: &Runtime, g: &GlobalOpts, a: RunArgs, start: bool) -> anyhow::Result<ExitCode> {
+    let (cfg, image_id) = build_config(rt, &g.root, &a)?;
+    let connect = network_request(&a)?;
     let rec = rt.create(cfg).map_err(start_error)?;
     if let Some(id) = image_id {
         let p = rec
@@ -902,16 +927,125 @@ fn run_container(rt: &Runtime, root: &Path, a: RunArgs, start: bool) -> anyhow::
             .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
         std::fs::write(&p, id).with_context(|| format!("writing {}", p.display()))?;
     }
-    if !start {
-        println!("{}", rec.id);
-        return Ok(ExitCode::SUCCESS);
+    if let Some(mut req) = connect {
+        req.container = rec.id.clone();
+        if let Err(e) = daemon_post::<Vec<String>>(g, "/container/connect", &req) {
+            let _ = rt.remove(&rec, true);
+            return Err(e.context(format!("cannot connect container {}", rec.config.name)));
+        }
     }
-    if a.detach {
-        rt.start(&rec).map_err(start_error)?;
+    let attached = is_named_network(&network_of(&a));
+    let code = if !start {
         println!("{}", rec.id);
-        return Ok(ExitCode::SUCCESS);
+        Ok(ExitCode::SUCCESS)
+    } else if a.detach {
+        match rt.start(&rec) {
+            Ok(_) => {
+                println!("{}", rec.id);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => Err(start_error(e)),
+        }
+    } else {
+        start_foreground(rt, &rec, a.interactive, a.tty)
+    };
+    // `--rm`: the shim removed the container when it exited (or failed to start); its
+    // endpoints and DNS names go too (a detached one is swept by the daemon when it exits).
+    if attached && a.rm && (!a.detach || code.is_err()) && !rec.dir.exists() {
+        disconnect(g, &rec.id);
     }
-    start_foreground(rt, &rec, a.interactive, a.tty)
+    code
+}
+
+/// The `--network` value in effect (`none`, or `bridge` when ports are published).
+fn network_of(a: &RunArgs) -> String {
+    match a.network.as_deref() {
+        Some("default") => DEFAULT_BRIDGE.into(),
+        Some(n) => n.into(),
+        None if a.publish.is_empty() => "none".into(),
+        None => DEFAULT_BRIDGE.into(),
+    }
+}
+
+/// A bridge network that netd attaches (not none, host or container:X).
+fn is_named_network(n: &str) -> bool {
+    !matches!(n, "none" | "host" | "") && !n.starts_with("container:")
+}
+
+/// What to ask the daemon to attach, for a bridge network.
+fn network_request(a: &RunArgs) -> anyhow::Result<Option<ContainerConnect>> {
+    let network = network_of(a);
+    if !is_named_network(&network) {
+        return Ok(None);
+    }
+    let mut ports = Vec::new();
+    for p in &a.publish {
+        if !p.contains(':') {
+            bail!(
+                "-p {p:?}: give the host port too, as HOST_PORT:CONTAINER_PORT (random host ports are not supported)"
+            );
+        }
+        ports.push(
+            p.parse::<berth_netd::ports::PortMapping>()
+                .with_context(|| format!("-p {p:?}"))?,
+        );
+    }
+    Ok(Some(ContainerConnect {
+        container: String::new(),
+        networks: vec![ContainerNetwork {
+            name: network,
+            aliases: a.network_alias.clone(),
+            ipv4_address: a.ip,
+        }],
+        ports,
+    }))
+}
+
+/// One JSON call to the instance's daemon (started when none answers).
+fn daemon_post<T: serde::de::DeserializeOwned>(
+    g: &GlobalOpts,
+    route: &str,
+    body: &impl serde::Serialize,
+) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    rt.block_on(async {
+        let client = crate::api::client::Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.post(route, body).await?)
+    })
+}
+
+/// Drops a removed container's endpoints and DNS names in the daemon; reports failures.
+fn disconnect(g: &GlobalOpts, id: &str) {
+    match daemon_post::<Vec<String>>(g, "/container/disconnect", &vec![id.to_string()]) {
+        Ok(failures) => {
+            for f in failures {
+                eprintln!("berth: {f}");
+            }
+        }
+        Err(e) => eprintln!("berth: detaching {id} from its networks: {e:#}"),
+    }
+}
+
+/// Whether netd has endpoints of this container (read from its state file: no daemon needed).
+fn has_endpoints(root: &Path, id: &str) -> bool {
+    std::fs::read(root.join("netd").join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<berth_netd::state::State>(&b).ok())
+        .is_some_and(|st| st.endpoints.iter().any(|e| e.container == id))
+}
+
+/// `rm`: removes the container and, when it was on bridge networks, its endpoints and DNS
+/// names (through the daemon, which owns netd).
+fn remove_container(rt: &Runtime, g: &GlobalOpts, what: &str, force: bool) -> anyhow::Result<()> {
+    let rec = rt.resolve(what)?;
+    rt.remove(&rec, force)?;
+    if has_endpoints(&g.root, &rec.id) {
+        disconnect(g, &rec.id);
+    }
+    Ok(())
 }
 
 /// Starts a created container in the foreground: attached with `-i`/`-t`, else following its
