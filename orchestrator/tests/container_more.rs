@@ -144,7 +144,11 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
         "true",
     ]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("no such network: nosuchnet"), "{}", text(&o));
+    assert!(
+        text(&o).contains("no such network: nosuchnet"),
+        "{}",
+        text(&o)
+    );
     let o = h.berth(&[
         "container",
         "run",
@@ -158,6 +162,45 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
     ]);
     assert!(text(&o).contains("needs a bridge network"), "{}", text(&o));
 
+    // ls --format: docker's template subset, with the published ports and networks.
+    let ls = h.ok(&[
+        "container",
+        "ls",
+        "--format",
+        "{{.Names}} {{.Ports}} {{.Networks}}",
+    ]);
+    assert!(
+        ls.lines().any(|l| l == "web 0.0.0.0:18080->80/tcp appnet"),
+        "{ls}"
+    );
+    assert!(
+        ls.lines().any(|l| l == "b1 127.0.0.1:18081->80/tcp bridge"),
+        "{ls}"
+    );
+    let json = h.ok(&["container", "ls", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let web_row = rows.iter().find(|r| r["Names"] == "web").expect("web row");
+    assert_eq!(web_row["Image"], "busybox:e2e");
+    assert_eq!(web_row["State"], "running");
+    assert_eq!(web_row["ID"], &web_id[..12]);
+    let table = h.ok(&[
+        "container",
+        "ls",
+        "--format",
+        "table {{.Names}}\\t{{.Status}}",
+    ]);
+    let mut lines = table.lines();
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("NAMES") && l.ends_with("STATUS")),
+        "{table}"
+    );
+    assert!(lines.all(|l| l.contains("Up ")), "{table}");
+
     // rm detaches (endpoint, DNS name, published port) so the networks can go.
     h.ok(&["container", "rm", "-f", "web", "b1"]);
     assert!(endpoints(&h, "appnet").is_empty());
@@ -167,4 +210,123 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
     h.ok(&["system", "shutdown"]);
     let leaks = h.leaks(&[web_id, b1_id]);
     assert!(leaks.is_empty(), "left: {leaks:#?}");
+}
+
+#[test]
+fn anonymous_and_named_volumes_live_and_go_as_docker_users_expect() {
+    if !runnable() {
+        return;
+    }
+    let h = Host::new("cvol");
+    h.busybox_image();
+    assert_eq!(
+        h.ok(&["volume", "create", "--label", "tier=db", "named1"])
+            .trim(),
+        "named1"
+    );
+    h.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "v1",
+        "-v",
+        "named1:/n",
+        "-v",
+        "/anon",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo kept > /n/f; echo gone > /anon/f; sleep 300",
+    ]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(h.ok(&["container", "inspect", "v1"]).trim()).expect("inspect");
+    let anon = inspect[0]["Config"]["anonymous_volumes"][0]
+        .as_str()
+        .expect("one anonymous volume")
+        .to_string();
+    let vols = h.ok(&[
+        "volume",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Anonymous}} {{.Labels.tier}}",
+    ]);
+    assert!(vols.lines().any(|l| l == "named1 false db"), "{vols}");
+    assert!(
+        vols.lines().any(|l| l == format!("{anon} true <no value>")),
+        "{vols}"
+    );
+    let data = h.root.join("volumes").join(&anon).join("_data/f");
+    assert!(
+        eventually(10, || data.exists()),
+        "the container wrote its volume"
+    );
+
+    // In use: refused, naming the container.
+    let o = h.berth(&["volume", "rm", "named1"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("in use by container v1"), "{}", text(&o));
+
+    // rm -v takes the anonymous volume, never the named one.
+    h.ok(&["container", "rm", "-f", "-v", "v1"]);
+    assert!(
+        !h.root.join("volumes").join(&anon).exists(),
+        "anonymous volume removed"
+    );
+    let kept = std::fs::read_to_string(h.root.join("volumes/named1/_data/f")).expect("named data");
+    assert_eq!(kept.trim(), "kept");
+    let again = h.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "-v",
+        "named1:/n",
+        "busybox:e2e",
+        "cat",
+        "/n/f",
+    ]);
+    assert!(again.contains("kept"), "{again}");
+    h.ok(&["volume", "rm", "named1"]);
+
+    // --rm removes its anonymous volumes (--mount without a source is one).
+    h.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,target=/m",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo x > /m/x",
+    ]);
+    assert_eq!(h.ok(&["volume", "ls", "-q"]).trim(), "");
+
+    // Plain rm keeps it; prune removes unused anonymous volumes only.
+    h.ok(&[
+        "container",
+        "create",
+        "--name",
+        "v2",
+        "-v",
+        "/keep",
+        "busybox:e2e",
+        "true",
+    ]);
+    h.ok(&["volume", "create", "stays"]);
+    let o = h.berth(&["volume", "prune"]);
+    assert!(
+        text(&o).contains("Total reclaimed: 0"),
+        "in use: {}",
+        text(&o)
+    );
+    h.ok(&["container", "rm", "v2"]);
+    let pruned = h.ok(&["volume", "prune"]);
+    assert!(pruned.contains("Total reclaimed: 1"), "{pruned}");
+    assert_eq!(h.ok(&["volume", "ls", "-q"]).trim(), "stays");
+    h.ok(&["volume", "prune", "-a"]);
+    assert_eq!(h.ok(&["volume", "ls", "-q"]).trim(), "");
+    let o = h.berth(&["volume", "inspect", "stays"]);
+    assert!(text(&o).contains("no such volume: stays"), "{}", text(&o));
+    assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
 }

@@ -18,6 +18,7 @@ use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
 use crate::engine::stack::{ContainerConnect, ContainerNetwork, DEFAULT_BRIDGE};
+use berth_runtime::container::volumes::anonymous_name;
 
 /// `berth container` subcommands.
 #[derive(Subcommand, Debug)]
@@ -232,6 +233,14 @@ pub struct LsArgs {
     /// Only print ids
     #[arg(short, long)]
     quiet: bool,
+    /// `json` (one object per line), or a Go-template subset: '{{.ID}} {{.Names}}',
+    /// '{{json .}}', 'table {{.Names}}\t{{.Status}}' (fields ID, Names, Image, Command,
+    /// CreatedAt, RunningFor, Status, State, Ports, Networks, Labels, Mounts)
+    #[arg(long)]
+    format: Option<String>,
+    /// Do not truncate the id and command
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
 }
 
 /// Options of `logs`.
@@ -327,7 +336,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
     match cmd {
         ContainerCommand::Run(a) => run_container(&rt, g, *a, true),
         ContainerCommand::Create(a) => run_container(&rt, g, *a, false),
-        ContainerCommand::Ls(a) => ls(&rt, a),
+        ContainerCommand::Ls(a) => ls(&rt, &g.root, a),
         ContainerCommand::Logs(a) => show_logs(&rt, a),
         ContainerCommand::Start {
             attach,
@@ -379,12 +388,12 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
         }
         ContainerCommand::Rm {
             force,
-            volumes: _,
+            volumes,
             containers,
         } => {
             let mut failed = false;
             for c in containers {
-                match remove_container(&rt, g, &c, force) {
+                match remove_container(&rt, g, &c, force, volumes) {
                     Ok(()) => println!("{c}"),
                     Err(e) => {
                         eprintln!("berth: {c}: {e:#}");
@@ -674,8 +683,12 @@ fn parse_volume(v: &str) -> anyhow::Result<MountSpec> {
     let (src, dst, opts) = match parts.as_slice() {
         [src, dst] => (*src, *dst, ""),
         [src, dst, opts] => (*src, *dst, *opts),
-        [dst] => {
-            bail!("anonymous volume {dst:?} is not supported yet: give it a name (NAME:{dst})")
+        [dst] if dst.starts_with('/') => {
+            return Ok(MountSpec::Volume {
+                name: anonymous_name(),
+                target: dst.into(),
+                read_only: false,
+            });
         }
         _ => bail!("invalid volume {v:?} (expected SRC:DST[:ro])"),
     };
@@ -697,6 +710,14 @@ fn parse_volume(v: &str) -> anyhow::Result<MountSpec> {
             target: dst.into(),
             read_only,
         })
+    }
+}
+
+/// The volume name of a volume mount.
+fn volume_name(m: &MountSpec) -> Option<String> {
+    match m {
+        MountSpec::Volume { name, .. } => Some(name.clone()),
+        _ => None,
     }
 }
 
@@ -732,9 +753,7 @@ fn parse_mount(spec: &str) -> anyhow::Result<MountSpec> {
             }
         }
         "volume" => MountSpec::Volume {
-            name: source.with_context(|| {
-                format!("--mount {spec:?}: anonymous volumes are not supported yet, give a source")
-            })?,
+            name: source.unwrap_or_else(anonymous_name),
             target: target.into(),
             read_only,
         },
@@ -759,6 +778,7 @@ fn build_config(
         .as_ref()
         .map(|ep| shell_words::split(ep).with_context(|| format!("entrypoint {ep:?}")))
         .transpose()?;
+    let mut image_volumes: Vec<String> = Vec::new();
     let (mut cfg, image_id) = match &a.rootfs {
         Some(rootfs) => {
             let rootfs = std::fs::canonicalize(rootfs)
@@ -788,6 +808,12 @@ fn build_config(
                 working_dir: None,
             };
             let cfg = ContainerConfig::from_image(img.layer_dirs(), &img.config, overrides);
+            image_volumes = img
+                .config
+                .config()
+                .as_ref()
+                .and_then(|c| c.volumes().clone())
+                .unwrap_or_default();
             (cfg, Some(img.id.to_string()))
         }
     };
@@ -804,12 +830,43 @@ fn build_config(
     if a.tty && !cfg.env.iter().any(|e| e.starts_with("TERM=")) {
         cfg.env.push("TERM=xterm".into());
     }
+    let mut anonymous = Vec::new();
     for v in &a.volume {
-        cfg.mounts.push(parse_volume(v)?);
+        let m = parse_volume(v)?;
+        if !v.contains(':') {
+            anonymous.extend(volume_name(&m));
+        }
+        cfg.mounts.push(m);
     }
-    for m in &a.mount {
-        cfg.mounts.push(parse_mount(m)?);
+    for spec in &a.mount {
+        let m = parse_mount(spec)?;
+        if matches!(m, MountSpec::Volume { .. })
+            && !spec
+                .split(',')
+                .any(|p| p.starts_with("source=") || p.starts_with("src="))
+        {
+            anonymous.extend(volume_name(&m));
+        }
+        cfg.mounts.push(m);
     }
+    // The image's VOLUMEs that no mount covers get an anonymous volume, as Docker does.
+    for target in image_volumes {
+        let covered = cfg.mounts.iter().any(|m| match m {
+            MountSpec::Bind { target: t, .. }
+            | MountSpec::Volume { target: t, .. }
+            | MountSpec::Tmpfs { target: t, .. } => t == Path::new(&target),
+        });
+        if !covered && target.starts_with('/') {
+            let name = anonymous_name();
+            anonymous.push(name.clone());
+            cfg.mounts.push(MountSpec::Volume {
+                name,
+                target: target.into(),
+                read_only: false,
+            });
+        }
+    }
+    cfg.anonymous_volumes = anonymous;
     for t in &a.tmpfs {
         let (target, opts) = t.split_once(':').unwrap_or((t, ""));
         cfg.mounts.push(MountSpec::Tmpfs {
@@ -917,20 +974,36 @@ fn build_config(
     Ok((cfg, image_id))
 }
 
-fn run_container(rt: &Runtime, g: &GlobalOpts, a: RunArgs, start: bool) -> anyhow::Result<ExitCode> {
+fn run_container(
+    rt: &Runtime,
+    g: &GlobalOpts,
+    a: RunArgs,
+    start: bool,
+) -> anyhow::Result<ExitCode> {
     let (cfg, image_id) = build_config(rt, &g.root, &a)?;
     let connect = network_request(&a)?;
     let rec = rt.create(cfg).map_err(start_error)?;
+    for name in &rec.config.anonymous_volumes {
+        if let Err(e) = rt.volume_mark(name, BTreeMap::new(), true) {
+            let _ = rt.remove(&rec, true);
+            rt.remove_anonymous_volumes(&rec);
+            return Err(e.into());
+        }
+    }
     if let Some(id) = image_id {
         let p = rec
             .dir
             .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
         std::fs::write(&p, id).with_context(|| format!("writing {}", p.display()))?;
+        if let Some(reference) = a.args.first() {
+            let _ = std::fs::write(rec.dir.join(IMAGE_REF_FILE), reference);
+        }
     }
     if let Some(mut req) = connect {
         req.container = rec.id.clone();
         if let Err(e) = daemon_post::<Vec<String>>(g, "/container/connect", &req) {
             let _ = rt.remove(&rec, true);
+            rt.remove_anonymous_volumes(&rec);
             return Err(e.context(format!("cannot connect container {}", rec.config.name)));
         }
     }
@@ -1039,11 +1112,20 @@ fn has_endpoints(root: &Path, id: &str) -> bool {
 
 /// `rm`: removes the container and, when it was on bridge networks, its endpoints and DNS
 /// names (through the daemon, which owns netd).
-fn remove_container(rt: &Runtime, g: &GlobalOpts, what: &str, force: bool) -> anyhow::Result<()> {
+fn remove_container(
+    rt: &Runtime,
+    g: &GlobalOpts,
+    what: &str,
+    force: bool,
+    volumes: bool,
+) -> anyhow::Result<()> {
     let rec = rt.resolve(what)?;
     rt.remove(&rec, force)?;
     if has_endpoints(&g.root, &rec.id) {
         disconnect(g, &rec.id);
+    }
+    if volumes && let Some(e) = rt.remove_anonymous_volumes(&rec).into_iter().next() {
+        return Err(e.into());
     }
     Ok(())
 }
@@ -1104,55 +1186,152 @@ pub(crate) fn start_foreground(
     Ok(exit_code(info.code))
 }
 
-fn ls(rt: &Runtime, a: LsArgs) -> anyhow::Result<ExitCode> {
-    let all = rt.list();
-    if !a.quiet {
-        println!(
-            "{:<12}  {:<28}  {:<24}  {:<20}  NAMES",
-            "CONTAINER ID", "COMMAND", "CREATED", "STATUS"
-        );
-    }
-    for (rec, st) in all {
-        let running = st.status == Status::Running && rt.is_running(&rec);
-        if !a.all && !running {
-            continue;
-        }
-        if a.quiet {
-            println!("{}", &rec.id[..12]);
-            continue;
-        }
-        let mut cmd = rec.config.args.join(" ");
-        if cmd.len() > 26 {
-            cmd.truncate(25);
-            cmd.push('…');
-        }
-        let ago = |t: SystemTime| {
-            let d = SystemTime::now().duration_since(t).unwrap_or_default();
+/// A container as `ls --format` sees it: docker's `ps --format json` fields, all strings.
+fn ls_row(
+    rt: &Runtime,
+    rec: &berth_runtime::container::Record,
+    st: &berth_runtime::container::State,
+    netd: &berth_netd::state::State,
+    no_trunc: bool,
+) -> serde_json::Value {
+    let running = st.status == Status::Running && rt.is_running(rec);
+    let ago = |t: SystemTime| {
+        let d = SystemTime::now().duration_since(t).unwrap_or_default();
+        format!(
+            "{} ago",
+            humantime::format_duration(Duration::from_secs(d.as_secs()))
+        )
+    };
+    let (status, state) = match (st.status, running) {
+        (Status::Running, true) => (
+            format!("Up {}", st.started_at.map(ago).unwrap_or_default())
+                .trim_end_matches(" ago")
+                .to_string(),
+            "running",
+        ),
+        (Status::Created, _) => ("Created".to_string(), "created"),
+        // Recorded as running but its shim is gone (killed, or the host rebooted).
+        (Status::Running, false) => ("Dead (shim gone)".to_string(), "dead"),
+        _ => (
             format!(
-                "{} ago",
-                humantime::format_duration(Duration::from_secs(d.as_secs()))
-            )
-        };
-        let status = match (st.status, running) {
-            (Status::Running, true) => format!("Up {}", st.started_at.map(ago).unwrap_or_default()),
-            (Status::Created, _) => "Created".to_string(),
-            // Recorded as running but its shim is gone (killed, or the host rebooted).
-            (Status::Running, false) => "Dead (shim gone)".to_string(),
-            _ => format!(
                 "Exited ({}) {}",
                 st.exit_code.unwrap_or(0),
                 st.finished_at.map(ago).unwrap_or_default()
             ),
-        };
-        println!(
-            "{:<12}  {:<28}  {:<24}  {:<20}  {}",
-            &rec.id[..12],
-            format!("{cmd:?}"),
-            ago(st.created_at),
-            status,
-            rec.config.name
-        );
+            "exited",
+        ),
+    };
+    let mut cmd = shell_words::join(&rec.config.args);
+    if !no_trunc && cmd.chars().count() > 20 {
+        cmd = cmd.chars().take(19).collect::<String>() + "…";
     }
+    let image = std::fs::read_to_string(rec.dir.join(IMAGE_REF_FILE))
+        .ok()
+        .or_else(|| rec.config.labels.get(crate::engine::labels::IMAGE).cloned())
+        .or_else(|| {
+            std::fs::read_to_string(
+                rec.dir
+                    .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE),
+            )
+            .ok()
+        })
+        .map(|i| {
+            let i = i.trim().to_string();
+            match i.strip_prefix("sha256:") {
+                Some(h) if !no_trunc => h.chars().take(12).collect(),
+                _ => i,
+            }
+        })
+        .unwrap_or_else(|| match &rec.config.rootfs {
+            RootfsSource::Dir(d) => d.display().to_string(),
+            RootfsSource::Layers(_) => String::new(),
+        });
+    let mut ports = Vec::new();
+    let mut networks = Vec::new();
+    for ep in netd.endpoints.iter().filter(|e| e.container == rec.id) {
+        if let Some(n) = netd.networks.get(&ep.network) {
+            networks.push(n.name.clone());
+        }
+        for p in &ep.ports {
+            // Display names the host address only when one was given.
+            let any = if p.host_ip.is_none() { "0.0.0.0:" } else { "" };
+            ports.push(format!("{any}{p}"));
+        }
+    }
+    let mounts: Vec<String> = rec
+        .config
+        .mounts
+        .iter()
+        .map(|m| match m {
+            MountSpec::Bind { source, .. } => source.display().to_string(),
+            MountSpec::Volume { name, .. } => name.clone(),
+            MountSpec::Tmpfs { target, .. } => target.display().to_string(),
+        })
+        .collect();
+    let labels: Vec<String> = rec
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let id = if no_trunc { &rec.id[..] } else { &rec.id[..12] };
+    serde_json::json!({
+        "ID": id,
+        "Names": rec.config.name,
+        "Image": image,
+        "Command": format!("{cmd:?}"),
+        "CreatedAt": humantime::format_rfc3339_seconds(st.created_at).to_string(),
+        "RunningFor": ago(st.created_at),
+        "Status": status,
+        "State": state,
+        "Ports": ports.join(", "),
+        "Networks": networks.join(","),
+        "Labels": labels.join(","),
+        "Mounts": mounts.join(","),
+    })
+}
+
+/// The file in a container's dir that keeps the image reference the user gave (`ls` shows it).
+const IMAGE_REF_FILE: &str = "image-ref";
+
+fn ls(rt: &Runtime, root: &Path, a: LsArgs) -> anyhow::Result<ExitCode> {
+    let netd = std::fs::read(root.join("netd").join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<berth_netd::state::State>(&b).ok())
+        .unwrap_or_default();
+    let rows: Vec<serde_json::Value> = rt
+        .list()
+        .into_iter()
+        .map(|(rec, st)| ls_row(rt, &rec, &st, &netd, a.no_trunc))
+        .filter(|r| a.all || r["State"] == "running")
+        .collect();
+    let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
+    if a.quiet {
+        for r in &rows {
+            println!("{}", field(r, "ID"));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let template = match a.format.as_deref() {
+        Some("json") => {
+            for r in &rows {
+                println!("{r}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(t) if t != "table" => t.to_string(),
+        _ => "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}"
+            .to_string(),
+    };
+    let tpl = super::format::Template::parse(&template)?;
+    print!(
+        "{}",
+        tpl.render_all(&rows, &|f| match f {
+            "ID" => "CONTAINER ID".into(),
+            "RunningFor" => "CREATED".into(),
+            f => super::format::default_header(f),
+        })
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,6 +21,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod state;
+pub mod volumes;
 
 use std::fs;
 use std::io::{self, Read};
@@ -590,6 +591,7 @@ impl Runtime {
             Ok(StartReport::Failed { code, message }) => {
                 if rec.config.auto_remove {
                     remove_files(rec);
+                    volumes::remove_anonymous(rec);
                 }
                 Err(RuntimeError::Start { code, message })
             }
