@@ -1219,8 +1219,7 @@ impl Engine {
                 .map_err(|err| format!("DNS names of {}: {err}", rec.config.name))?;
         }
         let host = self.resolv.host().map(|h| h.conf).unwrap_or_default();
-        let resolv =
-            container_resolv_conf(&gateways, &host, &ContainerResolvOverrides::default());
+        let resolv = container_resolv_conf(&gateways, &host, &ContainerResolvOverrides::default());
         for (file, content) in [("hosts", hosts), ("resolv.conf", resolv)] {
             let path = rec.dir.join(file);
             std::fs::write(&path, content)
@@ -1234,7 +1233,13 @@ impl Engine {
     async fn ensure_default_bridge(&self) -> Result<(), String> {
         let lock = self.project_lock("\0network:bridge");
         let _held = lock.lock().await;
-        if self.netd.state().await.find_network(DEFAULT_BRIDGE).is_some() {
+        if self
+            .netd
+            .state()
+            .await
+            .find_network(DEFAULT_BRIDGE)
+            .is_some()
+        {
             return Ok(());
         }
         let mut labels = BTreeMap::new();
