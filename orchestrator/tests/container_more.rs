@@ -330,3 +330,86 @@ fn anonymous_and_named_volumes_live_and_go_as_docker_users_expect() {
     assert!(text(&o).contains("no such volume: stays"), "{}", text(&o));
     assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
 }
+
+#[test]
+fn commit_turns_a_containers_changes_into_an_image() {
+    if !runnable() {
+        return;
+    }
+    let h = Host::new("ccom");
+    h.busybox_image();
+    // Adds a file, deletes one (a whiteout), replaces a directory (an opaque dir).
+    h.ok(&[
+        "container",
+        "run",
+        "--name",
+        "c1",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo added > /added; rm /etc/group; rm -rf /var/www; mkdir /var/www; echo fresh > /var/www/new.html",
+    ]);
+    let o = h.berth(&[
+        "container",
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/added\"]",
+        "-c",
+        "ENV COMMITTED=yes",
+        "-c",
+        "VOLUME /state",
+        "-m",
+        "from c1",
+        "c1",
+        "committed:v1",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).trim().starts_with("sha256:"), "{}", text(&o));
+
+    // CMD from the change, the new file from the layer.
+    let out = h.ok(&["container", "run", "--rm", "committed:v1"]);
+    assert_eq!(out.trim(), "added");
+    // The deletion and the replaced directory, and the ENV change.
+    let out = h.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "committed:v1",
+        "sh",
+        "-c",
+        "test ! -e /etc/group && echo group-gone; ls /var/www; echo env=$COMMITTED",
+    ]);
+    assert_eq!(out.trim(), "group-gone\nnew.html\nenv=yes", "{out}");
+    // The image's VOLUME gives a container an anonymous volume; --rm removes it.
+    let o = h.ok(&["container", "create", "--name", "c2", "committed:v1"]);
+    assert!(!o.trim().is_empty());
+    assert_eq!(h.ok(&["volume", "ls", "-q"]).lines().count(), 1);
+    h.ok(&["container", "rm", "-v", "c2"]);
+    assert_eq!(h.ok(&["volume", "ls", "-q"]).trim(), "");
+    let hist = h.ok(&["image", "history", "committed:v1"]);
+    assert!(
+        hist.contains("from c1") || hist.contains("commit c1"),
+        "{hist}"
+    );
+
+    // A running container: refused unless --pause=false; a --rootfs one has no image.
+    h.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "c3",
+        "busybox:e2e",
+        "sleep",
+        "300",
+    ]);
+    let o = h.berth(&["container", "commit", "c3"]);
+    assert!(text(&o).contains("cannot pause it yet"), "{}", text(&o));
+    let o = h.berth(&["container", "commit", "--pause=false", "c3", "running:v1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = h.berth(&["container", "commit", "-c", "RUN true", "c1"]);
+    assert!(text(&o).contains("RUN cannot be applied"), "{}", text(&o));
+    h.ok(&["container", "rm", "-f", "c1", "c3"]);
+    h.ok(&["image", "rm", "committed:v1", "running:v1"]);
+    assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
+}

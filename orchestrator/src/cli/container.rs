@@ -92,6 +92,24 @@ pub enum ContainerCommand {
     },
     /// Rename a container
     Rename { container: String, new_name: String },
+    /// Make an image of a container's changes: `commit [-c INSTR] [-m MSG] CONTAINER [REPO[:TAG]]`
+    Commit {
+        /// Dockerfile instruction to apply (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL,
+        /// USER, VOLUME, WORKDIR); repeatable
+        #[arg(short, long)]
+        change: Vec<String>,
+        /// Commit message (the history comment)
+        #[arg(short, long)]
+        message: Option<String>,
+        /// Author
+        #[arg(short, long)]
+        author: Option<String>,
+        /// Pause the container while committing (not supported yet: false is required for a running container)
+        #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set)]
+        pause: bool,
+        container: String,
+        reference: Option<String>,
+    },
     /// Show CPU, memory, pids, network and block I/O of running containers
     Stats {
         /// Print one sample and exit
@@ -489,6 +507,34 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
                 }
                 None => rt.export(&rec, &mut std::io::stdout().lock())?,
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Commit {
+            change,
+            message,
+            author,
+            pause,
+            container,
+            reference,
+        } => {
+            let rec = rt.resolve(&container)?;
+            if pause && rt.is_running(&rec) {
+                bail!(
+                    "container {container} is running and berth cannot pause it yet: stop it first, or commit with --pause=false (the layer may catch files mid-write)"
+                );
+            }
+            let store = berth_runtime::image::ImageStore::open(&g.root)
+                .with_context(|| format!("image store under {}", g.root.display()))?;
+            let opts = berth_runtime::container::commit::CommitOptions {
+                changes: change,
+                message,
+                author,
+                reference,
+            };
+            let img = rt
+                .commit(&store, &rec, &opts)
+                .with_context(|| format!("cannot commit container {container}"))?;
+            println!("{}", img.id);
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Rename {

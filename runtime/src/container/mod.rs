@@ -6,6 +6,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod commit;
 pub mod config;
 pub mod control;
 pub mod copy;
