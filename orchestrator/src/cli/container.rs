@@ -17,6 +17,8 @@ use berth_runtime::container::{
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
+use crate::engine::stack::{ContainerConnect, ContainerNetwork, DEFAULT_BRIDGE};
+use berth_runtime::container::volumes::anonymous_name;
 
 /// `berth container` subcommands.
 #[derive(Subcommand, Debug)]
@@ -58,6 +60,9 @@ pub enum ContainerCommand {
         /// Kill a running container first
         #[arg(short, long)]
         force: bool,
+        /// Also remove the container's anonymous volumes
+        #[arg(short, long)]
+        volumes: bool,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -87,6 +92,24 @@ pub enum ContainerCommand {
     },
     /// Rename a container
     Rename { container: String, new_name: String },
+    /// Make an image of a container's changes: `commit [-c INSTR] [-m MSG] CONTAINER [REPO[:TAG]]`
+    Commit {
+        /// Dockerfile instruction to apply (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, STOPSIGNAL,
+        /// USER, VOLUME, WORKDIR); repeatable
+        #[arg(short, long)]
+        change: Vec<String>,
+        /// Commit message (the history comment)
+        #[arg(short, long)]
+        message: Option<String>,
+        /// Author
+        #[arg(short, long)]
+        author: Option<String>,
+        /// Pause the container while committing (not supported yet: false is required for a running container)
+        #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set)]
+        pause: bool,
+        container: String,
+        reference: Option<String>,
+    },
     /// Show CPU, memory, pids, network and block I/O of running containers
     Stats {
         /// Print one sample and exit
@@ -150,9 +173,19 @@ pub struct RunArgs {
     /// Run a minimal init as PID 1 that reaps zombies and forwards signals
     #[arg(long)]
     init: bool,
-    /// Network: none, host or container:NAME (named networks need the network daemon, issue 5)
-    #[arg(long, default_value = "none")]
-    network: String,
+    /// Network: none (the default without -p), bridge (the default with -p; made on first
+    /// use), a network made by `berth network create`, host, or container:NAME
+    #[arg(long, alias = "net")]
+    network: Option<String>,
+    /// Extra DNS name of the container on its network
+    #[arg(long = "network-alias", alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// Static IPv4 address on the network
+    #[arg(long)]
+    ip: Option<std::net::Ipv4Addr>,
+    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (ranges as 8000-8001:80-81)
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short, long)]
     memory: Option<String>,
@@ -218,6 +251,14 @@ pub struct LsArgs {
     /// Only print ids
     #[arg(short, long)]
     quiet: bool,
+    /// `json` (one object per line), or a Go-template subset: '{{.ID}} {{.Names}}',
+    /// '{{json .}}', 'table {{.Names}}\t{{.Status}}' (fields ID, Names, Image, Command,
+    /// CreatedAt, RunningFor, Status, State, Ports, Networks, Labels, Mounts)
+    #[arg(long)]
+    format: Option<String>,
+    /// Do not truncate the id and command
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
 }
 
 /// Options of `logs`.
@@ -298,7 +339,7 @@ fn exit_code(code: i32) -> ExitCode {
 
 pub fn run(g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
     let rt = runtime(g)?;
-    match dispatch(&rt, &g.root, cmd) {
+    match dispatch(&rt, g, cmd) {
         // Start failures keep Docker's status (125 berth, 126 not executable, 127 not found).
         Err(e) if error_exit_code(&e).is_some() => {
             eprintln!("berth: {e:#}");
@@ -308,12 +349,12 @@ pub fn run(g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn dispatch(rt: &Runtime, root: &Path, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
+fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Result<ExitCode> {
     let rt = rt.clone();
     match cmd {
-        ContainerCommand::Run(a) => run_container(&rt, root, *a, true),
-        ContainerCommand::Create(a) => run_container(&rt, root, *a, false),
-        ContainerCommand::Ls(a) => ls(&rt, a),
+        ContainerCommand::Run(a) => run_container(&rt, g, *a, true),
+        ContainerCommand::Create(a) => run_container(&rt, g, *a, false),
+        ContainerCommand::Ls(a) => ls(&rt, &g.root, a),
         ContainerCommand::Logs(a) => show_logs(&rt, a),
         ContainerCommand::Start {
             attach,
@@ -363,13 +404,17 @@ fn dispatch(rt: &Runtime, root: &Path, cmd: ContainerCommand) -> anyhow::Result<
             }
             Ok(ExitCode::SUCCESS)
         }
-        ContainerCommand::Rm { force, containers } => {
+        ContainerCommand::Rm {
+            force,
+            volumes,
+            containers,
+        } => {
             let mut failed = false;
             for c in containers {
-                match rt.resolve(&c).and_then(|rec| rt.remove(&rec, force)) {
+                match remove_container(&rt, g, &c, force, volumes) {
                     Ok(()) => println!("{c}"),
                     Err(e) => {
-                        eprintln!("berth: {c}: {e}");
+                        eprintln!("berth: {c}: {e:#}");
                         failed = true;
                     }
                 }
@@ -462,6 +507,34 @@ fn dispatch(rt: &Runtime, root: &Path, cmd: ContainerCommand) -> anyhow::Result<
                 }
                 None => rt.export(&rec, &mut std::io::stdout().lock())?,
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Commit {
+            change,
+            message,
+            author,
+            pause,
+            container,
+            reference,
+        } => {
+            let rec = rt.resolve(&container)?;
+            if pause && rt.is_running(&rec) {
+                bail!(
+                    "container {container} is running and berth cannot pause it yet: stop it first, or commit with --pause=false (the layer may catch files mid-write)"
+                );
+            }
+            let store = berth_runtime::image::ImageStore::open(&g.root)
+                .with_context(|| format!("image store under {}", g.root.display()))?;
+            let opts = berth_runtime::container::commit::CommitOptions {
+                changes: change,
+                message,
+                author,
+                reference,
+            };
+            let img = rt
+                .commit(&store, &rec, &opts)
+                .with_context(|| format!("cannot commit container {container}"))?;
+            println!("{}", img.id);
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Rename {
@@ -656,8 +729,12 @@ fn parse_volume(v: &str) -> anyhow::Result<MountSpec> {
     let (src, dst, opts) = match parts.as_slice() {
         [src, dst] => (*src, *dst, ""),
         [src, dst, opts] => (*src, *dst, *opts),
-        [dst] => {
-            bail!("anonymous volume {dst:?} is not supported yet: give it a name (NAME:{dst})")
+        [dst] if dst.starts_with('/') => {
+            return Ok(MountSpec::Volume {
+                name: anonymous_name(),
+                target: dst.into(),
+                read_only: false,
+            });
         }
         _ => bail!("invalid volume {v:?} (expected SRC:DST[:ro])"),
     };
@@ -679,6 +756,14 @@ fn parse_volume(v: &str) -> anyhow::Result<MountSpec> {
             target: dst.into(),
             read_only,
         })
+    }
+}
+
+/// The volume name of a volume mount.
+fn volume_name(m: &MountSpec) -> Option<String> {
+    match m {
+        MountSpec::Volume { name, .. } => Some(name.clone()),
+        _ => None,
     }
 }
 
@@ -714,9 +799,7 @@ fn parse_mount(spec: &str) -> anyhow::Result<MountSpec> {
             }
         }
         "volume" => MountSpec::Volume {
-            name: source.with_context(|| {
-                format!("--mount {spec:?}: anonymous volumes are not supported yet, give a source")
-            })?,
+            name: source.unwrap_or_else(anonymous_name),
             target: target.into(),
             read_only,
         },
@@ -741,6 +824,7 @@ fn build_config(
         .as_ref()
         .map(|ep| shell_words::split(ep).with_context(|| format!("entrypoint {ep:?}")))
         .transpose()?;
+    let mut image_volumes: Vec<String> = Vec::new();
     let (mut cfg, image_id) = match &a.rootfs {
         Some(rootfs) => {
             let rootfs = std::fs::canonicalize(rootfs)
@@ -770,6 +854,12 @@ fn build_config(
                 working_dir: None,
             };
             let cfg = ContainerConfig::from_image(img.layer_dirs(), &img.config, overrides);
+            image_volumes = img
+                .config
+                .config()
+                .as_ref()
+                .and_then(|c| c.volumes().clone())
+                .unwrap_or_default();
             (cfg, Some(img.id.to_string()))
         }
     };
@@ -786,12 +876,43 @@ fn build_config(
     if a.tty && !cfg.env.iter().any(|e| e.starts_with("TERM=")) {
         cfg.env.push("TERM=xterm".into());
     }
+    let mut anonymous = Vec::new();
     for v in &a.volume {
-        cfg.mounts.push(parse_volume(v)?);
+        let m = parse_volume(v)?;
+        if !v.contains(':') {
+            anonymous.extend(volume_name(&m));
+        }
+        cfg.mounts.push(m);
     }
-    for m in &a.mount {
-        cfg.mounts.push(parse_mount(m)?);
+    for spec in &a.mount {
+        let m = parse_mount(spec)?;
+        if matches!(m, MountSpec::Volume { .. })
+            && !spec
+                .split(',')
+                .any(|p| p.starts_with("source=") || p.starts_with("src="))
+        {
+            anonymous.extend(volume_name(&m));
+        }
+        cfg.mounts.push(m);
     }
+    // The image's VOLUMEs that no mount covers get an anonymous volume, as Docker does.
+    for target in image_volumes {
+        let covered = cfg.mounts.iter().any(|m| match m {
+            MountSpec::Bind { target: t, .. }
+            | MountSpec::Volume { target: t, .. }
+            | MountSpec::Tmpfs { target: t, .. } => t == Path::new(&target),
+        });
+        if !covered && target.starts_with('/') {
+            let name = anonymous_name();
+            anonymous.push(name.clone());
+            cfg.mounts.push(MountSpec::Volume {
+                name,
+                target: target.into(),
+                read_only: false,
+            });
+        }
+    }
+    cfg.anonymous_volumes = anonymous;
     for t in &a.tmpfs {
         let (target, opts) = t.split_once(':').unwrap_or((t, ""));
         cfg.mounts.push(MountSpec::Tmpfs {
@@ -810,7 +931,14 @@ fn build_config(
         cfg.user = a.user.clone();
     }
     cfg.hostname = a.hostname.clone();
-    cfg.network = match a.network.as_str() {
+    let network = network_of(a);
+    if !a.publish.is_empty() && !is_named_network(&network) {
+        bail!("-p/--publish needs a bridge network, not --network {network}");
+    }
+    if (a.ip.is_some() || !a.network_alias.is_empty()) && !is_named_network(&network) {
+        bail!("--ip and --network-alias need a bridge network, not --network {network}");
+    }
+    cfg.network = match network.as_str() {
         "none" => NetworkMode::None,
         "host" => NetworkMode::Host,
         other if other.starts_with("container:") => {
@@ -821,9 +949,8 @@ fn build_config(
                 _ => NetworkMode::Host,
             }
         }
-        other => bail!(
-            "network {other:?}: only `none`, `host` and `container:NAME` work until the network daemon lands (issue 5)"
-        ),
+        // A bridge network: attached by the daemon's netd once the container exists.
+        _ => NetworkMode::New,
     };
     cfg.resources.memory = a
         .memory
@@ -893,25 +1020,160 @@ fn build_config(
     Ok((cfg, image_id))
 }
 
-fn run_container(rt: &Runtime, root: &Path, a: RunArgs, start: bool) -> anyhow::Result<ExitCode> {
-    let (cfg, image_id) = build_config(rt, root, &a)?;
+fn run_container(
+    rt: &Runtime,
+    g: &GlobalOpts,
+    a: RunArgs,
+    start: bool,
+) -> anyhow::Result<ExitCode> {
+    let (cfg, image_id) = build_config(rt, &g.root, &a)?;
+    let connect = network_request(&a)?;
     let rec = rt.create(cfg).map_err(start_error)?;
+    for name in &rec.config.anonymous_volumes {
+        if let Err(e) = rt.volume_mark(name, BTreeMap::new(), true) {
+            let _ = rt.remove(&rec, true);
+            rt.remove_anonymous_volumes(&rec);
+            return Err(e.into());
+        }
+    }
     if let Some(id) = image_id {
         let p = rec
             .dir
             .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
         std::fs::write(&p, id).with_context(|| format!("writing {}", p.display()))?;
+        if let Some(reference) = a.args.first() {
+            let _ = std::fs::write(rec.dir.join(IMAGE_REF_FILE), reference);
+        }
     }
-    if !start {
+    if let Some(mut req) = connect {
+        req.container = rec.id.clone();
+        if let Err(e) = daemon_post::<Vec<String>>(g, "/container/connect", &req) {
+            let _ = rt.remove(&rec, true);
+            rt.remove_anonymous_volumes(&rec);
+            return Err(e.context(format!("cannot connect container {}", rec.config.name)));
+        }
+    }
+    let attached = is_named_network(&network_of(&a));
+    let code = if !start {
         println!("{}", rec.id);
-        return Ok(ExitCode::SUCCESS);
+        Ok(ExitCode::SUCCESS)
+    } else if a.detach {
+        match rt.start(&rec) {
+            Ok(_) => {
+                println!("{}", rec.id);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => Err(start_error(e)),
+        }
+    } else {
+        start_foreground(rt, &rec, a.interactive, a.tty)
+    };
+    // `--rm`: the shim removed the container when it exited (or failed to start); its
+    // endpoints and DNS names go too (a detached one is swept by the daemon when it exits).
+    if attached && a.rm && (!a.detach || code.is_err()) && !rec.dir.exists() {
+        disconnect(g, &rec.id);
     }
-    if a.detach {
-        rt.start(&rec).map_err(start_error)?;
-        println!("{}", rec.id);
-        return Ok(ExitCode::SUCCESS);
+    code
+}
+
+/// The `--network` value in effect (`none`, or `bridge` when ports are published).
+fn network_of(a: &RunArgs) -> String {
+    match a.network.as_deref() {
+        Some("default") => DEFAULT_BRIDGE.into(),
+        Some(n) => n.into(),
+        None if a.publish.is_empty() => "none".into(),
+        None => DEFAULT_BRIDGE.into(),
     }
-    start_foreground(rt, &rec, a.interactive, a.tty)
+}
+
+/// A bridge network that netd attaches (not none, host or container:X).
+fn is_named_network(n: &str) -> bool {
+    !matches!(n, "none" | "host" | "") && !n.starts_with("container:")
+}
+
+/// What to ask the daemon to attach, for a bridge network.
+fn network_request(a: &RunArgs) -> anyhow::Result<Option<ContainerConnect>> {
+    let network = network_of(a);
+    if !is_named_network(&network) {
+        return Ok(None);
+    }
+    let mut ports = Vec::new();
+    for p in &a.publish {
+        if !p.contains(':') {
+            bail!(
+                "-p {p:?}: give the host port too, as HOST_PORT:CONTAINER_PORT (random host ports are not supported)"
+            );
+        }
+        ports.push(
+            p.parse::<berth_netd::ports::PortMapping>()
+                .with_context(|| format!("-p {p:?}"))?,
+        );
+    }
+    Ok(Some(ContainerConnect {
+        container: String::new(),
+        networks: vec![ContainerNetwork {
+            name: network,
+            aliases: a.network_alias.clone(),
+            ipv4_address: a.ip,
+        }],
+        ports,
+    }))
+}
+
+/// One JSON call to the instance's daemon (started when none answers).
+fn daemon_post<T: serde::de::DeserializeOwned>(
+    g: &GlobalOpts,
+    route: &str,
+    body: &impl serde::Serialize,
+) -> anyhow::Result<T> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    rt.block_on(async {
+        let client = crate::api::client::Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.post(route, body).await?)
+    })
+}
+
+/// Drops a removed container's endpoints and DNS names in the daemon; reports failures.
+fn disconnect(g: &GlobalOpts, id: &str) {
+    match daemon_post::<Vec<String>>(g, "/container/disconnect", &vec![id.to_string()]) {
+        Ok(failures) => {
+            for f in failures {
+                eprintln!("berth: {f}");
+            }
+        }
+        Err(e) => eprintln!("berth: detaching {id} from its networks: {e:#}"),
+    }
+}
+
+/// Whether netd has endpoints of this container (read from its state file: no daemon needed).
+fn has_endpoints(root: &Path, id: &str) -> bool {
+    std::fs::read(root.join("netd").join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<berth_netd::state::State>(&b).ok())
+        .is_some_and(|st| st.endpoints.iter().any(|e| e.container == id))
+}
+
+/// `rm`: removes the container and, when it was on bridge networks, its endpoints and DNS
+/// names (through the daemon, which owns netd).
+fn remove_container(
+    rt: &Runtime,
+    g: &GlobalOpts,
+    what: &str,
+    force: bool,
+    volumes: bool,
+) -> anyhow::Result<()> {
+    let rec = rt.resolve(what)?;
+    rt.remove(&rec, force)?;
+    if has_endpoints(&g.root, &rec.id) {
+        disconnect(g, &rec.id);
+    }
+    if volumes && let Some(e) = rt.remove_anonymous_volumes(&rec).into_iter().next() {
+        return Err(e.into());
+    }
+    Ok(())
 }
 
 /// Starts a created container in the foreground: attached with `-i`/`-t`, else following its
@@ -970,55 +1232,152 @@ pub(crate) fn start_foreground(
     Ok(exit_code(info.code))
 }
 
-fn ls(rt: &Runtime, a: LsArgs) -> anyhow::Result<ExitCode> {
-    let all = rt.list();
-    if !a.quiet {
-        println!(
-            "{:<12}  {:<28}  {:<24}  {:<20}  NAMES",
-            "CONTAINER ID", "COMMAND", "CREATED", "STATUS"
-        );
-    }
-    for (rec, st) in all {
-        let running = st.status == Status::Running && rt.is_running(&rec);
-        if !a.all && !running {
-            continue;
-        }
-        if a.quiet {
-            println!("{}", &rec.id[..12]);
-            continue;
-        }
-        let mut cmd = rec.config.args.join(" ");
-        if cmd.len() > 26 {
-            cmd.truncate(25);
-            cmd.push('…');
-        }
-        let ago = |t: SystemTime| {
-            let d = SystemTime::now().duration_since(t).unwrap_or_default();
+/// A container as `ls --format` sees it: docker's `ps --format json` fields, all strings.
+fn ls_row(
+    rt: &Runtime,
+    rec: &berth_runtime::container::Record,
+    st: &berth_runtime::container::State,
+    netd: &berth_netd::state::State,
+    no_trunc: bool,
+) -> serde_json::Value {
+    let running = st.status == Status::Running && rt.is_running(rec);
+    let ago = |t: SystemTime| {
+        let d = SystemTime::now().duration_since(t).unwrap_or_default();
+        format!(
+            "{} ago",
+            humantime::format_duration(Duration::from_secs(d.as_secs()))
+        )
+    };
+    let (status, state) = match (st.status, running) {
+        (Status::Running, true) => (
+            format!("Up {}", st.started_at.map(ago).unwrap_or_default())
+                .trim_end_matches(" ago")
+                .to_string(),
+            "running",
+        ),
+        (Status::Created, _) => ("Created".to_string(), "created"),
+        // Recorded as running but its shim is gone (killed, or the host rebooted).
+        (Status::Running, false) => ("Dead (shim gone)".to_string(), "dead"),
+        _ => (
             format!(
-                "{} ago",
-                humantime::format_duration(Duration::from_secs(d.as_secs()))
-            )
-        };
-        let status = match (st.status, running) {
-            (Status::Running, true) => format!("Up {}", st.started_at.map(ago).unwrap_or_default()),
-            (Status::Created, _) => "Created".to_string(),
-            // Recorded as running but its shim is gone (killed, or the host rebooted).
-            (Status::Running, false) => "Dead (shim gone)".to_string(),
-            _ => format!(
                 "Exited ({}) {}",
                 st.exit_code.unwrap_or(0),
                 st.finished_at.map(ago).unwrap_or_default()
             ),
-        };
-        println!(
-            "{:<12}  {:<28}  {:<24}  {:<20}  {}",
-            &rec.id[..12],
-            format!("{cmd:?}"),
-            ago(st.created_at),
-            status,
-            rec.config.name
-        );
+            "exited",
+        ),
+    };
+    let mut cmd = shell_words::join(&rec.config.args);
+    if !no_trunc && cmd.chars().count() > 20 {
+        cmd = cmd.chars().take(19).collect::<String>() + "…";
     }
+    let image = std::fs::read_to_string(rec.dir.join(IMAGE_REF_FILE))
+        .ok()
+        .or_else(|| rec.config.labels.get(crate::engine::labels::IMAGE).cloned())
+        .or_else(|| {
+            std::fs::read_to_string(
+                rec.dir
+                    .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE),
+            )
+            .ok()
+        })
+        .map(|i| {
+            let i = i.trim().to_string();
+            match i.strip_prefix("sha256:") {
+                Some(h) if !no_trunc => h.chars().take(12).collect(),
+                _ => i,
+            }
+        })
+        .unwrap_or_else(|| match &rec.config.rootfs {
+            RootfsSource::Dir(d) => d.display().to_string(),
+            RootfsSource::Layers(_) => String::new(),
+        });
+    let mut ports = Vec::new();
+    let mut networks = Vec::new();
+    for ep in netd.endpoints.iter().filter(|e| e.container == rec.id) {
+        if let Some(n) = netd.networks.get(&ep.network) {
+            networks.push(n.name.clone());
+        }
+        for p in &ep.ports {
+            // Display names the host address only when one was given.
+            let any = if p.host_ip.is_none() { "0.0.0.0:" } else { "" };
+            ports.push(format!("{any}{p}"));
+        }
+    }
+    let mounts: Vec<String> = rec
+        .config
+        .mounts
+        .iter()
+        .map(|m| match m {
+            MountSpec::Bind { source, .. } => source.display().to_string(),
+            MountSpec::Volume { name, .. } => name.clone(),
+            MountSpec::Tmpfs { target, .. } => target.display().to_string(),
+        })
+        .collect();
+    let labels: Vec<String> = rec
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let id = if no_trunc { &rec.id[..] } else { &rec.id[..12] };
+    serde_json::json!({
+        "ID": id,
+        "Names": rec.config.name,
+        "Image": image,
+        "Command": format!("{cmd:?}"),
+        "CreatedAt": humantime::format_rfc3339_seconds(st.created_at).to_string(),
+        "RunningFor": ago(st.created_at),
+        "Status": status,
+        "State": state,
+        "Ports": ports.join(", "),
+        "Networks": networks.join(","),
+        "Labels": labels.join(","),
+        "Mounts": mounts.join(","),
+    })
+}
+
+/// The file in a container's dir that keeps the image reference the user gave (`ls` shows it).
+const IMAGE_REF_FILE: &str = "image-ref";
+
+fn ls(rt: &Runtime, root: &Path, a: LsArgs) -> anyhow::Result<ExitCode> {
+    let netd = std::fs::read(root.join("netd").join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<berth_netd::state::State>(&b).ok())
+        .unwrap_or_default();
+    let rows: Vec<serde_json::Value> = rt
+        .list()
+        .into_iter()
+        .map(|(rec, st)| ls_row(rt, &rec, &st, &netd, a.no_trunc))
+        .filter(|r| a.all || r["State"] == "running")
+        .collect();
+    let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
+    if a.quiet {
+        for r in &rows {
+            println!("{}", field(r, "ID"));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let template = match a.format.as_deref() {
+        Some("json") => {
+            for r in &rows {
+                println!("{r}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(t) if t != "table" => t.to_string(),
+        _ => "table {{.ID}}\\t{{.Image}}\\t{{.Command}}\\t{{.RunningFor}}\\t{{.Status}}\\t{{.Ports}}\\t{{.Names}}"
+            .to_string(),
+    };
+    let tpl = super::format::Template::parse(&template)?;
+    print!(
+        "{}",
+        tpl.render_all(&rows, &|f| match f {
+            "ID" => "CONTAINER ID".into(),
+            "RunningFor" => "CREATED".into(),
+            f => super::format::default_header(f),
+        })
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,6 +5,7 @@
 
 mod completion;
 mod container;
+mod format;
 mod image;
 pub(crate) mod network;
 mod project;

@@ -1,21 +1,152 @@
-//! `berth volume …`: named volumes (issue 4).
+//! `berth volume …`: volumes under `<root>/volumes/NAME/_data` (issue 4). Volumes are plain
+//! directories of the instance, so these commands need no daemon.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
+use anyhow::bail;
+use berth_runtime::container::volumes::VolumeInfo;
 use clap::Subcommand;
 
-use super::{GlobalOpts, not_yet};
+use super::GlobalOpts;
 
 /// `berth volume` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum VolumeCommand {
-    /// List named volumes
+    /// Create a volume (a random name when none is given)
+    Create {
+        /// Only the `local` driver exists
+        #[arg(short, long, default_value = "local")]
+        driver: String,
+        /// Label KEY=VALUE (repeatable)
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        name: Option<String>,
+    },
+    /// List volumes
     #[command(alias = "list")]
-    Ls,
+    Ls {
+        /// Only print names
+        #[arg(short, long)]
+        quiet: bool,
+        /// `json` (one object per line) or a template such as '{{.Name}}'
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Show volumes as JSON
+    Inspect {
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove volumes (never one a container mounts)
+    #[command(alias = "remove")]
+    Rm {
+        /// Do not fail on volumes that do not exist
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        volumes: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (every unused volume with -a)
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+        /// Do not ask (berth never asks)
+        #[arg(short, long)]
+        force: bool,
+    },
 }
 
-pub fn run(_g: &GlobalOpts, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
+fn json(v: &VolumeInfo) -> serde_json::Value {
+    serde_json::json!({
+        "Name": v.name,
+        "Driver": "local",
+        "Mountpoint": v.mountpoint,
+        "CreatedAt": v.meta.created,
+        "Labels": v.meta.labels,
+        "Scope": "local",
+        "Anonymous": v.meta.anonymous,
+        "UsedBy": v.used_by,
+    })
+}
+
+pub fn run(g: &GlobalOpts, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
+    let rt = super::container::runtime(g)?;
     match cmd {
-        VolumeCommand::Ls => Err(not_yet("volume ls", 4)),
+        VolumeCommand::Create {
+            driver,
+            labels,
+            name,
+        } => {
+            if driver != "local" {
+                bail!("volume driver {driver:?} is not supported (only \"local\")");
+            }
+            let mut map = BTreeMap::new();
+            for l in &labels {
+                let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+                map.insert(k.to_string(), v.to_string());
+            }
+            let v = rt.volume_create(name.as_deref(), map, false)?;
+            println!("{}", v.name);
+        }
+        VolumeCommand::Ls { quiet, format } => {
+            let all = rt.volume_list();
+            match format.as_deref() {
+                _ if quiet => all.iter().for_each(|v| println!("{}", v.name)),
+                Some("json") => {
+                    for v in &all {
+                        println!("{}", json(v));
+                    }
+                }
+                Some(t) => {
+                    let tpl = super::format::Template::parse(t)?;
+                    let rows: Vec<_> = all.iter().map(json).collect();
+                    print!(
+                        "{}",
+                        tpl.render_all(&rows, &|f| match f {
+                            "Name" => "VOLUME NAME".into(),
+                            f => super::format::default_header(f),
+                        })
+                    );
+                }
+                None => {
+                    println!("{:<8}  {:<64}  IN USE BY", "DRIVER", "VOLUME NAME");
+                    for v in &all {
+                        println!("{:<8}  {:<64}  {}", "local", v.name, v.used_by.join(", "));
+                    }
+                }
+            }
+        }
+        VolumeCommand::Inspect { volumes } => {
+            let mut out = Vec::new();
+            for name in &volumes {
+                out.push(json(&rt.volume_inspect(name)?));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        VolumeCommand::Rm { force, volumes } => {
+            let mut failed = false;
+            for name in &volumes {
+                match rt.volume_remove(name) {
+                    Ok(()) => println!("{name}"),
+                    Err(berth_runtime::container::volumes::VolumeError::NotFound(_)) if force => {}
+                    Err(e) => {
+                        eprintln!("berth: cannot remove volume {name}: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        VolumeCommand::Prune { all, force: _ } => {
+            let gone = rt.volume_prune(all)?;
+            for n in &gone {
+                println!("Deleted volume {n}");
+            }
+            println!("Total reclaimed: {} volume(s)", gone.len());
+        }
     }
+    Ok(ExitCode::SUCCESS)
 }

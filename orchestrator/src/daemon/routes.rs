@@ -64,6 +64,8 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/build") => build(&shared, req).await,
         (&Method::POST, "/run") => run_oneoff(&shared, req).await,
         (&Method::POST, "/network") => network(&shared, req).await,
+        (&Method::POST, "/container/connect") => container_connect(&shared, req).await,
+        (&Method::POST, "/container/disconnect") => container_disconnect(&shared, req).await,
         (&Method::GET, "/ps") => ps(&shared, req.uri().query().unwrap_or("")).await,
         (&Method::POST, "/shutdown") => {
             shared.shutdown.notify_one();
@@ -328,6 +330,48 @@ async fn build(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             .await
         {
             failures.push(e);
+        }
+    }
+    json(StatusCode::OK, &failures)
+}
+
+/// `POST /v1/container/connect`: attaches a created single container (`berth container run
+/// --network NAME -p ...`) to its networks, with DNS names and hosts/resolv.conf; answers the
+/// endpoints as `ethN address` lines.
+async fn container_connect(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let r: crate::engine::stack::ContainerConnect = match body(req).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let engine = match engine(shared).await {
+        Ok(e) => e,
+        Err(resp) => return resp,
+    };
+    let id = r.container.clone();
+    match engine.connect_container(r).await {
+        Ok(lines) => {
+            shared.emit("container", "connect", &id);
+            json(StatusCode::OK, &lines)
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+    }
+}
+
+/// `POST /v1/container/disconnect` with a JSON list of container ids that are gone or going:
+/// drops their DNS names and endpoints; answers the failures.
+async fn container_disconnect(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let ids: Vec<String> = match body(req).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let engine = match engine(shared).await {
+        Ok(e) => e,
+        Err(resp) => return resp,
+    };
+    let mut failures = Vec::new();
+    for id in ids {
+        if let Some(err) = engine.disconnect_container(&id).await {
+            failures.push(err);
         }
     }
     json(StatusCode::OK, &failures)

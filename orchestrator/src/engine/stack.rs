@@ -202,6 +202,7 @@ impl Engine {
         let watch = engine.clone();
         tokio::spawn(async move { watch.follow_host_changes().await });
         tokio::spawn(super::restart::run(engine.clone()));
+        tokio::spawn(engine.clone().sweep_loop());
         Ok(engine)
     }
 
@@ -1098,4 +1099,231 @@ pub(crate) fn exec_check(
             },
         )
         .map_err(|err| err.to_string())
+}
+
+/// One network a single container joins (`berth container run --network NAME`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContainerNetwork {
+    /// Network name or id; `bridge` is made on first use (the network Docker users expect).
+    pub name: String,
+    /// Extra DNS names on this network (`--network-alias`).
+    pub aliases: Vec<String>,
+    /// Static address (`--ip`).
+    pub ipv4_address: Option<std::net::Ipv4Addr>,
+}
+
+/// Body of `POST /v1/container/connect`: attach a created single container before it starts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContainerConnect {
+    /// Container id.
+    pub container: String,
+    /// In priority order: the first carries the default route and the published ports.
+    pub networks: Vec<ContainerNetwork>,
+    /// `-p/--publish`.
+    pub ports: Vec<PortMapping>,
+}
+
+/// The name of the network `--network bridge` means, made on first use.
+pub const DEFAULT_BRIDGE: &str = "bridge";
+
+impl Engine {
+    /// Attaches a single container (created, pinned netns) to networks, registers its DNS
+    /// names (name, hostname, short id, aliases) and writes its /etc/hosts and
+    /// /etc/resolv.conf, as [`StackBackend`] does for services. All or nothing: on failure
+    /// what was attached is detached again. Returns `ethN address` lines.
+    pub async fn connect_container(
+        self: &Arc<Self>,
+        req: ContainerConnect,
+    ) -> Result<Vec<String>, String> {
+        self.sweep_orphan_endpoints().await;
+        let e = self.clone();
+        let key = req.container.clone();
+        let rec = blocking(move || e.runtime.resolve(&key).map_err(|err| err.to_string())).await?;
+        let name = rec.config.name.clone();
+        let hostname = rec
+            .config
+            .hostname
+            .clone()
+            .unwrap_or_else(|| rec.id[..12].to_string());
+        let netns = rec
+            .netns
+            .clone()
+            .ok_or_else(|| format!("container {name} has no network namespace to attach"))?;
+        if req.networks.is_empty() {
+            return Err(format!("container {name}: no network to connect"));
+        }
+        if req.networks.iter().any(|n| n.name == DEFAULT_BRIDGE) {
+            self.ensure_default_bridge().await?;
+        }
+        let mut ports = req.ports.clone();
+        let mut reqs = Vec::new();
+        let mut dns_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let state = self.netd.state().await;
+        for (i, n) in req.networks.iter().enumerate() {
+            let spec = state
+                .find_network(&n.name)
+                .ok_or_else(|| format!("no such network: {}", n.name))?;
+            let mut aliases = vec![hostname.clone(), rec.id[..12].to_string()];
+            aliases.extend(n.aliases.iter().cloned());
+            aliases.retain(|a| a != &name);
+            aliases.sort();
+            aliases.dedup();
+            let mut names = vec![name.clone()];
+            names.extend(aliases.iter().cloned());
+            dns_names.insert(spec.name.clone(), names);
+            reqs.push(EndpointRequest {
+                network: spec.name.clone(),
+                ipv4_address: n.ipv4_address,
+                mac_address: None,
+                priority: -(i as i32),
+                aliases,
+                ports: if i == 0 {
+                    std::mem::take(&mut ports)
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+        let endpoints = self
+            .netd
+            .attach(&rec.id, NetnsRef::Path(netns), reqs)
+            .await
+            .map_err(|err| format!("attaching {name}: {err:#}"))?;
+        match self
+            .register_container(&rec, &hostname, &endpoints, &dns_names)
+            .await
+        {
+            Ok(()) => Ok(endpoints
+                .iter()
+                .map(|ep| format!("{} {}", ep.ifname, ep.address))
+                .collect()),
+            Err(err) => {
+                self.disconnect_container(&rec.id).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// DNS records, /etc/hosts and /etc/resolv.conf of a freshly attached single container.
+    async fn register_container(
+        &self,
+        rec: &Record,
+        hostname: &str,
+        endpoints: &[berth_netd::state::Endpoint],
+        dns_names: &BTreeMap<String, Vec<String>>,
+    ) -> Result<(), String> {
+        let mut hosts =
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
+        let mut gateways = Vec::new();
+        let nets = self.netd.networks().await;
+        for ep in endpoints {
+            let net_name = nets
+                .iter()
+                .find(|n| n.id == ep.network || n.name == ep.network)
+                .map(|n| {
+                    gateways.push(IpAddr::V4(n.gateway));
+                    n.name.clone()
+                })
+                .unwrap_or_else(|| ep.network.clone());
+            hosts.push_str(&format!("{}\t{hostname}\n", ep.address));
+            self.dns
+                .records()
+                .add_endpoint(
+                    &net_name,
+                    DnsEndpoint {
+                        id: rec.id.clone(),
+                        container: rec.id.clone(),
+                        addresses: vec![IpAddr::V4(ep.address)],
+                        names: dns_names.get(&net_name).cloned().unwrap_or_default(),
+                        ..Default::default()
+                    },
+                )
+                .map_err(|err| format!("DNS names of {}: {err}", rec.config.name))?;
+        }
+        let host = self.resolv.host().map(|h| h.conf).unwrap_or_default();
+        let resolv = container_resolv_conf(&gateways, &host, &ContainerResolvOverrides::default());
+        for (file, content) in [("hosts", hosts), ("resolv.conf", resolv)] {
+            let path = rec.dir.join(file);
+            std::fs::write(&path, content)
+                .map_err(|err| format!("writing {}: {err}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Creates the `bridge` network (a pool subnet, DNS on its gateway) unless it exists;
+    /// serialised so that two first uses cannot both create it.
+    async fn ensure_default_bridge(&self) -> Result<(), String> {
+        let lock = self.project_lock("\0network:bridge");
+        let _held = lock.lock().await;
+        if self
+            .netd
+            .state()
+            .await
+            .find_network(DEFAULT_BRIDGE)
+            .is_some()
+        {
+            return Ok(());
+        }
+        let mut labels = BTreeMap::new();
+        labels.insert("berth.default-bridge".to_string(), "true".to_string());
+        let spec = self
+            .netd
+            .create_network(NetworkCreate {
+                name: DEFAULT_BRIDGE.into(),
+                subnet: None,
+                gateway: None,
+                ip_range: None,
+                internal: false,
+                enable_ipv6: false,
+                mtu: None,
+                labels,
+            })
+            .await
+            .map_err(|err| format!("creating the default network {DEFAULT_BRIDGE}: {err:#}"))?;
+        self.start_dns(&spec);
+        Ok(())
+    }
+
+    /// Drops a container's DNS names and detaches it from every network; for containers
+    /// that are gone already (`--rm`), so nothing here needs the container's files.
+    pub async fn disconnect_container(&self, id: &str) -> Option<String> {
+        for net in self.netd.networks().await {
+            self.dns.records().remove_endpoint(&net.name, id);
+        }
+        self.netd
+            .detach(id, None)
+            .await
+            .err()
+            .map(|err| format!("detaching {id}: {err:#}"))
+    }
+
+    /// Detaches endpoints whose container is gone (a `--rm` container the shim removed
+    /// when it exited): its directory and its pinned namespace no longer exist.
+    pub async fn sweep_orphan_endpoints(&self) {
+        let state = self.netd.state().await;
+        let mut gone: Vec<String> = state
+            .endpoints
+            .iter()
+            .filter(|ep| {
+                matches!(&ep.netns, NetnsRef::Path(p) if !p.exists())
+                    && !self.root.join("containers").join(&ep.container).exists()
+            })
+            .map(|ep| ep.container.clone())
+            .collect();
+        gone.dedup();
+        for id in gone {
+            tracing::info!(container = %id, "detaching the endpoints of a removed container");
+            if let Some(err) = self.disconnect_container(&id).await {
+                tracing::warn!(%err, "sweeping a removed container's endpoints");
+            }
+        }
+    }
+
+    /// Runs [`Engine::sweep_orphan_endpoints`] every two seconds for the daemon's lifetime.
+    pub async fn sweep_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            self.sweep_orphan_endpoints().await;
+        }
+    }
 }

@@ -137,6 +137,10 @@ pub struct ContainerConfig {
     pub log_max_files: u32,
     /// Free-form labels (the engine keeps project/service here).
     pub labels: BTreeMap<String, String>,
+    /// Names of the volume mounts made for this container alone (`-v /dst`, the image's
+    /// VOLUME): `rm -v` and `--rm` remove them.
+    #[serde(default)]
+    pub anonymous_volumes: Vec<String>,
 }
 
 impl ContainerConfig {
@@ -173,6 +177,7 @@ impl ContainerConfig {
             log_max_size: 10 * 1024 * 1024,
             log_max_files: 3,
             labels: BTreeMap::new(),
+            anonymous_volumes: Vec::new(),
         }
     }
 }

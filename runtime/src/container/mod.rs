@@ -6,6 +6,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod commit;
 pub mod config;
 pub mod control;
 pub mod copy;
@@ -21,6 +22,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod state;
+pub mod volumes;
 
 use std::fs;
 use std::io::{self, Read};
@@ -590,6 +592,7 @@ impl Runtime {
             Ok(StartReport::Failed { code, message }) => {
                 if rec.config.auto_remove {
                     remove_files(rec);
+                    volumes::remove_anonymous(rec);
                 }
                 Err(RuntimeError::Start { code, message })
             }

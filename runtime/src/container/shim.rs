@@ -898,6 +898,7 @@ impl Shim {
         // (a reader that opened the log keeps its file handle).
         if self.rec.config.auto_remove {
             super::remove_files(&self.rec);
+            super::volumes::remove_anonymous(&self.rec);
         }
         let resp = Response::Exited {
             exit_code: code,

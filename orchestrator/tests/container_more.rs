@@ -1,0 +1,415 @@
+//! Single containers beyond the basics (issue 4): bridge networks and published ports for
+//! `berth container run`, anonymous and named volumes, `commit`, `ls --format`. Each test runs
+//! its berth instance in a network namespace of its own (harness in `common/`), so bridges,
+//! nft rules and published ports never touch the host's network.
+
+mod common;
+
+use common::{Host, runnable};
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Retries `f` for up to `secs` seconds until it returns true.
+fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    false
+}
+
+fn endpoints(h: &Host, net: &str) -> Vec<serde_json::Value> {
+    let out = h.ok(&["network", "inspect", net]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("inspect json");
+    v[0]["Endpoints"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
+    if !runnable() {
+        return;
+    }
+    let h = Host::new("cnet");
+    h.busybox_image();
+    h.ok(&["network", "create", "appnet"]);
+    let web = h.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "appnet",
+        "--network-alias",
+        "www",
+        "-p",
+        "18080:80",
+        "busybox:e2e",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/var/www",
+    ]);
+    let web_id = web.trim().to_string();
+
+    // A second container on the same network finds web by name and by alias (embedded DNS).
+    let mut last = String::new();
+    let ok = eventually(20, || {
+        let o = h.berth(&[
+            "container",
+            "run",
+            "--rm",
+            "--network",
+            "appnet",
+            "busybox:e2e",
+            "sh",
+            "-c",
+            "timeout 5 wget -qO- http://web/ && timeout 5 wget -qO- http://www/",
+        ]);
+        last = text(&o);
+        o.status.success() && last.matches("hello from web").count() == 2
+    });
+    assert!(ok, "by name: {last}");
+    // The published port answers on the host's loopback (DNAT).
+    let curl = h.sh("curl -sS --max-time 5 http://127.0.0.1:18080/");
+    assert!(text(&curl).contains("hello from web"), "{}", text(&curl));
+    // The foreground --rm clients left no endpoint behind: only web is on the network.
+    let eps = endpoints(&h, "appnet");
+    assert_eq!(eps.len(), 1, "{eps:?}");
+    assert_eq!(eps[0]["container"], web_id.as_str());
+
+    // -p alone means the default `bridge` network, made on first use.
+    let b1 = h.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "b1",
+        "-p",
+        "127.0.0.1:18081:80",
+        "busybox:e2e",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/var/www",
+    ]);
+    let b1_id = b1.trim().to_string();
+    let ok = eventually(20, || {
+        text(&h.sh("curl -sS --max-time 5 http://127.0.0.1:18081/")).contains("hello from web")
+    });
+    assert!(ok, "published on the default bridge");
+    assert!(h.ok(&["network", "ls"]).contains("bridge"));
+    // Not on the same network: b1 does not resolve web.
+    let o = h.berth(&["container", "exec", "b1", "nslookup", "web"]);
+    assert!(!o.status.success(), "{}", text(&o));
+
+    // A detached --rm container is detached by the daemon when it exits.
+    h.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--rm",
+        "--network",
+        "appnet",
+        "busybox:e2e",
+        "sleep",
+        "1",
+    ]);
+    assert!(
+        eventually(20, || endpoints(&h, "appnet").len() == 1),
+        "the --rm -d container's endpoint was swept"
+    );
+
+    // Errors name what is wrong and leave nothing behind.
+    let o = h.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "nosuchnet",
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("no such network: nosuchnet"),
+        "{}",
+        text(&o)
+    );
+    let o = h.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-p",
+        "1:1",
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(text(&o).contains("needs a bridge network"), "{}", text(&o));
+
+    // ls --format: docker's template subset, with the published ports and networks.
+    let ls = h.ok(&[
+        "container",
+        "ls",
+        "--format",
+        "{{.Names}} {{.Ports}} {{.Networks}}",
+    ]);
+    assert!(
+        ls.lines().any(|l| l == "web 0.0.0.0:18080->80/tcp appnet"),
+        "{ls}"
+    );
+    assert!(
+        ls.lines().any(|l| l == "b1 127.0.0.1:18081->80/tcp bridge"),
+        "{ls}"
+    );
+    let json = h.ok(&["container", "ls", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    let web_row = rows.iter().find(|r| r["Names"] == "web").expect("web row");
+    assert_eq!(web_row["Image"], "busybox:e2e");
+    assert_eq!(web_row["State"], "running");
+    assert_eq!(web_row["ID"], &web_id[..12]);
+    let table = h.ok(&[
+        "container",
+        "ls",
+        "--format",
+        "table {{.Names}}\\t{{.Status}}",
+    ]);
+    let mut lines = table.lines();
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.starts_with("NAMES") && l.ends_with("STATUS")),
+        "{table}"
+    );
+    assert!(lines.all(|l| l.contains("Up ")), "{table}");
+
+    // rm detaches (endpoint, DNS name, published port) so the networks can go.
+    h.ok(&["container", "rm", "-f", "web", "b1"]);
+    assert!(endpoints(&h, "appnet").is_empty());
+    let curl = h.sh("curl -sS --max-time 2 http://127.0.0.1:18080/");
+    assert!(!curl.status.success(), "port unpublished");
+    h.ok(&["network", "rm", "appnet", "bridge"]);
+    h.ok(&["system", "shutdown"]);
+    let leaks = h.leaks(&[web_id, b1_id]);
+    assert!(leaks.is_empty(), "left: {leaks:#?}");
+}
+
+#[test]
+fn anonymous_and_named_volumes_live_and_go_as_docker_users_expect() {
+    if !runnable() {
+        return;
+    }
+    let h = Host::new("cvol");
+    h.busybox_image();
+    assert_eq!(
+        h.ok(&["volume", "create", "--label", "tier=db", "named1"])
+            .trim(),
+        "named1"
+    );
+    h.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "v1",
+        "-v",
+        "named1:/n",
+        "-v",
+        "/anon",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo kept > /n/f; echo gone > /anon/f; sleep 300",
+    ]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(h.ok(&["container", "inspect", "v1"]).trim()).expect("inspect");
+    let anon = inspect[0]["Config"]["anonymous_volumes"][0]
+        .as_str()
+        .expect("one anonymous volume")
+        .to_string();
+    let vols = h.ok(&[
+        "volume",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Anonymous}} {{.Labels.tier}}",
+    ]);
+    assert!(vols.lines().any(|l| l == "named1 false db"), "{vols}");
+    assert!(
+        vols.lines().any(|l| l == format!("{anon} true <no value>")),
+        "{vols}"
+    );
+    let data = h.root.join("volumes").join(&anon).join("_data/f");
+    assert!(
+        eventually(10, || data.exists()),
+        "the container wrote its volume"
+    );
+
+    // In use: refused, naming the container.
+    let o = h.berth(&["volume", "rm", "named1"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("in use by container v1"), "{}", text(&o));
+
+    // rm -v takes the anonymous volume, never the named one.
+    h.ok(&["container", "rm", "-f", "-v", "v1"]);
+    assert!(
+        !h.root.join("volumes").join(&anon).exists(),
+        "anonymous volume removed"
+    );
+    let kept = std::fs::read_to_string(h.root.join("volumes/named1/_data/f")).expect("named data");
+    assert_eq!(kept.trim(), "kept");
+    let again = h.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "-v",
+        "named1:/n",
+        "busybox:e2e",
+        "cat",
+        "/n/f",
+    ]);
+    assert!(again.contains("kept"), "{again}");
+    h.ok(&["volume", "rm", "named1"]);
+
+    // --rm removes its anonymous volumes (--mount without a source is one).
+    h.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,target=/m",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo x > /m/x",
+    ]);
+    assert_eq!(h.ok(&["volume", "ls", "-q"]).trim(), "");
+
+    // Plain rm keeps it; prune removes unused anonymous volumes only.
+    h.ok(&[
+        "container",
+        "create",
+        "--name",
+        "v2",
+        "-v",
+        "/keep",
+        "busybox:e2e",
+        "true",
+    ]);
+    h.ok(&["volume", "create", "stays"]);
+    let o = h.berth(&["volume", "prune"]);
+    assert!(
+        text(&o).contains("Total reclaimed: 0"),
+        "in use: {}",
+        text(&o)
+    );
+    h.ok(&["container", "rm", "v2"]);
+    let pruned = h.ok(&["volume", "prune"]);
+    assert!(pruned.contains("Total reclaimed: 1"), "{pruned}");
+    assert_eq!(h.ok(&["volume", "ls", "-q"]).trim(), "stays");
+    h.ok(&["volume", "prune", "-a"]);
+    assert_eq!(h.ok(&["volume", "ls", "-q"]).trim(), "");
+    let o = h.berth(&["volume", "inspect", "stays"]);
+    assert!(text(&o).contains("no such volume: stays"), "{}", text(&o));
+    assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
+}
+
+#[test]
+fn commit_turns_a_containers_changes_into_an_image() {
+    if !runnable() {
+        return;
+    }
+    let h = Host::new("ccom");
+    h.busybox_image();
+    // Adds a file, deletes one (a whiteout), replaces a directory (an opaque dir).
+    h.ok(&[
+        "container",
+        "run",
+        "--name",
+        "c1",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo added > /added; rm /etc/group; rm -rf /var/www; mkdir /var/www; echo fresh > /var/www/new.html",
+    ]);
+    let o = h.berth(&[
+        "container",
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/added\"]",
+        "-c",
+        "ENV COMMITTED=yes",
+        "-c",
+        "VOLUME /state",
+        "-m",
+        "from c1",
+        "c1",
+        "committed:v1",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).trim().starts_with("sha256:"), "{}", text(&o));
+
+    // CMD from the change, the new file from the layer.
+    let out = h.ok(&["container", "run", "--rm", "committed:v1"]);
+    assert_eq!(out.trim(), "added");
+    // The deletion and the replaced directory, and the ENV change.
+    let out = h.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "committed:v1",
+        "sh",
+        "-c",
+        "test ! -e /etc/group && echo group-gone; ls /var/www; echo env=$COMMITTED",
+    ]);
+    assert_eq!(out.trim(), "group-gone\nnew.html\nenv=yes", "{out}");
+    // The image's VOLUME gives a container an anonymous volume; --rm removes it.
+    let o = h.ok(&["container", "create", "--name", "c2", "committed:v1"]);
+    assert!(!o.trim().is_empty());
+    assert_eq!(h.ok(&["volume", "ls", "-q"]).lines().count(), 1);
+    h.ok(&["container", "rm", "-v", "c2"]);
+    assert_eq!(h.ok(&["volume", "ls", "-q"]).trim(), "");
+    let hist = h.ok(&["image", "history", "committed:v1"]);
+    assert!(
+        hist.contains("from c1") || hist.contains("commit c1"),
+        "{hist}"
+    );
+
+    // A running container: refused unless --pause=false; a --rootfs one has no image.
+    h.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "c3",
+        "busybox:e2e",
+        "sleep",
+        "300",
+    ]);
+    let o = h.berth(&["container", "commit", "c3"]);
+    assert!(text(&o).contains("cannot pause it yet"), "{}", text(&o));
+    let o = h.berth(&["container", "commit", "--pause=false", "c3", "running:v1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = h.berth(&["container", "commit", "-c", "RUN true", "c1"]);
+    assert!(text(&o).contains("RUN cannot be applied"), "{}", text(&o));
+    h.ok(&["container", "rm", "-f", "c1", "c3"]);
+    h.ok(&["image", "rm", "committed:v1", "running:v1"]);
+    assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
+}

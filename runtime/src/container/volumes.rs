@@ -1,0 +1,233 @@
+//! Volumes: directories under `<root>/volumes/NAME/_data` that outlive containers. Named ones
+//! come from `volume create`, `-v NAME:/dst` or a compose file; anonymous ones (`-v /dst`, an
+//! image's VOLUME) get a random name and go with `rm -v`, with `--rm`, or with `volume prune`.
+//! A volume some container still mounts (running or not) is never removed.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::{MountSpec, Record, Runtime, random_id, valid_name};
+
+/// Why a volume operation failed; names the volume (and the containers using it).
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("volume name {0:?} is invalid: use letters, digits, '_', '.', '-'")]
+    BadName(String),
+    #[error("volume {0} already exists")]
+    Exists(String),
+    #[error("no such volume: {0}")]
+    NotFound(String),
+    #[error("volume {name} is in use by container {}", containers.join(", "))]
+    InUse {
+        name: String,
+        /// `NAME (id12)` of each container that mounts it.
+        containers: Vec<String>,
+    },
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What berth keeps about a volume besides its data (`<root>/volumes/NAME/meta.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VolumeMeta {
+    /// RFC 3339.
+    #[serde(default)]
+    pub created: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Made for one container (`-v /dst`, image VOLUME): removed with it by `rm -v`.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// A volume as `volume ls`/`inspect` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeInfo {
+    pub name: String,
+    /// The directory mounted into containers.
+    pub mountpoint: PathBuf,
+    pub meta: VolumeMeta,
+    /// `NAME (id12)` of the containers that mount it.
+    pub used_by: Vec<String>,
+}
+
+const META: &str = "meta.json";
+
+fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> VolumeError + use<> {
+    let path = path.to_path_buf();
+    move |source| VolumeError::Io { what, path, source }
+}
+
+/// A fresh name for an anonymous volume (64 hex digits, as Docker's).
+pub fn anonymous_name() -> String {
+    random_id()
+}
+
+/// Removes the anonymous volumes of a container that is being removed (`--rm`, `rm -v`),
+/// found from its record alone (the shim has no [`Runtime`]).
+pub fn remove_anonymous(rec: &Record) {
+    for name in &rec.config.anonymous_volumes {
+        let dir = rec
+            .volumes
+            .iter()
+            .filter_map(|d| d.parent())
+            .find(|p| p.file_name() == Some(name.as_ref()));
+        if let Some(dir) = dir
+            && let Err(err) = fs::remove_dir_all(dir)
+        {
+            tracing::warn!(volume = %name, %err, "removing an anonymous volume");
+        }
+    }
+}
+
+impl Runtime {
+    fn volumes_root(&self) -> PathBuf {
+        self.cfg.root.join("volumes")
+    }
+
+    /// Creates a volume (a random name when `name` is `None`); refuses an existing name.
+    pub fn volume_create(
+        &self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> Result<VolumeInfo, VolumeError> {
+        let name = name.map(str::to_string).unwrap_or_else(anonymous_name);
+        if !valid_name(&name) {
+            return Err(VolumeError::BadName(name));
+        }
+        let dir = self.volumes_root().join(&name);
+        if dir.exists() {
+            return Err(VolumeError::Exists(name));
+        }
+        let data = dir.join("_data");
+        fs::create_dir_all(&data).map_err(io_err("creating", &data))?;
+        self.volume_mark(&name, labels, anonymous)?;
+        self.volume_inspect(&name)
+    }
+
+    /// Records a volume's metadata (created now).
+    pub fn volume_mark(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> Result<(), VolumeError> {
+        let meta = VolumeMeta {
+            created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            labels,
+            anonymous,
+        };
+        let p = self.volumes_root().join(name).join(META);
+        super::state::write_json_atomic(&p, &meta).map_err(io_err("writing", &p))
+    }
+
+    /// Containers (any state) that mount each volume, as `NAME (id12)`.
+    fn volume_users(&self) -> BTreeMap<String, Vec<String>> {
+        let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (rec, _) in self.list() {
+            for m in &rec.config.mounts {
+                if let MountSpec::Volume { name, .. } = m {
+                    users.entry(name.clone()).or_default().push(format!(
+                        "{} ({})",
+                        rec.config.name,
+                        &rec.id[..12]
+                    ));
+                }
+            }
+        }
+        users
+    }
+
+    fn volume_info(&self, name: &str, users: &BTreeMap<String, Vec<String>>) -> VolumeInfo {
+        let dir = self.volumes_root().join(name);
+        let meta = fs::read(dir.join(META))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<VolumeMeta>(&b).ok())
+            .unwrap_or_else(|| VolumeMeta {
+                // Made by a compose file or an older berth: the directory's time.
+                created: fs::metadata(&dir)
+                    .and_then(|m| m.modified())
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                    .unwrap_or_default(),
+                ..VolumeMeta::default()
+            });
+        VolumeInfo {
+            name: name.to_string(),
+            mountpoint: dir.join("_data"),
+            meta,
+            used_by: users.get(name).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Every volume, by name.
+    pub fn volume_list(&self) -> Vec<VolumeInfo> {
+        let users = self.volume_users();
+        let mut names: Vec<String> = fs::read_dir(self.volumes_root())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("_data").is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.iter().map(|n| self.volume_info(n, &users)).collect()
+    }
+
+    /// One volume.
+    pub fn volume_inspect(&self, name: &str) -> Result<VolumeInfo, VolumeError> {
+        if !valid_name(name) || !self.volumes_root().join(name).join("_data").is_dir() {
+            return Err(VolumeError::NotFound(name.to_string()));
+        }
+        Ok(self.volume_info(name, &self.volume_users()))
+    }
+
+    /// Removes a volume nobody mounts; a volume in use is refused with the containers named.
+    pub fn volume_remove(&self, name: &str) -> Result<(), VolumeError> {
+        let info = self.volume_inspect(name)?;
+        if !info.used_by.is_empty() {
+            return Err(VolumeError::InUse {
+                name: name.to_string(),
+                containers: info.used_by,
+            });
+        }
+        let dir = self.volumes_root().join(name);
+        fs::remove_dir_all(&dir).map_err(io_err("removing", &dir))
+    }
+
+    /// Removes unused volumes: anonymous ones, or every unused one with `all`. Returns the
+    /// names removed.
+    pub fn volume_prune(&self, all: bool) -> Result<Vec<String>, VolumeError> {
+        let mut gone = Vec::new();
+        for v in self.volume_list() {
+            if v.used_by.is_empty() && (all || v.meta.anonymous) {
+                self.volume_remove(&v.name)?;
+                gone.push(v.name);
+            }
+        }
+        Ok(gone)
+    }
+
+    /// `rm -v`: removes a removed container's anonymous volumes that no other container
+    /// mounts.
+    pub fn remove_anonymous_volumes(&self, rec: &Record) -> Vec<VolumeError> {
+        let mut errs = Vec::new();
+        for name in &rec.config.anonymous_volumes {
+            match self.volume_remove(name) {
+                Ok(()) | Err(VolumeError::NotFound(_)) => {}
+                Err(e) => errs.push(e),
+            }
+        }
+        errs
+    }
+}
