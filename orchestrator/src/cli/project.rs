@@ -53,14 +53,12 @@ fn report(verb: &str, outcome: &Outcome) -> ExitCode {
 
 /// `berth up`.
 pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
-    for (flag, set) in [("--abort-on-container-exit", args.abort_on_container_exit)] {
-        if set {
-            bail!("berth up {flag} is not implemented yet (tracked in issue 6)");
-        }
+    let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
+    if abort && (args.detach || args.wait) {
+        bail!("--abort-on-container-exit and --exit-code-from need attached mode: drop -d/--wait");
     }
-    if args.exit_code_from.is_some() || !args.attach.is_empty() || !args.no_attach.is_empty() {
-        // Plain attached mode works; choosing whose output or whose exit code does not yet.
-        bail!("berth up attached-mode options are not implemented yet (tracked in issue 6)");
+    if (!args.attach.is_empty() || !args.no_attach.is_empty()) && (args.detach || args.wait) {
+        bail!("--attach/--no-attach choose attached output: drop -d/--wait");
     }
     let mut scale = BTreeMap::new();
     for s in &args.scale {
@@ -74,6 +72,11 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     let project = load(g, &args.services)?;
     let name = project.project.name.clone();
+    if let Some(svc) = &args.exit_code_from
+        && !project.project.services.contains_key(svc)
+    {
+        bail!("--exit-code-from {svc}: no such service in project {name}");
+    }
     let completes: Vec<String> = project
         .project
         .services
@@ -108,7 +111,18 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     if !args.detach && !args.wait && outcome.failures.is_empty() && outcome.skipped.is_empty() {
-        return super::project_verbs::attached(g, args.services);
+        return super::project_verbs::attached(
+            g,
+            super::project_verbs::AttachOptions {
+                services: args.services,
+                attach: args.attach,
+                no_attach: args.no_attach,
+                abort,
+                exit_code_from: args.exit_code_from,
+                completes,
+                timeout: args.timeout,
+            },
+        );
     }
     Ok(code)
 }
