@@ -109,3 +109,90 @@ fn up_aborts_on_container_exit_with_the_chosen_exit_code_and_output() {
     let ids = all_ids(&host);
     down_clean(&host, &ids);
 }
+
+fn image_names(host: &Host) -> String {
+    host.ok(&["image", "ls"])
+}
+
+#[test]
+fn down_rmi_and_system_prune_remove_what_they_should() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("prune");
+    host.busybox_image();
+    let app = host.stack.join("app");
+    std::fs::create_dir_all(&app).expect("app dir");
+    std::fs::write(
+        app.join("Dockerfile"),
+        "FROM busybox:e2e\nRUN echo built > /built.txt\n",
+    )
+    .expect("Dockerfile");
+    let stack = r#"
+name: rmi
+x-quick: &quick
+  init: true
+  stop_grace_period: 1s
+  command: ["sleep", "3600"]
+services:
+  app:
+    <<: *quick
+    build: ./app
+  base:
+    <<: *quick
+    image: busybox:e2e
+"#;
+    std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
+    host.ok(&["up", "-d"]);
+    assert!(image_names(&host).contains("rmi-app"));
+
+    // local: only the image berth built under the project's name.
+    let ids = all_ids(&host);
+    let out = host.ok(&["down", "--rmi", "local"]);
+    assert!(out.contains("rmi-app"), "{out}");
+    let images = image_names(&host);
+    assert!(
+        !images.contains("rmi-app") && images.contains("busybox"),
+        "{images}"
+    );
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+    assert!(!host.berth(&["down", "--rmi", "some"]).status.success());
+
+    // system prune: stopped containers, the network left without endpoints, the build
+    // cache; the tagged busybox image stays without -a.
+    host.ok(&["up", "-d"]);
+    let ids = all_ids(&host);
+    host.ok(&["stop", "-t", "1"]);
+    let out = host.ok(&["system", "prune", "-f"]);
+    for id in &ids {
+        assert!(out.contains(id.as_str()), "{id} not pruned:\n{out}");
+    }
+    assert!(out.contains("Deleted Networks:\nrmi_default"), "{out}");
+    assert!(out.contains("Total reclaimed space:"), "{out}");
+    assert!(!out.contains("Deleted build cache entries: 0"), "{out}");
+    assert!(host.ps().is_empty());
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "prune left: {leaks:#?}");
+    let images = image_names(&host);
+    assert!(images.contains("busybox"), "{images}");
+
+    // -a: every image no container uses; a running container keeps its image.
+    std::fs::write(
+        host.stack.join("compose.yaml"),
+        stack.replace("    build: ./app\n", "    image: busybox:e2e\n"),
+    )
+    .expect("compose");
+    host.ok(&["up", "-d", "base"]);
+    let out = host.ok(&["system", "prune", "-a", "-f", "--volumes"]);
+    assert!(!out.contains("Deleted Containers"), "{out}");
+    assert!(image_names(&host).contains("busybox"), "in use by base");
+    let ids = all_ids(&host);
+    down_clean(&host, &ids);
+    let out = host.ok(&["system", "prune", "-a", "-f"]);
+    assert!(
+        out.contains("untagged: busybox:e2e") || out.contains("busybox"),
+        "{out}"
+    );
+    assert!(!image_names(&host).contains("busybox"));
+}

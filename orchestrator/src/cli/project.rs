@@ -11,7 +11,7 @@ use super::stack::{DownArgs, PsArgs, UpArgs, load_options};
 use crate::api::client::Client;
 use crate::compose;
 use crate::daemon::routes::{DownRequest, UpRequest};
-use crate::engine::reconcile::{DownOptions, UpOptions};
+use crate::engine::reconcile::{DownOptions, RmiScope, UpOptions};
 use crate::engine::stack::{Outcome, ProjectRequest, PsRow};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -42,6 +42,9 @@ fn report(verb: &str, outcome: &Outcome) -> ExitCode {
     }
     for s in &outcome.skipped {
         eprintln!("not done: {s}");
+    }
+    for i in &outcome.removed_images {
+        println!("{i}");
     }
     if outcome.failures.is_empty() && outcome.skipped.is_empty() {
         eprintln!("{verb}: {} step(s) done", outcome.done);
@@ -180,15 +183,20 @@ async fn wait_ready_of(
 
 /// `berth down`.
 pub fn down(g: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
-    if args.rmi.is_some() {
-        bail!("berth down --rmi is not implemented yet (tracked in issue 6)");
-    }
+    let rmi = match args.rmi.as_deref() {
+        None => None,
+        Some("local") => Some(RmiScope::Local),
+        Some("all") => Some(RmiScope::All),
+        Some(other) => bail!("--rmi {other:?}: use local or all"),
+    };
     let project = load(g, &[])?;
     let req = DownRequest {
         project,
         options: DownOptions {
             volumes: args.volumes,
             remove_orphans: args.remove_orphans,
+            rmi,
+            timeout: args.timeout,
         },
     };
     let outcome: Outcome = runtime()?.block_on(async {

@@ -76,6 +76,9 @@ pub struct Outcome {
     pub done: usize,
     pub failures: Vec<String>,
     pub skipped: Vec<String>,
+    /// Images `down --rmi` removed (untagged or deleted), as `image rm` reports them.
+    #[serde(default)]
+    pub removed_images: Vec<String>,
 }
 
 impl Outcome {
@@ -95,6 +98,7 @@ impl Outcome {
                 .filter_map(|i| plan.nodes.get(*i))
                 .map(|n| n.step.to_string())
                 .collect(),
+            removed_images: Vec::new(),
         }
     }
 }
@@ -299,12 +303,19 @@ impl Engine {
 
     /// Stops a container; with `remove`, also drops its DNS names, detaches it from its
     /// networks (freeing addresses and ports) and deletes it.
-    pub async fn stop_and_remove(self: &Arc<Self>, what: &str, remove: bool) -> Result<(), String> {
+    pub async fn stop_and_remove(
+        self: &Arc<Self>,
+        what: &str,
+        remove: bool,
+        timeout: Option<u64>,
+    ) -> Result<(), String> {
         let e = self.clone();
         let key = what.to_string();
         let rec = blocking(move || {
             let rec = e.runtime.resolve(&key).map_err(|err| err.to_string())?;
-            e.runtime.stop(&rec, None).map_err(|err| err.to_string())?;
+            e.runtime
+                .stop(&rec, timeout)
+                .map_err(|err| err.to_string())?;
             Ok(rec)
         })
         .await?;
@@ -390,9 +401,10 @@ impl Engine {
             let backend = StackBackend {
                 engine: self.clone(),
                 project: Arc::new(project),
+                stop_timeout: None,
             };
             if let Err(err) = backend.connect(service, &svc, &rec, &name, &name).await {
-                let cleanup = self.stop_and_remove(&rec.id, true).await;
+                let cleanup = self.stop_and_remove(&rec.id, true, None).await;
                 return Err(match cleanup {
                     Ok(()) => err,
                     Err(c) => format!("{err}; cleanup also failed: {c}"),
@@ -543,6 +555,7 @@ impl Engine {
         let backend = Arc::new(StackBackend {
             engine: self.clone(),
             project: Arc::new(project),
+            stop_timeout: None,
         });
         let report = execute(&plan, backend, ExecOptions::default()).await;
         Ok(Outcome::from(&plan, report))
@@ -558,16 +571,42 @@ impl Engine {
         let _held = lock.lock().await;
         let observed = self.observe(&project).await;
         let plan = plan_down(&project, &observed, &opts)?;
+        let images = opts.rmi.map(|scope| scope.images(&project));
         let backend = Arc::new(StackBackend {
             engine: self.clone(),
             project: Arc::new(project),
+            stop_timeout: opts.timeout,
         });
         let exec = ExecOptions {
             keep_going: true,
             ..ExecOptions::default()
         };
         let report = execute(&plan, backend, exec).await;
-        Ok(Outcome::from(&plan, report))
+        let mut outcome = Outcome::from(&plan, report);
+        for image in images.unwrap_or_default() {
+            let store = self.images.clone();
+            let reference = image.clone();
+            let removed = blocking(move || match store.remove(&reference, false) {
+                Ok(rep) => Ok(Some(rep)),
+                // Never pulled or built: nothing to remove, as compose.
+                Err(berth_runtime::image::StoreError::NotFound { .. }) => Ok(None),
+                Err(err) => Err(err.to_string()),
+            })
+            .await;
+            match removed {
+                Ok(Some(rep)) => {
+                    let lines = rep.untagged.iter().map(|t| format!("Untagged: {t}"));
+                    outcome.removed_images.extend(lines);
+                    let lines = rep.deleted.iter().map(|d| format!("Deleted: {d}"));
+                    outcome.removed_images.extend(lines);
+                }
+                Ok(None) => {}
+                Err(msg) => outcome
+                    .failures
+                    .push(format!("removing image {image}: {msg}")),
+            }
+        }
+        Ok(outcome)
     }
 
     /// `berth ps`: the project's containers (all of them with `all`).
@@ -646,6 +685,8 @@ fn container_state(runtime: &Runtime, rec: &Record, st: &State) -> ContainerStat
 pub struct StackBackend {
     engine: Arc<Engine>,
     project: Arc<Project>,
+    /// `-t` of `down`: how long a container may take to stop (its own grace period if unset).
+    stop_timeout: Option<u64>,
 }
 
 type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
@@ -985,7 +1026,9 @@ impl StackBackend {
     }
 
     async fn remove_or_stop(&self, what: &str, remove: bool) -> Result<(), String> {
-        self.engine.stop_and_remove(what, remove).await
+        self.engine
+            .stop_and_remove(what, remove, self.stop_timeout)
+            .await
     }
 
     /// Waits until every container of `dependency` meets `condition`.
