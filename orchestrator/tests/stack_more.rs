@@ -196,3 +196,163 @@ services:
     );
     assert!(!image_names(&host).contains("busybox"));
 }
+
+const MISC: &str = r#"
+name: misc
+services:
+  web:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    command: ["httpd", "-f", "-p", "80", "-h", "/var/www"]
+"#;
+
+fn status_of(host: &Host, service: &str) -> Vec<String> {
+    host.ps()
+        .iter()
+        .filter(|r| r["service"] == service)
+        .map(|r| r["status"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn create_pause_cp_stats_events_run_volumes_ports_and_pull() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("misc");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), MISC).expect("compose");
+
+    // create: the container exists, not started.
+    host.ok(&["create"]);
+    assert_eq!(status_of(&host, "web"), ["created"]);
+    let id = all_ids(&host).remove(0);
+
+    // events of this project, from now on.
+    let events = host.berth_for(14, &["events", "--json"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    host.ok(&["start"]);
+    assert_eq!(status_of(&host, "web"), ["running"]);
+
+    // pause freezes the container's cgroup (whichever freezer the host has); ps says so.
+    host.ok(&["pause"]);
+    assert_eq!(status_of(&host, "web"), ["paused"]);
+    let v1 = format!("/sys/fs/cgroup/freezer/berth/{id}/freezer.state");
+    let v2 = format!("/sys/fs/cgroup/berth/{id}/cgroup.freeze");
+    let frozen = std::fs::read_to_string(&v1)
+        .map(|s| s.trim() == "FROZEN")
+        .or_else(|_| std::fs::read_to_string(&v2).map(|s| s.trim() == "1"))
+        .unwrap_or(false);
+    assert!(frozen, "neither {v1} nor {v2} says frozen");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    host.ok(&["unpause"]);
+    assert_eq!(status_of(&host, "web"), ["running"]);
+    let got = host.ok(&["exec", "-T", "web", "wget", "-qO-", "http://127.0.0.1/"]);
+    assert!(got.contains("hello from web"), "{got}");
+
+    // cp both ways.
+    let file = host.dir.path().join("note.txt");
+    std::fs::write(&file, "a note\n").expect("note");
+    host.ok(&["cp", &file.display().to_string(), "web:/tmp"]);
+    let got = host.ok(&["exec", "-T", "web", "cat", "/tmp/note.txt"]);
+    assert!(got.contains("a note"), "{got}");
+    let back = host.dir.path().join("back");
+    std::fs::create_dir_all(&back).expect("back dir");
+    host.ok(&["cp", "web:/tmp/note.txt", &back.display().to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("note.txt")).expect("copied back"),
+        "a note\n"
+    );
+    assert!(!host.berth(&["cp", "nosuch:/x", "/tmp"]).status.success());
+
+    let stats = host.ok(&["stats", "--no-stream"]);
+    assert!(
+        stats.contains("misc-web-1") && stats.contains("MEM"),
+        "{stats}"
+    );
+
+    // run -v (a bind from the project directory) and -p (published for the one-off).
+    let data = host.stack.join("data");
+    std::fs::create_dir_all(&data).expect("data");
+    std::fs::write(data.join("hello.txt"), "from the host\n").expect("hello");
+    let got = host.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "./data:/data:ro",
+        "web",
+        "cat",
+        "/data/hello.txt",
+    ]);
+    assert!(got.contains("from the host"), "{got}");
+    let out = host.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "./data:/data:ro",
+        "web",
+        "sh",
+        "-c",
+        "echo x > /data/w",
+    ]);
+    assert!(!out.status.success(), "read-only bind");
+    host.ok(&[
+        "run",
+        "-d",
+        "-p",
+        "18090:80",
+        "--name",
+        "misc-oneoff",
+        "web",
+    ]);
+    let mut answered = String::new();
+    for _ in 0..50 {
+        let curl = host.sh("curl -sS --max-time 2 http://127.0.0.1:18090/");
+        answered = String::from_utf8_lossy(&curl.stdout).to_string();
+        if answered.contains("hello from web") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        answered.contains("hello from web"),
+        "-p 18090:80: {answered:?}"
+    );
+
+    host.ok(&["stop", "web"]);
+    let out = events.wait_with_output().expect("events");
+    let lines = String::from_utf8_lossy(&out.stdout).to_string();
+    let actions: Vec<String> = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["id"] == id.as_str())
+        .map(|e| e["action"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for want in ["start", "pause", "unpause", "die"] {
+        assert!(
+            actions.iter().any(|a| a == want),
+            "{want} missing: {actions:?}\n{lines}"
+        );
+    }
+    assert!(lines.contains("\"project\":\"misc\""), "{lines}");
+
+    // pull: a service with only build: is skipped; a failing pull names its service.
+    std::fs::write(
+        host.stack.join("pull.yaml"),
+        "name: pl\nservices:\n  remote:\n    image: 127.0.0.1:1/none/img:1\n  local:\n    build: ./app\n",
+    )
+    .expect("pull.yaml");
+    let out = host.berth(&["-f", "pull.yaml", "pull"]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("service remote"), "{stderr}");
+    assert!(
+        stderr.contains("local") && stderr.contains("Skipped"),
+        "{stderr}"
+    );
+
+    let ids = all_ids(&host);
+    down_clean(&host, &ids);
+}

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -798,12 +799,31 @@ fn follow_logs_of(
     }
 }
 
-/// `berth pause` / `unpause`: the runtime has no freezer support yet.
-pub fn freeze(verb: &str) -> anyhow::Result<ExitCode> {
-    bail!(
-        "berth {verb} needs the cgroup freezer, which berth's runtime does not drive yet \
-         (tracked in issue 6)"
-    )
+/// `berth pause` / `unpause`: freezes (thaws) the running containers of the services with
+/// the cgroup freezer; their processes keep their state and get no CPU meanwhile.
+pub fn freeze(g: &GlobalOpts, args: ServicesArgs, pause: bool) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let members: Vec<Member> = ctx
+        .members(&set)
+        .into_iter()
+        .filter(|m| ctx.rt.is_running(&m.rec) && ctx.rt.is_paused(&m.rec) != pause)
+        .collect();
+    let levels = if pause {
+        ctx.graph.stop_levels(Some(&set))
+    } else {
+        ctx.graph.start_levels(Some(&set))
+    };
+    Ok(finish(by_levels(&levels, &members, &|m| {
+        if pause {
+            ctx.rt.pause(&m.rec)?;
+            eprintln!("Container {}  Paused", m.rec.config.name);
+        } else {
+            ctx.rt.unpause(&m.rec)?;
+            eprintln!("Container {}  Unpaused", m.rec.config.name);
+        }
+        Ok(())
+    })))
 }
 
 /// `berth rm`: removes the project's stopped containers (running ones too with `-s`, which
@@ -838,4 +858,112 @@ pub fn rm(g: &GlobalOpts, args: super::stack::RmArgs) -> anyhow::Result<ExitCode
         anyhow::Ok(client.post("/rm", &ids).await?)
     })?;
     Ok(finish(failures))
+}
+
+/// `berth pull`: pulls the image of every selected service that names one (`image:`), in
+/// parallel; a service built from its `build:` section only is skipped. Failures name the
+/// service.
+pub fn pull(g: &GlobalOpts, args: super::stack::PullArgs) -> anyhow::Result<ExitCode> {
+    use berth_runtime::image::registry;
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let store = berth_runtime::image::ImageStore::open(&g.root)
+        .with_context(|| format!("opening the image store under {}", g.root.display()))?;
+    let mut jobs: Vec<(String, String)> = Vec::new();
+    for name in &set {
+        let Some(svc) = ctx.project.services.get(name) else {
+            continue;
+        };
+        match &svc.image {
+            Some(image) => jobs.push((name.clone(), image.clone())),
+            None => eprintln!("Service {name}  Skipped: no image: to pull (built from build:)"),
+        }
+    }
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .map(|(service, image)| {
+                let store = &store;
+                let quiet = args.quiet;
+                s.spawn(move || {
+                    if !quiet {
+                        eprintln!("Service {service}  Pulling {image}");
+                    }
+                    registry::pull(store, image, &registry::PullOptions::default(), &|_| {})
+                        .map(|img| {
+                            if !quiet {
+                                eprintln!("Service {service}  Pulled {}", img.id);
+                            }
+                        })
+                        .map_err(|e| format!("service {service}: pulling {image}: {e}"))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| match h.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("a pull thread panicked".to_string()),
+            })
+            .collect()
+    });
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    Ok(if failures.is_empty() || args.ignore_pull_failures {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `berth stats`: `container stats` over the project's running containers.
+pub fn stats(g: &GlobalOpts, args: super::stack::StatsArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let ids: Vec<String> = ctx
+        .members(&set)
+        .into_iter()
+        .filter(|m| ctx.rt.is_running(&m.rec))
+        .map(|m| m.rec.id)
+        .collect();
+    if ids.is_empty() {
+        // `container stats` with no names means every container of the instance.
+        bail!("project {}: no running containers", ctx.project.name);
+    }
+    super::container::stats(&ctx.rt, &ids, args.no_stream)
+}
+
+/// `berth cp SERVICE:SRC DEST` and `berth cp SRC SERVICE:DEST`: `container cp` with the
+/// service's container (number `--index`).
+pub fn cp(g: &GlobalOpts, args: super::stack::CpArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let side = |s: &str| -> Option<(String, String)> {
+        let (svc, path) = s.split_once(':')?;
+        ctx.project
+            .services
+            .contains_key(svc)
+            .then(|| (svc.to_string(), path.to_string()))
+    };
+    match (side(&args.source), side(&args.dest)) {
+        (Some((svc, cpath)), None) => {
+            let m = pick(&ctx, &svc, args.index)?;
+            ctx.rt
+                .copy_out(&m.rec, Path::new(&cpath), Path::new(&args.dest))
+                .with_context(|| format!("copying {cpath} out of {}", m.rec.config.name))?;
+        }
+        (None, Some((svc, cpath))) => {
+            let m = pick(&ctx, &svc, args.index)?;
+            ctx.rt
+                .copy_in(&m.rec, Path::new(&args.source), Path::new(&cpath))
+                .with_context(|| format!("copying {} into {}", args.source, m.rec.config.name))?;
+        }
+        (Some(_), Some(_)) => bail!("cp: copying between two containers is not supported"),
+        (None, None) => bail!(
+            "cp: one of SOURCE and DEST must be SERVICE:PATH with a service of project {}",
+            ctx.project.name
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -111,6 +111,12 @@ pub struct OneOff {
     pub env: Vec<String>,
     pub name: Option<String>,
     pub tty: bool,
+    /// `-p`: ports to publish (the service's own are never published for a one-off).
+    #[serde(default)]
+    pub ports: Vec<crate::compose::Port>,
+    /// `-v`: extra mounts.
+    #[serde(default)]
+    pub volumes: Vec<crate::compose::ServiceVolume>,
 }
 
 fn rand_bytes() -> [u8; 4] {
@@ -360,7 +366,8 @@ impl Engine {
             .get(service)
             .cloned()
             .ok_or_else(|| format!("no such service: {service}"))?;
-        svc.ports.clear();
+        svc.ports = run.ports;
+        svc.volumes.extend(run.volumes);
         svc.container_name = None;
         if let Some(ep) = run.entrypoint {
             svc.entrypoint = Some(ep);
@@ -460,6 +467,11 @@ impl Engine {
                 .map_err(|err| format!("building service {svc_name}: {err}"))
         })
         .await
+    }
+
+    /// The health of a container with a healthcheck, as its checks found it so far.
+    pub fn health_of(&self, id: &str) -> Option<Health> {
+        self.health.get(id)
     }
 
     /// Starts the healthcheck loop recorded on a running container, if it has one.
@@ -622,7 +634,9 @@ impl Engine {
             if !all && !running {
                 continue;
             }
-            let status = if running {
+            let status = if running && self.runtime.is_paused(&rec) {
+                "paused".to_string()
+            } else if running {
                 "running".to_string()
             } else {
                 st.status.as_str().to_string()
