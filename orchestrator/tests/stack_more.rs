@@ -356,3 +356,214 @@ fn create_pause_cp_stats_events_run_volumes_ports_and_pull() {
     let ids = all_ids(&host);
     down_clean(&host, &ids);
 }
+
+/// The time berth's log recorded for the first line of `service` containing `needle`
+/// (RFC 3339 with nanoseconds, so the strings compare as times).
+fn logged_at(host: &Host, service: &str, needle: &str) -> String {
+    let out = host.ok(&["logs", "-t", "--no-color", service]);
+    out.lines()
+        .find(|l| l.contains(needle))
+        .and_then(|l| l.split(" | ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("{service} never logged {needle:?}:\n{out}"))
+        .to_string()
+}
+
+const GATES: &str = r#"
+name: gates
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+services:
+  db:
+    <<: *quick
+    command: ["sh", "-c", "sleep 1.5; touch /tmp/ready; echo db-ready; exec sleep 3600"]
+    healthcheck:
+      test: ["CMD", "sh", "-c", "test -f /tmp/ready"]
+      interval: 300ms
+      retries: 20
+  migrate:
+    <<: *quick
+    command: ["sh", "-c", "sleep 1; echo migrated; exit ${MIGRATE_EXIT:-0}"]
+  app:
+    <<: *quick
+    command: ["sh", "-c", "echo app-start; exec sleep 3600"]
+    depends_on:
+      db: { condition: service_healthy }
+      migrate: { condition: service_completed_successfully }
+"#;
+
+#[test]
+fn service_healthy_and_completed_successfully_gate_the_dependent() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("gate");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), GATES).expect("compose");
+    host.ok(&["up", "-d"]);
+    let app = logged_at(&host, "app", "app-start");
+    let ready = logged_at(&host, "db", "db-ready");
+    let migrated = logged_at(&host, "migrate", "migrated");
+    assert!(
+        app > ready,
+        "app started at {app}, before db was ready at {ready}"
+    );
+    assert!(
+        app > migrated,
+        "app started at {app}, before the migration ended at {migrated}"
+    );
+    let ps = host.ps();
+    let get = |svc: &str| ps.iter().find(|r| r["service"] == svc).cloned().expect(svc);
+    assert_eq!(get("db")["health"], "healthy");
+    assert_eq!(get("migrate")["status"], "exited");
+    assert_eq!(get("migrate")["exit_code"], 0);
+    assert_eq!(get("app")["status"], "running");
+    let mut ids = all_ids(&host);
+
+    // A failed migration keeps the dependent from starting, and says why.
+    std::fs::write(
+        host.stack.join("bad.yaml"),
+        GATES
+            .replace("${MIGRATE_EXIT:-0}", "3")
+            .replace("name: gates", "name: gatesbad"),
+    )
+    .expect("bad.yaml");
+    let out = host.berth(&["-f", "bad.yaml", "up", "-d"]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("migrate") && stderr.contains('3'),
+        "{stderr}"
+    );
+    let bad = host.ok(&["-f", "bad.yaml", "ps", "-a", "--format", "json"]);
+    let rows: serde_json::Value =
+        serde_json::from_str(&bad[bad.find('[').expect("json")..]).expect("ps json");
+    let app_row = rows
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["service"] == "app"))
+        .cloned();
+    if let Some(app_row) = app_row {
+        assert_ne!(app_row["status"], "running", "{rows}");
+    }
+    for r in rows.as_array().into_iter().flatten() {
+        ids.push(r["id"].as_str().unwrap_or_default().to_string());
+    }
+    host.ok(&["-f", "bad.yaml", "down", "-t", "1"]);
+    down_clean(&host, &ids);
+}
+
+const SCALED: &str = r#"
+name: NAME
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+services:
+  web:
+    <<: *quick
+    command: ["httpd", "-f", "-p", "80", "-h", "/var/www"]
+  client:
+    <<: *quick
+    command: ["sleep", "3600"]
+"#;
+
+/// The addresses `nslookup NAME` answers inside `container`, in answer order.
+fn lookup(host: &Host, container: &str, name: &str) -> Vec<String> {
+    let out = host.berth(&["container", "exec", container, "nslookup", name]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    // Skip the server's own "Address:" line (the first block names the resolver).
+    text.split("Name:")
+        .skip(1)
+        .flat_map(|block| {
+            block
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("Address:"))
+                .map(|a| a.trim().split(' ').next().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        })
+        .filter(|a| a.starts_with("10."))
+        .collect()
+}
+
+#[test]
+fn scale_three_answers_round_robin_and_two_projects_are_isolated() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("scale");
+    host.busybox_image();
+    std::fs::write(host.stack.join("a.yaml"), SCALED.replace("NAME", "pa")).expect("a");
+    std::fs::write(host.stack.join("b.yaml"), SCALED.replace("NAME", "pb")).expect("b");
+    host.ok(&["-f", "a.yaml", "up", "-d", "--scale", "web=3"]);
+    host.ok(&["-f", "b.yaml", "up", "-d"]);
+
+    // Three replicas behind one name, the order rotating between answers.
+    let mut firsts = std::collections::BTreeSet::new();
+    let mut all = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let addrs = lookup(&host, "pa-client-1", "web");
+        assert_eq!(addrs.len(), 3, "{addrs:?}");
+        firsts.insert(addrs[0].clone());
+        all.extend(addrs);
+    }
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(
+        firsts.len() >= 2,
+        "the first answer never rotated: {firsts:?}"
+    );
+
+    // Project b's web is not visible from project a: not by name, not by address.
+    let b_web = lookup(&host, "pb-client-1", "web");
+    assert_eq!(b_web.len(), 1, "{b_web:?}");
+    assert!(
+        all.iter().all(|a| !b_web.contains(a)),
+        "a's names resolve to a's containers only"
+    );
+    let own = host.ok(&[
+        "container",
+        "exec",
+        "pb-client-1",
+        "wget",
+        "-qO-",
+        "http://web/",
+    ]);
+    assert!(own.contains("hello from web"), "{own}");
+    let url = format!("http://{}/", b_web[0]);
+    let cross = host.berth(&[
+        "container",
+        "exec",
+        "pa-client-1",
+        "busybox",
+        "timeout",
+        "3",
+        "wget",
+        "-qO-",
+        &url,
+    ]);
+    assert!(
+        !cross.status.success() && !String::from_utf8_lossy(&cross.stdout).contains("hello"),
+        "project a reached project b's web at {url}"
+    );
+    let by_name = host.berth(&["container", "exec", "pa-client-1", "nslookup", "pb-web-1"]);
+    assert!(
+        !String::from_utf8_lossy(&by_name.stdout).contains(&b_web[0]),
+        "pb-web-1 resolved from project a"
+    );
+
+    let mut ids = Vec::new();
+    for f in ["a.yaml", "b.yaml"] {
+        let out = host.ok(&["-f", f, "ps", "-a", "--format", "json"]);
+        let rows: serde_json::Value =
+            serde_json::from_str(&out[out.find('[').expect("json")..]).expect("ps json");
+        for r in rows.as_array().into_iter().flatten() {
+            ids.push(r["id"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(ids.len(), 6);
+    host.ok(&["-f", "a.yaml", "down", "-t", "1"]);
+    host.ok(&["-f", "b.yaml", "down", "-t", "1"]);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}
