@@ -587,7 +587,7 @@ fn human_bytes(b: u64) -> String {
 }
 
 /// CPU % over a one-second sample, as `docker stats` (100 % = one CPU).
-fn stats(rt: &Runtime, names: &[String], no_stream: bool) -> anyhow::Result<ExitCode> {
+pub(crate) fn stats(rt: &Runtime, names: &[String], no_stream: bool) -> anyhow::Result<ExitCode> {
     loop {
         let recs: Vec<_> = if names.is_empty() {
             rt.list()

@@ -11,7 +11,7 @@ use super::stack::{DownArgs, PsArgs, UpArgs, load_options};
 use crate::api::client::Client;
 use crate::compose;
 use crate::daemon::routes::{DownRequest, UpRequest};
-use crate::engine::reconcile::{DownOptions, UpOptions};
+use crate::engine::reconcile::{DownOptions, RmiScope, UpOptions};
 use crate::engine::stack::{Outcome, ProjectRequest, PsRow};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -43,6 +43,9 @@ fn report(verb: &str, outcome: &Outcome) -> ExitCode {
     for s in &outcome.skipped {
         eprintln!("not done: {s}");
     }
+    for i in &outcome.removed_images {
+        println!("{i}");
+    }
     if outcome.failures.is_empty() && outcome.skipped.is_empty() {
         eprintln!("{verb}: {} step(s) done", outcome.done);
         ExitCode::SUCCESS
@@ -53,14 +56,12 @@ fn report(verb: &str, outcome: &Outcome) -> ExitCode {
 
 /// `berth up`.
 pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
-    for (flag, set) in [("--abort-on-container-exit", args.abort_on_container_exit)] {
-        if set {
-            bail!("berth up {flag} is not implemented yet (tracked in issue 6)");
-        }
+    let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
+    if abort && (args.detach || args.wait) {
+        bail!("--abort-on-container-exit and --exit-code-from need attached mode: drop -d/--wait");
     }
-    if args.exit_code_from.is_some() || !args.attach.is_empty() || !args.no_attach.is_empty() {
-        // Plain attached mode works; choosing whose output or whose exit code does not yet.
-        bail!("berth up attached-mode options are not implemented yet (tracked in issue 6)");
+    if (!args.attach.is_empty() || !args.no_attach.is_empty()) && (args.detach || args.wait) {
+        bail!("--attach/--no-attach choose attached output: drop -d/--wait");
     }
     let mut scale = BTreeMap::new();
     for s in &args.scale {
@@ -74,6 +75,11 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     let project = load(g, &args.services)?;
     let name = project.project.name.clone();
+    if let Some(svc) = &args.exit_code_from
+        && !project.project.services.contains_key(svc)
+    {
+        bail!("--exit-code-from {svc}: no such service in project {name}");
+    }
     let completes: Vec<String> = project
         .project
         .services
@@ -108,7 +114,18 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     if !args.detach && !args.wait && outcome.failures.is_empty() && outcome.skipped.is_empty() {
-        return super::project_verbs::attached(g, args.services);
+        return super::project_verbs::attached(
+            g,
+            super::project_verbs::AttachOptions {
+                services: args.services,
+                attach: args.attach,
+                no_attach: args.no_attach,
+                abort,
+                exit_code_from: args.exit_code_from,
+                completes,
+                timeout: args.timeout,
+            },
+        );
     }
     Ok(code)
 }
@@ -166,15 +183,20 @@ async fn wait_ready_of(
 
 /// `berth down`.
 pub fn down(g: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
-    if args.rmi.is_some() {
-        bail!("berth down --rmi is not implemented yet (tracked in issue 6)");
-    }
+    let rmi = match args.rmi.as_deref() {
+        None => None,
+        Some("local") => Some(RmiScope::Local),
+        Some("all") => Some(RmiScope::All),
+        Some(other) => bail!("--rmi {other:?}: use local or all"),
+    };
     let project = load(g, &[])?;
     let req = DownRequest {
         project,
         options: DownOptions {
             volumes: args.volumes,
             remove_orphans: args.remove_orphans,
+            rmi,
+            timeout: args.timeout,
         },
     };
     let outcome: Outcome = runtime()?.block_on(async {
@@ -239,10 +261,23 @@ pub fn ps(g: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
 /// for), with the service's networks but not its published ports, as compose does.
 pub fn run(g: &GlobalOpts, args: super::stack::RunArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
-    if !args.volumes.is_empty() || !args.publish.is_empty() {
-        bail!("berth run -v/-p are not implemented yet (tracked in issue 6)");
-    }
     let req = load(g, std::slice::from_ref(&args.service))?;
+    let mut ports = Vec::new();
+    for spec in &args.publish {
+        let values = compose::canon::parse_port_spec(spec)
+            .map_err(|e| anyhow::anyhow!("-p {spec:?}: {e}"))?;
+        for v in values {
+            ports.push(
+                yaml_serde::from_value::<compose::Port>(v)
+                    .with_context(|| format!("-p {spec:?}"))?,
+            );
+        }
+    }
+    let volumes = args
+        .volumes
+        .iter()
+        .map(|v| run_volume(v, &req.working_dir))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let name = req.project.name.clone();
     let graph = crate::graph::ServiceGraph::from_project(&req.project)?;
     let mut deps: Vec<String> = graph
@@ -292,6 +327,8 @@ pub fn run(g: &GlobalOpts, args: super::stack::RunArgs) -> anyhow::Result<ExitCo
                 env: args.env.clone(),
                 name: args.name.clone(),
                 tty,
+                ports,
+                volumes,
             },
         };
         anyhow::Ok(client.post::<String>("/run", &body).await?)
@@ -314,6 +351,53 @@ pub fn run(g: &GlobalOpts, args: super::stack::RunArgs) -> anyhow::Result<ExitCo
         }
     }
     code
+}
+
+/// `run -v SRC:DST[:ro|rw]`: a bind mount when SRC is a path (relative to the project
+/// directory), else the named volume SRC, as compose's short syntax.
+fn run_volume(spec: &str, project_dir: &std::path::Path) -> anyhow::Result<compose::ServiceVolume> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (src, dst, mode) = match parts.as_slice() {
+        [src, dst] => (*src, *dst, ""),
+        [src, dst, mode] => (*src, *dst, *mode),
+        _ => bail!(
+            "-v {spec:?}: expected SOURCE:TARGET[:ro|rw] (anonymous volumes are not supported)"
+        ),
+    };
+    if src.is_empty() || !dst.starts_with('/') {
+        bail!("-v {spec:?}: needs a source and an absolute target path");
+    }
+    let read_only = match mode {
+        "" | "rw" => false,
+        "ro" => true,
+        m => bail!("-v {spec:?}: unknown mode {m:?} (ro or rw)"),
+    };
+    let bind = src.starts_with(['/', '.', '~']);
+    let source = if !bind {
+        src.to_string()
+    } else if let Some(rest) = src.strip_prefix('~') {
+        let home = std::env::var("HOME").context("-v with ~: HOME is not set")?;
+        format!("{home}{rest}")
+    } else {
+        compose::canon::clean(&project_dir.join(src))
+            .display()
+            .to_string()
+    };
+    Ok(compose::ServiceVolume {
+        kind: if bind {
+            compose::VolumeType::Bind
+        } else {
+            compose::VolumeType::Volume
+        },
+        source: Some(source),
+        target: dst.to_string(),
+        read_only,
+        consistency: None,
+        bind: None,
+        volume: None,
+        tmpfs: None,
+        image: None,
+    })
 }
 
 /// `berth build`: builds the images of the services with a `build:` section, in the daemon.
@@ -346,5 +430,71 @@ pub fn build(g: &GlobalOpts, args: super::stack::BuildArgs) -> anyhow::Result<Ex
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// `berth create`: the services' networks, volumes and containers, none started.
+pub fn create(g: &GlobalOpts, args: super::stack::ServicesArgs) -> anyhow::Result<ExitCode> {
+    let project = load(g, &args.services)?;
+    let req = UpRequest {
+        project,
+        options: UpOptions {
+            services: args.services,
+            no_start: true,
+            ..UpOptions::default()
+        },
+    };
+    let outcome: Outcome = runtime()?.block_on(async {
+        let client = Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.post("/up", &req).await?)
+    })?;
+    Ok(report("create", &outcome))
+}
+
+/// `berth events`: the daemon's event stream, only what concerns this project's containers
+/// (of the given services); text as compose prints it, or one JSON object per line.
+pub fn events(g: &GlobalOpts, args: super::stack::EventsArgs) -> anyhow::Result<ExitCode> {
+    let project = compose::load(&load_options(g, &[], true))?;
+    for s in &args.services {
+        if !project.services.contains_key(s) {
+            bail!("no such service: {s}");
+        }
+    }
+    let name = project.name.clone();
+    runtime()?.block_on(async {
+        let client = Client::connect_or_start(&g.root, &g.run).await?;
+        client
+            .stream("/events", |ev: crate::api::Event| {
+                let a = &ev.attributes;
+                if a.get("project") != Some(&name) {
+                    return true;
+                }
+                let service = a.get("service").cloned().unwrap_or_default();
+                if !args.services.is_empty() && !args.services.contains(&service) {
+                    return true;
+                }
+                if args.json {
+                    println!("{}", serde_json::to_string(&ev).unwrap_or_default());
+                } else {
+                    let attrs: Vec<String> = a
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "project")
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    println!(
+                        "{} {} {} {} ({})",
+                        ev.time,
+                        ev.kind,
+                        ev.action,
+                        ev.id,
+                        attrs.join(", ")
+                    );
+                }
+                use std::io::Write;
+                // A closed pipe ends the stream.
+                std::io::stdout().flush().is_ok()
+            })
+            .await?;
+        anyhow::Ok(ExitCode::SUCCESS)
     })
 }

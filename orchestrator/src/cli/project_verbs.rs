@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -489,7 +490,7 @@ fn wants(opts: &LogOptions, e: &LogEntry) -> bool {
 /// prefixes; `-f` follows, and picks up containers that appear later (a recreated or scaled
 /// service) until interrupted.
 pub fn logs(g: &GlobalOpts, args: LogsArgs) -> anyhow::Result<ExitCode> {
-    follow_logs(g, args, false)
+    follow_logs(g, args)
 }
 
 /// Set by the SIGINT/SIGTERM handler of attached `up`.
@@ -499,9 +500,91 @@ extern "C" fn on_interrupt(_: libc::c_int) {
     INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// Attached `berth up`: streams every service's logs with prefixes, picks up new containers,
-/// and on Ctrl-C stops the project gracefully (a second Ctrl-C ends the CLI at once).
-pub fn attached(g: &GlobalOpts, services: Vec<String>) -> anyhow::Result<ExitCode> {
+/// What attached `berth up` shows and watches, beyond the logs of the selected services.
+#[derive(Debug, Default)]
+pub struct AttachOptions {
+    /// Services named on the command line (empty: all).
+    pub services: Vec<String>,
+    /// `--attach`: only these services' output.
+    pub attach: Vec<String>,
+    /// `--no-attach`: not these services' output.
+    pub no_attach: Vec<String>,
+    /// `--abort-on-container-exit` (also implied by `--exit-code-from`).
+    pub abort: bool,
+    /// `--exit-code-from`: the exit code berth returns is this service's.
+    pub exit_code_from: Option<String>,
+    /// Services some other service waits for with `service_completed_successfully`: their
+    /// successful exit is what is expected of them, so it does not abort the stack.
+    pub completes: Vec<String>,
+    /// `-t`: stop timeout when the stack is stopped.
+    pub timeout: Option<u64>,
+}
+
+/// Why attached `up` stopped following.
+enum Ended {
+    Interrupted,
+    /// A container exited with this code (`--abort-on-container-exit`).
+    Aborted(i32),
+    /// Every watched container has exited and none will be restarted.
+    AllExited,
+}
+
+/// Notices containers that exit while `up` is attached: prints `service-N exited with code
+/// C` once per exit, as compose does, and decides when attached mode ends.
+struct ExitWatch {
+    abort: bool,
+    completes: Vec<String>,
+    services: BTreeSet<String>,
+    /// Containers seen exited, with their code (forgotten when they run again).
+    exited: HashMap<String, i32>,
+}
+
+impl ExitWatch {
+    /// The exits seen since the last scan (as lines to print) and whether attached mode ends.
+    fn scan(&mut self, ctx: &Ctx) -> (Vec<String>, Option<Ended>) {
+        let mut lines = Vec::new();
+        let members = ctx.members(&self.services);
+        let mut first = None;
+        let mut all_exited = !members.is_empty();
+        let mut any_policy = false;
+        for m in &members {
+            any_policy |= m.rec.config.labels.contains_key(labels::RESTART);
+            if ctx.rt.is_running(&m.rec) {
+                self.exited.remove(&m.rec.id);
+                all_exited = false;
+                continue;
+            }
+            let Ok(st) = ctx.rt.state(&m.rec) else {
+                continue;
+            };
+            if st.status != Status::Exited {
+                all_exited = false;
+                continue;
+            }
+            if self.exited.contains_key(&m.rec.id) {
+                continue;
+            }
+            let code = st.exit_code.unwrap_or(0);
+            self.exited.insert(m.rec.id.clone(), code);
+            lines.push(format!("{} exited with code {code}", m.short()));
+            let expected = code == 0 && self.completes.contains(&m.service);
+            if self.abort && !expected && first.is_none() {
+                first = Some(Ended::Aborted(code));
+            }
+        }
+        if first.is_some() {
+            return (lines, first);
+        }
+        let done = all_exited && !any_policy && !self.abort;
+        (lines, done.then_some(Ended::AllExited))
+    }
+}
+
+/// Attached `berth up`: streams the services' logs with prefixes, picks up new containers,
+/// and on Ctrl-C stops the project gracefully (a second Ctrl-C ends the CLI at once). With
+/// `--abort-on-container-exit` the first container exit stops the whole project; the exit
+/// code is that container's, or with `--exit-code-from` the named service's.
+pub fn attached(g: &GlobalOpts, opts: AttachOptions) -> anyhow::Result<ExitCode> {
     let handler = nix::sys::signal::SigAction::new(
         nix::sys::signal::SigHandler::Handler(on_interrupt),
         nix::sys::signal::SaFlags::SA_RESETHAND,
@@ -512,6 +595,27 @@ pub fn attached(g: &GlobalOpts, services: Vec<String>) -> anyhow::Result<ExitCod
         unsafe { nix::sys::signal::sigaction(sig, &handler) }
             .context("installing the Ctrl-C handler")?;
     }
+    let ctx = Ctx::load(g)?;
+    let selected = ctx.services(&opts.services)?;
+    ctx.services(&opts.attach)?;
+    ctx.services(&opts.no_attach)?;
+    let mut watched = selected.clone();
+    if let Some(s) = &opts.exit_code_from {
+        watched.extend(ctx.services(std::slice::from_ref(s))?);
+    }
+    let shown: Vec<String> = if opts.attach.is_empty() {
+        selected
+            .iter()
+            .filter(|s| !opts.no_attach.contains(s))
+            .cloned()
+            .collect()
+    } else {
+        opts.attach
+            .iter()
+            .filter(|s| !opts.no_attach.contains(s))
+            .cloned()
+            .collect()
+    };
     let args = LogsArgs {
         follow: true,
         tail: None,
@@ -519,22 +623,92 @@ pub fn attached(g: &GlobalOpts, services: Vec<String>) -> anyhow::Result<ExitCod
         since: None,
         until: None,
         no_color: false,
-        services,
+        services: shown.clone(),
     };
-    follow_logs(g, args, true)?;
-    eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
-    stop(
-        g,
-        StopArgs {
-            timeout: None,
-            services: Vec::new(),
-        },
-    )
+    let mut watch = ExitWatch {
+        abort: opts.abort,
+        completes: opts.completes.clone(),
+        services: watched,
+        exited: HashMap::new(),
+    };
+    // Nothing to show (every service --no-attach'ed): follow nothing, still watch exits.
+    let ended = follow_logs_of(&ctx, args, shown.is_empty(), Some(&mut watch))?;
+    match &ended {
+        Ended::Interrupted => eprintln!("Gracefully stopping... (press Ctrl+C again to force)"),
+        Ended::Aborted(..) => eprintln!("Aborting on container exit..."),
+        Ended::AllExited => return Ok(ExitCode::SUCCESS),
+    }
+    let all = ctx.services(&[])?;
+    let failures = stop_members(&ctx, &all, &ctx.members(&all), opts.timeout);
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    let code = match (&ended, &opts.exit_code_from) {
+        (_, Some(svc)) => {
+            // The first of its containers that exited on its own, else how the stop ended it.
+            let set: BTreeSet<String> = [svc.clone()].into();
+            let members = ctx.members(&set);
+            let own = members
+                .iter()
+                .find_map(|m| watch.exited.get(&m.rec.id).copied());
+            own.or_else(|| {
+                members
+                    .iter()
+                    .find_map(|m| ctx.rt.state(&m.rec).ok().and_then(|s| s.exit_code))
+            })
+            .unwrap_or(0)
+        }
+        (Ended::Aborted(code), None) => *code,
+        _ => 0,
+    };
+    if !failures.is_empty() && code == 0 {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(exit_code(code))
 }
 
-fn follow_logs(g: &GlobalOpts, args: LogsArgs, until_interrupt: bool) -> anyhow::Result<ExitCode> {
+fn follow_logs(g: &GlobalOpts, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;
-    let set = ctx.services(&args.services)?;
+    follow_logs_of(&ctx, args, false, None)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+type Followers = HashMap<String, (Follower, String, String)>;
+
+/// Prints what the followers have that is new, merged by time.
+fn drain(
+    followers: &mut Followers,
+    printer: &mut Printer,
+    opts: &LogOptions,
+) -> anyhow::Result<()> {
+    let mut batch: Vec<(SystemTime, String, String, LogEntry)> = Vec::new();
+    for (f, prefix, service) in followers.values_mut() {
+        for e in f.poll().into_iter().filter(|e| wants(opts, e)) {
+            batch.push((entry_time(&e), prefix.clone(), service.clone(), e));
+        }
+    }
+    batch.sort_by_key(|(t, ..)| *t);
+    for (_, prefix, service, e) in &batch {
+        printer
+            .line(prefix, service, e)
+            .context("writing to stdout")?;
+    }
+    Ok(())
+}
+
+/// Prints the logs `args` asks for; when following, until Ctrl-C or until `watch` says the
+/// attached `up` is over. `none` follows no service at all (every one `--no-attach`ed).
+fn follow_logs_of(
+    ctx: &Ctx,
+    args: LogsArgs,
+    none: bool,
+    mut watch: Option<&mut ExitWatch>,
+) -> anyhow::Result<Ended> {
+    let set = if none {
+        BTreeSet::new()
+    } else {
+        ctx.services(&args.services)?
+    };
     let tail = match args.tail.as_deref() {
         None | Some("all") | Some("-1") => None,
         Some(n) => Some(
@@ -556,7 +730,7 @@ fn follow_logs(g: &GlobalOpts, args: LogsArgs, until_interrupt: bool) -> anyhow:
         services: BTreeMap::new(),
     };
     // Followers first, so that nothing written between the read and the follow is lost.
-    let mut followers: HashMap<String, (Follower, String, String)> = HashMap::new();
+    let mut followers: Followers = HashMap::new();
     let mut merged: Vec<(SystemTime, String, String, LogEntry)> = Vec::new();
     for m in &members {
         let path = m.rec.log_path();
@@ -582,9 +756,10 @@ fn follow_logs(g: &GlobalOpts, args: LogsArgs, until_interrupt: bool) -> anyhow:
             .context("writing to stdout")?;
     }
     if !args.follow {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Ended::AllExited);
     }
     let mut last_scan = Instant::now();
+    let mut last_exit_scan = Instant::now();
     loop {
         if last_scan.elapsed() >= Duration::from_millis(500) {
             last_scan = Instant::now();
@@ -599,31 +774,56 @@ fn follow_logs(g: &GlobalOpts, args: LogsArgs, until_interrupt: bool) -> anyhow:
                 });
             }
         }
-        let mut batch: Vec<(SystemTime, String, String, LogEntry)> = Vec::new();
-        for (f, prefix, service) in followers.values_mut() {
-            for e in f.poll().into_iter().filter(|e| wants(&opts, e)) {
-                batch.push((entry_time(&e), prefix.clone(), service.clone(), e));
+        drain(&mut followers, &mut printer, &opts)?;
+        if watch.is_some() && INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Ended::Interrupted);
+        }
+        if let Some(w) = watch.as_deref_mut()
+            && last_exit_scan.elapsed() >= Duration::from_millis(200)
+        {
+            last_exit_scan = Instant::now();
+            let (exits, ended) = w.scan(ctx);
+            if !exits.is_empty() {
+                // A container's last lines come before its exit.
+                drain(&mut followers, &mut printer, &opts)?;
+                let mut out = std::io::stdout().lock();
+                for line in exits {
+                    writeln!(out, "{line}").context("writing to stdout")?;
+                }
             }
-        }
-        batch.sort_by_key(|(t, ..)| *t);
-        for (_, prefix, service, e) in &batch {
-            printer
-                .line(prefix, service, e)
-                .context("writing to stdout")?;
-        }
-        if until_interrupt && INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
-            return Ok(ExitCode::SUCCESS);
+            if let Some(ended) = ended {
+                return Ok(ended);
+            }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-/// `berth pause` / `unpause`: the runtime has no freezer support yet.
-pub fn freeze(verb: &str) -> anyhow::Result<ExitCode> {
-    bail!(
-        "berth {verb} needs the cgroup freezer, which berth's runtime does not drive yet \
-         (tracked in issue 6)"
-    )
+/// `berth pause` / `unpause`: freezes (thaws) the running containers of the services with
+/// the cgroup freezer; their processes keep their state and get no CPU meanwhile.
+pub fn freeze(g: &GlobalOpts, args: ServicesArgs, pause: bool) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let members: Vec<Member> = ctx
+        .members(&set)
+        .into_iter()
+        .filter(|m| ctx.rt.is_running(&m.rec) && ctx.rt.is_paused(&m.rec) != pause)
+        .collect();
+    let levels = if pause {
+        ctx.graph.stop_levels(Some(&set))
+    } else {
+        ctx.graph.start_levels(Some(&set))
+    };
+    Ok(finish(by_levels(&levels, &members, &|m| {
+        if pause {
+            ctx.rt.pause(&m.rec)?;
+            eprintln!("Container {}  Paused", m.rec.config.name);
+        } else {
+            ctx.rt.unpause(&m.rec)?;
+            eprintln!("Container {}  Unpaused", m.rec.config.name);
+        }
+        Ok(())
+    })))
 }
 
 /// `berth rm`: removes the project's stopped containers (running ones too with `-s`, which
@@ -658,4 +858,112 @@ pub fn rm(g: &GlobalOpts, args: super::stack::RmArgs) -> anyhow::Result<ExitCode
         anyhow::Ok(client.post("/rm", &ids).await?)
     })?;
     Ok(finish(failures))
+}
+
+/// `berth pull`: pulls the image of every selected service that names one (`image:`), in
+/// parallel; a service built from its `build:` section only is skipped. Failures name the
+/// service.
+pub fn pull(g: &GlobalOpts, args: super::stack::PullArgs) -> anyhow::Result<ExitCode> {
+    use berth_runtime::image::registry;
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let store = berth_runtime::image::ImageStore::open(&g.root)
+        .with_context(|| format!("opening the image store under {}", g.root.display()))?;
+    let mut jobs: Vec<(String, String)> = Vec::new();
+    for name in &set {
+        let Some(svc) = ctx.project.services.get(name) else {
+            continue;
+        };
+        match &svc.image {
+            Some(image) => jobs.push((name.clone(), image.clone())),
+            None => eprintln!("Service {name}  Skipped: no image: to pull (built from build:)"),
+        }
+    }
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .map(|(service, image)| {
+                let store = &store;
+                let quiet = args.quiet;
+                s.spawn(move || {
+                    if !quiet {
+                        eprintln!("Service {service}  Pulling {image}");
+                    }
+                    registry::pull(store, image, &registry::PullOptions::default(), &|_| {})
+                        .map(|img| {
+                            if !quiet {
+                                eprintln!("Service {service}  Pulled {}", img.id);
+                            }
+                        })
+                        .map_err(|e| format!("service {service}: pulling {image}: {e}"))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| match h.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("a pull thread panicked".to_string()),
+            })
+            .collect()
+    });
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    Ok(if failures.is_empty() || args.ignore_pull_failures {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `berth stats`: `container stats` over the project's running containers.
+pub fn stats(g: &GlobalOpts, args: super::stack::StatsArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let ids: Vec<String> = ctx
+        .members(&set)
+        .into_iter()
+        .filter(|m| ctx.rt.is_running(&m.rec))
+        .map(|m| m.rec.id)
+        .collect();
+    if ids.is_empty() {
+        // `container stats` with no names means every container of the instance.
+        bail!("project {}: no running containers", ctx.project.name);
+    }
+    super::container::stats(&ctx.rt, &ids, args.no_stream)
+}
+
+/// `berth cp SERVICE:SRC DEST` and `berth cp SRC SERVICE:DEST`: `container cp` with the
+/// service's container (number `--index`).
+pub fn cp(g: &GlobalOpts, args: super::stack::CpArgs) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let side = |s: &str| -> Option<(String, String)> {
+        let (svc, path) = s.split_once(':')?;
+        ctx.project
+            .services
+            .contains_key(svc)
+            .then(|| (svc.to_string(), path.to_string()))
+    };
+    match (side(&args.source), side(&args.dest)) {
+        (Some((svc, cpath)), None) => {
+            let m = pick(&ctx, &svc, args.index)?;
+            ctx.rt
+                .copy_out(&m.rec, Path::new(&cpath), Path::new(&args.dest))
+                .with_context(|| format!("copying {cpath} out of {}", m.rec.config.name))?;
+        }
+        (None, Some((svc, cpath))) => {
+            let m = pick(&ctx, &svc, args.index)?;
+            ctx.rt
+                .copy_in(&m.rec, Path::new(&args.source), Path::new(&cpath))
+                .with_context(|| format!("copying {} into {}", args.source, m.rec.config.name))?;
+        }
+        (Some(_), Some(_)) => bail!("cp: copying between two containers is not supported"),
+        (None, None) => bail!(
+            "cp: one of SOURCE and DEST must be SERVICE:PATH with a service of project {}",
+            ctx.project.name
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }

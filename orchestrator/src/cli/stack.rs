@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use anyhow::Context;
 
-use super::{GlobalOpts, not_yet};
+use super::GlobalOpts;
 use crate::compose::{self, LoadOptions};
 use crate::graph::ServiceGraph;
 
@@ -48,7 +48,7 @@ pub enum StackCommand {
     /// List the images used by the project's containers
     Images(ServicesArgs),
     /// Pull service images
-    Pull(ServicesArgs),
+    Pull(PullArgs),
     /// Build service images
     Build(BuildArgs),
     /// Wait for service containers to stop, print their exit codes
@@ -56,11 +56,11 @@ pub enum StackCommand {
     /// List running projects
     Ls(LsArgs),
     /// Live resource usage of service containers
-    Stats(ServicesArgs),
+    Stats(StatsArgs),
     /// Copy files between a service container and the host
     Cp(CpArgs),
     /// Stream the project's events
-    Events(ServicesArgs),
+    Events(EventsArgs),
     /// Validate the project and print its fully resolved model
     Config(ConfigArgs),
 }
@@ -256,6 +256,39 @@ pub struct ServicesArgs {
     pub services: Vec<String>,
 }
 
+/// `berth pull`.
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// No progress output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Report pull failures but exit 0
+    #[arg(long)]
+    pub ignore_pull_failures: bool,
+    /// Services (default: all)
+    pub services: Vec<String>,
+}
+
+/// `berth stats`.
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// One sample, then exit
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Services (default: all)
+    pub services: Vec<String>,
+}
+
+/// `berth events`.
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    /// One JSON object per line
+    #[arg(long)]
+    pub json: bool,
+    /// Services (default: all)
+    pub services: Vec<String>,
+}
+
 /// `berth stop` / `berth restart`.
 #[derive(Args, Debug)]
 pub struct StopArgs {
@@ -340,6 +373,9 @@ pub struct LsArgs {
 /// `berth cp`.
 #[derive(Args, Debug)]
 pub struct CpArgs {
+    /// Index of the container when the service has several replicas
+    #[arg(long, default_value_t = 1)]
+    pub index: u32,
     /// SERVICE:SRC_PATH or a host path
     pub source: String,
     /// SERVICE:DEST_PATH or a host path
@@ -471,32 +507,31 @@ fn config(g: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
-    let (verb, issue) = match cmd {
-        StackCommand::Config(args) => return config(g, args),
-        StackCommand::Build(args) => return super::project::build(g, args),
-        StackCommand::Up(args) => return super::project::up(g, args),
-        StackCommand::Down(args) => return super::project::down(g, args),
-        StackCommand::Ps(args) => return super::project::ps(g, args),
-        StackCommand::Logs(args) => return super::project_verbs::logs(g, args),
-        StackCommand::Exec(args) => return super::project_verbs::exec(g, args),
-        StackCommand::Run(args) => return super::project::run(g, args),
-        StackCommand::Create(_) => ("create", 6),
-        StackCommand::Start(args) => return super::project_verbs::start(g, args),
-        StackCommand::Stop(args) => return super::project_verbs::stop(g, args),
-        StackCommand::Restart(args) => return super::project_verbs::restart(g, args),
-        StackCommand::Kill(args) => return super::project_verbs::kill(g, args),
-        StackCommand::Rm(args) => return super::project_verbs::rm(g, args),
-        StackCommand::Pause(_) => return super::project_verbs::freeze("pause"),
-        StackCommand::Unpause(_) => return super::project_verbs::freeze("unpause"),
-        StackCommand::Top(args) => return super::project_verbs::top(g, args),
-        StackCommand::Port(args) => return super::project_verbs::port(g, args),
-        StackCommand::Images(args) => return super::project_verbs::images(g, args),
-        StackCommand::Pull(_) => ("pull", 6),
-        StackCommand::Wait(args) => return super::project_verbs::wait(g, args),
-        StackCommand::Ls(args) => return super::project_verbs::ls(g, args),
-        StackCommand::Stats(_) => ("stats", 6),
-        StackCommand::Cp(_) => ("cp", 6),
-        StackCommand::Events(_) => ("events", 6),
-    };
-    Err(not_yet(verb, issue))
+    match cmd {
+        StackCommand::Config(args) => config(g, args),
+        StackCommand::Build(args) => super::project::build(g, args),
+        StackCommand::Up(args) => super::project::up(g, args),
+        StackCommand::Down(args) => super::project::down(g, args),
+        StackCommand::Ps(args) => super::project::ps(g, args),
+        StackCommand::Logs(args) => super::project_verbs::logs(g, args),
+        StackCommand::Exec(args) => super::project_verbs::exec(g, args),
+        StackCommand::Run(args) => super::project::run(g, args),
+        StackCommand::Create(args) => super::project::create(g, args),
+        StackCommand::Start(args) => super::project_verbs::start(g, args),
+        StackCommand::Stop(args) => super::project_verbs::stop(g, args),
+        StackCommand::Restart(args) => super::project_verbs::restart(g, args),
+        StackCommand::Kill(args) => super::project_verbs::kill(g, args),
+        StackCommand::Rm(args) => super::project_verbs::rm(g, args),
+        StackCommand::Pause(args) => super::project_verbs::freeze(g, args, true),
+        StackCommand::Unpause(args) => super::project_verbs::freeze(g, args, false),
+        StackCommand::Top(args) => super::project_verbs::top(g, args),
+        StackCommand::Port(args) => super::project_verbs::port(g, args),
+        StackCommand::Images(args) => super::project_verbs::images(g, args),
+        StackCommand::Pull(args) => super::project_verbs::pull(g, args),
+        StackCommand::Wait(args) => super::project_verbs::wait(g, args),
+        StackCommand::Ls(args) => super::project_verbs::ls(g, args),
+        StackCommand::Stats(args) => super::project_verbs::stats(g, args),
+        StackCommand::Cp(args) => super::project_verbs::cp(g, args),
+        StackCommand::Events(args) => super::project::events(g, args),
+    }
 }

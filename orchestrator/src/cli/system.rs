@@ -1,11 +1,13 @@
-//! `berth system …`: the daemon of this instance (issue 6).
+//! `berth system …`: the daemon of this instance and its housekeeping (issue 6).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::{GlobalOpts, not_yet};
+use std::path::Path;
+
+use super::GlobalOpts;
 use crate::api::client::Client;
 use crate::api::{Event, Info};
 
@@ -18,8 +20,22 @@ pub enum SystemCommand {
     Events(FormatArgs),
     /// Stop the daemon of this instance, if one runs
     Shutdown,
-    /// Remove unused containers, networks, images and build cache
-    Prune,
+    /// Remove stopped containers, unused networks, dangling images and the build cache
+    Prune(PruneArgs),
+}
+
+/// `berth system prune`.
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove every image no container uses, not only dangling (untagged) ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Remove named volumes no container uses too
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not prompt (berth never prompts; accepted for compatibility)
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// Output format option shared by the system verbs.
@@ -88,6 +104,158 @@ pub fn run(g: &GlobalOpts, cmd: SystemCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }),
-        SystemCommand::Prune => Err(not_yet("system prune", 6)),
+        SystemCommand::Prune(args) => prune(g, args),
+    }
+}
+
+/// Bytes under `path` (files only, symlinks not followed); what removing it frees.
+fn du(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| du(&e.path()))
+        .sum()
+}
+
+/// `berth system prune`: stopped containers (through the daemon, which detaches them from
+/// their networks), networks without endpoints, the build cache, dangling images (every
+/// unused one with `-a`), unused named volumes with `--volumes`; prints what went and the
+/// space reclaimed.
+fn prune(g: &GlobalOpts, args: PruneArgs) -> anyhow::Result<ExitCode> {
+    let _ = args.force;
+    let rt = super::container::runtime(g)?;
+    let mut reclaimed = 0u64;
+    let mut failed = false;
+
+    let stopped: Vec<_> = rt
+        .list()
+        .into_iter()
+        .filter(|(r, _)| !rt.is_running(r))
+        .map(|(r, _)| r)
+        .collect();
+    let ids: Vec<String> = stopped.iter().map(|r| r.id.clone()).collect();
+    let sizes: u64 = stopped.iter().map(|r| du(&r.dir)).sum();
+    let (failures, nets): (Vec<String>, super::network::NetworkOutput) =
+        runtime()?.block_on(async {
+            let client = Client::connect_or_start(&g.root, &g.run).await?;
+            let failures: Vec<String> = if ids.is_empty() {
+                Vec::new()
+            } else {
+                client.post("/rm", &ids).await?
+            };
+            let nets = client
+                .post("/network", &super::network::NetworkCommand::Prune)
+                .await?;
+            anyhow::Ok((failures, nets))
+        })?;
+    if !stopped.is_empty() {
+        println!("Deleted Containers:");
+        for r in &stopped {
+            if !failures.iter().any(|f| f.starts_with(&r.id)) {
+                println!("{}", r.id);
+            }
+        }
+        println!();
+        reclaimed += sizes;
+    }
+    for f in &failures {
+        eprintln!("error: removing container {f}");
+        failed = true;
+    }
+    let deleted_nets: Vec<&str> = nets
+        .out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Deleted network "))
+        .collect();
+    if !deleted_nets.is_empty() {
+        println!("Deleted Networks:");
+        deleted_nets.iter().for_each(|n| println!("{n}"));
+        println!();
+    }
+    if nets.code != 0 {
+        eprint!("{}", nets.err);
+        failed = true;
+    }
+
+    if args.volumes {
+        let users: std::collections::BTreeSet<String> = rt
+            .list()
+            .into_iter()
+            .flat_map(|(r, _)| r.config.mounts.clone())
+            .filter_map(|m| match m {
+                berth_runtime::container::MountSpec::Volume { name, .. } => Some(name),
+                _ => None,
+            })
+            .collect();
+        let dir = g.root.join("volumes");
+        let mut gone = Vec::new();
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if users.contains(&name) || !e.path().is_dir() {
+                continue;
+            }
+            let size = du(&e.path());
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => {
+                    reclaimed += size;
+                    gone.push(name);
+                }
+                Err(err) => {
+                    eprintln!("error: removing volume {name}: {err}");
+                    failed = true;
+                }
+            }
+        }
+        if !gone.is_empty() {
+            println!("Deleted Volumes:");
+            gone.iter().for_each(|v| println!("{v}"));
+            println!();
+        }
+    }
+
+    let store = berth_runtime::image::ImageStore::open(&g.root)
+        .with_context(|| format!("opening the image store under {}", g.root.display()))?;
+    let (entries, cache_bytes) =
+        berth_runtime::build::exec::Builder::new(&store, &rt, &g.root).prune()?;
+    reclaimed += cache_bytes;
+    let report = store.prune(args.all)?;
+    reclaimed += report.reclaimed;
+    if !report.untagged.is_empty() || !report.deleted.is_empty() {
+        println!("Deleted Images:");
+        report
+            .untagged
+            .iter()
+            .for_each(|t| println!("untagged: {t}"));
+        report.deleted.iter().for_each(|d| println!("deleted: {d}"));
+        println!();
+    }
+    println!("Deleted build cache entries: {entries}");
+    println!("Total reclaimed space: {}", human(reclaimed));
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn human(b: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < units.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b}B")
+    } else {
+        format!("{v:.2}{}", units[u])
     }
 }

@@ -5,6 +5,7 @@
 //! so two CLIs racing to start it cannot end with two daemons.
 
 pub mod routes;
+mod watch;
 
 use std::convert::Infallible;
 use std::fs::File;
@@ -221,6 +222,7 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
             }
         });
     }
+    tokio::spawn(watch::run(shared.clone()));
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {

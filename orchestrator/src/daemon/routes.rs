@@ -261,7 +261,7 @@ async fn rm(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     };
     let mut failures = Vec::new();
     for id in ids {
-        if let Err(e) = engine.stop_and_remove(&id, true).await {
+        if let Err(e) = engine.stop_and_remove(&id, true, None).await {
             failures.push(format!("{id}: {e}"));
         }
     }

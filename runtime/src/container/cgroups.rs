@@ -37,6 +37,8 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+    #[error("freezing cgroup {path}: its tasks did not all stop within {secs} s")]
+    FreezeTimeout { path: PathBuf, secs: u64 },
     #[error("removing cgroup {path}: it still holds processes")]
     Busy {
         path: PathBuf,
@@ -467,6 +469,85 @@ impl Cgroup {
         }
     }
 
+    /// The file that freezes the cgroup: `freezer.state` of the v1 freezer hierarchy, or
+    /// `cgroup.freeze` of the v2 cgroup (kernel 5.2+).
+    fn freezer_file(&self) -> Result<PathBuf, CgroupError> {
+        let missing = CgroupError::MissingController {
+            what: "pause",
+            controller: "freezer",
+        };
+        let f = match self {
+            Cgroup::V1 { .. } => self.v1_dir("freezer").ok_or(missing)?.join("freezer.state"),
+            Cgroup::V2 { dir } => dir.join("cgroup.freeze"),
+        };
+        if f.exists() {
+            Ok(f)
+        } else {
+            Err(CgroupError::MissingController {
+                what: "pause",
+                controller: "freezer",
+            })
+        }
+    }
+
+    /// Whether the kernel reports every task of the cgroup frozen.
+    fn frozen_now(&self, file: &Path) -> bool {
+        match self {
+            Cgroup::V1 { .. } => fs::read_to_string(file).is_ok_and(|s| s.trim() == "FROZEN"),
+            Cgroup::V2 { dir } => fs::read_to_string(dir.join("cgroup.events"))
+                .is_ok_and(|s| s.lines().any(|l| l.trim() == "frozen 1")),
+        }
+    }
+
+    /// Stops every task of the cgroup (`pause`): they keep their memory and state and get
+    /// no CPU until [`Cgroup::thaw`]. Returns once the kernel reports them all frozen; if
+    /// that does not happen within a few seconds the cgroup is thawed again and an error
+    /// says so.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        let file = self.freezer_file()?;
+        let value = match self {
+            Cgroup::V1 { .. } => "FROZEN",
+            Cgroup::V2 { .. } => "1",
+        };
+        let secs = 5;
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            // v1 may stay FREEZING while a task is in an uninterruptible sleep: ask again.
+            write(&file, value)?;
+            if self.frozen_now(&file) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = self.thaw();
+                return Err(CgroupError::FreezeTimeout { path: file, secs });
+            }
+            sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Lets the tasks of a frozen cgroup run again (`unpause`); a no-op when not frozen.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        let file = self.freezer_file()?;
+        let value = match self {
+            Cgroup::V1 { .. } => "THAWED",
+            Cgroup::V2 { .. } => "0",
+        };
+        write(&file, value)
+    }
+
+    /// Whether the cgroup is frozen or freezing (`paused` in `ps`); false where there is no
+    /// freezer.
+    pub fn is_frozen(&self) -> bool {
+        let Ok(file) = self.freezer_file() else {
+            return false;
+        };
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        match self {
+            Cgroup::V1 { .. } => matches!(text.trim(), "FROZEN" | "FREEZING"),
+            Cgroup::V2 { .. } => text.trim() == "1",
+        }
+    }
+
     /// Whether the cgroup directories exist at all.
     pub fn exists(&self) -> bool {
         self.dirs().iter().any(|d| d.exists())
@@ -474,6 +555,10 @@ impl Cgroup {
 
     /// Kills what is left inside and removes every directory; a no-op when already gone.
     pub fn remove(&self) -> Result<(), CgroupError> {
+        // Frozen tasks cannot act on SIGKILL (v1): let them run so they can die.
+        if self.is_frozen() {
+            let _ = self.thaw();
+        }
         let deadline = Instant::now() + Duration::from_secs(3);
         for d in self.dirs() {
             loop {

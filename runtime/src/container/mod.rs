@@ -11,6 +11,7 @@ pub mod config;
 pub mod control;
 pub mod copy;
 pub mod exec;
+mod freeze;
 pub mod init;
 pub mod logs;
 pub mod mounts;
@@ -119,6 +120,14 @@ pub enum RuntimeError {
     Running { id: String },
     #[error("container {id} is already running")]
     AlreadyRunning { id: String },
+    /// `pause`/`unpause` could not drive the cgroup freezer.
+    #[error("{verb} container {name}")]
+    Freezer {
+        verb: &'static str,
+        name: String,
+        #[source]
+        source: cgroups::CgroupError,
+    },
 }
 
 impl RuntimeError {
@@ -637,6 +646,10 @@ impl Runtime {
         Self::mark_user_stop(rec);
         if !self.is_running(rec) {
             return Ok(None);
+        }
+        // A paused container could not act on the stop signal (nor on SIGKILL under v1).
+        if self.is_paused(rec) {
+            let _ = self.unpause(rec);
         }
         let waiter = match control::send(&rec.socket(), &Request::Wait) {
             Ok(w) => w,

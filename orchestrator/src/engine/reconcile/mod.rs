@@ -45,6 +45,37 @@ pub struct DownOptions {
     /// `-v`: remove the project's named volumes too.
     pub volumes: bool,
     pub remove_orphans: bool,
+    /// `--rmi local|all`: remove the images built for the project (`local`: those without
+    /// an `image:` of their own) or every service's image (`all`) once the containers are gone.
+    #[serde(default)]
+    pub rmi: Option<RmiScope>,
+    /// `-t`: seconds to wait for each container's stop before killing it.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+/// Which images `down --rmi` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RmiScope {
+    /// Images berth built and named `<project>-<service>` (no `image:` in the service).
+    Local,
+    /// Every image the project's services use.
+    All,
+}
+
+impl RmiScope {
+    /// The image references of `project` this scope covers, each once.
+    pub fn images(self, project: &Project) -> Vec<String> {
+        let mut out: Vec<String> = project
+            .services
+            .iter()
+            .filter(|(_, svc)| self == RmiScope::All || svc.image.is_none())
+            .filter_map(|(name, _)| project.image_of(name))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// Why no plan could be made; names the service at fault.
