@@ -202,6 +202,10 @@ impl Engine {
         let watch = engine.clone();
         tokio::spawn(async move { watch.follow_host_changes().await });
         tokio::spawn(super::restart::run(engine.clone()));
+        tokio::spawn(super::health::watch(
+            engine.runtime.clone(),
+            engine.health.clone(),
+        ));
         Ok(engine)
     }
 
@@ -612,7 +616,10 @@ impl Engine {
                 image: l.get(labels::IMAGE).cloned().unwrap_or_default(),
                 command: shell_words::join(&rec.config.args),
                 status,
-                health: self.health.get(&rec.id).map(|h| h.as_str().to_string()),
+                health: self
+                    .health
+                    .current(&rec, &st, running)
+                    .map(|h| h.as_str().to_string()),
                 exit_code: st.exit_code,
                 ports,
             });
@@ -1007,13 +1014,14 @@ impl StackBackend {
                 }
                 any = true;
                 let running = self.engine.runtime.is_running(&rec);
+                let health = self.engine.health.current(&rec, &st, running);
                 match condition {
                     DependsCondition::ServiceStarted => {
                         if !running && st.status != Status::Exited {
                             ready = false;
                         }
                     }
-                    DependsCondition::ServiceHealthy => match self.engine.health.get(&rec.id) {
+                    DependsCondition::ServiceHealthy => match health {
                         Some(Health::Healthy) => {}
                         Some(Health::Unhealthy) => {
                             return Err(format!("container {} is unhealthy", rec.config.name));
