@@ -66,10 +66,12 @@ fn hadoop_config_merges_the_anchor_and_reads_config_env() {
         assert_eq!(svc["restart"], "unless-stopped", "{name}");
         let env = &svc["environment"];
         // config.env, through env_file: services find each other by name.
-        assert_eq!(env["CORE-SITE.XML_fs.defaultFS"], "hdfs://namenode", "{name}");
         assert_eq!(
-            env["YARN-SITE.XML_yarn.resourcemanager.hostname"],
-            "resourcemanager",
+            env["CORE-SITE.XML_fs.defaultFS"], "hdfs://namenode",
+            "{name}"
+        );
+        assert_eq!(
+            env["YARN-SITE.XML_yarn.resourcemanager.hostname"], "resourcemanager",
             "{name}"
         );
         // Single quotes in an env file keep `$HADOOP_HOME` for the container to expand;
@@ -164,9 +166,10 @@ fn hadoop_dependency_graph_starts_hdfs_before_yarn() {
         ("hadoop-nodemanager-1", resourcemanager),
         ("hadoop-nodemanager-2", resourcemanager),
     ] {
-        let create = index_of(&plan, |s| {
-            matches!(s, Step::CreateContainer { name: n, .. } if n == name)
-        });
+        let create = index_of(
+            &plan,
+            |s| matches!(s, Step::CreateContainer { name: n, .. } if n == name),
+        );
         assert!(
             comes_after(&plan, create, needs),
             "{name} is not created after #{needs} starts:\n{text}"
@@ -182,9 +185,10 @@ fn index_of(plan: &Plan, pick: impl Fn(&Step) -> bool) -> usize {
 }
 
 fn start_of(plan: &Plan, name: &str) -> usize {
-    index_of(plan, |s| {
-        matches!(s, Step::StartContainer { name: n, .. } if n == name)
-    })
+    index_of(
+        plan,
+        |s| matches!(s, Step::StartContainer { name: n, .. } if n == name),
+    )
 }
 
 /// True when node `later` waits (directly or through others) for node `earlier`.
