@@ -22,12 +22,19 @@ fn mode(host: &Host, f: &str, node: &str) -> Option<String> {
         .map(|m| m.trim().to_string())
 }
 
-/// Runs zkCli.sh inside `node` against `server`'s client port; its stdout.
-fn cli(host: &Host, f: &str, node: &str, server: &str, cmd: &[&str]) -> String {
-    let target = format!("{server}:2181");
+/// Runs zkCli.sh inside `node` against its own client port; what it printed, failures included
+/// (callers retry: a node may be between elections).
+fn cli(host: &Host, f: &str, node: &str, cmd: &[&str]) -> String {
+    let target = format!("{node}:2181");
     let mut args = vec!["-f", f, "exec", "-T", node, "zkCli.sh", "-server", &target];
     args.extend_from_slice(cmd);
-    host.ok(&args)
+    let out = host.berth(&args);
+    // zkCli prints data on stdout, "Created ..." and errors on stderr.
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// `ps -a` of the example's project (the harness's `ps` looks in the stack directory).
@@ -61,13 +68,27 @@ fn eventually<T: std::fmt::Debug>(
     }
 }
 
-/// Reads `path` through `server` until it holds `want`.
-fn reads(host: &Host, f: &str, server: &str, path: &str, want: &str) {
+/// Reads `path` through `node` until it holds `want`.
+fn reads(host: &Host, f: &str, node: &str, path: &str, want: &str) {
     eventually(
-        &format!("get {path} through {server}"),
+        &format!("get {path} through {node}"),
         30,
-        || cli(host, f, server, server, &["get", path]),
+        || cli(host, f, node, &["get", path]),
         |out| out.lines().any(|l| l.trim() == want),
+    );
+}
+
+/// Sets `path` to `value` through `via` (again if an attempt failed: `set` is idempotent)
+/// until `check` reads it back.
+fn writes(host: &Host, f: &str, via: &str, path: &str, value: &str, check: &str) {
+    eventually(
+        &format!("set {path} through {via}, read back through {check}"),
+        30,
+        || {
+            cli(host, f, via, &["set", path, value]);
+            cli(host, f, check, &["get", path])
+        },
+        |out| out.lines().any(|l| l.trim() == value),
     );
 }
 
@@ -79,6 +100,7 @@ fn zookeeper_ensemble_forms_by_name_replicates_and_survives_its_leader() {
     let t0 = Instant::now();
     let host = Host::new("zk");
     let stack = host.example("zookeeper");
+    eprintln!("image loaded {:?} after start", t0.elapsed());
     let f = stack.display().to_string();
     let f = f.as_str();
 
@@ -133,6 +155,8 @@ fn zookeeper_ensemble_forms_by_name_replicates_and_survives_its_leader() {
     for node in ["zk2", "zk3"] {
         reads(&host, f, node, "/berth", "written-through-zk1");
     }
+    let created = cli(&host, f, "zk2", &["create", "/second", "through-zk2"]);
+    assert!(created.contains("Created /second"), "{created}");
 
     // Stop the leader: the two others elect a new one among themselves and keep serving.
     host.ok(&["-f", f, "stop", leader]);
@@ -151,23 +175,8 @@ fn zookeeper_ensemble_forms_by_name_replicates_and_survives_its_leader() {
         "{leader} stopped: {} re-elected in {took:?}",
         rest.join("+")
     );
-    let set = cli(
-        &host,
-        f,
-        rest[0],
-        rest[0],
-        &["set", "/berth", "after-failover"],
-    );
-    assert!(!set.contains("Exception"), "{set}");
-    cli(
-        &host,
-        f,
-        rest[1],
-        rest[1],
-        &["create", "/second", "via-the-other"],
-    );
-    reads(&host, f, rest[1], "/berth", "after-failover");
-    reads(&host, f, rest[0], "/second", "via-the-other");
+    writes(&host, f, rest[0], "/berth", "after-failover", rest[1]);
+    writes(&host, f, rest[1], "/second", "via-the-other", rest[0]);
 
     // The old leader starts again, rejoins as a follower and catches up on what it missed.
     host.ok(&["-f", f, "start", leader]);
