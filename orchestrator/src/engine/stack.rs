@@ -199,13 +199,14 @@ impl Engine {
                 tracing::error!(%err, "network reconcile loop ended");
             }
         });
-        let watch = engine.clone();
-        tokio::spawn(async move { watch.follow_host_changes().await });
-        tokio::spawn(super::restart::run(engine.clone()));
+        // Checks for runs started outside the daemon (`berth start`, `restart`).
         tokio::spawn(super::health::watch(
             engine.runtime.clone(),
             engine.health.clone(),
         ));
+        let watch = engine.clone();
+        tokio::spawn(async move { watch.follow_host_changes().await });
+        tokio::spawn(super::restart::run(engine.clone()));
         Ok(engine)
     }
 
