@@ -6,7 +6,7 @@
 # network namespaces. Berth's build cache in the cache instance makes a re-run with unchanged
 # Dockerfiles take seconds; a fresh machine builds everything.
 #
-# Usage: scripts/prepare-examples.sh [EXAMPLE...]   (default: lnmp)
+# Usage: scripts/prepare-examples.sh [EXAMPLE...]   (default: lnmp zookeeper)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -30,7 +30,7 @@ if ! b image inspect debian:bookworm >/dev/null 2>&1; then
   fi
 fi
 
-for ex in "${@:-lnmp}"; do
+for ex in "${@:-lnmp zookeeper}"; do
   for e in $ex; do
     stack=examples/$e/compose.yaml
     start=$(date +%s)

@@ -2,10 +2,10 @@
 //! and keeps the status that `depends_on: service_healthy`, `ps` and `--wait` read.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
-use berth_runtime::container::{Record, Runtime};
+use berth_runtime::container::{Record, Runtime, State};
 use berth_runtime::image::Image;
 
 use crate::compose::{Project, Service};
@@ -29,35 +29,103 @@ impl Health {
     }
 }
 
-/// Current health of every checked container, by container id.
+/// One run of a container: its init's host pid and start time. A check's verdict belongs to
+/// the run it was made on; a container stopped and started again (by `berth start`, `restart`
+/// or a policy) is a new run, `starting` until checked again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunId {
+    pid: i32,
+    started_at: Option<SystemTime>,
+}
+
+impl RunId {
+    /// The run a container's state describes (meaningful while it runs).
+    pub fn of(st: &State) -> RunId {
+        RunId {
+            pid: st.pid,
+            started_at: st.started_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    run: RunId,
+    health: Health,
+}
+
+/// Current health of every checked container, by container id, with the run it is about.
 #[derive(Debug, Default)]
 pub struct HealthBook {
-    map: Mutex<HashMap<String, Health>>,
+    map: Mutex<HashMap<String, Entry>>,
 }
 
 impl HealthBook {
-    /// The container's health, if it has a check.
-    pub fn get(&self, id: &str) -> Option<Health> {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .copied()
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn set(&self, id: &str, h: Health) {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_string(), h);
+    /// The container's last recorded health, whatever run it was about.
+    pub fn get(&self, id: &str) -> Option<Health> {
+        self.entries().get(id).map(|e| e.health)
+    }
+
+    /// The health of the container's current run, as `ps`, `--wait` and `service_healthy`
+    /// need it: none when it is not running or has no check; `starting` for a run no check
+    /// loop has looked at yet (never the verdict on an earlier run).
+    pub fn current(&self, rec: &Record, st: &State, running: bool) -> Option<Health> {
+        let checked = rec.config.labels.contains_key(super::labels::HEALTHCHECK);
+        self.of_current_run(&rec.id, running.then(|| RunId::of(st)), checked)
+    }
+
+    /// [`HealthBook::current`] for the run `run` (none: not running) of a container.
+    fn of_current_run(&self, id: &str, run: Option<RunId>, checked: bool) -> Option<Health> {
+        let run = run.filter(|_| checked)?;
+        Some(self.of(id, run).unwrap_or(Health::Starting))
+    }
+
+    /// Takes the checking of `run` for a new loop; false when a loop already has it.
+    fn claim(&self, id: &str, run: RunId) -> bool {
+        let mut map = self.entries();
+        if map.get(id).is_some_and(|e| e.run == run) {
+            return false;
+        }
+        map.insert(
+            id.to_string(),
+            Entry {
+                run,
+                health: Health::Starting,
+            },
+        );
+        true
+    }
+
+    /// Records a verdict on `run`, unless a newer run's loop owns the entry.
+    fn set(&self, id: &str, run: RunId, health: Health) {
+        if let Some(e) = self.entries().get_mut(id).filter(|e| e.run == run) {
+            e.health = health;
+        }
+    }
+
+    /// The health recorded for `run`, if the entry is still about it.
+    fn of(&self, id: &str, run: RunId) -> Option<Health> {
+        self.entries()
+            .get(id)
+            .filter(|e| e.run == run)
+            .map(|e| e.health)
+    }
+
+    /// Drops `run`'s entry (its loop ends), leaving a newer run's alone.
+    fn end(&self, id: &str, run: RunId) {
+        let mut map = self.entries();
+        if map.get(id).is_some_and(|e| e.run == run) {
+            map.remove(id);
+        }
     }
 
     /// Drops a container's status (stopped or removed).
     pub fn forget(&self, id: &str) {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
+        self.entries().remove(id);
     }
 }
 
@@ -148,49 +216,159 @@ pub fn has_check(project: &Project, service: &str) -> bool {
         .is_some_and(|h| !h.disable && argv(&h.test).is_some())
 }
 
-/// Starts the check loop of a started container; it ends when the container stops.
-pub fn spawn(runtime: Runtime, book: std::sync::Arc<HealthBook>, rec: Record, check: Check) {
-    book.set(&rec.id, Health::Starting);
+/// Starts the check loop of a started container's current run; it ends when that run ends.
+/// Arming a run that already has its loop does nothing, so callers need not coordinate.
+pub fn spawn(runtime: Runtime, book: Arc<HealthBook>, rec: Record, check: Check) {
+    let Ok(st) = runtime.state(&rec) else {
+        return;
+    };
+    let run = RunId::of(&st);
+    if !book.claim(&rec.id, run) {
+        return;
+    }
     tokio::spawn(async move {
         let started = tokio::time::Instant::now();
         let mut failures = 0u64;
         loop {
             let in_start = started.elapsed() < check.start_period;
-            let wait = if in_start && book.get(&rec.id) == Some(Health::Starting) {
+            let starting = book.of(&rec.id, run) == Some(Health::Starting);
+            let wait = if in_start && starting {
                 check.start_interval.min(check.interval)
             } else {
                 check.interval
             };
             // The first check runs soon after start, as the start interval says.
-            let first = failures == 0 && book.get(&rec.id) == Some(Health::Starting);
+            let first = failures == 0 && starting;
             tokio::time::sleep(if first {
                 wait.min(Duration::from_millis(500))
             } else {
                 wait
             })
             .await;
-            if !runtime.is_running(&rec) || book.get(&rec.id).is_none() {
-                book.forget(&rec.id);
+            let same_run = runtime
+                .state(&rec)
+                .is_ok_and(|st| RunId::of(&st) == run && runtime.is_running(&rec));
+            if !same_run || book.of(&rec.id, run).is_none() {
+                book.end(&rec.id, run);
                 return;
             }
             let rt = runtime.clone();
             let r = rec.clone();
             let args = check.args.clone();
-            let run = tokio::task::spawn_blocking(move || super::stack::exec_check(&rt, &r, args));
+            let exec = tokio::task::spawn_blocking(move || super::stack::exec_check(&rt, &r, args));
             let ok = matches!(
-                tokio::time::timeout(check.timeout, run).await,
+                tokio::time::timeout(check.timeout, exec).await,
                 Ok(Ok(Ok(0)))
             );
             if ok {
                 failures = 0;
-                book.set(&rec.id, Health::Healthy);
-            } else if !(in_start && book.get(&rec.id) == Some(Health::Starting)) {
+                book.set(&rec.id, run, Health::Healthy);
+            } else if !(in_start && book.of(&rec.id, run) == Some(Health::Starting)) {
                 failures += 1;
                 if failures >= check.retries {
-                    book.set(&rec.id, Health::Unhealthy);
+                    book.set(&rec.id, run, Health::Unhealthy);
                 }
             }
             tracing::debug!(container = %rec.config.name, ok, failures, "healthcheck");
         }
     });
+}
+
+/// How often [`watch`] looks for runs without a check loop.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+/// Arms the check of every running container whose current run has no loop: containers
+/// started outside the daemon (`berth start`, `restart`, which drive the runtime directly)
+/// get their healthcheck back this way. Runs for the daemon's lifetime.
+pub async fn watch(runtime: Runtime, book: Arc<HealthBook>) {
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let rt = runtime.clone();
+        let Ok(running) = tokio::task::spawn_blocking(move || {
+            rt.list()
+                .into_iter()
+                .filter(|(rec, _)| rec.config.labels.contains_key(super::labels::HEALTHCHECK))
+                .filter(|(rec, _)| rt.is_running(rec))
+                .collect::<Vec<_>>()
+        })
+        .await
+        else {
+            continue;
+        };
+        for (rec, st) in running {
+            if book.of(&rec.id, RunId::of(&st)).is_some() {
+                continue;
+            }
+            if let Some(check) = Check::from_labels(&rec.config.labels) {
+                tracing::debug!(container = %rec.config.name, "arming the healthcheck of a new run");
+                spawn(runtime.clone(), book.clone(), rec, check);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(pid: i32, secs: u64) -> RunId {
+        RunId {
+            pid,
+            started_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),
+        }
+    }
+
+    #[test]
+    fn a_new_run_is_starting_not_the_last_runs_verdict() {
+        let book = HealthBook::default();
+        let (first, second) = (run(100, 1), run(200, 2));
+        assert_eq!(
+            book.of_current_run("c", Some(first), false),
+            None,
+            "no check"
+        );
+        assert_eq!(book.of_current_run("c", None, true), None, "not running");
+        assert_eq!(
+            book.of_current_run("c", Some(first), true),
+            Some(Health::Starting),
+            "running, checked, no loop yet"
+        );
+        assert!(book.claim("c", first));
+        book.set("c", first, Health::Healthy);
+        assert_eq!(
+            book.of_current_run("c", Some(first), true),
+            Some(Health::Healthy)
+        );
+        // Stopped and started outside the daemon: the verdict on the first run must not
+        // carry over (it did: `up --wait` passed at once and `ps` showed no health).
+        assert_eq!(
+            book.of_current_run("c", Some(second), true),
+            Some(Health::Starting)
+        );
+        // The same pid started again later is another run too.
+        assert_eq!(
+            book.of_current_run("c", Some(run(100, 3)), true),
+            Some(Health::Starting)
+        );
+    }
+
+    #[test]
+    fn one_loop_per_run_and_old_loops_leave_new_runs_alone() {
+        let book = HealthBook::default();
+        let (first, second) = (run(100, 1), run(200, 2));
+        assert!(book.claim("c", first));
+        assert!(!book.claim("c", first), "a second loop for the same run");
+        assert!(book.claim("c", second), "the new run gets its loop");
+        book.set("c", first, Health::Unhealthy);
+        book.end("c", first);
+        assert_eq!(
+            book.of("c", second),
+            Some(Health::Starting),
+            "untouched by the old loop"
+        );
+        book.set("c", second, Health::Healthy);
+        assert_eq!(book.get("c"), Some(Health::Healthy));
+        book.end("c", second);
+        assert_eq!(book.get("c"), None);
+    }
 }

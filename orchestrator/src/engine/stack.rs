@@ -209,6 +209,11 @@ impl Engine {
                 tracing::error!(%err, "network reconcile loop ended");
             }
         });
+        // Checks for runs started outside the daemon (`berth start`, `restart`).
+        tokio::spawn(super::health::watch(
+            engine.runtime.clone(),
+            engine.health.clone(),
+        ));
         let watch = engine.clone();
         tokio::spawn(async move { watch.follow_host_changes().await });
         tokio::spawn(super::restart::run(engine.clone()));
@@ -719,7 +724,10 @@ impl Engine {
                 image: l.get(labels::IMAGE).cloned().unwrap_or_default(),
                 command: shell_words::join(&rec.config.args),
                 status,
-                health: self.health.get(&rec.id).map(|h| h.as_str().to_string()),
+                health: self
+                    .health
+                    .current(&rec, &st, running)
+                    .map(|h| h.as_str().to_string()),
                 exit_code: st.exit_code,
                 ports,
             });
@@ -1188,13 +1196,14 @@ impl StackBackend {
                 }
                 any = true;
                 let running = self.engine.runtime.is_running(&rec);
+                let health = self.engine.health.current(&rec, &st, running);
                 match condition {
                     DependsCondition::ServiceStarted => {
                         if !running && st.status != Status::Exited {
                             ready = false;
                         }
                     }
-                    DependsCondition::ServiceHealthy => match self.engine.health.get(&rec.id) {
+                    DependsCondition::ServiceHealthy => match health {
                         Some(Health::Healthy) => {}
                         Some(Health::Unhealthy) => {
                             return Err(format!("container {} is unhealthy", rec.config.name));

@@ -239,6 +239,9 @@ impl Drop for Host {
     fn drop(&mut self) {
         let dir = self.dir.path().display().to_string();
         let _ = self.berth(&["system", "shutdown"]);
+        // A test that failed before `down` leaves its containers running, and killing their
+        // shims only orphans them (a JVM or a database would run on): kill them by cgroup.
+        kill_containers(&self.root);
         // Whatever still runs from this instance: shims, containers' inits, a daemon.
         let _ = Command::new("pkill").args(["-9", "-f", &dir]).status();
         for m in std::fs::read_to_string("/proc/self/mountinfo")
@@ -254,5 +257,40 @@ impl Drop for Host {
             let _ = Command::new("umount").args(["-l", &m]).status();
         }
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+/// Kills every process in the cgroups of the instance's containers and removes the cgroups
+/// (every hierarchy: v1 controllers and the unified one).
+fn kill_containers(root: &Path) {
+    let ids: Vec<String> = std::fs::read_dir(root.join("containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    let groups: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .flat_map(|h| ids.iter().map(move |id| h.path().join("berth").join(id)))
+        .filter(|g| g.is_dir())
+        .collect();
+    for g in &groups {
+        let procs = std::fs::read_to_string(g.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|p| p.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    for g in &groups {
+        for _ in 0..50 {
+            if std::fs::remove_dir(g).is_ok() || !g.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 }
