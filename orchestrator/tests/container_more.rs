@@ -413,3 +413,146 @@ fn commit_turns_a_containers_changes_into_an_image() {
     h.ok(&["image", "rm", "committed:v1", "running:v1"]);
     assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
 }
+
+mod container_util;
+
+const PROBE: &str = "grep -E '^(CapPrm|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; \
+    hostname; id; ps -o pid,comm | head -2; ulimit -n; kc; echo keyctl=$?; \
+    cat /proc/mounts | cut -d' ' -f2 | sort | tr '\\n' ' '";
+
+/// berth's executor, crun and runc run the same bundle (`--runtime`) and the container sees
+/// the same thing: hostname, uid, capabilities, seccomp, PID 1, mounts.
+#[test]
+fn crun_and_runc_run_the_bundle_as_berth_does() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let env = container_util::Env::new();
+    let rootfs = env.rootfs.display().to_string();
+    let probe = |runtime: Option<&str>, extra: &[&str]| {
+        let mut args = vec![
+            "container",
+            "run",
+            "--rm",
+            "--hostname",
+            "probe",
+            "--rootfs",
+            rootfs.as_str(),
+        ];
+        if let Some(r) = runtime {
+            args.extend(["--runtime", r]);
+        }
+        args.extend_from_slice(extra);
+        args.extend(["sh", "-c", PROBE]);
+        let o = env.berth(&args);
+        assert!(o.status.success(), "{runtime:?}: {}", text(&o));
+        container_util::stdout(&o)
+    };
+    for extra in [
+        &[][..],
+        &["-u", "app", "--cap-drop", "ALL", "--read-only"][..],
+    ] {
+        let ours = probe(None, extra);
+        assert!(
+            ours.contains("probe\n") && ours.contains("keyctl=0"),
+            "{ours}"
+        );
+        assert_eq!(probe(Some("crun"), extra), ours, "crun vs berth {extra:?}");
+        assert_eq!(probe(Some("runc"), extra), ours, "runc vs berth {extra:?}");
+    }
+
+    // Exit codes, logs, limits, exec and stop work the same through the shim.
+    for rt in ["crun", "runc"] {
+        let o = env.run(
+            &["--rm", "--runtime", rt],
+            &["sh", "-c", "echo out; exit 7"],
+        );
+        assert_eq!(o.status.code(), Some(7), "{rt}: {}", text(&o));
+        assert_eq!(container_util::stdout(&o).trim(), "out");
+        let name = format!("bg-{rt}");
+        let o = env.run(
+            &["-d", "--name", &name, "--runtime", rt, "--memory", "48m"],
+            &["sh", "-c", "echo started; sleep 300"],
+        );
+        assert!(o.status.success(), "{rt}: {}", text(&o));
+        let id = container_util::stdout(&o).trim().to_string();
+        let limit = std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/memory/{}/{id}/memory.limit_in_bytes",
+            env.cgroup_parent()
+        ))
+        .unwrap_or_default();
+        assert_eq!(
+            limit.trim(),
+            (48u64 << 20).to_string(),
+            "{rt}: memory limit"
+        );
+        let o = env.berth(&["container", "exec", &name, "hostname"]);
+        assert_eq!(container_util::stdout(&o).trim(), &id[..12], "{rt}: exec");
+        env.eventually(10, "log line", || {
+            container_util::stdout(&env.berth(&["container", "logs", &name])).contains("started")
+        });
+        let t = std::time::Instant::now();
+        assert!(
+            env.berth(&["container", "stop", "-t", "1", &name])
+                .status
+                .success()
+        );
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(8),
+            "{rt}: stop"
+        );
+        let o = env.berth(&["container", "wait", &name]);
+        assert_eq!(
+            container_util::stdout(&o).trim(),
+            "137",
+            "{rt}: SIGKILL after grace"
+        );
+        assert!(env.berth(&["container", "rm", &name]).status.success());
+    }
+
+    // An image (overlay root, built in the runtime child's own mount namespace).
+    let tar = env.tmp.path().join("img.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&env.rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    let tar_s = tar.display().to_string();
+    assert!(
+        env.berth(&["image", "import", &tar_s, "probe:1"])
+            .status
+            .success()
+    );
+    let o = env.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--runtime",
+        "crun",
+        "probe:1",
+        "sh",
+        "-c",
+        "echo layered > /x && cat /x",
+    ]);
+    assert_eq!(container_util::stdout(&o).trim(), "layered", "{}", text(&o));
+    // What an external runtime cannot do yet is refused by name.
+    let o = env.run(&["--rm", "-t", "--runtime", "crun"], &["true"]);
+    assert!(
+        text(&o).contains("a tty (-t) is not supported"),
+        "{}",
+        text(&o)
+    );
+    let o = env.run(&["--rm", "--runtime", "youki"], &["true"]);
+    assert!(
+        text(&o).contains("unknown OCI runtime \"youki\""),
+        "{}",
+        text(&o)
+    );
+    assert!(env.berth(&["image", "rm", "probe:1"]).status.success());
+    env.sweep_cgroups();
+    env.assert_clean();
+}

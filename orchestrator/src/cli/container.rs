@@ -234,6 +234,9 @@ pub struct RunArgs {
     /// json-file log options: max-size=10m, max-file=3
     #[arg(long = "log-opt")]
     log_opt: Vec<String>,
+    /// Run the bundle with an external OCI runtime: crun or runc (default: berth's own)
+    #[arg(long)]
+    runtime: Option<String>,
     /// Use DIR as the root filesystem instead of an image (as podman's --rootfs)
     #[arg(long, value_name = "DIR")]
     rootfs: Option<PathBuf>,
@@ -1014,6 +1017,7 @@ fn build_config(
         cfg.labels.insert(k.to_string(), v.to_string());
     }
     cfg.init = a.init;
+    cfg.oci_runtime = a.runtime.clone().filter(|r| r != "berth");
     cfg.tty = a.tty;
     cfg.open_stdin = a.interactive;
     cfg.auto_remove = a.rm;

@@ -15,6 +15,7 @@ pub mod init;
 pub mod logs;
 pub mod mounts;
 pub mod namespaces;
+pub mod oci_runtime;
 pub mod process;
 pub mod record;
 pub mod rootfs;
@@ -119,6 +120,10 @@ pub enum RuntimeError {
     Running { id: String },
     #[error("container {id} is already running")]
     AlreadyRunning { id: String },
+    #[error(transparent)]
+    UnknownRuntime(#[from] oci_runtime::UnknownRuntime),
+    #[error("--runtime {runtime}: {what} is not supported with an external runtime yet")]
+    ExternalRuntime { runtime: String, what: &'static str },
 }
 
 impl RuntimeError {
@@ -314,6 +319,21 @@ impl Runtime {
     pub fn create(&self, mut config: ContainerConfig) -> Result<Record, RuntimeError> {
         if config.args.is_empty() {
             return Err(RuntimeError::NoCommand);
+        }
+        if let Some(r) = &config.oci_runtime {
+            oci_runtime::OciRuntime::parse(r)?;
+            for (on, what) in [
+                (config.tty, "a tty (-t)"),
+                (config.init, "--init"),
+                (config.open_stdin, "stdin (-i)"),
+            ] {
+                if on {
+                    return Err(RuntimeError::ExternalRuntime {
+                        runtime: r.clone(),
+                        what,
+                    });
+                }
+            }
         }
         for u in &config.ulimits {
             if let Some(t) = spec::rlimit_type(&u.name) {
