@@ -162,6 +162,26 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
     ]);
     assert!(text(&o).contains("needs a bridge network"), "{}", text(&o));
 
+    // port and inspect show what netd made.
+    let port = h.ok(&["container", "port", "web"]);
+    assert_eq!(port.trim(), "80/tcp -> 0.0.0.0:18080", "{port}");
+    assert_eq!(
+        h.ok(&["container", "port", "web", "80"]).trim(),
+        "0.0.0.0:18080"
+    );
+    let o = h.berth(&["container", "port", "web", "81"]);
+    assert!(text(&o).contains("no public port 81/tcp"), "{}", text(&o));
+    let inspect: serde_json::Value =
+        serde_json::from_str(h.ok(&["container", "inspect", "web"]).trim()).expect("inspect");
+    let net = &inspect[0]["NetworkSettings"]["Networks"]["appnet"];
+    assert!(
+        net["IPAddress"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("10.")),
+        "{net}"
+    );
+    assert!(net["Aliases"].to_string().contains("www"), "{net}");
+
     // ls --format: docker's template subset, with the published ports and networks.
     let ls = h.ok(&[
         "container",

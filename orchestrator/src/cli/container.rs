@@ -80,6 +80,12 @@ pub enum ContainerCommand {
     },
     /// Show a container's processes
     Top { container: String },
+    /// List a container's published ports: `port CONTAINER [PORT[/PROTO]]`
+    Port {
+        container: String,
+        /// Only this container port
+        port: Option<String>,
+    },
     /// Copy files between a container and the host: `cp CONTAINER:PATH HOSTDIR` or
     /// `cp HOSTPATH CONTAINER:DIR`
     Cp { src: String, dst: String },
@@ -456,6 +462,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Inspect { containers } => {
+            let netd = netd_state(&g.root);
             let mut out = Vec::new();
             for c in containers {
                 let rec = rt.resolve(&c)?;
@@ -475,6 +482,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
                     },
                     "Created": fmt_time(st.created_at),
                     "Config": rec.config,
+                    "NetworkSettings": network_settings(&netd, &rec.id),
                     "Paths": {
                         "Dir": rec.dir,
                         "Log": rec.log_path(),
@@ -562,6 +570,41 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
             attach_loop(&rt, &rec, stream, stdin)?;
             let info = rt.wait(&rec)?;
             Ok(exit_code(info.code))
+        }
+        ContainerCommand::Port { container, port } => {
+            let rec = rt.resolve(&container)?;
+            let settings = network_settings(&netd_state(&g.root), &rec.id);
+            let want = port.map(|p| {
+                if p.contains('/') {
+                    p
+                } else {
+                    format!("{p}/tcp")
+                }
+            });
+            let mut found = false;
+            if let Some(map) = settings["Ports"].as_object() {
+                for (key, list) in map {
+                    if want.as_ref().is_some_and(|w| w != key) {
+                        continue;
+                    }
+                    for b in list.as_array().into_iter().flatten() {
+                        found = true;
+                        let (ip, hp) = (
+                            b["HostIp"].as_str().unwrap_or_default(),
+                            b["HostPort"].as_str().unwrap_or_default(),
+                        );
+                        if want.is_some() {
+                            println!("{ip}:{hp}");
+                        } else {
+                            println!("{key} -> {ip}:{hp}");
+                        }
+                    }
+                }
+            }
+            if !found && let Some(w) = want {
+                bail!("no public port {w} published for {container}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Top { container } => {
             let rec = rt.resolve(&container)?;
@@ -1154,10 +1197,54 @@ fn disconnect(g: &GlobalOpts, id: &str) {
 
 /// Whether netd has endpoints of this container (read from its state file: no daemon needed).
 fn has_endpoints(root: &Path, id: &str) -> bool {
+    netd_state(root).endpoints.iter().any(|e| e.container == id)
+}
+
+/// netd's recorded networks and endpoints, read from its state file (empty when none).
+fn netd_state(root: &Path) -> berth_netd::state::State {
     std::fs::read(root.join("netd").join("state.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<berth_netd::state::State>(&b).ok())
-        .is_some_and(|st| st.endpoints.iter().any(|e| e.container == id))
+        .unwrap_or_default()
+}
+
+/// `NetworkSettings` of `inspect`, in Docker's shape: networks with address, gateway,
+/// aliases, MAC; published ports as `"80/tcp": [{"HostIp", "HostPort"}]`.
+fn network_settings(netd: &berth_netd::state::State, id: &str) -> serde_json::Value {
+    let mut networks = serde_json::Map::new();
+    let mut ports = serde_json::Map::new();
+    for ep in netd.endpoints.iter().filter(|e| e.container == id) {
+        let net = netd.networks.get(&ep.network);
+        networks.insert(
+            net.map(|n| n.name.clone())
+                .unwrap_or_else(|| ep.network.clone()),
+            serde_json::json!({
+                "NetworkID": ep.network,
+                "IPAddress": ep.address.to_string(),
+                "IPPrefixLen": net.map(|n| n.subnet.prefix()),
+                "Gateway": net.map(|n| n.gateway.to_string()),
+                "MacAddress": ep.mac,
+                "Aliases": ep.aliases,
+                "Interface": ep.ifname,
+            }),
+        );
+        for p in &ep.ports {
+            for (host, cont) in p.pairs() {
+                let binding = serde_json::json!({
+                    "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                    "HostPort": host.to_string(),
+                });
+                let key = format!("{cont}/{}", p.protocol.as_str());
+                match ports.get_mut(&key).and_then(|v| v.as_array_mut()) {
+                    Some(list) => list.push(binding),
+                    None => {
+                        ports.insert(key, serde_json::json!([binding]));
+                    }
+                }
+            }
+        }
+    }
+    serde_json::json!({ "Networks": networks, "Ports": ports })
 }
 
 /// `rm`: removes the container and, when it was on bridge networks, its endpoints and DNS
@@ -1345,10 +1432,7 @@ fn ls_row(
 const IMAGE_REF_FILE: &str = "image-ref";
 
 fn ls(rt: &Runtime, root: &Path, a: LsArgs) -> anyhow::Result<ExitCode> {
-    let netd = std::fs::read(root.join("netd").join("state.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<berth_netd::state::State>(&b).ok())
-        .unwrap_or_default();
+    let netd = netd_state(root);
     let rows: Vec<serde_json::Value> = rt
         .list()
         .into_iter()
