@@ -576,3 +576,86 @@ fn crun_and_runc_run_the_bundle_as_berth_does() {
     env.sweep_cgroups();
     env.assert_clean();
 }
+
+#[test]
+fn restart_policies_apply_to_single_containers() {
+    if !runnable() {
+        return;
+    }
+    let h = Host::new("crst");
+    h.busybox_image();
+    h.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo try; exit 3",
+    ]);
+    // The first run and two restarts, then it stays down with its status.
+    let ok = eventually(30, || {
+        h.ok(&["container", "logs", "flaky"]).matches("try").count() == 3
+            && h.ok(&["container", "ls", "-a", "--format", "{{.Names}} {{.State}}"])
+                .contains("flaky exited")
+    });
+    assert!(ok, "{}", h.ok(&["container", "logs", "flaky"]));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(
+        h.ok(&["container", "logs", "flaky"]).matches("try").count(),
+        3
+    );
+
+    // `always` restarts after a crash, but a user's stop is respected.
+    h.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "steady",
+        "--restart",
+        "always",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo up; sleep 1; exit 1",
+    ]);
+    assert!(eventually(30, || h
+        .ok(&["container", "logs", "steady"])
+        .matches("up")
+        .count()
+        >= 2));
+    h.ok(&["container", "stop", "-t", "1", "steady"]);
+    let after = h.ok(&["container", "logs", "steady"]).matches("up").count();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        h.ok(&["container", "logs", "steady"]).matches("up").count(),
+        after
+    );
+    let o = h.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--restart",
+        "always",
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(text(&o).contains("conflict"), "{}", text(&o));
+    let o = h.berth(&[
+        "container",
+        "run",
+        "--restart",
+        "sometimes",
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(text(&o).contains("expected no, always"), "{}", text(&o));
+    h.ok(&["container", "rm", "-f", "flaky", "steady"]);
+    h.ok(&["system", "shutdown"]);
+    assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
+}

@@ -240,6 +240,9 @@ pub struct RunArgs {
     /// json-file log options: max-size=10m, max-file=3
     #[arg(long = "log-opt")]
     log_opt: Vec<String>,
+    /// Restart policy: no, always, unless-stopped, on-failure[:N] (enforced by the daemon)
+    #[arg(long, default_value = "no")]
+    restart: String,
     /// Run the bundle with an external OCI runtime: crun or runc (default: berth's own)
     #[arg(long)]
     runtime: Option<String>,
@@ -1059,6 +1062,29 @@ fn build_config(
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         cfg.labels.insert(k.to_string(), v.to_string());
     }
+    if a.restart != "no" {
+        let valid = matches!(
+            a.restart.as_str(),
+            "always" | "unless-stopped" | "on-failure"
+        ) || a
+            .restart
+            .strip_prefix("on-failure:")
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+        if !valid {
+            bail!(
+                "--restart {:?}: expected no, always, unless-stopped or on-failure[:N]",
+                a.restart
+            );
+        }
+        if a.rm {
+            bail!(
+                "--restart {} and --rm conflict: a removed container cannot restart",
+                a.restart
+            );
+        }
+        cfg.labels
+            .insert(crate::engine::labels::RESTART.into(), a.restart.clone());
+    }
     cfg.init = a.init;
     cfg.oci_runtime = a.runtime.clone().filter(|r| r != "berth");
     cfg.tty = a.tty;
@@ -1099,6 +1125,11 @@ fn run_container(
             rt.remove_anonymous_volumes(&rec);
             return Err(e.context(format!("cannot connect container {}", rec.config.name)));
         }
+    }
+    // Restart policies are the daemon's: make sure it watches this instance.
+    if a.restart != "no" {
+        daemon_post::<serde_json::Value>(g, "/engine", &serde_json::json!({}))
+            .context("starting the daemon that enforces --restart")?;
     }
     let attached = is_named_network(&network_of(&a));
     let code = if !start {

@@ -65,6 +65,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/run") => run_oneoff(&shared, req).await,
         (&Method::POST, "/network") => network(&shared, req).await,
         (&Method::POST, "/container/connect") => container_connect(&shared, req).await,
+        (&Method::POST, "/engine") => open_engine(&shared).await,
         (&Method::POST, "/container/disconnect") => container_disconnect(&shared, req).await,
         (&Method::GET, "/ps") => ps(&shared, req.uri().query().unwrap_or("")).await,
         (&Method::POST, "/shutdown") => {
@@ -366,4 +367,13 @@ async fn container_disconnect(shared: &Shared, req: Request<Incoming>) -> Respon
         }
     }
     json(StatusCode::OK, &failures)
+}
+
+/// `POST /v1/engine`: opens the engine if it is not open yet (restart policies, DNS, the
+/// endpoint sweep run from then on), for a single container that needs them.
+async fn open_engine(shared: &Shared) -> Response<Body> {
+    match engine(shared).await {
+        Ok(_) => json(StatusCode::OK, &serde_json::json!({"engine": true})),
+        Err(resp) => resp,
+    }
 }
