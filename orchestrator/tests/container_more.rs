@@ -162,6 +162,14 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
     ]);
     assert!(text(&o).contains("needs a bridge network"), "{}", text(&o));
 
+    // rename: the DNS name follows.
+    h.ok(&["container", "rename", "web", "web2"]);
+    let o = h.berth(&["container", "exec", "web2", "nslookup", "web2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = h.berth(&["container", "exec", "web2", "nslookup", "web"]);
+    assert!(!o.status.success(), "old name gone: {}", text(&o));
+    h.ok(&["container", "rename", "web2", "web"]);
+
     // port and inspect show what netd made.
     let port = h.ok(&["container", "port", "web"]);
     assert_eq!(port.trim(), "80/tcp -> 0.0.0.0:18080", "{port}");

@@ -557,6 +557,10 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
         } => {
             let rec = rt.resolve(&container)?;
             rt.rename(&rec, &new_name)?;
+            if has_endpoints(&g.root, &rec.id) {
+                daemon_post::<serde_json::Value>(g, "/container/rename", &rec.id)
+                    .context("updating the container's DNS names")?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Stats {

@@ -1297,6 +1297,37 @@ impl Engine {
         }
     }
 
+    /// Re-registers a container's DNS names from its current name and its endpoints'
+    /// aliases (after `container rename`), so the old name stops answering.
+    pub async fn refresh_container_dns(&self, id: &str) -> Result<(), String> {
+        let rt = self.runtime.clone();
+        let key = id.to_string();
+        let rec = blocking(move || rt.resolve(&key).map_err(|err| err.to_string())).await?;
+        let state = self.netd.state().await;
+        for ep in state.endpoints.iter().filter(|e| e.container == rec.id) {
+            let Some(net) = state.networks.get(&ep.network) else {
+                continue;
+            };
+            let mut names = vec![rec.config.name.clone()];
+            names.extend(ep.aliases.iter().cloned());
+            self.dns.records().remove_endpoint(&net.name, &rec.id);
+            self.dns
+                .records()
+                .add_endpoint(
+                    &net.name,
+                    DnsEndpoint {
+                        id: rec.id.clone(),
+                        container: rec.id.clone(),
+                        addresses: vec![IpAddr::V4(ep.address)],
+                        names,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|err| format!("DNS names of {}: {err}", rec.config.name))?;
+        }
+        Ok(())
+    }
+
     /// Runs [`Engine::sweep_orphan_endpoints`] every two seconds for the daemon's lifetime.
     pub async fn sweep_loop(self: Arc<Self>) {
         loop {
