@@ -162,6 +162,36 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
     ]);
     assert!(text(&o).contains("needs a bridge network"), "{}", text(&o));
 
+    // -p without a host port picks a free one (shown by `port`).
+    h.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "eph",
+        "--network",
+        "appnet",
+        "-p",
+        "80",
+        "busybox:e2e",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/var/www",
+    ]);
+    let bound = h.ok(&["container", "port", "eph", "80"]);
+    let url = format!(
+        "http://127.0.0.1:{}/",
+        bound.trim().rsplit(':').next().unwrap_or("")
+    );
+    let ok = eventually(20, || {
+        text(&h.sh(&format!("curl -sS --max-time 5 {url}"))).contains("hello from web")
+    });
+    assert!(ok, "ephemeral port {bound}");
+    h.ok(&["container", "rm", "-f", "eph"]);
+
     // rename: the DNS name follows.
     h.ok(&["container", "rename", "web", "web2"]);
     let o = h.berth(&["container", "exec", "web2", "nslookup", "web2"]);

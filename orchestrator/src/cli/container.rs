@@ -189,9 +189,13 @@ pub struct RunArgs {
     /// Static IPv4 address on the network
     #[arg(long)]
     ip: Option<std::net::Ipv4Addr>,
-    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (ranges as 8000-8001:80-81)
+    /// Publish a port: [HOST_IP:][HOST_PORT]:CONTAINER_PORT[/tcp|udp] (ranges as
+    /// 8000-8001:80-81); without a host port, a free one is picked
     #[arg(short = 'p', long = "publish")]
     publish: Vec<String>,
+    /// Publish every port the image exposes on a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short, long)]
     memory: Option<String>,
@@ -985,7 +989,7 @@ fn build_config(
     }
     cfg.hostname = a.hostname.clone();
     let network = network_of(a);
-    if !a.publish.is_empty() && !is_named_network(&network) {
+    if (!a.publish.is_empty() || a.publish_all) && !is_named_network(&network) {
         bail!("-p/--publish needs a bridge network, not --network {network}");
     }
     if (a.ip.is_some() || !a.network_alias.is_empty()) && !is_named_network(&network) {
@@ -1104,7 +1108,21 @@ fn run_container(
     start: bool,
 ) -> anyhow::Result<ExitCode> {
     let (cfg, image_id) = build_config(rt, &g.root, &a)?;
-    let connect = network_request(&a)?;
+    // -P: every port the image exposes ("80/tcp"), each on a free host port.
+    let exposed: Vec<String> = match (a.publish_all, a.rootfs.is_none(), a.args.first()) {
+        (true, true, Some(image)) => berth_runtime::image::ImageStore::open(&g.root)
+            .and_then(|s| s.resolve(image))
+            .ok()
+            .and_then(|i| {
+                i.config
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.exposed_ports().clone())
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let connect = network_request(&a, &exposed)?;
     let rec = rt.create(cfg).map_err(start_error)?;
     for name in &rec.config.anonymous_volumes {
         if let Err(e) = rt.volume_mark(name, BTreeMap::new(), true) {
@@ -1163,7 +1181,7 @@ fn network_of(a: &RunArgs) -> String {
     match a.network.as_deref() {
         Some("default") => DEFAULT_BRIDGE.into(),
         Some(n) => n.into(),
-        None if a.publish.is_empty() => "none".into(),
+        None if a.publish.is_empty() && !a.publish_all => "none".into(),
         None => DEFAULT_BRIDGE.into(),
     }
 }
@@ -1174,22 +1192,47 @@ fn is_named_network(n: &str) -> bool {
 }
 
 /// What to ask the daemon to attach, for a bridge network.
-fn network_request(a: &RunArgs) -> anyhow::Result<Option<ContainerConnect>> {
+/// A free host port for `proto` right now (the kernel's ephemeral range, as Docker's).
+fn free_port(proto: &str) -> anyhow::Result<u16> {
+    let port = if proto == "udp" {
+        std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.local_addr())
+    } else {
+        std::net::TcpListener::bind("0.0.0.0:0").and_then(|s| s.local_addr())
+    }
+    .context("finding a free host port")?
+    .port();
+    Ok(port)
+}
+
+/// Docker's `-p` forms, with a free host port where none is given (`80`, `127.0.0.1::80`).
+fn parse_publish(p: &str) -> anyhow::Result<berth_netd::ports::PortMapping> {
+    let (body, proto) = match p.rsplit_once('/') {
+        Some((b, proto)) => (b, proto),
+        None => (p, "tcp"),
+    };
+    let parts: Vec<&str> = body.split(':').collect();
+    let filled = match parts.as_slice() {
+        [cont] => format!("{}:{cont}/{proto}", free_port(proto)?),
+        [ip, "", cont] => format!("{ip}:{}:{cont}/{proto}", free_port(proto)?),
+        ["", cont] => format!("{}:{cont}/{proto}", free_port(proto)?),
+        _ => p.to_string(),
+    };
+    if filled != p && body.contains('-') {
+        bail!("-p {p:?}: a port range needs its host ports (HOST-RANGE:CONTAINER-RANGE)");
+    }
+    filled
+        .parse::<berth_netd::ports::PortMapping>()
+        .with_context(|| format!("-p {p:?}"))
+}
+
+fn network_request(a: &RunArgs, exposed: &[String]) -> anyhow::Result<Option<ContainerConnect>> {
     let network = network_of(a);
     if !is_named_network(&network) {
         return Ok(None);
     }
     let mut ports = Vec::new();
-    for p in &a.publish {
-        if !p.contains(':') {
-            bail!(
-                "-p {p:?}: give the host port too, as HOST_PORT:CONTAINER_PORT (random host ports are not supported)"
-            );
-        }
-        ports.push(
-            p.parse::<berth_netd::ports::PortMapping>()
-                .with_context(|| format!("-p {p:?}"))?,
-        );
+    for p in a.publish.iter().chain(exposed) {
+        ports.push(parse_publish(p)?);
     }
     Ok(Some(ContainerConnect {
         container: String::new(),
@@ -1756,6 +1799,19 @@ mod tests {
         assert_eq!(parse_signal("term").expect("sig"), libc::SIGTERM);
         assert_eq!(parse_signal("SIGKILL").expect("sig"), libc::SIGKILL);
         assert_eq!(parse_signal("9").expect("sig"), 9);
+    }
+
+    #[test]
+    fn publish_forms_follow_docker() {
+        let m = parse_publish("127.0.0.1:8080:80/udp").expect("full");
+        assert_eq!(m.to_string(), "127.0.0.1:8080->80/udp");
+        let m = parse_publish("80").expect("container port only");
+        assert!(m.host_port > 0 && m.container_port == 80 && m.host_ip.is_none());
+        let m = parse_publish("127.0.0.1::53/udp").expect("ip, no host port");
+        assert_eq!(m.container_port, 53);
+        assert_eq!(m.host_ip, Some(std::net::Ipv4Addr::LOCALHOST));
+        assert!(parse_publish("80-81").is_err(), "a range needs host ports");
+        assert!(parse_publish("x:80").is_err());
     }
 
     #[test]
