@@ -407,6 +407,15 @@ fn commit_turns_a_containers_changes_into_an_image() {
         "-c",
         "echo added > /added; rm /etc/group; rm -rf /var/www; mkdir /var/www; echo fresh > /var/www/new.html",
     ]);
+    let diff = h.ok(&["container", "diff", "c1"]);
+    for line in [
+        "A /added",
+        "D /etc/group",
+        "C /var/www",
+        "A /var/www/new.html",
+    ] {
+        assert!(diff.lines().any(|l| l == line), "{line} in {diff}");
+    }
     let o = h.berth(&[
         "container",
         "commit",
@@ -467,7 +476,30 @@ fn commit_turns_a_containers_changes_into_an_image() {
     assert!(o.status.success(), "{}", text(&o));
     let o = h.berth(&["container", "commit", "-c", "RUN true", "c1"]);
     assert!(text(&o).contains("RUN cannot be applied"), "{}", text(&o));
-    h.ok(&["container", "rm", "-f", "c1", "c3"]);
+    // ls filters; prune takes the stopped ones and keeps the running one.
+    let names = |f: &[&str]| {
+        let mut args = vec!["container", "ls", "--format", "{{.Names}}"];
+        args.extend_from_slice(f);
+        h.ok(&args).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&[]), ["c3"]);
+    assert_eq!(names(&["--filter", "status=exited"]), ["c1"]);
+    assert_eq!(
+        names(&[
+            "-a",
+            "--filter",
+            "name=c",
+            "--filter",
+            "ancestor=busybox:e2e"
+        ]),
+        ["c3", "c1"]
+    );
+    assert_eq!(names(&["--latest"]), ["c3"]);
+    assert_eq!(names(&["-f", "exited=0"]), ["c1"]);
+    let pruned = h.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains("Total: 1 container(s)"), "{pruned}");
+    assert_eq!(names(&["-a"]), ["c3"]);
+    h.ok(&["container", "rm", "-f", "c3"]);
     h.ok(&["image", "rm", "committed:v1", "running:v1"]);
     assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
 }

@@ -80,6 +80,14 @@ pub enum ContainerCommand {
     },
     /// Show a container's processes
     Top { container: String },
+    /// Remove every stopped container
+    Prune {
+        /// Do not ask (berth never asks)
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List what a container changed against its image (A added, C changed, D deleted)
+    Diff { container: String },
     /// List a container's published ports: `port CONTAINER [PORT[/PROTO]]`
     Port {
         container: String,
@@ -275,6 +283,16 @@ pub struct LsArgs {
     /// Do not truncate the id and command
     #[arg(long = "no-trunc")]
     no_trunc: bool,
+    /// KEY=VALUE: name, id, status, label (KEY or KEY=VALUE), network, ancestor, exited;
+    /// the same key twice matches either, different keys must all match
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Show the last N created containers (all states)
+    #[arg(short = 'n', long = "last")]
+    last: Option<usize>,
+    /// Show the last created container (all states)
+    #[arg(short, long)]
+    latest: bool,
 }
 
 /// Options of `logs`.
@@ -581,6 +599,39 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
             attach_loop(&rt, &rec, stream, stdin)?;
             let info = rt.wait(&rec)?;
             Ok(exit_code(info.code))
+        }
+        ContainerCommand::Prune { force: _ } => {
+            println!("Deleted Containers:");
+            let mut n = 0;
+            let mut failed = false;
+            for (rec, _) in rt.list() {
+                if rt.is_running(&rec) {
+                    continue;
+                }
+                match remove_container(&rt, g, &rec.id, false, false) {
+                    Ok(()) => {
+                        println!("{}", rec.id);
+                        n += 1;
+                    }
+                    Err(e) => {
+                        eprintln!("berth: {}: {e:#}", rec.config.name);
+                        failed = true;
+                    }
+                }
+            }
+            println!("Total: {n} container(s)");
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        ContainerCommand::Diff { container } => {
+            let rec = rt.resolve(&container)?;
+            for c in rt.changes(&rec)? {
+                println!("{} {}", c.kind, c.path.display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Port { container, port } => {
             let rec = rt.resolve(&container)?;
@@ -1511,12 +1562,62 @@ const IMAGE_REF_FILE: &str = "image-ref";
 
 fn ls(rt: &Runtime, root: &Path, a: LsArgs) -> anyhow::Result<ExitCode> {
     let netd = netd_state(root);
-    let rows: Vec<serde_json::Value> = rt
-        .list()
-        .into_iter()
-        .map(|(rec, st)| ls_row(rt, &rec, &st, &netd, a.no_trunc))
-        .filter(|r| a.all || r["State"] == "running")
-        .collect();
+    let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in &a.filter {
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("--filter {f:?}: expected KEY=VALUE"))?;
+        if !matches!(
+            k,
+            "name" | "id" | "status" | "label" | "network" | "ancestor" | "exited"
+        ) {
+            bail!(
+                "--filter {f:?}: unknown key {k:?} (name, id, status, label, network, ancestor, exited)"
+            );
+        }
+        filters
+            .entry(k.to_string())
+            .or_default()
+            .push(v.to_string());
+    }
+    let last = if a.latest { Some(1) } else { a.last };
+    // A status or exit-code filter looks at stopped containers without -a.
+    let everything = a.all
+        || last.is_some()
+        || filters.contains_key("status")
+        || filters.contains_key("exited");
+    // Newest first, as docker.
+    let mut all = rt.list();
+    all.reverse();
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    for (rec, st) in &all {
+        let row = ls_row(rt, rec, st, &netd, a.no_trunc);
+        let field = |k: &str| row[k].as_str().unwrap_or_default().to_string();
+        let matches = |key: &str, test: &dyn Fn(&str) -> bool| {
+            filters
+                .get(key)
+                .is_none_or(|vals| vals.iter().any(|v| test(v)))
+        };
+        let keep = matches("name", &|v| rec.config.name.contains(v))
+            && matches("id", &|v| rec.id.starts_with(v))
+            && matches("status", &|v| field("State") == v)
+            && matches("label", &|v| match v.split_once('=') {
+                Some((k, val)) => rec.config.labels.get(k).is_some_and(|x| x == val),
+                None => rec.config.labels.contains_key(v),
+            })
+            && matches("network", &|v| field("Networks").split(',').any(|n| n == v))
+            && matches("ancestor", &|v| field("Image") == v)
+            && matches("exited", &|v| {
+                field("State") == "exited"
+                    && st.exit_code.map(|c| c.to_string()).as_deref() == Some(v)
+            });
+        if keep && (everything || row["State"] == "running") {
+            rows.push(row);
+        }
+    }
+    if let Some(n) = last {
+        rows.truncate(n);
+    }
     let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
     if a.quiet {
         for r in &rows {
