@@ -192,6 +192,67 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
     assert!(ok, "ephemeral port {bound}");
     h.ok(&["container", "rm", "-f", "eph"]);
 
+    // --add-host (host-gateway is the network's gateway) and --dns-search on a bridge network,
+    // and --dns on a container without one.
+    let files = h.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "--add-host",
+        "gw:host-gateway",
+        "--add-host",
+        "db.local:10.9.9.9",
+        "--dns-search",
+        "example.test",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf",
+    ]);
+    assert!(files.contains("10.9.9.9\tdb.local"), "{files}");
+    assert!(
+        files
+            .lines()
+            .any(|l| l.ends_with("\tgw") && l.starts_with("10.")),
+        "{files}"
+    );
+    assert!(files.contains("search example.test"), "{files}");
+    let files = h.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--add-host",
+        "x:1.2.3.4",
+        "--dns",
+        "10.0.0.53",
+        "--dns-option",
+        "ndots:3",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf",
+    ]);
+    assert!(files.contains("1.2.3.4\tx"), "{files}");
+    assert!(
+        files.contains("nameserver 10.0.0.53") && files.contains("options ndots:3"),
+        "{files}"
+    );
+    assert_eq!(files.matches("nameserver").count(), 1, "{files}");
+    let o = h.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "--dns",
+        "1.1.1.1",
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(text(&o).contains("embedded DNS"), "{}", text(&o));
+
     // rename: the DNS name follows.
     h.ok(&["container", "rename", "web", "web2"]);
     let o = h.berth(&["container", "exec", "web2", "nslookup", "web2"]);

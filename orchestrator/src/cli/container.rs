@@ -201,6 +201,18 @@ pub struct RunArgs {
     /// 8000-8001:80-81); without a host port, a free one is picked
     #[arg(short = 'p', long = "publish")]
     publish: Vec<String>,
+    /// Add NAME:IP to /etc/hosts (IP `host-gateway`: the network's gateway, the host)
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
+    /// DNS server (only without a bridge network: on one, the embedded DNS answers)
+    #[arg(long)]
+    dns: Vec<std::net::IpAddr>,
+    /// DNS search domain
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// resolv.conf option (ndots:2 ...)
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    dns_option: Vec<String>,
     /// Publish every port the image exposes on a free host port
     #[arg(short = 'P', long = "publish-all")]
     publish_all: bool,
@@ -1191,6 +1203,13 @@ fn run_container(
             let _ = std::fs::write(rec.dir.join(IMAGE_REF_FILE), reference);
         }
     }
+    if connect.is_none()
+        && let Err(e) = local_name_files(&a, &rec)
+    {
+        let _ = rt.remove(&rec, true);
+        rt.remove_anonymous_volumes(&rec);
+        return Err(e);
+    }
     if let Some(mut req) = connect {
         req.container = rec.id.clone();
         if let Err(e) = daemon_post::<Vec<String>>(g, "/container/connect", &req) {
@@ -1285,6 +1304,11 @@ fn network_request(a: &RunArgs, exposed: &[String]) -> anyhow::Result<Option<Con
     for p in a.publish.iter().chain(exposed) {
         ports.push(parse_publish(p)?);
     }
+    if !a.dns.is_empty() {
+        bail!(
+            "--dns with --network {network}: the network's embedded DNS answers names there and forwards to the host's resolvers; --dns works with --network none or host"
+        );
+    }
     Ok(Some(ContainerConnect {
         container: String::new(),
         networks: vec![ContainerNetwork {
@@ -1293,7 +1317,74 @@ fn network_request(a: &RunArgs, exposed: &[String]) -> anyhow::Result<Option<Con
             ipv4_address: a.ip,
         }],
         ports,
+        extra_hosts: extra_hosts(a)?,
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_option.clone(),
     }))
+}
+
+/// `--add-host NAME:IP` (or NAME=IP) pairs.
+fn extra_hosts(a: &RunArgs) -> anyhow::Result<Vec<(String, String)>> {
+    a.add_host
+        .iter()
+        .map(|h| {
+            let (name, ip) = h
+                .split_once(['=', ':'])
+                .with_context(|| format!("--add-host {h:?}: expected NAME:IP"))?;
+            if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
+                bail!("--add-host {h:?}: {ip:?} is not an IP address or host-gateway");
+            }
+            Ok((name.to_string(), ip.to_string()))
+        })
+        .collect()
+}
+
+/// `--add-host`, `--dns*` for a container without a bridge network: its /etc/hosts and
+/// /etc/resolv.conf (bind-mounted at start) are edited in place.
+fn local_name_files(a: &RunArgs, rec: &berth_runtime::container::Record) -> anyhow::Result<()> {
+    let network = network_of(a);
+    let hosts = extra_hosts(a)?;
+    if !hosts.is_empty() {
+        let p = rec.dir.join("hosts");
+        let mut content = std::fs::read_to_string(&p).unwrap_or_default();
+        for (name, ip) in hosts {
+            let ip = match (ip.as_str(), network.as_str()) {
+                ("host-gateway", "host") => "127.0.0.1".to_string(),
+                ("host-gateway", _) => {
+                    bail!("--add-host {name}:host-gateway needs a bridge network or host")
+                }
+                _ => ip,
+            };
+            content.push_str(&format!("{ip}\t{name}\n"));
+        }
+        std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if !a.dns.is_empty() || !a.dns_search.is_empty() || !a.dns_option.is_empty() {
+        let p = rec.dir.join("resolv.conf");
+        let old = std::fs::read_to_string(&p).unwrap_or_default();
+        let mut out = String::new();
+        for l in old.lines() {
+            let key = l.split_whitespace().next().unwrap_or("");
+            let replaced = (key == "nameserver" && !a.dns.is_empty())
+                || ((key == "search" || key == "domain") && !a.dns_search.is_empty())
+                || (key == "options" && !a.dns_option.is_empty());
+            if !replaced {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        for d in &a.dns {
+            out.push_str(&format!("nameserver {d}\n"));
+        }
+        if !a.dns_search.is_empty() {
+            out.push_str(&format!("search {}\n", a.dns_search.join(" ")));
+        }
+        if !a.dns_option.is_empty() {
+            out.push_str(&format!("options {}\n", a.dns_option.join(" ")));
+        }
+        std::fs::write(&p, out).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
 }
 
 /// One JSON call to the instance's daemon (started when none answers).
@@ -1582,10 +1673,8 @@ fn ls(rt: &Runtime, root: &Path, a: LsArgs) -> anyhow::Result<ExitCode> {
     }
     let last = if a.latest { Some(1) } else { a.last };
     // A status or exit-code filter looks at stopped containers without -a.
-    let everything = a.all
-        || last.is_some()
-        || filters.contains_key("status")
-        || filters.contains_key("exited");
+    let everything =
+        a.all || last.is_some() || filters.contains_key("status") || filters.contains_key("exited");
     // Newest first, as docker.
     let mut all = rt.list();
     all.reverse();

@@ -1099,6 +1099,15 @@ pub struct ContainerConnect {
     pub networks: Vec<ContainerNetwork>,
     /// `-p/--publish`.
     pub ports: Vec<PortMapping>,
+    /// `--add-host NAME:IP` lines for /etc/hosts (`host-gateway` is the first network's
+    /// gateway).
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--dns-search`, `--dns-option`: replace the host's in resolv.conf.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
 }
 
 /// The name of the network `--network bridge` means, made on first use.
@@ -1168,7 +1177,7 @@ impl Engine {
             .await
             .map_err(|err| format!("attaching {name}: {err:#}"))?;
         match self
-            .register_container(&rec, &hostname, &endpoints, &dns_names)
+            .register_container(&rec, &hostname, &endpoints, &dns_names, &req)
             .await
         {
             Ok(()) => Ok(endpoints
@@ -1189,6 +1198,7 @@ impl Engine {
         hostname: &str,
         endpoints: &[berth_netd::state::Endpoint],
         dns_names: &BTreeMap<String, Vec<String>>,
+        req: &ContainerConnect,
     ) -> Result<(), String> {
         let mut hosts =
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
@@ -1218,8 +1228,19 @@ impl Engine {
                 )
                 .map_err(|err| format!("DNS names of {}: {err}", rec.config.name))?;
         }
+        for (name, ip) in &req.extra_hosts {
+            let ip = match (ip.as_str(), gateways.first()) {
+                ("host-gateway", Some(gw)) => gw.to_string(),
+                _ => ip.clone(),
+            };
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
         let host = self.resolv.host().map(|h| h.conf).unwrap_or_default();
-        let resolv = container_resolv_conf(&gateways, &host, &ContainerResolvOverrides::default());
+        let overrides = ContainerResolvOverrides {
+            search: (!req.dns_search.is_empty()).then(|| req.dns_search.clone()),
+            options: (!req.dns_options.is_empty()).then(|| req.dns_options.clone()),
+        };
+        let resolv = container_resolv_conf(&gateways, &host, &overrides);
         for (file, content) in [("hosts", hosts), ("resolv.conf", resolv)] {
             let path = rec.dir.join(file);
             std::fs::write(&path, content)
