@@ -786,6 +786,15 @@ fn restart_policies_apply_to_single_containers() {
         "true",
     ]);
     assert!(text(&o).contains("expected no, always"), "{}", text(&o));
+    // --pull: never fails at once; missing tries the registry (a dead loopback port here).
+    let o = h.berth(&["container", "run", "--pull", "never", "absent:1", "true"]);
+    assert!(text(&o).contains("--pull never"), "{}", text(&o));
+    let o = h.berth(&["container", "run", "127.0.0.1:9/absent:1", "true"]);
+    assert!(
+        text(&o).contains("Unable to find image") && text(&o).contains("could not be pulled"),
+        "{}",
+        text(&o)
+    );
     h.ok(&["container", "rm", "-f", "flaky", "steady"]);
     h.ok(&["system", "shutdown"]);
     assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));

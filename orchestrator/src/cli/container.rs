@@ -267,6 +267,9 @@ pub struct RunArgs {
     /// Restart policy: no, always, unless-stopped, on-failure[:N] (enforced by the daemon)
     #[arg(long, default_value = "no")]
     restart: String,
+    /// Pull the image first: missing (when not in the store), always, never
+    #[arg(long, default_value = "missing")]
+    pull: String,
     /// Run the bundle with an external OCI runtime: crun or runc (default: berth's own)
     #[arg(long)]
     runtime: Option<String>,
@@ -879,6 +882,40 @@ fn parse_volume(v: &str) -> anyhow::Result<MountSpec> {
     }
 }
 
+/// The image to run, pulled from its registry per `--pull` (missing, always, never).
+fn image_for_run(
+    store: &berth_runtime::image::ImageStore,
+    image: &str,
+    pull: &str,
+) -> anyhow::Result<berth_runtime::image::Image> {
+    let fetch = || {
+        berth_runtime::image::registry::pull(store, image, &Default::default(), &|_| {})
+            .with_context(|| format!("pulling {image}"))
+    };
+    match pull {
+        "always" => fetch(),
+        "missing" => match store.resolve(image) {
+            Ok(img) => Ok(img),
+            Err(_) => {
+                eprintln!("Unable to find image '{image}' locally; pulling it");
+                fetch().with_context(|| {
+                    format!(
+                        "image {image:?} is not in the store and could not be pulled; make it with \
+                         `berth image load`, `import`, `build` or `bootstrap`"
+                    )
+                })
+            }
+        },
+        "never" => store.resolve(image).with_context(|| {
+            format!(
+                "image {image:?}: not in the store (--pull never); get it with `berth image pull`, \
+                 `load`, `import` or `bootstrap`"
+            )
+        }),
+        other => bail!("--pull {other:?}: expected missing, always or never"),
+    }
+}
+
 /// The volume name of a volume mount.
 fn volume_name(m: &MountSpec) -> Option<String> {
     match m {
@@ -960,12 +997,7 @@ fn build_config(
                 .context("an IMAGE is needed (or --rootfs DIR)")?;
             let store = berth_runtime::image::ImageStore::open(root)
                 .with_context(|| format!("image store under {}", root.display()))?;
-            let img = store.resolve(image).with_context(|| {
-                format!(
-                    "image {image:?}: not in the store; get it with `berth image pull`, `load`, \
-                     `import` or `bootstrap`"
-                )
-            })?;
+            let img = image_for_run(&store, image, &a.pull)?;
             let overrides = berth_runtime::container::config::ProcessOverrides {
                 entrypoint,
                 cmd: cmd.to_vec(),
