@@ -1,6 +1,8 @@
-//! `berth container …`: single containers (issue 4). Until the daemon lands (issue 6) the CLI
-//! drives the runtime library directly against `--root`/`--run`; until the image store lands
-//! (issue 3) a container's root filesystem is a plain directory given with `--rootfs`.
+//! `berth container …`: single containers (issue 4). The CLI drives the runtime library
+//! directly against `--root`/`--run` (containers run under their shims, no daemon needed),
+//! from an image or a plain `--rootfs` directory. What needs the daemon goes through it: bridge
+//! networks and published ports (netd and the DNS live there: `POST /v1/container/connect`,
+//! `/disconnect`, `/rename`) and restart policies (`POST /v1/engine`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
