@@ -270,6 +270,17 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
     );
     let o = h.berth(&["container", "port", "web", "81"]);
     assert!(text(&o).contains("no public port 81/tcp"), "{}", text(&o));
+    let ip = h.ok(&[
+        "container",
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.IPAddress}} {{.State.Status}}",
+        "web",
+    ]);
+    assert!(
+        ip.starts_with("10.") && ip.trim().ends_with(" running"),
+        "{ip}"
+    );
     let inspect: serde_json::Value =
         serde_json::from_str(h.ok(&["container", "inspect", "web"]).trim()).expect("inspect");
     let net = &inspect[0]["NetworkSettings"]["Networks"]["appnet"];
@@ -364,6 +375,11 @@ fn anonymous_and_named_volumes_live_and_go_as_docker_users_expect() {
         .as_str()
         .expect("one anonymous volume")
         .to_string();
+    let mounts = h.ok(&["container", "inspect", "--format", "{{json .Mounts}}", "v1"]);
+    let mounts: serde_json::Value = serde_json::from_str(mounts.trim()).expect("mounts json");
+    assert_eq!(mounts[0]["Name"], "named1");
+    assert_eq!(mounts[1]["Anonymous"], true);
+    assert_eq!(mounts[1]["Destination"], "/anon");
     let vols = h.ok(&[
         "volume",
         "ls",

@@ -77,6 +77,10 @@ pub enum ContainerCommand {
     },
     /// Show a container's configuration and state as JSON
     Inspect {
+        /// A Go-template subset per container, e.g. '{{.State.Status}}' or
+        /// '{{.NetworkSettings.IPAddress}}'
+        #[arg(short, long)]
+        format: Option<String>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -503,7 +507,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
             let _ = last;
             Ok(ExitCode::SUCCESS)
         }
-        ContainerCommand::Inspect { containers } => {
+        ContainerCommand::Inspect { format, containers } => {
             let netd = netd_state(&g.root);
             let mut out = Vec::new();
             for c in containers {
@@ -525,6 +529,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
                     "Created": fmt_time(st.created_at),
                     "Config": rec.config,
                     "NetworkSettings": network_settings(&netd, &rec.id),
+                    "Mounts": inspect_mounts(&rt, &rec),
                     "Paths": {
                         "Dir": rec.dir,
                         "Log": rec.log_path(),
@@ -533,7 +538,15 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
                     },
                 }));
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            match format {
+                Some(f) => {
+                    let tpl = super::format::Template::parse(&f)?;
+                    for v in &out {
+                        println!("{}", tpl.render(v));
+                    }
+                }
+                None => println!("{}", serde_json::to_string_pretty(&out)?),
+            }
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Cp { src, dst } => {
@@ -1498,7 +1511,13 @@ fn network_settings(netd: &berth_netd::state::State, id: &str) -> serde_json::Va
             }
         }
     }
-    serde_json::json!({ "Networks": networks, "Ports": ports })
+    // Docker's top-level address: the first network's.
+    let first = netd.endpoints.iter().find(|e| e.container == id);
+    serde_json::json!({
+        "Networks": networks,
+        "Ports": ports,
+        "IPAddress": first.map(|e| e.address.to_string()).unwrap_or_default(),
+    })
 }
 
 /// `rm`: removes the container and, when it was on bridge networks, its endpoints and DNS
@@ -1680,6 +1699,37 @@ fn ls_row(
         "Labels": labels.join(","),
         "Mounts": mounts.join(","),
     })
+}
+
+/// `Mounts` of `inspect`, in Docker's shape (volumes with their host directory).
+fn inspect_mounts(rt: &Runtime, rec: &berth_runtime::container::Record) -> serde_json::Value {
+    let list: Vec<serde_json::Value> = rec
+        .config
+        .mounts
+        .iter()
+        .map(|m| match m {
+            MountSpec::Bind {
+                source,
+                target,
+                read_only,
+            } => serde_json::json!({
+                "Type": "bind", "Source": source, "Destination": target, "RW": !read_only,
+            }),
+            MountSpec::Volume {
+                name,
+                target,
+                read_only,
+            } => serde_json::json!({
+                "Type": "volume", "Name": name, "Source": rt.volume_dir(name),
+                "Destination": target, "RW": !read_only,
+                "Anonymous": rec.config.anonymous_volumes.contains(name),
+            }),
+            MountSpec::Tmpfs { target, options } => serde_json::json!({
+                "Type": "tmpfs", "Destination": target, "Options": options, "RW": true,
+            }),
+        })
+        .collect();
+    serde_json::Value::Array(list)
 }
 
 /// The file in a container's dir that keeps the image reference the user gave (`ls` shows it).
