@@ -27,6 +27,13 @@ fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// The address `.last` in the /24 of an endpoint's address.
+fn ip_in(ep: &serde_json::Value, last: u8) -> String {
+    let a = ep["address"].as_str().unwrap_or_default();
+    let (net, _) = a.rsplit_once('.').unwrap_or((a, ""));
+    format!("{net}.{last}")
+}
+
 fn endpoints(h: &Host, net: &str) -> Vec<serde_json::Value> {
     let out = h.ok(&["network", "inspect", net]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("inspect json");
@@ -87,6 +94,24 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
     // The foreground --rm clients left no endpoint behind: only web is on the network.
     let eps = endpoints(&h, "appnet");
     assert_eq!(eps.len(), 1, "{eps:?}");
+    // A fixed address and MAC.
+    let o = h.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "--ip",
+        &ip_in(&eps[0], 200),
+        "--mac-address",
+        "02:42:ac:11:00:c8",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; cat /sys/class/net/eth0/address",
+    ]);
+    assert!(o.contains(&format!("{}/", ip_in(&eps[0], 200))), "{o}");
+    assert!(o.contains("02:42:ac:11:00:c8"), "{o}");
     assert_eq!(eps[0]["container"], web_id.as_str());
 
     // -p alone means the default `bridge` network, made on first use.
@@ -396,6 +421,35 @@ fn anonymous_and_named_volumes_live_and_go_as_docker_users_expect() {
         eventually(10, || data.exists()),
         "the container wrote its volume"
     );
+
+    // --volumes-from sees the same data (read-only here), --cidfile records the id.
+    let cid = h.dir.path().join("cid");
+    let cid_s = cid.display().to_string();
+    let seen = h.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--cidfile",
+        &cid_s,
+        "--volumes-from",
+        "v1:ro",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "cat /n/f /anon/f; touch /n/ro 2>/dev/null || echo read-only",
+    ]);
+    assert_eq!(seen.trim(), "kept\ngone\nread-only", "{seen}");
+    assert_eq!(std::fs::read_to_string(&cid).expect("cidfile").len(), 64);
+    let o = h.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--cidfile",
+        &cid_s,
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(text(&o).contains("exists already"), "{}", text(&o));
 
     // In use: refused, naming the container.
     let o = h.berth(&["volume", "rm", "named1"]);

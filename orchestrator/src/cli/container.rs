@@ -203,6 +203,15 @@ pub struct RunArgs {
     /// Static IPv4 address on the network
     #[arg(long)]
     ip: Option<std::net::Ipv4Addr>,
+    /// MAC address of the container's interface on the network
+    #[arg(long = "mac-address")]
+    mac_address: Option<String>,
+    /// Mount every volume and bind mount of another container: NAME[:ro|rw]
+    #[arg(long = "volumes-from")]
+    volumes_from: Vec<String>,
+    /// Write the container id to this file (refused if it exists)
+    #[arg(long)]
+    cidfile: Option<PathBuf>,
     /// Publish a port: [HOST_IP:][HOST_PORT]:CONTAINER_PORT[/tcp|udp] (ranges as
     /// 8000-8001:80-81); without a host port, a free one is picked
     #[arg(short = 'p', long = "publish")]
@@ -1080,6 +1089,30 @@ fn build_config(
         }
     }
     cfg.anonymous_volumes = anonymous;
+    // --volumes-from: the other container's volumes and binds, at the same places.
+    for spec in &a.volumes_from {
+        let (name, mode) = match spec.rsplit_once(':') {
+            Some((n, m @ ("ro" | "rw"))) => (n, m),
+            _ => (spec.as_str(), ""),
+        };
+        let other = rt
+            .resolve(name)
+            .with_context(|| format!("--volumes-from {spec}"))?;
+        for m in &other.config.mounts {
+            let mut m = m.clone();
+            match &mut m {
+                MountSpec::Bind { read_only, .. } | MountSpec::Volume { read_only, .. } => {
+                    match mode {
+                        "ro" => *read_only = true,
+                        "rw" => *read_only = false,
+                        _ => {}
+                    }
+                }
+                MountSpec::Tmpfs { .. } => continue,
+            }
+            cfg.mounts.push(m);
+        }
+    }
     for t in &a.tmpfs {
         let (target, opts) = t.split_once(':').unwrap_or((t, ""));
         cfg.mounts.push(MountSpec::Tmpfs {
@@ -1102,8 +1135,12 @@ fn build_config(
     if (!a.publish.is_empty() || a.publish_all) && !is_named_network(&network) {
         bail!("-p/--publish needs a bridge network, not --network {network}");
     }
-    if (a.ip.is_some() || !a.network_alias.is_empty()) && !is_named_network(&network) {
-        bail!("--ip and --network-alias need a bridge network, not --network {network}");
+    if (a.ip.is_some() || a.mac_address.is_some() || !a.network_alias.is_empty())
+        && !is_named_network(&network)
+    {
+        bail!(
+            "--ip, --mac-address and --network-alias need a bridge network, not --network {network}"
+        );
     }
     cfg.network = match network.as_str() {
         "none" => NetworkMode::None,
@@ -1233,7 +1270,18 @@ fn run_container(
         _ => Vec::new(),
     };
     let connect = network_request(&a, &exposed)?;
+    if let Some(p) = &a.cidfile
+        && p.exists()
+    {
+        bail!("--cidfile {}: the file exists already", p.display());
+    }
     let rec = rt.create(cfg).map_err(start_error)?;
+    if let Some(p) = &a.cidfile
+        && let Err(e) = std::fs::write(p, &rec.id)
+    {
+        let _ = rt.remove(&rec, true);
+        return Err(anyhow::Error::new(e).context(format!("writing --cidfile {}", p.display())));
+    }
     for name in &rec.config.anonymous_volumes {
         if let Err(e) = rt.volume_mark(name, BTreeMap::new(), true) {
             let _ = rt.remove(&rec, true);
@@ -1362,6 +1410,7 @@ fn network_request(a: &RunArgs, exposed: &[String]) -> anyhow::Result<Option<Con
             name: network,
             aliases: a.network_alias.clone(),
             ipv4_address: a.ip,
+            mac_address: a.mac_address.clone(),
         }],
         ports,
         extra_hosts: extra_hosts(a)?,

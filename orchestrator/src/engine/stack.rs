@@ -1088,6 +1088,9 @@ pub struct ContainerNetwork {
     pub aliases: Vec<String>,
     /// Static address (`--ip`).
     pub ipv4_address: Option<std::net::Ipv4Addr>,
+    /// Static MAC (`--mac-address`), else derived from the address.
+    #[serde(default)]
+    pub mac_address: Option<String>,
 }
 
 /// Body of `POST /v1/container/connect`: attach a created single container before it starts.
@@ -1161,7 +1164,7 @@ impl Engine {
             reqs.push(EndpointRequest {
                 network: spec.name.clone(),
                 ipv4_address: n.ipv4_address,
-                mac_address: None,
+                mac_address: n.mac_address.clone(),
                 priority: -(i as i32),
                 aliases,
                 ports: if i == 0 {
