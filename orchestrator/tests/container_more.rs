@@ -820,16 +820,21 @@ fn restart_policies_apply_to_single_containers() {
         "steady",
         "--restart",
         "always",
+        "-v",
+        "/v",
         "busybox:e2e",
         "sh",
         "-c",
-        "echo up; sleep 1; exit 1",
+        // Crashes once (the marker lives in a volume, so it survives the restart), then runs.
+        "echo up; if [ -e /v/once ]; then sleep 300; else touch /v/once; exit 1; fi",
     ]);
     assert!(eventually(30, || h
         .ok(&["container", "logs", "steady"])
         .matches("up")
         .count()
-        >= 2));
+        == 2
+        && h.ok(&["container", "ls", "--format", "{{.Names}}"])
+            .contains("steady")));
     h.ok(&["container", "stop", "-t", "1", "steady"]);
     let after = h.ok(&["container", "logs", "steady"]).matches("up").count();
     std::thread::sleep(std::time::Duration::from_secs(2));
@@ -865,7 +870,7 @@ fn restart_policies_apply_to_single_containers() {
         "{}",
         text(&o)
     );
-    h.ok(&["container", "rm", "-f", "flaky", "steady"]);
+    h.ok(&["container", "rm", "-f", "-v", "flaky", "steady"]);
     h.ok(&["system", "shutdown"]);
     assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
 }
