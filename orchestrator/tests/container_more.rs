@@ -137,6 +137,22 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
     });
     assert!(ok, "published on the default bridge");
     assert!(h.ok(&["network", "ls"]).contains("bridge"));
+    // On both networks: both names resolve, through eth0 and eth1.
+    let both = h.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "appnet",
+        "--network",
+        "bridge",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "timeout 5 wget -qO- http://web/ && timeout 5 wget -qO- http://b1/ && ls /sys/class/net",
+    ]);
+    assert_eq!(both.matches("hello from web").count(), 2, "{both}");
+    assert!(both.contains("eth1"), "{both}");
     // Not on the same network: b1 does not resolve web.
     let o = h.berth(&["container", "exec", "b1", "nslookup", "web"]);
     assert!(!o.status.success(), "{}", text(&o));

@@ -194,9 +194,10 @@ pub struct RunArgs {
     #[arg(long)]
     init: bool,
     /// Network: none (the default without -p), bridge (the default with -p; made on first
-    /// use), a network made by `berth network create`, host, or container:NAME
+    /// use), a network made by `berth network create`, host, or container:NAME; repeat it
+    /// for more bridge networks
     #[arg(long, alias = "net")]
-    network: Option<String>,
+    network: Vec<String>,
     /// Extra DNS name of the container on its network
     #[arg(long = "network-alias", alias = "net-alias")]
     network_alias: Vec<String>,
@@ -1343,7 +1344,7 @@ fn run_container(
 
 /// The `--network` value in effect (`none`, or `bridge` when ports are published).
 fn network_of(a: &RunArgs) -> String {
-    match a.network.as_deref() {
+    match a.network.first().map(String::as_str) {
         Some("default") => DEFAULT_BRIDGE.into(),
         Some(n) => n.into(),
         None if a.publish.is_empty() && !a.publish_all => "none".into(),
@@ -1393,7 +1394,25 @@ fn parse_publish(p: &str) -> anyhow::Result<berth_netd::ports::PortMapping> {
 fn network_request(a: &RunArgs, exposed: &[String]) -> anyhow::Result<Option<ContainerConnect>> {
     let network = network_of(a);
     if !is_named_network(&network) {
+        if a.network.len() > 1 {
+            bail!("--network {network} cannot be combined with other networks");
+        }
         return Ok(None);
+    }
+    // More --network values: further bridge networks (eth1 ...), no aliases or fixed address.
+    let mut more = Vec::new();
+    for n in a.network.iter().skip(1) {
+        if !is_named_network(n) {
+            bail!("--network {n} cannot be combined with other networks");
+        }
+        more.push(ContainerNetwork {
+            name: if n == "default" {
+                DEFAULT_BRIDGE.into()
+            } else {
+                n.clone()
+            },
+            ..ContainerNetwork::default()
+        });
     }
     let mut ports = Vec::new();
     for p in a.publish.iter().chain(exposed) {
@@ -1406,12 +1425,14 @@ fn network_request(a: &RunArgs, exposed: &[String]) -> anyhow::Result<Option<Con
     }
     Ok(Some(ContainerConnect {
         container: String::new(),
-        networks: vec![ContainerNetwork {
+        networks: std::iter::once(ContainerNetwork {
             name: network,
             aliases: a.network_alias.clone(),
             ipv4_address: a.ip,
             mac_address: a.mac_address.clone(),
-        }],
+        })
+        .chain(more)
+        .collect(),
         ports,
         extra_hosts: extra_hosts(a)?,
         dns_search: a.dns_search.clone(),
