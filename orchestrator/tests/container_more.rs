@@ -467,6 +467,19 @@ fn anonymous_and_named_volumes_live_and_go_as_docker_users_expect() {
     ]);
     assert!(text(&o).contains("exists already"), "{}", text(&o));
 
+    let dangling = h.ok(&["volume", "ls", "-q", "--filter", "dangling=true"]);
+    assert_eq!(dangling.trim(), "", "both are mounted by v1");
+    let labelled = h.ok(&[
+        "volume",
+        "ls",
+        "-q",
+        "-f",
+        "label=tier=db",
+        "-f",
+        "dangling=false",
+    ]);
+    assert_eq!(labelled.trim(), "named1");
+
     // In use: refused, naming the container.
     let o = h.berth(&["volume", "rm", "named1"]);
     assert!(!o.status.success());
