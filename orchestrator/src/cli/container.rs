@@ -1,6 +1,8 @@
-//! `berth container …`: single containers (issue 4). Until the daemon lands (issue 6) the CLI
-//! drives the runtime library directly against `--root`/`--run`; until the image store lands
-//! (issue 3) a container's root filesystem is a plain directory given with `--rootfs`.
+//! `berth container …`: single containers (issue 4). The CLI drives the runtime library
+//! directly against `--root`/`--run` (containers run under their shims, no daemon needed),
+//! from an image or a plain `--rootfs` directory. What needs the daemon goes through it: bridge
+//! networks and published ports (netd and the DNS live there: `POST /v1/container/connect`,
+//! `/disconnect`, `/rename`) and restart policies (`POST /v1/engine`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -75,11 +77,29 @@ pub enum ContainerCommand {
     },
     /// Show a container's configuration and state as JSON
     Inspect {
+        /// A Go-template subset per container, e.g. '{{.State.Status}}' or
+        /// '{{.NetworkSettings.IPAddress}}'
+        #[arg(short, long)]
+        format: Option<String>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
     /// Show a container's processes
     Top { container: String },
+    /// Remove every stopped container
+    Prune {
+        /// Do not ask (berth never asks)
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List what a container changed against its image (A added, C changed, D deleted)
+    Diff { container: String },
+    /// List a container's published ports: `port CONTAINER [PORT[/PROTO]]`
+    Port {
+        container: String,
+        /// Only this container port
+        port: Option<String>,
+    },
     /// Copy files between a container and the host: `cp CONTAINER:PATH HOSTDIR` or
     /// `cp HOSTPATH CONTAINER:DIR`
     Cp { src: String, dst: String },
@@ -174,18 +194,44 @@ pub struct RunArgs {
     #[arg(long)]
     init: bool,
     /// Network: none (the default without -p), bridge (the default with -p; made on first
-    /// use), a network made by `berth network create`, host, or container:NAME
+    /// use), a network made by `berth network create`, host, or container:NAME; repeat it
+    /// for more bridge networks
     #[arg(long, alias = "net")]
-    network: Option<String>,
+    network: Vec<String>,
     /// Extra DNS name of the container on its network
     #[arg(long = "network-alias", alias = "net-alias")]
     network_alias: Vec<String>,
     /// Static IPv4 address on the network
     #[arg(long)]
     ip: Option<std::net::Ipv4Addr>,
-    /// Publish a port: [HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp] (ranges as 8000-8001:80-81)
+    /// MAC address of the container's interface on the network
+    #[arg(long = "mac-address")]
+    mac_address: Option<String>,
+    /// Mount every volume and bind mount of another container: NAME[:ro|rw]
+    #[arg(long = "volumes-from")]
+    volumes_from: Vec<String>,
+    /// Write the container id to this file (refused if it exists)
+    #[arg(long)]
+    cidfile: Option<PathBuf>,
+    /// Publish a port: [HOST_IP:][HOST_PORT]:CONTAINER_PORT[/tcp|udp] (ranges as
+    /// 8000-8001:80-81); without a host port, a free one is picked
     #[arg(short = 'p', long = "publish")]
     publish: Vec<String>,
+    /// Add NAME:IP to /etc/hosts (IP `host-gateway`: the network's gateway, the host)
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
+    /// DNS server (only without a bridge network: on one, the embedded DNS answers)
+    #[arg(long)]
+    dns: Vec<std::net::IpAddr>,
+    /// DNS search domain
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// resolv.conf option (ndots:2 ...)
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    dns_option: Vec<String>,
+    /// Publish every port the image exposes on a free host port
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short, long)]
     memory: Option<String>,
@@ -234,6 +280,15 @@ pub struct RunArgs {
     /// json-file log options: max-size=10m, max-file=3
     #[arg(long = "log-opt")]
     log_opt: Vec<String>,
+    /// Restart policy: no, always, unless-stopped, on-failure[:N] (enforced by the daemon)
+    #[arg(long, default_value = "no")]
+    restart: String,
+    /// Pull the image first: missing (when not in the store), always, never
+    #[arg(long, default_value = "missing")]
+    pull: String,
+    /// Run the bundle with an external OCI runtime: crun or runc (default: berth's own)
+    #[arg(long)]
+    runtime: Option<String>,
     /// Use DIR as the root filesystem instead of an image (as podman's --rootfs)
     #[arg(long, value_name = "DIR")]
     rootfs: Option<PathBuf>,
@@ -259,6 +314,16 @@ pub struct LsArgs {
     /// Do not truncate the id and command
     #[arg(long = "no-trunc")]
     no_trunc: bool,
+    /// KEY=VALUE: name, id, status, label (KEY or KEY=VALUE), network, ancestor, exited;
+    /// the same key twice matches either, different keys must all match
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Show the last N created containers (all states)
+    #[arg(short = 'n', long = "last")]
+    last: Option<usize>,
+    /// Show the last created container (all states)
+    #[arg(short, long)]
+    latest: bool,
 }
 
 /// Options of `logs`.
@@ -452,7 +517,8 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
             let _ = last;
             Ok(ExitCode::SUCCESS)
         }
-        ContainerCommand::Inspect { containers } => {
+        ContainerCommand::Inspect { format, containers } => {
+            let netd = netd_state(&g.root);
             let mut out = Vec::new();
             for c in containers {
                 let rec = rt.resolve(&c)?;
@@ -472,6 +538,8 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
                     },
                     "Created": fmt_time(st.created_at),
                     "Config": rec.config,
+                    "NetworkSettings": network_settings(&netd, &rec.id),
+                    "Mounts": inspect_mounts(&rt, &rec),
                     "Paths": {
                         "Dir": rec.dir,
                         "Log": rec.log_path(),
@@ -480,7 +548,15 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
                     },
                 }));
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            match format {
+                Some(f) => {
+                    let tpl = super::format::Template::parse(&f)?;
+                    for v in &out {
+                        println!("{}", tpl.render(v));
+                    }
+                }
+                None => println!("{}", serde_json::to_string_pretty(&out)?),
+            }
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Cp { src, dst } => {
@@ -543,6 +619,10 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
         } => {
             let rec = rt.resolve(&container)?;
             rt.rename(&rec, &new_name)?;
+            if has_endpoints(&g.root, &rec.id) {
+                daemon_post::<serde_json::Value>(g, "/container/rename", &rec.id)
+                    .context("updating the container's DNS names")?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Stats {
@@ -559,6 +639,74 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
             attach_loop(&rt, &rec, stream, stdin)?;
             let info = rt.wait(&rec)?;
             Ok(exit_code(info.code))
+        }
+        ContainerCommand::Prune { force: _ } => {
+            println!("Deleted Containers:");
+            let mut n = 0;
+            let mut failed = false;
+            for (rec, _) in rt.list() {
+                if rt.is_running(&rec) {
+                    continue;
+                }
+                match remove_container(&rt, g, &rec.id, false, false) {
+                    Ok(()) => {
+                        println!("{}", rec.id);
+                        n += 1;
+                    }
+                    Err(e) => {
+                        eprintln!("berth: {}: {e:#}", rec.config.name);
+                        failed = true;
+                    }
+                }
+            }
+            println!("Total: {n} container(s)");
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        ContainerCommand::Diff { container } => {
+            let rec = rt.resolve(&container)?;
+            for c in rt.changes(&rec)? {
+                println!("{} {}", c.kind, c.path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Port { container, port } => {
+            let rec = rt.resolve(&container)?;
+            let settings = network_settings(&netd_state(&g.root), &rec.id);
+            let want = port.map(|p| {
+                if p.contains('/') {
+                    p
+                } else {
+                    format!("{p}/tcp")
+                }
+            });
+            let mut found = false;
+            if let Some(map) = settings["Ports"].as_object() {
+                for (key, list) in map {
+                    if want.as_ref().is_some_and(|w| w != key) {
+                        continue;
+                    }
+                    for b in list.as_array().into_iter().flatten() {
+                        found = true;
+                        let (ip, hp) = (
+                            b["HostIp"].as_str().unwrap_or_default(),
+                            b["HostPort"].as_str().unwrap_or_default(),
+                        );
+                        if want.is_some() {
+                            println!("{ip}:{hp}");
+                        } else {
+                            println!("{key} -> {ip}:{hp}");
+                        }
+                    }
+                }
+            }
+            if !found && let Some(w) = want {
+                bail!("no public port {w} published for {container}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Top { container } => {
             let rec = rt.resolve(&container)?;
@@ -759,6 +907,40 @@ fn parse_volume(v: &str) -> anyhow::Result<MountSpec> {
     }
 }
 
+/// The image to run, pulled from its registry per `--pull` (missing, always, never).
+fn image_for_run(
+    store: &berth_runtime::image::ImageStore,
+    image: &str,
+    pull: &str,
+) -> anyhow::Result<berth_runtime::image::Image> {
+    let fetch = || {
+        berth_runtime::image::registry::pull(store, image, &Default::default(), &|_| {})
+            .with_context(|| format!("pulling {image}"))
+    };
+    match pull {
+        "always" => fetch(),
+        "missing" => match store.resolve(image) {
+            Ok(img) => Ok(img),
+            Err(_) => {
+                eprintln!("Unable to find image '{image}' locally; pulling it");
+                fetch().with_context(|| {
+                    format!(
+                        "image {image:?} is not in the store and could not be pulled; make it with \
+                         `berth image load`, `import`, `build` or `bootstrap`"
+                    )
+                })
+            }
+        },
+        "never" => store.resolve(image).with_context(|| {
+            format!(
+                "image {image:?}: not in the store (--pull never); get it with `berth image pull`, \
+                 `load`, `import` or `bootstrap`"
+            )
+        }),
+        other => bail!("--pull {other:?}: expected missing, always or never"),
+    }
+}
+
 /// The volume name of a volume mount.
 fn volume_name(m: &MountSpec) -> Option<String> {
     match m {
@@ -840,12 +1022,7 @@ fn build_config(
                 .context("an IMAGE is needed (or --rootfs DIR)")?;
             let store = berth_runtime::image::ImageStore::open(root)
                 .with_context(|| format!("image store under {}", root.display()))?;
-            let img = store.resolve(image).with_context(|| {
-                format!(
-                    "image {image:?}: not in the store; get it with `berth image pull`, `load`, \
-                     `import` or `bootstrap`"
-                )
-            })?;
+            let img = image_for_run(&store, image, &a.pull)?;
             let overrides = berth_runtime::container::config::ProcessOverrides {
                 entrypoint,
                 cmd: cmd.to_vec(),
@@ -913,6 +1090,30 @@ fn build_config(
         }
     }
     cfg.anonymous_volumes = anonymous;
+    // --volumes-from: the other container's volumes and binds, at the same places.
+    for spec in &a.volumes_from {
+        let (name, mode) = match spec.rsplit_once(':') {
+            Some((n, m @ ("ro" | "rw"))) => (n, m),
+            _ => (spec.as_str(), ""),
+        };
+        let other = rt
+            .resolve(name)
+            .with_context(|| format!("--volumes-from {spec}"))?;
+        for m in &other.config.mounts {
+            let mut m = m.clone();
+            match &mut m {
+                MountSpec::Bind { read_only, .. } | MountSpec::Volume { read_only, .. } => {
+                    match mode {
+                        "ro" => *read_only = true,
+                        "rw" => *read_only = false,
+                        _ => {}
+                    }
+                }
+                MountSpec::Tmpfs { .. } => continue,
+            }
+            cfg.mounts.push(m);
+        }
+    }
     for t in &a.tmpfs {
         let (target, opts) = t.split_once(':').unwrap_or((t, ""));
         cfg.mounts.push(MountSpec::Tmpfs {
@@ -932,11 +1133,15 @@ fn build_config(
     }
     cfg.hostname = a.hostname.clone();
     let network = network_of(a);
-    if !a.publish.is_empty() && !is_named_network(&network) {
+    if (!a.publish.is_empty() || a.publish_all) && !is_named_network(&network) {
         bail!("-p/--publish needs a bridge network, not --network {network}");
     }
-    if (a.ip.is_some() || !a.network_alias.is_empty()) && !is_named_network(&network) {
-        bail!("--ip and --network-alias need a bridge network, not --network {network}");
+    if (a.ip.is_some() || a.mac_address.is_some() || !a.network_alias.is_empty())
+        && !is_named_network(&network)
+    {
+        bail!(
+            "--ip, --mac-address and --network-alias need a bridge network, not --network {network}"
+        );
     }
     cfg.network = match network.as_str() {
         "none" => NetworkMode::None,
@@ -1013,7 +1218,31 @@ fn build_config(
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         cfg.labels.insert(k.to_string(), v.to_string());
     }
+    if a.restart != "no" {
+        let valid = matches!(
+            a.restart.as_str(),
+            "always" | "unless-stopped" | "on-failure"
+        ) || a
+            .restart
+            .strip_prefix("on-failure:")
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+        if !valid {
+            bail!(
+                "--restart {:?}: expected no, always, unless-stopped or on-failure[:N]",
+                a.restart
+            );
+        }
+        if a.rm {
+            bail!(
+                "--restart {} and --rm conflict: a removed container cannot restart",
+                a.restart
+            );
+        }
+        cfg.labels
+            .insert(crate::engine::labels::RESTART.into(), a.restart.clone());
+    }
     cfg.init = a.init;
+    cfg.oci_runtime = a.runtime.clone().filter(|r| r != "berth");
     cfg.tty = a.tty;
     cfg.open_stdin = a.interactive;
     cfg.auto_remove = a.rm;
@@ -1027,8 +1256,33 @@ fn run_container(
     start: bool,
 ) -> anyhow::Result<ExitCode> {
     let (cfg, image_id) = build_config(rt, &g.root, &a)?;
-    let connect = network_request(&a)?;
+    // -P: every port the image exposes ("80/tcp"), each on a free host port.
+    let exposed: Vec<String> = match (a.publish_all, a.rootfs.is_none(), a.args.first()) {
+        (true, true, Some(image)) => berth_runtime::image::ImageStore::open(&g.root)
+            .and_then(|s| s.resolve(image))
+            .ok()
+            .and_then(|i| {
+                i.config
+                    .config()
+                    .as_ref()
+                    .and_then(|c| c.exposed_ports().clone())
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let connect = network_request(&a, &exposed)?;
+    if let Some(p) = &a.cidfile
+        && p.exists()
+    {
+        bail!("--cidfile {}: the file exists already", p.display());
+    }
     let rec = rt.create(cfg).map_err(start_error)?;
+    if let Some(p) = &a.cidfile
+        && let Err(e) = std::fs::write(p, &rec.id)
+    {
+        let _ = rt.remove(&rec, true);
+        return Err(anyhow::Error::new(e).context(format!("writing --cidfile {}", p.display())));
+    }
     for name in &rec.config.anonymous_volumes {
         if let Err(e) = rt.volume_mark(name, BTreeMap::new(), true) {
             let _ = rt.remove(&rec, true);
@@ -1045,6 +1299,13 @@ fn run_container(
             let _ = std::fs::write(rec.dir.join(IMAGE_REF_FILE), reference);
         }
     }
+    if connect.is_none()
+        && let Err(e) = local_name_files(&a, &rec)
+    {
+        let _ = rt.remove(&rec, true);
+        rt.remove_anonymous_volumes(&rec);
+        return Err(e);
+    }
     if let Some(mut req) = connect {
         req.container = rec.id.clone();
         if let Err(e) = daemon_post::<Vec<String>>(g, "/container/connect", &req) {
@@ -1052,6 +1313,11 @@ fn run_container(
             rt.remove_anonymous_volumes(&rec);
             return Err(e.context(format!("cannot connect container {}", rec.config.name)));
         }
+    }
+    // Restart policies are the daemon's: make sure it watches this instance.
+    if a.restart != "no" {
+        daemon_post::<serde_json::Value>(g, "/engine", &serde_json::json!({}))
+            .context("starting the daemon that enforces --restart")?;
     }
     let attached = is_named_network(&network_of(&a));
     let code = if !start {
@@ -1078,10 +1344,10 @@ fn run_container(
 
 /// The `--network` value in effect (`none`, or `bridge` when ports are published).
 fn network_of(a: &RunArgs) -> String {
-    match a.network.as_deref() {
+    match a.network.first().map(String::as_str) {
         Some("default") => DEFAULT_BRIDGE.into(),
         Some(n) => n.into(),
-        None if a.publish.is_empty() => "none".into(),
+        None if a.publish.is_empty() && !a.publish_all => "none".into(),
         None => DEFAULT_BRIDGE.into(),
     }
 }
@@ -1092,32 +1358,150 @@ fn is_named_network(n: &str) -> bool {
 }
 
 /// What to ask the daemon to attach, for a bridge network.
-fn network_request(a: &RunArgs) -> anyhow::Result<Option<ContainerConnect>> {
+/// A free host port for `proto` right now (the kernel's ephemeral range, as Docker's).
+fn free_port(proto: &str) -> anyhow::Result<u16> {
+    let port = if proto == "udp" {
+        std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.local_addr())
+    } else {
+        std::net::TcpListener::bind("0.0.0.0:0").and_then(|s| s.local_addr())
+    }
+    .context("finding a free host port")?
+    .port();
+    Ok(port)
+}
+
+/// Docker's `-p` forms, with a free host port where none is given (`80`, `127.0.0.1::80`).
+fn parse_publish(p: &str) -> anyhow::Result<berth_netd::ports::PortMapping> {
+    let (body, proto) = match p.rsplit_once('/') {
+        Some((b, proto)) => (b, proto),
+        None => (p, "tcp"),
+    };
+    let parts: Vec<&str> = body.split(':').collect();
+    let filled = match parts.as_slice() {
+        [cont] => format!("{}:{cont}/{proto}", free_port(proto)?),
+        [ip, "", cont] => format!("{ip}:{}:{cont}/{proto}", free_port(proto)?),
+        ["", cont] => format!("{}:{cont}/{proto}", free_port(proto)?),
+        _ => p.to_string(),
+    };
+    if filled != p && body.contains('-') {
+        bail!("-p {p:?}: a port range needs its host ports (HOST-RANGE:CONTAINER-RANGE)");
+    }
+    filled
+        .parse::<berth_netd::ports::PortMapping>()
+        .with_context(|| format!("-p {p:?}"))
+}
+
+fn network_request(a: &RunArgs, exposed: &[String]) -> anyhow::Result<Option<ContainerConnect>> {
     let network = network_of(a);
     if !is_named_network(&network) {
+        if a.network.len() > 1 {
+            bail!("--network {network} cannot be combined with other networks");
+        }
         return Ok(None);
     }
-    let mut ports = Vec::new();
-    for p in &a.publish {
-        if !p.contains(':') {
-            bail!(
-                "-p {p:?}: give the host port too, as HOST_PORT:CONTAINER_PORT (random host ports are not supported)"
-            );
+    // More --network values: further bridge networks (eth1 ...), no aliases or fixed address.
+    let mut more = Vec::new();
+    for n in a.network.iter().skip(1) {
+        if !is_named_network(n) {
+            bail!("--network {n} cannot be combined with other networks");
         }
-        ports.push(
-            p.parse::<berth_netd::ports::PortMapping>()
-                .with_context(|| format!("-p {p:?}"))?,
+        more.push(ContainerNetwork {
+            name: if n == "default" {
+                DEFAULT_BRIDGE.into()
+            } else {
+                n.clone()
+            },
+            ..ContainerNetwork::default()
+        });
+    }
+    let mut ports = Vec::new();
+    for p in a.publish.iter().chain(exposed) {
+        ports.push(parse_publish(p)?);
+    }
+    if !a.dns.is_empty() {
+        bail!(
+            "--dns with --network {network}: the network's embedded DNS answers names there and forwards to the host's resolvers; --dns works with --network none or host"
         );
     }
     Ok(Some(ContainerConnect {
         container: String::new(),
-        networks: vec![ContainerNetwork {
+        networks: std::iter::once(ContainerNetwork {
             name: network,
             aliases: a.network_alias.clone(),
             ipv4_address: a.ip,
-        }],
+            mac_address: a.mac_address.clone(),
+        })
+        .chain(more)
+        .collect(),
         ports,
+        extra_hosts: extra_hosts(a)?,
+        dns_search: a.dns_search.clone(),
+        dns_options: a.dns_option.clone(),
     }))
+}
+
+/// `--add-host NAME:IP` (or NAME=IP) pairs.
+fn extra_hosts(a: &RunArgs) -> anyhow::Result<Vec<(String, String)>> {
+    a.add_host
+        .iter()
+        .map(|h| {
+            let (name, ip) = h
+                .split_once(['=', ':'])
+                .with_context(|| format!("--add-host {h:?}: expected NAME:IP"))?;
+            if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
+                bail!("--add-host {h:?}: {ip:?} is not an IP address or host-gateway");
+            }
+            Ok((name.to_string(), ip.to_string()))
+        })
+        .collect()
+}
+
+/// `--add-host`, `--dns*` for a container without a bridge network: its /etc/hosts and
+/// /etc/resolv.conf (bind-mounted at start) are edited in place.
+fn local_name_files(a: &RunArgs, rec: &berth_runtime::container::Record) -> anyhow::Result<()> {
+    let network = network_of(a);
+    let hosts = extra_hosts(a)?;
+    if !hosts.is_empty() {
+        let p = rec.dir.join("hosts");
+        let mut content = std::fs::read_to_string(&p).unwrap_or_default();
+        for (name, ip) in hosts {
+            let ip = match (ip.as_str(), network.as_str()) {
+                ("host-gateway", "host") => "127.0.0.1".to_string(),
+                ("host-gateway", _) => {
+                    bail!("--add-host {name}:host-gateway needs a bridge network or host")
+                }
+                _ => ip,
+            };
+            content.push_str(&format!("{ip}\t{name}\n"));
+        }
+        std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if !a.dns.is_empty() || !a.dns_search.is_empty() || !a.dns_option.is_empty() {
+        let p = rec.dir.join("resolv.conf");
+        let old = std::fs::read_to_string(&p).unwrap_or_default();
+        let mut out = String::new();
+        for l in old.lines() {
+            let key = l.split_whitespace().next().unwrap_or("");
+            let replaced = (key == "nameserver" && !a.dns.is_empty())
+                || ((key == "search" || key == "domain") && !a.dns_search.is_empty())
+                || (key == "options" && !a.dns_option.is_empty());
+            if !replaced {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        for d in &a.dns {
+            out.push_str(&format!("nameserver {d}\n"));
+        }
+        if !a.dns_search.is_empty() {
+            out.push_str(&format!("search {}\n", a.dns_search.join(" ")));
+        }
+        if !a.dns_option.is_empty() {
+            out.push_str(&format!("options {}\n", a.dns_option.join(" ")));
+        }
+        std::fs::write(&p, out).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
 }
 
 /// One JSON call to the instance's daemon (started when none answers).
@@ -1150,10 +1534,60 @@ fn disconnect(g: &GlobalOpts, id: &str) {
 
 /// Whether netd has endpoints of this container (read from its state file: no daemon needed).
 fn has_endpoints(root: &Path, id: &str) -> bool {
+    netd_state(root).endpoints.iter().any(|e| e.container == id)
+}
+
+/// netd's recorded networks and endpoints, read from its state file (empty when none).
+fn netd_state(root: &Path) -> berth_netd::state::State {
     std::fs::read(root.join("netd").join("state.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<berth_netd::state::State>(&b).ok())
-        .is_some_and(|st| st.endpoints.iter().any(|e| e.container == id))
+        .unwrap_or_default()
+}
+
+/// `NetworkSettings` of `inspect`, in Docker's shape: networks with address, gateway,
+/// aliases, MAC; published ports as `"80/tcp": [{"HostIp", "HostPort"}]`.
+fn network_settings(netd: &berth_netd::state::State, id: &str) -> serde_json::Value {
+    let mut networks = serde_json::Map::new();
+    let mut ports = serde_json::Map::new();
+    for ep in netd.endpoints.iter().filter(|e| e.container == id) {
+        let net = netd.networks.get(&ep.network);
+        networks.insert(
+            net.map(|n| n.name.clone())
+                .unwrap_or_else(|| ep.network.clone()),
+            serde_json::json!({
+                "NetworkID": ep.network,
+                "IPAddress": ep.address.to_string(),
+                "IPPrefixLen": net.map(|n| n.subnet.prefix()),
+                "Gateway": net.map(|n| n.gateway.to_string()),
+                "MacAddress": ep.mac,
+                "Aliases": ep.aliases,
+                "Interface": ep.ifname,
+            }),
+        );
+        for p in &ep.ports {
+            for (host, cont) in p.pairs() {
+                let binding = serde_json::json!({
+                    "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
+                    "HostPort": host.to_string(),
+                });
+                let key = format!("{cont}/{}", p.protocol.as_str());
+                match ports.get_mut(&key).and_then(|v| v.as_array_mut()) {
+                    Some(list) => list.push(binding),
+                    None => {
+                        ports.insert(key, serde_json::json!([binding]));
+                    }
+                }
+            }
+        }
+    }
+    // Docker's top-level address: the first network's.
+    let first = netd.endpoints.iter().find(|e| e.container == id);
+    serde_json::json!({
+        "Networks": networks,
+        "Ports": ports,
+        "IPAddress": first.map(|e| e.address.to_string()).unwrap_or_default(),
+    })
 }
 
 /// `rm`: removes the container and, when it was on bridge networks, its endpoints and DNS
@@ -1337,20 +1771,96 @@ fn ls_row(
     })
 }
 
+/// `Mounts` of `inspect`, in Docker's shape (volumes with their host directory).
+fn inspect_mounts(rt: &Runtime, rec: &berth_runtime::container::Record) -> serde_json::Value {
+    let list: Vec<serde_json::Value> = rec
+        .config
+        .mounts
+        .iter()
+        .map(|m| match m {
+            MountSpec::Bind {
+                source,
+                target,
+                read_only,
+            } => serde_json::json!({
+                "Type": "bind", "Source": source, "Destination": target, "RW": !read_only,
+            }),
+            MountSpec::Volume {
+                name,
+                target,
+                read_only,
+            } => serde_json::json!({
+                "Type": "volume", "Name": name, "Source": rt.volume_dir(name),
+                "Destination": target, "RW": !read_only,
+                "Anonymous": rec.config.anonymous_volumes.contains(name),
+            }),
+            MountSpec::Tmpfs { target, options } => serde_json::json!({
+                "Type": "tmpfs", "Destination": target, "Options": options, "RW": true,
+            }),
+        })
+        .collect();
+    serde_json::Value::Array(list)
+}
+
 /// The file in a container's dir that keeps the image reference the user gave (`ls` shows it).
 const IMAGE_REF_FILE: &str = "image-ref";
 
 fn ls(rt: &Runtime, root: &Path, a: LsArgs) -> anyhow::Result<ExitCode> {
-    let netd = std::fs::read(root.join("netd").join("state.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<berth_netd::state::State>(&b).ok())
-        .unwrap_or_default();
-    let rows: Vec<serde_json::Value> = rt
-        .list()
-        .into_iter()
-        .map(|(rec, st)| ls_row(rt, &rec, &st, &netd, a.no_trunc))
-        .filter(|r| a.all || r["State"] == "running")
-        .collect();
+    let netd = netd_state(root);
+    let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in &a.filter {
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("--filter {f:?}: expected KEY=VALUE"))?;
+        if !matches!(
+            k,
+            "name" | "id" | "status" | "label" | "network" | "ancestor" | "exited"
+        ) {
+            bail!(
+                "--filter {f:?}: unknown key {k:?} (name, id, status, label, network, ancestor, exited)"
+            );
+        }
+        filters
+            .entry(k.to_string())
+            .or_default()
+            .push(v.to_string());
+    }
+    let last = if a.latest { Some(1) } else { a.last };
+    // A status or exit-code filter looks at stopped containers without -a.
+    let everything =
+        a.all || last.is_some() || filters.contains_key("status") || filters.contains_key("exited");
+    // Newest first, as docker.
+    let mut all = rt.list();
+    all.reverse();
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    for (rec, st) in &all {
+        let row = ls_row(rt, rec, st, &netd, a.no_trunc);
+        let field = |k: &str| row[k].as_str().unwrap_or_default().to_string();
+        let matches = |key: &str, test: &dyn Fn(&str) -> bool| {
+            filters
+                .get(key)
+                .is_none_or(|vals| vals.iter().any(|v| test(v)))
+        };
+        let keep = matches("name", &|v| rec.config.name.contains(v))
+            && matches("id", &|v| rec.id.starts_with(v))
+            && matches("status", &|v| field("State") == v)
+            && matches("label", &|v| match v.split_once('=') {
+                Some((k, val)) => rec.config.labels.get(k).is_some_and(|x| x == val),
+                None => rec.config.labels.contains_key(v),
+            })
+            && matches("network", &|v| field("Networks").split(',').any(|n| n == v))
+            && matches("ancestor", &|v| field("Image") == v)
+            && matches("exited", &|v| {
+                field("State") == "exited"
+                    && st.exit_code.map(|c| c.to_string()).as_deref() == Some(v)
+            });
+        if keep && (everything || row["State"] == "running") {
+            rows.push(row);
+        }
+    }
+    if let Some(n) = last {
+        rows.truncate(n);
+    }
     let field = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
     if a.quiet {
         for r in &rows {
@@ -1633,6 +2143,19 @@ mod tests {
         assert_eq!(parse_signal("term").expect("sig"), libc::SIGTERM);
         assert_eq!(parse_signal("SIGKILL").expect("sig"), libc::SIGKILL);
         assert_eq!(parse_signal("9").expect("sig"), 9);
+    }
+
+    #[test]
+    fn publish_forms_follow_docker() {
+        let m = parse_publish("127.0.0.1:8080:80/udp").expect("full");
+        assert_eq!(m.to_string(), "127.0.0.1:8080->80/udp");
+        let m = parse_publish("80").expect("container port only");
+        assert!(m.host_port > 0 && m.container_port == 80 && m.host_ip.is_none());
+        let m = parse_publish("127.0.0.1::53/udp").expect("ip, no host port");
+        assert_eq!(m.container_port, 53);
+        assert_eq!(m.host_ip, Some(std::net::Ipv4Addr::LOCALHOST));
+        assert!(parse_publish("80-81").is_err(), "a range needs host ports");
+        assert!(parse_publish("x:80").is_err());
     }
 
     #[test]

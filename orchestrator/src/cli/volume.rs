@@ -32,6 +32,9 @@ pub enum VolumeCommand {
         /// `json` (one object per line) or a template such as '{{.Name}}'
         #[arg(long)]
         format: Option<String>,
+        /// dangling=true|false (mounted by no container), name=SUBSTRING, label=KEY[=VALUE]
+        #[arg(short, long)]
+        filter: Vec<String>,
     },
     /// Show volumes as JSON
     Inspect {
@@ -89,8 +92,35 @@ pub fn run(g: &GlobalOpts, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
             let v = rt.volume_create(name.as_deref(), map, false)?;
             println!("{}", v.name);
         }
-        VolumeCommand::Ls { quiet, format } => {
-            let all = rt.volume_list();
+        VolumeCommand::Ls {
+            quiet,
+            format,
+            filter,
+        } => {
+            let mut all = rt.volume_list();
+            for f in &filter {
+                let keep: Box<dyn Fn(&VolumeInfo) -> bool> = match f.split_once('=') {
+                    Some(("dangling", v @ ("true" | "1" | "false" | "0"))) => {
+                        let want = v == "true" || v == "1";
+                        Box::new(move |x| x.used_by.is_empty() == want)
+                    }
+                    Some(("name", n)) => {
+                        let n = n.to_string();
+                        Box::new(move |x| x.name.contains(&n))
+                    }
+                    Some(("label", l)) => {
+                        let l = l.to_string();
+                        Box::new(move |x| match l.split_once('=') {
+                            Some((k, v)) => x.meta.labels.get(k).is_some_and(|y| y == v),
+                            None => x.meta.labels.contains_key(&l),
+                        })
+                    }
+                    _ => bail!(
+                        "--filter {f:?}: expected dangling=true|false, name=NAME or label=KEY[=VALUE]"
+                    ),
+                };
+                all.retain(|v| keep(v));
+            }
             match format.as_deref() {
                 _ if quiet => all.iter().for_each(|v| println!("{}", v.name)),
                 Some("json") => {

@@ -65,6 +65,8 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/run") => run_oneoff(&shared, req).await,
         (&Method::POST, "/network") => network(&shared, req).await,
         (&Method::POST, "/container/connect") => container_connect(&shared, req).await,
+        (&Method::POST, "/engine") => open_engine(&shared).await,
+        (&Method::POST, "/container/rename") => container_rename(&shared, req).await,
         (&Method::POST, "/container/disconnect") => container_disconnect(&shared, req).await,
         (&Method::GET, "/ps") => ps(&shared, req.uri().query().unwrap_or("")).await,
         (&Method::POST, "/shutdown") => {
@@ -375,4 +377,29 @@ async fn container_disconnect(shared: &Shared, req: Request<Incoming>) -> Respon
         }
     }
     json(StatusCode::OK, &failures)
+}
+
+/// `POST /v1/engine`: opens the engine if it is not open yet (restart policies, DNS, the
+/// endpoint sweep run from then on), for a single container that needs them.
+async fn open_engine(shared: &Shared) -> Response<Body> {
+    match engine(shared).await {
+        Ok(_) => json(StatusCode::OK, &serde_json::json!({"engine": true})),
+        Err(resp) => resp,
+    }
+}
+
+/// `POST /v1/container/rename` with a container id: its DNS names follow its new name.
+async fn container_rename(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
+    let id: String = match body(req).await {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let engine = match engine(shared).await {
+        Ok(e) => e,
+        Err(resp) => return resp,
+    };
+    match engine.refresh_container_dns(&id).await {
+        Ok(()) => json(StatusCode::OK, &serde_json::json!({"renamed": id})),
+        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+    }
 }

@@ -1277,6 +1277,9 @@ pub struct ContainerNetwork {
     pub aliases: Vec<String>,
     /// Static address (`--ip`).
     pub ipv4_address: Option<std::net::Ipv4Addr>,
+    /// Static MAC (`--mac-address`), else derived from the address.
+    #[serde(default)]
+    pub mac_address: Option<String>,
 }
 
 /// Body of `POST /v1/container/connect`: attach a created single container before it starts.
@@ -1288,6 +1291,15 @@ pub struct ContainerConnect {
     pub networks: Vec<ContainerNetwork>,
     /// `-p/--publish`.
     pub ports: Vec<PortMapping>,
+    /// `--add-host NAME:IP` lines for /etc/hosts (`host-gateway` is the first network's
+    /// gateway).
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--dns-search`, `--dns-option`: replace the host's in resolv.conf.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
 }
 
 /// The name of the network `--network bridge` means, made on first use.
@@ -1341,7 +1353,7 @@ impl Engine {
             reqs.push(EndpointRequest {
                 network: spec.name.clone(),
                 ipv4_address: n.ipv4_address,
-                mac_address: None,
+                mac_address: n.mac_address.clone(),
                 priority: -(i as i32),
                 aliases,
                 ports: if i == 0 {
@@ -1357,7 +1369,7 @@ impl Engine {
             .await
             .map_err(|err| format!("attaching {name}: {err:#}"))?;
         match self
-            .register_container(&rec, &hostname, &endpoints, &dns_names)
+            .register_container(&rec, &hostname, &endpoints, &dns_names, &req)
             .await
         {
             Ok(()) => Ok(endpoints
@@ -1378,6 +1390,7 @@ impl Engine {
         hostname: &str,
         endpoints: &[berth_netd::state::Endpoint],
         dns_names: &BTreeMap<String, Vec<String>>,
+        req: &ContainerConnect,
     ) -> Result<(), String> {
         let mut hosts =
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
@@ -1407,8 +1420,19 @@ impl Engine {
                 )
                 .map_err(|err| format!("DNS names of {}: {err}", rec.config.name))?;
         }
+        for (name, ip) in &req.extra_hosts {
+            let ip = match (ip.as_str(), gateways.first()) {
+                ("host-gateway", Some(gw)) => gw.to_string(),
+                _ => ip.clone(),
+            };
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
         let host = self.resolv.host().map(|h| h.conf).unwrap_or_default();
-        let resolv = container_resolv_conf(&gateways, &host, &ContainerResolvOverrides::default());
+        let overrides = ContainerResolvOverrides {
+            search: (!req.dns_search.is_empty()).then(|| req.dns_search.clone()),
+            options: (!req.dns_options.is_empty()).then(|| req.dns_options.clone()),
+        };
+        let resolv = container_resolv_conf(&gateways, &host, &overrides);
         for (file, content) in [("hosts", hosts), ("resolv.conf", resolv)] {
             let path = rec.dir.join(file);
             std::fs::write(&path, content)
@@ -1484,6 +1508,37 @@ impl Engine {
                 tracing::warn!(%err, "sweeping a removed container's endpoints");
             }
         }
+    }
+
+    /// Re-registers a container's DNS names from its current name and its endpoints'
+    /// aliases (after `container rename`), so the old name stops answering.
+    pub async fn refresh_container_dns(&self, id: &str) -> Result<(), String> {
+        let rt = self.runtime.clone();
+        let key = id.to_string();
+        let rec = blocking(move || rt.resolve(&key).map_err(|err| err.to_string())).await?;
+        let state = self.netd.state().await;
+        for ep in state.endpoints.iter().filter(|e| e.container == rec.id) {
+            let Some(net) = state.networks.get(&ep.network) else {
+                continue;
+            };
+            let mut names = vec![rec.config.name.clone()];
+            names.extend(ep.aliases.iter().cloned());
+            self.dns.records().remove_endpoint(&net.name, &rec.id);
+            self.dns
+                .records()
+                .add_endpoint(
+                    &net.name,
+                    DnsEndpoint {
+                        id: rec.id.clone(),
+                        container: rec.id.clone(),
+                        addresses: vec![IpAddr::V4(ep.address)],
+                        names,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|err| format!("DNS names of {}: {err}", rec.config.name))?;
+        }
+        Ok(())
     }
 
     /// Runs [`Engine::sweep_orphan_endpoints`] every two seconds for the daemon's lifetime.

@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use oci_spec::image::Config;
 
@@ -285,5 +285,60 @@ mod tests {
         );
         let e = apply_changes(&mut cfg, &["RUN true".into()]).expect_err("RUN refused");
         assert!(e.to_string().contains("RUN cannot be applied"), "{e}");
+    }
+}
+
+/// One line of `container diff`: `A` added, `C` changed, `D` deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub kind: char,
+    /// Absolute path inside the container.
+    pub path: PathBuf,
+}
+
+impl Runtime {
+    /// What the container changed against its image, from its overlay upper directory:
+    /// whiteouts are deletions, paths the layers have are changes, the rest additions.
+    pub fn changes(&self, rec: &Record) -> Result<Vec<Change>, CommitError> {
+        let RootfsSource::Layers(lowers) = &rec.config.rootfs else {
+            return Err(CommitError::NotFromImage {
+                name: rec.config.name.clone(),
+            });
+        };
+        let upper = rec.dir.join("upper");
+        let mut out = Vec::new();
+        let mut todo = vec![PathBuf::new()];
+        while let Some(rel) = todo.pop() {
+            let dir = upper.join(&rel);
+            let rd = fs::read_dir(&dir).map_err(|source| CommitError::Io {
+                what: "reading",
+                path: dir.clone(),
+                source,
+            })?;
+            for e in rd.flatten() {
+                let rel = rel.join(e.file_name());
+                let Ok(md) = e.path().symlink_metadata() else {
+                    continue;
+                };
+                let path = Path::new("/").join(&rel);
+                use std::os::unix::fs::{FileTypeExt, MetadataExt};
+                if md.file_type().is_char_device() && md.rdev() == 0 {
+                    out.push(Change { kind: 'D', path });
+                    continue;
+                }
+                let in_image = lowers
+                    .iter()
+                    .any(|l| l.join(&rel).symlink_metadata().is_ok());
+                out.push(Change {
+                    kind: if in_image { 'C' } else { 'A' },
+                    path,
+                });
+                if md.is_dir() {
+                    todo.push(rel);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
     }
 }

@@ -141,6 +141,10 @@ pub struct ContainerConfig {
     /// VOLUME): `rm -v` and `--rm` remove them.
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// `crun` or `runc` to run the bundle with instead of berth's own executor
+    /// (`--runtime`, compose `runtime:`).
+    #[serde(default)]
+    pub oci_runtime: Option<String>,
 }
 
 impl ContainerConfig {
@@ -178,6 +182,7 @@ impl ContainerConfig {
             log_max_files: 3,
             labels: BTreeMap::new(),
             anonymous_volumes: Vec::new(),
+            oci_runtime: None,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod init;
 pub mod logs;
 pub mod mounts;
 pub mod namespaces;
+pub mod oci_runtime;
 pub mod process;
 pub mod record;
 pub mod rootfs;
@@ -128,6 +129,10 @@ pub enum RuntimeError {
         #[source]
         source: cgroups::CgroupError,
     },
+    #[error(transparent)]
+    UnknownRuntime(#[from] oci_runtime::UnknownRuntime),
+    #[error("--runtime {runtime}: {what} is not supported with an external runtime yet")]
+    ExternalRuntime { runtime: String, what: &'static str },
 }
 
 impl RuntimeError {
@@ -323,6 +328,21 @@ impl Runtime {
     pub fn create(&self, mut config: ContainerConfig) -> Result<Record, RuntimeError> {
         if config.args.is_empty() {
             return Err(RuntimeError::NoCommand);
+        }
+        if let Some(r) = &config.oci_runtime {
+            oci_runtime::OciRuntime::parse(r)?;
+            for (on, what) in [
+                (config.tty, "a tty (-t)"),
+                (config.init, "--init"),
+                (config.open_stdin, "stdin (-i)"),
+            ] {
+                if on {
+                    return Err(RuntimeError::ExternalRuntime {
+                        runtime: r.clone(),
+                        what,
+                    });
+                }
+            }
         }
         for u in &config.ulimits {
             if let Some(t) = spec::rlimit_type(&u.name) {

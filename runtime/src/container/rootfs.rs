@@ -151,6 +151,24 @@ fn mount_root(layout: &RootLayout) -> Result<(), RootfsError> {
     }
 }
 
+/// Makes every mount private and mounts the root (overlay) at its target, in the caller's own
+/// mount namespace: what an external OCI runtime needs before it runs the bundle. A plain
+/// directory needs no mount (the runtime binds it).
+pub fn mount_root_private(layout: &RootLayout) -> Result<(), RootfsError> {
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(RootfsError::Private)?;
+    match layout {
+        RootLayout::Overlay { .. } => mount_root(layout),
+        RootLayout::Dir(_) => Ok(()),
+    }
+}
+
 fn make_devices(dev: &Path) -> Result<(), RootfsError> {
     for (name, major, minor) in [
         ("null", 1, 3),

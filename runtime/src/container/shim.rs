@@ -26,6 +26,7 @@ use super::config::RootfsSource;
 use super::control::{Request, Response};
 use super::init::{self, InitArgs, InitFailure, chain};
 use super::logs::{LogError, LogWriter};
+use super::oci_runtime::{self, OciRuntime};
 use super::record::{Record, RecordError};
 use super::rootfs::RootLayout;
 use super::seccomp;
@@ -292,6 +293,8 @@ struct Shim {
     rec: Record,
     state: State,
     pid: Pid,
+    /// The process the shim reaps: the init itself, or the external OCI runtime.
+    child: Pid,
     cgroup: Cgroup,
     log: LogWriter,
     outputs: Vec<(Output, Vec<u8>)>,
@@ -513,23 +516,69 @@ impl Shim {
             reaper: cfg.init,
             tty: cfg.tty,
         };
-        let mut stack = vec![0u8; 1 << 20];
-        // SAFETY: the shim is single-threaded; the child runs on its own stack in a copy of
-        // our address space and never returns into our frames (init::run ends in exec/_exit).
-        let pid = unsafe {
-            nix::sched::clone(
-                Box::new(|| init::run(&args)),
-                &mut stack,
-                flags,
-                Some(libc::SIGCHLD),
-            )
-        }
-        .map_err(sys("cloning the container process"))?;
+        let external = cfg
+            .oci_runtime
+            .as_deref()
+            .map(OciRuntime::parse)
+            .transpose()
+            .map_err(|e| ShimError::Init {
+                code: 125,
+                message: e.to_string(),
+            })?;
+        let pid_file = rec.run_dir.join("oci.pid");
+        let pid = match external {
+            None => {
+                let mut stack = vec![0u8; 1 << 20];
+                // SAFETY: the shim is single-threaded; the child runs on its own stack in a
+                // copy of our address space and never returns into our frames (init::run
+                // ends in exec/_exit).
+                unsafe {
+                    nix::sched::clone(
+                        Box::new(|| init::run(&args)),
+                        &mut stack,
+                        flags,
+                        Some(libc::SIGCHLD),
+                    )
+                }
+                .map_err(sys("cloning the container process"))?
+            }
+            Some(ort) => {
+                let _ = fs::remove_file(&pid_file);
+                let argv: Vec<std::ffi::CString> = ort
+                    .argv(
+                        &oci_runtime::state_root(&rec.run_dir),
+                        &rec.dir,
+                        &rec.id,
+                        &pid_file,
+                    )
+                    .into_iter()
+                    .filter_map(|a| std::ffi::CString::new(a).ok())
+                    .collect();
+                let child = oci_runtime::ChildArgs {
+                    argv,
+                    layout: &layout,
+                    stdio,
+                    go: go_r.as_raw_fd(),
+                    report: rep_w.as_raw_fd(),
+                };
+                // SAFETY: the shim is single-threaded; the child only mounts, dup2s and execs.
+                match unsafe { nix::unistd::fork() }.map_err(sys("forking the OCI runtime"))? {
+                    nix::unistd::ForkResult::Child => oci_runtime::child_main(&child),
+                    nix::unistd::ForkResult::Parent { child } => child,
+                }
+            }
+        };
         drop(go_r);
         drop(rep_w);
         drop(child_side);
 
-        let placed = cgroup.add_pid(pid.as_raw());
+        // runc places the container in the same (absolute) cgroup path itself and removes it
+        // at exit, which it cannot do while its own process sits in it.
+        let placed = if external == Some(OciRuntime::Runc) {
+            Ok(())
+        } else {
+            cgroup.add_pid(pid.as_raw())
+        };
         if let Err(e) = placed {
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
@@ -552,6 +601,27 @@ impl Shim {
                 message: f.message,
             });
         }
+        // Under an external runtime, the container's init is the runtime's child: it is what
+        // kill/exec/stats address, while the shim reaps the runtime.
+        let child = pid;
+        let pid = match external {
+            None => pid,
+            Some(ort) => {
+                let err_fd = outputs
+                    .iter()
+                    .find_map(|(Output::Pipe { fd, stream }, _)| {
+                        (*stream == "stderr").then(|| fd.as_raw_fd())
+                    })
+                    .unwrap_or(-1);
+                match oci_runtime::wait_pid_file(ort, &pid_file, child, err_fd) {
+                    Ok(p) => p,
+                    Err((code, message)) => {
+                        let _ = cgroup.remove();
+                        return Err(ShimError::Init { code, message });
+                    }
+                }
+            }
+        };
 
         state.status = Status::Running;
         state.pid = pid.as_raw();
@@ -568,6 +638,7 @@ impl Shim {
             rec,
             state,
             pid,
+            child,
             cgroup,
             log,
             outputs,
@@ -785,10 +856,10 @@ impl Shim {
             if sig == libc::SIGCHLD {
                 loop {
                     match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                        Ok(WaitStatus::Exited(p, code)) if p == self.pid => {
+                        Ok(WaitStatus::Exited(p, code)) if p == self.child => {
                             self.exit = Some((code, None));
                         }
-                        Ok(WaitStatus::Signaled(p, s, _)) if p == self.pid => {
+                        Ok(WaitStatus::Signaled(p, s, _)) if p == self.child => {
                             self.exit = Some((128 + s as i32, Some(s as i32)));
                         }
                         Ok(WaitStatus::StillAlive) | Err(_) => break,

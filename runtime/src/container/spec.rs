@@ -415,7 +415,9 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
 
     let mut linux = json!({
         "namespaces": namespaces,
-        "cgroupsPath": p.cgroup,
+        // Absolute: an external runtime started from inside a cgroup (the shim places runc in
+        // this very cgroup) must not nest the path under its own.
+        "cgroupsPath": format!("/{}", p.cgroup.trim_start_matches('/')),
         "resources": resources,
         "sysctl": cfg.sysctls,
     });
