@@ -138,11 +138,6 @@ pub enum Command {
     },
 }
 
-/// The error the CLI reports for a verb whose engine has not landed yet; says which issue tracks it.
-pub(crate) fn not_yet(verb: &str, issue: u32) -> anyhow::Error {
-    anyhow::anyhow!("`berth {verb}` is not implemented yet (tracked in issue {issue})")
-}
-
 fn init_tracing(level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()

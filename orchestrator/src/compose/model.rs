@@ -271,7 +271,7 @@ pub struct Service {
     /// Restart the dependent when the dependency is updated / restart policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
-    /// OCI runtime name (not selectable per service in berth yet).
+    /// OCI runtime: `crun` or `runc` run the service's bundle instead of berth's executor.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
     /// Legacy replica count; see `replicas()`.
@@ -1001,7 +1001,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run yet.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 14] = [
+        let raw: [(&'static str, bool); 13] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("develop", self.develop.is_some()),
@@ -1014,7 +1014,6 @@ impl Service {
             ("label_file", self.label_file.is_some()),
             ("use_api_socket", self.use_api_socket.is_some()),
             ("isolation", self.isolation.is_some()),
-            ("runtime", self.runtime.is_some()),
             ("device_cgroup_rules", !self.device_cgroup_rules.is_empty()),
         ];
         out.extend(raw.iter().filter(|(_, set)| *set).map(|(k, _)| *k));

@@ -35,6 +35,12 @@ pub enum TranslateError {
         "service {service}: network_mode {mode:?} is not supported yet (use host, none or networks:)"
     )]
     NetworkMode { service: String, mode: String },
+    #[error("service {service}: runtime: {source}")]
+    Runtime {
+        service: String,
+        #[source]
+        source: berth_runtime::container::oci_runtime::UnknownRuntime,
+    },
 }
 
 /// Parses `SIGTERM`, `TERM` or `15`.
@@ -173,6 +179,20 @@ pub fn container_config(
         c.no_new_privileges = false;
     }
     c.init = svc.init.unwrap_or(false);
+    // `runtime: crun|runc` runs the same bundle with that OCI runtime (`berth`: our own).
+    c.oci_runtime = match svc.runtime.as_deref() {
+        None | Some("berth") => None,
+        Some(r) => {
+            let rt =
+                berth_runtime::container::oci_runtime::OciRuntime::parse(r).map_err(|source| {
+                    TranslateError::Runtime {
+                        service: service.to_string(),
+                        source,
+                    }
+                })?;
+            Some(rt.name().to_string())
+        }
+    };
     c.tty = svc.tty.unwrap_or(false);
     c.open_stdin = svc.stdin_open.unwrap_or(false);
     c.sysctls = svc.sysctls.clone();
