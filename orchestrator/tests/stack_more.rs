@@ -451,6 +451,9 @@ fn service_healthy_and_completed_successfully_gate_the_dependent() {
         ids.push(r["id"].as_str().unwrap_or_default().to_string());
     }
     host.ok(&["-f", "bad.yaml", "down", "-t", "1"]);
+    // down of a paused project thaws and removes everything.
+    host.ok(&["pause"]);
+    assert!(host.ps().iter().any(|r| r["status"] == "paused"));
     down_clean(&host, &ids);
 }
 
