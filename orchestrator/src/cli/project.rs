@@ -481,11 +481,13 @@ pub fn events(g: &GlobalOpts, args: super::stack::EventsArgs) -> anyhow::Result<
         client
             .stream("/events", |ev: crate::api::Event| {
                 let a = &ev.attributes;
-                if a.get("project") != Some(&name) {
+                let whole_project = ev.kind == "project" && ev.id == name;
+                if a.get("project") != Some(&name) && !whole_project {
                     return true;
                 }
                 let service = a.get("service").cloned().unwrap_or_default();
-                if !args.services.is_empty() && !args.services.contains(&service) {
+                if !args.services.is_empty() && !whole_project && !args.services.contains(&service)
+                {
                     return true;
                 }
                 if args.json {
@@ -496,14 +498,12 @@ pub fn events(g: &GlobalOpts, args: super::stack::EventsArgs) -> anyhow::Result<
                         .filter(|(k, _)| k.as_str() != "project")
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect();
-                    println!(
-                        "{} {} {} {} ({})",
-                        ev.time,
-                        ev.kind,
-                        ev.action,
-                        ev.id,
-                        attrs.join(", ")
-                    );
+                    let attrs = if attrs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", attrs.join(", "))
+                    };
+                    println!("{} {} {} {}{attrs}", ev.time, ev.kind, ev.action, ev.id);
                 }
                 use std::io::Write;
                 // A closed pipe ends the stream.
