@@ -451,6 +451,9 @@ fn service_healthy_and_completed_successfully_gate_the_dependent() {
         ids.push(r["id"].as_str().unwrap_or_default().to_string());
     }
     host.ok(&["-f", "bad.yaml", "down", "-t", "1"]);
+    // down of a paused project thaws and removes everything.
+    host.ok(&["pause"]);
+    assert!(host.ps().iter().any(|r| r["status"] == "paused"));
     down_clean(&host, &ids);
 }
 
@@ -566,4 +569,75 @@ fn scale_three_answers_round_robin_and_two_projects_are_isolated() {
     host.ok(&["-f", "b.yaml", "down", "-t", "1"]);
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}
+
+#[test]
+fn pull_fetches_the_services_images_from_a_registry() {
+    if !runnable() {
+        return;
+    }
+    let tools = ["docker-registry", "skopeo"].iter().all(|t| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {t}"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !tools {
+        eprintln!("skipping: needs docker-registry and skopeo (scripts/deps.sh)");
+        return;
+    }
+    let host = Host::new("pull");
+    host.busybox_image();
+    // A registry on the namespace's own loopback (killed with the host: its config is in
+    // the host's temp dir), fed with the busybox image by skopeo.
+    let port = 15000 + (std::process::id() % 5000);
+    let cfg = host.dir.path().join("registry.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            host.dir.path().join("registry").display()
+        ),
+    )
+    .expect("registry config");
+    host.sh(&format!(
+        "setsid docker-registry serve {} >/dev/null 2>&1 < /dev/null &",
+        cfg.display()
+    ));
+    let archive = host.dir.path().join("bb.tar");
+    host.ok(&[
+        "image",
+        "save",
+        "-o",
+        &archive.display().to_string(),
+        "busybox:e2e",
+    ]);
+    let mut pushed = false;
+    for _ in 0..50 {
+        let out = host.sh(&format!(
+            "skopeo copy -q --dest-tls-verify=false docker-archive:{} docker://127.0.0.1:{port}/e2e/bb:1",
+            archive.display()
+        ));
+        if out.status.success() {
+            pushed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(pushed, "could not push to the test registry");
+
+    let stack = format!(
+        "name: pl\nservices:\n  remote:\n    image: 127.0.0.1:{port}/e2e/bb:1\n    init: true\n    stop_grace_period: 1s\n    command: [\"sleep\", \"3600\"]\n  local:\n    build: ./app\n"
+    );
+    std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
+    let out = host.ok(&["pull", "remote", "local"]);
+    assert!(out.contains("Service remote  Pulled"), "{out}");
+    assert!(out.contains("local") && out.contains("Skipped"), "{out}");
+    let images = host.ok(&["image", "ls"]);
+    assert!(images.contains("e2e/bb"), "{images}");
+    host.ok(&["up", "-d", "--pull", "always", "remote"]);
+    let ids = all_ids(&host);
+    assert_eq!(ids.len(), 1);
+    down_clean(&host, &ids);
 }

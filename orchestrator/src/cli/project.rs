@@ -73,6 +73,27 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("--scale {s:?}: {n:?} is not a number"))?;
         scale.insert(svc.to_string(), n);
     }
+    let pull_always = match args.pull.as_deref() {
+        None | Some("missing") => false,
+        Some("always") => true,
+        Some("never") => false,
+        Some(other) => bail!("--pull {other:?}: use always, missing or never"),
+    };
+    if pull_always {
+        // Before planning, so a newer image recreates its containers.
+        let pulled = super::project_verbs::pull(
+            g,
+            super::stack::PullArgs {
+                quiet: false,
+                ignore_pull_failures: false,
+                include_deps: !args.no_deps,
+                services: args.services.clone(),
+            },
+        )?;
+        if pulled != ExitCode::SUCCESS {
+            bail!("--pull always: pulling the services' images failed");
+        }
+    }
     let project = load(g, &args.services)?;
     let name = project.project.name.clone();
     if let Some(svc) = &args.exit_code_from
@@ -99,6 +120,8 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
             scale,
             no_start: args.no_start,
             build: args.build,
+            no_build: args.no_build,
+            pull_never: args.pull.as_deref() == Some("never"),
         },
     };
     let rt = runtime()?;
@@ -466,11 +489,13 @@ pub fn events(g: &GlobalOpts, args: super::stack::EventsArgs) -> anyhow::Result<
         client
             .stream("/events", |ev: crate::api::Event| {
                 let a = &ev.attributes;
-                if a.get("project") != Some(&name) {
+                let whole_project = ev.kind == "project" && ev.id == name;
+                if a.get("project") != Some(&name) && !whole_project {
                     return true;
                 }
                 let service = a.get("service").cloned().unwrap_or_default();
-                if !args.services.is_empty() && !args.services.contains(&service) {
+                if !args.services.is_empty() && !whole_project && !args.services.contains(&service)
+                {
                     return true;
                 }
                 if args.json {
@@ -481,14 +506,12 @@ pub fn events(g: &GlobalOpts, args: super::stack::EventsArgs) -> anyhow::Result<
                         .filter(|(k, _)| k.as_str() != "project")
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect();
-                    println!(
-                        "{} {} {} {} ({})",
-                        ev.time,
-                        ev.kind,
-                        ev.action,
-                        ev.id,
-                        attrs.join(", ")
-                    );
+                    let attrs = if attrs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", attrs.join(", "))
+                    };
+                    println!("{} {} {} {}{attrs}", ev.time, ev.kind, ev.action, ev.id);
                 }
                 use std::io::Write;
                 // A closed pipe ends the stream.

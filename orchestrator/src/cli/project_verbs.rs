@@ -866,7 +866,14 @@ pub fn rm(g: &GlobalOpts, args: super::stack::RmArgs) -> anyhow::Result<ExitCode
 pub fn pull(g: &GlobalOpts, args: super::stack::PullArgs) -> anyhow::Result<ExitCode> {
     use berth_runtime::image::registry;
     let ctx = Ctx::load(g)?;
-    let set = ctx.services(&args.services)?;
+    let mut set = ctx.services(&args.services)?;
+    if args.include_deps {
+        set = ctx
+            .graph
+            .select(&args.services, false)?
+            .into_iter()
+            .collect();
+    }
     let store = berth_runtime::image::ImageStore::open(&g.root)
         .with_context(|| format!("opening the image store under {}", g.root.display()))?;
     let mut jobs: Vec<(String, String)> = Vec::new();

@@ -265,6 +265,9 @@ pub struct PullArgs {
     /// Report pull failures but exit 0
     #[arg(long)]
     pub ignore_pull_failures: bool,
+    /// Pull the images of the services' dependencies too
+    #[arg(long)]
+    pub include_deps: bool,
     /// Services (default: all)
     pub services: Vec<String>,
 }

@@ -252,6 +252,11 @@ pub fn spawn(runtime: Runtime, book: Arc<HealthBook>, rec: Record, check: Check)
                 book.end(&rec.id, run);
                 return;
             }
+            // A paused container cannot answer (the check would freeze with it): its
+            // health stays as it was until it runs again.
+            if runtime.is_paused(&rec) {
+                continue;
+            }
             let rt = runtime.clone();
             let r = rec.clone();
             let args = check.args.clone();

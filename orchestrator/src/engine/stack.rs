@@ -624,7 +624,11 @@ impl Engine {
         let observed = self.observe(&project).await;
         let plan = plan_up(&project, &observed, &opts)?;
         tracing::info!(project = %project.name, steps = plan.nodes.len(), "up");
-        let backend = Arc::new(StackBackend::new(self.clone(), project));
+        let backend = Arc::new(StackBackend {
+            no_build: opts.no_build,
+            pull_never: opts.pull_never,
+            ..StackBackend::new(self.clone(), project)
+        });
         let report = execute(&plan, backend, ExecOptions::default()).await;
         Ok(Outcome::from(&plan, report))
     }
@@ -779,6 +783,9 @@ pub struct StackBackend {
     deferred: Option<tokio::sync::Mutex<tokio::task::JoinSet<Result<(), String>>>>,
     /// Failures of deferred removals, reported with the outcome.
     late_failures: Mutex<Vec<String>>,
+    /// `up --no-build` / `--pull never`: a missing image is an error instead.
+    no_build: bool,
+    pull_never: bool,
 }
 
 impl StackBackend {
@@ -789,6 +796,8 @@ impl StackBackend {
             stop_timeout: None,
             deferred: None,
             late_failures: Mutex::new(Vec::new()),
+            no_build: false,
+            pull_never: false,
         }
     }
 
@@ -889,8 +898,18 @@ impl StackBackend {
                 image,
                 build,
             } => {
+                if build && self.no_build {
+                    return Err(format!(
+                        "service {service}: image {image} is missing and --no-build forbids building it"
+                    ));
+                }
                 if build {
                     return e.build_service(&self.project, &service, false).await;
+                }
+                if self.pull_never {
+                    return Err(format!(
+                        "service {service}: image {image} is missing and --pull never forbids pulling it"
+                    ));
                 }
                 let store = e.images.clone();
                 let reference = image.clone();

@@ -756,6 +756,10 @@ impl Runtime {
             if !force {
                 return Err(RuntimeError::Running { id: rec.id.clone() });
             }
+            // Frozen tasks would not act on the SIGKILL below (cgroup v1).
+            if self.is_paused(rec) {
+                let _ = self.unpause(rec);
+            }
             // A shim that no longer answers (killed) is skipped: the cgroup sweep below kills
             // whatever of the container is left.
             if let Ok(waiter) = control::send(&rec.socket(), &Request::Wait) {

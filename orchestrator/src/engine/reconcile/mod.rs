@@ -29,6 +29,12 @@ pub struct UpOptions {
     /// `--build`: build images with a `build:` section before planning.
     #[serde(default)]
     pub build: bool,
+    /// `--no-build`: a missing image of a service with `build:` is an error, not a build.
+    #[serde(default)]
+    pub no_build: bool,
+    /// `--pull never`: a missing image is an error, not a pull.
+    #[serde(default)]
+    pub pull_never: bool,
 }
 
 /// What convergence decided for one replica of a service.
