@@ -619,7 +619,7 @@ fn commit_turns_a_containers_changes_into_an_image() {
         "{hist}"
     );
 
-    // A running container: refused unless --pause=false; a --rootfs one has no image.
+    // A running container is frozen for the commit and runs on afterwards.
     h.ok(&[
         "container",
         "run",
@@ -630,8 +630,10 @@ fn commit_turns_a_containers_changes_into_an_image() {
         "sleep",
         "300",
     ]);
-    let o = h.berth(&["container", "commit", "c3"]);
-    assert!(text(&o).contains("cannot pause it yet"), "{}", text(&o));
+    let o = h.berth(&["container", "commit", "c3", "paused:v1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let st = h.ok(&["container", "inspect", "-f", "{{.State.Status}}", "c3"]);
+    assert_eq!(st.trim(), "running", "thawed after the commit");
     let o = h.berth(&["container", "commit", "--pause=false", "c3", "running:v1"]);
     assert!(o.status.success(), "{}", text(&o));
     let o = h.berth(&["container", "commit", "-c", "RUN true", "c1"]);

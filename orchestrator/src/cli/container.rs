@@ -594,23 +594,20 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
             reference,
         } => {
             let rec = rt.resolve(&container)?;
-            if pause && rt.is_running(&rec) {
-                bail!(
-                    "container {container} is running and berth cannot pause it yet: stop it first, or commit with --pause=false (the layer may catch files mid-write)"
-                );
+            // As docker: a running container is frozen while its upper dir is read, so the
+            // layer never catches a file mid-write; thawed again whatever the outcome.
+            let freeze = pause && rt.is_running(&rec) && !rt.is_paused(&rec);
+            if freeze {
+                rt.pause(&rec)
+                    .with_context(|| format!("pausing {container} for the commit"))?;
             }
-            let store = berth_runtime::image::ImageStore::open(&g.root)
-                .with_context(|| format!("image store under {}", g.root.display()))?;
-            let opts = berth_runtime::container::commit::CommitOptions {
-                changes: change,
-                message,
-                author,
-                reference,
-            };
-            let img = rt
-                .commit(&store, &rec, &opts)
-                .with_context(|| format!("cannot commit container {container}"))?;
-            println!("{}", img.id);
+            let committed =
+                commit_container(g, &rt, &rec, &container, change, message, author, reference);
+            if freeze {
+                rt.unpause(&rec)
+                    .with_context(|| format!("unpausing {container} after the commit"))?;
+            }
+            println!("{}", committed?);
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Rename {
@@ -2126,6 +2123,32 @@ pub(crate) fn print_top(rt: &Runtime, rec: &berth_runtime::container::Record) {
             .unwrap_or_default();
         println!("{pid:>8} {ppid:>8}  {cmd}");
     }
+}
+
+/// Writes the container's changes as an image; returns its id.
+#[allow(clippy::too_many_arguments)]
+fn commit_container(
+    g: &GlobalOpts,
+    rt: &Runtime,
+    rec: &berth_runtime::container::Record,
+    container: &str,
+    changes: Vec<String>,
+    message: Option<String>,
+    author: Option<String>,
+    reference: Option<String>,
+) -> anyhow::Result<String> {
+    let store = berth_runtime::image::ImageStore::open(&g.root)
+        .with_context(|| format!("image store under {}", g.root.display()))?;
+    let opts = berth_runtime::container::commit::CommitOptions {
+        changes,
+        message,
+        author,
+        reference,
+    };
+    let img = rt
+        .commit(&store, rec, &opts)
+        .with_context(|| format!("cannot commit container {container}"))?;
+    Ok(img.id.to_string())
 }
 
 #[cfg(test)]
