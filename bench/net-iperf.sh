@@ -3,7 +3,7 @@
 # container through a berth bridge, and a published port (kernel DNAT) next to the same
 # server reached directly, from the host (127.0.0.1) and from an "ISP" namespace (uplink
 # address). Everything lives in throwaway network namespaces the bench makes and removes.
-# Usage (root): bench/net-iperf.sh        IPERF_SECS=5 seconds per run
+# Usage (root): bench/net-iperf.sh        IPERF_SECS=3 seconds per run, best of IPERF_RUNS=3
 # Needs: iperf3 (Debian package; installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
