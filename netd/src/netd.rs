@@ -661,6 +661,7 @@ impl Netd {
                     crate::firewall6::apply6_in(&table, &rs6)?;
                 }
                 firewall::sync_docker_user_in(&table, any)?;
+                firewall::sync_docker_user_family_in("ip6", &table, !rs6.networks.is_empty())?;
                 Ok(())
             })
             .await??;
