@@ -5,6 +5,7 @@ pkgs=(nftables iproute2 debootstrap busybox-static skopeo crun runc umoci docker
       dnsmasq-base dnsutils conntrack curl ca-certificates gcc pkg-config
       libc6-dev)
 pkgs+=(dnsperf aardvark-dns)  # bench/dns.sh: DNS load generator and the server it compares with
+pkgs+=(iperf3)  # bench/net-iperf.sh: TCP throughput through a bridge and a published port
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

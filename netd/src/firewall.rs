@@ -558,19 +558,32 @@ pub fn docker_user_comment(table: &str) -> String {
 /// [`sync_docker_user`] for the instance whose table is `table` (its accepts carry
 /// [`docker_user_comment`]).
 pub fn sync_docker_user_in(table: &str, want: bool) -> Result<bool, FirewallError> {
+    sync_docker_user_family_in("ip", table, want)
+}
+
+/// [`sync_docker_user_in`] for Docker's `family filter` table: `ip`, or `ip6` when Docker
+/// runs with ip6tables (its IPv6 FORWARD policy is drop as well) and berth has IPv6 networks.
+pub fn sync_docker_user_family_in(
+    family: &str,
+    table: &str,
+    want: bool,
+) -> Result<bool, FirewallError> {
     let comment = docker_user_comment(table);
     // One cheap listing first: on a host without Docker there is nothing more to read.
     let tables = String::from_utf8_lossy(&nft(&["list", "tables"], None)?).into_owned();
-    if !tables.lines().any(|l| l.trim() == "table ip filter") {
+    if !tables
+        .lines()
+        .any(|l| l.trim() == format!("table {family} filter"))
+    {
         return Ok(false);
     }
-    let forward = match nft(&["list", "chain", "ip", "filter", "FORWARD"], None) {
+    let forward = match nft(&["list", "chain", family, "filter", "FORWARD"], None) {
         Ok(o) => String::from_utf8_lossy(&o).into_owned(),
         Err(FirewallError::Nft { .. }) => String::new(),
         Err(e) => return Err(e),
     };
     let docker_user = match nft(
-        &["-a", "list", "chain", "ip", "filter", "DOCKER-USER"],
+        &["-a", "list", "chain", family, "filter", "DOCKER-USER"],
         None,
     ) {
         Ok(o) => Some(String::from_utf8_lossy(&o).into_owned()),
@@ -598,7 +611,15 @@ pub fn sync_docker_user_in(table: &str, want: bool) -> Result<bool, FirewallErro
     }
     for h in &ours {
         nft(
-            &["delete", "rule", "ip", "filter", "DOCKER-USER", "handle", h],
+            &[
+                "delete",
+                "rule",
+                family,
+                "filter",
+                "DOCKER-USER",
+                "handle",
+                h,
+            ],
             None,
         )?;
     }
@@ -609,7 +630,7 @@ pub fn sync_docker_user_in(table: &str, want: bool) -> Result<bool, FirewallErro
             &[
                 "insert",
                 "rule",
-                "ip",
+                family,
                 "filter",
                 "DOCKER-USER",
                 "oifname",
@@ -628,7 +649,7 @@ pub fn sync_docker_user_in(table: &str, want: bool) -> Result<bool, FirewallErro
             &[
                 "insert",
                 "rule",
-                "ip",
+                family,
                 "filter",
                 "DOCKER-USER",
                 "oifname",
@@ -647,7 +668,7 @@ pub fn sync_docker_user_in(table: &str, want: bool) -> Result<bool, FirewallErro
             &[
                 "insert",
                 "rule",
-                "ip",
+                family,
                 "filter",
                 "DOCKER-USER",
                 "iifname",

@@ -62,7 +62,8 @@ pub struct NetworkCreate {
     pub ip_range: Option<Ipv4Net>,
     /// `internal: true`: no egress.
     pub internal: bool,
-    /// `enable_ipv6: true`: refused until IPv6 is implemented.
+    /// `enable_ipv6: true`: dual stack, an IPv6 /64 from fd00:b5e7::/48 next to the IPv4
+    /// subnet (a given IPv6 subnet goes through [`Netd::create_network_with_ipv6`]).
     pub enable_ipv6: bool,
     /// MTU (`driver_opts` com.docker.network.driver.mtu).
     pub mtu: Option<u32>,
@@ -141,6 +142,7 @@ pub enum NetdError {
     NetworkExists { name: String },
     #[error("network name {name:?} is invalid: use letters, digits, '.', '_' and '-'")]
     BadName { name: String },
+    /// No longer returned (IPv6 is supported); kept so matches on it still compile.
     #[error("network {name}: enable_ipv6 is not supported yet (IPv4 only)")]
     Ipv6Unsupported { name: String },
     #[error("network {name} is internal: it cannot publish ports")]
@@ -659,6 +661,7 @@ impl Netd {
                     crate::firewall6::apply6_in(&table, &rs6)?;
                 }
                 firewall::sync_docker_user_in(&table, any)?;
+                firewall::sync_docker_user_family_in("ip6", &table, !rs6.networks.is_empty())?;
                 Ok(())
             })
             .await??;

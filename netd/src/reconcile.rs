@@ -453,6 +453,11 @@ impl Netd {
                     if firewall::sync_docker_user_in(&table, true)? {
                         what.push("DOCKER-USER accept for berth bridges: restored".into());
                     }
+                    if want6.is_some()
+                        && firewall::sync_docker_user_family_in("ip6", &table, true)?
+                    {
+                        what.push("ip6 DOCKER-USER accept for berth bridges: restored".into());
+                    }
                     if crate::netd::write_sysctl("net/ipv4/ip_forward", "1")? {
                         what.push("net.ipv4.ip_forward was 0: set to 1".into());
                     }

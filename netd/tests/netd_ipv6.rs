@@ -145,6 +145,38 @@ fn ipv6_network_addresses_egress_ports_dns_and_reconcile() {
         &host,
         &["-6", "route", "add", "default", "via", &ISP_A6.to_string()],
     );
+    // Docker with ip6tables: its ip6 filter FORWARD policy is drop too.
+    let script = "table ip6 filter {\n chain DOCKER-USER {\n counter return\n }\n chain FORWARD {\n type filter hook forward priority 0; policy drop;\n jump DOCKER-USER\n }\n}\n";
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &host, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("nft").success());
+    let ours6 = |h: &str| {
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                h,
+                "nft",
+                "list",
+                "chain",
+                "ip6",
+                "filter",
+                "DOCKER-USER",
+            ],
+        )
+        .matches("comment \"berth\"")
+        .count()
+    };
     let stop = Arc::new(AtomicBool::new(false));
     tcp6_server(&sim.isp_a.path(), 8086, "isp-a-v6", stop.clone());
     let (c1, c2, other) = (
@@ -165,6 +197,7 @@ fn ipv6_network_addresses_egress_ports_dns_and_reconcile() {
                 })
                 .await
                 .expect("create an IPv6 network");
+            assert_eq!(ours6(&host), 3, "accepts in Docker's ip6 DOCKER-USER");
             let s6 = spec.subnet6.expect("an IPv6 subnet");
             assert_eq!(
                 s6.to_string(),
@@ -336,6 +369,11 @@ fn ipv6_network_addresses_egress_ports_dns_and_reconcile() {
             dns.dns.stop_network("six");
             n.remove_network("six").await.expect("rm");
             n.remove_network("six-b").await.expect("rm");
+            assert_eq!(
+                ours6(&host),
+                0,
+                "ip6 accepts removed with the last IPv6 network"
+            );
         })
     });
     stop.store(true, Ordering::Relaxed);

@@ -72,10 +72,12 @@ pub struct CreateArgs {
     /// Subnet in CIDR form, IPv4 or IPv6, at most one of each (default: the next free /24 of
     /// the pool; with --ipv6 also the next free /64 of fd00:b5e7::/48)
     #[arg(long)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub subnet: Vec<Cidr>,
     /// Gateway address, IPv4 or IPv6, at most one of each (default: the subnet's first
     /// address; for IPv6 the IPv4 gateway's counterpart)
     #[arg(long)]
+    #[serde(default, deserialize_with = "one_or_many")]
     pub gateway: Vec<IpAddr>,
     /// Range automatic addresses come from
     #[arg(long)]
@@ -95,8 +97,35 @@ pub struct CreateArgs {
     pub labels: Vec<String>,
 }
 
-/// A `--subnet` value: either family.
+/// The request body keeps accepting what it accepted when `subnet`/`gateway` were single
+/// optional values (`null` or one string, as other callers of `POST /v1/network` send), as
+/// well as a list.
+fn one_or_many<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match <Option<OneOrMany> as serde::Deserialize>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => vec![s],
+        Some(OneOrMany::Many(v)) => v,
+    };
+    items
+        .iter()
+        .map(|s| s.parse().map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// A `--subnet` value: either family (a plain CIDR string on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Cidr {
     /// An IPv4 prefix.
     V4(Ipv4Net),
@@ -126,6 +155,22 @@ struct Addressing {
     subnet6: Option<Ipv6Net>,
     gateway: Option<Ipv4Addr>,
     gateway6: Option<Ipv6Addr>,
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> String {
+        match c {
+            Cidr::V4(n) => n.to_string(),
+            Cidr::V6(n) => n.to_string(),
+        }
+    }
 }
 
 /// Splits `--subnet`/`--gateway` values by family: at most one of each.
@@ -452,6 +497,43 @@ mod tests {
             .map(|s| s.parse().unwrap())
             .collect();
         assert!(by_family(&two, &[]).is_err());
+    }
+
+    #[test]
+    fn create_request_body_accepts_null_one_or_many() {
+        let old = r#"{"Create": {"name": "b", "driver": "bridge", "subnet": null, "gateway": null,
+            "ip_range": null, "internal": false, "ipv6": false, "mtu": null, "labels": []}}"#;
+        let NetworkCommand::Create(a) = serde_json::from_str(old).unwrap() else {
+            panic!("not a create")
+        };
+        assert!(a.subnet.is_empty() && a.gateway.is_empty());
+        let one = r#"{"Create": {"name": "b", "driver": "bridge", "subnet": "10.9.0.0/24",
+            "gateway": "10.9.0.1", "internal": false, "ipv6": false, "labels": []}}"#;
+        let NetworkCommand::Create(a) = serde_json::from_str(one).unwrap() else {
+            panic!("not a create")
+        };
+        assert_eq!(a.subnet, vec!["10.9.0.0/24".parse::<Cidr>().unwrap()]);
+        assert_eq!(a.gateway, vec!["10.9.0.1".parse::<IpAddr>().unwrap()]);
+        // What the CLI sends now round-trips.
+        let back: NetworkCommand = serde_json::from_str(
+            &serde_json::to_string(&NetworkCommand::Create(CreateArgs {
+                subnet: vec![
+                    "10.9.0.0/24".parse().unwrap(),
+                    "fd00:9::/64".parse().unwrap(),
+                ],
+                ..a
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        let NetworkCommand::Create(b) = back else {
+            panic!("not a create")
+        };
+        assert_eq!(b.subnet.len(), 2);
+        assert!(serde_json::from_str::<NetworkCommand>(
+            r#"{"Create": {"name": "b", "driver": "bridge", "subnet": "nope", "internal": false, "ipv6": false, "labels": []}}"#
+        )
+        .is_err());
     }
 
     /// `berth network create --ipv6` as the daemon runs it, on a netd inside a throwaway

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# TCP throughput with iperf3 on a simulated host: a bare veth pair (baseline), container to
+# container through a berth bridge, and a published port (kernel DNAT) next to the same
+# server reached directly, from the host (127.0.0.1) and from an "ISP" namespace (uplink
+# address). Everything lives in throwaway network namespaces the bench makes and removes.
+# Usage (root): bench/net-iperf.sh        IPERF_SECS=3 seconds per run, best of IPERF_RUNS=3
+# Needs: iperf3 (Debian package; installed if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "bench/net-iperf.sh: run as root" >&2; exit 1; }
+if ! command -v iperf3 >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends iperf3 >/dev/null
+fi
+exec cargo run --release -q -p berth-netd --example net_iperf
