@@ -80,7 +80,7 @@ pub enum BuildError {
         /// As written in FROM / COPY --from.
         reference: String,
         #[source]
-        source: crate::image::registry::RegistryError,
+        source: Box<crate::image::registry::RegistryError>,
     },
     /// The image store failed during a step.
     #[error("{step}: image store")]
@@ -446,7 +446,7 @@ impl<'a> Builder<'a> {
                 crate::image::registry::pull(self.store, &r.reference, &req.pull_options, &|_| {})
                     .map_err(|source| BuildError::Pull {
                     reference: r.reference.clone(),
-                    source,
+                    source: Box::new(source),
                 })?
             } else {
                 self.store
