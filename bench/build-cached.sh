@@ -19,6 +19,8 @@ export BERTH_CGROUP_PARENT=berth-bench-$$
 B=("$BERTH" --root "$work/root" --run "$work/run")
 cleanup() {
   "${B[@]}" container ls -a -q 2>/dev/null | while read -r id; do "${B[@]}" container rm -f "$id" >/dev/null 2>&1 || true; done
+  # RUN steps start the instance's daemon (it owns the build network): stop it.
+  "${B[@]}" system shutdown >/dev/null 2>&1 || true
   for h in /sys/fs/cgroup/*/"$BERTH_CGROUP_PARENT" /sys/fs/cgroup/"$BERTH_CGROUP_PARENT"; do rmdir "$h" 2>/dev/null || true; done
   rm -rf "$work"
 }

@@ -356,3 +356,24 @@ fn build_labels_change_the_config_not_the_keys() {
         Some("infra")
     );
 }
+
+#[test]
+fn run_network_mode_is_part_of_the_key_and_default_is_no_flag() {
+    let ctx = context();
+    let plain = keys("FROM debian\nRUN make\nRUN echo done\n", ctx.path());
+    let default = keys(
+        "FROM debian\nRUN --network=default make\nRUN echo done\n",
+        ctx.path(),
+    );
+    assert_eq!(plain, default, "the default network keeps the key");
+    let none = keys(
+        "FROM debian\nRUN --network=none make\nRUN echo done\n",
+        ctx.path(),
+    );
+    let host = keys(
+        "FROM debian\nRUN --network=host make\nRUN echo done\n",
+        ctx.path(),
+    );
+    assert_eq!(first_change(&plain, &none), Some(1));
+    assert_eq!(first_change(&none, &host), Some(1));
+}

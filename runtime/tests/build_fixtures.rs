@@ -45,8 +45,16 @@ fn render(p: &BuildPlan, ctx: &Context) -> String {
         let detail = match &s.kind {
             StepKind::From(b) => format!("from {b:?}"),
             StepKind::Run(r) => format!(
-                "run argv={:?} script={:?} user={:?} workdir={} env={:?}",
-                r.argv, r.script, r.user, r.workdir, r.env
+                "run argv={:?} script={:?} user={:?} workdir={} env={:?}{}",
+                r.argv,
+                r.script,
+                r.user,
+                r.workdir,
+                r.env,
+                match r.network {
+                    berth_runtime::build::steps::RunNetworkMode::Default => String::new(),
+                    n => format!(" network={n:?}"),
+                }
             ),
             StepKind::Copy(c) => {
                 let srcs: Vec<String> = c

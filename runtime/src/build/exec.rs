@@ -80,7 +80,7 @@ pub enum BuildError {
         /// As written in FROM / COPY --from.
         reference: String,
         #[source]
-        source: crate::image::registry::RegistryError,
+        source: Box<crate::image::registry::RegistryError>,
     },
     /// The image store failed during a step.
     #[error("{step}: image store")]
@@ -331,6 +331,94 @@ impl Drop for ScratchDir {
     }
 }
 
+/// A step's new layer: a tar file (RUN: written before its container goes) or an upper
+/// directory streamed into the store as a tar while the store reads it (COPY/ADD: no
+/// temporary tar file is written and read back).
+enum Layer {
+    Tar(PathBuf),
+    Upper(ScratchDir),
+}
+
+/// The read end of a layer tar that a thread writes from an upper directory. Reading to the
+/// end joins the writer: a writer failure becomes a read error, so the store never commits a
+/// truncated layer; the failure itself is kept for the build error.
+struct DiffStream {
+    reader: Option<io::PipeReader>,
+    writer: Option<std::thread::JoinHandle<Result<(), DiffError>>>,
+    failure: std::sync::Arc<std::sync::Mutex<Option<DiffError>>>,
+    upper: PathBuf,
+}
+
+impl DiffStream {
+    fn start(upper: &Path) -> io::Result<DiffStream> {
+        let (reader, w) = io::pipe()?;
+        let dir = upper.to_path_buf();
+        let upper = upper.to_path_buf();
+        let writer = std::thread::Builder::new()
+            .name("berth-layer-tar".into())
+            .spawn(move || {
+                let w = io::BufWriter::with_capacity(1 << 20, w);
+                let mut w = diff::write_upper_diff(&upper, w)?;
+                io::Write::flush(&mut w).map_err(|source| DiffError::Io {
+                    op: "write layer tar for",
+                    path: upper.clone(),
+                    source,
+                })
+            })?;
+        Ok(DiffStream {
+            reader: Some(reader),
+            writer: Some(writer),
+            failure: Default::default(),
+            upper: dir,
+        })
+    }
+
+    fn join(&mut self) -> io::Result<()> {
+        let Some(h) = self.writer.take() else {
+            return Ok(());
+        };
+        let res = h.join().unwrap_or_else(|_| {
+            Err(DiffError::Io {
+                op: "write layer tar (the writer thread panicked) for",
+                path: self.upper.clone(),
+                source: io::Error::other("panicked"),
+            })
+        });
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let msg = e.to_string();
+                *self
+                    .failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                Err(io::Error::other(msg))
+            }
+        }
+    }
+}
+
+impl io::Read for DiffStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(r) = self.reader.as_mut() else {
+            return Ok(0);
+        };
+        let n = r.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.join()?;
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for DiffStream {
+    fn drop(&mut self) {
+        // Close the read end first so a writer blocked on a full pipe fails and ends.
+        self.reader = None;
+        let _ = self.join();
+    }
+}
+
 /// Where a stage is: its current image (None = empty scratch) and config.
 #[derive(Clone)]
 struct StageState {
@@ -446,7 +534,7 @@ impl<'a> Builder<'a> {
                 crate::image::registry::pull(self.store, &r.reference, &req.pull_options, &|_| {})
                     .map_err(|source| BuildError::Pull {
                     reference: r.reference.clone(),
-                    source,
+                    source: Box::new(source),
                 })?
             } else {
                 self.store
@@ -719,7 +807,7 @@ impl<'a> Builder<'a> {
     fn commit(
         &self,
         step: &str,
-        layer: Option<&Path>,
+        layer: Option<&Layer>,
         parent: Option<&Image>,
         cfg: &ImageConfig,
         created_by: String,
@@ -737,7 +825,7 @@ impl<'a> Builder<'a> {
             source,
         };
         match layer {
-            Some(p) => {
+            Some(Layer::Tar(p)) => {
                 let mut f = fs::File::open(p).map_err(|source| BuildError::Io {
                     step: step.to_string(),
                     op: "opening",
@@ -747,6 +835,33 @@ impl<'a> Builder<'a> {
                 self.store
                     .commit_extended(Some(&mut f), parent.map(|i| &i.id), new, &extensions)
                     .map_err(store_err)
+            }
+            Some(Layer::Upper(upper)) => {
+                let mut stream = DiffStream::start(&upper.0).map_err(|source| BuildError::Io {
+                    step: step.to_string(),
+                    op: "starting the layer writer for",
+                    path: upper.0.clone(),
+                    source,
+                })?;
+                let failure = stream.failure.clone();
+                let res = self.store.commit_extended(
+                    Some(&mut stream),
+                    parent.map(|i| &i.id),
+                    new,
+                    &extensions,
+                );
+                drop(stream);
+                let failed = failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                match (res, failed) {
+                    (_, Some(source)) => Err(BuildError::Diff {
+                        step: step.to_string(),
+                        source,
+                    }),
+                    (res, None) => res.map_err(store_err),
+                }
             }
             None => self
                 .store
@@ -765,22 +880,27 @@ impl<'a> Builder<'a> {
         stages: &HashMap<usize, StageState>,
     ) -> Result<Image, BuildError> {
         let parent = st.image.as_ref();
-        let layer_tar = match &step.kind {
-            StepKind::Run(run) => Some(self.run_step(&step.display, run, parent)?),
-            StepKind::Copy(spec) if !matches!(spec.origin, CopyOrigin::Context) => {
-                Some(self.copy_from_step(&step.display, spec, parent, stages)?)
-            }
-            StepKind::Copy(spec) => Some(self.copy_step(&step.display, spec, parent, ctx)?),
+        let layer = match &step.kind {
+            StepKind::Run(run) => Some(Layer::Tar(self.run_step(&step.display, run, parent)?)),
+            StepKind::Copy(spec) if !matches!(spec.origin, CopyOrigin::Context) => Some(
+                Layer::Upper(self.copy_from_step(&step.display, spec, parent, stages)?),
+            ),
+            StepKind::Copy(spec) => Some(Layer::Upper(self.copy_step(
+                &step.display,
+                spec,
+                parent,
+                ctx,
+            )?)),
             StepKind::Config | StepKind::From(_) => None,
         };
         let res = self.commit(
             &step.display,
-            layer_tar.as_deref(),
+            layer.as_ref(),
             parent,
             next_config,
             step.created_by.clone(),
         );
-        if let Some(t) = layer_tar {
+        if let Some(Layer::Tar(t)) = layer {
             let _ = fs::remove_file(t);
         }
         res
@@ -801,7 +921,7 @@ impl<'a> Builder<'a> {
         Ok(ScratchDir(p))
     }
 
-    /// Writes `upper` as a layer tar next to it and returns the tar's path.
+    /// Writes `upper` as a layer tar under the scratch dir and returns the tar's path.
     fn diff_to_tar(&self, step: &str, upper: &Path) -> Result<PathBuf, BuildError> {
         let tar = self.dir.join("tmp").join(format!(
             "layer-{}-{}.tar",
@@ -819,20 +939,14 @@ impl<'a> Builder<'a> {
             step: step.to_string(),
             source,
         })?;
-        w.into_inner()
-            .map_err(|e| BuildError::Io {
-                step: step.to_string(),
-                op: "writing",
-                path: tar.clone(),
-                source: e.into_error(),
-            })?
-            .sync_all()
-            .map_err(|source| BuildError::Io {
-                step: step.to_string(),
-                op: "writing",
-                path: tar.clone(),
-                source,
-            })?;
+        // No fsync: the file is read back into the store at once and deleted; the store
+        // makes its own copy durable.
+        w.into_inner().map_err(|e| BuildError::Io {
+            step: step.to_string(),
+            op: "writing",
+            path: tar.clone(),
+            source: e.into_error(),
+        })?;
         Ok(tar)
     }
 
@@ -943,7 +1057,7 @@ impl<'a> Builder<'a> {
         spec: &CopySpec,
         parent: Option<&Image>,
         stages: &HashMap<usize, StageState>,
-    ) -> Result<PathBuf, BuildError> {
+    ) -> Result<ScratchDir, BuildError> {
         let source_image = match &spec.origin {
             CopyOrigin::Stage(i) => stages.get(i).and_then(|s| s.image.clone()),
             CopyOrigin::Image { reference, digest } => Some(self.store.resolve(digest).map_err(
@@ -1043,7 +1157,7 @@ impl<'a> Builder<'a> {
             let target = place(display, &upper.0, &layers, &dest)?;
             copy_tree(display, &src, &target, owner, spec.chmod)?;
         }
-        self.diff_to_tar(display, &upper.0)
+        Ok(upper)
     }
 
     fn copy_step(
@@ -1052,7 +1166,7 @@ impl<'a> Builder<'a> {
         spec: &CopySpec,
         parent: Option<&Image>,
         ctx: &Context,
-    ) -> Result<PathBuf, BuildError> {
+    ) -> Result<ScratchDir, BuildError> {
         if !matches!(spec.origin, CopyOrigin::Context) {
             return Err(BuildError::Unsupported {
                 step: display.to_string(),
@@ -1139,7 +1253,7 @@ impl<'a> Builder<'a> {
             std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
                 .map_err(io_err("chown", &target))?;
         }
-        self.diff_to_tar(display, &upper.0)
+        Ok(upper)
     }
 }
 
@@ -1340,4 +1454,41 @@ fn resolve_owner(step: &str, spec: &str, layers: &[PathBuf]) -> Result<(u32, u32
         },
     };
     Ok((uid, gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn a_failing_layer_writer_is_a_read_error_never_a_short_tar() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = DiffStream::start(&dir.path().join("missing")).expect("start");
+        let mut buf = Vec::new();
+        let err = s.read_to_end(&mut buf).expect_err("the writer failed");
+        assert!(err.to_string().contains("missing"), "{err}");
+        assert!(s.failure.lock().expect("lock").is_some());
+
+        fs::write(dir.path().join("f"), "x").expect("write");
+        let mut s = DiffStream::start(dir.path()).expect("start");
+        buf.clear();
+        s.read_to_end(&mut buf).expect("tar");
+        let mut a = tar::Archive::new(&buf[..]);
+        let names: Vec<String> = a
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                e.expect("entry")
+                    .path()
+                    .expect("path")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        assert!(
+            names.iter().any(|n| n.trim_end_matches('/') == "f"),
+            "{names:?}"
+        );
+    }
 }
