@@ -1213,7 +1213,6 @@ impl ImageStore {
         }
         if let Some(r) = layer {
             let (blob, size) = self.blobs.put(r)?;
-            let rec = self.ensure_layer(chain.as_ref(), &blob, None)?;
             let head = {
                 let mut f = self.blobs.open_blob(&blob)?;
                 let mut b = [0u8; 4];
@@ -1222,6 +1221,10 @@ impl ImageStore {
                     .map_err(io_err("read", &self.blobs.path(&blob)))?;
                 Compression::detect(&b[..n])
             };
+            // An uncompressed tar's digest is its diff id: a layer the store already has
+            // (a --no-cache rebuild of unchanged files) is then found without unpacking it.
+            let known_diff = (head == Compression::None).then_some(&blob);
+            let rec = self.ensure_layer(chain.as_ref(), &blob, known_diff)?;
             let mt = match head {
                 Compression::None => media::OCI_LAYER,
                 Compression::Gzip => media::OCI_LAYER_GZIP,
