@@ -111,6 +111,26 @@ fn ipv6_network_answers_aaaa_serves_http_over_v6_and_down_leaves_nothing() {
     let tables = String::from_utf8_lossy(&host.sh("nft list tables").stdout).to_string();
     assert!(tables.contains("ip6 "), "an ip6 table while up: {tables}");
 
+    // A restarted daemon re-adopts the network: AAAA again from the IPv6 gateway's server.
+    let pid = std::fs::read_to_string(host.run.join("berth.pid")).expect("daemon pid");
+    let st = std::process::Command::new("kill")
+        .args(["-9", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(host.ps().len(), 2, "the next call starts a new daemon");
+    let got = text(&exec(&[
+        "nslookup",
+        "-type=AAAA",
+        "client",
+        "fd00:b5e7:77::1",
+    ]));
+    assert!(
+        got.contains("fd00:b5e7:77::"),
+        "AAAA after a restart: {got}"
+    );
+
     host.ok(&["down"]);
     assert!(host.ps().is_empty());
     let leaks = host.leaks(&ids);
