@@ -17,7 +17,7 @@ use berth_netd::dns::{
 };
 use berth_netd::ports::{PortMapping, Protocol};
 use berth_netd::state::NetnsRef;
-use berth_netd::{EndpointRequest, Netd, NetworkCreate};
+use berth_netd::{EndpointRequest, Ipv6Create, Netd, NetworkCreate};
 use berth_runtime::container::{
     ExecConfig, NetworkMode, Record, Runtime, RuntimeConfig, State, Status,
 };
@@ -257,7 +257,7 @@ impl Engine {
                 DnsEndpoint {
                     id: ep.container.clone(),
                     container: ep.container.clone(),
-                    addresses: vec![IpAddr::V4(ep.address)],
+                    addresses: endpoint_addresses(ep),
                     names,
                     ..Default::default()
                 },
@@ -292,24 +292,33 @@ impl Engine {
         }
     }
 
+    /// A server on the gateway (and on the IPv6 gateway of a dual-stack network, so that
+    /// containers resolving over IPv6 get answers too), scoped to both subnets.
     fn start_dns(&self, net: &berth_netd::state::NetworkSpec) {
-        let subnet = match net.subnet.to_string().parse() {
-            Ok(s) => s,
-            Err(err) => {
-                tracing::warn!(network = %net.name, %err, "DNS scope");
-                return;
+        let subnet6 = net.subnet6.map(|s| s.to_string());
+        let mut subnets = Vec::new();
+        for s in std::iter::once(net.subnet.to_string()).chain(subnet6) {
+            match s.parse() {
+                Ok(s) => subnets.push(s),
+                Err(err) => {
+                    tracing::warn!(network = %net.name, subnet = %s, %err, "DNS scope");
+                    return;
+                }
             }
-        };
+        }
         let scope = NetworkScope {
             id: net.name.clone(),
-            subnets: vec![subnet],
+            subnets,
             internal: net.internal,
         };
-        if let Err(err) = self
-            .dns
-            .start_network(scope, SocketAddr::new(IpAddr::V4(net.gateway), 53))
-        {
-            tracing::warn!(network = %net.name, %err, "DNS server for the network");
+        let gateways = std::iter::once(IpAddr::V4(net.gateway)).chain(net.gateway6.map(IpAddr::V6));
+        for gw in gateways {
+            if let Err(err) = self
+                .dns
+                .start_network(scope.clone(), SocketAddr::new(gw, 53))
+            {
+                tracing::warn!(network = %net.name, gateway = %gw, %err, "DNS server for the network");
+            }
         }
     }
 
@@ -986,38 +995,72 @@ impl StackBackend {
             .networks
             .get(key)
             .ok_or_else(|| format!("network {key} is not declared"))?;
-        let pool = net.ipam.as_ref().and_then(|i| i.config.first());
+        // One pool per family: the first IPv4 entry and the first IPv6 entry (by address).
+        let pools = net
+            .ipam
+            .as_ref()
+            .map(|i| i.config.as_slice())
+            .unwrap_or_default();
+        let is_v6 = |p: &crate::compose::IpamPool| {
+            p.subnet
+                .as_deref()
+                .or(p.gateway.as_deref())
+                .is_some_and(|a| a.contains(':'))
+        };
+        let v4 = pools.iter().enumerate().find(|(_, p)| !is_v6(p));
+        let v6 = pools.iter().enumerate().find(|(_, p)| is_v6(p));
         fn parse<T: std::str::FromStr>(
             key: &str,
+            at: Option<(usize, &crate::compose::IpamPool)>,
             what: &str,
-            v: Option<&String>,
+            field: fn(&crate::compose::IpamPool) -> Option<&String>,
         ) -> Result<Option<T>, String> {
-            v.map(|s| {
-                s.parse()
-                    .map_err(|_| format!("networks.{key}.ipam.config[0].{what}: {s:?} is invalid"))
-            })
-            .transpose()
+            let Some((i, p)) = at else { return Ok(None) };
+            field(p)
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        format!("networks.{key}.ipam.config[{i}].{what}: {s:?} is invalid")
+                    })
+                })
+                .transpose()
+        }
+        if let Some((i, p)) = v6 {
+            if net.enable_ipv6 == Some(false) {
+                return Err(format!(
+                    "networks.{key}.ipam.config[{i}] is an IPv6 pool but enable_ipv6 is false"
+                ));
+            }
+            if p.ip_range.is_some() {
+                return Err(format!(
+                    "networks.{key}.ipam.config[{i}].ip_range: an IPv6 ip_range is not supported \
+                     yet (berth gives each container the IPv6 counterpart of its IPv4 address)"
+                ));
+            }
         }
         let mut labels = net.labels.clone();
         labels.insert(labels::PROJECT.into(), self.project.name.clone());
         labels.insert("com.docker.compose.network".into(), key.into());
         let req = NetworkCreate {
             name: name.to_string(),
-            subnet: parse(key, "subnet", pool.and_then(|p| p.subnet.as_ref()))?,
-            gateway: parse(key, "gateway", pool.and_then(|p| p.gateway.as_ref()))?,
-            ip_range: parse(key, "ip_range", pool.and_then(|p| p.ip_range.as_ref()))?,
+            subnet: parse(key, v4, "subnet", |p| p.subnet.as_ref())?,
+            gateway: parse(key, v4, "gateway", |p| p.gateway.as_ref())?,
+            ip_range: parse(key, v4, "ip_range", |p| p.ip_range.as_ref())?,
             internal: net.internal,
-            enable_ipv6: net.enable_ipv6.unwrap_or(false),
+            enable_ipv6: net.enable_ipv6.unwrap_or(false) || v6.is_some(),
             mtu: net
                 .driver_opts
                 .get("com.docker.network.driver.mtu")
                 .and_then(|m| m.parse().ok()),
             labels,
         };
+        let req6 = Ipv6Create {
+            subnet: parse(key, v6, "subnet", |p| p.subnet.as_ref())?,
+            gateway: parse(key, v6, "gateway", |p| p.gateway.as_ref())?,
+        };
         let spec = self
             .engine
             .netd
-            .create_network(req)
+            .create_network_with_ipv6(req, req6)
             .await
             .map_err(|err| format!("{err:#}"))?;
         self.engine.start_dns(&spec);
@@ -1090,6 +1133,7 @@ impl StackBackend {
         }
         let mut reqs = Vec::new();
         let mut dns_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let specs = e.netd.networks().await;
         for (i, (key, opt)) in svc.networks.iter().enumerate() {
             let net = p
                 .networks
@@ -1104,16 +1148,26 @@ impl StackBackend {
             let mut names = vec![name.to_string()];
             names.extend(aliases.iter().cloned());
             dns_names.insert(net.name.clone(), names);
+            let ipv4_address = opt
+                .as_ref()
+                .and_then(|o| o.ipv4_address.as_ref())
+                .map(|a| a.parse())
+                .transpose()
+                .map_err(|_| {
+                    format!("service {service}: networks.{key}.ipv4_address is invalid")
+                })?;
+            let ipv4_address = match opt.as_ref().and_then(|o| o.ipv6_address.as_ref()) {
+                None => ipv4_address,
+                Some(a6) => Some(
+                    pair_of_ipv6(a6, ipv4_address, specs.iter().find(|n| n.name == net.name))
+                        .map_err(|err| {
+                            format!("service {service}: networks.{key}.ipv6_address: {err}")
+                        })?,
+                ),
+            };
             reqs.push(EndpointRequest {
                 network: net.name.clone(),
-                ipv4_address: opt
-                    .as_ref()
-                    .and_then(|o| o.ipv4_address.as_ref())
-                    .map(|a| a.parse())
-                    .transpose()
-                    .map_err(|_| {
-                        format!("service {service}: networks.{key}.ipv4_address is invalid")
-                    })?,
+                ipv4_address,
                 mac_address: opt.as_ref().and_then(|o| o.mac_address.clone()),
                 priority: opt
                     .as_ref()
@@ -1148,7 +1202,7 @@ impl StackBackend {
                 })
                 .unwrap_or_else(|| ep.network.clone());
             let names = dns_names.get(&net_name).cloned().unwrap_or_default();
-            hosts.push_str(&format!("{}\t{hostname}\n", ep.address));
+            hosts.push_str(&hosts_lines(ep, hostname));
             e.dns
                 .records()
                 .add_endpoint(
@@ -1156,7 +1210,7 @@ impl StackBackend {
                     DnsEndpoint {
                         id: rec.id.clone(),
                         container: rec.id.clone(),
-                        addresses: vec![IpAddr::V4(ep.address)],
+                        addresses: endpoint_addresses(ep),
                         names,
                         ..Default::default()
                     },
@@ -1424,7 +1478,7 @@ impl Engine {
                     n.name.clone()
                 })
                 .unwrap_or_else(|| ep.network.clone());
-            hosts.push_str(&format!("{}\t{hostname}\n", ep.address));
+            hosts.push_str(&hosts_lines(ep, hostname));
             self.dns
                 .records()
                 .add_endpoint(
@@ -1432,7 +1486,7 @@ impl Engine {
                     DnsEndpoint {
                         id: rec.id.clone(),
                         container: rec.id.clone(),
-                        addresses: vec![IpAddr::V4(ep.address)],
+                        addresses: endpoint_addresses(ep),
                         names: dns_names.get(&net_name).cloned().unwrap_or_default(),
                         ..Default::default()
                     },
@@ -1550,7 +1604,7 @@ impl Engine {
                     DnsEndpoint {
                         id: rec.id.clone(),
                         container: rec.id.clone(),
-                        addresses: vec![IpAddr::V4(ep.address)],
+                        addresses: endpoint_addresses(ep),
                         names,
                         ..Default::default()
                     },
@@ -1566,5 +1620,61 @@ impl Engine {
             tokio::time::sleep(Duration::from_secs(2)).await;
             self.sweep_orphan_endpoints().await;
         }
+    }
+}
+
+/// The addresses a container's names resolve to on one network: A, and AAAA on a dual-stack
+/// network (an IPv4-only name still gets an empty NOERROR for AAAA from the server).
+fn endpoint_addresses(ep: &berth_netd::state::Endpoint) -> Vec<IpAddr> {
+    std::iter::once(IpAddr::V4(ep.address))
+        .chain(ep.address6.map(IpAddr::V6))
+        .collect()
+}
+
+/// /etc/hosts lines naming the container itself on one network (both families, as Docker
+/// writes them).
+fn hosts_lines(ep: &berth_netd::state::Endpoint, hostname: &str) -> String {
+    endpoint_addresses(ep)
+        .iter()
+        .map(|a| format!("{a}\t{hostname}\n"))
+        .collect()
+}
+
+/// The IPv4 address that pairs with a wanted `ipv6_address`: netd gives each endpoint the
+/// IPv6 address with its IPv4 address's host index, so a static IPv6 address is honoured by
+/// asking for the IPv4 address of the same index (and one that cannot pair is refused).
+fn pair_of_ipv6(
+    wanted: &str,
+    ipv4: Option<std::net::Ipv4Addr>,
+    spec: Option<&berth_netd::state::NetworkSpec>,
+) -> Result<std::net::Ipv4Addr, String> {
+    let a6: std::net::Ipv6Addr = wanted
+        .parse()
+        .map_err(|_| format!("{wanted:?} is not an IPv6 address"))?;
+    let spec = spec.ok_or("the network does not exist")?;
+    let s6 = spec
+        .subnet6
+        .ok_or_else(|| format!("network {} has no IPv6 (enable_ipv6 is off)", spec.name))?;
+    if !s6.contains(a6) {
+        return Err(format!("{a6} is outside the network's IPv6 subnet {s6}"));
+    }
+    let index = u128::from(a6) - u128::from(s6.addr());
+    let v4 = u64::try_from(index)
+        .ok()
+        .and_then(|i| spec.subnet.nth(i))
+        .ok_or_else(|| {
+            format!(
+                "{a6} has host index {index}, beyond the IPv4 subnet {} (berth pairs each \
+                 IPv6 address with the IPv4 address of the same index; a free choice is not \
+                 supported yet)",
+                spec.subnet
+            )
+        })?;
+    match ipv4 {
+        Some(v) if v != v4 => Err(format!(
+            "{a6} does not pair with ipv4_address {v} (berth pairs addresses by host index: \
+             {a6} goes with {v4})"
+        )),
+        _ => Ok(v4),
     }
 }
