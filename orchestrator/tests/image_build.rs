@@ -847,8 +847,18 @@ fn berth_build_takes_build_args_and_pull_errors_name_the_image() {
             "/who",
         ])
     };
-    host.ok(&["build"]);
+    // Progress streams while the daemon builds: a line per step, CACHED when served from it.
+    let out = host.ok(&["build"]);
+    assert!(
+        out.contains("app: [3/3] RUN --network=none echo $WHO > /who"),
+        "{out}"
+    );
     assert!(who(&host).contains("compose"));
+    let out = host.ok(&["build"]);
+    assert!(
+        out.contains("app: [3/3] RUN --network=none echo $WHO > /who CACHED"),
+        "{out}"
+    );
     host.ok(&["build", "--build-arg", "WHO=cli"]);
     assert!(who(&host).contains("cli"));
 

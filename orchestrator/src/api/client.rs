@@ -177,9 +177,35 @@ impl Client {
     pub async fn stream<T: DeserializeOwned>(
         &self,
         route: &str,
+        each: impl FnMut(T) -> bool,
+    ) -> Result<(), ClientError> {
+        self.stream_with(Method::GET, route, None, each).await
+    }
+
+    /// POST a JSON body to a route whose answer is an NDJSON stream (progress while it works);
+    /// each decoded item goes to `each` until it returns false or the stream ends.
+    pub async fn post_stream<T: DeserializeOwned>(
+        &self,
+        route: &str,
+        body: &impl serde::Serialize,
+        each: impl FnMut(T) -> bool,
+    ) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(body).map_err(|source| ClientError::Decode {
+            route: route.to_string(),
+            source,
+        })?;
+        self.stream_with(Method::POST, route, Some(body), each)
+            .await
+    }
+
+    async fn stream_with<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        route: &str,
+        body: Option<Vec<u8>>,
         mut each: impl FnMut(T) -> bool,
     ) -> Result<(), ClientError> {
-        let mut body = self.send(Method::GET, route, None).await?.into_body();
+        let mut body = self.send(method, route, body).await?.into_body();
         let mut buf: Vec<u8> = Vec::new();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|source| ClientError::Http {

@@ -444,7 +444,35 @@ pub fn build(g: &GlobalOpts, args: super::stack::BuildArgs) -> anyhow::Result<Ex
     };
     let failures: Vec<String> = runtime()?.block_on(async {
         let client = Client::connect_or_start(&g.root, &g.run).await?;
-        anyhow::Ok(client.post("/build", &req).await?)
+        let mut failures = None;
+        client
+            .post_stream(
+                "/build",
+                &req,
+                |line: crate::daemon::routes::BuildLine| match line {
+                    crate::daemon::routes::BuildLine::Step {
+                        service,
+                        display,
+                        cached,
+                        elapsed_ms,
+                    } => {
+                        let how = if cached {
+                            " CACHED".to_string()
+                        } else {
+                            format!(" {:.1}s", elapsed_ms as f64 / 1000.0)
+                        };
+                        println!("{service}: {display}{how}");
+                        true
+                    }
+                    crate::daemon::routes::BuildLine::Done { failures: f } => {
+                        failures = Some(f);
+                        false
+                    }
+                },
+            )
+            .await?;
+        failures
+            .ok_or_else(|| anyhow::anyhow!("the daemon ended the build stream without an outcome"))
     })?;
     for f in &failures {
         eprintln!("error: {f}");

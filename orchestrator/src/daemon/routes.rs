@@ -321,20 +321,60 @@ async fn build(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Ok(e) => e,
         Err(resp) => return resp,
     };
-    let project = r.project.into_project();
-    let mut failures = Vec::new();
-    for (name, svc) in &project.services {
-        if svc.build.is_none() || (!r.services.is_empty() && !r.services.contains(name)) {
-            continue;
+    // The answer streams: a line per finished step while the builds run, then the outcome.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<BuildLine>();
+    tokio::spawn(async move {
+        let project = r.project.into_project();
+        let mut failures = Vec::new();
+        for (name, svc) in &project.services {
+            if svc.build.is_none() || (!r.services.is_empty() && !r.services.contains(name)) {
+                continue;
+            }
+            let steps = tx.clone();
+            let service = name.clone();
+            let report = move |s: &berth_runtime::build::exec::StepReport| {
+                let _ = steps.send(BuildLine::Step {
+                    service: service.clone(),
+                    display: s.display.clone(),
+                    cached: s.cached && !s.from,
+                    elapsed_ms: s.elapsed_ms as u64,
+                });
+            };
+            if let Err(e) = engine
+                .build_service_reporting(&project, name, r.no_cache, r.pull, &r.build_args, report)
+                .await
+            {
+                failures.push(e);
+            }
         }
-        if let Err(e) = engine
-            .build_service_with(&project, name, r.no_cache, r.pull, &r.build_args)
-            .await
-        {
-            failures.push(e);
-        }
+        let _ = tx.send(BuildLine::Done { failures });
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        let line = rx.recv().await?;
+        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+        bytes.push(b'\n');
+        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(bytes))), rx))
+    });
+    let mut resp = Response::new(StreamBody::new(stream).boxed());
+    if let Ok(v) = "application/x-ndjson".parse() {
+        resp.headers_mut().insert("content-type", v);
     }
-    json(StatusCode::OK, &failures)
+    resp
+}
+
+/// One line of `POST /v1/build`'s NDJSON answer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BuildLine {
+    /// A step finished (`[3/7] RUN make`), from the cache or run.
+    Step {
+        service: String,
+        display: String,
+        cached: bool,
+        elapsed_ms: u64,
+    },
+    /// Every requested build ended; the failures, each naming its service.
+    Done { failures: Vec<String> },
 }
 
 /// `POST /v1/container/connect`: attaches a created single container (`berth container run

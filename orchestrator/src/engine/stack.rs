@@ -490,6 +490,21 @@ impl Engine {
         pull: bool,
         build_args: &BTreeMap<String, String>,
     ) -> Result<(), String> {
+        self.build_service_reporting(project, service, no_cache, pull, build_args, |_| {})
+            .await
+    }
+
+    /// [`Self::build_service_with`], handing each finished step to `report` (the `[n/N] ...`
+    /// lines `berth build` streams to its user while the build runs).
+    pub async fn build_service_reporting(
+        self: &Arc<Self>,
+        project: &Project,
+        service: &str,
+        no_cache: bool,
+        pull: bool,
+        build_args: &BTreeMap<String, String>,
+        report: impl Fn(&berth_runtime::build::exec::StepReport) + Send + 'static,
+    ) -> Result<(), String> {
         use berth_runtime::build::exec::{BuildRequest, Builder};
         let svc = project
             .services
@@ -531,6 +546,7 @@ impl Engine {
                 .with_network(&net)
                 .build(&req, |step| {
                     tracing::info!(service = %svc_name, step = %step.display, cached = step.cached, "build");
+                    report(step);
                 })
                 .map(|_| ())
                 .map_err(|err| format!("building service {svc_name}: {err}"))
