@@ -129,6 +129,17 @@ fn main() {
     };
 
     let sim = Sim::new();
+    // BRIDGE_NF_CALL=0 turns br_netfilter's hook for bridged IPv4 off in the simulated host
+    // only (the sysctl is per namespace): shows what br_netfilter, loaded on hosts that run
+    // Docker, costs traffic between containers of one bridge.
+    if let Ok(v) = std::env::var("BRIDGE_NF_CALL") {
+        let set = format!("net.bridge.bridge-nf-call-iptables={v}");
+        run(
+            "ip",
+            &["netns", "exec", &sim.host.name, "sysctl", "-qw", &set],
+        );
+        println!("simulated host: {set}");
+    }
     let c1 = NetnsGuard::new("c");
     let c2 = NetnsGuard::new("c");
     let root = sim.root.path().to_path_buf();
