@@ -269,15 +269,8 @@ fn setup<'a>(a: &'a InitArgs<'a>) -> Result<ProcessSetup<'a>, InitError> {
         // SAFETY: closing the shim's ends of pipes we do not use.
         unsafe { libc::close(*fd) };
     }
-    // Wait until the shim has put us into the cgroup.
-    let mut b = [0u8; 1];
     // SAFETY: go is our pipe read end.
     let go = unsafe { OwnedFd::from_raw_fd(a.go) };
-    let n = nix::unistd::read(&go, &mut b).map_err(InitError::Sync)?;
-    if n != 1 {
-        return Err(InitError::Sync(nix::Error::EPIPE));
-    }
-    drop(go);
     nix::unistd::setsid().map_err(InitError::Stdio)?;
     let linux = a.spec.linux().as_ref();
     let nss = linux
@@ -285,15 +278,9 @@ fn setup<'a>(a: &'a InitArgs<'a>) -> Result<ProcessSetup<'a>, InitError> {
         .unwrap_or_default();
     for ns in &nss {
         use oci_spec::runtime::LinuxNamespaceType as T;
-        match (ns.typ(), ns.path()) {
-            (T::Cgroup, None) => {
-                unshare(CloneFlags::CLONE_NEWCGROUP).map_err(InitError::CgroupNs)?
-            }
-            (T::Network, Some(path)) => {
-                let fd = namespaces::open_ns(path)?;
-                namespaces::join(&fd, CloneFlags::CLONE_NEWNET, path)?;
-            }
-            _ => {}
+        if let (T::Network, Some(path)) = (ns.typ(), ns.path()) {
+            let fd = namespaces::open_ns(path)?;
+            namespaces::join(&fd, CloneFlags::CLONE_NEWNET, path)?;
         }
     }
     if let Some(h) = a.spec.hostname()
@@ -314,6 +301,22 @@ fn setup<'a>(a: &'a InitArgs<'a>) -> Result<ProcessSetup<'a>, InitError> {
     let cwd = proc_.map(|p| p.cwd().clone()).unwrap_or_else(|| "/".into());
     process::ensure_workdir(&cwd, &user)?;
     rootfs::finish(a.spec)?;
+    // Only now wait until the shim has put us into the cgroup: on cgroup v1 the first move
+    // of a task waits for an RCU grace period (~8 ms here), which the mounts above overlap.
+    // Nothing of the container's own runs before this point, and the cgroup namespace is
+    // made after the move so that its root is the container's cgroup.
+    let mut b = [0u8; 1];
+    let n = nix::unistd::read(&go, &mut b).map_err(InitError::Sync)?;
+    if n != 1 {
+        return Err(InitError::Sync(nix::Error::EPIPE));
+    }
+    drop(go);
+    if nss
+        .iter()
+        .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup && n.path().is_none())
+    {
+        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(InitError::CgroupNs)?;
+    }
     for (i, fd) in a.stdio.iter().enumerate() {
         // SAFETY: dup2 onto 0/1/2.
         if unsafe { libc::dup2(*fd, i as RawFd) } < 0 {

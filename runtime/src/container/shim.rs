@@ -580,9 +580,20 @@ impl Shim {
             cgroup.add_pid(pid.as_raw())
         };
         if let Err(e) = placed {
+            // The init sets up its root before it waits for the placement, so it may have
+            // failed (and exited) already: its own report is the error that matters then.
             let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
             let _ = cgroup.remove();
+            drop(go_w);
+            let mut buf = Vec::new();
+            let _ = fs::File::from(rep_r).read_to_end(&mut buf);
+            if let Ok(f) = serde_json::from_slice::<InitFailure>(&buf) {
+                return Err(ShimError::Init {
+                    code: f.code,
+                    message: f.message,
+                });
+            }
             return Err(e.into());
         }
         let _ = nix::unistd::write(&go_w, b"1");
