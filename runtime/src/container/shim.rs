@@ -234,6 +234,10 @@ pub fn main(dir: &Path) -> i32 {
             shim_pid: std::process::id() as i32,
         },
     );
+    // The start (spec, seccomp program, mounts) is what used the heap; the shim lives as long
+    // as its container, so hand the freed memory back to the kernel now.
+    // SAFETY: malloc_trim only releases free memory of this process's allocator.
+    unsafe { libc::malloc_trim(0) };
     if keep_sync {
         shim.exit_report = sync;
     } else {
