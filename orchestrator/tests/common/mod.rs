@@ -73,8 +73,14 @@ impl Host {
     /// Runs berth inside the namespace, in the stack directory (never longer than 2 minutes:
     /// a hang fails the test instead of blocking the suite).
     pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_within(120, args)
+    }
+
+    /// [`Host::berth`] with its own limit, for verbs whose time grows with the data (loading
+    /// an example's images is minutes on a loaded 2-core machine, not a hang).
+    pub fn berth_within(&self, secs: u32, args: &[&str]) -> Output {
         Command::new("timeout")
-            .args(["120", "nsenter"])
+            .args([&secs.to_string(), "nsenter"])
             .arg(format!("--net=/run/netns/{}", self.ns))
             .arg(BERTH)
             .arg("--root")
@@ -107,7 +113,12 @@ impl Host {
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.berth(args);
+        self.ok_within(120, args)
+    }
+
+    /// [`Host::ok`] with its own time limit (see [`Host::berth_within`]).
+    pub fn ok_within(&self, secs: u32, args: &[&str]) -> String {
+        let out = self.berth_within(secs, args);
         assert!(
             out.status.success(),
             "berth {args:?} failed:\n{}\n{}",
@@ -164,7 +175,10 @@ impl Host {
             "{} is missing: run scripts/prepare-examples.sh {name} (scripts/test.sh does)",
             tar.display()
         );
-        self.ok(&["image", "load", "-q", "-i", &tar.display().to_string()]);
+        self.ok_within(
+            900,
+            &["image", "load", "-q", "-i", &tar.display().to_string()],
+        );
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../examples")
             .join(name)
