@@ -872,6 +872,51 @@ fn berth_build_takes_build_args_and_pull_errors_name_the_image() {
 }
 
 #[test]
+fn up_builds_missing_images_side_by_side_and_shows_their_steps() {
+    if !common::runnable() {
+        return;
+    }
+    let host = common::Host::new("pbuild");
+    host.busybox_image();
+    for svc in ["one", "two"] {
+        let dir = host.stack.join(svc);
+        fs::create_dir_all(&dir).expect("context");
+        fs::write(
+            dir.join("Dockerfile"),
+            format!("FROM busybox:e2e\nRUN --network=none sleep 3 && echo {svc} > /who\n"),
+        )
+        .expect("Dockerfile");
+    }
+    fs::write(
+        host.stack.join("compose.yaml"),
+        "name: pbuild\nservices:\n  one:\n    build: ./one\n    command: sleep 60\n  \
+         two:\n    build: ./two\n    command: sleep 60\n    depends_on: [one]\n",
+    )
+    .expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    // Both builds' steps reach the user while they run, and they ran at the same time: each
+    // build's FROM finished before the other's 3-second RUN did (one after the other, two's
+    // FROM would only come after one's RUN).
+    let at = |needle: &str| {
+        err.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{err}"))
+    };
+    let run_one = at("one: [2/2] RUN --network=none sleep 3");
+    let run_two = at("two: [2/2] RUN --network=none sleep 3");
+    assert!(at("one: [1/2] FROM busybox:e2e") < run_two, "{err}");
+    assert!(at("two: [1/2] FROM busybox:e2e") < run_one, "{err}");
+    let who = host.ok(&["exec", "-T", "two", "cat", "/who"]);
+    assert_eq!(who.trim(), "two");
+    // Nothing missing any more: a second up builds nothing.
+    let out = host.berth(&["up", "-d"]);
+    assert!(out.status.success());
+    assert!(!stderr(&out).contains("[2/2] RUN"), "{}", stderr(&out));
+    host.ok(&["down"]);
+}
+
+#[test]
 fn shell_is_inherited_prune_keeps_live_intermediates_and_tree_shows_cache_hits() {
     let be = BuildEnv::new();
     // SHELL lands in the committed config, and children built FROM the image use it.

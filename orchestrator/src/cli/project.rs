@@ -119,7 +119,8 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
             remove_orphans: args.remove_orphans,
             scale,
             no_start: args.no_start,
-            build: args.build,
+            // Built above, with progress.
+            build: false,
             no_build: args.no_build,
             pull_never: args.pull.as_deref() == Some("never"),
         },
@@ -127,6 +128,26 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let outcome: Outcome = rt.block_on(async {
         let client = Client::connect_or_start(&g.root, &g.run).await?;
+        // Images first, with their progress on screen: every image with --build, else the
+        // missing ones (the daemon builds them in parallel either way).
+        if !args.no_build {
+            let build = crate::daemon::routes::BuildRequest {
+                project: req.project.clone(),
+                services: args.services.clone(),
+                with_deps: !args.no_deps,
+                options: crate::engine::stack::BuildOptions {
+                    missing_only: !args.build,
+                    ..Default::default()
+                },
+            };
+            let failures = stream_builds(&client, &build, true).await?;
+            if !failures.is_empty() {
+                return anyhow::Ok(Outcome {
+                    failures,
+                    ..Outcome::default()
+                });
+            }
+        }
         anyhow::Ok(client.post("/up", &req).await?)
     })?;
     let code = report("up", &outcome);
@@ -438,41 +459,17 @@ pub fn build(g: &GlobalOpts, args: super::stack::BuildArgs) -> anyhow::Result<Ex
     let req = crate::daemon::routes::BuildRequest {
         project,
         services: args.services,
-        no_cache: args.no_cache,
-        pull: args.pull,
-        build_args,
+        with_deps: false,
+        options: crate::engine::stack::BuildOptions {
+            no_cache: args.no_cache,
+            pull: args.pull,
+            build_args,
+            missing_only: false,
+        },
     };
-    let failures: Vec<String> = runtime()?.block_on(async {
+    let failures = runtime()?.block_on(async {
         let client = Client::connect_or_start(&g.root, &g.run).await?;
-        let mut failures = None;
-        client
-            .post_stream(
-                "/build",
-                &req,
-                |line: crate::daemon::routes::BuildLine| match line {
-                    crate::daemon::routes::BuildLine::Step {
-                        service,
-                        display,
-                        cached,
-                        elapsed_ms,
-                    } => {
-                        let how = if cached {
-                            " CACHED".to_string()
-                        } else {
-                            format!(" {:.1}s", elapsed_ms as f64 / 1000.0)
-                        };
-                        println!("{service}: {display}{how}");
-                        true
-                    }
-                    crate::daemon::routes::BuildLine::Done { failures: f } => {
-                        failures = Some(f);
-                        false
-                    }
-                },
-            )
-            .await?;
-        failures
-            .ok_or_else(|| anyhow::anyhow!("the daemon ended the build stream without an outcome"))
+        stream_builds(&client, &req, false).await
     })?;
     for f in &failures {
         eprintln!("error: {f}");
@@ -482,6 +479,45 @@ pub fn build(g: &GlobalOpts, args: super::stack::BuildArgs) -> anyhow::Result<Ex
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Runs the builds of `req` in the daemon, printing each finished step as it comes
+/// (`service: [n/N] INSTR 1.2s` or `CACHED`; on stderr when `to_stderr`, as `up` does);
+/// answers the failures.
+async fn stream_builds(
+    client: &Client,
+    req: &crate::daemon::routes::BuildRequest,
+    to_stderr: bool,
+) -> anyhow::Result<Vec<String>> {
+    use crate::daemon::routes::BuildLine;
+    let mut failures = None;
+    client
+        .post_stream("/build", req, |line: BuildLine| match line {
+            BuildLine::Step {
+                service,
+                display,
+                cached,
+                elapsed_ms,
+            } => {
+                let how = if cached {
+                    " CACHED".to_string()
+                } else {
+                    format!(" {:.1}s", elapsed_ms as f64 / 1000.0)
+                };
+                if to_stderr {
+                    eprintln!("{service}: {display}{how}");
+                } else {
+                    println!("{service}: {display}{how}");
+                }
+                true
+            }
+            BuildLine::Done { failures: f } => {
+                failures = Some(f);
+                false
+            }
+        })
+        .await?;
+    failures.ok_or_else(|| anyhow::anyhow!("the daemon ended the build stream without an outcome"))
 }
 
 /// `berth create`: the services' networks, volumes and containers, none started.

@@ -301,17 +301,18 @@ async fn run_oneoff(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct BuildRequest {
     pub project: crate::engine::stack::ProjectRequest,
+    /// The services to build (all with `build:` when empty).
     pub services: Vec<String>,
-    pub no_cache: bool,
-    /// `--pull`: re-resolve base images from their registries.
+    /// Also the services that `services` depend on (`up --build web` builds web's
+    /// dependencies too; `berth build web` builds web only).
     #[serde(default)]
-    pub pull: bool,
-    /// `--build-arg KEY=VALUE`, over each service's `build.args`.
-    #[serde(default)]
-    pub build_args: std::collections::BTreeMap<String, String>,
+    pub with_deps: bool,
+    #[serde(flatten)]
+    pub options: crate::engine::stack::BuildOptions,
 }
 
-/// `POST /v1/build`: builds the services' images (those with `build:`); answers the failures.
+/// `POST /v1/build`: builds the services' images (those with `build:`) in parallel; answers
+/// each finished step as it happens, then the failures.
 async fn build(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     let r: BuildRequest = match body(req).await {
         Ok(c) => c,
@@ -321,32 +322,28 @@ async fn build(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Ok(e) => e,
         Err(resp) => return resp,
     };
+    let project = r.project.into_project();
+    let selected = match crate::graph::ServiceGraph::from_project(&project)
+        .and_then(|g| g.select(&r.services, !r.with_deps))
+    {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
     // The answer streams: a line per finished step while the builds run, then the outcome.
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<BuildLine>();
     tokio::spawn(async move {
-        let project = r.project.into_project();
-        let mut failures = Vec::new();
-        for (name, svc) in &project.services {
-            if svc.build.is_none() || (!r.services.is_empty() && !r.services.contains(name)) {
-                continue;
-            }
-            let steps = tx.clone();
-            let service = name.clone();
-            let report = move |s: &berth_runtime::build::exec::StepReport| {
-                let _ = steps.send(BuildLine::Step {
-                    service: service.clone(),
-                    display: s.display.clone(),
-                    cached: s.cached && !s.from,
-                    elapsed_ms: s.elapsed_ms as u64,
-                });
-            };
-            if let Err(e) = engine
-                .build_service_reporting(&project, name, r.no_cache, r.pull, &r.build_args, report)
-                .await
-            {
-                failures.push(e);
-            }
-        }
+        let steps = tx.clone();
+        let report = move |service: &str, s: &berth_runtime::build::exec::StepReport| {
+            let _ = steps.send(BuildLine::Step {
+                service: service.to_string(),
+                display: s.display.clone(),
+                cached: s.cached && !s.from,
+                elapsed_ms: s.elapsed_ms as u64,
+            });
+        };
+        let failures = engine
+            .build_services(&project, &selected, &r.options, report)
+            .await;
         let _ = tx.send(BuildLine::Done { failures });
     });
     let stream = futures::stream::unfold(rx, |mut rx| async move {

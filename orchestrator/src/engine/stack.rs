@@ -2,7 +2,7 @@
 //! embedded DNS. It observes a project, plans with [`super::reconcile`] and executes the plan
 //! through [`StackBackend`], the [`Backend`] that turns each step into runtime/netd calls.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -554,6 +554,62 @@ impl Engine {
         .await
     }
 
+    /// Builds the images of `services` (those with `build:`) all at once, as compose does:
+    /// builds mostly wait on downloads and single-threaded steps, so on two cores three
+    /// apt-get builds overlap well. Services sharing one image tag build it once. `report`
+    /// gets each finished step with its service. Answers one failure per failed build, in
+    /// service order.
+    pub async fn build_services(
+        self: &Arc<Self>,
+        project: &Project,
+        services: &BTreeSet<String>,
+        opts: &BuildOptions,
+        report: impl Fn(&str, &berth_runtime::build::exec::StepReport) + Send + Sync + 'static,
+    ) -> Vec<String> {
+        let project = Arc::new(project.clone());
+        let report = Arc::new(report);
+        let mut tags = BTreeSet::new();
+        let mut builds = tokio::task::JoinSet::new();
+        for name in services {
+            let Some(svc) = project.services.get(name) else {
+                continue;
+            };
+            let tag = project.image_of(name).unwrap_or_default();
+            if svc.build.is_none() || !tags.insert(tag.clone()) {
+                continue;
+            }
+            if opts.missing_only && self.images.resolve(&tag).is_ok() {
+                continue;
+            }
+            let (e, p, r, o, n) = (
+                self.clone(),
+                project.clone(),
+                report.clone(),
+                opts.clone(),
+                name.clone(),
+            );
+            builds.spawn(async move {
+                let service = n.clone();
+                let result = e
+                    .build_service_reporting(&p, &n, o.no_cache, o.pull, &o.build_args, move |s| {
+                        r(&service, s)
+                    })
+                    .await;
+                (n, result)
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(done) = builds.join_next().await {
+            match done {
+                Ok((_, Ok(()))) => {}
+                Ok((name, Err(e))) => failures.push((name, e)),
+                Err(e) => failures.push((String::new(), format!("a build task failed: {e}"))),
+            }
+        }
+        failures.sort();
+        failures.into_iter().map(|(_, e)| e).collect()
+    }
+
     /// The health of a container with a healthcheck, as its checks found it so far.
     pub fn health_of(&self, id: &str) -> Option<Health> {
         self.health.get(id)
@@ -634,16 +690,14 @@ impl Engine {
             let selected = graph
                 .select(&opts.services, opts.no_deps)
                 .map_err(PlanError::from)?;
-            for name in selected
-                .iter()
-                .filter(|n| project.services.get(*n).is_some_and(|s| s.build.is_some()))
-            {
-                if let Err(err) = self.build_service(&project, name, false).await {
-                    return Ok(Outcome {
-                        failures: vec![err],
-                        ..Outcome::default()
-                    });
-                }
+            let failures = self
+                .build_services(&project, &selected, &BuildOptions::default(), |_, _| {})
+                .await;
+            if !failures.is_empty() {
+                return Ok(Outcome {
+                    failures,
+                    ..Outcome::default()
+                });
             }
         }
         let observed = self.observe(&project).await;
@@ -793,6 +847,24 @@ fn container_state(runtime: &Runtime, rec: &Record, st: &State) -> ContainerStat
         Status::Created => ContainerState::Created,
         Status::Running | Status::Exited => ContainerState::Exited(st.exit_code.unwrap_or(0)),
     }
+}
+
+/// How [`Engine::build_services`] builds: `berth build`'s flags and `up`'s "only what is
+/// missing" pre-build.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct BuildOptions {
+    /// `--no-cache`: run every step.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// `--pull`: re-resolve base images from their registries.
+    #[serde(default)]
+    pub pull: bool,
+    /// `--build-arg KEY=VALUE`, over each service's `build.args`.
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    /// Skip services whose image is already in the store (`up` without `--build`).
+    #[serde(default)]
+    pub missing_only: bool,
 }
 
 /// Runs plan steps of one project against the engine.
