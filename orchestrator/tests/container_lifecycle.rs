@@ -516,3 +516,86 @@ fn foreground_run_passes_signals_to_the_container() {
     assert!(stdout(&o).contains("got INT"), "{}", stdout(&o));
     env.assert_clean();
 }
+
+#[test]
+fn names_stay_unique_across_racing_creates_renames_and_removals() {
+    let env = Env::new();
+    // Ten creates of one name at once: exactly one wins, the others name the owner and leave
+    // nothing behind.
+    let racers: Vec<_> = (0..10)
+        .map(|_| {
+            env.cmd(&[
+                "container",
+                "create",
+                "--network",
+                "none",
+                "--name",
+                "solo",
+                "--rootfs",
+                &env.rootfs.display().to_string(),
+                "true",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn create")
+        })
+        .collect();
+    let outs: Vec<_> = racers
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait create"))
+        .collect();
+    assert_eq!(outs.iter().filter(|o| o.status.success()).count(), 1);
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        assert!(
+            stderr(o).contains("container name \"solo\" is already in use by container"),
+            "{}",
+            stderr(o)
+        );
+    }
+    assert_eq!(env.container_ids().len(), 1);
+    // A rename frees the old name and takes the new one; rm frees it.
+    let ok = |args: &[&str]| {
+        let o = env.berth(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    };
+    ok(&["container", "rename", "solo", "duo"]);
+    ok(&[
+        "container",
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "solo",
+        "--rootfs",
+        &env.rootfs.display().to_string(),
+        "true",
+    ]);
+    let o = env.berth(&["container", "rename", "solo", "duo"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("\"duo\" is already in use"),
+        "{}",
+        stderr(&o)
+    );
+    ok(&["container", "rm", "duo"]);
+    ok(&["container", "rename", "solo", "duo"]);
+    // A root from before the name index: the index is rebuilt from the records.
+    std::fs::remove_dir_all(env.root.join("container-names")).expect("drop the index");
+    let o = env.berth(&[
+        "container",
+        "create",
+        "--network",
+        "none",
+        "--name",
+        "duo",
+        "--rootfs",
+        &env.rootfs.display().to_string(),
+        "true",
+    ]);
+    assert!(!o.status.success(), "a second duo was created");
+    ok(&["container", "inspect", "duo"]);
+    ok(&["container", "rm", "duo"]);
+    assert!(env.container_ids().is_empty());
+    env.assert_clean();
+}

@@ -15,6 +15,7 @@ mod freeze;
 pub mod init;
 pub mod logs;
 pub mod mounts;
+mod names;
 pub mod namespaces;
 pub mod oci_runtime;
 pub mod process;
@@ -266,6 +267,7 @@ pub(crate) fn remove_files(rec: &Record) {
     }
     let _ = fs::remove_dir_all(&rec.run_dir);
     let _ = fs::remove_dir_all(&rec.dir);
+    names::Names::of(rec).release(&rec.config.name, &rec.id);
 }
 
 impl Runtime {
@@ -276,6 +278,15 @@ impl Runtime {
 
     fn containers_dir(&self) -> PathBuf {
         self.cfg.root.join("containers")
+    }
+
+    /// The name index, built from the records first if this root predates it.
+    fn names(&self) -> names::Names {
+        let names = names::Names::new(&self.containers_dir());
+        if let Err(err) = names.ensure() {
+            tracing::warn!(%err, "building the container name index; names are looked up by scanning");
+        }
+        names
     }
 
     /// The host directory of a named volume (`<root>/volumes/NAME/_data`).
@@ -303,6 +314,15 @@ impl Runtime {
 
     /// Finds a container by exact name, exact id or unique id prefix.
     pub fn resolve(&self, what: &str) -> Result<Record, RuntimeError> {
+        if let Some(rec) = self.names().lookup(what) {
+            return Ok(rec);
+        }
+        if what.len() == 64
+            && what.bytes().all(|b| b.is_ascii_hexdigit())
+            && let Ok(rec) = Record::load(&self.containers_dir().join(what))
+        {
+            return Ok(rec);
+        }
         let all = self.list();
         if let Some((r, _)) = all
             .iter()
@@ -356,11 +376,8 @@ impl Runtime {
         if !valid_name(&config.name) {
             return Err(RuntimeError::BadName(config.name));
         }
-        if let Some((r, _)) = self
-            .list()
-            .into_iter()
-            .find(|(r, _)| r.config.name == config.name)
-        {
+        let names = self.names();
+        if let Some(r) = names.lookup(&config.name) {
             return Err(RuntimeError::NameInUse {
                 name: config.name,
                 id: r.id,
@@ -390,11 +407,28 @@ impl Runtime {
             volumes,
             cgroup: format!("{}/{id}", self.cfg.cgroup_parent.trim_matches('/')),
         };
-        match self.lay_out(&rec) {
+        if let Err(e) = self.lay_out(&rec) {
+            remove_files(&rec);
+            return Err(e);
+        }
+        // Claimed once the record exists, so a create of the same name elsewhere sees a live
+        // owner; the loser of such a race leaves nothing behind.
+        match names.claim(&rec.config.name, &rec.id) {
             Ok(()) => Ok(rec),
-            Err(e) => {
+            Err(names::ClaimError::Taken(owner)) => {
                 remove_files(&rec);
-                Err(e)
+                Err(RuntimeError::NameInUse {
+                    name: rec.config.name,
+                    id: owner,
+                })
+            }
+            Err(names::ClaimError::Io(source)) => {
+                remove_files(&rec);
+                Err(RuntimeError::Io {
+                    what: "claiming the container name",
+                    path: self.cfg.root.join("container-names"),
+                    source,
+                })
             }
         }
     }
@@ -819,11 +853,22 @@ impl Runtime {
         if !valid_name(name) {
             return Err(RuntimeError::BadName(name.to_string()));
         }
-        if let Some((r, _)) = self.list().into_iter().find(|(r, _)| r.config.name == name) {
-            return Err(RuntimeError::NameInUse {
-                name: name.to_string(),
-                id: r.id,
-            });
+        let names = self.names();
+        match names.claim(name, &rec.id) {
+            Ok(()) => {}
+            Err(names::ClaimError::Taken(id)) => {
+                return Err(RuntimeError::NameInUse {
+                    name: name.to_string(),
+                    id,
+                });
+            }
+            Err(names::ClaimError::Io(source)) => {
+                return Err(RuntimeError::Io {
+                    what: "claiming the container name",
+                    path: self.cfg.root.join("container-names"),
+                    source,
+                });
+            }
         }
         let mut new = rec.clone();
         new.config.name = name.to_string();
@@ -832,6 +877,9 @@ impl Runtime {
         let mut st = self.state(rec)?;
         st.name = name.to_string();
         st.save(&rec.state_path())?;
+        if rec.config.name != name {
+            names.release(&rec.config.name, &rec.id);
+        }
         Ok(new)
     }
 
