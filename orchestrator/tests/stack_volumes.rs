@@ -139,7 +139,11 @@ fn anonymous_volumes_survive_a_recreate_and_up_v_renews_them() {
     host.ok(&["up", "-d", "--scale", "app=2"]);
     let second = anonymous(&host, "av-app-2");
     assert_eq!(second.len(), 2);
-    assert!(second.iter().all(|v| !renewed.contains(v) && !first.contains(v)));
+    assert!(
+        second
+            .iter()
+            .all(|v| !renewed.contains(v) && !first.contains(v))
+    );
     let ids = all_ids(&host);
     host.ok(&["rm", "-f", "-v", "app"]);
     assert!(host.ps().is_empty());
@@ -211,6 +215,14 @@ fn image_volume_gets_an_anonymous_volume_that_down_keeps_and_down_v_removes() {
     assert!(anonymous(&host, "iv-named-1").is_empty());
     assert!(anonymous(&host, "iv-scratch-1").is_empty());
     exec(&host, "db", "echo mine > /data/mine");
+    // The image's VOLUME is inherited by a recreated container like a declared one.
+    let before = id_of(&host, "iv-db-1");
+    host.ok(&["up", "-d", "--force-recreate", "db"]);
+    assert_ne!(id_of(&host, "iv-db-1"), before);
+    assert_eq!(anonymous(&host, "iv-db-1"), db);
+    assert_eq!(exec(&host, "db", "cat /data/mine"), "mine\n");
+    let mut ids = ids;
+    ids.push(before);
 
     // Plain down: the anonymous volume stays, dangling, with its data; prune removes it.
     host.ok(&["down", "-t", "1"]);
@@ -292,8 +304,15 @@ fn run_v_path_gets_an_anonymous_volume_that_rm_removes_and_bad_input_is_named() 
     let out = host.berth(&["run", "--rm", "-v", "scratch", "app", "true"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("-v \"scratch\"") && err.contains("absolute"), "{err}");
-    std::fs::write(&compose, ONEOFF.replace("network_mode", "volumes: [data]\n    network_mode")).expect("compose");
+    assert!(
+        err.contains("-v \"scratch\"") && err.contains("absolute"),
+        "{err}"
+    );
+    std::fs::write(
+        &compose,
+        ONEOFF.replace("network_mode", "volumes: [data]\n    network_mode"),
+    )
+    .expect("compose");
     let out = host.berth(&["up", "-d"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -313,9 +332,10 @@ fn run_v_path_gets_an_anonymous_volume_that_rm_removes_and_bad_input_is_named() 
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("service app") && err.contains("needs a source for target /x"),
+        err.contains("services.app.volumes[0]") && err.contains("without a source"),
         "{err}"
     );
+    std::fs::write(&compose, ONEOFF).expect("compose");
     assert!(host.ps().is_empty());
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "left: {leaks:#?}");

@@ -449,16 +449,9 @@ impl Engine {
             .images
             .resolve(&reference)
             .map_err(|err| format!("service {service}: image {reference}: {err}"))?;
-        let mut cfg = translate::container_config(
-            &project,
-            service,
-            &svc,
-            0,
-            &image,
-            "",
-            &BTreeMap::new(),
-        )
-        .map_err(|err| err.to_string())?;
+        let mut cfg =
+            translate::container_config(&project, service, &svc, 0, &image, "", &BTreeMap::new())
+                .map_err(|err| err.to_string())?;
         let suffix = hex::encode(rand_bytes());
         cfg.name = run
             .name

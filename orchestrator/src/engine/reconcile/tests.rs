@@ -308,12 +308,16 @@ fn recreate_hands_the_anonymous_volumes_on_unless_renewed() {
     });
     assert_eq!(
         inherit,
-        Some(BTreeMap::from([("/cache".to_string(), "anon-1".to_string())])),
+        Some(BTreeMap::from([(
+            "/cache".to_string(),
+            "anon-1".to_string()
+        )])),
         "{plan}"
     );
     assert!(
-        plan.to_string()
-            .contains("CreateContainer demo-app-1 (configuration changed) keeping anonymous volumes at /cache"),
+        plan.to_string().contains(
+            "CreateContainer demo-app-1 (configuration changed) keeping anonymous volumes at /cache"
+        ),
         "{plan}"
     );
     // -V recreates every selected container, even unchanged ones, with fresh volumes.
@@ -356,7 +360,9 @@ fn down_v_removes_anonymous_volumes_with_their_containers() {
     };
     let plan = plan_down(&p, &obs, &opts).expect("plan").to_string();
     assert!(
-        plan.contains("[1] RemoveContainer demo-app-1 (down) with its anonymous volumes after #0\n"),
+        plan.contains(
+            "[1] RemoveContainer demo-app-1 (down) with its anonymous volumes after #0\n"
+        ),
         "{plan}"
     );
     assert!(
