@@ -104,9 +104,17 @@ fn anonymous_volumes_survive_a_recreate_and_up_v_renews_them() {
         ["/data", "/long"],
         "{first:?}"
     );
+    let labelled = host.ok(&[
+        "volume",
+        "ls",
+        "-q",
+        "-f",
+        "label=com.docker.volume.anonymous",
+    ]);
     for (_, name) in &first {
         assert_eq!(name.len(), 64, "{name}");
         assert!(volumes(&host).contains(name), "volume ls lists {name}");
+        assert!(labelled.contains(name.as_str()), "{labelled}");
     }
     let data = host.root.join("volumes").join(&first[0].1).join("_data/f");
     assert_eq!(std::fs::read_to_string(&data).expect("on disk"), "kept\n");
