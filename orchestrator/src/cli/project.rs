@@ -123,6 +123,7 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
             build: false,
             no_build: args.no_build,
             pull_never: args.pull.as_deref() == Some("never"),
+            renew_anon_volumes: args.renew_anon_volumes,
         },
     };
     let rt = runtime()?;
@@ -388,7 +389,12 @@ pub fn run(g: &GlobalOpts, args: super::stack::RunArgs) -> anyhow::Result<ExitCo
     if args.rm {
         let failures: Vec<String> = rt.block_on(async {
             let client = Client::new(&g.run);
-            anyhow::Ok(client.post("/rm", &vec![id.clone()]).await?)
+            // As `docker compose run --rm`: the one-off's anonymous volumes go with it.
+            let req = crate::daemon::routes::RmRequest {
+                ids: vec![id.clone()],
+                volumes: true,
+            };
+            anyhow::Ok(client.post("/rm", &req).await?)
         })?;
         for f in failures {
             eprintln!("berth: removing the one-off container: {f}");
@@ -398,15 +404,30 @@ pub fn run(g: &GlobalOpts, args: super::stack::RunArgs) -> anyhow::Result<ExitCo
 }
 
 /// `run -v SRC:DST[:ro|rw]`: a bind mount when SRC is a path (relative to the project
-/// directory), else the named volume SRC, as compose's short syntax.
+/// directory), else the named volume SRC, as compose's short syntax; `run -v /DST`: an
+/// anonymous volume (removed with the container by `--rm`).
 fn run_volume(spec: &str, project_dir: &std::path::Path) -> anyhow::Result<compose::ServiceVolume> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (src, dst, mode) = match parts.as_slice() {
+        [dst] if dst.starts_with('/') => {
+            return Ok(compose::ServiceVolume {
+                kind: compose::VolumeType::Volume,
+                source: None,
+                target: dst.to_string(),
+                read_only: false,
+                consistency: None,
+                bind: None,
+                volume: None,
+                tmpfs: None,
+                image: None,
+            });
+        }
+        [dst] => bail!(
+            "-v {spec:?}: an anonymous volume needs an absolute path in the container (e.g. /{dst})"
+        ),
         [src, dst] => (*src, *dst, ""),
         [src, dst, mode] => (*src, *dst, *mode),
-        _ => bail!(
-            "-v {spec:?}: expected SOURCE:TARGET[:ro|rw] (anonymous volumes are not supported)"
-        ),
+        _ => bail!("-v {spec:?}: expected SOURCE:TARGET[:ro|rw] or /TARGET"),
     };
     if src.is_empty() || !dst.starts_with('/') {
         bail!("-v {spec:?}: needs a source and an absolute target path");

@@ -830,9 +830,6 @@ pub fn freeze(g: &GlobalOpts, args: ServicesArgs, pause: bool) -> anyhow::Result
 /// stops them first, or `-f`). The daemon does the removal, because detaching from netd (address,
 /// DNS names, published ports) lives there.
 pub fn rm(g: &GlobalOpts, args: super::stack::RmArgs) -> anyhow::Result<ExitCode> {
-    if args.volumes {
-        bail!("berth rm -v: anonymous volumes are not supported yet (tracked in issue 6)");
-    }
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
     let mut ids = Vec::new();
@@ -855,7 +852,11 @@ pub fn rm(g: &GlobalOpts, args: super::stack::RmArgs) -> anyhow::Result<ExitCode
         .build()?;
     let failures: Vec<String> = rt.block_on(async {
         let client = crate::api::client::Client::connect_or_start(&g.root, &g.run).await?;
-        anyhow::Ok(client.post("/rm", &ids).await?)
+        let req = crate::daemon::routes::RmRequest {
+            ids,
+            volumes: args.volumes,
+        };
+        anyhow::Ok(client.post("/rm", &req).await?)
     })?;
     Ok(finish(failures))
 }

@@ -14,6 +14,8 @@ use crate::graph::ServiceGraph;
 #[derive(Subcommand, Debug)]
 pub enum StackCommand {
     /// Create and start the project's containers
+    // `-V` is --renew-anon-volumes here, as in compose (berth -V still prints the version).
+    #[command(disable_version_flag = true)]
     Up(UpArgs),
     /// Stop and remove the project's containers and networks
     Down(DownArgs),
@@ -86,6 +88,10 @@ pub struct UpArgs {
     /// Keep existing containers even if their configuration changed
     #[arg(long)]
     pub no_recreate: bool,
+    /// Recreate the containers with fresh anonymous volumes instead of the previous
+    /// containers' ones (implies --force-recreate)
+    #[arg(short = 'V', long, conflicts_with = "no_recreate")]
+    pub renew_anon_volumes: bool,
     /// Do not start the selected services' dependencies
     #[arg(long)]
     pub no_deps: bool,

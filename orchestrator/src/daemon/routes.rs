@@ -250,11 +250,33 @@ async fn network(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     json(StatusCode::OK, &out)
 }
 
-/// `POST /v1/rm` with a JSON list of container ids: stop, detach and remove each (all are
-/// tried; the failures are listed).
+/// Body of `POST /v1/rm`: the containers, and whether their anonymous volumes go too.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RmRequest {
+    pub ids: Vec<String>,
+    /// `rm -v`, `run --rm`: remove the containers' anonymous volumes (unless another
+    /// container mounts one).
+    #[serde(default)]
+    pub volumes: bool,
+}
+
+/// `POST /v1/rm` accepts a plain list of ids (volumes kept) or an [`RmRequest`].
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum RmBody {
+    Ids(Vec<String>),
+    Request(RmRequest),
+}
+
+/// `POST /v1/rm`: stop, detach and remove each container (all are tried; the failures are
+/// listed).
 async fn rm(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
-    let ids: Vec<String> = match body(req).await {
-        Ok(c) => c,
+    let r = match body(req).await {
+        Ok(RmBody::Ids(ids)) => RmRequest {
+            ids,
+            volumes: false,
+        },
+        Ok(RmBody::Request(r)) => r,
         Err(resp) => return resp,
     };
     let engine = match engine(shared).await {
@@ -262,8 +284,8 @@ async fn rm(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         Err(resp) => return resp,
     };
     let mut failures = Vec::new();
-    for id in ids {
-        if let Err(e) = engine.stop_and_remove(&id, true, None).await {
+    for id in r.ids {
+        if let Err(e) = engine.stop_and_remove(&id, true, r.volumes, None).await {
             failures.push(format!("{id}: {e}"));
         }
     }

@@ -22,6 +22,8 @@ pub struct ObservedContainer {
     pub image_id: Option<String>,
     pub oneoff: bool,
     pub state: ContainerState,
+    /// Its anonymous volumes by target path (what a recreate hands to the new container).
+    pub anonymous_volumes: BTreeMap<String, String>,
 }
 
 /// Everything of one project that exists now.

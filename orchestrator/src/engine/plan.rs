@@ -4,6 +4,7 @@
 //! the nodes in parallel as their edges allow. `Display` renders one line per node so that
 //! tests can assert whole plans as golden text and `--dry-run` can print them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::compose::DependsCondition;
@@ -31,12 +32,17 @@ pub enum Step {
         name: String,
         id: String,
         cause: String,
+        /// `down -v`: its anonymous volumes go too (else they stay, dangling or inherited).
+        volumes: bool,
     },
     CreateContainer {
         service: String,
         number: u32,
         name: String,
         cause: String,
+        /// Anonymous volumes of the container it replaces, by target path: the new container
+        /// mounts them again at the same targets (empty with `-V`, for a new replica).
+        inherit: BTreeMap<String, String>,
     },
     StartContainer {
         service: String,
@@ -114,11 +120,30 @@ impl fmt::Display for Step {
                 let how = if *build { "build" } else { "pull if missing" };
                 write!(f, "EnsureImage {image} for {service} ({how})")
             }
-            Step::RemoveContainer { name, cause, .. } => {
-                write!(f, "RemoveContainer {name} ({cause})")
+            Step::RemoveContainer {
+                name,
+                cause,
+                volumes,
+                ..
+            } => {
+                write!(f, "RemoveContainer {name} ({cause})")?;
+                if *volumes {
+                    write!(f, " with its anonymous volumes")?;
+                }
+                Ok(())
             }
-            Step::CreateContainer { name, cause, .. } => {
-                write!(f, "CreateContainer {name} ({cause})")
+            Step::CreateContainer {
+                name,
+                cause,
+                inherit,
+                ..
+            } => {
+                write!(f, "CreateContainer {name} ({cause})")?;
+                if !inherit.is_empty() {
+                    let targets: Vec<&str> = inherit.keys().map(String::as_str).collect();
+                    write!(f, " keeping anonymous volumes at {}", targets.join(" "))?;
+                }
+                Ok(())
             }
             Step::StartContainer { name, .. } => write!(f, "StartContainer {name}"),
             Step::RestartContainer { name, cause, .. } => {

@@ -323,18 +323,20 @@ impl Engine {
     }
 
     /// Stops a container; with `remove`, also drops its DNS names, detaches it from its
-    /// networks (freeing addresses and ports) and deletes it.
+    /// networks (freeing addresses and ports) and deletes it, with its anonymous volumes when
+    /// `volumes` (`rm -v`, `down -v`, `run --rm`).
     pub async fn stop_and_remove(
         self: &Arc<Self>,
         what: &str,
         remove: bool,
+        volumes: bool,
         timeout: Option<u64>,
     ) -> Result<(), String> {
         let rec = self.stop_container(what, timeout).await?;
         if !remove {
             return Ok(());
         }
-        self.remove_stopped(rec).await
+        self.remove_stopped(rec, volumes).await
     }
 
     /// Stops a container (by id, name or id prefix) and forgets its health.
@@ -365,8 +367,9 @@ impl Engine {
     }
 
     /// Drops a stopped container's DNS names, removes it and detaches it from its networks
-    /// (freeing addresses and ports).
-    async fn remove_stopped(self: &Arc<Self>, rec: Record) -> Result<(), String> {
+    /// (freeing addresses and ports); then its anonymous volumes when `volumes` (those another
+    /// container still mounts stay, and are reported).
+    async fn remove_stopped(self: &Arc<Self>, rec: Record, volumes: bool) -> Result<(), String> {
         let t0 = std::time::Instant::now();
         let mut errors = Vec::new();
         for net in self.netd.networks().await {
@@ -378,10 +381,20 @@ impl Engine {
         // each, one after the other (most of `down`'s time for 50 services).
         let e = self.clone();
         let (id, name) = (rec.id.clone(), rec.config.name.clone());
-        if let Err(err) =
-            blocking(move || e.runtime.remove(&rec, true).map_err(|err| err.to_string())).await
-        {
-            errors.push(err);
+        let removed = blocking(move || {
+            e.runtime
+                .remove(&rec, true)
+                .map_err(|err| err.to_string())?;
+            let mut errs = Vec::new();
+            if volumes {
+                errs = e.runtime.remove_anonymous_volumes(&rec);
+            }
+            Ok(errs)
+        })
+        .await;
+        match removed {
+            Ok(errs) => errors.extend(errs.into_iter().map(|err| err.to_string())),
+            Err(err) => errors.push(err),
         }
         let removed = t0.elapsed();
         if let Err(err) = self.netd.detach(&id, None).await {
@@ -436,8 +449,9 @@ impl Engine {
             .images
             .resolve(&reference)
             .map_err(|err| format!("service {service}: image {reference}: {err}"))?;
-        let mut cfg = translate::container_config(&project, service, &svc, 0, &image, "")
-            .map_err(|err| err.to_string())?;
+        let mut cfg =
+            translate::container_config(&project, service, &svc, 0, &image, "", &BTreeMap::new())
+                .map_err(|err| err.to_string())?;
         let suffix = hex::encode(rand_bytes());
         cfg.name = run
             .name
@@ -449,8 +463,7 @@ impl Engine {
         cfg.open_stdin = run.tty;
         let name = cfg.name.clone();
         let wants_net = cfg.network == NetworkMode::New && !svc.networks.is_empty();
-        let runtime = self.runtime.clone();
-        let rec = blocking(move || runtime.create(cfg).map_err(|err| err.to_string())).await?;
+        let rec = self.create_with_volumes(cfg).await?;
         let id_file = rec
             .dir
             .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
@@ -458,7 +471,7 @@ impl Engine {
         if wants_net {
             let backend = StackBackend::new(self.clone(), project);
             if let Err(err) = backend.connect(service, &svc, &rec, &name, &name).await {
-                let cleanup = self.stop_and_remove(&rec.id, true, None).await;
+                let cleanup = self.stop_and_remove(&rec.id, true, true, None).await;
                 return Err(match cleanup {
                     Ok(()) => err,
                     Err(c) => format!("{err}; cleanup also failed: {c}"),
@@ -466,6 +479,35 @@ impl Engine {
             }
         }
         Ok(rec.id)
+    }
+
+    /// Creates a container after making its anonymous volumes that do not exist yet (recorded
+    /// as anonymous, so `volume ls` shows them and `volume prune` takes them once dangling);
+    /// the ones made here go again if the creation fails.
+    async fn create_with_volumes(
+        self: &Arc<Self>,
+        cfg: berth_runtime::container::ContainerConfig,
+    ) -> Result<Record, String> {
+        let runtime = self.runtime.clone();
+        blocking(move || {
+            let mut made = Vec::new();
+            for name in &cfg.anonymous_volumes {
+                // Inherited from the replaced container: its data stays.
+                if runtime.volume_dir(name).is_dir() {
+                    continue;
+                }
+                if let Err(err) = runtime.volume_create(Some(name), BTreeMap::new(), true) {
+                    drop_volumes(&runtime, &made);
+                    return Err(format!("container {}: anonymous volume: {err}", cfg.name));
+                }
+                made.push(name.clone());
+            }
+            runtime.create(cfg).map_err(|err| {
+                drop_volumes(&runtime, &made);
+                err.to_string()
+            })
+        })
+        .await
     }
 
     /// Builds a service's image from its `build:` section and tags it as the service's image
@@ -651,6 +693,7 @@ impl Engine {
                 image_id: l.get(labels::IMAGE).cloned(),
                 oneoff: l.get(labels::ONEOFF).is_some_and(|v| v == "True"),
                 state: container_state(&self.runtime, &rec, &st),
+                anonymous_volumes: anonymous_mounts(&rec),
             });
         }
         obs.networks = self
@@ -819,6 +862,15 @@ impl Engine {
     }
 }
 
+/// Removes volumes just made for a container that could not be created.
+fn drop_volumes(runtime: &Runtime, names: &[String]) {
+    for name in names {
+        if let Err(err) = runtime.volume_remove(name) {
+            tracing::warn!(volume = %name, %err, "removing an unused anonymous volume");
+        }
+    }
+}
+
 /// How many teardown steps run at once: `BERTH_TEARDOWN_PARALLEL`, else 32.
 fn teardown_parallelism() -> usize {
     std::env::var("BERTH_TEARDOWN_PARALLEL")
@@ -837,6 +889,22 @@ pub fn table_name(root: &Path) -> String {
     use sha2::Digest;
     let h = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
     format!("berth-{}", &hex::encode(h)[..8])
+}
+
+/// A container's anonymous volumes by target path.
+fn anonymous_mounts(rec: &Record) -> BTreeMap<String, String> {
+    rec.config
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            berth_runtime::container::MountSpec::Volume { name, target, .. }
+                if rec.config.anonymous_volumes.contains(name) =>
+            {
+                Some((target.display().to_string(), name.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn container_state(runtime: &Runtime, rec: &Record, st: &State) -> ContainerState {
@@ -1028,11 +1096,14 @@ impl StackBackend {
                 .await
             }
             Step::CreateContainer {
-                service, number, ..
-            } => self.create_container(&service, number).await,
+                service,
+                number,
+                inherit,
+                ..
+            } => self.create_container(&service, number, &inherit).await,
             Step::StartContainer { name, .. } => self.start(&name).await,
             Step::RestartContainer { name, .. } => {
-                self.remove_or_stop(&name, false).await?;
+                self.remove_or_stop(&name, false, false).await?;
                 self.start(&name).await
             }
             Step::WaitDependency {
@@ -1048,16 +1119,16 @@ impl StackBackend {
                 }
                 Err(err) => Err(format!("{service} depends on {dependency}: {err}")),
             },
-            Step::RemoveContainer { id, .. } => match &self.deferred {
+            Step::RemoveContainer { id, volumes, .. } => match &self.deferred {
                 Some(set) => {
                     let rec = e.stop_container(&id, self.stop_timeout).await?;
                     let engine = e.clone();
                     set.lock()
                         .await
-                        .spawn(async move { engine.remove_stopped(rec).await });
+                        .spawn(async move { engine.remove_stopped(rec, volumes).await });
                     Ok(())
                 }
-                None => self.remove_or_stop(&id, true).await,
+                None => self.remove_or_stop(&id, true, volumes).await,
             },
             Step::RemoveNetwork { name } => {
                 self.settle().await;
@@ -1155,7 +1226,12 @@ impl StackBackend {
         Ok(())
     }
 
-    async fn create_container(&self, service: &str, number: u32) -> Result<(), String> {
+    async fn create_container(
+        &self,
+        service: &str,
+        number: u32,
+        inherit: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
         let e = &self.engine;
         let p = &self.project;
         let svc = p
@@ -1168,13 +1244,12 @@ impl StackBackend {
             .resolve(&reference)
             .map_err(|err| format!("service {service}: image {reference}: {err}"))?;
         let hash = service_hash(svc);
-        let cfg = translate::container_config(p, service, svc, number, &image, &hash)
+        let cfg = translate::container_config(p, service, svc, number, &image, &hash, inherit)
             .map_err(|err| err.to_string())?;
         let name = cfg.name.clone();
         let hostname = cfg.hostname.clone().unwrap_or_else(|| name.clone());
         let wants_net = cfg.network == NetworkMode::New && !svc.networks.is_empty();
-        let runtime = e.runtime.clone();
-        let rec = blocking(move || runtime.create(cfg).map_err(|err| err.to_string())).await?;
+        let rec = e.create_with_volumes(cfg).await?;
         // The image store refuses to remove an image a container still uses.
         let id_file = rec
             .dir
@@ -1188,7 +1263,7 @@ impl StackBackend {
         match self.connect(service, svc, &rec, &name, &hostname).await {
             Ok(()) => Ok(()),
             Err(err) => {
-                let cleanup = self.remove_or_stop(&rec.id, true).await;
+                let cleanup = self.remove_or_stop(&rec.id, true, true).await;
                 match cleanup {
                     Ok(()) => Err(err),
                     Err(c) => Err(format!("{err}; cleanup also failed: {c}")),
@@ -1332,9 +1407,9 @@ impl StackBackend {
         Ok(())
     }
 
-    async fn remove_or_stop(&self, what: &str, remove: bool) -> Result<(), String> {
+    async fn remove_or_stop(&self, what: &str, remove: bool, volumes: bool) -> Result<(), String> {
         self.engine
-            .stop_and_remove(what, remove, self.stop_timeout)
+            .stop_and_remove(what, remove, volumes, self.stop_timeout)
             .await
     }
 

@@ -4,10 +4,11 @@
 //! without root, and the config hash of the service covers what this function reads.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use berth_runtime::container::config::ProcessOverrides;
+use berth_runtime::container::volumes::anonymous_name;
 use berth_runtime::container::{ContainerConfig, MountSpec, NetworkMode, Ulimit};
 use berth_runtime::image::Image;
 
@@ -29,6 +30,14 @@ pub enum TranslateError {
     NoSource {
         service: String,
         kind: &'static str,
+        target: String,
+    },
+    #[error(
+        "service {service}: volumes[{index}]: target {target:?} must be an absolute path in the container"
+    )]
+    RelativeTarget {
+        service: String,
+        index: usize,
         target: String,
     },
     #[error(
@@ -59,7 +68,21 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         .map(|s| s as i32)
 }
 
+/// The volume of `inherit` mounted at `target` (paths compared component-wise, so `/data/`
+/// and `/data` are the same place).
+fn inherited<'a>(inherit: &'a BTreeMap<String, String>, target: &Path) -> Option<&'a String> {
+    inherit
+        .iter()
+        .find(|(t, _)| Path::new(t) == target)
+        .map(|(_, name)| name)
+}
+
 /// The container config for replica `number` of `service`.
+///
+/// Anonymous volumes (`volumes: [/data]`, a `type: volume` mount without source, and the
+/// image's VOLUME paths no mount covers) take the volume `inherit` names for their target (the
+/// replaced container's, on a recreate), else a fresh random name; all of them are listed in
+/// `anonymous_volumes`.
 pub fn container_config(
     project: &Project,
     service: &str,
@@ -67,6 +90,7 @@ pub fn container_config(
     number: u32,
     image: &Image,
     config_hash: &str,
+    inherit: &BTreeMap<String, String>,
 ) -> Result<ContainerConfig, TranslateError> {
     let name = labels::container_name(
         &project.name,
@@ -110,7 +134,8 @@ pub fn container_config(
             });
         }
     };
-    for v in &svc.volumes {
+    let mut anonymous = Vec::new();
+    for (index, v) in svc.volumes.iter().enumerate() {
         let target = PathBuf::from(&v.target);
         let need = |kind| TranslateError::NoSource {
             service: service.into(),
@@ -124,12 +149,27 @@ pub fn container_config(
                 read_only: v.read_only,
             },
             VolumeType::Volume => {
-                let key = v.source.as_deref().ok_or_else(|| need("volume"))?;
-                let name = project
-                    .volumes
-                    .get(key)
-                    .map(|vol| vol.name.clone())
-                    .unwrap_or_else(|| key.to_string());
+                let name = match v.source.as_deref().filter(|s| !s.is_empty()) {
+                    Some(key) => project
+                        .volumes
+                        .get(key)
+                        .map(|vol| vol.name.clone())
+                        .unwrap_or_else(|| key.to_string()),
+                    None => {
+                        if !target.is_absolute() {
+                            return Err(TranslateError::RelativeTarget {
+                                service: service.into(),
+                                index,
+                                target: v.target.clone(),
+                            });
+                        }
+                        let name = inherited(inherit, &target)
+                            .cloned()
+                            .unwrap_or_else(anonymous_name);
+                        anonymous.push(name.clone());
+                        name
+                    }
+                };
                 MountSpec::Volume {
                     name,
                     target,
@@ -163,6 +203,34 @@ pub fn container_config(
             .unwrap_or_default();
         c.mounts.push(MountSpec::Tmpfs { target, options });
     }
+    // The image's VOLUMEs that no mount covers get an anonymous volume, as dockerd gives them.
+    let image_volumes = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.volumes().clone())
+        .unwrap_or_default();
+    for t in image_volumes {
+        let target = PathBuf::from(&t);
+        let covered = c.mounts.iter().any(|m| match m {
+            MountSpec::Bind { target: mt, .. }
+            | MountSpec::Volume { target: mt, .. }
+            | MountSpec::Tmpfs { target: mt, .. } => *mt == target,
+        });
+        if covered || !target.is_absolute() {
+            continue;
+        }
+        let name = inherited(inherit, &target)
+            .cloned()
+            .unwrap_or_else(anonymous_name);
+        anonymous.push(name.clone());
+        c.mounts.push(MountSpec::Volume {
+            name,
+            target,
+            read_only: false,
+        });
+    }
+    c.anonymous_volumes = anonymous;
     c.read_only = svc.read_only.unwrap_or(false);
     c.privileged = svc.privileged.unwrap_or(false);
     c.cap_add = svc.cap_add.clone();

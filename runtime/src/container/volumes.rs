@@ -63,6 +63,9 @@ pub struct VolumeInfo {
 
 const META: &str = "meta.json";
 
+/// The label dockerd puts on the anonymous volumes it makes.
+pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
+
 fn io_err(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> VolumeError + use<> {
     let path = path.to_path_buf();
     move |source| VolumeError::Io { what, path, source }
@@ -116,13 +119,17 @@ impl Runtime {
         self.volume_inspect(&name)
     }
 
-    /// Records a volume's metadata (created now).
+    /// Records a volume's metadata (created now). An anonymous volume also gets dockerd's
+    /// `com.docker.volume.anonymous` label, so `volume ls -f label=…` finds it as with Docker.
     pub fn volume_mark(
         &self,
         name: &str,
-        labels: BTreeMap<String, String>,
+        mut labels: BTreeMap<String, String>,
         anonymous: bool,
     ) -> Result<(), VolumeError> {
+        if anonymous {
+            labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
+        }
         let meta = VolumeMeta {
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             labels,

@@ -35,6 +35,10 @@ pub struct UpOptions {
     /// `--pull never`: a missing image is an error, not a pull.
     #[serde(default)]
     pub pull_never: bool,
+    /// `-V`: recreate the containers (as `--force-recreate`) with fresh anonymous volumes
+    /// instead of the previous containers' ones.
+    #[serde(default)]
+    pub renew_anon_volumes: bool,
 }
 
 /// What convergence decided for one replica of a service.
@@ -48,7 +52,8 @@ enum Action<'a> {
 /// What `berth down` was asked to do.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct DownOptions {
-    /// `-v`: remove the project's named volumes too.
+    /// `-v`: remove the project's named volumes and the anonymous volumes of the containers
+    /// it removes too.
     pub volumes: bool,
     pub remove_orphans: bool,
     /// `--rmi local|all`: remove the images built for the project (`local`: those without
@@ -126,6 +131,9 @@ fn recreate_cause(
     }
     if opts.force_recreate {
         return Some("--force-recreate".into());
+    }
+    if opts.renew_anon_volumes {
+        return Some("--renew-anon-volumes".into());
     }
     if c.config_hash != hash {
         return Some("configuration changed".into());
@@ -246,11 +254,13 @@ pub fn plan_up(
             }
         }
         for c in existing.iter().filter(|c| c.number > want) {
+            // Scaled-down replicas leave their anonymous volumes dangling, as compose.
             let step = Step::RemoveContainer {
                 service: name.clone(),
                 name: c.name.clone(),
                 id: c.id.clone(),
                 cause: format!("scale down to {want}"),
+                volumes: false,
             };
             plan.push(step, vec![]);
         }
@@ -294,19 +304,29 @@ pub fn plan_up(
 
         let mut ready: Vec<usize> = Vec::new();
         for action in actions {
-            let (number, cause, mut after) = match action {
-                Action::Create(number, cause) => (number, cause, before_create.clone()),
+            let (number, cause, mut after, inherit) = match action {
+                Action::Create(number, cause) => {
+                    (number, cause, before_create.clone(), BTreeMap::new())
+                }
                 Action::Recreate(c, cause) => {
+                    // The old container's anonymous volumes stay for the new one (or, with
+                    // -V, dangling, as compose leaves them).
                     let step = Step::RemoveContainer {
                         service: name.clone(),
                         name: c.name.clone(),
                         id: c.id.clone(),
                         cause: format!("recreate: {cause}"),
+                        volumes: false,
                     };
                     let removed = plan.push(step, before_create.clone());
                     let mut after = before_create.clone();
                     after.push(removed);
-                    (c.number, cause, after)
+                    let inherit = if opts.renew_anon_volumes {
+                        BTreeMap::new()
+                    } else {
+                        c.anonymous_volumes.clone()
+                    };
+                    (c.number, cause, after, inherit)
                 }
                 Action::Restart(c, cause) => {
                     let step = Step::RestartContainer {
@@ -333,6 +353,7 @@ pub fn plan_up(
                 number,
                 name: cname.clone(),
                 cause,
+                inherit,
             };
             after.sort_unstable();
             let created = plan.push(step, after);
@@ -349,15 +370,17 @@ pub fn plan_up(
         ready_nodes.insert(name.clone(), ready);
     }
 
-    add_orphans(project, observed, opts.remove_orphans, &mut plan);
+    add_orphans(project, observed, opts.remove_orphans, false, &mut plan);
     Ok(plan)
 }
 
-/// Containers of services no longer in the project: removed on request, else reported.
+/// Containers of services no longer in the project: removed on request (with their anonymous
+/// volumes when `volumes`), else reported.
 fn add_orphans(
     project: &Project,
     observed: &Observed,
     remove: bool,
+    volumes: bool,
     plan: &mut Plan,
 ) -> Vec<usize> {
     let orphans: Vec<&ObservedContainer> = observed
@@ -386,6 +409,7 @@ fn add_orphans(
                 name: c.name.clone(),
                 id: c.id.clone(),
                 cause: "orphan".into(),
+                volumes: volumes && !c.anonymous_volumes.is_empty(),
             };
             plan.push(step, vec![])
         })
@@ -424,6 +448,7 @@ pub fn plan_down(
                 name: c.name.clone(),
                 id: c.id.clone(),
                 cause: "down".into(),
+                volumes: opts.volumes && !c.anonymous_volumes.is_empty(),
             };
             mine.push(plan.push(step, after.clone()));
         }
@@ -434,6 +459,7 @@ pub fn plan_down(
         project,
         observed,
         opts.remove_orphans,
+        opts.volumes,
         &mut plan,
     ));
     for net in project.networks.values() {

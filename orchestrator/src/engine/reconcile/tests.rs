@@ -53,6 +53,7 @@ fn converged(p: &Project) -> Observed {
                 image_id: Some(format!("sha256:{name}")),
                 oneoff: false,
                 state: ContainerState::Running,
+                anonymous_volumes: BTreeMap::new(),
             });
         }
         obs.images.insert(name.clone(), format!("sha256:{name}"));
@@ -282,5 +283,90 @@ fn down_removes_dependents_first_then_networks_and_volumes_with_v() {
         plan_down(&p, &Observed::default(), &opts)
             .expect("plan")
             .is_empty()
+    );
+}
+
+/// `converged(p)` where the app container has an anonymous volume at /cache.
+fn with_anonymous(p: &Project) -> Observed {
+    let mut obs = converged(p);
+    for c in obs.containers.iter_mut().filter(|c| c.service == "app") {
+        c.anonymous_volumes
+            .insert("/cache".into(), format!("anon-{}", c.number));
+    }
+    obs
+}
+
+#[test]
+fn recreate_hands_the_anonymous_volumes_on_unless_renewed() {
+    let before = project(LNMP);
+    let obs = with_anonymous(&before);
+    let after = project(&LNMP.replace("A: \"1\"", "A: \"2\""));
+    let plan = plan_up(&after, &obs, &UpOptions::default()).expect("plan");
+    let inherit = plan.nodes.iter().find_map(|n| match &n.step {
+        Step::CreateContainer { inherit, .. } => Some(inherit.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        inherit,
+        Some(BTreeMap::from([(
+            "/cache".to_string(),
+            "anon-1".to_string()
+        )])),
+        "{plan}"
+    );
+    assert!(
+        plan.to_string().contains(
+            "CreateContainer demo-app-1 (configuration changed) keeping anonymous volumes at /cache"
+        ),
+        "{plan}"
+    );
+    // -V recreates every selected container, even unchanged ones, with fresh volumes.
+    let opts = UpOptions {
+        renew_anon_volumes: true,
+        ..UpOptions::default()
+    };
+    let plan = plan_up(&before, &obs, &opts).expect("plan");
+    let text = plan.to_string();
+    assert!(
+        text.contains("RemoveContainer demo-app-1 (recreate: --renew-anon-volumes)"),
+        "{text}"
+    );
+    assert!(!text.contains("keeping anonymous volumes"), "{text}");
+    // A new replica gets its own.
+    let opts = UpOptions {
+        scale: BTreeMap::from([("app".to_string(), 2)]),
+        ..UpOptions::default()
+    };
+    let text = up(&before, &obs, &opts);
+    assert!(
+        text.contains("CreateContainer demo-app-2 (no existing container)\n")
+            || text.contains("CreateContainer demo-app-2 (no existing container) after"),
+        "{text}"
+    );
+    assert!(!text.contains("keeping"), "{text}");
+}
+
+#[test]
+fn down_v_removes_anonymous_volumes_with_their_containers() {
+    let p = project(LNMP);
+    let obs = with_anonymous(&p);
+    let plain = plan_down(&p, &obs, &DownOptions::default())
+        .expect("plan")
+        .to_string();
+    assert!(!plain.contains("anonymous"), "{plain}");
+    let opts = DownOptions {
+        volumes: true,
+        ..DownOptions::default()
+    };
+    let plan = plan_down(&p, &obs, &opts).expect("plan").to_string();
+    assert!(
+        plan.contains(
+            "[1] RemoveContainer demo-app-1 (down) with its anonymous volumes after #0\n"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("[0] RemoveContainer demo-web-1 (down)\n"),
+        "{plan}"
     );
 }
