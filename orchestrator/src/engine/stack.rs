@@ -746,9 +746,17 @@ impl Engine {
         let observed = self.observe(&project).await;
         let plan = plan_up(&project, &observed, &opts)?;
         tracing::info!(project = %project.name, steps = plan.nodes.len(), "up");
+        let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for c in observed.containers.iter().filter(|c| !c.oneoff) {
+            members
+                .entry(c.service.clone())
+                .or_default()
+                .insert(c.id.clone());
+        }
         let backend = Arc::new(StackBackend {
             no_build: opts.no_build,
             pull_never: opts.pull_never,
+            members: Some(Mutex::new(members)),
             ..StackBackend::new(self.clone(), project)
         });
         let report = execute(&plan, backend, ExecOptions::default()).await;
@@ -951,11 +959,16 @@ pub struct StackBackend {
     /// `up --no-build` / `--pull never`: a missing image is an error instead.
     no_build: bool,
     pull_never: bool,
+    /// `up` only: each service's containers (ids), from the observation plus what this run
+    /// creates minus what it removes, so `WaitDependency` polls its dependency's few
+    /// containers instead of reading every record of the instance ten times a second.
+    members: Option<Mutex<BTreeMap<String, BTreeSet<String>>>>,
 }
 
 impl StackBackend {
     fn new(engine: Arc<Engine>, project: Project) -> StackBackend {
         StackBackend {
+            members: None,
             engine,
             project: Arc::new(project),
             stop_timeout: None,
@@ -1119,17 +1132,20 @@ impl StackBackend {
                 }
                 Err(err) => Err(format!("{service} depends on {dependency}: {err}")),
             },
-            Step::RemoveContainer { id, volumes, .. } => match &self.deferred {
-                Some(set) => {
-                    let rec = e.stop_container(&id, self.stop_timeout).await?;
-                    let engine = e.clone();
-                    set.lock()
-                        .await
-                        .spawn(async move { engine.remove_stopped(rec, volumes).await });
-                    Ok(())
+            Step::RemoveContainer { id, volumes, .. } => {
+                self.forget_member(&id);
+                match &self.deferred {
+                    Some(set) => {
+                        let rec = e.stop_container(&id, self.stop_timeout).await?;
+                        let engine = e.clone();
+                        set.lock()
+                            .await
+                            .spawn(async move { engine.remove_stopped(rec, volumes).await });
+                        Ok(())
+                    }
+                    None => self.remove_or_stop(&id, true, volumes).await,
                 }
-                None => self.remove_or_stop(&id, true, volumes).await,
-            },
+            }
             Step::RemoveNetwork { name } => {
                 self.settle().await;
                 e.dns.stop_network(&name);
@@ -1232,6 +1248,61 @@ impl StackBackend {
         number: u32,
         inherit: &BTreeMap<String, String>,
     ) -> Result<(), String> {
+        let id = self.create_container_only(service, number, inherit).await?;
+        if let Some(members) = &self.members {
+            members
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(service.to_string())
+                .or_default()
+                .insert(id);
+        }
+        Ok(())
+    }
+
+    /// Drops a removed container from [`Self::members`].
+    fn forget_member(&self, id: &str) {
+        if let Some(members) = &self.members {
+            for ids in members
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values_mut()
+            {
+                ids.retain(|m| m != id && !m.starts_with(id));
+            }
+        }
+    }
+
+    /// The containers of `service` with their states: from [`Self::members`] when this run
+    /// tracks them, else by reading every record.
+    fn containers_of(&self, service: &str) -> Vec<(Record, State)> {
+        let runtime = &self.engine.runtime;
+        if let Some(members) = &self.members {
+            let ids: Vec<String> = members
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(service)
+                .map(|ids| ids.iter().cloned().collect())
+                .unwrap_or_default();
+            return ids
+                .iter()
+                .filter_map(|id| {
+                    let rec = runtime.resolve(id).ok()?;
+                    let st = runtime.state(&rec).ok()?;
+                    Some((rec, st))
+                })
+                .collect();
+        }
+        runtime.list()
+    }
+
+    /// Creates (and connects) one container of `service`; answers its id.
+    async fn create_container_only(
+        &self,
+        service: &str,
+        number: u32,
+        inherit: &BTreeMap<String, String>,
+    ) -> Result<String, String> {
         let e = &self.engine;
         let p = &self.project;
         let svc = p
@@ -1258,10 +1329,10 @@ impl StackBackend {
             tracing::warn!(path = %id_file.display(), %err, "recording the container's image");
         }
         if !wants_net {
-            return Ok(());
+            return Ok(rec.id);
         }
         match self.connect(service, svc, &rec, &name, &hostname).await {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(rec.id.clone()),
             Err(err) => {
                 let cleanup = self.remove_or_stop(&rec.id, true, true).await;
                 match cleanup {
@@ -1422,7 +1493,7 @@ impl StackBackend {
         loop {
             let mut ready = true;
             let mut any = false;
-            for (rec, st) in self.engine.runtime.list() {
+            for (rec, st) in self.containers_of(dependency) {
                 let l = &rec.config.labels;
                 if l.get(labels::PROJECT) != Some(&self.project.name)
                     || l.get(labels::SERVICE).map(String::as_str) != Some(dependency)
