@@ -937,6 +937,7 @@ impl Netd {
             peer_mac: names::parse_mac(&e.mac).unwrap_or_else(|| names::endpoint_mac(e.address)),
             mtu: if br.mtu > 0 { br.mtu } else { 1500 },
             bridge: br.index,
+            gso_max_size: n.internal.then_some(links::BIG_TCP_GSO_SIZE),
         };
         links::create_veth(&self.host, &spec).await?;
         if !e.ports.is_empty()
