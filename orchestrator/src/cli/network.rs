@@ -333,6 +333,7 @@ async fn run_async(
                     Ipv6Create {
                         subnet: subnet6,
                         gateway: gateway6,
+                        ip_range: None,
                     },
                 )
                 .await
@@ -437,6 +438,7 @@ async fn run_async(
                     vec![EndpointRequest {
                         network: a.network.clone(),
                         ipv4_address: a.ip,
+                        ipv6_address: None,
                         mac_address: a.mac,
                         priority: 0,
                         aliases: a.aliases,
