@@ -5,8 +5,9 @@
 # directly, from the host (127.0.0.1) and from an "ISP" namespace (uplink address).
 # Everything lives in throwaway network namespaces the bench makes and removes.
 # Usage (root): bench/net-iperf.sh   IPERF_ROUNDS=5 rounds of every figure, IPERF_SECS=3 each;
-#   medians. BRIDGE_NF_CALL=0 (br_netfilter's IPv4 hook off), NFT_TABLE=absent (berth's
-#   tables deleted) show what those cost.
+#   medians (Gbit/s and CPU ms per GB). BRIDGE_NF_CALL=0 (br_netfilter's IPv4 hook off),
+#   NFT_TABLE=absent (berth's tables deleted; container-to-container figures only) show what
+#   those cost; FIGURES=c2c measures container-to-container figures only.
 # Needs: iperf3 (Debian package; installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -14,7 +14,9 @@
 //! figure once, back to back, for IPERF_SECS seconds (default 3); the figures are medians,
 //! the ratios medians of each round's ratio (both sides under the same moment's load).
 //! BRIDGE_NF_CALL=0 turns br_netfilter's IPv4 hook off in the simulated hosts;
-//! NFT_TABLE=absent deletes berth's nft tables before measuring.
+//! NFT_TABLE=absent deletes berth's nft tables before measuring (container-to-container
+//! figures only); FIGURES=c2c measures only those. Each figure also shows the CPU time per
+//! GB of sender and receiver (iperf3's accounting), steadier than Gbit/s on a busy machine.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -50,8 +52,10 @@ impl Drop for IperfServer {
     }
 }
 
-/// One `iperf3 -c` run from `ns`; received Gbit/s.
-fn iperf_once(ns: &str, to: &str, port: u16, secs: u32) -> f64 {
+/// One `iperf3 -c` run from `ns`: received Gbit/s, and the CPU time the sender and the
+/// receiver used per GB moved (ms; iperf3's own accounting of both processes, which includes
+/// the softirq work done in their context): under load, throughput follows this cost.
+fn iperf_once(ns: &str, to: &str, port: u16, secs: u32) -> (f64, f64) {
     let out = Command::new("ip")
         .args([
             "netns",
@@ -74,10 +78,23 @@ fn iperf_once(ns: &str, to: &str, port: u16, secs: u32) -> f64 {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    let bps = v["end"]["sum_received"]["bits_per_second"]
+    let e = &v["end"];
+    let bps = e["sum_received"]["bits_per_second"]
         .as_f64()
         .unwrap_or_else(|| panic!("iperf3 -c {to}:{port} from {ns}: {}", v["error"]));
-    bps / 1e9
+    let cpu = &e["cpu_utilization_percent"];
+    let (secs, bytes) = (
+        e["sum_received"]["seconds"].as_f64().unwrap_or(0.0),
+        e["sum_received"]["bytes"].as_f64().unwrap_or(0.0),
+    );
+    let busy =
+        cpu["host_total"].as_f64().unwrap_or(0.0) + cpu["remote_total"].as_f64().unwrap_or(0.0);
+    let ms_per_gb = if bytes > 0.0 {
+        busy / 100.0 * secs * 1000.0 / (bytes / 1e9)
+    } else {
+        0.0
+    };
+    (bps / 1e9, ms_per_gb)
 }
 
 /// A bridge made by hand with `ip` (no berth, no nft): a "host" namespace with bridge `br0`
@@ -112,6 +129,29 @@ impl HandBridge {
         }
         Self { host, a, b }
     }
+}
+
+/// The IPv4 GSO limit of `eth0` in the namespace at `ns` (iproute2 before 6.3 cannot show it).
+fn gso4(ns: &std::path::Path) -> String {
+    use futures::TryStreamExt;
+    use netlink_packet_route::link::LinkAttribute;
+    in_ns(ns, || {
+        rt().block_on(async {
+            let (conn, h, _) = rtnetlink::new_connection().expect("netlink");
+            tokio::spawn(conn);
+            let mut s = h.link().get().match_name("eth0").execute();
+            let Ok(Some(m)) = s.try_next().await else {
+                return "?".to_string();
+            };
+            m.attributes
+                .iter()
+                .find_map(|a| match a {
+                    LinkAttribute::GsoIpv4MaxSize(v) => Some(v.to_string()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "?".into())
+        })
+    })
 }
 
 /// The median of a non-empty list.
@@ -234,7 +274,8 @@ fn main() {
     // NFT_TABLE=absent deletes berth's tables from the simulated host once the networks are
     // made: the bridge figure without berth's nft hooks and conntrack (br_netfilter hands
     // bridged IPv4 to the ip family's hooks), to compare with a run that keeps them.
-    if std::env::var("NFT_TABLE").as_deref() == Ok("absent") {
+    let nft_absent = std::env::var("NFT_TABLE").as_deref() == Ok("absent");
+    if nft_absent {
         let tables = run(
             "ip",
             &["netns", "exec", &sim.host.name, "nft", "list", "tables"],
@@ -261,20 +302,12 @@ fn main() {
             }
         }
     }
-    let gso = |ns: &str| {
-        ip(ns, &["-d", "link", "show", "eth0"])
-            .split_whitespace()
-            .skip_while(|w| *w != "gso_max_size")
-            .nth(1)
-            .unwrap_or("?")
-            .to_string()
-    };
     println!(
-        "eth0 gso_max_size: bare veth {}, hand-made bridge {}, berth network {}, berth internal network {}",
-        gso(&p1.name),
-        gso(&hand.a.name),
-        gso(&c2.name),
-        gso(&i2.name)
+        "eth0 IPv4 GSO limit: bare veth {}, hand-made bridge {}, berth network {}, berth internal network {}",
+        gso4(&p1.path()),
+        gso4(&hand.a.path()),
+        gso4(&c2.path()),
+        gso4(&i2.path())
     );
     // isp-a routes the container subnet to the host, for the "direct from outside" figure.
     ip(
@@ -290,8 +323,9 @@ fn main() {
     let c1_addr = e1.to_string();
     let i1_addr = i1_addr.to_string();
     let host_a = HOST_A.to_string();
-    // (label, client namespace, server address); every server listens on 5201.
-    let figures: [(&str, &str, &str); 10] = [
+    // (label, client namespace, server address); every server listens on 5201. The first six
+    // are container to container; the published-port ones need berth's nft table.
+    let mut figures: Vec<(&str, &str, &str)> = vec![
         ("bare veth pair (baseline)", &p1.name, "192.168.250.2"),
         (
             "hand-made bridge (ip link, no nft)",
@@ -300,26 +334,31 @@ fn main() {
         ),
         ("container -> container via bridge", &c2.name, &c1_addr),
         ("same, internal network (BIG TCP)", &i2.name, &i1_addr),
-        (
-            "host -> container address (direct)",
-            &sim.host.name,
-            &c1_addr,
-        ),
-        (
-            "host -> 127.0.0.1:5201 (published)",
-            &sim.host.name,
-            "127.0.0.1",
-        ),
-        (
-            "isp-a -> container address (routed)",
-            &sim.isp_a.name,
-            &c1_addr,
-        ),
-        ("isp-a -> uplink:5201 (published)", &sim.isp_a.name, &host_a),
         ("bare veth pair again (baseline)", &p1.name, "192.168.250.2"),
         ("hand-made bridge again", &hand.b.name, "10.251.0.2"),
     ];
-    let mut got: Vec<Vec<f64>> = vec![Vec::new(); figures.len()];
+    let c2c_only = nft_absent || std::env::var("FIGURES").as_deref() == Ok("c2c");
+    if !c2c_only {
+        figures.extend([
+            (
+                "host -> container address (direct)",
+                sim.host.name.as_str(),
+                c1_addr.as_str(),
+            ),
+            (
+                "host -> 127.0.0.1:5201 (published)",
+                &sim.host.name,
+                "127.0.0.1",
+            ),
+            (
+                "isp-a -> container address (routed)",
+                &sim.isp_a.name,
+                &c1_addr,
+            ),
+            ("isp-a -> uplink:5201 (published)", &sim.isp_a.name, &host_a),
+        ]);
+    }
+    let mut got: Vec<Vec<(f64, f64)>> = vec![Vec::new(); figures.len()];
     {
         let _servers: Vec<IperfServer> = [&p2.name, &hand.a.name, &c1.name, &i1.name]
             .into_iter()
@@ -332,35 +371,45 @@ fn main() {
             println!(
                 "round {round}: {}",
                 got.iter()
-                    .map(|v| format!("{:.1}", v[v.len() - 1]))
+                    .map(|v| format!("{:.1}", v[v.len() - 1].0))
                     .collect::<Vec<_>>()
                     .join(" ")
             );
         }
     }
     for ((what, _, _), g) in figures.iter().zip(&got) {
-        println!("{what:<40} {:6.2} Gbit/s", median(g.clone()));
+        println!(
+            "{what:<40} {:6.2} Gbit/s  {:5.0} CPU ms/GB (sender + receiver)",
+            median(g.iter().map(|x| x.0).collect()),
+            median(g.iter().map(|x| x.1).collect())
+        );
     }
     // Ratios within each round (the same moment's load on both sides), then their median.
     let ratio = |a: usize, b: &[usize]| {
         median(
             (0..rounds as usize)
-                .map(|r| got[a][r] / (b.iter().map(|&i| got[i][r]).sum::<f64>() / b.len() as f64))
+                .map(|r| {
+                    got[a][r].0 / (b.iter().map(|&i| got[i][r].0).sum::<f64>() / b.len() as f64)
+                })
                 .collect(),
         )
     };
     println!(
         "median per-round ratios: berth bridge / bare veth {:.2} (goal >= 0.95); hand-made \
          bridge / bare veth {:.2}; berth bridge / hand-made bridge {:.2}; internal network \
-         (BIG TCP) / bare veth {:.2}; published / direct: from the host {:.2}, from isp-a {:.2} \
-         (goal >= 0.9)",
-        ratio(2, &[0, 8]),
-        ratio(1, &[0, 8]),
-        ratio(2, &[1, 9]),
-        ratio(3, &[0, 8]),
-        ratio(5, &[4]),
-        ratio(7, &[6]),
+         (BIG TCP) / bare veth {:.2}",
+        ratio(2, &[0, 4]),
+        ratio(1, &[0, 4]),
+        ratio(2, &[1, 5]),
+        ratio(3, &[0, 4]),
     );
+    if !c2c_only {
+        println!(
+            "published / direct: from the host {:.2}, from isp-a {:.2} (goal >= 0.9)",
+            ratio(7, &[6]),
+            ratio(9, &[8]),
+        );
+    }
 
     sim.on_host(|| {
         rt().block_on(async {
