@@ -131,27 +131,9 @@ impl HandBridge {
     }
 }
 
-/// The IPv4 GSO limit of `eth0` in the namespace at `ns` (iproute2 before 6.3 cannot show it).
+/// The IPv4 GSO limit of `eth0` in the namespace at `ns`, for display.
 fn gso4(ns: &std::path::Path) -> String {
-    use futures::TryStreamExt;
-    use netlink_packet_route::link::LinkAttribute;
-    in_ns(ns, || {
-        rt().block_on(async {
-            let (conn, h, _) = rtnetlink::new_connection().expect("netlink");
-            tokio::spawn(conn);
-            let mut s = h.link().get().match_name("eth0").execute();
-            let Ok(Some(m)) = s.try_next().await else {
-                return "?".to_string();
-            };
-            m.attributes
-                .iter()
-                .find_map(|a| match a {
-                    LinkAttribute::GsoIpv4MaxSize(v) => Some(v.to_string()),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "?".into())
-        })
-    })
+    gso_ipv4_max_size(ns, "eth0").map_or_else(|| "?".into(), |v| v.to_string())
 }
 
 /// The median of a non-empty list.
