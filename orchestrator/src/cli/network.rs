@@ -390,6 +390,7 @@ async fn run_async(
                     "EnableIPv6": x.subnet6.is_some(),
                     "IPv6Subnet": x.subnet6.map(|s| s.to_string()),
                     "IPv6Gateway": x.gateway6.map(|g| g.to_string()),
+                    "IPv6IPRange": x.ip_range6.map(|r| r.to_string()),
                     "MTU": x.mtu,
                     "Labels": x.labels,
                     "Created": x.created,
