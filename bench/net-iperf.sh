@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# TCP throughput with iperf3 on a simulated host: a bare veth pair (baseline), container to
-# container through a berth bridge, and a published port (kernel DNAT) next to the same
-# server reached directly, from the host (127.0.0.1) and from an "ISP" namespace (uplink
-# address). Everything lives in throwaway network namespaces the bench makes and removes.
-# Usage (root): bench/net-iperf.sh        IPERF_SECS=3 seconds per run, best of IPERF_RUNS=3
+# TCP throughput with iperf3 on a simulated host: a bare veth pair (baseline), a hand-made
+# bridge (ip link, no nft), container to container through a berth bridge and through an
+# internal berth network, and a published port (kernel DNAT) next to the same server reached
+# directly, from the host (127.0.0.1) and from an "ISP" namespace (uplink address).
+# Everything lives in throwaway network namespaces the bench makes and removes.
+# Usage (root): bench/net-iperf.sh   IPERF_ROUNDS=5 rounds of every figure, IPERF_SECS=3 each;
+#   medians (Gbit/s and CPU ms per GB). BRIDGE_NF_CALL=0 (br_netfilter's IPv4 hook off),
+#   NFT_TABLE=absent (berth's tables deleted; container-to-container figures only) show what
+#   those cost; FIGURES=c2c measures container-to-container figures only.
 # Needs: iperf3 (Debian package; installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,11 +5,18 @@
 //! cargo run --release -p berth-netd --example net_iperf
 //! ```
 //!
-//! Prints Gbit/s for: a bare veth pair between two namespaces (the baseline), container to
-//! container through a netd bridge, and a published port (kernel DNAT) next to the same
-//! server reached directly: from the host at 127.0.0.1:PORT vs the container address, and
-//! from isp-a at the host's uplink address vs the container address routed. Each figure is
-//! the best of IPERF_RUNS runs (default 3) of IPERF_SECS seconds (default 3).
+//! Prints Gbit/s for: a bare veth pair between two namespaces (the baseline), a bridge made
+//! by hand with `ip` (two veth pairs, no nft: what the topology alone costs), container to
+//! container through a netd bridge and through an internal netd network (BIG TCP veths),
+//! and a published port (kernel DNAT) next to the same server reached directly: from the
+//! host at 127.0.0.1:PORT vs the container address, and from isp-a at the host's uplink
+//! address vs the container address routed. IPERF_ROUNDS rounds (default 5) run every
+//! figure once, back to back, for IPERF_SECS seconds (default 3); the figures are medians,
+//! the ratios medians of each round's ratio (both sides under the same moment's load).
+//! BRIDGE_NF_CALL=0 turns br_netfilter's IPv4 hook off in the simulated hosts;
+//! NFT_TABLE=absent deletes berth's nft tables before measuring (container-to-container
+//! figures only); FIGURES=c2c measures only those. Each figure also shows the CPU time per
+//! GB of sender and receiver (iperf3's accounting), steadier than Gbit/s on a busy machine.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -45,20 +52,10 @@ impl Drop for IperfServer {
     }
 }
 
-/// The best of `IPERF_RUNS` (default 3) `iperf3 -c` runs from `ns`, in received Gbit/s: on
-/// a shared machine the best run is the one least disturbed by other load.
-fn iperf(ns: &str, to: &str, port: u16, secs: u32) -> f64 {
-    let runs: u32 = std::env::var("IPERF_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    (0..runs.max(1))
-        .map(|_| iperf_once(ns, to, port, secs))
-        .fold(0.0, f64::max)
-}
-
-/// One `iperf3 -c` run from `ns`; received Gbit/s.
-fn iperf_once(ns: &str, to: &str, port: u16, secs: u32) -> f64 {
+/// One `iperf3 -c` run from `ns`: received Gbit/s, and the CPU time the sender and the
+/// receiver used per GB moved (ms; iperf3's own accounting of both processes, which includes
+/// the softirq work done in their context): under load, throughput follows this cost.
+fn iperf_once(ns: &str, to: &str, port: u16, secs: u32) -> (f64, f64) {
     let out = Command::new("ip")
         .args([
             "netns",
@@ -81,10 +78,80 @@ fn iperf_once(ns: &str, to: &str, port: u16, secs: u32) -> f64 {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    let bps = v["end"]["sum_received"]["bits_per_second"]
+    let e = &v["end"];
+    let bps = e["sum_received"]["bits_per_second"]
         .as_f64()
         .unwrap_or_else(|| panic!("iperf3 -c {to}:{port} from {ns}: {}", v["error"]));
-    bps / 1e9
+    let cpu = &e["cpu_utilization_percent"];
+    let (secs, bytes) = (
+        e["sum_received"]["seconds"].as_f64().unwrap_or(0.0),
+        e["sum_received"]["bytes"].as_f64().unwrap_or(0.0),
+    );
+    let busy =
+        cpu["host_total"].as_f64().unwrap_or(0.0) + cpu["remote_total"].as_f64().unwrap_or(0.0);
+    let ms_per_gb = if bytes > 0.0 {
+        busy / 100.0 * secs * 1000.0 / (bytes / 1e9)
+    } else {
+        0.0
+    };
+    (bps / 1e9, ms_per_gb)
+}
+
+/// A bridge made by hand with `ip` (no berth, no nft): a "host" namespace with bridge `br0`
+/// and two namespaces on it through veth pairs, addresses 10.251.0.2 and .3. It is what
+/// the topology alone costs, next to the bare veth pair: two veth hops and a bridge.
+struct HandBridge {
+    host: NetnsGuard,
+    a: NetnsGuard,
+    b: NetnsGuard,
+}
+
+impl HandBridge {
+    fn new() -> Self {
+        let (host, a, b) = (
+            NetnsGuard::new("m"),
+            NetnsGuard::new("m"),
+            NetnsGuard::new("m"),
+        );
+        ip(&host.name, &["link", "add", "br0", "type", "bridge"]);
+        ip(&host.name, &["link", "set", "br0", "up"]);
+        for (ns, port, addr) in [(&a, "va", "10.251.0.2/24"), (&b, "vb", "10.251.0.3/24")] {
+            run(
+                "ip",
+                &[
+                    "link", "add", "eth0", "netns", &ns.name, "type", "veth", "peer", "name", port,
+                    "netns", &host.name,
+                ],
+            );
+            ip(&host.name, &["link", "set", port, "master", "br0", "up"]);
+            ip(&ns.name, &["addr", "add", addr, "dev", "eth0"]);
+            ip(&ns.name, &["link", "set", "eth0", "up"]);
+        }
+        Self { host, a, b }
+    }
+}
+
+/// The IPv4 GSO limit of `eth0` in the namespace at `ns`, for display.
+fn gso4(ns: &std::path::Path) -> String {
+    gso_ipv4_max_size(ns, "eth0").map_or_else(|| "?".into(), |v| v.to_string())
+}
+
+/// The median of a non-empty list.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn env_u32(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -95,13 +162,12 @@ fn main() {
         eprintln!("net_iperf: iperf3 is missing (apt-get install iperf3)");
         std::process::exit(2);
     }
-    let secs: u32 = std::env::var("IPERF_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let secs = env_u32("IPERF_SECS", 3);
+    let rounds = env_u32("IPERF_ROUNDS", 5).max(1);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "load average at start: {} ({} CPUs); best of IPERF_RUNS (3) runs of {secs} s",
+        "load average at start: {} ({} CPUs); medians of IPERF_ROUNDS ({rounds}) rounds, each \
+         round one {secs} s run of every figure back to back",
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
@@ -123,10 +189,7 @@ fn main() {
         ip(&ns.name, &["addr", "add", a, "dev", "eth0"]);
         ip(&ns.name, &["link", "set", "eth0", "up"]);
     }
-    let veth = {
-        let _s = IperfServer::start(&p2.name, 5201);
-        iperf(&p1.name, "192.168.250.2", 5201, secs)
-    };
+    let hand = HandBridge::new();
 
     let sim = Sim::new();
     // BRIDGE_NF_CALL=0 turns br_netfilter's hook for bridged IPv4 off in the simulated host
@@ -134,16 +197,17 @@ fn main() {
     // Docker, costs traffic between containers of one bridge.
     if let Ok(v) = std::env::var("BRIDGE_NF_CALL") {
         let set = format!("net.bridge.bridge-nf-call-iptables={v}");
-        run(
-            "ip",
-            &["netns", "exec", &sim.host.name, "sysctl", "-qw", &set],
-        );
-        println!("simulated host: {set}");
+        for ns in [&sim.host.name, &hand.host.name] {
+            run("ip", &["netns", "exec", ns, "sysctl", "-qw", &set]);
+        }
+        println!("simulated hosts: {set}");
     }
     let c1 = NetnsGuard::new("c");
     let c2 = NetnsGuard::new("c");
+    let i1 = NetnsGuard::new("i");
+    let i2 = NetnsGuard::new("i");
     let root = sim.root.path().to_path_buf();
-    let (e1, subnet) = sim.on_host(|| {
+    let (e1, subnet, i1_addr) = sim.on_host(|| {
         rt().block_on(async {
             let n = Netd::open(Config::new(&root)).await.expect("open");
             let spec = n
@@ -153,6 +217,13 @@ fn main() {
                 })
                 .await
                 .expect("create");
+            n.create_network(NetworkCreate {
+                name: "perfi".into(),
+                internal: true,
+                ..Default::default()
+            })
+            .await
+            .expect("create internal");
             let mut r = EndpointRequest {
                 network: "perf".into(),
                 ..Default::default()
@@ -162,19 +233,64 @@ fn main() {
                 .attach(&c1.name, NetnsRef::Path(c1.path()), vec![r])
                 .await
                 .expect("attach c1");
-            n.attach(
-                &c2.name,
-                NetnsRef::Path(c2.path()),
-                vec![EndpointRequest {
-                    network: "perf".into(),
-                    ..Default::default()
-                }],
-            )
-            .await
-            .expect("attach c2");
-            (e1[0].address, spec.subnet)
+            let mut i1_addr = None;
+            for (c, net) in [(&c2, "perf"), (&i1, "perfi"), (&i2, "perfi")] {
+                let e = n
+                    .attach(
+                        &c.name,
+                        NetnsRef::Path(c.path()),
+                        vec![EndpointRequest {
+                            network: net.into(),
+                            ..Default::default()
+                        }],
+                    )
+                    .await
+                    .expect("attach");
+                if c.name == i1.name {
+                    i1_addr = Some(e[0].address);
+                }
+            }
+            (e1[0].address, spec.subnet, i1_addr.expect("i1 address"))
         })
     });
+    // NFT_TABLE=absent deletes berth's tables from the simulated host once the networks are
+    // made: the bridge figure without berth's nft hooks and conntrack (br_netfilter hands
+    // bridged IPv4 to the ip family's hooks), to compare with a run that keeps them.
+    let nft_absent = std::env::var("NFT_TABLE").as_deref() == Ok("absent");
+    if nft_absent {
+        let tables = run(
+            "ip",
+            &["netns", "exec", &sim.host.name, "nft", "list", "tables"],
+        );
+        for t in tables.lines() {
+            let w: Vec<&str> = t.split_whitespace().collect();
+            if let ["table", family, name] = w[..]
+                && name.starts_with("berth")
+            {
+                run(
+                    "ip",
+                    &[
+                        "netns",
+                        "exec",
+                        &sim.host.name,
+                        "nft",
+                        "delete",
+                        "table",
+                        family,
+                        name,
+                    ],
+                );
+                println!("simulated host: nft table {family} {name} deleted");
+            }
+        }
+    }
+    println!(
+        "eth0 IPv4 GSO limit: bare veth {}, hand-made bridge {}, berth network {}, berth internal network {}",
+        gso4(&p1.path()),
+        gso4(&hand.a.path()),
+        gso4(&c2.path()),
+        gso4(&i2.path())
+    );
     // isp-a routes the container subnet to the host, for the "direct from outside" figure.
     ip(
         &sim.isp_a.name,
@@ -187,62 +303,104 @@ fn main() {
         ],
     );
     let c1_addr = e1.to_string();
+    let i1_addr = i1_addr.to_string();
     let host_a = HOST_A.to_string();
-    let figures = {
-        let _s = IperfServer::start(&c1.name, 5201);
-        [
-            ("bare veth pair (baseline)", veth),
-            (
-                "container -> container via bridge",
-                iperf(&c2.name, &c1_addr, 5201, secs),
-            ),
+    // (label, client namespace, server address); every server listens on 5201. The first six
+    // are container to container; the published-port ones need berth's nft table.
+    let mut figures: Vec<(&str, &str, &str)> = vec![
+        ("bare veth pair (baseline)", &p1.name, "192.168.250.2"),
+        (
+            "hand-made bridge (ip link, no nft)",
+            &hand.b.name,
+            "10.251.0.2",
+        ),
+        ("container -> container via bridge", &c2.name, &c1_addr),
+        ("same, internal network (BIG TCP)", &i2.name, &i1_addr),
+        ("bare veth pair again (baseline)", &p1.name, "192.168.250.2"),
+        ("hand-made bridge again", &hand.b.name, "10.251.0.2"),
+    ];
+    let c2c_only = nft_absent || std::env::var("FIGURES").as_deref() == Ok("c2c");
+    if !c2c_only {
+        figures.extend([
             (
                 "host -> container address (direct)",
-                iperf(&sim.host.name, &c1_addr, 5201, secs),
+                sim.host.name.as_str(),
+                c1_addr.as_str(),
             ),
             (
                 "host -> 127.0.0.1:5201 (published)",
-                iperf(&sim.host.name, "127.0.0.1", 5201, secs),
+                &sim.host.name,
+                "127.0.0.1",
             ),
             (
                 "isp-a -> container address (routed)",
-                iperf(&sim.isp_a.name, &c1_addr, 5201, secs),
+                &sim.isp_a.name,
+                &c1_addr,
             ),
-            (
-                "isp-a -> uplink:5201 (published)",
-                iperf(&sim.isp_a.name, &host_a, 5201, secs),
-            ),
-        ]
-    };
-    // The baseline once more at the end: on a shared machine the spread between the two
-    // says how much of a difference is noise.
-    let veth_again = {
-        let _s = IperfServer::start(&p2.name, 5201);
-        iperf(&p1.name, "192.168.250.2", 5201, secs)
-    };
-    for (what, g) in &figures {
-        println!("{what:<40} {g:6.2} Gbit/s");
+            ("isp-a -> uplink:5201 (published)", &sim.isp_a.name, &host_a),
+        ]);
     }
+    let mut got: Vec<Vec<(f64, f64)>> = vec![Vec::new(); figures.len()];
+    {
+        let _servers: Vec<IperfServer> = [&p2.name, &hand.a.name, &c1.name, &i1.name]
+            .into_iter()
+            .map(|ns| IperfServer::start(ns, 5201))
+            .collect();
+        for round in 1..=rounds {
+            for (i, (_, ns, to)) in figures.iter().enumerate() {
+                got[i].push(iperf_once(ns, to, 5201, secs));
+            }
+            println!(
+                "round {round}: {}",
+                got.iter()
+                    .map(|v| format!("{:.1}", v[v.len() - 1].0))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    }
+    for ((what, _, _), g) in figures.iter().zip(&got) {
+        println!(
+            "{what:<40} {:6.2} Gbit/s  {:5.0} CPU ms/GB (sender + receiver)",
+            median(g.iter().map(|x| x.0).collect()),
+            median(g.iter().map(|x| x.1).collect())
+        );
+    }
+    // Ratios within each round (the same moment's load on both sides), then their median.
+    let ratio = |a: usize, b: &[usize]| {
+        median(
+            (0..rounds as usize)
+                .map(|r| {
+                    got[a][r].0 / (b.iter().map(|&i| got[i][r].0).sum::<f64>() / b.len() as f64)
+                })
+                .collect(),
+        )
+    };
     println!(
-        "{:<40} {veth_again:6.2} Gbit/s",
-        "bare veth pair again (baseline)"
+        "median per-round ratios: berth bridge / bare veth {:.2} (goal >= 0.95); hand-made \
+         bridge / bare veth {:.2}; berth bridge / hand-made bridge {:.2}; internal network \
+         (BIG TCP) / bare veth {:.2}",
+        ratio(2, &[0, 4]),
+        ratio(1, &[0, 4]),
+        ratio(2, &[1, 5]),
+        ratio(3, &[0, 4]),
     );
-    let base = veth.max(veth_again);
-    let r = |a: usize, b: usize| figures[a].1 / figures[b].1;
-    println!(
-        "bridge / best bare veth: {:.2} (goal >= 0.95); published / direct: from the host {:.2}, from isp-a {:.2} (goal >= 0.9)",
-        figures[1].1 / base,
-        r(3, 2),
-        r(5, 4)
-    );
+    if !c2c_only {
+        println!(
+            "published / direct: from the host {:.2}, from isp-a {:.2} (goal >= 0.9)",
+            ratio(7, &[6]),
+            ratio(9, &[8]),
+        );
+    }
 
     sim.on_host(|| {
         rt().block_on(async {
             let n = Netd::open(Config::new(&root)).await.expect("reopen");
-            for c in [&c1, &c2] {
+            for c in [&c1, &c2, &i1, &i2] {
                 n.detach(&c.name, None).await.expect("detach");
             }
             n.remove_network("perf").await.expect("rm");
+            n.remove_network("perfi").await.expect("rm internal");
         })
     });
     let left = sim.leftovers();

@@ -6,7 +6,8 @@
 //! address for packets to any local address (`fib daddr type local`), hairpin masquerade,
 //! forward isolation between networks and none out of internal ones. What IPv6 cannot do:
 //! `[::1]:PORT` from the host itself (the kernel never routes ::1 off the host, and there is
-//! no IPv6 `route_localnet`); ports published with an IPv4 `host_ip` are IPv4 only.
+//! no IPv6 `route_localnet`: netd refuses such a port); ports published with an IPv4
+//! `host_ip` are IPv4 only, with an IPv6 one (`::` = any) IPv6 only.
 
 use std::net::Ipv6Addr;
 
@@ -39,6 +40,8 @@ pub struct FwNetwork6 {
 pub struct FwPort6 {
     /// tcp/udp.
     pub proto: Protocol,
+    /// Only this host IPv6 address (else any local address).
+    pub host_ip: Option<Ipv6Addr>,
     /// Host port.
     pub host_port: u16,
     /// Container IPv6 address.
@@ -68,8 +71,12 @@ pub fn rules6(rs: &Ruleset6) -> Vec<(&'static str, Vec<Statement<'static>>)> {
     let any_bridge = || s(format!("{BRIDGE_PREFIX}*"));
     let mut out = Vec::new();
     for p in &rs.ports {
+        let dst = match p.host_ip {
+            Some(ip) => eq(field("ip6", "daddr"), s(ip.to_string())),
+            None => fib_local(),
+        };
         let body = vec![
-            fib_local(),
+            dst,
             eq(
                 field(p.proto.as_str(), "dport"),
                 Expression::Number(p.host_port as u32),
@@ -242,6 +249,7 @@ mod tests {
             }],
             ports: vec![FwPort6 {
                 proto: Protocol::Tcp,
+                host_ip: None,
                 host_port: 8080,
                 dest: "fd00:b5e7::2".parse().unwrap(),
                 dest_port: 80,

@@ -1,11 +1,13 @@
 //! IPv6 address management for `enable_ipv6` networks.
 //!
 //! A network's IPv6 subnet is given (`ipam.config` / `--subnet`) or the next free /64 of the
-//! pool `fd00:b5e7::/48` (a ULA prefix, as Docker's and podman's defaults are). Addresses are
-//! not allocated separately: an endpoint's IPv6 address is the IPv6 subnet plus the host
-//! index of its IPv4 address (10.201.3.5 in 10.201.3.0/24 -> fd00:b5e7:0:3::5 in
-//! fd00:b5e7:0:3::/64), and the gateway likewise. That makes the two families a bijection:
-//! no second allocator, no second "in use" list, and the address is stable across restarts.
+//! pool `fd00:b5e7::/48` (a ULA prefix, as Docker's and podman's defaults are). By default an
+//! endpoint's IPv6 address is the IPv6 subnet plus the host index of its IPv4 address
+//! (10.201.3.5 in 10.201.3.0/24 -> fd00:b5e7:0:3::5 in fd00:b5e7:0:3::/64), and the gateway
+//! likewise: the two families line up and the address is stable across restarts. A given
+//! `ipv6_address` is taken as it is (if free), and when the counterpart is taken or outside
+//! the network's IPv6 `ip_range`, the first free address of the range (or subnet) is used;
+//! the endpoints' addresses in the state are the "in use" list.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -38,6 +40,12 @@ pub enum Ipam6Error {
     },
     #[error("no free /64 left in the IPv6 pool {pool}")]
     PoolExhausted { pool: Ipv6Net },
+    #[error("IPv6 address {addr} is outside the network's IPv6 subnet {subnet}")]
+    OutOfSubnet { addr: Ipv6Addr, subnet: Ipv6Net },
+    #[error("IPv6 address {addr} is {what}")]
+    Reserved { addr: Ipv6Addr, what: &'static str },
+    #[error("no free IPv6 address left in {range}")]
+    Exhausted { range: Ipv6Net },
     #[error(
         "IPv4 address {v4} (host index {index} of {subnet}) has no IPv6 counterpart in {subnet6}: the IPv6 subnet is smaller than the IPv4 one"
     )]
@@ -84,6 +92,11 @@ impl Ipv6Net {
     /// Whether `ip` is inside.
     pub fn contains(&self, ip: Ipv6Addr) -> bool {
         u128::from(ip) & mask(self.prefix) == u128::from(self.addr)
+    }
+
+    /// Whether `other` lies wholly inside.
+    pub fn covers(&self, other: &Ipv6Net) -> bool {
+        other.prefix >= self.prefix && self.contains(other.addr)
     }
 
     /// Whether the two prefixes share any address.
@@ -199,6 +212,56 @@ pub fn counterpart(
         })
 }
 
+/// Checks that `addr` can be an endpoint's address: inside the subnet, neither the subnet's
+/// own address nor the gateway.
+pub fn check_address(
+    addr: Ipv6Addr,
+    subnet: &Ipv6Net,
+    gateway: Option<Ipv6Addr>,
+) -> Result<(), Ipam6Error> {
+    if !subnet.contains(addr) {
+        return Err(Ipam6Error::OutOfSubnet {
+            addr,
+            subnet: *subnet,
+        });
+    }
+    if addr == subnet.addr() {
+        return Err(Ipam6Error::Reserved {
+            addr,
+            what: "the IPv6 subnet's own address",
+        });
+    }
+    if Some(addr) == gateway {
+        return Err(Ipam6Error::Reserved {
+            addr,
+            what: "the network's IPv6 gateway",
+        });
+    }
+    Ok(())
+}
+
+/// An automatic IPv6 address: `preferred` (the IPv4 address's counterpart) when it is usable,
+/// inside `range` (the IPv6 `ip_range`, else the subnet) and not `taken`; otherwise the first
+/// such address of the range. The scan stops after 2^20 candidates (a /64 is never full).
+pub fn allocate_address(
+    preferred: Option<Ipv6Addr>,
+    subnet: &Ipv6Net,
+    range: Option<&Ipv6Net>,
+    gateway: Option<Ipv6Addr>,
+    taken: impl Fn(Ipv6Addr) -> bool,
+) -> Result<Ipv6Addr, Ipam6Error> {
+    let pool = range.unwrap_or(subnet);
+    let usable =
+        |a: Ipv6Addr| pool.contains(a) && check_address(a, subnet, gateway).is_ok() && !taken(a);
+    if let Some(a) = preferred.filter(|a| usable(*a)) {
+        return Ok(a);
+    }
+    (0..1u128 << 20)
+        .map_while(|i| pool.nth(i))
+        .find(|a| usable(*a))
+        .ok_or(Ipam6Error::Exhausted { range: *pool })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +299,39 @@ mod tests {
         let small: Ipv6Net = "fd00:1::/120".parse().unwrap();
         let big: Ipv4Net = "10.202.0.0/16".parse().unwrap();
         assert!(counterpart(Ipv4Addr::new(10, 202, 1, 5), &big, &small).is_err());
+    }
+
+    #[test]
+    fn addresses_prefer_the_counterpart_then_the_range() {
+        let s6: Ipv6Net = "fd00:b5e7:0:3::/64".parse().unwrap();
+        let gw = Some("fd00:b5e7:0:3::1".parse().unwrap());
+        let a = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        let none = |_| false;
+        assert_eq!(
+            allocate_address(Some(a("fd00:b5e7:0:3::5")), &s6, None, gw, none).unwrap(),
+            a("fd00:b5e7:0:3::5")
+        );
+        // Taken counterpart: the first free address after the gateway.
+        let taken = |x: Ipv6Addr| x == a("fd00:b5e7:0:3::5") || x == a("fd00:b5e7:0:3::2");
+        assert_eq!(
+            allocate_address(Some(a("fd00:b5e7:0:3::5")), &s6, None, gw, taken).unwrap(),
+            a("fd00:b5e7:0:3::3")
+        );
+        // A range: the counterpart outside it is not used.
+        let r: Ipv6Net = "fd00:b5e7:0:3::100/120".parse().unwrap();
+        assert!(s6.covers(&r) && !r.covers(&s6));
+        assert_eq!(
+            allocate_address(Some(a("fd00:b5e7:0:3::5")), &s6, Some(&r), gw, none).unwrap(),
+            a("fd00:b5e7:0:3::100")
+        );
+        let full = |x: Ipv6Addr| r.contains(x);
+        assert!(matches!(
+            allocate_address(None, &s6, Some(&r), gw, full),
+            Err(Ipam6Error::Exhausted { .. })
+        ));
+        assert!(check_address(a("fd00:b5e7:0:4::5"), &s6, gw).is_err());
+        assert!(check_address(a("fd00:b5e7:0:3::1"), &s6, gw).is_err());
+        assert!(check_address(a("fd00:b5e7:0:3::"), &s6, gw).is_err());
+        assert!(check_address(a("fd00:b5e7:0:3::9"), &s6, gw).is_ok());
     }
 }

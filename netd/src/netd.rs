@@ -5,7 +5,7 @@
 //! and reports every error it met.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -81,6 +81,8 @@ pub struct Ipv6Create {
     pub subnet: Option<Ipv6Net>,
     /// Fixed IPv6 gateway, else the IPv4 gateway's counterpart (same host index).
     pub gateway: Option<Ipv6Addr>,
+    /// Sub-range automatic IPv6 addresses come from (compose `ip_range` of the IPv6 pool).
+    pub ip_range: Option<Ipv6Net>,
 }
 
 /// One network a container joins.
@@ -90,6 +92,10 @@ pub struct EndpointRequest {
     pub network: String,
     /// Static address (`ipv4_address`), else automatic.
     pub ipv4_address: Option<Ipv4Addr>,
+    /// Static IPv6 address (`ipv6_address`) on an IPv6 network, else automatic: the IPv4
+    /// address's counterpart (same host index) when that is free and inside the IPv6
+    /// `ip_range`, the first free address of the range (or subnet) otherwise.
+    pub ipv6_address: Option<Ipv6Addr>,
     /// Static MAC (`mac_address`), else derived from the address.
     pub mac_address: Option<String>,
     /// Higher first: decides eth0, eth1 ... and which network carries the default route.
@@ -147,6 +153,16 @@ pub enum NetdError {
     Ipv6Unsupported { name: String },
     #[error("network {name} is internal: it cannot publish ports")]
     InternalPorts { name: String },
+    #[error(
+        "port {port}: publishing on IPv6 loopback [::1] is not supported (the kernel never routes ::1 off the host, so berth's DNAT cannot reach a container from it); publish on [::] or the host's IPv6 address, or on 127.0.0.1"
+    )]
+    Ipv6LoopbackPort { port: String },
+    #[error(
+        "port {port}: an IPv6 host address needs an IPv6 network, and network {network} has no IPv6 (enable_ipv6 is off)"
+    )]
+    Ipv6PortWithoutIpv6 { port: String, network: String },
+    #[error("network {network}: {what}")]
+    Ipv6Address { network: String, what: String },
     #[error("no such network: {key}")]
     NoNetwork { key: String },
     #[error("network {name} is in use by container(s) {containers}")]
@@ -470,12 +486,22 @@ impl Netd {
                 }
                 None => ipam6::counterpart(gateway, &subnet, &s6).map_err(ipam6_err)?,
             };
+            if let Some(r) = v6.ip_range
+                && !s6.covers(&r)
+            {
+                return Err(ipam6_err(Ipam6Error::Overlap {
+                    subnet: s6,
+                    other: r,
+                    what: "an ip_range outside the IPv6 subnet",
+                }));
+            }
             (Some(s6), Some(g6))
         } else {
             (None, None)
         };
         let id = names::new_network_id(&req.name);
         let spec = NetworkSpec {
+            ip_range6: v6.ip_range.filter(|_| subnet6.is_some()),
             subnet6,
             gateway6,
             bridge: names::bridge_name(&id),
@@ -596,10 +622,17 @@ impl Netd {
             if n.internal {
                 continue;
             }
-            for p in e.ports.iter().filter(|p| p.host_ip.is_none()) {
+            for p in &e.ports {
+                let host_ip = match p.host_ip {
+                    None => None,
+                    Some(IpAddr::V6(a)) if a.is_unspecified() => None,
+                    Some(IpAddr::V6(a)) if !a.is_loopback() => Some(a),
+                    Some(_) => continue,
+                };
                 for (h, c) in p.pairs() {
                     rs.ports.push(FwPort6 {
                         proto: p.protocol,
+                        host_ip,
                         host_port: h,
                         dest,
                         dest_port: c,
@@ -632,10 +665,16 @@ impl Netd {
                 continue;
             }
             for p in &e.ports {
+                let host_ip = match p.host_ip {
+                    None => None,
+                    Some(IpAddr::V4(a)) if a.is_unspecified() => None,
+                    Some(IpAddr::V4(a)) => Some(a),
+                    Some(IpAddr::V6(_)) => continue,
+                };
                 for (h, c) in p.pairs() {
                     rs.ports.push(FwPort {
                         proto: p.protocol,
-                        host_ip: p.host_ip,
+                        host_ip,
                         host_port: h,
                         dest: e.address,
                         dest_port: c,
@@ -742,6 +781,7 @@ impl Netd {
         let mut has_default = existing.iter().any(|e| e.default_route);
         let mut planned: Vec<(Endpoint, NetworkSpec)> = Vec::new();
         let mut taken_by_net: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
+        let mut taken6_by_net: BTreeMap<String, BTreeMap<Ipv6Addr, String>> = BTreeMap::new();
         for r in &reqs {
             let n = inner
                 .state
@@ -817,21 +857,63 @@ impl Netd {
             used_if.insert(ifname.clone());
             let default_route = !has_default && !n.internal;
             has_default |= default_route;
-            let address6 = match n.subnet6 {
-                Some(s6) => {
-                    let a6 = ipam6::counterpart(address, &n.subnet, &s6).map_err(|source| {
-                        NetdError::Ipam6 {
-                            name: n.name.clone(),
-                            source,
-                        }
-                    })?;
-                    if Some(a6) == n.gateway6 {
-                        return Err(NetdError::Ipv6GatewayClash {
-                            addr: a6,
+            for p in &r.ports {
+                match p.host_ip {
+                    Some(IpAddr::V6(a)) if a.is_loopback() => {
+                        return Err(NetdError::Ipv6LoopbackPort {
+                            port: p.to_string(),
+                        });
+                    }
+                    Some(IpAddr::V6(_)) if n.subnet6.is_none() => {
+                        return Err(NetdError::Ipv6PortWithoutIpv6 {
+                            port: p.to_string(),
                             network: n.name.clone(),
                         });
                     }
+                    _ => {}
+                }
+            }
+            let address6 = match n.subnet6 {
+                Some(s6) => {
+                    let taken6 = taken6_by_net.entry(n.id.clone()).or_insert_with(|| {
+                        inner
+                            .state
+                            .endpoints_of(&n.id)
+                            .filter_map(|e| e.address6.map(|a| (a, e.container.clone())))
+                            .collect()
+                    });
+                    let a6_err = |what: String| NetdError::Ipv6Address {
+                        network: n.name.clone(),
+                        what,
+                    };
+                    let a6 = match r.ipv6_address {
+                        Some(a6) => {
+                            ipam6::check_address(a6, &s6, n.gateway6)
+                                .map_err(|e| a6_err(e.to_string()))?;
+                            if let Some(owner) = taken6.get(&a6) {
+                                return Err(a6_err(format!(
+                                    "IPv6 address {a6} is already in use by container {owner}"
+                                )));
+                            }
+                            a6
+                        }
+                        None => ipam6::allocate_address(
+                            ipam6::counterpart(address, &n.subnet, &s6).ok(),
+                            &s6,
+                            n.ip_range6.as_ref(),
+                            n.gateway6,
+                            |a| taken6.contains_key(&a),
+                        )
+                        .map_err(|e| a6_err(e.to_string()))?,
+                    };
+                    taken6.insert(a6, container.to_string());
                     Some(a6)
+                }
+                None if r.ipv6_address.is_some() => {
+                    return Err(NetdError::Ipv6Address {
+                        network: n.name.clone(),
+                        what: "an ipv6_address was given but the network has no IPv6 (enable_ipv6 is off)".into(),
+                    });
                 }
                 None => None,
             };
@@ -937,6 +1019,7 @@ impl Netd {
             peer_mac: names::parse_mac(&e.mac).unwrap_or_else(|| names::endpoint_mac(e.address)),
             mtu: if br.mtu > 0 { br.mtu } else { 1500 },
             bridge: br.index,
+            gso_max_size: n.internal.then_some(links::BIG_TCP_GSO_SIZE),
         };
         links::create_veth(&self.host, &spec).await?;
         if !e.ports.is_empty()

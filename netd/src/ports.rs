@@ -7,7 +7,7 @@
 //! DNAT'd traffic that stays inside its subnet). No userland proxy is run.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -37,8 +37,11 @@ impl Protocol {
 pub struct PortMapping {
     /// tcp or udp.
     pub protocol: Protocol,
-    /// Only this host address, or every host address (and 127.0.0.1) when `None`.
-    pub host_ip: Option<Ipv4Addr>,
+    /// Only this host address, or every host address (and 127.0.0.1) when `None`. An IPv6
+    /// one publishes on IPv6 only (`::`: every IPv6 address of the host), an IPv4 one on
+    /// IPv4 only (`0.0.0.0`: every IPv4 address). `::1` cannot be served by the kernel path
+    /// (IPv6 never routes loopback addresses off `lo`), so netd refuses it.
+    pub host_ip: Option<IpAddr>,
     /// First host port.
     pub host_port: u16,
     /// First container port.
@@ -90,13 +93,15 @@ impl PortMapping {
         (0..self.count).map(move |i| (self.host_port + i, self.container_port + i))
     }
 
-    /// Whether two mappings would claim a common host port on a common address.
+    /// Whether two mappings would claim a common host port on a common address (addresses
+    /// of different families never meet; an unspecified one covers its whole family).
     pub fn clashes(&self, other: &PortMapping) -> Option<u16> {
         if self.protocol != other.protocol {
             return None;
         }
         if let (Some(a), Some(b)) = (self.host_ip, other.host_ip)
-            && a != b
+            && (a.is_ipv4() != b.is_ipv4()
+                || (a != b && !a.is_unspecified() && !b.is_unspecified()))
         {
             return None;
         }
@@ -115,8 +120,10 @@ impl PortMapping {
 
 impl fmt::Display for PortMapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(ip) = self.host_ip {
-            write!(f, "{ip}:")?;
+        match self.host_ip {
+            Some(IpAddr::V6(ip)) => write!(f, "[{ip}]:")?,
+            Some(ip) => write!(f, "{ip}:")?,
+            None => {}
         }
         write!(f, "{}", self.host_port)?;
         if self.count > 1 {
@@ -149,7 +156,8 @@ fn parse_range(s: &str, value: &str) -> Result<(u16, u16), PortError> {
 
 impl FromStr for PortMapping {
     type Err = PortError;
-    /// Docker's short syntax: `[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO]`.
+    /// Docker's short syntax: `[HOST_IP:]HOST_PORT[-END]:CONTAINER_PORT[-END][/PROTO]`, an
+    /// IPv6 `HOST_IP` in brackets (`[::]:8080:80`).
     fn from_str(value: &str) -> Result<Self, Self::Err> {
         let bad = |why| PortError::Parse {
             value: value.to_string(),
@@ -161,14 +169,26 @@ impl FromStr for PortMapping {
             Some(_) => return Err(bad("protocol must be tcp or udp")),
             None => (value, Protocol::Tcp),
         };
+        let (ip6, body) = match body.strip_prefix('[') {
+            Some(rest) => {
+                let (a, rest) = rest
+                    .split_once("]:")
+                    .ok_or_else(|| bad("expected [IPV6]:HOST_PORT:CONTAINER_PORT"))?;
+                let a: std::net::Ipv6Addr = a
+                    .parse()
+                    .map_err(|_| bad("bracketed host address is not IPv6"))?;
+                (Some(IpAddr::V6(a)), rest)
+            }
+            None => (None, body),
+        };
         let parts: Vec<&str> = body.split(':').collect();
-        let (ip, host, cont) = match parts.as_slice() {
-            [h, c] => (None, *h, *c),
-            [ip, h, c] => (
-                Some(
-                    ip.parse::<Ipv4Addr>()
-                        .map_err(|_| bad("host address is not IPv4"))?,
-                ),
+        let (ip, host, cont) = match (ip6, parts.as_slice()) {
+            (Some(ip), [h, c]) => (Some(ip), *h, *c),
+            (None, [h, c]) => (None, *h, *c),
+            (None, [ip, h, c]) => (
+                Some(IpAddr::V4(ip.parse().map_err(|_| {
+                    bad("host address is not IPv4 (an IPv6 one goes in brackets)")
+                })?)),
                 *h,
                 *c,
             ),
@@ -199,13 +219,22 @@ mod tests {
     fn parses_short_syntax() {
         let m: PortMapping = "127.0.0.1:8080-8081:80-81/udp".parse().unwrap();
         assert_eq!(m.protocol, Protocol::Udp);
-        assert_eq!(m.host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(m.host_ip, Some(IpAddr::from([127, 0, 0, 1])));
         assert_eq!(m.pairs().collect::<Vec<_>>(), vec![(8080, 80), (8081, 81)]);
         assert_eq!(m.to_string(), "127.0.0.1:8080-8081->80-81/udp");
         assert!("80:81:82:83".parse::<PortMapping>().is_err());
         assert!("8080-8081:80".parse::<PortMapping>().is_err());
         assert!("0:80".parse::<PortMapping>().is_err());
         assert!("80:80/sctp".parse::<PortMapping>().is_err());
+        let v6: PortMapping = "[::]:8080:80".parse().unwrap();
+        assert_eq!(
+            v6.host_ip,
+            Some(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+        );
+        assert_eq!(v6.to_string(), "[::]:8080->80/tcp");
+        assert!("[::1:8080:80".parse::<PortMapping>().is_err());
+        assert!("[10.0.0.1]:8080:80".parse::<PortMapping>().is_err());
+        assert!("::1:8080:80".parse::<PortMapping>().is_err());
     }
 
     #[test]
@@ -219,5 +248,12 @@ mod tests {
         assert_eq!(a.clashes(&c), None);
         assert_eq!(d.clashes(&b), Some(8085));
         assert_eq!(d.clashes(&e), None);
+        let any4: PortMapping = "0.0.0.0:8085:80".parse().unwrap();
+        let any6: PortMapping = "[::]:8085:80".parse().unwrap();
+        let one6: PortMapping = "[fd00::1]:8085:80".parse().unwrap();
+        assert_eq!(any4.clashes(&d), Some(8085));
+        assert_eq!(any4.clashes(&any6), None);
+        assert_eq!(any6.clashes(&one6), Some(8085));
+        assert_eq!(any6.clashes(&b), Some(8085));
     }
 }

@@ -50,6 +50,9 @@ pub struct NetworkSpec {
     /// The bridge's IPv6 address: containers' IPv6 default route and DNS server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway6: Option<std::net::Ipv6Addr>,
+    /// Sub-range automatic IPv6 addresses come from (`ip_range` of the IPv6 pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range6: Option<crate::ipam6::Ipv6Net>,
 }
 
 /// Where a container's network namespace is found.
@@ -97,8 +100,8 @@ pub struct Endpoint {
     /// DNS aliases (read by the DNS part).
     #[serde(default)]
     pub aliases: Vec<String>,
-    /// IPv6 address on an `enable_ipv6` network (the IPv4 address's host index in the IPv6
-    /// subnet); the DNS part answers AAAA with it.
+    /// IPv6 address on an `enable_ipv6` network (given, or by default the IPv4 address's
+    /// host index in the IPv6 subnet); the DNS part answers AAAA with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address6: Option<std::net::Ipv6Addr>,
 }
@@ -313,6 +316,7 @@ mod tests {
                 created: 1,
                 subnet6: None,
                 gateway6: None,
+                ip_range6: None,
             },
         );
         let _l = store.lock().unwrap();

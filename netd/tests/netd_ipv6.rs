@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use berth_netd::dns::{Endpoint as DnsEndpoint, NetworkScope};
 use berth_netd::ports::PortMapping;
 use berth_netd::state::NetnsRef;
-use berth_netd::{Config, EndpointRequest, Netd, NetworkCreate};
+use berth_netd::{Config, EndpointRequest, Ipv6Create, Netd, NetworkCreate};
 use common::*;
 use hickory_proto::op::Message;
 use hickory_proto::rr::{RData, RecordType};
@@ -77,6 +77,17 @@ fn get6(ns: &Path, to: SocketAddr, within: Duration) -> std::io::Result<String> 
             Err(_) => std::thread::sleep(Duration::from_millis(30)),
         }
     }
+}
+
+/// An error with its sources.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out = format!("{out}: {s}");
+        cur = s.source();
+    }
+    out
 }
 
 fn aaaa(ns: &Path, server: SocketAddr, name: &str) -> Vec<Ipv6Addr> {
@@ -374,6 +385,219 @@ fn ipv6_network_addresses_egress_ports_dns_and_reconcile() {
                 0,
                 "ip6 accepts removed with the last IPv6 network"
             );
+        })
+    });
+    stop.store(true, Ordering::Relaxed);
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}
+
+#[test]
+fn ipv6_static_addresses_ip_range_and_ipv6_host_ports() {
+    if !can_run() {
+        return;
+    }
+    let sim = Sim::new();
+    let host = sim.host.name.clone();
+    ip(
+        &host,
+        &[
+            "-6",
+            "addr",
+            "add",
+            &format!("{HOST_A6}/64"),
+            "dev",
+            "upa",
+            "nodad",
+        ],
+    );
+    ip(
+        &sim.isp_a.name,
+        &[
+            "-6",
+            "addr",
+            "add",
+            &format!("{ISP_A6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let (c1, c2, c3) = (
+        NetnsGuard::new("c"),
+        NetnsGuard::new("c"),
+        NetnsGuard::new("c"),
+    );
+    let root = sim.root.path().to_path_buf();
+    let isp_path = sim.isp_a.path();
+    let v6 = |s: &str| s.parse::<Ipv6Addr>().expect("v6");
+    sim.on_host(|| {
+        rt_multi().block_on(async {
+            let n = Netd::open(Config::new(&root)).await.expect("open");
+            let six = |name: &str| NetworkCreate {
+                name: name.into(),
+                enable_ipv6: true,
+                ..Default::default()
+            };
+            // An ip_range outside the IPv6 subnet is refused at creation.
+            let err = n
+                .create_network_with_ipv6(
+                    six("bad"),
+                    Ipv6Create {
+                        subnet: Some("fd00:b5e7:99::/64".parse().expect("subnet")),
+                        ip_range: Some("fd00:b5e7:98::/120".parse().expect("range")),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect_err("ip_range outside the subnet");
+            assert!(chain(&err).contains("ip_range"), "{err:#}");
+            let spec = n
+                .create_network_with_ipv6(
+                    six("r6"),
+                    Ipv6Create {
+                        subnet: Some("fd00:b5e7:99::/64".parse().expect("subnet")),
+                        ip_range: Some("fd00:b5e7:99::100/120".parse().expect("range")),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("create with an IPv6 ip_range");
+            assert_eq!(spec.gateway6, Some(v6("fd00:b5e7:99::1")));
+
+            // A free choice of static address (no IPv4 counterpart needed), published on every
+            // IPv6 address of the host only.
+            let mut r1 = EndpointRequest {
+                network: "r6".into(),
+                ipv6_address: Some(v6("fd00:b5e7:99::1:5")),
+                ..Default::default()
+            };
+            r1.ports = vec!["[::]:18090:8000".parse::<PortMapping>().expect("port")];
+            let e1 = n
+                .attach(&c1.name, NetnsRef::Path(c1.path()), vec![r1])
+                .await
+                .expect("attach c1 with a static IPv6 address");
+            assert_eq!(e1[0].address6, Some(v6("fd00:b5e7:99::1:5")));
+            let shown = ip(&c1.name, &["-6", "addr", "show", "dev", "eth0"]);
+            assert!(shown.contains("fd00:b5e7:99::1:5/64"), "{shown}");
+            // Automatic: inside the ip_range (the IPv4 counterpart ::2 is outside it).
+            let e2 = n
+                .attach(
+                    &c2.name,
+                    NetnsRef::Path(c2.path()),
+                    vec![EndpointRequest {
+                        network: "r6".into(),
+                        ..Default::default()
+                    }],
+                )
+                .await
+                .expect("attach c2");
+            assert_eq!(e2[0].address6, Some(v6("fd00:b5e7:99::100")));
+
+            // The same static address again: refused, naming the address and its owner.
+            let err = n
+                .attach(
+                    &c3.name,
+                    NetnsRef::Path(c3.path()),
+                    vec![EndpointRequest {
+                        network: "r6".into(),
+                        ipv6_address: Some(v6("fd00:b5e7:99::1:5")),
+                        ..Default::default()
+                    }],
+                )
+                .await
+                .expect_err("a taken IPv6 address");
+            let msg = chain(&err);
+            assert!(
+                msg.contains("fd00:b5e7:99::1:5") && msg.contains(&c1.name),
+                "{msg}"
+            );
+            for (bad, what) in [
+                ("fd00:b5e7:99::1", "gateway"),
+                ("fd00:b5e7:aa::5", "outside"),
+            ] {
+                let err = n
+                    .attach(
+                        &c3.name,
+                        NetnsRef::Path(c3.path()),
+                        vec![EndpointRequest {
+                            network: "r6".into(),
+                            ipv6_address: Some(v6(bad)),
+                            ..Default::default()
+                        }],
+                    )
+                    .await
+                    .expect_err(bad);
+                assert!(chain(&err).contains(what), "{err:#}");
+            }
+            // [::1] cannot be served; an IPv6 host address on an IPv4-only network neither.
+            let mut lo = EndpointRequest {
+                network: "r6".into(),
+                ..Default::default()
+            };
+            lo.ports = vec!["[::1]:18091:80".parse::<PortMapping>().expect("port")];
+            let err = n
+                .attach(&c3.name, NetnsRef::Path(c3.path()), vec![lo])
+                .await
+                .expect_err("[::1] port");
+            let msg = chain(&err);
+            assert!(
+                msg.contains("[::1]:18091") && msg.contains("not supported"),
+                "{msg}"
+            );
+            n.create_network(NetworkCreate {
+                name: "four".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("IPv4-only network");
+            let mut on4 = EndpointRequest {
+                network: "four".into(),
+                ..Default::default()
+            };
+            on4.ports = vec!["[::]:18092:80".parse::<PortMapping>().expect("port")];
+            let err = n
+                .attach(&c3.name, NetnsRef::Path(c3.path()), vec![on4])
+                .await
+                .expect_err("IPv6 port on an IPv4-only network");
+            assert!(chain(&err).contains("no IPv6"), "{err:#}");
+            assert!(
+                n.state()
+                    .await
+                    .endpoints
+                    .iter()
+                    .all(|e| e.container != c3.name),
+                "refused attaches leave no endpoint"
+            );
+
+            // The [::] port answers over IPv6 from isp-a, and is not published on IPv4.
+            tcp6_server(&c1.path(), 8000, "c1-v6", stop.clone());
+            let ip_ = isp_path.clone();
+            let r = blocking(move || {
+                get6(
+                    &ip_,
+                    SocketAddr::from((HOST_A6, 18090)),
+                    Duration::from_secs(5),
+                )
+            })
+            .await;
+            assert_eq!(r.expect("[::]:18090 from isp-a"), "c1-v6");
+            let ip_ = isp_path.clone();
+            let r = blocking(move || {
+                get6(
+                    &ip_,
+                    SocketAddr::from((HOST_A, 18090)),
+                    Duration::from_millis(600),
+                )
+            })
+            .await;
+            assert!(r.is_err(), "an IPv6-only port answered on IPv4: {r:?}");
+
+            for c in [&c1, &c2] {
+                n.detach(&c.name, None).await.expect("detach");
+            }
+            n.remove_network("r6").await.expect("rm");
+            n.remove_network("four").await.expect("rm");
         })
     });
     stop.store(true, Ordering::Relaxed);

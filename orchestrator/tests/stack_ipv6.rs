@@ -1,7 +1,10 @@
 //! IPv6 in a compose stack, end to end as root with the real binary: an `enable_ipv6` network
-//! with an IPv6 `ipam.config` pool, AAAA answers from the embedded DNS (on both gateways),
-//! HTTP over IPv6 between containers, a static `ipv6_address`, the v6 line in /etc/hosts, an
-//! empty NOERROR for AAAA on an IPv4-only network, and `down` leaving nothing (no ip6 table).
+//! with an IPv6 `ipam.config` pool and `ip_range`, AAAA answers from the embedded DNS (on both
+//! gateways), HTTP over IPv6 between containers, a freely chosen static `ipv6_address`, the
+//! v6 line in /etc/hosts, the IPv6 gateway as a nameserver after the IPv4 ones, a port
+//! published on `[::]` only, an empty NOERROR for AAAA on an IPv4-only network, `down`
+//! leaving nothing (no ip6 table), and clear refusals of a taken `ipv6_address` and of a
+//! `[::1]` port.
 
 mod common;
 
@@ -17,9 +20,9 @@ services:
   web:
     <<: *quick
     command: ["httpd", "-f", "-p", "80", "-h", "/var/www"]
-    ports: ["18080:80"]
+    ports: ["18080:80", "[::]:18081:80"]
     networks:
-      dual: { ipv6_address: "fd00:b5e7:77::10" }
+      dual: { ipv6_address: "fd00:b5e7:77::1:10" }
       four: {}
   client:
     <<: *quick
@@ -33,6 +36,7 @@ networks:
         - subnet: 10.201.77.0/24
         - subnet: "fd00:b5e7:77::/64"
           gateway: "fd00:b5e7:77::1"
+          ip_range: "fd00:b5e7:77::200/120"
   four:
     ipam:
       config:
@@ -71,20 +75,39 @@ fn ipv6_network_answers_aaaa_serves_http_over_v6_and_down_leaves_nothing() {
 
     // AAAA through the resolver the container was given (the IPv4 gateway) ...
     let got = text(&exec(&["nslookup", "-type=AAAA", "web"]));
-    assert!(got.contains("fd00:b5e7:77::10"), "{got}");
+    assert!(got.contains("fd00:b5e7:77::1:10"), "{got}");
     // ... and from the server on the IPv6 gateway, over IPv6.
     let got = text(&exec(&["nslookup", "-type=AAAA", "web", "fd00:b5e7:77::1"]));
-    assert!(got.contains("fd00:b5e7:77::10"), "AAAA over IPv6: {got}");
-    // The static ipv6_address is paired with the IPv4 address of the same host index.
-    let got = text(&exec(&["nslookup", "web", "10.201.77.1"]));
-    assert!(got.contains("10.201.77.16"), "{got}");
+    assert!(got.contains("fd00:b5e7:77::1:10"), "AAAA over IPv6: {got}");
+    // The automatic IPv6 address comes from the ip_range.
+    let got = text(&exec(&[
+        "nslookup",
+        "-type=AAAA",
+        "client",
+        "fd00:b5e7:77::1",
+    ]));
+    assert!(
+        got.contains("fd00:b5e7:77::2"),
+        "client's AAAA in the ip_range: {got}"
+    );
+    // The IPv6 gateway is a nameserver too, after the IPv4 ones.
+    let resolv = text(&exec(&["cat", "/etc/resolv.conf"]));
+    let servers: Vec<&str> = resolv
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver "))
+        .collect();
+    assert_eq!(
+        servers,
+        ["10.201.77.1", "10.201.78.1", "fd00:b5e7:77::1"],
+        "{resolv}"
+    );
 
     // HTTP to the other service over IPv6.
-    let got = text(&exec(&["wget", "-qO-", "http://[fd00:b5e7:77::10]/"]));
+    let got = text(&exec(&["wget", "-qO-", "http://[fd00:b5e7:77::1:10]/"]));
     assert!(got.contains("hello from web"), "{got}");
     // The container knows its own IPv6 address.
     let hosts = host.ok(&["container", "exec", "six-web-1", "cat", "/etc/hosts"]);
-    assert!(hosts.contains("fd00:b5e7:77::10\t"), "{hosts}");
+    assert!(hosts.contains("fd00:b5e7:77::1:10\t"), "{hosts}");
 
     // On the IPv4-only network the same name has no AAAA: an empty NOERROR, not a timeout.
     let o = exec(&["nslookup", "-type=AAAA", "web", "10.201.78.1"]);
@@ -108,6 +131,17 @@ fn ipv6_network_answers_aaaa_serves_http_over_v6_and_down_leaves_nothing() {
     // The published port still answers on the host's loopback.
     let curl = host.curl("http://127.0.0.1:18080/");
     assert!(curl.contains("hello from web"), "{curl}");
+    // [::]:18081 answers on the host's IPv6 addresses (the gateway is one), not on IPv4.
+    let curl = host.curl("-g http://[fd00:b5e7:77::1]:18081/");
+    assert!(
+        curl.contains("hello from web"),
+        "[::]:18081 over IPv6: {curl}"
+    );
+    let curl = host.curl("--max-time 2 http://10.201.77.1:18081/");
+    assert!(
+        !curl.contains("hello from web"),
+        "[::]:18081 answered on IPv4"
+    );
     let tables = String::from_utf8_lossy(&host.sh("nft list tables").stdout).to_string();
     assert!(tables.contains("ip6 "), "an ip6 table while up: {tables}");
 
@@ -136,23 +170,37 @@ fn ipv6_network_answers_aaaa_serves_http_over_v6_and_down_leaves_nothing() {
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 
-    // An ipv6_address that cannot pair with an IPv4 address of the same host index is refused
-    // with the reason, and the failed up leaves nothing behind after down.
-    let bad = STACK.replace("fd00:b5e7:77::10", "fd00:b5e7:77::1:10");
-    std::fs::write(host.stack.join("compose.yaml"), bad).expect("compose");
-    let o = host.berth(&["up", "-d"]);
-    let got = text(&o);
-    assert!(!o.status.success(), "{got}");
-    assert!(
-        got.contains("ipv6_address") && got.contains("host index"),
-        "{got}"
-    );
-    let ids: Vec<String> = host
-        .ps()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
-        .collect();
-    host.ok(&["down"]);
-    let leaks = host.leaks(&ids);
-    assert!(leaks.is_empty(), "down after a failed up left: {leaks:#?}");
+    // A taken ipv6_address is refused naming the service and the key, and a [::1] port as
+    // not supported, naming the port; each failed up leaves nothing behind after down.
+    for (bad, want) in [
+        (
+            STACK.replace(
+                "networks: [dual, four]",
+                "networks:\n      dual: { ipv6_address: \"fd00:b5e7:77::1:10\" }\n      four: {}",
+            ),
+            [
+                "service ",
+                "networks.dual.ipv6_address fd00:b5e7:77::1:10",
+                "already in use",
+            ],
+        ),
+        (
+            STACK.replace("\"[::]:18081:80\"", "\"[::1]:18082:80\""),
+            ["[::1]:18082", "not supported", "port"],
+        ),
+    ] {
+        std::fs::write(host.stack.join("compose.yaml"), bad).expect("compose");
+        let o = host.berth(&["up", "-d"]);
+        let got = text(&o);
+        assert!(!o.status.success(), "{got}");
+        assert!(want.iter().all(|w| got.contains(w)), "{want:?}: {got}");
+        let ids: Vec<String> = host
+            .ps()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        host.ok(&["down"]);
+        let leaks = host.leaks(&ids);
+        assert!(leaks.is_empty(), "down after a failed up left: {leaks:#?}");
+    }
 }

@@ -338,3 +338,22 @@ pub fn rt() -> tokio::runtime::Runtime {
         .build()
         .expect("runtime")
 }
+
+/// The IPv4 GSO limit of `ifname` in the namespace at `ns`, read over rtnetlink (iproute2
+/// before 6.3 does not show it).
+pub fn gso_ipv4_max_size(ns: &Path, ifname: &str) -> Option<u32> {
+    use futures::TryStreamExt;
+    use netlink_packet_route::link::LinkAttribute;
+    in_ns(ns, || {
+        rt().block_on(async {
+            let (conn, h, _) = rtnetlink::new_connection().ok()?;
+            tokio::spawn(conn);
+            let mut s = h.link().get().match_name(ifname).execute();
+            let m = s.try_next().await.ok()??;
+            m.attributes.iter().find_map(|a| match a {
+                LinkAttribute::GsoIpv4MaxSize(v) => Some(*v),
+                _ => None,
+            })
+        })
+    })
+}

@@ -2176,7 +2176,7 @@ mod tests {
         assert!(m.host_port > 0 && m.container_port == 80 && m.host_ip.is_none());
         let m = parse_publish("127.0.0.1::53/udp").expect("ip, no host port");
         assert_eq!(m.container_port, 53);
-        assert_eq!(m.host_ip, Some(std::net::Ipv4Addr::LOCALHOST));
+        assert_eq!(m.host_ip, Some(std::net::IpAddr::from([127, 0, 0, 1])));
         assert!(parse_publish("80-81").is_err(), "a range needs host ports");
         assert!(parse_publish("x:80").is_err());
     }

@@ -333,6 +333,7 @@ async fn run_async(
                     Ipv6Create {
                         subnet: subnet6,
                         gateway: gateway6,
+                        ip_range: None,
                     },
                 )
                 .await
@@ -389,6 +390,7 @@ async fn run_async(
                     "EnableIPv6": x.subnet6.is_some(),
                     "IPv6Subnet": x.subnet6.map(|s| s.to_string()),
                     "IPv6Gateway": x.gateway6.map(|g| g.to_string()),
+                    "IPv6IPRange": x.ip_range6.map(|r| r.to_string()),
                     "MTU": x.mtu,
                     "Labels": x.labels,
                     "Created": x.created,
@@ -437,6 +439,7 @@ async fn run_async(
                     vec![EndpointRequest {
                         network: a.network.clone(),
                         ipv4_address: a.ip,
+                        ipv6_address: None,
                         mac_address: a.mac,
                         priority: 0,
                         aliases: a.aliases,

@@ -368,9 +368,11 @@ pub fn port(g: &GlobalOpts, args: PortArgs) -> anyhow::Result<ExitCode> {
             let last = p.container_port.saturating_add(p.count.saturating_sub(1));
             if (p.container_port..=last).contains(&args.private_port) {
                 let host_port = p.host_port + (args.private_port - p.container_port);
-                let ip = p
-                    .host_ip
-                    .map_or_else(|| "0.0.0.0".to_string(), |i| i.to_string());
+                let ip = match p.host_ip {
+                    None => "0.0.0.0".to_string(),
+                    Some(std::net::IpAddr::V6(a)) => format!("[{a}]"),
+                    Some(i) => i.to_string(),
+                };
                 println!("{ip}:{host_port}");
                 return Ok(ExitCode::SUCCESS);
             }

@@ -1044,8 +1044,10 @@ fn parse_ports(spec: &crate::compose::Port) -> Result<Option<PortMapping>, Strin
     let host_ip = match spec.host_ip.as_deref() {
         None | Some("") | Some("0.0.0.0") => None,
         Some(ip) => Some(
-            ip.parse()
-                .map_err(|_| format!("ports: host_ip {ip:?} is not an IPv4 address"))?,
+            ip.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| format!("ports: host_ip {ip:?} is not an IP address"))?,
         ),
     };
     let protocol = match spec.protocol.as_str() {
@@ -1199,18 +1201,12 @@ impl StackBackend {
                 })
                 .transpose()
         }
-        if let Some((i, p)) = v6 {
-            if net.enable_ipv6 == Some(false) {
-                return Err(format!(
-                    "networks.{key}.ipam.config[{i}] is an IPv6 pool but enable_ipv6 is false"
-                ));
-            }
-            if p.ip_range.is_some() {
-                return Err(format!(
-                    "networks.{key}.ipam.config[{i}].ip_range: an IPv6 ip_range is not supported \
-                     yet (berth gives each container the IPv6 counterpart of its IPv4 address)"
-                ));
-            }
+        if let Some((i, _)) = v6
+            && net.enable_ipv6 == Some(false)
+        {
+            return Err(format!(
+                "networks.{key}.ipam.config[{i}] is an IPv6 pool but enable_ipv6 is false"
+            ));
         }
         let mut labels = net.labels.clone();
         labels.insert(labels::PROJECT.into(), self.project.name.clone());
@@ -1231,13 +1227,14 @@ impl StackBackend {
         let req6 = Ipv6Create {
             subnet: parse(key, v6, "subnet", |p| p.subnet.as_ref())?,
             gateway: parse(key, v6, "gateway", |p| p.gateway.as_ref())?,
+            ip_range: parse(key, v6, "ip_range", |p| p.ip_range.as_ref())?,
         };
         let spec = self
             .engine
             .netd
             .create_network_with_ipv6(req, req6)
             .await
-            .map_err(|err| format!("{err:#}"))?;
+            .map_err(|err| crate::daemon::anyhow_chain(&err))?;
         self.engine.start_dns(&spec);
         Ok(())
     }
@@ -1367,7 +1364,8 @@ impl StackBackend {
         }
         let mut reqs = Vec::new();
         let mut dns_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let specs = e.netd.networks().await;
+        // Network name -> (compose key, static IPv6 address), to name them in errors.
+        let mut keys_with_ipv6: BTreeMap<String, (String, std::net::Ipv6Addr)> = BTreeMap::new();
         for (i, (key, opt)) in svc.networks.iter().enumerate() {
             let net = p
                 .networks
@@ -1390,18 +1388,24 @@ impl StackBackend {
                 .map_err(|_| {
                     format!("service {service}: networks.{key}.ipv4_address is invalid")
                 })?;
-            let ipv4_address = match opt.as_ref().and_then(|o| o.ipv6_address.as_ref()) {
-                None => ipv4_address,
-                Some(a6) => Some(
-                    pair_of_ipv6(a6, ipv4_address, specs.iter().find(|n| n.name == net.name))
-                        .map_err(|err| {
-                            format!("service {service}: networks.{key}.ipv6_address: {err}")
-                        })?,
-                ),
-            };
+            let ipv6_address = opt
+                .as_ref()
+                .and_then(|o| o.ipv6_address.as_ref())
+                .map(|a| {
+                    a.parse().map_err(|_| {
+                        format!(
+                            "service {service}: networks.{key}.ipv6_address: {a:?} is not an IPv6 address"
+                        )
+                    })
+                })
+                .transpose()?;
+            if let Some(a6) = ipv6_address {
+                keys_with_ipv6.insert(net.name.clone(), (key.clone(), a6));
+            }
             reqs.push(EndpointRequest {
                 network: net.name.clone(),
                 ipv4_address,
+                ipv6_address,
                 mac_address: opt.as_ref().and_then(|o| o.mac_address.clone()),
                 priority: opt
                     .as_ref()
@@ -1421,10 +1425,23 @@ impl StackBackend {
             .netd
             .attach(&rec.id, NetnsRef::Path(netns), reqs)
             .await
-            .map_err(|err| format!("attaching {name}: {err:#}"))?;
+            .map_err(|err| match &err {
+                // A refused static IPv6 address names the service and the key it came from.
+                berth_netd::NetdError::Ipv6Address { network, what } => {
+                    match keys_with_ipv6.get(network) {
+                        Some((key, a6)) => {
+                            format!("service {service}: networks.{key}.ipv6_address {a6}: {what}")
+                        }
+                        None => format!("attaching {name}: {}", crate::daemon::anyhow_chain(&err)),
+                    }
+                }
+                _ => format!("attaching {name}: {}", crate::daemon::anyhow_chain(&err)),
+            })?;
         let mut hosts =
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
         let mut gateways = Vec::new();
+        // The IPv6 gateways (whose DNS servers answer too) follow every IPv4 one.
+        let mut gateways6 = Vec::new();
         let nets = e.netd.networks().await;
         for ep in &endpoints {
             let net_name = nets
@@ -1432,6 +1449,7 @@ impl StackBackend {
                 .find(|n| n.id == ep.network || n.name == ep.network)
                 .map(|n| {
                     gateways.push(IpAddr::V4(n.gateway));
+                    gateways6.extend(n.gateway6.map(IpAddr::V6));
                     n.name.clone()
                 })
                 .unwrap_or_else(|| ep.network.clone());
@@ -1456,7 +1474,15 @@ impl StackBackend {
             search: (!svc.dns_search.is_empty()).then(|| svc.dns_search.clone()),
             options: (!svc.dns_opt.is_empty()).then(|| svc.dns_opt.clone()),
         };
-        let resolv = container_resolv_conf(&gateways, &host, &overrides);
+        let resolv = container_resolv_conf(
+            &gateways
+                .iter()
+                .chain(&gateways6)
+                .copied()
+                .collect::<Vec<_>>(),
+            &host,
+            &overrides,
+        );
         for (file, content) in [("hosts", hosts), ("resolv.conf", resolv)] {
             let path = rec.dir.join(file);
             std::fs::write(&path, content)
@@ -1660,6 +1686,7 @@ impl Engine {
             reqs.push(EndpointRequest {
                 network: spec.name.clone(),
                 ipv4_address: n.ipv4_address,
+                ipv6_address: None,
                 mac_address: n.mac_address.clone(),
                 priority: -(i as i32),
                 aliases,
@@ -1702,6 +1729,8 @@ impl Engine {
         let mut hosts =
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
         let mut gateways = Vec::new();
+        // The IPv6 gateways (whose DNS servers answer too) follow every IPv4 one.
+        let mut gateways6 = Vec::new();
         let nets = self.netd.networks().await;
         for ep in endpoints {
             let net_name = nets
@@ -1709,6 +1738,7 @@ impl Engine {
                 .find(|n| n.id == ep.network || n.name == ep.network)
                 .map(|n| {
                     gateways.push(IpAddr::V4(n.gateway));
+                    gateways6.extend(n.gateway6.map(IpAddr::V6));
                     n.name.clone()
                 })
                 .unwrap_or_else(|| ep.network.clone());
@@ -1739,7 +1769,15 @@ impl Engine {
             search: (!req.dns_search.is_empty()).then(|| req.dns_search.clone()),
             options: (!req.dns_options.is_empty()).then(|| req.dns_options.clone()),
         };
-        let resolv = container_resolv_conf(&gateways, &host, &overrides);
+        let resolv = container_resolv_conf(
+            &gateways
+                .iter()
+                .chain(&gateways6)
+                .copied()
+                .collect::<Vec<_>>(),
+            &host,
+            &overrides,
+        );
         for (file, content) in [("hosts", hosts), ("resolv.conf", resolv)] {
             let path = rec.dir.join(file);
             std::fs::write(&path, content)
@@ -1872,43 +1910,4 @@ fn hosts_lines(ep: &berth_netd::state::Endpoint, hostname: &str) -> String {
         .iter()
         .map(|a| format!("{a}\t{hostname}\n"))
         .collect()
-}
-
-/// The IPv4 address that pairs with a wanted `ipv6_address`: netd gives each endpoint the
-/// IPv6 address with its IPv4 address's host index, so a static IPv6 address is honoured by
-/// asking for the IPv4 address of the same index (and one that cannot pair is refused).
-fn pair_of_ipv6(
-    wanted: &str,
-    ipv4: Option<std::net::Ipv4Addr>,
-    spec: Option<&berth_netd::state::NetworkSpec>,
-) -> Result<std::net::Ipv4Addr, String> {
-    let a6: std::net::Ipv6Addr = wanted
-        .parse()
-        .map_err(|_| format!("{wanted:?} is not an IPv6 address"))?;
-    let spec = spec.ok_or("the network does not exist")?;
-    let s6 = spec
-        .subnet6
-        .ok_or_else(|| format!("network {} has no IPv6 (enable_ipv6 is off)", spec.name))?;
-    if !s6.contains(a6) {
-        return Err(format!("{a6} is outside the network's IPv6 subnet {s6}"));
-    }
-    let index = u128::from(a6) - u128::from(s6.addr());
-    let v4 = u64::try_from(index)
-        .ok()
-        .and_then(|i| spec.subnet.nth(i))
-        .ok_or_else(|| {
-            format!(
-                "{a6} has host index {index}, beyond the IPv4 subnet {} (berth pairs each \
-                 IPv6 address with the IPv4 address of the same index; a free choice is not \
-                 supported yet)",
-                spec.subnet
-            )
-        })?;
-    match ipv4 {
-        Some(v) if v != v4 => Err(format!(
-            "{a6} does not pair with ipv4_address {v} (berth pairs addresses by host index: \
-             {a6} goes with {v4})"
-        )),
-        _ => Ok(v4),
-    }
 }
