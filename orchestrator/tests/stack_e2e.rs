@@ -248,7 +248,7 @@ services:
 "#;
     std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
     let out = host
-        .berth_for(5, &["up"])
+        .berth_for(12, &["up"])
         .wait_with_output()
         .expect("attached up");
     let stdout = String::from_utf8_lossy(&out.stdout);
