@@ -12,7 +12,8 @@
 #    Note: the kernel keeps that v1 hugetlb hierarchy alive after the unmount, so
 #    /sys/fs/cgroup/unified/cgroup.controllers stays empty until reboot (berth reads the
 #    mounts and does not care; crun then works without the fix).
-# 3. M detached `sleep` containers started in a loop: total time, RSS per shim, total RSS.
+# 3. With perf: CPU time (task-clock) and page faults of one start, all processes counted.
+# 4. M detached `sleep` containers started in a loop: total time, RSS per shim, total RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-30}
@@ -77,6 +78,25 @@ if [ "$crun_ok" = 1 ]; then
   printf '%-44s %s\n' "crun run (same bundle)" "$(stats < "$work/crun.ms")"
 else
   printf '%-44s %s\n' "crun run (same bundle)" "not measured: $crun_err"
+fi
+# CPU time and page faults of the whole start (perf stat counts every process forked from
+# the command: CLI, shim, container), which a loaded machine's scheduling does not inflate
+# the way it inflates wall time. Needs `perf` (software events are enough).
+if perf stat -x, -e task-clock true >/dev/null 2>&1; then
+  cpu() { # prints "task-clock-ms page-faults" of one run of "$@"
+    perf stat -x, -e task-clock,page-faults "$@" 2>&1 >/dev/null |
+      awk -F, '$3 == "task-clock" {t = $1} $3 == "page-faults" {f = $1} END {print t, f}'
+  }
+  : > "$work/berth.cpu"; : > "$work/crun.cpu"
+  for i in $(seq $(( (N + 2) / 3 ))); do
+    cpu "${B[@]}" container run --rm --network none --rootfs "$rootfs" true >> "$work/berth.cpu"
+    [ "$crun_ok" = 1 ] && cpu crun --root "$work/crun" run -b "$bundle" "bench-cpu-$i" >> "$work/crun.cpu"
+  done
+  cpustats() { # median task-clock ms and page faults
+    sort -n "$1" | awk '{t[NR]=$1; f[NR]=$2} END {m=int((NR+1)/2); printf "CPU median %.1f ms, %d page faults (n=%d)", t[m], f[m], NR}'
+  }
+  printf '%-44s %s\n' "berth run --rm true, perf stat" "$(cpustats "$work/berth.cpu")"
+  [ "$crun_ok" = 1 ] && printf '%-44s %s\n' "crun run, perf stat" "$(cpustats "$work/crun.cpu")"
 fi
 "${B[@]}" container rm "$id" >/dev/null
 

@@ -15,6 +15,20 @@ fn exit_codes_and_start_errors_propagate_and_leave_nothing() {
     assert_eq!(stdout(&o), "out\n");
     assert_eq!(stderr(&o), "err\n");
 
+    // `--rm`: when the command returns, the container is gone (nothing listed, the name
+    // free at once, an anonymous volume removed); the shim unmounts the netns pin and
+    // removes the cgroup right after reporting the exit (assert_clean's short wait).
+    for _ in 0..2 {
+        let o = env.run(&["--rm", "--name", "again", "-v", "/scratch"], &["true"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(env.container_ids().is_empty(), "{:?}", env.container_ids());
+        let ls = env.berth(&["container", "ls", "-a", "-q"]);
+        assert_eq!(stdout(&ls), "");
+        let vols = env.berth(&["volume", "ls", "-q"]);
+        assert_eq!(stdout(&vols), "", "anonymous volume left");
+    }
+    env.assert_clean();
+
     let o = env.run(&["--rm"], &["no-such-binary"]);
     assert_eq!(o.status.code(), Some(127));
     assert!(

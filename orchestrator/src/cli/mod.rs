@@ -17,7 +17,7 @@ mod volume;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Exit status for berth's own errors, as Docker uses 125 for the engine's own failures.
 pub const EXIT_BERTH_ERROR: u8 = 125;
@@ -152,7 +152,26 @@ fn init_tracing(level: &str) {
 
 /// Parses the command line, runs the command and maps errors to exit statuses.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The shim runs once per container start and lives as long as its container: it skips
+    // building the whole clap command tree (the runtime always calls it as `berth shim DIR`).
+    let mut argv = std::env::args_os().skip(1);
+    if let (Some(verb), Some(dir), None) = (argv.next(), argv.next(), argv.next())
+        && verb == "shim"
+        && !dir.as_encoded_bytes().starts_with(b"-")
+    {
+        init_tracing("warn");
+        return container::shim(std::path::Path::new(&dir));
+    }
+    // As `Cli::parse()`, without freeing the command tree at the end: a short-lived CLI
+    // spends ~0.6 M instructions dropping it (only the long-lived daemon frees it).
+    let mut cmd = Cli::command();
+    let mut matches = cmd.get_matches_mut();
+    let cli = Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut cmd).exit());
+    if matches!(cli.command, Command::Daemon) {
+        drop(cmd);
+    } else {
+        std::mem::forget(cmd);
+    }
     init_tracing(&cli.global.log_level);
     match run(cli) {
         Ok(code) => code,

@@ -195,27 +195,36 @@ impl Cgroup {
     /// Creates the cgroup `rel` and writes the limits of `res` into it.
     pub fn create(rel: &str, res: Option<&LinuxResources>) -> Result<Cgroup, CgroupError> {
         let cg = Cgroup::locate(rel)?;
+        cg.make(rel, res)?;
+        Ok(cg)
+    }
+
+    /// Creates the directories of a cgroup found by [`Cgroup::locate`] (`rel` is the path
+    /// it was located with) and writes the limits of `res`; removes it again on failure.
+    /// Split from `locate` so that the shim can clone the container first and make the
+    /// cgroup while the container sets up its root.
+    pub fn make(&self, rel: &str, res: Option<&LinuxResources>) -> Result<(), CgroupError> {
         // A concurrent removal of the shared parent can race with our mkdir: retry then.
-        let mut made = cg.create_dirs(rel);
+        let mut made = self.create_dirs(rel);
         for _ in 0..5 {
             match &made {
                 Err(CgroupError::Create { source, .. })
                     if source.kind() == io::ErrorKind::NotFound =>
                 {
-                    made = cg.create_dirs(rel);
+                    made = self.create_dirs(rel);
                 }
                 _ => break,
             }
         }
         let made = made.and_then(|()| match res {
-            Some(r) => cg.apply(r),
+            Some(r) => self.apply(r),
             None => Ok(()),
         });
         if let Err(e) = made {
-            let _ = cg.remove();
+            let _ = self.remove();
             return Err(e);
         }
-        Ok(cg)
+        Ok(())
     }
 
     fn create_dirs(&self, rel: &str) -> Result<(), CgroupError> {

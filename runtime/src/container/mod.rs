@@ -437,6 +437,13 @@ impl Runtime {
         let cfg = &rec.config;
         let dir = &rec.dir;
         fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+        // The new netns is made on a thread while the bundle is written (dropping it on an
+        // early error waits for it, so that `remove_files` finds the pin to remove).
+        let pin = rec
+            .netns
+            .as_deref()
+            .map(namespaces::pin_netns_async)
+            .transpose()?;
         let rootfs = match &cfg.rootfs {
             RootfsSource::Layers(_) => {
                 for d in ["rootfs", "upper", "work"] {
@@ -514,8 +521,8 @@ impl Runtime {
         let p = dir.join(Record::FILE);
         state::write_json_atomic(&p, rec).map_err(io_err("writing", &p))?;
         State::new(&rec.id, &cfg.name).save(&rec.state_path())?;
-        if let Some(ns) = &rec.netns {
-            namespaces::pin_netns(ns)?;
+        if let Some(pin) = pin {
+            pin.wait()?;
         }
         Ok(())
     }
@@ -620,10 +627,24 @@ impl Runtime {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: only async-signal-safe calls between fork and exec.
+        // The shim outlives its starter: it is detached here, between fork and exec (a
+        // second fork whose middle process exits at once, then setsid), so that the shim
+        // binary is exec'd once per start instead of exec'ing and then forking itself.
+        // `spawn` returns once the grandchild has exec'd (std's close-on-exec error pipe);
+        // `wait` below reaps the middle process.
+        // SAFETY: only async-signal-safe calls (dup2, fork, _exit, setsid) between fork
+        // and exec.
         unsafe {
             cmd.pre_exec(move || {
                 if libc::dup2(wfd, 3) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                match libc::fork() {
+                    -1 => return Err(io::Error::last_os_error()),
+                    0 => {}
+                    _ => libc::_exit(0),
+                }
+                if libc::setsid() < 0 {
                     return Err(io::Error::last_os_error());
                 }
                 Ok(())

@@ -47,6 +47,20 @@ pub enum NamespaceError {
 /// Runs on a throwaway thread (namespaces are per thread), so it is safe to call from a
 /// multi-threaded process.
 pub fn pin_netns(path: &Path) -> Result<(), NamespaceError> {
+    pin_netns_async(path)?.wait()
+}
+
+/// A [`pin_netns`] still running on its thread: the kernel's ~0.5 ms of namespace set-up
+/// overlaps whatever the caller does meanwhile. Dropping it waits for the thread, so that a
+/// caller that gives up can still remove the pin afterwards.
+#[derive(Debug)]
+pub struct PendingPin {
+    path: PathBuf,
+    thread: Option<std::thread::JoinHandle<Result<(), NamespaceError>>>,
+}
+
+/// Starts [`pin_netns`] on its own thread; [`PendingPin::wait`] returns its outcome.
+pub fn pin_netns_async(path: &Path) -> Result<PendingPin, NamespaceError> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|source| NamespaceError::PinFile {
             path: parent.to_path_buf(),
@@ -58,7 +72,7 @@ pub fn pin_netns(path: &Path) -> Result<(), NamespaceError> {
         source,
     })?;
     let target = path.to_path_buf();
-    let res = std::thread::spawn(move || -> Result<(), NamespaceError> {
+    let thread = std::thread::spawn(move || -> Result<(), NamespaceError> {
         unshare(CloneFlags::CLONE_NEWNET).map_err(NamespaceError::Unshare)?;
         mount(
             Some("/proc/thread-self/ns/net"),
@@ -71,13 +85,35 @@ pub fn pin_netns(path: &Path) -> Result<(), NamespaceError> {
             path: target.clone(),
             source,
         })
+    });
+    Ok(PendingPin {
+        path: path.to_path_buf(),
+        thread: Some(thread),
     })
-    .join()
-    .map_err(|_| NamespaceError::Thread)?;
-    if res.is_err() {
-        let _ = fs::remove_file(path);
+}
+
+impl PendingPin {
+    /// Waits for the pin; on failure the pin file is gone again.
+    pub fn wait(mut self) -> Result<(), NamespaceError> {
+        self.join()
     }
-    res
+
+    fn join(&mut self) -> Result<(), NamespaceError> {
+        let Some(t) = self.thread.take() else {
+            return Ok(());
+        };
+        let res = t.join().map_err(|_| NamespaceError::Thread).and_then(|r| r);
+        if res.is_err() {
+            let _ = fs::remove_file(&self.path);
+        }
+        res
+    }
+}
+
+impl Drop for PendingPin {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
 }
 
 /// Whether `path` is a live namespace pin (nsfs), e.g. still there after a reboot cleared

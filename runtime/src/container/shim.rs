@@ -187,22 +187,27 @@ pub fn main(dir: &Path) -> i32 {
         );
     }
     // Detach: the starter waits for this first process only; the grandchild lives on.
-    // SAFETY: the shim is single-threaded here (freshly exec'd, nothing spawned yet).
-    match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Parent { .. }) => return 0,
-        Ok(nix::unistd::ForkResult::Child) => {}
-        Err(e) => {
-            report(
-                sync.as_ref(),
-                &StartReport::Failed {
-                    code: 125,
-                    message: format!("forking the shim: {e}"),
-                },
-            );
-            return 125;
+    // [`super::Runtime`] detaches the shim before exec (one exec of this big binary less per
+    // start): a session leader is detached already.
+    let pid = nix::unistd::getpid();
+    if nix::unistd::getsid(None).ok() != Some(pid) {
+        // SAFETY: the shim is single-threaded here (freshly exec'd, nothing spawned yet).
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { .. }) => return 0,
+            Ok(nix::unistd::ForkResult::Child) => {}
+            Err(e) => {
+                report(
+                    sync.as_ref(),
+                    &StartReport::Failed {
+                        code: 125,
+                        message: format!("forking the shim: {e}"),
+                    },
+                );
+                return 125;
+            }
         }
+        let _ = nix::unistd::setsid();
     }
-    let _ = nix::unistd::setsid();
     redirect_stdio(dir);
     let sync_raw = sync.as_ref().map(|f| f.as_raw_fd());
     let keep_sync = std::env::var(SYNC_EXIT_ENV).as_deref() == Ok("1");
@@ -329,10 +334,17 @@ impl Shim {
         let rec = Record::load(dir)?;
         let mut state = State::load(&rec.state_path())?;
         let spec_path = rec.spec_path();
-        let spec = Spec::load(&spec_path).map_err(|source| ShimError::Spec {
-            path: spec_path.clone(),
-            source,
-        })?;
+        // Read whole, then parsed from the slice: serde_json's reader path costs about twice
+        // the instructions of this one, on every container start.
+        let spec = fs::read(&spec_path)
+            .map_err(oci_spec::OciSpecError::from)
+            .and_then(|data| {
+                serde_json::from_slice::<Spec>(&data).map_err(oci_spec::OciSpecError::from)
+            })
+            .map_err(|source| ShimError::Spec {
+                path: spec_path.clone(),
+                source,
+            })?;
         let cfg = &rec.config;
 
         // Signals arrive through a signalfd; the child unblocks them before exec.
@@ -389,10 +401,10 @@ impl Shim {
                 attached.push(a);
             }
         }
-        let cgroup = Cgroup::create(
-            &rec.cgroup,
-            spec.linux().as_ref().and_then(|l| l.resources().as_ref()),
-        )?;
+        // Only located here: its directories are made after the clone, while the container
+        // sets up its root (a dozen mkdirs and limit writes on cgroup v1).
+        let cgroup = Cgroup::locate(&rec.cgroup)?;
+        let resources = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
 
         // cgroup v2 filters devices only with BPF programs, which berth does not load yet: a
         // container that could mknod would reach host disks. Without the v1 devices
@@ -578,11 +590,13 @@ impl Shim {
 
         // runc places the container in the same (absolute) cgroup path itself and removes it
         // at exit, which it cannot do while its own process sits in it.
-        let placed = if external == Some(OciRuntime::Runc) {
-            Ok(())
-        } else {
-            cgroup.add_pid(pid.as_raw())
-        };
+        let placed = cgroup.make(&rec.cgroup, resources).and_then(|()| {
+            if external == Some(OciRuntime::Runc) {
+                Ok(())
+            } else {
+                cgroup.add_pid(pid.as_raw())
+            }
+        });
         if let Err(e) = placed {
             // The init sets up its root before it waits for the placement, so it may have
             // failed (and exited) already: its own report is the error that matters then.
@@ -962,7 +976,11 @@ impl Shim {
         } else {
             code
         };
-        if let Err(e) = self.cgroup.remove() {
+        let auto_remove = self.rec.config.auto_remove;
+        // A container that may start again (restart policy, `start`) gets a fresh cgroup at
+        // the same path: this one must be gone before the exit is known, or a later removal
+        // here would find (and kill) the next run's processes.
+        if !auto_remove && let Err(e) = self.cgroup.remove() {
             tracing::warn!(error = %chain(&e), "removing the container cgroup");
         }
         self.state.status = Status::Exited;
@@ -972,7 +990,9 @@ impl Shim {
         self.state.exit_signal = sig;
         self.state.oom_killed = oom;
         self.state.finished_at = Some(SystemTime::now());
-        let _ = self.state.save(&self.rec.state_path());
+        if !auto_remove {
+            let _ = self.state.save(&self.rec.state_path());
+        }
         // No new clients from here on; serve those already queued (their `wait` is answered
         // below with everyone else's).
         let _ = fs::remove_file(self.rec.socket());
@@ -980,10 +1000,12 @@ impl Shim {
             self.handle_client(s);
         }
         tracing::info!(id = %self.rec.id, code, oom, "container exited");
-        // `--rm`: gone before anyone hears of the exit, so a waiter never sees leftovers
-        // (a reader that opened the log keeps its file handle).
-        if self.rec.config.auto_remove {
-            super::remove_files(&self.rec);
+        // `--rm`: the container (name, files, anonymous volumes) is gone before anyone hears
+        // of the exit, so a waiter never sees it (a reader that opened the log keeps its
+        // file handle); only the kernel-side teardown waits until after the report.
+        if auto_remove {
+            let _ = fs::remove_dir_all(&self.rec.run_dir);
+            let _ = fs::remove_dir_all(&self.rec.dir);
             super::volumes::remove_anonymous(&self.rec);
         }
         let resp = Response::Exited {
@@ -994,12 +1016,23 @@ impl Shim {
             send(w, &resp);
         }
         report(
-            self.exit_report.as_ref(),
+            self.exit_report.take().as_ref(),
             &StartReport::Exited {
                 exit_code: code,
                 oom_killed: oom,
             },
         );
+        // The rest of `--rm` after the report: unmounting the netns pin waits for an RCU
+        // grace period and the cgroup rmdirs take one call per v1 hierarchy, ~1-5 ms that a
+        // foreground `run --rm` no longer waits for. Nothing can reuse either: the id is gone.
+        if auto_remove {
+            if let Err(e) = self.cgroup.remove() {
+                tracing::warn!(error = %chain(&e), "removing the container cgroup");
+            }
+            if let Some(ns) = &self.rec.netns {
+                super::namespaces::unpin_netns(ns);
+            }
+        }
     }
 }
 
