@@ -611,5 +611,15 @@ fn names_stay_unique_across_racing_creates_renames_and_removals() {
     ok(&["container", "inspect", "duo"]);
     ok(&["container", "rm", "duo"]);
     assert!(env.container_ids().is_empty());
+    // Whoever removes a container gives its name up (`--rm` is removed by the shim).
+    let o = env.run(&["--rm", "--name", "brief"], &["true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let index = env.root.join("container-names");
+    let left: Vec<_> = std::fs::read_dir(&index)
+        .expect("name index")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "names still claimed: {left:?}");
     env.assert_clean();
 }

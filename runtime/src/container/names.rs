@@ -9,7 +9,7 @@
 //! cannot both win. A root from before the index gets it built from its records on first use.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::record::Record;
@@ -90,15 +90,24 @@ impl Names {
     /// it; a stale entry (its container gone or renamed) is taken over.
     pub(crate) fn claim(&self, name: &str, id: &str) -> Result<(), ClaimError> {
         let path = self.dir.join(name);
+        // The entry appears whole or not at all: written aside, then hard-linked into place
+        // (link fails if the name exists). A created-then-written file would be seen empty
+        // by a racing claim, taken for stale, and removed.
+        let tmp = self
+            .dir
+            .join(format!(".claim-{}-{}", std::process::id(), id));
+        fs::write(&tmp, id).map_err(ClaimError::Io)?;
+        let result = self.link_claim(&tmp, &path, name, id);
+        let _ = fs::remove_file(&tmp);
+        result
+    }
+
+    fn link_claim(&self, tmp: &Path, path: &Path, name: &str, id: &str) -> Result<(), ClaimError> {
         for _ in 0..3 {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => return f.write_all(id.as_bytes()).map_err(ClaimError::Io),
+            match fs::hard_link(tmp, path) {
+                Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let holder = fs::read_to_string(&path).unwrap_or_default();
+                    let holder = fs::read_to_string(path).unwrap_or_default();
                     let holder = holder.trim();
                     if holder == id {
                         return Ok(());
@@ -107,8 +116,8 @@ impl Names {
                         return Err(ClaimError::Taken(rec.id));
                     }
                     // Stale: remove it only if it still names the same stale holder.
-                    if fs::read_to_string(&path).is_ok_and(|h| h.trim() == holder) {
-                        let _ = fs::remove_file(&path);
+                    if fs::read_to_string(path).is_ok_and(|h| h.trim() == holder) {
+                        let _ = fs::remove_file(path);
                     }
                 }
                 Err(e) => return Err(ClaimError::Io(e)),

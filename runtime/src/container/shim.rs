@@ -1006,6 +1006,7 @@ impl Shim {
         if auto_remove {
             let _ = fs::remove_dir_all(&self.rec.run_dir);
             let _ = fs::remove_dir_all(&self.rec.dir);
+            super::names::Names::of(&self.rec).release(&self.rec.config.name, &self.rec.id);
             super::volumes::remove_anonymous(&self.rec);
         }
         let resp = Response::Exited {
