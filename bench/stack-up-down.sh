@@ -85,6 +85,16 @@ rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # mean "RSS/PSS (n=N)" in KiB of the given PIDs
 rss_pss() { for p in "$@"; do awk '/^Rss:/ {r=$2} /^Pss:/ {q=$2} END {print r, q}' "/proc/$p/smaps_rollup" 2>/dev/null; done |
   awk '{r+=$1; p+=$2; n++} END {if (n) printf "%d/%d (n=%d)", r/n, p/n, n; else print "-"}'; }
+# berth_shims shims|inits: PIDs of berth's shims, or of the containers' inits (init: true), which
+# are forks of the shim with the same command line: told apart by their parent being a shim
+berth_shims() {
+  local all q; all=" $(pgrep -f "berth shim $work" | tr '\n' ' ') "
+  for q in $all; do
+    if [[ "$all" == *" $(ps -o ppid= -p "$q" | tr -d ' ') "* ]]; then [ "$1" = inits ] && echo "$q"
+    else [ "$1" = shims ] && echo "$q"; fi
+  done
+  return 0
+}
 # PIDs in the engines' network namespace whose comm is $1
 ns_pids() { local ino p; ino=$(stat -Lc %i "/run/netns/$ENGINES_NS")
   for p in $(pgrep -x "$1"); do [ "$(stat -Lc %i "/proc/$p/ns/net" 2>/dev/null)" = "$ino" ] && echo "$p"; done; }
@@ -119,11 +129,7 @@ memory() { # memory TOOL N -> text, read while the stack is up
       local pid; pid=$(cat "$work/run/berth.pid")
       # with init: true the container's init is a fork of the shim (same command line): told apart
       # by its parent, and shown apart (docker's and podman's inits are not counted at all)
-      local shims=() inits=() q
-      for q in $(pgrep -f "berth shim $work"); do
-        if [ "$(ps -o ppid= -p "$q" | tr -d ' ')" = 1 ]; then shims+=("$q"); else inits+=("$q"); fi
-      done
-      echo "daemon RSS $(rss "$pid") KiB; shim RSS/PSS $(rss_pss "${shims[@]}"); (init in the container $(rss_pss "${inits[@]}"))" ;;
+      echo "daemon RSS $(rss "$pid") KiB; shim RSS/PSS $(rss_pss $(berth_shims shims)); (init in the container $(rss_pss $(berth_shims inits)))" ;;
     compose-docker)
       echo "dockerd RSS $(rss "$(cat /run/berth-bench-engines/dockerd.pid)") KiB, containerd RSS $(rss "$(cat /run/berth-bench-engines/containerd.pid)") KiB; shim RSS/PSS $(rss_pss $(ns_pids containerd-shim))" ;;
     compose-podman)
@@ -150,9 +156,8 @@ if [ -z "$ENGINES" ]; then
     for r in $(seq "$RUNS"); do
       t=$(date +%s%N); B -f "$work/s$n/compose.yaml" up -d >/dev/null 2>&1; ups+=("$(ms "$t")")
       pid=$(cat "$work/run/berth.pid"); rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
-      shim=$(pgrep -f "berth shim $work" | while read -r p; do
-        awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} END {print r, p}' /proc/$p/smaps_rollup 2>/dev/null; done |
-        awk '{r+=$1; p+=$2; n++} END {if (n) printf "%d/%d (n=%d)", r/n, p/n, n}')
+      # shims only: with init: true the container's init is a fork of the shim (its child)
+      shim=$(rss_pss $(berth_shims shims))
       t=$(date +%s%N); B -f "$work/s$n/compose.yaml" down >/dev/null 2>&1; downs+=("$(ms "$t")")
     done
     printf '%-6s %-14s %-14s %-16s %s\n' "$n" "$(printf '%s\n' "${ups[@]}" | median) [${ups[*]}]" \
