@@ -4,7 +4,10 @@
 #
 #   bench/engines.sh up       install what is missing (apt), start containerd + dockerd, prepare podman
 #   bench/engines.sh down     remove every container/network/volume/image they made, stop the daemons,
-#                             undo the host changes made by `up`
+#                             delete the namespace, veth, nft table and state dirs, unmount the cgroup
+#                             hierarchies `up` mounted. Left on purpose: the installed packages, the
+#                             Compose v2 venv, and net.ipv4.ip_forward=1 if `up` had to set it (berth's
+#                             own bridges set it too, and a berth instance may rely on it by then)
 #   bench/engines.sh status   what runs, what is set up
 #   bench/engines.sh env      shell lines the benches eval (DOCKER_HOST, CONTAINERS_CONF, ENGINES_NS...)
 #   bench/engines.sh check    exit status 0 when dockerd and podman answer
