@@ -14,8 +14,13 @@
 #    mounts and does not care; crun then works without the fix).
 # 3. With perf: CPU time (task-clock) and page faults of one start, all processes counted.
 # 4. M detached `sleep` containers started in a loop: total time, RSS per shim, total RSS.
+# COMPARE=1 (or ENGINES=docker,podman) adds `docker run --rm --network none IMG true` and
+# `podman run --rm --network none IMG true` of the same busybox rootfs (imported as an image) to
+# the interleaved loop and prints a table; the engines run in their own network namespace
+# (bench/engines.sh, started and stopped here unless already up). Their hugetlb fix also lets crun run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/compare-lib.sh
 N=${N:-30}
 M=${M:-50}
 BERTH=${BERTH:-${CARGO_TARGET_DIR:-target}/release/berth}
@@ -35,6 +40,11 @@ cleanup() {
     rmdir "$d" 2>/dev/null || true
   done
   [ -n "$hugetlb_mounted" ] && umount "$hugetlb_mounted" && rmdir "$hugetlb_mounted"
+  if [ -n "$ENGINES" ]; then
+    eng docker && dk rmi -f berth-bench/busybox:run >/dev/null 2>&1
+    eng podman && pm rmi -f berth-bench/busybox:run >/dev/null 2>&1
+    engines_fini
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -47,6 +57,13 @@ echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
 echo "root:x:0:" > "$rootfs/etc/group"
 
 B=("$BERTH" --root "$work/root" --run "$work/run")
+engines_init
+if [ -n "$ENGINES" ]; then
+  tar -C "$rootfs" -cf "$work/rootfs.tar" .
+  eng docker && dk import "$work/rootfs.tar" berth-bench/busybox:run >/dev/null
+  eng podman && pm import -q "$work/rootfs.tar" berth-bench/busybox:run >/dev/null
+fi
+DRUN=(run --rm --pull never --network none berth-bench/busybox:run true)
 now_ns() { date +%s%N; }
 ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }'; }
 stats() { # reads ms values on stdin, prints median [min-max] (n)
@@ -63,9 +80,19 @@ fi
 crun_ok=1
 crun_err=$(crun --root "$work/crun" run -b "$bundle" bench-warm 2>&1) || crun_ok=0
 "${B[@]}" container run --rm --network none --rootfs "$rootfs" true # warm-up
-# Interleaved, so that both see the same load on a shared machine.
-: > "$work/berth.ms"; : > "$work/crun.ms"
+if [ -n "$ENGINES" ]; then # warm-up
+  eng docker && dk "${DRUN[@]}"
+  eng podman && pm "${DRUN[@]}"
+fi
+# Interleaved, so that all see the same load on a shared machine.
+: > "$work/berth.ms"; : > "$work/crun.ms"; : > "$work/docker.ms"; : > "$work/podman.ms"
 for i in $(seq "$N"); do
+  if eng docker; then
+    t0=$(now_ns); dk "${DRUN[@]}"; t1=$(now_ns); ms "$t0" "$t1" >> "$work/docker.ms"
+  fi
+  if eng podman; then
+    t0=$(now_ns); pm "${DRUN[@]}"; t1=$(now_ns); ms "$t0" "$t1" >> "$work/podman.ms"
+  fi
   t0=$(now_ns); "${B[@]}" container run --rm --network none --rootfs "$rootfs" true; t1=$(now_ns)
   ms "$t0" "$t1" >> "$work/berth.ms"
   if [ "$crun_ok" = 1 ]; then
@@ -99,6 +126,18 @@ if perf stat -x, -e task-clock true >/dev/null 2>&1; then
   [ "$crun_ok" = 1 ] && printf '%-44s %s\n' "crun run, perf stat" "$(cpustats "$work/crun.cpu")"
 fi
 "${B[@]}" container rm "$id" >/dev/null
+if [ -n "$ENGINES" ]; then
+  echo
+  echo "start of a container, \`true\`, --network none, wall ms, interleaved (N=$N; load $(cut -d' ' -f1-3 /proc/loadavg))"
+  engines_versions
+  echo "| tool | command | median [min-max] (n) |"
+  echo "|---|---|---|"
+  echo "| berth $("$BERTH" --version | awk '{print $2}') | \`berth container run --rm --network none --rootfs R true\` | $(stats_ms 1 < "$work/berth.ms") |"
+  [ "$crun_ok" = 1 ] && echo "| crun $(crun --version | awk 'NR==1{print $3}') | \`crun run\` of berth's bundle for that container | $(stats_ms 1 < "$work/crun.ms") |"
+  eng podman && echo "| podman | \`podman run --rm --network none IMG true\` | $(stats_ms 1 < "$work/podman.ms") |"
+  eng docker && echo "| docker | \`docker run --rm --network none IMG true\` | $(stats_ms 1 < "$work/docker.ms") |"
+  echo
+fi
 
 t0=$(now_ns)
 for i in $(seq "$M"); do "${B[@]}" container run -d --network none --rootfs "$rootfs" sleep 600 >/dev/null; done
