@@ -1210,11 +1210,21 @@ impl Netd {
         let mut w = crate::watch::Watcher::start(&self.worker).await?;
         let mut tick = tokio::time::interval(backstop);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 c = w.next_change(Duration::from_millis(15), Duration::from_millis(150)) => {
                     match c {
-                        Some(kinds) => tracing::debug!(?kinds, "host network changed"),
+                        Some(kinds) => {
+                            tracing::debug!(?kinds, "host network changed");
+                            // Only netd's own links: an attach burst announces every new
+                            // veth before it joins its bridge; reconciling once per burst
+                            // would hold netd's lock through the whole burst.
+                            if kinds.iter().all(|k| *k == crate::watch::ChangeKind::OwnLink) {
+                                tokio::time::sleep_until(last + crate::watch::OWN_LINK_INTERVAL)
+                                    .await;
+                            }
+                        }
                         None => {
                             // The subscription ended (socket error, overrun): subscribe again
                             // and reconcile, since events may have been lost.
@@ -1228,6 +1238,7 @@ impl Netd {
             // The first tick fires at once: a (re)started netd reconciles before anything else.
             // reconcile() logs each repair as an event.
             let _ = self.reconcile().await;
+            last = tokio::time::Instant::now();
         }
     }
 }

@@ -37,6 +37,11 @@ pub struct Watcher {
 pub enum ChangeKind {
     /// A link appeared, changed or vanished.
     Link,
+    /// One of netd's own links (a `vb…` veth host end or a `berth-…` bridge) is in a state
+    /// that may need repair: deleted, off its bridge, down. Every attach produces one such
+    /// update too (the host end is announced before it joins its bridge), so these are
+    /// reconciled at most once per [`OWN_LINK_INTERVAL`] instead of once per burst.
+    OwnLink,
     /// An IPv4 address.
     Address,
     /// An IPv4 route.
@@ -48,23 +53,43 @@ pub enum ChangeKind {
 /// attach burst would keep it busy. Anything else (a deletion, a veth without a bridge, a
 /// bridge down, any host NIC) counts.
 fn own_healthy_link(l: &LinkMessage) -> bool {
-    let mut name = "";
+    let name = link_name(l);
     let mut controller = false;
     for a in &l.attributes {
-        match a {
-            LinkAttribute::IfName(n) => name = n,
-            LinkAttribute::Controller(c) => controller = *c != 0,
-            _ => {}
+        if let LinkAttribute::Controller(c) = a {
+            controller = *c != 0;
         }
     }
     let up = l.header.flags.contains(LinkFlags::Up);
     (name.starts_with(VETH_PREFIX) && controller && up) || (name.starts_with(BRIDGE_PREFIX) && up)
 }
 
+/// How often updates of netd's own links alone may wake a reconcile (host uplink changes
+/// always do at once).
+pub const OWN_LINK_INTERVAL: Duration = Duration::from_secs(1);
+
+fn link_name(l: &LinkMessage) -> &str {
+    l.attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::IfName(n) => Some(n.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
+fn own_link(l: &LinkMessage) -> bool {
+    let name = link_name(l);
+    name.starts_with(VETH_PREFIX) || name.starts_with(BRIDGE_PREFIX)
+}
+
 fn kind(msg: &NetlinkMessage<RouteNetlinkMessage>) -> Option<ChangeKind> {
     match &msg.payload {
         NetlinkPayload::InnerMessage(m) => match m {
             RouteNetlinkMessage::NewLink(l) if own_healthy_link(l) => None,
+            RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::DelLink(l) if own_link(l) => {
+                Some(ChangeKind::OwnLink)
+            }
             RouteNetlinkMessage::NewLink(_) | RouteNetlinkMessage::DelLink(_) => {
                 Some(ChangeKind::Link)
             }
@@ -144,13 +169,21 @@ mod tests {
     fn own_healthy_updates_are_ignored_the_rest_counts() {
         assert_eq!(kind(&link("vb0123456789", true, 7)), None);
         assert_eq!(kind(&link("berth-1a2b3c4d", true, 0)), None);
-        assert_eq!(kind(&link("vb0123456789", true, 0)), Some(ChangeKind::Link));
+        assert_eq!(
+            kind(&link("vb0123456789", true, 0)),
+            Some(ChangeKind::OwnLink)
+        );
         assert_eq!(
             kind(&link("berth-1a2b3c4d", false, 0)),
-            Some(ChangeKind::Link)
+            Some(ChangeKind::OwnLink)
         );
         assert_eq!(kind(&link("wlan0", true, 0)), Some(ChangeKind::Link));
         let del = NetlinkMessage::from(RouteNetlinkMessage::DelLink(LinkMessage::default()));
         assert_eq!(kind(&del), Some(ChangeKind::Link));
+        let mut own = LinkMessage::default();
+        own.attributes
+            .push(LinkAttribute::IfName("vb0123456789".into()));
+        let del = NetlinkMessage::from(RouteNetlinkMessage::DelLink(own));
+        assert_eq!(kind(&del), Some(ChangeKind::OwnLink));
     }
 }
