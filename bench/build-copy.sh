@@ -13,8 +13,7 @@
 #                    scan and checksums, copy into the layer directory, layer hash, then sync;
 #                    run alternately with cp -a so both see the same load (the disk of a
 #                    shared machine is noisy: compare the medians)
-#   --no-cache       rebuilds that run COPY again (checksums already known; the layer exists,
-#                    so the copy is hashed, found and dropped: little reaches the disk)
+#   --no-cache       rebuilds that run COPY again (checksums already known)
 #   cached           rebuilds where COPY is a cache hit (scan + stat, no copy)
 #   touched          cached rebuilds after an mtime-only touch of every file (re-checksum)
 # and the ratio cp -a / first build (>= 0.8 meets the goal). docker build (BuildKit) runs the

@@ -1302,8 +1302,8 @@ impl ImageStore {
     /// [`Self::commit_extended`] of a layer given as a filled [`LayerDraft`]: the tar is hashed
     /// (for the diff id) but not written, and the directory becomes the layer as it is, so
     /// each byte is written once. The manifest names the plain tar (digest = diff id), which
-    /// [`Self::layer_tar`] makes again on demand. A layer the store already has (a
-    /// `--no-cache` rebuild of unchanged files) is kept and the draft removed.
+    /// [`Self::layer_tar`] makes again on demand. A layer the store already has (the same
+    /// chain: same files, modes, owners and mtimes) is kept and the draft removed.
     pub fn commit_dir(
         &self,
         draft: LayerDraft,
