@@ -9,12 +9,20 @@
 # random content. Printed (median/min/max wall ms over N runs unless noted):
 #   cp -a            copying the context to a fresh directory on the same file system
 #                    (page cache warm, as for every build below), then sync
-#   uncached build   the first build: context scan and checksums, copy, layer tar, store
+#   first build      a build into a fresh --root (no cache, no remembered checksums): context
+#                    scan and checksums, copy into the layer directory, layer hash, then sync;
+#                    run alternately with cp -a so both see the same load (the disk of a
+#                    shared machine is noisy: compare the medians)
 #   --no-cache       rebuilds that run COPY again (checksums already known)
 #   cached           rebuilds where COPY is a cache hit (scan + stat, no copy)
 #   touched          cached rebuilds after an mtime-only touch of every file (re-checksum)
-# and the ratio cp -a / --no-cache (>= 0.8 meets the goal). docker build (BuildKit) runs the
+# and the ratio cp -a / first build (>= 0.8 meets the goal). docker build (BuildKit) runs the
 # same Dockerfile side by side when a docker daemon answers.
+#
+# Measured on the 2-core shared dev VM (ext4, disk shared with other jobs: medians only mean
+# something side by side), N=5: cp -a + sync 5052 ms, first build + sync 5245 ms (0.96x);
+# the builder before COPY kept its layer as a directory: first build 0.43x of cp -a (7 runs
+# alternating cp -a / before / after: medians 4890 / 11412 / 5773 ms).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-5}
@@ -62,14 +70,23 @@ stats() { # label, then times
 
 cat "$ctx"/assets/* "$ctx"/src/*/* >/dev/null # warm the page cache for everyone
 times=()
-for _ in $(seq 1 "$N"); do
+firsts=()
+for i in $(seq 1 "$N"); do
   rm -rf "$work/cp" && sync
   a=$(now_ms); cp -a "$ctx" "$work/cp"; sync; b=$(now_ms)
   times+=($((b - a)))
+  rm -rf "$work/cp" && sync
+  a=$(now_ms)
+  "$BERTH" --root "$work/first$i" --run "$work/run$i" image build -t copybench:1 "$ctx" \
+    2>"$work/err" >/dev/null || { cat "$work/err" >&2; exit 1; }
+  sync; b=$(now_ms)
+  firsts+=($((b - a)))
+  rm -rf "$work/first$i" "$work/run$i"
 done
-rm -rf "$work/cp"
 stats "cp -a + sync" "${times[@]}"
 cp_ms=$median
+stats "first build (fresh root) + sync" "${firsts[@]}"
+first_ms=$median
 
 build() { # extra args...; fails unless the build works
   "${B[@]}" image build "$@" -t copybench:1 "$ctx" 2>"$work/err" >/dev/null || { cat "$work/err" >&2; exit 1; }
@@ -104,7 +121,8 @@ for _ in $(seq 1 "$N"); do
 done
 stats "cached rebuild after touching every file (mtime only)" "${times[@]}"
 
-awk -v c="$cp_ms" -v n="$nocache_ms" 'BEGIN { printf "speed vs cp -a: %.2fx (goal >= 0.8x)\n", c / n }'
+awk -v c="$cp_ms" -v n="$first_ms" 'BEGIN { printf "first build speed vs cp -a: %.2fx (goal >= 0.8x)\n", c / n }'
+awk -v c="$cp_ms" -v n="$nocache_ms" 'BEGIN { printf "--no-cache rebuild speed vs cp -a: %.2fx\n", c / n }'
 
 if timeout 5 docker info >/dev/null 2>&1; then
   times=()

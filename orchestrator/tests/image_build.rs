@@ -979,3 +979,118 @@ fn shell_is_inherited_prune_keeps_live_intermediates_and_tree_shows_cache_hits()
     drop(be.store);
     be.env.assert_clean();
 }
+
+/// Rows (path, type, mode, owner, content or link target) of a tree, sorted.
+fn tree_rows(root: &std::path::Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).expect("read_dir") {
+            let p = e.expect("entry").path();
+            let m = fs::symlink_metadata(&p).expect("lstat");
+            let what = if m.file_type().is_symlink() {
+                format!("-> {}", fs::read_link(&p).expect("link").display())
+            } else if m.is_file() {
+                String::from_utf8_lossy(&fs::read(&p).expect("read")).into_owned()
+            } else {
+                stack.push(p.clone());
+                String::new()
+            };
+            let rel = p.strip_prefix(root).expect("prefix").display().to_string();
+            rows.push(format!(
+                "{rel} {:o} {}:{} {what}",
+                m.mode(),
+                m.uid(),
+                m.gid()
+            ));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[test]
+fn copy_layers_are_their_directories_and_save_and_load_into_a_fresh_root_unchanged() {
+    let be = BuildEnv::new();
+    be.write(
+        "Dockerfile",
+        "FROM bb:1\nCOPY --chown=app:staff app /srv/app/\nCOPY tool /usr/local/bin/\n",
+    );
+    be.write("app/index.html", "<p>hi</p>\n");
+    be.write("app/conf/site.conf", "listen 80;\n");
+    std::os::unix::fs::symlink("conf/site.conf", be.ctx.join("app/site")).expect("symlink");
+    be.write("tool", "#!/bin/sh\necho tool\n");
+    fs::set_permissions(
+        be.ctx.join("tool"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let (id, _) = be.build("copied:1", false).expect("build");
+    let img = be.store.resolve(&id).expect("resolve");
+    let dirs = img.layer_dirs();
+    let app_layer = &dirs[dirs.len() - 2];
+    assert_eq!(
+        tree_rows(app_layer),
+        [
+            "srv 40755 0:0 ",
+            "srv/app 40755 1000:50 ",
+            "srv/app/conf 40755 1000:50 ",
+            "srv/app/conf/site.conf 100644 1000:50 listen 80;\n",
+            "srv/app/index.html 100644 1000:50 <p>hi</p>\n",
+            "srv/app/site 120777 1000:50 -> conf/site.conf",
+        ]
+    );
+    for l in &img.record.layers[1..] {
+        assert_eq!(l.blob, l.diff_id, "plain tar named by its diff id");
+        assert!(!be.store.blobs().has(&l.blob), "COPY stores no tar");
+    }
+    assert_eq!(
+        be.run(
+            "copied:1",
+            &["sh", "-c", "/usr/local/bin/tool; cat /srv/app/site"]
+        ),
+        "tool\nlisten 80;\n"
+    );
+
+    // --no-cache: COPY runs again (new files, new mtimes: new layers with the same content)
+    // and leaves no draft behind.
+    let (again, steps) = be.build("copied:1", true).expect("no-cache build");
+    assert!(steps[1..].iter().all(|s| !s.cached), "{steps:?}");
+    let img2 = be.store.resolve(&again).expect("resolve");
+    let dirs = img2.layer_dirs();
+    for (a, b) in img.layer_dirs().iter().zip(&dirs) {
+        assert_eq!(tree_rows(a), tree_rows(b));
+    }
+    let drafts: Vec<_> = fs::read_dir(be.store.dir().join("l"))
+        .expect("l")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .collect();
+    assert!(drafts.is_empty(), "{drafts:?}");
+
+    // image save (the tars made again from the directories) into a fresh root.
+    let archive = be.env.tmp.path().join("copied.tar");
+    let out = be.env.berth(&[
+        "image",
+        "save",
+        "-o",
+        archive.to_str().expect("utf-8"),
+        "copied:1",
+    ]);
+    assert!(out.status.success(), "save: {}", stderr(&out));
+    let fresh = ImageStore::open(&be.env.tmp.path().join("fresh")).expect("fresh store");
+    let loaded = berth_runtime::image::archive::load(
+        &fresh,
+        fs::File::open(&archive).expect("archive"),
+        None,
+    )
+    .expect("load");
+    assert_eq!(loaded[0].id.to_string(), again);
+    let back = fresh.resolve("copied:1").expect("loaded image");
+    assert_eq!(back.manifest_digest, img2.manifest_digest);
+    for (a, b) in dirs.iter().zip(back.layer_dirs()) {
+        assert_eq!(tree_rows(a), tree_rows(&b));
+    }
+    drop(be.store);
+    be.env.assert_clean();
+}

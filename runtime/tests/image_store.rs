@@ -670,3 +670,158 @@ fn loads_a_classic_docker_save_archive_with_symlinked_layers() {
         "same diff, different chain: its own directory"
     );
 }
+
+#[test]
+fn a_layer_committed_as_a_directory_saves_and_loads_with_the_same_files_and_digests() {
+    if !tool("skopeo") {
+        panic!("skopeo is missing: run scripts/deps.sh");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&t.path().join("a")).unwrap();
+    let base = store
+        .import(&mut &busybox_tar(t.path())[..], "bb", Default::default())
+        .unwrap();
+    // What a COPY (or a container's upper dir) leaves: modes, owners, set-id bits, a symlink,
+    // hard links, an empty file, a name past tar's 100 bytes, a whiteout (0/0 char device,
+    // mode 0, as overlayfs makes them) and an opaque dir.
+    let draft = store.layer_draft().unwrap();
+    let d = draft.path().to_path_buf();
+    assert!(
+        d.starts_with(store.dir()),
+        "drafts live in the store: {d:?}"
+    );
+    fs::create_dir_all(d.join("app/sub")).unwrap();
+    fs::set_permissions(d.join("app/sub"), fs::Permissions::from_mode(0o750)).unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    fs::write(d.join("app/big.bin"), &big).unwrap();
+    fs::write(d.join("app/empty"), "").unwrap();
+    fs::write(d.join("app/sub/tool"), "#!/bin/sh\n").unwrap();
+    std::os::unix::fs::chown(d.join("app/sub/tool"), Some(1000), Some(50)).unwrap();
+    fs::set_permissions(d.join("app/sub/tool"), fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::hard_link(d.join("app/big.bin"), d.join("app/big.link")).unwrap();
+    std::os::unix::fs::symlink("../bin/busybox", d.join("app/bb")).unwrap();
+    let long = format!("app/{}", "n".repeat(120));
+    fs::write(d.join(&long), "long").unwrap();
+    fs::create_dir(d.join("etc")).unwrap();
+    let wh = std::ffi::CString::new(d.join("etc/hostname").as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(
+        unsafe { libc::mknod(wh.as_ptr(), libc::S_IFCHR, 0) },
+        0,
+        "whiteout"
+    );
+    let sub = std::ffi::CString::new(d.join("app/sub").as_os_str().as_encoded_bytes()).unwrap();
+    let r = unsafe {
+        libc::lsetxattr(
+            sub.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            b"y".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    assert_eq!(r, 0, "opaque xattr: {}", std::io::Error::last_os_error());
+    let img = store
+        .commit_dir(draft, Some(&base.id), new_image("dir"), &Default::default())
+        .unwrap();
+    assert!(
+        !d.exists(),
+        "the draft became the layer (renamed, not copied)"
+    );
+    let top = img.record.layers.last().unwrap().clone();
+    assert_eq!(
+        top.blob, top.diff_id,
+        "a plain tar: its digest is the diff id"
+    );
+    assert!(!store.blobs().has(&top.blob), "no tar is stored at commit");
+    let layer_dir = img.layer_dirs().last().unwrap().clone();
+    assert_eq!(fs::read(layer_dir.join("app/big.bin")).unwrap(), big);
+    let before = snapshot(&layer_dir);
+
+    // The tar made on demand hashes to the diff id; flatten applies it (whiteout included).
+    let flat = t.path().join("flat");
+    fs::create_dir(&flat).unwrap();
+    store.flatten(&img, &flat).unwrap();
+    assert!(!flat.join("etc/hostname").exists());
+    assert_eq!(fs::read(flat.join("app/big.link")).unwrap(), big);
+
+    store.tag(&img.id, "dir:t").unwrap();
+    let archive = t.path().join("dir.tar");
+    berth_runtime::image::archive::save(
+        &store,
+        &["dir:t".to_owned()],
+        fs::File::create(&archive).unwrap(),
+    )
+    .unwrap();
+    // skopeo (a foreign reader) verifies every blob's digest and size when it copies.
+    let o: serde_json::Value = serde_json::from_str(&sh(&format!(
+        "skopeo inspect oci-archive:{}:t",
+        archive.display()
+    )))
+    .unwrap();
+    assert_eq!(o["Digest"].as_str().unwrap(), img.manifest_digest.as_str());
+    let oci = t.path().join("copied-oci");
+    sh(&format!(
+        "skopeo copy -q --dest-oci-accept-uncompressed-layers docker-archive:{} oci:{}:t",
+        archive.display(),
+        oci.display()
+    ));
+    assert!(oci.join("blobs/sha256").join(top.blob.hex()).is_file());
+
+    // Into a fresh root: the same image id, and the layer unpacks to the same files.
+    let other = ImageStore::open(&t.path().join("b")).unwrap();
+    let loaded =
+        berth_runtime::image::archive::load(&other, fs::File::open(&archive).unwrap(), None)
+            .unwrap();
+    assert_eq!(loaded[0].id, img.id);
+    let back = other.resolve("dir:t").unwrap();
+    assert_eq!(back.manifest_digest, img.manifest_digest);
+    assert_eq!(snapshot(back.layer_dirs().last().unwrap()), before);
+    let a = fs::metadata(back.layer_dirs().last().unwrap().join("app/big.bin")).unwrap();
+    let b = fs::metadata(back.layer_dirs().last().unwrap().join("app/big.link")).unwrap();
+    assert_eq!(a.ino(), b.ino(), "hard link kept");
+
+    // The same content committed again is found, and its draft removed.
+    let layers_before = fs::read_dir(store.dir().join("l")).unwrap().count();
+    let again = store.layer_draft().unwrap();
+    let again_dir = again.path().to_path_buf();
+    sh(&format!(
+        "cp -a {}/. {}",
+        layer_dir.display(),
+        again_dir.display()
+    ));
+    let img2 = store
+        .commit_dir(again, Some(&base.id), new_image("dir"), &Default::default())
+        .unwrap();
+    assert_eq!(img2.record.layers.last().unwrap().chain_id, top.chain_id);
+    assert!(!again_dir.exists());
+    assert_eq!(
+        fs::read_dir(store.dir().join("l")).unwrap().count(),
+        layers_before
+    );
+
+    // A layer directory changed behind the store's back fails the save, never writes a
+    // wrong blob.
+    fs::write(layer_dir.join(&long), "LONG").unwrap();
+    let err = berth_runtime::image::archive::save(&store, &["dir:t".to_owned()], std::io::sink())
+        .expect_err("changed layer");
+    let chain = anyhow_chain(&err);
+    assert!(chain.contains("was changed"), "{chain}");
+    fs::write(layer_dir.join("app/empty"), "grown").unwrap();
+    let err = berth_runtime::image::archive::save(&store, &["dir:t".to_owned()], std::io::sink())
+        .expect_err("changed layer");
+    let chain = anyhow_chain(&err);
+    let want = format!("not the {} bytes", top.blob_size);
+    assert!(chain.contains(&want), "{chain}");
+}
+
+fn anyhow_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::blobs::BlobError;
 use super::digest::Digest;
 use super::reference::Reference;
-use super::store::{Descriptor, ImageStore, Index, Manifest, StoreError, media, pick_platform};
+use super::store::{
+    Descriptor, ImageStore, Index, LayerRef, Manifest, StoreError, media, pick_platform,
+};
 use super::unpack::{self, Compression};
 
 /// Load/save failures, with the archive member at fault.
@@ -308,6 +310,8 @@ fn load_oci(
 pub fn save<W: Write>(store: &ImageStore, refs: &[String], w: W) -> Result<()> {
     let mut b = tar::Builder::new(w);
     let mut blobs: Vec<Digest> = Vec::new();
+    // Layers apart: a layer committed as a directory has no stored blob until asked for.
+    let mut layers: Vec<LayerRef> = Vec::new();
     let mut index = Index {
         schema_version: 2,
         media_type: Some(media::OCI_INDEX.into()),
@@ -373,12 +377,14 @@ pub fn save<W: Write>(store: &ImageStore, refs: &[String], w: W) -> Result<()> {
                 .map(|l| format!("blobs/sha256/{}", l.blob.hex()))
                 .collect(),
         });
-        for d in std::iter::once(&img.manifest_digest)
-            .chain(std::iter::once(&img.id))
-            .chain(img.record.layers.iter().map(|l| &l.blob))
-        {
+        for d in [&img.manifest_digest, &img.id] {
             if !blobs.contains(d) {
                 blobs.push(d.clone());
+            }
+        }
+        for l in &img.record.layers {
+            if !blobs.contains(&l.blob) && !layers.iter().any(|x: &LayerRef| x.blob == l.blob) {
+                layers.push(l.clone());
             }
         }
     }
@@ -414,6 +420,28 @@ pub fn save<W: Write>(store: &ImageStore, refs: &[String], w: W) -> Result<()> {
         h.set_mode(0o644);
         h.set_cksum();
         b.append(&h, f).map_err(werr)?;
+    }
+    for l in &layers {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(format!("blobs/sha256/{}", l.blob.hex()))
+            .map_err(werr)?;
+        h.set_size(l.blob_size);
+        h.set_mode(0o644);
+        h.set_cksum();
+        // The reader checks the digest at its end: a layer that no longer matches fails the
+        // save instead of writing a wrong blob (its length is checked by the digest too).
+        let mut r = store.layer_tar(l)?;
+        let mut counted = (&mut r).take(l.blob_size + 1);
+        b.append(&h, &mut counted).map_err(werr)?;
+        if counted.limit() != 1 {
+            return Err(werr(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "layer {} is not the {} bytes its manifest says",
+                    l.blob, l.blob_size
+                ),
+            )));
+        }
     }
     let ij = serde_json::to_vec(&index).map_err(|source| ArchiveError::Json {
         member: "index.json".into(),

@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use super::digest::{Digest, HashingWriter};
 use super::unpack::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
 
 /// Failures while writing a diff, with the path at fault.
@@ -78,10 +79,152 @@ fn header(meta: &fs::Metadata, kind: tar::EntryType) -> tar::Header {
 
 /// Writes the changes recorded in overlayfs `upper` as an OCI layer tar to `w`.
 pub fn write_upper_diff<W: Write>(upper: &Path, w: W) -> Result<W, DiffError> {
+    Ok(write_upper_diff_counted(upper, w)?.0)
+}
+
+/// [`write_upper_diff`], also returning the bytes of regular-file content it wrote (hard
+/// links counted once), the size the store records for a layer.
+pub fn write_upper_diff_counted<W: Write>(upper: &Path, w: W) -> Result<(W, u64), DiffError> {
     let mut b = tar::Builder::new(w);
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
-    walk(upper, upper, &mut b, &mut links)?;
-    b.into_inner().map_err(io_err("finish tar for", upper))
+    let mut file_bytes = 0;
+    walk(upper, upper, &mut b, &mut links, &mut file_bytes)?;
+    let w = b.into_inner().map_err(io_err("finish tar for", upper))?;
+    Ok((w, file_bytes))
+}
+
+/// The identity of a layer directory's tar without writing it anywhere: what a commit of a
+/// directory records instead of storing the tar (see [`summarize_dir`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiffSummary {
+    /// sha256 of the uncompressed tar (the diff id, and the blob digest of a plain layer).
+    pub diff_id: Digest,
+    /// Length of the tar.
+    pub tar_size: u64,
+    /// Bytes of regular-file content (hard links counted once).
+    pub file_bytes: u64,
+}
+
+/// Hashes the tar [`write_upper_diff`] makes of `upper` without keeping it. The same directory,
+/// unchanged, gives the same tar again (sorted walk, no timestamps of its own), which is what
+/// lets the store keep a built layer as its directory and make the tar only when asked.
+pub fn summarize_dir(upper: &Path) -> Result<DiffSummary, DiffError> {
+    // 1 MiB chunks to the hasher; the files themselves are read in the tar writer's chunks.
+    let w = io::BufWriter::with_capacity(1 << 20, HashingWriter::new(io::sink()));
+    let (w, file_bytes) = write_upper_diff_counted(upper, w)?;
+    let h = w
+        .into_inner()
+        .map_err(|e| io_err("hash the layer tar of", upper)(e.into_error()))?;
+    let (diff_id, tar_size, _) = h.finish();
+    Ok(DiffSummary {
+        diff_id,
+        tar_size,
+        file_bytes,
+    })
+}
+
+/// The tar of a directory as a stream that a thread writes through a pipe, checked against
+/// the digest it must have: a reader sees an error, never a wrong or short tar, when the
+/// directory fails to read or no longer hashes to `expected` (for `image save` and `flatten`
+/// of a layer the store keeps only as its directory).
+pub struct DiffReader {
+    reader: Option<io::BufReader<io::PipeReader>>,
+    writer: Option<std::thread::JoinHandle<Result<(), DiffError>>>,
+    hasher: Option<HashingWriter<io::Sink>>,
+    expected: Option<Digest>,
+    dir: PathBuf,
+}
+
+impl DiffReader {
+    /// Starts writing the tar of `dir`; with `expected`, the end of the stream is an error
+    /// unless everything read hashes to it.
+    pub fn start(dir: &Path, expected: Option<Digest>) -> io::Result<DiffReader> {
+        let (reader, w) = io::pipe()?;
+        {
+            use std::os::fd::AsRawFd;
+            // A 1 MiB pipe (a hint capped by fs.pipe-max-size): fewer hand-overs between the
+            // two threads than the default 64 KiB.
+            // SAFETY: fcntl on a pipe fd we own.
+            unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+        }
+        let upper = dir.to_path_buf();
+        let writer = std::thread::Builder::new()
+            .name("berth-layer-tar".into())
+            .spawn(move || {
+                let w = io::BufWriter::with_capacity(1 << 20, w);
+                let mut w = write_upper_diff(&upper, w)?;
+                w.flush().map_err(io_err("write layer tar for", &upper))
+            })?;
+        Ok(DiffReader {
+            reader: Some(io::BufReader::with_capacity(1 << 20, reader)),
+            writer: Some(writer),
+            hasher: expected.as_ref().map(|_| HashingWriter::new(io::sink())),
+            expected,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Waits for the writer; its failure (or a panic) becomes an error naming the directory.
+    fn join(&mut self) -> io::Result<()> {
+        let Some(h) = self.writer.take() else {
+            return Ok(());
+        };
+        match h.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(io::Error::other(error_chain(&e))),
+            Err(_) => Err(io::Error::other(format!(
+                "the tar writer for {} panicked",
+                self.dir.display()
+            ))),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl Read for DiffReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(r) = self.reader.as_mut() else {
+            return Ok(0);
+        };
+        let n = r.read(buf)?;
+        if let Some(h) = self.hasher.as_mut() {
+            h.write_all(&buf[..n])?;
+        }
+        if n == 0 && !buf.is_empty() {
+            self.join()?;
+            if let (Some(h), Some(expected)) = (self.hasher.take(), self.expected.as_ref()) {
+                let (actual, size, _) = h.finish();
+                if &actual != expected {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "layer directory {} now makes a tar of {size} bytes hashing to {actual}, not {expected}: it was changed",
+                            self.dir.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for DiffReader {
+    fn drop(&mut self) {
+        // Close the read end first so a writer blocked on a full pipe fails and ends.
+        self.reader = None;
+        let _ = self.join();
+    }
 }
 
 fn walk<W: Write>(
@@ -89,6 +232,7 @@ fn walk<W: Write>(
     dir: &Path,
     b: &mut tar::Builder<W>,
     links: &mut HashMap<(u64, u64), String>,
+    file_bytes: &mut u64,
 ) -> Result<(), DiffError> {
     let mut names: Vec<_> = fs::read_dir(dir)
         .map_err(io_err("list", dir))?
@@ -147,7 +291,7 @@ fn walk<W: Write>(
                 b.append_data(&mut h, format!("{rel}/{OPAQUE_MARKER}"), io::empty())
                     .map_err(io_err("write opaque marker for", &path))?;
             }
-            walk(root, &path, b, links)?;
+            walk(root, &path, b, links, file_bytes)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(&path).map_err(io_err("read link", &path))?;
             let mut h = header(&meta, tar::EntryType::Symlink);
@@ -165,7 +309,17 @@ fn walk<W: Write>(
             let f = fs::File::open(&path).map_err(io_err("open", &path))?;
             let mut h = header(&meta, tar::EntryType::Regular);
             h.set_size(meta.len());
-            b.append_data(&mut h, &rel, f).map_err(werr)?;
+            // Read in large chunks (the tar writer copies through an 8 KiB buffer).
+            let cap = (meta.len() as usize).clamp(8 << 10, 1 << 20);
+            let mut data = io::BufReader::with_capacity(cap, f).take(meta.len());
+            b.append_data(&mut h, &rel, &mut data).map_err(werr)?;
+            if data.limit() != 0 {
+                return Err(io_err("read", &path)(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the file shrank while it was written to the layer",
+                )));
+            }
+            *file_bytes += meta.len();
         } else {
             let kind = if ft.is_char_device() {
                 tar::EntryType::Char
@@ -187,4 +341,51 @@ fn walk<W: Write>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(tar: &[u8]) -> Vec<String> {
+        tar::Archive::new(tar)
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                e.expect("entry")
+                    .path()
+                    .expect("path")
+                    .display()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failing_or_changed_directory_is_a_read_error_never_a_wrong_tar() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = DiffReader::start(&dir.path().join("missing"), None).expect("start");
+        let mut buf = Vec::new();
+        let err = s.read_to_end(&mut buf).expect_err("the writer failed");
+        assert!(err.to_string().contains("missing"), "{err}");
+
+        fs::create_dir(dir.path().join("d")).expect("mkdir");
+        fs::write(dir.path().join("d/f"), "x").expect("write");
+        let sum = summarize_dir(dir.path()).expect("summary");
+        assert_eq!(sum.file_bytes, 1);
+        let mut s = DiffReader::start(dir.path(), Some(sum.diff_id.clone())).expect("start");
+        buf.clear();
+        s.read_to_end(&mut buf).expect("tar");
+        assert_eq!(names(&buf), ["d", "d/f"]);
+        assert_eq!(buf.len() as u64, sum.tar_size);
+        assert_eq!(Digest::of_bytes(&buf), sum.diff_id);
+        // Same directory, same tar (what lets the store keep only the directory).
+        assert_eq!(summarize_dir(dir.path()).expect("again"), sum);
+
+        fs::write(dir.path().join("d/f"), "y").expect("write");
+        let mut s = DiffReader::start(dir.path(), Some(sum.diff_id)).expect("start");
+        buf.clear();
+        let err = s.read_to_end(&mut buf).expect_err("changed");
+        assert!(err.to_string().contains("was changed"), "{err}");
+    }
 }

@@ -19,7 +19,11 @@
 //! - New images (builder steps, `container commit`): [`ImageStore::commit`] takes a layer tar
 //!   (or none, for a metadata-only step), the parent id and a [`NewImage`];
 //!   [`diff::write_upper_diff`] turns an overlayfs upper dir into that tar, and
-//!   [`bootstrap::commit_rootfs_dir`] a whole rootfs dir.
+//!   [`bootstrap::commit_rootfs_dir`] a whole rootfs dir. [`ImageStore::commit_dir`] takes a
+//!   [`store::LayerDraft`] (a directory in the store the caller filled, as the builder's COPY
+//!   does) and renames it into place as the layer: its tar is hashed for the diff id but not
+//!   stored, and [`ImageStore::layer_tar`] makes it again, checked against that digest, when
+//!   `image save` or flatten need it.
 //!
 //! # Layout under `<root>/images`
 //!

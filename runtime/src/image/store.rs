@@ -131,6 +131,14 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// A directory committed as a layer could not be read.
+    #[error("cannot read the layer directory {path}")]
+    LayerDir {
+        /// The directory.
+        path: PathBuf,
+        #[source]
+        source: super::diff::DiffError,
+    },
     /// A store metadata file is not valid JSON.
     #[error("corrupt store file {path}")]
     Corrupt {
@@ -239,6 +247,36 @@ pub struct LayerRecord {
     pub dir: String,
     /// Bytes of file content.
     pub size: u64,
+    /// The layer was committed as a directory (a build's COPY): its plain tar, whose digest is
+    /// the diff id, is not stored but made again from the directory when something needs it
+    /// ([`ImageStore::layer_tar`]: `image save`, flatten).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tar_from_dir: bool,
+}
+
+/// A directory a caller fills as a new layer, then hands to [`ImageStore::commit_dir`], which
+/// renames it into place instead of copying it: the builder's COPY writes each file once.
+/// It lives in the store (`l/.tmp-…`, same file system as the layers) and holds the shared
+/// writer lock until committed or dropped, so no `image prune` collects it meanwhile; dropped
+/// uncommitted, it is removed.
+#[derive(Debug)]
+pub struct LayerDraft {
+    dir: PathBuf,
+    _writer: FileLock,
+}
+
+impl LayerDraft {
+    /// The directory to fill (overlayfs upper format: whiteouts as 0/0 character devices).
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for LayerDraft {
+    fn drop(&mut self) {
+        // Gone already when committed (renamed into place).
+        let _ = fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// A layer as one image references it.
@@ -430,6 +468,22 @@ pub struct ImageStore {
     blobs: Blobs,
 }
 
+/// A commit's new layer.
+enum NewLayer<'a> {
+    /// None: a metadata-only step.
+    None,
+    /// A tar stream (plain or compressed), stored as a blob and unpacked.
+    Tar(&'a mut dyn Read),
+    /// A filled directory, adopted as the layer.
+    Dir(LayerDraft),
+}
+
+/// What [`ImageStore::adopt_draft`] tells the manifest.
+struct AdoptedLayer {
+    diff_id: Digest,
+    tar_size: u64,
+}
+
 /// RFC 3339 timestamp of now, seconds precision.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
@@ -562,13 +616,25 @@ impl ImageStore {
             let _ = fs::remove_dir_all(&tmp);
             return Ok(rec);
         }
-        let mut rec = LayerRecord {
+        let rec = LayerRecord {
             chain_id: chain.clone(),
             diff_id: stats.diff_id.clone(),
             parent: parent.cloned(),
-            dir: chain.hex()[..LAYER_DIR_LEN].to_owned(),
+            dir: String::new(),
             size: stats.file_bytes,
+            tar_from_dir: false,
         };
+        let rec = self.install_layer(&tmp, rec)?;
+        tracing::info!(chain = %chain, dir = %self.layer_dir(&rec).display(), size = rec.size, "layer unpacked");
+        Ok(rec)
+    }
+
+    /// Renames the filled directory `tmp` into place as the layer `rec` describes (its `dir`
+    /// is chosen here) and writes the record. The caller holds the chain's lock and has checked
+    /// that the chain is not there yet.
+    fn install_layer(&self, tmp: &Path, mut rec: LayerRecord) -> Result<LayerRecord> {
+        let chain = rec.chain_id.clone();
+        rec.dir = chain.hex()[..LAYER_DIR_LEN].to_owned();
         if self.dir_claimed_by_other(&rec.dir, &chain)? {
             // Two chains sharing a 16-digit prefix: this one takes a longer name.
             rec.dir = chain.hex()[..LAYER_DIR_LEN + 16].to_owned();
@@ -578,10 +644,49 @@ impl ImageStore {
             // A leftover without a record (crash between rename and record): replace it.
             fs::remove_dir_all(&dst).map_err(io_err("remove stale layer", &dst))?;
         }
-        fs::rename(&tmp, &dst).map_err(io_err("rename layer into", &dst))?;
+        fs::rename(tmp, &dst).map_err(io_err("rename layer into", &dst))?;
         self.write_json(&self.layer_record_path(&chain), &rec)?;
-        tracing::info!(chain = %chain, dir = %dst.display(), size = rec.size, "layer unpacked");
         Ok(rec)
+    }
+
+    /// A fresh directory to fill as a layer and pass to [`Self::commit_dir`].
+    pub fn layer_draft(&self) -> Result<LayerDraft> {
+        let writer = self.writer_lock()?;
+        let dir = self.dir.join("l").join(format!(".tmp-{}", unique_suffix()));
+        fs::create_dir(&dir).map_err(io_err("create", &dir))?;
+        Ok(LayerDraft {
+            dir,
+            _writer: writer,
+        })
+    }
+
+    /// The plain (uncompressed) tar of one of an image's layers, for `image save` and
+    /// flatten: the stored blob, or for a layer committed as a directory
+    /// ([`LayerRecord::tar_from_dir`]) the tar made again from it, checked against the diff id
+    /// as it streams (a changed directory is a read error, never a wrong archive). Compressed
+    /// blobs are returned as stored.
+    pub fn layer_tar(&self, layer: &LayerRef) -> Result<Box<dyn Read + Send>> {
+        match self.blobs.open_blob(&layer.blob) {
+            Ok(f) => return Ok(Box::new(f)),
+            Err(BlobError::Missing { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let missing = || {
+            StoreError::Blob(BlobError::Missing {
+                digest: layer.blob.clone(),
+            })
+        };
+        if layer.blob != layer.diff_id {
+            return Err(missing());
+        }
+        let rec = self.layer(&layer.chain_id)?.ok_or_else(missing)?;
+        if !rec.tar_from_dir || rec.diff_id != layer.diff_id {
+            return Err(missing());
+        }
+        let dir = self.layer_dir(&rec);
+        let r = super::diff::DiffReader::start(&dir, Some(layer.diff_id.clone()))
+            .map_err(io_err("start the tar writer for", &dir))?;
+        Ok(Box::new(r))
     }
 
     /// Whether a layer record of another chain uses directory `dir` (checked only when the
@@ -1187,6 +1292,35 @@ impl ImageStore {
         new: NewImage,
         extensions: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Image> {
+        let layer = match layer {
+            Some(r) => NewLayer::Tar(r),
+            None => NewLayer::None,
+        };
+        self.commit_layer(layer, parent, new, extensions)
+    }
+
+    /// [`Self::commit_extended`] of a layer given as a filled [`LayerDraft`]: the tar is hashed
+    /// (for the diff id) but not written, and the directory becomes the layer as it is, so
+    /// each byte is written once. The manifest names the plain tar (digest = diff id), which
+    /// [`Self::layer_tar`] makes again on demand. A layer the store already has (the same
+    /// chain: same files, modes, owners and mtimes) is kept and the draft removed.
+    pub fn commit_dir(
+        &self,
+        draft: LayerDraft,
+        parent: Option<&Digest>,
+        new: NewImage,
+        extensions: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Image> {
+        self.commit_layer(NewLayer::Dir(draft), parent, new, extensions)
+    }
+
+    fn commit_layer(
+        &self,
+        layer: NewLayer<'_>,
+        parent: Option<&Digest>,
+        new: NewImage,
+        extensions: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Image> {
         let _w = self.writer_lock()?;
         let parent_img = parent.map(|p| self.resolve(p.as_str())).transpose()?;
         let mut layer_descs: Vec<Descriptor> = Vec::new();
@@ -1211,7 +1345,17 @@ impl ImageStore {
         if let Some(c) = &new.comment {
             entry = entry.comment(c.clone());
         }
-        if let Some(r) = layer {
+        if let NewLayer::Dir(draft) = layer {
+            let adopted = self.adopt_draft(draft, chain.as_ref())?;
+            layer_descs.push(Descriptor {
+                media_type: media::OCI_LAYER.into(),
+                digest: adopted.diff_id.clone(),
+                size: adopted.tar_size,
+                platform: None,
+                annotations: BTreeMap::new(),
+            });
+            diff_ids.push(adopted.diff_id.to_string());
+        } else if let NewLayer::Tar(r) = layer {
             let (blob, size) = self.blobs.put(r)?;
             let head = {
                 let mut f = self.blobs.open_blob(&blob)?;
@@ -1297,11 +1441,42 @@ impl ImageStore {
         self.add_image(&mdigest, parent, None)
     }
 
+    /// Hashes a filled draft and installs it as the layer on `parent` (or finds that layer
+    /// already there and drops the draft).
+    fn adopt_draft(&self, draft: LayerDraft, parent: Option<&Digest>) -> Result<AdoptedLayer> {
+        let t0 = std::time::Instant::now();
+        let sum =
+            super::diff::summarize_dir(draft.path()).map_err(|source| StoreError::LayerDir {
+                path: draft.path().to_owned(),
+                source,
+            })?;
+        tracing::debug!(diff_id = %sum.diff_id, tar_size = sum.tar_size, ms = t0.elapsed().as_millis() as u64, "layer directory hashed");
+        let chain = Digest::chain(parent, &sum.diff_id);
+        let _guard = self.blobs.lock(&chain)?;
+        if self.layer(&chain)?.is_none() {
+            let rec = LayerRecord {
+                chain_id: chain.clone(),
+                diff_id: sum.diff_id.clone(),
+                parent: parent.cloned(),
+                dir: String::new(),
+                size: sum.file_bytes,
+                tar_from_dir: true,
+            };
+            let rec = self.install_layer(draft.path(), rec)?;
+            tracing::info!(chain = %chain, dir = %self.layer_dir(&rec).display(), size = rec.size, "layer committed from its directory");
+        }
+        drop(draft);
+        Ok(AdoptedLayer {
+            diff_id: sum.diff_id,
+            tar_size: sum.tar_size,
+        })
+    }
+
     /// Applies the image's layers in order onto `dest` (whiteouts delete): one plain rootfs
     /// directory, for exports and for runtimes that cannot stack overlay lowers.
     pub fn flatten(&self, image: &Image, dest: &Path) -> Result<()> {
         for l in &image.record.layers {
-            let f = self.blobs.open_blob(&l.blob)?;
+            let f = self.layer_tar(l)?;
             unpack::unpack_layer(f, dest, Whiteouts::Apply).map_err(|source| {
                 StoreError::Unpack {
                     blob: l.blob.clone(),
