@@ -162,6 +162,11 @@ fn lock_instance(run: &Path) -> Result<Flock<File>, DaemonError> {
 
 /// Runs the daemon until SIGTERM, SIGINT or `POST /v1/shutdown`.
 pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
+    // glibc gives each thread that allocates its own arena (up to 8 per core), and a burst of
+    // blocking-pool threads (50 creates at once) leaves each arena holding freed memory. Two
+    // arenas serve a 2-worker runtime; the blocking threads mostly wait on the kernel.
+    // SAFETY: mallopt only tunes this process's allocator, before any other thread exists.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
