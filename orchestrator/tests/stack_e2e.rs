@@ -364,3 +364,84 @@ services:
         .unwrap_or(0);
     assert_eq!(containers, 0, "no build container left behind");
 }
+
+#[test]
+fn links_aliases_extra_hosts_secrets_and_configs_reach_the_container() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("lnk");
+    host.busybox_image();
+    let stack = r#"
+name: lnk
+x-s: &s
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  command: ["sleep", "300"]
+services:
+  db:
+    <<: *s
+  web:
+    <<: *s
+    links: ["db:database"]
+    extra_hosts:
+      - "static.test=10.9.9.9"
+      - "gw.test:host-gateway"
+    secrets: [db_pw]
+    configs:
+      - source: app_conf
+        target: /etc/app.conf
+secrets:
+  db_pw:
+    file: ./pw.txt
+configs:
+  app_conf:
+    file: ./app.conf
+"#;
+    std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
+    std::fs::write(host.stack.join("pw.txt"), "s3cret\n").expect("secret");
+    std::fs::write(host.stack.join("app.conf"), "mode=test\n").expect("config");
+    host.ok(&["up", "-d"]);
+    // A compose file written for --link: the alias resolves to the linked service.
+    let answers = |name: &str| -> Vec<String> {
+        let out = host.ok(&["exec", "-T", "web", "nslookup", name]);
+        out.split("Name:")
+            .skip(1)
+            .flat_map(|a| a.lines().filter_map(|l| l.strip_prefix("Address:")))
+            .map(|a| a.trim().to_string())
+            .collect()
+    };
+    let db = answers("db");
+    assert!(!db.is_empty(), "db does not resolve");
+    assert_eq!(answers("database"), db);
+    let hosts = host.ok(&["exec", "-T", "web", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("10.9.9.9\tstatic.test"), "{hosts}");
+    let gw = hosts
+        .lines()
+        .find(|l| l.ends_with("\tgw.test"))
+        .unwrap_or_else(|| panic!("no gw.test line in {hosts}"));
+    assert!(gw.starts_with("10."), "{gw}");
+    // File-based secrets and configs, read-only where compose puts them.
+    let pw = host.ok(&["exec", "-T", "web", "cat", "/run/secrets/db_pw"]);
+    assert_eq!(pw.trim(), "s3cret");
+    let conf = host.ok(&["exec", "-T", "web", "cat", "/etc/app.conf"]);
+    assert_eq!(conf.trim(), "mode=test");
+    let write = host.berth(&[
+        "exec",
+        "-T",
+        "web",
+        "sh",
+        "-c",
+        "echo x > /run/secrets/db_pw",
+    ]);
+    assert!(!write.status.success(), "a secret was writable");
+    let ids: Vec<String> = host
+        .ps()
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect();
+    host.ok(&["down"]);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}

@@ -1375,6 +1375,7 @@ impl StackBackend {
             if let Some(o) = opt {
                 aliases.extend(o.aliases.iter().cloned());
             }
+            aliases.extend(link_aliases(p, service));
             aliases.retain(|a| a != name);
             aliases.dedup();
             let mut names = vec![name.to_string()];
@@ -1469,6 +1470,7 @@ impl StackBackend {
                 )
                 .map_err(|err| format!("DNS names of {name}: {err}"))?;
         }
+        hosts.push_str(&extra_hosts_lines(service, svc, gateways.first())?);
         let host = e.resolv.host().map(|h| h.conf).unwrap_or_default();
         let overrides = ContainerResolvOverrides {
             search: (!svc.dns_search.is_empty()).then(|| svc.dns_search.clone()),
@@ -1905,6 +1907,46 @@ fn endpoint_addresses(ep: &berth_netd::state::Endpoint) -> Vec<IpAddr> {
 
 /// /etc/hosts lines naming the container itself on one network (both families, as Docker
 /// writes them).
+/// The names other services give `service` through `links: ["service:alias"]`. Docker
+/// scopes such an alias to the linking container; here it resolves on the networks the two
+/// share, which is what a compose file written for `--link` needs.
+fn link_aliases(p: &Project, service: &str) -> Vec<String> {
+    p.services
+        .values()
+        .flat_map(|s| s.links.iter())
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(target, alias)| *target == service && !alias.is_empty())
+        .map(|(_, alias)| alias.to_string())
+        .collect()
+}
+
+/// `/etc/hosts` lines of a service's `extra_hosts` (`host-gateway` is the gateway of the
+/// container's first network, the host as the container reaches it).
+fn extra_hosts_lines(
+    service: &str,
+    svc: &crate::compose::Service,
+    gateway: Option<&IpAddr>,
+) -> Result<String, String> {
+    let mut out = String::new();
+    for (host, ips) in &svc.extra_hosts {
+        for ip in ips {
+            let addr = if ip == "host-gateway" {
+                gateway.copied().ok_or_else(|| {
+                    format!("service {service}: extra_hosts.{host}: host-gateway needs a network")
+                })?
+            } else {
+                ip.parse::<IpAddr>().map_err(|_| {
+                    format!(
+                        "service {service}: extra_hosts.{host}: {ip:?} is not an IP address or host-gateway"
+                    )
+                })?
+            };
+            out.push_str(&format!("{addr}\t{host}\n"));
+        }
+    }
+    Ok(out)
+}
+
 fn hosts_lines(ep: &berth_netd::state::Endpoint, hostname: &str) -> String {
     endpoint_addresses(ep)
         .iter()

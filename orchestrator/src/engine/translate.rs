@@ -44,6 +44,15 @@ pub enum TranslateError {
         "service {service}: network_mode {mode:?} is not supported yet (use host, none or networks:)"
     )]
     NetworkMode { service: String, mode: String },
+    #[error(
+        "service {service}: {kind}: {name} is not declared at the top level, or has no file: \
+         (berth mounts file-based {kind} only)"
+    )]
+    FileObject {
+        service: String,
+        kind: &'static str,
+        name: String,
+    },
     #[error("service {service}: runtime: {source}")]
     Runtime {
         service: String,
@@ -193,6 +202,29 @@ pub fn container_config(
                 });
             }
         });
+    }
+    // File-based secrets and configs, read-only at their target (secrets default to
+    // /run/secrets/NAME, a relative target lands there too; configs default to /NAME).
+    for (kind, refs, objects, base) in [
+        ("secrets", &svc.secrets, &project.secrets, "/run/secrets"),
+        ("configs", &svc.configs, &project.configs, "/"),
+    ] {
+        for r in refs {
+            let file = objects
+                .get(&r.source)
+                .and_then(|o| o.file.as_ref())
+                .ok_or_else(|| TranslateError::FileObject {
+                    service: service.into(),
+                    kind,
+                    name: r.source.clone(),
+                })?;
+            let target = Path::new(base).join(r.target.as_deref().unwrap_or(&r.source));
+            c.mounts.push(MountSpec::Bind {
+                source: PathBuf::from(file),
+                target,
+                read_only: true,
+            });
+        }
     }
     for t in &svc.tmpfs {
         let mut parts = t.splitn(2, ':');
