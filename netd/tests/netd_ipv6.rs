@@ -109,6 +109,11 @@ fn aaaa(ns: &Path, server: SocketAddr, name: &str) -> Vec<Ipv6Addr> {
     })
 }
 
+/// Gives `dev` in namespace `ns` the IPv6 address `cidr`, usable at once (no DAD).
+fn add_v6(ns: &str, cidr: &str, dev: &str) {
+    ip(ns, &["-6", "addr", "add", cidr, "dev", dev, "nodad"]);
+}
+
 #[test]
 fn ipv6_network_addresses_egress_ports_dns_and_reconcile() {
     if !can_run() {
@@ -116,31 +121,9 @@ fn ipv6_network_addresses_egress_ports_dns_and_reconcile() {
     }
     let sim = Sim::new();
     let host = sim.host.name.clone();
-    ip(
-        &host,
-        &[
-            "-6",
-            "addr",
-            "add",
-            &format!("{HOST_A6}/64"),
-            "dev",
-            "upa",
-            "nodad",
-        ],
-    );
+    add_v6(&host, &format!("{HOST_A6}/64"), "upa");
     let isp = sim.isp_a.name.clone();
-    ip(
-        &isp,
-        &[
-            "-6",
-            "addr",
-            "add",
-            &format!("{ISP_A6}/64"),
-            "dev",
-            "eth0",
-            "nodad",
-        ],
-    );
+    add_v6(&isp, &format!("{ISP_A6}/64"), "eth0");
     ip(
         &isp,
         &[
@@ -398,30 +381,8 @@ fn ipv6_static_addresses_ip_range_and_ipv6_host_ports() {
     }
     let sim = Sim::new();
     let host = sim.host.name.clone();
-    ip(
-        &host,
-        &[
-            "-6",
-            "addr",
-            "add",
-            &format!("{HOST_A6}/64"),
-            "dev",
-            "upa",
-            "nodad",
-        ],
-    );
-    ip(
-        &sim.isp_a.name,
-        &[
-            "-6",
-            "addr",
-            "add",
-            &format!("{ISP_A6}/64"),
-            "dev",
-            "eth0",
-            "nodad",
-        ],
-    );
+    add_v6(&host, &format!("{HOST_A6}/64"), "upa");
+    add_v6(&sim.isp_a.name, &format!("{ISP_A6}/64"), "eth0");
     let stop = Arc::new(AtomicBool::new(false));
     let (c1, c2, c3) = (
         NetnsGuard::new("c"),

@@ -534,25 +534,29 @@ fn foreground_run_passes_signals_to_the_container() {
 #[test]
 fn names_stay_unique_across_racing_creates_renames_and_removals() {
     let env = Env::new();
+    let rootfs = env.rootfs.display().to_string();
+    let create = |name: &str| {
+        env.cmd(&[
+            "container",
+            "create",
+            "--network",
+            "none",
+            "--name",
+            name,
+            "--rootfs",
+            &rootfs,
+            "true",
+        ])
+    };
     // Ten creates of one name at once: exactly one wins, the others name the owner and leave
     // nothing behind.
     let racers: Vec<_> = (0..10)
         .map(|_| {
-            env.cmd(&[
-                "container",
-                "create",
-                "--network",
-                "none",
-                "--name",
-                "solo",
-                "--rootfs",
-                &env.rootfs.display().to_string(),
-                "true",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn create")
+            create("solo")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn create")
         })
         .collect();
     let outs: Vec<_> = racers
@@ -574,17 +578,8 @@ fn names_stay_unique_across_racing_creates_renames_and_removals() {
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
     };
     ok(&["container", "rename", "solo", "duo"]);
-    ok(&[
-        "container",
-        "create",
-        "--network",
-        "none",
-        "--name",
-        "solo",
-        "--rootfs",
-        &env.rootfs.display().to_string(),
-        "true",
-    ]);
+    let o = create("solo").output().expect("create");
+    assert!(o.status.success(), "{}", stderr(&o));
     let o = env.berth(&["container", "rename", "solo", "duo"]);
     assert!(!o.status.success());
     assert!(
@@ -596,17 +591,7 @@ fn names_stay_unique_across_racing_creates_renames_and_removals() {
     ok(&["container", "rename", "solo", "duo"]);
     // A root from before the name index: the index is rebuilt from the records.
     std::fs::remove_dir_all(env.root.join("container-names")).expect("drop the index");
-    let o = env.berth(&[
-        "container",
-        "create",
-        "--network",
-        "none",
-        "--name",
-        "duo",
-        "--rootfs",
-        &env.rootfs.display().to_string(),
-        "true",
-    ]);
+    let o = create("duo").output().expect("create");
     assert!(!o.status.success(), "a second duo was created");
     ok(&["container", "inspect", "duo"]);
     ok(&["container", "rm", "duo"]);

@@ -1366,6 +1366,7 @@ impl StackBackend {
         let mut dns_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
         // Network name -> (compose key, static IPv6 address), to name them in errors.
         let mut keys_with_ipv6: BTreeMap<String, (String, std::net::Ipv6Addr)> = BTreeMap::new();
+        let linked_as = link_aliases(p, service);
         for (i, (key, opt)) in svc.networks.iter().enumerate() {
             let net = p
                 .networks
@@ -1375,7 +1376,7 @@ impl StackBackend {
             if let Some(o) = opt {
                 aliases.extend(o.aliases.iter().cloned());
             }
-            aliases.extend(link_aliases(p, service));
+            aliases.extend(linked_as.iter().cloned());
             aliases.retain(|a| a != name);
             aliases.dedup();
             let mut names = vec![name.to_string()];
@@ -1470,27 +1471,22 @@ impl StackBackend {
                 )
                 .map_err(|err| format!("DNS names of {name}: {err}"))?;
         }
-        hosts.push_str(&extra_hosts_lines(service, svc, gateways.first())?);
-        let host = e.resolv.host().map(|h| h.conf).unwrap_or_default();
+        let extra: Vec<(String, String)> = svc
+            .extra_hosts
+            .iter()
+            .flat_map(|(host, ips)| ips.iter().map(move |ip| (host.clone(), ip.clone())))
+            .collect();
         let overrides = ContainerResolvOverrides {
             search: (!svc.dns_search.is_empty()).then(|| svc.dns_search.clone()),
             options: (!svc.dns_opt.is_empty()).then(|| svc.dns_opt.clone()),
         };
-        let resolv = container_resolv_conf(
-            &gateways
-                .iter()
-                .chain(&gateways6)
-                .copied()
-                .collect::<Vec<_>>(),
-            &host,
-            &overrides,
-        );
-        for (file, content) in [("hosts", hosts), ("resolv.conf", resolv)] {
-            let path = rec.dir.join(file);
-            std::fs::write(&path, content)
-                .map_err(|err| format!("writing {}: {err}", path.display()))?;
-        }
-        Ok(())
+        e.write_name_files(rec, hosts, &gateways, &gateways6, &extra, &overrides)
+            .map_err(|err| match err {
+                NameFilesError::ExtraHost(what) => {
+                    format!("service {service}: extra_hosts.{what}")
+                }
+                NameFilesError::Write(what) => what,
+            })
     }
 
     async fn start(&self, name: &str) -> Result<(), String> {
@@ -1759,31 +1755,59 @@ impl Engine {
                 )
                 .map_err(|err| format!("DNS names of {}: {err}", rec.config.name))?;
         }
-        for (name, ip) in &req.extra_hosts {
-            let ip = match (ip.as_str(), gateways.first()) {
-                ("host-gateway", Some(gw)) => gw.to_string(),
-                _ => ip.clone(),
-            };
-            hosts.push_str(&format!("{ip}\t{name}\n"));
-        }
-        let host = self.resolv.host().map(|h| h.conf).unwrap_or_default();
         let overrides = ContainerResolvOverrides {
             search: (!req.dns_search.is_empty()).then(|| req.dns_search.clone()),
             options: (!req.dns_options.is_empty()).then(|| req.dns_options.clone()),
         };
-        let resolv = container_resolv_conf(
-            &gateways
-                .iter()
-                .chain(&gateways6)
-                .copied()
-                .collect::<Vec<_>>(),
-            &host,
+        self.write_name_files(
+            rec,
+            hosts,
+            &gateways,
+            &gateways6,
+            &req.extra_hosts,
             &overrides,
-        );
+        )
+        .map_err(|err| match err {
+            NameFilesError::ExtraHost(what) => format!("--add-host {what}"),
+            NameFilesError::Write(what) => what,
+        })
+    }
+
+    /// Writes a connected container's `/etc/hosts` (`hosts`, its endpoint lines, then the
+    /// `extra` NAME/IP pairs, where `host-gateway` is the first network's gateway) and
+    /// `/etc/resolv.conf` (every IPv4 gateway's DNS, then the IPv6 ones, with the host's
+    /// search domains), before it starts.
+    fn write_name_files(
+        &self,
+        rec: &Record,
+        mut hosts: String,
+        gateways: &[IpAddr],
+        gateways6: &[IpAddr],
+        extra: &[(String, String)],
+        overrides: &ContainerResolvOverrides,
+    ) -> Result<(), NameFilesError> {
+        for (name, ip) in extra {
+            let addr = if ip == "host-gateway" {
+                *gateways.first().ok_or_else(|| {
+                    NameFilesError::ExtraHost(format!("{name}: host-gateway needs a network"))
+                })?
+            } else {
+                ip.parse::<IpAddr>().map_err(|_| {
+                    NameFilesError::ExtraHost(format!(
+                        "{name}: {ip:?} is not an IP address or host-gateway"
+                    ))
+                })?
+            };
+            hosts.push_str(&format!("{addr}\t{name}\n"));
+        }
+        let host = self.resolv.host().map(|h| h.conf).unwrap_or_default();
+        let servers: Vec<IpAddr> = gateways.iter().chain(gateways6).copied().collect();
+        let resolv = container_resolv_conf(&servers, &host, overrides);
         for (file, content) in [("hosts", hosts), ("resolv.conf", resolv)] {
             let path = rec.dir.join(file);
-            std::fs::write(&path, content)
-                .map_err(|err| format!("writing {}: {err}", path.display()))?;
+            std::fs::write(&path, content).map_err(|err| {
+                NameFilesError::Write(format!("writing {}: {err}", path.display()))
+            })?;
         }
         Ok(())
     }
@@ -1920,31 +1944,12 @@ fn link_aliases(p: &Project, service: &str) -> Vec<String> {
         .collect()
 }
 
-/// `/etc/hosts` lines of a service's `extra_hosts` (`host-gateway` is the gateway of the
-/// container's first network, the host as the container reaches it).
-fn extra_hosts_lines(
-    service: &str,
-    svc: &crate::compose::Service,
-    gateway: Option<&IpAddr>,
-) -> Result<String, String> {
-    let mut out = String::new();
-    for (host, ips) in &svc.extra_hosts {
-        for ip in ips {
-            let addr = if ip == "host-gateway" {
-                gateway.copied().ok_or_else(|| {
-                    format!("service {service}: extra_hosts.{host}: host-gateway needs a network")
-                })?
-            } else {
-                ip.parse::<IpAddr>().map_err(|_| {
-                    format!(
-                        "service {service}: extra_hosts.{host}: {ip:?} is not an IP address or host-gateway"
-                    )
-                })?
-            };
-            out.push_str(&format!("{addr}\t{host}\n"));
-        }
-    }
-    Ok(out)
+/// Why [`Engine::write_name_files`] failed; callers name the key the entry came from.
+enum NameFilesError {
+    /// An extra host entry (`NAME: why`).
+    ExtraHost(String),
+    /// A file could not be written.
+    Write(String),
 }
 
 fn hosts_lines(ep: &berth_netd::state::Endpoint, hostname: &str) -> String {

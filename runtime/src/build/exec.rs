@@ -1130,16 +1130,7 @@ impl<'a> Builder<'a> {
                 "COPY wrote its layer directory"
             )
         });
-        let io_err = |op, path: &Path| {
-            let path = path.to_path_buf();
-            let step = display.to_string();
-            move |source| BuildError::Io {
-                step,
-                op,
-                path,
-                source,
-            }
-        };
+        let io_err = |op, path: &Path| step_io(display, op, path);
         let mut known = HashSet::new();
         for item in &items {
             let rel = item.dest.trim_start_matches('/');
@@ -1201,6 +1192,21 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// The error of I/O `op` on `path` in build step `step`, for `map_err`.
+fn step_io(
+    step: &str,
+    op: &'static str,
+    path: &Path,
+) -> impl FnOnce(io::Error) -> BuildError + use<> {
+    let (step, path) = (step.to_string(), path.to_path_buf());
+    move |source| BuildError::Io {
+        step,
+        op,
+        path,
+        source,
+    }
+}
+
 /// Copies `src` (file, symlink or directory tree) to `dst`, creating parents, owned by
 /// `owner`, with `chmod` replacing the permission bits when given.
 fn copy_tree(
@@ -1210,16 +1216,7 @@ fn copy_tree(
     owner: (u32, u32),
     chmod: Option<u32>,
 ) -> Result<(), BuildError> {
-    let io_err = |op, path: &Path| {
-        let path = path.to_path_buf();
-        let step = step.to_string();
-        move |source| BuildError::Io {
-            step,
-            op,
-            path,
-            source,
-        }
-    };
+    let io_err = |op, path: &Path| step_io(step, op, path);
     if let Some(parent) = dst.parent()
         && !parent.exists()
     {
@@ -1242,10 +1239,9 @@ fn copy_tree(
         let mode = chmod.unwrap_or(meta.permissions().mode() & 0o7777);
         fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", dst))?;
     } else if ft.is_file() {
-        let _ = fs::remove_file(dst);
-        fs::copy(src, dst).map_err(io_err("copying", src))?;
+        // Owner and mode on the descriptor, chown first so set-id bits survive.
         let mode = chmod.unwrap_or(meta.permissions().mode() & 0o7777);
-        fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", dst))?;
+        return copy_file(step, src, dst, mode, owner);
     } else {
         // Devices, fifos, sockets: not copied (Docker copies them; rare in COPY --from).
         return Err(BuildError::Unsupported {
@@ -1270,16 +1266,7 @@ fn copy_file(
 ) -> Result<(), BuildError> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |op, path: &Path| {
-        let path = path.to_path_buf();
-        let step = step.to_string();
-        move |source| BuildError::Io {
-            step,
-            op,
-            path,
-            source,
-        }
-    };
+    let err = |op, path: &Path| step_io(step, op, path);
     let mut from = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
