@@ -131,7 +131,13 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         let client = Client::connect_or_start(&g.root, &g.run).await?;
         // Images first, with their progress on screen: every image with --build, else the
         // missing ones (the daemon builds them in parallel either way).
-        if !args.no_build {
+        let builds = req
+            .project
+            .project
+            .services
+            .values()
+            .any(|s| s.build.is_some());
+        if builds && !args.no_build {
             let build = crate::daemon::routes::BuildRequest {
                 project: req.project.clone(),
                 services: args.services.clone(),

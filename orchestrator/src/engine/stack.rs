@@ -1265,7 +1265,7 @@ impl StackBackend {
                 .unwrap_or_else(PoisonError::into_inner)
                 .values_mut()
             {
-                ids.retain(|m| m != id && !m.starts_with(id));
+                ids.retain(|m| m != id);
             }
         }
     }

@@ -265,6 +265,12 @@ pub(crate) fn remove_files(rec: &Record) {
     if let Some(ns) = &rec.netns {
         namespaces::unpin_netns(ns);
     }
+    remove_record(rec);
+}
+
+/// What makes a container known: its dirs and its name. The shim of a `--rm` container
+/// removes these before reporting the exit and unpins the netns afterwards.
+pub(crate) fn remove_record(rec: &Record) {
     let _ = fs::remove_dir_all(&rec.run_dir);
     let _ = fs::remove_dir_all(&rec.dir);
     names::Names::of(rec).release(&rec.config.name, &rec.id);

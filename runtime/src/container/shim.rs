@@ -1004,9 +1004,7 @@ impl Shim {
         // of the exit, so a waiter never sees it (a reader that opened the log keeps its
         // file handle); only the kernel-side teardown waits until after the report.
         if auto_remove {
-            let _ = fs::remove_dir_all(&self.rec.run_dir);
-            let _ = fs::remove_dir_all(&self.rec.dir);
-            super::names::Names::of(&self.rec).release(&self.rec.config.name, &self.rec.id);
+            super::remove_record(&self.rec);
             super::volumes::remove_anonymous(&self.rec);
         }
         let resp = Response::Exited {
