@@ -8,6 +8,7 @@ pub mod firewall6;
 pub mod ipam;
 pub mod ipam6;
 pub mod links;
+pub mod listeners;
 pub mod names;
 pub mod netd;
 pub mod netns;

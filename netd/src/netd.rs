@@ -934,6 +934,13 @@ impl Netd {
                 n,
             ));
         }
+        let wanted: Vec<PortMapping> = planned
+            .iter()
+            .flat_map(|(e, _)| e.ports.iter().cloned())
+            .collect();
+        if let Some((_, err)) = self.host_listeners(wanted).await? {
+            return Err(err.into());
+        }
         let ns = Netns::open(&netns.path())?;
         let mut made: Vec<String> = Vec::new();
         let res = async {
@@ -1167,6 +1174,20 @@ impl Netd {
                 }
             }
         }
+        if !inner
+            .state
+            .endpoints
+            .iter()
+            .any(|e| e.container == container && e.network == n.id)
+        {
+            return Err(NetdError::NotAttached {
+                container: container.to_string(),
+                network: n.name.clone(),
+            });
+        }
+        if let Some((_, err)) = self.host_listeners(ports.clone()).await? {
+            return Err(err.into());
+        }
         let ep = inner
             .state
             .endpoints
@@ -1181,6 +1202,60 @@ impl Netd {
         links::set_hairpin(&self.host, &host_if).await?;
         self.store.save(&inner.state)?;
         self.apply_firewall(&inner.state).await
+    }
+
+    /// Checks publications before anything is made (`up`'s preflight): against the ports
+    /// other containers publish (those in `except`, about to be replaced, do not count) and
+    /// against the host's listening sockets. Answers the index of the first refused one
+    /// with the reason, `None` when all are free; an error only when the check itself
+    /// failed. Clashes among `ports` themselves are the caller's to find.
+    pub async fn check_ports(
+        &self,
+        ports: &[PortMapping],
+        except: &BTreeSet<String>,
+    ) -> Result<Option<(usize, PortError)>, NetdError> {
+        {
+            let inner = self.inner.lock().await;
+            for (i, p) in ports.iter().enumerate() {
+                if let Err(err) = p.validate() {
+                    return Ok(Some((i, err)));
+                }
+                for e in inner
+                    .state
+                    .endpoints
+                    .iter()
+                    .filter(|e| !except.contains(&e.container))
+                {
+                    for q in &e.ports {
+                        if let Some(port) = p.clashes(q) {
+                            return Ok(Some((
+                                i,
+                                PortError::Conflict {
+                                    proto: p.protocol.as_str(),
+                                    port,
+                                    owner: e.container.clone(),
+                                },
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        self.host_listeners(ports.to_vec()).await
+    }
+
+    /// The first of `ports` a host socket holds (read on the worker, in the host namespace).
+    async fn host_listeners(
+        &self,
+        ports: Vec<PortMapping>,
+    ) -> Result<Option<(usize, PortError)>, NetdError> {
+        if ports.is_empty() {
+            return Ok(None);
+        }
+        self.worker
+            .run(None, move || crate::listeners::check(&ports))
+            .await?
+            .map_err(|e| PortError::HostCheck(e).into())
     }
 
     /// Withdraws every published port of a container.

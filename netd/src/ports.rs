@@ -63,6 +63,23 @@ pub enum PortError {
         port: u16,
         owner: String,
     },
+    /// A host socket holds the port: berth's DNAT would take its traffic away silently.
+    #[error(
+        "host port {proto}/{port} on {addr} is already in use by {holder} (listening on {listen}); stop it or publish another port"
+    )]
+    HostListener {
+        proto: &'static str,
+        port: u16,
+        /// The publication's address (`0.0.0.0` when unset).
+        addr: String,
+        /// Where the host socket is bound.
+        listen: std::net::SocketAddr,
+        /// "process PID (COMMAND)" or "a process".
+        holder: String,
+    },
+    /// The host's sockets could not be read (netd cannot tell whether the port is free).
+    #[error("cannot check the host's listening sockets: {0}")]
+    HostCheck(#[source] std::io::Error),
 }
 
 impl PortMapping {

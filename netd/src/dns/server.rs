@@ -71,6 +71,8 @@ pub struct Shared {
 pub struct NetworkServer {
     addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
+    /// Its sockets, exempt from netd's host-port check while it runs.
+    _own: Vec<crate::listeners::OwnSocket>,
 }
 
 impl NetworkServer {
@@ -193,6 +195,8 @@ pub fn spawn(
         let _guard = rt.enter();
         bind_pair(network, addr)?
     };
+    let mut own: Vec<_> = crate::listeners::OwnSocket::of(&udp).into_iter().collect();
+    own.extend(tcp.as_ref().and_then(crate::listeners::OwnSocket::of));
     let mut tasks = vec![rt.spawn(udp_loop(
         Arc::clone(&shared),
         network.to_string(),
@@ -203,7 +207,11 @@ pub fn spawn(
         tasks.push(rt.spawn(tcp_loop(shared, network.to_string(), tcp)));
     }
     tracing::info!(network, addr = %local, tcp = has_tcp, "dns server listening");
-    Ok(NetworkServer { addr: local, tasks })
+    Ok(NetworkServer {
+        addr: local,
+        tasks,
+        _own: own,
+    })
 }
 
 fn reply_for_udp(bytes: Vec<u8>, limit: usize) -> Vec<u8> {

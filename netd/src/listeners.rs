@@ -1,0 +1,390 @@
+//! Host sockets a publication would shadow: berth publishes by DNAT only, so a host process
+//! listening on the same port would silently stop receiving (external and 127.0.0.1 traffic
+//! would go to the container). Before publishing, netd reads the listening sockets of its host
+//! namespace and refuses a port that one of them holds, naming the process.
+//!
+//! Read from `/proc/thread-self/net/{tcp,tcp6,udp,udp6}` on a thread inside the host namespace
+//! (netd's worker), once per check whatever the number of ports. TCP sockets count in LISTEN,
+//! UDP ones when bound and not connected. berth's own sockets (its DNS servers on the gateways)
+//! are registered as [`OwnSocket`] and never count.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::{Mutex, PoisonError};
+
+use crate::ports::{PortError, PortMapping, Protocol};
+
+/// Socket inodes berth itself holds; see [`OwnSocket`].
+static OWN: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
+
+/// A socket of berth's own process (a DNS server's), exempt from the host-listener check
+/// while this value lives: publishing a port must not be refused because of berth itself.
+#[derive(Debug)]
+pub struct OwnSocket(u64);
+
+impl OwnSocket {
+    /// Registers the socket `fd` (by its inode, as /proc/net lists it); `None` when it cannot
+    /// be stat'ed (the socket then simply is not exempt).
+    pub fn register(fd: BorrowedFd<'_>) -> Option<Self> {
+        let st = nix::sys::stat::fstat(fd).ok()?;
+        let ino = st.st_ino;
+        OWN.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(ino);
+        Some(Self(ino))
+    }
+
+    /// Registers any socket-like value ([`OwnSocket::register`] on its descriptor).
+    pub fn of(sock: &impl AsFd) -> Option<Self> {
+        Self::register(sock.as_fd())
+    }
+}
+
+impl Drop for OwnSocket {
+    fn drop(&mut self) {
+        OWN.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.0);
+    }
+}
+
+fn is_own(inode: u64) -> bool {
+    OWN.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains(&inode)
+}
+
+/// A socket that takes connections or datagrams on a host port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// TCP (listening) or UDP (bound, not connected).
+    pub protocol: Protocol,
+    /// Its local address; an IPv4-mapped IPv6 address is reported as the IPv4 one.
+    pub addr: SocketAddr,
+    /// Socket inode (finds the holder in /proc/*/fd).
+    pub inode: u64,
+}
+
+/// Who holds a socket: a process, or "a process" when none was found (another PID
+/// namespace, or it exited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Process id, when found.
+    pub pid: Option<u32>,
+    /// Its command name (`/proc/PID/comm`).
+    pub command: Option<String>,
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.pid, &self.command) {
+            (Some(pid), Some(cmd)) => write!(f, "process {pid} ({cmd})"),
+            (Some(pid), None) => write!(f, "process {pid}"),
+            _ => f.write_str("a process"),
+        }
+    }
+}
+
+/// Parses one /proc/net/{tcp,udp}[6] file's text into its listeners. `v6` says which
+/// address format the file uses; `udp` selects the UDP rule (bound and unconnected, state
+/// 07) instead of TCP's LISTEN (0A).
+pub fn parse_proc_net(text: &str, protocol: Protocol, v6: bool) -> Vec<Listener> {
+    let wanted = match protocol {
+        Protocol::Tcp => "0A",
+        Protocol::Udp => "07",
+    };
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 || f[3] != wanted {
+            continue;
+        }
+        let Some(addr) = parse_addr(f[1], v6) else {
+            continue;
+        };
+        // An unconnected UDP socket has no remote; a TCP listener never has one either.
+        if protocol == Protocol::Udp && parse_addr(f[2], v6).is_some_and(|r| r.port() != 0) {
+            continue;
+        }
+        let Ok(inode) = f[9].parse::<u64>() else {
+            continue;
+        };
+        if addr.port() == 0 {
+            continue;
+        }
+        out.push(Listener {
+            protocol,
+            addr,
+            inode,
+        });
+    }
+    out
+}
+
+/// `HEXADDR:HEXPORT` as the kernel prints it: the address as 32-bit words in host byte order.
+fn parse_addr(s: &str, v6: bool) -> Option<SocketAddr> {
+    let (a, p) = s.split_once(':')?;
+    let port = u16::from_str_radix(p, 16).ok()?;
+    let ip = if v6 {
+        if a.len() != 32 {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+            let w = u32::from_str_radix(a.get(i * 8..i * 8 + 8)?, 16).ok()?;
+            chunk.copy_from_slice(&w.to_ne_bytes());
+        }
+        let ip6 = Ipv6Addr::from(bytes);
+        match ip6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(ip6),
+        }
+    } else {
+        let w = u32::from_str_radix(a, 16).ok()?;
+        IpAddr::V4(Ipv4Addr::from(w.to_ne_bytes()))
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The listeners of the calling thread's network namespace (run it on netd's worker), less
+/// berth's own sockets. A missing file (IPv6 disabled) counts as empty.
+pub fn read_listeners() -> io::Result<Vec<Listener>> {
+    let mut out = Vec::new();
+    for (file, proto, v6) in [
+        ("tcp", Protocol::Tcp, false),
+        ("tcp6", Protocol::Tcp, true),
+        ("udp", Protocol::Udp, false),
+        ("udp6", Protocol::Udp, true),
+    ] {
+        let path = format!("/proc/thread-self/net/{file}");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => out.extend(parse_proc_net(&text, proto, v6)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io::Error::new(e.kind(), format!("reading {path}: {e}"))),
+        }
+    }
+    out.retain(|l| !is_own(l.inode));
+    Ok(out)
+}
+
+/// Whether a listener on `l` would be shadowed by publication `p` (same protocol, a host
+/// port in `p`'s range, an overlapping address). IPv4 publications (`host_ip` unset or IPv4)
+/// take every local IPv4 address when unset (DNAT to `fib daddr type local`), so they meet
+/// every IPv4 listener; a specific address meets the wildcard and itself. An IPv6 `::`
+/// listener meets IPv4 publications only if it is dual-stack, which `dual_stack` decides.
+pub fn shadows(
+    p: &PortMapping,
+    l: &Listener,
+    dual_stack: &mut impl FnMut(&Listener) -> bool,
+) -> bool {
+    if p.protocol != l.protocol {
+        return false;
+    }
+    let port = l.addr.port() as u32;
+    if port < p.host_port as u32 || port >= p.host_port as u32 + p.count as u32 {
+        return false;
+    }
+    match (p.host_ip, l.addr.ip()) {
+        (None | Some(IpAddr::V4(_)), IpAddr::V6(a)) if a.is_unspecified() => dual_stack(l),
+        (None, IpAddr::V4(_)) => true,
+        (None, IpAddr::V6(_)) => false,
+        (Some(IpAddr::V4(want)), IpAddr::V4(have)) => have.is_unspecified() || want == have,
+        (Some(IpAddr::V4(_)), IpAddr::V6(_)) => false,
+        (Some(IpAddr::V6(_)), IpAddr::V4(_)) => false,
+        (Some(IpAddr::V6(want)), IpAddr::V6(have)) => {
+            want.is_unspecified() || have.is_unspecified() || want == have
+        }
+    }
+}
+
+/// Whether the IPv6 wildcard listener `l` also takes IPv4 (IPV6_V6ONLY off): /proc does not
+/// say, so try to bind the IPv4 wildcard on its port (never listening, closed at once).
+/// `EADDRINUSE` means the IPv4 side is taken.
+fn takes_ipv4(l: &Listener) -> bool {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrIn, sockopt};
+    let ty = match l.protocol {
+        Protocol::Tcp => SockType::Stream,
+        Protocol::Udp => SockType::Datagram,
+    };
+    let Ok(fd) = socket::socket(AddressFamily::Inet, ty, SockFlag::SOCK_CLOEXEC, None) else {
+        return true;
+    };
+    // TCP: SO_REUSEADDR so TIME_WAIT leftovers do not count; a listener still does.
+    if l.protocol == Protocol::Tcp {
+        let _ = socket::setsockopt(&fd, sockopt::ReuseAddr, &true);
+    }
+    let addr = SockaddrIn::new(0, 0, 0, 0, l.addr.port());
+    !matches!(socket::bind(fd.as_raw_fd(), &addr), Ok(()))
+}
+
+/// Finds the process holding socket `inode` by its /proc/*/fd links.
+pub fn holder_of(inode: u64) -> Holder {
+    let want = format!("socket:[{inode}]");
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Holder {
+            pid: None,
+            command: None,
+        };
+    };
+    for p in procs.flatten() {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == want.as_str()) {
+                let command = std::fs::read_to_string(p.path().join("comm"))
+                    .ok()
+                    .map(|c| c.trim_end().to_string());
+                return Holder {
+                    pid: Some(pid),
+                    command,
+                };
+            }
+        }
+    }
+    Holder {
+        pid: None,
+        command: None,
+    }
+}
+
+/// Checks `ports` against the calling thread's namespace's listeners (run it on netd's
+/// worker): the index of the first publication a host socket holds, with the error naming
+/// port, protocol, address and holder; `Ok(None)` when all are free.
+pub fn check(ports: &[PortMapping]) -> io::Result<Option<(usize, PortError)>> {
+    if ports.is_empty() {
+        return Ok(None);
+    }
+    let listeners = read_listeners()?;
+    let mut probed: std::collections::BTreeMap<(Protocol, u16), bool> = Default::default();
+    let mut dual = |l: &Listener| {
+        *probed
+            .entry((l.protocol, l.addr.port()))
+            .or_insert_with(|| takes_ipv4(l))
+    };
+    for (i, p) in ports.iter().enumerate() {
+        if let Some(l) = listeners.iter().find(|l| shadows(p, l, &mut dual)) {
+            let addr = match p.host_ip {
+                Some(IpAddr::V6(a)) => format!("[{a}]"),
+                Some(a) => a.to_string(),
+                None => "0.0.0.0".into(),
+            };
+            return Ok(Some((
+                i,
+                PortError::HostListener {
+                    proto: p.protocol.as_str(),
+                    port: l.addr.port(),
+                    addr,
+                    listen: l.addr,
+                    holder: holder_of(l.inode).to_string(),
+                },
+            )));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1151 1 0 100 0 0 10 0
+   1: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1152 1 0 100 0 0 10 0
+   2: 0100007F:1F92 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 1153 1 0 100 0 0 10 0
+";
+    const UDP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  0: 00000000000000000000000000000000:0035 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2001 2 0 0
+  1: 0000000000000000FFFF00000100007F:0036 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 2002 2 0 0
+  2: 000080FE00000000FF005452000000FE:0037 000080FE00000000FF005452000000FE:0035 01 00000000:00000000 00:00000000 00000000     0        0 2003 2 0 0
+";
+
+    #[test]
+    fn parses_listening_and_bound_sockets_only() {
+        let t = parse_proc_net(TCP, Protocol::Tcp, false);
+        assert_eq!(
+            t.iter().map(|l| (l.addr, l.inode)).collect::<Vec<_>>(),
+            vec![
+                ("0.0.0.0:8080".parse().unwrap(), 1151),
+                ("127.0.0.1:8081".parse().unwrap(), 1152)
+            ],
+            "the established socket does not count"
+        );
+        let u = parse_proc_net(UDP6, Protocol::Udp, true);
+        assert_eq!(
+            u.iter().map(|l| l.addr).collect::<Vec<_>>(),
+            vec!["[::]:53".parse().unwrap(), "127.0.0.1:54".parse().unwrap()],
+            "IPv4-mapped reads as IPv4; a connected socket does not count"
+        );
+    }
+
+    #[test]
+    fn overlap_rules() {
+        let l = |a: &str, proto| Listener {
+            protocol: proto,
+            addr: a.parse().unwrap(),
+            inode: 1,
+        };
+        let p = |s: &str| s.parse::<PortMapping>().unwrap();
+        let mut yes = |_: &Listener| true;
+        let mut no = |_: &Listener| false;
+        let lo = l("127.0.0.1:8080", Protocol::Tcp);
+        let any = l("0.0.0.0:8080", Protocol::Tcp);
+        assert!(
+            shadows(&p("8080:80"), &lo, &mut yes),
+            "wildcard meets every address"
+        );
+        assert!(shadows(&p("8000-9000:8000-9000"), &lo, &mut yes), "ranges");
+        assert!(!shadows(&p("8081:80"), &lo, &mut yes));
+        assert!(
+            !shadows(&p("8080:80/udp"), &lo, &mut yes),
+            "protocols apart"
+        );
+        assert!(shadows(&p("127.0.0.1:8080:80"), &lo, &mut yes));
+        assert!(
+            shadows(&p("10.1.2.3:8080:80"), &any, &mut yes),
+            "specific meets wildcard"
+        );
+        assert!(
+            !shadows(&p("10.1.2.3:8080:80"), &lo, &mut yes),
+            "two specific ones apart"
+        );
+        let any6 = l("[::]:8080", Protocol::Tcp);
+        assert!(
+            shadows(&p("8080:80"), &any6, &mut yes),
+            "dual-stack :: takes IPv4"
+        );
+        assert!(
+            !shadows(&p("8080:80"), &any6, &mut no),
+            "v6only :: does not"
+        );
+        assert!(shadows(&p("[::]:8080:80"), &any6, &mut no));
+        assert!(
+            !shadows(&p("[::]:8080:80"), &lo, &mut yes),
+            "families apart"
+        );
+        let one6 = l("[fd00::1]:8080", Protocol::Tcp);
+        assert!(shadows(&p("[::]:8080:80"), &one6, &mut yes));
+        assert!(!shadows(&p("[fd00::2]:8080:80"), &one6, &mut yes));
+        assert!(!shadows(&p("8080:80"), &one6, &mut yes));
+    }
+
+    #[test]
+    fn holder_is_found_by_inode() {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let ino = nix::sys::stat::fstat(&s).expect("fstat").st_ino;
+        let h = holder_of(ino);
+        assert_eq!(h.pid, Some(std::process::id()));
+        assert!(
+            h.to_string()
+                .starts_with(&format!("process {} (", std::process::id()))
+        );
+        assert_eq!(holder_of(u64::MAX).to_string(), "a process");
+    }
+}
