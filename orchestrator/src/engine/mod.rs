@@ -11,6 +11,7 @@ pub mod health;
 pub mod labels;
 pub mod observed;
 pub mod plan;
+pub mod preflight;
 pub mod reconcile;
 pub mod restart;
 pub mod stack;

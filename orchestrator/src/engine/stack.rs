@@ -746,6 +746,11 @@ impl Engine {
         let observed = self.observe(&project).await;
         let plan = plan_up(&project, &observed, &opts)?;
         tracing::info!(project = %project.name, steps = plan.nodes.len(), "up");
+        if let Err(failure) =
+            super::preflight::check(&self.netd, &self.runtime, &project, &plan).await
+        {
+            return Ok(super::preflight::refused(&plan, failure));
+        }
         let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for c in observed.containers.iter().filter(|c| !c.oneoff) {
             members
@@ -1027,7 +1032,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| format!("worker task failed: {e}"))?
 }
 
-fn parse_ports(spec: &crate::compose::Port) -> Result<Option<PortMapping>, String> {
+pub(super) fn parse_ports(spec: &crate::compose::Port) -> Result<Option<PortMapping>, String> {
     let Some(published) = &spec.published else {
         return Ok(None);
     };

@@ -1,0 +1,152 @@
+//! `up`'s port preflight: every host port the plan's new containers will publish is checked
+//! before the first step runs, so a taken port fails `up` with nothing created or started
+//! (USERS.md §7: compose finds a collision only when the colliding container starts, after
+//! others did).
+//!
+//! Three sources of conflict, in this order: two new containers of the project claiming the
+//! same port, a port another berth container publishes (not one this plan removes, i.e.
+//! the container being recreated), and a host socket listening on it (netd reads the host
+//! namespace's sockets). Each refusal names the service, the port and the holder. netd's
+//! attach checks again, so a port taken between the preflight and the attach is still refused.
+
+use std::collections::BTreeSet;
+
+use berth_netd::Netd;
+use berth_netd::ports::{PortError, PortMapping};
+use berth_runtime::container::Runtime;
+
+use super::plan::{Plan, Step};
+use super::stack::{Outcome, parse_ports};
+use crate::compose::Project;
+
+/// One container the plan creates and a port it will publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedPort {
+    /// Its service.
+    pub service: String,
+    /// Its container name.
+    pub container: String,
+    /// The publication.
+    pub mapping: PortMapping,
+}
+
+/// The ports the plan's `CreateContainer` steps will publish (containers on a network of
+/// their own only: `network_mode: host` and `none` publish nothing).
+pub fn planned_ports(project: &Project, plan: &Plan) -> Result<Vec<PlannedPort>, String> {
+    let mut out = Vec::new();
+    for node in &plan.nodes {
+        let Step::CreateContainer { service, name, .. } = &node.step else {
+            continue;
+        };
+        let Some(svc) = project.services.get(service) else {
+            continue;
+        };
+        let own_net = matches!(
+            svc.network_mode.as_deref(),
+            None | Some("bridge") | Some("default")
+        );
+        if !own_net || svc.networks.is_empty() {
+            continue;
+        }
+        for port in &svc.ports {
+            if let Some(mapping) =
+                parse_ports(port).map_err(|err| format!("service {service}: {err}"))?
+            {
+                out.push(PlannedPort {
+                    service: service.clone(),
+                    container: name.clone(),
+                    mapping,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Two new containers claiming a common host port, as a message naming both.
+pub fn own_clash(ports: &[PlannedPort]) -> Option<String> {
+    for (i, a) in ports.iter().enumerate() {
+        for b in &ports[i + 1..] {
+            if a.container == b.container {
+                continue;
+            }
+            if let Some(port) = a.mapping.clashes(&b.mapping) {
+                let proto = a.mapping.protocol.as_str();
+                return Some(if a.service == b.service {
+                    format!(
+                        "service {}: containers {} and {} would both publish host port {proto}/{port} ({}); only one container can hold a fixed host port",
+                        a.service, a.container, b.container, a.mapping
+                    )
+                } else {
+                    format!(
+                        "services {} and {} would both publish host port {proto}/{port} ({} and {})",
+                        a.service, b.service, a.mapping, b.mapping
+                    )
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Checks the plan's ports; the message of the first refusal.
+pub async fn check(
+    netd: &Netd,
+    runtime: &Runtime,
+    project: &Project,
+    plan: &Plan,
+) -> Result<(), String> {
+    let ports = planned_ports(project, plan)?;
+    if ports.is_empty() {
+        return Ok(());
+    }
+    if let Some(msg) = own_clash(&ports) {
+        return Err(msg);
+    }
+    let replaced: BTreeSet<String> = plan
+        .nodes
+        .iter()
+        .filter_map(|n| match &n.step {
+            Step::RemoveContainer { id, .. } => Some(id.clone()),
+            _ => None,
+        })
+        .collect();
+    let mappings: Vec<PortMapping> = ports.iter().map(|p| p.mapping.clone()).collect();
+    let refused = netd
+        .check_ports(&mappings, &replaced)
+        .await
+        .map_err(|err| {
+            format!(
+                "checking published ports: {}",
+                crate::daemon::anyhow_chain(&err)
+            )
+        })?;
+    let Some((i, err)) = refused else {
+        return Ok(());
+    };
+    let p = &ports[i.min(ports.len() - 1)];
+    let why = match err {
+        // netd knows berth containers by id; say their names.
+        PortError::Conflict { proto, port, owner } => {
+            let name = runtime
+                .resolve(&owner)
+                .map(|r| r.config.name.clone())
+                .unwrap_or_else(|_| owner.chars().take(12).collect());
+            format!("host port {proto}/{port} is already published by container {name}")
+        }
+        other => other.to_string(),
+    };
+    Err(format!("service {}: port {}: {why}", p.service, p.mapping))
+}
+
+/// The outcome of an `up` the preflight refused: nothing done, every step not done.
+pub fn refused(plan: &Plan, failure: String) -> Outcome {
+    Outcome {
+        plan: plan.to_string(),
+        warnings: plan.warnings.clone(),
+        done: 0,
+        failures: vec![failure],
+        skipped: plan.nodes.iter().map(|n| n.step.to_string()).collect(),
+        removed_images: Vec::new(),
+    }
+}
