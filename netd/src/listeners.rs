@@ -191,7 +191,9 @@ pub fn shadows(
         (None | Some(IpAddr::V4(_)), IpAddr::V6(a)) if a.is_unspecified() => dual_stack(l),
         (None, IpAddr::V4(_)) => true,
         (None, IpAddr::V6(_)) => false,
-        (Some(IpAddr::V4(want)), IpAddr::V4(have)) => have.is_unspecified() || want == have,
+        (Some(IpAddr::V4(want)), IpAddr::V4(have)) => {
+            want.is_unspecified() || have.is_unspecified() || want == have
+        }
         (Some(IpAddr::V4(_)), IpAddr::V6(_)) => false,
         (Some(IpAddr::V6(_)), IpAddr::V4(_)) => false,
         (Some(IpAddr::V6(want)), IpAddr::V6(have)) => {
@@ -268,8 +270,23 @@ pub fn check(ports: &[PortMapping]) -> io::Result<Option<(usize, PortError)>> {
             .entry((l.protocol, l.addr.port()))
             .or_insert_with(|| takes_ipv4(l))
     };
+    let mut by_port: std::collections::HashMap<(Protocol, u16), Vec<&Listener>> =
+        Default::default();
+    for l in &listeners {
+        by_port
+            .entry((l.protocol, l.addr.port()))
+            .or_default()
+            .push(l);
+    }
     for (i, p) in ports.iter().enumerate() {
-        if let Some(l) = listeners.iter().find(|l| shadows(p, l, &mut dual)) {
+        let hit = p.pairs().find_map(|(host_port, _)| {
+            by_port
+                .get(&(p.protocol, host_port))?
+                .iter()
+                .copied()
+                .find(|l| shadows(p, l, &mut dual))
+        });
+        if let Some(l) = hit {
             let addr = match p.host_ip {
                 Some(IpAddr::V6(a)) => format!("[{a}]"),
                 Some(a) => a.to_string(),
@@ -354,6 +371,10 @@ mod tests {
         assert!(
             !shadows(&p("10.1.2.3:8080:80"), &lo, &mut yes),
             "two specific ones apart"
+        );
+        assert!(
+            shadows(&p("0.0.0.0:8080:80"), &lo, &mut yes),
+            "0.0.0.0 is the wildcard"
         );
         let any6 = l("[::]:8080", Protocol::Tcp);
         assert!(

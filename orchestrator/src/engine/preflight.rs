@@ -150,3 +150,75 @@ pub fn refused(plan: &Plan, failure: String) -> Outcome {
         removed_images: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::compose::{LoadOptions, load};
+    use crate::engine::observed::Observed;
+    use crate::engine::reconcile::{UpOptions, plan_up};
+
+    fn project(yaml: &str) -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("compose.yaml");
+        std::fs::write(&file, yaml).expect("write");
+        load(&LoadOptions {
+            files: vec![file],
+            environment: Some(BTreeMap::new()),
+            working_dir: Some(dir.path().to_path_buf()),
+            ..LoadOptions::default()
+        })
+        .expect("load")
+    }
+
+    #[test]
+    fn planned_ports_follow_the_plan_and_replicas_clash() {
+        let p = project(
+            r#"
+name: pf
+services:
+  web:
+    image: nginx
+    ports: ["8080:80", "127.0.0.1:9000-9001:9000-9001/udp"]
+  host:
+    image: nginx
+    network_mode: host
+    ports: ["7070:70"]
+  quiet:
+    image: nginx
+"#,
+        );
+        let plan = plan_up(&p, &Observed::default(), &UpOptions::default()).expect("plan");
+        let ports = planned_ports(&p, &plan).expect("ports");
+        let shown: Vec<String> = ports
+            .iter()
+            .map(|p| format!("{} {} {}", p.service, p.container, p.mapping))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "web pf-web-1 8080->80/tcp",
+                "web pf-web-1 127.0.0.1:9000->9000/udp",
+                "web pf-web-1 127.0.0.1:9001->9001/udp"
+            ],
+            "network_mode: host publishes nothing"
+        );
+        assert_eq!(own_clash(&ports), None, "one container's own ports");
+        let scaled = UpOptions {
+            scale: [("web".to_string(), 2)].into(),
+            ..UpOptions::default()
+        };
+        let plan = plan_up(&p, &Observed::default(), &scaled).expect("plan");
+        let ports = planned_ports(&p, &plan).expect("ports");
+        assert_eq!(
+            own_clash(&ports).as_deref(),
+            Some(
+                "service web: containers pf-web-1 and pf-web-2 would both publish host port tcp/8080 (8080->80/tcp); only one container can hold a fixed host port"
+            )
+        );
+        let r = refused(&plan, "no".into());
+        assert_eq!((r.done, r.skipped.len()), (0, plan.nodes.len()));
+    }
+}
