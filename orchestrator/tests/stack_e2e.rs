@@ -385,6 +385,7 @@ services:
   web:
     <<: *s
     links: ["db:database"]
+    dns: [127.0.0.54]
     extra_hosts:
       - "static.test=10.9.9.9"
       - "gw.test:host-gateway"
@@ -402,6 +403,16 @@ configs:
     std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
     std::fs::write(host.stack.join("pw.txt"), "s3cret\n").expect("secret");
     std::fs::write(host.stack.join("app.conf"), "mode=test\n").expect("config");
+    // web's `dns:` server: dnsmasq on a loopback address of the simulated host (netd forwards
+    // from the host's namespace).
+    let pid_file = host.stack.join("dnsmasq.pid");
+    let dm = host.sh(&format!(
+        "dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+         --listen-address=127.0.0.54 --port=53 --address=/upstream.test/10.77.0.7 \
+         --pid-file={}",
+        pid_file.display()
+    ));
+    assert!(dm.status.success(), "dnsmasq: {dm:?}");
     host.ok(&["up", "-d"]);
     // A compose file written for --link: the alias resolves to the linked service.
     let answers = |name: &str| -> Vec<String> {
@@ -415,6 +426,25 @@ configs:
     let db = answers("db");
     assert!(!db.is_empty(), "db does not resolve");
     assert_eq!(answers("database"), db);
+    // `dns:` makes that server web's upstream; the project's names still resolve (above).
+    let mut up = Vec::new();
+    for _ in 0..20 {
+        let o = host.berth(&["exec", "-T", "web", "nslookup", "-type=a", "upstream.test"]);
+        up = String::from_utf8_lossy(&o.stdout)
+            .split("Name:")
+            .skip(1)
+            .flat_map(|a| a.lines().filter_map(|l| l.strip_prefix("Address:")))
+            .map(|a| a.trim().to_string())
+            .collect();
+        if !up.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+        let _ = host.sh(&format!("kill {}", pid.trim()));
+    }
+    assert_eq!(up, ["10.77.0.7"], "web's dns: server answers upstream.test");
     let hosts = host.ok(&["exec", "-T", "web", "cat", "/etc/hosts"]);
     assert!(hosts.contains("10.9.9.9\tstatic.test"), "{hosts}");
     let gw = hosts

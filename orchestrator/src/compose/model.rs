@@ -1017,10 +1017,6 @@ impl Service {
             ("device_cgroup_rules", !self.device_cgroup_rules.is_empty()),
         ];
         out.extend(raw.iter().filter(|(_, set)| *set).map(|(k, _)| *k));
-        // The embedded DNS forwards to the host's resolvers, not per-container servers.
-        if !self.dns.is_empty() {
-            out.push("dns");
-        }
         if let Some(d) = &self.deploy {
             if d.placement.is_some() {
                 out.push("deploy.placement");

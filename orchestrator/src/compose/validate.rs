@@ -63,6 +63,14 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
                 ));
             }
         }
+        for (i, d) in svc.dns.iter().enumerate() {
+            if d.parse::<std::net::IpAddr>().is_err() {
+                out.push(issue(
+                    format!("{sp}.dns[{i}]"),
+                    format!("{d:?} is not an IP address (dns: lists resolver addresses)"),
+                ));
+            }
+        }
         if svc.image.is_none() && svc.build.is_none() {
             out.push(issue(
                 sp.clone(),

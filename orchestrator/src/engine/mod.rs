@@ -12,6 +12,7 @@ pub mod labels;
 pub mod observed;
 pub mod plan;
 pub mod reconcile;
+pub mod resolv;
 pub mod restart;
 pub mod stack;
 pub mod translate;

@@ -240,10 +240,11 @@ impl Engine {
         let state = self.netd.state().await;
         let records = self.runtime.list();
         for ep in &state.endpoints {
-            let name = records
-                .iter()
-                .find(|(r, _)| r.id == ep.container)
-                .map(|(r, _)| r.config.name.clone());
+            let rec = records.iter().find(|(r, _)| r.id == ep.container);
+            let name = rec.map(|(r, _)| r.config.name.clone());
+            let dns_servers = rec
+                .map(|(r, _)| super::labels::dns_servers(&r.config.labels))
+                .unwrap_or_default();
             let mut names: Vec<String> = name.into_iter().collect();
             names.extend(ep.aliases.iter().cloned());
             let net_name = state
@@ -259,6 +260,7 @@ impl Engine {
                     container: ep.container.clone(),
                     addresses: endpoint_addresses(ep),
                     names,
+                    dns_servers,
                     ..Default::default()
                 },
             );
@@ -1465,6 +1467,7 @@ impl StackBackend {
                         id: rec.id.clone(),
                         container: rec.id.clone(),
                         addresses: endpoint_addresses(ep),
+                        dns_servers: super::labels::dns_servers(&rec.config.labels),
                         names,
                         ..Default::default()
                     },
@@ -1749,6 +1752,7 @@ impl Engine {
                         id: rec.id.clone(),
                         container: rec.id.clone(),
                         addresses: endpoint_addresses(ep),
+                        dns_servers: super::labels::dns_servers(&rec.config.labels),
                         names: dns_names.get(&net_name).cloned().unwrap_or_default(),
                         ..Default::default()
                     },
@@ -1873,10 +1877,38 @@ impl Engine {
             .map(|ep| ep.container.clone())
             .collect();
         gone.dedup();
-        for id in gone {
+        for id in &gone {
             tracing::info!(container = %id, "detaching the endpoints of a removed container");
-            if let Some(err) = self.disconnect_container(&id).await {
+            if let Some(err) = self.disconnect_container(id).await {
                 tracing::warn!(%err, "sweeping a removed container's endpoints");
+            }
+        }
+        // DNS records whose endpoint netd no longer has: netd's reconcile forgets the
+        // endpoints of a container whose namespace died, and its names must stop answering.
+        // Records are read before netd's state: a record is added after its attach, so one
+        // seen here is in the state read next unless it was really detached.
+        let records: Vec<(String, String, DnsEndpoint)> = state
+            .networks
+            .values()
+            .flat_map(|net| {
+                self.dns
+                    .records()
+                    .endpoints(&net.name)
+                    .into_iter()
+                    .map(|r| (net.id.clone(), net.name.clone(), r))
+            })
+            .collect();
+        if records.is_empty() {
+            return;
+        }
+        let now = self.netd.state().await;
+        for (net_id, net_name, rec) in records {
+            let attached = now.endpoints.iter().any(|ep| {
+                ep.container == rec.container && (ep.network == net_id || ep.network == net_name)
+            });
+            if !attached {
+                tracing::info!(container = %rec.container, network = %net_name, "dropping the DNS names of a detached container");
+                self.dns.records().remove_endpoint(&net_name, &rec.id);
             }
         }
     }
@@ -1903,6 +1935,7 @@ impl Engine {
                         id: rec.id.clone(),
                         container: rec.id.clone(),
                         addresses: endpoint_addresses(ep),
+                        dns_servers: super::labels::dns_servers(&rec.config.labels),
                         names,
                         ..Default::default()
                     },

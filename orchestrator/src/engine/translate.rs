@@ -143,6 +143,27 @@ pub fn container_config(
             });
         }
     };
+    // `dns:` (checked to be addresses by the loader): the embedded DNS's upstreams for this
+    // container on its networks; without networks, its resolv.conf lines, as with
+    // `dns_search:` and `dns_opt:` (on networks those two are written when it is attached).
+    let servers: Vec<std::net::IpAddr> = svc.dns.iter().filter_map(|d| d.parse().ok()).collect();
+    let resolv_overrides =
+        !servers.is_empty() || !svc.dns_search.is_empty() || !svc.dns_opt.is_empty();
+    let mut dns_label = None;
+    if matches!(c.network, NetworkMode::New) {
+        if !servers.is_empty() {
+            let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
+            dns_label = Some(list.join(","));
+        }
+    } else if resolv_overrides {
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        c.resolv_conf = Some(super::resolv::override_resolv(
+            &host,
+            &servers,
+            &svc.dns_search,
+            &svc.dns_opt,
+        ));
+    }
     let mut anonymous = Vec::new();
     for (index, v) in svc.volumes.iter().enumerate() {
         let target = PathBuf::from(&v.target);
@@ -336,6 +357,9 @@ pub fn container_config(
         .map(|m| m.into_iter().collect())
         .unwrap_or_default();
     l.extend(svc.labels.clone());
+    if let Some(v) = dns_label {
+        l.insert(labels::DNS_SERVERS.into(), v);
+    }
     l.insert(labels::PROJECT.into(), project.name.clone());
     l.insert(labels::SERVICE.into(), service.into());
     l.insert(labels::NUMBER.into(), number.to_string());
