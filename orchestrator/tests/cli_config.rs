@@ -373,13 +373,15 @@ fn repository_examples_load() {
 fn unsupported_keys_are_named() {
     let d = project(&[(
         "compose.yaml",
-        "services:\n  a:\n    image: x\n    gpus: all\n    deploy:\n      placement:\n        constraints: [node.role==manager]\nnetworks:\n  o:\n    driver: overlay\n",
+        "services:\n  a:\n    image: x\n    gpus: all\n    pid: host\n    ipc: host\n    deploy:\n      placement:\n        constraints: [node.role==manager]\nnetworks:\n  o:\n    driver: overlay\n",
     )]);
     let o = berth(d.path(), &["config", "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
     for name in [
         "services.a.gpus",
+        "services.a.pid",
+        "services.a.ipc",
         "services.a.deploy.placement",
         "networks.o.driver=overlay",
     ] {

@@ -475,3 +475,88 @@ configs:
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
+
+/// `network_mode: service:X` (the VPN-sidecar pattern): the service runs in X's network
+/// namespace (X's localhost, address, hostname and name files), starts after X, and is
+/// recreated with X, since its namespace dies with X's container.
+#[test]
+fn network_mode_service_shares_the_providers_namespace() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("nms");
+    host.busybox_image();
+    let stack = |tag: &str| {
+        format!(
+            r#"
+name: nms
+services:
+  gw:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    environment: {{ TAG: "{tag}" }}
+    command: ["sh", "-c", "mkdir -p /www && echo from-gw > /www/index.html && httpd -f -p 127.0.0.1:8088 -h /www"]
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    network_mode: service:gw
+    command: ["sleep", "300"]
+"#
+        )
+    };
+    std::fs::write(host.stack.join("compose.yaml"), stack("1")).expect("compose");
+    host.ok(&["up", "-d"]);
+    let fetch = || {
+        let mut last = String::new();
+        for _ in 0..40 {
+            let o = host.berth(&[
+                "exec",
+                "-T",
+                "app",
+                "wget",
+                "-qO-",
+                "http://127.0.0.1:8088/",
+            ]);
+            last = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            if last.contains("from-gw") {
+                return last;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        last
+    };
+    assert!(fetch().contains("from-gw"), "gw's localhost from app");
+    let addr = |svc: &str| {
+        host.ok(&[
+            "exec",
+            "-T",
+            svc,
+            "sh",
+            "-c",
+            "ip -o -4 addr show eth0; hostname",
+        ])
+    };
+    let gw = addr("gw");
+    assert!(gw.contains("eth0"), "{gw}");
+    assert_eq!(addr("app"), gw, "same interface, address and hostname");
+    // Recreating gw recreates app in the new namespace.
+    std::fs::write(host.stack.join("compose.yaml"), stack("2")).expect("compose");
+    let out = host.ok(&["up", "-d"]);
+    assert!(fetch().contains("from-gw"), "after gw was recreated: {out}");
+    assert_eq!(addr("app"), addr("gw"));
+    let ids: Vec<String> = host
+        .ps()
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    host.ok(&["down"]);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}

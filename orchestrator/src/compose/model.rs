@@ -1001,7 +1001,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run yet.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 13] = [
+        let raw: [(&'static str, bool); 15] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("develop", self.develop.is_some()),
@@ -1015,6 +1015,14 @@ impl Service {
             ("use_api_socket", self.use_api_socket.is_some()),
             ("isolation", self.isolation.is_some()),
             ("device_cgroup_rules", !self.device_cgroup_rules.is_empty()),
+            // Every container gets private IPC and PID namespaces.
+            (
+                "ipc",
+                self.ipc
+                    .as_deref()
+                    .is_some_and(|m| m != "private" && m != "shareable"),
+            ),
+            ("pid", self.pid.is_some()),
         ];
         out.extend(raw.iter().filter(|(_, set)| *set).map(|(k, _)| *k));
         if let Some(d) = &self.deploy {

@@ -112,6 +112,17 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
                 format!("network_mode {mode:?} cannot be combined with networks"),
             ));
         }
+        if let Some(mode) = &svc.network_mode
+            && (mode.starts_with("service:") || mode.starts_with("container:"))
+            && !svc.ports.is_empty()
+        {
+            out.push(issue(
+                format!("{sp}.ports"),
+                format!(
+                    "ports cannot be published with network_mode {mode:?}: publish them on the service or container whose network it shares"
+                ),
+            ));
+        }
         let mut targets: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, v) in svc.volumes.iter().enumerate() {
             if let Some(first) = targets.insert(v.target.as_str(), i) {

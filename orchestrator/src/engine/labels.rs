@@ -25,6 +25,9 @@ pub const HEALTHCHECK: &str = "berth.healthcheck";
 /// network the embedded DNS forwards this container's outside queries to them instead of the
 /// host's resolvers, so names of the network still resolve.
 pub const DNS_SERVERS: &str = "berth.dns";
+/// Id of the container whose network namespace this one shares (`network_mode: service:X`
+/// or `container:X`).
+pub const NETWORK_FROM: &str = "berth.network-from";
 /// Compose files the project came from, for `berth ls`.
 pub const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
 /// Project working directory, for `berth ls`.

@@ -463,6 +463,7 @@ impl Engine {
         cfg.labels.remove(labels::RESTART);
         cfg.tty = run.tty;
         cfg.open_stdin = run.tty;
+        self.join_shared_network(&project, service, &svc, &mut cfg)?;
         let name = cfg.name.clone();
         let wants_net = cfg.network == NetworkMode::New && !svc.networks.is_empty();
         let rec = self.create_with_volumes(cfg).await?;
@@ -696,6 +697,7 @@ impl Engine {
                 oneoff: l.get(labels::ONEOFF).is_some_and(|v| v == "True"),
                 state: container_state(&self.runtime, &rec, &st),
                 anonymous_volumes: anonymous_mounts(&rec),
+                network_from: l.get(labels::NETWORK_FROM).cloned(),
             });
         }
         obs.networks = self
@@ -1314,8 +1316,9 @@ impl StackBackend {
             .resolve(&reference)
             .map_err(|err| format!("service {service}: image {reference}: {err}"))?;
         let hash = service_hash(svc);
-        let cfg = translate::container_config(p, service, svc, number, &image, &hash, inherit)
+        let mut cfg = translate::container_config(p, service, svc, number, &image, &hash, inherit)
             .map_err(|err| err.to_string())?;
+        e.join_shared_network(p, service, svc, &mut cfg)?;
         let name = cfg.name.clone();
         let hostname = cfg.hostname.clone().unwrap_or_else(|| name.clone());
         let wants_net = cfg.network == NetworkMode::New && !svc.networks.is_empty();
@@ -1942,6 +1945,85 @@ impl Engine {
                 )
                 .map_err(|err| format!("DNS names of {}: {err}", rec.config.name))?;
         }
+        Ok(())
+    }
+
+    /// `network_mode: service:NAME | container:NAME`: the container joins the network
+    /// namespace of a running container of that service (the lowest replica, as compose
+    /// picks) or of that container, and shares its /etc/hosts, /etc/resolv.conf and
+    /// hostname, as Docker does. The planner made the service wait for that one to start.
+    /// The label [`labels::NETWORK_FROM`] records whose namespace it is, so a recreated
+    /// provider recreates its users (their namespace died with it).
+    pub fn join_shared_network(
+        &self,
+        project: &Project,
+        service: &str,
+        svc: &crate::compose::Service,
+        cfg: &mut berth_runtime::container::ContainerConfig,
+    ) -> Result<(), String> {
+        let Some(mode) = svc.network_mode.as_deref() else {
+            return Ok(());
+        };
+        let target = if let Some(dep) = mode.strip_prefix("service:") {
+            let mut running: Vec<(u32, Record)> = self
+                .runtime
+                .list()
+                .into_iter()
+                .filter(|(r, st)| {
+                    st.status == Status::Running
+                        && r.config.labels.get(labels::PROJECT) == Some(&project.name)
+                        && r.config.labels.get(labels::SERVICE).map(String::as_str) == Some(dep)
+                        && r.config.labels.get(labels::ONEOFF).map(String::as_str) != Some("True")
+                })
+                .map(|(r, _)| {
+                    let n = r
+                        .config
+                        .labels
+                        .get(labels::NUMBER)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(u32::MAX);
+                    (n, r)
+                })
+                .collect();
+            running.sort_by_key(|(n, _)| *n);
+            running.into_iter().next().map(|(_, r)| r).ok_or_else(|| {
+                format!(
+                    "service {service}: network_mode {mode}: service {dep} has no running container"
+                )
+            })?
+        } else if let Some(name) = mode.strip_prefix("container:") {
+            let rec = self
+                .runtime
+                .resolve(name)
+                .map_err(|err| format!("service {service}: network_mode {mode}: {err}"))?;
+            if !self.runtime.is_running(&rec) {
+                return Err(format!(
+                    "service {service}: network_mode {mode}: container {name} is not running"
+                ));
+            }
+            rec
+        } else {
+            return Ok(());
+        };
+        cfg.network = match (&target.netns, &target.config.network) {
+            (Some(ns), _) => NetworkMode::Join(ns.clone()),
+            (None, NetworkMode::Join(ns)) => NetworkMode::Join(ns.clone()),
+            (None, NetworkMode::Host) => NetworkMode::Host,
+            _ => {
+                return Err(format!(
+                    "service {service}: network_mode {mode}: container {} has no network namespace to share (network_mode none)",
+                    target.config.name
+                ));
+            }
+        };
+        let read = |f: &str| std::fs::read_to_string(target.dir.join(f)).ok();
+        cfg.hosts = read("hosts");
+        cfg.resolv_conf = read("resolv.conf");
+        if svc.hostname.is_none() {
+            cfg.hostname = read("hostname").map(|h| h.trim().to_string());
+        }
+        cfg.labels
+            .insert(labels::NETWORK_FROM.into(), target.id.clone());
         Ok(())
     }
 

@@ -41,7 +41,7 @@ pub enum TranslateError {
         target: String,
     },
     #[error(
-        "service {service}: network_mode {mode:?} is not supported yet (use host, none or networks:)"
+        "service {service}: network_mode {mode:?} is not supported (use host, none, service:NAME, container:NAME or networks:)"
     )]
     NetworkMode { service: String, mode: String },
     #[error(
@@ -136,6 +136,9 @@ pub fn container_config(
         None | Some("bridge") | Some("default") => NetworkMode::New,
         Some("host") => NetworkMode::Host,
         Some("none") => NetworkMode::None,
+        // The namespace of another container: only the engine can find it (it must exist);
+        // `Engine::join_shared_network` replaces this before the container is created.
+        Some(m) if m.starts_with("service:") || m.starts_with("container:") => NetworkMode::None,
         Some(other) => {
             return Err(TranslateError::NetworkMode {
                 service: service.into(),
