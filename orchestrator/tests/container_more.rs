@@ -793,11 +793,7 @@ fn crun_and_runc_run_the_bundle_as_berth_does() {
     assert_eq!(container_util::stdout(&o).trim(), "layered", "{}", text(&o));
     // What an external runtime cannot do is refused by name.
     let o = env.run(&["--rm", "--init", "--runtime", "crun"], &["true"]);
-    assert!(
-        text(&o).contains("--init is not supported"),
-        "{}",
-        text(&o)
-    );
+    assert!(text(&o).contains("--init is not supported"), "{}", text(&o));
     let o = env.run(&["--rm", "--runtime", "youki"], &["true"]);
     assert!(
         text(&o).contains("unknown OCI runtime \"youki\""),

@@ -221,7 +221,9 @@ pub fn wait_started(
     // SAFETY: reading into our buffer from a non-blocking pipe we own.
     let n = unsafe { libc::read(err_fd, buf.as_mut_ptr().cast(), buf.len()) };
     let said = if n > 0 {
-        String::from_utf8_lossy(&buf[..n as usize]).trim().to_string()
+        String::from_utf8_lossy(&buf[..n as usize])
+            .trim()
+            .to_string()
     } else if code == 0 {
         format!("no pid in {}", pid_file.display())
     } else {

@@ -453,12 +453,13 @@ impl Shim {
             runtime_err = Some(err_r);
             let path = oci_runtime::console_socket(&rec.run_dir);
             let _ = fs::remove_file(&path);
-            console_listener = Some(UnixListener::bind(&path).map_err(|source| {
-                ShimError::Socket {
-                    path: path.clone(),
-                    source,
-                }
-            })?);
+            console_listener =
+                Some(
+                    UnixListener::bind(&path).map_err(|source| ShimError::Socket {
+                        path: path.clone(),
+                        source,
+                    })?,
+                );
         } else if cfg.tty {
             let pty = nix::pty::openpty(None, None).map_err(sys("opening a pty"))?;
             console = Some(nix::unistd::ttyname(&pty.slave).map_err(sys("naming the pty"))?);
@@ -671,34 +672,34 @@ impl Shim {
                     .as_ref()
                     .map(|fd| fd.as_raw_fd())
                     .or_else(|| {
-                        outputs
-                            .iter()
-                            .find_map(|(Output::Pipe { fd, stream }, _)| {
-                                (*stream == "stderr").then(|| fd.as_raw_fd())
-                            })
+                        outputs.iter().find_map(|(Output::Pipe { fd, stream }, _)| {
+                            (*stream == "stderr").then(|| fd.as_raw_fd())
+                        })
                     })
                     .unwrap_or(-1);
                 let state_root = oci_runtime::state_root(&rec.run_dir);
-                let started = oci_runtime::wait_started(ort, &pid_file, pid, err_fd)
-                    .and_then(|init| match &console_listener {
-                        None => Ok(init),
-                        Some(l) => match oci_runtime::recv_console(l) {
-                            Ok(master) => {
-                                set_nonblock(&master);
-                                outputs.push((
-                                    Output::Pipe {
-                                        fd: master,
-                                        stream: "stdout",
-                                    },
-                                    Vec::new(),
-                                ));
-                                Ok(init)
-                            }
-                            Err(message) => {
-                                let _ = nix::sys::signal::kill(init, Signal::SIGKILL);
-                                Err((125, message))
-                            }
-                        },
+                let started =
+                    oci_runtime::wait_started(ort, &pid_file, pid, err_fd).and_then(|init| {
+                        match &console_listener {
+                            None => Ok(init),
+                            Some(l) => match oci_runtime::recv_console(l) {
+                                Ok(master) => {
+                                    set_nonblock(&master);
+                                    outputs.push((
+                                        Output::Pipe {
+                                            fd: master,
+                                            stream: "stdout",
+                                        },
+                                        Vec::new(),
+                                    ));
+                                    Ok(init)
+                                }
+                                Err(message) => {
+                                    let _ = nix::sys::signal::kill(init, Signal::SIGKILL);
+                                    Err((125, message))
+                                }
+                            },
+                        }
                     });
                 if console_listener.take().is_some() {
                     let _ = fs::remove_file(oci_runtime::console_socket(&rec.run_dir));
