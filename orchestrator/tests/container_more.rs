@@ -849,13 +849,9 @@ fn crun_and_runc_run_the_bundle_as_berth_does() {
         "echo layered > /x && cat /x",
     ]);
     assert_eq!(container_util::stdout(&o).trim(), "layered", "{}", text(&o));
-    // What an external runtime cannot do yet is refused by name.
-    let o = env.run(&["--rm", "-t", "--runtime", "crun"], &["true"]);
-    assert!(
-        text(&o).contains("a tty (-t) is not supported"),
-        "{}",
-        text(&o)
-    );
+    // What an external runtime cannot do is refused by name.
+    let o = env.run(&["--rm", "--init", "--runtime", "crun"], &["true"]);
+    assert!(text(&o).contains("--init is not supported"), "{}", text(&o));
     let o = env.run(&["--rm", "--runtime", "youki"], &["true"]);
     assert!(
         text(&o).contains("unknown OCI runtime \"youki\""),
