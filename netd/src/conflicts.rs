@@ -7,6 +7,10 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::net::Ipv6Addr;
+
+use futures::TryStreamExt;
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteType};
 
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +65,48 @@ impl fmt::Display for SubnetConflict {
     }
 }
 
+/// An IPv6 route of the main table, as far as the conflict check needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route6 {
+    /// Destination prefix.
+    pub dst: Ipv6Net,
+    /// Next hop.
+    pub gateway: Option<Ipv6Addr>,
+    /// Output interface.
+    pub oif: Option<u32>,
+}
+
+/// Unicast IPv6 routes of the main table (an error ends the list early: the check reports,
+/// it never repairs, so a partial list only misses a conflict until the next reconcile).
+pub async fn list_routes6(h: &rtnetlink::Handle) -> Vec<Route6> {
+    let msg = rtnetlink::RouteMessageBuilder::<Ipv6Addr>::new().build();
+    let mut s = h.route().get(msg).execute();
+    let mut out = Vec::new();
+    while let Ok(Some(m)) = s.try_next().await {
+        if m.header.kind != RouteType::Unicast {
+            continue;
+        }
+        let mut table = m.header.table as u32;
+        let (mut dst, mut gateway, mut oif) = (Ipv6Addr::UNSPECIFIED, None, None);
+        for a in &m.attributes {
+            match a {
+                RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = *d,
+                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => gateway = Some(*g),
+                RouteAttribute::Oif(i) => oif = Some(*i),
+                RouteAttribute::Table(t) => table = *t,
+                _ => {}
+            }
+        }
+        if table != 254 {
+            continue;
+        }
+        if let Ok(dst) = Ipv6Net::new(dst, m.header.destination_prefix_length) {
+            out.push(Route6 { dst, gateway, oif });
+        }
+    }
+    out
+}
+
 /// Every overlap of a network of `state` with the host's routes (main table) and addresses
 /// that are not on berth's bridges (`ours`: their ifindexes). Routes of prefix 0 and 1 are
 /// left out: a default route, or one split in two halves (OpenVPN's `def1`), covers
@@ -73,6 +119,7 @@ pub fn find(
     routes: &[Route],
     addrs: &[Addr],
     addrs6: &[Addr6],
+    routes6: &[Route6],
 ) -> Vec<SubnetConflict> {
     let ifname = |i: u32| {
         links
@@ -123,11 +170,13 @@ pub fn find(
         let Some(s6) = n.subnet6 else {
             continue;
         };
+        let mut addr6_ifs = BTreeSet::new();
         for a in addrs6
             .iter()
             .filter(|a| !ours.contains(&a.index) && !a.ip.is_loopback())
         {
             if Ipv6Net::new(a.ip, a.prefix).is_ok_and(|net| net.overlaps(&s6)) {
+                addr6_ifs.insert(a.index);
                 out.insert(SubnetConflict {
                     network: n.name.clone(),
                     subnet: s6.to_string(),
@@ -136,6 +185,24 @@ pub fn find(
                     interface: ifname(a.index),
                 });
             }
+        }
+        for r in routes6.iter().filter(|r| r.dst.prefix() > 1) {
+            if r.oif
+                .is_some_and(|i| ours.contains(&i) || addr6_ifs.contains(&i))
+                || !r.dst.overlaps(&s6)
+            {
+                continue;
+            }
+            out.insert(SubnetConflict {
+                network: n.name.clone(),
+                subnet: s6.to_string(),
+                kind: ConflictKind::Route,
+                host: match r.gateway {
+                    Some(g) => format!("{} via {g}", r.dst),
+                    None => r.dst.to_string(),
+                },
+                interface: r.oif.map(ifname).unwrap_or_default(),
+            });
         }
     }
     out.into_iter().collect()
@@ -219,7 +286,7 @@ mod tests {
             route("10.201.3.0/24", None, 2),
             route("0.0.0.0/0", Some(Ipv4Addr::new(10, 201, 3, 254)), 2),
         ];
-        let c = find(&st, &ours, &links, &routes, &addrs, &[]);
+        let c = find(&st, &ours, &links, &routes, &addrs, &[], &[]);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].kind, ConflictKind::Address);
         assert_eq!(
@@ -253,16 +320,24 @@ mod tests {
             route("10.0.0.0/8", Some(Ipv4Addr::new(172, 16, 0, 1)), 5),
             route("10.202.0.0/16", None, 5),
         ];
-        let c = find(&st, &ours, &links, &routes, &[], &[]);
+        let c = find(&st, &ours, &links, &routes, &[], &[], &[]);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].kind, ConflictKind::Route);
         assert_eq!(c[0].host, "10.0.0.0/8 via 172.16.0.1");
         assert_eq!(c[0].interface, "tun0");
-        assert!(find(&st, &ours, &links, &routes[..2], &[], &[]).is_empty());
+        assert!(find(&st, &ours, &links, &routes[..2], &[], &[], &[]).is_empty());
+    }
+
+    fn route6(dst: &str, oif: u32) -> Route6 {
+        Route6 {
+            dst: dst.parse().expect("v6 net"),
+            gateway: None,
+            oif: Some(oif),
+        }
     }
 
     #[test]
-    fn ipv6_addresses_overlapping_the_ipv6_subnet() {
+    fn ipv6_addresses_and_routes_overlapping_the_ipv6_subnet() {
         let st = state();
         let a6 = |ip: &str, index| Addr6 {
             index,
@@ -280,8 +355,21 @@ mod tests {
                 a6("fd00:b5e7:0:3::99", 3),
                 a6("fd00:1::1", 3),
             ],
+            &[
+                // The address's own connected route, and berth's: not reported again.
+                route6("fd00:b5e7:0:3::/64", 3),
+                route6("fd00:b5e7:0:3::/64", 7),
+                // A VPN's ULA route covering it counts; the default route's halves do not.
+                route6("fd00::/8", 9),
+                route6("::/1", 9),
+                route6("8000::/1", 9),
+            ],
         );
-        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(
+            (c[1].kind, c[1].host.as_str(), c[1].interface.as_str()),
+            (ConflictKind::Route, "fd00::/8", "ifindex 9")
+        );
         assert_eq!(
             (c[0].subnet.as_str(), c[0].interface.as_str()),
             ("fd00:b5e7:0:3::/64", "eth1")

@@ -531,10 +531,13 @@ impl Netd {
         inner.last_egress = egress.clone();
 
         // Subnets against the host as it is now (a LAN or VPN may have come since).
-        let addrs6 = if state.networks.values().any(|n| n.subnet6.is_some()) {
-            links::list_addrs6(&self.host).await.unwrap_or_default()
+        let (addrs6, routes6) = if state.networks.values().any(|n| n.subnet6.is_some()) {
+            (
+                links::list_addrs6(&self.host).await.unwrap_or_default(),
+                crate::conflicts::list_routes6(&self.host).await,
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         let ours: BTreeSet<u32> = bridge_idx
             .values()
@@ -546,7 +549,9 @@ impl Netd {
                     .map(|l| l.index),
             )
             .collect();
-        rep.conflicts = crate::conflicts::find(&state, &ours, &links_now, &routes, &addrs, &addrs6);
+        rep.conflicts = crate::conflicts::find(
+            &state, &ours, &links_now, &routes, &addrs, &addrs6, &routes6,
+        );
         rep.conflicts_new = rep
             .conflicts
             .iter()

@@ -39,6 +39,7 @@ fn host_lan_or_route_overlapping_a_network_is_reported_until_it_goes() {
             let spec = n
                 .create_network(NetworkCreate {
                     name: "app".into(),
+                    enable_ipv6: true,
                     ..Default::default()
                 })
                 .await
@@ -113,6 +114,35 @@ fn host_lan_or_route_overlapping_a_network_is_reported_until_it_goes() {
             }
             let r = n.reconcile().await;
             assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+
+            // IPv6 likewise: a LAN on the network's /64, and a VPN's ULA route around it.
+            let s6 = spec.subnet6.expect("IPv6 subnet");
+            let lan6 = format!("{}/64", s6.nth(0x200).expect("address in the /64"));
+            ip(&host, &["-6", "addr", "add", &lan6, "dev", "upb", "nodad"]);
+            ip(&host, &["-6", "route", "add", "fd00::/8", "dev", "upa"]);
+            let r = n.reconcile().await;
+            assert_eq!(r.conflicts.len(), 2, "{:?}", r.conflicts);
+            let by = |kind| {
+                r.conflicts
+                    .iter()
+                    .find(|c| c.kind == kind)
+                    .unwrap_or_else(|| panic!("no {kind:?} conflict: {:?}", r.conflicts))
+            };
+            let a = by(ConflictKind::Address);
+            assert_eq!(
+                (a.subnet.as_str(), a.host.as_str(), a.interface.as_str()),
+                (s6.to_string().as_str(), lan6.as_str(), "upb")
+            );
+            let rt6 = by(ConflictKind::Route);
+            assert_eq!(
+                (rt6.host.as_str(), rt6.interface.as_str()),
+                ("fd00::/8", "upa")
+            );
+            ip(&host, &["-6", "addr", "del", &lan6, "dev", "upb"]);
+            ip(&host, &["-6", "route", "del", "fd00::/8", "dev", "upa"]);
+            let r = n.reconcile().await;
+            assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+            assert_eq!(r.conflicts_resolved.len(), 2);
             n.remove_network("app").await.expect("rm");
         })
     });
