@@ -107,8 +107,11 @@ pub fn write_files(dir: &Path) -> Result<Vec<PathBuf>, DeclError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(err)?;
         }
-        // Instances share the file: a per-process temp name, then an atomic rename.
-        let tmp = path.with_extension(format!("berth-tmp-{}", std::process::id()));
+        // Instances share the file: a temp name of this process and call, then an atomic
+        // rename (the same content wins whichever rename comes last).
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("berth-tmp-{}-{n}", std::process::id()));
         std::fs::write(&tmp, &f.text).map_err(err)?;
         if let Err(e) = std::fs::rename(&tmp, &path) {
             let _ = std::fs::remove_file(&tmp);
