@@ -386,6 +386,10 @@ services:
     <<: *s
     links: ["db:database"]
     dns: [127.0.0.54]
+    cpu_quota: 50000
+    logging:
+      driver: json-file
+      options: { max-size: 1m, max-file: "2" }
     extra_hosts:
       - "static.test=10.9.9.9"
       - "gw.test:host-gateway"
@@ -445,6 +449,13 @@ configs:
         let _ = host.sh(&format!("kill {}", pid.trim()));
     }
     assert_eq!(up, ["10.77.0.7"], "web's dns: server answers upstream.test");
+    // cpu_quota (over the default 100 ms period) and logging options reach the container.
+    let inspect = host.ok(&["container", "inspect", "lnk-web-1"]);
+    let v: serde_json::Value = serde_json::from_str(inspect.trim()).expect("inspect json");
+    let cfg = &v[0]["Config"];
+    assert_eq!(cfg["resources"]["cpus"], 0.5, "{cfg}");
+    assert_eq!(cfg["log_max_size"], 1024 * 1024, "{cfg}");
+    assert_eq!(cfg["log_max_files"], 2, "{cfg}");
     let hosts = host.ok(&["exec", "-T", "web", "cat", "/etc/hosts"]);
     assert!(hosts.contains("10.9.9.9\tstatic.test"), "{hosts}");
     let gw = hosts

@@ -1001,7 +1001,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run yet.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 15] = [
+        let raw: [(&'static str, bool); 31] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("develop", self.develop.is_some()),
@@ -1023,8 +1023,51 @@ impl Service {
                     .is_some_and(|m| m != "private" && m != "shareable"),
             ),
             ("pid", self.pid.is_some()),
+            ("annotations", self.annotations.is_some()),
+            ("cpu_count", self.cpu_count.is_some()),
+            ("cpu_percent", self.cpu_percent.is_some()),
+            ("cpu_rt_period", self.cpu_rt_period.is_some()),
+            ("cpu_rt_runtime", self.cpu_rt_runtime.is_some()),
+            (
+                "cpu_period",
+                self.cpu_period.is_some() && self.cpu_quota.is_none(),
+            ),
+            ("domainname", self.domainname.is_some()),
+            ("external_links", !self.external_links.is_empty()),
+            ("group_add", !self.group_add.is_empty()),
+            ("mem_reservation", self.mem_reservation.is_some()),
+            ("mem_swappiness", self.mem_swappiness.is_some()),
+            ("memswap_limit", self.memswap_limit.is_some()),
+            ("oom_kill_disable", self.oom_kill_disable.is_some()),
+            ("oom_score_adj", self.oom_score_adj.is_some()),
+            ("userns_mode", self.userns_mode.is_some()),
+            ("uts", self.uts.is_some()),
         ];
         out.extend(raw.iter().filter(|(_, set)| *set).map(|(k, _)| *k));
+        if self.logging.as_ref().is_some_and(|l| {
+            !matches!(
+                l.driver.as_deref(),
+                None | Some("json-file") | Some("local")
+            ) || l.options.keys().any(|k| k != "max-size" && k != "max-file")
+        }) {
+            out.push("logging (drivers other than json-file/local, options other than max-size/max-file)");
+        }
+        if matches!(
+            self.pull_policy,
+            Some(PullPolicy::Daily) | Some(PullPolicy::Weekly)
+        ) {
+            out.push("pull_policy daily/weekly (treated as missing)");
+        }
+        if let Some(p) = self.platform.as_deref() {
+            let host = match std::env::consts::ARCH {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                other => other,
+            };
+            if !(p == "linux" || p.starts_with(&format!("linux/{host}"))) {
+                out.push("platform (images run on the host's own platform)");
+            }
+        }
         if let Some(d) = &self.deploy {
             if d.placement.is_some() {
                 out.push("deploy.placement");

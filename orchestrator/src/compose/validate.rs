@@ -63,6 +63,24 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
                 ));
             }
         }
+        if let Some(lg) = &svc.logging {
+            if let Some(v) = lg.options.get("max-size")
+                && super::units::parse_size(v).is_err()
+            {
+                out.push(issue(
+                    format!("{sp}.logging.options.max-size"),
+                    format!("{v:?} is not a size (e.g. 10m)"),
+                ));
+            }
+            if let Some(v) = lg.options.get("max-file")
+                && !v.parse::<u32>().is_ok_and(|n| n > 0)
+            {
+                out.push(issue(
+                    format!("{sp}.logging.options.max-file"),
+                    format!("{v:?} is not a positive number of files"),
+                ));
+            }
+        }
         for (i, d) in svc.dns.iter().enumerate() {
             if d.parse::<std::net::IpAddr>().is_err() {
                 out.push(issue(

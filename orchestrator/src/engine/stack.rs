@@ -623,7 +623,9 @@ impl Engine {
             if svc.build.is_none() || !tags.insert(tag.clone()) {
                 continue;
             }
-            if opts.missing_only && self.images.resolve(&tag).is_ok() {
+            // `pull_policy: build` builds on every `up`, as compose does.
+            let always = svc.pull_policy == Some(crate::compose::PullPolicy::Build);
+            if opts.missing_only && !always && self.images.resolve(&tag).is_ok() {
                 continue;
             }
             let (e, p, r, o, n) = (
@@ -1093,6 +1095,16 @@ impl StackBackend {
                 if self.pull_never {
                     return Err(format!(
                         "service {service}: image {image} is missing and --pull never forbids pulling it"
+                    ));
+                }
+                let policy = self
+                    .project
+                    .services
+                    .get(&service)
+                    .and_then(|s| s.pull_policy);
+                if policy == Some(crate::compose::PullPolicy::Never) {
+                    return Err(format!(
+                        "service {service}: image {image} is missing and its pull_policy is never"
                     ));
                 }
                 let store = e.images.clone();

@@ -341,7 +341,31 @@ pub fn container_config(
         .and_then(|l| l.memory.as_ref())
         .or(svc.mem_limit.as_ref())
         .map(|b| b.0 as i64);
-    c.resources.cpus = limits.and_then(|l| l.cpus).or(svc.cpus);
+    // cpu_quota/cpu_period (the CFS pair Docker passes through) is the same limit as cpus.
+    let cfs = svc.cpu_quota.filter(|q| *q > 0).map(|q| {
+        let period = svc.cpu_period.filter(|p| *p > 0).unwrap_or(100_000);
+        q as f64 / period as f64
+    });
+    c.resources.cpus = limits.and_then(|l| l.cpus).or(svc.cpus).or(cfs);
+    // `logging:` with the json-file or local driver: the shim's rotation (checked by the
+    // loader; other drivers are warned by name).
+    if let Some(lg) = &svc.logging
+        && matches!(
+            lg.driver.as_deref(),
+            None | Some("json-file") | Some("local")
+        )
+    {
+        if let Some(size) = lg
+            .options
+            .get("max-size")
+            .and_then(|v| crate::compose::units::parse_size(v).ok())
+        {
+            c.log_max_size = size;
+        }
+        if let Some(n) = lg.options.get("max-file").and_then(|v| v.parse().ok()) {
+            c.log_max_files = n;
+        }
+    }
     c.resources.pids_limit = limits.and_then(|l| l.pids).or(svc.pids_limit);
     c.resources.cpu_shares = svc.cpu_shares.map(|s| s.max(2) as u64);
     c.resources.cpuset_cpus = svc.cpuset.clone();
