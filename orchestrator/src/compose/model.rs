@@ -1158,12 +1158,43 @@ impl Project {
                 }
             }
         }
+        for (name, svc) in &self.services {
+            for (net, opt) in &svc.networks {
+                let Some(o) = opt else { continue };
+                for (key, set) in [
+                    ("link_local_ips", !o.link_local_ips.is_empty()),
+                    ("gw_priority", o.gw_priority.is_some()),
+                    ("interface_name", o.interface_name.is_some()),
+                    ("driver_opts", !o.driver_opts.is_empty()),
+                ] {
+                    if set {
+                        out.push(Unsupported {
+                            path: format!("services.{name}.networks.{net}.{key}"),
+                        });
+                    }
+                }
+            }
+        }
         for (name, n) in &self.networks {
             if let Some(d) = n.driver.as_deref()
                 && d != "bridge"
             {
                 out.push(Unsupported {
                     path: format!("networks.{name}.driver={d}"),
+                });
+            }
+            for key in n
+                .driver_opts
+                .keys()
+                .filter(|k| *k != "com.docker.network.driver.mtu")
+            {
+                out.push(Unsupported {
+                    path: format!("networks.{name}.driver_opts.{key}"),
+                });
+            }
+            if n.enable_ipv4 == Some(false) {
+                out.push(Unsupported {
+                    path: format!("networks.{name}.enable_ipv4=false (networks are always IPv4)"),
                 });
             }
         }
@@ -1173,6 +1204,11 @@ impl Project {
             {
                 out.push(Unsupported {
                     path: format!("volumes.{name}.driver={d}"),
+                });
+            }
+            for key in v.driver_opts.keys() {
+                out.push(Unsupported {
+                    path: format!("volumes.{name}.driver_opts.{key}"),
                 });
             }
         }
