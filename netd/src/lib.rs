@@ -3,6 +3,7 @@
 //! Bridges, veth endpoints, IPAM, nftables NAT and ports, the embedded DNS server, and the
 //! reconcile loop that follows host NIC changes. See ARCHITECTURE.md.
 
+pub mod conflicts;
 pub mod firewall;
 pub mod firewall6;
 pub mod ipam;
@@ -15,8 +16,10 @@ pub mod netns;
 pub mod ports;
 pub mod reconcile;
 pub mod state;
+pub mod unmanaged;
 pub mod watch;
 
+pub use conflicts::SubnetConflict;
 pub use netd::{
     Config, EndpointRequest, HostChange, Ipv6Create, Netd, NetdError, NetworkCreate, ReconcileHook,
 };

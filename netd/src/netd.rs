@@ -35,6 +35,10 @@ pub struct Config {
     /// nftables table name (family `ip`); `None` is `berth`. Separate instances sharing a
     /// network namespace need separate tables.
     pub table: Option<String>,
+    /// Runtime directory where netd declares its links unmanaged for udev/NetworkManager/
+    /// systemd-networkd when it opens (see [`crate::unmanaged`]); `None` declares nothing.
+    /// [`Config::new`] sets `/run` when called in the initial network namespace, else `None`.
+    pub managers_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -45,6 +49,7 @@ impl Config {
             pool: Pool::default(),
             default_mtu: None,
             table: None,
+            managers_dir: crate::unmanaged::default_dir(),
         }
     }
 }
@@ -204,6 +209,8 @@ pub(crate) struct Inner {
     pub(crate) generation: u64,
     pub(crate) last_report: Option<ReconcileReport>,
     pub(crate) recent_repairs: std::collections::VecDeque<crate::reconcile::Repair>,
+    /// Subnet conflicts of the latest reconcile (warned about only when they change).
+    pub(crate) conflicts: Vec<crate::conflicts::SubnetConflict>,
 }
 
 /// berth's network daemon core; share it as `Arc<Netd>`.
@@ -273,6 +280,9 @@ impl Netd {
         let state = store.load()?;
         let last_egress = store.load_egress().into_iter().collect();
         let (changes, _) = watch::channel(HostChange::default());
+        if let Some(dir) = cfg.managers_dir.clone() {
+            declare_unmanaged(dir).await;
+        }
         Ok(Arc::new(Self {
             cfg,
             worker,
@@ -284,6 +294,7 @@ impl Netd {
                 generation: 0,
                 last_report: None,
                 recent_repairs: std::collections::VecDeque::new(),
+                conflicts: Vec::new(),
             }),
             changes,
             hooks: std::sync::Mutex::new(Vec::new()),
@@ -1318,11 +1329,47 @@ impl Netd {
     }
 }
 
+/// Declares berth's links unmanaged under `dir` (off the async threads: it may run reload
+/// commands). A failure is logged, not returned: networking works without it, only a host
+/// network manager may then grab berth's links.
+async fn declare_unmanaged(dir: PathBuf) {
+    let d = dir.clone();
+    match tokio::task::spawn_blocking(move || crate::unmanaged::declare(&d)).await {
+        Ok(Ok(changed)) if !changed.is_empty() => {
+            tracing::info!(dir = %dir.display(), files = ?changed, "declared berth's links unmanaged for the host's network managers");
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(err = %crate::netd::chain(&err), "cannot declare berth's links unmanaged: a host network manager may take them over");
+        }
+        Err(err) => tracing::warn!(%err, "declaring berth's links unmanaged"),
+    }
+}
+
+/// An error with its sources, for a log line.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
 pub(crate) fn log_report(r: &ReconcileReport) {
     for rep in &r.repairs {
         tracing::info!(repair = %rep.what, took_us = rep.duration.as_micros() as u64, "reconcile repaired");
     }
     for e in &r.errors {
         tracing::warn!(error = %e, "reconcile could not repair");
+    }
+    // Only changes: the 30 s backstop must not repeat a standing conflict.
+    for c in &r.conflicts_new {
+        tracing::warn!(network = %c.network, subnet = %c.subnet, host = %c.host, interface = %c.interface, "{c}");
+    }
+    for c in &r.conflicts_resolved {
+        tracing::info!(network = %c.network, subnet = %c.subnet, host = %c.host, interface = %c.interface, "subnet conflict gone");
     }
 }

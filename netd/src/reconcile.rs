@@ -34,6 +34,15 @@ pub struct ReconcileReport {
     pub duration: Duration,
     /// Egress addresses found.
     pub egress: Vec<Ipv4Addr>,
+    /// Networks whose subnet overlaps a host route or address that is not berth's, as the
+    /// host is now (a LAN or VPN that came after the network). Not an error: reconcile has
+    /// nothing to repair, the user has to choose another subnet; kept apart so `errors` stays
+    /// "what reconcile could not repair".
+    pub conflicts: Vec<crate::conflicts::SubnetConflict>,
+    /// Conflicts that were not there at the previous reconcile (warned about once).
+    pub conflicts_new: Vec<crate::conflicts::SubnetConflict>,
+    /// Conflicts of the previous reconcile that are gone.
+    pub conflicts_resolved: Vec<crate::conflicts::SubnetConflict>,
 }
 
 impl ReconcileReport {
@@ -520,6 +529,43 @@ impl Netd {
             self.store.save_egress(&v);
         }
         inner.last_egress = egress.clone();
+
+        // Subnets against the host as it is now (a LAN or VPN may have come since).
+        let (addrs6, routes6) = if state.networks.values().any(|n| n.subnet6.is_some()) {
+            (
+                links::list_addrs6(&self.host).await.unwrap_or_default(),
+                crate::conflicts::list_routes6(&self.host).await,
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let ours: BTreeSet<u32> = bridge_idx
+            .values()
+            .copied()
+            .chain(
+                links_now
+                    .iter()
+                    .filter(|l| state.networks.values().any(|n| n.bridge == l.name))
+                    .map(|l| l.index),
+            )
+            .collect();
+        rep.conflicts = crate::conflicts::find(
+            &state, &ours, &links_now, &routes, &addrs, &addrs6, &routes6,
+        );
+        rep.conflicts_new = rep
+            .conflicts
+            .iter()
+            .filter(|c| !inner.conflicts.contains(c))
+            .cloned()
+            .collect();
+        rep.conflicts_resolved = inner
+            .conflicts
+            .iter()
+            .filter(|c| !rep.conflicts.contains(c))
+            .cloned()
+            .collect();
+        inner.conflicts = rep.conflicts.clone();
+
         inner.generation += 1;
         rep.egress = egress.into_iter().collect();
         rep.duration = t0.elapsed();

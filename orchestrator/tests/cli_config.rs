@@ -373,15 +373,22 @@ fn repository_examples_load() {
 fn unsupported_keys_are_named() {
     let d = project(&[(
         "compose.yaml",
-        "services:\n  a:\n    image: x\n    gpus: all\n    deploy:\n      placement:\n        constraints: [node.role==manager]\nnetworks:\n  o:\n    driver: overlay\n",
+        "secrets:\n  s:\n    file: ./compose.yaml\nservices:\n  a:\n    image: x\n    gpus: all\n    pid: host\n    ipc: host\n    group_add: [audio]\n    logging: {driver: syslog}\n    secrets: [s, {source: s, target: t, mode: 0400}]\n    deploy:\n      placement:\n        constraints: [node.role==manager]\nnetworks:\n  o:\n    driver: overlay\nvolumes:\n  v:\n    driver_opts: {type: none, o: bind, device: /srv}\n",
     )]);
     let o = berth(d.path(), &["config", "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
+    assert!(!err.contains("secrets[0]"), "{err}");
     for name in [
         "services.a.gpus",
+        "services.a.pid",
+        "services.a.ipc",
+        "services.a.secrets[1].mode",
+        "services.a.group_add",
+        "services.a.logging",
         "services.a.deploy.placement",
         "networks.o.driver=overlay",
+        "volumes.v.driver_opts.device",
     ] {
         assert!(err.contains(name), "{name} not reported in {err}");
     }

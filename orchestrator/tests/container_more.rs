@@ -264,6 +264,8 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
         "container",
         "run",
         "--rm",
+        "--network",
+        "none",
         "--add-host",
         "x:1.2.3.4",
         "--dns",
@@ -281,6 +283,25 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
         "{files}"
     );
     assert_eq!(files.matches("nameserver").count(), 1, "{files}");
+    // --dns on a bridge network: the embedded DNS still answers the network's names and
+    // forwards the rest to that server (here dnsmasq on a loopback address of the simulated
+    // host, which is where netd forwards from), not to the host's resolvers.
+    let pid_file = h.stack.join("dnsmasq.pid");
+    let up = h.sh(&format!(
+        "dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+         --listen-address=127.0.0.54 --port=53 --address=/upstream.test/10.77.0.7 \
+         --pid-file={}",
+        pid_file.display()
+    ));
+    assert!(up.status.success(), "dnsmasq: {}", text(&up));
+    let ready = eventually(10, || {
+        text(&h.sh("dig +short +time=1 +tries=1 @127.0.0.54 upstream.test")).contains("10.77.0.7")
+    });
+    assert!(ready, "dnsmasq answers");
+    let web_ip = endpoints(&h, "appnet")[0]["address"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let o = h.berth(&[
         "container",
         "run",
@@ -288,11 +309,45 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
         "--network",
         "appnet",
         "--dns",
-        "1.1.1.1",
+        "127.0.0.54",
         "busybox:e2e",
-        "true",
+        "sh",
+        "-c",
+        "nslookup -type=a upstream.test; nslookup -type=a web; cat /etc/resolv.conf",
     ]);
-    assert!(text(&o).contains("embedded DNS"), "{}", text(&o));
+    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+        let _ = h.sh(&format!("kill {}", pid.trim()));
+    }
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("10.77.0.7"), "forwarded to --dns: {out}");
+    assert!(
+        !web_ip.is_empty() && out.contains(&web_ip),
+        "{web_ip} by name: {out}"
+    );
+    assert!(
+        !out.contains("nameserver 127.0.0.54"),
+        "the embedded DNS stays the nameserver: {out}"
+    );
+
+    // Without --network a container is on the default bridge network, as with Docker.
+    let out = h.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0 && cat /etc/resolv.conf",
+    ]);
+    let bridge = h.ok(&["network", "inspect", "bridge"]);
+    let v: serde_json::Value = serde_json::from_str(bridge.trim()).expect("inspect json");
+    let gw = v[0]["Gateway"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_default();
+    assert!(out.contains("eth0") && !gw.is_empty(), "{out}\n{bridge}");
+    assert!(out.contains(&format!("nameserver {gw}")), "{out}\n{bridge}");
 
     // rename: the DNS name follows.
     h.ok(&["container", "rename", "web", "web2"]);
@@ -546,6 +601,8 @@ fn anonymous_and_named_volumes_live_and_go_as_docker_users_expect() {
     assert_eq!(h.ok(&["volume", "ls", "-q"]).trim(), "");
     let o = h.berth(&["volume", "inspect", "stays"]);
     assert!(text(&o).contains("no such volume: stays"), "{}", text(&o));
+    // The default network the containers were on stays until removed, as Docker's does.
+    h.ok(&["network", "rm", "bridge"]);
     assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
 }
 
@@ -663,6 +720,7 @@ fn commit_turns_a_containers_changes_into_an_image() {
     assert_eq!(names(&["-a"]), ["c3"]);
     h.ok(&["container", "rm", "-f", "c3"]);
     h.ok(&["image", "rm", "committed:v1", "running:v1"]);
+    h.ok(&["network", "rm", "bridge"]);
     assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
 }
 
@@ -791,13 +849,9 @@ fn crun_and_runc_run_the_bundle_as_berth_does() {
         "echo layered > /x && cat /x",
     ]);
     assert_eq!(container_util::stdout(&o).trim(), "layered", "{}", text(&o));
-    // What an external runtime cannot do yet is refused by name.
-    let o = env.run(&["--rm", "-t", "--runtime", "crun"], &["true"]);
-    assert!(
-        text(&o).contains("a tty (-t) is not supported"),
-        "{}",
-        text(&o)
-    );
+    // What an external runtime cannot do is refused by name.
+    let o = env.run(&["--rm", "--init", "--runtime", "crun"], &["true"]);
+    assert!(text(&o).contains("--init is not supported"), "{}", text(&o));
     let o = env.run(&["--rm", "--runtime", "youki"], &["true"]);
     assert!(
         text(&o).contains("unknown OCI runtime \"youki\""),
@@ -902,6 +956,7 @@ fn restart_policies_apply_to_single_containers() {
         text(&o)
     );
     h.ok(&["container", "rm", "-f", "-v", "flaky", "steady"]);
+    h.ok(&["network", "rm", "bridge"]);
     h.ok(&["system", "shutdown"]);
     assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
 }

@@ -385,6 +385,11 @@ services:
   web:
     <<: *s
     links: ["db:database"]
+    dns: [127.0.0.54]
+    cpu_quota: 50000
+    logging:
+      driver: json-file
+      options: { max-size: 1m, max-file: "2" }
     extra_hosts:
       - "static.test=10.9.9.9"
       - "gw.test:host-gateway"
@@ -402,6 +407,16 @@ configs:
     std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
     std::fs::write(host.stack.join("pw.txt"), "s3cret\n").expect("secret");
     std::fs::write(host.stack.join("app.conf"), "mode=test\n").expect("config");
+    // web's `dns:` server: dnsmasq on a loopback address of the simulated host (netd forwards
+    // from the host's namespace).
+    let pid_file = host.stack.join("dnsmasq.pid");
+    let dm = host.sh(&format!(
+        "dnsmasq --conf-file=/dev/null --no-resolv --no-hosts --bind-interfaces \
+         --listen-address=127.0.0.54 --port=53 --address=/upstream.test/10.77.0.7 \
+         --pid-file={}",
+        pid_file.display()
+    ));
+    assert!(dm.status.success(), "dnsmasq: {dm:?}");
     host.ok(&["up", "-d"]);
     // A compose file written for --link: the alias resolves to the linked service.
     let answers = |name: &str| -> Vec<String> {
@@ -415,6 +430,32 @@ configs:
     let db = answers("db");
     assert!(!db.is_empty(), "db does not resolve");
     assert_eq!(answers("database"), db);
+    // `dns:` makes that server web's upstream; the project's names still resolve (above).
+    let mut up = Vec::new();
+    for _ in 0..20 {
+        let o = host.berth(&["exec", "-T", "web", "nslookup", "-type=a", "upstream.test"]);
+        up = String::from_utf8_lossy(&o.stdout)
+            .split("Name:")
+            .skip(1)
+            .flat_map(|a| a.lines().filter_map(|l| l.strip_prefix("Address:")))
+            .map(|a| a.trim().to_string())
+            .collect();
+        if !up.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+        let _ = host.sh(&format!("kill {}", pid.trim()));
+    }
+    assert_eq!(up, ["10.77.0.7"], "web's dns: server answers upstream.test");
+    // cpu_quota (over the default 100 ms period) and logging options reach the container.
+    let inspect = host.ok(&["container", "inspect", "lnk-web-1"]);
+    let v: serde_json::Value = serde_json::from_str(inspect.trim()).expect("inspect json");
+    let cfg = &v[0]["Config"];
+    assert_eq!(cfg["resources"]["cpus"], 0.5, "{cfg}");
+    assert_eq!(cfg["log_max_size"], 1024 * 1024, "{cfg}");
+    assert_eq!(cfg["log_max_files"], 2, "{cfg}");
     let hosts = host.ok(&["exec", "-T", "web", "cat", "/etc/hosts"]);
     assert!(hosts.contains("10.9.9.9\tstatic.test"), "{hosts}");
     let gw = hosts
@@ -441,6 +482,91 @@ configs:
         .iter()
         .filter_map(|r| r["id"].as_str().map(String::from))
         .collect();
+    host.ok(&["down"]);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}
+
+/// `network_mode: service:X` (the VPN-sidecar pattern): the service runs in X's network
+/// namespace (X's localhost, address, hostname and name files), starts after X, and is
+/// recreated with X, since its namespace dies with X's container.
+#[test]
+fn network_mode_service_shares_the_providers_namespace() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("nms");
+    host.busybox_image();
+    let stack = |tag: &str| {
+        format!(
+            r#"
+name: nms
+services:
+  gw:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    environment: {{ TAG: "{tag}" }}
+    command: ["sh", "-c", "mkdir -p /www && echo from-gw > /www/index.html && httpd -f -p 127.0.0.1:8088 -h /www"]
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    network_mode: service:gw
+    command: ["sleep", "300"]
+"#
+        )
+    };
+    std::fs::write(host.stack.join("compose.yaml"), stack("1")).expect("compose");
+    host.ok(&["up", "-d"]);
+    let fetch = || {
+        let mut last = String::new();
+        for _ in 0..40 {
+            let o = host.berth(&[
+                "exec",
+                "-T",
+                "app",
+                "wget",
+                "-qO-",
+                "http://127.0.0.1:8088/",
+            ]);
+            last = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            if last.contains("from-gw") {
+                return last;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        last
+    };
+    assert!(fetch().contains("from-gw"), "gw's localhost from app");
+    let addr = |svc: &str| {
+        host.ok(&[
+            "exec",
+            "-T",
+            svc,
+            "sh",
+            "-c",
+            "ip -o -4 addr show eth0; hostname",
+        ])
+    };
+    let gw = addr("gw");
+    assert!(gw.contains("eth0"), "{gw}");
+    assert_eq!(addr("app"), gw, "same interface, address and hostname");
+    // Recreating gw recreates app in the new namespace.
+    std::fs::write(host.stack.join("compose.yaml"), stack("2")).expect("compose");
+    let out = host.ok(&["up", "-d"]);
+    assert!(fetch().contains("from-gw"), "after gw was recreated: {out}");
+    assert_eq!(addr("app"), addr("gw"));
+    let ids: Vec<String> = host
+        .ps()
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
     host.ok(&["down"]);
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");

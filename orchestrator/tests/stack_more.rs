@@ -628,7 +628,7 @@ fn pull_fetches_the_services_images_from_a_registry() {
     assert!(pushed, "could not push to the test registry");
 
     let stack = format!(
-        "name: pl\nservices:\n  remote:\n    image: 127.0.0.1:{port}/e2e/bb:1\n    init: true\n    stop_grace_period: 1s\n    command: [\"sleep\", \"3600\"]\n  local:\n    build: ./app\n"
+        "name: pl\nservices:\n  remote:\n    image: 127.0.0.1:{port}/e2e/bb:1\n    pull_policy: always\n    init: true\n    stop_grace_period: 1s\n    command: [\"sleep\", \"3600\"]\n  local:\n    build: ./app\n  never:\n    image: 127.0.0.1:{port}/e2e/absent:1\n    pull_policy: never\n"
     );
     std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
     let out = host.ok(&["pull", "remote", "local"]);
@@ -637,6 +637,17 @@ fn pull_fetches_the_services_images_from_a_registry() {
     let images = host.ok(&["image", "ls"]);
     assert!(images.contains("e2e/bb"), "{images}");
     host.ok(&["up", "-d", "--pull", "always", "remote"]);
+    // pull_policy: always pulls on a plain `up`; never refuses a missing image by name.
+    let out = host.ok(&["up", "-d", "remote"]);
+    assert!(out.contains("Service remote  Pulled"), "{out}");
+    let o = host.berth(&["up", "-d", "never"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains("service never")
+            && err.contains("pull_policy is never"),
+        "{err}"
+    );
     let ids = all_ids(&host);
     assert_eq!(ids.len(), 1);
     down_clean(&host, &ids);

@@ -366,6 +366,22 @@ impl DnsRecords {
             if let Some(old) = endpoints.get(&endpoint.id) {
                 detach_container(&mut s.containers, &old.container, network);
             }
+            // An address has one owner: the network just handed it to this endpoint, so any
+            // other record holding it belongs to a container that is gone (its removal not
+            // seen yet). Left in place, it would answer the dead container's names with the
+            // new one's address and could be taken for the asker.
+            let stale: Vec<Arc<Endpoint>> = endpoints
+                .values()
+                .filter(|e| {
+                    e.id != endpoint.id && e.addresses.iter().any(|a| endpoint.addresses.contains(a))
+                })
+                .cloned()
+                .collect();
+            for old in stale {
+                tracing::debug!(network, endpoint = %old.id, "dns endpoint dropped: its address was given to another");
+                endpoints.remove(&old.id);
+                detach_container(&mut s.containers, &old.container, network);
+            }
             let list = s.containers.entry(endpoint.container.clone()).or_default();
             if !list.iter().any(|n| n == network) {
                 list.push(network.to_string());
@@ -619,6 +635,34 @@ mod tests {
         assert_eq!(
             r.resolve(&b, "DATABASE.", &[]),
             NameAnswer::Known(vec![ip("10.2.0.2")])
+        );
+    }
+
+    #[test]
+    fn a_reused_address_belongs_to_the_newest_endpoint() {
+        let r = table();
+        // web2 (10.1.0.4) died unseen; its address went to a new container with its own
+        // upstreams: the old names stop resolving and the asker is the new container.
+        let up: std::net::SocketAddr = "127.0.0.54:53".parse().unwrap();
+        r.add_endpoint(
+            "a",
+            Endpoint {
+                id: "aaa-new".into(),
+                container: "aaa-new".into(),
+                addresses: vec![ip("10.1.0.4")],
+                names: vec!["fresh".into()],
+                dns_servers: vec![up],
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let asker = r.asker("a", ip("10.1.0.4")).unwrap();
+        assert_eq!(asker.dns_servers(), &[up]);
+        assert_eq!(r.resolve(&asker, "proj-web-2", &[]), NameAnswer::Unknown);
+        assert!(matches!(r.resolve(&asker, "web", &[]), NameAnswer::Known(v) if v.len() == 2));
+        assert_eq!(
+            r.resolve(&asker, "fresh", &[]),
+            NameAnswer::Known(vec![ip("10.1.0.4")])
         );
     }
 

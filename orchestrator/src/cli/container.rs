@@ -193,9 +193,8 @@ pub struct RunArgs {
     /// Run a minimal init as PID 1 that reaps zombies and forwards signals
     #[arg(long)]
     init: bool,
-    /// Network: none (the default without -p), bridge (the default with -p; made on first
-    /// use), a network made by `berth network create`, host, or container:NAME; repeat it
-    /// for more bridge networks
+    /// Network: bridge (the default; made on first use), a network made by `berth network
+    /// create`, host, none, or container:NAME; repeat it for more bridge networks
     #[arg(long, alias = "net")]
     network: Vec<String>,
     /// Extra DNS name of the container on its network
@@ -220,7 +219,8 @@ pub struct RunArgs {
     /// Add NAME:IP to /etc/hosts (IP `host-gateway`: the network's gateway, the host)
     #[arg(long = "add-host")]
     add_host: Vec<String>,
-    /// DNS server (only without a bridge network: on one, the embedded DNS answers)
+    /// DNS server: on a bridge network the embedded DNS forwards the container's outside
+    /// names to it (loopback addresses are the host's); otherwise it goes in resolv.conf
     #[arg(long)]
     dns: Vec<std::net::IpAddr>,
     /// DNS search domain
@@ -1238,6 +1238,13 @@ fn build_config(
         cfg.labels
             .insert(crate::engine::labels::RESTART.into(), a.restart.clone());
     }
+    // On a bridge network the servers are the embedded DNS's upstreams for this container
+    // (names of the network still resolve); otherwise they go into its resolv.conf.
+    if !a.dns.is_empty() && is_named_network(&network) {
+        let list: Vec<String> = a.dns.iter().map(ToString::to_string).collect();
+        cfg.labels
+            .insert(crate::engine::labels::DNS_SERVERS.into(), list.join(","));
+    }
     cfg.init = a.init;
     cfg.oci_runtime = a.runtime.clone().filter(|r| r != "berth");
     cfg.tty = a.tty;
@@ -1339,13 +1346,12 @@ fn run_container(
     code
 }
 
-/// The `--network` value in effect (`none`, or `bridge` when ports are published).
+/// The `--network` value in effect: `bridge` (made on first use) unless one is given, as
+/// with Docker.
 fn network_of(a: &RunArgs) -> String {
     match a.network.first().map(String::as_str) {
-        Some("default") => DEFAULT_BRIDGE.into(),
+        Some("default") | None => DEFAULT_BRIDGE.into(),
         Some(n) => n.into(),
-        None if a.publish.is_empty() && !a.publish_all => "none".into(),
-        None => DEFAULT_BRIDGE.into(),
     }
 }
 
@@ -1415,11 +1421,6 @@ fn network_request(a: &RunArgs, exposed: &[String]) -> anyhow::Result<Option<Con
     for p in a.publish.iter().chain(exposed) {
         ports.push(parse_publish(p)?);
     }
-    if !a.dns.is_empty() {
-        bail!(
-            "--dns with --network {network}: the network's embedded DNS answers names there and forwards to the host's resolvers; --dns works with --network none or host"
-        );
-    }
     Ok(Some(ContainerConnect {
         container: String::new(),
         networks: std::iter::once(ContainerNetwork {
@@ -1476,26 +1477,8 @@ fn local_name_files(a: &RunArgs, rec: &berth_runtime::container::Record) -> anyh
     if !a.dns.is_empty() || !a.dns_search.is_empty() || !a.dns_option.is_empty() {
         let p = rec.dir.join("resolv.conf");
         let old = std::fs::read_to_string(&p).unwrap_or_default();
-        let mut out = String::new();
-        for l in old.lines() {
-            let key = l.split_whitespace().next().unwrap_or("");
-            let replaced = (key == "nameserver" && !a.dns.is_empty())
-                || ((key == "search" || key == "domain") && !a.dns_search.is_empty())
-                || (key == "options" && !a.dns_option.is_empty());
-            if !replaced {
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        for d in &a.dns {
-            out.push_str(&format!("nameserver {d}\n"));
-        }
-        if !a.dns_search.is_empty() {
-            out.push_str(&format!("search {}\n", a.dns_search.join(" ")));
-        }
-        if !a.dns_option.is_empty() {
-            out.push_str(&format!("options {}\n", a.dns_option.join(" ")));
-        }
+        let out =
+            crate::engine::resolv::override_resolv(&old, &a.dns, &a.dns_search, &a.dns_option);
         std::fs::write(&p, out).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())

@@ -281,6 +281,19 @@ macro_rules! err {
     }};
 }
 
+/// Warns on standard error about every network whose subnet overlaps a host route or address
+/// (as of netd's latest reconcile), so `network ls` does not hide a shadowed LAN.
+async fn conflict_warnings(n: &Netd, o: &mut NetworkOutput) {
+    for c in n
+        .last_report()
+        .await
+        .map(|r| r.conflicts)
+        .unwrap_or_default()
+    {
+        err!(o, "berth: warning: {c}");
+    }
+}
+
 /// Runs a network command on the daemon's netd; errors become output with status 125.
 pub(crate) async fn execute(n: &Arc<Netd>, cmd: NetworkCommand) -> NetworkOutput {
     let mut o = NetworkOutput::default();
@@ -368,10 +381,16 @@ async fn run_async(
                         x.internal
                     );
                 }
+                conflict_warnings(n, o).await;
             }
         }
         NetworkCommand::Inspect { networks } => {
             let st = n.state().await;
+            let conflicts = n
+                .last_report()
+                .await
+                .map(|r| r.conflicts)
+                .unwrap_or_default();
             let mut out = Vec::new();
             for key in &networks {
                 let Some(x) = st.find_network(key) else {
@@ -395,6 +414,12 @@ async fn run_async(
                     "Labels": x.labels,
                     "Created": x.created,
                     "Endpoints": eps,
+                    // Host routes/addresses overlapping the subnet, as of the latest reconcile.
+                    "Conflicts": conflicts
+                        .iter()
+                        .filter(|c| c.network == x.name)
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>(),
                 }));
             }
             out!(o, "{}", serde_json::to_string_pretty(&out)?);
@@ -466,6 +491,10 @@ async fn run_async(
             }
             for e in &r.errors {
                 err!(o, "berth: not repaired: {e}");
+            }
+            // A conflict is the user's to resolve, not a failed repair: a warning, status 0.
+            for c in &r.conflicts {
+                err!(o, "berth: warning: {c}");
             }
             out!(o, "reconcile took {:?}", r.duration);
             if !r.errors.is_empty() {
@@ -632,5 +661,132 @@ mod tests {
         assert_eq!(v[1]["IPv6Subnet"], "fd00:77::/64");
         assert_eq!(v[1]["IPv6Gateway"], "fd00:77::1");
         assert_eq!(v[1]["Subnet"], "10.219.7.0/24");
+    }
+
+    /// A host address that overlaps a network's subnet after it was made: `network
+    /// reconcile`, `ls` and `inspect` name it (network, subnet, interface) as a warning, with
+    /// status 0, and stop once it is gone. Root only, in a throwaway network namespace.
+    #[test]
+    fn subnet_conflict_is_shown_by_reconcile_ls_and_inspect() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let ns = format!("btclic{}", std::process::id());
+        let ok = std::process::Command::new("ip")
+            .args(["netns", "add", &ns])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: cannot create a network namespace");
+            return;
+        }
+        struct Del(String);
+        impl Drop for Del {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", &self.0])
+                    .status();
+            }
+        }
+        let _del = Del(ns.clone());
+        let ipn = |args: &[&str]| {
+            let st = std::process::Command::new("ip")
+                .args(["-n", &ns])
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        // A veth pair stands in for the Wi-Fi NIC (no dummy module on every kernel).
+        ipn(&[
+            "link", "add", "wifi0", "type", "veth", "peer", "name", "wifi0p",
+        ]);
+        ipn(&["link", "set", "wifi0", "up"]);
+        let root = tempfile::tempdir().unwrap();
+        let path = format!("/run/netns/{ns}");
+        let rootp = root.path().to_path_buf();
+        let nsn = ns.clone();
+        let outs = std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).unwrap();
+            nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut cfg = berth_netd::Config::new(&rootp);
+                cfg.table = Some(format!("berth_clic_{}", std::process::id()));
+                let n = Netd::open(cfg).await.unwrap();
+                let c = execute(
+                    &n,
+                    NetworkCommand::Create(CreateArgs {
+                        name: "lan".into(),
+                        driver: "bridge".into(),
+                        subnet: vec!["10.219.9.0/24".parse().unwrap()],
+                        gateway: vec![],
+                        ip_range: None,
+                        internal: false,
+                        ipv6: false,
+                        mtu: None,
+                        labels: vec![],
+                    }),
+                )
+                .await;
+                // The Wi-Fi joined afterwards is on the same /24.
+                let st = std::process::Command::new("ip")
+                    .args(["-n", &nsn, "addr", "add", "10.219.9.77/24", "dev", "wifi0"])
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+                let r = execute(&n, NetworkCommand::Reconcile).await;
+                let ls = execute(&n, NetworkCommand::Ls { quiet: false }).await;
+                let i = execute(
+                    &n,
+                    NetworkCommand::Inspect {
+                        networks: vec!["lan".into()],
+                    },
+                )
+                .await;
+                let st = std::process::Command::new("ip")
+                    .args(["-n", &nsn, "addr", "del", "10.219.9.77/24", "dev", "wifi0"])
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+                let r2 = execute(&n, NetworkCommand::Reconcile).await;
+                let rm = execute(
+                    &n,
+                    NetworkCommand::Rm {
+                        networks: vec!["lan".into()],
+                    },
+                )
+                .await;
+                (c, r, ls, i, r2, rm)
+            })
+        })
+        .join()
+        .unwrap();
+        let (c, r, ls, i, r2, rm) = outs;
+        assert_eq!(
+            (c.code, r.code, ls.code, rm.code),
+            (0, 0, 0, 0),
+            "{c:?} {r:?} {ls:?} {rm:?}"
+        );
+        for o in [&r, &ls] {
+            assert!(
+                o.err.contains("berth: warning: network lan (10.219.9.0/24) overlaps host address 10.219.9.77/24 on wifi0"),
+                "{o:?}"
+            );
+        }
+        let v: serde_json::Value = serde_json::from_str(&i.out).unwrap();
+        assert!(
+            v[0]["Conflicts"][0]
+                .as_str()
+                .unwrap_or("")
+                .contains("wifi0"),
+            "{}",
+            i.out
+        );
+        assert!(!r2.err.contains("warning"), "{r2:?}");
     }
 }

@@ -95,6 +95,33 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let project = load(g, &args.services)?;
+    // `pull_policy: always` services pull on every `up` (all of them already did with
+    // --pull always); `never` and `build` are the engine's.
+    let always: Vec<String> = project
+        .project
+        .services
+        .iter()
+        .filter(|(n, s)| {
+            s.pull_policy == Some(compose::PullPolicy::Always)
+                && s.image.is_some()
+                && (args.services.is_empty() || args.services.contains(n))
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    if !pull_always && args.pull.as_deref() != Some("never") && !always.is_empty() {
+        let pulled = super::project_verbs::pull(
+            g,
+            super::stack::PullArgs {
+                quiet: false,
+                ignore_pull_failures: false,
+                include_deps: false,
+                services: always.clone(),
+            },
+        )?;
+        if pulled != ExitCode::SUCCESS {
+            bail!("pull_policy always ({}): pulling failed", always.join(", "));
+        }
+    }
     let name = project.project.name.clone();
     if let Some(svc) = &args.exit_code_from
         && !project.project.services.contains_key(svc)

@@ -81,7 +81,13 @@ pub fn run(g: &GlobalOpts, cmd: SystemCommand) -> anyhow::Result<ExitCode> {
                     if json {
                         println!("{}", serde_json::to_string(&ev).unwrap_or_default());
                     } else {
-                        println!("{} {} {} {}", ev.time, ev.kind, ev.action, ev.id);
+                        match ev.attributes.get("message") {
+                            // Reconcile repairs and subnet conflicts say what happened.
+                            Some(m) => {
+                                println!("{} {} {} {}: {m}", ev.time, ev.kind, ev.action, ev.id)
+                            }
+                            None => println!("{} {} {} {}", ev.time, ev.kind, ev.action, ev.id),
+                        }
                     }
                     true
                 })

@@ -63,6 +63,32 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
                 ));
             }
         }
+        if let Some(lg) = &svc.logging {
+            if let Some(v) = lg.options.get("max-size")
+                && super::units::parse_size(v).is_err()
+            {
+                out.push(issue(
+                    format!("{sp}.logging.options.max-size"),
+                    format!("{v:?} is not a size (e.g. 10m)"),
+                ));
+            }
+            if let Some(v) = lg.options.get("max-file")
+                && !v.parse::<u32>().is_ok_and(|n| n > 0)
+            {
+                out.push(issue(
+                    format!("{sp}.logging.options.max-file"),
+                    format!("{v:?} is not a positive number of files"),
+                ));
+            }
+        }
+        for (i, d) in svc.dns.iter().enumerate() {
+            if d.parse::<std::net::IpAddr>().is_err() {
+                out.push(issue(
+                    format!("{sp}.dns[{i}]"),
+                    format!("{d:?} is not an IP address (dns: lists resolver addresses)"),
+                ));
+            }
+        }
         if svc.image.is_none() && svc.build.is_none() {
             out.push(issue(
                 sp.clone(),
@@ -102,6 +128,17 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
             out.push(issue(
                 format!("{sp}.network_mode"),
                 format!("network_mode {mode:?} cannot be combined with networks"),
+            ));
+        }
+        if let Some(mode) = &svc.network_mode
+            && (mode.starts_with("service:") || mode.starts_with("container:"))
+            && !svc.ports.is_empty()
+        {
+            out.push(issue(
+                format!("{sp}.ports"),
+                format!(
+                    "ports cannot be published with network_mode {mode:?}: publish them on the service or container whose network it shares"
+                ),
             ));
         }
         let mut targets: BTreeMap<&str, usize> = BTreeMap::new();

@@ -84,13 +84,63 @@ impl Shared {
             .get_or_try_init(|| async {
                 let exe = std::env::current_exe()
                     .map_err(|e| format!("cannot find the berth executable: {e}"))?;
-                crate::engine::stack::Engine::open(&self.opts.root, &self.opts.run, exe)
-                    .await
-                    .map_err(|e| format!("{:#}", anyhow_chain(&e)))
+                let engine =
+                    crate::engine::stack::Engine::open(&self.opts.root, &self.opts.run, exe)
+                        .await
+                        .map_err(|e| format!("{:#}", anyhow_chain(&e)))?;
+                let events = self.events.clone();
+                engine.netd.on_reconcile(move |rep| {
+                    for ev in reconcile_events(rep) {
+                        let _ = events.send(ev);
+                    }
+                });
+                Ok(engine)
             })
             .await
             .cloned()
     }
+}
+
+/// The events of one netd reconcile for `GET /v1/events`: each repair (`reconcile repair`),
+/// each subnet conflict that appeared (`network conflict`, id = network name) or went
+/// (`network conflict-resolved`). A standing conflict is announced once, not per reconcile.
+pub(crate) fn reconcile_events(rep: &berth_netd::ReconcileReport) -> Vec<Event> {
+    let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    let mut out = Vec::new();
+    for r in &rep.repairs {
+        out.push(Event {
+            time: now.clone(),
+            kind: "reconcile".into(),
+            action: "repair".into(),
+            id: "netd".into(),
+            attributes: [
+                ("message".to_string(), r.what.clone()),
+                ("took_us".to_string(), r.duration.as_micros().to_string()),
+            ]
+            .into(),
+        });
+    }
+    for (action, list) in [
+        ("conflict", &rep.conflicts_new),
+        ("conflict-resolved", &rep.conflicts_resolved),
+    ] {
+        for c in list {
+            out.push(Event {
+                time: now.clone(),
+                kind: "network".into(),
+                action: action.into(),
+                id: c.network.clone(),
+                attributes: [
+                    ("subnet".to_string(), c.subnet.clone()),
+                    ("host".to_string(), c.host.clone()),
+                    ("interface".to_string(), c.interface.clone()),
+                    ("message".to_string(), c.to_string()),
+                ]
+                .into(),
+            });
+        }
+    }
+    out
 }
 
 /// An error with its sources, for messages sent over the API.
@@ -267,4 +317,57 @@ fn signal(
     kind: tokio::signal::unix::SignalKind,
 ) -> Result<tokio::signal::unix::Signal, DaemonError> {
     tokio::signal::unix::signal(kind).map_err(DaemonError::Runtime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconcile_events_carry_repairs_and_conflict_changes_only() {
+        let c = berth_netd::SubnetConflict {
+            network: "app".into(),
+            subnet: "10.201.3.0/24".into(),
+            kind: berth_netd::conflicts::ConflictKind::Address,
+            host: "10.201.3.57/24".into(),
+            interface: "wlan0".into(),
+        };
+        let rep = berth_netd::ReconcileReport {
+            repairs: vec![berth_netd::Repair {
+                what: "bridge berth-1 of network app was down: set up".into(),
+                duration: std::time::Duration::from_micros(42),
+            }],
+            conflicts: vec![c.clone()],
+            conflicts_new: vec![c.clone()],
+            ..Default::default()
+        };
+        let evs = reconcile_events(&rep);
+        assert_eq!(evs.len(), 2, "{evs:?}");
+        assert_eq!(
+            (evs[0].kind.as_str(), evs[0].action.as_str()),
+            ("reconcile", "repair")
+        );
+        assert_eq!(evs[0].attributes["took_us"], "42");
+        assert_eq!(
+            (
+                evs[1].kind.as_str(),
+                evs[1].action.as_str(),
+                evs[1].id.as_str()
+            ),
+            ("network", "conflict", "app")
+        );
+        assert_eq!(evs[1].attributes["interface"], "wlan0");
+        assert!(evs[1].attributes["message"].contains("recreate network app"));
+        // A standing conflict (no longer new) is not announced again.
+        let standing = berth_netd::ReconcileReport {
+            conflicts: vec![c.clone()],
+            ..Default::default()
+        };
+        assert!(reconcile_events(&standing).is_empty());
+        let gone = berth_netd::ReconcileReport {
+            conflicts_resolved: vec![c],
+            ..Default::default()
+        };
+        assert_eq!(reconcile_events(&gone)[0].action, "conflict-resolved");
+    }
 }

@@ -21,6 +21,13 @@ pub const IMAGE: &str = "com.docker.compose.image";
 pub const RESTART: &str = "berth.restart";
 /// The resolved healthcheck (JSON), so that checks survive daemon and policy restarts.
 pub const HEALTHCHECK: &str = "berth.healthcheck";
+/// The container's own DNS servers (`--dns`, compose `dns:`), comma-separated: on a bridge
+/// network the embedded DNS forwards this container's outside queries to them instead of the
+/// host's resolvers, so names of the network still resolve.
+pub const DNS_SERVERS: &str = "berth.dns";
+/// Id of the container whose network namespace this one shares (`network_mode: service:X`
+/// or `container:X`).
+pub const NETWORK_FROM: &str = "berth.network-from";
 /// Compose files the project came from, for `berth ls`.
 pub const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
 /// Project working directory, for `berth ls`.
@@ -32,4 +39,19 @@ pub fn container_name(project: &str, service: &str, number: u32, fixed: Option<&
         Some(name) => name.to_string(),
         None => format!("{project}-{service}-{number}"),
     }
+}
+
+/// The upstreams in a container's [`DNS_SERVERS`] label, on port 53.
+pub fn dns_servers(
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Vec<std::net::SocketAddr> {
+    labels
+        .get(DNS_SERVERS)
+        .map(|v| {
+            v.split(',')
+                .filter_map(|s| s.trim().parse::<std::net::IpAddr>().ok())
+                .map(|ip| std::net::SocketAddr::new(ip, 53))
+                .collect()
+        })
+        .unwrap_or_default()
 }

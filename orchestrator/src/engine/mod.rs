@@ -13,6 +13,7 @@ pub mod observed;
 pub mod plan;
 pub mod preflight;
 pub mod reconcile;
+pub mod resolv;
 pub mod restart;
 pub mod stack;
 pub mod translate;

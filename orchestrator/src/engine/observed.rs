@@ -24,6 +24,8 @@ pub struct ObservedContainer {
     pub state: ContainerState,
     /// Its anonymous volumes by target path (what a recreate hands to the new container).
     pub anonymous_volumes: BTreeMap<String, String>,
+    /// Id of the container whose network namespace it shares (`network_mode: service:X`).
+    pub network_from: Option<String>,
 }
 
 /// Everything of one project that exists now.

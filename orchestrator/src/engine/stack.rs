@@ -240,10 +240,11 @@ impl Engine {
         let state = self.netd.state().await;
         let records = self.runtime.list();
         for ep in &state.endpoints {
-            let name = records
-                .iter()
-                .find(|(r, _)| r.id == ep.container)
-                .map(|(r, _)| r.config.name.clone());
+            let rec = records.iter().find(|(r, _)| r.id == ep.container);
+            let name = rec.map(|(r, _)| r.config.name.clone());
+            let dns_servers = rec
+                .map(|(r, _)| super::labels::dns_servers(&r.config.labels))
+                .unwrap_or_default();
             let mut names: Vec<String> = name.into_iter().collect();
             names.extend(ep.aliases.iter().cloned());
             let net_name = state
@@ -259,6 +260,7 @@ impl Engine {
                     container: ep.container.clone(),
                     addresses: endpoint_addresses(ep),
                     names,
+                    dns_servers,
                     ..Default::default()
                 },
             );
@@ -461,6 +463,7 @@ impl Engine {
         cfg.labels.remove(labels::RESTART);
         cfg.tty = run.tty;
         cfg.open_stdin = run.tty;
+        self.join_shared_network(&project, service, &svc, &mut cfg)?;
         let name = cfg.name.clone();
         let wants_net = cfg.network == NetworkMode::New && !svc.networks.is_empty();
         let rec = self.create_with_volumes(cfg).await?;
@@ -620,7 +623,9 @@ impl Engine {
             if svc.build.is_none() || !tags.insert(tag.clone()) {
                 continue;
             }
-            if opts.missing_only && self.images.resolve(&tag).is_ok() {
+            // `pull_policy: build` builds on every `up`, as compose does.
+            let always = svc.pull_policy == Some(crate::compose::PullPolicy::Build);
+            if opts.missing_only && !always && self.images.resolve(&tag).is_ok() {
                 continue;
             }
             let (e, p, r, o, n) = (
@@ -694,6 +699,7 @@ impl Engine {
                 oneoff: l.get(labels::ONEOFF).is_some_and(|v| v == "True"),
                 state: container_state(&self.runtime, &rec, &st),
                 anonymous_volumes: anonymous_mounts(&rec),
+                network_from: l.get(labels::NETWORK_FROM).cloned(),
             });
         }
         obs.networks = self
@@ -1096,6 +1102,16 @@ impl StackBackend {
                         "service {service}: image {image} is missing and --pull never forbids pulling it"
                     ));
                 }
+                let policy = self
+                    .project
+                    .services
+                    .get(&service)
+                    .and_then(|s| s.pull_policy);
+                if policy == Some(crate::compose::PullPolicy::Never) {
+                    return Err(format!(
+                        "service {service}: image {image} is missing and its pull_policy is never"
+                    ));
+                }
                 let store = e.images.clone();
                 let reference = image.clone();
                 blocking(move || {
@@ -1317,8 +1333,9 @@ impl StackBackend {
             .resolve(&reference)
             .map_err(|err| format!("service {service}: image {reference}: {err}"))?;
         let hash = service_hash(svc);
-        let cfg = translate::container_config(p, service, svc, number, &image, &hash, inherit)
+        let mut cfg = translate::container_config(p, service, svc, number, &image, &hash, inherit)
             .map_err(|err| err.to_string())?;
+        e.join_shared_network(p, service, svc, &mut cfg)?;
         let name = cfg.name.clone();
         let hostname = cfg.hostname.clone().unwrap_or_else(|| name.clone());
         let wants_net = cfg.network == NetworkMode::New && !svc.networks.is_empty();
@@ -1470,6 +1487,7 @@ impl StackBackend {
                         id: rec.id.clone(),
                         container: rec.id.clone(),
                         addresses: endpoint_addresses(ep),
+                        dns_servers: super::labels::dns_servers(&rec.config.labels),
                         names,
                         ..Default::default()
                     },
@@ -1754,6 +1772,7 @@ impl Engine {
                         id: rec.id.clone(),
                         container: rec.id.clone(),
                         addresses: endpoint_addresses(ep),
+                        dns_servers: super::labels::dns_servers(&rec.config.labels),
                         names: dns_names.get(&net_name).cloned().unwrap_or_default(),
                         ..Default::default()
                     },
@@ -1878,10 +1897,38 @@ impl Engine {
             .map(|ep| ep.container.clone())
             .collect();
         gone.dedup();
-        for id in gone {
+        for id in &gone {
             tracing::info!(container = %id, "detaching the endpoints of a removed container");
-            if let Some(err) = self.disconnect_container(&id).await {
+            if let Some(err) = self.disconnect_container(id).await {
                 tracing::warn!(%err, "sweeping a removed container's endpoints");
+            }
+        }
+        // DNS records whose endpoint netd no longer has: netd's reconcile forgets the
+        // endpoints of a container whose namespace died, and its names must stop answering.
+        // Records are read before netd's state: a record is added after its attach, so one
+        // seen here is in the state read next unless it was really detached.
+        let records: Vec<(String, String, DnsEndpoint)> = state
+            .networks
+            .values()
+            .flat_map(|net| {
+                self.dns
+                    .records()
+                    .endpoints(&net.name)
+                    .into_iter()
+                    .map(|r| (net.id.clone(), net.name.clone(), r))
+            })
+            .collect();
+        if records.is_empty() {
+            return;
+        }
+        let now = self.netd.state().await;
+        for (net_id, net_name, rec) in records {
+            let attached = now.endpoints.iter().any(|ep| {
+                ep.container == rec.container && (ep.network == net_id || ep.network == net_name)
+            });
+            if !attached {
+                tracing::info!(container = %rec.container, network = %net_name, "dropping the DNS names of a detached container");
+                self.dns.records().remove_endpoint(&net_name, &rec.id);
             }
         }
     }
@@ -1908,12 +1955,92 @@ impl Engine {
                         id: rec.id.clone(),
                         container: rec.id.clone(),
                         addresses: endpoint_addresses(ep),
+                        dns_servers: super::labels::dns_servers(&rec.config.labels),
                         names,
                         ..Default::default()
                     },
                 )
                 .map_err(|err| format!("DNS names of {}: {err}", rec.config.name))?;
         }
+        Ok(())
+    }
+
+    /// `network_mode: service:NAME | container:NAME`: the container joins the network
+    /// namespace of a running container of that service (the lowest replica, as compose
+    /// picks) or of that container, and shares its /etc/hosts, /etc/resolv.conf and
+    /// hostname, as Docker does. The planner made the service wait for that one to start.
+    /// The label [`labels::NETWORK_FROM`] records whose namespace it is, so a recreated
+    /// provider recreates its users (their namespace died with it).
+    pub fn join_shared_network(
+        &self,
+        project: &Project,
+        service: &str,
+        svc: &crate::compose::Service,
+        cfg: &mut berth_runtime::container::ContainerConfig,
+    ) -> Result<(), String> {
+        let Some(mode) = svc.network_mode.as_deref() else {
+            return Ok(());
+        };
+        let target = if let Some(dep) = mode.strip_prefix("service:") {
+            let mut running: Vec<(u32, Record)> = self
+                .runtime
+                .list()
+                .into_iter()
+                .filter(|(r, st)| {
+                    st.status == Status::Running
+                        && r.config.labels.get(labels::PROJECT) == Some(&project.name)
+                        && r.config.labels.get(labels::SERVICE).map(String::as_str) == Some(dep)
+                        && r.config.labels.get(labels::ONEOFF).map(String::as_str) != Some("True")
+                })
+                .map(|(r, _)| {
+                    let n = r
+                        .config
+                        .labels
+                        .get(labels::NUMBER)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(u32::MAX);
+                    (n, r)
+                })
+                .collect();
+            running.sort_by_key(|(n, _)| *n);
+            running.into_iter().next().map(|(_, r)| r).ok_or_else(|| {
+                format!(
+                    "service {service}: network_mode {mode}: service {dep} has no running container"
+                )
+            })?
+        } else if let Some(name) = mode.strip_prefix("container:") {
+            let rec = self
+                .runtime
+                .resolve(name)
+                .map_err(|err| format!("service {service}: network_mode {mode}: {err}"))?;
+            if !self.runtime.is_running(&rec) {
+                return Err(format!(
+                    "service {service}: network_mode {mode}: container {name} is not running"
+                ));
+            }
+            rec
+        } else {
+            return Ok(());
+        };
+        cfg.network = match (&target.netns, &target.config.network) {
+            (Some(ns), _) => NetworkMode::Join(ns.clone()),
+            (None, NetworkMode::Join(ns)) => NetworkMode::Join(ns.clone()),
+            (None, NetworkMode::Host) => NetworkMode::Host,
+            _ => {
+                return Err(format!(
+                    "service {service}: network_mode {mode}: container {} has no network namespace to share (network_mode none)",
+                    target.config.name
+                ));
+            }
+        };
+        let read = |f: &str| std::fs::read_to_string(target.dir.join(f)).ok();
+        cfg.hosts = read("hosts");
+        cfg.resolv_conf = read("resolv.conf");
+        if svc.hostname.is_none() {
+            cfg.hostname = read("hostname").map(|h| h.trim().to_string());
+        }
+        cfg.labels
+            .insert(labels::NETWORK_FROM.into(), target.id.clone());
         Ok(())
     }
 

@@ -41,7 +41,7 @@ pub enum TranslateError {
         target: String,
     },
     #[error(
-        "service {service}: network_mode {mode:?} is not supported yet (use host, none or networks:)"
+        "service {service}: network_mode {mode:?} is not supported (use host, none, service:NAME, container:NAME or networks:)"
     )]
     NetworkMode { service: String, mode: String },
     #[error(
@@ -136,6 +136,9 @@ pub fn container_config(
         None | Some("bridge") | Some("default") => NetworkMode::New,
         Some("host") => NetworkMode::Host,
         Some("none") => NetworkMode::None,
+        // The namespace of another container: only the engine can find it (it must exist);
+        // `Engine::join_shared_network` replaces this before the container is created.
+        Some(m) if m.starts_with("service:") || m.starts_with("container:") => NetworkMode::None,
         Some(other) => {
             return Err(TranslateError::NetworkMode {
                 service: service.into(),
@@ -143,6 +146,27 @@ pub fn container_config(
             });
         }
     };
+    // `dns:` (checked to be addresses by the loader): the embedded DNS's upstreams for this
+    // container on its networks; without networks, its resolv.conf lines, as with
+    // `dns_search:` and `dns_opt:` (on networks those two are written when it is attached).
+    let servers: Vec<std::net::IpAddr> = svc.dns.iter().filter_map(|d| d.parse().ok()).collect();
+    let resolv_overrides =
+        !servers.is_empty() || !svc.dns_search.is_empty() || !svc.dns_opt.is_empty();
+    let mut dns_label = None;
+    if matches!(c.network, NetworkMode::New) {
+        if !servers.is_empty() {
+            let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
+            dns_label = Some(list.join(","));
+        }
+    } else if resolv_overrides {
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        c.resolv_conf = Some(super::resolv::override_resolv(
+            &host,
+            &servers,
+            &svc.dns_search,
+            &svc.dns_opt,
+        ));
+    }
     let mut anonymous = Vec::new();
     for (index, v) in svc.volumes.iter().enumerate() {
         let target = PathBuf::from(&v.target);
@@ -317,7 +341,31 @@ pub fn container_config(
         .and_then(|l| l.memory.as_ref())
         .or(svc.mem_limit.as_ref())
         .map(|b| b.0 as i64);
-    c.resources.cpus = limits.and_then(|l| l.cpus).or(svc.cpus);
+    // cpu_quota/cpu_period (the CFS pair Docker passes through) is the same limit as cpus.
+    let cfs = svc.cpu_quota.filter(|q| *q > 0).map(|q| {
+        let period = svc.cpu_period.filter(|p| *p > 0).unwrap_or(100_000);
+        q as f64 / period as f64
+    });
+    c.resources.cpus = limits.and_then(|l| l.cpus).or(svc.cpus).or(cfs);
+    // `logging:` with the json-file or local driver: the shim's rotation (checked by the
+    // loader; other drivers are warned by name).
+    if let Some(lg) = &svc.logging
+        && matches!(
+            lg.driver.as_deref(),
+            None | Some("json-file") | Some("local")
+        )
+    {
+        if let Some(size) = lg
+            .options
+            .get("max-size")
+            .and_then(|v| crate::compose::units::parse_size(v).ok())
+        {
+            c.log_max_size = size;
+        }
+        if let Some(n) = lg.options.get("max-file").and_then(|v| v.parse().ok()) {
+            c.log_max_files = n;
+        }
+    }
     c.resources.pids_limit = limits.and_then(|l| l.pids).or(svc.pids_limit);
     c.resources.cpu_shares = svc.cpu_shares.map(|s| s.max(2) as u64);
     c.resources.cpuset_cpus = svc.cpuset.clone();
@@ -336,6 +384,9 @@ pub fn container_config(
         .map(|m| m.into_iter().collect())
         .unwrap_or_default();
     l.extend(svc.labels.clone());
+    if let Some(v) = dns_label {
+        l.insert(labels::DNS_SERVERS.into(), v);
+    }
     l.insert(labels::PROJECT.into(), project.name.clone());
     l.insert(labels::SERVICE.into(), service.into());
     l.insert(labels::NUMBER.into(), number.to_string());

@@ -129,7 +129,21 @@ impl Env {
     }
 
     /// `berth --root .. --run .. ARGS`, with a timeout so a bug cannot hang the suite.
+    /// These instances share the host's network namespace, so `container run|create` without
+    /// a network option gets `--network none` (the product's default, `bridge`, would make a
+    /// bridge and an nft table on the host; the tests in their own namespaces cover it).
     pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut args: Vec<&str> = args.to_vec();
+        let networked = args
+            .iter()
+            .any(|a| a.starts_with("--network") || a.starts_with("--net=") || *a == "--net");
+        if args.len() >= 2
+            && args[0] == "container"
+            && matches!(args[1], "run" | "create")
+            && !networked
+        {
+            args.insert(2, "--network=none");
+        }
         let mut c = Command::new("timeout");
         c.arg("60")
             .arg(BERTH)
@@ -137,7 +151,7 @@ impl Env {
             .arg(&self.root)
             .arg("--run")
             .arg(&self.run)
-            .args(args)
+            .args(&args)
             .env("BERTH_CGROUP_PARENT", self.cgroup_parent())
             .stdin(Stdio::null());
         c

@@ -132,8 +132,12 @@ pub enum RuntimeError {
     },
     #[error(transparent)]
     UnknownRuntime(#[from] oci_runtime::UnknownRuntime),
-    #[error("--runtime {runtime}: {what} is not supported with an external runtime yet")]
-    ExternalRuntime { runtime: String, what: &'static str },
+    #[error("--runtime {runtime}: {what} is not supported with an external runtime: {instead}")]
+    ExternalRuntime {
+        runtime: String,
+        what: &'static str,
+        instead: &'static str,
+    },
 }
 
 impl RuntimeError {
@@ -357,17 +361,16 @@ impl Runtime {
         }
         if let Some(r) = &config.oci_runtime {
             oci_runtime::OciRuntime::parse(r)?;
-            for (on, what) in [
-                (config.tty, "a tty (-t)"),
-                (config.init, "--init"),
-                (config.open_stdin, "stdin (-i)"),
-            ] {
-                if on {
-                    return Err(RuntimeError::ExternalRuntime {
-                        runtime: r.clone(),
-                        what,
-                    });
-                }
+            // berth's init is the berth binary forked inside the container; an external
+            // runtime can only exec a file that is inside the container's root.
+            if config.init {
+                return Err(RuntimeError::ExternalRuntime {
+                    runtime: r.clone(),
+                    what: "--init",
+                    instead: "drop --runtime (berth's own executor runs --init), or make an \
+                              init inside the image the entrypoint (e.g. `tini --` or \
+                              `dumb-init`)",
+                });
             }
         }
         for u in &config.ulimits {

@@ -1,18 +1,31 @@
 //! `--runtime crun|runc`: the same OCI bundle run by an external runtime instead of berth's
 //! executor, still under berth's shim (logs, exit status, control socket, cgroup). The shim
 //! forks a child that builds the overlay root in a mount namespace of its own (so nothing is
-//! left on the host if anything dies) and execs `crun|runc run --pid-file ...`; the container's
-//! init (from the pid file) is what `kill`, `exec` and `stats` address, the runtime process is
-//! what the shim reaps. crun runs with `--cgroup-manager=disabled` (it refuses cgroup v1
-//! hybrid hosts) inside the cgroup the shim made, so limits still apply; runc manages the
-//! same cgroup path itself.
+//! left on the host if anything dies) and execs `crun|runc run --detach --pid-file ...`.
+//!
+//! Detached, because then the runtime gets out of the way once the container runs: the shim
+//! is a child subreaper, so the container's init (from the pid file) is re-parented to it and
+//! the shim reaps it itself, exactly as it reaps its own executor's init: the real exit
+//! status (a signal stays a signal), and the container's cgroup still in place when the
+//! shim reads its OOM counter. A foreground runtime would reap the init and (runc) delete the
+//! cgroup first. The shim then `delete`s the runtime's record of the container. With a tty,
+//! the runtime allocates the pty inside the container and sends its master over
+//! `--console-socket` (SCM_RIGHTS): the shim holds it as it holds its own executor's, for
+//! attach, resize and logs. Without one, the runtime hands its stdio (the shim's pipes)
+//! through to the container's process.
+//!
+//! crun runs with `--cgroup-manager=disabled` (it refuses cgroup v1 hybrid hosts) inside the
+//! cgroup the shim made, so limits still apply; runc manages the same cgroup path itself.
 
 use std::ffi::CString;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::SigSet;
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -49,8 +62,8 @@ impl OciRuntime {
         }
     }
 
-    /// The runtime's argv for a foreground `run` of the bundle in `dir`.
-    pub fn argv(self, state_root: &Path, dir: &Path, id: &str, pid_file: &Path) -> Vec<String> {
+    /// The global options: state root, and for crun no cgroup manager of its own.
+    fn global(self, state_root: &Path) -> Vec<String> {
         let mut v = vec![
             self.name().to_string(),
             "--root".into(),
@@ -59,8 +72,26 @@ impl OciRuntime {
         if self == OciRuntime::Crun {
             v.push("--cgroup-manager=disabled".into());
         }
+        v
+    }
+
+    /// The runtime's argv for a detached `run` of the bundle in `dir`; `console` is the
+    /// socket that gets the pty master of a tty container.
+    pub fn argv(
+        self,
+        state_root: &Path,
+        dir: &Path,
+        id: &str,
+        pid_file: &Path,
+        console: Option<&Path>,
+    ) -> Vec<String> {
+        let mut v = self.global(state_root);
+        v.extend(["run".into(), "--detach".into()]);
+        if let Some(c) = console {
+            v.push("--console-socket".into());
+            v.push(c.display().to_string());
+        }
         v.extend([
-            "run".into(),
             "--bundle".into(),
             dir.display().to_string(),
             "--pid-file".into(),
@@ -68,6 +99,32 @@ impl OciRuntime {
             id.to_string(),
         ]);
         v
+    }
+
+    /// `delete --force`s the runtime's record of container `id` (and, for runc, the cgroup
+    /// dirs it made), so the same id can run again; `Err` with what the runtime said.
+    pub fn delete(self, state_root: &Path, id: &str) -> Result<(), String> {
+        if !state_root.join(id).exists() {
+            return Ok(());
+        }
+        let argv = self.global(state_root);
+        let out = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .args(["delete", "--force", id])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .map_err(|e| format!("running {} delete: {e}", self.name()))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} delete {id}: {}",
+                self.name(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
     }
 }
 
@@ -129,57 +186,108 @@ pub fn child_main(a: &ChildArgs<'_>) -> ! {
     )
 }
 
-/// Waits for the runtime to write the container's pid; `Err` with what the runtime said
-/// (its stderr, read from `err_fd`) when it exits first or takes longer than 30 s.
-pub fn wait_pid_file(
+/// Waits for the detached runtime to exit after starting the container, then reads the
+/// container's pid from `pid_file`; `Err` with what the runtime said (its stderr, read from
+/// the non-blocking `err_fd`) when it fails or takes longer than 30 s.
+pub fn wait_started(
     runtime: OciRuntime,
     pid_file: &Path,
     child: Pid,
     err_fd: RawFd,
 ) -> Result<Pid, (i32, String)> {
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(s) = std::fs::read_to_string(pid_file)
-            && let Ok(pid) = s.trim().parse::<i32>()
-            && pid > 0
-        {
-            return Ok(Pid::from_raw(pid));
-        }
-        let exited = match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => Some(code),
-            Ok(WaitStatus::Signaled(_, s, _)) => Some(128 + s as i32),
-            _ => None,
-        };
-        if exited.is_some() || Instant::now() > deadline {
-            let mut buf = vec![0u8; 8192];
-            // SAFETY: reading into our buffer from a non-blocking pipe we own.
-            let n = unsafe { libc::read(err_fd, buf.as_mut_ptr().cast(), buf.len()) };
-            let said = if n > 0 {
-                String::from_utf8_lossy(&buf[..n as usize])
-                    .trim()
-                    .to_string()
-            } else {
-                String::new()
-            };
-            let code = exited.unwrap_or(125);
-            if exited.is_none() {
+    let code = loop {
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => break code,
+            Ok(WaitStatus::Signaled(_, s, _)) => break 128 + s as i32,
+            Ok(_) if Instant::now() <= deadline => {}
+            Ok(_) => {
                 let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                 let _ = waitpid(child, None);
+                break 125;
             }
-            return Err((
-                if code == 0 { 125 } else { code },
-                format!(
-                    "{} did not start the container (exit {code}): {said}",
-                    runtime.name()
-                ),
-            ));
+            Err(e) => return Err((125, format!("waiting for {}: {e}", runtime.name()))),
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    if code == 0
+        && let Ok(s) = std::fs::read_to_string(pid_file)
+        && let Ok(pid) = s.trim().parse::<i32>()
+        && pid > 0
+    {
+        return Ok(Pid::from_raw(pid));
     }
+    let mut buf = vec![0u8; 8192];
+    // SAFETY: reading into our buffer from a non-blocking pipe we own.
+    let n = unsafe { libc::read(err_fd, buf.as_mut_ptr().cast(), buf.len()) };
+    let said = if n > 0 {
+        String::from_utf8_lossy(&buf[..n as usize])
+            .trim()
+            .to_string()
+    } else if code == 0 {
+        format!("no pid in {}", pid_file.display())
+    } else {
+        String::new()
+    };
+    Err((
+        if code == 0 { 125 } else { code },
+        format!(
+            "{} did not start the container (exit {code}): {said}",
+            runtime.name()
+        ),
+    ))
+}
+
+/// Takes the pty master the runtime sent on the console socket (`--console-socket`): one
+/// connection carrying the fd as SCM_RIGHTS. The runtime has exited by now, so the
+/// connection is queued already or never comes.
+pub fn recv_console(listener: &UnixListener) -> Result<OwnedFd, String> {
+    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+    if !matches!(poll(&mut fds, PollTimeout::from(1000u16)), Ok(n) if n > 0) {
+        return Err("the runtime sent no console (pty) on --console-socket".into());
+    }
+    let (s, _) = listener
+        .accept()
+        .map_err(|e| format!("accepting the console socket: {e}"))?;
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    // The runtime sends the pty's name with it; only the fd matters.
+    let mut name = [0u8; 256];
+    let mut iov = [std::io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        s.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("receiving the console: {e}"))?;
+    for c in msg
+        .cmsgs()
+        .map_err(|e| format!("receiving the console: {e}"))?
+    {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(&fd) = fds.first()
+        {
+            // SAFETY: the kernel just installed this fd in our table for us.
+            let master = unsafe { OwnedFd::from_raw_fd(fd) };
+            for &extra in &fds[1..] {
+                // SAFETY: closing fds we were sent and do not use.
+                unsafe { libc::close(extra) };
+            }
+            return Ok(master);
+        }
+    }
+    Err("the console socket carried no file descriptor".into())
 }
 
 /// Where the runtime keeps its state for a container: inside the container's run dir, so
 /// removing the container removes it.
 pub fn state_root(run_dir: &Path) -> PathBuf {
     run_dir.join("oci")
+}
+
+/// The socket an external runtime sends a tty container's pty master to.
+pub fn console_socket(run_dir: &Path) -> PathBuf {
+    run_dir.join("console")
 }

@@ -302,8 +302,8 @@ struct Shim {
     rec: Record,
     state: State,
     pid: Pid,
-    /// The process the shim reaps: the init itself, or the external OCI runtime.
-    child: Pid,
+    /// The external runtime whose record of the container goes at the exit.
+    external: Option<OciRuntime>,
     cgroup: Cgroup,
     log: LogWriter,
     outputs: Vec<(Output, Vec<u8>)>,
@@ -420,13 +420,47 @@ impl Shim {
             tracing::info!(id = %rec.id, "cgroup v2: no device filter, CAP_MKNOD dropped");
         }
 
+        let external = cfg
+            .oci_runtime
+            .as_deref()
+            .map(OciRuntime::parse)
+            .transpose()
+            .map_err(|e| ShimError::Init {
+                code: 125,
+                message: e.to_string(),
+            })?;
+
         // stdio
         let mut child_side: Vec<OwnedFd> = Vec::new();
         let mut outputs = Vec::new();
         let mut stdin_keep = None;
         let console;
         let stdio: [RawFd; 3];
-        if cfg.tty {
+        // An external runtime with a tty: it makes the pty and sends the master here; its own
+        // stdio is only for what it says when it fails.
+        let mut runtime_err = None;
+        let mut console_listener = None;
+        if cfg.tty && external.is_some() {
+            console = None;
+            let null = fs::File::open("/dev/null").map_err(|source| ShimError::Socket {
+                path: "/dev/null".into(),
+                source,
+            })?;
+            let (err_r, err_w) = pipe()?;
+            set_nonblock(&err_r);
+            stdio = [null.as_raw_fd(), err_w.as_raw_fd(), err_w.as_raw_fd()];
+            child_side.extend([OwnedFd::from(null), err_w]);
+            runtime_err = Some(err_r);
+            let path = oci_runtime::console_socket(&rec.run_dir);
+            let _ = fs::remove_file(&path);
+            console_listener =
+                Some(
+                    UnixListener::bind(&path).map_err(|source| ShimError::Socket {
+                        path: path.clone(),
+                        source,
+                    })?,
+                );
+        } else if cfg.tty {
             let pty = nix::pty::openpty(None, None).map_err(sys("opening a pty"))?;
             console = Some(nix::unistd::ttyname(&pty.slave).map_err(sys("naming the pty"))?);
             let fd = pty.slave.as_raw_fd();
@@ -532,15 +566,6 @@ impl Shim {
             reaper: cfg.init,
             tty: cfg.tty,
         };
-        let external = cfg
-            .oci_runtime
-            .as_deref()
-            .map(OciRuntime::parse)
-            .transpose()
-            .map_err(|e| ShimError::Init {
-                code: 125,
-                message: e.to_string(),
-            })?;
         let pid_file = rec.run_dir.join("oci.pid");
         let pid = match external {
             None => {
@@ -560,12 +585,20 @@ impl Shim {
             }
             Some(ort) => {
                 let _ = fs::remove_file(&pid_file);
+                // The runtime detaches once the container runs: its init is re-parented to
+                // the shim, which reaps it (and reads the OOM counter) itself.
+                // SAFETY: prctl(2) with integer arguments only.
+                if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+                    return Err(sys("becoming a child subreaper")(nix::Error::last()));
+                }
+                let console_path = oci_runtime::console_socket(&rec.run_dir);
                 let argv: Vec<std::ffi::CString> = ort
                     .argv(
                         &oci_runtime::state_root(&rec.run_dir),
                         &rec.dir,
                         &rec.id,
                         &pid_file,
+                        console_listener.as_ref().map(|_| console_path.as_path()),
                     )
                     .into_iter()
                     .filter_map(|a| std::ffi::CString::new(a).ok())
@@ -630,21 +663,51 @@ impl Shim {
                 message: f.message,
             });
         }
-        // Under an external runtime, the container's init is the runtime's child: it is what
-        // kill/exec/stats address, while the shim reaps the runtime.
-        let child = pid;
+        // Under an external runtime, the container's init is the runtime's grandchild, re-parented
+        // to the shim once the runtime exits: from then on it is what the shim reaps too.
         let pid = match external {
             None => pid,
             Some(ort) => {
-                let err_fd = outputs
-                    .iter()
-                    .find_map(|(Output::Pipe { fd, stream }, _)| {
-                        (*stream == "stderr").then(|| fd.as_raw_fd())
+                let err_fd = runtime_err
+                    .as_ref()
+                    .map(|fd| fd.as_raw_fd())
+                    .or_else(|| {
+                        outputs.iter().find_map(|(Output::Pipe { fd, stream }, _)| {
+                            (*stream == "stderr").then(|| fd.as_raw_fd())
+                        })
                     })
                     .unwrap_or(-1);
-                match oci_runtime::wait_pid_file(ort, &pid_file, child, err_fd) {
+                let state_root = oci_runtime::state_root(&rec.run_dir);
+                let started =
+                    oci_runtime::wait_started(ort, &pid_file, pid, err_fd).and_then(|init| {
+                        match &console_listener {
+                            None => Ok(init),
+                            Some(l) => match oci_runtime::recv_console(l) {
+                                Ok(master) => {
+                                    set_nonblock(&master);
+                                    outputs.push((
+                                        Output::Pipe {
+                                            fd: master,
+                                            stream: "stdout",
+                                        },
+                                        Vec::new(),
+                                    ));
+                                    Ok(init)
+                                }
+                                Err(message) => {
+                                    let _ = nix::sys::signal::kill(init, Signal::SIGKILL);
+                                    Err((125, message))
+                                }
+                            },
+                        }
+                    });
+                if console_listener.take().is_some() {
+                    let _ = fs::remove_file(oci_runtime::console_socket(&rec.run_dir));
+                }
+                match started {
                     Ok(p) => p,
                     Err((code, message)) => {
+                        let _ = ort.delete(&state_root, &rec.id);
                         let _ = cgroup.remove();
                         return Err(ShimError::Init { code, message });
                     }
@@ -667,7 +730,7 @@ impl Shim {
             rec,
             state,
             pid,
-            child,
+            external,
             cgroup,
             log,
             outputs,
@@ -885,10 +948,10 @@ impl Shim {
             if sig == libc::SIGCHLD {
                 loop {
                     match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                        Ok(WaitStatus::Exited(p, code)) if p == self.child => {
+                        Ok(WaitStatus::Exited(p, code)) if p == self.pid => {
                             self.exit = Some((code, None));
                         }
-                        Ok(WaitStatus::Signaled(p, s, _)) if p == self.child => {
+                        Ok(WaitStatus::Signaled(p, s, _)) if p == self.pid => {
                             self.exit = Some((128 + s as i32, Some(s as i32)));
                         }
                         Ok(WaitStatus::StillAlive) | Err(_) => break,
@@ -977,6 +1040,13 @@ impl Shim {
             code
         };
         let auto_remove = self.rec.config.auto_remove;
+        // The external runtime's record (runc: and its cgroup dirs) goes once the OOM counter
+        // is read, before anyone hears of the exit: the same id may run again at once.
+        if let Some(ort) = self.external
+            && let Err(e) = ort.delete(&oci_runtime::state_root(&self.rec.run_dir), &self.rec.id)
+        {
+            tracing::warn!(error = %e, "deleting the container from the runtime");
+        }
         // A container that may start again (restart policy, `start`) gets a fresh cgroup at
         // the same path: this one must be gone before the exit is known, or a later removal
         // here would find (and kill) the next run's processes.

@@ -235,13 +235,37 @@ pub fn plan_up(
             .iter()
             .find(|(dep, d)| d.restart && recreated.contains(*dep))
             .map(|(dep, _)| format!("dependency {dep} was recreated"));
+        // `network_mode: service:X`: the namespace is X's first container's; when that one is
+        // replaced (now, or since this container was made), the old namespace is gone.
+        let net_provider = svc
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"));
+        let provider_cause = |c: &ObservedContainer| -> Option<String> {
+            let dep = net_provider?;
+            if recreated.contains(dep) {
+                return Some(format!("network_mode service:{dep} was recreated"));
+            }
+            let current = observed
+                .service_containers(dep)
+                .first()
+                .map(|p| p.id.clone());
+            match (&c.network_from, current) {
+                (Some(had), Some(now)) if *had != now => Some(format!(
+                    "network_mode service:{dep} is another container now"
+                )),
+                _ => None,
+            }
+        };
 
         // Decide first, so that a service with nothing to do adds no node at all.
         let mut actions: Vec<Action> = Vec::new();
         for number in 1..=want {
             match existing.iter().find(|c| c.number == number) {
                 None => actions.push(Action::Create(number, "no existing container".into())),
-                Some(c) => match recreate_cause(c, &hash, image_id, opts) {
+                Some(c) => match recreate_cause(c, &hash, image_id, opts)
+                    .or_else(|| (!opts.no_recreate).then(|| provider_cause(c)).flatten())
+                {
                     Some(cause) => actions.push(Action::Recreate(c, cause)),
                     None => match &restart_cause {
                         Some(cause) => actions.push(Action::Restart(c, cause.clone())),
@@ -296,6 +320,20 @@ pub fn plan_up(
                 dependency: dep.clone(),
                 condition: d.condition,
                 required: d.required,
+            };
+            let after = ready_nodes.get(dep).cloned().unwrap_or_default();
+            waits.push(plan.push(step, after));
+        }
+        // Joining X's namespace needs X's container running, depends_on or not.
+        if let Some(dep) = net_provider
+            && selected.iter().any(|s| s == dep)
+            && !svc.depends_on.contains_key(dep)
+        {
+            let step = Step::WaitDependency {
+                service: name.clone(),
+                dependency: dep.to_string(),
+                condition: crate::compose::DependsCondition::ServiceStarted,
+                required: true,
             };
             let after = ready_nodes.get(dep).cloned().unwrap_or_default();
             waits.push(plan.push(step, after));

@@ -54,6 +54,7 @@ fn converged(p: &Project) -> Observed {
                 oneoff: false,
                 state: ContainerState::Running,
                 anonymous_volumes: BTreeMap::new(),
+                network_from: None,
             });
         }
         obs.images.insert(name.clone(), format!("sha256:{name}"));
@@ -369,4 +370,62 @@ fn down_v_removes_anonymous_volumes_with_their_containers() {
         plan.contains("[0] RemoveContainer demo-web-1 (down)\n"),
         "{plan}"
     );
+}
+
+const SHARED_NET: &str = r#"
+name: demo
+services:
+  vpn:
+    image: gw
+  app:
+    image: php
+    network_mode: service:vpn
+"#;
+
+#[test]
+fn a_service_sharing_a_network_waits_for_it_and_follows_its_recreation() {
+    let p = project(SHARED_NET);
+    let plan = up(&p, &Observed::default(), &UpOptions::default());
+    assert!(
+        plan.contains("WaitDependency app on vpn service_started after #"),
+        "{plan}"
+    );
+    // The provider's image changed: it is recreated, and the container in its namespace too.
+    let mut obs = converged(&p);
+    for c in obs.containers.iter_mut().filter(|c| c.service == "app") {
+        c.network_from = Some("id-vpn-1".into());
+    }
+    assert!(
+        plan_up(&p, &obs, &UpOptions::default())
+            .expect("plan")
+            .is_empty()
+    );
+    obs.images.insert("vpn".into(), "sha256:newer".into());
+    let plan = up(&p, &obs, &UpOptions::default());
+    assert!(
+        plan.contains(
+            "RemoveContainer demo-app-1 (recreate: network_mode service:vpn was recreated)"
+        ),
+        "{plan}"
+    );
+    // Replaced in an earlier run while app was left alone: recreated now.
+    let mut obs = converged(&p);
+    for c in obs.containers.iter_mut().filter(|c| c.service == "app") {
+        c.network_from = Some("id-of-an-older-vpn".into());
+    }
+    let plan = up(&p, &obs, &UpOptions::default());
+    assert!(
+        plan.contains("(recreate: network_mode service:vpn is another container now)"),
+        "{plan}"
+    );
+    let plan = plan_up(
+        &p,
+        &obs,
+        &UpOptions {
+            no_recreate: true,
+            ..UpOptions::default()
+        },
+    )
+    .expect("plan");
+    assert!(plan.is_empty(), "{plan}");
 }
