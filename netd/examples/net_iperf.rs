@@ -396,16 +396,11 @@ fn main() {
     }
     let mut got: Vec<Vec<(f64, f64)>> = vec![Vec::new(); figures.len()];
     {
-        let _servers: Vec<IperfServer> = [
-            &p2.name,
-            &hand.a.name,
-            &c1.name,
-            &i1.name,
-            &sim.isp_a.name,
-        ]
-            .into_iter()
-            .map(|ns| IperfServer::start(ns, 5201))
-            .collect();
+        let _servers: Vec<IperfServer> =
+            [&p2.name, &hand.a.name, &c1.name, &i1.name, &sim.isp_a.name]
+                .into_iter()
+                .map(|ns| IperfServer::start(ns, 5201))
+                .collect();
         let perf_dir = std::env::var("PERF_DIR").ok();
         for round in 1..=rounds {
             for (i, (_, ns, to)) in figures.iter().enumerate() {
