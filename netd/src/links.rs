@@ -367,7 +367,8 @@ pub const DEFAULT_GSO_SIZE: u32 = 65_536;
 /// MTU-sized packets in software, so one 64 KiB uplink makes BIG TCP a loss for egress
 /// (`EGRESS_GSO` in bench/net-iperf.sh); container-to-container traffic and egress through
 /// uplinks that take it are what gain from it.
-/// A kernel that does not report the limit (before 6.3) gets `None`.
+/// A kernel that does not report the limit (before 6.3) gets `None`; a host with no uplink
+/// at all gets BIG TCP (nothing leaves; reconcile lowers it when an uplink appears).
 pub fn egress_gso_size(uplinks: &[&Link]) -> Option<u32> {
     uplinks
         .iter()
@@ -621,4 +622,33 @@ pub async fn has_default_route6(h: &Handle, gw: std::net::Ipv6Addr) -> Result<bo
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(name: &str, gso: Option<u32>) -> Link {
+        Link {
+            index: 2,
+            name: name.into(),
+            up: true,
+            controller: None,
+            mtu: 1500,
+            kind: None,
+            gso_ipv4_max: gso,
+        }
+    }
+
+    #[test]
+    fn big_tcp_on_egress_only_when_every_uplink_takes_it() {
+        let big = link("eth0", Some(BIG_TCP_GSO_SIZE));
+        let bigger = link("eth1", Some(524_280));
+        let small = link("wlan0", Some(DEFAULT_GSO_SIZE));
+        let old_kernel = link("eth2", None);
+        assert_eq!(egress_gso_size(&[&big, &bigger]), Some(BIG_TCP_GSO_SIZE));
+        assert_eq!(egress_gso_size(&[&big, &small]), None);
+        assert_eq!(egress_gso_size(&[&old_kernel]), None);
+        assert_eq!(egress_gso_size(&[]), Some(BIG_TCP_GSO_SIZE));
+    }
 }
