@@ -7,7 +7,12 @@
 # Usage (root): bench/net-iperf.sh   IPERF_ROUNDS=5 rounds of every figure, IPERF_SECS=3 each;
 #   medians (Gbit/s and CPU ms per GB). BRIDGE_NF_CALL=0 (br_netfilter's IPv4 hook off),
 #   NFT_TABLE=absent (berth's tables deleted; container-to-container figures only) show what
-#   those cost; FIGURES=c2c measures container-to-container figures only.
+#   those cost; FIGURES=c2c measures container-to-container figures only. The last figure is
+#   egress (container -> isp-a through NAT). UPLINK_GSO=196608 raises the simulated uplinks'
+#   IPv4 GSO limit (a NIC taking BIG TCP packets), so netd gives the network with egress BIG
+#   TCP too; EGRESS_GSO=N forces the berth network's veths to N (EGRESS_GSO=196608 with the
+#   default 64 KiB uplinks: what an oversized GSO costs egress); PERF_DIR=DIR records
+#   `perf record -a -g` of each figure's first round into DIR/NN.data.
 # Needs: iperf3 (Debian package; installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -17,6 +17,11 @@
 //! NFT_TABLE=absent deletes berth's nft tables before measuring (container-to-container
 //! figures only); FIGURES=c2c measures only those. Each figure also shows the CPU time per
 //! GB of sender and receiver (iperf3's accounting), steadier than Gbit/s on a busy machine.
+//! The last figure is egress: a container sending to isp-a through NAT and the uplink.
+//! UPLINK_GSO=196608 raises the simulated uplinks' IPv4 GSO limit (a NIC with BIG TCP), so
+//! that netd gives the network with egress BIG TCP too; EGRESS_GSO=N forces the berth
+//! network's veths to N whatever the uplinks take (what netd avoids); PERF_DIR=DIR records
+//! `perf record -a -g` of each figure's first round into DIR/NN.data.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -55,8 +60,18 @@ impl Drop for IperfServer {
 /// One `iperf3 -c` run from `ns`: received Gbit/s, and the CPU time the sender and the
 /// receiver used per GB moved (ms; iperf3's own accounting of both processes, which includes
 /// the softirq work done in their context): under load, throughput follows this cost.
-fn iperf_once(ns: &str, to: &str, port: u16, secs: u32) -> (f64, f64) {
-    let out = Command::new("ip")
+fn iperf_once(ns: &str, to: &str, port: u16, secs: u32, perf: Option<&str>) -> (f64, f64) {
+    // PERF_DIR: the run is wrapped in `perf record -a -g` (the whole machine, so both ends and
+    // the softirq work between them are in the profile).
+    let mut cmd = match perf {
+        Some(out) => {
+            let mut c = Command::new("perf");
+            c.args(["record", "-q", "-a", "-g", "-o", out, "--", "ip"]);
+            c
+        }
+        None => Command::new("ip"),
+    };
+    let out = cmd
         .args([
             "netns",
             "exec",
@@ -148,10 +163,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn env_u32(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
+    env_opt_u32(name).unwrap_or(default)
+}
+
+fn env_opt_u32(name: &str) -> Option<u32> {
+    std::env::var(name).ok().and_then(|s| s.parse().ok())
 }
 
 fn main() {
@@ -202,12 +218,21 @@ fn main() {
         }
         println!("simulated hosts: {set}");
     }
+    // UPLINK_GSO=196608 raises the simulated uplinks' IPv4 GSO limit (as on a host whose NIC
+    // takes BIG TCP packets and whose admin raised it): netd then gives the network with
+    // egress BIG TCP as well.
+    if let Some(g) = env_opt_u32("UPLINK_GSO") {
+        for up in ["upa", "upb"] {
+            set_gso_ipv4_max_size(&sim.host.path(), up, g);
+        }
+        println!("simulated host: uplinks' IPv4 GSO limit set to {g}");
+    }
     let c1 = NetnsGuard::new("c");
     let c2 = NetnsGuard::new("c");
     let i1 = NetnsGuard::new("i");
     let i2 = NetnsGuard::new("i");
     let root = sim.root.path().to_path_buf();
-    let (e1, subnet, i1_addr) = sim.on_host(|| {
+    let (e1, subnet, i1_addr, hosts) = sim.on_host(|| {
         rt().block_on(async {
             let n = Netd::open(Config::new(&root)).await.expect("open");
             let spec = n
@@ -234,6 +259,7 @@ fn main() {
                 .await
                 .expect("attach c1");
             let mut i1_addr = None;
+            let mut hosts = vec![e1[0].host_ifname.clone()];
             for (c, net) in [(&c2, "perf"), (&i1, "perfi"), (&i2, "perfi")] {
                 let e = n
                     .attach(
@@ -249,10 +275,31 @@ fn main() {
                 if c.name == i1.name {
                     i1_addr = Some(e[0].address);
                 }
+                if c.name == c2.name {
+                    hosts.push(e[0].host_ifname.clone());
+                }
             }
-            (e1[0].address, spec.subnet, i1_addr.expect("i1 address"))
+            (
+                e1[0].address,
+                spec.subnet,
+                i1_addr.expect("i1 address"),
+                hosts,
+            )
         })
     });
+    // EGRESS_GSO=N forces the IPv4 GSO limit of both ends of the berth network's veths to N
+    // whatever the uplinks take: EGRESS_GSO=196608 with the default 64 KiB uplinks shows what
+    // BIG TCP costs traffic that leaves through a device with a smaller limit (the egress
+    // figure), which is why netd does not do it.
+    if let Some(g) = env_opt_u32("EGRESS_GSO") {
+        for c in [&c1, &c2] {
+            set_gso_ipv4_max_size(&c.path(), "eth0", g);
+        }
+        for h in &hosts {
+            set_gso_ipv4_max_size(&sim.host.path(), h, g);
+        }
+        println!("berth network's veths: IPv4 GSO limit forced to {g}");
+    }
     // NFT_TABLE=absent deletes berth's tables from the simulated host once the networks are
     // made: the bridge figure without berth's nft hooks and conntrack (br_netfilter hands
     // bridged IPv4 to the ip family's hooks), to compare with a run that keeps them.
@@ -285,7 +332,8 @@ fn main() {
         }
     }
     println!(
-        "eth0 IPv4 GSO limit: bare veth {}, hand-made bridge {}, berth network {}, berth internal network {}",
+        "IPv4 GSO limit: uplink upa {}, eth0 of bare veth {}, hand-made bridge {}, berth network {}, berth internal network {}",
+        gso_ipv4_max_size(&sim.host.path(), "upa").map_or_else(|| "?".into(), |v| v.to_string()),
         gso4(&p1.path()),
         gso4(&hand.a.path()),
         gso4(&c2.path()),
@@ -305,6 +353,7 @@ fn main() {
     let c1_addr = e1.to_string();
     let i1_addr = i1_addr.to_string();
     let host_a = HOST_A.to_string();
+    let internet = INTERNET.to_string();
     // (label, client namespace, server address); every server listens on 5201. The first six
     // are container to container; the published-port ones need berth's nft table.
     let mut figures: Vec<(&str, &str, &str)> = vec![
@@ -338,17 +387,29 @@ fn main() {
                 &c1_addr,
             ),
             ("isp-a -> uplink:5201 (published)", &sim.isp_a.name, &host_a),
+            (
+                "container -> isp-a (egress, NAT)",
+                &c2.name,
+                internet.as_str(),
+            ),
         ]);
     }
     let mut got: Vec<Vec<(f64, f64)>> = vec![Vec::new(); figures.len()];
     {
-        let _servers: Vec<IperfServer> = [&p2.name, &hand.a.name, &c1.name, &i1.name]
-            .into_iter()
-            .map(|ns| IperfServer::start(ns, 5201))
-            .collect();
+        let _servers: Vec<IperfServer> =
+            [&p2.name, &hand.a.name, &c1.name, &i1.name, &sim.isp_a.name]
+                .into_iter()
+                .map(|ns| IperfServer::start(ns, 5201))
+                .collect();
+        let perf_dir = std::env::var("PERF_DIR").ok();
         for round in 1..=rounds {
             for (i, (_, ns, to)) in figures.iter().enumerate() {
-                got[i].push(iperf_once(ns, to, 5201, secs));
+                // PERF_DIR=DIR profiles each figure's first round into DIR/NN.data.
+                let perf = perf_dir
+                    .as_ref()
+                    .filter(|_| round == 1)
+                    .map(|d| format!("{d}/{i:02}.data"));
+                got[i].push(iperf_once(ns, to, 5201, secs, perf.as_deref()));
             }
             println!(
                 "round {round}: {}",

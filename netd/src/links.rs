@@ -1,5 +1,6 @@
 //! Bridges, veth pairs, addresses and routes over rtnetlink (the product never runs `ip`).
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
@@ -57,6 +58,9 @@ pub struct Link {
     pub mtu: u32,
     /// `bridge`, `veth`, ... when the kernel says.
     pub kind: Option<String>,
+    /// IPv4 GSO size limit (kernel 6.3+; `None` where the kernel does not report it): the
+    /// largest IPv4 GSO packet the device takes without segmenting it in software.
+    pub gso_ipv4_max: Option<u32>,
 }
 
 fn to_link(m: &LinkMessage) -> Link {
@@ -67,12 +71,14 @@ fn to_link(m: &LinkMessage) -> Link {
         controller: None,
         mtu: 0,
         kind: None,
+        gso_ipv4_max: None,
     };
     for a in &m.attributes {
         match a {
             LinkAttribute::IfName(n) => l.name = n.clone(),
             LinkAttribute::Controller(c) if *c != 0 => l.controller = Some(*c),
             LinkAttribute::Mtu(m) => l.mtu = *m,
+            LinkAttribute::GsoIpv4MaxSize(g) => l.gso_ipv4_max = Some(*g),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::Kind(k) = i {
@@ -331,7 +337,8 @@ pub struct VethSpec<'a> {
     /// IPv4 GSO size limit of both ends, when larger than the kernel's 64 KiB default (IPv4
     /// "BIG TCP", kernel 6.3+): fewer, larger packets cross the bridge. Only for networks
     /// whose traffic never leaves through a device with a smaller limit, because such a device
-    /// would segment every oversized packet in software (see [`BIG_TCP_GSO_SIZE`]).
+    /// would segment every oversized packet in software (see [`BIG_TCP_GSO_SIZE`] and
+    /// [`egress_gso_size`]).
     pub gso_max_size: Option<u32>,
 }
 
@@ -339,13 +346,88 @@ pub struct VethSpec<'a> {
 /// size Cilium also uses for pods). A TCP sender behind a veth builds packets up to its
 /// device's limit; through the bridge a container-to-container stream then costs each hop
 /// one packet per 192 KiB instead of per 64 KiB, which is what keeps the
-/// two-veths-plus-bridge path at bare-veth-pair speed (`bench/net-iperf.sh`). Networks with
-/// egress keep the default: a packet larger than the uplink's limit is segmented to MTU size
-/// in software on the way out (measured 3-4x slower to an uplink with the 64 KiB default).
+/// two-veths-plus-bridge path above bare-veth-pair speed (`bench/net-iperf.sh`). Networks with
+/// egress get it only while every uplink takes it too ([`egress_gso_size`]; reconcile follows
+/// the uplinks): a packet larger than the uplink's limit is segmented to MTU size in software
+/// on the way out (container to an ISP namespace through a 64 KiB veth uplink: 5.2 instead of
+/// 12.9 Gbit/s, 2.9x the CPU per GB; `EGRESS_GSO=196608 bench/net-iperf.sh`).
 /// IPv6 keeps 64 KiB (IPv6 BIG TCP exists since 5.19 with a hop-by-hop jumbo header whose
 /// handling by netfilter and bridges differs between kernels); the IPv4 attribute is
 /// unknown, hence ignored, before 6.3, so only kernels that support it get it.
 pub const BIG_TCP_GSO_SIZE: u32 = 196_608;
+
+/// The kernel's default IPv4 GSO size limit (64 KiB), what a network with egress goes back to
+/// when an uplink cannot take BIG TCP packets.
+pub const DEFAULT_GSO_SIZE: u32 = 65_536;
+
+/// The IPv4 GSO size for the veths of a network with egress, given the devices its forwarded
+/// traffic can leave through (`uplinks`, berth's own bridges left out): [`BIG_TCP_GSO_SIZE`]
+/// when every one of them takes packets that large unsegmented, `None` (the kernel default)
+/// otherwise. A forwarded GSO packet larger than the output device's limit is segmented to
+/// MTU-sized packets in software, so one 64 KiB uplink makes BIG TCP a loss for egress
+/// (`EGRESS_GSO` in bench/net-iperf.sh); container-to-container traffic and egress through
+/// uplinks that take it are what gain from it.
+/// A kernel that does not report the limit (before 6.3) gets `None`; a host with no uplink
+/// at all gets BIG TCP (nothing leaves; reconcile lowers it when an uplink appears).
+pub fn egress_gso_size(uplinks: &[&Link]) -> Option<u32> {
+    uplinks
+        .iter()
+        .all(|l| l.gso_ipv4_max.is_some_and(|g| g >= BIG_TCP_GSO_SIZE))
+        .then_some(BIG_TCP_GSO_SIZE)
+}
+
+/// The interfaces IPv4 unicast routes of every routing table leave through (each next hop of
+/// a multipath route included): where forwarded container traffic can go. `None` when some
+/// route's device cannot be told (a route through a nexthop object), so that callers stay on
+/// the safe side.
+pub async fn route_devices(h: &Handle) -> Result<Option<BTreeSet<u32>>, LinkError> {
+    let msg = RouteMessageBuilder::<Ipv4Addr>::new().build();
+    let mut s = h.route().get(msg).execute();
+    let mut out = BTreeSet::new();
+    let mut unknown = false;
+    while let Some(m) = s.try_next().await.map_err(nl("list", "routes"))? {
+        if m.header.kind != RouteType::Unicast {
+            continue;
+        }
+        let mut dev = false;
+        for a in &m.attributes {
+            match a {
+                RouteAttribute::Oif(i) => {
+                    out.insert(*i);
+                    dev = true;
+                }
+                RouteAttribute::MultiPath(hops) => {
+                    out.extend(hops.iter().map(|n| n.interface_index));
+                    dev = true;
+                }
+                _ => {}
+            }
+        }
+        unknown |= !dev;
+    }
+    Ok((!unknown).then_some(out))
+}
+
+/// Sets the IPv4 GSO size limit of an interface by name; returns whether it changed (absent,
+/// or a kernel that does not report the limit, is left alone: false).
+pub async fn set_gso_ipv4_max_size(h: &Handle, name: &str, size: u32) -> Result<bool, LinkError> {
+    let Some(l) = link_by_name(h, name).await? else {
+        return Ok(false);
+    };
+    if l.gso_ipv4_max.is_none_or(|g| g == size) {
+        return Ok(false);
+    }
+    let mut msg = LinkUnspec::new_with_index(l.index);
+    for a in gso_attrs(size) {
+        msg = msg.append_extra_attribute(a);
+    }
+    h.link()
+        .set(msg.build())
+        .execute()
+        .await
+        .map_err(nl("set the IPv4 GSO size of", name))?;
+    Ok(true)
+}
 
 /// The attribute that raises a link's IPv4 GSO limit.
 fn gso_attrs(size: u32) -> [LinkAttribute; 1] {
@@ -540,4 +622,33 @@ pub async fn has_default_route6(h: &Handle, gw: std::net::Ipv6Addr) -> Result<bo
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(name: &str, gso: Option<u32>) -> Link {
+        Link {
+            index: 2,
+            name: name.into(),
+            up: true,
+            controller: None,
+            mtu: 1500,
+            kind: None,
+            gso_ipv4_max: gso,
+        }
+    }
+
+    #[test]
+    fn big_tcp_on_egress_only_when_every_uplink_takes_it() {
+        let big = link("eth0", Some(BIG_TCP_GSO_SIZE));
+        let bigger = link("eth1", Some(524_280));
+        let small = link("wlan0", Some(DEFAULT_GSO_SIZE));
+        let old_kernel = link("eth2", None);
+        assert_eq!(egress_gso_size(&[&big, &bigger]), Some(BIG_TCP_GSO_SIZE));
+        assert_eq!(egress_gso_size(&[&big, &small]), None);
+        assert_eq!(egress_gso_size(&[&old_kernel]), None);
+        assert_eq!(egress_gso_size(&[]), Some(BIG_TCP_GSO_SIZE));
+    }
 }

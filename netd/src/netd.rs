@@ -372,6 +372,21 @@ impl Netd {
             .unwrap_or(1500))
     }
 
+    /// The IPv4 GSO size for new veths of networks with egress: BIG TCP while every device an
+    /// IPv4 route leaves through (berth's bridges aside) takes packets that large, else the
+    /// kernel default (`None`); see [`links::egress_gso_size`].
+    pub(crate) async fn egress_gso(&self) -> Result<Option<u32>, NetdError> {
+        let Some(devs) = links::route_devices(&self.host).await? else {
+            return Ok(None);
+        };
+        let all = links::list_links(&self.host).await?;
+        let uplinks: Vec<&links::Link> = all
+            .iter()
+            .filter(|l| devs.contains(&l.index) && !l.name.starts_with(names::BRIDGE_PREFIX))
+            .collect();
+        Ok(links::egress_gso_size(&uplinks))
+    }
+
     async fn in_use(&self, state: &State) -> Result<InUse, NetdError> {
         let ours: BTreeSet<String> = state.networks.values().map(|n| n.bridge.clone()).collect();
         let links = links::list_links(&self.host).await?;
@@ -1037,7 +1052,11 @@ impl Netd {
             peer_mac: names::parse_mac(&e.mac).unwrap_or_else(|| names::endpoint_mac(e.address)),
             mtu: if br.mtu > 0 { br.mtu } else { 1500 },
             bridge: br.index,
-            gso_max_size: n.internal.then_some(links::BIG_TCP_GSO_SIZE),
+            gso_max_size: if n.internal {
+                Some(links::BIG_TCP_GSO_SIZE)
+            } else {
+                self.egress_gso().await?
+            },
         };
         links::create_veth(&self.host, &spec).await?;
         if !e.ports.is_empty()
@@ -1065,6 +1084,65 @@ impl Netd {
             return Err(err);
         }
         Ok(())
+    }
+
+    /// Keeps the IPv4 GSO limit of the veths of networks with egress in step with the
+    /// uplinks (reconcile calls it): raised to BIG TCP while every uplink takes it, lowered to
+    /// the 64 KiB default as soon as one does not (a new route through a NIC with the default
+    /// limit), so that forwarded packets are not segmented in software on their way out. Both
+    /// ends change, the container's first (it is the sender). Connections already open keep
+    /// the packet size they started with. Endpoints in `skip` (namespace gone) are left alone.
+    pub(crate) async fn sync_egress_gso(
+        &self,
+        state: &State,
+        links_now: &[links::Link],
+        skip: &[Endpoint],
+        rep: &mut ReconcileReport,
+    ) {
+        if !state.networks.values().any(|n| !n.internal) {
+            return;
+        }
+        let want = match self.egress_gso().await {
+            Ok(g) => g.unwrap_or(links::DEFAULT_GSO_SIZE),
+            Err(e) => {
+                rep.errors.push(format!("uplinks' IPv4 GSO limit: {e}"));
+                return;
+            }
+        };
+        for n in state.networks.values().filter(|n| !n.internal) {
+            let off: Vec<&Endpoint> = state
+                .endpoints_of(&n.id)
+                .filter(|e| !skip.contains(e))
+                .filter(|e| {
+                    links_now.iter().any(|l| {
+                        l.name == e.host_ifname && l.gso_ipv4_max.is_some_and(|g| g != want)
+                    })
+                })
+                .collect();
+            if off.is_empty() {
+                continue;
+            }
+            let s = std::time::Instant::now();
+            let r = async {
+                for e in &off {
+                    let ns = Netns::open(&e.netns.path())?;
+                    let cont = self.worker.connect(Some(&ns)).await?;
+                    links::set_gso_ipv4_max_size(&cont, &e.ifname, want).await?;
+                    links::set_gso_ipv4_max_size(&self.host, &e.host_ifname, want).await?;
+                }
+                Ok::<_, NetdError>(())
+            }
+            .await;
+            rep.timed(
+                format!(
+                    "network {}: IPv4 GSO limit of {} endpoint(s) set to {want} to match the uplinks",
+                    n.name,
+                    off.len()
+                ),
+                s,
+                r,
+            );
+        }
     }
 
     /// The IPv6 side of an endpoint inside its container: address (no DAD) and, on the

@@ -383,6 +383,10 @@ impl Netd {
             }
         }
 
+        // IPv4 GSO size of egress networks' veths: BIG TCP only while every uplink takes it.
+        self.sync_egress_gso(&state, &links_now, &stale, &mut rep)
+            .await;
+
         let mut state = state;
         if !stale.is_empty() {
             let s = Instant::now();

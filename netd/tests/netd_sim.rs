@@ -1050,3 +1050,121 @@ fn two_instances_with_their_own_tables_do_not_interfere() {
     });
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
+
+/// BIG TCP on a network with egress follows the uplinks: off while one uplink has the 64 KiB
+/// default, on (new endpoints and, through reconcile, existing ones) once every uplink takes
+/// 192 KiB packets, off again through reconcile when an uplink with the default appears, and
+/// the traffic between containers arrives whole at each step.
+#[test]
+fn egress_network_gets_big_tcp_only_while_every_uplink_takes_it() {
+    if !can_run() {
+        return;
+    }
+    let sim = Sim::new();
+    let a = NetnsGuard::new("c");
+    let b = NetnsGuard::new("c");
+    let isp_c = NetnsGuard::new("a");
+    let root = sim.root.path().to_path_buf();
+    let host = sim.host.path();
+    let (host_name, isp_c_name) = (sim.host.name.clone(), isp_c.name.clone());
+    sim.on_host(|| {
+        rt().block_on(async {
+            let n = Netd::open(Config::new(&root)).await.expect("open");
+            n.create_network(net("big")).await.expect("create");
+            attach(&n, &a, vec![ep("big")]).await;
+            let gso = |c: &NetnsGuard| gso_ipv4_max_size(&c.path(), "eth0");
+            if gso(&a).is_none() {
+                eprintln!("skipped: the kernel does not report IPv4 GSO limits (before 6.3)");
+                n.detach(&a.name, None).await.expect("detach");
+                n.remove_network("big").await.expect("rm");
+                return;
+            }
+            assert_eq!(gso(&a), Some(65_536), "uplinks have the 64 KiB default");
+
+            // Both uplinks take BIG TCP: a new endpoint gets it, reconcile raises the old one.
+            let h = host.clone();
+            blocking(move || {
+                for up in ["upa", "upb"] {
+                    set_gso_ipv4_max_size(&h, up, 196_608);
+                }
+            })
+            .await;
+            let eb = attach(&n, &b, vec![ep("big")]).await;
+            assert_eq!(gso(&b), Some(196_608), "new endpoint once uplinks take it");
+            let rep = n.reconcile().await;
+            assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+            assert!(
+                rep.repairs
+                    .iter()
+                    .any(|r| r.what.contains("IPv4 GSO limit")),
+                "{:?}",
+                rep.repairs
+            );
+            assert_eq!(gso(&a), Some(196_608), "reconcile raised the old endpoint");
+            let h = host.clone();
+            let host_ends: Vec<String> = n
+                .state()
+                .await
+                .endpoints
+                .iter()
+                .map(|e| e.host_ifname.clone())
+                .collect();
+            for e in &host_ends {
+                let (h, e2) = (h.clone(), e.clone());
+                let g = blocking(move || gso_ipv4_max_size(&h, &e2)).await;
+                assert_eq!(g, Some(196_608), "host end {e}");
+            }
+            let (pa, pb) = (a.path(), b.path());
+            let to = SocketAddrV4::new(eb[0].address, 8001);
+            let got = blocking(move || bulk_tcp(&pb, &pa, to, 32 << 20)).await;
+            assert_eq!(
+                got,
+                32 << 20,
+                "bytes received with BIG TCP on an egress network"
+            );
+
+            // A new uplink with the default limit: reconcile lowers both endpoints.
+            let (hn, icn) = (host_name.clone(), isp_c_name.clone());
+            blocking(move || {
+                run(
+                    "ip",
+                    &[
+                        "link", "add", "upc", "netns", &hn, "type", "veth", "peer", "name", "eth0",
+                        "netns", &icn,
+                    ],
+                );
+                ip(&hn, &["addr", "add", "172.30.3.2/24", "dev", "upc"]);
+                ip(&hn, &["link", "set", "upc", "up"]);
+            })
+            .await;
+            let rep = n.reconcile().await;
+            assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+            for c in [&a, &b] {
+                assert_eq!(gso(c), Some(65_536), "lowered in {}", c.name);
+            }
+            for e in &host_ends {
+                let (h, e2) = (h.clone(), e.clone());
+                let g = blocking(move || gso_ipv4_max_size(&h, &e2)).await;
+                assert_eq!(g, Some(65_536), "host end {e}");
+            }
+            let rep = n.reconcile().await;
+            assert!(
+                !rep.repairs
+                    .iter()
+                    .any(|r| r.what.contains("IPv4 GSO limit")),
+                "nothing left to change: {:?}",
+                rep.repairs
+            );
+            let (pa, pb) = (a.path(), b.path());
+            let to = SocketAddrV4::new(eb[0].address, 8002);
+            let got = blocking(move || bulk_tcp(&pb, &pa, to, 32 << 20)).await;
+            assert_eq!(got, 32 << 20, "bytes received after lowering");
+            for c in [&a, &b] {
+                n.detach(&c.name, None).await.expect("detach");
+            }
+            n.remove_network("big").await.expect("rm");
+        })
+    });
+    drop(isp_c);
+    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
+}

@@ -357,3 +357,17 @@ pub fn gso_ipv4_max_size(ns: &Path, ifname: &str) -> Option<u32> {
         })
     })
 }
+
+/// Sets the IPv4 GSO limit of `ifname` in the namespace at `ns` over rtnetlink (iproute2
+/// before 6.3 cannot), as an admin does on a NIC that supports BIG TCP.
+pub fn set_gso_ipv4_max_size(ns: &Path, ifname: &str, size: u32) {
+    in_ns(ns, || {
+        rt().block_on(async {
+            let (conn, h, _) = rtnetlink::new_connection().expect("netlink");
+            tokio::spawn(conn);
+            berth_netd::links::set_gso_ipv4_max_size(&h, ifname, size)
+                .await
+                .unwrap_or_else(|e| panic!("set gso_ipv4_max_size of {ifname}: {e}"));
+        })
+    })
+}
