@@ -251,6 +251,7 @@ mod tests {
             controller: None,
             mtu: 1500,
             kind: None,
+            gso_ipv4_max: None,
         }
     }
 

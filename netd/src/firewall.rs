@@ -238,11 +238,23 @@ pub fn expected(rs: &Ruleset) -> Fingerprint {
     chains.sort();
     Fingerprint {
         chains,
-        rules: tagged_rules(rs)
-            .into_iter()
-            .map(|(c, _, t)| (c.to_string(), t))
-            .collect(),
+        rules: listing_order(tagged_rules(rs)),
     }
+}
+
+/// (chain, tag) of `rules` in the order `nft list` shows them: chain by chain in creation
+/// order ([`CHAINS`]), rules of one chain in insertion order. (Rules are generated per
+/// published port, prerouting and output interleaved; compared in that order, a table with
+/// two ports looked changed on every reconcile and was rewritten each time.)
+pub(crate) fn listing_order(
+    rules: Vec<(&'static str, Vec<Statement<'static>>, String)>,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = rules
+        .into_iter()
+        .map(|(c, _, t)| (c.to_string(), t))
+        .collect();
+    out.sort_by_key(|(c, _)| CHAINS.iter().position(|x| x.0 == c.as_str()));
+    out
 }
 
 fn table_obj(table: &str) -> NfListObject<'static> {
@@ -268,6 +280,26 @@ pub(crate) const CHAINS: [(&str, NfChainType, NfHook, i32); 4] = [
 pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
     let any_bridge = || s(format!("{BRIDGE_PREFIX}*"));
     let mut out = Vec::new();
+    // A port 53 published on every address would also catch the containers' queries to
+    // their gateway (a local address), i.e. the embedded DNS: those go by untouched.
+    for proto in [Protocol::Udp, Protocol::Tcp] {
+        if rs
+            .ports
+            .iter()
+            .any(|p| p.host_ip.is_none() && p.host_port == 53 && p.proto == proto)
+        {
+            for n in &rs.networks {
+                out.push((
+                    "prerouting",
+                    vec![
+                        eq(field("ip", "daddr"), prefix(&n.subnet)),
+                        eq(field(proto.as_str(), "dport"), Expression::Number(53)),
+                        Statement::Return(None),
+                    ],
+                ));
+            }
+        }
+    }
     for p in &rs.ports {
         let dst = match p.host_ip {
             Some(ip) => eq(field("ip", "daddr"), s(ip.to_string())),
@@ -710,6 +742,36 @@ mod tests {
                 dest_port: 80,
             }],
         }
+    }
+
+    #[test]
+    fn expected_rules_follow_the_listing_order_and_port_53_spares_the_gateways() {
+        let mut r = rs();
+        r.ports.push(FwPort {
+            proto: Protocol::Udp,
+            host_ip: None,
+            host_port: 53,
+            dest: Ipv4Addr::new(10, 201, 0, 3),
+            dest_port: 53,
+        });
+        let want = expected(&r);
+        let chains: Vec<&str> = want.rules.iter().map(|(c, _)| c.as_str()).collect();
+        let mut grouped = chains.clone();
+        grouped.sort_by_key(|c| CHAINS.iter().position(|x| x.0 == *c));
+        assert_eq!(chains, grouped, "chain by chain, as nft lists them");
+        // One return per network for udp/53 before the DNATs; none for tcp (not published).
+        let returns = rules(&r)
+            .iter()
+            .filter(|(c, b)| {
+                *c == "prerouting" && b.iter().any(|st| matches!(st, Statement::Return(_)))
+            })
+            .count();
+        assert_eq!(returns, 2);
+        assert!(
+            !rules(&rs())
+                .iter()
+                .any(|(_, b)| b.iter().any(|st| matches!(st, Statement::Return(_))))
+        );
     }
 
     #[test]

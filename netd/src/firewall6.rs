@@ -70,6 +70,26 @@ fn prefix6(n: &Ipv6Net) -> Expression<'static> {
 pub fn rules6(rs: &Ruleset6) -> Vec<(&'static str, Vec<Statement<'static>>)> {
     let any_bridge = || s(format!("{BRIDGE_PREFIX}*"));
     let mut out = Vec::new();
+    // As in IPv4: a port 53 published on every address leaves queries to the gateways (the
+    // embedded DNS) alone.
+    for proto in [Protocol::Udp, Protocol::Tcp] {
+        if rs
+            .ports
+            .iter()
+            .any(|p| p.host_ip.is_none() && p.host_port == 53 && p.proto == proto)
+        {
+            for n in &rs.networks {
+                out.push((
+                    "prerouting",
+                    vec![
+                        eq(field("ip6", "daddr"), prefix6(&n.subnet)),
+                        eq(field(proto.as_str(), "dport"), Expression::Number(53)),
+                        Statement::Return(None),
+                    ],
+                ));
+            }
+        }
+    }
     for p in &rs.ports {
         let dst = match p.host_ip {
             Some(ip) => eq(field("ip6", "daddr"), s(ip.to_string())),
@@ -199,10 +219,7 @@ pub fn expected6(rs: &Ruleset6) -> Option<Fingerprint> {
     chains.sort();
     Some(Fingerprint {
         chains,
-        rules: tag(rules6(rs))
-            .into_iter()
-            .map(|(c, _, t)| (c.to_string(), t))
-            .collect(),
+        rules: crate::firewall::listing_order(tag(rules6(rs))),
     })
 }
 

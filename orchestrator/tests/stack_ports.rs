@@ -164,3 +164,59 @@ services:
     let leaks = host.leaks(&all);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
+
+/// A service publishing port 53 on every address (a Pi-hole-like DNS container) must not
+/// capture the other containers' queries to their gateway, i.e. the embedded DNS: the DNAT
+/// for the published port matches every local address, the gateway included.
+#[test]
+fn publishing_port_53_leaves_the_embedded_dns_alone() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("p53");
+    host.busybox_image();
+    let stack = r#"
+name: p53
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+services:
+  resolver:
+    <<: *quick
+    ports: ["53:53/udp", "53:53/tcp"]
+    command: ["sh", "-c", "nc -lk -p 53 -e true & nc -u -l -p 53 -e true & sleep 300"]
+  client:
+    <<: *quick
+    command: ["sleep", "300"]
+"#;
+    std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
+    host.ok(&["up", "-d"]);
+    let mut last = String::new();
+    let mut ok = false;
+    for _ in 0..20 {
+        let o = host.berth(&["exec", "-T", "client", "nslookup", "-type=a", "resolver"]);
+        last = text(&o);
+        if o.status.success() && last.contains("Name:") {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(
+        ok,
+        "the embedded DNS answers despite the published port 53: {last}"
+    );
+    // The extra rules read back as written: reconcile finds nothing to rewrite.
+    host.ok(&["network", "reconcile"]);
+    let again = host.ok(&["network", "reconcile"]);
+    assert!(!again.contains("nft table"), "{again}");
+    let ids: Vec<String> = host
+        .ps()
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect();
+    host.ok(&["down"]);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}
