@@ -249,7 +249,7 @@ pub fn apply_with6_in(
     let batch = Nftables {
         objects: std::borrow::Cow::Owned(objs),
     };
-    let json = serde_json::to_vec(&batch).map_err(FirewallError::Encode)?;
+    let json = crate::firewall::encode(&batch)?;
     nft(&["-j", "-f", "-"], Some(&json)).map(|_| ())
 }
 

@@ -679,6 +679,7 @@ impl Netd {
                     bridge: n.bridge.clone(),
                     subnet: n.subnet,
                     internal: n.internal,
+                    gateway: n.gateway,
                 })
                 .collect(),
             ports: Vec::new(),
