@@ -348,3 +348,68 @@ fn run_v_path_gets_an_anonymous_volume_that_rm_removes_and_bad_input_is_named() 
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "left: {leaks:#?}");
 }
+
+/// A named volume declared as a bind of a host directory (`driver_opts: {type: none, o: bind,
+/// device: PATH}`): the container's writes land in that directory, and `down -v` removes the
+/// volume but never the directory or its files. A missing directory is an error naming it.
+#[test]
+fn bind_driver_opts_put_a_named_volume_on_a_host_directory() {
+    if !runnable() {
+        return;
+    }
+    let host = Host::new("vbind");
+    host.busybox_image();
+    let hostdir = host.dir.path().join("hostdata");
+    std::fs::create_dir_all(&hostdir).expect("host dir");
+    std::fs::write(hostdir.join("before.txt"), "from the host\n").expect("seed");
+    let stack = |dev: &Path| {
+        format!(
+            r#"
+name: vb
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+    volumes: ["data:/data"]
+volumes:
+  data:
+    driver_opts: {{ type: none, o: bind, device: "{}" }}
+"#,
+            dev.display()
+        )
+    };
+    std::fs::write(host.stack.join("compose.yaml"), stack(&hostdir)).expect("compose");
+    let out = host.ok(&["up", "-d"]);
+    assert!(!out.contains("driver_opts"), "not warned: {out}");
+    let seen = exec(
+        &host,
+        "app",
+        "cat /data/before.txt && echo inside > /data/after.txt",
+    );
+    assert_eq!(seen.trim(), "from the host");
+    assert_eq!(
+        std::fs::read_to_string(hostdir.join("after.txt")).unwrap_or_default(),
+        "inside\n"
+    );
+    let ids = all_ids(&host);
+    host.ok(&["down", "-v"]);
+    assert!(volumes(&host).is_empty(), "{:?}", volumes(&host));
+    assert!(
+        hostdir.join("after.txt").is_file(),
+        "down -v kept the host's files"
+    );
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+
+    let missing = host.dir.path().join("absent");
+    std::fs::write(host.stack.join("compose.yaml"), stack(&missing)).expect("compose");
+    let o = host.berth(&["up", "-d"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("volume data") && err.contains("absent"),
+        "{err}"
+    );
+    host.ok(&["down", "-v"]);
+}

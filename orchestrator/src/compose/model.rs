@@ -1206,10 +1206,12 @@ impl Project {
                     path: format!("volumes.{name}.driver={d}"),
                 });
             }
-            for key in v.driver_opts.keys() {
-                out.push(Unsupported {
-                    path: format!("volumes.{name}.driver_opts.{key}"),
-                });
+            if bind_device(&v.driver_opts).is_none() {
+                for key in v.driver_opts.keys() {
+                    out.push(Unsupported {
+                        path: format!("volumes.{name}.driver_opts.{key}"),
+                    });
+                }
             }
         }
         for (kind, map) in [("configs", &self.configs), ("secrets", &self.secrets)] {
@@ -1283,9 +1285,47 @@ impl Project {
     }
 }
 
+/// The host directory of a local volume declared as a bind (`driver_opts: {type: none, o: bind,
+/// device: PATH}`, the usual way to give a named volume a fixed place on the host).
+pub fn bind_device(opts: &BTreeMap<String, String>) -> Option<&str> {
+    let bind = opts.get("type").map(String::as_str) == Some("none")
+        && opts.get("o").is_some_and(|o| {
+            o.split(',')
+                .any(|x| x.trim() == "bind" || x.trim() == "rbind")
+        });
+    let only = opts
+        .keys()
+        .all(|k| matches!(k.as_str(), "type" | "o" | "device"));
+    (bind && only)
+        .then(|| opts.get("device").map(String::as_str))
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bind_device_only_for_the_plain_bind_form() {
+        let opts = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let bind = opts(&[("type", "none"), ("o", "bind"), ("device", "/srv/x")]);
+        assert_eq!(bind_device(&bind), Some("/srv/x"));
+        let rbind = opts(&[("type", "none"), ("o", "rw,rbind"), ("device", "/srv/x")]);
+        assert_eq!(bind_device(&rbind), Some("/srv/x"));
+        let tmpfs = opts(&[("type", "tmpfs"), ("o", "size=1m"), ("device", "tmpfs")]);
+        assert_eq!(bind_device(&tmpfs), None);
+        let extra = opts(&[
+            ("type", "none"),
+            ("o", "bind"),
+            ("device", "/x"),
+            ("uid", "1"),
+        ]);
+        assert_eq!(bind_device(&extra), None);
+    }
 
     #[test]
     fn helpers() {

@@ -1079,10 +1079,35 @@ impl StackBackend {
         let e = &self.engine;
         match step {
             Step::CreateNetwork { key, name } => self.create_network(&key, &name).await,
-            Step::CreateVolume { name, .. } => {
+            Step::CreateVolume { key, name } => {
                 let dir = e.runtime.volume_dir(&name);
-                std::fs::create_dir_all(&dir)
-                    .map_err(|err| format!("creating {}: {err}", dir.display()))
+                let bound = self
+                    .project
+                    .volumes
+                    .get(&key)
+                    .and_then(|v| crate::compose::bind_device(&v.driver_opts));
+                match bound {
+                    // `driver_opts: {type: none, o: bind, device: PATH}`: the volume's data
+                    // is that host directory (a symlink the bind mount follows; removing the
+                    // volume removes the link, never the directory).
+                    Some(device) => {
+                        let device = std::path::Path::new(device);
+                        if !device.is_absolute() || !device.is_dir() {
+                            return Err(format!(
+                                "volume {key}: driver_opts.device {:?} must be an existing directory given by an absolute path",
+                                device.display()
+                            ));
+                        }
+                        let parent = dir.parent().unwrap_or(&dir);
+                        std::fs::create_dir_all(parent)
+                            .map_err(|err| format!("creating {}: {err}", parent.display()))?;
+                        std::os::unix::fs::symlink(device, &dir).map_err(|err| {
+                            format!("linking {} to {}: {err}", dir.display(), device.display())
+                        })
+                    }
+                    None => std::fs::create_dir_all(&dir)
+                        .map_err(|err| format!("creating {}: {err}", dir.display())),
+                }
             }
             Step::EnsureImage {
                 service,
