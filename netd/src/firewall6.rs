@@ -33,6 +33,8 @@ pub struct FwNetwork6 {
     pub subnet: Ipv6Net,
     /// No egress.
     pub internal: bool,
+    /// IPv6 gateway (its DNS server and published ports stay tracked).
+    pub gateway: Option<Ipv6Addr>,
 }
 
 /// One published port pair, to a container's IPv6 address.
@@ -70,6 +72,21 @@ fn prefix6(n: &Ipv6Net) -> Expression<'static> {
 pub fn rules6(rs: &Ruleset6) -> Vec<(&'static str, Vec<Statement<'static>>)> {
     let any_bridge = || s(format!("{BRIDGE_PREFIX}*"));
     let mut out = Vec::new();
+    // As in IPv4: traffic between containers of one subnet skips conntrack (the gateway's
+    // does not).
+    for n in &rs.networks {
+        let Some(gw) = n.gateway else { continue };
+        out.push((
+            "raw",
+            vec![
+                eq(meta(MetaKey::Iifname), s(n.bridge.clone())),
+                eq(field("ip6", "saddr"), prefix6(&n.subnet)),
+                eq(field("ip6", "daddr"), prefix6(&n.subnet)),
+                m(field("ip6", "daddr"), Operator::NEQ, s(gw.to_string())),
+                Statement::Notrack,
+            ],
+        ));
+    }
     // As in IPv4: a port 53 published on every address leaves queries to the gateways (the
     // embedded DNS) alone.
     for proto in [Protocol::Udp, Protocol::Tcp] {
@@ -233,7 +250,7 @@ pub fn apply6_in(table: &str, rs: &Ruleset6) -> Result<(), FirewallError> {
     let batch = Nftables {
         objects: std::borrow::Cow::Owned(objects6(table, rs)),
     };
-    let json = serde_json::to_vec(&batch).map_err(FirewallError::Encode)?;
+    let json = crate::firewall::encode(&batch)?;
     nft(&["-j", "-f", "-"], Some(&json)).map(|_| ())
 }
 
@@ -263,6 +280,7 @@ mod tests {
                 bridge: "berth-aaaa".into(),
                 subnet: "fd00:b5e7::/64".parse().unwrap(),
                 internal: false,
+                gateway: Some("fd00:b5e7::1".parse().unwrap()),
             }],
             ports: vec![FwPort6 {
                 proto: Protocol::Tcp,

@@ -636,6 +636,7 @@ impl Netd {
                         bridge: n.bridge.clone(),
                         subnet: n.subnet6?,
                         internal: n.internal,
+                        gateway: n.gateway6,
                     })
                 })
                 .collect(),
