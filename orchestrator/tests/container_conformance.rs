@@ -118,6 +118,13 @@ fn external_runtimes_take_stdin_a_tty_and_report_oom() {
             v
         };
 
+        // Start failures exit as Docker's do: 127 not found, 126 not executable.
+        let o = env.berth(&refs(&run(&["--rm"], &["nope"])));
+        assert_eq!(o.status.code(), Some(127), "{rt}: {}", stderr(&o));
+        assert!(stderr(&o).contains("nope"), "{rt}: {}", stderr(&o));
+        let o = env.berth(&refs(&run(&["--rm"], &["/etc"])));
+        assert_eq!(o.status.code(), Some(126), "{rt}: {}", stderr(&o));
+
         // -i: the input reaches the container's stdin, its end is the container's EOF.
         let args = run(&["--rm", "-i"], &["sh", "-c", "cat; echo done >&2; exit 6"]);
         let o = piped(&env, &refs(&args), b"line one\nline two\n");

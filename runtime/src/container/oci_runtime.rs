@@ -230,12 +230,31 @@ pub fn wait_started(
         String::new()
     };
     Err((
-        if code == 0 { 125 } else { code },
+        start_failure_code(code, &said),
         format!(
             "{} did not start the container (exit {code}): {said}",
             runtime.name()
         ),
     ))
+}
+
+/// The exit code a failed start reports, as Docker maps its runtime's errors: 127 when the
+/// command was not found, 126 when it could not be executed, else 125 (the runtime's own
+/// failure; runc and crun both exit 1 whatever went wrong).
+pub fn start_failure_code(code: i32, said: &str) -> i32 {
+    let s = said.to_ascii_lowercase();
+    let exec_error = s.contains("exec") || s.contains("executable");
+    if exec_error && (s.contains("not found") || s.contains("no such file or directory")) {
+        127
+    } else if exec_error
+        && (s.contains("permission denied") || s.contains("operation not permitted"))
+    {
+        126
+    } else if code == 0 || code == 1 {
+        125
+    } else {
+        code
+    }
 }
 
 /// Takes the pty master the runtime sent on the console socket (`--console-socket`): one
@@ -290,4 +309,28 @@ pub fn state_root(run_dir: &Path) -> PathBuf {
 /// The socket an external runtime sends a tty container's pty master to.
 pub fn console_socket(run_dir: &Path) -> PathBuf {
     run_dir.join("console")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_failure_code;
+
+    #[test]
+    fn start_failures_map_to_dockers_codes() {
+        let runc = r#"runc run failed: unable to start container process: exec: "nope": executable file not found in $PATH"#;
+        assert_eq!(start_failure_code(1, runc), 127);
+        let crun = "crun: executable file `nope` not found in $PATH: No such file or directory";
+        assert_eq!(start_failure_code(1, crun), 127);
+        let denied = r#"runc run failed: unable to start container process: exec: "/etc/passwd": permission denied"#;
+        assert_eq!(start_failure_code(1, denied), 126);
+        assert_eq!(
+            start_failure_code(1, "crun: open executable: Permission denied"),
+            126
+        );
+        assert_eq!(
+            start_failure_code(1, "open executable: Operation not permitted"),
+            126
+        );
+        assert_eq!(start_failure_code(1, "runc run failed: cgroup: bad"), 125);
+    }
 }
