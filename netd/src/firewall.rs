@@ -280,30 +280,71 @@ pub(crate) const CHAINS: [(&str, NfChainType, NfHook, i32); 5] = [
     ("forward", NfChainType::Filter, NfHook::Forward, 0),
 ];
 
+/// Where a port 53 is published on every address (`wildcard`: protocol and host port of each
+/// such publication), one `return` per network subnet (`subnets`, as prefix expressions of
+/// `family`) ahead of the DNATs: the DNAT matches every local address, the gateways too, and
+/// would otherwise catch the containers' queries to the embedded DNS.
+pub(crate) fn spare_gateway_dns(
+    family: &'static str,
+    wildcard: impl Iterator<Item = (Protocol, u16)>,
+    subnets: &[Expression<'static>],
+) -> Vec<(&'static str, Vec<Statement<'static>>)> {
+    let on_53: Vec<Protocol> = wildcard
+        .filter(|(_, port)| *port == 53)
+        .map(|(p, _)| p)
+        .collect();
+    let mut out = Vec::new();
+    for proto in [Protocol::Udp, Protocol::Tcp] {
+        if !on_53.contains(&proto) {
+            continue;
+        }
+        for subnet in subnets {
+            out.push((
+                "prerouting",
+                vec![
+                    eq(field(family, "daddr"), subnet.clone()),
+                    eq(field(proto.as_str(), "dport"), Expression::Number(53)),
+                    Statement::Return(None),
+                ],
+            ));
+        }
+    }
+    out
+}
+
+/// The `raw` rule that lets what a container sends to another container of its subnet skip
+/// conntrack (br_netfilter, loaded wherever Docker runs, would track every bridged frame
+/// though nothing rewrites them); the gateway's traffic (DNS, published ports reached through
+/// it) stays tracked.
+pub(crate) fn notrack_inside(
+    family: &'static str,
+    bridge: &str,
+    subnet: Expression<'static>,
+    gateway: String,
+) -> (&'static str, Vec<Statement<'static>>) {
+    (
+        "raw",
+        vec![
+            eq(meta(MetaKey::Iifname), s(bridge.to_string())),
+            eq(field(family, "saddr"), subnet.clone()),
+            eq(field(family, "daddr"), subnet),
+            m(field(family, "daddr"), Operator::NEQ, s(gateway)),
+            Statement::Notrack,
+        ],
+    )
+}
+
 /// The rules (chain, statements) of a ruleset, in order.
 pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
     let any_bridge = || s(format!("{BRIDGE_PREFIX}*"));
     let mut out = Vec::new();
-    // A port 53 published on every address would also catch the containers' queries to
-    // their gateway (a local address), i.e. the embedded DNS: those go by untouched.
-    for proto in [Protocol::Udp, Protocol::Tcp] {
-        if rs
-            .ports
-            .iter()
-            .any(|p| p.host_ip.is_none() && p.host_port == 53 && p.proto == proto)
-        {
-            for n in &rs.networks {
-                out.push((
-                    "prerouting",
-                    vec![
-                        eq(field("ip", "daddr"), prefix(&n.subnet)),
-                        eq(field(proto.as_str(), "dport"), Expression::Number(53)),
-                        Statement::Return(None),
-                    ],
-                ));
-            }
-        }
-    }
+    let wildcard = rs
+        .ports
+        .iter()
+        .filter(|p| p.host_ip.is_none())
+        .map(|p| (p.proto, p.host_port));
+    let subnets: Vec<_> = rs.networks.iter().map(|n| prefix(&n.subnet)).collect();
+    out.extend(spare_gateway_dns("ip", wildcard, &subnets));
     for p in &rs.ports {
         let dst = match p.host_ip {
             Some(ip) => eq(field("ip", "daddr"), s(ip.to_string())),
@@ -331,19 +372,11 @@ pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
     // Container-to-container packets of one subnet are not tracked; the gateway's traffic
     // (DNS, published ports reached through the gateway address) still is.
     for n in &rs.networks {
-        out.push((
-            "raw",
-            vec![
-                eq(meta(MetaKey::Iifname), s(n.bridge.clone())),
-                eq(field("ip", "saddr"), prefix(&n.subnet)),
-                eq(field("ip", "daddr"), prefix(&n.subnet)),
-                m(
-                    field("ip", "daddr"),
-                    Operator::NEQ,
-                    s(n.gateway.to_string()),
-                ),
-                Statement::Notrack,
-            ],
+        out.push(notrack_inside(
+            "ip",
+            &n.bridge,
+            prefix(&n.subnet),
+            n.gateway.to_string(),
         ));
     }
     for n in &rs.networks {

@@ -18,7 +18,7 @@ use nftables::types::NfFamily;
 
 use crate::firewall::{
     CHAINS, Fingerprint, FirewallError, accept, chain, ct, drop_, eq, fib_local, field, m, masq,
-    meta, nft, observed_family, rule, s, table_obj_of, tag,
+    meta, nft, notrack_inside, observed_family, rule, s, spare_gateway_dns, table_obj_of, tag,
 };
 use crate::ipam6::Ipv6Net;
 use crate::names::BRIDGE_PREFIX;
@@ -72,41 +72,23 @@ fn prefix6(n: &Ipv6Net) -> Expression<'static> {
 pub fn rules6(rs: &Ruleset6) -> Vec<(&'static str, Vec<Statement<'static>>)> {
     let any_bridge = || s(format!("{BRIDGE_PREFIX}*"));
     let mut out = Vec::new();
-    // As in IPv4: traffic between containers of one subnet skips conntrack (the gateway's
-    // does not).
     for n in &rs.networks {
-        let Some(gw) = n.gateway else { continue };
-        out.push((
-            "raw",
-            vec![
-                eq(meta(MetaKey::Iifname), s(n.bridge.clone())),
-                eq(field("ip6", "saddr"), prefix6(&n.subnet)),
-                eq(field("ip6", "daddr"), prefix6(&n.subnet)),
-                m(field("ip6", "daddr"), Operator::NEQ, s(gw.to_string())),
-                Statement::Notrack,
-            ],
-        ));
-    }
-    // As in IPv4: a port 53 published on every address leaves queries to the gateways (the
-    // embedded DNS) alone.
-    for proto in [Protocol::Udp, Protocol::Tcp] {
-        if rs
-            .ports
-            .iter()
-            .any(|p| p.host_ip.is_none() && p.host_port == 53 && p.proto == proto)
-        {
-            for n in &rs.networks {
-                out.push((
-                    "prerouting",
-                    vec![
-                        eq(field("ip6", "daddr"), prefix6(&n.subnet)),
-                        eq(field(proto.as_str(), "dport"), Expression::Number(53)),
-                        Statement::Return(None),
-                    ],
-                ));
-            }
+        if let Some(gw) = n.gateway {
+            out.push(notrack_inside(
+                "ip6",
+                &n.bridge,
+                prefix6(&n.subnet),
+                gw.to_string(),
+            ));
         }
     }
+    let wildcard = rs
+        .ports
+        .iter()
+        .filter(|p| p.host_ip.is_none())
+        .map(|p| (p.proto, p.host_port));
+    let subnets: Vec<_> = rs.networks.iter().map(|n| prefix6(&n.subnet)).collect();
+    out.extend(spare_gateway_dns("ip6", wildcard, &subnets));
     for p in &rs.ports {
         let dst = match p.host_ip {
             Some(ip) => eq(field("ip6", "daddr"), s(ip.to_string())),

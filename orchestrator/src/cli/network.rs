@@ -510,6 +510,37 @@ async fn run_async(
 mod tests {
     use super::*;
 
+    /// A network namespace of the test's own, deleted on drop; `None` (with a message) when
+    /// the test cannot run: not root, or no namespace could be made.
+    struct ThrowawayNetns(String);
+
+    impl ThrowawayNetns {
+        fn new(tag: &str) -> Option<Self> {
+            if !nix::unistd::geteuid().is_root() {
+                eprintln!("skipped: needs root");
+                return None;
+            }
+            let ns = format!("{tag}{}", std::process::id());
+            let ok = std::process::Command::new("ip")
+                .args(["netns", "add", &ns])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                eprintln!("skipped: cannot create a network namespace");
+                return None;
+            }
+            Some(Self(ns))
+        }
+    }
+
+    impl Drop for ThrowawayNetns {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .status();
+        }
+    }
+
     #[test]
     fn subnet_and_gateway_split_by_family() {
         let subnets: Vec<Cidr> = ["10.9.0.0/24", "fd00:9::/64"]
@@ -572,28 +603,10 @@ mod tests {
     /// network namespace (root only; skipped otherwise).
     #[test]
     fn create_ipv6_network_through_the_command() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: needs root");
+        let Some(_del) = ThrowawayNetns::new("btcli6") else {
             return;
-        }
-        let ns = format!("btcli6{}", std::process::id());
-        let ok = std::process::Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipped: cannot create a network namespace");
-            return;
-        }
-        struct Del(String);
-        impl Drop for Del {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("ip")
-                    .args(["netns", "del", &self.0])
-                    .status();
-            }
-        }
-        let _del = Del(ns.clone());
+        };
+        let ns = _del.0.clone();
         let root = tempfile::tempdir().unwrap();
         let path = format!("/run/netns/{ns}");
         let rootp = root.path().to_path_buf();
@@ -668,28 +681,10 @@ mod tests {
     /// status 0, and stop once it is gone. Root only, in a throwaway network namespace.
     #[test]
     fn subnet_conflict_is_shown_by_reconcile_ls_and_inspect() {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("skipped: needs root");
+        let Some(_del) = ThrowawayNetns::new("btclic") else {
             return;
-        }
-        let ns = format!("btclic{}", std::process::id());
-        let ok = std::process::Command::new("ip")
-            .args(["netns", "add", &ns])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipped: cannot create a network namespace");
-            return;
-        }
-        struct Del(String);
-        impl Drop for Del {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("ip")
-                    .args(["netns", "del", &self.0])
-                    .status();
-            }
-        }
-        let _del = Del(ns.clone());
+        };
+        let ns = _del.0.clone();
         let ipn = |args: &[&str]| {
             let st = std::process::Command::new("ip")
                 .args(["-n", &ns])

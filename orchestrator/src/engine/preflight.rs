@@ -153,25 +153,10 @@ pub fn refused(plan: &Plan, failure: String) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::compose::{LoadOptions, load};
     use crate::engine::observed::Observed;
+    use crate::engine::reconcile::tests::project;
     use crate::engine::reconcile::{UpOptions, plan_up};
-
-    fn project(yaml: &str) -> Project {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("compose.yaml");
-        std::fs::write(&file, yaml).expect("write");
-        load(&LoadOptions {
-            files: vec![file],
-            environment: Some(BTreeMap::new()),
-            working_dir: Some(dir.path().to_path_buf()),
-            ..LoadOptions::default()
-        })
-        .expect("load")
-    }
 
     #[test]
     fn planned_ports_follow_the_plan_and_replicas_clash() {

@@ -1930,9 +1930,15 @@ impl Engine {
         }
         // DNS records whose endpoint netd no longer has: netd's reconcile forgets the
         // endpoints of a container whose namespace died, and its names must stop answering.
-        // Records are read before netd's state: a record is added after its attach, so one
-        // seen here is in the state read next unless it was really detached.
-        let records: Vec<(String, String, DnsEndpoint)> = state
+        // A record missing from the first snapshot may have been attached since (its attach
+        // comes before its record): only those are checked again, against a state read after
+        // the records.
+        let attached = |st: &berth_netd::state::State, net_id: &str, net_name: &str, c: &str| {
+            st.endpoints
+                .iter()
+                .any(|ep| ep.container == c && (ep.network == net_id || ep.network == net_name))
+        };
+        let suspects: Vec<(String, String, DnsEndpoint)> = state
             .networks
             .values()
             .flat_map(|net| {
@@ -1942,16 +1948,14 @@ impl Engine {
                     .into_iter()
                     .map(|r| (net.id.clone(), net.name.clone(), r))
             })
+            .filter(|(id, name, r)| !attached(&state, id, name, &r.container))
             .collect();
-        if records.is_empty() {
+        if suspects.is_empty() {
             return;
         }
         let now = self.netd.state().await;
-        for (net_id, net_name, rec) in records {
-            let attached = now.endpoints.iter().any(|ep| {
-                ep.container == rec.container && (ep.network == net_id || ep.network == net_name)
-            });
-            if !attached {
+        for (net_id, net_name, rec) in suspects {
+            if !attached(&now, &net_id, &net_name, &rec.container) {
                 tracing::info!(container = %rec.container, network = %net_name, "dropping the DNS names of a detached container");
                 self.dns.records().remove_endpoint(&net_name, &rec.id);
             }

@@ -522,4 +522,4 @@ pub fn plan_down(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

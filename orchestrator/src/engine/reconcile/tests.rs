@@ -26,7 +26,8 @@ volumes:
   data:
 "#;
 
-fn project(yaml: &str) -> Project {
+/// A project loaded from `yaml` alone (no environment), as the loader gives it to `up`.
+pub(crate) fn project(yaml: &str) -> Project {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("compose.yaml");
     std::fs::write(&file, yaml).expect("write");
