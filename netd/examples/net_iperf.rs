@@ -171,9 +171,11 @@ fn env_opt_u32(name: &str) -> Option<u32> {
 }
 
 fn main() {
-    if !can_run() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("needs root");
         std::process::exit(2);
     }
+    require_tools();
     if Command::new("iperf3").arg("--version").output().is_err() {
         eprintln!("net_iperf: iperf3 is missing (apt-get install iperf3)");
         std::process::exit(2);

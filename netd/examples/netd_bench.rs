@@ -112,9 +112,11 @@ fn throughput(ns: &Path, to: SocketAddrV4, bytes: usize) -> f64 {
 }
 
 fn main() {
-    if !can_run() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("needs root");
         std::process::exit(2);
     }
+    require_tools();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "load average at start: {} ({} CPUs)",

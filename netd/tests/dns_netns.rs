@@ -73,12 +73,9 @@ fn v4s(m: &Message) -> Vec<Ipv4Addr> {
     dns_util::v4s(m)
 }
 
+#[test_with::root()]
 #[test]
 fn dns_on_a_bridge_gateway_in_a_netns() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
     let pid = std::process::id();
     let ns = Netns {
         host: format!("bdt-h-{pid}"),

@@ -25,11 +25,10 @@ fn ep(network: &str) -> EndpointRequest {
     }
 }
 
+#[test_with::root()]
 #[test]
 fn host_lan_or_route_overlapping_a_network_is_reported_until_it_goes() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let root = sim.root.path().to_path_buf();
     let host = sim.host.name.clone();
@@ -149,11 +148,10 @@ fn host_lan_or_route_overlapping_a_network_is_reported_until_it_goes() {
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
+#[test_with::root()]
 #[test]
 fn uplink_down_and_up_as_in_suspend_gives_egress_back_without_restart() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let c1 = NetnsGuard::new("c");
     let root = sim.root.path().to_path_buf();
@@ -241,11 +239,10 @@ fn uplink_down_and_up_as_in_suspend_gives_egress_back_without_restart() {
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
+#[test_with::root()]
 #[test]
 fn unmanaged_declarations_match_the_links_netd_makes() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let c1 = NetnsGuard::new("c");
     let root = sim.root.path().to_path_buf();

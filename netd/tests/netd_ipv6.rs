@@ -114,11 +114,10 @@ fn add_v6(ns: &str, cidr: &str, dev: &str) {
     ip(ns, &["-6", "addr", "add", cidr, "dev", dev, "nodad"]);
 }
 
+#[test_with::root()]
 #[test]
 fn ipv6_network_addresses_egress_ports_dns_and_reconcile() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let host = sim.host.name.clone();
     add_v6(&host, &format!("{HOST_A6}/64"), "upa");
@@ -374,11 +373,10 @@ fn ipv6_network_addresses_egress_ports_dns_and_reconcile() {
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
+#[test_with::root()]
 #[test]
 fn ipv6_static_addresses_ip_range_and_ipv6_host_ports() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let host = sim.host.name.clone();
     add_v6(&host, &format!("{HOST_A6}/64"), "upa");

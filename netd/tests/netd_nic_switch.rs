@@ -37,11 +37,10 @@ fn lookup_and_get(
     Ok((first, body))
 }
 
+#[test_with::root()]
 #[test]
 fn ethernet_to_wifi_dns_and_egress_follow_without_touching_the_container() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let up = Uplinks::new(&sim);
     let c = NetnsGuard::new("c");

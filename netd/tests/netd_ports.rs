@@ -136,11 +136,10 @@ fn udp_ask_retry(ns: &Path, src: u16, to: SocketAddrV4) -> std::io::Result<Strin
     }
 }
 
+#[test_with::root()]
 #[test]
 fn ports_held_by_host_processes_are_refused_naming_the_holder() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let (c1, c2) = (NetnsGuard::new("c"), NetnsGuard::new("c"));
     let root = sim.root.path().to_path_buf();
@@ -260,11 +259,10 @@ fn ports_held_by_host_processes_are_refused_naming_the_holder() {
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
+#[test_with::root()]
 #[test]
 fn berth_dns_servers_do_not_block_publishing() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let c = NetnsGuard::new("c");
     let root = sim.root.path().to_path_buf();
@@ -312,11 +310,10 @@ fn berth_dns_servers_do_not_block_publishing() {
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
+#[test_with::root()]
 #[test]
 fn remote_clients_source_address_reaches_the_container() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let web = NetnsGuard::new("c");
     let root = sim.root.path().to_path_buf();

@@ -39,11 +39,10 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
+#[test_with::root()]
 #[test]
 fn attach_configures_eth0_and_peers_reach_each_other() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let c1 = NetnsGuard::new("c");
     let c2 = NetnsGuard::new("c");
@@ -178,11 +177,10 @@ fn attach_configures_eth0_and_peers_reach_each_other() {
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
+#[test_with::root()]
 #[test]
 fn nat_egress_survives_default_route_switch_without_restart() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let c1 = NetnsGuard::new("c");
     let root = sim.root.path().to_path_buf();
@@ -301,11 +299,10 @@ fn nat_egress_survives_default_route_switch_without_restart() {
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
+#[test_with::root()]
 #[test]
 fn reconcile_repairs_bridge_veth_and_ruleset() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let c1 = NetnsGuard::new("c");
     let c2 = NetnsGuard::new("c");
@@ -444,11 +441,10 @@ fn reconcile_repairs_bridge_veth_and_ruleset() {
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
+#[test_with::root()]
 #[test]
 fn published_port_from_localhost_uplink_and_hairpin() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let web = NetnsGuard::new("c");
     let client = NetnsGuard::new("c");
@@ -605,11 +601,10 @@ fn bulk_tcp(
     t.join().expect("server thread")
 }
 
+#[test_with::root()]
 #[test]
 fn networks_are_isolated_and_internal_has_no_egress() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let a = NetnsGuard::new("c");
     let b = NetnsGuard::new("c");
@@ -705,11 +700,10 @@ fn networks_are_isolated_and_internal_has_no_egress() {
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
+#[test_with::root()]
 #[test]
 fn docker_forward_drop_gets_a_narrow_accept_while_berth_has_networks() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let c = NetnsGuard::new("c");
     let host = sim.host.name.clone();
@@ -783,11 +777,10 @@ fn docker_forward_drop_gets_a_narrow_accept_while_berth_has_networks() {
     assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
+#[test_with::root()]
 #[test]
 fn reconcile_repairs_container_side_drift() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let c1 = NetnsGuard::new("c");
     let c2 = NetnsGuard::new("c");
@@ -925,11 +918,10 @@ fn docker_forward_drop(host: &str) {
     assert!(child.wait().expect("nft").success());
 }
 
+#[test_with::root()]
 #[test]
 fn two_instances_with_their_own_tables_do_not_interfere() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let host = sim.host.name.clone();
     docker_forward_drop(&host);
@@ -1055,11 +1047,10 @@ fn two_instances_with_their_own_tables_do_not_interfere() {
 /// default, on (new endpoints and, through reconcile, existing ones) once every uplink takes
 /// 192 KiB packets, off again through reconcile when an uplink with the default appears, and
 /// the traffic between containers arrives whole at each step.
+#[test_with::root()]
 #[test]
 fn egress_network_gets_big_tcp_only_while_every_uplink_takes_it() {
-    if !can_run() {
-        return;
-    }
+    common::require_tools();
     let sim = Sim::new();
     let a = NetnsGuard::new("c");
     let b = NetnsGuard::new("c");
@@ -1073,12 +1064,10 @@ fn egress_network_gets_big_tcp_only_while_every_uplink_takes_it() {
             n.create_network(net("big")).await.expect("create");
             attach(&n, &a, vec![ep("big")]).await;
             let gso = |c: &NetnsGuard| gso_ipv4_max_size(&c.path(), "eth0");
-            if gso(&a).is_none() {
-                eprintln!("skipped: the kernel does not report IPv4 GSO limits (before 6.3)");
-                n.detach(&a.name, None).await.expect("detach");
-                n.remove_network("big").await.expect("rm");
-                return;
-            }
+            assert!(
+                gso(&a).is_some(),
+                "the kernel does not report IPv4 GSO limits (before 6.3): this test needs 6.3+"
+            );
             assert_eq!(gso(&a), Some(65_536), "uplinks have the 64 KiB default");
 
             // Both uplinks take BIG TCP: a new endpoint gets it, reconcile raises the old one.

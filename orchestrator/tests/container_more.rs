@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Host, runnable};
+use common::Host;
 
 fn text(o: &std::process::Output) -> String {
     format!(
@@ -40,11 +40,10 @@ fn endpoints(h: &Host, net: &str) -> Vec<serde_json::Value> {
     v[0]["Endpoints"].as_array().cloned().unwrap_or_default()
 }
 
+#[test_with::root()]
 #[test]
 fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let h = Host::new("cnet");
     h.busybox_image();
     h.ok(&["network", "create", "appnet"]);
@@ -438,11 +437,10 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
     assert!(leaks.is_empty(), "left: {leaks:#?}");
 }
 
+#[test_with::root()]
 #[test]
 fn anonymous_and_named_volumes_live_and_go_as_docker_users_expect() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let h = Host::new("cvol");
     h.busybox_image();
     assert_eq!(
@@ -606,11 +604,10 @@ fn anonymous_and_named_volumes_live_and_go_as_docker_users_expect() {
     assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
 }
 
+#[test_with::root()]
 #[test]
 fn commit_turns_a_containers_changes_into_an_image() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let h = Host::new("ccom");
     h.busybox_image();
     // Adds a file, deletes one (a whiteout), replaces a directory (an opaque dir).
@@ -732,11 +729,9 @@ const PROBE: &str = "grep -E '^(CapPrm|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc
 
 /// berth's executor, crun and runc run the same bundle (`--runtime`) and the container sees
 /// the same thing: hostname, uid, capabilities, seccomp, PID 1, mounts.
+#[test_with::root()]
 #[test]
 fn crun_and_runc_run_the_bundle_as_berth_does() {
-    if !nix::unistd::geteuid().is_root() {
-        return;
-    }
     let env = container_util::Env::new();
     let rootfs = env.rootfs.display().to_string();
     let probe = |runtime: Option<&str>, extra: &[&str]| {
@@ -863,11 +858,10 @@ fn crun_and_runc_run_the_bundle_as_berth_does() {
     env.assert_clean();
 }
 
+#[test_with::root()]
 #[test]
 fn restart_policies_apply_to_single_containers() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let h = Host::new("crst");
     h.busybox_image();
     h.ok(&[

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Host, runnable};
+use common::Host;
 
 fn ids(host: &Host, f: &str) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = host
@@ -50,11 +50,10 @@ fn visits(body: &str) -> u64 {
         .unwrap_or(0)
 }
 
+#[test_with::root()]
 #[test]
 fn lnmp_serves_rows_by_service_name_keeps_data_and_down_v_removes_it() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("lnmp");
     let stack = host.example("lnmp");
     let f = stack.display().to_string();

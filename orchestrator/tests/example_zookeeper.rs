@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Host, runnable};
+use common::Host;
 
 const NODES: [&str; 3] = ["zk1", "zk2", "zk3"];
 
@@ -92,11 +92,10 @@ fn writes(host: &Host, f: &str, via: &str, path: &str, value: &str, check: &str)
     );
 }
 
+#[test_with::root()]
 #[test]
 fn zookeeper_ensemble_forms_by_name_replicates_and_survives_its_leader() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let t0 = Instant::now();
     let host = Host::new("zk");
     let stack = host.example("zookeeper");

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Host, runnable};
+use common::Host;
 
 const STACK: &str = r#"
 name: healthruns
@@ -53,11 +53,10 @@ fn becomes_healthy(host: &Host, after: &str) {
     }
 }
 
+#[test_with::root()]
 #[test]
 fn start_and_restart_outside_the_daemon_rearm_the_healthcheck() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("hruns");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");

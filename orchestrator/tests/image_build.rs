@@ -558,11 +558,10 @@ impl Drop for World {
     }
 }
 
+#[test_with::root()]
 #[test]
 fn run_reaches_the_outside_only_through_the_build_network_nat() {
-    if !common::runnable() {
-        return;
-    }
+    common::require_tools();
     let host = common::Host::new("bnet");
     let _world = World::new(&host);
     host.busybox_image();
@@ -816,11 +815,10 @@ fn pull_re_resolves_base_images_from_their_registry() {
     be.env.assert_clean();
 }
 
+#[test_with::root()]
 #[test]
 fn berth_build_takes_build_args_and_pull_errors_name_the_image() {
-    if !common::runnable() {
-        return;
-    }
+    common::require_tools();
     let host = common::Host::new("bargs");
     host.busybox_image();
     // A name whose registry is a closed loopback port of the test's namespace.
@@ -871,11 +869,10 @@ fn berth_build_takes_build_args_and_pull_errors_name_the_image() {
     );
 }
 
+#[test_with::root()]
 #[test]
 fn up_builds_missing_images_side_by_side_and_shows_their_steps() {
-    if !common::runnable() {
-        return;
-    }
+    common::require_tools();
     let host = common::Host::new("pbuild");
     host.busybox_image();
     for svc in ["one", "two"] {

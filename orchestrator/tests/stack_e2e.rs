@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Host, runnable};
+use common::Host;
 
 const STACK: &str = r#"
 name: e2e
@@ -40,11 +40,10 @@ fn ids(ps: &[serde_json::Value]) -> Vec<(String, String)> {
     v
 }
 
+#[test_with::root()]
 #[test]
 fn up_resolves_names_publishes_ports_converges_and_down_leaves_nothing() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("up");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");
@@ -125,11 +124,10 @@ services:
     restart: always
 "#;
 
+#[test_with::root()]
 #[test]
 fn restart_policies_are_enforced_and_a_user_stop_is_respected() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("rp");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), RESTARTS).expect("compose");
@@ -171,11 +169,10 @@ fn restart_policies_are_enforced_and_a_user_stop_is_respected() {
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
 
+#[test_with::root()]
 #[test]
 fn a_killed_daemon_loses_nothing() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("kd");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");
@@ -230,11 +227,10 @@ fn a_killed_daemon_loses_nothing() {
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
 
+#[test_with::root()]
 #[test]
 fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_stack() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("at");
     host.busybox_image();
     let stack = r#"
@@ -269,11 +265,10 @@ services:
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
 
+#[test_with::root()]
 #[test]
 fn run_starts_dependencies_and_a_one_off_container() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("ro");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");
@@ -308,11 +303,10 @@ fn run_starts_dependencies_and_a_one_off_container() {
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
 
+#[test_with::root()]
 #[test]
 fn up_builds_images_and_rebuild_recreates_only_on_change() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("bd");
     host.busybox_image();
     let app = host.stack.join("app");
@@ -365,11 +359,10 @@ services:
     assert_eq!(containers, 0, "no build container left behind");
 }
 
+#[test_with::root()]
 #[test]
 fn links_aliases_extra_hosts_secrets_and_configs_reach_the_container() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("lnk");
     host.busybox_image();
     let stack = r#"
@@ -490,11 +483,10 @@ configs:
 /// `network_mode: service:X` (the VPN-sidecar pattern): the service runs in X's network
 /// namespace (X's localhost, address, hostname and name files), starts after X, and is
 /// recreated with X, since its namespace dies with X's container.
+#[test_with::root()]
 #[test]
 fn network_mode_service_shares_the_providers_namespace() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("nms");
     host.busybox_image();
     let stack = |tag: &str| {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{Host, runnable};
+use common::Host;
 
 const STACK: &str = r#"
 name: six
@@ -43,11 +43,10 @@ networks:
         - subnet: 10.201.78.0/24
 "#;
 
+#[test_with::root()]
 #[test]
 fn ipv6_network_answers_aaaa_serves_http_over_v6_and_down_leaves_nothing() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("v6");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Host, runnable};
+use common::Host;
 
 fn all_ids(host: &Host) -> Vec<String> {
     host.ps()
@@ -47,11 +47,10 @@ services:
     command: ["sh", "-c", "echo job-done; sleep 1; exit 3"]
 "#;
 
+#[test_with::root()]
 #[test]
 fn up_aborts_on_container_exit_with_the_chosen_exit_code_and_output() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("abort");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), ABORT).expect("compose");
@@ -114,11 +113,10 @@ fn image_names(host: &Host) -> String {
     host.ok(&["image", "ls"])
 }
 
+#[test_with::root()]
 #[test]
 fn down_rmi_and_system_prune_remove_what_they_should() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("prune");
     host.busybox_image();
     let app = host.stack.join("app");
@@ -215,11 +213,10 @@ fn status_of(host: &Host, service: &str) -> Vec<String> {
         .collect()
 }
 
+#[test_with::root()]
 #[test]
 fn create_pause_cp_stats_events_run_volumes_ports_and_pull() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("misc");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), MISC).expect("compose");
@@ -394,11 +391,10 @@ services:
       migrate: { condition: service_completed_successfully }
 "#;
 
+#[test_with::root()]
 #[test]
 fn service_healthy_and_completed_successfully_gate_the_dependent() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("gate");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), GATES).expect("compose");
@@ -490,11 +486,10 @@ fn lookup(host: &Host, container: &str, name: &str) -> Vec<String> {
         .collect()
 }
 
+#[test_with::root()]
 #[test]
 fn scale_three_answers_round_robin_and_two_projects_are_isolated() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("scale");
     host.busybox_image();
     std::fs::write(host.stack.join("a.yaml"), SCALED.replace("NAME", "pa")).expect("a");
@@ -571,11 +566,10 @@ fn scale_three_answers_round_robin_and_two_projects_are_isolated() {
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
 
+#[test_with::root()]
 #[test]
 fn pull_fetches_the_services_images_from_a_registry() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let tools = ["docker-registry", "skopeo"].iter().all(|t| {
         std::process::Command::new("sh")
             .arg("-c")
@@ -583,10 +577,10 @@ fn pull_fetches_the_services_images_from_a_registry() {
             .output()
             .is_ok_and(|o| o.status.success())
     });
-    if !tools {
-        eprintln!("skipping: needs docker-registry and skopeo (scripts/deps.sh)");
-        return;
-    }
+    assert!(
+        tools,
+        "needs docker-registry and skopeo: run scripts/deps.sh"
+    );
     let host = Host::new("pull");
     host.busybox_image();
     // A registry on the namespace's own loopback (killed with the host: its config is in

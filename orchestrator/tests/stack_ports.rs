@@ -8,7 +8,7 @@ mod common;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
 
-use common::{Host, runnable};
+use common::Host;
 
 /// A TCP listener bound to `addr` inside the host's namespace, held by this test process.
 fn listen_in(host: &Host, addr: &str) -> TcpListener {
@@ -53,11 +53,10 @@ services:
     )
 }
 
+#[test_with::root()]
 #[test]
 fn up_refuses_a_taken_port_before_starting_anything() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("ports");
     host.busybox_image();
     let me = format!("process {} (", std::process::id());
@@ -168,11 +167,10 @@ services:
 /// A service publishing port 53 on every address (a Pi-hole-like DNS container) must not
 /// capture the other containers' queries to their gateway, i.e. the embedded DNS: the DNAT
 /// for the published port matches every local address, the gateway included.
+#[test_with::root()]
 #[test]
 fn publishing_port_53_leaves_the_embedded_dns_alone() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("p53");
     host.busybox_image();
     let stack = r#"

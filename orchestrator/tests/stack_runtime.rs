@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Host, runnable};
+use common::Host;
 
 const STACK: &str = r#"
 name: rt
@@ -29,11 +29,14 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+#[test_with::root()]
 #[test]
 fn services_run_under_crun_and_runc_and_reach_each_other_by_name() {
-    if !runnable() || !have("crun") || !have("runc") {
-        return;
-    }
+    common::require_tools();
+    assert!(
+        have("crun") && have("runc"),
+        "needs crun and runc: run scripts/deps.sh"
+    );
     let host = Host::new("rt");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Host, runnable};
+use common::Host;
 
 const STACK: &str = r#"
 name: verbs
@@ -68,11 +68,10 @@ fn down(host: &Host, all_ids: &[String]) {
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
 
+#[test_with::root()]
 #[test]
 fn logs_exec_top_images_port_ls() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = up("vlog");
     let first: Vec<String> = ids(&host).into_iter().map(|(_, id, _)| id).collect();
 
@@ -137,11 +136,10 @@ fn logs_exec_top_images_port_ls() {
     down(&host, &all_ids);
 }
 
+#[test_with::root()]
 #[test]
 fn stop_start_restart_kill_wait() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = up("vstop");
     let before = ids(&host);
     let id_list: Vec<String> = before.iter().map(|(_, id, _)| id.clone()).collect();

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{Host, runnable};
+use common::Host;
 
 fn all_ids(host: &Host) -> Vec<String> {
     host.ps()
@@ -86,11 +86,10 @@ services:
         target: /long
 "#;
 
+#[test_with::root()]
 #[test]
 fn anonymous_volumes_survive_a_recreate_and_up_v_renews_them() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("avkeep");
     host.busybox_image();
     let compose = host.stack.join("compose.yaml");
@@ -193,11 +192,10 @@ volumes:
   store:
 "#;
 
+#[test_with::root()]
 #[test]
 fn image_volume_gets_an_anonymous_volume_that_down_keeps_and_down_v_removes() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("avimg");
     host.busybox_image();
     let ctx = host.stack.join("img");
@@ -272,11 +270,10 @@ services:
     command: ["sleep", "3600"]
 "#;
 
+#[test_with::root()]
 #[test]
 fn run_v_path_gets_an_anonymous_volume_that_rm_removes_and_bad_input_is_named() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("avrun");
     host.busybox_image();
     let compose = host.stack.join("compose.yaml");
@@ -352,11 +349,10 @@ fn run_v_path_gets_an_anonymous_volume_that_rm_removes_and_bad_input_is_named() 
 /// A named volume declared as a bind of a host directory (`driver_opts: {type: none, o: bind,
 /// device: PATH}`): the container's writes land in that directory, and `down -v` removes the
 /// volume but never the directory or its files. A missing directory is an error naming it.
+#[test_with::root()]
 #[test]
 fn bind_driver_opts_put_a_named_volume_on_a_host_directory() {
-    if !runnable() {
-        return;
-    }
+    common::require_tools();
     let host = Host::new("vbind");
     host.busybox_image();
     let hostdir = host.dir.path().join("hostdata");

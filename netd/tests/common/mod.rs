@@ -25,21 +25,18 @@ pub const HOST_B: Ipv4Addr = Ipv4Addr::new(172, 30, 2, 2);
 pub const ISP_A: Ipv4Addr = Ipv4Addr::new(172, 30, 1, 1);
 pub const ISP_B: Ipv4Addr = Ipv4Addr::new(172, 30, 2, 1);
 
-/// Whether the test can run (root, `ip` and `nft` present); tests skip with a message if not.
-pub fn can_run() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    let tools = ["ip", "nft", "conntrack"].iter().all(|t| {
-        Command::new(t)
+/// Panics naming the missing tool (`scripts/deps.sh` installs them); root itself is checked by
+/// the `#[test_with::root()]` mark on each test, which shows it as ignored without root.
+pub fn require_tools() {
+    for t in ["ip", "nft", "conntrack"] {
+        let found = Command::new(t)
             .arg("--version")
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)
-            || Command::new(t).arg("-V").output().is_ok()
-    });
-    if !root || !tools {
-        eprintln!("skipping: needs root and ip/nft/conntrack");
+            || Command::new(t).arg("-V").output().is_ok();
+        assert!(found, "missing {t}: run scripts/deps.sh");
     }
-    root && tools
 }
 
 /// Runs a command, panicking with its output when it fails.

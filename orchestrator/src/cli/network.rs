@@ -510,26 +510,19 @@ async fn run_async(
 mod tests {
     use super::*;
 
-    /// A network namespace of the test's own, deleted on drop; `None` (with a message) when
-    /// the test cannot run: not root, or no namespace could be made.
+    /// A network namespace of the test's own, deleted on drop (the tests that make one are
+    /// marked root-only, so they show as ignored without root).
     struct ThrowawayNetns(String);
 
     impl ThrowawayNetns {
-        fn new(tag: &str) -> Option<Self> {
-            if !nix::unistd::geteuid().is_root() {
-                eprintln!("skipped: needs root");
-                return None;
-            }
+        fn new(tag: &str) -> Self {
             let ns = format!("{tag}{}", std::process::id());
             let ok = std::process::Command::new("ip")
                 .args(["netns", "add", &ns])
                 .status()
                 .is_ok_and(|s| s.success());
-            if !ok {
-                eprintln!("skipped: cannot create a network namespace");
-                return None;
-            }
-            Some(Self(ns))
+            assert!(ok, "ip netns add {ns}");
+            Self(ns)
         }
     }
 
@@ -600,12 +593,11 @@ mod tests {
     }
 
     /// `berth network create --ipv6` as the daemon runs it, on a netd inside a throwaway
-    /// network namespace (root only; skipped otherwise).
+    /// network namespace (root only).
+    #[test_with::root()]
     #[test]
     fn create_ipv6_network_through_the_command() {
-        let Some(_del) = ThrowawayNetns::new("btcli6") else {
-            return;
-        };
+        let _del = ThrowawayNetns::new("btcli6");
         let ns = _del.0.clone();
         let root = tempfile::tempdir().unwrap();
         let path = format!("/run/netns/{ns}");
@@ -679,11 +671,10 @@ mod tests {
     /// A host address that overlaps a network's subnet after it was made: `network
     /// reconcile`, `ls` and `inspect` name it (network, subnet, interface) as a warning, with
     /// status 0, and stop once it is gone. Root only, in a throwaway network namespace.
+    #[test_with::root()]
     #[test]
     fn subnet_conflict_is_shown_by_reconcile_ls_and_inspect() {
-        let Some(_del) = ThrowawayNetns::new("btclic") else {
-            return;
-        };
+        let _del = ThrowawayNetns::new("btclic");
         let ns = _del.0.clone();
         let ipn = |args: &[&str]| {
             let st = std::process::Command::new("ip")

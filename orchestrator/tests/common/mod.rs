@@ -22,15 +22,21 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Skips (with a message) where the test cannot run: not root, or tools missing.
-pub fn runnable() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    let tools = ["ip", "nsenter", "nft", "curl"].iter().all(|t| have(t));
-    let busybox = Path::new("/bin/busybox").exists();
-    if !(root && tools && busybox) {
-        eprintln!("skipping: needs root, ip, nsenter, nft, curl and /bin/busybox (busybox-static)");
+/// Panics naming what is missing. `scripts/deps.sh` installs every tool these tests use, so a
+/// missing one is a broken setup, not a reason to pass unrun; root itself is checked by the
+/// `#[test_with::root()]` mark on each test, which shows the test as ignored without it.
+pub fn require_tools() {
+    let mut missing: Vec<&str> = ["ip", "nsenter", "nft", "curl"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
+    if !Path::new("/bin/busybox").exists() {
+        missing.push("/bin/busybox (busybox-static)");
     }
-    root && tools && busybox
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?}: run scripts/deps.sh"
+    );
 }
 
 /// One simulated host: a netns with a berth instance in it.
