@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 cargo build --workspace --all-targets
 # The examples' images (network: the Debian mirror), cached under $BERTH_CACHE/examples.
 ./scripts/prepare-examples.sh
-cargo test --workspace -- --test-threads="${BERTH_TEST_THREADS:-2}"
+cargo test --workspace --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-2}"

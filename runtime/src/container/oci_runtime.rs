@@ -137,6 +137,8 @@ pub struct ChildArgs<'a> {
     pub go: RawFd,
     /// Gets an [`InitFailure`] when the child cannot exec the runtime.
     pub report: RawFd,
+    /// crun: detach the hybrid host's cgroup2 mount in the child's own mount namespace.
+    pub hide_unified_cgroup: bool,
 }
 
 fn fail(report: RawFd, code: i32, message: String) -> ! {
@@ -146,6 +148,25 @@ fn fail(report: RawFd, code: i32, message: String) -> ! {
     }
     // SAFETY: leaving the forked child without running the parent's destructors.
     unsafe { libc::_exit(code) }
+}
+
+/// Where hybrid hosts mount the cgroup2 hierarchy beside the v1 ones.
+const UNIFIED: &str = "/sys/fs/cgroup/unified";
+
+/// crun refuses a hybrid host whose cgroup2 hierarchy holds any controller ("cgroups in hybrid
+/// mode not supported"), even with its cgroup manager disabled; a fresh Debian 12 on a cgroup v1
+/// hybrid boot has hugetlb there. berth places the container in its cgroup itself, so crun
+/// needs none of it: the mount is detached in this child's private mount namespace only (the
+/// host keeps it), and crun sees a plain v1 host. Not a mount point (or no such dir): nothing
+/// to do.
+fn hide_unified_cgroup() {
+    let is_cgroup2 = nix::sys::statfs::statfs(UNIFIED)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    let v1_root = nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() != nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    if is_cgroup2 && v1_root {
+        let _ = nix::mount::umount2(UNIFIED, nix::mount::MntFlags::MNT_DETACH);
+    }
 }
 
 /// The forked child: never returns.
@@ -162,6 +183,9 @@ pub fn child_main(a: &ChildArgs<'_>) -> ! {
             125,
             format!("mounting the root filesystem: {}", super::init::chain(&e)),
         );
+    }
+    if a.hide_unified_cgroup {
+        hide_unified_cgroup();
     }
     for (i, fd) in a.stdio.iter().enumerate() {
         // SAFETY: dup2 onto our own stdio.

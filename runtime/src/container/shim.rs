@@ -609,6 +609,7 @@ impl Shim {
                     stdio,
                     go: go_r.as_raw_fd(),
                     report: rep_w.as_raw_fd(),
+                    hide_unified_cgroup: ort == oci_runtime::OciRuntime::Crun,
                 };
                 // SAFETY: the shim is single-threaded; the child only mounts, dup2s and execs.
                 match unsafe { nix::unistd::fork() }.map_err(sys("forking the OCI runtime"))? {
