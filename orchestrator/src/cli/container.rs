@@ -831,20 +831,9 @@ fn resolve_env(list: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// `64m`, `1g`, `512k`, `100` (bytes).
+/// A size as Compose files write it (`64m`, `1g`, `2GiB`, bytes): one grammar for both.
 fn parse_size(s: &str) -> anyhow::Result<u64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .with_context(|| format!("invalid size {s:?} (expected e.g. 64m, 1g)"))?;
-    Ok((n * mult as f64) as u64)
+    crate::compose::units::parse_size(s).map_err(anyhow::Error::msg)
 }
 
 fn parse_ulimit(s: &str) -> anyhow::Result<Ulimit> {
@@ -1169,16 +1158,13 @@ fn build_config(
     cfg.privileged = a.privileged;
     cfg.read_only = a.read_only;
     for o in &a.security_opt {
-        match o.as_str() {
-            "seccomp=unconfined" | "seccomp:unconfined" => cfg.seccomp_unconfined = true,
-            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
-                cfg.no_new_privileges = true
-            }
-            "no-new-privileges=false" | "no-new-privileges:false" => cfg.no_new_privileges = false,
-            other => bail!(
-                "security option {other:?} is not supported (supported: seccomp=unconfined, no-new-privileges[=true|false])"
-            ),
+        let opt = berth_runtime::container::SecurityOpt::parse(o).map_err(anyhow::Error::msg)?;
+        if opt == berth_runtime::container::SecurityOpt::NotApplied {
+            eprintln!(
+                "warning: security option {o:?} is not applied (berth loads no AppArmor or SELinux policy)"
+            );
         }
+        opt.apply(&mut cfg);
     }
     for u in &a.ulimit {
         cfg.ulimits.push(parse_ulimit(u)?);
@@ -2143,6 +2129,9 @@ mod tests {
         assert_eq!(parse_size("64m").expect("64m"), 64 << 20);
         assert_eq!(parse_size("1g").expect("1g"), 1 << 30);
         assert_eq!(parse_size("512").expect("512"), 512);
+        // One grammar with Compose files: binary suffixes spelled out too.
+        assert_eq!(parse_size("2GiB").expect("2GiB"), 2 << 30);
+        assert!(parse_size("2 furlongs").is_err());
         let u = parse_ulimit("nofile=1024:2048").expect("ulimit");
         assert_eq!((u.soft, u.hard), (1024, 2048));
         assert!(parse_ulimit("nofile").is_err());

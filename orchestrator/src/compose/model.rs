@@ -1044,6 +1044,12 @@ impl Service {
             ("uts", self.uts.is_some()),
         ];
         out.extend(raw.iter().filter(|(_, set)| *set).map(|(k, _)| *k));
+        if self.security_opt.iter().any(|o| {
+            berth_runtime::container::SecurityOpt::parse(o)
+                == Ok(berth_runtime::container::SecurityOpt::NotApplied)
+        }) {
+            out.push("security_opt apparmor/label (berth loads no AppArmor or SELinux policy)");
+        }
         if self.logging.as_ref().is_some_and(|l| {
             !matches!(
                 l.driver.as_deref(),

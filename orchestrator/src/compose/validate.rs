@@ -173,6 +173,7 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
     }
     addresses(p, &mut out);
     ports_clash(p, &mut out);
+    security_and_protocols(p, &mut out);
     {
         // Missing dependencies are reported above; the graph looks only for cycles.
         let edges = p
@@ -399,6 +400,30 @@ fn addresses(p: &Project, out: &mut Vec<Issue>) {
                 out.push(issue(
                     format!("{pp}.gateway"),
                     format!("{g:?} is not an IP address"),
+                ));
+            }
+        }
+    }
+}
+
+/// `security_opt` values berth cannot apply (read by the same parser `container run` uses),
+/// and published `sctp` ports, which netd does not publish: refused by name rather than run
+/// with a weaker or different meaning.
+fn security_and_protocols(p: &Project, out: &mut Vec<Issue>) {
+    for (name, svc) in &p.services {
+        for (i, o) in svc.security_opt.iter().enumerate() {
+            if let Err(e) = berth_runtime::container::SecurityOpt::parse(o) {
+                out.push(issue(format!("services.{name}.security_opt[{i}]"), e));
+            }
+        }
+        for (i, port) in svc.ports.iter().enumerate() {
+            if port.protocol == "sctp" && port.published.is_some() {
+                out.push(issue(
+                    format!("services.{name}.ports[{i}]"),
+                    format!(
+                        "publishing sctp port {} is not supported (tcp or udp)",
+                        port.target
+                    ),
                 ));
             }
         }

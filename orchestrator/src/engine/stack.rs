@@ -1063,7 +1063,12 @@ pub(super) fn parse_ports(spec: &crate::compose::Port) -> Result<Option<PortMapp
     };
     let protocol = match spec.protocol.as_str() {
         "udp" => Protocol::Udp,
-        _ => Protocol::Tcp,
+        "tcp" | "" => Protocol::Tcp,
+        other => {
+            return Err(format!(
+                "ports: protocol {other:?} cannot be published (tcp or udp)"
+            ));
+        }
     };
     Ok(Some(PortMapping {
         protocol,

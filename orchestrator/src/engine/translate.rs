@@ -291,16 +291,11 @@ pub fn container_config(
     c.privileged = svc.privileged.unwrap_or(false);
     c.cap_add = svc.cap_add.clone();
     c.cap_drop = svc.cap_drop.clone();
-    c.seccomp_unconfined = svc
-        .security_opt
-        .iter()
-        .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
-    if svc
-        .security_opt
-        .iter()
-        .any(|o| o == "no-new-privileges=false" || o == "no-new-privileges:false")
-    {
-        c.no_new_privileges = false;
+    // Refused values never get here (the loader checks them with the same parser).
+    for o in &svc.security_opt {
+        if let Ok(opt) = berth_runtime::container::SecurityOpt::parse(o) {
+            opt.apply(&mut c);
+        }
     }
     c.init = svc.init.unwrap_or(false);
     // `runtime: crun|runc` runs the same bundle with that OCI runtime (`berth`: our own).

@@ -344,3 +344,85 @@ mod tests {
         assert!(c.args.is_empty() && c.env == [DEFAULT_PATH_ENV]);
     }
 }
+
+/// One `--security-opt` / compose `security_opt` value, parsed once for every front end so
+/// `container run` and Compose services agree on what each value does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecurityOpt {
+    /// `seccomp=unconfined`: no seccomp filter.
+    SeccompUnconfined,
+    /// `no-new-privileges[=true|false]` (`:` works as the separator too).
+    NoNewPrivileges(bool),
+    /// `apparmor=…` / `label=…`: an AppArmor profile or SELinux label. berth loads no LSM
+    /// policy, so the front ends warn by name instead of pretending to apply it.
+    NotApplied,
+}
+
+impl SecurityOpt {
+    /// Parses a value; the error names it and lists what is supported.
+    pub fn parse(opt: &str) -> Result<SecurityOpt, String> {
+        let (key, value) = match opt.split_once(['=', ':']) {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt, None),
+        };
+        match (key, value) {
+            ("seccomp", Some("unconfined")) => Ok(SecurityOpt::SeccompUnconfined),
+            ("no-new-privileges", None | Some("true")) => Ok(SecurityOpt::NoNewPrivileges(true)),
+            ("no-new-privileges", Some("false")) => Ok(SecurityOpt::NoNewPrivileges(false)),
+            ("apparmor" | "label", Some(_)) => Ok(SecurityOpt::NotApplied),
+            ("seccomp", Some(profile)) => Err(format!(
+                "security option {opt:?}: seccomp profile {profile:?} is not supported (berth applies its default profile or, with seccomp=unconfined, none)"
+            )),
+            _ => Err(format!(
+                "security option {opt:?} is not supported (supported: seccomp=unconfined, no-new-privileges[=true|false]; apparmor=… and label=… are accepted and not applied)"
+            )),
+        }
+    }
+
+    /// Sets what this option controls on `cfg`.
+    pub fn apply(&self, cfg: &mut ContainerConfig) {
+        match self {
+            SecurityOpt::SeccompUnconfined => cfg.seccomp_unconfined = true,
+            SecurityOpt::NoNewPrivileges(on) => cfg.no_new_privileges = *on,
+            SecurityOpt::NotApplied => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod security_opt_tests {
+    use super::SecurityOpt;
+
+    #[test]
+    fn both_separators_and_every_supported_form() {
+        assert_eq!(
+            SecurityOpt::parse("seccomp:unconfined"),
+            Ok(SecurityOpt::SeccompUnconfined)
+        );
+        assert_eq!(
+            SecurityOpt::parse("no-new-privileges"),
+            Ok(SecurityOpt::NoNewPrivileges(true))
+        );
+        assert_eq!(
+            SecurityOpt::parse("no-new-privileges:false"),
+            Ok(SecurityOpt::NoNewPrivileges(false))
+        );
+        assert_eq!(
+            SecurityOpt::parse("label=disable"),
+            Ok(SecurityOpt::NotApplied)
+        );
+        assert_eq!(
+            SecurityOpt::parse("apparmor:unconfined"),
+            Ok(SecurityOpt::NotApplied)
+        );
+    }
+
+    #[test]
+    fn unknown_values_and_profiles_are_refused_by_name() {
+        let e = SecurityOpt::parse("seccomp=/etc/profile.json").unwrap_err();
+        assert!(e.contains("/etc/profile.json"), "{e}");
+        let e = SecurityOpt::parse("systempaths=unconfined").unwrap_err();
+        assert!(e.contains("systempaths=unconfined"), "{e}");
+        assert!(SecurityOpt::parse("no-new-privileges=maybe").is_err());
+    }
+}

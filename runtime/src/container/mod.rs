@@ -36,7 +36,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub use config::{
-    ContainerConfig, ExecConfig, MountSpec, NetworkMode, Resources, RootfsSource, Ulimit,
+    ContainerConfig, ExecConfig, MountSpec, NetworkMode, Resources, RootfsSource, SecurityOpt,
+    Ulimit,
 };
 pub use record::Record;
 pub use state::{State, Status};
