@@ -1,4 +1,4 @@
-//! `berth container …`: single containers (issue 4). The CLI drives the runtime library
+//! `berth container …`: single containers. The CLI drives the runtime library
 //! directly against `--root`/`--run` (containers run under their shims, no daemon needed),
 //! from an image or a plain `--rootfs` directory. What needs the daemon goes through it: bridge
 //! networks and published ports (netd and the DNS live there: `POST /v1/container/connect`,

@@ -756,7 +756,7 @@ fn apply_change(c: &mut Config, change: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one `berth builder` command (issue 7).
+/// Runs one `berth builder` command.
 pub fn run_builder(g: &GlobalOpts, cmd: BuilderCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BuilderCommand::Prune => {

@@ -1,4 +1,4 @@
-//! `berth network …`: networks (issue 5).
+//! `berth network …`: networks.
 //!
 //! The daemon owns the instance's netd (and its lock), so the CLI sends the command to the
 //! daemon (`POST /v1/network`), which runs [`execute`] on its netd and returns the output.

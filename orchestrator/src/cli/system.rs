@@ -1,4 +1,4 @@
-//! `berth system …`: the daemon of this instance and its housekeeping (issue 6).
+//! `berth system …`: the daemon of this instance and its housekeeping.
 
 use std::process::ExitCode;
 

@@ -1,4 +1,4 @@
-//! `berth volume …`: volumes under `<root>/volumes/NAME/_data` (issue 4). Volumes are plain
+//! `berth volume …`: volumes under `<root>/volumes/NAME/_data`. Volumes are plain
 //! directories of the instance, so these commands need no daemon.
 
 use std::collections::BTreeMap;

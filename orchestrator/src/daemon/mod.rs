@@ -1,8 +1,8 @@
 //! `berth daemon`: one tokio process per berth instance that owns `<run>/berth.sock`.
 //!
-//! For now it serves the API skeleton (ping, info, events, shutdown); the engine, runtime manager
-//! and netd move in as their issues land. One daemon per run directory, enforced by a lock file,
-//! so two CLIs racing to start it cannot end with two daemons.
+//! It owns the instance's engine (runtime, netd, the embedded DNS) and serves the API the CLI
+//! speaks. One daemon per run directory, enforced by a lock file, so two CLIs racing to start it
+//! cannot end with two daemons.
 
 pub mod routes;
 mod watch;

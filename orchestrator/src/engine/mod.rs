@@ -2,8 +2,8 @@
 //!
 //! It works as observe -> plan -> execute (DESIGN.md): [`observed`] is a snapshot of the
 //! project's containers, networks and volumes; [`reconcile`] is a pure function from desired x
-//! observed to a [`plan::Plan`], printable and golden-tested without root; the executor (issue 6,
-//! next) runs a plan in parallel along its edges and carries no decisions of its own.
+//! observed to a [`plan::Plan`], printable and golden-tested without root; the executor
+//! ([`execute`]) runs a plan in parallel along its edges and carries no decisions of its own.
 
 pub mod build_net;
 pub mod execute;

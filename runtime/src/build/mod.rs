@@ -1,5 +1,5 @@
 //! Dockerfile builds: the pure half (parse, substitute, resolve stages, read the context,
-//! compute cache keys and config changes) that the executor and image store will run.
+//! compute cache keys and config changes) that the executor ([`exec`]) and image store run.
 //!
 //! The flow the daemon follows:
 //! 1. [`Dockerfile::parse`] the file (errors carry `Dockerfile:LINE`).
