@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -123,29 +122,26 @@ fn reachable(top: &Path) -> Vec<(PathBuf, fs::Metadata)> {
     out
 }
 
-/// What of `root` and `run` nobody can reach, beyond the few entries that must stay
-/// reachable (the two directories, the daemon's socket, pid and lock files), and those of
-/// them that give nobody more than they should (a writable socket, a readable lock).
+/// What of `root` and `run` gives nobody anything: a directory it may search or list, a file
+/// it may read or write, a socket it may connect to. Two are meant to: the run dir may be
+/// searched (on the way to the socket, whose mode says who may connect) and the pid file read.
 fn exposed(root: &Path, run: &Path) -> Vec<String> {
-    let public: BTreeSet<PathBuf> = [
-        root.to_path_buf(),
-        run.to_path_buf(),
-        run.join("berth.sock"),
-        run.join("berth.pid"),
-        run.join("berth.lock"),
-    ]
-    .into();
     let mut out = Vec::new();
     for top in [root, run] {
         for (p, md) in reachable(top) {
-            if !public.contains(&p) {
+            let ft = md.file_type();
+            let gives = if ft.is_dir() {
+                let search_ok = p == run && !nobody_may(&md, 4);
+                (nobody_may(&md, 4) || nobody_may(&md, 1)) && !search_ok
+            } else if ft.is_symlink() {
+                false
+            } else if p == run.join("berth.pid") {
+                nobody_may(&md, 2)
+            } else {
+                nobody_may(&md, 4) || nobody_may(&md, 2)
+            };
+            if gives {
                 out.push(format!("{} {:o}", p.display(), md.mode() & 0o7777));
-            } else if p.ends_with("berth.sock") && nobody_may(&md, 2) {
-                out.push(format!("socket {} writable by nobody", p.display()));
-            } else if p.ends_with("berth.lock") && (nobody_may(&md, 4) || nobody_may(&md, 2)) {
-                out.push(format!("lock {} openable by nobody", p.display()));
-            } else if md.is_dir() && nobody_may(&md, 4) {
-                out.push(format!("{} listable by nobody", p.display()));
             }
         }
     }
@@ -362,18 +358,19 @@ fn nobody_reaches_no_container_file_volume_config_or_daemon() {
 }
 
 /// Gives an instance the modes an older berth made (0711 root, the rest as the umask left
-/// it: 0755 dirs, 0644 files), as a root upgraded in place would have them.
+/// it: 0755 dirs, 0644 files), as a root upgraded in place would have them. Filesystems
+/// (layers, upper and work dirs, volume data) keep their own modes.
 fn loosen(top: &Path) {
+    const CONTENT: [&str; 5] = ["upper", "work", "rootfs", "_data", "l"];
     let mut stack = vec![top.to_path_buf()];
     while let Some(p) = stack.pop() {
         let Ok(md) = fs::symlink_metadata(&p) else {
             continue;
         };
-        let is_upper_content = p
-            .ancestors()
-            .any(|a| a.file_name().is_some_and(|n| n == "upper" || n == "_data"))
-            && !(p.ends_with("upper") || p.ends_with("_data"));
-        if md.file_type().is_symlink() || is_upper_content {
+        let content = p
+            .file_name()
+            .is_some_and(|n| CONTENT.iter().any(|c| n == *c));
+        if md.file_type().is_symlink() || content {
             continue;
         }
         if md.is_dir() {
