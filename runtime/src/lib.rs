@@ -7,3 +7,4 @@ pub mod image;
 
 pub mod build;
 pub mod container;
+pub mod modes;

@@ -1,5 +1,6 @@
 //! The CLI side of the daemon API, including starting the daemon when nobody answers.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -254,10 +255,11 @@ impl Client {
             exe: exe.clone(),
             source,
         };
-        std::fs::create_dir_all(root).map_err(spawn_err)?;
+        berth_runtime::modes::ensure_root(root).map_err(spawn_err)?;
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(berth_runtime::modes::PRIVATE_FILE)
             .open(&log)
             .map_err(spawn_err)?;
         let log_err = log_file.try_clone().map_err(spawn_err)?;

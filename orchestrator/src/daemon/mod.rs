@@ -9,7 +9,7 @@ mod watch;
 
 use std::convert::Infallible;
 use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -179,17 +179,35 @@ pub fn cgroup_mode() -> &'static str {
     }
 }
 
-fn mkdir(path: &Path, mode: u32) -> Result<(), DaemonError> {
-    std::fs::create_dir_all(path).map_err(|source| DaemonError::CreateDir {
+/// Makes the root or run dir (`make`: with its mode, see `berth_runtime::modes`).
+fn mkdir(path: &Path, make: fn(&Path) -> std::io::Result<()>) -> Result<(), DaemonError> {
+    make(path).map_err(|source| DaemonError::CreateDir {
         path: path.to_path_buf(),
         source,
-    })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
-        DaemonError::CreateDir {
-            path: path.to_path_buf(),
-            source,
-        }
     })
+}
+
+/// Narrows the modes of a root or run dir made by an older berth (no path from a user who is
+/// not root into a container's files, configs, volumes or logs), and says what it changed.
+fn repair_modes(opts: &DaemonOptions) {
+    let r = berth_runtime::modes::repair(&opts.root, &opts.run);
+    for (path, old, new) in &r.tightened {
+        tracing::debug!(path = %path.display(), old = format!("{old:o}"), new = format!("{new:o}"), "state mode tightened");
+    }
+    for (path, err) in &r.failed {
+        tracing::warn!(path = %path.display(), %err, "cannot tighten the mode of a state path");
+    }
+    let took_us = r.took.as_micros() as u64;
+    if r.tightened.is_empty() {
+        tracing::debug!(checked = r.checked, took_us, "state modes checked");
+    } else {
+        tracing::info!(
+            checked = r.checked,
+            tightened = r.tightened.len(),
+            took_us,
+            "state modes tightened"
+        );
+    }
 }
 
 /// Takes the instance lock; held for the daemon's whole life (released when the process ends).
@@ -199,6 +217,7 @@ fn lock_instance(run: &Path) -> Result<Flock<File>, DaemonError> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(berth_runtime::modes::PRIVATE_FILE)
         .open(&path)
         .map_err(|source| DaemonError::Lock {
             path: path.clone(),
@@ -230,13 +249,19 @@ pub fn run(opts: DaemonOptions) -> Result<(), DaemonError> {
 }
 
 async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
-    mkdir(&opts.root, 0o711)?;
-    mkdir(&opts.run, 0o711)?;
+    mkdir(&opts.root, berth_runtime::modes::ensure_root)?;
+    mkdir(&opts.run, berth_runtime::modes::ensure_run)?;
     let _lock = lock_instance(&opts.run)?;
+    repair_modes(&opts);
     let sock = opts.run.join(SOCKET_NAME);
     // The lock proves no live daemon owns a leftover socket: remove it.
     let _ = std::fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock).map_err(|source| DaemonError::Listen {
+    // A socket takes its mode from the umask: born 0600, so that no one else connects before
+    // the chmod below (no other thread of ours makes files yet).
+    let mask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let listener = UnixListener::bind(&sock);
+    nix::sys::stat::umask(mask);
+    let listener = listener.map_err(|source| DaemonError::Listen {
         path: sock.clone(),
         source,
     })?;

@@ -4,7 +4,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -52,6 +52,7 @@ impl LogWriter {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(crate::modes::PRIVATE_FILE)
             .open(path)
             .map_err(|source| LogError::Open {
                 path: path.to_path_buf(),

@@ -42,6 +42,7 @@ pub use config::{
 pub use record::Record;
 pub use state::{State, Status};
 
+use crate::modes;
 use control::{ControlError, Request, Response};
 use shim::StartReport;
 
@@ -446,7 +447,10 @@ impl Runtime {
     fn lay_out(&self, rec: &Record) -> Result<(), RuntimeError> {
         let cfg = &rec.config;
         let dir = &rec.dir;
-        fs::create_dir_all(dir).map_err(io_err("creating", dir))?;
+        modes::root_dir(&self.cfg.root, dir).map_err(io_err("creating", dir))?;
+        if let Some(parent) = rec.netns.as_deref().and_then(Path::parent) {
+            modes::run_dir(&self.cfg.run, parent).map_err(io_err("creating", parent))?;
+        }
         // The new netns is made on a thread while the bundle is written (dropping it on an
         // early error waits for it, so that `remove_files` finds the pin to remove).
         let pin = rec
@@ -456,8 +460,14 @@ impl Runtime {
             .transpose()?;
         let rootfs = match &cfg.rootfs {
             RootfsSource::Layers(_) => {
-                for d in ["rootfs", "upper", "work"] {
-                    fs::create_dir_all(dir.join(d)).map_err(io_err("creating", &dir.join(d)))?;
+                // The upper dir's mode is that of the container's `/`.
+                for (d, mode) in [
+                    ("rootfs", modes::PRIVATE_DIR),
+                    ("upper", modes::CONTAINER_DIR),
+                    ("work", modes::PRIVATE_DIR),
+                ] {
+                    let p = dir.join(d);
+                    modes::mkdir(&p, mode).map_err(io_err("creating", &p))?;
                 }
                 dir.join("rootfs")
             }
@@ -473,7 +483,10 @@ impl Runtime {
             }
         };
         for v in &rec.volumes {
-            fs::create_dir_all(v).map_err(io_err("creating volume", v))?;
+            if let Some(parent) = v.parent() {
+                modes::root_dir(&self.cfg.root, parent).map_err(io_err("creating volume", v))?;
+            }
+            modes::mkdir(v, modes::CONTAINER_DIR).map_err(io_err("creating volume", v))?;
         }
         let hostname = cfg
             .hostname
@@ -493,9 +506,11 @@ impl Runtime {
             ("hostname", format!("{hostname}\n")),
             ("resolv.conf", resolv),
         ];
+        // Bind-mounted into the container, read there by any uid.
         for (name, content) in &files {
             let p = dir.join(name);
-            fs::write(&p, content).map_err(io_err("writing", &p))?;
+            modes::write_file(&p, content.as_bytes(), modes::CONTAINER_FILE)
+                .map_err(io_err("writing", &p))?;
         }
         // Resolved now for the bundle's sake (crun/runc); an unknown user is reported by the
         // container's init at start, with the container's own files as the truth.
@@ -525,7 +540,7 @@ impl Runtime {
         // The log exists from the start so a foreground reader can open it before the shim
         // runs (and keep reading after `--rm` deleted it).
         let p = rec.log_path();
-        fs::File::create(&p).map_err(io_err("creating", &p))?;
+        modes::create_file(&p, modes::PRIVATE_FILE).map_err(io_err("creating", &p))?;
         let p = rec.spec_path();
         state::write_json_atomic(&p, &spec).map_err(io_err("writing", &p))?;
         let p = dir.join(Record::FILE);
@@ -619,8 +634,13 @@ impl Runtime {
         if let Some(ns) = &rec.netns
             && !namespaces::is_pinned(ns)
         {
+            if let Some(parent) = ns.parent() {
+                modes::run_dir(&self.cfg.run, parent).map_err(io_err("creating", parent))?;
+            }
             namespaces::pin_netns(ns)?;
         }
+        // Where the shim binds the control socket: only root may reach it.
+        modes::run_dir(&self.cfg.run, &rec.run_dir).map_err(io_err("creating", &rec.run_dir))?;
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
             RuntimeError::SpawnShim {
                 exe: self.cfg.shim_exe.clone(),

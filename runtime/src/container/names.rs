@@ -53,7 +53,8 @@ impl Names {
             .dir
             .with_file_name(format!("container-names.tmp-{}", std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp)?;
+        let root = self.dir.parent().unwrap_or(&self.dir);
+        crate::modes::root_dir(root, &tmp)?;
         if let Ok(rd) = fs::read_dir(&self.containers) {
             for e in rd.flatten() {
                 if let Ok(rec) = Record::load(&e.path()) {

@@ -114,10 +114,9 @@ impl State {
     }
 }
 
-/// Serialises `value` next to `path` and renames it over `path`.
+/// Serialises `value` next to `path` and renames it over `path`; only root may read it (a
+/// container's config holds its environment's secrets).
 pub(crate) fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
     let data = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-    fs::write(&tmp, data)?;
-    fs::rename(&tmp, path)
+    crate::modes::write_atomic(path, &data, crate::modes::PRIVATE_FILE)
 }

@@ -114,7 +114,9 @@ impl Runtime {
             return Err(VolumeError::Exists(name));
         }
         let data = dir.join("_data");
-        fs::create_dir_all(&data).map_err(io_err("creating", &data))?;
+        crate::modes::root_dir(&self.cfg.root, &dir).map_err(io_err("creating", &dir))?;
+        crate::modes::mkdir(&data, crate::modes::CONTAINER_DIR)
+            .map_err(io_err("creating", &data))?;
         self.volume_mark(&name, labels, anonymous)?;
         self.volume_inspect(&name)
     }

@@ -55,7 +55,7 @@ pub struct Blobs {
 }
 
 impl Blobs {
-    /// Opens (and creates) the blob area under `images`.
+    /// Opens (and creates, private to root) the blob area under `images`.
     pub fn open(images: &Path) -> Result<Blobs, BlobError> {
         let b = Blobs {
             dir: images.join("blobs/sha256"),
@@ -63,7 +63,7 @@ impl Blobs {
             locks: images.join("locks"),
         };
         for d in [&b.dir, &b.tmp, &b.locks] {
-            fs::create_dir_all(d).map_err(io_err("create", d))?;
+            crate::modes::private_dir(images, d).map_err(io_err("create", d))?;
         }
         Ok(b)
     }

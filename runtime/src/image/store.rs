@@ -495,7 +495,7 @@ impl ImageStore {
         let dir = root.join("images");
         for sub in ["layers", "l", "imagedb"] {
             let p = dir.join(sub);
-            fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+            crate::modes::root_dir(root, &p).map_err(io_err("create", &p))?;
         }
         let blobs = Blobs::open(&dir)?;
         Ok(ImageStore {
