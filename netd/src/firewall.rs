@@ -9,6 +9,10 @@
 //!
 //! The masquerade rule names only berth's bridge (`oifname != <bridge>`), never the host NIC,
 //! so a NIC change needs no rule change.
+//!
+//! What is reachable from outside the host is decided first, in the `raw` chain, by the rules
+//! of [`crate::guards`] (no path to 127.0.0.0/8 but from `lo`, none to a network's subnet but
+//! from its bridge and `lo`).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -24,6 +28,7 @@ use nftables::schema::{Chain, NfCmd, NfListObject, NfObject, Nftables, Rule, Tab
 use nftables::stmt::{Accept, Drop, Match, NAT, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
 
+use crate::guards::{loopback_guard, subnet_guard};
 use crate::ipam::Ipv4Net;
 use crate::names::BRIDGE_PREFIX;
 use crate::ports::Protocol;
@@ -338,6 +343,12 @@ pub(crate) fn notrack_inside(
 pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
     let any_bridge = || s(format!("{BRIDGE_PREFIX}*"));
     let mut out = Vec::new();
+    if !rs.networks.is_empty() {
+        out.push(loopback_guard());
+    }
+    for n in &rs.networks {
+        out.push(subnet_guard("ip", &n.bridge, prefix(&n.subnet)));
+    }
     let wildcard = rs
         .ports
         .iter()
@@ -363,7 +374,12 @@ pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
                 flags: None,
             })),
         ];
-        out.push(("prerouting", body.clone()));
+        // A publication on a loopback address is for the host's own clients, whose first
+        // packet passes `output` only: no prerouting DNAT, so no frame from outside can be
+        // translated to it (the loopback guard drops such frames earlier anyway).
+        if !p.host_ip.is_some_and(|ip| ip.is_loopback()) {
+            out.push(("prerouting", body.clone()));
+        }
         out.push(("output", body));
     }
     // Where br_netfilter is loaded (Docker loads it), frames bridged between two containers
@@ -863,7 +879,7 @@ mod tests {
     fn bridged_traffic_skips_conntrack_but_the_gateway_does_not() {
         let raw: Vec<_> = rules(&rs())
             .into_iter()
-            .filter(|(c, _)| *c == "raw")
+            .filter(|(c, b)| *c == "raw" && b.contains(&Statement::Notrack))
             .collect();
         assert_eq!(raw.len(), 2, "one per network");
         let json = String::from_utf8(encode(&batch(&rs())).unwrap()).unwrap();

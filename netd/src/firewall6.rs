@@ -1,13 +1,16 @@
 //! IPv6 rules of `enable_ipv6` networks, in berth's own `ip6` table (same name as the `ip`
 //! one), written in the same batch as the `ip` table so both families change together.
 //!
-//! The same shape as IPv4: masquerade of each non-internal IPv6 subnet for anything not on
-//! its own bridge (no egress NIC named), DNAT of published ports to the container's IPv6
+//! The same shape as IPv4: each IPv6 subnet reachable only from its own bridge and the host
+//! (the `raw` subnet guard; no direct routing from a LAN neighbour), masquerade of each
+//! non-internal IPv6 subnet for anything not on its own bridge (no egress NIC named), DNAT of published ports to the container's IPv6
 //! address for packets to any local address (`fib daddr type local`), hairpin masquerade,
 //! forward isolation between networks and none out of internal ones. What IPv6 cannot do:
 //! `[::1]:PORT` from the host itself (the kernel never routes ::1 off the host, and there is
-//! no IPv6 `route_localnet`: netd refuses such a port); ports published with an IPv4
-//! `host_ip` are IPv4 only, with an IPv6 one (`::` = any) IPv6 only.
+//! no IPv6 `route_localnet`: netd refuses such a port), which is also why the `ip6` table
+//! needs no loopback guard (the kernel drops packets for ::1 that arrive on another interface
+//! before any netfilter hook); ports published with an IPv4 `host_ip` are IPv4 only, with
+//! an IPv6 one (`::` = any) IPv6 only.
 
 use std::net::Ipv6Addr;
 
@@ -20,6 +23,7 @@ use crate::firewall::{
     CHAINS, Fingerprint, FirewallError, accept, chain, ct, drop_, eq, fib_local, field, m, masq,
     meta, nft, notrack_inside, observed_family, rule, s, spare_gateway_dns, table_obj_of, tag,
 };
+use crate::guards::subnet_guard;
 use crate::ipam6::Ipv6Net;
 use crate::names::BRIDGE_PREFIX;
 use crate::ports::Protocol;
@@ -72,6 +76,9 @@ fn prefix6(n: &Ipv6Net) -> Expression<'static> {
 pub fn rules6(rs: &Ruleset6) -> Vec<(&'static str, Vec<Statement<'static>>)> {
     let any_bridge = || s(format!("{BRIDGE_PREFIX}*"));
     let mut out = Vec::new();
+    for n in &rs.networks {
+        out.push(subnet_guard("ip6", &n.bridge, prefix6(&n.subnet)));
+    }
     for n in &rs.networks {
         if let Some(gw) = n.gateway {
             out.push(notrack_inside(
@@ -286,6 +293,25 @@ mod tests {
             "only ip6 objects: {text}"
         );
         assert_eq!(expected6(&rs()).unwrap().rules.len(), rules6(&rs()).len());
+    }
+
+    #[test]
+    fn ipv6_subnets_are_reachable_only_from_their_bridge_and_the_host() {
+        let raw: Vec<String> = rules6(&rs())
+            .iter()
+            .filter(|(c, _)| *c == "raw")
+            .map(|(_, b)| serde_json::to_string(b).unwrap())
+            .collect();
+        assert_eq!(
+            raw[0],
+            r#"[{"match":{"left":{"payload":{"protocol":"ip6","field":"daddr"}},"right":{"prefix":{"addr":"fd00:b5e7::","len":64}},"op":"=="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"berth-aaaa","op":"!="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"lo","op":"!="}},{"drop":{}}]"#
+        );
+        assert_eq!(raw.len(), 2, "the guard, then the notrack rule");
+        assert!(
+            !raw.iter()
+                .any(|r| r.contains(r#""::1""#) || r.contains(r#""lo","op":"=="#)),
+            "no loopback guard"
+        );
     }
 
     #[test]

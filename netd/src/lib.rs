@@ -6,6 +6,7 @@
 pub mod conflicts;
 pub mod firewall;
 pub mod firewall6;
+pub mod guards;
 pub mod ipam;
 pub mod ipam6;
 pub mod links;

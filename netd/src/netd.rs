@@ -588,11 +588,18 @@ impl Netd {
         }
         let br = n.bridge.clone();
         let v6 = n.subnet6.is_some();
+        // route_localnet lets the host's own clients of a published port (127.0.0.1:PORT,
+        // translated in `output`) leave through the bridge with their loopback source and
+        // lets the container's replies, which conntrack readdresses to 127.0.0.1, in: the
+        // kernel would take both for martians. Only networks that can publish ports need
+        // it (internal ones cannot); what it would also let in (a container's frames for
+        // 127.0.0.0/8) is dropped by the firewall's loopback guard.
+        let localnet = if n.internal { "0" } else { "1" };
         let changed_sysctl = self
             .worker
             .run(None, move || -> Result<bool, NetdError> {
                 let a = write_sysctl("net/ipv4/ip_forward", "1")?;
-                let b = write_sysctl(&format!("net/ipv4/conf/{br}/route_localnet"), "1")?;
+                let b = write_sysctl(&format!("net/ipv4/conf/{br}/route_localnet"), localnet)?;
                 let c = if v6 {
                     // The bridge may have been born with IPv6 off (a host that disables it
                     // by default); forwarding is what lets containers' IPv6 out.

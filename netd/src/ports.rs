@@ -4,9 +4,12 @@
 //! The kernel path (DNAT in berth's nft table) serves every case: other hosts through the host's
 //! addresses, the host itself at 127.0.0.1 (output-chain DNAT + `route_localnet` on the bridge +
 //! masquerade of 127.0.0.0/8 towards the bridge), and hairpin from a container (masquerade of
-//! DNAT'd traffic that stays inside its subnet). No userland proxy is run, so no socket is
-//! bound for a publication: a port a host process listens on would be shadowed silently, and
-//! netd refuses it instead (see [`crate::listeners`]).
+//! DNAT'd traffic that stays inside its subnet). A publication on a loopback address gets the
+//! output-chain DNAT only, so it serves the host and nothing else; from other machines only
+//! publications on other addresses answer, never a container address directly (the firewall's
+//! `raw` guards). No userland proxy is run, so no socket is bound for a publication: a port a
+//! host process listens on would be shadowed silently, and netd refuses it instead (see
+//! [`crate::listeners`]).
 
 use std::fmt;
 use std::net::IpAddr;

@@ -218,3 +218,154 @@ services:
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
+
+/// A LAN neighbour of the simulated host: a namespace linked to it by a veth
+/// (192.168.177.2 here, 192.168.177.1 on the host), removed on drop.
+struct Neighbour {
+    ns: String,
+}
+
+impl Neighbour {
+    fn new(host: &Host) -> Self {
+        let ns = format!("bt-nb-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let o = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .expect("ip");
+            assert!(
+                o.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        ip(&["netns", "add", &ns]);
+        let me = Self { ns };
+        let ns = me.ns.as_str();
+        ip(&[
+            "link", "add", "lan0", "netns", &host.ns, "type", "veth", "peer", "name", "eth0",
+            "netns", ns,
+        ]);
+        ip(&[
+            "-n",
+            &host.ns,
+            "addr",
+            "add",
+            "192.168.177.1/24",
+            "dev",
+            "lan0",
+        ]);
+        ip(&["-n", &host.ns, "link", "set", "lan0", "up"]);
+        ip(&["-n", ns, "addr", "add", "192.168.177.2/24", "dev", "eth0"]);
+        ip(&["-n", ns, "link", "set", "eth0", "up"]);
+        ip(&["-n", ns, "link", "set", "lo", "up"]);
+        me
+    }
+
+    /// The body of an HTTP GET from the neighbour (empty when nothing answers in 2 s).
+    fn curl(&self, url: &str) -> String {
+        let o = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "curl",
+                "-sS",
+                "--max-time",
+                "2",
+                url,
+            ])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+}
+
+impl Drop for Neighbour {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .status();
+    }
+}
+
+#[test_with::root()]
+#[test]
+fn a_lan_neighbour_reaches_only_ports_published_on_the_hosts_addresses() {
+    let host = Host::new("expose");
+    host.busybox_image();
+    let stack = r#"
+name: ex
+services:
+  web:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    ports: ["18080:80", "127.0.0.1:18081:80"]
+    command: ["sh", "-c", "httpd -p 8000 -h /var/www; httpd -f -p 80 -h /var/www"]
+"#;
+    std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
+    host.ok(&["up", "-d"]);
+    let ip = host
+        .ok(&[
+            "container",
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.IPAddress}}",
+            "ex-web-1",
+        ])
+        .trim()
+        .to_string();
+    assert!(ip.starts_with("10."), "{ip}");
+    let nb = Neighbour::new(&host);
+    // The neighbour routes the container's address through the host, as a LAN peer can.
+    let o = std::process::Command::new("ip")
+        .args(["-n", &nb.ns, "route", "add", &ip, "via", "192.168.177.1"])
+        .output()
+        .expect("ip route");
+    assert!(o.status.success());
+    let hello = "hello from web\n";
+    let mut published = String::new();
+    for _ in 0..20 {
+        published = nb.curl("http://192.168.177.1:18080/");
+        if published == hello {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(published, hello, "the published port from the neighbour");
+    assert_eq!(
+        host.curl("http://127.0.0.1:18081/"),
+        hello,
+        "127.0.0.1 from the host"
+    );
+    assert_eq!(host.curl("http://127.0.0.1:18080/"), hello);
+    assert_eq!(
+        host.curl(&format!("http://{ip}:8000/")),
+        hello,
+        "the host reaches its containers"
+    );
+    for (what, url) in [
+        ("unpublished port", format!("http://{ip}:8000/")),
+        ("published container port", format!("http://{ip}:80/")),
+        (
+            "127.0.0.1-only publication",
+            "http://192.168.177.1:18081/".into(),
+        ),
+    ] {
+        assert_eq!(
+            nb.curl(&url),
+            "",
+            "the neighbour reached the {what} at {url}"
+        );
+    }
+    let ids: Vec<String> = host
+        .ps()
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect();
+    host.ok(&["down"]);
+    drop(nb);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}
