@@ -80,6 +80,14 @@ impl NetworkServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
+
+    /// The inodes of its sockets (another berth process exempts them from its port check).
+    pub fn inodes(&self) -> Vec<u64> {
+        self._own
+            .iter()
+            .map(crate::listeners::OwnSocket::inode)
+            .collect()
+    }
 }
 
 impl Drop for NetworkServer {
