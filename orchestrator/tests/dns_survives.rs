@@ -67,15 +67,30 @@ fn attempts(log: &Path) -> Vec<Attempt> {
         .collect()
 }
 
-/// How long names failed from `since` on: from the start of the first failed (or over-long)
-/// lookup of a run to the end of the next good one. A run that never ended counts up to the
-/// last attempt plus the goal, so it fails the check. Also returns the good lookups seen.
-fn failure_window(all: &[Attempt], since: f64) -> (f64, usize) {
+/// Which lookups a measure counts.
+#[derive(Debug, Clone, Copy)]
+enum Counted {
+    /// Every lookup still running at the instant or started later.
+    EndingAfter(f64),
+    /// Lookups started at the instant or later: a DNS process killed while it held a query
+    /// loses that query, and its client learns it only from its own timeout (see
+    /// `a_killed_dns_keeper_is_replaced_at_once`).
+    StartingAfter(f64),
+}
+
+/// How long names failed: from the start of the first failed (or over-long) lookup of a run
+/// to the end of the next good one. A run that never ended counts up to the last attempt plus
+/// the goal, so it fails the check. Also returns the good lookups seen.
+fn failure_window(all: &[Attempt], counted: Counted) -> (f64, usize) {
     let mut worst: f64 = 0.0;
     let mut failing_since: Option<f64> = None;
     let mut good = 0;
+    let (since, keep): (f64, &dyn Fn(&Attempt) -> bool) = match counted {
+        Counted::EndingAfter(t) => (t, &move |a: &Attempt| a.end >= t),
+        Counted::StartingAfter(t) => (t, &move |a: &Attempt| a.start >= t),
+    };
     let mut last_end = since;
-    for a in all.iter().filter(|a| a.end >= since) {
+    for a in all.iter().filter(|a| keep(a)) {
         last_end = a.end;
         if a.ok && a.end - a.start <= GOAL {
             good += 1;
@@ -134,13 +149,49 @@ fn keeper(host: &Host) -> Option<i32> {
         .map(|(pid, _)| pid)
 }
 
-fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+/// The keeper's memory: resident, of which private (anonymous), and its proportional share
+/// (the berth binary's pages are shared with the daemon and every shim).
+fn memory(pid: i32) -> String {
+    let field = |file: &str, key: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    format!(
+        "VmRSS {} KiB (RssAnon {} KiB, RssFile {} KiB), Pss {} KiB",
+        field("status", "VmRSS:"),
+        field("status", "RssAnon:"),
+        field("status", "RssFile:"),
+        field("smaps_rollup", "Pss:")
+    )
+}
+
+fn keepers(host: &Host) -> usize {
+    let dns = host.run.join("dns");
+    processes_of(&host.run)
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains(&format!(" dns {}", dns.display())))
+        .count()
+}
+
+/// Time from now until a keeper other than `old` reports in keeper.json.
+fn replaced_after(host: &Host, old: i32) -> Duration {
+    let t = std::time::Instant::now();
+    let status = host.run.join("dns/keeper.json");
+    while t.elapsed() < Duration::from_secs(5) {
+        let pid = std::fs::read_to_string(&status)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v["pid"].as_i64());
+        if pid.is_some_and(|p| p != i64::from(old)) {
+            return t.elapsed();
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    panic!("no new DNS keeper reported within 5 s");
 }
 
 struct Stack {
@@ -172,10 +223,21 @@ fn up(tag: &str) -> Stack {
 }
 
 /// Waits 3 s with berth untouched, then returns the failure window since `since`.
-fn measure(s: &Stack, since: f64, what: &str) -> f64 {
+fn measure(s: &Stack, counted: Counted, what: &str) -> f64 {
     std::thread::sleep(Duration::from_secs(3));
-    let (window, good) = failure_window(&attempts(&s.log), since);
-    eprintln!("{what}: names failed for {window:.2} s ({good} good lookups in 3 s)");
+    let all = attempts(&s.log);
+    let (window, good) = failure_window(&all, counted);
+    let lost = match counted {
+        Counted::StartingAfter(t) => all
+            .iter()
+            .filter(|a| a.start < t && a.end >= t && !a.ok)
+            .count(),
+        Counted::EndingAfter(_) => 0,
+    };
+    eprintln!(
+        "{what}: names failed for {window:.2} s ({good} good lookups in 3 s, \
+         {lost} in flight at the kill lost)"
+    );
     assert!(good > 0, "{what}: no lookup answered in 3 s");
     window
 }
@@ -207,18 +269,25 @@ fn down_leaves_nothing(s: &Stack) {
 #[test]
 fn names_answer_through_daemon_kills() {
     let s = up("dnskill");
+    let first = keeper(&s.host).expect("a DNS keeper runs");
     let mut windows = Vec::new();
-    for round in 0..5 {
+    let kills: usize = std::env::var("BERTH_DNS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    for round in 0..kills {
         if round > 0 {
-            // A CLI call brings the daemon back, which re-adopts the running keeper.
+            // A CLI call brings the daemon back, which adopts the running keeper.
             s.host.ok(&["system", "info"]);
             std::thread::sleep(Duration::from_millis(500));
+            assert_eq!(keeper(&s.host), Some(first), "the keeper was adopted");
+            assert_eq!(keepers(&s.host), 1);
         }
         let t = uptime();
         kill9(pid_in(&s.host.run.join("berth.pid")));
         windows.push(measure(
             &s,
-            t,
+            Counted::EndingAfter(t),
             &format!("kill -9 of the daemon #{}", round + 1),
         ));
     }
@@ -229,7 +298,26 @@ fn names_answer_through_daemon_kills() {
         windows.len()
     );
     assert!(max < GOAL, "names failed up to {max:.2} s: {windows:?}");
-    // The daemon is down: the next CLI call restarts it and the stack goes as usual.
+    // A daemon started after the crash publishes to the adopted keeper: a new container's
+    // name answers at once.
+    s.host.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "--network",
+        "dnsup_default",
+        "busybox:e2e",
+        "sleep",
+        "300",
+    ]);
+    let got = s
+        .host
+        .ok(&["container", "exec", "dnsup-app-1", "nslookup", "late"]);
+    assert!(got.contains("Address: 10."), "{got}");
+    assert_eq!(keeper(&s.host), Some(first));
+    s.host.ok(&["container", "rm", "-f", "late"]);
     down_leaves_nothing(&s);
 }
 
@@ -240,31 +328,66 @@ fn names_answer_after_system_shutdown_and_nothing_is_left_after_down() {
     let s = up("dnsshut");
     let t = uptime();
     s.host.ok(&["system", "shutdown"]);
-    let window = measure(&s, t, "system shutdown");
+    let window = measure(&s, Counted::EndingAfter(t), "system shutdown");
+    eprintln!("FIGURES: system shutdown: names failed {window:.2} s");
     assert!(
         window < GOAL,
         "names failed for {window:.2} s after shutdown"
     );
     let k = keeper(&s.host).expect("a DNS keeper runs while containers do");
-    eprintln!("FIGURES: DNS keeper RSS {} KiB", rss_kib(k));
+    eprintln!("FIGURES: DNS keeper memory: {}", memory(k));
+    // With the daemon down as well nothing restarts a killed keeper: the next CLI call that
+    // starts the daemon does, as soon as its engine is open.
+    kill9(k);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = uptime();
+    let called = std::time::Instant::now();
+    s.host.ok(&["system", "info"]);
+    replaced_after(&s.host, k);
+    let took = called.elapsed().as_secs_f64();
+    // Lookups sent while no keeper listened were refused by ICMP, until the kernel's ICMP
+    // rate limit made the next ones wait for the client's timeout (2 s here): so the loop
+    // is only required to answer again, the keeper to serve within the goal.
+    let window = measure(
+        &s,
+        Counted::StartingAfter(t),
+        "keeper killed while the daemon was down, then `system info`",
+    );
+    eprintln!(
+        "FIGURES: keeper killed with the daemon down: a new one serves {took:.2} s after \
+         the next CLI call (lookups failed {window:.2} s)"
+    );
+    assert!(took < GOAL, "the next keeper served after {took:.2} s");
+    assert_ne!(keeper(&s.host), Some(k));
     down_leaves_nothing(&s);
 }
 
 /// While the daemon runs, it watches its keeper and starts a new one as soon as it dies;
-/// the new keeper reads the records the daemon left and binds every gateway again.
+/// the new keeper reads the records the daemon left and binds every gateway again, in about
+/// 30 ms. "Names come back" means: every lookup sent after the kill is answered within the
+/// goal. A query the killed keeper had already received dies with its socket; its client
+/// learns it from its own timeout and retries (2 s for this loop's nslookup, 5 s for glibc's
+/// default), so such lookups are counted and printed, not held against the goal.
 #[test_with::root()]
 #[test_with::executable(ip, nsenter, nft, busybox)]
 #[test]
 fn a_killed_dns_keeper_is_replaced_at_once() {
     let s = up("dnskeep");
     let mut windows = Vec::new();
+    let mut replaced = Vec::new();
     for round in 0..3 {
         let old = keeper(&s.host).expect("a DNS keeper runs");
         let t = uptime();
         kill9(old);
+        let took = replaced_after(&s.host, old);
+        eprintln!(
+            "a new DNS keeper served {:.1} ms after the kill",
+            took.as_secs_f64() * 1e3
+        );
+        replaced.push(took.as_secs_f64() * 1e3);
         windows.push(measure(
             &s,
-            t,
+            Counted::StartingAfter(t),
             &format!("kill -9 of the DNS keeper #{}", round + 1),
         ));
         let new = keeper(&s.host).expect("a new DNS keeper runs");
@@ -272,9 +395,12 @@ fn a_killed_dns_keeper_is_replaced_at_once() {
     }
     let max = windows.iter().copied().fold(0.0, f64::max);
     eprintln!(
-        "FIGURES: keeper kill -9 x{}: names failed median {:.2} s, max {max:.2} s",
+        "FIGURES: keeper kill -9 x{}: names failed median {:.2} s, max {max:.2} s; \
+         new keeper serving after median {:.1} ms, max {:.1} ms",
         windows.len(),
-        median(&mut windows.clone())
+        median(&mut windows.clone()),
+        median(&mut replaced.clone()),
+        replaced.iter().copied().fold(0.0, f64::max),
     );
     assert!(max < GOAL, "names failed up to {max:.2} s: {windows:?}");
     down_leaves_nothing(&s);
