@@ -7,6 +7,8 @@
 //! - `keeper.json` ([`KeeperStatus`]): written the same way by the keeper after each load: the
 //!   generation it serves, what it listens on (with socket inodes, which the daemon exempts
 //!   from its host-port check) and what it could not bind.
+//! - `BERTH_DNS_FDS` (environment of a new keeper): descriptor numbers of sockets the daemon
+//!   kept from the previous keeper, to serve on instead of binding new ones.
 //! - `keeper.lock`: a POSIX record lock the keeper holds for its whole life. Only one keeper
 //!   runs per directory, and `F_GETLK` tells anyone which process that is.
 
@@ -95,6 +97,9 @@ pub struct Listening {
     pub addr: SocketAddr,
     /// The inodes of its sockets (UDP, and TCP when bound).
     pub inodes: Vec<u64>,
+    /// The same sockets' descriptor numbers in the keeper (for pidfd_getfd).
+    #[serde(default)]
+    pub fds: Vec<i32>,
 }
 
 /// A server the keeper could not start.
@@ -212,6 +217,9 @@ pub fn lock_holder(file: &std::fs::File) -> Option<i32> {
     nix::fcntl::fcntl(file.as_fd(), nix::fcntl::FcntlArg::F_GETLK(&mut fl)).ok()?;
     (fl.l_type != libc::F_UNLCK as libc::c_short && fl.l_pid > 0).then_some(fl.l_pid)
 }
+
+/// The environment variable that lists handed-over sockets.
+pub const FDS_ENV: &str = "BERTH_DNS_FDS";
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -203,6 +204,39 @@ async fn records_event(fd: &AsyncFd<InotifyFd>) -> std::io::Result<bool> {
     }
 }
 
+/// The sockets the daemon handed over (`BERTH_DNS_FDS`): open socket descriptors only,
+/// made close-on-exec again.
+fn handed_over() -> Vec<OwnedFd> {
+    let list = std::env::var(handoff::FDS_ENV).unwrap_or_default();
+    let mut fds = Vec::new();
+    for n in list.split(',').filter_map(|n| n.trim().parse::<i32>().ok()) {
+        if n <= 2 || fds.iter().any(|f: &OwnedFd| f.as_raw_fd() == n) {
+            continue;
+        }
+        // SAFETY: fstat on a number only reads; a closed number fails with EBADF.
+        let is_socket = nix::sys::stat::fstat(unsafe { BorrowedFd::borrow_raw(n) })
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK);
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: the descriptor is open (fstat succeeded), was inherited for us and nothing
+        // else in this process owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(n) };
+        let _ = nix::fcntl::fcntl(
+            &fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+        fds.push(fd);
+    }
+    if !fds.is_empty() {
+        tracing::info!(
+            sockets = fds.len(),
+            "dns keeper: serving on sockets handed over"
+        );
+    }
+    fds
+}
+
 async fn serve(dir: &Path) -> Result<(), KeeperError> {
     let lock = handoff::open_lock(dir)?;
     if !handoff::try_lock(&lock) {
@@ -229,6 +263,7 @@ async fn serve(dir: &Path) -> Result<(), KeeperError> {
         failed: Vec::new(),
         host_epoch: None,
     };
+    keeper.dns.take_over(handed_over());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(KeeperError::Runtime)?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
@@ -238,7 +273,10 @@ async fn serve(dir: &Path) -> Result<(), KeeperError> {
     tracing::info!(dir = %dir.display(), pid = std::process::id(), "dns keeper started");
     loop {
         match handoff::read_json::<RecordsFile>(dir, RECORDS) {
-            Ok(Some(file)) if !file.networks.is_empty() => keeper.apply(file),
+            Ok(Some(file)) if !file.networks.is_empty() => {
+                keeper.apply(file);
+                keeper.dns.release_unused_sockets();
+            }
             Ok(_) => {
                 tracing::info!("dns keeper: no network left to serve");
                 break;

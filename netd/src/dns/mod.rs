@@ -116,6 +116,8 @@ impl Default for ServerLimits {
 pub struct DnsService {
     shared: Arc<server::Shared>,
     servers: Mutex<HashMap<String, Vec<NetworkServer>>>,
+    /// Sockets handed over by an earlier process, used by the server of their address.
+    handed: Mutex<HashMap<SocketAddr, server::BoundPair>>,
     keeper: Option<Arc<supervise::Link>>,
     supervisor: Option<tokio::task::JoinHandle<()>>,
 }
@@ -148,6 +150,7 @@ impl DnsService {
         Self {
             shared: Arc::new(shared),
             servers: Mutex::new(HashMap::new()),
+            handed: Mutex::new(HashMap::new()),
             keeper: None,
             supervisor: None,
         }
@@ -189,6 +192,47 @@ impl DnsService {
         }
     }
 
+    /// Takes sockets bound by an earlier process (UDP and listening TCP, sorted out by their
+    /// type and address): a later [`DnsService::start_network`] on such an address serves on
+    /// them, answering what queued up meanwhile. Other descriptors are closed.
+    pub fn take_over(&self, fds: Vec<std::os::fd::OwnedFd>) {
+        use nix::sys::socket::{SockType, SockaddrStorage, getsockname, getsockopt, sockopt};
+        let mut handed = self.handed.lock().unwrap_or_else(PoisonError::into_inner);
+        for fd in fds {
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            let Ok(addr) = getsockname::<SockaddrStorage>(raw) else {
+                continue;
+            };
+            let addr = match (addr.as_sockaddr_in(), addr.as_sockaddr_in6()) {
+                (Some(v4), _) => SocketAddr::from(std::net::SocketAddrV4::from(*v4)),
+                (_, Some(v6)) => SocketAddr::from(std::net::SocketAddrV6::from(*v6)),
+                _ => continue,
+            };
+            match getsockopt(&fd, sockopt::SockType) {
+                Ok(SockType::Datagram) => {
+                    let tcp = handed.remove(&addr).and_then(|p| p.tcp);
+                    handed.insert(addr, server::BoundPair { udp: fd, tcp });
+                }
+                Ok(SockType::Stream) => {
+                    if let Some(p) = handed.get_mut(&addr) {
+                        p.tcp = Some(fd);
+                    } else {
+                        tracing::debug!(%addr, "dns: a handed-over TCP socket without its UDP one");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Closes handed-over sockets no server took (their network went meanwhile).
+    pub fn release_unused_sockets(&self) {
+        self.handed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// The servers running in this process: network, address, socket inodes.
     pub fn listeners(&self) -> Vec<handoff::Listening> {
         let servers = self.servers.lock().unwrap_or_else(PoisonError::into_inner);
@@ -199,6 +243,7 @@ impl DnsService {
                     network: id.clone(),
                     addr: s.local_addr(),
                     inodes: s.inodes(),
+                    fds: s.fds(),
                 })
             })
             .collect();
@@ -249,7 +294,12 @@ impl DnsService {
         }) {
             return Ok(s.local_addr());
         }
-        let server = server::spawn(Arc::clone(&self.shared), &id, listen)?;
+        let bound = self
+            .handed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&listen);
+        let server = server::spawn_on(Arc::clone(&self.shared), &id, listen, bound)?;
         let addr = server.local_addr();
         running.push(server);
         self.publish_listeners(&servers);

@@ -8,7 +8,10 @@
 //!
 //! The keeper is found by its lock (`F_GETLK` names the holder, so a keeper that outlived a
 //! daemon is adopted by the next one) and watched through a pidfd: its exit wakes the
-//! supervisor, which starts the next keeper while names are still in the file. Network
+//! supervisor, which starts the next keeper while names are still in the file. The daemon
+//! holds copies of the keeper's sockets (pidfd_getfd) and hands them to the next keeper
+//! (inherited, listed in `BERTH_DNS_FDS`): queries sent meanwhile wait in the socket buffers
+//! instead of being refused. Network
 //! creation waits until the keeper reports that it serves the new generation, so a server is
 //! listening before the first container of the network starts, as with in-process servers.
 
@@ -76,8 +79,19 @@ pub(super) struct Link {
     wake: Notify,
     /// The keeper's sockets, exempt from netd's host-port check in this process.
     own: Mutex<BTreeMap<u64, OwnSocket>>,
+    /// Copies of the keeper's sockets (pidfd_getfd): they outlive a killed keeper, so queries
+    /// wait in their buffers and the next keeper serves on them.
+    held: Mutex<Vec<Held>>,
     /// Keepers this process started and has not reaped, newest last.
     children: Mutex<Vec<Pid>>,
+}
+
+/// A copy of one of the keeper's sockets.
+#[derive(Debug)]
+struct Held {
+    addr: SocketAddr,
+    inode: u64,
+    fd: OwnedFd,
 }
 
 /// How long network creation waits for the keeper.
@@ -111,6 +125,7 @@ impl Link {
             state: Mutex::new(state),
             wake: Notify::new(),
             own: Mutex::new(BTreeMap::new()),
+            held: Mutex::new(Vec::new()),
             children: Mutex::new(Vec::new()),
         });
         let weak: Weak<Self> = Arc::downgrade(&link);
@@ -176,10 +191,13 @@ impl Link {
     }
 
     pub(super) fn remove_listen(&self, network: &str) -> bool {
-        self.state()
-            .listen
-            .remove(network)
-            .is_some_and(|l| !l.is_empty())
+        let addrs = self.state().listen.remove(network).unwrap_or_default();
+        // The network's address must be free for whatever comes next.
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|h| !addrs.contains(&h.addr));
+        !addrs.is_empty()
     }
 
     pub(super) fn listen(&self, network: &str) -> Vec<SocketAddr> {
@@ -236,6 +254,14 @@ impl Link {
     }
 
     fn spawn(&self) -> Option<Pid> {
+        // Held until the child has exec'd: no copy closes (and its number gets reused)
+        // between listing the numbers and the child keeping them.
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let fds: Vec<i32> = held
+            .iter()
+            .map(|h| std::os::fd::AsRawFd::as_raw_fd(&h.fd))
+            .collect();
+        let list = fds.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
         let log = self.cfg.dir.join("keeper.log");
         // Keep the log of the last keepers only.
         if std::fs::metadata(&log).is_ok_and(|m| m.len() > 1 << 20) {
@@ -248,15 +274,30 @@ impl Link {
             .open(&log)
             .map(std::process::Stdio::from)
             .unwrap_or_else(|_| std::process::Stdio::null());
-        let child = std::process::Command::new(&self.cfg.program)
+        let mut child = std::process::Command::new(&self.cfg.program);
+        child
             .args(&self.cfg.args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(stderr)
+            .env(handoff::FDS_ENV, list)
             // Its own process group: a signal to the daemon's group (Ctrl-C of a daemon run
             // by hand) must not take the names down.
-            .process_group(0)
-            .spawn();
+            .process_group(0);
+        // SAFETY: the closure only calls fcntl, which is async-signal-safe, on descriptors
+        // this process holds open (the `held` lock keeps them) and allocates nothing.
+        let child = unsafe {
+            child.pre_exec(move || {
+                for &fd in &fds {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            })
+        }
+        .spawn();
+        drop(held);
         match child {
             Ok(child) => {
                 let pid = Pid::from_raw(child.id() as i32);
@@ -283,8 +324,44 @@ impl Link {
             .collect();
         let mut own = self.own.lock().unwrap_or_else(PoisonError::into_inner);
         own.retain(|ino, _| inodes.contains(ino));
-        for ino in inodes {
-            own.entry(ino).or_insert_with(|| OwnSocket::adopt(ino));
+        for ino in &inodes {
+            own.entry(*ino).or_insert_with(|| OwnSocket::adopt(*ino));
+        }
+        drop(own);
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.retain(|h| inodes.contains(&h.inode));
+        let missing: Vec<(SocketAddr, u64, i32)> = status
+            .listening
+            .iter()
+            .flat_map(|l| {
+                l.inodes
+                    .iter()
+                    .zip(&l.fds)
+                    .map(move |(ino, fd)| (l.addr, *ino, *fd))
+            })
+            .filter(|(_, ino, _)| !held.iter().any(|h| h.inode == *ino))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let pidfd = match pidfd_open(Pid::from_raw(status.pid as i32)) {
+            Ok(p) => p,
+            Err(err) => {
+                tracing::debug!(%err, "dns keeper gone before its sockets were copied");
+                return;
+            }
+        };
+        for (addr, inode, target) in missing {
+            match pidfd_getfd(&pidfd, target) {
+                // The inode proves it is the socket the keeper reported (not a reused pid).
+                Ok(fd) if nix::sys::stat::fstat(&fd).is_ok_and(|st| st.st_ino == inode) => {
+                    held.push(Held { addr, inode, fd });
+                }
+                Ok(_) => tracing::debug!(%addr, "dns keeper socket changed before it was copied"),
+                Err(err) => {
+                    tracing::debug!(%addr, %err, "dns keeper socket not copied (a new keeper binds again)");
+                }
+            }
         }
     }
 
@@ -337,6 +414,18 @@ impl Link {
 fn pidfd_open(pid: Pid) -> std::io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just returned to us and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn pidfd_getfd(pidfd: &OwnedFd, target: i32) -> std::io::Result<OwnedFd> {
+    let raw = std::os::fd::AsRawFd::as_raw_fd(pidfd);
+    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number in that process and flags, and
+    // returns a new descriptor (close-on-exec) or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, raw, target, 0) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
