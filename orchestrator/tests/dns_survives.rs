@@ -430,3 +430,38 @@ fn a_killed_dns_keeper_is_replaced_at_once() {
     assert!(max < GOAL, "names failed up to {max:.2} s: {windows:?}");
     down_leaves_nothing(&s);
 }
+
+/// A daemon of another berth binary (an upgrade replaced the file) adopts the running keeper,
+/// copies its sockets and replaces it with a keeper of its own binary, which serves on the
+/// same sockets: the records format may change between versions, names must not stop.
+#[test_with::root()]
+#[test_with::executable(ip, nsenter, nft, busybox)]
+#[test]
+fn a_keeper_of_an_older_binary_gives_way_without_a_gap() {
+    let s = up("dnsupg");
+    s.host.ok(&["system", "shutdown"]);
+    let old = keeper(&s.host).expect("a DNS keeper runs");
+    let sockets = socket_inodes(&s.host);
+    let upgraded = s.host.dir.path().join("berth-upgraded");
+    std::fs::copy(common::BERTH, &upgraded).expect("copy the berth binary");
+    let t = uptime();
+    let out = s.host.sh(&format!(
+        "{} --root {} --run {} system info",
+        upgraded.display(),
+        s.host.root.display(),
+        s.host.run.display()
+    ));
+    assert!(out.status.success(), "{out:?}");
+    replaced_after(&s.host, old);
+    let new = keeper(&s.host).expect("a new keeper runs");
+    let exe = std::fs::read_link(format!("/proc/{new}/exe")).expect("keeper exe");
+    assert_eq!(exe, upgraded, "the new keeper runs the new binary");
+    assert_eq!(socket_inodes(&s.host), sockets, "the same sockets serve on");
+    let window = measure(
+        &s,
+        Counted::EndingAfter(t),
+        "keeper replaced after an upgrade",
+    );
+    assert!(window < GOAL, "names failed for {window:.2} s");
+    down_leaves_nothing(&s);
+}

@@ -365,6 +365,19 @@ impl Link {
         }
     }
 
+    /// Whether the keeper `pid` runs another file than the one this daemon would start (the
+    /// binary was replaced by an upgrade since it started): the records format may differ.
+    fn runs_other_binary(&self, pid: Pid) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let (Ok(running), Ok(ours)) = (
+            std::fs::metadata(format!("/proc/{pid}/exe")),
+            std::fs::metadata(&self.cfg.program),
+        ) else {
+            return false;
+        };
+        (running.dev(), running.ino()) != (ours.dev(), ours.ino())
+    }
+
     /// The keeper's report if it is from `pid` (or any, when `None`) and serves `generation`
     /// or later.
     fn status(&self, pid: Option<Pid>, generation: u64) -> Option<KeeperStatus> {
@@ -467,6 +480,12 @@ async fn supervise(link: Arc<Link>) {
                 }
                 () = tokio::time::sleep(Duration::from_millis(20)), if !adopted => {
                     adopted = link.status(Some(pid), 0).is_some();
+                    // Its sockets are copied now: a keeper of an older berth (upgraded
+                    // since) gives way to one of ours without closing port 53.
+                    if adopted && link.runs_other_binary(pid) {
+                        tracing::info!(%pid, "dns keeper runs another berth binary: replacing it");
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                    }
                 }
             }
         }
