@@ -108,13 +108,18 @@ impl Link {
     ) -> Result<Arc<Self>, LinkError> {
         handoff::prepare_dir(&cfg.dir)?;
         let lock = handoff::open_lock(&cfg.dir)?;
-        // An unreadable old file only loses the count: the keeper takes any newer one.
+        // Generations go on from the last file (or what the keeper says it serves, if that
+        // file is unreadable), so the keeper's report of an old one is never taken for ours.
         let last = handoff::read_json::<RecordsFile>(&cfg.dir, RECORDS)
             .ok()
             .flatten()
             .unwrap_or_default();
+        let served = handoff::read_json::<KeeperStatus>(&cfg.dir, handoff::STATUS)
+            .ok()
+            .flatten()
+            .map_or(0, |s| s.generation);
         let state = Published {
-            generation: last.generation,
+            generation: last.generation.max(served),
             host_epoch: last.host_epoch,
             ..Default::default()
         };
@@ -401,8 +406,8 @@ impl Link {
             st.generation
         };
         let deadline = Instant::now() + READY_TIMEOUT;
-        let mut pid = self.ensure();
-        loop {
+        self.ensure();
+        for round in 1u32.. {
             if let Some(st) = self.status(None, generation) {
                 self.wake.notify_one();
                 return Some(st);
@@ -415,12 +420,13 @@ impl Link {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(2));
-            // The keeper may have been on its way out (its last file had no network).
-            if pid.is_none_or(|p| nix::sys::signal::kill(p, None).is_err()) {
-                self.reap();
-                pid = self.ensure();
+            // The keeper may have been on its way out (its last file had no network): look
+            // again now and then, starting the next one if it is gone.
+            if round % 10 == 0 {
+                self.ensure();
             }
         }
+        None
     }
 }
 
