@@ -405,11 +405,17 @@ impl Link {
             }
             st.generation
         };
-        let deadline = Instant::now() + READY_TIMEOUT;
+        let started = Instant::now();
+        let deadline = started + READY_TIMEOUT;
         self.ensure();
         for round in 1u32.. {
             if let Some(st) = self.status(None, generation) {
                 self.wake.notify_one();
+                tracing::debug!(
+                    generation,
+                    waited_us = started.elapsed().as_micros() as u64,
+                    "dns keeper serves the new network"
+                );
                 return Some(st);
             }
             if Instant::now() > deadline {
