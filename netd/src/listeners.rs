@@ -42,6 +42,20 @@ impl OwnSocket {
     pub fn of(sock: &impl AsFd) -> Option<Self> {
         Self::register(sock.as_fd())
     }
+
+    /// Exempts a socket that another berth process holds (the DNS keeper's), known by the
+    /// inode that process reported. Keep one value per inode: dropping it ends the exemption.
+    pub fn adopt(inode: u64) -> Self {
+        OWN.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(inode);
+        Self(inode)
+    }
+
+    /// The socket's inode (as /proc/net lists it).
+    pub fn inode(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Drop for OwnSocket {

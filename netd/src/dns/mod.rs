@@ -5,7 +5,10 @@
 //! query), [`server`] (the UDP/TCP loops), [`upstream`] (forwarding with failover and a
 //! swappable upstream list), [`resolvconf`] (host resolver files, container resolv.conf),
 //! [`watch`] (following resolv.conf) and [`wire`] (byte-level helpers of the forwarding path).
-//! [`DnsService`] ties them together for the engine.
+//! [`DnsService`] ties them together for the engine. The daemon runs the servers in a
+//! process of their own, the keeper ([`keeper`], fed through [`handoff`] files and watched by
+//! [`supervise`]), so names keep answering while the daemon is down; see
+//! [`DnsService::with_keeper`].
 //!
 //! # Wiring (what the engine does)
 //!
@@ -59,9 +62,12 @@
 //!   egress, and DNS must not become one.
 
 pub mod answer;
+pub mod handoff;
+pub mod keeper;
 pub mod records;
 pub mod resolvconf;
 pub mod server;
+pub mod supervise;
 pub mod upstream;
 pub mod watch;
 pub mod wire;
@@ -78,6 +84,7 @@ pub use resolvconf::{
     container_resolv_conf,
 };
 pub use server::{NetworkServer, ServerError};
+pub use supervise::{KeeperConfig, LinkError};
 pub use upstream::{ForwardConfig, Upstreams};
 pub use watch::{ResolvWatcher, WatchError};
 
@@ -103,11 +110,25 @@ impl Default for ServerLimits {
 }
 
 /// The engine's handle on the embedded DNS: the records, the upstreams, and one server per
-/// network.
+/// network, run in this process ([`DnsService::new`]) or by the DNS keeper
+/// ([`DnsService::with_keeper`]).
 #[derive(Debug)]
 pub struct DnsService {
     shared: Arc<server::Shared>,
     servers: Mutex<HashMap<String, Vec<NetworkServer>>>,
+    /// Sockets handed over by an earlier process, used by the server of their address.
+    handed: Mutex<HashMap<SocketAddr, server::BoundPair>>,
+    keeper: Option<Arc<supervise::Link>>,
+    supervisor: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for DnsService {
+    fn drop(&mut self) {
+        // The keeper itself runs on: containers keep their names while the daemon is away.
+        if let Some(t) = &self.supervisor {
+            t.abort();
+        }
+    }
 }
 
 impl DnsService {
@@ -129,7 +150,105 @@ impl DnsService {
         Self {
             shared: Arc::new(shared),
             servers: Mutex::new(HashMap::new()),
+            handed: Mutex::new(HashMap::new()),
+            keeper: None,
+            supervisor: None,
         }
+    }
+
+    /// A service whose servers run in the DNS keeper (`cfg`), a process that outlives this
+    /// one: every change of `records` and of the networks is published to it at once, and
+    /// the keeper is started, adopted after a restart of this process, and replaced when it
+    /// dies. Nothing is published until [`DnsService::restored`]: until then the keeper keeps
+    /// serving what an earlier daemon published. Call inside a tokio runtime.
+    pub fn with_keeper(
+        records: Arc<DnsRecords>,
+        upstreams: Arc<Upstreams>,
+        answer: AnswerConfig,
+        limits: ServerLimits,
+        cfg: KeeperConfig,
+    ) -> Result<Self, LinkError> {
+        let mut dns = Self::new(Arc::clone(&records), upstreams, answer, limits);
+        let link = supervise::Link::open(cfg, records)?;
+        dns.supervisor = Some(supervise::spawn_supervisor(&link)?);
+        dns.keeper = Some(link);
+        Ok(dns)
+    }
+
+    /// The table is complete (a restarted daemon rebuilt it from netd): publish it to the
+    /// keeper, replacing what it served, and keep it running. No-op for in-process servers.
+    pub fn restored(&self) {
+        if let Some(link) = &self.keeper {
+            link.go_live();
+        }
+    }
+
+    /// The host's network changed: re-read resolv.conf and forget which upstreams failed
+    /// (in the keeper too).
+    pub fn host_changed(&self) {
+        self.shared.upstreams.reset_health();
+        if let Some(link) = &self.keeper {
+            link.host_changed();
+        }
+    }
+
+    /// Takes sockets bound by an earlier process (UDP and listening TCP, sorted out by their
+    /// type and address): a later [`DnsService::start_network`] on such an address serves on
+    /// them, answering what queued up meanwhile. Other descriptors are closed.
+    pub fn take_over(&self, fds: Vec<std::os::fd::OwnedFd>) {
+        use nix::sys::socket::{SockType, SockaddrStorage, getsockname, getsockopt, sockopt};
+        let mut handed = self.handed.lock().unwrap_or_else(PoisonError::into_inner);
+        for fd in fds {
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            let Ok(addr) = getsockname::<SockaddrStorage>(raw) else {
+                continue;
+            };
+            let addr = match (addr.as_sockaddr_in(), addr.as_sockaddr_in6()) {
+                (Some(v4), _) => SocketAddr::from(std::net::SocketAddrV4::from(*v4)),
+                (_, Some(v6)) => SocketAddr::from(std::net::SocketAddrV6::from(*v6)),
+                _ => continue,
+            };
+            match getsockopt(&fd, sockopt::SockType) {
+                Ok(SockType::Datagram) => {
+                    let tcp = handed.remove(&addr).and_then(|p| p.tcp);
+                    handed.insert(addr, server::BoundPair { udp: fd, tcp });
+                }
+                Ok(SockType::Stream) => {
+                    if let Some(p) = handed.get_mut(&addr) {
+                        p.tcp = Some(fd);
+                    } else {
+                        tracing::debug!(%addr, "dns: a handed-over TCP socket without its UDP one");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Closes handed-over sockets no server took (their network went meanwhile).
+    pub fn release_unused_sockets(&self) {
+        self.handed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The servers running in this process: network, address, socket inodes.
+    pub fn listeners(&self) -> Vec<handoff::Listening> {
+        let servers = self.servers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<handoff::Listening> = servers
+            .iter()
+            .flat_map(|(id, list)| {
+                list.iter().map(move |s| handoff::Listening {
+                    network: id.clone(),
+                    addr: s.local_addr(),
+                    inodes: s.inodes(),
+                    fds: s.fds(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.network, a.addr).cmp(&(&b.network, b.addr)));
+        out
     }
 
     /// The name table (add and remove endpoints here).
@@ -151,6 +270,22 @@ impl DnsService {
         listen: SocketAddr,
     ) -> Result<SocketAddr, ServerError> {
         let id = scope.id.clone();
+        if let Some(link) = &self.keeper {
+            link.add_listen(&id, listen);
+            self.shared.records.add_network(scope);
+            let Some(status) = link.sync() else {
+                return Ok(listen);
+            };
+            return match status.failed.iter().find(|f| f.addr == listen) {
+                Some(f) => Err(ServerError::Bind {
+                    network: id,
+                    addr: listen,
+                    op: "bind (DNS keeper)",
+                    source: std::io::Error::other(f.error.clone()),
+                }),
+                None => Ok(listen),
+            };
+        }
         self.shared.records.add_network(scope);
         let mut servers = self.servers.lock().unwrap_or_else(PoisonError::into_inner);
         let running = servers.entry(id.clone()).or_default();
@@ -159,7 +294,12 @@ impl DnsService {
         }) {
             return Ok(s.local_addr());
         }
-        let server = server::spawn(Arc::clone(&self.shared), &id, listen)?;
+        let bound = self
+            .handed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&listen);
+        let server = server::spawn_on(Arc::clone(&self.shared), &id, listen, bound)?;
         let addr = server.local_addr();
         running.push(server);
         self.publish_listeners(&servers);
@@ -168,6 +308,11 @@ impl DnsService {
 
     /// Stops the network's servers and forgets its records; returns whether any was running.
     pub fn stop_network(&self, network: &str) -> bool {
+        if let Some(link) = &self.keeper {
+            let stopped = link.remove_listen(network);
+            self.shared.records.remove_network(network);
+            return stopped;
+        }
         let mut servers = self.servers.lock().unwrap_or_else(PoisonError::into_inner);
         let stopped = servers.remove(network).is_some_and(|s| !s.is_empty());
         self.publish_listeners(&servers);
@@ -187,6 +332,9 @@ impl DnsService {
 
     /// Where the network's servers listen.
     pub fn listen_addrs(&self, network: &str) -> Vec<SocketAddr> {
+        if let Some(link) = &self.keeper {
+            return link.listen(network);
+        }
         self.servers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -10,7 +10,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 /// Errors of the records table: what the engine handed in does not fit.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +42,8 @@ pub enum RecordsError {
 }
 
 /// An address prefix: the DNS scopes clients by the subnets of their network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Subnet {
     addr: IpAddr,
     prefix_len: u8,
@@ -91,6 +92,20 @@ impl fmt::Display for Subnet {
     }
 }
 
+impl From<Subnet> for String {
+    fn from(s: Subnet) -> String {
+        s.to_string()
+    }
+}
+
+impl TryFrom<String> for Subnet {
+    type Error = RecordsError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 impl FromStr for Subnet {
     type Err = RecordsError;
 
@@ -109,7 +124,7 @@ impl FromStr for Subnet {
 }
 
 /// What the DNS needs to know about one network: which clients belong to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetworkScope {
     /// The network id the engine uses (any unique string).
     pub id: String,
@@ -121,7 +136,7 @@ pub struct NetworkScope {
 }
 
 /// A per-container name that resolves only for that container (compose `links: [svc:alias]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LinkAlias {
     /// The name the linking container uses.
     pub alias: String,
@@ -130,7 +145,8 @@ pub struct LinkAlias {
 }
 
 /// One container's presence on one network: what the DNS answers for it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Endpoint {
     /// Unique within the network (e.g. the container id); `remove_endpoint` uses it.
     pub id: String,
@@ -253,7 +269,22 @@ pub struct DnsRecords {
     /// Serialises writers so two updates never lose each other.
     writer: Mutex<()>,
     rotation: AtomicUsize,
+    /// Called after every change (the DNS keeper's publisher), outside the writer lock.
+    on_change: OnceLock<ChangeHook>,
 }
+
+/// A function run after each change of the table.
+struct ChangeHook(Box<dyn Fn() + Send + Sync>);
+
+impl fmt::Debug for ChangeHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChangeHook")
+    }
+}
+
+/// One network with its endpoints: the unit [`DnsRecords::export`] and
+/// [`DnsRecords::replace_all`] exchange.
+pub type NetworkRecords = (NetworkScope, Vec<Endpoint>);
 
 /// Lower-case, without trailing dot: the key form of every name.
 pub fn normalize(name: &str) -> String {
@@ -304,11 +335,77 @@ impl DnsRecords {
         &self,
         f: impl FnOnce(&mut Snapshot) -> Result<(), RecordsError>,
     ) -> Result<(), RecordsError> {
-        let _w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut next = (*self.snapshot()).clone();
-        f(&mut next)?;
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+        {
+            let _w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut next = (*self.snapshot()).clone();
+            f(&mut next)?;
+            *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+        }
+        self.changed();
         Ok(())
+    }
+
+    fn changed(&self) {
+        if let Some(hook) = self.on_change.get() {
+            (hook.0)();
+        }
+    }
+
+    /// Runs `hook` after every later change, once the new table is in place (the daemon
+    /// publishes the table to its DNS keeper this way). Set once; `false` if one was set.
+    pub fn set_on_change(&self, hook: impl Fn() + Send + Sync + 'static) -> bool {
+        self.on_change.set(ChangeHook(Box::new(hook))).is_ok()
+    }
+
+    /// Every registered network with its endpoints, in id order: what a DNS keeper needs to
+    /// answer as this table does.
+    pub fn export(&self) -> Vec<NetworkRecords> {
+        let snap = self.snapshot();
+        let mut out: Vec<NetworkRecords> = snap
+            .networks
+            .values()
+            .filter_map(|n| {
+                let scope = n.scope.clone()?;
+                Some((scope, n.endpoints.values().map(|e| (**e).clone()).collect()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        out
+    }
+
+    /// Replaces the whole table at once (a query sees the old table or the new one, never a
+    /// mix). Endpoints with an invalid name are left out and returned as errors.
+    pub fn replace_all(&self, networks: Vec<NetworkRecords>) -> Vec<RecordsError> {
+        let mut errors = Vec::new();
+        let mut next = Snapshot::default();
+        for (scope, endpoints) in networks {
+            let id = scope.id.clone();
+            let mut kept = BTreeMap::new();
+            for ep in endpoints {
+                let bad = ep
+                    .names
+                    .iter()
+                    .chain(ep.links.iter().map(|l| &l.alias))
+                    .find_map(|n| validate_name(n, &ep.id).err());
+                if let Some(err) = bad {
+                    errors.push(err);
+                    continue;
+                }
+                let list = next.containers.entry(ep.container.clone()).or_default();
+                if !list.contains(&id) {
+                    list.push(id.clone());
+                }
+                kept.insert(ep.id.clone(), Arc::new(ep));
+            }
+            next.networks
+                .insert(id, Arc::new(NetState::rebuild(scope, kept)));
+        }
+        {
+            let _w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+        }
+        self.changed();
+        errors
     }
 
     /// Registers (or updates the scope of) a network; its endpoints are kept.
@@ -748,6 +845,40 @@ mod tests {
             PtrAnswer::Unknown,
             "another network's address"
         );
+    }
+
+    #[test]
+    fn export_and_replace_all_round_trip() {
+        let r = table();
+        let exported = r.export();
+        assert_eq!(exported.len(), 2);
+        let json = serde_json::to_string(&exported).unwrap();
+        let back: Vec<NetworkRecords> = serde_json::from_str(&json).unwrap();
+        let copy = DnsRecords::new();
+        let mut bad = back.clone();
+        bad[0].1.push(Endpoint {
+            id: "evil".into(),
+            names: vec!["a b".into()],
+            ..Default::default()
+        });
+        let errors = copy.replace_all(bad);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(copy.export(), back);
+        let b = copy.asker("b", ip("10.2.0.7")).unwrap();
+        assert_eq!(
+            copy.resolve(&b, "database", &[]),
+            NameAnswer::Known(vec![ip("10.2.0.2")])
+        );
+        // Networks not in the new table are gone.
+        copy.replace_all(vec![back[1].clone()]);
+        assert_eq!(copy.network_ids(), vec!["b".to_string()]);
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        assert!(copy.set_on_change(move || {
+            h.fetch_add(1, Ordering::Relaxed);
+        }));
+        copy.remove_network("b");
+        assert_eq!(hits.load(Ordering::Relaxed), 1);
     }
 
     #[test]

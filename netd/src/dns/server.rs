@@ -70,6 +70,8 @@ pub struct Shared {
 #[derive(Debug)]
 pub struct NetworkServer {
     addr: SocketAddr,
+    /// Descriptor numbers of its sockets in this process (UDP first).
+    fds: Vec<i32>,
     tasks: Vec<JoinHandle<()>>,
     /// Its sockets, exempt from netd's host-port check while it runs.
     _own: Vec<crate::listeners::OwnSocket>,
@@ -79,6 +81,20 @@ impl NetworkServer {
     /// The address it listens on (UDP and TCP).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The inodes of its sockets (another berth process exempts them from its port check).
+    pub fn inodes(&self) -> Vec<u64> {
+        self._own
+            .iter()
+            .map(crate::listeners::OwnSocket::inode)
+            .collect()
+    }
+
+    /// The descriptor numbers of its sockets in this process, UDP first (the daemon copies
+    /// them with pidfd_getfd so they outlive this process).
+    pub fn fds(&self) -> Vec<i32> {
+        self.fds.clone()
     }
 }
 
@@ -182,19 +198,74 @@ fn bind_pair(
     }))
 }
 
+/// Sockets bound by an earlier process and handed over: a UDP socket and maybe a listening
+/// TCP one on the same address. Queries that arrived meanwhile wait in their buffers.
+#[derive(Debug)]
+pub struct BoundPair {
+    /// The UDP socket.
+    pub udp: OwnedFd,
+    /// The TCP listener, if the address had one.
+    pub tcp: Option<OwnedFd>,
+}
+
+fn adopt_pair(
+    network: &str,
+    addr: SocketAddr,
+    pair: BoundPair,
+) -> Result<(UdpSocket, Option<TcpListener>, SocketAddr), ServerError> {
+    let io = |op| {
+        move |source| ServerError::Bind {
+            network: network.to_string(),
+            addr,
+            op,
+            source,
+        }
+    };
+    let udp = std::net::UdpSocket::from(pair.udp);
+    udp.set_nonblocking(true)
+        .map_err(io("set non-blocking the handed-over socket of"))?;
+    let local = udp.local_addr().map_err(io("read the address of"))?;
+    let udp = UdpSocket::from_std(udp).map_err(io("register"))?;
+    let tcp = match pair.tcp {
+        Some(fd) => {
+            let l = std::net::TcpListener::from(fd);
+            l.set_nonblocking(true)
+                .map_err(io("set non-blocking the handed-over socket of"))?;
+            Some(TcpListener::from_std(l).map_err(io("register"))?)
+        }
+        None => None,
+    };
+    Ok((udp, tcp, local))
+}
+
 /// Starts the server of `network` on `addr` (port 0 picks a free port, for tests).
 pub fn spawn(
     shared: Arc<Shared>,
     network: &str,
     addr: SocketAddr,
 ) -> Result<NetworkServer, ServerError> {
+    spawn_on(shared, network, addr, None)
+}
+
+/// [`spawn`], on sockets handed over (`bound`) instead of new ones when given.
+pub fn spawn_on(
+    shared: Arc<Shared>,
+    network: &str,
+    addr: SocketAddr,
+    bound: Option<BoundPair>,
+) -> Result<NetworkServer, ServerError> {
     let rt = tokio::runtime::Handle::try_current().map_err(|_| ServerError::NoRuntime {
         network: network.to_string(),
     })?;
     let (udp, tcp, local) = {
         let _guard = rt.enter();
-        bind_pair(network, addr)?
+        match bound {
+            Some(pair) => adopt_pair(network, addr, pair)?,
+            None => bind_pair(network, addr)?,
+        }
     };
+    let mut fds = vec![std::os::fd::AsRawFd::as_raw_fd(&udp)];
+    fds.extend(tcp.as_ref().map(std::os::fd::AsRawFd::as_raw_fd));
     let mut own: Vec<_> = crate::listeners::OwnSocket::of(&udp).into_iter().collect();
     own.extend(tcp.as_ref().and_then(crate::listeners::OwnSocket::of));
     let mut tasks = vec![rt.spawn(udp_loop(
@@ -209,6 +280,7 @@ pub fn spawn(
     tracing::info!(network, addr = %local, tcp = has_tcp, "dns server listening");
     Ok(NetworkServer {
         addr: local,
+        fds,
         tasks,
         _own: own,
     })

@@ -38,7 +38,8 @@ pub enum WatchError {
     NoRuntime,
 }
 
-struct InotifyFd(Inotify);
+/// An inotify instance tokio can wait on.
+pub(super) struct InotifyFd(pub(super) Inotify);
 
 impl AsRawFd for InotifyFd {
     fn as_raw_fd(&self) -> RawFd {

@@ -118,6 +118,12 @@ pub enum Command {
         /// Container state directory
         dir: PathBuf,
     },
+    /// Serve the embedded DNS of every network (started by the daemon, one per instance)
+    #[command(hide = true)]
+    Dns {
+        /// The keeper's directory (`<run>/dns`)
+        dir: PathBuf,
+    },
     /// Run a process inside a running container (started by `container exec`)
     #[command(hide = true)]
     ExecHelper {
@@ -162,6 +168,15 @@ pub fn main() -> ExitCode {
         init_tracing("warn");
         return container::shim(std::path::Path::new(&dir));
     }
+    // The DNS keeper, started by the daemon as `berth dns DIR`: small and long-lived too.
+    let mut argv = std::env::args_os().skip(1);
+    if let (Some(verb), Some(dir), None) = (argv.next(), argv.next(), argv.next())
+        && verb == "dns"
+        && !dir.as_encoded_bytes().starts_with(b"-")
+    {
+        init_tracing("info");
+        return dns_keeper(std::path::Path::new(&dir));
+    }
     // As `Cli::parse()`, without freeing the command tree at the end: a short-lived CLI
     // spends ~0.6 M instructions dropping it (only the long-lived daemon frees it).
     let mut cmd = Cli::command();
@@ -177,6 +192,17 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("berth: {err:#}");
+            ExitCode::from(EXIT_BERTH_ERROR)
+        }
+    }
+}
+
+/// `berth dns DIR`: the DNS keeper (see `berth_netd::dns::keeper`).
+fn dns_keeper(dir: &std::path::Path) -> ExitCode {
+    match berth_netd::dns::keeper::run(dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(err = %crate::daemon::anyhow_chain(&err), "dns keeper");
             ExitCode::from(EXIT_BERTH_ERROR)
         }
     }
@@ -206,6 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Shim { dir } => Ok(container::shim(&dir)),
+        Command::Dns { dir } => Ok(dns_keeper(&dir)),
         Command::ExecHelper { dir, request } => container::exec_helper(&dir, &request),
         Command::CopyHelper {
             dir,

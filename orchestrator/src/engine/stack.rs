@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use berth_netd::dns::{
     AnswerConfig, ContainerResolvOverrides, DnsRecords, DnsService, Endpoint as DnsEndpoint,
-    ForwardConfig, HostResolvPaths, NetworkScope, ResolvWatcher, ServerLimits, Upstreams,
-    container_resolv_conf,
+    ForwardConfig, HostResolvPaths, KeeperConfig, NetworkScope, ResolvWatcher, ServerLimits,
+    Upstreams, container_resolv_conf,
 };
 use berth_netd::ports::{PortMapping, Protocol};
 use berth_netd::state::NetnsRef;
@@ -46,6 +46,8 @@ pub enum EngineError {
     Netd(#[source] berth_netd::NetdError),
     #[error("DNS: following the host's resolv.conf")]
     DnsWatch(#[source] berth_netd::dns::watch::WatchError),
+    #[error("DNS: setting up the DNS keeper")]
+    DnsKeeper(#[source] berth_netd::dns::LinkError),
     #[error(transparent)]
     Plan(#[from] PlanError),
 }
@@ -165,7 +167,7 @@ impl Engine {
         let runtime = Runtime::new(RuntimeConfig::new(
             root.to_path_buf(),
             run.to_path_buf(),
-            shim_exe,
+            shim_exe.clone(),
         ));
         let images = ImageStore::open(root).map_err(|source| EngineError::Images {
             root: root.to_path_buf(),
@@ -181,12 +183,21 @@ impl Engine {
             Duration::from_millis(50),
         )
         .map_err(EngineError::DnsWatch)?;
-        let dns = DnsService::new(
+        // The servers run in the DNS keeper (`berth dns <run>/dns`), which outlives a crash
+        // or a shutdown of the daemon while containers run.
+        let keeper = KeeperConfig {
+            dir: run.join("dns"),
+            program: shim_exe.clone(),
+            args: vec!["dns".into(), run.join("dns").into()],
+        };
+        let dns = DnsService::with_keeper(
             Arc::new(DnsRecords::new()),
             upstreams,
             AnswerConfig::default(),
             ServerLimits::default(),
-        );
+            keeper,
+        )
+        .map_err(EngineError::DnsKeeper)?;
         let engine = Arc::new(Engine {
             root: root.to_path_buf(),
             runtime,
@@ -198,6 +209,7 @@ impl Engine {
             locks: Mutex::new(HashMap::new()),
         });
         engine.restore_dns().await;
+        engine.dns.restored();
         for (rec, _) in engine.runtime.list() {
             if engine.runtime.is_running(&rec) {
                 engine.arm_health(rec);
@@ -228,7 +240,7 @@ impl Engine {
             if let Err(err) = self.resolv.refresh() {
                 tracing::warn!(%err, "re-reading the host's resolv.conf");
             }
-            self.dns.upstreams().reset_health();
+            self.dns.host_changed();
         }
     }
 
