@@ -55,7 +55,10 @@ impl Names {
         let _ = fs::remove_dir_all(&tmp);
         fs::create_dir_all(&tmp)?;
         if let Ok(rd) = fs::read_dir(&self.containers) {
-            for e in rd.flatten() {
+            for e in rd
+                .flatten()
+                .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+            {
                 if let Ok(rec) = Record::load(&e.path()) {
                     fs::write(tmp.join(&rec.config.name), &rec.id)?;
                 }
