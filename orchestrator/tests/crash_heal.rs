@@ -210,7 +210,7 @@ fn leftovers(host: &Host) -> Vec<String> {
 #[test_with::root()]
 #[test]
 fn daemon_killed_at_random_moments_of_up_heals_at_the_next_up() {
-    let n = env_num("BERTH_CRASH_SERVICES", 10) as usize;
+    let n = env_num("BERTH_CRASH_SERVICES", 20) as usize;
     let rounds = env_num("BERTH_CRASH_ROUNDS", 6);
     let kills = env_num("BERTH_CRASH_KILLS", 4);
     let seed = env_num(
@@ -242,6 +242,7 @@ fn daemon_killed_at_random_moments_of_up_heals_at_the_next_up() {
     let mut broken_total = 0;
     let mut heal_times = Vec::new();
     let mut points = 0;
+    let mut interrupted = 0;
     for round in 0..rounds {
         for k in 0..kills {
             let delay = Duration::from_millis(rng.below(full.as_millis() as u64 + 1));
@@ -265,6 +266,7 @@ fn daemon_killed_at_random_moments_of_up_heals_at_the_next_up() {
             let at = t.elapsed();
             let out = up.wait_with_output().expect("wait up");
             points += usize::from(killed);
+            interrupted += usize::from(killed && !out.status.success());
             eprintln!(
                 "crash_heal: round {round} kill {k}: daemon {} at {at:?} (up exit {:?})",
                 if killed { "killed" } else { "not running" },
@@ -307,7 +309,7 @@ fn daemon_killed_at_random_moments_of_up_heals_at_the_next_up() {
         );
     }
     eprintln!(
-        "crash_heal: {points} kill points in {rounds} rounds of {n} services: {broken_total} broken container(s) after the healing up -d; healing up -d took {heal_times:?}"
+        "crash_heal: {points} kill points ({interrupted} cut an up -d short) in {rounds} rounds of {n} services: {broken_total} broken container(s) after the healing up -d; healing up -d took {heal_times:?}"
     );
     assert!(
         points >= 20 || rounds * kills < 20,
