@@ -382,14 +382,16 @@ fn killing_the_cli_leaves_the_container_running() {
         1
     );
 
-    // A shim killed outright: the container shows as dead and rm -f still removes all of it.
+    // A shim killed outright: the container is ended (its orphaned processes killed), shows
+    // as exited by SIGKILL, and rm -f still removes all of it.
     let rt = env.runtime();
     let rec = rt.resolve("survivor").expect("record");
     let shim = rt.state(&rec).expect("state").shim_pid;
     // SAFETY: kill(2) on the shim of our own test container.
     unsafe { libc::kill(shim, libc::SIGKILL) };
     env.eventually(10, "shim gone", || !rt.is_running(&rec));
-    assert!(stdout(&env.berth(&["container", "ls", "-a"])).contains("Dead (shim gone)"));
+    let ls = stdout(&env.berth(&["container", "ls", "-a"]));
+    assert!(ls.contains("Exited (137)"), "{ls}");
     assert!(
         env.berth(&["container", "rm", "-f", "survivor"])
             .status

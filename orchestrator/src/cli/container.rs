@@ -641,6 +641,14 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
             println!("Deleted Containers:");
             let mut n = 0;
             let mut failed = false;
+            // Half-made ones (a creator killed mid-way) first: no record lists them; the
+            // daemon's sweep drops their endpoints once their dir and netns are gone.
+            for h in rt.half_made() {
+                rt.discard(&h);
+                println!("{}", h.id);
+                n += 1;
+            }
+            rt.repair_index();
             for (rec, _) in rt.list() {
                 if rt.is_running(&rec) {
                     continue;

@@ -208,6 +208,7 @@ impl Engine {
             health: Arc::new(HealthBook::default()),
             locks: Mutex::new(HashMap::new()),
         });
+        engine.recover().await;
         engine.restore_dns().await;
         engine.dns.restored();
         for (rec, _) in engine.runtime.list() {
@@ -242,6 +243,40 @@ impl Engine {
             }
             self.dns.host_changed();
         }
+    }
+
+    /// Rolls back what a killed daemon (or CLI) left half-made: containers whose creation
+    /// never finished lose their processes, files, netns pin, name and endpoints (the next
+    /// `up` makes them again, whole), and the name index loses entries without a container.
+    /// Runs at open, before the DNS is rebuilt from netd's endpoints.
+    async fn recover(&self) {
+        let rt = self.runtime.clone();
+        let half = blocking(move || Ok(rt.half_made()))
+            .await
+            .unwrap_or_default();
+        for h in half {
+            let id = h.id.clone();
+            let name = h.record.as_ref().map(|r| r.config.name.clone());
+            tracing::warn!(container = %id, name = ?name, "rolling back a container whose creation never finished");
+            let rt = self.runtime.clone();
+            let _ = blocking(move || {
+                rt.discard(&h);
+                Ok(())
+            })
+            .await;
+            if let Err(err) = self.netd.detach(&id, None).await {
+                let msg = format!("{err:#}");
+                if !msg.contains("not attached") {
+                    tracing::warn!(container = %id, %msg, "detaching a half-made container");
+                }
+            }
+        }
+        let rt = self.runtime.clone();
+        let _ = blocking(move || {
+            rt.repair_index();
+            Ok(())
+        })
+        .await;
     }
 
     /// Rebuilds DNS servers and records from netd's state (a restarted daemon re-adopts).
@@ -483,15 +518,27 @@ impl Engine {
             .dir
             .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
         let _ = std::fs::write(&id_file, image.id.to_string());
+        let mut failed = None;
         if wants_net {
             let backend = StackBackend::new(self.clone(), project);
-            if let Err(err) = backend.connect(service, &svc, &rec, &name, &name).await {
-                let cleanup = self.stop_and_remove(&rec.id, true, true, None).await;
-                return Err(match cleanup {
-                    Ok(()) => err,
-                    Err(c) => format!("{err}; cleanup also failed: {c}"),
-                });
-            }
+            failed = backend
+                .connect(service, &svc, &rec, &name, &name)
+                .await
+                .err();
+        }
+        if failed.is_none() {
+            failed = self
+                .runtime
+                .finish_create(&rec)
+                .err()
+                .map(|e| e.to_string());
+        }
+        if let Some(err) = failed {
+            let cleanup = self.stop_and_remove(&rec.id, true, true, None).await;
+            return Err(match cleanup {
+                Ok(()) => err,
+                Err(c) => format!("{err}; cleanup also failed: {c}"),
+            });
         }
         Ok(rec.id)
     }
@@ -517,7 +564,8 @@ impl Engine {
                 }
                 made.push(name.clone());
             }
-            runtime.create(cfg).map_err(|err| {
+            // Marked as being created until the caller has attached and named it.
+            runtime.create_pending(cfg).map_err(|err| {
                 drop_volumes(&runtime, &made);
                 err.to_string()
             })
@@ -693,11 +741,25 @@ impl Engine {
     /// The project's containers, networks, volumes and current image ids.
     pub async fn observe(&self, project: &Project) -> Observed {
         let mut obs = Observed::default();
+        let net_state = self.netd.state().await;
+        // Network name -> the containers its DNS names.
+        let named: BTreeMap<String, BTreeSet<String>> = net_state
+            .networks
+            .values()
+            .map(|n| {
+                let ids = self.dns.records().endpoints(&n.name);
+                (
+                    n.name.clone(),
+                    ids.into_iter().map(|r| r.container).collect(),
+                )
+            })
+            .collect();
         for (rec, st) in self.runtime.list() {
             let l = &rec.config.labels;
             if l.get(labels::PROJECT) != Some(&project.name) {
                 continue;
             }
+            let (attached, defects) = wiring(&rec, &net_state, &named);
             obs.containers.push(ObservedContainer {
                 id: rec.id.clone(),
                 name: rec.config.name.clone(),
@@ -712,6 +774,8 @@ impl Engine {
                 state: container_state(&self.runtime, &rec, &st),
                 anonymous_volumes: anonymous_mounts(&rec),
                 network_from: l.get(labels::NETWORK_FROM).cloned(),
+                attached,
+                defects,
             });
         }
         obs.networks = self
@@ -936,6 +1000,46 @@ fn anonymous_mounts(rec: &Record) -> BTreeMap<String, String> {
             _ => None,
         })
         .collect()
+}
+
+/// A container's networks (by name, `None` without a namespace of its own) and the defects a
+/// crash left in its wiring. A creation marker of this very process counts as abandoned:
+/// observe runs under the project lock, so no creation of this project is under way here.
+fn wiring(
+    rec: &Record,
+    net: &berth_netd::state::State,
+    named: &BTreeMap<String, BTreeSet<String>>,
+) -> (Option<BTreeSet<String>>, Vec<String>) {
+    use berth_runtime::container::{Creation, recover};
+    let half_made = matches!(
+        recover::creation(&rec.dir),
+        Creation::Abandoned | Creation::InProgress { own: true }
+    );
+    if rec.netns.is_none() || rec.config.network != NetworkMode::New {
+        let defects = super::observed::wiring_defects(&super::observed::Wiring {
+            half_made,
+            ..Default::default()
+        });
+        return (None, defects);
+    }
+    let mut w = super::observed::Wiring {
+        half_made,
+        ..Default::default()
+    };
+    for ep in net.endpoints.iter().filter(|e| e.container == rec.id) {
+        let Some(n) = net.find_network(&ep.network) else {
+            continue;
+        };
+        w.attached.insert(n.name.clone());
+        w.dns_servers.push(IpAddr::V4(n.gateway));
+        if named.get(&n.name).is_some_and(|ids| ids.contains(&rec.id)) {
+            w.named.insert(n.name.clone());
+        }
+    }
+    let resolv = std::fs::read_to_string(rec.dir.join("resolv.conf")).ok();
+    w.resolv_conf = resolv.as_deref();
+    let defects = super::observed::wiring_defects(&w);
+    (Some(w.attached), defects)
 }
 
 fn container_state(runtime: &Runtime, rec: &Record, st: &State) -> ContainerState {
@@ -1389,12 +1493,17 @@ impl StackBackend {
         if let Err(err) = std::fs::write(&id_file, image.id.to_string()) {
             tracing::warn!(path = %id_file.display(), %err, "recording the container's image");
         }
-        if !wants_net {
-            return Ok(rec.id);
+        if wants_net && let Err(err) = self.connect(service, svc, &rec, &name, &hostname).await {
+            let cleanup = self.remove_or_stop(&rec.id, true, true).await;
+            return match cleanup {
+                Ok(()) => Err(err),
+                Err(c) => Err(format!("{err}; cleanup also failed: {c}")),
+            };
         }
-        match self.connect(service, svc, &rec, &name, &hostname).await {
+        match e.runtime.finish_create(&rec) {
             Ok(()) => Ok(rec.id.clone()),
             Err(err) => {
+                let err = err.to_string();
                 let cleanup = self.remove_or_stop(&rec.id, true, true).await;
                 match cleanup {
                     Ok(()) => Err(err),

@@ -20,6 +20,7 @@ pub mod namespaces;
 pub mod oci_runtime;
 pub mod process;
 pub mod record;
+pub mod recover;
 pub mod rootfs;
 pub mod seccomp;
 pub mod shim;
@@ -40,6 +41,7 @@ pub use config::{
     Ulimit,
 };
 pub use record::Record;
+pub use recover::{Creation, HalfMade};
 pub use state::{State, Status};
 
 use crate::modes;
@@ -254,18 +256,6 @@ fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// Whether `pid` runs (a zombie does not count: it only waits for its parent to reap it).
-fn pid_alive(pid: i32) -> bool {
-    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .unwrap_or("X");
-    !matches!(state, "Z" | "X" | "x")
-}
-
 /// Deletes every trace of a container: netns pin, run dir, container dir.
 pub(crate) fn remove_files(rec: &Record) {
     if let Some(ns) = &rec.netns {
@@ -278,7 +268,17 @@ pub(crate) fn remove_files(rec: &Record) {
 /// removes these before reporting the exit and unpins the netns afterwards.
 pub(crate) fn remove_record(rec: &Record) {
     let _ = fs::remove_dir_all(&rec.run_dir);
-    let _ = fs::remove_dir_all(&rec.dir);
+    // Renamed aside first: a removal cut short (kill -9) leaves a dir that recovery deletes
+    // (`Runtime::repair_index`), never half of a container dir that still looks like one.
+    let aside = rec
+        .dir
+        .with_file_name(format!("{}{}", recover::REMOVING, rec.id));
+    let doomed = if fs::rename(&rec.dir, &aside).is_ok() {
+        &aside
+    } else {
+        &rec.dir
+    };
+    let _ = fs::remove_dir_all(doomed);
     names::Names::of(rec).release(&rec.config.name, &rec.id);
 }
 
@@ -313,10 +313,14 @@ impl Runtime {
             return out;
         };
         for e in rd.flatten() {
+            // Dot entries are removals under way (see `remove_record`).
+            if e.file_name().as_encoded_bytes().starts_with(b".") {
+                continue;
+            }
             let Ok(rec) = Record::load(&e.path()) else {
                 continue;
             };
-            if let Ok(st) = State::load(&rec.state_path()) {
+            if let Ok(st) = self.load_state(&rec) {
                 out.push((rec, st));
             }
         }
@@ -351,13 +355,27 @@ impl Runtime {
     }
 
     /// Current state of a container.
+    /// A container that says it runs but whose shim died is settled first (its processes
+    /// killed, the exit recorded): see [`recover`].
     pub fn state(&self, rec: &Record) -> Result<State, RuntimeError> {
-        Ok(State::load(&rec.state_path())?)
+        Ok(self.load_state(rec)?)
     }
 
     /// Validates `config` and lays the container out on disk (bundle, state, netns pin),
     /// without starting it. Leaves nothing behind on error.
-    pub fn create(&self, mut config: ContainerConfig) -> Result<Record, RuntimeError> {
+    pub fn create(&self, config: ContainerConfig) -> Result<Record, RuntimeError> {
+        let rec = self.create_pending(config)?;
+        if let Err(e) = self.finish_create(&rec) {
+            remove_files(&rec);
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    /// [`Runtime::create`], leaving the container marked as being created (see [`recover`])
+    /// until [`Runtime::finish_create`]: for a caller with more to do before the container
+    /// is whole (attach it, name it), so that a crash in between is seen and rolled back.
+    pub fn create_pending(&self, mut config: ContainerConfig) -> Result<Record, RuntimeError> {
         if config.args.is_empty() {
             return Err(RuntimeError::NoCommand);
         }
@@ -448,6 +466,7 @@ impl Runtime {
         let cfg = &rec.config;
         let dir = &rec.dir;
         modes::root_dir(&self.cfg.root, dir).map_err(io_err("creating", dir))?;
+        recover::mark_creating(dir).map_err(io_err("writing the creation marker in", dir))?;
         if let Some(parent) = rec.netns.as_deref().and_then(Path::parent) {
             modes::run_dir(&self.cfg.run, parent).map_err(io_err("creating", parent))?;
         }
@@ -627,7 +646,7 @@ impl Runtime {
     ) -> Result<(i32, Option<ExitWatch>, Option<UnixStream>), RuntimeError> {
         let _ = fs::remove_file(rec.dir.join(USER_STOPPED));
         let st = self.state(rec)?;
-        if st.status == Status::Running && self.shim_alive(&st) {
+        if st.status == Status::Running && self.shim_alive(rec, &st) {
             return Err(RuntimeError::AlreadyRunning { id: rec.id.clone() });
         }
         // The run dir is a tmpfs: after a reboot the pin is gone, make a new (empty) one.
@@ -717,14 +736,14 @@ impl Runtime {
         }
     }
 
-    fn shim_alive(&self, st: &State) -> bool {
-        st.shim_pid > 0 && pid_alive(st.shim_pid)
+    fn shim_alive(&self, rec: &Record, st: &State) -> bool {
+        recover::is_shim_of(st.shim_pid, &rec.dir)
     }
 
     /// Whether the container runs right now (its shim answers).
     pub fn is_running(&self, rec: &Record) -> bool {
         self.state(rec)
-            .map(|s| s.status == Status::Running && self.shim_alive(&s))
+            .map(|s| s.status == Status::Running && self.shim_alive(rec, &s))
             .unwrap_or(false)
     }
 

@@ -56,7 +56,10 @@ impl Names {
         let root = self.dir.parent().unwrap_or(&self.dir);
         crate::modes::root_dir(root, &tmp)?;
         if let Ok(rd) = fs::read_dir(&self.containers) {
-            for e in rd.flatten() {
+            for e in rd
+                .flatten()
+                .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
+            {
                 if let Ok(rec) = Record::load(&e.path()) {
                     fs::write(tmp.join(&rec.config.name), &rec.id)?;
                 }

@@ -144,6 +144,19 @@ fn recreate_cause(
     }
 }
 
+/// Why an existing container is broken (a crash left it half-made, unattached to a network
+/// its service joins, or without its names), or `None`. Such a container is recreated even
+/// with `--no-recreate`: it is debris, not a container to keep.
+fn broken_cause(c: &ObservedContainer, networks: &[String]) -> Option<String> {
+    let mut why = c.defects.clone();
+    if let Some(attached) = &c.attached {
+        for net in networks.iter().filter(|n| !attached.contains(*n)) {
+            why.push(format!("not attached to network {net}"));
+        }
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
 /// Plans `berth up`.
 pub fn plan_up(
     project: &Project,
@@ -230,6 +243,11 @@ pub fn plan_up(
             .copied()
             .unwrap_or_else(|| svc.replicas());
         let existing = observed.service_containers(name);
+        let networks: Vec<String> = service_networks(svc)
+            .into_iter()
+            .filter_map(|key| project.networks.get(key))
+            .map(|n| n.name.clone())
+            .collect();
         let restart_cause = svc
             .depends_on
             .iter()
@@ -263,7 +281,8 @@ pub fn plan_up(
         for number in 1..=want {
             match existing.iter().find(|c| c.number == number) {
                 None => actions.push(Action::Create(number, "no existing container".into())),
-                Some(c) => match recreate_cause(c, &hash, image_id, opts)
+                Some(c) => match broken_cause(c, &networks)
+                    .or_else(|| recreate_cause(c, &hash, image_id, opts))
                     .or_else(|| (!opts.no_recreate).then(|| provider_cause(c)).flatten())
                 {
                     Some(cause) => actions.push(Action::Recreate(c, cause)),

@@ -56,6 +56,14 @@ fn converged(p: &Project) -> Observed {
                 state: ContainerState::Running,
                 anonymous_volumes: BTreeMap::new(),
                 network_from: None,
+                attached: Some(
+                    svc.networks
+                        .keys()
+                        .filter_map(|k| p.networks.get(k))
+                        .map(|n| n.name.clone())
+                        .collect(),
+                ),
+                defects: Vec::new(),
             });
         }
         obs.images.insert(name.clone(), format!("sha256:{name}"));
@@ -429,4 +437,47 @@ fn a_service_sharing_a_network_waits_for_it_and_follows_its_recreation() {
     )
     .expect("plan");
     assert!(plan.is_empty(), "{plan}");
+}
+
+#[test]
+fn crash_leftovers_are_recreated_even_with_no_recreate() {
+    let p = project(LNMP);
+    let mut obs = converged(&p);
+    for c in &mut obs.containers {
+        match c.service.as_str() {
+            // Created, then the daemon died before it was attached.
+            "web" => {
+                c.state = ContainerState::Created;
+                c.attached = Some(Default::default());
+            }
+            "db" => c.defects = vec!["its creation never finished".into()],
+            _ => {}
+        }
+    }
+    let plan = up(&p, &obs, &UpOptions::default());
+    assert_eq!(
+        plan,
+        "\
+[0] RemoveContainer demo-db-1 (recreate: its creation never finished)
+[1] CreateContainer demo-db-1 (its creation never finished) after #0
+[2] StartContainer demo-db-1 after #1
+[3] WaitDependency app on db service_healthy after #2
+[4] RestartContainer demo-app-1 (dependency db was recreated) after #3
+[5] WaitDependency web on app service_healthy after #4
+[6] RemoveContainer demo-web-1 (recreate: not attached to network demo_default) after #5
+[7] CreateContainer demo-web-1 (not attached to network demo_default) after #5 #6
+[8] StartContainer demo-web-1 after #7
+"
+    );
+    let opts = UpOptions {
+        no_recreate: true,
+        ..UpOptions::default()
+    };
+    let plan = up(&p, &obs, &opts);
+    assert!(
+        plan.contains("CreateContainer demo-web-1 (not attached to network demo_default)"),
+        "{plan}"
+    );
+    // Once repaired, nothing more to do.
+    assert!(plan_up(&p, &converged(&p), &opts).expect("plan").is_empty());
 }
