@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# berth's security suite: runs every attack and crash test, prints what each one tries and
+# whether berth held, then the figures the tests measured (exposure, crash healing, how long
+# names fail) and the fuzzers' executions and crashes. Run as root; every test uses its own
+# instance and network namespaces and removes them, and no traffic leaves them.
+#
+# Usage: scripts/security.sh            (FUZZ_SECONDS per fuzz target, default 30; 0 skips)
+# Exit status 0 only when every attack was held and no fuzzer crashed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+. scripts/env.sh
+cargo build --workspace --all-targets -q || exit 1
+
+# kind | package | test binary | test name | what the attack or crash does
+tests=(
+  "escape|berth|container_perms|nobody_reaches_no_container_file_volume_config_or_daemon|a host user (nobody) runs a setuid binary made in a container (upper dir, volume), reads config.json secrets, logs, state, connects to the daemon"
+  "escape|berth|container_perms|daemon_start_tightens_a_root_made_by_an_older_berth|a state root left with older, looser modes is tightened at daemon start"
+  "exposure|berth-netd|netd_exposure|container_frames_for_127_0_0_1_never_reach_the_hosts_loopback|a container sends UDP and TCP frames for 127.0.0.1 to its gateway's MAC"
+  "exposure|berth-netd|netd_exposure|lan_neighbour_reaches_only_ports_published_on_non_loopback_addresses|a LAN neighbour routes to unpublished, loopback-published and internal container ports"
+  "exposure|berth-netd|netd_exposure|ipv6_lan_neighbour_reaches_only_published_ports|the same over IPv6"
+  "exposure|berth|stack_ports|a_lan_neighbour_reaches_only_ports_published_on_the_hosts_addresses|through the daemon: a neighbour tries an unpublished port of a compose service"
+  "crash|berth|crash_heal|daemon_killed_at_random_moments_of_up_heals_at_the_next_up|kill -9 of the daemon at 24 random moments of up -d; the next up -d must heal every container"
+  "crash|berth|crash_heal|a_killed_shim_is_noticed_its_container_ended_and_its_restart_policy_applied|kill -9 of a container's shim: the truth is told and restart policies fire"
+  "crash|berth|dns_survives|names_answer_through_daemon_kills|kill -9 of the daemon 5 times while a container resolves a peer every 50 ms"
+  "crash|berth|dns_survives|names_answer_after_system_shutdown_and_nothing_is_left_after_down|system shutdown with containers running: names keep answering"
+  "crash|berth|dns_survives|a_killed_dns_keeper_is_replaced_at_once|kill -9 of the DNS keeper: replaced on the same sockets"
+)
+
+logs=$(mktemp -d /tmp/berth-security.XXXXXX)
+trap 'rm -rf "$logs"' EXIT
+declare -A tried held
+failed=0
+printf '%-9s %-6s %s\n' KIND RESULT ATTACK
+for t in "${tests[@]}"; do
+  IFS='|' read -r kind pkg bin name what <<<"$t"
+  log="$logs/$bin.$name.log"
+  if cargo test -q -p "$pkg" --test "$bin" -- --exact "$name" --nocapture >"$log" 2>&1; then
+    res=held
+    held[$kind]=$(( ${held[$kind]:-0} + 1 ))
+  else
+    res=BROKEN
+    failed=1
+  fi
+  tried[$kind]=$(( ${tried[$kind]:-0} + 1 ))
+  printf '%-9s %-6s %s (%s)\n' "$kind" "$res" "$what" "$bin::$name"
+  [ "$res" = held ] || tail -n 30 "$log" | sed 's/^/    /'
+done
+
+echo
+echo "Figures the tests measured:"
+cat "$logs"/*.log | grep -E '^(FIGURES: |crash_heal: [0-9]+ kill points)' | sed 's/^FIGURES: //; s/^/  /'
+
+echo
+echo "Summary:"
+for kind in escape exposure crash; do
+  printf '  %-9s tried %d, held %d\n' "$kind" "${tried[$kind]:-0}" "${held[$kind]:-0}"
+done
+
+fuzz=${FUZZ_SECONDS:-30}
+if [ "$fuzz" != 0 ] && [ -x scripts/fuzz.sh ]; then
+  echo
+  echo "Fuzzing ($fuzz s per target):"
+  ./scripts/fuzz.sh "$fuzz" || failed=1
+fi
+exit $failed
