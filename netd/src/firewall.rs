@@ -816,10 +816,12 @@ pub fn sync_docker_user_family_in(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn rs() -> Ruleset {
+    /// Two networks (one internal) and a published port: the fixture of the rule tests here
+    /// and in `guards`.
+    pub(crate) fn rs() -> Ruleset {
         Ruleset {
             networks: vec![
                 FwNetwork {

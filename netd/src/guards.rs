@@ -60,26 +60,14 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::firewall::{FwNetwork, FwPort, Ruleset, expected, rules};
+    use crate::firewall::{FwPort, Ruleset, expected, rules};
     use crate::ports::Protocol;
 
+    /// The firewall tests' ruleset without its published port.
     fn rs() -> Ruleset {
         Ruleset {
-            networks: vec![
-                FwNetwork {
-                    bridge: "berth-aaaa".into(),
-                    subnet: "10.201.0.0/24".parse().unwrap(),
-                    internal: false,
-                    gateway: Ipv4Addr::new(10, 201, 0, 1),
-                },
-                FwNetwork {
-                    bridge: "berth-bbbb".into(),
-                    subnet: "10.201.1.0/24".parse().unwrap(),
-                    internal: true,
-                    gateway: Ipv4Addr::new(10, 201, 1, 1),
-                },
-            ],
             ports: Vec::new(),
+            ..crate::firewall::tests::rs()
         }
     }
 

@@ -108,7 +108,7 @@ impl Keeper {
                     self.failed.push(BindFailure {
                         network: scope.id.clone(),
                         addr: *addr,
-                        error: chain(&err),
+                        error: crate::netd::chain(&err),
                     });
                 }
             }
@@ -136,18 +136,6 @@ impl Keeper {
         }
         self.dns.upstreams().reset_health();
     }
-}
-
-/// An error with its sources, as one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 const DIR_EVENTS: AddWatchFlags = AddWatchFlags::IN_MOVED_TO
