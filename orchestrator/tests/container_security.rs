@@ -67,6 +67,35 @@ fn seccomp_denies_keyctl_unless_unconfined() {
     env.assert_clean();
 }
 
+/// io_uring runs its work in kernel threads that seccomp does not see, and it has been the
+/// way in for many kernel bugs: Docker's profile refuses it since 25.0, so does berth's.
+#[test_with::root()]
+#[test]
+fn seccomp_denies_io_uring_unless_unconfined() {
+    let env = Env::new();
+    let o = env.run(&["--rm"], &["kc", "io_uring_setup"]);
+    assert_eq!(o.status.code(), Some(0), "EPERM expected: {}", stdout(&o));
+    // A host may switch io_uring off for everybody (kernel.io_uring_disabled=2 gives EPERM
+    // too); only where it is on does unconfined prove the refusal was the profile's.
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .map(|s| s.trim() != "0")
+        .unwrap_or(true);
+    if !disabled {
+        let o = env.run(
+            &["--rm", "--security-opt", "seccomp=unconfined"],
+            &["kc", "io_uring_setup"],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "unconfined reaches the kernel: {}",
+            stdout(&o)
+        );
+        assert!(stdout(&o).contains("errno=0"), "{}", stdout(&o));
+    }
+    env.assert_clean();
+}
+
 #[test]
 fn caps_user_and_privileged_adjust_the_defaults() {
     let env = Env::new();
@@ -153,5 +182,45 @@ fn ulimits_apply_and_above_hard_is_a_clear_error() {
     );
     assert_eq!(o.status.code(), Some(125));
     assert!(stderr(&o).contains("CAP_SYS_RESOURCE"), "{}", stderr(&o));
+    env.assert_clean();
+}
+
+/// A control character in a value that becomes a line of /etc/hosts, /etc/hostname or
+/// resolv.conf would let the caller add lines of their choosing (`--add-host` naming
+/// "evil\n1.2.3.4 db" maps db to an address the user never asked for): every such flag is
+/// refused with its name and value, and no container is made.
+#[test_with::root()]
+#[test]
+fn control_characters_in_name_file_flags_are_refused() {
+    let env = Env::new();
+    let cases: &[&[&str]] = &[
+        &["--add-host", "evil\n1.2.3.4 db:10.0.0.1"],
+        &["--hostname", "h\n6.6.6.6 db"],
+        &["--dns-search", "corp\nnameserver 6.6.6.6"],
+        &["--dns-option", "ndots:1\nnameserver 6.6.6.6"],
+    ];
+    for flags in cases {
+        let mut opts = vec!["--rm"];
+        opts.extend_from_slice(flags);
+        let o = env.run(&opts, &["cat", "/etc/hosts", "/etc/resolv.conf"]);
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert!(
+            !out.contains("1.2.3.4") && !out.contains("6.6.6.6"),
+            "a line was injected by {flags:?}:\n{out}"
+        );
+        assert_eq!(o.status.code(), Some(125), "{flags:?}: {out}{err}");
+        assert!(err.contains(flags[0]), "names the flag: {err}");
+        assert!(err.contains("control character"), "says why: {err}");
+    }
+    assert!(env.container_ids().is_empty(), "{:?}", env.container_ids());
+    // The runtime, which writes /etc/hostname and /etc/hosts, refuses it too.
+    let mut cfg = berth_runtime::container::ContainerConfig::new(
+        berth_runtime::container::RootfsSource::Dir(env.rootfs.clone()),
+        vec!["true".into()],
+    );
+    cfg.hostname = Some("h\n6.6.6.6 db".into());
+    let err = env.runtime().create(cfg).expect_err("refused");
+    assert!(err.to_string().contains("control character"), "{err}");
+    assert!(env.container_ids().is_empty(), "{:?}", env.container_ids());
     env.assert_clean();
 }

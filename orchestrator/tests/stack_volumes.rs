@@ -409,3 +409,51 @@ volumes:
     );
     host.ok(&["down", "-v"]);
 }
+
+/// A bind source that is not on the host: the long syntax is refused before anything exists
+/// (no network, no container), naming the service, the key and the path; the short syntax
+/// gets the directory made, as Docker makes it.
+#[test_with::root()]
+#[test]
+fn missing_bind_source_is_refused_before_anything_is_made_unless_short_syntax() {
+    let host = Host::new("bindsrc");
+    host.busybox_image();
+    let missing = host.stack.join("missing");
+    let compose = |web_volume: &str| {
+        format!(
+            "name: bs\nservices:\n  db:\n    image: busybox:e2e\n    command: [sleep, '3600']\n    stop_grace_period: 1s\n  web:\n    image: busybox:e2e\n    command: [sleep, '3600']\n    stop_grace_period: 1s\n    depends_on: [db]\n    volumes:\n{web_volume}"
+        )
+    };
+    let long = format!(
+        "      - type: bind\n        source: {}\n        target: /x\n",
+        missing.display()
+    );
+    std::fs::write(host.stack.join("compose.yaml"), compose(&long)).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    let expected = format!(
+        "service web: volumes[0]: bind source path {} does not exist",
+        missing.display()
+    );
+    assert!(text.contains(&expected), "{text}");
+    assert!(host.ps().is_empty(), "no container: {:?}", host.ps());
+    assert_eq!(host.leaks(&[]), Vec::<String>::new(), "no network");
+    assert!(!missing.exists(), "the long syntax does not make it");
+
+    std::fs::write(
+        host.stack.join("compose.yaml"),
+        compose("      - ./missing/deeper:/x\n"),
+    )
+    .expect("compose");
+    host.ok(&["up", "-d"]);
+    assert!(missing.join("deeper").is_dir(), "the short syntax makes it");
+    let seen = exec(&host, "web", "test -d /x && echo is-a-dir");
+    assert!(seen.contains("is-a-dir"), "{seen}");
+    host.ok(&["down"]);
+    assert_eq!(host.leaks(&[]), Vec::<String>::new());
+}

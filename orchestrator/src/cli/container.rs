@@ -990,11 +990,33 @@ fn parse_mount(spec: &str) -> anyhow::Result<MountSpec> {
 /// The image a container runs, when it runs one (recorded so `image rm` knows it is in use).
 type ImageId = Option<String>;
 
+/// Refuses a control character in the flags whose values become lines of the container's
+/// /etc/hosts, /etc/hostname or resolv.conf (or DNS names), before anything is made.
+fn check_name_file_flags(a: &RunArgs) -> anyhow::Result<()> {
+    use crate::engine::resolv::one_line;
+    let lists: [(&str, &[String], &'static str); 4] = [
+        ("--add-host", &a.add_host, "/etc/hosts"),
+        ("--dns-search", &a.dns_search, "/etc/resolv.conf"),
+        ("--dns-option", &a.dns_option, "/etc/resolv.conf"),
+        ("--network-alias", &a.network_alias, "/etc/hosts"),
+    ];
+    if let Some(h) = &a.hostname {
+        one_line("--hostname", h, "/etc/hostname")?;
+    }
+    for (flag, values, file) in lists {
+        for v in values {
+            one_line(flag, v, file)?;
+        }
+    }
+    Ok(())
+}
+
 fn build_config(
     rt: &Runtime,
     root: &Path,
     a: &RunArgs,
 ) -> anyhow::Result<(ContainerConfig, ImageId)> {
+    check_name_file_flags(a)?;
     let entrypoint = a
         .entrypoint
         .as_ref()
@@ -1464,7 +1486,10 @@ fn local_name_files(a: &RunArgs, rec: &berth_runtime::container::Record) -> anyh
                 }
                 _ => ip,
             };
-            content.push_str(&format!("{ip}\t{name}\n"));
+            let addr: std::net::IpAddr = ip
+                .parse()
+                .with_context(|| format!("--add-host {name}:{ip}: not an IP address"))?;
+            content.push_str(&crate::engine::resolv::hosts_entry(addr, &name)?);
         }
         std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
     }
@@ -1472,7 +1497,7 @@ fn local_name_files(a: &RunArgs, rec: &berth_runtime::container::Record) -> anyh
         let p = rec.dir.join("resolv.conf");
         let old = std::fs::read_to_string(&p).unwrap_or_default();
         let out =
-            crate::engine::resolv::override_resolv(&old, &a.dns, &a.dns_search, &a.dns_option);
+            crate::engine::resolv::override_resolv(&old, &a.dns, &a.dns_search, &a.dns_option)?;
         std::fs::write(&p, out).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! Top-level verbs act on the project (the compose verbs); single objects live in namespaces
 //! (`berth container …`, `berth image …`), so that no verb means two things.
 
+pub mod closed_stdout;
 mod completion;
 mod container;
 mod format;
@@ -188,9 +189,24 @@ pub fn main() -> ExitCode {
         std::mem::forget(cmd);
     }
     init_tracing(&cli.global.log_level);
+    // The CLI's output may go to a reader that leaves early (`berth ps | head -1`); the daemon
+    // and the helpers write logs and report to their parent instead.
+    let prints = !matches!(
+        cli.command,
+        Command::Daemon
+            | Command::Shim { .. }
+            | Command::ExecHelper { .. }
+            | Command::CopyHelper { .. }
+    );
+    if prints {
+        closed_stdout::install();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
+            if prints {
+                closed_stdout::exit_if_stdout_closed();
+            }
             eprintln!("berth: {err:#}");
             ExitCode::from(EXIT_BERTH_ERROR)
         }

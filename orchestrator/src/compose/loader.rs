@@ -733,6 +733,17 @@ impl Loader<'_> {
             let mut merged: BTreeMap<String, Option<String>> = BTreeMap::new();
             for (i, ef) in svc.env_file.iter().enumerate() {
                 let path = PathBuf::from(&ef.path);
+                if path.is_dir() {
+                    // Even when not required: it exists, so it was meant, and cannot be read.
+                    self.issues.push(Issue {
+                        place: self.place(&format!("services.{name}.env_file[{i}]")),
+                        message: format!(
+                            "env file {} is a directory, not a file of KEY=VALUE lines",
+                            path.display()
+                        ),
+                    });
+                    continue;
+                }
                 if !path.is_file() {
                     if ef.required {
                         self.issues.push(Issue {

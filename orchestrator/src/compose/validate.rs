@@ -172,6 +172,7 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
         }
     }
     addresses(p, &mut out);
+    name_file_values(p, &mut out);
     ports_clash(p, &mut out);
     security_and_protocols(p, &mut out);
     {
@@ -425,6 +426,50 @@ fn security_and_protocols(p: &Project, out: &mut Vec<Issue>) {
                         port.target
                     ),
                 ));
+            }
+        }
+    }
+}
+
+/// Values that become lines of a container's /etc/hosts, /etc/hostname or resolv.conf (or DNS
+/// names): a control character, a newline above all, would let the file add lines of its
+/// choosing (`db` mapped to an address nobody chose), so it is refused with its key.
+fn name_file_values(p: &Project, out: &mut Vec<Issue>) {
+    let mut check = |path: String, v: &str| {
+        if v.chars().any(char::is_control) {
+            out.push(issue(
+                path,
+                format!("{v:?} contains a control character (a newline would add a line to the container's name files)"),
+            ));
+        }
+    };
+    for (name, svc) in &p.services {
+        let sp = format!("services.{name}");
+        for (key, v) in [("hostname", &svc.hostname), ("domainname", &svc.domainname)] {
+            if let Some(v) = v {
+                check(format!("{sp}.{key}"), v);
+            }
+        }
+        for (host, ips) in &svc.extra_hosts {
+            // The host name is a key of the normalised mapping: the path stops at the list.
+            check(format!("{sp}.extra_hosts"), host);
+            for ip in ips {
+                check(format!("{sp}.extra_hosts"), ip);
+            }
+        }
+        for (key, list) in [
+            ("dns_search", &svc.dns_search),
+            ("dns_opt", &svc.dns_opt),
+            ("links", &svc.links),
+        ] {
+            for (i, v) in list.iter().enumerate() {
+                check(format!("{sp}.{key}[{i}]"), v);
+            }
+        }
+        for (net, cfg) in &svc.networks {
+            let Some(cfg) = cfg else { continue };
+            for (i, a) in cfg.aliases.iter().enumerate() {
+                check(format!("{sp}.networks.{net}.aliases[{i}]"), a);
             }
         }
     }

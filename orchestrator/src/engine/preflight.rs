@@ -1,7 +1,14 @@
-//! `up`'s port preflight: every host port the plan's new containers will publish is checked
-//! before the first step runs, so a taken port fails `up` with nothing created or started
-//! (USERS.md §7: compose finds a collision only when the colliding container starts, after
-//! others did).
+//! `up`'s preflight: what the plan's new containers need from the host is checked before the
+//! first step runs, so `up` fails with nothing created or started.
+//!
+//! Bind mounts first: a missing source of a long-syntax bind (`type: bind`, whose
+//! `create_host_path` is false unless set) is refused with the service, the `volumes[i]` key
+//! and the path, as Docker refuses it ("bind source path does not exist") but before any
+//! network or container exists; the short syntax (`./dir:/x`, `create_host_path: true`)
+//! gets the missing directory made, as Docker makes it, once every check passed.
+//!
+//! Then ports: every host port the plan's new containers will publish (USERS.md §7: compose
+//! finds a collision only when the colliding container starts, after others did).
 //!
 //! Three sources of conflict, in this order: two new containers of the project claiming the
 //! same port, a port another berth container publishes (not one this plan removes, i.e.
@@ -10,6 +17,7 @@
 //! attach checks again, so a port taken between the preflight and the attach is still refused.
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 use berth_netd::Netd;
 use berth_netd::ports::{PortError, PortMapping};
@@ -18,6 +26,7 @@ use berth_runtime::container::Runtime;
 use super::plan::{Plan, Step};
 use super::stack::{Outcome, parse_ports};
 use crate::compose::Project;
+use crate::compose::model::VolumeType;
 
 /// One container the plan creates and a port it will publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +98,104 @@ pub fn own_clash(ports: &[PlannedPort]) -> Option<String> {
     None
 }
 
-/// Checks the plan's ports; the message of the first refusal.
+/// A bind mount of a container the plan creates whose source does not exist yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingBind {
+    /// Its service.
+    pub service: String,
+    /// Its index in the service's `volumes`.
+    pub index: usize,
+    /// The host path.
+    pub source: PathBuf,
+    /// Whether `up` makes it (`create_host_path`, implied by the short syntax).
+    pub create: bool,
+}
+
+impl std::fmt::Display for MissingBind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "service {}: volumes[{}]: bind source path {} does not exist (create it, or set bind.create_host_path: true)",
+            self.service,
+            self.index,
+            self.source.display()
+        )
+    }
+}
+
+/// The bind sources of the services the plan creates containers of that are not on the host
+/// (each service once, whatever its replicas).
+pub fn missing_binds(project: &Project, plan: &Plan) -> Vec<MissingBind> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for node in &plan.nodes {
+        let Step::CreateContainer { service, .. } = &node.step else {
+            continue;
+        };
+        let Some(svc) = project.services.get(service) else {
+            continue;
+        };
+        if !seen.insert(service.as_str()) {
+            continue;
+        }
+        for (index, v) in svc.volumes.iter().enumerate() {
+            let (VolumeType::Bind, Some(source)) = (&v.kind, v.source.as_deref()) else {
+                continue;
+            };
+            let source = PathBuf::from(source);
+            // symlink_metadata: a dangling link is something present, as the kernel will say.
+            if source.symlink_metadata().is_ok() {
+                continue;
+            }
+            let create = v
+                .bind
+                .as_ref()
+                .and_then(|b| b.create_host_path)
+                .unwrap_or(false);
+            out.push(MissingBind {
+                service: service.clone(),
+                index,
+                source,
+                create,
+            });
+        }
+    }
+    out
+}
+
+/// Makes the missing sources `up` is to create (directories, as Docker does).
+fn create_bind_sources(missing: &[MissingBind]) -> Result<(), String> {
+    for m in missing.iter().filter(|m| m.create) {
+        std::fs::create_dir_all(&m.source).map_err(|err| {
+            format!(
+                "service {}: volumes[{}]: creating bind source path {}: {err}",
+                m.service,
+                m.index,
+                m.source.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Checks the plan's bind sources and ports (the message of the first refusal), then makes
+/// the bind sources the short syntax asks for.
 pub async fn check(
+    netd: &Netd,
+    runtime: &Runtime,
+    project: &Project,
+    plan: &Plan,
+) -> Result<(), String> {
+    let binds = missing_binds(project, plan);
+    if let Some(refused) = binds.iter().find(|m| !m.create) {
+        return Err(refused.to_string());
+    }
+    check_ports(netd, runtime, project, plan).await?;
+    create_bind_sources(&binds)
+}
+
+/// Checks the plan's ports; the message of the first refusal.
+async fn check_ports(
     netd: &Netd,
     runtime: &Runtime,
     project: &Project,
@@ -205,5 +310,47 @@ services:
         );
         let r = refused(&plan, "no".into());
         assert_eq!((r.done, r.skipped.len()), (0, plan.nodes.len()));
+    }
+
+    #[test]
+    fn missing_bind_sources_are_made_for_the_short_syntax_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display();
+        std::fs::create_dir(dir.path().join("there")).expect("mkdir");
+        let p = project(&format!(
+            r#"
+name: pf
+services:
+  web:
+    image: nginx
+    volumes:
+      - {d}/there:/a
+      - {d}/short/new:/b
+      - type: bind
+        source: {d}/long
+        target: /c
+      - type: bind
+        source: {d}/made
+        target: /d
+        bind:
+          create_host_path: true
+"#
+        ));
+        let plan = plan_up(&p, &Observed::default(), &UpOptions::default()).expect("plan");
+        let missing = missing_binds(&p, &plan);
+        let shown: Vec<(usize, bool)> = missing.iter().map(|m| (m.index, m.create)).collect();
+        assert_eq!(shown, [(1, true), (2, false), (3, true)]);
+        assert_eq!(
+            missing[1].to_string(),
+            format!(
+                "service web: volumes[2]: bind source path {d}/long does not exist (create it, or set bind.create_host_path: true)"
+            )
+        );
+        create_bind_sources(&missing).expect("create");
+        assert!(dir.path().join("short/new").is_dir() && dir.path().join("made").is_dir());
+        assert!(
+            !dir.path().join("long").exists(),
+            "long syntax: refused, not made"
+        );
     }
 }

@@ -1973,8 +1973,16 @@ impl Engine {
                     ))
                 })?
             };
-            hosts.push_str(&format!("{addr}\t{name}\n"));
+            let line = super::resolv::hosts_entry(addr, name).map_err(|err| {
+                NameFilesError::ExtraHost(format!("{}: {err}", name.escape_debug()))
+            })?;
+            hosts.push_str(&line);
         }
+        super::resolv::check_overrides(
+            overrides.search.as_deref().unwrap_or_default(),
+            overrides.options.as_deref().unwrap_or_default(),
+        )
+        .map_err(|err| NameFilesError::Write(err.to_string()))?;
         let host = self.resolv.host().map(|h| h.conf).unwrap_or_default();
         let servers: Vec<IpAddr> = gateways.iter().chain(gateways6).copied().collect();
         let resolv = container_resolv_conf(&servers, &host, overrides);

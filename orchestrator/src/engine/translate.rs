@@ -44,6 +44,11 @@ pub enum TranslateError {
         "service {service}: network_mode {mode:?} is not supported (use host, none, service:NAME, container:NAME or networks:)"
     )]
     NetworkMode { service: String, mode: String },
+    #[error("service {service}: {source}")]
+    NameFile {
+        service: String,
+        source: super::resolv::NotOneLine,
+    },
     #[error(
         "service {service}: {kind}: {name} is not declared at the top level, or has no file: \
          (berth mounts file-based {kind} only)"
@@ -160,12 +165,13 @@ pub fn container_config(
         }
     } else if resolv_overrides {
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        c.resolv_conf = Some(super::resolv::override_resolv(
-            &host,
-            &servers,
-            &svc.dns_search,
-            &svc.dns_opt,
-        ));
+        c.resolv_conf = Some(
+            super::resolv::override_resolv(&host, &servers, &svc.dns_search, &svc.dns_opt)
+                .map_err(|source| TranslateError::NameFile {
+                    service: service.into(),
+                    source,
+                })?,
+        );
     }
     let mut anonymous = Vec::new();
     for (index, v) in svc.volumes.iter().enumerate() {

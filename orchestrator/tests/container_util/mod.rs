@@ -27,14 +27,15 @@ fn busybox() -> &'static Path {
     Path::new("/bin/busybox")
 }
 
-/// A static helper that calls keyctl(2) and exits 0 when it got EPERM (1 otherwise), built
-/// once per test binary with gcc (in scripts/deps.sh).
+/// A static helper that makes one syscall (`keyctl`, or the one named by its first argument:
+/// `io_uring_setup`) and exits 0 when it got EPERM (1 otherwise), built once per test binary
+/// with gcc (in scripts/deps.sh).
 pub fn keyctl_probe() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
         // Cargo's scratch dir for integration tests: nothing is left in /tmp.
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let bin = dir.join("berth-keyctl-probe");
+        let bin = dir.join("berth-syscall-probe");
         if bin.exists() {
             return bin;
         }
@@ -43,8 +44,11 @@ pub fn keyctl_probe() -> &'static Path {
         fs::write(
             &src,
             "#include <unistd.h>\n#include <sys/syscall.h>\n#include <errno.h>\n#include <stdio.h>\n\
-             int main(void){long r=syscall(SYS_keyctl,0,0,0,0,0);\
-             printf(\"keyctl=%ld errno=%d\\n\",r,r<0?errno:0);return (r<0&&errno==EPERM)?0:1;}\n",
+             #include <string.h>\n#ifndef SYS_io_uring_setup\n#define SYS_io_uring_setup 425\n#endif\n\
+             int main(int argc,char**argv){const char*w=argc>1?argv[1]:\"keyctl\";long r;\
+             if(strcmp(w,\"io_uring_setup\")==0){unsigned char p[120];memset(p,0,sizeof p);\
+             r=syscall(SYS_io_uring_setup,1,p);}else r=syscall(SYS_keyctl,0,0,0,0,0);\
+             printf(\"%s=%ld errno=%d\\n\",w,r,r<0?errno:0);return (r<0&&errno==EPERM)?0:1;}\n",
         )
         .expect("probe source");
         let tmp_bin = dir.join(format!("kc-{}", std::process::id()));

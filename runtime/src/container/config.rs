@@ -217,17 +217,19 @@ pub struct ProcessOverrides {
     pub working_dir: Option<PathBuf>,
 }
 
-/// `KEY=VALUE` lists merged by key, later entries winning, first-seen order kept.
+/// `KEY=VALUE` lists merged by key, later entries winning, first-seen order kept. Keys are
+/// found through an index, so a service with a hundred thousand variables costs linear time.
 pub fn merge_env(base: &[String], over: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+    let mut out: Vec<String> = Vec::with_capacity(base.len() + over.len());
+    let mut slots: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for e in base.iter().chain(over) {
         let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
-        match out
-            .iter_mut()
-            .find(|x| x.split_once('=').map_or(x.as_str(), |(k, _)| k) == key)
-        {
-            Some(slot) => *slot = e.clone(),
-            None => out.push(e.clone()),
+        match slots.get(key) {
+            Some(&i) => out[i] = e.clone(),
+            None => {
+                slots.insert(key, out.len());
+                out.push(e.clone());
+            }
         }
     }
     out
@@ -295,6 +297,19 @@ mod tests {
 
     fn image(json: &str) -> oci_spec::image::ImageConfiguration {
         serde_json::from_str(json).expect("image config")
+    }
+
+    #[test]
+    fn merge_env_keeps_first_order_and_last_value() {
+        let base = ["A=1".to_string(), "B=2".into(), "FLAG".into()];
+        let over = [
+            "B=3".to_string(),
+            "C=4".into(),
+            "A=5".into(),
+            "FLAG=on".into(),
+        ];
+        assert_eq!(merge_env(&base, &over), ["A=5", "B=3", "FLAG=on", "C=4"]);
+        assert_eq!(merge_env(&[], &["K=1".into(), "K=2".into()]), ["K=2"]);
     }
 
     #[test]

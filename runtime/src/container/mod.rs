@@ -84,6 +84,9 @@ pub enum RuntimeError {
     NameInUse { name: String, id: String },
     #[error("container name {0:?} is invalid: use letters, digits, '_', '.', '-'")]
     BadName(String),
+    /// A hostname that would add lines to the container's /etc/hosts and /etc/hostname.
+    #[error("hostname {0:?} contains a control character")]
+    BadHostname(String),
     #[error("{0:?} matches more than one container; use more of the id")]
     Ambiguous(String),
     #[error("no command given (the image has no Cmd or Entrypoint and none was passed)")]
@@ -404,6 +407,11 @@ impl Runtime {
         }
         if !valid_name(&config.name) {
             return Err(RuntimeError::BadName(config.name));
+        }
+        if let Some(h) = &config.hostname
+            && h.chars().any(char::is_control)
+        {
+            return Err(RuntimeError::BadHostname(h.clone()));
         }
         let names = self.names();
         if let Some(r) = names.lookup(&config.name) {

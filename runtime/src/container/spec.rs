@@ -74,8 +74,9 @@ pub const READONLY_PATHS: &[&str] = &[
 ];
 
 /// Syscalls the default profile refuses with EPERM: kernel modules, kexec, BPF, keyrings,
-/// mounts and namespaces, clock and swap changes, and the old or dangerous interfaces Docker's
-/// profile also leaves out.
+/// mounts and namespaces, clock and swap changes, io_uring (its work runs in kernel threads
+/// seccomp does not see, and it has been a frequent way into kernel bugs), and the old or
+/// dangerous interfaces Docker's profile also leaves out.
 pub const DENIED_SYSCALLS: &[&str] = &[
     "acct",
     "add_key",
@@ -93,6 +94,9 @@ pub const DENIED_SYSCALLS: &[&str] = &[
     "init_module",
     "ioperm",
     "iopl",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
     "kcmp",
     "kexec_file_load",
     "kexec_load",

@@ -2,7 +2,7 @@
 //! that is both (an OCI layout with a Docker `manifest.json` beside it, as Docker 25+ writes),
 //! so docker, podman and skopeo all load it (`docker-archive:` and `oci-archive:`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,8 @@ use super::blobs::BlobError;
 use super::digest::Digest;
 use super::reference::Reference;
 use super::store::{
-    Descriptor, ImageStore, Index, LayerRef, Manifest, StoreError, media, pick_platform,
+    Descriptor, Image, ImageStore, Index, LayerRef, Manifest, StoreError, media, pick_platform,
+    tag_key,
 };
 use super::unpack::{self, Compression};
 
@@ -77,13 +78,33 @@ fn read_err(source: io::Error) -> ArchiveError {
 
 /// Loads every image of a docker-save or OCI archive (plain or compressed) into the store.
 /// Blobs are streamed straight into the blob store (and verified when the archive names them
-/// by digest); `default_repo` names OCI entries that carry only a tag.
+/// by digest); `default_repo` names OCI entries that carry only a tag. All or nothing: the
+/// images are tagged only once every one of them is in, and a failure (truncated archive, bad
+/// manifest, corrupt layer, bad tag) removes the images, layers and blobs this load added.
 pub fn load<R: Read>(
     store: &ImageStore,
     reader: R,
     default_repo: Option<&str>,
 ) -> Result<Vec<LoadedImage>> {
+    let mut added = Vec::new();
+    let out = load_all(store, reader, default_repo, &mut added);
+    // The writer lock is released: the clean-up takes the exclusive gc lock.
+    if out.is_err()
+        && let Err(e) = store.discard_failed(&added)
+    {
+        tracing::warn!(error = %e, "cleaning up after a failed image load");
+    }
+    out
+}
+
+fn load_all<R: Read>(
+    store: &ImageStore,
+    reader: R,
+    default_repo: Option<&str>,
+    added: &mut Vec<Digest>,
+) -> Result<Vec<LoadedImage>> {
     let _w = store.writer_lock()?;
+    let before: BTreeSet<Digest> = store.list()?.into_iter().map(|i| i.id).collect();
     let plain = unpack::decompress(reader).map_err(read_err)?;
     let mut archive = tar::Archive::new(plain);
     let mut small: HashMap<String, Vec<u8>> = HashMap::new();
@@ -145,16 +166,32 @@ pub fn load<R: Read>(
         small,
         stored,
         aliases,
+        before,
+        added,
     };
-    if let Some(bytes) = m.small.get("manifest.json").cloned() {
-        load_docker(&mut m, &bytes)
+    let named = if let Some(bytes) = m.small.get("manifest.json").cloned() {
+        load_docker(&mut m, &bytes)?
     } else if let Some(bytes) = m.small.get("index.json").cloned() {
-        load_oci(&mut m, &bytes, default_repo)
+        load_oci(&mut m, &bytes, default_repo)?
     } else {
-        Err(ArchiveError::Format {
+        return Err(ArchiveError::Format {
             reason: "neither manifest.json (docker save) nor index.json (OCI layout) found".into(),
-        })
+        });
+    };
+    for (_, names) in &named {
+        for n in names {
+            tag_key(n)?;
+        }
     }
+    let mut out = Vec::new();
+    for (id, names) in named {
+        let mut tags = Vec::new();
+        for n in names {
+            tags.push(store.tag(&id, &n)?);
+        }
+        out.push(LoadedImage { id, tags });
+    }
+    Ok(out)
 }
 
 struct Members<'a> {
@@ -162,9 +199,22 @@ struct Members<'a> {
     small: HashMap<String, Vec<u8>>,
     stored: HashMap<String, Digest>,
     aliases: HashMap<String, String>,
+    /// Images the store had before this load.
+    before: BTreeSet<Digest>,
+    /// Images this load added (removed again if it fails).
+    added: &'a mut Vec<Digest>,
 }
 
 impl Members<'_> {
+    /// Registers the image of a stored manifest, remembering it when it is new.
+    fn add_image(&mut self, manifest: &Digest) -> Result<Image> {
+        let img = self.store.add_image(manifest, None, None)?;
+        if !self.before.contains(&img.id) {
+            self.added.push(img.id.clone());
+        }
+        Ok(img)
+    }
+
     /// The blob for an archive member, storing small members on demand.
     fn blob(&mut self, path: &str) -> Result<Digest> {
         let mut p = path.trim_start_matches("./").to_owned();
@@ -199,7 +249,10 @@ fn layer_media_type(store: &ImageStore, d: &Digest) -> Result<&'static str> {
     })
 }
 
-fn load_docker(m: &mut Members<'_>, bytes: &[u8]) -> Result<Vec<LoadedImage>> {
+/// Images of a load with the names they are to be given once all are in.
+type Named = Vec<(Digest, Vec<String>)>;
+
+fn load_docker(m: &mut Members<'_>, bytes: &[u8]) -> Result<Named> {
     let entries: Vec<DockerEntry> =
         serde_json::from_slice(bytes).map_err(|source| ArchiveError::Json {
             member: "manifest.json".into(),
@@ -242,21 +295,13 @@ fn load_docker(m: &mut Members<'_>, bytes: &[u8]) -> Result<Vec<LoadedImage>> {
             source,
         })?;
         let md = m.store.blobs().put_bytes(&mbytes)?;
-        let img = m.store.add_image(&md, None, None)?;
-        let mut tags = Vec::new();
-        for t in e.repo_tags.unwrap_or_default() {
-            tags.push(m.store.tag(&img.id, &t)?);
-        }
-        out.push(LoadedImage { id: img.id, tags });
+        let img = m.add_image(&md)?;
+        out.push((img.id, e.repo_tags.unwrap_or_default()));
     }
     Ok(out)
 }
 
-fn load_oci(
-    m: &mut Members<'_>,
-    bytes: &[u8],
-    default_repo: Option<&str>,
-) -> Result<Vec<LoadedImage>> {
+fn load_oci(m: &mut Members<'_>, bytes: &[u8], default_repo: Option<&str>) -> Result<Named> {
     let index: Index = serde_json::from_slice(bytes).map_err(|source| ArchiveError::Json {
         member: "index.json".into(),
         source,
@@ -283,8 +328,7 @@ fn load_oci(
                     ),
                 })?;
         }
-        let img = m.store.add_image(&d.digest, None, None)?;
-        let mut tags = Vec::new();
+        let img = m.add_image(&d.digest)?;
         let full = desc.annotations.get("io.containerd.image.name").cloned();
         let refname = desc
             .annotations
@@ -297,10 +341,7 @@ fn load_oci(
             (None, Some(tag)) => default_repo.map(|repo| format!("{repo}:{tag}")),
             (None, None) => None,
         };
-        if let Some(n) = name {
-            tags.push(m.store.tag(&img.id, &n)?);
-        }
-        out.push(LoadedImage { id: img.id, tags });
+        out.push((img.id, name.into_iter().collect()));
     }
     Ok(out)
 }

@@ -854,11 +854,7 @@ impl ImageStore {
 
     /// Points `reference` (a name with a tag) at image `id`.
     pub fn tag(&self, id: &Digest, reference: &str) -> Result<String> {
-        let r: Reference = reference.parse()?;
-        let key = r.tagged().ok_or_else(|| ReferenceError::Invalid {
-            value: reference.to_owned(),
-            reason: "a tag is needed, not a digest",
-        })?;
+        let key = tag_key(reference)?;
         if !self.image_record_path(id).exists() {
             return Err(StoreError::NotFound {
                 reference: id.to_string(),
@@ -1042,6 +1038,26 @@ impl ImageStore {
         report.deleted.push(id);
         self.collect(&mut report)?;
         Ok(report)
+    }
+
+    /// Undoes a failed load or import: removes the image records in `added` (images this
+    /// writer added, none of which existed before) that no tag names and no container uses,
+    /// then every layer and blob no image references, as `prune` does. Takes the exclusive gc
+    /// lock, so the caller must have released its writer lock.
+    pub fn discard_failed(&self, added: &[Digest]) -> Result<()> {
+        let _g = self.gc_lock()?;
+        let tags = self.read_tags()?;
+        let used = self.containers_using()?;
+        for id in added {
+            if tags.tags.values().any(|t| t == id) || used.contains_key(id) {
+                continue;
+            }
+            let p = self.image_record_path(id);
+            fs::remove_file(&p)
+                .or_else(ignore_missing)
+                .map_err(io_err("remove", &p))?;
+        }
+        self.collect(&mut RemoveReport::default())
     }
 
     /// `image prune`: removes dangling images (all unused images with `all`) that no container
@@ -1488,6 +1504,7 @@ impl ImageStore {
     }
 
     /// `image import`: a plain rootfs tar (optionally compressed) as a one-layer image.
+    /// A tar that cannot be read to its end (truncated, not a tar) leaves nothing behind.
     pub fn import(&self, tar: &mut dyn Read, source: &str, config: Config) -> Result<Image> {
         let new = NewImage {
             config,
@@ -1495,7 +1512,13 @@ impl ImageStore {
             created_by: format!("berth image import {source}"),
             comment: Some("imported".into()),
         };
-        self.commit(Some(tar), None, new)
+        let out = self.commit(Some(tar), None, new);
+        if out.is_err()
+            && let Err(e) = self.discard_failed(&[])
+        {
+            tracing::warn!(error = %e, "cleaning up after a failed import");
+        }
+        out
     }
 }
 
@@ -1528,6 +1551,16 @@ fn diff_ids(config: &ImageConfiguration, digest: &Digest) -> Result<Vec<Digest>>
             })
         })
         .collect()
+}
+
+/// The tag-index key of `reference` (a name with a tag, not a digest), so a caller can check
+/// every name before it tags anything.
+pub fn tag_key(reference: &str) -> Result<String> {
+    let r: Reference = reference.parse()?;
+    Ok(r.tagged().ok_or_else(|| ReferenceError::Invalid {
+        value: reference.to_owned(),
+        reason: "a tag is needed, not a digest",
+    })?)
 }
 
 /// Splits a tag-index key into the familiar repository name and the tag.
