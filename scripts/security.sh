@@ -16,6 +16,8 @@ cargo build --workspace --all-targets -q || exit 1
 tests=(
   "escape|berth|container_perms|nobody_reaches_no_container_file_volume_config_or_daemon|a host user (nobody) runs a setuid binary made in a container (upper dir, volume), reads config.json secrets, logs, state, connects to the daemon"
   "escape|berth|container_perms|daemon_start_tightens_a_root_made_by_an_older_berth|a state root left with older, looser modes is tightened at daemon start"
+  "harden|berth|container_security|seccomp_denies_io_uring_unless_unconfined|a container calls io_uring_setup (blocked by the default seccomp profile, as Docker 25+)"
+  "harden|berth|container_security|control_characters_in_name_file_flags_are_refused|a newline in --add-host, --hostname, --dns-search or --dns-option tries to inject a line into /etc/hosts or resolv.conf"
   "exposure|berth-netd|netd_exposure|container_frames_for_127_0_0_1_never_reach_the_hosts_loopback|a container sends UDP and TCP frames for 127.0.0.1 to its gateway's MAC"
   "exposure|berth-netd|netd_exposure|lan_neighbour_reaches_only_ports_published_on_non_loopback_addresses|a LAN neighbour routes to unpublished, loopback-published and internal container ports"
   "exposure|berth-netd|netd_exposure|ipv6_lan_neighbour_reaches_only_published_ports|the same over IPv6"
@@ -53,7 +55,7 @@ cat "$logs"/*.log | grep -E '^(FIGURES: |crash_heal: [0-9]+ kill points)' | sed 
 
 echo
 echo "Summary:"
-for kind in escape exposure crash; do
+for kind in escape harden exposure crash; do
   printf '  %-9s tried %d, held %d\n' "$kind" "${tried[$kind]:-0}" "${held[$kind]:-0}"
 done
 
