@@ -168,10 +168,7 @@ fn copy_of_several_sources_never_writes_through_a_link_the_first_placed() {
         .expect("build");
     s.assert_untouched();
     // Inside the image the link is followed as if the root were `/`.
-    let out = be.sh(
-        "several:1",
-        &format!("readlink /dst/x; cat {}/file", s.s()),
-    );
+    let out = be.sh("several:1", &format!("readlink /dst/x; cat {}/file", s.s()));
     assert_eq!(out, format!("{}\nfrom b\n", s.s()));
     drop(be.store);
     be.env.assert_clean();
@@ -215,7 +212,10 @@ fn copy_from_a_stage_reads_and_writes_inside_the_roots() {
     // The stage has no {sentinel}/secret: reading the host's copy is the escape. Docker fails
     // the same way ("not found").
     let err = be.build("from:1", &df);
-    assert!(err.is_err(), "COPY --from read the host's file through a stage's link");
+    assert!(
+        err.is_err(),
+        "COPY --from read the host's file through a stage's link"
+    );
     s.assert_untouched();
     let df = format!(
         "FROM bb:1 AS src\n\
@@ -246,10 +246,7 @@ fn add_of_a_tar_writes_through_links_only_inside_the_image() {
     // A link the archive places itself, then an entry through it.
     fs::write(
         be.ctx.join("self.tar"),
-        tar_bytes(&[
-            ("l", Some(s.s()), ""),
-            ("l/own", None, "own link\n"),
-        ]),
+        tar_bytes(&[("l", Some(s.s()), ""), ("l/own", None, "own link\n")]),
     )
     .expect("tar");
     // A link an earlier layer placed.
@@ -272,10 +269,7 @@ fn add_of_a_tar_writes_through_links_only_inside_the_image() {
             s.s()
         ),
     );
-    assert_eq!(
-        out,
-        format!("from tar\nown link\nlater\n{0}\n{0}\n", s.s())
-    );
+    assert_eq!(out, format!("from tar\nown link\nlater\n{0}\n{0}\n", s.s()));
     drop(be.store);
     be.env.assert_clean();
 }
@@ -321,7 +315,10 @@ fn cp_both_ways_resolves_container_links_in_the_container() {
         let src = host.join("in.txt");
         let src = src.to_str().expect("utf-8");
         berth_ok(env, &["container", "cp", src, &format!("{n}:/lnk/")]);
-        berth_ok(env, &["container", "cp", src, &format!("{n}:/rootlnk{}/", s.s())]);
+        berth_ok(
+            env,
+            &["container", "cp", src, &format!("{n}:/rootlnk{}/", s.s())],
+        );
         s.assert_untouched();
         // Container -> host: a link is copied as a link, never as the host's file.
         let out = host.join("out");
@@ -339,13 +336,20 @@ fn cp_both_ways_resolves_container_links_in_the_container() {
             "container\n"
         );
         berth_ok(env, &["container", "cp", &format!("{n}:/lnk"), outs]);
-        assert!(fs::symlink_metadata(out.join("lnk")).expect("lnk").is_symlink());
+        assert!(
+            fs::symlink_metadata(out.join("lnk"))
+                .expect("lnk")
+                .is_symlink()
+        );
         // What went in landed in the container's own sentinel path.
         berth_ok(
             env,
             &["container", "cp", &format!("{n}:{}/in.txt", s.s()), outs],
         );
-        assert_eq!(fs::read_to_string(out.join("in.txt")).expect("back"), "into\n");
+        assert_eq!(
+            fs::read_to_string(out.join("in.txt")).expect("back"),
+            "into\n"
+        );
         s.assert_untouched();
         berth_ok(env, &["container", "rm", "-f", &n]);
     }
@@ -369,21 +373,39 @@ fn cp_to_a_new_name_creates_it_both_ways() {
     fs::create_dir_all(&host).expect("host dir");
     let h = |p: &str| host.join(p).to_str().expect("utf-8").to_string();
     // Container -> host, a file and a dir under names that do not exist yet.
-    berth_ok(env, &["container", "cp", &format!("{n}:/one"), &h("newfile")]);
-    assert_eq!(fs::read_to_string(host.join("newfile")).expect("file"), "one\n");
+    berth_ok(
+        env,
+        &["container", "cp", &format!("{n}:/one"), &h("newfile")],
+    );
+    assert_eq!(
+        fs::read_to_string(host.join("newfile")).expect("file"),
+        "one\n"
+    );
     berth_ok(env, &["container", "cp", &format!("{n}:/d"), &h("newdir")]);
     assert_eq!(
         fs::read_to_string(host.join("newdir/sub/f")).expect("dir"),
         "f\n"
     );
     // An existing file is overwritten.
-    berth_ok(env, &["container", "cp", &format!("{n}:/one"), &h("newdir/sub/f")]);
-    assert_eq!(fs::read_to_string(host.join("newdir/sub/f")).expect("f"), "one\n");
+    berth_ok(
+        env,
+        &["container", "cp", &format!("{n}:/one"), &h("newdir/sub/f")],
+    );
+    assert_eq!(
+        fs::read_to_string(host.join("newdir/sub/f")).expect("f"),
+        "one\n"
+    );
     // Host -> container likewise.
-    berth_ok(env, &["container", "cp", &h("newfile"), &format!("{n}:/renamed")]);
+    berth_ok(
+        env,
+        &["container", "cp", &h("newfile"), &format!("{n}:/renamed")],
+    );
     berth_ok(env, &["container", "cp", &h("newdir"), &format!("{n}:/d2")]);
     berth_ok(env, &["container", "start", &n]);
-    let out = berth_ok(env, &["container", "exec", &n, "cat", "/renamed", "/d2/sub/f"]);
+    let out = berth_ok(
+        env,
+        &["container", "exec", &n, "cat", "/renamed", "/d2/sub/f"],
+    );
     assert_eq!(out, "one\none\n");
     // A missing parent is an error naming the path.
     let bad = env.berth(&["container", "cp", &format!("{n}:/one"), &h("no/such/x")]);
@@ -443,16 +465,34 @@ fn commit_and_export_keep_links_as_links() {
     be.build("cx:1", "FROM bb:1\n").expect("build");
     let env = &be.env;
     let n = format!("cx-{}", std::process::id());
-    let script = format!("ln -s {0} /lnk; ln -s {0}/secret /sec; echo mine > /mine", s.s());
+    let script = format!(
+        "ln -s {0} /lnk; ln -s {0}/secret /sec; echo mine > /mine",
+        s.s()
+    );
     let out = env.berth(&[
-        "container", "run", "--name", &n, "--network", "none", "cx:1", "sh", "-c", &script,
+        "container",
+        "run",
+        "--name",
+        &n,
+        "--network",
+        "none",
+        "cx:1",
+        "sh",
+        "-c",
+        &script,
     ]);
     assert!(out.status.success(), "run: {}", stderr(&out));
     berth_ok(env, &["container", "commit", &n, "cx:2"]);
     let tar = env.tmp.path().join("export.tar");
     berth_ok(
         env,
-        &["container", "export", "-o", tar.to_str().expect("utf-8"), &n],
+        &[
+            "container",
+            "export",
+            "-o",
+            tar.to_str().expect("utf-8"),
+            &n,
+        ],
     );
     let mut a = tar::Archive::new(fs::File::open(&tar).expect("tar"));
     let mut seen = 0;
@@ -466,7 +506,10 @@ fn commit_and_export_keep_links_as_links() {
         assert!(!p.ends_with("secret"), "exported the host's {p}");
     }
     assert_eq!(seen, 2);
-    let out = be.sh("cx:2", "readlink /lnk; readlink /sec; cat /mine; cat /sec || echo dangling");
+    let out = be.sh(
+        "cx:2",
+        "readlink /lnk; readlink /sec; cat /mine; cat /sec || echo dangling",
+    );
     assert_eq!(out, format!("{0}\n{0}/secret\nmine\ndangling\n", s.s()));
     s.assert_untouched();
     berth_ok(env, &["container", "rm", "-f", &n]);
