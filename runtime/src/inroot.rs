@@ -415,6 +415,11 @@ enum Lower {
     Other,
 }
 
+/// An open directory and its path as resolved inside the root.
+type Resolved = (Rc<OwnedFd>, Vec<Vec<u8>>);
+/// A resolved path and the root's directory there, if it has one (else only a lower does).
+type MaybeResolved = (Option<Rc<OwnedFd>>, Vec<Vec<u8>>);
+
 /// An open root directory (with optional read-only lower layers) and the paths resolved in it.
 /// Not `Sync`: each writer opens its own.
 pub struct InRoot {
@@ -423,7 +428,7 @@ pub struct InRoot {
     lowers: Vec<(OwnedFd, PathBuf)>,
     follow: Follow,
     /// Open directories by the path asked for and by their resolved path.
-    cache: RefCell<HashMap<Vec<u8>, (Rc<OwnedFd>, Vec<Vec<u8>>)>>,
+    cache: RefCell<HashMap<Vec<u8>, Resolved>>,
 }
 
 impl InRoot {
@@ -494,11 +499,7 @@ impl InRoot {
         Ok(self.resolve_dir(comps, create)?.0)
     }
 
-    fn resolve_dir(
-        &self,
-        comps: &[Vec<u8>],
-        create: Option<u32>,
-    ) -> io::Result<(Rc<OwnedFd>, Vec<Vec<u8>>)> {
+    fn resolve_dir(&self, comps: &[Vec<u8>], create: Option<u32>) -> io::Result<Resolved> {
         if comps.is_empty() {
             return Ok((self.root.clone(), Vec::new()));
         }
@@ -596,11 +597,7 @@ impl InRoot {
 
     /// The component-by-component resolution (the fallback for openat2, and the overlay
     /// lookups): returns the directory and its path as resolved inside the root.
-    fn walk(
-        &self,
-        comps: &[Vec<u8>],
-        create: Option<u32>,
-    ) -> io::Result<(Rc<OwnedFd>, Vec<Vec<u8>>)> {
+    fn walk(&self, comps: &[Vec<u8>], create: Option<u32>) -> io::Result<Resolved> {
         let mut queue: VecDeque<Vec<u8>> = comps.iter().cloned().collect();
         let mut cur = self.root.clone();
         let mut resolved: Vec<Vec<u8>> = Vec::new();
@@ -717,11 +714,7 @@ impl InRoot {
 
     /// The root's directory at `comps` if it has one, and the resolved path: a directory only
     /// a lower layer has is resolved without creating it. `None` when it does not exist.
-    #[allow(clippy::type_complexity)]
-    fn resolve_dir_or_lower(
-        &self,
-        comps: &[Vec<u8>],
-    ) -> io::Result<Option<(Option<Rc<OwnedFd>>, Vec<Vec<u8>>)>> {
+    fn resolve_dir_or_lower(&self, comps: &[Vec<u8>]) -> io::Result<Option<MaybeResolved>> {
         match self.resolve_dir(comps, None) {
             Ok((fd, r)) => return Ok(Some((Some(fd), r))),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) && !self.lowers.is_empty() => {}
@@ -768,6 +761,12 @@ impl InRoot {
         }
         let dir = self.reopen(&resolved).ok();
         Ok(Some((dir, resolved)))
+    }
+
+    /// Whether `path` is a directory, links (the last one too) followed inside the root and
+    /// the lowers.
+    pub fn is_dir(&self, path: &[u8]) -> bool {
+        matches!(self.resolve_dir_or_lower(&components(path)), Ok(Some(_)))
     }
 
     fn lower_stat(&self, resolved: &[Vec<u8>], name: &[u8]) -> io::Result<Option<libc::stat>> {
