@@ -280,6 +280,15 @@ pub fn unpack_into<R: Read + Send>(
     })
 }
 
+/// [`unpack_into`] of a plain (never compressed) tar stream: what `cp` sends.
+pub fn unpack_tar_into<R: Read>(
+    reader: R,
+    tree: &InRoot,
+    opts: &Extract,
+) -> Result<UnpackStats, UnpackError> {
+    unpack_plain(reader, tree, opts)
+}
+
 /// Reads the chunks a decompression thread sends.
 struct ChannelReader {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
