@@ -15,7 +15,6 @@
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -450,104 +449,31 @@ pub(super) fn copy_tree(
         "finding the COPY --from source",
         &shown,
     ))?;
-    match name {
-        Some(name) => copy_entry(
-            step,
-            dir.as_fd(),
-            &name,
-            dst,
-            dst_path.as_bytes().to_vec(),
-            owner,
-            chmod,
-        ),
-        None => copy_children(
-            step,
-            dir.as_fd(),
-            &shown,
-            dst,
-            dst_path.as_bytes(),
-            owner,
-            chmod,
-        ),
-    }
-}
-
-fn copy_children(
-    step: &str,
-    dir: std::os::fd::BorrowedFd<'_>,
-    shown: &str,
-    dst: &InRoot,
-    dst_path: &[u8],
-    owner: (u32, u32),
-    chmod: Option<u32>,
-) -> Result<(), BuildError> {
-    let err = |op| step_io(step, op, shown);
-    let st = inroot::fstat(dir).map_err(err("reading"))?;
-    let fd = dst.mkdir_all(dst_path, 0o755).map_err(step_io(
-        step,
-        "creating",
-        Path::new(std::ffi::OsStr::from_bytes(dst_path)),
-    ))?;
-    let mut names = inroot::list_dir(dir).map_err(err("reading"))?;
-    names.sort();
-    for n in names {
-        let cn = inroot::cname(&n).map_err(err("reading"))?;
-        let mut child = dst_path.to_vec();
-        child.push(b'/');
-        child.extend_from_slice(&n);
-        copy_entry(step, dir, &cn, dst, child, owner, chmod)?;
-    }
-    inroot::fchown(fd.as_fd(), owner.0, owner.1).map_err(err("chown"))?;
-    inroot::fchmod(fd.as_fd(), chmod.unwrap_or(st.st_mode)).map_err(err("chmod"))
-}
-
-fn copy_entry(
-    step: &str,
-    dir: std::os::fd::BorrowedFd<'_>,
-    name: &std::ffi::CStr,
-    dst: &InRoot,
-    dst_path: Vec<u8>,
-    owner: (u32, u32),
-    chmod: Option<u32>,
-) -> Result<(), BuildError> {
-    let shown = PathBuf::from(std::ffi::OsStr::from_bytes(&dst_path));
-    let err = |op| step_io(step, op, &shown);
-    let st = inroot::lstat_at(dir, name)
-        .map_err(err("reading the source of"))?
-        .ok_or_else(|| err("finding the COPY --from source for")(io::ErrorKind::NotFound.into()))?;
-    match st.st_mode & libc::S_IFMT {
-        libc::S_IFLNK => {
-            let t = inroot::readlink_at(dir, name).map_err(err("reading the source of"))?;
-            dst.symlink(&dst_path, &t).map_err(err("linking"))?;
-            dst.lchown(&dst_path, owner.0, owner.1)
-                .map_err(err("chown"))
-        }
-        libc::S_IFDIR => {
-            let sub = inroot::open_dir_at(dir, name).map_err(err("reading the source of"))?;
-            copy_children(
-                step,
-                sub.as_fd(),
-                &shown.to_string_lossy(),
-                dst,
-                &dst_path,
-                owner,
-                chmod,
-            )
-        }
-        libc::S_IFREG => {
-            let mut from = inroot::open_file_at(dir, name).map_err(err("reading the source of"))?;
-            let mut to = dst.create_file(&dst_path).map_err(err("creating"))?;
-            io::copy(&mut from, &mut to).map_err(err("copying to"))?;
-            // Owner first: chown clears set-id bits.
-            inroot::fchown(to.as_fd(), owner.0, owner.1).map_err(err("chown"))?;
-            inroot::fchmod(to.as_fd(), chmod.unwrap_or(st.st_mode)).map_err(err("chmod"))
-        }
-        // Devices, fifos, sockets: not copied (Docker copies them; rare in COPY --from).
-        _ => Err(BuildError::Unsupported {
+    let opts = inroot::TreeCopy {
+        owner: Some(owner),
+        chmod,
+        // Docker copies them; rare in COPY --from.
+        special: inroot::Special::Refuse,
+    };
+    inroot::copy_tree(
+        dir.as_fd(),
+        name.as_deref(),
+        dst,
+        dst_path.as_bytes(),
+        &opts,
+    )
+    .map_err(|e| match e {
+        inroot::CopyTreeError::Io { op, path, source } => BuildError::Io {
+            step: step.to_string(),
+            op,
+            path,
+            source,
+        },
+        inroot::CopyTreeError::Special { .. } => BuildError::Unsupported {
             step: step.to_string(),
             what: "COPY --from of device, fifo or socket files",
-        }),
-    }
+        },
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
@@ -21,12 +20,6 @@ pub enum MountError {
     },
     #[error("mount source {path} does not exist")]
     NoSource {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("copying the image content of {path} into the volume")]
-    Populate {
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -137,52 +130,10 @@ pub fn make_mount_point(target: &Path, file: bool) -> Result<(), MountError> {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let src = entry.path();
-        let dst = to.join(entry.file_name());
-        let md = fs::symlink_metadata(&src)?;
-        let ft = md.file_type();
-        if ft.is_symlink() {
-            symlink(fs::read_link(&src)?, &dst)?;
-        } else if ft.is_dir() {
-            fs::create_dir(&dst)?;
-            copy_tree(&src, &dst)?;
-            fs::set_permissions(&dst, fs::Permissions::from_mode(md.mode() & 0o7777))?;
-        } else if ft.is_file() {
-            fs::copy(&src, &dst)?;
-        } else {
-            continue;
-        }
-        let _ = std::os::unix::fs::lchown(&dst, Some(md.uid()), Some(md.gid()));
-    }
-    Ok(())
-}
-
-/// Fills an empty volume with what the image has at the mount target, as Docker does on a
-/// volume's first use. Returns whether it copied.
-pub fn populate_volume(volume: &Path, image_dir: &Path) -> Result<bool, MountError> {
-    let empty = fs::read_dir(volume)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(false);
-    if !empty || !image_dir.is_dir() {
-        return Ok(false);
-    }
-    copy_tree(image_dir, volume).map_err(|source| MountError::Populate {
-        path: image_dir.to_path_buf(),
-        source,
-    })?;
-    if let Ok(md) = fs::metadata(image_dir) {
-        let _ = fs::set_permissions(volume, fs::Permissions::from_mode(md.mode() & 0o7777));
-        let _ = std::os::unix::fs::chown(volume, Some(md.uid()), Some(md.gid()));
-    }
-    Ok(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::symlink;
 
     #[test]
     fn secure_join_keeps_symlinks_inside_the_root() {

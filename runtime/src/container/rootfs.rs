@@ -38,6 +38,8 @@ pub enum RootfsError {
     },
     #[error(transparent)]
     Prepare(#[from] MountError),
+    #[error(transparent)]
+    Seed(#[from] super::volumes::SeedError),
     #[error("creating device node {path}")]
     Device {
         path: PathBuf,
@@ -248,7 +250,7 @@ pub fn mount_all(
             })?;
             mounts::make_mount_point(&dest, !md.is_dir())?;
             if volumes.contains(&src) {
-                mounts::populate_volume(&src, &dest)?;
+                super::volumes::seed(&src, &root, m.destination())?;
             }
             let src_s = src.display().to_string();
             mnt(
