@@ -516,3 +516,51 @@ fn commit_and_export_keep_links_as_links() {
     drop(be.store);
     be.env.assert_clean();
 }
+
+#[test_with::root()]
+#[test]
+fn mount_targets_resolve_inside_the_rootfs() {
+    let s = Sentinel::new();
+    let be = BuildEnv::new();
+    be.build(
+        "mnt:1",
+        &format!(
+            "FROM bb:1\nRUN ln -s {0} /lnk && ln -s {0}/f /flink\n",
+            s.s()
+        ),
+    )
+    .expect("build");
+    let env = &be.env;
+    let host = env.tmp.path().join("bind");
+    fs::create_dir_all(&host).expect("bind dir");
+    fs::write(host.join("hello"), "bound\n").expect("write");
+    let file = env.tmp.path().join("file");
+    fs::write(&file, "file\n").expect("write");
+    let out = berth_ok(
+        env,
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &format!("{}:/lnk/m", host.display()),
+            "-v",
+            &format!("{}:/flink:ro", file.display()),
+            "--tmpfs",
+            "/lnk/t",
+            "mnt:1",
+            "sh",
+            "-c",
+            &format!(
+                "cat {0}/m/hello {0}/f; grep -c ' {0}/t ' /proc/mounts",
+                s.s()
+            ),
+        ],
+    );
+    assert_eq!(out, "bound\nfile\n1\n");
+    s.assert_untouched();
+    drop(be.store);
+    be.env.assert_clean();
+}

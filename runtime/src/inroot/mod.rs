@@ -469,6 +469,91 @@ impl InRoot {
         out
     }
 
+    /// An `O_PATH` descriptor of what is at `path`, links (the last one too) followed inside
+    /// the root: a mount target.
+    pub fn open_path(&self, path: &[u8]) -> io::Result<OwnedFd> {
+        let mut comps = components(path);
+        for _ in 0..MAX_HOPS {
+            let Some((last, parent)) = comps.split_last() else {
+                return self.root.try_clone();
+            };
+            if last.as_slice() == b".." {
+                return self.dir_comps(&comps, None)?.try_clone();
+            }
+            let (dir, resolved) = self.resolve_dir(parent, None)?;
+            let cn = cname(last)?;
+            match lstat_at(dir.as_fd(), &cn)? {
+                Some(st) if is_symlink(&st) => {
+                    if self.follow == Follow::Never {
+                        return Err(errno(libc::ELOOP));
+                    }
+                    let t = readlink_at(dir.as_fd(), &cn)?;
+                    comps = self.relink(&resolved, &t);
+                }
+                Some(_) => {
+                    // SAFETY: openat on a valid descriptor with a NUL-terminated name.
+                    let fd = cvt(unsafe {
+                        libc::openat(
+                            dir.as_raw_fd(),
+                            cn.as_ptr(),
+                            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                        )
+                    })?;
+                    // SAFETY: a fresh descriptor.
+                    return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+                None => return Err(errno(libc::ENOENT)),
+            }
+        }
+        Err(errno(libc::ELOOP))
+    }
+
+    /// Makes sure something is at `path`, links (the last one too) followed inside the root:
+    /// when nothing is, an empty file is created there (parents made with mode 0755). A mount
+    /// point for a file; what exists is never replaced.
+    pub fn ensure_file(&self, path: &[u8]) -> io::Result<()> {
+        let mut comps = components(path);
+        for _ in 0..MAX_HOPS {
+            let Some((last, parent)) = comps.split_last() else {
+                return Ok(());
+            };
+            if last.as_slice() == b".." {
+                return self.dir_comps(&comps, None).map(drop);
+            }
+            let (dir, resolved) = self.resolve_dir(parent, Some(0o755))?;
+            let cn = cname(last)?;
+            match lstat_at(dir.as_fd(), &cn)? {
+                Some(st) if is_symlink(&st) => {
+                    if self.follow == Follow::Never {
+                        return Err(errno(libc::ELOOP));
+                    }
+                    let t = readlink_at(dir.as_fd(), &cn)?;
+                    comps = self.relink(&resolved, &t);
+                }
+                Some(_) => return Ok(()),
+                None => {
+                    // SAFETY: openat on a valid descriptor with a NUL-terminated name.
+                    let fd = cvt(unsafe {
+                        libc::openat(
+                            dir.as_raw_fd(),
+                            cn.as_ptr(),
+                            libc::O_WRONLY
+                                | libc::O_CREAT
+                                | libc::O_EXCL
+                                | libc::O_NOFOLLOW
+                                | libc::O_CLOEXEC,
+                            0o644 as libc::c_uint,
+                        )
+                    })?;
+                    // SAFETY: a fresh descriptor, closed here.
+                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                    return Ok(());
+                }
+            }
+        }
+        Err(errno(libc::ELOOP))
+    }
+
     /// Makes every directory of `path` (following links inside the root) and returns the last.
     pub fn mkdir_all(&self, path: &[u8], mode: u32) -> io::Result<Rc<OwnedFd>> {
         self.dir(path, Some(mode))
@@ -578,6 +663,35 @@ mod tests {
             assert!(never.dir(b"a/abs", Some(0o755)).is_err());
             assert!(never.dir(b"a/up/q", Some(0o755)).is_err());
             assert!(fs::read_dir(host.path()).expect("host").next().is_none());
+        });
+    }
+
+    #[test]
+    fn mount_points_open_files_and_dirs_in_the_root() {
+        with_and_without_openat2(|| {
+            let d = tempfile::tempdir().expect("tmp");
+            let r = d.path();
+            fs::create_dir_all(r.join("etc")).expect("mkdir");
+            fs::write(r.join("etc/hosts"), "x").expect("w");
+            symlink("/etc/hosts", r.join("hl")).expect("link");
+            let root = InRoot::open(r, Follow::InRoot).expect("root");
+            root.open_path(b"/etc/hosts").expect("file");
+            root.open_path(b"/hl").expect("through a link");
+            root.open_path(b"/etc").expect("dir");
+            assert_eq!(
+                root.open_path(b"/etc/resolv.conf")
+                    .err()
+                    .and_then(|e| e.raw_os_error()),
+                Some(libc::ENOENT)
+            );
+            root.ensure_file(b"/etc/resolv.conf").expect("create");
+            root.open_path(b"/etc/resolv.conf").expect("file");
+            root.ensure_file(b"/new/dir/f")
+                .expect("create with parents");
+            // A dangling link: its target is made, inside the root.
+            symlink("/made/here", r.join("dangling")).expect("link");
+            root.ensure_file(b"/dangling").expect("through the link");
+            assert!(r.join("made/here").is_file());
         });
     }
 
