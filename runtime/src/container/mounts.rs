@@ -57,7 +57,6 @@ pub fn parse_options(opts: &[String]) -> (MsFlags, MsFlags, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
 
     #[test]
     fn options_split_into_flags_and_data() {
