@@ -390,3 +390,37 @@ fn refuses_bad_whiteout_names_and_drops_forged_overlay_xattrs() {
     );
     s.outside_untouched();
 }
+
+/// ADD and `cp` extract with links followed inside the root: a link the archive places (or
+/// one already there) leads to the root's own path, never the host's; the top entry can be
+/// renamed and `.wh.` names stay plain files.
+#[test_with::root()]
+#[test]
+fn in_root_extraction_follows_links_inside_and_renames_the_top() {
+    use berth_runtime::image::unpack::{Extract, Owners, unpack_into};
+    use berth_runtime::inroot::{Follow, InRoot};
+    let host = tempfile::tempdir().expect("host");
+    let d = tempfile::tempdir().expect("root");
+    let hs = host.path().to_str().expect("utf-8").to_string();
+    std::os::unix::fs::symlink(&hs, d.path().join("pre")).expect("link");
+    let tar = TarMaker::new()
+        .link(tar::EntryType::Symlink, "top/l", &hs)
+        .file("top/l/through", 0o644, b"a")
+        .file("top/.wh.kept", 0o644, b"w")
+        .finish();
+    let root = InRoot::open(d.path(), Follow::InRoot).expect("root");
+    let opts = Extract {
+        whiteouts: Whiteouts::Keep,
+        owners: Owners::Set(7, 8),
+        into: b"/pre/in".to_vec(),
+        rename_top: Some((b"top".to_vec(), b"renamed".to_vec())),
+    };
+    root.mkdir_all(b"/pre/in", 0o755).expect("dest");
+    unpack_into(&tar[..], &root, &opts).expect("extract");
+    let inside = d.path().join(&hs[1..]).join("in/renamed");
+    let st = fs::metadata(inside.join(".wh.kept")).expect("plain file");
+    assert_eq!((st.uid(), st.gid()), (7, 8));
+    let through = d.path().join(&hs[1..]).join("through");
+    assert_eq!(fs::read(&through).expect("in-root target"), b"a");
+    assert_eq!(fs::read_dir(host.path()).expect("host").count(), 0);
+}

@@ -6,14 +6,25 @@
 //! or already a directory in the parent rootfs) and at `dest` itself otherwise; a heredoc is a
 //! file named after its delimiter. ADD extracts a local tar archive (plain, gzip, bzip2, xz)
 //! into the destination directory instead of copying it.
+//!
+//! The second half writes the items into the step's layer directory through
+//! [`crate::inroot`], with the parent image's layers as lowers: every path resolves inside the
+//! image (a link placed by this COPY, an earlier one or the base image is followed as if the
+//! image were `/`), never onto the host.
 
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read};
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use super::context::{Context, ContextError, EntryKind};
+use super::exec::BuildError;
 use super::ignore::clean_path;
 use super::plan::{CopySource, CopySpec};
+use crate::image::unpack::{self, Extract, Owners, Whiteouts};
+use crate::inroot::{self, Follow, InRoot};
 
 /// What to create at one destination path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +213,267 @@ fn item(ctx: &Context, dest: String, i: usize, mode_of: &dyn Fn(u32) -> u32) -> 
         EntryKind::Symlink(t) => ItemKind::Symlink { target: t.clone() },
     };
     CopyItem { dest, kind }
+}
+
+/// The error of I/O `op` on image or host path `path` in build step `step`, for `map_err`.
+pub(super) fn step_io<P: AsRef<Path>>(
+    step: &str,
+    op: &'static str,
+    path: P,
+) -> impl FnOnce(io::Error) -> BuildError + use<P> {
+    let (step, path) = (step.to_string(), path.as_ref().to_path_buf());
+    move |source| BuildError::Io {
+        step,
+        op,
+        path,
+        source,
+    }
+}
+
+/// The parent image's merged rootfs, read-only (the top layer with the others as lowers):
+/// for `--chown` names and whether the destination is a directory. `None` for `FROM scratch`.
+pub(super) fn image_view(step: &str, layers: &[PathBuf]) -> Result<Option<InRoot>, BuildError> {
+    let Some((top, rest)) = layers.split_last() else {
+        return Ok(None);
+    };
+    InRoot::open(top, Follow::InRoot)
+        .and_then(|r| r.with_lowers(rest))
+        .map(Some)
+        .map_err(step_io(step, "opening the layers of", top))
+}
+
+/// Whether `path` is a directory (links followed inside the image) in `view`.
+pub(super) fn is_dir_in(view: Option<&InRoot>, path: &str) -> bool {
+    view.is_some_and(|v| v.is_dir(path.as_bytes()))
+}
+
+/// The layer directory of a COPY/ADD step as a root over the parent's layers.
+pub(super) fn layer_root(
+    step: &str,
+    upper: &Path,
+    layers: &[PathBuf],
+) -> Result<InRoot, BuildError> {
+    InRoot::open(upper, Follow::InRoot)
+        .and_then(|r| r.with_lowers(layers))
+        .map_err(step_io(step, "opening", upper))
+}
+
+fn lookup_id(view: Option<&InRoot>, file: &str, name: &str, field: usize) -> Option<u32> {
+    let mut text = String::new();
+    view?
+        .open_file(file.as_bytes())
+        .ok()?
+        .take(16 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    text.lines().find_map(|l| {
+        let parts: Vec<&str> = l.split(':').collect();
+        (parts.first() == Some(&name))
+            .then(|| parts.get(field).and_then(|v| v.parse().ok()))
+            .flatten()
+    })
+}
+
+/// `--chown user[:group]`: numbers as is, names through the image's /etc/passwd and /etc/group
+/// (read inside the image); a user alone also sets its primary group (Docker's rule).
+pub(super) fn resolve_owner(
+    step: &str,
+    spec: &str,
+    view: Option<&InRoot>,
+) -> Result<(u32, u32), BuildError> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let unknown = |what, name: &str| BuildError::UnknownOwner {
+        step: step.to_string(),
+        spec: spec.to_string(),
+        what,
+        name: name.to_string(),
+    };
+    let uid = match user.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => lookup_id(view, "/etc/passwd", user, 2).ok_or_else(|| unknown("user", user))?,
+    };
+    let gid = match group {
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => lookup_id(view, "/etc/group", g, 2).ok_or_else(|| unknown("group", g))?,
+        },
+        None => match user.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                lookup_id(view, "/etc/passwd", user, 3).ok_or_else(|| unknown("user", user))?
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+/// Writes a context COPY/ADD's items into `root` (the step's layer over the parent's).
+pub(super) fn write_items(
+    step: &str,
+    items: &[CopyItem],
+    ctx: &Context,
+    root: &InRoot,
+    owner: Option<(u32, u32)>,
+) -> Result<(), BuildError> {
+    // Context files are read inside the context too: a directory swapped for a link after
+    // the scan is refused, not followed.
+    let ctx_root = InRoot::open(ctx.root(), Follow::Never).map_err(step_io(
+        step,
+        "opening the context",
+        ctx.root(),
+    ))?;
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    for item in items {
+        let dest = item.dest.as_bytes();
+        let err = |op| step_io(step, op, &item.dest);
+        match &item.kind {
+            ItemKind::Dir { mode } => {
+                let fd = root.mkdir_all(dest, 0o755).map_err(err("creating"))?;
+                inroot::fchown(fd.as_fd(), uid, gid).map_err(err("chown"))?;
+                inroot::fchmod(fd.as_fd(), *mode).map_err(err("chmod"))?;
+            }
+            ItemKind::File { entry, mode } => {
+                let rel = &ctx.entries()[*entry].rel;
+                let mut from = ctx_root.open_file(rel.as_bytes()).map_err(step_io(
+                    step,
+                    "opening",
+                    ctx.host_path(*entry),
+                ))?;
+                let mut to = root.create_file(dest).map_err(err("creating"))?;
+                io::copy(&mut from, &mut to).map_err(err("copying to"))?;
+                inroot::fchown(to.as_fd(), uid, gid).map_err(err("chown"))?;
+                inroot::fchmod(to.as_fd(), *mode).map_err(err("chmod"))?;
+            }
+            ItemKind::Symlink { target } => {
+                root.symlink(dest, target.as_bytes())
+                    .map_err(err("linking"))?;
+                root.lchown(dest, uid, gid).map_err(err("chown"))?;
+            }
+            ItemKind::Inline { content, mode } => {
+                let mut to = root.create_file(dest).map_err(err("creating"))?;
+                io::Write::write_all(&mut to, content.as_bytes()).map_err(err("writing"))?;
+                inroot::fchown(to.as_fd(), uid, gid).map_err(err("chown"))?;
+                inroot::fchmod(to.as_fd(), *mode).map_err(err("chmod"))?;
+            }
+            ItemKind::Archive { entry, compression } => {
+                let src = ctx.host_path(*entry);
+                root.mkdir_all(dest, 0o755).map_err(err("creating"))?;
+                let opts = Extract {
+                    whiteouts: Whiteouts::Keep,
+                    owners: owner.map_or(Owners::Keep, |(u, g)| Owners::Set(u, g)),
+                    into: dest.to_vec(),
+                    rename_top: None,
+                };
+                let file = ctx_root
+                    .open_file(ctx.entries()[*entry].rel.as_bytes())
+                    .map_err(step_io(step, "opening", &src))?;
+                extract(step, &src, file, *compression, root, &opts)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// ADD's archive extraction: gzip and zstd in process, bzip2 and xz through the system's
+/// decompressor (a filter from stdin to stdout); the entries land through [`unpack::unpack_into`].
+fn extract(
+    step: &str,
+    src: &Path,
+    file: fs::File,
+    compression: Compression,
+    root: &InRoot,
+    opts: &Extract,
+) -> Result<(), BuildError> {
+    let unpack_err = |e: unpack::UnpackError| BuildError::Io {
+        step: step.to_string(),
+        op: "extracting",
+        path: src.to_path_buf(),
+        source: io::Error::other(crate::container::init::chain(&e)),
+    };
+    let tool = match compression {
+        Compression::Bzip2 => "bzip2",
+        Compression::Xz => "xz",
+        Compression::None | Compression::Gzip | Compression::Zstd => {
+            return unpack::unpack_into(file, root, opts)
+                .map(drop)
+                .map_err(unpack_err);
+        }
+    };
+    let mut child = Command::new(tool)
+        .arg("-dc")
+        .stdin(file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(step_io(step, "running the decompressor for", src))?;
+    let out = child.stdout.take().ok_or_else(|| BuildError::Io {
+        step: step.to_string(),
+        op: "decompressing",
+        path: src.to_path_buf(),
+        source: io::Error::other("no output pipe"),
+    })?;
+    let res = unpack::unpack_into(out, root, opts).map(drop);
+    let status = child
+        .wait_with_output()
+        .map_err(step_io(step, "decompressing", src))?;
+    res.map_err(unpack_err)?;
+    if !status.status.success() {
+        return Err(BuildError::Io {
+            step: step.to_string(),
+            op: "decompressing",
+            path: src.to_path_buf(),
+            source: io::Error::other(String::from_utf8_lossy(&status.stderr).trim().to_string()),
+        });
+    }
+    Ok(())
+}
+
+/// Copies `src_path` of `src` (file, symlink or directory tree; links on the way followed
+/// inside `src`, the last one copied as a link) to `dst_path` of `dst`, owned by `owner`,
+/// with `chmod` replacing the permission bits when given.
+pub(super) fn copy_tree(
+    step: &str,
+    src: &InRoot,
+    src_path: &str,
+    dst: &InRoot,
+    dst_path: &str,
+    owner: (u32, u32),
+    chmod: Option<u32>,
+) -> Result<(), BuildError> {
+    let shown = format!("/{}", src_path.trim_start_matches('/'));
+    let (dir, name) = src.parent(src_path.as_bytes(), None).map_err(step_io(
+        step,
+        "finding the COPY --from source",
+        &shown,
+    ))?;
+    let opts = inroot::TreeCopy {
+        owner: Some(owner),
+        chmod,
+        // Docker copies them; rare in COPY --from.
+        special: inroot::Special::Refuse,
+    };
+    inroot::copy_tree(
+        dir.as_fd(),
+        name.as_deref(),
+        dst,
+        dst_path.as_bytes(),
+        &opts,
+    )
+    .map_err(|e| match e {
+        inroot::CopyTreeError::Io { op, path, source } => BuildError::Io {
+            step: step.to_string(),
+            op,
+            path,
+            source,
+        },
+        inroot::CopyTreeError::Special { .. } => BuildError::Unsupported {
+            step: step.to_string(),
+            what: "COPY --from of device, fifo or socket files",
+        },
+    })
 }
 
 #[cfg(test)]

@@ -12,10 +12,11 @@
 //! before it starts and detached when the step ends, pass or fail. `RUN --network=none` gets
 //! loopback only, `RUN --network=host` the host's namespace.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::fd::AsFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,7 +25,7 @@ use oci_spec::image::Config;
 use super::cache::{BuildCache, CacheEntry, CacheError, StepOutcome};
 use super::config::ImageConfig;
 use super::context::{Context, ContextError, DigestCache};
-use super::copy::{self, ItemKind};
+use super::copy;
 use super::dockerfile::{Dockerfile, ParseError};
 use super::ignore::IgnoreError;
 use super::network::{RunNetwork, RunNetworkError};
@@ -38,6 +39,7 @@ use crate::image::diff::{self, DiffError};
 use crate::image::store::Healthcheck;
 use crate::image::store::LayerDraft;
 use crate::image::{Digest, Image, ImageStore, NewImage, StoreError};
+use crate::inroot::{self, Follow, InRoot};
 
 /// Why a build failed, naming the step, file or image at fault.
 #[derive(Debug, thiserror::Error)]
@@ -1013,11 +1015,17 @@ impl<'a> Builder<'a> {
                 })?;
         }
         let layers = parent.map(|i| i.layer_dirs()).unwrap_or_default();
+        let view = copy::image_view(display, &layers)?;
         let owner = match &spec.chown {
-            Some(c) => resolve_owner(display, c, &layers)?,
+            Some(c) => copy::resolve_owner(display, c, view.as_ref())?,
             None => (0, 0),
         };
-        let dest_exists_dir = find_in_layers(&layers, &spec.dest).is_some_and(|p| p.is_dir());
+        let dest_exists_dir = copy::is_dir_in(view.as_ref(), &spec.dest);
+        let src = InRoot::open(&src_root.0, Follow::InRoot).map_err(copy::step_io(
+            display,
+            "opening",
+            &src_root.0,
+        ))?;
         let paths: Vec<&str> = spec
             .sources
             .iter()
@@ -1047,11 +1055,12 @@ impl<'a> Builder<'a> {
                     step: display.to_string(),
                     what: "this wildcard pattern in a COPY --from source",
                 })?;
-            let mut names: Vec<String> = fs::read_dir(src_root.0.join(dir))
+            let mut names: Vec<String> = src
+                .dir(dir.as_bytes(), None)
+                .and_then(|d| inroot::list_dir(d.as_fd()))
                 .into_iter()
                 .flatten()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .map(|n| String::from_utf8_lossy(&n).into_owned())
                 .filter(|n| m.is_match(n))
                 .collect();
             if names.is_empty() {
@@ -1073,24 +1082,33 @@ impl<'a> Builder<'a> {
         }
         let into_dir = spec.dest_is_dir || dest_exists_dir || expanded.len() > 1;
         let upper = self.draft(display)?;
+        let root = copy::layer_root(display, upper.path(), &layers)?;
         let dest_rel = spec.dest.trim_start_matches('/').trim_end_matches('/');
         for p in &expanded {
             let rel = p.as_str();
-            let src = src_root.0.join(rel);
-            let meta = fs::symlink_metadata(&src).map_err(|source| BuildError::Io {
-                step: display.to_string(),
-                op: "finding the COPY --from source",
-                path: PathBuf::from(format!("/{p}")),
-                source,
-            })?;
-            let dest = if meta.is_dir() || !into_dir {
+            // The source's parents resolve inside the source rootfs, its last component is
+            // not followed (a link is copied as a link).
+            let is_dir = src
+                .lstat(rel.as_bytes())
+                .map_err(copy::step_io(
+                    display,
+                    "finding the COPY --from source",
+                    format!("/{p}"),
+                ))?
+                .ok_or_else(|| BuildError::Io {
+                    step: display.to_string(),
+                    op: "finding the COPY --from source",
+                    path: PathBuf::from(format!("/{p}")),
+                    source: io::Error::from(io::ErrorKind::NotFound),
+                })
+                .map(|st| inroot::is_dir(&st))?;
+            let dest = if is_dir || !into_dir {
                 dest_rel.to_string()
             } else {
                 let name = rel.rsplit('/').next().unwrap_or(rel);
                 format!("{dest_rel}/{name}")
             };
-            let target = place(display, upper.path(), &layers, &dest)?;
-            copy_tree(display, &src, &target, owner, spec.chmod)?;
+            copy::copy_tree(display, &src, rel, &root, &dest, owner, spec.chmod)?;
         }
         Ok(upper)
     }
@@ -1109,14 +1127,15 @@ impl<'a> Builder<'a> {
             });
         }
         let layers = parent.map(|i| i.layer_dirs()).unwrap_or_default();
-        let dest_is_dir = find_in_layers(&layers, &spec.dest).is_some_and(|p| p.is_dir());
+        let view = copy::image_view(display, &layers)?;
+        let dest_is_dir = copy::is_dir_in(view.as_ref(), &spec.dest);
         let items =
             copy::context_items(spec, ctx, dest_is_dir).map_err(|source| BuildError::Context {
                 step: display.to_string(),
                 source,
             })?;
         let owner = match &spec.chown {
-            Some(c) => Some(resolve_owner(display, c, &layers)?),
+            Some(c) => Some(copy::resolve_owner(display, c, view.as_ref())?),
             None => None,
         };
         let upper = self.draft(display)?;
@@ -1130,332 +1149,8 @@ impl<'a> Builder<'a> {
                 "COPY wrote its layer directory"
             )
         });
-        let io_err = |op, path: &Path| step_io(display, op, path);
-        let mut known = HashSet::new();
-        for item in &items {
-            let rel = item.dest.trim_start_matches('/');
-            let target = place_known(display, upper.path(), &layers, rel, &mut known)?;
-            match &item.kind {
-                ItemKind::Dir { mode } => {
-                    if !target.is_dir() {
-                        fs::create_dir(&target).map_err(io_err("creating", &target))?;
-                    }
-                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
-                        .map_err(io_err("chmod", &target))?;
-                }
-                ItemKind::File { entry, mode } => {
-                    let src = ctx.host_path(*entry);
-                    copy_file(display, &src, &target, *mode, owner.unwrap_or((0, 0)))?;
-                    continue;
-                }
-                ItemKind::Symlink { target: t } => {
-                    let _ = fs::remove_file(&target);
-                    symlink(t, &target).map_err(io_err("linking", &target))?;
-                }
-                ItemKind::Inline { content, mode } => {
-                    fs::write(&target, content).map_err(io_err("writing", &target))?;
-                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
-                        .map_err(io_err("chmod", &target))?;
-                }
-                ItemKind::Archive { entry, .. } => {
-                    // GNU tar detects gzip/bzip2/xz/zstd itself and keeps the archive's owners.
-                    let src = ctx.host_path(*entry);
-                    fs::create_dir_all(&target).map_err(io_err("creating", &target))?;
-                    let out = std::process::Command::new("tar")
-                        .args(["--numeric-owner", "-x", "-f"])
-                        .arg(&src)
-                        .arg("-C")
-                        .arg(&target)
-                        .output()
-                        .map_err(io_err("running tar to extract", &src))?;
-                    if !out.status.success() {
-                        return Err(BuildError::Io {
-                            step: display.to_string(),
-                            op: "extracting",
-                            path: src,
-                            source: io::Error::other(
-                                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                            ),
-                        });
-                    }
-                    if let Some((uid, gid)) = owner {
-                        chown_tree(display, &target, uid, gid)?;
-                    }
-                    continue;
-                }
-            }
-            let (uid, gid) = owner.unwrap_or((0, 0));
-            std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
-                .map_err(io_err("chown", &target))?;
-        }
+        let root = copy::layer_root(display, upper.path(), &layers)?;
+        copy::write_items(display, &items, ctx, &root, owner)?;
         Ok(upper)
     }
-}
-
-/// The error of I/O `op` on `path` in build step `step`, for `map_err`.
-fn step_io(
-    step: &str,
-    op: &'static str,
-    path: &Path,
-) -> impl FnOnce(io::Error) -> BuildError + use<> {
-    let (step, path) = (step.to_string(), path.to_path_buf());
-    move |source| BuildError::Io {
-        step,
-        op,
-        path,
-        source,
-    }
-}
-
-/// Copies `src` (file, symlink or directory tree) to `dst`, creating parents, owned by
-/// `owner`, with `chmod` replacing the permission bits when given.
-fn copy_tree(
-    step: &str,
-    src: &Path,
-    dst: &Path,
-    owner: (u32, u32),
-    chmod: Option<u32>,
-) -> Result<(), BuildError> {
-    let io_err = |op, path: &Path| step_io(step, op, path);
-    if let Some(parent) = dst.parent()
-        && !parent.exists()
-    {
-        fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
-    }
-    let meta = fs::symlink_metadata(src).map_err(io_err("reading", src))?;
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        let t = fs::read_link(src).map_err(io_err("reading", src))?;
-        let _ = fs::remove_file(dst);
-        symlink(&t, dst).map_err(io_err("linking", dst))?;
-    } else if ft.is_dir() {
-        if !dst.is_dir() {
-            fs::create_dir(dst).map_err(io_err("creating", dst))?;
-        }
-        for e in fs::read_dir(src).map_err(io_err("reading", src))? {
-            let e = e.map_err(io_err("reading", src))?;
-            copy_tree(step, &e.path(), &dst.join(e.file_name()), owner, chmod)?;
-        }
-        let mode = chmod.unwrap_or(meta.permissions().mode() & 0o7777);
-        fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", dst))?;
-    } else if ft.is_file() {
-        // Owner and mode on the descriptor, chown first so set-id bits survive.
-        let mode = chmod.unwrap_or(meta.permissions().mode() & 0o7777);
-        return copy_file(step, src, dst, mode, owner);
-    } else {
-        // Devices, fifos, sockets: not copied (Docker copies them; rare in COPY --from).
-        return Err(BuildError::Unsupported {
-            step: step.to_string(),
-            what: "COPY --from of device, fifo or socket files",
-        });
-    }
-    std::os::unix::fs::lchown(dst, Some(owner.0), Some(owner.1)).map_err(io_err("chown", dst))?;
-    Ok(())
-}
-
-/// Copies the regular file `src` (never through a symlink) to a new file `dst` (replacing a
-/// file or symlink there) with `mode` and `owner`, set on the open descriptor. The content
-/// moves in the kernel (`copy_file_range`, which also shares extents where the file system
-/// can); nothing is fsynced: the layer is durable like an unpacked one.
-fn copy_file(
-    step: &str,
-    src: &Path,
-    dst: &Path,
-    mode: u32,
-    owner: (u32, u32),
-) -> Result<(), BuildError> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    let err = |op, path: &Path| step_io(step, op, path);
-    let mut from = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(src)
-        .map_err(err("opening", src))?;
-    let create = || {
-        fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(dst)
-    };
-    let mut to = match create() {
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            fs::remove_file(dst).map_err(err("replacing", dst))?;
-            create()
-        }
-        r => r,
-    }
-    .map_err(err("creating", dst))?;
-    io::copy(&mut from, &mut to).map_err(err("copying", src))?;
-    // SAFETY: fchown/fchmod on a descriptor we own.
-    let r = unsafe { libc::fchown(to.as_raw_fd(), owner.0, owner.1) };
-    if r != 0 {
-        return Err(err("chown", dst)(io::Error::last_os_error()));
-    }
-    // After the chown, which clears set-id bits.
-    to.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(err("chmod", dst))
-}
-
-/// `--chown` over an extracted tree (symlinks themselves, never their targets).
-fn chown_tree(step: &str, dir: &Path, uid: u32, gid: u32) -> Result<(), BuildError> {
-    let err = |path: &Path| {
-        let path = path.to_path_buf();
-        let step = step.to_string();
-        move |source| BuildError::Io {
-            step,
-            op: "chown",
-            path,
-            source,
-        }
-    };
-    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(err(dir))?;
-    if fs::symlink_metadata(dir).map_err(err(dir))?.is_dir() {
-        for e in fs::read_dir(dir).map_err(err(dir))? {
-            let e = e.map_err(err(dir))?;
-            chown_tree(step, &e.path(), uid, gid)?;
-        }
-    }
-    Ok(())
-}
-
-/// The path in `upper` where image path `rel` goes, with its parent directories created:
-/// symlinks among the parents are resolved inside the image (COPY to /bin/x on a rootfs where
-/// /bin -> usr/bin writes usr/bin/x rather than shadowing the link), and a parent that exists
-/// in a lower layer is recreated with that layer's mode and owner (so /tmp stays 1777).
-fn place(step: &str, upper: &Path, layers: &[PathBuf], rel: &str) -> Result<PathBuf, BuildError> {
-    place_known(step, upper, layers, rel, &mut HashSet::new())
-}
-
-/// [`place`] remembering in `known` the parents it found or made as real directories of
-/// `upper`, so that the files of one directory cost no repeated lookups (a COPY of thousands
-/// of files). Only real directories are remembered: nothing a later item does removes one.
-fn place_known(
-    step: &str,
-    upper: &Path,
-    layers: &[PathBuf],
-    rel: &str,
-    known: &mut HashSet<String>,
-) -> Result<PathBuf, BuildError> {
-    let mut resolved: Vec<String> = Vec::new();
-    let comps: Vec<&str> = rel
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    let Some((last, parents)) = comps.split_last() else {
-        return Ok(upper.to_path_buf());
-    };
-    let mut queue: std::collections::VecDeque<String> =
-        parents.iter().map(|c| c.to_string()).collect();
-    let mut hops = 0;
-    while let Some(c) = queue.pop_front() {
-        if c == ".." {
-            resolved.pop();
-            continue;
-        }
-        resolved.push(c);
-        let here = resolved.join("/");
-        if known.contains(&here) {
-            continue;
-        }
-        let lower = find_in_layers(layers, &here);
-        if !upper.join(&here).exists()
-            && let Some(l) = &lower
-            && let Ok(t) = fs::read_link(l)
-            && hops < 40
-        {
-            hops += 1;
-            resolved.pop();
-            let t = t.to_string_lossy().into_owned();
-            if t.starts_with('/') {
-                resolved.clear();
-            }
-            let mut rest: Vec<String> = t
-                .split('/')
-                .filter(|c| !c.is_empty() && *c != ".")
-                .map(str::to_string)
-                .collect();
-            rest.extend(queue.drain(..));
-            queue = rest.into();
-            continue;
-        }
-        let dir = upper.join(&here);
-        if !dir.exists() {
-            let io = |source| BuildError::Io {
-                step: step.to_string(),
-                op: "creating",
-                path: dir.clone(),
-                source,
-            };
-            fs::create_dir(&dir).map_err(io)?;
-            if let Some(l) = lower
-                && let Ok(m) = fs::metadata(&l)
-                && m.is_dir()
-            {
-                use std::os::unix::fs::MetadataExt;
-                fs::set_permissions(&dir, fs::Permissions::from_mode(m.mode() & 0o7777))
-                    .map_err(io)?;
-                std::os::unix::fs::lchown(&dir, Some(m.uid()), Some(m.gid())).map_err(io)?;
-            }
-            known.insert(here);
-        } else if fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
-            known.insert(here);
-        }
-    }
-    resolved.push(last.to_string());
-    Ok(upper.join(resolved.join("/")))
-}
-
-/// The topmost layer's copy of an absolute path (whiteouts are not consulted: good enough to
-/// tell whether a COPY destination is a directory).
-fn find_in_layers(layers: &[PathBuf], path: &str) -> Option<PathBuf> {
-    let rel = path.trim_start_matches('/').trim_end_matches('/');
-    layers
-        .iter()
-        .rev()
-        .map(|l| l.join(rel))
-        .find(|p| p.symlink_metadata().is_ok())
-}
-
-fn lookup_id(file: Option<PathBuf>, name: &str, field: usize) -> Option<u32> {
-    let text = fs::read_to_string(file?).ok()?;
-    text.lines().find_map(|l| {
-        let parts: Vec<&str> = l.split(':').collect();
-        (parts.first() == Some(&name))
-            .then(|| parts.get(field).and_then(|v| v.parse().ok()))
-            .flatten()
-    })
-}
-
-/// `--chown user[:group]`: numbers as is, names through the image's /etc/passwd and /etc/group;
-/// a user alone also sets its primary group (Docker's rule).
-fn resolve_owner(step: &str, spec: &str, layers: &[PathBuf]) -> Result<(u32, u32), BuildError> {
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let unknown = |what, name: &str| BuildError::UnknownOwner {
-        step: step.to_string(),
-        spec: spec.to_string(),
-        what,
-        name: name.to_string(),
-    };
-    let passwd = || find_in_layers(layers, "/etc/passwd");
-    let uid = match user.parse::<u32>() {
-        Ok(n) => n,
-        Err(_) => lookup_id(passwd(), user, 2).ok_or_else(|| unknown("user", user))?,
-    };
-    let gid = match group {
-        Some(g) => match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => lookup_id(find_in_layers(layers, "/etc/group"), g, 2)
-                .ok_or_else(|| unknown("group", g))?,
-        },
-        None => match user.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => lookup_id(passwd(), user, 3).ok_or_else(|| unknown("user", user))?,
-        },
-    };
-    Ok((uid, gid))
 }

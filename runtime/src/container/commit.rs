@@ -7,6 +7,8 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::Config;
@@ -15,6 +17,7 @@ use super::{Record, RootfsSource, Runtime};
 use crate::build::dockerfile::{Command, Dockerfile, InstructionKind};
 use crate::image::store::CONTAINER_IMAGE_ID_FILE;
 use crate::image::{Image, ImageStore, NewImage, StoreError};
+use crate::inroot::{self, Follow, InRoot};
 
 /// Why a commit failed; names the container, change or path at fault.
 #[derive(Debug, thiserror::Error)]
@@ -305,36 +308,48 @@ impl Runtime {
                 name: rec.config.name.clone(),
             });
         };
+        // Read through descriptors, never following a link: what a running container does
+        // to its upper dir cannot point this walk at a host path.
         let upper = rec.dir.join("upper");
-        let mut out = Vec::new();
-        let mut todo = vec![PathBuf::new()];
-        while let Some(rel) = todo.pop() {
-            let dir = upper.join(&rel);
-            let rd = fs::read_dir(&dir).map_err(|source| CommitError::Io {
+        let io = |path: PathBuf| {
+            move |source| CommitError::Io {
                 what: "reading",
-                path: dir.clone(),
+                path,
                 source,
-            })?;
-            for e in rd.flatten() {
-                let rel = rel.join(e.file_name());
-                let Ok(md) = e.path().symlink_metadata() else {
+            }
+        };
+        let layers: Vec<InRoot> = lowers
+            .iter()
+            .filter_map(|l| InRoot::open(l, Follow::Never).ok())
+            .collect();
+        let root: OwnedFd = fs::File::open(&upper).map_err(io(upper.clone()))?.into();
+        let mut out = Vec::new();
+        let mut todo = vec![(PathBuf::new(), root)];
+        while let Some((rel, dir)) = todo.pop() {
+            let names = inroot::list_dir(dir.as_fd()).map_err(io(upper.join(&rel)))?;
+            for name in names {
+                let Ok(cn) = inroot::cname(&name) else {
                     continue;
                 };
+                let Ok(Some(st)) = inroot::lstat_at(dir.as_fd(), &cn) else {
+                    continue;
+                };
+                let rel = rel.join(std::ffi::OsStr::from_bytes(&name));
                 let path = Path::new("/").join(&rel);
-                use std::os::unix::fs::{FileTypeExt, MetadataExt};
-                if md.file_type().is_char_device() && md.rdev() == 0 {
+                if inroot::is_whiteout(&st) {
                     out.push(Change { kind: 'D', path });
                     continue;
                 }
-                let in_image = lowers
-                    .iter()
-                    .any(|l| l.join(&rel).symlink_metadata().is_ok());
+                let key = rel.as_os_str().as_bytes();
+                let in_image = layers.iter().any(|l| matches!(l.lstat(key), Ok(Some(_))));
                 out.push(Change {
                     kind: if in_image { 'C' } else { 'A' },
                     path,
                 });
-                if md.is_dir() {
-                    todo.push(rel);
+                if inroot::is_dir(&st)
+                    && let Ok(sub) = inroot::open_dir_at(dir.as_fd(), &cn)
+                {
+                    todo.push((rel, sub));
                 }
             }
         }

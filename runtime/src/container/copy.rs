@@ -1,12 +1,19 @@
 //! `cp` between the host and a container, symlink-safe in both directions. Container paths
 //! are resolved by a fresh helper process whose root *is* the container's root (it joins the
 //! running container's mount namespace, or mounts the stopped container's rootfs in a private
-//! namespace and chroots), so a symlink inside the container can never point at the host.
-//! Host paths are written with the tar crate's `unpack`, which refuses entries that escape
-//! the destination.
+//! namespace and chroots), so a symlink inside the container can never point at the host; the
+//! helper writes through [`crate::inroot`] from that root (links followed as the container
+//! sees them). On the host the stream the helper sent is extracted through
+//! [`crate::inroot`] with [`Follow::Never`]: no link that came from the container is followed.
+//!
+//! Destinations follow `docker cp`: an existing directory receives the source under its own
+//! name; a path that does not exist (in an existing directory) is created with the source's
+//! content under that name; an existing file is overwritten.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -18,6 +25,8 @@ use super::init::chain;
 use super::namespaces;
 use super::record::Record;
 use super::state::{State, Status};
+use crate::image::unpack::{self, Extract, Owners, Whiteouts};
+use crate::inroot::{Follow, InRoot};
 
 /// Errors copying files in or out of a container.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +147,11 @@ pub fn helper_main(dir: &Path, dir_arg: &str, path: &Path) -> i32 {
         match dir_arg {
             "out" => tar_out(path, io::stdout().lock()),
             "export" => export_root(io::stdout().lock()),
-            _ => tar_in(io::stdin().lock(), path),
+            _ => tar_in(
+                io::stdin(),
+                path,
+                std::env::var_os(TOP_ENV).map(OsString::into_vec),
+            ),
         }
     });
     match res {
@@ -206,42 +219,104 @@ fn export_root<W: Write>(w: W) -> Result<(), CopyError> {
     b.into_inner().map_err(cerr)?.flush().map_err(cerr)
 }
 
-fn tar_in<R: io::Read>(r: R, dest: &Path) -> Result<(), CopyError> {
+/// The helper's environment variable naming the top entry of the stream it receives (the
+/// host path's name), so a destination that does not exist can take its place.
+const TOP_ENV: &str = "BERTH_CP_TOP";
+
+/// Where a stream whose top entry is `top` (`None`: the stream holds a directory's children)
+/// lands for the destination `dest` inside `root`: Docker's rules (see the module doc).
+fn destination(root: &InRoot, dest: &Path, top: Option<Vec<u8>>) -> io::Result<Extract> {
+    let d = dest.as_os_str().as_bytes();
+    let mut opts = Extract {
+        whiteouts: Whiteouts::Keep,
+        owners: Owners::Keep,
+        into: d.to_vec(),
+        rename_top: None,
+    };
+    if root.is_dir(d) {
+        return Ok(opts);
+    }
+    let (Some(parent), Some(name)) = (dest.parent(), dest.file_name()) else {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    };
+    let parent = parent.as_os_str().as_bytes();
+    if !root.is_dir(parent) {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "no directory {} to create it in",
+                String::from_utf8_lossy(parent)
+            ),
+        ));
+    }
+    match top {
+        Some(top) => {
+            opts.into = parent.to_vec();
+            opts.rename_top = Some((top, name.as_bytes().to_vec()));
+        }
+        // The children of a root: into a new directory of that name.
+        None => {
+            root.mkdir_all(d, 0o755)?;
+        }
+    }
+    Ok(opts)
+}
+
+/// The name a path's entry has in the stream ([`name_of`]), `None` for `/` (children only).
+fn top_of(path: &Path) -> Option<Vec<u8>> {
+    path.file_name().map(|n| n.as_bytes().to_vec())
+}
+
+fn tar_in<R: io::Read>(r: R, dest: &Path, top: Option<Vec<u8>>) -> Result<(), CopyError> {
     let cerr = |source| CopyError::ContainerPath {
         path: dest.to_path_buf(),
         source,
     };
-    if !fs::metadata(dest).map_err(cerr)?.is_dir() {
-        return Err(cerr(io::Error::other("not a directory")));
-    }
-    let mut a = tar::Archive::new(r);
-    a.set_preserve_permissions(true);
-    a.set_overwrite(true);
-    a.unpack(dest).map_err(cerr)
+    // The helper's root is the container's: links resolve as the container sees them.
+    let root = InRoot::open(Path::new("/"), Follow::InRoot).map_err(cerr)?;
+    let mut opts = destination(&root, dest, top).map_err(cerr)?;
+    // Files copied in belong to the container's root user, as with docker cp.
+    opts.owners = Owners::Set(0, 0);
+    unpack::unpack_tar_into(r, &root, &opts)
+        .map(drop)
+        .map_err(|e| cerr(io::Error::other(chain(&e))))
 }
 
-/// Copies `cpath` out of the container into the host directory `host_dir`.
-pub fn copy_out(
-    shim_exe: &Path,
-    rec: &Record,
-    cpath: &Path,
-    host_dir: &Path,
-) -> Result<(), CopyError> {
+/// Copies `cpath` out of the container to `host` (into it when it is a directory, else
+/// created or overwritten under that name).
+pub fn copy_out(shim_exe: &Path, rec: &Record, cpath: &Path, host: &Path) -> Result<(), CopyError> {
     let herr = |source| CopyError::HostPath {
-        path: host_dir.to_path_buf(),
+        path: host.to_path_buf(),
         source,
     };
-    if !fs::metadata(host_dir).map_err(herr)?.is_dir() {
-        return Err(herr(io::Error::other("not a directory")));
-    }
-    let mut child = helper(shim_exe, rec, Direction::Out, cpath)?;
+    // The user names the destination: its own links are theirs. What comes from the
+    // container is extracted below it without following any link it carries.
+    let (base, rel) = if host.is_dir() {
+        (host.to_path_buf(), PathBuf::new())
+    } else {
+        let parent = match host.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = host
+            .file_name()
+            .map(PathBuf::from)
+            .ok_or_else(|| herr(io::Error::from_raw_os_error(libc::EINVAL)))?;
+        (parent, name)
+    };
+    let root = InRoot::open(&base, Follow::Never).map_err(herr)?;
+    let opts = destination(&root, &rel, top_of(cpath)).map_err(herr)?;
+    let opts = Extract {
+        owners: Owners::Caller,
+        ..opts
+    };
+    let mut child = helper(shim_exe, rec, Direction::Out, cpath, None)?;
     let out = child.stdout.take().ok_or_else(|| CopyError::HelperFailed {
         message: "no output pipe".into(),
     })?;
-    let mut a = tar::Archive::new(out);
-    a.set_preserve_permissions(true);
-    a.set_overwrite(true);
-    let unpacked = a.unpack(host_dir).map_err(herr);
+    let unpacked = unpack::unpack_tar_into(out, &root, &opts)
+        .map(drop)
+        .map_err(|e| herr(io::Error::other(chain(&e))));
     finish(shim_exe, child)?;
     unpacked
 }
@@ -273,9 +348,10 @@ pub fn export(shim_exe: &Path, rec: &Record, out: &mut dyn Write) -> Result<(), 
     copied.map(drop)
 }
 
-/// Copies the host path `host` into the container directory `cdir`.
-pub fn copy_in(shim_exe: &Path, rec: &Record, host: &Path, cdir: &Path) -> Result<(), CopyError> {
-    let mut child = helper(shim_exe, rec, Direction::In, cdir)?;
+/// Copies the host path `host` to `cdest` in the container (into it when it is a directory,
+/// else created or overwritten under that name).
+pub fn copy_in(shim_exe: &Path, rec: &Record, host: &Path, cdest: &Path) -> Result<(), CopyError> {
+    let mut child = helper(shim_exe, rec, Direction::In, cdest, top_of(host))?;
     let input = child.stdin.take().ok_or_else(|| CopyError::HelperFailed {
         message: "no input pipe".into(),
     })?;
@@ -300,9 +376,14 @@ fn helper(
     rec: &Record,
     d: Direction,
     path: &Path,
+    top: Option<Vec<u8>>,
 ) -> Result<std::process::Child, CopyError> {
-    Command::new(exe)
-        .arg("copy-helper")
+    let mut cmd = Command::new(exe);
+    cmd.env_remove(TOP_ENV);
+    if let Some(top) = top {
+        cmd.env(TOP_ENV, OsString::from_vec(top));
+    }
+    cmd.arg("copy-helper")
         .arg(&rec.dir)
         .arg(d.as_str())
         .arg(path)

@@ -1,18 +1,14 @@
-//! Mount mechanics shared by the rootfs setup: OCI mount options to flags, a symlink-safe join
-//! that keeps mount targets inside the rootfs, and the first-use fill of a named volume.
+//! Mount mechanics shared by the rootfs setup: OCI mount options to flags, and the errors of
+//! preparing a mount (targets resolve through [`crate::inroot`], see `rootfs.rs`).
 
-use std::fs;
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::mount::MsFlags;
 
 /// Errors preparing one mount.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
-    #[error("mount target {path} escapes the container root through too many symlinks")]
-    SymlinkLoop { path: PathBuf },
     #[error("creating mount point {path}")]
     MountPoint {
         path: PathBuf,
@@ -21,12 +17,6 @@ pub enum MountError {
     },
     #[error("mount source {path} does not exist")]
     NoSource {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("copying the image content of {path} into the volume")]
-    Populate {
         path: PathBuf,
         #[source]
         source: io::Error,
@@ -64,146 +54,9 @@ pub fn parse_options(opts: &[String]) -> (MsFlags, MsFlags, String) {
     (flags, prop, data.join(","))
 }
 
-/// Joins `path` (absolute, inside the container) under `root`, resolving every symlink
-/// relative to `root` so that a hostile image cannot point a mount target at the host.
-pub fn secure_join(root: &Path, path: &Path) -> Result<PathBuf, MountError> {
-    let mut parts: Vec<PathBuf> = Vec::new();
-    let mut todo: Vec<PathBuf> = path
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(PathBuf::from(n)),
-            Component::ParentDir => Some(PathBuf::from("..")),
-            _ => None,
-        })
-        .collect();
-    let mut links = 0;
-    while let Some(part) = todo.pop() {
-        if part == Path::new("..") {
-            parts.pop();
-            continue;
-        }
-        let mut cand = root.to_path_buf();
-        cand.extend(parts.iter());
-        cand.push(&part);
-        match fs::symlink_metadata(&cand) {
-            Ok(md) if md.file_type().is_symlink() => {
-                links += 1;
-                if links > 40 {
-                    return Err(MountError::SymlinkLoop {
-                        path: path.to_path_buf(),
-                    });
-                }
-                let target = fs::read_link(&cand).map_err(|source| MountError::MountPoint {
-                    path: cand.clone(),
-                    source,
-                })?;
-                if target.is_absolute() {
-                    parts.clear();
-                }
-                for c in target.components().rev() {
-                    match c {
-                        Component::Normal(n) => todo.push(PathBuf::from(n)),
-                        Component::ParentDir => todo.push(PathBuf::from("..")),
-                        _ => {}
-                    }
-                }
-            }
-            _ => parts.push(part),
-        }
-    }
-    let mut out = root.to_path_buf();
-    out.extend(parts.iter());
-    Ok(out)
-}
-
-/// Creates the mount point `target` as a directory, or as an empty file when the source is
-/// a file.
-pub fn make_mount_point(target: &Path, file: bool) -> Result<(), MountError> {
-    let err = |source| MountError::MountPoint {
-        path: target.to_path_buf(),
-        source,
-    };
-    if file {
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(err)?;
-        }
-        if fs::symlink_metadata(target).is_err() {
-            fs::File::create(target).map_err(err)?;
-        }
-        Ok(())
-    } else {
-        fs::create_dir_all(target).map_err(err)
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let src = entry.path();
-        let dst = to.join(entry.file_name());
-        let md = fs::symlink_metadata(&src)?;
-        let ft = md.file_type();
-        if ft.is_symlink() {
-            symlink(fs::read_link(&src)?, &dst)?;
-        } else if ft.is_dir() {
-            fs::create_dir(&dst)?;
-            copy_tree(&src, &dst)?;
-            fs::set_permissions(&dst, fs::Permissions::from_mode(md.mode() & 0o7777))?;
-        } else if ft.is_file() {
-            fs::copy(&src, &dst)?;
-        } else {
-            continue;
-        }
-        let _ = std::os::unix::fs::lchown(&dst, Some(md.uid()), Some(md.gid()));
-    }
-    Ok(())
-}
-
-/// Fills an empty volume with what the image has at the mount target, as Docker does on a
-/// volume's first use. Returns whether it copied.
-pub fn populate_volume(volume: &Path, image_dir: &Path) -> Result<bool, MountError> {
-    let empty = fs::read_dir(volume)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(false);
-    if !empty || !image_dir.is_dir() {
-        return Ok(false);
-    }
-    copy_tree(image_dir, volume).map_err(|source| MountError::Populate {
-        path: image_dir.to_path_buf(),
-        source,
-    })?;
-    if let Ok(md) = fs::metadata(image_dir) {
-        let _ = fs::set_permissions(volume, fs::Permissions::from_mode(md.mode() & 0o7777));
-        let _ = std::os::unix::fs::chown(volume, Some(md.uid()), Some(md.gid()));
-    }
-    Ok(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secure_join_keeps_symlinks_inside_the_root() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let root = dir.path();
-        fs::create_dir_all(root.join("a/b")).expect("mkdir");
-        symlink("/etc", root.join("a/abs")).expect("link");
-        symlink("../../../../..", root.join("a/up")).expect("link");
-        assert_eq!(
-            secure_join(root, Path::new("/a/abs/passwd")).expect("join"),
-            root.join("etc/passwd")
-        );
-        assert_eq!(
-            secure_join(root, Path::new("/a/up/x")).expect("join"),
-            root.join("x")
-        );
-        assert_eq!(
-            secure_join(root, Path::new("/../../a/b")).expect("join"),
-            root.join("a/b")
-        );
-    }
 
     #[test]
     fn options_split_into_flags_and_data() {

@@ -5,6 +5,8 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
@@ -13,6 +15,7 @@ use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use oci_spec::runtime::Spec;
 
 use super::mounts::{self, MountError};
+use crate::inroot::{Follow, InRoot};
 
 /// Errors building the container's filesystem.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,8 @@ pub enum RootfsError {
     },
     #[error(transparent)]
     Prepare(#[from] MountError),
+    #[error(transparent)]
+    Seed(#[from] super::volumes::SeedError),
     #[error("creating device node {path}")]
     Device {
         path: PathBuf,
@@ -215,6 +220,33 @@ fn make_devices(dev: &Path) -> Result<(), RootfsError> {
     Ok(())
 }
 
+/// A mount target opened inside the rootfs (`O_PATH`), named by its `/proc/self/fd` link:
+/// mount(2) acts on exactly what was opened.
+struct MountPoint {
+    _fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+/// Creates (a directory, or an empty file when `file`) and opens the mount target `target`
+/// inside `tree`, links on the way followed inside the rootfs.
+fn mount_point(tree: &InRoot, target: &Path, file: bool) -> Result<MountPoint, RootfsError> {
+    // Directories opened before the last mount may be the ones it covered.
+    tree.forget();
+    let t = target.as_os_str().as_bytes();
+    let err = |source| MountError::MountPoint {
+        path: target.to_path_buf(),
+        source,
+    };
+    if file {
+        tree.ensure_file(t).map_err(err)?;
+    } else {
+        tree.mkdir_all(t, 0o755).map_err(err)?;
+    }
+    let fd = tree.open_path(t).map_err(err)?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    Ok(MountPoint { _fd: fd, path })
+}
+
 /// Everything up to and including pivot_root. `volumes` lists the host dirs of named volumes,
 /// filled from the image on first use; `console` is the pty slave to show as /dev/console.
 pub fn mount_all(
@@ -233,65 +265,77 @@ pub fn mount_all(
     .map_err(RootfsError::Private)?;
     mount_root(layout)?;
     let root = layout.target().to_path_buf();
+    // Mount targets resolve inside the rootfs (an image's or a shared volume's links are the
+    // container's paths) and are mounted through the opened descriptor, so nothing swapped
+    // in between can move a mount onto a host path.
+    let tree = InRoot::open(&root, Follow::InRoot).map_err(|source| RootfsError::Link {
+        path: root.clone(),
+        source,
+    })?;
     let mut dev_mounted = false;
     for m in spec.mounts().as_deref().unwrap_or_default() {
-        let dest = mounts::secure_join(&root, m.destination())?;
+        let target = m.destination();
         let opts = m.options().clone().unwrap_or_default();
         let (flags, prop, data) = mounts::parse_options(&opts);
         let fstype = m.typ().clone().unwrap_or_else(|| "bind".into());
         let is_bind = fstype == "bind" || flags.contains(MsFlags::MS_BIND);
+        let mut file = false;
         if is_bind {
             let src = m.source().clone().unwrap_or_default();
             let md = fs::metadata(&src).map_err(|source| MountError::NoSource {
                 path: src.clone(),
                 source,
             })?;
-            mounts::make_mount_point(&dest, !md.is_dir())?;
+            file = !md.is_dir();
+            let point = mount_point(&tree, target, file)?;
             if volumes.contains(&src) {
-                mounts::populate_volume(&src, &dest)?;
+                super::volumes::seed(&src, &root, target)?;
             }
             let src_s = src.display().to_string();
             mnt(
                 Some(&src_s),
-                &dest,
+                &point.path,
                 None,
                 MsFlags::MS_BIND | (flags & MsFlags::MS_REC),
                 None,
             )?;
             let rest = flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
             if !rest.is_empty() {
+                // The new mount is on top now: open it again.
+                let top = mount_point(&tree, target, file)?;
                 mnt(
                     None,
-                    &dest,
+                    &top.path,
                     None,
                     MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rest,
                     None,
                 )?;
             }
         } else {
-            mounts::make_mount_point(&dest, false)?;
+            let point = mount_point(&tree, target, false)?;
             let src = m
                 .source()
                 .as_ref()
                 .map(|s| s.display().to_string())
                 .unwrap_or_else(|| fstype.clone());
             let data = (!data.is_empty()).then_some(data.as_str());
-            mnt(Some(&src), &dest, Some(&fstype), flags, data)?;
-            if m.destination() == Path::new("/dev") {
+            mnt(Some(&src), &point.path, Some(&fstype), flags, data)?;
+            if target == Path::new("/dev") {
                 dev_mounted = true;
-                make_devices(&dest)?;
+                let top = mount_point(&tree, target, false)?;
+                make_devices(&top.path)?;
             }
         }
         if !prop.is_empty() {
-            mnt(None, &dest, None, prop, None)?;
+            let top = mount_point(&tree, target, file)?;
+            mnt(None, &top.path, None, prop, None)?;
         }
     }
     if let (Some(console), true) = (console, dev_mounted) {
-        let target = root.join("dev/console");
-        mounts::make_mount_point(&target, true)?;
+        let point = mount_point(&tree, Path::new("/dev/console"), true)?;
         mnt(
             Some(&console.display().to_string()),
-            &target,
+            &point.path,
             None,
             MsFlags::MS_BIND,
             None,

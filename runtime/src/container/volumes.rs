@@ -6,12 +6,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use super::{MountSpec, Record, Runtime, random_id, valid_name};
+use crate::inroot::{self, CopyTreeError, Follow, InRoot, Special, TreeCopy};
 
 /// Why a volume operation failed; names the volume (and the containers using it).
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,60 @@ pub enum VolumeError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Why a volume could not be filled from the image, naming the image path and the volume.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("opening {path} to fill the volume")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("copying the image content of {target} into the volume {volume}")]
+    Copy {
+        target: PathBuf,
+        volume: PathBuf,
+        #[source]
+        source: CopyTreeError,
+    },
+}
+
+/// Fills an empty volume with what the image has at `target`, as Docker does on a volume's
+/// first use. `target` resolves inside `rootfs` (an image link at or above it is the image's
+/// path, never the host's) and the copy is made inside the volume, from descriptors; links
+/// are copied as links. Returns whether it copied.
+pub fn seed(volume: &Path, rootfs: &Path, target: &Path) -> Result<bool, SeedError> {
+    let open = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SeedError::Open { path, source }
+    };
+    let vol = InRoot::open(volume, Follow::Never).map_err(open(volume))?;
+    if !inroot::list_dir(vol.fd()).map_err(open(volume))?.is_empty() {
+        return Ok(false);
+    }
+    let root = InRoot::open(rootfs, Follow::InRoot).map_err(open(rootfs))?;
+    let src = match root.dir(target.as_os_str().as_encoded_bytes(), None) {
+        Ok(d) => d,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+            return Ok(false);
+        }
+        Err(e) => return Err(open(target)(e)),
+    };
+    let opts = TreeCopy {
+        owner: None,
+        chmod: None,
+        special: Special::Skip,
+    };
+    inroot::copy_tree(src.as_ref().as_fd(), None, &vol, b"", &opts).map_err(|source| {
+        SeedError::Copy {
+            target: target.to_path_buf(),
+            volume: volume.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(true)
 }
 
 /// What berth keeps about a volume besides its data (`<root>/volumes/NAME/meta.json`).

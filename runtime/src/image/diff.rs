@@ -2,15 +2,20 @@
 //! mode. `container commit` and the builder turn what a container changed into a layer with it:
 //! whiteout devices (0/0 char) become `.wh.NAME`, opaque directories get `.wh..wh..opq`.
 //!
-//! Commit a stopped or paused container (as Docker pauses it): the walk reads paths in the
-//! upper directory and a process changing it meanwhile would make the diff inconsistent.
+//! Commit a stopped or paused container (as Docker pauses it): a process changing the upper
+//! directory meanwhile would make the diff inconsistent. It could not make the walk leave the
+//! directory: every directory and file is opened from its parent's descriptor without
+//! following a symlink ([`crate::inroot`]'s primitives), so a directory swapped for a link to a
+//! host path is an error, never read.
 
 use std::collections::HashMap;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+use crate::inroot::{self, cname, list_dir, lstat_at, open_dir_at, open_file_at, readlink_at};
 
 use super::digest::{Digest, HashingWriter};
 use super::unpack::{OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX};
@@ -35,9 +40,12 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DiffError 
     move |source| DiffError::Io { op, path, source }
 }
 
-fn xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
-    let c = CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+/// The xattrs of `name` under `dir` (itself, never a link's target), read through
+/// `/proc/self/fd/DIR/NAME` so no path outside the walk's descriptors is named.
+fn xattrs(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<(String, Vec<u8>)>> {
+    let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+    p.extend_from_slice(name.to_bytes());
+    let c = CString::new(p).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut names = vec![0u8; 4096];
     // SAFETY: buffers sized as passed.
     let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
@@ -55,6 +63,7 @@ fn xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
         let key = String::from_utf8_lossy(name).into_owned();
         let cn = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         let mut val = vec![0u8; 65536];
+        // SAFETY: as above.
         let m =
             unsafe { libc::lgetxattr(c.as_ptr(), cn.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
         if m < 0 {
@@ -66,13 +75,13 @@ fn xattrs(path: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
-fn header(meta: &fs::Metadata, kind: tar::EntryType) -> tar::Header {
+fn header(st: &libc::stat, kind: tar::EntryType) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
-    h.set_mode(meta.mode() & 0o7777);
-    h.set_uid(meta.uid() as u64);
-    h.set_gid(meta.gid() as u64);
-    h.set_mtime(meta.mtime().max(0) as u64);
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(st.st_uid as u64);
+    h.set_gid(st.st_gid as u64);
+    h.set_mtime(st.st_mtime.max(0) as u64);
     h.set_size(0);
     h
 }
@@ -88,7 +97,8 @@ pub fn write_upper_diff_counted<W: Write>(upper: &Path, w: W) -> Result<(W, u64)
     let mut b = tar::Builder::new(w);
     let mut links: HashMap<(u64, u64), String> = HashMap::new();
     let mut file_bytes = 0;
-    walk(upper, upper, &mut b, &mut links, &mut file_bytes)?;
+    let root: OwnedFd = fs::File::open(upper).map_err(io_err("open", upper))?.into();
+    walk(upper, root.as_fd(), "", &mut b, &mut links, &mut file_bytes)?;
     let w = b.into_inner().map_err(io_err("finish tar for", upper))?;
     Ok((w, file_bytes))
 }
@@ -228,45 +238,45 @@ impl Drop for DiffReader {
 }
 
 fn walk<W: Write>(
-    root: &Path,
-    dir: &Path,
+    upper: &Path,
+    dir: BorrowedFd<'_>,
+    dir_rel: &str,
     b: &mut tar::Builder<W>,
     links: &mut HashMap<(u64, u64), String>,
     file_bytes: &mut u64,
 ) -> Result<(), DiffError> {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .map_err(io_err("list", dir))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()
-        .map_err(io_err("list", dir))?;
+    let here = upper.join(dir_rel);
+    let mut names = list_dir(dir).map_err(io_err("list", &here))?;
     names.sort();
     for name in names {
-        let path = dir.join(&name);
-        let rel = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
-        let meta = fs::symlink_metadata(&path).map_err(io_err("stat", &path))?;
-        let ft = meta.file_type();
+        let lossy = String::from_utf8_lossy(&name);
+        let rel = if dir_rel.is_empty() {
+            lossy.into_owned()
+        } else {
+            format!("{dir_rel}/{lossy}")
+        };
+        let path = upper.join(&rel);
+        let cn = cname(&name).map_err(io_err("stat", &path))?;
+        let Some(st) = lstat_at(dir, &cn).map_err(io_err("stat", &path))? else {
+            return Err(io_err("stat", &path)(io::ErrorKind::NotFound.into()));
+        };
+        let fmt = st.st_mode & libc::S_IFMT;
         let werr = io_err("write tar entry for", &path);
-        if ft.is_char_device() && meta.rdev() == 0 {
-            let parent = Path::new(&rel)
-                .parent()
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let wh = if parent.is_empty() {
-                format!("{WHITEOUT_PREFIX}{}", name.to_string_lossy())
-            } else {
-                format!("{parent}/{WHITEOUT_PREFIX}{}", name.to_string_lossy())
+        if inroot::is_whiteout(&st) {
+            let wh = match rel.rsplit_once('/') {
+                Some((parent, n)) => format!("{parent}/{WHITEOUT_PREFIX}{n}"),
+                None => format!("{WHITEOUT_PREFIX}{rel}"),
             };
-            let mut h = header(&meta, tar::EntryType::Regular);
+            let mut h = header(&st, tar::EntryType::Regular);
             h.set_mode(0o644);
             b.append_data(&mut h, wh, io::empty()).map_err(werr)?;
             continue;
         }
-        let attrs: Vec<(String, Vec<u8>)> = xattrs(&path)
-            .map_err(io_err("read xattrs of", &path))?
+        let all = xattrs(dir, &cn).map_err(io_err("read xattrs of", &path))?;
+        let opaque = all
+            .iter()
+            .any(|(k, v)| k == OVERLAY_OPAQUE_XATTR && v == b"y");
+        let attrs: Vec<(String, Vec<u8>)> = all
             .into_iter()
             .filter(|(k, _)| !k.starts_with("trusted.overlay."))
             .collect();
@@ -278,66 +288,71 @@ fn walk<W: Write>(
             b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
                 .map_err(io_err("write xattrs of", &path))?;
         }
-        if ft.is_dir() {
-            let mut h = header(&meta, tar::EntryType::Directory);
-            b.append_data(&mut h, &rel, io::empty()).map_err(werr)?;
-            let opaque = xattrs(&path)
-                .map_err(io_err("read xattrs of", &path))?
-                .iter()
-                .any(|(k, v)| k == OVERLAY_OPAQUE_XATTR && v == b"y");
-            if opaque {
-                let mut h = header(&meta, tar::EntryType::Regular);
-                h.set_mode(0o644);
-                b.append_data(&mut h, format!("{rel}/{OPAQUE_MARKER}"), io::empty())
-                    .map_err(io_err("write opaque marker for", &path))?;
-            }
-            walk(root, &path, b, links, file_bytes)?;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(&path).map_err(io_err("read link", &path))?;
-            let mut h = header(&meta, tar::EntryType::Symlink);
-            b.append_link(&mut h, &rel, target).map_err(werr)?;
-        } else if ft.is_file() {
-            if meta.nlink() > 1 {
-                let key = (meta.dev(), meta.ino());
-                if let Some(first) = links.get(&key) {
-                    let mut h = header(&meta, tar::EntryType::Link);
-                    b.append_link(&mut h, &rel, first).map_err(werr)?;
-                    continue;
+        match fmt {
+            libc::S_IFDIR => {
+                let sub = open_dir_at(dir, &cn).map_err(io_err("open", &path))?;
+                let mut h = header(&st, tar::EntryType::Directory);
+                b.append_data(&mut h, &rel, io::empty()).map_err(werr)?;
+                if opaque {
+                    let mut h = header(&st, tar::EntryType::Regular);
+                    h.set_mode(0o644);
+                    b.append_data(&mut h, format!("{rel}/{OPAQUE_MARKER}"), io::empty())
+                        .map_err(io_err("write opaque marker for", &path))?;
                 }
-                links.insert(key, rel.clone());
+                walk(upper, sub.as_fd(), &rel, b, links, file_bytes)?;
             }
-            let f = fs::File::open(&path).map_err(io_err("open", &path))?;
-            let mut h = header(&meta, tar::EntryType::Regular);
-            h.set_size(meta.len());
-            // Read in large chunks (the tar writer copies through an 8 KiB buffer).
-            let cap = (meta.len() as usize).clamp(8 << 10, 1 << 20);
-            let mut data = io::BufReader::with_capacity(cap, f).take(meta.len());
-            b.append_data(&mut h, &rel, &mut data).map_err(werr)?;
-            if data.limit() != 0 {
-                return Err(io_err("read", &path)(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the file shrank while it was written to the layer",
-                )));
+            libc::S_IFLNK => {
+                let target = readlink_at(dir, &cn).map_err(io_err("read link", &path))?;
+                let target = Path::new(
+                    <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&target),
+                );
+                let mut h = header(&st, tar::EntryType::Symlink);
+                b.append_link(&mut h, &rel, target).map_err(werr)?;
             }
-            *file_bytes += meta.len();
-        } else {
-            let kind = if ft.is_char_device() {
-                tar::EntryType::Char
-            } else if ft.is_block_device() {
-                tar::EntryType::Block
-            } else if ft.is_fifo() {
-                tar::EntryType::Fifo
-            } else {
-                tracing::debug!(path = %path.display(), "socket skipped in diff");
-                continue;
-            };
-            let mut h = header(&meta, kind);
-            let dev = meta.rdev();
-            h.set_device_major(libc::major(dev))
-                .map_err(io_err("write device of", &path))?;
-            h.set_device_minor(libc::minor(dev))
-                .map_err(io_err("write device of", &path))?;
-            b.append_data(&mut h, &rel, io::empty()).map_err(werr)?;
+            libc::S_IFREG => {
+                if st.st_nlink > 1 {
+                    let key = (st.st_dev, st.st_ino);
+                    if let Some(first) = links.get(&key) {
+                        let mut h = header(&st, tar::EntryType::Link);
+                        b.append_link(&mut h, &rel, first).map_err(werr)?;
+                        continue;
+                    }
+                    links.insert(key, rel.clone());
+                }
+                let f = open_file_at(dir, &cn).map_err(io_err("open", &path))?;
+                let len = st.st_size.max(0) as u64;
+                let mut h = header(&st, tar::EntryType::Regular);
+                h.set_size(len);
+                // Read in large chunks (the tar writer copies through an 8 KiB buffer).
+                let cap = (len as usize).clamp(8 << 10, 1 << 20);
+                let mut data = io::BufReader::with_capacity(cap, f).take(len);
+                b.append_data(&mut h, &rel, &mut data).map_err(werr)?;
+                if data.limit() != 0 {
+                    return Err(io_err("read", &path)(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the file shrank while it was written to the layer",
+                    )));
+                }
+                *file_bytes += len;
+            }
+            _ => {
+                let kind = match fmt {
+                    libc::S_IFCHR => tar::EntryType::Char,
+                    libc::S_IFBLK => tar::EntryType::Block,
+                    libc::S_IFIFO => tar::EntryType::Fifo,
+                    _ => {
+                        tracing::debug!(path = %path.display(), "socket skipped in diff");
+                        continue;
+                    }
+                };
+                let mut h = header(&st, kind);
+                let dev = st.st_rdev;
+                h.set_device_major(libc::major(dev))
+                    .map_err(io_err("write device of", &path))?;
+                h.set_device_minor(libc::minor(dev))
+                    .map_err(io_err("write device of", &path))?;
+                b.append_data(&mut h, &rel, io::empty()).map_err(werr)?;
+            }
         }
     }
     Ok(())

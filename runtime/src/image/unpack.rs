@@ -1,23 +1,30 @@
 //! Safe layer extraction: a tar stream (plain, gzip or zstd) into one directory, never outside it.
 //!
 //! Layer archives come from registries and files we do not control, so every path is resolved
-//! component by component from an open directory descriptor with `O_NOFOLLOW`: a `..`
-//! component is refused, an absolute path is taken relative to the layer root, and an entry whose
-//! parent is a symlink (planted by an earlier entry or not) is refused, as is a hardlink whose
-//! target is not a file inside the layer. Nothing follows a symlink, so nothing can land outside.
+//! inside the layer root by [`crate::inroot`] ([`Follow::Never`]): a `..` component is refused,
+//! an absolute path is taken relative to the layer root, and an entry whose parent is a symlink
+//! (planted by an earlier entry or not) is refused, as is a hardlink whose target is not a file
+//! inside the layer. Nothing follows a symlink, so nothing can land outside. The same extractor
+//! serves ADD and `cp` ([`unpack_into`]) with [`Follow::InRoot`]: a link on the way is followed
+//! as if the root were `/`, never out of it.
 //!
 //! Two whiteout modes: [`Whiteouts::Overlay`] keeps each layer in its own directory and turns
 //! OCI whiteouts into overlayfs ones (a 0/0 character device, `trusted.overlay.opaque=y`), ready
 //! to be a lowerdir; [`Whiteouts::Apply`] applies layers in order onto one directory (deletes
 //! what they whiteout), for flattening an image into a plain rootfs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+
+use crate::inroot::{
+    Follow, InRoot, clear_dir, fchmod, fchown, is_dir, lstat_at, remove_at, set_times_at,
+    set_times_fd,
+};
 
 use tar::EntryType;
 
@@ -102,6 +109,44 @@ pub enum Whiteouts {
     Overlay,
     /// Layers applied in order onto one directory; whiteouts delete.
     Apply,
+    /// Not a layer (ADD, `cp`): `.wh.` names are ordinary files.
+    Keep,
+}
+
+/// Whose files an extraction makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owners {
+    /// The owners the archive names (layers, ADD).
+    Keep,
+    /// One owner for everything (ADD `--chown`).
+    Set(u32, u32),
+    /// The caller's (`cp` onto the host): no chown, no xattrs, no device nodes.
+    Caller,
+}
+
+/// Where and how [`unpack_into`] extracts.
+#[derive(Debug, Clone)]
+pub struct Extract {
+    /// How whiteouts are treated.
+    pub whiteouts: Whiteouts,
+    /// Whose the files become.
+    pub owners: Owners,
+    /// The directory inside the root the archive's paths are relative to.
+    pub into: Vec<u8>,
+    /// The archive's first component renamed (`cp a newname`).
+    pub rename_top: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Extract {
+    /// A layer's extraction into the root itself.
+    pub fn layer(whiteouts: Whiteouts) -> Extract {
+        Extract {
+            whiteouts,
+            owners: Owners::Keep,
+            into: Vec::new(),
+            rename_top: None,
+        }
+    }
 }
 
 /// What an unpack produced: the diff id must match the image config's `rootfs.diff_ids`.
@@ -160,10 +205,25 @@ pub fn unpack_layer<R: Read + Send>(
     dest: &Path,
     mode: Whiteouts,
 ) -> Result<UnpackStats, UnpackError> {
+    let tree = InRoot::open(dest, Follow::Never).map_err(|source| UnpackError::OpenRoot {
+        path: dest.to_owned(),
+        source,
+    })?;
+    unpack_into(reader, &tree, &Extract::layer(mode))
+}
+
+/// Unpacks a (possibly compressed) tar into `tree` as `opts` say; paths resolve by the
+/// tree's [`Follow`] policy, inside it.
+pub fn unpack_into<R: Read + Send>(
+    reader: R,
+    tree: &InRoot,
+    opts: &Extract,
+) -> Result<UnpackStats, UnpackError> {
+    let mode = opts;
     let mut buf = BufReader::with_capacity(256 * 1024, reader);
     let kind = Compression::detect(buf.fill_buf().map_err(UnpackError::Read)?);
     if kind == Compression::None {
-        return unpack_plain(buf, dest, mode);
+        return unpack_plain(buf, tree, mode);
     }
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(16);
@@ -214,10 +274,19 @@ pub fn unpack_layer<R: Read + Send>(
                 cur: Vec::new(),
                 pos: 0,
             },
-            dest,
+            tree,
             mode,
         )
     })
+}
+
+/// [`unpack_into`] of a plain (never compressed) tar stream: what `cp` sends.
+pub fn unpack_tar_into<R: Read>(
+    reader: R,
+    tree: &InRoot,
+    opts: &Extract,
+) -> Result<UnpackStats, UnpackError> {
+    unpack_plain(reader, tree, opts)
 }
 
 /// Reads the chunks a decompression thread sends.
@@ -248,12 +317,13 @@ impl Read for ChannelReader {
 
 fn unpack_plain<R: Read>(
     plain: R,
-    dest: &Path,
-    mode: Whiteouts,
+    tree: &InRoot,
+    opts: &Extract,
 ) -> Result<UnpackStats, UnpackError> {
+    let dest = tree.path();
     let hashed = HashingReader::new(plain);
     let mut archive = tar::Archive::new(hashed);
-    let mut u = Unpacker::new(dest, mode)?;
+    let mut u = Unpacker::new(tree, opts)?;
     let entries = archive.entries().map_err(UnpackError::Read)?;
     for entry in entries {
         let mut entry = entry.map_err(UnpackError::Read)?;
@@ -302,125 +372,6 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// Opens an existing directory `name` under `dir` without following a symlink.
-fn open_dir_at(dir: BorrowedFd<'_>, name: &CString) -> io::Result<OwnedFd> {
-    let fd = cvt(unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    })?;
-    // SAFETY: openat returned a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn lstat_at(dir: BorrowedFd<'_>, name: &CString) -> io::Result<Option<libc::stat>> {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let r = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if r == 0 {
-        Ok(Some(st))
-    } else {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::ENOENT) {
-            Ok(None)
-        } else {
-            Err(e)
-        }
-    }
-}
-
-fn is_dir(st: &libc::stat) -> bool {
-    st.st_mode & libc::S_IFMT == libc::S_IFDIR
-}
-
-/// Removes `name` under `dir` whatever it is, a directory tree included, without following
-/// symlinks.
-fn remove_at(dir: BorrowedFd<'_>, name: &CString) -> io::Result<()> {
-    let Some(st) = lstat_at(dir, name)? else {
-        return Ok(());
-    };
-    if is_dir(&st) {
-        let sub = open_dir_at(dir, name)?;
-        clear_dir(sub.as_fd(), |_| false)?;
-        cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) })?;
-    } else {
-        cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) })?;
-    }
-    Ok(())
-}
-
-/// Removes every child of `dir` for which `keep` is false.
-fn clear_dir(dir: BorrowedFd<'_>, keep: impl Fn(&[u8]) -> bool) -> io::Result<()> {
-    for name in list_dir(dir)? {
-        if keep(&name) {
-            continue;
-        }
-        let c = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-        remove_at(dir, &c)?;
-    }
-    Ok(())
-}
-
-/// The names in a directory, read through a duplicate of its descriptor.
-fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<Vec<u8>>> {
-    let dup = cvt(unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) })?;
-    let dp = unsafe { libc::fdopendir(dup) };
-    if dp.is_null() {
-        let e = io::Error::last_os_error();
-        unsafe { libc::close(dup) };
-        return Err(e);
-    }
-    unsafe { libc::rewinddir(dp) };
-    let mut names = Vec::new();
-    loop {
-        let ent = unsafe { libc::readdir64(dp) };
-        if ent.is_null() {
-            break;
-        }
-        let name = unsafe { std::ffi::CStr::from_ptr((*ent).d_name.as_ptr()) }.to_bytes();
-        if name != b"." && name != b".." {
-            names.push(name.to_vec());
-        }
-    }
-    unsafe { libc::closedir(dp) };
-    Ok(names)
-}
-
-fn set_times_at(dir: BorrowedFd<'_>, name: &CString, mtime: i64) -> io::Result<()> {
-    let ts = libc::timespec {
-        tv_sec: mtime as libc::time_t,
-        tv_nsec: 0,
-    };
-    let times = [ts, ts];
-    cvt(unsafe {
-        libc::utimensat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
-    Ok(())
-}
-
-fn set_times_fd(fd: BorrowedFd<'_>, mtime: i64) -> io::Result<()> {
-    let ts = libc::timespec {
-        tv_sec: mtime as libc::time_t,
-        tv_nsec: 0,
-    };
-    let times = [ts, ts];
-    cvt(unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) })?;
-    Ok(())
-}
-
 fn fsetxattr(fd: BorrowedFd<'_>, name: &CString, value: &[u8]) -> io::Result<()> {
     cvt(unsafe {
         libc::fsetxattr(
@@ -443,12 +394,13 @@ struct Meta {
     xattrs: Vec<(CString, Vec<u8>)>,
 }
 
-struct Unpacker {
-    root: Rc<OwnedFd>,
+struct Unpacker<'a> {
+    tree: &'a InRoot,
     mode: Whiteouts,
-    /// Open directories by their cleaned path, so consecutive entries in one directory cost one
-    /// `openat`. Cleared whenever a directory is removed.
-    dirs: HashMap<Vec<Vec<u8>>, Rc<OwnedFd>>,
+    owners: Owners,
+    /// Components of [`Extract::into`], put before every entry's path.
+    into: Vec<Vec<u8>>,
+    rename_top: Option<(Vec<u8>, Vec<u8>)>,
     /// Directory mtimes are set last: creating children changes them.
     dir_times: Vec<(Vec<Vec<u8>>, i64)>,
     /// Paths this layer created (Apply mode: an opaque marker keeps them).
@@ -457,26 +409,15 @@ struct Unpacker {
     file_bytes: u64,
 }
 
-const DIR_CACHE_MAX: usize = 256;
-
-impl Unpacker {
-    fn new(dest: &Path, mode: Whiteouts) -> Result<Self, UnpackError> {
-        let root = File::open(dest)
-            .and_then(|f| {
-                if f.metadata()?.is_dir() {
-                    Ok(OwnedFd::from(f))
-                } else {
-                    Err(io::Error::from_raw_os_error(libc::ENOTDIR))
-                }
-            })
-            .map_err(|source| UnpackError::OpenRoot {
-                path: dest.to_owned(),
-                source,
-            })?;
+impl<'a> Unpacker<'a> {
+    fn new(tree: &'a InRoot, opts: &Extract) -> Result<Self, UnpackError> {
+        let into = clean_path(&opts.into)?;
         Ok(Unpacker {
-            root: Rc::new(root),
-            mode,
-            dirs: HashMap::new(),
+            tree,
+            mode: opts.whiteouts,
+            owners: opts.owners,
+            into,
+            rename_top: opts.rename_top.clone(),
             dir_times: Vec::new(),
             created: HashSet::new(),
             entries: 0,
@@ -484,70 +425,90 @@ impl Unpacker {
         })
     }
 
-    /// Opens (creating when `create`) the directory at `comps`, never through a symlink.
-    /// The descriptor is shared with the cache, so it stays valid when the cache is cleared.
+    /// An archive path's components inside the root: [`Extract::into`] first, the top one
+    /// renamed as asked.
+    fn place(&self, mut comps: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        if let Some((from, to)) = &self.rename_top
+            && comps.first() == Some(from)
+        {
+            comps[0] = to.clone();
+        }
+        let mut out = self.into.clone();
+        out.extend(comps);
+        out
+    }
+
+    /// Opens (creating when `create`) the directory at `comps` (already placed) inside the
+    /// root, by the root's [`Follow`] policy.
     fn dir(
         &mut self,
         comps: &[Vec<u8>],
         raw: &[u8],
         create: bool,
     ) -> Result<Rc<OwnedFd>, UnpackError> {
-        if comps.is_empty() {
-            return Ok(self.root.clone());
+        self.tree
+            .dir_comps(comps, create.then_some(0o755))
+            .map_err(|source| match source.raw_os_error() {
+                Some(libc::ELOOP) | Some(libc::ENOTDIR) | Some(libc::EXDEV) => {
+                    UnpackError::ThroughSymlink {
+                        path: lossy(raw),
+                        parent: lossy(&comps.join(&b'/')),
+                    }
+                }
+                _ => UnpackError::Io {
+                    op: "open directory",
+                    path: lossy(raw),
+                    source,
+                },
+            })
+    }
+
+    fn chown_fd(&self, fd: BorrowedFd<'_>, meta: &Meta) -> io::Result<()> {
+        match self.owners {
+            Owners::Keep => fchown(fd, meta.uid, meta.gid),
+            Owners::Set(u, g) => fchown(fd, u, g),
+            Owners::Caller => Ok(()),
         }
-        if let Some(fd) = self.dirs.get(comps) {
-            return Ok(fd.clone());
+    }
+
+    fn chown_at(&self, dir: BorrowedFd<'_>, name: &CString, meta: &Meta) -> io::Result<()> {
+        match self.owners {
+            Owners::Keep => crate::inroot::chown_at(dir, name, meta.uid, meta.gid),
+            Owners::Set(u, g) => crate::inroot::chown_at(dir, name, u, g),
+            Owners::Caller => Ok(()),
         }
-        if self.dirs.len() >= DIR_CACHE_MAX {
-            self.dirs.clear();
+    }
+
+    /// Owner, mode (after the owner: chown clears set-id bits) and xattrs on an open file or dir.
+    fn apply_fd_meta(
+        &self,
+        fd: BorrowedFd<'_>,
+        meta: &Meta,
+        raw: &[u8],
+    ) -> Result<(), UnpackError> {
+        let io_err = |op: &'static str| {
+            let path = lossy(raw);
+            move |source| UnpackError::Io { op, path, source }
+        };
+        self.chown_fd(fd, meta).map_err(io_err("chown"))?;
+        fchmod(fd, meta.mode).map_err(io_err("chmod"))?;
+        if self.owners == Owners::Caller {
+            return Ok(());
         }
-        // Start from the deepest cached ancestor.
-        let mut start = 0;
-        let mut cur = self.root.clone();
-        for i in (1..comps.len()).rev() {
-            if let Some(fd) = self.dirs.get(&comps[..i]) {
-                start = i;
-                cur = fd.clone();
-                break;
+        for (name, value) in &meta.xattrs {
+            if let Err(e) = fsetxattr(fd, name, value) {
+                if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+                    tracing::debug!(path = %lossy(raw), xattr = ?name, "xattr not supported here, skipped");
+                } else {
+                    return Err(UnpackError::Io {
+                        op: "set xattr on",
+                        path: lossy(raw),
+                        source: e,
+                    });
+                }
             }
         }
-        for i in start..comps.len() {
-            let name = cstr(&comps[i], raw)?;
-            let parent = cur.as_fd();
-            let fd = match open_dir_at(parent, &name) {
-                Ok(fd) => fd,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) && create => {
-                    cvt(unsafe { libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755) })
-                        .map_err(|source| UnpackError::Io {
-                            op: "create directory",
-                            path: lossy(raw),
-                            source,
-                        })?;
-                    open_dir_at(parent, &name).map_err(|source| UnpackError::Io {
-                        op: "open directory",
-                        path: lossy(raw),
-                        source,
-                    })?
-                }
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) => {
-                    return Err(UnpackError::ThroughSymlink {
-                        path: lossy(raw),
-                        parent: lossy(&comps[..=i].join(&b'/')),
-                    });
-                }
-                Err(source) => {
-                    return Err(UnpackError::Io {
-                        op: "open directory",
-                        path: lossy(raw),
-                        source,
-                    });
-                }
-            };
-            let fd = Rc::new(fd);
-            self.dirs.insert(comps[..=i].to_vec(), fd.clone());
-            cur = fd;
-        }
-        Ok(cur)
+        Ok(())
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
@@ -562,25 +523,29 @@ impl Unpacker {
         ) {
             return Ok(());
         }
-        let comps = clean_path(&raw)?;
+        let archived = clean_path(&raw)?;
         let meta = self.meta(entry, &raw)?;
         self.entries += 1;
-
-        let Some((name, parent)) = comps.split_last() else {
-            // The archive's root directory itself: take its metadata.
-            if kind == EntryType::Directory {
-                let root = self.root.clone();
-                apply_fd_meta(root.as_fd(), &meta, &raw)?;
+        if archived.is_empty() {
+            // The archive's root directory itself: a layer takes its metadata; an extraction
+            // into a directory leaves that directory as it is.
+            if kind == EntryType::Directory && self.into.is_empty() {
+                self.apply_fd_meta(self.tree.fd(), &meta, &raw)?;
                 self.dir_times.push((Vec::new(), meta.mtime));
             }
             return Ok(());
+        }
+        let comps = self.place(archived);
+        let Some((name, parent)) = comps.split_last() else {
+            return Ok(());
         };
 
-        // Whiteouts.
-        if name.as_slice() == OPAQUE_MARKER.as_bytes() {
+        // Whiteouts (layers only).
+        if self.mode == Whiteouts::Keep {
+            // Ordinary names.
+        } else if name.as_slice() == OPAQUE_MARKER.as_bytes() {
             return self.opaque(parent, &raw);
-        }
-        if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+        } else if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
             if target.is_empty() || target == b"." || target == b".." {
                 return Err(UnpackError::BadName { path: lossy(&raw) });
             }
@@ -615,7 +580,7 @@ impl Unpacker {
                     .map_err(io_err("create directory"))?;
             }
             let fd = self.dir(&comps, &raw, false)?;
-            apply_fd_meta(fd.as_fd(), &meta, &raw)?;
+            self.apply_fd_meta(fd.as_fd(), &meta, &raw)?;
             self.dir_times.push((comps, meta.mtime));
             return Ok(());
         }
@@ -623,7 +588,7 @@ impl Unpacker {
             let pfd = self.dir(parent, &raw, true)?;
             remove_at(pfd.as_fd(), &cname).map_err(io_err("replace"))?;
             if is_dir(&st) {
-                self.dirs.clear();
+                self.tree.forget();
             }
         }
         let pfd = self.dir(parent, &raw, true)?;
@@ -647,7 +612,7 @@ impl Unpacker {
                 let mut file = unsafe { File::from_raw_fd(fd) };
                 let n = io::copy(entry, &mut file).map_err(io_err("write file"))?;
                 self.file_bytes += n;
-                apply_fd_meta(file.as_fd(), &meta, &raw)?;
+                self.apply_fd_meta(file.as_fd(), &meta, &raw)?;
                 set_times_fd(file.as_fd(), meta.mtime).map_err(io_err("set times on"))?;
             }
             EntryType::Symlink => {
@@ -658,16 +623,7 @@ impl Unpacker {
                 let ctarget = cstr(&target, &raw)?;
                 cvt(unsafe { libc::symlinkat(ctarget.as_ptr(), pfd.as_raw_fd(), cname.as_ptr()) })
                     .map_err(io_err("create symlink"))?;
-                cvt(unsafe {
-                    libc::fchownat(
-                        pfd.as_raw_fd(),
-                        cname.as_ptr(),
-                        meta.uid,
-                        meta.gid,
-                        libc::AT_SYMLINK_NOFOLLOW,
-                    )
-                })
-                .map_err(io_err("chown"))?;
+                self.chown_at(pfd, &cname, &meta).map_err(io_err("chown"))?;
                 set_times_at(pfd.as_fd(), &cname, meta.mtime).map_err(io_err("set times on"))?;
             }
             EntryType::Link => {
@@ -676,6 +632,9 @@ impl Unpacker {
                     .map(|c| c.into_owned())
                     .unwrap_or_default();
                 self.hardlink(parent, &cname, &target, &raw)?;
+            }
+            EntryType::Char | EntryType::Block if self.owners == Owners::Caller => {
+                tracing::warn!(path = %lossy(&raw), "device node not copied");
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let ftype = match kind {
@@ -695,16 +654,7 @@ impl Unpacker {
                     )
                 })
                 .map_err(io_err("create device node"))?;
-                cvt(unsafe {
-                    libc::fchownat(
-                        pfd.as_raw_fd(),
-                        cname.as_ptr(),
-                        meta.uid,
-                        meta.gid,
-                        libc::AT_SYMLINK_NOFOLLOW,
-                    )
-                })
-                .map_err(io_err("chown"))?;
+                self.chown_at(pfd, &cname, &meta).map_err(io_err("chown"))?;
                 cvt(unsafe {
                     libc::fchmodat(pfd.as_raw_fd(), cname.as_ptr(), meta.mode & 0o7777, 0)
                 })
@@ -733,8 +683,8 @@ impl Unpacker {
             target: lossy(target),
             source,
         };
-        let tcomps =
-            clean_path(target).map_err(|_| bad(io::Error::from_raw_os_error(libc::EXDEV)))?;
+        let tcomps = self
+            .place(clean_path(target).map_err(|_| bad(io::Error::from_raw_os_error(libc::EXDEV)))?);
         let Some((tname, tparent)) = tcomps.split_last() else {
             return Err(bad(io::Error::from_raw_os_error(libc::EISDIR)));
         };
@@ -787,9 +737,10 @@ impl Unpacker {
                 fsetxattr(fd.as_fd(), &name, b"y")
             }
             Whiteouts::Apply => clear_dir(fd.as_fd(), |n| created.contains(n)),
+            Whiteouts::Keep => Ok(()),
         };
         if mode == Whiteouts::Apply {
-            self.dirs.retain(|k, _| k.len() <= parent.len());
+            self.tree.forget();
         }
         res.map_err(|source| UnpackError::Io {
             op: "mark opaque",
@@ -824,18 +775,10 @@ impl Unpacker {
                 )
             })
             .map_err(io_err("create whiteout"))?;
-            cvt(unsafe {
-                libc::fchownat(
-                    pfd.as_raw_fd(),
-                    ctarget.as_ptr(),
-                    meta.uid,
-                    meta.gid,
-                    libc::AT_SYMLINK_NOFOLLOW,
-                )
-            })
-            .map_err(io_err("chown"))?;
+            self.chown_at(pfd, &ctarget, meta)
+                .map_err(io_err("chown"))?;
         }
-        self.dirs.clear();
+        self.tree.forget();
         Ok(())
     }
 
@@ -899,30 +842,6 @@ impl Unpacker {
         }
         Ok(())
     }
-}
-
-/// Owner, mode (after the owner: chown clears set-id bits) and xattrs on an open file or dir.
-fn apply_fd_meta(fd: BorrowedFd<'_>, meta: &Meta, raw: &[u8]) -> Result<(), UnpackError> {
-    let io_err = |op: &'static str| {
-        let path = lossy(raw);
-        move |source| UnpackError::Io { op, path, source }
-    };
-    cvt(unsafe { libc::fchown(fd.as_raw_fd(), meta.uid, meta.gid) }).map_err(io_err("chown"))?;
-    cvt(unsafe { libc::fchmod(fd.as_raw_fd(), meta.mode & 0o7777) }).map_err(io_err("chmod"))?;
-    for (name, value) in &meta.xattrs {
-        if let Err(e) = fsetxattr(fd, name, value) {
-            if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
-                tracing::debug!(path = %lossy(raw), xattr = ?name, "xattr not supported here, skipped");
-            } else {
-                return Err(UnpackError::Io {
-                    op: "set xattr on",
-                    path: lossy(raw),
-                    source: e,
-                });
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
