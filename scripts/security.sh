@@ -14,6 +14,14 @@ cargo build --workspace --all-targets -q || exit 1
 
 # kind | package | test binary | test name | what the attack or crash does
 tests=(
+  "escape|berth|escape_paths|copy_of_several_sources_never_writes_through_a_link_the_first_placed|COPY a b /dst/ where a/x is a link to a host dir and b/x/file follows it"
+  "escape|berth|escape_paths|successive_copies_follow_an_earlier_link_inside_the_image|a second COPY writes through a link the first COPY placed"
+  "escape|berth|escape_paths|copy_from_a_stage_reads_and_writes_inside_the_roots|COPY --from a stage that holds a link to a host path"
+  "escape|berth|escape_paths|add_of_a_tar_writes_through_links_only_inside_the_image|ADD of a tar whose entries go through a link it placed"
+  "escape|berth|escape_paths|cp_both_ways_resolves_container_links_in_the_container|container cp in and out through links the container holds"
+  "escape|berth|escape_paths|volume_seeding_stays_inside_the_volume_and_the_image|volume seeding from an image with links at and inside the volume path"
+  "escape|berth|escape_paths|commit_and_export_keep_links_as_links|commit and export of a container holding links to host paths"
+  "escape|berth|escape_paths|mount_targets_resolve_inside_the_rootfs|a mount target that is a link out of the rootfs"
   "escape|berth|container_perms|nobody_reaches_no_container_file_volume_config_or_daemon|a host user (nobody) runs a setuid binary made in a container (upper dir, volume), reads config.json secrets, logs, state, connects to the daemon"
   "escape|berth|container_perms|daemon_start_tightens_a_root_made_by_an_older_berth|a state root left with older, looser modes is tightened at daemon start"
   "harden|berth|container_security|seccomp_denies_io_uring_unless_unconfined|a container calls io_uring_setup (blocked by the default seccomp profile, as Docker 25+)"
