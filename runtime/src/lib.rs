@@ -7,7 +7,7 @@ pub mod image;
 
 pub mod build;
 pub mod container;
-pub mod modes;
 /// Paths resolved inside a root directory: every write into a layer, rootfs, volume or `cp`
 /// destination goes through it, so a symlink there never leads outside.
 pub mod inroot;
+pub mod modes;

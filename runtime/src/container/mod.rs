@@ -546,7 +546,7 @@ impl Runtime {
             RootfsSource::Layers(l) => l
                 .iter()
                 .rev()
-                .find(|d| d.join("etc/passwd").exists())
+                .find(|d| d.join("etc/passwd").symlink_metadata().is_ok())
                 .cloned(),
         };
         let user = etc_root.and_then(|r| process::resolve_user(cfg.user.as_deref(), &r).ok());

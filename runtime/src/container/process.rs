@@ -3,6 +3,7 @@
 //! rlimits. Errors carry Docker's exit codes (126 not executable, 127 not found).
 
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -84,9 +85,21 @@ struct PasswdEntry {
     home: String,
 }
 
+/// A text file of the container's, its path resolved inside `root` (an image's link to a host
+/// file is followed as if `root` were `/`, never to the host's file); empty when unreadable.
+fn read_in_root(root: &Path, rel: &str) -> String {
+    let read = || -> std::io::Result<String> {
+        let mut text = String::new();
+        crate::inroot::InRoot::open(root, crate::inroot::Follow::InRoot)?
+            .open_file(rel.as_bytes())?
+            .read_to_string(&mut text)?;
+        Ok(text)
+    };
+    read().unwrap_or_default()
+}
+
 fn passwd(root: &Path) -> Vec<PasswdEntry> {
-    fs::read_to_string(root.join("etc/passwd"))
-        .unwrap_or_default()
+    read_in_root(root, "etc/passwd")
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
@@ -105,8 +118,7 @@ fn passwd(root: &Path) -> Vec<PasswdEntry> {
 
 /// (name, gid, members) from /etc/group.
 fn groups(root: &Path) -> Vec<(String, u32, Vec<String>)> {
-    fs::read_to_string(root.join("etc/group"))
-        .unwrap_or_default()
+    read_in_root(root, "etc/group")
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
@@ -374,6 +386,33 @@ mod tests {
             Err(ProcessError::UnknownUser { .. })
         ));
         assert_eq!(resolve_user(None, dir.path()).expect("root").uid, 0);
+    }
+
+    /// An image whose /etc/passwd is a link to a host file (absolute or by `..`): the user is
+    /// looked up in the image's own file at that path, never the host's.
+    #[test]
+    fn a_passwd_link_never_reads_the_hosts_file() {
+        let host = tempfile::tempdir().expect("tmp");
+        fs::write(
+            host.path().join("passwd"),
+            "secret:x:4242:4242::/:/bin/sh\n",
+        )
+        .expect("host passwd");
+        let root = tempfile::tempdir().expect("tmp");
+        fs::create_dir_all(root.path().join("etc")).expect("etc");
+        std::os::unix::fs::symlink(host.path().join("passwd"), root.path().join("etc/passwd"))
+            .expect("link");
+        assert!(matches!(
+            resolve_user(Some("secret"), root.path()),
+            Err(ProcessError::UnknownUser { .. })
+        ));
+        fs::remove_file(root.path().join("etc/passwd")).expect("rm");
+        let up = "../".repeat(16) + &host.path().join("passwd").display().to_string()[1..];
+        std::os::unix::fs::symlink(up, root.path().join("etc/passwd")).expect("link");
+        assert!(matches!(
+            resolve_user(Some("secret"), root.path()),
+            Err(ProcessError::UnknownUser { .. })
+        ));
     }
 
     #[test]
