@@ -12,8 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use berth_runtime::build::exec::{BuildError, BuildRequest, Builder};
-use berth_runtime::image::bootstrap::commit_rootfs_dir;
-use berth_runtime::image::{ImageStore, NewImage};
+use container_util::build_env::BuildEnv;
 use container_util::{Env, stderr, stdout};
 
 /// A host directory that must stay as it is: empty, mode 0750.
@@ -55,44 +54,7 @@ impl Sentinel {
     }
 }
 
-/// An instance with `bb:1` (busybox rootfs) in its store and a context dir.
-struct BuildEnv {
-    env: Env,
-    store: ImageStore,
-    ctx: PathBuf,
-}
-
 impl BuildEnv {
-    fn new() -> BuildEnv {
-        let env = Env::new();
-        let store = ImageStore::open(&env.root).expect("store");
-        let mut config = oci_spec::image::Config::default();
-        config.set_env(Some(vec!["PATH=/bin".into()]));
-        let img = commit_rootfs_dir(
-            &store,
-            &env.rootfs,
-            None,
-            NewImage {
-                config,
-                created_by: "busybox rootfs".into(),
-                ..Default::default()
-            },
-        )
-        .expect("import busybox");
-        store.tag(&img.id, "bb:1").expect("tag");
-        let ctx = env.tmp.path().join("ctx");
-        fs::create_dir_all(&ctx).expect("ctx");
-        BuildEnv { env, store, ctx }
-    }
-
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.ctx.join(rel);
-        if let Some(d) = p.parent() {
-            fs::create_dir_all(d).expect("dir");
-        }
-        fs::write(p, text).expect("write");
-    }
-
     fn link(&self, rel: &str, target: &str) {
         let p = self.ctx.join(rel);
         if let Some(d) = p.parent() {

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use berth_runtime::container::{Runtime, RuntimeConfig};
 
+pub mod build_env;
+
 pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
 /// One isolated berth instance; Drop removes every container and checks for leftovers.
