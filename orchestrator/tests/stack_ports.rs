@@ -223,6 +223,8 @@ services:
 /// (192.168.177.2 here, 192.168.177.1 on the host), removed on drop.
 struct Neighbour {
     ns: String,
+    /// The simulated host's netns, which holds the `lan0` end of the neighbour's veth.
+    host_ns: String,
 }
 
 impl Neighbour {
@@ -240,7 +242,10 @@ impl Neighbour {
             );
         };
         ip(&["netns", "add", &ns]);
-        let me = Self { ns };
+        let me = Self {
+            ns,
+            host_ns: host.ns.clone(),
+        };
         let ns = me.ns.as_str();
         ip(&[
             "link", "add", "lan0", "netns", &host.ns, "type", "veth", "peer", "name", "eth0",
@@ -283,6 +288,11 @@ impl Neighbour {
 
 impl Drop for Neighbour {
     fn drop(&mut self) {
+        // Deleting the veth first removes both ends at once; the kernel tears down a deleted
+        // namespace's links later, after the leak check may already have looked.
+        let _ = std::process::Command::new("ip")
+            .args(["-n", &self.host_ns, "link", "del", "lan0"])
+            .status();
         let _ = std::process::Command::new("ip")
             .args(["netns", "del", &self.ns])
             .status();
