@@ -9,3 +9,5 @@ cargo build --workspace --all-targets
 # The examples' images (network: the Debian mirror), cached under $BERTH_CACHE/examples.
 ./scripts/prepare-examples.sh
 cargo test --workspace --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-2}"
+# Every fuzz target for FUZZ_SECONDS (default 60) from the kept corpus: fuzz/, ARCHITECTURE.md "Fuzzing".
+./scripts/fuzz.sh "${FUZZ_SECONDS:-60}"

@@ -10,9 +10,13 @@ pub const RCODE_REFUSED: u8 = 5;
 
 const HEADER: usize = 12;
 
+/// The longest name on the wire, length octets and root included (RFC 1035 3.1).
+const MAX_NAME: usize = 255;
+
 /// End offset of the (single) question section, `None` if the message does not hold exactly
 /// one well-formed question. The question name is the first name in a message, so it cannot
-/// be compressed.
+/// be compressed; a name over 255 octets is not well-formed (echoing it back in an error
+/// response would make a message resolvers reject).
 pub fn question_end(msg: &[u8]) -> Option<usize> {
     if msg.len() < HEADER || u16::from_be_bytes([msg[4], msg[5]]) != 1 {
         return None;
@@ -28,6 +32,9 @@ pub fn question_end(msg: &[u8]) -> Option<usize> {
             return None;
         }
         pos += 1 + len;
+        if pos - HEADER >= MAX_NAME {
+            return None;
+        }
     }
     let end = pos + 4;
     (end <= msg.len()).then_some(end)
@@ -115,6 +122,33 @@ mod tests {
         assert!(!answers(&r, q, 22, 0x1235));
         r[21] = 5;
         assert!(!answers(&r, q, 22, 0x1234), "class differs");
+    }
+
+    /// A question whose name is `labels` labels of `len` bytes each.
+    fn long_question(labels: usize, len: u8) -> Vec<u8> {
+        let mut q = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for _ in 0..labels {
+            q.push(len);
+            q.extend(std::iter::repeat_n(b'a', usize::from(len)));
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        q
+    }
+
+    #[test]
+    fn names_over_255_octets_are_not_well_formed() {
+        // A label of n bytes takes n + 1 octets; the root adds 1.
+        let max = long_question(127, 1); // 255 octets: the longest name allowed
+        assert_eq!(question_end(&max), Some(max.len()));
+        assert_eq!(question_end(&long_question(128, 1)), None); // 257 octets
+        let too_long = long_question(5, 63); // 321 octets
+        assert_eq!(question_end(&too_long), None);
+        // Found by the dns_wire fuzz target: the FORMERR answer echoed a name over 255
+        // octets, a message resolvers reject. Now it carries the header only.
+        let e = error_response(&too_long, RCODE_FORMERR);
+        assert_eq!(e.len(), 12);
+        assert_eq!(rcode(&e), RCODE_FORMERR);
+        assert_eq!(&e[4..6], &[0, 0]);
     }
 
     #[test]

@@ -222,8 +222,9 @@ async fn down(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-/// `GET /v1/ps?project=NAME[&all=1]`.
-async fn ps(shared: &Shared, query: &str) -> Response<Body> {
+/// The query of `GET /v1/ps?project=NAME[&all=1]`: the project and whether stopped
+/// containers are listed too. Public so the fuzz target can feed it arbitrary queries.
+pub fn ps_query(query: &str) -> (Option<String>, bool) {
     let mut project = None;
     let mut all = false;
     for pair in query.split('&') {
@@ -233,6 +234,12 @@ async fn ps(shared: &Shared, query: &str) -> Response<Body> {
             _ => {}
         }
     }
+    (project, all)
+}
+
+/// `GET /v1/ps?project=NAME[&all=1]`.
+async fn ps(shared: &Shared, query: &str) -> Response<Body> {
+    let (project, all) = ps_query(query);
     let Some(project) = project else {
         return error(StatusCode::BAD_REQUEST, "ps needs ?project=NAME");
     };
@@ -269,11 +276,14 @@ pub struct RmRequest {
     pub volumes: bool,
 }
 
-/// `POST /v1/rm` accepts a plain list of ids (volumes kept) or an [`RmRequest`].
+/// `POST /v1/rm` accepts a plain list of ids (volumes kept) or an [`RmRequest`]. Public so
+/// the fuzz target decodes exactly what the route decodes.
 #[derive(serde::Deserialize)]
 #[serde(untagged)]
-enum RmBody {
+pub enum RmBody {
+    /// `["id", ...]`.
     Ids(Vec<String>),
+    /// `{"ids": [...], "volumes": true}`.
     Request(RmRequest),
 }
 
