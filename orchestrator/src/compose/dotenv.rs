@@ -166,16 +166,14 @@ fn expand(
     interpolate_str(v, &local, &mut unset)
 }
 
-/// Reads and parses an env file.
+/// Reads and parses an env file, with the compose files' size limit (an `env_file` naming
+/// `/dev/zero` or a huge file is an error, not the loader's memory filling up).
 pub fn read(
     path: &Path,
     raw: bool,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Entry>, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = super::source::read_text(path, super::loader::DEFAULT_MAX_FILE_SIZE)?;
     parse(&text, path, raw, lookup)
 }
 
@@ -186,6 +184,12 @@ mod tests {
     fn p(text: &str) -> Vec<Entry> {
         let lookup = |k: &str| (k == "HOSTVAR").then(|| "host".to_string());
         parse(text, Path::new("t.env"), false, &lookup).unwrap()
+    }
+
+    #[test]
+    fn an_endless_env_file_is_refused_by_size() {
+        let e = read(Path::new("/dev/zero"), false, &|_| None).unwrap_err();
+        assert!(matches!(e, LoadError::TooLarge { .. }), "{e}");
     }
 
     #[test]
