@@ -361,13 +361,23 @@ impl Engine {
             internal: net.internal,
         };
         let gateways = std::iter::once(IpAddr::V4(net.gateway)).chain(net.gateway6.map(IpAddr::V6));
-        for gw in gateways {
-            if let Err(err) = self
-                .dns
-                .start_network(scope.clone(), SocketAddr::new(gw, 53))
-            {
-                tracing::warn!(network = %net.name, gateway = %gw, %err, "DNS server for the network");
+        let start = || {
+            for gw in gateways {
+                if let Err(err) = self
+                    .dns
+                    .start_network(scope.clone(), SocketAddr::new(gw, 53))
+                {
+                    tracing::warn!(network = %net.name, gateway = %gw, %err, "DNS server for the network");
+                }
             }
+        };
+        // Starting a server waits for the DNS keeper's report (milliseconds; seconds when the
+        // keeper has to be started again): tell the runtime, so other tasks move on meanwhile.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(start)
+            }
+            _ => start(),
         }
     }
 
