@@ -1,0 +1,714 @@
+//! [`StackBackend`]: the [`Backend`] that runs a project's plan steps against the engine
+//! (networks, volumes, containers, their wiring, starts, stops and dependency waits).
+
+use super::*;
+
+/// Runs plan steps of one project against the engine.
+pub struct StackBackend {
+    pub(super) engine: Arc<Engine>,
+    pub(super) project: Arc<Project>,
+    /// `-t` of `down`: how long a container may take to stop (its own grace period if unset).
+    pub(super) stop_timeout: Option<u64>,
+    /// `down` only: removals that go on once their container has stopped. Dependents must
+    /// stop before what they depend on; the removals (files, cgroups, netns, netd) need no
+    /// order, so a `RemoveContainer` step ends with the stop and the chain of levels is not
+    /// paid once per removal. Networks and volumes wait for them.
+    pub(super) deferred: Option<tokio::sync::Mutex<tokio::task::JoinSet<Result<(), String>>>>,
+    /// Failures of deferred removals, reported with the outcome.
+    pub(super) late_failures: Mutex<Vec<String>>,
+    /// `up --no-build` / `--pull never`: a missing image is an error instead.
+    pub(super) no_build: bool,
+    pub(super) pull_never: bool,
+    /// `up` only: each service's containers (ids), from the observation plus what this run
+    /// creates minus what it removes, so `WaitDependency` polls its dependency's few
+    /// containers instead of reading every record of the instance ten times a second.
+    pub(super) members: Option<Mutex<BTreeMap<String, BTreeSet<String>>>>,
+}
+
+impl StackBackend {
+    pub(super) fn new(engine: Arc<Engine>, project: Project) -> StackBackend {
+        StackBackend {
+            members: None,
+            engine,
+            project: Arc::new(project),
+            stop_timeout: None,
+            deferred: None,
+            late_failures: Mutex::new(Vec::new()),
+            no_build: false,
+            pull_never: false,
+        }
+    }
+
+    /// Waits for every deferred removal (their failures go to `late_failures`).
+    pub(super) async fn settle(&self) {
+        let Some(set) = &self.deferred else {
+            return;
+        };
+        let mut set = set.lock().await;
+        while let Some(done) = set.join_next().await {
+            let failure = match done {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e,
+                Err(e) => format!("a removal task failed: {e}"),
+            };
+            self.late_failures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(failure);
+        }
+    }
+
+    /// Settles the deferred removals and hands over their failures.
+    pub(super) async fn finish(&self) -> Vec<String> {
+        self.settle().await;
+        std::mem::take(
+            &mut *self
+                .late_failures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+}
+
+type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+impl Backend for StackBackend {
+    fn run(&self, step: Step) -> StepFuture<'_> {
+        Box::pin(async move { self.step(step).await })
+    }
+}
+
+/// Runs blocking runtime work off the async workers.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("worker task failed: {e}"))?
+}
+
+pub(in crate::engine) fn parse_ports(
+    spec: &crate::compose::Port,
+) -> Result<Option<PortMapping>, String> {
+    let Some(published) = &spec.published else {
+        return Ok(None);
+    };
+    let (first, last) = match published.split_once('-') {
+        Some((a, b)) => (a, b),
+        None => (published.as_str(), published.as_str()),
+    };
+    let first: u16 = first
+        .parse()
+        .map_err(|_| format!("ports: published {published:?} is not a port"))?;
+    let last: u16 = last
+        .parse()
+        .map_err(|_| format!("ports: published {published:?} is not a port range"))?;
+    let host_ip = match spec.host_ip.as_deref() {
+        None | Some("") | Some("0.0.0.0") => None,
+        Some(ip) => Some(
+            ip.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .map_err(|_| format!("ports: host_ip {ip:?} is not an IP address"))?,
+        ),
+    };
+    let protocol = match spec.protocol.as_str() {
+        "udp" => Protocol::Udp,
+        "tcp" | "" => Protocol::Tcp,
+        other => {
+            return Err(format!(
+                "ports: protocol {other:?} cannot be published (tcp or udp)"
+            ));
+        }
+    };
+    Ok(Some(PortMapping {
+        protocol,
+        host_ip,
+        host_port: first,
+        container_port: spec.target,
+        count: last.saturating_sub(first) + 1,
+    }))
+}
+
+impl StackBackend {
+    pub(super) async fn step(&self, step: Step) -> Result<(), String> {
+        let e = &self.engine;
+        match step {
+            Step::CreateNetwork { key, name } => self.create_network(&key, &name).await,
+            Step::CreateVolume { key, name } => {
+                let dir = e.runtime.volume_dir(&name);
+                let bound = self
+                    .project
+                    .volumes
+                    .get(&key)
+                    .and_then(|v| crate::compose::bind_device(&v.driver_opts));
+                match bound {
+                    // `driver_opts: {type: none, o: bind, device: PATH}`: the volume's data
+                    // is that host directory (a symlink the bind mount follows; removing the
+                    // volume removes the link, never the directory).
+                    Some(device) => {
+                        let device = std::path::Path::new(device);
+                        if !device.is_absolute() || !device.is_dir() {
+                            return Err(format!(
+                                "volume {key}: driver_opts.device {:?} must be an existing directory given by an absolute path",
+                                device.display()
+                            ));
+                        }
+                        let parent = dir.parent().unwrap_or(&dir);
+                        std::fs::create_dir_all(parent)
+                            .map_err(|err| format!("creating {}: {err}", parent.display()))?;
+                        std::os::unix::fs::symlink(device, &dir).map_err(|err| {
+                            format!("linking {} to {}: {err}", dir.display(), device.display())
+                        })
+                    }
+                    None => std::fs::create_dir_all(&dir)
+                        .map_err(|err| format!("creating {}: {err}", dir.display())),
+                }
+            }
+            Step::EnsureImage {
+                service,
+                image,
+                build,
+            } => {
+                if build && self.no_build {
+                    return Err(format!(
+                        "service {service}: image {image} is missing and --no-build forbids building it"
+                    ));
+                }
+                if build {
+                    return e.build_service(&self.project, &service, false).await;
+                }
+                if self.pull_never {
+                    return Err(format!(
+                        "service {service}: image {image} is missing and --pull never forbids pulling it"
+                    ));
+                }
+                let policy = self
+                    .project
+                    .services
+                    .get(&service)
+                    .and_then(|s| s.pull_policy);
+                if policy == Some(crate::compose::PullPolicy::Never) {
+                    return Err(format!(
+                        "service {service}: image {image} is missing and its pull_policy is never"
+                    ));
+                }
+                let store = e.images.clone();
+                let reference = image.clone();
+                blocking(move || {
+                    berth_runtime::image::registry::pull(
+                        &store,
+                        &reference,
+                        &Default::default(),
+                        &|_| {},
+                    )
+                    .map(|_| ())
+                    .map_err(|err| {
+                        format!(
+                            "image {reference} is not in the store and pulling it failed: {err}; \
+                             make it with `berth image bootstrap`, `berth image load` or `berth image import`"
+                        )
+                    })
+                })
+                .await
+            }
+            Step::CreateContainer {
+                service,
+                number,
+                inherit,
+                ..
+            } => self.create_container(&service, number, &inherit).await,
+            Step::StartContainer { name, .. } => self.start(&name).await,
+            Step::RestartContainer { name, .. } => {
+                self.remove_or_stop(&name, false, false).await?;
+                self.start(&name).await
+            }
+            Step::WaitDependency {
+                service,
+                dependency,
+                condition,
+                required,
+            } => match self.wait_dependency(&dependency, condition).await {
+                Ok(()) => Ok(()),
+                Err(err) if !required => {
+                    tracing::warn!(%service, %dependency, %err, "optional dependency not ready; continuing");
+                    Ok(())
+                }
+                Err(err) => Err(format!("{service} depends on {dependency}: {err}")),
+            },
+            Step::RemoveContainer { id, volumes, .. } => {
+                self.forget_member(&id);
+                match &self.deferred {
+                    Some(set) => {
+                        let rec = e.stop_container(&id, self.stop_timeout).await?;
+                        let engine = e.clone();
+                        set.lock()
+                            .await
+                            .spawn(async move { engine.remove_stopped(rec, volumes).await });
+                        Ok(())
+                    }
+                    None => self.remove_or_stop(&id, true, volumes).await,
+                }
+            }
+            Step::RemoveNetwork { name } => {
+                self.settle().await;
+                e.dns.stop_network(&name);
+                e.netd
+                    .remove_network(&name)
+                    .await
+                    .map(|_| ())
+                    .map_err(|err| format!("{err:#}"))
+            }
+            Step::RemoveVolume { name } => {
+                self.settle().await;
+                let dir = e.root.join("volumes").join(&name);
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|err| format!("removing {}: {err}", dir.display()))
+            }
+        }
+    }
+
+    pub(super) async fn create_network(&self, key: &str, name: &str) -> Result<(), String> {
+        let net = self
+            .project
+            .networks
+            .get(key)
+            .ok_or_else(|| format!("network {key} is not declared"))?;
+        // One pool per family: the first IPv4 entry and the first IPv6 entry (by address).
+        let pools = net
+            .ipam
+            .as_ref()
+            .map(|i| i.config.as_slice())
+            .unwrap_or_default();
+        let is_v6 = |p: &crate::compose::IpamPool| {
+            p.subnet
+                .as_deref()
+                .or(p.gateway.as_deref())
+                .is_some_and(|a| a.contains(':'))
+        };
+        let v4 = pools.iter().enumerate().find(|(_, p)| !is_v6(p));
+        let v6 = pools.iter().enumerate().find(|(_, p)| is_v6(p));
+        fn parse<T: std::str::FromStr>(
+            key: &str,
+            at: Option<(usize, &crate::compose::IpamPool)>,
+            what: &str,
+            field: fn(&crate::compose::IpamPool) -> Option<&String>,
+        ) -> Result<Option<T>, String> {
+            let Some((i, p)) = at else { return Ok(None) };
+            field(p)
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        format!("networks.{key}.ipam.config[{i}].{what}: {s:?} is invalid")
+                    })
+                })
+                .transpose()
+        }
+        if let Some((i, _)) = v6
+            && net.enable_ipv6 == Some(false)
+        {
+            return Err(format!(
+                "networks.{key}.ipam.config[{i}] is an IPv6 pool but enable_ipv6 is false"
+            ));
+        }
+        let mut labels = net.labels.clone();
+        labels.insert(labels::PROJECT.into(), self.project.name.clone());
+        labels.insert("com.docker.compose.network".into(), key.into());
+        let req = NetworkCreate {
+            name: name.to_string(),
+            subnet: parse(key, v4, "subnet", |p| p.subnet.as_ref())?,
+            gateway: parse(key, v4, "gateway", |p| p.gateway.as_ref())?,
+            ip_range: parse(key, v4, "ip_range", |p| p.ip_range.as_ref())?,
+            internal: net.internal,
+            enable_ipv6: net.enable_ipv6.unwrap_or(false) || v6.is_some(),
+            mtu: net
+                .driver_opts
+                .get("com.docker.network.driver.mtu")
+                .and_then(|m| m.parse().ok()),
+            labels,
+        };
+        let req6 = Ipv6Create {
+            subnet: parse(key, v6, "subnet", |p| p.subnet.as_ref())?,
+            gateway: parse(key, v6, "gateway", |p| p.gateway.as_ref())?,
+            ip_range: parse(key, v6, "ip_range", |p| p.ip_range.as_ref())?,
+        };
+        let spec = self
+            .engine
+            .netd
+            .create_network_with_ipv6(req, req6)
+            .await
+            .map_err(|err| crate::daemon::anyhow_chain(&err))?;
+        self.engine.start_dns(&spec);
+        Ok(())
+    }
+
+    pub(super) async fn create_container(
+        &self,
+        service: &str,
+        number: u32,
+        inherit: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let id = self.create_container_only(service, number, inherit).await?;
+        if let Some(members) = &self.members {
+            members
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(service.to_string())
+                .or_default()
+                .insert(id);
+        }
+        Ok(())
+    }
+
+    /// Drops a removed container from [`Self::members`].
+    pub(super) fn forget_member(&self, id: &str) {
+        if let Some(members) = &self.members {
+            for ids in members
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .values_mut()
+            {
+                ids.retain(|m| m != id);
+            }
+        }
+    }
+
+    /// The containers of `service` with their states: from [`Self::members`] when this run
+    /// tracks them, else by reading every record.
+    pub(super) fn containers_of(&self, service: &str) -> Vec<(Record, State)> {
+        let runtime = &self.engine.runtime;
+        if let Some(members) = &self.members {
+            let ids: Vec<String> = members
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(service)
+                .map(|ids| ids.iter().cloned().collect())
+                .unwrap_or_default();
+            return ids
+                .iter()
+                .filter_map(|id| {
+                    let rec = runtime.resolve(id).ok()?;
+                    let st = runtime.state(&rec).ok()?;
+                    Some((rec, st))
+                })
+                .collect();
+        }
+        runtime.list()
+    }
+
+    /// Creates (and connects) one container of `service`; answers its id.
+    pub(super) async fn create_container_only(
+        &self,
+        service: &str,
+        number: u32,
+        inherit: &BTreeMap<String, String>,
+    ) -> Result<String, String> {
+        let e = &self.engine;
+        let p = &self.project;
+        let svc = p
+            .services
+            .get(service)
+            .ok_or_else(|| format!("no service {service}"))?;
+        let reference = p.image_of(service).unwrap_or_default();
+        let image = e
+            .images
+            .resolve(&reference)
+            .map_err(|err| format!("service {service}: image {reference}: {err}"))?;
+        let hash = service_hash(svc);
+        let mut cfg = translate::container_config(p, service, svc, number, &image, &hash, inherit)
+            .map_err(|err| err.to_string())?;
+        e.join_shared_network(p, service, svc, &mut cfg)?;
+        let name = cfg.name.clone();
+        let hostname = cfg.hostname.clone().unwrap_or_else(|| name.clone());
+        let wants_net = cfg.network == NetworkMode::New && !svc.networks.is_empty();
+        let rec = e.create_with_volumes(cfg).await?;
+        // The image store refuses to remove an image a container still uses.
+        let id_file = rec
+            .dir
+            .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
+        if let Err(err) = std::fs::write(&id_file, image.id.to_string()) {
+            tracing::warn!(path = %id_file.display(), %err, "recording the container's image");
+        }
+        if wants_net && let Err(err) = self.connect(service, svc, &rec, &name, &hostname).await {
+            let cleanup = self.remove_or_stop(&rec.id, true, true).await;
+            return match cleanup {
+                Ok(()) => Err(err),
+                Err(c) => Err(format!("{err}; cleanup also failed: {c}")),
+            };
+        }
+        match e.runtime.finish_create(&rec) {
+            Ok(()) => Ok(rec.id.clone()),
+            Err(err) => {
+                let err = err.to_string();
+                let cleanup = self.remove_or_stop(&rec.id, true, true).await;
+                match cleanup {
+                    Ok(()) => Err(err),
+                    Err(c) => Err(format!("{err}; cleanup also failed: {c}")),
+                }
+            }
+        }
+    }
+
+    /// Attaches a created container to its networks, registers its names and writes its
+    /// /etc/hosts and /etc/resolv.conf before it starts.
+    pub(super) async fn connect(
+        &self,
+        service: &str,
+        svc: &crate::compose::Service,
+        rec: &Record,
+        name: &str,
+        hostname: &str,
+    ) -> Result<(), String> {
+        let e = &self.engine;
+        let p = &self.project;
+        let netns = rec
+            .netns
+            .clone()
+            .ok_or_else(|| format!("container {name} has no network namespace to attach"))?;
+        let mut ports = Vec::new();
+        for port in &svc.ports {
+            if let Some(m) = parse_ports(port).map_err(|err| format!("service {service}: {err}"))? {
+                ports.push(m);
+            }
+        }
+        let mut reqs = Vec::new();
+        let mut dns_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // Network name -> (compose key, static IPv6 address), to name them in errors.
+        let mut keys_with_ipv6: BTreeMap<String, (String, std::net::Ipv6Addr)> = BTreeMap::new();
+        let linked_as = link_aliases(p, service);
+        for (i, (key, opt)) in svc.networks.iter().enumerate() {
+            let net = p
+                .networks
+                .get(key)
+                .ok_or_else(|| format!("service {service}: network {key} is not declared"))?;
+            let mut aliases = vec![service.to_string(), hostname.to_string()];
+            if let Some(o) = opt {
+                aliases.extend(o.aliases.iter().cloned());
+            }
+            aliases.extend(linked_as.iter().cloned());
+            aliases.retain(|a| a != name);
+            aliases.dedup();
+            let mut names = vec![name.to_string()];
+            names.extend(aliases.iter().cloned());
+            dns_names.insert(net.name.clone(), names);
+            let ipv4_address = opt
+                .as_ref()
+                .and_then(|o| o.ipv4_address.as_ref())
+                .map(|a| a.parse())
+                .transpose()
+                .map_err(|_| {
+                    format!("service {service}: networks.{key}.ipv4_address is invalid")
+                })?;
+            let ipv6_address = opt
+                .as_ref()
+                .and_then(|o| o.ipv6_address.as_ref())
+                .map(|a| {
+                    a.parse().map_err(|_| {
+                        format!(
+                            "service {service}: networks.{key}.ipv6_address: {a:?} is not an IPv6 address"
+                        )
+                    })
+                })
+                .transpose()?;
+            if let Some(a6) = ipv6_address {
+                keys_with_ipv6.insert(net.name.clone(), (key.clone(), a6));
+            }
+            reqs.push(EndpointRequest {
+                network: net.name.clone(),
+                ipv4_address,
+                ipv6_address,
+                mac_address: opt.as_ref().and_then(|o| o.mac_address.clone()),
+                priority: opt
+                    .as_ref()
+                    .and_then(|o| o.priority)
+                    .unwrap_or(0)
+                    .clamp(i32::MIN as i64, i32::MAX as i64) as i32
+                    - i as i32,
+                aliases,
+                ports: if i == 0 {
+                    std::mem::take(&mut ports)
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+        let endpoints = e
+            .netd
+            .attach(&rec.id, NetnsRef::Path(netns), reqs)
+            .await
+            .map_err(|err| match &err {
+                // A refused static IPv6 address names the service and the key it came from.
+                berth_netd::NetdError::Ipv6Address { network, what } => {
+                    match keys_with_ipv6.get(network) {
+                        Some((key, a6)) => {
+                            format!("service {service}: networks.{key}.ipv6_address {a6}: {what}")
+                        }
+                        None => format!("attaching {name}: {}", crate::daemon::anyhow_chain(&err)),
+                    }
+                }
+                _ => format!("attaching {name}: {}", crate::daemon::anyhow_chain(&err)),
+            })?;
+        let mut hosts =
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
+        let mut gateways = Vec::new();
+        // The IPv6 gateways (whose DNS servers answer too) follow every IPv4 one.
+        let mut gateways6 = Vec::new();
+        let nets = e.netd.networks().await;
+        for ep in &endpoints {
+            let net_name = nets
+                .iter()
+                .find(|n| n.id == ep.network || n.name == ep.network)
+                .map(|n| {
+                    gateways.push(IpAddr::V4(n.gateway));
+                    gateways6.extend(n.gateway6.map(IpAddr::V6));
+                    n.name.clone()
+                })
+                .unwrap_or_else(|| ep.network.clone());
+            let names = dns_names.get(&net_name).cloned().unwrap_or_default();
+            hosts.push_str(&hosts_lines(ep, hostname));
+            e.dns
+                .records()
+                .add_endpoint(
+                    &net_name,
+                    DnsEndpoint {
+                        id: rec.id.clone(),
+                        container: rec.id.clone(),
+                        addresses: endpoint_addresses(ep),
+                        dns_servers: crate::engine::labels::dns_servers(&rec.config.labels),
+                        names,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|err| format!("DNS names of {name}: {err}"))?;
+        }
+        let extra: Vec<(String, String)> = svc
+            .extra_hosts
+            .iter()
+            .flat_map(|(host, ips)| ips.iter().map(move |ip| (host.clone(), ip.clone())))
+            .collect();
+        let overrides = ContainerResolvOverrides {
+            search: (!svc.dns_search.is_empty()).then(|| svc.dns_search.clone()),
+            options: (!svc.dns_opt.is_empty()).then(|| svc.dns_opt.clone()),
+        };
+        e.write_name_files(rec, hosts, &gateways, &gateways6, &extra, &overrides)
+            .map_err(|err| match err {
+                NameFilesError::ExtraHost(what) => {
+                    format!("service {service}: extra_hosts.{what}")
+                }
+                NameFilesError::Write(what) => what,
+            })
+    }
+
+    pub(super) async fn start(&self, name: &str) -> Result<(), String> {
+        let e = self.engine.clone();
+        let what = name.to_string();
+        let rec = blocking(move || {
+            let rec = e.runtime.resolve(&what).map_err(|err| err.to_string())?;
+            e.runtime.start(&rec).map_err(|err| err.to_string())?;
+            Ok(rec)
+        })
+        .await?;
+        self.engine.arm_health(rec);
+        Ok(())
+    }
+
+    pub(super) async fn remove_or_stop(
+        &self,
+        what: &str,
+        remove: bool,
+        volumes: bool,
+    ) -> Result<(), String> {
+        self.engine
+            .stop_and_remove(what, remove, volumes, self.stop_timeout)
+            .await
+    }
+
+    /// Waits until every container of `dependency` meets `condition`.
+    pub(super) async fn wait_dependency(
+        &self,
+        dependency: &str,
+        condition: DependsCondition,
+    ) -> Result<(), String> {
+        loop {
+            let mut ready = true;
+            let mut any = false;
+            for (rec, st) in self.containers_of(dependency) {
+                let l = &rec.config.labels;
+                if l.get(labels::PROJECT) != Some(&self.project.name)
+                    || l.get(labels::SERVICE).map(String::as_str) != Some(dependency)
+                    || l.get(labels::ONEOFF).is_some_and(|v| v == "True")
+                {
+                    continue;
+                }
+                any = true;
+                let running = self.engine.runtime.is_running(&rec);
+                let health = self.engine.health.current(&rec, &st, running);
+                match condition {
+                    DependsCondition::ServiceStarted => {
+                        if !running && st.status != Status::Exited {
+                            ready = false;
+                        }
+                    }
+                    DependsCondition::ServiceHealthy => match health {
+                        Some(Health::Healthy) => {}
+                        Some(Health::Unhealthy) => {
+                            return Err(format!("container {} is unhealthy", rec.config.name));
+                        }
+                        None if !running => {
+                            return Err(format!(
+                                "container {} exited ({}) before it was healthy",
+                                rec.config.name,
+                                st.exit_code.unwrap_or(-1)
+                            ));
+                        }
+                        None if !crate::engine::health::has_check(&self.project, dependency) => {
+                            return Err(format!(
+                                "service {dependency} has no healthcheck, so service_healthy can never be met"
+                            ));
+                        }
+                        _ => ready = false,
+                    },
+                    DependsCondition::ServiceCompletedSuccessfully => {
+                        if running || st.status != Status::Exited {
+                            ready = false;
+                        } else if st.exit_code != Some(0) {
+                            return Err(format!(
+                                "container {} exited with {} (service_completed_successfully needs 0)",
+                                rec.config.name,
+                                st.exit_code.unwrap_or(-1)
+                            ));
+                        }
+                    }
+                }
+            }
+            if !any {
+                return Err(format!("service {dependency} has no container"));
+            }
+            if ready {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Runs a health check command once; used by [`crate::engine::health`].
+pub(crate) fn exec_check(
+    runtime: &Runtime,
+    rec: &Record,
+    args: Vec<String>,
+) -> Result<i32, String> {
+    runtime
+        .exec(
+            rec,
+            &ExecConfig {
+                args,
+                env: Vec::new(),
+                user: None,
+                working_dir: None,
+                tty: false,
+                interactive: false,
+                detach: false,
+            },
+        )
+        .map_err(|err| err.to_string())
+}

@@ -1,0 +1,1087 @@
+//! The engine over the real parts: runtime (containers, images), netd (networks) and the
+//! embedded DNS. It observes a project, plans with [`super::reconcile`] and executes the plan
+//! through [`StackBackend`], the [`Backend`] that turns each step into runtime/netd calls.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use berth_netd::dns::{
+    AnswerConfig, ContainerResolvOverrides, DnsRecords, DnsService, Endpoint as DnsEndpoint,
+    ForwardConfig, HostResolvPaths, KeeperConfig, NetworkScope, ResolvWatcher, ServerLimits,
+    Upstreams, container_resolv_conf,
+};
+use berth_netd::ports::{PortMapping, Protocol};
+use berth_netd::state::NetnsRef;
+use berth_netd::{EndpointRequest, Ipv6Create, Netd, NetworkCreate};
+use berth_runtime::container::{
+    ExecConfig, NetworkMode, Record, Runtime, RuntimeConfig, State, Status,
+};
+use berth_runtime::image::ImageStore;
+use serde::{Deserialize, Serialize};
+
+use super::execute::{Backend, ExecOptions, ExecReport, execute};
+use super::health::{Health, HealthBook};
+use super::labels;
+use super::observed::{ContainerState, Observed, ObservedContainer};
+use super::plan::Step;
+use super::reconcile::{DownOptions, PlanError, UpOptions, plan_down, plan_up};
+use super::translate;
+use crate::compose::{DependsCondition, Project, service_hash};
+
+mod backend;
+mod connect;
+
+pub use backend::*;
+pub use connect::*;
+
+/// Why the engine could not start or finish; names the part involved.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("image store under {root}")]
+    Images {
+        root: PathBuf,
+        #[source]
+        source: berth_runtime::image::StoreError,
+    },
+    #[error("network daemon")]
+    Netd(#[source] berth_netd::NetdError),
+    #[error("DNS: following the host's resolv.conf")]
+    DnsWatch(#[source] berth_netd::dns::watch::WatchError),
+    #[error("DNS: setting up the DNS keeper")]
+    DnsKeeper(#[source] berth_netd::dns::LinkError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+}
+
+/// A project as the CLI sends it: the model plus what serde skips in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectRequest {
+    pub project: Project,
+    pub working_dir: PathBuf,
+    pub compose_files: Vec<PathBuf>,
+}
+
+impl ProjectRequest {
+    /// The project with its skipped fields restored.
+    pub fn into_project(self) -> Project {
+        let mut p = self.project;
+        p.working_dir = self.working_dir;
+        p.compose_files = self.compose_files;
+        p
+    }
+}
+
+/// What an `up` or `down` did: the plan as text and how its execution went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    pub plan: String,
+    pub warnings: Vec<String>,
+    pub done: usize,
+    pub failures: Vec<String>,
+    pub skipped: Vec<String>,
+    /// Images `down --rmi` removed (untagged or deleted), as `image rm` reports them.
+    #[serde(default)]
+    pub removed_images: Vec<String>,
+}
+
+impl Outcome {
+    fn from(plan: &super::plan::Plan, report: ExecReport) -> Self {
+        Outcome {
+            plan: plan.to_string(),
+            warnings: plan.warnings.clone(),
+            done: report.done.len(),
+            failures: report
+                .failures
+                .iter()
+                .map(|f| format!("{}: {}", f.step, f.error))
+                .collect(),
+            skipped: report
+                .skipped
+                .iter()
+                .filter_map(|i| plan.nodes.get(*i))
+                .map(|n| n.step.to_string())
+                .collect(),
+            removed_images: Vec::new(),
+        }
+    }
+}
+
+/// What `berth run` overrides in the service for its one-off container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OneOff {
+    pub command: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub name: Option<String>,
+    pub tty: bool,
+    /// `-p`: ports to publish (the service's own are never published for a one-off).
+    #[serde(default)]
+    pub ports: Vec<crate::compose::Port>,
+    /// `-v`: extra mounts.
+    #[serde(default)]
+    pub volumes: Vec<crate::compose::ServiceVolume>,
+}
+
+fn rand_bytes() -> [u8; 4] {
+    let mut b = [0u8; 4];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    b
+}
+
+/// One container of a project as `berth ps` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PsRow {
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    pub image: String,
+    pub command: String,
+    pub status: String,
+    pub health: Option<String>,
+    pub exit_code: Option<i32>,
+    pub ports: Vec<String>,
+}
+
+/// The engine of one berth instance.
+pub struct Engine {
+    pub root: PathBuf,
+    pub runtime: Runtime,
+    pub images: ImageStore,
+    pub netd: Arc<Netd>,
+    pub dns: DnsService,
+    resolv: ResolvWatcher,
+    health: Arc<HealthBook>,
+    /// One `up`/`down` per project at a time.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Engine {
+    /// Opens every part for the instance; netd reconciles what it finds on disk.
+    pub async fn open(
+        root: &Path,
+        run: &Path,
+        shim_exe: PathBuf,
+    ) -> Result<Arc<Self>, EngineError> {
+        let runtime = Runtime::new(RuntimeConfig::new(
+            root.to_path_buf(),
+            run.to_path_buf(),
+            shim_exe.clone(),
+        ));
+        let images = ImageStore::open(root).map_err(|source| EngineError::Images {
+            root: root.to_path_buf(),
+            source,
+        })?;
+        let mut netd_cfg = berth_netd::Config::new(root);
+        netd_cfg.table = Some(table_name(root));
+        let netd = Netd::open(netd_cfg).await.map_err(EngineError::Netd)?;
+        let upstreams = Arc::new(Upstreams::new(vec![], vec![], ForwardConfig::default()));
+        let resolv = ResolvWatcher::spawn(
+            HostResolvPaths::default(),
+            upstreams.clone(),
+            Duration::from_millis(50),
+        )
+        .map_err(EngineError::DnsWatch)?;
+        // The servers run in the DNS keeper (`berth dns <run>/dns`), which outlives a crash
+        // or a shutdown of the daemon while containers run.
+        let keeper = KeeperConfig {
+            dir: run.join("dns"),
+            program: shim_exe.clone(),
+            args: vec!["dns".into(), run.join("dns").into()],
+        };
+        let dns = DnsService::with_keeper(
+            Arc::new(DnsRecords::new()),
+            upstreams,
+            AnswerConfig::default(),
+            ServerLimits::default(),
+            keeper,
+        )
+        .map_err(EngineError::DnsKeeper)?;
+        let engine = Arc::new(Engine {
+            root: root.to_path_buf(),
+            runtime,
+            images,
+            netd,
+            dns,
+            resolv,
+            health: Arc::new(HealthBook::default()),
+            locks: Mutex::new(HashMap::new()),
+        });
+        engine.recover().await;
+        engine.restore_dns().await;
+        engine.dns.restored();
+        for (rec, _) in engine.runtime.list() {
+            if engine.runtime.is_running(&rec) {
+                engine.arm_health(rec);
+            }
+        }
+        let netd = engine.netd.clone();
+        tokio::spawn(async move {
+            if let Err(err) = netd.run(Duration::from_secs(30)).await {
+                tracing::error!(%err, "network reconcile loop ended");
+            }
+        });
+        // Checks for runs started outside the daemon (`berth start`, `restart`).
+        tokio::spawn(super::health::watch(
+            engine.runtime.clone(),
+            engine.health.clone(),
+        ));
+        let watch = engine.clone();
+        tokio::spawn(async move { watch.follow_host_changes().await });
+        tokio::spawn(super::restart::run(engine.clone()));
+        tokio::spawn(engine.clone().sweep_loop());
+        Ok(engine)
+    }
+
+    /// After a host change netd repaired, refresh the DNS upstreams too.
+    async fn follow_host_changes(self: Arc<Self>) {
+        let mut rx = self.netd.host_changes();
+        while rx.changed().await.is_ok() {
+            if let Err(err) = self.resolv.refresh() {
+                tracing::warn!(%err, "re-reading the host's resolv.conf");
+            }
+            self.dns.host_changed();
+        }
+    }
+
+    /// Rolls back what a killed daemon (or CLI) left half-made: containers whose creation
+    /// never finished lose their processes, files, netns pin, name and endpoints (the next
+    /// `up` makes them again, whole), and the name index loses entries without a container.
+    /// Runs at open, before the DNS is rebuilt from netd's endpoints.
+    async fn recover(&self) {
+        let rt = self.runtime.clone();
+        let half = blocking(move || Ok(rt.half_made()))
+            .await
+            .unwrap_or_default();
+        for h in half {
+            let id = h.id.clone();
+            let name = h.record.as_ref().map(|r| r.config.name.clone());
+            tracing::warn!(container = %id, name = ?name, "rolling back a container whose creation never finished");
+            let rt = self.runtime.clone();
+            let _ = blocking(move || {
+                rt.discard(&h);
+                Ok(())
+            })
+            .await;
+            if let Err(err) = self.netd.detach(&id, None).await {
+                let msg = format!("{err:#}");
+                if !msg.contains("not attached") {
+                    tracing::warn!(container = %id, %msg, "detaching a half-made container");
+                }
+            }
+        }
+        let rt = self.runtime.clone();
+        let _ = blocking(move || {
+            rt.repair_index();
+            Ok(())
+        })
+        .await;
+    }
+
+    /// Rebuilds DNS servers and records from netd's state (a restarted daemon re-adopts).
+    async fn restore_dns(&self) {
+        for net in self.netd.networks().await {
+            self.start_dns(&net);
+        }
+        let state = self.netd.state().await;
+        let records = self.runtime.list();
+        for ep in &state.endpoints {
+            let rec = records.iter().find(|(r, _)| r.id == ep.container);
+            let name = rec.map(|(r, _)| r.config.name.clone());
+            let dns_servers = rec
+                .map(|(r, _)| super::labels::dns_servers(&r.config.labels))
+                .unwrap_or_default();
+            let mut names: Vec<String> = name.into_iter().collect();
+            names.extend(ep.aliases.iter().cloned());
+            let net_name = state
+                .networks
+                .values()
+                .find(|n| n.id == ep.network || n.name == ep.network)
+                .map(|n| n.name.clone())
+                .unwrap_or_else(|| ep.network.clone());
+            let _ = self.dns.records().add_endpoint(
+                &net_name,
+                DnsEndpoint {
+                    id: ep.container.clone(),
+                    container: ep.container.clone(),
+                    addresses: endpoint_addresses(ep),
+                    names,
+                    dns_servers,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+
+    /// Names of netd's networks now (to compare before/after a `berth network` command).
+    pub async fn network_names(&self) -> Vec<String> {
+        self.netd
+            .networks()
+            .await
+            .into_iter()
+            .map(|n| n.name)
+            .collect()
+    }
+
+    /// Brings DNS servers in line with netd's networks after a `berth network` command:
+    /// a server for every new network, none for the ones that went.
+    pub async fn sync_dns(&self, before: &[String]) {
+        let nets = self.netd.networks().await;
+        for net in &nets {
+            if self.dns.listen_addrs(&net.name).is_empty() {
+                self.start_dns(net);
+            }
+        }
+        for gone in before
+            .iter()
+            .filter(|b| !nets.iter().any(|n| &n.name == *b))
+        {
+            self.dns.stop_network(gone);
+        }
+    }
+
+    /// A server on the gateway (and on the IPv6 gateway of a dual-stack network, so that
+    /// containers resolving over IPv6 get answers too), scoped to both subnets.
+    fn start_dns(&self, net: &berth_netd::state::NetworkSpec) {
+        let subnet6 = net.subnet6.map(|s| s.to_string());
+        let mut subnets = Vec::new();
+        for s in std::iter::once(net.subnet.to_string()).chain(subnet6) {
+            match s.parse() {
+                Ok(s) => subnets.push(s),
+                Err(err) => {
+                    tracing::warn!(network = %net.name, subnet = %s, %err, "DNS scope");
+                    return;
+                }
+            }
+        }
+        let scope = NetworkScope {
+            id: net.name.clone(),
+            subnets,
+            internal: net.internal,
+        };
+        let gateways = std::iter::once(IpAddr::V4(net.gateway)).chain(net.gateway6.map(IpAddr::V6));
+        let start = || {
+            for gw in gateways {
+                if let Err(err) = self
+                    .dns
+                    .start_network(scope.clone(), SocketAddr::new(gw, 53))
+                {
+                    tracing::warn!(network = %net.name, gateway = %gw, %err, "DNS server for the network");
+                }
+            }
+        };
+        // Starting a server waits for the DNS keeper's report (milliseconds; seconds when the
+        // keeper has to be started again): tell the runtime, so other tasks move on meanwhile.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(start)
+            }
+            _ => start(),
+        }
+    }
+
+    /// Stops a container; with `remove`, also drops its DNS names, detaches it from its
+    /// networks (freeing addresses and ports) and deletes it, with its anonymous volumes when
+    /// `volumes` (`rm -v`, `down -v`, `run --rm`).
+    pub async fn stop_and_remove(
+        self: &Arc<Self>,
+        what: &str,
+        remove: bool,
+        volumes: bool,
+        timeout: Option<u64>,
+    ) -> Result<(), String> {
+        let rec = self.stop_container(what, timeout).await?;
+        if !remove {
+            return Ok(());
+        }
+        self.remove_stopped(rec, volumes).await
+    }
+
+    /// Stops a container (by id, name or id prefix) and forgets its health.
+    async fn stop_container(
+        self: &Arc<Self>,
+        what: &str,
+        timeout: Option<u64>,
+    ) -> Result<Record, String> {
+        let e = self.clone();
+        let key = what.to_string();
+        let rec = blocking(move || {
+            // By id (what plans carry) the record is read directly; `resolve` reads every
+            // container's record, which made a teardown of N containers O(N²).
+            let rec = match Record::load(&e.root.join("containers").join(&key)) {
+                Ok(rec) if rec.id == key => rec,
+                _ => e.runtime.resolve(&key).map_err(|err| err.to_string())?,
+            };
+            let t = std::time::Instant::now();
+            e.runtime
+                .stop(&rec, timeout)
+                .map_err(|err| err.to_string())?;
+            tracing::debug!(container = %rec.config.name, stop_ms = t.elapsed().as_millis() as u64, "stopped");
+            Ok(rec)
+        })
+        .await?;
+        self.health.forget(&rec.id);
+        Ok(rec)
+    }
+
+    /// Drops a stopped container's DNS names, removes it and detaches it from its networks
+    /// (freeing addresses and ports); then its anonymous volumes when `volumes` (those another
+    /// container still mounts stay, and are reported).
+    async fn remove_stopped(self: &Arc<Self>, rec: Record, volumes: bool) -> Result<(), String> {
+        let t0 = std::time::Instant::now();
+        let mut errors = Vec::new();
+        for net in self.netd.networks().await {
+            self.dns.records().remove_endpoint(&net.name, &rec.id);
+        }
+        // Remove the container (which drops its pinned network namespace) before netd
+        // detaches it: the kernel then deletes the container's veth pairs with their
+        // namespaces, in batches, where a `link del` per veth costs ~25 ms of RTNL time
+        // each, one after the other (most of `down`'s time for 50 services).
+        let e = self.clone();
+        let (id, name) = (rec.id.clone(), rec.config.name.clone());
+        let removed = blocking(move || {
+            e.runtime
+                .remove(&rec, true)
+                .map_err(|err| err.to_string())?;
+            let mut errs = Vec::new();
+            if volumes {
+                errs = e.runtime.remove_anonymous_volumes(&rec);
+            }
+            Ok(errs)
+        })
+        .await;
+        match removed {
+            Ok(errs) => errors.extend(errs.into_iter().map(|err| err.to_string())),
+            Err(err) => errors.push(err),
+        }
+        let removed = t0.elapsed();
+        if let Err(err) = self.netd.detach(&id, None).await {
+            // A container never attached (network_mode host/none) has nothing to detach.
+            let msg = format!("{err:#}");
+            if !msg.contains("not attached") {
+                errors.push(format!("detaching {name}: {msg}"));
+            }
+        }
+        tracing::debug!(
+            container = %name,
+            removed_ms = removed.as_millis() as u64,
+            detached_ms = t0.elapsed().as_millis() as u64,
+            "removed"
+        );
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    /// `berth run`: creates (does not start) a one-off container of `service`, attached to the
+    /// service's networks without its published ports, as compose does; returns its id.
+    pub async fn create_oneoff(
+        self: &Arc<Self>,
+        project: Project,
+        service: &str,
+        run: OneOff,
+    ) -> Result<String, String> {
+        let mut svc = project
+            .services
+            .get(service)
+            .cloned()
+            .ok_or_else(|| format!("no such service: {service}"))?;
+        svc.ports = run.ports;
+        svc.volumes.extend(run.volumes);
+        svc.container_name = None;
+        if let Some(ep) = run.entrypoint {
+            svc.entrypoint = Some(ep);
+            svc.command = None;
+        }
+        if !run.command.is_empty() {
+            svc.command = Some(run.command);
+        }
+        for kv in run.env {
+            let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+            svc.environment.insert(k.to_string(), Some(v.to_string()));
+        }
+        let reference = project.image_of(service).unwrap_or_default();
+        let image = self
+            .images
+            .resolve(&reference)
+            .map_err(|err| format!("service {service}: image {reference}: {err}"))?;
+        let mut cfg =
+            translate::container_config(&project, service, &svc, 0, &image, "", &BTreeMap::new())
+                .map_err(|err| err.to_string())?;
+        let suffix = hex::encode(rand_bytes());
+        cfg.name = run
+            .name
+            .unwrap_or_else(|| format!("{}-{service}-run-{suffix}", project.name));
+        cfg.hostname = Some(cfg.name.clone());
+        cfg.labels.insert(labels::ONEOFF.into(), "True".into());
+        cfg.labels.remove(labels::RESTART);
+        cfg.tty = run.tty;
+        cfg.open_stdin = run.tty;
+        self.join_shared_network(&project, service, &svc, &mut cfg)?;
+        let name = cfg.name.clone();
+        let wants_net = cfg.network == NetworkMode::New && !svc.networks.is_empty();
+        let rec = self.create_with_volumes(cfg).await?;
+        let id_file = rec
+            .dir
+            .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
+        let _ = std::fs::write(&id_file, image.id.to_string());
+        let mut failed = None;
+        if wants_net {
+            let backend = StackBackend::new(self.clone(), project);
+            failed = backend
+                .connect(service, &svc, &rec, &name, &name)
+                .await
+                .err();
+        }
+        if failed.is_none() {
+            failed = self
+                .runtime
+                .finish_create(&rec)
+                .err()
+                .map(|e| e.to_string());
+        }
+        if let Some(err) = failed {
+            let cleanup = self.stop_and_remove(&rec.id, true, true, None).await;
+            return Err(match cleanup {
+                Ok(()) => err,
+                Err(c) => format!("{err}; cleanup also failed: {c}"),
+            });
+        }
+        Ok(rec.id)
+    }
+
+    /// Creates a container after making its anonymous volumes that do not exist yet (recorded
+    /// as anonymous, so `volume ls` shows them and `volume prune` takes them once dangling);
+    /// the ones made here go again if the creation fails.
+    async fn create_with_volumes(
+        self: &Arc<Self>,
+        cfg: berth_runtime::container::ContainerConfig,
+    ) -> Result<Record, String> {
+        let runtime = self.runtime.clone();
+        blocking(move || {
+            let mut made = Vec::new();
+            for name in &cfg.anonymous_volumes {
+                // Inherited from the replaced container: its data stays.
+                if runtime.volume_dir(name).is_dir() {
+                    continue;
+                }
+                if let Err(err) = runtime.volume_create(Some(name), BTreeMap::new(), true) {
+                    drop_volumes(&runtime, &made);
+                    return Err(format!("container {}: anonymous volume: {err}", cfg.name));
+                }
+                made.push(name.clone());
+            }
+            // Marked as being created until the caller has attached and named it.
+            runtime.create_pending(cfg).map_err(|err| {
+                drop_volumes(&runtime, &made);
+                err.to_string()
+            })
+        })
+        .await
+    }
+
+    /// Builds a service's image from its `build:` section and tags it as the service's image
+    /// (`image:` or `<project>-<service>`), with the layer cache unless `no_cache`.
+    pub async fn build_service(
+        self: &Arc<Self>,
+        project: &Project,
+        service: &str,
+        no_cache: bool,
+    ) -> Result<(), String> {
+        self.build_service_with(project, service, no_cache, false, &BTreeMap::new())
+            .await
+    }
+
+    /// [`Self::build_service`] with `berth build`'s `--pull` (re-resolve base images from
+    /// their registries) and `--build-arg` values (over the service's `build.args`).
+    pub async fn build_service_with(
+        self: &Arc<Self>,
+        project: &Project,
+        service: &str,
+        no_cache: bool,
+        pull: bool,
+        build_args: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        self.build_service_reporting(project, service, no_cache, pull, build_args, |_| {})
+            .await
+    }
+
+    /// [`Self::build_service_with`], handing each finished step to `report` (the `[n/N] ...`
+    /// lines `berth build` streams to its user while the build runs).
+    pub async fn build_service_reporting(
+        self: &Arc<Self>,
+        project: &Project,
+        service: &str,
+        no_cache: bool,
+        pull: bool,
+        build_args: &BTreeMap<String, String>,
+        report: impl Fn(&berth_runtime::build::exec::StepReport) + Send + 'static,
+    ) -> Result<(), String> {
+        use berth_runtime::build::exec::{BuildRequest, Builder};
+        let svc = project
+            .services
+            .get(service)
+            .ok_or_else(|| format!("no such service: {service}"))?;
+        let b = svc
+            .build
+            .clone()
+            .ok_or_else(|| format!("service {service} has no build: section"))?;
+        let context = PathBuf::from(&b.context);
+        let options = berth_runtime::build::steps::PlanOptions {
+            build_args: b
+                .args
+                .iter()
+                .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+                .chain(build_args.iter().map(|(k, v)| (k.clone(), v.clone())))
+                .collect(),
+            target: b.target.clone(),
+            labels: b.labels.clone(),
+        };
+        let req = BuildRequest {
+            dockerfile: b.dockerfile.as_ref().map(|d| context.join(d)),
+            context,
+            dockerfile_inline: b.dockerfile_inline.clone(),
+            options,
+            tags: vec![project.image_of(service).unwrap_or_default()],
+            no_cache: no_cache || b.no_cache.unwrap_or(false),
+            pull: pull || b.pull.unwrap_or(false),
+            pull_options: Default::default(),
+        };
+        let e = self.clone();
+        let svc_name = service.to_string();
+        let net = super::build_net::EngineBuildNetwork::new(
+            self.clone(),
+            tokio::runtime::Handle::current(),
+        );
+        blocking(move || {
+            Builder::new(&e.images, &e.runtime, &e.root)
+                .with_network(&net)
+                .build(&req, |step| {
+                    tracing::info!(service = %svc_name, step = %step.display, cached = step.cached, "build");
+                    report(step);
+                })
+                .map(|_| ())
+                .map_err(|err| format!("building service {svc_name}: {err}"))
+        })
+        .await
+    }
+
+    /// Builds the images of `services` (those with `build:`) all at once, as compose does:
+    /// builds mostly wait on downloads and single-threaded steps, so on two cores three
+    /// apt-get builds overlap well. Services sharing one image tag build it once. `report`
+    /// gets each finished step with its service. Answers one failure per failed build, in
+    /// service order.
+    pub async fn build_services(
+        self: &Arc<Self>,
+        project: &Project,
+        services: &BTreeSet<String>,
+        opts: &BuildOptions,
+        report: impl Fn(&str, &berth_runtime::build::exec::StepReport) + Send + Sync + 'static,
+    ) -> Vec<String> {
+        let project = Arc::new(project.clone());
+        let report = Arc::new(report);
+        let mut tags = BTreeSet::new();
+        let mut builds = tokio::task::JoinSet::new();
+        for name in services {
+            let Some(svc) = project.services.get(name) else {
+                continue;
+            };
+            let tag = project.image_of(name).unwrap_or_default();
+            if svc.build.is_none() || !tags.insert(tag.clone()) {
+                continue;
+            }
+            // `pull_policy: build` builds on every `up`, as compose does.
+            let always = svc.pull_policy == Some(crate::compose::PullPolicy::Build);
+            if opts.missing_only && !always && self.images.resolve(&tag).is_ok() {
+                continue;
+            }
+            let (e, p, r, o, n) = (
+                self.clone(),
+                project.clone(),
+                report.clone(),
+                opts.clone(),
+                name.clone(),
+            );
+            builds.spawn(async move {
+                let service = n.clone();
+                let result = e
+                    .build_service_reporting(&p, &n, o.no_cache, o.pull, &o.build_args, move |s| {
+                        r(&service, s)
+                    })
+                    .await;
+                (n, result)
+            });
+        }
+        let mut failures = Vec::new();
+        while let Some(done) = builds.join_next().await {
+            match done {
+                Ok((_, Ok(()))) => {}
+                Ok((name, Err(e))) => failures.push((name, e)),
+                Err(e) => failures.push((String::new(), format!("a build task failed: {e}"))),
+            }
+        }
+        failures.sort();
+        failures.into_iter().map(|(_, e)| e).collect()
+    }
+
+    /// The health of a container with a healthcheck, as its checks found it so far.
+    pub fn health_of(&self, id: &str) -> Option<Health> {
+        self.health.get(id)
+    }
+
+    /// Starts the healthcheck loop recorded on a running container, if it has one.
+    pub fn arm_health(&self, rec: Record) {
+        if let Some(check) = super::health::Check::from_labels(&rec.config.labels) {
+            super::health::spawn(self.runtime.clone(), self.health.clone(), rec, check);
+        }
+    }
+
+    fn project_lock(&self, project: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(project.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// The project's containers, networks, volumes and current image ids.
+    pub async fn observe(&self, project: &Project) -> Observed {
+        let mut obs = Observed::default();
+        let net_state = self.netd.state().await;
+        // Network name -> the containers its DNS names.
+        let named: BTreeMap<String, BTreeSet<String>> = net_state
+            .networks
+            .values()
+            .map(|n| {
+                let ids = self.dns.records().endpoints(&n.name);
+                (
+                    n.name.clone(),
+                    ids.into_iter().map(|r| r.container).collect(),
+                )
+            })
+            .collect();
+        for (rec, st) in self.runtime.list() {
+            let l = &rec.config.labels;
+            if l.get(labels::PROJECT) != Some(&project.name) {
+                continue;
+            }
+            let (attached, defects) = wiring(&rec, &net_state, &named);
+            obs.containers.push(ObservedContainer {
+                id: rec.id.clone(),
+                name: rec.config.name.clone(),
+                service: l.get(labels::SERVICE).cloned().unwrap_or_default(),
+                number: l
+                    .get(labels::NUMBER)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1),
+                config_hash: l.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
+                image_id: l.get(labels::IMAGE).cloned(),
+                oneoff: l.get(labels::ONEOFF).is_some_and(|v| v == "True"),
+                state: container_state(&self.runtime, &rec, &st),
+                anonymous_volumes: anonymous_mounts(&rec),
+                network_from: l.get(labels::NETWORK_FROM).cloned(),
+                attached,
+                defects,
+            });
+        }
+        obs.networks = self
+            .netd
+            .networks()
+            .await
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        for v in project.volumes.values() {
+            if self.root.join("volumes").join(&v.name).is_dir() {
+                obs.volumes.insert(v.name.clone());
+            }
+        }
+        for name in project.services.keys() {
+            if let Some(image) = project.image_of(name)
+                && let Ok(img) = self.images.resolve(&image)
+            {
+                obs.images.insert(name.clone(), img.id.to_string());
+            }
+        }
+        obs
+    }
+
+    /// `berth up`: converge the project and report.
+    pub async fn up(
+        self: &Arc<Self>,
+        project: Project,
+        opts: UpOptions,
+    ) -> Result<Outcome, EngineError> {
+        let lock = self.project_lock(&project.name);
+        let _held = lock.lock().await;
+        if opts.build {
+            // Build first, so a changed image is seen as such by the planner.
+            let graph =
+                crate::graph::ServiceGraph::from_project(&project).map_err(PlanError::from)?;
+            let selected = graph
+                .select(&opts.services, opts.no_deps)
+                .map_err(PlanError::from)?;
+            let failures = self
+                .build_services(&project, &selected, &BuildOptions::default(), |_, _| {})
+                .await;
+            if !failures.is_empty() {
+                return Ok(Outcome {
+                    failures,
+                    ..Outcome::default()
+                });
+            }
+        }
+        let observed = self.observe(&project).await;
+        let plan = plan_up(&project, &observed, &opts)?;
+        tracing::info!(project = %project.name, steps = plan.nodes.len(), "up");
+        if let Err(failure) =
+            super::preflight::check(&self.netd, &self.runtime, &project, &plan).await
+        {
+            return Ok(super::preflight::refused(&plan, failure));
+        }
+        let mut members: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for c in observed.containers.iter().filter(|c| !c.oneoff) {
+            members
+                .entry(c.service.clone())
+                .or_default()
+                .insert(c.id.clone());
+        }
+        let backend = Arc::new(StackBackend {
+            no_build: opts.no_build,
+            pull_never: opts.pull_never,
+            members: Some(Mutex::new(members)),
+            ..StackBackend::new(self.clone(), project)
+        });
+        let report = execute(&plan, backend, ExecOptions::default()).await;
+        Ok(Outcome::from(&plan, report))
+    }
+
+    /// `berth down`: remove the project's containers and networks (volumes with -v).
+    pub async fn down(
+        self: &Arc<Self>,
+        project: Project,
+        opts: DownOptions,
+    ) -> Result<Outcome, EngineError> {
+        let lock = self.project_lock(&project.name);
+        let _held = lock.lock().await;
+        let observed = self.observe(&project).await;
+        let plan = plan_down(&project, &observed, &opts)?;
+        let images = opts.rmi.map(|scope| scope.images(&project));
+        let backend = Arc::new(StackBackend {
+            stop_timeout: opts.timeout,
+            deferred: Some(Default::default()),
+            ..StackBackend::new(self.clone(), project)
+        });
+        // Teardown steps mostly wait (for a process to exit, for the kernel to tear down
+        // namespaces and cgroups), so more of them overlap than setup steps.
+        let exec = ExecOptions {
+            keep_going: true,
+            parallel: teardown_parallelism(),
+        };
+        let report = execute(&plan, backend.clone(), exec).await;
+        let mut outcome = Outcome::from(&plan, report);
+        outcome.failures.extend(backend.finish().await);
+        for image in images.unwrap_or_default() {
+            let store = self.images.clone();
+            let reference = image.clone();
+            let removed = blocking(move || match store.remove(&reference, false) {
+                Ok(rep) => Ok(Some(rep)),
+                // Never pulled or built: nothing to remove, as compose.
+                Err(berth_runtime::image::StoreError::NotFound { .. }) => Ok(None),
+                Err(err) => Err(err.to_string()),
+            })
+            .await;
+            match removed {
+                Ok(Some(rep)) => {
+                    let lines = rep.untagged.iter().map(|t| format!("Untagged: {t}"));
+                    outcome.removed_images.extend(lines);
+                    let lines = rep.deleted.iter().map(|d| format!("Deleted: {d}"));
+                    outcome.removed_images.extend(lines);
+                }
+                Ok(None) => {}
+                Err(msg) => outcome
+                    .failures
+                    .push(format!("removing image {image}: {msg}")),
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// `berth ps`: the project's containers (all of them with `all`).
+    pub async fn ps(&self, project: &str, all: bool) -> Vec<PsRow> {
+        let state = self.netd.state().await;
+        let mut rows = Vec::new();
+        for (rec, st) in self.runtime.list() {
+            let l = &rec.config.labels;
+            if l.get(labels::PROJECT).map(String::as_str) != Some(project) {
+                continue;
+            }
+            let running = self.runtime.is_running(&rec);
+            if !all && !running {
+                continue;
+            }
+            let status = if running && self.runtime.is_paused(&rec) {
+                "paused".to_string()
+            } else if running {
+                "running".to_string()
+            } else {
+                st.status.as_str().to_string()
+            };
+            let ports = state
+                .endpoints
+                .iter()
+                .filter(|e| e.container == rec.id)
+                .flat_map(|e| e.ports.iter())
+                .map(|p| {
+                    let host = p
+                        .host_ip
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "0.0.0.0".into());
+                    let proto = match p.protocol {
+                        Protocol::Tcp => "tcp",
+                        Protocol::Udp => "udp",
+                    };
+                    format!("{host}:{}->{}/{proto}", p.host_port, p.container_port)
+                })
+                .collect();
+            rows.push(PsRow {
+                id: rec.id.clone(),
+                name: rec.config.name.clone(),
+                service: l.get(labels::SERVICE).cloned().unwrap_or_default(),
+                image: l.get(labels::IMAGE).cloned().unwrap_or_default(),
+                command: shell_words::join(&rec.config.args),
+                status,
+                health: self
+                    .health
+                    .current(&rec, &st, running)
+                    .map(|h| h.as_str().to_string()),
+                exit_code: st.exit_code,
+                ports,
+            });
+        }
+        rows
+    }
+}
+
+/// Removes volumes just made for a container that could not be created.
+fn drop_volumes(runtime: &Runtime, names: &[String]) {
+    for name in names {
+        if let Err(err) = runtime.volume_remove(name) {
+            tracing::warn!(volume = %name, %err, "removing an unused anonymous volume");
+        }
+    }
+}
+
+/// How many teardown steps run at once: `BERTH_TEARDOWN_PARALLEL`, else 32.
+fn teardown_parallelism() -> usize {
+    std::env::var("BERTH_TEARDOWN_PARALLEL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(32)
+}
+
+/// nftables table of this instance: `berth` for the default root, else `berth-<hash of root>`,
+/// so that instances side by side never rewrite each other's rules.
+pub fn table_name(root: &Path) -> String {
+    if root == Path::new("/var/lib/berth") {
+        return "berth".into();
+    }
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
+    format!("berth-{}", &hex::encode(h)[..8])
+}
+
+/// A container's anonymous volumes by target path.
+fn anonymous_mounts(rec: &Record) -> BTreeMap<String, String> {
+    rec.config
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            berth_runtime::container::MountSpec::Volume { name, target, .. }
+                if rec.config.anonymous_volumes.contains(name) =>
+            {
+                Some((target.display().to_string(), name.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A container's networks (by name, `None` without a namespace of its own) and the defects a
+/// crash left in its wiring. A creation marker of this very process counts as abandoned:
+/// observe runs under the project lock, so no creation of this project is under way here.
+fn wiring(
+    rec: &Record,
+    net: &berth_netd::state::State,
+    named: &BTreeMap<String, BTreeSet<String>>,
+) -> (Option<BTreeSet<String>>, Vec<String>) {
+    use berth_runtime::container::{Creation, recover};
+    let half_made = matches!(
+        recover::creation(&rec.dir),
+        Creation::Abandoned | Creation::InProgress { own: true }
+    );
+    if rec.netns.is_none() || rec.config.network != NetworkMode::New {
+        let defects = super::observed::wiring_defects(&super::observed::Wiring {
+            half_made,
+            ..Default::default()
+        });
+        return (None, defects);
+    }
+    let mut w = super::observed::Wiring {
+        half_made,
+        ..Default::default()
+    };
+    for ep in net.endpoints.iter().filter(|e| e.container == rec.id) {
+        let Some(n) = net.find_network(&ep.network) else {
+            continue;
+        };
+        w.attached.insert(n.name.clone());
+        w.dns_servers.push(IpAddr::V4(n.gateway));
+        if named.get(&n.name).is_some_and(|ids| ids.contains(&rec.id)) {
+            w.named.insert(n.name.clone());
+        }
+    }
+    let resolv = std::fs::read_to_string(rec.dir.join("resolv.conf")).ok();
+    w.resolv_conf = resolv.as_deref();
+    let defects = super::observed::wiring_defects(&w);
+    (Some(w.attached), defects)
+}
+
+fn container_state(runtime: &Runtime, rec: &Record, st: &State) -> ContainerState {
+    if runtime.is_running(rec) {
+        return ContainerState::Running;
+    }
+    match st.status {
+        Status::Created => ContainerState::Created,
+        Status::Running | Status::Exited => ContainerState::Exited(st.exit_code.unwrap_or(0)),
+    }
+}
+
+/// How [`Engine::build_services`] builds: `berth build`'s flags and `up`'s "only what is
+/// missing" pre-build.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct BuildOptions {
+    /// `--no-cache`: run every step.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// `--pull`: re-resolve base images from their registries.
+    #[serde(default)]
+    pub pull: bool,
+    /// `--build-arg KEY=VALUE`, over each service's `build.args`.
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    /// Skip services whose image is already in the store (`up` without `--build`).
+    #[serde(default)]
+    pub missing_only: bool,
+}
