@@ -8,6 +8,7 @@
 //! only the instance's own modes stand between `nobody` and its files.
 
 mod common;
+mod container_util;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -24,30 +25,11 @@ const SECRET: &str = "hunter2-perms-secret";
 fn euid_probe() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let bin = dir.join("berth-euid-probe");
-        if bin.exists() {
-            return bin;
-        }
-        fs::create_dir_all(&dir).expect("probe dir");
-        let src = dir.join(format!("euid-{}.c", std::process::id()));
-        fs::write(
-            &src,
+        container_util::static_c_program(
+            "berth-euid-probe",
             "#include <stdio.h>\n#include <unistd.h>\n\
              int main(void){printf(\"euid=%d\\n\",(int)geteuid());return 0;}\n",
         )
-        .expect("probe source");
-        let tmp_bin = dir.join(format!("euid-{}", std::process::id()));
-        let st = Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&tmp_bin)
-            .arg(&src)
-            .status()
-            .expect("gcc (scripts/deps.sh installs it)");
-        assert!(st.success(), "building the euid probe");
-        let _ = fs::remove_file(&src);
-        fs::rename(&tmp_bin, &bin).expect("probe in place");
-        bin
     })
 }
 

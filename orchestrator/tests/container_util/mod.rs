@@ -35,16 +35,8 @@ fn busybox() -> &'static Path {
 pub fn keyctl_probe() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
     P.get_or_init(|| {
-        // Cargo's scratch dir for integration tests: nothing is left in /tmp.
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let bin = dir.join("berth-syscall-probe");
-        if bin.exists() {
-            return bin;
-        }
-        fs::create_dir_all(&dir).expect("probe dir");
-        let src = dir.join(format!("kc-{}.c", std::process::id()));
-        fs::write(
-            &src,
+        static_c_program(
+            "berth-syscall-probe",
             "#include <unistd.h>\n#include <sys/syscall.h>\n#include <errno.h>\n#include <stdio.h>\n\
              #include <string.h>\n#ifndef SYS_io_uring_setup\n#define SYS_io_uring_setup 425\n#endif\n\
              int main(int argc,char**argv){const char*w=argc>1?argv[1]:\"keyctl\";long r;\
@@ -52,20 +44,32 @@ pub fn keyctl_probe() -> &'static Path {
              r=syscall(SYS_io_uring_setup,1,p);}else r=syscall(SYS_keyctl,0,0,0,0,0);\
              printf(\"%s=%ld errno=%d\\n\",w,r,r<0?errno:0);return (r<0&&errno==EPERM)?0:1;}\n",
         )
-        .expect("probe source");
-        let tmp_bin = dir.join(format!("kc-{}", std::process::id()));
-        let st = Command::new("gcc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&tmp_bin)
-            .arg(&src)
-            .status()
-            .expect("gcc (scripts/deps.sh installs it)");
-        assert!(st.success(), "building the keyctl probe");
-        let _ = fs::remove_file(&src);
-        // Atomic: test binaries running side by side may build it at the same time.
-        fs::rename(&tmp_bin, &bin).expect("probe in place");
-        bin
     })
+}
+
+/// A static C program built once with gcc (scripts/deps.sh installs it) into cargo's scratch
+/// dir for integration tests, so nothing is left in /tmp; reused while `name` exists.
+pub fn static_c_program(name: &str, source: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let bin = dir.join(name);
+    if bin.exists() {
+        return bin;
+    }
+    fs::create_dir_all(&dir).expect("probe dir");
+    let src = dir.join(format!("{name}-{}.c", std::process::id()));
+    fs::write(&src, source).expect("probe source");
+    let tmp_bin = dir.join(format!("{name}-{}", std::process::id()));
+    let st = Command::new("gcc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&tmp_bin)
+        .arg(&src)
+        .status()
+        .expect("gcc (scripts/deps.sh installs it)");
+    assert!(st.success(), "building {name}");
+    let _ = fs::remove_file(&src);
+    // Atomic: test binaries running side by side may build it at the same time.
+    fs::rename(&tmp_bin, &bin).expect("probe in place");
+    bin
 }
 
 /// Builds a busybox-static rootfs in `dir` (busybox + its applet links, passwd, group).
