@@ -126,8 +126,19 @@ fn problems(host: &Host, n: usize) -> Vec<String> {
     let services: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
     let on_disk = dirs(host);
     if on_disk.len() != n {
+        // What the dirs that no listed container owns hold tells how far their creation got.
+        let listed: BTreeSet<&str> = ps.iter().filter_map(|r| r["id"].as_str()).collect();
+        let strays: Vec<String> = on_disk
+            .iter()
+            .filter(|d| !listed.contains(d.as_str()))
+            .map(|d| {
+                let dir = host.root.join("containers").join(d);
+                let marker = std::fs::read_to_string(dir.join("creating")).ok();
+                format!("{d} holds {:?} (marker {marker:?})", entries(&dir))
+            })
+            .collect();
         out.push(format!(
-            "{} container dirs for {n} services: {on_disk:?}",
+            "{} container dirs for {n} services; not listed: {strays:?}",
             on_disk.len()
         ));
     }

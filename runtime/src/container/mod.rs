@@ -473,8 +473,10 @@ impl Runtime {
     fn lay_out(&self, rec: &Record) -> Result<(), RuntimeError> {
         let cfg = &rec.config;
         let dir = &rec.dir;
-        modes::root_dir(&self.cfg.root, dir).map_err(io_err("creating", dir))?;
-        recover::mark_creating(dir).map_err(io_err("writing the creation marker in", dir))?;
+        if let Some(parent) = dir.parent() {
+            modes::root_dir(&self.cfg.root, parent).map_err(io_err("creating", parent))?;
+        }
+        recover::make_marked_dir(dir).map_err(io_err("creating", dir))?;
         if let Some(parent) = rec.netns.as_deref().and_then(Path::parent) {
             modes::run_dir(&self.cfg.run, parent).map_err(io_err("creating", parent))?;
         }

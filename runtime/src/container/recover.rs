@@ -28,6 +28,11 @@ pub const CREATING: &str = "creating";
 /// Prefix of a container dir being removed (renamed aside, then deleted).
 pub(crate) const REMOVING: &str = ".removing-";
 
+/// Prefix of a container dir being made: `.new-PID-START-ID`, renamed to `ID` once its marker
+/// is inside, so that a container dir never exists without its marker. The name carries the
+/// creator, so that one whose creator died is told from one still being made.
+const STAGING: &str = ".new-";
+
 /// Exit code recorded for a container whose shim died: its processes were killed (SIGKILL).
 pub const SHIM_DIED_CODE: i32 = 137;
 
@@ -81,6 +86,43 @@ pub(crate) fn mark_creating(dir: &Path) -> io::Result<()> {
         creator_line().as_bytes(),
         crate::modes::PRIVATE_FILE,
     )
+}
+
+/// Makes the container dir `dir` with its marker already inside (made aside under a name
+/// that names this process, then renamed into place), so that a creator killed at any point
+/// leaves either a staging dir that [`Runtime::repair_index`] removes or a marked dir that
+/// [`Runtime::half_made`] finds at once.
+pub(crate) fn make_marked_dir(dir: &Path) -> io::Result<()> {
+    let (Some(parent), Some(id)) = (dir.parent(), dir.file_name()) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    let pid = std::process::id() as i32;
+    let staging = parent.join(format!(
+        "{STAGING}{pid}-{}-{}",
+        start_time(pid).unwrap_or(0),
+        id.to_string_lossy()
+    ));
+    let made = crate::modes::mkdir(&staging, crate::modes::PRIVATE_DIR)
+        .and_then(|_| mark_creating(&staging))
+        .and_then(|()| fs::rename(&staging, dir));
+    if made.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    made
+}
+
+/// Whether a staging dir's creator (named in its file name) is gone.
+fn staging_abandoned(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(STAGING) else {
+        return false;
+    };
+    let mut it = rest.splitn(3, '-');
+    let pid: Option<i32> = it.next().and_then(|p| p.parse().ok());
+    let started: Option<u64> = it.next().and_then(|s| s.parse().ok());
+    match (pid, started) {
+        (Some(pid), Some(started)) if pid > 0 => start_time(pid) != Some(started),
+        _ => true,
+    }
 }
 
 /// Reads a container dir's marker.
@@ -192,12 +234,13 @@ impl Runtime {
     }
 
     /// Repairs what a crash cut short around the records: removals renamed aside but not
-    /// deleted go, name entries whose container dir is gone are dropped, records whose name
-    /// has no entry get it back.
+    /// deleted go, and so do dirs whose creator died while making them aside; name entries
+    /// whose container dir is gone are dropped, records whose name has no entry get it back.
     pub fn repair_index(&self) {
         if let Ok(rd) = fs::read_dir(self.containers_dir()) {
             for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with(REMOVING) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(REMOVING) || staging_abandoned(&name) {
                     let _ = fs::remove_dir_all(e.path());
                 }
             }
@@ -333,6 +376,28 @@ mod tests {
         assert_eq!(creation(dir.path()), Creation::Abandoned);
         fs::write(dir.path().join(CREATING), "garbage").expect("write");
         assert_eq!(creation(dir.path()), Creation::Abandoned);
+    }
+
+    #[test]
+    fn a_container_dir_appears_with_its_marker_and_a_dead_creators_staging_is_known() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("c0ffee");
+        make_marked_dir(&dir).expect("make");
+        assert_eq!(creation(&dir), Creation::InProgress { own: true });
+        let left: Vec<_> = fs::read_dir(root.path())
+            .expect("read")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("c0ffee")]);
+        // An existing dir is never taken over.
+        assert!(make_marked_dir(&dir).is_err());
+        let pid = std::process::id();
+        let me = start_time(pid as i32).expect("own start time");
+        assert!(!staging_abandoned(&format!("{STAGING}{pid}-{me}-c0ffee")));
+        assert!(staging_abandoned(&format!("{STAGING}{pid}-1-c0ffee")));
+        assert!(staging_abandoned(&format!("{STAGING}garbage")));
+        assert!(!staging_abandoned("c0ffee"));
     }
 
     #[test]
