@@ -2,7 +2,7 @@
 # berth up -d / down of N busybox `sleep` services (one network, init: true, db <- app <- web,
 # the rest depending on db: the topology of ../shared/research/bench-anchors.sh), plus daemon
 # and shim memory. Runs the whole instance inside a throwaway network namespace.
-# Usage: sudo bench/stack-up-down.sh [SIZES...]   (default: 3 20 50); RUNS=3
+# Usage: sudo bench/stack-up-down.sh [SIZES...]   (default: 3 20 50); RUNS=3; BERTH=binary
 #
 # COMPARE=1 (or ENGINES=docker,podman) runs the same compose file, same image (the busybox rootfs
 # imported), in the same loop: Docker Compose v2 against dockerd 20.10, podman-compose 1.0.3 against
@@ -17,8 +17,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 . bench/compare-lib.sh
-cargo build --release -p berth >/dev/null 2>&1 || cargo build --release -p berth
-berth="$CARGO_TARGET_DIR/release/berth"
+# BERTH=path/to/berth measures that binary instead of building this tree's release build.
+if [ -n "${BERTH:-}" ]; then
+  berth=$BERTH
+else
+  cargo build --release -p berth >/dev/null 2>&1 || cargo build --release -p berth
+  berth="$CARGO_TARGET_DIR/release/berth"
+fi
 sizes=("${@:-3 20 50}"); [ $# -eq 0 ] && sizes=(3 20 50)
 RUNS=${RUNS:-3}
 PODMAN_API=${PODMAN_API:-1}
