@@ -29,15 +29,20 @@ use super::health::{Health, HealthBook};
 use super::labels;
 use super::observed::{ContainerState, Observed, ObservedContainer};
 use super::plan::Step;
+use super::project_members::{self, Member, OneOffs};
 use super::reconcile::{DownOptions, PlanError, UpOptions, plan_down, plan_up};
 use super::translate;
 use crate::compose::{DependsCondition, Project, service_hash};
 
+mod attach;
 mod backend;
 mod connect;
+mod verbs;
 
+use attach::*;
 pub use backend::*;
 pub use connect::*;
+pub use verbs::*;
 
 /// Why the engine could not start or finish; names the part involved.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +61,8 @@ pub enum EngineError {
     DnsKeeper(#[source] berth_netd::dns::LinkError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error("no such service: {0}")]
+    NoSuchService(String),
 }
 
 /// A project as the CLI sends it: the model plus what serde skips in it.
@@ -770,25 +777,20 @@ impl Engine {
                 )
             })
             .collect();
-        for (rec, st) in self.runtime.list() {
+        for m in project_members::of_project(&self.runtime, &project.name, OneOffs::Include) {
+            let (rec, st) = (&m.rec, &m.state);
             let l = &rec.config.labels;
-            if l.get(labels::PROJECT) != Some(&project.name) {
-                continue;
-            }
-            let (attached, defects) = wiring(&rec, &net_state, &named);
+            let (attached, defects) = wiring(rec, &net_state, &named);
             obs.containers.push(ObservedContainer {
                 id: rec.id.clone(),
                 name: rec.config.name.clone(),
-                service: l.get(labels::SERVICE).cloned().unwrap_or_default(),
-                number: l
-                    .get(labels::NUMBER)
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1),
+                service: m.service.clone(),
+                number: m.number,
                 config_hash: l.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
                 image_id: l.get(labels::IMAGE).cloned(),
-                oneoff: l.get(labels::ONEOFF).is_some_and(|v| v == "True"),
-                state: container_state(&self.runtime, &rec, &st),
-                anonymous_volumes: anonymous_mounts(&rec),
+                oneoff: m.oneoff,
+                state: container_state(&self.runtime, rec, st),
+                anonymous_volumes: anonymous_mounts(rec),
                 network_from: l.get(labels::NETWORK_FROM).cloned(),
                 attached,
                 defects,
@@ -887,6 +889,7 @@ impl Engine {
         let exec = ExecOptions {
             keep_going: true,
             parallel: teardown_parallelism(),
+            release_on_failure: false,
         };
         let report = execute(&plan, backend.clone(), exec).await;
         let mut outcome = Outcome::from(&plan, report);
@@ -921,11 +924,9 @@ impl Engine {
     pub async fn ps(&self, project: &str, all: bool) -> Vec<PsRow> {
         let state = self.netd.state().await;
         let mut rows = Vec::new();
-        for (rec, st) in self.runtime.list() {
+        for m in project_members::of_project(&self.runtime, project, OneOffs::Include) {
+            let (rec, st) = (m.rec, m.state);
             let l = &rec.config.labels;
-            if l.get(labels::PROJECT).map(String::as_str) != Some(project) {
-                continue;
-            }
             let running = self.runtime.is_running(&rec);
             if !all && !running {
                 continue;
@@ -957,7 +958,7 @@ impl Engine {
             rows.push(PsRow {
                 id: rec.id.clone(),
                 name: rec.config.name.clone(),
-                service: l.get(labels::SERVICE).cloned().unwrap_or_default(),
+                service: m.service.clone(),
                 image: l.get(labels::IMAGE).cloned().unwrap_or_default(),
                 command: shell_words::join(&rec.config.args),
                 status,
