@@ -16,7 +16,7 @@ use berth_runtime::container::state::Status;
 use berth_runtime::container::{ExecConfig, Runtime};
 
 use super::GlobalOpts;
-use super::stack::{
+use super::compose_args::{
     ExecArgs, KillArgs, LogsArgs, LsArgs, PortArgs, ServicesArgs, StopArgs, load_options,
 };
 use crate::compose::{self, Project};
@@ -756,7 +756,7 @@ pub fn freeze(g: &GlobalOpts, args: ServicesArgs, pause: bool) -> anyhow::Result
 /// `berth rm`: removes the project's stopped containers (running ones too with `-s`, which
 /// stops them first, or `-f`). The daemon does the removal, because detaching from netd
 /// (address, DNS names, published ports) lives there.
-pub fn rm(g: &GlobalOpts, args: super::stack::RmArgs) -> anyhow::Result<ExitCode> {
+pub fn rm(g: &GlobalOpts, args: super::compose_args::RmArgs) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
     let verb = Verb::Rm {
@@ -776,7 +776,7 @@ pub fn rm(g: &GlobalOpts, args: super::stack::RmArgs) -> anyhow::Result<ExitCode
 /// `berth pull`: pulls the image of every selected service that names one (`image:`), in
 /// parallel; a service built from its `build:` section only is skipped. Failures name the
 /// service.
-pub fn pull(g: &GlobalOpts, args: super::stack::PullArgs) -> anyhow::Result<ExitCode> {
+pub fn pull(g: &GlobalOpts, args: super::compose_args::PullArgs) -> anyhow::Result<ExitCode> {
     use berth_runtime::image::registry;
     let ctx = Ctx::load(g)?;
     let mut set = ctx.services(&args.services)?;
@@ -839,7 +839,7 @@ pub fn pull(g: &GlobalOpts, args: super::stack::PullArgs) -> anyhow::Result<Exit
 }
 
 /// `berth stats`: `container stats` over the project's running containers.
-pub fn stats(g: &GlobalOpts, args: super::stack::StatsArgs) -> anyhow::Result<ExitCode> {
+pub fn stats(g: &GlobalOpts, args: super::compose_args::StatsArgs) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
     let ids: Vec<String> = ctx
@@ -857,7 +857,7 @@ pub fn stats(g: &GlobalOpts, args: super::stack::StatsArgs) -> anyhow::Result<Ex
 
 /// `berth cp SERVICE:SRC DEST` and `berth cp SRC SERVICE:DEST`: `container cp` with the
 /// service's container (number `--index`).
-pub fn cp(g: &GlobalOpts, args: super::stack::CpArgs) -> anyhow::Result<ExitCode> {
+pub fn cp(g: &GlobalOpts, args: super::compose_args::CpArgs) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;
     let side = |s: &str| -> Option<(String, String)> {
         let (svc, path) = s.split_once(':')?;
