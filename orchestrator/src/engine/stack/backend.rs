@@ -420,8 +420,8 @@ impl StackBackend {
         }
     }
 
-    /// The containers of `service` with their states: from [`Self::members`] when this run
-    /// tracks them, else by reading every record.
+    /// The containers of `service` (one-offs excepted) with their states: from
+    /// [`Self::members`] when this run tracks them, else through the members query.
     pub(super) fn containers_of(&self, service: &str) -> Vec<(Record, State)> {
         let runtime = &self.engine.runtime;
         if let Some(members) = &self.members {
@@ -440,7 +440,11 @@ impl StackBackend {
                 })
                 .collect();
         }
-        runtime.list()
+        project_members::of_project(runtime, &self.project.name, OneOffs::Exclude)
+            .into_iter()
+            .filter(|m| m.service == service)
+            .map(|m| (m.rec, m.state))
+            .collect()
     }
 
     /// Creates (and connects) one container of `service`; answers its id.
@@ -649,12 +653,6 @@ impl StackBackend {
             let mut ready = true;
             let mut any = false;
             for (rec, st) in self.containers_of(dependency) {
-                let l = &rec.config.labels;
-                if !project_members::is_member(l, &self.project.name, OneOffs::Exclude)
-                    || l.get(labels::SERVICE).map(String::as_str) != Some(dependency)
-                {
-                    continue;
-                }
                 any = true;
                 let running = self.engine.runtime.is_running(&rec);
                 let health = self.engine.health.current(&rec, &st, running);
