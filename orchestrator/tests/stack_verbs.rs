@@ -1,5 +1,5 @@
 //! The project verbs that act on existing containers (`logs`, `exec`, `stop`, `start`,
-//! `restart`, `kill`, `wait`, `top`, `images`, `port`, `ls`), end to end as root with the real
+//! `restart`, `kill`, `pause`, `rm`, `wait`, `top`, `images`, `port`, `ls`), end to end as root with the real
 //! binary, runtime and netd. The harness (a netns per test, its own --root/--run, leak check)
 //! is in `common/`.
 
@@ -49,6 +49,15 @@ fn wait_for_log(host: &Host, service: &str, needle: &str) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("{service} never logged {needle:?}");
+}
+
+/// Asserts that `lines` appear in `out`, in this order.
+fn assert_in_order(out: &str, lines: &[&str]) {
+    let at: Vec<Option<usize>> = lines.iter().map(|l| out.find(l)).collect();
+    assert!(
+        at.iter().all(Option::is_some) && at.windows(2).all(|w| w[0] < w[1]),
+        "{lines:?} not in this order in:\n{out}"
+    );
 }
 
 fn up(tag: &str) -> Host {
@@ -144,11 +153,26 @@ fn stop_start_restart_kill_wait() {
     let before = ids(&host);
     let id_list: Vec<String> = before.iter().map(|(_, id, _)| id.clone()).collect();
 
-    host.ok(&["stop"]);
+    // Dependents stop first and start last; each container says what happened to it.
+    let out = host.ok(&["stop"]);
+    assert_in_order(
+        &out,
+        &[
+            "Container verbs-app-1  Stopped",
+            "Container verbs-db-1  Stopped",
+        ],
+    );
     let stopped = ids(&host);
     assert!(stopped.iter().all(|(_, _, s)| s == "exited"), "{stopped:?}");
 
-    host.ok(&["start"]);
+    let out = host.ok(&["start"]);
+    assert_in_order(
+        &out,
+        &[
+            "Container verbs-db-1  Started",
+            "Container verbs-app-1  Started",
+        ],
+    );
     let started = ids(&host);
     assert!(
         started.iter().all(|(_, _, s)| s == "running"),
@@ -163,11 +187,26 @@ fn stop_start_restart_kill_wait() {
     let got = host.ok(&["exec", "app", "nslookup", "db"]);
     assert!(got.contains("Address: 10."), "{got}");
 
-    host.ok(&["restart", "-t", "1", "db"]);
+    let out = host.ok(&["restart", "-t", "1", "db"]);
+    assert_in_order(
+        &out,
+        &[
+            "Container verbs-db-1  Stopped",
+            "Container verbs-db-1  Started",
+        ],
+    );
+    assert!(
+        !out.contains("verbs-app-1"),
+        "restart db leaves app alone: {out}"
+    );
+    // start leaves running containers alone and says nothing about them.
+    let out = host.ok(&["start"]);
+    assert!(!out.contains("Started"), "{out}");
     let restarted = ids(&host);
     assert_eq!(restarted, started, "restart keeps ids and ends running");
 
-    host.ok(&["kill", "-s", "TERM", "app"]);
+    let out = host.ok(&["kill", "-s", "TERM", "app"]);
+    assert!(out.contains("Container verbs-app-1  Killed"), "{out}");
     let waited = host.berth(&["wait", "app"]);
     let code = String::from_utf8_lossy(&waited.stdout).trim().to_string();
     assert_eq!(code, "143", "SIGTERM ended app: {waited:?}");

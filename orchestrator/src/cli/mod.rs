@@ -5,15 +5,15 @@
 
 pub mod closed_stdout;
 mod completion;
+mod compose_args;
+mod compose_containers;
+mod compose_lifecycle;
 mod container;
 mod format;
 mod image;
 /// Public for its [`network::NetworkCommand`], the body of the daemon's `POST /v1/network`
 /// (decoded by the fuzz target of the daemon's request bodies).
 pub mod network;
-mod project;
-mod project_verbs;
-mod stack;
 mod system;
 mod volume;
 
@@ -87,7 +87,7 @@ pub struct GlobalOpts {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     #[command(flatten)]
-    Stack(stack::StackCommand),
+    Stack(compose_args::StackCommand),
     /// Manage single containers (as `docker container …`)
     #[command(subcommand)]
     Container(container::ContainerCommand),
@@ -229,7 +229,7 @@ fn dns_keeper(dir: &std::path::Path) -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
-        Command::Stack(cmd) => stack::run(g, cmd),
+        Command::Stack(cmd) => compose_args::run(g, cmd),
         Command::Container(cmd) => container::run(g, cmd),
         Command::Image(cmd) => image::run(g, cmd),
         Command::Builder(cmd) => image::run_builder(g, cmd),

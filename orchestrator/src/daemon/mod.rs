@@ -4,6 +4,7 @@
 //! speaks. One daemon per run directory, enforced by a lock file, so two CLIs racing to start it
 //! cannot end with two daemons.
 
+mod project_routes;
 pub mod routes;
 mod watch;
 

@@ -13,7 +13,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::{Shared, cgroup_mode};
 use crate::api::{API_PREFIX, ErrorBody, Info};
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(super) type Body = BoxBody<Bytes, Infallible>;
 
 fn full(status: StatusCode, content_type: &str, bytes: Vec<u8>) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
@@ -24,7 +24,7 @@ fn full(status: StatusCode, content_type: &str, bytes: Vec<u8>) -> Response<Body
     resp
 }
 
-fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+pub(super) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     match serde_json::to_vec(value) {
         Ok(bytes) => full(status, "application/json", bytes),
         Err(err) => error(
@@ -34,7 +34,7 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     }
 }
 
-fn error(status: StatusCode, message: &str) -> Response<Body> {
+pub(super) fn error(status: StatusCode, message: &str) -> Response<Body> {
     let body = ErrorBody {
         message: message.to_string(),
     };
@@ -72,6 +72,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/rm") => rm(&shared, req).await,
         (&Method::POST, "/build") => build(&shared, req).await,
         (&Method::POST, "/run") => run_oneoff(&shared, req).await,
+        (&Method::POST, "/project/verb") => super::project_routes::verb(&shared, req).await,
         (&Method::POST, "/network") => network(&shared, req).await,
         (&Method::POST, "/container/connect") => container_connect(&shared, req).await,
         (&Method::POST, "/engine") => open_engine(&shared).await,
@@ -140,7 +141,9 @@ fn events(shared: &Shared) -> Response<Body> {
 }
 
 /// The engine, or the 503 answer that says why it could not be opened.
-async fn engine(shared: &Shared) -> Result<Arc<crate::engine::stack::Engine>, Response<Body>> {
+pub(super) async fn engine(
+    shared: &Shared,
+) -> Result<Arc<crate::engine::stack::Engine>, Response<Body>> {
     shared
         .engine()
         .await
@@ -148,7 +151,9 @@ async fn engine(shared: &Shared) -> Result<Arc<crate::engine::stack::Engine>, Re
 }
 
 /// Reads a JSON request body.
-async fn body<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Response<Body>> {
+pub(super) async fn body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
     let bytes = req
         .into_body()
         .collect()

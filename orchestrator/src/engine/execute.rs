@@ -26,6 +26,9 @@ pub struct ExecOptions {
     pub parallel: usize,
     /// Keep starting independent steps after a failure (teardown), instead of stopping (setup).
     pub keep_going: bool,
+    /// A failed step still releases the steps after it: the edges only order (the project
+    /// verbs try every container, level by level, whatever happened to the level before).
+    pub release_on_failure: bool,
 }
 
 impl Default for ExecOptions {
@@ -35,6 +38,7 @@ impl Default for ExecOptions {
                 .map(|n| n.get() * 4)
                 .unwrap_or(8),
             keep_going: false,
+            release_on_failure: false,
         }
     }
 }
@@ -65,7 +69,8 @@ impl ExecReport {
 /// Runs `plan` on `backend` and reports what happened.
 pub async fn execute<B: Backend>(plan: &Plan, backend: Arc<B>, opts: ExecOptions) -> ExecReport {
     let n = plan.nodes.len();
-    let mut done: BTreeSet<usize> = BTreeSet::new();
+    // Finished nodes whose successors may start.
+    let mut released: BTreeSet<usize> = BTreeSet::new();
     let mut failed: BTreeSet<usize> = BTreeSet::new();
     let mut started: BTreeSet<usize> = BTreeSet::new();
     let mut report = ExecReport::default();
@@ -78,7 +83,7 @@ pub async fn execute<B: Backend>(plan: &Plan, backend: Arc<B>, opts: ExecOptions
                 if running.len() >= parallel {
                     break;
                 }
-                if started.contains(&i) || !node.after.iter().all(|a| done.contains(a)) {
+                if started.contains(&i) || !node.after.iter().all(|a| released.contains(a)) {
                     continue;
                 }
                 started.insert(i);
@@ -92,11 +97,14 @@ pub async fn execute<B: Backend>(plan: &Plan, backend: Arc<B>, opts: ExecOptions
         };
         match joined {
             Ok((i, Ok(()))) => {
-                done.insert(i);
+                released.insert(i);
                 report.done.push(i);
             }
             Ok((i, Err(error))) => {
                 failed.insert(i);
+                if opts.release_on_failure {
+                    released.insert(i);
+                }
                 report.failures.push(StepFailure {
                     node: i,
                     step: plan.nodes[i].step.to_string(),
@@ -198,7 +206,7 @@ mod tests {
         let rec = Arc::new(Recorder::default());
         let opts = ExecOptions {
             parallel: 3,
-            keep_going: false,
+            ..ExecOptions::default()
         };
         assert!(execute(&plan, rec.clone(), opts).await.ok());
         assert_eq!(rec.active.lock().expect("lock").1, 3);
@@ -215,7 +223,7 @@ mod tests {
         });
         let opts = ExecOptions {
             parallel: 1,
-            keep_going: false,
+            ..ExecOptions::default()
         };
         let report = execute(&plan, rec, opts).await;
         assert_eq!(report.failures.len(), 1);
@@ -232,9 +240,41 @@ mod tests {
         let opts = ExecOptions {
             parallel: 1,
             keep_going: true,
+            ..ExecOptions::default()
         };
         let report = execute(&plan, rec, opts).await;
         assert_eq!(report.failures.len(), 1);
         assert_eq!(report.done, vec![1], "y still ran");
+    }
+
+    #[tokio::test]
+    async fn released_on_failure_the_next_level_still_runs() {
+        let mut plan = Plan::default();
+        let a = plan.push(net("a"), vec![]);
+        plan.push(net("after-a"), vec![a]);
+        let fail_a = || {
+            Arc::new(Recorder {
+                fail: vec!["CreateNetwork a (a)".into()],
+                ..Recorder::default()
+            })
+        };
+        let opts = ExecOptions {
+            keep_going: true,
+            ..ExecOptions::default()
+        };
+        let report = execute(&plan, fail_a(), opts).await;
+        assert_eq!(
+            report.skipped,
+            vec![1],
+            "a failure holds back what needs it"
+        );
+        let opts = ExecOptions {
+            keep_going: true,
+            release_on_failure: true,
+            ..ExecOptions::default()
+        };
+        let report = execute(&plan, fail_a(), opts).await;
+        assert_eq!(report.failures.len(), 1);
+        assert_eq!(report.done, vec![1], "after-a ran once a had finished");
     }
 }

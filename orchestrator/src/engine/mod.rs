@@ -12,6 +12,7 @@ pub mod labels;
 pub mod observed;
 pub mod plan;
 pub mod preflight;
+pub mod project_members;
 pub mod reconcile;
 pub mod resolv;
 pub mod restart;

@@ -1,4 +1,5 @@
-//! A plan: the engine operations one `up` or `down` needs, with the order they must respect.
+//! A plan: the engine operations one `up`, `down` or project verb (`stop`, `kill`, ...) needs,
+//! with the order they must respect.
 //!
 //! Each node is one runtime or netd call; edges say what must finish first. The executor walks
 //! the nodes in parallel as their edges allow. `Display` renders one line per node so that
@@ -60,6 +61,31 @@ pub enum Step {
         dependency: String,
         condition: DependsCondition,
         required: bool,
+    },
+    /// Stop a container (its own grace period unless the verb gives one).
+    StopContainer {
+        service: String,
+        name: String,
+        id: String,
+    },
+    /// Send a signal to a running container.
+    KillContainer {
+        service: String,
+        name: String,
+        id: String,
+        signal: i32,
+    },
+    /// Freeze a running container with the cgroup freezer.
+    PauseContainer {
+        service: String,
+        name: String,
+        id: String,
+    },
+    /// Thaw a paused container.
+    UnpauseContainer {
+        service: String,
+        name: String,
+        id: String,
     },
     RemoveNetwork {
         name: String,
@@ -162,6 +188,12 @@ impl fmt::Display for Step {
                     condition_name(*condition)
                 )
             }
+            Step::StopContainer { name, .. } => write!(f, "StopContainer {name}"),
+            Step::KillContainer { name, signal, .. } => {
+                write!(f, "KillContainer {name} (signal {signal})")
+            }
+            Step::PauseContainer { name, .. } => write!(f, "PauseContainer {name}"),
+            Step::UnpauseContainer { name, .. } => write!(f, "UnpauseContainer {name}"),
             Step::RemoveNetwork { name } => write!(f, "RemoveNetwork {name}"),
             Step::RemoveVolume { name } => write!(f, "RemoveVolume {name}"),
         }

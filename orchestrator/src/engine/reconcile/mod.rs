@@ -540,5 +540,9 @@ pub fn plan_down(
     Ok(plan)
 }
 
+mod verbs;
+
+pub use verbs::{Verb, VerbTarget, plan_verb};
+
 #[cfg(test)]
 pub(crate) mod tests;

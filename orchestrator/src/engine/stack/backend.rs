@@ -23,12 +23,15 @@ pub struct StackBackend {
     /// creates minus what it removes, so `WaitDependency` polls its dependency's few
     /// containers instead of reading every record of the instance ten times a second.
     pub(super) members: Option<Mutex<BTreeMap<String, BTreeSet<String>>>>,
+    /// Project verbs only: `Container NAME  Stopped` (Started, ...) lines, as steps end.
+    pub(super) progress: Option<Mutex<Vec<String>>>,
 }
 
 impl StackBackend {
     pub(super) fn new(engine: Arc<Engine>, project: Project) -> StackBackend {
         StackBackend {
             members: None,
+            progress: None,
             engine,
             project: Arc::new(project),
             stop_timeout: None,
@@ -56,6 +59,24 @@ impl StackBackend {
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(failure);
         }
+    }
+
+    /// Records that `name` went through `what` (Started, Stopped, ...), for a project verb.
+    fn report(&self, name: &str, what: &str) {
+        if let Some(progress) = &self.progress {
+            progress
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(format!("Container {name}  {what}"));
+        }
+    }
+
+    /// Hands over the progress lines recorded so far.
+    pub(super) fn take_progress(&self) -> Vec<String> {
+        self.progress
+            .as_ref()
+            .map(|p| std::mem::take(&mut *p.lock().unwrap_or_else(PoisonError::into_inner)))
+            .unwrap_or_default()
     }
 
     /// Settles the deferred removals and hands over their failures.
@@ -218,7 +239,34 @@ impl StackBackend {
                 inherit,
                 ..
             } => self.create_container(&service, number, &inherit).await,
-            Step::StartContainer { name, .. } => self.start(&name).await,
+            Step::StartContainer { name, .. } => {
+                self.start(&name).await?;
+                self.report(&name, "Started");
+                Ok(())
+            }
+            Step::StopContainer { name, id, .. } => {
+                e.stop_container(&id, self.stop_timeout).await?;
+                self.report(&name, "Stopped");
+                Ok(())
+            }
+            Step::KillContainer {
+                name, id, signal, ..
+            } => {
+                self.on_record(id, move |rt, rec| rt.kill(rec, signal))
+                    .await?;
+                self.report(&name, "Killed");
+                Ok(())
+            }
+            Step::PauseContainer { name, id, .. } => {
+                self.on_record(id, |rt, rec| rt.pause(rec)).await?;
+                self.report(&name, "Paused");
+                Ok(())
+            }
+            Step::UnpauseContainer { name, id, .. } => {
+                self.on_record(id, |rt, rec| rt.unpause(rec)).await?;
+                self.report(&name, "Unpaused");
+                Ok(())
+            }
             Step::RestartContainer { name, .. } => {
                 self.remove_or_stop(&name, false, false).await?;
                 self.start(&name).await
@@ -372,8 +420,8 @@ impl StackBackend {
         }
     }
 
-    /// The containers of `service` with their states: from [`Self::members`] when this run
-    /// tracks them, else by reading every record.
+    /// The containers of `service` (one-offs excepted) with their states: from
+    /// [`Self::members`] when this run tracks them, else through the members query.
     pub(super) fn containers_of(&self, service: &str) -> Vec<(Record, State)> {
         let runtime = &self.engine.runtime;
         if let Some(members) = &self.members {
@@ -392,7 +440,11 @@ impl StackBackend {
                 })
                 .collect();
         }
-        runtime.list()
+        project_members::of_project(runtime, &self.project.name, OneOffs::Exclude)
+            .into_iter()
+            .filter(|m| m.service == service)
+            .map(|m| (m.rec, m.state))
+            .collect()
     }
 
     /// Creates (and connects) one container of `service`; answers its id.
@@ -448,8 +500,8 @@ impl StackBackend {
         }
     }
 
-    /// Attaches a created container to its networks, registers its names and writes its
-    /// /etc/hosts and /etc/resolv.conf before it starts.
+    /// Attaches a created container of `service` to the service's networks (in their
+    /// order, the first with the published ports) through [`Engine::attach`].
     pub(super) async fn connect(
         &self,
         service: &str,
@@ -458,20 +510,14 @@ impl StackBackend {
         name: &str,
         hostname: &str,
     ) -> Result<(), String> {
-        let e = &self.engine;
         let p = &self.project;
-        let netns = rec
-            .netns
-            .clone()
-            .ok_or_else(|| format!("container {name} has no network namespace to attach"))?;
         let mut ports = Vec::new();
         for port in &svc.ports {
             if let Some(m) = parse_ports(port).map_err(|err| format!("service {service}: {err}"))? {
                 ports.push(m);
             }
         }
-        let mut reqs = Vec::new();
-        let mut dns_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut networks = Vec::with_capacity(svc.networks.len());
         // Network name -> (compose key, static IPv6 address), to name them in errors.
         let mut keys_with_ipv6: BTreeMap<String, (String, std::net::Ipv6Addr)> = BTreeMap::new();
         let linked_as = link_aliases(p, service);
@@ -487,9 +533,6 @@ impl StackBackend {
             aliases.extend(linked_as.iter().cloned());
             aliases.retain(|a| a != name);
             aliases.dedup();
-            let mut names = vec![name.to_string()];
-            names.extend(aliases.iter().cloned());
-            dns_names.insert(net.name.clone(), names);
             let ipv4_address = opt
                 .as_ref()
                 .and_then(|o| o.ipv4_address.as_ref())
@@ -512,7 +555,7 @@ impl StackBackend {
             if let Some(a6) = ipv6_address {
                 keys_with_ipv6.insert(net.name.clone(), (key.clone(), a6));
             }
-            reqs.push(EndpointRequest {
+            networks.push(NetworkJoin {
                 network: net.name.clone(),
                 ipv4_address,
                 ipv6_address,
@@ -524,78 +567,56 @@ impl StackBackend {
                     .clamp(i32::MIN as i64, i32::MAX as i64) as i32
                     - i as i32,
                 aliases,
-                ports: if i == 0 {
-                    std::mem::take(&mut ports)
-                } else {
-                    Vec::new()
-                },
             });
         }
-        let endpoints = e
-            .netd
-            .attach(&rec.id, NetnsRef::Path(netns), reqs)
-            .await
-            .map_err(|err| match &err {
-                // A refused static IPv6 address names the service and the key it came from.
-                berth_netd::NetdError::Ipv6Address { network, what } => {
-                    match keys_with_ipv6.get(network) {
-                        Some((key, a6)) => {
-                            format!("service {service}: networks.{key}.ipv6_address {a6}: {what}")
-                        }
-                        None => format!("attaching {name}: {}", crate::daemon::anyhow_chain(&err)),
-                    }
-                }
-                _ => format!("attaching {name}: {}", crate::daemon::anyhow_chain(&err)),
-            })?;
-        let mut hosts =
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
-        let mut gateways = Vec::new();
-        // The IPv6 gateways (whose DNS servers answer too) follow every IPv4 one.
-        let mut gateways6 = Vec::new();
-        let nets = e.netd.networks().await;
-        for ep in &endpoints {
-            let net_name = nets
-                .iter()
-                .find(|n| n.id == ep.network || n.name == ep.network)
-                .map(|n| {
-                    gateways.push(IpAddr::V4(n.gateway));
-                    gateways6.extend(n.gateway6.map(IpAddr::V6));
-                    n.name.clone()
-                })
-                .unwrap_or_else(|| ep.network.clone());
-            let names = dns_names.get(&net_name).cloned().unwrap_or_default();
-            hosts.push_str(&hosts_lines(ep, hostname));
-            e.dns
-                .records()
-                .add_endpoint(
-                    &net_name,
-                    DnsEndpoint {
-                        id: rec.id.clone(),
-                        container: rec.id.clone(),
-                        addresses: endpoint_addresses(ep),
-                        dns_servers: crate::engine::labels::dns_servers(&rec.config.labels),
-                        names,
-                        ..Default::default()
-                    },
-                )
-                .map_err(|err| format!("DNS names of {name}: {err}"))?;
-        }
-        let extra: Vec<(String, String)> = svc
+        let extra_hosts: Vec<(String, String)> = svc
             .extra_hosts
             .iter()
             .flat_map(|(host, ips)| ips.iter().map(move |ip| (host.clone(), ip.clone())))
             .collect();
-        let overrides = ContainerResolvOverrides {
-            search: (!svc.dns_search.is_empty()).then(|| svc.dns_search.clone()),
-            options: (!svc.dns_opt.is_empty()).then(|| svc.dns_opt.clone()),
+        let how = Attachment {
+            networks,
+            ports,
+            extra_hosts,
+            resolv: resolv_overrides(&svc.dns_search, &svc.dns_opt),
         };
-        e.write_name_files(rec, hosts, &gateways, &gateways6, &extra, &overrides)
-            .map_err(|err| match err {
-                NameFilesError::ExtraHost(what) => {
-                    format!("service {service}: extra_hosts.{what}")
+        let netd_error = |err: berth_netd::NetdError| match &err {
+            // A refused static IPv6 address names the service and the key it came from.
+            berth_netd::NetdError::Ipv6Address { network, what } => {
+                match keys_with_ipv6.get(network) {
+                    Some((key, a6)) => {
+                        format!("service {service}: networks.{key}.ipv6_address {a6}: {what}")
+                    }
+                    None => format!("attaching {name}: {}", crate::daemon::anyhow_chain(&err)),
                 }
-                NameFilesError::Write(what) => what,
-            })
+            }
+            _ => format!("attaching {name}: {}", crate::daemon::anyhow_chain(&err)),
+        };
+        let name_files_error = |err| match err {
+            NameFilesError::ExtraHost(what) => format!("service {service}: extra_hosts.{what}"),
+            NameFilesError::Write(what) => what,
+        };
+        self.engine
+            .attach(rec, hostname, how)
+            .await
+            .map(|_| ())
+            .map_err(|err| err.message(name, netd_error, name_files_error))
+    }
+
+    /// Runs a runtime operation on the container `id`, off the async workers.
+    async fn on_record(
+        &self,
+        id: String,
+        op: impl FnOnce(&Runtime, &Record) -> Result<(), berth_runtime::container::RuntimeError>
+        + Send
+        + 'static,
+    ) -> Result<(), String> {
+        let e = self.engine.clone();
+        blocking(move || {
+            let rec = e.runtime.resolve(&id).map_err(|err| err.to_string())?;
+            op(&e.runtime, &rec).map_err(|err| err.to_string())
+        })
+        .await
     }
 
     pub(super) async fn start(&self, name: &str) -> Result<(), String> {
@@ -632,13 +653,6 @@ impl StackBackend {
             let mut ready = true;
             let mut any = false;
             for (rec, st) in self.containers_of(dependency) {
-                let l = &rec.config.labels;
-                if l.get(labels::PROJECT) != Some(&self.project.name)
-                    || l.get(labels::SERVICE).map(String::as_str) != Some(dependency)
-                    || l.get(labels::ONEOFF).is_some_and(|v| v == "True")
-                {
-                    continue;
-                }
                 any = true;
                 let running = self.engine.runtime.is_running(&rec);
                 let health = self.engine.health.current(&rec, &st, running);

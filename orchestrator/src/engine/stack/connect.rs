@@ -1,6 +1,6 @@
-//! Joining containers to networks: netd endpoints, DNS names and the container's /etc/hosts
-//! and resolv.conf, for single containers and stack containers alike, and the sweeps that
-//! drop what netd no longer has.
+//! Single containers on networks (`container run --network`, through the one attach path in
+//! `attach.rs`), the default `bridge` network, DNS names after a rename, `network_mode`
+//! sharing, and the sweeps that drop what netd no longer has.
 
 use super::*;
 
@@ -42,10 +42,10 @@ pub struct ContainerConnect {
 pub const DEFAULT_BRIDGE: &str = "bridge";
 
 impl Engine {
-    /// Attaches a single container (created, pinned netns) to networks, registers its DNS
-    /// names (name, hostname, short id, aliases) and writes its /etc/hosts and
-    /// /etc/resolv.conf, as [`StackBackend`] does for services. All or nothing: on failure
-    /// what was attached is detached again. Returns `ethN address` lines.
+    /// Attaches a single container (created, pinned netns) to networks through
+    /// [`Engine::attach`], as services are: DNS names (name, hostname, short id, aliases),
+    /// /etc/hosts and /etc/resolv.conf. All or nothing: on failure what was attached is
+    /// detached again. Returns `ethN address` lines.
     pub async fn connect_container(
         self: &Arc<Self>,
         req: ContainerConnect,
@@ -60,20 +60,19 @@ impl Engine {
             .hostname
             .clone()
             .unwrap_or_else(|| rec.id[..12].to_string());
-        let netns = rec
-            .netns
-            .clone()
-            .ok_or_else(|| format!("container {name} has no network namespace to attach"))?;
+        if rec.netns.is_none() {
+            return Err(format!(
+                "container {name} has no network namespace to attach"
+            ));
+        }
         if req.networks.is_empty() {
             return Err(format!("container {name}: no network to connect"));
         }
         if req.networks.iter().any(|n| n.name == DEFAULT_BRIDGE) {
             self.ensure_default_bridge().await?;
         }
-        let mut ports = req.ports.clone();
-        let mut reqs = Vec::new();
-        let mut dns_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let state = self.netd.state().await;
+        let mut networks = Vec::with_capacity(req.networks.len());
         for (i, n) in req.networks.iter().enumerate() {
             let spec = state
                 .find_network(&n.name)
@@ -83,147 +82,35 @@ impl Engine {
             aliases.retain(|a| a != &name);
             aliases.sort();
             aliases.dedup();
-            let mut names = vec![name.clone()];
-            names.extend(aliases.iter().cloned());
-            dns_names.insert(spec.name.clone(), names);
-            reqs.push(EndpointRequest {
+            networks.push(NetworkJoin {
                 network: spec.name.clone(),
                 ipv4_address: n.ipv4_address,
                 ipv6_address: None,
                 mac_address: n.mac_address.clone(),
                 priority: -(i as i32),
                 aliases,
-                ports: if i == 0 {
-                    std::mem::take(&mut ports)
-                } else {
-                    Vec::new()
-                },
             });
         }
-        let endpoints = self
-            .netd
-            .attach(&rec.id, NetnsRef::Path(netns), reqs)
-            .await
-            .map_err(|err| format!("attaching {name}: {err:#}"))?;
-        match self
-            .register_container(&rec, &hostname, &endpoints, &dns_names, &req)
-            .await
-        {
-            Ok(()) => Ok(endpoints
-                .iter()
-                .map(|ep| format!("{} {}", ep.ifname, ep.address))
-                .collect()),
-            Err(err) => {
-                self.disconnect_container(&rec.id).await;
-                Err(err)
-            }
-        }
-    }
-
-    /// DNS records, /etc/hosts and /etc/resolv.conf of a freshly attached single container.
-    pub(super) async fn register_container(
-        &self,
-        rec: &Record,
-        hostname: &str,
-        endpoints: &[berth_netd::state::Endpoint],
-        dns_names: &BTreeMap<String, Vec<String>>,
-        req: &ContainerConnect,
-    ) -> Result<(), String> {
-        let mut hosts =
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
-        let mut gateways = Vec::new();
-        // The IPv6 gateways (whose DNS servers answer too) follow every IPv4 one.
-        let mut gateways6 = Vec::new();
-        let nets = self.netd.networks().await;
-        for ep in endpoints {
-            let net_name = nets
-                .iter()
-                .find(|n| n.id == ep.network || n.name == ep.network)
-                .map(|n| {
-                    gateways.push(IpAddr::V4(n.gateway));
-                    gateways6.extend(n.gateway6.map(IpAddr::V6));
-                    n.name.clone()
-                })
-                .unwrap_or_else(|| ep.network.clone());
-            hosts.push_str(&hosts_lines(ep, hostname));
-            self.dns
-                .records()
-                .add_endpoint(
-                    &net_name,
-                    DnsEndpoint {
-                        id: rec.id.clone(),
-                        container: rec.id.clone(),
-                        addresses: endpoint_addresses(ep),
-                        dns_servers: crate::engine::labels::dns_servers(&rec.config.labels),
-                        names: dns_names.get(&net_name).cloned().unwrap_or_default(),
-                        ..Default::default()
-                    },
-                )
-                .map_err(|err| format!("DNS names of {}: {err}", rec.config.name))?;
-        }
-        let overrides = ContainerResolvOverrides {
-            search: (!req.dns_search.is_empty()).then(|| req.dns_search.clone()),
-            options: (!req.dns_options.is_empty()).then(|| req.dns_options.clone()),
+        let how = Attachment {
+            networks,
+            ports: req.ports,
+            extra_hosts: req.extra_hosts,
+            resolv: resolv_overrides(&req.dns_search, &req.dns_options),
         };
-        self.write_name_files(
-            rec,
-            hosts,
-            &gateways,
-            &gateways6,
-            &req.extra_hosts,
-            &overrides,
-        )
-        .map_err(|err| match err {
-            NameFilesError::ExtraHost(what) => format!("--add-host {what}"),
-            NameFilesError::Write(what) => what,
-        })
-    }
-
-    /// Writes a connected container's `/etc/hosts` (`hosts`, its endpoint lines, then the
-    /// `extra` NAME/IP pairs, where `host-gateway` is the first network's gateway) and
-    /// `/etc/resolv.conf` (every IPv4 gateway's DNS, then the IPv6 ones, with the host's
-    /// search domains), before it starts.
-    pub(super) fn write_name_files(
-        &self,
-        rec: &Record,
-        mut hosts: String,
-        gateways: &[IpAddr],
-        gateways6: &[IpAddr],
-        extra: &[(String, String)],
-        overrides: &ContainerResolvOverrides,
-    ) -> Result<(), NameFilesError> {
-        for (name, ip) in extra {
-            let addr = if ip == "host-gateway" {
-                *gateways.first().ok_or_else(|| {
-                    NameFilesError::ExtraHost(format!("{name}: host-gateway needs a network"))
-                })?
-            } else {
-                ip.parse::<IpAddr>().map_err(|_| {
-                    NameFilesError::ExtraHost(format!(
-                        "{name}: {ip:?} is not an IP address or host-gateway"
-                    ))
-                })?
-            };
-            let line = crate::engine::resolv::hosts_entry(addr, name).map_err(|err| {
-                NameFilesError::ExtraHost(format!("{}: {err}", name.escape_debug()))
-            })?;
-            hosts.push_str(&line);
-        }
-        crate::engine::resolv::check_overrides(
-            overrides.search.as_deref().unwrap_or_default(),
-            overrides.options.as_deref().unwrap_or_default(),
-        )
-        .map_err(|err| NameFilesError::Write(err.to_string()))?;
-        let host = self.resolv.host().map(|h| h.conf).unwrap_or_default();
-        let servers: Vec<IpAddr> = gateways.iter().chain(gateways6).copied().collect();
-        let resolv = container_resolv_conf(&servers, &host, overrides);
-        for (file, content) in [("hosts", hosts), ("resolv.conf", resolv)] {
-            let path = rec.dir.join(file);
-            std::fs::write(&path, content).map_err(|err| {
-                NameFilesError::Write(format!("writing {}: {err}", path.display()))
-            })?;
-        }
-        Ok(())
+        let endpoints = self.attach(&rec, &hostname, how).await.map_err(|err| {
+            err.message(
+                &name,
+                |err| format!("attaching {name}: {err:#}"),
+                |err| match err {
+                    NameFilesError::ExtraHost(what) => format!("--add-host {what}"),
+                    NameFilesError::Write(what) => what,
+                },
+            )
+        })?;
+        Ok(endpoints
+            .iter()
+            .map(|ep| format!("{} {}", ep.ifname, ep.address))
+            .collect())
     }
 
     /// Creates the `bridge` network (a pool subnet, DNS on its gateway) unless it exists;
@@ -376,28 +263,13 @@ impl Engine {
             return Ok(());
         };
         let target = if let Some(dep) = mode.strip_prefix("service:") {
-            let mut running: Vec<(u32, Record)> = self
-                .runtime
-                .list()
-                .into_iter()
-                .filter(|(r, st)| {
-                    st.status == Status::Running
-                        && r.config.labels.get(labels::PROJECT) == Some(&project.name)
-                        && r.config.labels.get(labels::SERVICE).map(String::as_str) == Some(dep)
-                        && r.config.labels.get(labels::ONEOFF).map(String::as_str) != Some("True")
-                })
-                .map(|(r, _)| {
-                    let n = r
-                        .config
-                        .labels
-                        .get(labels::NUMBER)
-                        .and_then(|n| n.parse().ok())
-                        .unwrap_or(u32::MAX);
-                    (n, r)
-                })
-                .collect();
-            running.sort_by_key(|(n, _)| *n);
-            running.into_iter().next().map(|(_, r)| r).ok_or_else(|| {
+            let mut running: Vec<Member> =
+                project_members::of_project(&self.runtime, &project.name, OneOffs::Exclude)
+                    .into_iter()
+                    .filter(|m| m.state.status == Status::Running && m.service == dep)
+                    .collect();
+            running.sort_by_key(|m| m.number);
+            running.into_iter().next().map(|m| m.rec).ok_or_else(|| {
                 format!(
                     "service {service}: network_mode {mode}: service {dep} has no running container"
                 )
@@ -447,16 +319,6 @@ impl Engine {
     }
 }
 
-/// The addresses a container's names resolve to on one network: A, and AAAA on a dual-stack
-/// network (an IPv4-only name still gets an empty NOERROR for AAAA from the server).
-pub(super) fn endpoint_addresses(ep: &berth_netd::state::Endpoint) -> Vec<IpAddr> {
-    std::iter::once(IpAddr::V4(ep.address))
-        .chain(ep.address6.map(IpAddr::V6))
-        .collect()
-}
-
-/// /etc/hosts lines naming the container itself on one network (both families, as Docker
-/// writes them).
 /// The names other services give `service` through `links: ["service:alias"]`. Docker
 /// scopes such an alias to the linking container; here it resolves on the networks the two
 /// share, which is what a compose file written for `--link` needs.
@@ -467,20 +329,5 @@ pub(super) fn link_aliases(p: &Project, service: &str) -> Vec<String> {
         .filter_map(|l| l.split_once(':'))
         .filter(|(target, alias)| *target == service && !alias.is_empty())
         .map(|(_, alias)| alias.to_string())
-        .collect()
-}
-
-/// Why [`Engine::write_name_files`] failed; callers name the key the entry came from.
-pub(super) enum NameFilesError {
-    /// An extra host entry (`NAME: why`).
-    ExtraHost(String),
-    /// A file could not be written.
-    Write(String),
-}
-
-pub(super) fn hosts_lines(ep: &berth_netd::state::Endpoint, hostname: &str) -> String {
-    endpoint_addresses(ep)
-        .iter()
-        .map(|a| format!("{a}\t{hostname}\n"))
         .collect()
 }

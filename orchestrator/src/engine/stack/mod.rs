@@ -29,15 +29,21 @@ use super::health::{Health, HealthBook};
 use super::labels;
 use super::observed::{ContainerState, Observed, ObservedContainer};
 use super::plan::Step;
+use super::project_members::{self, Member, OneOffs};
 use super::reconcile::{DownOptions, PlanError, UpOptions, plan_down, plan_up};
 use super::translate;
 use crate::compose::{DependsCondition, Project, service_hash};
 
+mod attach;
 mod backend;
 mod connect;
+mod observe;
+mod verbs;
 
+use attach::*;
 pub use backend::*;
 pub use connect::*;
+pub use verbs::*;
 
 /// Why the engine could not start or finish; names the part involved.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +62,8 @@ pub enum EngineError {
     DnsKeeper(#[source] berth_netd::dns::LinkError),
     #[error(transparent)]
     Plan(#[from] PlanError),
+    #[error("no such service: {0}")]
+    NoSuchService(String),
 }
 
 /// A project as the CLI sends it: the model plus what serde skips in it.
@@ -754,68 +762,6 @@ impl Engine {
             .clone()
     }
 
-    /// The project's containers, networks, volumes and current image ids.
-    pub async fn observe(&self, project: &Project) -> Observed {
-        let mut obs = Observed::default();
-        let net_state = self.netd.state().await;
-        // Network name -> the containers its DNS names.
-        let named: BTreeMap<String, BTreeSet<String>> = net_state
-            .networks
-            .values()
-            .map(|n| {
-                let ids = self.dns.records().endpoints(&n.name);
-                (
-                    n.name.clone(),
-                    ids.into_iter().map(|r| r.container).collect(),
-                )
-            })
-            .collect();
-        for (rec, st) in self.runtime.list() {
-            let l = &rec.config.labels;
-            if l.get(labels::PROJECT) != Some(&project.name) {
-                continue;
-            }
-            let (attached, defects) = wiring(&rec, &net_state, &named);
-            obs.containers.push(ObservedContainer {
-                id: rec.id.clone(),
-                name: rec.config.name.clone(),
-                service: l.get(labels::SERVICE).cloned().unwrap_or_default(),
-                number: l
-                    .get(labels::NUMBER)
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1),
-                config_hash: l.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
-                image_id: l.get(labels::IMAGE).cloned(),
-                oneoff: l.get(labels::ONEOFF).is_some_and(|v| v == "True"),
-                state: container_state(&self.runtime, &rec, &st),
-                anonymous_volumes: anonymous_mounts(&rec),
-                network_from: l.get(labels::NETWORK_FROM).cloned(),
-                attached,
-                defects,
-            });
-        }
-        obs.networks = self
-            .netd
-            .networks()
-            .await
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
-        for v in project.volumes.values() {
-            if self.root.join("volumes").join(&v.name).is_dir() {
-                obs.volumes.insert(v.name.clone());
-            }
-        }
-        for name in project.services.keys() {
-            if let Some(image) = project.image_of(name)
-                && let Ok(img) = self.images.resolve(&image)
-            {
-                obs.images.insert(name.clone(), img.id.to_string());
-            }
-        }
-        obs
-    }
-
     /// `berth up`: converge the project and report.
     pub async fn up(
         self: &Arc<Self>,
@@ -887,6 +833,7 @@ impl Engine {
         let exec = ExecOptions {
             keep_going: true,
             parallel: teardown_parallelism(),
+            release_on_failure: false,
         };
         let report = execute(&plan, backend.clone(), exec).await;
         let mut outcome = Outcome::from(&plan, report);
@@ -915,61 +862,6 @@ impl Engine {
             }
         }
         Ok(outcome)
-    }
-
-    /// `berth ps`: the project's containers (all of them with `all`).
-    pub async fn ps(&self, project: &str, all: bool) -> Vec<PsRow> {
-        let state = self.netd.state().await;
-        let mut rows = Vec::new();
-        for (rec, st) in self.runtime.list() {
-            let l = &rec.config.labels;
-            if l.get(labels::PROJECT).map(String::as_str) != Some(project) {
-                continue;
-            }
-            let running = self.runtime.is_running(&rec);
-            if !all && !running {
-                continue;
-            }
-            let status = if running && self.runtime.is_paused(&rec) {
-                "paused".to_string()
-            } else if running {
-                "running".to_string()
-            } else {
-                st.status.as_str().to_string()
-            };
-            let ports = state
-                .endpoints
-                .iter()
-                .filter(|e| e.container == rec.id)
-                .flat_map(|e| e.ports.iter())
-                .map(|p| {
-                    let host = p
-                        .host_ip
-                        .map(|i| i.to_string())
-                        .unwrap_or_else(|| "0.0.0.0".into());
-                    let proto = match p.protocol {
-                        Protocol::Tcp => "tcp",
-                        Protocol::Udp => "udp",
-                    };
-                    format!("{host}:{}->{}/{proto}", p.host_port, p.container_port)
-                })
-                .collect();
-            rows.push(PsRow {
-                id: rec.id.clone(),
-                name: rec.config.name.clone(),
-                service: l.get(labels::SERVICE).cloned().unwrap_or_default(),
-                image: l.get(labels::IMAGE).cloned().unwrap_or_default(),
-                command: shell_words::join(&rec.config.args),
-                status,
-                health: self
-                    .health
-                    .current(&rec, &st, running)
-                    .map(|h| h.as_str().to_string()),
-                exit_code: st.exit_code,
-                ports,
-            });
-        }
-        rows
     }
 }
 
@@ -1000,72 +892,6 @@ pub fn table_name(root: &Path) -> String {
     use sha2::Digest;
     let h = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
     format!("berth-{}", &hex::encode(h)[..8])
-}
-
-/// A container's anonymous volumes by target path.
-fn anonymous_mounts(rec: &Record) -> BTreeMap<String, String> {
-    rec.config
-        .mounts
-        .iter()
-        .filter_map(|m| match m {
-            berth_runtime::container::MountSpec::Volume { name, target, .. }
-                if rec.config.anonymous_volumes.contains(name) =>
-            {
-                Some((target.display().to_string(), name.clone()))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-/// A container's networks (by name, `None` without a namespace of its own) and the defects a
-/// crash left in its wiring. A creation marker of this very process counts as abandoned:
-/// observe runs under the project lock, so no creation of this project is under way here.
-fn wiring(
-    rec: &Record,
-    net: &berth_netd::state::State,
-    named: &BTreeMap<String, BTreeSet<String>>,
-) -> (Option<BTreeSet<String>>, Vec<String>) {
-    use berth_runtime::container::{Creation, recover};
-    let half_made = matches!(
-        recover::creation(&rec.dir),
-        Creation::Abandoned | Creation::InProgress { own: true }
-    );
-    if rec.netns.is_none() || rec.config.network != NetworkMode::New {
-        let defects = super::observed::wiring_defects(&super::observed::Wiring {
-            half_made,
-            ..Default::default()
-        });
-        return (None, defects);
-    }
-    let mut w = super::observed::Wiring {
-        half_made,
-        ..Default::default()
-    };
-    for ep in net.endpoints.iter().filter(|e| e.container == rec.id) {
-        let Some(n) = net.find_network(&ep.network) else {
-            continue;
-        };
-        w.attached.insert(n.name.clone());
-        w.dns_servers.push(IpAddr::V4(n.gateway));
-        if named.get(&n.name).is_some_and(|ids| ids.contains(&rec.id)) {
-            w.named.insert(n.name.clone());
-        }
-    }
-    let resolv = std::fs::read_to_string(rec.dir.join("resolv.conf")).ok();
-    w.resolv_conf = resolv.as_deref();
-    let defects = super::observed::wiring_defects(&w);
-    (Some(w.attached), defects)
-}
-
-fn container_state(runtime: &Runtime, rec: &Record, st: &State) -> ContainerState {
-    if runtime.is_running(rec) {
-        return ContainerState::Running;
-    }
-    match st.status {
-        Status::Created => ContainerState::Created,
-        Status::Running | Status::Exited => ContainerState::Exited(st.exit_code.unwrap_or(0)),
-    }
 }
 
 /// How [`Engine::build_services`] builds: `berth build`'s flags and `up`'s "only what is

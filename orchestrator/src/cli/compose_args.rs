@@ -1,4 +1,6 @@
-//! The compose verbs: they act on the project found from the working directory or `-f`/`-p`.
+//! The clap arguments of the compose verbs and their dispatch: the verbs act on the project
+//! found from the working directory or `-f`/`-p` (`compose_lifecycle.rs` hands it to the
+//! daemon's engine, `compose_containers.rs` acts on its existing containers).
 
 use std::process::ExitCode;
 
@@ -518,29 +520,29 @@ fn config(g: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<ExitCode> {
 pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         StackCommand::Config(args) => config(g, args),
-        StackCommand::Build(args) => super::project::build(g, args),
-        StackCommand::Up(args) => super::project::up(g, args),
-        StackCommand::Down(args) => super::project::down(g, args),
-        StackCommand::Ps(args) => super::project::ps(g, args),
-        StackCommand::Logs(args) => super::project_verbs::logs(g, args),
-        StackCommand::Exec(args) => super::project_verbs::exec(g, args),
-        StackCommand::Run(args) => super::project::run(g, args),
-        StackCommand::Create(args) => super::project::create(g, args),
-        StackCommand::Start(args) => super::project_verbs::start(g, args),
-        StackCommand::Stop(args) => super::project_verbs::stop(g, args),
-        StackCommand::Restart(args) => super::project_verbs::restart(g, args),
-        StackCommand::Kill(args) => super::project_verbs::kill(g, args),
-        StackCommand::Rm(args) => super::project_verbs::rm(g, args),
-        StackCommand::Pause(args) => super::project_verbs::freeze(g, args, true),
-        StackCommand::Unpause(args) => super::project_verbs::freeze(g, args, false),
-        StackCommand::Top(args) => super::project_verbs::top(g, args),
-        StackCommand::Port(args) => super::project_verbs::port(g, args),
-        StackCommand::Images(args) => super::project_verbs::images(g, args),
-        StackCommand::Pull(args) => super::project_verbs::pull(g, args),
-        StackCommand::Wait(args) => super::project_verbs::wait(g, args),
-        StackCommand::Ls(args) => super::project_verbs::ls(g, args),
-        StackCommand::Stats(args) => super::project_verbs::stats(g, args),
-        StackCommand::Cp(args) => super::project_verbs::cp(g, args),
-        StackCommand::Events(args) => super::project::events(g, args),
+        StackCommand::Build(args) => super::compose_lifecycle::build(g, args),
+        StackCommand::Up(args) => super::compose_lifecycle::up(g, args),
+        StackCommand::Down(args) => super::compose_lifecycle::down(g, args),
+        StackCommand::Ps(args) => super::compose_lifecycle::ps(g, args),
+        StackCommand::Logs(args) => super::compose_containers::logs(g, args),
+        StackCommand::Exec(args) => super::compose_containers::exec(g, args),
+        StackCommand::Run(args) => super::compose_lifecycle::run(g, args),
+        StackCommand::Create(args) => super::compose_lifecycle::create(g, args),
+        StackCommand::Start(args) => super::compose_containers::start(g, args),
+        StackCommand::Stop(args) => super::compose_containers::stop(g, args),
+        StackCommand::Restart(args) => super::compose_containers::restart(g, args),
+        StackCommand::Kill(args) => super::compose_containers::kill(g, args),
+        StackCommand::Rm(args) => super::compose_containers::rm(g, args),
+        StackCommand::Pause(args) => super::compose_containers::freeze(g, args, true),
+        StackCommand::Unpause(args) => super::compose_containers::freeze(g, args, false),
+        StackCommand::Top(args) => super::compose_containers::top(g, args),
+        StackCommand::Port(args) => super::compose_containers::port(g, args),
+        StackCommand::Images(args) => super::compose_containers::images(g, args),
+        StackCommand::Pull(args) => super::compose_containers::pull(g, args),
+        StackCommand::Wait(args) => super::compose_containers::wait(g, args),
+        StackCommand::Ls(args) => super::compose_containers::ls(g, args),
+        StackCommand::Stats(args) => super::compose_containers::stats(g, args),
+        StackCommand::Cp(args) => super::compose_containers::cp(g, args),
+        StackCommand::Events(args) => super::compose_lifecycle::events(g, args),
     }
 }

@@ -1,8 +1,8 @@
-//! The project verbs that act on existing containers (`logs`, `exec`, `start`, `stop`,
-//! `restart`, `kill`, `top`, `port`, `images`, `wait`, `ls`): they find the project's
-//! containers by their compose labels and drive the runtime library directly, as the
-//! single-container CLI does. No engine planning is involved: these verbs never create
-//! containers or networks, so the daemon need not be asked.
+//! The project verbs that act on existing containers. `start`, `stop`, `restart`, `kill`,
+//! `pause`, `unpause` and `rm` are sent to the daemon, which runs each as a plan of the
+//! engine (dependency order, every container tried) and answers what it did; this prints it.
+//! `logs`, `exec`, `top`, `port`, `images`, `wait`, `ls` read the project's containers
+//! (found with the engine's one members query) and the runtime directly.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
@@ -12,31 +12,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use berth_runtime::container::logs::{self, Follower, LogEntry, LogOptions};
-use berth_runtime::container::record::Record;
 use berth_runtime::container::state::Status;
 use berth_runtime::container::{ExecConfig, Runtime};
 
 use super::GlobalOpts;
-use super::stack::{
+use super::compose_args::{
     ExecArgs, KillArgs, LogsArgs, LsArgs, PortArgs, ServicesArgs, StopArgs, load_options,
 };
 use crate::compose::{self, Project};
 use crate::engine::labels;
+use crate::engine::project_members::{self, Member, OneOffs};
+use crate::engine::reconcile::Verb;
+use crate::engine::stack::{ProjectRequest, VerbOutcome, VerbRequest};
 use crate::graph::ServiceGraph;
-
-/// One container of the project.
-struct Member {
-    rec: Record,
-    service: String,
-    number: u32,
-}
-
-impl Member {
-    /// Compose's short name in log prefixes: `service-N`.
-    fn short(&self) -> String {
-        format!("{}-{}", self.service, self.number)
-    }
-}
 
 /// The loaded project, its graph and the instance's runtime.
 struct Ctx {
@@ -75,37 +63,14 @@ impl Ctx {
     }
 }
 
-/// The containers labelled with `project` (of `services` when given), by service and number.
+/// The service containers (not one-offs) of `project` (of `services` when given), by
+/// service and number.
 fn members_of(rt: &Runtime, project: &str, services: Option<&BTreeSet<String>>) -> Vec<Member> {
-    let mut out: Vec<Member> = rt
-        .list()
+    let mut out: Vec<Member> = project_members::of_project(rt, project, OneOffs::Exclude)
         .into_iter()
-        .filter_map(|(rec, _)| {
-            let l = &rec.config.labels;
-            if l.get(labels::PROJECT).map(String::as_str) != Some(project) {
-                return None;
-            }
-            if l.get(labels::ONEOFF)
-                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-            {
-                return None;
-            }
-            let service = l.get(labels::SERVICE)?.clone();
-            if services.is_some_and(|s| !s.contains(&service)) {
-                return None;
-            }
-            let number = l
-                .get(labels::NUMBER)
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(1);
-            Some(Member {
-                rec,
-                service,
-                number,
-            })
-        })
+        .filter(|m| !m.service.is_empty() && services.is_none_or(|s| s.contains(&m.service)))
         .collect();
-    out.sort_by(|a, b| (&a.service, a.number).cmp(&(&b.service, b.number)));
+    project_members::sort_by_service(&mut out);
     out
 }
 
@@ -128,36 +93,39 @@ fn parse_when(s: &str) -> anyhow::Result<SystemTime> {
     Ok(SystemTime::now() - d)
 }
 
-/// Runs `f` on every member of each level in turn, the members of one level in parallel
-/// (dependents before what they need when `levels` is a stop order). Collects the failures.
-fn by_levels(
-    levels: &[Vec<String>],
-    members: &[Member],
-    f: &(dyn Fn(&Member) -> anyhow::Result<()> + Sync),
-) -> Vec<String> {
-    let mut failures = Vec::new();
-    for level in levels {
-        let batch: Vec<&Member> = members
-            .iter()
-            .filter(|m| level.contains(&m.service))
-            .collect();
-        let errs: Vec<String> = std::thread::scope(|s| {
-            let handles: Vec<_> = batch
-                .iter()
-                .map(|m| s.spawn(move || f(m).map_err(|e| format!("{}: {e:#}", m.rec.config.name))))
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| match h.join() {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e),
-                    Err(_) => Some("a worker thread panicked".to_string()),
-                })
-                .collect()
-        });
-        failures.extend(errs);
+/// Runs `verb` on the containers of `set` in the daemon, which plans it and runs the plan
+/// with the engine's executor; answers what it did.
+fn send_verb(
+    g: &GlobalOpts,
+    ctx: &Ctx,
+    set: &BTreeSet<String>,
+    verb: Verb,
+) -> anyhow::Result<VerbOutcome> {
+    let req = VerbRequest {
+        project: ProjectRequest {
+            project: ctx.project.clone(),
+            working_dir: ctx.project.working_dir.clone(),
+            compose_files: ctx.project.compose_files.clone(),
+        },
+        services: set.iter().cloned().collect(),
+        verb,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let client = crate::api::client::Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.post("/project/verb", &req).await?)
+    })
+}
+
+/// Prints a verb's progress lines and answers its failures.
+fn progress(outcome: VerbOutcome) -> Vec<String> {
+    for line in &outcome.progress {
+        eprintln!("{line}");
     }
-    failures
+    outcome.failures
 }
 
 fn finish(failures: Vec<String>) -> ExitCode {
@@ -171,79 +139,51 @@ fn finish(failures: Vec<String>) -> ExitCode {
     }
 }
 
-/// `berth stop`.
+/// `berth stop`: dependents first.
 pub fn stop(g: &GlobalOpts, args: StopArgs) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
-    let members = ctx.members(&set);
-    Ok(finish(stop_members(&ctx, &set, &members, args.timeout)))
+    let verb = Verb::Stop {
+        timeout: args.timeout,
+    };
+    Ok(finish(progress(send_verb(g, &ctx, &set, verb)?)))
 }
 
-fn stop_members(
-    ctx: &Ctx,
-    set: &BTreeSet<String>,
-    members: &[Member],
-    timeout: Option<u64>,
-) -> Vec<String> {
-    let levels = ctx.graph.stop_levels(Some(set));
-    by_levels(&levels, members, &|m| {
-        ctx.rt.stop(&m.rec, timeout)?;
-        eprintln!("Container {}  Stopped", m.rec.config.name);
-        Ok(())
-    })
-}
-
-fn start_members(ctx: &Ctx, set: &BTreeSet<String>, members: &[Member]) -> Vec<String> {
-    let levels = ctx.graph.start_levels(Some(set));
-    by_levels(&levels, members, &|m| {
-        if !ctx.rt.is_running(&m.rec) {
-            ctx.rt.start(&m.rec)?;
-            eprintln!("Container {}  Started", m.rec.config.name);
-        }
-        Ok(())
-    })
-}
-
-/// `berth start`.
+/// `berth start`: dependencies first; running containers are left alone.
 pub fn start(g: &GlobalOpts, args: ServicesArgs) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
-    let members = ctx.members(&set);
-    if members.is_empty() {
+    let outcome = send_verb(g, &ctx, &set, Verb::Start)?;
+    if outcome.members == 0 {
         bail!(
             "project {}: no containers to start (run `berth up` first)",
             ctx.project.name
         );
     }
-    Ok(finish(start_members(&ctx, &set, &members)))
+    Ok(finish(progress(outcome)))
 }
 
 /// `berth restart`: stops (dependents first), then starts (dependencies first).
 pub fn restart(g: &GlobalOpts, args: StopArgs) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
-    let members = ctx.members(&set);
-    let mut failures = stop_members(&ctx, &set, &members, args.timeout);
-    failures.extend(start_members(&ctx, &set, &members));
-    Ok(finish(failures))
+    let verb = Verb::Restart {
+        timeout: args.timeout,
+    };
+    Ok(finish(progress(send_verb(g, &ctx, &set, verb)?)))
 }
 
 /// `berth kill`: signals the running containers, dependents first.
 pub fn kill(g: &GlobalOpts, args: KillArgs) -> anyhow::Result<ExitCode> {
-    let sig = parse_signal(&args.signal)?;
+    let signal = parse_signal(&args.signal)?;
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
-    let members: Vec<Member> = ctx
-        .members(&set)
-        .into_iter()
-        .filter(|m| ctx.rt.is_running(&m.rec))
-        .collect();
-    let levels = ctx.graph.stop_levels(Some(&set));
-    Ok(finish(by_levels(&levels, &members, &|m| {
-        ctx.rt.kill(&m.rec, sig)?;
-        eprintln!("Container {}  Killed", m.rec.config.name);
-        Ok(())
-    })))
+    Ok(finish(progress(send_verb(
+        g,
+        &ctx,
+        &set,
+        Verb::Kill { signal },
+    )?)))
 }
 
 /// `berth wait`: blocks until every selected container has exited, prints each exit code.
@@ -641,7 +581,10 @@ pub fn attached(g: &GlobalOpts, opts: AttachOptions) -> anyhow::Result<ExitCode>
         Ended::AllExited => return Ok(ExitCode::SUCCESS),
     }
     let all = ctx.services(&[])?;
-    let failures = stop_members(&ctx, &all, &ctx.members(&all), opts.timeout);
+    let verb = Verb::Stop {
+        timeout: opts.timeout,
+    };
+    let failures = progress(send_verb(g, &ctx, &all, verb)?);
     for f in &failures {
         eprintln!("error: {f}");
     }
@@ -806,67 +749,34 @@ fn follow_logs_of(
 pub fn freeze(g: &GlobalOpts, args: ServicesArgs, pause: bool) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
-    let members: Vec<Member> = ctx
-        .members(&set)
-        .into_iter()
-        .filter(|m| ctx.rt.is_running(&m.rec) && ctx.rt.is_paused(&m.rec) != pause)
-        .collect();
-    let levels = if pause {
-        ctx.graph.stop_levels(Some(&set))
-    } else {
-        ctx.graph.start_levels(Some(&set))
-    };
-    Ok(finish(by_levels(&levels, &members, &|m| {
-        if pause {
-            ctx.rt.pause(&m.rec)?;
-            eprintln!("Container {}  Paused", m.rec.config.name);
-        } else {
-            ctx.rt.unpause(&m.rec)?;
-            eprintln!("Container {}  Unpaused", m.rec.config.name);
-        }
-        Ok(())
-    })))
+    let verb = if pause { Verb::Pause } else { Verb::Unpause };
+    Ok(finish(progress(send_verb(g, &ctx, &set, verb)?)))
 }
 
 /// `berth rm`: removes the project's stopped containers (running ones too with `-s`, which
-/// stops them first, or `-f`). The daemon does the removal, because detaching from netd (address,
-/// DNS names, published ports) lives there.
-pub fn rm(g: &GlobalOpts, args: super::stack::RmArgs) -> anyhow::Result<ExitCode> {
+/// stops them first, or `-f`). The daemon does the removal, because detaching from netd
+/// (address, DNS names, published ports) lives there.
+pub fn rm(g: &GlobalOpts, args: super::compose_args::RmArgs) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
-    let mut ids = Vec::new();
-    for m in ctx.members(&set) {
-        if ctx.rt.is_running(&m.rec) && !(args.stop || args.force) {
-            eprintln!(
-                "skipped {}: running (stop it first, or use -s)",
-                m.rec.config.name
-            );
-            continue;
-        }
-        ids.push(m.rec.id.clone());
-        println!("{}", m.rec.config.name);
+    let verb = Verb::Rm {
+        stop: args.stop || args.force,
+        volumes: args.volumes,
+    };
+    let outcome = send_verb(g, &ctx, &set, verb)?;
+    for w in &outcome.warnings {
+        eprintln!("{w}");
     }
-    if ids.is_empty() {
-        return Ok(ExitCode::SUCCESS);
+    for name in &outcome.removed {
+        println!("{name}");
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let failures: Vec<String> = rt.block_on(async {
-        let client = crate::api::client::Client::connect_or_start(&g.root, &g.run).await?;
-        let req = crate::daemon::routes::RmRequest {
-            ids,
-            volumes: args.volumes,
-        };
-        anyhow::Ok(client.post("/rm", &req).await?)
-    })?;
-    Ok(finish(failures))
+    Ok(finish(outcome.failures))
 }
 
 /// `berth pull`: pulls the image of every selected service that names one (`image:`), in
 /// parallel; a service built from its `build:` section only is skipped. Failures name the
 /// service.
-pub fn pull(g: &GlobalOpts, args: super::stack::PullArgs) -> anyhow::Result<ExitCode> {
+pub fn pull(g: &GlobalOpts, args: super::compose_args::PullArgs) -> anyhow::Result<ExitCode> {
     use berth_runtime::image::registry;
     let ctx = Ctx::load(g)?;
     let mut set = ctx.services(&args.services)?;
@@ -929,7 +839,7 @@ pub fn pull(g: &GlobalOpts, args: super::stack::PullArgs) -> anyhow::Result<Exit
 }
 
 /// `berth stats`: `container stats` over the project's running containers.
-pub fn stats(g: &GlobalOpts, args: super::stack::StatsArgs) -> anyhow::Result<ExitCode> {
+pub fn stats(g: &GlobalOpts, args: super::compose_args::StatsArgs) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
     let ids: Vec<String> = ctx
@@ -947,7 +857,7 @@ pub fn stats(g: &GlobalOpts, args: super::stack::StatsArgs) -> anyhow::Result<Ex
 
 /// `berth cp SERVICE:SRC DEST` and `berth cp SRC SERVICE:DEST`: `container cp` with the
 /// service's container (number `--index`).
-pub fn cp(g: &GlobalOpts, args: super::stack::CpArgs) -> anyhow::Result<ExitCode> {
+pub fn cp(g: &GlobalOpts, args: super::compose_args::CpArgs) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;
     let side = |s: &str| -> Option<(String, String)> {
         let (svc, path) = s.split_once(':')?;

@@ -1,5 +1,6 @@
-//! `berth up`, `down` and `ps`: load the project here (files and environment are the CLI's),
-//! hand it to the daemon's engine, print what happened.
+//! The compose verbs of a project's lifecycle (`up`, `down`, `create`, `run`, `build`, `ps`,
+//! `events`): load the project here (files and environment are the CLI's), hand it to the
+//! daemon's engine, print what happened.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -7,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use super::GlobalOpts;
-use super::stack::{DownArgs, PsArgs, UpArgs, load_options};
+use super::compose_args::{DownArgs, PsArgs, UpArgs, load_options};
 use crate::api::client::Client;
 use crate::compose;
 use crate::daemon::routes::{DownRequest, UpRequest};
@@ -81,9 +82,9 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     if pull_always {
         // Before planning, so a newer image recreates its containers.
-        let pulled = super::project_verbs::pull(
+        let pulled = super::compose_containers::pull(
             g,
-            super::stack::PullArgs {
+            super::compose_args::PullArgs {
                 quiet: false,
                 ignore_pull_failures: false,
                 include_deps: !args.no_deps,
@@ -109,9 +110,9 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         .map(|(n, _)| n.clone())
         .collect();
     if !pull_always && args.pull.as_deref() != Some("never") && !always.is_empty() {
-        let pulled = super::project_verbs::pull(
+        let pulled = super::compose_containers::pull(
             g,
-            super::stack::PullArgs {
+            super::compose_args::PullArgs {
                 quiet: false,
                 ignore_pull_failures: false,
                 include_deps: false,
@@ -192,9 +193,9 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         return Ok(code);
     }
     if !args.detach && !args.wait && outcome.failures.is_empty() && outcome.skipped.is_empty() {
-        return super::project_verbs::attached(
+        return super::compose_containers::attached(
             g,
-            super::project_verbs::AttachOptions {
+            super::compose_containers::AttachOptions {
                 services: args.services,
                 attach: args.attach,
                 no_attach: args.no_attach,
@@ -337,7 +338,7 @@ pub fn ps(g: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
 
 /// `berth run`: a one-off container of a service, its dependencies started first (and waited
 /// for), with the service's networks but not its published ports, as compose does.
-pub fn run(g: &GlobalOpts, args: super::stack::RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(g: &GlobalOpts, args: super::compose_args::RunArgs) -> anyhow::Result<ExitCode> {
     use std::io::IsTerminal;
     let req = load(g, std::slice::from_ref(&args.service))?;
     let mut ports = Vec::new();
@@ -499,7 +500,7 @@ fn run_volume(spec: &str, project_dir: &std::path::Path) -> anyhow::Result<compo
 }
 
 /// `berth build`: builds the images of the services with a `build:` section, in the daemon.
-pub fn build(g: &GlobalOpts, args: super::stack::BuildArgs) -> anyhow::Result<ExitCode> {
+pub fn build(g: &GlobalOpts, args: super::compose_args::BuildArgs) -> anyhow::Result<ExitCode> {
     let project = load(g, &args.services)?;
     // `--build-arg KEY` takes the value from this shell's environment (not the daemon's).
     let build_args = args
@@ -575,7 +576,7 @@ async fn stream_builds(
 }
 
 /// `berth create`: the services' networks, volumes and containers, none started.
-pub fn create(g: &GlobalOpts, args: super::stack::ServicesArgs) -> anyhow::Result<ExitCode> {
+pub fn create(g: &GlobalOpts, args: super::compose_args::ServicesArgs) -> anyhow::Result<ExitCode> {
     let project = load(g, &args.services)?;
     let req = UpRequest {
         project,
@@ -594,7 +595,7 @@ pub fn create(g: &GlobalOpts, args: super::stack::ServicesArgs) -> anyhow::Resul
 
 /// `berth events`: the daemon's event stream, only what concerns this project's containers
 /// (of the given services); text as compose prints it, or one JSON object per line.
-pub fn events(g: &GlobalOpts, args: super::stack::EventsArgs) -> anyhow::Result<ExitCode> {
+pub fn events(g: &GlobalOpts, args: super::compose_args::EventsArgs) -> anyhow::Result<ExitCode> {
     let project = compose::load(&load_options(g, &[], true))?;
     for s in &args.services {
         if !project.services.contains_key(s) {
