@@ -692,13 +692,35 @@ pub fn sync_docker_user_in(table: &str, want: bool) -> Result<bool, FirewallErro
     sync_docker_user_family_in("ip", table, want)
 }
 
-/// [`sync_docker_user_in`] for Docker's `family filter` table: `ip`, or `ip6` when Docker
-/// runs with ip6tables (its IPv6 FORWARD policy is drop as well) and berth has IPv6 networks.
-pub fn sync_docker_user_family_in(
+/// berth's accepts in Docker's DOCKER-USER chain of one family, as the kernel has them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DockerUserSeen {
+    /// Rule handles of this instance's accepts.
+    pub ours: Vec<String>,
+    /// Whether Docker's FORWARD chain drops by default (only then are accepts needed).
+    pub drop_policy: bool,
+}
+
+impl DockerUserSeen {
+    /// Whether [`sync_docker_user_family_in`] with `want` would change the chain: the three
+    /// accepts are wanted (berth has networks and Docker's policy drops) but not all there,
+    /// or not wanted but some are.
+    pub fn needs_change(&self, want: bool) -> bool {
+        let want = want && self.drop_policy;
+        if want {
+            self.ours.len() != 3
+        } else {
+            !self.ours.is_empty()
+        }
+    }
+}
+
+/// berth's accepts in Docker's `family filter` DOCKER-USER chain (blocking; on the namespace
+/// worker); `None` when Docker has no such table or chain.
+pub fn docker_user_seen(
     family: &str,
     table: &str,
-    want: bool,
-) -> Result<bool, FirewallError> {
+) -> Result<Option<DockerUserSeen>, FirewallError> {
     let comment = docker_user_comment(table);
     // One cheap listing first: on a host without Docker there is nothing more to read.
     let tables = String::from_utf8_lossy(&nft(&["list", "tables"], None)?).into_owned();
@@ -706,7 +728,7 @@ pub fn sync_docker_user_family_in(
         .lines()
         .any(|l| l.trim() == format!("table {family} filter"))
     {
-        return Ok(false);
+        return Ok(None);
     }
     let forward = match nft(&["list", "chain", family, "filter", "FORWARD"], None) {
         Ok(o) => String::from_utf8_lossy(&o).into_owned(),
@@ -722,9 +744,9 @@ pub fn sync_docker_user_family_in(
         Err(e) => return Err(e),
     };
     let Some(du) = docker_user else {
-        return Ok(false);
+        return Ok(None);
     };
-    let ours: Vec<String> = du
+    let ours = du
         .lines()
         .filter(|l| l.contains(&format!("comment \"{comment}\"")))
         .filter_map(|l| {
@@ -732,14 +754,28 @@ pub fn sync_docker_user_family_in(
                 .map(|(_, h)| h.trim().to_string())
         })
         .collect();
-    let drop_policy = forward.contains("policy drop");
-    let want = want && drop_policy;
-    if want && ours.len() == 3 {
+    Ok(Some(DockerUserSeen {
+        ours,
+        drop_policy: forward.contains("policy drop"),
+    }))
+}
+
+/// [`sync_docker_user_in`] for Docker's `family filter` table: `ip`, or `ip6` when Docker
+/// runs with ip6tables (its IPv6 FORWARD policy is drop as well) and berth has IPv6 networks.
+pub fn sync_docker_user_family_in(
+    family: &str,
+    table: &str,
+    want: bool,
+) -> Result<bool, FirewallError> {
+    let comment = docker_user_comment(table);
+    let Some(seen) = docker_user_seen(family, table)? else {
+        return Ok(false);
+    };
+    if !seen.needs_change(want) {
         return Ok(false);
     }
-    if !want && ours.is_empty() {
-        return Ok(false);
-    }
+    let want = want && seen.drop_policy;
+    let ours = seen.ours;
     for h in &ours {
         nft(
             &[

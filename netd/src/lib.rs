@@ -4,6 +4,7 @@
 //! reconcile loop that follows host NIC changes. See ARCHITECTURE.md.
 
 pub mod conflicts;
+pub mod desired;
 pub mod firewall;
 pub mod firewall6;
 pub mod guards;
@@ -16,7 +17,9 @@ pub mod netd;
 pub mod netns;
 pub mod ports;
 pub mod reconcile;
+pub mod report;
 pub mod state;
+pub mod sysctl;
 pub mod unmanaged;
 pub mod watch;
 
@@ -24,5 +27,5 @@ pub use conflicts::SubnetConflict;
 pub use netd::{
     Config, EndpointRequest, HostChange, Ipv6Create, Netd, NetdError, NetworkCreate, ReconcileHook,
 };
-pub use reconcile::{ReconcileReport, Repair};
+pub use report::{ReconcileReport, Repair};
 pub mod dns;

@@ -13,14 +13,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rtnetlink::Handle;
 use tokio::sync::{Mutex, MutexGuard, watch};
 
-use crate::firewall::{self, FirewallError, FwNetwork, FwPort, Ruleset};
+use crate::firewall::{self, FirewallError};
 use crate::ipam::{self, InUse, IpamError, Ipv4Net, Pool};
 use crate::ipam6::{self, Ipam6Error, Ipv6Net};
 use crate::links::{self, LinkError, VethSpec};
 use crate::names;
 use crate::netns::{Netns, NetnsError, NetnsWorker};
 use crate::ports::{PortError, PortMapping};
-use crate::reconcile::ReconcileReport;
+use crate::report::ReconcileReport;
 use crate::state::{Endpoint, NetnsRef, NetworkSpec, State, StateError, StateLock, StateStore};
 
 /// How a netd instance is set up (the daemon config's network part).
@@ -203,12 +203,21 @@ pub enum NetdError {
     Teardown(Vec<NetdError>),
 }
 
+impl From<crate::sysctl::SysctlError> for NetdError {
+    fn from(e: crate::sysctl::SysctlError) -> Self {
+        NetdError::Sysctl {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) state: State,
     pub(crate) last_egress: BTreeSet<Ipv4Addr>,
     pub(crate) generation: u64,
     pub(crate) last_report: Option<ReconcileReport>,
-    pub(crate) recent_repairs: std::collections::VecDeque<crate::reconcile::Repair>,
+    pub(crate) recent_repairs: std::collections::VecDeque<crate::report::Repair>,
     /// Subnet conflicts of the latest reconcile (warned about only when they change).
     pub(crate) conflicts: Vec<crate::conflicts::SubnetConflict>,
 }
@@ -243,21 +252,6 @@ fn valid_name(n: &str) -> bool {
         && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-}
-
-/// Writes a sysctl under /proc/sys (blocking; run on the worker so the namespace is right).
-/// Returns whether the value changed.
-pub(crate) fn write_sysctl(path: &str, value: &str) -> Result<bool, NetdError> {
-    let full = format!("/proc/sys/{path}");
-    let cur = std::fs::read_to_string(&full).map_err(|source| NetdError::Sysctl {
-        path: full.clone(),
-        source,
-    })?;
-    if cur.trim() == value {
-        return Ok(false);
-    }
-    std::fs::write(&full, value).map_err(|source| NetdError::Sysctl { path: full, source })?;
-    Ok(true)
 }
 
 impl Netd {
@@ -326,7 +320,7 @@ impl Netd {
 
     /// The latest repairs of all reconciles, oldest first (at most 256): the event log a
     /// `berth events` stream can show.
-    pub async fn recent_repairs(&self) -> Vec<crate::reconcile::Repair> {
+    pub async fn recent_repairs(&self) -> Vec<crate::report::Repair> {
         self.inner
             .lock()
             .await
@@ -355,21 +349,8 @@ impl Netd {
             return Ok(m);
         }
         let routes = links::list_routes(&self.host).await?;
-        let Some(oif) = routes
-            .iter()
-            .filter(|r| r.dst.prefix() == 0)
-            .min_by_key(|r| r.priority)
-            .and_then(|r| r.oif)
-        else {
-            return Ok(1500);
-        };
         let links = links::list_links(&self.host).await?;
-        Ok(links
-            .iter()
-            .find(|l| l.index == oif)
-            .map(|l| l.mtu)
-            .filter(|m| *m >= 576)
-            .unwrap_or(1500))
+        Ok(links::uplink_mtu(&routes, &links))
     }
 
     /// The IPv4 GSO size for new veths of networks with egress: BIG TCP while every device an
@@ -598,13 +579,13 @@ impl Netd {
         let changed_sysctl = self
             .worker
             .run(None, move || -> Result<bool, NetdError> {
-                let a = write_sysctl("net/ipv4/ip_forward", "1")?;
-                let b = write_sysctl(&format!("net/ipv4/conf/{br}/route_localnet"), localnet)?;
+                let a = crate::sysctl::write("net/ipv4/ip_forward", "1")?;
+                let b = crate::sysctl::write(&format!("net/ipv4/conf/{br}/route_localnet"), localnet)?;
                 let c = if v6 {
                     // The bridge may have been born with IPv6 off (a host that disables it
                     // by default); forwarding is what lets containers' IPv6 out.
-                    let c = write_sysctl(&format!("net/ipv6/conf/{br}/disable_ipv6"), "0")?;
-                    let d = write_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+                    let c = crate::sysctl::write(&format!("net/ipv6/conf/{br}/disable_ipv6"), "0")?;
+                    let d = crate::sysctl::write("net/ipv6/conf/all/forwarding", "1")?;
                     if d {
                         tracing::warn!(
                             "IPv6 forwarding turned on for berth's IPv6 networks: interfaces with accept_ra=1 stop taking router advertisements (set accept_ra=2 on the uplink to keep SLAAC)"
@@ -631,99 +612,10 @@ impl Netd {
         Ok((l.index, changed))
     }
 
-    /// The `ip6` ruleset the state asks for (empty without IPv6 networks).
-    pub(crate) fn ruleset6(state: &State) -> crate::firewall6::Ruleset6 {
-        use crate::firewall6::{FwNetwork6, FwPort6, Ruleset6};
-        let mut rs = Ruleset6 {
-            networks: state
-                .networks
-                .values()
-                .filter_map(|n| {
-                    Some(FwNetwork6 {
-                        bridge: n.bridge.clone(),
-                        subnet: n.subnet6?,
-                        internal: n.internal,
-                        gateway: n.gateway6,
-                    })
-                })
-                .collect(),
-            ports: Vec::new(),
-        };
-        for e in &state.endpoints {
-            let (Some(n), Some(dest)) = (state.networks.get(&e.network), e.address6) else {
-                continue;
-            };
-            if n.internal {
-                continue;
-            }
-            for p in &e.ports {
-                let host_ip = match p.host_ip {
-                    None => None,
-                    Some(IpAddr::V6(a)) if a.is_unspecified() => None,
-                    Some(IpAddr::V6(a)) if !a.is_loopback() => Some(a),
-                    Some(_) => continue,
-                };
-                for (h, c) in p.pairs() {
-                    rs.ports.push(FwPort6 {
-                        proto: p.protocol,
-                        host_ip,
-                        host_port: h,
-                        dest,
-                        dest_port: c,
-                    });
-                }
-            }
-        }
-        rs
-    }
-
-    /// The firewall ruleset the state asks for.
-    pub(crate) fn ruleset(state: &State) -> Ruleset {
-        let mut rs = Ruleset {
-            networks: state
-                .networks
-                .values()
-                .map(|n| FwNetwork {
-                    bridge: n.bridge.clone(),
-                    subnet: n.subnet,
-                    internal: n.internal,
-                    gateway: n.gateway,
-                })
-                .collect(),
-            ports: Vec::new(),
-        };
-        for e in &state.endpoints {
-            let Some(n) = state.networks.get(&e.network) else {
-                continue;
-            };
-            if n.internal {
-                continue;
-            }
-            for p in &e.ports {
-                let host_ip = match p.host_ip {
-                    None => None,
-                    Some(IpAddr::V4(a)) if a.is_unspecified() => None,
-                    Some(IpAddr::V4(a)) => Some(a),
-                    Some(IpAddr::V6(_)) => continue,
-                };
-                for (h, c) in p.pairs() {
-                    rs.ports.push(FwPort {
-                        proto: p.protocol,
-                        host_ip,
-                        host_port: h,
-                        dest: e.address,
-                        dest_port: c,
-                    });
-                }
-            }
-        }
-        rs
-    }
-
     /// Writes berth's table (or removes it when there is no network) and syncs DOCKER-USER.
     pub(crate) async fn apply_firewall(&self, state: &State) -> Result<(), NetdError> {
-        let rs = Self::ruleset(state);
-        let rs6 = Self::ruleset6(state);
+        let rs = crate::desired::ruleset(state);
+        let rs6 = crate::desired::ruleset6(state);
         let any = !state.networks.is_empty();
         let table = self.table.clone();
         self.worker
@@ -1095,65 +987,6 @@ impl Netd {
         Ok(())
     }
 
-    /// Keeps the IPv4 GSO limit of the veths of networks with egress in step with the
-    /// uplinks (reconcile calls it): raised to BIG TCP while every uplink takes it, lowered to
-    /// the 64 KiB default as soon as one does not (a new route through a NIC with the default
-    /// limit), so that forwarded packets are not segmented in software on their way out. Both
-    /// ends change, the container's first (it is the sender). Connections already open keep
-    /// the packet size they started with. Endpoints in `skip` (namespace gone) are left alone.
-    pub(crate) async fn sync_egress_gso(
-        &self,
-        state: &State,
-        links_now: &[links::Link],
-        skip: &[Endpoint],
-        rep: &mut ReconcileReport,
-    ) {
-        if !state.networks.values().any(|n| !n.internal) {
-            return;
-        }
-        let want = match self.egress_gso().await {
-            Ok(g) => g.unwrap_or(links::DEFAULT_GSO_SIZE),
-            Err(e) => {
-                rep.errors.push(format!("uplinks' IPv4 GSO limit: {e}"));
-                return;
-            }
-        };
-        for n in state.networks.values().filter(|n| !n.internal) {
-            let off: Vec<&Endpoint> = state
-                .endpoints_of(&n.id)
-                .filter(|e| !skip.contains(e))
-                .filter(|e| {
-                    links_now.iter().any(|l| {
-                        l.name == e.host_ifname && l.gso_ipv4_max.is_some_and(|g| g != want)
-                    })
-                })
-                .collect();
-            if off.is_empty() {
-                continue;
-            }
-            let s = std::time::Instant::now();
-            let r = async {
-                for e in &off {
-                    let ns = Netns::open(&e.netns.path())?;
-                    let cont = self.worker.connect(Some(&ns)).await?;
-                    links::set_gso_ipv4_max_size(&cont, &e.ifname, want).await?;
-                    links::set_gso_ipv4_max_size(&self.host, &e.host_ifname, want).await?;
-                }
-                Ok::<_, NetdError>(())
-            }
-            .await;
-            rep.timed(
-                format!(
-                    "network {}: IPv4 GSO limit of {} endpoint(s) set to {want} to match the uplinks",
-                    n.name,
-                    off.len()
-                ),
-                s,
-                r,
-            );
-        }
-    }
-
     /// The IPv6 side of an endpoint inside its container: address (no DAD) and, on the
     /// endpoint carrying the default route, the IPv6 default route via the gateway. Returns
     /// whether anything had to change.
@@ -1427,36 +1260,8 @@ async fn declare_unmanaged(dir: PathBuf) {
         }
         Ok(Ok(_)) => {}
         Ok(Err(err)) => {
-            tracing::warn!(err = %crate::netd::chain(&err), "cannot declare berth's links unmanaged: a host network manager may take them over");
+            tracing::warn!(err = %crate::report::chain(&err), "cannot declare berth's links unmanaged: a host network manager may take them over");
         }
         Err(err) => tracing::warn!(%err, "declaring berth's links unmanaged"),
-    }
-}
-
-/// An error with its sources, for a log line.
-pub(crate) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
-
-pub(crate) fn log_report(r: &ReconcileReport) {
-    for rep in &r.repairs {
-        tracing::info!(repair = %rep.what, took_us = rep.duration.as_micros() as u64, "reconcile repaired");
-    }
-    for e in &r.errors {
-        tracing::warn!(error = %e, "reconcile could not repair");
-    }
-    // Only changes: the 30 s backstop must not repeat a standing conflict.
-    for c in &r.conflicts_new {
-        tracing::warn!(network = %c.network, subnet = %c.subnet, host = %c.host, interface = %c.interface, "{c}");
-    }
-    for c in &r.conflicts_resolved {
-        tracing::info!(network = %c.network, subnet = %c.subnet, host = %c.host, interface = %c.interface, "subnet conflict gone");
     }
 }
