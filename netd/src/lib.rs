@@ -10,6 +10,7 @@ pub mod firewall6;
 pub mod guards;
 pub mod ipam;
 pub mod ipam6;
+pub mod kernel;
 pub mod links;
 pub mod listeners;
 pub mod names;

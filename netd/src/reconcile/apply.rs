@@ -92,7 +92,8 @@ impl Netd {
                     let Some(&br) = bridges.get(&n.bridge) else {
                         continue;
                     };
-                    let r = links::set_controller(&self.host, index, br, &e.host_ifname).await;
+                    let r =
+                        links::set_controller(self.kernel.host(), index, br, &e.host_ifname).await;
                     rep.timed(what, s, r);
                 }
                 RepairOp::RecreateVeth {
@@ -100,8 +101,7 @@ impl Netd {
                     network: n,
                 } => {
                     let r = async {
-                        let ns = Netns::open(&e.netns.path())?;
-                        let cont = self.worker.connect(Some(&ns)).await?;
+                        let (ns, cont) = self.kernel.enter(&e.netns.path()).await?;
                         self.create_endpoint(&cont, &ns, &e, &n, true).await
                     }
                     .await;
@@ -115,12 +115,11 @@ impl Netd {
                 } => {
                     let r = async {
                         for e in &endpoints {
-                            let ns = Netns::open(&e.netns.path())?;
-                            let cont = self.worker.connect(Some(&ns)).await?;
+                            let (_, cont) = self.kernel.enter(&e.netns.path()).await?;
                             links::set_mtu(&cont, &e.ifname, to).await?;
-                            links::set_mtu(&self.host, &e.host_ifname, to).await?;
+                            links::set_mtu(self.kernel.host(), &e.host_ifname, to).await?;
                         }
-                        links::set_mtu(&self.host, &n.bridge, to).await?;
+                        links::set_mtu(self.kernel.host(), &n.bridge, to).await?;
                         Ok::<_, NetdError>(())
                     }
                     .await;
@@ -130,10 +129,10 @@ impl Netd {
                     // Both ends, the container's first (it is the sender).
                     let r = async {
                         for e in &endpoints {
-                            let ns = Netns::open(&e.netns.path())?;
-                            let cont = self.worker.connect(Some(&ns)).await?;
+                            let (_, cont) = self.kernel.enter(&e.netns.path()).await?;
                             links::set_gso_ipv4_max_size(&cont, &e.ifname, to).await?;
-                            links::set_gso_ipv4_max_size(&self.host, &e.host_ifname, to).await?;
+                            links::set_gso_ipv4_max_size(self.kernel.host(), &e.host_ifname, to)
+                                .await?;
                         }
                         Ok::<_, NetdError>(())
                     }
@@ -149,8 +148,8 @@ impl Netd {
                 } => {
                     let both = ip6 != super::diff::TableDrift::Intact;
                     let r = self
-                        .worker
-                        .run(None, move || {
+                        .kernel
+                        .run_host(move || {
                             if both {
                                 crate::firewall6::apply_with6_in(&table, &rules, &rules6)
                             } else {
@@ -164,8 +163,8 @@ impl Netd {
                 }
                 RepairOp::Sysctl(switch) => {
                     let r = self
-                        .worker
-                        .run(None, move || crate::sysctl::write(switch.path(), "1"))
+                        .kernel
+                        .run_host(move || crate::sysctl::write(switch.path(), "1"))
                         .await
                         .map_err(NetdError::from)
                         .and_then(|r| r.map_err(NetdError::from));
@@ -174,8 +173,8 @@ impl Netd {
                 RepairOp::DockerUser { family } => {
                     let table = self.table.clone();
                     let r = self
-                        .worker
-                        .run(None, move || {
+                        .kernel
+                        .run_host(move || {
                             firewall::sync_docker_user_family_in(family, &table, true)
                         })
                         .await
@@ -185,8 +184,8 @@ impl Netd {
                 }
                 RepairOp::FlushConntrack { addr } => {
                     let r = self
-                        .worker
-                        .run(None, move || flush_conntrack(addr))
+                        .kernel
+                        .run_host(move || flush_conntrack(addr))
                         .await
                         .map_err(NetdError::from)
                         .and_then(|r| r);
@@ -212,7 +211,7 @@ impl Netd {
         inner.state.endpoints.retain(|e| !stale.contains(e));
         for e in stale {
             // The veth dies with its namespace, but not always at once.
-            let _ = links::delete_link(&self.host, &e.host_ifname).await;
+            let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
         }
         match self.store.save(&inner.state) {
             Ok(()) => {
@@ -263,7 +262,7 @@ impl Netd {
             // Gone since it was read: the next reconcile forgets it.
             Err(_) => return Vec::new(),
         };
-        let cont = match self.worker.connect(Some(&ns)).await {
+        let cont = match self.kernel.connect(&ns).await {
             Ok(c) => c,
             Err(e) => {
                 return vec![(
@@ -282,7 +281,7 @@ impl Netd {
                     endpoint: e,
                     network: n,
                 } => async {
-                    links::delete_link(&self.host, &e.host_ifname).await?;
+                    links::delete_link(self.kernel.host(), &e.host_ifname).await?;
                     self.create_endpoint(&cont, &ns, &e, &n, true).await
                 }
                 .await

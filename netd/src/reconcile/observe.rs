@@ -95,7 +95,7 @@ impl Netd {
     /// empty and are listed in `errors`; nothing is changed.
     pub(crate) async fn observe(&self, state: &State) -> Observed {
         let mut o = Observed::default();
-        let host = &self.host;
+        let host = self.kernel.host();
         match links::list_links(host).await {
             Ok(l) => o.links = l,
             Err(e) => o.errors.push(e.to_string()),
@@ -156,8 +156,8 @@ impl Netd {
             let want6 = state.networks.values().any(|n| n.subnet6.is_some());
             let table = self.table.clone();
             let r = self
-                .worker
-                .run(None, move || observe_firewall(&table, want6))
+                .kernel
+                .run_host(move || observe_firewall(&table, want6))
                 .await
                 .map_err(NetdError::from)
                 .and_then(|r| r);
@@ -177,7 +177,7 @@ impl Netd {
         let Ok(ns) = Netns::open(path) else {
             return Ok(Namespace::Vanished);
         };
-        let cont = self.worker.connect(Some(&ns)).await?;
+        let cont = self.kernel.connect(&ns).await?;
         let mut inside = Inside {
             links: links::list_links(&cont).await?,
             addrs: links::list_addrs(&cont).await?,
