@@ -3,11 +3,11 @@
 //! observed.
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
-use crate::firewall::{FwNetwork, FwPort, Ruleset};
-use crate::firewall6::{FwNetwork6, FwPort6, Ruleset6};
-use crate::state::State;
+use crate::firewall::{Family, FwNetwork, FwPort, Ruleset, Ruleset6};
+use crate::ipnet::{Address, IpNet};
+use crate::state::{Endpoint, NetworkSpec, State};
 
 /// Everything reconcile wants the kernel to match: the state, plus what netd remembers of the
 /// host and its configuration.
@@ -26,80 +26,59 @@ pub struct Desired<'a> {
 
 /// The `ip` ruleset the state asks for.
 pub fn ruleset(state: &State) -> Ruleset {
-    let mut rs = Ruleset {
-        networks: state
-            .networks
-            .values()
-            .map(|n| FwNetwork {
-                bridge: n.bridge.clone(),
-                subnet: n.subnet,
-                internal: n.internal,
-                gateway: n.gateway,
-            })
-            .collect(),
-        ports: Vec::new(),
-    };
-    for e in &state.endpoints {
-        let Some(n) = state.networks.get(&e.network) else {
-            continue;
-        };
-        if n.internal {
-            continue;
-        }
-        for p in &e.ports {
-            let host_ip = match p.host_ip {
-                None => None,
-                Some(IpAddr::V4(a)) if a.is_unspecified() => None,
-                Some(IpAddr::V4(a)) => Some(a),
-                Some(IpAddr::V6(_)) => continue,
-            };
-            for (h, c) in p.pairs() {
-                rs.ports.push(FwPort {
-                    proto: p.protocol,
-                    host_ip,
-                    host_port: h,
-                    dest: e.address,
-                    dest_port: c,
-                });
-            }
-        }
-    }
-    rs
+    ruleset_of(
+        state,
+        |n| Some((n.subnet, Some(n.gateway))),
+        |e| Some(e.address),
+    )
 }
 
 /// The `ip6` ruleset the state asks for (empty without IPv6 networks).
 pub fn ruleset6(state: &State) -> Ruleset6 {
-    let mut rs = Ruleset6 {
+    ruleset_of(state, |n| Some((n.subnet6?, n.gateway6)), |e| e.address6)
+}
+
+/// The ruleset of family `F`: the networks that have a side in it (`side`: subnet and
+/// gateway), and the published ports of their endpoints that have an address in it (`addr`)
+/// and a host address of the family or none. A port on a loopback address is kept only where
+/// the family has host-local clients (IPv4's 127.0.0.1; IPv6's ::1 is refused at publish).
+fn ruleset_of<F: Family>(
+    state: &State,
+    side: impl Fn(&NetworkSpec) -> Option<(IpNet<F::Addr>, Option<F::Addr>)>,
+    addr: impl Fn(&Endpoint) -> Option<F::Addr>,
+) -> Ruleset<F> {
+    let mut rs = Ruleset {
         networks: state
             .networks
             .values()
             .filter_map(|n| {
-                Some(FwNetwork6 {
+                let (subnet, gateway) = side(n)?;
+                Some(FwNetwork {
                     bridge: n.bridge.clone(),
-                    subnet: n.subnet6?,
+                    subnet,
                     internal: n.internal,
-                    gateway: n.gateway6,
+                    gateway,
                 })
             })
             .collect(),
         ports: Vec::new(),
     };
     for e in &state.endpoints {
-        let (Some(n), Some(dest)) = (state.networks.get(&e.network), e.address6) else {
+        let (Some(n), Some(dest)) = (state.networks.get(&e.network), addr(e)) else {
             continue;
         };
-        if n.internal {
+        if n.internal || side(n).is_none() {
             continue;
         }
         for p in &e.ports {
-            let host_ip = match p.host_ip {
+            let host_ip = match p.host_ip.map(F::Addr::from_ip) {
                 None => None,
-                Some(IpAddr::V6(a)) if a.is_unspecified() => None,
-                Some(IpAddr::V6(a)) if !a.is_loopback() => Some(a),
+                Some(Some(a)) if a.is_unspecified_addr() => None,
+                Some(Some(a)) if F::LOOPBACK_CLIENTS || !a.is_loopback_addr() => Some(a),
                 Some(_) => continue,
             };
             for (h, c) in p.pairs() {
-                rs.ports.push(FwPort6 {
+                rs.ports.push(FwPort {
                     proto: p.protocol,
                     host_ip,
                     host_port: h,

@@ -7,7 +7,7 @@
 use nftables::expr::{Expression, MetaKey, NamedExpression, Prefix};
 use nftables::stmt::{Operator, Statement};
 
-use crate::firewall::{drop_, eq, field, m, meta, s};
+use crate::nft::{drop_, eq, field, m, meta, s};
 
 /// The `raw` rule that drops packets for 127.0.0.0/8 which did not come in on `lo`. The
 /// kernel treats them as martians except on interfaces with `route_localnet` (berth's
@@ -99,7 +99,9 @@ mod tests {
         let fp = expected(&rs());
         assert_eq!(fp.rules.iter().filter(|(c, _)| c == "raw").count(), 5);
         assert!(
-            !rules(&Ruleset::default()).iter().any(|(c, _)| *c == "raw"),
+            !rules(&Ruleset::<crate::firewall::V4>::default())
+                .iter()
+                .any(|(c, _)| *c == "raw"),
             "no network, no guard"
         );
     }

@@ -5,17 +5,19 @@
 
 pub mod conflicts;
 pub mod desired;
+pub mod docker_user;
 pub mod firewall;
-pub mod firewall6;
 pub mod guards;
 pub mod ipam;
 pub mod ipam6;
+pub mod ipnet;
 pub mod kernel;
 pub mod links;
 pub mod listeners;
 pub mod names;
 pub mod netd;
 pub mod netns;
+pub mod nft;
 pub mod ports;
 pub mod reconcile;
 pub mod report;

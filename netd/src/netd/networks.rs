@@ -301,10 +301,10 @@ impl Netd {
         self.kernel
             .run_host(move || -> Result<(), FirewallError> {
                 if any {
-                    crate::firewall6::apply_with6_in(&table, &rs, &rs6)?;
+                    crate::firewall::apply_with6_in(&table, &rs, &rs6)?;
                 } else {
                     firewall::remove_in(&table)?;
-                    crate::firewall6::apply6_in(&table, &rs6)?;
+                    crate::firewall::apply6_in(&table, &rs6)?;
                 }
                 firewall::sync_docker_user_in(&table, any)?;
                 firewall::sync_docker_user_family_in("ip6", &table, !rs6.networks.is_empty())?;

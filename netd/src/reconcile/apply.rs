@@ -151,7 +151,7 @@ impl Netd {
                         .kernel
                         .run_host(move || {
                             if both {
-                                crate::firewall6::apply_with6_in(&table, &rules, &rules6)
+                                crate::firewall::apply_with6_in(&table, &rules, &rules6)
                             } else {
                                 firewall::apply_in(&table, &rules)
                             }

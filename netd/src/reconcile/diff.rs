@@ -8,8 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use crate::desired::{self, Desired};
-use crate::firewall::{self, Fingerprint, Ruleset};
-use crate::firewall6::{self, Ruleset6};
+use crate::firewall::{self, Fingerprint, Ruleset, Ruleset6};
 use crate::links::Link;
 use crate::state::{Endpoint, NetworkSpec, State};
 
@@ -465,7 +464,7 @@ pub fn diff(want: &Desired<'_>, seen: &Observed) -> Vec<RepairOp> {
         let rules = desired::ruleset(&kept);
         let rules6 = desired::ruleset6(&kept);
         let want4 = firewall::expected(&rules);
-        let want6 = firewall6::expected6(&rules6);
+        let want6 = firewall::expected6(&rules6);
         let ip = TableDrift::of(fw.ip.as_ref(), Some(&want4));
         let ip6 = TableDrift::of(fw.ip6.as_ref(), want6.as_ref());
         if ip != TableDrift::Intact || ip6 != TableDrift::Intact {

@@ -198,7 +198,7 @@ fn observe_firewall(table: &str, want6: bool) -> Result<FirewallSeen, NetdError>
     Ok(FirewallSeen {
         ip: firewall::observed_in(table)?,
         ip6: if want6 {
-            crate::firewall6::observed6_in(table)?
+            crate::firewall::observed6_in(table)?
         } else {
             None
         },

@@ -136,7 +136,7 @@ fn healthy() -> (State, Observed) {
 fn intact_firewall(state: &State) -> FirewallSeen {
     FirewallSeen {
         ip: Some(firewall::expected(&desired::ruleset(state))),
-        ip6: firewall6::expected6(&desired::ruleset6(state)),
+        ip6: firewall::expected6(&desired::ruleset6(state)),
         ip_forward: true,
         ipv6_forwarding: state.networks.values().any(|n| n.subnet6.is_some()),
         docker_user: None,
