@@ -1,9 +1,8 @@
 //! berth's accepts in Docker's DOCKER-USER chain: Docker's `filter FORWARD` drops by default,
 //! so berth's forwarded traffic needs three narrow accepts there while berth has networks.
 
-use crate::firewall::{TABLE, table};
 use crate::names::BRIDGE_PREFIX;
-use crate::nft::{FirewallError, nft};
+use crate::nft::{FirewallError, TABLE, nft, table};
 
 /// Comment on the rules berth adds to Docker's DOCKER-USER chain, to find them again.
 pub const DOCKER_USER_COMMENT: &str = "berth";

@@ -46,24 +46,7 @@ pub use crate::docker_user::{
     DOCKER_USER_COMMENT, DockerUserSeen, docker_user_comment, docker_user_seen, sync_docker_user,
     sync_docker_user_family_in, sync_docker_user_in,
 };
-pub use crate::nft::{Fingerprint, FirewallError};
-
-/// berth's default table name (family `ip`), for the default instance.
-pub const TABLE: &str = "berth";
-
-static TABLE_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// The table this process manages: `berth` unless [`set_table`] chose another, so that two
-/// berth instances (different `--root`) in one network namespace never rewrite each other's
-/// rules.
-pub fn table() -> &'static str {
-    TABLE_NAME.get().map(String::as_str).unwrap_or(TABLE)
-}
-
-/// Picks this process's table name, once; false when another name was already chosen.
-pub fn set_table(name: &str) -> bool {
-    TABLE_NAME.set(name.to_string()).is_ok() || table() == name
-}
+pub use crate::nft::{Fingerprint, FirewallError, TABLE, set_table, table};
 
 /// An address family of berth's tables: what differs between the `ip` and `ip6` rules.
 pub trait Family: Debug + Clone + Copy + PartialEq + Eq + Default {
@@ -698,4 +681,88 @@ mod tests6 {
         assert_eq!(objs.len(), 2, "add + delete only");
         assert!(expected6(&Ruleset6::default()).is_none());
     }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::ports::Protocol;
+
+    /// The firewall tests' ruleset without its published port (the guards of `crate::guards`).
+    fn rs() -> Ruleset {
+        Ruleset {
+            ports: Vec::new(),
+            ..super::tests::rs()
+        }
+    }
+
+    fn json(body: &[Statement<'static>]) -> String {
+        serde_json::to_string(body).unwrap()
+    }
+
+    #[test]
+    fn raw_guards_keep_loopback_and_subnets_from_outside() {
+        let r = rules(&rs());
+        let raw: Vec<String> = r
+            .iter()
+            .filter(|(c, _)| *c == "raw")
+            .map(|(_, b)| json(b))
+            .collect();
+        let golden = [
+            GOLDEN_LOOPBACK,
+            &GOLDEN_SUBNET
+                .replace("SUBNET", "10.201.0.0")
+                .replace("BRIDGE", "berth-aaaa"),
+            &GOLDEN_SUBNET
+                .replace("SUBNET", "10.201.1.0")
+                .replace("BRIDGE", "berth-bbbb"),
+        ];
+        assert_eq!(raw[..3], golden, "guards first, internal networks included");
+        assert_eq!(raw.len(), 5, "then one notrack per network");
+        assert!(raw[3..].iter().all(|b| b.contains("notrack")));
+        // Covered by the fingerprint reconcile compares.
+        let fp = expected(&rs());
+        assert_eq!(fp.rules.iter().filter(|(c, _)| c == "raw").count(), 5);
+        assert!(
+            !rules(&Ruleset::<V4>::default())
+                .iter()
+                .any(|(c, _)| *c == "raw"),
+            "no network, no guard"
+        );
+    }
+
+    #[test]
+    fn loopback_publications_are_translated_in_output_only() {
+        let mut r = rs();
+        r.ports = vec![
+            FwPort {
+                proto: Protocol::Tcp,
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_port: 8081,
+                dest: Ipv4Addr::new(10, 201, 0, 2),
+                dest_port: 80,
+            },
+            FwPort {
+                proto: Protocol::Udp,
+                host_ip: Some(Ipv4Addr::new(192, 0, 2, 7)),
+                host_port: 5300,
+                dest: Ipv4Addr::new(10, 201, 0, 2),
+                dest_port: 53,
+            },
+        ];
+        let dnat: Vec<(&str, String)> = rules(&r)
+            .iter()
+            .filter(|(_, b)| json(b).contains("\"dnat\":{"))
+            .map(|(c, b)| (*c, json(b)))
+            .collect();
+        let chains: Vec<&str> = dnat.iter().map(|(c, _)| *c).collect();
+        assert_eq!(chains, ["output", "prerouting", "output"], "{dnat:?}");
+        assert!(dnat[0].1.contains("127.0.0.1"));
+        assert!(dnat[1].1.contains("192.0.2.7") && dnat[2].1.contains("192.0.2.7"));
+    }
+
+    const GOLDEN_LOOPBACK: &str = r#"[{"match":{"left":{"payload":{"protocol":"ip","field":"daddr"}},"right":{"prefix":{"addr":"127.0.0.0","len":8}},"op":"=="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"lo","op":"!="}},{"drop":{}}]"#;
+    const GOLDEN_SUBNET: &str = r#"[{"match":{"left":{"payload":{"protocol":"ip","field":"daddr"}},"right":{"prefix":{"addr":"SUBNET","len":24}},"op":"=="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"BRIDGE","op":"!="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"lo","op":"!="}},{"drop":{}}]"#;
 }

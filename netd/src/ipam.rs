@@ -5,11 +5,11 @@
 //! use" comes from.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ipnet::IpNet;
+use crate::ipnet::{Address, IpNet};
 
 /// An IPv4 prefix (`10.201.3.0/24`), serialised as a plain string.
 pub type Ipv4Net = IpNet<Ipv4Addr>;
@@ -41,6 +41,32 @@ pub enum IpamError {
     RangeExhausted { range: Ipv4Net, network: String },
     #[error("subnet {subnet} is too small for a gateway and endpoints (needs /30 or larger)")]
     TooSmall { subnet: Ipv4Net },
+}
+
+impl Address for Ipv4Addr {
+    const BITS: u32 = 32;
+    type Error = IpamError;
+    fn to_bits(self) -> u128 {
+        u128::from(u32::from(self))
+    }
+    fn from_bits(bits: u128) -> Self {
+        Ipv4Addr::from(bits as u32)
+    }
+    fn bad_prefix(value: String) -> IpamError {
+        IpamError::BadPrefix { value }
+    }
+    fn is_loopback_addr(&self) -> bool {
+        self.is_loopback()
+    }
+    fn is_unspecified_addr(&self) -> bool {
+        self.is_unspecified()
+    }
+    fn from_ip(ip: IpAddr) -> Option<Self> {
+        match ip {
+            IpAddr::V4(a) => Some(a),
+            _ => None,
+        }
+    }
 }
 
 /// Where automatic subnets come from: `base` cut into `/size` pieces (the daemon config's

@@ -9,10 +9,10 @@
 //! the network's IPv6 `ip_range`, the first free address of the range (or subnet) is used;
 //! the endpoints' addresses in the state are the "in use" list.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::ipam::Ipv4Net;
-use crate::ipnet::IpNet;
+use crate::ipnet::{Address, IpNet};
 
 /// An IPv6 prefix (`fd00:b5e7:0:3::/64`), serialised as a plain string.
 pub type Ipv6Net = IpNet<Ipv6Addr>;
@@ -47,6 +47,32 @@ pub enum Ipam6Error {
         subnet: Ipv4Net,
         subnet6: Ipv6Net,
     },
+}
+
+impl Address for Ipv6Addr {
+    const BITS: u32 = 128;
+    type Error = Ipam6Error;
+    fn to_bits(self) -> u128 {
+        u128::from(self)
+    }
+    fn from_bits(bits: u128) -> Self {
+        Ipv6Addr::from(bits)
+    }
+    fn bad_prefix(value: String) -> Ipam6Error {
+        Ipam6Error::BadPrefix { value }
+    }
+    fn is_loopback_addr(&self) -> bool {
+        self.is_loopback()
+    }
+    fn is_unspecified_addr(&self) -> bool {
+        self.is_unspecified()
+    }
+    fn from_ip(ip: IpAddr) -> Option<Self> {
+        match ip {
+            IpAddr::V6(a) => Some(a),
+            _ => None,
+        }
+    }
 }
 
 /// The default IPv6 pool, cut in /64s.

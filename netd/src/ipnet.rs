@@ -5,13 +5,10 @@
 
 use std::fmt::{self, Debug, Display};
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-
-use crate::ipam::IpamError;
-use crate::ipam6::Ipam6Error;
 
 /// An address family's address, as IPAM computes with it.
 pub trait Address: Copy + Ord + Hash + Debug + Display + FromStr + Send + Sync + 'static {
@@ -31,58 +28,6 @@ pub trait Address: Copy + Ord + Hash + Debug + Display + FromStr + Send + Sync +
     fn is_unspecified_addr(&self) -> bool;
     /// The address if `ip` is of this family.
     fn from_ip(ip: IpAddr) -> Option<Self>;
-}
-
-impl Address for Ipv4Addr {
-    const BITS: u32 = 32;
-    type Error = IpamError;
-    fn to_bits(self) -> u128 {
-        u128::from(u32::from(self))
-    }
-    fn from_bits(bits: u128) -> Self {
-        Ipv4Addr::from(bits as u32)
-    }
-    fn bad_prefix(value: String) -> IpamError {
-        IpamError::BadPrefix { value }
-    }
-    fn is_loopback_addr(&self) -> bool {
-        self.is_loopback()
-    }
-    fn is_unspecified_addr(&self) -> bool {
-        self.is_unspecified()
-    }
-    fn from_ip(ip: IpAddr) -> Option<Self> {
-        match ip {
-            IpAddr::V4(a) => Some(a),
-            _ => None,
-        }
-    }
-}
-
-impl Address for Ipv6Addr {
-    const BITS: u32 = 128;
-    type Error = Ipam6Error;
-    fn to_bits(self) -> u128 {
-        u128::from(self)
-    }
-    fn from_bits(bits: u128) -> Self {
-        Ipv6Addr::from(bits)
-    }
-    fn bad_prefix(value: String) -> Ipam6Error {
-        Ipam6Error::BadPrefix { value }
-    }
-    fn is_loopback_addr(&self) -> bool {
-        self.is_loopback()
-    }
-    fn is_unspecified_addr(&self) -> bool {
-        self.is_unspecified()
-    }
-    fn from_ip(ip: IpAddr) -> Option<Self> {
-        match ip {
-            IpAddr::V6(a) => Some(a),
-            _ => None,
-        }
-    }
 }
 
 /// An IP prefix: a network address (host bits zero) and a prefix length.

@@ -294,3 +294,20 @@ pub(crate) fn observed_family(
         .collect();
     Ok(Some(Fingerprint { chains, rules }))
 }
+
+/// berth's default table name (family `ip`), for the default instance.
+pub const TABLE: &str = "berth";
+
+static TABLE_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The table this process manages: `berth` unless [`set_table`] chose another, so that two
+/// berth instances (different `--root`) in one network namespace never rewrite each other's
+/// rules.
+pub fn table() -> &'static str {
+    TABLE_NAME.get().map(String::as_str).unwrap_or(TABLE)
+}
+
+/// Picks this process's table name, once; false when another name was already chosen.
+pub fn set_table(name: &str) -> bool {
+    TABLE_NAME.set(name.to_string()).is_ok() || table() == name
+}
