@@ -39,58 +39,6 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
-/// What every test here starts from: the tools checked, a simulated host and `N` container
-/// namespaces (`c`).
-struct Fx<const N: usize> {
-    sim: Sim,
-    c: [NetnsGuard; N],
-}
-
-impl<const N: usize> Fx<N> {
-    fn new() -> Self {
-        common::require_tools();
-        Self {
-            sim: Sim::new(),
-            c: std::array::from_fn(|_| NetnsGuard::new("c")),
-        }
-    }
-
-    /// The netd state root of the simulated host.
-    fn root(&self) -> std::path::PathBuf {
-        self.sim.root.path().to_path_buf()
-    }
-
-    /// Runs `body` on the simulated host (single-threaded runtime) with a netd opened on the
-    /// fixture's root, then checks that nothing of berth is left there.
-    fn with_netd(&self, body: impl AsyncFnOnce(Arc<Netd>) + Send) {
-        self.on_host_with_netd(rt, body)
-    }
-
-    /// [`Fx::with_netd`] on a multi-threaded runtime.
-    fn with_netd_multi(&self, body: impl AsyncFnOnce(Arc<Netd>) + Send) {
-        self.on_host_with_netd(rt_multi, body)
-    }
-
-    fn on_host_with_netd(
-        &self,
-        runtime: fn() -> tokio::runtime::Runtime,
-        body: impl AsyncFnOnce(Arc<Netd>) + Send,
-    ) {
-        let root = self.root();
-        self.sim.on_host(|| {
-            runtime().block_on(async {
-                let n = Netd::open(Config::new(&root)).await.expect("open");
-                body(n).await
-            })
-        });
-        assert!(
-            self.sim.leftovers().is_empty(),
-            "{:?}",
-            self.sim.leftovers()
-        );
-    }
-}
-
 /// `from` reaches the server answering "c2" at `peer`:8000, and the internet through isp-a.
 async fn check_paths(what: &str, from: std::path::PathBuf, peer: std::net::Ipv4Addr) {
     let to = SocketAddrV4::new(peer, 8000);
