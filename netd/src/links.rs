@@ -376,6 +376,16 @@ pub fn egress_gso_size(uplinks: &[&Link]) -> Option<u32> {
         .then_some(BIG_TCP_GSO_SIZE)
 }
 
+/// [`egress_gso_size`] of the interfaces among `links` that routes leave through (`devs`, from
+/// [`route_devices`]), berth's bridges aside.
+pub fn uplinks_gso_size(devs: &BTreeSet<u32>, links: &[Link]) -> Option<u32> {
+    let uplinks: Vec<&Link> = links
+        .iter()
+        .filter(|l| devs.contains(&l.index) && !l.name.starts_with(crate::names::BRIDGE_PREFIX))
+        .collect();
+    egress_gso_size(&uplinks)
+}
+
 /// The interfaces IPv4 unicast routes of every routing table leave through (each next hop of
 /// a multipath route included): where forwarded container traffic can go. `None` when some
 /// route's device cannot be told (a route through a nexthop object), so that callers stay on

@@ -2,9 +2,9 @@
 //!
 //! Every mutation takes one async lock, so an event-driven reconcile never sees half an
 //! attach. Setup validates first and rolls back what it made on failure; teardown keeps going
-//! and reports every error it met. The jobs live apart: [`networks`](self) (bridges, subnets,
-//! the firewall), endpoints (attach, planned purely in `attach_plan`, and detach), published
-//! ports; reconcile is in [`crate::reconcile`].
+//! and reports every error it met. The jobs live apart: `networks` (bridges, subnets, the
+//! firewall), `endpoints` (attach, planned purely in `attach_plan`, and detach), `published`
+//! (ports); reconcile is in [`crate::reconcile`].
 
 mod attach_plan;
 mod endpoints;

@@ -29,11 +29,7 @@ impl Netd {
             return Ok(None);
         };
         let all = links::list_links(self.kernel.host()).await?;
-        let uplinks: Vec<&links::Link> = all
-            .iter()
-            .filter(|l| devs.contains(&l.index) && !l.name.starts_with(names::BRIDGE_PREFIX))
-            .collect();
-        Ok(links::egress_gso_size(&uplinks))
+        Ok(links::uplinks_gso_size(&devs, &all))
     }
 
     async fn in_use(&self, state: &State) -> Result<InUse, NetdError> {

@@ -119,8 +119,12 @@ impl Netd {
         o.routes = routes.unwrap_or_default();
         o.egress = links::egress_addrs(&o.routes, &o.addrs);
         if state.networks.values().any(|n| !n.internal) {
-            match self.egress_gso().await {
-                Ok(g) => o.veth_gso = Some(g.unwrap_or(links::DEFAULT_GSO_SIZE)),
+            // The uplinks among the links already read.
+            match links::route_devices(host).await {
+                Ok(devs) => {
+                    let g = devs.and_then(|d| links::uplinks_gso_size(&d, &o.links));
+                    o.veth_gso = Some(g.unwrap_or(links::DEFAULT_GSO_SIZE));
+                }
                 Err(e) => o.errors.push(format!("uplinks' IPv4 GSO limit: {e}")),
             }
         }
