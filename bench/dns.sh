@@ -41,7 +41,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "building the server (release)..." >&2
-BIN=$(cargo test --release -p berth-netd --test dns_bench --no-run --message-format=json 2>/dev/null |
+BIN=$(cargo build --release -p berth-netd --example dns_bench --message-format=json 2>/dev/null |
   python3 -c 'import sys,json
 for l in sys.stdin:
     m=json.loads(l)
@@ -72,7 +72,7 @@ pids+=($!)
 
 ip netns exec "$H" env BERTH_DNS_BENCH_LISTEN="$SUB.1:53" BERTH_DNS_BENCH_SUBNET="$SUB.0/24" \
   BERTH_DNS_BENCH_RECORDS="client=$SUB.2,db=$SUB.10" \
-  "$BIN" --ignored --exact serve_for_bench --nocapture >"$T/berth.log" 2>&1 &
+  "$BIN" serve >"$T/berth.log" 2>&1 &
 pids+=($!)
 
 mkdir -p "$T/aard"

@@ -13,277 +13,141 @@
 //! What is reachable from outside the host is decided first, in the `raw` chain, by the rules
 //! of [`crate::guards`] (no path to 127.0.0.0/8 but from `lo`, none to a network's subnet but
 //! from its bridge and `lo`).
+//!
+//! Both families share one rule generator ([`rules`], generic over [`Family`]): each
+//! subnet reachable only from its own bridge and the host, masquerade of each non-internal
+//! subnet for anything not on its own bridge, DNAT of published ports for packets to any
+//! local address (`fib daddr type local`) or the given host address, hairpin masquerade,
+//! forward isolation between networks and none out of internal ones. What only IPv4 has: the
+//! loopback guard and the masquerade of host-local clients (`127.0.0.1:PORT` needs
+//! `route_localnet`); IPv6 cannot reach a container from `[::1]` (the kernel never routes ::1
+//! off the host: netd refuses such a port), and drops packets for ::1 arriving elsewhere
+//! before any hook. The `ip6` table exists only while there are IPv6 networks and is
+//! written in the same batch as the `ip` one.
 
-use std::borrow::Cow;
-use std::collections::HashSet;
-use std::io::Write;
-use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
+use std::fmt::Debug;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use nftables::expr::{
-    CT, Expression, Fib, FibFlag, FibResult, Meta, MetaKey, NamedExpression, Payload, PayloadField,
-    Prefix,
-};
-use nftables::schema::{Chain, NfCmd, NfListObject, NfObject, Nftables, Rule, Table};
-use nftables::stmt::{Accept, Drop, Match, NAT, Operator, Statement};
-use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
+use nftables::expr::{Expression, MetaKey, NamedExpression, Prefix};
+use nftables::schema::{NfCmd, NfObject, Nftables};
+use nftables::stmt::{NAT, Operator, Statement};
+use nftables::types::NfFamily;
 
 use crate::guards::{loopback_guard, subnet_guard};
-use crate::ipam::Ipv4Net;
+use crate::ipnet::{Address, IpNet};
 use crate::names::BRIDGE_PREFIX;
+use crate::nft::{
+    CHAINS, accept, chain, ct, drop_, encode, eq, fib_local, field, listing_order, m, masq, meta,
+    nft, observed_family, rule, s, table_obj_of, tag,
+};
 use crate::ports::Protocol;
 
-/// berth's default table name (family `ip`), for the default instance.
-pub const TABLE: &str = "berth";
+pub use crate::docker_user::{
+    DOCKER_USER_COMMENT, DockerUserSeen, docker_user_comment, docker_user_seen, sync_docker_user,
+    sync_docker_user_family_in, sync_docker_user_in,
+};
+pub use crate::nft::{Fingerprint, FirewallError, TABLE, set_table, table};
 
-static TABLE_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-/// The table this process manages: `berth` unless [`set_table`] chose another, so that two
-/// berth instances (different `--root`) in one network namespace never rewrite each other's
-/// rules.
-pub fn table() -> &'static str {
-    TABLE_NAME.get().map(String::as_str).unwrap_or(TABLE)
+/// An address family of berth's tables: what differs between the `ip` and `ip6` rules.
+pub trait Family: Debug + Clone + Copy + PartialEq + Eq + Default {
+    /// An address of the family.
+    type Addr: Address;
+    /// nft's name of the family (and of its address payload protocol).
+    const NAME: &'static str;
+    /// The nftables family.
+    const NF: NfFamily;
+    /// Whether the family has host-local clients through loopback (IPv4's 127.0.0.0/8 with
+    /// `route_localnet`): the loopback guard and their masquerade.
+    const LOOPBACK_CLIENTS: bool;
+    /// Whether the table exists only while there are networks of the family.
+    const ONLY_WITH_NETWORKS: bool;
 }
 
-/// Picks this process's table name, once; false when another name was already chosen.
-pub fn set_table(name: &str) -> bool {
-    TABLE_NAME.set(name.to_string()).is_ok() || table() == name
-}
-/// Comment on the rules berth adds to Docker's DOCKER-USER chain, to find them again.
-pub const DOCKER_USER_COMMENT: &str = "berth";
+/// IPv4: berth's `ip` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct V4;
 
-/// What went wrong talking to nft.
-#[derive(Debug, thiserror::Error)]
-pub enum FirewallError {
-    #[error("cannot run `nft {args}` (is the nftables package installed?)")]
-    Spawn {
-        args: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("`nft {args}` failed: {stderr}")]
-    Nft { args: String, stderr: String },
-    #[error("cannot encode the nft batch")]
-    Encode(#[source] serde_json::Error),
-    #[error("cannot read `nft {args}` output")]
-    Decode {
-        args: String,
-        #[source]
-        source: serde_json::Error,
-    },
+/// IPv6: berth's `ip6` table (`enable_ipv6` networks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct V6;
+
+impl Family for V4 {
+    type Addr = Ipv4Addr;
+    const NAME: &'static str = "ip";
+    const NF: NfFamily = NfFamily::IP;
+    const LOOPBACK_CLIENTS: bool = true;
+    const ONLY_WITH_NETWORKS: bool = false;
+}
+
+impl Family for V6 {
+    type Addr = Ipv6Addr;
+    const NAME: &'static str = "ip6";
+    const NF: NfFamily = NfFamily::IP6;
+    const LOOPBACK_CLIENTS: bool = false;
+    const ONLY_WITH_NETWORKS: bool = true;
+}
+
+/// A subnet as an nft prefix expression.
+fn prefix<A: Address>(net: &IpNet<A>) -> Expression<'static> {
+    Expression::Named(NamedExpression::Prefix(Prefix {
+        addr: Box::new(s(net.addr().to_string())),
+        len: u32::from(net.prefix()),
+    }))
 }
 
 /// A network as the firewall sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FwNetwork {
+pub struct FwNetwork<F: Family = V4> {
     /// Bridge name.
     pub bridge: String,
     /// Subnet.
-    pub subnet: Ipv4Net,
+    pub subnet: IpNet<F::Addr>,
     /// No egress.
     pub internal: bool,
-    /// Gateway address (the embedded DNS, and the host as the containers see it).
-    pub gateway: Ipv4Addr,
+    /// Gateway address (the embedded DNS, and the host as the containers see it); its
+    /// traffic stays tracked.
+    pub gateway: Option<F::Addr>,
 }
 
 /// One published port pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FwPort {
-    /// tcp/udp.
+pub struct FwPort<F: Family = V4> {
+    /// tcp/udp/sctp.
     pub proto: Protocol,
     /// Only this host address (else any local address).
-    pub host_ip: Option<Ipv4Addr>,
+    pub host_ip: Option<F::Addr>,
     /// Host port.
     pub host_port: u16,
     /// Container address.
-    pub dest: Ipv4Addr,
+    pub dest: F::Addr,
     /// Container port.
     pub dest_port: u16,
 }
 
-/// Everything berth's table must hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Ruleset {
-    /// Networks.
-    pub networks: Vec<FwNetwork>,
-    /// Published ports.
-    pub ports: Vec<FwPort>,
-}
-
-pub(crate) fn s(v: impl Into<String>) -> Expression<'static> {
-    Expression::String(Cow::Owned(v.into()))
-}
-pub(crate) fn meta(key: MetaKey) -> Expression<'static> {
-    Expression::Named(NamedExpression::Meta(Meta { key }))
-}
-pub(crate) fn field(proto: &'static str, f: &'static str) -> Expression<'static> {
-    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
-        PayloadField {
-            protocol: Cow::Borrowed(proto),
-            field: Cow::Borrowed(f),
-        },
-    )))
-}
-fn prefix(n: &Ipv4Net) -> Expression<'static> {
-    Expression::Named(NamedExpression::Prefix(Prefix {
-        addr: Box::new(s(n.addr().to_string())),
-        len: n.prefix() as u32,
-    }))
-}
-pub(crate) fn ct(key: &'static str) -> Expression<'static> {
-    Expression::Named(NamedExpression::CT(CT {
-        key: Cow::Borrowed(key),
-        family: None,
-        dir: None,
-    }))
-}
-pub(crate) fn m(
-    left: Expression<'static>,
-    op: Operator,
-    right: Expression<'static>,
-) -> Statement<'static> {
-    Statement::Match(Match { left, right, op })
-}
-pub(crate) fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
-    m(left, Operator::EQ, right)
-}
-pub(crate) fn fib_local() -> Statement<'static> {
-    let mut flags = HashSet::new();
-    flags.insert(FibFlag::Daddr);
-    eq(
-        Expression::Named(NamedExpression::Fib(Fib {
-            result: FibResult::Type,
-            flags,
-        })),
-        s("local"),
-    )
-}
-pub(crate) fn accept() -> Statement<'static> {
-    Statement::Accept(Some(Accept {}))
-}
-pub(crate) fn drop_() -> Statement<'static> {
-    Statement::Drop(Some(Drop {}))
-}
-pub(crate) fn masq() -> Statement<'static> {
-    Statement::Masquerade(None)
-}
-
-pub(crate) fn chain(
-    family: NfFamily,
-    table: &str,
-    name: &'static str,
-    ty: NfChainType,
-    hook: NfHook,
-    prio: i32,
-) -> NfObject<'static> {
-    NfObject::CmdObject(NfCmd::Add(NfListObject::Chain(Chain {
-        family,
-        table: Cow::Owned(table.to_string()),
-        name: Cow::Borrowed(name),
-        _type: Some(ty),
-        hook: Some(hook),
-        prio: Some(prio),
-        policy: Some(NfChainPolicy::Accept),
-        ..Default::default()
-    })))
-}
-
-pub(crate) fn rule(
-    family: NfFamily,
-    table: &str,
-    chain: &'static str,
-    expr: Vec<Statement<'static>>,
-    comment: String,
-) -> NfObject<'static> {
-    NfObject::CmdObject(NfCmd::Add(NfListObject::Rule(Rule {
-        family,
-        table: Cow::Owned(table.to_string()),
-        chain: Cow::Borrowed(chain),
-        expr: Cow::Owned(expr),
-        comment: Some(Cow::Owned(comment)),
-        ..Default::default()
-    })))
-}
-
-/// What reconcile compares: chain names and, per rule, its chain and its comment. Every rule
-/// berth writes carries `berth <hash of the whole ruleset> <position>`, so a deleted, added,
-/// reordered or stale rule shows as a difference without parsing rule bodies (whose JSON shape
-/// changes between nft releases).
+/// Everything one of berth's tables must hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint {
-    /// Sorted chain names.
-    pub chains: Vec<String>,
-    /// (chain, comment) per rule, in listing order.
-    pub rules: Vec<(String, String)>,
+pub struct Ruleset<F: Family = V4> {
+    /// Networks.
+    pub networks: Vec<FwNetwork<F>>,
+    /// Published ports.
+    pub ports: Vec<FwPort<F>>,
 }
 
-fn tagged_rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>, String)> {
-    tag(rules(rs))
-}
-
-/// Tags each rule with `berth <hash of all rules> <position>` (see [`Fingerprint`]).
-pub(crate) fn tag(
-    rules: Vec<(&'static str, Vec<Statement<'static>>)>,
-) -> Vec<(&'static str, Vec<Statement<'static>>, String)> {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for (c, body) in &rules {
-        h.update(c.as_bytes());
-        h.update(serde_json::to_vec(body).unwrap_or_default());
-    }
-    let tag = hex::encode(&h.finalize()[..4]);
-    rules
-        .into_iter()
-        .enumerate()
-        .map(|(i, (c, b))| (c, b, format!("berth {tag} {i}")))
-        .collect()
-}
-
-/// The fingerprint an intact table has.
-pub fn expected(rs: &Ruleset) -> Fingerprint {
-    let mut chains: Vec<String> = CHAINS.iter().map(|c| c.0.to_string()).collect();
-    chains.sort();
-    Fingerprint {
-        chains,
-        rules: listing_order(tagged_rules(rs)),
+impl<F: Family> Default for Ruleset<F> {
+    fn default() -> Self {
+        Self {
+            networks: Vec::new(),
+            ports: Vec::new(),
+        }
     }
 }
 
-/// (chain, tag) of `rules` in the order `nft list` shows them: chain by chain in creation
-/// order ([`CHAINS`]), rules of one chain in insertion order. (Rules are generated per
-/// published port, prerouting and output interleaved; compared in that order, a table with
-/// two ports looked changed on every reconcile and was rewritten each time.)
-pub(crate) fn listing_order(
-    rules: Vec<(&'static str, Vec<Statement<'static>>, String)>,
-) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = rules
-        .into_iter()
-        .map(|(c, _, t)| (c.to_string(), t))
-        .collect();
-    out.sort_by_key(|(c, _)| CHAINS.iter().position(|x| x.0 == c.as_str()));
-    out
-}
-
-fn table_obj(table: &str) -> NfListObject<'static> {
-    table_obj_of(NfFamily::IP, table)
-}
-
-pub(crate) fn table_obj_of(family: NfFamily, table: &str) -> NfListObject<'static> {
-    NfListObject::Table(Table {
-        family,
-        name: Cow::Owned(table.to_string()),
-        handle: None,
-    })
-}
-
-pub(crate) const CHAINS: [(&str, NfChainType, NfHook, i32); 5] = [
-    // Before conntrack (-200): traffic between containers of one network skips it.
-    ("raw", NfChainType::Filter, NfHook::Prerouting, -300),
-    ("prerouting", NfChainType::NAT, NfHook::Prerouting, -100),
-    ("output", NfChainType::NAT, NfHook::Output, -100),
-    ("postrouting", NfChainType::NAT, NfHook::Postrouting, 100),
-    ("forward", NfChainType::Filter, NfHook::Forward, 0),
-];
+/// A network's IPv6 side.
+pub type FwNetwork6 = FwNetwork<V6>;
+/// One published port pair, to a container's IPv6 address.
+pub type FwPort6 = FwPort<V6>;
+/// Everything berth's `ip6` table must hold; no networks means no `ip6` table at all.
+pub type Ruleset6 = Ruleset<V6>;
 
 /// Where a port 53 is published on every address (`wildcard`: protocol and host port of each
 /// such publication), one `return` per network subnet (`subnets`, as prefix expressions of
@@ -339,15 +203,16 @@ pub(crate) fn notrack_inside(
     )
 }
 
-/// The rules (chain, statements) of a ruleset, in order.
-pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
+/// The rules (chain, statements) of a ruleset of either family, in order.
+pub fn rules<F: Family>(rs: &Ruleset<F>) -> Vec<(&'static str, Vec<Statement<'static>>)> {
+    let fam = F::NAME;
     let any_bridge = || s(format!("{BRIDGE_PREFIX}*"));
     let mut out = Vec::new();
-    if !rs.networks.is_empty() {
+    if F::LOOPBACK_CLIENTS && !rs.networks.is_empty() {
         out.push(loopback_guard());
     }
     for n in &rs.networks {
-        out.push(subnet_guard("ip", &n.bridge, prefix(&n.subnet)));
+        out.push(subnet_guard(fam, &n.bridge, prefix(&n.subnet)));
     }
     let wildcard = rs
         .ports
@@ -355,10 +220,10 @@ pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
         .filter(|p| p.host_ip.is_none())
         .map(|p| (p.proto, p.host_port));
     let subnets: Vec<_> = rs.networks.iter().map(|n| prefix(&n.subnet)).collect();
-    out.extend(spare_gateway_dns("ip", wildcard, &subnets));
+    out.extend(spare_gateway_dns(fam, wildcard, &subnets));
     for p in &rs.ports {
         let dst = match p.host_ip {
-            Some(ip) => eq(field("ip", "daddr"), s(ip.to_string())),
+            Some(ip) => eq(field(fam, "daddr"), s(ip.to_string())),
             None => fib_local(),
         };
         let body = vec![
@@ -377,7 +242,7 @@ pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
         // A publication on a loopback address is for the host's own clients, whose first
         // packet passes `output` only: no prerouting DNAT, so no frame from outside can be
         // translated to it (the loopback guard drops such frames earlier anyway).
-        if !p.host_ip.is_some_and(|ip| ip.is_loopback()) {
+        if !p.host_ip.is_some_and(|ip| ip.is_loopback_addr()) {
             out.push(("prerouting", body.clone()));
         }
         out.push(("output", body));
@@ -388,43 +253,46 @@ pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
     // Container-to-container packets of one subnet are not tracked; the gateway's traffic
     // (DNS, published ports reached through the gateway address) still is.
     for n in &rs.networks {
-        out.push(notrack_inside(
-            "ip",
-            &n.bridge,
-            prefix(&n.subnet),
-            n.gateway.to_string(),
-        ));
+        if let Some(gw) = n.gateway {
+            out.push(notrack_inside(
+                fam,
+                &n.bridge,
+                prefix(&n.subnet),
+                gw.to_string(),
+            ));
+        }
     }
     for n in &rs.networks {
+        let br = || s(n.bridge.clone());
         if !n.internal {
             out.push((
                 "postrouting",
                 vec![
-                    eq(field("ip", "saddr"), prefix(&n.subnet)),
-                    m(meta(MetaKey::Oifname), Operator::NEQ, s(n.bridge.clone())),
+                    eq(field(fam, "saddr"), prefix(&n.subnet)),
+                    m(meta(MetaKey::Oifname), Operator::NEQ, br()),
                     masq(),
                 ],
             ));
         }
-        // Host-local clients of published ports (127.0.0.1 needs route_localnet on the bridge).
-        out.push((
-            "postrouting",
-            vec![
-                eq(
-                    field("ip", "saddr"),
-                    prefix(&Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).unwrap_or(n.subnet)),
-                ),
-                eq(meta(MetaKey::Oifname), s(n.bridge.clone())),
-                masq(),
-            ],
-        ));
+        if F::LOOPBACK_CLIENTS {
+            // Host-local clients of published ports (127.0.0.1 needs route_localnet on the
+            // bridge).
+            out.push((
+                "postrouting",
+                vec![
+                    eq(field(fam, "saddr"), prefix(&IpNet::<Ipv4Addr>::LOOPBACK)),
+                    eq(meta(MetaKey::Oifname), br()),
+                    masq(),
+                ],
+            ));
+        }
         // Hairpin: a container reaching a published port of its own network via a host address.
         out.push((
             "postrouting",
             vec![
                 m(ct("status"), Operator::IN, s("dnat")),
-                eq(field("ip", "saddr"), prefix(&n.subnet)),
-                eq(meta(MetaKey::Oifname), s(n.bridge.clone())),
+                eq(field(fam, "saddr"), prefix(&n.subnet)),
+                eq(meta(MetaKey::Oifname), br()),
                 masq(),
             ],
         ));
@@ -449,20 +317,21 @@ pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
         ],
     ));
     for n in &rs.networks {
+        let br = || s(n.bridge.clone());
         if n.internal {
             out.push((
                 "forward",
                 vec![
-                    eq(meta(MetaKey::Iifname), s(n.bridge.clone())),
-                    m(meta(MetaKey::Oifname), Operator::NEQ, s(n.bridge.clone())),
+                    eq(meta(MetaKey::Iifname), br()),
+                    m(meta(MetaKey::Oifname), Operator::NEQ, br()),
                     drop_(),
                 ],
             ));
             out.push((
                 "forward",
                 vec![
-                    eq(meta(MetaKey::Oifname), s(n.bridge.clone())),
-                    m(meta(MetaKey::Iifname), Operator::NEQ, s(n.bridge.clone())),
+                    eq(meta(MetaKey::Oifname), br()),
+                    m(meta(MetaKey::Iifname), Operator::NEQ, br()),
                     drop_(),
                 ],
             ));
@@ -470,9 +339,9 @@ pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
             out.push((
                 "forward",
                 vec![
-                    eq(meta(MetaKey::Iifname), s(n.bridge.clone())),
+                    eq(meta(MetaKey::Iifname), br()),
                     eq(meta(MetaKey::Oifname), any_bridge()),
-                    m(meta(MetaKey::Oifname), Operator::NEQ, s(n.bridge.clone())),
+                    m(meta(MetaKey::Oifname), Operator::NEQ, br()),
                     drop_(),
                 ],
             ));
@@ -485,53 +354,69 @@ pub fn rules(rs: &Ruleset) -> Vec<(&'static str, Vec<Statement<'static>>)> {
     out
 }
 
-/// The whole idempotent batch: add table (so the delete cannot fail), delete it, recreate it
-/// with every chain and rule. One transaction: never a moment without NAT.
+/// The `ip6` rules (see [`rules`]).
+pub fn rules6(rs: &Ruleset6) -> Vec<(&'static str, Vec<Statement<'static>>)> {
+    rules(rs)
+}
+
+/// The idempotent batch objects of one family's table `table`: add it (so the delete cannot
+/// fail), delete it, and recreate it with every chain and rule; a family whose table exists
+/// only with networks stops after the delete when there are none. One transaction: never a
+/// moment without NAT.
+pub fn objects<F: Family>(table: &str, rs: &Ruleset<F>) -> Vec<NfObject<'static>> {
+    let t = || table_obj_of(F::NF, table);
+    let mut objs = vec![
+        NfObject::CmdObject(NfCmd::Add(t())),
+        NfObject::CmdObject(NfCmd::Delete(t())),
+    ];
+    if F::ONLY_WITH_NETWORKS && rs.networks.is_empty() {
+        return objs;
+    }
+    objs.push(NfObject::CmdObject(NfCmd::Add(t())));
+    for (name, ty, hook, prio) in CHAINS {
+        objs.push(chain(F::NF, table, name, ty, hook, prio));
+    }
+    for (c, body, tag) in tag(rules(rs)) {
+        objs.push(rule(F::NF, table, c, body, tag));
+    }
+    objs
+}
+
+/// The `ip6` table's objects (see [`objects`]).
+pub fn objects6(table: &str, rs: &Ruleset6) -> Vec<NfObject<'static>> {
+    objects(table, rs)
+}
+
+/// The fingerprint an intact table of the family has (whatever its networks).
+fn fingerprint<F: Family>(rs: &Ruleset<F>) -> Fingerprint {
+    let mut chains: Vec<String> = CHAINS.iter().map(|c| c.0.to_string()).collect();
+    chains.sort();
+    Fingerprint {
+        chains,
+        rules: listing_order(tag(rules(rs))),
+    }
+}
+
+/// The fingerprint an intact `ip` table has.
+pub fn expected(rs: &Ruleset) -> Fingerprint {
+    fingerprint(rs)
+}
+
+/// The fingerprint an intact `ip6` table has (`None`: there must be none).
+pub fn expected6(rs: &Ruleset6) -> Option<Fingerprint> {
+    (!rs.networks.is_empty()).then(|| fingerprint(rs))
+}
+
+/// The whole idempotent `ip` batch (see [`objects`]) for this process's table.
 pub fn batch(rs: &Ruleset) -> Nftables<'static> {
     batch_in(table(), rs)
 }
 
 /// [`batch`] for the table `table` (each berth instance has its own).
 pub fn batch_in(table: &str, rs: &Ruleset) -> Nftables<'static> {
-    let mut objs = vec![
-        NfObject::CmdObject(NfCmd::Add(table_obj(table))),
-        NfObject::CmdObject(NfCmd::Delete(table_obj(table))),
-        NfObject::CmdObject(NfCmd::Add(table_obj(table))),
-    ];
-    for (name, ty, hook, prio) in CHAINS {
-        objs.push(chain(NfFamily::IP, table, name, ty, hook, prio));
-    }
-    for (c, body, tag) in tagged_rules(rs) {
-        objs.push(rule(NfFamily::IP, table, c, body, tag));
-    }
     Nftables {
-        objects: Cow::Owned(objs),
+        objects: std::borrow::Cow::Owned(objects(table, rs)),
     }
-}
-
-/// The JSON `nft -j -f -` reads for `batch`. The `nftables` crate (0.6) writes the unit
-/// statement `notrack` as the string `"notrack"`, which nft refuses ("expected object"); nft's
-/// schema spells it `{"notrack": null}`, so such strings in rule bodies are rewritten.
-pub(crate) fn encode(batch: &Nftables<'_>) -> Result<Vec<u8>, FirewallError> {
-    fn fix(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(o) => {
-                if let Some(serde_json::Value::Array(expr)) = o.get_mut("expr") {
-                    for st in expr.iter_mut() {
-                        if st.as_str() == Some("notrack") {
-                            *st = serde_json::json!({ "notrack": null });
-                        }
-                    }
-                }
-                o.values_mut().for_each(fix);
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(fix),
-            _ => {}
-        }
-    }
-    let mut v = serde_json::to_value(batch).map_err(FirewallError::Encode)?;
-    fix(&mut v);
-    serde_json::to_vec(&v).map_err(FirewallError::Encode)
 }
 
 /// A batch that removes berth's table (add first so the delete cannot fail).
@@ -541,52 +426,21 @@ pub fn delete_batch() -> Nftables<'static> {
 
 /// [`delete_batch`] for the table `table`.
 pub fn delete_batch_in(table: &str) -> Nftables<'static> {
+    let t = || table_obj_of(NfFamily::IP, table);
     Nftables {
-        objects: Cow::Owned(vec![
-            NfObject::CmdObject(NfCmd::Add(table_obj(table))),
-            NfObject::CmdObject(NfCmd::Delete(table_obj(table))),
+        objects: std::borrow::Cow::Owned(vec![
+            NfObject::CmdObject(NfCmd::Add(t())),
+            NfObject::CmdObject(NfCmd::Delete(t())),
         ]),
     }
 }
 
-/// Runs `nft` with `args`, feeding `stdin`; returns stdout. Must run in the namespace whose
-/// rules are meant (netd calls it on its namespace worker).
-pub fn nft(args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, FirewallError> {
-    let joined = args.join(" ");
-    let mut child = Command::new("nft")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| FirewallError::Spawn {
-            args: joined.clone(),
-            source,
-        })?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input)
-            .map_err(|source| FirewallError::Spawn {
-                args: joined.clone(),
-                source,
-            })?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|source| FirewallError::Spawn {
-            args: joined.clone(),
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(FirewallError::Nft {
-            args: joined,
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(out.stdout)
+/// Runs a batch of objects through `nft -j -f -` (blocking; on the namespace worker).
+fn run_batch(objects: Vec<NfObject<'static>>) -> Result<(), FirewallError> {
+    let json = encode(&Nftables {
+        objects: std::borrow::Cow::Owned(objects),
+    })?;
+    nft(&["-j", "-f", "-"], Some(&json)).map(|_| ())
 }
 
 /// Applies the ruleset (blocking; call on the namespace worker).
@@ -596,8 +450,20 @@ pub fn apply(rs: &Ruleset) -> Result<(), FirewallError> {
 
 /// [`apply`] to the table `table`.
 pub fn apply_in(table: &str, rs: &Ruleset) -> Result<(), FirewallError> {
-    let json = encode(&batch_in(table, rs))?;
-    nft(&["-j", "-f", "-"], Some(&json)).map(|_| ())
+    run_batch(objects(table, rs))
+}
+
+/// Writes (or removes) the `ip6` table `table` alone (blocking; on the namespace worker).
+pub fn apply6_in(table: &str, rs: &Ruleset6) -> Result<(), FirewallError> {
+    run_batch(objects(table, rs))
+}
+
+/// Writes berth's `ip` table and its `ip6` table (or removes the latter when there is no
+/// IPv6 network) in one atomic nft batch (blocking; on the namespace worker).
+pub fn apply_with6_in(table: &str, rs: &Ruleset, rs6: &Ruleset6) -> Result<(), FirewallError> {
+    let mut objs = objects(table, rs);
+    objs.extend(objects(table, rs6));
+    run_batch(objs)
 }
 
 /// Removes berth's table (blocking; call on the namespace worker).
@@ -622,197 +488,9 @@ pub fn observed_in(table: &str) -> Result<Option<Fingerprint>, FirewallError> {
     observed_family("ip", table)
 }
 
-/// The fingerprint of berth's table `table` of `family` (`ip`, `ip6`).
-pub(crate) fn observed_family(
-    family: &str,
-    table: &str,
-) -> Result<Option<Fingerprint>, FirewallError> {
-    let args = ["-j", "list", "table", family, table];
-    let out = match nft(&args, None) {
-        Ok(o) => o,
-        Err(FirewallError::Nft { stderr, .. }) if stderr.contains("No such file") => {
-            return Ok(None);
-        }
-        Err(e) => return Err(e),
-    };
-    let v: serde_json::Value =
-        serde_json::from_slice(&out).map_err(|source| FirewallError::Decode {
-            args: args.join(" "),
-            source,
-        })?;
-    let list = v
-        .get("nftables")
-        .and_then(|l| l.as_array())
-        .cloned()
-        .unwrap_or_default();
-    let text = |o: &serde_json::Value, k: &str| {
-        o.get(k)
-            .and_then(|x| x.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let mut chains: Vec<String> = list
-        .iter()
-        .filter_map(|o| o.get("chain"))
-        .map(|c| text(c, "name"))
-        .collect();
-    chains.sort();
-    let rules = list
-        .iter()
-        .filter_map(|o| o.get("rule"))
-        .map(|r| (text(r, "chain"), text(r, "comment")))
-        .collect();
-    Ok(Some(Fingerprint { chains, rules }))
-}
-
-/// Docker's `ip filter FORWARD` with policy drop blocks forwarded traffic whatever berth's
-/// table accepts; Docker documents DOCKER-USER as the place for the user's accepts. This keeps
-/// three narrow accepts there (from berth bridges, replies to them, and connections to their
-/// published ports, which DNAT sends to a berth bridge) while berth has networks,
-/// and none when it has none. Returns whether something changed.
-pub fn sync_docker_user(want: bool) -> Result<bool, FirewallError> {
-    sync_docker_user_in(table(), want)
-}
-
-/// The comment that marks the DOCKER-USER accepts of the instance whose table is `table`:
-/// `berth` for the default table, `berth:<table>` for others. Each instance keeps and removes
-/// only its own pair, so one instance removing its last network never takes away the
-/// accepts another instance's containers still need.
-pub fn docker_user_comment(table: &str) -> String {
-    if table == TABLE {
-        DOCKER_USER_COMMENT.to_string()
-    } else {
-        format!("{DOCKER_USER_COMMENT}:{table}")
-    }
-}
-
-/// [`sync_docker_user`] for the instance whose table is `table` (its accepts carry
-/// [`docker_user_comment`]).
-pub fn sync_docker_user_in(table: &str, want: bool) -> Result<bool, FirewallError> {
-    sync_docker_user_family_in("ip", table, want)
-}
-
-/// [`sync_docker_user_in`] for Docker's `family filter` table: `ip`, or `ip6` when Docker
-/// runs with ip6tables (its IPv6 FORWARD policy is drop as well) and berth has IPv6 networks.
-pub fn sync_docker_user_family_in(
-    family: &str,
-    table: &str,
-    want: bool,
-) -> Result<bool, FirewallError> {
-    let comment = docker_user_comment(table);
-    // One cheap listing first: on a host without Docker there is nothing more to read.
-    let tables = String::from_utf8_lossy(&nft(&["list", "tables"], None)?).into_owned();
-    if !tables
-        .lines()
-        .any(|l| l.trim() == format!("table {family} filter"))
-    {
-        return Ok(false);
-    }
-    let forward = match nft(&["list", "chain", family, "filter", "FORWARD"], None) {
-        Ok(o) => String::from_utf8_lossy(&o).into_owned(),
-        Err(FirewallError::Nft { .. }) => String::new(),
-        Err(e) => return Err(e),
-    };
-    let docker_user = match nft(
-        &["-a", "list", "chain", family, "filter", "DOCKER-USER"],
-        None,
-    ) {
-        Ok(o) => Some(String::from_utf8_lossy(&o).into_owned()),
-        Err(FirewallError::Nft { .. }) => None,
-        Err(e) => return Err(e),
-    };
-    let Some(du) = docker_user else {
-        return Ok(false);
-    };
-    let ours: Vec<String> = du
-        .lines()
-        .filter(|l| l.contains(&format!("comment \"{comment}\"")))
-        .filter_map(|l| {
-            l.rsplit_once("# handle ")
-                .map(|(_, h)| h.trim().to_string())
-        })
-        .collect();
-    let drop_policy = forward.contains("policy drop");
-    let want = want && drop_policy;
-    if want && ours.len() == 3 {
-        return Ok(false);
-    }
-    if !want && ours.is_empty() {
-        return Ok(false);
-    }
-    for h in &ours {
-        nft(
-            &[
-                "delete",
-                "rule",
-                family,
-                "filter",
-                "DOCKER-USER",
-                "handle",
-                h,
-            ],
-            None,
-        )?;
-    }
-    if want {
-        let pat = format!("\"{BRIDGE_PREFIX}*\"");
-        let c = format!("\"{comment}\"");
-        nft(
-            &[
-                "insert",
-                "rule",
-                family,
-                "filter",
-                "DOCKER-USER",
-                "oifname",
-                &pat,
-                "ct",
-                "status",
-                "dnat",
-                "counter",
-                "accept",
-                "comment",
-                &c,
-            ],
-            None,
-        )?;
-        nft(
-            &[
-                "insert",
-                "rule",
-                family,
-                "filter",
-                "DOCKER-USER",
-                "oifname",
-                &pat,
-                "ct",
-                "state",
-                "established,related",
-                "counter",
-                "accept",
-                "comment",
-                &c,
-            ],
-            None,
-        )?;
-        nft(
-            &[
-                "insert",
-                "rule",
-                family,
-                "filter",
-                "DOCKER-USER",
-                "iifname",
-                &pat,
-                "counter",
-                "accept",
-                "comment",
-                &c,
-            ],
-            None,
-        )?;
-    }
-    Ok(true)
+/// The `ip6` table `table` as the kernel has it (blocking; on the namespace worker).
+pub fn observed6_in(table: &str) -> Result<Option<Fingerprint>, FirewallError> {
+    observed_family("ip6", table)
 }
 
 #[cfg(test)]
@@ -828,13 +506,13 @@ pub(crate) mod tests {
                     bridge: "berth-aaaa".into(),
                     subnet: "10.201.0.0/24".parse().unwrap(),
                     internal: false,
-                    gateway: Ipv4Addr::new(10, 201, 0, 1),
+                    gateway: Some(Ipv4Addr::new(10, 201, 0, 1)),
                 },
                 FwNetwork {
                     bridge: "berth-bbbb".into(),
                     subnet: "10.201.1.0/24".parse().unwrap(),
                     internal: true,
-                    gateway: Ipv4Addr::new(10, 201, 1, 1),
+                    gateway: Some(Ipv4Addr::new(10, 201, 1, 1)),
                 },
             ],
             ports: vec![FwPort {
@@ -940,4 +618,151 @@ pub(crate) mod tests {
             "the tag follows the ruleset"
         );
     }
+}
+
+#[cfg(test)]
+mod tests6 {
+    use super::*;
+
+    fn rs() -> Ruleset6 {
+        Ruleset6 {
+            networks: vec![FwNetwork6 {
+                bridge: "berth-aaaa".into(),
+                subnet: "fd00:b5e7::/64".parse().unwrap(),
+                internal: false,
+                gateway: Some("fd00:b5e7::1".parse().unwrap()),
+            }],
+            ports: vec![FwPort6 {
+                proto: Protocol::Tcp,
+                host_ip: None,
+                host_port: 8080,
+                dest: "fd00:b5e7::2".parse().unwrap(),
+                dest_port: 80,
+            }],
+        }
+    }
+
+    #[test]
+    fn ip6_table_holds_masquerade_dnat_and_isolation() {
+        let objs = objects6("berth", &rs());
+        let text = serde_json::to_string(&objs).unwrap();
+        assert!(text.contains("\"family\":\"ip6\""), "{text}");
+        assert!(text.contains("masquerade"));
+        assert!(text.contains("fd00:b5e7::2"));
+        assert!(
+            !text.contains("\"family\":\"ip\""),
+            "only ip6 objects: {text}"
+        );
+        assert_eq!(expected6(&rs()).unwrap().rules.len(), rules6(&rs()).len());
+    }
+
+    #[test]
+    fn ipv6_subnets_are_reachable_only_from_their_bridge_and_the_host() {
+        let raw: Vec<String> = rules6(&rs())
+            .iter()
+            .filter(|(c, _)| *c == "raw")
+            .map(|(_, b)| serde_json::to_string(b).unwrap())
+            .collect();
+        assert_eq!(
+            raw[0],
+            r#"[{"match":{"left":{"payload":{"protocol":"ip6","field":"daddr"}},"right":{"prefix":{"addr":"fd00:b5e7::","len":64}},"op":"=="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"berth-aaaa","op":"!="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"lo","op":"!="}},{"drop":{}}]"#
+        );
+        assert_eq!(raw.len(), 2, "the guard, then the notrack rule");
+        assert!(
+            !raw.iter()
+                .any(|r| r.contains(r#""::1""#) || r.contains(r#""lo","op":"=="#)),
+            "no loopback guard"
+        );
+    }
+
+    #[test]
+    fn no_ipv6_network_means_no_ip6_table() {
+        let objs = objects6("berth", &Ruleset6::default());
+        assert_eq!(objs.len(), 2, "add + delete only");
+        assert!(expected6(&Ruleset6::default()).is_none());
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::ports::Protocol;
+
+    /// The firewall tests' ruleset without its published port (the guards of `crate::guards`).
+    fn rs() -> Ruleset {
+        Ruleset {
+            ports: Vec::new(),
+            ..super::tests::rs()
+        }
+    }
+
+    fn json(body: &[Statement<'static>]) -> String {
+        serde_json::to_string(body).unwrap()
+    }
+
+    #[test]
+    fn raw_guards_keep_loopback_and_subnets_from_outside() {
+        let r = rules(&rs());
+        let raw: Vec<String> = r
+            .iter()
+            .filter(|(c, _)| *c == "raw")
+            .map(|(_, b)| json(b))
+            .collect();
+        let golden = [
+            GOLDEN_LOOPBACK,
+            &GOLDEN_SUBNET
+                .replace("SUBNET", "10.201.0.0")
+                .replace("BRIDGE", "berth-aaaa"),
+            &GOLDEN_SUBNET
+                .replace("SUBNET", "10.201.1.0")
+                .replace("BRIDGE", "berth-bbbb"),
+        ];
+        assert_eq!(raw[..3], golden, "guards first, internal networks included");
+        assert_eq!(raw.len(), 5, "then one notrack per network");
+        assert!(raw[3..].iter().all(|b| b.contains("notrack")));
+        // Covered by the fingerprint reconcile compares.
+        let fp = expected(&rs());
+        assert_eq!(fp.rules.iter().filter(|(c, _)| c == "raw").count(), 5);
+        assert!(
+            !rules(&Ruleset::<V4>::default())
+                .iter()
+                .any(|(c, _)| *c == "raw"),
+            "no network, no guard"
+        );
+    }
+
+    #[test]
+    fn loopback_publications_are_translated_in_output_only() {
+        let mut r = rs();
+        r.ports = vec![
+            FwPort {
+                proto: Protocol::Tcp,
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_port: 8081,
+                dest: Ipv4Addr::new(10, 201, 0, 2),
+                dest_port: 80,
+            },
+            FwPort {
+                proto: Protocol::Udp,
+                host_ip: Some(Ipv4Addr::new(192, 0, 2, 7)),
+                host_port: 5300,
+                dest: Ipv4Addr::new(10, 201, 0, 2),
+                dest_port: 53,
+            },
+        ];
+        let dnat: Vec<(&str, String)> = rules(&r)
+            .iter()
+            .filter(|(_, b)| json(b).contains("\"dnat\":{"))
+            .map(|(c, b)| (*c, json(b)))
+            .collect();
+        let chains: Vec<&str> = dnat.iter().map(|(c, _)| *c).collect();
+        assert_eq!(chains, ["output", "prerouting", "output"], "{dnat:?}");
+        assert!(dnat[0].1.contains("127.0.0.1"));
+        assert!(dnat[1].1.contains("192.0.2.7") && dnat[2].1.contains("192.0.2.7"));
+    }
+
+    const GOLDEN_LOOPBACK: &str = r#"[{"match":{"left":{"payload":{"protocol":"ip","field":"daddr"}},"right":{"prefix":{"addr":"127.0.0.0","len":8}},"op":"=="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"lo","op":"!="}},{"drop":{}}]"#;
+    const GOLDEN_SUBNET: &str = r#"[{"match":{"left":{"payload":{"protocol":"ip","field":"daddr"}},"right":{"prefix":{"addr":"SUBNET","len":24}},"op":"=="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"BRIDGE","op":"!="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"lo","op":"!="}},{"drop":{}}]"#;
 }

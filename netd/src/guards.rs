@@ -7,7 +7,7 @@
 use nftables::expr::{Expression, MetaKey, NamedExpression, Prefix};
 use nftables::stmt::{Operator, Statement};
 
-use crate::firewall::{drop_, eq, field, m, meta, s};
+use crate::nft::{drop_, eq, field, m, meta, s};
 
 /// The `raw` rule that drops packets for 127.0.0.0/8 which did not come in on `lo`. The
 /// kernel treats them as martians except on interfaces with `route_localnet` (berth's
@@ -53,87 +53,4 @@ pub fn subnet_guard(
             drop_(),
         ],
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::Ipv4Addr;
-
-    use super::*;
-    use crate::firewall::{FwPort, Ruleset, expected, rules};
-    use crate::ports::Protocol;
-
-    /// The firewall tests' ruleset without its published port.
-    fn rs() -> Ruleset {
-        Ruleset {
-            ports: Vec::new(),
-            ..crate::firewall::tests::rs()
-        }
-    }
-
-    fn json(body: &[Statement<'static>]) -> String {
-        serde_json::to_string(body).unwrap()
-    }
-
-    #[test]
-    fn raw_guards_keep_loopback_and_subnets_from_outside() {
-        let r = rules(&rs());
-        let raw: Vec<String> = r
-            .iter()
-            .filter(|(c, _)| *c == "raw")
-            .map(|(_, b)| json(b))
-            .collect();
-        let golden = [
-            GOLDEN_LOOPBACK,
-            &GOLDEN_SUBNET
-                .replace("SUBNET", "10.201.0.0")
-                .replace("BRIDGE", "berth-aaaa"),
-            &GOLDEN_SUBNET
-                .replace("SUBNET", "10.201.1.0")
-                .replace("BRIDGE", "berth-bbbb"),
-        ];
-        assert_eq!(raw[..3], golden, "guards first, internal networks included");
-        assert_eq!(raw.len(), 5, "then one notrack per network");
-        assert!(raw[3..].iter().all(|b| b.contains("notrack")));
-        // Covered by the fingerprint reconcile compares.
-        let fp = expected(&rs());
-        assert_eq!(fp.rules.iter().filter(|(c, _)| c == "raw").count(), 5);
-        assert!(
-            !rules(&Ruleset::default()).iter().any(|(c, _)| *c == "raw"),
-            "no network, no guard"
-        );
-    }
-
-    #[test]
-    fn loopback_publications_are_translated_in_output_only() {
-        let mut r = rs();
-        r.ports = vec![
-            FwPort {
-                proto: Protocol::Tcp,
-                host_ip: Some(Ipv4Addr::LOCALHOST),
-                host_port: 8081,
-                dest: Ipv4Addr::new(10, 201, 0, 2),
-                dest_port: 80,
-            },
-            FwPort {
-                proto: Protocol::Udp,
-                host_ip: Some(Ipv4Addr::new(192, 0, 2, 7)),
-                host_port: 5300,
-                dest: Ipv4Addr::new(10, 201, 0, 2),
-                dest_port: 53,
-            },
-        ];
-        let dnat: Vec<(&str, String)> = rules(&r)
-            .iter()
-            .filter(|(_, b)| json(b).contains("\"dnat\":{"))
-            .map(|(c, b)| (*c, json(b)))
-            .collect();
-        let chains: Vec<&str> = dnat.iter().map(|(c, _)| *c).collect();
-        assert_eq!(chains, ["output", "prerouting", "output"], "{dnat:?}");
-        assert!(dnat[0].1.contains("127.0.0.1"));
-        assert!(dnat[1].1.contains("192.0.2.7") && dnat[2].1.contains("192.0.2.7"));
-    }
-
-    const GOLDEN_LOOPBACK: &str = r#"[{"match":{"left":{"payload":{"protocol":"ip","field":"daddr"}},"right":{"prefix":{"addr":"127.0.0.0","len":8}},"op":"=="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"lo","op":"!="}},{"drop":{}}]"#;
-    const GOLDEN_SUBNET: &str = r#"[{"match":{"left":{"payload":{"protocol":"ip","field":"daddr"}},"right":{"prefix":{"addr":"SUBNET","len":24}},"op":"=="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"BRIDGE","op":"!="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"lo","op":"!="}},{"drop":{}}]"#;
 }

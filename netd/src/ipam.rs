@@ -5,20 +5,14 @@
 //! use" comes from.
 
 use std::collections::BTreeSet;
-use std::fmt;
-use std::net::Ipv4Addr;
-use std::str::FromStr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
 
-/// An IPv4 prefix (`10.201.3.0/24`); our own small type because only IPv4 arithmetic is needed
-/// and it keeps the serialised state a plain string.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Ipv4Net {
-    addr: Ipv4Addr,
-    prefix: u8,
-}
+use crate::ipnet::{Address, IpNet};
+
+/// An IPv4 prefix (`10.201.3.0/24`), serialised as a plain string.
+pub type Ipv4Net = IpNet<Ipv4Addr>;
 
 /// Why an address, subnet or pool was refused.
 #[derive(Debug, thiserror::Error)]
@@ -49,102 +43,29 @@ pub enum IpamError {
     TooSmall { subnet: Ipv4Net },
 }
 
-impl Ipv4Net {
-    /// Builds a prefix, masking host bits away so equal networks compare equal.
-    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Self, IpamError> {
-        if prefix > 32 {
-            return Err(IpamError::BadPrefix {
-                value: format!("{addr}/{prefix}"),
-            });
-        }
-        Ok(Self {
-            addr: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
-            prefix,
-        })
-    }
-
-    /// The network address.
-    pub fn addr(&self) -> Ipv4Addr {
-        self.addr
-    }
-
-    /// The prefix length.
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-
-    /// Number of addresses covered (saturating for /0).
-    pub fn size(&self) -> u64 {
-        1u64 << (32 - self.prefix as u32)
-    }
-
-    /// The last address (broadcast for subnets with more than two addresses).
-    pub fn last(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) | !mask(self.prefix))
-    }
-
-    /// Whether `ip` is inside.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & mask(self.prefix) == u32::from(self.addr)
-    }
-
-    /// Whether the two prefixes share any address.
-    pub fn overlaps(&self, other: &Ipv4Net) -> bool {
-        let p = self.prefix.min(other.prefix);
-        u32::from(self.addr) & mask(p) == u32::from(other.addr) & mask(p)
-    }
-
-    /// Whether `other` lies wholly inside `self`.
-    pub fn covers(&self, other: &Ipv4Net) -> bool {
-        other.prefix >= self.prefix && self.contains(other.addr)
-    }
-
-    /// The `n`-th address of the prefix (0 = network address), if inside.
-    pub fn nth(&self, n: u64) -> Option<Ipv4Addr> {
-        (n < self.size()).then(|| Ipv4Addr::from(u32::from(self.addr).wrapping_add(n as u32)))
-    }
-}
-
-fn mask(prefix: u8) -> u32 {
-    if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - prefix as u32)
-    }
-}
-
-impl fmt::Display for Ipv4Net {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-impl FromStr for Ipv4Net {
-    type Err = IpamError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || IpamError::BadPrefix {
-            value: s.to_string(),
-        };
-        let (a, p) = s.split_once('/').ok_or_else(bad)?;
-        let addr: Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
-        let prefix: u8 = p.trim().parse().map_err(|_| bad())?;
-        if prefix > 32 {
-            return Err(bad());
-        }
-        Self::new(addr, prefix)
-    }
-}
-
-impl TryFrom<String> for Ipv4Net {
+impl Address for Ipv4Addr {
+    const BITS: u32 = 32;
     type Error = IpamError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
+    fn to_bits(self) -> u128 {
+        u128::from(u32::from(self))
     }
-}
-
-impl From<Ipv4Net> for String {
-    fn from(n: Ipv4Net) -> String {
-        n.to_string()
+    fn from_bits(bits: u128) -> Self {
+        Ipv4Addr::from(bits as u32)
+    }
+    fn bad_prefix(value: String) -> IpamError {
+        IpamError::BadPrefix { value }
+    }
+    fn is_loopback_addr(&self) -> bool {
+        self.is_loopback()
+    }
+    fn is_unspecified_addr(&self) -> bool {
+        self.is_unspecified()
+    }
+    fn from_ip(ip: IpAddr) -> Option<Self> {
+        match ip {
+            IpAddr::V4(a) => Some(a),
+            _ => None,
+        }
     }
 }
 

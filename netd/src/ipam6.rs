@@ -9,21 +9,13 @@
 //! the network's IPv6 `ip_range`, the first free address of the range (or subnet) is used;
 //! the endpoints' addresses in the state are the "in use" list.
 
-use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::ipam::Ipv4Net;
+use crate::ipnet::{Address, IpNet};
 
 /// An IPv6 prefix (`fd00:b5e7:0:3::/64`), serialised as a plain string.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Ipv6Net {
-    addr: Ipv6Addr,
-    prefix: u8,
-}
+pub type Ipv6Net = IpNet<Ipv6Addr>;
 
 /// Why an IPv6 subnet or address was refused.
 #[derive(Debug, thiserror::Error)]
@@ -57,91 +49,29 @@ pub enum Ipam6Error {
     },
 }
 
-fn mask(prefix: u8) -> u128 {
-    if prefix == 0 {
-        0
-    } else {
-        u128::MAX << (128 - prefix as u32)
-    }
-}
-
-impl Ipv6Net {
-    /// Builds a prefix, masking host bits away.
-    pub fn new(addr: Ipv6Addr, prefix: u8) -> Result<Self, Ipam6Error> {
-        if prefix > 128 {
-            return Err(Ipam6Error::BadPrefix {
-                value: format!("{addr}/{prefix}"),
-            });
-        }
-        Ok(Self {
-            addr: Ipv6Addr::from(u128::from(addr) & mask(prefix)),
-            prefix,
-        })
-    }
-
-    /// The network address.
-    pub fn addr(&self) -> Ipv6Addr {
-        self.addr
-    }
-
-    /// The prefix length.
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-
-    /// Whether `ip` is inside.
-    pub fn contains(&self, ip: Ipv6Addr) -> bool {
-        u128::from(ip) & mask(self.prefix) == u128::from(self.addr)
-    }
-
-    /// Whether `other` lies wholly inside.
-    pub fn covers(&self, other: &Ipv6Net) -> bool {
-        other.prefix >= self.prefix && self.contains(other.addr)
-    }
-
-    /// Whether the two prefixes share any address.
-    pub fn overlaps(&self, other: &Ipv6Net) -> bool {
-        let p = self.prefix.min(other.prefix);
-        u128::from(self.addr) & mask(p) == u128::from(other.addr) & mask(p)
-    }
-
-    /// The `n`-th address (0 = the subnet address), if inside.
-    pub fn nth(&self, n: u128) -> Option<Ipv6Addr> {
-        let host_bits = 128 - self.prefix as u32;
-        let fits = host_bits >= 128 || n < (1u128 << host_bits);
-        fits.then(|| Ipv6Addr::from(u128::from(self.addr) | n))
-    }
-}
-
-impl fmt::Display for Ipv6Net {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-impl FromStr for Ipv6Net {
-    type Err = Ipam6Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || Ipam6Error::BadPrefix {
-            value: s.to_string(),
-        };
-        let (a, p) = s.split_once('/').ok_or_else(bad)?;
-        let addr: Ipv6Addr = a.trim().parse().map_err(|_| bad())?;
-        let prefix: u8 = p.trim().parse().map_err(|_| bad())?;
-        Self::new(addr, prefix)
-    }
-}
-
-impl TryFrom<String> for Ipv6Net {
+impl Address for Ipv6Addr {
+    const BITS: u32 = 128;
     type Error = Ipam6Error;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
+    fn to_bits(self) -> u128 {
+        u128::from(self)
     }
-}
-
-impl From<Ipv6Net> for String {
-    fn from(n: Ipv6Net) -> String {
-        n.to_string()
+    fn from_bits(bits: u128) -> Self {
+        Ipv6Addr::from(bits)
+    }
+    fn bad_prefix(value: String) -> Ipam6Error {
+        Ipam6Error::BadPrefix { value }
+    }
+    fn is_loopback_addr(&self) -> bool {
+        self.is_loopback()
+    }
+    fn is_unspecified_addr(&self) -> bool {
+        self.is_unspecified()
+    }
+    fn from_ip(ip: IpAddr) -> Option<Self> {
+        match ip {
+            IpAddr::V6(a) => Some(a),
+            _ => None,
+        }
     }
 }
 

@@ -4,19 +4,25 @@
 //! reconcile loop that follows host NIC changes. See ARCHITECTURE.md.
 
 pub mod conflicts;
+pub mod desired;
+pub mod docker_user;
 pub mod firewall;
-pub mod firewall6;
 pub mod guards;
 pub mod ipam;
 pub mod ipam6;
+pub mod ipnet;
+pub mod kernel;
 pub mod links;
 pub mod listeners;
 pub mod names;
 pub mod netd;
 pub mod netns;
+pub mod nft;
 pub mod ports;
 pub mod reconcile;
+pub mod report;
 pub mod state;
+pub mod sysctl;
 pub mod unmanaged;
 pub mod watch;
 
@@ -24,5 +30,5 @@ pub use conflicts::SubnetConflict;
 pub use netd::{
     Config, EndpointRequest, HostChange, Ipv6Create, Netd, NetdError, NetworkCreate, ReconcileHook,
 };
-pub use reconcile::{ReconcileReport, Repair};
+pub use report::{ReconcileReport, Repair};
 pub mod dns;

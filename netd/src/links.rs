@@ -376,6 +376,16 @@ pub fn egress_gso_size(uplinks: &[&Link]) -> Option<u32> {
         .then_some(BIG_TCP_GSO_SIZE)
 }
 
+/// [`egress_gso_size`] of the interfaces among `links` that routes leave through (`devs`, from
+/// [`route_devices`]), berth's bridges aside.
+pub fn uplinks_gso_size(devs: &BTreeSet<u32>, links: &[Link]) -> Option<u32> {
+    let uplinks: Vec<&Link> = links
+        .iter()
+        .filter(|l| devs.contains(&l.index) && !l.name.starts_with(crate::names::BRIDGE_PREFIX))
+        .collect();
+    egress_gso_size(&uplinks)
+}
+
 /// The interfaces IPv4 unicast routes of every routing table leave through (each next hop of
 /// a multipath route included): where forwarded container traffic can go. `None` when some
 /// route's device cannot be told (a route through a nexthop object), so that callers stay on
@@ -607,21 +617,66 @@ pub async fn set_default_route6(h: &Handle, gw: std::net::Ipv6Addr) -> Result<()
         .map_err(nl("add IPv6 default route via", gw.to_string()))
 }
 
-/// Whether the namespace has an IPv6 default route via `gw`.
-pub async fn has_default_route6(h: &Handle, gw: std::net::Ipv6Addr) -> Result<bool, LinkError> {
+/// Gateways of the namespace's IPv6 default routes.
+pub async fn default_gateways6(h: &Handle) -> Result<Vec<std::net::Ipv6Addr>, LinkError> {
     let msg = RouteMessageBuilder::<std::net::Ipv6Addr>::new().build();
     let mut s = h.route().get(msg).execute();
-    let mut found = false;
+    let mut out = Vec::new();
     while let Some(m) = s.try_next().await.map_err(nl("list", "IPv6 routes"))? {
-        if m.header.destination_prefix_length == 0
-            && m.attributes
-                .iter()
-                .any(|a| matches!(a, RouteAttribute::Gateway(RouteAddress::Inet6(g)) if *g == gw))
-        {
-            found = true;
+        if m.header.destination_prefix_length != 0 {
+            continue;
         }
+        out.extend(m.attributes.iter().filter_map(|a| match a {
+            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => Some(*g),
+            _ => None,
+        }));
     }
-    Ok(found)
+    Ok(out)
+}
+
+/// Whether the namespace has an IPv6 default route via `gw`.
+pub async fn has_default_route6(h: &Handle, gw: std::net::Ipv6Addr) -> Result<bool, LinkError> {
+    Ok(default_gateways6(h).await?.contains(&gw))
+}
+
+/// The MTU of the uplink: the device of the preferred default route, if it takes at least
+/// 576; 1500 when there is no default route (pure, over listed routes and links).
+pub fn uplink_mtu(routes: &[Route], links: &[Link]) -> u32 {
+    let Some(oif) = routes
+        .iter()
+        .filter(|r| r.dst.prefix() == 0)
+        .min_by_key(|r| r.priority)
+        .and_then(|r| r.oif)
+    else {
+        return 1500;
+    };
+    links
+        .iter()
+        .find(|l| l.index == oif)
+        .map(|l| l.mtu)
+        .filter(|m| *m >= 576)
+        .unwrap_or(1500)
+}
+
+/// The host's egress addresses: the preferred source of each default route, else the
+/// address of its device on the gateway's subnet, else the device's first address (pure).
+pub fn egress_addrs(routes: &[Route], addrs: &[Addr]) -> BTreeSet<Ipv4Addr> {
+    let mut egress = BTreeSet::new();
+    for r in routes.iter().filter(|r| r.dst.prefix() == 0) {
+        let src = r.prefsrc.or_else(|| {
+            let oif = r.oif?;
+            let on: Vec<_> = addrs.iter().filter(|a| a.index == oif).collect();
+            r.gateway
+                .and_then(|g| {
+                    on.iter()
+                        .find(|a| Ipv4Net::new(a.ip, a.prefix).is_ok_and(|n| n.contains(g)))
+                        .map(|a| a.ip)
+                })
+                .or_else(|| on.first().map(|a| a.ip))
+        });
+        egress.extend(src);
+    }
+    egress
 }
 
 #[cfg(test)]

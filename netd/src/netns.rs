@@ -85,6 +85,12 @@ impl Netns {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// The stream of raw notifications of a multicast connection.
+pub type Messages = futures::channel::mpsc::UnboundedReceiver<(
+    netlink_packet_core::NetlinkMessage<netlink_packet_route::RouteNetlinkMessage>,
+    rtnetlink::sys::SocketAddr,
+)>;
+
 /// The dedicated namespace thread; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct NetnsWorker {
@@ -181,7 +187,7 @@ impl NetnsWorker {
     pub async fn subscribe(
         &self,
         groups: &'static [rtnetlink::MulticastGroup],
-    ) -> Result<(Handle, crate::watch::Messages), NetnsError> {
+    ) -> Result<(Handle, Messages), NetnsError> {
         let what = self.host.what.clone();
         let sock = self
             .run(None, move || -> std::io::Result<Socket> {

@@ -13,11 +13,7 @@ use rtnetlink::{Handle, MulticastGroup};
 use crate::names::{BRIDGE_PREFIX, VETH_PREFIX};
 use crate::netns::{NetnsError, NetnsWorker};
 
-/// The stream of raw notifications of a multicast connection.
-pub type Messages = futures::channel::mpsc::UnboundedReceiver<(
-    NetlinkMessage<RouteNetlinkMessage>,
-    rtnetlink::sys::SocketAddr,
-)>;
+pub use crate::netns::Messages;
 
 /// Groups netd listens to.
 pub const GROUPS: &[MulticastGroup] = &[

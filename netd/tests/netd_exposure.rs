@@ -20,7 +20,7 @@ use std::time::Duration;
 use berth_netd::names::endpoint_mac;
 use berth_netd::ports::PortMapping;
 use berth_netd::state::NetnsRef;
-use berth_netd::{Config, EndpointRequest, Netd, NetworkCreate};
+use berth_netd::{EndpointRequest, Netd, NetworkCreate};
 use common::*;
 use raw_util::*;
 
@@ -96,10 +96,10 @@ fn rule_handles(host: &str, family: &str, needles: &[&str]) -> Vec<String> {
 #[test_with::root()]
 #[test]
 fn container_frames_for_127_0_0_1_never_reach_the_hosts_loopback() {
-    let sim = Sim::new();
+    let fx = Fx::<0>::new();
+    let sim = &fx.sim;
     let web = NetnsGuard::new("c");
     let evil = NetnsGuard::new("c");
-    let root = sim.root.path().to_path_buf();
     let host_path = sim.host.path();
     // Services of the host bound to its loopback only.
     let lo_udp = udp_in(&host_path, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 18053));
@@ -107,9 +107,7 @@ fn container_frames_for_127_0_0_1_never_reach_the_hosts_loopback() {
         std::net::TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 18022))
     })
     .expect("bind 127.0.0.1:18022");
-    sim.on_host(|| {
-        rt_multi().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
+    fx.with_netd_multi(async |n| {
             let net = n
                 .create_network(NetworkCreate {
                     name: "lo".into(),
@@ -196,28 +194,24 @@ fn container_frames_for_127_0_0_1_never_reach_the_hosts_loopback() {
                 n.detach(&c.name, None).await.expect("detach");
             }
             n.remove_network("lo").await.expect("rm");
-        })
     });
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
 #[test_with::root()]
 #[test]
 fn lan_neighbour_reaches_only_ports_published_on_non_loopback_addresses() {
-    let sim = Sim::new();
+    let fx = Fx::<0>::new();
+    let sim = &fx.sim;
     let web = NetnsGuard::new("c");
     let peer = NetnsGuard::new("c");
     let secret = NetnsGuard::new("c");
-    let root = sim.root.path().to_path_buf();
     let host = sim.host.name.clone();
     let host_path = sim.host.path();
     let isp = sim.isp_a.name.clone();
     let isp_path = sim.isp_a.path();
     let upa_mac = mac_of(&host, "upa");
     let isp_mac = mac_of(&isp, "eth0");
-    sim.on_host(|| {
-        rt_multi().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
+    fx.with_netd_multi(async |n| {
             let net = n
                 .create_network(NetworkCreate {
                     name: "app".into(),
@@ -406,9 +400,7 @@ fn lan_neighbour_reaches_only_ports_published_on_non_loopback_addresses() {
             }
             n.remove_network("app").await.expect("rm");
             n.remove_network("back").await.expect("rm");
-        })
     });
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
 /// A TCP server on `[::]:port` in `ns` answering `body`, until `stop` is set.
@@ -446,7 +438,8 @@ fn get6(ns: &Path, to: SocketAddr, timeout: Duration) -> std::io::Result<String>
 #[test_with::root()]
 #[test]
 fn ipv6_lan_neighbour_reaches_only_published_ports() {
-    let sim = Sim::new();
+    let fx = Fx::<0>::new();
+    let sim = &fx.sim;
     let host = sim.host.name.clone();
     let isp = sim.isp_a.name.clone();
     ip(
@@ -478,96 +471,91 @@ fn ipv6_lan_neighbour_reaches_only_published_ports() {
         &["-6", "route", "add", "default", "via", &ISP_A6.to_string()],
     );
     let (web, peer) = (NetnsGuard::new("c"), NetnsGuard::new("c"));
-    let root = sim.root.path().to_path_buf();
     let isp_path = sim.isp_a.path();
     let stop = Arc::new(AtomicBool::new(false));
-    sim.on_host(|| {
-        rt_multi().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
-            let net = n
-                .create_network(NetworkCreate {
-                    name: "six".into(),
-                    enable_ipv6: true,
-                    ..Default::default()
-                })
-                .await
-                .expect("create");
-            let s6 = net.subnet6.expect("IPv6 subnet");
-            ip(
-                &isp,
-                &[
-                    "-6",
-                    "route",
-                    "add",
-                    &s6.to_string(),
-                    "via",
-                    &HOST_A6.to_string(),
-                ],
-            );
-            let e = n
-                .attach(
-                    &web.name,
-                    NetnsRef::Path(web.path()),
-                    vec![ep("six", &["8080:80"])],
-                )
-                .await
-                .expect("attach");
-            let w6 = e[0].address6.expect("IPv6 address");
-            n.attach(
-                &peer.name,
-                NetnsRef::Path(peer.path()),
-                vec![ep("six", &[])],
+    fx.with_netd_multi(async |n| {
+        let net = n
+            .create_network(NetworkCreate {
+                name: "six".into(),
+                enable_ipv6: true,
+                ..Default::default()
+            })
+            .await
+            .expect("create");
+        let s6 = net.subnet6.expect("IPv6 subnet");
+        ip(
+            &isp,
+            &[
+                "-6",
+                "route",
+                "add",
+                &s6.to_string(),
+                "via",
+                &HOST_A6.to_string(),
+            ],
+        );
+        let e = n
+            .attach(
+                &web.name,
+                NetnsRef::Path(web.path()),
+                vec![ep("six", &["8080:80"])],
             )
             .await
-            .expect("attach peer");
-            tcp6_server(&web.path(), 80, "web", stop.clone());
-            tcp6_server(&web.path(), 8000, "web-unpublished", stop.clone());
-            let retry = |ns: &Path, to: SocketAddr| {
-                let ns = ns.to_path_buf();
-                blocking(move || {
-                    let end = std::time::Instant::now() + Duration::from_secs(5);
-                    loop {
-                        match get6(&ns, to, Duration::from_millis(500)) {
-                            Ok(s) => return Ok(s),
-                            Err(e) if std::time::Instant::now() >= end => return Err(e),
-                            Err(_) => std::thread::sleep(Duration::from_millis(30)),
-                        }
+            .expect("attach");
+        let w6 = e[0].address6.expect("IPv6 address");
+        n.attach(
+            &peer.name,
+            NetnsRef::Path(peer.path()),
+            vec![ep("six", &[])],
+        )
+        .await
+        .expect("attach peer");
+        tcp6_server(&web.path(), 80, "web", stop.clone());
+        tcp6_server(&web.path(), 8000, "web-unpublished", stop.clone());
+        let retry = |ns: &Path, to: SocketAddr| {
+            let ns = ns.to_path_buf();
+            blocking(move || {
+                let end = std::time::Instant::now() + Duration::from_secs(5);
+                loop {
+                    match get6(&ns, to, Duration::from_millis(500)) {
+                        Ok(s) => return Ok(s),
+                        Err(e) if std::time::Instant::now() >= end => return Err(e),
+                        Err(_) => std::thread::sleep(Duration::from_millis(30)),
                     }
-                })
-            };
-            let v6 = |a: Ipv6Addr, p| SocketAddr::new(IpAddr::V6(a), p);
-            assert_eq!(
-                retry(&isp_path, v6(HOST_A6, 8080))
-                    .await
-                    .expect("published over IPv6 from the neighbour"),
-                "web"
+                }
+            })
+        };
+        let v6 = |a: Ipv6Addr, p| SocketAddr::new(IpAddr::V6(a), p);
+        assert_eq!(
+            retry(&isp_path, v6(HOST_A6, 8080))
+                .await
+                .expect("published over IPv6 from the neighbour"),
+            "web"
+        );
+        assert_eq!(
+            retry(&peer.path(), v6(w6, 8000))
+                .await
+                .expect("container -> container over IPv6"),
+            "web-unpublished"
+        );
+        assert_eq!(
+            retry(&sim.host.path(), v6(w6, 8000))
+                .await
+                .expect("host -> container over IPv6"),
+            "web-unpublished"
+        );
+        for port in [8000, 80] {
+            let ia = isp_path.clone();
+            let r = blocking(move || get6(&ia, v6(w6, port), NEVER)).await;
+            assert!(
+                r.is_err(),
+                "the neighbour reached the container's IPv6 port {port} directly: {r:?}"
             );
-            assert_eq!(
-                retry(&peer.path(), v6(w6, 8000))
-                    .await
-                    .expect("container -> container over IPv6"),
-                "web-unpublished"
-            );
-            assert_eq!(
-                retry(&sim.host.path(), v6(w6, 8000))
-                    .await
-                    .expect("host -> container over IPv6"),
-                "web-unpublished"
-            );
-            for port in [8000, 80] {
-                let ia = isp_path.clone();
-                let r = blocking(move || get6(&ia, v6(w6, port), NEVER)).await;
-                assert!(
-                    r.is_err(),
-                    "the neighbour reached the container's IPv6 port {port} directly: {r:?}"
-                );
-            }
-            for c in [&web, &peer] {
-                n.detach(&c.name, None).await.expect("detach");
-            }
-            n.remove_network("six").await.expect("rm");
-        })
+        }
+        for c in [&web, &peer] {
+            n.detach(&c.name, None).await.expect("detach");
+        }
+        n.remove_network("six").await.expect("rm");
     });
     stop.store(true, Ordering::Relaxed);
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use berth_netd::dns::Endpoint as DnsEndpoint;
 use berth_netd::state::NetnsRef;
-use berth_netd::{Config, EndpointRequest, Netd, NetworkCreate};
+use berth_netd::{EndpointRequest, NetworkCreate};
 use common::*;
 use dns_util::resolve_a;
 use nic_util::*;
@@ -40,15 +40,12 @@ fn lookup_and_get(
 #[test_with::root()]
 #[test]
 fn ethernet_to_wifi_dns_and_egress_follow_without_touching_the_container() {
-    common::require_tools();
-    let sim = Sim::new();
-    let up = Uplinks::new(&sim);
+    let fx = Fx::<0>::new();
+    let sim = &fx.sim;
+    let up = Uplinks::new(sim);
     let c = NetnsGuard::new("c");
     let peer = NetnsGuard::new("c");
-    let root = sim.root.path().to_path_buf();
-    sim.on_host(|| {
-        rt_multi().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
+    fx.with_netd_multi(async |n| {
             let dns = StackDns::wire(&n, &up.resolv_conf);
             let spec = n
                 .create_network(NetworkCreate {
@@ -122,7 +119,7 @@ fn ethernet_to_wifi_dns_and_egress_follow_without_touching_the_container() {
 
             // The switch. From here on nothing touches the container.
             let t0 = Instant::now();
-            up.switch_to_b(&sim);
+            up.switch_to_b(sim);
             let p = c.path();
             let (dns_ok, web_ok) = blocking(move || {
                 let mut dns_ok = None;
@@ -180,8 +177,6 @@ fn ethernet_to_wifi_dns_and_egress_follow_without_touching_the_container() {
             }
             dns.dns.stop_network("app");
             n.remove_network("app").await.expect("rm");
-        })
     });
     drop(up);
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use berth_netd::ports::PortMapping;
 use berth_netd::state::NetnsRef;
-use berth_netd::{Config, EndpointRequest, Netd, NetworkCreate};
+use berth_netd::{EndpointRequest, NetworkCreate};
 use common::*;
 
 fn ports(specs: &[&str]) -> Vec<PortMapping> {
@@ -139,10 +139,10 @@ fn udp_ask_retry(ns: &Path, src: u16, to: SocketAddrV4) -> std::io::Result<Strin
 #[test_with::root()]
 #[test]
 fn ports_held_by_host_processes_are_refused_naming_the_holder() {
-    common::require_tools();
-    let sim = Sim::new();
+    let fx = Fx::<0>::new();
+    let sim = &fx.sim;
     let (c1, c2) = (NetnsGuard::new("c"), NetnsGuard::new("c"));
-    let root = sim.root.path().to_path_buf();
+    let _root = sim.root.path().to_path_buf();
     let host = sim.host.path();
     // Host sockets in the simulated host namespace, held by this test process.
     let (tcp_any, tcp_lo, udp_any, dual6, only6) = in_ns(&host, || {
@@ -155,216 +155,204 @@ fn ports_held_by_host_processes_are_refused_naming_the_holder() {
         )
     });
     let me = format!("process {} (", std::process::id());
-    sim.on_host(|| {
-        rt().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
-            n.create_network(NetworkCreate {
-                name: "pub".into(),
-                ..Default::default()
-            })
-            .await
-            .expect("create");
-            let refused = |specs: &'static [&'static str]| {
-                let n = n.clone();
-                let path = c1.path();
-                let name = c1.name.clone();
-                async move {
-                    n.attach(&name, NetnsRef::Path(path), vec![ep("pub", specs)])
-                        .await
-                        .err()
-                        .map(|e| e.to_string())
-                }
-            };
-            let e = refused(&["18080:80"]).await.expect("wildcard listener");
-            assert!(
-                e.contains("tcp/18080") && e.contains("0.0.0.0:18080") && e.contains(&me),
-                "{e}"
-            );
-            // One port of a 1000-port range.
-            let e = refused(&["17500-18499:17500-18499"])
-                .await
-                .expect("range over a listener");
-            assert!(e.contains("tcp/1808") && e.contains(&me), "{e}");
-            // A specific-address listener meets a wildcard publication and its own address,
-            // not another one.
-            let e = refused(&["18081:80"]).await.expect("127.0.0.1 listener");
-            assert!(e.contains("127.0.0.1:18081") && e.contains(&me), "{e}");
-            let e = refused(&["127.0.0.1:18081:80"])
-                .await
-                .expect("same address");
-            assert!(e.contains("on 127.0.0.1"), "{e}");
-            // UDP, and protocols apart.
-            let e = refused(&["18053:53/udp"]).await.expect("udp listener");
-            assert!(
-                e.contains("udp/18053") && e.contains("0.0.0.0:18053") && e.contains(&me),
-                "{e}"
-            );
-            // A dual-stack [::] listener takes IPv4 too; a v6only one does not.
-            let e = refused(&["18090:80"]).await.expect("dual-stack listener");
-            assert!(e.contains("[::]:18090") && e.contains(&me), "{e}");
-            assert!(
-                n.state().await.endpoints.is_empty(),
-                "refused attaches left endpoints"
-            );
-            assert_eq!(
-                refused(&["172.30.1.2:18081:80", "18053:53", "18091:80", "18082:80"]).await,
-                None,
-                "other address, other protocol, v6only listener, free port"
-            );
-            // The preflight check answers the same without attaching, and `except` leaves
-            // out publications of containers about to be replaced.
-            let none = BTreeSet::new();
-            let (i, e) = n
-                .check_ports(&ports(&["18083:80", "18080:80"]), &none)
-                .await
-                .expect("check")
-                .expect("refused");
-            assert_eq!(i, 1);
-            assert!(e.to_string().contains(&me), "{e}");
-            let (i, e) = n
-                .check_ports(&ports(&["18082:81"]), &none)
-                .await
-                .expect("check")
-                .expect("berth's own publication");
-            assert_eq!(i, 0);
-            assert!(e.to_string().contains(&c1.name), "{e}");
-            let except: BTreeSet<String> = [c1.name.clone()].into();
-            assert!(
-                n.check_ports(&ports(&["18082:81"]), &except)
-                    .await
-                    .expect("check")
-                    .is_none()
-            );
-            // publish() checks too.
-            n.attach(&c2.name, NetnsRef::Path(c2.path()), vec![ep("pub", &[])])
-                .await
-                .expect("attach c2");
-            let e = n
-                .publish(&c2.name, "pub", ports(&["18080:80"]))
-                .await
-                .expect_err("publish over a listener");
-            assert!(e.to_string().contains(&me), "{e}");
-            // Once the host process lets go, the port can be published.
-            drop(tcp_any);
-            n.publish(&c2.name, "pub", ports(&["18080:80"]))
-                .await
-                .expect("publish after the listener closed");
-            for c in [&c1, &c2] {
-                n.detach(&c.name, None).await.expect("detach");
-            }
-            n.remove_network("pub").await.expect("rm");
+    fx.with_netd(async |n| {
+        n.create_network(NetworkCreate {
+            name: "pub".into(),
+            ..Default::default()
         })
+        .await
+        .expect("create");
+        let refused = |specs: &'static [&'static str]| {
+            let n = n.clone();
+            let path = c1.path();
+            let name = c1.name.clone();
+            async move {
+                n.attach(&name, NetnsRef::Path(path), vec![ep("pub", specs)])
+                    .await
+                    .err()
+                    .map(|e| e.to_string())
+            }
+        };
+        let e = refused(&["18080:80"]).await.expect("wildcard listener");
+        assert!(
+            e.contains("tcp/18080") && e.contains("0.0.0.0:18080") && e.contains(&me),
+            "{e}"
+        );
+        // One port of a 1000-port range.
+        let e = refused(&["17500-18499:17500-18499"])
+            .await
+            .expect("range over a listener");
+        assert!(e.contains("tcp/1808") && e.contains(&me), "{e}");
+        // A specific-address listener meets a wildcard publication and its own address,
+        // not another one.
+        let e = refused(&["18081:80"]).await.expect("127.0.0.1 listener");
+        assert!(e.contains("127.0.0.1:18081") && e.contains(&me), "{e}");
+        let e = refused(&["127.0.0.1:18081:80"])
+            .await
+            .expect("same address");
+        assert!(e.contains("on 127.0.0.1"), "{e}");
+        // UDP, and protocols apart.
+        let e = refused(&["18053:53/udp"]).await.expect("udp listener");
+        assert!(
+            e.contains("udp/18053") && e.contains("0.0.0.0:18053") && e.contains(&me),
+            "{e}"
+        );
+        // A dual-stack [::] listener takes IPv4 too; a v6only one does not.
+        let e = refused(&["18090:80"]).await.expect("dual-stack listener");
+        assert!(e.contains("[::]:18090") && e.contains(&me), "{e}");
+        assert!(
+            n.state().await.endpoints.is_empty(),
+            "refused attaches left endpoints"
+        );
+        assert_eq!(
+            refused(&["172.30.1.2:18081:80", "18053:53", "18091:80", "18082:80"]).await,
+            None,
+            "other address, other protocol, v6only listener, free port"
+        );
+        // The preflight check answers the same without attaching, and `except` leaves
+        // out publications of containers about to be replaced.
+        let none = BTreeSet::new();
+        let (i, e) = n
+            .check_ports(&ports(&["18083:80", "18080:80"]), &none)
+            .await
+            .expect("check")
+            .expect("refused");
+        assert_eq!(i, 1);
+        assert!(e.to_string().contains(&me), "{e}");
+        let (i, e) = n
+            .check_ports(&ports(&["18082:81"]), &none)
+            .await
+            .expect("check")
+            .expect("berth's own publication");
+        assert_eq!(i, 0);
+        assert!(e.to_string().contains(&c1.name), "{e}");
+        let except: BTreeSet<String> = [c1.name.clone()].into();
+        assert!(
+            n.check_ports(&ports(&["18082:81"]), &except)
+                .await
+                .expect("check")
+                .is_none()
+        );
+        // publish() checks too.
+        n.attach(&c2.name, NetnsRef::Path(c2.path()), vec![ep("pub", &[])])
+            .await
+            .expect("attach c2");
+        let e = n
+            .publish(&c2.name, "pub", ports(&["18080:80"]))
+            .await
+            .expect_err("publish over a listener");
+        assert!(e.to_string().contains(&me), "{e}");
+        // Once the host process lets go, the port can be published.
+        drop(tcp_any);
+        n.publish(&c2.name, "pub", ports(&["18080:80"]))
+            .await
+            .expect("publish after the listener closed");
+        for c in [&c1, &c2] {
+            n.detach(&c.name, None).await.expect("detach");
+        }
+        n.remove_network("pub").await.expect("rm");
     });
     drop((tcp_lo, udp_any, dual6, only6));
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
 #[test_with::root()]
 #[test]
 fn berth_dns_servers_do_not_block_publishing() {
-    common::require_tools();
-    let sim = Sim::new();
+    let fx = Fx::<0>::new();
+    let sim = &fx.sim;
     let c = NetnsGuard::new("c");
-    let root = sim.root.path().to_path_buf();
-    sim.on_host(|| {
-        rt().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
-            let net = n
-                .create_network(NetworkCreate {
-                    name: "dns".into(),
-                    ..Default::default()
-                })
-                .await
-                .expect("create");
-            let dns = berth_netd::dns::DnsService::new(
-                Arc::new(berth_netd::dns::DnsRecords::new()),
-                Arc::new(berth_netd::dns::Upstreams::new(
-                    Vec::new(),
-                    Vec::new(),
-                    Default::default(),
-                )),
-                Default::default(),
-                Default::default(),
-            );
-            dns.start_network(
-                berth_netd::dns::NetworkScope {
-                    id: "dns".into(),
-                    subnets: vec![net.subnet.to_string().parse().expect("subnet")],
-                    internal: false,
-                },
-                std::net::SocketAddr::new(net.gateway.into(), 53),
-            )
-            .expect("dns server");
-            n.attach(
-                &c.name,
-                NetnsRef::Path(c.path()),
-                vec![ep("dns", &["53:53/udp", "53:53"])],
-            )
+    let _root = sim.root.path().to_path_buf();
+    fx.with_netd(async |n| {
+        let net = n
+            .create_network(NetworkCreate {
+                name: "dns".into(),
+                ..Default::default()
+            })
             .await
-            .expect("berth's own DNS sockets are exempt");
-            n.detach(&c.name, None).await.expect("detach");
-            dns.stop_network("dns");
-            n.remove_network("dns").await.expect("rm");
-        })
+            .expect("create");
+        let dns = berth_netd::dns::DnsService::new(
+            Arc::new(berth_netd::dns::DnsRecords::new()),
+            Arc::new(berth_netd::dns::Upstreams::new(
+                Vec::new(),
+                Vec::new(),
+                Default::default(),
+            )),
+            Default::default(),
+            Default::default(),
+        );
+        dns.start_network(
+            berth_netd::dns::NetworkScope {
+                id: "dns".into(),
+                subnets: vec![net.subnet.to_string().parse().expect("subnet")],
+                internal: false,
+            },
+            std::net::SocketAddr::new(net.gateway.into(), 53),
+        )
+        .expect("dns server");
+        n.attach(
+            &c.name,
+            NetnsRef::Path(c.path()),
+            vec![ep("dns", &["53:53/udp", "53:53"])],
+        )
+        .await
+        .expect("berth's own DNS sockets are exempt");
+        n.detach(&c.name, None).await.expect("detach");
+        dns.stop_network("dns");
+        n.remove_network("dns").await.expect("rm");
     });
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
 #[test_with::root()]
 #[test]
 fn remote_clients_source_address_reaches_the_container() {
-    common::require_tools();
-    let sim = Sim::new();
+    let fx = Fx::<0>::new();
+    let sim = &fx.sim;
     let web = NetnsGuard::new("c");
-    let root = sim.root.path().to_path_buf();
+    let _root = sim.root.path().to_path_buf();
     let isp_a = sim.isp_a.path();
-    sim.on_host(|| {
-        rt_multi().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
-            let net = n
-                .create_network(NetworkCreate {
-                    name: "src".into(),
-                    ..Default::default()
-                })
-                .await
-                .expect("create");
-            n.attach(
-                &web.name,
-                NetnsRef::Path(web.path()),
-                vec![ep("src", &["18080:80", "18053:5353/udp"])],
-            )
-            .await
-            .expect("attach");
-            let _echo = PeerEcho::start(&web.path(), 80, 5353);
-            let ia = isp_a.clone();
-            let tcp = blocking(move || {
-                http_get_retry(
-                    &ia,
-                    SocketAddrV4::new(HOST_A, 18080),
-                    Duration::from_secs(5),
-                )
+    fx.with_netd_multi(async |n| {
+        let net = n
+            .create_network(NetworkCreate {
+                name: "src".into(),
+                ..Default::default()
             })
             .await
-            .expect("tcp from isp-a");
-            assert_eq!(
-                tcp,
-                ISP_A.to_string(),
-                "TCP: the container sees the remote client, not the gateway {}",
-                net.gateway
-            );
-            let ia = isp_a.clone();
-            let udp = blocking(move || udp_ask_retry(&ia, 41001, SocketAddrV4::new(HOST_A, 18053)))
-                .await
-                .expect("udp from isp-a");
-            assert_eq!(
-                udp,
-                ISP_A.to_string(),
-                "UDP: the container sees the remote client, not the gateway {}",
-                net.gateway
-            );
-            n.detach(&web.name, None).await.expect("detach");
-            n.remove_network("src").await.expect("rm");
+            .expect("create");
+        n.attach(
+            &web.name,
+            NetnsRef::Path(web.path()),
+            vec![ep("src", &["18080:80", "18053:5353/udp"])],
+        )
+        .await
+        .expect("attach");
+        let _echo = PeerEcho::start(&web.path(), 80, 5353);
+        let ia = isp_a.clone();
+        let tcp = blocking(move || {
+            http_get_retry(
+                &ia,
+                SocketAddrV4::new(HOST_A, 18080),
+                Duration::from_secs(5),
+            )
         })
+        .await
+        .expect("tcp from isp-a");
+        assert_eq!(
+            tcp,
+            ISP_A.to_string(),
+            "TCP: the container sees the remote client, not the gateway {}",
+            net.gateway
+        );
+        let ia = isp_a.clone();
+        let udp = blocking(move || udp_ask_retry(&ia, 41001, SocketAddrV4::new(HOST_A, 18053)))
+            .await
+            .expect("udp from isp-a");
+        assert_eq!(
+            udp,
+            ISP_A.to_string(),
+            "UDP: the container sees the remote client, not the gateway {}",
+            net.gateway
+        );
+        n.detach(&web.name, None).await.expect("detach");
+        n.remove_network("src").await.expect("rm");
     });
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }

@@ -39,525 +39,497 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
 
+/// `from` reaches the server answering "c2" at `peer`:8000, and the internet through isp-a.
+async fn check_paths(what: &str, from: std::path::PathBuf, peer: std::net::Ipv4Addr) {
+    let to = SocketAddrV4::new(peer, 8000);
+    let inet = SocketAddrV4::new(INTERNET, 80);
+    let p = from.clone();
+    let b = blocking(move || http_get_retry(&p, to, Duration::from_secs(5))).await;
+    assert_eq!(b.unwrap_or_else(|e| panic!("{what}: c1 -> c2: {e}")), "c2");
+    let b = blocking(move || http_get_retry(&from, inet, Duration::from_secs(5))).await;
+    assert_eq!(b.unwrap_or_else(|e| panic!("{what}: egress: {e}")), "isp-a");
+}
+
 #[test_with::root()]
 #[test]
 fn attach_configures_eth0_and_peers_reach_each_other() {
-    common::require_tools();
-    let sim = Sim::new();
-    let c1 = NetnsGuard::new("c");
-    let c2 = NetnsGuard::new("c");
-    let c3 = NetnsGuard::new("c");
+    let fx = Fx::<3>::new();
+    let [c1, c2, c3] = &fx.c;
+    // Dies without a detach below.
     let c4 = NetnsGuard::new("c");
-    let root = sim.root.path().to_path_buf();
-    let sim_host = sim.host.name.clone();
+    let root = fx.root();
+    let sim_host = fx.sim.host.name.clone();
     // A host route into the pool: IPAM must skip that subnet.
     ip(
-        &sim.host.name,
+        &fx.sim.host.name,
         &["route", "add", "10.201.0.0/24", "via", &ISP_A.to_string()],
     );
-    sim.on_host(|| {
-        rt().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
-            let front = n.create_network(net("front")).await.expect("create");
-            assert_eq!(
-                front.subnet.to_string(),
-                "10.201.1.0/24",
-                "pool skips host routes"
-            );
-            let back = n.create_network(net("back")).await.expect("create");
-            assert_ne!(front.subnet, back.subnet);
-            let br = ip(&sim_host, &["link", "show", &front.bridge]);
-            let br_mac =
-                berth_netd::names::mac_string(&berth_netd::names::endpoint_mac(front.gateway));
-            assert!(br.contains(&br_mac), "bridge MAC is fixed: {br}");
-            assert!(
-                n.create_network(net("front")).await.is_err(),
-                "duplicate name"
-            );
-            let e1 = attach(&n, &c1, vec![ep("front")]).await;
-            let e2 = attach(&n, &c2, vec![ep("front")]).await;
-            assert_eq!(e1[0].ifname, "eth0");
-            assert!(e1[0].default_route);
-            let addr = ip(&c1.name, &["-o", "-4", "addr", "show", "dev", "eth0"]);
-            assert!(addr.contains(&format!("{}/24", e1[0].address)), "{addr}");
-            let link = ip(&c1.name, &["link", "show", "eth0"]);
-            assert!(
-                link.contains(&berth_netd::names::mac_string(
-                    &berth_netd::names::endpoint_mac(e1[0].address)
-                )),
-                "{link}"
-            );
-            assert!(link.contains(",UP"), "{link}");
-            let route = ip(&c1.name, &["route", "show", "default"]);
-            assert!(route.contains(&format!("via {}", front.gateway)), "{route}");
-            assert!(ip(&c1.name, &["link", "show", "lo"]).contains(",UP"));
-            let _srv = tcp_server(&c2.path(), 8000, "c2");
-            let to = SocketAddrV4::new(e2[0].address, 8000);
-            let p1 = c1.path();
-            let body = blocking(move || http_get_retry(&p1, to, Duration::from_secs(5))).await;
-            assert_eq!(body.expect("c1 -> c2"), "c2");
-            // Several networks at once: eth0 is the highest priority, which carries the
-            // default route; a static address is honoured, a taken one refused.
-            let mut hi = ep("front");
-            hi.priority = 10;
-            let mut lo = ep("back");
-            lo.mac_address = Some("02:42:ac:11:00:99".into());
-            lo.ipv4_address = Some(back.subnet.nth(50).expect("addr"));
-            let e = attach(&n, &c3, vec![lo, hi]).await;
-            assert_eq!(
-                (
-                    e[0].ifname.as_str(),
-                    e[0].network.as_str(),
-                    e[0].default_route
-                ),
-                ("eth0", front.id.as_str(), true)
-            );
-            assert_eq!(
-                (e[1].ifname.as_str(), e[1].address),
-                ("eth1", back.subnet.nth(50).expect("addr"))
-            );
-            assert!(ip(&c3.name, &["link", "show", "eth1"]).contains("02:42:ac:11:00:99"));
-            let mut dup = ep("back");
-            dup.ipv4_address = Some(back.subnet.nth(50).expect("addr"));
-            assert!(
-                n.attach(&c4.name, NetnsRef::Path(c4.path()), vec![dup])
-                    .await
-                    .is_err(),
-                "address in use"
-            );
-            // A container that dies without a detach: its endpoints are forgotten by reconcile.
-            attach(&n, &c4, vec![ep("back")]).await;
-            let c4_name = c4.name.clone();
-            drop(c4);
-            let rep = n.reconcile().await;
-            assert_eq!(
-                rep.repairs
-                    .iter()
-                    .filter(|r| r.what.contains("forgotten"))
-                    .count(),
-                1,
-                "{:?}",
-                rep.repairs
-            );
-            assert!(
-                n.state()
-                    .await
-                    .endpoints
-                    .iter()
-                    .all(|e| e.container != c4_name)
-            );
-            n.detach(&c3.name, None).await.expect("detach c3");
-            // A second network (connect) becomes eth1, without a second default route.
-            let e3 = attach(&n, &c1, vec![ep("back")]).await;
-            assert_eq!(e3[0].ifname, "eth1");
-            assert!(!e3[0].default_route);
-            // A restarted netd sees the same state.
-            let st = n.state().await;
-            drop(n);
-            let n = Netd::open(Config::new(&root)).await.expect("reopen");
-            assert_eq!(n.state().await, st);
-            let rep = n.reconcile().await;
-            assert!(rep.errors.is_empty(), "{:?}", rep.errors);
-            let eg = std::fs::read_to_string(root.join("netd/egress.json")).expect("egress.json");
-            assert!(
-                eg.contains(&HOST_A.to_string()),
-                "egress kept for a restart: {eg}"
-            );
-            n.detach(&c1.name, None).await.expect("detach c1");
-            assert!(
-                ip(&c1.name, &["-o", "link"])
-                    .lines()
-                    .all(|l| !l.contains("eth0"))
-            );
-            n.detach(&c2.name, None).await.expect("detach c2");
-            n.remove_network("front").await.expect("rm");
-            n.remove_network("back").await.expect("rm");
-        })
+    fx.with_netd(async |n| {
+        let front = n.create_network(net("front")).await.expect("create");
+        assert_eq!(
+            front.subnet.to_string(),
+            "10.201.1.0/24",
+            "pool skips host routes"
+        );
+        let back = n.create_network(net("back")).await.expect("create");
+        assert_ne!(front.subnet, back.subnet);
+        let br = ip(&sim_host, &["link", "show", &front.bridge]);
+        let br_mac = berth_netd::names::mac_string(&berth_netd::names::endpoint_mac(front.gateway));
+        assert!(br.contains(&br_mac), "bridge MAC is fixed: {br}");
+        assert!(
+            n.create_network(net("front")).await.is_err(),
+            "duplicate name"
+        );
+        let e1 = attach(&n, c1, vec![ep("front")]).await;
+        let e2 = attach(&n, c2, vec![ep("front")]).await;
+        assert_eq!(e1[0].ifname, "eth0");
+        assert!(e1[0].default_route);
+        let addr = ip(&c1.name, &["-o", "-4", "addr", "show", "dev", "eth0"]);
+        assert!(addr.contains(&format!("{}/24", e1[0].address)), "{addr}");
+        let link = ip(&c1.name, &["link", "show", "eth0"]);
+        assert!(
+            link.contains(&berth_netd::names::mac_string(
+                &berth_netd::names::endpoint_mac(e1[0].address)
+            )),
+            "{link}"
+        );
+        assert!(link.contains(",UP"), "{link}");
+        let route = ip(&c1.name, &["route", "show", "default"]);
+        assert!(route.contains(&format!("via {}", front.gateway)), "{route}");
+        assert!(ip(&c1.name, &["link", "show", "lo"]).contains(",UP"));
+        let _srv = tcp_server(&c2.path(), 8000, "c2");
+        let to = SocketAddrV4::new(e2[0].address, 8000);
+        let p1 = c1.path();
+        let body = blocking(move || http_get_retry(&p1, to, Duration::from_secs(5))).await;
+        assert_eq!(body.expect("c1 -> c2"), "c2");
+        // Several networks at once: eth0 is the highest priority, which carries the
+        // default route; a static address is honoured, a taken one refused.
+        let mut hi = ep("front");
+        hi.priority = 10;
+        let mut lo = ep("back");
+        lo.mac_address = Some("02:42:ac:11:00:99".into());
+        lo.ipv4_address = Some(back.subnet.nth(50).expect("addr"));
+        let e = attach(&n, c3, vec![lo, hi]).await;
+        assert_eq!(
+            (
+                e[0].ifname.as_str(),
+                e[0].network.as_str(),
+                e[0].default_route
+            ),
+            ("eth0", front.id.as_str(), true)
+        );
+        assert_eq!(
+            (e[1].ifname.as_str(), e[1].address),
+            ("eth1", back.subnet.nth(50).expect("addr"))
+        );
+        assert!(ip(&c3.name, &["link", "show", "eth1"]).contains("02:42:ac:11:00:99"));
+        let mut dup = ep("back");
+        dup.ipv4_address = Some(back.subnet.nth(50).expect("addr"));
+        assert!(
+            n.attach(&c4.name, NetnsRef::Path(c4.path()), vec![dup])
+                .await
+                .is_err(),
+            "address in use"
+        );
+        // A container that dies without a detach: its endpoints are forgotten by reconcile.
+        attach(&n, &c4, vec![ep("back")]).await;
+        let c4_name = c4.name.clone();
+        drop(c4);
+        let rep = n.reconcile().await;
+        assert_eq!(
+            rep.repairs
+                .iter()
+                .filter(|r| r.what.contains("forgotten"))
+                .count(),
+            1,
+            "{:?}",
+            rep.repairs
+        );
+        assert!(
+            n.state()
+                .await
+                .endpoints
+                .iter()
+                .all(|e| e.container != c4_name)
+        );
+        n.detach(&c3.name, None).await.expect("detach c3");
+        // A second network (connect) becomes eth1, without a second default route.
+        let e3 = attach(&n, c1, vec![ep("back")]).await;
+        assert_eq!(e3[0].ifname, "eth1");
+        assert!(!e3[0].default_route);
+        // A restarted netd sees the same state.
+        let st = n.state().await;
+        drop(n);
+        let n = Netd::open(Config::new(&root)).await.expect("reopen");
+        assert_eq!(n.state().await, st);
+        let rep = n.reconcile().await;
+        assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+        let eg = std::fs::read_to_string(root.join("netd/egress.json")).expect("egress.json");
+        assert!(
+            eg.contains(&HOST_A.to_string()),
+            "egress kept for a restart: {eg}"
+        );
+        n.detach(&c1.name, None).await.expect("detach c1");
+        assert!(
+            ip(&c1.name, &["-o", "link"])
+                .lines()
+                .all(|l| !l.contains("eth0"))
+        );
+        n.detach(&c2.name, None).await.expect("detach c2");
+        n.remove_network("front").await.expect("rm");
+        n.remove_network("back").await.expect("rm");
     });
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
 #[test_with::root()]
 #[test]
 fn nat_egress_survives_default_route_switch_without_restart() {
-    common::require_tools();
-    let sim = Sim::new();
-    let c1 = NetnsGuard::new("c");
-    let root = sim.root.path().to_path_buf();
-    let host = sim.host.name.clone();
-    sim.on_host(|| {
-        rt().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
-            n.create_network(net("web")).await.expect("create");
-            let e1 = attach(&n, &c1, vec![ep("web")]).await;
-            let hook_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let hc = hook_calls.clone();
-            n.on_reconcile(move |_| {
-                hc.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            });
-            let watcher = tokio::spawn(n.clone().run(Duration::from_secs(30)));
-            let mut changes = n.host_changes();
-            // The watcher reconciles once at start: that records the current egress address.
-            tokio::time::timeout(Duration::from_secs(5), changes.changed())
-                .await
-                .expect("first reconcile")
-                .expect("channel");
-            let p = c1.path();
-            let http = SocketAddrV4::new(INTERNET, 80);
-            let udp = SocketAddrV4::new(INTERNET, 5300);
-            let pp = p.clone();
-            assert_eq!(
-                blocking(move || http_get_retry(&pp, http, Duration::from_secs(5)))
-                    .await
-                    .expect("egress via isp-a"),
-                "isp-a"
-            );
-            let pp = p.clone();
-            let first = blocking(move || udp_ask(&pp, 40000, udp, Duration::from_secs(2))).await;
-            assert_eq!(first.expect("udp via isp-a"), "isp-a");
-            changes.borrow_and_update();
-
-            // The switch: the default route moves to isp-b (isp-a's link stays up).
-            let t0 = Instant::now();
-            ip(
-                &host,
-                &["route", "replace", "default", "via", &ISP_B.to_string()],
-            );
-            // The same UDP flow (same source port) must move to isp-b: that needs the stale
-            // masquerade entry flushed by the event-driven reconcile.
-            let mut answer = String::new();
-            while t0.elapsed() < Duration::from_secs(10) {
-                let pp = p.clone();
-                if let Ok(a) =
-                    blocking(move || udp_ask(&pp, 40000, udp, Duration::from_millis(100))).await
-                    && a == "isp-b"
-                {
-                    answer = a;
-                    break;
-                }
-            }
-            let took = t0.elapsed();
-            assert_eq!(answer, "isp-b", "UDP flow did not move to isp-b");
-            eprintln!("default-route switch: same UDP flow answered by isp-b after {took:?}");
-            let pp = p.clone();
-            assert_eq!(
-                blocking(move || http_get_retry(&pp, http, Duration::from_secs(5)))
-                    .await
-                    .expect("egress via isp-b"),
-                "isp-b"
-            );
-            // The hook fires when netd's watcher has seen the switch, which on a loaded
-            // machine may come after the kernel already routes the flow through isp-b.
-            let seen = tokio::time::timeout(
-                Duration::from_secs(10),
-                changes.wait_for(|c| c.egress.contains(&HOST_B)),
-            )
+    let fx = Fx::<1>::new();
+    let [c1] = &fx.c;
+    let host = fx.sim.host.name.clone();
+    fx.with_netd(async |n| {
+        n.create_network(net("web")).await.expect("create");
+        let e1 = attach(&n, c1, vec![ep("web")]).await;
+        let hook_calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let hc = hook_calls.clone();
+        n.on_reconcile(move |_| {
+            hc.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        let watcher = tokio::spawn(n.clone().run(Duration::from_secs(30)));
+        let mut changes = n.host_changes();
+        // The watcher reconciles once at start: that records the current egress address.
+        tokio::time::timeout(Duration::from_secs(5), changes.changed())
             .await
-            .is_ok_and(|r| r.is_ok());
-            assert!(seen, "DNS hook saw no host change: {:?}", changes.borrow());
-            let end = Instant::now() + Duration::from_secs(10);
-            while hook_calls.load(std::sync::atomic::Ordering::Relaxed) < 2 && Instant::now() < end
+            .expect("first reconcile")
+            .expect("channel");
+        let p = c1.path();
+        let http = SocketAddrV4::new(INTERNET, 80);
+        let udp = SocketAddrV4::new(INTERNET, 5300);
+        let pp = p.clone();
+        assert_eq!(
+            blocking(move || http_get_retry(&pp, http, Duration::from_secs(5)))
+                .await
+                .expect("egress via isp-a"),
+            "isp-a"
+        );
+        let pp = p.clone();
+        let first = blocking(move || udp_ask(&pp, 40000, udp, Duration::from_secs(2))).await;
+        assert_eq!(first.expect("udp via isp-a"), "isp-a");
+        changes.borrow_and_update();
+
+        // The switch: the default route moves to isp-b (isp-a's link stays up).
+        let t0 = Instant::now();
+        ip(
+            &host,
+            &["route", "replace", "default", "via", &ISP_B.to_string()],
+        );
+        // The same UDP flow (same source port) must move to isp-b: that needs the stale
+        // masquerade entry flushed by the event-driven reconcile.
+        let mut answer = String::new();
+        while t0.elapsed() < Duration::from_secs(10) {
+            let pp = p.clone();
+            if let Ok(a) =
+                blocking(move || udp_ask(&pp, 40000, udp, Duration::from_millis(100))).await
+                && a == "isp-b"
             {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                answer = a;
+                break;
             }
-            assert!(
-                hook_calls.load(std::sync::atomic::Ordering::Relaxed) >= 2,
-                "reconcile hook not called at start and after the switch"
-            );
-            let reps = n.recent_repairs().await;
-            assert!(
-                ip(&c1.name, &["link", "show", "eth0"]).contains("mtu 1400"),
-                "MTU did not follow isp-b's uplink: {reps:?}"
-            );
-            assert!(
-                reps.iter().any(|r| r
-                    .what
-                    .contains(&format!("egress address {HOST_A} went away"))),
-                "{reps:?}"
-            );
-            // Event-driven repair, no explicit reconcile: a veth pulled off its bridge.
-            ip(&host, &["link", "set", &e1[0].host_ifname, "nomaster"]);
-            let t0 = Instant::now();
-            let mut repaired = false;
-            while t0.elapsed() < Duration::from_secs(5) && !repaired {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                repaired =
-                    n.recent_repairs().await.iter().any(|r| {
-                        r.what.contains(&e1[0].host_ifname) && r.what.contains("re-attached")
-                    });
-            }
-            assert!(
-                repaired,
-                "the watcher did not repair a veth pulled off its bridge"
-            );
-            eprintln!("watcher repaired nomaster after {:?}", t0.elapsed());
-            watcher.abort();
-            n.detach(&c1.name, None).await.expect("detach");
-            n.remove_network("web").await.expect("rm");
-        })
+        }
+        let took = t0.elapsed();
+        assert_eq!(answer, "isp-b", "UDP flow did not move to isp-b");
+        eprintln!("default-route switch: same UDP flow answered by isp-b after {took:?}");
+        let pp = p.clone();
+        assert_eq!(
+            blocking(move || http_get_retry(&pp, http, Duration::from_secs(5)))
+                .await
+                .expect("egress via isp-b"),
+            "isp-b"
+        );
+        // The hook fires when netd's watcher has seen the switch, which on a loaded
+        // machine may come after the kernel already routes the flow through isp-b.
+        let seen = tokio::time::timeout(
+            Duration::from_secs(10),
+            changes.wait_for(|c| c.egress.contains(&HOST_B)),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        assert!(seen, "DNS hook saw no host change: {:?}", changes.borrow());
+        let end = Instant::now() + Duration::from_secs(10);
+        while hook_calls.load(std::sync::atomic::Ordering::Relaxed) < 2 && Instant::now() < end {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            hook_calls.load(std::sync::atomic::Ordering::Relaxed) >= 2,
+            "reconcile hook not called at start and after the switch"
+        );
+        let reps = n.recent_repairs().await;
+        assert!(
+            ip(&c1.name, &["link", "show", "eth0"]).contains("mtu 1400"),
+            "MTU did not follow isp-b's uplink: {reps:?}"
+        );
+        assert!(
+            reps.iter().any(|r| r
+                .what
+                .contains(&format!("egress address {HOST_A} went away"))),
+            "{reps:?}"
+        );
+        // Event-driven repair, no explicit reconcile: a veth pulled off its bridge.
+        ip(&host, &["link", "set", &e1[0].host_ifname, "nomaster"]);
+        let t0 = Instant::now();
+        let mut repaired = false;
+        while t0.elapsed() < Duration::from_secs(5) && !repaired {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            repaired = n
+                .recent_repairs()
+                .await
+                .iter()
+                .any(|r| r.what.contains(&e1[0].host_ifname) && r.what.contains("re-attached"));
+        }
+        assert!(
+            repaired,
+            "the watcher did not repair a veth pulled off its bridge"
+        );
+        eprintln!("watcher repaired nomaster after {:?}", t0.elapsed());
+        watcher.abort();
+        n.detach(&c1.name, None).await.expect("detach");
+        n.remove_network("web").await.expect("rm");
     });
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
 #[test_with::root()]
 #[test]
 fn reconcile_repairs_bridge_veth_and_ruleset() {
-    common::require_tools();
-    let sim = Sim::new();
-    let c1 = NetnsGuard::new("c");
-    let c2 = NetnsGuard::new("c");
-    let root = sim.root.path().to_path_buf();
-    let host = sim.host.name.clone();
-    sim.on_host(|| {
-        rt().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
-            let spec = n.create_network(net("app")).await.expect("create");
-            let e1 = attach(&n, &c1, vec![ep("app")]).await;
-            let e2 = attach(&n, &c2, vec![ep("app")]).await;
-            let _srv = tcp_server(&c2.path(), 8000, "c2");
-            let check = |what: &'static str| {
-                let p1 = c1.path();
-                let to = SocketAddrV4::new(e2[0].address, 8000);
-                let inet = SocketAddrV4::new(INTERNET, 80);
-                async move {
-                    let pp = p1.clone();
-                    let b = blocking(move || http_get_retry(&pp, to, Duration::from_secs(5))).await;
-                    assert_eq!(b.unwrap_or_else(|e| panic!("{what}: c1 -> c2: {e}")), "c2");
-                    let b =
-                        blocking(move || http_get_retry(&p1, inet, Duration::from_secs(5))).await;
-                    assert_eq!(b.unwrap_or_else(|e| panic!("{what}: egress: {e}")), "isp-a");
-                }
-            };
-            check("before").await;
-            assert!(
-                n.reconcile().await.repairs.is_empty(),
-                "nothing to repair at first"
-            );
+    let fx = Fx::<2>::new();
+    let [c1, c2] = &fx.c;
+    let host = fx.sim.host.name.clone();
+    fx.with_netd(async |n| {
+        let spec = n.create_network(net("app")).await.expect("create");
+        let e1 = attach(&n, c1, vec![ep("app")]).await;
+        let e2 = attach(&n, c2, vec![ep("app")]).await;
+        let _srv = tcp_server(&c2.path(), 8000, "c2");
+        let check = |what: &'static str| check_paths(what, c1.path(), e2[0].address);
+        check("before").await;
+        assert!(
+            n.reconcile().await.repairs.is_empty(),
+            "nothing to repair at first"
+        );
 
-            ip(&host, &["link", "del", &spec.bridge]);
-            let r = n.reconcile().await;
-            assert!(r.errors.is_empty(), "{:?}", r.errors);
-            assert!(
-                r.repairs
-                    .iter()
-                    .any(|x| x.what.contains("missing: recreated")),
-                "{:?}",
-                r.repairs
-            );
-            assert!(
-                r.repairs.iter().any(|x| x.what.contains("re-attached")),
-                "{:?}",
-                r.repairs
-            );
-            eprintln!("bridge deleted: {:?}", r.repairs);
-            check("after bridge delete").await;
+        ip(&host, &["link", "del", &spec.bridge]);
+        let r = n.reconcile().await;
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert!(
+            r.repairs
+                .iter()
+                .any(|x| x.what.contains("missing: recreated")),
+            "{:?}",
+            r.repairs
+        );
+        assert!(
+            r.repairs.iter().any(|x| x.what.contains("re-attached")),
+            "{:?}",
+            r.repairs
+        );
+        eprintln!("bridge deleted: {:?}", r.repairs);
+        check("after bridge delete").await;
 
-            ip(&host, &["link", "set", &e1[0].host_ifname, "nomaster"]);
-            let r = n.reconcile().await;
-            assert!(
-                r.repairs
-                    .iter()
-                    .any(|x| x.what.contains(&e1[0].host_ifname)),
-                "{:?}",
-                r.repairs
-            );
-            eprintln!("veth nomaster: {:?}", r.repairs);
-            check("after nomaster").await;
+        ip(&host, &["link", "set", &e1[0].host_ifname, "nomaster"]);
+        let r = n.reconcile().await;
+        assert!(
+            r.repairs
+                .iter()
+                .any(|x| x.what.contains(&e1[0].host_ifname)),
+            "{:?}",
+            r.repairs
+        );
+        eprintln!("veth nomaster: {:?}", r.repairs);
+        check("after nomaster").await;
 
-            ip(&c2.name, &["link", "del", "eth0"]);
-            let r = n.reconcile().await;
-            assert!(
-                r.repairs
-                    .iter()
-                    .any(|x| x.what.contains(&e2[0].host_ifname) && x.what.contains("recreated")),
-                "{:?}",
-                r.repairs
-            );
-            eprintln!("container eth0 deleted: {:?}", r.repairs);
-            check("after eth0 delete").await;
+        ip(&c2.name, &["link", "del", "eth0"]);
+        let r = n.reconcile().await;
+        assert!(
+            r.repairs
+                .iter()
+                .any(|x| x.what.contains(&e2[0].host_ifname) && x.what.contains("recreated")),
+            "{:?}",
+            r.repairs
+        );
+        eprintln!("container eth0 deleted: {:?}", r.repairs);
+        check("after eth0 delete").await;
 
-            // One rule of berth's table deleted by hand: the masquerade.
-            let listing = run(
+        // One rule of berth's table deleted by hand: the masquerade.
+        let listing = run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &host,
+                "nft",
+                "-a",
+                "list",
+                "chain",
                 "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &host,
-                    "nft",
-                    "-a",
-                    "list",
-                    "chain",
-                    "ip",
-                    "berth",
-                    "postrouting",
-                ],
-            );
-            let handle = listing
-                .lines()
-                .find(|l| l.contains("masquerade") && l.contains("!="))
-                .and_then(|l| l.rsplit_once("# handle "))
-                .map(|(_, h)| h.trim().to_string())
-                .expect("masquerade rule handle");
-            run(
+                "berth",
+                "postrouting",
+            ],
+        );
+        let handle = listing
+            .lines()
+            .find(|l| l.contains("masquerade") && l.contains("!="))
+            .and_then(|l| l.rsplit_once("# handle "))
+            .map(|(_, h)| h.trim().to_string())
+            .expect("masquerade rule handle");
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &host,
+                "nft",
+                "delete",
+                "rule",
                 "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &host,
-                    "nft",
-                    "delete",
-                    "rule",
-                    "ip",
-                    "berth",
-                    "postrouting",
-                    "handle",
-                    &handle,
-                ],
-            );
-            let r = n.reconcile().await;
-            assert!(
-                r.repairs.iter().any(|x| x.what.contains("differed")),
-                "{:?}",
-                r.repairs
-            );
-            eprintln!("masquerade rule deleted: {:?}", r.repairs);
-            check("after a rule delete").await;
+                "berth",
+                "postrouting",
+                "handle",
+                &handle,
+            ],
+        );
+        let r = n.reconcile().await;
+        assert!(
+            r.repairs.iter().any(|x| x.what.contains("differed")),
+            "{:?}",
+            r.repairs
+        );
+        eprintln!("masquerade rule deleted: {:?}", r.repairs);
+        check("after a rule delete").await;
 
-            run("ip", &["netns", "exec", &host, "nft", "flush", "ruleset"]);
-            let r = n.reconcile().await;
-            assert!(
-                r.repairs.iter().any(|x| x.what.contains("nft table")),
-                "{:?}",
-                r.repairs
-            );
-            eprintln!("nft flush ruleset: {:?}", r.repairs);
-            check("after nft flush").await;
+        run("ip", &["netns", "exec", &host, "nft", "flush", "ruleset"]);
+        let r = n.reconcile().await;
+        assert!(
+            r.repairs.iter().any(|x| x.what.contains("nft table")),
+            "{:?}",
+            r.repairs
+        );
+        eprintln!("nft flush ruleset: {:?}", r.repairs);
+        check("after nft flush").await;
 
-            n.detach(&c1.name, None).await.expect("detach");
-            n.detach(&c2.name, None).await.expect("detach");
-            n.remove_network("app").await.expect("rm");
-        })
+        n.detach(&c1.name, None).await.expect("detach");
+        n.detach(&c2.name, None).await.expect("detach");
+        n.remove_network("app").await.expect("rm");
     });
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
 #[test_with::root()]
 #[test]
 fn published_port_from_localhost_uplink_and_hairpin() {
-    common::require_tools();
-    let sim = Sim::new();
-    let web = NetnsGuard::new("c");
-    let client = NetnsGuard::new("c");
-    let root = sim.root.path().to_path_buf();
-    let host_path = sim.host.path();
-    let isp_a = sim.isp_a.path();
-    sim.on_host(|| {
-        rt_multi().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
-            n.create_network(net("pub")).await.expect("create");
-            let mut r = ep("pub");
-            r.ports = vec![
-                "8080:80".parse::<PortMapping>().expect("port"),
-                "127.0.0.1:8081:80".parse::<PortMapping>().expect("port"),
-                "5353:5353/udp".parse::<PortMapping>().expect("port"),
-            ];
-            let ew = attach(&n, &web, vec![r]).await;
-            attach(&n, &client, vec![ep("pub")]).await;
-            let _srv = tcp_server(&web.path(), 80, "web");
-            let _usrv = udp_server(&web.path(), ew[0].address, 5353, "web-udp");
-            // UDP through the uplink address.
-            let ia = isp_a.clone();
-            let u = blocking(move || {
-                udp_ask(
-                    &ia,
-                    41000,
-                    SocketAddrV4::new(HOST_A, 5353),
-                    Duration::from_secs(2),
-                )
-            })
-            .await;
-            assert_eq!(u.expect("udp published port from isp-a"), "web-udp");
-            // host_ip 127.0.0.1: the host reaches it, the outside does not.
-            let hp = host_path.clone();
-            let l = blocking(move || {
-                http_get_retry(
-                    &hp,
-                    SocketAddrV4::new([127, 0, 0, 1].into(), 8081),
-                    Duration::from_secs(5),
-                )
-            })
-            .await;
-            assert_eq!(l.expect("127.0.0.1:8081 from the host"), "web");
-            let ia = isp_a.clone();
-            let o = blocking(move || {
-                http_get(
-                    &ia,
-                    SocketAddrV4::new(HOST_A, 8081),
-                    Duration::from_millis(500),
-                )
-            })
-            .await;
-            assert!(
-                o.is_err(),
-                "a 127.0.0.1-only port answered from outside: {o:?}"
-            );
-            let hp = host_path.clone();
-            let local = blocking(move || {
-                http_get_retry(
-                    &hp,
-                    SocketAddrV4::new([127, 0, 0, 1].into(), 8080),
-                    Duration::from_secs(5),
-                )
-            })
-            .await;
-            assert_eq!(local.expect("127.0.0.1:8080 from the host"), "web");
-            let ia = isp_a.clone();
-            let outside = blocking(move || {
-                http_get_retry(&ia, SocketAddrV4::new(HOST_A, 8080), Duration::from_secs(5))
-            })
-            .await;
-            assert_eq!(outside.expect("uplink address from isp-a"), "web");
-            let cp = client.path();
-            let hair = blocking(move || {
-                http_get_retry(&cp, SocketAddrV4::new(HOST_A, 8080), Duration::from_secs(5))
-            })
-            .await;
-            assert_eq!(hair.expect("hairpin from a container"), "web");
-            let wp = web.path();
-            let own = blocking(move || {
-                http_get_retry(&wp, SocketAddrV4::new(HOST_A, 8080), Duration::from_secs(5))
-            })
-            .await;
-            assert_eq!(
-                own.expect("a container reaching its own published port"),
-                "web"
-            );
-            // A clashing publication is refused.
-            let mut again = ep("pub");
-            again.ports = vec!["8080:81".parse::<PortMapping>().expect("port")];
-            let other = NetnsGuard::new("c");
-            assert!(
-                n.attach(&other.name, NetnsRef::Path(other.path()), vec![again])
-                    .await
-                    .is_err()
-            );
-            n.unpublish(&web.name).await.expect("unpublish");
-            let hp = host_path.clone();
-            let gone = blocking(move || {
-                http_get(
-                    &hp,
-                    SocketAddrV4::new([127, 0, 0, 1].into(), 8080),
-                    Duration::from_millis(300),
-                )
-            })
-            .await;
-            assert!(gone.is_err(), "port still answers after unpublish");
-            n.detach(&web.name, None).await.expect("detach");
-            n.detach(&client.name, None).await.expect("detach");
-            n.remove_network("pub").await.expect("rm");
+    let fx = Fx::<2>::new();
+    let [web, client] = &fx.c;
+    let host_path = fx.sim.host.path();
+    let isp_a = fx.sim.isp_a.path();
+    fx.with_netd_multi(async |n| {
+        n.create_network(net("pub")).await.expect("create");
+        let mut r = ep("pub");
+        r.ports = vec![
+            "8080:80".parse::<PortMapping>().expect("port"),
+            "127.0.0.1:8081:80".parse::<PortMapping>().expect("port"),
+            "5353:5353/udp".parse::<PortMapping>().expect("port"),
+        ];
+        let ew = attach(&n, web, vec![r]).await;
+        attach(&n, client, vec![ep("pub")]).await;
+        let _srv = tcp_server(&web.path(), 80, "web");
+        let _usrv = udp_server(&web.path(), ew[0].address, 5353, "web-udp");
+        // UDP through the uplink address.
+        let ia = isp_a.clone();
+        let u = blocking(move || {
+            udp_ask(
+                &ia,
+                41000,
+                SocketAddrV4::new(HOST_A, 5353),
+                Duration::from_secs(2),
+            )
         })
+        .await;
+        assert_eq!(u.expect("udp published port from isp-a"), "web-udp");
+        // host_ip 127.0.0.1: the host reaches it, the outside does not.
+        let hp = host_path.clone();
+        let l = blocking(move || {
+            http_get_retry(
+                &hp,
+                SocketAddrV4::new([127, 0, 0, 1].into(), 8081),
+                Duration::from_secs(5),
+            )
+        })
+        .await;
+        assert_eq!(l.expect("127.0.0.1:8081 from the host"), "web");
+        let ia = isp_a.clone();
+        let o = blocking(move || {
+            http_get(
+                &ia,
+                SocketAddrV4::new(HOST_A, 8081),
+                Duration::from_millis(500),
+            )
+        })
+        .await;
+        assert!(
+            o.is_err(),
+            "a 127.0.0.1-only port answered from outside: {o:?}"
+        );
+        let hp = host_path.clone();
+        let local = blocking(move || {
+            http_get_retry(
+                &hp,
+                SocketAddrV4::new([127, 0, 0, 1].into(), 8080),
+                Duration::from_secs(5),
+            )
+        })
+        .await;
+        assert_eq!(local.expect("127.0.0.1:8080 from the host"), "web");
+        let ia = isp_a.clone();
+        let outside = blocking(move || {
+            http_get_retry(&ia, SocketAddrV4::new(HOST_A, 8080), Duration::from_secs(5))
+        })
+        .await;
+        assert_eq!(outside.expect("uplink address from isp-a"), "web");
+        let cp = client.path();
+        let hair = blocking(move || {
+            http_get_retry(&cp, SocketAddrV4::new(HOST_A, 8080), Duration::from_secs(5))
+        })
+        .await;
+        assert_eq!(hair.expect("hairpin from a container"), "web");
+        let wp = web.path();
+        let own = blocking(move || {
+            http_get_retry(&wp, SocketAddrV4::new(HOST_A, 8080), Duration::from_secs(5))
+        })
+        .await;
+        assert_eq!(
+            own.expect("a container reaching its own published port"),
+            "web"
+        );
+        // A clashing publication is refused.
+        let mut again = ep("pub");
+        again.ports = vec!["8080:81".parse::<PortMapping>().expect("port")];
+        let other = NetnsGuard::new("c");
+        assert!(
+            n.attach(&other.name, NetnsRef::Path(other.path()), vec![again])
+                .await
+                .is_err()
+        );
+        n.unpublish(&web.name).await.expect("unpublish");
+        let hp = host_path.clone();
+        let gone = blocking(move || {
+            http_get(
+                &hp,
+                SocketAddrV4::new([127, 0, 0, 1].into(), 8080),
+                Duration::from_millis(300),
+            )
+        })
+        .await;
+        assert!(gone.is_err(), "port still answers after unpublish");
+        n.detach(&web.name, None).await.expect("detach");
+        n.detach(&client.name, None).await.expect("detach");
+        n.remove_network("pub").await.expect("rm");
     });
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
 /// Sends `bytes` over TCP from `client` to a listener on `to` in `server`; the byte count
@@ -604,121 +576,100 @@ fn bulk_tcp(
 #[test_with::root()]
 #[test]
 fn networks_are_isolated_and_internal_has_no_egress() {
-    common::require_tools();
-    let sim = Sim::new();
-    let a = NetnsGuard::new("c");
-    let b = NetnsGuard::new("c");
-    let i1 = NetnsGuard::new("c");
-    let i2 = NetnsGuard::new("c");
-    let root = sim.root.path().to_path_buf();
-    sim.on_host(|| {
-        rt().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
-            n.create_network(net("na")).await.expect("create");
-            n.create_network(net("nb")).await.expect("create");
-            let mut ni = net("ni");
-            ni.internal = true;
-            ni.subnet = Some("10.202.5.0/24".parse().expect("subnet"));
-            n.create_network(ni).await.expect("create internal");
-            attach(&n, &a, vec![ep("na")]).await;
-            let eb = attach(&n, &b, vec![ep("nb")]).await;
-            attach(&n, &i1, vec![ep("ni")]).await;
-            let ei2 = attach(&n, &i2, vec![ep("ni")]).await;
-            assert!(
-                !ei2[0].default_route,
-                "internal networks give no default route"
-            );
-            let mut pub_internal = ep("ni");
-            pub_internal.ports = vec!["9999:80".parse::<PortMapping>().expect("port")];
-            let x = NetnsGuard::new("c");
-            assert!(
-                n.attach(&x.name, NetnsRef::Path(x.path()), vec![pub_internal])
-                    .await
-                    .is_err(),
-                "ports on an internal network are refused, not ignored"
-            );
-            let _sb = tcp_server(&b.path(), 8000, "b");
-            let _si = tcp_server(&i2.path(), 8000, "i2");
-            let pa = a.path();
-            let to_b = SocketAddrV4::new(eb[0].address, 8000);
-            let r = blocking(move || http_get(&pa, to_b, Duration::from_millis(500))).await;
-            assert!(r.is_err(), "na reached nb: {r:?}");
-            let pa = a.path();
-            let r = blocking(move || {
-                http_get_retry(&pa, SocketAddrV4::new(INTERNET, 80), Duration::from_secs(5))
-            })
-            .await;
-            assert_eq!(r.expect("na has egress"), "isp-a");
-            let p1 = i1.path();
-            let to_i2 = SocketAddrV4::new(ei2[0].address, 8000);
-            let r = blocking(move || http_get_retry(&p1, to_i2, Duration::from_secs(5))).await;
-            assert_eq!(r.expect("internal peers reach each other"), "i2");
-            // Internal networks' veths carry 192 KiB IPv4 GSO packets (BIG TCP; the kernel
-            // here has it), networks with egress keep the 64 KiB default; a bulk transfer
-            // through the bridge, br_netfilter and berth's table arrives whole.
-            for (c, want) in [(&i1, 196_608), (&i2, 196_608), (&a, 65_536)] {
-                assert_eq!(
-                    gso_ipv4_max_size(&c.path(), "eth0"),
-                    Some(want),
-                    "IPv4 GSO limit of {}",
-                    c.name
-                );
-            }
-            let (p1, p2) = (i1.path(), i2.path());
-            let to = SocketAddrV4::new(ei2[0].address, 8001);
-            let got = blocking(move || bulk_tcp(&p2, &p1, to, 32 << 20)).await;
-            assert_eq!(got, 32 << 20, "bytes received over the internal network");
-            // Even with a default route inside, the internal network's traffic is dropped.
-            let gw = n
-                .state()
+    let fx = Fx::<4>::new();
+    let [a, b, i1, i2] = &fx.c;
+    fx.with_netd(async |n| {
+        n.create_network(net("na")).await.expect("create");
+        n.create_network(net("nb")).await.expect("create");
+        let mut ni = net("ni");
+        ni.internal = true;
+        ni.subnet = Some("10.202.5.0/24".parse().expect("subnet"));
+        n.create_network(ni).await.expect("create internal");
+        attach(&n, a, vec![ep("na")]).await;
+        let eb = attach(&n, b, vec![ep("nb")]).await;
+        attach(&n, i1, vec![ep("ni")]).await;
+        let ei2 = attach(&n, i2, vec![ep("ni")]).await;
+        assert!(
+            !ei2[0].default_route,
+            "internal networks give no default route"
+        );
+        let mut pub_internal = ep("ni");
+        pub_internal.ports = vec!["9999:80".parse::<PortMapping>().expect("port")];
+        let x = NetnsGuard::new("c");
+        assert!(
+            n.attach(&x.name, NetnsRef::Path(x.path()), vec![pub_internal])
                 .await
-                .find_network("ni")
-                .map(|x| x.gateway)
-                .expect("ni");
-            ip(
-                &i1.name,
-                &["route", "add", "default", "via", &gw.to_string()],
-            );
-            let p1 = i1.path();
-            let r = blocking(move || {
-                http_get(
-                    &p1,
-                    SocketAddrV4::new(INTERNET, 80),
-                    Duration::from_millis(500),
-                )
-            })
-            .await;
-            assert!(r.is_err(), "internal network has egress: {r:?}");
-            for c in [&a, &b, &i1, &i2] {
-                n.detach(&c.name, None).await.expect("detach");
-            }
-            for x in ["na", "nb", "ni"] {
-                n.remove_network(x).await.expect("rm");
-            }
+                .is_err(),
+            "ports on an internal network are refused, not ignored"
+        );
+        let _sb = tcp_server(&b.path(), 8000, "b");
+        let _si = tcp_server(&i2.path(), 8000, "i2");
+        let pa = a.path();
+        let to_b = SocketAddrV4::new(eb[0].address, 8000);
+        let r = blocking(move || http_get(&pa, to_b, Duration::from_millis(500))).await;
+        assert!(r.is_err(), "na reached nb: {r:?}");
+        let pa = a.path();
+        let r = blocking(move || {
+            http_get_retry(&pa, SocketAddrV4::new(INTERNET, 80), Duration::from_secs(5))
         })
+        .await;
+        assert_eq!(r.expect("na has egress"), "isp-a");
+        let p1 = i1.path();
+        let to_i2 = SocketAddrV4::new(ei2[0].address, 8000);
+        let r = blocking(move || http_get_retry(&p1, to_i2, Duration::from_secs(5))).await;
+        assert_eq!(r.expect("internal peers reach each other"), "i2");
+        // Internal networks' veths carry 192 KiB IPv4 GSO packets (BIG TCP; the kernel
+        // here has it), networks with egress keep the 64 KiB default; a bulk transfer
+        // through the bridge, br_netfilter and berth's table arrives whole.
+        for (c, want) in [(&i1, 196_608), (&i2, 196_608), (&a, 65_536)] {
+            assert_eq!(
+                gso_ipv4_max_size(&c.path(), "eth0"),
+                Some(want),
+                "IPv4 GSO limit of {}",
+                c.name
+            );
+        }
+        let (p1, p2) = (i1.path(), i2.path());
+        let to = SocketAddrV4::new(ei2[0].address, 8001);
+        let got = blocking(move || bulk_tcp(&p2, &p1, to, 32 << 20)).await;
+        assert_eq!(got, 32 << 20, "bytes received over the internal network");
+        // Even with a default route inside, the internal network's traffic is dropped.
+        let gw = n
+            .state()
+            .await
+            .find_network("ni")
+            .map(|x| x.gateway)
+            .expect("ni");
+        ip(
+            &i1.name,
+            &["route", "add", "default", "via", &gw.to_string()],
+        );
+        let p1 = i1.path();
+        let r = blocking(move || {
+            http_get(
+                &p1,
+                SocketAddrV4::new(INTERNET, 80),
+                Duration::from_millis(500),
+            )
+        })
+        .await;
+        assert!(r.is_err(), "internal network has egress: {r:?}");
+        for c in [&a, &b, &i1, &i2] {
+            n.detach(&c.name, None).await.expect("detach");
+        }
+        for x in ["na", "nb", "ni"] {
+            n.remove_network(x).await.expect("rm");
+        }
     });
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
 #[test_with::root()]
 #[test]
 fn docker_forward_drop_gets_a_narrow_accept_while_berth_has_networks() {
-    common::require_tools();
-    let sim = Sim::new();
-    let c = NetnsGuard::new("c");
-    let host = sim.host.name.clone();
-    // What dockerd leaves behind: ip filter FORWARD policy drop, jumping to DOCKER-USER.
-    let script = "table ip filter {\n chain DOCKER-USER {\n counter return\n }\n chain FORWARD {\n type filter hook forward priority 0; policy drop;\n jump DOCKER-USER\n }\n}\n";
-    let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", &host, "nft", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("nft");
-    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), script.as_bytes())
-        .expect("write");
-    drop(child.stdin.take());
-    assert!(child.wait().expect("nft").success());
-    let root = sim.root.path().to_path_buf();
+    let fx = Fx::<1>::new();
+    let [c] = &fx.c;
+    let host = fx.sim.host.name.clone();
+    docker_forward_drop(&host);
     let ours = |h: &str| {
         run(
             "ip",
@@ -737,170 +688,147 @@ fn docker_forward_drop_gets_a_narrow_accept_while_berth_has_networks() {
         .matches("comment \"berth\"")
         .count()
     };
-    sim.on_host(|| {
-        rt().block_on(async {
-            let n: Arc<Netd> = Netd::open(Config::new(&root)).await.expect("open");
-            n.create_network(net("d")).await.expect("create");
-            assert_eq!(ours(&host), 3);
-            let first = run(
+    fx.with_netd(async |n| {
+        n.create_network(net("d")).await.expect("create");
+        assert_eq!(ours(&host), 3);
+        let first = run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &host,
+                "nft",
+                "list",
+                "chain",
                 "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &host,
-                    "nft",
-                    "list",
-                    "chain",
-                    "ip",
-                    "filter",
-                    "DOCKER-USER",
-                ],
-            );
-            let pos_ours = first.find("berth").expect("ours");
-            let pos_ret = first.find("return").expect("docker's return");
-            assert!(
-                pos_ours < pos_ret,
-                "accepts must precede docker's return: {first}"
-            );
-            attach(&n, &c, vec![ep("d")]).await;
-            let p = c.path();
-            let r = blocking(move || {
-                http_get_retry(&p, SocketAddrV4::new(INTERNET, 80), Duration::from_secs(5))
-            })
-            .await;
-            assert_eq!(r.expect("egress through docker's drop policy"), "isp-a");
-            n.detach(&c.name, None).await.expect("detach");
-            n.remove_network("d").await.expect("rm");
-            assert_eq!(ours(&host), 0, "accepts removed with the last network");
+                "filter",
+                "DOCKER-USER",
+            ],
+        );
+        let pos_ours = first.find("berth").expect("ours");
+        let pos_ret = first.find("return").expect("docker's return");
+        assert!(
+            pos_ours < pos_ret,
+            "accepts must precede docker's return: {first}"
+        );
+        attach(&n, c, vec![ep("d")]).await;
+        let p = c.path();
+        let r = blocking(move || {
+            http_get_retry(&p, SocketAddrV4::new(INTERNET, 80), Duration::from_secs(5))
         })
+        .await;
+        assert_eq!(r.expect("egress through docker's drop policy"), "isp-a");
+        n.detach(&c.name, None).await.expect("detach");
+        n.remove_network("d").await.expect("rm");
+        assert_eq!(ours(&host), 0, "accepts removed with the last network");
     });
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
 #[test_with::root()]
 #[test]
 fn reconcile_repairs_container_side_drift() {
-    common::require_tools();
-    let sim = Sim::new();
-    let c1 = NetnsGuard::new("c");
-    let c2 = NetnsGuard::new("c");
-    let root = sim.root.path().to_path_buf();
-    let host = sim.host.name.clone();
-    sim.on_host(|| {
-        rt().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
-            let spec = n.create_network(net("drift")).await.expect("create");
-            let e1 = attach(&n, &c1, vec![ep("drift")]).await;
-            let e2 = attach(&n, &c2, vec![ep("drift")]).await;
-            let _srv = tcp_server(&c2.path(), 8000, "c2");
-            let check = |what: &'static str| {
-                let p1 = c1.path();
-                let to = SocketAddrV4::new(e2[0].address, 8000);
-                let inet = SocketAddrV4::new(INTERNET, 80);
-                async move {
-                    let pp = p1.clone();
-                    let b = blocking(move || http_get_retry(&pp, to, Duration::from_secs(5))).await;
-                    assert_eq!(b.unwrap_or_else(|e| panic!("{what}: c1 -> c2: {e}")), "c2");
-                    let b =
-                        blocking(move || http_get_retry(&p1, inet, Duration::from_secs(5))).await;
-                    assert_eq!(b.unwrap_or_else(|e| panic!("{what}: egress: {e}")), "isp-a");
-                }
-            };
-            check("before").await;
-            let r = n.reconcile().await;
-            assert!(r.repairs.is_empty(), "nothing to repair: {:?}", r.repairs);
-            let gw = spec.gateway.to_string();
-            // Each drift, inside the container or on the host end, and the repair it must get.
-            let cases: [(&str, &[&str], &str); 5] = [
-                (
-                    "address flushed",
-                    &["addr", "flush", "dev", "eth0"],
-                    "lost its address",
-                ),
-                (
-                    "default route deleted",
-                    &["route", "del", "default", "via", &gw],
-                    "lost the default route",
-                ),
-                ("eth0 down", &["link", "set", "eth0", "down"], "was down"),
-                (
-                    "loopback down",
-                    &["link", "set", "lo", "down"],
-                    "loopback down",
-                ),
-                (
-                    "eth0 renamed",
-                    &["link", "set", "eth0", "name", "foo0"],
-                    "gone from its namespace",
-                ),
-            ];
-            for (what, cmd, want) in cases {
-                if what == "eth0 renamed" {
-                    ip(&c1.name, &["link", "set", "eth0", "down"]);
-                }
-                ip(&c1.name, cmd);
-                let r = n.reconcile().await;
-                assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
-                assert!(
-                    r.repairs
-                        .iter()
-                        .any(|x| x.what.contains(want) && x.what.contains(&c1.name)),
-                    "{what}: {:?}",
-                    r.repairs
-                );
-                eprintln!("{what}: {:?}", r.repairs);
-                assert!(
-                    n.recent_repairs()
-                        .await
-                        .iter()
-                        .any(|x| x.what.contains(want)),
-                    "{what}: no repair event"
-                );
-                check(what).await;
-                let again = n.reconcile().await;
-                assert!(
-                    again.repairs.is_empty(),
-                    "{what}: repaired twice: {:?}",
-                    again.repairs
-                );
+    let fx = Fx::<2>::new();
+    let [c1, c2] = &fx.c;
+    let host = fx.sim.host.name.clone();
+    fx.with_netd(async |n| {
+        let spec = n.create_network(net("drift")).await.expect("create");
+        let e1 = attach(&n, c1, vec![ep("drift")]).await;
+        let e2 = attach(&n, c2, vec![ep("drift")]).await;
+        let _srv = tcp_server(&c2.path(), 8000, "c2");
+        let check = |what: &'static str| check_paths(what, c1.path(), e2[0].address);
+        check("before").await;
+        let r = n.reconcile().await;
+        assert!(r.repairs.is_empty(), "nothing to repair: {:?}", r.repairs);
+        let gw = spec.gateway.to_string();
+        // Each drift, inside the container or on the host end, and the repair it must get.
+        let cases: [(&str, &[&str], &str); 5] = [
+            (
+                "address flushed",
+                &["addr", "flush", "dev", "eth0"],
+                "lost its address",
+            ),
+            (
+                "default route deleted",
+                &["route", "del", "default", "via", &gw],
+                "lost the default route",
+            ),
+            ("eth0 down", &["link", "set", "eth0", "down"], "was down"),
+            (
+                "loopback down",
+                &["link", "set", "lo", "down"],
+                "loopback down",
+            ),
+            (
+                "eth0 renamed",
+                &["link", "set", "eth0", "name", "foo0"],
+                "gone from its namespace",
+            ),
+        ];
+        for (what, cmd, want) in cases {
+            if what == "eth0 renamed" {
+                ip(&c1.name, &["link", "set", "eth0", "down"]);
             }
-            let addr = ip(&c1.name, &["-o", "-4", "addr", "show", "dev", "eth0"]);
-            assert!(addr.contains(&format!("{}/24", e1[0].address)), "{addr}");
+            ip(&c1.name, cmd);
+            let r = n.reconcile().await;
+            assert!(r.errors.is_empty(), "{what}: {:?}", r.errors);
             assert!(
-                !ip(&c1.name, &["-o", "link"]).contains("foo0"),
-                "the renamed interface went with its old pair"
+                r.repairs
+                    .iter()
+                    .any(|x| x.what.contains(want) && x.what.contains(&c1.name)),
+                "{what}: {:?}",
+                r.repairs
             );
-            // The host end downed: seen by the watcher (a host link event), no explicit call.
-            let watcher = tokio::spawn(n.clone().run(Duration::from_secs(30)));
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let hv = n
-                .state()
-                .await
-                .endpoints
-                .iter()
-                .find(|e| e.container == c1.name)
-                .map(|e| e.host_ifname.clone())
-                .expect("endpoint");
-            ip(&host, &["link", "set", &hv, "down"]);
-            let t0 = Instant::now();
-            let mut repaired = false;
-            while t0.elapsed() < Duration::from_secs(5) && !repaired {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                repaired = n
-                    .recent_repairs()
+            eprintln!("{what}: {:?}", r.repairs);
+            assert!(
+                n.recent_repairs()
                     .await
                     .iter()
-                    .any(|r| r.what.contains(&hv) && r.what.contains("was down: set up"));
-            }
-            assert!(repaired, "host end down was not repaired by the watcher");
-            watcher.abort();
-            check("host end down").await;
-            n.detach(&c1.name, None).await.expect("detach");
-            n.detach(&c2.name, None).await.expect("detach");
-            n.remove_network("drift").await.expect("rm");
-        })
+                    .any(|x| x.what.contains(want)),
+                "{what}: no repair event"
+            );
+            check(what).await;
+            let again = n.reconcile().await;
+            assert!(
+                again.repairs.is_empty(),
+                "{what}: repaired twice: {:?}",
+                again.repairs
+            );
+        }
+        let addr = ip(&c1.name, &["-o", "-4", "addr", "show", "dev", "eth0"]);
+        assert!(addr.contains(&format!("{}/24", e1[0].address)), "{addr}");
+        assert!(
+            !ip(&c1.name, &["-o", "link"]).contains("foo0"),
+            "the renamed interface went with its old pair"
+        );
+        // The host end downed: seen by the watcher (a host link event), no explicit call.
+        let watcher = tokio::spawn(n.clone().run(Duration::from_secs(30)));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let hv = n
+            .state()
+            .await
+            .endpoints
+            .iter()
+            .find(|e| e.container == c1.name)
+            .map(|e| e.host_ifname.clone())
+            .expect("endpoint");
+        ip(&host, &["link", "set", &hv, "down"]);
+        let t0 = Instant::now();
+        let mut repaired = false;
+        while t0.elapsed() < Duration::from_secs(5) && !repaired {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            repaired = n
+                .recent_repairs()
+                .await
+                .iter()
+                .any(|r| r.what.contains(&hv) && r.what.contains("was down: set up"));
+        }
+        assert!(repaired, "host end down was not repaired by the watcher");
+        watcher.abort();
+        check("host end down").await;
+        n.detach(&c1.name, None).await.expect("detach");
+        n.detach(&c2.name, None).await.expect("detach");
+        n.remove_network("drift").await.expect("rm");
     });
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }
 
 /// dockerd's leftovers in the host namespace: `ip filter FORWARD` policy drop jumping to
@@ -1050,110 +978,103 @@ fn two_instances_with_their_own_tables_do_not_interfere() {
 #[test_with::root()]
 #[test]
 fn egress_network_gets_big_tcp_only_while_every_uplink_takes_it() {
-    common::require_tools();
-    let sim = Sim::new();
-    let a = NetnsGuard::new("c");
-    let b = NetnsGuard::new("c");
+    let fx = Fx::<2>::new();
+    let [a, b] = &fx.c;
     let isp_c = NetnsGuard::new("a");
-    let root = sim.root.path().to_path_buf();
-    let host = sim.host.path();
-    let (host_name, isp_c_name) = (sim.host.name.clone(), isp_c.name.clone());
-    sim.on_host(|| {
-        rt().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
-            n.create_network(net("big")).await.expect("create");
-            attach(&n, &a, vec![ep("big")]).await;
-            let gso = |c: &NetnsGuard| gso_ipv4_max_size(&c.path(), "eth0");
-            assert!(
-                gso(&a).is_some(),
-                "the kernel does not report IPv4 GSO limits (before 6.3): this test needs 6.3+"
-            );
-            assert_eq!(gso(&a), Some(65_536), "uplinks have the 64 KiB default");
+    let host = fx.sim.host.path();
+    let (host_name, isp_c_name) = (fx.sim.host.name.clone(), isp_c.name.clone());
+    fx.with_netd(async |n| {
+        n.create_network(net("big")).await.expect("create");
+        attach(&n, a, vec![ep("big")]).await;
+        let gso = |c: &NetnsGuard| gso_ipv4_max_size(&c.path(), "eth0");
+        assert!(
+            gso(a).is_some(),
+            "the kernel does not report IPv4 GSO limits (before 6.3): this test needs 6.3+"
+        );
+        assert_eq!(gso(a), Some(65_536), "uplinks have the 64 KiB default");
 
-            // Both uplinks take BIG TCP: a new endpoint gets it, reconcile raises the old one.
-            let h = host.clone();
-            blocking(move || {
-                for up in ["upa", "upb"] {
-                    set_gso_ipv4_max_size(&h, up, 196_608);
-                }
-            })
-            .await;
-            let eb = attach(&n, &b, vec![ep("big")]).await;
-            assert_eq!(gso(&b), Some(196_608), "new endpoint once uplinks take it");
-            let rep = n.reconcile().await;
-            assert!(rep.errors.is_empty(), "{:?}", rep.errors);
-            assert!(
-                rep.repairs
-                    .iter()
-                    .any(|r| r.what.contains("IPv4 GSO limit")),
-                "{:?}",
-                rep.repairs
-            );
-            assert_eq!(gso(&a), Some(196_608), "reconcile raised the old endpoint");
-            let h = host.clone();
-            let host_ends: Vec<String> = n
-                .state()
-                .await
-                .endpoints
-                .iter()
-                .map(|e| e.host_ifname.clone())
-                .collect();
-            for e in &host_ends {
-                let (h, e2) = (h.clone(), e.clone());
-                let g = blocking(move || gso_ipv4_max_size(&h, &e2)).await;
-                assert_eq!(g, Some(196_608), "host end {e}");
+        // Both uplinks take BIG TCP: a new endpoint gets it, reconcile raises the old one.
+        let h = host.clone();
+        blocking(move || {
+            for up in ["upa", "upb"] {
+                set_gso_ipv4_max_size(&h, up, 196_608);
             }
-            let (pa, pb) = (a.path(), b.path());
-            let to = SocketAddrV4::new(eb[0].address, 8001);
-            let got = blocking(move || bulk_tcp(&pb, &pa, to, 32 << 20)).await;
-            assert_eq!(
-                got,
-                32 << 20,
-                "bytes received with BIG TCP on an egress network"
-            );
-
-            // A new uplink with the default limit: reconcile lowers both endpoints.
-            let (hn, icn) = (host_name.clone(), isp_c_name.clone());
-            blocking(move || {
-                run(
-                    "ip",
-                    &[
-                        "link", "add", "upc", "netns", &hn, "type", "veth", "peer", "name", "eth0",
-                        "netns", &icn,
-                    ],
-                );
-                ip(&hn, &["addr", "add", "172.30.3.2/24", "dev", "upc"]);
-                ip(&hn, &["link", "set", "upc", "up"]);
-            })
-            .await;
-            let rep = n.reconcile().await;
-            assert!(rep.errors.is_empty(), "{:?}", rep.errors);
-            for c in [&a, &b] {
-                assert_eq!(gso(c), Some(65_536), "lowered in {}", c.name);
-            }
-            for e in &host_ends {
-                let (h, e2) = (h.clone(), e.clone());
-                let g = blocking(move || gso_ipv4_max_size(&h, &e2)).await;
-                assert_eq!(g, Some(65_536), "host end {e}");
-            }
-            let rep = n.reconcile().await;
-            assert!(
-                !rep.repairs
-                    .iter()
-                    .any(|r| r.what.contains("IPv4 GSO limit")),
-                "nothing left to change: {:?}",
-                rep.repairs
-            );
-            let (pa, pb) = (a.path(), b.path());
-            let to = SocketAddrV4::new(eb[0].address, 8002);
-            let got = blocking(move || bulk_tcp(&pb, &pa, to, 32 << 20)).await;
-            assert_eq!(got, 32 << 20, "bytes received after lowering");
-            for c in [&a, &b] {
-                n.detach(&c.name, None).await.expect("detach");
-            }
-            n.remove_network("big").await.expect("rm");
         })
+        .await;
+        let eb = attach(&n, b, vec![ep("big")]).await;
+        assert_eq!(gso(b), Some(196_608), "new endpoint once uplinks take it");
+        let rep = n.reconcile().await;
+        assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+        assert!(
+            rep.repairs
+                .iter()
+                .any(|r| r.what.contains("IPv4 GSO limit")),
+            "{:?}",
+            rep.repairs
+        );
+        assert_eq!(gso(a), Some(196_608), "reconcile raised the old endpoint");
+        let h = host.clone();
+        let host_ends: Vec<String> = n
+            .state()
+            .await
+            .endpoints
+            .iter()
+            .map(|e| e.host_ifname.clone())
+            .collect();
+        for e in &host_ends {
+            let (h, e2) = (h.clone(), e.clone());
+            let g = blocking(move || gso_ipv4_max_size(&h, &e2)).await;
+            assert_eq!(g, Some(196_608), "host end {e}");
+        }
+        let (pa, pb) = (a.path(), b.path());
+        let to = SocketAddrV4::new(eb[0].address, 8001);
+        let got = blocking(move || bulk_tcp(&pb, &pa, to, 32 << 20)).await;
+        assert_eq!(
+            got,
+            32 << 20,
+            "bytes received with BIG TCP on an egress network"
+        );
+
+        // A new uplink with the default limit: reconcile lowers both endpoints.
+        let (hn, icn) = (host_name.clone(), isp_c_name.clone());
+        blocking(move || {
+            run(
+                "ip",
+                &[
+                    "link", "add", "upc", "netns", &hn, "type", "veth", "peer", "name", "eth0",
+                    "netns", &icn,
+                ],
+            );
+            ip(&hn, &["addr", "add", "172.30.3.2/24", "dev", "upc"]);
+            ip(&hn, &["link", "set", "upc", "up"]);
+        })
+        .await;
+        let rep = n.reconcile().await;
+        assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+        for c in [&a, &b] {
+            assert_eq!(gso(c), Some(65_536), "lowered in {}", c.name);
+        }
+        for e in &host_ends {
+            let (h, e2) = (h.clone(), e.clone());
+            let g = blocking(move || gso_ipv4_max_size(&h, &e2)).await;
+            assert_eq!(g, Some(65_536), "host end {e}");
+        }
+        let rep = n.reconcile().await;
+        assert!(
+            !rep.repairs
+                .iter()
+                .any(|r| r.what.contains("IPv4 GSO limit")),
+            "nothing left to change: {:?}",
+            rep.repairs
+        );
+        let (pa, pb) = (a.path(), b.path());
+        let to = SocketAddrV4::new(eb[0].address, 8002);
+        let got = blocking(move || bulk_tcp(&pb, &pa, to, 32 << 20)).await;
+        assert_eq!(got, 32 << 20, "bytes received after lowering");
+        for c in [&a, &b] {
+            n.detach(&c.name, None).await.expect("detach");
+        }
+        n.remove_network("big").await.expect("rm");
     });
     drop(isp_c);
-    assert!(sim.leftovers().is_empty(), "{:?}", sim.leftovers());
 }

@@ -108,7 +108,7 @@ impl Keeper {
                     self.failed.push(BindFailure {
                         network: scope.id.clone(),
                         addr: *addr,
-                        error: crate::netd::chain(&err),
+                        error: crate::report::chain(&err),
                     });
                 }
             }

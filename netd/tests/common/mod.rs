@@ -368,3 +368,57 @@ pub fn set_gso_ipv4_max_size(ns: &Path, ifname: &str, size: u32) {
         })
     })
 }
+
+/// What netd's root tests start from: the tools checked, a simulated host and `N` container
+/// namespaces (`c`), and [`Fx::with_netd`] to run a test body against a netd on that host.
+pub struct Fx<const N: usize> {
+    pub sim: Sim,
+    pub c: [NetnsGuard; N],
+}
+
+impl<const N: usize> Fx<N> {
+    pub fn new() -> Self {
+        require_tools();
+        Self {
+            sim: Sim::new(),
+            c: std::array::from_fn(|_| NetnsGuard::new("c")),
+        }
+    }
+
+    /// The netd state root of the simulated host.
+    pub fn root(&self) -> std::path::PathBuf {
+        self.sim.root.path().to_path_buf()
+    }
+
+    /// Runs `body` on the simulated host (single-threaded runtime) with a netd opened on the
+    /// fixture's root, then checks that nothing of berth is left there.
+    pub fn with_netd(&self, body: impl AsyncFnOnce(Arc<berth_netd::Netd>) + Send) {
+        self.on_host_with_netd(rt, body)
+    }
+
+    /// [`Fx::with_netd`] on a multi-threaded runtime.
+    pub fn with_netd_multi(&self, body: impl AsyncFnOnce(Arc<berth_netd::Netd>) + Send) {
+        self.on_host_with_netd(rt_multi, body)
+    }
+
+    fn on_host_with_netd(
+        &self,
+        runtime: fn() -> tokio::runtime::Runtime,
+        body: impl AsyncFnOnce(Arc<berth_netd::Netd>) + Send,
+    ) {
+        let root = self.root();
+        self.sim.on_host(|| {
+            runtime().block_on(async {
+                let n = berth_netd::Netd::open(berth_netd::Config::new(&root))
+                    .await
+                    .expect("open");
+                body(n).await
+            })
+        });
+        assert!(
+            self.sim.leftovers().is_empty(),
+            "{:?}",
+            self.sim.leftovers()
+        );
+    }
+}

@@ -1,6 +1,12 @@
-//! Not a test: the server half of `bench/dns.sh`, ignored by default and a no-op without its
-//! environment. It runs berth's embedded DNS for one network until killed or for
-//! `BERTH_DNS_BENCH_SECS`, reading upstreams from the (netns-private) /etc/resolv.conf.
+//! DNS benchmarks (not tests):
+//!
+//! ```text
+//! dns_bench serve     the server half of bench/dns.sh: berth's embedded DNS for one network
+//!                     until killed or for BERTH_DNS_BENCH_SECS, reading upstreams from the
+//!                     (netns-private) /etc/resolv.conf
+//! dns_bench records   the cost of adding endpoints to a network's records, and of a lookup:
+//!                     cargo run --release -p berth-netd --example dns_bench -- records
+//! ```
 //!
 //! Environment: `BERTH_DNS_BENCH_LISTEN` (gateway:port), `BERTH_DNS_BENCH_SUBNET`
 //! (e.g. 10.213.250.0/24), `BERTH_DNS_BENCH_RECORDS` (`name=ip,name=ip`).
@@ -14,12 +20,21 @@ use berth_netd::dns::{
     ResolvWatcher, Upstreams,
 };
 
-#[test]
-#[ignore = "server half of bench/dns.sh; needs its environment"]
+fn main() {
+    match std::env::args().nth(1).as_deref() {
+        Some("serve") => serve_for_bench(),
+        Some("records") => records_update_cost(),
+        _ => {
+            eprintln!("usage: dns_bench serve|records");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn serve_for_bench() {
     let Ok(listen) = std::env::var("BERTH_DNS_BENCH_LISTEN") else {
         eprintln!("BERTH_DNS_BENCH_LISTEN not set: nothing to serve");
-        return;
+        std::process::exit(2);
     };
     let listen: SocketAddr = listen.parse().expect("BERTH_DNS_BENCH_LISTEN is ip:port");
     let subnet = std::env::var("BERTH_DNS_BENCH_SUBNET")
@@ -90,10 +105,7 @@ fn serve_for_bench() {
 
 /// The DNS share of "time to attach an endpoint": adding 100 and then 1000 endpoints to one
 /// network, one `add_endpoint` at a time (each rebuilds the network's index), and the time
-/// of one lookup afterwards. Prints figures; run with
-/// `cargo test --release -p berth-netd --test dns_bench -- --ignored --nocapture records_update_cost`.
-#[test]
-#[ignore = "benchmark: prints figures"]
+/// of one lookup afterwards. Prints figures.
 fn records_update_cost() {
     for n in [100u32, 1000] {
         let r = DnsRecords::new();

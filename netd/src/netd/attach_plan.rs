@@ -1,0 +1,178 @@
+//! The deciding half of `attach`, pure: which networks, interface names, addresses (IPv4
+//! and IPv6), MACs, default route and ports a container's new endpoints get, or why the
+//! request is refused, from the state alone. The kernel is touched only after this said yes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::{EndpointRequest, NetdError};
+use crate::ipam;
+use crate::ipam6;
+use crate::names;
+use crate::ports::PortError;
+use crate::state::{Endpoint, NetnsRef, NetworkSpec, State};
+
+/// The endpoints `container` (in `netns`) would get on the networks of `reqs` (sorted by
+/// priority, highest first), each with its network; all requests valid or an error. Clashes
+/// with host sockets are the caller's to check.
+pub(crate) fn plan_attach(
+    state: &State,
+    container: &str,
+    netns: &NetnsRef,
+    reqs: &[EndpointRequest],
+) -> Result<Vec<(Endpoint, NetworkSpec)>, NetdError> {
+    let existing: Vec<&Endpoint> = state
+        .endpoints
+        .iter()
+        .filter(|e| e.container == container)
+        .collect();
+    let mut used_if: BTreeSet<String> = existing.iter().map(|e| e.ifname.clone()).collect();
+    let mut has_default = existing.iter().any(|e| e.default_route);
+    let mut planned: Vec<(Endpoint, NetworkSpec)> = Vec::new();
+    let mut taken_by_net: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
+    let mut taken6_by_net: BTreeMap<String, BTreeMap<Ipv6Addr, String>> = BTreeMap::new();
+    for r in reqs {
+        let n = state
+            .find_network(&r.network)
+            .cloned()
+            .ok_or_else(|| NetdError::NoNetwork {
+                key: r.network.clone(),
+            })?;
+        if existing.iter().any(|e| e.network == n.id)
+            || planned.iter().any(|(e, _)| e.network == n.id)
+        {
+            return Err(NetdError::AlreadyAttached {
+                container: container.to_string(),
+                network: n.name,
+            });
+        }
+        let taken = taken_by_net
+            .entry(n.id.clone())
+            .or_insert_with(|| state.endpoints_of(&n.id).map(|e| e.address).collect());
+        let ipam_err = |source| NetdError::Ipam {
+            name: n.name.clone(),
+            source,
+        };
+        let address = match r.ipv4_address {
+            Some(a) => {
+                ipam::check_address(a, &n.subnet, n.gateway, taken, &n.name).map_err(ipam_err)?;
+                a
+            }
+            None => {
+                ipam::allocate_address(&n.subnet, n.ip_range.as_ref(), n.gateway, taken, &n.name)
+                    .map_err(ipam_err)?
+            }
+        };
+        taken.insert(address);
+        if n.internal && !r.ports.is_empty() {
+            return Err(NetdError::InternalPorts { name: n.name });
+        }
+        let mac = match &r.mac_address {
+            Some(m) => names::parse_mac(m).ok_or_else(|| NetdError::BadMac { value: m.clone() })?,
+            None => names::endpoint_mac(address),
+        };
+        for p in &r.ports {
+            p.validate()?;
+            for e in state.endpoints.iter().chain(planned.iter().map(|(e, _)| e)) {
+                for q in &e.ports {
+                    if let Some(port) = p.clashes(q) {
+                        return Err(PortError::Conflict {
+                            proto: p.protocol.as_str(),
+                            port,
+                            owner: e.container.clone(),
+                        }
+                        .into());
+                    }
+                }
+            }
+        }
+        let ifname = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|c| !used_if.contains(c))
+            .unwrap_or_else(|| "eth0".into());
+        used_if.insert(ifname.clone());
+        let default_route = !has_default && !n.internal;
+        has_default |= default_route;
+        for p in &r.ports {
+            match p.host_ip {
+                Some(IpAddr::V6(a)) if a.is_loopback() => {
+                    return Err(NetdError::Ipv6LoopbackPort {
+                        port: p.to_string(),
+                    });
+                }
+                Some(IpAddr::V6(_)) if n.subnet6.is_none() => {
+                    return Err(NetdError::Ipv6PortWithoutIpv6 {
+                        port: p.to_string(),
+                        network: n.name.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
+        let address6 = match n.subnet6 {
+            Some(s6) => {
+                let taken6 = taken6_by_net.entry(n.id.clone()).or_insert_with(|| {
+                    state
+                        .endpoints_of(&n.id)
+                        .filter_map(|e| e.address6.map(|a| (a, e.container.clone())))
+                        .collect()
+                });
+                let a6_err = |what: String| NetdError::Ipv6Address {
+                    network: n.name.clone(),
+                    what,
+                };
+                let a6 = match r.ipv6_address {
+                    Some(a6) => {
+                        ipam6::check_address(a6, &s6, n.gateway6)
+                            .map_err(|e| a6_err(e.to_string()))?;
+                        if let Some(owner) = taken6.get(&a6) {
+                            return Err(a6_err(format!(
+                                "IPv6 address {a6} is already in use by container {owner}"
+                            )));
+                        }
+                        a6
+                    }
+                    None => ipam6::allocate_address(
+                        ipam6::counterpart(address, &n.subnet, &s6).ok(),
+                        &s6,
+                        n.ip_range6.as_ref(),
+                        n.gateway6,
+                        |a| taken6.contains_key(&a),
+                    )
+                    .map_err(|e| a6_err(e.to_string()))?,
+                };
+                taken6.insert(a6, container.to_string());
+                Some(a6)
+            }
+            None if r.ipv6_address.is_some() => {
+                return Err(NetdError::Ipv6Address {
+                    network: n.name.clone(),
+                    what:
+                        "an ipv6_address was given but the network has no IPv6 (enable_ipv6 is off)"
+                            .into(),
+                });
+            }
+            None => None,
+        };
+        planned.push((
+            Endpoint {
+                container: container.to_string(),
+                network: n.id.clone(),
+                netns: netns.clone(),
+                ifname,
+                host_ifname: names::veth_name(container, &n.id),
+                address,
+                mac: names::mac_string(&mac),
+                default_route,
+                ports: r.ports.clone(),
+                aliases: r.aliases.clone(),
+                address6,
+            },
+            n,
+        ));
+    }
+    Ok(planned)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+//! The attach plan without root: names, addresses, default route and refusals.
+
+use std::net::Ipv4Addr;
+
+use super::*;
+
+fn net(id: &str, last: u8, internal: bool) -> NetworkSpec {
+    NetworkSpec {
+        id: id.into(),
+        name: format!("net-{id}"),
+        bridge: format!("berth-{id}"),
+        subnet: format!("10.201.{last}.0/24").parse().unwrap(),
+        gateway: Ipv4Addr::new(10, 201, last, 1),
+        ip_range: None,
+        internal,
+        mtu: None,
+        labels: Default::default(),
+        created: 0,
+        subnet6: None,
+        gateway6: None,
+        ip_range6: None,
+    }
+}
+
+fn state() -> State {
+    let mut s = State::default();
+    s.networks.insert("aaa111".into(), net("aaa111", 0, true));
+    s.networks.insert("bbb222".into(), net("bbb222", 1, false));
+    s
+}
+
+fn req(network: &str) -> EndpointRequest {
+    EndpointRequest {
+        network: network.into(),
+        ..EndpointRequest::default()
+    }
+}
+
+fn ns() -> NetnsRef {
+    NetnsRef::Path("/run/netns/c1".into())
+}
+
+/// One line per planned endpoint: ifname, network, address, default route.
+fn lines(plan: &[(Endpoint, NetworkSpec)]) -> Vec<String> {
+    plan.iter()
+        .map(|(e, n)| {
+            format!(
+                "{} {} {}{}",
+                e.ifname,
+                n.name,
+                e.address,
+                if e.default_route { " default" } else { "" }
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn names_addresses_and_the_default_route_via_the_first_network_with_egress() {
+    let plan = plan_attach(
+        &state(),
+        "c1",
+        &ns(),
+        &[req("net-aaa111"), req("net-bbb222")],
+    )
+    .unwrap();
+    assert_eq!(
+        lines(&plan),
+        [
+            "eth0 net-aaa111 10.201.0.2",
+            "eth1 net-bbb222 10.201.1.2 default"
+        ]
+    );
+    assert_eq!(plan[0].0.host_ifname, names::veth_name("c1", "aaa111"));
+}
+
+#[test]
+fn a_second_attach_continues_names_and_keeps_the_default_route() {
+    let mut s = state();
+    let first = plan_attach(&s, "c1", &ns(), &[req("net-bbb222")]).unwrap();
+    s.endpoints.extend(first.into_iter().map(|(e, _)| e));
+    let plan = plan_attach(&s, "c1", &ns(), &[req("net-aaa111")]).unwrap();
+    assert_eq!(lines(&plan), ["eth1 net-aaa111 10.201.0.2"]);
+    // Another container takes the next address.
+    let other = plan_attach(&s, "c2", &ns(), &[req("net-bbb222")]).unwrap();
+    assert_eq!(lines(&other), ["eth0 net-bbb222 10.201.1.3 default"]);
+}
+
+#[test]
+fn refusals() {
+    let mut s = state();
+    let err =
+        |s: &State, r: EndpointRequest| plan_attach(s, "c1", &ns(), &[r]).unwrap_err().to_string();
+    assert_eq!(err(&s, req("nope")), "no such network: nope");
+    let mut r = req("net-aaa111");
+    r.ports = vec!["8080:80".parse().unwrap()];
+    assert_eq!(
+        err(&s, r),
+        "network net-aaa111 is internal: it cannot publish ports"
+    );
+    let mut r = req("net-bbb222");
+    r.ipv4_address = Some(Ipv4Addr::new(10, 201, 1, 1));
+    assert!(err(&s, r).starts_with("network net-bbb222"));
+    let mut r = req("net-bbb222");
+    r.ipv6_address = Some("fd00::5".parse().unwrap());
+    assert!(err(&s, r).contains("no IPv6"));
+    let mut r = req("net-bbb222");
+    r.mac_address = Some("zz".into());
+    assert!(err(&s, r).contains("MAC address"));
+    let first = plan_attach(&s, "c1", &ns(), &[req("net-bbb222")]).unwrap();
+    s.endpoints.extend(first.into_iter().map(|(e, _)| e));
+    assert_eq!(
+        err(&s, req("net-bbb222")),
+        "container c1 is already attached to network net-bbb222"
+    );
+    let mut p = req("net-bbb222");
+    p.ports = vec!["8080:80".parse().unwrap()];
+    s.endpoints[0].ports = vec!["8080:80".parse().unwrap()];
+    let e = plan_attach(&s, "c2", &ns(), &[p]).unwrap_err().to_string();
+    assert!(e.contains("c1"), "{e}");
+}

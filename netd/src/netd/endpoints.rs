@@ -1,0 +1,244 @@
+//! Endpoints: attaching a container to networks (planned in [`super::attach_plan`], then made
+//! all or nothing), the veth pair and its inside, and detaching.
+
+use rtnetlink::Handle;
+
+use super::attach_plan::plan_attach;
+use super::{EndpointRequest, Netd, NetdError};
+use crate::links::{self, LinkError, VethSpec};
+use crate::names;
+use crate::netns::Netns;
+use crate::ports::PortMapping;
+use crate::state::{Endpoint, NetnsRef, NetworkSpec};
+
+impl Netd {
+    /// Attaches a container (its namespace) to networks: one veth each, named eth0, eth1 ...
+    /// in priority order after any it already has, default route via the first non-internal
+    /// network when the container has none yet. All or nothing.
+    pub async fn attach(
+        &self,
+        container: &str,
+        netns: NetnsRef,
+        mut reqs: Vec<EndpointRequest>,
+    ) -> Result<Vec<Endpoint>, NetdError> {
+        reqs.sort_by_key(|r| std::cmp::Reverse(r.priority));
+        let mut inner = self.lock().await;
+        // Validate and allocate everything first.
+        let existing_count = inner
+            .state
+            .endpoints
+            .iter()
+            .filter(|e| e.container == container)
+            .count();
+        let planned = plan_attach(&inner.state, container, &netns, &reqs)?;
+        let wanted: Vec<PortMapping> = planned
+            .iter()
+            .flat_map(|(e, _)| e.ports.iter().cloned())
+            .collect();
+        if let Some((_, err)) = self.host_listeners(wanted).await? {
+            return Err(err.into());
+        }
+        let ns = Netns::open(&netns.path())?;
+        let mut made: Vec<String> = Vec::new();
+        let res = async {
+            let cont = self.kernel.connect(&ns).await?;
+            let first = existing_count == 0;
+            for (i, (e, n)) in planned.iter().enumerate() {
+                self.create_endpoint(&cont, &ns, e, n, first && i == 0)
+                    .await?;
+                made.push(e.host_ifname.clone());
+            }
+            Ok::<_, NetdError>(())
+        }
+        .await;
+        let res = match res {
+            Ok(()) => {
+                inner
+                    .state
+                    .endpoints
+                    .extend(planned.iter().map(|(e, _)| e.clone()));
+                let r = self.store.save(&inner.state).map_err(NetdError::from);
+                match r {
+                    Ok(()) if planned.iter().any(|(e, _)| !e.ports.is_empty()) => {
+                        self.apply_firewall(&inner.state).await
+                    }
+                    other => other,
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(first) = res {
+            inner
+                .state
+                .endpoints
+                .retain(|e| !(e.container == container && made.contains(&e.host_ifname)));
+            let mut cleanup = Ok(());
+            for h in &made {
+                if let Err(e) = links::delete_link(self.kernel.host(), h).await {
+                    cleanup = Err(NetdError::from(e));
+                }
+            }
+            if let Err(e) = self.store.save(&inner.state) {
+                cleanup = Err(e.into());
+            }
+            return Err(match cleanup {
+                Ok(()) => first,
+                Err(c) => NetdError::WithCleanup {
+                    first: Box::new(first),
+                    cleanup: Box::new(c),
+                },
+            });
+        }
+        for (e, n) in &planned {
+            tracing::info!(container, network = %n.name, ifname = %e.ifname, address = %e.address, "endpoint attached");
+        }
+        Ok(planned.into_iter().map(|(e, _)| e).collect())
+    }
+
+    /// Creates one endpoint in the kernel (host veth on the bridge, peer configured inside).
+    pub(crate) async fn create_endpoint(
+        &self,
+        cont: &Handle,
+        ns: &Netns,
+        e: &Endpoint,
+        n: &NetworkSpec,
+        lo_up: bool,
+    ) -> Result<(), NetdError> {
+        use std::os::fd::AsRawFd;
+        let br = match links::link_by_name(self.kernel.host(), &n.bridge).await? {
+            Some(l) => l,
+            None => {
+                self.ensure_bridge(n).await?;
+                links::link_by_name(self.kernel.host(), &n.bridge)
+                    .await?
+                    .ok_or(LinkError::Missing {
+                        name: n.bridge.clone(),
+                    })?
+            }
+        };
+        let spec = VethSpec {
+            host: &e.host_ifname,
+            peer: &e.ifname,
+            peer_ns_fd: ns.fd().as_raw_fd(),
+            peer_mac: names::parse_mac(&e.mac).unwrap_or_else(|| names::endpoint_mac(e.address)),
+            mtu: if br.mtu > 0 { br.mtu } else { 1500 },
+            bridge: br.index,
+            gso_max_size: if n.internal {
+                Some(links::BIG_TCP_GSO_SIZE)
+            } else {
+                self.egress_gso().await?
+            },
+        };
+        links::create_veth(self.kernel.host(), &spec).await?;
+        if !e.ports.is_empty()
+            && let Err(err) = links::set_hairpin(self.kernel.host(), &e.host_ifname).await
+        {
+            let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
+            return Err(err.into());
+        }
+        let via = e.default_route.then_some(n.gateway);
+        if let Err(err) = links::configure_container_side(
+            cont,
+            &e.ifname,
+            e.address,
+            n.subnet.prefix(),
+            via,
+            lo_up,
+        )
+        .await
+        {
+            let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
+            return Err(err.into());
+        }
+        if let Err(err) = self.configure_inside6(cont, e, n).await {
+            let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// The IPv6 side of an endpoint inside its container: address (no DAD) and, on the
+    /// endpoint carrying the default route, the IPv6 default route via the gateway. Returns
+    /// whether anything had to change.
+    pub(crate) async fn configure_inside6(
+        &self,
+        cont: &Handle,
+        e: &Endpoint,
+        n: &NetworkSpec,
+    ) -> Result<bool, NetdError> {
+        let (Some(a6), Some(s6)) = (e.address6, n.subnet6) else {
+            return Ok(false);
+        };
+        let l = links::link_by_name(cont, &e.ifname)
+            .await?
+            .ok_or(LinkError::Missing {
+                name: e.ifname.clone(),
+            })?;
+        let mut changed = false;
+        if !links::list_addrs6(cont)
+            .await?
+            .iter()
+            .any(|x| x.index == l.index && x.ip == a6)
+        {
+            links::ensure_address6(cont, l.index, a6, s6.prefix(), &e.ifname).await?;
+            changed = true;
+        }
+        if e.default_route
+            && let Some(g6) = n.gateway6
+            && !links::has_default_route6(cont, g6).await?
+        {
+            links::set_default_route6(cont, g6).await?;
+            changed = true;
+        }
+        Ok(changed)
+    }
+
+    /// Detaches a container from one network (or all when `network` is `None`). Best effort:
+    /// keeps going and reports every error.
+    pub async fn detach(&self, container: &str, network: Option<&str>) -> Result<(), NetdError> {
+        let mut inner = self.lock().await;
+        let net_id = match network {
+            Some(k) => Some(
+                inner
+                    .state
+                    .find_network(k)
+                    .map(|n| n.id.clone())
+                    .ok_or_else(|| NetdError::NoNetwork { key: k.to_string() })?,
+            ),
+            None => None,
+        };
+        let (gone, keep): (Vec<Endpoint>, Vec<Endpoint>) =
+            inner.state.endpoints.drain(..).partition(|e| {
+                e.container == container && net_id.as_ref().is_none_or(|id| &e.network == id)
+            });
+        inner.state.endpoints = keep;
+        if gone.is_empty() {
+            if let (Some(k), Some(_)) = (network, net_id) {
+                return Err(NetdError::NotAttached {
+                    container: container.to_string(),
+                    network: k.to_string(),
+                });
+            }
+            return Ok(());
+        }
+        let mut errs = Vec::new();
+        if let Err(e) = self.store.save(&inner.state) {
+            errs.push(e.into());
+        }
+        for e in &gone {
+            if let Err(err) = links::delete_link(self.kernel.host(), &e.host_ifname).await {
+                errs.push(err.into());
+            }
+        }
+        if gone.iter().any(|e| !e.ports.is_empty())
+            && let Err(e) = self.apply_firewall(&inner.state).await
+        {
+            errs.push(e);
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(NetdError::Teardown(errs))
+        }
+    }
+}

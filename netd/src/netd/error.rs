@@ -1,0 +1,103 @@
+//! Everything a netd call can fail with.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::firewall::FirewallError;
+use crate::ipam::{IpamError, Ipv4Net};
+use crate::ipam6::Ipam6Error;
+use crate::links::LinkError;
+use crate::netns::NetnsError;
+use crate::ports::PortError;
+use crate::state::StateError;
+
+/// Everything a netd call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum NetdError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error(transparent)]
+    Firewall(#[from] FirewallError),
+    #[error("network {name}")]
+    Ipam {
+        name: String,
+        #[source]
+        source: IpamError,
+    },
+    #[error("network {name}: IPv6")]
+    Ipam6 {
+        name: String,
+        #[source]
+        source: Ipam6Error,
+    },
+    #[error(
+        "network {network}: endpoint IPv6 address {addr} would be the network's IPv6 gateway; choose another ipv4_address or gateway"
+    )]
+    Ipv6GatewayClash { addr: Ipv6Addr, network: String },
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("network {name:?} already exists")]
+    NetworkExists { name: String },
+    #[error("network name {name:?} is invalid: use letters, digits, '.', '_' and '-'")]
+    BadName { name: String },
+    /// No longer returned (IPv6 is supported); kept so matches on it still compile.
+    #[error("network {name}: enable_ipv6 is not supported yet (IPv4 only)")]
+    Ipv6Unsupported { name: String },
+    #[error("network {name} is internal: it cannot publish ports")]
+    InternalPorts { name: String },
+    #[error(
+        "port {port}: publishing on IPv6 loopback [::1] is not supported (the kernel never routes ::1 off the host, so berth's DNAT cannot reach a container from it); publish on [::] or the host's IPv6 address, or on 127.0.0.1"
+    )]
+    Ipv6LoopbackPort { port: String },
+    #[error(
+        "port {port}: an IPv6 host address needs an IPv6 network, and network {network} has no IPv6 (enable_ipv6 is off)"
+    )]
+    Ipv6PortWithoutIpv6 { port: String, network: String },
+    #[error("network {network}: {what}")]
+    Ipv6Address { network: String, what: String },
+    #[error("no such network: {key}")]
+    NoNetwork { key: String },
+    #[error("network {name} is in use by container(s) {containers}")]
+    NetworkInUse { name: String, containers: String },
+    #[error("container {container} is already attached to network {network}")]
+    AlreadyAttached { container: String, network: String },
+    #[error("container {container} is not attached to network {network}")]
+    NotAttached { container: String, network: String },
+    #[error("MAC address {value:?} is invalid: expected six hex pairs, unicast")]
+    BadMac { value: String },
+    #[error("gateway {gateway} is not a usable address of subnet {subnet}")]
+    BadGateway { gateway: Ipv4Addr, subnet: Ipv4Net },
+    #[error("cannot write sysctl {path}")]
+    Sysctl {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("conntrack -D for egress address {addr}: {detail}")]
+    Conntrack {
+        addr: Ipv4Addr,
+        detail: String,
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    #[error("{first}; cleanup also failed: {cleanup}")]
+    WithCleanup {
+        #[source]
+        first: Box<NetdError>,
+        cleanup: Box<NetdError>,
+    },
+    #[error("teardown met {} error(s): {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Teardown(Vec<NetdError>),
+}
+
+impl From<crate::sysctl::SysctlError> for NetdError {
+    fn from(e: crate::sysctl::SysctlError) -> Self {
+        NetdError::Sysctl {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! What callers hand netd: its configuration and the requests of its calls (networks,
+//! endpoints), and the host change it announces after each reconcile.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use crate::ipam::{Ipv4Net, Pool};
+use crate::ipam6::Ipv6Net;
+use crate::ports::PortMapping;
+
+/// How a netd instance is set up (the daemon config's network part).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Instance state root (`--root`); netd keeps `<root>/netd/`.
+    pub root: PathBuf,
+    /// Where automatic subnets come from.
+    pub pool: Pool,
+    /// MTU for networks that do not set one; `None` follows the host's egress interface.
+    pub default_mtu: Option<u32>,
+    /// nftables table name (family `ip`); `None` is `berth`. Separate instances sharing a
+    /// network namespace need separate tables.
+    pub table: Option<String>,
+    /// Runtime directory where netd declares its links unmanaged for udev/NetworkManager/
+    /// systemd-networkd when it opens (see [`crate::unmanaged`]); `None` declares nothing.
+    /// [`Config::new`] sets `/run` when called in the initial network namespace, else `None`.
+    pub managers_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults for a root directory.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self {
+            root: root.into(),
+            pool: Pool::default(),
+            default_mtu: None,
+            table: None,
+            managers_dir: crate::unmanaged::default_dir(),
+        }
+    }
+}
+
+/// A request to create a network (compose `networks.X`).
+#[derive(Debug, Clone, Default)]
+pub struct NetworkCreate {
+    /// Unique name.
+    pub name: String,
+    /// Fixed subnet (`ipam.config[0].subnet`), else from the pool.
+    pub subnet: Option<Ipv4Net>,
+    /// Fixed gateway, else the first address.
+    pub gateway: Option<Ipv4Addr>,
+    /// Range for automatic addresses.
+    pub ip_range: Option<Ipv4Net>,
+    /// `internal: true`: no egress.
+    pub internal: bool,
+    /// `enable_ipv6: true`: dual stack, an IPv6 /64 from fd00:b5e7::/48 next to the IPv4
+    /// subnet (a given IPv6 subnet goes through [`Netd::create_network_with_ipv6`]).
+    pub enable_ipv6: bool,
+    /// MTU (`driver_opts` com.docker.network.driver.mtu).
+    pub mtu: Option<u32>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// IPv6 settings of a new network that [`NetworkCreate`] has no field for (kept apart so that
+/// existing `NetworkCreate { .. }` literals still compile). Used with
+/// [`Netd::create_network_with_ipv6`]; a subnet given here turns IPv6 on.
+#[derive(Debug, Clone, Default)]
+pub struct Ipv6Create {
+    /// Fixed IPv6 subnet (compose `ipam.config[].subnet` of the IPv6 family), else the next
+    /// free /64 of fd00:b5e7::/48.
+    pub subnet: Option<Ipv6Net>,
+    /// Fixed IPv6 gateway, else the IPv4 gateway's counterpart (same host index).
+    pub gateway: Option<Ipv6Addr>,
+    /// Sub-range automatic IPv6 addresses come from (compose `ip_range` of the IPv6 pool).
+    pub ip_range: Option<Ipv6Net>,
+}
+
+/// One network a container joins.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointRequest {
+    /// Network name or id.
+    pub network: String,
+    /// Static address (`ipv4_address`), else automatic.
+    pub ipv4_address: Option<Ipv4Addr>,
+    /// Static IPv6 address (`ipv6_address`) on an IPv6 network, else automatic: the IPv4
+    /// address's counterpart (same host index) when that is free and inside the IPv6
+    /// `ip_range`, the first free address of the range (or subnet) otherwise.
+    pub ipv6_address: Option<Ipv6Addr>,
+    /// Static MAC (`mac_address`), else derived from the address.
+    pub mac_address: Option<String>,
+    /// Higher first: decides eth0, eth1 ... and which network carries the default route.
+    pub priority: i32,
+    /// DNS aliases.
+    pub aliases: Vec<String>,
+    /// Ports to publish through this endpoint.
+    pub ports: Vec<PortMapping>,
+}
+
+/// A host change seen by reconcile: the DNS part refreshes its upstreams on each new value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostChange {
+    /// Increments on every reconcile.
+    pub generation: u64,
+    /// The host's egress addresses (preferred sources of default routes) after it.
+    pub egress: Vec<Ipv4Addr>,
+}
