@@ -150,10 +150,10 @@ fn docker_cli_sees_berth_as_its_engine() {
     assert!(["1", "2"].contains(&f[3]), "{facts}");
     assert_eq!(f[4], env!("CARGO_PKG_VERSION"));
 
-    // The container watcher looks at the containers once a Docker client came; give it its
-    // first look before the container appears.
+    // The container watcher looks at the containers (every 200 ms) once a Docker client
+    // came; give it its first look before the container appears, with room for a busy host.
     let t0 = now_secs();
-    std::thread::sleep(Duration::from_millis(800));
+    std::thread::sleep(Duration::from_secs(2));
     let id = h.ok(&[
         "container",
         "run",
@@ -180,6 +180,7 @@ fn docker_cli_sees_berth_as_its_engine() {
     ]);
     assert_eq!(counts.trim(), "1 1 0 0");
 
+    h.ok(&["volume", "create", "keep"]);
     let df = docker.ok(&[
         "system",
         "df",
@@ -188,14 +189,15 @@ fn docker_cli_sees_berth_as_its_engine() {
     ]);
     assert!(df.contains("Images 1 1"), "{df}");
     assert!(df.contains("Containers 1 1"), "{df}");
-    assert!(df.contains("Local Volumes 0 0"), "{df}");
+    assert!(df.contains("Local Volumes 1 0"), "{df}");
     let dfv = docker.ok(&["system", "df", "-v"]);
     assert!(dfv.contains("busybox"), "{dfv}");
     assert!(dfv.contains("web"), "{dfv}");
+    assert!(dfv.contains("keep"), "{dfv}");
 
     // A live stream sees a start made with berth's CLI after it began.
     h.ok(&["container", "kill", "web"]);
-    let until = (now_secs() + 6).to_string();
+    let until = (now_secs() + 8).to_string();
     let live = docker
         .cmd(&[
             "events",
@@ -212,7 +214,7 @@ fn docker_cli_sees_berth_as_its_engine() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("docker events");
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(2500));
     h.ok(&["container", "start", "web"]);
     let live = live.wait_with_output().expect("docker events output");
     let live_out = String::from_utf8_lossy(&live.stdout);

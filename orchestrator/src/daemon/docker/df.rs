@@ -168,6 +168,7 @@ fn images(store: &ImageStore) -> Result<(u64, Vec<ImageUsage>, BTreeMap<String, 
     }
     // Layers of each image (directory, size), and how many images use each layer.
     let mut layers: BTreeMap<String, Vec<(std::path::PathBuf, u64)>> = BTreeMap::new();
+    let mut labels: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut uses: BTreeMap<std::path::PathBuf, (usize, u64)> = BTreeMap::new();
     for id in tags.keys() {
         let Ok(img) = store.resolve(id) else { continue };
@@ -181,6 +182,8 @@ fn images(store: &ImageStore) -> Result<(u64, Vec<ImageUsage>, BTreeMap<String, 
             u.0 += 1;
         }
         layers.insert(id.clone(), l);
+        let l = img.runtime_config().and_then(|c| c.labels().clone());
+        labels.insert(id.clone(), l.unwrap_or_default().into_iter().collect());
     }
     let layers_size = uses.values().map(|(_, s)| s).sum();
     let mut out = Vec::new();
@@ -193,13 +196,7 @@ fn images(store: &ImageStore) -> Result<(u64, Vec<ImageUsage>, BTreeMap<String, 
             .filter(|(d, _)| uses.get(d).is_some_and(|u| u.0 > 1))
             .map(|(_, s)| s)
             .sum();
-        let labels = store
-            .resolve(&id)
-            .ok()
-            .and_then(|i| i.runtime_config().and_then(|c| c.labels().clone()))
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        let labels = labels.remove(&id).unwrap_or_default();
         let containers = users
             .iter()
             .find(|(k, _)| k.to_string() == id)

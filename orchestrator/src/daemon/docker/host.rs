@@ -111,19 +111,11 @@ pub(super) fn backing_fs(path: &Path) -> &'static str {
     }
 }
 
-/// The cgroup controllers containers can be limited with (v2's root list, or v1's mounted
-/// hierarchies).
+/// The cgroup controllers containers can be limited with (v2's root list, or the v1
+/// hierarchies mounted on a v1 or hybrid host).
 pub(super) fn cgroup_controllers() -> BTreeSet<String> {
-    for root in [
-        "/sys/fs/cgroup/cgroup.controllers",
-        "/sys/fs/cgroup/unified/cgroup.controllers",
-    ] {
-        if let Ok(text) = std::fs::read_to_string(root)
-            && !text.trim().is_empty()
-            && root == "/sys/fs/cgroup/cgroup.controllers"
-        {
-            return text.split_whitespace().map(str::to_string).collect();
-        }
+    if let Ok(text) = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers") {
+        return text.split_whitespace().map(str::to_string).collect();
     }
     ["memory", "cpu", "cpuset", "pids"]
         .into_iter()
