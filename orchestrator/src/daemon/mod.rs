@@ -4,10 +4,12 @@
 //! speaks. One daemon per run directory, enforced by a lock file, so two CLIs racing to start it
 //! cannot end with two daemons.
 
-mod docker;
 mod project_routes;
 pub mod routes;
 mod watch;
+
+// The Docker Engine API, served on a second socket.
+mod docker;
 
 use std::convert::Infallible;
 use std::fs::File;
