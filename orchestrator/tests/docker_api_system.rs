@@ -415,4 +415,23 @@ fn docker_api_errors_are_dockers_and_the_daemon_keeps_serving() {
     assert!(get(&sock, "/_ping").ends_with("OK"));
     docker.ok(&["info"]);
     h.ok(&["system", "info"]);
+
+    // A daemon that stops ends the open event streams and removes its socket.
+    let events = docker
+        .cmd(&["events"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker events");
+    std::thread::sleep(Duration::from_millis(1000));
+    let stopped = Instant::now();
+    h.ok(&["system", "shutdown"]);
+    let out = events.wait_with_output().expect("docker events ends");
+    assert!(
+        stopped.elapsed() < Duration::from_secs(20),
+        "docker events outlived the daemon by {:?} ({:?})",
+        stopped.elapsed(),
+        out.status
+    );
+    assert!(!sock.exists(), "docker.sock left after shutdown");
 }
