@@ -15,6 +15,41 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The docker CLI, the oracle of the tests of berth's Docker Engine API
+# (orchestrator/tests/docker_api_*.rs). Debian ships it only inside docker.io, with dockerd and
+# containerd: install the package with every service start refused (a policy-rc.d answering
+# 101 for the install's duration), then disable and mask the daemons' units, so that neither a
+# reboot nor a connection to /run/docker.sock (socket activation) ever starts them. A machine
+# that has a docker CLI already keeps it and its own Docker untouched.
+if ! command -v docker >/dev/null 2>&1; then
+  echo "installing docker.io for its CLI only (dockerd and containerd stay stopped)" >&2
+  containerd_before=$(pgrep -x containerd || true)
+  policy=/usr/sbin/policy-rc.d
+  saved=""
+  if [ -e "$policy" ]; then
+    saved=$(mktemp)
+    cp -p "$policy" "$saved"
+  fi
+  restore_policy() {
+    if [ -n "$saved" ]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi
+  }
+  trap restore_policy EXIT
+  printf '#!/bin/sh\n# scripts/deps.sh: no service starts while docker.io installs\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+  restore_policy
+  trap - EXIT
+  if command -v systemctl >/dev/null 2>&1; then
+    units=(docker.socket docker.service containerd.service)
+    systemctl disable --now "${units[@]}" >/dev/null 2>&1 || true
+    systemctl mask "${units[@]}" >/dev/null 2>&1 || true
+  fi
+  if pgrep -x dockerd >/dev/null || [ "$(pgrep -x containerd || true)" != "$containerd_before" ]; then
+    echo "error: dockerd or containerd runs after installing docker.io for its CLI; stop it" >&2
+    exit 1
+  fi
+fi
 if ! command -v cargo >/dev/null 2>&1; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi

@@ -22,6 +22,8 @@ pub enum SystemCommand {
     Shutdown,
     /// Remove stopped containers, unused networks, dangling images and the build cache
     Prune(PruneArgs),
+    /// Print the daemon's Docker API address, for `export DOCKER_HOST=$(berth system docker-host)` (starts the daemon if needed)
+    DockerHost,
 }
 
 /// `berth system prune`.
@@ -111,6 +113,13 @@ pub fn run(g: &GlobalOpts, cmd: SystemCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }),
         SystemCommand::Prune(args) => prune(g, args),
+        SystemCommand::DockerHost => runtime()?.block_on(async {
+            Client::connect_or_start(&g.root, &g.run).await?;
+            let run = std::path::absolute(&g.run).unwrap_or_else(|_| g.run.clone());
+            // The daemon serves the Docker Engine API on `docker.sock` beside `berth.sock`.
+            println!("unix://{}", run.join("docker.sock").display());
+            Ok(ExitCode::SUCCESS)
+        }),
     }
 }
 

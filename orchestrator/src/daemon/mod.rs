@@ -8,6 +8,9 @@ mod project_routes;
 pub mod routes;
 mod watch;
 
+// The Docker Engine API, served on a second socket.
+mod docker;
+
 use std::convert::Infallible;
 use std::fs::File;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -272,6 +275,7 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
             source,
         }
     })?;
+    let docker = docker::bind(&opts.run)?;
     let pid_file = opts.run.join("berth.pid");
     std::fs::write(&pid_file, format!("{}\n", std::process::id())).map_err(|source| {
         DaemonError::Write {
@@ -304,6 +308,7 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         });
     }
     tokio::spawn(watch::run(shared.clone()));
+    tokio::spawn(docker::serve(shared.clone(), docker));
     let mut sigterm = signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = signal(tokio::signal::unix::SignalKind::interrupt())?;
     loop {
@@ -335,6 +340,7 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     // Let open streams send their last lines and the end of their bodies.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(docker::socket(&opts.run));
     let _ = std::fs::remove_file(&pid_file);
     Ok(())
 }

@@ -1,0 +1,175 @@
+//! The routes of Docker's Engine API (1.51) that berth does not serve yet: they answer 501
+//! naming the route, so that a client stops with a clear message; any other path is Docker's
+//! 404 `page not found`.
+//!
+//! A pattern's `{}` is one path segment; `{*}` is one or more (image and plugin names hold
+//! slashes: `/images/library/alpine:3/json`).
+
+use hyper::Method;
+
+const ROUTES: &[(&str, &str)] = &[
+    // Containers.
+    ("GET", "/containers/json"),
+    ("POST", "/containers/create"),
+    ("GET", "/containers/{}/json"),
+    ("GET", "/containers/{}/top"),
+    ("GET", "/containers/{}/logs"),
+    ("GET", "/containers/{}/changes"),
+    ("GET", "/containers/{}/export"),
+    ("GET", "/containers/{}/stats"),
+    ("POST", "/containers/{}/resize"),
+    ("POST", "/containers/{}/start"),
+    ("POST", "/containers/{}/stop"),
+    ("POST", "/containers/{}/restart"),
+    ("POST", "/containers/{}/kill"),
+    ("POST", "/containers/{}/update"),
+    ("POST", "/containers/{}/rename"),
+    ("POST", "/containers/{}/pause"),
+    ("POST", "/containers/{}/unpause"),
+    ("POST", "/containers/{}/attach"),
+    ("GET", "/containers/{}/attach/ws"),
+    ("POST", "/containers/{}/wait"),
+    ("DELETE", "/containers/{}"),
+    ("HEAD", "/containers/{}/archive"),
+    ("GET", "/containers/{}/archive"),
+    ("PUT", "/containers/{}/archive"),
+    ("POST", "/containers/prune"),
+    ("GET", "/containers/{}/checkpoints"),
+    ("POST", "/containers/{}/checkpoints"),
+    ("DELETE", "/containers/{}/checkpoints/{}"),
+    // Exec.
+    ("POST", "/containers/{}/exec"),
+    ("POST", "/exec/{}/start"),
+    ("POST", "/exec/{}/resize"),
+    ("GET", "/exec/{}/json"),
+    // Images and builds.
+    ("GET", "/images/json"),
+    ("POST", "/build"),
+    ("POST", "/build/prune"),
+    ("POST", "/build/cancel"),
+    ("POST", "/images/create"),
+    ("GET", "/images/search"),
+    ("POST", "/images/prune"),
+    ("GET", "/images/get"),
+    ("POST", "/images/load"),
+    ("GET", "/images/{*}/json"),
+    ("GET", "/images/{*}/history"),
+    ("POST", "/images/{*}/push"),
+    ("POST", "/images/{*}/tag"),
+    ("GET", "/images/{*}/get"),
+    ("DELETE", "/images/{*}"),
+    ("POST", "/commit"),
+    ("GET", "/distribution/{*}/json"),
+    // Networks.
+    ("GET", "/networks"),
+    ("POST", "/networks/create"),
+    ("POST", "/networks/prune"),
+    ("GET", "/networks/{}"),
+    ("DELETE", "/networks/{}"),
+    ("POST", "/networks/{}/connect"),
+    ("POST", "/networks/{}/disconnect"),
+    // Volumes.
+    ("GET", "/volumes"),
+    ("POST", "/volumes/create"),
+    ("POST", "/volumes/prune"),
+    ("GET", "/volumes/{}"),
+    ("PUT", "/volumes/{}"),
+    ("DELETE", "/volumes/{}"),
+    // System.
+    ("POST", "/auth"),
+    ("POST", "/session"),
+    ("POST", "/grpc"),
+    // Swarm, nodes, services, tasks, secrets, configs.
+    ("GET", "/swarm"),
+    ("POST", "/swarm/init"),
+    ("POST", "/swarm/join"),
+    ("POST", "/swarm/leave"),
+    ("POST", "/swarm/update"),
+    ("GET", "/swarm/unlockkey"),
+    ("POST", "/swarm/unlock"),
+    ("GET", "/nodes"),
+    ("GET", "/nodes/{}"),
+    ("DELETE", "/nodes/{}"),
+    ("POST", "/nodes/{}/update"),
+    ("GET", "/services"),
+    ("POST", "/services/create"),
+    ("GET", "/services/{}"),
+    ("DELETE", "/services/{}"),
+    ("POST", "/services/{}/update"),
+    ("GET", "/services/{}/logs"),
+    ("GET", "/tasks"),
+    ("GET", "/tasks/{}"),
+    ("GET", "/tasks/{}/logs"),
+    ("GET", "/secrets"),
+    ("POST", "/secrets/create"),
+    ("GET", "/secrets/{}"),
+    ("DELETE", "/secrets/{}"),
+    ("POST", "/secrets/{}/update"),
+    ("GET", "/configs"),
+    ("POST", "/configs/create"),
+    ("GET", "/configs/{}"),
+    ("DELETE", "/configs/{}"),
+    ("POST", "/configs/{}/update"),
+    // Plugins.
+    ("GET", "/plugins"),
+    ("GET", "/plugins/privileges"),
+    ("POST", "/plugins/pull"),
+    ("POST", "/plugins/create"),
+    ("GET", "/plugins/{*}/json"),
+    ("DELETE", "/plugins/{*}"),
+    ("POST", "/plugins/{*}/enable"),
+    ("POST", "/plugins/{*}/disable"),
+    ("POST", "/plugins/{*}/upgrade"),
+    ("POST", "/plugins/{*}/push"),
+    ("POST", "/plugins/{*}/set"),
+];
+
+/// Whether `method route` is a route of Docker's API.
+pub(super) fn is_docker_route(method: &Method, route: &str) -> bool {
+    ROUTES
+        .iter()
+        .any(|(m, pattern)| *m == method.as_str() && matches(pattern, route))
+}
+
+/// Matches a path against a pattern segment by segment.
+fn matches(pattern: &str, path: &str) -> bool {
+    let pat: Vec<&str> = pattern.split('/').collect();
+    let seg: Vec<&str> = path.split('/').collect();
+    fn go(pat: &[&str], seg: &[&str]) -> bool {
+        match (pat.first(), seg.first()) {
+            (None, None) => true,
+            (Some(&"{*}"), Some(s)) if !s.is_empty() => {
+                // One or more segments, then the rest of the pattern.
+                (1..=seg.len())
+                    .any(|n| seg[..n].iter().all(|s| !s.is_empty()) && go(&pat[1..], &seg[n..]))
+            }
+            (Some(&"{}"), Some(s)) => !s.is_empty() && go(&pat[1..], &seg[1..]),
+            (Some(p), Some(s)) => p == s && go(&pat[1..], &seg[1..]),
+            _ => false,
+        }
+    }
+    go(&pat, &seg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_routes_are_known_others_are_not() {
+        assert!(is_docker_route(&Method::POST, "/containers/create"));
+        assert!(is_docker_route(&Method::GET, "/containers/abc/json"));
+        assert!(is_docker_route(&Method::DELETE, "/containers/abc"));
+        assert!(is_docker_route(
+            &Method::GET,
+            "/images/library/alpine:3/json"
+        ));
+        assert!(is_docker_route(&Method::DELETE, "/images/ghcr.io/a/b:1"));
+        assert!(is_docker_route(&Method::POST, "/exec/e1/start"));
+        assert!(!is_docker_route(&Method::GET, "/containers/create"));
+        assert!(!is_docker_route(&Method::GET, "/containers//json"));
+        assert!(!is_docker_route(&Method::GET, "/nope"));
+        assert!(!is_docker_route(&Method::GET, "/images//json"));
+        assert!(!is_docker_route(&Method::POST, "/containers/abc/json"));
+    }
+}
