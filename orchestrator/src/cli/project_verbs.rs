@@ -854,11 +854,11 @@ pub fn rm(g: &GlobalOpts, args: super::stack::RmArgs) -> anyhow::Result<ExitCode
         .build()?;
     let failures: Vec<String> = rt.block_on(async {
         let client = crate::api::client::Client::connect_or_start(&g.root, &g.run).await?;
-        let req = crate::daemon::routes::RmRequest {
+        let req = crate::api::project::RmRequest {
             ids,
             volumes: args.volumes,
         };
-        anyhow::Ok(client.post("/rm", &req).await?)
+        anyhow::Ok(client.rm(&req).await?)
     })?;
     Ok(finish(failures))
 }

@@ -336,7 +336,7 @@ impl StackBackend {
             .netd
             .create_network_with_ipv6(req, req6)
             .await
-            .map_err(|err| crate::daemon::anyhow_chain(&err))?;
+            .map_err(|err| crate::api::error::error_chain(&err))?;
         self.engine.start_dns(&spec);
         Ok(())
     }
@@ -542,10 +542,12 @@ impl StackBackend {
                         Some((key, a6)) => {
                             format!("service {service}: networks.{key}.ipv6_address {a6}: {what}")
                         }
-                        None => format!("attaching {name}: {}", crate::daemon::anyhow_chain(&err)),
+                        None => {
+                            format!("attaching {name}: {}", crate::api::error::error_chain(&err))
+                        }
                     }
                 }
-                _ => format!("attaching {name}: {}", crate::daemon::anyhow_chain(&err)),
+                _ => format!("attaching {name}: {}", crate::api::error::error_chain(&err)),
             })?;
         let mut hosts =
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
