@@ -93,7 +93,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
             shared.shutdown.notify_one();
             json(StatusCode::OK, &ShutdownReply { stopping: true })
         }
-        (_, route) if route.starts_with("/networks") => {
+        (_, route) if route == "/networks" || route.starts_with("/networks/") => {
             super::network_routes::handle(&shared, req, route).await
         }
         (_, route) => error(
