@@ -72,37 +72,29 @@ fn prefix(field: &str, s: &str) -> Result<Prefix, ApiError> {
     }
 }
 
+/// Prefixes by family.
+fn split(prefixes: Vec<Prefix>) -> (Vec<Ipv4Net>, Vec<Ipv6Net>) {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for p in prefixes {
+        match p {
+            Prefix::V4(n) => v4.push(n),
+            Prefix::V6(n) => v6.push(n),
+        }
+    }
+    (v4, v6)
+}
+
 /// Splits the `IPAM.Config` entries by family (an entry may carry only a gateway or a range:
 /// the CLI's `--gateway` without `--subnet` keeps the pool's next subnet).
 fn by_family(ipam: &Ipam) -> Result<Addressing, ApiError> {
-    let (mut v4, mut v6, mut g4, mut g6, mut r4, mut r6) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
+    let (mut subnets, mut ranges, mut g4, mut g6) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for c in &ipam.config {
-        match c
-            .subnet
-            .as_deref()
-            .map(|s| prefix("subnet", s))
-            .transpose()?
-        {
-            Some(Prefix::V4(n)) => v4.push(n),
-            Some(Prefix::V6(n)) => v6.push(n),
-            None => {}
+        if let Some(s) = &c.subnet {
+            subnets.push(prefix("subnet", s)?);
         }
-        match c
-            .ip_range
-            .as_deref()
-            .map(|s| prefix("ip range", s))
-            .transpose()?
-        {
-            Some(Prefix::V4(n)) => r4.push(n),
-            Some(Prefix::V6(n)) => r6.push(n),
-            None => {}
+        if let Some(r) = &c.ip_range {
+            ranges.push(prefix("ip range", r)?);
         }
         if let Some(g) = &c.gateway {
             match g.parse::<IpAddr>() {
@@ -112,6 +104,8 @@ fn by_family(ipam: &Ipam) -> Result<Addressing, ApiError> {
             }
         }
     }
+    let (v4, v6) = split(subnets);
+    let (r4, r6) = split(ranges);
     if v4.len() > 1 || v6.len() > 1 || g4.len() > 1 || g6.len() > 1 {
         return Err(ApiError::invalid(
             "at most one --subnet and one --gateway per address family",
