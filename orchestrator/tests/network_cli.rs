@@ -87,6 +87,39 @@ fn network_commands_print_and_refuse_as_before() {
     assert_eq!(out(&missing), "");
     assert_eq!(err(&missing), "berth: no such network: nope\n");
 
+    // On the wire: Docker's status for each kind, and the kind beside the message.
+    let sock = h.run.join("berth.sock");
+    let curl = |args: &str| {
+        let o = h.sh(&format!(
+            "curl -s -w ' %{{http_code}}' --unix-socket {} {args}",
+            sock.display()
+        ));
+        out(&o)
+    };
+    assert_eq!(
+        curl("http://b/v1/networks/nope"),
+        r#"{"kind":"not_found","message":"no such network: nope"} 404"#
+    );
+    let dup = curl(
+        r#"-X POST -H 'content-type: application/json' -d '{"Name":"neta"}' http://b/v1/networks/create"#,
+    );
+    assert!(
+        dup.starts_with(r#"{"kind":"conflict","#) && dup.ends_with(" 409"),
+        "{dup}"
+    );
+    let opt = curl(
+        r#"-X POST -d '{"Name":"x","Options":{"com.docker.network.bridge.enable_icc":"false"}}' http://b/v1/networks/create"#,
+    );
+    assert!(
+        opt.starts_with(r#"{"kind":"invalid_argument","#) && opt.ends_with(" 400"),
+        "{opt}"
+    );
+    let one = curl("http://b/v1/networks/neta");
+    let v: serde_json::Value =
+        serde_json::from_str(one.trim_end_matches(" 200")).expect("network json");
+    assert_eq!(v["IPAM"]["Config"][0]["Subnet"], "10.231.5.0/24");
+    assert_eq!(v["Options"]["com.docker.network.driver.mtu"], "1400");
+
     // A namespace joined by hand: connect prints the endpoint; the network is then in use.
     let ns = Netns(format!("bt-ncli-c-{}", std::process::id()));
     let made = std::process::Command::new("ip")
@@ -105,6 +138,8 @@ fn network_commands_print_and_refuse_as_before() {
         "ctr1",
     ]);
     assert!(c.starts_with("eth0 10.231.5.9 "), "{c}");
+    let forbidden = curl("-X DELETE http://b/v1/networks/neta");
+    assert!(forbidden.ends_with(" 403"), "{forbidden}");
     let inuse = h.berth(&["network", "rm", "neta"]);
     assert_eq!(inuse.status.code(), Some(125));
     assert_eq!(
