@@ -1,18 +1,24 @@
 //! The daemon's request decoding on untrusted bytes: every body type its routes accept (as
-//! JSON), the `ps` query string, and what the daemon computes from a decoded project before it
-//! touches the system (the dependency graph, service hashes, the `up` and `down` plans against
-//! an empty instance). Anything that can reach the socket can send these, and a project
-//! decoded here never went through the Compose loader's validation. The same bytes are also
-//! decoded as the answers the CLI reads back. Errors are fine; a panic is a finding.
+//! JSON), the `ps` query string and path segments, and what the daemon computes from a
+//! decoded project before it touches the system (the dependency graph, service hashes, the
+//! `up` and `down` plans against an empty instance). Anything that can reach the socket can
+//! send these, and a project decoded here never went through the Compose loader's
+//! validation. The same bytes are also decoded as the answers the CLI reads back. Errors are
+//! fine; a panic is a finding.
 #![no_main]
 
-use berth::api::{ErrorBody, Event, Info};
-use berth::cli::network::NetworkCommand;
+use berth::api::network::{
+    Network, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
+    NetworkPruneResponse, ReconcileResponse,
+};
+use berth::api::project::{
+    BuildLine, BuildRequest, ContainerConnect, DownRequest, Outcome, PsQuery, RmRequest,
+    RunRequest, UpRequest,
+};
+use berth::api::{ErrorBody, Event, Info, decode_segment};
 use berth::compose::{Project, service_hash};
-use berth::daemon::routes::{BuildRequest, DownRequest, RmBody, RunRequest, UpRequest, ps_query};
 use berth::engine::observed::Observed;
 use berth::engine::reconcile::{plan_down, plan_up};
-use berth::engine::stack::{ContainerConnect, Outcome};
 use berth::graph::ServiceGraph;
 use libfuzzer_sys::fuzz_target;
 
@@ -30,7 +36,8 @@ fn project_paths(p: &Project) {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(q) = std::str::from_utf8(data) {
-        let _ = ps_query(q);
+        let _ = PsQuery::parse(q);
+        let _ = decode_segment(q);
     }
     let empty = Observed::default();
     if let Ok(r) = serde_json::from_slice::<UpRequest>(data) {
@@ -53,8 +60,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(r) = serde_json::from_slice::<BuildRequest>(data) {
         project_paths(&r.project.into_project());
     }
-    let _ = serde_json::from_slice::<RmBody>(data);
-    let _ = serde_json::from_slice::<NetworkCommand>(data);
+    let _ = serde_json::from_slice::<RmRequest>(data);
+    let _ = serde_json::from_slice::<NetworkCreateRequest>(data);
+    let _ = serde_json::from_slice::<NetworkConnectRequest>(data);
+    let _ = serde_json::from_slice::<NetworkDisconnectRequest>(data);
+    let _ = serde_json::from_slice::<Network>(data);
+    let _ = serde_json::from_slice::<NetworkPruneResponse>(data);
+    let _ = serde_json::from_slice::<ReconcileResponse>(data);
+    let _ = serde_json::from_slice::<BuildLine>(data);
     let _ = serde_json::from_slice::<ContainerConnect>(data);
     let _ = serde_json::from_slice::<Vec<String>>(data);
     let _ = serde_json::from_slice::<String>(data);

@@ -1,5 +1,8 @@
 //! The `berth` binary: the CLI, and (hidden) the daemon and shim entry points.
 
 fn main() -> std::process::ExitCode {
-    berth::cli::main()
+    berth::cli::main(|root, run| {
+        berth::daemon::run(berth::daemon::DaemonOptions { root, run })?;
+        Ok(())
+    })
 }

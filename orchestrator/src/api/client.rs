@@ -1,4 +1,5 @@
-//! The CLI side of the daemon API, including starting the daemon when nobody answers.
+//! The CLI side of the daemon API: a typed method per route, and starting the daemon when
+//! nobody answers.
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,17 @@ use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use tokio::net::UnixStream;
 
-use super::{API_PREFIX, ErrorBody, SOCKET_NAME};
+use super::network::{
+    Network, NetworkConnectRequest, NetworkConnectResponse, NetworkCreateRequest,
+    NetworkCreateResponse, NetworkDeleted, NetworkDisconnectRequest, NetworkPruneResponse,
+    ReconcileResponse,
+};
+use super::project::{
+    BuildLine, BuildRequest, ContainerConnect, DownRequest, Outcome, PsQuery, PsRow, RenameReply,
+    RmRequest, RunRequest, UpRequest,
+};
+use super::system::{EngineReply, ShutdownReply};
+use super::{API_PREFIX, ErrorBody, ErrorKind, Event, Info, SOCKET_NAME, encode_segment};
 
 /// How long the CLI waits for a daemon it started to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -32,10 +43,12 @@ pub enum ClientError {
         #[source]
         source: hyper::Error,
     },
+    /// The daemon refused or failed the request: its kind to branch on, its words to print.
     #[error("the berth daemon answered {status} on {route}: {message}")]
-    Status {
+    Api {
         route: String,
         status: StatusCode,
+        kind: ErrorKind,
         message: String,
     },
     #[error("cannot decode the daemon's answer on {route}")]
@@ -112,9 +125,10 @@ impl Client {
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|_| ClientError::Status {
+            .map_err(|_| ClientError::Api {
                 route: route.to_string(),
                 status: StatusCode::BAD_REQUEST,
+                kind: ErrorKind::InvalidArgument,
                 message: "invalid request".into(),
             })?;
         let resp = sender.send_request(req).await.map_err(http)?;
@@ -123,12 +137,21 @@ impl Client {
         }
         let status = resp.status();
         let bytes = resp.into_body().collect().await.map_err(http)?.to_bytes();
-        let message = serde_json::from_slice::<ErrorBody>(&bytes)
-            .map(|b| b.message)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-        Err(ClientError::Status {
+        let (kind, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            // A body without a kind (Docker's shape) keeps the kind its status tells.
+            Ok(b) if b.kind == ErrorKind::Internal => {
+                (ErrorKind::from_status(status.as_u16()), b.message)
+            }
+            Ok(b) => (b.kind, b.message),
+            Err(_) => (
+                ErrorKind::from_status(status.as_u16()),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ),
+        };
+        Err(ClientError::Api {
             route: route.to_string(),
             status,
+            kind,
             message,
         })
     }
@@ -155,13 +178,14 @@ impl Client {
         })
     }
 
-    /// GET a route and decode its JSON answer.
-    pub async fn get<T: DeserializeOwned>(&self, route: &str) -> Result<T, ClientError> {
+    /// GET a route and decode its JSON answer (the typed methods below are the interface;
+    /// this is for routes still being moved to one).
+    pub(crate) async fn get<T: DeserializeOwned>(&self, route: &str) -> Result<T, ClientError> {
         self.json(Method::GET, route, None).await
     }
 
-    /// POST a JSON body to a route and decode its JSON answer.
-    pub async fn post<T: DeserializeOwned>(
+    /// POST a JSON body to a route and decode its JSON answer (as [`Client::get`]).
+    pub(crate) async fn post<T: DeserializeOwned>(
         &self,
         route: &str,
         body: &impl serde::Serialize,
@@ -175,7 +199,7 @@ impl Client {
 
     /// GET an NDJSON stream and hand each decoded item to `each` until it returns false or the
     /// daemon ends the stream.
-    pub async fn stream<T: DeserializeOwned>(
+    pub(crate) async fn stream<T: DeserializeOwned>(
         &self,
         route: &str,
         each: impl FnMut(T) -> bool,
@@ -185,7 +209,7 @@ impl Client {
 
     /// POST a JSON body to a route whose answer is an NDJSON stream (progress while it works);
     /// each decoded item goes to `each` until it returns false or the stream ends.
-    pub async fn post_stream<T: DeserializeOwned>(
+    pub(crate) async fn post_stream<T: DeserializeOwned>(
         &self,
         route: &str,
         body: &impl serde::Serialize,
@@ -234,9 +258,158 @@ impl Client {
         Ok(())
     }
 
-    /// True when a daemon answers on the socket.
+    /// DELETE a route and decode its JSON answer.
+    async fn delete<T: DeserializeOwned>(&self, route: &str) -> Result<T, ClientError> {
+        self.json(Method::DELETE, route, None).await
+    }
+
+    /// True when a daemon answers on the socket (`GET /v1/ping`).
     pub async fn ping(&self) -> bool {
         self.send(Method::GET, "/ping", None).await.is_ok()
+    }
+
+    /// `GET /v1/info`: which instance answered and how it runs.
+    pub async fn info(&self) -> Result<Info, ClientError> {
+        self.get("/info").await
+    }
+
+    /// `GET /v1/events`: every event from now on, to `each` until it returns false or the
+    /// daemon stops.
+    pub async fn events(&self, each: impl FnMut(Event) -> bool) -> Result<(), ClientError> {
+        self.stream("/events", each).await
+    }
+
+    /// `POST /v1/shutdown`: the daemon stops once it has answered.
+    pub async fn shutdown(&self) -> Result<ShutdownReply, ClientError> {
+        self.post("/shutdown", &serde_json::json!({})).await
+    }
+
+    /// `POST /v1/engine`: opens the engine (restart policies, DNS, the endpoint sweep).
+    pub async fn open_engine(&self) -> Result<EngineReply, ClientError> {
+        self.post("/engine", &serde_json::json!({})).await
+    }
+
+    /// `POST /v1/up`: converges the project; the plan run and its failures.
+    pub async fn up(&self, req: &UpRequest) -> Result<Outcome, ClientError> {
+        self.post("/up", req).await
+    }
+
+    /// `POST /v1/down`: stops and removes the project's containers (and what the options say).
+    pub async fn down(&self, req: &DownRequest) -> Result<Outcome, ClientError> {
+        self.post("/down", req).await
+    }
+
+    /// `GET /v1/ps?project=NAME&all=0|1`: the project's containers.
+    pub async fn ps(&self, project: &str, all: bool) -> Result<Vec<PsRow>, ClientError> {
+        let q = PsQuery {
+            project: Some(project.to_string()),
+            all,
+        };
+        self.get(&format!("/ps?{}", q.to_query())).await
+    }
+
+    /// `POST /v1/rm`: stops, detaches and removes each container; the failures.
+    pub async fn rm(&self, req: &RmRequest) -> Result<Vec<String>, ClientError> {
+        self.post("/rm", req).await
+    }
+
+    /// `POST /v1/run`: creates a one-off container of a service; its id.
+    pub async fn run(&self, req: &RunRequest) -> Result<String, ClientError> {
+        self.post("/run", req).await
+    }
+
+    /// `POST /v1/build`: builds the services' images, each finished step and then the outcome
+    /// to `each` as they come.
+    pub async fn build(
+        &self,
+        req: &BuildRequest,
+        each: impl FnMut(BuildLine) -> bool,
+    ) -> Result<(), ClientError> {
+        self.post_stream("/build", req, each).await
+    }
+
+    /// `POST /v1/container/connect`: attaches a created container to its networks; the
+    /// endpoints as `ethN address` lines.
+    pub async fn container_connect(
+        &self,
+        req: &ContainerConnect,
+    ) -> Result<Vec<String>, ClientError> {
+        self.post("/container/connect", req).await
+    }
+
+    /// `POST /v1/container/disconnect`: drops the DNS names and endpoints of containers that
+    /// are gone or going; the failures.
+    pub async fn container_disconnect(&self, ids: &[String]) -> Result<Vec<String>, ClientError> {
+        self.post("/container/disconnect", &ids).await
+    }
+
+    /// `POST /v1/container/rename`: the container's DNS names follow its new name.
+    pub async fn container_rename(&self, id: &str) -> Result<RenameReply, ClientError> {
+        self.post("/container/rename", &id).await
+    }
+
+    /// `GET /v1/networks`: every network.
+    pub async fn network_list(&self) -> Result<Vec<Network>, ClientError> {
+        self.get("/networks").await
+    }
+
+    /// `GET /v1/networks/{name}`: one network by name, id or id prefix.
+    pub async fn network_inspect(&self, name: &str) -> Result<Network, ClientError> {
+        self.get(&format!("/networks/{}", encode_segment(name)))
+            .await
+    }
+
+    /// `POST /v1/networks/create`.
+    pub async fn network_create(
+        &self,
+        req: &NetworkCreateRequest,
+    ) -> Result<NetworkCreateResponse, ClientError> {
+        self.post("/networks/create", req).await
+    }
+
+    /// `DELETE /v1/networks/{name}`.
+    pub async fn network_remove(&self, name: &str) -> Result<NetworkDeleted, ClientError> {
+        self.delete(&format!("/networks/{}", encode_segment(name)))
+            .await
+    }
+
+    /// `POST /v1/networks/prune`: removes every network without endpoints.
+    pub async fn network_prune(&self) -> Result<NetworkPruneResponse, ClientError> {
+        self.post("/networks/prune", &serde_json::json!({})).await
+    }
+
+    /// `POST /v1/networks/{name}/connect`.
+    pub async fn network_connect(
+        &self,
+        network: &str,
+        req: &NetworkConnectRequest,
+    ) -> Result<NetworkConnectResponse, ClientError> {
+        self.post(
+            &format!("/networks/{}/connect", encode_segment(network)),
+            req,
+        )
+        .await
+    }
+
+    /// `POST /v1/networks/{name}/disconnect`.
+    pub async fn network_disconnect(
+        &self,
+        network: &str,
+        req: &NetworkDisconnectRequest,
+    ) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .post(
+                &format!("/networks/{}/disconnect", encode_segment(network)),
+                req,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /v1/networks/reconcile`: repairs kernel state from the recorded networks.
+    pub async fn network_reconcile(&self) -> Result<ReconcileResponse, ClientError> {
+        self.post("/networks/reconcile", &serde_json::json!({}))
+            .await
     }
 
     /// Returns a client whose daemon answers, starting `berth daemon` for this instance when
@@ -296,6 +469,25 @@ impl Client {
             log,
             tail,
         })
+    }
+}
+
+impl ClientError {
+    /// The kind of a refusal by the daemon; `None` when the daemon was not reached or its
+    /// answer not read.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            ClientError::Api { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// What the user reads: the daemon's own words for a refusal, else the whole error.
+    pub fn message(&self) -> String {
+        match self {
+            ClientError::Api { message, .. } => message.clone(),
+            other => super::error::error_chain(other),
+        }
     }
 }
 

@@ -19,11 +19,10 @@ use super::GlobalOpts;
 use super::compose_args::{
     ExecArgs, KillArgs, LogsArgs, LsArgs, PortArgs, ServicesArgs, StopArgs, load_options,
 };
+use crate::api::project::{ProjectRequest, Verb, VerbOutcome, VerbRequest};
 use crate::compose::{self, Project};
 use crate::engine::labels;
 use crate::engine::project_members::{self, Member, OneOffs};
-use crate::engine::reconcile::Verb;
-use crate::engine::stack::{ProjectRequest, VerbOutcome, VerbRequest};
 use crate::graph::ServiceGraph;
 
 /// The loaded project, its graph and the instance's runtime.

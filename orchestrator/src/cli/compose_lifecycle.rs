@@ -10,10 +10,11 @@ use anyhow::{Context, bail};
 use super::GlobalOpts;
 use super::compose_args::{DownArgs, PsArgs, UpArgs, load_options};
 use crate::api::client::Client;
+use crate::api::project::{
+    BuildLine, BuildOptions, BuildRequest, DownOptions, DownRequest, OneOff, Outcome,
+    ProjectRequest, PsRow, RmRequest, RmiScope, RunRequest, UpOptions, UpRequest,
+};
 use crate::compose;
-use crate::daemon::routes::{DownRequest, UpRequest};
-use crate::engine::reconcile::{DownOptions, RmiScope, UpOptions};
-use crate::engine::stack::{Outcome, ProjectRequest, PsRow};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -166,11 +167,11 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
             .values()
             .any(|s| s.build.is_some());
         if builds && !args.no_build {
-            let build = crate::daemon::routes::BuildRequest {
+            let build = BuildRequest {
                 project: req.project.clone(),
                 services: args.services.clone(),
                 with_deps: !args.no_deps,
-                options: crate::engine::stack::BuildOptions {
+                options: BuildOptions {
                     missing_only: !args.build,
                     ..Default::default()
                 },
@@ -183,7 +184,7 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
                 });
             }
         }
-        anyhow::Ok(client.post("/up", &req).await?)
+        anyhow::Ok(client.up(&req).await?)
     })?;
     let code = report("up", &outcome);
     if args.wait && outcome.failures.is_empty() && outcome.skipped.is_empty() {
@@ -229,9 +230,8 @@ async fn wait_ready_of(
 ) -> anyhow::Result<()> {
     let client = Client::new(&g.run);
     let start = std::time::Instant::now();
-    let route = format!("/ps?project={project}&all=1");
     loop {
-        let mut rows: Vec<PsRow> = client.get(&route).await?;
+        let mut rows: Vec<PsRow> = client.ps(project, true).await?;
         if let Some(only) = only {
             rows.retain(|r| only.contains(&r.service));
         }
@@ -280,7 +280,7 @@ pub fn down(g: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
     };
     let outcome: Outcome = runtime()?.block_on(async {
         let client = Client::connect_or_start(&g.root, &g.run).await?;
-        anyhow::Ok(client.post("/down", &req).await?)
+        anyhow::Ok(client.down(&req).await?)
     })?;
     Ok(report("down", &outcome))
 }
@@ -288,14 +288,9 @@ pub fn down(g: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
 /// `berth ps`.
 pub fn ps(g: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
     let project = compose::load(&load_options(g, &[], true))?;
-    let route = format!(
-        "/ps?project={}&all={}",
-        project.name,
-        if args.all { 1 } else { 0 }
-    );
     let mut rows: Vec<PsRow> = runtime()?.block_on(async {
         let client = Client::connect_or_start(&g.root, &g.run).await?;
-        anyhow::Ok(client.get(&route).await?)
+        anyhow::Ok(client.ps(&project.name, args.all).await?)
     })?;
     rows.retain(|r| args.service_names.is_empty() || args.service_names.contains(&r.service));
     rows.sort_by(|a, b| a.name.cmp(&b.name));
@@ -384,7 +379,7 @@ pub fn run(g: &GlobalOpts, args: super::compose_args::RunArgs) -> anyhow::Result
                     ..UpOptions::default()
                 },
             };
-            let outcome: Outcome = client.post("/up", &up).await?;
+            let outcome: Outcome = client.up(&up).await?;
             if report("up", &outcome) != ExitCode::SUCCESS {
                 bail!("the dependencies of {} did not start", args.service);
             }
@@ -397,10 +392,10 @@ pub fn run(g: &GlobalOpts, args: super::compose_args::RunArgs) -> anyhow::Result
             )
             .await?;
         }
-        let body = crate::daemon::routes::RunRequest {
+        let body = RunRequest {
             project: req,
             service: args.service.clone(),
-            run: crate::engine::stack::OneOff {
+            run: OneOff {
                 command: args.command.clone(),
                 entrypoint,
                 env: args.env.clone(),
@@ -410,7 +405,7 @@ pub fn run(g: &GlobalOpts, args: super::compose_args::RunArgs) -> anyhow::Result
                 volumes,
             },
         };
-        anyhow::Ok(client.post::<String>("/run", &body).await?)
+        anyhow::Ok(client.run(&body).await?)
     })?;
     let runtime = super::container::runtime(g)?;
     let rec = runtime.resolve(&id)?;
@@ -424,11 +419,11 @@ pub fn run(g: &GlobalOpts, args: super::compose_args::RunArgs) -> anyhow::Result
         let failures: Vec<String> = rt.block_on(async {
             let client = Client::new(&g.run);
             // As `docker compose run --rm`: the one-off's anonymous volumes go with it.
-            let req = crate::daemon::routes::RmRequest {
+            let req = RmRequest {
                 ids: vec![id.clone()],
                 volumes: true,
             };
-            anyhow::Ok(client.post("/rm", &req).await?)
+            anyhow::Ok(client.rm(&req).await?)
         })?;
         for f in failures {
             eprintln!("berth: removing the one-off container: {f}");
@@ -511,11 +506,11 @@ pub fn build(g: &GlobalOpts, args: super::compose_args::BuildArgs) -> anyhow::Re
             None => std::env::var(a).ok().map(|v| (a.clone(), v)),
         })
         .collect();
-    let req = crate::daemon::routes::BuildRequest {
+    let req = BuildRequest {
         project,
         services: args.services,
         with_deps: false,
-        options: crate::engine::stack::BuildOptions {
+        options: BuildOptions {
             no_cache: args.no_cache,
             pull: args.pull,
             build_args,
@@ -541,13 +536,12 @@ pub fn build(g: &GlobalOpts, args: super::compose_args::BuildArgs) -> anyhow::Re
 /// answers the failures.
 async fn stream_builds(
     client: &Client,
-    req: &crate::daemon::routes::BuildRequest,
+    req: &BuildRequest,
     to_stderr: bool,
 ) -> anyhow::Result<Vec<String>> {
-    use crate::daemon::routes::BuildLine;
     let mut failures = None;
     client
-        .post_stream("/build", req, |line: BuildLine| match line {
+        .build(req, |line: BuildLine| match line {
             BuildLine::Step {
                 service,
                 display,
@@ -588,7 +582,7 @@ pub fn create(g: &GlobalOpts, args: super::compose_args::ServicesArgs) -> anyhow
     };
     let outcome: Outcome = runtime()?.block_on(async {
         let client = Client::connect_or_start(&g.root, &g.run).await?;
-        anyhow::Ok(client.post("/up", &req).await?)
+        anyhow::Ok(client.up(&req).await?)
     })?;
     Ok(report("create", &outcome))
 }
@@ -606,7 +600,7 @@ pub fn events(g: &GlobalOpts, args: super::compose_args::EventsArgs) -> anyhow::
     runtime()?.block_on(async {
         let client = Client::connect_or_start(&g.root, &g.run).await?;
         client
-            .stream("/events", |ev: crate::api::Event| {
+            .events(|ev: crate::api::Event| {
                 let a = &ev.attributes;
                 let whole_project = ev.kind == "project" && ev.id == name;
                 if a.get("project") != Some(&name) && !whole_project {

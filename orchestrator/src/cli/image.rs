@@ -496,7 +496,7 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                 },
             };
             let rt = super::container::runtime(g)?;
-            let net = crate::engine::build_net::DaemonBuildNetwork::new(&g.root, &g.run)
+            let net = super::build_network::DaemonBuildNetwork::new(&g.root, &g.run)
                 .context("cannot start the tokio runtime")?;
             let builder = Builder::new(&store, &rt, &g.root).with_network(&net);
             let t0 = std::time::Instant::now();

@@ -3,6 +3,7 @@
 //! Top-level verbs act on the project (the compose verbs); single objects live in namespaces
 //! (`berth container …`, `berth image …`), so that no verb means two things.
 
+mod build_network;
 pub mod closed_stdout;
 mod completion;
 mod compose_args;
@@ -11,9 +12,7 @@ mod compose_lifecycle;
 mod container;
 mod format;
 mod image;
-/// Public for its [`network::NetworkCommand`], the body of the daemon's `POST /v1/network`
-/// (decoded by the fuzz target of the daemon's request bodies).
-pub mod network;
+mod network;
 mod system;
 mod volume;
 
@@ -159,8 +158,13 @@ fn init_tracing(level: &str) {
         .init();
 }
 
-/// Parses the command line, runs the command and maps errors to exit statuses.
-pub fn main() -> ExitCode {
+/// The daemon's entry point, handed in by the binary so the CLI does not import the daemon
+/// (the layers go cli -> api client; daemon -> engine).
+pub type DaemonEntry = fn(root: PathBuf, run: PathBuf) -> anyhow::Result<()>;
+
+/// Parses the command line, runs the command and maps errors to exit statuses; `berth daemon`
+/// runs `daemon`.
+pub fn main(daemon: DaemonEntry) -> ExitCode {
     // The shim runs once per container start and lives as long as its container: it skips
     // building the whole clap command tree (the runtime always calls it as `berth shim DIR`).
     let mut argv = std::env::args_os().skip(1);
@@ -203,7 +207,7 @@ pub fn main() -> ExitCode {
     if prints {
         closed_stdout::install();
     }
-    match run(cli) {
+    match run(cli, daemon) {
         Ok(code) => code,
         Err(err) => {
             if prints {
@@ -220,13 +224,13 @@ fn dns_keeper(dir: &std::path::Path) -> ExitCode {
     match berth_netd::dns::keeper::run(dir) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(err = %crate::daemon::anyhow_chain(&err), "dns keeper");
+            tracing::error!(err = %crate::api::error::error_chain(&err), "dns keeper");
             ExitCode::from(EXIT_BERTH_ERROR)
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, daemon: DaemonEntry) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
         Command::Stack(cmd) => compose_args::run(g, cmd),
@@ -243,10 +247,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Daemon => {
-            crate::daemon::run(crate::daemon::DaemonOptions {
-                root: g.root.clone(),
-                run: g.run.clone(),
-            })?;
+            daemon(g.root.clone(), g.run.clone())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Shim { dir } => Ok(container::shim(&dir)),

@@ -9,6 +9,8 @@ use std::path::Path;
 
 use super::GlobalOpts;
 use crate::api::client::Client;
+use crate::api::network::NetworkPruneResponse;
+use crate::api::project::RmRequest;
 use crate::api::{Event, Info};
 
 /// `berth system` subcommands.
@@ -59,7 +61,7 @@ pub fn run(g: &GlobalOpts, cmd: SystemCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         SystemCommand::Info(args) => runtime()?.block_on(async {
             let client = Client::connect_or_start(&g.root, &g.run).await?;
-            let info: Info = client.get("/info").await?;
+            let info: Info = client.info().await?;
             if args.format == "json" {
                 println!("{}", serde_json::to_string_pretty(&info)?);
             } else {
@@ -79,7 +81,7 @@ pub fn run(g: &GlobalOpts, cmd: SystemCommand) -> anyhow::Result<ExitCode> {
             let client = Client::connect_or_start(&g.root, &g.run).await?;
             let json = args.format == "json";
             client
-                .stream("/events", |ev: Event| {
+                .events(|ev: Event| {
                     if json {
                         println!("{}", serde_json::to_string(&ev).unwrap_or_default());
                     } else {
@@ -102,7 +104,7 @@ pub fn run(g: &GlobalOpts, cmd: SystemCommand) -> anyhow::Result<ExitCode> {
                 eprintln!("no berth daemon answers at {}", client.socket().display());
                 return Ok(ExitCode::SUCCESS);
             }
-            let _: serde_json::Value = client.post("/shutdown", &serde_json::json!({})).await?;
+            client.shutdown().await?;
             // Wait until the socket is gone, so a following command starts a fresh daemon.
             for _ in 0..250 {
                 if !client.socket().exists() {
@@ -157,19 +159,21 @@ fn prune(g: &GlobalOpts, args: PruneArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let ids: Vec<String> = stopped.iter().map(|r| r.id.clone()).collect();
     let sizes: u64 = stopped.iter().map(|r| du(&r.dir)).sum();
-    let (failures, nets): (Vec<String>, super::network::NetworkOutput) =
-        runtime()?.block_on(async {
-            let client = Client::connect_or_start(&g.root, &g.run).await?;
-            let failures: Vec<String> = if ids.is_empty() {
-                Vec::new()
-            } else {
-                client.post("/rm", &ids).await?
-            };
-            let nets = client
-                .post("/network", &super::network::NetworkCommand::Prune)
-                .await?;
-            anyhow::Ok((failures, nets))
-        })?;
+    let (failures, nets): (Vec<String>, NetworkPruneResponse) = runtime()?.block_on(async {
+        let client = Client::connect_or_start(&g.root, &g.run).await?;
+        let failures = if ids.is_empty() {
+            Vec::new()
+        } else {
+            client
+                .rm(&RmRequest {
+                    ids,
+                    volumes: false,
+                })
+                .await?
+        };
+        let nets = client.network_prune().await?;
+        anyhow::Ok((failures, nets))
+    })?;
     if !stopped.is_empty() {
         println!("Deleted Containers:");
         for r in &stopped {
@@ -184,18 +188,13 @@ fn prune(g: &GlobalOpts, args: PruneArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: removing container {f}");
         failed = true;
     }
-    let deleted_nets: Vec<&str> = nets
-        .out
-        .lines()
-        .filter_map(|l| l.strip_prefix("Deleted network "))
-        .collect();
-    if !deleted_nets.is_empty() {
+    if !nets.networks_deleted.is_empty() {
         println!("Deleted Networks:");
-        deleted_nets.iter().for_each(|n| println!("{n}"));
+        nets.networks_deleted.iter().for_each(|n| println!("{n}"));
         println!();
     }
-    if nets.code != 0 {
-        eprint!("{}", nets.err);
+    if let Some(e) = &nets.error {
+        eprintln!("berth: {e}");
         failed = true;
     }
 

@@ -4,8 +4,9 @@
 //! speaks. One daemon per run directory, enforced by a lock file, so two CLIs racing to start it
 //! cannot end with two daemons.
 
+mod network_routes;
 mod project_routes;
-pub mod routes;
+mod routes;
 mod watch;
 
 // The Docker Engine API, served on a second socket.
@@ -91,7 +92,7 @@ impl Shared {
                 let engine =
                     crate::engine::stack::Engine::open(&self.opts.root, &self.opts.run, exe)
                         .await
-                        .map_err(|e| format!("{:#}", anyhow_chain(&e)))?;
+                        .map_err(|e| crate::api::error::error_chain(&e))?;
                 let events = self.events.clone();
                 engine.netd.on_reconcile(move |rep| {
                     for ev in reconcile_events(rep) {
@@ -143,18 +144,6 @@ pub(crate) fn reconcile_events(rep: &berth_netd::ReconcileReport) -> Vec<Event> 
                 .into(),
             });
         }
-    }
-    out
-}
-
-/// An error with its sources, for messages sent over the API.
-pub(crate) fn anyhow_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
     }
     out
 }

@@ -7,10 +7,12 @@ use hyper::{Request, Response, StatusCode};
 
 use super::Shared;
 use super::routes::{Body, body, engine, error, json};
-use crate::engine::stack::VerbRequest;
+use crate::api::ErrorKind;
+use crate::api::error::error_chain;
+use crate::api::project::VerbRequest;
 
 /// `POST /v1/project/verb` with a [`VerbRequest`]: answers a
-/// [`crate::engine::stack::VerbOutcome`].
+/// [`crate::api::project::VerbOutcome`].
 pub(super) async fn verb(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     let r: VerbRequest = match body(req).await {
         Ok(r) => r,
@@ -25,6 +27,6 @@ pub(super) async fn verb(shared: &Shared, req: Request<Incoming>) -> Response<Bo
         .await
     {
         Ok(outcome) => json(StatusCode::OK, &outcome),
-        Err(e) => error(StatusCode::BAD_REQUEST, &super::anyhow_chain(&e)),
+        Err(e) => error(ErrorKind::InvalidArgument, &error_chain(&e)),
     }
 }

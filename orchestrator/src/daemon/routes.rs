@@ -1,5 +1,6 @@
 //! The daemon's routes: one function per route, a match as the router (a handful of routes do
-//! not need a framework).
+//! not need a framework). The request and reply types are the contract's ([`crate::api`]);
+//! the work is the engine's.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -11,7 +12,13 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::{Shared, cgroup_mode};
-use crate::api::{API_PREFIX, ErrorBody, Info};
+use crate::api::error::error_chain;
+use crate::api::project::{
+    BuildLine, BuildRequest, ContainerConnect, DownRequest, PsQuery, RenameReply, RmRequest,
+    RunRequest, UpRequest,
+};
+use crate::api::system::{EngineReply, ShutdownReply};
+use crate::api::{API_PREFIX, ApiError, ErrorBody, ErrorKind, Info};
 
 pub(super) type Body = BoxBody<Bytes, Infallible>;
 
@@ -27,22 +34,27 @@ fn full(status: StatusCode, content_type: &str, bytes: Vec<u8>) -> Response<Body
 pub(super) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     match serde_json::to_vec(value) {
         Ok(bytes) => full(status, "application/json", bytes),
-        Err(err) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("encoding: {err}"),
-        ),
+        Err(err) => error(ErrorKind::Internal, &format!("encoding: {err}")),
     }
 }
 
-pub(super) fn error(status: StatusCode, message: &str) -> Response<Body> {
+/// The answer to a failed request: the kind's HTTP status, and the kind and message as JSON.
+pub(super) fn error(kind: ErrorKind, message: &str) -> Response<Body> {
     let body = ErrorBody {
+        kind,
         message: message.to_string(),
     };
+    let status = StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     full(
         status,
         "application/json",
         serde_json::to_vec(&body).unwrap_or_default(),
     )
+}
+
+/// The answer to a request the engine refused or failed.
+pub(super) fn api_error(e: &ApiError) -> Response<Body> {
+    error(e.kind, &e.message)
 }
 
 /// Hands the memory an `up` or `down` freed (plans, records, per-container buffers of 50
@@ -59,7 +71,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     let path = req.uri().path().to_string();
     let Some(route) = path.strip_prefix(API_PREFIX) else {
         return error(
-            StatusCode::NOT_FOUND,
+            ErrorKind::NotFound,
             &format!("unknown API path {path} (this daemon serves {API_PREFIX}/...)"),
         );
     };
@@ -73,7 +85,6 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/build") => build(&shared, req).await,
         (&Method::POST, "/run") => run_oneoff(&shared, req).await,
         (&Method::POST, "/project/verb") => super::project_routes::verb(&shared, req).await,
-        (&Method::POST, "/network") => network(&shared, req).await,
         (&Method::POST, "/container/connect") => container_connect(&shared, req).await,
         (&Method::POST, "/engine") => open_engine(&shared).await,
         (&Method::POST, "/container/rename") => container_rename(&shared, req).await,
@@ -81,10 +92,13 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::GET, "/ps") => ps(&shared, req.uri().query().unwrap_or("")).await,
         (&Method::POST, "/shutdown") => {
             shared.shutdown.notify_one();
-            json(StatusCode::OK, &serde_json::json!({"stopping": true}))
+            json(StatusCode::OK, &ShutdownReply { stopping: true })
+        }
+        (_, route) if route == "/networks" || route.starts_with("/networks/") => {
+            super::network_routes::handle(&shared, req, route).await
         }
         (_, route) => error(
-            StatusCode::NOT_FOUND,
+            ErrorKind::NotFound,
             &format!("no route {} {API_PREFIX}{route}", req.method()),
         ),
     }
@@ -147,7 +161,7 @@ pub(super) async fn engine(
     shared
         .engine()
         .await
-        .map_err(|msg| error(StatusCode::SERVICE_UNAVAILABLE, &msg))
+        .map_err(|msg| error(ErrorKind::Unavailable, &msg))
 }
 
 /// Reads a JSON request body.
@@ -160,31 +174,17 @@ pub(super) async fn body<T: serde::de::DeserializeOwned>(
         .await
         .map_err(|e| {
             error(
-                StatusCode::BAD_REQUEST,
+                ErrorKind::InvalidArgument,
                 &format!("reading the request: {e}"),
             )
         })?
         .to_bytes();
     serde_json::from_slice(&bytes).map_err(|e| {
         error(
-            StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidArgument,
             &format!("decoding the request: {e}"),
         )
     })
-}
-
-/// Body of `POST /v1/up`.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct UpRequest {
-    pub project: crate::engine::stack::ProjectRequest,
-    pub options: crate::engine::reconcile::UpOptions,
-}
-
-/// Body of `POST /v1/down`.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct DownRequest {
-    pub project: crate::engine::stack::ProjectRequest,
-    pub options: crate::engine::reconcile::DownOptions,
 }
 
 async fn up(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
@@ -203,7 +203,7 @@ async fn up(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             shared.emit("project", "up", &name);
             json(StatusCode::OK, &outcome)
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, &super::anyhow_chain(&e)),
+        Err(e) => error(ErrorKind::InvalidArgument, &error_chain(&e)),
     }
 }
 
@@ -223,30 +223,15 @@ async fn down(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
             shared.emit("project", "down", &name);
             json(StatusCode::OK, &outcome)
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, &super::anyhow_chain(&e)),
+        Err(e) => error(ErrorKind::InvalidArgument, &error_chain(&e)),
     }
-}
-
-/// The query of `GET /v1/ps?project=NAME[&all=1]`: the project and whether stopped
-/// containers are listed too. Public so the fuzz target can feed it arbitrary queries.
-pub fn ps_query(query: &str) -> (Option<String>, bool) {
-    let mut project = None;
-    let mut all = false;
-    for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some(("project", v)) => project = Some(v.to_string()),
-            Some(("all", v)) => all = v == "1" || v == "true",
-            _ => {}
-        }
-    }
-    (project, all)
 }
 
 /// `GET /v1/ps?project=NAME[&all=1]`.
 async fn ps(shared: &Shared, query: &str) -> Response<Body> {
-    let (project, all) = ps_query(query);
+    let PsQuery { project, all } = PsQuery::parse(query);
     let Some(project) = project else {
-        return error(StatusCode::BAD_REQUEST, "ps needs ?project=NAME");
+        return error(ErrorKind::InvalidArgument, "ps needs ?project=NAME");
     };
     let engine = match engine(shared).await {
         Ok(e) => e,
@@ -255,52 +240,11 @@ async fn ps(shared: &Shared, query: &str) -> Response<Body> {
     json(StatusCode::OK, &engine.ps(&project, all).await)
 }
 
-/// `POST /v1/network`: a `berth network` command run on the daemon's netd (it holds the lock).
-async fn network(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
-    let cmd: crate::cli::network::NetworkCommand = match body(req).await {
-        Ok(c) => c,
-        Err(resp) => return resp,
-    };
-    let engine = match engine(shared).await {
-        Ok(e) => e,
-        Err(resp) => return resp,
-    };
-    let before = engine.network_names().await;
-    let out = crate::cli::network::execute(&engine.netd, cmd).await;
-    engine.sync_dns(&before).await;
-    json(StatusCode::OK, &out)
-}
-
-/// Body of `POST /v1/rm`: the containers, and whether their anonymous volumes go too.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct RmRequest {
-    pub ids: Vec<String>,
-    /// `rm -v`, `run --rm`: remove the containers' anonymous volumes (unless another
-    /// container mounts one).
-    #[serde(default)]
-    pub volumes: bool,
-}
-
-/// `POST /v1/rm` accepts a plain list of ids (volumes kept) or an [`RmRequest`]. Public so
-/// the fuzz target decodes exactly what the route decodes.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-pub enum RmBody {
-    /// `["id", ...]`.
-    Ids(Vec<String>),
-    /// `{"ids": [...], "volumes": true}`.
-    Request(RmRequest),
-}
-
 /// `POST /v1/rm`: stop, detach and remove each container (all are tried; the failures are
 /// listed).
 async fn rm(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
-    let r = match body(req).await {
-        Ok(RmBody::Ids(ids)) => RmRequest {
-            ids,
-            volumes: false,
-        },
-        Ok(RmBody::Request(r)) => r,
+    let r: RmRequest = match body(req).await {
+        Ok(r) => r,
         Err(resp) => return resp,
     };
     let engine = match engine(shared).await {
@@ -314,14 +258,6 @@ async fn rm(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         }
     }
     json(StatusCode::OK, &failures)
-}
-
-/// Body of `POST /v1/run`.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct RunRequest {
-    pub project: crate::engine::stack::ProjectRequest,
-    pub service: String,
-    pub run: crate::engine::stack::OneOff,
 }
 
 /// `POST /v1/run`: creates a one-off container (the CLI starts and attaches it); answers its id.
@@ -339,22 +275,8 @@ async fn run_oneoff(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         .await
     {
         Ok(id) => json(StatusCode::OK, &id),
-        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+        Err(e) => error(ErrorKind::InvalidArgument, &e),
     }
-}
-
-/// Body of `POST /v1/build`.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct BuildRequest {
-    pub project: crate::engine::stack::ProjectRequest,
-    /// The services to build (all with `build:` when empty).
-    pub services: Vec<String>,
-    /// Also the services that `services` depend on (`up --build web` builds web's
-    /// dependencies too; `berth build web` builds web only).
-    #[serde(default)]
-    pub with_deps: bool,
-    #[serde(flatten)]
-    pub options: crate::engine::stack::BuildOptions,
 }
 
 /// `POST /v1/build`: builds the services' images (those with `build:`) in parallel; answers
@@ -373,7 +295,7 @@ async fn build(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
         .and_then(|g| g.select(&r.services, !r.with_deps))
     {
         Ok(s) => s,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return error(ErrorKind::InvalidArgument, &e.to_string()),
     };
     // The answer streams: a line per finished step while the builds run, then the outcome.
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<BuildLine>();
@@ -405,26 +327,11 @@ async fn build(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
     resp
 }
 
-/// One line of `POST /v1/build`'s NDJSON answer.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum BuildLine {
-    /// A step finished (`[3/7] RUN make`), from the cache or run.
-    Step {
-        service: String,
-        display: String,
-        cached: bool,
-        elapsed_ms: u64,
-    },
-    /// Every requested build ended; the failures, each naming its service.
-    Done { failures: Vec<String> },
-}
-
 /// `POST /v1/container/connect`: attaches a created single container (`berth container run
 /// --network NAME -p ...`) to its networks, with DNS names and hosts/resolv.conf; answers the
 /// endpoints as `ethN address` lines.
 async fn container_connect(shared: &Shared, req: Request<Incoming>) -> Response<Body> {
-    let r: crate::engine::stack::ContainerConnect = match body(req).await {
+    let r: ContainerConnect = match body(req).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };
@@ -438,7 +345,7 @@ async fn container_connect(shared: &Shared, req: Request<Incoming>) -> Response<
             shared.emit("container", "connect", &id);
             json(StatusCode::OK, &lines)
         }
-        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+        Err(e) => error(ErrorKind::InvalidArgument, &e),
     }
 }
 
@@ -466,7 +373,7 @@ async fn container_disconnect(shared: &Shared, req: Request<Incoming>) -> Respon
 /// endpoint sweep run from then on), for a single container that needs them.
 async fn open_engine(shared: &Shared) -> Response<Body> {
     match engine(shared).await {
-        Ok(_) => json(StatusCode::OK, &serde_json::json!({"engine": true})),
+        Ok(_) => json(StatusCode::OK, &EngineReply { engine: true }),
         Err(resp) => resp,
     }
 }
@@ -482,7 +389,7 @@ async fn container_rename(shared: &Shared, req: Request<Incoming>) -> Response<B
         Err(resp) => return resp,
     };
     match engine.refresh_container_dns(&id).await {
-        Ok(()) => json(StatusCode::OK, &serde_json::json!({"renamed": id})),
-        Err(e) => error(StatusCode::BAD_REQUEST, &e),
+        Ok(()) => json(StatusCode::OK, &RenameReply { renamed: id }),
+        Err(e) => error(ErrorKind::InvalidArgument, &e),
     }
 }

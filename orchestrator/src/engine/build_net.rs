@@ -10,9 +10,9 @@
 //! Builds run in two processes: `berth build` / `up --build` in the daemon, `berth image build`
 //! in the CLI. Only the daemon may hold the instance's netd (its state lock and nft table are
 //! per instance, the table name is per process), so the two paths differ only in how they
-//! reach that one netd: [`EngineBuildNetwork`] calls it directly, [`DaemonBuildNetwork`] sends
-//! the equivalent `berth network` commands to the daemon (`POST /v1/network`), which starts
-//! the daemon when none runs. Both produce the same network, endpoints and resolv.conf.
+//! reach that one netd: [`EngineBuildNetwork`] here calls it directly, the CLI's
+//! `DaemonBuildNetwork` asks the daemon through the network routes of the API. Both produce
+//! the same network, endpoints and resolv.conf.
 //!
 //! RUN containers resolve through the host's upstream resolvers, not berth's embedded DNS (a
 //! build has no service names to answer): the host's resolv.conf, or systemd-resolved's
@@ -29,14 +29,7 @@ use berth_netd::{EndpointRequest, NetdError, NetworkCreate};
 use berth_runtime::build::network::{RunNetwork, RunNetworkError};
 
 use super::stack::Engine;
-use crate::api::client::{Client, ClientError};
-use crate::cli::network::NetworkOutput;
-
-/// The build network's name (what `berth network ls` shows while a build runs).
-pub const BUILD_NETWORK: &str = "berth-build";
-
-/// Label marking the build network as the builder's own.
-pub const BUILD_NETWORK_LABEL: &str = "berth.build";
+pub use crate::api::network::{BUILD_NETWORK, BUILD_NETWORK_LABEL};
 
 /// A RUN container's resolv.conf from the host's effective resolver configuration: the
 /// non-loopback nameservers (at most three, as glibc reads), search domains and options.
@@ -76,7 +69,8 @@ pub fn host_run_resolv_conf() -> String {
     }
 }
 
-fn net_err(
+/// A failed step of the build network as the builder reports it.
+pub fn net_err(
     op: &'static str,
     container: &str,
     source: impl std::error::Error + Send + Sync + 'static,
@@ -170,112 +164,6 @@ impl RunNetwork for EngineBuildNetwork {
                 Err(err) => tracing::warn!(%err, "removing the build network"),
             }
         })
-    }
-}
-
-/// What the daemon said about a `berth network` command that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonNetError {
-    /// The daemon could not be reached or started.
-    #[error("asking the daemon")]
-    Client(#[source] ClientError),
-    /// The command failed on the daemon's netd.
-    #[error("the daemon answered: {0}")]
-    Refused(String),
-}
-
-/// The build network through the daemon (builds run by the CLI, `berth image build`).
-pub struct DaemonBuildNetwork {
-    root: std::path::PathBuf,
-    run: std::path::PathBuf,
-    rt: tokio::runtime::Runtime,
-    resolv: String,
-}
-
-impl DaemonBuildNetwork {
-    /// For the instance of `root`/`run`; the daemon is started on the first RUN if needed.
-    pub fn new(root: &Path, run: &Path) -> std::io::Result<Self> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        Ok(DaemonBuildNetwork {
-            root: root.to_path_buf(),
-            run: run.to_path_buf(),
-            rt,
-            resolv: host_run_resolv_conf(),
-        })
-    }
-
-    /// Runs one `berth network` command (as its JSON form) on the daemon.
-    fn command(&self, cmd: serde_json::Value) -> Result<(), DaemonNetError> {
-        self.rt.block_on(async {
-            let client = Client::connect_or_start(&self.root, &self.run)
-                .await
-                .map_err(DaemonNetError::Client)?;
-            let out: NetworkOutput = client
-                .post("/network", &cmd)
-                .await
-                .map_err(DaemonNetError::Client)?;
-            if out.code == 0 {
-                Ok(())
-            } else {
-                Err(DaemonNetError::Refused(
-                    out.err.trim().trim_start_matches("berth: ").to_string(),
-                ))
-            }
-        })
-    }
-}
-
-impl RunNetwork for DaemonBuildNetwork {
-    fn resolv_conf(&self) -> String {
-        self.resolv.clone()
-    }
-
-    fn attach(&self, container: &str, netns: &Path) -> Result<(), RunNetworkError> {
-        let create = serde_json::json!({"Create": {
-            "name": BUILD_NETWORK, "driver": "bridge", "subnet": null, "gateway": null,
-            "ip_range": null, "internal": false, "ipv6": false, "mtu": null,
-            "labels": [format!("{BUILD_NETWORK_LABEL}=true")],
-        }});
-        let connect = serde_json::json!({"Connect": {
-            "network": BUILD_NETWORK, "container": container, "netns": netns, "pid": null,
-            "ip": null, "mac": null, "aliases": [], "publish": [],
-        }});
-        for attempt in 0.. {
-            match self.command(create.clone()) {
-                Ok(()) => {}
-                Err(DaemonNetError::Refused(m)) if m.contains("already exists") => {}
-                Err(e) => return Err(net_err("creating the build network for", container, e)),
-            }
-            match self.command(connect.clone()) {
-                Ok(()) => return Ok(()),
-                Err(DaemonNetError::Refused(m)) if m.contains("no such network") && attempt < 3 => {
-                }
-                Err(e) => return Err(net_err("attaching", container, e)),
-            }
-        }
-        Ok(())
-    }
-
-    fn detach(&self, container: &str) -> Result<(), RunNetworkError> {
-        let cmd = serde_json::json!({"Disconnect": {
-            "network": BUILD_NETWORK, "container": container,
-        }});
-        match self.command(cmd) {
-            Ok(()) => Ok(()),
-            Err(DaemonNetError::Refused(m)) if m.contains("not attached") => Ok(()),
-            Err(e) => Err(net_err("detaching", container, e)),
-        }
-    }
-
-    fn release(&self) {
-        let cmd = serde_json::json!({"Rm": {"networks": [BUILD_NETWORK]}});
-        match self.command(cmd) {
-            Ok(()) => {}
-            Err(DaemonNetError::Refused(m)) if m.contains("in use") => {}
-            Err(err) => tracing::warn!(%err, "removing the build network"),
-        }
     }
 }
 

@@ -9,6 +9,7 @@ pub mod build_net;
 pub mod execute;
 pub mod health;
 pub mod labels;
+pub mod networks;
 pub mod observed;
 pub mod plan;
 pub mod preflight;

@@ -223,7 +223,7 @@ async fn check_ports(
         .map_err(|err| {
             format!(
                 "checking published ports: {}",
-                crate::daemon::anyhow_chain(&err)
+                crate::api::error::error_chain(&err)
             )
         })?;
     let Some((i, err)) = refused else {

@@ -384,7 +384,7 @@ impl StackBackend {
             .netd
             .create_network_with_ipv6(req, req6)
             .await
-            .map_err(|err| crate::daemon::anyhow_chain(&err))?;
+            .map_err(|err| crate::api::error::error_chain(&err))?;
         self.engine.start_dns(&spec);
         Ok(())
     }
@@ -587,10 +587,10 @@ impl StackBackend {
                     Some((key, a6)) => {
                         format!("service {service}: networks.{key}.ipv6_address {a6}: {what}")
                     }
-                    None => format!("attaching {name}: {}", crate::daemon::anyhow_chain(&err)),
+                    None => format!("attaching {name}: {}", crate::api::error::error_chain(&err)),
                 }
             }
-            _ => format!("attaching {name}: {}", crate::daemon::anyhow_chain(&err)),
+            _ => format!("attaching {name}: {}", crate::api::error::error_chain(&err)),
         };
         let name_files_error = |err| match err {
             NameFilesError::ExtraHost(what) => format!("service {service}: extra_hosts.{what}"),
