@@ -4,11 +4,11 @@
 //! stays the container's parent: it pumps stdout/stderr into the log, answers the control
 //! socket (status, kill, stop, wait), and records the exit status (OOM included).
 //!
-//! One file per job: [`setup`] reads and prepares what the start needs (spec, signals,
-//! capabilities, seccomp, control socket, state), [`stdio`] wires the container's
+//! One file per job: `setup` reads and prepares what the start needs (spec, signals,
+//! capabilities, seccomp, control socket, state), `stdio` wires the container's
 //! stdin/stdout/stderr and moves bytes between them, the log and attached clients,
-//! [`clients`] answers the control socket, [`spawn`] creates the container process and hands
-//! it to its cgroup, and [`events`] is the loop that serves the container until it exits.
+//! `clients` answers the control socket, `spawn` creates the container process and hands
+//! it to its cgroup, and `events` is the loop that serves the container until it exits.
 
 mod clients;
 mod events;
