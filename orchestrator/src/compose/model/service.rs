@@ -20,7 +20,7 @@ pub struct Service {
     /// by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach: Option<bool>,
-    /// Block IO weights and limits (not run by berth yet).
+    /// Block IO weights and limits (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blkio_config: Option<Value>,
     /// How to build the image when it is missing or `--build` is given.
@@ -81,7 +81,7 @@ pub struct Service {
     /// CPUs the container may run on (`0-3`, `1,3`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuset: Option<String>,
-    /// Windows credential spec (not run by berth).
+    /// Windows credential spec (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_spec: Option<Value>,
     /// Services to start first, each with the condition that counts as started.
@@ -90,10 +90,10 @@ pub struct Service {
     /// Replicas, resources and restart policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
-    /// Compose Watch settings (not run by berth yet).
+    /// Compose Watch settings (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub develop: Option<Value>,
-    /// Device cgroup rules (not run by berth yet).
+    /// Device cgroup rules (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_cgroup_rules: Vec<String>,
     /// Host devices to create in the container, in long form (ignored by berth, and not listed by
@@ -131,7 +131,7 @@ pub struct Service {
     /// Host name -> address(es) for /etc/hosts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra_hosts: BTreeMap<String, Vec<String>>,
-    /// GPU requests (not run by berth yet).
+    /// GPU requests (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Value>,
     /// Extra groups for the container user (not run by berth, listed by `Project::unsupported`).
@@ -154,10 +154,10 @@ pub struct Service {
     /// `Project::unsupported`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipc: Option<String>,
-    /// Isolation technology (not run by berth).
+    /// Isolation technology (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<String>,
-    /// Files of labels (not run by berth yet).
+    /// Files of labels (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_file: Option<Value>,
     /// Labels set on the container (berth's own `com.docker.compose.*` labels are added to these).
@@ -186,7 +186,7 @@ pub struct Service {
     /// `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memswap_limit: Option<i64>,
-    /// AI model bindings (not run by berth).
+    /// AI model bindings (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Value>,
     /// Network mode: `bridge` (the project's networks), `none`, `host`, `service:x` or
@@ -217,10 +217,10 @@ pub struct Service {
     /// Published ports in long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
-    /// Lifecycle hooks after start (not run by berth yet).
+    /// Lifecycle hooks after start (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_start: Option<Value>,
-    /// Lifecycle hooks before stop (not run by berth yet).
+    /// Lifecycle hooks before stop (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_stop: Option<Value>,
     /// Privileged mode.
@@ -229,7 +229,7 @@ pub struct Service {
     /// Profiles that enable this service; empty = always enabled.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
-    /// External provider service (not run by berth).
+    /// External provider service (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<Value>,
     /// When to pull the image.
@@ -266,7 +266,7 @@ pub struct Service {
     /// Signal that stops the container (default SIGTERM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
-    /// Storage driver options (not run by berth).
+    /// Storage driver options (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_opt: Option<Value>,
     /// Namespaced kernel parameters.
@@ -281,7 +281,7 @@ pub struct Service {
     /// Per-process resource limits by name (`nofile`, `nproc`...), each a soft and hard value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ulimits: BTreeMap<String, Ulimit>,
-    /// Mount the engine API socket (not run by berth).
+    /// Mount the engine API socket (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub use_api_socket: Option<bool>,
     /// User (and group) the process runs as.

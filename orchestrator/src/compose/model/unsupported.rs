@@ -3,7 +3,7 @@
 
 use super::{Project, PullPolicy, Service, bind_device};
 
-/// A key berth parsed but does not act on yet.
+/// A key berth parses but does not run, by key path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Unsupported {
     /// Key path, e.g. `services.web.gpus` or `networks.front.driver=overlay`.
@@ -17,7 +17,7 @@ impl std::fmt::Display for Unsupported {
 }
 
 impl Service {
-    /// Keys of this service that berth parses but does not run yet.
+    /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         let raw: [(&'static str, bool); 31] = [
@@ -134,7 +134,7 @@ impl Service {
 }
 
 impl Project {
-    /// Every key the model holds that berth does not run yet, by path; the engine refuses or
+    /// Every key the model holds that berth does not run, by path; the engine refuses or
     /// warns about these by name instead of ignoring them.
     pub fn unsupported(&self) -> Vec<Unsupported> {
         let mut out = Vec::new();
