@@ -14,6 +14,8 @@
 //!
 //! This file walks the plan (stages, cache lookups, progress, the cache index); `step` runs
 //! and commits one step.
+//!
+//! [`BuildPlan`]: super::BuildPlan
 
 mod step;
 
