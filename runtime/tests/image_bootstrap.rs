@@ -23,6 +23,7 @@ impl Drop for Mount {
     }
 }
 
+#[test_with::root()]
 #[test]
 fn bootstrap_debian_image_once_and_run_a_shell_in_it() {
     let cache = PathBuf::from(

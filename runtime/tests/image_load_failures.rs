@@ -99,6 +99,7 @@ fn store_with_one_image(dir: &Path) -> (ImageStore, Vec<String>) {
     (store, before)
 }
 
+#[test_with::root()]
 #[test]
 fn failed_loads_leave_nothing_behind() {
     let good = || entry("new:1", &[&[("a", "1")], &[("b", "22")]]);
@@ -158,6 +159,7 @@ fn failed_loads_leave_nothing_behind() {
     }
 }
 
+#[test_with::root()]
 #[test]
 fn failed_import_leaves_nothing_behind() {
     let t = tempfile::tempdir().expect("tempdir");

@@ -191,6 +191,7 @@ fn opts() -> PullOptions {
     }
 }
 
+#[test_with::root()]
 #[test]
 fn pull_by_tag_and_digest_with_whiteouts_and_no_redownload() {
     let reg = Registry::start();
@@ -264,6 +265,7 @@ fn pull_by_tag_and_digest_with_whiteouts_and_no_redownload() {
     );
 }
 
+#[test_with::root()]
 #[test]
 fn errors_name_what_happened_and_store_nothing() {
     let reg = Registry::start();
@@ -325,6 +327,7 @@ fn errors_name_what_happened_and_store_nothing() {
     );
 }
 
+#[test_with::root()]
 #[test]
 fn multi_arch_index_resolves_to_the_host_platform() {
     let reg = Registry::start();
@@ -507,6 +510,7 @@ impl AuthProxy {
     }
 }
 
+#[test_with::root()]
 #[test]
 fn bearer_token_flow_with_docker_config_credentials() {
     let reg = Registry::start();
@@ -536,6 +540,7 @@ fn bearer_token_flow_with_docker_config_credentials() {
     assert!(proxy.token_calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
 }
 
+#[test_with::root()]
 #[test]
 fn downloads_cut_off_midway_are_retried_or_fail_cleanly() {
     let reg = Registry::start();

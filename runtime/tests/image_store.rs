@@ -50,6 +50,7 @@ fn new_image(cmd: &str) -> NewImage {
     }
 }
 
+#[test_with::root()]
 #[test]
 fn import_commit_resolve_and_layer_dirs() {
     let t = tempfile::tempdir().unwrap();
@@ -154,6 +155,7 @@ fn digest_mismatch_is_refused_and_nothing_is_stored() {
     );
 }
 
+#[test_with::root()]
 #[test]
 fn diff_id_mismatch_is_refused_and_no_layer_is_kept() {
     let t = tempfile::tempdir().unwrap();
@@ -167,6 +169,7 @@ fn diff_id_mismatch_is_refused_and_no_layer_is_kept() {
     assert_eq!(fs::read_dir(store.dir().join("l")).unwrap().count(), 0);
 }
 
+#[test_with::root()]
 #[test]
 fn rm_and_prune_respect_tags_and_containers() {
     let t = tempfile::tempdir().unwrap();
@@ -213,6 +216,7 @@ fn rm_and_prune_respect_tags_and_containers() {
     assert_eq!(fs::read_dir(store.dir().join("l")).unwrap().count(), 0);
 }
 
+#[test_with::root()]
 #[test]
 fn concurrent_writers_share_layers_and_lose_no_tag() {
     let t = tempfile::tempdir().unwrap();
@@ -268,6 +272,7 @@ fn mount_overlay(dirs: &[std::path::PathBuf], at: &Path) -> Mount {
     Mount(at.to_owned())
 }
 
+#[test_with::root()]
 #[test]
 fn overlay_view_applies_whiteouts_and_opaque_dirs() {
     let t = tempfile::tempdir().unwrap();
@@ -358,6 +363,7 @@ fn busybox_tar(dir: &Path) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+#[test_with::root()]
 #[test]
 fn save_is_readable_by_skopeo_and_load_round_trips() {
     if !tool("skopeo") {
@@ -474,6 +480,7 @@ fn snapshot(root: &Path) -> Vec<String> {
     rows
 }
 
+#[test_with::root()]
 #[test]
 fn overlay_view_matches_umoci_unpack() {
     if !tool("umoci") || !tool("skopeo") {
@@ -550,6 +557,7 @@ fn overlay_view_matches_umoci_unpack() {
     assert!(!ours.iter().any(|r| r.starts_with("etc/hostname")));
 }
 
+#[test_with::root()]
 #[test]
 fn overlay_upper_dir_commits_as_a_layer() {
     let t = tempfile::tempdir().unwrap();
@@ -624,6 +632,7 @@ fn overlay_upper_dir_commits_as_a_layer() {
     assert_eq!(var, vec!["new"]);
 }
 
+#[test_with::root()]
 #[test]
 fn loads_a_classic_docker_save_archive_with_symlinked_layers() {
     // The pre-25 `docker save` layout: <id>/layer.tar per layer, a repeated layer as a symlink,
@@ -671,6 +680,7 @@ fn loads_a_classic_docker_save_archive_with_symlinked_layers() {
     );
 }
 
+#[test_with::root()]
 #[test]
 fn a_layer_committed_as_a_directory_saves_and_loads_with_the_same_files_and_digests() {
     if !tool("skopeo") {

@@ -149,6 +149,7 @@ impl Sandbox {
     }
 }
 
+#[test_with::root()]
 #[test]
 fn preserves_modes_owners_links_devices_xattrs_mtimes() {
     let s = Sandbox::new();
@@ -200,6 +201,7 @@ fn preserves_modes_owners_links_devices_xattrs_mtimes() {
     s.outside_untouched();
 }
 
+#[test_with::root()]
 #[test]
 fn gzip_and_zstd_give_the_same_diff_id_as_plain() {
     let tar = TarMaker::new()
@@ -221,6 +223,7 @@ fn gzip_and_zstd_give_the_same_diff_id_as_plain() {
     assert!(ids.iter().all(|d| d == &ids[0]));
 }
 
+#[test_with::root()]
 #[test]
 fn whiteouts_become_overlay_whiteouts() {
     let s = Sandbox::new();
@@ -244,6 +247,7 @@ fn whiteouts_become_overlay_whiteouts() {
     assert!(!s.layer.join("var/cache/.wh..wh..opq").exists());
 }
 
+#[test_with::root()]
 #[test]
 fn apply_mode_deletes_what_upper_layers_whiteout() {
     let t = tempfile::tempdir().unwrap();
@@ -282,6 +286,7 @@ fn refuses_dotdot_paths() {
     s.outside_untouched();
 }
 
+#[test_with::root()]
 #[test]
 fn absolute_paths_stay_inside() {
     let s = Sandbox::new();
@@ -294,6 +299,7 @@ fn absolute_paths_stay_inside() {
     s.outside_untouched();
 }
 
+#[test_with::root()]
 #[test]
 fn refuses_entries_through_a_planted_symlink() {
     let s = Sandbox::new();
@@ -322,6 +328,7 @@ fn refuses_symlink_planted_before_as_intermediate_component() {
     s.outside_untouched();
 }
 
+#[test_with::root()]
 #[test]
 fn refuses_hardlinks_to_outside() {
     let s = Sandbox::new();
@@ -348,6 +355,7 @@ fn refuses_hardlinks_to_outside() {
     s.outside_untouched();
 }
 
+#[test_with::root()]
 #[test]
 fn file_over_a_symlink_replaces_the_symlink() {
     let s = Sandbox::new();
@@ -367,6 +375,7 @@ fn file_over_a_symlink_replaces_the_symlink() {
     s.outside_untouched();
 }
 
+#[test_with::root()]
 #[test]
 fn refuses_bad_whiteout_names_and_drops_forged_overlay_xattrs() {
     let s = Sandbox::new();

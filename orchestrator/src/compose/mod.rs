@@ -11,7 +11,7 @@
 //! depends_on, healthcheck durations, sizes in bytes, absolute paths, resolved environment,
 //! real network/volume names); [`crate::graph::ServiceGraph::from_project`] gives start/stop
 //! levels and selections; [`service_hash`] decides recreation; [`Project::unsupported`] lists
-//! what the file asks for that berth does not do yet, by key path.
+//! what the file asks for that berth does not do, by key path.
 //!
 //! ```no_run
 //! use berth::compose::{load, service_hash, LoadOptions};

@@ -100,7 +100,7 @@ pub enum CopyOrigin {
 /// One COPY/ADD source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopySource {
-    /// Selected in the context: copy [`Context::members`] of it.
+    /// Selected in the context: copy [`Context::members`](super::context::Context::members) of it.
     Context(SelectedSource),
     /// A path or glob inside the `--from` stage or image rootfs (symlinks resolved in its root).
     Path(String),

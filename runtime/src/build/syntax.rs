@@ -1,7 +1,7 @@
 //! Dockerfile lexing: parser directives, comments, line continuations and heredocs.
 //!
 //! This turns the file's physical lines into logical instruction lines, so the instruction
-//! parser (`dockerfile.rs`) never has to think about continuations, comments or heredoc bodies.
+//! parser (`dockerfile/`) never has to think about continuations, comments or heredoc bodies.
 //! The rules follow Docker's parser: directives only at the very top, a comment is a line whose
 //! first non-blank character is `#` (also inside a continuation, where it is dropped), empty
 //! continuation lines are skipped, continued lines are joined without adding a separator.

@@ -2,11 +2,11 @@
 //! that owns the name.
 //!
 //! Creating, resolving and renaming by name read one small file instead of every container's
-//! record (a 50-service `up` used to read all 50 records for each of its 50 creates and 50
-//! starts). The index is a cache over the records, never trusted alone: a hit counts only
+//! record (without it, a 50-service `up` reads all 50 records for each of its 50 creates and
+//! 50 starts). The index is a cache over the records, never trusted alone: a hit counts only
 //! when the record it points to carries that name, and an entry whose owner is gone is stale
 //! and may be taken over. Claims use `O_EXCL`, so two processes creating one name at once
-//! cannot both win. A root from before the index gets it built from its records on first use.
+//! cannot both win. A root without the index gets it built from its records on first use.
 
 use std::fs;
 use std::io;

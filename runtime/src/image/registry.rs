@@ -116,7 +116,7 @@ type Result<T, E = RegistryError> = std::result::Result<T, E>;
 /// Pull settings.
 #[derive(Debug, Clone)]
 pub struct PullOptions {
-    /// Registries (host[:port]) reached over plain HTTP besides loopback ones.
+    /// Registries (`host[:port]`) reached over plain HTTP besides loopback ones.
     pub insecure: Vec<String>,
     /// Layers downloaded at once.
     pub parallel: usize,

@@ -19,6 +19,9 @@
 //! the root with its mode and owner (so /tmp stays 1777). The final component is never
 //! followed by a writer: files and links replace what is there. Owner, mode and times are set
 //! through the opened descriptor (or `*at` with `AT_SYMLINK_NOFOLLOW`), never a path string.
+//!
+//! [`Follow::InRoot`]: crate::inroot::Follow::InRoot
+//! [`Follow::Never`]: crate::inroot::Follow::Never
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};

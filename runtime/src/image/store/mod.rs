@@ -1,5 +1,7 @@
-//! The image store proper: image records, the tag index, layers unpacked once by chain id,
-//! garbage collection, and the [`Image`] the container executor consumes.
+//! The image store proper: image records, layers unpacked once by chain id, and the [`Image`]
+//! the container executor consumes. Beside it: the OCI wire types (`oci`), the tag index
+//! (`tags`), removal and garbage collection (`gc`), commits (`commit`), and what `image ls`,
+//! `history` and `tree` show (`listing`).
 //!
 //! Concurrency: every writer (pull, load, import, commit) holds a shared lock on `gc.lock`
 //! while it adds blobs and layers; `rm`/`prune` take it exclusively before collecting, so a
@@ -25,28 +27,6 @@ use super::lock::FileLock;
 use super::reference::{Reference, ReferenceError};
 use super::unpack::{self, Compression, UnpackError, Whiteouts};
 
-/// Media types the store writes and reads.
-pub mod media {
-    /// OCI image manifest.
-    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-    /// OCI image index.
-    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-    /// OCI image config.
-    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-    /// OCI layer, plain tar.
-    pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
-    /// OCI layer, gzip.
-    pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-    /// OCI layer, zstd.
-    pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-    /// Docker schema 2 manifest.
-    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
-    /// Docker manifest list.
-    pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-    /// Docker image config.
-    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
-}
-
 /// The file in a container's directory that names the image it uses (see the module doc).
 pub const CONTAINER_IMAGE_ID_FILE: &str = "image-id";
 
@@ -56,6 +36,13 @@ const LAYER_DIR_LEN: usize = 16;
 
 mod commit;
 mod gc;
+mod listing;
+mod oci;
+mod tags;
+
+pub use listing::{HistoryRow, ImageSummary, ago, human_size};
+pub use oci::{Descriptor, Index, Manifest, Platform, host_arch, media, pick_platform};
+pub use tags::{split_tag, tag_key};
 
 /// Store failures, with the object at fault.
 #[derive(Debug, thiserror::Error)]
@@ -157,84 +144,6 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StoreError + use<> {
     let path = path.to_owned();
     move |source| StoreError::Io { op, path, source }
-}
-
-/// A content descriptor as manifests and indexes hold them (OCI and Docker share the shape).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    /// The media type.
-    pub media_type: String,
-    /// The content digest.
-    pub digest: Digest,
-    /// The content size in bytes.
-    pub size: u64,
-    /// For index entries: the platform the manifest is for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-    /// Annotations (OCI layouts put the tag in `org.opencontainers.image.ref.name`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
-}
-
-/// The platform of an index entry.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Platform {
-    /// GOARCH name.
-    pub architecture: String,
-    /// GOOS name.
-    pub os: String,
-    /// CPU variant (`v8` …).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
-
-/// An image manifest (OCI v1 or Docker schema 2: same fields).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Manifest {
-    /// Always 2.
-    pub schema_version: u32,
-    /// The manifest's own media type (optional in OCI).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    /// The image config.
-    pub config: Descriptor,
-    /// The layers, bottom first.
-    pub layers: Vec<Descriptor>,
-}
-
-/// An image index or Docker manifest list.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Index {
-    /// Always 2.
-    pub schema_version: u32,
-    /// The index's own media type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media_type: Option<String>,
-    /// One manifest per platform (or per tag, in an OCI layout's index.json).
-    pub manifests: Vec<Descriptor>,
-}
-
-/// GOARCH of this host, for picking a manifest out of an index.
-pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
-/// Picks the entry of an index for this host (linux + host arch), if any.
-pub fn pick_platform(index: &Index) -> Option<&Descriptor> {
-    index.manifests.iter().find(|d| {
-        d.platform
-            .as_ref()
-            .is_some_and(|p| p.os == "linux" && p.architecture == host_arch())
-    })
 }
 
 /// One unpacked layer, shared by every image whose stack contains it.
@@ -413,36 +322,6 @@ pub struct NewImage {
     pub comment: Option<String>,
 }
 
-/// A row of `image ls`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ImageSummary {
-    /// Familiar repository name, or `<none>`.
-    pub repository: String,
-    /// Tag, or `<none>`.
-    pub tag: String,
-    /// Image id.
-    pub id: Digest,
-    /// Creation time from the config.
-    pub created: Option<String>,
-    /// Unpacked size.
-    pub size: u64,
-}
-
-/// A row of `image history`, newest first as Docker prints it.
-#[derive(Debug, Clone, Serialize)]
-pub struct HistoryRow {
-    /// Creation time.
-    pub created: Option<String>,
-    /// The instruction or tool that made the layer.
-    pub created_by: String,
-    /// Layer size (0 for metadata-only steps).
-    pub size: u64,
-    /// Comment.
-    pub comment: String,
-    /// Whether the step produced no layer.
-    pub empty_layer: bool,
-}
-
 /// What `prune`/`rm` removed.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RemoveReport {
@@ -456,11 +335,6 @@ pub struct RemoveReport {
     pub reclaimed: u64,
     /// Images kept because containers use them.
     pub kept_in_use: Vec<Digest>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct TagIndex {
-    tags: BTreeMap<String, Digest>,
 }
 
 /// The image store under `<root>/images`.
@@ -837,254 +711,6 @@ impl ImageStore {
         }
         Ok(out)
     }
-
-    fn read_tags(&self) -> Result<TagIndex> {
-        let p = self.dir.join("tags.json");
-        if !p.exists() {
-            return Ok(TagIndex::default());
-        }
-        self.read_json(&p)
-    }
-
-    fn update_tags<T>(&self, f: impl FnOnce(&mut TagIndex) -> T) -> Result<T> {
-        let lp = self.dir.join("tags.lock");
-        let _l = FileLock::exclusive(&lp).map_err(io_err("lock", &lp))?;
-        let mut idx = self.read_tags()?;
-        let out = f(&mut idx);
-        self.write_json(&self.dir.join("tags.json"), &idx)?;
-        Ok(out)
-    }
-
-    /// Points `reference` (a name with a tag) at image `id`.
-    pub fn tag(&self, id: &Digest, reference: &str) -> Result<String> {
-        let key = tag_key(reference)?;
-        if !self.image_record_path(id).exists() {
-            return Err(StoreError::NotFound {
-                reference: id.to_string(),
-            });
-        }
-        self.update_tags(|t| t.tags.insert(key.clone(), id.clone()))?;
-        Ok(key)
-    }
-
-    /// Finds an image by tag (`nginx`, `nginx:1.25`), by `name@sha256:…` manifest digest, by
-    /// full id (`sha256:…`) or by a unique id prefix (at least 4 hex digits).
-    pub fn resolve(&self, reference: &str) -> Result<Image> {
-        let id = self.resolve_id(reference)?;
-        let rec: ImageRecord = self.read_json(&self.image_record_path(&id))?;
-        self.load_image(rec)
-    }
-
-    /// Like [`resolve`](Self::resolve), returning only the id.
-    pub fn resolve_id(&self, reference: &str) -> Result<Digest> {
-        let not_found = || StoreError::NotFound {
-            reference: reference.to_owned(),
-        };
-        if let Ok(d) = reference.parse::<Digest>() {
-            return if self.image_record_path(&d).exists() {
-                Ok(d)
-            } else {
-                Err(not_found())
-            };
-        }
-        if let Ok(r) = reference.parse::<Reference>() {
-            if let Some(d) = &r.digest {
-                let want = format!("{}@{d}", r.name());
-                for rec in self.records()? {
-                    if &rec.manifest == d || rec.repo_digests.contains(&want) {
-                        return Ok(rec.id);
-                    }
-                }
-                return Err(not_found());
-            }
-            if let Some(key) = r.tagged()
-                && let Some(id) = self.read_tags()?.tags.get(&key)
-            {
-                return Ok(id.clone());
-            }
-        }
-        let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
-        if hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let matches: Vec<Digest> = self
-                .records()?
-                .into_iter()
-                .map(|r| r.id)
-                .filter(|id| id.hex().starts_with(hex))
-                .collect();
-            return match matches.len() {
-                0 => Err(not_found()),
-                1 => Ok(matches[0].clone()),
-                n => Err(StoreError::Ambiguous {
-                    prefix: hex.to_owned(),
-                    count: n,
-                }),
-            };
-        }
-        Err(not_found())
-    }
-
-    /// Every image with its tags (one row per tag; untagged images once with `<none>`).
-    pub fn list(&self) -> Result<Vec<ImageSummary>> {
-        let tags = self.read_tags()?;
-        let mut out = Vec::new();
-        for rec in self.records()? {
-            let img = self.load_image(rec)?;
-            let created = img.config.created().clone();
-            let size = img.size();
-            let mine: Vec<&String> = tags
-                .tags
-                .iter()
-                .filter(|(_, id)| **id == img.id)
-                .map(|(t, _)| t)
-                .collect();
-            if mine.is_empty() {
-                out.push(ImageSummary {
-                    repository: "<none>".into(),
-                    tag: "<none>".into(),
-                    id: img.id.clone(),
-                    created: created.clone(),
-                    size,
-                });
-            }
-            for t in mine {
-                let (repo, tag) = split_tag(t);
-                out.push(ImageSummary {
-                    repository: repo,
-                    tag,
-                    id: img.id.clone(),
-                    created: created.clone(),
-                    size,
-                });
-            }
-        }
-        out.sort_by(|a, b| {
-            b.created
-                .cmp(&a.created)
-                .then(a.repository.cmp(&b.repository))
-                .then(a.tag.cmp(&b.tag))
-        });
-        Ok(out)
-    }
-
-    /// Containers using each image: `<root>/containers/*/image-id` (see the module doc).
-    pub fn containers_using(&self) -> Result<BTreeMap<Digest, Vec<String>>> {
-        let d = self.root.join("containers");
-        let mut out: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
-        let Ok(rd) = fs::read_dir(&d) else {
-            return Ok(out);
-        };
-        for e in rd.flatten() {
-            let p = e.path().join(CONTAINER_IMAGE_ID_FILE);
-            let Ok(s) = fs::read_to_string(&p) else {
-                continue;
-            };
-            match s.trim().parse::<Digest>() {
-                Ok(id) => out
-                    .entry(id)
-                    .or_default()
-                    .push(e.file_name().to_string_lossy().into_owned()),
-                Err(err) => {
-                    tracing::warn!(path = %p.display(), %err, "ignoring unreadable container image id")
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// `image history`: one row per history entry, newest first, with layer sizes.
-    pub fn history(&self, reference: &str) -> Result<Vec<HistoryRow>> {
-        let img = self.resolve(reference)?;
-        let mut sizes = img.layer_sizes.iter();
-        let mut rows = Vec::new();
-        let hist = img.config.history().clone().unwrap_or_default();
-        for h in &hist {
-            let empty = h.empty_layer().unwrap_or(false);
-            let size = if empty {
-                0
-            } else {
-                sizes.next().copied().unwrap_or(0)
-            };
-            rows.push(HistoryRow {
-                created: h.created().clone(),
-                created_by: h.created_by().clone().unwrap_or_default(),
-                size,
-                comment: h.comment().clone().unwrap_or_default(),
-                empty_layer: empty,
-            });
-        }
-        if hist.is_empty() {
-            for s in sizes {
-                rows.push(HistoryRow {
-                    created: None,
-                    created_by: String::new(),
-                    size: *s,
-                    comment: String::new(),
-                    empty_layer: false,
-                });
-            }
-        }
-        rows.reverse();
-        Ok(rows)
-    }
-
-    /// `image tree`: the layer lineage of every image as an indented tree, one node per layer
-    /// (chain id), images named where their top layer is.
-    pub fn tree(&self) -> Result<String> {
-        #[derive(Default)]
-        struct Node {
-            children: BTreeMap<Digest, Node>,
-            images: Vec<String>,
-            size: u64,
-        }
-        let tags = self.read_tags()?;
-        let mut root = Node::default();
-        for rec in self.records()? {
-            let mut node = &mut root;
-            for l in &rec.layers {
-                let size = self.layer(&l.chain_id)?.map(|r| r.size).unwrap_or(0);
-                node = node.children.entry(l.chain_id.clone()).or_default();
-                node.size = size;
-            }
-            let mut names: Vec<String> = tags
-                .tags
-                .iter()
-                .filter(|(_, v)| **v == rec.id)
-                .map(|(k, _)| {
-                    let (r, t) = split_tag(k);
-                    format!("{r}:{t}")
-                })
-                .collect();
-            if names.is_empty() {
-                names.push("<none>".into());
-            }
-            node.images
-                .push(format!("{} [{}]", names.join(", "), rec.id.short()));
-        }
-        fn render(n: &Node, prefix: &str, out: &mut String) {
-            let count = n.children.len();
-            for (i, (chain, child)) in n.children.iter().enumerate() {
-                let last = i + 1 == count;
-                let (branch, cont) = if last {
-                    ("└── ", "    ")
-                } else {
-                    ("├── ", "│   ")
-                };
-                out.push_str(&format!(
-                    "{prefix}{branch}{} {}",
-                    chain.short(),
-                    human_size(child.size)
-                ));
-                if !child.images.is_empty() {
-                    out.push_str(&format!("  <- {}", child.images.join("; ")));
-                }
-                out.push('\n');
-                render(child, &format!("{prefix}{cont}"), out);
-            }
-        }
-        let mut out = String::new();
-        render(&root, "", &mut out);
-        Ok(out)
-    }
 }
 
 fn ignore_missing(e: io::Error) -> io::Result<()> {
@@ -1116,65 +742,4 @@ fn diff_ids(config: &ImageConfiguration, digest: &Digest) -> Result<Vec<Digest>>
             })
         })
         .collect()
-}
-
-/// The tag-index key of `reference` (a name with a tag, not a digest), so a caller can check
-/// every name before it tags anything.
-pub fn tag_key(reference: &str) -> Result<String> {
-    let r: Reference = reference.parse()?;
-    Ok(r.tagged().ok_or_else(|| ReferenceError::Invalid {
-        value: reference.to_owned(),
-        reason: "a tag is needed, not a digest",
-    })?)
-}
-
-/// Splits a tag-index key into the familiar repository name and the tag.
-pub fn split_tag(key: &str) -> (String, String) {
-    match key.parse::<Reference>() {
-        Ok(r) => (r.familiar_name(), r.tag.unwrap_or_default()),
-        Err(_) => (key.to_owned(), String::new()),
-    }
-}
-
-/// Sizes as `docker image ls` prints them (decimal units).
-pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_owned()
-            + UNITS[i]
-    }
-}
-
-/// "3 hours ago" from an RFC 3339 time, as `image ls` shows CREATED.
-pub fn ago(created: Option<&str>) -> String {
-    let Some(t) = created.and_then(|c| {
-        humantime::parse_rfc3339_weak(c.trim_end_matches('Z').split('.').next()?).ok()
-    }) else {
-        return "N/A".into();
-    };
-    let secs = SystemTime::now()
-        .duration_since(t)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    let (n, unit) = match secs {
-        s if s < 60 => return "Less than a minute ago".into(),
-        s if s < 3600 => (s / 60, "minute"),
-        s if s < 86400 => (s / 3600, "hour"),
-        s if s < 86400 * 14 => (s / 86400, "day"),
-        s if s < 86400 * 60 => (s / (86400 * 7), "week"),
-        s if s < 86400 * 365 => (s / (86400 * 30), "month"),
-        s => (s / (86400 * 365), "year"),
-    };
-    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
 }

@@ -1,0 +1,177 @@
+//! The typed Compose model: what the loader hands to the engine.
+//!
+//! Every field is in long form with the Compose Specification's field names, so `berth config`
+//! output can be diffed against `docker compose config` and the engine never meets a short syntax.
+//! Keys berth parses but does not run are kept (as raw YAML values where berth has no type for
+//! them); most are listed by [`Project::unsupported`], and the few it ignores without listing
+//! them say so on their field.
+//!
+//! The project is here; a service and the long forms of its keys in `service` and
+//! `service_keys`; top-level networks, volumes, configs and secrets in `objects`; what berth
+//! does not run in `unsupported`. Every type is re-exported here.
+
+mod objects;
+mod service;
+mod service_keys;
+mod unsupported;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use yaml_serde::Value;
+
+pub use objects::{FileObject, Ipam, IpamPool, Network, Volume, bind_device};
+pub use service::{Restart, Service, volumes_from_service};
+pub use service_keys::{
+    BindOptions, Build, DependsCondition, DependsOn, Deploy, Device, EnvFile, Healthcheck, Logging,
+    Port, PullPolicy, ResourceLimits, Resources, RestartPolicy, ServiceFileRef, ServiceNetwork,
+    ServiceVolume, TmpfsOptions, Ulimit, VolumeOptions, VolumeType,
+};
+pub use unsupported::Unsupported;
+
+/// A fully resolved project: merged, interpolated, profiles applied, long syntax, absolute paths.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    /// Normalised project name (lowercase `[a-z0-9_-]`); prefixes every resource name.
+    pub name: String,
+    /// Directory relative paths were resolved against.
+    #[serde(skip)]
+    pub working_dir: PathBuf,
+    /// The Compose files this project was loaded from, in merge order (`-` for stdin).
+    #[serde(skip)]
+    pub compose_files: Vec<PathBuf>,
+    /// Active services by name (disabled profiles removed).
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
+    /// Services left out because none of their profiles is active; kept so errors can say why.
+    #[serde(skip)]
+    pub disabled_services: BTreeMap<String, Service>,
+    /// Top-level networks, including the implicit `default` when a service uses it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, Network>,
+    /// Top-level named volumes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, Volume>,
+    /// Top-level configs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, FileObject>,
+    /// Top-level secrets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, FileObject>,
+    /// Top-level `x-*` extension fields, kept verbatim.
+    #[serde(skip)]
+    pub extensions: BTreeMap<String, Value>,
+    /// The profiles that were active while loading.
+    #[serde(skip)]
+    pub active_profiles: Vec<String>,
+    /// The environment used for interpolation (process env over `.env`/`--env-file`).
+    #[serde(skip)]
+    pub environment: BTreeMap<String, String>,
+    /// Warnings met while loading (unset variables, obsolete `version:` …), already logged.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+impl Project {
+    /// The project as a YAML tree, with `x-*` extension fields put back (top level and services),
+    /// as `berth config` prints it.
+    pub fn to_yaml_value(&self) -> Result<Value, yaml_serde::Error> {
+        let mut v = yaml_serde::to_value(self)?;
+        if let Some(m) = v.as_mapping_mut() {
+            for (k, x) in &self.extensions {
+                m.insert(Value::String(k.clone()), x.clone());
+            }
+            if let Some(Value::Mapping(services)) = m.get_mut("services") {
+                for (name, svc) in &self.services {
+                    if let Some(Value::Mapping(sm)) = services.get_mut(name.as_str()) {
+                        for (k, x) in &svc.extensions {
+                            sm.insert(Value::String(k.clone()), x.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    /// The image a service runs: `image:`, else the name berth gives a built image
+    /// (`<project>-<service>`, as compose does).
+    pub fn image_of(&self, service: &str) -> Option<String> {
+        let svc = self.services.get(service)?;
+        Some(
+            svc.image
+                .clone()
+                .unwrap_or_else(|| format!("{}-{}", self.name, service)),
+        )
+    }
+
+    /// The name of container `index` (1-based) of a service: `container_name` when set, else
+    /// `<project>-<service>-<index>` as compose v2 names them.
+    pub fn container_name(&self, service: &str, index: u32) -> String {
+        match self
+            .services
+            .get(service)
+            .and_then(|s| s.container_name.clone())
+        {
+            Some(n) => n,
+            None => format!("{}-{}-{}", self.name, service, index),
+        }
+    }
+
+    /// Every profile named by any service, active or not, sorted.
+    pub fn all_profiles(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .services
+            .values()
+            .chain(self.disabled_services.values())
+            .flat_map(|s| s.profiles.iter().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// Doubles every `$` in string values, as `docker compose config` does, so a printed (already
+/// interpolated) model can be loaded again without being interpolated twice.
+pub fn escape_dollars(v: &mut Value) {
+    match v {
+        Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Value::Sequence(seq) => seq.iter_mut().for_each(escape_dollars),
+        Value::Mapping(m) => m.values_mut().for_each(escape_dollars),
+        Value::Tagged(t) => escape_dollars(&mut t.value),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        let mut s = Service::default();
+        assert_eq!(s.restart_policy(), Restart::No);
+        s.restart = Some("on-failure:3".into());
+        assert_eq!(s.restart_policy(), Restart::OnFailure(Some(3)));
+        s.restart = Some("unless-stopped".into());
+        assert_eq!(s.restart_policy(), Restart::UnlessStopped);
+        assert_eq!(s.stop_timeout().as_secs(), 10);
+        assert_eq!(s.replicas(), 1);
+        s.scale = Some(2);
+        assert_eq!(s.replicas(), 2);
+        s.links = vec!["db:database".into()];
+        s.volumes_from = vec!["data:ro".into(), "container:other".into()];
+        s.network_mode = Some("service:vpn".into());
+        assert_eq!(s.dependencies(), ["data", "db", "vpn"]);
+        let mut p = Project {
+            name: "demo".into(),
+            ..Default::default()
+        };
+        p.services.insert("web".into(), s.clone());
+        assert_eq!(p.container_name("web", 2), "demo-web-2");
+        assert_eq!(p.image_of("web").as_deref(), Some("demo-web"));
+    }
+}

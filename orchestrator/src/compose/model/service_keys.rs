@@ -1,0 +1,487 @@
+//! The long forms of a service's structured keys: build, depends_on, deploy, devices,
+//! env_file, healthcheck, logging, networks, ports, configs/secrets references, ulimits and
+//! volumes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use yaml_serde::Value;
+
+use crate::compose::units::{Bytes, Duration};
+
+/// `build:` in long form; `context` is absolute (or a URL).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    /// Absolute path or URL; the project directory when the file gives none.
+    #[serde(default)]
+    pub context: String,
+    /// Dockerfile path relative to the context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// Dockerfile content given inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile_inline: Option<String>,
+    /// Build arguments; `None` takes the value from the environment at build time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, Option<String>>,
+    /// The Dockerfile stage to build (the last one when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Labels set on the built image.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Images to take cached layers from (ignored by berth, and not listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_from: Vec<String>,
+    /// Cache exports (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_to: Vec<String>,
+    /// Network for RUN instructions (ignored by berth, and not listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Size of /dev/shm for RUN instructions, in bytes (ignored by berth, and not listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<Bytes>,
+    /// Extra /etc/hosts entries for RUN instructions (ignored by berth, and not listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_hosts: BTreeMap<String, Vec<String>>,
+    /// Extra tags for the built image (ignored by berth, and not listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// Build without the cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_cache: Option<bool>,
+    /// Always pull base images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<bool>,
+    /// Named extra build contexts (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub additional_contexts: Option<Value>,
+    /// SSH agent forwarding for builds (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<Value>,
+    /// Secrets exposed to RUN instructions (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Value>,
+    /// Multi-platform targets (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platforms: Option<Value>,
+    /// Run RUN instructions privileged (ignored by berth, and not listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    /// Isolation technology (ignored by berth, and not listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
+    /// Resource limits for RUN instructions (ignored by berth, and not listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ulimits: Option<Value>,
+    /// Build entitlements (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entitlements: Option<Value>,
+    /// Provenance attestation settings (ignored by berth, and not listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Value>,
+    /// SBOM attestation settings (ignored by berth, and not listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<Value>,
+}
+
+/// One `depends_on` entry in long form.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DependsOn {
+    /// When the dependency counts as ready for this service to start.
+    pub condition: DependsCondition,
+    /// Restart this service when the dependency is updated (`docker compose` semantics).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart: bool,
+    /// `false`: a missing or failing dependency only warns.
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// When a dependency counts as ready.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum DependsCondition {
+    /// The dependency's container has started.
+    ServiceStarted,
+    /// The dependency's healthcheck reports healthy.
+    ServiceHealthy,
+    /// The dependency ran to completion with exit status 0 (migrations, init jobs).
+    ServiceCompletedSuccessfully,
+}
+
+/// `deploy:`; berth runs `replicas` and `resources.limits` (cpus, memory, pids).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    /// Deploy mode: `replicated` runs; `global` and others are listed by `Project::unsupported`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Number of containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// Swarm service labels (not container labels; ignored by berth, and not listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Limits and reservations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Restart policy in deploy form (ignored by berth, and not listed by `Project::unsupported`);
+    /// the service's `restart` is the one berth applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+    /// Swarm endpoint mode (ignored by berth, and not listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_mode: Option<String>,
+    /// Swarm placement (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Value>,
+    /// Swarm update settings (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_config: Option<Value>,
+    /// Swarm rollback settings (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_config: Option<Value>,
+}
+
+/// `deploy.resources`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Hard limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ResourceLimits>,
+    /// Reservations: their `devices` and `generic_resources` are listed by `Project::unsupported`,
+    /// the rest is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservations: Option<ResourceLimits>,
+}
+
+/// `deploy.resources.limits` / `.reservations`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceLimits {
+    /// CPU limit as a fraction of CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Memory in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Bytes>,
+    /// Maximum number of processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<i64>,
+    /// Device requests (GPUs...; not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Value>,
+    /// Generic resources (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generic_resources: Option<Value>,
+}
+
+/// `deploy.restart_policy`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RestartPolicy {
+    /// When to restart: `none`, `on-failure` or `any`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Wait between restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Duration>,
+    /// Give up after this many restarts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// How long a restart must run to count as successful.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Duration>,
+}
+
+/// `devices:` entry in long form.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Device {
+    /// Device path on the host.
+    pub source: String,
+    /// Device path in the container (the host path when the short syntax gives none).
+    pub target: String,
+    /// Device cgroup permissions (`rwm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<String>,
+}
+
+/// `env_file:` entry in long form; `path` is absolute.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EnvFile {
+    /// Absolute path of the env file.
+    pub path: String,
+    /// Required or optional.
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// `raw`: values taken literally, no quotes or interpolation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+/// `healthcheck:` in long form.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Healthcheck {
+    /// `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`; empty = the image's own check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    /// Time between probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    /// Time a probe may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Consecutive failures before unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u64>,
+    /// Grace period during which failures do not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<Duration>,
+    /// Probe interval during the start period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<Duration>,
+    /// No health checking at all.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable: bool,
+}
+
+/// `logging:`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    /// Driver name: `json-file` or `local` (both write berth's log); others are listed by
+    /// `Project::unsupported`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Driver options: `max-size` and `max-file` run; others are listed by `Project::unsupported`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// A service's attachment to one network.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceNetwork {
+    /// Extra DNS names of the service on this network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// Static IPv4 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    /// Static IPv6 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+    /// Link-local addresses (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<String>,
+    /// MAC address of the container's interface on this network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// Order in which networks are connected (higher first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// Which network provides the default gateway (highest wins; not run by berth, listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw_priority: Option<i64>,
+    /// Interface name inside the container (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_name: Option<String>,
+    /// Driver options (not run by berth, listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+}
+
+/// One published or exposed port (a short-syntax range becomes one entry per port).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Port {
+    /// A name for the port (documentation only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Publishing mode: `ingress` (the default) or `host`; berth publishes both alike, on the host.
+    pub mode: String,
+    /// Host address to bind (all addresses when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// Container port.
+    pub target: u16,
+    /// Host port or range (`"8080"`, `"8000-8010"`); `None` = not published on a fixed port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// Application protocol hint (ignored by berth, and not listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_protocol: Option<String>,
+}
+
+/// `pull_policy:` values.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PullPolicy {
+    /// Pull on every `up`.
+    Always,
+    /// Never pull; the image must exist.
+    Never,
+    /// Pull when the image is missing (the default).
+    Missing,
+    /// Same as `missing`.
+    IfNotPresent,
+    /// Build the image instead of pulling it.
+    Build,
+    /// Pull when the local image is older than a day.
+    Daily,
+    /// Pull when the local image is older than a week.
+    Weekly,
+}
+
+/// A service's reference to a top-level config or secret.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFileRef {
+    /// Name of the top-level config or secret.
+    pub source: String,
+    /// Path in the container (a secret's relative path is under `/run/secrets`); the source name
+    /// when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Owner uid of the mounted file (not run by berth, listed by `Project::unsupported`): it is a
+    /// bind mount of the host file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// Owner gid of the mounted file (not run by berth, listed by `Project::unsupported`): it is a
+    /// bind mount of the host file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    /// Permission bits of the mounted file (not run by berth, listed by `Project::unsupported`): it
+    /// is a bind mount of the host file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+/// One `ulimits:` entry in long form (a single number sets both).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Ulimit {
+    /// Soft limit.
+    pub soft: i64,
+    /// Hard limit.
+    pub hard: i64,
+}
+
+/// Kind of a service mount.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum VolumeType {
+    /// A host path.
+    Bind,
+    /// A named or anonymous volume.
+    Volume,
+    /// A memory-backed filesystem.
+    Tmpfs,
+    /// An image's filesystem (refused: berth mounts bind, volume and tmpfs only).
+    Image,
+    /// A Windows named pipe (refused: not on Linux).
+    Npipe,
+    /// A cluster volume (refused: berth mounts bind, volume and tmpfs only).
+    Cluster,
+}
+
+/// One service mount in long form; bind sources are absolute.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceVolume {
+    /// Mount type.
+    #[serde(rename = "type")]
+    pub kind: VolumeType,
+    /// Host path (bind), volume name (volume, `None` = anonymous) or image reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Path in the container (absolute).
+    pub target: String,
+    /// Mount read-only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// macOS consistency hint (ignored on Linux).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<String>,
+    /// Bind mount options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<BindOptions>,
+    /// Volume mount options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeOptions>,
+    /// tmpfs mount options (`size`, `mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<TmpfsOptions>,
+    /// Options of an `image` mount (refused: berth mounts bind, volume and tmpfs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Value>,
+}
+
+/// `volumes[].bind`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BindOptions {
+    /// Mount propagation (`rshared`, `rslave`...; ignored by berth, and not listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
+    /// Create a missing host path (short syntax does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_host_path: Option<bool>,
+    /// SELinux relabel: `z` shared, `Z` private (ignored by berth, and not listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux: Option<String>,
+    /// Recursive read-only handling (ignored by berth, and not listed by `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recursive: Option<String>,
+}
+
+/// `volumes[].volume`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeOptions {
+    /// Do not copy image content into a new volume (ignored by berth, and not listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nocopy: Option<bool>,
+    /// Mount a sub-directory of the volume (ignored by berth, and not listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subpath: Option<String>,
+}
+
+/// `volumes[].tmpfs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TmpfsOptions {
+    /// tmpfs size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Bytes>,
+    /// Permission bits of the tmpfs root (ignored by berth, and not listed by
+    /// `Project::unsupported`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}

@@ -1,0 +1,232 @@
+//! What berth parses but does not run: a service's keys and the project's, by key path, so
+//! the engine can refuse or warn about them by name.
+
+use super::{Project, PullPolicy, Service, bind_device};
+
+/// A key berth parses but does not run, by key path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Unsupported {
+    /// Key path, e.g. `services.web.gpus` or `networks.front.driver=overlay`.
+    pub path: String,
+}
+
+impl std::fmt::Display for Unsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.path)
+    }
+}
+
+impl Service {
+    /// Keys of this service that berth parses but does not run.
+    pub fn unsupported_keys(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        let raw: [(&'static str, bool); 31] = [
+            ("blkio_config", self.blkio_config.is_some()),
+            ("credential_spec", self.credential_spec.is_some()),
+            ("develop", self.develop.is_some()),
+            ("gpus", self.gpus.is_some()),
+            ("models", self.models.is_some()),
+            ("post_start", self.post_start.is_some()),
+            ("pre_stop", self.pre_stop.is_some()),
+            ("provider", self.provider.is_some()),
+            ("storage_opt", self.storage_opt.is_some()),
+            ("label_file", self.label_file.is_some()),
+            ("use_api_socket", self.use_api_socket.is_some()),
+            ("isolation", self.isolation.is_some()),
+            ("device_cgroup_rules", !self.device_cgroup_rules.is_empty()),
+            // Every container gets private IPC and PID namespaces.
+            (
+                "ipc",
+                self.ipc
+                    .as_deref()
+                    .is_some_and(|m| m != "private" && m != "shareable"),
+            ),
+            ("pid", self.pid.is_some()),
+            ("annotations", self.annotations.is_some()),
+            ("cpu_count", self.cpu_count.is_some()),
+            ("cpu_percent", self.cpu_percent.is_some()),
+            ("cpu_rt_period", self.cpu_rt_period.is_some()),
+            ("cpu_rt_runtime", self.cpu_rt_runtime.is_some()),
+            (
+                "cpu_period",
+                self.cpu_period.is_some() && self.cpu_quota.is_none(),
+            ),
+            ("domainname", self.domainname.is_some()),
+            ("external_links", !self.external_links.is_empty()),
+            ("group_add", !self.group_add.is_empty()),
+            ("mem_reservation", self.mem_reservation.is_some()),
+            ("mem_swappiness", self.mem_swappiness.is_some()),
+            ("memswap_limit", self.memswap_limit.is_some()),
+            ("oom_kill_disable", self.oom_kill_disable.is_some()),
+            ("oom_score_adj", self.oom_score_adj.is_some()),
+            ("userns_mode", self.userns_mode.is_some()),
+            ("uts", self.uts.is_some()),
+        ];
+        out.extend(raw.iter().filter(|(_, set)| *set).map(|(k, _)| *k));
+        if self.security_opt.iter().any(|o| {
+            berth_runtime::container::SecurityOpt::parse(o)
+                == Ok(berth_runtime::container::SecurityOpt::NotApplied)
+        }) {
+            out.push("security_opt apparmor/label (berth loads no AppArmor or SELinux policy)");
+        }
+        if self.logging.as_ref().is_some_and(|l| {
+            !matches!(
+                l.driver.as_deref(),
+                None | Some("json-file") | Some("local")
+            ) || l.options.keys().any(|k| k != "max-size" && k != "max-file")
+        }) {
+            out.push("logging (drivers other than json-file/local, options other than max-size/max-file)");
+        }
+        if matches!(
+            self.pull_policy,
+            Some(PullPolicy::Daily) | Some(PullPolicy::Weekly)
+        ) {
+            out.push("pull_policy daily/weekly (treated as missing)");
+        }
+        if let Some(p) = self.platform.as_deref() {
+            let host = match std::env::consts::ARCH {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                other => other,
+            };
+            if !(p == "linux" || p.starts_with(&format!("linux/{host}"))) {
+                out.push("platform (images run on the host's own platform)");
+            }
+        }
+        if let Some(d) = &self.deploy {
+            if d.placement.is_some() {
+                out.push("deploy.placement");
+            }
+            if d.update_config.is_some() {
+                out.push("deploy.update_config");
+            }
+            if d.rollback_config.is_some() {
+                out.push("deploy.rollback_config");
+            }
+            if d.mode.as_deref().is_some_and(|m| m != "replicated") {
+                out.push("deploy.mode");
+            }
+            if let Some(r) = &d.resources
+                && [&r.limits, &r.reservations]
+                    .into_iter()
+                    .flatten()
+                    .any(|l| l.devices.is_some() || l.generic_resources.is_some())
+            {
+                out.push("deploy.resources.devices");
+            }
+        }
+        if let Some(b) = &self.build {
+            for (k, set) in [
+                ("build.ssh", b.ssh.is_some()),
+                ("build.secrets", b.secrets.is_some()),
+                ("build.platforms", b.platforms.is_some()),
+                ("build.additional_contexts", b.additional_contexts.is_some()),
+                ("build.cache_to", !b.cache_to.is_empty()),
+                ("build.entitlements", b.entitlements.is_some()),
+            ] {
+                if set {
+                    out.push(k);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Project {
+    /// Every key the model holds that berth does not run, by path; the engine refuses or
+    /// warns about these by name instead of ignoring them.
+    pub fn unsupported(&self) -> Vec<Unsupported> {
+        let mut out = Vec::new();
+        for (name, svc) in &self.services {
+            for key in svc.unsupported_keys() {
+                out.push(Unsupported {
+                    path: format!("services.{name}.{key}"),
+                });
+            }
+            // File-based secrets and configs are bind mounts of the host file, as with
+            // Docker Compose: their owner and mode are the file's.
+            for (kind, refs) in [("secrets", &svc.secrets), ("configs", &svc.configs)] {
+                for (i, r) in refs.iter().enumerate() {
+                    for (key, set) in [
+                        ("uid", r.uid.is_some()),
+                        ("gid", r.gid.is_some()),
+                        ("mode", r.mode.is_some()),
+                    ] {
+                        if set {
+                            out.push(Unsupported {
+                                path: format!("services.{name}.{kind}[{i}].{key}"),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for (name, svc) in &self.services {
+            for (net, opt) in &svc.networks {
+                let Some(o) = opt else { continue };
+                for (key, set) in [
+                    ("link_local_ips", !o.link_local_ips.is_empty()),
+                    ("gw_priority", o.gw_priority.is_some()),
+                    ("interface_name", o.interface_name.is_some()),
+                    ("driver_opts", !o.driver_opts.is_empty()),
+                ] {
+                    if set {
+                        out.push(Unsupported {
+                            path: format!("services.{name}.networks.{net}.{key}"),
+                        });
+                    }
+                }
+            }
+        }
+        for (name, n) in &self.networks {
+            if let Some(d) = n.driver.as_deref()
+                && d != "bridge"
+            {
+                out.push(Unsupported {
+                    path: format!("networks.{name}.driver={d}"),
+                });
+            }
+            for key in n
+                .driver_opts
+                .keys()
+                .filter(|k| *k != "com.docker.network.driver.mtu")
+            {
+                out.push(Unsupported {
+                    path: format!("networks.{name}.driver_opts.{key}"),
+                });
+            }
+            if n.enable_ipv4 == Some(false) {
+                out.push(Unsupported {
+                    path: format!("networks.{name}.enable_ipv4=false (networks are always IPv4)"),
+                });
+            }
+        }
+        for (name, v) in &self.volumes {
+            if let Some(d) = v.driver.as_deref()
+                && d != "local"
+            {
+                out.push(Unsupported {
+                    path: format!("volumes.{name}.driver={d}"),
+                });
+            }
+            if bind_device(&v.driver_opts).is_none() {
+                for key in v.driver_opts.keys() {
+                    out.push(Unsupported {
+                        path: format!("volumes.{name}.driver_opts.{key}"),
+                    });
+                }
+            }
+        }
+        for (kind, map) in [("configs", &self.configs), ("secrets", &self.secrets)] {
+            for (name, o) in map {
+                if o.external || o.driver.is_some() || o.template_driver.is_some() {
+                    out.push(Unsupported {
+                        path: format!("{kind}.{name} (external or driver-based)"),
+                    });
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,504 @@
+//! Planning one instruction of a stage: its words expanded with the stage's args and
+//! environment, checked, and turned into the step (RUN, COPY/ADD with their sources) or the
+//! config change it makes.
+
+use super::*;
+
+/// `80`, `80/udp`, `8000-8010/tcp` into `port/proto` entries.
+fn parse_ports(spec: &str) -> Result<Vec<String>, PlanErrorKind> {
+    let (ports, proto) = match spec.split_once('/') {
+        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+        return Err(bad(
+            "EXPOSE",
+            format!("invalid protocol {proto:?} in {spec:?} (tcp, udp or sctp)"),
+        ));
+    }
+    if ports.contains(':') {
+        return Err(bad(
+            "EXPOSE",
+            format!(
+                "{spec:?}: EXPOSE does not take IP or host-port mappings; publish ports when running the container"
+            ),
+        ));
+    }
+    let num = |s: &str| {
+        s.parse::<u16>()
+            .map_err(|_| bad("EXPOSE", format!("invalid port {s:?} in {spec:?}")))
+    };
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(ports)?, num(ports)?),
+    };
+    if lo > hi {
+        return Err(bad("EXPOSE", format!("invalid port range {spec:?}")));
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// A signal Docker would accept: a number, a name with or without SIG, or RTMIN+n/RTMAX-n.
+fn valid_signal(s: &str) -> bool {
+    if let Ok(n) = s.parse::<u32>() {
+        return (1..=64).contains(&n);
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    if let Some(rest) = name
+        .strip_prefix("RTMIN")
+        .or_else(|| name.strip_prefix("RTMAX"))
+    {
+        return rest.is_empty()
+            || rest
+                .strip_prefix(['+', '-'])
+                .is_some_and(|n| n.parse::<u8>().is_ok_and(|n| n <= 30));
+    }
+    nix::sys::signal::Signal::from_str(&format!("SIG{name}")).is_ok()
+}
+
+/// Join a COPY destination or WORKDIR with the current working directory, keeping a trailing
+/// `/` (it means "directory" for COPY).
+fn absolute(workdir: &str, p: &str) -> String {
+    let trailing = p.ends_with('/') || p == "." || p.ends_with("/.");
+    let joined = if p.starts_with('/') {
+        clean_path(p)
+    } else {
+        clean_path(&format!("{workdir}/{p}"))
+    };
+    if trailing && joined != "/" {
+        format!("{joined}/")
+    } else {
+        joined
+    }
+}
+
+/// The RUN argv for shell form with heredocs, as BuildKit runs it.
+fn run_with_heredocs(
+    st: &StageState,
+    cmd: &str,
+    heredocs: &[crate::build::syntax::Heredoc],
+) -> (Vec<String>, Option<String>) {
+    let only_marker = heredocs.len() == 1 && {
+        let t = cmd.trim();
+        let h = &heredocs[0];
+        let names = [
+            format!("<<{}", h.name),
+            format!("<<-{}", h.name),
+            format!("<<\"{}\"", h.name),
+            format!("<<-\"{}\"", h.name),
+            format!("<<'{}'", h.name),
+            format!("<<-'{}'", h.name),
+        ];
+        names.iter().any(|n| n == t)
+    };
+    if only_marker {
+        let content = heredocs[0].content.clone();
+        if content.starts_with("#!") {
+            return (Vec::new(), Some(content));
+        }
+        let mut v = st.config.shell_or_default();
+        v.push(content);
+        return (v, None);
+    }
+    // The shell reads the heredocs itself: hand it the command followed by the bodies.
+    let mut script = cmd.to_string();
+    for h in heredocs {
+        script.push('\n');
+        script.push_str(&h.content);
+        script.push_str(&h.name);
+    }
+    let mut v = st.config.shell_or_default();
+    v.push(script);
+    (v, None)
+}
+
+impl Planner<'_> {
+    pub(super) fn image(
+        &self,
+        instruction: &'static str,
+        reference: &str,
+    ) -> Result<&BaseImage, PlanErrorKind> {
+        self.bases
+            .get(reference)
+            .ok_or_else(|| PlanErrorKind::MissingImage {
+                instruction,
+                reference: reference.to_string(),
+            })
+    }
+
+    pub(super) fn copy(
+        &self,
+        st: &StageState,
+        add: bool,
+        c: &CopyArgs,
+        from: Option<&BaseRef>,
+    ) -> Result<(CopySpec, Vec<u8>), PlanErrorKind> {
+        let kw: &'static str = if add { "ADD" } else { "COPY" };
+        let mut h = Sha256::new();
+        field(&mut h, kw.as_bytes());
+        let origin = match from {
+            None => CopyOrigin::Context,
+            Some(BaseRef::Stage(s)) => {
+                let key = self.stage_results.get(s).map(|r| &r.key).ok_or_else(|| {
+                    bad(kw, format!("stage {s} was not planned before it is used"))
+                })?;
+                field(&mut h, key.0.as_bytes());
+                CopyOrigin::Stage(*s)
+            }
+            Some(BaseRef::Image(r)) => {
+                let img = self.image(kw, r)?;
+                field(&mut h, img.digest.as_bytes());
+                CopyOrigin::Image {
+                    reference: r.clone(),
+                    digest: img.digest.clone(),
+                }
+            }
+            Some(BaseRef::Scratch) => {
+                return Err(bad(kw, "--from=scratch has no files to copy"));
+            }
+        };
+        let chown = c.chown.as_deref().map(|v| st.word(kw, v)).transpose()?;
+        let chmod = match &c.chmod {
+            None => None,
+            Some(v) => {
+                let v = st.word(kw, v)?;
+                match u32::from_str_radix(&v, 8) {
+                    Ok(m) if m <= 0o7777 && !v.is_empty() => Some(m),
+                    _ => {
+                        return Err(bad(
+                            kw,
+                            format!(
+                                "--chmod={v:?}: expected octal permission bits like 644 or 0755"
+                            ),
+                        ));
+                    }
+                }
+            }
+        };
+        field(&mut h, chown.as_deref().unwrap_or("").as_bytes());
+        field(&mut h, format!("{chmod:?}").as_bytes());
+        field(&mut h, if c.link { b"link" } else { b"" });
+        let mut sources = Vec::new();
+        for s in &c.sources {
+            match s {
+                Source::Heredoc(hd) => {
+                    let content = if hd.expand {
+                        expand_heredoc(&hd.content, st.escape, &|n: &str| st.lookup(n)).map_err(
+                            |source| PlanErrorKind::Subst {
+                                instruction: kw,
+                                source,
+                            },
+                        )?
+                    } else {
+                        hd.content.clone()
+                    };
+                    field(&mut h, b"inline");
+                    field(&mut h, hd.name.as_bytes());
+                    field(&mut h, content.as_bytes());
+                    sources.push(CopySource::Inline {
+                        name: hd.name.clone(),
+                        content,
+                    });
+                }
+                Source::Path(p) => {
+                    let p = st.word(kw, p)?;
+                    if add && (p.contains("://") || p.starts_with("git@")) {
+                        return Err(PlanErrorKind::Unsupported {
+                            instruction: kw,
+                            what: format!("a URL or git source ({p})"),
+                        });
+                    }
+                    if matches!(origin, CopyOrigin::Context) {
+                        let selected =
+                            self.ctx
+                                .select(&p)
+                                .map_err(|source| PlanErrorKind::Source {
+                                    instruction: kw,
+                                    source,
+                                })?;
+                        for sel in selected {
+                            field(&mut h, b"context");
+                            self.ctx.hash_source(&sel, &mut h).map_err(|source| {
+                                PlanErrorKind::Source {
+                                    instruction: kw,
+                                    source,
+                                }
+                            })?;
+                            sources.push(CopySource::Context(sel));
+                        }
+                    } else {
+                        field(&mut h, b"path");
+                        field(&mut h, p.as_bytes());
+                        sources.push(CopySource::Path(p));
+                    }
+                }
+            }
+        }
+        let dest_raw = st.word(kw, &c.dest)?;
+        if dest_raw.is_empty() {
+            return Err(bad(kw, "the destination is empty"));
+        }
+        let dest = absolute(&st.workdir(), &dest_raw);
+        // Docker's rule: several sources (given or from a glob) need a `dir/` destination; a
+        // glob matching one file copies it like a plain file source.
+        let several = sources.len() > 1;
+        if several && !dest.ends_with('/') {
+            return Err(bad(
+                kw,
+                format!(
+                    "with more than one source file the destination must be a directory and end with a / (got {dest_raw:?})"
+                ),
+            ));
+        }
+        field(&mut h, dest.as_bytes());
+        let spec = CopySpec {
+            add,
+            origin,
+            sources,
+            dest_is_dir: dest.ends_with('/') || several,
+            dest,
+            chown,
+            chmod,
+            link: c.link,
+        };
+        Ok((spec, h.finalize().to_vec()))
+    }
+
+    pub(super) fn instruction(
+        &self,
+        st: &mut StageState,
+        ins: &Instruction,
+        from: Option<&BaseRef>,
+        consumed: &mut BTreeSet<String>,
+    ) -> Result<(StepKind, ImageConfigDelta, Vec<u8>), PlanErrorKind> {
+        use ConfigChange as C;
+        let kw = ins.kind.keyword();
+        let delta = |c| ImageConfigDelta::one(c);
+        let (kind, delta): (StepKind, ImageConfigDelta) = match &ins.kind {
+            InstructionKind::Run {
+                command,
+                heredocs,
+                network,
+            } => {
+                let (argv, script) = match command {
+                    Command::Shell(s) if !heredocs.is_empty() => run_with_heredocs(st, s, heredocs),
+                    c => (st.shell_argv(c), None),
+                };
+                let mut env = st.config.env.clone();
+                let mut keyed_env = env.clone();
+                for (k, v) in st.visible_args() {
+                    env.push(format!("{k}={v}"));
+                    keyed_env.push(format!("{k}={v}"));
+                }
+                for p in PROXY_ARGS {
+                    if let Some(v) = self.opts.build_args.get(p)
+                        && !st.args.iter().any(|(n, _)| n == p)
+                        && st.config.env_get(p).is_none()
+                    {
+                        env.push(format!("{p}={v}"));
+                    }
+                }
+                let spec = RunSpec {
+                    argv,
+                    script,
+                    env,
+                    user: st.config.user.clone(),
+                    workdir: st.workdir(),
+                    network: *network,
+                };
+                let mut material = serde_json::json!({
+                    "argv": spec.argv, "script": spec.script, "env": keyed_env,
+                    "user": spec.user, "workdir": spec.workdir,
+                });
+                // The network is part of what ran (as in BuildKit), but the default one leaves
+                // the key as it was before `--network` existed, so old caches still hit.
+                if *network != RunNetworkMode::Default {
+                    material["network"] = serde_json::json!(network);
+                }
+                return Ok((
+                    StepKind::Run(spec),
+                    ImageConfigDelta::default(),
+                    material.to_string().into_bytes(),
+                ));
+            }
+            InstructionKind::Copy(c) | InstructionKind::Add(c) => {
+                let add = matches!(ins.kind, InstructionKind::Add(_));
+                let (spec, material) = self.copy(st, add, c, from)?;
+                return Ok((StepKind::Copy(spec), ImageConfigDelta::default(), material));
+            }
+            InstructionKind::Arg(decls) => {
+                for ArgDecl { name, default } in decls {
+                    let value = match self.opts.build_args.get(name) {
+                        Some(v) => Some(v.clone()),
+                        None => match default {
+                            Some(d) => Some(st.word("ARG", d)?),
+                            None => {
+                                if st.globals.declared(name) {
+                                    st.globals.get(name)
+                                } else {
+                                    platform_args()
+                                        .into_iter()
+                                        .find(|(n, _)| n == name)
+                                        .map(|(_, v)| v)
+                                }
+                            }
+                        },
+                    };
+                    consumed.insert(name.clone());
+                    st.args.push((name.clone(), value));
+                }
+                let material = serde_json::json!(
+                    decls
+                        .iter()
+                        .map(|d| (&d.name, &d.default))
+                        .collect::<Vec<_>>()
+                );
+                return Ok((
+                    StepKind::Config,
+                    ImageConfigDelta::default(),
+                    material.to_string().into_bytes(),
+                ));
+            }
+            InstructionKind::Env(pairs) | InstructionKind::Label(pairs) => {
+                // Every value sees the variables as they were before this instruction.
+                let mut out = Vec::new();
+                for (k, v) in pairs {
+                    let k = st.word(kw, k)?;
+                    if k.is_empty() {
+                        return Err(bad(kw, "a name is empty after substitution"));
+                    }
+                    out.push((k, st.word(kw, v)?));
+                }
+                if matches!(ins.kind, InstructionKind::Env(_)) {
+                    (StepKind::Config, delta(C::Env(out)))
+                } else {
+                    (StepKind::Config, delta(C::Labels(out)))
+                }
+            }
+            InstructionKind::Maintainer(m) => (StepKind::Config, delta(C::Author(m.clone()))),
+            InstructionKind::Workdir(w) => {
+                let w = st.word(kw, w)?;
+                if w.is_empty() {
+                    return Err(bad(kw, "the path is empty after substitution"));
+                }
+                let abs = absolute(&st.workdir(), &w);
+                let abs = if abs.len() > 1 {
+                    abs.trim_end_matches('/').to_string()
+                } else {
+                    abs
+                };
+                (StepKind::Config, delta(C::WorkingDir(abs)))
+            }
+            InstructionKind::User(u) => {
+                let u = st.word(kw, u)?;
+                if u.is_empty() {
+                    return Err(bad(kw, "the user is empty after substitution"));
+                }
+                (StepKind::Config, delta(C::User(u)))
+            }
+            InstructionKind::Expose(words) => {
+                let mut ports = Vec::new();
+                for w in words {
+                    for p in st.words(kw, w)? {
+                        ports.extend(parse_ports(&p)?);
+                    }
+                }
+                (StepKind::Config, delta(C::ExposedPorts(ports)))
+            }
+            InstructionKind::Volume(paths) => {
+                let mut out = Vec::new();
+                for p in paths {
+                    let p = st.word(kw, p)?;
+                    if p.trim().is_empty() {
+                        return Err(bad(kw, "a volume path is empty after substitution"));
+                    }
+                    out.push(p);
+                }
+                (StepKind::Config, delta(C::Volumes(out)))
+            }
+            InstructionKind::StopSignal(s) => {
+                let s = st.word(kw, s)?;
+                if !valid_signal(&s) {
+                    return Err(bad(kw, format!("invalid signal {s:?}")));
+                }
+                (StepKind::Config, delta(C::StopSignal(s)))
+            }
+            InstructionKind::Cmd(c) => {
+                // Docker: only a non-empty CMD keeps a later ENTRYPOINT from clearing it.
+                st.cmd_set = !matches!(c, Command::Exec(v) if v.is_empty());
+                (StepKind::Config, delta(C::Cmd(st.shell_argv(c))))
+            }
+            InstructionKind::Entrypoint(c) => (
+                StepKind::Config,
+                delta(C::Entrypoint {
+                    entrypoint: st.shell_argv(c),
+                    reset_cmd: !st.cmd_set,
+                }),
+            ),
+            InstructionKind::Shell(s) => (StepKind::Config, delta(C::Shell(s.clone()))),
+            InstructionKind::Healthcheck(h) => {
+                let hc = match h {
+                    None => HealthConfig {
+                        test: vec!["NONE".into()],
+                        ..Default::default()
+                    },
+                    Some((o, c)) => HealthConfig {
+                        test: match c {
+                            Command::Exec(v) => {
+                                let mut t = vec!["CMD".to_string()];
+                                t.extend(v.iter().cloned());
+                                t
+                            }
+                            Command::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
+                        },
+                        interval: nanos(o.interval),
+                        timeout: nanos(o.timeout),
+                        start_period: nanos(o.start_period),
+                        start_interval: nanos(o.start_interval),
+                        retries: o.retries.unwrap_or(0),
+                    },
+                };
+                (StepKind::Config, delta(C::Healthcheck(hc)))
+            }
+        };
+        // Serializing plain strings and vectors cannot fail; the delta is the step's material.
+        let material = serde_json::to_vec(&delta).unwrap_or_default();
+        Ok((kind, delta, material))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports() {
+        assert_eq!(parse_ports("80").unwrap(), vec!["80/tcp"]);
+        assert_eq!(parse_ports("53/UDP").unwrap(), vec!["53/udp"]);
+        assert_eq!(parse_ports("90-92/tcp").unwrap().len(), 3);
+        assert!(parse_ports("1.2.3.4:80:80").is_err());
+        assert!(parse_ports("80/foo").is_err());
+        assert!(parse_ports("92-90").is_err());
+        assert!(parse_ports("x").is_err());
+    }
+
+    #[test]
+    fn signals() {
+        for s in ["SIGTERM", "term", "9", "SIGRTMIN+3", "QUIT"] {
+            assert!(valid_signal(s), "{s}");
+        }
+        for s in ["SIGFOO", "0", "99", "RTMIN+99"] {
+            assert!(!valid_signal(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn absolute_paths() {
+        assert_eq!(absolute("/app", "."), "/app/");
+        assert_eq!(absolute("/app", "x/"), "/app/x/");
+        assert_eq!(absolute("/app", "/y"), "/y");
+        assert_eq!(absolute("/", "a/../b"), "/b");
+        assert_eq!(absolute("/", "/"), "/");
+    }
+}

@@ -1,0 +1,363 @@
+//! A created container's life through its shim: starting it (plain, attached, watched),
+//! attaching, resizing, signalling, stopping and waiting for its exit.
+
+use super::*;
+
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: i32,
+    pub oom_killed: bool,
+}
+
+/// Reads the one-line JSON answer that precedes an attach stream, byte by byte so that no
+/// stream data is consumed.
+fn read_line_raw(sock: &Path, mut s: &UnixStream) -> Result<(), RuntimeError> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match s.read(&mut b) {
+            Ok(1) if b[0] == b'\n' => break,
+            Ok(1) => line.push(b[0]),
+            Ok(_) => {
+                return Err(ControlError::Io {
+                    path: sock.to_path_buf(),
+                    source: io::Error::from(io::ErrorKind::UnexpectedEof),
+                }
+                .into());
+            }
+            Err(source) => {
+                return Err(ControlError::Io {
+                    path: sock.to_path_buf(),
+                    source,
+                }
+                .into());
+            }
+        }
+    }
+    match serde_json::from_slice::<Response>(&line) {
+        Ok(Response::Ok) => Ok(()),
+        Ok(Response::Error { message }) => Err(ControlError::Refused { message }.into()),
+        _ => Err(ControlError::Refused {
+            message: String::from_utf8_lossy(&line).into_owned(),
+        }
+        .into()),
+    }
+}
+
+/// The exit report of a container started with [`Runtime::start_watched`].
+#[derive(Debug)]
+pub struct ExitWatch {
+    reader: io::BufReader<fs::File>,
+}
+
+impl ExitWatch {
+    /// The pipe to poll: readable once the container has exited.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(self.reader.get_ref())
+    }
+
+    /// Blocks until the container exits.
+    pub fn wait(mut self) -> Result<ExitInfo, RuntimeError> {
+        let mut line = String::new();
+        let _ = io::BufRead::read_line(&mut self.reader, &mut line);
+        match serde_json::from_str::<StartReport>(&line) {
+            Ok(StartReport::Exited {
+                exit_code,
+                oom_killed,
+            }) => Ok(ExitInfo {
+                code: exit_code,
+                oom_killed,
+            }),
+            _ => Err(RuntimeError::ShimLost),
+        }
+    }
+}
+
+/// Marker file in a container's dir: its last stop was asked for by a user or the engine.
+pub const USER_STOPPED: &str = "stopped-by-user";
+
+impl Runtime {
+    /// Starts the container through a new shim and returns the container's host pid once it
+    /// has exec'd, or the reason it could not.
+    pub fn start(&self, rec: &Record) -> Result<i32, RuntimeError> {
+        self.spawn_shim(rec, false, None).map(|(pid, _, _)| pid)
+    }
+
+    /// Starts the container with a client attached before it runs (foreground `run -i/-t`):
+    /// returns the pid, the exit watch and the attached stream (raw bytes with a tty, Docker's
+    /// 8-byte framed stdout/stderr without; writes go to the container's stdin if `stdin`).
+    pub fn start_attached(
+        &self,
+        rec: &Record,
+        stdin: bool,
+    ) -> Result<(i32, ExitWatch, UnixStream), RuntimeError> {
+        let tty = rec.config.tty;
+        let (pid, watch, stream) = self.spawn_shim(rec, true, Some((stdin, tty)))?;
+        match (watch, stream) {
+            (Some(w), Some(s)) => Ok((pid, w, s)),
+            _ => Err(RuntimeError::ShimSilent {
+                id: rec.id.clone(),
+                log: rec.dir.join("shim.log"),
+            }),
+        }
+    }
+
+    /// Attaches to a running container's output (and stdin).
+    pub fn attach(&self, rec: &Record, stdin: bool) -> Result<UnixStream, RuntimeError> {
+        let s = control::send(
+            &rec.socket(),
+            &Request::Attach {
+                stdin,
+                tty: rec.config.tty,
+            },
+        )?;
+        read_line_raw(&rec.socket(), &s)?;
+        Ok(s)
+    }
+
+    /// Sets the window size of a tty container.
+    pub fn resize(&self, rec: &Record, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+        control::call(&rec.socket(), &Request::Resize { rows, cols })?;
+        Ok(())
+    }
+
+    /// Like [`Runtime::start`], and also returns a handle that reports the exit, even when
+    /// `--rm` removes the container at once (what a foreground `run` needs).
+    pub fn start_watched(&self, rec: &Record) -> Result<(i32, ExitWatch), RuntimeError> {
+        let (pid, watch, _) = self.spawn_shim(rec, true, None)?;
+        match watch {
+            Some(w) => Ok((pid, w)),
+            None => Err(RuntimeError::ShimSilent {
+                id: rec.id.clone(),
+                log: rec.dir.join("shim.log"),
+            }),
+        }
+    }
+
+    /// Whether the container's last stop was asked for (`stop`, `kill`), so that a restart
+    /// policy leaves it stopped, as Docker does after `docker stop`.
+    pub fn stopped_by_user(&self, rec: &Record) -> bool {
+        rec.dir.join(USER_STOPPED).exists()
+    }
+
+    pub(super) fn mark_user_stop(rec: &Record) {
+        let _ = fs::write(rec.dir.join(USER_STOPPED), b"");
+    }
+
+    pub(super) fn spawn_shim(
+        &self,
+        rec: &Record,
+        watch: bool,
+        attach: Option<(bool, bool)>,
+    ) -> Result<(i32, Option<ExitWatch>, Option<UnixStream>), RuntimeError> {
+        let _ = fs::remove_file(rec.dir.join(USER_STOPPED));
+        let st = self.state(rec)?;
+        if st.status == Status::Running && self.shim_alive(rec, &st) {
+            return Err(RuntimeError::AlreadyRunning { id: rec.id.clone() });
+        }
+        // The run dir is a tmpfs: after a reboot the pin is gone, make a new (empty) one.
+        if let Some(ns) = &rec.netns
+            && !namespaces::is_pinned(ns)
+        {
+            if let Some(parent) = ns.parent() {
+                modes::run_dir(&self.cfg.run, parent).map_err(io_err("creating", parent))?;
+            }
+            namespaces::pin_netns(ns)?;
+        }
+        // Where the shim binds the control socket: only root may reach it.
+        modes::run_dir(&self.cfg.run, &rec.run_dir).map_err(io_err("creating", &rec.run_dir))?;
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
+            RuntimeError::SpawnShim {
+                exe: self.cfg.shim_exe.clone(),
+                source: e.into(),
+            }
+        })?;
+        let wfd = w.as_raw_fd();
+        let mut cmd = Command::new(&self.cfg.shim_exe);
+        cmd.arg("shim")
+            .arg(&rec.dir)
+            .env(shim::SYNC_FD_ENV, "3")
+            .env(shim::SYNC_EXIT_ENV, if watch { "1" } else { "0" })
+            .env(shim::ATTACH_ENV, if attach.is_some() { "1" } else { "0" })
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // The shim outlives its starter: it is detached here, between fork and exec (a
+        // second fork whose middle process exits at once, then setsid), so that the shim
+        // binary is exec'd once per start instead of exec'ing and then forking itself.
+        // `spawn` returns once the grandchild has exec'd (std's close-on-exec error pipe);
+        // `wait` below reaps the middle process.
+        // SAFETY: only async-signal-safe calls (dup2, fork, _exit, setsid) between fork
+        // and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(wfd, 3) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                match libc::fork() {
+                    -1 => return Err(io::Error::last_os_error()),
+                    0 => {}
+                    _ => libc::_exit(0),
+                }
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|source| RuntimeError::SpawnShim {
+            exe: self.cfg.shim_exe.clone(),
+            source,
+        })?;
+        drop(w);
+        let _ = child.wait();
+        let mut reader = io::BufReader::new(fs::File::from(r));
+        let mut line = String::new();
+        let _ = io::BufRead::read_line(&mut reader, &mut line);
+        let mut stream = None;
+        if let (Some((stdin, tty)), Ok(StartReport::Listening)) =
+            (attach, serde_json::from_str::<StartReport>(&line))
+        {
+            let s = control::send(&rec.socket(), &Request::Attach { stdin, tty })?;
+            read_line_raw(&rec.socket(), &s)?;
+            stream = Some(s);
+            line.clear();
+            let _ = io::BufRead::read_line(&mut reader, &mut line);
+        }
+        match serde_json::from_str::<StartReport>(&line) {
+            Ok(StartReport::Started { pid, .. }) => {
+                Ok((pid, watch.then(|| ExitWatch { reader }), stream))
+            }
+            Ok(StartReport::Failed { code, message }) => {
+                if rec.config.auto_remove {
+                    remove_files(rec);
+                    volumes::remove_anonymous(rec);
+                }
+                Err(RuntimeError::Start { code, message })
+            }
+            _ => Err(RuntimeError::ShimSilent {
+                id: rec.id.clone(),
+                log: rec.dir.join("shim.log"),
+            }),
+        }
+    }
+
+    pub(super) fn shim_alive(&self, rec: &Record, st: &State) -> bool {
+        recover::is_shim_of(st.shim_pid, &rec.dir)
+    }
+
+    /// Whether the container runs right now (its shim answers).
+    pub fn is_running(&self, rec: &Record) -> bool {
+        self.state(rec)
+            .map(|s| s.status == Status::Running && self.shim_alive(rec, &s))
+            .unwrap_or(false)
+    }
+
+    /// Sends `signal` to the container's init.
+    pub fn kill(&self, rec: &Record, signal: i32) -> Result<(), RuntimeError> {
+        Self::mark_user_stop(rec);
+        if !self.is_running(rec) {
+            return Err(RuntimeError::Start {
+                code: 125,
+                message: format!("container {} is not running", rec.config.name),
+            });
+        }
+        control::call(&rec.socket(), &Request::Kill { signal })?;
+        Ok(())
+    }
+
+    /// Stops the container: its stop signal, then SIGKILL after `timeout` seconds (the
+    /// container's own stop timeout when `None`). Returns how it ended.
+    pub fn stop(
+        &self,
+        rec: &Record,
+        timeout: Option<u64>,
+    ) -> Result<Option<ExitInfo>, RuntimeError> {
+        Self::mark_user_stop(rec);
+        if !self.is_running(rec) {
+            return Ok(None);
+        }
+        // A paused container could not act on the stop signal (nor on SIGKILL under v1).
+        if self.is_paused(rec) {
+            let _ = self.unpause(rec);
+        }
+        let waiter = match control::send(&rec.socket(), &Request::Wait) {
+            Ok(w) => w,
+            // It exited between the check and the connect.
+            Err(ControlError::Connect { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        // A refusal here means the container is exiting already: the wait tells how.
+        let _ = control::call(
+            &rec.socket(),
+            &Request::Stop {
+                signal: rec.config.stop_signal,
+                timeout: timeout.unwrap_or(rec.config.stop_timeout),
+            },
+        );
+        Ok(Some(self.read_exit(rec, waiter)?))
+    }
+
+    pub(super) fn read_exit(
+        &self,
+        rec: &Record,
+        waiter: std::os::unix::net::UnixStream,
+    ) -> Result<ExitInfo, RuntimeError> {
+        match control::read_response(&rec.socket(), waiter) {
+            Ok(Response::Exited {
+                exit_code,
+                oom_killed,
+            }) => Ok(ExitInfo {
+                code: exit_code,
+                oom_killed,
+            }),
+            // The shim went away without answering (killed): the state file is the truth.
+            _ => {
+                let st = self.state(rec)?;
+                Ok(ExitInfo {
+                    code: st.exit_code.unwrap_or(255),
+                    oom_killed: st.oom_killed,
+                })
+            }
+        }
+    }
+
+    /// Opens a wait on a running container; `None` when it is not running.
+    pub fn wait_handle(
+        &self,
+        rec: &Record,
+    ) -> Result<Option<std::os::unix::net::UnixStream>, RuntimeError> {
+        if !self.is_running(rec) {
+            return Ok(None);
+        }
+        match control::send(&rec.socket(), &Request::Wait) {
+            Ok(s) => Ok(Some(s)),
+            Err(ControlError::Connect { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Blocks until the container exits and returns how it ended.
+    pub fn wait(&self, rec: &Record) -> Result<ExitInfo, RuntimeError> {
+        match self.wait_handle(rec)? {
+            Some(s) => self.finish_wait(rec, s),
+            None => {
+                let st = self.state(rec)?;
+                Ok(ExitInfo {
+                    code: st.exit_code.unwrap_or(0),
+                    oom_killed: st.oom_killed,
+                })
+            }
+        }
+    }
+
+    /// Completes a wait opened with [`Runtime::wait_handle`].
+    pub fn finish_wait(
+        &self,
+        rec: &Record,
+        s: std::os::unix::net::UnixStream,
+    ) -> Result<ExitInfo, RuntimeError> {
+        self.read_exit(rec, s)
+    }
+}

@@ -1,0 +1,342 @@
+//! `berth shim DIR`: one per container, freshly exec'd and single-threaded, so cloning the
+//! container is safe. It daemonises (setsid), creates the cgroup, clones the container init
+//! into new namespaces, reports success or the init's failure to whoever started it, then
+//! stays the container's parent: it pumps stdout/stderr into the log, answers the control
+//! socket (status, kill, stop, wait), and records the exit status (OOM included).
+//!
+//! One file per job: `setup` reads and prepares what the start needs (spec, signals,
+//! capabilities, seccomp, control socket, state), `stdio` wires the container's
+//! stdin/stdout/stderr and moves bytes between them, the log and attached clients,
+//! `clients` answers the control socket, `spawn` creates the container process and hands
+//! it to its cgroup, and `events` is the loop that serves the container until it exits.
+
+mod clients;
+mod events;
+mod setup;
+mod spawn;
+mod stdio;
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use nix::sys::signalfd::SignalFd;
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use super::capabilities;
+use super::cgroups::{Cgroup, CgroupError};
+use super::init::chain;
+use super::logs::{LogError, LogWriter};
+use super::oci_runtime::OciRuntime;
+use super::record::{Record, RecordError};
+use super::seccomp;
+use super::state::{State, StateError, Status};
+use clients::Attached;
+use stdio::{Output, Stdio};
+
+/// Env var naming the fd on which the shim reports the start result to its starter.
+pub const SYNC_FD_ENV: &str = "BERTH_SHIM_SYNC_FD";
+/// When set to 1, the shim keeps the sync fd and also reports the exit on it: a foreground
+/// `run` learns the status without racing `--rm` or the control socket's removal.
+pub const SYNC_EXIT_ENV: &str = "BERTH_SHIM_SYNC_EXIT";
+/// When set to 1, the shim reports `Listening` and waits (up to 10 s) for one `attach`
+/// client before it starts the container.
+pub const ATTACH_ENV: &str = "BERTH_SHIM_ATTACH";
+
+/// Errors of the shim before the container runs; they are reported to the starter.
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("reading the runtime spec {path}")]
+    Spec {
+        path: PathBuf,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("compiling the container's seccomp profile")]
+    Seccomp(#[from] seccomp::SeccompError),
+    #[error("reading the container's capabilities")]
+    Caps(#[from] capabilities::CapError),
+    #[error("{what}")]
+    Sys {
+        what: &'static str,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("binding the control socket {path}")]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the container failed to start: {message}")]
+    Init { code: i32, message: String },
+}
+
+impl ShimError {
+    /// Docker's exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ShimError::Init { code, .. } => *code,
+            _ => 125,
+        }
+    }
+}
+
+fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> ShimError {
+    move |source| ShimError::Sys { what, source }
+}
+
+/// What the shim tells its starter on the sync fd.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartReport {
+    Started {
+        pid: i32,
+        shim_pid: i32,
+    },
+    Failed {
+        code: i32,
+        message: String,
+    },
+    Exited {
+        exit_code: i32,
+        oom_killed: bool,
+    },
+    /// The control socket is ready for the attach that precedes the start.
+    Listening,
+}
+
+/// Writes one JSON line (the starter reads line by line).
+fn report(fd: Option<&OwnedFd>, r: &StartReport) {
+    if let (Some(fd), Ok(mut data)) = (fd, serde_json::to_vec(r)) {
+        data.push(b'\n');
+        let _ = nix::unistd::write(fd, &data);
+    }
+}
+
+/// The shim's `main`: returns the process exit code.
+pub fn main(dir: &Path) -> i32 {
+    let sync: Option<OwnedFd> = std::env::var(SYNC_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<RawFd>().ok())
+        // SAFETY: the starter passed us this fd for exactly this purpose.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    // The starter reads the report until EOF: the container must not inherit the write end,
+    // or a long-running container keeps the starter waiting forever.
+    if let Some(fd) = &sync {
+        let _ = nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+    }
+    // Detach: the starter waits for this first process only; the grandchild lives on.
+    // [`super::Runtime`] detaches the shim before exec (one exec of this big binary less per
+    // start): a session leader is detached already.
+    let pid = nix::unistd::getpid();
+    if nix::unistd::getsid(None).ok() != Some(pid) {
+        // SAFETY: the shim is single-threaded here (freshly exec'd, nothing spawned yet).
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Parent { .. }) => return 0,
+            Ok(nix::unistd::ForkResult::Child) => {}
+            Err(e) => {
+                report(
+                    sync.as_ref(),
+                    &StartReport::Failed {
+                        code: 125,
+                        message: format!("forking the shim: {e}"),
+                    },
+                );
+                return 125;
+            }
+        }
+        let _ = nix::unistd::setsid();
+    }
+    redirect_stdio(dir);
+    let sync_raw = sync.as_ref().map(|f| f.as_raw_fd());
+    let keep_sync = std::env::var(SYNC_EXIT_ENV).as_deref() == Ok("1");
+    let wait_attach = if std::env::var(ATTACH_ENV).as_deref() == Ok("1") {
+        sync.as_ref()
+    } else {
+        None
+    };
+    let mut shim = match Shim::start(dir, sync_raw, wait_attach) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %chain(&e), "container start failed");
+            record_failure(dir, &e);
+            report(
+                sync.as_ref(),
+                &StartReport::Failed {
+                    code: e.exit_code(),
+                    message: chain(&e),
+                },
+            );
+            cleanup_failed(dir);
+            return e.exit_code();
+        }
+    };
+    report(
+        sync.as_ref(),
+        &StartReport::Started {
+            pid: shim.pid.as_raw(),
+            shim_pid: std::process::id() as i32,
+        },
+    );
+    // The start (spec, seccomp program, mounts) is what used the heap; the shim lives as long
+    // as its container, so hand the freed memory back to the kernel now.
+    // SAFETY: malloc_trim only releases free memory of this process's allocator.
+    unsafe { libc::malloc_trim(0) };
+    if keep_sync {
+        shim.exit_report = sync;
+    } else {
+        drop(sync);
+    }
+    shim.run();
+    0
+}
+
+fn redirect_stdio(dir: &Path) {
+    let null = fs::File::open("/dev/null").ok();
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("shim.log"))
+        .ok();
+    // SAFETY: dup2 onto our own 0/1/2.
+    unsafe {
+        if let Some(n) = &null {
+            libc::dup2(n.as_raw_fd(), 0);
+        }
+        if let Some(l) = &log {
+            libc::dup2(l.as_raw_fd(), 1);
+            libc::dup2(l.as_raw_fd(), 2);
+        }
+    }
+}
+
+fn record_failure(dir: &Path, e: &ShimError) {
+    let Ok(rec) = Record::load(dir) else { return };
+    if let Ok(mut st) = State::load(&rec.state_path()) {
+        st.status = Status::Exited;
+        st.pid = 0;
+        st.shim_pid = 0;
+        st.exit_code = Some(e.exit_code());
+        st.error = Some(chain(e));
+        st.finished_at = Some(SystemTime::now());
+        let _ = st.save(&rec.state_path());
+    }
+}
+
+/// Removes what a failed start may have left: socket, cgroup.
+fn cleanup_failed(dir: &Path) {
+    if let Ok(rec) = Record::load(dir) {
+        let _ = fs::remove_file(rec.socket());
+        if let Ok(cg) = Cgroup::locate(&rec.cgroup) {
+            let _ = cg.remove();
+        }
+    }
+}
+
+/// The container's parent for its whole life: what the event loop serves.
+struct Shim {
+    rec: Record,
+    state: State,
+    pid: Pid,
+    /// The external runtime whose record of the container goes at the exit.
+    external: Option<OciRuntime>,
+    cgroup: Cgroup,
+    log: LogWriter,
+    outputs: Vec<(Output, Vec<u8>)>,
+    /// Write end of a `-i` container's stdin pipe (no tty); closed when the attached
+    /// client's input ends.
+    stdin_w: Option<OwnedFd>,
+    /// Clients receiving the output live (`attach`, foreground `run -i/-t`).
+    attached: Vec<Attached>,
+    listener: UnixListener,
+    sigfd: SignalFd,
+    waiters: Vec<UnixStream>,
+    stop_deadline: Option<Instant>,
+    exit: Option<(i32, Option<i32>)>,
+    /// The starter's pipe, when it asked to hear about the exit too.
+    exit_report: Option<OwnedFd>,
+}
+
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> Result<(OwnedFd, OwnedFd), ShimError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("creating a pipe"))
+}
+
+impl Shim {
+    /// Everything up to the container running in its cgroup, recorded as running; an error
+    /// here is the starter's to hear about (nothing of the container is left running).
+    fn start(
+        dir: &Path,
+        sync_fd: Option<RawFd>,
+        wait_attach: Option<&OwnedFd>,
+    ) -> Result<Shim, ShimError> {
+        let rec = Record::load(dir)?;
+        let mut state = State::load(&rec.state_path())?;
+        let spec = setup::read_spec(&rec.spec_path())?;
+        let sigfd = setup::signal_fd()?;
+        let mut caps = setup::capabilities(&spec)?;
+        let filters = setup::seccomp_filters(&spec)?;
+        let cfg = &rec.config;
+        let log = LogWriter::open(&rec.log_path(), cfg.log_max_size, cfg.log_max_files)?;
+        let listener = setup::control_socket(&rec)?;
+        // A foreground `run -i/-t` attaches before the container runs, so no output is lost.
+        let attached: Vec<Attached> = wait_attach
+            .and_then(|fd| clients::wait_for_attach(fd, &listener))
+            .into_iter()
+            .collect();
+        // Only located here: its directories are made after the clone, while the container
+        // sets up its root (a dozen mkdirs and limit writes on cgroup v1).
+        let cgroup = Cgroup::locate(&rec.cgroup)?;
+        setup::drop_mknod_without_device_filter(&spec, &cgroup, &mut caps, &rec.id);
+        let external = setup::external_runtime(cfg)?;
+        let mut stdio = Stdio::open(&rec, external.is_some())?;
+        let pid = spawn::container(
+            &spawn::Launch {
+                rec: &rec,
+                spec: &spec,
+                caps: &caps,
+                seccomp: &filters,
+                cgroup: &cgroup,
+                external,
+                shim_fds: [listener.as_raw_fd(), sigfd.as_fd().as_raw_fd()],
+                sync_fd,
+            },
+            &mut stdio,
+        )?;
+        setup::record_running(&mut state, &rec, pid)?;
+        tracing::info!(id = %rec.id, pid = pid.as_raw(), "container started");
+        Ok(Shim {
+            rec,
+            state,
+            pid,
+            external,
+            cgroup,
+            log,
+            outputs: stdio.outputs,
+            stdin_w: stdio.stdin_w,
+            attached,
+            listener,
+            sigfd,
+            waiters: Vec::new(),
+            stop_deadline: None,
+            exit: None,
+            exit_report: None,
+        })
+    }
+}
