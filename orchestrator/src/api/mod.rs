@@ -4,6 +4,7 @@
 //! daemon and the CLI cannot drift apart.
 
 pub mod client;
+pub mod container;
 
 use std::collections::BTreeMap;
 
