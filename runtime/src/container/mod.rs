@@ -12,6 +12,7 @@ pub mod control;
 pub mod copy;
 pub mod exec;
 mod freeze;
+mod image_ref;
 pub mod init;
 pub mod logs;
 pub mod mounts;
@@ -40,6 +41,7 @@ pub use config::{
     ContainerConfig, ExecConfig, MountSpec, NetworkMode, Resources, RootfsSource, SecurityOpt,
     Ulimit,
 };
+pub use image_ref::IMAGE_REF_FILE;
 pub use record::Record;
 pub use recover::{Creation, HalfMade};
 pub use state::{State, Status};

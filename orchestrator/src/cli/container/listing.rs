@@ -142,7 +142,7 @@ pub(super) fn inspect_mounts(
 }
 
 /// The file in a container's dir that keeps the image reference the user gave (`ls` shows it).
-pub(super) const IMAGE_REF_FILE: &str = "image-ref";
+pub(super) use berth_runtime::container::IMAGE_REF_FILE;
 
 pub(super) fn ls(rt: &Runtime, root: &Path, a: LsArgs) -> anyhow::Result<ExitCode> {
     let netd = netd_state(root);

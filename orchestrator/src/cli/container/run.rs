@@ -1,5 +1,6 @@
-//! Running one container from the CLI: create, connect its networks through the daemon, write
-//! its name files, start it, and follow it in the foreground.
+//! Running one container from the CLI: lower the flags into a spec, translate it with the
+//! engine's one translation, create, connect its networks through the daemon, write its name
+//! files, start it, and follow it in the foreground.
 
 use super::*;
 
@@ -9,28 +10,35 @@ pub(super) fn run_container(
     a: RunArgs,
     start: bool,
 ) -> anyhow::Result<ExitCode> {
-    let (cfg, image_id) = build_config(rt, &g.root, &a)?;
-    // -P: every port the image exposes ("80/tcp"), each on a free host port.
-    let exposed: Vec<String> = match (a.publish_all, a.rootfs.is_none(), a.args.first()) {
-        (true, true, Some(image)) => berth_runtime::image::ImageStore::open(&g.root)
-            .and_then(|s| s.resolve(image))
-            .ok()
-            .and_then(|i| {
-                i.config
-                    .config()
-                    .as_ref()
-                    .and_then(|c| c.exposed_ports().clone())
-            })
-            .unwrap_or_default(),
-        _ => Vec::new(),
+    let (name, spec) = run_spec(&a)?;
+    let image = match &spec.rootfs {
+        Some(_) => None,
+        None => {
+            let store = berth_runtime::image::ImageStore::open(&g.root)
+                .with_context(|| format!("image store under {}", g.root.display()))?;
+            Some(image_for_run(&store, &spec.image, &a.pull)?)
+        }
     };
-    let connect = network_request(&a, &exposed)?;
+    let lookup = |n: &str| rt.resolve(n).map_err(|e| e.to_string());
+    let cx = SpecContext {
+        image: image.as_ref(),
+        inherit: None,
+        containers: Some(&lookup),
+    };
+    let t = translate(&name, &spec, &cx)?;
+    for w in &t.warnings {
+        eprintln!("warning: {w}");
+    }
     if let Some(p) = &a.cidfile
         && p.exists()
     {
         bail!("--cidfile {}: the file exists already", p.display());
     }
-    let rec = rt.create(cfg).map_err(start_error)?;
+    let rec = rt.create(t.config).map_err(start_error)?;
+    let undo = |rec: &berth_runtime::container::Record| {
+        let _ = rt.remove(rec, true);
+        rt.remove_anonymous_volumes(rec);
+    };
     if let Some(p) = &a.cidfile
         && let Err(e) = std::fs::write(p, &rec.id)
     {
@@ -39,32 +47,27 @@ pub(super) fn run_container(
     }
     for name in &rec.config.anonymous_volumes {
         if let Err(e) = rt.volume_mark(name, BTreeMap::new(), true) {
-            let _ = rt.remove(&rec, true);
-            rt.remove_anonymous_volumes(&rec);
+            undo(&rec);
             return Err(e.into());
         }
     }
-    if let Some(id) = image_id {
-        let p = rec
-            .dir
-            .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
-        std::fs::write(&p, id).with_context(|| format!("writing {}", p.display()))?;
-        if let Some(reference) = a.args.first() {
-            let _ = std::fs::write(rec.dir.join(IMAGE_REF_FILE), reference);
-        }
-    }
-    if connect.is_none()
-        && let Err(e) = local_name_files(&a, &rec)
+    if let Some(id) = &t.image_id
+        && let Err(e) = rt.record_image(&rec, id, &spec.image)
     {
-        let _ = rt.remove(&rec, true);
-        rt.remove_anonymous_volumes(&rec);
+        undo(&rec);
+        return Err(e.into());
+    }
+    if t.connect.is_none()
+        && let Err(e) = local_hosts(&spec.host_config.network_mode, &t.extra_hosts, &rec)
+    {
+        undo(&rec);
         return Err(e);
     }
-    if let Some(mut req) = connect {
+    let attached = t.connect.is_some();
+    if let Some(mut req) = t.connect {
         req.container = rec.id.clone();
         if let Err(e) = daemon_post::<Vec<String>>(g, "/container/connect", &req) {
-            let _ = rt.remove(&rec, true);
-            rt.remove_anonymous_volumes(&rec);
+            undo(&rec);
             return Err(e.context(format!("cannot connect container {}", rec.config.name)));
         }
     }
@@ -73,7 +76,6 @@ pub(super) fn run_container(
         daemon_post::<serde_json::Value>(g, "/engine", &serde_json::json!({}))
             .context("starting the daemon that enforces --restart")?;
     }
-    let attached = is_named_network(&network_of(&a));
     let code = if !start {
         println!("{}", rec.id);
         Ok(ExitCode::SUCCESS)
@@ -96,151 +98,32 @@ pub(super) fn run_container(
     code
 }
 
-/// The `--network` value in effect: `bridge` (made on first use) unless one is given, as
-/// with Docker.
-pub(super) fn network_of(a: &RunArgs) -> String {
-    match a.network.first().map(String::as_str) {
-        Some("default") | None => DEFAULT_BRIDGE.into(),
-        Some(n) => n.into(),
-    }
-}
-
-/// A bridge network that netd attaches (not none, host or container:X).
-pub(super) fn is_named_network(n: &str) -> bool {
-    !matches!(n, "none" | "host" | "") && !n.starts_with("container:")
-}
-
-/// What to ask the daemon to attach, for a bridge network.
-/// A free host port for `proto` right now (the kernel's ephemeral range, as Docker's).
-pub(super) fn free_port(proto: &str) -> anyhow::Result<u16> {
-    let port = if proto == "udp" {
-        std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.local_addr())
-    } else {
-        std::net::TcpListener::bind("0.0.0.0:0").and_then(|s| s.local_addr())
-    }
-    .context("finding a free host port")?
-    .port();
-    Ok(port)
-}
-
-/// Docker's `-p` forms, with a free host port where none is given (`80`, `127.0.0.1::80`).
-pub(super) fn parse_publish(p: &str) -> anyhow::Result<berth_netd::ports::PortMapping> {
-    let (body, proto) = match p.rsplit_once('/') {
-        Some((b, proto)) => (b, proto),
-        None => (p, "tcp"),
-    };
-    let parts: Vec<&str> = body.split(':').collect();
-    let filled = match parts.as_slice() {
-        [cont] => format!("{}:{cont}/{proto}", free_port(proto)?),
-        [ip, "", cont] => format!("{ip}:{}:{cont}/{proto}", free_port(proto)?),
-        ["", cont] => format!("{}:{cont}/{proto}", free_port(proto)?),
-        _ => p.to_string(),
-    };
-    if filled != p && body.contains('-') {
-        bail!("-p {p:?}: a port range needs its host ports (HOST-RANGE:CONTAINER-RANGE)");
-    }
-    filled
-        .parse::<berth_netd::ports::PortMapping>()
-        .with_context(|| format!("-p {p:?}"))
-}
-
-pub(super) fn network_request(
-    a: &RunArgs,
-    exposed: &[String],
-) -> anyhow::Result<Option<ContainerConnect>> {
-    let network = network_of(a);
-    if !is_named_network(&network) {
-        if a.network.len() > 1 {
-            bail!("--network {network} cannot be combined with other networks");
-        }
-        return Ok(None);
-    }
-    // More --network values: further bridge networks (eth1 ...), no aliases or fixed address.
-    let mut more = Vec::new();
-    for n in a.network.iter().skip(1) {
-        if !is_named_network(n) {
-            bail!("--network {n} cannot be combined with other networks");
-        }
-        more.push(ContainerNetwork {
-            name: if n == "default" {
-                DEFAULT_BRIDGE.into()
-            } else {
-                n.clone()
-            },
-            ..ContainerNetwork::default()
-        });
-    }
-    let mut ports = Vec::new();
-    for p in a.publish.iter().chain(exposed) {
-        ports.push(parse_publish(p)?);
-    }
-    Ok(Some(ContainerConnect {
-        container: String::new(),
-        networks: std::iter::once(ContainerNetwork {
-            name: network,
-            aliases: a.network_alias.clone(),
-            ipv4_address: a.ip,
-            mac_address: a.mac_address.clone(),
-        })
-        .chain(more)
-        .collect(),
-        ports,
-        extra_hosts: extra_hosts(a)?,
-        dns_search: a.dns_search.clone(),
-        dns_options: a.dns_option.clone(),
-    }))
-}
-
-/// `--add-host NAME:IP` (or NAME=IP) pairs.
-pub(super) fn extra_hosts(a: &RunArgs) -> anyhow::Result<Vec<(String, String)>> {
-    a.add_host
-        .iter()
-        .map(|h| {
-            let (name, ip) = h
-                .split_once(['=', ':'])
-                .with_context(|| format!("--add-host {h:?}: expected NAME:IP"))?;
-            if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
-                bail!("--add-host {h:?}: {ip:?} is not an IP address or host-gateway");
-            }
-            Ok((name.to_string(), ip.to_string()))
-        })
-        .collect()
-}
-
-/// `--add-host`, `--dns*` for a container without a bridge network: its /etc/hosts and
-/// /etc/resolv.conf (bind-mounted at start) are edited in place.
-pub(super) fn local_name_files(
-    a: &RunArgs,
+/// `--add-host` for a container without a bridge network: its /etc/hosts (bind-mounted at
+/// start) gets the lines (`host-gateway` is the host itself with `--network host`).
+pub(super) fn local_hosts(
+    network_mode: &str,
+    hosts: &[(String, String)],
     rec: &berth_runtime::container::Record,
 ) -> anyhow::Result<()> {
-    let network = network_of(a);
-    let hosts = extra_hosts(a)?;
-    if !hosts.is_empty() {
-        let p = rec.dir.join("hosts");
-        let mut content = std::fs::read_to_string(&p).unwrap_or_default();
-        for (name, ip) in hosts {
-            let ip = match (ip.as_str(), network.as_str()) {
-                ("host-gateway", "host") => "127.0.0.1".to_string(),
-                ("host-gateway", _) => {
-                    bail!("--add-host {name}:host-gateway needs a bridge network or host")
-                }
-                _ => ip,
-            };
-            let addr: std::net::IpAddr = ip
-                .parse()
-                .with_context(|| format!("--add-host {name}:{ip}: not an IP address"))?;
-            content.push_str(&crate::engine::resolv::hosts_entry(addr, &name)?);
-        }
-        std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
+    if hosts.is_empty() {
+        return Ok(());
     }
-    if !a.dns.is_empty() || !a.dns_search.is_empty() || !a.dns_option.is_empty() {
-        let p = rec.dir.join("resolv.conf");
-        let old = std::fs::read_to_string(&p).unwrap_or_default();
-        let out =
-            crate::engine::resolv::override_resolv(&old, &a.dns, &a.dns_search, &a.dns_option)?;
-        std::fs::write(&p, out).with_context(|| format!("writing {}", p.display()))?;
+    let p = rec.dir.join("hosts");
+    let mut content = std::fs::read_to_string(&p).unwrap_or_default();
+    for (name, ip) in hosts {
+        let ip = match (ip.as_str(), network_mode) {
+            ("host-gateway", "host") => "127.0.0.1",
+            ("host-gateway", _) => {
+                bail!("--add-host {name}:host-gateway needs a bridge network or host")
+            }
+            _ => ip.as_str(),
+        };
+        let addr: std::net::IpAddr = ip
+            .parse()
+            .with_context(|| format!("--add-host {name}:{ip}: not an IP address"))?;
+        content.push_str(&crate::engine::resolv::hosts_entry(addr, name)?);
     }
-    Ok(())
+    std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))
 }
 
 /// One JSON call to the instance's daemon (started when none answers).
