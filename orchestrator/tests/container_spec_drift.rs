@@ -91,25 +91,49 @@ fn compose_and_container_run_apply_security_opt_and_sizes_alike() {
         "busybox:e2e",
         "true",
     ]);
-    assert!(!o.status.success() && text(&o).contains("bogus=1"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("bogus=1"),
+        "{}",
+        text(&o)
+    );
     std::fs::write(
         host.stack.join("bad.yaml"),
         "services:\n  x:\n    image: busybox:e2e\n    security_opt: [bogus=1]\n",
     )
     .expect("bad");
     let o = host.berth(&["-f", "bad.yaml", "up", "-d"]);
-    assert!(!o.status.success() && text(&o).contains("bogus=1"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("bogus=1"),
+        "{}",
+        text(&o)
+    );
 
     // sctp is not published by either front end.
-    let o = host.berth(&["container", "run", "--rm", "-p", "9/sctp", "busybox:e2e", "true"]);
-    assert!(!o.status.success() && text(&o).contains("sctp"), "{}", text(&o));
+    let o = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "-p",
+        "9/sctp",
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("sctp"),
+        "{}",
+        text(&o)
+    );
     std::fs::write(
         host.stack.join("sctp.yaml"),
         "services:\n  x:\n    image: busybox:e2e\n    ports: [\"9:9/sctp\"]\n",
     )
     .expect("sctp");
     let o = host.berth(&["-f", "sctp.yaml", "up", "-d"]);
-    assert!(!o.status.success() && text(&o).contains("sctp"), "{}", text(&o));
+    assert!(
+        !o.status.success() && text(&o).contains("sctp"),
+        "{}",
+        text(&o)
+    );
 
     host.ok(&["down"]);
 }

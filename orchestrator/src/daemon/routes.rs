@@ -15,6 +15,9 @@ use crate::api::{API_PREFIX, ErrorBody, Info};
 
 type Body = BoxBody<Bytes, Infallible>;
 
+#[path = "containers.rs"]
+mod containers;
+
 fn full(status: StatusCode, content_type: &str, bytes: Vec<u8>) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
     *resp.status_mut() = status;
@@ -72,6 +75,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/rm") => rm(&shared, req).await,
         (&Method::POST, "/build") => build(&shared, req).await,
         (&Method::POST, "/run") => run_oneoff(&shared, req).await,
+        (&Method::POST, "/containers/create") => containers::create(&shared, req).await,
         (&Method::POST, "/network") => network(&shared, req).await,
         (&Method::POST, "/container/connect") => container_connect(&shared, req).await,
         (&Method::POST, "/engine") => open_engine(&shared).await,

@@ -18,6 +18,10 @@ use berth_runtime::container::{
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
+use crate::api::container::{CreateContainer, Created};
+use crate::engine::container_create::{CreateError, create_from_spec};
+use crate::engine::container_spec::is_bridge_mode;
+#[cfg(test)]
 use crate::engine::container_spec::{Context as SpecContext, translate};
 
 mod attach;

@@ -1,6 +1,7 @@
-//! Running one container from the CLI: lower the flags into a spec, translate it with the
-//! engine's one translation, create, connect its networks through the daemon, write its name
-//! files, start it, and follow it in the foreground.
+//! Running one container from the CLI: lower the flags into a spec, have it made (by the
+//! daemon, `POST /v1/containers/create`, when it joins bridge networks; else by the same
+//! engine function in this process), then start it and follow it in the foreground, as
+//! `berth run` does for one-offs.
 
 use super::*;
 
@@ -11,6 +12,7 @@ pub(super) fn run_container(
     start: bool,
 ) -> anyhow::Result<ExitCode> {
     let (name, spec) = run_spec(&a)?;
+    // Pulled here, as the docker CLI does, so the progress shows where the user looks.
     let image = match &spec.rootfs {
         Some(_) => None,
         None => {
@@ -19,60 +21,37 @@ pub(super) fn run_container(
             Some(image_for_run(&store, &spec.image, &a.pull)?)
         }
     };
-    let lookup = |n: &str| rt.resolve(n).map_err(|e| e.to_string());
-    let cx = SpecContext {
-        image: image.as_ref(),
-        inherit: None,
-        containers: Some(&lookup),
-    };
-    let t = translate(&name, &spec, &cx)?;
-    for w in &t.warnings {
-        eprintln!("warning: {w}");
-    }
     if let Some(p) = &a.cidfile
         && p.exists()
     {
         bail!("--cidfile {}: the file exists already", p.display());
     }
-    let rec = rt.create(t.config).map_err(start_error)?;
-    let undo = |rec: &berth_runtime::container::Record| {
-        let _ = rt.remove(rec, true);
-        rt.remove_anonymous_volumes(rec);
+    let attached = is_bridge_mode(&spec.host_config.network_mode);
+    let (rec, warnings) = if attached {
+        // The daemon, which owns the networks, creates it and joins them: one request.
+        let created: Created =
+            daemon_post(g, "/containers/create", &CreateContainer { name, spec })
+                .map_err(daemon_message)?;
+        (rt.resolve(&created.id)?, created.warnings)
+    } else {
+        // No network of the daemon's: the same making, in this process (no daemon needed).
+        let made = create_from_spec(rt, image.as_ref(), &name, &spec).map_err(|e| match e {
+            CreateError::Runtime(e) => start_error(e),
+            e => anyhow::Error::new(e),
+        })?;
+        (made.rec, made.warnings)
     };
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     if let Some(p) = &a.cidfile
         && let Err(e) = std::fs::write(p, &rec.id)
     {
-        let _ = rt.remove(&rec, true);
+        let _ = remove_container(rt, g, &rec.id, true, true);
         return Err(anyhow::Error::new(e).context(format!("writing --cidfile {}", p.display())));
     }
-    for name in &rec.config.anonymous_volumes {
-        if let Err(e) = rt.volume_mark(name, BTreeMap::new(), true) {
-            undo(&rec);
-            return Err(e.into());
-        }
-    }
-    if let Some(id) = &t.image_id
-        && let Err(e) = rt.record_image(&rec, id, &spec.image)
-    {
-        undo(&rec);
-        return Err(e.into());
-    }
-    if t.connect.is_none()
-        && let Err(e) = local_hosts(&spec.host_config.network_mode, &t.extra_hosts, &rec)
-    {
-        undo(&rec);
-        return Err(e);
-    }
-    let attached = t.connect.is_some();
-    if let Some(mut req) = t.connect {
-        req.container = rec.id.clone();
-        if let Err(e) = daemon_post::<Vec<String>>(g, "/container/connect", &req) {
-            undo(&rec);
-            return Err(e.context(format!("cannot connect container {}", rec.config.name)));
-        }
-    }
     // Restart policies are the daemon's: make sure it watches this instance.
-    if a.restart != "no" {
+    if a.restart != "no" && !attached {
         daemon_post::<serde_json::Value>(g, "/engine", &serde_json::json!({}))
             .context("starting the daemon that enforces --restart")?;
     }
@@ -98,32 +77,14 @@ pub(super) fn run_container(
     code
 }
 
-/// `--add-host` for a container without a bridge network: its /etc/hosts (bind-mounted at
-/// start) gets the lines (`host-gateway` is the host itself with `--network host`).
-pub(super) fn local_hosts(
-    network_mode: &str,
-    hosts: &[(String, String)],
-    rec: &berth_runtime::container::Record,
-) -> anyhow::Result<()> {
-    if hosts.is_empty() {
-        return Ok(());
+/// A refusal of the daemon as its own words (the route is no news to the user).
+fn daemon_message(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<crate::api::client::ClientError>() {
+        Some(crate::api::client::ClientError::Status { message, .. }) => {
+            anyhow::anyhow!("{message}")
+        }
+        _ => e,
     }
-    let p = rec.dir.join("hosts");
-    let mut content = std::fs::read_to_string(&p).unwrap_or_default();
-    for (name, ip) in hosts {
-        let ip = match (ip.as_str(), network_mode) {
-            ("host-gateway", "host") => "127.0.0.1",
-            ("host-gateway", _) => {
-                bail!("--add-host {name}:host-gateway needs a bridge network or host")
-            }
-            _ => ip.as_str(),
-        };
-        let addr: std::net::IpAddr = ip
-            .parse()
-            .with_context(|| format!("--add-host {name}:{ip}: not an IP address"))?;
-        content.push_str(&crate::engine::resolv::hosts_entry(addr, name)?);
-    }
-    std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))
 }
 
 /// One JSON call to the instance's daemon (started when none answers).
