@@ -379,6 +379,19 @@ pub struct Created {
     pub warnings: Vec<String>,
 }
 
+/// What the daemon knows of one container's networks (`GET /v1/containers/networks` answers
+/// them by container id): the names and published ports `ls` shows, and inspect's
+/// `NetworkSettings` in Docker's shape.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContainerNetworks {
+    /// Names of the networks it is on, in attach order.
+    pub names: Vec<String>,
+    /// Published ports, as typed mappings.
+    pub ports: Vec<berth_netd::ports::PortMapping>,
+    /// `{Networks, Ports, IPAddress}` as `docker inspect` shows them.
+    pub settings: serde_json::Value,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

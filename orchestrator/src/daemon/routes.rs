@@ -76,6 +76,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/build") => build(&shared, req).await,
         (&Method::POST, "/run") => run_oneoff(&shared, req).await,
         (&Method::POST, "/containers/create") => containers::create(&shared, req).await,
+        (&Method::GET, "/containers/networks") => containers::networks(&shared).await,
         (&Method::POST, "/network") => network(&shared, req).await,
         (&Method::POST, "/container/connect") => container_connect(&shared, req).await,
         (&Method::POST, "/engine") => open_engine(&shared).await,

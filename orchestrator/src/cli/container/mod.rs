@@ -18,7 +18,7 @@ use berth_runtime::container::{
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
-use crate::api::container::{CreateContainer, Created};
+use crate::api::container::{ContainerNetworks, CreateContainer, Created};
 use crate::engine::container_create::{CreateError, create_from_spec};
 use crate::engine::container_spec::is_bridge_mode;
 #[cfg(test)]
@@ -432,7 +432,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
     match cmd {
         ContainerCommand::Run(a) => run_container(&rt, g, *a, true),
         ContainerCommand::Create(a) => run_container(&rt, g, *a, false),
-        ContainerCommand::Ls(a) => ls(&rt, &g.root, a),
+        ContainerCommand::Ls(a) => ls(&rt, g, a),
         ContainerCommand::Logs(a) => show_logs(&rt, a),
         ContainerCommand::Start {
             attach,
@@ -531,7 +531,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Inspect { format, containers } => {
-            let netd = netd_state(&g.root);
+            let mut networks = container_networks(g);
             let mut out = Vec::new();
             for c in containers {
                 let rec = rt.resolve(&c)?;
@@ -551,7 +551,10 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
                     },
                     "Created": fmt_time(st.created_at),
                     "Config": rec.config,
-                    "NetworkSettings": network_settings(&netd, &rec.id),
+                    "NetworkSettings": networks.remove(&rec.id).map_or_else(
+                        || serde_json::json!({"Networks": {}, "Ports": {}, "IPAddress": ""}),
+                        |n| n.settings,
+                    ),
                     "Mounts": inspect_mounts(&rt, &rec),
                     "Paths": {
                         "Dir": rec.dir,
@@ -629,7 +632,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
         } => {
             let rec = rt.resolve(&container)?;
             rt.rename(&rec, &new_name)?;
-            if has_endpoints(&g.root, &rec.id) {
+            if container_networks(g).contains_key(&rec.id) {
                 daemon_post::<serde_json::Value>(g, "/container/rename", &rec.id)
                     .context("updating the container's DNS names")?;
             }
@@ -693,7 +696,10 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
         }
         ContainerCommand::Port { container, port } => {
             let rec = rt.resolve(&container)?;
-            let settings = network_settings(&netd_state(&g.root), &rec.id);
+            let settings = container_networks(g)
+                .remove(&rec.id)
+                .map(|n| n.settings)
+                .unwrap_or_default();
             let want = port.map(|p| {
                 if p.contains('/') {
                     p

@@ -115,62 +115,35 @@ pub(super) fn disconnect(g: &GlobalOpts, id: &str) {
     }
 }
 
-/// Whether netd has endpoints of this container (read from its state file: no daemon needed).
-pub(super) fn has_endpoints(root: &Path, id: &str) -> bool {
-    netd_state(root).endpoints.iter().any(|e| e.container == id)
-}
-
-/// netd's recorded networks and endpoints, read from its state file (empty when none).
-pub(super) fn netd_state(root: &Path) -> berth_netd::state::State {
-    std::fs::read(root.join("netd").join("state.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<berth_netd::state::State>(&b).ok())
-        .unwrap_or_default()
-}
-
-/// `NetworkSettings` of `inspect`, in Docker's shape: networks with address, gateway,
-/// aliases, MAC; published ports as `"80/tcp": [{"HostIp", "HostPort"}]`.
-pub(super) fn network_settings(netd: &berth_netd::state::State, id: &str) -> serde_json::Value {
-    let mut networks = serde_json::Map::new();
-    let mut ports = serde_json::Map::new();
-    for ep in netd.endpoints.iter().filter(|e| e.container == id) {
-        let net = netd.networks.get(&ep.network);
-        networks.insert(
-            net.map(|n| n.name.clone())
-                .unwrap_or_else(|| ep.network.clone()),
-            serde_json::json!({
-                "NetworkID": ep.network,
-                "IPAddress": ep.address.to_string(),
-                "IPPrefixLen": net.map(|n| n.subnet.prefix()),
-                "Gateway": net.map(|n| n.gateway.to_string()),
-                "MacAddress": ep.mac,
-                "Aliases": ep.aliases,
-                "Interface": ep.ifname,
-            }),
-        );
-        for p in &ep.ports {
-            for (host, cont) in p.pairs() {
-                let binding = serde_json::json!({
-                    "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
-                    "HostPort": host.to_string(),
-                });
-                let key = format!("{cont}/{}", p.protocol.as_str());
-                match ports.get_mut(&key).and_then(|v| v.as_array_mut()) {
-                    Some(list) => list.push(binding),
-                    None => {
-                        ports.insert(key, serde_json::json!([binding]));
-                    }
-                }
-            }
-        }
+/// What the daemon (netd's owner) knows of each container's networks, by id. An instance
+/// that never made a bridge network has none, and no daemon is started to say so.
+pub(super) fn container_networks(g: &GlobalOpts) -> BTreeMap<String, ContainerNetworks> {
+    if !g.root.join("netd").exists() {
+        return BTreeMap::new();
     }
-    // Docker's top-level address: the first network's.
-    let first = netd.endpoints.iter().find(|e| e.container == id);
-    serde_json::json!({
-        "Networks": networks,
-        "Ports": ports,
-        "IPAddress": first.map(|e| e.address.to_string()).unwrap_or_default(),
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the tokio runtime: {e}");
+            return BTreeMap::new();
+        }
+    };
+    let got = rt.block_on(async {
+        let client = crate::api::client::Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.get("/containers/networks").await?)
+    });
+    got.unwrap_or_else(|e| {
+        eprintln!("berth: reading the containers' networks from the daemon: {e:#}");
+        BTreeMap::new()
     })
+}
+
+/// Whether the container has endpoints on bridge networks.
+fn has_endpoints(g: &GlobalOpts, id: &str) -> bool {
+    container_networks(g).contains_key(id)
 }
 
 /// `rm`: removes the container and, when it was on bridge networks, its endpoints and DNS
@@ -184,7 +157,7 @@ pub(super) fn remove_container(
 ) -> anyhow::Result<()> {
     let rec = rt.resolve(what)?;
     rt.remove(&rec, force)?;
-    if has_endpoints(&g.root, &rec.id) {
+    if has_endpoints(g, &rec.id) {
         disconnect(g, &rec.id);
     }
     if volumes && let Some(e) = rt.remove_anonymous_volumes(&rec).into_iter().next() {
