@@ -1,5 +1,6 @@
 //! `container run` flags and Compose service keys mean the same container: both lower into one
-//! spec and one translation, so security options, sizes and ports cannot drift apart again.
+//! spec and one translation, so security options, sizes, limits and ports cannot drift apart
+//! again.
 //! As root, in a namespace of its own.
 
 mod common;
@@ -14,17 +15,19 @@ services:
     network_mode: none
     security_opt: ["no-new-privileges:false", "seccomp=unconfined"]
     mem_limit: 2GiB
-    command: ["sh", "-c", "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; sleep 3600"]
+    ulimits: {core: -1}
+    command: ["sh", "-c", "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; echo core=$$(ulimit -c); sleep 3600"]
     stop_grace_period: 1s
   strict:
     image: busybox:e2e
     network_mode: none
     security_opt: ["no-new-privileges"]
-    command: ["sh", "-c", "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; sleep 3600"]
+    ulimits: {core: 0}
+    command: ["sh", "-c", "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; echo core=$$(ulimit -c); sleep 3600"]
     stop_grace_period: 1s
 "#;
 
-const PROBE: &str = "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status";
+const PROBE: &str = "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; echo core=$(ulimit -c)";
 
 fn text(o: &std::process::Output) -> String {
     format!(
@@ -38,7 +41,7 @@ fn text(o: &std::process::Output) -> String {
 fn status_of(host: &Host, service: &str) -> String {
     for _ in 0..40 {
         let logs = host.ok(&["container", "logs", &format!("drift-{service}-1")]);
-        if logs.contains("Seccomp:") {
+        if logs.contains("core=") {
             return logs;
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
@@ -69,13 +72,17 @@ fn compose_and_container_run_apply_security_opt_and_sizes_alike() {
         "seccomp=unconfined",
         "--memory",
         "2GiB",
+        "--ulimit",
+        "core=-1",
     ]);
-    let strict_run = run(&["--security-opt", "no-new-privileges"]);
+    let strict_run = run(&["--security-opt", "no-new-privileges", "--ulimit", "core=0"]);
     assert!(
         loose.contains("NoNewPrivs:\t0") && loose.contains("Seccomp:\t0"),
         "compose applies security_opt: {loose}"
     );
     assert!(strict.contains("NoNewPrivs:\t1"), "{strict}");
+    // A limit of -1 is unlimited in both (Compose's used to become 0).
+    assert!(loose.contains("core=unlimited"), "{loose}");
     assert_eq!(loose.trim(), loose_run.trim(), "compose vs container run");
     assert_eq!(strict.trim(), strict_run.trim(), "compose vs container run");
 
