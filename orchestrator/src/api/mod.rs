@@ -8,6 +8,7 @@
 //! API can serve the same types.
 
 pub mod client;
+pub mod container;
 pub mod error;
 pub mod network;
 pub mod project;

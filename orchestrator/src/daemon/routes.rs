@@ -22,6 +22,9 @@ use crate::api::{API_PREFIX, ApiError, ErrorBody, ErrorKind, Info};
 
 pub(super) type Body = BoxBody<Bytes, Infallible>;
 
+#[path = "containers.rs"]
+mod containers;
+
 fn full(status: StatusCode, content_type: &str, bytes: Vec<u8>) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());
     *resp.status_mut() = status;
@@ -85,6 +88,8 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/build") => build(&shared, req).await,
         (&Method::POST, "/run") => run_oneoff(&shared, req).await,
         (&Method::POST, "/project/verb") => super::project_routes::verb(&shared, req).await,
+        (&Method::POST, "/containers/create") => containers::create(&shared, req).await,
+        (&Method::GET, "/containers/networks") => containers::networks(&shared).await,
         (&Method::POST, "/container/connect") => container_connect(&shared, req).await,
         (&Method::POST, "/engine") => open_engine(&shared).await,
         (&Method::POST, "/container/rename") => container_rename(&shared, req).await,

@@ -1,28 +1,32 @@
-//! From a resolved Compose service (+ its image) to the runtime's `ContainerConfig`.
+//! From a resolved Compose service to "a container to create" ([`ContainerSpec`], what
+//! `docker compose` sends the engine), then through the one translation of
+//! [`super::container_spec`] to the runtime's `ContainerConfig`, plus the engine's labels.
 //!
 //! Pure: everything the container will be is decided here from the model, so it is unit-tested
 //! without root, and the config hash of the service covers what this function reads.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
-use berth_runtime::container::config::ProcessOverrides;
-use berth_runtime::container::volumes::anonymous_name;
-use berth_runtime::container::{ContainerConfig, MountSpec, NetworkMode, Ulimit};
+use berth_runtime::container::ContainerConfig;
 use berth_runtime::image::Image;
 
+use super::container_spec::{Context, SpecError};
 use super::labels;
+use crate::api::container::{
+    ContainerSpec, HostConfig, LogConfig, Mount, RestartPolicy, TmpfsOptions, UlimitSpec,
+};
 use crate::compose::{Project, Service, VolumeType};
 
 /// Why a service cannot become a container; names the service and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum TranslateError {
-    #[error("service {service}: {key}: {value:?} is not a signal name or number")]
-    Signal {
+    #[error("service {service}: {source}")]
+    Spec {
         service: String,
-        key: &'static str,
-        value: String,
+        #[source]
+        source: SpecError,
     },
     #[error("service {service}: no command: neither the service nor image {image} sets one")]
     NoCommand { service: String, image: String },
@@ -44,11 +48,6 @@ pub enum TranslateError {
         "service {service}: network_mode {mode:?} is not supported (use host, none, service:NAME, container:NAME or networks:)"
     )]
     NetworkMode { service: String, mode: String },
-    #[error("service {service}: {source}")]
-    NameFile {
-        service: String,
-        source: super::resolv::NotOneLine,
-    },
     #[error(
         "service {service}: {kind}: {name} is not declared at the top level, or has no file: \
          (berth mounts file-based {kind} only)"
@@ -57,12 +56,6 @@ pub enum TranslateError {
         service: String,
         kind: &'static str,
         name: String,
-    },
-    #[error("service {service}: runtime: {source}")]
-    Runtime {
-        service: String,
-        #[source]
-        source: berth_runtime::container::oci_runtime::UnknownRuntime,
     },
 }
 
@@ -82,13 +75,209 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         .map(|s| s as i32)
 }
 
-/// The volume of `inherit` mounted at `target` (paths compared component-wise, so `/data/`
-/// and `/data` are the same place).
-fn inherited<'a>(inherit: &'a BTreeMap<String, String>, target: &Path) -> Option<&'a String> {
-    inherit
-        .iter()
-        .find(|(t, _)| Path::new(t) == target)
-        .map(|(_, name)| name)
+/// "A container to create" for replica `number` of `service`, as `docker compose` lowers a
+/// service into the engine's create body (the name is [`labels::container_name`]).
+pub fn service_spec(
+    project: &Project,
+    service: &str,
+    svc: &Service,
+    name: &str,
+) -> Result<ContainerSpec, TranslateError> {
+    let spec_err = |field: &str, message: String| TranslateError::Spec {
+        service: service.into(),
+        source: SpecError::Invalid {
+            field: field.into(),
+            message,
+        },
+    };
+    let network_mode = match svc.network_mode.as_deref() {
+        None | Some("bridge") | Some("default") => String::new(),
+        Some(m @ ("host" | "none")) => m.to_string(),
+        // The namespace of another container: only the engine can find it (it must exist);
+        // `Engine::join_shared_network` joins it before the container is created.
+        Some(m) if m.starts_with("service:") || m.starts_with("container:") => m.to_string(),
+        Some(other) => {
+            return Err(TranslateError::NetworkMode {
+                service: service.into(),
+                mode: other.into(),
+            });
+        }
+    };
+    let mut mounts = Vec::new();
+    for (index, v) in svc.volumes.iter().enumerate() {
+        let r#type = match v.kind {
+            VolumeType::Bind => "bind",
+            VolumeType::Volume => "volume",
+            VolumeType::Tmpfs => "tmpfs",
+            _ => {
+                return Err(TranslateError::NoSource {
+                    service: service.into(),
+                    kind: "supported (bind, volume or tmpfs)",
+                    target: v.target.clone(),
+                });
+            }
+        };
+        let source = v.source.clone().unwrap_or_default();
+        if matches!(v.kind, VolumeType::Bind) && source.is_empty() {
+            return Err(TranslateError::NoSource {
+                service: service.into(),
+                kind: "bind",
+                target: v.target.clone(),
+            });
+        }
+        if matches!(v.kind, VolumeType::Volume) && source.is_empty() && !v.target.starts_with('/') {
+            return Err(TranslateError::RelativeTarget {
+                service: service.into(),
+                index,
+                target: v.target.clone(),
+            });
+        }
+        // A volume key of the file: the volume's real name (`<project>_data`, or `name:`).
+        let source = match v.kind {
+            VolumeType::Volume => project
+                .volumes
+                .get(&source)
+                .map(|vol| vol.name.clone())
+                .unwrap_or(source),
+            _ => source,
+        };
+        mounts.push(Mount {
+            r#type: r#type.into(),
+            source,
+            target: v.target.clone(),
+            read_only: v.read_only,
+            tmpfs_options: v
+                .tmpfs
+                .as_ref()
+                .and_then(|t| t.size.as_ref())
+                .map(|s| TmpfsOptions {
+                    size_bytes: Some(s.0),
+                    ..Default::default()
+                }),
+            ..Default::default()
+        });
+    }
+    // File-based secrets and configs, read-only at their target (secrets default to
+    // /run/secrets/NAME, a relative target lands there too; configs default to /NAME).
+    for (kind, refs, objects, base) in [
+        ("secrets", &svc.secrets, &project.secrets, "/run/secrets"),
+        ("configs", &svc.configs, &project.configs, "/"),
+    ] {
+        for r in refs {
+            let file = objects
+                .get(&r.source)
+                .and_then(|o| o.file.as_ref())
+                .ok_or_else(|| TranslateError::FileObject {
+                    service: service.into(),
+                    kind,
+                    name: r.source.clone(),
+                })?;
+            let target = Path::new(base).join(r.target.as_deref().unwrap_or(&r.source));
+            mounts.push(Mount {
+                r#type: "bind".into(),
+                source: Path::new(file).display().to_string(),
+                target: target.display().to_string(),
+                read_only: true,
+                ..Default::default()
+            });
+        }
+    }
+    let limits = svc
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.limits.as_ref());
+    // `logging:` with the json-file or local driver: the shim's rotation (the loader warns
+    // about other drivers and options by name).
+    let mut log_config = LogConfig::default();
+    if let Some(lg) = &svc.logging
+        && matches!(
+            lg.driver.as_deref(),
+            None | Some("json-file") | Some("local")
+        )
+    {
+        for key in ["max-size", "max-file"] {
+            if let Some(v) = lg.options.get(key) {
+                log_config.config.insert(key.into(), v.clone());
+            }
+        }
+    }
+    let restart_policy = match svc.restart.as_deref() {
+        None => RestartPolicy::default(),
+        Some(r) => RestartPolicy::parse(r).map_err(|e| spec_err("restart", e))?,
+    };
+    let host_config = HostConfig {
+        mounts,
+        tmpfs: svc
+            .tmpfs
+            .iter()
+            .map(|t| {
+                let (target, opts) = t.split_once(':').unwrap_or((t, ""));
+                (target.to_string(), opts.to_string())
+            })
+            .collect(),
+        network_mode,
+        restart_policy,
+        cap_add: svc.cap_add.clone(),
+        cap_drop: svc.cap_drop.clone(),
+        dns: svc.dns.clone(),
+        dns_options: svc.dns_opt.clone(),
+        dns_search: svc.dns_search.clone(),
+        privileged: svc.privileged.unwrap_or(false),
+        readonly_rootfs: svc.read_only.unwrap_or(false),
+        security_opt: svc.security_opt.clone(),
+        ulimits: svc
+            .ulimits
+            .iter()
+            .map(|(name, u)| UlimitSpec {
+                name: name.clone(),
+                soft: u.soft,
+                hard: u.hard,
+            })
+            .collect(),
+        shm_size: svc.shm_size.as_ref().map(|s| s.0).unwrap_or(0),
+        sysctls: svc.sysctls.clone(),
+        init: svc.init,
+        runtime: svc.runtime.clone(),
+        log_config,
+        memory: limits
+            .and_then(|l| l.memory.as_ref())
+            .or(svc.mem_limit.as_ref())
+            .map(|b| b.0 as i64)
+            .unwrap_or(0),
+        nano_cpus: limits
+            .and_then(|l| l.cpus)
+            .or(svc.cpus)
+            .map(|c| (c * 1e9).round() as i64)
+            .unwrap_or(0),
+        cpu_shares: svc.cpu_shares.unwrap_or(0),
+        cpu_period: svc.cpu_period.unwrap_or(0),
+        cpu_quota: svc.cpu_quota.unwrap_or(0),
+        cpuset_cpus: svc.cpuset.clone().unwrap_or_default(),
+        pids_limit: limits.and_then(|l| l.pids).or(svc.pids_limit),
+        ..Default::default()
+    };
+    Ok(ContainerSpec {
+        hostname: svc.hostname.clone().unwrap_or_else(|| name.to_string()),
+        user: svc.user.clone().unwrap_or_default(),
+        tty: svc.tty.unwrap_or(false),
+        open_stdin: svc.stdin_open.unwrap_or(false),
+        // `KEY` without a value was resolved from the host by the loader; None = unset.
+        env: svc
+            .environment
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect(),
+        cmd: svc.command.clone(),
+        entrypoint: svc.entrypoint.clone(),
+        image: project.image_of(service).unwrap_or_default(),
+        working_dir: svc.working_dir.clone().unwrap_or_default(),
+        labels: svc.labels.clone(),
+        stop_signal: svc.stop_signal.clone(),
+        stop_timeout: svc.stop_grace_period.as_ref().map(|d| d.0.as_secs()),
+        host_config,
+        ..Default::default()
+    })
 }
 
 /// The container config for replica `number` of `service`.
@@ -112,282 +301,25 @@ pub fn container_config(
         number,
         svc.container_name.as_deref(),
     );
-    // Docker's rules for combining the image's Entrypoint/Cmd/Env/User/WorkingDir/StopSignal
-    // with overrides live in the runtime (shared with `berth container run`).
-    let env = svc
-        .environment
-        .iter()
-        // `KEY` without a value was resolved from the host by the loader; None = unset.
-        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
-        .collect();
-    let overrides = ProcessOverrides {
-        entrypoint: svc.entrypoint.clone(),
-        cmd: svc.command.clone().unwrap_or_default(),
-        env,
-        user: svc.user.clone(),
-        working_dir: svc.working_dir.clone().map(PathBuf::from),
+    let spec = service_spec(project, service, svc, &name)?;
+    let cx = Context {
+        image: Some(image),
+        inherit: Some(inherit),
+        containers: None,
     };
-    let mut c = ContainerConfig::from_image(image.layer_dirs(), &image.config, overrides);
-    c.name = name.clone();
+    let mut c = super::container_spec::translate(&name, &spec, &cx)
+        .map_err(|source| TranslateError::Spec {
+            service: service.into(),
+            source,
+        })?
+        .config;
     if c.args.is_empty() {
         return Err(TranslateError::NoCommand {
             service: service.into(),
-            image: project.image_of(service).unwrap_or_default(),
+            image: spec.image,
         });
     }
-    let rc = image.runtime_config();
-    c.hostname = Some(svc.hostname.clone().unwrap_or_else(|| name.clone()));
-    c.network = match svc.network_mode.as_deref() {
-        None | Some("bridge") | Some("default") => NetworkMode::New,
-        Some("host") => NetworkMode::Host,
-        Some("none") => NetworkMode::None,
-        // The namespace of another container: only the engine can find it (it must exist);
-        // `Engine::join_shared_network` replaces this before the container is created.
-        Some(m) if m.starts_with("service:") || m.starts_with("container:") => NetworkMode::None,
-        Some(other) => {
-            return Err(TranslateError::NetworkMode {
-                service: service.into(),
-                mode: other.into(),
-            });
-        }
-    };
-    // `dns:` (checked to be addresses by the loader): the embedded DNS's upstreams for this
-    // container on its networks; without networks, its resolv.conf lines, as with
-    // `dns_search:` and `dns_opt:` (on networks those two are written when it is attached).
-    let servers: Vec<std::net::IpAddr> = svc.dns.iter().filter_map(|d| d.parse().ok()).collect();
-    let resolv_overrides =
-        !servers.is_empty() || !svc.dns_search.is_empty() || !svc.dns_opt.is_empty();
-    let mut dns_label = None;
-    if matches!(c.network, NetworkMode::New) {
-        if !servers.is_empty() {
-            let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
-            dns_label = Some(list.join(","));
-        }
-    } else if resolv_overrides {
-        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        c.resolv_conf = Some(
-            super::resolv::override_resolv(&host, &servers, &svc.dns_search, &svc.dns_opt)
-                .map_err(|source| TranslateError::NameFile {
-                    service: service.into(),
-                    source,
-                })?,
-        );
-    }
-    let mut anonymous = Vec::new();
-    for (index, v) in svc.volumes.iter().enumerate() {
-        let target = PathBuf::from(&v.target);
-        let need = |kind| TranslateError::NoSource {
-            service: service.into(),
-            kind,
-            target: v.target.clone(),
-        };
-        c.mounts.push(match v.kind {
-            VolumeType::Bind => MountSpec::Bind {
-                source: PathBuf::from(v.source.as_deref().ok_or_else(|| need("bind"))?),
-                target,
-                read_only: v.read_only,
-            },
-            VolumeType::Volume => {
-                let name = match v.source.as_deref().filter(|s| !s.is_empty()) {
-                    Some(key) => project
-                        .volumes
-                        .get(key)
-                        .map(|vol| vol.name.clone())
-                        .unwrap_or_else(|| key.to_string()),
-                    None => {
-                        if !target.is_absolute() {
-                            return Err(TranslateError::RelativeTarget {
-                                service: service.into(),
-                                index,
-                                target: v.target.clone(),
-                            });
-                        }
-                        let name = inherited(inherit, &target)
-                            .cloned()
-                            .unwrap_or_else(anonymous_name);
-                        anonymous.push(name.clone());
-                        name
-                    }
-                };
-                MountSpec::Volume {
-                    name,
-                    target,
-                    read_only: v.read_only,
-                }
-            }
-            VolumeType::Tmpfs => MountSpec::Tmpfs {
-                target,
-                options: v
-                    .tmpfs
-                    .as_ref()
-                    .and_then(|t| t.size.as_ref())
-                    .map(|s| vec![format!("size={}", s.0)])
-                    .unwrap_or_default(),
-            },
-            _ => {
-                return Err(TranslateError::NoSource {
-                    service: service.into(),
-                    kind: "supported (bind, volume or tmpfs)",
-                    target: v.target.clone(),
-                });
-            }
-        });
-    }
-    // File-based secrets and configs, read-only at their target (secrets default to
-    // /run/secrets/NAME, a relative target lands there too; configs default to /NAME).
-    for (kind, refs, objects, base) in [
-        ("secrets", &svc.secrets, &project.secrets, "/run/secrets"),
-        ("configs", &svc.configs, &project.configs, "/"),
-    ] {
-        for r in refs {
-            let file = objects
-                .get(&r.source)
-                .and_then(|o| o.file.as_ref())
-                .ok_or_else(|| TranslateError::FileObject {
-                    service: service.into(),
-                    kind,
-                    name: r.source.clone(),
-                })?;
-            let target = Path::new(base).join(r.target.as_deref().unwrap_or(&r.source));
-            c.mounts.push(MountSpec::Bind {
-                source: PathBuf::from(file),
-                target,
-                read_only: true,
-            });
-        }
-    }
-    for t in &svc.tmpfs {
-        let mut parts = t.splitn(2, ':');
-        let target = PathBuf::from(parts.next().unwrap_or_default());
-        let options = parts
-            .next()
-            .map(|o| o.split(',').map(String::from).collect())
-            .unwrap_or_default();
-        c.mounts.push(MountSpec::Tmpfs { target, options });
-    }
-    // The image's VOLUMEs that no mount covers get an anonymous volume, as dockerd gives them.
-    let image_volumes = image
-        .config
-        .config()
-        .as_ref()
-        .and_then(|c| c.volumes().clone())
-        .unwrap_or_default();
-    for t in image_volumes {
-        let target = PathBuf::from(&t);
-        let covered = c.mounts.iter().any(|m| match m {
-            MountSpec::Bind { target: mt, .. }
-            | MountSpec::Volume { target: mt, .. }
-            | MountSpec::Tmpfs { target: mt, .. } => *mt == target,
-        });
-        if covered || !target.is_absolute() {
-            continue;
-        }
-        let name = inherited(inherit, &target)
-            .cloned()
-            .unwrap_or_else(anonymous_name);
-        anonymous.push(name.clone());
-        c.mounts.push(MountSpec::Volume {
-            name,
-            target,
-            read_only: false,
-        });
-    }
-    c.anonymous_volumes = anonymous;
-    c.read_only = svc.read_only.unwrap_or(false);
-    c.privileged = svc.privileged.unwrap_or(false);
-    c.cap_add = svc.cap_add.clone();
-    c.cap_drop = svc.cap_drop.clone();
-    // Refused values never get here (the loader checks them with the same parser).
-    for o in &svc.security_opt {
-        if let Ok(opt) = berth_runtime::container::SecurityOpt::parse(o) {
-            opt.apply(&mut c);
-        }
-    }
-    c.init = svc.init.unwrap_or(false);
-    // `runtime: crun|runc` runs the same bundle with that OCI runtime (`berth`: our own).
-    c.oci_runtime = match svc.runtime.as_deref() {
-        None | Some("berth") => None,
-        Some(r) => {
-            let rt =
-                berth_runtime::container::oci_runtime::OciRuntime::parse(r).map_err(|source| {
-                    TranslateError::Runtime {
-                        service: service.to_string(),
-                        source,
-                    }
-                })?;
-            Some(rt.name().to_string())
-        }
-    };
-    c.tty = svc.tty.unwrap_or(false);
-    c.open_stdin = svc.stdin_open.unwrap_or(false);
-    c.sysctls = svc.sysctls.clone();
-    if let Some(s) = &svc.shm_size {
-        c.shm_size = s.0;
-    }
-    c.ulimits = svc
-        .ulimits
-        .iter()
-        .map(|(name, u)| Ulimit {
-            name: name.clone(),
-            soft: u.soft.max(0) as u64,
-            hard: u.hard.max(0) as u64,
-        })
-        .collect();
-    let limits = svc
-        .deploy
-        .as_ref()
-        .and_then(|d| d.resources.as_ref())
-        .and_then(|r| r.limits.as_ref());
-    c.resources.memory = limits
-        .and_then(|l| l.memory.as_ref())
-        .or(svc.mem_limit.as_ref())
-        .map(|b| b.0 as i64);
-    // cpu_quota/cpu_period (the CFS pair Docker passes through) is the same limit as cpus.
-    let cfs = svc.cpu_quota.filter(|q| *q > 0).map(|q| {
-        let period = svc.cpu_period.filter(|p| *p > 0).unwrap_or(100_000);
-        q as f64 / period as f64
-    });
-    c.resources.cpus = limits.and_then(|l| l.cpus).or(svc.cpus).or(cfs);
-    // `logging:` with the json-file or local driver: the shim's rotation (checked by the
-    // loader; other drivers are warned by name).
-    if let Some(lg) = &svc.logging
-        && matches!(
-            lg.driver.as_deref(),
-            None | Some("json-file") | Some("local")
-        )
-    {
-        if let Some(size) = lg
-            .options
-            .get("max-size")
-            .and_then(|v| crate::compose::units::parse_size(v).ok())
-        {
-            c.log_max_size = size;
-        }
-        if let Some(n) = lg.options.get("max-file").and_then(|v| v.parse().ok()) {
-            c.log_max_files = n;
-        }
-    }
-    c.resources.pids_limit = limits.and_then(|l| l.pids).or(svc.pids_limit);
-    c.resources.cpu_shares = svc.cpu_shares.map(|s| s.max(2) as u64);
-    c.resources.cpuset_cpus = svc.cpuset.clone();
-    if let Some(sig) = svc.stop_signal.clone() {
-        c.stop_signal = parse_signal(&sig).ok_or_else(|| TranslateError::Signal {
-            service: service.into(),
-            key: "stop_signal",
-            value: sig.clone(),
-        })?;
-    }
-    if let Some(d) = &svc.stop_grace_period {
-        c.stop_timeout = d.0.as_secs();
-    }
-    let mut l: BTreeMap<String, String> = rc
-        .and_then(|r| r.labels().clone())
-        .map(|m| m.into_iter().collect())
-        .unwrap_or_default();
-    l.extend(svc.labels.clone());
-    if let Some(v) = dns_label {
-        l.insert(labels::DNS_SERVERS.into(), v);
-    }
+    let l = &mut c.labels;
     l.insert(labels::PROJECT.into(), project.name.clone());
     l.insert(labels::SERVICE.into(), service.into());
     l.insert(labels::NUMBER.into(), number.to_string());
@@ -399,9 +331,6 @@ pub fn container_config(
     {
         l.insert(labels::HEALTHCHECK.into(), json);
     }
-    if let Some(policy) = svc.restart.as_ref().filter(|r| r.as_str() != "no") {
-        l.insert(labels::RESTART.into(), policy.clone());
-    }
     l.insert(
         labels::WORKING_DIR.into(),
         project.working_dir.display().to_string(),
@@ -412,6 +341,5 @@ pub fn container_config(
         .map(|f| f.display().to_string())
         .collect();
     l.insert(labels::CONFIG_FILES.into(), files.join(","));
-    c.labels = l;
     Ok(c)
 }

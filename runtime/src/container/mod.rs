@@ -12,6 +12,7 @@ pub mod control;
 pub mod copy;
 pub mod exec;
 mod freeze;
+mod image_ref;
 pub mod init;
 mod lifecycle;
 pub mod logs;
@@ -41,6 +42,7 @@ pub use config::{
     ContainerConfig, ExecConfig, MountSpec, NetworkMode, Resources, RootfsSource, SecurityOpt,
     Ulimit,
 };
+pub use image_ref::IMAGE_REF_FILE;
 pub use lifecycle::{ExitInfo, ExitWatch, USER_STOPPED};
 pub use record::Record;
 pub use recover::{Creation, HalfMade};

@@ -7,7 +7,7 @@ pub(super) fn ls_row(
     rt: &Runtime,
     rec: &berth_runtime::container::Record,
     st: &berth_runtime::container::State,
-    netd: &berth_netd::state::State,
+    nets: Option<&ContainerNetworks>,
     no_trunc: bool,
 ) -> serde_json::Value {
     let running = st.status == Status::Running && rt.is_running(rec);
@@ -64,11 +64,9 @@ pub(super) fn ls_row(
         });
     let mut ports = Vec::new();
     let mut networks = Vec::new();
-    for ep in netd.endpoints.iter().filter(|e| e.container == rec.id) {
-        if let Some(n) = netd.networks.get(&ep.network) {
-            networks.push(n.name.clone());
-        }
-        for p in &ep.ports {
+    if let Some(n) = nets {
+        networks.extend(n.names.iter().cloned());
+        for p in &n.ports {
             // Display names the host address only when one was given.
             let any = if p.host_ip.is_none() { "0.0.0.0:" } else { "" };
             ports.push(format!("{any}{p}"));
@@ -142,10 +140,10 @@ pub(super) fn inspect_mounts(
 }
 
 /// The file in a container's dir that keeps the image reference the user gave (`ls` shows it).
-pub(super) const IMAGE_REF_FILE: &str = "image-ref";
+pub(super) use berth_runtime::container::IMAGE_REF_FILE;
 
-pub(super) fn ls(rt: &Runtime, root: &Path, a: LsArgs) -> anyhow::Result<ExitCode> {
-    let netd = netd_state(root);
+pub(super) fn ls(rt: &Runtime, g: &GlobalOpts, a: LsArgs) -> anyhow::Result<ExitCode> {
+    let nets = container_networks(g);
     let mut filters: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for f in &a.filter {
         let (k, v) = f
@@ -173,7 +171,7 @@ pub(super) fn ls(rt: &Runtime, root: &Path, a: LsArgs) -> anyhow::Result<ExitCod
     all.reverse();
     let mut rows: Vec<serde_json::Value> = Vec::new();
     for (rec, st) in &all {
-        let row = ls_row(rt, rec, st, &netd, a.no_trunc);
+        let row = ls_row(rt, rec, st, nets.get(&rec.id), a.no_trunc);
         let field = |k: &str| row[k].as_str().unwrap_or_default().to_string();
         let matches = |key: &str, test: &dyn Fn(&str) -> bool| {
             filters

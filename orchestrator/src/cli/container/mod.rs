@@ -13,14 +13,16 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use berth_runtime::container::logs::{self, LogOptions, StdSink};
 use berth_runtime::container::{
-    ContainerConfig, ExecConfig, MountSpec, NetworkMode, RootfsSource, Runtime, RuntimeConfig,
-    RuntimeError, Status, Ulimit,
+    ExecConfig, MountSpec, RootfsSource, Runtime, RuntimeConfig, RuntimeError, Status,
 };
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
-use crate::engine::stack::{ContainerConnect, ContainerNetwork, DEFAULT_BRIDGE};
-use berth_runtime::container::volumes::anonymous_name;
+use crate::api::container::{ContainerNetworks, CreateContainer, Created};
+use crate::engine::container_create::{CreateError, create_from_spec};
+use crate::engine::container_spec::is_bridge_mode;
+#[cfg(test)]
+use crate::engine::container_spec::{Context as SpecContext, translate};
 
 mod attach;
 mod config;
@@ -430,7 +432,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
     match cmd {
         ContainerCommand::Run(a) => run_container(&rt, g, *a, true),
         ContainerCommand::Create(a) => run_container(&rt, g, *a, false),
-        ContainerCommand::Ls(a) => ls(&rt, &g.root, a),
+        ContainerCommand::Ls(a) => ls(&rt, g, a),
         ContainerCommand::Logs(a) => show_logs(&rt, a),
         ContainerCommand::Start {
             attach,
@@ -529,7 +531,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Inspect { format, containers } => {
-            let netd = netd_state(&g.root);
+            let mut networks = container_networks(g);
             let mut out = Vec::new();
             for c in containers {
                 let rec = rt.resolve(&c)?;
@@ -549,7 +551,10 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
                     },
                     "Created": fmt_time(st.created_at),
                     "Config": rec.config,
-                    "NetworkSettings": network_settings(&netd, &rec.id),
+                    "NetworkSettings": networks.remove(&rec.id).map_or_else(
+                        || serde_json::json!({"Networks": {}, "Ports": {}, "IPAddress": ""}),
+                        |n| n.settings,
+                    ),
                     "Mounts": inspect_mounts(&rt, &rec),
                     "Paths": {
                         "Dir": rec.dir,
@@ -627,7 +632,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
         } => {
             let rec = rt.resolve(&container)?;
             rt.rename(&rec, &new_name)?;
-            if has_endpoints(&g.root, &rec.id) {
+            if container_networks(g).contains_key(&rec.id) {
                 daemon_post::<serde_json::Value>(g, "/container/rename", &rec.id)
                     .context("updating the container's DNS names")?;
             }
@@ -691,7 +696,10 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
         }
         ContainerCommand::Port { container, port } => {
             let rec = rt.resolve(&container)?;
-            let settings = network_settings(&netd_state(&g.root), &rec.id);
+            let settings = container_networks(g)
+                .remove(&rec.id)
+                .map(|n| n.settings)
+                .unwrap_or_default();
             let want = port.map(|p| {
                 if p.contains('/') {
                     p
@@ -922,6 +930,7 @@ mod tests {
         assert!(parse_size("2 furlongs").is_err());
         let u = parse_ulimit("nofile=1024:2048").expect("ulimit");
         assert_eq!((u.soft, u.hard), (1024, 2048));
+        assert_eq!(parse_ulimit("core=unlimited").expect("ulimit").soft, -1);
         assert!(parse_ulimit("nofile").is_err());
         assert_eq!(parse_signal("term").expect("sig"), libc::SIGTERM);
         assert_eq!(parse_signal("SIGKILL").expect("sig"), libc::SIGKILL);
@@ -930,29 +939,56 @@ mod tests {
 
     #[test]
     fn publish_forms_follow_docker() {
-        let m = parse_publish("127.0.0.1:8080:80/udp").expect("full");
-        assert_eq!(m.to_string(), "127.0.0.1:8080->80/udp");
-        let m = parse_publish("80").expect("container port only");
-        assert!(m.host_port > 0 && m.container_port == 80 && m.host_ip.is_none());
-        let m = parse_publish("127.0.0.1::53/udp").expect("ip, no host port");
-        assert_eq!(m.container_port, 53);
-        assert_eq!(m.host_ip, Some(std::net::IpAddr::from([127, 0, 0, 1])));
-        assert!(parse_publish("80-81").is_err(), "a range needs host ports");
-        assert!(parse_publish("x:80").is_err());
+        let (key, b) = publish_binding("127.0.0.1:8080:80/udp").expect("full");
+        assert_eq!(
+            (key.as_str(), b.host_ip.as_str(), b.host_port.as_str()),
+            ("80/udp", "127.0.0.1", "8080")
+        );
+        let (key, b) = publish_binding("80").expect("container port only");
+        assert_eq!((key.as_str(), b.host_port.as_str()), ("80/tcp", ""));
+        let (key, b) = publish_binding("127.0.0.1::53/udp").expect("ip, no host port");
+        assert_eq!((key.as_str(), b.host_ip.as_str()), ("53/udp", "127.0.0.1"));
+        let (key, b) = publish_binding("8000-8001:80-81").expect("range");
+        assert_eq!(
+            (key.as_str(), b.host_port.as_str()),
+            ("80-81/tcp", "8000-8001")
+        );
+        assert!(publish_binding("x:80").is_err());
+    }
+
+    #[test]
+    fn both_front_ends_refuse_an_unknown_security_opt_naming_it() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            run: RunArgs,
+        }
+        let cli = Cli::parse_from([
+            "x",
+            "--rootfs",
+            "/",
+            "--network",
+            "none",
+            "--security-opt",
+            "bogus=1",
+            "--memory",
+            "2GiB",
+            "true",
+        ]);
+        let (name, spec) = run_spec(&cli.run).expect("lowered");
+        assert_eq!(spec.host_config.memory, 2 << 30);
+        let err = translate(&name, &spec, &SpecContext::default()).expect_err("refused");
+        assert!(err.to_string().contains("bogus=1"), "{err}");
     }
 
     #[test]
     fn mount_flags_parse_like_docker() {
-        match parse_mount("type=volume,source=data,target=/data,readonly").expect("volume") {
-            MountSpec::Volume {
-                name, read_only, ..
-            } => assert!(name == "data" && read_only),
-            other => panic!("{other:?}"),
-        }
-        match parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m").expect("tmpfs") {
-            MountSpec::Tmpfs { options, .. } => assert_eq!(options, vec!["size=1m"]),
-            other => panic!("{other:?}"),
-        }
+        let m = parse_mount("type=volume,source=data,target=/data,readonly").expect("volume");
+        assert!(m.r#type == "volume" && m.source == "data" && m.read_only);
+        let m = parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770").expect("tmpfs");
+        let t = m.tmpfs_options.expect("tmpfs options");
+        assert_eq!((t.size_bytes, t.mode), (Some(1 << 20), Some(0o1770)));
         assert!(parse_mount("type=bind,source=/nonexistent-x,target=/x").is_err());
         assert!(parse_mount("type=volume,target=rel").is_err());
     }

@@ -1,5 +1,7 @@
-//! Running one container from the CLI: create, connect its networks through the daemon, write
-//! its name files, start it, and follow it in the foreground.
+//! Running one container from the CLI: lower the flags into a spec, have it made (by the
+//! daemon, `POST /v1/containers/create`, when it joins bridge networks; else by the same
+//! engine function in this process), then start it and follow it in the foreground, as
+//! `berth run` does for one-offs.
 
 use super::*;
 
@@ -9,71 +11,50 @@ pub(super) fn run_container(
     a: RunArgs,
     start: bool,
 ) -> anyhow::Result<ExitCode> {
-    let (cfg, image_id) = build_config(rt, &g.root, &a)?;
-    // -P: every port the image exposes ("80/tcp"), each on a free host port.
-    let exposed: Vec<String> = match (a.publish_all, a.rootfs.is_none(), a.args.first()) {
-        (true, true, Some(image)) => berth_runtime::image::ImageStore::open(&g.root)
-            .and_then(|s| s.resolve(image))
-            .ok()
-            .and_then(|i| {
-                i.config
-                    .config()
-                    .as_ref()
-                    .and_then(|c| c.exposed_ports().clone())
-            })
-            .unwrap_or_default(),
-        _ => Vec::new(),
+    let (name, spec) = run_spec(&a)?;
+    // Pulled here, as the docker CLI does, so the progress shows where the user looks.
+    let image = match &spec.rootfs {
+        Some(_) => None,
+        None => {
+            let store = berth_runtime::image::ImageStore::open(&g.root)
+                .with_context(|| format!("image store under {}", g.root.display()))?;
+            Some(image_for_run(&store, &spec.image, &a.pull)?)
+        }
     };
-    let connect = network_request(&a, &exposed)?;
     if let Some(p) = &a.cidfile
         && p.exists()
     {
         bail!("--cidfile {}: the file exists already", p.display());
     }
-    let rec = rt.create(cfg).map_err(start_error)?;
+    let attached = is_bridge_mode(&spec.host_config.network_mode);
+    let (rec, warnings) = if attached {
+        // The daemon, which owns the networks, creates it and joins them: one request.
+        let created: Created =
+            daemon_post(g, "/containers/create", &CreateContainer { name, spec })
+                .map_err(daemon_message)?;
+        (rt.resolve(&created.id)?, created.warnings)
+    } else {
+        // No network of the daemon's: the same making, in this process (no daemon needed).
+        let made = create_from_spec(rt, image.as_ref(), &name, &spec).map_err(|e| match e {
+            CreateError::Runtime(e) => start_error(e),
+            e => anyhow::Error::new(e),
+        })?;
+        (made.rec, made.warnings)
+    };
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     if let Some(p) = &a.cidfile
         && let Err(e) = std::fs::write(p, &rec.id)
     {
-        let _ = rt.remove(&rec, true);
+        let _ = remove_container(rt, g, &rec.id, true, true);
         return Err(anyhow::Error::new(e).context(format!("writing --cidfile {}", p.display())));
     }
-    for name in &rec.config.anonymous_volumes {
-        if let Err(e) = rt.volume_mark(name, BTreeMap::new(), true) {
-            let _ = rt.remove(&rec, true);
-            rt.remove_anonymous_volumes(&rec);
-            return Err(e.into());
-        }
-    }
-    if let Some(id) = image_id {
-        let p = rec
-            .dir
-            .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
-        std::fs::write(&p, id).with_context(|| format!("writing {}", p.display()))?;
-        if let Some(reference) = a.args.first() {
-            let _ = std::fs::write(rec.dir.join(IMAGE_REF_FILE), reference);
-        }
-    }
-    if connect.is_none()
-        && let Err(e) = local_name_files(&a, &rec)
-    {
-        let _ = rt.remove(&rec, true);
-        rt.remove_anonymous_volumes(&rec);
-        return Err(e);
-    }
-    if let Some(mut req) = connect {
-        req.container = rec.id.clone();
-        if let Err(e) = daemon_post::<Vec<String>>(g, "/container/connect", &req) {
-            let _ = rt.remove(&rec, true);
-            rt.remove_anonymous_volumes(&rec);
-            return Err(e.context(format!("cannot connect container {}", rec.config.name)));
-        }
-    }
     // Restart policies are the daemon's: make sure it watches this instance.
-    if a.restart != "no" {
+    if a.restart != "no" && !attached {
         daemon_post::<serde_json::Value>(g, "/engine", &serde_json::json!({}))
             .context("starting the daemon that enforces --restart")?;
     }
-    let attached = is_named_network(&network_of(&a));
     let code = if !start {
         println!("{}", rec.id);
         Ok(ExitCode::SUCCESS)
@@ -96,151 +77,14 @@ pub(super) fn run_container(
     code
 }
 
-/// The `--network` value in effect: `bridge` (made on first use) unless one is given, as
-/// with Docker.
-pub(super) fn network_of(a: &RunArgs) -> String {
-    match a.network.first().map(String::as_str) {
-        Some("default") | None => DEFAULT_BRIDGE.into(),
-        Some(n) => n.into(),
-    }
-}
-
-/// A bridge network that netd attaches (not none, host or container:X).
-pub(super) fn is_named_network(n: &str) -> bool {
-    !matches!(n, "none" | "host" | "") && !n.starts_with("container:")
-}
-
-/// What to ask the daemon to attach, for a bridge network.
-/// A free host port for `proto` right now (the kernel's ephemeral range, as Docker's).
-pub(super) fn free_port(proto: &str) -> anyhow::Result<u16> {
-    let port = if proto == "udp" {
-        std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| s.local_addr())
-    } else {
-        std::net::TcpListener::bind("0.0.0.0:0").and_then(|s| s.local_addr())
-    }
-    .context("finding a free host port")?
-    .port();
-    Ok(port)
-}
-
-/// Docker's `-p` forms, with a free host port where none is given (`80`, `127.0.0.1::80`).
-pub(super) fn parse_publish(p: &str) -> anyhow::Result<berth_netd::ports::PortMapping> {
-    let (body, proto) = match p.rsplit_once('/') {
-        Some((b, proto)) => (b, proto),
-        None => (p, "tcp"),
-    };
-    let parts: Vec<&str> = body.split(':').collect();
-    let filled = match parts.as_slice() {
-        [cont] => format!("{}:{cont}/{proto}", free_port(proto)?),
-        [ip, "", cont] => format!("{ip}:{}:{cont}/{proto}", free_port(proto)?),
-        ["", cont] => format!("{}:{cont}/{proto}", free_port(proto)?),
-        _ => p.to_string(),
-    };
-    if filled != p && body.contains('-') {
-        bail!("-p {p:?}: a port range needs its host ports (HOST-RANGE:CONTAINER-RANGE)");
-    }
-    filled
-        .parse::<berth_netd::ports::PortMapping>()
-        .with_context(|| format!("-p {p:?}"))
-}
-
-pub(super) fn network_request(
-    a: &RunArgs,
-    exposed: &[String],
-) -> anyhow::Result<Option<ContainerConnect>> {
-    let network = network_of(a);
-    if !is_named_network(&network) {
-        if a.network.len() > 1 {
-            bail!("--network {network} cannot be combined with other networks");
+/// A refusal of the daemon as its own words (the route is no news to the user).
+fn daemon_message(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<crate::api::client::ClientError>() {
+        Some(crate::api::client::ClientError::Api { message, .. }) => {
+            anyhow::anyhow!("{message}")
         }
-        return Ok(None);
+        _ => e,
     }
-    // More --network values: further bridge networks (eth1 ...), no aliases or fixed address.
-    let mut more = Vec::new();
-    for n in a.network.iter().skip(1) {
-        if !is_named_network(n) {
-            bail!("--network {n} cannot be combined with other networks");
-        }
-        more.push(ContainerNetwork {
-            name: if n == "default" {
-                DEFAULT_BRIDGE.into()
-            } else {
-                n.clone()
-            },
-            ..ContainerNetwork::default()
-        });
-    }
-    let mut ports = Vec::new();
-    for p in a.publish.iter().chain(exposed) {
-        ports.push(parse_publish(p)?);
-    }
-    Ok(Some(ContainerConnect {
-        container: String::new(),
-        networks: std::iter::once(ContainerNetwork {
-            name: network,
-            aliases: a.network_alias.clone(),
-            ipv4_address: a.ip,
-            mac_address: a.mac_address.clone(),
-        })
-        .chain(more)
-        .collect(),
-        ports,
-        extra_hosts: extra_hosts(a)?,
-        dns_search: a.dns_search.clone(),
-        dns_options: a.dns_option.clone(),
-    }))
-}
-
-/// `--add-host NAME:IP` (or NAME=IP) pairs.
-pub(super) fn extra_hosts(a: &RunArgs) -> anyhow::Result<Vec<(String, String)>> {
-    a.add_host
-        .iter()
-        .map(|h| {
-            let (name, ip) = h
-                .split_once(['=', ':'])
-                .with_context(|| format!("--add-host {h:?}: expected NAME:IP"))?;
-            if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
-                bail!("--add-host {h:?}: {ip:?} is not an IP address or host-gateway");
-            }
-            Ok((name.to_string(), ip.to_string()))
-        })
-        .collect()
-}
-
-/// `--add-host`, `--dns*` for a container without a bridge network: its /etc/hosts and
-/// /etc/resolv.conf (bind-mounted at start) are edited in place.
-pub(super) fn local_name_files(
-    a: &RunArgs,
-    rec: &berth_runtime::container::Record,
-) -> anyhow::Result<()> {
-    let network = network_of(a);
-    let hosts = extra_hosts(a)?;
-    if !hosts.is_empty() {
-        let p = rec.dir.join("hosts");
-        let mut content = std::fs::read_to_string(&p).unwrap_or_default();
-        for (name, ip) in hosts {
-            let ip = match (ip.as_str(), network.as_str()) {
-                ("host-gateway", "host") => "127.0.0.1".to_string(),
-                ("host-gateway", _) => {
-                    bail!("--add-host {name}:host-gateway needs a bridge network or host")
-                }
-                _ => ip,
-            };
-            let addr: std::net::IpAddr = ip
-                .parse()
-                .with_context(|| format!("--add-host {name}:{ip}: not an IP address"))?;
-            content.push_str(&crate::engine::resolv::hosts_entry(addr, &name)?);
-        }
-        std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))?;
-    }
-    if !a.dns.is_empty() || !a.dns_search.is_empty() || !a.dns_option.is_empty() {
-        let p = rec.dir.join("resolv.conf");
-        let old = std::fs::read_to_string(&p).unwrap_or_default();
-        let out =
-            crate::engine::resolv::override_resolv(&old, &a.dns, &a.dns_search, &a.dns_option)?;
-        std::fs::write(&p, out).with_context(|| format!("writing {}", p.display()))?;
-    }
-    Ok(())
 }
 
 /// One JSON call to the instance's daemon (started when none answers).
@@ -271,62 +115,35 @@ pub(super) fn disconnect(g: &GlobalOpts, id: &str) {
     }
 }
 
-/// Whether netd has endpoints of this container (read from its state file: no daemon needed).
-pub(super) fn has_endpoints(root: &Path, id: &str) -> bool {
-    netd_state(root).endpoints.iter().any(|e| e.container == id)
-}
-
-/// netd's recorded networks and endpoints, read from its state file (empty when none).
-pub(super) fn netd_state(root: &Path) -> berth_netd::state::State {
-    std::fs::read(root.join("netd").join("state.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<berth_netd::state::State>(&b).ok())
-        .unwrap_or_default()
-}
-
-/// `NetworkSettings` of `inspect`, in Docker's shape: networks with address, gateway,
-/// aliases, MAC; published ports as `"80/tcp": [{"HostIp", "HostPort"}]`.
-pub(super) fn network_settings(netd: &berth_netd::state::State, id: &str) -> serde_json::Value {
-    let mut networks = serde_json::Map::new();
-    let mut ports = serde_json::Map::new();
-    for ep in netd.endpoints.iter().filter(|e| e.container == id) {
-        let net = netd.networks.get(&ep.network);
-        networks.insert(
-            net.map(|n| n.name.clone())
-                .unwrap_or_else(|| ep.network.clone()),
-            serde_json::json!({
-                "NetworkID": ep.network,
-                "IPAddress": ep.address.to_string(),
-                "IPPrefixLen": net.map(|n| n.subnet.prefix()),
-                "Gateway": net.map(|n| n.gateway.to_string()),
-                "MacAddress": ep.mac,
-                "Aliases": ep.aliases,
-                "Interface": ep.ifname,
-            }),
-        );
-        for p in &ep.ports {
-            for (host, cont) in p.pairs() {
-                let binding = serde_json::json!({
-                    "HostIp": p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into()),
-                    "HostPort": host.to_string(),
-                });
-                let key = format!("{cont}/{}", p.protocol.as_str());
-                match ports.get_mut(&key).and_then(|v| v.as_array_mut()) {
-                    Some(list) => list.push(binding),
-                    None => {
-                        ports.insert(key, serde_json::json!([binding]));
-                    }
-                }
-            }
-        }
+/// What the daemon (netd's owner) knows of each container's networks, by id. An instance
+/// that never made a bridge network has none, and no daemon is started to say so.
+pub(super) fn container_networks(g: &GlobalOpts) -> BTreeMap<String, ContainerNetworks> {
+    if !g.root.join("netd").exists() {
+        return BTreeMap::new();
     }
-    // Docker's top-level address: the first network's.
-    let first = netd.endpoints.iter().find(|e| e.container == id);
-    serde_json::json!({
-        "Networks": networks,
-        "Ports": ports,
-        "IPAddress": first.map(|e| e.address.to_string()).unwrap_or_default(),
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the tokio runtime: {e}");
+            return BTreeMap::new();
+        }
+    };
+    let got = rt.block_on(async {
+        let client = crate::api::client::Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.get("/containers/networks").await?)
+    });
+    got.unwrap_or_else(|e| {
+        eprintln!("berth: reading the containers' networks from the daemon: {e:#}");
+        BTreeMap::new()
     })
+}
+
+/// Whether the container has endpoints on bridge networks.
+fn has_endpoints(g: &GlobalOpts, id: &str) -> bool {
+    container_networks(g).contains_key(id)
 }
 
 /// `rm`: removes the container and, when it was on bridge networks, its endpoints and DNS
@@ -340,7 +157,7 @@ pub(super) fn remove_container(
 ) -> anyhow::Result<()> {
     let rec = rt.resolve(what)?;
     rt.remove(&rec, force)?;
-    if has_endpoints(&g.root, &rec.id) {
+    if has_endpoints(g, &rec.id) {
         disconnect(g, &rec.id);
     }
     if volumes && let Some(e) = rt.remove_anonymous_volumes(&rec).into_iter().next() {

@@ -1,0 +1,434 @@
+//! "A container to create", in the shape of Docker's ContainerCreate body: the Config fields at
+//! the top, `HostConfig` and `NetworkingConfig`, with Docker's JSON names.
+//!
+//! Both front ends lower into it (`container run/create` flags, Compose services) and one
+//! translation in the engine turns it into the runtime's container config, so the two cannot
+//! drift; a Docker-compatible API can take the same body as it comes. Only the subset berth runs
+//! is typed: any other field a request sets (not null, false, zero or empty) is refused by its
+//! name, never dropped.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Docker's `{}` value of the `Volumes` and `ExposedPorts` maps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// A `null` in the body is the field's default (Docker's clients send both).
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The fields of a request that berth does not type (and so cannot run).
+pub type Unsupported = BTreeMap<String, serde_json::Value>;
+
+/// Body of a container create (`POST /v1/containers/create`): Docker's Config fields,
+/// `HostConfig` and `NetworkingConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerSpec {
+    /// Host name inside the container (empty: the container's name or short id).
+    #[serde(deserialize_with = "nullable")]
+    pub hostname: String,
+    /// `name`, `uid`, `uid:gid` or `name:group` (empty: the image's).
+    #[serde(deserialize_with = "nullable")]
+    pub user: String,
+    /// Whether the client attaches stdin/stdout/stderr (it does so itself, after the create).
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    /// A pseudo-terminal for the process.
+    pub tty: bool,
+    /// Keep stdin open (`-i`).
+    pub open_stdin: bool,
+    /// `KEY=VALUE` entries on top of the image's.
+    #[serde(deserialize_with = "nullable")]
+    pub env: Vec<String>,
+    /// The command (replaces the image's Cmd when set).
+    pub cmd: Option<Vec<String>>,
+    /// The entrypoint (replaces the image's, and its Cmd, when set).
+    pub entrypoint: Option<Vec<String>>,
+    /// Image reference (empty with `Rootfs`).
+    #[serde(deserialize_with = "nullable")]
+    pub image: String,
+    /// Paths that get an anonymous volume (as the image's VOLUME).
+    #[serde(deserialize_with = "nullable")]
+    pub volumes: BTreeMap<String, Empty>,
+    /// Working directory (empty: the image's).
+    #[serde(deserialize_with = "nullable")]
+    pub working_dir: String,
+    #[serde(deserialize_with = "nullable")]
+    pub labels: BTreeMap<String, String>,
+    /// Signal name or number `stop` sends.
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL.
+    pub stop_timeout: Option<u64>,
+    /// `80/tcp` keys: ports `PublishAllPorts` publishes besides the image's.
+    #[serde(deserialize_with = "nullable")]
+    pub exposed_ports: BTreeMap<String, Empty>,
+    #[serde(deserialize_with = "nullable")]
+    pub host_config: HostConfig,
+    #[serde(deserialize_with = "nullable")]
+    pub networking_config: NetworkingConfig,
+    /// berth's extension (podman's `--rootfs`): run this host directory instead of an image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<PathBuf>,
+    /// What berth does not run: refused by name when set.
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
+}
+
+/// Docker's HostConfig, the subset berth runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HostConfig {
+    /// `SRC:DST[:OPTS]` bind mounts and named volumes (`-v`).
+    #[serde(deserialize_with = "nullable")]
+    pub binds: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub mounts: Vec<Mount>,
+    /// Target -> comma-separated mount options.
+    #[serde(deserialize_with = "nullable")]
+    pub tmpfs: BTreeMap<String, String>,
+    /// `bridge`/`default`, a network name, `host`, `none`, `container:NAME`.
+    #[serde(deserialize_with = "nullable")]
+    pub network_mode: String,
+    /// `80/tcp` -> where it is published (an empty HostPort: a free port).
+    #[serde(deserialize_with = "nullable")]
+    pub port_bindings: BTreeMap<String, Vec<PortBinding>>,
+    /// Publish every exposed port on a free host port.
+    pub publish_all_ports: bool,
+    #[serde(deserialize_with = "nullable")]
+    pub restart_policy: RestartPolicy,
+    /// Remove the container when it exits.
+    pub auto_remove: bool,
+    /// `NAME[:ro|rw]`: mount every volume and bind of another container.
+    #[serde(deserialize_with = "nullable")]
+    pub volumes_from: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub cap_add: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub cap_drop: Vec<String>,
+    /// DNS servers (addresses).
+    #[serde(deserialize_with = "nullable")]
+    pub dns: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub dns_options: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub dns_search: Vec<String>,
+    /// `NAME:IP` lines for /etc/hosts (`host-gateway`: the network's gateway).
+    #[serde(deserialize_with = "nullable")]
+    pub extra_hosts: Vec<String>,
+    pub privileged: bool,
+    pub readonly_rootfs: bool,
+    #[serde(deserialize_with = "nullable")]
+    pub security_opt: Vec<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub ulimits: Vec<UlimitSpec>,
+    /// Bytes of /dev/shm (0: Docker's 64 MiB).
+    pub shm_size: u64,
+    #[serde(deserialize_with = "nullable")]
+    pub sysctls: BTreeMap<String, String>,
+    /// Run a minimal init as PID 1.
+    pub init: Option<bool>,
+    /// OCI runtime: `berth` (own), `crun` or `runc`.
+    pub runtime: Option<String>,
+    #[serde(deserialize_with = "nullable")]
+    pub log_config: LogConfig,
+    /// Memory limit in bytes (0: none).
+    pub memory: i64,
+    /// CPUs in billionths (0: none).
+    pub nano_cpus: i64,
+    /// Relative CPU weight (0: default).
+    pub cpu_shares: i64,
+    /// The CFS period and quota, the same limit as NanoCpus when NanoCpus is 0.
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    /// CPUs allowed (`0-3`, `0,1`).
+    #[serde(deserialize_with = "nullable")]
+    pub cpuset_cpus: String,
+    /// Maximum number of tasks.
+    pub pids_limit: Option<i64>,
+    /// What berth does not run: refused by name when set.
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
+}
+
+/// One `HostConfig.Mounts` entry (`--mount`, Compose long syntax).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Mount {
+    /// `bind`, `volume` or `tmpfs`.
+    #[serde(deserialize_with = "nullable")]
+    pub r#type: String,
+    /// Host path (bind) or volume name (volume; empty: an anonymous volume).
+    #[serde(deserialize_with = "nullable")]
+    pub source: String,
+    #[serde(deserialize_with = "nullable")]
+    pub target: String,
+    pub read_only: bool,
+    pub tmpfs_options: Option<TmpfsOptions>,
+    /// What berth does not run: refused by name when set.
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
+}
+
+/// Size and mode of a tmpfs mount.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TmpfsOptions {
+    pub size_bytes: Option<u64>,
+    pub mode: Option<u32>,
+    /// Other mount options, each `[KEY]` or `[KEY, VALUE]` (`[["noexec"]]`).
+    #[serde(skip_serializing_if = "Vec::is_empty", deserialize_with = "nullable")]
+    pub options: Vec<Vec<String>>,
+}
+
+/// Where one container port is published.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    /// Host address (empty: every address).
+    #[serde(deserialize_with = "nullable")]
+    pub host_ip: String,
+    /// Host port (empty or 0: a free one).
+    #[serde(deserialize_with = "nullable")]
+    pub host_port: String,
+}
+
+/// When the daemon restarts the container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RestartPolicy {
+    /// `no` (or empty), `always`, `unless-stopped`, `on-failure`.
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    /// With `on-failure`: at most this many restarts (0: no limit).
+    pub maximum_retry_count: u32,
+}
+
+impl RestartPolicy {
+    /// Parses Docker's `--restart` / Compose's `restart:` grammar: `no`, `always`,
+    /// `unless-stopped`, `on-failure[:N]`.
+    pub fn parse(s: &str) -> Result<RestartPolicy, String> {
+        let (name, count) = match s.split_once(':') {
+            Some(("on-failure", n)) => (
+                "on-failure",
+                n.parse::<u32>().map_err(|_| {
+                    format!("restart policy {s:?}: the retry count {n:?} is not a number")
+                })?,
+            ),
+            _ => (s, 0),
+        };
+        if !matches!(name, "" | "no" | "always" | "unless-stopped" | "on-failure") {
+            return Err(format!(
+                "restart policy {s:?}: expected no, always, unless-stopped or on-failure[:N]"
+            ));
+        }
+        Ok(RestartPolicy {
+            name: name.to_string(),
+            maximum_retry_count: count,
+        })
+    }
+
+    /// The policy as the daemon's restart label spells it (`on-failure:3`); `None` for no.
+    pub fn label(&self) -> Option<String> {
+        match self.name.as_str() {
+            "" | "no" => None,
+            "on-failure" if self.maximum_retry_count > 0 => {
+                Some(format!("on-failure:{}", self.maximum_retry_count))
+            }
+            n => Some(n.to_string()),
+        }
+    }
+}
+
+/// One resource limit (`--ulimit nofile=1024:2048`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UlimitSpec {
+    #[serde(deserialize_with = "nullable")]
+    pub name: String,
+    /// -1: unlimited.
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// The log driver and its options (`json-file`/`local`: max-size, max-file).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct LogConfig {
+    #[serde(deserialize_with = "nullable")]
+    pub r#type: String,
+    #[serde(deserialize_with = "nullable")]
+    pub config: BTreeMap<String, String>,
+}
+
+/// The networks to join besides the one `NetworkMode` names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkingConfig {
+    #[serde(deserialize_with = "nullable")]
+    pub endpoints_config: BTreeMap<String, EndpointSettings>,
+}
+
+/// How the container joins one network.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointSettings {
+    /// Extra DNS names on this network.
+    #[serde(deserialize_with = "nullable")]
+    pub aliases: Vec<String>,
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpam>,
+    /// Static MAC address (empty: derived from the address).
+    #[serde(deserialize_with = "nullable")]
+    pub mac_address: String,
+    /// What berth does not run: refused by name when set.
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
+}
+
+/// A static address on a network.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointIpam {
+    #[serde(rename = "IPv4Address", deserialize_with = "nullable")]
+    pub ipv4_address: String,
+    /// What berth does not run: refused by name when set.
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
+}
+
+/// A field of the request that berth does not run, by its path in the body.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field} is not supported by berth (set to {value})")]
+pub struct UnsupportedField {
+    /// `HostConfig.Devices`, `NetworkingConfig.EndpointsConfig.front.Links` ...
+    pub field: String,
+    /// The value as sent.
+    pub value: String,
+}
+
+/// Whether a value sent for an untyped field leaves it at its default (clients send whole
+/// structs with zero values).
+fn is_unset(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_unset),
+    }
+}
+
+fn refuse(prefix: &str, extra: &Unsupported) -> Result<(), UnsupportedField> {
+    match extra.iter().find(|(_, v)| !is_unset(v)) {
+        Some((k, v)) => Err(UnsupportedField {
+            field: format!("{prefix}{k}"),
+            value: v.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+impl ContainerSpec {
+    /// The first field set that berth does not run, by name.
+    pub fn check_supported(&self) -> Result<(), UnsupportedField> {
+        refuse("", &self.unsupported)?;
+        refuse("HostConfig.", &self.host_config.unsupported)?;
+        for (i, m) in self.host_config.mounts.iter().enumerate() {
+            refuse(&format!("HostConfig.Mounts[{i}]."), &m.unsupported)?;
+        }
+        for (name, ep) in &self.networking_config.endpoints_config {
+            let prefix = format!("NetworkingConfig.EndpointsConfig.{name}.");
+            refuse(&prefix, &ep.unsupported)?;
+            if let Some(ipam) = &ep.ipam_config {
+                refuse(&format!("{prefix}IPAMConfig."), &ipam.unsupported)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Body of `POST /v1/containers/create`: the spec and the name (Docker's `?name=`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateContainer {
+    /// Unique name; generated when empty.
+    #[serde(default)]
+    pub name: String,
+    pub spec: ContainerSpec,
+}
+
+/// Answer of `POST /v1/containers/create` (Docker's ContainerCreateResponse).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Created {
+    /// The new container's id.
+    pub id: String,
+    /// What was accepted and not applied (AppArmor/SELinux options), for the client to show.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// What the daemon knows of one container's networks (`GET /v1/containers/networks` answers
+/// them by container id): the names and published ports `ls` shows, and inspect's
+/// `NetworkSettings` in Docker's shape.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContainerNetworks {
+    /// Names of the networks it is on, in attach order.
+    pub names: Vec<String>,
+    /// Published ports, as typed mappings.
+    pub ports: Vec<berth_netd::ports::PortMapping>,
+    /// `{Networks, Ports, IPAddress}` as `docker inspect` shows them.
+    pub settings: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_bodies_decode_with_nulls_and_zero_values() {
+        let body = r#"{"Hostname":"","Env":null,"Cmd":["true"],"Image":"alpine",
+            "Volumes":{"/data":{}},"Domainname":"","HostConfig":{"Binds":null,
+            "NetworkMode":"none","Devices":[],"OomKillDisable":false,"Memory":0,
+            "RestartPolicy":{"Name":"","MaximumRetryCount":0}},"NetworkingConfig":null}"#;
+        let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
+        assert_eq!(spec.image, "alpine");
+        assert!(spec.env.is_empty());
+        assert_eq!(spec.host_config.network_mode, "none");
+        assert!(spec.volumes.contains_key("/data"));
+        spec.check_supported().expect("zero values are not a use");
+    }
+
+    #[test]
+    fn fields_berth_does_not_run_are_refused_by_name() {
+        let body = r#"{"Image":"alpine","HostConfig":{"Devices":[{"PathOnHost":"/dev/fuse"}]}}"#;
+        let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
+        let err = spec.check_supported().expect_err("refused");
+        assert_eq!(err.field, "HostConfig.Devices");
+        let body = r#"{"NetworkingConfig":{"EndpointsConfig":{"front":{"Links":["db"]}}}}"#;
+        let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
+        let err = spec.check_supported().expect_err("refused");
+        assert_eq!(err.field, "NetworkingConfig.EndpointsConfig.front.Links");
+    }
+
+    #[test]
+    fn restart_policies_parse_and_print_as_docker_spells_them() {
+        let p = RestartPolicy::parse("on-failure:3").expect("valid");
+        assert_eq!(p.maximum_retry_count, 3);
+        assert_eq!(p.label().as_deref(), Some("on-failure:3"));
+        assert_eq!(RestartPolicy::parse("no").expect("valid").label(), None);
+        assert!(RestartPolicy::parse("sometimes").is_err());
+        assert!(RestartPolicy::parse("on-failure:x").is_err());
+    }
+}
