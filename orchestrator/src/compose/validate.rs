@@ -317,11 +317,34 @@ fn references(p: &Project, name: &str, svc: &Service, out: &mut Vec<Issue>) {
         ("secrets", &svc.secrets, &p.secrets),
     ] {
         for (i, r) in refs.iter().enumerate() {
-            if !top.contains_key(&r.source) {
+            let Some(o) = top.get(&r.source) else {
                 let h = hint(&r.source, top.keys());
                 out.push(issue(
                     format!("{sp}.{kind}[{i}]"),
                     format!("{:?} is not declared under top-level {kind}{h}", r.source),
+                ));
+                continue;
+            };
+            // Mounted as a bind of the host file, so only `file:` has something to mount.
+            if o.file.is_none() {
+                let key = if o.content.is_some() {
+                    "content"
+                } else if o.environment.is_some() {
+                    "environment"
+                } else if o.external {
+                    "external"
+                } else if o.driver.is_some() {
+                    "driver"
+                } else {
+                    "file"
+                };
+                out.push(issue(
+                    format!("{sp}.{kind}[{i}]"),
+                    format!(
+                        "{kind}.{}.{key} is not supported: berth mounts file-based {kind} only \
+                         (give the content in a file: and name it with file:)",
+                        r.source
+                    ),
                 ));
             }
         }
