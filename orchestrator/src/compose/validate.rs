@@ -305,6 +305,20 @@ fn references(p: &Project, name: &str, svc: &Service, out: &mut Vec<Issue>) {
                 format!("named volume {src:?} is not declared under top-level volumes{h}"),
             ));
         }
+        let kind = match v.kind {
+            VolumeType::Image => Some("image"),
+            VolumeType::Npipe => Some("npipe"),
+            VolumeType::Cluster => Some("cluster"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            out.push(issue(
+                format!("{sp}.volumes[{i}].type"),
+                format!(
+                    "{kind} mounts are not supported: berth mounts bind, volume and tmpfs only"
+                ),
+            ));
+        }
         if v.kind == VolumeType::Bind && v.source.is_none() {
             out.push(issue(
                 format!("{sp}.volumes[{i}]"),
