@@ -365,3 +365,32 @@ fn ipam_not_run(ipam: &Ipam) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::IpamPool;
+
+    #[test]
+    fn ipam_lists_what_the_network_does_not_get() {
+        let pool = |subnet: &str| IpamPool {
+            subnet: Some(subnet.into()),
+            ..Default::default()
+        };
+        let mut ipam = Ipam {
+            driver: Some("default".into()),
+            config: vec![pool("10.1.0.0/24"), pool("fd00::/64"), pool("10.2.0.0/24")],
+            ..Default::default()
+        };
+        assert_eq!(
+            ipam_not_run(&ipam),
+            ["config[2] (one pool per address family)"]
+        );
+        ipam.driver = Some("dhcp".into());
+        ipam.config.truncate(1);
+        ipam.config[0]
+            .aux_addresses
+            .insert("r".into(), "10.1.0.9".into());
+        assert_eq!(ipam_not_run(&ipam), ["driver", "config[0].aux_addresses"]);
+    }
+}
