@@ -544,19 +544,9 @@ pub fn attached(g: &GlobalOpts, opts: AttachOptions) -> anyhow::Result<ExitCode>
     if let Some(s) = &opts.exit_code_from {
         watched.extend(ctx.services(std::slice::from_ref(s))?);
     }
-    let shown: Vec<String> = if opts.attach.is_empty() {
-        selected
-            .iter()
-            .filter(|s| !opts.no_attach.contains(s))
-            .cloned()
-            .collect()
-    } else {
-        opts.attach
-            .iter()
-            .filter(|s| !opts.no_attach.contains(s))
-            .cloned()
-            .collect()
-    };
+    let shown = ctx
+        .project
+        .attached_services(&selected, &opts.attach, &opts.no_attach);
     let args = LogsArgs {
         follow: true,
         tail: None,

@@ -305,6 +305,20 @@ fn references(p: &Project, name: &str, svc: &Service, out: &mut Vec<Issue>) {
                 format!("named volume {src:?} is not declared under top-level volumes{h}"),
             ));
         }
+        let kind = match v.kind {
+            VolumeType::Image => Some("image"),
+            VolumeType::Npipe => Some("npipe"),
+            VolumeType::Cluster => Some("cluster"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            out.push(issue(
+                format!("{sp}.volumes[{i}].type"),
+                format!(
+                    "{kind} mounts are not supported: berth mounts bind, volume and tmpfs only"
+                ),
+            ));
+        }
         if v.kind == VolumeType::Bind && v.source.is_none() {
             out.push(issue(
                 format!("{sp}.volumes[{i}]"),
@@ -317,11 +331,34 @@ fn references(p: &Project, name: &str, svc: &Service, out: &mut Vec<Issue>) {
         ("secrets", &svc.secrets, &p.secrets),
     ] {
         for (i, r) in refs.iter().enumerate() {
-            if !top.contains_key(&r.source) {
+            let Some(o) = top.get(&r.source) else {
                 let h = hint(&r.source, top.keys());
                 out.push(issue(
                     format!("{sp}.{kind}[{i}]"),
                     format!("{:?} is not declared under top-level {kind}{h}", r.source),
+                ));
+                continue;
+            };
+            // Mounted as a bind of the host file, so only `file:` has something to mount.
+            if o.file.is_none() {
+                let key = if o.content.is_some() {
+                    "content"
+                } else if o.environment.is_some() {
+                    "environment"
+                } else if o.external {
+                    "external"
+                } else if o.driver.is_some() {
+                    "driver"
+                } else {
+                    "file"
+                };
+                out.push(issue(
+                    format!("{sp}.{kind}[{i}]"),
+                    format!(
+                        "{kind}.{}.{key} is not supported: berth mounts file-based {kind} only \
+                         (give the content in a file: and name it with file:)",
+                        r.source
+                    ),
                 ));
             }
         }

@@ -3,8 +3,8 @@
 //! Every field is in long form with the Compose Specification's field names, so `berth config`
 //! output can be diffed against `docker compose config` and the engine never meets a short syntax.
 //! Keys berth parses but does not run are kept (as raw YAML values where berth has no type for
-//! them); most are listed by [`Project::unsupported`], and the few it ignores without listing
-//! them say so on their field.
+//! them) and listed by [`Project::unsupported`], so they are warned about by name; the loader
+//! refuses the few that cannot run at all.
 //!
 //! The project is here; a service and the long forms of its keys in `service` and
 //! `service_keys`; top-level networks, volumes, configs and secrets in `objects`; what berth
@@ -120,6 +120,32 @@ impl Project {
         }
     }
 
+    /// The services whose output an attached `up` shows, as Compose chooses them: those named by
+    /// `--attach` when any are, else the selected ones without `attach: false`; never those
+    /// named by `--no-attach`.
+    pub fn attached_services<'a>(
+        &self,
+        selected: impl IntoIterator<Item = &'a String>,
+        attach: &[String],
+        no_attach: &[String],
+    ) -> Vec<String> {
+        let wanted = |s: &&String| -> bool {
+            self.services
+                .get(s.as_str())
+                .is_none_or(|svc| svc.attach != Some(false))
+        };
+        let shown: Vec<&String> = if attach.is_empty() {
+            selected.into_iter().filter(wanted).collect()
+        } else {
+            attach.iter().collect()
+        };
+        shown
+            .into_iter()
+            .filter(|s| !no_attach.contains(s))
+            .cloned()
+            .collect()
+    }
+
     /// Every profile named by any service, active or not, sorted.
     pub fn all_profiles(&self) -> Vec<String> {
         let mut out: Vec<String> = self
@@ -173,5 +199,24 @@ mod tests {
         p.services.insert("web".into(), s.clone());
         assert_eq!(p.container_name("web", 2), "demo-web-2");
         assert_eq!(p.image_of("web").as_deref(), Some("demo-web"));
+    }
+
+    #[test]
+    fn attach_false_leaves_a_service_out_of_attached_output_unless_named() {
+        let mut p = Project::default();
+        p.services.insert("web".into(), Service::default());
+        let quiet = Service {
+            attach: Some(false),
+            ..Default::default()
+        };
+        p.services.insert("db".into(), quiet);
+        let all = ["db".to_string(), "web".to_string()];
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(p.attached_services(&all, &[], &[]), names(&["web"]));
+        assert_eq!(
+            p.attached_services(&all, &names(&["db"]), &[]),
+            names(&["db"])
+        );
+        assert!(p.attached_services(&all, &[], &names(&["web"])).is_empty());
     }
 }

@@ -18,7 +18,7 @@ pub struct Network {
     /// `Project::unsupported`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
-    /// Swarm attachable flag (ignored by berth, and not listed by `Project::unsupported`).
+    /// Swarm attachable flag (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachable: Option<bool>,
     /// Enable IPv4 (default true); `false` is listed by `Project::unsupported`.
@@ -48,7 +48,8 @@ pub struct Ipam {
     /// Driver name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
-    /// Address pools.
+    /// Address pools: the first of each address family runs; the others are listed by
+    /// `Project::unsupported`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub config: Vec<IpamPool>,
     /// Driver options.
@@ -69,7 +70,7 @@ pub struct IpamPool {
     /// Gateway address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
-    /// Reserved addresses by name (ignored by berth, and not listed by `Project::unsupported`).
+    /// Reserved addresses by name (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aux_addresses: BTreeMap<String, String>,
 }
@@ -91,7 +92,7 @@ pub struct Volume {
     /// Created outside the project; berth only looks it up.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub external: bool,
-    /// Labels for the volume (ignored by berth, and not listed by `Project::unsupported`).
+    /// Labels for the volume (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }
@@ -116,13 +117,13 @@ pub struct FileObject {
     /// Created outside the project (listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub external: bool,
-    /// Labels (ignored by berth, and not listed by `Project::unsupported`).
+    /// Labels (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// Driver name (listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
-    /// Driver options (ignored by berth, and not listed by `Project::unsupported`).
+    /// Driver options (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
     /// Template driver (listed by `Project::unsupported`).

@@ -16,8 +16,8 @@ pub struct Service {
     /// OCI annotations for the container (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
-    /// Whether `up` shows this service's output when it attaches (ignored by berth, and not listed
-    /// by `Project::unsupported`).
+    /// `false`: an attached `up` does not show this service's output unless `--attach` names it
+    /// (see `Project::attached_services`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach: Option<bool>,
     /// Block IO weights and limits (not run by berth, listed by `Project::unsupported`).
@@ -32,12 +32,11 @@ pub struct Service {
     /// Capabilities removed from the default set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
-    /// cgroup namespace mode: `host` or `private` (ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// cgroup namespace mode: `private` runs (every container gets its own); `host` is listed by
+    /// `Project::unsupported`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
-    /// Parent cgroup for the container (ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// Parent cgroup for the container (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_parent: Option<String>,
     /// `None`: the image's CMD; `Some(vec![])`: explicitly empty.
@@ -96,7 +95,7 @@ pub struct Service {
     /// Device cgroup rules (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_cgroup_rules: Vec<String>,
-    /// Host devices to create in the container, in long form (ignored by berth, and not listed by
+    /// Host devices to create in the container, in long form (not run by berth, listed by
     /// `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,
@@ -169,7 +168,7 @@ pub struct Service {
     /// Log driver and options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,
-    /// Container MAC address (ignored by berth, and not listed by `Project::unsupported`); the
+    /// Container MAC address (not run by berth, listed by `Project::unsupported`); the
     /// per-network `mac_address` is the one berth applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
@@ -296,7 +295,8 @@ pub struct Service {
     /// Mounts (bind, volume, tmpfs) in long form; bind sources are absolute.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<ServiceVolume>,
-    /// Mount all volumes of another service (`svc`, `svc:ro`) or container.
+    /// Mount all volumes of another service (`svc`, `svc:ro`) or container: berth orders the
+    /// services by it but shares no volumes (listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes_from: Vec<String>,
     /// Working directory of the process.

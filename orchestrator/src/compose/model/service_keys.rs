@@ -31,25 +31,22 @@ pub struct Build {
     /// Labels set on the built image.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Images to take cached layers from (ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// Images to take cached layers from (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cache_from: Vec<String>,
     /// Cache exports (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cache_to: Vec<String>,
-    /// Network for RUN instructions (ignored by berth, and not listed by `Project::unsupported`).
+    /// Network for RUN instructions (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
-    /// Size of /dev/shm for RUN instructions, in bytes (ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// Size of /dev/shm for RUN instructions, in bytes (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<Bytes>,
-    /// Extra /etc/hosts entries for RUN instructions (ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// Extra /etc/hosts entries for RUN instructions (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra_hosts: BTreeMap<String, Vec<String>>,
-    /// Extra tags for the built image (ignored by berth, and not listed by `Project::unsupported`).
+    /// Extra tags for the built image (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     /// Build without the cache.
@@ -70,25 +67,22 @@ pub struct Build {
     /// Multi-platform targets (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platforms: Option<Value>,
-    /// Run RUN instructions privileged (ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// Run RUN instructions privileged (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privileged: Option<bool>,
-    /// Isolation technology (ignored by berth, and not listed by `Project::unsupported`).
+    /// Isolation technology (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<String>,
-    /// Resource limits for RUN instructions (ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// Resource limits for RUN instructions (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ulimits: Option<Value>,
     /// Build entitlements (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entitlements: Option<Value>,
-    /// Provenance attestation settings (ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// Provenance attestation settings (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<Value>,
-    /// SBOM attestation settings (ignored by berth, and not listed by `Project::unsupported`).
+    /// SBOM attestation settings (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sbom: Option<Value>,
 }
@@ -133,18 +127,17 @@ pub struct Deploy {
     /// Number of containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
-    /// Swarm service labels (not container labels; ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// Swarm service labels (not container labels; not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// Limits and reservations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
-    /// Restart policy in deploy form (ignored by berth, and not listed by `Project::unsupported`);
+    /// Restart policy in deploy form (not run by berth, listed by `Project::unsupported`);
     /// the service's `restart` is the one berth applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,
-    /// Swarm endpoint mode (ignored by berth, and not listed by `Project::unsupported`).
+    /// Swarm endpoint mode (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_mode: Option<String>,
     /// Swarm placement (not run by berth, listed by `Project::unsupported`).
@@ -165,8 +158,7 @@ pub struct Resources {
     /// Hard limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<ResourceLimits>,
-    /// Reservations: their `devices` and `generic_resources` are listed by `Project::unsupported`,
-    /// the rest is ignored.
+    /// Reservations (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservations: Option<ResourceLimits>,
 }
@@ -330,7 +322,7 @@ pub struct Port {
     pub published: Option<String>,
     /// `tcp`, `udp` or `sctp`.
     pub protocol: String,
-    /// Application protocol hint (ignored by berth, and not listed by `Project::unsupported`).
+    /// Application protocol hint (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_protocol: Option<String>,
 }
@@ -422,7 +414,7 @@ pub struct ServiceVolume {
     /// Mount read-only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
-    /// macOS consistency hint (ignored on Linux).
+    /// macOS consistency hint: no effect on Linux, with Docker as with berth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency: Option<String>,
     /// Bind mount options.
@@ -443,18 +435,16 @@ pub struct ServiceVolume {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BindOptions {
-    /// Mount propagation (`rshared`, `rslave`...; ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// Mount propagation (`rshared`, `rslave`...; not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<String>,
     /// Create a missing host path (short syntax does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_host_path: Option<bool>,
-    /// SELinux relabel: `z` shared, `Z` private (ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// SELinux relabel: `z` shared, `Z` private (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selinux: Option<String>,
-    /// Recursive read-only handling (ignored by berth, and not listed by `Project::unsupported`).
+    /// Recursive read-only handling (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recursive: Option<String>,
 }
@@ -463,12 +453,10 @@ pub struct BindOptions {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeOptions {
-    /// Do not copy image content into a new volume (ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// Do not copy image content into a new volume (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nocopy: Option<bool>,
-    /// Mount a sub-directory of the volume (ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// Mount a sub-directory of the volume (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subpath: Option<String>,
 }
@@ -480,8 +468,7 @@ pub struct TmpfsOptions {
     /// tmpfs size in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Bytes>,
-    /// Permission bits of the tmpfs root (ignored by berth, and not listed by
-    /// `Project::unsupported`).
+    /// Permission bits of the tmpfs root (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
 }

@@ -1,7 +1,7 @@
 //! What berth parses but does not run: a service's keys and the project's, by key path, so
 //! the engine can refuse or warn about them by name.
 
-use super::{Project, PullPolicy, Service, bind_device};
+use super::{Ipam, Project, PullPolicy, Service, ServiceVolume, bind_device};
 
 /// A key berth parses but does not run, by key path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -20,7 +20,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 31] = [
+        let raw: [(&'static str, bool); 36] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("develop", self.develop.is_some()),
@@ -61,6 +61,17 @@ impl Service {
             ("oom_score_adj", self.oom_score_adj.is_some()),
             ("userns_mode", self.userns_mode.is_some()),
             ("uts", self.uts.is_some()),
+            // Every container gets a private cgroup namespace.
+            (
+                "cgroup",
+                self.cgroup.as_deref().is_some_and(|m| m != "private"),
+            ),
+            ("cgroup_parent", self.cgroup_parent.is_some()),
+            ("devices", !self.devices.is_empty()),
+            // The per-network `mac_address` is the one berth applies.
+            ("mac_address", self.mac_address.is_some()),
+            // Only an ordering dependency: no volumes are shared.
+            ("volumes_from", !self.volumes_from.is_empty()),
         ];
         out.extend(raw.iter().filter(|(_, set)| *set).map(|(k, _)| *k));
         if self.security_opt.iter().any(|o| {
@@ -106,6 +117,22 @@ impl Service {
             if d.mode.as_deref().is_some_and(|m| m != "replicated") {
                 out.push("deploy.mode");
             }
+            if !d.labels.is_empty() {
+                out.push("deploy.labels (Swarm service labels; use labels: for the container)");
+            }
+            if d.restart_policy.is_some() {
+                out.push("deploy.restart_policy (berth applies restart:)");
+            }
+            if d.endpoint_mode.is_some() {
+                out.push("deploy.endpoint_mode");
+            }
+            if d.resources
+                .as_ref()
+                .and_then(|r| r.reservations.as_ref())
+                .is_some_and(|l| l.cpus.is_some() || l.memory.is_some() || l.pids.is_some())
+            {
+                out.push("deploy.resources.reservations");
+            }
             if let Some(r) = &d.resources
                 && [&r.limits, &r.reservations]
                     .into_iter()
@@ -123,6 +150,16 @@ impl Service {
                 ("build.additional_contexts", b.additional_contexts.is_some()),
                 ("build.cache_to", !b.cache_to.is_empty()),
                 ("build.entitlements", b.entitlements.is_some()),
+                ("build.cache_from", !b.cache_from.is_empty()),
+                ("build.network", b.network.is_some()),
+                ("build.shm_size", b.shm_size.is_some()),
+                ("build.extra_hosts", !b.extra_hosts.is_empty()),
+                ("build.tags", !b.tags.is_empty()),
+                ("build.privileged", b.privileged.is_some()),
+                ("build.isolation", b.isolation.is_some()),
+                ("build.ulimits", b.ulimits.is_some()),
+                ("build.provenance", b.provenance.is_some()),
+                ("build.sbom", b.sbom.is_some()),
             ] {
                 if set {
                     out.push(k);
@@ -163,6 +200,20 @@ impl Project {
             }
         }
         for (name, svc) in &self.services {
+            for (i, v) in svc.volumes.iter().enumerate() {
+                for key in mount_options_not_run(v) {
+                    out.push(Unsupported {
+                        path: format!("services.{name}.volumes[{i}].{key}"),
+                    });
+                }
+            }
+            for (i, p) in svc.ports.iter().enumerate() {
+                if p.app_protocol.is_some() {
+                    out.push(Unsupported {
+                        path: format!("services.{name}.ports[{i}].app_protocol"),
+                    });
+                }
+            }
             for (net, opt) in &svc.networks {
                 let Some(o) = opt else { continue };
                 for (key, set) in [
@@ -196,6 +247,18 @@ impl Project {
                     path: format!("networks.{name}.driver_opts.{key}"),
                 });
             }
+            if n.attachable.is_some() {
+                out.push(Unsupported {
+                    path: format!("networks.{name}.attachable (Swarm only)"),
+                });
+            }
+            if let Some(ipam) = &n.ipam {
+                for key in ipam_not_run(ipam) {
+                    out.push(Unsupported {
+                        path: format!("networks.{name}.ipam.{key}"),
+                    });
+                }
+            }
             if n.enable_ipv4 == Some(false) {
                 out.push(Unsupported {
                     path: format!("networks.{name}.enable_ipv4=false (networks are always IPv4)"),
@@ -208,6 +271,11 @@ impl Project {
             {
                 out.push(Unsupported {
                     path: format!("volumes.{name}.driver={d}"),
+                });
+            }
+            if !v.labels.is_empty() {
+                out.push(Unsupported {
+                    path: format!("volumes.{name}.labels"),
                 });
             }
             if bind_device(&v.driver_opts).is_none() {
@@ -225,8 +293,104 @@ impl Project {
                         path: format!("{kind}.{name} (external or driver-based)"),
                     });
                 }
+                for (key, set) in [
+                    ("labels", !o.labels.is_empty()),
+                    ("driver_opts", !o.driver_opts.is_empty()),
+                ] {
+                    if set {
+                        out.push(Unsupported {
+                            path: format!("{kind}.{name}.{key}"),
+                        });
+                    }
+                }
             }
         }
         out
+    }
+}
+
+/// The options of one service mount that berth does not apply, by key under the mount.
+fn mount_options_not_run(v: &ServiceVolume) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if let Some(b) = &v.bind {
+        for (key, set) in [
+            ("bind.propagation", b.propagation.is_some()),
+            ("bind.selinux", b.selinux.is_some()),
+            ("bind.recursive", b.recursive.is_some()),
+        ] {
+            if set {
+                out.push(key);
+            }
+        }
+    }
+    if let Some(o) = &v.volume {
+        for (key, set) in [
+            ("volume.nocopy", o.nocopy.is_some()),
+            ("volume.subpath", o.subpath.is_some()),
+        ] {
+            if set {
+                out.push(key);
+            }
+        }
+    }
+    if v.tmpfs.as_ref().is_some_and(|t| t.mode.is_some()) {
+        out.push("tmpfs.mode");
+    }
+    out
+}
+
+/// The parts of a network's `ipam` berth does not apply: a driver other than `default`, its
+/// options, reserved `aux_addresses`, and every pool after the first of its address family.
+fn ipam_not_run(ipam: &Ipam) -> Vec<String> {
+    let mut out = Vec::new();
+    if ipam.driver.as_deref().is_some_and(|d| d != "default") {
+        out.push("driver".to_string());
+    }
+    out.extend(ipam.options.keys().map(|k| format!("options.{k}")));
+    let (mut v4, mut v6) = (false, false);
+    for (i, pool) in ipam.config.iter().enumerate() {
+        let is_v6 = pool
+            .subnet
+            .as_deref()
+            .or(pool.gateway.as_deref())
+            .is_some_and(|a| a.contains(':'));
+        let seen = if is_v6 { &mut v6 } else { &mut v4 };
+        if *seen {
+            out.push(format!("config[{i}] (one pool per address family)"));
+        }
+        *seen = true;
+        if !pool.aux_addresses.is_empty() {
+            out.push(format!("config[{i}].aux_addresses"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::IpamPool;
+
+    #[test]
+    fn ipam_lists_what_the_network_does_not_get() {
+        let pool = |subnet: &str| IpamPool {
+            subnet: Some(subnet.into()),
+            ..Default::default()
+        };
+        let mut ipam = Ipam {
+            driver: Some("default".into()),
+            config: vec![pool("10.1.0.0/24"), pool("fd00::/64"), pool("10.2.0.0/24")],
+            ..Default::default()
+        };
+        assert_eq!(
+            ipam_not_run(&ipam),
+            ["config[2] (one pool per address family)"]
+        );
+        ipam.driver = Some("dhcp".into());
+        ipam.config.truncate(1);
+        ipam.config[0]
+            .aux_addresses
+            .insert("r".into(), "10.1.0.9".into());
+        assert_eq!(ipam_not_run(&ipam), ["driver", "config[0].aux_addresses"]);
     }
 }
