@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use berth::compose::{LoadOptions, load, service_hash};
-use berth::engine::stack::ProjectRequest;
+use berth::api::project::ProjectRequest;
 use berth::graph::ServiceGraph;
 use libfuzzer_sys::fuzz_target;
 
