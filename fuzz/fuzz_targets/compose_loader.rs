@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
+use berth::api::project::ProjectRequest;
 use berth::compose::{LoadOptions, load, service_hash};
-use berth::engine::stack::ProjectRequest;
 use berth::graph::ServiceGraph;
 use libfuzzer_sys::fuzz_target;
 

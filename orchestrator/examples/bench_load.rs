@@ -1,7 +1,7 @@
 //! Benchmark: load + resolve a generated 1,000-service Compose file, print time and peak memory.
 //!
 //! `cargo run --release -p berth --example bench_load [-- SERVICES [RUNS]]`
-//! Goal (issue 2): under 100 ms for 1,000 services in a release build.
+//! Target: under 100 ms for 1,000 services in a release build.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

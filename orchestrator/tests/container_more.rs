@@ -1,4 +1,4 @@
-//! Single containers beyond the basics (issue 4): bridge networks and published ports for
+//! Single containers beyond the basics: bridge networks and published ports for
 //! `berth container run`, anonymous and named volumes, `commit`, `ls --format`. Each test runs
 //! its berth instance in a network namespace of its own (harness in `common/`), so bridges,
 //! nft rules and published ports never touch the host's network.

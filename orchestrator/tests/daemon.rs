@@ -1,4 +1,4 @@
-//! The daemon skeleton end to end: the CLI starts it on demand, one daemon per instance, the
+//! The daemon's lifecycle end to end: the CLI starts it on demand, one daemon per instance, the
 //! events stream, and a clean shutdown that leaves no socket or process.
 
 use std::path::{Path, PathBuf};

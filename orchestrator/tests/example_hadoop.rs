@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use berth::api::project::UpOptions;
 use berth::compose::{LoadOptions, Project, load};
 use berth::engine::observed::Observed;
 use berth::engine::plan::{Plan, Step};
-use berth::engine::reconcile::{UpOptions, plan_up};
+use berth::engine::reconcile::plan_up;
 use berth::graph::ServiceGraph;
 
 const IMAGE: &str = "apache/hadoop:3.4.1";

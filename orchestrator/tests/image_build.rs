@@ -1,4 +1,4 @@
-//! The image builder end to end (issue 7): Dockerfiles over a busybox-static base image, run by
+//! The image builder end to end: Dockerfiles over a busybox-static base image, run by
 //! the real runtime into the real image store. Network only inside namespaces and on loopback
 //! the tests make (a web server playing the internet, a local registry for `--pull`).
 

@@ -1,8 +1,9 @@
 //! The rest of the stack verbs, end to end as root with the real binary, runtime and netd:
 //! attached `up` that aborts on a container's exit, `down --rmi`, `system prune`, `create`,
-//! `pull`, `stats`, `cp`, `events`, `run -v/-p`, `pause`/`unpause`, and the dependency and
-//! isolation guarantees of issue 6. The harness (a netns per test, its own --root/--run,
-//! leak check) is in `common/`.
+//! `pull`, `stats`, `cp`, `events`, `run -v/-p`, `pause`/`unpause`, the dependency gates
+//! (`service_healthy`, `service_completed_successfully`), round-robin DNS over replicas and
+//! the isolation of two projects. The harness (a netns per test, its own --root/--run, leak
+//! check) is in `common/`.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Anonymous volumes in compose stacks (issue 6), end to end as root with the real binary,
+//! Anonymous volumes in compose stacks, end to end as root with the real binary,
 //! runtime and netd: `volumes: [/data]` and long syntax without source, the image's VOLUME,
 //! data kept across a recreate and renewed by `up -V`, `down` (dangling) vs `down -v`,
 //! `rm -v`, `run -v /path --rm`, and errors that name the service and key. The harness (a

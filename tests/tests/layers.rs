@@ -43,16 +43,6 @@ const RULES: &[Rule] = &[
 /// Imports against the direction that remain for now: (file, path prefix, why).
 const KNOWN: &[(&str, &str, &str)] = &[
     (
-        "api/project.rs",
-        "engine::reconcile::",
-        "the up/down options are defined beside the planner that reads them; api re-exports them",
-    ),
-    (
-        "api/project.rs",
-        "engine::stack::",
-        "the project, one-off, build options, outcome and ps rows are defined beside the engine; api re-exports them",
-    ),
-    (
         "cli/compose_containers.rs",
         "engine::labels",
         "logs/exec/wait/top/cp of a project's containers still read the runtime in the CLI, by label",

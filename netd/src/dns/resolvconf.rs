@@ -99,7 +99,7 @@ fn parse_nameserver(text: &str) -> Option<SocketAddr> {
 /// How to treat a resolv.conf that lists only systemd-resolved's stub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StubPolicy {
-    /// Use systemd-resolved's upstream file (as the issue and Docker do); fall back to the
+    /// Use systemd-resolved's upstream file (as Docker does); fall back to the
     /// stub itself if that file is missing or empty.
     #[default]
     Bypass,

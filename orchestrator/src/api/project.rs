@@ -1,17 +1,60 @@
 //! Project routes: `POST /v1/up`, `/v1/down`, `/v1/build` (NDJSON progress), `/v1/run`,
-//! `/v1/rm`, `GET /v1/ps`, and the single-container network routes
-//! `POST /v1/container/{connect,disconnect,rename}`.
-//!
-//! The project, the options and the outcome are still defined beside the engine code that
-//! reads them and re-exported here, so that callers name them through the contract.
+//! `/v1/rm`, `/v1/project/verb`, `GET /v1/ps`, and the single-container network routes
+//! `POST /v1/container/{connect,disconnect,rename}`: their bodies, options and answers.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use berth_netd::ports::PortMapping;
 use serde::{Deserialize, Serialize};
 
-pub use crate::engine::reconcile::{DownOptions, RmiScope, UpOptions, Verb};
-pub use crate::engine::stack::{
-    BuildOptions, ContainerConnect, ContainerNetwork, OneOff, Outcome, ProjectRequest, PsRow,
-    VerbOutcome, VerbRequest,
-};
+use crate::compose::{Port, Project, ServiceVolume};
+
+/// A project as the CLI sends it: the model plus what serde skips in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProjectRequest {
+    pub project: Project,
+    pub working_dir: PathBuf,
+    pub compose_files: Vec<PathBuf>,
+}
+
+impl ProjectRequest {
+    /// The project with its skipped fields restored.
+    pub fn into_project(self) -> Project {
+        let mut p = self.project;
+        p.working_dir = self.working_dir;
+        p.compose_files = self.compose_files;
+        p
+    }
+}
+
+/// What `berth up` was asked to do, beyond the project itself. Images are pulled or built
+/// before planning (so a rebuilt image is seen as changed); the plan only fetches missing ones.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpOptions {
+    /// Services named on the command line (empty: all).
+    pub services: Vec<String>,
+    pub no_deps: bool,
+    pub force_recreate: bool,
+    pub no_recreate: bool,
+    pub remove_orphans: bool,
+    /// `--scale svc=N` overrides.
+    pub scale: BTreeMap<String, u32>,
+    pub no_start: bool,
+    /// `--build`: build images with a `build:` section before planning.
+    #[serde(default)]
+    pub build: bool,
+    /// `--no-build`: a missing image of a service with `build:` is an error, not a build.
+    #[serde(default)]
+    pub no_build: bool,
+    /// `--pull never`: a missing image is an error, not a pull.
+    #[serde(default)]
+    pub pull_never: bool,
+    /// `-V`: recreate the containers (as `--force-recreate`) with fresh anonymous volumes
+    /// instead of the previous containers' ones.
+    #[serde(default)]
+    pub renew_anon_volumes: bool,
+}
 
 /// Body of `POST /v1/up`.
 #[derive(Serialize, Deserialize)]
@@ -20,11 +63,49 @@ pub struct UpRequest {
     pub options: UpOptions,
 }
 
+/// What `berth down` was asked to do.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DownOptions {
+    /// `-v`: remove the project's named volumes and the anonymous volumes of the containers
+    /// it removes too.
+    pub volumes: bool,
+    pub remove_orphans: bool,
+    /// `--rmi local|all`: remove the images built for the project (`local`: those without
+    /// an `image:` of their own) or every service's image (`all`) once the containers are gone.
+    #[serde(default)]
+    pub rmi: Option<RmiScope>,
+    /// `-t`: seconds to wait for each container's stop before killing it.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+}
+
+/// Which images `down --rmi` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RmiScope {
+    /// Images berth built and named `<project>-<service>` (no `image:` in the service).
+    Local,
+    /// Every image the project's services use.
+    All,
+}
+
 /// Body of `POST /v1/down`.
 #[derive(Serialize, Deserialize)]
 pub struct DownRequest {
     pub project: ProjectRequest,
     pub options: DownOptions,
+}
+
+/// What an `up` or `down` did: the plan as text and how its execution went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    pub plan: String,
+    pub warnings: Vec<String>,
+    pub done: usize,
+    pub failures: Vec<String>,
+    pub skipped: Vec<String>,
+    /// Images `down --rmi` removed (untagged or deleted), as `image rm` reports them.
+    #[serde(default)]
+    pub removed_images: Vec<String>,
 }
 
 /// The query of `GET /v1/ps?project=NAME[&all=1]`: the project and whether stopped
@@ -61,6 +142,20 @@ impl PsQuery {
     }
 }
 
+/// One container of a project as `berth ps` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PsRow {
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    pub image: String,
+    pub command: String,
+    pub status: String,
+    pub health: Option<String>,
+    pub exit_code: Option<i32>,
+    pub ports: Vec<String>,
+}
+
 /// Body of `POST /v1/rm`: the containers, and whether their anonymous volumes go too.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RmRequest {
@@ -71,12 +166,46 @@ pub struct RmRequest {
     pub volumes: bool,
 }
 
+/// What `berth run` overrides in the service for its one-off container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OneOff {
+    pub command: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub name: Option<String>,
+    pub tty: bool,
+    /// `-p`: ports to publish (the service's own are never published for a one-off).
+    #[serde(default)]
+    pub ports: Vec<Port>,
+    /// `-v`: extra mounts.
+    #[serde(default)]
+    pub volumes: Vec<ServiceVolume>,
+}
+
 /// Body of `POST /v1/run`.
 #[derive(Serialize, Deserialize)]
 pub struct RunRequest {
     pub project: ProjectRequest,
     pub service: String,
     pub run: OneOff,
+}
+
+/// How the services' images are built: `berth build`'s flags and `up`'s "only what is
+/// missing" pre-build.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BuildOptions {
+    /// `--no-cache`: run every step.
+    #[serde(default)]
+    pub no_cache: bool,
+    /// `--pull`: re-resolve base images from their registries.
+    #[serde(default)]
+    pub pull: bool,
+    /// `--build-arg KEY=VALUE`, over each service's `build.args`.
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    /// Skip services whose image is already in the store (`up` without `--build`).
+    #[serde(default)]
+    pub missing_only: bool,
 }
 
 /// Body of `POST /v1/build`.
@@ -106,6 +235,84 @@ pub enum BuildLine {
     },
     /// Every requested build ended; the failures, each naming its service.
     Done { failures: Vec<String> },
+}
+
+/// A project verb on the services' existing containers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verb", rename_all = "lowercase")]
+pub enum Verb {
+    /// Starts the containers that are not running.
+    Start,
+    /// Stops the containers (`-t`: seconds before SIGKILL, else each one's own grace).
+    Stop { timeout: Option<u64> },
+    /// Stops every container, then starts them again.
+    Restart { timeout: Option<u64> },
+    /// Sends `signal` to the running containers.
+    Kill { signal: i32 },
+    /// Freezes the running containers.
+    Pause,
+    /// Thaws the paused containers.
+    Unpause,
+    /// Removes the stopped containers; running ones too (stopped first) with `stop`.
+    Rm { stop: bool, volumes: bool },
+}
+
+/// Body of `POST /v1/project/verb`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerbRequest {
+    pub project: ProjectRequest,
+    /// The services acted on (all when empty).
+    pub services: Vec<String>,
+    pub verb: Verb,
+}
+
+/// What a project verb did, for the CLI to print.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VerbOutcome {
+    /// How many containers the selected services have (`start` with none is an error).
+    pub members: usize,
+    /// `Container NAME  Stopped` (Started, Killed, ...) lines, in the order the steps ended.
+    pub progress: Vec<String>,
+    /// Names of the containers `rm` removed (or tried to), in listing order.
+    pub removed: Vec<String>,
+    /// What was left alone and why (`rm` without `-s` on a running container).
+    pub warnings: Vec<String>,
+    /// `NAME: why` per failed step (`ID: why` for removals), in plan order.
+    pub failures: Vec<String>,
+}
+
+/// One network a single container joins (`berth container run --network NAME`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContainerNetwork {
+    /// Network name or id; `bridge` is made on first use (the network Docker users expect).
+    pub name: String,
+    /// Extra DNS names on this network (`--network-alias`).
+    pub aliases: Vec<String>,
+    /// Static address (`--ip`).
+    pub ipv4_address: Option<std::net::Ipv4Addr>,
+    /// Static MAC (`--mac-address`), else derived from the address.
+    #[serde(default)]
+    pub mac_address: Option<String>,
+}
+
+/// Body of `POST /v1/container/connect`: attach a created single container before it starts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContainerConnect {
+    /// Container id.
+    pub container: String,
+    /// In priority order: the first carries the default route and the published ports.
+    pub networks: Vec<ContainerNetwork>,
+    /// `-p/--publish`.
+    pub ports: Vec<PortMapping>,
+    /// `--add-host NAME:IP` lines for /etc/hosts (`host-gateway` is the first network's
+    /// gateway).
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--dns-search`, `--dns-option`: replace the host's in resolv.conf.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    #[serde(default)]
+    pub dns_options: Vec<String>,
 }
 
 /// Answer of `POST /v1/container/rename`.

@@ -1,7 +1,7 @@
-//! `berth image …`, `berth builder …`, `berth login/logout`: the image side (issues 3 and 7).
+//! `berth image …`, `berth builder …`, `berth login/logout`: the image side.
 //!
-//! These commands work on the image store directly (`<root>/images`); they will go through
-//! the daemon once it lands, with the same output.
+//! These commands work on the image store (`<root>/images`) directly, in the CLI process,
+//! without the daemon.
 
 use std::fs;
 use std::io::{self, Read, Write};

@@ -12,8 +12,9 @@ use berth_runtime::container::{Record, Runtime, RuntimeError};
 use berth_runtime::image::Image;
 
 use super::container_spec::{Context, SpecError, translate};
-use super::stack::{ContainerConnect, Engine};
+use super::stack::Engine;
 use crate::api::container::{ContainerSpec, Created};
+use crate::api::project::ContainerConnect;
 use crate::api::{ApiError, ErrorKind};
 
 /// Why a container could not be made; nothing of it is left.

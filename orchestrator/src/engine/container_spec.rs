@@ -19,8 +19,9 @@ use berth_runtime::container::{
 use berth_runtime::image::Image;
 
 use super::labels;
-use super::stack::{ContainerConnect, ContainerNetwork, DEFAULT_BRIDGE};
+use super::stack::DEFAULT_BRIDGE;
 use crate::api::container::{ContainerSpec, UnsupportedField};
+use crate::api::project::{ContainerConnect, ContainerNetwork};
 
 /// Why a spec cannot become a container: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -24,7 +24,8 @@ use berth_netd::ports::{PortError, PortMapping};
 use berth_runtime::container::Runtime;
 
 use super::plan::{Plan, Step};
-use super::stack::{Outcome, parse_ports};
+use super::stack::parse_ports;
+use crate::api::project::Outcome;
 use crate::compose::Project;
 use crate::compose::model::VolumeType;
 
@@ -259,9 +260,10 @@ pub fn refused(plan: &Plan, failure: String) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::project::UpOptions;
     use crate::engine::observed::Observed;
+    use crate::engine::reconcile::plan_up;
     use crate::engine::reconcile::tests::project;
-    use crate::engine::reconcile::{UpOptions, plan_up};
 
     #[test]
     fn planned_ports_follow_the_plan_and_replicas_clash() {

@@ -10,36 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::labels::container_name;
 use super::observed::{ContainerState, Observed, ObservedContainer};
 use super::plan::{Plan, Step};
+use crate::api::project::{DownOptions, RmiScope, UpOptions};
 use crate::compose::{Project, Service, VolumeType, service_hash};
 use crate::graph::{GraphError, ServiceGraph};
-
-/// What `berth up` was asked to do, beyond the project itself. Images are pulled or built
-/// before planning (so a rebuilt image is seen as changed); the plan only fetches missing ones.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct UpOptions {
-    /// Services named on the command line (empty: all).
-    pub services: Vec<String>,
-    pub no_deps: bool,
-    pub force_recreate: bool,
-    pub no_recreate: bool,
-    pub remove_orphans: bool,
-    /// `--scale svc=N` overrides.
-    pub scale: BTreeMap<String, u32>,
-    pub no_start: bool,
-    /// `--build`: build images with a `build:` section before planning.
-    #[serde(default)]
-    pub build: bool,
-    /// `--no-build`: a missing image of a service with `build:` is an error, not a build.
-    #[serde(default)]
-    pub no_build: bool,
-    /// `--pull never`: a missing image is an error, not a pull.
-    #[serde(default)]
-    pub pull_never: bool,
-    /// `-V`: recreate the containers (as `--force-recreate`) with fresh anonymous volumes
-    /// instead of the previous containers' ones.
-    #[serde(default)]
-    pub renew_anon_volumes: bool,
-}
 
 /// What convergence decided for one replica of a service.
 enum Action<'a> {
@@ -49,44 +22,17 @@ enum Action<'a> {
     Start(&'a ObservedContainer),
 }
 
-/// What `berth down` was asked to do.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct DownOptions {
-    /// `-v`: remove the project's named volumes and the anonymous volumes of the containers
-    /// it removes too.
-    pub volumes: bool,
-    pub remove_orphans: bool,
-    /// `--rmi local|all`: remove the images built for the project (`local`: those without
-    /// an `image:` of their own) or every service's image (`all`) once the containers are gone.
-    #[serde(default)]
-    pub rmi: Option<RmiScope>,
-    /// `-t`: seconds to wait for each container's stop before killing it.
-    #[serde(default)]
-    pub timeout: Option<u64>,
-}
-
-/// Which images `down --rmi` removes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum RmiScope {
-    /// Images berth built and named `<project>-<service>` (no `image:` in the service).
-    Local,
-    /// Every image the project's services use.
-    All,
-}
-
-impl RmiScope {
-    /// The image references of `project` this scope covers, each once.
-    pub fn images(self, project: &Project) -> Vec<String> {
-        let mut out: Vec<String> = project
-            .services
-            .iter()
-            .filter(|(_, svc)| self == RmiScope::All || svc.image.is_none())
-            .filter_map(|(name, _)| project.image_of(name))
-            .collect();
-        out.sort();
-        out.dedup();
-        out
-    }
+/// The image references of `project` that `down --rmi scope` removes, each once.
+pub fn rmi_images(scope: RmiScope, project: &Project) -> Vec<String> {
+    let mut out: Vec<String> = project
+        .services
+        .iter()
+        .filter(|(_, svc)| scope == RmiScope::All || svc.image.is_none())
+        .filter_map(|(name, _)| project.image_of(name))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Why no plan could be made; names the service at fault.
@@ -542,7 +488,7 @@ pub fn plan_down(
 
 mod verbs;
 
-pub use verbs::{Verb, VerbTarget, plan_verb};
+pub use verbs::{VerbTarget, plan_verb};
 
 #[cfg(test)]
 pub(crate) mod tests;

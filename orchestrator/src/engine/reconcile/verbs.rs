@@ -5,30 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
-
+use crate::api::project::Verb;
 use crate::engine::plan::{Plan, Step};
 use crate::graph::ServiceGraph;
-
-/// A project verb on the services' existing containers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "verb", rename_all = "lowercase")]
-pub enum Verb {
-    /// Starts the containers that are not running.
-    Start,
-    /// Stops the containers (`-t`: seconds before SIGKILL, else each one's own grace).
-    Stop { timeout: Option<u64> },
-    /// Stops every container, then starts them again.
-    Restart { timeout: Option<u64> },
-    /// Sends `signal` to the running containers.
-    Kill { signal: i32 },
-    /// Freezes the running containers.
-    Pause,
-    /// Thaws the paused containers.
-    Unpause,
-    /// Removes the stopped containers; running ones too (stopped first) with `stop`.
-    Rm { stop: bool, volumes: bool },
-}
 
 /// One container a verb may act on, as the planner needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]

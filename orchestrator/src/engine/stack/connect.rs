@@ -3,40 +3,7 @@
 //! sharing, and the sweeps that drop what netd no longer has.
 
 use super::*;
-
-/// One network a single container joins (`berth container run --network NAME`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ContainerNetwork {
-    /// Network name or id; `bridge` is made on first use (the network Docker users expect).
-    pub name: String,
-    /// Extra DNS names on this network (`--network-alias`).
-    pub aliases: Vec<String>,
-    /// Static address (`--ip`).
-    pub ipv4_address: Option<std::net::Ipv4Addr>,
-    /// Static MAC (`--mac-address`), else derived from the address.
-    #[serde(default)]
-    pub mac_address: Option<String>,
-}
-
-/// Body of `POST /v1/container/connect`: attach a created single container before it starts.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ContainerConnect {
-    /// Container id.
-    pub container: String,
-    /// In priority order: the first carries the default route and the published ports.
-    pub networks: Vec<ContainerNetwork>,
-    /// `-p/--publish`.
-    pub ports: Vec<PortMapping>,
-    /// `--add-host NAME:IP` lines for /etc/hosts (`host-gateway` is the first network's
-    /// gateway).
-    #[serde(default)]
-    pub extra_hosts: Vec<(String, String)>,
-    /// `--dns-search`, `--dns-option`: replace the host's in resolv.conf.
-    #[serde(default)]
-    pub dns_search: Vec<String>,
-    #[serde(default)]
-    pub dns_options: Vec<String>,
-}
+use crate::api::project::ContainerConnect;
 
 /// The name of the network `--network bridge` means, made on first use.
 pub const DEFAULT_BRIDGE: &str = "bridge";

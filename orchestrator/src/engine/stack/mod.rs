@@ -22,7 +22,6 @@ use berth_runtime::container::{
     ExecConfig, NetworkMode, Record, Runtime, RuntimeConfig, State, Status,
 };
 use berth_runtime::image::ImageStore;
-use serde::{Deserialize, Serialize};
 
 use super::execute::{Backend, ExecOptions, ExecReport, execute};
 use super::health::{Health, HealthBook};
@@ -30,8 +29,11 @@ use super::labels;
 use super::observed::{ContainerState, Observed, ObservedContainer};
 use super::plan::Step;
 use super::project_members::{self, Member, OneOffs};
-use super::reconcile::{DownOptions, PlanError, UpOptions, plan_down, plan_up};
+use super::reconcile::{PlanError, plan_down, plan_up, rmi_images};
 use super::translate;
+use crate::api::project::{
+    BuildOptions, DownOptions, OneOff, Outcome, PsRow, UpOptions, VerbOutcome,
+};
 use crate::compose::{DependsCondition, Project, service_hash};
 
 mod attach;
@@ -43,7 +45,6 @@ mod verbs;
 use attach::*;
 pub use backend::*;
 pub use connect::*;
-pub use verbs::*;
 
 /// Why the engine could not start or finish; names the part involved.
 #[derive(Debug, thiserror::Error)]
@@ -66,73 +67,25 @@ pub enum EngineError {
     NoSuchService(String),
 }
 
-/// A project as the CLI sends it: the model plus what serde skips in it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ProjectRequest {
-    pub project: Project,
-    pub working_dir: PathBuf,
-    pub compose_files: Vec<PathBuf>,
-}
-
-impl ProjectRequest {
-    /// The project with its skipped fields restored.
-    pub fn into_project(self) -> Project {
-        let mut p = self.project;
-        p.working_dir = self.working_dir;
-        p.compose_files = self.compose_files;
-        p
+/// What executing `plan` did, as the CLI prints it.
+fn outcome(plan: &super::plan::Plan, report: ExecReport) -> Outcome {
+    Outcome {
+        plan: plan.to_string(),
+        warnings: plan.warnings.clone(),
+        done: report.done.len(),
+        failures: report
+            .failures
+            .iter()
+            .map(|f| format!("{}: {}", f.step, f.error))
+            .collect(),
+        skipped: report
+            .skipped
+            .iter()
+            .filter_map(|i| plan.nodes.get(*i))
+            .map(|n| n.step.to_string())
+            .collect(),
+        removed_images: Vec::new(),
     }
-}
-
-/// What an `up` or `down` did: the plan as text and how its execution went.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Outcome {
-    pub plan: String,
-    pub warnings: Vec<String>,
-    pub done: usize,
-    pub failures: Vec<String>,
-    pub skipped: Vec<String>,
-    /// Images `down --rmi` removed (untagged or deleted), as `image rm` reports them.
-    #[serde(default)]
-    pub removed_images: Vec<String>,
-}
-
-impl Outcome {
-    fn from(plan: &super::plan::Plan, report: ExecReport) -> Self {
-        Outcome {
-            plan: plan.to_string(),
-            warnings: plan.warnings.clone(),
-            done: report.done.len(),
-            failures: report
-                .failures
-                .iter()
-                .map(|f| format!("{}: {}", f.step, f.error))
-                .collect(),
-            skipped: report
-                .skipped
-                .iter()
-                .filter_map(|i| plan.nodes.get(*i))
-                .map(|n| n.step.to_string())
-                .collect(),
-            removed_images: Vec::new(),
-        }
-    }
-}
-
-/// What `berth run` overrides in the service for its one-off container.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct OneOff {
-    pub command: Vec<String>,
-    pub entrypoint: Option<Vec<String>>,
-    pub env: Vec<String>,
-    pub name: Option<String>,
-    pub tty: bool,
-    /// `-p`: ports to publish (the service's own are never published for a one-off).
-    #[serde(default)]
-    pub ports: Vec<crate::compose::Port>,
-    /// `-v`: extra mounts.
-    #[serde(default)]
-    pub volumes: Vec<crate::compose::ServiceVolume>,
 }
 
 fn rand_bytes() -> [u8; 4] {
@@ -142,20 +95,6 @@ fn rand_bytes() -> [u8; 4] {
         let _ = f.read_exact(&mut b);
     }
     b
-}
-
-/// One container of a project as `berth ps` shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PsRow {
-    pub id: String,
-    pub name: String,
-    pub service: String,
-    pub image: String,
-    pub command: String,
-    pub status: String,
-    pub health: Option<String>,
-    pub exit_code: Option<i32>,
-    pub ports: Vec<String>,
 }
 
 /// The engine of one berth instance.
@@ -809,7 +748,7 @@ impl Engine {
             ..StackBackend::new(self.clone(), project)
         });
         let report = execute(&plan, backend, ExecOptions::default()).await;
-        Ok(Outcome::from(&plan, report))
+        Ok(outcome(&plan, report))
     }
 
     /// `berth down`: remove the project's containers and networks (volumes with -v).
@@ -822,7 +761,7 @@ impl Engine {
         let _held = lock.lock().await;
         let observed = self.observe(&project).await;
         let plan = plan_down(&project, &observed, &opts)?;
-        let images = opts.rmi.map(|scope| scope.images(&project));
+        let images = opts.rmi.map(|scope| rmi_images(scope, &project));
         let backend = Arc::new(StackBackend {
             stop_timeout: opts.timeout,
             deferred: Some(Default::default()),
@@ -836,7 +775,7 @@ impl Engine {
             release_on_failure: false,
         };
         let report = execute(&plan, backend.clone(), exec).await;
-        let mut outcome = Outcome::from(&plan, report);
+        let mut outcome = outcome(&plan, report);
         outcome.failures.extend(backend.finish().await);
         for image in images.unwrap_or_default() {
             let store = self.images.clone();
@@ -892,22 +831,4 @@ pub fn table_name(root: &Path) -> String {
     use sha2::Digest;
     let h = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
     format!("berth-{}", &hex::encode(h)[..8])
-}
-
-/// How [`Engine::build_services`] builds: `berth build`'s flags and `up`'s "only what is
-/// missing" pre-build.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct BuildOptions {
-    /// `--no-cache`: run every step.
-    #[serde(default)]
-    pub no_cache: bool,
-    /// `--pull`: re-resolve base images from their registries.
-    #[serde(default)]
-    pub pull: bool,
-    /// `--build-arg KEY=VALUE`, over each service's `build.args`.
-    #[serde(default)]
-    pub build_args: BTreeMap<String, String>,
-    /// Skip services whose image is already in the store (`up` without `--build`).
-    #[serde(default)]
-    pub missing_only: bool,
 }

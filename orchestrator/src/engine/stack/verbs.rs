@@ -4,31 +4,8 @@
 //! for `up` and `down`.
 
 use super::*;
-use crate::engine::reconcile::{Verb, VerbTarget, plan_verb};
-
-/// Body of `POST /v1/project/verb`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VerbRequest {
-    pub project: ProjectRequest,
-    /// The services acted on (all when empty).
-    pub services: Vec<String>,
-    pub verb: Verb,
-}
-
-/// What a project verb did, for the CLI to print.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct VerbOutcome {
-    /// How many containers the selected services have (`start` with none is an error).
-    pub members: usize,
-    /// `Container NAME  Stopped` (Started, Killed, ...) lines, in the order the steps ended.
-    pub progress: Vec<String>,
-    /// Names of the containers `rm` removed (or tried to), in listing order.
-    pub removed: Vec<String>,
-    /// What was left alone and why (`rm` without `-s` on a running container).
-    pub warnings: Vec<String>,
-    /// `NAME: why` per failed step (`ID: why` for removals), in plan order.
-    pub failures: Vec<String>,
-}
+use crate::api::project::Verb;
+use crate::engine::reconcile::{VerbTarget, plan_verb};
 
 impl Engine {
     /// Runs `verb` on the containers (one-offs excepted) of `services` of `project` (all
