@@ -6,7 +6,7 @@
 # network namespaces. Berth's build cache in the cache instance makes a re-run with unchanged
 # Dockerfiles take seconds; a fresh machine builds everything.
 #
-# Usage: scripts/prepare-examples.sh [EXAMPLE...]   (default: lnmp zookeeper)
+# Usage: scripts/prepare-examples.sh [EXAMPLE...]   (default: lnmp zookeeper spark)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -30,7 +30,10 @@ if ! b image inspect debian:bookworm >/dev/null 2>&1; then
   fi
 fi
 
-for ex in "${@:-lnmp zookeeper}"; do
+# spark's image pip-installs from PyPI over HTTPS: let it trust the CAs added to this host too
+# (a TLS-inspecting proxy's); empty where there are none.
+export SPARK_BUILD_CA_PEM=${SPARK_BUILD_CA_PEM-$(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)}
+for ex in "${@:-lnmp zookeeper spark}"; do
   for e in $ex; do
     stack=examples/$e/compose.yaml
     start=$(date +%s)
