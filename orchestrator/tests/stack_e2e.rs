@@ -294,6 +294,12 @@ fn run_starts_dependencies_and_a_one_off_container() {
     let ps = host.ps();
     assert_eq!(ps.len(), 1, "only db runs; one-offs were removed: {ps:?}");
     assert_eq!(ps[0]["service"], "db");
+    // A dependency scaled up by hand is started, never scaled back down, by `run`.
+    host.ok(&["up", "-d", "--scale", "db=2", "db"]);
+    host.ok(&["run", "--rm", "web", "true"]);
+    let ps = host.ps();
+    assert_eq!(ps.len(), 2, "run kept both db replicas: {ps:?}");
+    assert!(ps.iter().all(|r| r["service"] == "db"), "{ps:?}");
     let ids: Vec<String> = ps
         .iter()
         .map(|r| r["id"].as_str().unwrap_or_default().to_string())

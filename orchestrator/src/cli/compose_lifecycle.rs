@@ -331,6 +331,25 @@ pub fn ps(g: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The `--scale` that starts `deps` without scaling any of them down: a dependency that runs
+/// more containers than its file asks for (an earlier `up --scale`) keeps them, as `docker
+/// compose run` leaves a scaled service alone.
+fn keep_replicas(
+    project: &compose::Project,
+    deps: &[String],
+    rows: &[crate::api::project::PsRow],
+) -> BTreeMap<String, u32> {
+    let mut scale = BTreeMap::new();
+    for dep in deps {
+        let have = rows.iter().filter(|r| &r.service == dep).count() as u32;
+        let want = project.services.get(dep).map_or(1, |s| s.replicas());
+        if have > want {
+            scale.insert(dep.clone(), have);
+        }
+    }
+    scale
+}
+
 /// `berth run`: a one-off container of a service, its dependencies started first (and waited
 /// for), with the service's networks but not its published ports, as compose does.
 pub fn run(g: &GlobalOpts, args: super::compose_args::RunArgs) -> anyhow::Result<ExitCode> {
@@ -376,6 +395,7 @@ pub fn run(g: &GlobalOpts, args: super::compose_args::RunArgs) -> anyhow::Result
                 project: req.clone(),
                 options: UpOptions {
                     services: deps.clone(),
+                    scale: keep_replicas(&req.project, &deps, &client.ps(&name, true).await?),
                     ..UpOptions::default()
                 },
             };
