@@ -7,7 +7,7 @@
 //! user's docker configuration. The docker CLI comes from Debian's `docker.io` package
 //! (scripts/deps.sh installs it for its CLI only); without it the tests show as ignored.
 
-mod common;
+use berth_tests::host::{self, Host};
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -15,8 +15,6 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use common::Host;
 
 /// The docker CLI pointed at one berth instance and nothing else.
 struct Docker {
@@ -99,7 +97,7 @@ fn now_secs() -> u64 {
 #[test_with::executable(docker, ip, nsenter)]
 #[test]
 fn docker_cli_sees_berth_as_its_engine() {
-    common::require_tools();
+    host::require_tools();
     let h = Host::new("dkapi");
     h.busybox_image();
     let docker = Docker::new(&h);
@@ -281,7 +279,7 @@ fn docker_cli_sees_berth_as_its_engine() {
 #[test_with::executable(docker, ip, nsenter)]
 #[test]
 fn docker_api_errors_are_dockers_and_the_daemon_keeps_serving() {
-    common::require_tools();
+    host::require_tools();
     let h = Host::new("dkerr");
     let docker = Docker::new(&h);
     let sock = docker.sock.clone();

@@ -1,11 +1,9 @@
 //! Life cycle of single containers: exit codes, start errors, logs, stop, exec, detach.
 
-mod container_util;
-
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use container_util::{Env, cgroup_exists, stderr, stdout};
+use berth_tests::container_util::{Env, cgroup_exists, stderr, stdout};
 
 #[test]
 fn exit_codes_and_start_errors_propagate_and_leave_nothing() {

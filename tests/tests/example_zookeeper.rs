@@ -5,11 +5,9 @@
 //! started again. The image comes from scripts/prepare-examples.sh, loaded into this test's
 //! own instance; the ensemble runs in the test's own network namespace.
 
-mod common;
+use berth_tests::host::{self, Host};
 
 use std::time::{Duration, Instant};
-
-use common::Host;
 
 const NODES: [&str; 3] = ["zk1", "zk2", "zk3"];
 
@@ -95,7 +93,7 @@ fn writes(host: &Host, f: &str, via: &str, path: &str, value: &str, check: &str)
 #[test_with::root()]
 #[test]
 fn zookeeper_ensemble_forms_by_name_replicates_and_survives_its_leader() {
-    common::require_tools();
+    host::require_tools();
     let t0 = Instant::now();
     let host = Host::new("zk");
     let stack = host.example("zookeeper");

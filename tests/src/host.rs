@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! The end-to-end harness shared by the stack tests: a simulated host (a network namespace)
 //! with its own berth instance, a busybox image, and the leak check.
 //!
@@ -12,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+use crate::berth_bin;
 
 fn have(tool: &str) -> bool {
     Command::new("sh")
@@ -41,14 +40,21 @@ pub fn require_tools() {
 
 /// One simulated host: a netns with a berth instance in it.
 pub struct Host {
+    /// The network namespace's name (`bt-<tag>-<pid>`, under /run/netns).
     pub ns: String,
+    /// The temp dir holding everything of the instance; the leak check looks for its path.
     pub dir: tempfile::TempDir,
+    /// The instance's `--root` (state, images, containers).
     pub root: PathBuf,
+    /// The instance's `--run` (sockets, runtime state).
     pub run: PathBuf,
+    /// The working directory berth runs in: where a test writes its compose file.
     pub stack: PathBuf,
 }
 
 impl Host {
+    /// A fresh namespace (loopback up) and an empty instance; `tag` names the namespace so a
+    /// leftover one tells which test made it.
     pub fn new(tag: &str) -> Host {
         let ns = format!("bt-{tag}-{}", std::process::id());
         let ok = Command::new("ip").args(["netns", "add", &ns]).status();
@@ -88,7 +94,7 @@ impl Host {
         Command::new("timeout")
             .args([&secs.to_string(), "nsenter"])
             .arg(format!("--net=/run/netns/{}", self.ns))
-            .arg(BERTH)
+            .arg(berth_bin())
             .arg("--root")
             .arg(&self.root)
             .arg("--run")
@@ -105,7 +111,7 @@ impl Host {
         Command::new("timeout")
             .args(["-s", "INT", &secs.to_string(), "nsenter"])
             .arg(format!("--net=/run/netns/{}", self.ns))
-            .arg(BERTH)
+            .arg(berth_bin())
             .arg("--root")
             .arg(&self.root)
             .arg("--run")
@@ -118,6 +124,7 @@ impl Host {
             .expect("spawn berth")
     }
 
+    /// Runs berth and returns stdout and stderr together; panics with both when it fails.
     pub fn ok(&self, args: &[&str]) -> String {
         self.ok_within(120, args)
     }
@@ -197,6 +204,7 @@ impl Host {
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
+    /// `ps -a` of the stack in the stack directory, as JSON rows.
     pub fn ps(&self) -> Vec<serde_json::Value> {
         self.ps_of(&[])
     }

@@ -1,14 +1,12 @@
 //! Port conflicts found before `up` starts anything (USERS.md §7), end to end as root with the
-//! real binary, runtime and netd in a netns of the test's own (harness in `common/`): a host
+//! real binary, runtime and netd in a netns of the test's own (harness in `berth_tests::host`): a host
 //! process holding a port, a port another project publishes, and the project's own ports on
 //! recreate (which are no conflict), and two replicas of a service on one fixed port.
 
-mod common;
+use berth_tests::host::{self, Host};
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsFd;
-
-use common::Host;
 
 /// A TCP listener bound to `addr` inside the host's namespace, held by this test process.
 fn listen_in(host: &Host, addr: &str) -> TcpListener {
@@ -56,7 +54,7 @@ services:
 #[test_with::root()]
 #[test]
 fn up_refuses_a_taken_port_before_starting_anything() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("ports");
     host.busybox_image();
     let me = format!("process {} (", std::process::id());
@@ -170,7 +168,7 @@ services:
 #[test_with::root()]
 #[test]
 fn publishing_port_53_leaves_the_embedded_dns_alone() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("p53");
     host.busybox_image();
     let stack = r#"

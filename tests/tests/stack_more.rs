@@ -2,11 +2,9 @@
 //! attached `up` that aborts on a container's exit, `down --rmi`, `system prune`, `create`,
 //! `pull`, `stats`, `cp`, `events`, `run -v/-p`, `pause`/`unpause`, and the dependency and
 //! isolation guarantees of issue 6. The harness (a netns per test, its own --root/--run,
-//! leak check) is in `common/`.
+//! leak check) is in `berth_tests::host`.
 
-mod common;
-
-use common::Host;
+use berth_tests::host::{self, Host};
 
 fn all_ids(host: &Host) -> Vec<String> {
     host.ps()
@@ -50,7 +48,7 @@ services:
 #[test_with::root()]
 #[test]
 fn up_aborts_on_container_exit_with_the_chosen_exit_code_and_output() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("abort");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), ABORT).expect("compose");
@@ -116,7 +114,7 @@ fn image_names(host: &Host) -> String {
 #[test_with::root()]
 #[test]
 fn down_rmi_and_system_prune_remove_what_they_should() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("prune");
     host.busybox_image();
     let app = host.stack.join("app");
@@ -216,7 +214,7 @@ fn status_of(host: &Host, service: &str) -> Vec<String> {
 #[test_with::root()]
 #[test]
 fn create_pause_cp_stats_events_run_volumes_ports_and_pull() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("misc");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), MISC).expect("compose");
@@ -394,7 +392,7 @@ services:
 #[test_with::root()]
 #[test]
 fn service_healthy_and_completed_successfully_gate_the_dependent() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("gate");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), GATES).expect("compose");
@@ -489,7 +487,7 @@ fn lookup(host: &Host, container: &str, name: &str) -> Vec<String> {
 #[test_with::root()]
 #[test]
 fn scale_three_answers_round_robin_and_two_projects_are_isolated() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("scale");
     host.busybox_image();
     std::fs::write(host.stack.join("a.yaml"), SCALED.replace("NAME", "pa")).expect("a");
@@ -569,7 +567,7 @@ fn scale_three_answers_round_robin_and_two_projects_are_isolated() {
 #[test_with::root()]
 #[test]
 fn pull_fetches_the_services_images_from_a_registry() {
-    common::require_tools();
+    host::require_tools();
     let tools = ["docker-registry", "skopeo"].iter().all(|t| {
         std::process::Command::new("sh")
             .arg("-c")

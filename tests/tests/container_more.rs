@@ -1,11 +1,9 @@
 //! Single containers beyond the basics (issue 4): bridge networks and published ports for
 //! `berth container run`, anonymous and named volumes, `commit`, `ls --format`. Each test runs
-//! its berth instance in a network namespace of its own (harness in `common/`), so bridges,
+//! its berth instance in a network namespace of its own (harness in `berth_tests::host`), so bridges,
 //! nft rules and published ports never touch the host's network.
 
-mod common;
-
-use common::Host;
+use berth_tests::host::{self, Host};
 
 fn text(o: &std::process::Output) -> String {
     format!(
@@ -43,7 +41,7 @@ fn endpoints(h: &Host, net: &str) -> Vec<serde_json::Value> {
 #[test_with::root()]
 #[test]
 fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
-    common::require_tools();
+    host::require_tools();
     let h = Host::new("cnet");
     h.busybox_image();
     h.ok(&["network", "create", "appnet"]);
@@ -440,7 +438,7 @@ fn containers_on_a_network_reach_each_other_by_name_and_publish_ports() {
 #[test_with::root()]
 #[test]
 fn anonymous_and_named_volumes_live_and_go_as_docker_users_expect() {
-    common::require_tools();
+    host::require_tools();
     let h = Host::new("cvol");
     h.busybox_image();
     assert_eq!(
@@ -607,7 +605,7 @@ fn anonymous_and_named_volumes_live_and_go_as_docker_users_expect() {
 #[test_with::root()]
 #[test]
 fn commit_turns_a_containers_changes_into_an_image() {
-    common::require_tools();
+    host::require_tools();
     let h = Host::new("ccom");
     h.busybox_image();
     // Adds a file, deletes one (a whiteout), replaces a directory (an opaque dir).
@@ -721,7 +719,7 @@ fn commit_turns_a_containers_changes_into_an_image() {
     assert!(h.leaks(&[]).is_empty(), "{:?}", h.leaks(&[]));
 }
 
-mod container_util;
+use berth_tests::container_util;
 
 const PROBE: &str = "grep -E '^(CapPrm|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; \
     hostname; id; ps -o pid,comm | head -2; ulimit -n; kc; echo keyctl=$?; \
@@ -861,7 +859,7 @@ fn crun_and_runc_run_the_bundle_as_berth_does() {
 #[test_with::root()]
 #[test]
 fn restart_policies_apply_to_single_containers() {
-    common::require_tools();
+    host::require_tools();
     let h = Host::new("crst");
     h.busybox_image();
     h.ok(&[

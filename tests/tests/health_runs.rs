@@ -3,11 +3,9 @@
 //! no check for the new run (`ps` showed no health, `up --wait` passed at once, a dependent's
 //! `service_healthy` waited forever). Found by the ZooKeeper example's leader stop/start.
 
-mod common;
+use berth_tests::host::{self, Host};
 
 use std::time::{Duration, Instant};
-
-use common::Host;
 
 const STACK: &str = r#"
 name: healthruns
@@ -56,7 +54,7 @@ fn becomes_healthy(host: &Host, after: &str) {
 #[test_with::root()]
 #[test]
 fn start_and_restart_outside_the_daemon_rearm_the_healthcheck() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("hruns");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");

@@ -6,9 +6,7 @@
 //! leaving nothing (no ip6 table), and clear refusals of a taken `ipv6_address` and of a
 //! `[::1]` port.
 
-mod common;
-
-use common::Host;
+use berth_tests::host::{self, Host};
 
 const STACK: &str = r#"
 name: six
@@ -46,7 +44,7 @@ networks:
 #[test_with::root()]
 #[test]
 fn ipv6_network_answers_aaaa_serves_http_over_v6_and_down_leaves_nothing() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("v6");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");

@@ -2,9 +2,7 @@
 //! names, logs, exec and `down` behave as with berth's own executor; an unknown runtime is
 //! refused naming the service.
 
-mod common;
-
-use common::Host;
+use berth_tests::host::{self, Host};
 
 const STACK: &str = r#"
 name: rt
@@ -32,7 +30,7 @@ fn have(tool: &str) -> bool {
 #[test_with::root()]
 #[test]
 fn services_run_under_crun_and_runc_and_reach_each_other_by_name() {
-    common::require_tools();
+    host::require_tools();
     assert!(
         have("crun") && have("runc"),
         "needs crun and runc: run scripts/deps.sh"

@@ -7,14 +7,13 @@
 //! `BERTH_CRASH_SEED` replays it; `BERTH_CRASH_SERVICES`, `BERTH_CRASH_ROUNDS` and
 //! `BERTH_CRASH_KILLS` (per round) size it.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{BERTH, Host};
+use berth_tests::berth_bin;
+use berth_tests::host::Host;
 
 fn env_num(key: &str, default: u64) -> u64 {
     std::env::var(key)
@@ -54,7 +53,7 @@ fn up_in_background(host: &Host) -> Child {
     Command::new("timeout")
         .args(["120", "nsenter"])
         .arg(format!("--net=/run/netns/{}", host.ns))
-        .arg(BERTH)
+        .arg(berth_bin())
         .arg("--root")
         .arg(&host.root)
         .arg("--run")

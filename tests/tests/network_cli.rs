@@ -1,13 +1,11 @@
 //! `berth network …` end to end as root with the real binary and daemon in a netns of the
-//! test's own (harness in `common/`): what each command prints and its status, including the
+//! test's own (harness in `berth_tests::host`): what each command prints and its status, including the
 //! daemon's refusals (a taken name, an unknown network, a network in use), which reach the
 //! terminal as the daemon's words with status 125.
 
-mod common;
+use berth_tests::host::{self, Host};
 
 use std::process::Output;
-
-use common::Host;
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -31,7 +29,7 @@ impl Drop for Netns {
 #[test_with::root()]
 #[test]
 fn network_commands_print_and_refuse_as_before() {
-    common::require_tools();
+    host::require_tools();
     let h = Host::new("ncli");
     let id = h.ok(&[
         "network",

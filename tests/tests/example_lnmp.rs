@@ -4,9 +4,7 @@
 //! scripts/prepare-examples.sh (built FROM debian:bookworm with apt-get), loaded into this
 //! test's own instance; the stack runs in the test's own network namespace.
 
-mod common;
-
-use common::Host;
+use berth_tests::host::{self, Host};
 
 fn ids(host: &Host, f: &str) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = host
@@ -53,7 +51,7 @@ fn visits(body: &str) -> u64 {
 #[test_with::root()]
 #[test]
 fn lnmp_serves_rows_by_service_name_keeps_data_and_down_v_removes_it() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("lnmp");
     let stack = host.example("lnmp");
     let f = stack.display().to_string();

@@ -7,8 +7,7 @@
 //! The instance lives under a 0755 directory (as /var/lib is), so the test means something:
 //! only the instance's own modes stand between `nobody` and its files.
 
-mod common;
-mod container_util;
+use berth_tests::container_util;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -16,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use common::Host;
+use berth_tests::host::Host;
 
 const SECRET: &str = "hunter2-perms-secret";
 

@@ -4,16 +4,13 @@
 //! checks that nothing appeared or changed there, and that the image or container got what a
 //! Docker user expects (the link followed as if the root were `/`).
 
-mod common;
-mod container_util;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use berth_runtime::build::exec::{BuildError, BuildRequest, Builder};
-use container_util::build_env::BuildEnv;
-use container_util::{Env, stderr, stdout};
+use berth_tests::container_util::build_env::BuildEnv;
+use berth_tests::container_util::{Env, stderr, stdout};
 
 /// A host directory that must stay as it is: empty, mode 0750.
 struct Sentinel {
@@ -54,7 +51,14 @@ impl Sentinel {
     }
 }
 
-impl BuildEnv {
+/// This file's build and run helpers on the harness's builder instance.
+trait EscapeBuild {
+    fn link(&self, rel: &str, target: &str);
+    fn build(&self, tag: &str, dockerfile: &str) -> Result<String, BuildError>;
+    fn sh(&self, image: &str, script: &str) -> String;
+}
+
+impl EscapeBuild for BuildEnv {
     fn link(&self, rel: &str, target: &str) {
         let p = self.ctx.join(rel);
         if let Some(d) = p.parent() {

@@ -1,11 +1,9 @@
 //! Root filesystem and mounts: overlay upper dir, named volumes, read-only root, tmpfs.
 
-mod container_util;
-
 use std::fs;
 
 use berth_runtime::container::{ContainerConfig, MountSpec, NetworkMode, RootfsSource};
-use container_util::{Env, make_rootfs, stderr, stdout};
+use berth_tests::container_util::{Env, make_rootfs, stderr, stdout};
 
 #[test]
 fn overlay_writes_go_to_the_upper_dir_and_volumes_survive_rm() {

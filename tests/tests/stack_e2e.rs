@@ -1,9 +1,7 @@
 //! `berth up` / `down` end to end, as root, with the real binary, runtime and netd.
-//! The harness (a netns per test, its own --root/--run, leak check) is in `common/`.
+//! The harness (a netns per test, its own --root/--run, leak check) is in `berth_tests::host`.
 
-mod common;
-
-use common::Host;
+use berth_tests::host::{self, Host};
 
 const STACK: &str = r#"
 name: e2e
@@ -43,7 +41,7 @@ fn ids(ps: &[serde_json::Value]) -> Vec<(String, String)> {
 #[test_with::root()]
 #[test]
 fn up_resolves_names_publishes_ports_converges_and_down_leaves_nothing() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("up");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");
@@ -127,7 +125,7 @@ services:
 #[test_with::root()]
 #[test]
 fn restart_policies_are_enforced_and_a_user_stop_is_respected() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("rp");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), RESTARTS).expect("compose");
@@ -172,7 +170,7 @@ fn restart_policies_are_enforced_and_a_user_stop_is_respected() {
 #[test_with::root()]
 #[test]
 fn a_killed_daemon_loses_nothing() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("kd");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");
@@ -230,7 +228,7 @@ fn a_killed_daemon_loses_nothing() {
 #[test_with::root()]
 #[test]
 fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_stack() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("at");
     host.busybox_image();
     let stack = r#"
@@ -268,7 +266,7 @@ services:
 #[test_with::root()]
 #[test]
 fn run_starts_dependencies_and_a_one_off_container() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("ro");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");
@@ -306,7 +304,7 @@ fn run_starts_dependencies_and_a_one_off_container() {
 #[test_with::root()]
 #[test]
 fn up_builds_images_and_rebuild_recreates_only_on_change() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("bd");
     host.busybox_image();
     let app = host.stack.join("app");
@@ -362,7 +360,7 @@ services:
 #[test_with::root()]
 #[test]
 fn links_aliases_extra_hosts_secrets_and_configs_reach_the_container() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("lnk");
     host.busybox_image();
     let stack = r#"
@@ -486,7 +484,7 @@ configs:
 #[test_with::root()]
 #[test]
 fn network_mode_service_shares_the_providers_namespace() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("nms");
     host.busybox_image();
     let stack = |tag: &str| {

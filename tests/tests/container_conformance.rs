@@ -1,11 +1,9 @@
 //! Conformance: the bundle berth writes runs the same under runc (the reference OCI runtime,
 //! which accepts this host's hybrid cgroup layout) as under berth's own executor.
 
-mod container_util;
-
 use std::process::{Command, Stdio};
 
-use container_util::{Env, stderr, stdout};
+use berth_tests::container_util::{Env, stderr, stdout};
 
 const PROBE: &str = "grep -E '^(CapPrm|CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; \
     hostname; id; ps -o pid,comm | head -2; ulimit -n; cat /proc/sys/net/core/somaxconn; \

@@ -1,8 +1,6 @@
 //! Isolation and security defaults of `berth container run`, as root with real processes.
 
-mod container_util;
-
-use container_util::{Env, stderr, stdout};
+use berth_tests::container_util::{Env, stderr, stdout};
 
 #[test]
 fn container_is_isolated_with_docker_defaults() {

@@ -1,11 +1,9 @@
 //! The project verbs that act on existing containers (`logs`, `exec`, `stop`, `start`,
 //! `restart`, `kill`, `pause`, `rm`, `wait`, `top`, `images`, `port`, `ls`), end to end as root with the real
 //! binary, runtime and netd. The harness (a netns per test, its own --root/--run, leak check)
-//! is in `common/`.
+//! is in `berth_tests::host`.
 
-mod common;
-
-use common::Host;
+use berth_tests::host::{self, Host};
 
 const STACK: &str = r#"
 name: verbs
@@ -80,7 +78,7 @@ fn down(host: &Host, all_ids: &[String]) {
 #[test_with::root()]
 #[test]
 fn logs_exec_top_images_port_ls() {
-    common::require_tools();
+    host::require_tools();
     let host = up("vlog");
     let first: Vec<String> = ids(&host).into_iter().map(|(_, id, _)| id).collect();
 
@@ -148,7 +146,7 @@ fn logs_exec_top_images_port_ls() {
 #[test_with::root()]
 #[test]
 fn stop_start_restart_kill_wait() {
-    common::require_tools();
+    host::require_tools();
     let host = up("vstop");
     let before = ids(&host);
     let id_list: Vec<String> = before.iter().map(|(_, id, _)| id.clone()).collect();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+use berth_tests::berth_bin;
 
 /// One isolated berth instance; stops its daemon even when the test fails.
 struct Instance {
@@ -27,7 +27,7 @@ impl Instance {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BERTH);
+        let mut cmd = Command::new(berth_bin());
         cmd.arg("--root")
             .arg(&self.root)
             .arg("--run")

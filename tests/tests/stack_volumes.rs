@@ -2,13 +2,11 @@
 //! runtime and netd: `volumes: [/data]` and long syntax without source, the image's VOLUME,
 //! data kept across a recreate and renewed by `up -V`, `down` (dangling) vs `down -v`,
 //! `rm -v`, `run -v /path --rm`, and errors that name the service and key. The harness (a
-//! netns per test, its own --root/--run, leak check) is in `common/`.
+//! netns per test, its own --root/--run, leak check) is in `berth_tests::host`.
 
-mod common;
+use berth_tests::host::{self, Host};
 
 use std::path::Path;
-
-use common::Host;
 
 fn all_ids(host: &Host) -> Vec<String> {
     host.ps()
@@ -89,7 +87,7 @@ services:
 #[test_with::root()]
 #[test]
 fn anonymous_volumes_survive_a_recreate_and_up_v_renews_them() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("avkeep");
     host.busybox_image();
     let compose = host.stack.join("compose.yaml");
@@ -195,7 +193,7 @@ volumes:
 #[test_with::root()]
 #[test]
 fn image_volume_gets_an_anonymous_volume_that_down_keeps_and_down_v_removes() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("avimg");
     host.busybox_image();
     let ctx = host.stack.join("img");
@@ -273,7 +271,7 @@ services:
 #[test_with::root()]
 #[test]
 fn run_v_path_gets_an_anonymous_volume_that_rm_removes_and_bad_input_is_named() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("avrun");
     host.busybox_image();
     let compose = host.stack.join("compose.yaml");
@@ -352,7 +350,7 @@ fn run_v_path_gets_an_anonymous_volume_that_rm_removes_and_bad_input_is_named() 
 #[test_with::root()]
 #[test]
 fn bind_driver_opts_put_a_named_volume_on_a_host_directory() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("vbind");
     host.busybox_image();
     let hostdir = host.dir.path().join("hostdata");

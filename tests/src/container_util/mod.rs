@@ -1,8 +1,6 @@
-//! Shared fixture of the container tests: a throwaway berth instance (own --root/--run in a
+//! Shared fixture of the single-container tests: a throwaway berth instance (own --root/--run in a
 //! short temp dir), a busybox-static rootfs, and a leak check that proves nothing of ours is
 //! left: no container dir, socket, netns pin, mount, cgroup or process.
-
-#![allow(dead_code)]
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -13,15 +11,20 @@ use std::time::{Duration, Instant};
 
 use berth_runtime::container::{Runtime, RuntimeConfig};
 
-pub mod build_env;
+use crate::berth_bin;
+use crate::binary::target_dir;
 
-pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+pub mod build_env;
 
 /// One isolated berth instance; Drop removes every container and checks for leftovers.
 pub struct Env {
+    /// The short temp dir holding everything of the instance; the leak check looks for its path.
     pub tmp: tempfile::TempDir,
+    /// The instance's `--root`.
     pub root: PathBuf,
+    /// The instance's `--run`.
     pub run: PathBuf,
+    /// A busybox-static rootfs for `container run --rootfs`.
     pub rootfs: PathBuf,
 }
 
@@ -48,9 +51,12 @@ pub fn keyctl_probe() -> &'static Path {
 }
 
 /// A static C program built once with gcc (scripts/deps.sh installs it) into cargo's scratch
-/// dir for integration tests, so nothing is left in /tmp; reused while `name` exists.
+/// dir for integration tests (`<target>/tmp`), so nothing is left in /tmp; reused while `name`
+/// exists.
 pub fn static_c_program(name: &str, source: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let dir = target_dir()
+        .map(|t| t.join("tmp"))
+        .unwrap_or_else(std::env::temp_dir);
     let bin = dir.join(name);
     if bin.exists() {
         return bin;
@@ -102,6 +108,10 @@ pub fn make_rootfs(dir: &Path) {
 
 impl Env {
     /// A fresh instance with a busybox rootfs at `self.rootfs`.
+    #[allow(
+        clippy::new_without_default,
+        reason = "making one creates an instance on the machine, not a default value"
+    )]
     pub fn new() -> Env {
         // /tmp keeps socket paths short (108-byte limit).
         let tmp = tempfile::Builder::new()
@@ -123,7 +133,11 @@ impl Env {
 
     /// The library API on this instance.
     pub fn runtime(&self) -> Runtime {
-        let mut cfg = RuntimeConfig::new(self.root.clone(), self.run.clone(), BERTH.into());
+        let mut cfg = RuntimeConfig::new(
+            self.root.clone(),
+            self.run.clone(),
+            berth_bin().to_path_buf(),
+        );
         cfg.cgroup_parent = self.cgroup_parent();
         Runtime::new(cfg)
     }
@@ -156,7 +170,7 @@ impl Env {
         }
         let mut c = Command::new("timeout");
         c.arg("60")
-            .arg(BERTH)
+            .arg(berth_bin())
             .arg("--root")
             .arg(&self.root)
             .arg("--run")

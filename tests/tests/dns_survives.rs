@@ -6,12 +6,10 @@
 //! file; nothing of berth is called while a failure window is measured, so no CLI call can
 //! restart anything behind the test's back.
 
-mod common;
+use berth_tests::host::Host;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use common::Host;
 
 const STACK: &str = r#"
 name: dnsup
@@ -443,7 +441,7 @@ fn a_keeper_of_an_older_binary_gives_way_without_a_gap() {
     let old = keeper(&s.host).expect("a DNS keeper runs");
     let sockets = socket_inodes(&s.host);
     let upgraded = s.host.dir.path().join("berth-upgraded");
-    std::fs::copy(common::BERTH, &upgraded).expect("copy the berth binary");
+    std::fs::copy(berth_tests::berth_bin(), &upgraded).expect("copy the berth binary");
     let t = uptime();
     let out = s.host.sh(&format!(
         "{} --root {} --run {} system info",

@@ -1,12 +1,10 @@
 //! `berth … | head -1`: when the reader of its output is gone, the CLI ends quietly (killed by
 //! SIGPIPE, as `ls` or the Docker CLI), with no panic message and no error about the pipe.
 
-mod container_util;
-
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 
-use container_util::Env;
+use berth_tests::container_util::Env;
 
 /// Runs `berth ARGS` with stdout a pipe whose reader is already closed; returns its stderr and
 /// how it ended.

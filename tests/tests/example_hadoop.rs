@@ -23,7 +23,7 @@ fn example() -> PathBuf {
 /// `berth config --format json` of the example, from a scratch instance.
 fn config() -> serde_json::Value {
     let scratch = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+    let out = Command::new(berth_tests::berth_bin())
         .arg("--root")
         .arg(scratch.path().join("root"))
         .arg("--run")

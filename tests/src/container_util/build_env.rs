@@ -11,12 +11,20 @@ use super::Env;
 
 /// An instance with `bb:1` in its store and a context dir.
 pub struct BuildEnv {
+    /// The instance (its leak check runs when it drops).
     pub env: Env,
+    /// The instance's image store, holding `bb:1`.
     pub store: ImageStore,
+    /// The build context directory, empty until a test writes to it.
     pub ctx: PathBuf,
 }
 
 impl BuildEnv {
+    /// A fresh instance with `bb:1` in its store and an empty context.
+    #[allow(
+        clippy::new_without_default,
+        reason = "making one creates an instance on the machine, not a default value"
+    )]
     pub fn new() -> BuildEnv {
         let env = Env::new();
         let store = ImageStore::open(&env.root).expect("store");

@@ -3,9 +3,7 @@
 //! again.
 //! As root, in a namespace of its own.
 
-mod common;
-
-use common::Host;
+use berth_tests::host::{self, Host};
 
 const STACK: &str = r#"
 name: drift
@@ -52,7 +50,7 @@ fn status_of(host: &Host, service: &str) -> String {
 #[test_with::root()]
 #[test]
 fn compose_and_container_run_apply_security_opt_and_sizes_alike() {
-    common::require_tools();
+    host::require_tools();
     let host = Host::new("drift");
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");

@@ -2,8 +2,7 @@
 //! the real runtime into the real image store. Network only inside namespaces and on loopback
 //! the tests make (a web server playing the internet, a local registry for `--pull`).
 
-mod common;
-mod container_util;
+use berth_tests::host::{self, Host};
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -13,10 +12,16 @@ use std::process::Command;
 use berth_runtime::build::exec::{BUILD_LABEL, BuildError, BuildRequest, Builder, StepReport};
 use berth_runtime::container::{ContainerConfig, RootfsSource};
 use berth_runtime::image::{ImageStore, NewImage};
-use container_util::build_env::BuildEnv;
-use container_util::{stderr, stdout};
+use berth_tests::container_util::build_env::BuildEnv;
+use berth_tests::container_util::{stderr, stdout};
 
-impl BuildEnv {
+/// This file's build and run helpers on the harness's builder instance.
+trait ImageBuild {
+    fn build(&self, tag: &str, no_cache: bool) -> Result<(String, Vec<StepReport>), BuildError>;
+    fn run(&self, image: &str, cmd: &[&str]) -> String;
+}
+
+impl ImageBuild for BuildEnv {
     fn build(&self, tag: &str, no_cache: bool) -> Result<(String, Vec<StepReport>), BuildError> {
         let rt = self.env.runtime();
         let b = Builder::new(&self.store, &rt, &self.env.root);
@@ -458,7 +463,7 @@ struct World {
 const WORLD_IP: &str = "198.18.0.2";
 
 impl World {
-    fn new(host: &common::Host) -> World {
+    fn new(host: &Host) -> World {
         let ns = format!("bw-{}", std::process::id());
         let sh = |cmd: &str| {
             let st = Command::new("sh").arg("-c").arg(cmd).status().expect("sh");
@@ -524,8 +529,8 @@ impl Drop for World {
 #[test_with::root()]
 #[test]
 fn run_reaches_the_outside_only_through_the_build_network_nat() {
-    common::require_tools();
-    let host = common::Host::new("bnet");
+    host::require_tools();
+    let host = Host::new("bnet");
     let _world = World::new(&host);
     host.busybox_image();
     let write = |name: &str, text: &str| fs::write(host.stack.join(name), text).expect("write");
@@ -674,7 +679,13 @@ impl Drop for Registry {
     }
 }
 
-impl BuildEnv {
+/// The registry tests' helpers on the harness's builder instance.
+trait RegistryBuild {
+    fn push_marked(&self, reference: &str, marker: &str);
+    fn build_req(&self, tag: &str, pull: bool) -> Result<(String, Vec<StepReport>), BuildError>;
+}
+
+impl RegistryBuild for BuildEnv {
     /// Pushes `bb:1` plus a layer holding `/v` = `marker` to `reference` with skopeo.
     fn push_marked(&self, reference: &str, marker: &str) {
         let mut layer = tar::Builder::new(Vec::new());
@@ -781,8 +792,8 @@ fn pull_re_resolves_base_images_from_their_registry() {
 #[test_with::root()]
 #[test]
 fn berth_build_takes_build_args_and_pull_errors_name_the_image() {
-    common::require_tools();
-    let host = common::Host::new("bargs");
+    host::require_tools();
+    let host = Host::new("bargs");
     host.busybox_image();
     // A name whose registry is a closed loopback port of the test's namespace.
     host.ok(&["image", "tag", "busybox:e2e", "127.0.0.1:9/bb:e2e"]);
@@ -796,7 +807,7 @@ fn berth_build_takes_build_args_and_pull_errors_name_the_image() {
         "name: bargs\nservices:\n  app:\n    build:\n      context: .\n      args:\n        WHO: compose\n",
     )
     .expect("compose");
-    let who = |host: &common::Host| {
+    let who = |host: &Host| {
         host.ok(&[
             "container",
             "run",
@@ -835,8 +846,8 @@ fn berth_build_takes_build_args_and_pull_errors_name_the_image() {
 #[test_with::root()]
 #[test]
 fn up_builds_missing_images_side_by_side_and_shows_their_steps() {
-    common::require_tools();
-    let host = common::Host::new("pbuild");
+    host::require_tools();
+    let host = Host::new("pbuild");
     host.busybox_image();
     for svc in ["one", "two"] {
         let dir = host.stack.join(svc);
