@@ -70,7 +70,9 @@ fn build_berth() -> PathBuf {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "building the berth binary (`cargo build -p berth`) failed:\n{}\n{}",
+        "building the berth binary (`{} build -p berth`) failed ({}):\n{}\n{}",
+        cargo.to_string_lossy(),
+        out.status,
         String::from_utf8_lossy(&out.stderr),
         diagnostics(&stdout)
     );
