@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How long containers' names fail when the daemon or the DNS keeper dies, printed as figures.
-# As root. Runs orchestrator/tests/dns_survives.rs (release build): a two-service busybox stack
+# As root. Runs tests/tests/dns_survives.rs (release build): a two-service busybox stack
 # in a network namespace of its own, `app` resolving `db` through the embedded DNS every 50 ms;
 # KILLS kill -9s of the daemon (default 5), 3 of the keeper, and a `system shutdown`.
 #
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/dns-failover.sh: run as root" >&2; exit 1; }
 export BERTH_DNS_KILLS=${KILLS:-5}
-out=$(cargo test --release -q -p berth --test dns_survives -- --nocapture --test-threads 1 2>&1) || {
+out=$(cargo test --release -q -p berth-tests --test dns_survives -- --nocapture --test-threads 1 2>&1) || {
   echo "$out" | tail -40 >&2
   exit 1
 }

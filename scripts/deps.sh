@@ -16,7 +16,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The docker CLI, the oracle of the tests of berth's Docker Engine API
-# (orchestrator/tests/docker_api_*.rs). Debian ships it only inside docker.io, with dockerd and
+# (tests/tests/docker_api_*.rs). Debian ships it only inside docker.io, with dockerd and
 # containerd: install the package with every service start refused (a policy-rc.d answering
 # 101 for the install's duration), then disable and mask the daemons' units, so that neither a
 # reboot nor a connection to /run/docker.sock (socket activation) ever starts them. A machine

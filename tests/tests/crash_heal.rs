@@ -1,0 +1,471 @@
+//! Crashes that must heal, end to end as root: `kill -9` of the daemon at random moments of
+//! `up -d` (the next `up -d` must leave every container whole, once, and `down` nothing), and
+//! `kill -9` of a container's shim (the truth is told, the orphaned processes do not live on,
+//! and the restart policy applies).
+//!
+//! The daemon test's kill points are drawn from a seeded generator: the seed is printed, and
+//! `BERTH_CRASH_SEED` replays it; `BERTH_CRASH_SERVICES`, `BERTH_CRASH_ROUNDS` and
+//! `BERTH_CRASH_KILLS` (per round) size it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use berth_tests::berth_bin;
+use berth_tests::host::Host;
+
+fn env_num(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// xorshift64*: kill points that a printed seed replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn stack(n: usize) -> String {
+    let mut y = String::from(
+        "name: crash\nx-quick: &quick\n  image: busybox:e2e\n  init: true\n  stop_grace_period: 1s\n  command: [\"sleep\", \"3600\"]\nservices:\n",
+    );
+    for i in 0..n {
+        y.push_str(&format!("  s{i}:\n    <<: *quick\n"));
+    }
+    y
+}
+
+/// `berth up -d` started in the background (collected with `wait_with_output`).
+fn up_in_background(host: &Host) -> Child {
+    Command::new("timeout")
+        .args(["120", "nsenter"])
+        .arg(format!("--net=/run/netns/{}", host.ns))
+        .arg(berth_bin())
+        .arg("--root")
+        .arg(&host.root)
+        .arg("--run")
+        .arg(&host.run)
+        .args(["up", "-d"])
+        .current_dir(&host.stack)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn berth up")
+}
+
+/// The pid of the instance's live daemon, if one runs.
+fn daemon_pid(host: &Host) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(host.run.join("berth.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    (cmdline.contains("daemon") && cmdline.contains(&host.run.display().to_string())).then_some(pid)
+}
+
+fn sigkill(pid: i32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next())
+            .is_some_and(|st| !matches!(st, "Z" | "X"))
+    })
+}
+
+/// Container ids on disk (every dir, listed or not).
+fn dirs(host: &Host) -> BTreeSet<String> {
+    std::fs::read_dir(host.root.join("containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect()
+}
+
+/// Everything wrong with the project after a healing `up -d`: one line per problem.
+fn problems(host: &Host, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let ps = host.ps();
+    let mut by_service: BTreeMap<String, Vec<&serde_json::Value>> = BTreeMap::new();
+    for row in &ps {
+        let svc = row["service"].as_str().unwrap_or_default().to_string();
+        by_service.entry(svc).or_default().push(row);
+    }
+    let services: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    let on_disk = dirs(host);
+    if on_disk.len() != n {
+        // What the dirs that no listed container owns hold tells how far their creation got.
+        let listed: BTreeSet<&str> = ps.iter().filter_map(|r| r["id"].as_str()).collect();
+        let strays: Vec<String> = on_disk
+            .iter()
+            .filter(|d| !listed.contains(d.as_str()))
+            .map(|d| {
+                let dir = host.root.join("containers").join(d);
+                let marker = std::fs::read_to_string(dir.join("creating")).ok();
+                format!("{d} holds {:?} (marker {marker:?})", entries(&dir))
+            })
+            .collect();
+        out.push(format!(
+            "{} container dirs for {n} services; not listed: {strays:?}",
+            on_disk.len()
+        ));
+    }
+    for svc in &services {
+        let rows = by_service.get(svc).cloned().unwrap_or_default();
+        if rows.len() != 1 {
+            out.push(format!("{svc}: {} containers", rows.len()));
+            continue;
+        }
+        let row = rows[0];
+        let id = row["id"].as_str().unwrap_or_default();
+        let name = format!("crash-{svc}-1");
+        if row["status"] != "running" {
+            out.push(format!("{svc}: {}", row["status"]));
+            continue;
+        }
+        let dir = host.root.join("containers").join(id);
+        if dir.join("creating").exists() {
+            out.push(format!("{svc}: still marked as being created"));
+        }
+        let pin = host.run.join("netns").join(&id[..id.len().min(12)]);
+        let addr = host.sh(&format!(
+            "nsenter --net={} ip -4 -o addr show dev eth0",
+            pin.display()
+        ));
+        let addr = String::from_utf8_lossy(&addr.stdout).to_string();
+        if !addr.contains("inet 10.") {
+            out.push(format!("{svc}: no address in its namespace ({addr:?})"));
+            continue;
+        }
+        let others: Vec<&str> = services
+            .iter()
+            .filter(|s| *s != svc)
+            .map(String::as_str)
+            .collect();
+        let script = format!(
+            "grep -q '^nameserver 10\\.' /etc/resolv.conf || echo NO-RESOLV; \
+             grep -q '{name}' /etc/hosts || echo NO-HOSTS; \
+             for s in {}; do nslookup $s >/dev/null 2>&1 || echo MISSING $s; done",
+            others.join(" ")
+        );
+        let got = host.berth(&["container", "exec", &name, "sh", "-c", &script]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&got.stdout),
+            String::from_utf8_lossy(&got.stderr)
+        );
+        if !got.status.success() || !text.trim().is_empty() {
+            let short: String = text
+                .split_whitespace()
+                .take(12)
+                .collect::<Vec<_>>()
+                .join(" ");
+            out.push(format!("{svc}: {short}"));
+        }
+    }
+    out
+}
+
+/// What `down` must have removed, beyond the harness's leak check.
+fn leftovers(host: &Host) -> Vec<String> {
+    let mut out = Vec::new();
+    let d = dirs(host);
+    if !d.is_empty() {
+        out.push(format!("container dirs: {d:?}"));
+    }
+    for (what, dir) in [
+        ("netns pins", host.run.join("netns")),
+        ("run dirs", host.run.join("c")),
+        ("name files", host.root.join("container-names")),
+    ] {
+        let e = entries(&dir);
+        if !e.is_empty() {
+            out.push(format!("{what}: {e:?}"));
+        }
+    }
+    out
+}
+
+#[test_with::root()]
+#[test]
+fn daemon_killed_at_random_moments_of_up_heals_at_the_next_up() {
+    let n = env_num("BERTH_CRASH_SERVICES", 20) as usize;
+    let rounds = env_num("BERTH_CRASH_ROUNDS", 6);
+    let kills = env_num("BERTH_CRASH_KILLS", 4);
+    let seed = env_num(
+        "BERTH_CRASH_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1),
+    )
+    .max(1);
+    eprintln!(
+        "crash_heal: seed {seed} (BERTH_CRASH_SEED={seed} replays), {n} services, {rounds} rounds x {kills} kills"
+    );
+    let mut rng = Rng(seed);
+    let host = Host::new("crash");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), stack(n)).expect("compose");
+
+    // How long a whole `up -d` takes here, daemon start included: kill points fall inside it.
+    let _ = host.berth(&["system", "shutdown"]);
+    let t = Instant::now();
+    host.ok(&["up", "-d"]);
+    let full = t.elapsed();
+    host.ok(&["down"]);
+    eprintln!("crash_heal: an uninterrupted up -d takes {full:?}");
+
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut report: Vec<String> = Vec::new();
+    let mut broken_total = 0;
+    let mut heal_times = Vec::new();
+    let mut points = 0;
+    let mut interrupted = 0;
+    for round in 0..rounds {
+        for k in 0..kills {
+            let delay = Duration::from_millis(rng.below(full.as_millis() as u64 + 1));
+            let mut up = up_in_background(&host);
+            let t = Instant::now();
+            std::thread::sleep(delay);
+            // The CLI may still be starting the daemon: wait for one to kill (bounded).
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut killed = false;
+            while Instant::now() < deadline {
+                if let Some(pid) = daemon_pid(&host) {
+                    sigkill(pid);
+                    killed = true;
+                    break;
+                }
+                if up.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let at = t.elapsed();
+            let out = up.wait_with_output().expect("wait up");
+            points += usize::from(killed);
+            interrupted += usize::from(killed && !out.status.success());
+            eprintln!(
+                "crash_heal: round {round} kill {k}: daemon {} at {at:?} (up exit {:?})",
+                if killed { "killed" } else { "not running" },
+                out.status.code()
+            );
+            seen.extend(dirs(&host));
+        }
+        // The healing `up -d`.
+        let t = Instant::now();
+        let healed = host.berth(&["up", "-d"]);
+        let took = t.elapsed();
+        heal_times.push(took);
+        seen.extend(dirs(&host));
+        let mut p = problems(&host, n);
+        if !healed.status.success() {
+            p.push(format!(
+                "healing up -d failed: {}",
+                String::from_utf8_lossy(&healed.stderr)
+            ));
+        }
+        eprintln!(
+            "crash_heal: round {round}: healing up -d took {took:?}, {} problem(s)",
+            p.len()
+        );
+        broken_total += p.len();
+        report.extend(p.into_iter().map(|l| format!("round {round}: {l}")));
+        let down = host.berth(&["down"]);
+        if !down.status.success() {
+            report.push(format!(
+                "round {round}: down failed: {}",
+                String::from_utf8_lossy(&down.stderr)
+            ));
+        }
+        let ids: Vec<String> = seen.iter().cloned().collect();
+        let mut left = host.leaks(&ids);
+        left.extend(leftovers(&host));
+        report.extend(
+            left.into_iter()
+                .map(|l| format!("round {round}: after down: {l}")),
+        );
+    }
+    eprintln!(
+        "crash_heal: {points} kill points ({interrupted} cut an up -d short) in {rounds} rounds of {n} services: {broken_total} broken container(s) after the healing up -d; healing up -d took {heal_times:?}"
+    );
+    assert!(
+        points >= 20 || rounds * kills < 20,
+        "only {points} kill points"
+    );
+    assert!(report.is_empty(), "seed {seed}:\n{}", report.join("\n"));
+}
+
+/// `container inspect NAME` (stdout only: a settled dead shim is logged on stderr).
+fn inspect(host: &Host, name: &str) -> serde_json::Value {
+    let out = host.berth(&["container", "inspect", name]);
+    assert!(out.status.success(), "inspect {name}: {out:?}");
+    serde_json::from_slice(&out.stdout).expect("inspect json")
+}
+
+/// The shim pid and container pid recorded for `name`.
+fn pids(host: &Host, name: &str) -> (i32, i32, String) {
+    let v = inspect(host, name);
+    let id = v[0]["Id"].as_str().unwrap_or_default().to_string();
+    let st: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(host.root.join("containers").join(&id).join("state.json"))
+            .expect("state.json"),
+    )
+    .expect("state json");
+    (
+        st["shim_pid"].as_i64().unwrap_or(0) as i32,
+        st["pid"].as_i64().unwrap_or(0) as i32,
+        id,
+    )
+}
+
+fn inspect_state(host: &Host, name: &str) -> serde_json::Value {
+    inspect(host, name)[0]["State"].clone()
+}
+
+/// Polls `check` for up to `secs` seconds.
+fn within(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check()
+}
+
+const SHIM_STACK: &str = r#"
+name: shimkill
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  command: ["sleep", "3600"]
+services:
+  once:
+    <<: *quick
+  always:
+    <<: *quick
+    restart: always
+"#;
+
+#[test_with::root()]
+#[test]
+fn a_killed_shim_is_noticed_its_container_ended_and_its_restart_policy_applied() {
+    let host = Host::new("shimkill");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), SHIM_STACK).expect("compose");
+    host.ok(&["up", "-d"]);
+    host.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "--name",
+        "solo-shimkill",
+        "busybox:e2e",
+        "sleep",
+        "3600",
+    ]);
+    let mut ids = Vec::new();
+
+    // No restart policy: the container ends, and every verb says so.
+    let (shim, init, id) = pids(&host, "shimkill-once-1");
+    ids.push(id);
+    assert!(alive(shim) && alive(init), "shim {shim} init {init}");
+    sigkill(shim);
+    let told = within(5, || {
+        let st = inspect_state(&host, "shimkill-once-1");
+        st["Status"] == "exited" && st["Running"] == false
+    });
+    let st = inspect_state(&host, "shimkill-once-1");
+    assert!(
+        told,
+        "inspect still says {st} 5 s after the shim was killed"
+    );
+    assert_eq!(st["ExitCode"], 137, "{st}");
+    assert!(
+        st["Error"].as_str().is_some_and(|e| e.contains("shim")),
+        "{st}"
+    );
+    assert!(
+        within(5, || !alive(init)),
+        "the container's process {init} lives on without its shim"
+    );
+    let ps = host.ps();
+    let row = ps
+        .iter()
+        .find(|r| r["service"] == "once")
+        .expect("once row");
+    assert_eq!(row["status"], "exited", "{row}");
+    let exec = host.berth(&["container", "exec", "shimkill-once-1", "true"]);
+    assert!(!exec.status.success(), "exec into an ended container");
+    assert!(
+        String::from_utf8_lossy(&exec.stderr).contains("not running"),
+        "{}",
+        String::from_utf8_lossy(&exec.stderr)
+    );
+    host.ok(&["stop", "once"]);
+
+    // restart: always (compose) and --restart always (container run): running again, as a
+    // new run with a live shim, and the old processes are gone.
+    for name in ["shimkill-always-1", "solo-shimkill"] {
+        let (shim, init, id) = pids(&host, name);
+        ids.push(id);
+        assert!(
+            alive(shim) && alive(init),
+            "{name}: shim {shim} init {init}"
+        );
+        sigkill(shim);
+        let restarted = within(15, || {
+            let (s, p, _) = pids(&host, name);
+            s != shim && p != init && alive(s) && alive(p)
+        });
+        let st = inspect_state(&host, name);
+        assert!(restarted, "{name} was not restarted: {st}");
+        assert_eq!(st["Running"], true, "{name}: {st}");
+        assert!(!alive(init), "{name}: old process {init} lives on");
+        let exec = host.berth(&["container", "exec", name, "true"]);
+        assert!(exec.status.success(), "{name}: exec after the restart");
+    }
+
+    host.ok(&["down"]);
+    host.ok(&["container", "rm", "-f", "solo-shimkill"]);
+    let _ = host.berth(&["network", "rm", "bridge"]);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "left after down: {leaks:#?}");
+}

@@ -1,0 +1,230 @@
+//! The project verbs that act on existing containers (`logs`, `exec`, `stop`, `start`,
+//! `restart`, `kill`, `pause`, `rm`, `wait`, `top`, `images`, `port`, `ls`), end to end as root with the real
+//! binary, runtime and netd. The harness (a netns per test, its own --root/--run, leak check)
+//! is in `berth_tests::host`.
+
+use berth_tests::host::{self, Host};
+
+const STACK: &str = r#"
+name: verbs
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+services:
+  db:
+    <<: *quick
+    command: ["sh", "-c", "echo db-ready; exec sleep 3600"]
+  app:
+    <<: *quick
+    command: ["sh", "-c", "echo one; echo two; echo three; exec sleep 3600"]
+    ports: ["18181:8080"]
+    depends_on: [db]
+"#;
+
+fn ids(host: &Host) -> Vec<(String, String, String)> {
+    let mut v: Vec<(String, String, String)> = host
+        .ps()
+        .iter()
+        .map(|r| {
+            (
+                r["service"].as_str().unwrap_or_default().to_string(),
+                r["id"].as_str().unwrap_or_default().to_string(),
+                r["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits (up to 10 s) until `logs SERVICE` shows `needle`: the echo runs right after start.
+fn wait_for_log(host: &Host, service: &str, needle: &str) {
+    for _ in 0..100 {
+        if host.ok(&["logs", service]).contains(needle) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("{service} never logged {needle:?}");
+}
+
+/// Asserts that `lines` appear in `out`, in this order.
+fn assert_in_order(out: &str, lines: &[&str]) {
+    let at: Vec<Option<usize>> = lines.iter().map(|l| out.find(l)).collect();
+    assert!(
+        at.iter().all(Option::is_some) && at.windows(2).all(|w| w[0] < w[1]),
+        "{lines:?} not in this order in:\n{out}"
+    );
+}
+
+fn up(tag: &str) -> Host {
+    let host = Host::new(tag);
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");
+    host.ok(&["up", "-d"]);
+    wait_for_log(&host, "app", "three");
+    wait_for_log(&host, "db", "db-ready");
+    host
+}
+
+fn down(host: &Host, all_ids: &[String]) {
+    host.ok(&["down", "-t", "1"]);
+    assert!(host.ps().is_empty());
+    let leaks = host.leaks(all_ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}
+
+#[test_with::root()]
+#[test]
+fn logs_exec_top_images_port_ls() {
+    host::require_tools();
+    let host = up("vlog");
+    let first: Vec<String> = ids(&host).into_iter().map(|(_, id, _)| id).collect();
+
+    // Every container's log, prefixed `service-N  | ` (padded to the longest), no colour
+    // when stdout is not a terminal.
+    let all = host.ok(&["logs"]);
+    for line in [
+        "app-1  | one",
+        "app-1  | two",
+        "app-1  | three",
+        "db-1   | db-ready",
+    ] {
+        assert!(all.contains(line), "{line:?} missing in:\n{all}");
+    }
+    assert!(!all.contains('\x1b'), "{all}");
+    let tail = host.ok(&["logs", "--tail", "1", "app"]);
+    assert!(tail.contains("app-1  | three"), "{tail}");
+    assert!(!tail.contains("two") && !tail.contains("db-"), "{tail}");
+    let ts = host.ok(&["logs", "-t", "--no-color", "db"]);
+    assert!(ts.contains("db-1  | 20"), "timestamps: {ts}");
+
+    // exec: output and exit code come back.
+    let out = host.berth(&["exec", "app", "sh", "-c", "echo inside; exit 3"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("inside"));
+    let out = host.berth(&["exec", "--index", "2", "app", "true"]);
+    assert!(!out.status.success(), "there is no app-2");
+
+    let top = host.ok(&["top", "app"]);
+    assert!(
+        top.contains("verbs-app-1") && top.contains("sleep 3600"),
+        "{top}"
+    );
+    let images = host.ok(&["images"]);
+    assert!(images.contains("busybox:e2e"), "{images}");
+    let port = host.ok(&["port", "app", "8080"]);
+    assert!(port.contains(":18181"), "{port}");
+    assert!(!host.berth(&["port", "app", "9999"]).status.success());
+    let ls = host.ok(&["ls"]);
+    assert!(ls.contains("verbs") && ls.contains("running(2)"), "{ls}");
+    assert!(ls.contains("compose.yaml"), "{ls}");
+    let json = host.ok(&["ls", "--format", "json"]);
+    let rows: serde_json::Value =
+        serde_json::from_str(&json[json.find('[').expect("json")..]).expect("ls json");
+    assert_eq!(rows[0]["Name"], "verbs", "{rows}");
+    assert!(!host.berth(&["logs", "nosuch"]).status.success());
+    assert!(!host.berth(&["kill", "-s", "NOPE"]).status.success());
+
+    // logs -f keeps following and picks up the new container of a recreated service.
+    let follow = host.berth_for(6, &["logs", "-f", "app"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    host.ok(&["up", "-d", "--force-recreate", "app"]);
+    let out = follow.wait_with_output().expect("logs -f");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.matches("app-1  | three").count(),
+        2,
+        "the old and the recreated container's lines: {text}"
+    );
+    let second: Vec<String> = ids(&host).into_iter().map(|(_, id, _)| id).collect();
+    let all_ids: Vec<String> = first.into_iter().chain(second).collect();
+    down(&host, &all_ids);
+}
+
+#[test_with::root()]
+#[test]
+fn stop_start_restart_kill_wait() {
+    host::require_tools();
+    let host = up("vstop");
+    let before = ids(&host);
+    let id_list: Vec<String> = before.iter().map(|(_, id, _)| id.clone()).collect();
+
+    // Dependents stop first and start last; each container says what happened to it.
+    let out = host.ok(&["stop"]);
+    assert_in_order(
+        &out,
+        &[
+            "Container verbs-app-1  Stopped",
+            "Container verbs-db-1  Stopped",
+        ],
+    );
+    let stopped = ids(&host);
+    assert!(stopped.iter().all(|(_, _, s)| s == "exited"), "{stopped:?}");
+
+    let out = host.ok(&["start"]);
+    assert_in_order(
+        &out,
+        &[
+            "Container verbs-db-1  Started",
+            "Container verbs-app-1  Started",
+        ],
+    );
+    let started = ids(&host);
+    assert!(
+        started.iter().all(|(_, _, s)| s == "running"),
+        "{started:?}"
+    );
+    assert_eq!(
+        started.iter().map(|(_, id, _)| id).collect::<Vec<_>>(),
+        id_list.iter().collect::<Vec<_>>(),
+        "stop/start keeps the containers"
+    );
+    // The network endpoint and DNS names survived the stop.
+    let got = host.ok(&["exec", "app", "nslookup", "db"]);
+    assert!(got.contains("Address: 10."), "{got}");
+
+    let out = host.ok(&["restart", "-t", "1", "db"]);
+    assert_in_order(
+        &out,
+        &[
+            "Container verbs-db-1  Stopped",
+            "Container verbs-db-1  Started",
+        ],
+    );
+    assert!(
+        !out.contains("verbs-app-1"),
+        "restart db leaves app alone: {out}"
+    );
+    // start leaves running containers alone and says nothing about them.
+    let out = host.ok(&["start"]);
+    assert!(!out.contains("Started"), "{out}");
+    let restarted = ids(&host);
+    assert_eq!(restarted, started, "restart keeps ids and ends running");
+
+    let out = host.ok(&["kill", "-s", "TERM", "app"]);
+    assert!(out.contains("Container verbs-app-1  Killed"), "{out}");
+    let waited = host.berth(&["wait", "app"]);
+    let code = String::from_utf8_lossy(&waited.stdout).trim().to_string();
+    assert_eq!(code, "143", "SIGTERM ended app: {waited:?}");
+    let after = ids(&host);
+    assert_eq!(after[0].2, "exited", "{after:?}");
+    assert_eq!(after[1].2, "running", "db untouched: {after:?}");
+
+    // pause/unpause act on the running containers only (db); tested in depth in stack_more.
+    host.ok(&["pause"]);
+    host.ok(&["unpause"]);
+
+    // rm removes stopped containers only (db runs), and through the daemon frees app's
+    // address and names.
+    let out = host.ok(&["rm"]);
+    assert!(
+        out.contains("skipped e2e-db-1") || out.contains("skipped"),
+        "{out}"
+    );
+    let left = ids(&host);
+    assert_eq!(left.len(), 1, "only db is left: {left:?}");
+    assert_eq!(left[0].2, "running");
+    down(&host, &id_list);
+}
