@@ -390,7 +390,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.stop_signal", Engine(".stop_signal")),
     ("services.*.storage_opt", Warned("services.all.storage_opt")),
     ("services.*.sysctls", Engine(".sysctls")),
-    ("services.*.tmpfs", Engine("svc.tmpfs")),
+    ("services.*.tmpfs", Engine("tmpfs: svc")),
     ("services.*.tty", Engine(".tty")),
     ("services.*.ulimits", Engine(".ulimits")),
     (

@@ -84,10 +84,12 @@ fn overlay_writes_go_to_the_upper_dir_and_volumes_survive_rm() {
     // A second container sees the volume's data, not the image's (no re-seeding).
     fs::write(lower1.join("data/seed"), "changed\n").expect("seed");
     cfg.args = vec!["cat".into(), "/data/seed".into(), "/data/mine".into()];
-    cfg.auto_remove = true;
+    // Removed after the wait, not by its shim: an auto-removed container that exits before
+    // `wait` opens leaves no state to read its exit code from.
     let rec = rt.create(cfg).expect("create");
     rt.start(&rec).expect("start");
     assert_eq!(rt.wait(&rec).expect("wait").code, 0);
+    rt.remove(&rec, false).expect("rm");
     env.assert_clean();
 }
 
