@@ -345,11 +345,11 @@ fn docker_api_errors_are_dockers_and_the_daemon_keeps_serving() {
         b"DELETE /v1.47/info HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
     );
     assert!(wrong_method.starts_with("HTTP/1.1 404"), "{wrong_method}");
-    let ps = docker.run(&["ps"]);
-    let err = String::from_utf8_lossy(&ps.stderr);
-    assert!(!ps.status.success(), "docker ps must not pretend");
+    let images = docker.run(&["image", "ls"]);
+    let err = String::from_utf8_lossy(&images.stderr);
+    assert!(!images.status.success(), "docker image ls must not pretend");
     assert!(
-        err.contains("berth does not serve GET /containers/json"),
+        err.contains("berth does not serve GET /images/json"),
         "{err}"
     );
 
@@ -384,7 +384,7 @@ fn docker_api_errors_are_dockers_and_the_daemon_keeps_serving() {
     s.set_read_timeout(Some(Duration::from_secs(20))).ok();
     let size = 100 * 1024 * 1024;
     let head = format!(
-        "POST /v1.47/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+        "POST /v1.47/containers/x/update HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
     );
     let mut w = s.try_clone().expect("clone");
     let writer = std::thread::spawn(move || {

@@ -35,7 +35,9 @@ pub(super) async fn networks(shared: &Shared) -> Response<Body> {
 /// netd's endpoints grouped by container: network names, published ports and Docker's
 /// `NetworkSettings` (networks with address, gateway, aliases, MAC; ports as
 /// `"80/tcp": [{"HostIp", "HostPort"}]`; the first network's address on top).
-fn by_container(netd: &berth_netd::state::State) -> BTreeMap<String, ContainerNetworks> {
+pub(in crate::daemon) fn by_container(
+    netd: &berth_netd::state::State,
+) -> BTreeMap<String, ContainerNetworks> {
     let mut out: BTreeMap<String, ContainerNetworks> = BTreeMap::new();
     for ep in &netd.endpoints {
         let net = netd.networks.get(&ep.network);

@@ -23,7 +23,7 @@ use crate::api::{API_PREFIX, ApiError, ErrorBody, ErrorKind, Info};
 pub(super) type Body = BoxBody<Bytes, Infallible>;
 
 #[path = "containers.rs"]
-mod containers;
+pub(in crate::daemon) mod containers;
 
 fn full(status: StatusCode, content_type: &str, bytes: Vec<u8>) -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from(bytes)).boxed());

@@ -230,7 +230,7 @@ fn unix(created: Option<&str>) -> i64 {
 }
 
 /// The image reference a container was made from, as its creator recorded it.
-fn image_of(dir: &Path, labels: &BTreeMap<String, String>) -> (String, String) {
+pub(super) fn image_of(dir: &Path, labels: &BTreeMap<String, String>) -> (String, String) {
     let read = |f: &str| {
         std::fs::read_to_string(dir.join(f))
             .ok()

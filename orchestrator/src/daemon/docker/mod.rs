@@ -8,6 +8,9 @@
 //! does not serve yet answers 501 naming it, never a pretended success; a path Docker does not
 //! have is Docker's 404 `page not found`.
 
+mod containers;
+mod containers_inspect;
+mod containers_list;
 mod df;
 mod errors;
 mod events;
@@ -137,6 +140,9 @@ async fn route_to(
     route: &str,
 ) -> Result<Response<Body>, ApiError> {
     let query = req.uri().query().unwrap_or("").to_string();
+    if let Some(c) = containers::Route::parse(req.method(), route) {
+        return containers::serve(docker, req, c, &query).await;
+    }
     match (req.method(), route) {
         (&Method::GET | &Method::HEAD, "/_ping") => Ok(version::ping(req.method())),
         (&Method::GET, "/version") => Ok(json(StatusCode::OK, &version::version())),

@@ -1,0 +1,119 @@
+//! `GET /containers/{id}/json` (`docker inspect`): one container in Docker's shape. State and
+//! Config come from the runtime's record (the environment and labels as resolved with the
+//! image's), `HostConfig` is the one the container was created with over this API (as given)
+//! or, for a container berth made otherwise, Docker's empty one with its network mode;
+//! networks and ports come from netd.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use berth_runtime::container::Status;
+
+use super::containers::{CREATE_BODY_FILE, find};
+use super::containers_list::{mounts, networks};
+use super::errors::ApiError;
+use super::{Docker, df, status};
+use crate::api::container::ContainerSpec;
+
+/// Docker's time format (RFC 3339 with nanoseconds); its zero time when there is none.
+fn time(t: Option<SystemTime>) -> String {
+    t.map_or_else(
+        || "0001-01-01T00:00:00Z".to_string(),
+        |t| humantime::format_rfc3339_nanos(t).to_string(),
+    )
+}
+
+/// `GET /containers/{id}/json`.
+pub(super) async fn inspect(
+    docker: &Arc<Docker>,
+    what: &str,
+) -> Result<serde_json::Value, ApiError> {
+    let rt = docker.rt.clone();
+    let w = what.to_string();
+    let (rec, st, state) = tokio::task::spawn_blocking(move || {
+        let rec = find(&rt, &w)?;
+        let st = rt
+            .state(&rec)
+            .map_err(|e| ApiError::internal(crate::api::error::error_chain(&e)))?;
+        let state = status::state(&rt, &rec, &st);
+        Ok::<_, ApiError>((rec, st, state))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("worker task failed: {e}")))??;
+    let settings = networks(docker)
+        .await
+        .remove(&rec.id)
+        .map(|n| n.settings)
+        .unwrap_or_else(|| serde_json::json!({"Networks": {}, "Ports": {}, "IPAddress": ""}));
+    // What the container was created with over this API, if it was.
+    let given: Option<serde_json::Value> = std::fs::read(rec.dir.join(CREATE_BODY_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let spec: ContainerSpec = given
+        .as_ref()
+        .and_then(|g| serde_json::from_value(g.clone()).ok())
+        .unwrap_or_default();
+    let host_config = given
+        .as_ref()
+        .and_then(|g| g.get("HostConfig").cloned())
+        .filter(|h| h.is_object())
+        .unwrap_or_else(|| {
+            serde_json::json!({
+                "NetworkMode": settings["Networks"]
+                    .as_object()
+                    .and_then(|n| n.keys().next().cloned())
+                    .unwrap_or_else(|| "none".into()),
+                "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+            })
+        });
+    let (image, image_id) = df::image_of(&rec.dir, &rec.config.labels);
+    let args = &rec.config.args;
+    let running = state == "running" || state == "paused";
+    let cmd = match (&spec.cmd, &spec.entrypoint) {
+        (Some(c), _) => serde_json::json!(c),
+        (None, None) => serde_json::json!(args),
+        (None, Some(_)) => serde_json::Value::Null,
+    };
+    Ok(serde_json::json!({
+        "Id": rec.id,
+        "Created": time(Some(st.created_at)),
+        "Path": args.first().cloned().unwrap_or_default(),
+        "Args": args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": state,
+            "Running": running,
+            "Paused": state == "paused",
+            "Restarting": false,
+            "OOMKilled": st.oom_killed,
+            "Dead": false,
+            "Pid": if running { st.pid } else { 0 },
+            "ExitCode": if st.status == Status::Running && running { 0 } else { st.exit_code.unwrap_or(0) },
+            "Error": st.error.clone().unwrap_or_default(),
+            "StartedAt": time(st.started_at),
+            "FinishedAt": time(st.finished_at),
+        },
+        "Image": image_id,
+        "Name": format!("/{}", rec.config.name),
+        "RestartCount": 0,
+        "Driver": "overlayfs",
+        "Platform": "linux",
+        "LogPath": rec.log_path(),
+        "HostsPath": rec.dir.join("hosts"),
+        "HostConfig": host_config,
+        "Mounts": mounts(&docker.rt, &rec),
+        "Config": {
+            "Hostname": rec.config.hostname.clone().unwrap_or_default(),
+            "User": rec.config.user.clone().unwrap_or_default(),
+            "Tty": rec.config.tty,
+            "OpenStdin": rec.config.open_stdin,
+            "Env": rec.config.env,
+            "Cmd": cmd,
+            "Entrypoint": spec.entrypoint,
+            "Image": image,
+            "WorkingDir": rec.config.working_dir.clone().unwrap_or_default(),
+            "Labels": rec.config.labels,
+            "StopTimeout": rec.config.stop_timeout,
+        },
+        "NetworkSettings": settings,
+    }))
+}

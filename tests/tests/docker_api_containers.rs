@@ -1,0 +1,216 @@
+//! The Docker Engine API's container routes, with the real docker CLI as the oracle: `docker
+//! create/start/ps/inspect/stop/kill/restart/wait/rm` and `docker run -d` against a berth
+//! instance of the test's own, with Docker's answers for taken names, missing images and
+//! containers, running containers removed without force, and fields berth cannot run.
+//!
+//! Every docker command gets `DOCKER_HOST` set to the instance's socket and `DOCKER_CONFIG`
+//! to a directory of the test's, so no test ever reaches another Docker daemon or reads the
+//! user's docker configuration.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use berth_tests::host::{self, Host};
+
+/// The docker CLI pointed at one berth instance and nothing else.
+struct Docker {
+    sock: PathBuf,
+    config: tempfile::TempDir,
+}
+
+impl Docker {
+    fn new(h: &Host) -> Docker {
+        let host = h.ok(&["system", "docker-host"]);
+        let sock = h.run.join("docker.sock");
+        assert_eq!(
+            host.trim(),
+            format!("unix://{}", sock.display()),
+            "berth system docker-host"
+        );
+        Docker {
+            sock,
+            config: tempfile::tempdir().expect("docker config dir"),
+        }
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("timeout");
+        c.args(["60", "docker"]).args(args);
+        for var in [
+            "DOCKER_CONTEXT",
+            "DOCKER_TLS_VERIFY",
+            "DOCKER_CERT_PATH",
+            "DOCKER_API_VERSION",
+        ] {
+            c.env_remove(var);
+        }
+        c.env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", self.config.path());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run docker")
+    }
+
+    /// stdout of a docker command that must succeed.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Docker {
+    /// stderr of a docker command that must fail.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "docker {args:?} succeeded:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn docker_cli_creates_starts_stops_and_removes_containers() {
+    host::require_tools();
+    let h = Host::new("dkctr");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+
+    let id = docker.ok(&["create", "--name", "x", "busybox:e2e", "sleep", "60"]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64, "create prints the full id: {id}");
+    let ps = docker.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}} {{.Image}}"]);
+    assert_eq!(ps.trim(), "x created busybox:e2e");
+    assert!(
+        docker.ok(&["ps", "-q"]).trim().is_empty(),
+        "not running yet"
+    );
+
+    // A taken name, a missing image and a missing container, in Docker's words.
+    let err = docker.fails(&["create", "--name", "x", "busybox:e2e", "true"]);
+    assert!(
+        err.contains(&format!(
+            "Conflict. The container name \"/x\" is already in use by container \"{id}\""
+        )),
+        "{err}"
+    );
+    let err = docker.fails(&["create", "--pull", "never", "busybox:nope", "true"]);
+    assert!(err.contains("No such image: busybox:nope"), "{err}");
+    let err = docker.fails(&["start", "nope"]);
+    assert!(err.contains("No such container: nope"), "{err}");
+
+    assert_eq!(docker.ok(&["start", "x"]).trim(), "x");
+    let ps = docker.ok(&["ps", "--format", "{{.ID}} {{.Names}} {{.Status}}"]);
+    assert!(ps.starts_with(&format!("{} x Up ", &id[..12])), "{ps}");
+    let st = docker.ok(&["inspect", "-f", "{{.State.Running}} {{.State.Pid}}", "x"]);
+    let (running, pid) = st.trim().split_once(' ').unwrap_or_default();
+    assert_eq!(running, "true", "{st}");
+    let pid: i32 = pid.parse().unwrap_or(0);
+    assert!(pid > 1, "{st}");
+    assert!(
+        PathBuf::from(format!("/proc/{pid}")).exists(),
+        "pid {pid} lives"
+    );
+    // A unique prefix of the id names it too.
+    let name = docker.ok(&["inspect", "-f", "{{.Name}} {{.Config.Image}}", &id[..8]]);
+    assert_eq!(name.trim(), "/x busybox:e2e");
+
+    // Removing a running container needs force.
+    let err = docker.fails(&["rm", "x"]);
+    assert!(err.contains("container is running"), "{err}");
+
+    assert_eq!(docker.ok(&["stop", "-t", "1", "x"]).trim(), "x");
+    let ps = docker.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.trim().starts_with("x Exited ("), "{ps}");
+    assert!(docker.ok(&["ps", "-q"]).trim().is_empty(), "{ps}");
+    let st = docker.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Running}}", "x"]);
+    assert_eq!(st.trim(), "exited false");
+
+    // Restart runs it again; kill stops it with the signal; wait answers its status.
+    docker.ok(&["restart", "-t", "1", "x"]);
+    assert_eq!(docker.ok(&["ps", "-q"]).trim(), &id[..12]);
+    docker.ok(&["kill", "x"]);
+    assert_eq!(docker.ok(&["wait", "x"]).trim(), "137");
+    let err = docker.fails(&["kill", "x"]);
+    assert!(err.contains("is not running"), "{err}");
+
+    assert_eq!(docker.ok(&["rm", "x"]).trim(), "x");
+    assert!(docker.ok(&["ps", "-aq"]).trim().is_empty());
+    let err = docker.fails(&["inspect", "--type", "container", "x"]);
+    assert!(err.contains("No such container: x"), "{err}");
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn docker_run_detached_keeps_env_and_labels_and_refuses_what_berth_cannot_run() {
+    host::require_tools();
+    let h = Host::new("dkrun");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+
+    let id = docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "y",
+        "-e",
+        "A=1",
+        "-l",
+        "k=v",
+        "busybox:e2e",
+        "sleep",
+        "60",
+    ]);
+    let id = id.trim().to_string();
+    let env = docker.ok(&["inspect", "-f", "{{json .Config.Env}}", "y"]);
+    assert!(env.contains("\"A=1\""), "{env}");
+    let labels = docker.ok(&["inspect", "-f", "{{json .Config.Labels}}", "y"]);
+    assert!(labels.contains("\"k\":\"v\""), "{labels}");
+    let cmd = docker.ok(&["inspect", "-f", "{{json .Config.Cmd}} {{.Path}}", "y"]);
+    assert_eq!(cmd.trim(), "[\"sleep\",\"60\"] sleep");
+    let restart = docker.ok(&["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}", "y"]);
+    assert_eq!(restart.trim(), "no");
+
+    // Filters: label, name, status, id, ancestor.
+    for f in [
+        "label=k=v",
+        "label=k",
+        "name=y",
+        "status=running",
+        "ancestor=busybox:e2e",
+    ] {
+        let got = docker.ok(&["ps", "-q", "--filter", f]);
+        assert_eq!(got.trim(), &id[..12], "--filter {f}");
+    }
+    let got = docker.ok(&["ps", "-q", "--filter", &format!("id={}", &id[..6])]);
+    assert_eq!(got.trim(), &id[..12]);
+    for f in ["label=k=w", "name=zzz", "status=exited"] {
+        let got = docker.ok(&["ps", "-aq", "--filter", f]);
+        assert!(got.trim().is_empty(), "--filter {f}: {got}");
+    }
+    let err = docker.fails(&["ps", "--filter", "bogus=1"]);
+    assert!(err.contains("invalid filter 'bogus'"), "{err}");
+
+    assert_eq!(docker.ok(&["rm", "-f", "y"]).trim(), "y");
+    assert!(docker.ok(&["ps", "-aq"]).trim().is_empty());
+
+    // A field berth cannot run is refused by its name, with 400, and nothing is made.
+    let out = docker.run(&["create", "--device", "/dev/null", "busybox:e2e", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("HostConfig.Devices"), "{err}");
+    assert!(docker.ok(&["ps", "-aq"]).trim().is_empty());
+}
