@@ -7,68 +7,15 @@
 //! user's docker configuration. The docker CLI comes from Debian's `docker.io` package
 //! (scripts/deps.sh installs it for its CLI only); without it the tests show as ignored.
 
+use berth_tests::docker::Docker;
 use berth_tests::host::{self, Host};
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// The docker CLI pointed at one berth instance and nothing else.
-struct Docker {
-    sock: PathBuf,
-    config: tempfile::TempDir,
-}
-
-impl Docker {
-    fn new(h: &Host) -> Docker {
-        let host = h.ok(&["system", "docker-host"]);
-        let sock = h.run.join("docker.sock");
-        assert_eq!(
-            host.trim(),
-            format!("unix://{}", sock.display()),
-            "berth system docker-host"
-        );
-        Docker {
-            sock,
-            config: tempfile::tempdir().expect("docker config dir"),
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("timeout");
-        c.args(["60", "docker"]).args(args);
-        for var in [
-            "DOCKER_CONTEXT",
-            "DOCKER_TLS_VERIFY",
-            "DOCKER_CERT_PATH",
-            "DOCKER_API_VERSION",
-        ] {
-            c.env_remove(var);
-        }
-        c.env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
-            .env("DOCKER_CONFIG", self.config.path());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run docker")
-    }
-
-    /// stdout of a docker command that must succeed.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "docker {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
 
 /// One raw HTTP exchange on the socket (the connection closes after it): the whole answer.
 fn raw(sock: &Path, request: &[u8]) -> String {
