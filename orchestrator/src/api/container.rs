@@ -330,8 +330,23 @@ fn is_unset(v: &serde_json::Value) -> bool {
     }
 }
 
+/// Whether a `HostConfig` field berth does not run carries what Docker's clients send in
+/// every create body to ask for nothing: the client's terminal size (berth sizes the tty
+/// when a client attaches) and a swappiness of -1 (the kernel's own).
+fn client_default(field: &str, v: &serde_json::Value) -> bool {
+    match field {
+        "ConsoleSize" => true,
+        "MemorySwappiness" => v.as_i64() == Some(-1),
+        _ => false,
+    }
+}
+
 fn refuse(prefix: &str, extra: &Unsupported) -> Result<(), UnsupportedField> {
-    match extra.iter().find(|(_, v)| !is_unset(v)) {
+    let host_config = prefix == "HostConfig.";
+    match extra
+        .iter()
+        .find(|(k, v)| !(is_unset(v) || (host_config && client_default(k, v))))
+    {
         Some((k, v)) => Err(UnsupportedField {
             field: format!("{prefix}{k}"),
             value: v.to_string(),

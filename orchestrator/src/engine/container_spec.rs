@@ -413,7 +413,8 @@ fn limits(spec: &ContainerSpec, c: &mut ContainerConfig) -> Result<(), SpecError
     };
     c.resources.cpu_shares = (hc.cpu_shares > 0).then(|| hc.cpu_shares.max(2) as u64);
     c.resources.cpuset_cpus = (!hc.cpuset_cpus.is_empty()).then(|| hc.cpuset_cpus.clone());
-    c.resources.pids_limit = hc.pids_limit;
+    // Docker's 0 and -1 mean no limit; only a positive limit is one.
+    c.resources.pids_limit = hc.pids_limit.filter(|l| *l > 0);
     let limit = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
     c.ulimits = hc
         .ulimits
@@ -692,6 +693,19 @@ mod tests {
         let err = translate("x", &spec, &Context::default()).expect_err("refused");
         assert!(err.to_string().contains("no-such-thing=1"), "{err}");
         assert!(err.to_string().contains("HostConfig.SecurityOpt"), "{err}");
+    }
+
+    #[test]
+    fn a_pids_limit_of_zero_or_minus_one_is_no_limit() {
+        for (given, want) in [(0, None), (-1, None), (5, Some(5))] {
+            let spec = rootfs_spec(HostConfig {
+                pids_limit: Some(given),
+                network_mode: "none".into(),
+                ..Default::default()
+            });
+            let t = translate("x", &spec, &Context::default()).expect("valid");
+            assert_eq!(t.config.resources.pids_limit, want, "PidsLimit {given}");
+        }
     }
 
     #[test]

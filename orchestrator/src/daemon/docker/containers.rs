@@ -146,10 +146,7 @@ async fn create(
             "config cannot be empty in order to create a container",
         ));
     }
-    let mut body: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
-    docker_defaults(&mut body);
-    let spec: ContainerSpec = serde_json::from_value(body)
+    let spec: ContainerSpec = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?;
     let engine = docker
         .shared
@@ -205,26 +202,6 @@ async fn create(
         StatusCode::CREATED,
         &serde_json::json!({ "Id": created.id, "Warnings": created.warnings }),
     ))
-}
-
-/// Drops what Docker's clients send in every create body that means "nothing asked": the
-/// client terminal's size (the client resizes the tty itself once attached), a swappiness of
-/// -1 (the kernel's) and a pids limit of 0 or -1 (none).
-fn docker_defaults(body: &mut serde_json::Value) {
-    let Some(hc) = body.get_mut("HostConfig").and_then(|h| h.as_object_mut()) else {
-        return;
-    };
-    hc.remove("ConsoleSize");
-    if hc.get("MemorySwappiness").and_then(|v| v.as_i64()) == Some(-1) {
-        hc.remove("MemorySwappiness");
-    }
-    if hc
-        .get("PidsLimit")
-        .and_then(|v| v.as_i64())
-        .is_some_and(|l| l <= 0)
-    {
-        hc.remove("PidsLimit");
-    }
 }
 
 /// Docker's 409 for a name another container holds.
@@ -458,17 +435,12 @@ mod tests {
 
     #[test]
     fn docker_client_defaults_ask_for_nothing() {
-        let mut body = serde_json::json!({"HostConfig": {
+        let body = serde_json::json!({"HostConfig": {
             "ConsoleSize": [0, 0], "MemorySwappiness": -1, "PidsLimit": 0, "Memory": 0,
         }});
-        docker_defaults(&mut body);
-        assert_eq!(body, serde_json::json!({"HostConfig": {"Memory": 0}}));
-        let mut body = serde_json::json!({"HostConfig": {"MemorySwappiness": 10, "PidsLimit": 5}});
-        docker_defaults(&mut body);
-        assert_eq!(
-            body,
-            serde_json::json!({"HostConfig": {"MemorySwappiness": 10, "PidsLimit": 5}})
-        );
+        let spec: ContainerSpec = serde_json::from_value(body).expect("spec");
+        assert!(spec.check_supported().is_ok());
+        let body = serde_json::json!({"HostConfig": {"MemorySwappiness": 10, "PidsLimit": 5}});
         let spec: Result<ContainerSpec, _> = serde_json::from_value(body);
         assert!(spec.is_ok_and(|s| s.check_supported().is_err()));
     }
