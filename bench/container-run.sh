@@ -18,6 +18,9 @@
 # `podman run --rm --network none IMG true` of the same busybox rootfs (imported as an image) to
 # the interleaved loop and prints a table; the engines run in their own network namespace
 # (bench/engines.sh, started and stopped here unless already up). Their hugetlb fix also lets crun run.
+# DOCKER_API=1 adds the docker CLI driving berth through its Docker Engine API socket: `docker run
+# --rm --network none IMG true` (DOCKER_HOST=<run>/docker.sock) beside `berth container run --rm
+# --network none IMG true` of the same image, interleaved with the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/compare-lib.sh
@@ -57,6 +60,14 @@ echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
 echo "root:x:0:" > "$rootfs/etc/group"
 
 B=("$BERTH" --root "$work/root" --run "$work/run")
+DOCKER_API=${DOCKER_API:-0}
+if [ "$DOCKER_API" = 1 ]; then
+  tar -C "$rootfs" -cf "$work/rootfs-api.tar" .
+  "${B[@]}" image import "$work/rootfs-api.tar" berth-bench/busybox:run >/dev/null
+  BDOCKER=(env DOCKER_HOST="unix://$work/run/docker.sock" DOCKER_CONFIG="$work/docker-config" docker)
+  BIMG=(run --rm --network none berth-bench/busybox:run true)
+  "${BDOCKER[@]}" "${BIMG[@]}"; "${B[@]}" container "${BIMG[@]}" # warm-up
+fi
 engines_init
 if [ -n "$ENGINES" ]; then
   tar -C "$rootfs" -cf "$work/rootfs.tar" .
@@ -86,7 +97,12 @@ if [ -n "$ENGINES" ]; then # warm-up
 fi
 # Interleaved, so that all see the same load on a shared machine.
 : > "$work/berth.ms"; : > "$work/crun.ms"; : > "$work/docker.ms"; : > "$work/podman.ms"
+: > "$work/api.ms"; : > "$work/img.ms"
 for i in $(seq "$N"); do
+  if [ "$DOCKER_API" = 1 ]; then
+    t0=$(now_ns); "${BDOCKER[@]}" "${BIMG[@]}"; t1=$(now_ns); ms "$t0" "$t1" >> "$work/api.ms"
+    t0=$(now_ns); "${B[@]}" container "${BIMG[@]}"; t1=$(now_ns); ms "$t0" "$t1" >> "$work/img.ms"
+  fi
   if eng docker; then
     t0=$(now_ns); dk "${DRUN[@]}"; t1=$(now_ns); ms "$t0" "$t1" >> "$work/docker.ms"
   fi
@@ -105,6 +121,10 @@ if [ "$crun_ok" = 1 ]; then
   printf '%-44s %s\n' "crun run (same bundle)" "$(stats < "$work/crun.ms")"
 else
   printf '%-44s %s\n' "crun run (same bundle)" "not measured: $crun_err"
+fi
+if [ "$DOCKER_API" = 1 ]; then
+  printf '%-44s %s\n' "berth container run --rm (image) true" "$(stats < "$work/img.ms")"
+  printf '%-44s %s\n' "docker run --rm true via berth's Docker API" "$(stats < "$work/api.ms")"
 fi
 # CPU time and page faults of the whole start (perf stat counts every process forked from
 # the command: CLI, shim, container), which a loaded machine's scheduling does not inflate
@@ -140,9 +160,15 @@ if [ -n "$ENGINES" ]; then
 fi
 
 t0=$(now_ns)
-for i in $(seq "$M"); do "${B[@]}" container run -d --network none --rootfs "$rootfs" sleep 600 >/dev/null; done
+if [ "$DOCKER_API" = 1 ]; then # through the Docker API: the daemon holds them all
+  for i in $(seq "$M"); do "${BDOCKER[@]}" run -d --network none berth-bench/busybox:run sleep 600 >/dev/null; done
+  how="docker run -d via berth's API"
+else
+  for i in $(seq "$M"); do "${B[@]}" container run -d --network none --rootfs "$rootfs" sleep 600 >/dev/null; done
+  how="berth container run -d"
+fi
 t1=$(now_ns)
-printf '%-44s %s\n' "$M detached containers started in a loop" "$(ms "$t0" "$t1") ms total"
+printf '%-44s %s\n' "$M detached containers started in a loop" "$(ms "$t0" "$t1") ms total ($how)"
 shim_kb=0; shim_pss=0; shim_priv=0; ctr_kb=0; n=0
 for st in "$work"/root/containers/*/state.json; do
   spid=$(grep -o '"shim_pid": *[0-9]*' "$st" | grep -o '[0-9]*$')
@@ -158,3 +184,7 @@ done
 printf '%-44s %s\n' "shim memory per running container" \
   "RSS $((shim_kb / n)) KiB, PSS $((shim_pss / n)) KiB, private $((shim_priv / n)) KiB (n=$n)"
 printf '%-44s %s\n' "container process RSS (busybox sleep)" "$((ctr_kb / n)) KiB each"
+if [ -f "$work/run/berth.pid" ]; then
+  printf '%-44s %s\n' "daemon RSS with $n containers$([ "$DOCKER_API" = 1 ] && echo ", Docker API used")" \
+    "$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$work/run/berth.pid")/status") KiB"
+fi

@@ -13,6 +13,9 @@
 # the command's wall time. podman-compose 1.0.3 sleeps 1 s after starting each container (a fixed
 # `sleep=1` in its `up`), so its `up -d` is ~N s plus the work. Memory is read while the last
 # run's stack is up. The engines live in their own network namespace (bench/engines.sh).
+# DOCKER_API=1 adds Compose v2 driving berth through its Docker Engine API socket (docker-compose
+# from scripts/deps.sh's venv, DOCKER_HOST=<run>/docker.sock) to the same table, with or without
+# the other engines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -27,6 +30,7 @@ fi
 sizes=("${@:-3 20 50}"); [ $# -eq 0 ] && sizes=(3 20 50)
 RUNS=${RUNS:-3}
 PODMAN_API=${PODMAN_API:-1}
+DOCKER_API=${DOCKER_API:-0}
 work=$(mktemp -d); ns="bench-stack-$$"
 api_pid=""
 cleanup() {
@@ -56,6 +60,10 @@ echo "root:x:0:0:root:/:/bin/sh" > "$rootfs/etc/passwd"
 tar -C "$rootfs" -cf "$work/rootfs.tar" . && B image import "$work/rootfs.tar" busybox:bench >/dev/null
 
 engines_init
+if [ "$DOCKER_API" = 1 ]; then
+  command -v docker-compose >/dev/null || { echo "DOCKER_API=1: docker-compose not on PATH (scripts/deps.sh installs it; . scripts/env.sh)" >&2; exit 1; }
+  tools="$tools compose-berth"
+fi
 if [ -n "$ENGINES" ]; then
   if eng docker; then
     dk import "$work/rootfs.tar" busybox:bench >/dev/null
@@ -104,12 +112,13 @@ berth_shims() {
 ns_pids() { local ino p; ino=$(stat -Lc %i "/run/netns/$ENGINES_NS")
   for p in $(pgrep -x "$1"); do [ "$(stat -Lc %i "/proc/$p/ns/net" 2>/dev/null)" = "$ino" ] && echo "$p"; done; }
 
-proj() { case $1 in compose-docker) echo "cmpd$2" ;; podman-compose) echo "cmpp$2" ;; compose-podman) echo "cmpa$2" ;; *) echo "bench$2" ;; esac; }
+proj() { case $1 in compose-berth) echo "cmpb$2" ;; compose-docker) echo "cmpd$2" ;; podman-compose) echo "cmpp$2" ;; compose-podman) echo "cmpa$2" ;; *) echo "bench$2" ;; esac; }
 run_tool() { # run_tool TOOL N up|down
   local f="$work/s$2/compose.yaml" p; p=$(proj "$1" "$2"); local a=(down)
   [ "$3" = up ] && a=(up -d)
   case $1 in
     berth) B -f "$f" "${a[@]}" ;;
+    compose-berth) DOCKER_HOST="unix://$work/run/docker.sock" docker-compose -p "$p" -f "$f" "${a[@]}" ;;
     compose-docker) dk compose -p "$p" -f "$f" "${a[@]}" ;;
     compose-podman) DOCKER_HOST="unix://$PODMAN_SOCK" dk compose -p "$p" -f "$f" "${a[@]}" ;;
     podman-compose) nsenter --net="/run/netns/$ENGINES_NS" podman-compose -p "$p" -f "$f" "${a[@]}" ;;
@@ -123,6 +132,7 @@ down_tool() {
 running() { # running TOOL N -> running containers of that project
   case $1 in
     berth) B -f "$work/s$2/compose.yaml" ps -q 2>/dev/null | wc -l ;;
+    compose-berth) DOCKER_HOST="unix://$work/run/docker.sock" docker ps -q --filter "label=com.docker.compose.project=cmpb$2" --filter status=running | wc -l ;;
     compose-docker) dk ps -q --filter "label=com.docker.compose.project=cmpd$2" --filter status=running | wc -l ;;
     compose-podman) pm ps -q --filter "label=com.docker.compose.project=cmpa$2" --filter status=running | wc -l ;;
     podman-compose) pm ps -q --filter "label=io.podman.compose.project=cmpp$2" --filter status=running | wc -l ;;
@@ -135,6 +145,7 @@ memory() { # memory TOOL N -> text, read while the stack is up
       # with init: true the container's init is a fork of the shim (same command line): told apart
       # by its parent, and shown apart (docker's and podman's inits are not counted at all)
       echo "daemon RSS $(rss "$pid") KiB; shim RSS/PSS $(rss_pss $(berth_shims shims)); (init in the container $(rss_pss $(berth_shims inits)))" ;;
+    compose-berth) echo "daemon RSS $(rss "$(cat "$work/run/berth.pid")") KiB (Docker API served); shim RSS/PSS $(rss_pss $(berth_shims shims))" ;;
     compose-docker)
       echo "dockerd RSS $(rss "$(cat /run/berth-bench-engines/dockerd.pid)") KiB, containerd RSS $(rss "$(cat /run/berth-bench-engines/containerd.pid)") KiB; shim RSS/PSS $(rss_pss $(ns_pids containerd-shim))" ;;
     compose-podman)
@@ -146,13 +157,14 @@ memory() { # memory TOOL N -> text, read while the stack is up
 label() {
   case $1 in
     berth) echo "berth $("$berth" --version | awk '{print $2}')" ;;
+    compose-berth) echo "Compose v2 -> berth's Docker API" ;;
     compose-docker) echo "Compose v2 -> dockerd" ;;
     compose-podman) echo "Compose v2 -> podman API" ;;
     podman-compose) echo "podman-compose -> podman" ;;
   esac
 }
 
-if [ -z "$ENGINES" ]; then
+if [ -z "$ENGINES" ] && [ "$DOCKER_API" != 1 ]; then
   printf '%-6s %-14s %-14s %-16s %s\n' "svcs" "up -d (ms)" "down (ms)" "daemon RSS (KB)" "shim RSS/PSS (KB, mean)"
   for n in "${sizes[@]}"; do
     mkdir -p "$work/s$n"; gen "$n" > "$work/s$n/compose.yaml"

@@ -34,13 +34,42 @@ impl Docker {
 
     /// `docker ARGS` (bounded to 60 s) with this instance's environment, not yet run.
     pub fn cmd(&self, args: &[&str]) -> Command {
+        self.tool("docker", 60, args)
+    }
+
+    /// Docker Compose v2 (`docker-compose`, from scripts/deps.sh's venv) with this instance's
+    /// environment, bounded to `secs`, not yet run.
+    pub fn compose_cmd(&self, secs: u32, args: &[&str]) -> Command {
+        self.tool("docker-compose", secs, args)
+    }
+
+    /// stdout of a Docker Compose command that must succeed within `secs`.
+    pub fn compose_ok(&self, secs: u32, args: &[&str]) -> String {
+        let out = self
+            .compose_cmd(secs, args)
+            .output()
+            .expect("run docker-compose");
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `PROGRAM ARGS` bounded to `secs`, speaking to this instance only.
+    fn tool(&self, program: &str, secs: u32, args: &[&str]) -> Command {
         let mut c = Command::new("timeout");
-        c.args(["60", "docker"]).args(args);
+        c.arg(secs.to_string()).arg(program).args(args);
         for var in [
             "DOCKER_CONTEXT",
             "DOCKER_TLS_VERIFY",
             "DOCKER_CERT_PATH",
             "DOCKER_API_VERSION",
+            "COMPOSE_FILE",
+            "COMPOSE_PROJECT_NAME",
+            "COMPOSE_PROFILES",
         ] {
             c.env_remove(var);
         }
