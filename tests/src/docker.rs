@@ -58,8 +58,9 @@ impl Docker {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// `PROGRAM ARGS` bounded to `secs`, speaking to this instance only.
-    fn tool(&self, program: &str, secs: u32, args: &[&str]) -> Command {
+    /// `PROGRAM ARGS` bounded to `secs`, speaking to this instance only (any Docker client:
+    /// docker, docker-compose, a Python script using docker-py).
+    pub fn tool(&self, program: &str, secs: u32, args: &[&str]) -> Command {
         let mut c = Command::new("timeout");
         c.arg(secs.to_string()).arg(program).args(args);
         for var in [
