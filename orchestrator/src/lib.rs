@@ -8,6 +8,8 @@ pub mod api;
 pub mod cli;
 #[warn(missing_docs)]
 pub mod compose;
+#[warn(missing_docs)]
+pub mod convert;
 pub mod daemon;
 pub mod engine;
 #[warn(missing_docs)]

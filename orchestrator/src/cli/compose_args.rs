@@ -67,6 +67,8 @@ pub enum StackCommand {
     Events(EventsArgs),
     /// Validate the project and print its fully resolved model
     Config(ConfigArgs),
+    /// Convert the project for another engine (Kubernetes manifests)
+    Convert(super::convert::ConvertArgs),
 }
 
 /// `berth up`.
@@ -544,5 +546,6 @@ pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
         StackCommand::Stats(args) => super::compose_containers::stats(g, args),
         StackCommand::Cp(args) => super::compose_containers::cp(g, args),
         StackCommand::Events(args) => super::compose_lifecycle::events(g, args),
+        StackCommand::Convert(args) => super::convert::run(g, args),
     }
 }

@@ -10,6 +10,7 @@ mod compose_args;
 mod compose_containers;
 mod compose_lifecycle;
 mod container;
+mod convert;
 mod format;
 mod image;
 mod network;

@@ -1,0 +1,152 @@
+//! Compose -> Kubernetes manifests (`berth convert kubernetes`).
+//!
+//! Each Compose service becomes a workload (a Deployment, or a StatefulSet when it owns named
+//! volumes, so each replica keeps its storage) and a Service of the same name, so that every
+//! name a container resolved on berth resolves the same in the cluster (aliases become extra
+//! Services). Named volumes become PersistentVolumeClaims, read-only binds of project files
+//! and `configs` ConfigMaps, `secrets` Secrets, healthchecks readiness probes, `depends_on:
+//! service_healthy` an init container that waits for the dependency's Service. What
+//! Kubernetes cannot express is refused (an error naming the service and key) or, where the
+//! stack still runs the same without it, warned by name; [`coverage`] checks that every key
+//! a service sets is one of the three, so none is dropped silently.
+
+mod coverage;
+mod names;
+mod pod;
+mod services;
+mod storage;
+mod workload;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::compose::Project;
+
+/// Why a project cannot be converted: the first thing Kubernetes cannot express.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// A key whose meaning a cluster cannot give (host network, privileged, devices ...).
+    #[error("service {service:?}: {key}: {reason}")]
+    Refused {
+        /// The Compose service.
+        service: String,
+        /// Its key that cannot be converted.
+        key: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+    /// A name that would not resolve the same in the cluster.
+    #[error("{what} {name:?} is not a valid Kubernetes name ({rule}): rename it")]
+    Name {
+        /// What the name names (service, alias, config...).
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// A project file a ConfigMap or Secret is made of.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why it could not be read.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One manifest: the file it goes to and the object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// `<name>-<kind>.yaml`, lowercase.
+    pub file: String,
+    /// The Kubernetes object (apiVersion, kind, metadata, spec).
+    pub object: Value,
+}
+
+/// The conversion of a project: its manifests, in a stable order, and the warnings (each
+/// naming the service and key it is about).
+#[derive(Debug, Clone, Default)]
+pub struct Conversion {
+    /// The objects, one per file.
+    pub manifests: Vec<Manifest>,
+    /// What was left out, by service and key.
+    pub warnings: Vec<String>,
+}
+
+impl Conversion {
+    fn add(&mut self, object: Value) {
+        let kind = object["kind"]
+            .as_str()
+            .unwrap_or("object")
+            .to_ascii_lowercase();
+        let name = object["metadata"]["name"].as_str().unwrap_or("unnamed");
+        self.manifests.push(Manifest {
+            file: format!("{name}-{kind}.yaml"),
+            object,
+        });
+    }
+
+    fn warn(&mut self, service: &str, key: &str, what: impl std::fmt::Display) {
+        self.warnings
+            .push(format!("service {service:?}: {key}: {what}"));
+    }
+
+    /// All manifests as one multi-document YAML stream (`kubectl apply -f -` takes it).
+    pub fn to_yaml_stream(&self) -> Result<String, yaml_serde::Error> {
+        let mut out = String::new();
+        for m in &self.manifests {
+            out.push_str("---\n");
+            out.push_str(&yaml_serde::to_string(&m.object)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Converts a loaded project. `Err` names the first key Kubernetes cannot express.
+pub fn convert(project: &Project) -> Result<Conversion, ConvertError> {
+    let mut conv = Conversion::default();
+    names::check_project(project)?;
+    let owners = storage::volume_owners(project);
+    let mut files = storage::ProjectFiles::default();
+    for (name, svc) in &project.services {
+        coverage::check(name, svc, &mut conv)?;
+        let pod = pod::pod_template(project, name, svc, &owners, &mut files, &mut conv)?;
+        conv.add(workload::workload(project, name, svc, pod, &owners));
+        for s in services::services(project, name, svc, &mut conv)? {
+            conv.add(s);
+        }
+    }
+    for pvc in storage::claims(project, &owners) {
+        conv.add(pvc);
+    }
+    for obj in files.objects(project)? {
+        conv.add(obj);
+    }
+    let mut seen = BTreeMap::new();
+    conv.manifests
+        .retain(|m| seen.insert(m.file.clone(), ()).is_none());
+    Ok(conv)
+}
+
+/// The labels every object of the project carries and the selector of a service's pods.
+fn labels(project: &Project, service: &str) -> Value {
+    serde_json::json!({
+        "app.kubernetes.io/name": service,
+        "app.kubernetes.io/part-of": project.name,
+        "app.kubernetes.io/managed-by": "berth",
+    })
+}
+
+/// The selector of one service's pods (a subset of [`labels`]).
+fn selector(project: &Project, service: &str) -> Value {
+    serde_json::json!({
+        "app.kubernetes.io/name": service,
+        "app.kubernetes.io/part-of": project.name,
+    })
+}
+
+#[cfg(test)]
+mod tests;
