@@ -15,6 +15,11 @@ mod df;
 mod errors;
 mod events;
 mod host;
+mod images;
+mod images_archive;
+mod images_list;
+mod images_pull;
+mod images_stream;
 mod query;
 mod status;
 mod system;
@@ -142,6 +147,9 @@ async fn route_to(
     let query = req.uri().query().unwrap_or("").to_string();
     if let Some(c) = containers::Route::parse(req.method(), route) {
         return containers::serve(docker, req, c, &query).await;
+    }
+    if let Some(i) = images::Route::parse(req.method(), route) {
+        return images::serve(docker, req, i, &query).await;
     }
     match (req.method(), route) {
         (&Method::GET | &Method::HEAD, "/_ping") => Ok(version::ping(req.method())),
