@@ -184,3 +184,123 @@ fn docker_cli_saves_loads_and_imports_images() {
     let out = h.ok(&["container", "run", "--rm", "imp:1"]);
     assert_eq!(out.trim(), "hi");
 }
+
+/// A Debian `docker-registry` on a loopback port of the test's own, with its own config and
+/// storage in a temporary directory; killed when dropped.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts it in `h`'s network namespace (where the daemon's loopback is).
+    fn start(h: &Host) -> Registry {
+        let dir = tempfile::tempdir().expect("registry dir");
+        let addr = "127.0.0.1:5000".to_string();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("registry config");
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", h.ns))
+            .arg("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let reg = Registry {
+            child,
+            addr,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            let probe = h.sh(&format!("curl -sf http://{}/v2/", reg.addr));
+            if probe.status.success() {
+                return reg;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("docker-registry did not listen on {}", reg.addr);
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter, skopeo, curl, docker-registry)]
+#[test]
+fn docker_cli_pulls_from_a_registry() {
+    host::require_tools();
+    let h = Host::new("dkpull");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    let reg = Registry::start(&h);
+
+    // Push what berth saved into the registry, then forget it locally.
+    let archive = h.dir.path().join("bb.tar");
+    h.ok(&[
+        "image",
+        "save",
+        "-o",
+        &archive.display().to_string(),
+        "busybox:e2e",
+    ]);
+    let dest = format!("docker://{}/bb:1", reg.addr);
+    let out = h.sh(&format!(
+        "skopeo copy --dest-tls-verify=false docker-archive:{} {dest}",
+        archive.display()
+    ));
+    assert!(
+        out.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    h.ok(&["image", "rm", "busybox:e2e"]);
+    h.ok(&["image", "prune", "-a"]);
+
+    let name = format!("{}/bb:1", reg.addr);
+    let out = docker.ok(&["pull", &name]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
+    let ls = docker.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(ls.trim(), name);
+    assert!(h.ok(&["image", "ls"]).contains(&format!("{}/bb", reg.addr)));
+    let out = docker.ok(&["pull", &name]);
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {name}")),
+        "{out}"
+    );
+
+    // A missing image is Docker's 404, not a 500, and the daemon keeps serving.
+    let err = docker.fails(&["pull", &format!("{}/nope:1", reg.addr)]);
+    assert!(err.contains("nope"), "{err}");
+    let code = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+        .arg("--unix-socket")
+        .arg(&docker.sock)
+        .arg(format!(
+            "http://docker/v1.41/images/create?fromImage={}/nope&tag=1",
+            reg.addr
+        ))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&code.stdout), "404");
+    docker.ok(&["version"]);
+}
