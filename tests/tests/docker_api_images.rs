@@ -304,3 +304,90 @@ fn docker_cli_pulls_from_a_registry() {
     assert_eq!(String::from_utf8_lossy(&code.stdout), "404");
     docker.ok(&["version"]);
 }
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn docker_cli_commits_and_builds_images() {
+    host::require_tools();
+    let h = Host::new("dkbuild");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+
+    // commit a running container (frozen while read) with a change and a message.
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo made > /made; sleep 60",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = docker.ok(&[
+        "commit",
+        "-c",
+        "CMD [\"cat\", \"/made\"]",
+        "-m",
+        "by test",
+        "w",
+        "committed:1",
+    ]);
+    assert!(out.trim().starts_with("sha256:"), "{out}");
+    let st = docker.ok(&["inspect", "-f", "{{.State.Status}}", "w"]);
+    assert_eq!(st.trim(), "running", "thawed after the commit");
+    let c = docker.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Comment}} {{json .Config.Cmd}}",
+        "committed:1",
+    ]);
+    assert_eq!(c.trim(), r#"by test ["cat","/made"]"#);
+    assert_eq!(
+        h.ok(&["container", "run", "--rm", "committed:1"]).trim(),
+        "made"
+    );
+    let err = docker.fails(&["commit", "nope", "x:1"]);
+    assert!(err.contains("No such container: nope"), "{err}");
+    let err = docker.fails(&["commit", "-c", "RUN true", "w", "x:1"]);
+    assert!(err.contains("RUN"), "{err}");
+    docker.ok(&["rm", "-f", "w"]);
+
+    // build: FROM the imported busybox, a build arg, RUN, COPY, .dockerignore honoured.
+    let ctx = h.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:e2e\nARG WHO=nobody\nRUN echo \"built by $WHO\" > /built\n\
+         COPY . /ctx/\nCMD [\"sh\", \"-c\", \"cat /built /ctx/hello.txt; ls /ctx\"]\n",
+    )
+    .expect("Dockerfile");
+    std::fs::write(ctx.join("hello.txt"), "hello\n").expect("hello");
+    std::fs::write(ctx.join("secret.txt"), "secret\n").expect("secret");
+    std::fs::write(ctx.join(".dockerignore"), "secret.txt\n").expect("ignore");
+    let ctx = ctx.display().to_string();
+    let out = docker.ok(&["build", "-t", "t1", "--build-arg", "WHO=docker", &ctx]);
+    assert!(out.contains("Step 1/"), "{out}");
+    assert!(out.contains("Successfully built"), "{out}");
+    assert!(out.contains("Successfully tagged t1:latest"), "{out}");
+    let run = h.ok(&["container", "run", "--rm", "t1"]);
+    assert!(run.contains("built by docker\nhello\n"), "{run}");
+    assert!(!run.contains("secret.txt"), "{run}");
+    let labels = docker.ok(&["image", "inspect", "-f", "{{json .Config.Labels}}", "t1"]);
+    assert_eq!(labels.trim(), "null", "no labels added");
+    // A second build hits the cache; -q prints the id only.
+    let out = docker.ok(&["build", "-q", "-t", "t1", "--build-arg", "WHO=docker", &ctx]);
+    assert_eq!(out.trim(), image_id(&docker, "t1"));
+    // A failing step is Docker's error.
+    std::fs::write(
+        h.dir.path().join("ctx/Dockerfile"),
+        "FROM busybox:e2e\nRUN exit 3\n",
+    )
+    .expect("Dockerfile");
+    let err = docker.fails(&["build", &ctx]);
+    assert!(err.to_lowercase().contains("exit"), "{err}");
+    docker.ok(&["version"]);
+}

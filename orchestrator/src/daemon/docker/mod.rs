@@ -8,6 +8,8 @@
 //! does not serve yet answers 501 naming it, never a pretended success; a path Docker does not
 //! have is Docker's 404 `page not found`.
 
+mod build;
+mod commit;
 mod containers;
 mod containers_inspect;
 mod containers_list;
@@ -150,6 +152,11 @@ async fn route_to(
     }
     if let Some(i) = images::Route::parse(req.method(), route) {
         return images::serve(docker, req, i, &query).await;
+    }
+    match (req.method(), route) {
+        (&Method::POST, "/build") => return build::build(docker, req, &query).await,
+        (&Method::POST, "/commit") => return commit::commit(docker, req, &query).await,
+        _ => {}
     }
     match (req.method(), route) {
         (&Method::GET | &Method::HEAD, "/_ping") => Ok(version::ping(req.method())),

@@ -34,12 +34,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/exec/{}/resize"),
     ("GET", "/exec/{}/json"),
     // Images and builds.
-    ("POST", "/build"),
     ("POST", "/build/prune"),
     ("POST", "/build/cancel"),
     ("GET", "/images/search"),
     ("POST", "/images/{*}/push"),
-    ("POST", "/commit"),
     ("GET", "/distribution/{*}/json"),
     // Networks.
     ("GET", "/networks"),
