@@ -91,6 +91,16 @@ fn docker_cli_lists_inspects_tags_and_removes_images() {
         )),
         "{err}"
     );
+    let err = docker.fails(&["rmi", &id[7..19]]);
+    assert!(
+        err.contains(&format!(
+            "conflict: unable to delete {} (must be forced) - image is being used by stopped \
+             container {}",
+            &id[7..19],
+            &cid.trim()[..12]
+        )),
+        "{err}"
+    );
     docker.ok(&["rm", "c"]);
     let out = docker.ok(&["rmi", "busybox:e2e"]);
     assert!(out.contains("Untagged: busybox:e2e"), "{out}");

@@ -236,7 +236,12 @@ async fn remove(docker: &Arc<Docker>, name: &str, query: &str) -> Result<Respons
     blocking(move || {
         let store = store(&d)?;
         let rep = store.remove(&name, force).map_err(|e| match e {
-            StoreError::InUse { image, containers } => in_use(&name, &image, &containers),
+            StoreError::InUse { image, containers } => {
+                let running = containers
+                    .split(", ")
+                    .any(|c| d.rt.resolve(c).is_ok_and(|rec| d.rt.is_running(&rec)));
+                in_use(&name, &image, &containers, running)
+            }
             StoreError::MultipleTags { image, .. } => ApiError {
                 status: StatusCode::CONFLICT,
                 message: format!(
@@ -253,8 +258,14 @@ async fn remove(docker: &Arc<Docker>, name: &str, query: &str) -> Result<Respons
 }
 
 /// Docker's 409 for removing an image a container uses: by a name, the repository reference
-/// cannot be removed; by id, the image cannot be deleted.
-fn in_use(name: &str, image: &berth_runtime::image::Digest, containers: &str) -> ApiError {
+/// cannot be removed; by id, the image cannot be deleted (not even forced while a container
+/// runs it).
+fn in_use(
+    name: &str,
+    image: &berth_runtime::image::Digest,
+    containers: &str,
+    running: bool,
+) -> ApiError {
     let container = containers.split(", ").next().unwrap_or_default();
     let container = &container[..container.len().min(12)];
     let by_id = name
@@ -266,8 +277,13 @@ fn in_use(name: &str, image: &berth_runtime::image::Digest, containers: &str) ->
             .hex()
             .starts_with(name.strip_prefix("sha256:").unwrap_or(name));
     let message = if by_id {
+        let (force, state) = if running {
+            ("cannot be forced", "running")
+        } else {
+            ("must be forced", "stopped")
+        };
         format!(
-            "conflict: unable to delete {} (must be forced) - image is being used by stopped \
+            "conflict: unable to delete {} ({force}) - image is being used by {state} \
              container {container}",
             image.short()
         )
