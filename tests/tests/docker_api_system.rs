@@ -292,11 +292,11 @@ fn docker_api_errors_are_dockers_and_the_daemon_keeps_serving() {
         b"DELETE /v1.47/info HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n",
     );
     assert!(wrong_method.starts_with("HTTP/1.1 404"), "{wrong_method}");
-    let images = docker.run(&["image", "ls"]);
-    let err = String::from_utf8_lossy(&images.stderr);
-    assert!(!images.status.success(), "docker image ls must not pretend");
+    let search = docker.run(&["search", "busybox"]);
+    let err = String::from_utf8_lossy(&search.stderr);
+    assert!(!search.status.success(), "docker search must not pretend");
     assert!(
-        err.contains("berth does not serve GET /images/json"),
+        err.contains("berth does not serve GET /images/search"),
         "{err}"
     );
 

@@ -220,7 +220,7 @@ fn images(store: &ImageStore) -> Result<(u64, Vec<ImageUsage>, BTreeMap<String, 
 }
 
 /// Seconds since the epoch of an RFC 3339 time (0 when absent or unreadable).
-fn unix(created: Option<&str>) -> i64 {
+pub(super) fn unix(created: Option<&str>) -> i64 {
     created
         .and_then(|c| {
             humantime::parse_rfc3339_weak(c.trim_end_matches('Z').split('.').next()?).ok()

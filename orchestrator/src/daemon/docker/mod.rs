@@ -8,6 +8,8 @@
 //! does not serve yet answers 501 naming it, never a pretended success; a path Docker does not
 //! have is Docker's 404 `page not found`.
 
+mod build;
+mod commit;
 mod containers;
 mod containers_inspect;
 mod containers_list;
@@ -15,6 +17,11 @@ mod df;
 mod errors;
 mod events;
 mod host;
+mod images;
+mod images_archive;
+mod images_list;
+mod images_pull;
+mod images_stream;
 mod query;
 mod status;
 mod system;
@@ -142,6 +149,14 @@ async fn route_to(
     let query = req.uri().query().unwrap_or("").to_string();
     if let Some(c) = containers::Route::parse(req.method(), route) {
         return containers::serve(docker, req, c, &query).await;
+    }
+    if let Some(i) = images::Route::parse(req.method(), route) {
+        return images::serve(docker, req, i, &query).await;
+    }
+    match (req.method(), route) {
+        (&Method::POST, "/build") => return build::build(docker, req, &query).await,
+        (&Method::POST, "/commit") => return commit::commit(docker, req, &query).await,
+        _ => {}
     }
     match (req.method(), route) {
         (&Method::GET | &Method::HEAD, "/_ping") => Ok(version::ping(req.method())),
