@@ -117,6 +117,21 @@ pub struct VolumeInfo {
     pub used_by: Vec<String>,
 }
 
+impl VolumeInfo {
+    /// Whether it carries the label `KEY` or `KEY=VALUE` (the `label` filter of `volume ls`).
+    pub fn has_label(&self, filter: &str) -> bool {
+        match filter.split_once('=') {
+            Some((k, v)) => self.meta.labels.get(k).is_some_and(|x| x == v),
+            None => self.meta.labels.contains_key(filter),
+        }
+    }
+
+    /// Mounted by no container (the `dangling` filter).
+    pub fn dangling(&self) -> bool {
+        self.used_by.is_empty()
+    }
+}
+
 const META: &str = "meta.json";
 
 /// The label dockerd puts on the anonymous volumes it makes.
@@ -273,9 +288,18 @@ impl Runtime {
     /// Removes unused volumes: anonymous ones, or every unused one with `all`. Returns the
     /// names removed.
     pub fn volume_prune(&self, all: bool) -> Result<Vec<String>, VolumeError> {
+        self.volume_prune_where(|v| all || v.meta.anonymous)
+    }
+
+    /// Removes the unused volumes `picked` chooses (Docker's prune filters). Returns the
+    /// names removed.
+    pub fn volume_prune_where(
+        &self,
+        picked: impl Fn(&VolumeInfo) -> bool,
+    ) -> Result<Vec<String>, VolumeError> {
         let mut gone = Vec::new();
         for v in self.volume_list() {
-            if v.used_by.is_empty() && (all || v.meta.anonymous) {
+            if v.dangling() && picked(&v) {
                 self.volume_remove(&v.name)?;
                 gone.push(v.name);
             }

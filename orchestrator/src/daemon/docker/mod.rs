@@ -15,11 +15,13 @@ mod df;
 mod errors;
 mod events;
 mod host;
+mod networks;
 mod query;
 mod status;
 mod system;
 mod unserved;
 mod version;
+mod volumes;
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -142,6 +144,12 @@ async fn route_to(
     let query = req.uri().query().unwrap_or("").to_string();
     if let Some(c) = containers::Route::parse(req.method(), route) {
         return containers::serve(docker, req, c, &query).await;
+    }
+    if let Some(n) = networks::Route::parse(req.method(), route) {
+        return networks::serve(docker, req, n, &query).await;
+    }
+    if let Some(v) = volumes::Route::parse(req.method(), route) {
+        return volumes::serve(docker, req, v, &query).await;
     }
     match (req.method(), route) {
         (&Method::GET | &Method::HEAD, "/_ping") => Ok(version::ping(req.method())),
