@@ -8,7 +8,7 @@ use berth_tests::docker::Docker;
 use berth_tests::host::{self, Host};
 
 #[test_with::root()]
-#[test_with::executable(docker, ip, nsenter)]
+#[test_with::executable(docker, ip, nsenter, curl)]
 #[test]
 fn docker_cli_creates_connects_and_removes_networks() {
     host::require_tools();
@@ -158,6 +158,13 @@ fn docker_cli_creates_connects_and_removes_networks() {
         "n2",
     ]);
     assert_eq!(ip.trim(), "10.231.8.9/24");
+    let nets = docker.ok(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "a",
+    ]);
+    assert_eq!(nets.trim(), "n1 n2", "container inspect sees both networks");
     let err = docker.fails(&["network", "connect", "n2", "a"]);
     assert!(err.contains("already exists in network n2"), "{err}");
     docker.ok(&[
@@ -186,13 +193,34 @@ fn docker_cli_creates_connects_and_removes_networks() {
     let err = docker.fails(&["network", "connect", "n2", "nope"]);
     assert!(err.contains("No such container: nope"), "{err}");
 
+    // An internal network keeps its flag; options berth's bridge has no use for are refused.
+    docker.ok(&["network", "create", "--internal", "--subnet", "10.231.9.0/24", "n3"]);
+    let internal = docker.ok(&["network", "inspect", "-f", "{{.Internal}}", "n3"]);
+    assert_eq!(internal.trim(), "true");
+    let err = docker.fails(&["network", "create", "-o", "com.example.x=1", "n4"]);
+    assert!(err.contains("com.example.x"), "{err}");
+
     // Prune takes the unused custom networks, never bridge or one in use.
     let pruned = docker.ok(&["network", "prune", "-f"]);
-    assert!(pruned.contains("n2"), "{pruned}");
+    assert!(pruned.contains("n2") && pruned.contains("n3"), "{pruned}");
     assert!(!pruned.contains("n1"), "{pruned}");
     let ls = docker.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(ls.lines().any(|l| l == "bridge"), "{ls}");
     assert!(!ls.lines().any(|l| l == "n2"), "{ls}");
+
+    // Bad bodies: Docker's 400, nothing made, the daemon keeps serving.
+    for body in ["{bad", "{\"Name\": 7}", "{}"] {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket"])
+            .arg(&docker.sock)
+            .args(["-X", "POST", "-H", "Content-Type: application/json", "-d", body])
+            .arg("http://docker/v1.41/networks/create")
+            .output()
+            .expect("curl");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "400", "{body}");
+    }
+    let ls = docker.ok(&["network", "ls", "-q", "-f", "type=custom"]);
+    assert_eq!(ls.lines().count(), 1, "only n1: {ls}");
 
     docker.ok(&["rm", "-f", "a"]);
     assert_eq!(docker.ok(&["network", "rm", "n1"]).trim(), "n1");
