@@ -185,6 +185,22 @@ fn docker_cli_creates_connects_and_removes_networks() {
         "c resolves a's alias and fetches from it"
     );
     docker.ok(&["rm", "c"]);
+    // A legacy link given on connect names a for the linking container alone.
+    docker.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "n1",
+        "--name",
+        "d",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        &fetch("db"),
+    ]);
+    docker.ok(&["network", "connect", "--link", "a:db", "n2", "d"]);
+    assert_eq!(docker.ok(&["wait", "d"]).trim(), "0", "d reaches a as db");
+    docker.ok(&["rm", "d"]);
     docker.ok(&["network", "disconnect", "n2", "a"]);
     let left = docker.ok(&["network", "inspect", "-f", "{{len .Containers}}", "n2"]);
     assert_eq!(left.trim(), "0");
@@ -194,7 +210,14 @@ fn docker_cli_creates_connects_and_removes_networks() {
     assert!(err.contains("No such container: nope"), "{err}");
 
     // An internal network keeps its flag; options berth's bridge has no use for are refused.
-    docker.ok(&["network", "create", "--internal", "--subnet", "10.231.9.0/24", "n3"]);
+    docker.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.231.9.0/24",
+        "n3",
+    ]);
     let internal = docker.ok(&["network", "inspect", "-f", "{{.Internal}}", "n3"]);
     assert_eq!(internal.trim(), "true");
     let err = docker.fails(&["network", "create", "-o", "com.example.x=1", "n4"]);
@@ -211,9 +234,23 @@ fn docker_cli_creates_connects_and_removes_networks() {
     // Bad bodies: Docker's 400, nothing made, the daemon keeps serving.
     for body in ["{bad", "{\"Name\": 7}", "{}"] {
         let out = std::process::Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket"])
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--unix-socket",
+            ])
             .arg(&docker.sock)
-            .args(["-X", "POST", "-H", "Content-Type: application/json", "-d", body])
+            .args([
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                body,
+            ])
             .arg("http://docker/v1.41/networks/create")
             .output()
             .expect("curl");
@@ -232,7 +269,7 @@ fn docker_cli_creates_connects_and_removes_networks() {
 /// while httpd starts.
 fn fetch(name: &str) -> String {
     format!(
-        "for i in 1 2 3 4 5 6 7 8 9 10; do \
+        "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do \
          case \"$(wget -qO- http://{name}:8080/)\" in *hello*) exit 0;; esac; sleep 0.5; \
          done; exit 1"
     )
