@@ -29,6 +29,8 @@ fn docker_cli_creates_uses_and_removes_volumes() {
     assert_eq!(docker.ok(&["volume", "create", "v1"]).trim(), "v1");
     let err = docker.fails(&["volume", "create", "-d", "nfs", "v2"]);
     assert!(err.contains("\"nfs\""), "{err}");
+    let err = docker.fails(&["volume", "create", "-o", "type=nfs", "-o", "o=addr=x", "v3"]);
+    assert!(err.contains("DriverOpts (o, type)"), "{err}");
     let err = docker.fails(&[
         "volume",
         "create",
@@ -37,10 +39,57 @@ fn docker_cli_creates_uses_and_removes_volumes() {
         "-o",
         "o=bind",
         "-o",
-        "device=/tmp",
+        "device=/nope/x",
         "v3",
     ]);
-    assert!(err.contains("DriverOpts"), "{err}");
+    assert!(err.contains("/nope/x"), "{err}");
+
+    // A bind volume (the local driver's type=none,o=bind,device=DIR): its data is DIR, which
+    // outlives it.
+    let dir = tempfile::tempdir().expect("device dir");
+    let device = format!("device={}", dir.path().display());
+    docker.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=none",
+        "-o",
+        "o=bind",
+        "-o",
+        &device,
+        "vb",
+    ]);
+    let opts = docker.ok(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Options.type}} {{.Options.o}}",
+        "vb",
+    ]);
+    assert_eq!(opts.trim(), "none bind");
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "wb",
+        "-v",
+        "vb:/d",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo y > /d/g",
+    ]);
+    assert_eq!(docker.ok(&["wait", "wb"]).trim(), "0");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("g")).unwrap_or_default(),
+        "y\n"
+    );
+    docker.ok(&["rm", "wb"]);
+    assert_eq!(docker.ok(&["volume", "rm", "vb"]).trim(), "vb");
+    assert!(
+        dir.path().join("g").exists(),
+        "removing the volume keeps DIR"
+    );
 
     let ls = docker.ok(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]);
     assert_eq!(ls.trim(), "local v1");

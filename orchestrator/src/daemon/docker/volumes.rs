@@ -102,6 +102,7 @@ fn volume_error(e: &VolumeError) -> ApiError {
                 format!("remove {name}: volume is in use - [{}]", ids.join(", ")),
             )
         }
+        VolumeError::BadDevice(_) => (StatusCode::BAD_REQUEST, e.to_string()),
         VolumeError::BadName(n) => (
             StatusCode::BAD_REQUEST,
             format!(
@@ -127,7 +128,7 @@ fn volume(v: &VolumeInfo) -> serde_json::Value {
         "CreatedAt": v.meta.created,
         "Labels": v.meta.labels,
         "Scope": "local",
-        "Options": serde_json::Value::Null,
+        "Options": (!v.meta.options.is_empty()).then_some(&v.meta.options),
     })
 }
 
@@ -186,7 +187,8 @@ struct CreateBody {
 
 /// `POST /volumes/create`: 201 with the volume; a name that exists answers that volume, as
 /// Docker's local driver does; an empty name is generated (and the volume anonymous, as
-/// dockerd 23 on marks it).
+/// dockerd 23 on marks it). `DriverOpts` `type=none,o=bind,device=DIR` bind a host directory,
+/// as compose's `driver_opts` do; other options are refused by name.
 async fn create(docker: &Arc<Docker>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     use http_body_util::BodyExt;
     let bytes = http_body_util::Limited::new(req.into_body(), MAX_BODY)
@@ -206,14 +208,20 @@ async fn create(docker: &Arc<Docker>, req: Request<Incoming>) -> Result<Response
             "volume driver \"{driver}\" is not supported by berth (only \"local\")"
         )));
     }
-    if let Some(opts) = b.driver_opts.filter(|o| !o.is_empty()) {
+    let opts = b.driver_opts.unwrap_or_default();
+    let device = if opts.is_empty() {
+        None
+    } else {
         let keys: Vec<&str> = opts.keys().map(String::as_str).collect();
-        return Err(ApiError::bad_request(format!(
-            "volume DriverOpts ({}) are not supported by berth: its local volumes are \
-             directories of the instance; bind a host directory with -v /path:/dst instead",
-            keys.join(", ")
-        )));
-    }
+        let device = crate::compose::bind_device(&opts).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "volume DriverOpts ({}) are not supported by berth: only a bind \
+                 (type=none, o=bind, device=/absolute/dir)",
+                keys.join(", ")
+            ))
+        })?;
+        Some(std::path::PathBuf::from(device))
+    };
     if b.cluster_volume_spec.is_some_and(|c| !c.is_null()) {
         return Err(ApiError::bad_request(
             "ClusterVolumeSpec is not supported by berth (no swarm)",
@@ -228,9 +236,11 @@ async fn create(docker: &Arc<Docker>, req: Request<Incoming>) -> Result<Response
         {
             return Ok(v);
         }
-        let anonymous = name.is_none();
-        rt.volume_create(name.as_deref(), labels, anonymous)
-            .map_err(|e| volume_error(&e))
+        match device {
+            Some(d) => rt.volume_create_bound(name.as_deref(), labels, opts, &d),
+            None => rt.volume_create(name.as_deref(), labels, name.is_none()),
+        }
+        .map_err(|e| volume_error(&e))
     })
     .await?;
     Ok(json(StatusCode::CREATED, &volume(&v)))
