@@ -42,6 +42,8 @@ fn docker_cli_creates_connects_and_removes_networks() {
     ]);
     assert!(ls.lines().any(|l| l == "n1 bridge local"), "{ls}");
     assert!(ls.lines().any(|l| l == "bridge bridge local"), "{ls}");
+    assert!(ls.lines().any(|l| l == "host host local"), "{ls}");
+    assert!(ls.lines().any(|l| l == "none null local"), "{ls}");
     let by_label = docker.ok(&[
         "network",
         "ls",
@@ -137,6 +139,10 @@ fn docker_cli_creates_connects_and_removes_networks() {
     assert!(err.contains("has active endpoints"), "{err}");
     let err = docker.fails(&["network", "rm", "bridge"]);
     assert!(err.contains("pre-defined network"), "{err}");
+    let err = docker.fails(&["network", "rm", "host"]);
+    assert!(err.contains("pre-defined network"), "{err}");
+    let err = docker.fails(&["network", "connect", "none", "a"]);
+    assert!(err.contains("none network"), "{err}");
 
     // A second network joined and left while `a` runs: its names answer on it.
     docker.ok(&["network", "create", "--subnet", "10.231.8.0/24", "n2"]);

@@ -98,8 +98,47 @@ fn not_found(what: &str) -> ApiError {
     }
 }
 
+/// Docker's other predefined networks, by name with their driver: what `NetworkMode` `host`
+/// and `none` name. Listed and inspectable as Docker's; netd has no record of them.
+const MODES: [(&str, &str); 2] = [("host", "host"), ("none", "null")];
+
+/// A stable id for a predefined mode network: its name's hex, repeated to 64 digits.
+fn mode_id(name: &str) -> String {
+    let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+    hex.repeat(64 / hex.len() + 1)[..64].to_string()
+}
+
+/// The predefined mode network `what` names (name or id prefix).
+fn mode_network(what: &str) -> Option<Network> {
+    let (name, driver) = MODES
+        .iter()
+        .find(|(n, _)| *n == what || (what.len() >= 3 && mode_id(n).starts_with(what)))?;
+    Some(Network {
+        name: name.to_string(),
+        id: mode_id(name),
+        created: "0001-01-01T00:00:00Z".into(),
+        scope: "local".into(),
+        driver: driver.to_string(),
+        enable_ipv4: true,
+        enable_ipv6: false,
+        ipam: Default::default(),
+        internal: false,
+        attachable: false,
+        ingress: false,
+        containers: BTreeMap::new(),
+        options: BTreeMap::new(),
+        labels: BTreeMap::new(),
+        endpoints: Vec::new(),
+        conflicts: Vec::new(),
+        created_unix: 0,
+    })
+}
+
 /// The network `what` names (name, id or id prefix); `bridge` exists from the first look.
 async fn find(engine: &Arc<Engine>, what: &str) -> Result<Network, ApiError> {
+    if let Some(n) = mode_network(what) {
+        return Ok(n);
+    }
     if what == DEFAULT_BRIDGE {
         engine
             .ensure_default_bridge()
@@ -133,10 +172,9 @@ async fn named(docker: &Arc<Docker>, mut nets: Vec<Network>) -> Vec<Network> {
     nets
 }
 
-/// Docker's predefined networks (berth has `bridge` of them) are `builtin`, the rest
-/// `custom`.
+/// Docker's predefined networks (`bridge`, `host`, `none`) are `builtin`, the rest `custom`.
 fn is_builtin(n: &Network) -> bool {
-    n.name == DEFAULT_BRIDGE
+    n.name == DEFAULT_BRIDGE || MODES.iter().any(|(m, _)| *m == n.name)
 }
 
 /// `label` filter values (`k` or `k=v`), all of which must match.
@@ -199,7 +237,8 @@ async fn list(
         .await
         .map_err(ApiError::internal)?;
     let mut out = Vec::new();
-    for n in networks::list(&engine.netd).await {
+    let modes = MODES.iter().filter_map(|(m, _)| mode_network(m));
+    for n in networks::list(&engine.netd).await.into_iter().chain(modes) {
         if matches(&n, &f)? {
             out.push(n);
         }
@@ -293,6 +332,7 @@ fn create_request(mut v: serde_json::Value) -> Result<NetworkCreateRequest, ApiE
 async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let r = create_request(body(req).await?)?;
     if r.name == DEFAULT_BRIDGE
+        || MODES.iter().any(|(m, _)| *m == r.name)
         || engine
             .netd
             .networks()
@@ -317,9 +357,7 @@ async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response
 
 /// `DELETE /networks/{id}`: 204; 403 for `bridge` and a network with endpoints.
 async fn remove(engine: &Arc<Engine>, what: &str) -> Result<Response<Body>, ApiError> {
-    let net = networks::inspect(&engine.netd, what)
-        .await
-        .map_err(|_| not_found(what))?;
+    let net = find(engine, what).await?;
     if is_builtin(&net) {
         return Err(ApiError {
             status: StatusCode::FORBIDDEN,
@@ -405,6 +443,17 @@ pub(super) fn until_secs(u: &str) -> Result<u64, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("invalid filter 'until={u}'")))
 }
 
+/// Docker's 400 for connecting to or disconnecting from `host` or `none`: those are a
+/// container's network mode, chosen when it is created.
+fn refuse_mode(net: &Network) -> Result<(), ApiError> {
+    match MODES.iter().find(|(m, _)| *m == net.name) {
+        Some((m, _)) => Err(ApiError::bad_request(format!(
+            "container cannot be disconnected from {m} network or connected to {m} network"
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The container a connect or disconnect body names.
 fn container_of(v: &serde_json::Value) -> Result<String, ApiError> {
     v.get("Container")
@@ -462,6 +511,7 @@ async fn connect(
         .filter(|m| !m.is_empty())
         .map(str::to_string);
     let net = find(engine, network).await?;
+    refuse_mode(&net)?;
     let rt = docker.rt.clone();
     let rec = tokio::task::spawn_blocking(move || super::containers::find(&rt, &who))
         .await
@@ -522,6 +572,7 @@ async fn disconnect(
     let v = body(req).await?;
     let who = container_of(&v)?;
     let net = find(engine, network).await?;
+    refuse_mode(&net)?;
     let rt = docker.rt.clone();
     let w = who.clone();
     let rec = tokio::task::spawn_blocking(move || super::containers::find(&rt, &w))
@@ -610,5 +661,11 @@ mod tests {
         );
         assert!(!matches(&n, &f(r#"{"type":["builtin"]}"#)).unwrap_or(true));
         assert!(matches(&n, &f(r#"{"type":["x"]}"#)).is_err());
+        let host = mode_network("host").expect("host");
+        assert_eq!((host.driver.as_str(), host.id.len()), ("host", 64));
+        assert!(matches(&host, &f(r#"{"type":["builtin"]}"#)).unwrap_or(false));
+        assert!(!matches(&host, &f(r#"{"dangling":["true"]}"#)).unwrap_or(true));
+        assert_eq!(mode_network("none").map(|n| n.driver), Some("null".into()));
+        assert!(mode_network("n1").is_none());
     }
 }
