@@ -117,6 +117,10 @@ pub struct NetworkCreateResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct EndpointResource {
+    /// The container's name (filled in where container records are at hand: Docker's
+    /// routes).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     /// The host end of the veth pair, which names the endpoint.
     #[serde(rename = "EndpointID")]
     pub endpoint_id: String,

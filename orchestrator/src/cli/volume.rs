@@ -102,7 +102,7 @@ pub fn run(g: &GlobalOpts, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
                 let keep: Box<dyn Fn(&VolumeInfo) -> bool> = match f.split_once('=') {
                     Some(("dangling", v @ ("true" | "1" | "false" | "0"))) => {
                         let want = v == "true" || v == "1";
-                        Box::new(move |x| x.used_by.is_empty() == want)
+                        Box::new(move |x| x.dangling() == want)
                     }
                     Some(("name", n)) => {
                         let n = n.to_string();
@@ -110,10 +110,7 @@ pub fn run(g: &GlobalOpts, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
                     }
                     Some(("label", l)) => {
                         let l = l.to_string();
-                        Box::new(move |x| match l.split_once('=') {
-                            Some((k, v)) => x.meta.labels.get(k).is_some_and(|y| y == v),
-                            None => x.meta.labels.contains_key(&l),
-                        })
+                        Box::new(move |x| x.has_label(&l))
                     }
                     _ => bail!(
                         "--filter {f:?}: expected dangling=true|false, name=NAME or label=KEY[=VALUE]"

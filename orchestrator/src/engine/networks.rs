@@ -229,6 +229,7 @@ fn network_of(x: &NetworkSpec, endpoints: Vec<Endpoint>, conflicts: Vec<String>)
         .iter()
         .map(|e| {
             let res = EndpointResource {
+                name: String::new(),
                 endpoint_id: e.host_ifname.clone(),
                 mac_address: e.mac.clone(),
                 ipv4_address: format!("{}/{}", e.address, x.subnet.prefix()),
@@ -306,8 +307,17 @@ pub async fn remove(n: &Netd, key: &str) -> Result<NetworkDeleted, ApiError> {
 /// `POST /v1/networks/prune`: every network without endpoints goes; stops at the first
 /// failure other than "in use".
 pub async fn prune(n: &Netd) -> NetworkPruneResponse {
+    prune_matching(n, |_| true).await
+}
+
+/// [`prune`] of the networks `picked` picks (Docker's prune filters, its predefined
+/// `bridge` spared).
+pub async fn prune_matching(
+    n: &Netd,
+    picked: impl Fn(&NetworkSpec) -> bool,
+) -> NetworkPruneResponse {
     let mut out = NetworkPruneResponse::default();
-    for x in n.networks().await {
+    for x in n.networks().await.into_iter().filter(|x| picked(x)) {
         match n.remove_network(&x.id).await {
             Ok(_) => out.networks_deleted.push(x.name),
             Err(NetdError::NetworkInUse { .. }) => {}

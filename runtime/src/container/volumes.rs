@@ -24,6 +24,8 @@ pub enum VolumeError {
     Exists(String),
     #[error("no such volume: {0}")]
     NotFound(String),
+    #[error("volume device {0:?} must be an existing directory given by an absolute path")]
+    BadDevice(PathBuf),
     #[error("volume {name} is in use by container {}", containers.join(", "))]
     InUse {
         name: String,
@@ -104,6 +106,9 @@ pub struct VolumeMeta {
     /// Made for one container (`-v /dst`, image VOLUME): removed with it by `rm -v`.
     #[serde(default)]
     pub anonymous: bool,
+    /// The local driver's options it was made with (`type`, `o`, `device` of a bind).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// A volume as `volume ls`/`inspect` show it.
@@ -115,6 +120,21 @@ pub struct VolumeInfo {
     pub meta: VolumeMeta,
     /// `NAME (id12)` of the containers that mount it.
     pub used_by: Vec<String>,
+}
+
+impl VolumeInfo {
+    /// Whether it carries the label `KEY` or `KEY=VALUE` (the `label` filter of `volume ls`).
+    pub fn has_label(&self, filter: &str) -> bool {
+        match filter.split_once('=') {
+            Some((k, v)) => self.meta.labels.get(k).is_some_and(|x| x == v),
+            None => self.meta.labels.contains_key(filter),
+        }
+    }
+
+    /// Mounted by no container (the `dangling` filter).
+    pub fn dangling(&self) -> bool {
+        self.used_by.is_empty()
+    }
 }
 
 const META: &str = "meta.json";
@@ -188,13 +208,63 @@ impl Runtime {
         if anonymous {
             labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
         }
+        self.write_meta(
+            name,
+            &VolumeMeta {
+                created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                labels,
+                anonymous,
+                options: BTreeMap::new(),
+            },
+        )
+    }
+
+    fn write_meta(&self, name: &str, meta: &VolumeMeta) -> Result<(), VolumeError> {
+        let p = self.volumes_root().join(name).join(META);
+        super::state::write_json_atomic(&p, meta).map_err(io_err("writing", &p))
+    }
+
+    /// Makes volume `name`'s data the host directory `device` (the local driver's bind:
+    /// `type=none,o=bind,device=PATH`): `_data` is a link the bind mount follows; removing the
+    /// volume removes the link, never the directory.
+    pub fn volume_link(&self, name: &str, device: &Path) -> Result<(), VolumeError> {
+        if !device.is_absolute() || !device.is_dir() {
+            return Err(VolumeError::BadDevice(device.to_path_buf()));
+        }
+        let dir = self.volumes_root().join(name);
+        fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
+        let data = dir.join("_data");
+        std::os::unix::fs::symlink(device, &data).map_err(io_err("linking", &data))
+    }
+
+    /// Creates a volume bound to the host directory `device` (see [`Runtime::volume_link`]),
+    /// recording the driver `options` it was asked with; refuses an existing name.
+    pub fn volume_create_bound(
+        &self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
+        device: &Path,
+    ) -> Result<VolumeInfo, VolumeError> {
+        let name = name.map(str::to_string).unwrap_or_else(anonymous_name);
+        if !valid_name(&name) {
+            return Err(VolumeError::BadName(name));
+        }
+        if self.volumes_root().join(&name).exists() {
+            return Err(VolumeError::Exists(name));
+        }
+        self.volume_link(&name, device)?;
         let meta = VolumeMeta {
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             labels,
-            anonymous,
+            anonymous: false,
+            options,
         };
-        let p = self.volumes_root().join(name).join(META);
-        super::state::write_json_atomic(&p, &meta).map_err(io_err("writing", &p))
+        if let Err(e) = self.write_meta(&name, &meta) {
+            let _ = fs::remove_dir_all(self.volumes_root().join(&name));
+            return Err(e);
+        }
+        self.volume_inspect(&name)
     }
 
     /// Containers (any state) that mount each volume, as `NAME (id12)`.
@@ -273,9 +343,18 @@ impl Runtime {
     /// Removes unused volumes: anonymous ones, or every unused one with `all`. Returns the
     /// names removed.
     pub fn volume_prune(&self, all: bool) -> Result<Vec<String>, VolumeError> {
+        self.volume_prune_where(|v| all || v.meta.anonymous)
+    }
+
+    /// Removes the unused volumes `picked` chooses (Docker's prune filters). Returns the
+    /// names removed.
+    pub fn volume_prune_where(
+        &self,
+        picked: impl Fn(&VolumeInfo) -> bool,
+    ) -> Result<Vec<String>, VolumeError> {
         let mut gone = Vec::new();
         for v in self.volume_list() {
-            if v.used_by.is_empty() && (all || v.meta.anonymous) {
+            if v.dangling() && picked(&v) {
                 self.volume_remove(&v.name)?;
                 gone.push(v.name);
             }

@@ -87,7 +87,7 @@ pub(super) async fn serve(
 }
 
 /// An answer without a body (204 done, 304 nothing to do).
-fn empty(status: StatusCode) -> Response<Body> {
+pub(super) fn empty(status: StatusCode) -> Response<Body> {
     let mut resp = Response::new(Empty::<Bytes>::new().map_err(|e| match e {}).boxed());
     *resp.status_mut() = status;
     resp

@@ -22,11 +22,13 @@ mod images_archive;
 mod images_list;
 mod images_pull;
 mod images_stream;
+mod networks;
 mod query;
 mod status;
 mod system;
 mod unserved;
 mod version;
+mod volumes;
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -152,6 +154,12 @@ async fn route_to(
     }
     if let Some(i) = images::Route::parse(req.method(), route) {
         return images::serve(docker, req, i, &query).await;
+    }
+    if let Some(n) = networks::Route::parse(req.method(), route) {
+        return networks::serve(docker, req, n, &query).await;
+    }
+    if let Some(v) = volumes::Route::parse(req.method(), route) {
+        return volumes::serve(docker, req, v, &query).await;
     }
     match (req.method(), route) {
         (&Method::POST, "/build") => return build::build(docker, req, &query).await,

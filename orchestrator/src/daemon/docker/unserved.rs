@@ -40,20 +40,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/images/{*}/push"),
     ("GET", "/distribution/{*}/json"),
     // Networks.
-    ("GET", "/networks"),
-    ("POST", "/networks/create"),
-    ("POST", "/networks/prune"),
-    ("GET", "/networks/{}"),
-    ("DELETE", "/networks/{}"),
-    ("POST", "/networks/{}/connect"),
-    ("POST", "/networks/{}/disconnect"),
     // Volumes.
-    ("GET", "/volumes"),
-    ("POST", "/volumes/create"),
-    ("POST", "/volumes/prune"),
-    ("GET", "/volumes/{}"),
     ("PUT", "/volumes/{}"),
-    ("DELETE", "/volumes/{}"),
     // System.
     ("POST", "/auth"),
     ("POST", "/session"),

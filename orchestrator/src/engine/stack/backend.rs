@@ -167,21 +167,16 @@ impl StackBackend {
                     // `driver_opts: {type: none, o: bind, device: PATH}`: the volume's data
                     // is that host directory (a symlink the bind mount follows; removing the
                     // volume removes the link, never the directory).
-                    Some(device) => {
-                        let device = std::path::Path::new(device);
-                        if !device.is_absolute() || !device.is_dir() {
-                            return Err(format!(
+                    Some(device) => e
+                        .runtime
+                        .volume_link(&name, std::path::Path::new(device))
+                        .map_err(|err| match err {
+                            berth_runtime::container::volumes::VolumeError::BadDevice(d) => format!(
                                 "volume {key}: driver_opts.device {:?} must be an existing directory given by an absolute path",
-                                device.display()
-                            ));
-                        }
-                        let parent = dir.parent().unwrap_or(&dir);
-                        std::fs::create_dir_all(parent)
-                            .map_err(|err| format!("creating {}: {err}", parent.display()))?;
-                        std::os::unix::fs::symlink(device, &dir).map_err(|err| {
-                            format!("linking {} to {}: {err}", dir.display(), device.display())
-                        })
-                    }
+                                d.display()
+                            ),
+                            err => err.to_string(),
+                        }),
                     None => std::fs::create_dir_all(&dir)
                         .map_err(|err| format!("creating {}: {err}", dir.display())),
                 }

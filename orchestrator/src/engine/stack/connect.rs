@@ -82,7 +82,7 @@ impl Engine {
 
     /// Creates the `bridge` network (a pool subnet, DNS on its gateway) unless it exists;
     /// serialised so that two first uses cannot both create it.
-    pub(super) async fn ensure_default_bridge(&self) -> Result<(), String> {
+    pub async fn ensure_default_bridge(&self) -> Result<(), String> {
         let lock = self.project_lock("\0network:bridge");
         let _held = lock.lock().await;
         if self

@@ -39,6 +39,7 @@ use crate::compose::{DependsCondition, Project, service_hash};
 mod attach;
 mod backend;
 mod connect;
+mod network_join;
 mod observe;
 mod verbs;
 

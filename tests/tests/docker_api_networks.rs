@@ -1,0 +1,282 @@
+//! The Docker Engine API's network routes, with the real docker CLI as the oracle: `docker
+//! network create/ls/inspect/connect/disconnect/rm/prune` against a berth instance of the
+//! test's own, containers on a user-defined network reaching each other by name, the default
+//! `bridge`, Compose's labels kept and filterable, and Docker's answers for a taken name, a
+//! network in use and a driver berth does not have.
+
+use berth_tests::docker::Docker;
+use berth_tests::host::{self, Host};
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter, curl)]
+#[test]
+fn docker_cli_creates_connects_and_removes_networks() {
+    host::require_tools();
+    let h = Host::new("dknet");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+
+    let id = docker.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.231.7.0/24",
+        "--label",
+        "com.docker.compose.project=p1",
+        "--label",
+        "com.docker.compose.network=default",
+        "n1",
+    ]);
+    let id = id.trim().to_string();
+    assert!(id.len() >= 12, "create prints the id: {id}");
+    let err = docker.fails(&["network", "create", "n1"]);
+    assert!(err.contains("network with name n1 already exists"), "{err}");
+    let err = docker.fails(&["network", "create", "-d", "overlay", "n2"]);
+    assert!(err.contains("\"overlay\""), "{err}");
+
+    let ls = docker.ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]);
+    assert!(ls.lines().any(|l| l == "n1 bridge local"), "{ls}");
+    assert!(ls.lines().any(|l| l == "bridge bridge local"), "{ls}");
+    assert!(ls.lines().any(|l| l == "host host local"), "{ls}");
+    assert!(ls.lines().any(|l| l == "none null local"), "{ls}");
+    let by_label = docker.ok(&[
+        "network",
+        "ls",
+        "-q",
+        "--no-trunc",
+        "-f",
+        "label=com.docker.compose.project=p1",
+    ]);
+    assert_eq!(by_label.trim(), id);
+    let none = docker.ok(&[
+        "network",
+        "ls",
+        "-q",
+        "-f",
+        "label=com.docker.compose.project=other",
+    ]);
+    assert!(none.trim().is_empty(), "{none}");
+    let custom = docker.ok(&[
+        "network",
+        "ls",
+        "--format",
+        "{{.Name}}",
+        "-f",
+        "type=custom",
+    ]);
+    assert_eq!(custom.trim(), "n1");
+
+    let ins = docker.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Driver}} {{.Scope}} {{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}} {{index .Labels \"com.docker.compose.project\"}}",
+        "n1",
+    ]);
+    assert_eq!(ins.trim(), "n1 bridge local 10.231.7.0/24 10.231.7.1 p1");
+    let bridge = docker.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Driver}}",
+        "bridge",
+    ]);
+    assert_eq!(bridge.trim(), "bridge bridge");
+    let err = docker.fails(&["network", "inspect", "nope"]);
+    assert!(err.contains("network nope not found"), "{err}");
+
+    // Containers on n1 reach each other by name.
+    docker.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "n1",
+        "--name",
+        "a",
+        "busybox:e2e",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+        "-h",
+        "/var/www",
+    ]);
+    let members = docker.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}",
+        "n1",
+    ]);
+    assert!(members.starts_with("a 10.231.7."), "{members}");
+    assert!(members.trim().ends_with("/24"), "{members}");
+    docker.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "n1",
+        "--name",
+        "b",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        &fetch("a"),
+    ]);
+    assert_eq!(
+        docker.ok(&["wait", "b"]).trim(),
+        "0",
+        "b resolves a and fetches from it"
+    );
+    docker.ok(&["rm", "b"]);
+
+    // Removing a network in use is Docker's 403.
+    let err = docker.fails(&["network", "rm", "n1"]);
+    assert!(err.contains("has active endpoints"), "{err}");
+    let err = docker.fails(&["network", "rm", "bridge"]);
+    assert!(err.contains("pre-defined network"), "{err}");
+    let err = docker.fails(&["network", "rm", "host"]);
+    assert!(err.contains("pre-defined network"), "{err}");
+    let err = docker.fails(&["network", "connect", "none", "a"]);
+    assert!(err.contains("none network"), "{err}");
+
+    // A second network joined and left while `a` runs: its names answer on it.
+    docker.ok(&["network", "create", "--subnet", "10.231.8.0/24", "n2"]);
+    docker.ok(&[
+        "network",
+        "connect",
+        "--alias",
+        "web",
+        "--ip",
+        "10.231.8.9",
+        "n2",
+        "a",
+    ]);
+    let ip = docker.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.IPv4Address}}{{end}}",
+        "n2",
+    ]);
+    assert_eq!(ip.trim(), "10.231.8.9/24");
+    let nets = docker.ok(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        "a",
+    ]);
+    assert_eq!(nets.trim(), "n1 n2", "container inspect sees both networks");
+    let err = docker.fails(&["network", "connect", "n2", "a"]);
+    assert!(err.contains("already exists in network n2"), "{err}");
+    docker.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "n2",
+        "--name",
+        "c",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        &fetch("web"),
+    ]);
+    assert_eq!(
+        docker.ok(&["wait", "c"]).trim(),
+        "0",
+        "c resolves a's alias and fetches from it"
+    );
+    docker.ok(&["rm", "c"]);
+    // A legacy link given on connect names a for the linking container alone.
+    docker.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "n1",
+        "--name",
+        "d",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        &fetch("db"),
+    ]);
+    docker.ok(&["network", "connect", "--link", "a:db", "n2", "d"]);
+    assert_eq!(docker.ok(&["wait", "d"]).trim(), "0", "d reaches a as db");
+    docker.ok(&["rm", "d"]);
+    docker.ok(&["network", "disconnect", "n2", "a"]);
+    let left = docker.ok(&["network", "inspect", "-f", "{{len .Containers}}", "n2"]);
+    assert_eq!(left.trim(), "0");
+    let err = docker.fails(&["network", "disconnect", "n2", "a"]);
+    assert!(err.contains("is not connected to network n2"), "{err}");
+    let err = docker.fails(&["network", "connect", "n2", "nope"]);
+    assert!(err.contains("No such container: nope"), "{err}");
+
+    // An internal network keeps its flag; options berth's bridge has no use for are refused.
+    docker.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.231.9.0/24",
+        "n3",
+    ]);
+    let internal = docker.ok(&["network", "inspect", "-f", "{{.Internal}}", "n3"]);
+    assert_eq!(internal.trim(), "true");
+    let err = docker.fails(&["network", "create", "-o", "com.example.x=1", "n4"]);
+    assert!(err.contains("com.example.x"), "{err}");
+
+    // Prune takes the unused custom networks, never bridge or one in use.
+    let pruned = docker.ok(&["network", "prune", "-f"]);
+    assert!(pruned.contains("n2") && pruned.contains("n3"), "{pruned}");
+    assert!(!pruned.contains("n1"), "{pruned}");
+    let ls = docker.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(ls.lines().any(|l| l == "bridge"), "{ls}");
+    assert!(!ls.lines().any(|l| l == "n2"), "{ls}");
+
+    // Bad bodies: Docker's 400, nothing made, the daemon keeps serving.
+    for body in ["{bad", "{\"Name\": 7}", "{}"] {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--unix-socket",
+            ])
+            .arg(&docker.sock)
+            .args([
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                body,
+            ])
+            .arg("http://docker/v1.41/networks/create")
+            .output()
+            .expect("curl");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "400", "{body}");
+    }
+    let ls = docker.ok(&["network", "ls", "-q", "-f", "type=custom"]);
+    assert_eq!(ls.lines().count(), 1, "only n1: {ls}");
+
+    docker.ok(&["rm", "-f", "a"]);
+    assert_eq!(docker.ok(&["network", "rm", "n1"]).trim(), "n1");
+    let err = docker.fails(&["network", "rm", "n1"]);
+    assert!(err.contains("not found"), "{err}");
+}
+
+/// A shell line that fetches a's page from `name` (resolved by the embedded DNS), retried
+/// while httpd starts.
+fn fetch(name: &str) -> String {
+    format!(
+        "for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do \
+         case \"$(wget -qO- http://{name}:8080/)\" in *hello*) exit 0;; esac; sleep 0.5; \
+         done; exit 1"
+    )
+}
