@@ -8,15 +8,20 @@
 //! does not serve yet answers 501 naming it, never a pretended success; a path Docker does not
 //! have is Docker's 404 `page not found`.
 
+mod attach;
 mod containers;
 mod containers_inspect;
 mod containers_list;
 mod df;
 mod errors;
 mod events;
+mod exec;
+mod hijack;
 mod host;
+mod logs;
 mod query;
 mod status;
+mod streams;
 mod system;
 mod unserved;
 mod version;
@@ -142,6 +147,9 @@ async fn route_to(
     let query = req.uri().query().unwrap_or("").to_string();
     if let Some(c) = containers::Route::parse(req.method(), route) {
         return containers::serve(docker, req, c, &query).await;
+    }
+    if let Some(s) = streams::Route::parse(req.method(), route) {
+        return streams::serve(docker, req, s, &query).await;
     }
     match (req.method(), route) {
         (&Method::GET | &Method::HEAD, "/_ping") => Ok(version::ping(req.method())),
