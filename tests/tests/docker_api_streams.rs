@@ -32,6 +32,11 @@ fn with_stdin(docker: &Docker, args: &[&str], input: &[u8]) -> Output {
 
 /// `docker ARGS` run inside a terminal (script(1)), for `-t`: its output and status.
 fn in_terminal(docker: &Docker, args: &[&str]) -> Output {
+    typed_in_terminal(docker, args, "")
+}
+
+/// `docker ARGS` inside a terminal where the shell command `typing` writes what is typed.
+fn typed_in_terminal(docker: &Docker, args: &[&str], typing: &str) -> Output {
     let cmd = std::iter::once("docker")
         .chain(args.iter().copied())
         .map(|a| format!("'{a}'"))
@@ -40,8 +45,18 @@ fn in_terminal(docker: &Docker, args: &[&str]) -> Output {
     // The docker command's environment (its socket and config, nothing else's), on script.
     let base = docker.cmd(&[]);
     let mut c = std::process::Command::new("timeout");
-    c.args(["60", "script", "-qec", &cmd, "/dev/null"])
-        .stdin(Stdio::null());
+    if typing.is_empty() {
+        c.args(["60", "script", "-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null());
+    } else {
+        let cmd = cmd.replace('\'', "'\\''");
+        c.args([
+            "60",
+            "sh",
+            "-c",
+            &format!("({typing}) | script -qec '{cmd}' /dev/null"),
+        ]);
+    }
     for (k, v) in base.get_envs() {
         match v {
             Some(v) => c.env(k, v),
@@ -49,6 +64,23 @@ fn in_terminal(docker: &Docker, args: &[&str]) -> Output {
         };
     }
     c.output().expect("run script")
+}
+
+/// One HTTP/1.1 request to the instance's Docker socket (the connection closed after it):
+/// the whole answer, head and body, as received.
+fn raw_request(docker: &Docker, method: &str, path: &str, body: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut s = std::os::unix::net::UnixStream::connect(&docker.sock).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).ok();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    answer
 }
 
 #[test_with::root()]
@@ -192,6 +224,68 @@ fn docker_exec_runs_in_the_container_with_status_stdin_env_and_terminal() {
     let out = in_terminal(&docker, &["exec", "-it", "x", "sh", "-c", "stty size"]);
     assert!(out.status.success(), "{out:?}");
 
+    // The API itself: exec inspect after the run, a second start, a privileged exec.
+    let created = text(&raw_request(
+        &docker,
+        "POST",
+        "/v1.41/containers/x/exec",
+        r#"{"Cmd":["sh","-c","exit 7"],"AttachStdout":true}"#,
+    ));
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    let exec_id = created
+        .split("\"Id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(exec_id.len(), 64, "{created}");
+    let started = text(&raw_request(
+        &docker,
+        "POST",
+        &format!("/exec/{exec_id}/start"),
+        "{}",
+    ));
+    assert!(started.starts_with("HTTP/1.1 200"), "{started}");
+    let inspect = text(&raw_request(
+        &docker,
+        "GET",
+        &format!("/exec/{exec_id}/json"),
+        "",
+    ));
+    assert!(
+        inspect.contains("\"Running\":false,\"ExitCode\":7")
+            && inspect.contains(&format!("\"ContainerID\":\"{id}\"")),
+        "{inspect}"
+    );
+    let again = text(&raw_request(
+        &docker,
+        "POST",
+        &format!("/exec/{exec_id}/start"),
+        "{}",
+    ));
+    assert!(
+        again.starts_with("HTTP/1.1 409") && again.contains("has already run"),
+        "{again}"
+    );
+    let err = docker.fails(&["exec", "--privileged", "x", "true"]);
+    assert!(err.contains("Privileged"), "{err}");
+    let missing = text(&raw_request(&docker, "GET", "/exec/nope/json", ""));
+    assert!(
+        missing.starts_with("HTTP/1.1 404") && missing.contains("No such exec instance: nope"),
+        "{missing}"
+    );
+
+    // A client leaving mid-stream: the daemon serves on.
+    let mut follower = docker
+        .cmd(&["exec", "x", "sleep", "30"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn docker exec");
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert_eq!(docker.ok(&["exec", "x", "echo", "still"]), "still\n");
+
     let err = docker.fails(&["exec", "nope", "true"]);
     assert!(err.contains("No such container: nope"), "{err}");
     docker.ok(&["stop", "-t", "0", "x"]);
@@ -291,5 +385,19 @@ fn docker_run_start_ai_and_attach_stream_through_the_attach_route() {
     );
     assert!(out.status.success(), "{out:?}");
 
-    docker.ok(&["rm", "-f", "s", "a"]);
+    // The detach keys (ctrl-p ctrl-q) leave a TTY container running.
+    docker.ok(&["run", "-dit", "--name", "d", "busybox:e2e", "sh"]);
+    let out = typed_in_terminal(
+        &docker,
+        &["attach", "d"],
+        "sleep 1; printf 'echo typed-in\\r'; sleep 1; printf '\\020\\021'; sleep 2",
+    );
+    assert!(
+        text(&out.stdout).contains("typed-in\r\ntyped-in"),
+        "{out:?}"
+    );
+    let st = docker.ok(&["inspect", "-f", "{{.State.Running}}", "d"]);
+    assert_eq!(st.trim(), "true", "detached, not stopped: {out:?}");
+
+    docker.ok(&["rm", "-f", "s", "a", "d"]);
 }

@@ -211,9 +211,14 @@ pub(super) async fn start(
             return Err(no_such_exec(id));
         };
         if i.started {
+            let how = if i.exit_code.is_some() {
+                "has already run"
+            } else {
+                "is already running"
+            };
             return Err(ApiError {
                 status: StatusCode::CONFLICT,
-                message: format!("Error: Exec command {id} is already running"),
+                message: format!("Error: Exec command {id} {how}"),
             });
         }
         i.started = true;
