@@ -5,6 +5,7 @@
 //! streams, exit status), `docker start -ai` and `docker attach`.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -68,9 +69,9 @@ fn typed_in_terminal(docker: &Docker, args: &[&str], typing: &str) -> Output {
 
 /// One HTTP/1.1 request to the instance's Docker socket (the connection closed after it):
 /// the whole answer, head and body, as received.
-fn raw_request(docker: &Docker, method: &str, path: &str, body: &str) -> Vec<u8> {
+fn raw_request(sock: &Path, method: &str, path: &str, body: &str) -> Vec<u8> {
     use std::io::Read;
-    let mut s = std::os::unix::net::UnixStream::connect(&docker.sock).expect("connect");
+    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20))).ok();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\
@@ -226,7 +227,7 @@ fn docker_exec_runs_in_the_container_with_status_stdin_env_and_terminal() {
 
     // The API itself: exec inspect after the run, a second start, a privileged exec.
     let created = text(&raw_request(
-        &docker,
+        &docker.sock,
         "POST",
         "/v1.41/containers/x/exec",
         r#"{"Cmd":["sh","-c","exit 7"],"AttachStdout":true}"#,
@@ -240,14 +241,14 @@ fn docker_exec_runs_in_the_container_with_status_stdin_env_and_terminal() {
         .to_string();
     assert_eq!(exec_id.len(), 64, "{created}");
     let started = text(&raw_request(
-        &docker,
+        &docker.sock,
         "POST",
         &format!("/exec/{exec_id}/start"),
         "{}",
     ));
     assert!(started.starts_with("HTTP/1.1 200"), "{started}");
     let inspect = text(&raw_request(
-        &docker,
+        &docker.sock,
         "GET",
         &format!("/exec/{exec_id}/json"),
         "",
@@ -258,7 +259,7 @@ fn docker_exec_runs_in_the_container_with_status_stdin_env_and_terminal() {
         "{inspect}"
     );
     let again = text(&raw_request(
-        &docker,
+        &docker.sock,
         "POST",
         &format!("/exec/{exec_id}/start"),
         "{}",
@@ -267,9 +268,37 @@ fn docker_exec_runs_in_the_container_with_status_stdin_env_and_terminal() {
         again.starts_with("HTTP/1.1 409") && again.contains("has already run"),
         "{again}"
     );
+    // A TTY exec's terminal is sized while it runs.
+    let created = text(&raw_request(
+        &docker.sock,
+        "POST",
+        "/containers/x/exec",
+        r#"{"Cmd":["sh","-c","sleep 1; stty size"],"Tty":true,"AttachStdout":true}"#,
+    ));
+    let tty_exec = created
+        .split("\"Id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_default()
+        .to_string();
+    let sock = docker.sock.clone();
+    let path = format!("/exec/{tty_exec}/start");
+    let runner =
+        std::thread::spawn(move || text(&raw_request(&sock, "POST", &path, r#"{"Tty":true}"#)));
+    std::thread::sleep(Duration::from_millis(300));
+    let resized = text(&raw_request(
+        &docker.sock,
+        "POST",
+        &format!("/exec/{tty_exec}/resize?h=22&w=77"),
+        "",
+    ));
+    assert!(resized.starts_with("HTTP/1.1 200"), "{resized}");
+    let ran = runner.join().expect("exec start");
+    assert!(ran.contains("22 77"), "{ran}");
+
     let err = docker.fails(&["exec", "--privileged", "x", "true"]);
     assert!(err.contains("Privileged"), "{err}");
-    let missing = text(&raw_request(&docker, "GET", "/exec/nope/json", ""));
+    let missing = text(&raw_request(&docker.sock, "GET", "/exec/nope/json", ""));
     assert!(
         missing.starts_with("HTTP/1.1 404") && missing.contains("No such exec instance: nope"),
         "{missing}"
@@ -398,6 +427,24 @@ fn docker_run_start_ai_and_attach_stream_through_the_attach_route() {
     );
     let st = docker.ok(&["inspect", "-f", "{{.State.Running}}", "d"]);
     assert_eq!(st.trim(), "true", "detached, not stopped: {out:?}");
+
+    // Resize sizes the container's terminal; bad sizes are Docker's 400.
+    let resized = text(&raw_request(
+        &docker.sock,
+        "POST",
+        "/containers/d/resize?h=31&w=101",
+        "",
+    ));
+    assert!(resized.starts_with("HTTP/1.1 200"), "{resized}");
+    let size = docker.ok(&["exec", "d", "sh", "-c", "stty size < /dev/console"]);
+    assert_eq!(size.trim(), "31 101");
+    let bad = text(&raw_request(
+        &docker.sock,
+        "POST",
+        "/containers/d/resize?h=x&w=1",
+        "",
+    ));
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
 
     docker.ok(&["rm", "-f", "s", "a", "d"]);
 }
