@@ -184,45 +184,25 @@ pub(super) async fn start(
     req: Request<Incoming>,
     id: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let content_type;
-    let (instance, rec) = {
-        let inst = instances()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| no_such_exec(id))?;
-        content_type = hijack::content_type(inst.config.tty, &req);
-        let rt = docker.rt.clone();
-        let c = inst.container.clone();
-        let rec = blocking(move || {
-            let rec = super::containers::find(&rt, &c)?;
-            if !rt.is_running(&rec) {
-                return Err(not_running(&rec.id));
-            }
-            Ok(rec)
-        })
-        .await?;
-        (inst, rec)
-    };
+    let instance = instances()
+        .get(id)
+        .cloned()
+        .ok_or_else(|| no_such_exec(id))?;
+    let content_type = hijack::content_type(instance.config.tty, &req);
     let (parts, body) = req.into_parts();
     let start: ExecStart = read_body(body).await?;
-    {
-        let mut all = instances();
-        let Some(i) = all.get_mut(id) else {
-            return Err(no_such_exec(id));
-        };
-        if i.started {
-            let how = if i.exit_code.is_some() {
-                "has already run"
-            } else {
-                "is already running"
-            };
-            return Err(ApiError {
-                status: StatusCode::CONFLICT,
-                message: format!("Error: Exec command {id} {how}"),
-            });
+    claim(id)?;
+    let rt = docker.rt.clone();
+    let c = instance.container.clone();
+    let rec = blocking(move || {
+        let rec = super::containers::find(&rt, &c)?;
+        if !rt.is_running(&rec) {
+            return Err(not_running(&rec.id));
         }
-        i.started = true;
-    }
+        Ok(rec)
+    })
+    .await
+    .inspect_err(|_| unclaim(id))?;
     let c = &instance.config;
     let exec = ExecConfig {
         args: c.cmd.clone().unwrap_or_default(),
@@ -235,10 +215,10 @@ pub(super) async fn start(
         interactive: c.attach_stdin && !start.detach,
         detach: false,
     };
-    let cmd = docker
-        .rt
-        .exec_command(&rec, &exec)
-        .map_err(|_| not_running(&rec.id))?;
+    let cmd = docker.rt.exec_command(&rec, &exec).map_err(|_| {
+        unclaim(id);
+        not_running(&rec.id)
+    })?;
     let attached = !start.detach;
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.stdin(if exec.interactive {
@@ -258,9 +238,7 @@ pub(super) async fn start(
     })
     .kill_on_drop(false);
     let child = cmd.spawn().map_err(|e| {
-        if let Some(i) = instances().get_mut(id) {
-            i.started = false;
-        }
+        unclaim(id);
         ApiError::internal(format!("running the exec helper: {e}"))
     })?;
     if let Some(i) = instances().get_mut(id) {
@@ -282,6 +260,32 @@ pub(super) async fn start(
         content_type,
         move |client| session(id, child, client, tty, keys),
     ))
+}
+
+/// Marks an instance started: Docker's 409 when it was (running or done).
+fn claim(id: &str) -> Result<(), ApiError> {
+    let mut all = instances();
+    let i = all.get_mut(id).ok_or_else(|| no_such_exec(id))?;
+    if i.started {
+        let how = if i.exit_code.is_some() {
+            "has already run"
+        } else {
+            "is already running"
+        };
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            message: format!("Error: Exec command {id} {how}"),
+        });
+    }
+    i.started = true;
+    Ok(())
+}
+
+/// Undoes [`claim`] for a start that did not happen.
+fn unclaim(id: &str) {
+    if let Some(i) = instances().get_mut(id) {
+        i.started = false;
+    }
 }
 
 /// Records how an exec process ended.
@@ -528,4 +532,60 @@ pub(super) fn size(query: &str) -> Result<(u16, u16), ApiError> {
         })
     };
     Ok((get("h")?, get("w")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockers_exec_body_reads_with_nulls_and_unknown_fields() {
+        let body = serde_json::json!({
+            "AttachStdin": false, "AttachStdout": true, "AttachStderr": true,
+            "ConsoleSize": [24, 80], "Tty": true, "Env": null, "Cmd": ["sh", "-c", "true"],
+            "User": "1:1", "WorkingDir": "/tmp", "DetachKeys": "ctrl-a,q", "Privileged": false,
+        });
+        let c: ExecCreate = serde_json::from_value(body).expect("exec body");
+        assert!(c.tty && c.attach_stdout && !c.attach_stdin);
+        assert_eq!(c.cmd.as_deref().map(<[String]>::len), Some(3));
+        assert_eq!((c.user.as_str(), c.working_dir.as_str()), ("1:1", "/tmp"));
+        assert!(c.env.is_none());
+    }
+
+    #[test]
+    fn resize_sizes_read_as_dockers() {
+        assert_eq!(size("h=24&w=80").ok(), Some((24, 80)));
+        assert!(size("h=24").is_err());
+        assert!(size("h=-1&w=80").is_err());
+    }
+
+    #[test]
+    fn a_started_exec_is_not_started_twice() {
+        let id = new_id();
+        assert_eq!(id.len(), 64);
+        assert_ne!(id, new_id());
+        instances().insert(
+            id.clone(),
+            Instance {
+                container: "c".into(),
+                config: ExecCreate::default(),
+                started: false,
+                running: false,
+                exit_code: None,
+                helper: None,
+            },
+        );
+        assert!(claim(&id).is_ok());
+        let again = claim(&id).err().map(|e| e.message).unwrap_or_default();
+        assert!(again.ends_with("is already running"), "{again}");
+        finish(&id, None);
+        let done = claim(&id).err().map(|e| e.message).unwrap_or_default();
+        assert!(done.ends_with("has already run"), "{done}");
+        assert_eq!(instances().get(&id).and_then(|i| i.exit_code), Some(126));
+        instances().remove(&id);
+        assert_eq!(
+            claim(&id).err().map(|e| e.status),
+            Some(StatusCode::NOT_FOUND)
+        );
+    }
 }
