@@ -267,6 +267,8 @@ async fn shim_stream(
                 break;
             }
             if !rec.dir.exists() {
+                // Removed before it ever started: nothing to attach to, no queue to keep.
+                waiting().remove(&rec.id);
                 return None;
             }
         }
