@@ -47,6 +47,10 @@ pub struct ContainerSpec {
     pub tty: bool,
     /// Keep stdin open (`-i`).
     pub open_stdin: bool,
+    /// End the container's stdin when the attached client's input ends (`docker run -i`).
+    /// berth's shim always does so for a pipe stdin, so both values run as that.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_once: bool,
     /// `KEY=VALUE` entries on top of the image's.
     #[serde(deserialize_with = "nullable")]
     pub env: Vec<String>,

@@ -224,7 +224,9 @@ async fn start(docker: &Arc<Docker>, what: &str) -> Result<Response<Body>, ApiEr
         if rt.is_running(&rec) {
             return Ok(empty(StatusCode::NOT_MODIFIED));
         }
-        match rt.start(&rec) {
+        // Docker's clients attach before they start: started with them attached.
+        let started = super::attach::start_for_waiting(&rt, &rec).unwrap_or_else(|| rt.start(&rec));
+        match started {
             Ok(_) => Ok(empty(StatusCode::NO_CONTENT)),
             Err(RuntimeError::AlreadyRunning { .. }) => Ok(empty(StatusCode::NOT_MODIFIED)),
             Err(e) => Err(runtime_error(&what, e)),
@@ -371,15 +373,20 @@ async fn wait(docker: &Arc<Docker>, what: &str, query: &str) -> Result<Response<
     let rec = blocking(move || find(&rt, &w)).await?;
     let rt = docker.rt.clone();
     let what = what.to_string();
+    let began = std::time::Instant::now();
     let outcome = async move {
         let waited = blocking(move || {
             if condition == "next-exit" {
                 // The exit of a run to come: wait for it to start (or to be gone).
                 while !rt.is_running(&rec) && rec.dir.exists() {
+                    // A run short enough to start and end between two looks: as watched.
+                    if let Some(code) = super::attach::exit_since(&rec.id, began, Duration::ZERO) {
+                        return Ok(code);
+                    }
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
-            let code = if rec.dir.exists() {
+            let mut code = if rec.dir.exists() {
                 rt.wait(&rec).map_err(|e| runtime_error(&what, e))?.code
             } else {
                 0
@@ -388,6 +395,9 @@ async fn wait(docker: &Arc<Docker>, what: &str, query: &str) -> Result<Response<
                 while rec.dir.exists() {
                     std::thread::sleep(Duration::from_millis(50));
                 }
+                // The run that ended in the removal (`docker run --rm`), as watched.
+                code = super::attach::exit_since(&rec.id, began, Duration::from_secs(2))
+                    .unwrap_or(code);
             }
             Ok(code)
         })

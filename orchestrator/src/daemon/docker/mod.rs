@@ -8,6 +8,7 @@
 //! does not serve yet answers 501 naming it, never a pretended success; a path Docker does not
 //! have is Docker's 404 `page not found`.
 
+mod attach;
 mod build;
 mod commit;
 mod containers;
@@ -16,15 +17,19 @@ mod containers_list;
 mod df;
 mod errors;
 mod events;
+mod exec;
+mod hijack;
 mod host;
 mod images;
 mod images_archive;
 mod images_list;
 mod images_pull;
 mod images_stream;
+mod logs;
 mod networks;
 mod query;
 mod status;
+mod streams;
 mod system;
 mod unserved;
 mod version;
@@ -151,6 +156,9 @@ async fn route_to(
     let query = req.uri().query().unwrap_or("").to_string();
     if let Some(c) = containers::Route::parse(req.method(), route) {
         return containers::serve(docker, req, c, &query).await;
+    }
+    if let Some(s) = streams::Route::parse(req.method(), route) {
+        return streams::serve(docker, req, s, &query).await;
     }
     if let Some(i) = images::Route::parse(req.method(), route) {
         return images::serve(docker, req, i, &query).await;

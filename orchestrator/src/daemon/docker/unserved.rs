@@ -10,16 +10,13 @@ use hyper::Method;
 const ROUTES: &[(&str, &str)] = &[
     // Containers.
     ("GET", "/containers/{}/top"),
-    ("GET", "/containers/{}/logs"),
     ("GET", "/containers/{}/changes"),
     ("GET", "/containers/{}/export"),
     ("GET", "/containers/{}/stats"),
-    ("POST", "/containers/{}/resize"),
     ("POST", "/containers/{}/update"),
     ("POST", "/containers/{}/rename"),
     ("POST", "/containers/{}/pause"),
     ("POST", "/containers/{}/unpause"),
-    ("POST", "/containers/{}/attach"),
     ("GET", "/containers/{}/attach/ws"),
     ("HEAD", "/containers/{}/archive"),
     ("GET", "/containers/{}/archive"),
@@ -28,11 +25,6 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/containers/{}/checkpoints"),
     ("POST", "/containers/{}/checkpoints"),
     ("DELETE", "/containers/{}/checkpoints/{}"),
-    // Exec.
-    ("POST", "/containers/{}/exec"),
-    ("POST", "/exec/{}/start"),
-    ("POST", "/exec/{}/resize"),
-    ("GET", "/exec/{}/json"),
     // Images and builds.
     ("POST", "/build/prune"),
     ("POST", "/build/cancel"),
@@ -124,10 +116,10 @@ mod tests {
 
     #[test]
     fn docker_routes_are_known_others_are_not() {
-        assert!(is_docker_route(&Method::GET, "/containers/abc/logs"));
+        assert!(is_docker_route(&Method::GET, "/containers/abc/checkpoints"));
         assert!(is_docker_route(&Method::POST, "/containers/abc/pause"));
         assert!(is_docker_route(&Method::POST, "/images/ghcr.io/a/b:1/push"));
-        assert!(is_docker_route(&Method::POST, "/exec/e1/start"));
+        assert!(is_docker_route(&Method::POST, "/swarm/init"));
         assert!(!is_docker_route(&Method::GET, "/containers/abc/pause"));
         assert!(!is_docker_route(&Method::GET, "/containers//json"));
         assert!(!is_docker_route(&Method::GET, "/nope"));
