@@ -67,6 +67,8 @@ pub enum StackCommand {
     Events(EventsArgs),
     /// Validate the project and print its fully resolved model
     Config(ConfigArgs),
+    /// Follow the services' develop.watch rules: sync, restart or rebuild on file changes
+    Watch(super::compose_watch::WatchArgs),
 }
 
 /// `berth up`.
@@ -127,6 +129,9 @@ pub struct UpArgs {
     /// Do not attach to these services' output
     #[arg(long, value_name = "SERVICE")]
     pub no_attach: Vec<String>,
+    /// Follow the services' develop.watch rules once up (Ctrl-C ends it)
+    #[arg(short = 'w', long)]
+    pub watch: bool,
     /// Services to start (default: all)
     pub services: Vec<String>,
 }
@@ -544,5 +549,6 @@ pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
         StackCommand::Stats(args) => super::compose_containers::stats(g, args),
         StackCommand::Cp(args) => super::compose_containers::cp(g, args),
         StackCommand::Events(args) => super::compose_lifecycle::events(g, args),
+        StackCommand::Watch(args) => super::compose_watch::watch(g, args),
     }
 }

@@ -361,6 +361,62 @@ pub fn copy_in(shim_exe: &Path, rec: &Record, host: &Path, cdest: &Path) -> Resu
     sent
 }
 
+/// Copies the entries `rels` of the host directory `base` (files and links as such, a
+/// directory as one entry without its content) under the same relative names into the
+/// container directory `cdest` (made when missing): one helper and one stream for a whole
+/// batch of changed files. An entry gone from the host meanwhile is skipped.
+pub fn copy_in_entries(
+    shim_exe: &Path,
+    rec: &Record,
+    base: &Path,
+    rels: &[PathBuf],
+    cdest: &Path,
+) -> Result<(), CopyError> {
+    let mut child = helper(shim_exe, rec, Direction::In, cdest, None)?;
+    let input = child.stdin.take().ok_or_else(|| CopyError::HelperFailed {
+        message: "no input pipe".into(),
+    })?;
+    let sent = tar_entries(base, rels, input);
+    let done = finish(shim_exe, child);
+    done?;
+    sent
+}
+
+fn tar_entries<W: Write>(base: &Path, rels: &[PathBuf], w: W) -> Result<(), CopyError> {
+    let herr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CopyError::HostPath { path, source }
+    };
+    let mut b = tar::Builder::new(w);
+    b.follow_symlinks(false);
+    for rel in rels {
+        let path = base.join(rel);
+        let md = match fs::symlink_metadata(&path) {
+            Ok(md) => md,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(herr(&path)(e)),
+        };
+        if md.is_file() {
+            let data = match fs::read(&path) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(herr(&path)(e)),
+            };
+            let mut h = tar::Header::new_gnu();
+            h.set_metadata(&md);
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            b.append_data(&mut h, rel, &data[..]).map_err(herr(&path))?;
+        } else {
+            b.append_path_with_name(&path, rel).map_err(herr(&path))?;
+        }
+    }
+    b.into_inner()
+        .map_err(herr(base))?
+        .flush()
+        .map_err(herr(base))
+}
+
 fn tar_host<W: Write>(path: &Path, w: W) -> Result<(), CopyError> {
     let herr = |source| CopyError::HostPath {
         path: path.to_path_buf(),

@@ -659,6 +659,18 @@ impl Runtime {
         copy::copy_in(&self.cfg.shim_exe, rec, host, cdir)
     }
 
+    /// Copies the entries `rels` of the host directory `base`, under the same relative
+    /// names, into the container directory `cdir` in one stream (a watch's batch of changes).
+    pub fn copy_in_entries(
+        &self,
+        rec: &Record,
+        base: &Path,
+        rels: &[PathBuf],
+        cdir: &Path,
+    ) -> Result<(), copy::CopyError> {
+        copy::copy_in_entries(&self.cfg.shim_exe, rec, base, rels, cdir)
+    }
+
     /// Host pids of the container's processes (`top`).
     pub fn pids(&self, rec: &Record) -> Vec<i32> {
         cgroups::Cgroup::locate(&rec.cgroup)
