@@ -2,9 +2,9 @@
 //! the `notify` crate) and applies each batch of changes to the running containers.
 //!
 //! Changes are debounced: the first event opens a batch that closes after [`QUIET`] without
-//! a new event (or [`MAX_BATCH`] after it opened), so a burst of writes (a `git checkout`
-//! of a thousand files) is one sync, while a single save is visible in the container a few
-//! milliseconds later. [`rules`] is the pure matching of paths to rules, [`sync`] the writes
+//! a new event ([`BURST_QUIET`] once it is large; at the latest [`MAX_BATCH`] after it
+//! opened), so a burst of writes (a `git checkout` of a thousand files) is one sync, while a
+//! single save is visible in the container a few tens of milliseconds later. [`rules`] is the pure matching of paths to rules, [`sync`] the writes
 //! into the containers, [`actions`] restart, exec and rebuild. The watch lives as long as
 //! its event channel: when the receiver (the client's stream) is gone, the watcher is dropped.
 
@@ -28,6 +28,12 @@ use rules::{Action, Rule};
 
 /// How long a batch waits for quiet before it is applied.
 pub const QUIET: Duration = Duration::from_millis(20);
+/// The quiet a batch waits for once it holds [`BURST`] paths: a burst is under way (a
+/// checkout, a build writing its output), and a writer descheduled for a moment on a busy
+/// machine should not split it into several syncs.
+pub const BURST_QUIET: Duration = Duration::from_millis(150);
+/// The batch size from which [`BURST_QUIET`] applies.
+pub const BURST: usize = 32;
 /// The longest a batch stays open under a steady stream of changes.
 pub const MAX_BATCH: Duration = Duration::from_secs(2);
 
@@ -136,7 +142,12 @@ impl Watch {
             collect(first, &mut changed);
             let opened = Instant::now();
             while opened.elapsed() < MAX_BATCH {
-                match tokio::time::timeout(QUIET, erx.recv()).await {
+                let quiet = if changed.len() >= BURST {
+                    BURST_QUIET
+                } else {
+                    QUIET
+                };
+                match tokio::time::timeout(quiet, erx.recv()).await {
                     Ok(Some(ev)) => collect(ev, &mut changed),
                     Ok(None) | Err(_) => break,
                 }
