@@ -206,3 +206,52 @@ fn watch_refuses_a_path_outside_the_project() {
     assert!(!out.status.success());
     assert!(err.contains("outside the project directory"), "{err}");
 }
+
+#[test_with::root()]
+#[test]
+fn watch_rebuild_rebuilds_the_image_and_recreates_the_service() {
+    host::require_tools();
+    let host = Host::new("watchrb");
+    host.busybox_image();
+    let s = &host.stack;
+    std::fs::create_dir_all(s.join("ctx")).expect("ctx");
+    std::fs::write(
+        s.join("ctx/Dockerfile"),
+        "FROM busybox:e2e\nCOPY ver /ver\nCMD [\"sleep\", \"3600\"]\n",
+    )
+    .expect("Dockerfile");
+    std::fs::write(s.join("ctx/ver"), "1\n").expect("ver");
+    std::fs::write(
+        s.join("compose.yaml"),
+        "name: wr\nservices:\n  app:\n    build: ./ctx\n    init: true\n    stop_grace_period: 1s\n    develop:\n      watch:\n        - {action: rebuild, path: ./ctx}\n",
+    )
+    .expect("compose");
+    // Without --no-up: watch brings the project up (building the image) first.
+    let watch = host.berth_for(300, &["watch"]);
+    let read = |p: &str| {
+        let out = host.berth(&["container", "exec", "wr-app-1", "cat", p]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    until(120, "the first image runs", || {
+        read("/ver").as_deref() == Some("1\n")
+    });
+    std::fs::write(s.join("ctx/ver"), "2\n").expect("ver");
+    until(120, "the rebuilt image runs", || {
+        read("/ver").as_deref() == Some("2\n")
+    });
+    assert!(
+        host.sh(&format!("kill -INT {}", watch.id()))
+            .status
+            .success()
+    );
+    let out = watch.wait_with_output().expect("watch output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("Rebuilt and recreated service \"app\""),
+        "{stdout}"
+    );
+    host.ok(&["down"]);
+}
