@@ -255,3 +255,44 @@ fn watch_rebuild_rebuilds_the_image_and_recreates_the_service() {
     );
     host.ok(&["down"]);
 }
+
+#[test_with::root()]
+#[test]
+fn up_watch_attaches_and_syncs() {
+    host::require_tools();
+    let host = Host::new("upwatch");
+    host.busybox_image();
+    let s = &host.stack;
+    std::fs::create_dir_all(s.join("src")).expect("src");
+    std::fs::write(
+        s.join("compose.yaml"),
+        "name: uw\nservices:\n  app:\n    image: busybox:e2e\n    init: true\n    stop_grace_period: 1s\n    command: [\"sh\", \"-c\", \"echo attached-output; exec sleep 3600\"]\n    develop:\n      watch:\n        - {action: sync, path: ./src, target: /app}\n",
+    )
+    .expect("compose");
+    let up = host.berth_for(300, &["up", "--watch"]);
+    let read = |p: &str| {
+        let out = host.berth(&["container", "exec", "uw-app-1", "cat", p]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    until(60, "the service runs", || read("/proc/1/stat").is_some());
+    // The watch starts once the project is up; write until a sync shows the file.
+    let mut n = 0;
+    until(30, "a change synced under up --watch", || {
+        n += 1;
+        std::fs::write(s.join("src/w.txt"), format!("{n}\n")).expect("write");
+        std::thread::sleep(Duration::from_millis(300));
+        read("/app/w.txt").is_some()
+    });
+    assert!(host.sh(&format!("kill -INT {}", up.id())).status.success());
+    let out = up.wait_with_output().expect("up output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("attached-output"), "{text}");
+    assert!(text.contains("Syncing service \"app\""), "{text}");
+    host.ok(&["down"]);
+}

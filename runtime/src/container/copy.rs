@@ -475,3 +475,46 @@ fn finish(exe: &Path, child: std::process::Child) -> Result<(), CopyError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_stream_under_their_relative_names_and_skip_vanished_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path();
+        fs::create_dir_all(base.join("sub")).expect("sub");
+        fs::write(base.join("sub/a.txt"), "a").expect("a");
+        std::os::unix::fs::symlink("/etc/passwd", base.join("link")).expect("link");
+        let rels = vec![
+            PathBuf::from("sub"),
+            PathBuf::from("sub/a.txt"),
+            PathBuf::from("link"),
+            PathBuf::from("gone.txt"),
+        ];
+        let mut out = Vec::new();
+        tar_entries(base, &rels, &mut out).expect("tar");
+        let mut ar = tar::Archive::new(&out[..]);
+        let got: Vec<(String, tar::EntryType)> = ar
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                let e = e.expect("entry");
+                (
+                    e.path().expect("path").display().to_string(),
+                    e.header().entry_type(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("sub".to_string(), tar::EntryType::Directory),
+                ("sub/a.txt".to_string(), tar::EntryType::Regular),
+                // A host link is sent as a link, never followed.
+                ("link".to_string(), tar::EntryType::Symlink),
+            ]
+        );
+    }
+}
