@@ -28,9 +28,10 @@ services:
           target: /etc/conf
         - action: sync+exec
           path: ./hooks
-          target: /hooks
+          # Directories above the target are made.
+          target: /hooks/deep/er
           exec:
-            command: ["sh", "-c", "cat /hooks/* > /tmp/hooked"]
+            command: ["sh", "-c", "cat /hooks/deep/er/* > /tmp/hooked"]
 "#;
 
 /// What `cat PATH` prints in the container, `None` when it fails.

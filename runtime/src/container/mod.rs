@@ -659,16 +659,15 @@ impl Runtime {
         copy::copy_in(&self.cfg.shim_exe, rec, host, cdir)
     }
 
-    /// Copies the entries `rels` of the host directory `base`, under the same relative
-    /// names, into the container directory `cdir` in one stream (a watch's batch of changes).
+    /// Copies `(host path, name)` entries in one stream, each under its name relative to
+    /// the container directory `cdir` (a watch's batch of changes).
     pub fn copy_in_entries(
         &self,
         rec: &Record,
-        base: &Path,
-        rels: &[PathBuf],
+        entries: &[(PathBuf, PathBuf)],
         cdir: &Path,
     ) -> Result<(), copy::CopyError> {
-        copy::copy_in_entries(&self.cfg.shim_exe, rec, base, rels, cdir)
+        copy::copy_in_entries(&self.cfg.shim_exe, rec, entries, cdir)
     }
 
     /// Host pids of the container's processes (`top`).

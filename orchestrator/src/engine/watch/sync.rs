@@ -124,25 +124,29 @@ pub fn apply(rt: &Runtime, rec: &Record, rule: &Rule, batch: &Batch) -> Result<(
     if batch.copies.is_empty() {
         return Ok(());
     }
-    let single = batch.copies.len() == 1 && batch.copies[0].as_os_str().is_empty();
-    if single {
-        rt.copy_in(rec, &rule.path, target)
-    } else {
-        let copies: Vec<PathBuf> = batch
-            .copies
-            .iter()
-            .filter(|r| !r.as_os_str().is_empty())
-            .cloned()
-            .collect();
-        rt.copy_in_entries(rec, &rule.path, &copies, target)
-    }
-    .map_err(|e| {
-        format!(
-            "copying into {name}:{}: {}",
-            target.display(),
-            crate::api::error::error_chain(&e)
-        )
-    })
+    // Named from `/` so that missing directories above the target are made too.
+    let entries: Vec<(PathBuf, PathBuf)> = batch
+        .copies
+        .iter()
+        .filter_map(|rel| {
+            let host = if rel.as_os_str().is_empty() {
+                rule.path.clone()
+            } else {
+                rule.path.join(rel)
+            };
+            let inside = rule.container_path(rel)?;
+            let name = inside.strip_prefix("/").ok()?.to_path_buf();
+            (!name.as_os_str().is_empty()).then_some((host, name))
+        })
+        .collect();
+    rt.copy_in_entries(rec, &entries, Path::new("/"))
+        .map_err(|e| {
+            format!(
+                "copying into {name}:{}: {}",
+                target.display(),
+                crate::api::error::error_chain(&e)
+            )
+        })
 }
 
 /// Runs `cfg` in the container and waits; answers its exit status and what it wrote to
