@@ -137,7 +137,6 @@ struct RawExec {
     command: StringOrList,
     user: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     privileged: bool,
     working_dir: Option<String>,
     environment: Option<EnvForm>,
@@ -240,6 +239,9 @@ fn resolve(
     };
     let exec = match (raw.exec, action) {
         (Some(e), Action::SyncExec) => {
+            if e.privileged {
+                return Err("exec.privileged: berth runs watch commands unprivileged only".into());
+            }
             let command = match e.command {
                 StringOrList::One(s) => {
                     shell_words::split(&s).map_err(|err| format!("exec.command {s:?}: {err}"))?
@@ -483,6 +485,10 @@ mod tests {
         assert!(e("  - {action: sync, path: src, target: app}\n").contains("absolute"));
         assert!(e("  - {action: sync+exec, path: src, target: /app}\n").contains("exec.command"));
         assert!(e("  - {action: sync, path: src, target: /app, bogus: 1}\n").contains("bogus"));
+        assert!(
+            e("  - {action: sync+exec, path: src, target: /app, exec: {command: x, privileged: true}}\n")
+                .contains("privileged")
+        );
     }
 
     #[test]
