@@ -234,7 +234,7 @@ const KEYS: &[(&str, Class)] = &[
         "services.*.deploy.rollback_config",
         Warned("services.all.deploy.rollback_config"),
     ),
-    ("services.*.develop", Warned("services.all.develop")),
+    ("services.*.develop", Engine(".develop")),
     (
         "services.*.device_cgroup_rules",
         Warned("services.all.device_cgroup_rules"),

@@ -328,6 +328,16 @@ impl Client {
         self.post_stream("/build", req, each).await
     }
 
+    /// `POST /v1/project/watch`: follows the services' `develop.watch` rules, each event to
+    /// `each` until it returns false or the stream ends; dropping the stream ends the watch.
+    pub async fn watch(
+        &self,
+        req: &super::watch::WatchRequest,
+        each: impl FnMut(super::watch::WatchEvent) -> bool,
+    ) -> Result<(), ClientError> {
+        self.post_stream("/project/watch", req, each).await
+    }
+
     /// `POST /v1/container/connect`: attaches a created container to its networks; the
     /// endpoints as `ethN address` lines.
     pub async fn container_connect(

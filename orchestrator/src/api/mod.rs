@@ -13,6 +13,7 @@ pub mod error;
 pub mod network;
 pub mod project;
 pub mod system;
+pub mod watch;
 
 pub use error::{ApiError, ErrorBody, ErrorKind};
 pub use system::{Event, Info};

@@ -69,6 +69,8 @@ pub enum StackCommand {
     Config(ConfigArgs),
     /// Convert the project for another engine (Kubernetes manifests)
     Convert(super::convert::ConvertArgs),
+    /// Follow the services' develop.watch rules: sync, restart or rebuild on file changes
+    Watch(super::compose_watch::WatchArgs),
 }
 
 /// `berth up`.
@@ -129,6 +131,9 @@ pub struct UpArgs {
     /// Do not attach to these services' output
     #[arg(long, value_name = "SERVICE")]
     pub no_attach: Vec<String>,
+    /// Follow the services' develop.watch rules once up (Ctrl-C ends it)
+    #[arg(short = 'w', long)]
+    pub watch: bool,
     /// Services to start (default: all)
     pub services: Vec<String>,
 }
@@ -547,5 +552,6 @@ pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
         StackCommand::Cp(args) => super::compose_containers::cp(g, args),
         StackCommand::Events(args) => super::compose_lifecycle::events(g, args),
         StackCommand::Convert(args) => super::convert::run(g, args),
+        StackCommand::Watch(args) => super::compose_watch::watch(g, args),
     }
 }

@@ -62,6 +62,9 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     if abort && (args.detach || args.wait) {
         bail!("--abort-on-container-exit and --exit-code-from need attached mode: drop -d/--wait");
     }
+    if args.watch && args.wait {
+        bail!("--watch runs until Ctrl-C: drop --wait");
+    }
     if (!args.attach.is_empty() || !args.no_attach.is_empty()) && (args.detach || args.wait) {
         bail!("--attach/--no-attach choose attached output: drop -d/--wait");
     }
@@ -187,6 +190,12 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(client.up(&req).await?)
     })?;
     let code = report("up", &outcome);
+    if args.watch && outcome.failures.is_empty() && outcome.skipped.is_empty() {
+        if args.detach {
+            return super::compose_watch::after_up(g, &args.services);
+        }
+        super::compose_watch::in_background(g, &args.services)?;
+    }
     if args.wait && outcome.failures.is_empty() && outcome.skipped.is_empty() {
         let timeout = args.wait_timeout.map(std::time::Duration::from_secs);
         rt.block_on(wait_ready(g, &name, &completes, timeout))?;

@@ -8,6 +8,7 @@ mod network_routes;
 mod project_routes;
 mod routes;
 mod watch;
+mod watch_routes;
 
 // The Docker Engine API, served on a second socket.
 mod docker;

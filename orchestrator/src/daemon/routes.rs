@@ -88,6 +88,7 @@ pub(super) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         (&Method::POST, "/build") => build(&shared, req).await,
         (&Method::POST, "/run") => run_oneoff(&shared, req).await,
         (&Method::POST, "/project/verb") => super::project_routes::verb(&shared, req).await,
+        (&Method::POST, "/project/watch") => super::watch_routes::watch(&shared, req).await,
         (&Method::POST, "/containers/create") => containers::create(&shared, req).await,
         (&Method::GET, "/containers/networks") => containers::networks(&shared).await,
         (&Method::POST, "/container/connect") => container_connect(&shared, req).await,

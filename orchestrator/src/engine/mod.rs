@@ -21,3 +21,4 @@ pub mod resolv;
 pub mod restart;
 pub mod stack;
 pub mod translate;
+pub mod watch;

@@ -361,6 +361,61 @@ pub fn copy_in(shim_exe: &Path, rec: &Record, host: &Path, cdest: &Path) -> Resu
     sent
 }
 
+/// Copies host entries into the container in one stream, each `(host path, name)` under its
+/// name relative to the container directory `cdest` (missing parent directories are made):
+/// files and links as such, a directory as one entry without its content. One helper for a
+/// whole batch of changed files; an entry gone from the host meanwhile is skipped.
+pub fn copy_in_entries(
+    shim_exe: &Path,
+    rec: &Record,
+    entries: &[(PathBuf, PathBuf)],
+    cdest: &Path,
+) -> Result<(), CopyError> {
+    let mut child = helper(shim_exe, rec, Direction::In, cdest, None)?;
+    let input = child.stdin.take().ok_or_else(|| CopyError::HelperFailed {
+        message: "no input pipe".into(),
+    })?;
+    let sent = tar_entries(entries, input);
+    let done = finish(shim_exe, child);
+    done?;
+    sent
+}
+
+fn tar_entries<W: Write>(entries: &[(PathBuf, PathBuf)], w: W) -> Result<(), CopyError> {
+    let herr = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CopyError::HostPath { path, source }
+    };
+    let mut b = tar::Builder::new(w);
+    b.follow_symlinks(false);
+    for (path, name) in entries {
+        let md = match fs::symlink_metadata(path) {
+            Ok(md) => md,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(herr(path)(e)),
+        };
+        if md.is_file() {
+            let data = match fs::read(path) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(herr(path)(e)),
+            };
+            let mut h = tar::Header::new_gnu();
+            h.set_metadata(&md);
+            h.set_size(data.len() as u64);
+            h.set_cksum();
+            b.append_data(&mut h, name, &data[..]).map_err(herr(path))?;
+        } else {
+            b.append_path_with_name(path, name).map_err(herr(path))?;
+        }
+    }
+    let end = Path::new("-");
+    b.into_inner()
+        .map_err(herr(end))?
+        .flush()
+        .map_err(herr(end))
+}
+
 fn tar_host<W: Write>(path: &Path, w: W) -> Result<(), CopyError> {
     let herr = |source| CopyError::HostPath {
         path: path.to_path_buf(),
@@ -418,4 +473,45 @@ fn finish(exe: &Path, child: std::process::Child) -> Result<(), CopyError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_stream_under_their_relative_names_and_skip_vanished_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path();
+        fs::create_dir_all(base.join("sub")).expect("sub");
+        fs::write(base.join("sub/a.txt"), "a").expect("a");
+        std::os::unix::fs::symlink("/etc/passwd", base.join("link")).expect("link");
+        let entries: Vec<(PathBuf, PathBuf)> = ["sub", "sub/a.txt", "link", "gone.txt"]
+            .iter()
+            .map(|r| (base.join(r), Path::new("app").join(r)))
+            .collect();
+        let mut out = Vec::new();
+        tar_entries(&entries, &mut out).expect("tar");
+        let mut ar = tar::Archive::new(&out[..]);
+        let got: Vec<(String, tar::EntryType)> = ar
+            .entries()
+            .expect("entries")
+            .map(|e| {
+                let e = e.expect("entry");
+                (
+                    e.path().expect("path").display().to_string(),
+                    e.header().entry_type(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("app/sub".to_string(), tar::EntryType::Directory),
+                ("app/sub/a.txt".to_string(), tar::EntryType::Regular),
+                // A host link is sent as a link, never followed.
+                ("app/link".to_string(), tar::EntryType::Symlink),
+            ]
+        );
+    }
 }

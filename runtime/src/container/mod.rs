@@ -659,6 +659,17 @@ impl Runtime {
         copy::copy_in(&self.cfg.shim_exe, rec, host, cdir)
     }
 
+    /// Copies `(host path, name)` entries in one stream, each under its name relative to
+    /// the container directory `cdir` (a watch's batch of changes).
+    pub fn copy_in_entries(
+        &self,
+        rec: &Record,
+        entries: &[(PathBuf, PathBuf)],
+        cdir: &Path,
+    ) -> Result<(), copy::CopyError> {
+        copy::copy_in_entries(&self.cfg.shim_exe, rec, entries, cdir)
+    }
+
     /// Host pids of the container's processes (`top`).
     pub fn pids(&self, rec: &Record) -> Vec<i32> {
         cgroups::Cgroup::locate(&rec.cgroup)

@@ -89,7 +89,7 @@ pub struct Service {
     /// Replicas, resources and restart policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
-    /// Compose Watch settings (not run by berth, listed by `Project::unsupported`).
+    /// Compose Watch rules (`develop.watch`), followed by `berth watch` and `up --watch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub develop: Option<Value>,
     /// Device cgroup rules (not run by berth, listed by `Project::unsupported`).

@@ -20,10 +20,9 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 36] = [
+        let raw: [(&'static str, bool); 35] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
-            ("develop", self.develop.is_some()),
             ("gpus", self.gpus.is_some()),
             ("models", self.models.is_some()),
             ("post_start", self.post_start.is_some()),

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# `berth watch` latency, printed as figures (not a timed test). As root; no network
+# (busybox-static base image).
+#
+#   bench/watch.sh                       # 50 edits, a 1,000-file burst
+#   N=100 FILES=5000 BERTH=path/to/berth bench/watch.sh
+#
+# Edit-to-visible: a file under a `sync` rule is rewritten on the host and read back through
+# the container's own root (/proc/PID/root of its process, so the reads cost no exec) until
+# the new content shows; median, p95, min and max over N edits.
+# Burst: FILES new files written at once (a `git checkout`), the time until the last one is in
+# the container, and how many syncs the watch made for them (goal: one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-50}
+FILES=${FILES:-1000}
+BERTH=${BERTH:-${CARGO_TARGET_DIR:-target}/release/berth}
+[ -x "$BERTH" ] || { echo "build first: cargo build --release -p berth (or set BERTH)" >&2; exit 1; }
+
+work=$(mktemp -d /tmp/bwatch.XXXXXX)
+export BERTH_CGROUP_PARENT=berth-bench-$$
+B=("$BERTH" --root "$work/root" --run "$work/run")
+watch_pid=
+cleanup() {
+  [ -n "$watch_pid" ] && kill -INT "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null || true
+  (cd "$work/stack" 2>/dev/null && "${B[@]}" down -t 1 >/dev/null 2>&1) || true
+  "${B[@]}" system shutdown >/dev/null 2>&1 || true
+  for h in /sys/fs/cgroup/*/"$BERTH_CGROUP_PARENT" /sys/fs/cgroup/"$BERTH_CGROUP_PARENT"; do rmdir "$h" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/tmp" "$work/stack/src"
+cp /bin/busybox "$work/rootfs/bin/"
+for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -s busybox "$work/rootfs/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$work/rootfs/etc/passwd"
+printf 'root:x:0:\n' >"$work/rootfs/etc/group"
+tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+"${B[@]}" image import "$work/rootfs.tar" benchbase:1 >/dev/null
+
+marker=$((900000 + $$ % 99999))
+cat >"$work/stack/compose.yaml" <<YAML
+name: bwatch
+services:
+  app:
+    image: benchbase:1
+    command: ["sleep", "$marker"]
+    stop_grace_period: 1s
+    develop:
+      watch:
+        - {action: sync, path: ./src, target: /app}
+YAML
+echo start >"$work/stack/src/f.txt"
+cd "$work/stack"
+"${B[@]}" up -d >/dev/null 2>&1
+pid=$(pgrep -x -f "sleep $marker" | head -1)
+[ -n "$pid" ] || { echo "the container's process was not found" >&2; exit 1; }
+"${B[@]}" watch --no-up >"$work/watch.log" 2>&1 &
+watch_pid=$!
+# The watch is up when its first line is out.
+for _ in $(seq 1 200); do grep -q Watching "$work/watch.log" && break; sleep 0.05; done
+sleep 0.2
+
+python3 - "$work/stack/src" "/proc/$pid/root/app" "$N" "$FILES" "$work/watch.log" <<'PY'
+import os, sys, time, statistics
+src, dst, n, files, log = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+
+def visible(path, want, limit=10.0):
+    start = time.monotonic()
+    while time.monotonic() - start < limit:
+        try:
+            with open(path) as f:
+                if f.read() == want:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.0005)
+    return False
+
+lat = []
+for i in range(n):
+    want = f"edit {i} {time.time_ns()}\n"
+    t0 = time.monotonic()
+    with open(os.path.join(src, "f.txt"), "w") as f:
+        f.write(want)
+    if not visible(os.path.join(dst, "f.txt"), want):
+        sys.exit(f"edit {i} never showed in the container")
+    lat.append((time.monotonic() - t0) * 1000)
+    time.sleep(0.1)  # a separate save, not part of the previous batch
+lat.sort()
+p95 = lat[min(len(lat) - 1, int(round(0.95 * len(lat))) - 1)]
+print(f"edit-to-visible over {n} edits: median {statistics.median(lat):.1f} ms, "
+      f"p95 {p95:.1f} ms, min {lat[0]:.1f} ms, max {lat[-1]:.1f} ms")
+
+def syncs():
+    with open(log) as f:
+        return sum(1 for l in f if l.startswith("Synced service"))
+
+time.sleep(0.5)
+before = syncs()
+os.makedirs(os.path.join(src, "burst"), exist_ok=True)
+time.sleep(0.3)
+before = syncs()
+t0 = time.monotonic()
+for i in range(files):
+    with open(os.path.join(src, "burst", f"b{i}.txt"), "w") as f:
+        f.write(f"burst {i}\n")
+written = (time.monotonic() - t0) * 1000
+last = os.path.join(dst, "burst", f"b{files - 1}.txt")
+if not visible(last, f"burst {files - 1}\n", 60):
+    sys.exit("the burst never fully showed in the container")
+done = (time.monotonic() - t0) * 1000
+missing = sum(1 for i in range(files) if not os.path.exists(os.path.join(dst, "burst", f"b{i}.txt")))
+time.sleep(1.0)
+print(f"burst of {files} files: written in {written:.0f} ms, all in the container after "
+      f"{done:.0f} ms, {syncs() - before} sync(s), {missing} missing")
+PY
