@@ -104,6 +104,14 @@ pub struct HealthConfig {
     pub start_interval: i64,
 }
 
+/// Whether a `NetworkMode` joins bridge networks (not none, host or container:X), which
+/// the daemon attaches after the create.
+pub fn is_bridge_mode(mode: &str) -> bool {
+    !matches!(mode, "none" | "host")
+        && !mode.starts_with("container:")
+        && !mode.starts_with("service:")
+}
+
 /// Docker's HostConfig, the subset berth runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

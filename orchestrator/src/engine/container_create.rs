@@ -1,8 +1,7 @@
-//! Making a single container from a [`ContainerSpec`] (`container run/create`, and the
-//! Docker-compatible create later): the one translation, the runtime's create, its anonymous
-//! volumes and image recorded through the runtime's API, its name files; on the daemon, its
-//! networks joined through [`Engine::connect_container`]. The client starts and attaches it,
-//! as for one-offs.
+//! Making a single container from a [`ContainerSpec`] (`container run/create` and Docker's
+//! create, both through the daemon): the one translation, the runtime's create, its anonymous
+//! volumes and image recorded through the runtime's API, its name files, its networks joined
+//! through [`Engine::connect_container`]. The client starts and attaches it, as for one-offs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -75,7 +74,7 @@ fn local_hosts(mode: &str, hosts: &[(String, String)], rec: &Record) -> Result<(
 /// Translates `spec` (with its resolved `image`, `None` with `Rootfs`) and creates container
 /// `name` (generated when empty): anonymous volumes marked, image recorded, /etc/hosts lines
 /// written when no bridge network will; all or nothing. Blocking.
-pub fn create_from_spec(
+fn create_from_spec(
     runtime: &Runtime,
     image: Option<&Image>,
     name: &str,

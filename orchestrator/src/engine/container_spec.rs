@@ -20,7 +20,7 @@ use berth_runtime::image::Image;
 
 use super::labels;
 use super::stack::DEFAULT_BRIDGE;
-use crate::api::container::{ContainerSpec, UnsupportedField};
+use crate::api::container::{ContainerSpec, UnsupportedField, is_bridge_mode};
 use crate::api::project::{ContainerConnect, ContainerNetwork};
 
 /// Why a spec cannot become a container: the field and what is wrong with it.
@@ -67,13 +67,6 @@ pub struct Translated {
     pub extra_hosts: Vec<(String, String)>,
     /// What is accepted and not applied (AppArmor/SELinux options), for the caller to show.
     pub warnings: Vec<String>,
-}
-
-/// A bridge network mode (not none, host or container:X).
-pub fn is_bridge_mode(mode: &str) -> bool {
-    !matches!(mode, "none" | "host")
-        && !mode.starts_with("container:")
-        && !mode.starts_with("service:")
 }
 
 /// The network `NetworkMode` names: `bridge` for empty and `default`, as Docker.

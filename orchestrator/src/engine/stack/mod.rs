@@ -110,6 +110,19 @@ pub struct Engine {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// The runtime config of an instance, for the daemon's engine and the CLI alike (their
+/// containers must land under the same cgroup parent): `BERTH_CGROUP_PARENT`, when set,
+/// keeps an instance's cgroups apart (tests and benches prove they leave none).
+pub fn runtime_config(root: &Path, run: &Path, shim_exe: PathBuf) -> RuntimeConfig {
+    let mut cfg = RuntimeConfig::new(root.to_path_buf(), run.to_path_buf(), shim_exe);
+    if let Ok(parent) = std::env::var("BERTH_CGROUP_PARENT")
+        && !parent.is_empty()
+    {
+        cfg.cgroup_parent = parent;
+    }
+    cfg
+}
+
 impl Engine {
     /// Opens every part for the instance; netd reconciles what it finds on disk.
     pub async fn open(
@@ -117,11 +130,7 @@ impl Engine {
         run: &Path,
         shim_exe: PathBuf,
     ) -> Result<Arc<Self>, EngineError> {
-        let runtime = Runtime::new(RuntimeConfig::new(
-            root.to_path_buf(),
-            run.to_path_buf(),
-            shim_exe.clone(),
-        ));
+        let runtime = Runtime::new(runtime_config(root, run, shim_exe.clone()));
         let images = ImageStore::open(root).map_err(|source| EngineError::Images {
             root: root.to_path_buf(),
             source,
