@@ -353,7 +353,7 @@ fn service_networks(
     let mut config = NetworkingConfig::default();
     let mut first = None;
     let linked_as = link_aliases(project, service);
-    for (key, opt) in &svc.networks {
+    for (key, o) in &svc.networks {
         let net = project
             .networks
             .get(key)
@@ -364,23 +364,22 @@ fn service_networks(
                     message: "not declared at the top level".into(),
                 },
             })?;
-        let opt = opt.clone().unwrap_or_default();
+        let o = o.clone().unwrap_or_default();
         let mut aliases = vec![service.to_string()];
-        aliases.extend(opt.aliases.iter().cloned());
+        aliases.extend(o.aliases.iter().cloned());
         aliases.extend(linked_as.iter().cloned());
-        let ipam =
-            (opt.ipv4_address.is_some() || opt.ipv6_address.is_some()).then(|| EndpointIpam {
-                ipv4_address: opt.ipv4_address.clone().unwrap_or_default(),
-                ipv6_address: opt.ipv6_address.clone().unwrap_or_default(),
-                ..Default::default()
-            });
+        let ipam = (o.ipv4_address.is_some() || o.ipv6_address.is_some()).then(|| EndpointIpam {
+            ipv4_address: o.ipv4_address.clone().unwrap_or_default(),
+            ipv6_address: o.ipv6_address.clone().unwrap_or_default(),
+            ..Default::default()
+        });
         config.endpoints_config.insert(
             net.name.clone(),
             EndpointSettings {
                 aliases,
                 ipam_config: ipam,
-                mac_address: opt.mac_address.clone().unwrap_or_default(),
-                gw_priority: opt.priority.unwrap_or(0),
+                mac_address: o.mac_address.clone().unwrap_or_default(),
+                gw_priority: o.priority.unwrap_or(0),
                 ..Default::default()
             },
         );
