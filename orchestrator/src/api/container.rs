@@ -76,6 +76,8 @@ pub struct ContainerSpec {
     /// `80/tcp` keys: ports `PublishAllPorts` publishes besides the image's.
     #[serde(deserialize_with = "nullable")]
     pub exposed_ports: BTreeMap<String, Empty>,
+    /// How to probe the container's health (unset: the image's HEALTHCHECK).
+    pub healthcheck: Option<HealthConfig>,
     #[serde(deserialize_with = "nullable")]
     pub host_config: HostConfig,
     #[serde(deserialize_with = "nullable")]
@@ -86,6 +88,32 @@ pub struct ContainerSpec {
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
+}
+
+/// Docker's `Healthcheck` (HealthConfig): durations in nanoseconds, 0 inherits the image's
+/// value (and Docker's default without one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthConfig {
+    /// `[]` (the image's test), `["NONE"]`, `["CMD", ...]` or `["CMD-SHELL", "..."]`.
+    #[serde(deserialize_with = "nullable")]
+    pub test: Vec<String>,
+    pub interval: i64,
+    pub timeout: i64,
+    /// Consecutive failures before unhealthy.
+    pub retries: i64,
+    /// Grace period during which failures do not count.
+    pub start_period: i64,
+    /// Time between probes during the start period.
+    pub start_interval: i64,
+}
+
+/// Whether a `NetworkMode` joins bridge networks (not none, host or container:X), which
+/// the daemon attaches after the create.
+pub fn is_bridge_mode(mode: &str) -> bool {
+    !matches!(mode, "none" | "host")
+        && !mode.starts_with("container:")
+        && !mode.starts_with("service:")
 }
 
 /// Docker's HostConfig, the subset berth runs.
@@ -294,6 +322,9 @@ pub struct EndpointSettings {
     /// Static MAC address (empty: derived from the address).
     #[serde(deserialize_with = "nullable")]
     pub mac_address: String,
+    /// Which network carries the default route: the highest wins, ties go to the order the
+    /// networks are joined in (`NetworkMode`'s first).
+    pub gw_priority: i64,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
@@ -305,6 +336,8 @@ pub struct EndpointSettings {
 pub struct EndpointIpam {
     #[serde(rename = "IPv4Address", deserialize_with = "nullable")]
     pub ipv4_address: String,
+    #[serde(rename = "IPv6Address", deserialize_with = "nullable")]
+    pub ipv6_address: String,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,

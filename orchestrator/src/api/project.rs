@@ -293,6 +293,12 @@ pub struct ContainerNetwork {
     /// Static MAC (`--mac-address`), else derived from the address.
     #[serde(default)]
     pub mac_address: Option<String>,
+    /// Static IPv6 address (`--ip6`, Compose's `ipv6_address`).
+    #[serde(default)]
+    pub ipv6_address: Option<std::net::Ipv6Addr>,
+    /// Default-route priority before the join order is counted in (Docker's `GwPriority`).
+    #[serde(default)]
+    pub priority: i32,
 }
 
 /// Body of `POST /v1/container/connect`: attach a created single container before it starts.

@@ -1,8 +1,7 @@
-//! Making a single container from a [`ContainerSpec`] (`container run/create`, and the
-//! Docker-compatible create later): the one translation, the runtime's create, its anonymous
-//! volumes and image recorded through the runtime's API, its name files; on the daemon, its
-//! networks joined through [`Engine::connect_container`]. The client starts and attaches it,
-//! as for one-offs.
+//! Making a single container from a [`ContainerSpec`] (`container run/create` and Docker's
+//! create, both through the daemon): the one translation, the runtime's create, its anonymous
+//! volumes and image recorded through the runtime's API, its name files, its networks joined
+//! through [`Engine::connect_container`]. The client starts and attaches it, as for one-offs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use berth_runtime::image::Image;
 
 use super::container_spec::{Context, SpecError, translate};
 use super::stack::Engine;
-use crate::api::container::{ContainerSpec, Created};
+use crate::api::container::{ContainerSpec, Created, HealthConfig, UnsupportedField};
 use crate::api::project::ContainerConnect;
 use crate::api::{ApiError, ErrorKind};
 
@@ -75,12 +74,26 @@ fn local_hosts(mode: &str, hosts: &[(String, String)], rec: &Record) -> Result<(
 /// Translates `spec` (with its resolved `image`, `None` with `Rootfs`) and creates container
 /// `name` (generated when empty): anonymous volumes marked, image recorded, /etc/hosts lines
 /// written when no bridge network will; all or nothing. Blocking.
-pub fn create_from_spec(
+fn create_from_spec(
     runtime: &Runtime,
     image: Option<&Image>,
     name: &str,
     spec: &ContainerSpec,
 ) -> Result<Made, CreateError> {
+    // Single containers are started by their clients, which do not arm checks yet: a
+    // healthcheck asked for is refused by name, as before it was typed, not left unrun.
+    if let Some(h) = spec
+        .healthcheck
+        .as_ref()
+        .filter(|h| **h != HealthConfig::default())
+    {
+        return Err(CreateError::Spec(SpecError::Unsupported(
+            UnsupportedField {
+                field: "Healthcheck".into(),
+                value: serde_json::to_string(h).unwrap_or_default(),
+            },
+        )));
+    }
     let lookup = |n: &str| runtime.resolve(n).map_err(|err| err.to_string());
     let cx = Context {
         image,
@@ -164,5 +177,33 @@ impl Engine {
             id: made.rec.id,
             warnings: made.warnings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_runtime::container::RuntimeConfig;
+
+    #[test]
+    fn a_single_containers_healthcheck_is_refused_by_name_not_left_unrun() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rt = Runtime::new(RuntimeConfig::new(
+            dir.path().join("root"),
+            dir.path().join("run"),
+            "berth".into(),
+        ));
+        let spec = ContainerSpec {
+            rootfs: Some("/".into()),
+            cmd: Some(vec!["true".into()]),
+            healthcheck: Some(HealthConfig {
+                test: vec!["CMD".into(), "true".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let err = create_from_spec(&rt, None, "x", &spec).expect_err("refused");
+        assert!(err.to_string().contains("Healthcheck"), "{err}");
+        assert!(rt.list().is_empty(), "nothing made");
     }
 }

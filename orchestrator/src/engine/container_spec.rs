@@ -20,7 +20,7 @@ use berth_runtime::image::Image;
 
 use super::labels;
 use super::stack::DEFAULT_BRIDGE;
-use crate::api::container::{ContainerSpec, UnsupportedField};
+use crate::api::container::{ContainerSpec, UnsupportedField, is_bridge_mode};
 use crate::api::project::{ContainerConnect, ContainerNetwork};
 
 /// Why a spec cannot become a container: the field and what is wrong with it.
@@ -67,13 +67,6 @@ pub struct Translated {
     pub extra_hosts: Vec<(String, String)>,
     /// What is accepted and not applied (AppArmor/SELinux options), for the caller to show.
     pub warnings: Vec<String>,
-}
-
-/// A bridge network mode (not none, host or container:X).
-pub fn is_bridge_mode(mode: &str) -> bool {
-    !matches!(mode, "none" | "host")
-        && !mode.starts_with("container:")
-        && !mode.starts_with("service:")
 }
 
 /// The network `NetworkMode` names: `bridge` for empty and `default`, as Docker.
@@ -184,6 +177,16 @@ pub fn translate(name: &str, spec: &ContainerSpec, cx: &Context) -> Result<Trans
         l.insert(labels::RESTART.into(), policy);
     }
     c.labels.extend(l);
+    // The check is kept as a label so that a restarted daemon re-arms it.
+    if let Some(check) = spec
+        .healthcheck
+        .as_ref()
+        .and_then(|h| super::health::Check::from_spec(h, cx.image))
+    {
+        let json =
+            serde_json::to_string(&check).map_err(|e| invalid("Healthcheck", e.to_string()))?;
+        c.labels.insert(labels::HEALTHCHECK.into(), json);
+    }
     let extra_hosts = extra_hosts(spec)?;
     let connect = connect_request(spec, cx, &extra_hosts)?;
     // On a bridge network the servers are the embedded DNS's upstreams for this container
@@ -610,10 +613,12 @@ fn connect_request(
                 format!("NetworkMode {mode} cannot be combined with other networks"),
             ));
         }
-        if endpoints
-            .values()
-            .any(|e| !e.aliases.is_empty() || !e.mac_address.is_empty() || e.ipam_config.is_some())
-        {
+        if endpoints.values().any(|e| {
+            !e.aliases.is_empty()
+                || !e.mac_address.is_empty()
+                || e.ipam_config.is_some()
+                || e.gw_priority != 0
+        }) {
             return Err(invalid(
                 "NetworkingConfig.EndpointsConfig",
                 format!(
@@ -652,10 +657,19 @@ fn connect_request(
         let field = format!("NetworkingConfig.EndpointsConfig.{}", n.name);
         n.aliases = ep.aliases.clone();
         n.mac_address = (!ep.mac_address.is_empty()).then(|| ep.mac_address.clone());
+        n.priority = ep
+            .gw_priority
+            .clamp(i64::from(i32::MIN / 2), i64::from(i32::MAX / 2)) as i32;
         n.ipv4_address = match ep.ipam_config.as_ref().map(|i| i.ipv4_address.as_str()) {
             None | Some("") => None,
             Some(a) => Some(a.parse().map_err(|_| {
                 invalid(&field, format!("IPv4Address {a:?} is not an IPv4 address"))
+            })?),
+        };
+        n.ipv6_address = match ep.ipam_config.as_ref().map(|i| i.ipv6_address.as_str()) {
+            None | Some("") => None,
+            Some(a) => Some(a.parse().map_err(|_| {
+                invalid(&field, format!("IPv6Address {a:?} is not an IPv6 address"))
             })?),
         };
     }

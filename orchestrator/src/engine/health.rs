@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 use berth_runtime::container::{Record, Runtime, State};
 use berth_runtime::image::Image;
 
-use crate::compose::{Project, Service};
+use crate::api::container::HealthConfig;
+use crate::compose::Project;
 
 /// Docker's health states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,50 +153,33 @@ fn argv(test: &[String]) -> Option<Vec<String>> {
 }
 
 impl Check {
-    /// The service's healthcheck, falling back to the image's HEALTHCHECK; `None` when
-    /// disabled or absent. Defaults are Docker's (30 s interval and timeout, 3 retries).
-    pub fn from_service(svc: &Service, image: Option<&Image>) -> Option<Check> {
+    /// A create body's `Healthcheck` over the image's HEALTHCHECK (Docker's rules: an empty
+    /// test and zero durations or retries inherit the image's value, then Docker's defaults
+    /// of 30 s interval and timeout and 3 retries); `None` when disabled or absent.
+    pub fn from_spec(hc: &HealthConfig, image: Option<&Image>) -> Option<Check> {
         let img = image.and_then(|i| i.healthcheck());
-        let hc = svc.healthcheck.as_ref();
-        if hc.is_some_and(|h| h.disable) {
-            return None;
-        }
-        let test = hc
-            .map(|h| h.test.clone())
+        let test = Some(hc.test.clone())
             .filter(|t| !t.is_empty())
             .or_else(|| img.as_ref().map(|i| i.test.clone()))?;
         let args = argv(&test)?;
-        let ns = |v: Option<u64>| v.map(Duration::from_nanos);
-        let pick = |svc_v: Option<Duration>, img_v: Option<Duration>, def: u64| {
-            svc_v.or(img_v).unwrap_or(Duration::from_secs(def))
+        let set = |v: i64| u64::try_from(v).ok().filter(|v| *v > 0);
+        let pick = |own: i64, img_v: Option<u64>, def: u64| {
+            set(own)
+                .or(img_v)
+                .map(Duration::from_nanos)
+                .unwrap_or(Duration::from_secs(def))
         };
+        let img = img.as_ref();
         Some(Check {
             args,
-            interval: pick(
-                hc.and_then(|h| h.interval.as_ref()).map(|d| d.0),
-                ns(img.as_ref().and_then(|i| i.interval)),
-                30,
-            ),
-            timeout: pick(
-                hc.and_then(|h| h.timeout.as_ref()).map(|d| d.0),
-                ns(img.as_ref().and_then(|i| i.timeout)),
-                30,
-            ),
-            retries: hc
-                .and_then(|h| h.retries)
-                .or(img.as_ref().and_then(|i| i.retries))
+            interval: pick(hc.interval, img.and_then(|i| i.interval), 30),
+            timeout: pick(hc.timeout, img.and_then(|i| i.timeout), 30),
+            retries: set(hc.retries)
+                .or(img.and_then(|i| i.retries))
                 .unwrap_or(3)
                 .max(1),
-            start_period: pick(
-                hc.and_then(|h| h.start_period.as_ref()).map(|d| d.0),
-                ns(img.as_ref().and_then(|i| i.start_period)),
-                0,
-            ),
-            start_interval: pick(
-                hc.and_then(|h| h.start_interval.as_ref()).map(|d| d.0),
-                ns(img.as_ref().and_then(|i| i.start_interval)),
-                5,
-            ),
+            start_period: pick(hc.start_period, img.and_then(|i| i.start_period), 0),
+            start_interval: pick(hc.start_interval, img.and_then(|i| i.start_interval), 5),
         })
     }
 }

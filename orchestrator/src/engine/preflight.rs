@@ -24,7 +24,6 @@ use berth_netd::ports::{PortError, PortMapping};
 use berth_runtime::container::Runtime;
 
 use super::plan::{Plan, Step};
-use super::stack::parse_ports;
 use crate::api::project::Outcome;
 use crate::compose::Project;
 use crate::compose::model::VolumeType;
@@ -58,16 +57,17 @@ pub fn planned_ports(project: &Project, plan: &Plan) -> Result<Vec<PlannedPort>,
         if !own_net || svc.networks.is_empty() {
             continue;
         }
-        for port in &svc.ports {
-            if let Some(mapping) =
-                parse_ports(port).map_err(|err| format!("service {service}: {err}"))?
-            {
-                out.push(PlannedPort {
-                    service: service.clone(),
-                    container: name.clone(),
-                    mapping,
-                });
-            }
+        // Lowered and typed as the container's create will (one parse of ports).
+        let mut spec = crate::api::container::ContainerSpec::default();
+        spec.host_config.port_bindings = super::translate::port_bindings(&svc.ports).0;
+        let mappings = super::container_spec::port_mappings(&spec, None)
+            .map_err(|err| format!("service {service}: {err}"))?;
+        for mapping in mappings {
+            out.push(PlannedPort {
+                service: service.clone(),
+                container: name.clone(),
+                mapping,
+            });
         }
     }
     Ok(out)

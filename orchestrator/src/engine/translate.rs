@@ -9,15 +9,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
-use berth_runtime::container::ContainerConfig;
 use berth_runtime::image::Image;
 
+use super::container_spec::Translated;
 use super::container_spec::{Context, SpecError};
 use super::labels;
 use crate::api::container::{
-    ContainerSpec, HostConfig, LogConfig, Mount, RestartPolicy, TmpfsOptions, UlimitSpec,
+    ContainerSpec, Empty, EndpointIpam, EndpointSettings, HealthConfig, HostConfig, LogConfig,
+    Mount, NetworkingConfig, PortBinding, RestartPolicy, TmpfsOptions, UlimitSpec,
 };
-use crate::compose::{Project, Service, VolumeType};
+use crate::compose::{Port, Project, Service, VolumeType};
 
 /// Why a service cannot become a container; names the service and the key.
 #[derive(Debug, thiserror::Error)]
@@ -90,8 +91,14 @@ pub fn service_spec(
             message,
         },
     };
+    let own_network = matches!(
+        svc.network_mode.as_deref(),
+        None | Some("bridge") | Some("default")
+    );
+    let (networking_config, first_network) = service_networks(project, service, svc)?;
     let network_mode = match svc.network_mode.as_deref() {
-        None | Some("bridge") | Some("default") => String::new(),
+        // The first of the service's networks (in key order), as `docker compose` names it.
+        None | Some("bridge") | Some("default") => first_network,
         Some(m @ ("host" | "none")) => m.to_string(),
         // The namespace of another container: only the engine can find it (it must exist);
         // `Engine::join_shared_network` joins it before the container is created.
@@ -206,8 +213,20 @@ pub fn service_spec(
         None => RestartPolicy::default(),
         Some(r) => RestartPolicy::parse(r).map_err(|e| spec_err("restart", e))?,
     };
+    // Published ports go on the first network; a service on no network publishes nothing.
+    let (port_bindings, exposed_ports) = if own_network && !svc.networks.is_empty() {
+        port_bindings(&svc.ports)
+    } else {
+        Default::default()
+    };
     let host_config = HostConfig {
         mounts,
+        port_bindings,
+        extra_hosts: svc
+            .extra_hosts
+            .iter()
+            .flat_map(|(host, ips)| ips.iter().map(move |ip| format!("{host}:{ip}")))
+            .collect(),
         tmpfs: svc
             .tmpfs
             .iter()
@@ -275,12 +294,144 @@ pub fn service_spec(
         labels: svc.labels.clone(),
         stop_signal: svc.stop_signal.clone(),
         stop_timeout: svc.stop_grace_period.as_ref().map(|d| d.0.as_secs()),
+        exposed_ports,
+        healthcheck: Some(health_config(svc)),
         host_config,
+        networking_config,
         ..Default::default()
     })
 }
 
-/// The container config for replica `number` of `service`.
+/// Compose `ports:` as Docker's `PortBindings` (the published ones; a published range
+/// over one target publishes as many container ports) and `ExposedPorts` (all of them).
+pub fn port_bindings(
+    ports: &[Port],
+) -> (BTreeMap<String, Vec<PortBinding>>, BTreeMap<String, Empty>) {
+    let mut bindings: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
+    let mut exposed = BTreeMap::new();
+    for p in ports {
+        let proto = if p.protocol.is_empty() {
+            "tcp"
+        } else {
+            p.protocol.as_str()
+        };
+        exposed.insert(format!("{}/{proto}", p.target), Empty {});
+        let Some(published) = &p.published else {
+            continue;
+        };
+        let count = match published.split_once('-') {
+            Some((a, b)) => match (a.parse::<u32>(), b.parse::<u32>()) {
+                (Ok(a), Ok(b)) if b > a => b - a,
+                _ => 0,
+            },
+            None => 0,
+        };
+        let key = match count {
+            0 => format!("{}/{proto}", p.target),
+            n => format!("{}-{}/{proto}", p.target, u32::from(p.target) + n),
+        };
+        let host_ip = match p.host_ip.as_deref() {
+            None | Some("0.0.0.0") => String::new(),
+            Some(ip) => ip.to_string(),
+        };
+        bindings.entry(key).or_default().push(PortBinding {
+            host_ip,
+            host_port: published.clone(),
+        });
+    }
+    (bindings, exposed)
+}
+
+/// The service's networks as Docker's `EndpointsConfig` (by the networks' real names, with
+/// the service name, `aliases:` and `links:` aliases, static addresses and `priority`), and
+/// the first one's name for `NetworkMode`.
+fn service_networks(
+    project: &Project,
+    service: &str,
+    svc: &Service,
+) -> Result<(NetworkingConfig, String), TranslateError> {
+    let mut config = NetworkingConfig::default();
+    let mut first = None;
+    let linked_as = link_aliases(project, service);
+    for (key, o) in &svc.networks {
+        let net = project
+            .networks
+            .get(key)
+            .ok_or_else(|| TranslateError::Spec {
+                service: service.into(),
+                source: SpecError::Invalid {
+                    field: format!("networks.{key}"),
+                    message: "not declared at the top level".into(),
+                },
+            })?;
+        let o = o.clone().unwrap_or_default();
+        let mut aliases = vec![service.to_string()];
+        aliases.extend(o.aliases.iter().cloned());
+        aliases.extend(linked_as.iter().cloned());
+        let ipam = (o.ipv4_address.is_some() || o.ipv6_address.is_some()).then(|| EndpointIpam {
+            ipv4_address: o.ipv4_address.clone().unwrap_or_default(),
+            ipv6_address: o.ipv6_address.clone().unwrap_or_default(),
+            ..Default::default()
+        });
+        config.endpoints_config.insert(
+            net.name.clone(),
+            EndpointSettings {
+                aliases,
+                ipam_config: ipam,
+                mac_address: o.mac_address.clone().unwrap_or_default(),
+                gw_priority: o.priority.unwrap_or(0),
+                ..Default::default()
+            },
+        );
+        first.get_or_insert_with(|| net.name.clone());
+    }
+    Ok((config, first.unwrap_or_default()))
+}
+
+/// The names other services give `service` through `links: ["service:alias"]`. Docker
+/// scopes such an alias to the linking container; here it resolves on the networks the two
+/// share, which is what a compose file written for `--link` needs.
+fn link_aliases(p: &Project, service: &str) -> Vec<String> {
+    p.services
+        .values()
+        .flat_map(|s| s.links.iter())
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(target, alias)| *target == service && !alias.is_empty())
+        .map(|(_, alias)| alias.to_string())
+        .collect()
+}
+
+/// `healthcheck:` as Docker's `Healthcheck` (durations in nanoseconds); without one, the
+/// image's HEALTHCHECK.
+fn health_config(svc: &Service) -> HealthConfig {
+    let Some(h) = &svc.healthcheck else {
+        return HealthConfig::default();
+    };
+    if h.disable {
+        return HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        };
+    }
+    let ns = |d: Option<&crate::compose::units::Duration>| {
+        d.map(|d| i64::try_from(d.0.as_nanos()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    };
+    HealthConfig {
+        test: h.test.clone(),
+        interval: ns(h.interval.as_ref()),
+        timeout: ns(h.timeout.as_ref()),
+        retries: h
+            .retries
+            .map(|r| i64::try_from(r).unwrap_or(i64::MAX))
+            .unwrap_or(0),
+        start_period: ns(h.start_period.as_ref()),
+        start_interval: ns(h.start_interval.as_ref()),
+    }
+}
+
+/// The container for replica `number` of `service`: its config (with the engine's labels)
+/// and the networks to attach it to.
 ///
 /// Anonymous volumes (`volumes: [/data]`, a `type: volume` mount without source, and the
 /// image's VOLUME paths no mount covers) take the volume `inherit` names for their target (the
@@ -294,7 +445,7 @@ pub fn container_config(
     image: &Image,
     config_hash: &str,
     inherit: &BTreeMap<String, String>,
-) -> Result<ContainerConfig, TranslateError> {
+) -> Result<Translated, TranslateError> {
     let name = labels::container_name(
         &project.name,
         service,
@@ -307,12 +458,13 @@ pub fn container_config(
         inherit: Some(inherit),
         containers: None,
     };
-    let mut c = super::container_spec::translate(&name, &spec, &cx)
-        .map_err(|source| TranslateError::Spec {
+    let mut t = super::container_spec::translate(&name, &spec, &cx).map_err(|source| {
+        TranslateError::Spec {
             service: service.into(),
             source,
-        })?
-        .config;
+        }
+    })?;
+    let c = &mut t.config;
     if c.args.is_empty() {
         return Err(TranslateError::NoCommand {
             service: service.into(),
@@ -326,11 +478,6 @@ pub fn container_config(
     l.insert(labels::CONFIG_HASH.into(), config_hash.into());
     l.insert(labels::ONEOFF.into(), "False".into());
     l.insert(labels::IMAGE.into(), image.id.to_string());
-    if let Some(check) = super::health::Check::from_service(svc, Some(image))
-        && let Ok(json) = serde_json::to_string(&check)
-    {
-        l.insert(labels::HEALTHCHECK.into(), json);
-    }
     l.insert(
         labels::WORKING_DIR.into(),
         project.working_dir.display().to_string(),
@@ -341,5 +488,96 @@ pub fn container_config(
         .map(|f| f.display().to_string())
         .collect();
     l.insert(labels::CONFIG_FILES.into(), files.join(","));
-    Ok(c)
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::container_spec::{Context, translate};
+    use crate::engine::reconcile::tests::project;
+
+    const STACK: &str = r#"
+name: lw
+services:
+  web:
+    image: nginx
+    ports: ["8080:80", "127.0.0.1:9000:9000/udp", "0.0.0.0:7000:70", "3000"]
+    networks:
+      front: { aliases: [www], ipv6_address: "fd00::10", priority: 5 }
+      back: {}
+    extra_hosts: ["gw:host-gateway", "db:10.0.0.9"]
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 2s
+      retries: 4
+  client:
+    image: nginx
+    links: ["web:site"]
+    networks: [back]
+  quiet:
+    image: nginx
+    healthcheck: { disable: true }
+networks:
+  front: { enable_ipv6: true }
+  back:
+"#;
+
+    #[test]
+    fn a_service_lowers_into_the_docker_create_body() {
+        let p = project(STACK);
+        let svc = &p.services["web"];
+        let spec = service_spec(&p, "web", svc, "lw-web-1").expect("spec");
+        let hc = &spec.host_config;
+        assert_eq!(hc.network_mode, "lw_back", "the first network in key order");
+        assert_eq!(hc.port_bindings["80/tcp"][0].host_port, "8080");
+        assert_eq!(hc.port_bindings["9000/udp"][0].host_ip, "127.0.0.1");
+        assert_eq!(
+            hc.port_bindings["70/tcp"][0].host_ip, "",
+            "0.0.0.0 is every address"
+        );
+        assert!(!hc.port_bindings.contains_key("3000/tcp"), "not published");
+        assert!(spec.exposed_ports.contains_key("3000/tcp"));
+        assert_eq!(hc.extra_hosts, vec!["db:10.0.0.9", "gw:host-gateway"]);
+        let front = &spec.networking_config.endpoints_config["lw_front"];
+        assert_eq!(front.aliases, vec!["web", "www", "site"]);
+        assert_eq!(front.gw_priority, 5);
+        let ipam = front.ipam_config.as_ref().expect("ipam");
+        assert_eq!(ipam.ipv6_address, "fd00::10");
+        let health = spec.healthcheck.as_ref().expect("healthcheck");
+        assert_eq!(health.test, vec!["CMD", "true"]);
+        assert_eq!((health.interval, health.retries), (2_000_000_000, 4));
+        let quiet = service_spec(&p, "quiet", &p.services["quiet"], "lw-quiet-1").expect("spec");
+        assert_eq!(quiet.healthcheck.expect("set").test, vec!["NONE"]);
+    }
+
+    #[test]
+    fn the_one_translation_attaches_a_service_as_it_asked() {
+        let p = project(STACK);
+        let mut spec = service_spec(&p, "web", &p.services["web"], "lw-web-1").expect("spec");
+        spec.rootfs = Some("/".into());
+        spec.cmd = Some(vec!["true".into()]);
+        let t = translate("lw-web-1", &spec, &Context::default()).expect("valid");
+        let req = t.connect.expect("bridge networks");
+        let names: Vec<&str> = req.networks.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, vec!["lw_back", "lw_front"]);
+        assert_eq!(req.networks[1].priority, 5);
+        assert_eq!(
+            req.networks[1].ipv6_address,
+            Some("fd00::10".parse().expect("v6"))
+        );
+        assert_eq!(req.ports.len(), 3);
+        assert!(
+            req.extra_hosts
+                .contains(&("gw".into(), "host-gateway".into()))
+        );
+        let check = crate::engine::health::Check::from_labels(&t.config.labels).expect("check");
+        assert_eq!(check.args, vec!["true"]);
+        assert_eq!(check.interval, std::time::Duration::from_secs(2));
+        assert_eq!(
+            check.timeout,
+            std::time::Duration::from_secs(30),
+            "Docker's default"
+        );
+    }
 }

@@ -417,6 +417,25 @@ impl Context {
         self.index.get(rel).copied()
     }
 
+    /// Opens a regular file of the context for reading, never through a symlink (one swapped
+    /// in after the walk is refused), with the mapping of read errors that names its path.
+    pub fn open_entry(
+        &self,
+        entry: usize,
+    ) -> Result<(fs::File, impl Fn(std::io::Error) -> ContextError), ContextError> {
+        let path = self.host_path(entry);
+        let io = move |source| ContextError::Io {
+            path: path.clone(),
+            source,
+        };
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.host_path(entry))
+            .map_err(&io)?;
+        Ok((f, io))
+    }
+
     /// sha256 of a regular file's content, computed once (O_NOFOLLOW: a file swapped for a
     /// symlink after the walk is refused, not followed).
     pub fn file_digest(&self, entry: usize) -> Result<[u8; 32], ContextError> {
@@ -427,20 +446,11 @@ impl Context {
         if let Some(d) = self.cache.get(&e.rel, &e.stat) {
             return Ok(*e.digest.get_or_init(|| d));
         }
-        let path = self.host_path(entry);
-        let io = |source| ContextError::Io {
-            path: path.clone(),
-            source,
-        };
-        let mut f = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(io)?;
+        let (mut f, io) = self.open_entry(entry)?;
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = f.read(&mut buf).map_err(io)?;
+            let n = f.read(&mut buf).map_err(&io)?;
             if n == 0 {
                 break;
             }

@@ -15,7 +15,6 @@
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::AsFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -88,16 +87,7 @@ pub struct CopyItem {
 
 /// Identify a tar archive (possibly compressed) by its first bytes, as Docker's ADD does.
 pub fn sniff_archive(ctx: &Context, entry: usize) -> Result<Option<Compression>, ContextError> {
-    let path = ctx.host_path(entry);
-    let io = |source| ContextError::Io {
-        path: path.clone(),
-        source,
-    };
-    let mut f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(io)?;
+    let (mut f, io) = ctx.open_entry(entry)?;
     let mut head = Vec::with_capacity(512);
     f.by_ref().take(512).read_to_end(&mut head).map_err(io)?;
     let c = if head.starts_with(&[0x1f, 0x8b]) {

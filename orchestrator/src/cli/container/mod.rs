@@ -13,14 +13,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, bail};
 use berth_runtime::container::logs::{self, LogOptions, StdSink};
 use berth_runtime::container::{
-    ExecConfig, MountSpec, RootfsSource, Runtime, RuntimeConfig, RuntimeError, Status,
+    ExecConfig, MountSpec, RootfsSource, Runtime, RuntimeError, Status,
 };
 use clap::{Args, Subcommand};
 
 use super::GlobalOpts;
 use crate::api::container::{ContainerNetworks, CreateContainer, Created};
-use crate::engine::container_create::{CreateError, create_from_spec};
-use crate::engine::container_spec::is_bridge_mode;
 #[cfg(test)]
 use crate::engine::container_spec::{Context as SpecContext, translate};
 
@@ -393,14 +391,9 @@ pub struct ExecArgs {
 /// The runtime of the instance selected by `--root`/`--run`; the shim is this very binary.
 pub(crate) fn runtime(g: &GlobalOpts) -> anyhow::Result<Runtime> {
     let exe = std::env::current_exe().context("finding the berth executable for the shim")?;
-    let mut cfg = RuntimeConfig::new(g.root.clone(), g.run.clone(), exe);
-    // Lets test instances keep their cgroups apart (and prove they leave none).
-    if let Ok(parent) = std::env::var("BERTH_CGROUP_PARENT")
-        && !parent.is_empty()
-    {
-        cfg.cgroup_parent = parent;
-    }
-    Ok(Runtime::new(cfg))
+    Ok(Runtime::new(crate::engine::stack::runtime_config(
+        &g.root, &g.run, exe,
+    )))
 }
 
 /// An error that carries the exit status to use (Docker's 125/126/127 or the container's).

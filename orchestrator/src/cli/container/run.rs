@@ -1,7 +1,6 @@
-//! Running one container from the CLI: lower the flags into a spec, have it made (by the
-//! daemon, `POST /v1/containers/create`, when it joins bridge networks; else by the same
-//! engine function in this process), then start it and follow it in the foreground, as
-//! `berth run` does for one-offs.
+//! Running one container from the CLI: lower the flags into a spec, have the daemon make it
+//! (`POST /v1/containers/create`, whatever the network mode), then start it and follow it
+//! in the foreground, as `berth run` does for one-offs.
 
 use super::*;
 
@@ -13,34 +12,22 @@ pub(super) fn run_container(
 ) -> anyhow::Result<ExitCode> {
     let (name, spec) = run_spec(&a)?;
     // Pulled here, as the docker CLI does, so the progress shows where the user looks.
-    let image = match &spec.rootfs {
-        Some(_) => None,
-        None => {
-            let store = berth_runtime::image::ImageStore::open(&g.root)
-                .with_context(|| format!("image store under {}", g.root.display()))?;
-            Some(image_for_run(&store, &spec.image, &a.pull)?)
-        }
-    };
+    if spec.rootfs.is_none() {
+        let store = berth_runtime::image::ImageStore::open(&g.root)
+            .with_context(|| format!("image store under {}", g.root.display()))?;
+        image_for_run(&store, &spec.image, &a.pull)?;
+    }
     if let Some(p) = &a.cidfile
         && p.exists()
     {
         bail!("--cidfile {}: the file exists already", p.display());
     }
-    let attached = is_bridge_mode(&spec.host_config.network_mode);
-    let (rec, warnings) = if attached {
-        // The daemon, which owns the networks, creates it and joins them: one request.
-        let created: Created =
-            daemon_post(g, "/containers/create", &CreateContainer { name, spec })
-                .map_err(daemon_message)?;
-        (rt.resolve(&created.id)?, created.warnings)
-    } else {
-        // No network of the daemon's: the same making, in this process (no daemon needed).
-        let made = create_from_spec(rt, image.as_ref(), &name, &spec).map_err(|e| match e {
-            CreateError::Runtime(e) => start_error(e),
-            e => anyhow::Error::new(e),
-        })?;
-        (made.rec, made.warnings)
-    };
+    let attached = crate::api::container::is_bridge_mode(&spec.host_config.network_mode);
+    // The daemon makes every container (its networks, names and restart policy are its
+    // own): one request, whatever the network mode.
+    let created: Created = daemon_post(g, "/containers/create", &CreateContainer { name, spec })
+        .map_err(daemon_message)?;
+    let (rec, warnings) = (rt.resolve(&created.id)?, created.warnings);
     for w in &warnings {
         eprintln!("warning: {w}");
     }
@@ -49,11 +36,6 @@ pub(super) fn run_container(
     {
         let _ = remove_container(rt, g, &rec.id, true, true);
         return Err(anyhow::Error::new(e).context(format!("writing --cidfile {}", p.display())));
-    }
-    // Restart policies are the daemon's: make sure it watches this instance.
-    if a.restart != "no" && !attached {
-        daemon_post::<serde_json::Value>(g, "/engine", &serde_json::json!({}))
-            .context("starting the daemon that enforces --restart")?;
     }
     let code = if !start {
         println!("{}", rec.id);

@@ -22,6 +22,36 @@ impl Engine {
         let key = req.container.clone();
         let rec = blocking(move || e.runtime.resolve(&key).map_err(|err| err.to_string())).await?;
         let name = rec.config.name.clone();
+        let endpoints = self
+            .connect_record(
+                &rec,
+                req,
+                |err| format!("attaching {name}: {err:#}"),
+                |err| match err {
+                    NameFilesError::ExtraHost(what) => format!("--add-host {what}"),
+                    NameFilesError::Write(what) => what,
+                },
+            )
+            .await?;
+        Ok(endpoints
+            .iter()
+            .map(|ep| format!("{} {}", ep.ifname, ep.address))
+            .collect())
+    }
+
+    /// The one way a created container joins its networks, whoever asked (a single
+    /// container's create, a service's replica): `req.networks` in their order (the first
+    /// carries the published ports; the priority falls by one per place, so ties go to the
+    /// earlier), named by the container's name, hostname, short id and the aliases. The
+    /// caller words netd's refusals and the name-file errors for the keys its user wrote.
+    pub(super) async fn connect_record(
+        &self,
+        rec: &Record,
+        req: ContainerConnect,
+        netd_error: impl FnOnce(berth_netd::NetdError) -> String,
+        name_files_error: impl FnOnce(NameFilesError) -> String,
+    ) -> Result<Vec<berth_netd::state::Endpoint>, String> {
+        let name = rec.config.name.clone();
         let hostname = rec
             .config
             .hostname
@@ -52,9 +82,9 @@ impl Engine {
             networks.push(NetworkJoin {
                 network: spec.name.clone(),
                 ipv4_address: n.ipv4_address,
-                ipv6_address: None,
+                ipv6_address: n.ipv6_address,
                 mac_address: n.mac_address.clone(),
-                priority: -(i as i32),
+                priority: n.priority.saturating_sub(i as i32),
                 aliases,
             });
         }
@@ -64,20 +94,9 @@ impl Engine {
             extra_hosts: req.extra_hosts,
             resolv: resolv_overrides(&req.dns_search, &req.dns_options),
         };
-        let endpoints = self.attach(&rec, &hostname, how).await.map_err(|err| {
-            err.message(
-                &name,
-                |err| format!("attaching {name}: {err:#}"),
-                |err| match err {
-                    NameFilesError::ExtraHost(what) => format!("--add-host {what}"),
-                    NameFilesError::Write(what) => what,
-                },
-            )
-        })?;
-        Ok(endpoints
-            .iter()
-            .map(|ep| format!("{} {}", ep.ifname, ep.address))
-            .collect())
+        self.attach(rec, &hostname, how)
+            .await
+            .map_err(|err| err.message(&name, netd_error, name_files_error))
     }
 
     /// Creates the `bridge` network (a pool subnet, DNS on its gateway) unless it exists;
@@ -284,17 +303,4 @@ impl Engine {
             self.sweep_orphan_endpoints().await;
         }
     }
-}
-
-/// The names other services give `service` through `links: ["service:alias"]`. Docker
-/// scopes such an alias to the linking container; here it resolves on the networks the two
-/// share, which is what a compose file written for `--link` needs.
-pub(super) fn link_aliases(p: &Project, service: &str) -> Vec<String> {
-    p.services
-        .values()
-        .flat_map(|s| s.links.iter())
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(target, alias)| *target == service && !alias.is_empty())
-        .map(|(_, alias)| alias.to_string())
-        .collect()
 }

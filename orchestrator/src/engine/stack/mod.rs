@@ -111,6 +111,19 @@ pub struct Engine {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// The runtime config of an instance, for the daemon's engine and the CLI alike (their
+/// containers must land under the same cgroup parent): `BERTH_CGROUP_PARENT`, when set,
+/// keeps an instance's cgroups apart (tests and benches prove they leave none).
+pub fn runtime_config(root: &Path, run: &Path, shim_exe: PathBuf) -> RuntimeConfig {
+    let mut cfg = RuntimeConfig::new(root.to_path_buf(), run.to_path_buf(), shim_exe);
+    if let Ok(parent) = std::env::var("BERTH_CGROUP_PARENT")
+        && !parent.is_empty()
+    {
+        cfg.cgroup_parent = parent;
+    }
+    cfg
+}
+
 impl Engine {
     /// Opens every part for the instance; netd reconciles what it finds on disk.
     pub async fn open(
@@ -118,11 +131,7 @@ impl Engine {
         run: &Path,
         shim_exe: PathBuf,
     ) -> Result<Arc<Self>, EngineError> {
-        let runtime = Runtime::new(RuntimeConfig::new(
-            root.to_path_buf(),
-            run.to_path_buf(),
-            shim_exe.clone(),
-        ));
+        let runtime = Runtime::new(runtime_config(root, run, shim_exe.clone()));
         let images = ImageStore::open(root).map_err(|source| EngineError::Images {
             root: root.to_path_buf(),
             source,
@@ -462,9 +471,10 @@ impl Engine {
             .images
             .resolve(&reference)
             .map_err(|err| format!("service {service}: image {reference}: {err}"))?;
-        let mut cfg =
+        let mut t =
             translate::container_config(&project, service, &svc, 0, &image, "", &BTreeMap::new())
                 .map_err(|err| err.to_string())?;
+        let cfg = &mut t.config;
         let suffix = hex::encode(rand_bytes());
         cfg.name = run
             .name
@@ -474,19 +484,40 @@ impl Engine {
         cfg.labels.remove(labels::RESTART);
         cfg.tty = run.tty;
         cfg.open_stdin = run.tty;
-        self.join_shared_network(&project, service, &svc, &mut cfg)?;
-        let name = cfg.name.clone();
-        let wants_net = cfg.network == NetworkMode::New && !svc.networks.is_empty();
-        let rec = self.create_with_volumes(cfg).await?;
-        let id_file = rec
-            .dir
-            .join(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE);
-        let _ = std::fs::write(&id_file, image.id.to_string());
+        self.create_service_container(&project, service, &svc, t, &reference)
+            .await
+            .map(|rec| rec.id)
+    }
+
+    /// Makes a translated container of `service` (a replica or a one-off): joins the
+    /// namespace `network_mode: service:|container:` names, makes its anonymous volumes,
+    /// records its image through the runtime, joins its networks through the one attach
+    /// path (errors worded by the service's keys) and marks it whole; on failure nothing of
+    /// it is left.
+    pub(super) async fn create_service_container(
+        self: &Arc<Self>,
+        project: &Project,
+        service: &str,
+        svc: &crate::compose::Service,
+        mut t: super::container_spec::Translated,
+        reference: &str,
+    ) -> Result<Record, String> {
+        self.join_shared_network(project, service, svc, &mut t.config)?;
+        // A service on no network (its own namespace, nothing attached) joins none.
+        let connect = t.connect.filter(|_| !svc.networks.is_empty());
+        let rec = self.create_with_volumes(t.config).await?;
         let mut failed = None;
-        if wants_net {
-            let backend = StackBackend::new(self.clone(), project);
-            failed = backend
-                .connect(service, &svc, &rec, &name, &name)
+        if let Some(id) = &t.image_id
+            && let Err(err) = self.runtime.record_image(&rec, id, reference)
+        {
+            failed = Some(err.to_string());
+        }
+        if failed.is_none()
+            && let Some(mut req) = connect
+        {
+            req.container = rec.id.clone();
+            failed = self
+                .connect_service(project, service, svc, &rec, req)
                 .await
                 .err();
         }
@@ -504,7 +535,48 @@ impl Engine {
                 Err(c) => format!("{err}; cleanup also failed: {c}"),
             });
         }
-        Ok(rec.id)
+        Ok(rec)
+    }
+
+    /// [`Engine::connect_record`] for a container of `service`, naming the service and the
+    /// key the user wrote in netd's refusals of a static IPv6 address and in `extra_hosts`
+    /// errors.
+    async fn connect_service(
+        &self,
+        project: &Project,
+        service: &str,
+        svc: &crate::compose::Service,
+        rec: &Record,
+        req: crate::api::project::ContainerConnect,
+    ) -> Result<(), String> {
+        let name = rec.config.name.clone();
+        let keys_with_ipv6: BTreeMap<String, (String, String)> = svc
+            .networks
+            .iter()
+            .filter_map(|(key, opt)| {
+                let a6 = opt.as_ref()?.ipv6_address.clone()?;
+                let net = project.networks.get(key)?;
+                Some((net.name.clone(), (key.clone(), a6)))
+            })
+            .collect();
+        let netd_error = |err: berth_netd::NetdError| match &err {
+            berth_netd::NetdError::Ipv6Address { network, what } => {
+                match keys_with_ipv6.get(network) {
+                    Some((key, a6)) => {
+                        format!("service {service}: networks.{key}.ipv6_address {a6}: {what}")
+                    }
+                    None => format!("attaching {name}: {}", crate::api::error::error_chain(&err)),
+                }
+            }
+            _ => format!("attaching {name}: {}", crate::api::error::error_chain(&err)),
+        };
+        let name_files_error = |err| match err {
+            NameFilesError::ExtraHost(what) => format!("service {service}: extra_hosts.{what}"),
+            NameFilesError::Write(what) => what,
+        };
+        self.connect_record(rec, req, netd_error, name_files_error)
+            .await
+            .map(|_| ())
     }
 
     /// Creates a container after making its anonymous volumes that do not exist yet (recorded
