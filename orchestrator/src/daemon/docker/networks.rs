@@ -505,6 +505,11 @@ async fn connect(
             "EndpointConfig.IPAMConfig.IPv6Address is not supported by berth on connect",
         ));
     }
+    if cfg.get("GwPriority").and_then(|p| p.as_i64()).is_some_and(|p| p != 0) {
+        return Err(ApiError::bad_request(
+            "EndpointConfig.GwPriority is not supported by berth on connect",
+        ));
+    }
     let mac_address = cfg
         .get("MacAddress")
         .and_then(|m| m.as_str())
@@ -553,6 +558,8 @@ async fn connect(
                 aliases,
                 ipv4_address,
                 mac_address,
+                ipv6_address: None,
+                priority: 0,
             },
             links,
         )
