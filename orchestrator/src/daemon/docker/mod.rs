@@ -8,13 +8,20 @@
 //! does not serve yet answers 501 naming it, never a pretended success; a path Docker does not
 //! have is Docker's 404 `page not found`.
 
+mod blocking_stream;
 mod containers;
+mod containers_archive;
 mod containers_inspect;
 mod containers_list;
+mod containers_misc;
+mod containers_stats;
+mod containers_top;
+mod containers_update;
 mod df;
 mod errors;
 mod events;
 mod host;
+mod name_filter;
 mod query;
 mod status;
 mod system;

@@ -1,0 +1,295 @@
+//! The rest of the Docker Engine API's container routes, with the real docker CLI as the
+//! oracle: `docker cp` both ways (and tars that try to write outside the container), `top`,
+//! `stats --no-stream`, `rename`, `pause`/`unpause`, `update`, `export`, `diff`, `container
+//! prune` and `ps --filter name=` as Docker's regular expressions.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use berth_tests::docker::Docker;
+use berth_tests::host::{self, Host};
+
+/// `docker ARGS` with `input` on its stdin (`docker cp - x:/dir` reads a tar there).
+fn docker_with_input(docker: &Docker, args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = docker
+        .cmd(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn docker");
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input);
+    }
+    child.wait_with_output().expect("docker output")
+}
+
+/// A tar of one entry whose name and link target are written as given (the `tar` crate's
+/// own setters refuse `..`, which is the point here).
+fn raw_tar(name: &str, kind: tar::EntryType, link: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+    h.set_entry_type(kind);
+    h.set_mode(if kind == tar::EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    });
+    h.set_size(data.len() as u64);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, data).expect("tar entry");
+    b.into_inner().expect("tar")
+}
+
+/// Every file under `dir` (none expected).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn docker_cp_copies_both_ways_and_never_writes_outside_the_container() {
+    host::require_tools();
+    let h = Host::new("dkcp");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    docker.ok(&["run", "-d", "--name", "x", "busybox:e2e", "sleep", "600"]);
+
+    // Host to container and back.
+    let work = h.dir.path().join("work");
+    std::fs::create_dir_all(&work).expect("work dir");
+    let src = work.join("hello.txt");
+    std::fs::write(&src, "hello berth\n").expect("host file");
+    docker.ok(&["cp", &src.display().to_string(), "x:/tmp/"]);
+    let back = work.join("back.txt");
+    docker.ok(&["cp", "x:/tmp/hello.txt", &back.display().to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(&back).unwrap_or_default(),
+        "hello berth\n"
+    );
+    // A directory out, into a new host path.
+    let out = work.join("etc-out");
+    docker.ok(&["cp", "x:/etc/", &out.display().to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("passwd")).unwrap_or_default(),
+        "root:x:0:0:root:/:/bin/sh\n"
+    );
+    assert!(out.join("hostname").exists(), "{:?}", files_under(&out));
+    // A missing path, in Docker's words.
+    let err = docker.fails(&["cp", "x:/nope", &work.display().to_string()]);
+    assert!(
+        err.contains("Could not find the file /nope in container x"),
+        "{err}"
+    );
+
+    // Escapes: a `../` entry, and a symlink in the container naming a host directory.
+    let outside = h.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).expect("outside dir");
+    let up = "../".repeat(12);
+    let target = outside.display().to_string();
+    let dotdot = format!("{up}{}/dotdot", target.trim_start_matches('/'));
+    let r = docker_with_input(
+        &docker,
+        &["cp", "-", "x:/tmp"],
+        &raw_tar(&dotdot, tar::EntryType::Regular, "", b"pwned\n"),
+    );
+    assert!(!r.status.success(), "a ../ entry was accepted");
+    let link = raw_tar("evil", tar::EntryType::Symlink, &target, b"");
+    let r = docker_with_input(&docker, &["cp", "-", "x:/"], &link);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // Through the link: resolved in the container's root, never the host's. The same path
+    // made inside the container is where the file lands.
+    let inside = target.trim_start_matches('/').to_string() + "/";
+    let r = docker_with_input(
+        &docker,
+        &["cp", "-", "x:/"],
+        &raw_tar(&inside, tar::EntryType::Directory, "", b""),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let r = docker_with_input(
+        &docker,
+        &["cp", "-", "x:/"],
+        &raw_tar("evil/pwned", tar::EntryType::Regular, "", b"pwned\n"),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let landed = work.join("landed");
+    docker.ok(&[
+        "cp",
+        &format!("x:{target}/pwned"),
+        &landed.display().to_string(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(&landed).unwrap_or_default(),
+        "pwned\n"
+    );
+    let _ = docker.run(&["cp", &src.display().to_string(), "x:/evil/"]);
+    assert!(
+        files_under(&outside).is_empty(),
+        "written outside the container: {:?}",
+        files_under(&outside)
+    );
+
+    // A stopped container takes and gives files too.
+    docker.ok(&["stop", "-t", "1", "x"]);
+    docker.ok(&["cp", &src.display().to_string(), "x:/tmp/again.txt"]);
+    let again = work.join("again.txt");
+    docker.ok(&["cp", "x:/tmp/again.txt", &again.display().to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(&again).unwrap_or_default(),
+        "hello berth\n"
+    );
+    assert!(files_under(&outside).is_empty());
+    docker.ok(&["rm", "-f", "x"]);
+}
+
+/// The file of the container's cgroup (`memory.max` on v2, `memory.limit_in_bytes` on v1).
+fn memory_limit_file(pid: &str) -> PathBuf {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    for line in cg.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrl, path) = (parts.next(), parts.next(), parts.next());
+        let path = path.unwrap_or_default().trim_start_matches('/');
+        match ctrl {
+            Some("") => return Path::new("/sys/fs/cgroup").join(path).join("memory.max"),
+            Some(c) if c.split(',').any(|c| c == "memory") => {
+                return Path::new("/sys/fs/cgroup/memory")
+                    .join(path)
+                    .join("memory.limit_in_bytes");
+            }
+            _ => {}
+        }
+    }
+    PathBuf::from("/nonexistent")
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn docker_cli_tops_stats_renames_pauses_updates_exports_diffs_and_prunes() {
+    host::require_tools();
+    let h = Host::new("dkmore");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    let id = docker.ok(&["run", "-d", "--name", "a", "busybox:e2e", "sleep", "600"]);
+    let id = id.trim().to_string();
+
+    // top: ps's columns, the container's processes only.
+    let top = docker.ok(&["top", "a"]);
+    let mut lines = top.lines();
+    let header = lines.next().unwrap_or_default();
+    assert!(header.contains("PID") && header.contains("CMD"), "{top}");
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 1, "{top}");
+    assert!(rows[0].ends_with("sleep 600"), "{top}");
+
+    // rename, and Docker's 409 for a taken name.
+    docker.ok(&["rename", "a", "b"]);
+    assert_eq!(
+        docker.ok(&["ps", "--format", "{{.Names}}"]).trim(),
+        "b",
+        "renamed"
+    );
+    docker.ok(&["create", "--name", "c", "busybox:e2e", "true"]);
+    let err = docker.fails(&["rename", "b", "c"]);
+    assert!(err.contains("is already in use"), "{err}");
+
+    // name filters are Docker's regular expressions, with or without the slash.
+    for (f, want) in [("name=^/b$", true), ("name=^b$", true), ("name=b", true)] {
+        let got = docker.ok(&["ps", "-q", "--filter", f]);
+        assert_eq!(got.trim() == &id[..12], want, "--filter {f}: {got}");
+    }
+    for f in ["name=^/a", "name=^c$", "name=x"] {
+        let got = docker.ok(&["ps", "-q", "--filter", f]);
+        assert!(got.trim().is_empty(), "--filter {f}: {got}");
+    }
+
+    // pause / unpause.
+    docker.ok(&["pause", "b"]);
+    let st = docker.ok(&["ps", "--format", "{{.Status}}"]);
+    assert!(st.contains("(Paused)"), "{st}");
+    let p = docker.ok(&["inspect", "-f", "{{.State.Paused}} {{.State.Status}}", "b"]);
+    assert_eq!(p.trim(), "true paused");
+    let err = docker.fails(&["pause", "b"]);
+    assert!(err.contains("is already paused"), "{err}");
+    docker.ok(&["unpause", "b"]);
+    let p = docker.ok(&["inspect", "-f", "{{.State.Paused}} {{.State.Status}}", "b"]);
+    assert_eq!(p.trim(), "false running");
+    let err = docker.fails(&["unpause", "b"]);
+    assert!(err.contains("is not paused"), "{err}");
+
+    // update: the record, inspect and the running cgroup.
+    docker.ok(&["update", "--memory", "64m", "--restart", "always", "b"]);
+    let got = docker.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}} {{.State.Pid}}",
+        "b",
+    ]);
+    let f: Vec<&str> = got.split_whitespace().collect();
+    assert_eq!(f[..2], ["67108864", "always"], "{got}");
+    let file = memory_limit_file(f[2]);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap_or_default().trim(),
+        "67108864",
+        "{}",
+        file.display()
+    );
+    let err = docker.fails(&["update", "--blkio-weight", "300", "b"]);
+    assert!(err.contains("BlkioWeight"), "{err}");
+
+    // stats: sane numbers, the new limit.
+    let stats = docker.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}",
+        "b",
+    ]);
+    let s: Vec<&str> = stats.trim().split('|').collect();
+    assert_eq!(s.len(), 4, "{stats}");
+    assert_eq!(s[0], "b", "{stats}");
+    let cpu: f64 = s[1].trim_end_matches('%').parse().unwrap_or(-1.0);
+    assert!((0.0..=100.0 * 64.0).contains(&cpu), "{stats}");
+    assert!(s[2].ends_with("/ 64MiB"), "{stats}");
+    assert_eq!(s[3], "1", "{stats}");
+
+    // diff after a write; export as a tar.
+    let new = h.dir.path().join("new.txt");
+    std::fs::write(&new, "new\n").expect("file");
+    docker.ok(&["cp", &new.display().to_string(), "b:/tmp/"]);
+    let diff = docker.ok(&["diff", "b"]);
+    assert!(diff.lines().any(|l| l == "C /tmp"), "{diff}");
+    assert!(diff.lines().any(|l| l == "A /tmp/new.txt"), "{diff}");
+    let tarball = h.dir.path().join("b.tar");
+    docker.ok(&["export", "-o", &tarball.display().to_string(), "b"]);
+    let listing = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(&tarball)
+        .output()
+        .expect("tar -t");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "bin/busybox")
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "tmp/new.txt")
+    );
+
+    // prune: the stopped container goes, the running one stays.
+    let c = docker.ok(&["inspect", "-f", "{{.Id}}", "c"]);
+    let pruned = docker.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains(c.trim()), "{pruned}");
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
+    assert_eq!(docker.ok(&["ps", "-aq"]).trim(), &id[..12]);
+    docker.ok(&["rm", "-f", "b"]);
+}
