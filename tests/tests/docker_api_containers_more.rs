@@ -293,3 +293,122 @@ fn docker_cli_tops_stats_renames_pauses_updates_exports_diffs_and_prunes() {
     assert_eq!(docker.ok(&["ps", "-aq"]).trim(), &id[..12]);
     docker.ok(&["rm", "-f", "b"]);
 }
+
+const HEALTH_STACK: &str = r#"
+name: dkhealth
+services:
+  good:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 1s
+  bad:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+    healthcheck:
+      test: ["CMD", "sh", "-c", "exit 1"]
+      interval: 1s
+      retries: 2
+"#;
+
+/// Polls `docker inspect -f FORMAT what` until `done` holds (30 s at most).
+fn inspect_until(docker: &Docker, what: &str, format: &str, done: impl Fn(&str) -> bool) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let got = docker.ok(&["inspect", "-f", format, what]);
+        if done(got.trim()) {
+            return got.trim().to_string();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{what} {format}: still {got}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn docker_inspect_shows_health_records_and_policy_restarts() {
+    host::require_tools();
+    let h = Host::new("dkhealth");
+    h.busybox_image();
+    std::fs::write(h.stack.join("compose.yaml"), HEALTH_STACK).expect("compose");
+    h.ok(&["up", "-d"]);
+    let docker = Docker::new(&h);
+    let id_of = |svc: &str| {
+        docker
+            .ok(&[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=com.docker.compose.service={svc}"),
+            ])
+            .trim()
+            .to_string()
+    };
+    let (good, bad) = (id_of("good"), id_of("bad"));
+    let fmt = "{{.State.Health.Status}} {{.State.Health.FailingStreak}} {{len .State.Health.Log}}";
+    let got = inspect_until(&docker, &good, fmt, |s| s.starts_with("healthy 0 "));
+    assert_ne!(
+        got, "healthy 0 0",
+        "a healthy verdict comes with its checks"
+    );
+    let got = inspect_until(&docker, &bad, fmt, |s| s.starts_with("unhealthy"));
+    let streak: u64 = got
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(streak >= 2, "{got}");
+    let last = docker.ok(&[
+        "inspect",
+        "-f",
+        "{{(index .State.Health.Log 0).ExitCode}}",
+        &bad,
+    ]);
+    assert_eq!(last.trim(), "1");
+    // Without a check, no Health at all (as Docker).
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "busybox:e2e",
+        "sleep",
+        "600",
+    ]);
+    let plain = docker.ok(&["inspect", "-f", "{{json .State}}", "plain"]);
+    assert!(!plain.contains("Health"), "{plain}");
+
+    // RestartCount counts what the policy restarted.
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "r",
+        "--restart",
+        "always",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    inspect_until(&docker, "r", "{{.RestartCount}}", |s| {
+        s.parse::<u32>().is_ok_and(|n| n >= 2)
+    });
+    assert_eq!(
+        docker
+            .ok(&["inspect", "-f", "{{.RestartCount}}", "plain"])
+            .trim(),
+        "0"
+    );
+    docker.ok(&["rm", "-f", "r", "plain"]);
+    h.ok(&["down"]);
+}
