@@ -128,6 +128,14 @@ fn docker_cp_copies_both_ways_and_never_writes_outside_the_container() {
         std::fs::read_to_string(&landed).unwrap_or_default(),
         "pwned\n"
     );
+    // The link's target as the container resolves it (`cp -L` follows it there).
+    let followed = work.join("followed");
+    docker.ok(&["cp", "-L", "x:/evil", &followed.display().to_string()]);
+    assert!(
+        followed.join("pwned").is_file(),
+        "{:?}",
+        files_under(&followed)
+    );
     let _ = docker.run(&["cp", &src.display().to_string(), "x:/evil/"]);
     assert!(
         files_under(&outside).is_empty(),
@@ -148,24 +156,30 @@ fn docker_cp_copies_both_ways_and_never_writes_outside_the_container() {
     docker.ok(&["rm", "-f", "x"]);
 }
 
-/// The file of the container's cgroup (`memory.max` on v2, `memory.limit_in_bytes` on v1).
-fn memory_limit_file(pid: &str) -> PathBuf {
+/// A file of the container's cgroup: `v2` in the unified hierarchy, else `v1` in the
+/// hierarchy that mounts `controller`.
+fn cgroup_file(pid: &str, controller: &str, v1: &str, v2: &str) -> PathBuf {
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     for line in cg.lines() {
         let mut parts = line.splitn(3, ':');
         let (_, ctrl, path) = (parts.next(), parts.next(), parts.next());
         let path = path.unwrap_or_default().trim_start_matches('/');
         match ctrl {
-            Some("") => return Path::new("/sys/fs/cgroup").join(path).join("memory.max"),
-            Some(c) if c.split(',').any(|c| c == "memory") => {
-                return Path::new("/sys/fs/cgroup/memory")
-                    .join(path)
-                    .join("memory.limit_in_bytes");
+            Some("") => return Path::new("/sys/fs/cgroup").join(path).join(v2),
+            Some(c) if c.split(',').any(|c| c == controller) => {
+                return Path::new("/sys/fs/cgroup").join(c).join(path).join(v1);
             }
             _ => {}
         }
     }
     PathBuf::from("/nonexistent")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
 
 #[test_with::root()]
@@ -233,13 +247,19 @@ fn docker_cli_tops_stats_renames_pauses_updates_exports_diffs_and_prunes() {
     ]);
     let f: Vec<&str> = got.split_whitespace().collect();
     assert_eq!(f[..2], ["67108864", "always"], "{got}");
-    let file = memory_limit_file(f[2]);
-    assert_eq!(
-        std::fs::read_to_string(&file).unwrap_or_default().trim(),
-        "67108864",
-        "{}",
-        file.display()
-    );
+    let file = cgroup_file(f[2], "memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(read(&file), "67108864", "{}", file.display());
+    docker.ok(&["update", "--cpus", "0.5", "b"]);
+    let v2 = cgroup_file(f[2], "cpu", "cpu.cfs_quota_us", "cpu.max");
+    let quota = read(&v2);
+    assert!(quota == "50000" || quota == "50000 100000", "{quota}");
+    let got = docker.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}",
+        "b",
+    ]);
+    assert_eq!(got.trim(), "500000000 67108864");
     let err = docker.fails(&["update", "--blkio-weight", "300", "b"]);
     assert!(err.contains("BlkioWeight"), "{err}");
 
@@ -284,6 +304,40 @@ fn docker_cli_tops_stats_renames_pauses_updates_exports_diffs_and_prunes() {
             .lines()
             .any(|l| l.trim_start_matches("./") == "tmp/new.txt")
     );
+
+    // Bad input: Docker's codes and words, and the daemon keeps serving.
+    let err = docker.fails(&["top", "nope"]);
+    assert!(err.contains("No such container: nope"), "{err}");
+    let err = docker.fails(&["top", "c"]);
+    assert!(err.contains("is not running"), "{err}");
+    let err = docker.fails(&["pause", "c"]);
+    assert!(err.contains("is not running"), "{err}");
+    let err = docker.fails(&["stats", "--no-stream", "nope"]);
+    assert!(err.contains("No such container"), "{err}");
+    let err = docker.fails(&["rename", "nope", "z"]);
+    assert!(err.contains("No such container: nope"), "{err}");
+    let curl = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(&docker.sock)
+        .args([
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            "{",
+            "-w",
+            " %{http_code}",
+            "http://docker/v1.47/containers/b/update",
+        ])
+        .output()
+        .expect("curl");
+    let answer = String::from_utf8_lossy(&curl.stdout);
+    assert!(
+        answer.contains("invalid JSON") && answer.ends_with(" 400"),
+        "{answer}"
+    );
+    assert_eq!(docker.ok(&["ps", "-q"]).trim(), &id[..12], "still serving");
 
     // prune: the stopped container goes, the running one stays.
     let c = docker.ok(&["inspect", "-f", "{{.Id}}", "c"]);

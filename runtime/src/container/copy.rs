@@ -395,7 +395,7 @@ pub struct PathStat {
     /// Modification time, seconds and nanoseconds since the epoch.
     pub mtime: i64,
     pub mtime_nsec: i64,
-    /// A symlink's target as written; empty otherwise.
+    /// A symlink's target, absolute and resolved in the container; empty otherwise.
     pub link_target: String,
 }
 
@@ -415,8 +415,14 @@ fn stat_out<W: Write>(path: &Path, mut w: W) -> Result<(), CopyError> {
             mode: md.mode(),
             mtime: md.mtime(),
             mtime_nsec: md.mtime_nsec(),
+            // Resolved as Docker's clients want it (absolute, every link followed), here
+            // where `/` is the container's root; a dangling link names its target as written,
+            // made absolute against the link's directory.
             link_target: if md.file_type().is_symlink() {
-                fs::read_link(path)
+                fs::canonicalize(path)
+                    .or_else(|_| {
+                        fs::read_link(path).map(|t| path.parent().unwrap_or(Path::new("/")).join(t))
+                    })
                     .map(|t| t.to_string_lossy().into_owned())
                     .unwrap_or_default()
             } else {
