@@ -143,6 +143,21 @@ fn docker_cp_copies_both_ways_and_never_writes_outside_the_container() {
         files_under(&outside)
     );
 
+    // docker cp never replaces a directory with a file (noOverwriteDirNonDir).
+    let r = docker_with_input(
+        &docker,
+        &["cp", "-", "x:/"],
+        &raw_tar("tmp", tar::EntryType::Regular, "", b"not a dir\n"),
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success(), "a file replaced /tmp");
+    assert!(err.contains("cannot overwrite directory"), "{err}");
+    docker.ok(&[
+        "cp",
+        "x:/tmp/hello.txt",
+        &work.join("still.txt").display().to_string(),
+    ]);
+
     // A stopped container takes and gives files too.
     docker.ok(&["stop", "-t", "1", "x"]);
     docker.ok(&["cp", &src.display().to_string(), "x:/tmp/again.txt"]);

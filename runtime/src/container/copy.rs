@@ -236,6 +236,7 @@ fn destination(root: &InRoot, dest: &Path, top: Option<Vec<u8>>) -> io::Result<E
         owners: Owners::Keep,
         into: d.to_vec(),
         rename_top: None,
+        keep_kinds: false,
     };
     if root.is_dir(d) {
         return Ok(opts);
@@ -286,6 +287,7 @@ fn tar_in<R: io::Read>(r: R, dest: &Path, top: Option<Vec<u8>>) -> Result<(), Co
     } else {
         Owners::Set(0, 0)
     };
+    opts.keep_kinds = std::env::var_os(KEEP_KINDS_ENV).is_some();
     unpack::unpack_tar_into(r, &root, &opts)
         .map(drop)
         .map_err(|e| cerr(io::Error::other(chain(&e))))
@@ -319,7 +321,14 @@ pub fn copy_out(shim_exe: &Path, rec: &Record, cpath: &Path, host: &Path) -> Res
         owners: Owners::Caller,
         ..opts
     };
-    let mut child = helper(shim_exe, rec, Direction::Out, cpath, None, false)?;
+    let mut child = helper(
+        shim_exe,
+        rec,
+        Direction::Out,
+        cpath,
+        None,
+        PutOptions::default(),
+    )?;
     let out = child.stdout.take().ok_or_else(|| CopyError::HelperFailed {
         message: "no output pipe".into(),
     })?;
@@ -360,7 +369,14 @@ pub fn export(shim_exe: &Path, rec: &Record, out: &mut dyn Write) -> Result<(), 
 /// Copies the host path `host` to `cdest` in the container (into it when it is a directory,
 /// else created or overwritten under that name).
 pub fn copy_in(shim_exe: &Path, rec: &Record, host: &Path, cdest: &Path) -> Result<(), CopyError> {
-    let mut child = helper(shim_exe, rec, Direction::In, cdest, top_of(host), false)?;
+    let mut child = helper(
+        shim_exe,
+        rec,
+        Direction::In,
+        cdest,
+        top_of(host),
+        PutOptions::default(),
+    )?;
     let input = child.stdin.take().ok_or_else(|| CopyError::HelperFailed {
         message: "no input pipe".into(),
     })?;
@@ -382,6 +398,19 @@ fn tar_host<W: Write>(path: &Path, w: W) -> Result<(), CopyError> {
 
 /// The helper's environment variable asking it to keep the owners the archive names.
 const KEEP_OWNERS_ENV: &str = "BERTH_CP_KEEP_OWNERS";
+
+/// The helper's environment variable asking it never to replace a directory with a
+/// non-directory or the reverse.
+const KEEP_KINDS_ENV: &str = "BERTH_CP_KEEP_KINDS";
+
+/// How [`archive_in`] unpacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// Keep the owners the archive names (`docker cp -a`); else the container's root's.
+    pub keep_owners: bool,
+    /// Refuse to replace a directory with a non-directory or the reverse.
+    pub keep_kinds: bool,
+}
 
 /// What a path in a container is, as Docker's archive routes describe it: its own entry
 /// (a symlink is not followed), with the link's target when it is one.
@@ -442,7 +471,14 @@ pub fn path_stat(
     rec: &Record,
     cpath: &Path,
 ) -> Result<Option<PathStat>, CopyError> {
-    let child = helper(shim_exe, rec, Direction::Stat, cpath, None, false)?;
+    let child = helper(
+        shim_exe,
+        rec,
+        Direction::Stat,
+        cpath,
+        None,
+        PutOptions::default(),
+    )?;
     let out = child
         .wait_with_output()
         .map_err(|source| CopyError::Helper {
@@ -467,7 +503,14 @@ pub fn archive_out(
     cpath: &Path,
     out: &mut dyn Write,
 ) -> Result<(), CopyError> {
-    let mut child = helper(shim_exe, rec, Direction::Out, cpath, None, false)?;
+    let mut child = helper(
+        shim_exe,
+        rec,
+        Direction::Out,
+        cpath,
+        None,
+        PutOptions::default(),
+    )?;
     let mut pipe = child.stdout.take().ok_or_else(|| CopyError::HelperFailed {
         message: "no output pipe".into(),
     })?;
@@ -481,16 +524,15 @@ pub fn archive_out(
 }
 
 /// Unpacks the tar `input` into the container directory `cdir`, every path resolved inside
-/// the container's root: Docker's `PUT /containers/{id}/archive`. The files belong to the
-/// container's root user unless `keep_owners`.
+/// the container's root: Docker's `PUT /containers/{id}/archive`.
 pub fn archive_in(
     shim_exe: &Path,
     rec: &Record,
     input: &mut dyn io::Read,
     cdir: &Path,
-    keep_owners: bool,
+    opts: PutOptions,
 ) -> Result<(), CopyError> {
-    let mut child = helper(shim_exe, rec, Direction::In, cdir, None, keep_owners)?;
+    let mut child = helper(shim_exe, rec, Direction::In, cdir, None, opts)?;
     let mut pipe = child.stdin.take().ok_or_else(|| CopyError::HelperFailed {
         message: "no input pipe".into(),
     })?;
@@ -509,15 +551,20 @@ fn helper(
     d: Direction,
     path: &Path,
     top: Option<Vec<u8>>,
-    keep_owners: bool,
+    put: PutOptions,
 ) -> Result<std::process::Child, CopyError> {
     let mut cmd = Command::new(exe);
-    cmd.env_remove(TOP_ENV).env_remove(KEEP_OWNERS_ENV);
+    cmd.env_remove(TOP_ENV)
+        .env_remove(KEEP_OWNERS_ENV)
+        .env_remove(KEEP_KINDS_ENV);
     if let Some(top) = top {
         cmd.env(TOP_ENV, OsString::from_vec(top));
     }
-    if keep_owners {
+    if put.keep_owners {
         cmd.env(KEEP_OWNERS_ENV, "1");
+    }
+    if put.keep_kinds {
+        cmd.env(KEEP_KINDS_ENV, "1");
     }
     cmd.arg("copy-helper")
         .arg(&rec.dir)

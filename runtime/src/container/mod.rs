@@ -692,9 +692,9 @@ impl Runtime {
         rec: &Record,
         input: &mut dyn io::Read,
         cdir: &Path,
-        keep_owners: bool,
+        opts: copy::PutOptions,
     ) -> Result<(), copy::CopyError> {
-        copy::archive_in(&self.cfg.shim_exe, rec, input, cdir, keep_owners)
+        copy::archive_in(&self.cfg.shim_exe, rec, input, cdir, opts)
     }
 
     /// Host pids of the container's processes (`top`).

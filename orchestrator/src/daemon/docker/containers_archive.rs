@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use berth_runtime::container::copy::{CopyError, PathStat};
+use berth_runtime::container::copy::{CopyError, PathStat, PutOptions};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
@@ -52,11 +52,14 @@ pub(super) async fn serve(
         if stat.mode & libc::S_IFMT != libc::S_IFDIR {
             return Err(ApiError::bad_request("extraction point is not a directory"));
         }
-        let keep_owners = flag(query, "copyUIDGID");
+        let opts = PutOptions {
+            keep_owners: flag(query, "copyUIDGID"),
+            keep_kinds: flag(query, "noOverwriteDirNonDir"),
+        };
         let mut input = blocking_stream::reader(req.into_body());
         let rt = docker.rt.clone();
         blocking(move || {
-            rt.archive_in(&rec, &mut input, &PathBuf::from(path), keep_owners)
+            rt.archive_in(&rec, &mut input, &PathBuf::from(path), opts)
                 .map_err(|e| ApiError::bad_request(crate::api::error::error_chain(&e)))
         })
         .await?;
