@@ -246,6 +246,10 @@ fn docker_cli_tops_stats_renames_pauses_updates_exports_diffs_and_prunes() {
     assert_eq!(p.trim(), "true paused");
     let err = docker.fails(&["pause", "b"]);
     assert!(err.contains("is already paused"), "{err}");
+    assert!(
+        docker.ok(&["top", "b"]).contains("sleep 600"),
+        "top of a paused one"
+    );
     docker.ok(&["unpause", "b"]);
     let p = docker.ok(&["inspect", "-f", "{{.State.Paused}} {{.State.Status}}", "b"]);
     assert_eq!(p.trim(), "false running");
@@ -319,6 +323,29 @@ fn docker_cli_tops_stats_renames_pauses_updates_exports_diffs_and_prunes() {
             .lines()
             .any(|l| l.trim_start_matches("./") == "tmp/new.txt")
     );
+
+    // The stats stream: a document a second, the second with the first as its precpu.
+    let curl = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "2.5", "--unix-socket"])
+        .arg(&docker.sock)
+        .arg("http://docker/v1.47/containers/b/stats")
+        .output()
+        .expect("curl");
+    let docs: Vec<serde_json::Value> = String::from_utf8_lossy(&curl.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(docs.len() >= 2, "{docs:?}");
+    assert_eq!(
+        docs[1]["precpu_stats"]["system_cpu_usage"],
+        docs[0]["cpu_stats"]["system_cpu_usage"]
+    );
+    assert!(
+        docs[1]["cpu_stats"]["online_cpus"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    assert_eq!(docs[1]["memory_stats"]["limit"], 67108864);
 
     // Bad input: Docker's codes and words, and the daemon keeps serving.
     let err = docker.fails(&["top", "nope"]);

@@ -23,15 +23,11 @@ pub(super) async fn top(
     let w = what.to_string();
     let (titles, procs) = blocking(move || {
         let rec = find(&rt, &w)?;
-        if !rt.is_running(&rec) || rt.is_paused(&rec) {
-            let why = if rt.is_running(&rec) {
-                "paused"
-            } else {
-                "not running"
-            };
+        // A paused container's processes are listed too (ps reads them frozen).
+        if !rt.is_running(&rec) {
             return Err(ApiError {
                 status: StatusCode::CONFLICT,
-                message: format!("Container {} is {why}", rec.id),
+                message: format!("Container {} is not running", rec.id),
             });
         }
         let pids = rt.pids(&rec);
