@@ -21,10 +21,32 @@ impl Runtime {
         resources: Resources,
         labels: BTreeMap<String, String>,
     ) -> Result<Record, RuntimeError> {
-        let mut limits = spec::limits(&resources)?;
+        let limits = spec::limits(&resources)?;
         let mut new = rec.clone();
         new.config.resources = resources;
         new.config.labels = labels;
+        // The running cgroup first: a limit the kernel refuses (memory below what is in use)
+        // leaves its record and OCI config as they were.
+        if self.is_running(rec) {
+            let mut live = limits.clone();
+            if rec.config.resources.pids_limit.is_some()
+                && new.config.resources.pids_limit.is_none()
+            {
+                live.insert("pids".into(), serde_json::json!({"limit": -1}));
+            }
+            let lr: LinuxResources = serde_json::from_value(serde_json::Value::Object(live))
+                .map_err(|e| RuntimeError::Io {
+                    what: "translating the limits for",
+                    path: rec.dir.clone(),
+                    source: std::io::Error::other(e),
+                })?;
+            Cgroup::locate(&rec.cgroup)
+                .and_then(|cg| cg.apply(&lr))
+                .map_err(|source| RuntimeError::Limits {
+                    name: rec.config.name.clone(),
+                    source,
+                })?;
+        }
         // The OCI config the next start reads.
         let p = rec.spec_path();
         let mut oci: serde_json::Value = std::fs::read(&p)
@@ -42,31 +64,12 @@ impl Runtime {
             for key in ["memory", "cpu", "pids"] {
                 res.remove(key);
             }
-            res.extend(limits.clone());
+            res.extend(limits);
         }
         // Written as the record is: the container's files are written whole or not at all.
         state::write_json_atomic(&p, &oci).map_err(io_err("writing", &p))?;
         let p = rec.dir.join(Record::FILE);
         state::write_json_atomic(&p, &new).map_err(io_err("writing", &p))?;
-        if self.is_running(rec) {
-            if rec.config.resources.pids_limit.is_some()
-                && new.config.resources.pids_limit.is_none()
-            {
-                limits.insert("pids".into(), serde_json::json!({"limit": -1}));
-            }
-            let lr: LinuxResources = serde_json::from_value(serde_json::Value::Object(limits))
-                .map_err(|e| RuntimeError::Io {
-                    what: "translating the limits for",
-                    path: rec.dir.clone(),
-                    source: std::io::Error::other(e),
-                })?;
-            Cgroup::locate(&rec.cgroup)
-                .and_then(|cg| cg.apply(&lr))
-                .map_err(|source| RuntimeError::Limits {
-                    name: rec.config.name.clone(),
-                    source,
-                })?;
-        }
         Ok(new)
     }
 }
