@@ -423,6 +423,7 @@ fn in_root_extraction_follows_links_inside_and_renames_the_top() {
         owners: Owners::Set(7, 8),
         into: b"/pre/in".to_vec(),
         rename_top: Some((b"top".to_vec(), b"renamed".to_vec())),
+        keep_kinds: false,
     };
     root.mkdir_all(b"/pre/in", 0o755).expect("dest");
     unpack_into(&tar[..], &root, &opts).expect("extract");

@@ -331,7 +331,7 @@ fn docker_api_errors_are_dockers_and_the_daemon_keeps_serving() {
     s.set_read_timeout(Some(Duration::from_secs(20))).ok();
     let size = 100 * 1024 * 1024;
     let head = format!(
-        "POST /v1.47/containers/x/update HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+        "POST /v1.47/swarm/init HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
     );
     let mut w = s.try_clone().expect("clone");
     let writer = std::thread::spawn(move || {

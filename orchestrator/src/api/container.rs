@@ -355,7 +355,7 @@ pub struct UnsupportedField {
 
 /// Whether a value sent for an untyped field leaves it at its default (clients send whole
 /// structs with zero values).
-fn is_unset(v: &serde_json::Value) -> bool {
+pub(crate) fn is_unset(v: &serde_json::Value) -> bool {
     use serde_json::Value;
     match v {
         Value::Null => true,

@@ -14,13 +14,13 @@ use berth_netd::ports::{PortMapping, Protocol};
 use berth_runtime::container::config::ProcessOverrides;
 use berth_runtime::container::volumes::anonymous_name;
 use berth_runtime::container::{
-    ContainerConfig, MountSpec, NetworkMode, Record, RootfsSource, SecurityOpt, Ulimit,
+    ContainerConfig, MountSpec, NetworkMode, Record, Resources, RootfsSource, SecurityOpt, Ulimit,
 };
 use berth_runtime::image::Image;
 
 use super::labels;
 use super::stack::DEFAULT_BRIDGE;
-use crate::api::container::{ContainerSpec, UnsupportedField, is_bridge_mode};
+use crate::api::container::{ContainerSpec, HostConfig, UnsupportedField, is_bridge_mode};
 use crate::api::project::{ContainerConnect, ContainerNetwork};
 
 /// Why a spec cannot become a container: the field and what is wrong with it.
@@ -397,27 +397,36 @@ fn network(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Resul
     Ok(())
 }
 
+/// The cgroup limits a `HostConfig` asks for (Docker's 0 for a field: none); the one
+/// translation for create and for Docker's `update`.
+pub(crate) fn resources(hc: &HostConfig) -> Resources {
+    Resources {
+        memory: (hc.memory > 0).then_some(hc.memory),
+        // CpuQuota/CpuPeriod (the CFS pair Docker passes through) is the same limit as
+        // NanoCpus.
+        cpus: if hc.nano_cpus > 0 {
+            Some(hc.nano_cpus as f64 / 1e9)
+        } else if hc.cpu_quota > 0 {
+            let period = if hc.cpu_period > 0 {
+                hc.cpu_period
+            } else {
+                100_000
+            };
+            Some(hc.cpu_quota as f64 / period as f64)
+        } else {
+            None
+        },
+        cpu_shares: (hc.cpu_shares > 0).then(|| hc.cpu_shares.max(2) as u64),
+        cpuset_cpus: (!hc.cpuset_cpus.is_empty()).then(|| hc.cpuset_cpus.clone()),
+        // Docker's 0 and -1 mean no limit; only a positive limit is one.
+        pids_limit: hc.pids_limit.filter(|l| *l > 0),
+    }
+}
+
 /// Memory, CPU, pids, ulimits, sysctls, /dev/shm and log rotation.
 fn limits(spec: &ContainerSpec, c: &mut ContainerConfig) -> Result<(), SpecError> {
     let hc = &spec.host_config;
-    c.resources.memory = (hc.memory > 0).then_some(hc.memory);
-    // CpuQuota/CpuPeriod (the CFS pair Docker passes through) is the same limit as NanoCpus.
-    c.resources.cpus = if hc.nano_cpus > 0 {
-        Some(hc.nano_cpus as f64 / 1e9)
-    } else if hc.cpu_quota > 0 {
-        let period = if hc.cpu_period > 0 {
-            hc.cpu_period
-        } else {
-            100_000
-        };
-        Some(hc.cpu_quota as f64 / period as f64)
-    } else {
-        None
-    };
-    c.resources.cpu_shares = (hc.cpu_shares > 0).then(|| hc.cpu_shares.max(2) as u64);
-    c.resources.cpuset_cpus = (!hc.cpuset_cpus.is_empty()).then(|| hc.cpuset_cpus.clone());
-    // Docker's 0 and -1 mean no limit; only a positive limit is one.
-    c.resources.pids_limit = hc.pids_limit.filter(|l| *l > 0);
+    c.resources = resources(hc);
     let limit = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
     c.ulimits = hc
         .ulimits

@@ -49,10 +49,33 @@ impl RunId {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// How many check results a container keeps (Docker keeps five).
+const KEPT_PROBES: usize = 5;
+
+/// One check's result, as Docker's `State.Health.Log` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub start: SystemTime,
+    pub end: SystemTime,
+    /// The check's exit code; -1 when it could not run or overran its timeout.
+    pub exit_code: i64,
+}
+
+/// What inspect shows of a container's health: its status, the failures in a row and the
+/// last checks' results, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthReport {
+    pub health: Health,
+    pub failing_streak: u64,
+    pub log: Vec<Probe>,
+}
+
+#[derive(Debug, Clone)]
 struct Entry {
     run: RunId,
     health: Health,
+    failing_streak: u64,
+    log: std::collections::VecDeque<Probe>,
 }
 
 /// Current health of every checked container, by container id, with the run it is about.
@@ -96,9 +119,37 @@ impl HealthBook {
             Entry {
                 run,
                 health: Health::Starting,
+                failing_streak: 0,
+                log: Default::default(),
             },
         );
         true
+    }
+
+    /// Keeps a check's result on `run` and the failures in a row so far.
+    fn probed(&self, id: &str, run: RunId, probe: Probe, failing_streak: u64) {
+        if let Some(e) = self.entries().get_mut(id).filter(|e| e.run == run) {
+            if e.log.len() == KEPT_PROBES {
+                e.log.pop_front();
+            }
+            e.log.push_back(probe);
+            e.failing_streak = failing_streak;
+        }
+    }
+
+    /// [`HealthBook::current`] with the streak and the last results of the current run.
+    pub fn report(&self, rec: &Record, st: &State, running: bool) -> Option<HealthReport> {
+        let health = self.current(rec, st, running)?;
+        let run = RunId::of(st);
+        let entries = self.entries();
+        let entry = entries.get(&rec.id).filter(|e| e.run == run);
+        Some(HealthReport {
+            health,
+            failing_streak: entry.map_or(0, |e| e.failing_streak),
+            log: entry
+                .map(|e| e.log.iter().cloned().collect())
+                .unwrap_or_default(),
+        })
     }
 
     /// Records a verdict on `run`, unless a newer run's loop owns the entry.
@@ -244,11 +295,13 @@ pub fn spawn(runtime: Runtime, book: Arc<HealthBook>, rec: Record, check: Check)
             let rt = runtime.clone();
             let r = rec.clone();
             let args = check.args.clone();
+            let start = SystemTime::now();
             let exec = tokio::task::spawn_blocking(move || super::stack::exec_check(&rt, &r, args));
-            let ok = matches!(
-                tokio::time::timeout(check.timeout, exec).await,
-                Ok(Ok(Ok(0)))
-            );
+            let exit_code = match tokio::time::timeout(check.timeout, exec).await {
+                Ok(Ok(Ok(code))) => i64::from(code),
+                _ => -1,
+            };
+            let ok = exit_code == 0;
             if ok {
                 failures = 0;
                 book.set(&rec.id, run, Health::Healthy);
@@ -258,6 +311,12 @@ pub fn spawn(runtime: Runtime, book: Arc<HealthBook>, rec: Record, check: Check)
                     book.set(&rec.id, run, Health::Unhealthy);
                 }
             }
+            let probe = Probe {
+                start,
+                end: SystemTime::now(),
+                exit_code,
+            };
+            book.probed(&rec.id, run, probe, failures);
             tracing::debug!(container = %rec.config.name, ok, failures, "healthcheck");
         }
     });

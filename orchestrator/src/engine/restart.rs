@@ -56,7 +56,13 @@ pub async fn run(engine: Arc<Engine>) {
         else {
             continue;
         };
-        tracks.retain(|id, _| list.iter().any(|(r, ..)| &r.id == id));
+        tracks.retain(|id, _| {
+            let kept = list.iter().any(|(r, ..)| &r.id == id);
+            if !kept {
+                engine.count_restart(id, true);
+            }
+            kept
+        });
         for (rec, st, running, manual) in list {
             let t = tracks.entry(rec.id.clone()).or_insert(Track {
                 restarts: 0,
@@ -89,6 +95,7 @@ pub async fn run(engine: Arc<Engine>) {
             t.due = None;
             t.restarts += 1;
             t.started = Instant::now();
+            engine.count_restart(&rec.id, false);
             let rt = engine.runtime.clone();
             let name = rec.config.name.clone();
             let n = t.restarts;

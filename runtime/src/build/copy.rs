@@ -356,6 +356,7 @@ pub(super) fn write_items(
                     owners: owner.map_or(Owners::Keep, |(u, g)| Owners::Set(u, g)),
                     into: dest.to_vec(),
                     rename_top: None,
+                    keep_kinds: false,
                 };
                 let file = ctx_root
                     .open_file(ctx.entries()[*entry].rel.as_bytes())

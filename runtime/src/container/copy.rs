@@ -72,6 +72,8 @@ pub enum Direction {
     Out,
     /// stdin -> container.
     In,
+    /// The path's [`PathStat`] as JSON -> stdout.
+    Stat,
 }
 
 impl Direction {
@@ -80,6 +82,7 @@ impl Direction {
         match self {
             Direction::Out => "out",
             Direction::In => "in",
+            Direction::Stat => "stat",
         }
     }
 }
@@ -147,6 +150,7 @@ pub fn helper_main(dir: &Path, dir_arg: &str, path: &Path) -> i32 {
         match dir_arg {
             "out" => tar_out(path, io::stdout().lock()),
             "export" => export_root(io::stdout().lock()),
+            "stat" => stat_out(path, io::stdout().lock()),
             _ => tar_in(
                 io::stdin(),
                 path,
@@ -232,6 +236,7 @@ fn destination(root: &InRoot, dest: &Path, top: Option<Vec<u8>>) -> io::Result<E
         owners: Owners::Keep,
         into: d.to_vec(),
         rename_top: None,
+        keep_kinds: false,
     };
     if root.is_dir(d) {
         return Ok(opts);
@@ -275,8 +280,14 @@ fn tar_in<R: io::Read>(r: R, dest: &Path, top: Option<Vec<u8>>) -> Result<(), Co
     // The helper's root is the container's: links resolve as the container sees them.
     let root = InRoot::open(Path::new("/"), Follow::InRoot).map_err(cerr)?;
     let mut opts = destination(&root, dest, top).map_err(cerr)?;
-    // Files copied in belong to the container's root user, as with docker cp.
-    opts.owners = Owners::Set(0, 0);
+    // Files copied in belong to the container's root user, as with docker cp, unless the
+    // caller keeps the archive's owners (`docker cp -a`).
+    opts.owners = if std::env::var_os(KEEP_OWNERS_ENV).is_some() {
+        Owners::Keep
+    } else {
+        Owners::Set(0, 0)
+    };
+    opts.keep_kinds = std::env::var_os(KEEP_KINDS_ENV).is_some();
     unpack::unpack_tar_into(r, &root, &opts)
         .map(drop)
         .map_err(|e| cerr(io::Error::other(chain(&e))))
@@ -310,7 +321,14 @@ pub fn copy_out(shim_exe: &Path, rec: &Record, cpath: &Path, host: &Path) -> Res
         owners: Owners::Caller,
         ..opts
     };
-    let mut child = helper(shim_exe, rec, Direction::Out, cpath, None)?;
+    let mut child = helper(
+        shim_exe,
+        rec,
+        Direction::Out,
+        cpath,
+        None,
+        PutOptions::default(),
+    )?;
     let out = child.stdout.take().ok_or_else(|| CopyError::HelperFailed {
         message: "no output pipe".into(),
     })?;
@@ -351,7 +369,14 @@ pub fn export(shim_exe: &Path, rec: &Record, out: &mut dyn Write) -> Result<(), 
 /// Copies the host path `host` to `cdest` in the container (into it when it is a directory,
 /// else created or overwritten under that name).
 pub fn copy_in(shim_exe: &Path, rec: &Record, host: &Path, cdest: &Path) -> Result<(), CopyError> {
-    let mut child = helper(shim_exe, rec, Direction::In, cdest, top_of(host))?;
+    let mut child = helper(
+        shim_exe,
+        rec,
+        Direction::In,
+        cdest,
+        top_of(host),
+        PutOptions::default(),
+    )?;
     let input = child.stdin.take().ok_or_else(|| CopyError::HelperFailed {
         message: "no input pipe".into(),
     })?;
@@ -371,7 +396,14 @@ pub fn copy_in_entries(
     entries: &[(PathBuf, PathBuf)],
     cdest: &Path,
 ) -> Result<(), CopyError> {
-    let mut child = helper(shim_exe, rec, Direction::In, cdest, None)?;
+    let mut child = helper(
+        shim_exe,
+        rec,
+        Direction::In,
+        cdest,
+        None,
+        PutOptions::default(),
+    )?;
     let input = child.stdin.take().ok_or_else(|| CopyError::HelperFailed {
         message: "no input pipe".into(),
     })?;
@@ -426,17 +458,175 @@ fn tar_host<W: Write>(path: &Path, w: W) -> Result<(), CopyError> {
     b.into_inner().map_err(herr)?.flush().map_err(herr)
 }
 
+/// The helper's environment variable asking it to keep the owners the archive names.
+const KEEP_OWNERS_ENV: &str = "BERTH_CP_KEEP_OWNERS";
+
+/// The helper's environment variable asking it never to replace a directory with a
+/// non-directory or the reverse.
+const KEEP_KINDS_ENV: &str = "BERTH_CP_KEEP_KINDS";
+
+/// How [`archive_in`] unpacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// Keep the owners the archive names (`docker cp -a`); else the container's root's.
+    pub keep_owners: bool,
+    /// Refuse to replace a directory with a non-directory or the reverse.
+    pub keep_kinds: bool,
+}
+
+/// What a path in a container is, as Docker's archive routes describe it: its own entry
+/// (a symlink is not followed), with the link's target when it is one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PathStat {
+    /// The last component of the path (`/` for the root).
+    pub name: String,
+    pub size: u64,
+    /// `st_mode`: the type and permission bits.
+    pub mode: u32,
+    /// Modification time, seconds and nanoseconds since the epoch.
+    pub mtime: i64,
+    pub mtime_nsec: i64,
+    /// A symlink's target, absolute and resolved in the container; empty otherwise.
+    pub link_target: String,
+}
+
+/// Writes the stat of `path` as JSON (`null` when it does not exist).
+fn stat_out<W: Write>(path: &Path, mut w: W) -> Result<(), CopyError> {
+    use std::os::unix::fs::MetadataExt;
+    let cerr = |source| CopyError::ContainerPath {
+        path: path.to_path_buf(),
+        source,
+    };
+    let stat = match fs::symlink_metadata(path) {
+        Ok(md) => Some(PathStat {
+            name: path
+                .file_name()
+                .map_or_else(|| "/".to_string(), |n| n.to_string_lossy().into_owned()),
+            size: md.size(),
+            mode: md.mode(),
+            mtime: md.mtime(),
+            mtime_nsec: md.mtime_nsec(),
+            // Resolved as Docker's clients want it (absolute, every link followed), here
+            // where `/` is the container's root; a dangling link names its target as written,
+            // made absolute against the link's directory.
+            link_target: if md.file_type().is_symlink() {
+                fs::canonicalize(path)
+                    .or_else(|_| {
+                        fs::read_link(path).map(|t| path.parent().unwrap_or(Path::new("/")).join(t))
+                    })
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            },
+        }),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => None,
+        Err(e) => return Err(cerr(e)),
+    };
+    serde_json::to_writer(&mut w, &stat).map_err(|e| cerr(io::Error::other(e)))?;
+    w.flush().map_err(cerr)
+}
+
+/// The stat of `cpath` in the container (`None`: no such path), resolved in its root.
+pub fn path_stat(
+    shim_exe: &Path,
+    rec: &Record,
+    cpath: &Path,
+) -> Result<Option<PathStat>, CopyError> {
+    let child = helper(
+        shim_exe,
+        rec,
+        Direction::Stat,
+        cpath,
+        None,
+        PutOptions::default(),
+    )?;
+    let out = child
+        .wait_with_output()
+        .map_err(|source| CopyError::Helper {
+            exe: shim_exe.to_path_buf(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(CopyError::HelperFailed {
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| CopyError::HelperFailed {
+        message: format!("bad stat answer: {e}"),
+    })
+}
+
+/// Writes a tar of `cpath` (under its own name, links not followed) to `out`: Docker's
+/// `GET /containers/{id}/archive`.
+pub fn archive_out(
+    shim_exe: &Path,
+    rec: &Record,
+    cpath: &Path,
+    out: &mut dyn Write,
+) -> Result<(), CopyError> {
+    let mut child = helper(
+        shim_exe,
+        rec,
+        Direction::Out,
+        cpath,
+        None,
+        PutOptions::default(),
+    )?;
+    let mut pipe = child.stdout.take().ok_or_else(|| CopyError::HelperFailed {
+        message: "no output pipe".into(),
+    })?;
+    let copied = io::copy(&mut pipe, out).map_err(|source| CopyError::HostPath {
+        path: PathBuf::from("-"),
+        source,
+    });
+    drop(pipe);
+    finish(shim_exe, child)?;
+    copied.map(drop)
+}
+
+/// Unpacks the tar `input` into the container directory `cdir`, every path resolved inside
+/// the container's root: Docker's `PUT /containers/{id}/archive`.
+pub fn archive_in(
+    shim_exe: &Path,
+    rec: &Record,
+    input: &mut dyn io::Read,
+    cdir: &Path,
+    opts: PutOptions,
+) -> Result<(), CopyError> {
+    let mut child = helper(shim_exe, rec, Direction::In, cdir, None, opts)?;
+    let mut pipe = child.stdin.take().ok_or_else(|| CopyError::HelperFailed {
+        message: "no input pipe".into(),
+    })?;
+    let sent = io::copy(input, &mut pipe).map_err(|source| CopyError::HostPath {
+        path: PathBuf::from("-"),
+        source,
+    });
+    drop(pipe);
+    finish(shim_exe, child)?;
+    sent.map(drop)
+}
+
 fn helper(
     exe: &Path,
     rec: &Record,
     d: Direction,
     path: &Path,
     top: Option<Vec<u8>>,
+    put: PutOptions,
 ) -> Result<std::process::Child, CopyError> {
     let mut cmd = Command::new(exe);
-    cmd.env_remove(TOP_ENV);
+    cmd.env_remove(TOP_ENV)
+        .env_remove(KEEP_OWNERS_ENV)
+        .env_remove(KEEP_KINDS_ENV);
     if let Some(top) = top {
         cmd.env(TOP_ENV, OsString::from_vec(top));
+    }
+    if put.keep_owners {
+        cmd.env(KEEP_OWNERS_ENV, "1");
+    }
+    if put.keep_kinds {
+        cmd.env(KEEP_KINDS_ENV, "1");
     }
     cmd.arg("copy-helper")
         .arg(&rec.dir)
@@ -447,7 +637,7 @@ fn helper(
         } else {
             Stdio::null()
         })
-        .stdout(if d == Direction::Out {
+        .stdout(if d != Direction::In {
             Stdio::piped()
         } else {
             Stdio::null()

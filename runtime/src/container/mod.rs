@@ -28,6 +28,7 @@ pub mod seccomp;
 pub mod shim;
 pub mod spec;
 pub mod state;
+mod update;
 pub mod volumes;
 
 use std::fs;
@@ -133,6 +134,13 @@ pub enum RuntimeError {
     Running { id: String },
     #[error("container {id} is already running")]
     AlreadyRunning { id: String },
+    /// `update` could not write the new limits into the running container's cgroup.
+    #[error("updating the limits of container {name}")]
+    Limits {
+        name: String,
+        #[source]
+        source: cgroups::CgroupError,
+    },
     /// `pause`/`unpause` could not drive the cgroup freezer.
     #[error("{verb} container {name}")]
     Freezer {
@@ -668,6 +676,36 @@ impl Runtime {
         cdir: &Path,
     ) -> Result<(), copy::CopyError> {
         copy::copy_in_entries(&self.cfg.shim_exe, rec, entries, cdir)
+    }
+
+    /// The stat of `cpath` in the container (`None`: no such path).
+    pub fn path_stat(
+        &self,
+        rec: &Record,
+        cpath: &Path,
+    ) -> Result<Option<copy::PathStat>, copy::CopyError> {
+        copy::path_stat(&self.cfg.shim_exe, rec, cpath)
+    }
+
+    /// Writes a tar of `cpath` in the container to `out` (Docker's archive GET).
+    pub fn archive_out(
+        &self,
+        rec: &Record,
+        cpath: &Path,
+        out: &mut dyn io::Write,
+    ) -> Result<(), copy::CopyError> {
+        copy::archive_out(&self.cfg.shim_exe, rec, cpath, out)
+    }
+
+    /// Unpacks a tar into the container directory `cdir` (Docker's archive PUT).
+    pub fn archive_in(
+        &self,
+        rec: &Record,
+        input: &mut dyn io::Read,
+        cdir: &Path,
+        opts: copy::PutOptions,
+    ) -> Result<(), copy::CopyError> {
+        copy::archive_in(&self.cfg.shim_exe, rec, input, cdir, opts)
     }
 
     /// Host pids of the container's processes (`top`).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 use serde_json::{Value, json};
 
-use super::config::{ContainerConfig, MountSpec, NetworkMode};
+use super::config::{ContainerConfig, MountSpec, NetworkMode, Resources};
 
 /// Errors building a runtime spec.
 #[derive(Debug, thiserror::Error)]
@@ -285,6 +285,36 @@ pub struct SpecPaths<'a> {
     pub user: Option<&'a crate::container::process::User>,
 }
 
+/// The OCI `linux.resources` entries of the limits (memory, cpu, pids): what a container is
+/// created with and what an update rewrites.
+pub fn limits(r: &Resources) -> Result<serde_json::Map<String, Value>, SpecError> {
+    let mut resources = serde_json::Map::new();
+    if let Some(mem) = r.memory {
+        resources.insert("memory".into(), json!({"limit": mem}));
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(cpus) = r.cpus {
+        if !(cpus > 0.0 && cpus < 100_000.0) {
+            return Err(SpecError::Cpus(cpus));
+        }
+        cpu.insert("period".into(), json!(100_000u64));
+        cpu.insert("quota".into(), json!((cpus * 100_000.0) as i64));
+    }
+    if let Some(shares) = r.cpu_shares {
+        cpu.insert("shares".into(), json!(shares));
+    }
+    if let Some(set) = &r.cpuset_cpus {
+        cpu.insert("cpus".into(), json!(set));
+    }
+    if !cpu.is_empty() {
+        resources.insert("cpu".into(), Value::Object(cpu));
+    }
+    if let Some(pids) = r.pids_limit {
+        resources.insert("pids".into(), json!({"limit": pids}));
+    }
+    Ok(resources)
+}
+
 /// Builds the OCI config for `cfg`, validated by parsing it back as an `oci_spec` `Spec`.
 pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value, SpecError> {
     let caps = effective_caps(cfg)?;
@@ -372,31 +402,7 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         (_, None) => namespaces.push(json!({"type": "network"})),
     }
 
-    let mut resources = serde_json::Map::new();
-    let r = &cfg.resources;
-    if let Some(mem) = r.memory {
-        resources.insert("memory".into(), json!({"limit": mem}));
-    }
-    let mut cpu = serde_json::Map::new();
-    if let Some(cpus) = r.cpus {
-        if !(cpus > 0.0 && cpus < 100_000.0) {
-            return Err(SpecError::Cpus(cpus));
-        }
-        cpu.insert("period".into(), json!(100_000u64));
-        cpu.insert("quota".into(), json!((cpus * 100_000.0) as i64));
-    }
-    if let Some(shares) = r.cpu_shares {
-        cpu.insert("shares".into(), json!(shares));
-    }
-    if let Some(set) = &r.cpuset_cpus {
-        cpu.insert("cpus".into(), json!(set));
-    }
-    if !cpu.is_empty() {
-        resources.insert("cpu".into(), Value::Object(cpu));
-    }
-    if let Some(pids) = r.pids_limit {
-        resources.insert("pids".into(), json!({"limit": pids}));
-    }
+    let mut resources = limits(&cfg.resources)?;
     if !cfg.privileged {
         let mut devices = vec![json!({"allow": false, "access": "rwm"})];
         devices.push(json!({"allow": true, "type": "c", "access": "m"}));

@@ -40,6 +40,10 @@ pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// What went wrong while unpacking, with the entry at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
+    /// An entry would replace a directory with a non-directory or the reverse, and the
+    /// extraction keeps kinds.
+    #[error("cannot overwrite {} {path} with {}", if *dir { "directory" } else { "non-directory" }, if *dir { "non-directory" } else { "directory" })]
+    KindChange { path: String, dir: bool },
     /// The destination directory could not be opened.
     #[error("cannot open layer directory {path}")]
     OpenRoot {
@@ -135,6 +139,9 @@ pub struct Extract {
     pub into: Vec<u8>,
     /// The archive's first component renamed (`cp a newname`).
     pub rename_top: Option<(Vec<u8>, Vec<u8>)>,
+    /// Refuse to replace a directory with a non-directory or the reverse (Docker's
+    /// `noOverwriteDirNonDir`); otherwise the archive's entry wins.
+    pub keep_kinds: bool,
 }
 
 impl Extract {
@@ -145,6 +152,7 @@ impl Extract {
             owners: Owners::Keep,
             into: Vec::new(),
             rename_top: None,
+            keep_kinds: false,
         }
     }
 }
@@ -401,6 +409,7 @@ struct Unpacker<'a> {
     /// Components of [`Extract::into`], put before every entry's path.
     into: Vec<Vec<u8>>,
     rename_top: Option<(Vec<u8>, Vec<u8>)>,
+    keep_kinds: bool,
     /// Directory mtimes are set last: creating children changes them.
     dir_times: Vec<(Vec<Vec<u8>>, i64)>,
     /// Paths this layer created (Apply mode: an opaque marker keeps them).
@@ -418,6 +427,7 @@ impl<'a> Unpacker<'a> {
             owners: opts.owners,
             into,
             rename_top: opts.rename_top.clone(),
+            keep_kinds: opts.keep_kinds,
             dir_times: Vec::new(),
             created: HashSet::new(),
             entries: 0,
@@ -567,6 +577,15 @@ impl<'a> Unpacker<'a> {
             let pfd = self.dir(parent, &raw, true)?;
             lstat_at(pfd.as_fd(), &cname).map_err(io_err("inspect"))?
         };
+        if self.keep_kinds
+            && let Some(st) = &existing
+            && is_dir(st) != (kind == EntryType::Directory)
+        {
+            return Err(UnpackError::KindChange {
+                path: lossy(&raw),
+                dir: is_dir(st),
+            });
+        }
         if kind == EntryType::Directory {
             if let Some(st) = existing
                 && !is_dir(&st)

@@ -39,6 +39,17 @@ pub(super) enum Route {
     Kill(String),
     Wait(String),
     Remove(String),
+    /// `GET|HEAD|PUT /containers/{id}/archive` (the method tells which).
+    Archive(Method, String),
+    Top(String),
+    Stats(String),
+    Rename(String),
+    Pause(String),
+    Unpause(String),
+    Update(String),
+    Export(String),
+    Changes(String),
+    Prune,
 }
 
 impl Route {
@@ -57,6 +68,18 @@ impl Route {
             (&Method::POST, [c, "kill"]) => id(c).map(Route::Kill),
             (&Method::POST, [c, "wait"]) => id(c).map(Route::Wait),
             (&Method::DELETE, [c]) => id(c).map(Route::Remove),
+            (&Method::GET | &Method::HEAD | &Method::PUT, [c, "archive"]) => {
+                id(c).map(|c| Route::Archive(method.clone(), c))
+            }
+            (&Method::GET, [c, "top"]) => id(c).map(Route::Top),
+            (&Method::GET, [c, "stats"]) => id(c).map(Route::Stats),
+            (&Method::POST, [c, "rename"]) => id(c).map(Route::Rename),
+            (&Method::POST, [c, "pause"]) => id(c).map(Route::Pause),
+            (&Method::POST, [c, "unpause"]) => id(c).map(Route::Unpause),
+            (&Method::POST, [c, "update"]) => id(c).map(Route::Update),
+            (&Method::GET, [c, "export"]) => id(c).map(Route::Export),
+            (&Method::GET, [c, "changes"]) => id(c).map(Route::Changes),
+            (&Method::POST, ["prune"]) => Some(Route::Prune),
             _ => None,
         }
     }
@@ -83,6 +106,16 @@ pub(super) async fn serve(
         Route::Kill(c) => kill(docker, &c, query).await,
         Route::Wait(c) => wait(docker, &c, query).await,
         Route::Remove(c) => remove(docker, &c, query).await,
+        Route::Archive(m, c) => super::containers_archive::serve(docker, req, &m, &c, query).await,
+        Route::Top(c) => super::containers_top::top(docker, &c, query).await,
+        Route::Stats(c) => super::containers_stats::stats(docker, &c, query).await,
+        Route::Rename(c) => super::containers_misc::rename(docker, &c, query).await,
+        Route::Pause(c) => super::containers_misc::pause(docker, &c, true).await,
+        Route::Unpause(c) => super::containers_misc::pause(docker, &c, false).await,
+        Route::Update(c) => super::containers_update::update(docker, req, &c).await,
+        Route::Export(c) => super::containers_misc::export(docker, &c).await,
+        Route::Changes(c) => super::containers_misc::changes(docker, &c).await,
+        Route::Prune => super::containers_misc::prune(docker, query).await,
     }
 }
 
@@ -94,7 +127,7 @@ pub(super) fn empty(status: StatusCode) -> Response<Body> {
 }
 
 /// Runs blocking runtime work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -103,7 +136,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// A runtime failure in Docker's words and status.
-fn runtime_error(what: &str, err: RuntimeError) -> ApiError {
+pub(super) fn runtime_error(what: &str, err: RuntimeError) -> ApiError {
     match err {
         RuntimeError::NotFound(_) => no_such_container(what),
         RuntimeError::Ambiguous(_) => {
@@ -205,7 +238,7 @@ async fn create(
 }
 
 /// Docker's 409 for a name another container holds.
-fn name_in_use(name: &str, id: &str) -> ApiError {
+pub(super) fn name_in_use(name: &str, id: &str) -> ApiError {
     ApiError {
         status: StatusCode::CONFLICT,
         message: format!(
@@ -350,7 +383,7 @@ async fn remove(docker: &Arc<Docker>, what: &str, query: &str) -> Result<Respons
 }
 
 /// A boolean query parameter as Docker reads them (`1`, `true`; absent, `0`, `false`: off).
-fn flag(query: &str, key: &str) -> bool {
+pub(super) fn flag(query: &str, key: &str) -> bool {
     query::get(query, key).is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "False"))
 }
 

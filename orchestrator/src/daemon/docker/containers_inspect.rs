@@ -7,13 +7,14 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use berth_runtime::container::Status;
+use berth_runtime::container::{Record, State, Status};
 
 use super::containers::{CREATE_BODY_FILE, find};
 use super::containers_list::{mounts, networks};
 use super::errors::ApiError;
 use super::{Docker, df, status};
 use crate::api::container::ContainerSpec;
+use crate::engine::labels;
 
 /// Docker's time format (RFC 3339 with nanoseconds); its zero time when there is none.
 fn time(t: Option<SystemTime>) -> String {
@@ -21,6 +22,49 @@ fn time(t: Option<SystemTime>) -> String {
         || "0001-01-01T00:00:00Z".to_string(),
         |t| humantime::format_rfc3339_nanos(t).to_string(),
     )
+}
+
+/// `State.Health` (`{Status, FailingStreak, Log}`, only for a container with a check, as
+/// the engine's health records have it) and `RestartCount` (the restarts its policy made since
+/// the daemon started). The engine is opened for a container with a check (opening it arms
+/// the checks); restarts are read only from an engine already open (none ran otherwise).
+async fn health_and_restarts(
+    docker: &Arc<Docker>,
+    rec: &Record,
+    st: &State,
+    state: &str,
+) -> (serde_json::Value, u32) {
+    let checked = rec.config.labels.contains_key(labels::HEALTHCHECK);
+    let engine = if checked {
+        docker.shared.engine().await.ok()
+    } else {
+        docker.shared.engine.get().cloned()
+    };
+    let Some(engine) = engine else {
+        return (serde_json::Value::Null, 0);
+    };
+    let restarts = engine.restart_count(&rec.id);
+    let running = state == "running" || state == "paused";
+    let health = match engine.health_report(rec, st, running) {
+        Some(r) => serde_json::json!({
+            "Status": r.health.as_str(),
+            "FailingStreak": r.failing_streak,
+            "Log": r.log.iter().map(|p| serde_json::json!({
+                "Start": time(Some(p.start)),
+                "End": time(Some(p.end)),
+                "ExitCode": p.exit_code,
+                "Output": "",
+            })).collect::<Vec<_>>(),
+        }),
+        // A checked container that does not run: Docker keeps the last status word.
+        None if checked => serde_json::json!({
+            "Status": engine.health_of(&rec.id).map_or("unhealthy", |h| h.as_str()),
+            "FailingStreak": 0,
+            "Log": [],
+        }),
+        None => serde_json::Value::Null,
+    };
+    (health, restarts)
 }
 
 /// `GET /containers/{id}/json`.
@@ -66,6 +110,7 @@ pub(super) async fn inspect(
                 "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
             })
         });
+    let (health, restart_count) = health_and_restarts(docker, &rec, &st, state).await;
     let (image, image_id) = df::image_of(&rec.dir, &rec.config.labels);
     let args = &rec.config.args;
     let running = state == "running" || state == "paused";
@@ -74,7 +119,7 @@ pub(super) async fn inspect(
         (None, None) => serde_json::json!(args),
         (None, Some(_)) => serde_json::Value::Null,
     };
-    Ok(serde_json::json!({
+    let mut doc = serde_json::json!({
         "Id": rec.id,
         "Created": time(Some(st.created_at)),
         "Path": args.first().cloned().unwrap_or_default(),
@@ -91,10 +136,11 @@ pub(super) async fn inspect(
             "Error": st.error.clone().unwrap_or_default(),
             "StartedAt": time(st.started_at),
             "FinishedAt": time(st.finished_at),
+            "Health": health,
         },
         "Image": image_id,
         "Name": format!("/{}", rec.config.name),
-        "RestartCount": 0,
+        "RestartCount": restart_count,
         "Driver": "overlayfs",
         "Platform": "linux",
         "LogPath": rec.log_path(),
@@ -115,5 +161,12 @@ pub(super) async fn inspect(
             "StopTimeout": rec.config.stop_timeout,
         },
         "NetworkSettings": settings,
-    }))
+    });
+    // Docker leaves `Health` out for a container without a check.
+    if let Some(state) = doc.get_mut("State").and_then(|s| s.as_object_mut())
+        && state.get("Health").is_some_and(serde_json::Value::is_null)
+    {
+        state.remove("Health");
+    }
+    Ok(doc)
 }

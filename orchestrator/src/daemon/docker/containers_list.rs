@@ -185,11 +185,7 @@ impl Row<'_> {
                 Some((k, val)) => self.rec.config.labels.get(k).is_some_and(|x| x == val),
                 None => self.rec.config.labels.contains_key(v),
             },
-            "name" => self
-                .rec
-                .config
-                .name
-                .contains(v.strip_prefix('/').unwrap_or(v)),
+            "name" => super::name_filter::matches(v, &self.rec.config.name),
             "status" => self.state == v,
             "id" => self.rec.id.starts_with(v),
             "ancestor" => {

@@ -302,7 +302,7 @@ fn volumes(docker: &Docker) -> Vec<VolumeUsage> {
 }
 
 /// Bytes of the files under `path` (symlinks not followed, hard links counted once).
-fn du(path: &Path) -> u64 {
+pub(super) fn du(path: &Path) -> u64 {
     fn walk(path: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
         let Ok(meta) = std::fs::symlink_metadata(path) else {
             return 0;

@@ -9,11 +9,17 @@
 //! have is Docker's 404 `page not found`.
 
 mod attach;
+mod blocking_stream;
 mod build;
 mod commit;
 mod containers;
+mod containers_archive;
 mod containers_inspect;
 mod containers_list;
+mod containers_misc;
+mod containers_stats;
+mod containers_top;
+mod containers_update;
 mod df;
 mod errors;
 mod events;
@@ -26,6 +32,7 @@ mod images_list;
 mod images_pull;
 mod images_stream;
 mod logs;
+mod name_filter;
 mod networks;
 mod query;
 mod status;

@@ -505,7 +505,11 @@ async fn connect(
             "EndpointConfig.IPAMConfig.IPv6Address is not supported by berth on connect",
         ));
     }
-    if cfg.get("GwPriority").and_then(|p| p.as_i64()).is_some_and(|p| p != 0) {
+    if cfg
+        .get("GwPriority")
+        .and_then(|p| p.as_i64())
+        .is_some_and(|p| p != 0)
+    {
         return Err(ApiError::bad_request(
             "EndpointConfig.GwPriority is not supported by berth on connect",
         ));

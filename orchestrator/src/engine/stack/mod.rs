@@ -107,6 +107,9 @@ pub struct Engine {
     pub dns: DnsService,
     resolv: ResolvWatcher,
     health: Arc<HealthBook>,
+    /// Restarts made by a container's restart policy, by container id, since the daemon
+    /// started (Docker's `RestartCount`).
+    restarts: Mutex<HashMap<String, u32>>,
     /// One `up`/`down` per project at a time.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -169,6 +172,7 @@ impl Engine {
             dns,
             resolv,
             health: Arc::new(HealthBook::default()),
+            restarts: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
         });
         engine.recover().await;
@@ -756,6 +760,36 @@ impl Engine {
     /// The health of a container with a healthcheck, as its checks found it so far.
     pub fn health_of(&self, id: &str) -> Option<Health> {
         self.health.get(id)
+    }
+
+    /// The health inspect shows: status, failures in a row and the last checks' results.
+    pub fn health_report(
+        &self,
+        rec: &Record,
+        st: &berth_runtime::container::State,
+        running: bool,
+    ) -> Option<super::health::HealthReport> {
+        self.health.report(rec, st, running)
+    }
+
+    /// How many times the restart policy restarted the container since the daemon started.
+    pub fn restart_count(&self, id: &str) -> u32 {
+        self.restarts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Counts one policy restart of `id`; `forget` drops the count of a container gone.
+    pub(super) fn count_restart(&self, id: &str, forget: bool) {
+        let mut map = self.restarts.lock().unwrap_or_else(PoisonError::into_inner);
+        if forget {
+            map.remove(id);
+        } else {
+            *map.entry(id.to_string()).or_default() += 1;
+        }
     }
 
     /// Starts the healthcheck loop recorded on a running container, if it has one.
