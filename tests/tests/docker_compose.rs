@@ -52,7 +52,7 @@ fn compose_v2_runs_a_stack_on_berth() {
     let ps = dc(&["ps", "--format", "{{.Service}} {{.State}} {{.Health}}"]);
     let mut rows: Vec<&str> = ps.lines().map(str::trim).collect();
     rows.sort();
-    assert_eq!(rows, ["probe running ", "web running healthy"], "{ps}");
+    assert_eq!(rows, ["probe running", "web running healthy"], "{ps}");
 
     // The published port serves the page inside the instance's namespace.
     let page = h.curl("http://127.0.0.1:18081/");

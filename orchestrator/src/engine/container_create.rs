@@ -12,7 +12,7 @@ use berth_runtime::image::Image;
 
 use super::container_spec::{Context, SpecError, translate};
 use super::stack::Engine;
-use crate::api::container::{ContainerSpec, Created, HealthConfig, UnsupportedField};
+use crate::api::container::{ContainerSpec, Created};
 use crate::api::project::ContainerConnect;
 use crate::api::{ApiError, ErrorKind};
 
@@ -80,20 +80,6 @@ fn create_from_spec(
     name: &str,
     spec: &ContainerSpec,
 ) -> Result<Made, CreateError> {
-    // Single containers are started by their clients, which do not arm checks yet: a
-    // healthcheck asked for is refused by name, as before it was typed, not left unrun.
-    if let Some(h) = spec
-        .healthcheck
-        .as_ref()
-        .filter(|h| **h != HealthConfig::default())
-    {
-        return Err(CreateError::Spec(SpecError::Unsupported(
-            UnsupportedField {
-                field: "Healthcheck".into(),
-                value: serde_json::to_string(h).unwrap_or_default(),
-            },
-        )));
-    }
     let lookup = |n: &str| runtime.resolve(n).map_err(|err| err.to_string());
     let cx = Context {
         image,
@@ -183,27 +169,35 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_runtime::container::RuntimeConfig;
+    use crate::api::container::HealthConfig;
+    use crate::engine::labels;
 
+    /// A single container's healthcheck (docker run --health-cmd, a Compose file through
+    /// Docker's API) is kept as the label the daemon's health watch arms for every running
+    /// container, whoever started it: never refused, never left unrun.
     #[test]
-    fn a_single_containers_healthcheck_is_refused_by_name_not_left_unrun() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let rt = Runtime::new(RuntimeConfig::new(
-            dir.path().join("root"),
-            dir.path().join("run"),
-            "berth".into(),
-        ));
+    fn a_single_containers_healthcheck_becomes_the_armed_label() {
         let spec = ContainerSpec {
             rootfs: Some("/".into()),
             cmd: Some(vec!["true".into()]),
             healthcheck: Some(HealthConfig {
                 test: vec!["CMD".into(), "true".into()],
+                interval: 1_000_000_000,
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let err = create_from_spec(&rt, None, "x", &spec).expect_err("refused");
-        assert!(err.to_string().contains("Healthcheck"), "{err}");
-        assert!(rt.list().is_empty(), "nothing made");
+        let cx = Context {
+            image: None,
+            inherit: None,
+            containers: None,
+        };
+        let t = translate("x", &spec, &cx).expect("translated");
+        let label = t
+            .config
+            .labels
+            .get(labels::HEALTHCHECK)
+            .expect("healthcheck label");
+        assert!(label.contains("true"), "{label}");
     }
 }

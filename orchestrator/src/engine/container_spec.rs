@@ -302,14 +302,11 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
             }
         });
     }
+    // Checked now, made below with the image's: a path a bind or mount already covers gets
+    // no anonymous volume (docker-py sends `Volumes` beside the `Binds` that fill them).
+    let mut asked = Vec::new();
     for t in spec.volumes.keys() {
-        let target = absolute("Volumes".into(), t)?;
-        let name = fresh(&target);
-        c.mounts.push(MountSpec::Volume {
-            name,
-            target,
-            read_only: false,
-        });
+        asked.push(absolute("Volumes".into(), t)?);
     }
     for v in &hc.volumes_from {
         let (name, mode) = match v.rsplit_once(':') {
@@ -346,13 +343,16 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
                 .collect(),
         });
     }
-    // The image's VOLUMEs that no mount covers get an anonymous volume, as Docker gives them.
+    // The spec's `Volumes` and the image's VOLUMEs that no mount covers get an anonymous
+    // volume, as Docker gives them.
     let image_volumes = cx
         .image
         .and_then(|i| i.config.config().as_ref().and_then(|c| c.volumes().clone()))
         .unwrap_or_default();
-    for t in image_volumes {
-        let target = PathBuf::from(&t);
+    for target in asked
+        .into_iter()
+        .chain(image_volumes.into_iter().map(PathBuf::from))
+    {
         let covered = c.mounts.iter().any(|m| match m {
             MountSpec::Bind { target: mt, .. }
             | MountSpec::Volume { target: mt, .. }
@@ -813,5 +813,27 @@ mod tests {
         };
         let t = translate("x", &spec, &cx).expect("valid");
         assert_eq!(t.config.anonymous_volumes, vec!["kept".to_string()]);
+    }
+
+    /// docker-py's `volumes={name: {"bind": "/d"}}` sends the bind and `Volumes: {"/d": {}}`:
+    /// the path is the named volume's, with no anonymous volume mounted over it.
+    #[test]
+    fn a_volume_path_a_bind_covers_gets_no_anonymous_volume() {
+        let mut spec = rootfs_spec(HostConfig {
+            network_mode: "none".into(),
+            binds: vec!["data:/d:rw".into()],
+            ..Default::default()
+        });
+        spec.volumes.insert("/d".into(), Default::default());
+        spec.volumes.insert("/other".into(), Default::default());
+        let t = translate("x", &spec, &Context::default()).expect("valid");
+        let at_d: Vec<_> = t
+            .config
+            .mounts
+            .iter()
+            .filter(|m| matches!(m, MountSpec::Volume { target, .. } if target == Path::new("/d")))
+            .collect();
+        assert_eq!(at_d.len(), 1, "{:?}", t.config.mounts);
+        assert_eq!(t.config.anonymous_volumes.len(), 1, "only /other");
     }
 }

@@ -97,19 +97,36 @@ pub(super) async fn inspect(
         .as_ref()
         .and_then(|g| serde_json::from_value(g.clone()).ok())
         .unwrap_or_default();
-    let host_config = given
-        .as_ref()
-        .and_then(|g| g.get("HostConfig").cloned())
-        .filter(|h| h.is_object())
-        .unwrap_or_else(|| {
-            serde_json::json!({
-                "NetworkMode": settings["Networks"]
-                    .as_object()
-                    .and_then(|n| n.keys().next().cloned())
-                    .unwrap_or_else(|| "none".into()),
-                "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
-            })
-        });
+    // The keys dockerd always reports (clients read them: docker-py's `run` looks at
+    // `LogConfig.Type` to fetch the output), under what was given.
+    let mut host_config = serde_json::json!({
+        "NetworkMode": settings["Networks"]
+            .as_object()
+            .and_then(|n| n.keys().next().cloned())
+            .unwrap_or_else(|| "none".into()),
+        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "LogConfig": {"Type": "json-file", "Config": {}},
+        "AutoRemove": false,
+        "PortBindings": {},
+    });
+    if let (Some(defaults), Some(serde_json::Value::Object(g))) = (
+        host_config.as_object_mut(),
+        given.as_ref().and_then(|g| g.get("HostConfig")),
+    ) {
+        for (k, v) in g {
+            if !v.is_null() {
+                defaults.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    // An empty log driver is the daemon's default, which dockerd names.
+    if host_config
+        .pointer("/LogConfig/Type")
+        .and_then(|t| t.as_str())
+        == Some("")
+    {
+        host_config["LogConfig"]["Type"] = serde_json::json!("json-file");
+    }
     let (health, restart_count) = health_and_restarts(docker, &rec, &st, state).await;
     let (image, image_id) = df::image_of(&rec.dir, &rec.config.labels);
     let args = &rec.config.args;
