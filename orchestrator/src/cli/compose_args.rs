@@ -491,6 +491,7 @@ fn config(g: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<ExitCode> {
         }
     } else {
         let mut tree = project.to_yaml_value().context("rendering the model")?;
+        compose::render::compose_shape(&mut tree, format == "json");
         if !args.no_interpolate {
             compose::escape_dollars(&mut tree);
         }
