@@ -167,6 +167,15 @@ fn service_shape(svc: &mut Mapping, json: bool) {
             Value::Sequence(lines.into_iter().map(Value::String).collect()),
         );
     }
+    // `test: [NONE]` already says it; Compose prints no `disable` beside it.
+    if let Some(Value::Mapping(hc)) = svc.get_mut("healthcheck")
+        && hc
+            .get("test")
+            .and_then(Value::as_sequence)
+            .is_some_and(|t| t.len() == 1 && t[0].as_str() == Some("NONE"))
+    {
+        hc.remove("disable");
+    }
     // Compose reads env files into `environment` and prints that alone.
     svc.remove("env_file");
     if let Some(Value::Mapping(args)) = svc.get_mut("build").and_then(|b| b.get_mut("args")) {
@@ -303,6 +312,22 @@ mod tests {
         assert!(a.get("env_file").is_none());
         assert_eq!(a["build"]["args"], serde_json::json!({"A": "1"}));
         assert!(a.get("command").is_none());
+    }
+
+    #[test]
+    fn test_none_prints_without_disable() {
+        let v = shaped(
+            "services:\n  a:\n    healthcheck: {test: [NONE], disable: true}\n  b:\n    healthcheck: {disable: true}\n",
+            false,
+        );
+        assert_eq!(
+            v["services"]["a"]["healthcheck"],
+            serde_json::json!({"test": ["NONE"]})
+        );
+        assert_eq!(
+            v["services"]["b"]["healthcheck"],
+            serde_json::json!({"disable": true})
+        );
     }
 
     #[test]

@@ -407,7 +407,9 @@ impl Canon<'_> {
             let name = crate::compose::interpolate::key_text(k);
             let up = format!("{p}.{name}");
             let pair = if let Some(n) = as_i64(val) {
-                Some((n, n))
+                // A single number stays one: the model reads it as both limits.
+                out.insert(Value::String(name.clone()), Value::from(n));
+                None
             } else if let Value::Mapping(sm) = val {
                 match (
                     sm.get("soft").and_then(as_i64),
@@ -556,7 +558,7 @@ mod tests {
         let (v, issues) = run("{nofile: 10, nproc: {soft: 5, hard: 2}}", |cx, v| {
             cx.ulimits("ulimits", v)
         });
-        assert_eq!(v, yaml("{nofile: {soft: 10, hard: 10}}"));
+        assert_eq!(v, yaml("{nofile: 10}"));
         assert_eq!(
             issues,
             ["ulimits.nproc: soft limit 5 is above hard limit 2"]

@@ -371,14 +371,54 @@ pub struct ServiceFileRef {
     pub mode: Option<u32>,
 }
 
-/// One `ulimits:` entry in long form (a single number sets both).
+/// One `ulimits:` entry (a single number sets both).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "UlimitForm", into = "UlimitForm")]
 pub struct Ulimit {
     /// Soft limit.
     pub soft: i64,
     /// Hard limit.
     pub hard: i64,
+    /// Written as a single number: printed back that way, as Compose does.
+    pub single: bool,
+}
+
+/// The two ways a ulimit is written.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum UlimitForm {
+    Single(i64),
+    Pair { soft: i64, hard: i64 },
+}
+
+impl From<UlimitForm> for Ulimit {
+    fn from(f: UlimitForm) -> Self {
+        match f {
+            UlimitForm::Single(n) => Ulimit {
+                soft: n,
+                hard: n,
+                single: true,
+            },
+            UlimitForm::Pair { soft, hard } => Ulimit {
+                soft,
+                hard,
+                single: false,
+            },
+        }
+    }
+}
+
+impl From<Ulimit> for UlimitForm {
+    fn from(u: Ulimit) -> Self {
+        if u.single && u.soft == u.hard {
+            UlimitForm::Single(u.soft)
+        } else {
+            UlimitForm::Pair {
+                soft: u.soft,
+                hard: u.hard,
+            }
+        }
+    }
 }
 
 /// Kind of a service mount.
