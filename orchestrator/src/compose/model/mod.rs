@@ -246,4 +246,25 @@ mod tests {
             crate::compose::service_hash(&b)
         );
     }
+
+    #[test]
+    fn pull_policy_values() {
+        for ok in [
+            "always",
+            "refresh",
+            "every_12h",
+            "every_1w2d30m",
+            "if_not_present",
+        ] {
+            let p: PullPolicy = yaml_serde::from_str(ok).unwrap();
+            assert_eq!(p.as_str(), ok);
+            assert_eq!(serde_json::to_value(&p).unwrap(), ok);
+        }
+        for bad in ["every_", "every_12", "every_h", "every_12x", "allways"] {
+            let e = yaml_serde::from_str::<PullPolicy>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("unknown variant"), "{bad}: {e}");
+        }
+    }
 }
