@@ -90,8 +90,14 @@ impl Canon<'_> {
                 }
             }
             "stop_grace_period" => self.duration(p, v),
-            "dns"
-            | "dns_search"
+            "dns" => {
+                self.str_list(p, v);
+                // Compose drops empty entries (an unset `${DNS}` in a list, say).
+                if let Value::Sequence(s) = v {
+                    s.retain(|x| x.as_str().is_none_or(|x| !x.trim().is_empty()));
+                }
+            }
+            "dns_search"
             | "dns_opt"
             | "tmpfs"
             | "cap_add"
@@ -142,17 +148,16 @@ impl Canon<'_> {
 
     pub(super) fn extra_hosts(&mut self, p: &str, v: &mut Value) {
         let mut out = Mapping::new();
-        let add = |out: &mut Mapping, host: &str, ip: &str| {
-            let ip = ip
-                .trim()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string();
+        // `HOST=IP1,IP2` gives the name several addresses, as Compose reads it.
+        let add = |out: &mut Mapping, host: &str, ips: &str| {
             let e = out
                 .entry(Value::String(host.trim().to_string()))
                 .or_insert_with(|| Value::Sequence(vec![]));
             if let Value::Sequence(s) = e {
-                s.push(Value::String(ip));
+                for ip in ips.split(',') {
+                    let ip = ip.trim().trim_start_matches('[').trim_end_matches(']');
+                    s.push(Value::String(ip.to_string()));
+                }
             }
         };
         match v {
@@ -540,6 +545,20 @@ mod tests {
         assert_eq!(issues.len(), 2, "{issues:?}");
         assert!(issues[0].starts_with("services.web.restart: invalid restart policy"));
         assert!(issues[1].starts_with("services.web.bogus: "));
+    }
+
+    #[test]
+    fn dns_blanks_dropped_and_hosts_with_several_addresses() {
+        let (v, issues) = run("['', 8.8.8.8, ' ']", |cx, v| {
+            cx.service_key("dns", "dns", v);
+        });
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(v, yaml("[8.8.8.8]"));
+        let (v, issues) = run("['h=1.1.1.1,2.2.2.2', 'h:3.3.3.3', 'g=[::1]']", |cx, v| {
+            cx.extra_hosts("extra_hosts", v)
+        });
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(v, yaml("{h: [1.1.1.1, 2.2.2.2, 3.3.3.3], g: ['::1']}"));
     }
 
     #[test]
