@@ -101,6 +101,14 @@ const BERTH_STRICTER: &[(&str, &str)] = &[
         "Docker refuses published ports with a shared network namespace at create",
     ),
     (
+        "oracle/npipe.yaml",
+        "Windows named pipes do not exist on Linux: refused by name",
+    ),
+    (
+        "oracle/provider.yaml",
+        "berth runs no provider plugins: refused naming `provider` rather than run without it",
+    ),
+    (
         "invalid/sctp_published.yaml",
         "berth's port publishing handles tcp and udp only",
     ),

@@ -89,7 +89,14 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
                 ));
             }
         }
-        if svc.image.is_none() && svc.build.is_none() {
+        if svc.provider.is_some() {
+            out.push(issue(
+                format!("{sp}.provider"),
+                format!(
+                    "service {name:?} is run by a provider: provider services are not supported by berth"
+                ),
+            ));
+        } else if svc.image.is_none() && svc.build.is_none() {
             out.push(issue(
                 sp.clone(),
                 format!("service {name:?} has neither an image nor a build context"),
