@@ -210,16 +210,17 @@ fn size_as_string(v: Option<&mut Value>) {
 /// `volumes_from`, `service:` namespace modes), added as Compose shows them: started, restarted
 /// with it, required.
 fn implicit_depends_on(svc: &mut Mapping) {
-    let mut needs: Vec<String> = Vec::new();
+    // (service, restarted with it): Compose does not restart for `volumes_from`.
+    let mut needs: Vec<(String, bool)> = Vec::new();
     if let Some(Value::Sequence(links)) = svc.get("links") {
         for l in links.iter().filter_map(Value::as_str) {
-            needs.push(l.split(':').next().unwrap_or(l).to_string());
+            needs.push((l.split(':').next().unwrap_or(l).to_string(), true));
         }
     }
     if let Some(Value::Sequence(from)) = svc.get("volumes_from") {
         for f in from.iter().filter_map(Value::as_str) {
             if !f.starts_with("container:") {
-                needs.push(f.split(':').next().unwrap_or(f).to_string());
+                needs.push((f.split(':').next().unwrap_or(f).to_string(), false));
             }
         }
     }
@@ -229,21 +230,31 @@ fn implicit_depends_on(svc: &mut Mapping) {
             .and_then(Value::as_str)
             .and_then(|m| m.strip_prefix("service:"))
         {
-            needs.push(other.to_string());
+            needs.push((other.to_string(), true));
         }
     }
     if needs.is_empty() {
         return;
     }
+    // One entry per service, restarted when any of its reasons says so.
+    let mut merged: Vec<(String, bool)> = Vec::new();
+    for (name, restart) in needs {
+        match merged.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, r)) => *r |= restart,
+            None => merged.push((name, restart)),
+        }
+    }
     let deps = svc
         .entry(s("depends_on"))
         .or_insert_with(|| Value::Mapping(Mapping::new()));
     let Value::Mapping(deps) = deps else { return };
-    for name in needs {
+    for (name, restart) in merged {
         if !deps.contains_key(name.as_str()) {
             let mut d = Mapping::new();
             d.insert(s("condition"), s("service_started"));
-            d.insert(s("restart"), Value::Bool(true));
+            if restart {
+                d.insert(s("restart"), Value::Bool(true));
+            }
             d.insert(s("required"), Value::Bool(true));
             deps.insert(Value::String(name), Value::Mapping(d));
         }
@@ -276,7 +287,7 @@ mod tests {
     #[test]
     fn implicit_dependencies_show_as_depends_on() {
         let v = shaped(
-            "services:\n  a:\n    links: [\"b:alias\"]\n    volumes_from: [\"c:ro\", \"container:x\"]\n    \
+            "services:\n  a:\n    links: [\"b:alias\"]\n    volumes_from: [\"c:ro\", \"container:x\", d]\n    \
              ipc: service:d\n    pid: service:b\n    network_mode: service:e\n    depends_on:\n      \
              b: {condition: service_healthy, required: true}\n",
             false,
@@ -285,9 +296,11 @@ mod tests {
         assert_eq!(deps["b"]["condition"], "service_healthy");
         let started =
             serde_json::json!({"condition": "service_started", "restart": true, "required": true});
-        for n in ["c", "d", "e"] {
+        for n in ["d", "e"] {
             assert_eq!(deps[n], started, "{n}");
         }
+        let from = serde_json::json!({"condition": "service_started", "required": true});
+        assert_eq!(deps["c"], from);
         assert!(deps.get("x").is_none());
     }
 
