@@ -53,17 +53,25 @@ impl Canon<'_> {
     /// Returns true when the key should be dropped (e.g. `command: null`).
     fn service_key(&mut self, p: &str, key: &str, v: &mut Value) -> bool {
         match key {
-            "image" | "container_name" | "hostname" | "domainname" | "user" | "working_dir"
+            "image" | "container_name" | "hostname" | "domainname" | "working_dir"
             | "stop_signal" | "ipc" | "pid" | "uts" | "userns_mode" | "cgroup"
             | "cgroup_parent" | "cpuset" | "mac_address" | "network_mode" | "platform"
             | "runtime" | "isolation" => {
                 self.string(p, v);
             }
-            "pull_policy" => {
-                self.string(p, v);
-                if let Value::String(s) = v {
-                    *s = s.replace('-', "_");
+            "pull_policy" => self.string(p, v),
+            "user" => {
+                // Compose refuses `user: 1000` (its schema wants a string): quote it.
+                if matches!(v, Value::Number(_)) {
+                    self.err(
+                        p,
+                        format!(
+                            "must be a string (quote it: \"{}\")",
+                            scalar_string(v).unwrap_or_default()
+                        ),
+                    );
                 }
+                self.string(p, v);
             }
             "restart" => {
                 self.string(p, v);
@@ -205,7 +213,18 @@ impl Canon<'_> {
                 Ok(words) => *v = Value::Sequence(words.into_iter().map(Value::String).collect()),
                 Err(e) => self.err(p, format!("{s:?}: cannot split like a shell: {e}")),
             },
-            Value::Sequence(_) => self.str_list(p, v),
+            Value::Sequence(items) => {
+                // Compose's schema takes strings only here: `[echo, 1]` is refused, not cast.
+                for (i, item) in items.iter().enumerate() {
+                    if !matches!(item, Value::String(_)) {
+                        self.err(
+                            &format!("{p}[{i}]"),
+                            format!("must be a string (quote it), got {}", kind(item)),
+                        );
+                    }
+                }
+                self.str_list(p, v)
+            }
             _ => self.err(
                 p,
                 format!("must be a string or a list of strings, got {}", kind(v)),
@@ -308,6 +327,11 @@ impl Canon<'_> {
         let items: Vec<Value> = match &*v {
             Value::Sequence(s) => s.clone(),
             Value::Null => vec![],
+            // A single long-syntax entry must sit in a list, as Compose's schema says.
+            Value::Mapping(_) => {
+                self.err(p, "must be a path or a list (write `- path: ...`)");
+                return;
+            }
             other => vec![other.clone()],
         };
         let mut out = Vec::new();
@@ -559,6 +583,30 @@ mod tests {
         });
         assert!(issues.is_empty(), "{issues:?}");
         assert_eq!(v, yaml("{h: [1.1.1.1, 2.2.2.2, 3.3.3.3], g: ['::1']}"));
+    }
+
+    #[test]
+    fn schema_types_compose_refuses_are_refused() {
+        let (_, issues) = run("[echo, 1]", |cx, v| cx.command("command", v));
+        assert_eq!(
+            issues,
+            ["command[1]: must be a string (quote it), got a number"]
+        );
+        let (_, issues) = run("1000", |cx, v| {
+            cx.service_key("user", "user", v);
+        });
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        let (_, issues) = run("{path: a.env}", |cx, v| cx.env_file("env_file", v));
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        let (v, issues) = run("if-not-present", |cx, v| {
+            cx.service_key("pull_policy", "pull_policy", v);
+        });
+        assert!(issues.is_empty());
+        assert_eq!(
+            v,
+            Value::from("if-not-present"),
+            "left for the model to refuse"
+        );
     }
 
     #[test]
