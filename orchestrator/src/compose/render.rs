@@ -176,6 +176,10 @@ fn service_shape(svc: &mut Mapping, json: bool) {
     {
         hc.remove("disable");
     }
+    // Compose prints the `missing` its `if_not_present` stands for.
+    if svc.get("pull_policy").and_then(Value::as_str) == Some("if_not_present") {
+        svc.insert(s("pull_policy"), s("missing"));
+    }
     // Compose reads env files into `environment` and prints that alone.
     svc.remove("env_file");
     if let Some(Value::Mapping(args)) = svc.get_mut("build").and_then(|b| b.get_mut("args")) {
@@ -199,8 +203,9 @@ fn service_shape(svc: &mut Mapping, json: bool) {
 }
 
 fn size_as_string(v: Option<&mut Value>) {
+    // `-1` (memswap_limit: unlimited) is printed as a string too.
     if let Some(v) = v
-        && let Some(n) = v.as_u64()
+        && let Value::Number(n) = v
     {
         *v = Value::String(n.to_string());
     }
@@ -307,7 +312,7 @@ mod tests {
     #[test]
     fn values_print_as_compose_prints_them() {
         let v = shaped(
-            "services:\n  a:\n    mem_limit: 1024\n    extra_hosts: {h: [1.1.1.1, 2.2.2.2], g: [\"::1\"]}\n    \
+            "services:\n  a:\n    mem_limit: 1024\n    memswap_limit: -1\n    extra_hosts: {h: [1.1.1.1, 2.2.2.2], g: [\"::1\"]}\n    \
              secrets: [{source: s}, {source: s, target: /k, mode: 288}]\n    devices: [{source: /dev/x, target: /dev/x}]\n    \
              env_file: [{path: /e, required: true}]\n    build: {context: /c, args: {A: '1', B: null}}\n\
              secrets: {s: {file: /x}}\n",
@@ -315,6 +320,7 @@ mod tests {
         );
         let a = &v["services"]["a"];
         assert_eq!(a["mem_limit"], "1024");
+        assert_eq!(a["memswap_limit"], "-1");
         assert_eq!(
             a["extra_hosts"],
             serde_json::json!(["g=::1", "h=1.1.1.1", "h=2.2.2.2"])
@@ -325,6 +331,8 @@ mod tests {
         assert!(a.get("env_file").is_none());
         assert_eq!(a["build"]["args"], serde_json::json!({"A": "1"}));
         assert!(a.get("command").is_none());
+        let v = shaped("services:\n  a:\n    pull_policy: if_not_present\n", false);
+        assert_eq!(v["services"]["a"]["pull_policy"], "missing");
     }
 
     #[test]
