@@ -23,6 +23,11 @@ pub fn compose_shape(tree: &mut Value, json: bool) {
             let Value::Mapping(svc) = svc else { continue };
             used.note(svc);
             service_shape(svc, json);
+            // Keys in name order, as Compose prints a service: the printed file reads back
+            // to the same text.
+            let mut entries: Vec<(Value, Value)> = std::mem::take(svc).into_iter().collect();
+            entries.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
+            svc.extend(entries);
         }
     }
     for (key, names) in [
@@ -264,6 +269,9 @@ fn implicit_depends_on(svc: &mut Mapping) {
             deps.insert(Value::String(name), Value::Mapping(d));
         }
     }
+    let mut entries: Vec<(Value, Value)> = std::mem::take(deps).into_iter().collect();
+    entries.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
+    deps.extend(entries);
 }
 
 #[cfg(test)]
@@ -333,6 +341,22 @@ mod tests {
         assert!(a.get("command").is_none());
         let v = shaped("services:\n  a:\n    pull_policy: if_not_present\n", false);
         assert_eq!(v["services"]["a"]["pull_policy"], "missing");
+    }
+
+    #[test]
+    fn service_keys_in_name_order() {
+        let mut tree: Value = yaml_serde::from_str(
+            "services:\n  a:\n    image: x\n    command: [a]\n    links: [b]\n",
+        )
+        .unwrap();
+        compose_shape(&mut tree, false);
+        let keys: Vec<&str> = tree["services"]["a"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(keys, ["command", "depends_on", "image", "links"]);
     }
 
     #[test]
