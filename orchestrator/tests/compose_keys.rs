@@ -362,7 +362,10 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.pre_stop", Warned("services.all.pre_stop")),
     ("services.*.privileged", Engine(".privileged")),
     ("services.*.profiles", Loader),
-    ("services.*.provider", Warned("services.prov.provider")),
+    (
+        "services.*.provider",
+        Refused("provider services are not supported by berth"),
+    ),
     ("services.*.pull_policy", Engine(".pull_policy")),
     ("services.*.read_only", Engine(".read_only")),
     ("services.*.restart", Engine(".restart")),
@@ -527,6 +530,9 @@ fn refusal_case(key: &str) -> &'static str {
         }
         "configs.*.content" => {
             "services:\n  a:\n    image: x\n    configs: [content_config]\nconfigs:\n  content_config:\n    content: hello\n"
+        }
+        "services.*.provider" => {
+            "services:\n  prov:\n    provider: {type: model, options: {model: x}}\n"
         }
         "secrets.*.environment" => {
             "services:\n  a:\n    image: x\n    secrets: [env_secret]\nsecrets:\n  env_secret:\n    environment: E\n"

@@ -498,6 +498,8 @@ fn config(g: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<ExitCode> {
         }
     } else {
         let mut tree = project.to_yaml_value().context("rendering the model")?;
+        // Compose's JSON without interpolation is its raw tree, without the empty values.
+        compose::render::compose_shape(&mut tree, format == "json" && !args.no_interpolate);
         if !args.no_interpolate {
             compose::escape_dollars(&mut tree);
         }

@@ -15,6 +15,10 @@ pub fn service_hash(svc: &Service) -> String {
     s.scale = None;
     s.depends_on.clear();
     s.profiles.clear();
+    // How a ulimit is written does not change the container.
+    for u in s.ulimits.values_mut() {
+        u.single = false;
+    }
     if let Some(d) = &mut s.deploy {
         d.replicas = None;
     }

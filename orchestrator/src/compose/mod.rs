@@ -38,6 +38,7 @@ pub mod interpolate;
 pub mod loader;
 pub mod merge;
 pub mod model;
+pub mod render;
 pub mod source;
 pub mod span;
 pub mod units;

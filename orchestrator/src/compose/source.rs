@@ -92,7 +92,7 @@ pub fn find_files(
 pub struct Parsed {
     /// The file (`-` for stdin).
     pub path: PathBuf,
-    /// The document root, `<<` merges applied (an empty file is an empty mapping).
+    /// The document root, `<<` merges applied (an empty file is refused, as Compose refuses it).
     pub root: Value,
     /// Key positions for error messages.
     pub spans: SpanIndex,
@@ -161,7 +161,10 @@ pub fn parse_text(path: &Path, text: &str) -> Result<Parsed, LoadError> {
         }
     };
     if root.is_null() {
-        root = Value::Mapping(Default::default());
+        return Err(LoadError::invalid(
+            place_in(path, &SpanIndex::build(text), ""),
+            "empty compose file",
+        ));
     }
     let mut key_path = String::new();
     apply_merge(&mut root, &mut key_path).map_err(|(p, message)| {
@@ -275,6 +278,16 @@ mod tests {
         assert_eq!(p.root["c"]["y"], Value::from(2));
         assert_eq!(p.root["c"]["z"], Value::from(3));
         assert!(p.root["c"].get("<<").is_none());
+    }
+
+    #[test]
+    fn empty_file_is_refused() {
+        for text in ["", "# only a comment\n", "~\n"] {
+            let Err(e) = parse_text(Path::new("t.yaml"), text) else {
+                panic!("{text:?} loads")
+            };
+            assert!(e.to_string().contains("empty compose file"), "{e}");
+        }
     }
 
     #[test]

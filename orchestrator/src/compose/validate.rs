@@ -89,7 +89,14 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
                 ));
             }
         }
-        if svc.image.is_none() && svc.build.is_none() {
+        if svc.provider.is_some() {
+            out.push(issue(
+                format!("{sp}.provider"),
+                format!(
+                    "service {name:?} is run by a provider: provider services are not supported by berth"
+                ),
+            ));
+        } else if svc.image.is_none() && svc.build.is_none() {
             out.push(issue(
                 sp.clone(),
                 format!("service {name:?} has neither an image nor a build context"),
@@ -120,6 +127,39 @@ pub fn check(p: &Project, opts: &LoadOptions) -> Vec<Issue> {
             out.push(issue(
                 format!("{sp}.scale"),
                 format!("scale ({scale}) and deploy.replicas ({replicas}) disagree"),
+            ));
+        }
+        // Compose refuses two different values for one limit rather than pick one.
+        let limits = svc
+            .deploy
+            .as_ref()
+            .and_then(|d| d.resources.as_ref())
+            .and_then(|r| r.limits.as_ref());
+        if let (Some(cpus), Some(limit)) = (svc.cpus, limits.and_then(|l| l.cpus))
+            && cpus != limit
+        {
+            out.push(issue(
+                format!("{sp}.cpus"),
+                format!("cpus ({cpus}) and deploy.resources.limits.cpus ({limit}) disagree"),
+            ));
+        }
+        if let (Some(pids), Some(limit)) = (svc.pids_limit, limits.and_then(|l| l.pids))
+            && pids != limit
+        {
+            out.push(issue(
+                format!("{sp}.pids_limit"),
+                format!("pids_limit ({pids}) and deploy.resources.limits.pids ({limit}) disagree"),
+            ));
+        }
+        if let (Some(mem), Some(limit)) = (svc.mem_limit, limits.and_then(|l| l.memory))
+            && mem != limit
+        {
+            out.push(issue(
+                format!("{sp}.mem_limit"),
+                format!(
+                    "mem_limit ({}) and deploy.resources.limits.memory ({}) disagree",
+                    mem.0, limit.0
+                ),
             ));
         }
         if let Some(mode) = &svc.network_mode

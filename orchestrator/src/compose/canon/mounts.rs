@@ -39,8 +39,11 @@ impl Canon<'_> {
                         self.err(&ip, "long syntax needs `type` (bind, volume, tmpfs)");
                         continue;
                     }
+                    // An npipe's target is a Windows pipe path: validate refuses the type by name.
+                    let npipe = m.get("type").and_then(Value::as_str) == Some("npipe");
                     match m.get("target") {
-                        Some(t) if scalar_string(t).is_some_and(|t| t.starts_with('/')) => {}
+                        Some(t)
+                            if npipe || scalar_string(t).is_some_and(|t| t.starts_with('/')) => {}
                         _ => {
                             self.err(
                                 &format!("{ip}.target"),
@@ -228,6 +231,15 @@ mod tests {
     fn clean_paths() {
         assert_eq!(clean(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
         assert_eq!(clean(Path::new("/a/b/")), PathBuf::from("/a/b"));
+    }
+
+    #[test]
+    fn npipe_target_is_left_to_validate() {
+        let (_, issues) = run(
+            "[{type: npipe, source: '\\\\.\\pipe\\x', target: '\\\\.\\pipe\\x'}]",
+            |cx, v| cx.volumes("volumes", v),
+        );
+        assert!(issues.is_empty(), "{issues:?}");
     }
 
     #[test]

@@ -53,17 +53,25 @@ impl Canon<'_> {
     /// Returns true when the key should be dropped (e.g. `command: null`).
     fn service_key(&mut self, p: &str, key: &str, v: &mut Value) -> bool {
         match key {
-            "image" | "container_name" | "hostname" | "domainname" | "user" | "working_dir"
+            "image" | "container_name" | "hostname" | "domainname" | "working_dir"
             | "stop_signal" | "ipc" | "pid" | "uts" | "userns_mode" | "cgroup"
             | "cgroup_parent" | "cpuset" | "mac_address" | "network_mode" | "platform"
             | "runtime" | "isolation" => {
                 self.string(p, v);
             }
-            "pull_policy" => {
-                self.string(p, v);
-                if let Value::String(s) = v {
-                    *s = s.replace('-', "_");
+            "pull_policy" => self.string(p, v),
+            "user" => {
+                // Compose refuses `user: 1000` (its schema wants a string): quote it.
+                if matches!(v, Value::Number(_)) {
+                    self.err(
+                        p,
+                        format!(
+                            "must be a string (quote it: \"{}\")",
+                            scalar_string(v).unwrap_or_default()
+                        ),
+                    );
                 }
+                self.string(p, v);
             }
             "restart" => {
                 self.string(p, v);
@@ -90,8 +98,14 @@ impl Canon<'_> {
                 }
             }
             "stop_grace_period" => self.duration(p, v),
-            "dns"
-            | "dns_search"
+            "dns" => {
+                self.str_list(p, v);
+                // Compose drops empty entries (an unset `${DNS}` in a list, say).
+                if let Value::Sequence(s) = v {
+                    s.retain(|x| x.as_str().is_none_or(|x| !x.trim().is_empty()));
+                }
+            }
+            "dns_search"
             | "dns_opt"
             | "tmpfs"
             | "cap_add"
@@ -142,17 +156,16 @@ impl Canon<'_> {
 
     pub(super) fn extra_hosts(&mut self, p: &str, v: &mut Value) {
         let mut out = Mapping::new();
-        let add = |out: &mut Mapping, host: &str, ip: &str| {
-            let ip = ip
-                .trim()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string();
+        // `HOST=IP1,IP2` gives the name several addresses, as Compose reads it.
+        let add = |out: &mut Mapping, host: &str, ips: &str| {
             let e = out
                 .entry(Value::String(host.trim().to_string()))
                 .or_insert_with(|| Value::Sequence(vec![]));
             if let Value::Sequence(s) = e {
-                s.push(Value::String(ip));
+                for ip in ips.split(',') {
+                    let ip = ip.trim().trim_start_matches('[').trim_end_matches(']');
+                    s.push(Value::String(ip.to_string()));
+                }
             }
         };
         match v {
@@ -200,7 +213,18 @@ impl Canon<'_> {
                 Ok(words) => *v = Value::Sequence(words.into_iter().map(Value::String).collect()),
                 Err(e) => self.err(p, format!("{s:?}: cannot split like a shell: {e}")),
             },
-            Value::Sequence(_) => self.str_list(p, v),
+            Value::Sequence(items) => {
+                // Compose's schema takes strings only here: `[echo, 1]` is refused, not cast.
+                for (i, item) in items.iter().enumerate() {
+                    if !matches!(item, Value::String(_)) {
+                        self.err(
+                            &format!("{p}[{i}]"),
+                            format!("must be a string (quote it), got {}", kind(item)),
+                        );
+                    }
+                }
+                self.str_list(p, v)
+            }
             _ => self.err(
                 p,
                 format!("must be a string or a list of strings, got {}", kind(v)),
@@ -303,6 +327,11 @@ impl Canon<'_> {
         let items: Vec<Value> = match &*v {
             Value::Sequence(s) => s.clone(),
             Value::Null => vec![],
+            // A single long-syntax entry must sit in a list, as Compose's schema says.
+            Value::Mapping(_) => {
+                self.err(p, "must be a path or a list (write `- path: ...`)");
+                return;
+            }
             other => vec![other.clone()],
         };
         let mut out = Vec::new();
@@ -407,7 +436,9 @@ impl Canon<'_> {
             let name = crate::compose::interpolate::key_text(k);
             let up = format!("{p}.{name}");
             let pair = if let Some(n) = as_i64(val) {
-                Some((n, n))
+                // A single number stays one: the model reads it as both limits.
+                out.insert(Value::String(name.clone()), Value::from(n));
+                None
             } else if let Value::Mapping(sm) = val {
                 match (
                     sm.get("soft").and_then(as_i64),
@@ -541,6 +572,44 @@ mod tests {
     }
 
     #[test]
+    fn dns_blanks_dropped_and_hosts_with_several_addresses() {
+        let (v, issues) = run("['', 8.8.8.8, ' ']", |cx, v| {
+            cx.service_key("dns", "dns", v);
+        });
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(v, yaml("[8.8.8.8]"));
+        let (v, issues) = run("['h=1.1.1.1,2.2.2.2', 'h:3.3.3.3', 'g=[::1]']", |cx, v| {
+            cx.extra_hosts("extra_hosts", v)
+        });
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(v, yaml("{h: [1.1.1.1, 2.2.2.2, 3.3.3.3], g: ['::1']}"));
+    }
+
+    #[test]
+    fn schema_types_compose_refuses_are_refused() {
+        let (_, issues) = run("[echo, 1]", |cx, v| cx.command("command", v));
+        assert_eq!(
+            issues,
+            ["command[1]: must be a string (quote it), got a number"]
+        );
+        let (_, issues) = run("1000", |cx, v| {
+            cx.service_key("user", "user", v);
+        });
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        let (_, issues) = run("{path: a.env}", |cx, v| cx.env_file("env_file", v));
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        let (v, issues) = run("if-not-present", |cx, v| {
+            cx.service_key("pull_policy", "pull_policy", v);
+        });
+        assert!(issues.is_empty());
+        assert_eq!(
+            v,
+            Value::from("if-not-present"),
+            "left for the model to refuse"
+        );
+    }
+
+    #[test]
     fn env_file_extends_and_ulimits() {
         let (v, _) = run("[a.env, {path: ~/b.env, required: false}]", |cx, v| {
             cx.env_file("env_file", v)
@@ -556,7 +625,7 @@ mod tests {
         let (v, issues) = run("{nofile: 10, nproc: {soft: 5, hard: 2}}", |cx, v| {
             cx.ulimits("ulimits", v)
         });
-        assert_eq!(v, yaml("{nofile: {soft: 10, hard: 10}}"));
+        assert_eq!(v, yaml("{nofile: 10}"));
         assert_eq!(
             issues,
             ["ulimits.nproc: soft limit 5 is above hard limit 2"]

@@ -219,4 +219,52 @@ mod tests {
         );
         assert!(p.attached_services(&all, &[], &names(&["web"])).is_empty());
     }
+
+    #[test]
+    fn ulimit_keeps_the_form_it_was_written_in() {
+        let u: BTreeMap<String, Ulimit> =
+            yaml_serde::from_str("{nofile: 10, nproc: {soft: 5, hard: 6}}").unwrap();
+        assert_eq!((u["nofile"].soft, u["nofile"].hard), (10, 10));
+        assert!(u["nofile"].single && !u["nproc"].single);
+        let back = serde_json::to_value(&u).unwrap();
+        assert_eq!(
+            back,
+            serde_json::json!({"nofile": 10, "nproc": {"soft": 5, "hard": 6}})
+        );
+        let mut a = Service::default();
+        a.ulimits.insert("nofile".into(), u["nofile"]);
+        let mut b = a.clone();
+        b.ulimits.insert(
+            "nofile".into(),
+            Ulimit {
+                single: false,
+                ..u["nofile"]
+            },
+        );
+        assert_eq!(
+            crate::compose::service_hash(&a),
+            crate::compose::service_hash(&b)
+        );
+    }
+
+    #[test]
+    fn pull_policy_values() {
+        for ok in [
+            "always",
+            "refresh",
+            "every_12h",
+            "every_1w2d30m",
+            "if_not_present",
+        ] {
+            let p: PullPolicy = yaml_serde::from_str(ok).unwrap();
+            assert_eq!(p.as_str(), ok);
+            assert_eq!(serde_json::to_value(&p).unwrap(), ok);
+        }
+        for bad in ["every_", "every_12", "every_h", "every_12x", "allways"] {
+            let e = yaml_serde::from_str::<PullPolicy>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("unknown variant"), "{bad}: {e}");
+        }
+    }
 }

@@ -328,8 +328,7 @@ pub struct Port {
 }
 
 /// `pull_policy:` values.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PullPolicy {
     /// Pull on every `up`.
     Always,
@@ -345,6 +344,83 @@ pub enum PullPolicy {
     Daily,
     /// Pull when the local image is older than a week.
     Weekly,
+    /// Pull when the registry has a newer image than the local one.
+    Refresh,
+    /// `every_<duration>` (e.g. `every_12h`, `every_1w2d`): pull when the local image is
+    /// older than the duration; the text is kept as written.
+    Every(String),
+}
+
+impl PullPolicy {
+    const NAMES: &[&str] = &[
+        "always",
+        "never",
+        "missing",
+        "if_not_present",
+        "build",
+        "daily",
+        "weekly",
+        "refresh",
+        "every_<duration>",
+    ];
+
+    /// The value as Compose writes it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            PullPolicy::Always => "always",
+            PullPolicy::Never => "never",
+            PullPolicy::Missing => "missing",
+            PullPolicy::IfNotPresent => "if_not_present",
+            PullPolicy::Build => "build",
+            PullPolicy::Daily => "daily",
+            PullPolicy::Weekly => "weekly",
+            PullPolicy::Refresh => "refresh",
+            PullPolicy::Every(s) => s,
+        }
+    }
+
+    /// Reads a value; `every_` takes one or more `<number><w|d|h|m|s>` as Compose's schema does.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "always" => PullPolicy::Always,
+            "never" => PullPolicy::Never,
+            "missing" => PullPolicy::Missing,
+            "if_not_present" => PullPolicy::IfNotPresent,
+            "build" => PullPolicy::Build,
+            "daily" => PullPolicy::Daily,
+            "weekly" => PullPolicy::Weekly,
+            "refresh" => PullPolicy::Refresh,
+            _ => {
+                let d = s.strip_prefix("every_")?;
+                let mut digits = 0;
+                for c in d.chars() {
+                    match c {
+                        '0'..='9' => digits += 1,
+                        'w' | 'd' | 'h' | 'm' | 's' if digits > 0 => digits = 0,
+                        _ => return None,
+                    }
+                }
+                if d.is_empty() || digits > 0 {
+                    return None;
+                }
+                PullPolicy::Every(s.to_string())
+            }
+        })
+    }
+}
+
+impl Serialize for PullPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for PullPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PullPolicy::parse(&s)
+            .ok_or_else(|| serde::de::Error::unknown_variant(&s, PullPolicy::NAMES))
+    }
 }
 
 /// A service's reference to a top-level config or secret.
@@ -371,14 +447,54 @@ pub struct ServiceFileRef {
     pub mode: Option<u32>,
 }
 
-/// One `ulimits:` entry in long form (a single number sets both).
+/// One `ulimits:` entry (a single number sets both).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "UlimitForm", into = "UlimitForm")]
 pub struct Ulimit {
     /// Soft limit.
     pub soft: i64,
     /// Hard limit.
     pub hard: i64,
+    /// Written as a single number: printed back that way, as Compose does.
+    pub single: bool,
+}
+
+/// The two ways a ulimit is written.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+enum UlimitForm {
+    Single(i64),
+    Pair { soft: i64, hard: i64 },
+}
+
+impl From<UlimitForm> for Ulimit {
+    fn from(f: UlimitForm) -> Self {
+        match f {
+            UlimitForm::Single(n) => Ulimit {
+                soft: n,
+                hard: n,
+                single: true,
+            },
+            UlimitForm::Pair { soft, hard } => Ulimit {
+                soft,
+                hard,
+                single: false,
+            },
+        }
+    }
+}
+
+impl From<Ulimit> for UlimitForm {
+    fn from(u: Ulimit) -> Self {
+        if u.single && u.soft == u.hard {
+            UlimitForm::Single(u.soft)
+        } else {
+            UlimitForm::Pair {
+                soft: u.soft,
+                hard: u.hard,
+            }
+        }
+    }
 }
 
 /// Kind of a service mount.

@@ -89,9 +89,12 @@ impl Service {
         }
         if matches!(
             self.pull_policy,
-            Some(PullPolicy::Daily) | Some(PullPolicy::Weekly)
+            Some(PullPolicy::Daily)
+                | Some(PullPolicy::Weekly)
+                | Some(PullPolicy::Refresh)
+                | Some(PullPolicy::Every(_))
         ) {
-            out.push("pull_policy daily/weekly (treated as missing)");
+            out.push("pull_policy daily/weekly/refresh/every_<duration> (treated as missing)");
         }
         if let Some(p) = self.platform.as_deref() {
             let host = match std::env::consts::ARCH {

@@ -160,7 +160,7 @@ impl StackBackend {
                     .project
                     .services
                     .get(&service)
-                    .and_then(|s| s.pull_policy);
+                    .and_then(|s| s.pull_policy.clone());
                 if policy == Some(crate::compose::PullPolicy::Never) {
                     return Err(format!(
                         "service {service}: image {image} is missing and its pull_policy is never"
