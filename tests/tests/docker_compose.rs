@@ -96,6 +96,9 @@ fn compose_v2_runs_a_stack_on_berth() {
     assert!(!nets.contains("dcmp_default"), "network left: {nets}");
     let vols = docker.ok(&["volume", "ls", "--format", "{{.Name}}"]);
     assert!(!vols.contains("dcmp_data"), "volume left: {vols}");
+    // Docker's predefined `bridge` stays, as on dockerd; removed by berth's CLI, nothing of
+    // the instance is left in its namespace.
+    h.berth(&["network", "rm", "bridge"]);
     let leaks = h.leaks(&[]);
     assert!(leaks.is_empty(), "{leaks:?}");
 }
@@ -134,6 +137,9 @@ fn compose_v2_runs_the_lnmp_example() {
     dc(120, &["down", "-v", "-t", "5"]);
     let left = docker.ok(&["ps", "-aq"]);
     assert!(left.trim().is_empty(), "containers left: {left}");
+    let nets = docker.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.contains("dclnmp_default"), "network left: {nets}");
+    h.berth(&["network", "rm", "bridge"]);
     let leaks = h.leaks(&[]);
     assert!(leaks.is_empty(), "{leaks:?}");
 }
