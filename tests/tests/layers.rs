@@ -15,6 +15,12 @@ struct Rule {
 }
 
 const RULES: &[Rule] = &[
+    // Conversions are pure functions of the loaded project: no engine, daemon or wire.
+    Rule {
+        dir: "convert",
+        forbidden: &["cli", "daemon", "engine", "api"],
+        exempt: &[],
+    },
     Rule {
         dir: "engine",
         forbidden: &["cli", "daemon"],
