@@ -15,12 +15,6 @@ struct Rule {
 }
 
 const RULES: &[Rule] = &[
-    // Conversions are pure functions of the loaded project: no engine, daemon or wire.
-    Rule {
-        dir: "convert",
-        forbidden: &["cli", "daemon", "engine", "api"],
-        exempt: &[],
-    },
     Rule {
         dir: "engine",
         forbidden: &["cli", "daemon"],
@@ -39,6 +33,12 @@ const RULES: &[Rule] = &[
     Rule {
         dir: "cli",
         forbidden: &["daemon", "engine"],
+        exempt: &[],
+    },
+    // Conversions are pure functions of the loaded project: no engine, daemon or wire.
+    Rule {
+        dir: "convert",
+        forbidden: &["cli", "daemon", "engine", "api"],
         exempt: &[],
     },
 ];
