@@ -114,8 +114,9 @@ pub struct Engine {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// The runtime config of an instance, for the daemon's engine and the CLI alike (their
-/// containers must land under the same cgroup parent): `BERTH_CGROUP_PARENT`, when set,
+/// The runtime config of an instance, the one place it is made: the daemon's engine, its
+/// Docker API and event watch, and the CLI all open their runtime with it (their containers
+/// must land under the same cgroup parent): `BERTH_CGROUP_PARENT`, when set,
 /// keeps an instance's cgroups apart (tests and benches prove they leave none).
 pub fn runtime_config(root: &Path, run: &Path, shim_exe: PathBuf) -> RuntimeConfig {
     let mut cfg = RuntimeConfig::new(root.to_path_buf(), run.to_path_buf(), shim_exe);
