@@ -305,6 +305,11 @@ impl Runtime {
         }
     }
 
+    /// Whether volume `name` exists (cheap: reads no container records).
+    pub fn volume_exists(&self, name: &str) -> bool {
+        valid_name(name) && self.volumes_root().join(name).join("_data").is_dir()
+    }
+
     /// Every volume, by name.
     pub fn volume_list(&self) -> Vec<VolumeInfo> {
         let users = self.volume_users();
@@ -321,7 +326,7 @@ impl Runtime {
 
     /// One volume.
     pub fn volume_inspect(&self, name: &str) -> Result<VolumeInfo, VolumeError> {
-        if !valid_name(name) || !self.volumes_root().join(name).join("_data").is_dir() {
+        if !self.volume_exists(name) {
             return Err(VolumeError::NotFound(name.to_string()));
         }
         Ok(self.volume_info(name, &self.volume_users()))
