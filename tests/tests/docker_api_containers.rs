@@ -147,3 +147,42 @@ fn docker_run_detached_keeps_env_and_labels_and_refuses_what_berth_cannot_run() 
     assert!(err.contains("HostConfig.Devices"), "{err}");
     assert!(docker.ok(&["ps", "-aq"]).trim().is_empty());
 }
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn docker_api_container_lands_under_the_instance_cgroup_parent() {
+    host::require_tools();
+    let h = Host::new("dkcg");
+    let parent = format!("berth-dkcg-{}", std::process::id());
+    // The daemon, started first with the variable, opens every runtime of its own with it.
+    let started = h.sh(&format!(
+        "BERTH_CGROUP_PARENT={parent} {} --root {} --run {} system docker-host",
+        berth_tests::binary::berth_bin().display(),
+        h.root.display(),
+        h.run.display()
+    ));
+    assert!(started.status.success(), "{started:?}");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+
+    let id = docker.ok(&["run", "-d", "--name", "cg", "busybox:e2e", "sleep", "60"]);
+    let id = id.trim().to_string();
+    let pid = docker.ok(&["inspect", "-f", "{{.State.Pid}}", "cg"]);
+    let cgroups =
+        std::fs::read_to_string(format!("/proc/{}/cgroup", pid.trim())).unwrap_or_default();
+    let under = format!("/{parent}/{id}");
+    assert!(
+        cgroups.lines().any(|l| l.ends_with(&under)),
+        "{under} in:\n{cgroups}"
+    );
+    assert_eq!(docker.ok(&["rm", "-f", "cg"]).trim(), "cg");
+    h.berth(&["system", "shutdown"]);
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let _ = std::fs::remove_dir(hierarchy.path().join(&parent));
+    }
+}

@@ -455,3 +455,72 @@ fn missing_bind_source_is_refused_before_anything_is_made_unless_short_syntax() 
     host.ok(&["down"]);
     assert_eq!(host.leaks(&[]), Vec::<String>::new());
 }
+
+/// A project volume is made through the runtime's volume API: it carries Compose's labels and
+/// a creation time; `down -v` keeps one another container still mounts (as Compose: a warning,
+/// not an error, and never the data of a volume in use) and removes it once unused.
+#[test_with::root()]
+#[test]
+fn project_volume_has_metadata_and_down_v_keeps_one_in_use() {
+    host::require_tools();
+    let host = Host::new("vmeta");
+    host.busybox_image();
+    std::fs::write(
+        host.stack.join("compose.yaml"),
+        r#"
+name: vm
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+    volumes: ["data:/data"]
+volumes:
+  data: {}
+"#,
+    )
+    .expect("compose");
+    host.ok(&["up", "-d"]);
+    exec(&host, "app", "echo kept > /data/f");
+    let inspect: serde_json::Value =
+        serde_json::from_str(host.ok(&["volume", "inspect", "vm_data"]).trim()).expect("json");
+    let v = &inspect[0];
+    assert_eq!(v["Labels"]["com.docker.compose.project"], "vm", "{v}");
+    assert_eq!(v["Labels"]["com.docker.compose.volume"], "data", "{v}");
+    assert!(
+        !v["CreatedAt"].as_str().unwrap_or_default().is_empty(),
+        "{v}"
+    );
+
+    // Another container mounts the volume: down -v succeeds and keeps it with its data.
+    host.ok(&[
+        "container",
+        "create",
+        "--name",
+        "holder",
+        "--network",
+        "none",
+        "-v",
+        "vm_data:/d",
+        "busybox:e2e",
+        "true",
+    ]);
+    let mut ids = all_ids(&host);
+    host.ok(&["down", "-v"]);
+    assert_eq!(volumes(&host), ["vm_data"]);
+    let data = host.root.join("volumes/vm_data/_data/f");
+    assert_eq!(std::fs::read_to_string(&data).unwrap_or_default(), "kept\n");
+
+    host.ok(&["container", "rm", "holder"]);
+    host.ok(&["down", "-v"]);
+    assert!(volumes(&host).is_empty(), "{:?}", volumes(&host));
+    assert!(
+        volume_dirs(&host.root).is_empty(),
+        "{:?}",
+        volume_dirs(&host.root)
+    );
+    ids.sort();
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}

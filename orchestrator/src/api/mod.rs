@@ -10,6 +10,7 @@
 pub mod client;
 pub mod container;
 pub mod error;
+pub mod mounts;
 pub mod network;
 pub mod project;
 pub mod system;

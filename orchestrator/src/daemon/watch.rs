@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use berth_runtime::container::{Runtime, RuntimeConfig, Status};
+use berth_runtime::container::{Runtime, Status};
 
 use super::Shared;
 use crate::api::Event;
@@ -119,9 +119,9 @@ fn event(id: &str, action: &str, seen: &Seen, exit_code: Option<i32>) -> Event {
 /// Runs for the daemon's lifetime; does nothing while no event stream is open.
 pub(super) async fn run(shared: Arc<Shared>) {
     let exe = std::env::current_exe().unwrap_or_else(|_| "berth".into());
-    let rt = Runtime::new(RuntimeConfig::new(
-        shared.opts.root.clone(),
-        shared.opts.run.clone(),
+    let rt = Runtime::new(crate::engine::stack::runtime_config(
+        &shared.opts.root,
+        &shared.opts.run,
         exe,
     ));
     let mut last: Option<HashMap<String, Seen>> = None;

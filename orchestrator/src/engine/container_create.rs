@@ -3,10 +3,9 @@
 //! volumes and image recorded through the runtime's API, its name files, its networks joined
 //! through [`Engine::connect_container`]. The client starts and attaches it, as for one-offs.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth_runtime::container::volumes::VolumeError;
+use berth_runtime::container::volumes::{CreateWithVolumesError, VolumeError};
 use berth_runtime::container::{Record, Runtime, RuntimeError};
 use berth_runtime::image::Image;
 
@@ -72,7 +71,7 @@ fn local_hosts(mode: &str, hosts: &[(String, String)], rec: &Record) -> Result<(
 }
 
 /// Translates `spec` (with its resolved `image`, `None` with `Rootfs`) and creates container
-/// `name` (generated when empty): anonymous volumes marked, image recorded, /etc/hosts lines
+/// `name` (generated when empty): anonymous volumes made, image recorded, /etc/hosts lines
 /// written when no bridge network will; all or nothing. Blocking.
 fn create_from_spec(
     runtime: &Runtime,
@@ -87,11 +86,14 @@ fn create_from_spec(
         containers: Some(&lookup),
     };
     let t = translate(name, spec, &cx)?;
-    let rec = runtime.create(t.config)?;
+    let rec = runtime
+        .create_pending_with_volumes(t.config)
+        .map_err(|err| match err {
+            CreateWithVolumesError::Volume(err) => CreateError::Volume(err),
+            CreateWithVolumesError::Create(err) => CreateError::Runtime(err),
+        })?;
     let recorded = (|| {
-        for v in &rec.config.anonymous_volumes {
-            runtime.volume_mark(v, BTreeMap::new(), true)?;
-        }
+        runtime.finish_create(&rec)?;
         if let Some(id) = &t.image_id {
             runtime.record_image(&rec, id, &spec.image)?;
         }

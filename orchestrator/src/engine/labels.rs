@@ -6,6 +6,8 @@
 
 /// Project the container belongs to.
 pub const PROJECT: &str = "com.docker.compose.project";
+/// Key of a project volume in the Compose file (on the volumes a project makes).
+pub const VOLUME: &str = "com.docker.compose.volume";
 /// Service the container runs.
 pub const SERVICE: &str = "com.docker.compose.service";
 /// Replica number, from 1.

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::{MountSpec, Record, Runtime, random_id, valid_name};
+use super::{ContainerConfig, MountSpec, Record, Runtime, RuntimeError, random_id, valid_name};
 use crate::inroot::{self, CopyTreeError, Follow, InRoot, Special, TreeCopy};
 
 /// Why a volume operation failed; names the volume (and the containers using it).
@@ -39,6 +39,16 @@ pub enum VolumeError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Why [`Runtime::create_pending_with_volumes`] failed: making an anonymous volume, or the
+/// container itself.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateWithVolumesError {
+    #[error("anonymous volume: {0}")]
+    Volume(#[from] VolumeError),
+    #[error(transparent)]
+    Create(#[from] RuntimeError),
 }
 
 /// Why a volume could not be filled from the image, naming the image path and the volume.
@@ -199,7 +209,7 @@ impl Runtime {
 
     /// Records a volume's metadata (created now). An anonymous volume also gets dockerd's
     /// `com.docker.volume.anonymous` label, so `volume ls -f label=…` finds it as with Docker.
-    pub fn volume_mark(
+    fn volume_mark(
         &self,
         name: &str,
         mut labels: BTreeMap<String, String>,
@@ -305,6 +315,11 @@ impl Runtime {
         }
     }
 
+    /// Whether volume `name` exists (cheap: reads no container records).
+    pub fn volume_exists(&self, name: &str) -> bool {
+        valid_name(name) && self.volumes_root().join(name).join("_data").is_dir()
+    }
+
     /// Every volume, by name.
     pub fn volume_list(&self) -> Vec<VolumeInfo> {
         let users = self.volume_users();
@@ -321,7 +336,7 @@ impl Runtime {
 
     /// One volume.
     pub fn volume_inspect(&self, name: &str) -> Result<VolumeInfo, VolumeError> {
-        if !valid_name(name) || !self.volumes_root().join(name).join("_data").is_dir() {
+        if !self.volume_exists(name) {
             return Err(VolumeError::NotFound(name.to_string()));
         }
         Ok(self.volume_info(name, &self.volume_users()))
@@ -360,6 +375,41 @@ impl Runtime {
             }
         }
         Ok(gone)
+    }
+
+    /// [`Runtime::create_pending`] after making the container's anonymous volumes that do not
+    /// exist yet, through [`Runtime::volume_create`] (recorded as anonymous, so `volume ls`
+    /// shows them and `volume prune` takes them once dangling); one that exists is kept with
+    /// its data (a replaced container's, handed on). The volumes made here go again if the
+    /// creation fails. The one way every container with volumes is created.
+    pub fn create_pending_with_volumes(
+        &self,
+        config: ContainerConfig,
+    ) -> Result<Record, CreateWithVolumesError> {
+        let mut made = Vec::new();
+        for name in &config.anonymous_volumes {
+            if self.volume_exists(name) {
+                continue;
+            }
+            if let Err(err) = self.volume_create(Some(name), BTreeMap::new(), true) {
+                self.drop_volumes(&made);
+                return Err(err.into());
+            }
+            made.push(name.clone());
+        }
+        self.create_pending(config).map_err(|err| {
+            self.drop_volumes(&made);
+            err.into()
+        })
+    }
+
+    /// Removes volumes just made for a container that could not be created.
+    fn drop_volumes(&self, names: &[String]) {
+        for name in names {
+            if let Err(err) = self.volume_remove(name) {
+                tracing::warn!(volume = %name, %err, "removing an unused anonymous volume");
+            }
+        }
     }
 
     /// `rm -v`: removes a removed container's anonymous volumes that no other container

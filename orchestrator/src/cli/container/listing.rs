@@ -105,40 +105,6 @@ pub(super) fn ls_row(
     })
 }
 
-/// `Mounts` of `inspect`, in Docker's shape (volumes with their host directory).
-pub(super) fn inspect_mounts(
-    rt: &Runtime,
-    rec: &berth_runtime::container::Record,
-) -> serde_json::Value {
-    let list: Vec<serde_json::Value> = rec
-        .config
-        .mounts
-        .iter()
-        .map(|m| match m {
-            MountSpec::Bind {
-                source,
-                target,
-                read_only,
-            } => serde_json::json!({
-                "Type": "bind", "Source": source, "Destination": target, "RW": !read_only,
-            }),
-            MountSpec::Volume {
-                name,
-                target,
-                read_only,
-            } => serde_json::json!({
-                "Type": "volume", "Name": name, "Source": rt.volume_dir(name),
-                "Destination": target, "RW": !read_only,
-                "Anonymous": rec.config.anonymous_volumes.contains(name),
-            }),
-            MountSpec::Tmpfs { target, options } => serde_json::json!({
-                "Type": "tmpfs", "Destination": target, "Options": options, "RW": true,
-            }),
-        })
-        .collect();
-    serde_json::Value::Array(list)
-}
-
 /// The file in a container's dir that keeps the image reference the user gave (`ls` shows it).
 pub(super) use berth_runtime::container::IMAGE_REF_FILE;
 

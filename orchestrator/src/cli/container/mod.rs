@@ -548,7 +548,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
                         || serde_json::json!({"Networks": {}, "Ports": {}, "IPAddress": ""}),
                         |n| n.settings,
                     ),
-                    "Mounts": inspect_mounts(&rt, &rec),
+                    "Mounts": crate::api::mounts::docker_mounts(&rt, &rec),
                     "Paths": {
                         "Dir": rec.dir,
                         "Log": rec.log_path(),

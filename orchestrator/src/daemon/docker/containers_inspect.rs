@@ -10,10 +10,11 @@ use std::time::SystemTime;
 use berth_runtime::container::{Record, State, Status};
 
 use super::containers::{CREATE_BODY_FILE, find};
-use super::containers_list::{mounts, networks};
+use super::containers_list::networks;
 use super::errors::ApiError;
 use super::{Docker, df, status};
 use crate::api::container::ContainerSpec;
+use crate::api::mounts::docker_mounts;
 use crate::engine::labels;
 
 /// Docker's time format (RFC 3339 with nanoseconds); its zero time when there is none.
@@ -163,7 +164,7 @@ pub(super) async fn inspect(
         "LogPath": rec.log_path(),
         "HostsPath": rec.dir.join("hosts"),
         "HostConfig": host_config,
-        "Mounts": mounts(&docker.rt, &rec),
+        "Mounts": docker_mounts(&docker.rt, &rec),
         "Config": {
             "Hostname": rec.config.hostname.clone().unwrap_or_default(),
             "User": rec.config.user.clone().unwrap_or_default(),

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use berth_runtime::container::{MountSpec, NetworkMode, Record, Runtime};
+use berth_runtime::container::{NetworkMode, Record};
 
 use super::errors::ApiError;
 use super::query::{self, Filters};
 use super::{Docker, df, status};
 use crate::api::container::ContainerNetworks;
+use crate::api::mounts::docker_mounts;
 
 /// The filters `docker ps --filter` takes that berth answers.
 const FILTERS: &[&str] = &["label", "name", "status", "id", "ancestor", "network"];
@@ -30,37 +31,6 @@ pub(super) async fn networks(docker: &Docker) -> BTreeMap<String, ContainerNetwo
             BTreeMap::new()
         }
     }
-}
-
-/// A container's mounts in Docker's shape.
-pub(super) fn mounts(rt: &Runtime, rec: &Record) -> Vec<serde_json::Value> {
-    rec.config
-        .mounts
-        .iter()
-        .map(|m| match m {
-            MountSpec::Bind {
-                source,
-                target,
-                read_only,
-            } => serde_json::json!({
-                "Type": "bind", "Source": source, "Destination": target, "Mode": "",
-                "RW": !read_only, "Propagation": "rprivate",
-            }),
-            MountSpec::Volume {
-                name,
-                target,
-                read_only,
-            } => serde_json::json!({
-                "Type": "volume", "Name": name, "Source": rt.volume_dir(name),
-                "Destination": target, "Driver": "local", "Mode": "", "RW": !read_only,
-                "Propagation": "",
-            }),
-            MountSpec::Tmpfs { target, .. } => serde_json::json!({
-                "Type": "tmpfs", "Source": "", "Destination": target, "Mode": "", "RW": true,
-                "Propagation": "",
-            }),
-        })
-        .collect()
 }
 
 /// A time as Unix seconds.
@@ -133,7 +103,7 @@ pub(super) async fn list(
                     "Status": status::status_line(state, &st, now),
                     "HostConfig": { "NetworkMode": network_mode(&rec, net) },
                     "NetworkSettings": { "Networks": settings },
-                    "Mounts": mounts(&rt, &rec),
+                    "Mounts": docker_mounts(&rt, &rec),
                 }),
             ));
         }

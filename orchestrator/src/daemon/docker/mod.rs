@@ -100,9 +100,9 @@ struct Docker {
 /// Accepts Docker API connections until the daemon closes.
 pub(super) async fn serve(shared: Arc<Shared>, listener: UnixListener) {
     let exe = std::env::current_exe().unwrap_or_else(|_| "berth".into());
-    let rt = berth_runtime::container::Runtime::new(berth_runtime::container::RuntimeConfig::new(
-        shared.opts.root.clone(),
-        shared.opts.run.clone(),
+    let rt = berth_runtime::container::Runtime::new(crate::engine::stack::runtime_config(
+        &shared.opts.root,
+        &shared.opts.run,
         exe,
     ));
     let docker = Arc::new(Docker {

@@ -2,6 +2,7 @@
 //! (networks, volumes, containers, their wiring, starts, stops and dependency waits).
 
 use super::*;
+use berth_runtime::container::volumes::VolumeError;
 
 /// Runs plan steps of one project against the engine.
 pub struct StackBackend {
@@ -113,31 +114,7 @@ impl StackBackend {
         let e = &self.engine;
         match step {
             Step::CreateNetwork { key, name } => self.create_network(&key, &name).await,
-            Step::CreateVolume { key, name } => {
-                let dir = e.runtime.volume_dir(&name);
-                let bound = self
-                    .project
-                    .volumes
-                    .get(&key)
-                    .and_then(|v| crate::compose::bind_device(&v.driver_opts));
-                match bound {
-                    // `driver_opts: {type: none, o: bind, device: PATH}`: the volume's data
-                    // is that host directory (a symlink the bind mount follows; removing the
-                    // volume removes the link, never the directory).
-                    Some(device) => e
-                        .runtime
-                        .volume_link(&name, std::path::Path::new(device))
-                        .map_err(|err| match err {
-                            berth_runtime::container::volumes::VolumeError::BadDevice(d) => format!(
-                                "volume {key}: driver_opts.device {:?} must be an existing directory given by an absolute path",
-                                d.display()
-                            ),
-                            err => err.to_string(),
-                        }),
-                    None => std::fs::create_dir_all(&dir)
-                        .map_err(|err| format!("creating {}: {err}", dir.display())),
-                }
-            }
+            Step::CreateVolume { key, name } => self.create_volume(&key, &name),
             Step::EnsureImage {
                 service,
                 image,
@@ -261,10 +238,54 @@ impl StackBackend {
             }
             Step::RemoveVolume { name } => {
                 self.settle().await;
-                let dir = e.root.join("volumes").join(&name);
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|err| format!("removing {}: {err}", dir.display()))
+                // As Compose's `down -v`: a volume gone already is fine, and one another
+                // container still mounts stays, with a warning instead of an error.
+                match e.runtime.volume_remove(&name) {
+                    Ok(()) | Err(VolumeError::NotFound(_)) => Ok(()),
+                    Err(err @ VolumeError::InUse { .. }) => {
+                        tracing::warn!(volume = %name, %err, "volume still in use; kept");
+                        Ok(())
+                    }
+                    Err(err) => Err(err.to_string()),
+                }
             }
+        }
+    }
+
+    /// Makes a project volume through the runtime's volume API (its metadata, with the
+    /// labels Compose puts on the volumes it makes): a plain local volume, or the local
+    /// driver's bind (`driver_opts: {type: none, o: bind, device: PATH}`), whose data is that
+    /// host directory (removing the volume removes the link, never the directory). One made
+    /// meanwhile by another `up` is used as it is.
+    fn create_volume(&self, key: &str, name: &str) -> Result<(), String> {
+        let runtime = &self.engine.runtime;
+        let labels = BTreeMap::from([
+            (
+                crate::engine::labels::PROJECT.to_string(),
+                self.project.name.clone(),
+            ),
+            (crate::engine::labels::VOLUME.to_string(), key.to_string()),
+        ]);
+        let vol = self.project.volumes.get(key);
+        let made = match vol.and_then(|v| crate::compose::bind_device(&v.driver_opts)) {
+            Some(device) => {
+                let options = vol.map(|v| v.driver_opts.clone()).unwrap_or_default();
+                runtime.volume_create_bound(
+                    Some(name),
+                    labels,
+                    options,
+                    std::path::Path::new(device),
+                )
+            }
+            None => runtime.volume_create(Some(name), labels, false),
+        };
+        match made {
+            Ok(_) | Err(VolumeError::Exists(_)) => Ok(()),
+            Err(VolumeError::BadDevice(d)) => Err(format!(
+                "volume {key}: driver_opts.device {:?} must be an existing directory given by an absolute path",
+                d.display()
+            )),
+            Err(err) => Err(err.to_string()),
         }
     }
 

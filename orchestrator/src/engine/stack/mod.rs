@@ -18,6 +18,7 @@ use berth_netd::dns::{
 use berth_netd::ports::{PortMapping, Protocol};
 use berth_netd::state::NetnsRef;
 use berth_netd::{EndpointRequest, Ipv6Create, Netd, NetworkCreate};
+use berth_runtime::container::volumes::CreateWithVolumesError;
 use berth_runtime::container::{
     ExecConfig, NetworkMode, Record, Runtime, RuntimeConfig, State, Status,
 };
@@ -114,8 +115,9 @@ pub struct Engine {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// The runtime config of an instance, for the daemon's engine and the CLI alike (their
-/// containers must land under the same cgroup parent): `BERTH_CGROUP_PARENT`, when set,
+/// The runtime config of an instance, the one place it is made: the daemon's engine, its
+/// Docker API and event watch, and the CLI all open their runtime with it (their containers
+/// must land under the same cgroup parent): `BERTH_CGROUP_PARENT`, when set,
 /// keeps an instance's cgroups apart (tests and benches prove they leave none).
 pub fn runtime_config(root: &Path, run: &Path, shim_exe: PathBuf) -> RuntimeConfig {
     let mut cfg = RuntimeConfig::new(root.to_path_buf(), run.to_path_buf(), shim_exe);
@@ -583,32 +585,23 @@ impl Engine {
             .map(|_| ())
     }
 
-    /// Creates a container after making its anonymous volumes that do not exist yet (recorded
-    /// as anonymous, so `volume ls` shows them and `volume prune` takes them once dangling);
-    /// the ones made here go again if the creation fails.
+    /// Creates a container, marked as being created, with its anonymous volumes (see
+    /// [`Runtime::create_pending_with_volumes`]).
     async fn create_with_volumes(
         self: &Arc<Self>,
         cfg: berth_runtime::container::ContainerConfig,
     ) -> Result<Record, String> {
         let runtime = self.runtime.clone();
         blocking(move || {
-            let mut made = Vec::new();
-            for name in &cfg.anonymous_volumes {
-                // Inherited from the replaced container: its data stays.
-                if runtime.volume_dir(name).is_dir() {
-                    continue;
-                }
-                if let Err(err) = runtime.volume_create(Some(name), BTreeMap::new(), true) {
-                    drop_volumes(&runtime, &made);
-                    return Err(format!("container {}: anonymous volume: {err}", cfg.name));
-                }
-                made.push(name.clone());
-            }
-            // Marked as being created until the caller has attached and named it.
-            runtime.create_pending(cfg).map_err(|err| {
-                drop_volumes(&runtime, &made);
-                err.to_string()
-            })
+            let name = cfg.name.clone();
+            runtime
+                .create_pending_with_volumes(cfg)
+                .map_err(|err| match err {
+                    CreateWithVolumesError::Volume(err) => {
+                        format!("container {name}: anonymous volume: {err}")
+                    }
+                    CreateWithVolumesError::Create(err) => err.to_string(),
+                })
         })
         .await
     }
@@ -908,15 +901,6 @@ impl Engine {
             }
         }
         Ok(outcome)
-    }
-}
-
-/// Removes volumes just made for a container that could not be created.
-fn drop_volumes(runtime: &Runtime, names: &[String]) {
-    for name in names {
-        if let Err(err) = runtime.volume_remove(name) {
-            tracing::warn!(volume = %name, %err, "removing an unused anonymous volume");
-        }
     }
 }
 

@@ -47,7 +47,7 @@ impl Engine {
             .map(|n| n.name)
             .collect();
         for v in project.volumes.values() {
-            if self.root.join("volumes").join(&v.name).is_dir() {
+            if self.runtime.volume_exists(&v.name) {
                 obs.volumes.insert(v.name.clone());
             }
         }
