@@ -167,6 +167,17 @@ pub enum ImageCommand {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Push an image to a registry
+    Push {
+        /// Image reference (`registry/repository:tag`)
+        reference: String,
+        /// Registry (host[:port]) to reach over plain HTTP (loopback registries always are)
+        #[arg(long = "insecure-registry", value_name = "HOST")]
+        insecure: Vec<String>,
+        /// Suppress progress output
+        #[arg(short, long)]
+        quiet: bool,
+    },
 }
 
 /// `berth builder` subcommands.
@@ -540,8 +551,61 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             }
             writeln!(out, "{}", img.id)?;
         }
+        ImageCommand::Push {
+            reference,
+            insecure,
+            quiet,
+        } => {
+            let opts = registry::PullOptions {
+                insecure,
+                ..Default::default()
+            };
+            push_image(&store, &reference, &opts, quiet, &mut out)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pushes one image, printing what `docker push` prints: the repository, a line per layer,
+/// and `TAG: digest: sha256:… size: N`.
+pub fn push_image(
+    store: &berth_runtime::image::ImageStore,
+    reference: &str,
+    opts: &registry::PullOptions,
+    quiet: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    use berth_runtime::image::push::{self, PushProgress};
+    let r: berth_runtime::image::Reference = reference.parse()?;
+    let lines = std::sync::Mutex::new(Vec::new());
+    let show = |p: PushProgress| {
+        let line = match p {
+            PushProgress::Pushing(..) => return,
+            PushProgress::Pushed(d) => format!("{}: Pushed", d.short()),
+            PushProgress::Exists(d) => format!("{}: Layer already exists", d.short()),
+            PushProgress::Mounted(d, from) => format!("{}: Mounted from {from}", d.short()),
+        };
+        if let Ok(mut l) = lines.lock() {
+            l.push(line);
+        }
+    };
+    if !quiet {
+        writeln!(out, "The push refers to repository [{}]", r.name())?;
+    }
+    let res = push::push(store, reference, opts, &show)?;
+    if !quiet {
+        for l in lines.into_inner().unwrap_or_default() {
+            writeln!(out, "{l}")?;
+        }
+        writeln!(
+            out,
+            "{}: digest: {} size: {}",
+            res.tag, res.digest, res.size
+        )?;
+    } else {
+        writeln!(out, "{}", res.digest)?;
+    }
+    Ok(())
 }
 
 /// One progress bar per layer being downloaded (hidden when stderr is not a terminal).

@@ -1,0 +1,170 @@
+//! `berth image push` to a Debian `docker-registry` of the test's own on loopback, read back
+//! with skopeo: the registry knows the image by the digest berth printed, serves the same
+//! manifest and layers, and a second push or a second tag uploads no blob. A built image
+//! (whose COPY layer the store keeps as a directory) is pushed too, and so is an image
+//! through berth's Docker API with the docker CLI.
+
+use berth_tests::docker::Docker;
+use berth_tests::host::{self, Host};
+use berth_tests::registry::Registry;
+
+/// The digest of `REF: digest: sha256:… size: N`, docker push's last line.
+fn pushed_digest(out: &str, tag: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{tag}: digest: sha256:")))
+        .unwrap_or_else(|| panic!("no digest line for {tag}:\n{out}"));
+    let digest = line
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(line.contains(" size: "), "{line}");
+    digest.to_string()
+}
+
+/// skopeo's idea of the digest of `name` in the registry.
+fn registry_digest(h: &Host, name: &str) -> String {
+    let out = h.sh(&format!(
+        "skopeo inspect --tls-verify=false --format '{{{{.Digest}}}}' docker://{name}"
+    ));
+    assert!(
+        out.status.success(),
+        "skopeo inspect {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test_with::root()]
+#[test_with::executable(ip, nsenter, skopeo, curl, docker-registry, sha256sum)]
+#[test]
+fn image_push_reaches_a_registry_with_the_same_digest() {
+    host::require_tools();
+    let h = Host::new("push");
+    h.busybox_image();
+    let reg = Registry::start(&h);
+
+    let name = format!("{}/t/busybox:1", reg.addr);
+    h.ok(&["image", "tag", "busybox:e2e", &name]);
+    let out = h.ok(&["image", "push", &name]);
+    assert!(
+        out.contains(&format!(
+            "The push refers to repository [{}/t/busybox]",
+            reg.addr
+        )),
+        "{out}"
+    );
+    assert!(out.contains(": Pushed"), "{out}");
+    let digest = pushed_digest(&out, "1");
+    assert_eq!(registry_digest(&h, &name), digest);
+
+    // skopeo copies back the manifest berth stored, byte for byte, and layers that hash right.
+    let copy = h.dir.path().join("copy");
+    let out2 = h.sh(&format!(
+        "skopeo copy --src-tls-verify=false docker://{name} dir:{}",
+        copy.display()
+    ));
+    assert!(
+        out2.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&out2.stderr)
+    );
+    let manifest = std::fs::read(copy.join("manifest.json")).expect("copied manifest");
+    let stored = std::fs::read(
+        h.root
+            .join("images/blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+    .expect("berth's manifest blob");
+    assert_eq!(manifest, stored, "the registry serves berth's manifest");
+    let m: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest json");
+    let layers = m["layers"].as_array().expect("layers");
+    assert!(!layers.is_empty());
+    for l in layers {
+        let hex = l["digest"]
+            .as_str()
+            .expect("digest")
+            .trim_start_matches("sha256:");
+        let sum = h.sh(&format!("sha256sum {}", copy.join(hex).display()));
+        assert!(
+            String::from_utf8_lossy(&sum.stdout).starts_with(hex),
+            "layer {hex}"
+        );
+    }
+
+    // Again: every layer is there already.
+    let again = h.ok(&["image", "push", &name]);
+    assert!(again.contains(": Layer already exists"), "{again}");
+    assert!(!again.contains(": Pushed"), "{again}");
+    assert_eq!(pushed_digest(&again, "1"), digest);
+
+    // A second tag of the same image uploads no blob either.
+    let second = format!("{}/t/busybox:2", reg.addr);
+    h.ok(&["image", "tag", "busybox:e2e", &second]);
+    let out = h.ok(&["image", "push", &second]);
+    assert!(!out.contains(": Pushed"), "{out}");
+    assert_eq!(pushed_digest(&out, "2"), digest);
+    assert_eq!(registry_digest(&h, &second), digest);
+
+    // A built image: its COPY layer is kept as a directory and streamed as a tar.
+    let ctx = h.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(ctx.join("hello.txt"), "hello from a pushed layer\n").expect("file");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:e2e\nCOPY hello.txt /hello.txt\nCMD [\"cat\", \"/hello.txt\"]\n",
+    )
+    .expect("Dockerfile");
+    let built = format!("{}/t/built:1", reg.addr);
+    h.ok_within(
+        300,
+        &["image", "build", "-t", &built, &ctx.display().to_string()],
+    );
+    let out = h.ok(&["image", "push", &built]);
+    assert!(out.contains(": Pushed"), "{out}");
+    let bdigest = pushed_digest(&out, "1");
+    assert_eq!(registry_digest(&h, &built), bdigest);
+    let bcopy = h.dir.path().join("bcopy");
+    let out2 = h.sh(&format!(
+        "skopeo copy --src-tls-verify=false docker://{built} dir:{}",
+        bcopy.display()
+    ));
+    assert!(
+        out2.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&out2.stderr)
+    );
+
+    // A missing image is a clear error.
+    let bad = h.berth(&["image", "push", &format!("{}/t/nope:1", reg.addr)]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("no such image"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    drop(reg);
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter, skopeo, curl, docker-registry)]
+#[test]
+fn docker_cli_pushes_through_berths_api() {
+    host::require_tools();
+    let h = Host::new("dkpush");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    let reg = Registry::start(&h);
+
+    let name = format!("{}/d/busybox:1", reg.addr);
+    docker.ok(&["tag", "busybox:e2e", &name]);
+    let out = docker.ok(&["push", &name]);
+    assert!(out.contains("Pushed"), "{out}");
+    let digest = pushed_digest(&out, "1");
+    assert_eq!(registry_digest(&h, &name), digest);
+    let again = docker.ok(&["push", &name]);
+    assert!(again.contains("Layer already exists"), "{again}");
+    let err = docker.fails(&["push", &format!("{}/d/nope:1", reg.addr)]);
+    assert!(err.to_lowercase().contains("no such image"), "{err}");
+    drop(reg);
+}
