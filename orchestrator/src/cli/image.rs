@@ -210,7 +210,8 @@ pub struct LogoutArgs {
     pub server: Option<String>,
 }
 
-fn open_store(g: &GlobalOpts) -> anyhow::Result<ImageStore> {
+/// The image store under `--root`.
+pub(crate) fn open_store(g: &GlobalOpts) -> anyhow::Result<ImageStore> {
     ImageStore::open(&g.root)
         .with_context(|| format!("opening the image store under {}", g.root.display()))
 }
