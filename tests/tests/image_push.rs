@@ -168,3 +168,57 @@ fn docker_cli_pushes_through_berths_api() {
     assert!(err.contains("does not exist locally"), "{err}");
     drop(reg);
 }
+
+#[test_with::root()]
+#[test_with::executable(ip, nsenter, skopeo, curl, docker-registry)]
+#[test]
+fn compose_push_sends_built_images_and_mounts_across_repositories() {
+    host::require_tools();
+    let h = Host::new("cpush");
+    h.busybox_image();
+    let reg = Registry::start(&h);
+
+    // `berth push` pushes the service that is built and names an image, and only that one.
+    let ctx = h.stack.join("web");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox:e2e\nENV WEB=1\n").expect("Dockerfile");
+    let web = format!("{}/c/web:1", reg.addr);
+    std::fs::write(
+        h.stack.join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    build: ./web\n    image: {web}\n  db:\n    image: busybox:e2e\n"
+        ),
+    )
+    .expect("compose");
+    h.ok_within(300, &["build"]);
+    let out = h.ok(&["push"]);
+    assert!(out.contains(&format!("Pushing web: {web}")), "{out}");
+    assert!(!out.contains("Pushing db"), "{out}");
+    let digest = pushed_digest(&out, "1");
+    assert_eq!(registry_digest(&h, &web), digest);
+    let out = h.ok(&["push", "web"]);
+    assert!(out.contains("Layer already exists"), "{out}");
+    let bad = h.berth(&["push", "nope"]);
+    assert!(!bad.status.success());
+
+    // An image pulled from one repository is mounted, not uploaded, into another of the same
+    // registry.
+    let bb = format!("{}/c/bb:1", reg.addr);
+    h.ok(&["image", "tag", "busybox:e2e", &bb]);
+    h.ok(&["image", "push", &bb]);
+    h.ok(&["image", "rm", &bb]);
+    h.ok(&["image", "pull", &bb]);
+    let other = format!("{}/c/other:1", reg.addr);
+    h.ok(&["image", "tag", &bb, &other]);
+    let out = h.ok(&["image", "push", &other]);
+    assert!(out.contains(": Mounted from c/bb"), "{out}");
+    assert!(!out.contains(": Pushed"), "{out}");
+    assert_eq!(registry_digest(&h, &other), registry_digest(&h, &bb));
+
+    // A registry that is gone is a clear error.
+    drop(reg);
+    let gone = h.berth(&["image", "push", &other]);
+    assert!(!gone.status.success());
+    let err = String::from_utf8_lossy(&gone.stderr);
+    assert!(err.contains("cannot reach registry"), "{err}");
+}
