@@ -222,3 +222,88 @@ fn compose_push_sends_built_images_and_mounts_across_repositories() {
     let err = String::from_utf8_lossy(&gone.stderr);
     assert!(err.contains("cannot reach registry"), "{err}");
 }
+
+#[test_with::root()]
+#[test_with::executable(ip, nsenter, skopeo, curl, docker-registry, python3)]
+#[test]
+fn push_uses_berth_login_credentials() {
+    host::require_tools();
+    let h = Host::new("apush");
+    h.busybox_image();
+    let reg = Registry::start_with_basic_auth(&h, "alice", "s3cret");
+    let name = format!("{}/a/busybox:1", reg.addr);
+    h.ok(&["image", "tag", "busybox:e2e", &name]);
+    let config = h.dir.path().join("docker-config");
+    let berth = |args: &str| {
+        h.sh(&format!(
+            "DOCKER_CONFIG={} {} --root {} --run {} {args}",
+            config.display(),
+            berth_tests::berth_bin().display(),
+            h.root.display(),
+            h.run.display()
+        ))
+    };
+
+    // Without credentials the registry refuses, and berth says how to fix it.
+    let out = berth(&format!("image push {name}"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unauthorized") && err.contains("berth login"),
+        "{err}"
+    );
+
+    let bad = berth(&format!("login -u alice -p wrong {}", reg.addr));
+    assert!(!bad.status.success());
+    let login = berth(&format!("login -u alice -p s3cret {}", reg.addr));
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let out = berth(&format!("image push {name}"));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(": Pushed"), "{text}");
+    let digest = pushed_digest(&text, "1");
+    let inspect = h.sh(&format!(
+        "skopeo inspect --tls-verify=false --creds alice:s3cret --format '{{{{.Digest}}}}' docker://{name}"
+    ));
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), digest);
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter, skopeo, curl, docker-registry, python3)]
+#[test]
+fn docker_push_passes_the_clis_credentials() {
+    host::require_tools();
+    let h = Host::new("dkapush");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    let reg = Registry::start_with_basic_auth(&h, "alice", "s3cret");
+    let name = format!("{}/d/busybox:1", reg.addr);
+    docker.ok(&["tag", "busybox:e2e", &name]);
+    let err = docker.fails(&["push", &name]);
+    assert!(err.contains("unauthorized"), "{err}");
+
+    // The CLI sends what its config holds for the registry as X-Registry-Auth.
+    std::fs::write(
+        docker.config_dir().join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"YWxpY2U6czNjcmV0"}}}}}}"#,
+            reg.addr
+        ),
+    )
+    .expect("docker config");
+    let out = docker.ok(&["push", &name]);
+    assert!(out.contains("Pushed"), "{out}");
+    let digest = pushed_digest(&out, "1");
+    let inspect = h.sh(&format!(
+        "skopeo inspect --tls-verify=false --creds alice:s3cret --format '{{{{.Digest}}}}' docker://{name}"
+    ));
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), digest);
+}

@@ -578,33 +578,32 @@ pub fn push_image(
 ) -> anyhow::Result<()> {
     use berth_runtime::image::push::{self, PushProgress};
     let r: berth_runtime::image::Reference = reference.parse()?;
-    let lines = std::sync::Mutex::new(Vec::new());
+    if !quiet {
+        writeln!(out, "The push refers to repository [{}]", r.name())?;
+        out.flush()?;
+    }
+    // Progress comes on this thread, between our own writes: each line goes out as it happens.
     let show = |p: PushProgress| {
+        if quiet {
+            return;
+        }
         let line = match p {
             PushProgress::Pushing(..) => return,
             PushProgress::Pushed(d) => format!("{}: Pushed", d.short()),
             PushProgress::Exists(d) => format!("{}: Layer already exists", d.short()),
             PushProgress::Mounted(d, from) => format!("{}: Mounted from {from}", d.short()),
         };
-        if let Ok(mut l) = lines.lock() {
-            l.push(line);
-        }
+        println!("{line}");
     };
-    if !quiet {
-        writeln!(out, "The push refers to repository [{}]", r.name())?;
-    }
     let res = push::push(store, reference, opts, &show)?;
-    if !quiet {
-        for l in lines.into_inner().unwrap_or_default() {
-            writeln!(out, "{l}")?;
-        }
+    if quiet {
+        writeln!(out, "{}", res.digest)?;
+    } else {
         writeln!(
             out,
             "{}: digest: {} size: {}",
             res.tag, res.digest, res.size
         )?;
-    } else {
-        writeln!(out, "{}", res.digest)?;
     }
     Ok(())
 }
