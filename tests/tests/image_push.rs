@@ -307,3 +307,103 @@ fn docker_push_passes_the_clis_credentials() {
     ));
     assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), digest);
 }
+
+/// A TCP proxy (python3, in the host's namespace) from `listen` to `target` that cuts a
+/// connection once its client has sent more than `limit` bytes: a registry that drops the
+/// connection in the middle of a blob.
+const CUTTING_PROXY: &str = r#"
+import socket, sys, threading
+listen, target, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def addr(s):
+    h, p = s.rsplit(":", 1)
+    return (h, int(p))
+def serve(c):
+    u = socket.create_connection(addr(target))
+    def back():
+        try:
+            while True:
+                b = u.recv(65536)
+                if not b:
+                    break
+                c.sendall(b)
+        except OSError:
+            pass
+        finally:
+            try: c.shutdown(socket.SHUT_RDWR)
+            except OSError: pass
+    threading.Thread(target=back, daemon=True).start()
+    sent = 0
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            sent += len(b)
+            if sent > limit:
+                break
+            u.sendall(b)
+    except OSError:
+        pass
+    for s in (c, u):
+        try: s.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+        s.close()
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(addr(listen))
+l.listen(16)
+print("ready", flush=True)
+while True:
+    c, _ = l.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+
+#[test_with::root()]
+#[test_with::executable(ip, nsenter, skopeo, curl, docker-registry, python3)]
+#[test]
+fn a_connection_cut_mid_blob_leaves_no_manifest() {
+    host::require_tools();
+    let h = Host::new("cutpush");
+    h.busybox_image();
+    let reg = Registry::start(&h);
+    let script = h.dir.path().join("proxy.py");
+    std::fs::write(&script, CUTTING_PROXY).expect("proxy script");
+    let proxy_addr = "127.0.0.1:5001";
+    let mut proxy = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", h.ns))
+        .arg("python3")
+        .arg(&script)
+        .args([proxy_addr, &reg.addr, "200000"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start proxy");
+    let mut ready = String::new();
+    if let Some(out) = proxy.stdout.as_mut() {
+        use std::io::BufRead;
+        let _ = std::io::BufReader::new(out).read_line(&mut ready);
+    }
+    assert_eq!(ready.trim(), "ready");
+
+    let cut = format!("{proxy_addr}/t/cut:1");
+    h.ok(&["image", "tag", "busybox:e2e", &cut]);
+    let out = h.berth(&["image", "push", &cut]);
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("broke off") && err.contains("no manifest was pushed"),
+        "{err}"
+    );
+    // The registry has no manifest for it: nothing half-pushed is reachable by the tag.
+    let inspect = h.sh(&format!(
+        "skopeo inspect --tls-verify=false docker://{}/t/cut:1",
+        reg.addr
+    ));
+    assert!(!inspect.status.success(), "a manifest was pushed");
+    // Straight to the registry the same image pushes whole.
+    let direct = format!("{}/t/cut:1", reg.addr);
+    h.ok(&["image", "tag", "busybox:e2e", &direct]);
+    let out = h.ok(&["image", "push", &direct]);
+    assert_eq!(registry_digest(&h, &direct), pushed_digest(&out, "1"));
+}

@@ -184,10 +184,25 @@ fn push_blob(
     expect(client, &resp, &start, &what, &[202])?;
     let session = location(client, &resp, &start)?;
     starting();
+    let broken = |e: RegistryError| match e {
+        RegistryError::Unreachable {
+            registry,
+            url,
+            source,
+        } => RegistryError::UploadBroken {
+            what: format!("blob {d}"),
+            registry,
+            url,
+            source,
+        },
+        other => other,
+    };
     let octet = [("Content-Type", "application/octet-stream")];
     let put_url = if streamed {
         // Length unknown until the tar is made: one chunked PATCH, then a PUT that closes it.
-        let resp = client.exchange("PATCH", &session, &octet, &what, body)?;
+        let resp = client
+            .exchange("PATCH", &session, &octet, &what, body)
+            .map_err(broken)?;
         expect(client, &resp, &session, &what, &[202, 204])?;
         with_digest(&location(client, &resp, &session)?, d)
     } else {
@@ -196,10 +211,11 @@ fn push_blob(
     let resp = if streamed {
         client.exchange("PUT", &put_url, &octet, &what, &|| {
             Ok(Payload::Bytes(Vec::new()))
-        })?
+        })
     } else {
-        client.exchange("PUT", &put_url, &octet, &what, body)?
-    };
+        client.exchange("PUT", &put_url, &octet, &what, body)
+    }
+    .map_err(broken)?;
     expect(client, &resp, &put_url, &what, &[201, 204])?;
     Ok(Outcome::Pushed)
 }

@@ -73,6 +73,18 @@ pub enum RegistryError {
         #[source]
         source: ureq::Error,
     },
+    /// An upload broke off (the registry keeps no manifest that refers to the blob).
+    #[error("upload of {what} to {registry} broke off ({url}); no manifest was pushed, push again")]
+    UploadBroken {
+        /// "layer sha256:…" or "config sha256:…".
+        what: String,
+        /// The registry.
+        registry: String,
+        /// The URL.
+        url: String,
+        #[source]
+        source: ureq::Error,
+    },
     /// Any other HTTP status.
     #[error("{url}: HTTP {status}")]
     Http {
