@@ -193,7 +193,7 @@ fn push_blob(
             what: format!("blob {d}"),
             registry,
             url,
-            source,
+            source: Box::new(source),
         },
         other => other,
     };

@@ -83,7 +83,7 @@ pub enum RegistryError {
         /// The URL.
         url: String,
         #[source]
-        source: ureq::Error,
+        source: Box<ureq::Error>,
     },
     /// Any other HTTP status.
     #[error("{url}: HTTP {status}")]
