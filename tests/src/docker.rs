@@ -32,6 +32,12 @@ impl Docker {
         }
     }
 
+    /// The CLI's `DOCKER_CONFIG` directory (a test writes `config.json` here to give the CLI
+    /// registry credentials).
+    pub fn config_dir(&self) -> &std::path::Path {
+        self.config.path()
+    }
+
     /// `docker ARGS` (bounded to 60 s) with this instance's environment, not yet run.
     pub fn cmd(&self, args: &[&str]) -> Command {
         self.tool("docker", 60, args)

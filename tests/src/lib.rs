@@ -9,5 +9,6 @@ pub mod binary;
 pub mod container_util;
 pub mod docker;
 pub mod host;
+pub mod registry;
 
 pub use binary::berth_bin;

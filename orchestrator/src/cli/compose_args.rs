@@ -71,6 +71,8 @@ pub enum StackCommand {
     Convert(super::convert::ConvertArgs),
     /// Follow the services' develop.watch rules: sync, restart or rebuild on file changes
     Watch(super::compose_watch::WatchArgs),
+    /// Push the images of services that are built (`build:` and `image:`)
+    Push(super::compose_push::PushArgs),
 }
 
 /// `berth up`.
@@ -555,5 +557,6 @@ pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
         StackCommand::Events(args) => super::compose_lifecycle::events(g, args),
         StackCommand::Convert(args) => super::convert::run(g, args),
         StackCommand::Watch(args) => super::compose_watch::watch(g, args),
+        StackCommand::Push(args) => super::compose_push::push(g, args),
     }
 }

@@ -167,6 +167,17 @@ pub enum ImageCommand {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Push an image to a registry
+    Push {
+        /// Image reference (`registry/repository:tag`)
+        reference: String,
+        /// Registry (host[:port]) to reach over plain HTTP (loopback registries always are)
+        #[arg(long = "insecure-registry", value_name = "HOST")]
+        insecure: Vec<String>,
+        /// Suppress progress output
+        #[arg(short, long)]
+        quiet: bool,
+    },
 }
 
 /// `berth builder` subcommands.
@@ -199,7 +210,8 @@ pub struct LogoutArgs {
     pub server: Option<String>,
 }
 
-fn open_store(g: &GlobalOpts) -> anyhow::Result<ImageStore> {
+/// The image store under `--root`.
+pub(crate) fn open_store(g: &GlobalOpts) -> anyhow::Result<ImageStore> {
     ImageStore::open(&g.root)
         .with_context(|| format!("opening the image store under {}", g.root.display()))
 }
@@ -540,8 +552,60 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             }
             writeln!(out, "{}", img.id)?;
         }
+        ImageCommand::Push {
+            reference,
+            insecure,
+            quiet,
+        } => {
+            let opts = registry::PullOptions {
+                insecure,
+                ..Default::default()
+            };
+            push_image(&store, &reference, &opts, quiet, &mut out)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pushes one image, printing what `docker push` prints: the repository, a line per layer,
+/// and `TAG: digest: sha256:… size: N`.
+pub fn push_image(
+    store: &berth_runtime::image::ImageStore,
+    reference: &str,
+    opts: &registry::PullOptions,
+    quiet: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    use berth_runtime::image::push::{self, PushProgress};
+    let r: berth_runtime::image::Reference = reference.parse()?;
+    if !quiet {
+        writeln!(out, "The push refers to repository [{}]", r.name())?;
+        out.flush()?;
+    }
+    // Progress comes on this thread, between our own writes: each line goes out as it happens.
+    let show = |p: PushProgress| {
+        if quiet {
+            return;
+        }
+        let line = match p {
+            PushProgress::Pushing(..) => return,
+            PushProgress::Pushed(d) => format!("{}: Pushed", d.short()),
+            PushProgress::Exists(d) => format!("{}: Layer already exists", d.short()),
+            PushProgress::Mounted(d, from) => format!("{}: Mounted from {from}", d.short()),
+        };
+        println!("{line}");
+    };
+    let res = push::push(store, reference, opts, &show)?;
+    if quiet {
+        writeln!(out, "{}", res.digest)?;
+    } else {
+        writeln!(
+            out,
+            "{}: digest: {} size: {}",
+            res.tag, res.digest, res.size
+        )?;
+    }
+    Ok(())
 }
 
 /// One progress bar per layer being downloaded (hidden when stderr is not a terminal).

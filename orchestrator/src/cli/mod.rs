@@ -9,6 +9,7 @@ mod completion;
 mod compose_args;
 mod compose_containers;
 mod compose_lifecycle;
+mod compose_push;
 mod compose_watch;
 mod container;
 mod convert;

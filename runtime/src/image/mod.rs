@@ -41,6 +41,7 @@ pub mod bootstrap;
 pub mod diff;
 pub mod digest;
 pub mod lock;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod store;

@@ -73,6 +73,18 @@ pub enum RegistryError {
         #[source]
         source: ureq::Error,
     },
+    /// An upload broke off (the registry keeps no manifest that refers to the blob).
+    #[error("upload of {what} to {registry} broke off ({url}); no manifest was pushed, push again")]
+    UploadBroken {
+        /// "layer sha256:…" or "config sha256:…".
+        what: String,
+        /// The registry.
+        registry: String,
+        /// The URL.
+        url: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
     /// Any other HTTP status.
     #[error("{url}: HTTP {status}")]
     Http {
@@ -325,6 +337,20 @@ pub struct Client {
     creds: Option<(String, String)>,
     auth: Mutex<Option<String>>,
     opts: PullOptions,
+    /// The access a token is asked for when the challenge names no scope.
+    actions: &'static str,
+}
+
+/// A request body, made again for each attempt.
+pub(crate) enum Payload {
+    /// No body.
+    Empty,
+    /// Bytes in memory (a manifest).
+    Bytes(Vec<u8>),
+    /// A stored blob (its length is sent).
+    File(std::fs::File),
+    /// A stream of unknown length (sent chunked).
+    Stream(Box<dyn io::Read + Send>),
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -368,33 +394,100 @@ impl Client {
             creds,
             auth: Mutex::new(None),
             opts: opts.clone(),
+            actions: "pull",
         })
+    }
+
+    /// A client that asks for `push,pull` access, for pushing to `r`'s repository.
+    pub fn for_push(r: &Reference, opts: &PullOptions) -> Result<Client> {
+        let mut c = Client::new(r, opts)?;
+        c.actions = "push,pull";
+        Ok(c)
+    }
+
+    /// The registry's base URL (`http[s]://host[:port]`).
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The registry (`host[:port]`).
+    pub(crate) fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The repository path.
+    pub(crate) fn repository(&self) -> &str {
+        &self.repository
     }
 
     fn current_auth(&self) -> Option<String> {
         self.auth.lock().ok().and_then(|a| a.clone())
     }
 
-    /// GET with auth, the token dance on 401, retries on network errors and 5xx.
+    /// GET with auth, the token dance on 401, retries on network errors and 5xx; any other
+    /// failure status is an error.
     fn get(
         &self,
         url: &str,
         accept: Option<&str>,
         what: &str,
     ) -> Result<ureq::http::Response<ureq::Body>> {
+        let headers: Vec<(&str, &str)> = accept.map(|a| ("Accept", a)).into_iter().collect();
+        let resp = self.exchange("GET", url, &headers, what, &|| Ok(Payload::Empty))?;
+        match resp.status().as_u16() {
+            401 | 403 => Err(RegistryError::Unauthorized {
+                registry: self.registry.clone(),
+                reference: what.to_owned(),
+            }),
+            404 => Err(RegistryError::NotFound {
+                reference: what.to_owned(),
+                registry: self.registry.clone(),
+            }),
+            _ if resp.status().is_success() => Ok(resp),
+            status => Err(RegistryError::Http {
+                url: url.to_owned(),
+                status,
+            }),
+        }
+    }
+
+    /// One request with auth (the token dance on the first 401), retried on network errors,
+    /// 5xx and 429 with a fresh body from `body`. Every other status is the caller's to judge
+    /// (a 401 here means the credentials were refused).
+    pub(crate) fn exchange(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        what: &str,
+        body: &dyn Fn() -> Result<Payload>,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         let mut delay = self.opts.backoff;
         let mut attempt = 0;
         let mut authed_once = false;
         loop {
             attempt += 1;
-            let mut req = self.agent.get(url);
-            if let Some(a) = accept {
-                req = req.header("Accept", a);
+            let mut req = ureq::http::Request::builder().method(method).uri(url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
             }
             if let Some(h) = self.current_auth() {
                 req = req.header("Authorization", &h);
             }
-            match req.call() {
+            let sent = match body()? {
+                Payload::Empty => req.body(()).map(|r| self.agent.run(r)),
+                Payload::Bytes(b) => req.body(b).map(|r| self.agent.run(r)),
+                Payload::File(f) => req.body(f).map(|r| self.agent.run(r)),
+                Payload::Stream(s) => req
+                    .body(ureq::SendBody::from_owned_reader(s))
+                    .map(|r| self.agent.run(r)),
+            };
+            let sent = sent.map_err(|e| RegistryError::Protocol {
+                what: "request",
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+            match sent {
                 Ok(resp) if resp.status().as_u16() == 401 && !authed_once => {
                     authed_once = true;
                     let challenge = resp
@@ -415,18 +508,6 @@ impl Client {
                     attempt -= 1;
                     continue;
                 }
-                Ok(resp) if resp.status().as_u16() == 401 || resp.status().as_u16() == 403 => {
-                    return Err(RegistryError::Unauthorized {
-                        registry: self.registry.clone(),
-                        reference: what.to_owned(),
-                    });
-                }
-                Ok(resp) if resp.status().as_u16() == 404 => {
-                    return Err(RegistryError::NotFound {
-                        reference: what.to_owned(),
-                        registry: self.registry.clone(),
-                    });
-                }
                 Ok(resp) if resp.status().is_server_error() || resp.status().as_u16() == 429 => {
                     if attempt >= self.opts.attempts {
                         return Err(RegistryError::Http {
@@ -436,13 +517,7 @@ impl Client {
                     }
                     tracing::warn!(%url, status = resp.status().as_u16(), attempt, "registry error, retrying");
                 }
-                Ok(resp) if resp.status().is_success() => return Ok(resp),
-                Ok(resp) => {
-                    return Err(RegistryError::Http {
-                        url: url.to_owned(),
-                        status: resp.status().as_u16(),
-                    });
-                }
+                Ok(resp) => return Ok(resp),
                 Err(e) => {
                     if attempt >= self.opts.attempts {
                         return Err(RegistryError::Unreachable {
@@ -486,7 +561,7 @@ impl Client {
             .params
             .get("scope")
             .cloned()
-            .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
+            .unwrap_or_else(|| format!("repository:{}:{}", self.repository, self.actions));
         let mut req = self.agent.get(&realm).query("scope", &scope);
         if let Some(service) = ch.params.get("service") {
             req = req.query("service", service);

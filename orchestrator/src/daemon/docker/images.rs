@@ -5,7 +5,8 @@
 //! Docker's 409 words for an image a container uses).
 //!
 //! Listing, inspect and history are in `images_list.rs`; save, load and import in
-//! `images_archive.rs`; pull in `images_pull.rs`.
+//! `images_archive.rs`; pull in `images_pull.rs`; push in
+//! `images_push.rs`.
 
 use std::sync::Arc;
 
@@ -33,6 +34,8 @@ pub(super) enum Route {
     Load,
     /// `POST /images/create`: pull (`fromImage`) or import (`fromSrc`).
     Create,
+    /// `POST /images/{name}/push?tag=`.
+    Push(String),
 }
 
 impl Route {
@@ -59,7 +62,9 @@ impl Route {
                 .map(Route::Inspect)
                 .or_else(|| named("/history").map(Route::History))
                 .or_else(|| named("/get").map(|n| Route::Save(Some(n)))),
-            Method::POST => named("/tag").map(Route::Tag),
+            Method::POST => named("/tag")
+                .map(Route::Tag)
+                .or_else(|| named("/push").map(Route::Push)),
             Method::DELETE => named("").map(Route::Remove),
             _ => None,
         }
@@ -98,6 +103,7 @@ pub(super) async fn serve(
         Route::Prune => prune(docker, query).await,
         Route::Save(name) => super::images_archive::save(docker, name, query).await,
         Route::Load => super::images_archive::load(docker, req, query).await,
+        Route::Push(name) => super::images_push::push(docker, req, &name, query).await,
         Route::Create => {
             if query::get(query, "fromSrc").is_some_and(|s| !s.is_empty()) {
                 super::images_archive::import(docker, req, query).await
@@ -370,7 +376,10 @@ mod tests {
             Some(Route::Save(Some("busybox".into())))
         );
         assert_eq!(p(&Method::POST, "/images/create"), Some(Route::Create));
-        assert_eq!(p(&Method::POST, "/images/x/push"), None);
+        assert_eq!(
+            p(&Method::POST, "/images/127.0.0.1:5000/x/push"),
+            Some(Route::Push("127.0.0.1:5000/x".into()))
+        );
         assert_eq!(p(&Method::GET, "/images//json"), None);
         assert_eq!(p(&Method::GET, "/images/search"), None);
     }

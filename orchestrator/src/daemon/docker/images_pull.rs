@@ -45,7 +45,7 @@ fn reference(q: &str) -> Result<String, ApiError> {
 }
 
 /// The credentials of an `X-Registry-Auth` header (base64url JSON), if it carries any.
-fn credentials(header: Option<&str>) -> Option<(String, String)> {
+pub(super) fn credentials(header: Option<&str>) -> Option<(String, String)> {
     let raw = header?.trim();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(raw.trim_end_matches('='))
@@ -69,6 +69,26 @@ fn credentials(header: Option<&str>) -> Option<(String, String)> {
     let auth = String::from_utf8(auth).ok()?;
     auth.split_once(':')
         .map(|(u, p)| (u.to_string(), p.to_string()))
+}
+
+/// Options whose credentials are the `X-Registry-Auth` header's, written to a Docker config of
+/// this request's own (kept while the returned directory lives), never to the daemon's.
+pub(super) fn header_auth(
+    creds: Option<&(String, String)>,
+    registry_host: &str,
+) -> (PullOptions, Option<tempfile::TempDir>) {
+    let mut opts = PullOptions::default();
+    let Some((user, password)) = creds else {
+        return (opts, None);
+    };
+    let Ok(dir) = tempfile::tempdir() else {
+        return (opts, None);
+    };
+    let file = dir.path().join("config.json");
+    if registry::store_credentials(&file, registry_host, Some((user, password))).is_ok() {
+        opts.auth_file = Some(file);
+    }
+    (opts, Some(dir))
 }
 
 /// One progress event in Docker's words (the layer id is its short digest).
@@ -133,16 +153,7 @@ pub(super) async fn pull(
     let n = name.clone();
     tokio::task::spawn_blocking(move || {
         let before = store.resolve_id(&n).ok();
-        let mut opts = PullOptions::default();
-        // The header's credentials, in a Docker config of this pull's own.
-        let dir = tempfile::tempdir();
-        if let (Some((user, password)), Ok(dir)) = (&creds, &dir) {
-            let file = dir.path().join("config.json");
-            if registry::store_credentials(&file, &parsed.registry, Some((user, password))).is_ok()
-            {
-                opts.auth_file = Some(file);
-            }
-        }
+        let (opts, _dir) = header_auth(creds.as_ref(), &parsed.registry);
         let totals = Mutex::new(HashMap::new());
         let ptx = Mutex::new(tx.clone());
         let show = |p: Progress| {

@@ -30,6 +30,7 @@ mod images;
 mod images_archive;
 mod images_list;
 mod images_pull;
+mod images_push;
 mod images_stream;
 mod logs;
 mod name_filter;

@@ -17,7 +17,6 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/build/prune"),
     ("POST", "/build/cancel"),
     ("GET", "/images/search"),
-    ("POST", "/images/{*}/push"),
     ("GET", "/distribution/{*}/json"),
     // Networks.
     // Volumes.
@@ -106,7 +105,10 @@ mod tests {
     fn docker_routes_are_known_others_are_not() {
         assert!(is_docker_route(&Method::GET, "/containers/abc/checkpoints"));
         assert!(is_docker_route(&Method::GET, "/containers/abc/attach/ws"));
-        assert!(is_docker_route(&Method::POST, "/images/ghcr.io/a/b:1/push"));
+        assert!(is_docker_route(
+            &Method::POST,
+            "/plugins/ghcr.io/a/b:1/push"
+        ));
         assert!(is_docker_route(&Method::POST, "/swarm/init"));
         assert!(!is_docker_route(&Method::GET, "/containers/abc/attach"));
         assert!(!is_docker_route(&Method::GET, "/containers//json"));
