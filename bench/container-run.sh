@@ -64,7 +64,8 @@ DOCKER_API=${DOCKER_API:-0}
 if [ "$DOCKER_API" = 1 ]; then
   tar -C "$rootfs" -cf "$work/rootfs-api.tar" .
   "${B[@]}" image import "$work/rootfs-api.tar" berth-bench/busybox:run >/dev/null
-  BDOCKER=(env DOCKER_HOST="unix://$work/run/docker.sock" DOCKER_CONFIG="$work/docker-config" docker)
+  # `system docker-host` starts the daemon (and its Docker socket) when none runs.
+  BDOCKER=(env DOCKER_HOST="$("${B[@]}" system docker-host)" DOCKER_CONFIG="$work/docker-config" docker)
   BIMG=(run --rm --network none berth-bench/busybox:run true)
   "${BDOCKER[@]}" "${BIMG[@]}"; "${B[@]}" container "${BIMG[@]}" # warm-up
 fi

@@ -113,7 +113,21 @@ fn docker_cli_lists_inspects_tags_and_removes_images() {
     // An untagged import is dangling; prune removes it, and berth's CLI no longer lists it.
     let tar = h.dir.path().join("rootfs.tar");
     h.ok(&["image", "import", &tar.display().to_string(), "keep:1"]);
-    let out = h.ok(&["image", "import", &tar.display().to_string()]);
+    // Another content: the same tar imported within the same second is the same image (its
+    // config, creation time included, is identical), tagged `keep:1`, not dangling.
+    let other = h.dir.path().join("other.tar");
+    std::fs::copy(&tar, &other).expect("copy tar");
+    std::fs::write(h.dir.path().join("extra"), "other\n").expect("extra file");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(h.dir.path())
+        .arg("-rf")
+        .arg(&other)
+        .arg("extra")
+        .status()
+        .expect("tar -r");
+    assert!(st.success(), "tar -r");
+    let out = h.ok(&["image", "import", &other.display().to_string()]);
     let dangling = out.trim().to_string();
     let ls = docker.ok(&["images", "--no-trunc", "-q", "--filter", "dangling=true"]);
     assert_eq!(ls.trim(), dangling, "{ls}");

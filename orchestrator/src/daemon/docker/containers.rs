@@ -387,6 +387,25 @@ pub(super) fn flag(query: &str, key: &str) -> bool {
     query::get(query, key).is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "False"))
 }
 
+/// The pauses between two looks of a wait: 1 ms doubling to 50 ms, so that a short run
+/// (`docker run --rm IMG true` ends within milliseconds of its start) is seen at once while a
+/// long wait costs no more than a look every 50 ms.
+#[derive(Debug)]
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(Duration::from_millis(1))
+    }
+}
+
+impl Backoff {
+    fn sleep(&mut self) {
+        std::thread::sleep(self.0);
+        self.0 = (self.0 * 2).min(Duration::from_millis(50));
+    }
+}
+
 /// `POST /containers/{id}/wait?condition=`: answers 200 at once (Docker's clients wait for
 /// the headers before they start the container) and, once the container is not running
 /// (`not-running`, the default), has run and exited (`next-exit`) or is gone (`removed`), the
@@ -411,12 +430,13 @@ async fn wait(docker: &Arc<Docker>, what: &str, query: &str) -> Result<Response<
         let waited = blocking(move || {
             if condition == "next-exit" {
                 // The exit of a run to come: wait for it to start (or to be gone).
+                let mut pause = Backoff::default();
                 while !rt.is_running(&rec) && rec.dir.exists() {
                     // A run short enough to start and end between two looks: as watched.
                     if let Some(code) = super::attach::exit_since(&rec.id, began, Duration::ZERO) {
                         return Ok(code);
                     }
-                    std::thread::sleep(Duration::from_millis(50));
+                    pause.sleep();
                 }
             }
             let mut code = if rec.dir.exists() {
@@ -425,8 +445,9 @@ async fn wait(docker: &Arc<Docker>, what: &str, query: &str) -> Result<Response<
                 0
             };
             if condition == "removed" {
+                let mut pause = Backoff::default();
                 while rec.dir.exists() {
-                    std::thread::sleep(Duration::from_millis(50));
+                    pause.sleep();
                 }
                 // The run that ended in the removal (`docker run --rm`), as watched.
                 code = super::attach::exit_since(&rec.id, began, Duration::from_secs(2))
