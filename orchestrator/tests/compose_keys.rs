@@ -220,7 +220,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     (
         "services.*.deploy.restart_policy",
-        Warned("services.all.deploy.restart_policy"),
+        Engine(".restart_policy"),
     ),
     (
         "services.*.deploy.placement",

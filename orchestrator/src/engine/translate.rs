@@ -209,9 +209,15 @@ pub fn service_spec(
             }
         }
     }
-    let restart_policy = match svc.restart.as_deref() {
-        None => RestartPolicy::default(),
-        Some(r) => RestartPolicy::parse(r).map_err(|e| spec_err("restart", e))?,
+    let restart_policy = match (
+        svc.restart.as_deref(),
+        svc.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()),
+    ) {
+        (Some(r), _) => RestartPolicy::parse(r).map_err(|e| spec_err("restart", e))?,
+        (None, Some(p)) => {
+            deploy_restart(p).map_err(|e| spec_err("deploy.restart_policy.condition", e))?
+        }
+        (None, None) => RestartPolicy::default(),
     };
     // Published ports go on the first network; a service on no network publishes nothing.
     let (port_bindings, exposed_ports) = if own_network && !svc.networks.is_empty() {
@@ -299,6 +305,31 @@ pub fn service_spec(
         host_config,
         networking_config,
         ..Default::default()
+    })
+}
+
+/// `deploy.restart_policy` as the engine's policy, the way Docker Compose maps it when
+/// `restart:` is absent: `none` is no restart, `any` always, `on-failure` with `max_attempts`
+/// as its retry count (`delay` and `window` are Swarm's and not applied).
+fn deploy_restart(p: &crate::compose::RestartPolicy) -> Result<RestartPolicy, String> {
+    let name = match p.condition.as_deref() {
+        None | Some("none") | Some("no") => "no",
+        Some("any") | Some("always") => "always",
+        Some("on-failure") => "on-failure",
+        Some("unless-stopped") => "unless-stopped",
+        Some(other) => {
+            return Err(format!(
+                "{other:?} is not a restart condition (none, on-failure or any)"
+            ));
+        }
+    };
+    Ok(RestartPolicy {
+        name: name.into(),
+        maximum_retry_count: if name == "on-failure" {
+            p.max_attempts.unwrap_or(0)
+        } else {
+            0
+        },
     })
 }
 
@@ -522,6 +553,23 @@ networks:
   front: { enable_ipv6: true }
   back:
 "#;
+
+    #[test]
+    fn deploy_restart_policy_maps_as_compose_does() {
+        let p = |c: &str, n: Option<u32>| crate::compose::RestartPolicy {
+            condition: Some(c.into()),
+            max_attempts: n,
+            ..Default::default()
+        };
+        let label = |c, n| deploy_restart(&p(c, n)).expect("valid").label();
+        assert_eq!(
+            label("on-failure", Some(2)).as_deref(),
+            Some("on-failure:2")
+        );
+        assert_eq!(label("any", Some(2)).as_deref(), Some("always"));
+        assert_eq!(label("none", None), None);
+        assert!(deploy_restart(&p("sometimes", None)).is_err());
+    }
 
     #[test]
     fn a_service_lowers_into_the_docker_create_body() {

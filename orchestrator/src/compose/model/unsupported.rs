@@ -122,8 +122,11 @@ impl Service {
             if !d.labels.is_empty() {
                 out.push("deploy.labels (Swarm service labels; use labels: for the container)");
             }
-            if d.restart_policy.is_some() {
-                out.push("deploy.restart_policy (berth applies restart:)");
+            if d.restart_policy
+                .as_ref()
+                .is_some_and(|p| p.delay.is_some() || p.window.is_some())
+            {
+                out.push("deploy.restart_policy delay/window (Swarm only)");
             }
             if d.endpoint_mode.is_some() {
                 out.push("deploy.endpoint_mode");
