@@ -237,9 +237,9 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.develop", Engine(".develop")),
     (
         "services.*.device_cgroup_rules",
-        Warned("services.all.device_cgroup_rules"),
+        Engine(".device_cgroup_rules"),
     ),
-    ("services.*.devices", Warned("services.all.devices")),
+    ("services.*.devices", Engine("path_on_host: d.source")),
     ("services.*.dns", Engine(".dns")),
     ("services.*.dns_opt", Engine(".dns_opt")),
     ("services.*.dns_search", Engine(".dns_search")),

@@ -73,3 +73,125 @@ fn deploy_restart_policy_is_enforced_when_restart_is_absent() {
     assert_eq!(runs(&host, "dr-ignored-1", "run"), 1, "restart: wins");
     down_clean(&host);
 }
+
+/// A compose file with a host device node (`c 42:1`, a major no driver registers, so an open
+/// the cgroup allows fails with ENXIO and one it forbids with EPERM).
+fn devices_file(node: &str) -> String {
+    format!(
+        r#"
+name: dv
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  network_mode: none
+services:
+  dev:
+    <<: *quick
+    devices: ["{node}:/dev/x42:r"]
+    command: ["sh", "-c", "stat -c 'node %t:%T' /dev/x42; cat /dev/x42; echo > /dev/x42; echo done; exec sleep 3600"]
+  rules:
+    <<: *quick
+    device_cgroup_rules: ["c 42:2 r"]
+    command: ["sh", "-c", "mknod /tmp/a c 42 2; mknod /tmp/b c 42 3; cat /tmp/a; cat /tmp/b; echo done; exec sleep 3600"]
+"#
+    )
+}
+
+fn logs_when_done(host: &Host, container: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let out = host.berth(&["container", "logs", container]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if text.contains("done") || start.elapsed() > Duration::from_secs(20) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `devices` binds the host node (its major:minor) and allows it with its permissions only;
+/// `device_cgroup_rules` allows what it names and nothing more; `container run --device`
+/// does the same as `devices`.
+#[test_with::root()]
+#[test]
+fn devices_and_device_cgroup_rules_are_enforced_inside() {
+    host::require_tools();
+    let host = Host::new("dv");
+    host.busybox_image();
+    let node = host.dir.path().join("n42");
+    let made = std::process::Command::new("mknod")
+        .arg(&node)
+        .args(["c", "42", "1"])
+        .status()
+        .expect("mknod");
+    assert!(made.success());
+    let node = node.display().to_string();
+    std::fs::write(host.stack.join("compose.yaml"), devices_file(&node)).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("devices"), "no warning: {stderr}");
+
+    let dev = logs_when_done(&host, "dv-dev-1");
+    assert!(dev.contains("node 2a:1"), "the host's node: {dev}");
+    assert!(
+        dev.contains("x42': No such device or address"),
+        "read allowed: {dev}"
+    );
+    assert!(
+        dev.contains("x42: Operation not permitted"),
+        "write refused by the device cgroup: {dev}"
+    );
+    let rules = logs_when_done(&host, "dv-rules-1");
+    assert!(
+        rules.contains("/tmp/a': No such device or address"),
+        "the rule allows 42:2: {rules}"
+    );
+    assert!(
+        rules.contains("/tmp/b': Operation not permitted"),
+        "and not 42:3: {rules}"
+    );
+
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--device",
+        &format!("{node}:/dev/x42:r"),
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "cat /dev/x42; echo > /dev/x42; true",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("x42': No such device or address"), "{text}");
+    assert!(text.contains("x42: Operation not permitted"), "{text}");
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--device",
+        "/etc/hostname",
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a character or block device"),
+        "{:?}",
+        out
+    );
+    down_clean(&host);
+}

@@ -187,9 +187,28 @@ pub struct HostConfig {
     pub cpuset_cpus: String,
     /// Maximum number of tasks.
     pub pids_limit: Option<i64>,
+    /// Host devices to give the container (`--device`).
+    #[serde(deserialize_with = "nullable")]
+    pub devices: Vec<DeviceMapping>,
+    /// Extra device cgroup rules (`c 1:3 mr`, `--device-cgroup-rule`).
+    #[serde(deserialize_with = "nullable")]
+    pub device_cgroup_rules: Vec<String>,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
+}
+
+/// One host device (Docker's `DeviceMapping`): the node, its path in the container (empty:
+/// the host's) and its cgroup permissions (empty: `rwm`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    #[serde(deserialize_with = "nullable")]
+    pub path_on_host: String,
+    #[serde(deserialize_with = "nullable")]
+    pub path_in_container: String,
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup_permissions: String,
 }
 
 /// One `HostConfig.Mounts` entry (`--mount`, Compose long syntax).
@@ -464,10 +483,10 @@ mod tests {
 
     #[test]
     fn fields_berth_does_not_run_are_refused_by_name() {
-        let body = r#"{"Image":"alpine","HostConfig":{"Devices":[{"PathOnHost":"/dev/fuse"}]}}"#;
+        let body = r#"{"Image":"alpine","HostConfig":{"BlkioWeight":10}}"#;
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");
-        assert_eq!(err.field, "HostConfig.Devices");
+        assert_eq!(err.field, "HostConfig.BlkioWeight");
         let body = r#"{"NetworkingConfig":{"EndpointsConfig":{"front":{"Links":["db"]}}}}"#;
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");

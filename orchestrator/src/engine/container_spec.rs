@@ -132,6 +132,7 @@ pub fn translate(name: &str, spec: &ContainerSpec, cx: &Context) -> Result<Trans
         }
         opt.apply(&mut c);
     }
+    devices(hc, &mut c)?;
     c.privileged = hc.privileged;
     c.read_only = hc.readonly_rootfs;
     c.cap_add = hc.cap_add.clone();
@@ -369,6 +370,32 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
         });
     }
     c.anonymous_volumes = anonymous;
+    Ok(())
+}
+
+/// `Devices` and `DeviceCgroupRules`, checked now (the host node must be a device) so the
+/// error names the field.
+fn devices(hc: &HostConfig, c: &mut ContainerConfig) -> Result<(), SpecError> {
+    use berth_runtime::container::devices::{DeviceMapping, parse_rule};
+    for d in &hc.devices {
+        let field = "HostConfig.Devices";
+        let container = match d.path_in_container.as_str() {
+            "" => d.path_on_host.as_str(),
+            p => p,
+        };
+        let permissions = match d.cgroup_permissions.as_str() {
+            "" => "rwm",
+            p => p,
+        };
+        let m = DeviceMapping::new(&d.path_on_host, container, permissions)
+            .map_err(|e| invalid(field, e.to_string()))?;
+        m.rule().map_err(|e| invalid(field, e.to_string()))?;
+        c.devices.push(m);
+    }
+    for r in &hc.device_cgroup_rules {
+        parse_rule(r).map_err(|e| invalid("HostConfig.DeviceCgroupRules", e.to_string()))?;
+        c.device_cgroup_rules.push(r.clone());
+    }
     Ok(())
 }
 

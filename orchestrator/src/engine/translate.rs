@@ -15,8 +15,8 @@ use super::container_spec::Translated;
 use super::container_spec::{Context, SpecError};
 use super::labels;
 use crate::api::container::{
-    ContainerSpec, Empty, EndpointIpam, EndpointSettings, HealthConfig, HostConfig, LogConfig,
-    Mount, NetworkingConfig, PortBinding, RestartPolicy, TmpfsOptions, UlimitSpec,
+    ContainerSpec, DeviceMapping, Empty, EndpointIpam, EndpointSettings, HealthConfig, HostConfig,
+    LogConfig, Mount, NetworkingConfig, PortBinding, RestartPolicy, TmpfsOptions, UlimitSpec,
 };
 use crate::compose::{Port, Project, Service, VolumeType};
 
@@ -280,6 +280,16 @@ pub fn service_spec(
         cpu_quota: svc.cpu_quota.unwrap_or(0),
         cpuset_cpus: svc.cpuset.clone().unwrap_or_default(),
         pids_limit: limits.and_then(|l| l.pids).or(svc.pids_limit),
+        devices: svc
+            .devices
+            .iter()
+            .map(|d| DeviceMapping {
+                path_on_host: d.source.clone(),
+                path_in_container: d.target.clone(),
+                cgroup_permissions: d.permissions.clone().unwrap_or_default(),
+            })
+            .collect(),
+        device_cgroup_rules: svc.device_cgroup_rules.clone(),
         ..Default::default()
     };
     Ok(ContainerSpec {

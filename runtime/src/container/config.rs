@@ -145,6 +145,12 @@ pub struct ContainerConfig {
     /// (`--runtime`, compose `runtime:`).
     #[serde(default)]
     pub oci_runtime: Option<String>,
+    /// Host devices bound into the container and allowed in its device cgroup (`--device`).
+    #[serde(default)]
+    pub devices: Vec<super::devices::DeviceMapping>,
+    /// Extra device cgroup allow rules (`--device-cgroup-rule c 1:3 mr`).
+    #[serde(default)]
+    pub device_cgroup_rules: Vec<String>,
 }
 
 impl ContainerConfig {
@@ -183,6 +189,8 @@ impl ContainerConfig {
             labels: BTreeMap::new(),
             anonymous_volumes: Vec::new(),
             oci_runtime: None,
+            devices: Vec::new(),
+            device_cgroup_rules: Vec::new(),
         }
     }
 }

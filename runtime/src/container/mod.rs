@@ -10,6 +10,7 @@ pub mod commit;
 pub mod config;
 pub mod control;
 pub mod copy;
+pub mod devices;
 pub mod exec;
 mod freeze;
 mod image_ref;

@@ -28,6 +28,8 @@ pub enum SpecError {
     Invalid(#[source] serde_json::Error),
     #[error("--cpus {0} is out of range")]
     Cpus(f64),
+    #[error(transparent)]
+    Device(#[from] super::devices::DeviceError),
 }
 
 /// Docker's default capability set: what a container's root keeps.
@@ -388,6 +390,16 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         }
     }
 
+    // Host devices: the node bound at its path (its major and minor are the host's).
+    let mut device_rules = Vec::new();
+    for d in &cfg.devices {
+        device_rules.push(d.rule()?);
+        mounts.push(json!({"destination": d.container, "type": "bind", "source": d.host, "options": ["rbind", "rprivate"]}));
+    }
+    for r in &cfg.device_cgroup_rules {
+        device_rules.push(super::devices::parse_rule(r)?);
+    }
+
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -420,6 +432,7 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
             devices.push(json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}));
         }
         devices.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
+        devices.extend(device_rules);
         resources.insert("devices".into(), Value::Array(devices));
     }
 

@@ -329,6 +329,15 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
     hc.cpu_shares = a.cpu_shares.map_or(0, |s| s as i64);
     hc.cpuset_cpus = a.cpuset_cpus.clone().unwrap_or_default();
     hc.pids_limit = a.pids_limit;
+    for d in &a.device {
+        let m = berth_runtime::container::devices::DeviceMapping::parse(d)?;
+        hc.devices.push(crate::api::container::DeviceMapping {
+            path_on_host: m.host.display().to_string(),
+            path_in_container: m.container.display().to_string(),
+            cgroup_permissions: m.permissions,
+        });
+    }
+    hc.device_cgroup_rules = a.device_cgroup_rule.clone();
     hc.cap_add = a.cap_add.clone();
     hc.cap_drop = a.cap_drop.clone();
     hc.privileged = a.privileged;

@@ -258,6 +258,12 @@ pub struct RunArgs {
     /// Maximum number of tasks
     #[arg(long = "pids-limit")]
     pids_limit: Option<i64>,
+    /// Host device HOST[:CONTAINER][:PERMISSIONS] (permissions r, w, m)
+    #[arg(long)]
+    device: Vec<String>,
+    /// Device cgroup rule `TYPE MAJOR:MINOR ACCESS` (c 1:3 mr)
+    #[arg(long = "device-cgroup-rule")]
+    device_cgroup_rule: Vec<String>,
     #[arg(long = "cap-add")]
     cap_add: Vec<String>,
     #[arg(long = "cap-drop")]

@@ -20,7 +20,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 35] = [
+        let raw: [(&'static str, bool); 33] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
@@ -32,7 +32,6 @@ impl Service {
             ("label_file", self.label_file.is_some()),
             ("use_api_socket", self.use_api_socket.is_some()),
             ("isolation", self.isolation.is_some()),
-            ("device_cgroup_rules", !self.device_cgroup_rules.is_empty()),
             // Every container gets private IPC and PID namespaces.
             (
                 "ipc",
@@ -66,7 +65,6 @@ impl Service {
                 self.cgroup.as_deref().is_some_and(|m| m != "private"),
             ),
             ("cgroup_parent", self.cgroup_parent.is_some()),
-            ("devices", !self.devices.is_empty()),
             // The per-network `mac_address` is the one berth applies.
             ("mac_address", self.mac_address.is_some()),
             // Only an ordering dependency: no volumes are shared.
