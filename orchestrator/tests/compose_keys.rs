@@ -290,7 +290,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.logging", Engine(".logging")),
     ("services.*.logging.driver", Engine(".driver")),
     ("services.*.logging.options", Engine(".options")),
-    ("services.*.mac_address", Warned("services.all.mac_address")),
+    ("services.*.mac_address", Engine("svc.mac_address")),
     ("services.*.mem_limit", Engine(".mem_limit")),
     (
         "services.*.mem_reservation",
@@ -438,10 +438,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     ("services.*.volumes[].tmpfs", Engine(".tmpfs")),
     ("services.*.volumes[].tmpfs.size", Engine(".size")),
-    (
-        "services.*.volumes[].tmpfs.mode",
-        Warned("services.all.volumes[2].tmpfs.mode"),
-    ),
+    ("services.*.volumes[].tmpfs.mode", Engine("mode: t.mode")),
     (
         "services.*.volumes[].image",
         Refused("image mounts are not supported"),

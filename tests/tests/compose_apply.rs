@@ -195,3 +195,40 @@ fn devices_and_device_cgroup_rules_are_enforced_inside() {
     );
     down_clean(&host);
 }
+
+const MODE_MAC: &str = r#"
+name: mm
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    mac_address: 02:42:ac:11:00:99
+    volumes:
+      - type: tmpfs
+        target: /scratch
+        tmpfs: {size: 1m, mode: 0o1770}
+    command: ["sh", "-c", "stat -c 'mode %a' /scratch; cat /sys/class/net/eth0/address; echo done; exec sleep 3600"]
+"#;
+
+/// A tmpfs mount's `mode` is its root's permission bits; the service-level `mac_address`
+/// is the address of its (first) network's interface.
+#[test_with::root()]
+#[test]
+fn tmpfs_mode_and_service_mac_address_apply() {
+    host::require_tools();
+    let host = Host::new("mm");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), MODE_MAC).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("mac_address") && !stderr.contains("tmpfs.mode"),
+        "no warning: {stderr}"
+    );
+    let logs = logs_when_done(&host, "mm-app-1");
+    assert!(logs.contains("mode 1770"), "{logs}");
+    assert!(logs.contains("02:42:ac:11:00:99"), "{logs}");
+    down_clean(&host);
+}

@@ -156,9 +156,10 @@ pub fn service_spec(
             tmpfs_options: v
                 .tmpfs
                 .as_ref()
-                .and_then(|t| t.size.as_ref())
-                .map(|s| TmpfsOptions {
-                    size_bytes: Some(s.0),
+                .filter(|t| t.size.is_some() || t.mode.is_some())
+                .map(|t| TmpfsOptions {
+                    size_bytes: t.size.as_ref().map(|s| s.0),
+                    mode: t.mode,
                     ..Default::default()
                 }),
             ..Default::default()
@@ -425,6 +426,16 @@ fn service_networks(
             },
         );
         first.get_or_insert_with(|| net.name.clone());
+    }
+    // The service-level `mac_address` is the first network's, unless it sets its own (as
+    // Docker Compose gives it to the primary endpoint).
+    if let Some(mac) = &svc.mac_address
+        && let Some(ep) = first
+            .as_ref()
+            .and_then(|n| config.endpoints_config.get_mut(n))
+        && ep.mac_address.is_empty()
+    {
+        ep.mac_address = mac.clone();
     }
     Ok((config, first.unwrap_or_default()))
 }

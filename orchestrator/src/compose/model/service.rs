@@ -168,8 +168,7 @@ pub struct Service {
     /// Log driver and options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,
-    /// Container MAC address (not run by berth, listed by `Project::unsupported`); the
-    /// per-network `mac_address` is the one berth applies.
+    /// Container MAC address: the first network's, unless that network sets its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
     /// Memory limit in bytes (legacy form of `deploy.resources.limits.memory`, which wins).

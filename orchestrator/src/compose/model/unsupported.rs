@@ -20,7 +20,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 33] = [
+        let raw: [(&'static str, bool); 32] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
@@ -65,8 +65,6 @@ impl Service {
                 self.cgroup.as_deref().is_some_and(|m| m != "private"),
             ),
             ("cgroup_parent", self.cgroup_parent.is_some()),
-            // The per-network `mac_address` is the one berth applies.
-            ("mac_address", self.mac_address.is_some()),
             // Only an ordering dependency: no volumes are shared.
             ("volumes_from", !self.volumes_from.is_empty()),
         ];
@@ -335,9 +333,6 @@ fn mount_options_not_run(v: &ServiceVolume) -> Vec<&'static str> {
                 out.push(key);
             }
         }
-    }
-    if v.tmpfs.as_ref().is_some_and(|t| t.mode.is_some()) {
-        out.push("tmpfs.mode");
     }
     out
 }
