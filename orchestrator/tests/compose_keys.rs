@@ -292,18 +292,9 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.logging.options", Engine(".options")),
     ("services.*.mac_address", Engine("svc.mac_address")),
     ("services.*.mem_limit", Engine(".mem_limit")),
-    (
-        "services.*.mem_reservation",
-        Warned("services.all.mem_reservation"),
-    ),
-    (
-        "services.*.mem_swappiness",
-        Warned("services.all.mem_swappiness"),
-    ),
-    (
-        "services.*.memswap_limit",
-        Warned("services.all.memswap_limit"),
-    ),
+    ("services.*.mem_reservation", Engine("svc.mem_reservation")),
+    ("services.*.mem_swappiness", Engine("svc.mem_swappiness")),
+    ("services.*.memswap_limit", Engine("svc.memswap_limit")),
     ("services.*.models", Warned("services.all.models")),
     ("services.*.network_mode", Engine(".network_mode")),
     ("services.*.networks", Engine(".networks")),

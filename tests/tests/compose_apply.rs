@@ -232,3 +232,76 @@ fn tmpfs_mode_and_service_mac_address_apply() {
     assert!(logs.contains("02:42:ac:11:00:99"), "{logs}");
     down_clean(&host);
 }
+
+const MEMORY: &str = r#"
+name: me
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    network_mode: none
+    mem_limit: 64m
+    mem_reservation: 32m
+    memswap_limit: 128m
+    mem_swappiness: 10
+    command: ["sleep", "3600"]
+"#;
+
+/// A container's cgroup file of the memory controller, found by the container's id.
+fn memory_file(id: &str, file: &str) -> Option<String> {
+    let out = std::process::Command::new("find")
+        .args([
+            "/sys/fs/cgroup",
+            "-maxdepth",
+            "6",
+            "-type",
+            "d",
+            "-name",
+            id,
+        ])
+        .output()
+        .expect("find");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|d| std::path::Path::new(d).join(file))
+        .find(|p| p.exists())
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+}
+
+/// `mem_reservation`, `memswap_limit` and `mem_swappiness` reach the container's memory
+/// cgroup (v1: soft limit, memory+swap limit, swappiness; v2: memory.low, swap.max).
+#[test_with::root()]
+#[test]
+fn memory_reservation_swap_and_swappiness_reach_the_cgroup() {
+    host::require_tools();
+    let host = Host::new("me");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), MEMORY).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("mem"), "no warning: {stderr}");
+    let id = ids(&host).into_iter().next().expect("a container");
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/memory.soft_limit_in_bytes").exists();
+    if v1 {
+        assert_eq!(
+            memory_file(&id, "memory.soft_limit_in_bytes").as_deref(),
+            Some("33554432")
+        );
+        assert_eq!(memory_file(&id, "memory.swappiness").as_deref(), Some("10"));
+        if std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+            assert_eq!(
+                memory_file(&id, "memory.memsw.limit_in_bytes").as_deref(),
+                Some("134217728")
+            );
+        }
+    } else {
+        assert_eq!(memory_file(&id, "memory.low").as_deref(), Some("33554432"));
+        if let Some(swap) = memory_file(&id, "memory.swap.max") {
+            assert_eq!(swap, "67108864");
+        }
+    }
+    down_clean(&host);
+}

@@ -175,6 +175,12 @@ pub struct HostConfig {
     pub log_config: LogConfig,
     /// Memory limit in bytes (0: none).
     pub memory: i64,
+    /// Soft memory limit in bytes (0: none).
+    pub memory_reservation: i64,
+    /// Memory plus swap in bytes (0: no swap beyond the limit, -1: unlimited).
+    pub memory_swap: i64,
+    /// Swappiness 0-100 (-1 or unset: the kernel's).
+    pub memory_swappiness: Option<i64>,
     /// CPUs in billionths (0: none).
     pub nano_cpus: i64,
     /// Relative CPU weight (0: default).
@@ -388,13 +394,9 @@ pub(crate) fn is_unset(v: &serde_json::Value) -> bool {
 
 /// Whether a `HostConfig` field berth does not run carries what Docker's clients send in
 /// every create body to ask for nothing: the client's terminal size (berth sizes the tty
-/// when a client attaches) and a swappiness of -1 (the kernel's own).
-fn client_default(field: &str, v: &serde_json::Value) -> bool {
-    match field {
-        "ConsoleSize" => true,
-        "MemorySwappiness" => v.as_i64() == Some(-1),
-        _ => false,
-    }
+/// when a client attaches).
+fn client_default(field: &str, _: &serde_json::Value) -> bool {
+    field == "ConsoleSize"
 }
 
 fn refuse(prefix: &str, extra: &Unsupported) -> Result<(), UnsupportedField> {

@@ -447,6 +447,9 @@ pub(crate) fn resources(hc: &HostConfig) -> Resources {
         cpuset_cpus: (!hc.cpuset_cpus.is_empty()).then(|| hc.cpuset_cpus.clone()),
         // Docker's 0 and -1 mean no limit; only a positive limit is one.
         pids_limit: hc.pids_limit.filter(|l| *l > 0),
+        memory_reservation: (hc.memory_reservation > 0).then_some(hc.memory_reservation),
+        memory_swap: (hc.memory_swap > 0 || hc.memory_swap == -1).then_some(hc.memory_swap),
+        memory_swappiness: hc.memory_swappiness.and_then(|s| u64::try_from(s).ok()),
     }
 }
 
@@ -454,6 +457,33 @@ pub(crate) fn resources(hc: &HostConfig) -> Resources {
 fn limits(spec: &ContainerSpec, c: &mut ContainerConfig) -> Result<(), SpecError> {
     let hc = &spec.host_config;
     c.resources = resources(hc);
+    // Docker's checks of the memory fields, with its reasons.
+    if hc.memory_swap > 0 && hc.memory <= 0 {
+        return Err(invalid(
+            "HostConfig.MemorySwap",
+            "a memory+swap limit needs a memory limit (--memory)",
+        ));
+    }
+    if hc.memory_swap > 0 && hc.memory_swap < hc.memory {
+        return Err(invalid(
+            "HostConfig.MemorySwap",
+            "the memory+swap limit must be at least the memory limit",
+        ));
+    }
+    if hc.memory > 0 && hc.memory_reservation > hc.memory {
+        return Err(invalid(
+            "HostConfig.MemoryReservation",
+            "the memory limit cannot be less than the reservation",
+        ));
+    }
+    if let Some(s) = hc.memory_swappiness
+        && !(s == -1 || (0..=100).contains(&s))
+    {
+        return Err(invalid(
+            "HostConfig.MemorySwappiness",
+            format!("{s} is not in 0-100 (or -1)"),
+        ));
+    }
     let limit = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
     c.ulimits = hc
         .ulimits

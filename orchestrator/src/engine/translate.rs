@@ -276,6 +276,9 @@ pub fn service_spec(
             .or(svc.cpus)
             .map(|c| (c * 1e9).round() as i64)
             .unwrap_or(0),
+        memory_reservation: svc.mem_reservation.as_ref().map_or(0, |b| b.0 as i64),
+        memory_swap: svc.memswap_limit.unwrap_or(0),
+        memory_swappiness: svc.mem_swappiness,
         cpu_shares: svc.cpu_shares.unwrap_or(0),
         cpu_period: svc.cpu_period.unwrap_or(0),
         cpu_quota: svc.cpu_quota.unwrap_or(0),

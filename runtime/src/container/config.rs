@@ -85,6 +85,18 @@ pub struct Resources {
     pub cpuset_cpus: Option<String>,
     /// Maximum number of tasks (`--pids-limit`).
     pub pids_limit: Option<i64>,
+    /// Soft memory limit in bytes the kernel reclaims down to under pressure
+    /// (`--memory-reservation`).
+    #[serde(default)]
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap in bytes, -1 unlimited (`--memory-swap`); unset with a memory limit:
+    /// no swap.
+    #[serde(default)]
+    pub memory_swap: Option<i64>,
+    /// How readily the kernel swaps the container's pages, 0-100 (`--memory-swappiness`;
+    /// cgroup v1 only, v2 has no such knob).
+    #[serde(default)]
+    pub memory_swappiness: Option<u64>,
 }
 
 /// Everything the runtime needs to create one container.

@@ -291,8 +291,21 @@ pub struct SpecPaths<'a> {
 /// created with and what an update rewrites.
 pub fn limits(r: &Resources) -> Result<serde_json::Map<String, Value>, SpecError> {
     let mut resources = serde_json::Map::new();
+    let mut memory = serde_json::Map::new();
     if let Some(mem) = r.memory {
-        resources.insert("memory".into(), json!({"limit": mem}));
+        memory.insert("limit".into(), json!(mem));
+    }
+    if let Some(v) = r.memory_reservation {
+        memory.insert("reservation".into(), json!(v));
+    }
+    if let Some(v) = r.memory_swap {
+        memory.insert("swap".into(), json!(v));
+    }
+    if let Some(v) = r.memory_swappiness {
+        memory.insert("swappiness".into(), json!(v));
+    }
+    if !memory.is_empty() {
+        resources.insert("memory".into(), Value::Object(memory));
     }
     let mut cpu = serde_json::Map::new();
     if let Some(cpus) = r.cpus {

@@ -325,6 +325,18 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
         .map(parse_size)
         .transpose()?
         .map_or(0, |m| m as i64);
+    hc.memory_reservation = a
+        .memory_reservation
+        .as_deref()
+        .map(parse_size)
+        .transpose()?
+        .map_or(0, |m| m as i64);
+    hc.memory_swap = match a.memory_swap.as_deref() {
+        None => 0,
+        Some("-1") => -1,
+        Some(s) => parse_size(s)? as i64,
+    };
+    hc.memory_swappiness = a.memory_swappiness;
     hc.nano_cpus = a.cpus.map_or(0, |c| (c * 1e9).round() as i64);
     hc.cpu_shares = a.cpu_shares.map_or(0, |s| s as i64);
     hc.cpuset_cpus = a.cpuset_cpus.clone().unwrap_or_default();

@@ -255,6 +255,15 @@ pub struct RunArgs {
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
     cpuset_cpus: Option<String>,
+    /// Soft memory limit (e.g. 256m)
+    #[arg(long = "memory-reservation")]
+    memory_reservation: Option<String>,
+    /// Memory plus swap (e.g. 1g; -1: unlimited swap)
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Swappiness 0-100 (-1: the kernel's)
+    #[arg(long = "memory-swappiness", allow_hyphen_values = true)]
+    memory_swappiness: Option<i64>,
     /// Maximum number of tasks
     #[arg(long = "pids-limit")]
     pids_limit: Option<i64>,

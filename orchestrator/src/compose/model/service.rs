@@ -92,11 +92,10 @@ pub struct Service {
     /// Compose Watch rules (`develop.watch`), followed by `berth watch` and `up --watch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub develop: Option<Value>,
-    /// Device cgroup rules (not run by berth, listed by `Project::unsupported`).
+    /// Device cgroup allow rules (`c 1:3 mr`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_cgroup_rules: Vec<String>,
-    /// Host devices to create in the container, in long form (not run by berth, listed by
-    /// `Project::unsupported`).
+    /// Host devices bound into the container and allowed in its device cgroup, in long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,
     /// DNS servers for the container's resolv.conf.
@@ -174,14 +173,13 @@ pub struct Service {
     /// Memory limit in bytes (legacy form of `deploy.resources.limits.memory`, which wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_limit: Option<Bytes>,
-    /// Soft memory limit (not run by berth, listed by `Project::unsupported`).
+    /// Soft memory limit (the cgroup's reservation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_reservation: Option<Bytes>,
-    /// Swappiness 0-100 (not run by berth, listed by `Project::unsupported`).
+    /// Swappiness 0-100 (cgroup v1; v2 has no such knob).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_swappiness: Option<i64>,
-    /// Memory plus swap in bytes, or -1 for unlimited swap (not run by berth, listed by
-    /// `Project::unsupported`).
+    /// Memory plus swap in bytes, or -1 for unlimited swap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memswap_limit: Option<i64>,
     /// AI model bindings (not run by berth, listed by `Project::unsupported`).

@@ -20,7 +20,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 32] = [
+        let raw: [(&'static str, bool); 29] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
@@ -52,9 +52,6 @@ impl Service {
             ("domainname", self.domainname.is_some()),
             ("external_links", !self.external_links.is_empty()),
             ("group_add", !self.group_add.is_empty()),
-            ("mem_reservation", self.mem_reservation.is_some()),
-            ("mem_swappiness", self.mem_swappiness.is_some()),
-            ("memswap_limit", self.memswap_limit.is_some()),
             ("oom_kill_disable", self.oom_kill_disable.is_some()),
             ("oom_score_adj", self.oom_score_adj.is_some()),
             ("userns_mode", self.userns_mode.is_some()),
