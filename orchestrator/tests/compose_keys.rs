@@ -329,10 +329,7 @@ const KEYS: &[(&str, Class)] = &[
         "services.*.oom_kill_disable",
         Warned("services.all.oom_kill_disable"),
     ),
-    (
-        "services.*.oom_score_adj",
-        Warned("services.all.oom_score_adj"),
-    ),
+    ("services.*.oom_score_adj", Engine("svc.oom_score_adj")),
     ("services.*.pid", Warned("services.all.pid")),
     ("services.*.pids_limit", Engine(".pids_limit")),
     // The host's own platform runs; another is warned.

@@ -305,3 +305,46 @@ fn memory_reservation_swap_and_swappiness_reach_the_cgroup() {
     }
     down_clean(&host);
 }
+
+const OOM: &str = r#"
+name: oo
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    network_mode: none
+    oom_score_adj: 345
+    command: ["sh", "-c", "echo adj $$(cat /proc/self/oom_score_adj); echo done; exec sleep 3600"]
+"#;
+
+/// `oom_score_adj` (and `container run --oom-score-adj`) is the container process's.
+/// Positive values only: lowering one needs CAP_SYS_RESOURCE, which a test host may lack.
+#[test_with::root()]
+#[test]
+fn oom_score_adj_is_the_container_processes() {
+    host::require_tools();
+    let host = Host::new("oo");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), OOM).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("oom_score_adj"), "no warning: {stderr}");
+    let logs = logs_when_done(&host, "oo-app-1");
+    assert!(logs.contains("adj 345"), "{logs}");
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--oom-score-adj",
+        "77",
+        "busybox:e2e",
+        "cat",
+        "/proc/self/oom_score_adj",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "77", "{out:?}");
+    down_clean(&host);
+}

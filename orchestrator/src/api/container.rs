@@ -181,6 +181,8 @@ pub struct HostConfig {
     pub memory_swap: i64,
     /// Swappiness 0-100 (-1 or unset: the kernel's).
     pub memory_swappiness: Option<i64>,
+    /// The OOM killer's score adjustment, -1000..1000 (0: the daemon's own).
+    pub oom_score_adj: i64,
     /// CPUs in billionths (0: none).
     pub nano_cpus: i64,
     /// Relative CPU weight (0: default).

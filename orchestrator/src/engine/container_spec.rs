@@ -476,6 +476,13 @@ fn limits(spec: &ContainerSpec, c: &mut ContainerConfig) -> Result<(), SpecError
             "the memory limit cannot be less than the reservation",
         ));
     }
+    if !(-1000..=1000).contains(&hc.oom_score_adj) {
+        return Err(invalid(
+            "HostConfig.OomScoreAdj",
+            format!("{} is not in -1000..1000", hc.oom_score_adj),
+        ));
+    }
+    c.oom_score_adj = (hc.oom_score_adj != 0).then_some(hc.oom_score_adj as i32);
     if let Some(s) = hc.memory_swappiness
         && !(s == -1 || (0..=100).contains(&s))
     {

@@ -163,6 +163,10 @@ pub struct ContainerConfig {
     /// Extra device cgroup allow rules (`--device-cgroup-rule c 1:3 mr`).
     #[serde(default)]
     pub device_cgroup_rules: Vec<String>,
+    /// The OOM killer's score adjustment of the container's processes, -1000..1000
+    /// (`--oom-score-adj`).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
 }
 
 impl ContainerConfig {
@@ -203,6 +207,7 @@ impl ContainerConfig {
             oci_runtime: None,
             devices: Vec::new(),
             device_cgroup_rules: Vec::new(),
+            oom_score_adj: None,
         }
     }
 }

@@ -465,7 +465,7 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         }
     }
 
-    let spec = json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "root": {"path": p.rootfs, "readonly": cfg.read_only},
         "hostname": hostname,
@@ -490,6 +490,9 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         "linux": linux,
         "annotations": {"io.berth.container.id": id},
     });
+    if let Some(adj) = cfg.oom_score_adj {
+        spec["process"]["oomScoreAdj"] = json!(adj);
+    }
     serde_json::from_value::<Spec>(spec.clone()).map_err(SpecError::Invalid)?;
     Ok(spec)
 }

@@ -255,6 +255,9 @@ pub struct RunArgs {
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
     cpuset_cpus: Option<String>,
+    /// The OOM killer's score adjustment (-1000 to 1000)
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    oom_score_adj: Option<i64>,
     /// Soft memory limit (e.g. 256m)
     #[arg(long = "memory-reservation")]
     memory_reservation: Option<String>,

@@ -196,7 +196,7 @@ pub struct Service {
     /// `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_kill_disable: Option<bool>,
-    /// OOM score adjustment (-1000..1000; not run by berth, listed by `Project::unsupported`).
+    /// OOM score adjustment (-1000..1000) of the container's processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i64>,
     /// PID namespace: `host` or `service:x` (not run by berth, listed by `Project::unsupported`);
