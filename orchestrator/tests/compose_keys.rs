@@ -262,7 +262,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     ("services.*.extra_hosts", Engine(".extra_hosts")),
     ("services.*.gpus", Warned("services.all.gpus")),
-    ("services.*.group_add", Warned("services.all.group_add")),
+    ("services.*.group_add", Engine("svc.group_add")),
     ("services.*.healthcheck", Engine(".healthcheck")),
     ("services.*.healthcheck.test", Engine(".test")),
     ("services.*.healthcheck.interval", Engine(".interval")),

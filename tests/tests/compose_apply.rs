@@ -348,3 +348,73 @@ fn oom_score_adj_is_the_container_processes() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "77", "{out:?}");
     down_clean(&host);
 }
+
+const GROUPS: &str = r#"
+name: ga
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    network_mode: none
+    group_add: [mail, "4242"]
+    volumes: ["./group:/etc/group:ro"]
+    command: ["sh", "-c", "echo groups $$(id -G) names $$(id -Gn); echo done; exec sleep 3600"]
+"#;
+
+/// `group_add` (and `container run --group-add`) are supplementary groups of the process:
+/// a name from the container's /etc/group and a bare number.
+#[test_with::root()]
+#[test]
+fn group_add_gives_the_process_its_groups() {
+    host::require_tools();
+    let host = Host::new("ga");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), GROUPS).expect("compose");
+    // The name resolves in the container's own group file.
+    std::fs::write(host.stack.join("group"), "root:x:0:\nmail:x:8:\n").expect("group");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("group_add"), "no warning: {stderr}");
+    let logs = logs_when_done(&host, "ga-app-1");
+    let line = logs
+        .lines()
+        .find(|l| l.starts_with("groups "))
+        .unwrap_or_default();
+    assert!(line.split_whitespace().any(|t| t == "4242"), "{logs}");
+    assert!(line.split_whitespace().any(|t| t == "8"), "{logs}");
+    assert!(line.split_whitespace().any(|t| t == "mail"), "{logs}");
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--group-add",
+        "4243",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "id -G",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.split_whitespace().any(|t| t == "4243"), "{out:?}");
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--group-add",
+        "no-such-group",
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-group"),
+        "{out:?}"
+    );
+    down_clean(&host);
+}

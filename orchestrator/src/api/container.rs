@@ -183,6 +183,9 @@ pub struct HostConfig {
     pub memory_swappiness: Option<i64>,
     /// The OOM killer's score adjustment, -1000..1000 (0: the daemon's own).
     pub oom_score_adj: i64,
+    /// Extra groups of the container's process (names or numbers).
+    #[serde(deserialize_with = "nullable")]
+    pub group_add: Vec<String>,
     /// CPUs in billionths (0: none).
     pub nano_cpus: i64,
     /// Relative CPU weight (0: default).

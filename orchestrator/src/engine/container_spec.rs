@@ -133,6 +133,7 @@ pub fn translate(name: &str, spec: &ContainerSpec, cx: &Context) -> Result<Trans
         opt.apply(&mut c);
     }
     devices(hc, &mut c)?;
+    c.group_add = hc.group_add.clone();
     c.privileged = hc.privileged;
     c.read_only = hc.readonly_rootfs;
     c.cap_add = hc.cap_add.clone();

@@ -167,6 +167,10 @@ pub struct ContainerConfig {
     /// (`--oom-score-adj`).
     #[serde(default)]
     pub oom_score_adj: Option<i32>,
+    /// Extra groups of the container's process, names (in the container's /etc/group) or
+    /// numbers (`--group-add`).
+    #[serde(default)]
+    pub group_add: Vec<String>,
 }
 
 impl ContainerConfig {
@@ -208,6 +212,7 @@ impl ContainerConfig {
             devices: Vec::new(),
             device_cgroup_rules: Vec::new(),
             oom_score_adj: None,
+            group_add: Vec::new(),
         }
     }
 }

@@ -490,7 +490,11 @@ impl Runtime {
                 .find(|d| d.join("etc/passwd").symlink_metadata().is_ok())
                 .cloned(),
         };
-        let user = etc_root.and_then(|r| process::resolve_user(cfg.user.as_deref(), &r).ok());
+        let user = etc_root.and_then(|r| {
+            let mut u = process::resolve_user(cfg.user.as_deref(), &r).ok()?;
+            process::add_groups(&mut u, &cfg.group_add, &r).ok()?;
+            Some(u)
+        });
         let spec = spec::build(
             &rec.id,
             cfg,

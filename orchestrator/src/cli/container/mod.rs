@@ -255,6 +255,9 @@ pub struct RunArgs {
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
     cpuset_cpus: Option<String>,
+    /// Extra group of the container's process (name or number)
+    #[arg(long = "group-add")]
+    group_add: Vec<String>,
     /// The OOM killer's score adjustment (-1000 to 1000)
     #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
     oom_score_adj: Option<i64>,

@@ -132,7 +132,7 @@ pub struct Service {
     /// GPU requests (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Value>,
-    /// Extra groups for the container user (not run by berth, listed by `Project::unsupported`).
+    /// Extra groups of the container's process (names in its /etc/group, or numbers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_add: Vec<String>,
     /// How to probe the container's health.

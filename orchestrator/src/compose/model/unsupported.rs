@@ -20,7 +20,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 28] = [
+        let raw: [(&'static str, bool); 27] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
@@ -51,7 +51,6 @@ impl Service {
             ),
             ("domainname", self.domainname.is_some()),
             ("external_links", !self.external_links.is_empty()),
-            ("group_add", !self.group_add.is_empty()),
             ("oom_kill_disable", self.oom_kill_disable.is_some()),
             ("userns_mode", self.userns_mode.is_some()),
             ("uts", self.uts.is_some()),

@@ -56,6 +56,7 @@ pub(super) fn container(l: &Launch<'_>, stdio: &mut Stdio) -> Result<Pid, ShimEr
             let args = InitArgs {
                 spec: l.spec,
                 user: rec.config.user.as_deref(),
+                group_add: &rec.config.group_add,
                 layout: &layout,
                 volumes: &rec.volumes,
                 console: stdio.console.take(),
