@@ -490,11 +490,21 @@ impl Runtime {
                 .find(|d| d.join("etc/passwd").symlink_metadata().is_ok())
                 .cloned(),
         };
-        let user = etc_root.and_then(|r| {
-            let mut u = process::resolve_user(cfg.user.as_deref(), &r).ok()?;
-            process::add_groups(&mut u, &cfg.group_add, &r).ok()?;
-            Some(u)
-        });
+        let user = match etc_root
+            .and_then(|r| Some((process::resolve_user(cfg.user.as_deref(), &r).ok()?, r)))
+        {
+            // berth's own init resolves the extra groups again at start, in the container's
+            // files (mounts included); crun and runc take them from here, so for those an
+            // unknown group is an error now rather than a process without it.
+            Some((mut u, r)) => {
+                let added = process::add_groups(&mut u, &cfg.group_add, &r);
+                if cfg.oci_runtime.is_some() {
+                    added?;
+                }
+                Some(u)
+            }
+            None => None,
+        };
         let spec = spec::build(
             &rec.id,
             cfg,
