@@ -131,10 +131,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.cap_add", Engine(".cap_add")),
     ("services.*.cap_drop", Engine(".cap_drop")),
     ("services.*.cgroup", Warned("services.all.cgroup")),
-    (
-        "services.*.cgroup_parent",
-        Warned("services.all.cgroup_parent"),
-    ),
+    ("services.*.cgroup_parent", Engine("svc.cgroup_parent")),
     ("services.*.command", Engine(".command")),
     ("services.*.configs", Engine(".configs")),
     ("services.*.configs[].source", Engine(".source")),

@@ -418,3 +418,65 @@ fn group_add_gives_the_process_its_groups() {
     );
     down_clean(&host);
 }
+
+/// `cgroup_parent` (and `container run --cgroup-parent`) is where the container's cgroup is
+/// made; `..` is refused.
+#[test_with::root()]
+#[test]
+fn cgroup_parent_places_the_container_cgroup() {
+    host::require_tools();
+    let host = Host::new("cp");
+    host.busybox_image();
+    let parent = format!("berth-test-cp-{}", std::process::id());
+    let file = format!(
+        "name: cp\nservices:\n  app:\n    image: busybox:e2e\n    init: true\n    stop_grace_period: 1s\n    network_mode: none\n    cgroup_parent: {parent}\n    command: [sleep, \"3600\"]\n"
+    );
+    std::fs::write(host.stack.join("compose.yaml"), file).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("cgroup_parent"), "no warning: {stderr}");
+    let id = ids(&host).into_iter().next().expect("a container");
+    let out = std::process::Command::new("find")
+        .args([
+            "/sys/fs/cgroup",
+            "-maxdepth",
+            "4",
+            "-type",
+            "d",
+            "-name",
+            &id,
+        ])
+        .output()
+        .expect("find");
+    let dirs = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!dirs.trim().is_empty(), "the container's cgroup exists");
+    assert!(
+        dirs.lines()
+            .all(|d| d.ends_with(&format!("/{parent}/{id}"))),
+        "{dirs}"
+    );
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cgroup-parent",
+        "../escape",
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cgroup parent"),
+        "{out:?}"
+    );
+    down_clean(&host);
+    // The parent stays after the container, as with Docker: the test removes its own.
+    for d in dirs.lines() {
+        if let Some(p) = std::path::Path::new(d).parent() {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}

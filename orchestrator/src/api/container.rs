@@ -183,6 +183,9 @@ pub struct HostConfig {
     pub memory_swappiness: Option<i64>,
     /// The OOM killer's score adjustment, -1000..1000 (0: the daemon's own).
     pub oom_score_adj: i64,
+    /// The cgroup the container's is made under (empty: berth's own).
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup_parent: String,
     /// Extra groups of the container's process (names or numbers).
     #[serde(deserialize_with = "nullable")]
     pub group_add: Vec<String>,

@@ -134,6 +134,7 @@ pub fn translate(name: &str, spec: &ContainerSpec, cx: &Context) -> Result<Trans
     }
     devices(hc, &mut c)?;
     c.group_add = hc.group_add.clone();
+    c.cgroup_parent = (!hc.cgroup_parent.is_empty()).then(|| hc.cgroup_parent.clone());
     c.privileged = hc.privileged;
     c.read_only = hc.readonly_rootfs;
     c.cap_add = hc.cap_add.clone();

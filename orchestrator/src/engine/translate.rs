@@ -281,6 +281,7 @@ pub fn service_spec(
         memory_swappiness: svc.mem_swappiness,
         oom_score_adj: svc.oom_score_adj.unwrap_or(0),
         group_add: svc.group_add.clone(),
+        cgroup_parent: svc.cgroup_parent.clone().unwrap_or_default(),
         cpu_shares: svc.cpu_shares.unwrap_or(0),
         cpu_period: svc.cpu_period.unwrap_or(0),
         cpu_quota: svc.cpu_quota.unwrap_or(0),

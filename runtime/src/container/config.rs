@@ -171,6 +171,10 @@ pub struct ContainerConfig {
     /// numbers (`--group-add`).
     #[serde(default)]
     pub group_add: Vec<String>,
+    /// The cgroup the container's cgroup is made under, relative to each hierarchy's root
+    /// (`--cgroup-parent`); unset: the runtime's own parent.
+    #[serde(default)]
+    pub cgroup_parent: Option<String>,
 }
 
 impl ContainerConfig {
@@ -213,6 +217,7 @@ impl ContainerConfig {
             device_cgroup_rules: Vec::new(),
             oom_score_adj: None,
             group_add: Vec::new(),
+            cgroup_parent: None,
         }
     }
 }

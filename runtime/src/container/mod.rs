@@ -99,6 +99,8 @@ pub enum RuntimeError {
     NoCommand,
     #[error("volume name {0:?} is invalid")]
     BadVolume(String),
+    #[error("cgroup parent {0:?} is invalid (a path of names, no `.` or `..`)")]
+    BadCgroupParent(String),
     #[error(transparent)]
     Spec(#[from] spec::SpecError),
     #[error(transparent)]
@@ -374,6 +376,16 @@ impl Runtime {
                 volumes.push(self.volume_dir(name));
             }
         }
+        let cgroup_parent = match config.cgroup_parent.as_deref() {
+            None | Some("") => self.cfg.cgroup_parent.clone(),
+            Some(p) => {
+                let names: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+                if names.is_empty() || names.iter().any(|c| *c == "." || *c == "..") {
+                    return Err(RuntimeError::BadCgroupParent(p.to_string()));
+                }
+                names.join("/")
+            }
+        };
         let rec = Record {
             id: id.clone(),
             config,
@@ -381,7 +393,7 @@ impl Runtime {
             run_dir,
             netns,
             volumes,
-            cgroup: format!("{}/{id}", self.cfg.cgroup_parent.trim_matches('/')),
+            cgroup: format!("{}/{id}", cgroup_parent.trim_matches('/')),
         };
         if let Err(e) = self.lay_out(&rec) {
             remove_files(&rec);

@@ -339,6 +339,7 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
     hc.memory_swappiness = a.memory_swappiness;
     hc.oom_score_adj = a.oom_score_adj.unwrap_or(0);
     hc.group_add = a.group_add.clone();
+    hc.cgroup_parent = a.cgroup_parent.clone().unwrap_or_default();
     hc.nano_cpus = a.cpus.map_or(0, |c| (c * 1e9).round() as i64);
     hc.cpu_shares = a.cpu_shares.map_or(0, |s| s as i64);
     hc.cpuset_cpus = a.cpuset_cpus.clone().unwrap_or_default();

@@ -255,6 +255,9 @@ pub struct RunArgs {
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
     cpuset_cpus: Option<String>,
+    /// The cgroup the container's cgroup is made under
+    #[arg(long = "cgroup-parent")]
+    cgroup_parent: Option<String>,
     /// Extra group of the container's process (name or number)
     #[arg(long = "group-add")]
     group_add: Vec<String>,

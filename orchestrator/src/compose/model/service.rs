@@ -36,7 +36,7 @@ pub struct Service {
     /// `Project::unsupported`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
-    /// Parent cgroup for the container (not run by berth, listed by `Project::unsupported`).
+    /// Parent cgroup for the container's cgroup (relative to each hierarchy's root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_parent: Option<String>,
     /// `None`: the image's CMD; `Some(vec![])`: explicitly empty.

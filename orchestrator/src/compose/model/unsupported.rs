@@ -20,7 +20,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 27] = [
+        let raw: [(&'static str, bool); 26] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
@@ -59,7 +59,6 @@ impl Service {
                 "cgroup",
                 self.cgroup.as_deref().is_some_and(|m| m != "private"),
             ),
-            ("cgroup_parent", self.cgroup_parent.is_some()),
             // Only an ordering dependency: no volumes are shared.
             ("volumes_from", !self.volumes_from.is_empty()),
         ];
