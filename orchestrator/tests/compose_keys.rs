@@ -131,10 +131,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.cap_add", Engine(".cap_add")),
     ("services.*.cap_drop", Engine(".cap_drop")),
     ("services.*.cgroup", Warned("services.all.cgroup")),
-    (
-        "services.*.cgroup_parent",
-        Warned("services.all.cgroup_parent"),
-    ),
+    ("services.*.cgroup_parent", Engine("svc.cgroup_parent")),
     ("services.*.command", Engine(".command")),
     ("services.*.configs", Engine(".configs")),
     ("services.*.configs[].source", Engine(".source")),
@@ -220,7 +217,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     (
         "services.*.deploy.restart_policy",
-        Warned("services.all.deploy.restart_policy"),
+        Engine(".restart_policy"),
     ),
     (
         "services.*.deploy.placement",
@@ -237,9 +234,9 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.develop", Engine(".develop")),
     (
         "services.*.device_cgroup_rules",
-        Warned("services.all.device_cgroup_rules"),
+        Engine(".device_cgroup_rules"),
     ),
-    ("services.*.devices", Warned("services.all.devices")),
+    ("services.*.devices", Engine("path_on_host: d.source")),
     ("services.*.dns", Engine(".dns")),
     ("services.*.dns_opt", Engine(".dns_opt")),
     ("services.*.dns_search", Engine(".dns_search")),
@@ -262,7 +259,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     ("services.*.extra_hosts", Engine(".extra_hosts")),
     ("services.*.gpus", Warned("services.all.gpus")),
-    ("services.*.group_add", Warned("services.all.group_add")),
+    ("services.*.group_add", Engine("svc.group_add")),
     ("services.*.healthcheck", Engine(".healthcheck")),
     ("services.*.healthcheck.test", Engine(".test")),
     ("services.*.healthcheck.interval", Engine(".interval")),
@@ -290,20 +287,11 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.logging", Engine(".logging")),
     ("services.*.logging.driver", Engine(".driver")),
     ("services.*.logging.options", Engine(".options")),
-    ("services.*.mac_address", Warned("services.all.mac_address")),
+    ("services.*.mac_address", Engine("svc.mac_address")),
     ("services.*.mem_limit", Engine(".mem_limit")),
-    (
-        "services.*.mem_reservation",
-        Warned("services.all.mem_reservation"),
-    ),
-    (
-        "services.*.mem_swappiness",
-        Warned("services.all.mem_swappiness"),
-    ),
-    (
-        "services.*.memswap_limit",
-        Warned("services.all.memswap_limit"),
-    ),
+    ("services.*.mem_reservation", Engine("svc.mem_reservation")),
+    ("services.*.mem_swappiness", Engine("svc.mem_swappiness")),
+    ("services.*.memswap_limit", Engine("svc.memswap_limit")),
     ("services.*.models", Warned("services.all.models")),
     ("services.*.network_mode", Engine(".network_mode")),
     ("services.*.networks", Engine(".networks")),
@@ -338,10 +326,7 @@ const KEYS: &[(&str, Class)] = &[
         "services.*.oom_kill_disable",
         Warned("services.all.oom_kill_disable"),
     ),
-    (
-        "services.*.oom_score_adj",
-        Warned("services.all.oom_score_adj"),
-    ),
+    ("services.*.oom_score_adj", Engine("svc.oom_score_adj")),
     ("services.*.pid", Warned("services.all.pid")),
     ("services.*.pids_limit", Engine(".pids_limit")),
     // The host's own platform runs; another is warned.
@@ -438,10 +423,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     ("services.*.volumes[].tmpfs", Engine(".tmpfs")),
     ("services.*.volumes[].tmpfs.size", Engine(".size")),
-    (
-        "services.*.volumes[].tmpfs.mode",
-        Warned("services.all.volumes[2].tmpfs.mode"),
-    ),
+    ("services.*.volumes[].tmpfs.mode", Engine("mode: t.mode")),
     (
         "services.*.volumes[].image",
         Refused("image mounts are not supported"),

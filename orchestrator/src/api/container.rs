@@ -175,6 +175,20 @@ pub struct HostConfig {
     pub log_config: LogConfig,
     /// Memory limit in bytes (0: none).
     pub memory: i64,
+    /// Soft memory limit in bytes (0: none).
+    pub memory_reservation: i64,
+    /// Memory plus swap in bytes (0: no swap beyond the limit, -1: unlimited).
+    pub memory_swap: i64,
+    /// Swappiness 0-100 (-1 or unset: the kernel's).
+    pub memory_swappiness: Option<i64>,
+    /// The OOM killer's score adjustment, -1000..1000 (0: the daemon's own).
+    pub oom_score_adj: i64,
+    /// The cgroup the container's is made under (empty: berth's own).
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup_parent: String,
+    /// Extra groups of the container's process (names or numbers).
+    #[serde(deserialize_with = "nullable")]
+    pub group_add: Vec<String>,
     /// CPUs in billionths (0: none).
     pub nano_cpus: i64,
     /// Relative CPU weight (0: default).
@@ -187,9 +201,28 @@ pub struct HostConfig {
     pub cpuset_cpus: String,
     /// Maximum number of tasks.
     pub pids_limit: Option<i64>,
+    /// Host devices to give the container (`--device`).
+    #[serde(deserialize_with = "nullable")]
+    pub devices: Vec<DeviceMapping>,
+    /// Extra device cgroup rules (`c 1:3 mr`, `--device-cgroup-rule`).
+    #[serde(deserialize_with = "nullable")]
+    pub device_cgroup_rules: Vec<String>,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
+}
+
+/// One host device (Docker's `DeviceMapping`): the node, its path in the container (empty:
+/// the host's) and its cgroup permissions (empty: `rwm`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DeviceMapping {
+    #[serde(deserialize_with = "nullable")]
+    pub path_on_host: String,
+    #[serde(deserialize_with = "nullable")]
+    pub path_in_container: String,
+    #[serde(deserialize_with = "nullable")]
+    pub cgroup_permissions: String,
 }
 
 /// One `HostConfig.Mounts` entry (`--mount`, Compose long syntax).
@@ -369,13 +402,9 @@ pub(crate) fn is_unset(v: &serde_json::Value) -> bool {
 
 /// Whether a `HostConfig` field berth does not run carries what Docker's clients send in
 /// every create body to ask for nothing: the client's terminal size (berth sizes the tty
-/// when a client attaches) and a swappiness of -1 (the kernel's own).
-fn client_default(field: &str, v: &serde_json::Value) -> bool {
-    match field {
-        "ConsoleSize" => true,
-        "MemorySwappiness" => v.as_i64() == Some(-1),
-        _ => false,
-    }
+/// when a client attaches).
+fn client_default(field: &str, _: &serde_json::Value) -> bool {
+    field == "ConsoleSize"
 }
 
 fn refuse(prefix: &str, extra: &Unsupported) -> Result<(), UnsupportedField> {
@@ -464,10 +493,10 @@ mod tests {
 
     #[test]
     fn fields_berth_does_not_run_are_refused_by_name() {
-        let body = r#"{"Image":"alpine","HostConfig":{"Devices":[{"PathOnHost":"/dev/fuse"}]}}"#;
+        let body = r#"{"Image":"alpine","HostConfig":{"BlkioWeight":10}}"#;
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");
-        assert_eq!(err.field, "HostConfig.Devices");
+        assert_eq!(err.field, "HostConfig.BlkioWeight");
         let body = r#"{"NetworkingConfig":{"EndpointsConfig":{"front":{"Links":["db"]}}}}"#;
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");

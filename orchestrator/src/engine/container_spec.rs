@@ -132,6 +132,9 @@ pub fn translate(name: &str, spec: &ContainerSpec, cx: &Context) -> Result<Trans
         }
         opt.apply(&mut c);
     }
+    devices(hc, &mut c)?;
+    c.group_add = hc.group_add.clone();
+    c.cgroup_parent = (!hc.cgroup_parent.is_empty()).then(|| hc.cgroup_parent.clone());
     c.privileged = hc.privileged;
     c.read_only = hc.readonly_rootfs;
     c.cap_add = hc.cap_add.clone();
@@ -372,6 +375,32 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
     Ok(())
 }
 
+/// `Devices` and `DeviceCgroupRules`, checked now (the host node must be a device) so the
+/// error names the field.
+fn devices(hc: &HostConfig, c: &mut ContainerConfig) -> Result<(), SpecError> {
+    use berth_runtime::container::devices::{DeviceMapping, parse_rule};
+    for d in &hc.devices {
+        let field = "HostConfig.Devices";
+        let container = match d.path_in_container.as_str() {
+            "" => d.path_on_host.as_str(),
+            p => p,
+        };
+        let permissions = match d.cgroup_permissions.as_str() {
+            "" => "rwm",
+            p => p,
+        };
+        let m = DeviceMapping::new(&d.path_on_host, container, permissions)
+            .map_err(|e| invalid(field, e.to_string()))?;
+        m.rule().map_err(|e| invalid(field, e.to_string()))?;
+        c.devices.push(m);
+    }
+    for r in &hc.device_cgroup_rules {
+        parse_rule(r).map_err(|e| invalid("HostConfig.DeviceCgroupRules", e.to_string()))?;
+        c.device_cgroup_rules.push(r.clone());
+    }
+    Ok(())
+}
+
 /// `NetworkMode`: a bridge network (attached after the create), host, none or another
 /// container's namespace.
 fn network(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result<(), SpecError> {
@@ -420,6 +449,9 @@ pub(crate) fn resources(hc: &HostConfig) -> Resources {
         cpuset_cpus: (!hc.cpuset_cpus.is_empty()).then(|| hc.cpuset_cpus.clone()),
         // Docker's 0 and -1 mean no limit; only a positive limit is one.
         pids_limit: hc.pids_limit.filter(|l| *l > 0),
+        memory_reservation: (hc.memory_reservation > 0).then_some(hc.memory_reservation),
+        memory_swap: (hc.memory_swap > 0 || hc.memory_swap == -1).then_some(hc.memory_swap),
+        memory_swappiness: hc.memory_swappiness.and_then(|s| u64::try_from(s).ok()),
     }
 }
 
@@ -427,6 +459,40 @@ pub(crate) fn resources(hc: &HostConfig) -> Resources {
 fn limits(spec: &ContainerSpec, c: &mut ContainerConfig) -> Result<(), SpecError> {
     let hc = &spec.host_config;
     c.resources = resources(hc);
+    // Docker's checks of the memory fields, with its reasons.
+    if hc.memory_swap > 0 && hc.memory <= 0 {
+        return Err(invalid(
+            "HostConfig.MemorySwap",
+            "a memory+swap limit needs a memory limit (--memory)",
+        ));
+    }
+    if hc.memory_swap > 0 && hc.memory_swap < hc.memory {
+        return Err(invalid(
+            "HostConfig.MemorySwap",
+            "the memory+swap limit must be at least the memory limit",
+        ));
+    }
+    if hc.memory > 0 && hc.memory_reservation > hc.memory {
+        return Err(invalid(
+            "HostConfig.MemoryReservation",
+            "the memory limit cannot be less than the reservation",
+        ));
+    }
+    if !(-1000..=1000).contains(&hc.oom_score_adj) {
+        return Err(invalid(
+            "HostConfig.OomScoreAdj",
+            format!("{} is not in -1000..1000", hc.oom_score_adj),
+        ));
+    }
+    c.oom_score_adj = (hc.oom_score_adj != 0).then_some(hc.oom_score_adj as i32);
+    if let Some(s) = hc.memory_swappiness
+        && !(s == -1 || (0..=100).contains(&s))
+    {
+        return Err(invalid(
+            "HostConfig.MemorySwappiness",
+            format!("{s} is not in 0-100 (or -1)"),
+        ));
+    }
     let limit = |v: i64| if v < 0 { u64::MAX } else { v as u64 };
     c.ulimits = hc
         .ulimits

@@ -15,8 +15,8 @@ use super::container_spec::Translated;
 use super::container_spec::{Context, SpecError};
 use super::labels;
 use crate::api::container::{
-    ContainerSpec, Empty, EndpointIpam, EndpointSettings, HealthConfig, HostConfig, LogConfig,
-    Mount, NetworkingConfig, PortBinding, RestartPolicy, TmpfsOptions, UlimitSpec,
+    ContainerSpec, DeviceMapping, Empty, EndpointIpam, EndpointSettings, HealthConfig, HostConfig,
+    LogConfig, Mount, NetworkingConfig, PortBinding, RestartPolicy, TmpfsOptions, UlimitSpec,
 };
 use crate::compose::{Port, Project, Service, VolumeType};
 
@@ -156,9 +156,10 @@ pub fn service_spec(
             tmpfs_options: v
                 .tmpfs
                 .as_ref()
-                .and_then(|t| t.size.as_ref())
-                .map(|s| TmpfsOptions {
-                    size_bytes: Some(s.0),
+                .filter(|t| t.size.is_some() || t.mode.is_some())
+                .map(|t| TmpfsOptions {
+                    size_bytes: t.size.as_ref().map(|s| s.0),
+                    mode: t.mode,
                     ..Default::default()
                 }),
             ..Default::default()
@@ -209,9 +210,15 @@ pub fn service_spec(
             }
         }
     }
-    let restart_policy = match svc.restart.as_deref() {
-        None => RestartPolicy::default(),
-        Some(r) => RestartPolicy::parse(r).map_err(|e| spec_err("restart", e))?,
+    let restart_policy = match (
+        svc.restart.as_deref(),
+        svc.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()),
+    ) {
+        (Some(r), _) => RestartPolicy::parse(r).map_err(|e| spec_err("restart", e))?,
+        (None, Some(p)) => {
+            deploy_restart(p).map_err(|e| spec_err("deploy.restart_policy.condition", e))?
+        }
+        (None, None) => RestartPolicy::default(),
     };
     // Published ports go on the first network; a service on no network publishes nothing.
     let (port_bindings, exposed_ports) = if own_network && !svc.networks.is_empty() {
@@ -269,11 +276,27 @@ pub fn service_spec(
             .or(svc.cpus)
             .map(|c| (c * 1e9).round() as i64)
             .unwrap_or(0),
+        memory_reservation: svc.mem_reservation.as_ref().map_or(0, |b| b.0 as i64),
+        memory_swap: svc.memswap_limit.unwrap_or(0),
+        memory_swappiness: svc.mem_swappiness,
+        oom_score_adj: svc.oom_score_adj.unwrap_or(0),
+        group_add: svc.group_add.clone(),
+        cgroup_parent: svc.cgroup_parent.clone().unwrap_or_default(),
         cpu_shares: svc.cpu_shares.unwrap_or(0),
         cpu_period: svc.cpu_period.unwrap_or(0),
         cpu_quota: svc.cpu_quota.unwrap_or(0),
         cpuset_cpus: svc.cpuset.clone().unwrap_or_default(),
         pids_limit: limits.and_then(|l| l.pids).or(svc.pids_limit),
+        devices: svc
+            .devices
+            .iter()
+            .map(|d| DeviceMapping {
+                path_on_host: d.source.clone(),
+                path_in_container: d.target.clone(),
+                cgroup_permissions: d.permissions.clone().unwrap_or_default(),
+            })
+            .collect(),
+        device_cgroup_rules: svc.device_cgroup_rules.clone(),
         ..Default::default()
     };
     Ok(ContainerSpec {
@@ -299,6 +322,31 @@ pub fn service_spec(
         host_config,
         networking_config,
         ..Default::default()
+    })
+}
+
+/// `deploy.restart_policy` as the engine's policy, the way Docker Compose maps it when
+/// `restart:` is absent: `none` is no restart, `any` always, `on-failure` with `max_attempts`
+/// as its retry count (`delay` and `window` are Swarm's and not applied).
+fn deploy_restart(p: &crate::compose::RestartPolicy) -> Result<RestartPolicy, String> {
+    let name = match p.condition.as_deref() {
+        None | Some("none") | Some("no") => "no",
+        Some("any") | Some("always") => "always",
+        Some("on-failure") => "on-failure",
+        Some("unless-stopped") => "unless-stopped",
+        Some(other) => {
+            return Err(format!(
+                "{other:?} is not a restart condition (none, on-failure or any)"
+            ));
+        }
+    };
+    Ok(RestartPolicy {
+        name: name.into(),
+        maximum_retry_count: if name == "on-failure" {
+            p.max_attempts.unwrap_or(0)
+        } else {
+            0
+        },
     })
 }
 
@@ -384,6 +432,16 @@ fn service_networks(
             },
         );
         first.get_or_insert_with(|| net.name.clone());
+    }
+    // The service-level `mac_address` is the first network's, unless it sets its own (as
+    // Docker Compose gives it to the primary endpoint).
+    if let Some(mac) = &svc.mac_address
+        && let Some(ep) = first
+            .as_ref()
+            .and_then(|n| config.endpoints_config.get_mut(n))
+        && ep.mac_address.is_empty()
+    {
+        ep.mac_address = mac.clone();
     }
     Ok((config, first.unwrap_or_default()))
 }
@@ -522,6 +580,23 @@ networks:
   front: { enable_ipv6: true }
   back:
 "#;
+
+    #[test]
+    fn deploy_restart_policy_maps_as_compose_does() {
+        let p = |c: &str, n: Option<u32>| crate::compose::RestartPolicy {
+            condition: Some(c.into()),
+            max_attempts: n,
+            ..Default::default()
+        };
+        let label = |c, n| deploy_restart(&p(c, n)).expect("valid").label();
+        assert_eq!(
+            label("on-failure", Some(2)).as_deref(),
+            Some("on-failure:2")
+        );
+        assert_eq!(label("any", Some(2)).as_deref(), Some("always"));
+        assert_eq!(label("none", None), None);
+        assert!(deploy_restart(&p("sometimes", None)).is_err());
+    }
 
     #[test]
     fn a_service_lowers_into_the_docker_create_body() {

@@ -293,20 +293,43 @@ impl Cgroup {
     /// Writes the OCI resources into the cgroup files of this backend.
     pub fn apply(&self, r: &LinuxResources) -> Result<(), CgroupError> {
         let v2 = matches!(self, Cgroup::V2 { .. });
-        if let Some(limit) = r.memory().as_ref().and_then(|m| m.limit()) {
+        let mem = r.memory().as_ref();
+        if let Some(limit) = mem.and_then(|m| m.limit()) {
             let d = self.need("memory", "memory")?;
+            // Memory plus swap: what was asked (-1 unlimited), else the limit (no swap).
+            let swap = mem.and_then(|m| m.swap()).unwrap_or(limit);
             if v2 {
                 write(&d.join("memory.max"), &limit.to_string())?;
                 if d.join("memory.swap.max").exists() {
-                    write(&d.join("memory.swap.max"), "0")?;
+                    let v = if swap < 0 {
+                        "max".to_string()
+                    } else {
+                        (swap - limit).max(0).to_string()
+                    };
+                    write(&d.join("memory.swap.max"), &v)?;
                 }
             } else {
                 write(&d.join("memory.limit_in_bytes"), &limit.to_string())?;
                 let sw = d.join("memory.memsw.limit_in_bytes");
                 if sw.exists() {
-                    write(&sw, &limit.to_string())?;
+                    write(&sw, &swap.to_string())?;
                 }
             }
+        }
+        if let Some(soft) = mem.and_then(|m| m.reservation()) {
+            let d = self.need("memory reservation", "memory")?;
+            let file = if v2 {
+                "memory.low"
+            } else {
+                "memory.soft_limit_in_bytes"
+            };
+            write(&d.join(file), &soft.to_string())?;
+        }
+        if let Some(s) = mem.and_then(|m| m.swappiness())
+            && !v2
+        {
+            let d = self.need("memory swappiness", "memory")?;
+            write(&d.join("memory.swappiness"), &s.to_string())?;
         }
         if let Some(cpu) = r.cpu() {
             if let Some(quota) = cpu.quota() {

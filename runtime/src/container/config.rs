@@ -85,6 +85,18 @@ pub struct Resources {
     pub cpuset_cpus: Option<String>,
     /// Maximum number of tasks (`--pids-limit`).
     pub pids_limit: Option<i64>,
+    /// Soft memory limit in bytes the kernel reclaims down to under pressure
+    /// (`--memory-reservation`).
+    #[serde(default)]
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap in bytes, -1 unlimited (`--memory-swap`); unset with a memory limit:
+    /// no swap.
+    #[serde(default)]
+    pub memory_swap: Option<i64>,
+    /// How readily the kernel swaps the container's pages, 0-100 (`--memory-swappiness`;
+    /// cgroup v1 only, v2 has no such knob).
+    #[serde(default)]
+    pub memory_swappiness: Option<u64>,
 }
 
 /// Everything the runtime needs to create one container.
@@ -145,6 +157,24 @@ pub struct ContainerConfig {
     /// (`--runtime`, compose `runtime:`).
     #[serde(default)]
     pub oci_runtime: Option<String>,
+    /// Host devices bound into the container and allowed in its device cgroup (`--device`).
+    #[serde(default)]
+    pub devices: Vec<super::devices::DeviceMapping>,
+    /// Extra device cgroup allow rules (`--device-cgroup-rule c 1:3 mr`).
+    #[serde(default)]
+    pub device_cgroup_rules: Vec<String>,
+    /// The OOM killer's score adjustment of the container's processes, -1000..1000
+    /// (`--oom-score-adj`).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
+    /// Extra groups of the container's process, names (in the container's /etc/group) or
+    /// numbers (`--group-add`).
+    #[serde(default)]
+    pub group_add: Vec<String>,
+    /// The cgroup the container's cgroup is made under, relative to each hierarchy's root
+    /// (`--cgroup-parent`); unset: the runtime's own parent.
+    #[serde(default)]
+    pub cgroup_parent: Option<String>,
 }
 
 impl ContainerConfig {
@@ -183,6 +213,11 @@ impl ContainerConfig {
             labels: BTreeMap::new(),
             anonymous_volumes: Vec::new(),
             oci_runtime: None,
+            devices: Vec::new(),
+            device_cgroup_rules: Vec::new(),
+            oom_score_adj: None,
+            group_add: Vec::new(),
+            cgroup_parent: None,
         }
     }
 }

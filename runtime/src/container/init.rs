@@ -230,6 +230,8 @@ fn reap(child: i32) -> ! {
 pub struct InitArgs<'a> {
     pub spec: &'a Spec,
     pub user: Option<&'a str>,
+    /// Extra groups of the process (`--group-add`).
+    pub group_add: &'a [String],
     pub layout: &'a RootLayout,
     pub volumes: &'a [PathBuf],
     pub console: Option<PathBuf>,
@@ -296,7 +298,8 @@ fn setup<'a>(a: &'a InitArgs<'a>) -> Result<ProcessSetup<'a>, InitError> {
     // SAFETY: umask only touches our own process state.
     unsafe { libc::umask(0o022) };
     rootfs::mount_all(a.spec, a.layout, a.volumes, a.console.as_deref())?;
-    let user = process::resolve_user(a.user, Path::new("/"))?;
+    let mut user = process::resolve_user(a.user, Path::new("/"))?;
+    process::add_groups(&mut user, a.group_add, Path::new("/"))?;
     let proc_ = a.spec.process().as_ref();
     let cwd = proc_.map(|p| p.cwd().clone()).unwrap_or_else(|| "/".into());
     process::ensure_workdir(&cwd, &user)?;

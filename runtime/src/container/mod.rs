@@ -10,6 +10,7 @@ pub mod commit;
 pub mod config;
 pub mod control;
 pub mod copy;
+pub mod devices;
 pub mod exec;
 mod freeze;
 mod image_ref;
@@ -98,6 +99,8 @@ pub enum RuntimeError {
     NoCommand,
     #[error("volume name {0:?} is invalid")]
     BadVolume(String),
+    #[error("cgroup parent {0:?} is invalid (a path of names, no `.` or `..`)")]
+    BadCgroupParent(String),
     #[error(transparent)]
     Spec(#[from] spec::SpecError),
     #[error(transparent)]
@@ -373,6 +376,16 @@ impl Runtime {
                 volumes.push(self.volume_dir(name));
             }
         }
+        let cgroup_parent = match config.cgroup_parent.as_deref() {
+            None | Some("") => self.cfg.cgroup_parent.clone(),
+            Some(p) => {
+                let names: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+                if names.is_empty() || names.iter().any(|c| *c == "." || *c == "..") {
+                    return Err(RuntimeError::BadCgroupParent(p.to_string()));
+                }
+                names.join("/")
+            }
+        };
         let rec = Record {
             id: id.clone(),
             config,
@@ -380,7 +393,7 @@ impl Runtime {
             run_dir,
             netns,
             volumes,
-            cgroup: format!("{}/{id}", self.cfg.cgroup_parent.trim_matches('/')),
+            cgroup: format!("{}/{id}", cgroup_parent.trim_matches('/')),
         };
         if let Err(e) = self.lay_out(&rec) {
             remove_files(&rec);
@@ -489,7 +502,21 @@ impl Runtime {
                 .find(|d| d.join("etc/passwd").symlink_metadata().is_ok())
                 .cloned(),
         };
-        let user = etc_root.and_then(|r| process::resolve_user(cfg.user.as_deref(), &r).ok());
+        let user = match etc_root
+            .and_then(|r| Some((process::resolve_user(cfg.user.as_deref(), &r).ok()?, r)))
+        {
+            // berth's own init resolves the extra groups again at start, in the container's
+            // files (mounts included); crun and runc take them from here, so for those an
+            // unknown group is an error now rather than a process without it.
+            Some((mut u, r)) => {
+                let added = process::add_groups(&mut u, &cfg.group_add, &r);
+                if cfg.oci_runtime.is_some() {
+                    added?;
+                }
+                Some(u)
+            }
+            None => None,
+        };
         let spec = spec::build(
             &rec.id,
             cfg,

@@ -195,6 +195,30 @@ pub fn resolve_user(user: Option<&str>, root: &Path) -> Result<User, ProcessErro
     })
 }
 
+/// Adds `extra` groups (numbers, or names in the group file under `root`) to `user`'s
+/// supplementary groups (`--group-add`).
+pub fn add_groups(user: &mut User, extra: &[String], root: &Path) -> Result<(), ProcessError> {
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let all = groups(root);
+    for g in extra {
+        let id = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                all.iter()
+                    .find(|(n, _, _)| n == g)
+                    .ok_or_else(|| ProcessError::UnknownGroup { group: g.clone() })?
+                    .1
+            }
+        };
+        if !user.groups.contains(&id) {
+            user.groups.push(id);
+        }
+    }
+    Ok(())
+}
+
 fn is_executable(p: &Path) -> Option<bool> {
     let md = fs::metadata(p).ok()?;
     Some(md.is_file() && md.permissions().mode() & 0o111 != 0)

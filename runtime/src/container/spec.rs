@@ -28,6 +28,8 @@ pub enum SpecError {
     Invalid(#[source] serde_json::Error),
     #[error("--cpus {0} is out of range")]
     Cpus(f64),
+    #[error(transparent)]
+    Device(#[from] super::devices::DeviceError),
 }
 
 /// Docker's default capability set: what a container's root keeps.
@@ -289,8 +291,21 @@ pub struct SpecPaths<'a> {
 /// created with and what an update rewrites.
 pub fn limits(r: &Resources) -> Result<serde_json::Map<String, Value>, SpecError> {
     let mut resources = serde_json::Map::new();
+    let mut memory = serde_json::Map::new();
     if let Some(mem) = r.memory {
-        resources.insert("memory".into(), json!({"limit": mem}));
+        memory.insert("limit".into(), json!(mem));
+    }
+    if let Some(v) = r.memory_reservation {
+        memory.insert("reservation".into(), json!(v));
+    }
+    if let Some(v) = r.memory_swap {
+        memory.insert("swap".into(), json!(v));
+    }
+    if let Some(v) = r.memory_swappiness {
+        memory.insert("swappiness".into(), json!(v));
+    }
+    if !memory.is_empty() {
+        resources.insert("memory".into(), Value::Object(memory));
     }
     let mut cpu = serde_json::Map::new();
     if let Some(cpus) = r.cpus {
@@ -388,6 +403,16 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         }
     }
 
+    // Host devices: the node bound at its path (its major and minor are the host's).
+    let mut device_rules = Vec::new();
+    for d in &cfg.devices {
+        device_rules.push(d.rule()?);
+        mounts.push(json!({"destination": d.container, "type": "bind", "source": d.host, "options": ["rbind", "rprivate"]}));
+    }
+    for r in &cfg.device_cgroup_rules {
+        device_rules.push(super::devices::parse_rule(r)?);
+    }
+
     let mut namespaces = vec![
         json!({"type": "pid"}),
         json!({"type": "ipc"}),
@@ -420,6 +445,7 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
             devices.push(json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}));
         }
         devices.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
+        devices.extend(device_rules);
         resources.insert("devices".into(), Value::Array(devices));
     }
 
@@ -439,7 +465,7 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         }
     }
 
-    let spec = json!({
+    let mut spec = json!({
         "ociVersion": "1.0.2",
         "root": {"path": p.rootfs, "readonly": cfg.read_only},
         "hostname": hostname,
@@ -464,6 +490,9 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         "linux": linux,
         "annotations": {"io.berth.container.id": id},
     });
+    if let Some(adj) = cfg.oom_score_adj {
+        spec["process"]["oomScoreAdj"] = json!(adj);
+    }
     serde_json::from_value::<Spec>(spec.clone()).map_err(SpecError::Invalid)?;
     Ok(spec)
 }

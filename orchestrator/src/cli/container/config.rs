@@ -325,10 +325,34 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
         .map(parse_size)
         .transpose()?
         .map_or(0, |m| m as i64);
+    hc.memory_reservation = a
+        .memory_reservation
+        .as_deref()
+        .map(parse_size)
+        .transpose()?
+        .map_or(0, |m| m as i64);
+    hc.memory_swap = match a.memory_swap.as_deref() {
+        None => 0,
+        Some("-1") => -1,
+        Some(s) => parse_size(s)? as i64,
+    };
+    hc.memory_swappiness = a.memory_swappiness;
+    hc.oom_score_adj = a.oom_score_adj.unwrap_or(0);
+    hc.group_add = a.group_add.clone();
+    hc.cgroup_parent = a.cgroup_parent.clone().unwrap_or_default();
     hc.nano_cpus = a.cpus.map_or(0, |c| (c * 1e9).round() as i64);
     hc.cpu_shares = a.cpu_shares.map_or(0, |s| s as i64);
     hc.cpuset_cpus = a.cpuset_cpus.clone().unwrap_or_default();
     hc.pids_limit = a.pids_limit;
+    for d in &a.device {
+        let m = berth_runtime::container::devices::DeviceMapping::parse(d)?;
+        hc.devices.push(crate::api::container::DeviceMapping {
+            path_on_host: m.host.display().to_string(),
+            path_in_container: m.container.display().to_string(),
+            cgroup_permissions: m.permissions,
+        });
+    }
+    hc.device_cgroup_rules = a.device_cgroup_rule.clone();
     hc.cap_add = a.cap_add.clone();
     hc.cap_drop = a.cap_drop.clone();
     hc.privileged = a.privileged;

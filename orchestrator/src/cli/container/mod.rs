@@ -255,9 +255,33 @@ pub struct RunArgs {
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
     cpuset_cpus: Option<String>,
+    /// The cgroup the container's cgroup is made under
+    #[arg(long = "cgroup-parent")]
+    cgroup_parent: Option<String>,
+    /// Extra group of the container's process (name or number)
+    #[arg(long = "group-add")]
+    group_add: Vec<String>,
+    /// The OOM killer's score adjustment (-1000 to 1000)
+    #[arg(long = "oom-score-adj", allow_hyphen_values = true)]
+    oom_score_adj: Option<i64>,
+    /// Soft memory limit (e.g. 256m)
+    #[arg(long = "memory-reservation")]
+    memory_reservation: Option<String>,
+    /// Memory plus swap (e.g. 1g; -1: unlimited swap)
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// Swappiness 0-100 (-1: the kernel's)
+    #[arg(long = "memory-swappiness", allow_hyphen_values = true)]
+    memory_swappiness: Option<i64>,
     /// Maximum number of tasks
     #[arg(long = "pids-limit")]
     pids_limit: Option<i64>,
+    /// Host device HOST[:CONTAINER][:PERMISSIONS] (permissions r, w, m)
+    #[arg(long)]
+    device: Vec<String>,
+    /// Device cgroup rule `TYPE MAJOR:MINOR ACCESS` (c 1:3 mr)
+    #[arg(long = "device-cgroup-rule")]
+    device_cgroup_rule: Vec<String>,
     #[arg(long = "cap-add")]
     cap_add: Vec<String>,
     #[arg(long = "cap-drop")]

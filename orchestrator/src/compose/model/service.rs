@@ -36,7 +36,7 @@ pub struct Service {
     /// `Project::unsupported`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
-    /// Parent cgroup for the container (not run by berth, listed by `Project::unsupported`).
+    /// Parent cgroup for the container's cgroup (relative to each hierarchy's root).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_parent: Option<String>,
     /// `None`: the image's CMD; `Some(vec![])`: explicitly empty.
@@ -92,11 +92,10 @@ pub struct Service {
     /// Compose Watch rules (`develop.watch`), followed by `berth watch` and `up --watch`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub develop: Option<Value>,
-    /// Device cgroup rules (not run by berth, listed by `Project::unsupported`).
+    /// Device cgroup allow rules (`c 1:3 mr`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub device_cgroup_rules: Vec<String>,
-    /// Host devices to create in the container, in long form (not run by berth, listed by
-    /// `Project::unsupported`).
+    /// Host devices bound into the container and allowed in its device cgroup, in long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<Device>,
     /// DNS servers for the container's resolv.conf.
@@ -133,7 +132,7 @@ pub struct Service {
     /// GPU requests (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Value>,
-    /// Extra groups for the container user (not run by berth, listed by `Project::unsupported`).
+    /// Extra groups of the container's process (names in its /etc/group, or numbers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_add: Vec<String>,
     /// How to probe the container's health.
@@ -168,21 +167,19 @@ pub struct Service {
     /// Log driver and options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,
-    /// Container MAC address (not run by berth, listed by `Project::unsupported`); the
-    /// per-network `mac_address` is the one berth applies.
+    /// Container MAC address: the first network's, unless that network sets its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
     /// Memory limit in bytes (legacy form of `deploy.resources.limits.memory`, which wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_limit: Option<Bytes>,
-    /// Soft memory limit (not run by berth, listed by `Project::unsupported`).
+    /// Soft memory limit (the cgroup's reservation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_reservation: Option<Bytes>,
-    /// Swappiness 0-100 (not run by berth, listed by `Project::unsupported`).
+    /// Swappiness 0-100 (cgroup v1; v2 has no such knob).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_swappiness: Option<i64>,
-    /// Memory plus swap in bytes, or -1 for unlimited swap (not run by berth, listed by
-    /// `Project::unsupported`).
+    /// Memory plus swap in bytes, or -1 for unlimited swap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memswap_limit: Option<i64>,
     /// AI model bindings (not run by berth, listed by `Project::unsupported`).
@@ -199,7 +196,7 @@ pub struct Service {
     /// `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_kill_disable: Option<bool>,
-    /// OOM score adjustment (-1000..1000; not run by berth, listed by `Project::unsupported`).
+    /// OOM score adjustment (-1000..1000) of the container's processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i64>,
     /// PID namespace: `host` or `service:x` (not run by berth, listed by `Project::unsupported`);

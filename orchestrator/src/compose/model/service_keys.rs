@@ -584,7 +584,7 @@ pub struct TmpfsOptions {
     /// tmpfs size in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Bytes>,
-    /// Permission bits of the tmpfs root (not run by berth, listed by `Project::unsupported`).
+    /// Permission bits of the tmpfs root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
 }

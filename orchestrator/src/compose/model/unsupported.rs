@@ -20,7 +20,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 35] = [
+        let raw: [(&'static str, bool); 26] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
@@ -32,7 +32,6 @@ impl Service {
             ("label_file", self.label_file.is_some()),
             ("use_api_socket", self.use_api_socket.is_some()),
             ("isolation", self.isolation.is_some()),
-            ("device_cgroup_rules", !self.device_cgroup_rules.is_empty()),
             // Every container gets private IPC and PID namespaces.
             (
                 "ipc",
@@ -52,12 +51,7 @@ impl Service {
             ),
             ("domainname", self.domainname.is_some()),
             ("external_links", !self.external_links.is_empty()),
-            ("group_add", !self.group_add.is_empty()),
-            ("mem_reservation", self.mem_reservation.is_some()),
-            ("mem_swappiness", self.mem_swappiness.is_some()),
-            ("memswap_limit", self.memswap_limit.is_some()),
             ("oom_kill_disable", self.oom_kill_disable.is_some()),
-            ("oom_score_adj", self.oom_score_adj.is_some()),
             ("userns_mode", self.userns_mode.is_some()),
             ("uts", self.uts.is_some()),
             // Every container gets a private cgroup namespace.
@@ -65,10 +59,6 @@ impl Service {
                 "cgroup",
                 self.cgroup.as_deref().is_some_and(|m| m != "private"),
             ),
-            ("cgroup_parent", self.cgroup_parent.is_some()),
-            ("devices", !self.devices.is_empty()),
-            // The per-network `mac_address` is the one berth applies.
-            ("mac_address", self.mac_address.is_some()),
             // Only an ordering dependency: no volumes are shared.
             ("volumes_from", !self.volumes_from.is_empty()),
         ];
@@ -122,8 +112,11 @@ impl Service {
             if !d.labels.is_empty() {
                 out.push("deploy.labels (Swarm service labels; use labels: for the container)");
             }
-            if d.restart_policy.is_some() {
-                out.push("deploy.restart_policy (berth applies restart:)");
+            if d.restart_policy
+                .as_ref()
+                .is_some_and(|p| p.delay.is_some() || p.window.is_some())
+            {
+                out.push("deploy.restart_policy delay/window (Swarm only)");
             }
             if d.endpoint_mode.is_some() {
                 out.push("deploy.endpoint_mode");
@@ -334,9 +327,6 @@ fn mount_options_not_run(v: &ServiceVolume) -> Vec<&'static str> {
                 out.push(key);
             }
         }
-    }
-    if v.tmpfs.as_ref().is_some_and(|t| t.mode.is_some()) {
-        out.push("tmpfs.mode");
     }
     out
 }

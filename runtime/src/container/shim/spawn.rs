@@ -17,6 +17,7 @@ use seccompiler::BpfProgram;
 
 use super::stdio::{Output, Stdio, set_nonblock};
 use super::{Cgroup, Record, ShimError, pipe, sys};
+use crate::container::cgroups::CgroupError;
 use crate::container::config::RootfsSource;
 use crate::container::init::{self, InitArgs, InitFailure};
 use crate::container::oci_runtime::{self, OciRuntime};
@@ -55,6 +56,7 @@ pub(super) fn container(l: &Launch<'_>, stdio: &mut Stdio) -> Result<Pid, ShimEr
             let args = InitArgs {
                 spec: l.spec,
                 user: rec.config.user.as_deref(),
+                group_add: &rec.config.group_add,
                 layout: &layout,
                 volumes: &rec.volumes,
                 console: stdio.console.take(),
@@ -202,6 +204,22 @@ fn handshake(l: &Launch<'_>, pid: Pid, go_w: OwnedFd, rep_r: OwnedFd) -> Result<
             cgroup.add_pid(pid.as_raw())
         }
     });
+    // The OOM score adjustment, set before the container's own code runs (its children
+    // inherit it); crun and runc apply the spec's value themselves.
+    let placed =
+        placed.and_then(
+            |()| match l.spec.process().as_ref().and_then(|p| p.oom_score_adj()) {
+                Some(adj) if l.external.is_none() => {
+                    let path = format!("/proc/{pid}/oom_score_adj");
+                    fs::write(&path, adj.to_string()).map_err(|source| CgroupError::Write {
+                        path: path.into(),
+                        value: adj.to_string(),
+                        source,
+                    })
+                }
+                _ => Ok(()),
+            },
+        );
     if let Err(e) = placed {
         // The init sets up its root before it waits for the placement, so it may have
         // failed (and exited) already: its own report is the error that matters then.

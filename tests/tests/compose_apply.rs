@@ -1,0 +1,482 @@
+//! Compose keys that lower into the container's create body, observed inside (or on) the
+//! running container, end to end as root with the real binary: `deploy.restart_policy`,
+//! `devices` and `device_cgroup_rules` (and `container run --device`).
+
+use std::time::{Duration, Instant};
+
+use berth_tests::host::{self, Host};
+
+fn ids(host: &Host) -> Vec<String> {
+    host.ps()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn down_clean(host: &Host) {
+    let ids = ids(host);
+    host.ok(&["down", "-t", "1"]);
+    assert!(host.ps().is_empty());
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+}
+
+/// Lines equal to `needle` in a container's log.
+fn runs(host: &Host, container: &str, needle: &str) -> usize {
+    host.ok(&["container", "logs", container])
+        .lines()
+        .filter(|l| l.trim() == needle)
+        .count()
+}
+
+const DEPLOY_RESTART: &str = r#"
+name: dr
+services:
+  crash:
+    image: busybox:e2e
+    command: ["sh", "-c", "echo run; exit 3"]
+    deploy:
+      restart_policy: {condition: on-failure, max_attempts: 2}
+  never:
+    image: busybox:e2e
+    command: ["sh", "-c", "echo run; exit 3"]
+    deploy:
+      restart_policy: {condition: none}
+  ignored:
+    image: busybox:e2e
+    command: ["sh", "-c", "echo run; exit 3"]
+    restart: "no"
+    deploy:
+      restart_policy: {condition: any}
+"#;
+
+/// Without `restart:`, `deploy.restart_policy` is the policy: on-failure with max_attempts
+/// 2 runs three times, `none` once; `restart:` when given wins.
+#[test_with::root()]
+#[test]
+fn deploy_restart_policy_is_enforced_when_restart_is_absent() {
+    host::require_tools();
+    let host = Host::new("dr");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), DEPLOY_RESTART).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("restart_policy"), "no warning: {stderr}");
+    let start = Instant::now();
+    while runs(&host, "dr-crash-1", "run") < 3 && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(runs(&host, "dr-crash-1", "run"), 3, "one run, two restarts");
+    assert_eq!(runs(&host, "dr-never-1", "run"), 1, "condition none");
+    assert_eq!(runs(&host, "dr-ignored-1", "run"), 1, "restart: wins");
+    down_clean(&host);
+}
+
+/// A compose file with a host device node (`c 42:1`, a major no driver registers, so an open
+/// the cgroup allows fails with ENXIO and one it forbids with EPERM).
+fn devices_file(node: &str) -> String {
+    format!(
+        r#"
+name: dv
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  network_mode: none
+services:
+  dev:
+    <<: *quick
+    devices: ["{node}:/dev/x42:r"]
+    command: ["sh", "-c", "stat -c 'node %t:%T' /dev/x42; cat /dev/x42; echo > /dev/x42; echo done; exec sleep 3600"]
+  rules:
+    <<: *quick
+    device_cgroup_rules: ["c 42:2 r"]
+    command: ["sh", "-c", "mknod /tmp/a c 42 2; mknod /tmp/b c 42 3; cat /tmp/a; cat /tmp/b; echo done; exec sleep 3600"]
+"#
+    )
+}
+
+fn logs_when_done(host: &Host, container: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let out = host.berth(&["container", "logs", container]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if text.contains("done") || start.elapsed() > Duration::from_secs(20) {
+            return text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `devices` binds the host node (its major:minor) and allows it with its permissions only;
+/// `device_cgroup_rules` allows what it names and nothing more; `container run --device`
+/// does the same as `devices`.
+#[test_with::root()]
+#[test]
+fn devices_and_device_cgroup_rules_are_enforced_inside() {
+    host::require_tools();
+    let host = Host::new("dv");
+    host.busybox_image();
+    let node = host.dir.path().join("n42");
+    let made = std::process::Command::new("mknod")
+        .arg(&node)
+        .args(["c", "42", "1"])
+        .status()
+        .expect("mknod");
+    assert!(made.success());
+    let node = node.display().to_string();
+    std::fs::write(host.stack.join("compose.yaml"), devices_file(&node)).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("devices"), "no warning: {stderr}");
+
+    let dev = logs_when_done(&host, "dv-dev-1");
+    assert!(dev.contains("node 2a:1"), "the host's node: {dev}");
+    assert!(
+        dev.contains("x42': No such device or address"),
+        "read allowed: {dev}"
+    );
+    assert!(
+        dev.contains("x42: Operation not permitted"),
+        "write refused by the device cgroup: {dev}"
+    );
+    let rules = logs_when_done(&host, "dv-rules-1");
+    assert!(
+        rules.contains("/tmp/a': No such device or address"),
+        "the rule allows 42:2: {rules}"
+    );
+    assert!(
+        rules.contains("/tmp/b': Operation not permitted"),
+        "and not 42:3: {rules}"
+    );
+
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--device",
+        &format!("{node}:/dev/x42:r"),
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "cat /dev/x42; echo > /dev/x42; true",
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("x42': No such device or address"), "{text}");
+    assert!(text.contains("x42: Operation not permitted"), "{text}");
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--device",
+        "/etc/hostname",
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a character or block device"),
+        "{:?}",
+        out
+    );
+    down_clean(&host);
+}
+
+const MODE_MAC: &str = r#"
+name: mm
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    mac_address: 02:42:ac:11:00:99
+    volumes:
+      - type: tmpfs
+        target: /scratch
+        tmpfs: {size: 1m, mode: 0o1770}
+    command: ["sh", "-c", "stat -c 'mode %a' /scratch; cat /sys/class/net/eth0/address; echo done; exec sleep 3600"]
+"#;
+
+/// A tmpfs mount's `mode` is its root's permission bits; the service-level `mac_address`
+/// is the address of its (first) network's interface.
+#[test_with::root()]
+#[test]
+fn tmpfs_mode_and_service_mac_address_apply() {
+    host::require_tools();
+    let host = Host::new("mm");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), MODE_MAC).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("mac_address") && !stderr.contains("tmpfs.mode"),
+        "no warning: {stderr}"
+    );
+    let logs = logs_when_done(&host, "mm-app-1");
+    assert!(logs.contains("mode 1770"), "{logs}");
+    assert!(logs.contains("02:42:ac:11:00:99"), "{logs}");
+    down_clean(&host);
+}
+
+const MEMORY: &str = r#"
+name: me
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    network_mode: none
+    mem_limit: 64m
+    mem_reservation: 32m
+    memswap_limit: 128m
+    mem_swappiness: 10
+    command: ["sleep", "3600"]
+"#;
+
+/// A container's cgroup file of the memory controller, found by the container's id.
+fn memory_file(id: &str, file: &str) -> Option<String> {
+    let out = std::process::Command::new("find")
+        .args([
+            "/sys/fs/cgroup",
+            "-maxdepth",
+            "6",
+            "-type",
+            "d",
+            "-name",
+            id,
+        ])
+        .output()
+        .expect("find");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|d| std::path::Path::new(d).join(file))
+        .find(|p| p.exists())
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+}
+
+/// `mem_reservation`, `memswap_limit` and `mem_swappiness` reach the container's memory
+/// cgroup (v1: soft limit, memory+swap limit, swappiness; v2: memory.low, swap.max).
+#[test_with::root()]
+#[test]
+fn memory_reservation_swap_and_swappiness_reach_the_cgroup() {
+    host::require_tools();
+    let host = Host::new("me");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), MEMORY).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("mem"), "no warning: {stderr}");
+    let id = ids(&host).into_iter().next().expect("a container");
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/memory.soft_limit_in_bytes").exists();
+    if v1 {
+        assert_eq!(
+            memory_file(&id, "memory.soft_limit_in_bytes").as_deref(),
+            Some("33554432")
+        );
+        assert_eq!(memory_file(&id, "memory.swappiness").as_deref(), Some("10"));
+        if std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists() {
+            assert_eq!(
+                memory_file(&id, "memory.memsw.limit_in_bytes").as_deref(),
+                Some("134217728")
+            );
+        }
+    } else {
+        assert_eq!(memory_file(&id, "memory.low").as_deref(), Some("33554432"));
+        if let Some(swap) = memory_file(&id, "memory.swap.max") {
+            assert_eq!(swap, "67108864");
+        }
+    }
+    down_clean(&host);
+}
+
+const OOM: &str = r#"
+name: oo
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    network_mode: none
+    oom_score_adj: 345
+    command: ["sh", "-c", "echo adj $$(cat /proc/self/oom_score_adj); echo done; exec sleep 3600"]
+"#;
+
+/// `oom_score_adj` (and `container run --oom-score-adj`) is the container process's.
+/// Positive values only: lowering one needs CAP_SYS_RESOURCE, which a test host may lack.
+#[test_with::root()]
+#[test]
+fn oom_score_adj_is_the_container_processes() {
+    host::require_tools();
+    let host = Host::new("oo");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), OOM).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("oom_score_adj"), "no warning: {stderr}");
+    let logs = logs_when_done(&host, "oo-app-1");
+    assert!(logs.contains("adj 345"), "{logs}");
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--oom-score-adj",
+        "77",
+        "busybox:e2e",
+        "cat",
+        "/proc/self/oom_score_adj",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "77", "{out:?}");
+    down_clean(&host);
+}
+
+const GROUPS: &str = r#"
+name: ga
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    network_mode: none
+    group_add: [mail, "4242"]
+    volumes: ["./group:/etc/group:ro"]
+    command: ["sh", "-c", "echo groups $$(id -G) names $$(id -Gn); echo done; exec sleep 3600"]
+"#;
+
+/// `group_add` (and `container run --group-add`) are supplementary groups of the process:
+/// a name from the container's /etc/group and a bare number.
+#[test_with::root()]
+#[test]
+fn group_add_gives_the_process_its_groups() {
+    host::require_tools();
+    let host = Host::new("ga");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), GROUPS).expect("compose");
+    // The name resolves in the container's own group file.
+    std::fs::write(host.stack.join("group"), "root:x:0:\nmail:x:8:\n").expect("group");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("group_add"), "no warning: {stderr}");
+    let logs = logs_when_done(&host, "ga-app-1");
+    let line = logs
+        .lines()
+        .find(|l| l.starts_with("groups "))
+        .unwrap_or_default();
+    assert!(line.split_whitespace().any(|t| t == "4242"), "{logs}");
+    assert!(line.split_whitespace().any(|t| t == "8"), "{logs}");
+    assert!(line.split_whitespace().any(|t| t == "mail"), "{logs}");
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--group-add",
+        "4243",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "id -G",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.split_whitespace().any(|t| t == "4243"), "{out:?}");
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--group-add",
+        "no-such-group",
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-group"),
+        "{out:?}"
+    );
+    down_clean(&host);
+}
+
+/// `cgroup_parent` (and `container run --cgroup-parent`) is where the container's cgroup is
+/// made; `..` is refused.
+#[test_with::root()]
+#[test]
+fn cgroup_parent_places_the_container_cgroup() {
+    host::require_tools();
+    let host = Host::new("cp");
+    host.busybox_image();
+    let parent = format!("berth-test-cp-{}", std::process::id());
+    let file = format!(
+        "name: cp\nservices:\n  app:\n    image: busybox:e2e\n    init: true\n    stop_grace_period: 1s\n    network_mode: none\n    cgroup_parent: {parent}\n    command: [sleep, \"3600\"]\n"
+    );
+    std::fs::write(host.stack.join("compose.yaml"), file).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("cgroup_parent"), "no warning: {stderr}");
+    let id = ids(&host).into_iter().next().expect("a container");
+    let out = std::process::Command::new("find")
+        .args([
+            "/sys/fs/cgroup",
+            "-maxdepth",
+            "4",
+            "-type",
+            "d",
+            "-name",
+            &id,
+        ])
+        .output()
+        .expect("find");
+    let dirs = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!dirs.trim().is_empty(), "the container's cgroup exists");
+    assert!(
+        dirs.lines()
+            .all(|d| d.ends_with(&format!("/{parent}/{id}"))),
+        "{dirs}"
+    );
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cgroup-parent",
+        "../escape",
+        "busybox:e2e",
+        "true",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cgroup parent"),
+        "{out:?}"
+    );
+    down_clean(&host);
+    // The parent stays after the container, as with Docker: the test removes its own.
+    for d in dirs.lines() {
+        if let Some(p) = std::path::Path::new(d).parent() {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}
