@@ -101,7 +101,7 @@ rss_pss() { for p in "$@"; do awk '/^Rss:/ {r=$2} /^Pss:/ {q=$2} END {print r, q
 # berth_shims shims|inits: PIDs of berth's shims, or of the containers' inits (init: true), which
 # are forks of the shim with the same command line: told apart by their parent being a shim
 berth_shims() {
-  local all q; all=" $(pgrep -f "berth shim $work" | tr '\n' ' ') "
+  local all q; all=" $(pgrep -f "shim $work" | tr '\n' ' ') "
   for q in $all; do
     if [[ "$all" == *" $(ps -o ppid= -p "$q" | tr -d ' ') "* ]]; then [ "$1" = inits ] && echo "$q"
     else [ "$1" = shims ] && echo "$q"; fi
