@@ -155,7 +155,7 @@ impl Host {
         }
         std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy busybox");
         for applet in [
-            "sh", "sleep", "true", "nslookup", "wget", "httpd", "cat", "echo",
+            "sh", "sleep", "true", "nslookup", "wget", "httpd", "cat", "echo", "head",
         ] {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
         }

@@ -103,6 +103,56 @@ fn compose_v2_runs_a_stack_on_berth() {
     assert!(leaks.is_empty(), "{leaks:?}");
 }
 
+/// examples/hello as its users run it, but with Docker Compose v2 pointed at berth: the page
+/// on the published port, `probe` fetching it by service name, `down` leaving nothing.
+#[test_with::root()]
+#[test_with::executable(docker, docker-compose, ip, nsenter)]
+#[test]
+fn compose_v2_runs_the_hello_example() {
+    host::require_tools();
+    let h = Host::new("dchello");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    // The example's image is scripts/demo.sh's `busybox:local`: the same busybox, tagged.
+    docker.ok(&["tag", "busybox:e2e", "busybox:local"]);
+    let file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello/compose.yaml");
+    let f = file.display().to_string();
+    let dc = |args: &[&str]| {
+        let mut all = vec!["-p", "dchello", "-f", &f];
+        all.extend_from_slice(args);
+        let mut cmd = docker.compose_cmd(180, &all);
+        cmd.env_remove("HELLO_PORT");
+        let out = cmd.output().expect("run docker-compose");
+        assert!(
+            out.status.success(),
+            "docker-compose {all:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    dc(&["up", "-d", "--wait"]);
+    let page = h.curl("http://127.0.0.1:8081/");
+    assert!(page.contains("hello from berth"), "{page}");
+    let got = dc(&["exec", "-T", "probe", "wget", "-qO-", "http://web/"]);
+    assert!(got.contains("hello from berth"), "{got}");
+    let mut logs = String::new();
+    for _ in 0..50 {
+        logs = dc(&["logs", "--no-color", "probe"]);
+        if logs.contains("hello from berth") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(logs.contains("hello from berth"), "{logs}");
+    dc(&["down", "-t", "1"]);
+    let left = docker.ok(&["ps", "-aq"]);
+    assert!(left.trim().is_empty(), "containers left: {left}");
+    h.berth(&["network", "rm", "bridge"]);
+    let leaks = h.leaks(&[]);
+    assert!(leaks.is_empty(), "{leaks:?}");
+}
+
 /// examples/lnmp through Docker Compose v2 over berth: the page lists MariaDB's rows read by
 /// service name, as with berth's own CLI (tests/tests/example_lnmp.rs).
 #[test_with::root()]

@@ -341,7 +341,7 @@ pub fn copy_out(shim_exe: &Path, rec: &Record, cpath: &Path, host: &Path) -> Res
 
 /// Writes the container's flattened root filesystem as a tar to `out`.
 pub fn export(shim_exe: &Path, rec: &Record, out: &mut dyn Write) -> Result<(), CopyError> {
-    let mut child = Command::new(shim_exe)
+    let child = Command::new(shim_exe)
         .arg("copy-helper")
         .arg(&rec.dir)
         .arg("export")
@@ -354,16 +354,7 @@ pub fn export(shim_exe: &Path, rec: &Record, out: &mut dyn Write) -> Result<(), 
             exe: shim_exe.to_path_buf(),
             source,
         })?;
-    let mut pipe = child.stdout.take().ok_or_else(|| CopyError::HelperFailed {
-        message: "no output pipe".into(),
-    })?;
-    let copied = io::copy(&mut pipe, out).map_err(|source| CopyError::HostPath {
-        path: PathBuf::from("-"),
-        source,
-    });
-    drop(pipe);
-    finish(shim_exe, child)?;
-    copied.map(drop)
+    drain_to(shim_exe, child, out)
 }
 
 /// Copies the host path `host` to `cdest` in the container (into it when it is a directory,
@@ -565,7 +556,7 @@ pub fn archive_out(
     cpath: &Path,
     out: &mut dyn Write,
 ) -> Result<(), CopyError> {
-    let mut child = helper(
+    let child = helper(
         shim_exe,
         rec,
         Direction::Out,
@@ -573,16 +564,7 @@ pub fn archive_out(
         None,
         PutOptions::default(),
     )?;
-    let mut pipe = child.stdout.take().ok_or_else(|| CopyError::HelperFailed {
-        message: "no output pipe".into(),
-    })?;
-    let copied = io::copy(&mut pipe, out).map_err(|source| CopyError::HostPath {
-        path: PathBuf::from("-"),
-        source,
-    });
-    drop(pipe);
-    finish(shim_exe, child)?;
-    copied.map(drop)
+    drain_to(shim_exe, child, out)
 }
 
 /// Unpacks the tar `input` into the container directory `cdir`, every path resolved inside
@@ -663,6 +645,24 @@ fn finish(exe: &Path, child: std::process::Child) -> Result<(), CopyError> {
         });
     }
     Ok(())
+}
+
+/// Copies the helper's output into `out`, then reaps it (its error, if any, before the copy's).
+fn drain_to(
+    shim_exe: &Path,
+    mut child: std::process::Child,
+    out: &mut dyn io::Write,
+) -> Result<(), CopyError> {
+    let mut pipe = child.stdout.take().ok_or_else(|| CopyError::HelperFailed {
+        message: "no output pipe".into(),
+    })?;
+    let copied = io::copy(&mut pipe, out).map_err(|source| CopyError::HostPath {
+        path: PathBuf::from("-"),
+        source,
+    });
+    drop(pipe);
+    finish(shim_exe, child)?;
+    copied.map(drop)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
 use super::errors::ApiError;
-use super::images::{blocking, reference_of, store, store_error};
+use super::images::{blocking, optional_reference, store, store_error};
 use super::{Body, Docker, json, query};
 
 /// The largest config body read (clients send `null` or a small object).
@@ -27,15 +27,7 @@ pub(super) async fn commit(
     if container.is_empty() {
         return Err(ApiError::bad_request("container is required (container=)"));
     }
-    let repo = query::get(q, "repo").unwrap_or_default();
-    let reference = if repo.is_empty() {
-        None
-    } else {
-        Some(reference_of(
-            &repo,
-            &query::get(q, "tag").unwrap_or_default(),
-        )?)
-    };
+    let reference = optional_reference(q)?;
     let nonempty = |k: &str| query::get(q, k).filter(|v| !v.is_empty());
     let opts = CommitOptions {
         changes: query::pairs(q)

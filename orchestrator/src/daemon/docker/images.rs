@@ -182,6 +182,15 @@ pub(super) fn empty(status: StatusCode) -> Response<Body> {
     resp
 }
 
+/// The image a `repo=&tag=` query names (commit's and import's target), if it names one.
+pub(super) fn optional_reference(q: &str) -> Result<Option<String>, ApiError> {
+    let repo = query::get(q, "repo").unwrap_or_default();
+    if repo.is_empty() {
+        return Ok(None);
+    }
+    reference_of(&repo, &query::get(q, "tag").unwrap_or_default()).map(Some)
+}
+
 /// `REPO` and `TAG` as one reference (`TAG` defaults to `latest`, a digest-free repo).
 pub(super) fn reference_of(repo: &str, tag: &str) -> Result<String, ApiError> {
     let r = if tag.is_empty() {

@@ -15,7 +15,7 @@ use hyper::{Request, Response, StatusCode};
 use oci_spec::image::Config;
 
 use super::errors::ApiError;
-use super::images::{blocking, familiar, reference_of, store, store_error};
+use super::images::{blocking, familiar, optional_reference, store, store_error};
 use super::images_stream::{BodyReader, streamed};
 use super::{Body, Docker, query};
 
@@ -121,15 +121,7 @@ pub(super) async fn import(
             "berth imports for this host's platform only, not {p}"
         )));
     }
-    let repo = query::get(q, "repo").unwrap_or_default();
-    let reference = if repo.is_empty() {
-        None
-    } else {
-        Some(reference_of(
-            &repo,
-            &query::get(q, "tag").unwrap_or_default(),
-        )?)
-    };
+    let reference = optional_reference(q)?;
     let changes: Vec<String> = query::pairs(q)
         .into_iter()
         .filter(|(k, v)| k == "changes" && !v.trim().is_empty())
