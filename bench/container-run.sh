@@ -36,6 +36,8 @@ export BERTH_CGROUP_PARENT=berth-bench-$$
 cleanup() {
   "$BERTH" --root "$work/root" --run "$work/run" container ls -a -q 2>/dev/null |
     while read -r id; do "$BERTH" --root "$work/root" --run "$work/run" container rm -f "$id" >/dev/null 2>&1 || true; done
+  # Every create goes through the instance's daemon: stop it (and its DNS keeper) too.
+  "$BERTH" --root "$work/root" --run "$work/run" system shutdown >/dev/null 2>&1 || true
   crun --root "$work/crun" list -q 2>/dev/null | while read -r c; do crun --root "$work/crun" delete -f "$c" >/dev/null 2>&1 || true; done
   for d in /sys/fs/cgroup/*/"$BERTH_CGROUP_PARENT"; do
     [ -d "$d" ] || continue
