@@ -17,7 +17,7 @@ mod services;
 mod storage;
 mod workload;
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
@@ -45,6 +45,14 @@ pub enum ConvertError {
         name: String,
         /// The rule it breaks.
         rule: &'static str,
+    },
+    /// Two objects would have one kind and name: the cluster would keep only the last.
+    #[error("two {kind} objects would be named {name:?}: rename the alias, volume or file")]
+    Duplicate {
+        /// The object kind.
+        kind: String,
+        /// The name both would take.
+        name: String,
     },
     /// A project file a ConfigMap or Secret is made of.
     #[error("reading {path}: {source}")]
@@ -113,21 +121,33 @@ pub fn convert(project: &Project) -> Result<Conversion, ConvertError> {
     let mut files = storage::ProjectFiles::default();
     for (name, svc) in &project.services {
         coverage::check(name, svc, &mut conv)?;
-        let pod = pod::pod_template(project, name, svc, &owners, &mut files, &mut conv)?;
+        let ports = pod::container_ports(name, svc, &mut conv);
+        let pod = pod::pod_template(project, name, svc, &owners, &ports, &mut files, &mut conv)?;
         conv.add(workload::workload(project, name, svc, pod, &owners));
-        for s in services::services(project, name, svc, &mut conv)? {
+        for s in services::services(project, name, svc, &ports, &mut conv)? {
             conv.add(s);
         }
     }
     for pvc in storage::claims(project, &owners) {
         conv.add(pvc);
     }
-    for obj in files.objects(project)? {
+    for obj in files.objects(project) {
         conv.add(obj);
     }
-    let mut seen = BTreeMap::new();
-    conv.manifests
-        .retain(|m| seen.insert(m.file.clone(), ()).is_none());
+    // Two objects of one kind and name (an alias two services share, two volume names that
+    // read the same once lowercased): one would replace the other in the cluster.
+    let mut seen = BTreeSet::new();
+    for m in &conv.manifests {
+        if !seen.insert(m.file.clone()) {
+            return Err(ConvertError::Duplicate {
+                kind: m.object["kind"].as_str().unwrap_or("object").to_string(),
+                name: m.object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            });
+        }
+    }
     Ok(conv)
 }
 

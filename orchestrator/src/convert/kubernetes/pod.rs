@@ -34,6 +34,7 @@ pub(super) fn pod_template(
     name: &str,
     svc: &Service,
     owners: &Owners,
+    ports: &[(u16, String)],
     files: &mut ProjectFiles,
     conv: &mut Conversion,
 ) -> Result<Value, ConvertError> {
@@ -79,8 +80,11 @@ pub(super) fn pod_template(
     if !env.is_empty() {
         c.insert("env".into(), Value::Array(env));
     }
-    let ports = container_ports(name, svc, conv);
     if !ports.is_empty() {
+        let ports = ports
+            .iter()
+            .map(|(port, proto)| json!({"containerPort": port, "protocol": proto}))
+            .collect();
         c.insert("ports".into(), Value::Array(ports));
     }
     if let Some(wd) = &svc.working_dir {
@@ -174,7 +178,11 @@ fn annotations(svc: &Service) -> Option<Value> {
 }
 
 /// `containerPort`s from `ports` (targets) and `expose` (single ports and short ranges).
-pub(super) fn container_ports(name: &str, svc: &Service, conv: &mut Conversion) -> Vec<Value> {
+pub(super) fn container_ports(
+    name: &str,
+    svc: &Service,
+    conv: &mut Conversion,
+) -> Vec<(u16, String)> {
     let mut out: Vec<(u16, String)> = Vec::new();
     for p in &svc.ports {
         out.push((p.target, p.protocol.to_ascii_uppercase()));
@@ -197,9 +205,7 @@ pub(super) fn container_ports(name: &str, svc: &Service, conv: &mut Conversion) 
     }
     out.sort();
     out.dedup();
-    out.into_iter()
-        .map(|(port, proto)| json!({"containerPort": port, "protocol": proto}))
-        .collect()
+    out
 }
 
 fn security_context(name: &str, svc: &Service, conv: &mut Conversion) -> Option<Value> {

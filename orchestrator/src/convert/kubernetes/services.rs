@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use super::{Conversion, ConvertError, labels, names, pod, selector};
+use super::{Conversion, ConvertError, labels, names, selector};
 use crate::compose::Project;
 use crate::compose::model::Service;
 
@@ -31,18 +31,17 @@ pub(super) fn services(
     project: &Project,
     name: &str,
     svc: &Service,
+    ports: &[(u16, String)],
     conv: &mut Conversion,
 ) -> Result<Vec<Value>, ConvertError> {
-    let ports: Vec<Value> = pod::container_ports(name, svc, &mut Conversion::default())
-        .into_iter()
-        .map(|p| {
-            let port = p["containerPort"].clone();
-            let proto = p["protocol"].as_str().unwrap_or("TCP").to_ascii_lowercase();
+    let ports: Vec<Value> = ports
+        .iter()
+        .map(|(port, proto)| {
             json!({
-                "name": format!("{proto}-{port}"),
+                "name": format!("{}-{port}", proto.to_ascii_lowercase()),
                 "port": port,
                 "targetPort": port,
-                "protocol": p["protocol"],
+                "protocol": proto,
             })
         })
         .collect();

@@ -251,7 +251,7 @@ impl ProjectFiles {
     }
 
     /// The ConfigMaps and Secrets, text as text and anything else base64.
-    pub(super) fn objects(&self, project: &Project) -> Result<Vec<Value>, ConvertError> {
+    pub(super) fn objects(&self, project: &Project) -> Vec<Value> {
         let mut out = Vec::new();
         for (name, (kind, data)) in &self.objects {
             let mut text = Map::new();
@@ -285,7 +285,7 @@ impl ProjectFiles {
             }
             out.push(Value::Object(obj));
         }
-        Ok(out)
+        out
     }
 }
 

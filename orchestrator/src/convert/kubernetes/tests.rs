@@ -195,3 +195,14 @@ fn a_bind_symlink_out_of_the_project_is_refused() {
         "{err}"
     );
 }
+
+/// Two services sharing an alias would make two Services of one name, one replacing the other
+/// in the cluster: refused naming it, not one of them dropped.
+#[test]
+fn an_alias_two_services_share_is_refused_by_name() {
+    let (_d, p) = load(
+        "services:\n  a:\n    image: x\n    networks:\n      default: { aliases: [api] }\n  b:\n    image: x\n    networks:\n      default: { aliases: [api] }\n",
+    );
+    let err = convert(&p).expect_err("shared alias");
+    assert!(err.to_string().contains("\"api\""), "{err}");
+}

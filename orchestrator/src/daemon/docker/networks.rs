@@ -505,14 +505,14 @@ async fn connect(
             "EndpointConfig.IPAMConfig.IPv6Address is not supported by berth on connect",
         ));
     }
-    if cfg
+    if let Some(p) = cfg
         .get("GwPriority")
         .and_then(|p| p.as_i64())
-        .is_some_and(|p| p != 0)
+        .filter(|p| *p != 0)
     {
-        return Err(ApiError::bad_request(
-            "EndpointConfig.GwPriority is not supported by berth on connect",
-        ));
+        return Err(ApiError::bad_request(format!(
+            "EndpointConfig.GwPriority ({p}) is not supported by berth on connect"
+        )));
     }
     let mac_address = cfg
         .get("MacAddress")
