@@ -8,10 +8,12 @@
 #  - job: `run-job.sh` over a generated ~50 MB text (SIZE_MB) with 1, 2 and 3 workers
 #    (`up --scale spark-worker=N` first), in the cached instance. On a 2-core host expect little
 #    speed-up from more workers: each has 1 core and they share the same two.
-# Berth only: no comparison with Compose on dockerd in this script (bench/engines.sh has the
-# engines for that).
-# Usage: sudo bench/spark.sh   (COLD=1|0, SIZE_MB=50, PORT=18080 for the cold run's UI,
-#                               BERTH_BIN=path to berth, default the release build)
+#  - COMPARE=1: the same cached `up -d --wait` and the same jobs (run-job.sh, whose commands are
+#    all Compose commands) with Docker Compose v2 on dockerd, the same images loaded from the same
+#    archive, through bench/engines.sh (dockerd in its own network namespace; `down` afterwards).
+#    No cold run there: the engines' namespace may reach the Debian mirror but not PyPI.
+# Usage: bench/spark.sh   (as root; COLD=1|0, SIZE_MB=50, PORT=18080 for the cold run's UI,
+#                          COMPARE=0|1, BERTH_BIN=path to berth, default the release build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -87,4 +89,41 @@ for n in 1 2 3; do
   echo "job    word count, $n worker(s): $(secs "$(ms "$t")") ($(grep -c '^executor ' "$work/job-$n.out") executors)"
 done
 echo "top words (3 workers): $(head -3 "$work/job-3.out" | tr '\t\n' '= ')"
+
+t=$(date +%s%N)
+quiet b -f "$stack" --profile tools down -v
+echo "down -v: $(secs "$(ms "$t")")"
+
+if [ "${COMPARE:-0}" = 1 ]; then
+  # engines.sh down removes every container, network and volume dockerd made.
+  trap 'bench/engines.sh down >/dev/null 2>&1; cleanup' EXIT
+  bench/engines.sh up >&2
+  eval "$(bench/engines.sh env)"
+  bench/engines.sh load "$tar"
+  # run-job.sh calls "$BERTH" -f FILE VERB...: every verb it uses is a Compose verb.
+  printf '#!/bin/sh\nexec %s compose "$@"\n' "$ENGINES_DOCKER" > "$work/docker-compose"
+  chmod +x "$work/docker-compose"
+  dc() { in_ns_e "$work/docker-compose" -f "$stack" "$@"; }
+  in_ns_e() { nsenter --net="/run/netns/$ENGINES_NS" "$@"; }
+  echo "Docker Compose v2 on dockerd ($("$ENGINES_DOCKER" version -f '{{.Server.Version}}' 2>/dev/null)):"
+  t=$(date +%s%N)
+  quiet dc up -d --wait --wait-timeout 300
+  echo "cached up -d --wait (images present, 2 workers registered): $(secs "$(ms "$t")")"
+  for n in 1 2 3; do
+    quiet dc up -d --wait --wait-timeout 300 --scale "spark-worker=$n"
+    t=$(date +%s%N)
+    if in_ns_e env BERTH="$work/docker-compose" examples/spark/run-job.sh "$text" \
+      > "$work/docker-job-$n.out" 2> "$work/docker-job-$n.err"; then
+      echo "job    word count, $n worker(s): $(secs "$(ms "$t")") ($(grep -c '^executor ' "$work/docker-job-$n.out") executors)"
+    else
+      echo "job    word count, $n worker(s): FAILED after $(secs "$(ms "$t")"); its output:"
+      grep -v '^ *at \|Copying\|Copied' "$work/docker-job-$n.out" "$work/docker-job-$n.err" | tail -15
+    fi
+  done
+  cmp -s <(head -20 "$work/job-3.out") <(head -20 "$work/docker-job-3.out") &&
+    echo "top 20 words: the same on both engines" || echo "top 20 words differ between the engines" >&2
+  t=$(date +%s%N)
+  quiet dc --profile tools down -v
+  echo "down -v: $(secs "$(ms "$t")")"
+fi
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

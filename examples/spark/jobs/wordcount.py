@@ -18,7 +18,8 @@ from pyspark import SparkContext
 
 
 def get_json(url):
-    with urllib.request.urlopen(url, timeout=10) as r:
+    # The UI's first answer can take over 30 s on a loaded two-core host (its servlets start then).
+    with urllib.request.urlopen(url, timeout=180) as r:
         return json.load(r)
 
 
