@@ -102,13 +102,14 @@ impl Failure {
 const ENOENT: i32 = 2;
 const EACCES: i32 = 13;
 
-/// The failure of executing `cmd` (the command as given), last tried as `path`, with `errno`.
-pub fn exec_failure(cmd: &[u8], path: &[u8], errno: i32) -> Failure {
+/// The failure of executing `cmd` (the command as given), last tried as `path`, with `errno`;
+/// `found` when that file exists (an ENOENT then is its interpreter's).
+pub fn exec_failure(cmd: &[u8], path: &[u8], errno: i32, found: bool) -> Failure {
     let mut m = Buf::new();
     m.push(b"exec: ");
     m.push_quoted(cmd);
     let code = match errno {
-        ENOENT if !cmd.contains(&b'/') => {
+        ENOENT if !found && !cmd.contains(&b'/') => {
             m.push(b": executable file not found in $PATH");
             127
         }
@@ -152,23 +153,31 @@ mod tests {
 
     #[test]
     fn failures_match_berths_executor() {
-        let f = exec_failure(b"/bin/run", b"/bin/run", 2);
+        let f = exec_failure(b"/bin/run", b"/bin/run", 2, false);
         assert_eq!(
             text(&f),
             r#"{"code":127,"message":"exec: \"/bin/run\": stat /bin/run: no such file or directory"}"#
         );
-        let f = exec_failure(b"run", b"/bin/run", 2);
+        let f = exec_failure(b"run", b"/bin/run", 2, false);
         assert_eq!(
             f.message.bytes(),
             b"exec: \"run\": executable file not found in $PATH"
         );
-        assert_eq!(exec_failure(b"x", b"x", 13).code, 126);
-        let f = exec_failure(b"x", b"x", 8);
+        let f = exec_failure(b"run", b"/bin/run", 2, true);
+        assert_eq!(
+            (f.code, f.message.bytes()),
+            (
+                127,
+                b"exec: \"run\": stat /bin/run: no such file or directory".as_slice()
+            )
+        );
+        assert_eq!(exec_failure(b"x", b"x", 13, true).code, 126);
+        let f = exec_failure(b"x", b"x", 8, true);
         assert_eq!(
             (f.code, f.message.bytes()),
             (126, b"exec: \"x\": ENOEXEC: Exec format error".as_slice())
         );
-        let f = exec_failure(b"x", b"x", 4000);
+        let f = exec_failure(b"x", b"x", 4000, true);
         assert_eq!(f.message.bytes(), b"exec: \"x\": errno 4000");
     }
 

@@ -143,6 +143,7 @@ fn spawn(
     let path = search_path(env, |e| unsafe { cstr(e) });
     let mut buf = [0u8; 4096];
     let mut last = (Errno::ENOENT, Buf::<512>::new());
+    let mut found = false;
     let mut denied: Option<Buf<512>> = None;
     let stop: Option<()> = candidates(cmd, path, &mut buf, |file| {
         // SAFETY: file ends in a NUL; argv and envp are NULL-terminated arrays of strings.
@@ -153,6 +154,13 @@ fn spawn(
         let mut tried = Buf::new();
         tried.push(&file[..file.len() - 1]);
         match e {
+            // The file is there: its interpreter is missing. berth found this file before
+            // the init ran, so the search ends here as its own exec would.
+            Errno::ENOENT if exists(file) => {
+                found = true;
+                last = (Errno::ENOENT, tried);
+                return Some(());
+            }
             Errno::ENOENT | Errno::ENOTDIR => last = (Errno::ENOENT, tried),
             Errno::EACCES => denied = Some(tried),
             other => {
@@ -166,7 +174,7 @@ fn spawn(
         (None, Some(d)) => (Errno::EACCES, d),
         _ => last,
     };
-    let f = exec_failure(cmd, tried.bytes(), errno.into_raw());
+    let f = exec_failure(cmd, tried.bytes(), errno.into_raw(), found);
     match report {
         Some(fd) => write_all(fd, f.json().bytes()),
         None => {
@@ -178,6 +186,14 @@ fn spawn(
         }
     }
     exit(f.code)
+}
+
+/// Whether `file` (NUL-terminated) names an existing file.
+fn exists(file: &[u8]) -> bool {
+    const AT_FDCWD: isize = -100;
+    const F_OK: usize = 0;
+    // SAFETY: file ends in a NUL.
+    unsafe { syscall!(Sysno::faccessat, AT_FDCWD, file.as_ptr(), F_OK) }.is_ok()
 }
 
 /// PID 1's loop: every signal but SIGCHLD goes to the child; on SIGCHLD every zombie is
