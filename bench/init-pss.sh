@@ -32,7 +32,7 @@ cleanup() {
     for c in "$d"/*/; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
     rmdir "$d" 2>/dev/null || true
   done
-  if [ -n "$ENGINES" ]; then
+  if [ -n "$ENGINES" ] && [ -n "${ENGINES_NS:-}" ]; then
     local c
     if eng docker; then
       for c in $(dk ps -aq --filter label=berth-bench=init); do dk rm -f "$c" >/dev/null 2>&1; done
