@@ -2,6 +2,8 @@
 //! up to execve. Errors go back to the shim over a close-on-exec pipe as `{code, message}`;
 //! a clean EOF on that pipe means the exec succeeded.
 
+pub mod binary;
+
 use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -44,7 +46,7 @@ pub enum InitError {
     Seccomp(#[from] SeccompError),
     #[error("setting up the container's stdio")]
     Stdio(#[source] nix::Error),
-    #[error("starting the init reaper")]
+    #[error("handing the start report to the container's init")]
     Reaper(#[source] nix::Error),
     #[error("an argument or environment entry contains a NUL byte")]
     Nul,
@@ -106,9 +108,11 @@ pub struct ProcessSetup<'a> {
     pub rlimits: Vec<(String, u64, u64)>,
     pub no_new_privs: bool,
     pub seccomp: &'a [BpfProgram],
-    /// Fork a reaper that stays PID 1 and forwards signals (`--init`).
+    /// Exec berth's init (bound at [`binary::CONTAINER_PATH`]) with the command as its
+    /// child, as Docker's `--init` does: it stays PID 1, forwards signals and reaps zombies.
     pub reaper: bool,
-    /// Close this fd in the reaper (the report pipe: only the exec closes the last copy).
+    /// The start report pipe; with `reaper` it is handed to the init, whose child's exec
+    /// closes the last copy.
     pub report_fd: RawFd,
 }
 
@@ -157,30 +161,40 @@ fn exec_inner(p: &ProcessSetup<'_>) -> Result<std::convert::Infallible, InitErro
         source: e.into(),
     })?;
     let path = process::find_executable(cmd, process::env_get(&p.env, "PATH"))?;
-    if p.reaper {
-        // SAFETY: the process is single-threaded (a clone of the single-threaded shim).
-        match unsafe { nix::unistd::fork() }.map_err(InitError::Reaper)? {
-            nix::unistd::ForkResult::Child => {}
-            nix::unistd::ForkResult::Parent { child } => {
-                // SAFETY: closing our copy of the report pipe.
-                unsafe { libc::close(p.report_fd) };
-                reap(child.as_raw())
-            }
-        }
-    }
     if p.no_new_privs {
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     }
-    let argv = cstrings(p.args)?;
-    let envp = cstrings(&p.env)?;
-    let file = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| InitError::Nul)?;
+    let (file, argv, envp) = if p.reaper {
+        // The init runs the command found above by the same search (the container's PATH).
+        let mut argv = vec![binary::CONTAINER_PATH.to_string(), "--".into()];
+        argv.extend(p.args.iter().cloned());
+        let mut env = p.env.clone();
+        env.push(format!("{}={}", binary::REPORT_ENV, p.report_fd));
+        nix::fcntl::fcntl(
+            // SAFETY: the report pipe stays open in this process until the exec.
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(p.report_fd) },
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .map_err(InitError::Reaper)?;
+        (PathBuf::from(binary::CONTAINER_PATH), argv, env)
+    } else {
+        (path, p.args.to_vec(), p.env.clone())
+    };
+    let argv = cstrings(&argv)?;
+    let envp = cstrings(&envp)?;
+    let cfile = CString::new(file.as_os_str().as_encoded_bytes()).map_err(|_| InitError::Nul)?;
     seccomp::install(p.seccomp)?;
-    let err = nix::unistd::execve(&file, &argv, &envp).unwrap_err();
+    if p.reaper {
+        // A PID 1 drops the signals it neither handles nor blocks: the init starts with all
+        // of them blocked (the mask survives exec), so none sent meanwhile is lost.
+        block_all_signals();
+    }
+    let err = nix::unistd::execve(&cfile, &argv, &envp).unwrap_err();
     Err(match err {
         nix::Error::ENOENT => ProcessError::NoSuchFile {
             cmd: cmd.clone(),
-            path,
+            path: file,
         }
         .into(),
         nix::Error::EACCES => ProcessError::NotExecutable { cmd: cmd.clone() }.into(),
@@ -192,37 +206,12 @@ fn exec_inner(p: &ProcessSetup<'_>) -> Result<std::convert::Infallible, InitErro
     })
 }
 
-/// PID 1 of an `--init` container: forwards signals to the child, reaps every zombie, and
-/// exits with the child's status.
-fn reap(child: i32) -> ! {
-    // SAFETY: signal-mask and wait calls on our own process; no allocation in the loop.
+fn block_all_signals() {
+    // SAFETY: plain libc calls on our own signal mask.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
-        libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-        loop {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigwaitinfo(&all, &mut info);
-            if sig == libc::SIGCHLD {
-                loop {
-                    let mut status = 0;
-                    let pid = libc::waitpid(-1, &mut status, libc::WNOHANG);
-                    if pid <= 0 {
-                        break;
-                    }
-                    if pid == child {
-                        let code = if libc::WIFEXITED(status) {
-                            libc::WEXITSTATUS(status)
-                        } else {
-                            128 + libc::WTERMSIG(status)
-                        };
-                        libc::_exit(code);
-                    }
-                }
-            } else if sig > 0 {
-                libc::kill(child, sig);
-            }
-        }
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
     }
 }
 
@@ -257,7 +246,7 @@ pub fn run(a: &InitArgs<'_>) -> ! {
 }
 
 /// Hides this process's /proc entries (exe, mem, fds) from the container's other processes
-/// while it still runs berth's code (before execve resets it; the `--init` reaper keeps it):
+/// while it still runs berth's code (until execve resets it):
 /// without CAP_SYS_PTRACE they cannot reopen the host's berth binary through /proc/PID/exe.
 pub fn hide_from_container() {
     // SAFETY: prctl with integer arguments.

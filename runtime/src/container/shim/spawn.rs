@@ -47,6 +47,13 @@ pub(super) fn container(l: &Launch<'_>, stdio: &mut Stdio) -> Result<Pid, ShimEr
     // Short relative overlay paths: the child inherits this cwd.
     nix::unistd::chdir(&rec.dir).map_err(sys("entering the container dir"))?;
     let pid_file = rec.run_dir.join("oci.pid");
+    let with_init;
+    let spec = if rec.config.init && l.external.is_none() {
+        with_init = spec_with_init(l.spec, rec)?;
+        &with_init
+    } else {
+        l.spec
+    };
     let pid = match l.external {
         None => {
             let mut close = vec![go_w.as_raw_fd(), rep_r.as_raw_fd()];
@@ -54,7 +61,7 @@ pub(super) fn container(l: &Launch<'_>, stdio: &mut Stdio) -> Result<Pid, ShimEr
             close.extend(stdio.shim_side());
             close.extend(l.sync_fd);
             let args = InitArgs {
-                spec: l.spec,
+                spec,
                 user: rec.config.user.as_deref(),
                 group_add: &rec.config.group_add,
                 layout: &layout,
@@ -89,6 +96,24 @@ pub(super) fn container(l: &Launch<'_>, stdio: &mut Stdio) -> Result<Pid, ShimEr
         None => Ok(pid),
         Some(ort) => wait_external(ort, rec, l.cgroup, pid, &pid_file, stdio),
     }
+}
+
+/// The spec plus the read-only bind of berth's init (`--init`), installed under the
+/// runtime's root (`<root>/containers/<id>` is the container's dir) on first use.
+fn spec_with_init(spec: &Spec, rec: &Record) -> Result<Spec, ShimError> {
+    let root = rec.dir.parent().and_then(Path::parent).unwrap_or(&rec.dir);
+    let host = init::binary::install(root).map_err(|e| ShimError::Init {
+        code: 125,
+        message: format!(
+            "installing the container init under {}: {e}",
+            root.join("init").display()
+        ),
+    })?;
+    let mut spec = spec.clone();
+    let mut mounts = spec.mounts().clone().unwrap_or_default();
+    mounts.push(init::binary::mount(&host));
+    spec.set_mounts(Some(mounts));
+    Ok(spec)
 }
 
 fn root_layout(rootfs: &RootfsSource) -> RootLayout {
