@@ -325,8 +325,8 @@ impl Runtime {
         }
         if let Some(r) = &config.oci_runtime {
             oci_runtime::OciRuntime::parse(r)?;
-            // berth's init is the berth binary forked inside the container; an external
-            // runtime can only exec a file that is inside the container's root.
+            // berth's init is bound into the container by berth's own executor, which an
+            // external runtime's bundle does not carry.
             if config.init {
                 return Err(RuntimeError::ExternalRuntime {
                     runtime: r.clone(),
