@@ -307,6 +307,7 @@ pub(super) async fn build(
         engine.clone(),
         tokio::runtime::Handle::current(),
     );
+    let d = docker.clone();
     tokio::task::spawn_blocking(move || {
         let context = dir.path().join("context");
         if let Err(e) = std::fs::create_dir(&context) {
@@ -370,6 +371,10 @@ pub(super) async fn build(
         });
         match res {
             Ok(r) => {
+                for t in &asked.tags {
+                    let shown = super::images::familiar_ref(t);
+                    super::events::image_event(&d, "tag", r.image.id.as_str(), &shown);
+                }
                 if !quiet {
                     for w in &r.warnings {
                         out.json(&json!({ "stream": format!("[Warning] {w}\n") }));
