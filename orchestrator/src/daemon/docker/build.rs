@@ -285,13 +285,35 @@ impl ClassicStream<'_> {
     }
 }
 
+/// The most of a refused request's context read before answering: the client sends the
+/// context before it reads the answer, so the error reaches it instead of a broken pipe.
+const DRAIN_LIMIT: usize = 64 << 20;
+
+/// Reads and drops the request body (up to [`DRAIN_LIMIT`]).
+async fn drain(mut body: Incoming) {
+    use http_body_util::BodyExt;
+    let mut read = 0;
+    while read < DRAIN_LIMIT {
+        match body.frame().await {
+            Some(Ok(f)) => read += f.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
+}
+
 /// `POST /build`.
 pub(super) async fn build(
     docker: &Arc<Docker>,
     req: Request<Incoming>,
     q: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let asked = asked(q)?;
+    let asked = match asked(q) {
+        Ok(a) => a,
+        Err(e) => {
+            drain(req.into_body()).await;
+            return Err(e);
+        }
+    };
     let engine = docker
         .shared
         .engine()
