@@ -70,10 +70,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     ("services.*.build.args", Engine(".args")),
     ("services.*.build.ssh", Warned("services.all.build.ssh")),
-    (
-        "services.*.build.cache_from",
-        Warned("services.all.build.cache_from"),
-    ),
+    ("services.*.build.cache_from", Engine("b.cache_from")),
     (
         "services.*.build.cache_to",
         Warned("services.all.build.cache_to"),
@@ -86,24 +83,15 @@ const KEYS: &[(&str, Class)] = &[
         "services.*.build.entitlements",
         Warned("services.all.build.entitlements"),
     ),
-    (
-        "services.*.build.extra_hosts",
-        Warned("services.all.build.extra_hosts"),
-    ),
+    ("services.*.build.extra_hosts", Engine("b.extra_hosts")),
     (
         "services.*.build.isolation",
         Warned("services.all.build.isolation"),
     ),
-    (
-        "services.*.build.privileged",
-        Warned("services.all.build.privileged"),
-    ),
+    ("services.*.build.privileged", Engine("b.privileged")),
     ("services.*.build.labels", Engine("b.labels")),
     ("services.*.build.no_cache", Engine(".no_cache")),
-    (
-        "services.*.build.network",
-        Warned("services.all.build.network"),
-    ),
+    ("services.*.build.network", Engine("b.network")),
     ("services.*.build.pull", Engine("b.pull")),
     (
         "services.*.build.platforms",
@@ -113,16 +101,10 @@ const KEYS: &[(&str, Class)] = &[
         "services.*.build.secrets",
         Warned("services.all.build.secrets"),
     ),
-    (
-        "services.*.build.shm_size",
-        Warned("services.all.build.shm_size"),
-    ),
-    ("services.*.build.tags", Warned("services.all.build.tags")),
+    ("services.*.build.shm_size", Engine("b.shm_size")),
+    ("services.*.build.tags", Engine("b.tags")),
     ("services.*.build.target", Engine("b.target")),
-    (
-        "services.*.build.ulimits",
-        Warned("services.all.build.ulimits"),
-    ),
+    ("services.*.build.ulimits", Engine("b.ulimits")),
     (
         "services.*.build.provenance",
         Warned("services.all.build.provenance"),

@@ -362,3 +362,110 @@ fn docker_cli_commits_and_builds_images() {
     assert!(err.to_lowercase().contains("exit"), "{err}");
     docker.ok(&["version"]);
 }
+
+/// The position of `needle` in `hay`, failing with the whole output when absent.
+fn at(hay: &str, needle: &str) -> usize {
+    hay.find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in:\n{hay}"))
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn docker_cli_builds_with_hosts_networks_limits_and_streamed_output() {
+    host::require_tools();
+    let h = Host::new("dkbopt");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    let ctx = h.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    let ctx_s = ctx.display().to_string();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:e2e\nRUN cat /etc/hosts\n\
+         RUN echo first-line; sleep 1; echo second-line\n\
+         RUN echo nets: $(ls /sys/class/net)\n\
+         RUN grep /dev/shm /proc/mounts; echo nofile=$(ulimit -n)\n",
+    )
+    .expect("Dockerfile");
+
+    // --add-host lands in RUN's /etc/hosts; --network none leaves loopback only; the RUN
+    // output comes in the stream after its step, in Docker's classic lines.
+    let out = docker.ok(&[
+        "build",
+        "--no-cache",
+        "--add-host",
+        "db.test:10.1.2.3",
+        "--network",
+        "none",
+        "--shm-size",
+        "16m",
+        "--ulimit",
+        "nofile=123:456",
+        "-t",
+        "opts:1",
+        &ctx_s,
+    ]);
+    assert!(out.contains("10.1.2.3\tdb.test"), "{out}");
+    assert!(out.contains("nets: lo\n"), "{out}");
+    assert!(out.contains("size=16384k"), "{out}");
+    assert!(out.contains("nofile=123\n"), "{out}");
+    let step = at(&out, "Step 3/5 : RUN echo first-line");
+    let running = at(&out, " ---> Running in ");
+    let first = at(&out, "\nfirst-line\n");
+    let second = at(&out, "\nsecond-line\n");
+    let step4 = at(&out, "Step 4/5");
+    assert!(
+        step < first && first < second && second < step4 && running < first,
+        "{out}"
+    );
+    assert!(out.contains("Removed intermediate container"), "{out}");
+    let id = image_id(&docker, "opts:1");
+    assert!(
+        out.contains(&format!(" ---> {}\n", &id[7..19])),
+        "each step ends with its image id:\n{out}"
+    );
+    assert!(out.contains("Successfully tagged opts:1"), "{out}");
+
+    // --network host: RUN sees the host's interfaces (a veth pair the test adds too).
+    let made = h.sh("ip link add bthost0 type veth peer name bthost1");
+    assert!(made.status.success(), "{made:?}");
+    let out = docker.ok(&["build", "--no-cache", "--network", "host", &ctx_s]);
+    assert!(out.contains("nets: bthost0 bthost1 lo\n"), "{out}");
+    // Without one, RUN is on the build network: its own interface and loopback.
+    let out = docker.ok(&["build", "--no-cache", &ctx_s]);
+    assert!(!out.contains("bthost0"), "{out}");
+    assert!(out.contains("nets: eth0 lo\n"), "{out}");
+    assert!(!out.contains("db.test"), "{out}");
+
+    // A network berth cannot give RUN is refused by name.
+    let err = docker.fails(&["build", "--network", "container:x", &ctx_s]);
+    assert!(err.contains("network mode"), "{err}");
+
+    // --cache-from: once the build cache is gone, the steps of a named local image serve
+    // again (the RUN is not run: the stamp it wrote is the same).
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:e2e\nENV A=1\nRUN cat /proc/sys/kernel/random/uuid > /stamp\nCMD [\"cat\", \"/stamp\"]\n",
+    )
+    .expect("Dockerfile");
+    docker.ok(&["build", "-t", "src:1", &ctx_s]);
+    let stamp = h.ok(&["container", "run", "--rm", "src:1"]);
+    h.ok(&["builder", "prune"]);
+    let out = docker.ok(&["build", "--cache-from", "src:1", "-t", "again:1", &ctx_s]);
+    assert!(out.contains(" ---> Using cache"), "{out}");
+    assert!(!out.contains("Running in"), "{out}");
+    assert_eq!(h.ok(&["container", "run", "--rm", "again:1"]), stamp);
+    // Without it, after another prune, the step runs again.
+    h.ok(&["builder", "prune"]);
+    docker.ok(&["build", "-t", "fresh:1", &ctx_s]);
+    assert_ne!(h.ok(&["container", "run", "--rm", "fresh:1"]), stamp);
+
+    // A RUN that fails is Docker's error, with the command and its code.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox:e2e\nRUN exit 3\n").expect("Dockerfile");
+    let err = docker.fails(&["build", &ctx_s]);
+    assert!(
+        err.contains("The command '/bin/sh -c exit 3' returned a non-zero code: 3"),
+        "{err}"
+    );
+}

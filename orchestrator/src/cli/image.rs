@@ -153,6 +153,21 @@ pub enum ImageCommand {
         /// Only print the image id
         #[arg(short, long)]
         quiet: bool,
+        /// Add NAME:IP to the /etc/hosts of RUN steps (repeatable)
+        #[arg(long = "add-host", value_name = "NAME:IP")]
+        add_hosts: Vec<String>,
+        /// Network of RUN steps: default, host or none
+        #[arg(long)]
+        network: Option<String>,
+        /// Size of /dev/shm of RUN steps (`64m`, bytes)
+        #[arg(long = "shm-size", value_name = "SIZE")]
+        shm_size: Option<String>,
+        /// Resource limit of RUN steps, name=soft[:hard] (repeatable)
+        #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+        ulimits: Vec<String>,
+        /// Local image whose layers may serve as cache (repeatable)
+        #[arg(long = "cache-from", value_name = "IMAGE")]
+        cache_from: Vec<String>,
         /// Build context directory
         context: PathBuf,
     },
@@ -463,8 +478,19 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             pull,
             insecure,
             quiet,
+            add_hosts,
+            network,
+            shm_size,
+            ulimits,
+            cache_from,
             context,
         } => {
+            let run = build_run_options(
+                &add_hosts,
+                network.as_deref(),
+                shm_size.as_deref(),
+                &ulimits,
+            )?;
             for t in &tags {
                 t.parse::<Reference>()
                     .with_context(|| format!("invalid tag {t:?}"))?;
@@ -506,6 +532,8 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     insecure,
                     ..Default::default()
                 },
+                run,
+                cache_from,
             };
             let rt = super::container::runtime(g)?;
             let net = super::build_network::DaemonBuildNetwork::new(&g.root, &g.run)
@@ -866,4 +894,41 @@ pub fn logout(_g: &GlobalOpts, args: LogoutArgs) -> anyhow::Result<ExitCode> {
         println!("Not logged in to {server}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--add-host`, `--network`, `--shm-size` and `--ulimit` of `image build` in the runtime's
+/// build options (the ones Compose's `build:` and Docker's `POST /build` fill too).
+fn build_run_options(
+    add_hosts: &[String],
+    network: Option<&str>,
+    shm_size: Option<&str>,
+    ulimits: &[String],
+) -> anyhow::Result<berth_runtime::build::RunOptions> {
+    use berth_runtime::build::RunOptions;
+    let extra_hosts = add_hosts
+        .iter()
+        .map(|h| RunOptions::parse_extra_host(h).context("--add-host"))
+        .collect::<anyhow::Result<_>>()?;
+    let ulimits = ulimits
+        .iter()
+        .map(|u| {
+            let u = super::container::config::parse_ulimit(u)?;
+            Ok(berth_runtime::container::config::Ulimit {
+                name: u.name,
+                soft: u64::try_from(u.soft).unwrap_or(u64::MAX),
+                hard: u64::try_from(u.hard).unwrap_or(u64::MAX),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(RunOptions {
+        network: RunOptions::parse_network(network.unwrap_or("")).context("--network")?,
+        extra_hosts,
+        shm_size: shm_size
+            .map(|s| crate::compose::units::parse_size(s).map_err(anyhow::Error::msg))
+            .transpose()
+            .context("--shm-size")?
+            .filter(|n| *n > 0),
+        ulimits,
+        privileged: false,
+    })
 }

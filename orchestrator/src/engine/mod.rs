@@ -6,6 +6,7 @@
 //! ([`execute`]) runs a plan in parallel along its edges and carries no decisions of its own.
 
 pub mod build_net;
+pub mod build_options;
 pub mod container_create;
 pub mod container_spec;
 pub mod execute;

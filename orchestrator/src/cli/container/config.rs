@@ -32,7 +32,7 @@ pub(super) fn parse_size(s: &str) -> anyhow::Result<u64> {
     crate::compose::units::parse_size(s).map_err(anyhow::Error::msg)
 }
 
-pub(super) fn parse_ulimit(s: &str) -> anyhow::Result<UlimitSpec> {
+pub(crate) fn parse_ulimit(s: &str) -> anyhow::Result<UlimitSpec> {
     let (name, vals) = s
         .split_once('=')
         .with_context(|| format!("invalid ulimit {s:?} (expected name=soft[:hard])"))?;

@@ -23,7 +23,7 @@ use crate::api::container::{ContainerNetworks, CreateContainer, Created};
 use crate::engine::container_spec::{Context as SpecContext, translate};
 
 mod attach;
-mod config;
+pub(crate) mod config;
 mod listing;
 mod run;
 

@@ -31,22 +31,22 @@ pub struct Build {
     /// Labels set on the built image.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Images to take cached layers from (not run by berth, listed by `Project::unsupported`).
+    /// Local images whose layers may serve as the build's cache (`--cache-from`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cache_from: Vec<String>,
     /// Cache exports (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cache_to: Vec<String>,
-    /// Network for RUN instructions (not run by berth, listed by `Project::unsupported`).
+    /// Network of RUN instructions: default, host or none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
-    /// Size of /dev/shm for RUN instructions, in bytes (not run by berth, listed by `Project::unsupported`).
+    /// Size of /dev/shm for RUN instructions, in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<Bytes>,
-    /// Extra /etc/hosts entries for RUN instructions (not run by berth, listed by `Project::unsupported`).
+    /// Extra /etc/hosts entries for RUN instructions.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra_hosts: BTreeMap<String, Vec<String>>,
-    /// Extra tags for the built image (not run by berth, listed by `Project::unsupported`).
+    /// Extra tags for the built image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     /// Build without the cache.
@@ -67,15 +67,15 @@ pub struct Build {
     /// Multi-platform targets (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platforms: Option<Value>,
-    /// Run RUN instructions privileged (not run by berth, listed by `Project::unsupported`).
+    /// Run RUN instructions privileged (every capability, as `docker run --privileged`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privileged: Option<bool>,
     /// Isolation technology (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<String>,
-    /// Resource limits for RUN instructions (not run by berth, listed by `Project::unsupported`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ulimits: Option<Value>,
+    /// Resource limits for RUN instructions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
     /// Build entitlements (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entitlements: Option<Value>,

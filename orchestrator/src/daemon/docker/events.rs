@@ -11,6 +11,9 @@
 //! Docker's carry them, so `label=com.docker.compose.project=x` filters work), network and
 //! image and volume events, the daemon's own start and stop. berth's project and reconcile
 //! events have no Docker type and are not sent here (`berth system events` shows them).
+//! The Docker routes publish image, network and volume events through [`emit`]; the volume
+//! mounts and network connections of a container's start and stop are derived here from its
+//! `start` and `die`, as Docker reports them around those.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::convert::Infallible;
@@ -85,11 +88,13 @@ struct Actor {
     attributes: BTreeMap<String, String>,
 }
 
-/// What Docker's container events carry beyond berth's: the image and the labels.
+/// What Docker's container events carry beyond berth's: the image and the labels; and the
+/// named volumes it mounts (name, destination, read-write) for volume mount/unmount events.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct ContainerFacts {
     image: String,
     labels: BTreeMap<String, String>,
+    volumes: Vec<(String, String, bool)>,
 }
 
 /// The history and the live feed of Docker-shaped events.
@@ -154,6 +159,34 @@ impl Events {
     }
 }
 
+/// Publishes an image, network or volume event on berth's bus, as the Docker route that made
+/// the change reports it (berth's `system events` sees it too; the recorder gives it Docker's
+/// shape). `attributes` are Docker's for that action (`name`, `type`, `container`, `driver`).
+pub(super) fn emit(
+    docker: &Docker,
+    kind: &str,
+    action: &str,
+    id: &str,
+    attributes: &[(&str, &str)],
+) {
+    let _ = docker.shared.events.send(Event {
+        time: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+        kind: kind.to_string(),
+        action: action.to_string(),
+        id: id.to_string(),
+        attributes: attributes
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    });
+}
+
+/// An image event as Docker's image service logs it: the actor is `id` (an image id, or the
+/// reference for pull and push) and `name` its name.
+pub(super) fn image_event(docker: &Docker, action: &str, id: &str, name: &str) {
+    emit(docker, "image", action, id, &[("name", name)]);
+}
+
 fn nanos(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64)
@@ -166,6 +199,8 @@ async fn record(docker: Arc<Docker>) {
     let root = docker.shared.opts.root.clone();
     let daemon_id = host::engine_id(&root);
     let mut facts: HashMap<String, ContainerFacts> = HashMap::new();
+    // The networks (id, name) each running container was connected to.
+    let mut attached: HashMap<String, Vec<(String, String)>> = HashMap::new();
     loop {
         let received = tokio::select! {
             r = rx.recv() => r,
@@ -193,11 +228,29 @@ async fn record(docker: Arc<Docker>) {
                 facts.insert(ev.id.clone(), f);
             }
         }
+        track_connections(&ev, &mut attached);
         let m = to_docker(&ev, facts.get(&ev.id), &daemon_id);
+        let mut before = Vec::new();
+        let mut after = Vec::new();
+        if ev.kind == "container" && ev.action == "start" {
+            let nets = container_networks(&docker, &ev.id).await;
+            before = start_events(&ev.id, facts.get(&ev.id), &nets);
+            attached.insert(ev.id.clone(), nets);
+        }
+        if ev.kind == "container" && ev.action == "die" {
+            let nets = attached.remove(&ev.id).unwrap_or_default();
+            after = die_events(&ev.id, facts.get(&ev.id), &nets);
+        }
         if ev.kind == "container" && ev.action == "destroy" {
             facts.remove(&ev.id);
+            attached.remove(&ev.id);
         }
-        if let Some(m) = m {
+        let derived = |list: Vec<Event>| {
+            list.into_iter()
+                .filter_map(|e| to_docker(&e, None, &daemon_id))
+                .collect::<Vec<_>>()
+        };
+        for m in derived(before).into_iter().chain(m).chain(derived(after)) {
             docker.events.publish(m);
         }
     }
@@ -216,10 +269,142 @@ fn container_facts(dir: &Path) -> Option<ContainerFacts> {
         .or_else(|| rec.config.labels.get(crate::engine::labels::IMAGE).cloned())
         .or_else(|| read(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE))
         .unwrap_or_default();
+    let volumes = rec
+        .config
+        .mounts
+        .iter()
+        .filter_map(|m| match m {
+            berth_runtime::container::config::MountSpec::Volume {
+                name,
+                target,
+                read_only,
+            } => Some((name.clone(), target.display().to_string(), !read_only)),
+            _ => None,
+        })
+        .collect();
     Some(ContainerFacts {
         image,
         labels: rec.config.labels,
+        volumes,
     })
+}
+
+/// The networks (id, name) netd has the container on.
+async fn container_networks(docker: &Docker, id: &str) -> Vec<(String, String)> {
+    let Some(n) = super::containers_list::networks(docker).await.remove(id) else {
+        return Vec::new();
+    };
+    n.names
+        .iter()
+        .map(|name| {
+            let net_id = n.settings["Networks"][name.as_str()]["NetworkID"]
+                .as_str()
+                .unwrap_or(name)
+                .to_string();
+            (net_id, name.clone())
+        })
+        .collect()
+}
+
+/// Keeps the connections of running containers current as the network routes change them.
+fn track_connections(ev: &Event, attached: &mut HashMap<String, Vec<(String, String)>>) {
+    if ev.kind != "network" {
+        return;
+    }
+    let (Some(c), Some(name)) = (ev.attributes.get("container"), ev.attributes.get("name")) else {
+        return;
+    };
+    match ev.action.as_str() {
+        "connect" => attached
+            .entry(c.clone())
+            .or_default()
+            .push((ev.id.clone(), name.clone())),
+        "disconnect" => {
+            if let Some(list) = attached.get_mut(c) {
+                list.retain(|(id, _)| *id != ev.id);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn derived(kind: &str, action: &str, id: &str, attrs: &[(&str, &str)], at: &str) -> Event {
+    Event {
+        time: at.to_string(),
+        kind: kind.to_string(),
+        action: action.to_string(),
+        id: id.to_string(),
+        attributes: attrs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+/// What Docker reports as a container starts, before its `start`: each named volume mounted
+/// and each network connected.
+fn start_events(
+    container: &str,
+    facts: Option<&ContainerFacts>,
+    nets: &[(String, String)],
+) -> Vec<Event> {
+    let at = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
+    let mut out = Vec::new();
+    for (name, dest, rw) in facts.map(|f| f.volumes.as_slice()).unwrap_or_default() {
+        out.push(derived(
+            "volume",
+            "mount",
+            name,
+            &[
+                ("container", container),
+                ("destination", dest),
+                ("driver", "local"),
+                ("propagation", ""),
+                ("read/write", if *rw { "true" } else { "false" }),
+            ],
+            &at,
+        ));
+    }
+    for (id, name) in nets {
+        out.push(derived(
+            "network",
+            "connect",
+            id,
+            &[("container", container), ("name", name), ("type", "bridge")],
+            &at,
+        ));
+    }
+    out
+}
+
+/// What Docker reports after a container dies: each network disconnected, each volume
+/// unmounted.
+fn die_events(
+    container: &str,
+    facts: Option<&ContainerFacts>,
+    nets: &[(String, String)],
+) -> Vec<Event> {
+    let at = humantime::format_rfc3339_nanos(SystemTime::now()).to_string();
+    let mut out = Vec::new();
+    for (id, name) in nets {
+        out.push(derived(
+            "network",
+            "disconnect",
+            id,
+            &[("container", container), ("name", name), ("type", "bridge")],
+            &at,
+        ));
+    }
+    for (name, _, _) in facts.map(|f| f.volumes.as_slice()).unwrap_or_default() {
+        out.push(derived(
+            "volume",
+            "unmount",
+            name,
+            &[("container", container), ("driver", "local")],
+            &at,
+        ));
+    }
+    out
 }
 
 /// berth's event in Docker's shape; `None` for kinds Docker has no type for.
@@ -471,6 +656,7 @@ mod tests {
                 ("tier".to_string(), "web".to_string()),
             ]
             .into(),
+            volumes: Vec::new(),
         }
     }
 
@@ -545,6 +731,58 @@ mod tests {
         assert!(!matches(&filters(r#"{"image":["alpine"]}"#), &m));
         assert!(!matches(&filters(r#"{"network":["app"]}"#), &m));
         assert!(matches(&filters(r#"{"scope":["local"]}"#), &m));
+    }
+
+    #[test]
+    fn a_start_mounts_and_connects_and_a_death_undoes_it() {
+        let f = ContainerFacts {
+            volumes: vec![("data".into(), "/data".into(), false)],
+            ..facts()
+        };
+        let nets = [("n1id".to_string(), "app".to_string())];
+        let up: Vec<Message> = start_events("c1", Some(&f), &nets)
+            .iter()
+            .filter_map(|e| to_docker(e, None, "u"))
+            .collect();
+        let shape: Vec<(&str, &str, &str)> = up
+            .iter()
+            .map(|m| (m.kind.as_str(), m.action.as_str(), m.actor.id.as_str()))
+            .collect();
+        assert_eq!(
+            shape,
+            [("volume", "mount", "data"), ("network", "connect", "n1id")]
+        );
+        assert_eq!(up[0].actor.attributes["read/write"], "false");
+        assert_eq!(up[0].actor.attributes["container"], "c1");
+        assert_eq!(up[1].actor.attributes["name"], "app");
+        assert!(up.iter().all(|m| m.status.is_empty()), "no legacy fields");
+        let down: Vec<String> = die_events("c1", Some(&f), &nets)
+            .iter()
+            .map(|e| format!("{} {}", e.kind, e.action))
+            .collect();
+        assert_eq!(down, ["network disconnect", "volume unmount"]);
+        let m = filters(r#"{"volume":["data"],"event":["mount"]}"#);
+        assert!(matches(&m, &up[0]) && !matches(&m, &up[1]));
+        let mut attached = HashMap::new();
+        track_connections(
+            &ev(
+                "network",
+                "connect",
+                "n2",
+                &[("container", "c1"), ("name", "db")],
+            ),
+            &mut attached,
+        );
+        track_connections(
+            &ev(
+                "network",
+                "disconnect",
+                "n2",
+                &[("container", "c1"), ("name", "db")],
+            ),
+            &mut attached,
+        );
+        assert_eq!(attached.get("c1").map(Vec::len), Some(0));
     }
 
     #[test]

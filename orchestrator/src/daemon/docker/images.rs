@@ -222,9 +222,34 @@ async fn tag(docker: &Arc<Docker>, name: &str, query: &str) -> Result<Response<B
         store
             .tag(&id, &target)
             .map_err(|e| store_error(&target, e))?;
+        super::events::image_event(&d, "tag", id.as_str(), &familiar_ref(&target));
         Ok(empty(StatusCode::CREATED))
     })
     .await
+}
+
+/// A reference as Docker's events name it (`busybox:1`, `ghcr.io/a/b:2`).
+pub(super) fn familiar_ref(reference: &str) -> String {
+    tag_key(reference)
+        .map(|k| familiar(&k))
+        .unwrap_or_else(|_| reference.to_string())
+}
+
+/// Docker's events of a removal: `untag` per name taken away (the actor is the image), then
+/// `delete` per image deleted.
+fn removal_events(
+    docker: &Docker,
+    image: Option<&berth_runtime::image::Digest>,
+    rep: &RemoveReport,
+) {
+    if let Some(id) = image {
+        for _ in &rep.untagged {
+            super::events::image_event(docker, "untag", id.as_str(), id.as_str());
+        }
+    }
+    for d in &rep.deleted {
+        super::events::image_event(docker, "delete", d.as_str(), d.as_str());
+    }
 }
 
 /// Docker's `[{"Untagged": …}, {"Deleted": …}]` of a removal.
@@ -250,6 +275,7 @@ async fn remove(docker: &Arc<Docker>, name: &str, query: &str) -> Result<Respons
     let name = name.to_string();
     blocking(move || {
         let store = store(&d)?;
+        let id = store.resolve_id(&name).ok();
         let rep = store.remove(&name, force).map_err(|e| match e {
             StoreError::InUse { image, containers } => {
                 let running = containers
@@ -267,6 +293,7 @@ async fn remove(docker: &Arc<Docker>, name: &str, query: &str) -> Result<Respons
             },
             e => store_error(&name, e),
         })?;
+        removal_events(&d, id.as_ref(), &rep);
         Ok(json(StatusCode::OK, &report_items(&rep)))
     })
     .await
@@ -343,6 +370,14 @@ async fn prune(docker: &Arc<Docker>, query: &str) -> Result<Response<Body>, ApiE
         let rep = store
             .prune(all)
             .map_err(|e| ApiError::internal(crate::api::error::error_chain(&e)))?;
+        removal_events(&d, None, &rep);
+        super::events::emit(
+            &d,
+            "image",
+            "prune",
+            "",
+            &[("reclaimed", &rep.reclaimed.to_string())],
+        );
         let deleted = report_items(&rep);
         Ok(json(
             StatusCode::OK,

@@ -48,9 +48,19 @@ pub(super) async fn save(
     })
     .await?;
     let (tx, resp) = streamed("application/x-tar");
+    let d = docker.clone();
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = archive::save(&store, &names, std::io::BufWriter::new(tx)) {
-            tracing::warn!(error = %crate::api::error::error_chain(&e), "docker save ended early");
+        match archive::save(&store, &names, std::io::BufWriter::new(tx)) {
+            Ok(_) => {
+                for n in &names {
+                    if let Ok(id) = store.resolve_id(n) {
+                        super::events::image_event(&d, "save", id.as_str(), id.as_str());
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %crate::api::error::error_chain(&e), "docker save ended early")
+            }
         }
     });
     Ok(resp)
@@ -70,9 +80,12 @@ pub(super) async fn load(
     };
     let reader = BodyReader::new(req.into_body());
     let (tx, resp) = streamed("application/json");
+    let d = docker.clone();
     tokio::task::spawn_blocking(move || match archive::load(&store, reader, None) {
         Ok(loaded) => {
             for l in loaded {
+                let id = l.id.to_string();
+                super::events::image_event(&d, "load", &id, &id);
                 if l.tags.is_empty() {
                     tx.json(
                         &serde_json::json!({ "stream": format!("Loaded image ID: {}\n", l.id) }),
@@ -144,8 +157,10 @@ pub(super) async fn import(
                 }
                 e => ApiError::bad_request(crate::api::error::error_chain(&e)),
             })?;
+        super::events::image_event(&d, "import", img.id.as_str(), img.id.as_str());
         if let Some(r) = &reference {
             store.tag(&img.id, r).map_err(|e| store_error(r, e))?;
+            super::events::image_event(&d, "tag", img.id.as_str(), &super::images::familiar_ref(r));
         }
         Ok(img.id)
     })

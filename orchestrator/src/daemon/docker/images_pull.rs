@@ -151,6 +151,8 @@ pub(super) async fn pull(
         familiar(&format!("{}{tag}", parsed.name()))
     };
     let n = name.clone();
+    let d = docker.clone();
+    let event_name = shown.clone();
     tokio::task::spawn_blocking(move || {
         let before = store.resolve_id(&n).ok();
         let (opts, _dir) = header_auth(creds.as_ref(), &parsed.registry);
@@ -162,6 +164,14 @@ pub(super) async fn pull(
             }
         };
         let out = registry::pull(&store, &n, &opts, &show);
+        if out.is_ok() {
+            // Docker's pull event: the reference as the actor, its repository as the name.
+            let repo = event_name
+                .rsplit_once(['@', ':'])
+                .filter(|(_, t)| !t.contains('/'))
+                .map_or(event_name.as_str(), |(r, _)| r);
+            super::events::image_event(&d, "pull", &event_name, repo);
+        }
         let fresh = match &out {
             Ok(img) => before.as_ref() != Some(&img.id),
             Err(_) => false,

@@ -53,6 +53,7 @@ pub(super) async fn push(
     );
     let store = store(docker)?;
     let (out, resp) = streamed("application/json");
+    let d = docker.clone();
     tokio::task::spawn_blocking(move || {
         let (opts, _dir) = header_auth(creds.as_ref(), &parsed.registry);
         out.json(&json!({"status": format!(
@@ -72,6 +73,8 @@ pub(super) async fn push(
         };
         match push::push(&store, &local, &opts, &show) {
             Ok(res) => {
+                let shown = super::images::familiar_ref(&local);
+                super::events::image_event(&d, "push", &shown, &parsed.familiar_name());
                 out.json(&json!({"status": format!(
                     "{}: digest: {} size: {}",
                     res.tag, res.digest, res.size

@@ -74,9 +74,9 @@ pub(super) async fn serve(
             let net = named(docker, vec![net]).await.pop();
             Ok(json(StatusCode::OK, &net))
         }
-        Route::Create => create(&engine, req).await,
-        Route::Remove(n) => remove(&engine, &n).await,
-        Route::Prune => prune(&engine, query).await,
+        Route::Create => create(docker, &engine, req).await,
+        Route::Remove(n) => remove(docker, &engine, &n).await,
+        Route::Prune => prune(docker, &engine, query).await,
         Route::Connect(n) => connect(docker, &engine, &n, req).await,
         Route::Disconnect(n) => disconnect(docker, &engine, &n, req).await,
     }
@@ -329,7 +329,11 @@ fn create_request(mut v: serde_json::Value) -> Result<NetworkCreateRequest, ApiE
 }
 
 /// `POST /networks/create`: 201 `{Id, Warning}`; a taken name is Docker's 409.
-async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+async fn create(
+    docker: &Docker,
+    engine: &Arc<Engine>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
     let r = create_request(body(req).await?)?;
     if r.name == DEFAULT_BRIDGE
         || MODES.iter().any(|(m, _)| *m == r.name)
@@ -346,9 +350,17 @@ async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response
         });
     }
     let before = engine.network_names().await;
+    let (name, driver) = (r.name.clone(), r.driver.clone());
     let out = networks::create(&engine.netd, r).await;
     engine.sync_dns(&before).await;
     let created = out.map_err(docker_error)?;
+    super::events::emit(
+        docker,
+        "network",
+        "create",
+        &created.id,
+        &[("name", &name), ("type", &driver)],
+    );
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({ "Id": created.id, "Warning": created.warning }),
@@ -356,7 +368,11 @@ async fn create(engine: &Arc<Engine>, req: Request<Incoming>) -> Result<Response
 }
 
 /// `DELETE /networks/{id}`: 204; 403 for `bridge` and a network with endpoints.
-async fn remove(engine: &Arc<Engine>, what: &str) -> Result<Response<Body>, ApiError> {
+async fn remove(
+    docker: &Docker,
+    engine: &Arc<Engine>,
+    what: &str,
+) -> Result<Response<Body>, ApiError> {
     let net = find(engine, what).await?;
     if is_builtin(&net) {
         return Err(ApiError {
@@ -371,7 +387,16 @@ async fn remove(engine: &Arc<Engine>, what: &str) -> Result<Response<Body>, ApiE
     let out = networks::remove(&engine.netd, &net.id).await;
     engine.sync_dns(&before).await;
     match out {
-        Ok(_) => Ok(super::containers::empty(StatusCode::NO_CONTENT)),
+        Ok(_) => {
+            super::events::emit(
+                docker,
+                "network",
+                "destroy",
+                &net.id,
+                &[("name", &net.name), ("type", &net.driver)],
+            );
+            Ok(super::containers::empty(StatusCode::NO_CONTENT))
+        }
         Err(e) if e.kind == ErrorKind::Forbidden => {
             let users: Vec<String> = net
                 .endpoints
@@ -393,13 +418,24 @@ async fn remove(engine: &Arc<Engine>, what: &str) -> Result<Response<Body>, ApiE
 
 /// `POST /networks/prune?filters=`: the custom networks without endpoints that pass the
 /// `label`/`label!`/`until` filters go.
-async fn prune(engine: &Arc<Engine>, query: &str) -> Result<Response<Body>, ApiError> {
+async fn prune(
+    docker: &Docker,
+    engine: &Arc<Engine>,
+    query: &str,
+) -> Result<Response<Body>, ApiError> {
     let f = query::filters(query, &["label", "label!", "until"])?;
     let until = match f.get("until").and_then(|s| s.iter().next()) {
         Some(u) => Some(until_secs(u)?),
         None => None,
     };
     let before = engine.network_names().await;
+    let known: Vec<(String, String)> = engine
+        .netd
+        .networks()
+        .await
+        .into_iter()
+        .map(|n| (n.name.clone(), n.id.clone()))
+        .collect();
     let out = networks::prune_matching(&engine.netd, |n| {
         n.name != DEFAULT_BRIDGE
             && labels_match(&n.labels, &f)
@@ -413,6 +449,17 @@ async fn prune(engine: &Arc<Engine>, query: &str) -> Result<Response<Body>, ApiE
     })
     .await;
     engine.sync_dns(&before).await;
+    for (name, id) in &known {
+        if out.networks_deleted.contains(name) {
+            super::events::emit(
+                docker,
+                "network",
+                "destroy",
+                id,
+                &[("name", name), ("type", "bridge")],
+            );
+        }
+    }
     if let Some(err) = out.error {
         return Err(ApiError::internal(err));
     }
@@ -569,6 +616,20 @@ async fn connect(
         )
         .await
         .map_err(docker_error)?;
+    // A stopped container is connected when it starts (the start's events say so).
+    if docker.rt.is_running(&rec) {
+        super::events::emit(
+            docker,
+            "network",
+            "connect",
+            &net.id,
+            &[
+                ("container", &rec.id),
+                ("name", &net.name),
+                ("type", &net.driver),
+            ],
+        );
+    }
     Ok(super::containers::empty(StatusCode::OK))
 }
 
@@ -602,6 +663,19 @@ async fn disconnect(
         .leave_network(&rec, &net.name)
         .await
         .map_err(docker_error)?;
+    if docker.rt.is_running(&rec) {
+        super::events::emit(
+            docker,
+            "network",
+            "disconnect",
+            &net.id,
+            &[
+                ("container", &rec.id),
+                ("name", &net.name),
+                ("type", &net.driver),
+            ],
+        );
+    }
     Ok(super::containers::empty(StatusCode::OK))
 }
 

@@ -230,19 +230,23 @@ async fn create(docker: &Arc<Docker>, req: Request<Incoming>) -> Result<Response
     let name = b.name.filter(|n| !n.is_empty());
     let labels = b.labels.unwrap_or_default();
     let rt = docker.rt.clone();
-    let v = blocking(move || {
+    let (v, made) = blocking(move || {
         if let Some(n) = &name
             && let Ok(v) = rt.volume_inspect(n)
         {
-            return Ok(v);
+            return Ok((v, false));
         }
         match device {
             Some(d) => rt.volume_create_bound(name.as_deref(), labels, opts, &d),
             None => rt.volume_create(name.as_deref(), labels, name.is_none()),
         }
+        .map(|v| (v, true))
         .map_err(|e| volume_error(&e))
     })
     .await?;
+    if made {
+        super::events::emit(docker, "volume", "create", &v.name, &[("driver", "local")]);
+    }
     Ok(json(StatusCode::CREATED, &volume(&v)))
 }
 
@@ -252,12 +256,16 @@ async fn remove(docker: &Arc<Docker>, name: &str, query: &str) -> Result<Respons
         .is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "False"));
     let rt = docker.rt.clone();
     let name = name.to_string();
-    blocking(move || match rt.volume_remove(&name) {
-        Ok(()) => Ok(()),
-        Err(VolumeError::NotFound(_)) if force => Ok(()),
+    let n = name.clone();
+    let removed = blocking(move || match rt.volume_remove(&n) {
+        Ok(()) => Ok(true),
+        Err(VolumeError::NotFound(_)) if force => Ok(false),
         Err(e) => Err(volume_error(&e)),
     })
     .await?;
+    if removed {
+        super::events::emit(docker, "volume", "destroy", &name, &[("driver", "local")]);
+    }
     Ok(super::containers::empty(StatusCode::NO_CONTENT))
 }
 
@@ -292,6 +300,9 @@ async fn prune(
         .map_err(|e| volume_error(&e))
     })
     .await?;
+    for v in &gone {
+        super::events::emit(docker, "volume", "destroy", v, &[("driver", "local")]);
+    }
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "VolumesDeleted": gone, "SpaceReclaimed": 0 }),

@@ -663,15 +663,27 @@ impl Engine {
             target: b.target.clone(),
             labels: b.labels.clone(),
         };
+        let mut tags = vec![project.image_of(service).unwrap_or_default()];
+        tags.extend(
+            b.tags
+                .iter()
+                .filter(|t| !tags.contains(t))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
         let req = BuildRequest {
             dockerfile: b.dockerfile.as_ref().map(|d| context.join(d)),
             context,
             dockerfile_inline: b.dockerfile_inline.clone(),
             options,
-            tags: vec![project.image_of(service).unwrap_or_default()],
+            tags,
             no_cache: no_cache || b.no_cache.unwrap_or(false),
             pull: pull || b.pull.unwrap_or(false),
             pull_options: Default::default(),
+            run: super::build_options::run_options(&b)
+                .map_err(|e| format!("building service {service}: {e}"))?,
+            cache_from: super::build_options::cache_from(&b)
+                .map_err(|e| format!("building service {service}: {e}"))?,
         };
         let e = self.clone();
         let svc_name = service.to_string();

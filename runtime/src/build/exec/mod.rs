@@ -17,7 +17,11 @@
 //!
 //! [`BuildPlan`]: super::BuildPlan
 
+mod cache_from;
+mod run_host;
 mod step;
+
+pub use run_host::BuildEvent;
 
 use std::collections::HashMap;
 use std::fs;
@@ -199,6 +203,11 @@ pub struct BuildRequest {
     pub pull: bool,
     /// How `pull` reaches registries (insecure registries, attempts, credentials).
     pub pull_options: crate::image::registry::PullOptions,
+    /// How RUN containers are set up (network, extra hosts, /dev/shm, ulimits, privilege).
+    pub run: super::run_options::RunOptions,
+    /// `--cache-from`: local images whose steps may serve as cache where their history
+    /// matches this build's (Docker's classic builder's rule); missing ones are skipped.
+    pub cache_from: Vec<String>,
 }
 
 /// One step as it went, for progress output.
@@ -212,6 +221,8 @@ pub struct StepReport {
     pub from: bool,
     /// Wall time of the step.
     pub elapsed_ms: u128,
+    /// The image the step produced or reused (None for FROM scratch).
+    pub image: Option<String>,
 }
 
 /// The built image and how each step went.
@@ -233,6 +244,10 @@ pub struct Builder<'a> {
     network: Option<&'a dyn RunNetwork>,
     /// Whether this build attached anything (so `release` is called once at its end).
     attached: std::sync::atomic::AtomicBool,
+    /// Who hears RUN steps start and their output as it comes.
+    events: Option<&'a (dyn Fn(&BuildEvent) + Sync)>,
+    /// The running build's RUN options and cache sources.
+    current: std::sync::Mutex<run_host::PerBuild>,
 }
 
 /// Label of RUN containers: `builder prune` removes any a killed build left behind.
@@ -327,6 +342,8 @@ impl<'a> Builder<'a> {
             dir: builder_dir(root),
             network: None,
             attached: std::sync::atomic::AtomicBool::new(false),
+            events: None,
+            current: Default::default(),
         }
     }
 
@@ -372,7 +389,9 @@ impl<'a> Builder<'a> {
         req: &BuildRequest,
         progress: impl FnMut(&StepReport),
     ) -> Result<BuildResult, BuildError> {
-        let res = self.build_steps(req, progress);
+        let res = self
+            .begin(req)
+            .and_then(|()| self.build_steps(req, progress));
         if self
             .attached
             .swap(false, std::sync::atomic::Ordering::Relaxed)
@@ -531,8 +550,15 @@ impl<'a> Builder<'a> {
                                 img
                             }
                             None => {
-                                let img =
-                                    self.execute(step, &st, &next_config, &ctx, &stage_results)?;
+                                let img = match self.cache_source_hit(step, &st, &next_config)? {
+                                    Some(img) => {
+                                        cached = true;
+                                        img
+                                    }
+                                    None => {
+                                        self.execute(step, &st, &next_config, &ctx, &stage_results)?
+                                    }
+                                };
                                 let size = img.layer_sizes.last().copied().unwrap_or(0);
                                 let entry = CacheEntry {
                                     key: step.cache_key.clone(),
@@ -566,6 +592,7 @@ impl<'a> Builder<'a> {
                     cached,
                     from: matches!(step.kind, StepKind::From(_)),
                     elapsed_ms: t0.elapsed().as_millis(),
+                    image: st.image.as_ref().map(|i| i.id.to_string()),
                 };
                 progress(&rep);
                 reports.push(rep);

@@ -217,11 +217,12 @@ impl Builder<'_> {
         }
         cfg.user = run.user.clone();
         cfg.working_dir = Some(PathBuf::from(&run.workdir));
-        let network = match run.network {
+        let mode = self.run_network(run.network);
+        let network = match mode {
             RunNetworkMode::Default => self.network,
             RunNetworkMode::None | RunNetworkMode::Host => None,
         };
-        cfg.network = match run.network {
+        cfg.network = match mode {
             RunNetworkMode::Host => NetworkMode::Host,
             RunNetworkMode::None => NetworkMode::None,
             RunNetworkMode::Default if network.is_some() => NetworkMode::New,
@@ -232,6 +233,7 @@ impl Builder<'_> {
         }
         cfg.labels
             .insert(BUILD_LABEL.to_string(), display.to_string());
+        self.apply_run_options(&mut cfg);
         let rt_err = |source| BuildError::Runtime {
             step: display.to_string(),
             source,
@@ -257,6 +259,7 @@ impl Builder<'_> {
                     source,
                 })?;
         }
+        self.add_extra_hosts(&guard.rec, display)?;
         let step_text = display;
         tracing::debug!(container = %guard.rec.id, step = step_text, "RUN");
         let script_path = guard.rec.dir.join("upper").join(SCRIPT);
@@ -270,8 +273,7 @@ impl Builder<'_> {
             fs::write(&script_path, text).map_err(io)?;
             fs::set_permissions(&script_path, fs::Permissions::from_mode(0o755)).map_err(io)?;
         }
-        self.runtime.start(&guard.rec).map_err(rt_err)?;
-        let exit = self.runtime.wait(&guard.rec).map_err(rt_err)?;
+        let exit = self.start_and_wait(&guard.rec, display).map_err(rt_err)?;
         if run.script.is_some() {
             let _ = fs::remove_file(&script_path);
         }

@@ -48,6 +48,22 @@ impl ImageStore {
         self.commit_layer(NewLayer::Dir(draft), parent, new, extensions)
     }
 
+    /// [`Self::commit_extended`] reusing a layer another image already has on the same parent
+    /// chain (a build's `--cache-from` hit): nothing is written but the config and manifest.
+    pub fn commit_reused(
+        &self,
+        layer: Option<&LayerRef>,
+        parent: Option<&Digest>,
+        new: NewImage,
+        extensions: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Image> {
+        let layer = match layer {
+            Some(l) => NewLayer::Existing(l.clone()),
+            None => NewLayer::None,
+        };
+        self.commit_layer(layer, parent, new, extensions)
+    }
+
     pub(super) fn commit_layer(
         &self,
         layer: NewLayer<'_>,
@@ -116,6 +132,15 @@ impl ImageStore {
                 annotations: BTreeMap::new(),
             });
             diff_ids.push(rec.diff_id.to_string());
+        } else if let NewLayer::Existing(l) = layer {
+            layer_descs.push(Descriptor {
+                media_type: l.media_type,
+                digest: l.blob,
+                size: l.blob_size,
+                platform: None,
+                annotations: BTreeMap::new(),
+            });
+            diff_ids.push(l.diff_id.to_string());
         } else {
             entry = entry.empty_layer(true);
         }

@@ -353,6 +353,8 @@ enum NewLayer<'a> {
     Tar(&'a mut dyn Read),
     /// A filled directory, adopted as the layer.
     Dir(LayerDraft),
+    /// A layer the store already holds on this parent (a build's cache source).
+    Existing(LayerRef),
 }
 
 /// What [`ImageStore::adopt_draft`] tells the manifest.
