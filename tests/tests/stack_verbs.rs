@@ -228,3 +228,110 @@ fn stop_start_restart_kill_wait() {
     assert_eq!(left[0].2, "running");
     down(&host, &id_list);
 }
+
+const RUN_STACK: &str = r#"
+name: runflags
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+services:
+  dep:
+    <<: *quick
+    command: ["sh", "-c", "echo dep-ready; exec sleep 3600"]
+  web:
+    <<: *quick
+    command: ["sleep", "3600"]
+    ports: ["18183:8080"]
+    depends_on: [dep]
+"#;
+
+/// `run`'s flags as `docker compose run` takes them (`-u -w -l -P -q --use-aliases
+/// --cap-drop`, `-it`), `exec -it`, and `down SERVICE` removing only that service's
+/// containers.
+#[test_with::root()]
+#[test]
+fn run_flags_exec_it_and_down_service() {
+    host::require_tools();
+    let host = Host::new("vrun");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), RUN_STACK).expect("compose");
+    host.ok(&["up", "-d", "dep"]);
+    wait_for_log(&host, "dep", "dep-ready");
+
+    // -u, -w, -l, --cap-drop reach the one-off; -i -t are accepted (no terminal here).
+    let out = host.ok(&[
+        "run",
+        "--rm",
+        "-it",
+        "-u",
+        "1234",
+        "-w",
+        "/tmp",
+        "-l",
+        "run.label=yes",
+        "--cap-drop",
+        "ALL",
+        "--no-deps",
+        "web",
+        "sh",
+        "-c",
+        "busybox id -u; pwd; grep CapEff /proc/self/status",
+    ]);
+    assert!(out.contains("1234\n/tmp\n"), "{out}");
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    let out = host.ok(&["exec", "-it", "dep", "echo", "exec-it"]);
+    assert!(out.contains("exec-it"), "{out}");
+
+    // -P publishes the service's own ports; -q prints nothing for a detached one-off.
+    let quiet = host.ok(&[
+        "run",
+        "-d",
+        "-q",
+        "-P",
+        "-l",
+        "run.label=yes",
+        "--no-deps",
+        "--name",
+        "rf-ports",
+        "web",
+    ]);
+    assert!(quiet.trim().is_empty(), "-q printed {quiet:?}");
+    let port = host.ok(&["container", "port", "rf-ports"]);
+    assert!(port.contains("18183"), "{port}");
+    let label = host.ok(&["container", "inspect", "rf-ports"]);
+    assert!(label.contains("run.label"), "{label}");
+
+    // A one-off answers to the service's name only with --use-aliases.
+    let lookup = |name: &str| host.berth(&["exec", "dep", "nslookup", name]);
+    host.ok(&["run", "-d", "--no-deps", "--name", "rf-plain", "web"]);
+    assert!(
+        !lookup("web").status.success(),
+        "a plain one-off took the alias web"
+    );
+    host.ok(&[
+        "run",
+        "-d",
+        "--no-deps",
+        "--use-aliases",
+        "--name",
+        "rf-alias",
+        "web",
+    ]);
+    assert!(
+        lookup("web").status.success(),
+        "--use-aliases: web does not resolve"
+    );
+    for n in ["rf-ports", "rf-plain", "rf-alias"] {
+        host.ok(&["container", "rm", "-f", n]);
+    }
+
+    // down SERVICE: that service's containers go, the rest of the project stays.
+    host.ok(&["up", "-d", "web"]);
+    let before: Vec<String> = ids(&host).into_iter().map(|(_, id, _)| id).collect();
+    host.ok(&["down", "-t", "1", "web"]);
+    let left: Vec<String> = ids(&host).into_iter().map(|(s, _, _)| s).collect();
+    assert_eq!(left, vec!["dep".to_string()], "after down web");
+    assert!(host.berth(&["down", "nosuch"]).status.code() != Some(0));
+    down(&host, &before);
+}

@@ -180,6 +180,10 @@ pub struct OneOff {
     /// `-v`: extra mounts.
     #[serde(default)]
     pub volumes: Vec<ServiceVolume>,
+    /// `--use-aliases`: the one-off answers to the service's network aliases too (without
+    /// it, only to its own name, so that it takes none of the service's traffic).
+    #[serde(default)]
+    pub use_aliases: bool,
 }
 
 /// Body of `POST /v1/run`.

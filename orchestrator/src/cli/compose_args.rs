@@ -155,6 +155,8 @@ pub struct DownArgs {
     /// Shutdown timeout in seconds
     #[arg(short, long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Services whose containers go (default: the whole project, networks too)
+    pub services: Vec<String>,
 }
 
 /// `berth ps`.
@@ -210,6 +212,12 @@ pub struct ExecArgs {
     /// Disable pseudo-tty allocation
     #[arg(short = 'T', long = "no-tty")]
     pub no_tty: bool,
+    /// Keep standard input open (the default; accepted as `docker compose exec -i`)
+    #[arg(short, long, hide = true)]
+    pub interactive: bool,
+    /// Allocate a pseudo-tty (the default on a terminal; accepted as `docker compose exec -t`)
+    #[arg(short, long, hide = true)]
+    pub tty: bool,
     /// Run as this user
     #[arg(short, long, value_name = "USER")]
     pub user: Option<String>,
@@ -259,6 +267,48 @@ pub struct RunArgs {
     /// Disable pseudo-tty allocation
     #[arg(short = 'T', long = "no-tty")]
     pub no_tty: bool,
+    /// Keep standard input open (the default)
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-tty (the default on a terminal; accepted as `docker compose run -t`)
+    #[arg(short, long, hide = true)]
+    pub tty: bool,
+    /// Run as this user (name or uid[:gid])
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Add or override a label (KEY=VALUE)
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Add Linux capabilities
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Publish the service's ports too, as its file maps them
+    #[arg(short = 'P', long)]
+    pub service_ports: bool,
+    /// Give the container the service's network aliases (the service name, `aliases:`)
+    #[arg(long)]
+    pub use_aliases: bool,
+    /// Build the images before starting
+    #[arg(long)]
+    pub build: bool,
+    /// Pull the image first: always, missing, never or policy (the default: the file's)
+    #[arg(long, value_name = "POLICY")]
+    pub pull: Option<String>,
+    /// Pull without printing progress
+    #[arg(long)]
+    pub quiet_pull: bool,
+    /// Print nothing on standard output (the name of a detached container)
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Remove containers of services no longer in the file
+    #[arg(long)]
+    pub remove_orphans: bool,
     /// Service name
     pub service: String,
     /// Command and arguments
@@ -537,7 +587,7 @@ pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
         StackCommand::Ps(args) => super::compose_lifecycle::ps(g, args),
         StackCommand::Logs(args) => super::compose_containers::logs(g, args),
         StackCommand::Exec(args) => super::compose_containers::exec(g, args),
-        StackCommand::Run(args) => super::compose_lifecycle::run(g, args),
+        StackCommand::Run(args) => super::compose_run::run(g, args),
         StackCommand::Create(args) => super::compose_lifecycle::create(g, args),
         StackCommand::Start(args) => super::compose_containers::start(g, args),
         StackCommand::Stop(args) => super::compose_containers::stop(g, args),

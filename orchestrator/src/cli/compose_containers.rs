@@ -762,6 +762,31 @@ pub fn rm(g: &GlobalOpts, args: super::compose_args::RmArgs) -> anyhow::Result<E
     Ok(finish(outcome.failures))
 }
 
+/// `berth down SERVICE...`: stops (dependents first) and removes the named services'
+/// containers, their anonymous volumes too with `-v`; the project's networks and named
+/// volumes stay for the other services.
+pub fn down_services(
+    g: &GlobalOpts,
+    args: &super::compose_args::DownArgs,
+) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let stop = Verb::Stop {
+        timeout: args.timeout,
+    };
+    let mut failures = progress(send_verb(g, &ctx, &set, stop)?);
+    let rm = Verb::Rm {
+        stop: true,
+        volumes: args.volumes,
+    };
+    let outcome = send_verb(g, &ctx, &set, rm)?;
+    for name in &outcome.removed {
+        eprintln!("Container {name}  Removed");
+    }
+    failures.extend(outcome.failures);
+    Ok(finish(failures))
+}
+
 /// `berth pull`: pulls the image of every selected service that names one (`image:`), in
 /// parallel; a service built from its `build:` section only is skipped. Failures name the
 /// service.

@@ -11,19 +11,19 @@ use super::GlobalOpts;
 use super::compose_args::{DownArgs, PsArgs, UpArgs, load_options};
 use crate::api::client::Client;
 use crate::api::project::{
-    BuildLine, BuildOptions, BuildRequest, DownOptions, DownRequest, OneOff, Outcome,
-    ProjectRequest, PsRow, RmRequest, RmiScope, RunRequest, UpOptions, UpRequest,
+    BuildLine, BuildOptions, BuildRequest, DownOptions, DownRequest, Outcome, ProjectRequest,
+    PsRow, RmiScope, UpOptions, UpRequest,
 };
 use crate::compose;
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-fn load(g: &GlobalOpts, services: &[String]) -> anyhow::Result<ProjectRequest> {
+pub(super) fn load(g: &GlobalOpts, services: &[String]) -> anyhow::Result<ProjectRequest> {
     let project = compose::load(&load_options(g, services, true))?;
     for u in project.unsupported() {
         eprintln!("warning: {u}: parsed but not supported by berth yet; ignored");
@@ -35,7 +35,7 @@ fn load(g: &GlobalOpts, services: &[String]) -> anyhow::Result<ProjectRequest> {
     })
 }
 
-fn report(verb: &str, outcome: &Outcome) -> ExitCode {
+pub(super) fn report(verb: &str, outcome: &Outcome) -> ExitCode {
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
@@ -230,7 +230,7 @@ async fn wait_ready(
     wait_ready_of(g, project, completes, timeout, None).await
 }
 
-async fn wait_ready_of(
+pub(super) async fn wait_ready_of(
     g: &GlobalOpts,
     project: &str,
     completes: &[String],
@@ -277,6 +277,12 @@ pub fn down(g: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
         Some("all") => Some(RmiScope::All),
         Some(other) => bail!("--rmi {other:?}: use local or all"),
     };
+    if !args.services.is_empty() {
+        if rmi.is_some() {
+            bail!("--rmi removes the project's images: not with services named");
+        }
+        return super::compose_containers::down_services(g, &args);
+    }
     let project = load(g, &[])?;
     let req = DownRequest {
         project,
@@ -340,189 +346,6 @@ pub fn ps(g: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The `--scale` that starts `deps` without scaling any of them down: a dependency that runs
-/// more containers than its file asks for (an earlier `up --scale`) keeps them, as `docker
-/// compose run` leaves a scaled service alone.
-fn keep_replicas(
-    project: &compose::Project,
-    deps: &[String],
-    rows: &[crate::api::project::PsRow],
-) -> BTreeMap<String, u32> {
-    let mut scale = BTreeMap::new();
-    for dep in deps {
-        let have = rows.iter().filter(|r| &r.service == dep).count() as u32;
-        let want = project.services.get(dep).map_or(1, |s| s.replicas());
-        if have > want {
-            scale.insert(dep.clone(), have);
-        }
-    }
-    scale
-}
-
-/// `berth run`: a one-off container of a service, its dependencies started first (and waited
-/// for), with the service's networks but not its published ports, as compose does.
-pub fn run(g: &GlobalOpts, args: super::compose_args::RunArgs) -> anyhow::Result<ExitCode> {
-    use std::io::IsTerminal;
-    let req = load(g, std::slice::from_ref(&args.service))?;
-    let mut ports = Vec::new();
-    for spec in &args.publish {
-        let values = compose::canon::parse_port_spec(spec)
-            .map_err(|e| anyhow::anyhow!("-p {spec:?}: {e}"))?;
-        for v in values {
-            ports.push(
-                yaml_serde::from_value::<compose::Port>(v)
-                    .with_context(|| format!("-p {spec:?}"))?,
-            );
-        }
-    }
-    let volumes = args
-        .volumes
-        .iter()
-        .map(|v| run_volume(v, &req.working_dir))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let name = req.project.name.clone();
-    let graph = crate::graph::ServiceGraph::from_project(&req.project)?;
-    let mut deps: Vec<String> = graph
-        .select(std::slice::from_ref(&args.service), false)?
-        .into_iter()
-        .filter(|s| s != &args.service)
-        .collect();
-    if args.no_deps {
-        deps.clear();
-    }
-    let entrypoint = args
-        .entrypoint
-        .as_deref()
-        .map(|e| shell_words::split(e).with_context(|| format!("--entrypoint {e:?}")))
-        .transpose()?;
-    let tty = !args.no_tty && std::io::stdin().is_terminal();
-    let rt = runtime()?;
-    let id: String = rt.block_on(async {
-        let client = Client::connect_or_start(&g.root, &g.run).await?;
-        if !deps.is_empty() {
-            let up = UpRequest {
-                project: req.clone(),
-                options: UpOptions {
-                    services: deps.clone(),
-                    scale: keep_replicas(&req.project, &deps, &client.ps(&name, true).await?),
-                    ..UpOptions::default()
-                },
-            };
-            let outcome: Outcome = client.up(&up).await?;
-            if report("up", &outcome) != ExitCode::SUCCESS {
-                bail!("the dependencies of {} did not start", args.service);
-            }
-            wait_ready_of(
-                g,
-                &name,
-                &[],
-                Some(std::time::Duration::from_secs(300)),
-                Some(&deps),
-            )
-            .await?;
-        }
-        let body = RunRequest {
-            project: req,
-            service: args.service.clone(),
-            run: OneOff {
-                command: args.command.clone(),
-                entrypoint,
-                env: args.env.clone(),
-                name: args.name.clone(),
-                tty,
-                ports,
-                volumes,
-            },
-        };
-        anyhow::Ok(client.run(&body).await?)
-    })?;
-    let runtime = super::container::runtime(g)?;
-    let rec = runtime.resolve(&id)?;
-    if args.detach {
-        runtime.start(&rec)?;
-        println!("{}", rec.config.name);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let code = super::container::start_foreground(&runtime, &rec, tty, tty);
-    if args.rm {
-        let failures: Vec<String> = rt.block_on(async {
-            let client = Client::new(&g.run);
-            // As `docker compose run --rm`: the one-off's anonymous volumes go with it.
-            let req = RmRequest {
-                ids: vec![id.clone()],
-                volumes: true,
-            };
-            anyhow::Ok(client.rm(&req).await?)
-        })?;
-        for f in failures {
-            eprintln!("berth: removing the one-off container: {f}");
-        }
-    }
-    code
-}
-
-/// `run -v SRC:DST[:ro|rw]`: a bind mount when SRC is a path (relative to the project
-/// directory), else the named volume SRC, as compose's short syntax; `run -v /DST`: an
-/// anonymous volume (removed with the container by `--rm`).
-fn run_volume(spec: &str, project_dir: &std::path::Path) -> anyhow::Result<compose::ServiceVolume> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, mode) = match parts.as_slice() {
-        [dst] if dst.starts_with('/') => {
-            return Ok(compose::ServiceVolume {
-                kind: compose::VolumeType::Volume,
-                source: None,
-                target: dst.to_string(),
-                read_only: false,
-                consistency: None,
-                bind: None,
-                volume: None,
-                tmpfs: None,
-                image: None,
-            });
-        }
-        [dst] => bail!(
-            "-v {spec:?}: an anonymous volume needs an absolute path in the container (e.g. /{dst})"
-        ),
-        [src, dst] => (*src, *dst, ""),
-        [src, dst, mode] => (*src, *dst, *mode),
-        _ => bail!("-v {spec:?}: expected SOURCE:TARGET[:ro|rw] or /TARGET"),
-    };
-    if src.is_empty() || !dst.starts_with('/') {
-        bail!("-v {spec:?}: needs a source and an absolute target path");
-    }
-    let read_only = match mode {
-        "" | "rw" => false,
-        "ro" => true,
-        m => bail!("-v {spec:?}: unknown mode {m:?} (ro or rw)"),
-    };
-    let bind = src.starts_with(['/', '.', '~']);
-    let source = if !bind {
-        src.to_string()
-    } else if let Some(rest) = src.strip_prefix('~') {
-        let home = std::env::var("HOME").context("-v with ~: HOME is not set")?;
-        format!("{home}{rest}")
-    } else {
-        compose::canon::clean(&project_dir.join(src))
-            .display()
-            .to_string()
-    };
-    Ok(compose::ServiceVolume {
-        kind: if bind {
-            compose::VolumeType::Bind
-        } else {
-            compose::VolumeType::Volume
-        },
-        source: Some(source),
-        target: dst.to_string(),
-        read_only,
-        consistency: None,
-        bind: None,
-        volume: None,
-        tmpfs: None,
-        image: None,
-    })
-}
-
 /// `berth build`: builds the images of the services with a `build:` section, in the daemon.
 pub fn build(g: &GlobalOpts, args: super::compose_args::BuildArgs) -> anyhow::Result<ExitCode> {
     let project = load(g, &args.services)?;
@@ -563,7 +386,7 @@ pub fn build(g: &GlobalOpts, args: super::compose_args::BuildArgs) -> anyhow::Re
 /// Runs the builds of `req` in the daemon, printing each finished step as it comes
 /// (`service: [n/N] INSTR 1.2s` or `CACHED`; on stderr when `to_stderr`, as `up` does);
 /// answers the failures.
-async fn stream_builds(
+pub(super) async fn stream_builds(
     client: &Client,
     req: &BuildRequest,
     to_stderr: bool,

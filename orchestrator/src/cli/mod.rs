@@ -10,6 +10,7 @@ mod compose_args;
 mod compose_containers;
 mod compose_lifecycle;
 mod compose_push;
+mod compose_run;
 mod compose_watch;
 mod container;
 mod convert;

@@ -480,6 +480,13 @@ impl Engine {
         let mut t =
             translate::container_config(&project, service, &svc, 0, &image, "", &BTreeMap::new())
                 .map_err(|err| err.to_string())?;
+        if !run.use_aliases
+            && let Some(connect) = &mut t.connect
+        {
+            for net in &mut connect.networks {
+                net.aliases.clear();
+            }
+        }
         let cfg = &mut t.config;
         let suffix = hex::encode(rand_bytes());
         cfg.name = run
