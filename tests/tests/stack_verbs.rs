@@ -335,3 +335,91 @@ fn run_flags_exec_it_and_down_service() {
     assert!(host.berth(&["down", "nosuch"]).status.code() != Some(0));
     down(&host, &before);
 }
+
+/// `container run`'s `--health-*`, `--no-healthcheck`, `--label-file` and `-a` as `docker
+/// run` takes them; an unknown flag is named, never taken as the image.
+#[test_with::root()]
+#[test]
+fn container_run_health_labels_attach() {
+    host::require_tools();
+    let host = Host::new("vcrun");
+    host.busybox_image();
+    let labels = host.stack.join("labels");
+    std::fs::write(&labels, "# a comment\nfrom.file=yes\n\nteam=ops\n").expect("labels");
+    let labels = labels.display().to_string();
+    host.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "2",
+        "--label-file",
+        &labels,
+        "busybox:e2e",
+        "sleep",
+        "60",
+    ]);
+    // The check is recorded as the daemon runs it (the Docker API's inspect shows its state).
+    let inspect = host.ok(&["container", "inspect", "hc"]);
+    for part in [
+        r#"\"/bin/sh\",\"-c\",\"true\""#,
+        r#"\"interval\":{\"secs\":1,"#,
+        r#"\"retries\":2"#,
+    ] {
+        assert!(inspect.contains(part), "{part} missing: {inspect}");
+    }
+    assert!(
+        inspect.contains("from.file") && inspect.contains("ops"),
+        "{inspect}"
+    );
+    host.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "nohc",
+        "--no-healthcheck",
+        "busybox:e2e",
+        "sleep",
+        "60",
+    ]);
+    let inspect = host.ok(&["container", "inspect", "nohc"]);
+    assert!(!inspect.contains("berth.healthcheck"), "{inspect}");
+
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "-a",
+        "stderr",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo to-out; echo to-err >&2",
+    ]);
+    let (so, se) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        !so.contains("to-out") && se.contains("to-err"),
+        "{so} / {se}"
+    );
+
+    let bad = host.berth(&["container", "run", "--gpus", "all", "busybox:e2e", "true"]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains("unknown flag: --gpus") && !err.contains("pull"),
+        "{err}"
+    );
+    for n in ["hc", "nohc"] {
+        host.ok(&["container", "rm", "-f", n]);
+    }
+}

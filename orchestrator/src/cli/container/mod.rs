@@ -327,6 +327,33 @@ pub struct RunArgs {
     /// Use DIR as the root filesystem instead of an image (as podman's --rootfs)
     #[arg(long, value_name = "DIR")]
     rootfs: Option<PathBuf>,
+    /// Read labels from a file of KEY=VALUE lines
+    #[arg(long = "label-file", value_name = "FILE")]
+    label_file: Vec<PathBuf>,
+    /// Attach to STDIN, STDOUT or STDERR (repeatable; default: stdout and stderr)
+    #[arg(short, long, value_name = "STREAM")]
+    attach: Vec<String>,
+    /// Command that checks the container's health
+    #[arg(long = "health-cmd", value_name = "CMD")]
+    health_cmd: Option<String>,
+    /// Time between health checks (30s, 1m)
+    #[arg(long = "health-interval", value_name = "DURATION")]
+    health_interval: Option<String>,
+    /// Maximum time one health check may take
+    #[arg(long = "health-timeout", value_name = "DURATION")]
+    health_timeout: Option<String>,
+    /// Consecutive failures before the container is unhealthy
+    #[arg(long = "health-retries", value_name = "N")]
+    health_retries: Option<i64>,
+    /// Grace period during which failed checks do not count
+    #[arg(long = "health-start-period", value_name = "DURATION")]
+    health_start_period: Option<String>,
+    /// Time between checks during the start period
+    #[arg(long = "health-start-interval", value_name = "DURATION")]
+    health_start_interval: Option<String>,
+    /// Disable the image's HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    no_healthcheck: bool,
     /// IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
