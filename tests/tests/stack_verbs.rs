@@ -423,3 +423,42 @@ fn container_run_health_labels_attach() {
         host.ok(&["container", "rm", "-f", n]);
     }
 }
+
+/// `-p NAME` without a file in reach: `ps`, `logs`, `stop`, `rm`, `down` find the project's
+/// files by its containers' labels, as Compose finds a project by name.
+#[test_with::root()]
+#[test]
+fn project_name_without_a_file() {
+    host::require_tools();
+    let host = Host::new("vbyname");
+    host.busybox_image();
+    let app = host.stack.join("app");
+    std::fs::create_dir_all(&app).expect("app dir");
+    let stack = RUN_STACK.replace("name: runflags", "name: byname");
+    std::fs::write(app.join("compose.yaml"), stack).expect("compose");
+    host.ok(&["-f", "app/compose.yaml", "up", "-d", "dep"]);
+    let ids: Vec<String> = host
+        .ps_of(&["-p", "byname"])
+        .iter()
+        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "ps -p byname");
+    let mut logs = String::new();
+    for _ in 0..100 {
+        logs = host.ok(&["-p", "byname", "logs", "dep"]);
+        if logs.contains("dep-ready") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(logs.contains("dep-ready"), "{logs}");
+    host.ok(&["-p", "byname", "stop", "-t", "1"]);
+    host.ok(&["-p", "byname", "down", "-t", "1"]);
+    assert!(host.ps_of(&["-f", "app/compose.yaml"]).is_empty());
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down -p left: {leaks:#?}");
+    // Nothing of that name: an error that says so.
+    let out = host.berth(&["-p", "nosuch", "ps"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
+}

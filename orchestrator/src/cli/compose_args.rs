@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use super::GlobalOpts;
 use crate::compose::{self, LoadOptions};
@@ -501,6 +501,47 @@ pub(crate) fn load_options(g: &GlobalOpts, services: &[String], interpolate: boo
         interpolate,
         ..LoadOptions::default()
     }
+}
+
+/// Loads the project the global flags name. With `-p NAME` and no file found, the files the
+/// project's containers were made from (their labels) are loaded, so that `ps`, `logs`,
+/// `stop`, `down`, `rm` ... reach a project by name from any directory, as with Compose.
+pub(crate) fn load_project(
+    g: &GlobalOpts,
+    services: &[String],
+    interpolate: bool,
+) -> anyhow::Result<compose::Project> {
+    let mut opts = load_options(g, services, interpolate);
+    let name = match (compose::load(&opts), &g.project_name) {
+        (Err(compose::LoadError::NoComposeFile { .. }), Some(name)) if g.files.is_empty() => {
+            name.clone()
+        }
+        (loaded, _) => return Ok(loaded?),
+    };
+    use crate::engine::{labels, project_members};
+    let rt = super::container::runtime(g)?;
+    let members = project_members::of_project(&rt, &name, project_members::OneOffs::Include);
+    let recorded = members.iter().find_map(|m| {
+        let l = &m.rec.config.labels;
+        Some((l.get(labels::CONFIG_FILES)?, l.get(labels::WORKING_DIR)?))
+    });
+    let Some((files, dir)) = recorded else {
+        bail!("no Compose file found, and project {name} has no containers to find its files by");
+    };
+    opts.files = files
+        .split(',')
+        .filter(|f| !f.is_empty() && *f != "-")
+        .map(std::path::PathBuf::from)
+        .collect();
+    if opts.files.is_empty() {
+        bail!("project {name} was made from standard input: give its file with -f");
+    }
+    if opts.project_directory.is_none() {
+        opts.project_directory = Some(dir.into());
+    }
+    compose::load(&opts).with_context(|| {
+        format!("project {name}: loading {files}, the files its containers were made from")
+    })
 }
 
 /// `berth config`: load, validate, print the resolved model or one of its lists.

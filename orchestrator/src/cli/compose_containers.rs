@@ -16,11 +16,9 @@ use berth_runtime::container::state::Status;
 use berth_runtime::container::{ExecConfig, Runtime};
 
 use super::GlobalOpts;
-use super::compose_args::{
-    ExecArgs, KillArgs, LogsArgs, LsArgs, PortArgs, ServicesArgs, StopArgs, load_options,
-};
+use super::compose_args::{ExecArgs, KillArgs, LogsArgs, LsArgs, PortArgs, ServicesArgs, StopArgs};
 use crate::api::project::{ProjectRequest, Verb, VerbOutcome, VerbRequest};
-use crate::compose::{self, Project};
+use crate::compose::Project;
 use crate::engine::labels;
 use crate::engine::project_members::{self, Member, OneOffs};
 use crate::graph::ServiceGraph;
@@ -34,7 +32,7 @@ struct Ctx {
 
 impl Ctx {
     fn load(g: &GlobalOpts) -> anyhow::Result<Ctx> {
-        let project = compose::load(&load_options(g, &[], true))?;
+        let project = super::compose_args::load_project(g, &[], true)?;
         let graph = ServiceGraph::from_project(&project)?;
         Ok(Ctx {
             rt: super::container::runtime(g)?,

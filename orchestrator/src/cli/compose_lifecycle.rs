@@ -24,7 +24,7 @@ pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub(super) fn load(g: &GlobalOpts, services: &[String]) -> anyhow::Result<ProjectRequest> {
-    let project = compose::load(&load_options(g, services, true))?;
+    let project = super::compose_args::load_project(g, services, true)?;
     for u in project.unsupported() {
         eprintln!("warning: {u}: parsed but not supported by berth yet; ignored");
     }
@@ -302,7 +302,7 @@ pub fn down(g: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
 
 /// `berth ps`.
 pub fn ps(g: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
-    let project = compose::load(&load_options(g, &[], true))?;
+    let project = super::compose_args::load_project(g, &[], true)?;
     let mut rows: Vec<PsRow> = runtime()?.block_on(async {
         let client = Client::connect_or_start(&g.root, &g.run).await?;
         anyhow::Ok(client.ps(&project.name, args.all).await?)
