@@ -124,6 +124,28 @@ fn logs_exec_top_images_port_ls() {
     let rows: serde_json::Value =
         serde_json::from_str(&json[json.find('[').expect("json")..]).expect("ls json");
     assert_eq!(rows[0]["Name"], "verbs", "{rows}");
+    // ps --format json: one object per line with Compose's field names.
+    let json = host.ok(&["ps", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{json}");
+    let app = rows.iter().find(|r| r["Service"] == "app").expect("app row");
+    assert_eq!(app["State"], "running", "{app}");
+    assert_eq!(app["Name"], "verbs-app-1", "{app}");
+    assert_eq!(app["Project"], "verbs", "{app}");
+    assert_eq!(app["Health"], "", "{app}");
+    assert_eq!(app["Publishers"][0]["PublishedPort"], 18181, "{app}");
+    assert_eq!(app["Publishers"][0]["TargetPort"], 8080, "{app}");
+    let running = host.ok(&["ps", "--filter", "status=running", "--services"]);
+    assert_eq!(running.trim(), "app\ndb", "{running}");
+    let exited = host.ok(&["ps", "--status", "exited", "-q"]);
+    assert!(exited.trim().is_empty(), "{exited}");
+    assert!(!host.berth(&["ps", "--status", "sleepy"]).status.success());
+    let t = host.ok(&["ps", "--format", "{{.Service}} {{.State}}"]);
+    assert!(t.contains("app running") && t.contains("db running"), "{t}");
     assert!(!host.berth(&["logs", "nosuch"]).status.success());
     assert!(!host.berth(&["kill", "-s", "NOPE"]).status.success());
 

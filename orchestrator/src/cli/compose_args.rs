@@ -171,9 +171,16 @@ pub struct PsArgs {
     /// Only service names
     #[arg(long)]
     pub services: bool,
-    /// Output format: table or json
+    /// Output format: table, json (one object per line, as Compose) or a Go template
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
+    /// Only containers in this state: paused, restarting, removing, running, dead, created,
+    /// exited (repeatable)
+    #[arg(long, value_name = "STATE")]
+    pub status: Vec<String>,
+    /// Filter by a property: status=STATE
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
     /// Services to list
     pub service_names: Vec<String>,
 }
@@ -625,7 +632,7 @@ pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
         StackCommand::Build(args) => super::compose_lifecycle::build(g, args),
         StackCommand::Up(args) => super::compose_lifecycle::up(g, args),
         StackCommand::Down(args) => super::compose_lifecycle::down(g, args),
-        StackCommand::Ps(args) => super::compose_lifecycle::ps(g, args),
+        StackCommand::Ps(args) => super::compose_ps::ps(g, args),
         StackCommand::Logs(args) => super::compose_containers::logs(g, args),
         StackCommand::Exec(args) => super::compose_containers::exec(g, args),
         StackCommand::Run(args) => super::compose_run::run(g, args),

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use super::GlobalOpts;
-use super::compose_args::{DownArgs, PsArgs, UpArgs, load_options};
+use super::compose_args::{DownArgs, UpArgs, load_options};
 use crate::api::client::Client;
 use crate::api::project::{
     BuildLine, BuildOptions, BuildRequest, DownOptions, DownRequest, Outcome, ProjectRequest,
@@ -298,52 +298,6 @@ pub fn down(g: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(client.down(&req).await?)
     })?;
     Ok(report("down", &outcome))
-}
-
-/// `berth ps`.
-pub fn ps(g: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
-    let project = super::compose_args::load_project(g, &[], true)?;
-    let mut rows: Vec<PsRow> = runtime()?.block_on(async {
-        let client = Client::connect_or_start(&g.root, &g.run).await?;
-        anyhow::Ok(client.ps(&project.name, args.all).await?)
-    })?;
-    rows.retain(|r| args.service_names.is_empty() || args.service_names.contains(&r.service));
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
-    if args.format.as_deref() == Some("json") {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else if args.quiet {
-        rows.iter().for_each(|r| println!("{}", r.id));
-    } else if args.services {
-        let mut s: Vec<&str> = rows.iter().map(|r| r.service.as_str()).collect();
-        s.dedup();
-        s.iter().for_each(|r| println!("{r}"));
-    } else {
-        println!(
-            "{:<28} {:<12} {:<28} {:<20} PORTS",
-            "NAME", "SERVICE", "COMMAND", "STATUS"
-        );
-        for r in rows {
-            let status = match (&r.health, r.exit_code) {
-                (Some(h), _) if r.status == "running" => format!("running ({h})"),
-                (_, Some(c)) if r.status != "running" => format!("{} ({c})", r.status),
-                _ => r.status.clone(),
-            };
-            let mut cmd = r.command.clone();
-            if cmd.len() > 26 {
-                cmd.truncate(25);
-                cmd.push('…');
-            }
-            println!(
-                "{:<28} {:<12} {:<28} {:<20} {}",
-                r.name,
-                r.service,
-                cmd,
-                status,
-                r.ports.join(", ")
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `berth build`: builds the images of the services with a `build:` section, in the daemon.

@@ -9,6 +9,7 @@ mod completion;
 mod compose_args;
 mod compose_containers;
 mod compose_lifecycle;
+mod compose_ps;
 mod compose_push;
 mod compose_run;
 mod compose_watch;
