@@ -132,7 +132,10 @@ fn logs_exec_top_images_port_ls() {
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
         .collect();
     assert_eq!(rows.len(), 2, "{json}");
-    let app = rows.iter().find(|r| r["Service"] == "app").expect("app row");
+    let app = rows
+        .iter()
+        .find(|r| r["Service"] == "app")
+        .expect("app row");
     assert_eq!(app["State"], "running", "{app}");
     assert_eq!(app["Name"], "verbs-app-1", "{app}");
     assert_eq!(app["Project"], "verbs", "{app}");
@@ -483,4 +486,57 @@ fn project_name_without_a_file() {
     let out = host.berth(&["-p", "nosuch", "ps"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
+}
+
+/// Attached `up --abort-on-container-failure`: a container's exit 0 does not stop the stack,
+/// a non-zero exit does (with its code); `--no-log-prefix` and `--timestamps` shape the
+/// output; `-y` and `--quiet-pull` are accepted.
+#[test_with::root()]
+#[test]
+fn up_aborts_on_container_failure_without_prefixes() {
+    host::require_tools();
+    let host = Host::new("vfail");
+    host.busybox_image();
+    let stack = r#"
+name: failing
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+services:
+  fine:
+    <<: *quick
+    command: ["sh", "-c", "echo fine-done"]
+  bad:
+    <<: *quick
+    command: ["sh", "-c", "sleep 2; echo bad-out; exit 3"]
+  long:
+    <<: *quick
+    command: ["sleep", "3600"]
+"#;
+    std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
+    let out = host.berth(&[
+        "up",
+        "--abort-on-container-failure",
+        "--no-log-prefix",
+        "--timestamps",
+        "-y",
+        "--quiet-pull",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.ends_with("bad-out"))
+        .unwrap_or_else(|| panic!("no bad-out line: {stdout}"));
+    assert!(line.starts_with("20") && !line.contains(" | "), "{line}");
+    assert!(stdout.contains("fine-done"), "{stdout}");
+    let ids: Vec<String> = ids(&host).into_iter().map(|(_, id, _)| id).collect();
+    assert!(
+        ids.len() == 3 && host.ps().iter().all(|r| r["status"] != "running"),
+        "the stack is stopped: {:?}",
+        host.ps()
+    );
+    down(&host, &ids);
 }

@@ -136,6 +136,24 @@ pub struct UpArgs {
     /// Follow the services' develop.watch rules once up (Ctrl-C ends it)
     #[arg(short = 'w', long)]
     pub watch: bool,
+    /// Stop all containers when any container exits with a non-zero code
+    #[arg(long)]
+    pub abort_on_container_failure: bool,
+    /// Show timestamps in the attached output
+    #[arg(long)]
+    pub timestamps: bool,
+    /// The attached output without `service-N  | ` prefixes
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Monochrome attached output
+    #[arg(long)]
+    pub no_color: bool,
+    /// Pull without printing progress
+    #[arg(long)]
+    pub quiet_pull: bool,
+    /// Answer yes to prompts (berth asks none; accepted as Compose's `-y`)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     /// Services to start (default: all)
     pub services: Vec<String>,
 }
@@ -206,6 +224,9 @@ pub struct LogsArgs {
     /// Monochrome output
     #[arg(long)]
     pub no_color: bool,
+    /// The lines without their `service-N  | ` prefix
+    #[arg(long)]
+    pub no_log_prefix: bool,
     /// Services to show
     pub services: Vec<String>,
 }

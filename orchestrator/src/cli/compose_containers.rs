@@ -387,6 +387,8 @@ struct Printer {
     width: usize,
     colour: bool,
     timestamps: bool,
+    /// `--no-log-prefix`: the lines alone.
+    no_prefix: bool,
     services: BTreeMap<String, &'static str>,
 }
 
@@ -407,7 +409,9 @@ impl Printer {
         }
         let head = format!("{prefix:<w$}  | ", w = self.width);
         let mut out = std::io::stdout().lock();
-        if self.colour {
+        if self.no_prefix {
+            write!(out, "{text}")?;
+        } else if self.colour {
             write!(out, "\x1b[{c}m{head}\x1b[0m{text}")?;
         } else {
             write!(out, "{head}{text}")?;
@@ -457,6 +461,14 @@ pub struct AttachOptions {
     pub completes: Vec<String>,
     /// `-t`: stop timeout when the stack is stopped.
     pub timeout: Option<u64>,
+    /// `--abort-on-container-failure`: stop the stack when a container exits non-zero.
+    pub abort_on_failure: bool,
+    /// `--timestamps`: each line after its time.
+    pub timestamps: bool,
+    /// `--no-log-prefix`: the lines without `service-N  | `.
+    pub no_log_prefix: bool,
+    /// `--no-color`: monochrome prefixes.
+    pub no_color: bool,
 }
 
 /// Why attached `up` stopped following.
@@ -472,6 +484,8 @@ enum Ended {
 /// C` once per exit, as compose does, and decides when attached mode ends.
 struct ExitWatch {
     abort: bool,
+    /// Only a non-zero exit aborts (`--abort-on-container-failure`).
+    abort_on_failure: bool,
     completes: Vec<String>,
     services: BTreeSet<String>,
     /// Containers seen exited, with their code (forgotten when they run again).
@@ -508,6 +522,9 @@ impl ExitWatch {
             lines.push(format!("{} exited with code {code}", m.short()));
             let expected = code == 0 && self.completes.contains(&m.service);
             if self.abort && !expected && first.is_none() {
+                first = Some(Ended::Aborted(code));
+            }
+            if self.abort_on_failure && code != 0 && first.is_none() {
                 first = Some(Ended::Aborted(code));
             }
         }
@@ -548,14 +565,16 @@ pub fn attached(g: &GlobalOpts, opts: AttachOptions) -> anyhow::Result<ExitCode>
     let args = LogsArgs {
         follow: true,
         tail: None,
-        timestamps: false,
+        timestamps: opts.timestamps,
         since: None,
         until: None,
-        no_color: false,
+        no_color: opts.no_color,
+        no_log_prefix: opts.no_log_prefix,
         services: shown.clone(),
     };
     let mut watch = ExitWatch {
         abort: opts.abort,
+        abort_on_failure: opts.abort_on_failure,
         completes: opts.completes.clone(),
         services: watched,
         exited: HashMap::new(),
@@ -659,6 +678,7 @@ fn follow_logs_of(
         width: members.iter().map(|m| m.short().len()).max().unwrap_or(0),
         colour: !args.no_color && std::io::stdout().is_terminal(),
         timestamps: args.timestamps,
+        no_prefix: args.no_log_prefix,
         services: BTreeMap::new(),
     };
     // Followers first, so that nothing written between the read and the follow is lost.

@@ -59,6 +59,12 @@ pub(super) fn report(verb: &str, outcome: &Outcome) -> ExitCode {
 /// `berth up`.
 pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
+    if args.abort_on_container_failure && (args.detach || args.wait) {
+        bail!("--abort-on-container-failure needs attached mode: drop -d/--wait");
+    }
+    if args.abort_on_container_failure && abort {
+        bail!("--abort-on-container-failure and --abort-on-container-exit cannot be combined");
+    }
     if abort && (args.detach || args.wait) {
         bail!("--abort-on-container-exit and --exit-code-from need attached mode: drop -d/--wait");
     }
@@ -89,7 +95,7 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         let pulled = super::compose_containers::pull(
             g,
             super::compose_args::PullArgs {
-                quiet: false,
+                quiet: args.quiet_pull,
                 ignore_pull_failures: false,
                 include_deps: !args.no_deps,
                 services: args.services.clone(),
@@ -117,7 +123,7 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         let pulled = super::compose_containers::pull(
             g,
             super::compose_args::PullArgs {
-                quiet: false,
+                quiet: args.quiet_pull,
                 ignore_pull_failures: false,
                 include_deps: false,
                 services: always.clone(),
@@ -213,6 +219,10 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
                 exit_code_from: args.exit_code_from,
                 completes,
                 timeout: args.timeout,
+                abort_on_failure: args.abort_on_container_failure,
+                timestamps: args.timestamps,
+                no_log_prefix: args.no_log_prefix,
+                no_color: args.no_color,
             },
         );
     }
