@@ -114,6 +114,33 @@ fn logs_exec_top_images_port_ls() {
     );
     let images = host.ok(&["images"]);
     assert!(images.contains("busybox:e2e"), "{images}");
+    let images = host.ok(&["images", "--format", "json"]);
+    let images: serde_json::Value =
+        serde_json::from_str(&images[images.find('[').expect("json")..]).expect("images json");
+    assert_eq!(images[0]["Repository"], "busybox", "{images}");
+    assert_eq!(images[0]["Tag"], "e2e", "{images}");
+    assert!(
+        images[0]["ID"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("sha256:")),
+        "{images}"
+    );
+    let stats = host.ok(&["stats", "--no-stream", "--format", "json", "app"]);
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .expect("a stats line");
+    let stats: serde_json::Value = serde_json::from_str(line).expect("stats json");
+    assert_eq!(stats["Name"], "verbs-app-1", "{stats}");
+    assert!(
+        stats["CPUPerc"].as_str().is_some_and(|c| c.ends_with('%')),
+        "{stats}"
+    );
+    let names = host.ok(&["stats", "--no-stream", "--format", "{{.Name}}"]);
+    assert!(
+        names.contains("verbs-app-1") && names.contains("verbs-db-1"),
+        "{names}"
+    );
     let port = host.ok(&["port", "app", "8080"]);
     assert!(port.contains(":18181"), "{port}");
     assert!(!host.berth(&["port", "app", "9999"]).status.success());

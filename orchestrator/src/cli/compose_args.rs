@@ -50,7 +50,7 @@ pub enum StackCommand {
     /// Print the public port of a published service port
     Port(PortArgs),
     /// List the images used by the project's containers
-    Images(ServicesArgs),
+    Images(ImagesArgs),
     /// Pull service images
     Pull(PullArgs),
     /// Build service images
@@ -351,6 +351,19 @@ pub struct ServicesArgs {
     pub services: Vec<String>,
 }
 
+/// `berth images`.
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Output format: table or json (as Compose's)
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Only image ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Services (default: all)
+    pub services: Vec<String>,
+}
+
 /// `berth pull`.
 #[derive(Args, Debug)]
 pub struct PullArgs {
@@ -373,6 +386,9 @@ pub struct StatsArgs {
     /// One sample, then exit
     #[arg(long)]
     pub no_stream: bool,
+    /// table, json (one object per line) or a Go template (`{{.Name}} {{.CPUPerc}}`)
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
     /// Services (default: all)
     pub services: Vec<String>,
 }

@@ -213,10 +213,15 @@ pub fn top(g: &GlobalOpts, args: ServicesArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `berth images`: the image each container was created from.
-pub fn images(g: &GlobalOpts, args: ServicesArgs) -> anyhow::Result<ExitCode> {
+pub fn images(g: &GlobalOpts, args: super::compose_args::ImagesArgs) -> anyhow::Result<ExitCode> {
+    let json = match args.format.as_deref() {
+        None | Some("table") => false,
+        Some("json") => true,
+        Some(other) => bail!("--format {other:?}: use table or json"),
+    };
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
-    println!("{:<28} {:<32} IMAGE ID", "CONTAINER", "IMAGE");
+    let mut rows = Vec::new();
     for m in ctx.members(&set) {
         let image = ctx.project.image_of(&m.service).unwrap_or_default();
         let id = m
@@ -224,14 +229,48 @@ pub fn images(g: &GlobalOpts, args: ServicesArgs) -> anyhow::Result<ExitCode> {
             .config
             .labels
             .get(labels::IMAGE)
-            .map(|i| {
-                let i = i.strip_prefix("sha256:").unwrap_or(i);
-                i.chars().take(12).collect::<String>()
-            })
+            .cloned()
             .unwrap_or_default();
-        println!("{:<28} {:<32} {id}", m.rec.config.name, image);
+        rows.push((m.rec.config.name.clone(), image, id));
+    }
+    if args.quiet {
+        let mut ids: Vec<&str> = rows.iter().map(|(_, _, id)| id.as_str()).collect();
+        ids.dedup();
+        ids.iter().for_each(|id| println!("{id}"));
+    } else if json {
+        // As Compose: one array, the repository and tag apart.
+        let items: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, image, id)| {
+                let (repo, tag) = split_reference(image);
+                serde_json::json!({
+                    "ID": id,
+                    "ContainerName": name,
+                    "Repository": repo,
+                    "Tag": tag,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else {
+        println!("{:<28} {:<32} IMAGE ID", "CONTAINER", "IMAGE");
+        for (name, image, id) in &rows {
+            let id = id.strip_prefix("sha256:").unwrap_or(id);
+            let short: String = id.chars().take(12).collect();
+            println!("{name:<28} {image:<32} {short}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `repo[:tag]` (a registry's `host:port/` is part of the repository; no tag is `latest`).
+fn split_reference(image: &str) -> (&str, &str) {
+    let image = image.split('@').next().unwrap_or(image);
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[slash..].rfind(':') {
+        Some(i) => (&image[..slash + i], &image[slash + i + 1..]),
+        None => (image, "latest"),
+    }
 }
 
 /// The one container of `service` with number `index`.
@@ -884,7 +923,7 @@ pub fn stats(g: &GlobalOpts, args: super::compose_args::StatsArgs) -> anyhow::Re
         // `container stats` with no names means every container of the instance.
         bail!("project {}: no running containers", ctx.project.name);
     }
-    super::container::stats(&ctx.rt, &ids, args.no_stream)
+    super::container::stats(&ctx.rt, &ids, args.no_stream, args.format.as_deref())
 }
 
 /// `berth cp SERVICE:SRC DEST` and `berth cp SRC SERVICE:DEST`: `container cp` with the
@@ -918,4 +957,20 @@ pub fn cp(g: &GlobalOpts, args: super::compose_args::CpArgs) -> anyhow::Result<E
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reference;
+
+    #[test]
+    fn references_split_into_repository_and_tag() {
+        assert_eq!(split_reference("busybox:e2e"), ("busybox", "e2e"));
+        assert_eq!(split_reference("nginx"), ("nginx", "latest"));
+        assert_eq!(
+            split_reference("reg:5000/team/app:1.2"),
+            ("reg:5000/team/app", "1.2")
+        );
+        assert_eq!(split_reference("reg:5000/app"), ("reg:5000/app", "latest"));
+    }
 }
