@@ -567,3 +567,46 @@ services:
     );
     down(&host, &ids);
 }
+
+/// `--dry-run` prints the plan of `up` and `down` and changes nothing (verbs without a plan
+/// refuse it); `--progress quiet` drops the progress lines; `--ansi never` is accepted.
+#[test_with::root()]
+#[test]
+fn dry_run_progress_and_ansi() {
+    host::require_tools();
+    let host = Host::new("vdry");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), STACK).expect("compose");
+    let plan = host.ok(&["--dry-run", "up", "-d"]);
+    assert!(
+        plan.contains("CreateNetwork verbs_default")
+            && plan.contains("CreateContainer verbs-app-1"),
+        "{plan}"
+    );
+    assert!(host.ps().is_empty(), "--dry-run up created containers");
+    let links = String::from_utf8_lossy(&host.sh("ip -o link show").stdout).to_string();
+    assert_eq!(links.lines().count(), 1, "--dry-run up made links: {links}");
+    host.ok(&["up", "-d"]);
+    wait_for_log(&host, "app", "three");
+    let all: Vec<String> = ids(&host).into_iter().map(|(_, id, _)| id).collect();
+    let plan = host.ok(&["--dry-run", "down"]);
+    assert!(plan.contains("RemoveContainer verbs-app-1"), "{plan}");
+    assert_eq!(ids(&host).len(), 2, "--dry-run down removed containers");
+    let stop = host.berth(&["--dry-run", "stop"]);
+    assert!(!stop.status.success(), "--dry-run stop is refused");
+    assert!(ids(&host).iter().all(|(_, _, s)| s == "running"));
+    let out = host.berth(&["--progress", "quiet", "restart", "-t", "1", "db"]);
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!host.berth(&["--progress", "fancy", "ps"]).status.success());
+    let logs = host.ok(&["--ansi", "never", "logs", "app"]);
+    assert!(
+        logs.contains("app-1  | one") && !logs.contains('\x1b'),
+        "{logs}"
+    );
+    down(&host, &all);
+}

@@ -54,6 +54,9 @@ pub struct UpOptions {
     /// instead of the previous containers' ones.
     #[serde(default)]
     pub renew_anon_volumes: bool,
+    /// `--dry-run`: answer the plan (in `Outcome::plan`), change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Body of `POST /v1/up`.
@@ -77,6 +80,9 @@ pub struct DownOptions {
     /// `-t`: seconds to wait for each container's stop before killing it.
     #[serde(default)]
     pub timeout: Option<u64>,
+    /// `--dry-run`: answer the plan (in `Outcome::plan`), change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Which images `down --rmi` removes.

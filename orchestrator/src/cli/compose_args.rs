@@ -664,6 +664,25 @@ fn config(g: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
+    super::compose_containers::set_progress(g.progress.as_deref());
+    // Verbs that only read may run as they are; of those that change things, up and down
+    // print their plan.
+    let reads_or_plans = matches!(
+        cmd,
+        StackCommand::Up(_)
+            | StackCommand::Down(_)
+            | StackCommand::Config(_)
+            | StackCommand::Ps(_)
+            | StackCommand::Ls(_)
+            | StackCommand::Images(_)
+            | StackCommand::Logs(_)
+            | StackCommand::Top(_)
+            | StackCommand::Port(_)
+            | StackCommand::Convert(_)
+    );
+    if g.dry_run && !reads_or_plans {
+        bail!("--dry-run is supported by up and down (and verbs that change nothing)");
+    }
     match cmd {
         StackCommand::Config(args) => config(g, args),
         StackCommand::Build(args) => super::compose_lifecycle::build(g, args),

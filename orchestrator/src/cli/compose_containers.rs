@@ -28,6 +28,8 @@ struct Ctx {
     rt: Runtime,
     project: Project,
     graph: ServiceGraph,
+    /// `--ansi`: never, always or auto (None: auto).
+    ansi: Option<String>,
 }
 
 impl Ctx {
@@ -38,6 +40,7 @@ impl Ctx {
             rt: super::container::runtime(g)?,
             project,
             graph,
+            ansi: g.ansi.clone(),
         })
     }
 
@@ -117,10 +120,25 @@ fn send_verb(
     })
 }
 
+/// `--progress quiet`: no progress lines (set once, before the verb runs).
+static QUIET_PROGRESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records `--progress` for the progress printers of this process.
+pub(super) fn set_progress(mode: Option<&str>) {
+    QUIET_PROGRESS.store(mode == Some("quiet"), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether progress lines are printed (`--progress quiet` turns them off).
+pub(super) fn shows_progress() -> bool {
+    !QUIET_PROGRESS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Prints a verb's progress lines and answers its failures.
 fn progress(outcome: VerbOutcome) -> Vec<String> {
-    for line in &outcome.progress {
-        eprintln!("{line}");
+    if shows_progress() {
+        for line in &outcome.progress {
+            eprintln!("{line}");
+        }
     }
     outcome.failures
 }
@@ -715,7 +733,11 @@ fn follow_logs_of(
     let members = ctx.members(&set);
     let mut printer = Printer {
         width: members.iter().map(|m| m.short().len()).max().unwrap_or(0),
-        colour: !args.no_color && std::io::stdout().is_terminal(),
+        colour: match ctx.ansi.as_deref() {
+            Some("never") => false,
+            Some("always") => !args.no_color,
+            _ => !args.no_color && std::io::stdout().is_terminal(),
+        },
         timestamps: args.timestamps,
         no_prefix: args.no_log_prefix,
         services: BTreeMap::new(),

@@ -49,7 +49,9 @@ pub(super) fn report(verb: &str, outcome: &Outcome) -> ExitCode {
         println!("{i}");
     }
     if outcome.failures.is_empty() && outcome.skipped.is_empty() {
-        eprintln!("{verb}: {} step(s) done", outcome.done);
+        if super::compose_containers::shows_progress() {
+            eprintln!("{verb}: {} step(s) done", outcome.done);
+        }
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -74,15 +76,9 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     if (!args.attach.is_empty() || !args.no_attach.is_empty()) && (args.detach || args.wait) {
         bail!("--attach/--no-attach choose attached output: drop -d/--wait");
     }
-    let mut scale = BTreeMap::new();
-    for s in &args.scale {
-        let (svc, n) = s
-            .split_once('=')
-            .with_context(|| format!("--scale {s:?}: expected SERVICE=N"))?;
-        let n: u32 = n
-            .parse()
-            .with_context(|| format!("--scale {s:?}: {n:?} is not a number"))?;
-        scale.insert(svc.to_string(), n);
+    let scale = parse_scale(&args.scale)?;
+    if g.dry_run {
+        return dry_run_up(g, &args);
     }
     let pull_always = match args.pull.as_deref() {
         None | Some("missing") => false,
@@ -162,6 +158,7 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
             no_build: args.no_build,
             pull_never: args.pull.as_deref() == Some("never"),
             renew_anon_volumes: args.renew_anon_volumes,
+            dry_run: false,
         },
     };
     let rt = runtime()?;
@@ -229,6 +226,50 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// `--scale SERVICE=N` flags as a map.
+fn parse_scale(flags: &[String]) -> anyhow::Result<BTreeMap<String, u32>> {
+    let mut scale = BTreeMap::new();
+    for s in flags {
+        let (svc, n) = s
+            .split_once('=')
+            .with_context(|| format!("--scale {s:?}: expected SERVICE=N"))?;
+        let n: u32 = n
+            .parse()
+            .with_context(|| format!("--scale {s:?}: {n:?} is not a number"))?;
+        scale.insert(svc.to_string(), n);
+    }
+    Ok(scale)
+}
+
+/// `berth --dry-run up`: the plan the engine would run (one step per line, after the steps
+/// it waits for); nothing is pulled, built, created or started.
+fn dry_run_up(g: &GlobalOpts, args: &UpArgs) -> anyhow::Result<ExitCode> {
+    let scale = parse_scale(&args.scale)?;
+    let req = UpRequest {
+        project: load(g, &args.services)?,
+        options: UpOptions {
+            services: args.services.clone(),
+            no_deps: args.no_deps,
+            force_recreate: args.force_recreate,
+            no_recreate: args.no_recreate,
+            remove_orphans: args.remove_orphans,
+            scale,
+            no_start: args.no_start,
+            build: args.build,
+            no_build: args.no_build,
+            pull_never: args.pull.as_deref() == Some("never"),
+            renew_anon_volumes: args.renew_anon_volumes,
+            dry_run: true,
+        },
+    };
+    let outcome: Outcome = runtime()?.block_on(async {
+        let client = Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.up(&req).await?)
+    })?;
+    print!("{}", outcome.plan);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `up --wait`: until every container runs (healthy where checked), or exited 0 when a
 /// dependent waits for its completion; fails at once on an unhealthy or failed container.
 async fn wait_ready(
@@ -287,6 +328,9 @@ pub fn down(g: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
         Some("all") => Some(RmiScope::All),
         Some(other) => bail!("--rmi {other:?}: use local or all"),
     };
+    if g.dry_run && !args.services.is_empty() {
+        bail!("--dry-run: down prints its plan for the whole project only (drop the services)");
+    }
     if !args.services.is_empty() {
         if rmi.is_some() {
             bail!("--rmi removes the project's images: not with services named");
@@ -301,12 +345,17 @@ pub fn down(g: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
             remove_orphans: args.remove_orphans,
             rmi,
             timeout: args.timeout,
+            dry_run: g.dry_run,
         },
     };
     let outcome: Outcome = runtime()?.block_on(async {
         let client = Client::connect_or_start(&g.root, &g.run).await?;
         anyhow::Ok(client.down(&req).await?)
     })?;
+    if g.dry_run {
+        print!("{}", outcome.plan);
+        return Ok(ExitCode::SUCCESS);
+    }
     Ok(report("down", &outcome))
 }
 
