@@ -441,3 +441,68 @@ fn compose_file_variable_and_profiles_precedence() {
         .unwrap();
     assert_eq!(stdout(&out), "a\np2\n");
 }
+
+fn with_env(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .env_remove("COMPOSE_PROFILES")
+        .env_remove("COMPOSE_FILE")
+        .env_remove("COMPOSE_ENV_FILES")
+        .env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run berth")
+}
+
+/// COMPOSE_FILE may be set in the working directory's `.env`, whose values then win over the
+/// project directory's `.env`; COMPOSE_ENV_FILES replaces `.env` (as Docker Compose v2).
+#[test]
+fn compose_file_in_dotenv_and_compose_env_files() {
+    let dir = project(&[
+        (
+            "sub/other.yaml",
+            "services:\n  a:\n    image: busybox:${TAG:-none}\n",
+        ),
+        ("sub/.env", "TAG=fromsub\n"),
+        (".env", "COMPOSE_FILE=sub/other.yaml\nTAG=fromdotenv\n"),
+        ("a.env", "TAG=froma\n"),
+        ("b.env", "OTHER=1\n"),
+    ]);
+    let out = with_env(dir.path(), &[], &["config", "--images"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "busybox:fromdotenv\n");
+    // The shell's COMPOSE_FILE: the working directory's .env still counts first.
+    let out = with_env(
+        dir.path(),
+        &[("COMPOSE_FILE", "sub/other.yaml")],
+        &["config", "--images"],
+    );
+    assert_eq!(stdout(&out), "busybox:fromdotenv\n", "{}", stderr(&out));
+    // COMPOSE_ENV_FILES replaces .env: no COMPOSE_FILE then, and TAG from a.env.
+    let envs = [("COMPOSE_ENV_FILES", "a.env,b.env")];
+    let out = with_env(dir.path(), &envs, &["config", "--images"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let out = with_env(
+        dir.path(),
+        &envs,
+        &["-f", "sub/other.yaml", "config", "--images"],
+    );
+    assert_eq!(stdout(&out), "busybox:froma\n", "{}", stderr(&out));
+    // --env-file wins over COMPOSE_ENV_FILES.
+    let out = with_env(
+        dir.path(),
+        &envs,
+        &[
+            "-f",
+            "sub/other.yaml",
+            "--env-file",
+            "sub/.env",
+            "config",
+            "--images",
+        ],
+    );
+    assert_eq!(stdout(&out), "busybox:fromsub\n", "{}", stderr(&out));
+}

@@ -209,14 +209,35 @@ impl Host {
         self.ps_of(&[])
     }
 
-    /// `ps -a` as JSON rows, for the stack named by `args` (e.g. `["-f", FILE]`).
+    /// `ps -a` as JSON rows, for the stack named by `args` (e.g. `["-f", FILE]`): Compose's
+    /// one object per line, read into the short names the tests use (`id`, `name`,
+    /// `service`, `image`, `status` the state, `health` null without a check, `exit_code`
+    /// null while running, `ports`).
     pub fn ps_of(&self, args: &[&str]) -> Vec<serde_json::Value> {
         let mut all = args.to_vec();
         all.extend(["ps", "-a", "--format", "json"]);
         let out = self.ok(&all);
-        let start = out.find('[').expect("json array");
-        let end = out.rfind(']').expect("json array end");
-        serde_json::from_str(&out[start..=end]).expect("ps json")
+        out.lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| {
+                let r: serde_json::Value = serde_json::from_str(l).expect("ps json line");
+                let running = r["State"] == "running" || r["State"] == "paused";
+                let health = match r["Health"].as_str() {
+                    Some("") | None => serde_json::Value::Null,
+                    Some(h) => h.into(),
+                };
+                serde_json::json!({
+                    "id": r["ID"],
+                    "name": r["Name"],
+                    "service": r["Service"],
+                    "image": r["Image"],
+                    "status": r["State"],
+                    "health": health,
+                    "exit_code": if running { serde_json::Value::Null } else { r["ExitCode"].clone() },
+                    "ports": r["Ports"],
+                })
+            })
+            .collect()
     }
 
     /// Everything of ours that could outlive `down`, as a list of descriptions.

@@ -37,11 +37,7 @@ fn cli(host: &Host, f: &str, node: &str, cmd: &[&str]) -> String {
 
 /// `ps -a` of the example's project (the harness's `ps` looks in the stack directory).
 fn ps(host: &Host, f: &str) -> Vec<serde_json::Value> {
-    let out = host.ok(&["-f", f, "ps", "-a", "--format", "json"]);
-    let (Some(start), Some(end)) = (out.find('['), out.rfind(']')) else {
-        panic!("ps printed no JSON array: {out}");
-    };
-    serde_json::from_str(&out[start..=end]).unwrap_or_else(|e| panic!("ps JSON: {e}: {out}"))
+    host.ps_of(&["-f", f])
 }
 
 /// Polls until `ok` holds (a follower applies a committed write a moment after the leader

@@ -432,17 +432,12 @@ fn service_healthy_and_completed_successfully_gate_the_dependent() {
         stderr.contains("migrate") && stderr.contains('3'),
         "{stderr}"
     );
-    let bad = host.ok(&["-f", "bad.yaml", "ps", "-a", "--format", "json"]);
-    let rows: serde_json::Value =
-        serde_json::from_str(&bad[bad.find('[').expect("json")..]).expect("ps json");
-    let app_row = rows
-        .as_array()
-        .and_then(|r| r.iter().find(|r| r["service"] == "app"))
-        .cloned();
+    let rows = host.ps_of(&["-f", "bad.yaml"]);
+    let app_row = rows.iter().find(|r| r["service"] == "app").cloned();
     if let Some(app_row) = app_row {
-        assert_ne!(app_row["status"], "running", "{rows}");
+        assert_ne!(app_row["status"], "running", "{rows:?}");
     }
-    for r in rows.as_array().into_iter().flatten() {
+    for r in &rows {
         ids.push(r["id"].as_str().unwrap_or_default().to_string());
     }
     host.ok(&["-f", "bad.yaml", "down", "-t", "1"]);
@@ -551,10 +546,7 @@ fn scale_three_answers_round_robin_and_two_projects_are_isolated() {
 
     let mut ids = Vec::new();
     for f in ["a.yaml", "b.yaml"] {
-        let out = host.ok(&["-f", f, "ps", "-a", "--format", "json"]);
-        let rows: serde_json::Value =
-            serde_json::from_str(&out[out.find('[').expect("json")..]).expect("ps json");
-        for r in rows.as_array().into_iter().flatten() {
+        for r in host.ps_of(&["-f", f]) {
             ids.push(r["id"].as_str().unwrap_or_default().to_string());
         }
     }

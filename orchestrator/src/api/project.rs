@@ -54,6 +54,9 @@ pub struct UpOptions {
     /// instead of the previous containers' ones.
     #[serde(default)]
     pub renew_anon_volumes: bool,
+    /// `--dry-run`: answer the plan (in `Outcome::plan`), change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Body of `POST /v1/up`.
@@ -77,6 +80,9 @@ pub struct DownOptions {
     /// `-t`: seconds to wait for each container's stop before killing it.
     #[serde(default)]
     pub timeout: Option<u64>,
+    /// `--dry-run`: answer the plan (in `Outcome::plan`), change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 /// Which images `down --rmi` removes.
@@ -180,6 +186,10 @@ pub struct OneOff {
     /// `-v`: extra mounts.
     #[serde(default)]
     pub volumes: Vec<ServiceVolume>,
+    /// `--use-aliases`: the one-off answers to the service's network aliases too (without
+    /// it, only to its own name, so that it takes none of the service's traffic).
+    #[serde(default)]
+    pub use_aliases: bool,
 }
 
 /// Body of `POST /v1/run`.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use super::GlobalOpts;
 use crate::compose::{self, LoadOptions};
@@ -50,7 +50,7 @@ pub enum StackCommand {
     /// Print the public port of a published service port
     Port(PortArgs),
     /// List the images used by the project's containers
-    Images(ServicesArgs),
+    Images(ImagesArgs),
     /// Pull service images
     Pull(PullArgs),
     /// Build service images
@@ -136,6 +136,24 @@ pub struct UpArgs {
     /// Follow the services' develop.watch rules once up (Ctrl-C ends it)
     #[arg(short = 'w', long)]
     pub watch: bool,
+    /// Stop all containers when any container exits with a non-zero code
+    #[arg(long)]
+    pub abort_on_container_failure: bool,
+    /// Show timestamps in the attached output
+    #[arg(long)]
+    pub timestamps: bool,
+    /// The attached output without `service-N  | ` prefixes
+    #[arg(long)]
+    pub no_log_prefix: bool,
+    /// Monochrome attached output
+    #[arg(long)]
+    pub no_color: bool,
+    /// Pull without printing progress
+    #[arg(long)]
+    pub quiet_pull: bool,
+    /// Answer yes to prompts (berth asks none; accepted as Compose's `-y`)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     /// Services to start (default: all)
     pub services: Vec<String>,
 }
@@ -155,6 +173,8 @@ pub struct DownArgs {
     /// Shutdown timeout in seconds
     #[arg(short, long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
+    /// Services whose containers go (default: the whole project, networks too)
+    pub services: Vec<String>,
 }
 
 /// `berth ps`.
@@ -169,9 +189,16 @@ pub struct PsArgs {
     /// Only service names
     #[arg(long)]
     pub services: bool,
-    /// Output format: table or json
+    /// Output format: table, json (one object per line, as Compose) or a Go template
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
+    /// Only containers in this state: paused, restarting, removing, running, dead, created,
+    /// exited (repeatable)
+    #[arg(long, value_name = "STATE")]
+    pub status: Vec<String>,
+    /// Filter by a property: status=STATE
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
     /// Services to list
     pub service_names: Vec<String>,
 }
@@ -197,6 +224,9 @@ pub struct LogsArgs {
     /// Monochrome output
     #[arg(long)]
     pub no_color: bool,
+    /// The lines without their `service-N  | ` prefix
+    #[arg(long)]
+    pub no_log_prefix: bool,
     /// Services to show
     pub services: Vec<String>,
 }
@@ -210,6 +240,12 @@ pub struct ExecArgs {
     /// Disable pseudo-tty allocation
     #[arg(short = 'T', long = "no-tty")]
     pub no_tty: bool,
+    /// Keep standard input open (the default; accepted as `docker compose exec -i`)
+    #[arg(short, long, hide = true)]
+    pub interactive: bool,
+    /// Allocate a pseudo-tty (the default on a terminal; accepted as `docker compose exec -t`)
+    #[arg(short, long, hide = true)]
+    pub tty: bool,
     /// Run as this user
     #[arg(short, long, value_name = "USER")]
     pub user: Option<String>,
@@ -259,6 +295,48 @@ pub struct RunArgs {
     /// Disable pseudo-tty allocation
     #[arg(short = 'T', long = "no-tty")]
     pub no_tty: bool,
+    /// Keep standard input open (the default)
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-tty (the default on a terminal; accepted as `docker compose run -t`)
+    #[arg(short, long, hide = true)]
+    pub tty: bool,
+    /// Run as this user (name or uid[:gid])
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Add or override a label (KEY=VALUE)
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Add Linux capabilities
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Publish the service's ports too, as its file maps them
+    #[arg(short = 'P', long)]
+    pub service_ports: bool,
+    /// Give the container the service's network aliases (the service name, `aliases:`)
+    #[arg(long)]
+    pub use_aliases: bool,
+    /// Build the images before starting
+    #[arg(long)]
+    pub build: bool,
+    /// Pull the image first: always, missing, never or policy (the default: the file's)
+    #[arg(long, value_name = "POLICY")]
+    pub pull: Option<String>,
+    /// Pull without printing progress
+    #[arg(long)]
+    pub quiet_pull: bool,
+    /// Print nothing on standard output (the name of a detached container)
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Remove containers of services no longer in the file
+    #[arg(long)]
+    pub remove_orphans: bool,
     /// Service name
     pub service: String,
     /// Command and arguments
@@ -269,6 +347,19 @@ pub struct RunArgs {
 /// Verbs that take only a list of services.
 #[derive(Args, Debug)]
 pub struct ServicesArgs {
+    /// Services (default: all)
+    pub services: Vec<String>,
+}
+
+/// `berth images`.
+#[derive(Args, Debug)]
+pub struct ImagesArgs {
+    /// Output format: table or json (as Compose's)
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
+    /// Only image ids
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Services (default: all)
     pub services: Vec<String>,
 }
@@ -295,6 +386,9 @@ pub struct StatsArgs {
     /// One sample, then exit
     #[arg(long)]
     pub no_stream: bool,
+    /// table, json (one object per line) or a Go template (`{{.Name}} {{.CPUPerc}}`)
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
     /// Services (default: all)
     pub services: Vec<String>,
 }
@@ -453,6 +547,47 @@ pub(crate) fn load_options(g: &GlobalOpts, services: &[String], interpolate: boo
     }
 }
 
+/// Loads the project the global flags name. With `-p NAME` and no file found, the files the
+/// project's containers were made from (their labels) are loaded, so that `ps`, `logs`,
+/// `stop`, `down`, `rm` ... reach a project by name from any directory, as with Compose.
+pub(crate) fn load_project(
+    g: &GlobalOpts,
+    services: &[String],
+    interpolate: bool,
+) -> anyhow::Result<compose::Project> {
+    let mut opts = load_options(g, services, interpolate);
+    let name = match (compose::load(&opts), &g.project_name) {
+        (Err(compose::LoadError::NoComposeFile { .. }), Some(name)) if g.files.is_empty() => {
+            name.clone()
+        }
+        (loaded, _) => return Ok(loaded?),
+    };
+    use crate::engine::{labels, project_members};
+    let rt = super::container::runtime(g)?;
+    let members = project_members::of_project(&rt, &name, project_members::OneOffs::Include);
+    let recorded = members.iter().find_map(|m| {
+        let l = &m.rec.config.labels;
+        Some((l.get(labels::CONFIG_FILES)?, l.get(labels::WORKING_DIR)?))
+    });
+    let Some((files, dir)) = recorded else {
+        bail!("no Compose file found, and project {name} has no containers to find its files by");
+    };
+    opts.files = files
+        .split(',')
+        .filter(|f| !f.is_empty() && *f != "-")
+        .map(std::path::PathBuf::from)
+        .collect();
+    if opts.files.is_empty() {
+        bail!("project {name} was made from standard input: give its file with -f");
+    }
+    if opts.project_directory.is_none() {
+        opts.project_directory = Some(dir.into());
+    }
+    compose::load(&opts).with_context(|| {
+        format!("project {name}: loading {files}, the files its containers were made from")
+    })
+}
+
 /// `berth config`: load, validate, print the resolved model or one of its lists.
 fn config(g: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let format = args.format.to_ascii_lowercase();
@@ -529,15 +664,34 @@ fn config(g: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run(g: &GlobalOpts, cmd: StackCommand) -> anyhow::Result<ExitCode> {
+    super::compose_containers::set_progress(g.progress.as_deref());
+    // Verbs that only read may run as they are; of those that change things, up and down
+    // print their plan.
+    let reads_or_plans = matches!(
+        cmd,
+        StackCommand::Up(_)
+            | StackCommand::Down(_)
+            | StackCommand::Config(_)
+            | StackCommand::Ps(_)
+            | StackCommand::Ls(_)
+            | StackCommand::Images(_)
+            | StackCommand::Logs(_)
+            | StackCommand::Top(_)
+            | StackCommand::Port(_)
+            | StackCommand::Convert(_)
+    );
+    if g.dry_run && !reads_or_plans {
+        bail!("--dry-run is supported by up and down (and verbs that change nothing)");
+    }
     match cmd {
         StackCommand::Config(args) => config(g, args),
         StackCommand::Build(args) => super::compose_lifecycle::build(g, args),
         StackCommand::Up(args) => super::compose_lifecycle::up(g, args),
         StackCommand::Down(args) => super::compose_lifecycle::down(g, args),
-        StackCommand::Ps(args) => super::compose_lifecycle::ps(g, args),
+        StackCommand::Ps(args) => super::compose_ps::ps(g, args),
         StackCommand::Logs(args) => super::compose_containers::logs(g, args),
         StackCommand::Exec(args) => super::compose_containers::exec(g, args),
-        StackCommand::Run(args) => super::compose_lifecycle::run(g, args),
+        StackCommand::Run(args) => super::compose_run::run(g, args),
         StackCommand::Create(args) => super::compose_lifecycle::create(g, args),
         StackCommand::Start(args) => super::compose_containers::start(g, args),
         StackCommand::Stop(args) => super::compose_containers::stop(g, args),

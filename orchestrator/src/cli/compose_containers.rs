@@ -16,11 +16,9 @@ use berth_runtime::container::state::Status;
 use berth_runtime::container::{ExecConfig, Runtime};
 
 use super::GlobalOpts;
-use super::compose_args::{
-    ExecArgs, KillArgs, LogsArgs, LsArgs, PortArgs, ServicesArgs, StopArgs, load_options,
-};
+use super::compose_args::{ExecArgs, KillArgs, LogsArgs, LsArgs, PortArgs, ServicesArgs, StopArgs};
 use crate::api::project::{ProjectRequest, Verb, VerbOutcome, VerbRequest};
-use crate::compose::{self, Project};
+use crate::compose::Project;
 use crate::engine::labels;
 use crate::engine::project_members::{self, Member, OneOffs};
 use crate::graph::ServiceGraph;
@@ -30,16 +28,19 @@ struct Ctx {
     rt: Runtime,
     project: Project,
     graph: ServiceGraph,
+    /// `--ansi`: never, always or auto (None: auto).
+    ansi: Option<String>,
 }
 
 impl Ctx {
     fn load(g: &GlobalOpts) -> anyhow::Result<Ctx> {
-        let project = compose::load(&load_options(g, &[], true))?;
+        let project = super::compose_args::load_project(g, &[], true)?;
         let graph = ServiceGraph::from_project(&project)?;
         Ok(Ctx {
             rt: super::container::runtime(g)?,
             project,
             graph,
+            ansi: g.ansi.clone(),
         })
     }
 
@@ -119,10 +120,25 @@ fn send_verb(
     })
 }
 
+/// `--progress quiet`: no progress lines (set once, before the verb runs).
+static QUIET_PROGRESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records `--progress` for the progress printers of this process.
+pub(super) fn set_progress(mode: Option<&str>) {
+    QUIET_PROGRESS.store(mode == Some("quiet"), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether progress lines are printed (`--progress quiet` turns them off).
+pub(super) fn shows_progress() -> bool {
+    !QUIET_PROGRESS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Prints a verb's progress lines and answers its failures.
 fn progress(outcome: VerbOutcome) -> Vec<String> {
-    for line in &outcome.progress {
-        eprintln!("{line}");
+    if shows_progress() {
+        for line in &outcome.progress {
+            eprintln!("{line}");
+        }
     }
     outcome.failures
 }
@@ -215,10 +231,15 @@ pub fn top(g: &GlobalOpts, args: ServicesArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `berth images`: the image each container was created from.
-pub fn images(g: &GlobalOpts, args: ServicesArgs) -> anyhow::Result<ExitCode> {
+pub fn images(g: &GlobalOpts, args: super::compose_args::ImagesArgs) -> anyhow::Result<ExitCode> {
+    let json = match args.format.as_deref() {
+        None | Some("table") => false,
+        Some("json") => true,
+        Some(other) => bail!("--format {other:?}: use table or json"),
+    };
     let ctx = Ctx::load(g)?;
     let set = ctx.services(&args.services)?;
-    println!("{:<28} {:<32} IMAGE ID", "CONTAINER", "IMAGE");
+    let mut rows = Vec::new();
     for m in ctx.members(&set) {
         let image = ctx.project.image_of(&m.service).unwrap_or_default();
         let id = m
@@ -226,14 +247,48 @@ pub fn images(g: &GlobalOpts, args: ServicesArgs) -> anyhow::Result<ExitCode> {
             .config
             .labels
             .get(labels::IMAGE)
-            .map(|i| {
-                let i = i.strip_prefix("sha256:").unwrap_or(i);
-                i.chars().take(12).collect::<String>()
-            })
+            .cloned()
             .unwrap_or_default();
-        println!("{:<28} {:<32} {id}", m.rec.config.name, image);
+        rows.push((m.rec.config.name.clone(), image, id));
+    }
+    if args.quiet {
+        let mut ids: Vec<&str> = rows.iter().map(|(_, _, id)| id.as_str()).collect();
+        ids.dedup();
+        ids.iter().for_each(|id| println!("{id}"));
+    } else if json {
+        // As Compose: one array, the repository and tag apart.
+        let items: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, image, id)| {
+                let (repo, tag) = split_reference(image);
+                serde_json::json!({
+                    "ID": id,
+                    "ContainerName": name,
+                    "Repository": repo,
+                    "Tag": tag,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else {
+        println!("{:<28} {:<32} IMAGE ID", "CONTAINER", "IMAGE");
+        for (name, image, id) in &rows {
+            let id = id.strip_prefix("sha256:").unwrap_or(id);
+            let short: String = id.chars().take(12).collect();
+            println!("{name:<28} {image:<32} {short}");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `repo[:tag]` (a registry's `host:port/` is part of the repository; no tag is `latest`).
+fn split_reference(image: &str) -> (&str, &str) {
+    let image = image.split('@').next().unwrap_or(image);
+    let slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[slash..].rfind(':') {
+        Some(i) => (&image[..slash + i], &image[slash + i + 1..]),
+        None => (image, "latest"),
+    }
 }
 
 /// The one container of `service` with number `index`.
@@ -389,6 +444,8 @@ struct Printer {
     width: usize,
     colour: bool,
     timestamps: bool,
+    /// `--no-log-prefix`: the lines alone.
+    no_prefix: bool,
     services: BTreeMap<String, &'static str>,
 }
 
@@ -409,7 +466,9 @@ impl Printer {
         }
         let head = format!("{prefix:<w$}  | ", w = self.width);
         let mut out = std::io::stdout().lock();
-        if self.colour {
+        if self.no_prefix {
+            write!(out, "{text}")?;
+        } else if self.colour {
             write!(out, "\x1b[{c}m{head}\x1b[0m{text}")?;
         } else {
             write!(out, "{head}{text}")?;
@@ -459,6 +518,14 @@ pub struct AttachOptions {
     pub completes: Vec<String>,
     /// `-t`: stop timeout when the stack is stopped.
     pub timeout: Option<u64>,
+    /// `--abort-on-container-failure`: stop the stack when a container exits non-zero.
+    pub abort_on_failure: bool,
+    /// `--timestamps`: each line after its time.
+    pub timestamps: bool,
+    /// `--no-log-prefix`: the lines without `service-N  | `.
+    pub no_log_prefix: bool,
+    /// `--no-color`: monochrome prefixes.
+    pub no_color: bool,
 }
 
 /// Why attached `up` stopped following.
@@ -474,6 +541,8 @@ enum Ended {
 /// C` once per exit, as compose does, and decides when attached mode ends.
 struct ExitWatch {
     abort: bool,
+    /// Only a non-zero exit aborts (`--abort-on-container-failure`).
+    abort_on_failure: bool,
     completes: Vec<String>,
     services: BTreeSet<String>,
     /// Containers seen exited, with their code (forgotten when they run again).
@@ -510,6 +579,9 @@ impl ExitWatch {
             lines.push(format!("{} exited with code {code}", m.short()));
             let expected = code == 0 && self.completes.contains(&m.service);
             if self.abort && !expected && first.is_none() {
+                first = Some(Ended::Aborted(code));
+            }
+            if self.abort_on_failure && code != 0 && first.is_none() {
                 first = Some(Ended::Aborted(code));
             }
         }
@@ -550,14 +622,16 @@ pub fn attached(g: &GlobalOpts, opts: AttachOptions) -> anyhow::Result<ExitCode>
     let args = LogsArgs {
         follow: true,
         tail: None,
-        timestamps: false,
+        timestamps: opts.timestamps,
         since: None,
         until: None,
-        no_color: false,
+        no_color: opts.no_color,
+        no_log_prefix: opts.no_log_prefix,
         services: shown.clone(),
     };
     let mut watch = ExitWatch {
         abort: opts.abort,
+        abort_on_failure: opts.abort_on_failure,
         completes: opts.completes.clone(),
         services: watched,
         exited: HashMap::new(),
@@ -659,8 +733,13 @@ fn follow_logs_of(
     let members = ctx.members(&set);
     let mut printer = Printer {
         width: members.iter().map(|m| m.short().len()).max().unwrap_or(0),
-        colour: !args.no_color && std::io::stdout().is_terminal(),
+        colour: match ctx.ansi.as_deref() {
+            Some("never") => false,
+            Some("always") => !args.no_color,
+            _ => !args.no_color && std::io::stdout().is_terminal(),
+        },
         timestamps: args.timestamps,
+        no_prefix: args.no_log_prefix,
         services: BTreeMap::new(),
     };
     // Followers first, so that nothing written between the read and the follow is lost.
@@ -762,6 +841,31 @@ pub fn rm(g: &GlobalOpts, args: super::compose_args::RmArgs) -> anyhow::Result<E
     Ok(finish(outcome.failures))
 }
 
+/// `berth down SERVICE...`: stops (dependents first) and removes the named services'
+/// containers, their anonymous volumes too with `-v`; the project's networks and named
+/// volumes stay for the other services.
+pub fn down_services(
+    g: &GlobalOpts,
+    args: &super::compose_args::DownArgs,
+) -> anyhow::Result<ExitCode> {
+    let ctx = Ctx::load(g)?;
+    let set = ctx.services(&args.services)?;
+    let stop = Verb::Stop {
+        timeout: args.timeout,
+    };
+    let mut failures = progress(send_verb(g, &ctx, &set, stop)?);
+    let rm = Verb::Rm {
+        stop: true,
+        volumes: args.volumes,
+    };
+    let outcome = send_verb(g, &ctx, &set, rm)?;
+    for name in &outcome.removed {
+        eprintln!("Container {name}  Removed");
+    }
+    failures.extend(outcome.failures);
+    Ok(finish(failures))
+}
+
 /// `berth pull`: pulls the image of every selected service that names one (`image:`), in
 /// parallel; a service built from its `build:` section only is skipped. Failures name the
 /// service.
@@ -841,7 +945,7 @@ pub fn stats(g: &GlobalOpts, args: super::compose_args::StatsArgs) -> anyhow::Re
         // `container stats` with no names means every container of the instance.
         bail!("project {}: no running containers", ctx.project.name);
     }
-    super::container::stats(&ctx.rt, &ids, args.no_stream)
+    super::container::stats(&ctx.rt, &ids, args.no_stream, args.format.as_deref())
 }
 
 /// `berth cp SERVICE:SRC DEST` and `berth cp SRC SERVICE:DEST`: `container cp` with the
@@ -875,4 +979,20 @@ pub fn cp(g: &GlobalOpts, args: super::compose_args::CpArgs) -> anyhow::Result<E
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_reference;
+
+    #[test]
+    fn references_split_into_repository_and_tag() {
+        assert_eq!(split_reference("busybox:e2e"), ("busybox", "e2e"));
+        assert_eq!(split_reference("nginx"), ("nginx", "latest"));
+        assert_eq!(
+            split_reference("reg:5000/team/app:1.2"),
+            ("reg:5000/team/app", "1.2")
+        );
+        assert_eq!(split_reference("reg:5000/app"), ("reg:5000/app", "latest"));
+    }
 }

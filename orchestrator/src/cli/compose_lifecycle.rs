@@ -8,23 +8,23 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 
 use super::GlobalOpts;
-use super::compose_args::{DownArgs, PsArgs, UpArgs, load_options};
+use super::compose_args::{DownArgs, UpArgs, load_options};
 use crate::api::client::Client;
 use crate::api::project::{
-    BuildLine, BuildOptions, BuildRequest, DownOptions, DownRequest, OneOff, Outcome,
-    ProjectRequest, PsRow, RmRequest, RmiScope, RunRequest, UpOptions, UpRequest,
+    BuildLine, BuildOptions, BuildRequest, DownOptions, DownRequest, Outcome, ProjectRequest,
+    PsRow, RmiScope, UpOptions, UpRequest,
 };
 use crate::compose;
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-fn load(g: &GlobalOpts, services: &[String]) -> anyhow::Result<ProjectRequest> {
-    let project = compose::load(&load_options(g, services, true))?;
+pub(super) fn load(g: &GlobalOpts, services: &[String]) -> anyhow::Result<ProjectRequest> {
+    let project = super::compose_args::load_project(g, services, true)?;
     for u in project.unsupported() {
         eprintln!("warning: {u}: parsed but not supported by berth yet; ignored");
     }
@@ -35,7 +35,7 @@ fn load(g: &GlobalOpts, services: &[String]) -> anyhow::Result<ProjectRequest> {
     })
 }
 
-fn report(verb: &str, outcome: &Outcome) -> ExitCode {
+pub(super) fn report(verb: &str, outcome: &Outcome) -> ExitCode {
     for w in &outcome.warnings {
         eprintln!("warning: {w}");
     }
@@ -49,7 +49,9 @@ fn report(verb: &str, outcome: &Outcome) -> ExitCode {
         println!("{i}");
     }
     if outcome.failures.is_empty() && outcome.skipped.is_empty() {
-        eprintln!("{verb}: {} step(s) done", outcome.done);
+        if super::compose_containers::shows_progress() {
+            eprintln!("{verb}: {} step(s) done", outcome.done);
+        }
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -59,6 +61,12 @@ fn report(verb: &str, outcome: &Outcome) -> ExitCode {
 /// `berth up`.
 pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
+    if args.abort_on_container_failure && (args.detach || args.wait) {
+        bail!("--abort-on-container-failure needs attached mode: drop -d/--wait");
+    }
+    if args.abort_on_container_failure && abort {
+        bail!("--abort-on-container-failure and --abort-on-container-exit cannot be combined");
+    }
     if abort && (args.detach || args.wait) {
         bail!("--abort-on-container-exit and --exit-code-from need attached mode: drop -d/--wait");
     }
@@ -68,15 +76,9 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
     if (!args.attach.is_empty() || !args.no_attach.is_empty()) && (args.detach || args.wait) {
         bail!("--attach/--no-attach choose attached output: drop -d/--wait");
     }
-    let mut scale = BTreeMap::new();
-    for s in &args.scale {
-        let (svc, n) = s
-            .split_once('=')
-            .with_context(|| format!("--scale {s:?}: expected SERVICE=N"))?;
-        let n: u32 = n
-            .parse()
-            .with_context(|| format!("--scale {s:?}: {n:?} is not a number"))?;
-        scale.insert(svc.to_string(), n);
+    let scale = parse_scale(&args.scale)?;
+    if g.dry_run {
+        return dry_run_up(g, &args);
     }
     let pull_always = match args.pull.as_deref() {
         None | Some("missing") => false,
@@ -89,7 +91,7 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         let pulled = super::compose_containers::pull(
             g,
             super::compose_args::PullArgs {
-                quiet: false,
+                quiet: args.quiet_pull,
                 ignore_pull_failures: false,
                 include_deps: !args.no_deps,
                 services: args.services.clone(),
@@ -117,7 +119,7 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         let pulled = super::compose_containers::pull(
             g,
             super::compose_args::PullArgs {
-                quiet: false,
+                quiet: args.quiet_pull,
                 ignore_pull_failures: false,
                 include_deps: false,
                 services: always.clone(),
@@ -156,6 +158,7 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
             no_build: args.no_build,
             pull_never: args.pull.as_deref() == Some("never"),
             renew_anon_volumes: args.renew_anon_volumes,
+            dry_run: false,
         },
     };
     let rt = runtime()?;
@@ -213,10 +216,58 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
                 exit_code_from: args.exit_code_from,
                 completes,
                 timeout: args.timeout,
+                abort_on_failure: args.abort_on_container_failure,
+                timestamps: args.timestamps,
+                no_log_prefix: args.no_log_prefix,
+                no_color: args.no_color,
             },
         );
     }
     Ok(code)
+}
+
+/// `--scale SERVICE=N` flags as a map.
+fn parse_scale(flags: &[String]) -> anyhow::Result<BTreeMap<String, u32>> {
+    let mut scale = BTreeMap::new();
+    for s in flags {
+        let (svc, n) = s
+            .split_once('=')
+            .with_context(|| format!("--scale {s:?}: expected SERVICE=N"))?;
+        let n: u32 = n
+            .parse()
+            .with_context(|| format!("--scale {s:?}: {n:?} is not a number"))?;
+        scale.insert(svc.to_string(), n);
+    }
+    Ok(scale)
+}
+
+/// `berth --dry-run up`: the plan the engine would run (one step per line, after the steps
+/// it waits for); nothing is pulled, built, created or started.
+fn dry_run_up(g: &GlobalOpts, args: &UpArgs) -> anyhow::Result<ExitCode> {
+    let scale = parse_scale(&args.scale)?;
+    let req = UpRequest {
+        project: load(g, &args.services)?,
+        options: UpOptions {
+            services: args.services.clone(),
+            no_deps: args.no_deps,
+            force_recreate: args.force_recreate,
+            no_recreate: args.no_recreate,
+            remove_orphans: args.remove_orphans,
+            scale,
+            no_start: args.no_start,
+            build: args.build,
+            no_build: args.no_build,
+            pull_never: args.pull.as_deref() == Some("never"),
+            renew_anon_volumes: args.renew_anon_volumes,
+            dry_run: true,
+        },
+    };
+    let outcome: Outcome = runtime()?.block_on(async {
+        let client = Client::connect_or_start(&g.root, &g.run).await?;
+        anyhow::Ok(client.up(&req).await?)
+    })?;
+    print!("{}", outcome.plan);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `up --wait`: until every container runs (healthy where checked), or exited 0 when a
@@ -230,7 +281,7 @@ async fn wait_ready(
     wait_ready_of(g, project, completes, timeout, None).await
 }
 
-async fn wait_ready_of(
+pub(super) async fn wait_ready_of(
     g: &GlobalOpts,
     project: &str,
     completes: &[String],
@@ -277,6 +328,15 @@ pub fn down(g: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
         Some("all") => Some(RmiScope::All),
         Some(other) => bail!("--rmi {other:?}: use local or all"),
     };
+    if g.dry_run && !args.services.is_empty() {
+        bail!("--dry-run: down prints its plan for the whole project only (drop the services)");
+    }
+    if !args.services.is_empty() {
+        if rmi.is_some() {
+            bail!("--rmi removes the project's images: not with services named");
+        }
+        return super::compose_containers::down_services(g, &args);
+    }
     let project = load(g, &[])?;
     let req = DownRequest {
         project,
@@ -285,242 +345,18 @@ pub fn down(g: &GlobalOpts, args: DownArgs) -> anyhow::Result<ExitCode> {
             remove_orphans: args.remove_orphans,
             rmi,
             timeout: args.timeout,
+            dry_run: g.dry_run,
         },
     };
     let outcome: Outcome = runtime()?.block_on(async {
         let client = Client::connect_or_start(&g.root, &g.run).await?;
         anyhow::Ok(client.down(&req).await?)
     })?;
-    Ok(report("down", &outcome))
-}
-
-/// `berth ps`.
-pub fn ps(g: &GlobalOpts, args: PsArgs) -> anyhow::Result<ExitCode> {
-    let project = compose::load(&load_options(g, &[], true))?;
-    let mut rows: Vec<PsRow> = runtime()?.block_on(async {
-        let client = Client::connect_or_start(&g.root, &g.run).await?;
-        anyhow::Ok(client.ps(&project.name, args.all).await?)
-    })?;
-    rows.retain(|r| args.service_names.is_empty() || args.service_names.contains(&r.service));
-    rows.sort_by(|a, b| a.name.cmp(&b.name));
-    if args.format.as_deref() == Some("json") {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else if args.quiet {
-        rows.iter().for_each(|r| println!("{}", r.id));
-    } else if args.services {
-        let mut s: Vec<&str> = rows.iter().map(|r| r.service.as_str()).collect();
-        s.dedup();
-        s.iter().for_each(|r| println!("{r}"));
-    } else {
-        println!(
-            "{:<28} {:<12} {:<28} {:<20} PORTS",
-            "NAME", "SERVICE", "COMMAND", "STATUS"
-        );
-        for r in rows {
-            let status = match (&r.health, r.exit_code) {
-                (Some(h), _) if r.status == "running" => format!("running ({h})"),
-                (_, Some(c)) if r.status != "running" => format!("{} ({c})", r.status),
-                _ => r.status.clone(),
-            };
-            let mut cmd = r.command.clone();
-            if cmd.len() > 26 {
-                cmd.truncate(25);
-                cmd.push('…');
-            }
-            println!(
-                "{:<28} {:<12} {:<28} {:<20} {}",
-                r.name,
-                r.service,
-                cmd,
-                status,
-                r.ports.join(", ")
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The `--scale` that starts `deps` without scaling any of them down: a dependency that runs
-/// more containers than its file asks for (an earlier `up --scale`) keeps them, as `docker
-/// compose run` leaves a scaled service alone.
-fn keep_replicas(
-    project: &compose::Project,
-    deps: &[String],
-    rows: &[crate::api::project::PsRow],
-) -> BTreeMap<String, u32> {
-    let mut scale = BTreeMap::new();
-    for dep in deps {
-        let have = rows.iter().filter(|r| &r.service == dep).count() as u32;
-        let want = project.services.get(dep).map_or(1, |s| s.replicas());
-        if have > want {
-            scale.insert(dep.clone(), have);
-        }
-    }
-    scale
-}
-
-/// `berth run`: a one-off container of a service, its dependencies started first (and waited
-/// for), with the service's networks but not its published ports, as compose does.
-pub fn run(g: &GlobalOpts, args: super::compose_args::RunArgs) -> anyhow::Result<ExitCode> {
-    use std::io::IsTerminal;
-    let req = load(g, std::slice::from_ref(&args.service))?;
-    let mut ports = Vec::new();
-    for spec in &args.publish {
-        let values = compose::canon::parse_port_spec(spec)
-            .map_err(|e| anyhow::anyhow!("-p {spec:?}: {e}"))?;
-        for v in values {
-            ports.push(
-                yaml_serde::from_value::<compose::Port>(v)
-                    .with_context(|| format!("-p {spec:?}"))?,
-            );
-        }
-    }
-    let volumes = args
-        .volumes
-        .iter()
-        .map(|v| run_volume(v, &req.working_dir))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let name = req.project.name.clone();
-    let graph = crate::graph::ServiceGraph::from_project(&req.project)?;
-    let mut deps: Vec<String> = graph
-        .select(std::slice::from_ref(&args.service), false)?
-        .into_iter()
-        .filter(|s| s != &args.service)
-        .collect();
-    if args.no_deps {
-        deps.clear();
-    }
-    let entrypoint = args
-        .entrypoint
-        .as_deref()
-        .map(|e| shell_words::split(e).with_context(|| format!("--entrypoint {e:?}")))
-        .transpose()?;
-    let tty = !args.no_tty && std::io::stdin().is_terminal();
-    let rt = runtime()?;
-    let id: String = rt.block_on(async {
-        let client = Client::connect_or_start(&g.root, &g.run).await?;
-        if !deps.is_empty() {
-            let up = UpRequest {
-                project: req.clone(),
-                options: UpOptions {
-                    services: deps.clone(),
-                    scale: keep_replicas(&req.project, &deps, &client.ps(&name, true).await?),
-                    ..UpOptions::default()
-                },
-            };
-            let outcome: Outcome = client.up(&up).await?;
-            if report("up", &outcome) != ExitCode::SUCCESS {
-                bail!("the dependencies of {} did not start", args.service);
-            }
-            wait_ready_of(
-                g,
-                &name,
-                &[],
-                Some(std::time::Duration::from_secs(300)),
-                Some(&deps),
-            )
-            .await?;
-        }
-        let body = RunRequest {
-            project: req,
-            service: args.service.clone(),
-            run: OneOff {
-                command: args.command.clone(),
-                entrypoint,
-                env: args.env.clone(),
-                name: args.name.clone(),
-                tty,
-                ports,
-                volumes,
-            },
-        };
-        anyhow::Ok(client.run(&body).await?)
-    })?;
-    let runtime = super::container::runtime(g)?;
-    let rec = runtime.resolve(&id)?;
-    if args.detach {
-        runtime.start(&rec)?;
-        println!("{}", rec.config.name);
+    if g.dry_run {
+        print!("{}", outcome.plan);
         return Ok(ExitCode::SUCCESS);
     }
-    let code = super::container::start_foreground(&runtime, &rec, tty, tty);
-    if args.rm {
-        let failures: Vec<String> = rt.block_on(async {
-            let client = Client::new(&g.run);
-            // As `docker compose run --rm`: the one-off's anonymous volumes go with it.
-            let req = RmRequest {
-                ids: vec![id.clone()],
-                volumes: true,
-            };
-            anyhow::Ok(client.rm(&req).await?)
-        })?;
-        for f in failures {
-            eprintln!("berth: removing the one-off container: {f}");
-        }
-    }
-    code
-}
-
-/// `run -v SRC:DST[:ro|rw]`: a bind mount when SRC is a path (relative to the project
-/// directory), else the named volume SRC, as compose's short syntax; `run -v /DST`: an
-/// anonymous volume (removed with the container by `--rm`).
-fn run_volume(spec: &str, project_dir: &std::path::Path) -> anyhow::Result<compose::ServiceVolume> {
-    let parts: Vec<&str> = spec.split(':').collect();
-    let (src, dst, mode) = match parts.as_slice() {
-        [dst] if dst.starts_with('/') => {
-            return Ok(compose::ServiceVolume {
-                kind: compose::VolumeType::Volume,
-                source: None,
-                target: dst.to_string(),
-                read_only: false,
-                consistency: None,
-                bind: None,
-                volume: None,
-                tmpfs: None,
-                image: None,
-            });
-        }
-        [dst] => bail!(
-            "-v {spec:?}: an anonymous volume needs an absolute path in the container (e.g. /{dst})"
-        ),
-        [src, dst] => (*src, *dst, ""),
-        [src, dst, mode] => (*src, *dst, *mode),
-        _ => bail!("-v {spec:?}: expected SOURCE:TARGET[:ro|rw] or /TARGET"),
-    };
-    if src.is_empty() || !dst.starts_with('/') {
-        bail!("-v {spec:?}: needs a source and an absolute target path");
-    }
-    let read_only = match mode {
-        "" | "rw" => false,
-        "ro" => true,
-        m => bail!("-v {spec:?}: unknown mode {m:?} (ro or rw)"),
-    };
-    let bind = src.starts_with(['/', '.', '~']);
-    let source = if !bind {
-        src.to_string()
-    } else if let Some(rest) = src.strip_prefix('~') {
-        let home = std::env::var("HOME").context("-v with ~: HOME is not set")?;
-        format!("{home}{rest}")
-    } else {
-        compose::canon::clean(&project_dir.join(src))
-            .display()
-            .to_string()
-    };
-    Ok(compose::ServiceVolume {
-        kind: if bind {
-            compose::VolumeType::Bind
-        } else {
-            compose::VolumeType::Volume
-        },
-        source: Some(source),
-        target: dst.to_string(),
-        read_only,
-        consistency: None,
-        bind: None,
-        volume: None,
-        tmpfs: None,
-        image: None,
-    })
+    Ok(report("down", &outcome))
 }
 
 /// `berth build`: builds the images of the services with a `build:` section, in the daemon.
@@ -563,7 +399,7 @@ pub fn build(g: &GlobalOpts, args: super::compose_args::BuildArgs) -> anyhow::Re
 /// Runs the builds of `req` in the daemon, printing each finished step as it comes
 /// (`service: [n/N] INSTR 1.2s` or `CACHED`; on stderr when `to_stderr`, as `up` does);
 /// answers the failures.
-async fn stream_builds(
+pub(super) async fn stream_builds(
     client: &Client,
     req: &BuildRequest,
     to_stderr: bool,

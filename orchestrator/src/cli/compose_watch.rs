@@ -92,6 +92,12 @@ fn detached_up(services: &[String]) -> UpArgs {
         attach: Vec::new(),
         no_attach: Vec::new(),
         watch: false,
+        abort_on_container_failure: false,
+        timestamps: false,
+        no_log_prefix: false,
+        no_color: false,
+        quiet_pull: false,
+        yes: false,
         services: services.to_vec(),
     }
 }

@@ -9,7 +9,9 @@ mod completion;
 mod compose_args;
 mod compose_containers;
 mod compose_lifecycle;
+mod compose_ps;
 mod compose_push;
+mod compose_run;
 mod compose_watch;
 mod container;
 mod convert;
@@ -83,6 +85,15 @@ pub struct GlobalOpts {
     /// Log level (error, warn, info, debug, trace); RUST_LOG takes precedence when set
     #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
     pub log_level: String,
+    /// Print what `up` or `down` would do (the plan), change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Progress output: auto, tty, plain, json or quiet (no progress lines)
+    #[arg(long, value_name = "TYPE", env = "COMPOSE_PROGRESS", value_parser = ["auto", "tty", "plain", "json", "quiet"])]
+    pub progress: Option<String>,
+    /// Colour of the log prefixes: never, always or auto (on a terminal)
+    #[arg(long, value_name = "WHEN", env = "COMPOSE_ANSI", value_parser = ["never", "always", "auto"])]
+    pub ansi: Option<String>,
 }
 
 /// Every verb of the CLI.
@@ -235,6 +246,9 @@ fn dns_keeper(dir: &std::path::Path) -> ExitCode {
 
 fn run(cli: Cli, daemon: DaemonEntry) -> anyhow::Result<ExitCode> {
     let g = &cli.global;
+    if g.dry_run && !matches!(cli.command, Command::Stack(_)) {
+        anyhow::bail!("--dry-run is supported by the project verbs up and down");
+    }
     match cli.command {
         Command::Stack(cmd) => compose_args::run(g, cmd),
         Command::Container(cmd) => container::run(g, cmd),

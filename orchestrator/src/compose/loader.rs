@@ -79,10 +79,38 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
         Some(e) => e.clone(),
         None => std::env::vars().collect(),
     };
+    // `--env-file`, else COMPOSE_ENV_FILES (comma-separated), else `.env`.
+    let env_files: Vec<PathBuf> = match process_env.get("COMPOSE_ENV_FILES") {
+        Some(list) if opts.env_files.is_empty() => list
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from)
+            .collect(),
+        _ => opts.env_files.clone(),
+    };
+    // COMPOSE_FILE and COMPOSE_PATH_SEPARATOR may come from the environment file of the
+    // working (or --project-directory) directory, as with Compose; the shell's win.
+    let file_env = if opts.files.is_empty() {
+        let dir = match &opts.project_directory {
+            Some(d) => clean(&cwd.join(d)),
+            None => cwd.clone(),
+        };
+        project_env(&dir, &env_files, &cwd, &process_env)?
+    } else {
+        process_env.clone()
+    };
+    // Files named by COMPOSE_FILE: the working directory's environment file counts as the
+    // shell's, over the project directory's (as Compose gives it).
+    let process_env = if opts.files.is_empty() && file_env.contains_key("COMPOSE_FILE") {
+        file_env.clone()
+    } else {
+        process_env
+    };
     let files = source::find_files(
         &opts.files,
-        process_env.get("COMPOSE_FILE").map(String::as_str),
-        process_env
+        file_env.get("COMPOSE_FILE").map(String::as_str),
+        file_env
             .get("COMPOSE_PATH_SEPARATOR")
             .map(String::as_str)
             .unwrap_or(":"),
@@ -97,7 +125,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project, LoadError> {
             .and_then(|f| f.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| cwd.clone()),
     };
-    let env = project_env(&project_dir, &opts.env_files, &cwd, &process_env)?;
+    let env = project_env(&project_dir, &env_files, &cwd, &process_env)?;
     let mut ld = Loader {
         opts,
         env: env.clone(),

@@ -236,6 +236,11 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
                 .args
                 .split_first()
                 .context("an IMAGE is needed (or --rootfs DIR)")?;
+            // The arguments after the flags take hyphens (the command's own flags), so a
+            // flag berth does not know lands here: name it rather than pull an image by it.
+            if image.starts_with('-') {
+                bail!("unknown flag: {image} (see `berth container run --help`)");
+            }
             spec.image = image.clone();
             spec.cmd = (!cmd.is_empty()).then(|| cmd.to_vec());
         }
@@ -265,6 +270,36 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         spec.labels.insert(k.to_string(), v.to_string());
     }
+    for f in &a.label_file {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("--label-file {}", f.display()))?;
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = line.split_once('=').unwrap_or((line, ""));
+            spec.labels
+                .entry(k.to_string())
+                .or_insert_with(|| v.to_string());
+        }
+    }
+    if !a.attach.is_empty() {
+        if a.detach {
+            bail!("-a/--attach and -d/--detach cannot be combined");
+        }
+        spec.attach_stdin = false;
+        spec.attach_stdout = false;
+        spec.attach_stderr = false;
+        for stream in &a.attach {
+            match stream.to_ascii_lowercase().as_str() {
+                "stdin" => spec.attach_stdin = true,
+                "stdout" => spec.attach_stdout = true,
+                "stderr" => spec.attach_stderr = true,
+                _ => bail!("-a {stream:?}: use STDIN, STDOUT or STDERR"),
+            }
+        }
+    }
+    spec.healthcheck = health_flags(a)?;
     spec.stop_signal = a.stop_signal.clone();
     spec.stop_timeout = a.stop_timeout;
     let mut hc = HostConfig::default();
@@ -385,4 +420,46 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
     hc.runtime = a.runtime.clone();
     spec.host_config = hc;
     Ok((a.name.clone().unwrap_or_default(), spec))
+}
+
+/// `--health-*` as Docker's `Healthcheck` (durations in nanoseconds; unset ones 0, the
+/// defaults), `--no-healthcheck` as `["NONE"]`; none of them: the image's.
+fn health_flags(a: &RunArgs) -> anyhow::Result<Option<crate::api::container::HealthConfig>> {
+    let nanos = |flag: &str, v: &Option<String>| -> anyhow::Result<i64> {
+        v.as_deref().map_or(Ok(0), |s| {
+            crate::compose::units::parse_duration(s)
+                .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+                .map_err(|e| anyhow::anyhow!("--{flag} {s:?}: {e}"))
+        })
+    };
+    let any = a.health_cmd.is_some()
+        || a.health_interval.is_some()
+        || a.health_timeout.is_some()
+        || a.health_retries.is_some()
+        || a.health_start_period.is_some()
+        || a.health_start_interval.is_some();
+    if a.no_healthcheck {
+        if any {
+            bail!("--no-healthcheck conflicts with the --health-* flags");
+        }
+        return Ok(Some(crate::api::container::HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }));
+    }
+    if !any {
+        return Ok(None);
+    }
+    Ok(Some(crate::api::container::HealthConfig {
+        test: a
+            .health_cmd
+            .as_ref()
+            .map(|c| vec!["CMD-SHELL".to_string(), c.clone()])
+            .unwrap_or_default(),
+        interval: nanos("health-interval", &a.health_interval)?,
+        timeout: nanos("health-timeout", &a.health_timeout)?,
+        retries: a.health_retries.unwrap_or(0),
+        start_period: nanos("health-start-period", &a.health_start_period)?,
+        start_interval: nanos("health-start-interval", &a.health_start_interval)?,
+    }))
 }

@@ -221,3 +221,115 @@ pub(super) fn show_logs(rt: &Runtime, a: LogsArgs) -> anyhow::Result<ExitCode> {
     logs::print(&rec.log_path(), &opts, &mut StdSink, follow)?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// CPU % over a one-second sample, as `docker stats` (100 % = one CPU); `format` is `table`
+/// (the default), `json` (one object per line) or a template over Docker's fields
+/// (`Container`, `ID`, `Name`, `CPUPerc`, `MemUsage`, `MemPerc`, `NetIO`, `BlockIO`, `PIDs`).
+pub(crate) fn stats(
+    rt: &Runtime,
+    names: &[String],
+    no_stream: bool,
+    format: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let template = match format {
+        None | Some("table") | Some("json") => None,
+        Some(t) => Some(super::super::format::Template::parse(t)?),
+    };
+    loop {
+        let recs: Vec<_> = if names.is_empty() {
+            rt.list()
+                .into_iter()
+                .filter(|(r, _)| rt.is_running(r))
+                .map(|(r, _)| r)
+                .collect()
+        } else {
+            names
+                .iter()
+                .map(|n| rt.resolve(n))
+                .collect::<Result<_, _>>()?
+        };
+        let first: Vec<_> = recs.iter().map(|r| rt.stats(r)).collect();
+        let t0 = std::time::Instant::now();
+        std::thread::sleep(Duration::from_secs(1));
+        let dt = t0.elapsed().as_nanos() as f64;
+        let mut rows = Vec::new();
+        for (rec, before) in recs.iter().zip(first) {
+            let (Some((a, _, _)), Some((b, rx, tx))) = (before, rt.stats(rec)) else {
+                continue;
+            };
+            let cpu = (b.cpu_ns.saturating_sub(a.cpu_ns)) as f64 / dt * 100.0;
+            let limit = b.memory_limit.unwrap_or_else(host_memory);
+            let mem_pct = if limit > 0 {
+                b.memory as f64 / limit as f64 * 100.0
+            } else {
+                0.0
+            };
+            rows.push(serde_json::json!({
+                "Container": &rec.id[..12],
+                "ID": &rec.id[..12],
+                "Name": rec.config.name,
+                "CPUPerc": format!("{cpu:.2}%"),
+                "MemUsage": format!("{} / {}", human_bytes(b.memory), human_bytes(limit)),
+                "MemPerc": format!("{mem_pct:.2}%"),
+                "NetIO": format!("{} / {}", human_bytes(rx), human_bytes(tx)),
+                "BlockIO": format!("{} / {}", human_bytes(b.io_read), human_bytes(b.io_write)),
+                "PIDs": b.pids.to_string(),
+            }));
+        }
+        if format == Some("json") {
+            for r in &rows {
+                println!("{r}");
+            }
+        } else if let Some(t) = &template {
+            print!(
+                "{}",
+                t.render_all(&rows, &super::super::format::default_header)
+            );
+        } else {
+            stats_table(&rows);
+        }
+        if no_stream {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+}
+
+fn stats_table(rows: &[serde_json::Value]) {
+    println!(
+        "{:<12}  {:<20}  {:>7}  {:>22}  {:>6}  {:>20}  {:>20}  {:>5}",
+        "CONTAINER ID",
+        "NAME",
+        "CPU %",
+        "MEM USAGE / LIMIT",
+        "MEM %",
+        "NET I/O",
+        "BLOCK I/O",
+        "PIDS"
+    );
+    let s = |r: &serde_json::Value, k: &str| r[k].as_str().unwrap_or_default().to_string();
+    for r in rows {
+        println!(
+            "{:<12}  {:<20}  {:>7}  {:>22}  {:>6}  {:>20}  {:>20}  {:>5}",
+            s(r, "ID"),
+            s(r, "Name"),
+            s(r, "CPUPerc"),
+            s(r, "MemUsage"),
+            s(r, "MemPerc"),
+            s(r, "NetIO"),
+            s(r, "BlockIO"),
+            s(r, "PIDs")
+        );
+    }
+}
+
+/// The host's memory: the limit `stats` shows for a container without one, as Docker does.
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        })
+        .map_or(0, |k| k * 1024)
+}

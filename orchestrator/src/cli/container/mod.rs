@@ -29,6 +29,7 @@ mod run;
 
 use attach::*;
 use config::*;
+pub(crate) use listing::stats;
 use listing::*;
 pub(crate) use run::start_foreground;
 use run::*;
@@ -146,6 +147,9 @@ pub enum ContainerCommand {
         /// Print one sample and exit
         #[arg(long = "no-stream")]
         no_stream: bool,
+        /// table, json (one object per line) or a Go template over Docker's stats fields
+        #[arg(long)]
+        format: Option<String>,
         /// Containers (default: all running)
         containers: Vec<String>,
     },
@@ -327,6 +331,33 @@ pub struct RunArgs {
     /// Use DIR as the root filesystem instead of an image (as podman's --rootfs)
     #[arg(long, value_name = "DIR")]
     rootfs: Option<PathBuf>,
+    /// Read labels from a file of KEY=VALUE lines
+    #[arg(long = "label-file", value_name = "FILE")]
+    label_file: Vec<PathBuf>,
+    /// Attach to STDIN, STDOUT or STDERR (repeatable; default: stdout and stderr)
+    #[arg(short, long, value_name = "STREAM")]
+    attach: Vec<String>,
+    /// Command that checks the container's health
+    #[arg(long = "health-cmd", value_name = "CMD")]
+    health_cmd: Option<String>,
+    /// Time between health checks (30s, 1m)
+    #[arg(long = "health-interval", value_name = "DURATION")]
+    health_interval: Option<String>,
+    /// Maximum time one health check may take
+    #[arg(long = "health-timeout", value_name = "DURATION")]
+    health_timeout: Option<String>,
+    /// Consecutive failures before the container is unhealthy
+    #[arg(long = "health-retries", value_name = "N")]
+    health_retries: Option<i64>,
+    /// Grace period during which failed checks do not count
+    #[arg(long = "health-start-period", value_name = "DURATION")]
+    health_start_period: Option<String>,
+    /// Time between checks during the start period
+    #[arg(long = "health-start-interval", value_name = "DURATION")]
+    health_start_interval: Option<String>,
+    /// Disable the image's HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    no_healthcheck: bool,
     /// IMAGE [COMMAND [ARG...]], or COMMAND [ARG...] with --rootfs
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
@@ -657,8 +688,9 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
         }
         ContainerCommand::Stats {
             no_stream,
+            format,
             containers,
-        } => stats(&rt, &containers, no_stream),
+        } => stats(&rt, &containers, no_stream, format.as_deref()),
         ContainerCommand::Attach {
             no_stdin,
             container,
@@ -772,75 +804,6 @@ fn human_bytes(b: u64) -> String {
         format!("{b}B")
     } else {
         format!("{v:.2}{}", units[u])
-    }
-}
-
-/// CPU % over a one-second sample, as `docker stats` (100 % = one CPU).
-pub(crate) fn stats(rt: &Runtime, names: &[String], no_stream: bool) -> anyhow::Result<ExitCode> {
-    loop {
-        let recs: Vec<_> = if names.is_empty() {
-            rt.list()
-                .into_iter()
-                .filter(|(r, _)| rt.is_running(r))
-                .map(|(r, _)| r)
-                .collect()
-        } else {
-            names
-                .iter()
-                .map(|n| rt.resolve(n))
-                .collect::<Result<_, _>>()?
-        };
-        let first: Vec<_> = recs.iter().map(|r| rt.stats(r)).collect();
-        let t0 = std::time::Instant::now();
-        std::thread::sleep(Duration::from_secs(1));
-        let dt = t0.elapsed().as_nanos() as f64;
-        println!(
-            "{:<12}  {:<20}  {:>7}  {:>22}  {:>6}  {:>20}  {:>20}  {:>5}",
-            "CONTAINER ID",
-            "NAME",
-            "CPU %",
-            "MEM USAGE / LIMIT",
-            "MEM %",
-            "NET I/O",
-            "BLOCK I/O",
-            "PIDS"
-        );
-        for (rec, before) in recs.iter().zip(first) {
-            let (Some((a, _, _)), Some((b, rx, tx))) = (before, rt.stats(rec)) else {
-                continue;
-            };
-            let cpu = (b.cpu_ns.saturating_sub(a.cpu_ns)) as f64 / dt * 100.0;
-            let limit = b.memory_limit.unwrap_or_else(|| {
-                // No limit: the host's memory, as Docker shows.
-                std::fs::read_to_string("/proc/meminfo")
-                    .ok()
-                    .and_then(|m| {
-                        m.lines()
-                            .find_map(|l| l.strip_prefix("MemTotal:"))
-                            .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
-                    })
-                    .map_or(0, |k| k * 1024)
-            });
-            let mem_pct = if limit > 0 {
-                b.memory as f64 / limit as f64 * 100.0
-            } else {
-                0.0
-            };
-            println!(
-                "{:<12}  {:<20}  {:>6.2}%  {:>22}  {:>5.2}%  {:>20}  {:>20}  {:>5}",
-                &rec.id[..12],
-                rec.config.name,
-                cpu,
-                format!("{} / {}", human_bytes(b.memory), human_bytes(limit)),
-                mem_pct,
-                format!("{} / {}", human_bytes(rx), human_bytes(tx)),
-                format!("{} / {}", human_bytes(b.io_read), human_bytes(b.io_write)),
-                b.pids
-            );
-        }
-        if no_stream {
-            return Ok(ExitCode::SUCCESS);
-        }
     }
 }
 

@@ -11,6 +11,7 @@ pub(super) fn run_container(
     start: bool,
 ) -> anyhow::Result<ExitCode> {
     let (name, spec) = run_spec(&a)?;
+    let streams = (spec.attach_stdout, spec.attach_stderr);
     // Pulled here, as the docker CLI does, so the progress shows where the user looks.
     if spec.rootfs.is_none() {
         let store = berth_runtime::image::ImageStore::open(&g.root)
@@ -49,7 +50,7 @@ pub(super) fn run_container(
             Err(e) => Err(start_error(e)),
         }
     } else {
-        start_foreground(rt, &rec, a.interactive, a.tty)
+        start_foreground_streams(rt, &rec, a.interactive, a.tty, streams)
     };
     // `--rm`: the shim removed the container when it exited (or failed to start); its
     // endpoints and DNS names go too (a detached one is swept by the daemon when it exits).
@@ -156,6 +157,23 @@ pub(crate) fn start_foreground(
     interactive: bool,
     tty: bool,
 ) -> anyhow::Result<ExitCode> {
+    start_foreground_streams(rt, rec, interactive, tty, (true, true))
+}
+
+/// [`start_foreground`] showing only the streams `-a` asks for (stdout, stderr) when it
+/// follows the log.
+fn start_foreground_streams(
+    rt: &Runtime,
+    rec: &berth_runtime::container::Record,
+    interactive: bool,
+    tty: bool,
+    (stdout, stderr): (bool, bool),
+) -> anyhow::Result<ExitCode> {
+    let shown = |e: &logs::LogEntry| match e.stream.as_str() {
+        "stdout" => stdout,
+        "stderr" => stderr,
+        _ => true,
+    };
     let rec = rec.clone();
     if interactive || tty {
         let (_, watch, stream) = rt.start_attached(&rec, interactive).map_err(start_error)?;
@@ -170,7 +188,7 @@ pub(crate) fn start_foreground(
     let opts = LogOptions::default();
     let mut sink = StdSink;
     loop {
-        for e in follower.poll() {
+        for e in follower.poll().into_iter().filter(shown) {
             let _ = logs::LogSink::entry(&mut sink, &e, &opts);
         }
         let mut fds = vec![nix::poll::PollFd::new(
@@ -197,7 +215,7 @@ pub(crate) fn start_foreground(
         }
     }
     let info = watch.wait()?;
-    for e in follower.poll() {
+    for e in follower.poll().into_iter().filter(shown) {
         let _ = logs::LogSink::entry(&mut sink, &e, &opts);
     }
     let _ = std::io::stdout().flush();

@@ -480,6 +480,13 @@ impl Engine {
         let mut t =
             translate::container_config(&project, service, &svc, 0, &image, "", &BTreeMap::new())
                 .map_err(|err| err.to_string())?;
+        if !run.use_aliases
+            && let Some(connect) = &mut t.connect
+        {
+            for net in &mut connect.networks {
+                net.aliases.clear();
+            }
+        }
         let cfg = &mut t.config;
         let suffix = hex::encode(rand_bytes());
         cfg.name = run
@@ -821,7 +828,7 @@ impl Engine {
     ) -> Result<Outcome, EngineError> {
         let lock = self.project_lock(&project.name);
         let _held = lock.lock().await;
-        if opts.build {
+        if opts.build && !opts.dry_run {
             // Build first, so a changed image is seen as such by the planner.
             let graph =
                 crate::graph::ServiceGraph::from_project(&project).map_err(PlanError::from)?;
@@ -840,6 +847,12 @@ impl Engine {
         }
         let observed = self.observe(&project).await;
         let plan = plan_up(&project, &observed, &opts)?;
+        if opts.dry_run {
+            return Ok(Outcome {
+                plan: plan.to_string(),
+                ..Outcome::default()
+            });
+        }
         tracing::info!(project = %project.name, steps = plan.nodes.len(), "up");
         if let Err(failure) =
             super::preflight::check(&self.netd, &self.runtime, &project, &plan).await
@@ -873,6 +886,12 @@ impl Engine {
         let _held = lock.lock().await;
         let observed = self.observe(&project).await;
         let plan = plan_down(&project, &observed, &opts)?;
+        if opts.dry_run {
+            return Ok(Outcome {
+                plan: plan.to_string(),
+                ..Outcome::default()
+            });
+        }
         let images = opts.rmi.map(|scope| rmi_images(scope, &project));
         let backend = Arc::new(StackBackend {
             stop_timeout: opts.timeout,
