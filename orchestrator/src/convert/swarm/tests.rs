@@ -1,0 +1,1 @@
+//! Conversions of small projects, loaded from YAML as `berth` loads them.
