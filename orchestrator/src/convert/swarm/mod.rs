@@ -96,6 +96,9 @@ pub fn convert(project: &Project, opts: &Options) -> Result<Conversion, ConvertE
     compose::render::compose_shape(&mut tree, false);
     let mut warnings = Warnings::default();
     let mut out = Mapping::new();
+    // The oldest file format with every key written here (`docker stack deploy` of Docker
+    // 20.10 refuses a file without one); 3.13 only where a pids limit needs it.
+    out.insert(s("version"), s("3.8"));
     let mut configs = objects::FileConfigs::default();
     let top = tree.as_mapping().cloned().unwrap_or_default();
     if let Some(Value::Mapping(services)) = top.get("services") {
@@ -133,6 +136,9 @@ pub fn convert(project: &Project, opts: &Options) -> Result<Conversion, ConvertE
         }
     }
     configs.add_to(&project.name, &mut out);
+    if service::any_pids_limit(&out) {
+        out.insert(s("version"), s("3.13"));
+    }
     let mut file = Value::Mapping(out);
     compose::escape_dollars(&mut file);
     Ok(Conversion {

@@ -542,3 +542,18 @@ fn fold_into_deploy(
     }
     Ok(())
 }
+
+/// Whether a converted service sets `deploy.resources.limits.pids` (file format 3.13).
+pub(super) fn any_pids_limit(file: &Mapping) -> bool {
+    file.get("services")
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flatten()
+        .any(|(_, svc)| {
+            svc.get("deploy")
+                .and_then(|d| d.get("resources"))
+                .and_then(|r| r.get("limits"))
+                .and_then(|l| l.get("pids"))
+                .is_some()
+        })
+}
