@@ -183,7 +183,9 @@ pub(super) fn convert(
         if let Some((_, why)) = REFUSED.iter().find(|(k, _)| *k == key) {
             return Err(refuse(name, key, *why));
         }
-        if KEPT.contains(&key) {
+        if key == "extra_hosts" {
+            out.insert(s(key), extra_hosts(value));
+        } else if KEPT.contains(&key) {
             out.insert(s(key), value.clone());
         } else if RESHAPED.contains(&key) {
             match key {
@@ -233,6 +235,22 @@ pub(super) fn convert(
     let mut entries: Vec<(Value, Value)> = out.into_iter().collect();
     entries.sort_by(|a, b| a.0.as_str().cmp(&b.0.as_str()));
     Ok(entries.into_iter().collect())
+}
+
+/// `extra_hosts` as `HOST:IP`, the form `docker stack deploy` reads (the model prints
+/// Compose's newer `HOST=IP`).
+fn extra_hosts(value: &Value) -> Value {
+    match value {
+        Value::Sequence(list) => Value::Sequence(
+            list.iter()
+                .map(|h| match h.as_str().and_then(|h| h.split_once('=')) {
+                    Some((host, ip)) => s(&format!("{host}:{ip}")),
+                    None => h.clone(),
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// `network_mode`: the default bridge is the stack's overlay; anything else is refused.
@@ -388,8 +406,13 @@ fn volumes(
                 if let Some(Value::Mapping(o)) = v.get("tmpfs")
                     && let Some(size) = o.get("size")
                 {
+                    // The file format takes bytes as a number here.
+                    let size = match size.as_str().map(str::parse::<u64>) {
+                        Some(Ok(n)) => Value::Number(n.into()),
+                        _ => size.clone(),
+                    };
                     let mut to = Mapping::new();
-                    to.insert(s("size"), size.clone());
+                    to.insert(s("size"), size);
                     m.insert(s("tmpfs"), Value::Mapping(to));
                 }
             }

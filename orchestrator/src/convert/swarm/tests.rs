@@ -166,3 +166,19 @@ fn dollars_stay_literal_for_docker_stack_deploys_own_interpolation() {
     let (f, _) = run(yaml, &Options::default());
     assert_eq!(f["services"]["a"]["environment"]["PRICE"], "$$5");
 }
+
+#[test]
+fn extra_hosts_and_tmpfs_sizes_take_the_forms_docker_stack_deploy_reads() {
+    let yaml = r#"
+services:
+  a:
+    image: x
+    extra_hosts: ["h=1.2.3.4", "v6=::1"]
+    volumes: [{type: tmpfs, target: /cache, tmpfs: {size: 1m}}]
+"#;
+    let (f, _) = run(yaml, &Options::default());
+    let a = &f["services"]["a"];
+    assert_eq!(a["extra_hosts"][0], "h:1.2.3.4");
+    assert_eq!(a["extra_hosts"][1], "v6:::1");
+    assert_eq!(a["volumes"][0]["tmpfs"]["size"], 1048576);
+}
