@@ -121,3 +121,70 @@ fn docker_stack_config_accepts_every_file() {
         }
     }
 }
+
+/// `berth deploy --swarm` hands the converted file to `docker -H HOST stack deploy -c - NAME`
+/// (and `--rm` to `stack rm NAME`): checked with a stand-in docker CLI that records what it
+/// was given. No image is built here (the service has none to build), so no daemon runs.
+#[test]
+fn deploy_runs_docker_stack_deploy_with_the_converted_file_on_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(
+        d.join("compose.yaml"),
+        "services:\n  web:\n    image: nginx:1.27\n    ports: [\"8080:80\"]\n    restart: always\n",
+    )
+    .expect("compose");
+    let fake = d.join("docker");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> {args}\ncat > {stdin}-$4\n",
+            args = d.join("args").display(),
+            stdin = d.join("stdin").display()
+        ),
+    )
+    .expect("fake docker");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    for extra in [&[][..], &["--rm"][..]] {
+        let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(d.join("root"))
+            .arg("--run")
+            .arg(d.join("run"))
+            .args([
+                "deploy",
+                "--swarm",
+                "tcp://manager:2375",
+                "-p",
+                "shop",
+                "-f",
+            ])
+            .arg(d.join("compose.yaml"))
+            .arg("--docker")
+            .arg(&fake)
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run berth deploy");
+        assert!(
+            o.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let args = std::fs::read_to_string(d.join("args")).expect("args");
+    assert_eq!(
+        args,
+        "-H tcp://manager:2375 stack deploy -c - shop\n-H tcp://manager:2375 stack rm shop\n"
+    );
+    let file: serde_json::Value = yaml_serde::from_str(
+        &std::fs::read_to_string(d.join("stdin-deploy")).expect("stdin of stack deploy"),
+    )
+    .expect("yaml");
+    assert_eq!(file["services"]["web"]["image"], "nginx:1.27");
+    assert_eq!(
+        file["services"]["web"]["deploy"]["restart_policy"]["condition"],
+        "any"
+    );
+}

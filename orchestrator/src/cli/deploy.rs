@@ -21,8 +21,14 @@ use berth_runtime::image::registry::PullOptions;
 #[derive(Args, Debug)]
 pub struct DeployArgs {
     /// The Swarm manager's Docker API (unix:///path, tcp://host:port, ssh://...)
-    #[arg(long, value_name = "DOCKER_HOST", required = true)]
+    #[arg(long, value_name = "DOCKER_HOST")]
     swarm: String,
+    /// Compose file(s), as before the verb (`berth -f FILE deploy` works too)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    files: Vec<std::path::PathBuf>,
+    /// Project name, which names the stack (as before the verb)
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    project_name: Option<String>,
     /// Registry the nodes pull from (host[:port][/path]); the built images are pushed there.
     /// Default: where each image's name points
     #[arg(long, value_name = "REGISTRY")]
@@ -53,6 +59,12 @@ pub struct DeployArgs {
 
 /// Builds, pushes, pins, converts, deploys (or removes, with `--rm`).
 pub fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<ExitCode> {
+    let mut g = g.clone();
+    g.files.extend(args.files.iter().cloned());
+    if args.project_name.is_some() {
+        g.project_name.clone_from(&args.project_name);
+    }
+    let g = &g;
     let project = compose::load(&load_options(g, &[], true))?;
     let stack = project.name.clone();
     if args.rm {
