@@ -4,6 +4,8 @@
 # step held.
 #
 #   scripts/swarm-e2e.sh            (as root; BERTH=path/to/berth, default $CARGO_TARGET_DIR/debug/berth)
+#   SWARM_E2E_COMPARE=1 scripts/swarm-e2e.sh   also times `docker stack deploy` of the same converted
+#                                   file against `berth deploy`, both with the images already pushed
 #
 # Layout: namespace swarm-e2e-<pid>-hub holds a bridge (100.127.231.1/24) and Debian's
 # docker-registry on 100.127.231.1:5000; namespaces swarm-e2e-<pid>-n1..n3 each hold one dockerd
@@ -265,6 +267,32 @@ spread=$( (nodes_of nginx; nodes_of php-fpm; nodes_of db) | sort -u | wc -l)
 [ "$(nodes_of nginx | wc -l)" = 2 ] || fail "nginx's 2 replicas are not on 2 nodes: $(nodes_of nginx)"
 [ "$spread" -ge 2 ] || fail "tasks on $spread node(s) only"
 log "replicas spread: nginx on $(nodes_of nginx | paste -sd' '), php-fpm and db on $(nodes_of db)"
+
+# --- optional: berth deploy side by side with docker stack deploy of the same file -----------
+stack_gone() { [ -z "$(d n1 service ls -q)" ] && [ -z "$(d n1 network ls -q --filter name=lnmp_default)" ] &&
+  [ -z "$(d n1 ps -q)" ]; }
+berth_deploy() {
+  in_ns "$HUB" "$BERTH" --root "$TMP/berth-root" --run "$TMP/berth-run" \
+    -f examples/lnmp/compose.yaml -f "$TMP/swarm.yaml" \
+    deploy --swarm "unix://$TMP/n1/docker.sock" --registry "$REG" --insecure-registry \
+    --docker "$DOCKER" "${meshflag[@]}" "$@"
+}
+if [ "${SWARM_E2E_COMPARE:-0}" = 1 ]; then
+  berth_deploy --dry-run > "$TMP/stack.yaml" 2>/dev/null || fail "berth deploy --dry-run"
+  in_ns "$HUB" "$BERTH" --root "$TMP/berth-root" --run "$TMP/berth-run" -f examples/lnmp/compose.yaml \
+    deploy --swarm "unix://$TMP/n1/docker.sock" --rm --docker "$DOCKER" >/dev/null 2>&1 || fail "berth deploy --rm"
+  wait_for 120 stack_gone || fail "stack not gone"
+  t0=$SECONDS
+  d n1 stack deploy -c "$TMP/stack.yaml" lnmp >/dev/null || fail "docker stack deploy"
+  wait_for "$TIMEOUT" converged && wait_for 120 pages_ok || fail "docker stack deploy: no page"
+  tdocker=$((SECONDS - t0))
+  d n1 stack rm lnmp >/dev/null
+  wait_for 120 stack_gone || fail "stack not gone"
+  t0=$SECONDS
+  berth_deploy >/dev/null 2>&1 || fail "berth deploy (again)"
+  wait_for "$TIMEOUT" converged && wait_for 120 pages_ok || fail "berth deploy (again): no page"
+  log "images pushed and cached on the nodes: docker stack deploy of berth's file -> page in $tdocker s; berth deploy -> page in $((SECONDS - t0)) s"
+fi
 
 # --- a worker dies ------------------------------------------------------------------------------
 victim=""
