@@ -1,5 +1,6 @@
 //! `berth convert kubernetes`: the project as Kubernetes manifests, one YAML file per object
-//! (`-o DIR`) or one multi-document stream on stdout, with a warning per key left out.
+//! (`-o DIR`) or one multi-document stream on stdout; `berth convert swarm`: the file `docker
+//! stack deploy` reads. A warning per key left out, on stderr.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use clap::{Args, Subcommand};
 use super::GlobalOpts;
 use super::compose_args::load_options;
 use crate::compose;
-use crate::convert::kubernetes;
+use crate::convert::{kubernetes, swarm};
 
 /// `berth convert`.
 #[derive(Args, Debug)]
@@ -28,11 +29,20 @@ enum ConvertTarget {
         #[arg(short, long, value_name = "DIR")]
         output: Option<PathBuf>,
     },
+    /// The file `docker stack deploy -c` reads (images as named: `berth deploy` pins them)
+    Swarm {
+        /// No routing mesh (nodes without IPVS): ports in host mode, DNS round robin
+        #[arg(long)]
+        no_mesh: bool,
+    },
 }
 
 /// Loads the project, converts it, writes the manifests; warnings go to stderr by name.
 pub fn run(g: &GlobalOpts, args: ConvertArgs) -> anyhow::Result<ExitCode> {
-    let ConvertTarget::Kubernetes { output } = args.target;
+    let output = match args.target {
+        ConvertTarget::Kubernetes { output } => output,
+        ConvertTarget::Swarm { no_mesh } => return to_swarm(g, no_mesh),
+    };
     let project = compose::load(&load_options(g, &[], true))?;
     let conv = kubernetes::convert(&project).context("converting to Kubernetes")?;
     for w in &conv.warnings {
@@ -62,5 +72,25 @@ pub fn run(g: &GlobalOpts, args: ConvertArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the stack file for `docker stack deploy` on stdout.
+fn to_swarm(g: &GlobalOpts, no_mesh: bool) -> anyhow::Result<ExitCode> {
+    let project = compose::load(&load_options(g, &[], true))?;
+    let opts = swarm::Options {
+        no_mesh,
+        ..Default::default()
+    };
+    let conv = swarm::convert(&project, &opts).context("converting for Swarm")?;
+    for w in &conv.warnings {
+        eprintln!("warning: {w}");
+    }
+    let text = conv.to_yaml().context("rendering YAML")?;
+    use std::io::Write;
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -15,6 +15,7 @@ mod compose_run;
 mod compose_watch;
 mod container;
 mod convert;
+mod deploy;
 mod format;
 mod image;
 mod network;
@@ -119,6 +120,8 @@ pub enum Command {
     /// Manage the build cache
     #[command(subcommand)]
     Builder(image::BuilderCommand),
+    /// Deploy the project on a Docker Swarm: build, push, pin by digest, `docker stack deploy`
+    Deploy(deploy::DeployArgs),
     /// Log in to a registry
     Login(image::LoginArgs),
     /// Log out from a registry
@@ -254,6 +257,7 @@ fn run(cli: Cli, daemon: DaemonEntry) -> anyhow::Result<ExitCode> {
         Command::Container(cmd) => container::run(g, cmd),
         Command::Image(cmd) => image::run(g, cmd),
         Command::Builder(cmd) => image::run_builder(g, cmd),
+        Command::Deploy(args) => deploy::run(g, args),
         Command::Login(args) => image::login(g, args),
         Command::Logout(args) => image::logout(g, args),
         Command::Network(cmd) => network::run(g, cmd),

@@ -3,3 +3,4 @@
 //! loaded [`crate::compose::Project`]: no daemon, no network, testable without root.
 
 pub mod kubernetes;
+pub mod swarm;
