@@ -109,10 +109,7 @@ const KEYS: &[(&str, Class)] = &[
         "services.*.build.platforms",
         Warned("services.all.build.platforms"),
     ),
-    (
-        "services.*.build.secrets",
-        Warned("services.all.build.secrets"),
-    ),
+    ("services.*.build.secrets", Engine("b.secrets")),
     (
         "services.*.build.shm_size",
         Warned("services.all.build.shm_size"),

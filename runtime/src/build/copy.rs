@@ -488,6 +488,9 @@ mod tests {
             chown: None,
             chmod: None,
             link: false,
+            parents: false,
+            exclude: Vec::new(),
+            checksum: None,
         }
     }
 

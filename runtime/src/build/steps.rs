@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::config::{ImageConfig, ImageConfigDelta};
 use super::context::{SelectedSource, field};
 pub use super::dockerfile::RunNetworkMode;
+use super::mounts::RunMount;
 
 /// A step's cache key: `sha256:<hex>`, stable across runs and machines.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -134,6 +135,13 @@ pub struct CopySpec {
     pub chmod: Option<u32>,
     /// `--link` was given.
     pub link: bool,
+    /// `COPY --parents`: each source keeps its path (from the context root, or from a `/./`
+    /// marker in it) under the destination.
+    pub parents: bool,
+    /// `--exclude` patterns after substitution: matching paths under a source are left out.
+    pub exclude: Vec<String>,
+    /// `ADD --checksum`: the `sha256:<hex>` the single source must have.
+    pub checksum: Option<String>,
 }
 
 /// Everything the executor needs to run a RUN step in a container on the parent rootfs.
@@ -152,6 +160,35 @@ pub struct RunSpec {
     pub workdir: String,
     /// `RUN --network=...`.
     pub network: RunNetworkMode,
+    /// `RUN --mount=...`, in order.
+    pub mounts: Vec<PlannedMount>,
+}
+
+/// A RUN mount and where its files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedMount {
+    /// The mount as the user wrote it, expanded and checked.
+    pub mount: RunMount,
+    /// Its files (bind; the seed of a new cache).
+    pub origin: MountOrigin,
+}
+
+/// Where a bind mount's files (or a new cache mount's first content) come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOrigin {
+    /// Nothing: tmpfs, secrets, a cache without `from=`.
+    None,
+    /// The build context's `source` path (`.dockerignore` applied, links kept inside it).
+    Context(SelectedSource),
+    /// An earlier stage's final rootfs.
+    Stage(usize),
+    /// An image of the store.
+    Image {
+        /// As written.
+        reference: String,
+        /// Resolved digest.
+        digest: String,
+    },
 }
 
 /// What kind of work a step is.

@@ -208,6 +208,7 @@ pub(super) async fn build(
             no_cache: asked.no_cache,
             pull: asked.pull,
             pull_options: Default::default(),
+            secrets: Vec::new(),
         };
         let quiet = asked.quiet;
         let res = Builder::new(&engine.images, &engine.runtime, &engine.root)

@@ -17,7 +17,10 @@
 //!
 //! [`BuildPlan`]: super::BuildPlan
 
+mod run_mounts;
 mod step;
+
+pub use run_mounts::{BuildSecret, SecretSource};
 
 use std::collections::HashMap;
 use std::fs;
@@ -174,6 +177,14 @@ pub enum BuildError {
     /// The cache index could not be read or written.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// A build secret is missing, unreadable, or required and not given.
+    #[error("{step}: {message}")]
+    Secret {
+        /// The step, or `build secrets`.
+        step: String,
+        /// What is wrong, naming the secret (never its value).
+        message: String,
+    },
     /// A config could not be converted between the builder's and the store's shapes.
     #[error("converting the image config: {0}")]
     Config(#[source] serde_json::Error),
@@ -199,6 +210,8 @@ pub struct BuildRequest {
     pub pull: bool,
     /// How `pull` reaches registries (insecure registries, attempts, credentials).
     pub pull_options: crate::image::registry::PullOptions,
+    /// Secrets `RUN --mount=type=secret` may use; never stored anywhere by the build.
+    pub secrets: Vec<BuildSecret>,
 }
 
 /// One step as it went, for progress output.
@@ -284,12 +297,15 @@ fn builder_config_of(img: &Image) -> ImageConfig {
 }
 
 /// Docker's config extensions the OCI schema lacks and the builder keeps: `Shell`, so that
-/// shell-form RUN/CMD of images built FROM this one use it, as with Docker. (`OnBuild` is never
-/// written: ONBUILD is refused with its line number.)
+/// shell-form RUN/CMD of images built FROM this one use it, and `OnBuild`, the triggers such
+/// builds run first, as with Docker.
 fn config_extensions(cfg: &ImageConfig) -> serde_json::Map<String, serde_json::Value> {
     let mut ext = serde_json::Map::new();
     if let Some(shell) = &cfg.shell {
         ext.insert("Shell".into(), serde_json::json!(shell));
+    }
+    if !cfg.on_build.is_empty() {
+        ext.insert("OnBuild".into(), serde_json::json!(cfg.on_build));
     }
     ext
 }
@@ -416,6 +432,13 @@ impl<'a> Builder<'a> {
             ),
         };
         let df = Dockerfile::parse(&src, &file)?;
+        // Every secret given must be readable, used or not: a typo in a path fails at once.
+        for s in &req.secrets {
+            s.read().map_err(|message| BuildError::Secret {
+                step: "build secrets".into(),
+                message,
+            })?;
+        }
         let mut bases = HashMap::new();
         for r in plan::external_images(&df, &req.options)? {
             if bases.contains_key(&r.reference) {
@@ -531,8 +554,14 @@ impl<'a> Builder<'a> {
                                 img
                             }
                             None => {
-                                let img =
-                                    self.execute(step, &st, &next_config, &ctx, &stage_results)?;
+                                let img = self.execute(
+                                    step,
+                                    &st,
+                                    &next_config,
+                                    &ctx,
+                                    &stage_results,
+                                    &req.secrets,
+                                )?;
                                 let size = img.layer_sizes.last().copied().unwrap_or(0);
                                 let entry = CacheEntry {
                                     key: step.cache_key.clone(),
@@ -701,6 +730,7 @@ impl<'a> Builder<'a> {
         }
         let _ = fs::remove_dir_all(self.dir.join("tmp"));
         let _ = fs::remove_dir_all(self.dir.join("contexts"));
+        let _ = fs::remove_dir_all(self.dir.join("cache-mounts"));
         Ok((removed.len(), reclaimed))
     }
 }

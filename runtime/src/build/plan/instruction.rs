@@ -261,15 +261,100 @@ impl Planner<'_> {
             chown,
             chmod,
             link: c.link,
+            parents: c.parents,
+            exclude: Vec::new(),
+            checksum: None,
         };
         Ok((spec, h.finalize().to_vec()))
+    }
+
+    /// A RUN's `--mount`s expanded and checked, with where each one's files come from, and
+    /// each one's cache-key material: its definition, plus the content of a context bind or
+    /// the key/digest of a stage or image it reads. A secret adds its id, never its value.
+    fn mounts(
+        &self,
+        st: &StageState,
+        raw: &[RawMount],
+        from: &[&BaseRef],
+    ) -> Result<(Vec<PlannedMount>, Vec<serde_json::Value>), PlanErrorKind> {
+        let mut froms = from.iter();
+        let mut out = Vec::new();
+        let mut material = Vec::new();
+        for r in raw {
+            let mut expanded = RawMount {
+                fields: Vec::with_capacity(r.fields.len()),
+            };
+            for (k, v) in &r.fields {
+                let v = v.as_deref().map(|v| st.word("RUN", v)).transpose()?;
+                expanded.fields.push((k.clone(), v));
+            }
+            let mount = RunMount::parse(&expanded, &st.workdir())
+                .map_err(|e| bad("RUN", format!("--mount: {e}")))?;
+            let mut h = Sha256::new();
+            let origin = match (&mount.from, mount.kind) {
+                (Some(_), _) => match froms.next() {
+                    Some(BaseRef::Stage(s)) => {
+                        let key = self.stage_results.get(s).map(|r| &r.key).ok_or_else(|| {
+                            bad(
+                                "RUN",
+                                format!("stage {s} was not planned before it is used"),
+                            )
+                        })?;
+                        field(&mut h, key.0.as_bytes());
+                        MountOrigin::Stage(*s)
+                    }
+                    Some(BaseRef::Image(reference)) => {
+                        let img = self.image("RUN", reference)?;
+                        field(&mut h, img.digest.as_bytes());
+                        MountOrigin::Image {
+                            reference: reference.clone(),
+                            digest: img.digest.clone(),
+                        }
+                    }
+                    Some(BaseRef::Scratch) => {
+                        return Err(bad("RUN", "--mount from=scratch has no files"));
+                    }
+                    None => return Err(bad("RUN", "--mount from= was not resolved")),
+                },
+                (None, MountKind::Bind) => {
+                    let source = mount.source.as_deref().unwrap_or(".");
+                    let selected =
+                        self.ctx
+                            .select(source)
+                            .map_err(|source| PlanErrorKind::Source {
+                                instruction: "RUN",
+                                source,
+                            })?;
+                    let [sel] = <[_; 1]>::try_from(selected).map_err(|_| {
+                        bad(
+                            "RUN",
+                            format!("--mount source={source} matches more than one path"),
+                        )
+                    })?;
+                    self.ctx
+                        .hash_source(&sel, &mut h)
+                        .map_err(|source| PlanErrorKind::Source {
+                            instruction: "RUN",
+                            source,
+                        })?;
+                    MountOrigin::Context(sel)
+                }
+                (None, _) => MountOrigin::None,
+            };
+            material.push(serde_json::json!({
+                "mount": mount,
+                "files": hex::encode(h.finalize()),
+            }));
+            out.push(PlannedMount { mount, origin });
+        }
+        Ok((out, material))
     }
 
     pub(super) fn instruction(
         &self,
         st: &mut StageState,
         ins: &Instruction,
-        from: Option<&BaseRef>,
+        from: &[&BaseRef],
         consumed: &mut BTreeSet<String>,
     ) -> Result<(StepKind, ImageConfigDelta, Vec<u8>), PlanErrorKind> {
         use ConfigChange as C;
@@ -280,6 +365,7 @@ impl Planner<'_> {
                 command,
                 heredocs,
                 network,
+                mounts,
             } => {
                 let (argv, script) = match command {
                     Command::Shell(s) if !heredocs.is_empty() => run_with_heredocs(st, s, heredocs),
@@ -299,6 +385,7 @@ impl Planner<'_> {
                         env.push(format!("{p}={v}"));
                     }
                 }
+                let (mounts, mount_material) = self.mounts(st, mounts, from)?;
                 let spec = RunSpec {
                     argv,
                     script,
@@ -306,6 +393,7 @@ impl Planner<'_> {
                     user: st.config.user.clone(),
                     workdir: st.workdir(),
                     network: *network,
+                    mounts,
                 };
                 let mut material = serde_json::json!({
                     "argv": spec.argv, "script": spec.script, "env": keyed_env,
@@ -316,6 +404,10 @@ impl Planner<'_> {
                 if *network != RunNetworkMode::Default {
                     material["network"] = serde_json::json!(network);
                 }
+                // The mounts' definitions (and a bind's files), never a secret's content.
+                if !mount_material.is_empty() {
+                    material["mounts"] = serde_json::json!(mount_material);
+                }
                 return Ok((
                     StepKind::Run(spec),
                     ImageConfigDelta::default(),
@@ -324,7 +416,7 @@ impl Planner<'_> {
             }
             InstructionKind::Copy(c) | InstructionKind::Add(c) => {
                 let add = matches!(ins.kind, InstructionKind::Add(_));
-                let (spec, material) = self.copy(st, add, c, from)?;
+                let (spec, material) = self.copy(st, add, c, from.first().copied())?;
                 return Ok((StepKind::Copy(spec), ImageConfigDelta::default(), material));
             }
             InstructionKind::Arg(decls) => {
@@ -437,6 +529,8 @@ impl Planner<'_> {
                 }),
             ),
             InstructionKind::Shell(s) => (StepKind::Config, delta(C::Shell(s.clone()))),
+            // Kept as written: the child build expands it with its own args and environment.
+            InstructionKind::Onbuild(t) => (StepKind::Config, delta(C::OnBuild(t.clone()))),
             InstructionKind::Healthcheck(h) => {
                 let hc = match h {
                     None => HealthConfig {
