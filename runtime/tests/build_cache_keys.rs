@@ -433,3 +433,26 @@ fn run_network_mode_is_part_of_the_key_and_default_is_no_flag() {
     assert_eq!(first_change(&plain, &none), Some(1));
     assert_eq!(first_change(&none, &host), Some(1));
 }
+
+#[test]
+fn excluded_files_do_not_change_the_copy_key() {
+    let d = context();
+    fs::create_dir_all(d.path().join("src")).expect("mkdir");
+    fs::write(d.path().join("src/main.c"), "int main;").expect("write");
+    fs::write(d.path().join("src/notes.md"), "one").expect("write");
+    let src = "FROM debian\nCOPY --exclude=*.md src /src/\n";
+    let before = keys(src, d.path());
+    fs::write(d.path().join("src/notes.md"), "two").expect("write");
+    assert_eq!(before, keys(src, d.path()));
+    fs::write(d.path().join("src/main.c"), "int main2;").expect("write");
+    assert_ne!(before, keys(src, d.path()));
+    // The patterns themselves and --parents are part of the key.
+    assert_ne!(
+        keys(src, d.path())[1],
+        keys("FROM debian\nCOPY --exclude=*.txt src /src/\n", d.path())[1]
+    );
+    assert_ne!(
+        keys("FROM debian\nCOPY src /src/\n", d.path())[1],
+        keys("FROM debian\nCOPY --parents src /src/\n", d.path())[1]
+    );
+}

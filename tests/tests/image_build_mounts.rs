@@ -240,3 +240,46 @@ RUN --mount=type=secret,id=tok,env=TOK,target=/etc/tok,mode=0444 test -n \"$TOK\
     drop(be.store);
     be.env.assert_clean();
 }
+
+#[test_with::root()]
+#[test]
+fn cache_sharing_private_takes_a_fresh_dir_and_locked_waits_when_busy() {
+    use berth_runtime::image::Digest;
+    use berth_runtime::image::lock::FileLock;
+    let be = BuildEnv::new();
+    let df = |sharing: &str| {
+        format!(
+            "FROM bb:1\nRUN --mount=type=cache,id=shared-id,target=/c,sharing={sharing} ls /c > /seen; touch /c/{sharing}\n"
+        )
+    };
+    be.write("Dockerfile", &df("shared"));
+    build(&be, "share:1", false, vec![]).expect("first build");
+    let lock = be
+        .env
+        .root
+        .join("builder/cache-mounts")
+        .join(format!("{}.lock", Digest::of_bytes(b"shared-id").hex()));
+    // Another step holds the cache: a private one gets an empty instance of its own.
+    let held = FileLock::exclusive(&lock).expect("lock");
+    be.write("Dockerfile", &df("private"));
+    build(&be, "share:1", true, vec![]).expect("private build");
+    assert_eq!(run(&be, "share:1", "cat /seen"), "");
+    drop(held);
+    // Free again: a private step gets the id's first instance, with what steps left there.
+    build(&be, "share:1", true, vec![]).expect("private build, free");
+    assert_eq!(run(&be, "share:1", "cat /seen"), "shared\n");
+    // locked: waits until the holder lets go.
+    let held = FileLock::exclusive(&lock).expect("lock");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        drop(held);
+    });
+    be.write("Dockerfile", &df("locked"));
+    let t0 = std::time::Instant::now();
+    build(&be, "share:1", true, vec![]).expect("locked build");
+    assert!(t0.elapsed() >= std::time::Duration::from_millis(1400));
+    release.join().expect("thread");
+    assert_eq!(run(&be, "share:1", "cat /seen"), "private\nshared\n");
+    drop(be.store);
+    be.env.assert_clean();
+}

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 
 use super::context::{Context, ContextError, EntryKind};
 use super::exec::BuildError;
-use super::ignore::clean_path;
+use super::ignore::{IgnoreRules, clean_path};
 use super::plan::{CopySource, CopySpec};
 use crate::image::unpack::{self, Extract, Owners, Whiteouts};
 use crate::inroot::{self, Follow, InRoot};
@@ -121,11 +121,35 @@ pub fn context_items(
     ctx: &Context,
     dest_exists_as_dir: bool,
 ) -> Result<Vec<CopyItem>, ContextError> {
+    let dest_exists_as_dir = dest_exists_as_dir || spec.parents;
     let into_dir = spec.dest_is_dir || dest_exists_as_dir;
-    let dest = spec.dest.as_str();
     let mode_of = |m: u32| spec.chmod.unwrap_or(m);
     let mut out = Vec::new();
-    for src in &spec.sources {
+    // Patterns were checked by the planner; an unparsable one excludes nothing.
+    let exclude = if spec.exclude.is_empty() {
+        None
+    } else {
+        IgnoreRules::parse(&spec.exclude.join("\n")).ok()
+    };
+    let excluded = |rel: &str| exclude.as_ref().is_some_and(|r| r.is_excluded(rel));
+    for (si, src) in spec.sources.iter().enumerate() {
+        // --parents: the source's own path (less what precedes a `/./`) is kept under dest.
+        let kept;
+        let dest = match src {
+            CopySource::Context(sel) if spec.parents => {
+                let strip = spec.parent_strip.get(si).map(String::as_str).unwrap_or("");
+                let rel = sel.rel.strip_prefix(strip).unwrap_or(&sel.rel);
+                let rel = rel.trim_start_matches('/');
+                let keep = if sel.is_dir {
+                    rel
+                } else {
+                    rel.rsplit_once('/').map_or("", |(d, _)| d)
+                };
+                kept = join(&spec.dest, keep);
+                kept.as_str()
+            }
+            _ => spec.dest.as_str(),
+        };
         match src {
             CopySource::Path(_) => {
                 // Paths of another stage or image are resolved by the executor in that rootfs.
@@ -160,11 +184,17 @@ pub fn context_items(
                     for i in ctx.members(sel) {
                         let e = &ctx.entries()[i];
                         let rel = e.rel.strip_prefix(&base).unwrap_or(&e.rel);
+                        if excluded(rel) {
+                            continue;
+                        }
                         out.push(item(ctx, join(dest, rel), i, &mode_of));
                     }
                     continue;
                 }
                 let Some(i) = sel.entry else { continue };
+                if excluded(&sel.rel) || excluded(base_name(&sel.rel)) {
+                    continue;
+                }
                 let target = if into_dir {
                     join(dest, base_name(&sel.rel))
                 } else {
@@ -489,6 +519,7 @@ mod tests {
             chmod: None,
             link: false,
             parents: false,
+            parent_strip: Vec::new(),
             exclude: Vec::new(),
             checksum: None,
         }

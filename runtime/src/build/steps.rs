@@ -138,7 +138,11 @@ pub struct CopySpec {
     /// `COPY --parents`: each source keeps its path (from the context root, or from a `/./`
     /// marker in it) under the destination.
     pub parents: bool,
-    /// `--exclude` patterns after substitution: matching paths under a source are left out.
+    /// With `parents`, per source (aligned with `sources`), the leading part of its context
+    /// path that is not kept (what precedes a `/./` in the written path; empty otherwise).
+    pub parent_strip: Vec<String>,
+    /// `--exclude` patterns after substitution (`.dockerignore` syntax, matched against paths
+    /// relative to each source): matching paths are left out.
     pub exclude: Vec<String>,
     /// `ADD --checksum`: the `sha256:<hex>` the single source must have.
     pub checksum: Option<String>,

@@ -416,6 +416,7 @@ impl Builder<'_> {
                 chmod: None,
                 link: false,
                 parents: false,
+                parent_strip: Vec::new(),
                 exclude: Vec::new(),
                 checksum: None,
             };

@@ -113,7 +113,95 @@ fn run_with_heredocs(
     (v, None)
 }
 
+/// A git repository named as an ADD source (`git@host:repo`, `git://`, `*.git` URLs,
+/// `https://host/repo.git#ref`), which BuildKit clones.
+fn is_git_source(p: &str) -> bool {
+    let no_fragment = p.split('#').next().unwrap_or(p);
+    p.starts_with("git@")
+        || p.starts_with("git://")
+        || p.starts_with("ssh://")
+        || (p.contains("://") && no_fragment.ends_with(".git"))
+}
+
+/// [`Context::hash_source`] of what `--exclude` keeps: an edit to an excluded file changes
+/// no key.
+fn hash_kept(
+    ctx: &Context,
+    s: &crate::build::context::SelectedSource,
+    rules: &IgnoreRules,
+    h: &mut Sha256,
+) -> Result<(), ContextError> {
+    use crate::build::context::EntryKind;
+    let base = match s.entry {
+        Some(i) if s.is_dir => format!("{}/", ctx.entries()[i].rel),
+        _ => String::new(),
+    };
+    field(h, s.rel.as_bytes());
+    for i in ctx.members(s) {
+        let e = &ctx.entries()[i];
+        let rel = e.rel.strip_prefix(&base).unwrap_or(&e.rel);
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        if rules.is_excluded(rel) || (!s.is_dir && rules.is_excluded(name)) {
+            continue;
+        }
+        field(h, rel.as_bytes());
+        field(h, format!("{:o}", e.mode).as_bytes());
+        match &e.kind {
+            EntryKind::Dir => field(h, b"d"),
+            EntryKind::Symlink(t) => {
+                field(h, b"l");
+                field(h, t.as_bytes());
+            }
+            EntryKind::File => {
+                field(h, b"f");
+                field(h, &ctx.file_digest(i)?);
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Planner<'_> {
+    /// `ADD --checksum=sha256:<hex>`: the one source, a context file, must have that digest
+    /// (checked before anything runs; a mismatch names both digests).
+    fn verify_checksum(&self, want: &str, sources: &[CopySource]) -> Result<(), PlanErrorKind> {
+        let hex_part = want.strip_prefix("sha256:").unwrap_or("");
+        if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad(
+                "ADD",
+                format!("--checksum={want}: expected sha256:<64 hex digits>"),
+            ));
+        }
+        let entry = match sources {
+            [CopySource::Context(sel)] if !sel.is_dir => sel.entry,
+            _ => None,
+        };
+        let Some(i) = entry else {
+            return Err(bad(
+                "ADD",
+                "--checksum needs exactly one source, a file (or archive)",
+            ));
+        };
+        let got = self
+            .ctx
+            .file_digest(i)
+            .map_err(|source| PlanErrorKind::Source {
+                instruction: "ADD",
+                source,
+            })?;
+        let got = format!("sha256:{}", hex::encode(got));
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(bad(
+                "ADD",
+                format!(
+                    "checksum mismatch for {}: expected {want}, got {got}",
+                    self.ctx.entries()[i].rel
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn image(
         &self,
         instruction: &'static str,
@@ -179,7 +267,34 @@ impl Planner<'_> {
         field(&mut h, chown.as_deref().unwrap_or("").as_bytes());
         field(&mut h, format!("{chmod:?}").as_bytes());
         field(&mut h, if c.link { b"link" } else { b"" });
+        let mut exclude = Vec::new();
+        for e in &c.exclude {
+            exclude.push(st.word(kw, e)?);
+        }
+        let rules = if exclude.is_empty() {
+            None
+        } else {
+            Some(
+                IgnoreRules::parse(&exclude.join("\n"))
+                    .map_err(|e| bad(kw, format!("--exclude: {e}")))?,
+            )
+        };
+        if (c.parents || rules.is_some()) && !matches!(origin, CopyOrigin::Context) {
+            return Err(PlanErrorKind::Unsupported {
+                instruction: kw,
+                what: "--parents or --exclude with --from".into(),
+            });
+        }
+        // Fields only when used, so the keys of steps without them stay as they were.
+        if c.parents {
+            field(&mut h, b"parents");
+        }
+        for e in &exclude {
+            field(&mut h, b"exclude");
+            field(&mut h, e.as_bytes());
+        }
         let mut sources = Vec::new();
+        let mut parent_strip = Vec::new();
         for s in &c.sources {
             match s {
                 Source::Heredoc(hd) => {
@@ -203,12 +318,30 @@ impl Planner<'_> {
                 }
                 Source::Path(p) => {
                     let p = st.word(kw, p)?;
-                    if add && (p.contains("://") || p.starts_with("git@")) {
-                        return Err(PlanErrorKind::Unsupported {
-                            instruction: kw,
-                            what: format!("a URL or git source ({p})"),
-                        });
+                    if add && is_git_source(&p) {
+                        return Err(bad(
+                            kw,
+                            format!(
+                                "{p}: a git repository as a source is not supported by berth (it does not clone during builds); clone it into the build context, or in a RUN step"
+                            ),
+                        ));
                     }
+                    if add && p.contains("://") {
+                        return Err(bad(
+                            kw,
+                            format!(
+                                "{p}: a URL source is not supported by berth yet; download it into the build context, or in a RUN step"
+                            ),
+                        ));
+                    }
+                    // `--parents`: what precedes a `/./` is not kept under the destination.
+                    let strip = match p.split_once("/./") {
+                        Some((before, _)) if c.parents => {
+                            let b = clean_path(before.trim_start_matches('/'));
+                            if b == "." { String::new() } else { b }
+                        }
+                        _ => String::new(),
+                    };
                     if matches!(origin, CopyOrigin::Context) {
                         let selected =
                             self.ctx
@@ -219,12 +352,15 @@ impl Planner<'_> {
                                 })?;
                         for sel in selected {
                             field(&mut h, b"context");
-                            self.ctx.hash_source(&sel, &mut h).map_err(|source| {
-                                PlanErrorKind::Source {
-                                    instruction: kw,
-                                    source,
-                                }
+                            let hashed = match &rules {
+                                None => self.ctx.hash_source(&sel, &mut h),
+                                Some(r) => hash_kept(self.ctx, &sel, r, &mut h),
+                            };
+                            hashed.map_err(|source| PlanErrorKind::Source {
+                                instruction: kw,
+                                source,
                             })?;
+                            parent_strip.push(strip.clone());
                             sources.push(CopySource::Context(sel));
                         }
                     } else {
@@ -252,6 +388,16 @@ impl Planner<'_> {
             ));
         }
         field(&mut h, dest.as_bytes());
+        let checksum = match &c.checksum {
+            None => None,
+            Some(v) => {
+                let v = st.word(kw, v)?;
+                self.verify_checksum(&v, &sources)?;
+                field(&mut h, b"checksum");
+                field(&mut h, v.as_bytes());
+                Some(v)
+            }
+        };
         let spec = CopySpec {
             add,
             origin,
@@ -262,8 +408,9 @@ impl Planner<'_> {
             chmod,
             link: c.link,
             parents: c.parents,
-            exclude: Vec::new(),
-            checksum: None,
+            parent_strip: if c.parents { parent_strip } else { Vec::new() },
+            exclude,
+            checksum,
         };
         Ok((spec, h.finalize().to_vec()))
     }

@@ -44,7 +44,7 @@ use super::context::{Context, ContextError, field};
 use super::dockerfile::{
     ArgDecl, Command, CopyArgs, Dockerfile, Instruction, InstructionKind, RunNetworkMode, Source,
 };
-use super::ignore::clean_path;
+use super::ignore::{IgnoreRules, clean_path};
 use super::mounts::{MountKind, RawMount, RunMount};
 use super::stages::{BaseRef, StageError, StageGraph};
 pub use super::steps::{
