@@ -87,6 +87,7 @@ fn render(p: &BuildPlan, ctx: &Context) -> String {
                             format!("{}{{{}}}", sel.rel, members.join(","))
                         }
                         CopySource::Path(p) => format!("path:{p}"),
+                        CopySource::Url(u) => format!("url:{u}"),
                         CopySource::Inline { name, content } => {
                             format!("inline:{name}={content:?}")
                         }

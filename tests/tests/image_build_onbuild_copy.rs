@@ -99,3 +99,62 @@ ADD --checksum=sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846
     drop(be.store);
     be.env.assert_clean();
 }
+
+/// A loopback HTTP server answering every request with `body`, until the test ends.
+fn serve(body: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[test_with::root()]
+#[test]
+fn add_of_a_url_is_downloaded_and_checked_against_its_checksum() {
+    use std::os::unix::fs::PermissionsExt;
+    let be = BuildEnv::new();
+    let port = serve("hello\n");
+    let url = format!("http://127.0.0.1:{port}/files/data.txt?x=1");
+    let good = "sha256:5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+    be.write(
+        "Dockerfile",
+        &format!("FROM bb:1\nADD --checksum={good} {url} /d/\nADD {url} /plain\n"),
+    );
+    let id = build(&be, "url:1").expect("build");
+    let img = be.store.resolve(&id).expect("resolve");
+    let dirs = img.layer_dirs();
+    let got = dirs[1].join("d/data.txt");
+    assert_eq!(
+        std::fs::read_to_string(&got).expect("downloaded"),
+        "hello\n"
+    );
+    let mode = std::fs::metadata(&got).expect("meta").permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(dirs[2].join("plain")).expect("plain"),
+        "hello\n"
+    );
+    let bad = format!("sha256:{}", "0".repeat(64));
+    be.write(
+        "Dockerfile",
+        &format!("FROM bb:1\nADD --checksum={bad} {url} /d/\n"),
+    );
+    let msg = build(&be, "url:2").expect_err("mismatch").to_string();
+    assert!(
+        msg.contains(&format!("expected {bad}, got {good}")),
+        "{msg}"
+    );
+    drop(be.store);
+    be.env.assert_clean();
+}

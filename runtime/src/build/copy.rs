@@ -52,6 +52,14 @@ pub enum ItemKind {
         /// Permission bits (0644 unless `--chmod`).
         mode: u32,
     },
+    /// ADD of an http(s) URL: the downloaded file (mode 0600, as Docker), checked against
+    /// `checksum` (`sha256:<hex>`) when given.
+    Download {
+        /// The URL.
+        url: String,
+        /// The digest the bytes must have.
+        checksum: Option<String>,
+    },
     /// ADD of a local tar archive: extract its members under `dest` (a directory).
     Archive {
         /// Index in [`Context::entries`].
@@ -155,6 +163,20 @@ pub fn context_items(
                 // Paths of another stage or image are resolved by the executor in that rootfs.
                 continue;
             }
+            CopySource::Url(url) => {
+                let name = url_file_name(url);
+                out.push(CopyItem {
+                    dest: if into_dir || name.is_empty() {
+                        join(dest, name)
+                    } else {
+                        clean_path(dest)
+                    },
+                    kind: ItemKind::Download {
+                        url: url.clone(),
+                        checksum: spec.checksum.clone(),
+                    },
+                });
+            }
             CopySource::Inline { name, content } => out.push(CopyItem {
                 dest: if into_dir {
                     join(dest, name)
@@ -233,6 +255,73 @@ fn item(ctx: &Context, dest: String, i: usize, mode_of: &dyn Fn(u32) -> u32) -> 
         EntryKind::Symlink(t) => ItemKind::Symlink { target: t.clone() },
     };
     CopyItem { dest, kind }
+}
+
+/// The file name an ADD of `url` gets in a directory: the last path segment (query and
+/// fragment left out), as Docker names it.
+fn url_file_name(url: &str) -> &str {
+    let no_query = url.split(['?', '#']).next().unwrap_or(url);
+    let path = no_query.split_once("://").map_or(no_query, |(_, r)| r);
+    match path.split_once('/') {
+        Some((_, p)) => p.rsplit('/').next().unwrap_or(""),
+        None => "",
+    }
+}
+
+/// Downloads `url` into `dest` of `root`, hashing the bytes as they arrive; with `checksum`, a
+/// mismatch fails the step naming both digests and leaves nothing at `dest`.
+fn download(
+    step: &str,
+    url: &str,
+    checksum: Option<&str>,
+    root: &InRoot,
+    dest: &[u8],
+    owner: Option<(u32, u32)>,
+) -> Result<(), BuildError> {
+    use sha2::Digest as _;
+    let shown = String::from_utf8_lossy(dest).into_owned();
+    let fail = |message: String| BuildError::Download {
+        step: step.to_string(),
+        url: url.to_string(),
+        message,
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(std::time::Duration::from_secs(30)))
+        .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let resp = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
+    let mut body = resp.into_body();
+    let mut reader = body.as_reader();
+    let mut to = root
+        .create_file(dest)
+        .map_err(step_io(step, "creating", &shown))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| fail(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        io::Write::write_all(&mut to, &buf[..n]).map_err(step_io(step, "writing", &shown))?;
+    }
+    let got = format!("sha256:{}", hex::encode(h.finalize()));
+    if let Some(want) = checksum
+        && !got.eq_ignore_ascii_case(want)
+    {
+        drop(to);
+        if let Ok((dir, Some(name))) = root.parent(dest, None) {
+            let _ = inroot::remove_at(dir.as_fd(), &name);
+        }
+        return Err(fail(format!(
+            "checksum mismatch: expected {want}, got {got}"
+        )));
+    }
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    inroot::fchown(to.as_fd(), uid, gid).map_err(step_io(step, "chown", &shown))?;
+    inroot::fchmod(to.as_fd(), 0o600).map_err(step_io(step, "chmod", &shown))?;
+    Ok(())
 }
 
 /// The error of I/O `op` on image or host path `path` in build step `step`, for `map_err`.
@@ -377,6 +466,9 @@ pub(super) fn write_items(
                 io::Write::write_all(&mut to, content.as_bytes()).map_err(err("writing"))?;
                 inroot::fchown(to.as_fd(), uid, gid).map_err(err("chown"))?;
                 inroot::fchmod(to.as_fd(), *mode).map_err(err("chmod"))?;
+            }
+            ItemKind::Download { url, checksum } => {
+                download(step, url, checksum.as_deref(), root, dest, owner)?;
             }
             ItemKind::Archive { entry, compression } => {
                 let src = ctx.host_path(*entry);

@@ -105,6 +105,9 @@ pub enum CopySource {
     Context(SelectedSource),
     /// A path or glob inside the `--from` stage or image rootfs (symlinks resolved in its root).
     Path(String),
+    /// ADD of an http(s) URL: downloaded when the step runs (never extracted), checked
+    /// against `CopySpec::checksum` when given.
+    Url(String),
     /// A heredoc: a file named `name` with this content (already expanded when unquoted).
     Inline {
         /// The delimiter, used as the file name when the destination is a directory.

@@ -177,6 +177,16 @@ pub enum BuildError {
     /// The cache index could not be read or written.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// ADD of a URL failed: unreachable, an HTTP error, or not the `--checksum` given.
+    #[error("{step}: ADD {url}: {message}")]
+    Download {
+        /// The step.
+        step: String,
+        /// The URL.
+        url: String,
+        /// What went wrong (both digests on a mismatch).
+        message: String,
+    },
     /// A build secret is missing, unreadable, or required and not given.
     #[error("{step}: {message}")]
     Secret {

@@ -174,12 +174,14 @@ impl Planner<'_> {
         }
         let entry = match sources {
             [CopySource::Context(sel)] if !sel.is_dir => sel.entry,
+            // Checked against the bytes as they are downloaded.
+            [CopySource::Url(_)] => return Ok(()),
             _ => None,
         };
         let Some(i) = entry else {
             return Err(bad(
                 "ADD",
-                "--checksum needs exactly one source, a file (or archive)",
+                "--checksum needs exactly one source, a file, archive or URL",
             ));
         };
         let got = self
@@ -326,11 +328,20 @@ impl Planner<'_> {
                             ),
                         ));
                     }
+                    if add && (p.starts_with("http://") || p.starts_with("https://")) {
+                        // Keyed by the URL (and the checksum when given), as the classic
+                        // builder keys what it has not fetched yet.
+                        field(&mut h, b"url");
+                        field(&mut h, p.as_bytes());
+                        parent_strip.push(String::new());
+                        sources.push(CopySource::Url(p));
+                        continue;
+                    }
                     if add && p.contains("://") {
                         return Err(bad(
                             kw,
                             format!(
-                                "{p}: a URL source is not supported by berth yet; download it into the build context, or in a RUN step"
+                                "{p}: only http and https URLs can be ADDed; download it into the build context, or in a RUN step"
                             ),
                         ));
                     }
