@@ -283,3 +283,20 @@ fn cache_sharing_private_takes_a_fresh_dir_and_locked_waits_when_busy() {
     drop(be.store);
     be.env.assert_clean();
 }
+
+#[test_with::root()]
+#[test]
+fn a_new_cache_is_seeded_from_its_from_stage_with_its_owner_and_mode() {
+    let be = BuildEnv::new();
+    be.write(
+        "Dockerfile",
+        "FROM bb:1 AS seed\nRUN mkdir -p /deps && echo seeded > /deps/lib\nFROM bb:1\nRUN --mount=type=cache,id=seeded,target=/c,from=seed,source=/deps,uid=1000,gid=50,mode=0750 cat /c/lib > /out && stat -c '%u:%g %a' /c >> /out && echo more > /c/lib\nRUN --mount=type=cache,id=seeded,target=/c cat /c/lib >> /out\nRUN --mount=type=cache,id=whole,target=/w,from=seed cat /w/deps/lib >> /out\n",
+    );
+    build(&be, "seed:1", false, vec![]).expect("build");
+    assert_eq!(
+        run(&be, "seed:1", "cat /out"),
+        "seeded\n1000:50 750\nmore\nseeded\n"
+    );
+    drop(be.store);
+    be.env.assert_clean();
+}

@@ -459,6 +459,24 @@ mod tests {
             }
             k => panic!("{k:?}"),
         }
+        match one("COPY --parents --exclude=*.md --exclude=tmp a b /d/") {
+            InstructionKind::Copy(c) => {
+                assert!(c.parents);
+                assert_eq!(c.exclude, ["*.md", "tmp"]);
+            }
+            k => panic!("{k:?}"),
+        }
+        match one("ADD --checksum=sha256:ab --exclude=x a /d/") {
+            InstructionKind::Add(c) => {
+                assert_eq!(c.checksum.as_deref(), Some("sha256:ab"));
+                assert_eq!(c.exclude, ["x"]);
+            }
+            k => panic!("{k:?}"),
+        }
+        assert!(err("FROM a\nADD --parents a b").contains("ADD: unknown flag: --parents"));
+        assert!(err("FROM a\nCOPY --checksum=sha256:ab a b").contains("unknown flag: --checksum"));
+        assert!(err("FROM a\nCOPY --exclude a b").contains("missing a pattern"));
+        assert!(err("FROM a\nADD --keep-git-dir=true a b").contains("--keep-git-dir"));
         assert!(err("FROM a\nADD --from=x a b").contains("ADD: unknown flag: --from"));
         assert!(err("FROM a\nCOPY --from a b").contains("missing a value"));
         assert!(err("FROM a\nCOPY a").contains("at least two"));

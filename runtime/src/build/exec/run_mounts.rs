@@ -334,7 +334,19 @@ impl Builder<'_> {
                     let source = m.source.as_deref().unwrap_or("/");
                     let rel = source.trim_start_matches('/');
                     if rel.is_empty() {
-                        copy::copy_tree(display, &src, ".", &root, "data", owner, None)?;
+                        // The whole rootfs: its top-level entries, one by one.
+                        root.mkdir_all(b"data", 0o755)
+                            .map_err(io_at(display, "creating", &data))?;
+                        let names = inroot::list_dir(src.fd()).map_err(io_at(
+                            display,
+                            "listing",
+                            &src_root.0,
+                        ))?;
+                        for n in names {
+                            let n = String::from_utf8_lossy(&n).into_owned();
+                            let to = format!("data/{n}");
+                            copy::copy_tree(display, &src, &n, &root, &to, owner, None)?;
+                        }
                     } else {
                         copy::copy_tree(display, &src, rel, &root, "data", owner, None)?;
                     }
