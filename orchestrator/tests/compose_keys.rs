@@ -97,10 +97,7 @@ const KEYS: &[(&str, Class)] = &[
         "services.*.build.platforms",
         Warned("services.all.build.platforms"),
     ),
-    (
-        "services.*.build.secrets",
-        Warned("services.all.build.secrets"),
-    ),
+    ("services.*.build.secrets", Engine("b.secrets")),
     ("services.*.build.shm_size", Engine("b.shm_size")),
     ("services.*.build.tags", Engine("b.tags")),
     ("services.*.build.target", Engine("b.target")),

@@ -316,19 +316,75 @@ RUN link
 }
 
 #[test]
-fn base_image_with_onbuild_triggers_is_refused() {
+fn base_image_onbuild_triggers_run_first_and_are_not_inherited() {
     let d = context();
-    let df = Dockerfile::parse("FROM debian\nRUN x\n", "Dockerfile").expect("parse");
+    fs::write(d.path().join("app.txt"), "x").expect("write");
+    let df =
+        Dockerfile::parse("FROM debian\nRUN x\nONBUILD RUN child\n", "Dockerfile").expect("parse");
     let ctx = Context::scan(d.path()).expect("scan");
     let mut images = store("sha256:b");
     if let Some(img) = images.get_mut("debian") {
-        img.config.on_build = vec!["RUN make".into()];
+        img.config.on_build = vec!["RUN make".into(), "COPY app.txt /app/".into()];
+    }
+    let p = plan::plan(&df, &PlanOptions::default(), &ctx, &images).expect("plan");
+    let shown: Vec<&str> = p.steps.iter().map(|s| s.display.as_str()).collect();
+    assert_eq!(
+        shown,
+        [
+            "[1/5] FROM debian",
+            "[2/5] ONBUILD RUN make",
+            "[3/5] ONBUILD COPY app.txt /app/",
+            "[4/5] RUN x",
+            "[5/5] ONBUILD RUN child",
+        ],
+        "{shown:?}"
+    );
+    // The base's triggers are spent; the child's own trigger is kept for its children.
+    assert_eq!(
+        p.target_stage().config.on_build,
+        vec!["RUN child".to_string()]
+    );
+    if let Some(img) = images.get_mut("debian") {
+        img.config.on_build = vec!["COPY --from=x /a /b".into()];
     }
     let err = plan::plan(&df, &PlanOptions::default(), &ctx, &images).expect_err("refused");
-    assert_eq!(
-        err.to_string(),
-        "Dockerfile:1: FROM: running the ONBUILD triggers of base image debian (RUN make) is not supported by berth yet"
+    assert!(err.to_string().contains("--from in a trigger"), "{err}");
+}
+
+#[test]
+fn run_mount_definitions_are_in_the_key_but_secret_values_are_not() {
+    let d = context();
+    fs::write(d.path().join("go.mod"), "module x").expect("write");
+    let k = |run: &str| keys(&format!("FROM debian\nRUN {run}\n"), d.path())[1].clone();
+    let plain = k("make");
+    let cache = k("--mount=type=cache,target=/root/.cache make");
+    assert_ne!(plain, cache);
+    assert_ne!(
+        cache,
+        k("--mount=type=cache,target=/root/.cache,id=other make")
     );
+    assert_ne!(
+        cache,
+        k("--mount=type=cache,target=/root/.cache,sharing=locked make")
+    );
+    let secret = k("--mount=type=secret,id=tok make");
+    assert_ne!(secret, k("--mount=type=secret,id=tok2 make"));
+    // A bound context file's content is an input of the step.
+    let bind = k("--mount=type=bind,source=go.mod,target=/src/go.mod make");
+    fs::write(d.path().join("go.mod"), "module y").expect("write");
+    assert_ne!(
+        bind,
+        k("--mount=type=bind,source=go.mod,target=/src/go.mod make")
+    );
+    assert_eq!(cache, k("--mount=type=cache,target=/root/.cache make"));
+    // Sources outside the context are refused at planning.
+    let df = Dockerfile::parse(
+        "FROM debian\nRUN --mount=type=bind,source=../etc,target=/x make\n",
+        "Dockerfile",
+    )
+    .expect("parse");
+    let ctx = Context::scan(d.path()).expect("scan");
+    assert!(plan::plan(&df, &PlanOptions::default(), &ctx, &store("sha256:b")).is_err());
 }
 
 #[test]
@@ -376,4 +432,27 @@ fn run_network_mode_is_part_of_the_key_and_default_is_no_flag() {
     );
     assert_eq!(first_change(&plain, &none), Some(1));
     assert_eq!(first_change(&none, &host), Some(1));
+}
+
+#[test]
+fn excluded_files_do_not_change_the_copy_key() {
+    let d = context();
+    fs::create_dir_all(d.path().join("src")).expect("mkdir");
+    fs::write(d.path().join("src/main.c"), "int main;").expect("write");
+    fs::write(d.path().join("src/notes.md"), "one").expect("write");
+    let src = "FROM debian\nCOPY --exclude=*.md src /src/\n";
+    let before = keys(src, d.path());
+    fs::write(d.path().join("src/notes.md"), "two").expect("write");
+    assert_eq!(before, keys(src, d.path()));
+    fs::write(d.path().join("src/main.c"), "int main2;").expect("write");
+    assert_ne!(before, keys(src, d.path()));
+    // The patterns themselves and --parents are part of the key.
+    assert_ne!(
+        keys(src, d.path())[1],
+        keys("FROM debian\nCOPY --exclude=*.txt src /src/\n", d.path())[1]
+    );
+    assert_ne!(
+        keys("FROM debian\nCOPY src /src/\n", d.path())[1],
+        keys("FROM debian\nCOPY --parents src /src/\n", d.path())[1]
+    );
 }

@@ -11,8 +11,11 @@ use std::path::{Path, PathBuf};
 
 use berth_runtime::build::ImageConfig;
 use berth_runtime::build::context::Context;
+use berth_runtime::build::copy;
 use berth_runtime::build::dockerfile::Dockerfile;
-use berth_runtime::build::plan::{self, BaseImage, BuildPlan, CopySource, PlanOptions, StepKind};
+use berth_runtime::build::plan::{
+    self, BaseImage, BuildPlan, CopySource, MountOrigin, PlanOptions, StepKind,
+};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/build")
@@ -45,7 +48,7 @@ fn render(p: &BuildPlan, ctx: &Context) -> String {
         let detail = match &s.kind {
             StepKind::From(b) => format!("from {b:?}"),
             StepKind::Run(r) => format!(
-                "run argv={:?} script={:?} user={:?} workdir={} env={:?}{}",
+                "run argv={:?} script={:?} user={:?} workdir={} env={:?}{}{}",
                 r.argv,
                 r.script,
                 r.user,
@@ -54,7 +57,22 @@ fn render(p: &BuildPlan, ctx: &Context) -> String {
                 match r.network {
                     berth_runtime::build::steps::RunNetworkMode::Default => String::new(),
                     n => format!(" network={n:?}"),
-                }
+                },
+                r.mounts
+                    .iter()
+                    .map(|m| {
+                        let origin = match &m.origin {
+                            MountOrigin::None => String::new(),
+                            MountOrigin::Context(sel) => format!(" context:{}", sel.rel),
+                            MountOrigin::Stage(i) => format!(" stage:{i}"),
+                            MountOrigin::Image { reference, .. } => format!(" image:{reference}"),
+                        };
+                        format!(
+                            "\n    mount {}{origin}",
+                            serde_json::to_string(&m.mount).unwrap_or_default()
+                        )
+                    })
+                    .collect::<String>()
             ),
             StepKind::Copy(c) => {
                 let srcs: Vec<String> = c
@@ -69,13 +87,28 @@ fn render(p: &BuildPlan, ctx: &Context) -> String {
                             format!("{}{{{}}}", sel.rel, members.join(","))
                         }
                         CopySource::Path(p) => format!("path:{p}"),
+                        CopySource::Url(u) => format!("url:{u}"),
                         CopySource::Inline { name, content } => {
                             format!("inline:{name}={content:?}")
                         }
                     })
                     .collect();
+                let items = if c.parents || !c.exclude.is_empty() || c.checksum.is_some() {
+                    let dests: Vec<String> = copy::context_items(c, ctx, false)
+                        .map(|v| v.into_iter().map(|i| i.dest).collect())
+                        .unwrap_or_default();
+                    format!(
+                        " parents={} exclude={:?} checksum={:?} items=[{}]",
+                        c.parents,
+                        c.exclude,
+                        c.checksum,
+                        dests.join(" ")
+                    )
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{} origin={:?} dest={} dest_is_dir={} chown={:?} chmod={:?} link={} sources=[{}]",
+                    "{} origin={:?} dest={} dest_is_dir={} chown={:?} chmod={:?} link={} sources=[{}]{items}",
                     if c.add { "add" } else { "copy" },
                     c.origin,
                     c.dest,

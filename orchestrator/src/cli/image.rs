@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use berth_runtime::build::exec::{BuildRequest, Builder};
+use berth_runtime::build::exec::{BuildRequest, BuildSecret, Builder};
 use berth_runtime::build::plan::PlanOptions;
 use berth_runtime::image::bootstrap::{self, BootstrapOptions};
 use berth_runtime::image::store::{ago, human_size, split_tag};
@@ -150,6 +150,9 @@ pub enum ImageCommand {
         /// Registry (host[:port]) to reach over plain HTTP for --pull (loopback registries always are)
         #[arg(long = "insecure-registry", value_name = "HOST")]
         insecure: Vec<String>,
+        /// Secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; never stored in the image or cache)
+        #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+        secrets: Vec<String>,
         /// Only print the image id
         #[arg(short, long)]
         quiet: bool,
@@ -477,6 +480,7 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             no_cache,
             pull,
             insecure,
+            secrets,
             quiet,
             add_hosts,
             network,
@@ -491,6 +495,10 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                 shm_size.as_deref(),
                 &ulimits,
             )?;
+            let secrets = secrets
+                .iter()
+                .map(|s| BuildSecret::parse(s).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             for t in &tags {
                 t.parse::<Reference>()
                     .with_context(|| format!("invalid tag {t:?}"))?;
@@ -534,6 +542,7 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                 },
                 run,
                 cache_from,
+                secrets,
             };
             let rt = super::container::runtime(g)?;
             let net = super::build_network::DaemonBuildNetwork::new(&g.root, &g.run)

@@ -156,6 +156,8 @@ pub enum ConfigChange {
     Shell(Vec<String>),
     /// MAINTAINER: the image's `author` field (outside the runtime config in OCI).
     Author(String),
+    /// ONBUILD: add a trigger for images built FROM this one.
+    OnBuild(String),
 }
 
 /// The config changes of one step; empty for RUN/COPY/ADD.
@@ -219,6 +221,7 @@ impl ImageConfigDelta {
                 ConfigChange::StopSignal(s) => cfg.stop_signal = Some(s.clone()),
                 ConfigChange::Shell(s) => cfg.shell = Some(s.clone()),
                 ConfigChange::Author(a) => author = Some(a.clone()),
+                ConfigChange::OnBuild(t) => cfg.on_build.push(t.clone()),
             }
         }
         author

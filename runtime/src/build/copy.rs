@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 
 use super::context::{Context, ContextError, EntryKind};
 use super::exec::BuildError;
-use super::ignore::clean_path;
+use super::ignore::{IgnoreRules, clean_path};
 use super::plan::{CopySource, CopySpec};
 use crate::image::unpack::{self, Extract, Owners, Whiteouts};
 use crate::inroot::{self, Follow, InRoot};
@@ -51,6 +51,14 @@ pub enum ItemKind {
         content: String,
         /// Permission bits (0644 unless `--chmod`).
         mode: u32,
+    },
+    /// ADD of an http(s) URL: the downloaded file (mode 0600, as Docker), checked against
+    /// `checksum` (`sha256:<hex>`) when given.
+    Download {
+        /// The URL.
+        url: String,
+        /// The digest the bytes must have.
+        checksum: Option<String>,
     },
     /// ADD of a local tar archive: extract its members under `dest` (a directory).
     Archive {
@@ -121,15 +129,53 @@ pub fn context_items(
     ctx: &Context,
     dest_exists_as_dir: bool,
 ) -> Result<Vec<CopyItem>, ContextError> {
+    let dest_exists_as_dir = dest_exists_as_dir || spec.parents;
     let into_dir = spec.dest_is_dir || dest_exists_as_dir;
-    let dest = spec.dest.as_str();
     let mode_of = |m: u32| spec.chmod.unwrap_or(m);
     let mut out = Vec::new();
-    for src in &spec.sources {
+    // Patterns were checked by the planner; an unparsable one excludes nothing.
+    let exclude = if spec.exclude.is_empty() {
+        None
+    } else {
+        IgnoreRules::parse(&spec.exclude.join("\n")).ok()
+    };
+    let excluded = |rel: &str| exclude.as_ref().is_some_and(|r| r.is_excluded(rel));
+    for (si, src) in spec.sources.iter().enumerate() {
+        // --parents: the source's own path (less what precedes a `/./`) is kept under dest.
+        let kept;
+        let dest = match src {
+            CopySource::Context(sel) if spec.parents => {
+                let strip = spec.parent_strip.get(si).map(String::as_str).unwrap_or("");
+                let rel = sel.rel.strip_prefix(strip).unwrap_or(&sel.rel);
+                let rel = rel.trim_start_matches('/');
+                let keep = if sel.is_dir {
+                    rel
+                } else {
+                    rel.rsplit_once('/').map_or("", |(d, _)| d)
+                };
+                kept = join(&spec.dest, keep);
+                kept.as_str()
+            }
+            _ => spec.dest.as_str(),
+        };
         match src {
             CopySource::Path(_) => {
                 // Paths of another stage or image are resolved by the executor in that rootfs.
                 continue;
+            }
+            CopySource::Url(url) => {
+                let name = url_file_name(url);
+                out.push(CopyItem {
+                    dest: if into_dir || name.is_empty() {
+                        join(dest, name)
+                    } else {
+                        clean_path(dest)
+                    },
+                    kind: ItemKind::Download {
+                        url: url.clone(),
+                        checksum: spec.checksum.clone(),
+                    },
+                });
             }
             CopySource::Inline { name, content } => out.push(CopyItem {
                 dest: if into_dir {
@@ -160,11 +206,17 @@ pub fn context_items(
                     for i in ctx.members(sel) {
                         let e = &ctx.entries()[i];
                         let rel = e.rel.strip_prefix(&base).unwrap_or(&e.rel);
+                        if excluded(rel) {
+                            continue;
+                        }
                         out.push(item(ctx, join(dest, rel), i, &mode_of));
                     }
                     continue;
                 }
                 let Some(i) = sel.entry else { continue };
+                if excluded(&sel.rel) || excluded(base_name(&sel.rel)) {
+                    continue;
+                }
                 let target = if into_dir {
                     join(dest, base_name(&sel.rel))
                 } else {
@@ -203,6 +255,73 @@ fn item(ctx: &Context, dest: String, i: usize, mode_of: &dyn Fn(u32) -> u32) -> 
         EntryKind::Symlink(t) => ItemKind::Symlink { target: t.clone() },
     };
     CopyItem { dest, kind }
+}
+
+/// The file name an ADD of `url` gets in a directory: the last path segment (query and
+/// fragment left out), as Docker names it.
+fn url_file_name(url: &str) -> &str {
+    let no_query = url.split(['?', '#']).next().unwrap_or(url);
+    let path = no_query.split_once("://").map_or(no_query, |(_, r)| r);
+    match path.split_once('/') {
+        Some((_, p)) => p.rsplit('/').next().unwrap_or(""),
+        None => "",
+    }
+}
+
+/// Downloads `url` into `dest` of `root`, hashing the bytes as they arrive; with `checksum`, a
+/// mismatch fails the step naming both digests and leaves nothing at `dest`.
+fn download(
+    step: &str,
+    url: &str,
+    checksum: Option<&str>,
+    root: &InRoot,
+    dest: &[u8],
+    owner: Option<(u32, u32)>,
+) -> Result<(), BuildError> {
+    use sha2::Digest as _;
+    let shown = String::from_utf8_lossy(dest).into_owned();
+    let fail = |message: String| BuildError::Download {
+        step: step.to_string(),
+        url: url.to_string(),
+        message,
+    };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(std::time::Duration::from_secs(30)))
+        .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into();
+    let resp = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
+    let mut body = resp.into_body();
+    let mut reader = body.as_reader();
+    let mut to = root
+        .create_file(dest)
+        .map_err(step_io(step, "creating", &shown))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf).map_err(|e| fail(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        io::Write::write_all(&mut to, &buf[..n]).map_err(step_io(step, "writing", &shown))?;
+    }
+    let got = format!("sha256:{}", hex::encode(h.finalize()));
+    if let Some(want) = checksum
+        && !got.eq_ignore_ascii_case(want)
+    {
+        drop(to);
+        if let Ok((dir, Some(name))) = root.parent(dest, None) {
+            let _ = inroot::remove_at(dir.as_fd(), &name);
+        }
+        return Err(fail(format!(
+            "checksum mismatch: expected {want}, got {got}"
+        )));
+    }
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    inroot::fchown(to.as_fd(), uid, gid).map_err(step_io(step, "chown", &shown))?;
+    inroot::fchmod(to.as_fd(), 0o600).map_err(step_io(step, "chmod", &shown))?;
+    Ok(())
 }
 
 /// The error of I/O `op` on image or host path `path` in build step `step`, for `map_err`.
@@ -348,6 +467,9 @@ pub(super) fn write_items(
                 inroot::fchown(to.as_fd(), uid, gid).map_err(err("chown"))?;
                 inroot::fchmod(to.as_fd(), *mode).map_err(err("chmod"))?;
             }
+            ItemKind::Download { url, checksum } => {
+                download(step, url, checksum.as_deref(), root, dest, owner)?;
+            }
             ItemKind::Archive { entry, compression } => {
                 let src = ctx.host_path(*entry);
                 root.mkdir_all(dest, 0o755).map_err(err("creating"))?;
@@ -488,6 +610,10 @@ mod tests {
             chown: None,
             chmod: None,
             link: false,
+            parents: false,
+            parent_strip: Vec::new(),
+            exclude: Vec::new(),
+            checksum: None,
         }
     }
 

@@ -67,6 +67,7 @@ pub mod copy;
 pub mod dockerfile;
 pub mod exec;
 pub mod ignore;
+pub mod mounts;
 pub mod network;
 pub mod plan;
 pub mod run_options;

@@ -1,7 +1,7 @@
 //! Stage resolution: which stage is the target, what each stage is based on, which stages the
-//! target needs (through `FROM <stage>` and `COPY --from=<stage>`); the rest are skipped, as
-//! BuildKit does. References only point backwards: a stage can use earlier stages, never itself
-//! or later ones, so file order is a valid build order.
+//! target needs (through `FROM <stage>`, `COPY --from=<stage>` and `RUN --mount=from=<stage>`);
+//! the rest are skipped, as BuildKit does. References only point backwards: a stage can use
+//! earlier stages, never itself or later ones, so file order is a valid build order.
 
 use thiserror::Error;
 
@@ -135,7 +135,8 @@ pub struct StageGraph {
     pub target: usize,
     /// Per stage, its base.
     pub bases: Vec<BaseRef>,
-    /// Per stage, the `--from` references of its COPY instructions (line, reference).
+    /// Per stage, the `--from` references of its COPY instructions and the `from=` of its
+    /// RUN mounts, in instruction order (line, reference).
     pub copy_froms: Vec<Vec<(usize, BaseRef)>>,
     /// Needed stages in build (file) order.
     pub needed: Vec<usize>,
@@ -160,9 +161,14 @@ impl StageGraph {
             bases.push(resolve_ref(df, &base, stage.index, stage.line, false)?);
             let mut froms = Vec::new();
             for ins in &stage.instructions {
-                if let InstructionKind::Copy(c) = &ins.kind
-                    && let Some(f) = &c.from
-                {
+                let written: Vec<&str> = match &ins.kind {
+                    InstructionKind::Copy(c) => c.from.as_deref().into_iter().collect(),
+                    InstructionKind::Run { mounts, .. } => {
+                        mounts.iter().filter_map(|m| m.from()).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                for f in written {
                     let name = expand_copy_from(stage.index, ins.line, f)?;
                     froms.push((
                         ins.line,
@@ -246,5 +252,12 @@ mod tests {
         ));
         let g = graph("FROM a\nFROM b\nCOPY --from=0 /a /b\n", None).unwrap();
         assert_eq!(g.needed, vec![0, 1]);
+        let g = graph(
+            "FROM a AS src\nFROM b AS unused\nFROM c\nRUN --mount=from=src,target=/s --mount=type=cache,from=img:1,target=/c x\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(g.needed, vec![0, 2]);
+        assert_eq!(g.copy_froms[2][1].1, BaseRef::Image("img:1".into()));
     }
 }

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::config::{ImageConfig, ImageConfigDelta};
 use super::context::{SelectedSource, field};
 pub use super::dockerfile::RunNetworkMode;
+use super::mounts::RunMount;
 
 /// A step's cache key: `sha256:<hex>`, stable across runs and machines.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -104,6 +105,9 @@ pub enum CopySource {
     Context(SelectedSource),
     /// A path or glob inside the `--from` stage or image rootfs (symlinks resolved in its root).
     Path(String),
+    /// ADD of an http(s) URL: downloaded when the step runs (never extracted), checked
+    /// against `CopySpec::checksum` when given.
+    Url(String),
     /// A heredoc: a file named `name` with this content (already expanded when unquoted).
     Inline {
         /// The delimiter, used as the file name when the destination is a directory.
@@ -134,6 +138,17 @@ pub struct CopySpec {
     pub chmod: Option<u32>,
     /// `--link` was given.
     pub link: bool,
+    /// `COPY --parents`: each source keeps its path (from the context root, or from a `/./`
+    /// marker in it) under the destination.
+    pub parents: bool,
+    /// With `parents`, per source (aligned with `sources`), the leading part of its context
+    /// path that is not kept (what precedes a `/./` in the written path; empty otherwise).
+    pub parent_strip: Vec<String>,
+    /// `--exclude` patterns after substitution (`.dockerignore` syntax, matched against paths
+    /// relative to each source): matching paths are left out.
+    pub exclude: Vec<String>,
+    /// `ADD --checksum`: the `sha256:<hex>` the single source must have.
+    pub checksum: Option<String>,
 }
 
 /// Everything the executor needs to run a RUN step in a container on the parent rootfs.
@@ -152,6 +167,35 @@ pub struct RunSpec {
     pub workdir: String,
     /// `RUN --network=...`.
     pub network: RunNetworkMode,
+    /// `RUN --mount=...`, in order.
+    pub mounts: Vec<PlannedMount>,
+}
+
+/// A RUN mount and where its files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedMount {
+    /// The mount as the user wrote it, expanded and checked.
+    pub mount: RunMount,
+    /// Its files (bind; the seed of a new cache).
+    pub origin: MountOrigin,
+}
+
+/// Where a bind mount's files (or a new cache mount's first content) come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOrigin {
+    /// Nothing: tmpfs, secrets, a cache without `from=`.
+    None,
+    /// The build context's `source` path (`.dockerignore` applied, links kept inside it).
+    Context(SelectedSource),
+    /// An earlier stage's final rootfs.
+    Stage(usize),
+    /// An image of the store.
+    Image {
+        /// As written.
+        reference: String,
+        /// Resolved digest.
+        digest: String,
+    },
 }
 
 /// What kind of work a step is.

@@ -61,7 +61,7 @@ pub struct Build {
     /// SSH agent forwarding for builds (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<Value>,
-    /// Secrets exposed to RUN instructions (not run by berth, listed by `Project::unsupported`).
+    /// Secrets exposed to `RUN --mount=type=secret` (top-level secrets by name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Value>,
     /// Multi-platform targets (not run by berth, listed by `Project::unsupported`).

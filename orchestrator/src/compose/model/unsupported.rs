@@ -140,7 +140,6 @@ impl Service {
         if let Some(b) = &self.build {
             for (k, set) in [
                 ("build.ssh", b.ssh.is_some()),
-                ("build.secrets", b.secrets.is_some()),
                 ("build.platforms", b.platforms.is_some()),
                 ("build.additional_contexts", b.additional_contexts.is_some()),
                 ("build.cache_to", !b.cache_to.is_empty()),

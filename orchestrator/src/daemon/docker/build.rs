@@ -374,6 +374,7 @@ pub(super) async fn build(
             pull_options: Default::default(),
             run: asked.run,
             cache_from: asked.cache_from,
+            secrets: Vec::new(),
         };
         let quiet = asked.quiet;
         let classic = ClassicStream {

@@ -691,6 +691,16 @@ impl Engine {
                 .map_err(|e| format!("building service {service}: {e}"))?,
             cache_from: super::build_options::cache_from(&b)
                 .map_err(|e| format!("building service {service}: {e}"))?,
+            secrets: compose_build_secrets(
+                project,
+                service,
+                b.secrets
+                    .as_ref()
+                    .map(serde_json::to_value)
+                    .transpose()
+                    .map_err(|e| format!("service {service}: build.secrets: {e}"))?
+                    .as_ref(),
+            )?,
         };
         let e = self.clone();
         let svc_name = service.to_string();
@@ -953,4 +963,59 @@ pub fn table_name(root: &Path) -> String {
     use sha2::Digest;
     let h = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
     format!("berth-{}", &hex::encode(h)[..8])
+}
+
+/// A service's `build.secrets` (short: a top-level secret's name; long: `{source, target}`,
+/// `target` being the id the Dockerfile names) as the builder's secrets: a top-level secret's
+/// `file`, or its `environment` variable from the project's environment.
+fn compose_build_secrets(
+    project: &crate::compose::model::Project,
+    service: &str,
+    refs: Option<&serde_json::Value>,
+) -> Result<Vec<berth_runtime::build::exec::BuildSecret>, String> {
+    use berth_runtime::build::exec::{BuildSecret, SecretSource};
+    let Some(refs) = refs else {
+        return Ok(Vec::new());
+    };
+    let bad = |m: String| format!("service {service}: build.secrets: {m}");
+    let list = refs
+        .as_array()
+        .ok_or_else(|| bad("expected a list".into()))?;
+    let mut out = Vec::new();
+    for r in list {
+        let (source, id) = match r {
+            serde_json::Value::String(s) => (s.clone(), s.clone()),
+            serde_json::Value::Object(o) => {
+                let source = o
+                    .get("source")
+                    .and_then(|v| v.as_str())
+                    .ok_or_else(|| bad("an entry has no source".into()))?
+                    .to_string();
+                let id = o
+                    .get("target")
+                    .and_then(|v| v.as_str())
+                    .map_or_else(|| source.clone(), str::to_string);
+                (source, id)
+            }
+            other => return Err(bad(format!("unexpected entry {other}"))),
+        };
+        let obj = project
+            .secrets
+            .get(&source)
+            .ok_or_else(|| bad(format!("no top-level secret {source:?}")))?;
+        let src = if let Some(f) = &obj.file {
+            SecretSource::File(f.into())
+        } else if let Some(var) = &obj.environment {
+            match project.environment.get(var) {
+                Some(v) => SecretSource::Value(v.clone().into_bytes()),
+                None => SecretSource::Env(var.clone()),
+            }
+        } else {
+            return Err(bad(format!(
+                "secret {source:?} needs file: or environment: to be used in a build"
+            )));
+        };
+        out.push(BuildSecret { id, source: src });
+    }
+    Ok(out)
 }

@@ -50,6 +50,19 @@ impl Flags {
             .find(|(n, _)| n == name)
             .and_then(|(_, v)| v.clone())
     }
+    /// Takes every `--name` out (flags that may repeat: `--mount`, `--exclude`).
+    fn take_all(&mut self, name: &str) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        self.values.retain(|(n, v)| {
+            if n == name {
+                out.push(v.clone());
+                false
+            } else {
+                true
+            }
+        });
+        out
+    }
     fn has(&self, name: &str) -> bool {
         self.values.iter().any(|(n, _)| n == name)
     }
@@ -268,6 +281,9 @@ fn parse_copy(
         chown: flags.get("chown"),
         chmod: flags.get("chmod"),
         link: flags.bool("link"),
+        parents: flags.bool("parents"),
+        exclude: Vec::new(),
+        checksum: flags.get("checksum"),
         sources,
         dest: dest.clone(),
     })
@@ -320,7 +336,7 @@ pub(super) fn parse_instruction(
     line: usize,
 ) -> Result<InstructionKind, ParseErrorKind> {
     use FlagType::{Bool, Str};
-    let (flags, rest) = take_flags(kw, rest);
+    let (mut flags, rest) = take_flags(kw, rest);
     let none: &[(&str, FlagType)] = &[];
     let need = |what: &str| -> Result<(), ParseErrorKind> {
         if rest.trim().is_empty() {
@@ -331,13 +347,18 @@ pub(super) fn parse_instruction(
     };
     Ok(match kw {
         "RUN" => {
-            for unsupported in ["mount", "security"] {
-                if flags.has(unsupported) {
-                    return Err(ParseErrorKind::Unsupported {
-                        instruction: kw.into(),
-                        what: format!("--{unsupported}"),
-                    });
-                }
+            if flags.has("security") {
+                return Err(ParseErrorKind::Unsupported {
+                    instruction: kw.into(),
+                    what: "--security".into(),
+                });
+            }
+            let mut mounts = Vec::new();
+            for m in flags.take_all("mount") {
+                let Some(m) = m else {
+                    return Err(flags.bad("mount", "missing a value"));
+                };
+                mounts.push(RawMount::split(&m).map_err(|e| flags.bad("mount", &e))?);
             }
             flags.check(&[("network", Str)])?;
             let network = match flags.get("network").as_deref() {
@@ -355,28 +376,46 @@ pub(super) fn parse_instruction(
                 command: parse_command(kw, rest, false)?,
                 heredocs: heredocs.to_vec(),
                 network,
+                mounts,
             }
         }
         "COPY" | "ADD" => {
-            for unsupported in ["parents", "exclude", "checksum", "keep-git-dir"] {
-                if flags.has(unsupported) {
-                    return Err(ParseErrorKind::Unsupported {
-                        instruction: kw.into(),
-                        what: format!("--{unsupported}"),
-                    });
+            if flags.has("keep-git-dir") {
+                return Err(ParseErrorKind::Unsupported {
+                    instruction: kw.into(),
+                    what: "--keep-git-dir (ADD of a git repository)".into(),
+                });
+            }
+            let mut exclude = Vec::new();
+            for e in flags.take_all("exclude") {
+                match e {
+                    Some(e) if !e.is_empty() => exclude.push(e),
+                    _ => return Err(flags.bad("exclude", "missing a pattern")),
                 }
             }
-            if kw == "COPY" {
+            let mut c = if kw == "COPY" {
                 flags.check(&[
                     ("from", Str),
                     ("chown", Str),
                     ("chmod", Str),
                     ("link", Bool),
+                    ("parents", Bool),
                 ])?;
-                InstructionKind::Copy(parse_copy(kw, &flags, rest, heredocs)?)
+                parse_copy(kw, &flags, rest, heredocs)?
             } else {
-                flags.check(&[("chown", Str), ("chmod", Str), ("link", Bool)])?;
-                InstructionKind::Add(parse_copy(kw, &flags, rest, heredocs)?)
+                flags.check(&[
+                    ("chown", Str),
+                    ("chmod", Str),
+                    ("link", Bool),
+                    ("checksum", Str),
+                ])?;
+                parse_copy(kw, &flags, rest, heredocs)?
+            };
+            c.exclude = exclude;
+            if kw == "COPY" {
+                InstructionKind::Copy(c)
+            } else {
+                InstructionKind::Add(c)
             }
         }
         "ENV" | "LABEL" => {
@@ -482,10 +521,37 @@ pub(super) fn parse_instruction(
             InstructionKind::Healthcheck(parse_healthcheck(kw, &flags, rest)?)
         }
         "ONBUILD" => {
-            return Err(ParseErrorKind::Unsupported {
-                instruction: kw.into(),
-                what: "this instruction (build triggers for child images)".into(),
-            });
+            flags.check(none)?;
+            let trigger = rest.trim();
+            let (inner, inner_rest) = match trigger.split_once(char::is_whitespace) {
+                Some((k, r)) => (k.to_ascii_uppercase(), r),
+                None => (trigger.to_ascii_uppercase(), ""),
+            };
+            match inner.as_str() {
+                "" => return Err(bad_args(kw, "requires an instruction to run later")),
+                "ONBUILD" => {
+                    return Err(bad_args(
+                        kw,
+                        "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+                    ));
+                }
+                "FROM" | "MAINTAINER" => {
+                    return Err(bad_args(
+                        kw,
+                        format!("{inner} isn't allowed as an ONBUILD trigger"),
+                    ));
+                }
+                _ => {}
+            }
+            if !heredocs.is_empty() {
+                return Err(ParseErrorKind::Unsupported {
+                    instruction: kw.into(),
+                    what: "a heredoc in an ONBUILD trigger".into(),
+                });
+            }
+            // Checked now, so a bad trigger fails where it is written, not in a child build.
+            parse_instruction(&inner, inner_rest, &[], escape, &mut Vec::new(), line)?;
+            InstructionKind::Onbuild(format!("{inner} {}", inner_rest.trim()).trim().to_string())
         }
         other => return Err(ParseErrorKind::UnknownInstruction(other.to_string())),
     })

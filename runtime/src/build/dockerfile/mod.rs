@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use super::mounts::RawMount;
 use super::syntax::{self, Heredoc, LogicalLine, SyntaxError};
 use super::words::split_keep_quotes;
 pub use instruction::parse_go_duration;
@@ -177,6 +178,13 @@ pub struct CopyArgs {
     pub chmod: Option<String>,
     /// `--link`: accepted; berth's layers are always independent of the parent's content.
     pub link: bool,
+    /// `--parents` (COPY): keep each source's path relative to the context (or `./`) under
+    /// the destination.
+    pub parents: bool,
+    /// `--exclude=PATTERN`, repeatable: paths under the sources left out (as written).
+    pub exclude: Vec<String>,
+    /// `--checksum=sha256:...` (ADD): the digest the source must have, as written.
+    pub checksum: Option<String>,
     /// Sources in order.
     pub sources: Vec<Source>,
     /// Destination as written.
@@ -231,6 +239,8 @@ pub enum InstructionKind {
         heredocs: Vec<Heredoc>,
         /// `--network=default|none|host`.
         network: RunNetworkMode,
+        /// `--mount=...`, repeatable, as written.
+        mounts: Vec<RawMount>,
     },
     /// `COPY`.
     Copy(CopyArgs),
@@ -262,6 +272,9 @@ pub enum InstructionKind {
     Shell(Vec<String>),
     /// `HEALTHCHECK NONE` (None) or `HEALTHCHECK [opts] CMD ...`.
     Healthcheck(Option<(HealthOptions, Command)>),
+    /// `ONBUILD INSTRUCTION ...`: the trigger as written, kept in the image config and run
+    /// when another build starts FROM the image.
+    Onbuild(String),
 }
 
 impl InstructionKind {
@@ -284,6 +297,7 @@ impl InstructionKind {
             InstructionKind::Entrypoint(_) => "ENTRYPOINT",
             InstructionKind::Shell(_) => "SHELL",
             InstructionKind::Healthcheck(_) => "HEALTHCHECK",
+            InstructionKind::Onbuild(_) => "ONBUILD",
         }
     }
 }
@@ -398,6 +412,7 @@ mod tests {
                 command: Command::Exec(vec!["a".into(), "b c".into()]),
                 heredocs: vec![],
                 network: RunNetworkMode::Default,
+                mounts: vec![],
             }
         );
         // Not valid JSON: shell form, as Docker does.
@@ -444,6 +459,24 @@ mod tests {
             }
             k => panic!("{k:?}"),
         }
+        match one("COPY --parents --exclude=*.md --exclude=tmp a b /d/") {
+            InstructionKind::Copy(c) => {
+                assert!(c.parents);
+                assert_eq!(c.exclude, ["*.md", "tmp"]);
+            }
+            k => panic!("{k:?}"),
+        }
+        match one("ADD --checksum=sha256:ab --exclude=x a /d/") {
+            InstructionKind::Add(c) => {
+                assert_eq!(c.checksum.as_deref(), Some("sha256:ab"));
+                assert_eq!(c.exclude, ["x"]);
+            }
+            k => panic!("{k:?}"),
+        }
+        assert!(err("FROM a\nADD --parents a b").contains("ADD: unknown flag: --parents"));
+        assert!(err("FROM a\nCOPY --checksum=sha256:ab a b").contains("unknown flag: --checksum"));
+        assert!(err("FROM a\nCOPY --exclude a b").contains("missing a pattern"));
+        assert!(err("FROM a\nADD --keep-git-dir=true a b").contains("--keep-git-dir"));
         assert!(err("FROM a\nADD --from=x a b").contains("ADD: unknown flag: --from"));
         assert!(err("FROM a\nCOPY --from a b").contains("missing a value"));
         assert!(err("FROM a\nCOPY a").contains("at least two"));
@@ -452,8 +485,13 @@ mod tests {
 
     #[test]
     fn run_unsupported_flags() {
-        let e = err("FROM a\nRUN --mount=type=cache,target=/x make");
-        assert_eq!(e, "Dockerfile:2: RUN: --mount is not supported by berth");
+        match one("RUN --mount=type=cache,target=/x --mount=type=bind,target=/src make") {
+            InstructionKind::Run { mounts, .. } => assert_eq!(mounts.len(), 2),
+            k => panic!("{k:?}"),
+        }
+        assert!(err("FROM a\nRUN --mount=type=cache,tgt=/x make").contains("tgt"));
+        assert!(err("FROM a\nRUN --mount make").contains("--mount: missing a value"));
+        assert!(err("FROM a\nRUN --security=insecure make").contains("--security"));
         assert!(err("FROM a\nRUN --network=bridge make").contains("--network=bridge"));
         assert!(matches!(
             one("RUN --network=none make"),
@@ -501,9 +539,15 @@ mod tests {
     #[test]
     fn refused_instructions() {
         assert_eq!(
-            err("FROM a\nONBUILD RUN x"),
-            "Dockerfile:2: ONBUILD: this instruction (build triggers for child images) is not supported by berth"
+            one("onbuild  copy . /app"),
+            InstructionKind::Onbuild("COPY . /app".into())
         );
+        assert!(err("FROM a\nONBUILD ONBUILD RUN x").contains("chaining"));
+        assert!(err("FROM a\nONBUILD FROM b").contains("FROM isn't allowed"));
+        assert!(
+            err("FROM a\nONBUILD COPY a").contains("Dockerfile:2: COPY: requires at least two")
+        );
+        assert!(err("FROM a\nONBUILD").contains("requires an instruction"));
         assert_eq!(
             err("FROM a\n\nFOO bar"),
             "Dockerfile:3: unknown instruction: FOO"

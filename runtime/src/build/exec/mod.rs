@@ -19,9 +19,11 @@
 
 mod cache_from;
 mod run_host;
+mod run_mounts;
 mod step;
 
 pub use run_host::BuildEvent;
+pub use run_mounts::{BuildSecret, SecretSource};
 
 use std::collections::HashMap;
 use std::fs;
@@ -178,6 +180,24 @@ pub enum BuildError {
     /// The cache index could not be read or written.
     #[error(transparent)]
     Cache(#[from] CacheError),
+    /// ADD of a URL failed: unreachable, an HTTP error, or not the `--checksum` given.
+    #[error("{step}: ADD {url}: {message}")]
+    Download {
+        /// The step.
+        step: String,
+        /// The URL.
+        url: String,
+        /// What went wrong (both digests on a mismatch).
+        message: String,
+    },
+    /// A build secret is missing, unreadable, or required and not given.
+    #[error("{step}: {message}")]
+    Secret {
+        /// The step, or `build secrets`.
+        step: String,
+        /// What is wrong, naming the secret (never its value).
+        message: String,
+    },
     /// A config could not be converted between the builder's and the store's shapes.
     #[error("converting the image config: {0}")]
     Config(#[source] serde_json::Error),
@@ -208,6 +228,8 @@ pub struct BuildRequest {
     /// `--cache-from`: local images whose steps may serve as cache where their history
     /// matches this build's (Docker's classic builder's rule); missing ones are skipped.
     pub cache_from: Vec<String>,
+    /// Secrets `RUN --mount=type=secret` may use; never stored anywhere by the build.
+    pub secrets: Vec<BuildSecret>,
 }
 
 /// One step as it went, for progress output.
@@ -299,12 +321,15 @@ fn builder_config_of(img: &Image) -> ImageConfig {
 }
 
 /// Docker's config extensions the OCI schema lacks and the builder keeps: `Shell`, so that
-/// shell-form RUN/CMD of images built FROM this one use it, as with Docker. (`OnBuild` is never
-/// written: ONBUILD is refused with its line number.)
+/// shell-form RUN/CMD of images built FROM this one use it, and `OnBuild`, the triggers such
+/// builds run first, as with Docker.
 fn config_extensions(cfg: &ImageConfig) -> serde_json::Map<String, serde_json::Value> {
     let mut ext = serde_json::Map::new();
     if let Some(shell) = &cfg.shell {
         ext.insert("Shell".into(), serde_json::json!(shell));
+    }
+    if !cfg.on_build.is_empty() {
+        ext.insert("OnBuild".into(), serde_json::json!(cfg.on_build));
     }
     ext
 }
@@ -435,6 +460,13 @@ impl<'a> Builder<'a> {
             ),
         };
         let df = Dockerfile::parse(&src, &file)?;
+        // Every secret given must be readable, used or not: a typo in a path fails at once.
+        for s in &req.secrets {
+            s.read().map_err(|message| BuildError::Secret {
+                step: "build secrets".into(),
+                message,
+            })?;
+        }
         let mut bases = HashMap::new();
         for r in plan::external_images(&df, &req.options)? {
             if bases.contains_key(&r.reference) {
@@ -555,9 +587,14 @@ impl<'a> Builder<'a> {
                                         cached = true;
                                         img
                                     }
-                                    None => {
-                                        self.execute(step, &st, &next_config, &ctx, &stage_results)?
-                                    }
+                                    None => self.execute(
+                                        step,
+                                        &st,
+                                        &next_config,
+                                        &ctx,
+                                        &stage_results,
+                                        &req.secrets,
+                                    )?,
                                 };
                                 let size = img.layer_sizes.last().copied().unwrap_or(0);
                                 let entry = CacheEntry {
@@ -728,6 +765,7 @@ impl<'a> Builder<'a> {
         }
         let _ = fs::remove_dir_all(self.dir.join("tmp"));
         let _ = fs::remove_dir_all(self.dir.join("contexts"));
+        let _ = fs::remove_dir_all(self.dir.join("cache-mounts"));
         Ok((removed.len(), reclaimed))
     }
 }

@@ -35,7 +35,7 @@ impl<F: FnMut()> Drop for Finally<F> {
 }
 
 /// A scratch directory removed on drop.
-pub(super) struct ScratchDir(PathBuf);
+pub(super) struct ScratchDir(pub(super) PathBuf);
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
@@ -117,10 +117,18 @@ impl Builder<'_> {
         next_config: &ImageConfig,
         ctx: &Context,
         stages: &HashMap<usize, StageState>,
+        secrets: &[BuildSecret],
     ) -> Result<Image, BuildError> {
         let parent = st.image.as_ref();
         let layer = match &step.kind {
-            StepKind::Run(run) => Some(Layer::Tar(self.run_step(&step.display, run, parent)?)),
+            StepKind::Run(run) => Some(Layer::Tar(self.run_step(
+                &step.display,
+                run,
+                parent,
+                ctx,
+                stages,
+                secrets,
+            )?)),
             StepKind::Copy(spec) if !matches!(spec.origin, CopyOrigin::Context) => Some(
                 Layer::Draft(self.copy_from_step(&step.display, spec, parent, stages)?),
             ),
@@ -151,7 +159,7 @@ impl Builder<'_> {
             })
     }
 
-    fn scratch(&self, step: &str, what: &str) -> Result<ScratchDir, BuildError> {
+    pub(super) fn scratch(&self, step: &str, what: &str) -> Result<ScratchDir, BuildError> {
         let p = self.dir.join("tmp").join(format!(
             "{what}-{}-{}",
             std::process::id(),
@@ -200,6 +208,9 @@ impl Builder<'_> {
         display: &str,
         run: &RunSpec,
         parent: Option<&Image>,
+        ctx: &Context,
+        stages: &HashMap<usize, StageState>,
+        secrets: &[BuildSecret],
     ) -> Result<PathBuf, BuildError> {
         // A `#!` heredoc runs as a file placed in the container's upper dir before start and
         // taken out again before the diff, so it never lands in the layer.
@@ -209,7 +220,7 @@ impl Builder<'_> {
             None => run.argv.clone(),
         };
         let layers = parent.map(|i| i.layer_dirs()).unwrap_or_default();
-        let mut cfg = ContainerConfig::new(RootfsSource::Layers(layers), argv.clone());
+        let mut cfg = ContainerConfig::new(RootfsSource::Layers(layers.clone()), argv.clone());
         cfg.env = run.env.clone();
         if !cfg.env.iter().any(|e| e.starts_with("PATH=")) {
             cfg.env
@@ -217,6 +228,10 @@ impl Builder<'_> {
         }
         cfg.user = run.user.clone();
         cfg.working_dir = Some(PathBuf::from(&run.workdir));
+        // Held until the layer is written: cache locks, scratch copies, secret files.
+        let mounts = self.prepare_mounts(display, run, &layers, ctx, stages, secrets)?;
+        cfg.mounts.extend(mounts.specs.iter().cloned());
+        cfg.env.extend(mounts.env.iter().cloned());
         let mode = self.run_network(run.network);
         let network = match mode {
             RunNetworkMode::Default => self.network,
@@ -292,7 +307,9 @@ impl Builder<'_> {
                 output: tail,
             });
         }
-        self.diff_to_tar(display, &guard.rec.dir.join("upper"))
+        let upper = guard.rec.dir.join("upper");
+        self.remove_mount_stubs(display, &upper, &mounts)?;
+        self.diff_to_tar(display, &upper)
     }
 
     /// COPY --from=stage|image: the source rootfs is flattened (whiteouts applied) into a

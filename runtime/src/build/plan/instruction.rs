@@ -113,7 +113,97 @@ fn run_with_heredocs(
     (v, None)
 }
 
+/// A git repository named as an ADD source (`git@host:repo`, `git://`, `*.git` URLs,
+/// `https://host/repo.git#ref`), which BuildKit clones.
+fn is_git_source(p: &str) -> bool {
+    let no_fragment = p.split('#').next().unwrap_or(p);
+    p.starts_with("git@")
+        || p.starts_with("git://")
+        || p.starts_with("ssh://")
+        || (p.contains("://") && no_fragment.ends_with(".git"))
+}
+
+/// [`Context::hash_source`] of what `--exclude` keeps: an edit to an excluded file changes
+/// no key.
+fn hash_kept(
+    ctx: &Context,
+    s: &crate::build::context::SelectedSource,
+    rules: &IgnoreRules,
+    h: &mut Sha256,
+) -> Result<(), ContextError> {
+    use crate::build::context::EntryKind;
+    let base = match s.entry {
+        Some(i) if s.is_dir => format!("{}/", ctx.entries()[i].rel),
+        _ => String::new(),
+    };
+    field(h, s.rel.as_bytes());
+    for i in ctx.members(s) {
+        let e = &ctx.entries()[i];
+        let rel = e.rel.strip_prefix(&base).unwrap_or(&e.rel);
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        if rules.is_excluded(rel) || (!s.is_dir && rules.is_excluded(name)) {
+            continue;
+        }
+        field(h, rel.as_bytes());
+        field(h, format!("{:o}", e.mode).as_bytes());
+        match &e.kind {
+            EntryKind::Dir => field(h, b"d"),
+            EntryKind::Symlink(t) => {
+                field(h, b"l");
+                field(h, t.as_bytes());
+            }
+            EntryKind::File => {
+                field(h, b"f");
+                field(h, &ctx.file_digest(i)?);
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Planner<'_> {
+    /// `ADD --checksum=sha256:<hex>`: the one source, a context file, must have that digest
+    /// (checked before anything runs; a mismatch names both digests).
+    fn verify_checksum(&self, want: &str, sources: &[CopySource]) -> Result<(), PlanErrorKind> {
+        let hex_part = want.strip_prefix("sha256:").unwrap_or("");
+        if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad(
+                "ADD",
+                format!("--checksum={want}: expected sha256:<64 hex digits>"),
+            ));
+        }
+        let entry = match sources {
+            [CopySource::Context(sel)] if !sel.is_dir => sel.entry,
+            // Checked against the bytes as they are downloaded.
+            [CopySource::Url(_)] => return Ok(()),
+            _ => None,
+        };
+        let Some(i) = entry else {
+            return Err(bad(
+                "ADD",
+                "--checksum needs exactly one source, a file, archive or URL",
+            ));
+        };
+        let got = self
+            .ctx
+            .file_digest(i)
+            .map_err(|source| PlanErrorKind::Source {
+                instruction: "ADD",
+                source,
+            })?;
+        let got = format!("sha256:{}", hex::encode(got));
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(bad(
+                "ADD",
+                format!(
+                    "checksum mismatch for {}: expected {want}, got {got}",
+                    self.ctx.entries()[i].rel
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn image(
         &self,
         instruction: &'static str,
@@ -179,7 +269,34 @@ impl Planner<'_> {
         field(&mut h, chown.as_deref().unwrap_or("").as_bytes());
         field(&mut h, format!("{chmod:?}").as_bytes());
         field(&mut h, if c.link { b"link" } else { b"" });
+        let mut exclude = Vec::new();
+        for e in &c.exclude {
+            exclude.push(st.word(kw, e)?);
+        }
+        let rules = if exclude.is_empty() {
+            None
+        } else {
+            Some(
+                IgnoreRules::parse(&exclude.join("\n"))
+                    .map_err(|e| bad(kw, format!("--exclude: {e}")))?,
+            )
+        };
+        if (c.parents || rules.is_some()) && !matches!(origin, CopyOrigin::Context) {
+            return Err(PlanErrorKind::Unsupported {
+                instruction: kw,
+                what: "--parents or --exclude with --from".into(),
+            });
+        }
+        // Fields only when used, so the keys of steps without them stay as they were.
+        if c.parents {
+            field(&mut h, b"parents");
+        }
+        for e in &exclude {
+            field(&mut h, b"exclude");
+            field(&mut h, e.as_bytes());
+        }
         let mut sources = Vec::new();
+        let mut parent_strip = Vec::new();
         for s in &c.sources {
             match s {
                 Source::Heredoc(hd) => {
@@ -203,12 +320,39 @@ impl Planner<'_> {
                 }
                 Source::Path(p) => {
                     let p = st.word(kw, p)?;
-                    if add && (p.contains("://") || p.starts_with("git@")) {
-                        return Err(PlanErrorKind::Unsupported {
-                            instruction: kw,
-                            what: format!("a URL or git source ({p})"),
-                        });
+                    if add && is_git_source(&p) {
+                        return Err(bad(
+                            kw,
+                            format!(
+                                "{p}: a git repository as a source is not supported by berth (it does not clone during builds); clone it into the build context, or in a RUN step"
+                            ),
+                        ));
                     }
+                    if add && (p.starts_with("http://") || p.starts_with("https://")) {
+                        // Keyed by the URL (and the checksum when given), as the classic
+                        // builder keys what it has not fetched yet.
+                        field(&mut h, b"url");
+                        field(&mut h, p.as_bytes());
+                        parent_strip.push(String::new());
+                        sources.push(CopySource::Url(p));
+                        continue;
+                    }
+                    if add && p.contains("://") {
+                        return Err(bad(
+                            kw,
+                            format!(
+                                "{p}: only http and https URLs can be ADDed; download it into the build context, or in a RUN step"
+                            ),
+                        ));
+                    }
+                    // `--parents`: what precedes a `/./` is not kept under the destination.
+                    let strip = match p.split_once("/./") {
+                        Some((before, _)) if c.parents => {
+                            let b = clean_path(before.trim_start_matches('/'));
+                            if b == "." { String::new() } else { b }
+                        }
+                        _ => String::new(),
+                    };
                     if matches!(origin, CopyOrigin::Context) {
                         let selected =
                             self.ctx
@@ -219,12 +363,15 @@ impl Planner<'_> {
                                 })?;
                         for sel in selected {
                             field(&mut h, b"context");
-                            self.ctx.hash_source(&sel, &mut h).map_err(|source| {
-                                PlanErrorKind::Source {
-                                    instruction: kw,
-                                    source,
-                                }
+                            let hashed = match &rules {
+                                None => self.ctx.hash_source(&sel, &mut h),
+                                Some(r) => hash_kept(self.ctx, &sel, r, &mut h),
+                            };
+                            hashed.map_err(|source| PlanErrorKind::Source {
+                                instruction: kw,
+                                source,
                             })?;
+                            parent_strip.push(strip.clone());
                             sources.push(CopySource::Context(sel));
                         }
                     } else {
@@ -252,6 +399,16 @@ impl Planner<'_> {
             ));
         }
         field(&mut h, dest.as_bytes());
+        let checksum = match &c.checksum {
+            None => None,
+            Some(v) => {
+                let v = st.word(kw, v)?;
+                self.verify_checksum(&v, &sources)?;
+                field(&mut h, b"checksum");
+                field(&mut h, v.as_bytes());
+                Some(v)
+            }
+        };
         let spec = CopySpec {
             add,
             origin,
@@ -261,15 +418,101 @@ impl Planner<'_> {
             chown,
             chmod,
             link: c.link,
+            parents: c.parents,
+            parent_strip: if c.parents { parent_strip } else { Vec::new() },
+            exclude,
+            checksum,
         };
         Ok((spec, h.finalize().to_vec()))
+    }
+
+    /// A RUN's `--mount`s expanded and checked, with where each one's files come from, and
+    /// each one's cache-key material: its definition, plus the content of a context bind or
+    /// the key/digest of a stage or image it reads. A secret adds its id, never its value.
+    fn mounts(
+        &self,
+        st: &StageState,
+        raw: &[RawMount],
+        from: &[&BaseRef],
+    ) -> Result<(Vec<PlannedMount>, Vec<serde_json::Value>), PlanErrorKind> {
+        let mut froms = from.iter();
+        let mut out = Vec::new();
+        let mut material = Vec::new();
+        for r in raw {
+            let mut expanded = RawMount {
+                fields: Vec::with_capacity(r.fields.len()),
+            };
+            for (k, v) in &r.fields {
+                let v = v.as_deref().map(|v| st.word("RUN", v)).transpose()?;
+                expanded.fields.push((k.clone(), v));
+            }
+            let mount = RunMount::parse(&expanded, &st.workdir())
+                .map_err(|e| bad("RUN", format!("--mount: {e}")))?;
+            let mut h = Sha256::new();
+            let origin = match (&mount.from, mount.kind) {
+                (Some(_), _) => match froms.next() {
+                    Some(BaseRef::Stage(s)) => {
+                        let key = self.stage_results.get(s).map(|r| &r.key).ok_or_else(|| {
+                            bad(
+                                "RUN",
+                                format!("stage {s} was not planned before it is used"),
+                            )
+                        })?;
+                        field(&mut h, key.0.as_bytes());
+                        MountOrigin::Stage(*s)
+                    }
+                    Some(BaseRef::Image(reference)) => {
+                        let img = self.image("RUN", reference)?;
+                        field(&mut h, img.digest.as_bytes());
+                        MountOrigin::Image {
+                            reference: reference.clone(),
+                            digest: img.digest.clone(),
+                        }
+                    }
+                    Some(BaseRef::Scratch) => {
+                        return Err(bad("RUN", "--mount from=scratch has no files"));
+                    }
+                    None => return Err(bad("RUN", "--mount from= was not resolved")),
+                },
+                (None, MountKind::Bind) => {
+                    let source = mount.source.as_deref().unwrap_or(".");
+                    let selected =
+                        self.ctx
+                            .select(source)
+                            .map_err(|source| PlanErrorKind::Source {
+                                instruction: "RUN",
+                                source,
+                            })?;
+                    let [sel] = <[_; 1]>::try_from(selected).map_err(|_| {
+                        bad(
+                            "RUN",
+                            format!("--mount source={source} matches more than one path"),
+                        )
+                    })?;
+                    self.ctx
+                        .hash_source(&sel, &mut h)
+                        .map_err(|source| PlanErrorKind::Source {
+                            instruction: "RUN",
+                            source,
+                        })?;
+                    MountOrigin::Context(sel)
+                }
+                (None, _) => MountOrigin::None,
+            };
+            material.push(serde_json::json!({
+                "mount": mount,
+                "files": hex::encode(h.finalize()),
+            }));
+            out.push(PlannedMount { mount, origin });
+        }
+        Ok((out, material))
     }
 
     pub(super) fn instruction(
         &self,
         st: &mut StageState,
         ins: &Instruction,
-        from: Option<&BaseRef>,
+        from: &[&BaseRef],
         consumed: &mut BTreeSet<String>,
     ) -> Result<(StepKind, ImageConfigDelta, Vec<u8>), PlanErrorKind> {
         use ConfigChange as C;
@@ -280,6 +523,7 @@ impl Planner<'_> {
                 command,
                 heredocs,
                 network,
+                mounts,
             } => {
                 let (argv, script) = match command {
                     Command::Shell(s) if !heredocs.is_empty() => run_with_heredocs(st, s, heredocs),
@@ -299,6 +543,7 @@ impl Planner<'_> {
                         env.push(format!("{p}={v}"));
                     }
                 }
+                let (mounts, mount_material) = self.mounts(st, mounts, from)?;
                 let spec = RunSpec {
                     argv,
                     script,
@@ -306,6 +551,7 @@ impl Planner<'_> {
                     user: st.config.user.clone(),
                     workdir: st.workdir(),
                     network: *network,
+                    mounts,
                 };
                 let mut material = serde_json::json!({
                     "argv": spec.argv, "script": spec.script, "env": keyed_env,
@@ -316,6 +562,10 @@ impl Planner<'_> {
                 if *network != RunNetworkMode::Default {
                     material["network"] = serde_json::json!(network);
                 }
+                // The mounts' definitions (and a bind's files), never a secret's content.
+                if !mount_material.is_empty() {
+                    material["mounts"] = serde_json::json!(mount_material);
+                }
                 return Ok((
                     StepKind::Run(spec),
                     ImageConfigDelta::default(),
@@ -324,7 +574,7 @@ impl Planner<'_> {
             }
             InstructionKind::Copy(c) | InstructionKind::Add(c) => {
                 let add = matches!(ins.kind, InstructionKind::Add(_));
-                let (spec, material) = self.copy(st, add, c, from)?;
+                let (spec, material) = self.copy(st, add, c, from.first().copied())?;
                 return Ok((StepKind::Copy(spec), ImageConfigDelta::default(), material));
             }
             InstructionKind::Arg(decls) => {
@@ -437,6 +687,8 @@ impl Planner<'_> {
                 }),
             ),
             InstructionKind::Shell(s) => (StepKind::Config, delta(C::Shell(s.clone()))),
+            // Kept as written: the child build expands it with its own args and environment.
+            InstructionKind::Onbuild(t) => (StepKind::Config, delta(C::OnBuild(t.clone()))),
             InstructionKind::Healthcheck(h) => {
                 let hc = match h {
                     None => HealthConfig {

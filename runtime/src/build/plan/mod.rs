@@ -44,11 +44,12 @@ use super::context::{Context, ContextError, field};
 use super::dockerfile::{
     ArgDecl, Command, CopyArgs, Dockerfile, Instruction, InstructionKind, RunNetworkMode, Source,
 };
-use super::ignore::clean_path;
+use super::ignore::{IgnoreRules, clean_path};
+use super::mounts::{MountKind, RawMount, RunMount};
 use super::stages::{BaseRef, StageError, StageGraph};
 pub use super::steps::{
     BaseImage, BaseSource, BuildPlan, CacheKey, CopyOrigin, CopySource, CopySpec, ImageRef,
-    PlanOptions, PlannedStage, RunSpec, Step, StepKind,
+    MountOrigin, PlanOptions, PlannedMount, PlannedStage, RunSpec, Step, StepKind,
 };
 use super::words::{SubstError, expand_heredoc, expand_word, expand_words};
 
@@ -286,6 +287,47 @@ impl From<StageError> for PlanError {
     }
 }
 
+/// A base image's ONBUILD triggers as instructions of the child stage (on its FROM line).
+/// Triggers reading another stage or image (`--from`) are refused: the child's stage graph
+/// was resolved without them.
+fn onbuild_triggers(
+    df: &Dockerfile,
+    stage: &super::dockerfile::Stage,
+    base: &str,
+    triggers: &[String],
+) -> Result<Vec<Instruction>, PlanError> {
+    let err = |message: String| PlanError {
+        file: df.file.clone(),
+        line: stage.line,
+        kind: Box::new(PlanErrorKind::BadValue {
+            instruction: "FROM",
+            message,
+        }),
+    };
+    let mut out = Vec::new();
+    for t in triggers {
+        let text = format!("FROM scratch\n{t}\n");
+        let parsed = Dockerfile::parse(&text, "ONBUILD")
+            .map_err(|e| err(format!("ONBUILD trigger {t:?} of base image {base}: {e}")))?;
+        for mut ins in parsed.stages.into_iter().flat_map(|s| s.instructions) {
+            let reads_other = match &ins.kind {
+                InstructionKind::Copy(c) => c.from.is_some(),
+                InstructionKind::Run { mounts, .. } => mounts.iter().any(|m| m.from().is_some()),
+                _ => false,
+            };
+            if reads_other {
+                return Err(err(format!(
+                    "ONBUILD trigger {t:?} of base image {base}: --from in a trigger is not supported"
+                )));
+            }
+            ins.line = stage.line;
+            ins.text = format!("ONBUILD {}", ins.text);
+            out.push(ins);
+        }
+    }
+    Ok(out)
+}
+
 /// The images the needed stages use (FROM and `COPY --from=image`), for the image store to
 /// resolve (pull if needed) before [`plan`]. Deduplicated, in first-use order.
 pub fn external_images(df: &Dockerfile, opts: &PlanOptions) -> Result<Vec<ImageRef>, PlanError> {
@@ -469,6 +511,8 @@ pub fn plan(
             expand_platform(df, &prepared.globals, stage.platform.as_deref(), stage.line)?;
         let mut inherited_args = Vec::new();
         let mut inherited_author = None;
+        // The base image's ONBUILD triggers run first, as if written right after FROM.
+        let mut triggers: Vec<Instruction> = Vec::new();
         let (base, base_material, config) = match &planner.prepared.graph.bases[si] {
             BaseRef::Scratch => (
                 BaseSource::Scratch,
@@ -477,18 +521,7 @@ pub fn plan(
             ),
             BaseRef::Image(r) => {
                 let img = planner.image("FROM", r).map_err(|k| err(stage.line, k))?;
-                if !img.config.on_build.is_empty() {
-                    return Err(err(
-                        stage.line,
-                        PlanErrorKind::Unsupported {
-                            instruction: "FROM",
-                            what: format!(
-                                "running the ONBUILD triggers of base image {r} ({})",
-                                img.config.on_build.join("; ")
-                            ),
-                        },
-                    ));
-                }
+                triggers = onbuild_triggers(df, stage, r, &img.config.on_build)?;
                 let mut config = img.config.clone();
                 config.on_build.clear();
                 (
@@ -516,7 +549,9 @@ pub fn plan(
             }
         };
         let material = format!("{base_material} platform={}", platform.unwrap_or_default());
-        let total = stage.instructions.len() + 1;
+        let instructions: Vec<&Instruction> =
+            triggers.iter().chain(stage.instructions.iter()).collect();
+        let total = instructions.len() + 1;
         let prefix = |i: usize| {
             if multi {
                 format!("[{} {i}/{total}]", stage.label())
@@ -547,13 +582,17 @@ pub fn plan(
             globals: &prepared.globals,
         };
         let mut froms = planner.prepared.graph.copy_froms[si].iter();
-        for (n, ins) in stage.instructions.iter().enumerate() {
-            let from = match &ins.kind {
-                InstructionKind::Copy(c) if c.from.is_some() => froms.next().map(|(_, r)| r),
-                _ => None,
+        for (n, ins) in instructions.into_iter().enumerate() {
+            let n_from = match &ins.kind {
+                InstructionKind::Copy(c) if c.from.is_some() => 1,
+                InstructionKind::Run { mounts, .. } => {
+                    mounts.iter().filter(|m| m.from().is_some()).count()
+                }
+                _ => 0,
             };
+            let from: Vec<&BaseRef> = froms.by_ref().take(n_from).map(|(_, r)| r).collect();
             let (kind, delta, material) = planner
-                .instruction(&mut st, ins, from, &mut consumed)
+                .instruction(&mut st, ins, &from, &mut consumed)
                 .map_err(|k| err(ins.line, k))?;
             if let Some(a) = delta.apply(&mut st.config) {
                 st.author = Some(a);
