@@ -55,7 +55,7 @@ const KEYS: &[(&str, Class)] = &[
     ("models.*.context_size", Warned("top-level `models`")),
     ("models.*.runtime_flags", Warned("top-level `models`")),
     // Services.
-    ("services.*.annotations", Warned("services.all.annotations")),
+    ("services.*.annotations", Engine("svc.annotations")),
     ("services.*.attach", Engine(".attach")),
     (
         "services.*.blkio_config",
@@ -130,7 +130,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.build.sbom", Warned("services.all.build.sbom")),
     ("services.*.cap_add", Engine(".cap_add")),
     ("services.*.cap_drop", Engine(".cap_drop")),
-    ("services.*.cgroup", Warned("services.all.cgroup")),
+    ("services.*.cgroup", Engine("cgroupns_mode: svc.cgroup")),
     ("services.*.cgroup_parent", Engine("svc.cgroup_parent")),
     ("services.*.command", Engine(".command")),
     ("services.*.configs", Engine(".configs")),
@@ -193,19 +193,20 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.deploy.resources.limits.pids", Engine("l.pids")),
     (
         "services.*.deploy.resources.reservations",
-        Warned("services.all.deploy.resources.reservations"),
+        Engine("reservations"),
     ),
+    // A CPU share or a process count cannot be reserved outside Swarm (Compose drops both).
     (
         "services.*.deploy.resources.reservations.cpus",
-        Warned("services.all.deploy.resources.reservations"),
+        Warned("services.all.deploy.resources.reservations.cpus/pids"),
     ),
     (
         "services.*.deploy.resources.reservations.memory",
-        Warned("services.all.deploy.resources.reservations"),
+        Engine("r.memory"),
     ),
     (
         "services.*.deploy.resources.reservations.pids",
-        Warned("services.all.deploy.resources.reservations"),
+        Warned("services.all.deploy.resources.reservations.cpus/pids"),
     ),
     (
         "services.*.deploy.resources.reservations.devices",
@@ -240,7 +241,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.dns", Engine(".dns")),
     ("services.*.dns_opt", Engine(".dns_opt")),
     ("services.*.dns_search", Engine(".dns_search")),
-    ("services.*.domainname", Warned("services.all.domainname")),
+    ("services.*.domainname", Engine("svc.domainname")),
     ("services.*.entrypoint", Engine(".entrypoint")),
     // Read into `environment` by the loader; kept for reference.
     ("services.*.env_file", Loader),
@@ -327,7 +328,7 @@ const KEYS: &[(&str, Class)] = &[
         Warned("services.all.oom_kill_disable"),
     ),
     ("services.*.oom_score_adj", Engine("svc.oom_score_adj")),
-    ("services.*.pid", Warned("services.all.pid")),
+    ("services.*.pid", Engine("host_mode(&svc.pid)")),
     ("services.*.pids_limit", Engine(".pids_limit")),
     // The host's own platform runs; another is warned.
     ("services.*.platform", Loader),
@@ -387,7 +388,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     ("services.*.user", Engine(".user")),
     ("services.*.userns_mode", Warned("services.all.userns_mode")),
-    ("services.*.uts", Warned("services.all.uts")),
+    ("services.*.uts", Engine("host_mode(&svc.uts)")),
     ("services.*.volumes", Engine(".volumes")),
     ("services.*.volumes[].type", Engine(".kind")),
     ("services.*.volumes[].source", Engine(".source")),

@@ -480,3 +480,134 @@ fn cgroup_parent_places_the_container_cgroup() {
         }
     }
 }
+
+const NAMESPACES: &str = r#"
+name: ns
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  network_mode: none
+services:
+  shared:
+    <<: *quick
+    pid: host
+    uts: host
+    cgroup: host
+    command: ["sh", "-c", "for n in pid uts cgroup; do echo $$n $$(readlink /proc/self/ns/$$n); done; echo host $$(hostname); echo done; exec sleep 3600"]
+  own:
+    <<: *quick
+    cgroup: private
+    domainname: example.test
+    annotations: {com.example.team: storage}
+    deploy:
+      resources:
+        reservations: {memory: 32m}
+    command: ["sh", "-c", "for n in pid uts cgroup; do echo $$n $$(readlink /proc/self/ns/$$n); done; echo domain $$(cat /proc/sys/kernel/domainname); echo done; exec sleep 3600"]
+"#;
+
+/// The host's namespace link of kind `ns`, as the container prints it (`pid:[4026531836]`).
+fn host_ns(ns: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{ns}"))
+        .expect("host namespace")
+        .display()
+        .to_string()
+}
+
+/// `pid: host`, `uts: host` and `cgroup: host` put the container in the host's namespaces
+/// (`private` and unset: its own); `domainname` is its UTS namespace's; `annotations` are the
+/// runtime spec's and inspect's; `deploy.resources.reservations.memory` is the cgroup's soft
+/// limit. `container run --pid/--uts/--cgroupns/--domainname/--annotation` do the same.
+#[test_with::root()]
+#[test]
+fn namespaces_domainname_annotations_and_reservations_apply() {
+    host::require_tools();
+    let host = Host::new("ns");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), NAMESPACES).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for key in [
+        "pid",
+        "uts",
+        "cgroup",
+        "domainname",
+        "annotations",
+        "reservations",
+    ] {
+        assert!(!stderr.contains(key), "no warning about {key}: {stderr}");
+    }
+    let shared = logs_when_done(&host, "ns-shared-1");
+    let own = logs_when_done(&host, "ns-own-1");
+    for ns in ["pid", "uts", "cgroup"] {
+        let line = format!("{ns} {}", host_ns(ns));
+        assert!(shared.lines().any(|l| l == line), "{line} in {shared}");
+        assert!(!own.lines().any(|l| l == line), "{line} not in {own}");
+    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let line = format!("host {}", hostname.trim());
+    assert!(shared.lines().any(|l| l == line), "{line} in {shared}");
+    assert!(own.lines().any(|l| l == "domain example.test"), "{own}");
+
+    let inspect = host.ok(&["container", "inspect", "ns-own-1"]);
+    let doc: serde_json::Value = serde_json::from_str(&inspect).expect("inspect json");
+    assert_eq!(
+        doc[0]["HostConfig"]["Annotations"]["com.example.team"], "storage",
+        "{inspect}"
+    );
+    let id = doc[0]["Id"].as_str().expect("id").to_string();
+    let dir = doc[0]["Paths"]["Dir"].as_str().expect("dir").to_string();
+    let bundle = std::fs::read_to_string(std::path::Path::new(&dir).join("config.json"))
+        .expect("the bundle's config.json");
+    let bundle: serde_json::Value = serde_json::from_str(&bundle).expect("bundle json");
+    assert_eq!(bundle["annotations"]["com.example.team"], "storage");
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/memory.soft_limit_in_bytes").exists();
+    let file = if v1 {
+        "memory.soft_limit_in_bytes"
+    } else {
+        "memory.low"
+    };
+    assert_eq!(memory_file(&id, file).as_deref(), Some("33554432"));
+
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pid",
+        "host",
+        "--uts",
+        "host",
+        "--cgroupns",
+        "host",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "for n in pid uts cgroup; do echo $n $(readlink /proc/self/ns/$n); done",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for ns in ["pid", "uts", "cgroup"] {
+        let line = format!("{ns} {}", host_ns(ns));
+        assert!(stdout.lines().any(|l| l == line), "{line} in {out:?}");
+    }
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--domainname",
+        "run.test",
+        "busybox:e2e",
+        "cat",
+        "/proc/sys/kernel/domainname",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "run.test",
+        "{out:?}"
+    );
+    down_clean(&host);
+}

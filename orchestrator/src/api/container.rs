@@ -36,6 +36,9 @@ pub struct ContainerSpec {
     /// Host name inside the container (empty: the container's name or short id).
     #[serde(deserialize_with = "nullable")]
     pub hostname: String,
+    /// NIS domain name inside the container (compose `domainname`, `--domainname`).
+    #[serde(deserialize_with = "nullable")]
+    pub domainname: String,
     /// `name`, `uid`, `uid:gid` or `name:group` (empty: the image's).
     #[serde(deserialize_with = "nullable")]
     pub user: String,
@@ -207,6 +210,18 @@ pub struct HostConfig {
     /// Extra device cgroup rules (`c 1:3 mr`, `--device-cgroup-rule`).
     #[serde(deserialize_with = "nullable")]
     pub device_cgroup_rules: Vec<String>,
+    /// OCI annotations of the container (`--annotation`, compose `annotations:`).
+    #[serde(deserialize_with = "nullable")]
+    pub annotations: BTreeMap<String, String>,
+    /// The PID namespace: empty (its own), `host`, or `container:NAME`'s.
+    #[serde(deserialize_with = "nullable")]
+    pub pid_mode: String,
+    /// The UTS namespace: empty (its own) or `host`.
+    #[serde(rename = "UTSMode", deserialize_with = "nullable")]
+    pub uts_mode: String,
+    /// The cgroup namespace: empty or `private` (its own), or `host`.
+    #[serde(deserialize_with = "nullable")]
+    pub cgroupns_mode: String,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,

@@ -14,7 +14,8 @@ use berth_netd::ports::{PortMapping, Protocol};
 use berth_runtime::container::config::ProcessOverrides;
 use berth_runtime::container::volumes::anonymous_name;
 use berth_runtime::container::{
-    ContainerConfig, MountSpec, NetworkMode, Record, Resources, RootfsSource, SecurityOpt, Ulimit,
+    ContainerConfig, HostNamespaces, MountSpec, NetworkMode, Record, Resources, RootfsSource,
+    SecurityOpt, Ulimit,
 };
 use berth_runtime::image::Image;
 
@@ -133,6 +134,8 @@ pub fn translate(name: &str, spec: &ContainerSpec, cx: &Context) -> Result<Trans
         opt.apply(&mut c);
     }
     devices(hc, &mut c)?;
+    namespaces(spec, &mut c)?;
+    c.annotations = hc.annotations.clone();
     c.group_add = hc.group_add.clone();
     c.cgroup_parent = (!hc.cgroup_parent.is_empty()).then(|| hc.cgroup_parent.clone());
     c.privileged = hc.privileged;
@@ -397,6 +400,37 @@ fn devices(hc: &HostConfig, c: &mut ContainerConfig) -> Result<(), SpecError> {
     for r in &hc.device_cgroup_rules {
         parse_rule(r).map_err(|e| invalid("HostConfig.DeviceCgroupRules", e.to_string()))?;
         c.device_cgroup_rules.push(r.clone());
+    }
+    Ok(())
+}
+
+/// `PidMode`, `UTSMode`, `CgroupnsMode` (the container's own namespace or the host's) and
+/// `Domainname`.
+fn namespaces(spec: &ContainerSpec, c: &mut ContainerConfig) -> Result<(), SpecError> {
+    let hc = &spec.host_config;
+    let host = |field: &str, value: &str, own: &[&str]| -> Result<bool, SpecError> {
+        match value {
+            "host" => Ok(true),
+            v if v.is_empty() || own.contains(&v) => Ok(false),
+            v => Err(invalid(
+                field,
+                format!("{v:?} is not supported (host, or empty for the container's own)"),
+            )),
+        }
+    };
+    c.host_namespaces = HostNamespaces {
+        pid: host("HostConfig.PidMode", &hc.pid_mode, &[])?,
+        uts: host("HostConfig.UTSMode", &hc.uts_mode, &[])?,
+        cgroup: host("HostConfig.CgroupnsMode", &hc.cgroupns_mode, &["private"])?,
+    };
+    if !spec.domainname.is_empty() {
+        if c.host_namespaces.uts {
+            return Err(invalid(
+                "Domainname",
+                "cannot be set in the host's UTS namespace (UTSMode host)",
+            ));
+        }
+        c.domainname = Some(spec.domainname.clone());
     }
     Ok(())
 }

@@ -195,6 +195,11 @@ pub fn service_spec(
         .as_ref()
         .and_then(|d| d.resources.as_ref())
         .and_then(|r| r.limits.as_ref());
+    let reservations = svc
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.reservations.as_ref());
     // `logging:` with the json-file or local driver: the shim's rotation (the loader warns
     // about other drivers and options by name).
     let mut log_config = LogConfig::default();
@@ -276,7 +281,11 @@ pub fn service_spec(
             .or(svc.cpus)
             .map(|c| (c * 1e9).round() as i64)
             .unwrap_or(0),
-        memory_reservation: svc.mem_reservation.as_ref().map_or(0, |b| b.0 as i64),
+        // `deploy.resources.reservations.memory` wins over `mem_reservation`, as in Compose.
+        memory_reservation: reservations
+            .and_then(|r| r.memory.as_ref())
+            .or(svc.mem_reservation.as_ref())
+            .map_or(0, |b| b.0 as i64),
         memory_swap: svc.memswap_limit.unwrap_or(0),
         memory_swappiness: svc.mem_swappiness,
         oom_score_adj: svc.oom_score_adj.unwrap_or(0),
@@ -297,10 +306,21 @@ pub fn service_spec(
             })
             .collect(),
         device_cgroup_rules: svc.device_cgroup_rules.clone(),
+        annotations: svc.annotations.clone().unwrap_or_default(),
+        pid_mode: host_mode(&svc.pid),
+        uts_mode: host_mode(&svc.uts),
+        cgroupns_mode: svc.cgroup.clone().unwrap_or_default(),
         ..Default::default()
     };
+    let uts_host = host_config.uts_mode == "host";
     Ok(ContainerSpec {
-        hostname: svc.hostname.clone().unwrap_or_else(|| name.to_string()),
+        // The host's UTS namespace keeps the host's name, as Docker requires.
+        hostname: match (&svc.hostname, uts_host) {
+            (Some(h), _) => h.clone(),
+            (None, true) => String::new(),
+            (None, false) => name.to_string(),
+        },
+        domainname: svc.domainname.clone().unwrap_or_default(),
         user: svc.user.clone().unwrap_or_default(),
         tty: svc.tty.unwrap_or(false),
         open_stdin: svc.stdin_open.unwrap_or(false),
@@ -323,6 +343,15 @@ pub fn service_spec(
         networking_config,
         ..Default::default()
     })
+}
+
+/// `pid:`/`uts:` as the spec's mode: `host` only (another container's namespace is warned
+/// about by the loader and left out here).
+fn host_mode(mode: &Option<String>) -> String {
+    match mode.as_deref() {
+        Some("host") => "host".into(),
+        _ => String::new(),
+    }
 }
 
 /// `deploy.restart_policy` as the engine's policy, the way Docker Compose maps it when

@@ -175,6 +175,32 @@ pub struct ContainerConfig {
     /// (`--cgroup-parent`); unset: the runtime's own parent.
     #[serde(default)]
     pub cgroup_parent: Option<String>,
+    /// OCI annotations of the container's bundle (`--annotation`, compose `annotations:`),
+    /// for tools that read the runtime spec.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The namespaces the container shares with the host instead of getting its own
+    /// (`--pid host`, `--uts host`, `--cgroupns host`).
+    #[serde(default)]
+    pub host_namespaces: HostNamespaces,
+    /// NIS domain name in the container's UTS namespace (`--domainname`).
+    #[serde(default)]
+    pub domainname: Option<String>,
+}
+
+/// Which of the container's namespaces are the host's (Docker's `host` modes); the rest are
+/// the container's own.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct HostNamespaces {
+    /// The host's PID namespace: the container sees (and may signal) every host process.
+    #[serde(default)]
+    pub pid: bool,
+    /// The host's UTS namespace: its hostname is the host's.
+    #[serde(default)]
+    pub uts: bool,
+    /// The host's cgroup namespace: /proc/self/cgroup shows full host paths.
+    #[serde(default)]
+    pub cgroup: bool,
 }
 
 impl ContainerConfig {
@@ -218,6 +244,9 @@ impl ContainerConfig {
             oom_score_adj: None,
             group_add: Vec::new(),
             cgroup_parent: None,
+            annotations: BTreeMap::new(),
+            host_namespaces: HostNamespaces::default(),
+            domainname: None,
         }
     }
 }

@@ -41,8 +41,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub use config::{
-    ContainerConfig, ExecConfig, MountSpec, NetworkMode, Resources, RootfsSource, SecurityOpt,
-    Ulimit,
+    ContainerConfig, ExecConfig, HostNamespaces, MountSpec, NetworkMode, Resources, RootfsSource,
+    SecurityOpt, Ulimit,
 };
 pub use image_ref::IMAGE_REF_FILE;
 pub use lifecycle::{ExitInfo, ExitWatch, USER_STOPPED};
