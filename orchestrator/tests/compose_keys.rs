@@ -429,10 +429,7 @@ const KEYS: &[(&str, Class)] = &[
         "services.*.volumes[].image",
         Refused("image mounts are not supported"),
     ),
-    (
-        "services.*.volumes_from",
-        Warned("services.all.volumes_from"),
-    ),
+    ("services.*.volumes_from", Engine("svc.volumes_from")),
     ("services.*.working_dir", Engine(".working_dir")),
     // Networks.
     ("networks.*.name", Engine("name")),

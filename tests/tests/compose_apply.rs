@@ -611,3 +611,71 @@ fn namespaces_domainname_annotations_and_reservations_apply() {
     );
     down_clean(&host);
 }
+
+const VOLUMES_FROM: &str = r#"
+name: vf
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  network_mode: none
+services:
+  data:
+    <<: *quick
+    volumes: ["/shared", "named:/named"]
+    command: ["sh", "-c", "echo anon > /shared/f; echo named > /named/f; echo done; exec sleep 3600"]
+  reader:
+    <<: *quick
+    depends_on: [data]
+    volumes_from: ["service:data:ro"]
+    command: ["sh", "-c", "sleep 1; cat /shared/f /named/f; touch /shared/w || echo read-only; echo done; exec sleep 3600"]
+  writer:
+    <<: *quick
+    volumes_from: [data]
+    command: ["sh", "-c", "sleep 1; cat /shared/f; touch /named/w && echo wrote; echo done; exec sleep 3600"]
+volumes:
+  named: {}
+"#;
+
+/// `volumes_from` mounts the volumes (anonymous and named) of the other service's container,
+/// read-only with `:ro`, as they are without; `container run --volumes-from` does the same.
+#[test_with::root()]
+#[test]
+fn volumes_from_shares_the_other_containers_volumes() {
+    host::require_tools();
+    let host = Host::new("vf");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), VOLUMES_FROM).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("volumes_from"), "no warning: {stderr}");
+    let reader = logs_when_done(&host, "vf-reader-1");
+    for line in ["anon", "named", "read-only"] {
+        assert!(reader.lines().any(|l| l == line), "{line} in {reader}");
+    }
+    let writer = logs_when_done(&host, "vf-writer-1");
+    for line in ["anon", "wrote"] {
+        assert!(writer.lines().any(|l| l == line), "{line} in {writer}");
+    }
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volumes-from",
+        "vf-data-1:ro",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "cat /shared/f /named/f; test -e /named/w && echo seen",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["anon", "named", "seen"],
+        "{out:?}"
+    );
+    down_clean(&host);
+}

@@ -314,29 +314,14 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
     for t in spec.volumes.keys() {
         asked.push(absolute("Volumes".into(), t)?);
     }
-    for v in &hc.volumes_from {
-        let (name, mode) = match v.rsplit_once(':') {
-            Some((n, m @ ("ro" | "rw"))) => (n, m),
-            _ => (v.as_str(), ""),
-        };
-        let lookup = cx
-            .containers
-            .ok_or_else(|| invalid("HostConfig.VolumesFrom", "not available here"))?;
-        let other =
-            lookup(name).map_err(|e| invalid("HostConfig.VolumesFrom", format!("{v}: {e}")))?;
-        for m in &other.config.mounts {
-            let mut m = m.clone();
-            match &mut m {
-                MountSpec::Bind { read_only, .. } | MountSpec::Volume { read_only, .. } => {
-                    match mode {
-                        "ro" => *read_only = true,
-                        "rw" => *read_only = false,
-                        _ => {}
-                    }
-                }
-                MountSpec::Tmpfs { .. } => continue,
-            }
-            c.mounts.push(m);
+    // Without a lookup the caller (the engine, for services) shares them after the
+    // translation, with [`share_volumes_from`].
+    if let Some(lookup) = cx.containers {
+        for v in &hc.volumes_from {
+            let (name, read_only) = volumes_from_entry(v);
+            let other =
+                lookup(name).map_err(|e| invalid("HostConfig.VolumesFrom", format!("{v}: {e}")))?;
+            c.mounts.extend(shared_mounts(&other, read_only));
         }
     }
     for (target, opts) in &hc.tmpfs {
@@ -376,6 +361,65 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
     }
     c.anonymous_volumes = anonymous;
     Ok(())
+}
+
+/// A `VolumesFrom` entry (`NAME[:ro|:rw]`): the container and the access it asks for (`None`:
+/// each mount's own).
+pub fn volumes_from_entry(entry: &str) -> (&str, Option<bool>) {
+    match entry.rsplit_once(':') {
+        Some((n, "ro")) => (n, Some(true)),
+        Some((n, "rw")) => (n, Some(false)),
+        _ => (entry, None),
+    }
+}
+
+/// The volumes and bind mounts of `other` as another container mounts them (its tmpfs mounts
+/// are its own, as in Docker).
+fn shared_mounts(other: &Record, read_only: Option<bool>) -> Vec<MountSpec> {
+    let mut out = Vec::new();
+    for m in &other.config.mounts {
+        let mut m = m.clone();
+        match &mut m {
+            MountSpec::Bind { read_only: ro, .. } | MountSpec::Volume { read_only: ro, .. } => {
+                if let Some(want) = read_only {
+                    *ro = want;
+                }
+            }
+            MountSpec::Tmpfs { .. } => continue,
+        }
+        out.push(m);
+    }
+    out
+}
+
+fn mount_target(m: &MountSpec) -> &Path {
+    match m {
+        MountSpec::Bind { target, .. }
+        | MountSpec::Volume { target, .. }
+        | MountSpec::Tmpfs { target, .. } => target,
+    }
+}
+
+/// Adds the volumes and bind mounts of `other` to a translated config, as Docker's
+/// `VolumesFrom` does: a mount the container asks for itself wins at its target; an anonymous
+/// volume made for the target (the image's VOLUME) gives way and is not made.
+pub fn share_volumes_from(c: &mut ContainerConfig, other: &Record, read_only: Option<bool>) {
+    for m in shared_mounts(other, read_only) {
+        let target = mount_target(&m).to_path_buf();
+        let anonymous = |n: &str| c.anonymous_volumes.iter().any(|a| a == n);
+        let at = c.mounts.iter().position(|x| mount_target(x) == target);
+        match at.map(|i| &c.mounts[i]) {
+            Some(MountSpec::Volume { name, .. }) if anonymous(name) => {
+                let name = name.clone();
+                c.anonymous_volumes.retain(|a| *a != name);
+                if let Some(i) = at {
+                    c.mounts[i] = m;
+                }
+            }
+            Some(_) => {}
+            None => c.mounts.push(m),
+        }
+    }
 }
 
 /// `Devices` and `DeviceCgroupRules`, checked now (the host node must be a device) so the

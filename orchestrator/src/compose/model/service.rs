@@ -291,8 +291,8 @@ pub struct Service {
     /// Mounts (bind, volume, tmpfs) in long form; bind sources are absolute.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<ServiceVolume>,
-    /// Mount all volumes of another service (`svc`, `svc:ro`) or container: berth orders the
-    /// services by it but shares no volumes (listed by `Project::unsupported`).
+    /// Mount every volume and bind mount of another service's first container (`svc`,
+    /// `service:svc`, `svc:ro`) or of a container (`container:NAME[:ro|rw]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes_from: Vec<String>,
     /// Working directory of the process.

@@ -20,7 +20,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 23] = [
+        let raw: [(&'static str, bool); 22] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
@@ -59,8 +59,6 @@ impl Service {
                 "uts (only host)",
                 self.uts.as_deref().is_some_and(|m| m != "host"),
             ),
-            // Only an ordering dependency: no volumes are shared.
-            ("volumes_from", !self.volumes_from.is_empty()),
         ];
         out.extend(raw.iter().filter(|(_, set)| *set).map(|(k, _)| *k));
         if self.security_opt.iter().any(|o| {

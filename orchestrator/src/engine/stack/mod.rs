@@ -43,6 +43,7 @@ mod connect;
 mod network_join;
 mod observe;
 mod verbs;
+mod volumes_from;
 
 use attach::*;
 pub use backend::*;
@@ -509,6 +510,7 @@ impl Engine {
         reference: &str,
     ) -> Result<Record, String> {
         self.join_shared_network(project, service, svc, &mut t.config)?;
+        self.share_service_volumes(project, service, svc, &mut t.config)?;
         // A service on no network (its own namespace, nothing attached) joins none.
         let connect = t.connect.filter(|_| !svc.networks.is_empty());
         let rec = self.create_with_volumes(t.config).await?;
