@@ -136,18 +136,9 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.configs", Engine(".configs")),
     ("services.*.configs[].source", Engine(".source")),
     ("services.*.configs[].target", Engine("r.target")),
-    (
-        "services.*.configs[].uid",
-        Warned("services.all.configs[0].uid"),
-    ),
-    (
-        "services.*.configs[].gid",
-        Warned("services.all.configs[0].gid"),
-    ),
-    (
-        "services.*.configs[].mode",
-        Warned("services.all.configs[0].mode"),
-    ),
+    ("services.*.configs[].uid", Engine("r.uid")),
+    ("services.*.configs[].gid", Engine("r.gid")),
+    ("services.*.configs[].mode", Engine("r.mode")),
     ("services.*.container_name", Engine(".container_name")),
     ("services.*.cpu_count", Warned("services.all.cpu_count")),
     ("services.*.cpu_percent", Warned("services.all.cpu_percent")),
@@ -360,18 +351,9 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.secrets", Engine(".secrets")),
     ("services.*.secrets[].source", Engine(".source")),
     ("services.*.secrets[].target", Engine("r.target")),
-    (
-        "services.*.secrets[].uid",
-        Warned("services.all.secrets[0].uid"),
-    ),
-    (
-        "services.*.secrets[].gid",
-        Warned("services.all.secrets[0].gid"),
-    ),
-    (
-        "services.*.secrets[].mode",
-        Warned("services.all.secrets[0].mode"),
-    ),
+    ("services.*.secrets[].uid", Engine("r.uid")),
+    ("services.*.secrets[].gid", Engine("r.gid")),
+    ("services.*.secrets[].mode", Engine("r.mode")),
     ("services.*.security_opt", Engine(".security_opt")),
     ("services.*.shm_size", Engine(".shm_size")),
     ("services.*.stdin_open", Engine(".stdin_open")),

@@ -627,7 +627,7 @@ services:
   reader:
     <<: *quick
     depends_on: [data]
-    volumes_from: ["service:data:ro"]
+    volumes_from: ["data:ro"]
     command: ["sh", "-c", "sleep 1; cat /shared/f /named/f; touch /shared/w || echo read-only; echo done; exec sleep 3600"]
   writer:
     <<: *quick
@@ -677,5 +677,64 @@ fn volumes_from_shares_the_other_containers_volumes() {
         ["anon", "named", "seen"],
         "{out:?}"
     );
+    down_clean(&host);
+}
+
+const OWNED_FILES: &str = r#"
+name: of
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    network_mode: none
+    secrets:
+      - {source: token, uid: "1234", gid: "5678", mode: 0400}
+      - {source: plain, target: plain}
+    configs:
+      - {source: conf, target: /etc/app.conf, mode: 0640}
+    command: ["sh", "-c", "stat -c '%n %u %g %a' /run/secrets/token /run/secrets/plain /etc/app.conf; cat /run/secrets/token /etc/app.conf; echo done; exec sleep 3600"]
+secrets:
+  token: {file: ./token.txt}
+  plain: {file: ./plain.txt}
+configs:
+  conf: {file: ./app.conf}
+"#;
+
+/// Secrets' and configs' `uid`, `gid` and `mode` are the mounted file's (a copy of the host
+/// file with them; unset ones 0, 0 and 0444); without them the host file itself is bound.
+#[test_with::root()]
+#[test]
+fn secret_and_config_owner_and_mode_apply() {
+    use std::os::unix::fs::PermissionsExt;
+    host::require_tools();
+    let host = Host::new("of");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), OWNED_FILES).expect("compose");
+    for (file, content) in [
+        ("token.txt", "s3cret\n"),
+        ("plain.txt", "plain\n"),
+        ("app.conf", "conf\n"),
+    ] {
+        let p = host.stack.join(file);
+        std::fs::write(&p, content).expect("file");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for key in ["uid", "gid", "mode"] {
+        assert!(!stderr.contains(key), "no warning about {key}: {stderr}");
+    }
+    let logs = logs_when_done(&host, "of-app-1");
+    for line in [
+        "/run/secrets/token 1234 5678 400",
+        "/run/secrets/plain 0 0 644",
+        "/etc/app.conf 0 0 640",
+        "s3cret",
+        "conf",
+    ] {
+        assert!(logs.lines().any(|l| l == line), "{line} in {logs}");
+    }
     down_clean(&host);
 }

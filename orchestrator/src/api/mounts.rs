@@ -16,6 +16,7 @@ pub fn docker_mounts(rt: &Runtime, rec: &Record) -> Vec<serde_json::Value> {
                 source,
                 target,
                 read_only,
+                ..
             } => serde_json::json!({
                 "Type": "bind", "Source": source, "Destination": target, "Mode": "",
                 "RW": !read_only, "Propagation": "rprivate",

@@ -258,6 +258,7 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
                 source: src.into(),
                 target,
                 read_only,
+                owned_copy: None,
             }
         } else {
             MountSpec::Volume {
@@ -281,6 +282,7 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
                 source: m.source.clone().into(),
                 target,
                 read_only: m.read_only,
+                owned_copy: None,
             },
             "volume" | "" => MountSpec::Volume {
                 name: if m.source.is_empty() {

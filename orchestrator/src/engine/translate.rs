@@ -345,6 +345,56 @@ pub fn service_spec(
     })
 }
 
+/// Secrets and configs with `uid`, `gid` or `mode` are bound as a copy with that owner and
+/// mode (a bind mount of the host file cannot change either); unset ones default as in Swarm:
+/// owner 0:0, mode 0444. Without any of the three the host file itself is bound, as Compose
+/// binds it.
+fn owned_files(
+    service: &str,
+    svc: &Service,
+    c: &mut berth_runtime::container::ContainerConfig,
+) -> Result<(), TranslateError> {
+    use berth_runtime::container::{FileOwner, MountSpec};
+    for (kind, refs, base) in [
+        ("secrets", &svc.secrets, "/run/secrets"),
+        ("configs", &svc.configs, "/"),
+    ] {
+        for (i, r) in refs.iter().enumerate() {
+            if r.uid.is_none() && r.gid.is_none() && r.mode.is_none() {
+                continue;
+            }
+            let id = |key: &str, v: &Option<String>| -> Result<u32, TranslateError> {
+                match v.as_deref() {
+                    None => Ok(0),
+                    Some(v) => v.trim().parse().map_err(|_| TranslateError::Spec {
+                        service: service.into(),
+                        source: SpecError::Invalid {
+                            field: format!("{kind}[{i}].{key}"),
+                            message: format!("{v:?} is not a numeric id"),
+                        },
+                    }),
+                }
+            };
+            let owner = FileOwner {
+                uid: id("uid", &r.uid)?,
+                gid: id("gid", &r.gid)?,
+                mode: r.mode.unwrap_or(0o444),
+            };
+            let want = Path::new(base).join(r.target.as_deref().unwrap_or(&r.source));
+            for m in &mut c.mounts {
+                if let MountSpec::Bind {
+                    target, owned_copy, ..
+                } = m
+                    && *target == want
+                {
+                    *owned_copy = Some(owner);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `pid:`/`uts:` as the spec's mode: `host` only (another container's namespace is warned
 /// about by the loader and left out here).
 fn host_mode(mode: &Option<String>) -> String {
@@ -551,6 +601,7 @@ pub fn container_config(
             source,
         }
     })?;
+    owned_files(service, svc, &mut t.config)?;
     let c = &mut t.config;
     if c.args.is_empty() {
         return Err(TranslateError::NoCommand {

@@ -46,6 +46,11 @@ pub enum MountSpec {
         target: PathBuf,
         #[serde(default)]
         read_only: bool,
+        /// Bind a copy of the file, made at create with this owner and mode, instead of the
+        /// file itself (a bind mount cannot change either): compose secrets' and configs'
+        /// `uid`/`gid`/`mode`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owned_copy: Option<FileOwner>,
     },
     /// A named volume under `<root>/volumes/NAME/_data`, created on first use and filled
     /// from the image's content at the target, as Docker does.
@@ -61,6 +66,14 @@ pub enum MountSpec {
         #[serde(default)]
         options: Vec<String>,
     },
+}
+
+/// The owner and permission bits of a file berth copies for a container.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileOwner {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
 }
 
 /// A resource limit as `--ulimit name=soft:hard`.

@@ -374,6 +374,7 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
                 source,
                 target,
                 read_only,
+                ..
             } => {
                 let mut o = vec!["rbind", "rprivate"];
                 if *read_only {

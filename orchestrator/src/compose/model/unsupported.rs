@@ -177,23 +177,6 @@ impl Project {
                     path: format!("services.{name}.{key}"),
                 });
             }
-            // File-based secrets and configs are bind mounts of the host file, as with
-            // Docker Compose: their owner and mode are the file's.
-            for (kind, refs) in [("secrets", &svc.secrets), ("configs", &svc.configs)] {
-                for (i, r) in refs.iter().enumerate() {
-                    for (key, set) in [
-                        ("uid", r.uid.is_some()),
-                        ("gid", r.gid.is_some()),
-                        ("mode", r.mode.is_some()),
-                    ] {
-                        if set {
-                            out.push(Unsupported {
-                                path: format!("services.{name}.{kind}[{i}].{key}"),
-                            });
-                        }
-                    }
-                }
-            }
         }
         for (name, svc) in &self.services {
             for (i, v) in svc.volumes.iter().enumerate() {
