@@ -335,8 +335,8 @@ const KEYS: &[(&str, Class)] = &[
     ),
     // `host` and `ingress` both publish on the host.
     ("services.*.ports[].mode", Loader),
-    ("services.*.post_start", Warned("services.all.post_start")),
-    ("services.*.pre_stop", Warned("services.all.pre_stop")),
+    ("services.*.post_start", Engine("svc.post_start")),
+    ("services.*.pre_stop", Engine("svc.pre_stop")),
     ("services.*.privileged", Engine(".privileged")),
     ("services.*.profiles", Loader),
     (

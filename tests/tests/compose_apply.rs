@@ -738,3 +738,68 @@ fn secret_and_config_owner_and_mode_apply() {
     }
     down_clean(&host);
 }
+
+fn hooks_file(out: &str, post_start_exit: u8) -> String {
+    format!(
+        r#"
+name: hk
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    network_mode: none
+    volumes: ["{out}:/out"]
+    command: ["sh", "-c", "echo started; exec sleep 3600"]
+    post_start:
+      - command: ["sh", "-c", "echo post $$(id -u) $$PWD $$HOOK > /out/post; exit {post_start_exit}"]
+        user: "1234"
+        working_dir: /tmp
+        environment: {{HOOK: yes}}
+    pre_stop:
+      - command: sh -c 'echo pre > /out/pre'
+"#
+    )
+}
+
+/// `post_start` runs in the container after it starts (with its user, working_dir and
+/// environment), `pre_stop` before it is stopped; a failing `post_start` fails `up` naming
+/// the service.
+#[test_with::root()]
+#[test]
+fn post_start_and_pre_stop_hooks_run_in_the_container() {
+    use std::os::unix::fs::PermissionsExt;
+    host::require_tools();
+    let host = Host::new("hk");
+    host.busybox_image();
+    let out_dir = host.dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    // The post_start hook runs as uid 1234.
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let out = out_dir.display().to_string();
+    std::fs::write(host.stack.join("compose.yaml"), hooks_file(&out, 0)).expect("compose");
+    let run = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("post_start") && !stderr.contains("pre_stop"),
+        "{stderr}"
+    );
+    let post = std::fs::read_to_string(out_dir.join("post")).expect("post_start ran");
+    assert_eq!(post.trim(), "post 1234 /tmp yes");
+    assert!(!out_dir.join("pre").exists());
+    host.ok(&["stop", "-t", "1"]);
+    let pre = std::fs::read_to_string(out_dir.join("pre")).expect("pre_stop ran");
+    assert_eq!(pre.trim(), "pre");
+    down_clean(&host);
+
+    std::fs::write(host.stack.join("compose.yaml"), hooks_file(&out, 3)).expect("compose");
+    let run = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "a failing post_start fails up");
+    assert!(
+        stderr.contains("service app") && stderr.contains("post_start[0]"),
+        "{stderr}"
+    );
+    down_clean(&host);
+}

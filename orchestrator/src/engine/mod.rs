@@ -10,6 +10,7 @@ pub mod container_create;
 pub mod container_spec;
 pub mod execute;
 pub mod health;
+pub mod hooks;
 pub mod labels;
 pub mod networks;
 pub mod observed;

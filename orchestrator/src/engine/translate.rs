@@ -626,6 +626,24 @@ pub fn container_config(
         .map(|f| f.display().to_string())
         .collect();
     l.insert(labels::CONFIG_FILES.into(), files.join(","));
+    for (key, label, hooks) in [
+        ("post_start", super::hooks::POST_START, &svc.post_start),
+        ("pre_stop", super::hooks::PRE_STOP, &svc.pre_stop),
+    ] {
+        let Some(v) = hooks else { continue };
+        let json = serde_json::to_value(v)
+            .map_err(|e| e.to_string())
+            .and_then(|v| super::hooks::parse(key, &v))
+            .and_then(|h| serde_json::to_string(&h).map_err(|e| e.to_string()))
+            .map_err(|message| TranslateError::Spec {
+                service: service.into(),
+                source: SpecError::Invalid {
+                    field: key.into(),
+                    message,
+                },
+            })?;
+        l.insert(label.into(), json);
+    }
     Ok(t)
 }
 

@@ -212,10 +212,11 @@ pub struct Service {
     /// Published ports in long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
-    /// Lifecycle hooks after start (not run by berth, listed by `Project::unsupported`).
+    /// Commands run in the container right after it starts (`engine::hooks`); one failing
+    /// fails the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_start: Option<Value>,
-    /// Lifecycle hooks before stop (not run by berth, listed by `Project::unsupported`).
+    /// Commands run in the container right before it is stopped (`engine::hooks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_stop: Option<Value>,
     /// Privileged mode.

@@ -20,13 +20,11 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 22] = [
+        let raw: [(&'static str, bool); 20] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
             ("models", self.models.is_some()),
-            ("post_start", self.post_start.is_some()),
-            ("pre_stop", self.pre_stop.is_some()),
             ("provider", self.provider.is_some()),
             ("storage_opt", self.storage_opt.is_some()),
             ("label_file", self.label_file.is_some()),

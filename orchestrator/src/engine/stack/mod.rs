@@ -383,6 +383,13 @@ impl Engine {
                 Ok(rec) if rec.id == key => rec,
                 _ => e.runtime.resolve(&key).map_err(|err| err.to_string())?,
             };
+            // A failing pre_stop hook does not keep the container from stopping.
+            if e.runtime.is_running(&rec)
+                && let Err(err) =
+                    crate::engine::hooks::run(&e.runtime, &rec, crate::engine::hooks::PRE_STOP)
+            {
+                tracing::warn!(container = %rec.config.name, %err, "pre_stop hook failed");
+            }
             let t = std::time::Instant::now();
             e.runtime
                 .stop(&rec, timeout)
