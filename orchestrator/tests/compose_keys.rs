@@ -396,10 +396,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     ("services.*.volumes[].bind", Loader),
     ("services.*.volumes[].volume", Loader),
-    (
-        "services.*.volumes[].volume.nocopy",
-        Warned("services.all.volumes[1].volume.nocopy"),
-    ),
+    ("services.*.volumes[].volume.nocopy", Engine("o.nocopy")),
     (
         "services.*.volumes[].volume.subpath",
         Warned("services.all.volumes[1].volume.subpath"),

@@ -803,3 +803,64 @@ fn post_start_and_pre_stop_hooks_run_in_the_container() {
     );
     down_clean(&host);
 }
+
+const NOCOPY: &str = r#"
+name: nc
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  network_mode: none
+  command: ["sh", "-c", "echo files $$(ls -A /var/www); echo done; exec sleep 3600"]
+services:
+  copied:
+    <<: *quick
+    volumes: ["filled:/var/www"]
+  empty:
+    <<: *quick
+    volumes:
+      - {type: volume, source: left, target: /var/www, volume: {nocopy: true}}
+volumes:
+  filled: {}
+  left: {}
+"#;
+
+/// A volume is filled from the image's content at its target on first use, unless
+/// `volume.nocopy` (and `container run --mount ...,volume-nocopy`, `-v NAME:DST:nocopy`).
+#[test_with::root()]
+#[test]
+fn volume_nocopy_leaves_the_volume_empty() {
+    host::require_tools();
+    let host = Host::new("nc");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), NOCOPY).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("nocopy"), "no warning: {stderr}");
+    let copied = logs_when_done(&host, "nc-copied-1");
+    assert!(copied.lines().any(|l| l == "files index.html"), "{copied}");
+    let empty = logs_when_done(&host, "nc-empty-1");
+    assert!(empty.lines().any(|l| l.trim() == "files"), "{empty}");
+    for how in [
+        [
+            "--mount",
+            "type=volume,src=nc-run1,dst=/var/www,volume-nocopy",
+        ],
+        ["-v", "nc-run2:/var/www:nocopy"],
+    ] {
+        let mut args = vec!["container", "run", "--rm", "--network", "none"];
+        args.extend(how);
+        args.extend(["busybox:e2e", "sh", "-c", "echo files $(ls -A /var/www)"]);
+        let out = host.berth(&args);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "files",
+            "{out:?}"
+        );
+    }
+    down_clean(&host);
+    for v in ["nc-run1", "nc-run2"] {
+        host.berth(&["volume", "rm", v]);
+    }
+}

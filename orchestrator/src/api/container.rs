@@ -227,6 +227,17 @@ pub struct HostConfig {
     pub unsupported: Unsupported,
 }
 
+/// A volume mount's options (Docker's `VolumeOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    /// Leave an empty volume empty instead of filling it from the image.
+    pub no_copy: bool,
+    /// What berth does not run (`Subpath`, `DriverConfig`, `Labels`): refused by name when set.
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
+}
+
 /// One host device (Docker's `DeviceMapping`): the node, its path in the container (empty:
 /// the host's) and its cgroup permissions (empty: `rwm`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -254,6 +265,8 @@ pub struct Mount {
     pub target: String,
     pub read_only: bool,
     pub tmpfs_options: Option<TmpfsOptions>,
+    /// A volume's options (`NoCopy`).
+    pub volume_options: Option<VolumeOptions>,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
@@ -443,6 +456,12 @@ impl ContainerSpec {
         refuse("HostConfig.", &self.host_config.unsupported)?;
         for (i, m) in self.host_config.mounts.iter().enumerate() {
             refuse(&format!("HostConfig.Mounts[{i}]."), &m.unsupported)?;
+            if let Some(o) = &m.volume_options {
+                refuse(
+                    &format!("HostConfig.Mounts[{i}].VolumeOptions."),
+                    &o.unsupported,
+                )?;
+            }
         }
         for (name, ep) in &self.networking_config.endpoints_config {
             let prefix = format!("NetworkingConfig.EndpointsConfig.{name}.");

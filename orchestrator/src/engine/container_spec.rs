@@ -265,6 +265,7 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
                 name: src.to_string(),
                 target,
                 read_only,
+                nocopy: opts.split(',').any(|o| o == "nocopy"),
             }
         });
     }
@@ -292,6 +293,7 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
                 },
                 target,
                 read_only: m.read_only,
+                nocopy: m.volume_options.as_ref().is_some_and(|o| o.no_copy),
             },
             "tmpfs" => {
                 let mut options = Vec::new();
@@ -359,6 +361,7 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
             name,
             target,
             read_only: false,
+            nocopy: false,
         });
     }
     c.anonymous_volumes = anonymous;

@@ -162,6 +162,14 @@ pub fn service_spec(
                     mode: t.mode,
                     ..Default::default()
                 }),
+            volume_options: v
+                .volume
+                .as_ref()
+                .filter(|o| o.nocopy == Some(true))
+                .map(|_| crate::api::container::VolumeOptions {
+                    no_copy: true,
+                    ..Default::default()
+                }),
             ..Default::default()
         });
     }

@@ -59,6 +59,10 @@ pub enum MountSpec {
         target: PathBuf,
         #[serde(default)]
         read_only: bool,
+        /// Leave an empty volume empty instead of filling it from the image
+        /// (`volume-nocopy`, compose `volume.nocopy`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        nocopy: bool,
     },
     /// A tmpfs with optional mount options (`size=64m,mode=1777`).
     Tmpfs {

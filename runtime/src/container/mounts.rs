@@ -110,6 +110,8 @@ pub fn parse_options(opts: &[String]) -> (MsFlags, MsFlags, String) {
             "bind" => flags |= MsFlags::MS_BIND,
             "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
             "suid" | "dev" | "exec" | "atime" | "async" | "defaults" => {}
+            // berth's own marker, read by the rootfs setup.
+            super::spec::NOCOPY => {}
             "private" => prop |= MsFlags::MS_PRIVATE,
             "rprivate" => prop |= MsFlags::MS_PRIVATE | MsFlags::MS_REC,
             "shared" => prop |= MsFlags::MS_SHARED,

@@ -268,6 +268,10 @@ pub fn default_seccomp() -> Value {
     })
 }
 
+/// The OCI mount option (not a mount flag) of a volume berth's rootfs setup must not fill
+/// from the image.
+pub const NOCOPY: &str = "nocopy";
+
 /// Paths the spec refers to, decided by the caller's layout.
 pub struct SpecPaths<'a> {
     /// Mount point of the rootfs (or the plain rootfs directory itself).
@@ -385,11 +389,19 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
                 );
             }
             MountSpec::Volume {
-                target, read_only, ..
+                target,
+                read_only,
+                nocopy,
+                ..
             } => {
                 let mut o = vec!["rbind", "rprivate"];
                 if *read_only {
                     o.push("ro");
+                }
+                // berth's own rootfs setup fills empty volumes from the image; this option
+                // (no mount flag) tells it not to. External runtimes fill none.
+                if *nocopy && cfg.oci_runtime.is_none() {
+                    o.push(NOCOPY);
                 }
                 let src = vols.next().cloned().unwrap_or_default();
                 mounts.push(

@@ -139,6 +139,12 @@ pub(super) fn parse_mount(spec: &str) -> anyhow::Result<Mount> {
             "source" | "src" => m.source = v.to_string(),
             "target" | "destination" | "dst" => m.target = v.to_string(),
             "readonly" | "ro" => m.read_only = v != "false" && v != "0",
+            "volume-nocopy" | "volume-no-copy" => {
+                m.volume_options = Some(crate::api::container::VolumeOptions {
+                    no_copy: v != "false" && v != "0",
+                    ..Default::default()
+                })
+            }
             "tmpfs-size" => tmpfs.size_bytes = Some(parse_size(v)?),
             "tmpfs-mode" => {
                 tmpfs.mode =

@@ -569,7 +569,7 @@ pub struct BindOptions {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeOptions {
-    /// Do not copy image content into a new volume (not run by berth, listed by `Project::unsupported`).
+    /// Do not fill an empty volume from the image's content at the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nocopy: Option<bool>,
     /// Mount a sub-directory of the volume (not run by berth, listed by `Project::unsupported`).

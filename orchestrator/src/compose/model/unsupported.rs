@@ -301,10 +301,7 @@ fn mount_options_not_run(v: &ServiceVolume) -> Vec<&'static str> {
         }
     }
     if let Some(o) = &v.volume {
-        for (key, set) in [
-            ("volume.nocopy", o.nocopy.is_some()),
-            ("volume.subpath", o.subpath.is_some()),
-        ] {
+        for (key, set) in [("volume.subpath", o.subpath.is_some())] {
             if set {
                 out.push(key);
             }
