@@ -55,7 +55,7 @@ const KEYS: &[(&str, Class)] = &[
     ("models.*.context_size", Warned("top-level `models`")),
     ("models.*.runtime_flags", Warned("top-level `models`")),
     // Services.
-    ("services.*.annotations", Warned("services.all.annotations")),
+    ("services.*.annotations", Engine("svc.annotations")),
     ("services.*.attach", Engine(".attach")),
     (
         "services.*.blkio_config",
@@ -109,24 +109,15 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.build.sbom", Warned("services.all.build.sbom")),
     ("services.*.cap_add", Engine(".cap_add")),
     ("services.*.cap_drop", Engine(".cap_drop")),
-    ("services.*.cgroup", Warned("services.all.cgroup")),
+    ("services.*.cgroup", Engine("cgroupns_mode: svc.cgroup")),
     ("services.*.cgroup_parent", Engine("svc.cgroup_parent")),
     ("services.*.command", Engine(".command")),
     ("services.*.configs", Engine(".configs")),
     ("services.*.configs[].source", Engine(".source")),
     ("services.*.configs[].target", Engine("r.target")),
-    (
-        "services.*.configs[].uid",
-        Warned("services.all.configs[0].uid"),
-    ),
-    (
-        "services.*.configs[].gid",
-        Warned("services.all.configs[0].gid"),
-    ),
-    (
-        "services.*.configs[].mode",
-        Warned("services.all.configs[0].mode"),
-    ),
+    ("services.*.configs[].uid", Engine("r.uid")),
+    ("services.*.configs[].gid", Engine("r.gid")),
+    ("services.*.configs[].mode", Engine("r.mode")),
     ("services.*.container_name", Engine(".container_name")),
     ("services.*.cpu_count", Warned("services.all.cpu_count")),
     ("services.*.cpu_percent", Warned("services.all.cpu_percent")),
@@ -172,19 +163,20 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.deploy.resources.limits.pids", Engine("l.pids")),
     (
         "services.*.deploy.resources.reservations",
-        Warned("services.all.deploy.resources.reservations"),
+        Engine("reservations"),
     ),
+    // A CPU share or a process count cannot be reserved outside Swarm (Compose drops both).
     (
         "services.*.deploy.resources.reservations.cpus",
-        Warned("services.all.deploy.resources.reservations"),
+        Warned("services.all.deploy.resources.reservations.cpus/pids"),
     ),
     (
         "services.*.deploy.resources.reservations.memory",
-        Warned("services.all.deploy.resources.reservations"),
+        Engine("r.memory"),
     ),
     (
         "services.*.deploy.resources.reservations.pids",
-        Warned("services.all.deploy.resources.reservations"),
+        Warned("services.all.deploy.resources.reservations.cpus/pids"),
     ),
     (
         "services.*.deploy.resources.reservations.devices",
@@ -219,7 +211,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.dns", Engine(".dns")),
     ("services.*.dns_opt", Engine(".dns_opt")),
     ("services.*.dns_search", Engine(".dns_search")),
-    ("services.*.domainname", Warned("services.all.domainname")),
+    ("services.*.domainname", Engine("svc.domainname")),
     ("services.*.entrypoint", Engine(".entrypoint")),
     // Read into `environment` by the loader; kept for reference.
     ("services.*.env_file", Loader),
@@ -306,7 +298,7 @@ const KEYS: &[(&str, Class)] = &[
         Warned("services.all.oom_kill_disable"),
     ),
     ("services.*.oom_score_adj", Engine("svc.oom_score_adj")),
-    ("services.*.pid", Warned("services.all.pid")),
+    ("services.*.pid", Engine("host_mode(&svc.pid)")),
     ("services.*.pids_limit", Engine(".pids_limit")),
     // The host's own platform runs; another is warned.
     ("services.*.platform", Loader),
@@ -322,8 +314,8 @@ const KEYS: &[(&str, Class)] = &[
     ),
     // `host` and `ingress` both publish on the host.
     ("services.*.ports[].mode", Loader),
-    ("services.*.post_start", Warned("services.all.post_start")),
-    ("services.*.pre_stop", Warned("services.all.pre_stop")),
+    ("services.*.post_start", Engine("svc.post_start")),
+    ("services.*.pre_stop", Engine("svc.pre_stop")),
     ("services.*.privileged", Engine(".privileged")),
     ("services.*.profiles", Loader),
     (
@@ -338,18 +330,9 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.secrets", Engine(".secrets")),
     ("services.*.secrets[].source", Engine(".source")),
     ("services.*.secrets[].target", Engine("r.target")),
-    (
-        "services.*.secrets[].uid",
-        Warned("services.all.secrets[0].uid"),
-    ),
-    (
-        "services.*.secrets[].gid",
-        Warned("services.all.secrets[0].gid"),
-    ),
-    (
-        "services.*.secrets[].mode",
-        Warned("services.all.secrets[0].mode"),
-    ),
+    ("services.*.secrets[].uid", Engine("r.uid")),
+    ("services.*.secrets[].gid", Engine("r.gid")),
+    ("services.*.secrets[].mode", Engine("r.mode")),
     ("services.*.security_opt", Engine(".security_opt")),
     ("services.*.shm_size", Engine(".shm_size")),
     ("services.*.stdin_open", Engine(".stdin_open")),
@@ -366,7 +349,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     ("services.*.user", Engine(".user")),
     ("services.*.userns_mode", Warned("services.all.userns_mode")),
-    ("services.*.uts", Warned("services.all.uts")),
+    ("services.*.uts", Engine("host_mode(&svc.uts)")),
     ("services.*.volumes", Engine(".volumes")),
     ("services.*.volumes[].type", Engine(".kind")),
     ("services.*.volumes[].source", Engine(".source")),
@@ -392,10 +375,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     ("services.*.volumes[].bind", Loader),
     ("services.*.volumes[].volume", Loader),
-    (
-        "services.*.volumes[].volume.nocopy",
-        Warned("services.all.volumes[1].volume.nocopy"),
-    ),
+    ("services.*.volumes[].volume.nocopy", Engine("o.nocopy")),
     (
         "services.*.volumes[].volume.subpath",
         Warned("services.all.volumes[1].volume.subpath"),
@@ -407,10 +387,7 @@ const KEYS: &[(&str, Class)] = &[
         "services.*.volumes[].image",
         Refused("image mounts are not supported"),
     ),
-    (
-        "services.*.volumes_from",
-        Warned("services.all.volumes_from"),
-    ),
+    ("services.*.volumes_from", Engine("svc.volumes_from")),
     ("services.*.working_dir", Engine(".working_dir")),
     // Networks.
     ("networks.*.name", Engine("name")),

@@ -480,3 +480,387 @@ fn cgroup_parent_places_the_container_cgroup() {
         }
     }
 }
+
+const NAMESPACES: &str = r#"
+name: ns
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  network_mode: none
+services:
+  shared:
+    <<: *quick
+    pid: host
+    uts: host
+    cgroup: host
+    command: ["sh", "-c", "for n in pid uts cgroup; do echo $$n $$(readlink /proc/self/ns/$$n); done; echo host $$(hostname); echo done; exec sleep 3600"]
+  own:
+    <<: *quick
+    cgroup: private
+    domainname: example.test
+    annotations: {com.example.team: storage}
+    deploy:
+      resources:
+        reservations: {memory: 32m}
+    command: ["sh", "-c", "for n in pid uts cgroup; do echo $$n $$(readlink /proc/self/ns/$$n); done; echo domain $$(cat /proc/sys/kernel/domainname); echo done; exec sleep 3600"]
+"#;
+
+/// The host's namespace link of kind `ns`, as the container prints it (`pid:[4026531836]`).
+fn host_ns(ns: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{ns}"))
+        .expect("host namespace")
+        .display()
+        .to_string()
+}
+
+/// `pid: host`, `uts: host` and `cgroup: host` put the container in the host's namespaces
+/// (`private` and unset: its own); `domainname` is its UTS namespace's; `annotations` are the
+/// runtime spec's and inspect's; `deploy.resources.reservations.memory` is the cgroup's soft
+/// limit. `container run --pid/--uts/--cgroupns/--domainname/--annotation` do the same.
+#[test_with::root()]
+#[test]
+fn namespaces_domainname_annotations_and_reservations_apply() {
+    host::require_tools();
+    let host = Host::new("ns");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), NAMESPACES).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for key in [
+        "pid",
+        "uts",
+        "cgroup",
+        "domainname",
+        "annotations",
+        "reservations",
+    ] {
+        assert!(!stderr.contains(key), "no warning about {key}: {stderr}");
+    }
+    let shared = logs_when_done(&host, "ns-shared-1");
+    let own = logs_when_done(&host, "ns-own-1");
+    for ns in ["pid", "uts", "cgroup"] {
+        let line = format!("{ns} {}", host_ns(ns));
+        assert!(shared.lines().any(|l| l == line), "{line} in {shared}");
+        assert!(!own.lines().any(|l| l == line), "{line} not in {own}");
+    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let line = format!("host {}", hostname.trim());
+    assert!(shared.lines().any(|l| l == line), "{line} in {shared}");
+    assert!(own.lines().any(|l| l == "domain example.test"), "{own}");
+
+    let inspect = host.ok(&["container", "inspect", "ns-own-1"]);
+    let doc: serde_json::Value = serde_json::from_str(&inspect).expect("inspect json");
+    assert_eq!(
+        doc[0]["HostConfig"]["Annotations"]["com.example.team"], "storage",
+        "{inspect}"
+    );
+    let id = doc[0]["Id"].as_str().expect("id").to_string();
+    let dir = doc[0]["Paths"]["Dir"].as_str().expect("dir").to_string();
+    let bundle = std::fs::read_to_string(std::path::Path::new(&dir).join("config.json"))
+        .expect("the bundle's config.json");
+    let bundle: serde_json::Value = serde_json::from_str(&bundle).expect("bundle json");
+    assert_eq!(bundle["annotations"]["com.example.team"], "storage");
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/memory.soft_limit_in_bytes").exists();
+    let file = if v1 {
+        "memory.soft_limit_in_bytes"
+    } else {
+        "memory.low"
+    };
+    assert_eq!(memory_file(&id, file).as_deref(), Some("33554432"));
+
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pid",
+        "host",
+        "--uts",
+        "host",
+        "--cgroupns",
+        "host",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "for n in pid uts cgroup; do echo $n $(readlink /proc/self/ns/$n); done",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for ns in ["pid", "uts", "cgroup"] {
+        let line = format!("{ns} {}", host_ns(ns));
+        assert!(stdout.lines().any(|l| l == line), "{line} in {out:?}");
+    }
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--domainname",
+        "run.test",
+        "busybox:e2e",
+        "cat",
+        "/proc/sys/kernel/domainname",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "run.test",
+        "{out:?}"
+    );
+    down_clean(&host);
+}
+
+const VOLUMES_FROM: &str = r#"
+name: vf
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  network_mode: none
+services:
+  data:
+    <<: *quick
+    volumes: ["/shared", "named:/named"]
+    command: ["sh", "-c", "echo anon > /shared/f; echo named > /named/f; echo done; exec sleep 3600"]
+  reader:
+    <<: *quick
+    depends_on: [data]
+    volumes_from: ["data:ro"]
+    command: ["sh", "-c", "sleep 1; cat /shared/f /named/f; touch /shared/w || echo read-only; echo done; exec sleep 3600"]
+  writer:
+    <<: *quick
+    volumes_from: [data]
+    command: ["sh", "-c", "sleep 1; cat /shared/f; touch /named/w && echo wrote; echo done; exec sleep 3600"]
+volumes:
+  named: {}
+"#;
+
+/// `volumes_from` mounts the volumes (anonymous and named) of the other service's container,
+/// read-only with `:ro`, as they are without; `container run --volumes-from` does the same.
+#[test_with::root()]
+#[test]
+fn volumes_from_shares_the_other_containers_volumes() {
+    host::require_tools();
+    let host = Host::new("vf");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), VOLUMES_FROM).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("volumes_from"), "no warning: {stderr}");
+    let reader = logs_when_done(&host, "vf-reader-1");
+    for line in ["anon", "named", "read-only"] {
+        assert!(reader.lines().any(|l| l == line), "{line} in {reader}");
+    }
+    let writer = logs_when_done(&host, "vf-writer-1");
+    for line in ["anon", "wrote"] {
+        assert!(writer.lines().any(|l| l == line), "{line} in {writer}");
+    }
+    let out = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--volumes-from",
+        "vf-data-1:ro",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "cat /shared/f /named/f; test -e /named/w && echo seen",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["anon", "named", "seen"],
+        "{out:?}"
+    );
+    down_clean(&host);
+}
+
+const OWNED_FILES: &str = r#"
+name: of
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    network_mode: none
+    secrets:
+      - {source: token, uid: "1234", gid: "5678", mode: 0400}
+      - {source: plain, target: plain}
+    configs:
+      - {source: conf, target: /etc/app.conf, mode: 0640}
+    command: ["sh", "-c", "stat -c '%n %u %g %a' /run/secrets/token /run/secrets/plain /etc/app.conf; cat /run/secrets/token /etc/app.conf; echo done; exec sleep 3600"]
+secrets:
+  token: {file: ./token.txt}
+  plain: {file: ./plain.txt}
+configs:
+  conf: {file: ./app.conf}
+"#;
+
+/// Secrets' and configs' `uid`, `gid` and `mode` are the mounted file's (a copy of the host
+/// file with them; unset ones 0, 0 and 0444); without them the host file itself is bound.
+#[test_with::root()]
+#[test]
+fn secret_and_config_owner_and_mode_apply() {
+    use std::os::unix::fs::PermissionsExt;
+    host::require_tools();
+    let host = Host::new("of");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), OWNED_FILES).expect("compose");
+    for (file, content) in [
+        ("token.txt", "s3cret\n"),
+        ("plain.txt", "plain\n"),
+        ("app.conf", "conf\n"),
+    ] {
+        let p = host.stack.join(file);
+        std::fs::write(&p, content).expect("file");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for key in ["uid", "gid", "mode"] {
+        assert!(!stderr.contains(key), "no warning about {key}: {stderr}");
+    }
+    let logs = logs_when_done(&host, "of-app-1");
+    for line in [
+        "/run/secrets/token 1234 5678 400",
+        "/run/secrets/plain 0 0 644",
+        "/etc/app.conf 0 0 640",
+        "s3cret",
+        "conf",
+    ] {
+        assert!(logs.lines().any(|l| l == line), "{line} in {logs}");
+    }
+    down_clean(&host);
+}
+
+fn hooks_file(out: &str, post_start_exit: u8) -> String {
+    format!(
+        r#"
+name: hk
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    network_mode: none
+    volumes: ["{out}:/out"]
+    command: ["sh", "-c", "echo started; exec sleep 3600"]
+    post_start:
+      - command: ["sh", "-c", "echo post $$(id -u) $$PWD $$HOOK > /out/post; exit {post_start_exit}"]
+        user: "1234"
+        working_dir: /tmp
+        environment: {{HOOK: yes}}
+    pre_stop:
+      - command: sh -c 'echo pre > /out/pre'
+"#
+    )
+}
+
+/// `post_start` runs in the container after it starts (with its user, working_dir and
+/// environment), `pre_stop` before it is stopped; a failing `post_start` fails `up` naming
+/// the service.
+#[test_with::root()]
+#[test]
+fn post_start_and_pre_stop_hooks_run_in_the_container() {
+    use std::os::unix::fs::PermissionsExt;
+    host::require_tools();
+    let host = Host::new("hk");
+    host.busybox_image();
+    let out_dir = host.dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    // The post_start hook runs as uid 1234.
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let out = out_dir.display().to_string();
+    std::fs::write(host.stack.join("compose.yaml"), hooks_file(&out, 0)).expect("compose");
+    let run = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("post_start") && !stderr.contains("pre_stop"),
+        "{stderr}"
+    );
+    let post = std::fs::read_to_string(out_dir.join("post")).expect("post_start ran");
+    assert_eq!(post.trim(), "post 1234 /tmp yes");
+    assert!(!out_dir.join("pre").exists());
+    host.ok(&["stop", "-t", "1"]);
+    let pre = std::fs::read_to_string(out_dir.join("pre")).expect("pre_stop ran");
+    assert_eq!(pre.trim(), "pre");
+    down_clean(&host);
+
+    std::fs::write(host.stack.join("compose.yaml"), hooks_file(&out, 3)).expect("compose");
+    let run = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "a failing post_start fails up");
+    assert!(
+        stderr.contains("service app") && stderr.contains("post_start[0]"),
+        "{stderr}"
+    );
+    down_clean(&host);
+}
+
+const NOCOPY: &str = r#"
+name: nc
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  network_mode: none
+  command: ["sh", "-c", "echo files $$(ls -A /var/www); echo done; exec sleep 3600"]
+services:
+  copied:
+    <<: *quick
+    volumes: ["filled:/var/www"]
+  empty:
+    <<: *quick
+    volumes:
+      - {type: volume, source: left, target: /var/www, volume: {nocopy: true}}
+volumes:
+  filled: {}
+  left: {}
+"#;
+
+/// A volume is filled from the image's content at its target on first use, unless
+/// `volume.nocopy` (and `container run --mount ...,volume-nocopy`, `-v NAME:DST:nocopy`).
+#[test_with::root()]
+#[test]
+fn volume_nocopy_leaves_the_volume_empty() {
+    host::require_tools();
+    let host = Host::new("nc");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), NOCOPY).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("nocopy"), "no warning: {stderr}");
+    let copied = logs_when_done(&host, "nc-copied-1");
+    assert!(copied.lines().any(|l| l == "files index.html"), "{copied}");
+    let empty = logs_when_done(&host, "nc-empty-1");
+    assert!(empty.lines().any(|l| l.trim() == "files"), "{empty}");
+    for how in [
+        [
+            "--mount",
+            "type=volume,src=nc-run1,dst=/var/www,volume-nocopy",
+        ],
+        ["-v", "nc-run2:/var/www:nocopy"],
+    ] {
+        let mut args = vec!["container", "run", "--rm", "--network", "none"];
+        args.extend(how);
+        args.extend(["busybox:e2e", "sh", "-c", "echo files $(ls -A /var/www)"]);
+        let out = host.berth(&args);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "files",
+            "{out:?}"
+        );
+    }
+    down_clean(&host);
+    for v in ["nc-run1", "nc-run2"] {
+        host.berth(&["volume", "rm", v]);
+    }
+}

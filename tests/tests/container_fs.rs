@@ -29,6 +29,7 @@ fn overlay_writes_go_to_the_upper_dir_and_volumes_survive_rm() {
         name: "vol1".into(),
         target: "/data".into(),
         read_only: false,
+        nocopy: false,
     });
     let rec = rt.create(cfg.clone()).expect("create");
     assert!(

@@ -36,6 +36,9 @@ pub struct ContainerSpec {
     /// Host name inside the container (empty: the container's name or short id).
     #[serde(deserialize_with = "nullable")]
     pub hostname: String,
+    /// NIS domain name inside the container (compose `domainname`, `--domainname`).
+    #[serde(deserialize_with = "nullable")]
+    pub domainname: String,
     /// `name`, `uid`, `uid:gid` or `name:group` (empty: the image's).
     #[serde(deserialize_with = "nullable")]
     pub user: String,
@@ -207,7 +210,30 @@ pub struct HostConfig {
     /// Extra device cgroup rules (`c 1:3 mr`, `--device-cgroup-rule`).
     #[serde(deserialize_with = "nullable")]
     pub device_cgroup_rules: Vec<String>,
+    /// OCI annotations of the container (`--annotation`, compose `annotations:`).
+    #[serde(deserialize_with = "nullable")]
+    pub annotations: BTreeMap<String, String>,
+    /// The PID namespace: empty (its own), `host`, or `container:NAME`'s.
+    #[serde(deserialize_with = "nullable")]
+    pub pid_mode: String,
+    /// The UTS namespace: empty (its own) or `host`.
+    #[serde(rename = "UTSMode", deserialize_with = "nullable")]
+    pub uts_mode: String,
+    /// The cgroup namespace: empty or `private` (its own), or `host`.
+    #[serde(deserialize_with = "nullable")]
+    pub cgroupns_mode: String,
     /// What berth does not run: refused by name when set.
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
+}
+
+/// A volume mount's options (Docker's `VolumeOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    /// Leave an empty volume empty instead of filling it from the image.
+    pub no_copy: bool,
+    /// What berth does not run (`Subpath`, `DriverConfig`, `Labels`): refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
 }
@@ -239,6 +265,8 @@ pub struct Mount {
     pub target: String,
     pub read_only: bool,
     pub tmpfs_options: Option<TmpfsOptions>,
+    /// A volume's options (`NoCopy`).
+    pub volume_options: Option<VolumeOptions>,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
@@ -428,6 +456,12 @@ impl ContainerSpec {
         refuse("HostConfig.", &self.host_config.unsupported)?;
         for (i, m) in self.host_config.mounts.iter().enumerate() {
             refuse(&format!("HostConfig.Mounts[{i}]."), &m.unsupported)?;
+            if let Some(o) = &m.volume_options {
+                refuse(
+                    &format!("HostConfig.Mounts[{i}].VolumeOptions."),
+                    &o.unsupported,
+                )?;
+            }
         }
         for (name, ep) in &self.networking_config.endpoints_config {
             let prefix = format!("NetworkingConfig.EndpointsConfig.{name}.");

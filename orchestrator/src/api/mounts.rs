@@ -16,6 +16,7 @@ pub fn docker_mounts(rt: &Runtime, rec: &Record) -> Vec<serde_json::Value> {
                 source,
                 target,
                 read_only,
+                ..
             } => serde_json::json!({
                 "Type": "bind", "Source": source, "Destination": target, "Mode": "",
                 "RW": !read_only, "Propagation": "rprivate",
@@ -24,6 +25,7 @@ pub fn docker_mounts(rt: &Runtime, rec: &Record) -> Vec<serde_json::Value> {
                 name,
                 target,
                 read_only,
+                ..
             } => serde_json::json!({
                 "Type": "volume", "Name": name, "Source": rt.volume_dir(name),
                 "Destination": target, "Driver": "local", "Mode": "", "RW": !read_only,

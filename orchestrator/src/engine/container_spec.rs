@@ -14,7 +14,8 @@ use berth_netd::ports::{PortMapping, Protocol};
 use berth_runtime::container::config::ProcessOverrides;
 use berth_runtime::container::volumes::anonymous_name;
 use berth_runtime::container::{
-    ContainerConfig, MountSpec, NetworkMode, Record, Resources, RootfsSource, SecurityOpt, Ulimit,
+    ContainerConfig, HostNamespaces, MountSpec, NetworkMode, Record, Resources, RootfsSource,
+    SecurityOpt, Ulimit,
 };
 use berth_runtime::image::Image;
 
@@ -133,6 +134,8 @@ pub fn translate(name: &str, spec: &ContainerSpec, cx: &Context) -> Result<Trans
         opt.apply(&mut c);
     }
     devices(hc, &mut c)?;
+    namespaces(spec, &mut c)?;
+    c.annotations = hc.annotations.clone();
     c.group_add = hc.group_add.clone();
     c.cgroup_parent = (!hc.cgroup_parent.is_empty()).then(|| hc.cgroup_parent.clone());
     c.privileged = hc.privileged;
@@ -255,12 +258,14 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
                 source: src.into(),
                 target,
                 read_only,
+                owned_copy: None,
             }
         } else {
             MountSpec::Volume {
                 name: src.to_string(),
                 target,
                 read_only,
+                nocopy: opts.split(',').any(|o| o == "nocopy"),
             }
         });
     }
@@ -278,6 +283,7 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
                 source: m.source.clone().into(),
                 target,
                 read_only: m.read_only,
+                owned_copy: None,
             },
             "volume" | "" => MountSpec::Volume {
                 name: if m.source.is_empty() {
@@ -287,6 +293,7 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
                 },
                 target,
                 read_only: m.read_only,
+                nocopy: m.volume_options.as_ref().is_some_and(|o| o.no_copy),
             },
             "tmpfs" => {
                 let mut options = Vec::new();
@@ -311,29 +318,14 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
     for t in spec.volumes.keys() {
         asked.push(absolute("Volumes".into(), t)?);
     }
-    for v in &hc.volumes_from {
-        let (name, mode) = match v.rsplit_once(':') {
-            Some((n, m @ ("ro" | "rw"))) => (n, m),
-            _ => (v.as_str(), ""),
-        };
-        let lookup = cx
-            .containers
-            .ok_or_else(|| invalid("HostConfig.VolumesFrom", "not available here"))?;
-        let other =
-            lookup(name).map_err(|e| invalid("HostConfig.VolumesFrom", format!("{v}: {e}")))?;
-        for m in &other.config.mounts {
-            let mut m = m.clone();
-            match &mut m {
-                MountSpec::Bind { read_only, .. } | MountSpec::Volume { read_only, .. } => {
-                    match mode {
-                        "ro" => *read_only = true,
-                        "rw" => *read_only = false,
-                        _ => {}
-                    }
-                }
-                MountSpec::Tmpfs { .. } => continue,
-            }
-            c.mounts.push(m);
+    // Without a lookup the caller (the engine, for services) shares them after the
+    // translation, with [`share_volumes_from`].
+    if let Some(lookup) = cx.containers {
+        for v in &hc.volumes_from {
+            let (name, read_only) = volumes_from_entry(v);
+            let other =
+                lookup(name).map_err(|e| invalid("HostConfig.VolumesFrom", format!("{v}: {e}")))?;
+            c.mounts.extend(shared_mounts(&other, read_only));
         }
     }
     for (target, opts) in &hc.tmpfs {
@@ -369,10 +361,70 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
             name,
             target,
             read_only: false,
+            nocopy: false,
         });
     }
     c.anonymous_volumes = anonymous;
     Ok(())
+}
+
+/// A `VolumesFrom` entry (`NAME[:ro|:rw]`): the container and the access it asks for (`None`:
+/// each mount's own).
+pub fn volumes_from_entry(entry: &str) -> (&str, Option<bool>) {
+    match entry.rsplit_once(':') {
+        Some((n, "ro")) => (n, Some(true)),
+        Some((n, "rw")) => (n, Some(false)),
+        _ => (entry, None),
+    }
+}
+
+/// The volumes and bind mounts of `other` as another container mounts them (its tmpfs mounts
+/// are its own, as in Docker).
+fn shared_mounts(other: &Record, read_only: Option<bool>) -> Vec<MountSpec> {
+    let mut out = Vec::new();
+    for m in &other.config.mounts {
+        let mut m = m.clone();
+        match &mut m {
+            MountSpec::Bind { read_only: ro, .. } | MountSpec::Volume { read_only: ro, .. } => {
+                if let Some(want) = read_only {
+                    *ro = want;
+                }
+            }
+            MountSpec::Tmpfs { .. } => continue,
+        }
+        out.push(m);
+    }
+    out
+}
+
+fn mount_target(m: &MountSpec) -> &Path {
+    match m {
+        MountSpec::Bind { target, .. }
+        | MountSpec::Volume { target, .. }
+        | MountSpec::Tmpfs { target, .. } => target,
+    }
+}
+
+/// Adds the volumes and bind mounts of `other` to a translated config, as Docker's
+/// `VolumesFrom` does: a mount the container asks for itself wins at its target; an anonymous
+/// volume made for the target (the image's VOLUME) gives way and is not made.
+pub fn share_volumes_from(c: &mut ContainerConfig, other: &Record, read_only: Option<bool>) {
+    for m in shared_mounts(other, read_only) {
+        let target = mount_target(&m).to_path_buf();
+        let anonymous = |n: &str| c.anonymous_volumes.iter().any(|a| a == n);
+        let at = c.mounts.iter().position(|x| mount_target(x) == target);
+        match at.map(|i| &c.mounts[i]) {
+            Some(MountSpec::Volume { name, .. }) if anonymous(name) => {
+                let name = name.clone();
+                c.anonymous_volumes.retain(|a| *a != name);
+                if let Some(i) = at {
+                    c.mounts[i] = m;
+                }
+            }
+            Some(_) => {}
+            None => c.mounts.push(m),
+        }
+    }
 }
 
 /// `Devices` and `DeviceCgroupRules`, checked now (the host node must be a device) so the
@@ -397,6 +449,37 @@ fn devices(hc: &HostConfig, c: &mut ContainerConfig) -> Result<(), SpecError> {
     for r in &hc.device_cgroup_rules {
         parse_rule(r).map_err(|e| invalid("HostConfig.DeviceCgroupRules", e.to_string()))?;
         c.device_cgroup_rules.push(r.clone());
+    }
+    Ok(())
+}
+
+/// `PidMode`, `UTSMode`, `CgroupnsMode` (the container's own namespace or the host's) and
+/// `Domainname`.
+fn namespaces(spec: &ContainerSpec, c: &mut ContainerConfig) -> Result<(), SpecError> {
+    let hc = &spec.host_config;
+    let host = |field: &str, value: &str, own: &[&str]| -> Result<bool, SpecError> {
+        match value {
+            "host" => Ok(true),
+            v if v.is_empty() || own.contains(&v) => Ok(false),
+            v => Err(invalid(
+                field,
+                format!("{v:?} is not supported (host, or empty for the container's own)"),
+            )),
+        }
+    };
+    c.host_namespaces = HostNamespaces {
+        pid: host("HostConfig.PidMode", &hc.pid_mode, &[])?,
+        uts: host("HostConfig.UTSMode", &hc.uts_mode, &[])?,
+        cgroup: host("HostConfig.CgroupnsMode", &hc.cgroupns_mode, &["private"])?,
+    };
+    if !spec.domainname.is_empty() {
+        if c.host_namespaces.uts {
+            return Err(invalid(
+                "Domainname",
+                "cannot be set in the host's UTS namespace (UTSMode host)",
+            ));
+        }
+        c.domainname = Some(spec.domainname.clone());
     }
     Ok(())
 }

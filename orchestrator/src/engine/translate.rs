@@ -162,6 +162,14 @@ pub fn service_spec(
                     mode: t.mode,
                     ..Default::default()
                 }),
+            volume_options: v
+                .volume
+                .as_ref()
+                .filter(|o| o.nocopy == Some(true))
+                .map(|_| crate::api::container::VolumeOptions {
+                    no_copy: true,
+                    ..Default::default()
+                }),
             ..Default::default()
         });
     }
@@ -195,6 +203,11 @@ pub fn service_spec(
         .as_ref()
         .and_then(|d| d.resources.as_ref())
         .and_then(|r| r.limits.as_ref());
+    let reservations = svc
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.reservations.as_ref());
     // `logging:` with the json-file or local driver: the shim's rotation (the loader warns
     // about other drivers and options by name).
     let mut log_config = LogConfig::default();
@@ -276,7 +289,11 @@ pub fn service_spec(
             .or(svc.cpus)
             .map(|c| (c * 1e9).round() as i64)
             .unwrap_or(0),
-        memory_reservation: svc.mem_reservation.as_ref().map_or(0, |b| b.0 as i64),
+        // `deploy.resources.reservations.memory` wins over `mem_reservation`, as in Compose.
+        memory_reservation: reservations
+            .and_then(|r| r.memory.as_ref())
+            .or(svc.mem_reservation.as_ref())
+            .map_or(0, |b| b.0 as i64),
         memory_swap: svc.memswap_limit.unwrap_or(0),
         memory_swappiness: svc.mem_swappiness,
         oom_score_adj: svc.oom_score_adj.unwrap_or(0),
@@ -297,10 +314,21 @@ pub fn service_spec(
             })
             .collect(),
         device_cgroup_rules: svc.device_cgroup_rules.clone(),
+        annotations: svc.annotations.clone().unwrap_or_default(),
+        pid_mode: host_mode(&svc.pid),
+        uts_mode: host_mode(&svc.uts),
+        cgroupns_mode: svc.cgroup.clone().unwrap_or_default(),
         ..Default::default()
     };
+    let uts_host = host_config.uts_mode == "host";
     Ok(ContainerSpec {
-        hostname: svc.hostname.clone().unwrap_or_else(|| name.to_string()),
+        // The host's UTS namespace keeps the host's name, as Docker requires.
+        hostname: match (&svc.hostname, uts_host) {
+            (Some(h), _) => h.clone(),
+            (None, true) => String::new(),
+            (None, false) => name.to_string(),
+        },
+        domainname: svc.domainname.clone().unwrap_or_default(),
         user: svc.user.clone().unwrap_or_default(),
         tty: svc.tty.unwrap_or(false),
         open_stdin: svc.stdin_open.unwrap_or(false),
@@ -323,6 +351,65 @@ pub fn service_spec(
         networking_config,
         ..Default::default()
     })
+}
+
+/// Secrets and configs with `uid`, `gid` or `mode` are bound as a copy with that owner and
+/// mode (a bind mount of the host file cannot change either); unset ones default as in Swarm:
+/// owner 0:0, mode 0444. Without any of the three the host file itself is bound, as Compose
+/// binds it.
+fn owned_files(
+    service: &str,
+    svc: &Service,
+    c: &mut berth_runtime::container::ContainerConfig,
+) -> Result<(), TranslateError> {
+    use berth_runtime::container::{FileOwner, MountSpec};
+    for (kind, refs, base) in [
+        ("secrets", &svc.secrets, "/run/secrets"),
+        ("configs", &svc.configs, "/"),
+    ] {
+        for (i, r) in refs.iter().enumerate() {
+            if r.uid.is_none() && r.gid.is_none() && r.mode.is_none() {
+                continue;
+            }
+            let id = |key: &str, v: &Option<String>| -> Result<u32, TranslateError> {
+                match v.as_deref() {
+                    None => Ok(0),
+                    Some(v) => v.trim().parse().map_err(|_| TranslateError::Spec {
+                        service: service.into(),
+                        source: SpecError::Invalid {
+                            field: format!("{kind}[{i}].{key}"),
+                            message: format!("{v:?} is not a numeric id"),
+                        },
+                    }),
+                }
+            };
+            let owner = FileOwner {
+                uid: id("uid", &r.uid)?,
+                gid: id("gid", &r.gid)?,
+                mode: r.mode.unwrap_or(0o444),
+            };
+            let want = Path::new(base).join(r.target.as_deref().unwrap_or(&r.source));
+            for m in &mut c.mounts {
+                if let MountSpec::Bind {
+                    target, owned_copy, ..
+                } = m
+                    && *target == want
+                {
+                    *owned_copy = Some(owner);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `pid:`/`uts:` as the spec's mode: `host` only (another container's namespace is warned
+/// about by the loader and left out here).
+fn host_mode(mode: &Option<String>) -> String {
+    match mode.as_deref() {
+        Some("host") => "host".into(),
+        _ => String::new(),
+    }
 }
 
 /// `deploy.restart_policy` as the engine's policy, the way Docker Compose maps it when
@@ -522,6 +609,7 @@ pub fn container_config(
             source,
         }
     })?;
+    owned_files(service, svc, &mut t.config)?;
     let c = &mut t.config;
     if c.args.is_empty() {
         return Err(TranslateError::NoCommand {
@@ -546,6 +634,24 @@ pub fn container_config(
         .map(|f| f.display().to_string())
         .collect();
     l.insert(labels::CONFIG_FILES.into(), files.join(","));
+    for (key, label, hooks) in [
+        ("post_start", super::hooks::POST_START, &svc.post_start),
+        ("pre_stop", super::hooks::PRE_STOP, &svc.pre_stop),
+    ] {
+        let Some(v) = hooks else { continue };
+        let json = serde_json::to_value(v)
+            .map_err(|e| e.to_string())
+            .and_then(|v| super::hooks::parse(key, &v))
+            .and_then(|h| serde_json::to_string(&h).map_err(|e| e.to_string()))
+            .map_err(|message| TranslateError::Spec {
+                service: service.into(),
+                source: SpecError::Invalid {
+                    field: key.into(),
+                    message,
+                },
+            })?;
+        l.insert(label.into(), json);
+    }
     Ok(t)
 }
 

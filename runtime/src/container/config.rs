@@ -46,6 +46,11 @@ pub enum MountSpec {
         target: PathBuf,
         #[serde(default)]
         read_only: bool,
+        /// Bind a copy of the file, made at create with this owner and mode, instead of the
+        /// file itself (a bind mount cannot change either): compose secrets' and configs'
+        /// `uid`/`gid`/`mode`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owned_copy: Option<FileOwner>,
     },
     /// A named volume under `<root>/volumes/NAME/_data`, created on first use and filled
     /// from the image's content at the target, as Docker does.
@@ -54,6 +59,10 @@ pub enum MountSpec {
         target: PathBuf,
         #[serde(default)]
         read_only: bool,
+        /// Leave an empty volume empty instead of filling it from the image
+        /// (`volume-nocopy`, compose `volume.nocopy`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        nocopy: bool,
     },
     /// A tmpfs with optional mount options (`size=64m,mode=1777`).
     Tmpfs {
@@ -61,6 +70,14 @@ pub enum MountSpec {
         #[serde(default)]
         options: Vec<String>,
     },
+}
+
+/// The owner and permission bits of a file berth copies for a container.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileOwner {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
 }
 
 /// A resource limit as `--ulimit name=soft:hard`.
@@ -175,6 +192,32 @@ pub struct ContainerConfig {
     /// (`--cgroup-parent`); unset: the runtime's own parent.
     #[serde(default)]
     pub cgroup_parent: Option<String>,
+    /// OCI annotations of the container's bundle (`--annotation`, compose `annotations:`),
+    /// for tools that read the runtime spec.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// The namespaces the container shares with the host instead of getting its own
+    /// (`--pid host`, `--uts host`, `--cgroupns host`).
+    #[serde(default)]
+    pub host_namespaces: HostNamespaces,
+    /// NIS domain name in the container's UTS namespace (`--domainname`).
+    #[serde(default)]
+    pub domainname: Option<String>,
+}
+
+/// Which of the container's namespaces are the host's (Docker's `host` modes); the rest are
+/// the container's own.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct HostNamespaces {
+    /// The host's PID namespace: the container sees (and may signal) every host process.
+    #[serde(default)]
+    pub pid: bool,
+    /// The host's UTS namespace: its hostname is the host's.
+    #[serde(default)]
+    pub uts: bool,
+    /// The host's cgroup namespace: /proc/self/cgroup shows full host paths.
+    #[serde(default)]
+    pub cgroup: bool,
 }
 
 impl ContainerConfig {
@@ -218,6 +261,9 @@ impl ContainerConfig {
             oom_score_adj: None,
             group_add: Vec::new(),
             cgroup_parent: None,
+            annotations: BTreeMap::new(),
+            host_namespaces: HostNamespaces::default(),
+            domainname: None,
         }
     }
 }

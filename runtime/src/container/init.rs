@@ -283,6 +283,9 @@ fn setup<'a>(a: &'a InitArgs<'a>) -> Result<ProcessSetup<'a>, InitError> {
             name: h.clone(),
             source,
         })?;
+        if let Some(d) = a.spec.domainname() {
+            namespaces::set_domainname(d)?;
+        }
     }
     // SAFETY: umask only touches our own process state.
     unsafe { libc::umask(0o022) };

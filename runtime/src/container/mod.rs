@@ -41,8 +41,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub use config::{
-    ContainerConfig, ExecConfig, MountSpec, NetworkMode, Resources, RootfsSource, SecurityOpt,
-    Ulimit,
+    ContainerConfig, ExecConfig, FileOwner, HostNamespaces, MountSpec, NetworkMode, Resources,
+    RootfsSource, SecurityOpt, Ulimit,
 };
 pub use image_ref::IMAGE_REF_FILE;
 pub use lifecycle::{ExitInfo, ExitWatch, USER_STOPPED};
@@ -103,6 +103,8 @@ pub enum RuntimeError {
     BadCgroupParent(String),
     #[error(transparent)]
     Spec(#[from] spec::SpecError),
+    #[error(transparent)]
+    Mount(#[from] mounts::MountError),
     #[error(transparent)]
     Process(#[from] process::ProcessError),
     #[error(transparent)]
@@ -517,6 +519,9 @@ impl Runtime {
             }
             None => None,
         };
+        // Files bound as copies with their own owner and mode (secrets' uid/gid/mode).
+        let owned = mounts::owned_copies(cfg, dir)?;
+        let cfg = owned.as_ref().unwrap_or(cfg);
         let spec = spec::build(
             &rec.id,
             cfg,

@@ -1,10 +1,14 @@
-//! Mount mechanics shared by the rootfs setup: OCI mount options to flags, and the errors of
-//! preparing a mount (targets resolve through [`crate::inroot`], see `rootfs.rs`).
+//! Mount mechanics shared by the rootfs setup: OCI mount options to flags, files bound as
+//! owned copies, and the errors of preparing a mount (targets resolve through [`crate::inroot`], see `rootfs.rs`).
 
-use std::io;
-use std::path::PathBuf;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
+
+use super::{ContainerConfig, MountSpec};
 
 /// Errors preparing one mount.
 #[derive(Debug, thiserror::Error)]
@@ -15,12 +19,76 @@ pub enum MountError {
         #[source]
         source: io::Error,
     },
+    #[error("copying {path} to bind it with its own owner and mode")]
+    Copy {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("mount source {path} does not exist")]
     NoSource {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+}
+
+/// The directory under a container's own where [`owned_copies`] puts its copies.
+pub const OWNED_COPIES_DIR: &str = "owned-files";
+
+/// The config with every bind that asks for an owned copy bound from a copy instead: the
+/// source file copied (content only) into `dir/owned-files/N` and given the owner and mode
+/// asked for. `None` when no bind asks for one. Made at create, so a later change of the host
+/// file is not seen (a bind mount cannot set an owner or mode, a copy cannot follow).
+pub fn owned_copies(
+    cfg: &ContainerConfig,
+    dir: &Path,
+) -> Result<Option<ContainerConfig>, MountError> {
+    if !cfg.mounts.iter().any(|m| {
+        matches!(
+            m,
+            MountSpec::Bind {
+                owned_copy: Some(_),
+                ..
+            }
+        )
+    }) {
+        return Ok(None);
+    }
+    let copies = dir.join(OWNED_COPIES_DIR);
+    let copy_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| MountError::Copy { path, source }
+    };
+    crate::modes::mkdir(&copies, crate::modes::PRIVATE_DIR).map_err(copy_err(&copies))?;
+    let mut out = cfg.clone();
+    for (i, m) in out.mounts.iter_mut().enumerate() {
+        let MountSpec::Bind {
+            source,
+            owned_copy: Some(owner),
+            ..
+        } = m
+        else {
+            continue;
+        };
+        // The content only: read through the host path (the user's own file, as a bind of
+        // it would be), written as a new file nobody else can open meanwhile.
+        let content = fs::read(&*source).map_err(copy_err(source))?;
+        let copy = copies.join(i.to_string());
+        let _ = fs::remove_file(&copy);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&copy)
+            .map_err(copy_err(&copy))?;
+        f.write_all(&content).map_err(copy_err(&copy))?;
+        std::os::unix::fs::fchown(&f, Some(owner.uid), Some(owner.gid)).map_err(copy_err(&copy))?;
+        f.set_permissions(fs::Permissions::from_mode(owner.mode & 0o7777))
+            .map_err(copy_err(&copy))?;
+        *source = copy;
+    }
+    Ok(Some(out))
 }
 
 /// Splits OCI mount options into mount flags, propagation flags and fs data.
@@ -42,6 +110,8 @@ pub fn parse_options(opts: &[String]) -> (MsFlags, MsFlags, String) {
             "bind" => flags |= MsFlags::MS_BIND,
             "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
             "suid" | "dev" | "exec" | "atime" | "async" | "defaults" => {}
+            // berth's own marker, read by the rootfs setup.
+            super::spec::NOCOPY => {}
             "private" => prop |= MsFlags::MS_PRIVATE,
             "rprivate" => prop |= MsFlags::MS_PRIVATE | MsFlags::MS_REC,
             "shared" => prop |= MsFlags::MS_SHARED,

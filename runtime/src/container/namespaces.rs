@@ -35,6 +35,12 @@ pub enum NamespaceError {
         #[source]
         source: io::Error,
     },
+    #[error("setting the NIS domain name {name:?}")]
+    Domainname {
+        name: String,
+        #[source]
+        source: nix::Error,
+    },
     #[error("joining namespace {path}")]
     Join {
         path: PathBuf,
@@ -146,4 +152,18 @@ pub fn join(fd: &OwnedFd, kind: CloneFlags, path: &Path) -> Result<(), Namespace
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Sets the NIS domain name of the calling process's UTS namespace (`--domainname`); the
+/// container's init calls it beside `sethostname`.
+pub fn set_domainname(name: &str) -> Result<(), NamespaceError> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which outlive the call.
+    let rc = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    if rc != 0 {
+        return Err(NamespaceError::Domainname {
+            name: name.to_string(),
+            source: nix::Error::last(),
+        });
+    }
+    Ok(())
 }

@@ -288,7 +288,7 @@ pub fn mount_all(
             })?;
             file = !md.is_dir();
             let point = mount_point(&tree, target, file)?;
-            if volumes.contains(&src) {
+            if volumes.contains(&src) && !opts.iter().any(|o| o == super::spec::NOCOPY) {
                 super::volumes::seed(&src, &root, target)?;
             }
             let src_s = src.display().to_string();

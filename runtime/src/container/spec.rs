@@ -268,6 +268,10 @@ pub fn default_seccomp() -> Value {
     })
 }
 
+/// The OCI mount option (not a mount flag) of a volume berth's rootfs setup must not fill
+/// from the image.
+pub const NOCOPY: &str = "nocopy";
+
 /// Paths the spec refers to, decided by the caller's layout.
 pub struct SpecPaths<'a> {
     /// Mount point of the rootfs (or the plain rootfs directory itself).
@@ -374,6 +378,7 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
                 source,
                 target,
                 read_only,
+                ..
             } => {
                 let mut o = vec!["rbind", "rprivate"];
                 if *read_only {
@@ -384,11 +389,19 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
                 );
             }
             MountSpec::Volume {
-                target, read_only, ..
+                target,
+                read_only,
+                nocopy,
+                ..
             } => {
                 let mut o = vec!["rbind", "rprivate"];
                 if *read_only {
                     o.push("ro");
+                }
+                // berth's own rootfs setup fills empty volumes from the image; this option
+                // (no mount flag) tells it not to. External runtimes fill none.
+                if *nocopy && cfg.oci_runtime.is_none() {
+                    o.push(NOCOPY);
                 }
                 let src = vols.next().cloned().unwrap_or_default();
                 mounts.push(
@@ -413,13 +426,19 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         device_rules.push(super::devices::parse_rule(r)?);
     }
 
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-        json!({"type": "cgroup"}),
-    ];
+    // A namespace the container shares with the host is left out: the process stays in
+    // the runtime's, which is the host's.
+    let host = cfg.host_namespaces;
+    let mut namespaces = vec![json!({"type": "ipc"}), json!({"type": "mount"})];
+    for (kind, shared) in [
+        ("pid", host.pid),
+        ("uts", host.uts),
+        ("cgroup", host.cgroup),
+    ] {
+        if !shared {
+            namespaces.push(json!({"type": kind}));
+        }
+    }
     match (&cfg.network, p.netns) {
         (NetworkMode::Host, _) => {}
         (NetworkMode::Join(path), _) => namespaces.push(json!({"type": "network", "path": path})),
@@ -490,8 +509,22 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         "linux": linux,
         "annotations": {"io.berth.container.id": id},
     });
+    // The host's UTS namespace keeps the host's names (runc refuses to set them there).
+    if host.uts {
+        if let Some(o) = spec.as_object_mut() {
+            o.remove("hostname");
+        }
+    } else if let Some(d) = &cfg.domainname {
+        spec["domainname"] = json!(d);
+    }
     if let Some(adj) = cfg.oom_score_adj {
         spec["process"]["oomScoreAdj"] = json!(adj);
+    }
+    // The user's annotations beside the runtime's own id, which they cannot replace.
+    for (k, v) in &cfg.annotations {
+        if k != "io.berth.container.id" {
+            spec["annotations"][k] = json!(v);
+        }
     }
     serde_json::from_value::<Spec>(spec.clone()).map_err(SpecError::Invalid)?;
     Ok(spec)

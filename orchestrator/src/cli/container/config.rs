@@ -139,6 +139,12 @@ pub(super) fn parse_mount(spec: &str) -> anyhow::Result<Mount> {
             "source" | "src" => m.source = v.to_string(),
             "target" | "destination" | "dst" => m.target = v.to_string(),
             "readonly" | "ro" => m.read_only = v != "false" && v != "0",
+            "volume-nocopy" | "volume-no-copy" => {
+                m.volume_options = Some(crate::api::container::VolumeOptions {
+                    no_copy: v != "false" && v != "0",
+                    ..Default::default()
+                })
+            }
             "tmpfs-size" => tmpfs.size_bytes = Some(parse_size(v)?),
             "tmpfs-mode" => {
                 tmpfs.mode =
@@ -319,6 +325,16 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
         hc.tmpfs.insert(target.to_string(), opts.to_string());
     }
     hc.volumes_from = a.volumes_from.clone();
+    hc.pid_mode = a.pid.clone().unwrap_or_default();
+    hc.uts_mode = a.uts.clone().unwrap_or_default();
+    hc.cgroupns_mode = a.cgroupns.clone().unwrap_or_default();
+    spec.domainname = a.domainname.clone().unwrap_or_default();
+    for an in &a.annotation {
+        let (k, v) = an
+            .split_once('=')
+            .with_context(|| format!("--annotation {an:?}: expected KEY=VALUE"))?;
+        hc.annotations.insert(k.to_string(), v.to_string());
+    }
     // The first --network is the container's (default route, ports, aliases, address); more
     // are further bridge networks (eth1 ...).
     hc.network_mode = a

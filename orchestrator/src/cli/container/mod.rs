@@ -224,6 +224,21 @@ pub struct RunArgs {
     /// Mount every volume and bind mount of another container: NAME[:ro|rw]
     #[arg(long = "volumes-from")]
     volumes_from: Vec<String>,
+    /// PID namespace: host (the container's own when unset)
+    #[arg(long)]
+    pid: Option<String>,
+    /// UTS namespace: host (the container's own when unset)
+    #[arg(long)]
+    uts: Option<String>,
+    /// cgroup namespace: host or private (the default)
+    #[arg(long)]
+    cgroupns: Option<String>,
+    /// NIS domain name of the container
+    #[arg(long)]
+    domainname: Option<String>,
+    /// OCI annotation KEY=VALUE of the container
+    #[arg(long)]
+    annotation: Vec<String>,
     /// Write the container id to this file (refused if it exists)
     #[arg(long)]
     cidfile: Option<PathBuf>,
@@ -599,6 +614,7 @@ fn dispatch(rt: &Runtime, g: &GlobalOpts, cmd: ContainerCommand) -> anyhow::Resu
                     },
                     "Created": fmt_time(st.created_at),
                     "Config": rec.config,
+                    "HostConfig": {"Annotations": rec.config.annotations},
                     "NetworkSettings": networks.remove(&rec.id).map_or_else(
                         || serde_json::json!({"Networks": {}, "Ports": {}, "IPAddress": ""}),
                         |n| n.settings,

@@ -13,7 +13,7 @@ use crate::compose::units::{Bytes, Duration};
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
-    /// OCI annotations for the container (not run by berth, listed by `Project::unsupported`).
+    /// OCI annotations of the container's runtime spec (inspect shows them in HostConfig).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
     /// `false`: an attached `up` does not show this service's output unless `--attach` names it
@@ -32,8 +32,7 @@ pub struct Service {
     /// Capabilities removed from the default set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cap_drop: Vec<String>,
-    /// cgroup namespace mode: `private` runs (every container gets its own); `host` is listed by
-    /// `Project::unsupported`.
+    /// cgroup namespace mode: `private` (the container's own, the default) or `host`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<String>,
     /// Parent cgroup for the container's cgroup (relative to each hierarchy's root).
@@ -107,7 +106,7 @@ pub struct Service {
     /// resolv.conf search domains.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_search: Vec<String>,
-    /// Container domain name (not run by berth, listed by `Project::unsupported`).
+    /// NIS domain name in the container's UTS namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domainname: Option<String>,
     /// Entrypoint; `None` = the image's.
@@ -199,8 +198,8 @@ pub struct Service {
     /// OOM score adjustment (-1000..1000) of the container's processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i64>,
-    /// PID namespace: `host` or `service:x` (not run by berth, listed by `Project::unsupported`);
-    /// every container gets its own.
+    /// PID namespace: `host` runs; `service:x` and `container:x` are listed by
+    /// `Project::unsupported`. Unset: the container's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<String>,
     /// Maximum number of processes; `deploy.resources.limits.pids` wins over it.
@@ -213,10 +212,11 @@ pub struct Service {
     /// Published ports in long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
-    /// Lifecycle hooks after start (not run by berth, listed by `Project::unsupported`).
+    /// Commands run in the container right after it starts (`engine::hooks`); one failing
+    /// fails the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_start: Option<Value>,
-    /// Lifecycle hooks before stop (not run by berth, listed by `Project::unsupported`).
+    /// Commands run in the container right before it is stopped (`engine::hooks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_stop: Option<Value>,
     /// Privileged mode.
@@ -286,14 +286,14 @@ pub struct Service {
     /// User namespace mode (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns_mode: Option<String>,
-    /// UTS namespace mode (`host`; not run by berth, listed by `Project::unsupported`).
+    /// UTS namespace mode: `host` (the host's names) or unset (the container's own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uts: Option<String>,
     /// Mounts (bind, volume, tmpfs) in long form; bind sources are absolute.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<ServiceVolume>,
-    /// Mount all volumes of another service (`svc`, `svc:ro`) or container: berth orders the
-    /// services by it but shares no volumes (listed by `Project::unsupported`).
+    /// Mount every volume and bind mount of another service's first container (`svc`,
+    /// `service:svc`, `svc:ro`) or of a container (`container:NAME[:ro|rw]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes_from: Vec<String>,
     /// Working directory of the process.

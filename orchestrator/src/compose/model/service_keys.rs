@@ -433,16 +433,16 @@ pub struct ServiceFileRef {
     /// when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// Owner uid of the mounted file (not run by berth, listed by `Project::unsupported`): it is a
-    /// bind mount of the host file.
+    /// Owner uid (a number) of the mounted file, 0 when unset and another of the three is
+    /// set: the file is then bound as a copy with that owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
-    /// Owner gid of the mounted file (not run by berth, listed by `Project::unsupported`): it is a
-    /// bind mount of the host file.
+    /// Owner gid (a number) of the mounted file, 0 when unset and another of the three is
+    /// set: the file is then bound as a copy with that owner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
-    /// Permission bits of the mounted file (not run by berth, listed by `Project::unsupported`): it
-    /// is a bind mount of the host file.
+    /// Permission bits of the mounted file, 0444 when unset and `uid` or `gid` is set: the file
+    /// is then bound as a copy with that mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
 }
@@ -569,7 +569,7 @@ pub struct BindOptions {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct VolumeOptions {
-    /// Do not copy image content into a new volume (not run by berth, listed by `Project::unsupported`).
+    /// Do not fill an empty volume from the image's content at the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nocopy: Option<bool>,
     /// Mount a sub-directory of the volume (not run by berth, listed by `Project::unsupported`).

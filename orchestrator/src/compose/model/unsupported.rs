@@ -20,27 +20,28 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 26] = [
+        let raw: [(&'static str, bool); 20] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
             ("models", self.models.is_some()),
-            ("post_start", self.post_start.is_some()),
-            ("pre_stop", self.pre_stop.is_some()),
             ("provider", self.provider.is_some()),
             ("storage_opt", self.storage_opt.is_some()),
             ("label_file", self.label_file.is_some()),
             ("use_api_socket", self.use_api_socket.is_some()),
             ("isolation", self.isolation.is_some()),
-            // Every container gets private IPC and PID namespaces.
+            // Every container gets a private IPC namespace.
             (
                 "ipc",
                 self.ipc
                     .as_deref()
                     .is_some_and(|m| m != "private" && m != "shareable"),
             ),
-            ("pid", self.pid.is_some()),
-            ("annotations", self.annotations.is_some()),
+            // `host` is the host's PID namespace; another container's is not joined.
+            (
+                "pid (service:/container: namespaces are not joined)",
+                self.pid.as_deref().is_some_and(|m| m != "host"),
+            ),
             ("cpu_count", self.cpu_count.is_some()),
             ("cpu_percent", self.cpu_percent.is_some()),
             ("cpu_rt_period", self.cpu_rt_period.is_some()),
@@ -49,18 +50,13 @@ impl Service {
                 "cpu_period",
                 self.cpu_period.is_some() && self.cpu_quota.is_none(),
             ),
-            ("domainname", self.domainname.is_some()),
             ("external_links", !self.external_links.is_empty()),
             ("oom_kill_disable", self.oom_kill_disable.is_some()),
             ("userns_mode", self.userns_mode.is_some()),
-            ("uts", self.uts.is_some()),
-            // Every container gets a private cgroup namespace.
             (
-                "cgroup",
-                self.cgroup.as_deref().is_some_and(|m| m != "private"),
+                "uts (only host)",
+                self.uts.as_deref().is_some_and(|m| m != "host"),
             ),
-            // Only an ordering dependency: no volumes are shared.
-            ("volumes_from", !self.volumes_from.is_empty()),
         ];
         out.extend(raw.iter().filter(|(_, set)| *set).map(|(k, _)| *k));
         if self.security_opt.iter().any(|o| {
@@ -124,9 +120,12 @@ impl Service {
             if d.resources
                 .as_ref()
                 .and_then(|r| r.reservations.as_ref())
-                .is_some_and(|l| l.cpus.is_some() || l.memory.is_some() || l.pids.is_some())
+                .is_some_and(|l| l.cpus.is_some() || l.pids.is_some())
             {
-                out.push("deploy.resources.reservations");
+                // Memory is the cgroup's soft limit, as `mem_reservation`; a CPU share or
+                // a count of processes cannot be guaranteed outside Swarm (Compose drops
+                // them too).
+                out.push("deploy.resources.reservations.cpus/pids (Swarm scheduling only)");
             }
             if let Some(r) = &d.resources
                 && [&r.limits, &r.reservations]
@@ -167,23 +166,6 @@ impl Project {
                 out.push(Unsupported {
                     path: format!("services.{name}.{key}"),
                 });
-            }
-            // File-based secrets and configs are bind mounts of the host file, as with
-            // Docker Compose: their owner and mode are the file's.
-            for (kind, refs) in [("secrets", &svc.secrets), ("configs", &svc.configs)] {
-                for (i, r) in refs.iter().enumerate() {
-                    for (key, set) in [
-                        ("uid", r.uid.is_some()),
-                        ("gid", r.gid.is_some()),
-                        ("mode", r.mode.is_some()),
-                    ] {
-                        if set {
-                            out.push(Unsupported {
-                                path: format!("services.{name}.{kind}[{i}].{key}"),
-                            });
-                        }
-                    }
-                }
             }
         }
         for (name, svc) in &self.services {
@@ -311,10 +293,7 @@ fn mount_options_not_run(v: &ServiceVolume) -> Vec<&'static str> {
         }
     }
     if let Some(o) = &v.volume {
-        for (key, set) in [
-            ("volume.nocopy", o.nocopy.is_some()),
-            ("volume.subpath", o.subpath.is_some()),
-        ] {
+        for (key, set) in [("volume.subpath", o.subpath.is_some())] {
             if set {
                 out.push(key);
             }

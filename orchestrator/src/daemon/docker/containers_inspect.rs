@@ -120,6 +120,10 @@ pub(super) async fn inspect(
             }
         }
     }
+    // Annotations are the container's, however it was made (Compose `annotations:` too).
+    if !rec.config.annotations.is_empty() {
+        host_config["Annotations"] = serde_json::json!(rec.config.annotations);
+    }
     // An empty log driver is the daemon's default, which dockerd names.
     if host_config
         .pointer("/LogConfig/Type")

@@ -289,11 +289,20 @@ pub fn plan_up(
             let after = ready_nodes.get(dep).cloned().unwrap_or_default();
             waits.push(plan.push(step, after));
         }
-        // Joining X's namespace needs X's container running, depends_on or not.
-        if let Some(dep) = net_provider
-            && selected.iter().any(|s| s == dep)
-            && !svc.depends_on.contains_key(dep)
-        {
+        // Joining X's namespace needs X's container running, and mounting X's volumes
+        // needs X's container made: depends_on or not (Compose adds both as service_started).
+        let mut implicit: Vec<&str> = net_provider.into_iter().collect();
+        for v in &svc.volumes_from {
+            if let Some(dep) = crate::compose::volumes_from_service(v)
+                && !implicit.contains(&dep)
+            {
+                implicit.push(dep);
+            }
+        }
+        for dep in implicit {
+            if !selected.iter().any(|s| s == dep) || svc.depends_on.contains_key(dep) {
+                continue;
+            }
             let step = Step::WaitDependency {
                 service: name.clone(),
                 dependency: dep.to_string(),

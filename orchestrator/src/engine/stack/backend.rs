@@ -468,6 +468,7 @@ impl StackBackend {
         let rec = blocking(move || {
             let rec = e.runtime.resolve(&what).map_err(|err| err.to_string())?;
             e.runtime.start(&rec).map_err(|err| err.to_string())?;
+            crate::engine::hooks::run(&e.runtime, &rec, crate::engine::hooks::POST_START)?;
             Ok(rec)
         })
         .await?;

@@ -43,6 +43,7 @@ mod connect;
 mod network_join;
 mod observe;
 mod verbs;
+mod volumes_from;
 
 use attach::*;
 pub use backend::*;
@@ -382,6 +383,13 @@ impl Engine {
                 Ok(rec) if rec.id == key => rec,
                 _ => e.runtime.resolve(&key).map_err(|err| err.to_string())?,
             };
+            // A failing pre_stop hook does not keep the container from stopping.
+            if e.runtime.is_running(&rec)
+                && let Err(err) =
+                    crate::engine::hooks::run(&e.runtime, &rec, crate::engine::hooks::PRE_STOP)
+            {
+                tracing::warn!(container = %rec.config.name, %err, "pre_stop hook failed");
+            }
             let t = std::time::Instant::now();
             e.runtime
                 .stop(&rec, timeout)
@@ -516,6 +524,7 @@ impl Engine {
         reference: &str,
     ) -> Result<Record, String> {
         self.join_shared_network(project, service, svc, &mut t.config)?;
+        self.share_service_volumes(project, service, svc, &mut t.config)?;
         // A service on no network (its own namespace, nothing attached) joins none.
         let connect = t.connect.filter(|_| !svc.networks.is_empty());
         let rec = self.create_with_volumes(t.config).await?;
