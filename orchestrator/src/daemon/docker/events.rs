@@ -278,6 +278,7 @@ fn container_facts(dir: &Path) -> Option<ContainerFacts> {
                 name,
                 target,
                 read_only,
+                ..
             } => Some((name.clone(), target.display().to_string(), !read_only)),
             _ => None,
         })

@@ -211,6 +211,7 @@ impl Builder<'_> {
                         source: dir,
                         target: PathBuf::from(m.target.clone().unwrap_or_default()),
                         read_only: m.read_only,
+                        owned_copy: None,
                     });
                 }
                 MountKind::Bind => {
@@ -219,6 +220,7 @@ impl Builder<'_> {
                         source,
                         target: PathBuf::from(m.target.clone().unwrap_or_default()),
                         read_only: m.read_only,
+                        owned_copy: None,
                     });
                 }
             }
@@ -272,6 +274,7 @@ impl Builder<'_> {
             source: file,
             target: PathBuf::from(target),
             read_only: true,
+            owned_copy: None,
         });
         out._scratch.push(dir);
         Ok(())
