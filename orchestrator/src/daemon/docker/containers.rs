@@ -195,7 +195,7 @@ async fn create(
         }
         if s.rootfs.is_none()
             && let Err(berth_runtime::image::store::StoreError::NotFound { .. }) =
-                e.images.resolve(&s.image)
+                e.images.resolve_id(&s.image)
         {
             return Err(ApiError {
                 status: StatusCode::NOT_FOUND,
