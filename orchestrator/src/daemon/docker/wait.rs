@@ -1,12 +1,14 @@
 //! `POST /containers/{id}/wait` and the exits it is answered from.
 //!
-//! Every run Docker's API starts is started watched: its shim reports the exit on a pipe (even
-//! when `--rm` removed the container, which the shim does before it reports), the report lands
-//! here and wakes every wait at once, so `docker run --rm` hears of the exit as soon as the shim
-//! does instead of at the next look of a poll. A start, an exit and a removal made through
-//! Docker's API all wake the waits; a run started elsewhere (berth's CLI, a restart policy) is
-//! waited for through its shim, and a start or removal made elsewhere is seen by looking again
-//! after a short pause (1 ms doubling to 50 ms).
+//! A run Docker's API starts while a client waits for it (attached, as `docker run` and `docker
+//! start -a` are, or with a wait open) is started watched: its shim reports the exit on a pipe
+//! (even when `--rm` removed the container, which the shim does before it reports), the report
+//! lands here and wakes every wait at once, so `docker run --rm` hears of the exit as soon as the
+//! shim does instead of at the next look of a poll. A start nobody waits for (`docker run -d`,
+//! Compose's) holds no pipe in the daemon. A start, an exit and a removal made through Docker's
+//! API all wake the waits; a run not watched (started elsewhere, or before the wait) is waited for
+//! through its shim, and a start or removal made elsewhere is seen by looking again after a short
+//! pause (1 ms doubling to 50 ms).
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
@@ -34,6 +36,8 @@ const KEEP: Duration = Duration::from_secs(600);
 struct Runs {
     /// Watched runs whose exit has not been reported yet.
     watching: u32,
+    /// Waits open on the container: a start then is a watched one.
+    waits: u32,
     /// The last reported exit: its code and when the report came.
     last: Option<(i32, Instant)>,
 }
@@ -61,16 +65,30 @@ pub(super) fn changed() {
     EXITS.changed.send_modify(|g| *g = g.wrapping_add(1));
 }
 
-/// Starts `rec` watched: with the attach clients that wait for it, if any (see
-/// [`super::attach::start_for_waiting`]), else plainly. Its exit is reported here.
+/// Starts `rec`: with the attach clients that wait for it, if any (see
+/// [`super::attach::start_for_waiting`]), and watched when a client waits for it (its exit is
+/// then reported here); plainly otherwise.
 pub(super) fn start(rt: &Runtime, rec: &Record) -> Result<i32, RuntimeError> {
-    // Counted before the start, so that a wait looking meanwhile knows a report will come.
-    runs().entry(rec.id.clone()).or_default().watching += 1;
-    let started =
-        super::attach::start_for_waiting(rt, rec).unwrap_or_else(|| rt.start_watched(rec));
+    // Counted before the start, so that a wait looking meanwhile knows a report may come.
+    let waited = {
+        let mut all = runs();
+        let r = all.entry(rec.id.clone()).or_default();
+        r.watching += 1;
+        r.waits > 0
+    };
+    let started = match super::attach::start_for_waiting(rt, rec) {
+        Some(started) => started.map(|(pid, exit)| (pid, Some(exit))),
+        None if waited => rt.start_watched(rec).map(|(pid, exit)| (pid, Some(exit))),
+        None => rt.start(rec).map(|pid| (pid, None)),
+    };
     let result = match started {
-        Ok((pid, exit)) => {
+        Ok((pid, Some(exit))) => {
             follow(rec.id.clone(), exit);
+            Ok(pid)
+        }
+        // Not watched after all (or not started): no report will come.
+        Ok((pid, None)) => {
+            reported(&rec.id, None);
             Ok(pid)
         }
         Err(e) => {
@@ -86,7 +104,9 @@ pub(super) fn start(rt: &Runtime, rec: &Record) -> Result<i32, RuntimeError> {
 fn reported(id: &str, code: Option<i32>) {
     {
         let mut all = runs();
-        all.retain(|_, r| r.watching > 0 || r.last.is_some_and(|(_, at)| at.elapsed() < KEEP));
+        all.retain(|_, r| {
+            r.watching > 0 || r.waits > 0 || r.last.is_some_and(|(_, at)| at.elapsed() < KEEP)
+        });
         let r = all.entry(id.to_string()).or_default();
         r.watching = r.watching.saturating_sub(1);
         if let Some(code) = code {
@@ -106,7 +126,8 @@ impl AsRawFd for Pipe {
 }
 
 /// Waits for the exit report of a run on the daemon's reactor (no thread per running
-/// container), then records it.
+/// container), then records it. Once no wait is open on the container any more (the `docker
+/// run -d` that opened one has left), the pipe is let go: a later wait goes through the shim.
 fn follow(id: String, exit: ExitWatch) {
     tokio::spawn(async move {
         // SAFETY: the pipe's fd is owned by the `ExitWatch` inside, open and the same until
@@ -114,8 +135,19 @@ fn follow(id: String, exit: ExitWatch) {
         let registered = unsafe { AsyncFd::register_with_interest(Pipe(exit), Interest::READABLE) };
         let exit = match registered {
             Ok(fd) => {
-                // Readable once the report is in (one write) or the shim is gone (EOF).
-                let _ = fd.readable().await;
+                let mut rx = EXITS.changed.subscribe();
+                loop {
+                    tokio::select! {
+                        // Readable once the report is in (one write) or the shim is gone (EOF).
+                        _ = fd.readable() => break,
+                        _ = rx.changed() => {
+                            if runs().get(&id).is_none_or(|r| r.waits == 0) {
+                                reported(&id, None);
+                                return;
+                            }
+                        }
+                    }
+                }
                 fd.into_inner().0
             }
             Err(e) => e.into_parts().0.0,
@@ -137,6 +169,31 @@ fn since(id: &str, since: Instant) -> (Option<i32>, bool) {
         let code = r.last.filter(|(_, at)| *at >= since).map(|(c, _)| c);
         (code, r.watching > 0)
     })
+}
+
+/// An open wait, counted while it lasts (however it ends: answered, or its client gone).
+struct Open(String);
+
+impl Open {
+    fn new(id: &str) -> Open {
+        runs().entry(id.to_string()).or_default().waits += 1;
+        Open(id.to_string())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let mut all = runs();
+        if let Some(r) = all.get_mut(&self.0) {
+            r.waits = r.waits.saturating_sub(1);
+            if r.waits == 0 && r.watching == 0 && r.last.is_none() {
+                all.remove(&self.0);
+            }
+        }
+        drop(all);
+        // A watch nobody waits on any more lets its pipe go.
+        changed();
+    }
 }
 
 /// The pauses between two looks at a change made outside Docker's API: 1 ms doubling to
@@ -292,8 +349,11 @@ pub(super) async fn wait(
     let rt = docker.rt.clone();
     let w = what.to_string();
     let rec = blocking(move || find(&rt, &w)).await?;
+    // Counted before the answer's head goes out: the client's start may follow at once.
+    let open = Open::new(&rec.id);
     let rt = docker.rt.clone();
     let outcome = async move {
+        let _open = open;
         let waited = until(&rt, &rec, condition, began).await;
         let ms = began.elapsed().as_secs_f64() * 1000.0;
         tracing::debug!(id = %rec.id, ?condition, ms, "Docker wait answered");
@@ -351,5 +411,18 @@ mod tests {
             (None, false)
         );
         assert_eq!(since("another", before), (None, false));
+    }
+
+    #[test]
+    fn open_waits_are_counted_until_dropped() {
+        let id = "wait-test-open";
+        let waits = || runs().get(id).map_or(0, |r| r.waits);
+        let a = Open::new(id);
+        let b = Open::new(id);
+        assert_eq!(waits(), 2);
+        drop(a);
+        assert_eq!(waits(), 1);
+        drop(b);
+        assert_eq!(waits(), 0);
     }
 }
