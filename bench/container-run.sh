@@ -20,7 +20,9 @@
 # (bench/engines.sh, started and stopped here unless already up). Their hugetlb fix also lets crun run.
 # DOCKER_API=1 adds the docker CLI driving berth through its Docker Engine API socket: `docker run
 # --rm --network none IMG true` (DOCKER_HOST=<run>/docker.sock) beside `berth container run --rm
-# --network none IMG true` of the same image, interleaved with the rest.
+# --network none IMG true` of the same image, interleaved with the rest. With podman among the
+# engines, the same docker CLI also drives podman's Docker-compatible API (`podman system service`,
+# started in the engines' namespace for the run and stopped at the end): a row of the table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/compare-lib.sh
@@ -31,6 +33,8 @@ BERTH=${BERTH:-${CARGO_TARGET_DIR:-target}/release/berth}
 
 work=$(mktemp -d /tmp/bb.XXXXXX)
 hugetlb_mounted=""
+podman_api_pid=""
+PODMAN_SOCK=/run/berth-bench-engines/podman-run.sock
 # Our own cgroup parent, for berth and (through the same bundle) crun; removed at the end.
 export BERTH_CGROUP_PARENT=berth-bench-$$
 cleanup() {
@@ -45,6 +49,10 @@ cleanup() {
     rmdir "$d" 2>/dev/null || true
   done
   [ -n "$hugetlb_mounted" ] && umount "$hugetlb_mounted" && rmdir "$hugetlb_mounted"
+  if [ -n "$podman_api_pid" ]; then
+    kill "$podman_api_pid" 2>/dev/null; wait "$podman_api_pid" 2>/dev/null || true
+    rm -f "$PODMAN_SOCK"
+  fi
   if [ -n "$ENGINES" ]; then
     eng docker && dk rmi -f berth-bench/busybox:run >/dev/null 2>&1
     eng podman && pm rmi -f berth-bench/busybox:run >/dev/null 2>&1
@@ -77,6 +85,16 @@ if [ -n "$ENGINES" ]; then
   eng docker && dk import "$work/rootfs.tar" berth-bench/busybox:run >/dev/null
   eng podman && pm import -q "$work/rootfs.tar" berth-bench/busybox:run >/dev/null
 fi
+# podman's Docker-compatible API, driven by the docker CLI that drives berth's.
+PDOCKER=()
+if eng podman; then
+  rm -f "$PODMAN_SOCK"
+  pm system service --time=0 "unix://$PODMAN_SOCK" > "$work/podman-service.log" 2>&1 &
+  podman_api_pid=$!
+  for _ in $(seq 100); do curl -sf --unix-socket "$PODMAN_SOCK" http://d/_ping >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -sf --unix-socket "$PODMAN_SOCK" http://d/_ping >/dev/null || { echo "podman system service did not answer" >&2; exit 1; }
+  PDOCKER=(env DOCKER_HOST="unix://$PODMAN_SOCK" DOCKER_CONFIG="$work/docker-config" docker)
+fi
 DRUN=(run --rm --pull never --network none berth-bench/busybox:run true)
 now_ns() { date +%s%N; }
 ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }'; }
@@ -96,11 +114,11 @@ crun_err=$(crun --root "$work/crun" run -b "$bundle" bench-warm 2>&1) || crun_ok
 "${B[@]}" container run --rm --network none --rootfs "$rootfs" true # warm-up
 if [ -n "$ENGINES" ]; then # warm-up
   eng docker && dk "${DRUN[@]}"
-  eng podman && pm "${DRUN[@]}"
+  eng podman && pm "${DRUN[@]}" && "${PDOCKER[@]}" "${DRUN[@]}"
 fi
 # Interleaved, so that all see the same load on a shared machine.
 : > "$work/berth.ms"; : > "$work/crun.ms"; : > "$work/docker.ms"; : > "$work/podman.ms"
-: > "$work/api.ms"; : > "$work/img.ms"
+: > "$work/api.ms"; : > "$work/img.ms"; : > "$work/podman-api.ms"
 for i in $(seq "$N"); do
   if [ "$DOCKER_API" = 1 ]; then
     t0=$(now_ns); "${BDOCKER[@]}" "${BIMG[@]}"; t1=$(now_ns); ms "$t0" "$t1" >> "$work/api.ms"
@@ -111,6 +129,7 @@ for i in $(seq "$N"); do
   fi
   if eng podman; then
     t0=$(now_ns); pm "${DRUN[@]}"; t1=$(now_ns); ms "$t0" "$t1" >> "$work/podman.ms"
+    t0=$(now_ns); "${PDOCKER[@]}" "${DRUN[@]}"; t1=$(now_ns); ms "$t0" "$t1" >> "$work/podman-api.ms"
   fi
   t0=$(now_ns); "${B[@]}" container run --rm --network none --rootfs "$rootfs" true; t1=$(now_ns)
   ms "$t0" "$t1" >> "$work/berth.ms"
@@ -157,7 +176,10 @@ if [ -n "$ENGINES" ]; then
   echo "|---|---|---|"
   echo "| berth $("$BERTH" --version | awk '{print $2}') | \`berth container run --rm --network none --rootfs R true\` | $(stats_ms 1 < "$work/berth.ms") |"
   [ "$crun_ok" = 1 ] && echo "| crun $(crun --version | awk 'NR==1{print $3}') | \`crun run\` of berth's bundle for that container | $(stats_ms 1 < "$work/crun.ms") |"
+  [ "$DOCKER_API" = 1 ] && echo "| berth $("$BERTH" --version | awk '{print $2}') | \`berth container run --rm --network none IMG true\` | $(stats_ms 1 < "$work/img.ms") |"
+  [ "$DOCKER_API" = 1 ] && echo "| docker CLI $(docker --version | awk '{print $3}' | tr -d ,) -> berth | \`docker run --rm --network none IMG true\`, DOCKER_HOST berth's docker.sock | $(stats_ms 1 < "$work/api.ms") |"
   eng podman && echo "| podman | \`podman run --rm --network none IMG true\` | $(stats_ms 1 < "$work/podman.ms") |"
+  eng podman && echo "| docker CLI $(docker --version | awk '{print $3}' | tr -d ,) -> podman | \`docker run --rm --network none IMG true\`, DOCKER_HOST \`podman system service\` | $(stats_ms 1 < "$work/podman-api.ms") |"
   eng docker && echo "| docker | \`docker run --rm --network none IMG true\` | $(stats_ms 1 < "$work/docker.ms") |"
   echo
 fi

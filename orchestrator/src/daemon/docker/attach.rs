@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Condvar, LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use berth_runtime::container::logs::{self, LogOptions};
 use berth_runtime::container::{ExitWatch, Record, Runtime, RuntimeError};
@@ -42,8 +42,12 @@ fn waiting() -> std::sync::MutexGuard<'static, HashMap<String, Vec<Waiting>>> {
 }
 
 /// Starts `rec` with the attach clients that wait for it: the first one attached before the
-/// process runs, the others right after. `None` when no client waits (a plain start).
-pub(super) fn start_for_waiting(rt: &Runtime, rec: &Record) -> Option<Result<i32, RuntimeError>> {
+/// process runs, the others right after. Returns the pid and the run's exit watch; `None` when
+/// no client waits (a plain start).
+pub(super) fn start_for_waiting(
+    rt: &Runtime,
+    rec: &Record,
+) -> Option<Result<(i32, ExitWatch), RuntimeError>> {
     let mut clients: Vec<Waiting> = waiting().remove(&rec.id)?;
     clients.retain(|w| !w.tx.is_closed());
     if clients.is_empty() {
@@ -54,75 +58,13 @@ pub(super) fn start_for_waiting(rt: &Runtime, rec: &Record) -> Option<Result<i32
         Ok(started) => started,
         Err(e) => return Some(Err(e)),
     };
-    watch_exit(&rec.id, exit);
     let _ = first.tx.send(stream);
     for w in clients {
         if let Ok(s) = rt.attach(rec, w.stdin) {
             let _ = w.tx.send(s);
         }
     }
-    Some(Ok(pid))
-}
-
-/// The exit of a run [`start_for_waiting`] started, as its shim reported it (so that a wait
-/// learns it even when the run was too short to be seen, or `--rm` removed the container).
-#[derive(Default)]
-struct Exit {
-    /// A report is on its way.
-    watching: bool,
-    last: Option<(i32, Instant)>,
-}
-
-static EXITS: LazyLock<(Mutex<HashMap<String, Exit>>, Condvar)> = LazyLock::new(Default::default);
-
-fn exits() -> std::sync::MutexGuard<'static, HashMap<String, Exit>> {
-    EXITS
-        .0
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn watch_exit(id: &str, watch: ExitWatch) {
-    exits().entry(id.to_string()).or_default().watching = true;
-    let id = id.to_string();
-    std::thread::spawn(move || {
-        let code = watch.wait().ok().map(|e| e.code);
-        let mut all = exits();
-        // Reports nobody asked for within ten minutes are dropped.
-        all.retain(|_, e| e.watching || e.last.is_some_and(|(_, at)| at.elapsed().as_secs() < 600));
-        let slot = all.entry(id).or_default();
-        slot.watching = false;
-        if let Some(code) = code {
-            slot.last = Some((code, Instant::now()));
-        }
-        drop(all);
-        EXITS.1.notify_all();
-    });
-}
-
-/// The exit code of the container's last watched run if it ended after `since`; waits up to
-/// `patience` for a report on its way (the shim reports before it removes a `--rm`
-/// container, so a waiter that saw the removal gets it a moment later).
-pub(super) fn exit_since(id: &str, since: Instant, patience: Duration) -> Option<i32> {
-    let deadline = Instant::now() + patience;
-    let mut all = exits();
-    loop {
-        let slot = all.get(id)?;
-        if let Some((code, at)) = slot.last
-            && at >= since
-        {
-            return Some(code);
-        }
-        let now = Instant::now();
-        if !slot.watching || now >= deadline {
-            return None;
-        }
-        all = EXITS
-            .1
-            .wait_timeout(all, deadline - now)
-            .map(|(g, _)| g)
-            .unwrap_or_else(|e| e.into_inner().0);
-    }
+    Some(Ok((pid, exit)))
 }
 
 /// Docker's 409 for a container that does not run.

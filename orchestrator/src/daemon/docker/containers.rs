@@ -1,17 +1,15 @@
 //! The container routes of Docker's API that make and drive containers: create, start, stop,
-//! kill, restart, remove and wait. They go through the engine's create
+//! kill, restart and remove (wait is `wait.rs`'s). They go through the engine's create
 //! ([`crate::engine::stack::Engine::create_container`], the same body berth's own API takes) and
-//! the runtime calls berth's CLI makes (`start`, `stop`, `kill`, `remove`, `wait`), so the
+//! the runtime calls berth's CLI makes (`start_watched`, `stop`, `kill`, `remove`), so the
 //! Docker wire adds no second copy of either; only the answers are Docker's (status codes,
 //! `No such container: X`, 304 for a start or stop that has nothing to do).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use berth_runtime::container::{Record, Runtime, RuntimeError};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, StreamBody};
-use hyper::body::Frame;
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -104,7 +102,7 @@ pub(super) async fn serve(
         Route::Stop(c) => stop(docker, &c, query).await,
         Route::Restart(c) => restart(docker, &c, query).await,
         Route::Kill(c) => kill(docker, &c, query).await,
-        Route::Wait(c) => wait(docker, &c, query).await,
+        Route::Wait(c) => super::wait::wait(docker, &c, query).await,
         Route::Remove(c) => remove(docker, &c, query).await,
         Route::Archive(m, c) => super::containers_archive::serve(docker, req, &m, &c, query).await,
         Route::Top(c) => super::containers_top::top(docker, &c, query).await,
@@ -197,7 +195,7 @@ async fn create(
         }
         if s.rootfs.is_none()
             && let Err(berth_runtime::image::store::StoreError::NotFound { .. }) =
-                e.images.resolve(&s.image)
+                e.images.resolve_id(&s.image)
         {
             return Err(ApiError {
                 status: StatusCode::NOT_FOUND,
@@ -257,9 +255,8 @@ async fn start(docker: &Arc<Docker>, what: &str) -> Result<Response<Body>, ApiEr
         if rt.is_running(&rec) {
             return Ok(empty(StatusCode::NOT_MODIFIED));
         }
-        // Docker's clients attach before they start: started with them attached.
-        let started = super::attach::start_for_waiting(&rt, &rec).unwrap_or_else(|| rt.start(&rec));
-        match started {
+        // Docker's clients attach before they start: started with them attached, and watched.
+        match super::wait::start(&rt, &rec) {
             Ok(_) => Ok(empty(StatusCode::NO_CONTENT)),
             Err(RuntimeError::AlreadyRunning { .. }) => Ok(empty(StatusCode::NOT_MODIFIED)),
             Err(e) => Err(runtime_error(&what, e)),
@@ -308,7 +305,7 @@ async fn restart(
     blocking(move || {
         let rec = find(&rt, &what)?;
         rt.stop(&rec, t).map_err(|e| runtime_error(&what, e))?;
-        rt.start(&rec).map_err(|e| runtime_error(&what, e))?;
+        super::wait::start(&rt, &rec).map_err(|e| runtime_error(&what, e))?;
         Ok(empty(StatusCode::NO_CONTENT))
     })
     .await
@@ -363,6 +360,8 @@ async fn remove(docker: &Arc<Docker>, what: &str, query: &str) -> Result<Respons
         Ok(rec)
     })
     .await?;
+    // A wait for its removal answers now.
+    super::wait::changed();
     if docker.shared.opts.root.join("netd").exists()
         && let Ok(engine) = docker.shared.engine().await
         && let Some(err) = engine.disconnect_container(&rec.id).await
@@ -385,90 +384,6 @@ async fn remove(docker: &Arc<Docker>, what: &str, query: &str) -> Result<Respons
 /// A boolean query parameter as Docker reads them (`1`, `true`; absent, `0`, `false`: off).
 pub(super) fn flag(query: &str, key: &str) -> bool {
     query::get(query, key).is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "False"))
-}
-
-/// The pauses between two looks of a wait: 1 ms doubling to 50 ms, so that a short run
-/// (`docker run --rm IMG true` ends within milliseconds of its start) is seen at once while a
-/// long wait costs no more than a look every 50 ms.
-#[derive(Debug)]
-struct Backoff(Duration);
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff(Duration::from_millis(1))
-    }
-}
-
-impl Backoff {
-    fn sleep(&mut self) {
-        std::thread::sleep(self.0);
-        self.0 = (self.0 * 2).min(Duration::from_millis(50));
-    }
-}
-
-/// `POST /containers/{id}/wait?condition=`: answers 200 at once (Docker's clients wait for
-/// the headers before they start the container) and, once the container is not running
-/// (`not-running`, the default), has run and exited (`next-exit`) or is gone (`removed`), the
-/// body `{"StatusCode": N}`.
-async fn wait(docker: &Arc<Docker>, what: &str, query: &str) -> Result<Response<Body>, ApiError> {
-    let condition = query::get(query, "condition").unwrap_or_default();
-    if !matches!(
-        condition.as_str(),
-        "" | "not-running" | "next-exit" | "removed"
-    ) {
-        return Err(ApiError::bad_request(format!(
-            "invalid condition: \"{condition}\""
-        )));
-    }
-    let rt = docker.rt.clone();
-    let w = what.to_string();
-    let rec = blocking(move || find(&rt, &w)).await?;
-    let rt = docker.rt.clone();
-    let what = what.to_string();
-    let began = std::time::Instant::now();
-    let outcome = async move {
-        let waited = blocking(move || {
-            if condition == "next-exit" {
-                // The exit of a run to come: wait for it to start (or to be gone).
-                let mut pause = Backoff::default();
-                while !rt.is_running(&rec) && rec.dir.exists() {
-                    // A run short enough to start and end between two looks: as watched.
-                    if let Some(code) = super::attach::exit_since(&rec.id, began, Duration::ZERO) {
-                        return Ok(code);
-                    }
-                    pause.sleep();
-                }
-            }
-            let mut code = if rec.dir.exists() {
-                rt.wait(&rec).map_err(|e| runtime_error(&what, e))?.code
-            } else {
-                0
-            };
-            if condition == "removed" {
-                let mut pause = Backoff::default();
-                while rec.dir.exists() {
-                    pause.sleep();
-                }
-                // The run that ended in the removal (`docker run --rm`), as watched.
-                code = super::attach::exit_since(&rec.id, began, Duration::from_secs(2))
-                    .unwrap_or(code);
-            }
-            Ok(code)
-        })
-        .await;
-        let body = match waited {
-            Ok(code) => serde_json::json!({ "StatusCode": code }),
-            Err(e) => serde_json::json!({ "StatusCode": -1, "Error": { "Message": e.message } }),
-        };
-        let mut bytes = serde_json::to_vec(&body).unwrap_or_default();
-        bytes.push(b'\n');
-        Ok::<_, std::convert::Infallible>(Frame::data(Bytes::from(bytes)))
-    };
-    let mut resp = Response::new(StreamBody::new(futures::stream::once(outcome)).boxed());
-    if let Ok(v) = "application/json".parse() {
-        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-    }
-    Ok(resp)
 }
 
 #[cfg(test)]

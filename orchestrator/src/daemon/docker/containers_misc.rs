@@ -194,6 +194,7 @@ pub(super) async fn prune(docker: &Arc<Docker>, query: &str) -> Result<Response<
         Ok(removed)
     })
     .await?;
+    super::wait::changed();
     if docker.shared.opts.root.join("netd").exists()
         && let Ok(engine) = docker.shared.engine().await
     {

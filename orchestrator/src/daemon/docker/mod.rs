@@ -42,6 +42,7 @@ mod system;
 mod unserved;
 mod version;
 mod volumes;
+mod wait;
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -141,6 +142,7 @@ pub(super) async fn serve(shared: Arc<Shared>, listener: UnixListener) {
 async fn handle(docker: Arc<Docker>, req: Request<Incoming>) -> Response<Body> {
     // Events are recorded from the first Docker client on, so `--since` finds them.
     docker.events.start_recording(&docker);
+    let (began, method) = (std::time::Instant::now(), req.method().clone());
     let path = req.uri().path().to_string();
     let mut resp = match version::split(&path) {
         None => ApiError::page_not_found().response(),
@@ -152,6 +154,9 @@ async fn handle(docker: Arc<Docker>, req: Request<Incoming>) -> Response<Body> {
         },
     };
     version::stamp(resp.headers_mut());
+    // The request log (`RUST_LOG=berth::daemon::docker=debug`): until the answer's head.
+    let ms = began.elapsed().as_secs_f64() * 1000.0;
+    tracing::debug!(%method, path, status = resp.status().as_u16(), ms, "Docker API");
     resp
 }
 

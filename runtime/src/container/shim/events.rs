@@ -28,6 +28,10 @@ impl Shim {
             self.step(Some(deadline));
         }
         self.flush_partial();
+        // The output is all out: attached clients (`docker run`, `run -i`) see its end now
+        // rather than once the exit's bookkeeping (removal, report, cgroup and netns
+        // teardown) is done and the shim exits.
+        self.attached.clear();
         self.finish();
     }
 
