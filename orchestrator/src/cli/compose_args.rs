@@ -562,14 +562,7 @@ pub(crate) fn load_project(
         }
         (loaded, _) => return Ok(loaded?),
     };
-    use crate::engine::{labels, project_members};
-    let rt = super::container::runtime(g)?;
-    let members = project_members::of_project(&rt, &name, project_members::OneOffs::Include);
-    let recorded = members.iter().find_map(|m| {
-        let l = &m.rec.config.labels;
-        Some((l.get(labels::CONFIG_FILES)?, l.get(labels::WORKING_DIR)?))
-    });
-    let Some((files, dir)) = recorded else {
+    let Some((files, dir)) = super::compose_containers::recorded_files(g, &name)? else {
         bail!("no Compose file found, and project {name} has no containers to find its files by");
     };
     opts.files = files

@@ -981,6 +981,23 @@ pub fn cp(g: &GlobalOpts, args: super::compose_args::CpArgs) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// The Compose files and working directory a project's containers were made from (their
+/// labels), for verbs given `-p NAME` and no file, as Compose finds them.
+pub(super) fn recorded_files(
+    g: &GlobalOpts,
+    project: &str,
+) -> anyhow::Result<Option<(String, String)>> {
+    let rt = super::container::runtime(g)?;
+    let members = project_members::of_project(&rt, project, OneOffs::Include);
+    Ok(members.iter().find_map(|m| {
+        let l = &m.rec.config.labels;
+        Some((
+            l.get(labels::CONFIG_FILES)?.clone(),
+            l.get(labels::WORKING_DIR)?.clone(),
+        ))
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::split_reference;
