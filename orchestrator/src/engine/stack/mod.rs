@@ -194,6 +194,7 @@ impl Engine {
         // Checks for runs started outside the daemon (`berth start`, `restart`).
         tokio::spawn(super::health::watch(
             engine.runtime.clone(),
+            engine.root.clone(),
             engine.health.clone(),
         ));
         let watch = engine.clone();
