@@ -36,7 +36,7 @@ gen() {
 }
 io() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/io" 2>/dev/null || echo 0; }
 B system info >/dev/null
-printf '%-5s %-6s %-14s %-14s %-10s %-10s %s\n' svcs step "daemon wr KB/c" "daemon rd KB/c" "wall ms" "syscalls/c" "idle rd KB/s (stack up)"
+printf '%-5s %-6s %-14s %-14s %-10s %-10s %-24s %s\n' svcs step "daemon wr KB/c" "daemon rd KB/c" "wall ms" "syscalls/c" "idle rd KB/s (stack up)" "daemon RSS KB"
 for n in "${sizes[@]}"; do
   mkdir -p "$work/s$n"; gen "$n" > "$work/s$n/compose.yaml"
   for step in up down; do
@@ -50,10 +50,12 @@ for n in "${sizes[@]}"; do
     w1=$(io "$d" wchar); r1=$(io "$d" rchar)
     sc="-"
     if [ -n "${STRACE:-}" ]; then kill -INT "$st"; wait "$st" 2>/dev/null || true; st=""
-      sc=$(awk -v n="$n" '/total/ {print int($(NF-2)/n)}' "$work/strace"); fi
+      sc=$(awk -v n="$n" '/total/ {print int($4/n)}' "$work/strace"); fi
     idle="-"
-    if [ $step = up ]; then i0=$(io "$d" rchar); sleep 5; idle=$(( ($(io "$d" rchar) - i0) / 5 / 1024 )); fi
-    printf '%-5s %-6s %-14s %-14s %-10s %-10s %s\n' "$n" "$step" \
-      "$(( (w1 - w0) / n / 1024 ))" "$(( (r1 - r0) / n / 1024 ))" "$w" "$sc" "$idle"
+    rss="-"
+    if [ $step = up ]; then i0=$(io "$d" rchar); sleep 5; idle=$(( ($(io "$d" rchar) - i0) / 5 / 1024 ))
+      rss=$(awk '/^VmRSS/ {print $2}' "/proc/$d/status"); fi
+    printf '%-5s %-6s %-14s %-14s %-10s %-10s %-24s %s\n' "$n" "$step" \
+      "$(( (w1 - w0) / n / 1024 ))" "$(( (r1 - r0) / n / 1024 ))" "$w" "$sc" "$idle" "$rss"
   done
 done
