@@ -328,10 +328,11 @@ const WATCH_EVERY: Duration = Duration::from_millis(500);
 /// Arms the check of every running container whose current run has no loop: containers
 /// started outside the daemon (`berth start`, `restart`, which drive the runtime directly)
 /// get their healthcheck back this way. Runs for the daemon's lifetime.
-pub async fn watch(runtime: Runtime, root: std::path::PathBuf, book: Arc<HealthBook>) {
-    let cache = Arc::new(std::sync::Mutex::new(
-        super::record_cache::RecordCache::new(&root),
-    ));
+pub async fn watch(
+    runtime: Runtime,
+    cache: super::record_cache::SharedRecordCache,
+    book: Arc<HealthBook>,
+) {
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         let rt = runtime.clone();

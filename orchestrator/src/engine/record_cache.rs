@@ -31,6 +31,9 @@ impl Stamp {
     }
 }
 
+/// One cache shared by the pollers (each poll locks it for its listing).
+pub type SharedRecordCache = std::sync::Arc<std::sync::Mutex<RecordCache>>;
+
 /// The records last parsed, by container directory name.
 pub struct RecordCache {
     dir: PathBuf,
@@ -44,6 +47,11 @@ impl RecordCache {
             dir: root.join("containers"),
             seen: HashMap::new(),
         }
+    }
+
+    /// A cache for the instance at `root`, to share between pollers.
+    pub fn shared(root: &Path) -> SharedRecordCache {
+        std::sync::Arc::new(std::sync::Mutex::new(Self::new(root)))
     }
 
     /// Every container with its state (settled as `Runtime::state` does), oldest first.

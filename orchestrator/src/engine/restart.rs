@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use berth_runtime::container::Status;
 
 use super::labels;
-use super::record_cache::RecordCache;
+use super::record_cache::SharedRecordCache;
 use super::stack::Engine;
 
 /// What a policy label says to do after an exit with `code`, given `restarts` so far.
@@ -37,9 +37,8 @@ struct Track {
 
 /// Watches the instance's containers and restarts them per their policy; runs for the
 /// daemon's lifetime.
-pub async fn run(engine: Arc<Engine>) {
+pub async fn run(engine: Arc<Engine>, cache: SharedRecordCache) {
     let mut tracks: HashMap<String, Track> = HashMap::new();
-    let cache = Arc::new(std::sync::Mutex::new(RecordCache::new(&engine.root)));
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let rt = engine.runtime.clone();
