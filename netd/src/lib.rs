@@ -22,6 +22,7 @@ pub mod ports;
 pub mod reconcile;
 pub mod report;
 pub mod state;
+pub mod state_journal;
 pub mod sysctl;
 pub mod unmanaged;
 pub mod watch;

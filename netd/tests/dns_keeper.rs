@@ -43,6 +43,7 @@ fn network(listen: SocketAddr, endpoints: &[(&str, &str)]) -> PublishedNetwork {
 fn publish(dir: &Path, generation: u64, networks: Vec<PublishedNetwork>) {
     let file = RecordsFile {
         generation,
+        journal: 0,
         host_epoch: 0,
         networks,
     };

@@ -81,6 +81,9 @@ pub struct PublishedNetwork {
 pub struct RecordsFile {
     /// Grows with every write, across daemon restarts.
     pub generation: u64,
+    /// Names the journal of later generations (`records.<journal>.log`, `dns/journal.rs`).
+    #[serde(default)]
+    pub journal: u64,
     /// Grows when netd saw the host's network change: the keeper re-reads resolv.conf and
     /// forgets which upstreams failed.
     pub host_epoch: u64,
@@ -138,8 +141,8 @@ pub fn prepare_dir(dir: &Path) -> Result<(), HandoffError> {
         .map_err(io_err("set the mode of", dir))
 }
 
-/// Writes `value` as `dir/name` through a temporary file and a rename.
-pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(), HandoffError> {
+/// Writes `value` as `dir/name` through a temporary file and a rename; returns its size.
+pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<u64, HandoffError> {
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.{}", std::process::id()));
     let bytes = serde_json::to_vec(value).map_err(|source| HandoffError::Parse {
@@ -158,7 +161,8 @@ pub fn write_json<T: Serialize>(dir: &Path, name: &str, value: &T) -> Result<(),
     std::fs::rename(&tmp, &path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         io_err("rename into place", &path)(e)
-    })
+    })?;
+    Ok(bytes.len() as u64)
 }
 
 /// Reads `dir/name`; `None` when it does not exist.
@@ -169,6 +173,15 @@ pub fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err("open", &path)(e)),
     };
+    parse_limited(f, &path).map(Some)
+}
+
+/// Reads and parses an open file of at most [`MAX_BYTES`].
+pub fn parse_limited<T: DeserializeOwned>(
+    f: std::fs::File,
+    path: &Path,
+) -> Result<T, HandoffError> {
+    let path = path.to_path_buf();
     let mut bytes = Vec::new();
     f.take(MAX_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -179,9 +192,7 @@ pub fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T
             limit: MAX_BYTES,
         });
     }
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|source| HandoffError::Parse { path, source })
+    serde_json::from_slice(&bytes).map_err(|source| HandoffError::Parse { path, source })
 }
 
 /// Opens (creating) the lock file.
@@ -233,6 +244,7 @@ mod tests {
         assert!(read_json::<RecordsFile>(&d, RECORDS).unwrap().is_none());
         let file = RecordsFile {
             generation: 7,
+            journal: 0,
             host_epoch: 1,
             networks: vec![PublishedNetwork {
                 scope: NetworkScope {

@@ -19,7 +19,8 @@ use std::time::Duration;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio::io::unix::AsyncFd;
 
-use super::handoff::{self, BindFailure, HandoffError, KeeperStatus, RECORDS, RecordsFile};
+use super::handoff::{self, BindFailure, HandoffError, KeeperStatus, RecordsFile};
+use super::journal;
 use super::watch::InotifyFd;
 use super::{
     AnswerConfig, DnsRecords, DnsService, ForwardConfig, HostResolvPaths, ResolvWatcher,
@@ -161,7 +162,8 @@ fn watch_dir(dir: &Path) -> Result<AsyncFd<InotifyFd>, KeeperError> {
         })
 }
 
-/// Waits until `records.json` was replaced or removed, or the directory went (`false`).
+/// Waits until `records.json` was replaced or removed or its journal written, or the
+/// directory went (`false`).
 async fn records_event(fd: &AsyncFd<InotifyFd>) -> std::io::Result<bool> {
     loop {
         let mut guard = fd.readable().await?;
@@ -184,7 +186,7 @@ async fn records_event(fd: &AsyncFd<InotifyFd>) -> std::io::Result<bool> {
                 return Ok(false);
             }
             relevant |= ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW)
-                || ev.name.as_deref().is_some_and(|n| n == RECORDS);
+                || ev.name.as_deref().is_some_and(journal::is_records_file);
         }
         if relevant {
             return Ok(true);
@@ -259,11 +261,14 @@ async fn serve(dir: &Path) -> Result<(), KeeperError> {
     let mut backstop = tokio::time::interval(BACKSTOP);
     backstop.tick().await;
     tracing::info!(dir = %dir.display(), pid = std::process::id(), "dns keeper started");
+    let mut reader = journal::Reader::default();
     loop {
-        match handoff::read_json::<RecordsFile>(dir, RECORDS) {
-            Ok(Some(file)) if !file.networks.is_empty() => {
-                keeper.apply(file);
-                keeper.dns.release_unused_sockets();
+        match reader.read(dir) {
+            Ok(Some((file, changed))) if !file.networks.is_empty() => {
+                if changed {
+                    keeper.apply(file.clone());
+                    keeper.dns.release_unused_sockets();
+                }
             }
             Ok(_) => {
                 tracing::info!("dns keeper: no network left to serve");

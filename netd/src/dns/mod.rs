@@ -63,6 +63,7 @@
 
 pub mod answer;
 pub mod handoff;
+pub mod journal;
 pub mod keeper;
 pub mod records;
 pub mod resolvconf;

@@ -31,7 +31,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::handoff::{self, HandoffError, KeeperStatus, PublishedNetwork, RECORDS, RecordsFile};
+use super::handoff::{self, HandoffError, KeeperStatus, PublishedNetwork, RecordsFile};
+use super::journal;
 use super::records::DnsRecords;
 use crate::listeners::OwnSocket;
 
@@ -67,6 +68,8 @@ struct Published {
     networks: usize,
     /// False until the daemon's table is complete.
     live: bool,
+    /// Writes `records.json` and its journal.
+    writer: journal::Writer,
 }
 
 /// The daemon's link to its keeper.
@@ -108,19 +111,17 @@ impl Link {
     ) -> Result<Arc<Self>, LinkError> {
         handoff::prepare_dir(&cfg.dir)?;
         let lock = handoff::open_lock(&cfg.dir)?;
-        // Generations go on from the last file (or what the keeper says it serves, if that
-        // file is unreadable), so the keeper's report of an old one is never taken for ours.
-        let last = handoff::read_json::<RecordsFile>(&cfg.dir, RECORDS)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        // Generations go on from the last table (or what the keeper says it serves, if that
+        // is unreadable), so the keeper's report of an old one is never taken for ours.
+        let (last_journal, last_generation, host_epoch) = journal::latest(&cfg.dir);
         let served = handoff::read_json::<KeeperStatus>(&cfg.dir, handoff::STATUS)
             .ok()
             .flatten()
             .map_or(0, |s| s.generation);
         let state = Published {
-            generation: last.generation.max(served),
-            host_epoch: last.host_epoch,
+            generation: last_generation.max(served),
+            host_epoch,
+            writer: journal::Writer::after(last_journal),
             ..Default::default()
         };
         let link = Arc::new(Self {
@@ -166,10 +167,12 @@ impl Link {
         st.networks = networks.len();
         let file = RecordsFile {
             generation: st.generation,
+            journal: 0,
             host_epoch: st.host_epoch,
             networks,
         };
-        if let Err(err) = handoff::write_json(&self.cfg.dir, RECORDS, &file) {
+        let generation = file.generation;
+        if let Err(err) = st.writer.publish(&self.cfg.dir, file) {
             tracing::error!(%err, "dns: records not published to the keeper");
         }
         let wanted = st.networks > 0;
@@ -177,7 +180,7 @@ impl Link {
         if wanted {
             self.wake.notify_one();
         }
-        Some(file.generation)
+        Some(generation)
     }
 
     /// Starts publishing (the daemon's table is complete) and writes the table.

@@ -328,12 +328,20 @@ const WATCH_EVERY: Duration = Duration::from_millis(500);
 /// Arms the check of every running container whose current run has no loop: containers
 /// started outside the daemon (`berth start`, `restart`, which drive the runtime directly)
 /// get their healthcheck back this way. Runs for the daemon's lifetime.
-pub async fn watch(runtime: Runtime, book: Arc<HealthBook>) {
+pub async fn watch(
+    runtime: Runtime,
+    cache: super::record_cache::SharedRecordCache,
+    book: Arc<HealthBook>,
+) {
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         let rt = runtime.clone();
+        let cache = cache.clone();
         let Ok(running) = tokio::task::spawn_blocking(move || {
-            rt.list()
+            cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .list(&rt)
                 .into_iter()
                 .filter(|(rec, _)| rec.config.labels.contains_key(super::labels::HEALTHCHECK))
                 .filter(|(rec, _)| rt.is_running(rec))

@@ -19,6 +19,7 @@ pub mod plan;
 pub mod preflight;
 pub mod project_members;
 pub mod reconcile;
+pub mod record_cache;
 pub mod resolv;
 pub mod restart;
 pub mod stack;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use berth_runtime::container::Status;
 
 use super::labels;
+use super::record_cache::SharedRecordCache;
 use super::stack::Engine;
 
 /// What a policy label says to do after an exit with `code`, given `restarts` so far.
@@ -36,13 +37,17 @@ struct Track {
 
 /// Watches the instance's containers and restarts them per their policy; runs for the
 /// daemon's lifetime.
-pub async fn run(engine: Arc<Engine>) {
+pub async fn run(engine: Arc<Engine>, cache: SharedRecordCache) {
     let mut tracks: HashMap<String, Track> = HashMap::new();
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let rt = engine.runtime.clone();
+        let cache = cache.clone();
         let Ok(list) = tokio::task::spawn_blocking(move || {
-            rt.list()
+            cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .list(&rt)
                 .into_iter()
                 .filter(|(r, _)| r.config.labels.contains_key(labels::RESTART))
                 .map(|(r, s)| {

@@ -193,13 +193,16 @@ impl Engine {
             }
         });
         // Checks for runs started outside the daemon (`berth start`, `restart`).
+        // One record cache for both pollers: it holds every container's parsed record.
+        let records = super::record_cache::RecordCache::shared(&engine.root);
         tokio::spawn(super::health::watch(
             engine.runtime.clone(),
+            records.clone(),
             engine.health.clone(),
         ));
         let watch = engine.clone();
         tokio::spawn(async move { watch.follow_host_changes().await });
-        tokio::spawn(super::restart::run(engine.clone()));
+        tokio::spawn(super::restart::run(engine.clone(), records));
         tokio::spawn(engine.clone().sweep_loop());
         Ok(engine)
     }
