@@ -50,6 +50,15 @@ services:
       restart_policy: {condition: any}
 "#;
 
+/// Writes the stack, brings it up detached and checks that `key` was applied, not warned about.
+fn up_unwarned(host: &Host, compose: &str, key: &str) {
+    std::fs::write(host.stack.join("compose.yaml"), compose).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(key), "no warning about {key}: {stderr}");
+}
+
 /// Without `restart:`, `deploy.restart_policy` is the policy: on-failure with max_attempts
 /// 2 runs three times, `none` once; `restart:` when given wins.
 #[test_with::root()]
@@ -58,11 +67,7 @@ fn deploy_restart_policy_is_enforced_when_restart_is_absent() {
     host::require_tools();
     let host = Host::new("dr");
     host.busybox_image();
-    std::fs::write(host.stack.join("compose.yaml"), DEPLOY_RESTART).expect("compose");
-    let out = host.berth(&["up", "-d"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(!stderr.contains("restart_policy"), "no warning: {stderr}");
+    up_unwarned(&host, DEPLOY_RESTART, "restart_policy");
     let start = Instant::now();
     while runs(&host, "dr-crash-1", "run") < 3 && start.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(200));
@@ -278,11 +283,7 @@ fn memory_reservation_swap_and_swappiness_reach_the_cgroup() {
     host::require_tools();
     let host = Host::new("me");
     host.busybox_image();
-    std::fs::write(host.stack.join("compose.yaml"), MEMORY).expect("compose");
-    let out = host.berth(&["up", "-d"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(!stderr.contains("mem"), "no warning: {stderr}");
+    up_unwarned(&host, MEMORY, "mem");
     let id = ids(&host).into_iter().next().expect("a container");
     let v1 = std::path::Path::new("/sys/fs/cgroup/memory/memory.soft_limit_in_bytes").exists();
     if v1 {
@@ -326,11 +327,7 @@ fn oom_score_adj_is_the_container_processes() {
     host::require_tools();
     let host = Host::new("oo");
     host.busybox_image();
-    std::fs::write(host.stack.join("compose.yaml"), OOM).expect("compose");
-    let out = host.berth(&["up", "-d"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(!stderr.contains("oom_score_adj"), "no warning: {stderr}");
+    up_unwarned(&host, OOM, "oom_score_adj");
     let logs = logs_when_done(&host, "oo-app-1");
     assert!(logs.contains("adj 345"), "{logs}");
     let out = host.berth(&[
@@ -431,11 +428,7 @@ fn cgroup_parent_places_the_container_cgroup() {
     let file = format!(
         "name: cp\nservices:\n  app:\n    image: busybox:e2e\n    init: true\n    stop_grace_period: 1s\n    network_mode: none\n    cgroup_parent: {parent}\n    command: [sleep, \"3600\"]\n"
     );
-    std::fs::write(host.stack.join("compose.yaml"), file).expect("compose");
-    let out = host.berth(&["up", "-d"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(!stderr.contains("cgroup_parent"), "no warning: {stderr}");
+    up_unwarned(&host, &file, "cgroup_parent");
     let id = ids(&host).into_iter().next().expect("a container");
     let out = std::process::Command::new("find")
         .args([
@@ -645,11 +638,7 @@ fn volumes_from_shares_the_other_containers_volumes() {
     host::require_tools();
     let host = Host::new("vf");
     host.busybox_image();
-    std::fs::write(host.stack.join("compose.yaml"), VOLUMES_FROM).expect("compose");
-    let out = host.berth(&["up", "-d"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(!stderr.contains("volumes_from"), "no warning: {stderr}");
+    up_unwarned(&host, VOLUMES_FROM, "volumes_from");
     let reader = logs_when_done(&host, "vf-reader-1");
     for line in ["anon", "named", "read-only"] {
         assert!(reader.lines().any(|l| l == line), "{line} in {reader}");
@@ -833,11 +822,7 @@ fn volume_nocopy_leaves_the_volume_empty() {
     host::require_tools();
     let host = Host::new("nc");
     host.busybox_image();
-    std::fs::write(host.stack.join("compose.yaml"), NOCOPY).expect("compose");
-    let out = host.berth(&["up", "-d"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(!stderr.contains("nocopy"), "no warning: {stderr}");
+    up_unwarned(&host, NOCOPY, "nocopy");
     let copied = logs_when_done(&host, "nc-copied-1");
     assert!(copied.lines().any(|l| l == "files index.html"), "{copied}");
     let empty = logs_when_done(&host, "nc-empty-1");
