@@ -171,8 +171,33 @@ pub enum ImageCommand {
         /// Local image whose layers may serve as cache (repeatable)
         #[arg(long = "cache-from", value_name = "IMAGE")]
         cache_from: Vec<String>,
+        /// Squash the layers the build added over its base image into one (as podman)
+        #[arg(long)]
+        squash: bool,
         /// Build context directory
         context: PathBuf,
+    },
+    /// Merge an image's layers (or those above --from) into one, keeping its whole config
+    Squash {
+        /// Tag for the result (repeatable; default: the squashed image takes IMAGE's tag)
+        #[arg(short = 't', long = "tag")]
+        tags: Vec<String>,
+        /// Keep this layer and those below it (0-based index or diff id), squash the rest
+        #[arg(long, value_name = "LAYER")]
+        from: Option<String>,
+        /// Only print the image id
+        #[arg(short, long)]
+        quiet: bool,
+        /// The image
+        image: String,
+    },
+    /// Per layer: size, instruction, files added/changed/deleted and bytes wasted (as dive)
+    Analyze {
+        /// Output format: table (default) or json
+        #[arg(long)]
+        format: Option<String>,
+        /// The image
+        image: String,
     },
     /// Pull an image from a registry
     Pull {
@@ -487,6 +512,7 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             shm_size,
             ulimits,
             cache_from,
+            squash,
             context,
         } => {
             let run = build_run_options(
@@ -533,7 +559,7 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     target,
                     labels: kv(labels, false),
                 },
-                tags,
+                tags: tags.clone(),
                 no_cache,
                 pull,
                 pull_options: registry::PullOptions {
@@ -560,17 +586,45 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     }
                 }
             })?;
+            let image = match squash {
+                true => super::image_squash::squash_built(
+                    &store,
+                    &res.image,
+                    res.final_base(),
+                    &tags,
+                    quiet,
+                )?,
+                false => res.image.clone(),
+            };
             if !quiet {
                 for w in &res.warnings {
                     eprintln!("warning: {w}");
                 }
                 eprintln!(
                     "built {} in {:.2}s",
-                    res.image.id.short(),
+                    image.id.short(),
                     t0.elapsed().as_secs_f64()
                 );
             }
-            writeln!(out, "{}", res.image.id)?;
+            writeln!(out, "{}", image.id)?;
+        }
+        ImageCommand::Squash {
+            tags,
+            from,
+            quiet,
+            image,
+        } => {
+            super::image_squash::squash_cmd(
+                &store,
+                &image,
+                &tags,
+                from.as_deref(),
+                quiet,
+                &mut out,
+            )?;
+        }
+        ImageCommand::Analyze { format, image } => {
+            super::image_squash::analyze_cmd(&store, &image, format.as_deref(), &mut out)?;
         }
         ImageCommand::Pull {
             reference,

@@ -42,7 +42,7 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> DiffError 
 
 /// The xattrs of `name` under `dir` (itself, never a link's target), read through
 /// `/proc/self/fd/DIR/NAME` so no path outside the walk's descriptors is named.
-fn xattrs(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<(String, Vec<u8>)>> {
+pub(crate) fn xattrs(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<(String, Vec<u8>)>> {
     let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
     p.extend_from_slice(name.to_bytes());
     let c = CString::new(p).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;

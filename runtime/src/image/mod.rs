@@ -35,6 +35,7 @@
 //! and per-layer locks: concurrent pulls of one blob download it once), `tmp/` (files being
 //! written, renamed into place when complete).
 
+pub mod analyze;
 pub mod archive;
 pub mod blobs;
 pub mod bootstrap;
@@ -44,6 +45,7 @@ pub mod lock;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod squash;
 pub mod store;
 pub mod unpack;
 

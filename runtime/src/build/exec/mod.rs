@@ -258,6 +258,14 @@ pub struct BuildResult {
     pub warnings: Vec<String>,
 }
 
+impl BuildResult {
+    /// The image the final stage starts FROM (None for FROM scratch): what `build --squash`
+    /// keeps under the one layer it makes of the rest.
+    pub fn final_base(&self) -> Option<&str> {
+        self.steps.iter().rev().find(|s| s.from)?.image.as_deref()
+    }
+}
+
 /// Runs builds against one berth instance: its image store, container runtime and cache.
 pub struct Builder<'a> {
     store: &'a ImageStore,

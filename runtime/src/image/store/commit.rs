@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// The layers, diff ids and history a new layer goes on top of.
+#[derive(Default)]
+struct Stack {
+    layer_descs: Vec<Descriptor>,
+    diff_ids: Vec<String>,
+    history: Vec<oci_spec::image::History>,
+    chain: Option<Digest>,
+}
+
 impl ImageStore {
     /// Commits a new image: `layer` (a tar stream, plain or compressed; None for a
     /// metadata-only step) on top of `parent`, with `new`'s runtime config. The builder and
@@ -64,6 +73,38 @@ impl ImageStore {
         self.commit_layer(layer, parent, new, extensions)
     }
 
+    /// [`Self::commit_dir`] on an explicit stack of layers (the bottom of an image being
+    /// squashed) rather than a parent image: `base` are the layers kept, `history` their
+    /// history entries; `top` holds top-level config keys to keep (author, os, architecture
+    /// ...). The image has no parent.
+    pub fn commit_dir_on(
+        &self,
+        draft: LayerDraft,
+        base: &[LayerRef],
+        history: Vec<oci_spec::image::History>,
+        new: NewImage,
+        extensions: &serde_json::Map<String, serde_json::Value>,
+        top: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Image> {
+        let _w = self.writer_lock()?;
+        let stack = Stack {
+            layer_descs: base
+                .iter()
+                .map(|l| Descriptor {
+                    media_type: l.media_type.clone(),
+                    digest: l.blob.clone(),
+                    size: l.blob_size,
+                    platform: None,
+                    annotations: BTreeMap::new(),
+                })
+                .collect(),
+            diff_ids: base.iter().map(|l| l.diff_id.to_string()).collect(),
+            history,
+            chain: base.last().map(|l| l.chain_id.clone()),
+        };
+        self.commit_on(NewLayer::Dir(draft), stack, None, new, extensions, top)
+    }
+
     pub(super) fn commit_layer(
         &self,
         layer: NewLayer<'_>,
@@ -73,10 +114,7 @@ impl ImageStore {
     ) -> Result<Image> {
         let _w = self.writer_lock()?;
         let parent_img = parent.map(|p| self.resolve(p.as_str())).transpose()?;
-        let mut layer_descs: Vec<Descriptor> = Vec::new();
-        let mut diff_ids: Vec<String> = Vec::new();
-        let mut history = Vec::new();
-        let mut chain = None;
+        let mut stack = Stack::default();
         if let Some(p) = &parent_img {
             let m: Manifest = serde_json::from_slice(&self.blobs.read(&p.manifest_digest)?)
                 .map_err(|e| StoreError::BadDocument {
@@ -84,11 +122,38 @@ impl ImageStore {
                     digest: p.manifest_digest.clone(),
                     reason: e.to_string(),
                 })?;
-            layer_descs = m.layers;
-            diff_ids = p.config.rootfs().diff_ids().clone();
-            history = p.config.history().clone().unwrap_or_default();
-            chain = p.record.layers.last().map(|l| l.chain_id.clone());
+            stack.layer_descs = m.layers;
+            stack.diff_ids = p.config.rootfs().diff_ids().clone();
+            stack.history = p.config.history().clone().unwrap_or_default();
+            stack.chain = p.record.layers.last().map(|l| l.chain_id.clone());
         }
+        self.commit_on(
+            layer,
+            stack,
+            parent,
+            new,
+            extensions,
+            &serde_json::Map::new(),
+        )
+    }
+
+    /// Writes the config and manifest of `layer` on `stack` and registers the image. The
+    /// caller holds the writer lock.
+    fn commit_on(
+        &self,
+        layer: NewLayer<'_>,
+        stack: Stack,
+        parent: Option<&Digest>,
+        new: NewImage,
+        extensions: &serde_json::Map<String, serde_json::Value>,
+        top: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Image> {
+        let Stack {
+            mut layer_descs,
+            mut diff_ids,
+            mut history,
+            chain,
+        } = stack;
         let mut entry = oci_spec::image::HistoryBuilder::default()
             .created(now_rfc3339())
             .created_by(new.created_by.clone());
@@ -169,6 +234,13 @@ impl ImageStore {
         if let Some(obj) = value.get_mut("config").and_then(|c| c.as_object_mut()) {
             for (k, v) in extensions {
                 obj.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(obj) = value.as_object_mut() {
+            for (k, v) in top {
+                if !matches!(k.as_str(), "config" | "rootfs" | "history" | "created") {
+                    obj.insert(k.clone(), v.clone());
+                }
             }
         }
         let config_bytes = serde_json::to_vec(&value).map_err(|e| StoreError::BadDocument {
