@@ -40,6 +40,9 @@ export BERTH_CGROUP_PARENT=berth-bench-$$
 cleanup() {
   "$BERTH" --root "$work/root" --run "$work/run" container ls -a -q 2>/dev/null |
     while read -r id; do "$BERTH" --root "$work/root" --run "$work/run" container rm -f "$id" >/dev/null 2>&1 || true; done
+  # The Docker API's default `bridge` network lives in the host's namespace here: remove it
+  # (and any other) before the daemon goes, or its bridge and nft table outlive the run.
+  "$BERTH" --root "$work/root" --run "$work/run" network prune -f >/dev/null 2>&1 || true
   # Every create goes through the instance's daemon: stop it (and its DNS keeper) too.
   "$BERTH" --root "$work/root" --run "$work/run" system shutdown >/dev/null 2>&1 || true
   crun --root "$work/crun" list -q 2>/dev/null | while read -r c; do crun --root "$work/crun" delete -f "$c" >/dev/null 2>&1 || true; done

@@ -165,6 +165,9 @@ fn network_commands_print_and_refuse_as_before() {
     );
     assert_eq!(h.ok(&["network", "prune"]), "Deleted network neta\n");
     assert_eq!(h.ok(&["network", "ls", "-q"]), "");
+    // Typed as with docker: `-f` is accepted (berth never asks).
+    h.ok(&["network", "create", "netc"]);
+    assert_eq!(h.ok(&["network", "prune", "-f"]), "Deleted network netc\n");
     let rec = h.ok(&["network", "reconcile"]);
     assert!(rec.contains("reconcile took "), "{rec}");
 }

@@ -50,7 +50,11 @@ pub enum NetworkCommand {
         networks: Vec<String>,
     },
     /// Remove every network without endpoints
-    Prune,
+    Prune {
+        /// Do not ask (berth never asks); accepted as `docker network prune -f` is typed
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Connect a running container's network namespace to a network
     Connect(ConnectArgs),
     /// Disconnect a container from a network
@@ -397,7 +401,7 @@ pub async fn execute(client: &Client, cmd: NetworkCommand) -> Rendered {
                 }
             }
         }
-        NetworkCommand::Prune => match client.network_prune().await {
+        NetworkCommand::Prune { force: _ } => match client.network_prune().await {
             Ok(r) => o = render_prune(&r),
             Err(e) => o.failed(&e),
         },
