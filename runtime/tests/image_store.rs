@@ -182,12 +182,23 @@ fn rm_and_prune_respect_tags_and_containers() {
         .unwrap();
     store.tag(&a.id, "a:1").unwrap();
     store.tag(&a.id, "a:2").unwrap();
+    let before = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
     store.tag(&b.id, "b").unwrap();
+    // Each tag remembers when it was pointed at its image (Docker's LastTagTime).
+    let when = store.last_tagged("b:latest").unwrap().expect("b is tagged");
+    assert!(when >= before, "{when:?}");
+    assert_eq!(store.last_tagged("nope:1").unwrap(), None);
 
     // Removing one of two tags only untags.
     let r = store.remove("a:1", false).unwrap();
     assert_eq!(r.untagged, vec!["docker.io/library/a:1"]);
     assert!(r.deleted.is_empty());
+    assert_eq!(
+        store.last_tagged("a:1").unwrap(),
+        None,
+        "forgotten with its tag"
+    );
+    assert!(store.last_tagged("a:2").unwrap().is_some());
     // In use by a container: refused, then kept with -f.
     let c = t.path().join("containers/web-1");
     fs::create_dir_all(&c).unwrap();

@@ -613,7 +613,7 @@ fn pull_fetches_the_services_images_from_a_registry() {
     assert!(pushed, "could not push to the test registry");
 
     let stack = format!(
-        "name: pl\nservices:\n  remote:\n    image: 127.0.0.1:{port}/e2e/bb:1\n    pull_policy: always\n    init: true\n    stop_grace_period: 1s\n    command: [\"sleep\", \"3600\"]\n  local:\n    build: ./app\n  never:\n    image: 127.0.0.1:{port}/e2e/absent:1\n    pull_policy: never\n"
+        "name: pl\nservices:\n  remote:\n    image: 127.0.0.1:{port}/e2e/bb:1\n    pull_policy: always\n    init: true\n    stop_grace_period: 1s\n    command: [\"sleep\", \"3600\"]\n  local:\n    build: ./app\n  never:\n    image: 127.0.0.1:{port}/e2e/absent:1\n    pull_policy: never\n  daily:\n    image: 127.0.0.1:{port}/e2e/bb:1\n    pull_policy: daily\n    init: true\n    stop_grace_period: 1s\n    command: [\"sleep\", \"3600\"]\n  often:\n    image: 127.0.0.1:{port}/e2e/bb:1\n    pull_policy: every_1s\n    init: true\n    stop_grace_period: 1s\n    command: [\"sleep\", \"3600\"]\n"
     );
     std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
     let out = host.ok(&["pull", "remote", "local"]);
@@ -633,7 +633,14 @@ fn pull_fetches_the_services_images_from_a_registry() {
             && err.contains("pull_policy is never"),
         "{err}"
     );
+    // An age policy pulls only an image tagged longer ago than its age: `daily` not now (the
+    // image was just pulled), `every_1s` once a second has gone by.
+    let out = host.ok(&["up", "-d", "daily"]);
+    assert!(!out.contains("Pulled"), "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let out = host.ok(&["up", "-d", "often"]);
+    assert!(out.contains("Service often  Pulled"), "{out}");
     let ids = all_ids(&host);
-    assert_eq!(ids.len(), 1);
+    assert_eq!(ids.len(), 3);
     down_clean(&host, &ids);
 }

@@ -931,6 +931,42 @@ pub fn pull(g: &GlobalOpts, args: super::compose_args::PullArgs) -> anyhow::Resu
     })
 }
 
+/// The services whose `pull_policy` is an age (`daily`, `weekly`, `every_<duration>`) and whose
+/// image is in the store but was last tagged (pulled, loaded, built) longer ago than that, or
+/// at a time not recorded. A missing image is left to `up`'s own pull.
+pub fn stale_images(
+    g: &GlobalOpts,
+    project: &crate::compose::Project,
+) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let aged: Vec<(&String, &String, std::time::Duration)> = project
+        .services
+        .iter()
+        .filter_map(|(n, s)| Some((n, s.image.as_ref()?, s.pull_policy.as_ref()?.max_age()?)))
+        .collect();
+    let mut out = std::collections::BTreeSet::new();
+    if aged.is_empty() {
+        return Ok(out);
+    }
+    let store = berth_runtime::image::ImageStore::open(&g.root)
+        .with_context(|| format!("opening the image store under {}", g.root.display()))?;
+    let now = std::time::SystemTime::now();
+    for (name, image, max) in aged {
+        if store.resolve_id(image).is_err() {
+            continue;
+        }
+        let fresh = store
+            .last_tagged(image)
+            .ok()
+            .flatten()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age <= max);
+        if !fresh {
+            out.insert(name.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// `berth stats`: `container stats` over the project's running containers.
 pub fn stats(g: &GlobalOpts, args: super::compose_args::StatsArgs) -> anyhow::Result<ExitCode> {
     let ctx = Ctx::load(g)?;

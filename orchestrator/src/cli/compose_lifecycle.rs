@@ -102,16 +102,23 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let project = load(g, &args.services)?;
-    // `pull_policy: always` services pull on every `up` (all of them already did with
-    // --pull always); `never` and `build` are the engine's.
+    // `pull_policy: always` and `refresh` services pull on every `up` (all of them already did
+    // with --pull always; a pull of an unchanged image fetches only its manifest), `daily`,
+    // `weekly` and `every_<duration>` ones when their image was last tagged longer ago than
+    // that; `never` and `build` are the engine's, as is a missing image.
+    let stale = super::compose_containers::stale_images(g, &project.project)?;
     let always: Vec<String> = project
         .project
         .services
         .iter()
         .filter(|(n, s)| {
-            s.pull_policy == Some(compose::PullPolicy::Always)
-                && s.image.is_some()
-                && (args.services.is_empty() || args.services.contains(n))
+            matches!(
+                s.pull_policy,
+                Some(compose::PullPolicy::Always | compose::PullPolicy::Refresh)
+            ) || stale.contains(*n)
+        })
+        .filter(|(n, s)| {
+            s.image.is_some() && (args.services.is_empty() || args.services.contains(n))
         })
         .map(|(n, _)| n.clone())
         .collect();
@@ -126,7 +133,7 @@ pub fn up(g: &GlobalOpts, args: UpArgs) -> anyhow::Result<ExitCode> {
             },
         )?;
         if pulled != ExitCode::SUCCESS {
-            bail!("pull_policy always ({}): pulling failed", always.join(", "));
+            bail!("pull_policy ({}): pulling failed", always.join(", "));
         }
     }
     let name = project.project.name.clone();

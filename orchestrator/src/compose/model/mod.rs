@@ -266,5 +266,12 @@ mod tests {
                 .to_string();
             assert!(e.contains("unknown variant"), "{bad}: {e}");
         }
+        let age = |s: &str| PullPolicy::parse(s).and_then(|p| p.max_age().map(|d| d.as_secs()));
+        assert_eq!(age("daily"), Some(86_400));
+        assert_eq!(age("weekly"), Some(604_800));
+        assert_eq!(age("every_1w2d30m"), Some(604_800 + 2 * 86_400 + 1_800));
+        assert_eq!(age("every_90s"), Some(90));
+        assert_eq!(age("always"), None);
+        assert_eq!(age("refresh"), None);
     }
 }

@@ -379,6 +379,37 @@ impl PullPolicy {
         }
     }
 
+    /// How old the local image may be before `up` pulls it again: a day, a week, or the
+    /// `every_` duration; `None` for the policies that do not look at age.
+    pub fn max_age(&self) -> Option<std::time::Duration> {
+        let secs = match self {
+            PullPolicy::Daily => 86_400,
+            PullPolicy::Weekly => 7 * 86_400,
+            PullPolicy::Every(s) => {
+                let mut total: u64 = 0;
+                let mut n: u64 = 0;
+                for c in s.strip_prefix("every_")?.chars() {
+                    if let Some(d) = c.to_digit(10) {
+                        n = n.saturating_mul(10).saturating_add(u64::from(d));
+                        continue;
+                    }
+                    let unit = match c {
+                        'w' => 7 * 86_400,
+                        'd' => 86_400,
+                        'h' => 3_600,
+                        'm' => 60,
+                        _ => 1,
+                    };
+                    total = total.saturating_add(n.saturating_mul(unit));
+                    n = 0;
+                }
+                total
+            }
+            _ => return None,
+        };
+        Some(std::time::Duration::from_secs(secs))
+    }
+
     /// Reads a value; `every_` takes one or more `<number><w|d|h|m|s>` as Compose's schema does.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {

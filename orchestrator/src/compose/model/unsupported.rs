@@ -1,7 +1,7 @@
 //! What berth parses but does not run: a service's keys and the project's, by key path, so
 //! the engine can refuse or warn about them by name.
 
-use super::{Ipam, Project, PullPolicy, Service, ServiceVolume, bind_device};
+use super::{Ipam, Project, Service, ServiceVolume, bind_device};
 
 /// A key berth parses but does not run, by key path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,15 +72,6 @@ impl Service {
             ) || l.options.keys().any(|k| k != "max-size" && k != "max-file")
         }) {
             out.push("logging (drivers other than json-file/local, options other than max-size/max-file)");
-        }
-        if matches!(
-            self.pull_policy,
-            Some(PullPolicy::Daily)
-                | Some(PullPolicy::Weekly)
-                | Some(PullPolicy::Refresh)
-                | Some(PullPolicy::Every(_))
-        ) {
-            out.push("pull_policy daily/weekly/refresh/every_<duration> (treated as missing)");
         }
         if let Some(p) = self.platform.as_deref() {
             let host = match std::env::consts::ARCH {

@@ -196,6 +196,20 @@ pub(super) fn inspect(docker: &Docker, name: &str) -> Result<Value, ApiError> {
         .map(|p| p.display().to_string())
         .collect();
     let field = |k: &str| img.raw_config.get(k).cloned().unwrap_or(json!(""));
+    // Docker's zero time when the image was named by id or never tagged with a time kept.
+    let last_tag_time = store
+        .last_tagged(name)
+        .ok()
+        .flatten()
+        .or_else(|| {
+            img.repo_tags
+                .iter()
+                .filter_map(|t| store.last_tagged(t).ok().flatten())
+                .max()
+        })
+        .map_or("0001-01-01T00:00:00Z".to_string(), |t| {
+            humantime::format_rfc3339_nanos(t).to_string()
+        });
     Ok(json!({
         "Id": img.id.to_string(),
         "RepoTags": tags,
@@ -214,7 +228,7 @@ pub(super) fn inspect(docker: &Docker, name: &str) -> Result<Value, ApiError> {
         "Size": img.size(),
         "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": lower.join(":")}},
         "RootFS": {"Type": "layers", "Layers": img.config.rootfs().diff_ids()},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+        "Metadata": {"LastTagTime": last_tag_time},
     }))
 }
 

@@ -3,10 +3,14 @@
 
 use super::*;
 
-/// `tags.json`: tag key (`name:tag`) -> image id.
+/// `tags.json`: tag key (`name:tag`) -> image id, and when each tag was last pointed at its
+/// image (Docker's `LastTagTime`; Compose's `pull_policy: daily` and the like read it).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct TagIndex {
     pub(super) tags: BTreeMap<String, Digest>,
+    /// Tag key -> seconds since the epoch; a tag written before these times were kept has none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) tagged: BTreeMap<String, u64>,
 }
 
 impl ImageStore {
@@ -25,6 +29,8 @@ impl ImageStore {
         let _l = FileLock::exclusive(&lp).map_err(io_err("lock", &lp))?;
         let mut idx = self.read_tags()?;
         let out = f(&mut idx);
+        let TagIndex { tags, tagged } = &mut idx;
+        tagged.retain(|k, _| tags.contains_key(k));
         self.write_json(&self.dir.join("tags.json"), &idx)?;
         Ok(out)
     }
@@ -37,8 +43,25 @@ impl ImageStore {
                 reference: id.to_string(),
             });
         }
-        self.update_tags(|t| t.tags.insert(key.clone(), id.clone()))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.update_tags(|t| {
+            t.tagged.insert(key.clone(), now);
+            t.tags.insert(key.clone(), id.clone())
+        })?;
         Ok(key)
+    }
+
+    /// When `reference` (a name with a tag) was last tagged, by a pull, build, load or `tag`;
+    /// `None` when the tag is missing or was written before these times were recorded.
+    pub fn last_tagged(&self, reference: &str) -> Result<Option<std::time::SystemTime>> {
+        let key = tag_key(reference)?;
+        Ok(self
+            .read_tags()?
+            .tagged
+            .get(&key)
+            .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(*s)))
     }
 
     /// Finds an image by tag (`nginx`, `nginx:1.25`), by `name@sha256:…` manifest digest, by
