@@ -215,7 +215,7 @@ impl Host {
     /// null while running, `ports`).
     pub fn ps_of(&self, args: &[&str]) -> Vec<serde_json::Value> {
         let mut all = args.to_vec();
-        all.extend(["ps", "-a", "--format", "json"]);
+        all.extend(["ps", "-a", "--no-trunc", "--format", "json"]);
         let out = self.ok(&all);
         out.lines()
             .filter(|l| l.starts_with('{'))

@@ -83,6 +83,86 @@ fn compose_v2_runs_a_stack_on_berth() {
     services.sort();
     assert_eq!(services, ["probe", "web"], "berth ps of Compose's project");
 
+    // `ps --format json` with Compose's keys and forms: Compose's own output is the oracle.
+    let rows = |text: &str| -> Vec<serde_json::Value> {
+        let mut v: Vec<serde_json::Value> = text
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).expect("ps json line"))
+            .collect();
+        v.sort_by_key(|r| r["Service"].as_str().unwrap_or_default().to_string());
+        v
+    };
+    let theirs = rows(&dc(&["ps", "--format", "json"]));
+    let ours = rows(&h.ok(&["-p", "dcmp", "ps", "--format", "json"]));
+    assert_eq!(theirs.len(), 2, "{theirs:?}");
+    assert_eq!(ours.len(), 2, "{ours:?}");
+    for (t, o) in theirs.iter().zip(&ours) {
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(keys(o), keys(t), "keys: berth {o} Compose {t}");
+        // Labels are a comma-joined map whose order Compose does not fix; the times move.
+        for k in [
+            "ID",
+            "Name",
+            "Names",
+            "Image",
+            "Command",
+            "Project",
+            "Service",
+            "State",
+            "Health",
+            "ExitCode",
+            "Ports",
+            "Publishers",
+            "LocalVolumes",
+            "Mounts",
+            "Networks",
+            "Size",
+            "CreatedAt",
+        ] {
+            assert_eq!(o[k], t[k], "{k}: berth {o} Compose {t}");
+        }
+        let sorted = |v: &serde_json::Value| {
+            let mut l: Vec<String> = v
+                .as_str()
+                .unwrap_or_default()
+                .split(',')
+                .map(String::from)
+                .collect();
+            l.sort();
+            l
+        };
+        assert_eq!(sorted(&o["Labels"]), sorted(&t["Labels"]), "Labels");
+        for k in ["Status", "RunningFor"] {
+            let word = |v: &serde_json::Value| {
+                v.as_str()
+                    .unwrap_or_default()
+                    .split(' ')
+                    .next()
+                    .map(String::from)
+            };
+            assert_eq!(word(&o[k]), word(&t[k]), "{k}: berth {o} Compose {t}");
+        }
+    }
+    let table = h.ok(&["-p", "dcmp", "ps"]);
+    let head: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        head,
+        [
+            "NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"
+        ],
+        "{table}"
+    );
+
     // down -v: no container, network or volume of the project is left.
     dc(&["down", "-v", "-t", "1"]);
     let left = docker.ok(&[

@@ -160,6 +160,26 @@ pub struct PsRow {
     pub health: Option<String>,
     pub exit_code: Option<i32>,
     pub ports: Vec<String>,
+    /// Creation time, seconds since the epoch (Compose's `CreatedAt` and `RunningFor`).
+    #[serde(default)]
+    pub created: i64,
+    /// Docker's status line (`Up 3 seconds`, `Exited (0) 2 minutes ago`).
+    #[serde(default)]
+    pub status_line: String,
+    /// Docker's `RunningFor` (`4 seconds ago`), the table's CREATED.
+    #[serde(default)]
+    pub running_for: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Named volumes by name and binds by host path, in mount order.
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    /// How many of `mounts` are named or anonymous volumes.
+    #[serde(default)]
+    pub local_volumes: usize,
+    /// The networks the container is attached to, by name.
+    #[serde(default)]
+    pub networks: Vec<String>,
 }
 
 /// Body of `POST /v1/rm`: the containers, and whether their anonymous volumes go too.

@@ -199,6 +199,13 @@ pub struct PsArgs {
     /// Filter by a property: status=STATE
     #[arg(long, value_name = "FILTER")]
     pub filter: Vec<String>,
+    /// Don't truncate ids and commands
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Include orphaned services (not declared by the project); `--orphans=false` leaves them out
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub orphans: bool,
     /// Services to list
     pub service_names: Vec<String>,
 }

@@ -23,5 +23,6 @@ pub mod record_cache;
 pub mod resolv;
 pub mod restart;
 pub mod stack;
+pub mod status_text;
 pub mod translate;
 pub mod watch;

@@ -229,20 +229,7 @@ pub(super) fn unix(created: Option<&str>) -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The image reference a container was made from, as its creator recorded it.
-pub(super) fn image_of(dir: &Path, labels: &BTreeMap<String, String>) -> (String, String) {
-    let read = |f: &str| {
-        std::fs::read_to_string(dir.join(f))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
-    let id = read(berth_runtime::image::store::CONTAINER_IMAGE_ID_FILE).unwrap_or_default();
-    let name = read("image-ref")
-        .or_else(|| labels.get(crate::engine::labels::IMAGE).cloned())
-        .unwrap_or_else(|| id.clone());
-    (name, id)
-}
+pub(super) use crate::engine::status_text::image_of;
 
 fn containers(docker: &Docker, image_sizes: &BTreeMap<String, u64>) -> Vec<ContainerUsage> {
     let now = SystemTime::now();

@@ -96,12 +96,36 @@ impl Engine {
                     format!("{host}:{}->{}/{proto}", p.host_port, p.container_port)
                 })
                 .collect();
+            let (image, _) = crate::engine::status_text::image_of(&rec.dir, l);
+            let now = std::time::SystemTime::now();
+            let docker_state = crate::engine::status_text::state(&self.runtime, &rec, &st);
+            let mut mounts = Vec::new();
+            let mut local_volumes = 0;
+            for m in &rec.config.mounts {
+                match m {
+                    berth_runtime::container::MountSpec::Volume { name, .. } => {
+                        local_volumes += 1;
+                        mounts.push(name.clone());
+                    }
+                    berth_runtime::container::MountSpec::Bind { source, .. } => {
+                        mounts.push(source.display().to_string());
+                    }
+                    _ => {}
+                }
+            }
+            let networks = state
+                .endpoints
+                .iter()
+                .filter(|e| e.container == rec.id)
+                .filter_map(|e| state.networks.get(&e.network).map(|n| n.name.clone()))
+                .collect();
             rows.push(PsRow {
                 id: rec.id.clone(),
                 name: rec.config.name.clone(),
                 service: m.service.clone(),
-                image: l.get(labels::IMAGE).cloned().unwrap_or_default(),
-                command: shell_words::join(&rec.config.args),
+                image,
+                // As Docker lists it: the arguments joined by spaces, unquoted.
+                command: rec.config.args.join(" "),
                 status,
                 health: self
                     .health
@@ -109,6 +133,21 @@ impl Engine {
                     .map(|h| h.as_str().to_string()),
                 exit_code: st.exit_code,
                 ports,
+                created: st
+                    .created_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64),
+                status_line: crate::engine::status_text::status_line(docker_state, &st, now),
+                running_for: format!(
+                    "{} ago",
+                    crate::engine::status_text::human_duration(
+                        now.duration_since(st.created_at).unwrap_or_default()
+                    )
+                ),
+                labels: l.clone(),
+                mounts,
+                local_volumes,
+                networks,
             });
         }
         rows
