@@ -470,6 +470,22 @@ fn docker_inspect_shows_health_records_and_policy_restarts() {
         &bad,
     ]);
     assert_eq!(last.trim(), "1");
+    // docker ps shows the verdict in its status line and filters on it.
+    let st = docker.ok(&[
+        "ps",
+        "--filter",
+        "health=healthy",
+        "--format",
+        "{{.ID}} {{.Status}}",
+    ]);
+    assert!(
+        st.trim().starts_with(&good[..12])
+            && st.trim().ends_with("(healthy)")
+            && st.lines().count() == 1,
+        "{st}"
+    );
+    let st = docker.ok(&["ps", "--filter", "health=unhealthy", "-q"]);
+    assert_eq!(st.trim(), &bad[..12], "{st}");
     // Without a check, no Health at all (as Docker).
     docker.ok(&[
         "run",

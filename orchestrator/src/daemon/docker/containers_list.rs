@@ -14,9 +14,12 @@ use super::query::{self, Filters};
 use super::{Docker, df, status};
 use crate::api::container::ContainerNetworks;
 use crate::api::mounts::docker_mounts;
+use crate::engine::labels;
 
 /// The filters `docker ps --filter` takes that berth answers.
-const FILTERS: &[&str] = &["label", "name", "status", "id", "ancestor", "network"];
+const FILTERS: &[&str] = &[
+    "label", "name", "status", "id", "ancestor", "network", "health",
+];
 
 /// What netd holds of every container's networks, by id; nothing (and no engine opened) on an
 /// instance that never made a network.
@@ -51,6 +54,8 @@ pub(super) async fn list(
         .filter(|l| *l > 0);
     let nets = networks(docker).await;
     let rt = docker.rt.clone();
+    // Health is the engine's; an engine not yet open has run no check.
+    let engine = docker.shared.engine.get().cloned();
     let rows = tokio::task::spawn_blocking(move || {
         let now = SystemTime::now();
         let mut rows: Vec<(SystemTime, serde_json::Value)> = Vec::new();
@@ -58,12 +63,19 @@ pub(super) async fn list(
             let state = status::state(&rt, &rec, &st);
             let (image, image_id) = df::image_of(&rec.dir, &rec.config.labels);
             let net = nets.get(&rec.id);
+            let running = matches!(state, "running" | "paused");
+            let health = engine
+                .as_ref()
+                .filter(|_| running && rec.config.labels.contains_key(labels::HEALTHCHECK))
+                .and_then(|e| e.health_report(&rec, &st, running))
+                .map(|r| r.health.as_str());
             let row = Row {
                 rec: &rec,
                 state,
                 image: &image,
                 image_id: &image_id,
                 networks: net.map(|n| n.names.as_slice()).unwrap_or_default(),
+                health,
             };
             // Docker lists running (and paused) containers unless all, a limit or a status
             // filter asks for more.
@@ -100,7 +112,7 @@ pub(super) async fn list(
                     "Ports": ports,
                     "Labels": rec.config.labels,
                     "State": state,
-                    "Status": status::status_line(state, &st, now),
+                    "Status": with_health(status::status_line(state, &st, now), health),
                     "HostConfig": { "NetworkMode": network_mode(&rec, net) },
                     "NetworkSettings": { "Networks": settings },
                     "Mounts": docker_mounts(&rt, &rec),
@@ -132,6 +144,16 @@ fn network_mode(rec: &Record, net: Option<&ContainerNetworks>) -> String {
     }
 }
 
+/// Docker's status line with the health a running container's check reports:
+/// `Up 3 minutes (healthy)`, `Up 2 seconds (health: starting)`.
+fn with_health(line: String, health: Option<&str>) -> String {
+    match health {
+        Some("starting") => format!("{line} (health: starting)"),
+        Some(h) => format!("{line} ({h})"),
+        None => line,
+    }
+}
+
 /// What the filters look at in one container.
 struct Row<'a> {
     rec: &'a Record,
@@ -139,6 +161,8 @@ struct Row<'a> {
     image: &'a str,
     image_id: &'a str,
     networks: &'a [String],
+    /// The running container's health; `None` without a check (Docker's `none`).
+    health: Option<&'a str>,
 }
 
 impl Row<'_> {
@@ -165,6 +189,7 @@ impl Row<'_> {
                     || (!v.is_empty() && bare(self.image_id).starts_with(&bare(v)))
             }
             "network" => self.networks.iter().any(|n| n == v),
+            "health" => self.health.unwrap_or("none") == v,
             _ => false,
         }
     }
@@ -203,6 +228,7 @@ mod tests {
             image: "busybox:latest",
             image_id: "sha256:feed",
             networks: &nets,
+            health: Some("healthy"),
         };
         let f = |s: &str| query::filters(&format!("filters={s}"), FILTERS).unwrap_or_default();
         assert!(row.matches(&f(r#"{"label":["k=v"]}"#)));
@@ -216,5 +242,16 @@ mod tests {
         assert!(row.matches(&f(r#"{"ancestor":["feed"]}"#)));
         assert!(row.matches(&f(r#"{"network":["front"]}"#)));
         assert!(!row.matches(&f(r#"{"network":["back"]}"#)));
+        assert!(row.matches(&f(r#"{"health":["healthy"]}"#)));
+        assert!(!row.matches(&f(r#"{"health":["none"]}"#)));
+        assert_eq!(
+            with_health("Up 2 seconds".into(), Some("starting")),
+            "Up 2 seconds (health: starting)"
+        );
+        assert_eq!(
+            with_health("Up 1 second".into(), Some("healthy")),
+            "Up 1 second (healthy)"
+        );
+        assert_eq!(with_health("Exited (0)".into(), None), "Exited (0)");
     }
 }
