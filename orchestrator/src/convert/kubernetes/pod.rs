@@ -28,21 +28,24 @@ fn secs(d: std::time::Duration) -> u64 {
     d.as_secs().max(1)
 }
 
-/// The pod template (`metadata` + `spec`) of service `name`.
+/// The pod template (`metadata` + `spec`) of service `name`, running `image` when given
+/// (else the service's own).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn pod_template(
     project: &Project,
     name: &str,
     svc: &Service,
+    image: Option<&str>,
     owners: &Owners,
     ports: &[(u16, String)],
     files: &mut ProjectFiles,
     conv: &mut Conversion,
 ) -> Result<Value, ConvertError> {
-    let image = svc.image.clone().ok_or_else(|| {
+    let image = image.map(String::from).or_else(|| svc.image.clone()).ok_or_else(|| {
         refuse(
             name,
             "image",
-            "the service is only built (build:): name the image the cluster pulls with image:",
+            "the service is only built (build:): name the image the cluster pulls with image:, or push it with --registry R --push",
         )
     })?;
     let mut c = Map::new();
