@@ -102,7 +102,7 @@ pub fn run(g: &GlobalOpts, args: ConvertArgs) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {w}");
     }
     let Some(dir) = args.output else {
-        let text = conv.to_yaml_stream().context("rendering YAML")?;
+        let text = conv.to_yaml_stream();
         use std::io::Write;
         std::io::stdout()
             .lock()
@@ -117,8 +117,7 @@ pub fn run(g: &GlobalOpts, args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
     } else {
         for m in &conv.manifests {
-            let text = yaml_serde::to_string(&m.object).context("rendering YAML")?;
-            files.push((dir.join(&m.file), text));
+            files.push((dir.join(&m.file), kubernetes::yaml::to_string(&m.object)));
         }
         if args.kustomize {
             let opts = kustomize::Options {
@@ -126,8 +125,10 @@ pub fn run(g: &GlobalOpts, args: ConvertArgs) -> anyhow::Result<ExitCode> {
                 labels,
             };
             let k = kustomize::kustomization(&conv, &opts)?;
-            let text = yaml_serde::to_string(&k).context("rendering YAML")?;
-            files.push((dir.join("kustomization.yaml"), text));
+            files.push((
+                dir.join("kustomization.yaml"),
+                kubernetes::yaml::to_string(&k),
+            ));
         }
     }
     for (path, text) in &files {

@@ -21,15 +21,6 @@ pub enum HelmError {
         /// The manifest's file.
         file: String,
     },
-    /// A manifest or the values could not be rendered as YAML.
-    #[error("rendering {what}: {source}")]
-    Render {
-        /// What was being rendered.
-        what: String,
-        /// The serializer's error.
-        #[source]
-        source: yaml_serde::Error,
-    },
 }
 
 const MARK: &str = "__berth_helm_";
@@ -55,7 +46,7 @@ pub fn chart(project: &Project, conv: &Conversion) -> Result<Vec<ChartFile>, Hel
     });
     let mut out = vec![ChartFile {
         path: "Chart.yaml".into(),
-        text: yaml(&chart_meta, "Chart.yaml")?,
+        text: yaml(&chart_meta),
     }];
     let mut values = Map::new();
     let mut templates = Vec::new();
@@ -69,14 +60,14 @@ pub fn chart(project: &Project, conv: &Conversion) -> Result<Vec<ChartFile>, Hel
             let v = template_workload(&mut object, &key, &mut actions);
             values.insert(key, Value::Object(v));
         }
-        let text = yaml(&m.object, &m.file)?;
+        let text = yaml(&m.object);
         if text.contains(MARK) {
             return Err(HelmError::Marker {
                 file: m.file.clone(),
             });
         }
         // Escape first: the actions put in below are the only ones the template holds.
-        let mut text = yaml(&object, &m.file)?.replace("{{", r#"{{ "{{" }}"#);
+        let mut text = yaml(&object).replace("{{", r#"{{ "{{" }}"#);
         for (i, action) in actions.iter().enumerate() {
             text = text.replacen(&marker(i), action, 1);
         }
@@ -90,7 +81,7 @@ pub fn chart(project: &Project, conv: &Conversion) -> Result<Vec<ChartFile>, Hel
                   # replica count, and the resource limits and requests the stack set.\n";
     out.push(ChartFile {
         path: "values.yaml".into(),
-        text: format!("{header}{}", yaml(&values, "values.yaml")?),
+        text: format!("{header}{}", yaml(&values)),
     });
     out.extend(templates);
     Ok(out)
@@ -194,11 +185,8 @@ pub fn split_image(image: &str) -> (String, String) {
     (repo.to_string(), tag)
 }
 
-fn yaml(v: &Value, what: &str) -> Result<String, HelmError> {
-    yaml_serde::to_string(v).map_err(|source| HelmError::Render {
-        what: what.to_string(),
-        source,
-    })
+fn yaml(v: &Value) -> String {
+    super::yaml::to_string(v)
 }
 
 #[cfg(test)]

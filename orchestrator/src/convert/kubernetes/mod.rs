@@ -18,6 +18,7 @@ mod pod;
 mod services;
 mod storage;
 mod workload;
+pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -105,13 +106,13 @@ impl Conversion {
     }
 
     /// All manifests as one multi-document YAML stream (`kubectl apply -f -` takes it).
-    pub fn to_yaml_stream(&self) -> Result<String, yaml_serde::Error> {
+    pub fn to_yaml_stream(&self) -> String {
         let mut out = String::new();
         for m in &self.manifests {
             out.push_str("---\n");
-            out.push_str(&yaml_serde::to_string(&m.object)?);
+            out.push_str(&yaml::to_string(&m.object));
         }
-        Ok(out)
+        out
     }
 }
 
