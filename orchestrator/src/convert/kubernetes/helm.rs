@@ -23,7 +23,7 @@ pub enum HelmError {
     },
 }
 
-const MARK: &str = "__berth_helm_";
+const MARK: &str = "berth-helm-mark-";
 
 /// One file of the chart: its path inside the chart directory and its text.
 #[derive(Debug, Clone)]
@@ -152,7 +152,7 @@ fn template_workload(
 }
 
 fn marker(i: usize) -> String {
-    format!("{MARK}{i}__")
+    format!("{MARK}{i}-end")
 }
 
 /// A name the template language takes as a field (`.a.b`): a letter or `_`, then those and
