@@ -4,7 +4,7 @@
 //! without a push, pins the images whose registry digest the local store already knows and
 //! names the others.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -41,6 +41,17 @@ impl Publish {
         };
         Ok((target, tag))
     }
+}
+
+/// The images the stack builds; a service that runs one of them without a build section of
+/// its own (a worker on the web app's image) is published with it.
+fn built_images(project: &Project) -> BTreeSet<String> {
+    project
+        .services
+        .iter()
+        .filter(|(_, svc)| svc.build.is_some())
+        .filter_map(|(name, _)| project.image_of(name))
+        .collect()
 }
 
 /// Services with a build section whose image is to be built now.
@@ -97,11 +108,9 @@ pub fn push(
     let mut pinned = BTreeMap::new();
     // One push per image, however many services run it.
     let mut pushed: BTreeMap<String, String> = BTreeMap::new();
-    for (name, svc) in &project.services {
-        if svc.build.is_none() {
-            continue;
-        }
-        let Some(image) = project.image_of(name) else {
+    let built = built_images(project);
+    for name in project.services.keys() {
+        let Some(image) = project.image_of(name).filter(|i| built.contains(i)) else {
             continue;
         };
         if let Some(pin) = pushed.get(&image) {
@@ -127,6 +136,11 @@ pub fn push(
         let quiet = |_: PushProgress| {};
         let res = push::push(&store, &target, &opts, &quiet)
             .with_context(|| format!("pushing {name} ({target})"))?;
+        // Remembered, as Docker does: a later conversion pins it without a push.
+        let id = store.resolve_id(&target)?;
+        store
+            .add_repo_digest(&id, &format!("{}@{}", tr.name(), res.digest))
+            .with_context(|| format!("recording the digest of {target}"))?;
         let pin = format!("{}:{tag}@{}", tr.name(), res.digest);
         eprintln!("{name}: {pin}");
         pushed.insert(image, pin.clone());
@@ -147,14 +161,16 @@ pub fn pin_known(
     let store = super::image::open_store(g)?;
     let mut images = BTreeMap::new();
     let mut warnings = Vec::new();
-    for (name, svc) in &project.services {
+    let built = built_images(project);
+    for name in project.services.keys() {
         if pushed.contains_key(name) {
             continue;
         }
         let Some(image) = project.image_of(name) else {
             continue;
         };
-        let (target, tag) = if svc.build.is_some() {
+        let is_built = built.contains(&image);
+        let (target, tag) = if is_built {
             p.target(&image)
                 .with_context(|| format!("service {name:?}"))?
         } else {
@@ -181,7 +197,7 @@ pub fn pin_known(
                 images.insert(name.clone(), format!("{}:{tag}@{digest}", tr.name()));
             }
             None => {
-                let how = if svc.build.is_some() {
+                let how = if is_built {
                     "--push pushes and pins it"
                 } else {
                     "pulling it records one"
@@ -191,7 +207,7 @@ pub fn pin_known(
                      digest of it in {} ({how})",
                     tr.registry
                 ));
-                if svc.build.is_some() {
+                if is_built {
                     images.insert(name.clone(), target);
                 }
             }
