@@ -117,9 +117,34 @@ fn string(out: &mut String, s: &str, block_indent: Option<usize>) {
             }
         }
     } else {
-        // serde_json only fails on non-string map keys; a str is always written.
-        out.push_str(&serde_json::to_string(s).unwrap_or_default());
+        double_quoted(out, s);
     }
+}
+
+/// A character YAML may hold as it is: printable, and not one of the line breaks YAML 1.1
+/// adds to `\n` and `\r` (NEL, LS, PS) nor a byte order mark.
+fn is_literal_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+        && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}')
+}
+
+/// `"…"` with every character that is not [`is_literal_char`] (and `"`, `\`, line breaks)
+/// escaped.
+fn double_quoted(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if is_literal_char(c) => out.push(c),
+            c => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+        }
+    }
+    out.push('"');
 }
 
 /// Words YAML 1.1 or 1.2 read as booleans or null, whatever their case.
@@ -148,14 +173,13 @@ fn is_plain_safe(s: &str) -> bool {
         && !SPECIAL.iter().any(|w| s.eq_ignore_ascii_case(w))
 }
 
-/// A literal block keeps every character of text that spans lines, is printable, and does not
-/// start with a space (the block's indentation would be misread).
+/// A literal block keeps every character of text that spans lines, holds only
+/// [`is_literal_char`]s, and does not start with a space (the block's indentation would be
+/// misread).
 fn is_block_safe(s: &str) -> bool {
     s.contains('\n')
         && !s.starts_with([' ', '\n'])
-        && s.chars().all(|c| c == '\n' || c == '\t' || !c.is_control())
-        && !s.contains('\r')
-        && !s.contains('\u{feff}')
+        && s.chars().all(is_literal_char)
         && s.split('\n').all(|l| !l.ends_with([' ', '\t']))
 }
 
@@ -222,6 +246,9 @@ mod tests {
             "a\\b",
             "a ,b",
             "-e",
+            "x\u{85}y",
+            "x\u{2028}y\u{7f}\u{feff}",
+            "l1\n\u{2029}l2",
             "a=b,c",
             "x\r\ny",
         ];
