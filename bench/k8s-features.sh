@@ -44,7 +44,7 @@ for s in stacks:
     err = open(os.path.join(work, name + ".err")).read()
     status = open(os.path.join(work, name + ".status")).read().strip()
     out = [d for d in yaml.safe_load_all(open(os.path.join(work, name + ".yaml"))) if d]
-    workloads = {d["metadata"]["name"] for d in out if d["kind"] in ("Deployment", "StatefulSet")}
+    workloads = {d["metadata"]["name"] for d in out if d["kind"] in ("Deployment", "StatefulSet", "Job")}
     # Services of profiles not enabled are not part of the project: counted for neither.
     active = {svc: body for svc, body in (doc.get("services") or {}).items()
               if status != "ok" or svc in workloads}

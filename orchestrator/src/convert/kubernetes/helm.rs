@@ -53,8 +53,10 @@ pub fn chart(project: &Project, conv: &Conversion) -> Result<Vec<ChartFile>, Hel
     for m in &conv.manifests {
         let mut object = m.object.clone();
         let mut actions = Vec::new();
-        if matches!(object["kind"].as_str(), Some("Deployment" | "StatefulSet"))
-            && let Some(service) = object["metadata"]["name"].as_str().map(String::from)
+        if matches!(
+            object["kind"].as_str(),
+            Some("Deployment" | "StatefulSet" | "Job")
+        ) && let Some(service) = object["metadata"]["name"].as_str().map(String::from)
         {
             let key = value_key(&service);
             let v = template_workload(&mut object, &key, &mut actions);

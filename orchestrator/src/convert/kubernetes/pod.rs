@@ -157,10 +157,12 @@ pub(super) fn pod_template(
     }
     match svc.restart.as_deref() {
         None | Some("always") | Some("unless-stopped") => {}
+        // A Job (workload.rs), unless the service owns claims a Job cannot keep.
+        Some(_) if super::workload::run_once(svc).is_some() && owners.owned(name).is_empty() => {}
         Some(other) => conv.warn(
             name,
             "restart",
-            format!("{other:?}: a Deployment's pods always restart"),
+            format!("{other:?}: a StatefulSet's pods always restart (a Job would not keep the service's own volumes)"),
         ),
     }
     let mut meta = json!({"labels": labels(project, name)});

@@ -160,7 +160,11 @@ services:
     let c = convert(&p).expect("convert");
     let joined = c.warnings.join("\n");
     assert!(joined.contains("service \"a\": ulimits"), "{joined}");
-    assert!(joined.contains("service \"a\": restart"), "{joined}");
+    // Run once: a Job, not a Deployment that would restart it forever.
+    assert!(!joined.contains("service \"a\": restart"), "{joined}");
+    let job = object(&c, "Job", "a");
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    assert_eq!(job["spec"]["backoffLimit"], 0);
     // Both aliases of a resolve in the cluster too (headless: a has no ports).
     assert_eq!(object(&c, "Service", "api")["spec"]["clusterIP"], "None");
     object(&c, "Service", "backend");
