@@ -16,6 +16,14 @@ if ((${#missing[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# kubectl, whose server-free `kubectl kustomize` checks `berth convert kubernetes --kustomize`
+# (orchestrator/tests/convert_kubernetes.rs); Debian's kubernetes-client unless a kubectl is
+# there already.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "installing kubernetes-client for kubectl" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
+fi
 # The docker CLI, the oracle of the tests of berth's Docker Engine API
 # (tests/tests/docker_api_*.rs). Debian ships it only inside docker.io, with dockerd and
 # containerd: install the package with every service start refused (a policy-rc.d answering

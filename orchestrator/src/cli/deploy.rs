@@ -4,7 +4,6 @@
 //! Swarm runs (`convert::swarm`), then hands it to the manager with the docker CLI (`docker
 //! -H DOCKER_HOST stack deploy -c - NAME`). `--rm` removes the stack.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, ExitCode, Stdio};
 
@@ -12,10 +11,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use super::GlobalOpts;
-use super::compose_args::{BuildArgs, load_options};
-use crate::compose::{self, Project};
+use super::compose_args::load_options;
+use super::publish::{self, Publish};
+use crate::compose;
 use crate::convert::swarm;
-use berth_runtime::image::registry::PullOptions;
 
 /// `berth deploy`.
 #[derive(Args, Debug)]
@@ -70,8 +69,14 @@ pub fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<ExitCode> {
     if args.rm {
         return docker(&args, &["stack", "rm", &stack], None);
     }
-    build(g, &project, &args)?;
-    let images = push(g, &project, &args)?;
+    let publish = Publish {
+        registry: args.registry.clone(),
+        insecure: args.insecure_registry,
+        build_all: args.build,
+        no_build: args.no_build,
+    };
+    publish::build(g, &project, &publish)?;
+    let images = publish::push(g, &project, &publish)?;
     let conv = swarm::convert(
         &project,
         &swarm::Options {
@@ -92,104 +97,6 @@ pub fn run(g: &GlobalOpts, args: DeployArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     docker(&args, &["stack", "deploy", "-c", "-", &stack], Some(&yaml))
-}
-
-/// Services with a build section whose image is to be built now.
-fn to_build(g: &GlobalOpts, project: &Project, args: &DeployArgs) -> anyhow::Result<Vec<String>> {
-    if args.no_build {
-        return Ok(Vec::new());
-    }
-    let store = super::image::open_store(g)?;
-    Ok(project
-        .services
-        .iter()
-        .filter(|(_, svc)| svc.build.is_some())
-        .filter(|(name, _)| {
-            args.build
-                || project
-                    .image_of(name)
-                    .is_none_or(|img| store.resolve_id(&img).is_err())
-        })
-        .map(|(name, _)| name.clone())
-        .collect())
-}
-
-fn build(g: &GlobalOpts, project: &Project, args: &DeployArgs) -> anyhow::Result<()> {
-    let services = to_build(g, project, args)?;
-    if services.is_empty() {
-        return Ok(());
-    }
-    let code = super::compose_lifecycle::build(
-        g,
-        BuildArgs {
-            no_cache: false,
-            pull: false,
-            build_args: Vec::new(),
-            services,
-        },
-    )?;
-    if code != ExitCode::SUCCESS {
-        bail!("building the stack's images failed");
-    }
-    Ok(())
-}
-
-/// Pushes each built service's image (to `--registry` under its own repository path, or
-/// where its name points) and answers the pinned references, by service.
-fn push(
-    g: &GlobalOpts,
-    project: &Project,
-    args: &DeployArgs,
-) -> anyhow::Result<BTreeMap<String, String>> {
-    use berth_runtime::image::Reference;
-    use berth_runtime::image::push::{self, PushProgress};
-    let store = super::image::open_store(g)?;
-    let mut opts = PullOptions::default();
-    let mut pinned = BTreeMap::new();
-    // One push per image, however many services run it.
-    let mut pushed: BTreeMap<String, String> = BTreeMap::new();
-    for (name, svc) in &project.services {
-        if svc.build.is_none() {
-            continue;
-        }
-        let Some(image) = project.image_of(name) else {
-            continue;
-        };
-        if let Some(p) = pushed.get(&image) {
-            pinned.insert(name.clone(), p.clone());
-            continue;
-        }
-        let r: Reference = image
-            .parse()
-            .with_context(|| format!("service {name:?}: image {image:?}"))?;
-        let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
-        let target = match &args.registry {
-            Some(reg) => {
-                let target = format!("{}/{}:{tag}", reg.trim_end_matches('/'), r.repository);
-                let id = store
-                    .resolve_id(&image)
-                    .with_context(|| format!("service {name:?}: image {image:?}"))?;
-                store
-                    .tag(&id, &target)
-                    .with_context(|| format!("tagging {image} as {target}"))?;
-                target
-            }
-            None => image.clone(),
-        };
-        let tr: Reference = target.parse()?;
-        if args.insecure_registry {
-            opts.insecure.push(tr.registry.clone());
-        }
-        eprintln!("Pushing {name}: {target}");
-        let quiet = |_: PushProgress| {};
-        let res = push::push(&store, &target, &opts, &quiet)
-            .with_context(|| format!("pushing {name} ({target})"))?;
-        let pin = format!("{}:{tag}@{}", tr.name(), res.digest);
-        eprintln!("{name}: {pin}");
-        pushed.insert(image, pin.clone());
-        pinned.insert(name.clone(), pin);
-    }
-    Ok(pinned)
 }
 
 /// Runs the docker CLI against the manager, `stdin` piped in when given.

@@ -20,6 +20,7 @@ mod format;
 mod image;
 mod image_squash;
 mod network;
+mod publish;
 mod system;
 mod volume;
 

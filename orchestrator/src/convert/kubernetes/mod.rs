@@ -11,13 +11,16 @@
 //! a service sets is one of the three, so none is dropped silently.
 
 mod coverage;
+pub mod helm;
+pub mod kustomize;
 mod names;
 mod pod;
 mod services;
 mod storage;
 mod workload;
+pub mod yaml;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -103,18 +106,28 @@ impl Conversion {
     }
 
     /// All manifests as one multi-document YAML stream (`kubectl apply -f -` takes it).
-    pub fn to_yaml_stream(&self) -> Result<String, yaml_serde::Error> {
+    pub fn to_yaml_stream(&self) -> String {
         let mut out = String::new();
         for m in &self.manifests {
             out.push_str("---\n");
-            out.push_str(&yaml_serde::to_string(&m.object)?);
+            out.push_str(&yaml::to_string(&m.object));
         }
-        Ok(out)
+        out
     }
 }
 
 /// Converts a loaded project. `Err` names the first key Kubernetes cannot express.
 pub fn convert(project: &Project) -> Result<Conversion, ConvertError> {
+    convert_with(project, &BTreeMap::new())
+}
+
+/// Converts a loaded project with the image each listed service runs replaced (pinned
+/// `registry/name:tag@sha256:…` references after a push); a service not listed keeps its own
+/// `image:`.
+pub fn convert_with(
+    project: &Project,
+    images: &BTreeMap<String, String>,
+) -> Result<Conversion, ConvertError> {
     let mut conv = Conversion::default();
     names::check_project(project)?;
     let owners = storage::volume_owners(project);
@@ -122,7 +135,10 @@ pub fn convert(project: &Project) -> Result<Conversion, ConvertError> {
     for (name, svc) in &project.services {
         coverage::check(name, svc, &mut conv)?;
         let ports = pod::container_ports(name, svc, &mut conv);
-        let pod = pod::pod_template(project, name, svc, &owners, &ports, &mut files, &mut conv)?;
+        let image = images.get(name).map(String::as_str);
+        let pod = pod::pod_template(
+            project, name, svc, image, &owners, &ports, &mut files, &mut conv,
+        )?;
         conv.add(workload::workload(project, name, svc, pod, &owners));
         for s in services::services(project, name, svc, &ports, &mut conv)? {
             conv.add(s);

@@ -28,21 +28,24 @@ fn secs(d: std::time::Duration) -> u64 {
     d.as_secs().max(1)
 }
 
-/// The pod template (`metadata` + `spec`) of service `name`.
+/// The pod template (`metadata` + `spec`) of service `name`, running `image` when given
+/// (else the service's own).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn pod_template(
     project: &Project,
     name: &str,
     svc: &Service,
+    image: Option<&str>,
     owners: &Owners,
     ports: &[(u16, String)],
     files: &mut ProjectFiles,
     conv: &mut Conversion,
 ) -> Result<Value, ConvertError> {
-    let image = svc.image.clone().ok_or_else(|| {
+    let image = image.map(String::from).or_else(|| svc.image.clone()).ok_or_else(|| {
         refuse(
             name,
             "image",
-            "the service is only built (build:): name the image the cluster pulls with image:",
+            "the service is only built (build:): name the image the cluster pulls with image:, or push it with --registry R --push",
         )
     })?;
     let mut c = Map::new();
@@ -154,10 +157,12 @@ pub(super) fn pod_template(
     }
     match svc.restart.as_deref() {
         None | Some("always") | Some("unless-stopped") => {}
+        // A Job (workload.rs), unless the service owns claims a Job cannot keep.
+        Some(_) if super::workload::run_once(svc).is_some() && owners.owned(name).is_empty() => {}
         Some(other) => conv.warn(
             name,
             "restart",
-            format!("{other:?}: a Deployment's pods always restart"),
+            format!("{other:?}: a StatefulSet's pods always restart (a Job would not keep the service's own volumes)"),
         ),
     }
     let mut meta = json!({"labels": labels(project, name)});

@@ -160,7 +160,11 @@ services:
     let c = convert(&p).expect("convert");
     let joined = c.warnings.join("\n");
     assert!(joined.contains("service \"a\": ulimits"), "{joined}");
-    assert!(joined.contains("service \"a\": restart"), "{joined}");
+    // Run once: a Job, not a Deployment that would restart it forever.
+    assert!(!joined.contains("service \"a\": restart"), "{joined}");
+    let job = object(&c, "Job", "a");
+    assert_eq!(job["spec"]["template"]["spec"]["restartPolicy"], "Never");
+    assert_eq!(job["spec"]["backoffLimit"], 0);
     // Both aliases of a resolve in the cluster too (headless: a has no ports).
     assert_eq!(object(&c, "Service", "api")["spec"]["clusterIP"], "None");
     object(&c, "Service", "backend");
@@ -205,4 +209,57 @@ fn an_alias_two_services_share_is_refused_by_name() {
     );
     let err = convert(&p).expect_err("shared alias");
     assert!(err.to_string().contains("\"api\""), "{err}");
+}
+
+#[test]
+fn helm_templates_escape_text_that_looks_like_an_action() {
+    let (_d, p) = load(
+        r#"
+services:
+  web-app:
+    image: nginx:1.27
+    command: ["sh", "-c", "echo '{{ .Name }}'"]
+    deploy: { replicas: 2, resources: { limits: { cpus: "0.5", memory: 256M } } }
+"#,
+    );
+    let c = convert(&p).expect("convert");
+    let chart = super::helm::chart(&p, &c).expect("chart");
+    let t = chart
+        .iter()
+        .find(|f| f.path == "templates/web-app-deployment.yaml")
+        .expect("template");
+    assert!(
+        t.text.contains(r#"echo '{{ "{{" }} .Name }}'"#),
+        "{}",
+        t.text
+    );
+    assert!(
+        t.text
+            .contains("replicas: {{ .Values.services.web_app.replicas }}"),
+        "{}",
+        t.text
+    );
+    assert!(
+        t.text
+            .contains(r#"cpu: "{{ .Values.services.web_app.resources.limits.cpu }}""#),
+        "{}",
+        t.text
+    );
+    let values = chart
+        .iter()
+        .find(|f| f.path == "values.yaml")
+        .expect("values");
+    assert!(values.text.contains("web_app:"), "{}", values.text);
+
+    let (_d, p) = load(
+        r#"
+services:
+  web:
+    image: nginx:1.27
+    environment: { X: berth-helm-mark-0-end }
+"#,
+    );
+    let c = convert(&p).expect("convert");
+    let err = super::helm::chart(&p, &c).expect_err("marker text");
+    assert!(err.to_string().contains("web-deployment.yaml"), "{err}");
 }

@@ -662,6 +662,19 @@ impl ImageStore {
         self.load_image(rec)
     }
 
+    /// Records that a registry knows image `id` as `repo_digest` (`name@sha256:…`), as a
+    /// push learns it: the image can then be pinned by that digest without pushing again.
+    pub fn add_repo_digest(&self, id: &Digest, repo_digest: &str) -> Result<()> {
+        let _w = self.writer_lock()?;
+        let path = self.image_record_path(id);
+        let mut rec: ImageRecord = self.read_json(&path)?;
+        if !rec.repo_digests.iter().any(|d| d == repo_digest) {
+            rec.repo_digests.push(repo_digest.to_string());
+            self.write_json(&path, &rec)?;
+        }
+        Ok(())
+    }
+
     fn load_image(&self, record: ImageRecord) -> Result<Image> {
         let config_bytes = self.blobs.read(&record.id)?;
         let config = parse_config(&config_bytes, &record.id)?;
