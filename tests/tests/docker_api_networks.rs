@@ -215,6 +215,47 @@ fn docker_cli_creates_connects_and_removes_networks() {
     let err = docker.fails(&["network", "connect", "n2", "nope"]);
     assert!(err.contains("No such container: nope"), "{err}");
 
+    // A legacy link given at create: the alias answers for that container alone, inspect
+    // reports it as dockerd does, and a link to no container is refused.
+    docker.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "n1",
+        "--link",
+        "a:dbl",
+        "--name",
+        "e",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        &fetch("dbl"),
+    ]);
+    assert_eq!(docker.ok(&["wait", "e"]).trim(), "0", "e reaches a as dbl");
+    let links = docker.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "e"]);
+    assert_eq!(links.trim(), r#"["/a:/e/dbl"]"#);
+    docker.ok(&["rm", "e"]);
+    docker.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "n1",
+        "--name",
+        "f",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        &fetch("dbl"),
+    ]);
+    assert_ne!(
+        docker.ok(&["wait", "f"]).trim(),
+        "0",
+        "dbl is e's name alone"
+    );
+    docker.ok(&["rm", "f"]);
+    let err = docker.fails(&["run", "--link", "nosuch:x", "busybox:e2e", "true"]);
+    assert!(err.contains("could not get container for nosuch"), "{err}");
+
     // An internal network keeps its flag; options berth's bridge has no use for are refused.
     docker.ok(&[
         "network",

@@ -427,6 +427,13 @@ configs:
     let db = answers("db");
     assert!(!db.is_empty(), "db does not resolve");
     assert_eq!(answers("database"), db);
+    // The alias is web's alone, as with Docker's links: db itself does not know it.
+    let o = host.berth(&["exec", "-T", "db", "nslookup", "database"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !o.status.success() || !text.split("Name:").skip(1).any(|a| a.contains("Address")),
+        "database resolves for db too: {text}"
+    );
     // `dns:` makes that server web's upstream; the project's names still resolve (above).
     let mut up = Vec::new();
     for _ in 0..20 {

@@ -123,6 +123,10 @@ pub fn is_bridge_mode(mode: &str) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct HostConfig {
+    /// Legacy links `NAME[:ALIAS]` (`--link`): ALIAS resolves to NAME for this container
+    /// alone, on the networks it shares with NAME.
+    #[serde(deserialize_with = "nullable")]
+    pub links: Vec<String>,
     /// `SRC:DST[:OPTS]` bind mounts and named volumes (`-v`).
     #[serde(deserialize_with = "nullable")]
     pub binds: Vec<String>,
@@ -378,6 +382,10 @@ pub struct EndpointSettings {
     /// Extra DNS names on this network.
     #[serde(deserialize_with = "nullable")]
     pub aliases: Vec<String>,
+    /// Legacy links on this network, as `HostConfig.Links` (Docker's create on a
+    /// user-defined network puts them here).
+    #[serde(deserialize_with = "nullable")]
+    pub links: Vec<String>,
     #[serde(rename = "IPAMConfig")]
     pub ipam_config: Option<EndpointIpam>,
     /// Static MAC address (empty: derived from the address).
@@ -531,10 +539,13 @@ mod tests {
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");
         assert_eq!(err.field, "HostConfig.BlkioWeight");
-        let body = r#"{"NetworkingConfig":{"EndpointsConfig":{"front":{"Links":["db"]}}}}"#;
+        let body = r#"{"NetworkingConfig":{"EndpointsConfig":{"front":{"DriverOpts":{"a":"b"}}}}}"#;
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");
-        assert_eq!(err.field, "NetworkingConfig.EndpointsConfig.front.Links");
+        assert_eq!(
+            err.field,
+            "NetworkingConfig.EndpointsConfig.front.DriverOpts"
+        );
     }
 
     #[test]

@@ -195,6 +195,29 @@ pub fn translate(name: &str, spec: &ContainerSpec, cx: &Context) -> Result<Trans
     }
     let extra_hosts = extra_hosts(spec)?;
     let connect = connect_request(spec, cx, &extra_hosts)?;
+    let links: Vec<String> = hc
+        .links
+        .iter()
+        .chain(
+            spec.networking_config
+                .endpoints_config
+                .values()
+                .flat_map(|e| e.links.iter()),
+        )
+        .cloned()
+        .collect();
+    if !links.is_empty() {
+        let pairs = labels::parse_links(&links).map_err(|e| invalid("HostConfig.Links", e))?;
+        // Docker's CLI sends a link in HostConfig and in the endpoint's settings too.
+        let mut joined: Vec<String> = Vec::new();
+        for (t, a) in &pairs {
+            let pair = format!("{t}:{a}");
+            if !joined.contains(&pair) {
+                joined.push(pair);
+            }
+        }
+        c.labels.insert(labels::LINKS.into(), joined.join(","));
+    }
     // On a bridge network the servers are the embedded DNS's upstreams for this container
     // (names of the network still resolve); otherwise they go into its resolv.conf.
     let servers = dns_servers(spec)?;

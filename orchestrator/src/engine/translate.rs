@@ -240,6 +240,8 @@ pub fn service_spec(
         Default::default()
     };
     let host_config = HostConfig {
+        // `service[:alias]`: the alias resolves to the service for this container alone.
+        links: svc.links.clone(),
         mounts,
         port_bindings,
         extra_hosts: svc
@@ -478,7 +480,7 @@ pub fn port_bindings(
 }
 
 /// The service's networks as Docker's `EndpointsConfig` (by the networks' real names, with
-/// the service name, `aliases:` and `links:` aliases, static addresses and `priority`), and
+/// the service name and `aliases:`, static addresses and `priority`), and
 /// the first one's name for `NetworkMode`.
 fn service_networks(
     project: &Project,
@@ -487,7 +489,6 @@ fn service_networks(
 ) -> Result<(NetworkingConfig, String), TranslateError> {
     let mut config = NetworkingConfig::default();
     let mut first = None;
-    let linked_as = link_aliases(project, service);
     for (key, o) in &svc.networks {
         let net = project
             .networks
@@ -502,7 +503,6 @@ fn service_networks(
         let o = o.clone().unwrap_or_default();
         let mut aliases = vec![service.to_string()];
         aliases.extend(o.aliases.iter().cloned());
-        aliases.extend(linked_as.iter().cloned());
         let ipam = (o.ipv4_address.is_some() || o.ipv6_address.is_some()).then(|| EndpointIpam {
             ipv4_address: o.ipv4_address.clone().unwrap_or_default(),
             ipv6_address: o.ipv6_address.clone().unwrap_or_default(),
@@ -531,19 +531,6 @@ fn service_networks(
         ep.mac_address = mac.clone();
     }
     Ok((config, first.unwrap_or_default()))
-}
-
-/// The names other services give `service` through `links: ["service:alias"]`. Docker
-/// scopes such an alias to the linking container; here it resolves on the networks the two
-/// share, which is what a compose file written for `--link` needs.
-fn link_aliases(p: &Project, service: &str) -> Vec<String> {
-    p.services
-        .values()
-        .flat_map(|s| s.links.iter())
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(target, alias)| *target == service && !alias.is_empty())
-        .map(|(_, alias)| alias.to_string())
-        .collect()
 }
 
 /// `healthcheck:` as Docker's `Healthcheck` (durations in nanoseconds); without one, the
@@ -721,7 +708,18 @@ networks:
         assert!(spec.exposed_ports.contains_key("3000/tcp"));
         assert_eq!(hc.extra_hosts, vec!["db:10.0.0.9", "gw:host-gateway"]);
         let front = &spec.networking_config.endpoints_config["lw_front"];
-        assert_eq!(front.aliases, vec!["web", "www", "site"]);
+        assert_eq!(
+            front.aliases,
+            vec!["web", "www"],
+            "a link alias is not the target's"
+        );
+        let client =
+            service_spec(&p, "client", &p.services["client"], "lw-client-1").expect("spec");
+        assert_eq!(
+            client.host_config.links,
+            vec!["web:site"],
+            "the linking service's own"
+        );
         assert_eq!(front.gw_priority, 5);
         let ipam = front.ipam_config.as_ref().expect("ipam");
         assert_eq!(ipam.ipv6_address, "fd00::10");

@@ -193,6 +193,15 @@ async fn create(
         {
             return Err(name_in_use(&n, &rec.id));
         }
+        // A legacy link names an existing container, as dockerd requires.
+        for l in &s.host_config.links {
+            let target = l.split(':').next().unwrap_or(l).trim_start_matches('/');
+            if e.runtime.resolve(target).is_err() {
+                return Err(ApiError::bad_request(format!(
+                    "could not get container for {target}"
+                )));
+            }
+        }
         if s.rootfs.is_none()
             && let Err(berth_runtime::image::store::StoreError::NotFound { .. }) =
                 e.images.resolve_id(&s.image)

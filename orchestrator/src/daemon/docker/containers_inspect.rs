@@ -120,6 +120,14 @@ pub(super) async fn inspect(
             }
         }
     }
+    // Legacy links as dockerd reports them: `/TARGET:/NAME/ALIAS`.
+    let links = crate::engine::labels::links(&rec.config.labels);
+    if !links.is_empty() {
+        host_config["Links"] = links
+            .iter()
+            .map(|l| format!("/{}:/{}/{}", l.target, rec.config.name, l.alias))
+            .collect();
+    }
     // Annotations are the container's, however it was made (Compose `annotations:` too).
     if !rec.config.annotations.is_empty() {
         host_config["Annotations"] = serde_json::json!(rec.config.annotations);

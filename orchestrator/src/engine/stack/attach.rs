@@ -164,7 +164,7 @@ impl Engine {
                         addresses: endpoint_addresses(ep),
                         dns_servers: crate::engine::labels::dns_servers(&rec.config.labels),
                         names: dns_names.get(&net_name).cloned().unwrap_or_default(),
-                        ..Default::default()
+                        links: crate::engine::labels::links(&rec.config.labels),
                     },
                 )
                 .map_err(|err| AttachError::Dns(err.to_string()))?;

@@ -224,7 +224,7 @@ impl Engine {
                         addresses: endpoint_addresses(ep),
                         dns_servers: crate::engine::labels::dns_servers(&rec.config.labels),
                         names,
-                        ..Default::default()
+                        links: crate::engine::labels::links(&rec.config.labels),
                     },
                 )
                 .map_err(|err| format!("DNS names of {}: {err}", rec.config.name))?;

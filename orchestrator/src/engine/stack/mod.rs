@@ -265,6 +265,9 @@ impl Engine {
             let dns_servers = rec
                 .map(|(r, _)| super::labels::dns_servers(&r.config.labels))
                 .unwrap_or_default();
+            let links = rec
+                .map(|(r, _)| super::labels::links(&r.config.labels))
+                .unwrap_or_default();
             let mut names: Vec<String> = name.into_iter().collect();
             names.extend(ep.aliases.iter().cloned());
             let net_name = state
@@ -281,7 +284,7 @@ impl Engine {
                     addresses: endpoint_addresses(ep),
                     names,
                     dns_servers,
-                    ..Default::default()
+                    links,
                 },
             );
         }

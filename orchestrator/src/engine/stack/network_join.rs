@@ -89,7 +89,10 @@ impl Engine {
                 addresses: endpoint_addresses(&ep),
                 dns_servers: crate::engine::labels::dns_servers(&rec.config.labels),
                 names,
-                links,
+                links: crate::engine::labels::links(&rec.config.labels)
+                    .into_iter()
+                    .chain(links)
+                    .collect(),
             },
         ) {
             return Err(undo(format!("DNS names of {name}: {err}")).await);
