@@ -90,3 +90,17 @@ impl Drop for Registry {
         let _ = self.child.wait();
     }
 }
+
+/// skopeo's idea of the digest of `name` (`ADDR/REPO:TAG`) in a registry reachable from `h`'s
+/// namespace: the oracle of what berth pushed.
+pub fn registry_digest(h: &Host, name: &str) -> String {
+    let out = h.sh(&format!(
+        "skopeo inspect --tls-verify=false --format '{{{{.Digest}}}}' docker://{name}"
+    ));
+    assert!(
+        out.status.success(),
+        "skopeo inspect {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -6,20 +6,7 @@
 //! conversion without `--push` pins the built image by the digest recorded at the push.
 
 use berth_tests::host::{self, Host};
-use berth_tests::registry::Registry;
-
-/// The registry's digest of `name`, as skopeo reads it.
-fn registry_digest(h: &Host, name: &str) -> String {
-    let out = h.sh(&format!(
-        "skopeo inspect --tls-verify=false --format '{{{{.Digest}}}}' docker://{name}"
-    ));
-    assert!(
-        out.status.success(),
-        "skopeo inspect {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use berth_tests::registry::{Registry, registry_digest};
 
 #[test_with::root()]
 #[test_with::executable(ip, nsenter, skopeo, curl, docker-registry)]

@@ -6,7 +6,7 @@
 
 use berth_tests::docker::Docker;
 use berth_tests::host::{self, Host};
-use berth_tests::registry::Registry;
+use berth_tests::registry::{Registry, registry_digest};
 
 /// The digest of `REF: digest: sha256:… size: N`, docker push's last line.
 fn pushed_digest(out: &str, tag: &str) -> String {
@@ -20,19 +20,6 @@ fn pushed_digest(out: &str, tag: &str) -> String {
         .unwrap_or_else(|| panic!("{line}"));
     assert!(line.contains(" size: "), "{line}");
     digest.to_string()
-}
-
-/// skopeo's idea of the digest of `name` in the registry.
-fn registry_digest(h: &Host, name: &str) -> String {
-    let out = h.sh(&format!(
-        "skopeo inspect --tls-verify=false --format '{{{{.Digest}}}}' docker://{name}"
-    ));
-    assert!(
-        out.status.success(),
-        "skopeo inspect {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test_with::root()]
