@@ -60,3 +60,268 @@ fn docker_exec_and_run_exit_statuses_and_texts_as_dockers() {
     assert_eq!(code, 9, "{err}");
     docker.ok(&["rm", "-f", "x"]);
 }
+
+/// Whether the host has the unified (v2) hierarchy at /sys/fs/cgroup.
+fn cgroup_v2() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// The directory of `pid`'s cgroup holding `controller`'s files (v1), or its unified one.
+fn cgroup_dir(pid: &str, controller: &str) -> std::path::PathBuf {
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let base = std::path::Path::new("/sys/fs/cgroup");
+    for line in cg.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, ctrl, path) = (parts.next(), parts.next(), parts.next());
+        let path = path.unwrap_or_default().trim_start_matches('/');
+        match ctrl {
+            Some("") if cgroup_v2() => return base.join(path),
+            Some(c) if !cgroup_v2() && c.split(',').any(|c| c == controller) => {
+                return base.join(c).join(path);
+            }
+            _ => {}
+        }
+    }
+    panic!("no {controller} cgroup for {pid}: {cg}");
+}
+
+/// The sum of one operation's bytes in the cgroup's own I/O accounting (what Docker reads).
+fn cgroup_io_bytes(pid: &str, read: bool) -> u64 {
+    if cgroup_v2() {
+        let key = if read { "rbytes=" } else { "wbytes=" };
+        let text =
+            std::fs::read_to_string(cgroup_dir(pid, "io").join("io.stat")).unwrap_or_default();
+        return text
+            .split_whitespace()
+            .filter_map(|t| t.strip_prefix(key)?.parse::<u64>().ok())
+            .sum();
+    }
+    let dir = cgroup_dir(pid, "blkio");
+    let mut text =
+        std::fs::read_to_string(dir.join("blkio.io_service_bytes_recursive")).unwrap_or_default();
+    if !text.lines().any(|l| l.split_whitespace().count() == 3) {
+        text = std::fs::read_to_string(dir.join("blkio.throttle.io_service_bytes_recursive"))
+            .unwrap_or_default();
+    }
+    let op = if read { "Read" } else { "Write" };
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && f[1] == op).then(|| f[2].parse::<u64>().ok())?
+        })
+        .sum()
+}
+
+/// The sum of the document's `io_service_bytes_recursive` entries for one operation.
+fn doc_io_bytes(doc: &serde_json::Value, read: bool) -> u64 {
+    let want = if read { 'r' } else { 'w' };
+    doc["blkio_stats"]["io_service_bytes_recursive"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| {
+                    e["op"]
+                        .as_str()
+                        .and_then(|o| o.chars().next())
+                        .is_some_and(|c| c.to_ascii_lowercase() == want)
+                })
+                .filter_map(|e| e["value"].as_u64())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Checks one stats document of the container `pid` against its cgroup and netns.
+fn check_stats(doc: &serde_json::Value, pid: &str) {
+    let cpu = &doc["cpu_stats"];
+    let online = std::fs::read_to_string("/proc/stat")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count() as u64;
+    assert_eq!(cpu["online_cpus"].as_u64(), Some(online), "{doc}");
+    let total = cpu["cpu_usage"]["total_usage"].as_u64().unwrap_or(0);
+    assert!(total > 0, "{doc}");
+    if cgroup_v2() {
+        assert!(cpu["cpu_usage"]["percpu_usage"].is_null(), "{doc}");
+    } else {
+        let per: Vec<u64> = cpu["cpu_usage"]["percpu_usage"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+            .unwrap_or_default();
+        assert!(!per.is_empty(), "percpu_usage: {doc}");
+        let file = std::fs::read_to_string(cgroup_dir(pid, "cpuacct").join("cpuacct.usage_percpu"))
+            .unwrap_or_default();
+        assert_eq!(per.len(), file.split_whitespace().count(), "{doc}");
+        let sum: u64 = per.iter().sum();
+        assert!(
+            sum > 0 && sum <= total + total / 10,
+            "percpu {sum} total {total}"
+        );
+    }
+    let user = cpu["cpu_usage"]["usage_in_usermode"].as_u64().unwrap_or(0);
+    let kernel = cpu["cpu_usage"]["usage_in_kernelmode"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(user + kernel > 0, "{doc}");
+
+    // pids: the count and the limit set on run.
+    assert!(
+        doc["pids_stats"]["current"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "{doc}"
+    );
+    assert_eq!(doc["pids_stats"]["limit"].as_u64(), Some(50), "{doc}");
+
+    // Block I/O: the cgroup's own bytes, entries with a device and an op.
+    let entries = doc["blkio_stats"]["io_service_bytes_recursive"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for e in &entries {
+        assert!(
+            e["major"].is_u64() && e["minor"].is_u64() && e["op"].is_string(),
+            "{e}"
+        );
+    }
+    for read in [true, false] {
+        let (got, now) = (doc_io_bytes(doc, read), cgroup_io_bytes(pid, read));
+        assert!(got <= now, "io read={read}: {got} > the cgroup's {now}");
+    }
+
+    // Memory: the kernel's usage and its memory.stat, from which clients subtract.
+    let inactive = if cgroup_v2() {
+        "inactive_file"
+    } else {
+        "total_inactive_file"
+    };
+    assert!(doc["memory_stats"]["stats"][inactive].is_u64(), "{doc}");
+    assert!(
+        doc["memory_stats"]["usage"].as_u64().is_some_and(|u| u > 0),
+        "{doc}"
+    );
+
+    // Network: eth0's packets (the pings), counted as the container's netns counts them.
+    let eth0 = &doc["networks"]["eth0"];
+    for k in ["rx_packets", "tx_packets"] {
+        assert!(eth0[k].as_u64().is_some_and(|n| n >= 3), "{k}: {doc}");
+    }
+    for k in ["rx_errors", "rx_dropped", "tx_errors", "tx_dropped"] {
+        assert!(eth0[k].is_u64(), "{k}: {doc}");
+    }
+    let dev = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
+    let line = dev
+        .lines()
+        .find(|l| l.trim_start().starts_with("eth0:"))
+        .unwrap_or_default();
+    let f: Vec<u64> = line
+        .split_once(':')
+        .map(|(_, r)| {
+            r.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(f.len() >= 12, "{dev}");
+    assert!(
+        eth0["rx_packets"].as_u64().unwrap_or(u64::MAX) <= f[1],
+        "{doc} {line}"
+    );
+    assert!(
+        eth0["tx_packets"].as_u64().unwrap_or(u64::MAX) <= f[9],
+        "{doc} {line}"
+    );
+    assert!(doc["networks"].get("lo").is_none(), "{doc}");
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, python3, ip, nsenter)]
+#[test]
+fn docker_stats_and_docker_py_read_per_cpu_io_pids_and_per_interface_counters() {
+    host::require_tools();
+    let h = Host::new("dkstats");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "s",
+        "--pids-limit",
+        "50",
+        "busybox:e2e",
+        "sleep",
+        "600",
+    ]);
+    let gw = docker.ok(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.Gateway}}{{end}}",
+        "s",
+    ]);
+    let gw = gw.trim().to_string();
+    assert!(!gw.is_empty(), "a gateway on the default network");
+    // Traffic only to the test's own bridge; some work for the CPU counters.
+    docker.ok(&["exec", "s", "busybox", "ping", "-c", "3", "-i", "0.2", &gw]);
+    docker.ok(&[
+        "exec",
+        "s",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done",
+    ]);
+    let pid = docker.ok(&["inspect", "-f", "{{.State.Pid}}", "s"]);
+    let pid = pid.trim().to_string();
+
+    // The raw document, as the CLI reads it.
+    let curl = std::process::Command::new("curl")
+        .args(["-s", "--unix-socket"])
+        .arg(&docker.sock)
+        .arg("http://docker/v1.51/containers/s/stats?stream=false")
+        .output()
+        .expect("curl");
+    let doc: serde_json::Value = serde_json::from_slice(&curl.stdout).expect("stats JSON");
+    check_stats(&doc, &pid);
+    assert!(
+        doc["precpu_stats"]["cpu_usage"]["total_usage"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+
+    // The docker CLI's own figures from them.
+    let row = docker.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.NetIO}}|{{.BlockIO}}|{{.PIDs}}|{{.MemUsage}}",
+        "s",
+    ]);
+    let f: Vec<&str> = row.trim().split('|').collect();
+    assert_eq!(f.len(), 4, "{row}");
+    assert_ne!(f[0], "0B / 0B", "{row}");
+    assert!(f[1].contains(" / "), "{row}");
+    assert_eq!(f[2], "1", "{row}");
+    assert!(!f[3].starts_with("0B "), "{row}");
+
+    // docker-py's one-shot read.
+    let out = docker
+        .tool(
+            "python3",
+            60,
+            &[
+                "-c",
+                "import docker, json; print(json.dumps(docker.from_env().containers.get('s').stats(stream=False)))",
+            ],
+        )
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("docker-py JSON");
+    check_stats(&doc, &pid);
+    docker.ok(&["rm", "-f", "s"]);
+}

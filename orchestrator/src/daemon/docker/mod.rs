@@ -38,6 +38,7 @@ mod networks;
 mod query;
 mod status;
 mod streams;
+mod swarm;
 mod system;
 mod unserved;
 mod version;
@@ -181,6 +182,9 @@ async fn route_to(
     }
     if let Some(v) = volumes::Route::parse(req.method(), route) {
         return volumes::serve(docker, req, v, &query).await;
+    }
+    if let Some(no_swarm) = swarm::not_in_swarm(req.method(), route) {
+        return Err(no_swarm);
     }
     match (req.method(), route) {
         (&Method::POST, "/build") => return build::build(docker, req, &query).await,
