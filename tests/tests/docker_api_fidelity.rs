@@ -325,3 +325,89 @@ fn docker_stats_and_docker_py_read_per_cpu_io_pids_and_per_interface_counters() 
     check_stats(&doc, &pid);
     docker.ok(&["rm", "-f", "s"]);
 }
+
+/// `docker inspect` of `.State.Health` as JSON, polled until `done` holds (40 s at most).
+fn health_until(
+    docker: &Docker,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let got = docker.ok(&["inspect", "--format", "{{json .State.Health}}", what]);
+        let v: serde_json::Value = serde_json::from_str(got.trim()).unwrap_or_default();
+        if done(&v) {
+            return v;
+        }
+        assert!(start.elapsed().as_secs() < 40, "{what}: still {got}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn docker_inspect_shows_each_health_probes_output_capped_at_4_kib() {
+    host::require_tools();
+    let h = Host::new("dkhlog");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    let check = "echo probe-says-hi; echo on-stderr 1>&2; exit 3";
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hc",
+        "--health-cmd",
+        check,
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        "busybox:e2e",
+        "sleep",
+        "600",
+    ]);
+    let health = health_until(&docker, "hc", |v| {
+        v["Log"].as_array().is_some_and(|l| !l.is_empty())
+    });
+    assert_eq!(health["Status"], "unhealthy", "{health}");
+    let probe = &health["Log"][0];
+    assert_eq!(probe["ExitCode"], 3, "{health}");
+    assert_eq!(probe["Output"], "probe-says-hi\non-stderr\n", "{health}");
+    for k in ["Start", "End"] {
+        let t = probe[k].as_str().unwrap_or_default();
+        assert!(t.starts_with("20") && t.ends_with('Z'), "{k}: {health}");
+    }
+
+    // A chatty check: its first 4 KiB and Docker's mark; the last five probes kept.
+    let chatty = "i=0; while [ $i -lt 600 ]; do echo 123456789; i=$((i+1)); done";
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "--health-cmd",
+        chatty,
+        "--health-interval",
+        "1s",
+        "busybox:e2e",
+        "sleep",
+        "600",
+    ]);
+    let health = health_until(&docker, "chatty", |v| {
+        v["Log"].as_array().is_some_and(|l| l.len() == 5)
+    });
+    assert_eq!(health["Status"], "healthy", "{health}");
+    let out = health["Log"][4]["Output"].as_str().unwrap_or_default();
+    assert_eq!(out.len(), 4096 + 3, "{out}");
+    assert!(
+        out.starts_with("123456789\n") && out.ends_with("..."),
+        "{out}"
+    );
+    // Still five, the oldest gone, once more probes ran.
+    let first = health["Log"][0]["Start"].clone();
+    let later = health_until(&docker, "chatty", |v| v["Log"][0]["Start"] != first);
+    assert_eq!(later["Log"].as_array().map(Vec::len), Some(5), "{later}");
+    docker.ok(&["rm", "-f", "hc", "chatty"]);
+}
