@@ -411,3 +411,65 @@ fn docker_inspect_shows_each_health_probes_output_capped_at_4_kib() {
     assert_eq!(later["Log"].as_array().map(Vec::len), Some(5), "{later}");
     docker.ok(&["rm", "-f", "hc", "chatty"]);
 }
+
+/// `curl` of `method path` on the instance's socket: the status code and the body.
+fn curl(docker: &Docker, method: &str, path: &str) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-X", method, "-w", "\n%{http_code}", "--unix-socket"])
+        .arg(&docker.sock)
+        .arg(format!("http://docker{path}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or_default();
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn swarm_routes_answer_as_a_node_outside_a_swarm() {
+    host::require_tools();
+    let h = Host::new("dkswarm");
+    let docker = Docker::new(&h);
+    let words = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+    for args in [
+        &["node", "ls"][..],
+        &["service", "ls"],
+        &["secret", "ls"],
+        &["config", "ls"],
+    ] {
+        let (code, err) = status_and_err(&docker, args);
+        assert_eq!(code, 1, "docker {args:?}: {err}");
+        assert!(err.contains(words), "docker {args:?}: {err}");
+    }
+    for path in [
+        "/swarm",
+        "/nodes",
+        "/services",
+        "/tasks",
+        "/secrets",
+        "/configs",
+        "/nodes/n1",
+    ] {
+        let (code, body) = curl(&docker, "GET", &format!("/v1.51{path}"));
+        assert_eq!(code, 503, "{path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        assert_eq!(v["message"], words, "{path}");
+    }
+    let (code, body) = curl(&docker, "POST", "/v1.51/swarm/leave");
+    assert_eq!(
+        (code, body.contains("not part of a swarm")),
+        (503, true),
+        "{body}"
+    );
+    // Making or joining one stays refused by name.
+    let (code, err) = status_and_err(&docker, &["swarm", "init"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("berth does not serve POST /swarm/init"),
+        "{err}"
+    );
+    let (code, body) = curl(&docker, "POST", "/v1.51/swarm/join");
+    assert_eq!(code, 501, "{body}");
+}
