@@ -473,3 +473,103 @@ fn swarm_routes_answer_as_a_node_outside_a_swarm() {
     let (code, body) = curl(&docker, "POST", "/v1.51/swarm/join");
     assert_eq!(code, 501, "{body}");
 }
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter, docker-registry, python3)]
+#[test]
+fn docker_login_checks_credentials_against_the_registry() {
+    host::require_tools();
+    let h = Host::new("dklogin");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    let reg = berth_tests::registry::Registry::start_with_basic_auth(&h, "alice", "s3cret");
+
+    // Refused: the registry's reason, nothing stored.
+    let (code, err) = status_and_err(&docker, &["login", "-u", "alice", "-p", "wrong", &reg.addr]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("unauthorized: authentication required"),
+        "{err}"
+    );
+    let config = docker.config_dir().join("config.json");
+    let stored = std::fs::read_to_string(&config).unwrap_or_default();
+    assert!(!stored.contains(&reg.addr), "{stored}");
+
+    // Accepted: Docker's words; the CLI keeps the credentials and push uses them.
+    let out = docker
+        .cmd(&["login", "-u", "alice", "--password-stdin", &reg.addr])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            if let Some(mut i) = c.stdin.take() {
+                i.write_all(b"s3cret\n")?;
+            }
+            c.wait_with_output()
+        })
+        .expect("docker login");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("Login Succeeded"), "{text}");
+    let stored = std::fs::read_to_string(&config).unwrap_or_default();
+    assert!(stored.contains(&reg.addr), "{stored}");
+    let name = format!("{}/l/busybox:1", reg.addr);
+    docker.ok(&["tag", "busybox:e2e", &name]);
+    assert!(docker.ok(&["push", &name]).contains("Pushed"));
+
+    // The raw answer, and docker-py's login both ways.
+    let script = format!(
+        "import docker, json\n\
+         c = docker.from_env()\n\
+         print(json.dumps(c.login(username='alice', password='s3cret', registry='http://{0}', reauth=True)))\n\
+         try:\n    c.login(username='alice', password='nope', registry='{0}', reauth=True)\n    print('NOT REFUSED')\n\
+         except docker.errors.APIError as e:\n    print('refused', e.status_code, e.explanation)\n",
+        reg.addr
+    );
+    let out = docker
+        .tool("python3", 60, &["-c", &script])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: serde_json::Value =
+        serde_json::from_str(text.lines().next().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(first["Status"], "Login Succeeded", "{text}");
+    assert_eq!(first["IdentityToken"], "", "{text}");
+    assert!(
+        text.contains("refused 401 unauthorized: authentication required"),
+        "{text}"
+    );
+
+    // Bad bodies: Docker's 400, naming what is wrong.
+    let bad = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-w",
+            " %{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .args(["-d", "{\"colour\":\"red\"}", "--unix-socket"])
+        .arg(&docker.sock)
+        .arg("http://docker/v1.51/auth")
+        .output()
+        .expect("curl");
+    let answer = String::from_utf8_lossy(&bad.stdout);
+    assert!(
+        answer.contains("colour") && answer.ends_with(" 400"),
+        "{answer}"
+    );
+}

@@ -9,6 +9,7 @@
 //! have is Docker's 404 `page not found`.
 
 mod attach;
+mod auth;
 mod blocking_stream;
 mod build;
 mod commit;
@@ -189,6 +190,7 @@ async fn route_to(
     match (req.method(), route) {
         (&Method::POST, "/build") => return build::build(docker, req, &query).await,
         (&Method::POST, "/commit") => return commit::commit(docker, req, &query).await,
+        (&Method::POST, "/auth") => return auth::auth(docker, req).await,
         _ => {}
     }
     match (req.method(), route) {

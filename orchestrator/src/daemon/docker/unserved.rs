@@ -22,7 +22,6 @@ const ROUTES: &[(&str, &str)] = &[
     // Volumes.
     ("PUT", "/volumes/{}"),
     // System.
-    ("POST", "/auth"),
     ("POST", "/session"),
     ("POST", "/grpc"),
     // Making or joining a swarm (the other swarm routes answer as outside one: swarm.rs).
