@@ -573,3 +573,69 @@ fn docker_login_checks_credentials_against_the_registry() {
         "{answer}"
     );
 }
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter, docker-registry, python3)]
+#[test]
+fn docker_py_reads_registry_data_without_pulling() {
+    host::require_tools();
+    let h = Host::new("dkdist");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    let reg = berth_tests::registry::Registry::start(&h);
+    let name = format!("{}/dist/busybox:1", reg.addr);
+    docker.ok(&["tag", "busybox:e2e", &name]);
+    let pushed = docker.ok(&["push", &name]);
+    let digest = pushed
+        .split_whitespace()
+        .skip_while(|w| *w != "digest:")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert!(digest.starts_with("sha256:"), "{pushed}");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let script = format!(
+        "import docker, json\n\
+         c = docker.from_env()\n\
+         d = c.images.get_registry_data('{name}')\n\
+         print(json.dumps({{'id': d.id, 'attrs': d.attrs, 'has': d.has_platform('linux/{arch}')}}))\n\
+         try:\n    c.images.get_registry_data('{0}/dist/nothere:1')\n    print('FOUND')\n\
+         except docker.errors.NotFound as e:\n    print('notfound', e.status_code)\n",
+        reg.addr
+    );
+    let out = docker
+        .tool("python3", 60, &["-c", &script])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(text.lines().next().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(v["id"], digest.as_str(), "{text}");
+    assert_eq!(v["has"], true, "{text}");
+    let desc = &v["attrs"]["Descriptor"];
+    assert_eq!(desc["digest"], digest.as_str(), "{text}");
+    assert!(desc["size"].as_u64().is_some_and(|n| n > 0), "{text}");
+    assert!(
+        desc["mediaType"]
+            .as_str()
+            .is_some_and(|m| m.contains("manifest")),
+        "{text}"
+    );
+    let platforms = v["attrs"]["Platforms"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(platforms.len(), 1, "{text}");
+    assert_eq!(platforms[0]["os"], "linux", "{text}");
+    assert_eq!(platforms[0]["architecture"], arch, "{text}");
+    assert!(text.contains("notfound 404"), "{text}");
+}

@@ -1,10 +1,11 @@
 //! `POST /auth` (`docker login`, docker-py's `login`): the credentials are checked against the
-//! registry with the client berth's own `berth login` uses (`registry::verify_login`); as on
+//! registry with the client berth's own `berth login` uses (`login::verify_login`); as on
 //! Docker, the daemon keeps nothing (the client stores what it logged in with).
 
 use std::sync::Arc;
 
-use berth_runtime::image::registry::{self, PullOptions, RegistryError};
+use berth_runtime::image::login;
+use berth_runtime::image::registry::{PullOptions, RegistryError};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
@@ -97,7 +98,7 @@ pub(super) async fn auth(
     let (user, password) = credentials(&config)?;
     let host = registry_host(&config.serveraddress);
     let checked = tokio::task::spawn_blocking(move || {
-        registry::verify_login(&host, &user, &password, &PullOptions::default())
+        login::verify_login(&host, &user, &password, &PullOptions::default())
     })
     .await
     .map_err(|e| ApiError::internal(format!("worker task failed: {e}")))?;

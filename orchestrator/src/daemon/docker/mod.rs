@@ -22,6 +22,7 @@ mod containers_stats;
 mod containers_top;
 mod containers_update;
 mod df;
+mod distribution;
 mod errors;
 mod events;
 mod exec;
@@ -191,6 +192,10 @@ async fn route_to(
         (&Method::POST, "/build") => return build::build(docker, req, &query).await,
         (&Method::POST, "/commit") => return commit::commit(docker, req, &query).await,
         (&Method::POST, "/auth") => return auth::auth(docker, req).await,
+        (&Method::GET, r) if distribution::name_of(r).is_some() => {
+            let name = distribution::name_of(r).unwrap_or_default().to_string();
+            return distribution::inspect(docker, req, &name).await;
+        }
         _ => {}
     }
     match (req.method(), route) {

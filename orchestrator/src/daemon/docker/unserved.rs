@@ -17,7 +17,6 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/build/prune"),
     ("POST", "/build/cancel"),
     ("GET", "/images/search"),
-    ("GET", "/distribution/{*}/json"),
     // Networks.
     // Volumes.
     ("PUT", "/volumes/{}"),
