@@ -639,3 +639,72 @@ fn docker_py_reads_registry_data_without_pulling() {
     assert_eq!(platforms[0]["architecture"], arch, "{text}");
     assert!(text.contains("notfound 404"), "{text}");
 }
+
+/// A build with a cache mount that a RUN fills, and a cached step after it.
+const CACHE_MOUNT_DOCKERFILE: &str = "FROM busybox:e2e\n\
+    RUN --mount=type=cache,target=/cache sh -c 'head -c 300000 /dev/zero > /cache/blob'\n\
+    RUN echo two > /two\n";
+
+/// Bytes of a size as the docker CLI prints it (`300kB`, `1.2MB`: decimal units).
+fn cli_bytes(s: &str) -> f64 {
+    let s = s.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n.trim().parse().unwrap_or(-1.0);
+    let scale = match unit.trim() {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => -1.0,
+    };
+    n * scale
+}
+
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn docker_builder_prune_frees_berths_build_cache_and_cache_mounts() {
+    host::require_tools();
+    let h = Host::new("dkbprune");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    let ctx = h.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(ctx.join("Dockerfile"), CACHE_MOUNT_DOCKERFILE).expect("Dockerfile");
+    let ctx = ctx.display().to_string();
+    docker.ok(&["build", "-t", "pr:1", &ctx]);
+    let again = docker.ok(&["build", "-t", "pr:1", &ctx]);
+    assert!(again.contains("Using cache"), "{again}");
+    let mounts = h.root.join("builder/cache-mounts");
+    assert!(mounts.exists(), "{}", mounts.display());
+
+    let out = docker.ok(&["builder", "prune", "-f"]);
+    let total = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Total reclaimed space:"))
+        .map(cli_bytes)
+        .unwrap_or(-1.0);
+    assert!(total >= 300_000.0, "{out}");
+    assert!(out.contains("Deleted build cache objects:"), "{out}");
+    assert!(!mounts.exists(), "cache mounts left");
+    // The image stays; its next build runs every step again.
+    docker.ok(&["image", "inspect", "pr:1"]);
+    let rebuilt = docker.ok(&["build", "-t", "pr:1", &ctx]);
+    assert!(!rebuilt.contains("Using cache"), "{rebuilt}");
+
+    // What berth cannot keep to: a 400 naming it, nothing pruned.
+    for (q, word) in [
+        ("keep-storage=1000", "keep-storage"),
+        (
+            "filters=%7B%22until%22%3A%5B%221h%22%5D%7D",
+            "invalid filter 'until'",
+        ),
+    ] {
+        let (code, body) = curl(&docker, "POST", &format!("/v1.51/build/prune?{q}"));
+        assert_eq!(code, 400, "{q}: {body}");
+        assert!(body.contains(word), "{q}: {body}");
+    }
+    let cached = docker.ok(&["build", "-t", "pr:1", &ctx]);
+    assert!(cached.contains("Using cache"), "{cached}");
+}

@@ -12,6 +12,7 @@ mod attach;
 mod auth;
 mod blocking_stream;
 mod build;
+mod build_prune;
 mod commit;
 mod containers;
 mod containers_archive;
@@ -192,6 +193,7 @@ async fn route_to(
         (&Method::POST, "/build") => return build::build(docker, req, &query).await,
         (&Method::POST, "/commit") => return commit::commit(docker, req, &query).await,
         (&Method::POST, "/auth") => return auth::auth(docker, req).await,
+        (&Method::POST, "/build/prune") => return build_prune::prune(docker, &query).await,
         (&Method::GET, r) if distribution::name_of(r).is_some() => {
             let name = distribution::name_of(r).unwrap_or_default().to_string();
             return distribution::inspect(docker, req, &name).await;

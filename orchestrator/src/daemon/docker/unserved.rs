@@ -14,7 +14,6 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/containers/{}/checkpoints"),
     ("DELETE", "/containers/{}/checkpoints/{}"),
     // Images and builds.
-    ("POST", "/build/prune"),
     ("POST", "/build/cancel"),
     ("GET", "/images/search"),
     // Networks.
