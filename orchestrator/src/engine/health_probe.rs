@@ -29,7 +29,6 @@ pub struct Outcome {
 struct Kept {
     bytes: Vec<u8>,
     cut: bool,
-    done: bool,
 }
 
 impl Kept {
@@ -91,7 +90,6 @@ pub fn run(runtime: &Runtime, rec: &Record, args: Vec<String>) -> Result<Outcome
                     .push(&buf[..n]),
             }
         }
-        k.lock().unwrap_or_else(PoisonError::into_inner).done = true;
         let _ = done_tx.send(());
     });
     let status = child
