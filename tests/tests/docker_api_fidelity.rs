@@ -678,6 +678,29 @@ fn docker_builder_prune_frees_berths_build_cache_and_cache_mounts() {
     assert!(again.contains("Using cache"), "{again}");
     let mounts = h.root.join("builder/cache-mounts");
     assert!(mounts.exists(), "{}", mounts.display());
+    // `system df` lists the records a prune frees: the steps and the cache mount.
+    let build_row = |docker: &Docker| {
+        let df = docker.ok(&[
+            "system",
+            "df",
+            "--format",
+            "{{.Type}}|{{.TotalCount}}|{{.Reclaimable}}",
+        ]);
+        let row = df
+            .lines()
+            .find_map(|l| l.strip_prefix("Build Cache|"))
+            .unwrap_or_default()
+            .to_string();
+        let (count, reclaimable) = row.split_once('|').unwrap_or_default();
+        (
+            count.parse::<u32>().unwrap_or(0),
+            cli_bytes(reclaimable),
+            df,
+        )
+    };
+    let (count, reclaimable, df) = build_row(&docker);
+    assert!(count >= 3, "{df}");
+    assert!(reclaimable >= 300_000.0, "{df}");
 
     let out = docker.ok(&["builder", "prune", "-f"]);
     let total = out
@@ -688,6 +711,8 @@ fn docker_builder_prune_frees_berths_build_cache_and_cache_mounts() {
     assert!(total >= 300_000.0, "{out}");
     assert!(out.contains("Deleted build cache objects:"), "{out}");
     assert!(!mounts.exists(), "cache mounts left");
+    let (count, _, df) = build_row(&docker);
+    assert_eq!(count, 0, "{df}");
     // The image stays; its next build runs every step again.
     docker.ok(&["image", "inspect", "pr:1"]);
     let rebuilt = docker.ok(&["build", "-t", "pr:1", &ctx]);

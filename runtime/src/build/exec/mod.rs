@@ -23,7 +23,7 @@ mod run_host;
 mod run_mounts;
 mod step;
 
-pub use prune::PruneReport;
+pub use prune::{CacheRecord, PruneReport, cache_records};
 pub use run_host::BuildEvent;
 pub use run_mounts::{BuildSecret, SecretSource};
 

@@ -1,14 +1,84 @@
 //! `builder prune` (berth's own and Docker's `POST /build/prune`): the build cache forgotten,
 //! the intermediate images only it held removed, and the scratch space of builds (`RUN
 //! --mount=type=cache` directories, unpacked contexts, temporary files) freed, with the
-//! bytes each gave back.
+//! bytes each gave back; and the records of what a prune would free (Docker's `system df`).
 
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use super::{BUILD_LABEL, BuildError, Builder};
+use std::time::UNIX_EPOCH;
+
+use super::super::cache::{BuildCache, CacheError};
+use super::{BUILD_LABEL, BuildError, Builder, builder_dir};
+use crate::image::ImageStore;
+
+/// One record of the build cache, as Docker's `system df` lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRecord {
+    /// A step's cache key, or a cache mount's directory name.
+    pub id: String,
+    /// The previous step's key.
+    pub parent: Option<String>,
+    /// Docker's record types: `regular` for a step, `exec.cachemount` for a cache mount.
+    pub kind: &'static str,
+    /// The step's instruction, or the mount's id.
+    pub description: String,
+    /// Its layer belongs to a tagged image (a prune keeps it).
+    pub shared: bool,
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub created: u64,
+    pub last_used: u64,
+}
+
+/// The build cache of the instance at `root`: each step's entry, then each cache mount.
+pub fn cache_records(store: &ImageStore, root: &Path) -> Result<Vec<CacheRecord>, CacheError> {
+    let dir = builder_dir(root);
+    let cache = BuildCache::open(&dir.join("cache.json"))?;
+    let mut out: Vec<CacheRecord> = cache
+        .entries()
+        .map(|e| {
+            let tagged = e.layer.as_deref().is_some_and(|id| {
+                store
+                    .resolve(id)
+                    .map_or(true, |img| !img.repo_tags.is_empty())
+            });
+            CacheRecord {
+                id: e.key.to_string(),
+                parent: e.parent.as_ref().map(ToString::to_string),
+                kind: "regular",
+                description: e.created_by.clone(),
+                shared: tagged,
+                size: e.size,
+                created: e.created,
+                last_used: e.last_used,
+            }
+        })
+        .collect();
+    let mounts = dir.join("cache-mounts");
+    for entry in fs::read_dir(&mounts).into_iter().flatten().flatten() {
+        let mtime = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        let name = entry.file_name().to_string_lossy().into_owned();
+        out.push(CacheRecord {
+            description: format!("cache mount {name}"),
+            id: name,
+            parent: None,
+            kind: "exec.cachemount",
+            shared: false,
+            size: du(&entry.path(), &mut HashSet::new()),
+            created: mtime,
+            last_used: mtime,
+        });
+    }
+    Ok(out)
+}
 
 /// What a prune removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
