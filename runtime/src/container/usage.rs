@@ -288,7 +288,8 @@ pub fn parse_net_dev(text: &str) -> BTreeMap<String, NetCounters> {
 }
 
 /// The interfaces of the network namespace of `pid`; none when that is the caller's own
-/// namespace (a container on the host's network reports no networks, as on Docker).
+/// namespace (a container on the host's network reports no networks, as on Docker) or it has
+/// only loopback.
 pub fn networks_of(pid: i32) -> Option<BTreeMap<String, NetCounters>> {
     let ns = |p: &str| {
         fs::metadata(p)
@@ -300,7 +301,8 @@ pub fn networks_of(pid: i32) -> Option<BTreeMap<String, NetCounters>> {
         return None;
     }
     let text = fs::read_to_string(format!("/proc/{pid}/net/dev")).ok()?;
-    Some(parse_net_dev(&text))
+    // Only loopback (`network_mode: none`): no networking, as Docker reports it.
+    Some(parse_net_dev(&text)).filter(|n| !n.is_empty())
 }
 
 #[cfg(test)]
