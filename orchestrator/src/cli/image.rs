@@ -942,7 +942,12 @@ pub fn login(_g: &GlobalOpts, args: LoginArgs) -> anyhow::Result<ExitCode> {
         }
         _ => bail!("give exactly one of --password and --password-stdin"),
     };
-    let file = registry::login(&server, &user, &password, &registry::PullOptions::default())?;
+    let file = berth_runtime::image::login::login(
+        &server,
+        &user,
+        &password,
+        &registry::PullOptions::default(),
+    )?;
     println!("Login Succeeded (credentials in {})", file.display());
     Ok(ExitCode::SUCCESS)
 }

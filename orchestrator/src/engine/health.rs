@@ -59,6 +59,8 @@ pub struct Probe {
     pub end: SystemTime,
     /// The check's exit code; -1 when it could not run or overran its timeout.
     pub exit_code: i64,
+    /// What it printed (stdout and stderr, the first 4 KiB), or why it gave no verdict.
+    pub output: String,
 }
 
 /// What inspect shows of a container's health: its status, the failures in a row and the
@@ -296,10 +298,18 @@ pub fn spawn(runtime: Runtime, book: Arc<HealthBook>, rec: Record, check: Check)
             let r = rec.clone();
             let args = check.args.clone();
             let start = SystemTime::now();
-            let exec = tokio::task::spawn_blocking(move || super::stack::exec_check(&rt, &r, args));
-            let exit_code = match tokio::time::timeout(check.timeout, exec).await {
-                Ok(Ok(Ok(code))) => i64::from(code),
-                _ => -1,
+            let exec = tokio::task::spawn_blocking(move || super::health_probe::run(&rt, &r, args));
+            let (exit_code, output) = match tokio::time::timeout(check.timeout, exec).await {
+                Ok(Ok(Ok(o))) => (i64::from(o.exit_code), o.output),
+                Ok(Ok(Err(why))) => (-1, why),
+                Ok(Err(join)) => (-1, join.to_string()),
+                Err(_) => (
+                    -1,
+                    format!(
+                        "Health check exceeded timeout ({})",
+                        super::health_probe::go_duration(check.timeout)
+                    ),
+                ),
             };
             let ok = exit_code == 0;
             if ok {
@@ -315,6 +325,7 @@ pub fn spawn(runtime: Runtime, book: Arc<HealthBook>, rec: Record, check: Check)
                 start,
                 end: SystemTime::now(),
                 exit_code,
+                output,
             };
             book.probed(&rec.id, run, probe, failures);
             tracing::debug!(container = %rec.config.name, ok, failures, "healthcheck");

@@ -11,6 +11,7 @@ pub mod container_create;
 pub mod container_spec;
 pub mod execute;
 pub mod health;
+pub mod health_probe;
 pub mod hooks;
 pub mod labels;
 pub mod networks;

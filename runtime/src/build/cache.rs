@@ -131,6 +131,11 @@ impl BuildCache {
         self.data.entries.get(key)
     }
 
+    /// Every entry, by key.
+    pub fn entries(&self) -> impl Iterator<Item = &CacheEntry> {
+        self.data.entries.values()
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.data.entries.len()

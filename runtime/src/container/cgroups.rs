@@ -257,7 +257,9 @@ impl Cgroup {
         Ok(())
     }
 
-    fn v1_dir(&self, ctrl: &str) -> Option<&Path> {
+    /// The directory of a v1 controller (none on v2, or when it is not mounted): the
+    /// readers of per-controller files (detailed usage) find them here.
+    pub fn v1_dir(&self, ctrl: &str) -> Option<&Path> {
         match self {
             Cgroup::V1 { dirs } => dirs
                 .iter()

@@ -30,6 +30,7 @@ pub mod shim;
 pub mod spec;
 pub mod state;
 mod update;
+pub mod usage;
 pub mod volumes;
 
 use std::fs;
@@ -677,6 +678,18 @@ impl Runtime {
             tx += f.get(8).copied().unwrap_or(0);
         }
         Some((cg, rx, tx))
+    }
+
+    /// The detailed usage of a running container (Docker's stats document); none when it
+    /// does not run.
+    pub fn usage(&self, rec: &Record) -> Option<usage::Usage> {
+        let st = self.state(rec).ok()?;
+        if st.status != Status::Running || st.pid <= 0 {
+            return None;
+        }
+        let mut u = usage::of_cgroup(&cgroups::Cgroup::locate(&rec.cgroup).ok()?);
+        u.networks = usage::networks_of(st.pid);
+        Some(u)
     }
 
     /// Copies `cpath` from the container into the host directory `host_dir`.

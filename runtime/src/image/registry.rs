@@ -85,6 +85,17 @@ pub enum RegistryError {
         #[source]
         source: Box<ureq::Error>,
     },
+    /// A login's credentials were refused; the reason in the registry's words (or the
+    /// status it answered).
+    #[error("{reason}")]
+    LoginRefused {
+        /// The registry.
+        registry: String,
+        /// The status it answered (401 or 403).
+        status: u16,
+        /// Why, as Docker prints it (`unauthorized: authentication required`).
+        reason: String,
+    },
     /// Any other HTTP status.
     #[error("{url}: HTTP {status}")]
     Http {
@@ -714,23 +725,11 @@ impl Client {
         }
     }
 
-    /// Checks that the registry answers and accepts our credentials (for `berth login`).
-    pub fn check_login(&self) -> Result<()> {
-        let url = format!("{}/v2/", self.base);
-        self.get(&url, None, "/v2/").map(|_| ())
+    /// The client with `user`/`password` as its credentials (a login's, not the file's).
+    pub(crate) fn with_credentials(mut self, user: &str, password: &str) -> Client {
+        self.creds = Some((user.to_owned(), password.to_owned()));
+        self
     }
-}
-
-/// `berth login`: checks the credentials against the registry, then stores them where
-/// `docker login` does.
-pub fn login(registry: &str, user: &str, password: &str, opts: &PullOptions) -> Result<PathBuf> {
-    let r: Reference = format!("{registry}/berth-login-check").parse()?;
-    let mut client = Client::new(&r, opts)?;
-    client.creds = Some((user.to_owned(), password.to_owned()));
-    client.check_login()?;
-    let file = opts.auth_file.clone().unwrap_or_else(default_auth_file);
-    store_credentials(&file, &r.registry, Some((user, password)))?;
-    Ok(file)
 }
 
 /// Pulls `reference` into `store`: resolves an index to this host's manifest, downloads what is

@@ -54,7 +54,7 @@ async fn health_and_restarts(
                 "Start": time(Some(p.start)),
                 "End": time(Some(p.end)),
                 "ExitCode": p.exit_code,
-                "Output": "",
+                "Output": p.output,
             })).collect::<Vec<_>>(),
         }),
         // A checked container that does not run: Docker keeps the last status word.

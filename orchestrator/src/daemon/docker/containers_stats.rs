@@ -1,5 +1,6 @@
-//! `GET /containers/{id}/stats?stream=&one-shot=` (`docker stats`): the runtime's cgroup
-//! counters (the ones `berth container stats` shows) in Docker's stats JSON. The client
+//! `GET /containers/{id}/stats?stream=&one-shot=` (`docker stats`): the runtime's detailed
+//! usage (`Runtime::usage`: cgroup counters per CPU, mode, device and operation, and the
+//! container's own interfaces) in Docker's stats JSON. The client
 //! computes CPU % from the change of `cpu_usage.total_usage` against `system_cpu_usage`
 //! between `precpu_stats` and `cpu_stats`, so every answer but a one-shot carries two
 //! samples a second apart; a stream sends one document a second until the client leaves.
@@ -7,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use berth_runtime::container::usage::{IoEntry, Usage};
 use berth_runtime::container::{Record, Runtime};
 use hyper::{Response, StatusCode};
 
@@ -17,40 +19,49 @@ use super::{Body, Docker, blocking_stream, host, json, query};
 /// Docker's sampling interval.
 const INTERVAL: Duration = Duration::from_secs(1);
 
-/// One sample: when, the container's counters (none when it is not running), the host's CPU
-/// time.
+/// One sample: when, the container's usage (none when it is not running), the host's CPU
+/// time and online CPUs.
 struct Sample {
     read: SystemTime,
-    counters: Option<(berth_runtime::container::cgroups::CgroupStats, u64, u64)>,
+    usage: Option<Usage>,
     system_ns: u64,
+    online_cpus: usize,
 }
 
 fn sample(rt: &Runtime, rec: &Record) -> Sample {
+    let (system_ns, online_cpus) = system_cpu();
     Sample {
         read: SystemTime::now(),
-        counters: rt.stats(rec),
-        system_ns: system_cpu_ns(),
+        usage: rt.usage(rec),
+        system_ns,
+        online_cpus,
     }
 }
 
-/// The host's CPU time (all of `/proc/stat`'s `cpu` line) in nanoseconds, as dockerd reads it.
-fn system_cpu_ns() -> u64 {
+/// The host's CPU time (all of `/proc/stat`'s `cpu` line) in nanoseconds and its online
+/// CPUs (the `cpuN` lines), as dockerd reads them: clients scale the container's share of
+/// the host's time by that count.
+fn system_cpu() -> (u64, usize) {
     // SAFETY: sysconf only reads a constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     let hz = u64::try_from(hz).ok().filter(|h| *h > 0).unwrap_or(100);
-    std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("cpu "))?;
-            Some(
-                line.split_whitespace()
-                    .skip(1)
-                    .take(8)
-                    .filter_map(|v| v.parse::<u64>().ok())
-                    .sum::<u64>(),
-            )
-        })
-        .map_or(0, |ticks| ticks.saturating_mul(1_000_000_000 / hz))
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .map_or(0, |line| {
+            line.split_whitespace()
+                .skip(1)
+                .take(8)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum::<u64>()
+        });
+    let online = stat
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
+    let online = if online == 0 { host::ncpu() } else { online };
+    (ticks.saturating_mul(1_000_000_000 / hz), online)
 }
 
 fn time(t: Option<SystemTime>) -> String {
@@ -60,58 +71,108 @@ fn time(t: Option<SystemTime>) -> String {
     )
 }
 
-fn cpu_stats(s: Option<&Sample>, cpus: usize) -> serde_json::Value {
-    let Some((c, ..)) = s.and_then(|s| s.counters.as_ref()) else {
+/// `cpu_stats` (or `precpu_stats`) of a sample; zeros without one, as Docker's first
+/// `precpu_stats`.
+fn cpu_stats(s: Option<&Sample>) -> serde_json::Value {
+    let Some((s, u)) = s.and_then(|s| Some((s, s.usage.as_ref()?))) else {
         return serde_json::json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0,
             "usage_in_usermode": 0}, "throttling_data": {"periods": 0,
             "throttled_periods": 0, "throttled_time": 0}});
     };
+    let c = &u.cpu;
+    let mut usage = serde_json::json!({
+        "total_usage": c.total_ns,
+        "usage_in_kernelmode": c.kernel_ns,
+        "usage_in_usermode": c.user_ns,
+    });
+    if !c.percpu_ns.is_empty() {
+        usage["percpu_usage"] = serde_json::json!(c.percpu_ns);
+    }
     serde_json::json!({
-        "cpu_usage": {
-            "total_usage": c.cpu_ns,
-            "usage_in_kernelmode": 0,
-            "usage_in_usermode": 0,
-        },
-        "system_cpu_usage": s.map_or(0, |s| s.system_ns),
-        "online_cpus": cpus,
-        "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
+        "cpu_usage": usage,
+        "system_cpu_usage": s.system_ns,
+        "online_cpus": s.online_cpus,
+        "throttling_data": {"periods": c.periods, "throttled_periods": c.throttled_periods,
+            "throttled_time": c.throttled_ns},
     })
+}
+
+fn io_entries(list: &[IoEntry]) -> serde_json::Value {
+    list.iter()
+        .map(|e| serde_json::json!({"major": e.major, "minor": e.minor, "op": e.op, "value": e.value}))
+        .collect()
+}
+
+/// `memory_stats`: the kernel's usage (page cache included) and `memory.stat`, from which
+/// the clients subtract the inactive file pages themselves.
+fn memory_stats(u: &Usage) -> serde_json::Value {
+    let m = &u.memory;
+    let mut doc = serde_json::json!({
+        "usage": m.usage,
+        "stats": m.stat,
+        "limit": m.limit.unwrap_or_else(host::mem_total),
+    });
+    if let Some(max) = m.max_usage {
+        doc["max_usage"] = max.into();
+    }
+    if let Some(n) = m.failcnt.filter(|n| *n > 0) {
+        doc["failcnt"] = n.into();
+    }
+    doc
 }
 
 /// One stats document of `rec` from the sample `now` and the one before it.
 fn document(rec: &Record, pre: Option<&Sample>, now: &Sample) -> serde_json::Value {
-    let cpus = host::ncpu();
-    let counters = now.counters.as_ref();
-    let memory = counters.map(|(c, ..)| {
-        let limit = c.memory_limit.unwrap_or_else(host::mem_total);
-        serde_json::json!({"usage": c.memory, "limit": limit, "stats": {}})
-    });
-    let networks = counters.map(|(_, rx, tx)| {
-        serde_json::json!({"eth0": {
-            "rx_bytes": rx, "rx_packets": 0, "rx_errors": 0, "rx_dropped": 0,
-            "tx_bytes": tx, "tx_packets": 0, "tx_errors": 0, "tx_dropped": 0,
-        }})
-    });
-    let blkio = counters.map(|(c, ..)| {
-        serde_json::json!([
-            {"major": 0, "minor": 0, "op": "read", "value": c.io_read},
-            {"major": 0, "minor": 0, "op": "write", "value": c.io_write},
-        ])
-    });
-    serde_json::json!({
+    let usage = now.usage.as_ref();
+    let mut pids = serde_json::json!({"current": usage.map_or(0, |u| u.pids)});
+    if let Some(limit) = usage.and_then(|u| u.pids_limit) {
+        pids["limit"] = limit.into();
+    }
+    let blkio = usage.map_or_else(
+        || serde_json::json!({}),
+        |u| {
+            serde_json::json!({
+                "io_service_bytes_recursive": io_entries(&u.io_bytes),
+                "io_serviced_recursive": io_entries(&u.io_ops),
+                "io_queue_recursive": null,
+                "io_service_time_recursive": null,
+                "io_wait_time_recursive": null,
+                "io_merged_recursive": null,
+                "io_time_recursive": null,
+                "sectors_recursive": null,
+            })
+        },
+    );
+    let mut doc = serde_json::json!({
         "name": format!("/{}", rec.config.name),
         "id": rec.id,
-        "read": time(counters.map(|_| now.read)),
-        "preread": time(pre.filter(|p| p.counters.is_some()).map(|p| p.read)),
-        "pids_stats": {"current": counters.map_or(0, |(c, ..)| c.pids)},
-        "blkio_stats": {"io_service_bytes_recursive": blkio},
+        "read": time(usage.map(|_| now.read)),
+        "preread": time(pre.filter(|p| p.usage.is_some()).map(|p| p.read)),
+        "pids_stats": pids,
+        "blkio_stats": blkio,
         "num_procs": 0,
         "storage_stats": {},
-        "cpu_stats": cpu_stats(Some(now), cpus),
-        "precpu_stats": cpu_stats(pre, cpus),
-        "memory_stats": memory.unwrap_or_else(|| serde_json::json!({})),
-        "networks": networks,
-    })
+        "cpu_stats": cpu_stats(Some(now)),
+        "precpu_stats": cpu_stats(pre),
+        "memory_stats": usage.map_or_else(|| serde_json::json!({}), memory_stats),
+    });
+    // Docker leaves `networks` out for a container without its own network.
+    if let Some(nets) = usage.and_then(|u| u.networks.as_ref()) {
+        doc["networks"] = nets
+            .iter()
+            .map(|(name, n)| {
+                let v = serde_json::json!({
+                    "rx_bytes": n.rx_bytes, "rx_packets": n.rx_packets,
+                    "rx_errors": n.rx_errors, "rx_dropped": n.rx_dropped,
+                    "tx_bytes": n.tx_bytes, "tx_packets": n.tx_packets,
+                    "tx_errors": n.tx_errors, "tx_dropped": n.tx_dropped,
+                });
+                (name.clone(), v)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+    }
+    doc
 }
 
 /// `GET /containers/{id}/stats`.

@@ -144,9 +144,39 @@ fn measure(docker: &Docker, parts: Parts) -> Result<DiskUsage, ApiError> {
         images: parts.images.then_some(images),
         containers,
         volumes,
-        // berth's build cache is not reported here.
-        build_cache: parts.build_cache.then(Vec::new),
+        build_cache: parts
+            .build_cache
+            .then(|| build_cache(&store, root))
+            .transpose()?,
     })
+}
+
+/// The build cache as Docker's records: what `docker builder prune` frees is what is neither
+/// in use (berth keeps no cache in use between builds) nor shared with a tagged image.
+fn build_cache(store: &ImageStore, root: &Path) -> Result<Vec<serde_json::Value>, ApiError> {
+    let records = berth_runtime::build::exec::cache_records(store, root)
+        .map_err(|e| ApiError::internal(format!("reading the build cache: {e}")))?;
+    let at = |secs: u64| {
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(secs))
+            .to_string()
+    };
+    Ok(records
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "ID": r.id,
+                "Parent": r.parent.clone().unwrap_or_default(),
+                "Parents": r.parent.into_iter().collect::<Vec<_>>(),
+                "Type": r.kind,
+                "Description": r.description,
+                "InUse": false,
+                "Shared": r.shared,
+                "Size": r.size,
+                "CreatedAt": at(r.created),
+                "LastUsedAt": at(r.last_used),
+            })
+        })
+        .collect())
 }
 
 /// Each image with its unpacked size and the part of it shared with other images; the size

@@ -9,8 +9,10 @@
 //! have is Docker's 404 `page not found`.
 
 mod attach;
+mod auth;
 mod blocking_stream;
 mod build;
+mod build_prune;
 mod commit;
 mod containers;
 mod containers_archive;
@@ -21,6 +23,7 @@ mod containers_stats;
 mod containers_top;
 mod containers_update;
 mod df;
+mod distribution;
 mod errors;
 mod events;
 mod exec;
@@ -38,6 +41,7 @@ mod networks;
 mod query;
 mod status;
 mod streams;
+mod swarm;
 mod system;
 mod unserved;
 mod version;
@@ -182,9 +186,18 @@ async fn route_to(
     if let Some(v) = volumes::Route::parse(req.method(), route) {
         return volumes::serve(docker, req, v, &query).await;
     }
+    if let Some(no_swarm) = swarm::not_in_swarm(req.method(), route) {
+        return Err(no_swarm);
+    }
     match (req.method(), route) {
         (&Method::POST, "/build") => return build::build(docker, req, &query).await,
         (&Method::POST, "/commit") => return commit::commit(docker, req, &query).await,
+        (&Method::POST, "/auth") => return auth::auth(docker, req).await,
+        (&Method::POST, "/build/prune") => return build_prune::prune(docker, &query).await,
+        (&Method::GET, r) if distribution::name_of(r).is_some() => {
+            let name = distribution::name_of(r).unwrap_or_default().to_string();
+            return distribution::inspect(docker, req, &name).await;
+        }
         _ => {}
     }
     match (req.method(), route) {

@@ -548,25 +548,3 @@ impl StackBackend {
         }
     }
 }
-
-/// Runs a health check command once; used by [`crate::engine::health`].
-pub(crate) fn exec_check(
-    runtime: &Runtime,
-    rec: &Record,
-    args: Vec<String>,
-) -> Result<i32, String> {
-    runtime
-        .exec(
-            rec,
-            &ExecConfig {
-                args,
-                env: Vec::new(),
-                user: None,
-                working_dir: None,
-                tty: false,
-                interactive: false,
-                detach: false,
-            },
-        )
-        .map_err(|err| err.to_string())
-}

@@ -19,9 +19,7 @@ use berth_netd::ports::{PortMapping, Protocol};
 use berth_netd::state::NetnsRef;
 use berth_netd::{EndpointRequest, Ipv6Create, Netd, NetworkCreate};
 use berth_runtime::container::volumes::CreateWithVolumesError;
-use berth_runtime::container::{
-    ExecConfig, NetworkMode, Record, Runtime, RuntimeConfig, State, Status,
-};
+use berth_runtime::container::{NetworkMode, Record, Runtime, RuntimeConfig, State, Status};
 use berth_runtime::image::ImageStore;
 
 use super::execute::{Backend, ExecOptions, ExecReport, execute};

@@ -18,10 +18,12 @@
 //! [`BuildPlan`]: super::BuildPlan
 
 mod cache_from;
+mod prune;
 mod run_host;
 mod run_mounts;
 mod step;
 
+pub use prune::{CacheRecord, PruneReport, cache_records};
 pub use run_host::BuildEvent;
 pub use run_mounts::{BuildSecret, SecretSource};
 
@@ -736,44 +738,5 @@ impl<'a> Builder<'a> {
             steps: reports,
             warnings: bp.warnings.clone(),
         })
-    }
-
-    /// `builder prune`: forgets every cache entry and removes the intermediate images only the
-    /// cache held (untagged, unused by containers), the RUN containers of builds that were
-    /// killed, and the scratch files; tagged images and their layers stay.
-    /// Returns the number of entries dropped and the bytes the store reclaimed.
-    pub fn prune(&self) -> Result<(usize, u64), BuildError> {
-        let mut removed = Vec::new();
-        self.update_cache(|c| {
-            removed = c.prune(|_| true);
-            c.record_build(Vec::new());
-        })?;
-        let mut reclaimed = 0;
-        for e in &removed {
-            let Some(id) = e.layer.as_deref() else {
-                continue;
-            };
-            let Ok(img) = self.store.resolve(id) else {
-                continue;
-            };
-            if !img.repo_tags.is_empty() {
-                continue;
-            }
-            match self.store.remove(id, false) {
-                Ok(rep) => reclaimed += rep.reclaimed,
-                Err(e) => tracing::debug!(image = id, error = %e, "kept a cached image"),
-            }
-        }
-        for (rec, _) in self.runtime.list() {
-            if rec.config.labels.contains_key(BUILD_LABEL)
-                && let Err(e) = self.runtime.remove(&rec, true)
-            {
-                tracing::warn!(container = %rec.id, error = %e, "removing a left-over build container");
-            }
-        }
-        let _ = fs::remove_dir_all(self.dir.join("tmp"));
-        let _ = fs::remove_dir_all(self.dir.join("contexts"));
-        let _ = fs::remove_dir_all(self.dir.join("cache-mounts"));
-        Ok((removed.len(), reclaimed))
     }
 }
