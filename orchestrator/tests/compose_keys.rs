@@ -69,7 +69,7 @@ const KEYS: &[(&str, Class)] = &[
         Engine(".dockerfile_inline"),
     ),
     ("services.*.build.args", Engine(".args")),
-    ("services.*.build.ssh", Warned("services.all.build.ssh")),
+    ("services.*.build.ssh", Engine(".ssh")),
     ("services.*.build.cache_from", Engine("b.cache_from")),
     (
         "services.*.build.cache_to",
@@ -77,7 +77,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     (
         "services.*.build.additional_contexts",
-        Warned("services.all.build.additional_contexts"),
+        Engine(".additional_contexts"),
     ),
     (
         "services.*.build.entitlements",

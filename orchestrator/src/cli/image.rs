@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use berth_runtime::build::exec::{BuildRequest, BuildSecret, Builder};
+use berth_runtime::build::exec::{BuildRequest, BuildSecret, BuildSsh, Builder, NamedContext};
 use berth_runtime::build::plan::PlanOptions;
 use berth_runtime::image::bootstrap::{self, BootstrapOptions};
 use berth_runtime::image::store::{ago, human_size, split_tag};
@@ -153,6 +153,12 @@ pub enum ImageCommand {
         /// Secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; never stored in the image or cache)
         #[arg(long = "secret", value_name = "id=ID,src=FILE")]
         secrets: Vec<String>,
+        /// SSH agent for RUN --mount=type=ssh: default (SSH_AUTH_SOCK), ID or ID=SOCKET (repeatable; forwarded, never stored)
+        #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+        ssh: Vec<String>,
+        /// Named context for FROM/COPY --from/RUN --mount=from: NAME=DIR or NAME=docker-image://REF (repeatable)
+        #[arg(long = "build-context", value_name = "NAME=PATH")]
+        build_contexts: Vec<String>,
         /// Only print the image id
         #[arg(short, long)]
         quiet: bool,
@@ -506,6 +512,8 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             pull,
             insecure,
             secrets,
+            ssh,
+            build_contexts,
             quiet,
             add_hosts,
             network,
@@ -524,6 +532,18 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             let secrets = secrets
                 .iter()
                 .map(|s| BuildSecret::parse(s).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let ssh = ssh
+                .iter()
+                .map(|s| {
+                    BuildSsh::parse(s, || std::env::var("SSH_AUTH_SOCK").ok())
+                        .map_err(anyhow::Error::msg)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let cwd = std::env::current_dir().context("the current directory")?;
+            let contexts = build_contexts
+                .iter()
+                .map(|s| NamedContext::parse(s, &cwd).map_err(anyhow::Error::msg))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             for t in &tags {
                 t.parse::<Reference>()
@@ -558,6 +578,7 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     build_args: kv(build_args, true),
                     target,
                     labels: kv(labels, false),
+                    contexts: Default::default(),
                 },
                 tags: tags.clone(),
                 no_cache,
@@ -569,6 +590,8 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                 run,
                 cache_from,
                 secrets,
+                ssh,
+                contexts,
             };
             let rt = super::container::runtime(g)?;
             let net = super::build_network::DaemonBuildNetwork::new(&g.root, &g.run)

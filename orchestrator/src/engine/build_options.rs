@@ -1,8 +1,13 @@
 //! A Compose service's `build:` section in the runtime's build options: the RUN options
 //! (`network`, `extra_hosts`, `shm_size`, `ulimits`, `privileged`), the cache sources
-//! (`cache_from`) and the extra tags (`tags`). The same [`RunOptions`] the docker CLI's
+//! (`cache_from`), the SSH agents (`ssh`), the named contexts (`additional_contexts`) and the
+//! extra tags (`tags`). The same [`RunOptions`] the docker CLI's
 //! `POST /build` and `berth image build` fill, so each key is translated once.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use berth_runtime::build::exec::{BuildSsh, NamedContext};
 use berth_runtime::build::run_options::RunOptions;
 use berth_runtime::container::config::Ulimit;
 
@@ -61,6 +66,98 @@ pub fn cache_from(b: &Build) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// The SSH agents `build.ssh` names, as `--ssh` takes them: a list of `default`, `ID` or
+/// `ID=SOCKET`, or a map of ID to SOCKET (empty: `SSH_AUTH_SOCK`). `SSH_AUTH_SOCK` is the
+/// project environment's (the user's shell, carried by the CLI) or else the daemon's own; a
+/// relative socket path is the project directory's, `~/` the environment's HOME.
+pub fn ssh(
+    b: &Build,
+    env: &BTreeMap<String, String>,
+    project_dir: &Path,
+) -> Result<Vec<BuildSsh>, String> {
+    use yaml_serde::Value;
+    let bad = |m: String| format!("build.ssh: {m}");
+    let specs: Vec<String> = match &b.ssh {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(bad(format!("expected default or ID=SOCKET, got {other:?}"))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(Value::Mapping(m)) => m
+            .iter()
+            .map(|(k, v)| match (k, v) {
+                (Value::String(k), Value::Null) => Ok(k.clone()),
+                (Value::String(k), Value::String(v)) if v.is_empty() => Ok(k.clone()),
+                (Value::String(k), Value::String(v)) => Ok(format!("{k}={v}")),
+                _ => Err(bad(format!("expected ID: SOCKET, got {k:?}: {v:?}"))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(bad(format!("expected a list or a map, got {other:?}"))),
+    };
+    let auth_sock = || {
+        env.get("SSH_AUTH_SOCK")
+            .cloned()
+            .or_else(|| std::env::var("SSH_AUTH_SOCK").ok())
+    };
+    specs
+        .iter()
+        .map(|spec| {
+            let mut a = BuildSsh::parse(spec, auth_sock).map_err(&bad)?;
+            let raw = a.socket.to_string_lossy().into_owned();
+            if let (Some(rest), Some(home)) = (raw.strip_prefix("~/"), env.get("HOME")) {
+                a.socket = Path::new(home).join(rest);
+            } else if a.socket.is_relative() {
+                a.socket = project_dir.join(&a.socket);
+            }
+            Ok(a)
+        })
+        .collect()
+}
+
+/// The named contexts `build.additional_contexts` gives (a map of NAME to a directory or
+/// `docker-image://REF`, or a list of `NAME=VALUE`); a relative directory is the project
+/// directory's, as Compose resolves it. `service:NAME` (another service's image) and remote
+/// sources are refused by name.
+pub fn additional_contexts(b: &Build, project_dir: &Path) -> Result<Vec<NamedContext>, String> {
+    use yaml_serde::Value;
+    let bad = |m: String| format!("build.additional_contexts: {m}");
+    let pairs: Vec<(String, String)> = match &b.additional_contexts {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Mapping(m)) => m
+            .iter()
+            .map(|(k, v)| match (k, v) {
+                (Value::String(k), Value::String(v)) => Ok((k.clone(), v.clone())),
+                _ => Err(bad(format!("expected NAME: PATH, got {k:?}: {v:?}"))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => s
+                    .split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .ok_or_else(|| bad(format!("{s:?}: expected NAME=PATH"))),
+                other => Err(bad(format!("expected NAME=PATH, got {other:?}"))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(other) => return Err(bad(format!("expected a map or a list, got {other:?}"))),
+    };
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            if value.starts_with("service:") {
+                return Err(bad(format!(
+                    "{name}={value}: another service's image as a context is not supported (use docker-image://IMAGE once it is built)"
+                )));
+            }
+            NamedContext::new(name, value, project_dir).map_err(&bad)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +183,67 @@ mod tests {
                 .expect("build");
         assert!(run_options(&bad).is_err_and(|e| e.contains("build.network")));
         assert!(cache_from(&bad).is_err_and(|e| e.contains("build.cache_from")));
+    }
+
+    #[test]
+    fn ssh_agents_read_as_composes() {
+        let env: BTreeMap<String, String> = [
+            ("SSH_AUTH_SOCK".to_string(), "/run/u/agent".to_string()),
+            ("HOME".to_string(), "/home/u".to_string()),
+        ]
+        .into();
+        let dir = Path::new("/proj");
+        let b: Build =
+            yaml_serde::from_str("context: .\nssh: [default, 'gh=~/gh.sock', 'rel=a.sock']\n")
+                .expect("build");
+        let got: Vec<(String, String)> = ssh(&b, &env, dir)
+            .expect("ssh")
+            .into_iter()
+            .map(|a| (a.id, a.socket.display().to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("default".into(), "/run/u/agent".into()),
+                ("gh".into(), "/home/u/gh.sock".into()),
+                ("rel".into(), "/proj/a.sock".into())
+            ]
+        );
+        let m: Build =
+            yaml_serde::from_str("context: .\nssh: {default: , k: /s}\n").expect("build");
+        assert_eq!(ssh(&m, &env, dir).expect("map").len(), 2);
+        let bad: Build = yaml_serde::from_str("context: .\nssh: [{a: 1}]\n").expect("build");
+        assert!(ssh(&bad, &env, dir).is_err_and(|e| e.contains("build.ssh")));
+    }
+
+    #[test]
+    fn additional_contexts_read_as_composes() {
+        use berth_runtime::build::exec::NamedSource;
+        let dir = Path::new("/proj");
+        let b: Build = yaml_serde::from_str(
+            "context: .\nadditional_contexts: {lib: ./lib, base: 'docker-image://busybox:1'}\n",
+        )
+        .expect("build");
+        let got = additional_contexts(&b, dir).expect("contexts");
+        assert_eq!(got[0].name, "base");
+        assert_eq!(got[0].source, NamedSource::Image("busybox:1".into()));
+        assert_eq!(got[1].source, NamedSource::Dir(dir.join("./lib")));
+        let l: Build =
+            yaml_serde::from_str("context: .\nadditional_contexts: ['x=/abs']\n").expect("build");
+        assert_eq!(additional_contexts(&l, dir).expect("list").len(), 1);
+        for bad in [
+            "{a: 'service:web'}",
+            "{a: 'https://x/y.git'}",
+            "['nameonly']",
+        ] {
+            let b: Build =
+                yaml_serde::from_str(&format!("context: .\nadditional_contexts: {bad}\n"))
+                    .expect("build");
+            assert!(
+                additional_contexts(&b, dir)
+                    .is_err_and(|e| e.contains("build.additional_contexts")),
+                "{bad}"
+            );
+        }
     }
 }

@@ -55,10 +55,10 @@ pub struct Build {
     /// Always pull base images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull: Option<bool>,
-    /// Named extra build contexts (not run by berth, listed by `Project::unsupported`).
+    /// Named build contexts (`NAME: DIR` or `docker-image://REF`) for FROM and `--from`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_contexts: Option<Value>,
-    /// SSH agent forwarding for builds (not run by berth, listed by `Project::unsupported`).
+    /// SSH agents `RUN --mount=type=ssh` may reach (`default`, `ID=SOCKET`, or a map).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<Value>,
     /// Secrets exposed to `RUN --mount=type=secret` (top-level secrets by name).

@@ -681,6 +681,7 @@ impl Engine {
                 .collect(),
             target: b.target.clone(),
             labels: b.labels.clone(),
+            contexts: Default::default(),
         };
         let mut tags = vec![project.image_of(service).unwrap_or_default()];
         tags.extend(
@@ -713,6 +714,10 @@ impl Engine {
                     .map_err(|e| format!("service {service}: build.secrets: {e}"))?
                     .as_ref(),
             )?,
+            ssh: super::build_options::ssh(&b, &project.environment, &project.working_dir)
+                .map_err(|e| format!("building service {service}: {e}"))?,
+            contexts: super::build_options::additional_contexts(&b, &project.working_dir)
+                .map_err(|e| format!("building service {service}: {e}"))?,
         };
         let e = self.clone();
         let svc_name = service.to_string();

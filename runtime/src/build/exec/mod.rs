@@ -18,12 +18,16 @@
 //! [`BuildPlan`]: super::BuildPlan
 
 mod cache_from;
+mod named_contexts;
 mod run_host;
 mod run_mounts;
+mod ssh_agent;
 mod step;
 
+pub use named_contexts::{NamedContext, NamedSource};
 pub use run_host::BuildEvent;
 pub use run_mounts::{BuildSecret, SecretSource};
+pub use ssh_agent::BuildSsh;
 
 use std::collections::HashMap;
 use std::fs;
@@ -230,6 +234,10 @@ pub struct BuildRequest {
     pub cache_from: Vec<String>,
     /// Secrets `RUN --mount=type=secret` may use; never stored anywhere by the build.
     pub secrets: Vec<BuildSecret>,
+    /// SSH agents `RUN --mount=type=ssh` may reach; never stored anywhere by the build.
+    pub ssh: Vec<BuildSsh>,
+    /// Named contexts (`--build-context`): directories or images standing for a name.
+    pub contexts: Vec<NamedContext>,
 }
 
 /// One step as it went, for progress output.
@@ -475,12 +483,23 @@ impl<'a> Builder<'a> {
                 message,
             })?;
         }
+        for a in &req.ssh {
+            a.check().map_err(|message| BuildError::Secret {
+                step: "build ssh agents".into(),
+                message,
+            })?;
+        }
+        let (contexts, context_images) = self.named_contexts(&req.contexts)?;
+        let options = PlanOptions {
+            contexts,
+            ..req.options.clone()
+        };
         let mut bases = HashMap::new();
-        for r in plan::external_images(&df, &req.options)? {
+        for r in plan::external_images(&df, &options)? {
             if bases.contains_key(&r.reference) {
                 continue;
             }
-            let img = if req.pull {
+            let img = if req.pull && !context_images.contains(&r.reference) {
                 tracing::info!(image = %r.reference, "pulling base image (--pull)");
                 crate::image::registry::pull(self.store, &r.reference, &req.pull_options, &|_| {})
                     .map_err(|source| BuildError::Pull {
@@ -522,7 +541,7 @@ impl<'a> Builder<'a> {
             .map_err(ctx_err)?
             .with_digest_cache(digests);
         let t_plan = Instant::now();
-        let bp = plan::plan(&df, &req.options, &ctx, &bases)?;
+        let bp = plan::plan(&df, &options, &ctx, &bases)?;
         tracing::debug!(
             entries = ctx.entries().len(),
             scan_ms = (t_plan - t_scan).as_millis() as u64,
@@ -601,7 +620,7 @@ impl<'a> Builder<'a> {
                                         &next_config,
                                         &ctx,
                                         &stage_results,
-                                        &req.secrets,
+                                        req,
                                     )?,
                                 };
                                 let size = img.layer_sizes.last().copied().unwrap_or(0);
