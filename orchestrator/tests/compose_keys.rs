@@ -71,10 +71,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.build.args", Engine(".args")),
     ("services.*.build.ssh", Engine(".ssh")),
     ("services.*.build.cache_from", Engine("b.cache_from")),
-    (
-        "services.*.build.cache_to",
-        Warned("services.all.build.cache_to"),
-    ),
+    ("services.*.build.cache_to", Engine(".cache_to")),
     (
         "services.*.build.additional_contexts",
         Engine(".additional_contexts"),

@@ -9,7 +9,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use berth_runtime::build::exec::{BuildRequest, BuildSecret, BuildSsh, Builder, NamedContext};
+use berth_runtime::build::exec::{
+    BuildRequest, BuildSecret, BuildSsh, Builder, CacheSource, NamedContext, parse_cache_from,
+    parse_cache_to,
+};
 use berth_runtime::build::plan::PlanOptions;
 use berth_runtime::image::bootstrap::{self, BootstrapOptions};
 use berth_runtime::image::store::{ago, human_size, split_tag};
@@ -174,9 +177,12 @@ pub enum ImageCommand {
         /// Resource limit of RUN steps, name=soft[:hard] (repeatable)
         #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
         ulimits: Vec<String>,
-        /// Local image whose layers may serve as cache (repeatable)
-        #[arg(long = "cache-from", value_name = "IMAGE")]
+        /// Cache source: a local IMAGE whose layers may serve, or type=local,src=DIR (repeatable)
+        #[arg(long = "cache-from", value_name = "IMAGE|type=local,src=DIR")]
         cache_from: Vec<String>,
+        /// Export the build's cache to a directory: type=local,dest=DIR
+        #[arg(long = "cache-to", value_name = "type=local,dest=DIR")]
+        cache_to: Option<String>,
         /// Squash the layers the build added over its base image into one (as podman)
         #[arg(long)]
         squash: bool,
@@ -520,6 +526,7 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             shm_size,
             ulimits,
             cache_from,
+            cache_to,
             squash,
             context,
         } => {
@@ -541,6 +548,18 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let cwd = std::env::current_dir().context("the current directory")?;
+            let (mut cache_images, mut cache_import) = (Vec::new(), Vec::new());
+            for c in &cache_from {
+                match parse_cache_from(c).map_err(|e| anyhow::anyhow!("--cache-from {e}"))? {
+                    CacheSource::Image(i) => cache_images.push(i),
+                    CacheSource::Dir(d) => cache_import.push(cwd.join(d)),
+                }
+            }
+            let cache_export = cache_to
+                .as_deref()
+                .map(|c| parse_cache_to(c).map(|d| cwd.join(d)))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--cache-to {e}"))?;
             let contexts = build_contexts
                 .iter()
                 .map(|s| NamedContext::parse(s, &cwd).map_err(anyhow::Error::msg))
@@ -588,10 +607,12 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
                     ..Default::default()
                 },
                 run,
-                cache_from,
+                cache_from: cache_images,
                 secrets,
                 ssh,
                 contexts,
+                cache_import,
+                cache_export,
             };
             let rt = super::container::runtime(g)?;
             let net = super::build_network::DaemonBuildNetwork::new(&g.root, &g.run)

@@ -1,13 +1,15 @@
 //! A Compose service's `build:` section in the runtime's build options: the RUN options
 //! (`network`, `extra_hosts`, `shm_size`, `ulimits`, `privileged`), the cache sources
-//! (`cache_from`), the SSH agents (`ssh`), the named contexts (`additional_contexts`) and the
+//! (`cache_from`, `cache_to`), the SSH agents (`ssh`), the named contexts (`additional_contexts`) and the
 //! extra tags (`tags`). The same [`RunOptions`] the docker CLI's
 //! `POST /build` and `berth image build` fill, so each key is translated once.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use berth_runtime::build::exec::{BuildSsh, NamedContext};
+use berth_runtime::build::exec::{
+    BuildSsh, CacheSource, NamedContext, parse_cache_from, parse_cache_to,
+};
 use berth_runtime::build::run_options::RunOptions;
 use berth_runtime::container::config::Ulimit;
 
@@ -42,28 +44,31 @@ pub fn run_options(b: &Build) -> Result<RunOptions, String> {
     })
 }
 
-/// The local images `cache_from` names: plain references, or `type=registry,ref=IMAGE` (the
-/// image as the store has it; berth does not fetch cache from registries). Other cache
-/// types (`local`, `gha`, ...) are refused by name.
-pub fn cache_from(b: &Build) -> Result<Vec<String>, String> {
-    b.cache_from
-        .iter()
-        .map(|entry| {
-            if !entry.contains('=') {
-                return Ok(entry.clone());
-            }
-            let fields: Vec<(&str, &str)> =
-                entry.split(',').filter_map(|f| f.split_once('=')).collect();
-            let get = |k: &str| fields.iter().find(|(f, _)| *f == k).map(|(_, v)| *v);
-            match (get("type"), get("ref")) {
-                (Some("registry"), Some(r)) if !r.is_empty() => Ok(r.to_string()),
-                _ => Err(format!(
-                    "build.cache_from {entry:?}: berth takes cache from local images only \
-                     (IMAGE or type=registry,ref=IMAGE)"
-                )),
-            }
-        })
-        .collect()
+/// Where `cache_from` finds cache: local images (`IMAGE`, `type=registry,ref=IMAGE`: the image
+/// as the store has it, berth does not fetch cache from registries) and directories a
+/// `cache_to` wrote (`type=local,src=DIR`, relative to the project directory). Other cache
+/// types (`gha`, `s3`, ...) are refused by name.
+pub fn cache_from(b: &Build, project_dir: &Path) -> Result<(Vec<String>, Vec<PathBuf>), String> {
+    let (mut images, mut dirs) = (Vec::new(), Vec::new());
+    for entry in &b.cache_from {
+        match parse_cache_from(entry).map_err(|e| format!("build.cache_from {e}"))? {
+            CacheSource::Image(i) => images.push(i),
+            CacheSource::Dir(d) => dirs.push(project_dir.join(d)),
+        }
+    }
+    Ok((images, dirs))
+}
+
+/// Where `cache_to` exports the build's cache: one `type=local,dest=DIR` (relative to the
+/// project directory); other exporters are refused by name.
+pub fn cache_to(b: &Build, project_dir: &Path) -> Result<Option<PathBuf>, String> {
+    match b.cache_to.as_slice() {
+        [] => Ok(None),
+        [one] => parse_cache_to(one)
+            .map(|d| Some(project_dir.join(d)))
+            .map_err(|e| format!("build.cache_to {e}")),
+        _ => Err("build.cache_to: berth exports to one directory (one type=local,dest=DIR)".into()),
+    }
 }
 
 /// The SSH agents `build.ssh` names, as `--ssh` takes them: a list of `default`, `ID` or
@@ -177,12 +182,22 @@ mod tests {
         assert!(o.privileged);
         assert_eq!(o.hosts_lines(), "10.0.0.9\tdb\n");
         assert_eq!(o.ulimits.len(), 2);
-        assert_eq!(cache_from(&b).expect("cache"), ["app:1", "app:2"]);
-        let bad: Build =
-            yaml_serde::from_str("context: .\nnetwork: mynet\ncache_from: ['type=local,src=x']\n")
-                .expect("build");
+        let dir = Path::new("/proj");
+        assert_eq!(cache_from(&b, dir).expect("cache").0, ["app:1", "app:2"]);
+        let bad: Build = yaml_serde::from_str(
+            "context: .\nnetwork: mynet\ncache_from: ['type=local,src=c', 'type=gha']\n\
+             cache_to: ['type=local,dest=c', 'type=inline']\n",
+        )
+        .expect("build");
         assert!(run_options(&bad).is_err_and(|e| e.contains("build.network")));
-        assert!(cache_from(&bad).is_err_and(|e| e.contains("build.cache_from")));
+        assert!(cache_from(&bad, dir).is_err_and(|e| e.contains("build.cache_from")));
+        assert!(cache_to(&bad, dir).is_err_and(|e| e.contains("build.cache_to")));
+        let local: Build = yaml_serde::from_str(
+            "context: .\ncache_from: ['type=local,src=c']\ncache_to: ['type=local,dest=c,mode=max']\n",
+        )
+        .expect("build");
+        assert_eq!(cache_from(&local, dir).expect("dirs").1, [dir.join("c")]);
+        assert_eq!(cache_to(&local, dir).expect("to"), Some(dir.join("c")));
     }
 
     #[test]

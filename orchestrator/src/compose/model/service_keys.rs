@@ -31,10 +31,10 @@ pub struct Build {
     /// Labels set on the built image.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Local images whose layers may serve as the build's cache (`--cache-from`).
+    /// Local images or cache directories that may serve the build's steps (`--cache-from`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cache_from: Vec<String>,
-    /// Cache exports (not run by berth, listed by `Project::unsupported`).
+    /// Where the build's cache is exported (`type=local,dest=DIR`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cache_to: Vec<String>,
     /// Network of RUN instructions: default, host or none.

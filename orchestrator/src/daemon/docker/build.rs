@@ -415,6 +415,8 @@ pub(super) async fn build(
             secrets: Vec::new(),
             ssh: Vec::new(),
             contexts: Vec::new(),
+            cache_import: Vec::new(),
+            cache_export: None,
         };
         let quiet = asked.quiet;
         let classic = ClassicStream {

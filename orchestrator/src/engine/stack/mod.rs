@@ -691,6 +691,8 @@ impl Engine {
                 .cloned()
                 .collect::<Vec<_>>(),
         );
+        let (cache_images, cache_dirs) = super::build_options::cache_from(&b, &project.working_dir)
+            .map_err(|e| format!("building service {service}: {e}"))?;
         let req = BuildRequest {
             dockerfile: b.dockerfile.as_ref().map(|d| context.join(d)),
             context,
@@ -702,8 +704,7 @@ impl Engine {
             pull_options: Default::default(),
             run: super::build_options::run_options(&b)
                 .map_err(|e| format!("building service {service}: {e}"))?,
-            cache_from: super::build_options::cache_from(&b)
-                .map_err(|e| format!("building service {service}: {e}"))?,
+            cache_from: cache_images,
             secrets: compose_build_secrets(
                 project,
                 service,
@@ -717,6 +718,9 @@ impl Engine {
             ssh: super::build_options::ssh(&b, &project.environment, &project.working_dir)
                 .map_err(|e| format!("building service {service}: {e}"))?,
             contexts: super::build_options::additional_contexts(&b, &project.working_dir)
+                .map_err(|e| format!("building service {service}: {e}"))?,
+            cache_import: cache_dirs,
+            cache_export: super::build_options::cache_to(&b, &project.working_dir)
                 .map_err(|e| format!("building service {service}: {e}"))?,
         };
         let e = self.clone();

@@ -17,6 +17,7 @@
 //!
 //! [`BuildPlan`]: super::BuildPlan
 
+mod cache_dir;
 mod cache_from;
 mod named_contexts;
 mod run_host;
@@ -24,6 +25,7 @@ mod run_mounts;
 mod ssh_agent;
 mod step;
 
+pub use cache_dir::{CacheSource, parse_cache_from, parse_cache_to};
 pub use named_contexts::{NamedContext, NamedSource};
 pub use run_host::BuildEvent;
 pub use run_mounts::{BuildSecret, SecretSource};
@@ -202,6 +204,15 @@ pub enum BuildError {
         /// What is wrong, naming the secret (never its value).
         message: String,
     },
+    /// A cache directory (`--cache-from type=local` / `--cache-to type=local`) could not be
+    /// read or written.
+    #[error("build cache directory {dir}: {message}")]
+    CacheDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// A config could not be converted between the builder's and the store's shapes.
     #[error("converting the image config: {0}")]
     Config(#[source] serde_json::Error),
@@ -238,6 +249,10 @@ pub struct BuildRequest {
     pub ssh: Vec<BuildSsh>,
     /// Named contexts (`--build-context`): directories or images standing for a name.
     pub contexts: Vec<NamedContext>,
+    /// `--cache-from type=local,src=DIR`: cache directories loaded before the build.
+    pub cache_import: Vec<PathBuf>,
+    /// `--cache-to type=local,dest=DIR`: where this build's steps are exported after it.
+    pub cache_export: Option<PathBuf>,
 }
 
 /// One step as it went, for progress output.
@@ -548,6 +563,10 @@ impl<'a> Builder<'a> {
             plan_ms = t_plan.elapsed().as_millis() as u64,
             "context scanned, plan made (content checksums included)"
         );
+        if !req.cache_import.is_empty() {
+            let n = self.import_cache_dirs(&req.cache_import)?;
+            tracing::debug!(entries = n, "cache directories imported");
+        }
         let mut cache = BuildCache::open(&self.cache_path())?;
         let mut outcomes = Vec::new();
         let mut reports = Vec::new();
@@ -662,6 +681,10 @@ impl<'a> Builder<'a> {
                 reports.push(rep);
             }
             stage_results.insert(stage.index, st);
+        }
+        if let Some(dest) = &req.cache_export {
+            let keys: Vec<CacheKey> = outcomes.iter().map(|o| o.key.clone()).collect();
+            self.export_cache_dir(dest, &cache, &keys)?;
         }
         let now = now_secs();
         self.update_cache(|c| {
