@@ -240,7 +240,10 @@ mod tests {
         )
         .expect("build");
         let got = additional_contexts(&b, dir).expect("contexts");
-        assert_eq!((got[0].name.as_str(), got[1].name.as_str()), ("lib", "base"));
+        assert_eq!(
+            (got[0].name.as_str(), got[1].name.as_str()),
+            ("lib", "base")
+        );
         assert_eq!(got[0].source, NamedSource::Dir(dir.join("./lib")));
         assert_eq!(got[1].source, NamedSource::Image("busybox:1".into()));
         let l: Build =
