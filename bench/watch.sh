@@ -32,7 +32,13 @@ watch_pid=
 dwatch_pid=
 cleanup() {
   [ -n "$watch_pid" ] && kill -INT "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null || true
-  [ -n "$dwatch_pid" ] && kill -INT "$dwatch_pid" 2>/dev/null && wait "$dwatch_pid" 2>/dev/null || true
+  if [ -n "$dwatch_pid" ]; then
+    # Its own process group: the docker CLI and its compose plugin both hear the INT.
+    kill -INT -- "-$dwatch_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$dwatch_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$dwatch_pid" 2>/dev/null || true
+    wait "$dwatch_pid" 2>/dev/null || true
+  fi
   if eng docker && [ -d "$work/dstack" ]; then
     (cd "$work/dstack" && dk compose -p bwatchd down -t 1 >/dev/null 2>&1) || true
     dk image rm -f benchbase:1 >/dev/null 2>&1 || true
@@ -145,10 +151,13 @@ if eng docker; then
   sed "s/^name: bwatch$/name: bwatchd/" "$work/stack/compose.yaml" >"$work/dstack/compose.yaml"
   echo start >"$work/dstack/src/f.txt"
   cd "$work/dstack"
-  dk compose -p bwatchd up -d >/dev/null 2>&1
+  dk compose -p bwatchd up -d >"$work/dup.log" 2>&1 || { cat "$work/dup.log" >&2; exit 1; }
   dpid=$(dk inspect -f '{{.State.Pid}}' bwatchd-app-1)
   [ -n "$dpid" ] && [ "$dpid" != 0 ] || { echo "the compose container's process was not found" >&2; exit 1; }
-  dk compose -p bwatchd watch --no-up >"$work/dwatch.log" 2>&1 &
+  # Not through dk (a function: $! would be a subshell): setsid and nsenter exec in place,
+  # so $! is the CLI, leading a process group of its own with its compose plugin.
+  setsid nsenter --net="/run/netns/$ENGINES_NS" "$ENGINES_DOCKER" compose -p bwatchd watch --no-up \
+    >"$work/dwatch.log" 2>&1 &
   dwatch_pid=$!
   for _ in $(seq 1 200); do grep -qi watch "$work/dwatch.log" && break; sleep 0.05; done
   sleep 1
