@@ -7,6 +7,7 @@ pkgs=(nftables iproute2 debootstrap busybox-static skopeo crun runc umoci docker
 pkgs+=(dnsperf aardvark-dns)  # bench/dns.sh: DNS load generator and the server it compares with
 pkgs+=(iperf3)  # bench/net-iperf.sh: TCP throughput through a bridge and a published port
 pkgs+=(python3 python3-venv)  # the Python clients of the Docker API tests (below)
+pkgs+=(openssh-client)  # ssh-agent, ssh-add, ssh-keygen: the agent RUN --mount=type=ssh forwards in tests
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

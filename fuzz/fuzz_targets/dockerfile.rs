@@ -75,6 +75,7 @@ fuzz_target!(|data: &[u8]| {
         build_args: BTreeMap::from([("A".to_string(), "arg".to_string())]),
         target: None,
         labels: BTreeMap::new(),
+        contexts: BTreeMap::new(),
     };
     let Ok(images) = external_images(&df, &opts) else {
         return;

@@ -69,15 +69,12 @@ const KEYS: &[(&str, Class)] = &[
         Engine(".dockerfile_inline"),
     ),
     ("services.*.build.args", Engine(".args")),
-    ("services.*.build.ssh", Warned("services.all.build.ssh")),
+    ("services.*.build.ssh", Engine(".ssh")),
     ("services.*.build.cache_from", Engine("b.cache_from")),
-    (
-        "services.*.build.cache_to",
-        Warned("services.all.build.cache_to"),
-    ),
+    ("services.*.build.cache_to", Engine(".cache_to")),
     (
         "services.*.build.additional_contexts",
-        Warned("services.all.build.additional_contexts"),
+        Engine(".additional_contexts"),
     ),
     (
         "services.*.build.entitlements",

@@ -87,6 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         build_args: BTreeMap::from([("VERSION".to_string(), "2.0".to_string())]),
         target: None,
         labels: BTreeMap::new(),
+        contexts: BTreeMap::new(),
     };
     let store: HashMap<String, BaseImage> = HashMap::from([(
         "debian:12".to_string(),

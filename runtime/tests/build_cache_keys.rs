@@ -39,6 +39,7 @@ fn keys_with(src: &str, ctx: &Path, args: &[(&str, &str)], digest: &str) -> Vec<
             .collect::<BTreeMap<_, _>>(),
         target: None,
         labels: BTreeMap::new(),
+        contexts: BTreeMap::new(),
     };
     let ctx = Context::scan(ctx).expect("scan");
     let p = plan::plan(&df, &opts, &ctx, &store(digest)).expect("plan");
@@ -455,4 +456,39 @@ fn excluded_files_do_not_change_the_copy_key() {
         keys("FROM debian\nCOPY src /src/\n", d.path())[1],
         keys("FROM debian\nCOPY --parents src /src/\n", d.path())[1]
     );
+}
+
+/// A named context stands in for the name wherever a stage or image is named, over a stage of
+/// that name (as BuildKit's), and its image is what the plan asks the store for.
+#[test]
+fn named_contexts_replace_images_and_stages() {
+    let df = Dockerfile::parse(
+        "FROM alpine:3 AS lib\nRUN true\nFROM lib\nCOPY --from=tools /t /t\n\
+         RUN --mount=from=tools,target=/x true\n",
+        "Dockerfile",
+    )
+    .expect("parse");
+    let opts = PlanOptions {
+        contexts: BTreeMap::from([
+            ("lib".to_string(), "sha256:aaaa".to_string()),
+            ("tools".to_string(), "busybox:1".to_string()),
+        ]),
+        ..Default::default()
+    };
+    let refs: Vec<String> = plan::external_images(&df, &opts)
+        .expect("images")
+        .into_iter()
+        .map(|r| r.reference)
+        .collect();
+    assert_eq!(
+        refs,
+        ["sha256:aaaa", "busybox:1"],
+        "the stage `lib` is not built"
+    );
+    let plain: Vec<String> = plan::external_images(&df, &PlanOptions::default())
+        .expect("images")
+        .into_iter()
+        .map(|r| r.reference)
+        .collect();
+    assert_eq!(plain, ["alpine:3", "tools"]);
 }

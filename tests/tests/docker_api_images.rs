@@ -469,3 +469,63 @@ fn docker_cli_builds_with_hosts_networks_limits_and_streamed_output() {
         "{err}"
     );
 }
+
+#[test_with::root()]
+#[test_with::executable(docker, python3, ip, nsenter)]
+#[test]
+fn docker_py_build_squash_merges_what_the_build_added() {
+    host::require_tools();
+    let h = Host::new("dksquash");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    let ctx = h.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:e2e\nRUN head -c 300000 /dev/zero > /big\nRUN echo a > /a\n\
+         RUN rm /big\nENV KEEP=1\nCMD [\"cat\", \"/a\"]\n",
+    )
+    .expect("Dockerfile");
+    let layers = |img: &str| -> usize {
+        docker
+            .ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", img])
+            .trim()
+            .parse()
+            .expect("layer count")
+    };
+    let base = layers("busybox:e2e");
+    // docker-py sends `squash=1` on POST /build, as `docker build --squash` does.
+    let script = format!(
+        "import docker\n\
+         c = docker.from_env()\n\
+         for p in ('plain:1', 'squashed:1'):\n\
+         \x20   out = list(c.api.build(path={ctx:?}, tag=p, squash=(p == 'squashed:1'), decode=True))\n\
+         \x20   assert any('Successfully tagged' in l.get('stream', '') for l in out), out\n\
+         \x20   assert not any('error' in l for l in out), out\n\
+         print('built')\n",
+        ctx = ctx.display().to_string()
+    );
+    let out = docker
+        .tool("python3", 120, &["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(layers("plain:1"), base + 3);
+    assert_eq!(layers("squashed:1"), base + 1, "the build's layers as one");
+    let env = docker.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Env}}",
+        "squashed:1",
+    ]);
+    assert!(env.contains("KEEP=1"), "config kept: {env}");
+    assert_eq!(h.ok(&["container", "run", "--rm", "squashed:1"]), "a\n");
+    let big = h.berth(&["container", "run", "--rm", "squashed:1", "ls", "/big"]);
+    assert!(!big.status.success(), "the deleted file stays deleted");
+}

@@ -1,5 +1,6 @@
 //! Build secrets from the command line (`berth image build --secret`) and from Compose
-//! (`build.secrets` naming top-level secrets, short and long syntax): the step reads them, the
+//! (`build.secrets` naming top-level secrets, short and long syntax, `file:` and `environment:`):
+//! the step reads them, the
 //! image does not hold them.
 
 use std::fs;
@@ -65,10 +66,11 @@ fn cli_and_compose_secrets_reach_run_but_not_the_image() {
 
     fs::write(
         host.stack.join("compose.yaml"),
-        "name: bsecret\nservices:\n  app:\n    build:\n      context: .\n      secrets:\n        - tok\n        - source: other\n          target: envtok\nsecrets:\n  tok:\n    file: ./token.txt\n  other:\n    file: ./other.txt\n",
+        "name: bsecret\nservices:\n  app:\n    build:\n      context: .\n      secrets:\n        - tok\n        - source: other\n          target: envtok\nsecrets:\n  tok:\n    file: ./token.txt\n  other:\n    environment: BSECRET_OTHER\n",
     )
     .expect("compose");
-    fs::write(host.stack.join("other.txt"), "abcdefg").expect("other secret");
+    // An `environment:` secret takes its value from the project's environment (.env here).
+    fs::write(host.stack.join(".env"), "BSECRET_OTHER=abcdefg\n").expect(".env");
     // Secrets are not in the key: the CLI's build would serve this step from the cache.
     let out = host.ok(&["build", "--no-cache"]);
     assert!(!out.contains("build.secrets"), "not warned any more: {out}");

@@ -16,14 +16,47 @@ pub struct ProjectRequest {
     pub project: Project,
     pub working_dir: PathBuf,
     pub compose_files: Vec<PathBuf>,
+    /// The variables of the CLI's environment the project's builds read: those top-level
+    /// secrets name with `environment:` (`build.secrets`), and `SSH_AUTH_SOCK` and `HOME`
+    /// when a build forwards an SSH agent (`build.ssh`). They become the project's
+    /// environment in the daemon, which never stores them (the model skips it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub build_env: BTreeMap<String, String>,
 }
 
 impl ProjectRequest {
+    /// The request for a loaded project, carrying the environment its builds read.
+    pub fn of(project: Project) -> ProjectRequest {
+        let mut names: Vec<&str> = project
+            .secrets
+            .values()
+            .filter_map(|s| s.environment.as_deref())
+            .collect();
+        let ssh = project
+            .services
+            .values()
+            .any(|s| s.build.as_ref().is_some_and(|b| b.ssh.is_some()));
+        if ssh {
+            names.extend(["SSH_AUTH_SOCK", "HOME"]);
+        }
+        let build_env = names
+            .into_iter()
+            .filter_map(|n| Some((n.to_string(), project.environment.get(n)?.clone())))
+            .collect();
+        ProjectRequest {
+            working_dir: project.working_dir.clone(),
+            compose_files: project.compose_files.clone(),
+            build_env,
+            project,
+        }
+    }
+
     /// The project with its skipped fields restored.
     pub fn into_project(self) -> Project {
         let mut p = self.project;
         p.working_dir = self.working_dir;
         p.compose_files = self.compose_files;
+        p.environment = self.build_env;
         p
     }
 }

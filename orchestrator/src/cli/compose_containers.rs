@@ -102,11 +102,7 @@ fn send_verb(
     verb: Verb,
 ) -> anyhow::Result<VerbOutcome> {
     let req = VerbRequest {
-        project: ProjectRequest {
-            project: ctx.project.clone(),
-            working_dir: ctx.project.working_dir.clone(),
-            compose_files: ctx.project.compose_files.clone(),
-        },
+        project: ProjectRequest::of(ctx.project.clone()),
         services: set.iter().cloned().collect(),
         verb,
     };

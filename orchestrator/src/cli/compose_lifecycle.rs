@@ -28,11 +28,7 @@ pub(super) fn load(g: &GlobalOpts, services: &[String]) -> anyhow::Result<Projec
     for u in project.unsupported() {
         eprintln!("warning: {u}: parsed but not supported by berth yet; ignored");
     }
-    Ok(ProjectRequest {
-        working_dir: project.working_dir.clone(),
-        compose_files: project.compose_files.clone(),
-        project,
-    })
+    Ok(ProjectRequest::of(project))
 }
 
 pub(super) fn report(verb: &str, outcome: &Outcome) -> ExitCode {

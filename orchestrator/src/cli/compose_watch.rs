@@ -109,11 +109,7 @@ fn load(g: &GlobalOpts, services: &[String], warn: bool) -> anyhow::Result<Proje
             eprintln!("warning: {u}: parsed but not supported by berth yet; ignored");
         }
     }
-    Ok(ProjectRequest {
-        working_dir: project.working_dir.clone(),
-        compose_files: project.compose_files.clone(),
-        project,
-    })
+    Ok(ProjectRequest::of(project))
 }
 
 fn foreground(

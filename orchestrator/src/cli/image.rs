@@ -9,8 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use berth_runtime::build::exec::{BuildRequest, BuildSecret, Builder};
-use berth_runtime::build::plan::PlanOptions;
+use berth_runtime::build::exec::Builder;
 use berth_runtime::image::bootstrap::{self, BootstrapOptions};
 use berth_runtime::image::store::{ago, human_size, split_tag};
 use berth_runtime::image::{ImageStore, Reference};
@@ -125,58 +124,7 @@ pub enum ImageCommand {
         mirror: Option<String>,
     },
     /// Build an image from a Dockerfile (as `docker build`; RUN steps get NAT egress on the berth-build network)
-    Build {
-        /// Name[:tag] for the result (repeatable)
-        #[arg(short = 't', long = "tag")]
-        tags: Vec<String>,
-        /// Dockerfile (default: CONTEXT/Dockerfile; - reads it from stdin)
-        #[arg(short = 'f', long = "file")]
-        file: Option<PathBuf>,
-        /// Build-time variable KEY=VALUE (KEY alone takes it from the environment)
-        #[arg(long = "build-arg", value_name = "KEY=VALUE")]
-        build_args: Vec<String>,
-        /// Set a label on the result (KEY=VALUE)
-        #[arg(long = "label", value_name = "KEY=VALUE")]
-        labels: Vec<String>,
-        /// Build this stage
-        #[arg(long)]
-        target: Option<String>,
-        /// Run every step, ignoring the build cache
-        #[arg(long)]
-        no_cache: bool,
-        /// Pull the base images again from their registries, even when the store has them
-        #[arg(long)]
-        pull: bool,
-        /// Registry (host[:port]) to reach over plain HTTP for --pull (loopback registries always are)
-        #[arg(long = "insecure-registry", value_name = "HOST")]
-        insecure: Vec<String>,
-        /// Secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable; never stored in the image or cache)
-        #[arg(long = "secret", value_name = "id=ID,src=FILE")]
-        secrets: Vec<String>,
-        /// Only print the image id
-        #[arg(short, long)]
-        quiet: bool,
-        /// Add NAME:IP to the /etc/hosts of RUN steps (repeatable)
-        #[arg(long = "add-host", value_name = "NAME:IP")]
-        add_hosts: Vec<String>,
-        /// Network of RUN steps: default, host or none
-        #[arg(long)]
-        network: Option<String>,
-        /// Size of /dev/shm of RUN steps (`64m`, bytes)
-        #[arg(long = "shm-size", value_name = "SIZE")]
-        shm_size: Option<String>,
-        /// Resource limit of RUN steps, name=soft[:hard] (repeatable)
-        #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
-        ulimits: Vec<String>,
-        /// Local image whose layers may serve as cache (repeatable)
-        #[arg(long = "cache-from", value_name = "IMAGE")]
-        cache_from: Vec<String>,
-        /// Squash the layers the build added over its base image into one (as podman)
-        #[arg(long)]
-        squash: bool,
-        /// Build context directory
-        context: PathBuf,
-    },
+    Build(Box<super::image_build::BuildArgs>),
     /// Merge an image's layers (or those above --from) into one, keeping its whole config
     Squash {
         /// Tag for the result (repeatable; default: the squashed image takes IMAGE's tag)
@@ -496,118 +444,7 @@ pub fn run(g: &GlobalOpts, cmd: ImageCommand) -> anyhow::Result<ExitCode> {
             let img = bootstrap::bootstrap(&store, &reference, &opts)?;
             writeln!(out, "{}", img.id)?;
         }
-        ImageCommand::Build {
-            tags,
-            file,
-            build_args,
-            labels,
-            target,
-            no_cache,
-            pull,
-            insecure,
-            secrets,
-            quiet,
-            add_hosts,
-            network,
-            shm_size,
-            ulimits,
-            cache_from,
-            squash,
-            context,
-        } => {
-            let run = build_run_options(
-                &add_hosts,
-                network.as_deref(),
-                shm_size.as_deref(),
-                &ulimits,
-            )?;
-            let secrets = secrets
-                .iter()
-                .map(|s| BuildSecret::parse(s).map_err(anyhow::Error::msg))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            for t in &tags {
-                t.parse::<Reference>()
-                    .with_context(|| format!("invalid tag {t:?}"))?;
-            }
-            let kv = |items: Vec<String>, from_env: bool| {
-                items
-                    .into_iter()
-                    .filter_map(|a| match a.split_once('=') {
-                        Some((k, v)) => Some((k.to_string(), v.to_string())),
-                        None if from_env => std::env::var(&a).ok().map(|v| (a, v)),
-                        None => Some((a, String::new())),
-                    })
-                    .collect()
-            };
-            // `-f -` reads the Dockerfile from stdin, as docker build does.
-            let (file, inline) = match file {
-                Some(f) if f.as_os_str() == "-" => {
-                    let mut text = String::new();
-                    io::stdin()
-                        .read_to_string(&mut text)
-                        .context("reading the Dockerfile from stdin")?;
-                    (None, Some(text))
-                }
-                other => (other, None),
-            };
-            let req = BuildRequest {
-                context,
-                dockerfile: file,
-                dockerfile_inline: inline,
-                options: PlanOptions {
-                    build_args: kv(build_args, true),
-                    target,
-                    labels: kv(labels, false),
-                },
-                tags: tags.clone(),
-                no_cache,
-                pull,
-                pull_options: registry::PullOptions {
-                    insecure,
-                    ..Default::default()
-                },
-                run,
-                cache_from,
-                secrets,
-            };
-            let rt = super::container::runtime(g)?;
-            let net = super::build_network::DaemonBuildNetwork::new(&g.root, &g.run)
-                .context("cannot start the tokio runtime")?;
-            let builder = Builder::new(&store, &rt, &g.root).with_network(&net);
-            let t0 = std::time::Instant::now();
-            let res = builder.build(&req, |s| {
-                if !quiet {
-                    if s.from {
-                        eprintln!("{}", s.display);
-                    } else if s.cached {
-                        eprintln!("{} CACHED", s.display);
-                    } else {
-                        eprintln!("{} {:.1}s", s.display, s.elapsed_ms as f64 / 1000.0);
-                    }
-                }
-            })?;
-            let image = match squash {
-                true => super::image_squash::squash_built(
-                    &store,
-                    &res.image,
-                    res.final_base(),
-                    &tags,
-                    quiet,
-                )?,
-                false => res.image.clone(),
-            };
-            if !quiet {
-                for w in &res.warnings {
-                    eprintln!("warning: {w}");
-                }
-                eprintln!(
-                    "built {} in {:.2}s",
-                    image.id.short(),
-                    t0.elapsed().as_secs_f64()
-                );
-            }
-            writeln!(out, "{}", image.id)?;
-        }
+        ImageCommand::Build(args) => super::image_build::build_cmd(g, &store, *args, &mut out)?,
         ImageCommand::Squash {
             tags,
             from,
@@ -962,41 +799,4 @@ pub fn logout(_g: &GlobalOpts, args: LogoutArgs) -> anyhow::Result<ExitCode> {
         println!("Not logged in to {server}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `--add-host`, `--network`, `--shm-size` and `--ulimit` of `image build` in the runtime's
-/// build options (the ones Compose's `build:` and Docker's `POST /build` fill too).
-fn build_run_options(
-    add_hosts: &[String],
-    network: Option<&str>,
-    shm_size: Option<&str>,
-    ulimits: &[String],
-) -> anyhow::Result<berth_runtime::build::RunOptions> {
-    use berth_runtime::build::RunOptions;
-    let extra_hosts = add_hosts
-        .iter()
-        .map(|h| RunOptions::parse_extra_host(h).context("--add-host"))
-        .collect::<anyhow::Result<_>>()?;
-    let ulimits = ulimits
-        .iter()
-        .map(|u| {
-            let u = super::container::config::parse_ulimit(u)?;
-            Ok(berth_runtime::container::config::Ulimit {
-                name: u.name,
-                soft: u64::try_from(u.soft).unwrap_or(u64::MAX),
-                hard: u64::try_from(u.hard).unwrap_or(u64::MAX),
-            })
-        })
-        .collect::<anyhow::Result<_>>()?;
-    Ok(RunOptions {
-        network: RunOptions::parse_network(network.unwrap_or("")).context("--network")?,
-        extra_hosts,
-        shm_size: shm_size
-            .map(|s| crate::compose::units::parse_size(s).map_err(anyhow::Error::msg))
-            .transpose()
-            .context("--shm-size")?
-            .filter(|n| *n > 0),
-        ulimits,
-        privileged: false,
-    })
 }

@@ -18,6 +18,7 @@ mod convert;
 mod deploy;
 mod format;
 mod image;
+mod image_build;
 mod image_squash;
 mod network;
 mod publish;

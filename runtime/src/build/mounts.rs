@@ -1,5 +1,5 @@
 //! `RUN --mount=...`: the mount definitions BuildKit's Dockerfile frontend takes (`type=cache`,
-//! `bind`, `tmpfs`, `secret`), parsed from their comma-separated `key=value` form and checked,
+//! `bind`, `tmpfs`, `secret`, `ssh`), parsed from their comma-separated `key=value` form and checked,
 //! so that the planner can key them and the executor set them up.
 //!
 //! The raw fields are kept by the parser (values may hold `$VAR`); the planner expands each
@@ -96,6 +96,8 @@ pub enum MountKind {
     Tmpfs,
     /// A secret file (or variable) given to the build, never part of a layer or key.
     Secret,
+    /// A socket forwarding to an SSH agent the build was given, never part of a layer or key.
+    Ssh,
 }
 
 /// How concurrent steps share one cache mount (`sharing=`).
@@ -203,15 +205,10 @@ impl RunMount {
                         "cache" => MountKind::Cache,
                         "tmpfs" => MountKind::Tmpfs,
                         "secret" => MountKind::Secret,
-                        "ssh" => {
-                            return Err(
-                                "type=ssh (forwarding an SSH agent) is not supported by berth"
-                                    .into(),
-                            );
-                        }
+                        "ssh" => MountKind::Ssh,
                         other => {
                             return Err(format!(
-                                "type={other}: expected bind, cache, tmpfs or secret"
+                                "type={other}: expected bind, cache, tmpfs, secret or ssh"
                             ));
                         }
                     }
@@ -247,7 +244,7 @@ impl RunMount {
             MountKind::Bind => ro.unwrap_or(true),
             MountKind::Cache => ro.unwrap_or(false),
             MountKind::Tmpfs => false,
-            MountKind::Secret => true,
+            MountKind::Secret | MountKind::Ssh => true,
         };
         if m.from.is_some() && !matches!(m.kind, MountKind::Bind | MountKind::Cache) {
             return Err("from= is only for type=bind and type=cache".into());
@@ -269,6 +266,12 @@ impl RunMount {
             };
             if m.target.is_none() && m.env.is_none() {
                 m.target = Some(format!("/run/secrets/{id}"));
+            }
+        } else if m.kind == MountKind::Ssh {
+            // The agent's id (`--ssh ID=SOCKET`); the target is numbered by the planner.
+            m.id.get_or_insert_with(|| "default".to_string());
+            if m.env.is_some() || m.source.is_some() {
+                return Err("type=ssh takes id, target, required, uid, gid and mode".into());
             }
         } else if m.target.is_none() {
             return Err("target= is required".into());
@@ -344,7 +347,12 @@ mod tests {
 
     #[test]
     fn refusals_name_the_problem() {
-        assert!(parse("type=ssh").unwrap_err().contains("ssh"));
+        let ssh = parse("type=ssh").expect("ssh");
+        assert_eq!(
+            (ssh.kind, ssh.id.as_deref()),
+            (MountKind::Ssh, Some("default"))
+        );
+        assert!(parse("type=ssh,env=X").is_err());
         assert!(parse("type=cache").unwrap_err().contains("target"));
         assert!(
             parse("type=volume,target=/x")

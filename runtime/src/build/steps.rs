@@ -64,6 +64,9 @@ pub struct PlanOptions {
     /// `--label` / compose `build.labels`: set on the final image's config only (they make no
     /// layer and change no cache key, as in Docker).
     pub labels: BTreeMap<String, String>,
+    /// Named build contexts: the image reference standing for each name that `FROM`,
+    /// `COPY --from` and `RUN --mount=from=` may use (over a stage of that name, as BuildKit).
+    pub contexts: BTreeMap<String, String>,
 }
 
 /// What a stage starts from.

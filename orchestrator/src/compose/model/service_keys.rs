@@ -31,10 +31,10 @@ pub struct Build {
     /// Labels set on the built image.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// Local images whose layers may serve as the build's cache (`--cache-from`).
+    /// Local images or cache directories that may serve the build's steps (`--cache-from`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cache_from: Vec<String>,
-    /// Cache exports (not run by berth, listed by `Project::unsupported`).
+    /// Where the build's cache is exported (`type=local,dest=DIR`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cache_to: Vec<String>,
     /// Network of RUN instructions: default, host or none.
@@ -55,10 +55,10 @@ pub struct Build {
     /// Always pull base images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull: Option<bool>,
-    /// Named extra build contexts (not run by berth, listed by `Project::unsupported`).
+    /// Named build contexts (`NAME: DIR` or `docker-image://REF`) for FROM and `--from`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub additional_contexts: Option<Value>,
-    /// SSH agent forwarding for builds (not run by berth, listed by `Project::unsupported`).
+    /// SSH agents `RUN --mount=type=ssh` may reach (`default`, `ID=SOCKET`, or a map).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<Value>,
     /// Secrets exposed to `RUN --mount=type=secret` (top-level secrets by name).

@@ -129,10 +129,7 @@ impl Service {
         }
         if let Some(b) = &self.build {
             for (k, set) in [
-                ("build.ssh", b.ssh.is_some()),
                 ("build.platforms", b.platforms.is_some()),
-                ("build.additional_contexts", b.additional_contexts.is_some()),
-                ("build.cache_to", !b.cache_to.is_empty()),
                 ("build.entitlements", b.entitlements.is_some()),
                 ("build.isolation", b.isolation.is_some()),
                 ("build.provenance", b.provenance.is_some()),

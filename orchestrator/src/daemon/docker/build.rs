@@ -3,7 +3,10 @@
 //! inside it); then the runtime's Dockerfile builder runs exactly as for the daemon's compose
 //! builds (`Builder` with the engine's build network, `.dockerignore` applied by its context
 //! scan). `extrahosts`, `networkmode`, `shmsize`, `ulimits` and `cachefrom` become the
-//! runtime's one set of build options ([`BuildRequest::run`], [`BuildRequest::cache_from`]).
+//! runtime's one set of build options ([`BuildRequest::run`], [`BuildRequest::cache_from`]);
+//! `squash=1` merges the layers the build added over its base into one afterwards. The classic
+//! API has no parameter for named build contexts, SSH agents or cache export (BuildKit's
+//! session carries those), so they exist on berth's own CLI and Compose builds only.
 //! The answer is Docker's classic stream: `Step 1/3 : FROM x` per step, ` ---> Running in
 //! <id>` and the RUN step's output as it comes, ` ---> Using cache` for a hit, ` ---> <id>`
 //! after each step, `{"aux":{"ID":"sha256:…"}}`, `Successfully built` and `Successfully
@@ -30,7 +33,6 @@ use super::{Body, Docker, query};
 /// Query parameters that ask for what berth's builder does not do, refused by name when set.
 const REFUSED: &[&str] = &[
     "remote",
-    "squash",
     "isolation",
     "cpusetcpus",
     "cpuperiod",
@@ -138,6 +140,7 @@ struct Asked {
     no_cache: bool,
     pull: bool,
     quiet: bool,
+    squash: bool,
 }
 
 fn asked(q: &str) -> Result<Asked, ApiError> {
@@ -178,12 +181,14 @@ fn asked(q: &str) -> Result<Asked, ApiError> {
             build_args: map_param(q, "buildargs")?,
             target: query::get(q, "target").filter(|t| !t.is_empty()),
             labels: map_param(q, "labels")?,
+            contexts: Default::default(),
         },
         run: run_options(q)?,
         cache_from: json_param::<Vec<String>>(q, "cachefrom")?.unwrap_or_default(),
         no_cache: flag(q, "nocache"),
         pull: flag(q, "pull"),
         quiet: flag(q, "q"),
+        squash: flag(q, "squash"),
     })
 }
 
@@ -301,6 +306,39 @@ async fn drain(mut body: Incoming) {
     }
 }
 
+/// `squash=1`: the layers the build added over its final stage's base image become one (the
+/// classic builder's experimental `--squash`: the base's layers stay), tagged with the
+/// build's tags; a build that added no layer is left as it is. Gives the image id to report
+/// and the build's warnings.
+fn squash_built(
+    store: &berth_runtime::image::ImageStore,
+    built: berth_runtime::build::exec::BuildResult,
+    tags: &[String],
+) -> Result<(String, Vec<String>), String> {
+    use berth_runtime::image::squash;
+    let chain = |e: &dyn std::error::Error| crate::api::error::error_chain(e);
+    let keep = match built.final_base() {
+        Some(b) => {
+            let base = store
+                .resolve(b)
+                .map_err(|e| format!("squash: {}", chain(&e)))?;
+            squash::shared_layers(&built.image, &base)
+        }
+        None => 0,
+    };
+    if keep >= built.image.record.layers.len() {
+        return Ok((built.image.id.to_string(), built.warnings));
+    }
+    let done = squash::squash(store, &built.image, keep, "docker build --squash")
+        .map_err(|e| format!("squash: {}", chain(&e)))?;
+    for t in tags {
+        store
+            .tag(&done.image.id, t)
+            .map_err(|e| format!("tagging {t}: {}", chain(&e)))?;
+    }
+    Ok((done.image.id.to_string(), built.warnings))
+}
+
 /// `POST /build`.
 pub(super) async fn build(
     docker: &Arc<Docker>,
@@ -375,6 +413,10 @@ pub(super) async fn build(
             run: asked.run,
             cache_from: asked.cache_from,
             secrets: Vec::new(),
+            ssh: Vec::new(),
+            contexts: Vec::new(),
+            cache_import: Vec::new(),
+            cache_export: None,
         };
         let quiet = asked.quiet;
         let classic = ClassicStream {
@@ -392,24 +434,31 @@ pub(super) async fn build(
                 classic.step(s);
             }
         });
+        let res = match res {
+            Ok(r) if asked.squash => match squash_built(&engine.images, r, &asked.tags) {
+                Ok(done) => Ok(done),
+                Err(m) => return send_error(&out, &m),
+            },
+            other => other.map(|r| (r.image.id.to_string(), r.warnings)),
+        };
         match res {
-            Ok(r) => {
+            Ok((id, warnings)) => {
                 for t in &asked.tags {
                     let shown = super::images::familiar_ref(t);
-                    super::events::image_event(&d, "tag", r.image.id.as_str(), &shown);
+                    super::events::image_event(&d, "tag", &id, &shown);
                 }
                 if !quiet {
-                    for w in &r.warnings {
+                    for w in &warnings {
                         out.json(&json!({ "stream": format!("[Warning] {w}\n") }));
                     }
                 }
-                out.json(&json!({ "aux": { "ID": r.image.id.to_string() } }));
+                out.json(&json!({ "aux": { "ID": id } }));
                 if quiet {
                     // Quiet builds print what the stream says: the id alone.
-                    out.json(&json!({ "stream": format!("{}\n", r.image.id) }));
+                    out.json(&json!({ "stream": format!("{id}\n") }));
                 } else {
                     out.json(
-                        &json!({ "stream": format!("Successfully built {}\n", r.image.id.short()) }),
+                        &json!({ "stream": format!("Successfully built {}\n", short_id(&id)) }),
                     );
                     for t in &asked.tags {
                         let shown = berth_runtime::image::store::tag_key(t)

@@ -682,6 +682,7 @@ impl Engine {
                 .collect(),
             target: b.target.clone(),
             labels: b.labels.clone(),
+            contexts: Default::default(),
         };
         let mut tags = vec![project.image_of(service).unwrap_or_default()];
         tags.extend(
@@ -691,6 +692,8 @@ impl Engine {
                 .cloned()
                 .collect::<Vec<_>>(),
         );
+        let (cache_images, cache_dirs) = super::build_options::cache_from(&b, &project.working_dir)
+            .map_err(|e| format!("building service {service}: {e}"))?;
         let req = BuildRequest {
             dockerfile: b.dockerfile.as_ref().map(|d| context.join(d)),
             context,
@@ -702,8 +705,7 @@ impl Engine {
             pull_options: Default::default(),
             run: super::build_options::run_options(&b)
                 .map_err(|e| format!("building service {service}: {e}"))?,
-            cache_from: super::build_options::cache_from(&b)
-                .map_err(|e| format!("building service {service}: {e}"))?,
+            cache_from: cache_images,
             secrets: compose_build_secrets(
                 project,
                 service,
@@ -714,6 +716,13 @@ impl Engine {
                     .map_err(|e| format!("service {service}: build.secrets: {e}"))?
                     .as_ref(),
             )?,
+            ssh: super::build_options::ssh(&b, &project.environment, &project.working_dir)
+                .map_err(|e| format!("building service {service}: {e}"))?,
+            contexts: super::build_options::additional_contexts(&b, &project.working_dir)
+                .map_err(|e| format!("building service {service}: {e}"))?,
+            cache_import: cache_dirs,
+            cache_export: super::build_options::cache_to(&b, &project.working_dir)
+                .map_err(|e| format!("building service {service}: {e}"))?,
         };
         let e = self.clone();
         let svc_name = service.to_string();

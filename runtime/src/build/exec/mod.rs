@@ -17,15 +17,21 @@
 //!
 //! [`BuildPlan`]: super::BuildPlan
 
+mod cache_dir;
 mod cache_from;
+mod named_contexts;
 mod prune;
 mod run_host;
 mod run_mounts;
+mod ssh_agent;
 mod step;
 
+pub use cache_dir::{CacheSource, parse_cache_from, parse_cache_to};
+pub use named_contexts::{NamedContext, NamedSource};
 pub use prune::{CacheRecord, PruneReport, cache_records};
 pub use run_host::BuildEvent;
 pub use run_mounts::{BuildSecret, SecretSource};
+pub use ssh_agent::BuildSsh;
 
 use std::collections::HashMap;
 use std::fs;
@@ -200,6 +206,15 @@ pub enum BuildError {
         /// What is wrong, naming the secret (never its value).
         message: String,
     },
+    /// A cache directory (`--cache-from type=local` / `--cache-to type=local`) could not be
+    /// read or written.
+    #[error("build cache directory {dir}: {message}")]
+    CacheDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// A config could not be converted between the builder's and the store's shapes.
     #[error("converting the image config: {0}")]
     Config(#[source] serde_json::Error),
@@ -232,6 +247,14 @@ pub struct BuildRequest {
     pub cache_from: Vec<String>,
     /// Secrets `RUN --mount=type=secret` may use; never stored anywhere by the build.
     pub secrets: Vec<BuildSecret>,
+    /// SSH agents `RUN --mount=type=ssh` may reach; never stored anywhere by the build.
+    pub ssh: Vec<BuildSsh>,
+    /// Named contexts (`--build-context`): directories or images standing for a name.
+    pub contexts: Vec<NamedContext>,
+    /// `--cache-from type=local,src=DIR`: cache directories loaded before the build.
+    pub cache_import: Vec<PathBuf>,
+    /// `--cache-to type=local,dest=DIR`: where this build's steps are exported after it.
+    pub cache_export: Option<PathBuf>,
 }
 
 /// One step as it went, for progress output.
@@ -477,12 +500,23 @@ impl<'a> Builder<'a> {
                 message,
             })?;
         }
+        for a in &req.ssh {
+            a.check().map_err(|message| BuildError::Secret {
+                step: "build ssh agents".into(),
+                message,
+            })?;
+        }
+        let (contexts, context_images) = self.named_contexts(&req.contexts)?;
+        let options = PlanOptions {
+            contexts,
+            ..req.options.clone()
+        };
         let mut bases = HashMap::new();
-        for r in plan::external_images(&df, &req.options)? {
+        for r in plan::external_images(&df, &options)? {
             if bases.contains_key(&r.reference) {
                 continue;
             }
-            let img = if req.pull {
+            let img = if req.pull && !context_images.contains(&r.reference) {
                 tracing::info!(image = %r.reference, "pulling base image (--pull)");
                 crate::image::registry::pull(self.store, &r.reference, &req.pull_options, &|_| {})
                     .map_err(|source| BuildError::Pull {
@@ -524,13 +558,17 @@ impl<'a> Builder<'a> {
             .map_err(ctx_err)?
             .with_digest_cache(digests);
         let t_plan = Instant::now();
-        let bp = plan::plan(&df, &req.options, &ctx, &bases)?;
+        let bp = plan::plan(&df, &options, &ctx, &bases)?;
         tracing::debug!(
             entries = ctx.entries().len(),
             scan_ms = (t_plan - t_scan).as_millis() as u64,
             plan_ms = t_plan.elapsed().as_millis() as u64,
             "context scanned, plan made (content checksums included)"
         );
+        if !req.cache_import.is_empty() {
+            let n = self.import_cache_dirs(&req.cache_import)?;
+            tracing::debug!(entries = n, "cache directories imported");
+        }
         let mut cache = BuildCache::open(&self.cache_path())?;
         let mut outcomes = Vec::new();
         let mut reports = Vec::new();
@@ -603,7 +641,7 @@ impl<'a> Builder<'a> {
                                         &next_config,
                                         &ctx,
                                         &stage_results,
-                                        &req.secrets,
+                                        req,
                                     )?,
                                 };
                                 let size = img.layer_sizes.last().copied().unwrap_or(0);
@@ -645,6 +683,10 @@ impl<'a> Builder<'a> {
                 reports.push(rep);
             }
             stage_results.insert(stage.index, st);
+        }
+        if let Some(dest) = &req.cache_export {
+            let keys: Vec<CacheKey> = outcomes.iter().map(|o| o.key.clone()).collect();
+            self.export_cache_dir(dest, &cache, &keys)?;
         }
         let now = now_secs();
         self.update_cache(|c| {

@@ -14,6 +14,9 @@
 //! - secret: the value is written to a scratch file (mode 0400 unless `mode=`) bound read
 //!   only at its target, and/or put in the step's environment (`env=`); it never enters a
 //!   layer, the history or a cache key.
+//! - ssh: a socket of the builder's forwarding to the agent the build was given
+//!   ([`super::ssh_agent`]), bound at its target with the mount's owner and mode (0600 unless
+//!   `mode=`); the first one is the step's `SSH_AUTH_SOCK`.
 //!
 //! The runtime creates a mount's target when the image lacks it; those stubs (empty
 //! directories or files, and the missing parents made for them) are removed from the upper
@@ -23,6 +26,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::PermissionsExt;
 
+use super::ssh_agent::BuildSsh;
 use super::step::ScratchDir;
 use super::*;
 use crate::build::mounts::{MountKind, RunMount, Sharing};
@@ -121,6 +125,8 @@ pub(super) struct StepMounts {
     /// Targets missing from the image: (target, first missing component of its path).
     stubs: Vec<(String, String)>,
     _locks: Vec<File>,
+    /// Dropped before the scratch dirs that hold their sockets.
+    _agents: Vec<super::ssh_agent::AgentProxy>,
     _scratch: Vec<ScratchDir>,
 }
 
@@ -181,7 +187,7 @@ impl Builder<'_> {
         layers: &[PathBuf],
         ctx: &Context,
         stages: &HashMap<usize, StageState>,
-        secrets: &[BuildSecret],
+        req: &BuildRequest,
     ) -> Result<StepMounts, BuildError> {
         let mut out = StepMounts::default();
         if run.mounts.is_empty() {
@@ -204,7 +210,8 @@ impl Builder<'_> {
                     target: PathBuf::from(m.target.clone().unwrap_or_default()),
                     options: m.size.map(|s| format!("size={s}")).into_iter().collect(),
                 }),
-                MountKind::Secret => self.secret_mount(display, m, secrets, &mut out)?,
+                MountKind::Secret => self.secret_mount(display, m, &req.secrets, &mut out)?,
+                MountKind::Ssh => self.ssh_mount(display, m, &req.ssh, run, &mut out)?,
                 MountKind::Cache => {
                     let dir = self.cache_dir(display, pm, stages, &mut out)?;
                     out.specs.push(MountSpec::Bind {
@@ -276,6 +283,56 @@ impl Builder<'_> {
             read_only: true,
             owned_copy: None,
         });
+        out._scratch.push(dir);
+        Ok(())
+    }
+
+    /// An SSH mount: a forwarding socket to the agent of its id at its target.
+    fn ssh_mount(
+        &self,
+        display: &str,
+        m: &RunMount,
+        agents: &[BuildSsh],
+        run: &RunSpec,
+        out: &mut StepMounts,
+    ) -> Result<(), BuildError> {
+        let id = m.id.clone().unwrap_or_default();
+        let target = m.target.clone().unwrap_or_default();
+        let Some(agent) = agents.iter().rev().find(|a| a.id == id) else {
+            if m.required {
+                return Err(BuildError::Secret {
+                    step: display.to_string(),
+                    message: format!(
+                        "ssh agent {id:?} is required but was not given (berth image build --ssh {id}=SOCKET, or --ssh default)"
+                    ),
+                });
+            }
+            out.stubs.retain(|(t, _)| *t != target);
+            return Ok(());
+        };
+        let dir = self.scratch(display, "ssh")?;
+        let io = |op, p: &Path| io_at(display, op, p);
+        fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o700))
+            .map_err(io("chmod", &dir.0))?;
+        let sock = dir.0.join("agent");
+        let proxy = super::ssh_agent::AgentProxy::start(&sock, &agent.socket)
+            .map_err(io("listening", &sock))?;
+        std::os::unix::fs::chown(&sock, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
+            .map_err(io("chown", &sock))?;
+        fs::set_permissions(&sock, fs::Permissions::from_mode(m.mode.unwrap_or(0o600)))
+            .map_err(io("chmod", &sock))?;
+        // The first agent is the step's SSH_AUTH_SOCK unless the step sets it itself.
+        let set = |e: &String| e.starts_with("SSH_AUTH_SOCK=");
+        if !out.env.iter().any(set) && !run.env.iter().any(set) {
+            out.env.push(format!("SSH_AUTH_SOCK={target}"));
+        }
+        out.specs.push(MountSpec::Bind {
+            source: sock,
+            target: PathBuf::from(target),
+            read_only: false,
+            owned_copy: None,
+        });
+        out._agents.push(proxy);
         out._scratch.push(dir);
         Ok(())
     }

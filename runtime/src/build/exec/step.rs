@@ -117,7 +117,7 @@ impl Builder<'_> {
         next_config: &ImageConfig,
         ctx: &Context,
         stages: &HashMap<usize, StageState>,
-        secrets: &[BuildSecret],
+        req: &BuildRequest,
     ) -> Result<Image, BuildError> {
         let parent = st.image.as_ref();
         let layer = match &step.kind {
@@ -127,7 +127,7 @@ impl Builder<'_> {
                 parent,
                 ctx,
                 stages,
-                secrets,
+                req,
             )?)),
             StepKind::Copy(spec) if !matches!(spec.origin, CopyOrigin::Context) => Some(
                 Layer::Draft(self.copy_from_step(&step.display, spec, parent, stages)?),
@@ -210,7 +210,7 @@ impl Builder<'_> {
         parent: Option<&Image>,
         ctx: &Context,
         stages: &HashMap<usize, StageState>,
-        secrets: &[BuildSecret],
+        req: &BuildRequest,
     ) -> Result<PathBuf, BuildError> {
         // A `#!` heredoc runs as a file placed in the container's upper dir before start and
         // taken out again before the diff, so it never lands in the layer.
@@ -229,7 +229,7 @@ impl Builder<'_> {
         cfg.user = run.user.clone();
         cfg.working_dir = Some(PathBuf::from(&run.workdir));
         // Held until the layer is written: cache locks, scratch copies, secret files.
-        let mounts = self.prepare_mounts(display, run, &layers, ctx, stages, secrets)?;
+        let mounts = self.prepare_mounts(display, run, &layers, ctx, stages, req)?;
         cfg.mounts.extend(mounts.specs.iter().cloned());
         cfg.env.extend(mounts.env.iter().cloned());
         let mode = self.run_network(run.network);

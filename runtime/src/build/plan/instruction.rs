@@ -438,6 +438,7 @@ impl Planner<'_> {
         let mut froms = from.iter();
         let mut out = Vec::new();
         let mut material = Vec::new();
+        let mut ssh = 0usize;
         for r in raw {
             let mut expanded = RawMount {
                 fields: Vec::with_capacity(r.fields.len()),
@@ -446,8 +447,15 @@ impl Planner<'_> {
                 let v = v.as_deref().map(|v| st.word("RUN", v)).transpose()?;
                 expanded.fields.push((k.clone(), v));
             }
-            let mount = RunMount::parse(&expanded, &st.workdir())
+            let mut mount = RunMount::parse(&expanded, &st.workdir())
                 .map_err(|e| bad("RUN", format!("--mount: {e}")))?;
+            if mount.kind == MountKind::Ssh {
+                // BuildKit's numbering: the Nth SSH mount of the step without a target.
+                mount
+                    .target
+                    .get_or_insert_with(|| format!("/run/buildkit/ssh_agent.{ssh}"));
+                ssh += 1;
+            }
             let mut h = Sha256::new();
             let origin = match (&mount.from, mount.kind) {
                 (Some(_), _) => match froms.next() {

@@ -231,20 +231,24 @@ fn prepare(df: &Dockerfile, opts: &PlanOptions) -> Result<Prepared, PlanError> {
             }
         }
     }
+    // A named context stands in for the name it has, wherever a stage or image is named.
+    let named = |name: String| opts.contexts.get(&name).cloned().unwrap_or(name);
     let graph = StageGraph::resolve(
         df,
         opts.target.as_deref(),
         |i| {
             let s = &df.stages[i];
-            expand_word(&s.base, df.escape, &|n: &str| globals.get(n)).map_err(|source| {
-                err(
-                    s.line,
-                    PlanErrorKind::Subst {
-                        instruction: "FROM",
-                        source,
-                    },
-                )
-            })
+            expand_word(&s.base, df.escape, &|n: &str| globals.get(n))
+                .map(named)
+                .map_err(|source| {
+                    err(
+                        s.line,
+                        PlanErrorKind::Subst {
+                            instruction: "FROM",
+                            source,
+                        },
+                    )
+                })
         },
         |_, line, f| {
             // Docker (BuildKit) refuses this too: the stage graph must be known before any
@@ -258,15 +262,17 @@ fn prepare(df: &Dockerfile, opts: &PlanOptions) -> Result<Prepared, PlanError> {
                     ),
                 ));
             }
-            expand_word(f, df.escape, &|n: &str| globals.get(n)).map_err(|source| {
-                err(
-                    line,
-                    PlanErrorKind::Subst {
-                        instruction: "COPY",
-                        source,
-                    },
-                )
-            })
+            expand_word(f, df.escape, &|n: &str| globals.get(n))
+                .map(named)
+                .map_err(|source| {
+                    err(
+                        line,
+                        PlanErrorKind::Subst {
+                            instruction: "COPY",
+                            source,
+                        },
+                    )
+                })
         },
     )
     .map_err(|e: PlanError| e)?;
