@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # berth up -d / down of N busybox `sleep` services (one network, init: true, db <- app <- web,
 # the rest depending on db: the topology of ../shared/research/bench-anchors.sh), plus daemon
-# and shim memory. Runs the whole instance inside a throwaway network namespace.
+# and shim memory. The network is a /21 (room for 2,000 containers). Runs the whole instance
+# inside a throwaway network namespace.
 # Usage: sudo bench/stack-up-down.sh [SIZES...]   (default: 3 20 50); RUNS=3; BERTH=binary
+# Alone (no COMPARE), it prints per container: the wall time and the CPU time the daemon spent
+# (user + system), the latter hardly moved by other load on the machine.
 #
 # COMPARE=1 (or ENGINES=docker,podman) runs the same compose file, same image (the busybox rootfs
 # imported), in the same loop: Docker Compose v2 against dockerd 20.10, podman-compose 1.0.3 against
@@ -86,7 +89,7 @@ fi
 
 gen() { # gen N -> compose file on stdout
   local n=$1
-  printf 'name: bench%s\nx-s: &s\n  image: busybox:bench\n  pull_policy: never\n  init: true\n  stop_grace_period: 2s\n  command: ["sleep", "86400"]\nservices:\n' "$n"
+  printf 'name: bench%s\nx-s: &s\n  image: busybox:bench\n  pull_policy: never\n  init: true\n  stop_grace_period: 2s\n  command: ["sleep", "86400"]\nnetworks:\n  default:\n    ipam:\n      config:\n        - subnet: 10.77.0.0/21\nservices:\n' "$n"
   printf '  db:\n    <<: *s\n'
   [ "$n" -ge 2 ] && printf '  app:\n    <<: *s\n    depends_on: [db]\n'
   [ "$n" -ge 3 ] && printf '  web:\n    <<: *s\n    depends_on: [app]\n'
@@ -95,6 +98,9 @@ gen() { # gen N -> compose file on stdout
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2)? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# CPU time (user + system, ms) the process has used so far: the daemon's share of a step, which
+# a loaded machine stretches far less than the wall time
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); print int(($12 + $13) * 1000 / hz)}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # mean "RSS/PSS (n=N)" in KiB of the given PIDs
 rss_pss() { for p in "$@"; do awk '/^Rss:/ {r=$2} /^Pss:/ {q=$2} END {print r, q}' "/proc/$p/smaps_rollup" 2>/dev/null; done |
   awk '{r+=$1; p+=$2; n++} END {if (n) printf "%d/%d (n=%d)", r/n, p/n, n; else print "-"}'; }
@@ -165,20 +171,29 @@ label() {
 }
 
 if [ -z "$ENGINES" ] && [ "$DOCKER_API" != 1 ]; then
-  printf '%-6s %-14s %-14s %-16s %s\n' "svcs" "up -d (ms)" "down (ms)" "daemon RSS (KB)" "shim RSS/PSS (KB, mean)"
+  echo "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); per c = per container (median run)"
+  printf '%-6s %-20s %-20s %-9s %-9s %-11s %-11s %-16s %s\n' "svcs" "up -d (ms)" "down (ms)" "up ms/c" "down ms/c" \
+    "d.cpu up/c" "d.cpu dn/c" "daemon RSS (KB)" "shim RSS/PSS (KB, mean)"
   for n in "${sizes[@]}"; do
     mkdir -p "$work/s$n"; gen "$n" > "$work/s$n/compose.yaml"
-    ups=(); downs=(); rss=""; shim=""
+    ups=(); downs=(); cups=(); cdowns=(); rss=""; shim=""
     B -f "$work/s$n/compose.yaml" up -d >/dev/null 2>&1; B -f "$work/s$n/compose.yaml" down >/dev/null 2>&1  # warm-up
     for r in $(seq "$RUNS"); do
+      pid=$(cat "$work/run/berth.pid"); c=$(cpu_ms "$pid")
       t=$(date +%s%N); B -f "$work/s$n/compose.yaml" up -d >/dev/null 2>&1; ups+=("$(ms "$t")")
-      pid=$(cat "$work/run/berth.pid"); rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
+      cups+=("$(( $(cpu_ms "$pid") - c ))")
+      rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
       # shims only: with init: true the container's init is a fork of the shim (its child)
       shim=$(rss_pss $(berth_shims shims))
+      c=$(cpu_ms "$pid")
       t=$(date +%s%N); B -f "$work/s$n/compose.yaml" down >/dev/null 2>&1; downs+=("$(ms "$t")")
+      cdowns+=("$(( $(cpu_ms "$pid") - c ))")
     done
-    printf '%-6s %-14s %-14s %-16s %s\n' "$n" "$(printf '%s\n' "${ups[@]}" | median) [${ups[*]}]" \
-      "$(printf '%s\n' "${downs[@]}" | median) [${downs[*]}]" "$rss" "$shim"
+    mu=$(printf '%s\n' "${ups[@]}" | median); md=$(printf '%s\n' "${downs[@]}" | median)
+    cu=$(printf '%s\n' "${cups[@]}" | median); cd=$(printf '%s\n' "${cdowns[@]}" | median)
+    per() { awk -v a="$1" -v n="$n" 'BEGIN {printf "%.1f", a / n}'; }
+    printf '%-6s %-20s %-20s %-9s %-9s %-11s %-11s %-16s %s\n' "$n" "$mu [${ups[*]}]" "$md [${downs[*]}]" \
+      "$(per "$mu")" "$(per "$md")" "$(per "$cu")" "$(per "$cd")" "$rss" "$shim"
   done
   exit 0
 fi

@@ -28,8 +28,9 @@ impl Netd {
         let Some(devs) = links::route_devices(self.kernel.host()).await? else {
             return Ok(None);
         };
-        let all = links::list_links(self.kernel.host()).await?;
-        Ok(links::uplinks_gso_size(&devs, &all))
+        // Only the routes' devices: a dump of every link would grow with the containers.
+        let uplinks = links::links_by_index(self.kernel.host(), &devs).await?;
+        Ok(links::uplinks_gso_size(&devs, &uplinks))
     }
 
     async fn in_use(&self, state: &State) -> Result<InUse, NetdError> {

@@ -352,9 +352,10 @@ pub async fn watch(
             cache
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .list(&rt)
+                .list_where(&rt, |rec| {
+                    rec.config.labels.contains_key(super::labels::HEALTHCHECK)
+                })
                 .into_iter()
-                .filter(|(rec, _)| rec.config.labels.contains_key(super::labels::HEALTHCHECK))
                 .filter(|(rec, _)| rt.is_running(rec))
                 .collect::<Vec<_>>()
         })

@@ -29,6 +29,11 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1u64 << n.min(10))).min(Duration::from_secs(60))
 }
 
+/// Every how many polls (of 200 ms) the loop reads the state of every container, not only of
+/// those with a policy, so that a container whose shim died is settled within seconds even
+/// when no one asks about it (see `Runtime::state`).
+const SETTLE_EVERY: u32 = 25;
+
 struct Track {
     restarts: u32,
     due: Option<Instant>,
@@ -39,17 +44,23 @@ struct Track {
 /// daemon's lifetime.
 pub async fn run(engine: Arc<Engine>, cache: SharedRecordCache) {
     let mut tracks: HashMap<String, Track> = HashMap::new();
+    let mut polls = 0u32;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
+        polls = polls.wrapping_add(1);
+        let sweep = polls.is_multiple_of(SETTLE_EVERY);
         let rt = engine.runtime.clone();
         let cache = cache.clone();
         let Ok(list) = tokio::task::spawn_blocking(move || {
-            cache
+            let mut cache = cache
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .list(&rt)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if sweep {
+                cache.settle_all(&rt);
+            }
+            cache
+                .list_where(&rt, |r| r.config.labels.contains_key(labels::RESTART))
                 .into_iter()
-                .filter(|(r, _)| r.config.labels.contains_key(labels::RESTART))
                 .map(|(r, s)| {
                     let running = rt.is_running(&r);
                     let manual = rt.stopped_by_user(&r);

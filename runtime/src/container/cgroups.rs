@@ -78,8 +78,32 @@ fn is_cgroup2(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// v1 hierarchies: (controllers, mount point), from /proc/self/mountinfo.
-fn v1_hierarchies() -> Result<Vec<(Vec<String>, PathBuf)>, CgroupError> {
+/// How long a reading of the v1 hierarchies is reused. The mount table grows with the
+/// containers (a netns pin and more each), so reading it for every container operation costs
+/// more the more containers there are, while the cgroup hierarchies hardly ever change.
+const HIERARCHIES_FRESH: Duration = Duration::from_secs(1);
+
+type Hierarchies = Vec<(Vec<String>, PathBuf)>;
+
+/// v1 hierarchies: (controllers, mount point), from /proc/self/mountinfo, read at most once
+/// per [`HIERARCHIES_FRESH`].
+fn v1_hierarchies() -> Result<Hierarchies, CgroupError> {
+    static LAST: std::sync::Mutex<Option<(Instant, Hierarchies)>> = std::sync::Mutex::new(None);
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((at, h)) = last.as_ref()
+        && at.elapsed() < HIERARCHIES_FRESH
+    {
+        return Ok(h.clone());
+    }
+    let h = read_v1_hierarchies()?;
+    *last = Some((Instant::now(), h.clone()));
+    Ok(h)
+}
+
+/// [`v1_hierarchies`], read now.
+fn read_v1_hierarchies() -> Result<Hierarchies, CgroupError> {
     let info = fs::read_to_string("/proc/self/mountinfo").map_err(CgroupError::Mounts)?;
     let mut out = Vec::new();
     for line in info.lines() {

@@ -171,11 +171,23 @@ impl Engine {
         // A record missing from the first snapshot may have been attached since (its attach
         // comes before its record): only those are checked again, against a state read after
         // the records.
-        let attached = |st: &berth_netd::state::State, net_id: &str, net_name: &str, c: &str| {
+        // (network, container) of every endpoint, looked up once per record: a scan of every
+        // endpoint per record would grow with the square of the containers.
+        let index = |st: &berth_netd::state::State| -> std::collections::HashSet<(String, String)> {
             st.endpoints
                 .iter()
-                .any(|ep| ep.container == c && (ep.network == net_id || ep.network == net_name))
+                .map(|ep| (ep.network.clone(), ep.container.clone()))
+                .collect()
         };
+        let attached = |idx: &std::collections::HashSet<(String, String)>,
+                        net_id: &str,
+                        net_name: &str,
+                        c: &str| {
+            [net_id, net_name]
+                .iter()
+                .any(|n| idx.contains(&(n.to_string(), c.to_string())))
+        };
+        let before = index(&state);
         let suspects: Vec<(String, String, DnsEndpoint)> = state
             .networks
             .values()
@@ -186,12 +198,12 @@ impl Engine {
                     .into_iter()
                     .map(|r| (net.id.clone(), net.name.clone(), r))
             })
-            .filter(|(id, name, r)| !attached(&state, id, name, &r.container))
+            .filter(|(id, name, r)| !attached(&before, id, name, &r.container))
             .collect();
         if suspects.is_empty() {
             return;
         }
-        let now = self.netd.state().await;
+        let now = index(&self.netd.state().await);
         for (net_id, net_name, rec) in suspects {
             if !attached(&now, &net_id, &net_name, &rec.container) {
                 tracing::info!(container = %rec.container, network = %net_name, "dropping the DNS names of a detached container");

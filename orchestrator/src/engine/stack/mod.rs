@@ -191,8 +191,12 @@ impl Engine {
             }
         });
         // Checks for runs started outside the daemon (`berth start`, `restart`).
-        // One record cache for both pollers: it holds every container's parsed record.
-        let records = super::record_cache::RecordCache::shared(&engine.root);
+        // One record cache for both pollers: it holds the records of containers with a
+        // healthcheck or a restart policy (the only ones either poller looks at).
+        let records = super::record_cache::RecordCache::shared(&engine.root, |r| {
+            let l = &r.config.labels;
+            l.contains_key(super::labels::HEALTHCHECK) || l.contains_key(super::labels::RESTART)
+        });
         tokio::spawn(super::health::watch(
             engine.runtime.clone(),
             records.clone(),
