@@ -216,6 +216,10 @@ pub struct HostConfig {
     /// The PID namespace: empty (its own), `host`, or `container:NAME`'s.
     #[serde(deserialize_with = "nullable")]
     pub pid_mode: String,
+    /// The IPC namespace and /dev/shm: empty or `private` (its own), `shareable` (its own,
+    /// joinable), `none` (no /dev/shm), `host`, or `container:NAME`'s.
+    #[serde(deserialize_with = "nullable")]
+    pub ipc_mode: String,
     /// The UTS namespace: empty (its own) or `host`.
     #[serde(rename = "UTSMode", deserialize_with = "nullable")]
     pub uts_mode: String,

@@ -14,8 +14,8 @@ use berth_netd::ports::{PortMapping, Protocol};
 use berth_runtime::container::config::ProcessOverrides;
 use berth_runtime::container::volumes::anonymous_name;
 use berth_runtime::container::{
-    ContainerConfig, HostNamespaces, MountSpec, NetworkMode, Record, Resources, RootfsSource,
-    SecurityOpt, Ulimit,
+    ContainerConfig, HostNamespaces, IpcMode, MountSpec, NetworkMode, Record, Resources,
+    RootfsSource, SecurityOpt, Ulimit,
 };
 use berth_runtime::image::Image;
 
@@ -134,7 +134,7 @@ pub fn translate(name: &str, spec: &ContainerSpec, cx: &Context) -> Result<Trans
         opt.apply(&mut c);
     }
     devices(hc, &mut c)?;
-    namespaces(spec, &mut c)?;
+    namespaces(spec, cx, &mut c)?;
     c.annotations = hc.annotations.clone();
     c.group_add = hc.group_add.clone();
     c.cgroup_parent = (!hc.cgroup_parent.is_empty()).then(|| hc.cgroup_parent.clone());
@@ -453,19 +453,50 @@ fn devices(hc: &HostConfig, c: &mut ContainerConfig) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// `PidMode`, `UTSMode`, `CgroupnsMode` (the container's own namespace or the host's) and
-/// `Domainname`.
-fn namespaces(spec: &ContainerSpec, c: &mut ContainerConfig) -> Result<(), SpecError> {
+/// `PidMode`, `IpcMode`, `UTSMode`, `CgroupnsMode` (the container's own namespace, the
+/// host's or, for PID and IPC, another container's) and `Domainname`.
+fn namespaces(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result<(), SpecError> {
     let hc = &spec.host_config;
     let host = |field: &str, value: &str, own: &[&str]| -> Result<bool, SpecError> {
         match value {
             "host" => Ok(true),
             v if v.is_empty() || own.contains(&v) => Ok(false),
-            v => Err(invalid(
+            v if field != "HostConfig.PidMode" || !is_joined(v) => Err(invalid(
                 field,
                 format!("{v:?} is not supported (host, or empty for the container's own)"),
             )),
+            _ => Ok(false),
         }
+    };
+    // Another container's namespace: by id, found through the lookup; without one (the
+    // engine's services) the caller sets it ([`Context::containers`]).
+    let donor = |field: &str, mode: &str| -> Result<Option<String>, SpecError> {
+        let name = match mode.split_once(':') {
+            Some(("container", name)) => name,
+            Some(("service", _)) if cx.containers.is_some() => {
+                return Err(invalid(
+                    field,
+                    format!("{mode:?}: service: is Compose's; name the container (container:NAME)"),
+                ));
+            }
+            _ => return Ok(None),
+        };
+        match cx.containers {
+            Some(lookup) => lookup(name)
+                .map(|r| Some(r.id))
+                .map_err(|e| invalid(field, format!("{mode}: {e}"))),
+            None => Ok(None),
+        }
+    };
+    if is_joined(&hc.pid_mode) {
+        c.pid_from = donor("HostConfig.PidMode", &hc.pid_mode)?;
+    }
+    c.ipc = match hc.ipc_mode.as_str() {
+        m if is_joined(m) => match donor("HostConfig.IpcMode", m)? {
+            Some(id) => IpcMode::Container(id),
+            None => IpcMode::Private,
+        },
+        m => IpcMode::parse(m).map_err(|e| invalid("HostConfig.IpcMode", e))?,
     };
     c.host_namespaces = HostNamespaces {
         pid: host("HostConfig.PidMode", &hc.pid_mode, &[])?,
@@ -482,6 +513,12 @@ fn namespaces(spec: &ContainerSpec, c: &mut ContainerConfig) -> Result<(), SpecE
         c.domainname = Some(spec.domainname.clone());
     }
     Ok(())
+}
+
+/// Whether a namespace mode names another container's (`container:NAME`, Compose's
+/// `service:NAME`).
+fn is_joined(mode: &str) -> bool {
+    mode.starts_with("container:") || mode.starts_with("service:")
 }
 
 /// `NetworkMode`: a bridge network (attached after the create), host, none or another

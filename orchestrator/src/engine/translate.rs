@@ -315,7 +315,9 @@ pub fn service_spec(
             .collect(),
         device_cgroup_rules: svc.device_cgroup_rules.clone(),
         annotations: svc.annotations.clone().unwrap_or_default(),
-        pid_mode: host_mode(&svc.pid),
+        // `service:`/`container:` are joined by the engine (`Engine::join_shared_namespaces`).
+        pid_mode: svc.pid.clone().unwrap_or_default(),
+        ipc_mode: svc.ipc.clone().unwrap_or_default(),
         uts_mode: host_mode(&svc.uts),
         cgroupns_mode: svc.cgroup.clone().unwrap_or_default(),
         ..Default::default()

@@ -203,6 +203,59 @@ pub struct ContainerConfig {
     /// NIS domain name in the container's UTS namespace (`--domainname`).
     #[serde(default)]
     pub domainname: Option<String>,
+    /// The container whose PID namespace this one joins (`--pid container:X`, compose
+    /// `pid: service:X`), by id; resolved to its running process at each start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_from: Option<String>,
+    /// The IPC namespace and /dev/shm (`--ipc`, compose `ipc:`).
+    #[serde(default)]
+    pub ipc: IpcMode,
+}
+
+/// Docker's IPC modes: whose System V IPC objects, POSIX message queues and /dev/shm the
+/// container sees.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IpcMode {
+    /// Its own namespace, which no other container may join (Docker's default).
+    #[default]
+    Private,
+    /// Its own namespace, which other containers may join.
+    Shareable,
+    /// Its own namespace without a /dev/shm.
+    None,
+    /// The host's namespace and /dev/shm.
+    Host,
+    /// The namespace and /dev/shm of the container with this id (shareable or host), resolved
+    /// to its running process at each start.
+    Container(String),
+}
+
+impl IpcMode {
+    /// Parses Docker's `IpcMode` (`""`, `private`, `shareable`, `none`, `host`,
+    /// `container:X`); for `container:` the caller resolves the name to an id.
+    pub fn parse(mode: &str) -> Result<IpcMode, String> {
+        Ok(match mode {
+            "" | "private" => IpcMode::Private,
+            "shareable" => IpcMode::Shareable,
+            "none" => IpcMode::None,
+            "host" => IpcMode::Host,
+            m => match m.strip_prefix("container:") {
+                Some(c) if !c.is_empty() => IpcMode::Container(c.to_string()),
+                _ => {
+                    return Err(format!(
+                        "{m:?}: expected private, shareable, none, host or container:NAME"
+                    ));
+                }
+            },
+        })
+    }
+
+    /// Whether another container may join this one's IPC namespace (Docker allows
+    /// shareable and host donors only).
+    pub fn is_joinable(&self) -> bool {
+        matches!(self, IpcMode::Shareable | IpcMode::Host)
+    }
 }
 
 /// Which of the container's namespaces are the host's (Docker's `host` modes); the rest are
@@ -264,6 +317,8 @@ impl ContainerConfig {
             annotations: BTreeMap::new(),
             host_namespaces: HostNamespaces::default(),
             domainname: None,
+            pid_from: None,
+            ipc: IpcMode::Private,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod exec;
 mod freeze;
 mod image_ref;
 pub mod init;
+mod joined;
 mod lifecycle;
 pub mod logs;
 pub mod mounts;
@@ -41,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub use config::{
-    ContainerConfig, ExecConfig, FileOwner, HostNamespaces, MountSpec, NetworkMode, Resources,
+    ContainerConfig, ExecConfig, FileOwner, HostNamespaces, IpcMode, MountSpec, NetworkMode, Resources,
     RootfsSource, SecurityOpt, Ulimit,
 };
 pub use image_ref::IMAGE_REF_FILE;
@@ -213,6 +214,7 @@ pub(crate) fn remove_files(rec: &Record) {
 /// What makes a container known: its dirs and its name. The shim of a `--rm` container
 /// removes these before reporting the exit and unpins the netns afterwards.
 pub(crate) fn remove_record(rec: &Record) {
+    joined::unmount_shm(&rec.dir);
     let _ = fs::remove_dir_all(&rec.run_dir);
     // Renamed aside first: a removal cut short (kill -9) leaves a dir that recovery deletes
     // (`Runtime::repair_index`), never half of a container dir that still looks like one.
@@ -534,6 +536,7 @@ impl Runtime {
                 volume_dirs: &rec.volumes,
                 cgroup: &rec.cgroup,
                 user: user.as_ref(),
+                shm: &joined::shm_dir(&dir),
             },
         )?;
         // The log exists from the start so a foreground reader can open it before the shim

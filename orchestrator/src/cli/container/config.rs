@@ -326,6 +326,7 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
     }
     hc.volumes_from = a.volumes_from.clone();
     hc.pid_mode = a.pid.clone().unwrap_or_default();
+    hc.ipc_mode = a.ipc.clone().unwrap_or_default();
     hc.uts_mode = a.uts.clone().unwrap_or_default();
     hc.cgroupns_mode = a.cgroupns.clone().unwrap_or_default();
     spec.domainname = a.domainname.clone().unwrap_or_default();

@@ -20,7 +20,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 20] = [
+        let raw: [(&'static str, bool); 18] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
@@ -30,18 +30,6 @@ impl Service {
             ("label_file", self.label_file.is_some()),
             ("use_api_socket", self.use_api_socket.is_some()),
             ("isolation", self.isolation.is_some()),
-            // Every container gets a private IPC namespace.
-            (
-                "ipc",
-                self.ipc
-                    .as_deref()
-                    .is_some_and(|m| m != "private" && m != "shareable"),
-            ),
-            // `host` is the host's PID namespace; another container's is not joined.
-            (
-                "pid (service:/container: namespaces are not joined)",
-                self.pid.as_deref().is_some_and(|m| m != "host"),
-            ),
             ("cpu_count", self.cpu_count.is_some()),
             ("cpu_percent", self.cpu_percent.is_some()),
             ("cpu_rt_period", self.cpu_rt_period.is_some()),

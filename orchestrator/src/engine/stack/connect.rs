@@ -248,30 +248,7 @@ impl Engine {
         let Some(mode) = svc.network_mode.as_deref() else {
             return Ok(());
         };
-        let target = if let Some(dep) = mode.strip_prefix("service:") {
-            let mut running: Vec<Member> =
-                project_members::of_project(&self.runtime, &project.name, OneOffs::Exclude)
-                    .into_iter()
-                    .filter(|m| m.state.status == Status::Running && m.service == dep)
-                    .collect();
-            running.sort_by_key(|m| m.number);
-            running.into_iter().next().map(|m| m.rec).ok_or_else(|| {
-                format!(
-                    "service {service}: network_mode {mode}: service {dep} has no running container"
-                )
-            })?
-        } else if let Some(name) = mode.strip_prefix("container:") {
-            let rec = self
-                .runtime
-                .resolve(name)
-                .map_err(|err| format!("service {service}: network_mode {mode}: {err}"))?;
-            if !self.runtime.is_running(&rec) {
-                return Err(format!(
-                    "service {service}: network_mode {mode}: container {name} is not running"
-                ));
-            }
-            rec
-        } else {
+        let Some(target) = self.shared_target(project, service, "network_mode", mode)? else {
             return Ok(());
         };
         cfg.network = match (&target.netns, &target.config.network) {

@@ -42,6 +42,7 @@ mod backend;
 mod connect;
 mod network_join;
 mod observe;
+mod shared_namespaces;
 mod verbs;
 mod volumes_from;
 
@@ -527,6 +528,7 @@ impl Engine {
         reference: &str,
     ) -> Result<Record, String> {
         self.join_shared_network(project, service, svc, &mut t.config)?;
+        self.join_shared_namespaces(project, service, svc, &mut t.config)?;
         self.share_service_volumes(project, service, svc, &mut t.config)?;
         // A service on no network (its own namespace, nothing attached) joins none.
         let connect = t.connect.filter(|_| !svc.networks.is_empty());
