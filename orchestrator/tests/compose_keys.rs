@@ -248,9 +248,8 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.hostname", Engine(".hostname")),
     ("services.*.image", Engine(".image")),
     ("services.*.init", Engine(".init")),
-    // `shareable` and `private` run (every container has its own IPC namespace); `host` and
-    // `service:NAME` are warned.
-    ("services.*.ipc", Loader),
+    // Every mode runs: private, shareable, none, host, service:/container: (joined).
+    ("services.*.ipc", Engine("ipc_mode: svc.ipc")),
     ("services.*.isolation", Warned("services.all.isolation")),
     ("services.*.label_file", Warned("services.all.label_file")),
     ("services.*.labels", Engine("svc.labels")),
@@ -298,7 +297,7 @@ const KEYS: &[(&str, Class)] = &[
         Warned("services.all.oom_kill_disable"),
     ),
     ("services.*.oom_score_adj", Engine("svc.oom_score_adj")),
-    ("services.*.pid", Engine("host_mode(&svc.pid)")),
+    ("services.*.pid", Engine("pid_mode: svc.pid")),
     ("services.*.pids_limit", Engine(".pids_limit")),
     // The host's own platform runs; another is warned.
     ("services.*.platform", Loader),
