@@ -358,7 +358,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.volumes[].consistency", Loader),
     (
         "services.*.volumes[].bind.propagation",
-        Warned("services.all.volumes[0].bind.propagation"),
+        Engine("b.propagation"),
     ),
     (
         "services.*.volumes[].bind.create_host_path",
@@ -375,10 +375,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.volumes[].bind", Loader),
     ("services.*.volumes[].volume", Loader),
     ("services.*.volumes[].volume.nocopy", Engine("o.nocopy")),
-    (
-        "services.*.volumes[].volume.subpath",
-        Warned("services.all.volumes[1].volume.subpath"),
-    ),
+    ("services.*.volumes[].volume.subpath", Engine("o.subpath")),
     ("services.*.volumes[].tmpfs", Engine(".tmpfs")),
     ("services.*.volumes[].tmpfs.size", Engine(".size")),
     ("services.*.volumes[].tmpfs.mode", Engine("mode: t.mode")),

@@ -231,13 +231,28 @@ pub struct HostConfig {
     pub unsupported: Unsupported,
 }
 
+/// A bind mount's options (Docker's `BindOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct BindOptions {
+    /// `rprivate` (empty), `private`, `rshared`, `shared`, `rslave`, `slave`.
+    #[serde(deserialize_with = "nullable")]
+    pub propagation: String,
+    /// What berth does not run (`NonRecursive`, `CreateMountpoint`...): refused by name when set.
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
+}
+
 /// A volume mount's options (Docker's `VolumeOptions`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct VolumeOptions {
     /// Leave an empty volume empty instead of filling it from the image.
     pub no_copy: bool,
-    /// What berth does not run (`Subpath`, `DriverConfig`, `Labels`): refused by name when set.
+    /// Mount only this directory of the volume (relative, inside it).
+    #[serde(deserialize_with = "nullable")]
+    pub subpath: String,
+    /// What berth does not run (`DriverConfig`, `Labels`): refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
 }
@@ -269,8 +284,10 @@ pub struct Mount {
     pub target: String,
     pub read_only: bool,
     pub tmpfs_options: Option<TmpfsOptions>,
-    /// A volume's options (`NoCopy`).
+    /// A volume's options (`NoCopy`, `Subpath`).
     pub volume_options: Option<VolumeOptions>,
+    /// A bind mount's options (`Propagation`).
+    pub bind_options: Option<BindOptions>,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
@@ -463,6 +480,12 @@ impl ContainerSpec {
             if let Some(o) = &m.volume_options {
                 refuse(
                     &format!("HostConfig.Mounts[{i}].VolumeOptions."),
+                    &o.unsupported,
+                )?;
+            }
+            if let Some(o) = &m.bind_options {
+                refuse(
+                    &format!("HostConfig.Mounts[{i}].BindOptions."),
                     &o.unsupported,
                 )?;
             }

@@ -14,8 +14,8 @@ use berth_netd::ports::{PortMapping, Protocol};
 use berth_runtime::container::config::ProcessOverrides;
 use berth_runtime::container::volumes::anonymous_name;
 use berth_runtime::container::{
-    ContainerConfig, HostNamespaces, IpcMode, MountSpec, NetworkMode, Record, Resources,
-    RootfsSource, SecurityOpt, Ulimit,
+    ContainerConfig, HostNamespaces, IpcMode, MountSpec, NetworkMode, Propagation, Record,
+    Resources, RootfsSource, SecurityOpt, Ulimit,
 };
 use berth_runtime::image::Image;
 
@@ -253,8 +253,12 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
         };
         let target = absolute(field, dst)?;
         let read_only = opts.split(',').any(|o| o == "ro");
+        let propagation = opts
+            .split(',')
+            .find_map(|o| Propagation::parse(o).ok());
         c.mounts.push(if src.starts_with('/') {
             MountSpec::Bind {
+                propagation,
                 source: src.into(),
                 target,
                 read_only,
@@ -262,6 +266,7 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
             }
         } else {
             MountSpec::Volume {
+                subpath: None,
                 name: src.to_string(),
                 target,
                 read_only,
@@ -280,12 +285,26 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
                 ));
             }
             "bind" => MountSpec::Bind {
+                propagation: match m.bind_options.as_ref().map(|o| o.propagation.as_str()) {
+                    None | Some("") => None,
+                    Some(p) => Some(
+                        Propagation::parse(p)
+                            .map_err(|e| invalid(format!("{field}.BindOptions.Propagation"), e))?,
+                    ),
+                },
                 source: m.source.clone().into(),
                 target,
                 read_only: m.read_only,
                 owned_copy: None,
             },
             "volume" | "" => MountSpec::Volume {
+                subpath: match m.volume_options.as_ref().map(|o| o.subpath.as_str()) {
+                    None | Some("") => None,
+                    Some(sub) => Some(
+                        volume_subpath(sub)
+                            .map_err(|e| invalid(format!("{field}.VolumeOptions.Subpath"), e))?,
+                    ),
+                },
                 name: if m.source.is_empty() {
                     fresh(&target)
                 } else {
@@ -358,6 +377,7 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
         }
         let name = fresh(&target);
         c.mounts.push(MountSpec::Volume {
+            subpath: None,
             name,
             target,
             read_only: false,
@@ -513,6 +533,24 @@ fn namespaces(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Re
         c.domainname = Some(spec.domainname.clone());
     }
     Ok(())
+}
+
+/// A volume's `Subpath` as Docker takes it: a relative path that stays inside the volume
+/// (no `..` leads out of it; links are resolved inside the volume at mount time).
+fn volume_subpath(sub: &str) -> Result<PathBuf, String> {
+    let mut depth = 0i32;
+    for c in Path::new(sub).components() {
+        match c {
+            std::path::Component::Normal(_) => depth += 1,
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => depth -= 1,
+            _ => return Err(format!("{sub:?} must be a relative path inside the volume")),
+        }
+        if depth < 0 {
+            return Err(format!("{sub:?} leads out of the volume"));
+        }
+    }
+    Ok(PathBuf::from(sub))
 }
 
 /// Whether a namespace mode names another container's (`container:NAME`, Compose's

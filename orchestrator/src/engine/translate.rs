@@ -165,9 +165,18 @@ pub fn service_spec(
             volume_options: v
                 .volume
                 .as_ref()
-                .filter(|o| o.nocopy == Some(true))
-                .map(|_| crate::api::container::VolumeOptions {
-                    no_copy: true,
+                .filter(|o| o.nocopy == Some(true) || o.subpath.is_some())
+                .map(|o| crate::api::container::VolumeOptions {
+                    no_copy: o.nocopy == Some(true),
+                    subpath: o.subpath.clone().unwrap_or_default(),
+                    ..Default::default()
+                }),
+            bind_options: v
+                .bind
+                .as_ref()
+                .and_then(|b| b.propagation.clone())
+                .map(|propagation| crate::api::container::BindOptions {
+                    propagation,
                     ..Default::default()
                 }),
             ..Default::default()

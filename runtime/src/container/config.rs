@@ -51,6 +51,10 @@ pub enum MountSpec {
         /// `uid`/`gid`/`mode`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owned_copy: Option<FileOwner>,
+        /// Mount propagation between the host and the container (`rprivate` when unset;
+        /// `private`, `rshared`, `shared`, `rslave`, `slave`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        propagation: Option<Propagation>,
     },
     /// A named volume under `<root>/volumes/NAME/_data`, created on first use and filled
     /// from the image's content at the target, as Docker does.
@@ -63,6 +67,10 @@ pub enum MountSpec {
         /// (`volume-nocopy`, compose `volume.nocopy`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         nocopy: bool,
+        /// Mount only this directory of the volume (relative, resolved inside the volume at
+        /// each start; compose `volume.subpath`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subpath: Option<PathBuf>,
     },
     /// A tmpfs with optional mount options (`size=64m,mode=1777`).
     Tmpfs {
@@ -70,6 +78,50 @@ pub enum MountSpec {
         #[serde(default)]
         options: Vec<String>,
     },
+}
+
+/// How mount events propagate between a bind mount and its host source (Docker's
+/// `bind-propagation`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Propagation {
+    Private,
+    Rprivate,
+    Shared,
+    Rshared,
+    Slave,
+    Rslave,
+}
+
+impl Propagation {
+    /// Parses Docker's names (`rprivate`, `shared`, ...).
+    pub fn parse(s: &str) -> Result<Propagation, String> {
+        Ok(match s {
+            "private" => Propagation::Private,
+            "rprivate" => Propagation::Rprivate,
+            "shared" => Propagation::Shared,
+            "rshared" => Propagation::Rshared,
+            "slave" => Propagation::Slave,
+            "rslave" => Propagation::Rslave,
+            other => {
+                return Err(format!(
+                    "{other:?}: expected private, rprivate, shared, rshared, slave or rslave"
+                ));
+            }
+        })
+    }
+
+    /// The OCI mount option.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Propagation::Private => "private",
+            Propagation::Rprivate => "rprivate",
+            Propagation::Shared => "shared",
+            Propagation::Rshared => "rshared",
+            Propagation::Slave => "slave",
+            Propagation::Rslave => "rslave",
+        }
+    }
 }
 
 /// The owner and permission bits of a file berth copies for a container.

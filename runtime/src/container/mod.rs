@@ -42,8 +42,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub use config::{
-    ContainerConfig, ExecConfig, FileOwner, HostNamespaces, IpcMode, MountSpec, NetworkMode, Resources,
-    RootfsSource, SecurityOpt, Ulimit,
+    ContainerConfig, ExecConfig, FileOwner, HostNamespaces, IpcMode, MountSpec, NetworkMode,
+    Propagation, Resources, RootfsSource, SecurityOpt, Ulimit,
 };
 pub use image_ref::IMAGE_REF_FILE;
 pub use lifecycle::{ExitInfo, ExitWatch, USER_STOPPED};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 use serde_json::{Value, json};
 
-use super::config::{ContainerConfig, IpcMode, MountSpec, NetworkMode, Resources};
+use super::config::{ContainerConfig, IpcMode, MountSpec, NetworkMode, Propagation, Resources};
 
 /// Errors building a runtime spec.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,10 @@ pub enum SpecError {
     Cpus(f64),
     #[error(transparent)]
     Device(#[from] super::devices::DeviceError),
+    #[error(
+        "a volume subpath is not supported with an external runtime: mount the volume, or run it with berth's own"
+    )]
+    SubpathExternal,
 }
 
 /// Docker's default capability set: what a container's root keeps.
@@ -279,6 +283,10 @@ pub fn default_seccomp() -> Value {
 /// from the image.
 pub const NOCOPY: &str = "nocopy";
 
+/// berth's mount option naming the directory of a volume to mount (`volume.subpath`), read by
+/// the rootfs setup: `berth-subpath=REL`.
+pub const SUBPATH: &str = "berth-subpath=";
+
 /// Paths the spec refers to, decided by the caller's layout.
 pub struct SpecPaths<'a> {
     /// Mount point of the rootfs (or the plain rootfs directory itself).
@@ -399,17 +407,27 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
     }
     let mut vols = p.volume_dirs.iter();
+    // 0: the container's mounts are private; 1: slaves of the host's (a bind asks for
+    // slave propagation); 2: the host's own propagation kept (a bind asks for shared).
+    let mut root_propagation = 0;
     for m in &cfg.mounts {
         match m {
             MountSpec::Bind {
                 source,
                 target,
                 read_only,
+                propagation,
                 ..
             } => {
-                let mut o = vec!["rbind", "rprivate"];
+                let prop = propagation.unwrap_or(Propagation::Rprivate);
+                root_propagation = root_propagation.max(match prop {
+                    Propagation::Shared | Propagation::Rshared => 2,
+                    Propagation::Slave | Propagation::Rslave => 1,
+                    _ => 0,
+                });
+                let mut o = vec!["rbind".to_string(), prop.as_str().to_string()];
                 if *read_only {
-                    o.push("ro");
+                    o.push("ro".into());
                 }
                 mounts.push(
                     json!({"destination": target, "type": "bind", "source": source, "options": o}),
@@ -419,16 +437,25 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
                 target,
                 read_only,
                 nocopy,
+                subpath,
                 ..
             } => {
-                let mut o = vec!["rbind", "rprivate"];
+                let mut o = vec!["rbind".to_string(), "rprivate".to_string()];
                 if *read_only {
-                    o.push("ro");
+                    o.push("ro".into());
                 }
                 // berth's own rootfs setup fills empty volumes from the image; this option
                 // (no mount flag) tells it not to. External runtimes fill none.
                 if *nocopy && cfg.oci_runtime.is_none() {
-                    o.push(NOCOPY);
+                    o.push(NOCOPY.into());
+                }
+                // Resolved inside the volume by berth's own init when it mounts (what a
+                // container put there meanwhile cannot lead out of it).
+                if let Some(sub) = subpath {
+                    if cfg.oci_runtime.is_some() {
+                        return Err(SpecError::SubpathExternal);
+                    }
+                    o.push(format!("{SUBPATH}{}", sub.display()));
                 }
                 let src = vols.next().cloned().unwrap_or_default();
                 mounts.push(
@@ -512,6 +539,11 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         "resources": resources,
         "sysctl": cfg.sysctls,
     });
+    match root_propagation {
+        1 => linux["rootfsPropagation"] = json!("rslave"),
+        2 => linux["rootfsPropagation"] = json!("rshared"),
+        _ => {}
+    }
     if !cfg.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);

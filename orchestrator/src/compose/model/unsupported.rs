@@ -271,17 +271,9 @@ fn mount_options_not_run(v: &ServiceVolume) -> Vec<&'static str> {
     let mut out = Vec::new();
     if let Some(b) = &v.bind {
         for (key, set) in [
-            ("bind.propagation", b.propagation.is_some()),
             ("bind.selinux", b.selinux.is_some()),
             ("bind.recursive", b.recursive.is_some()),
         ] {
-            if set {
-                out.push(key);
-            }
-        }
-    }
-    if let Some(o) = &v.volume {
-        for (key, set) in [("volume.subpath", o.subpath.is_some())] {
             if set {
                 out.push(key);
             }

@@ -208,6 +208,7 @@ impl Builder<'_> {
                 MountKind::Cache => {
                     let dir = self.cache_dir(display, pm, stages, &mut out)?;
                     out.specs.push(MountSpec::Bind {
+                        propagation: None,
                         source: dir,
                         target: PathBuf::from(m.target.clone().unwrap_or_default()),
                         read_only: m.read_only,
@@ -217,6 +218,7 @@ impl Builder<'_> {
                 MountKind::Bind => {
                     let source = self.bind_source(display, pm, ctx, stages, &mut out)?;
                     out.specs.push(MountSpec::Bind {
+                        propagation: None,
                         source,
                         target: PathBuf::from(m.target.clone().unwrap_or_default()),
                         read_only: m.read_only,
@@ -271,6 +273,7 @@ impl Builder<'_> {
             .map_err(io("chown", &file))?;
         inroot::fchmod(f.as_fd(), m.mode.unwrap_or(0o400)).map_err(io("chmod", &file))?;
         out.specs.push(MountSpec::Bind {
+            propagation: None,
             source: file,
             target: PathBuf::from(target),
             read_only: true,
