@@ -251,7 +251,7 @@ const KEYS: &[(&str, Class)] = &[
     // Every mode runs: private, shareable, none, host, service:/container: (joined).
     ("services.*.ipc", Engine("ipc_mode: svc.ipc")),
     ("services.*.isolation", Warned("services.all.isolation")),
-    ("services.*.label_file", Warned("services.all.label_file")),
+    ("services.*.label_file", Loader),
     ("services.*.labels", Engine("svc.labels")),
     ("services.*.links", Engine(".links")),
     ("services.*.logging", Engine(".logging")),

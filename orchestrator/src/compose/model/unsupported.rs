@@ -20,14 +20,13 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 18] = [
+        let raw: [(&'static str, bool); 17] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
             ("models", self.models.is_some()),
             ("provider", self.provider.is_some()),
             ("storage_opt", self.storage_opt.is_some()),
-            ("label_file", self.label_file.is_some()),
             ("use_api_socket", self.use_api_socket.is_some()),
             ("isolation", self.isolation.is_some()),
             ("cpu_count", self.cpu_count.is_some()),
