@@ -226,7 +226,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.extends.service", Loader),
     (
         "services.*.external_links",
-        Warned("services.all.external_links"),
+        Engine("svc.external_links"),
     ),
     ("services.*.extra_hosts", Engine(".extra_hosts")),
     ("services.*.gpus", Warned("services.all.gpus")),
@@ -344,7 +344,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.ulimits", Engine(".ulimits")),
     (
         "services.*.use_api_socket",
-        Warned("services.all.use_api_socket"),
+        Engine("svc.use_api_socket"),
     ),
     ("services.*.user", Engine(".user")),
     ("services.*.userns_mode", Warned("services.all.userns_mode")),

@@ -329,6 +329,10 @@ pub struct ContainerConnect {
     pub dns_search: Vec<String>,
     #[serde(default)]
     pub dns_options: Vec<String>,
+    /// Legacy links `(alias, container name)`: the alias resolves to that container for this
+    /// container alone (compose `external_links`).
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
 }
 
 /// Answer of `POST /v1/container/rename`.

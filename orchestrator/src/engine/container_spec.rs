@@ -913,6 +913,7 @@ fn connect_request(
         extra_hosts: extra_hosts.to_vec(),
         dns_search: hc.dns_search.clone(),
         dns_options: hc.dns_options.clone(),
+        links: Vec::new(),
     }))
 }
 

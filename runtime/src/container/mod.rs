@@ -231,6 +231,11 @@ pub(crate) fn remove_record(rec: &Record) {
 }
 
 impl Runtime {
+    /// The instance's run directory (sockets, pins), where its daemon's sockets live.
+    pub fn run_dir(&self) -> &Path {
+        &self.cfg.run
+    }
+
     /// An API over the instance described by `cfg`.
     pub fn new(cfg: RuntimeConfig) -> Runtime {
         Runtime { cfg }

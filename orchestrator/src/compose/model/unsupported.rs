@@ -20,14 +20,13 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 17] = [
+        let raw: [(&'static str, bool); 15] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
             ("models", self.models.is_some()),
             ("provider", self.provider.is_some()),
             ("storage_opt", self.storage_opt.is_some()),
-            ("use_api_socket", self.use_api_socket.is_some()),
             ("isolation", self.isolation.is_some()),
             ("cpu_count", self.cpu_count.is_some()),
             ("cpu_percent", self.cpu_percent.is_some()),
@@ -37,7 +36,6 @@ impl Service {
                 "cpu_period",
                 self.cpu_period.is_some() && self.cpu_quota.is_none(),
             ),
-            ("external_links", !self.external_links.is_empty()),
             ("oom_kill_disable", self.oom_kill_disable.is_some()),
             ("userns_mode", self.userns_mode.is_some()),
             (

@@ -35,6 +35,8 @@ pub(super) struct Attachment {
     pub extra_hosts: Vec<(String, String)>,
     /// Search domains and options replacing the host's in resolv.conf.
     pub resolv: ContainerResolvOverrides,
+    /// Legacy links `(alias, container name)` that resolve for this container alone.
+    pub links: Vec<(String, String)>,
 }
 
 /// Why [`Engine::attach`] failed; callers word it for the keys the user wrote.
@@ -114,6 +116,7 @@ impl Engine {
                 &dns_names,
                 &how.extra_hosts,
                 &how.resolv,
+                &how.links,
             )
             .await
         {
@@ -136,6 +139,7 @@ impl Engine {
         dns_names: &BTreeMap<String, Vec<String>>,
         extra_hosts: &[(String, String)],
         resolv: &ContainerResolvOverrides,
+        links: &[(String, String)],
     ) -> Result<(), AttachError> {
         let mut hosts =
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
@@ -164,6 +168,13 @@ impl Engine {
                         addresses: endpoint_addresses(ep),
                         dns_servers: crate::engine::labels::dns_servers(&rec.config.labels),
                         names: dns_names.get(&net_name).cloned().unwrap_or_default(),
+                        links: links
+                            .iter()
+                            .map(|(alias, target)| berth_netd::dns::LinkAlias {
+                                alias: alias.clone(),
+                                target: target.clone(),
+                            })
+                            .collect(),
                         ..Default::default()
                     },
                 )

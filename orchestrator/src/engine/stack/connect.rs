@@ -93,6 +93,7 @@ impl Engine {
             ports: req.ports,
             extra_hosts: req.extra_hosts,
             resolv: resolv_overrides(&req.dns_search, &req.dns_options),
+            links: req.links,
         };
         self.attach(rec, &hostname, how)
             .await
