@@ -224,10 +224,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.extends", Loader),
     ("services.*.extends.file", Loader),
     ("services.*.extends.service", Loader),
-    (
-        "services.*.external_links",
-        Engine("svc.external_links"),
-    ),
+    ("services.*.external_links", Engine("svc.external_links")),
     ("services.*.extra_hosts", Engine(".extra_hosts")),
     ("services.*.gpus", Warned("services.all.gpus")),
     ("services.*.group_add", Engine("svc.group_add")),
@@ -286,7 +283,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     (
         "services.*.networks.*.interface_name",
-        Warned("services.all.networks.front.interface_name"),
+        Engine("o.interface_name"),
     ),
     (
         "services.*.networks.*.driver_opts",
@@ -342,10 +339,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.tmpfs", Engine("tmpfs: svc")),
     ("services.*.tty", Engine(".tty")),
     ("services.*.ulimits", Engine(".ulimits")),
-    (
-        "services.*.use_api_socket",
-        Engine("svc.use_api_socket"),
-    ),
+    ("services.*.use_api_socket", Engine("svc.use_api_socket")),
     ("services.*.user", Engine(".user")),
     ("services.*.userns_mode", Warned("services.all.userns_mode")),
     ("services.*.uts", Engine("host_mode(&svc.uts)")),

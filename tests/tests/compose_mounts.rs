@@ -117,7 +117,10 @@ fn bind_propagation_carries_mounts_as_asked() {
     }
     let sub = src.join("sub");
     std::fs::create_dir_all(&sub).expect("sub");
-    assert!(run("mount", &["-t", "tmpfs", "tmpfs", &sub.display().to_string()]));
+    assert!(run(
+        "mount",
+        &["-t", "tmpfs", "tmpfs", &sub.display().to_string()]
+    ));
     std::fs::write(sub.join("hello"), "hi\n").expect("hello");
     let slave = logs_when_done(&host, "pg-slave-1");
     let private = logs_when_done(&host, "pg-private-1");
@@ -127,7 +130,11 @@ fn bind_propagation_carries_mounts_as_asked() {
     assert!(slave.lines().any(|l| l == "seen hi"), "{slave}");
     assert!(private.lines().any(|l| l.trim() == "seen"), "{private}");
     assert!(shared.contains("done"), "{shared}");
-    assert_eq!(from_container.trim(), "c", "the container's mount on the host");
+    assert_eq!(
+        from_container.trim(),
+        "c",
+        "the container's mount on the host"
+    );
 }
 
 /// `down`, then the test's own mounts, then the leak check.
@@ -199,7 +206,11 @@ fn volume_subpath_mounts_a_directory_inside_the_volume() {
         .to_string();
     let mut names: Vec<&str> = listed.split_whitespace().collect();
     names.sort();
-    assert_eq!(names, ["etc", "out", "sub", "up"], "the volume's root: {rel}");
+    assert_eq!(
+        names,
+        ["etc", "out", "sub", "up"],
+        "the volume's root: {rel}"
+    );
     down_clean(&host);
 }
 

@@ -1,6 +1,7 @@
 //! Compose keys that share something with another container or the host, observed inside
 //! the running containers, end to end as root with the real binary: `pid` and `ipc` as
-//! `service:`/`container:`/`host` (and `container run --pid/--ipc`).
+//! `service:`/`container:`/`host` (and `container run --pid/--ipc`), `label_file`,
+//! `use_api_socket`, `interface_name` and `external_links`.
 
 use std::time::{Duration, Instant};
 
@@ -207,4 +208,98 @@ fn container_run_pid_and_ipc_join_a_container() {
     assert!(leaks.is_empty(), "rm left: {leaks:#?}");
     assert_eq!(field(&text, "shm"), Some("from-donor"), "{text}");
     assert!(text.lines().any(|l| l == "sees-donor"), "{text}");
+}
+
+const LINKED: &str = r#"
+name: ek
+services:
+  app:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    label_file: [labels.env, more.env]
+    labels: {b: explicit}
+    use_api_socket: true
+    external_links: ["ek-outside:db"]
+    networks:
+      front: {interface_name: front0}
+    command: ["sh", "-c", "echo ifs $$(ls /sys/class/net); [ -S /var/run/docker.sock ] && echo api-socket; nslookup db 2>&1; echo done; exec sleep 3600"]
+  other:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    networks: [front]
+    command: ["sh", "-c", "nslookup db 2>&1; echo done; exec sleep 3600"]
+networks:
+  front:
+    name: ek-shared
+    external: true
+"#;
+
+/// `label_file` merges its labels under `labels` (later files and `labels` win);
+/// `use_api_socket` binds berth's Docker API socket at /var/run/docker.sock; a network's
+/// `interface_name` names the interface inside; `external_links` resolves a container outside
+/// the project under its alias, for the linking service alone.
+#[test_with::root()]
+#[test]
+fn label_file_api_socket_interface_name_and_external_links_apply() {
+    host::require_tools();
+    let host = Host::new("ek");
+    host.busybox_image();
+    host.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.231.7.0/24",
+        "ek-shared",
+    ]);
+    host.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "ek-outside",
+        "--network",
+        "ek-shared",
+        "busybox:e2e",
+        "sleep",
+        "3600",
+    ]);
+    std::fs::write(host.stack.join("labels.env"), "a=1\nb=from-file\nc=first\n").expect("labels");
+    std::fs::write(host.stack.join("more.env"), "c=second\n").expect("labels");
+    std::fs::write(host.stack.join("compose.yaml"), LINKED).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let app = logs_when_done(&host, "ek-app-1");
+    let other = logs_when_done(&host, "ek-other-1");
+    let inspect = host.ok(&["container", "inspect", "ek-app-1", "ek-outside"]);
+    host.ok(&["down", "-t", "1"]);
+    host.berth(&["container", "rm", "-f", "ek-outside"]);
+    host.berth(&["network", "rm", "ek-shared"]);
+    assert!(out.status.success(), "{stderr}");
+    for key in [
+        "label_file",
+        "use_api_socket",
+        "interface_name",
+        "external_links",
+    ] {
+        assert!(!stderr.contains(key), "no warning about {key}: {stderr}");
+    }
+    let doc: serde_json::Value = serde_json::from_str(&inspect).expect("inspect json");
+    let labels = &doc[0]["Config"]["labels"];
+    assert_eq!(labels["a"], "1", "{labels}");
+    assert_eq!(labels["b"], "explicit", "{labels}");
+    assert_eq!(labels["c"], "second", "{labels}");
+    let outside = doc[1]["NetworkSettings"]["Networks"]["ek-shared"]["IPAddress"]
+        .as_str()
+        .expect("the outside container's address")
+        .to_string();
+    let ifs = field(&app, "ifs").unwrap_or_default();
+    assert!(ifs.split(' ').any(|i| i == "front0"), "{app}");
+    assert!(!ifs.split(' ').any(|i| i == "eth0"), "{app}");
+    assert!(app.lines().any(|l| l == "api-socket"), "{app}");
+    assert!(app.contains(&outside), "db is {outside} for app: {app}");
+    assert!(!other.contains(&outside), "db is app's alone: {other}");
+    let leaks = host.leaks(&[]);
+    assert!(leaks.is_empty(), "left: {leaks:#?}");
 }

@@ -407,10 +407,18 @@ pub struct EndpointSettings {
     /// Which network carries the default route: the highest wins, ties go to the order the
     /// networks are joined in (`NetworkMode`'s first).
     pub gw_priority: i64,
+    /// Driver options of the endpoint: berth runs [`IFNAME_OPT`] (the interface's name in
+    /// the container); any other is refused by name.
+    #[serde(deserialize_with = "nullable")]
+    pub driver_opts: BTreeMap<String, String>,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
 }
+
+/// The endpoint driver option naming the interface inside the container (Docker's, which
+/// Compose sets from `interface_name`).
+pub const IFNAME_OPT: &str = "com.docker.network.endpoint.ifname";
 
 /// A static address on a network.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -309,6 +309,9 @@ pub struct ContainerNetwork {
     /// Default-route priority before the join order is counted in (Docker's `GwPriority`).
     #[serde(default)]
     pub priority: i32,
+    /// The interface's name inside the container (compose `interface_name`), else `ethN`.
+    #[serde(default)]
+    pub interface_name: Option<String>,
 }
 
 /// Body of `POST /v1/container/connect`: attach a created single container before it starts.

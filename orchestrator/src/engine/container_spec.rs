@@ -253,9 +253,7 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
         };
         let target = absolute(field, dst)?;
         let read_only = opts.split(',').any(|o| o == "ro");
-        let propagation = opts
-            .split(',')
-            .find_map(|o| Propagation::parse(o).ok());
+        let propagation = opts.split(',').find_map(|o| Propagation::parse(o).ok());
         c.mounts.push(if src.starts_with('/') {
             MountSpec::Bind {
                 propagation,
@@ -475,7 +473,11 @@ fn devices(hc: &HostConfig, c: &mut ContainerConfig) -> Result<(), SpecError> {
 
 /// `PidMode`, `IpcMode`, `UTSMode`, `CgroupnsMode` (the container's own namespace, the
 /// host's or, for PID and IPC, another container's) and `Domainname`.
-fn namespaces(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result<(), SpecError> {
+fn namespaces(
+    spec: &ContainerSpec,
+    cx: &Context,
+    c: &mut ContainerConfig,
+) -> Result<(), SpecError> {
     let hc = &spec.host_config;
     let host = |field: &str, value: &str, own: &[&str]| -> Result<bool, SpecError> {
         match value {
@@ -889,6 +891,18 @@ fn connect_request(
         let Some(ep) = ep else { continue };
         let field = format!("NetworkingConfig.EndpointsConfig.{}", n.name);
         n.aliases = ep.aliases.clone();
+        for (k, v) in &ep.driver_opts {
+            if k != crate::api::container::IFNAME_OPT {
+                return Err(invalid(
+                    format!("{field}.DriverOpts.{k}"),
+                    format!(
+                        "{v:?}: only {} is supported",
+                        crate::api::container::IFNAME_OPT
+                    ),
+                ));
+            }
+            n.interface_name = Some(v.clone());
+        }
         n.mac_address = (!ep.mac_address.is_empty()).then(|| ep.mac_address.clone());
         n.priority = ep
             .gw_priority

@@ -526,6 +526,11 @@ fn service_networks(
                 ipam_config: ipam,
                 mac_address: o.mac_address.clone().unwrap_or_default(),
                 gw_priority: o.priority.unwrap_or(0),
+                driver_opts: o
+                    .interface_name
+                    .iter()
+                    .map(|n| (crate::api::container::IFNAME_OPT.to_string(), n.clone()))
+                    .collect(),
                 ..Default::default()
             },
         );

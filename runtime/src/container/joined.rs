@@ -82,10 +82,7 @@ impl Runtime {
             )
         })?;
         if donor.id == rec.id {
-            return Err(refuse(
-                rec,
-                format!("cannot join its own {kind} namespace"),
-            ));
+            return Err(refuse(rec, format!("cannot join its own {kind} namespace")));
         }
         let st = self.state(&donor)?;
         if !self.is_running(&donor) || st.pid <= 0 {
@@ -157,10 +154,9 @@ impl Runtime {
                 }
             }
         }
-        if let (Some(src), Some(mounts)) = (
-            shm,
-            spec.get_mut("mounts").and_then(Value::as_array_mut),
-        ) {
+        if let (Some(src), Some(mounts)) =
+            (shm, spec.get_mut("mounts").and_then(Value::as_array_mut))
+        {
             for m in mounts {
                 if m.get("destination").and_then(Value::as_str) == Some("/dev/shm") {
                     m["source"] = Value::String(src.clone());

@@ -277,7 +277,10 @@ pub fn mount_all(
             let mut src = m.source().clone().unwrap_or_default();
             // `volume.subpath`: the directory resolved inside the volume now, mounted through
             // the descriptor (a link in the volume resolves within it, `..` stops at its top).
-            let _sub_fd = match opts.iter().find_map(|o| o.strip_prefix(super::spec::SUBPATH)) {
+            let _sub_fd = match opts
+                .iter()
+                .find_map(|o| o.strip_prefix(super::spec::SUBPATH))
+            {
                 Some(sub) => {
                     let fd = InRoot::open(&src, Follow::InRoot)
                         .and_then(|vol| vol.open_path(sub.as_bytes()))

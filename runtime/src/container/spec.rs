@@ -487,13 +487,15 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
     let mut namespaces = vec![json!({"type": "mount"})];
     match &cfg.ipc {
         IpcMode::Host => {}
-        IpcMode::Container(id) => namespaces
-            .push(json!({"type": "ipc", "path": super::joined::unresolved(id, "ipc")})),
+        IpcMode::Container(id) => {
+            namespaces.push(json!({"type": "ipc", "path": super::joined::unresolved(id, "ipc")}))
+        }
         _ => namespaces.push(json!({"type": "ipc"})),
     }
     match &cfg.pid_from {
-        Some(id) => namespaces
-            .push(json!({"type": "pid", "path": super::joined::unresolved(id, "pid")})),
+        Some(id) => {
+            namespaces.push(json!({"type": "pid", "path": super::joined::unresolved(id, "pid")}))
+        }
         None if !host.pid => namespaces.push(json!({"type": "pid"})),
         None => {}
     }

@@ -140,11 +140,14 @@ pub(super) fn parse_mount(spec: &str) -> anyhow::Result<Mount> {
             "target" | "destination" | "dst" => m.target = v.to_string(),
             "readonly" | "ro" => m.read_only = v != "false" && v != "0",
             "volume-nocopy" | "volume-no-copy" => {
-                m.volume_options.get_or_insert_with(Default::default).no_copy =
-                    v != "false" && v != "0";
+                m.volume_options
+                    .get_or_insert_with(Default::default)
+                    .no_copy = v != "false" && v != "0";
             }
             "volume-subpath" => {
-                m.volume_options.get_or_insert_with(Default::default).subpath = v.to_string();
+                m.volume_options
+                    .get_or_insert_with(Default::default)
+                    .subpath = v.to_string();
             }
             "bind-propagation" => {
                 m.bind_options = Some(crate::api::container::BindOptions {

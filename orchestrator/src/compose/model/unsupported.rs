@@ -173,7 +173,6 @@ impl Project {
                 for (key, set) in [
                     ("link_local_ips", !o.link_local_ips.is_empty()),
                     ("gw_priority", o.gw_priority.is_some()),
-                    ("interface_name", o.interface_name.is_some()),
                     ("driver_opts", !o.driver_opts.is_empty()),
                 ] {
                     if set {

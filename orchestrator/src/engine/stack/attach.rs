@@ -22,6 +22,8 @@ pub(super) struct NetworkJoin {
     pub priority: i32,
     /// DNS names on this network besides the container's own name.
     pub aliases: Vec<String>,
+    /// The interface's name inside the container, else `ethN`.
+    pub interface_name: Option<String>,
 }
 
 /// What a container is attached with.
@@ -90,6 +92,7 @@ impl Engine {
             names.extend(join.aliases.iter().cloned());
             dns_names.insert(join.network.clone(), names);
             reqs.push(EndpointRequest {
+                interface_name: join.interface_name,
                 network: join.network,
                 ipv4_address: join.ipv4_address,
                 ipv6_address: join.ipv6_address,

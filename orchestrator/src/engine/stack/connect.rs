@@ -86,6 +86,7 @@ impl Engine {
                 mac_address: n.mac_address.clone(),
                 priority: n.priority.saturating_sub(i as i32),
                 aliases,
+                interface_name: n.interface_name.clone(),
             });
         }
         let how = Attachment {

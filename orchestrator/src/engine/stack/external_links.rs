@@ -15,9 +15,10 @@ impl Engine {
         let mut out = Vec::new();
         for (i, entry) in svc.external_links.iter().enumerate() {
             let (target, alias) = entry.split_once(':').unwrap_or((entry, entry));
-            let rec = self.runtime.resolve(target).map_err(|err| {
-                format!("service {service}: external_links[{i}] {entry}: {err}")
-            })?;
+            let rec = self
+                .runtime
+                .resolve(target)
+                .map_err(|err| format!("service {service}: external_links[{i}] {entry}: {err}"))?;
             out.push((alias.to_string(), rec.config.name));
         }
         Ok(out)

@@ -22,9 +22,15 @@ impl Engine {
                     .filter(|m| m.state.status == Status::Running && m.service == dep)
                     .collect();
             running.sort_by_key(|m| m.number);
-            return running.into_iter().next().map(|m| Some(m.rec)).ok_or_else(|| {
-                format!("service {service}: {key} {mode}: service {dep} has no running container")
-            });
+            return running
+                .into_iter()
+                .next()
+                .map(|m| Some(m.rec))
+                .ok_or_else(|| {
+                    format!(
+                        "service {service}: {key} {mode}: service {dep} has no running container"
+                    )
+                });
         }
         let Some(name) = mode.strip_prefix("container:") else {
             return Ok(None);

@@ -168,10 +168,12 @@ fn clone_in_pid_ns(args: &InitArgs<'_>, spec: &Spec) -> Result<Pid, ShimError> {
         return clone_init(args, clone_flags(spec));
     };
     let open = |p: &Path| {
-        fs::File::open(p).map(OwnedFd::from).map_err(|e| ShimError::Init {
-            code: 125,
-            message: format!("opening the PID namespace {} to join: {e}", p.display()),
-        })
+        fs::File::open(p)
+            .map(OwnedFd::from)
+            .map_err(|e| ShimError::Init {
+                code: 125,
+                message: format!("opening the PID namespace {} to join: {e}", p.display()),
+            })
     };
     let own = open(Path::new("/proc/self/ns/pid"))?;
     let target = open(&path)?;
