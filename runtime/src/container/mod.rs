@@ -541,7 +541,7 @@ impl Runtime {
                 volume_dirs: &rec.volumes,
                 cgroup: &rec.cgroup,
                 user: user.as_ref(),
-                shm: &joined::shm_dir(&dir),
+                shm: &joined::shm_dir(dir),
             },
         )?;
         // The log exists from the start so a foreground reader can open it before the shim

@@ -81,13 +81,13 @@ impl Engine {
         &self,
         rec: &Record,
         hostname: &str,
-        how: Attachment,
+        mut how: Attachment,
     ) -> Result<Vec<berth_netd::state::Endpoint>, AttachError> {
         let netns = rec.netns.clone().ok_or(AttachError::NoNetns)?;
-        let mut ports = how.ports;
+        let mut ports = std::mem::take(&mut how.ports);
         let mut dns_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut reqs = Vec::with_capacity(how.networks.len());
-        for (i, join) in how.networks.into_iter().enumerate() {
+        for (i, join) in std::mem::take(&mut how.networks).into_iter().enumerate() {
             let mut names = vec![rec.config.name.clone()];
             names.extend(join.aliases.iter().cloned());
             dns_names.insert(join.network.clone(), names);
@@ -112,15 +112,7 @@ impl Engine {
             .await
             .map_err(AttachError::Netd)?;
         match self
-            .register(
-                rec,
-                hostname,
-                &endpoints,
-                &dns_names,
-                &how.extra_hosts,
-                &how.resolv,
-                &how.links,
-            )
+            .register(rec, hostname, &endpoints, &dns_names, &how)
             .await
         {
             Ok(()) => Ok(endpoints),
@@ -140,9 +132,7 @@ impl Engine {
         hostname: &str,
         endpoints: &[berth_netd::state::Endpoint],
         dns_names: &BTreeMap<String, Vec<String>>,
-        extra_hosts: &[(String, String)],
-        resolv: &ContainerResolvOverrides,
-        links: &[(String, String)],
+        how: &Attachment,
     ) -> Result<(), AttachError> {
         let mut hosts =
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
@@ -171,20 +161,27 @@ impl Engine {
                         addresses: endpoint_addresses(ep),
                         dns_servers: crate::engine::labels::dns_servers(&rec.config.labels),
                         names: dns_names.get(&net_name).cloned().unwrap_or_default(),
-                        links: links
+                        links: how
+                            .links
                             .iter()
                             .map(|(alias, target)| berth_netd::dns::LinkAlias {
                                 alias: alias.clone(),
                                 target: target.clone(),
                             })
                             .collect(),
-                        ..Default::default()
                     },
                 )
                 .map_err(|err| AttachError::Dns(err.to_string()))?;
         }
-        self.write_name_files(rec, hosts, &gateways, &gateways6, extra_hosts, resolv)
-            .map_err(AttachError::NameFiles)
+        self.write_name_files(
+            rec,
+            hosts,
+            &gateways,
+            &gateways6,
+            &how.extra_hosts,
+            &how.resolv,
+        )
+        .map_err(AttachError::NameFiles)
     }
 
     /// Writes a connected container's `/etc/hosts` (`hosts`, its endpoint lines, then the
