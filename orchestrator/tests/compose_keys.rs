@@ -283,7 +283,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     (
         "services.*.networks.*.interface_name",
-        Engine("o.interface_name"),
+        Engine(".interface_name"),
     ),
     (
         "services.*.networks.*.driver_opts",
