@@ -14,15 +14,18 @@ use berth_netd::ports::{PortMapping, Protocol};
 use berth_runtime::container::config::ProcessOverrides;
 use berth_runtime::container::volumes::anonymous_name;
 use berth_runtime::container::{
-    ContainerConfig, HostNamespaces, IpcMode, MountSpec, NetworkMode, Propagation, Record,
-    Resources, RootfsSource, SecurityOpt, Ulimit,
+    ContainerConfig, MountSpec, NetworkMode, Propagation, Record, Resources, RootfsSource,
+    SecurityOpt, Ulimit,
 };
 use berth_runtime::image::Image;
 
 use super::labels;
+
+mod namespaces;
 use super::stack::DEFAULT_BRIDGE;
 use crate::api::container::{ContainerSpec, HostConfig, UnsupportedField, is_bridge_mode};
 use crate::api::project::{ContainerConnect, ContainerNetwork};
+use namespaces::{namespaces, network};
 
 /// Why a spec cannot become a container: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -471,72 +474,6 @@ fn devices(hc: &HostConfig, c: &mut ContainerConfig) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// `PidMode`, `IpcMode`, `UTSMode`, `CgroupnsMode` (the container's own namespace, the
-/// host's or, for PID and IPC, another container's) and `Domainname`.
-fn namespaces(
-    spec: &ContainerSpec,
-    cx: &Context,
-    c: &mut ContainerConfig,
-) -> Result<(), SpecError> {
-    let hc = &spec.host_config;
-    let host = |field: &str, value: &str, own: &[&str]| -> Result<bool, SpecError> {
-        match value {
-            "host" => Ok(true),
-            v if v.is_empty() || own.contains(&v) => Ok(false),
-            v if field != "HostConfig.PidMode" || !is_joined(v) => Err(invalid(
-                field,
-                format!("{v:?} is not supported (host, or empty for the container's own)"),
-            )),
-            _ => Ok(false),
-        }
-    };
-    // Another container's namespace: by id, found through the lookup; without one (the
-    // engine's services) the caller sets it ([`Context::containers`]).
-    let donor = |field: &str, mode: &str| -> Result<Option<String>, SpecError> {
-        let name = match mode.split_once(':') {
-            Some(("container", name)) => name,
-            Some(("service", _)) if cx.containers.is_some() => {
-                return Err(invalid(
-                    field,
-                    format!("{mode:?}: service: is Compose's; name the container (container:NAME)"),
-                ));
-            }
-            _ => return Ok(None),
-        };
-        match cx.containers {
-            Some(lookup) => lookup(name)
-                .map(|r| Some(r.id))
-                .map_err(|e| invalid(field, format!("{mode}: {e}"))),
-            None => Ok(None),
-        }
-    };
-    if is_joined(&hc.pid_mode) {
-        c.pid_from = donor("HostConfig.PidMode", &hc.pid_mode)?;
-    }
-    c.ipc = match hc.ipc_mode.as_str() {
-        m if is_joined(m) => match donor("HostConfig.IpcMode", m)? {
-            Some(id) => IpcMode::Container(id),
-            None => IpcMode::Private,
-        },
-        m => IpcMode::parse(m).map_err(|e| invalid("HostConfig.IpcMode", e))?,
-    };
-    c.host_namespaces = HostNamespaces {
-        pid: host("HostConfig.PidMode", &hc.pid_mode, &[])?,
-        uts: host("HostConfig.UTSMode", &hc.uts_mode, &[])?,
-        cgroup: host("HostConfig.CgroupnsMode", &hc.cgroupns_mode, &["private"])?,
-    };
-    if !spec.domainname.is_empty() {
-        if c.host_namespaces.uts {
-            return Err(invalid(
-                "Domainname",
-                "cannot be set in the host's UTS namespace (UTSMode host)",
-            ));
-        }
-        c.domainname = Some(spec.domainname.clone());
-    }
-    Ok(())
-}
-
 /// A volume's `Subpath` as Docker takes it: a relative path that stays inside the volume
 /// (no `..` leads out of it; links are resolved inside the volume at mount time).
 fn volume_subpath(sub: &str) -> Result<PathBuf, String> {
@@ -553,37 +490,6 @@ fn volume_subpath(sub: &str) -> Result<PathBuf, String> {
         }
     }
     Ok(PathBuf::from(sub))
-}
-
-/// Whether a namespace mode names another container's (`container:NAME`, Compose's
-/// `service:NAME`).
-fn is_joined(mode: &str) -> bool {
-    mode.starts_with("container:") || mode.starts_with("service:")
-}
-
-/// `NetworkMode`: a bridge network (attached after the create), host, none or another
-/// container's namespace.
-fn network(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result<(), SpecError> {
-    let mode = spec.host_config.network_mode.as_str();
-    c.network = match mode {
-        "none" => NetworkMode::None,
-        "host" => NetworkMode::Host,
-        m if m.starts_with("container:") || m.starts_with("service:") => match cx.containers {
-            // Joined by the caller before the container is created.
-            None => NetworkMode::None,
-            Some(lookup) => {
-                let name = m.split_once(':').map(|(_, n)| n).unwrap_or_default();
-                let target = lookup(name).map_err(|e| invalid("HostConfig.NetworkMode", e))?;
-                match (&target.netns, &target.config.network) {
-                    (Some(ns), _) => NetworkMode::Join(ns.clone()),
-                    (None, NetworkMode::Join(ns)) => NetworkMode::Join(ns.clone()),
-                    _ => NetworkMode::Host,
-                }
-            }
-        },
-        _ => NetworkMode::New,
-    };
-    Ok(())
 }
 
 /// The cgroup limits a `HostConfig` asks for (Docker's 0 for a field: none); the one
