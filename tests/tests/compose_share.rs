@@ -303,3 +303,74 @@ fn label_file_api_socket_interface_name_and_external_links_apply() {
     let leaks = host.leaks(&[]);
     assert!(leaks.is_empty(), "left: {leaks:#?}");
 }
+
+/// The docker CLI through berth's Docker API: `docker run --ipc shareable` then
+/// `docker run --pid container:X --ipc container:X` joins X's namespaces (the same lowering
+/// as `container run`), and a private donor is refused.
+#[test_with::root()]
+#[test_with::executable(docker)]
+#[test]
+fn docker_run_pid_and_ipc_container_join_through_the_api() {
+    host::require_tools();
+    let host = Host::new("dn");
+    host.busybox_image();
+    let docker = berth_tests::docker::Docker::new(&host);
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dn-donor",
+        "--network",
+        "none",
+        "--ipc",
+        "shareable",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo from-donor > /dev/shm/marker; exec sleep 3601",
+    ]);
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dn-plain",
+        "--network",
+        "none",
+        "busybox:e2e",
+        "sleep",
+        "3600",
+    ]);
+    let text = docker.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--pid",
+        "container:dn-donor",
+        "--ipc",
+        "container:dn-donor",
+        "busybox:e2e",
+        "sh",
+        "-c",
+        PROBE,
+    ]);
+    let refused = docker.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ipc",
+        "container:dn-plain",
+        "busybox:e2e",
+        "true",
+    ]);
+    docker.ok(&["rm", "-f", "dn-donor", "dn-plain"]);
+    assert_eq!(field(&text, "shm"), Some("from-donor"), "{text}");
+    assert!(text.lines().any(|l| l == "sees-donor"), "{text}");
+    assert!(
+        refused.contains("dn-plain") && refused.contains("not shareable"),
+        "{refused}"
+    );
+    let leaks = host.leaks(&[]);
+    assert!(leaks.is_empty(), "rm left: {leaks:#?}");
+}

@@ -50,7 +50,22 @@ pub(super) fn namespaces(
     }
     c.ipc = match hc.ipc_mode.as_str() {
         m if is_joined(m) => match donor("HostConfig.IpcMode", m)? {
-            Some(id) => IpcMode::Container(id),
+            Some(id) => {
+                // Refused now, not only at start: a donor that is not shareable never is.
+                if let Some(lookup) = cx.containers
+                    && let Ok(rec) = lookup(&id)
+                    && !rec.config.ipc.is_joinable()
+                {
+                    return Err(invalid(
+                        "HostConfig.IpcMode",
+                        format!(
+                            "{m}: the IPC namespace of container {} is not shareable (give it --ipc shareable)",
+                            rec.config.name
+                        ),
+                    ));
+                }
+                IpcMode::Container(id)
+            }
             None => IpcMode::Private,
         },
         m => IpcMode::parse(m).map_err(|e| invalid("HostConfig.IpcMode", e))?,
