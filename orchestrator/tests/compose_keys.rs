@@ -221,10 +221,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.extends", Loader),
     ("services.*.extends.file", Loader),
     ("services.*.extends.service", Loader),
-    (
-        "services.*.external_links",
-        Warned("services.all.external_links"),
-    ),
+    ("services.*.external_links", Engine("svc.external_links")),
     ("services.*.extra_hosts", Engine(".extra_hosts")),
     ("services.*.gpus", Warned("services.all.gpus")),
     ("services.*.group_add", Engine("svc.group_add")),
@@ -245,11 +242,10 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.hostname", Engine(".hostname")),
     ("services.*.image", Engine(".image")),
     ("services.*.init", Engine(".init")),
-    // `shareable` and `private` run (every container has its own IPC namespace); `host` and
-    // `service:NAME` are warned.
-    ("services.*.ipc", Loader),
+    // Every mode runs: private, shareable, none, host, service:/container: (joined).
+    ("services.*.ipc", Engine("ipc_mode: svc.ipc")),
     ("services.*.isolation", Warned("services.all.isolation")),
-    ("services.*.label_file", Warned("services.all.label_file")),
+    ("services.*.label_file", Loader),
     ("services.*.labels", Engine("svc.labels")),
     ("services.*.links", Engine(".links")),
     ("services.*.logging", Engine(".logging")),
@@ -284,7 +280,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     (
         "services.*.networks.*.interface_name",
-        Warned("services.all.networks.front.interface_name"),
+        Engine(".interface_name"),
     ),
     (
         "services.*.networks.*.driver_opts",
@@ -295,7 +291,7 @@ const KEYS: &[(&str, Class)] = &[
         Warned("services.all.oom_kill_disable"),
     ),
     ("services.*.oom_score_adj", Engine("svc.oom_score_adj")),
-    ("services.*.pid", Engine("host_mode(&svc.pid)")),
+    ("services.*.pid", Engine("pid_mode: svc.pid")),
     ("services.*.pids_limit", Engine(".pids_limit")),
     // The host's own platform runs; another is warned.
     ("services.*.platform", Loader),
@@ -340,10 +336,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.tmpfs", Engine("tmpfs: svc")),
     ("services.*.tty", Engine(".tty")),
     ("services.*.ulimits", Engine(".ulimits")),
-    (
-        "services.*.use_api_socket",
-        Warned("services.all.use_api_socket"),
-    ),
+    ("services.*.use_api_socket", Engine("svc.use_api_socket")),
     ("services.*.user", Engine(".user")),
     ("services.*.userns_mode", Warned("services.all.userns_mode")),
     ("services.*.uts", Engine("host_mode(&svc.uts)")),
@@ -356,7 +349,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.volumes[].consistency", Loader),
     (
         "services.*.volumes[].bind.propagation",
-        Warned("services.all.volumes[0].bind.propagation"),
+        Engine("b.propagation"),
     ),
     (
         "services.*.volumes[].bind.create_host_path",
@@ -373,10 +366,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.volumes[].bind", Loader),
     ("services.*.volumes[].volume", Loader),
     ("services.*.volumes[].volume.nocopy", Engine("o.nocopy")),
-    (
-        "services.*.volumes[].volume.subpath",
-        Warned("services.all.volumes[1].volume.subpath"),
-    ),
+    ("services.*.volumes[].volume.subpath", Engine("o.subpath")),
     ("services.*.volumes[].tmpfs", Engine(".tmpfs")),
     ("services.*.volumes[].tmpfs.size", Engine(".size")),
     ("services.*.volumes[].tmpfs.mode", Engine("mode: t.mode")),

@@ -30,6 +30,7 @@ fn overlay_writes_go_to_the_upper_dir_and_volumes_survive_rm() {
         target: "/data".into(),
         read_only: false,
         nocopy: false,
+        subpath: None,
     });
     let rec = rt.create(cfg.clone()).expect("create");
     assert!(

@@ -15,6 +15,18 @@ use crate::state::{Endpoint, NetnsRef, NetworkSpec, State};
 /// The endpoints `container` (in `netns`) would get on the networks of `reqs` (sorted by
 /// priority, highest first), each with its network; all requests valid or an error. Clashes
 /// with host sockets are the caller's to check.
+/// Whether `name` can name a network interface: 1-15 bytes, none of them `/`, `:`, blank or
+/// a control character, and not `.` or `..` (the kernel's rules, plus `:` for old tools).
+fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b <= b' ' || b == 0x7f)
+}
+
 pub(crate) fn plan_attach(
     state: &State,
     container: &str,
@@ -27,6 +39,19 @@ pub(crate) fn plan_attach(
         .filter(|e| e.container == container)
         .collect();
     let mut used_if: BTreeSet<String> = existing.iter().map(|e| e.ifname.clone()).collect();
+    // Names asked for are taken before any `ethN` is handed out.
+    for name in reqs.iter().filter_map(|r| r.interface_name.as_ref()) {
+        if !valid_ifname(name) {
+            return Err(NetdError::BadInterfaceName {
+                value: name.clone(),
+            });
+        }
+        if !used_if.insert(name.clone()) {
+            return Err(NetdError::InterfaceNameInUse {
+                value: name.clone(),
+            });
+        }
+    }
     let mut has_default = existing.iter().any(|e| e.default_route);
     let mut planned: Vec<(Endpoint, NetworkSpec)> = Vec::new();
     let mut taken_by_net: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
@@ -86,10 +111,13 @@ pub(crate) fn plan_attach(
                 }
             }
         }
-        let ifname = (0..)
-            .map(|i| format!("eth{i}"))
-            .find(|c| !used_if.contains(c))
-            .unwrap_or_else(|| "eth0".into());
+        let ifname = match &r.interface_name {
+            Some(name) => name.clone(),
+            None => (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|c| !used_if.contains(c))
+                .unwrap_or_else(|| "eth0".into()),
+        };
         used_if.insert(ifname.clone());
         let default_route = !has_default && !n.internal;
         has_default |= default_route;

@@ -13,6 +13,12 @@ use crate::state::StateError;
 /// Everything a netd call can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum NetdError {
+    #[error(
+        "interface name {value:?} is invalid (1-15 characters, no '/', ':', blank or control character)"
+    )]
+    BadInterfaceName { value: String },
+    #[error("interface name {value:?} is already used in the container")]
+    InterfaceNameInUse { value: String },
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]

@@ -95,6 +95,9 @@ pub struct EndpointRequest {
     pub aliases: Vec<String>,
     /// Ports to publish through this endpoint.
     pub ports: Vec<PortMapping>,
+    /// The interface's name inside the container (compose `interface_name`), else the
+    /// first free `ethN`.
+    pub interface_name: Option<String>,
 }
 
 /// A host change seen by reconcile: the DNS part refreshes its upstreams on each new value.

@@ -220,6 +220,10 @@ pub struct HostConfig {
     /// The PID namespace: empty (its own), `host`, or `container:NAME`'s.
     #[serde(deserialize_with = "nullable")]
     pub pid_mode: String,
+    /// The IPC namespace and /dev/shm: empty or `private` (its own), `shareable` (its own,
+    /// joinable), `none` (no /dev/shm), `host`, or `container:NAME`'s.
+    #[serde(deserialize_with = "nullable")]
+    pub ipc_mode: String,
     /// The UTS namespace: empty (its own) or `host`.
     #[serde(rename = "UTSMode", deserialize_with = "nullable")]
     pub uts_mode: String,
@@ -231,13 +235,28 @@ pub struct HostConfig {
     pub unsupported: Unsupported,
 }
 
+/// A bind mount's options (Docker's `BindOptions`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct BindOptions {
+    /// `rprivate` (empty), `private`, `rshared`, `shared`, `rslave`, `slave`.
+    #[serde(deserialize_with = "nullable")]
+    pub propagation: String,
+    /// What berth does not run (`NonRecursive`, `CreateMountpoint`...): refused by name when set.
+    #[serde(flatten)]
+    pub unsupported: Unsupported,
+}
+
 /// A volume mount's options (Docker's `VolumeOptions`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct VolumeOptions {
     /// Leave an empty volume empty instead of filling it from the image.
     pub no_copy: bool,
-    /// What berth does not run (`Subpath`, `DriverConfig`, `Labels`): refused by name when set.
+    /// Mount only this directory of the volume (relative, inside it).
+    #[serde(deserialize_with = "nullable")]
+    pub subpath: String,
+    /// What berth does not run (`DriverConfig`, `Labels`): refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
 }
@@ -269,8 +288,10 @@ pub struct Mount {
     pub target: String,
     pub read_only: bool,
     pub tmpfs_options: Option<TmpfsOptions>,
-    /// A volume's options (`NoCopy`).
+    /// A volume's options (`NoCopy`, `Subpath`).
     pub volume_options: Option<VolumeOptions>,
+    /// A bind mount's options (`Propagation`).
+    pub bind_options: Option<BindOptions>,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
@@ -394,10 +415,18 @@ pub struct EndpointSettings {
     /// Which network carries the default route: the highest wins, ties go to the order the
     /// networks are joined in (`NetworkMode`'s first).
     pub gw_priority: i64,
+    /// Driver options of the endpoint: berth runs [`IFNAME_OPT`] (the interface's name in
+    /// the container); any other is refused by name.
+    #[serde(deserialize_with = "nullable")]
+    pub driver_opts: BTreeMap<String, String>,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
 }
+
+/// The endpoint driver option naming the interface inside the container (Docker's, which
+/// Compose sets from `interface_name`).
+pub const IFNAME_OPT: &str = "com.docker.network.endpoint.ifname";
 
 /// A static address on a network.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -467,6 +496,12 @@ impl ContainerSpec {
             if let Some(o) = &m.volume_options {
                 refuse(
                     &format!("HostConfig.Mounts[{i}].VolumeOptions."),
+                    &o.unsupported,
+                )?;
+            }
+            if let Some(o) = &m.bind_options {
+                refuse(
+                    &format!("HostConfig.Mounts[{i}].BindOptions."),
                     &o.unsupported,
                 )?;
             }

@@ -362,6 +362,9 @@ pub struct ContainerNetwork {
     /// Default-route priority before the join order is counted in (Docker's `GwPriority`).
     #[serde(default)]
     pub priority: i32,
+    /// The interface's name inside the container (compose `interface_name`), else `ethN`.
+    #[serde(default)]
+    pub interface_name: Option<String>,
 }
 
 /// Body of `POST /v1/container/connect`: attach a created single container before it starts.
@@ -382,6 +385,10 @@ pub struct ContainerConnect {
     pub dns_search: Vec<String>,
     #[serde(default)]
     pub dns_options: Vec<String>,
+    /// Legacy links `(alias, container name)`: the alias resolves to that container for this
+    /// container alone (compose `external_links`).
+    #[serde(default)]
+    pub links: Vec<(String, String)>,
 }
 
 /// Answer of `POST /v1/container/rename`.

@@ -801,6 +801,22 @@ impl Loader<'_> {
                 merged.insert(k, v);
             }
             svc.environment = merged;
+            // `label_file`: later files win over earlier ones, `labels` over all; a key
+            // without a value is left out, as Compose does.
+            let mut labels: BTreeMap<String, String> = BTreeMap::new();
+            for (i, f) in std::mem::take(&mut svc.label_file).iter().enumerate() {
+                match dotenv::read(Path::new(f), false, &lookup) {
+                    Ok(entries) => {
+                        labels.extend(entries.into_iter().filter_map(|(k, v)| Some((k, v?))));
+                    }
+                    Err(e) => self.issues.push(Issue {
+                        place: self.place(&format!("services.{name}.label_file[{i}]")),
+                        message: e.to_string(),
+                    }),
+                }
+            }
+            labels.extend(std::mem::take(&mut svc.labels));
+            svc.labels = labels;
         }
     }
 }

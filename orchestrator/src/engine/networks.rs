@@ -358,6 +358,7 @@ pub async fn connect(
                 priority: 0,
                 aliases: cfg.aliases,
                 ports: req.ports,
+                interface_name: None,
             }],
         )
         .await

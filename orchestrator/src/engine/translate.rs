@@ -165,9 +165,18 @@ pub fn service_spec(
             volume_options: v
                 .volume
                 .as_ref()
-                .filter(|o| o.nocopy == Some(true))
-                .map(|_| crate::api::container::VolumeOptions {
-                    no_copy: true,
+                .filter(|o| o.nocopy == Some(true) || o.subpath.is_some())
+                .map(|o| crate::api::container::VolumeOptions {
+                    no_copy: o.nocopy == Some(true),
+                    subpath: o.subpath.clone().unwrap_or_default(),
+                    ..Default::default()
+                }),
+            bind_options: v
+                .bind
+                .as_ref()
+                .and_then(|b| b.propagation.clone())
+                .map(|propagation| crate::api::container::BindOptions {
+                    propagation,
                     ..Default::default()
                 }),
             ..Default::default()
@@ -317,7 +326,9 @@ pub fn service_spec(
             .collect(),
         device_cgroup_rules: svc.device_cgroup_rules.clone(),
         annotations: svc.annotations.clone().unwrap_or_default(),
-        pid_mode: host_mode(&svc.pid),
+        // `service:`/`container:` are joined by the engine (`Engine::join_shared_namespaces`).
+        pid_mode: svc.pid.clone().unwrap_or_default(),
+        ipc_mode: svc.ipc.clone().unwrap_or_default(),
         uts_mode: host_mode(&svc.uts),
         cgroupns_mode: svc.cgroup.clone().unwrap_or_default(),
         ..Default::default()
@@ -515,6 +526,11 @@ fn service_networks(
                 ipam_config: ipam,
                 mac_address: o.mac_address.clone().unwrap_or_default(),
                 gw_priority: o.priority.unwrap_or(0),
+                driver_opts: o
+                    .interface_name
+                    .iter()
+                    .map(|n| (crate::api::container::IFNAME_OPT.to_string(), n.clone()))
+                    .collect(),
                 ..Default::default()
             },
         );

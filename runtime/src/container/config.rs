@@ -51,6 +51,10 @@ pub enum MountSpec {
         /// `uid`/`gid`/`mode`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         owned_copy: Option<FileOwner>,
+        /// Mount propagation between the host and the container (`rprivate` when unset;
+        /// `private`, `rshared`, `shared`, `rslave`, `slave`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        propagation: Option<Propagation>,
     },
     /// A named volume under `<root>/volumes/NAME/_data`, created on first use and filled
     /// from the image's content at the target, as Docker does.
@@ -63,6 +67,10 @@ pub enum MountSpec {
         /// (`volume-nocopy`, compose `volume.nocopy`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         nocopy: bool,
+        /// Mount only this directory of the volume (relative, resolved inside the volume at
+        /// each start; compose `volume.subpath`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subpath: Option<PathBuf>,
     },
     /// A tmpfs with optional mount options (`size=64m,mode=1777`).
     Tmpfs {
@@ -70,6 +78,50 @@ pub enum MountSpec {
         #[serde(default)]
         options: Vec<String>,
     },
+}
+
+/// How mount events propagate between a bind mount and its host source (Docker's
+/// `bind-propagation`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Propagation {
+    Private,
+    Rprivate,
+    Shared,
+    Rshared,
+    Slave,
+    Rslave,
+}
+
+impl Propagation {
+    /// Parses Docker's names (`rprivate`, `shared`, ...).
+    pub fn parse(s: &str) -> Result<Propagation, String> {
+        Ok(match s {
+            "private" => Propagation::Private,
+            "rprivate" => Propagation::Rprivate,
+            "shared" => Propagation::Shared,
+            "rshared" => Propagation::Rshared,
+            "slave" => Propagation::Slave,
+            "rslave" => Propagation::Rslave,
+            other => {
+                return Err(format!(
+                    "{other:?}: expected private, rprivate, shared, rshared, slave or rslave"
+                ));
+            }
+        })
+    }
+
+    /// The OCI mount option.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Propagation::Private => "private",
+            Propagation::Rprivate => "rprivate",
+            Propagation::Shared => "shared",
+            Propagation::Rshared => "rshared",
+            Propagation::Slave => "slave",
+            Propagation::Rslave => "rslave",
+        }
+    }
 }
 
 /// The owner and permission bits of a file berth copies for a container.
@@ -203,6 +255,59 @@ pub struct ContainerConfig {
     /// NIS domain name in the container's UTS namespace (`--domainname`).
     #[serde(default)]
     pub domainname: Option<String>,
+    /// The container whose PID namespace this one joins (`--pid container:X`, compose
+    /// `pid: service:X`), by id; resolved to its running process at each start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_from: Option<String>,
+    /// The IPC namespace and /dev/shm (`--ipc`, compose `ipc:`).
+    #[serde(default)]
+    pub ipc: IpcMode,
+}
+
+/// Docker's IPC modes: whose System V IPC objects, POSIX message queues and /dev/shm the
+/// container sees.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IpcMode {
+    /// Its own namespace, which no other container may join (Docker's default).
+    #[default]
+    Private,
+    /// Its own namespace, which other containers may join.
+    Shareable,
+    /// Its own namespace without a /dev/shm.
+    None,
+    /// The host's namespace and /dev/shm.
+    Host,
+    /// The namespace and /dev/shm of the container with this id (shareable or host), resolved
+    /// to its running process at each start.
+    Container(String),
+}
+
+impl IpcMode {
+    /// Parses Docker's `IpcMode` (`""`, `private`, `shareable`, `none`, `host`,
+    /// `container:X`); for `container:` the caller resolves the name to an id.
+    pub fn parse(mode: &str) -> Result<IpcMode, String> {
+        Ok(match mode {
+            "" | "private" => IpcMode::Private,
+            "shareable" => IpcMode::Shareable,
+            "none" => IpcMode::None,
+            "host" => IpcMode::Host,
+            m => match m.strip_prefix("container:") {
+                Some(c) if !c.is_empty() => IpcMode::Container(c.to_string()),
+                _ => {
+                    return Err(format!(
+                        "{m:?}: expected private, shareable, none, host or container:NAME"
+                    ));
+                }
+            },
+        })
+    }
+
+    /// Whether another container may join this one's IPC namespace (Docker allows
+    /// shareable and host donors only).
+    pub fn is_joinable(&self) -> bool {
+        matches!(self, IpcMode::Shareable | IpcMode::Host)
+    }
 }
 
 /// Which of the container's namespaces are the host's (Docker's `host` modes); the rest are
@@ -264,6 +369,8 @@ impl ContainerConfig {
             annotations: BTreeMap::new(),
             host_namespaces: HostNamespaces::default(),
             domainname: None,
+            pid_from: None,
+            ipc: IpcMode::Private,
         }
     }
 }

@@ -269,9 +269,15 @@ fn setup<'a>(a: &'a InitArgs<'a>) -> Result<ProcessSetup<'a>, InitError> {
         .unwrap_or_default();
     for ns in &nss {
         use oci_spec::runtime::LinuxNamespaceType as T;
-        if let (T::Network, Some(path)) = (ns.typ(), ns.path()) {
+        // Joined before the mounts: /dev/mqueue belongs to the IPC namespace that mounts it.
+        let flag = match ns.typ() {
+            T::Network => CloneFlags::CLONE_NEWNET,
+            T::Ipc => CloneFlags::CLONE_NEWIPC,
+            _ => continue,
+        };
+        if let Some(path) = ns.path() {
             let fd = namespaces::open_ns(path)?;
-            namespaces::join(&fd, CloneFlags::CLONE_NEWNET, path)?;
+            namespaces::join(&fd, flag, path)?;
         }
     }
     if let Some(h) = a.spec.hostname()

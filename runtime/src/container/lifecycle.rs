@@ -165,6 +165,7 @@ impl Runtime {
             }
             namespaces::pin_netns(ns)?;
         }
+        self.resolve_joined(rec)?;
         // Where the shim binds the control socket: only root may reach it.
         modes::run_dir(&self.cfg.run, &rec.run_dir).map_err(io_err("creating", &rec.run_dir))?;
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {

@@ -15,6 +15,7 @@ pub mod exec;
 mod freeze;
 mod image_ref;
 pub mod init;
+mod joined;
 mod lifecycle;
 pub mod logs;
 pub mod mounts;
@@ -42,8 +43,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub use config::{
-    ContainerConfig, ExecConfig, FileOwner, HostNamespaces, MountSpec, NetworkMode, Resources,
-    RootfsSource, SecurityOpt, Ulimit,
+    ContainerConfig, ExecConfig, FileOwner, HostNamespaces, IpcMode, MountSpec, NetworkMode,
+    Propagation, Resources, RootfsSource, SecurityOpt, Ulimit,
 };
 pub use image_ref::IMAGE_REF_FILE;
 pub use lifecycle::{ExitInfo, ExitWatch, USER_STOPPED};
@@ -214,6 +215,7 @@ pub(crate) fn remove_files(rec: &Record) {
 /// What makes a container known: its dirs and its name. The shim of a `--rm` container
 /// removes these before reporting the exit and unpins the netns afterwards.
 pub(crate) fn remove_record(rec: &Record) {
+    joined::unmount_shm(&rec.dir);
     let _ = fs::remove_dir_all(&rec.run_dir);
     // Renamed aside first: a removal cut short (kill -9) leaves a dir that recovery deletes
     // (`Runtime::repair_index`), never half of a container dir that still looks like one.
@@ -230,6 +232,11 @@ pub(crate) fn remove_record(rec: &Record) {
 }
 
 impl Runtime {
+    /// The instance's run directory (sockets, pins), where its daemon's sockets live.
+    pub fn run_dir(&self) -> &Path {
+        &self.cfg.run
+    }
+
     /// An API over the instance described by `cfg`.
     pub fn new(cfg: RuntimeConfig) -> Runtime {
         Runtime { cfg }
@@ -535,6 +542,7 @@ impl Runtime {
                 volume_dirs: &rec.volumes,
                 cgroup: &rec.cgroup,
                 user: user.as_ref(),
+                shm: &joined::shm_dir(dir),
             },
         )?;
         // The log exists from the start so a foreground reader can open it before the shim

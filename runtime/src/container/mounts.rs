@@ -112,6 +112,7 @@ pub fn parse_options(opts: &[String]) -> (MsFlags, MsFlags, String) {
             "suid" | "dev" | "exec" | "atime" | "async" | "defaults" => {}
             // berth's own marker, read by the rootfs setup.
             super::spec::NOCOPY => {}
+            o if o.starts_with(super::spec::SUBPATH) => {}
             "private" => prop |= MsFlags::MS_PRIVATE,
             "rprivate" => prop |= MsFlags::MS_PRIVATE | MsFlags::MS_REC,
             "shared" => prop |= MsFlags::MS_SHARED,

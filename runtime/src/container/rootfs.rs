@@ -255,14 +255,7 @@ pub fn mount_all(
     volumes: &[PathBuf],
     console: Option<&Path>,
 ) -> Result<(), RootfsError> {
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(RootfsError::Private)?;
+    root_propagation(spec, layout)?;
     mount_root(layout)?;
     let root = layout.target().to_path_buf();
     // Mount targets resolve inside the rootfs (an image's or a shared volume's links are the
@@ -281,7 +274,25 @@ pub fn mount_all(
         let is_bind = fstype == "bind" || flags.contains(MsFlags::MS_BIND);
         let mut file = false;
         if is_bind {
-            let src = m.source().clone().unwrap_or_default();
+            let mut src = m.source().clone().unwrap_or_default();
+            // `volume.subpath`: the directory resolved inside the volume now, mounted through
+            // the descriptor (a link in the volume resolves within it, `..` stops at its top).
+            let _sub_fd = match opts
+                .iter()
+                .find_map(|o| o.strip_prefix(super::spec::SUBPATH))
+            {
+                Some(sub) => {
+                    let fd = InRoot::open(&src, Follow::InRoot)
+                        .and_then(|vol| vol.open_path(sub.as_bytes()))
+                        .map_err(|source| MountError::NoSource {
+                            path: src.join(sub),
+                            source,
+                        })?;
+                    src = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+                    Some(fd)
+                }
+                None => None,
+            };
             let md = fs::metadata(&src).map_err(|source| MountError::NoSource {
                 path: src.clone(),
                 source,
@@ -344,15 +355,93 @@ pub fn mount_all(
     pivot(&root)
 }
 
+/// The propagation of the container's mount namespace (`linux.rootfsPropagation`): private
+/// by default; with `rslave` a slave of the host's mounts (a bind with slave propagation sees
+/// what the host mounts below it); with `rshared` the host's peer groups are kept (a bind
+/// with shared propagation shares mounts both ways) and only the mount the root is made on
+/// turns private, so that nothing the container setup mounts reaches the host.
+fn root_propagation(spec: &Spec, layout: &RootLayout) -> Result<(), RootfsError> {
+    let mode = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().clone());
+    let flags = match mode.as_deref() {
+        Some("rshared") | Some("shared") => {
+            let target = std::env::current_dir()
+                .map(|cwd| cwd.join(layout.target()))
+                .map_err(|source| RootfsError::Link {
+                    path: layout.target().to_path_buf(),
+                    source,
+                })?;
+            let parent = mount_point_of(&target);
+            return mount(
+                None::<&str>,
+                &parent,
+                None::<&str>,
+                MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(RootfsError::Private);
+        }
+        Some("rslave") | Some("slave") => MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        _ => MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+    };
+    mount(None::<&str>, "/", None::<&str>, flags, None::<&str>).map_err(RootfsError::Private)
+}
+
+/// The mount point of the mount `path` lies on (the longest mount point that is a prefix of
+/// it, in this process's mount table).
+fn mount_point_of(path: &Path) -> PathBuf {
+    let table = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    table
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .filter(|mp| path.starts_with(mp))
+        .max_by_key(|mp| mp.as_os_str().len())
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// A mountinfo path with its octal escapes (`\040` for a space) decoded.
+fn unescape_mountinfo(s: &str) -> PathBuf {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    PathBuf::from(std::ffi::OsStr::from_bytes(&out))
+}
+
 fn pivot(root: &Path) -> Result<(), RootfsError> {
     let err = |source| RootfsError::Pivot {
         root: root.to_path_buf(),
         source,
     };
+    // The old root, held open: after the pivot "." names the new root (a path lookup of "."
+    // crosses no mount), and the slave change below must not reach the new root's binds
+    // (one with shared propagation stays the host's peer).
+    let old = nix::fcntl::open(
+        "/",
+        nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(err)?;
     nix::unistd::chdir(root).map_err(err)?;
     nix::unistd::pivot_root(".", ".").map_err(err)?;
     // The old root now sits on top of the new one: make it a slave so the detach cannot
     // propagate anywhere, then drop it.
+    nix::unistd::fchdir(&old).map_err(err)?;
+    drop(old);
     mount(
         None::<&str>,
         ".",

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 use serde_json::{Value, json};
 
-use super::config::{ContainerConfig, MountSpec, NetworkMode, Resources};
+use super::config::{ContainerConfig, IpcMode, MountSpec, NetworkMode, Propagation, Resources};
 
 /// Errors building a runtime spec.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +24,18 @@ pub enum SpecError {
     SysctlNotNamespaced { key: String },
     #[error("sysctl {key:?} cannot be set in the host's or another container's network namespace")]
     SysctlHostNet { key: String },
+    #[error("sysctl {key:?} cannot be set in the host's or another container's IPC namespace")]
+    SysctlSharedIpc { key: String },
     #[error("the generated config.json is not a valid OCI runtime spec")]
     Invalid(#[source] serde_json::Error),
     #[error("--cpus {0} is out of range")]
     Cpus(f64),
     #[error(transparent)]
     Device(#[from] super::devices::DeviceError),
+    #[error(
+        "a volume subpath is not supported with an external runtime: mount the volume, or run it with berth's own"
+    )]
+    SubpathExternal,
 }
 
 /// Docker's default capability set: what a container's root keeps.
@@ -218,12 +224,17 @@ pub fn rlimit_type(name: &str) -> Option<&'static str> {
     })
 }
 
-fn check_sysctl(key: &str, net: &NetworkMode) -> Result<(), SpecError> {
+fn check_sysctl(key: &str, net: &NetworkMode, ipc: &IpcMode) -> Result<(), SpecError> {
     let namespaced = key.starts_with("kernel.shm")
         || key.starts_with("kernel.msg")
         || key == "kernel.sem"
         || key.starts_with("fs.mqueue.");
     if namespaced {
+        if matches!(ipc, IpcMode::Host | IpcMode::Container(_)) {
+            return Err(SpecError::SysctlSharedIpc {
+                key: key.to_string(),
+            });
+        }
         return Ok(());
     }
     if key.starts_with("net.") {
@@ -272,6 +283,10 @@ pub fn default_seccomp() -> Value {
 /// from the image.
 pub const NOCOPY: &str = "nocopy";
 
+/// berth's mount option naming the directory of a volume to mount (`volume.subpath`), read by
+/// the rootfs setup: `berth-subpath=REL`.
+pub const SUBPATH: &str = "berth-subpath=";
+
 /// Paths the spec refers to, decided by the caller's layout.
 pub struct SpecPaths<'a> {
     /// Mount point of the rootfs (or the plain rootfs directory itself).
@@ -289,6 +304,8 @@ pub struct SpecPaths<'a> {
     /// The user as resolved from the image's files at create time, for external runtimes
     /// (berth's own init resolves it again inside the container at start).
     pub user: Option<&'a crate::container::process::User>,
+    /// The host directory a shareable IPC namespace's /dev/shm is mounted on.
+    pub shm: &'a Path,
 }
 
 /// The OCI `linux.resources` entries of the limits (memory, cpu, pids): what a container is
@@ -352,7 +369,7 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         rlimits.push(json!({"type": t, "soft": u.soft, "hard": u.hard}));
     }
     for key in cfg.sysctls.keys() {
-        check_sysctl(key, &cfg.network)?;
+        check_sysctl(key, &cfg.network, &cfg.ipc)?;
     }
     let hostname = cfg.hostname.clone().unwrap_or_else(|| id[..12].to_string());
 
@@ -360,10 +377,28 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", cfg.shm_size)]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if cfg.privileged { "rw" } else { "ro" }]}),
     ];
+    // /dev/shm: the container's own, none, the host's, or the one of the container whose IPC
+    // namespace it joins (its source resolved at each start).
+    match &cfg.ipc {
+        // A shareable one lives on the host (mounted at each start), where a container
+        // that joins the namespace can bind it too.
+        IpcMode::Shareable => mounts.push(
+            json!({"destination": "/dev/shm", "type": "bind", "source": p.shm, "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]}),
+        ),
+        IpcMode::Private => mounts.push(
+            json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", cfg.shm_size)]}),
+        ),
+        IpcMode::None => {}
+        IpcMode::Host => mounts.push(
+            json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]}),
+        ),
+        IpcMode::Container(id) => mounts.push(
+            json!({"destination": "/dev/shm", "type": "bind", "source": super::joined::unresolved(id, "shm"), "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]}),
+        ),
+    }
     for (dest, src) in [
         ("/etc/hosts", p.hosts),
         ("/etc/hostname", p.hostname),
@@ -372,17 +407,27 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
     }
     let mut vols = p.volume_dirs.iter();
+    // 0: the container's mounts are private; 1: slaves of the host's (a bind asks for
+    // slave propagation); 2: the host's own propagation kept (a bind asks for shared).
+    let mut root_propagation = 0;
     for m in &cfg.mounts {
         match m {
             MountSpec::Bind {
                 source,
                 target,
                 read_only,
+                propagation,
                 ..
             } => {
-                let mut o = vec!["rbind", "rprivate"];
+                let prop = propagation.unwrap_or(Propagation::Rprivate);
+                root_propagation = root_propagation.max(match prop {
+                    Propagation::Shared | Propagation::Rshared => 2,
+                    Propagation::Slave | Propagation::Rslave => 1,
+                    _ => 0,
+                });
+                let mut o = vec!["rbind".to_string(), prop.as_str().to_string()];
                 if *read_only {
-                    o.push("ro");
+                    o.push("ro".into());
                 }
                 mounts.push(
                     json!({"destination": target, "type": "bind", "source": source, "options": o}),
@@ -392,16 +437,25 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
                 target,
                 read_only,
                 nocopy,
+                subpath,
                 ..
             } => {
-                let mut o = vec!["rbind", "rprivate"];
+                let mut o = vec!["rbind".to_string(), "rprivate".to_string()];
                 if *read_only {
-                    o.push("ro");
+                    o.push("ro".into());
                 }
                 // berth's own rootfs setup fills empty volumes from the image; this option
                 // (no mount flag) tells it not to. External runtimes fill none.
                 if *nocopy && cfg.oci_runtime.is_none() {
-                    o.push(NOCOPY);
+                    o.push(NOCOPY.into());
+                }
+                // Resolved inside the volume by berth's own init when it mounts (what a
+                // container put there meanwhile cannot lead out of it).
+                if let Some(sub) = subpath {
+                    if cfg.oci_runtime.is_some() {
+                        return Err(SpecError::SubpathExternal);
+                    }
+                    o.push(format!("{SUBPATH}{}", sub.display()));
                 }
                 let src = vols.next().cloned().unwrap_or_default();
                 mounts.push(
@@ -428,13 +482,24 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
 
     // A namespace the container shares with the host is left out: the process stays in
     // the runtime's, which is the host's.
+    // One joined from another container carries its path, resolved at each start.
     let host = cfg.host_namespaces;
-    let mut namespaces = vec![json!({"type": "ipc"}), json!({"type": "mount"})];
-    for (kind, shared) in [
-        ("pid", host.pid),
-        ("uts", host.uts),
-        ("cgroup", host.cgroup),
-    ] {
+    let mut namespaces = vec![json!({"type": "mount"})];
+    match &cfg.ipc {
+        IpcMode::Host => {}
+        IpcMode::Container(id) => {
+            namespaces.push(json!({"type": "ipc", "path": super::joined::unresolved(id, "ipc")}))
+        }
+        _ => namespaces.push(json!({"type": "ipc"})),
+    }
+    match &cfg.pid_from {
+        Some(id) => {
+            namespaces.push(json!({"type": "pid", "path": super::joined::unresolved(id, "pid")}))
+        }
+        None if !host.pid => namespaces.push(json!({"type": "pid"})),
+        None => {}
+    }
+    for (kind, shared) in [("uts", host.uts), ("cgroup", host.cgroup)] {
         if !shared {
             namespaces.push(json!({"type": kind}));
         }
@@ -476,6 +541,11 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
         "resources": resources,
         "sysctl": cfg.sysctls,
     });
+    match root_propagation {
+        1 => linux["rootfsPropagation"] = json!("rslave"),
+        2 => linux["rootfsPropagation"] = json!("rshared"),
+        _ => {}
+    }
     if !cfg.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
@@ -545,6 +615,7 @@ mod tests {
             volume_dirs: &[],
             cgroup: "berth/x",
             user: None,
+            shm: p,
         }
     }
 
@@ -580,9 +651,13 @@ mod tests {
 
     #[test]
     fn sysctls_must_be_namespaced() {
-        assert!(check_sysctl("net.ipv4.ip_forward", &NetworkMode::New).is_ok());
-        assert!(check_sysctl("kernel.shmmax", &NetworkMode::Host).is_ok());
-        assert!(check_sysctl("vm.swappiness", &NetworkMode::New).is_err());
-        assert!(check_sysctl("net.core.somaxconn", &NetworkMode::Host).is_err());
+        let own = IpcMode::Private;
+        assert!(check_sysctl("net.ipv4.ip_forward", &NetworkMode::New, &own).is_ok());
+        assert!(check_sysctl("kernel.shmmax", &NetworkMode::Host, &own).is_ok());
+        assert!(check_sysctl("vm.swappiness", &NetworkMode::New, &own).is_err());
+        assert!(check_sysctl("net.core.somaxconn", &NetworkMode::Host, &own).is_err());
+        for shared in [IpcMode::Host, IpcMode::Container("x".into())] {
+            assert!(check_sysctl("kernel.shmmax", &NetworkMode::New, &shared).is_err());
+        }
     }
 }

@@ -140,8 +140,18 @@ pub(super) fn parse_mount(spec: &str) -> anyhow::Result<Mount> {
             "target" | "destination" | "dst" => m.target = v.to_string(),
             "readonly" | "ro" => m.read_only = v != "false" && v != "0",
             "volume-nocopy" | "volume-no-copy" => {
-                m.volume_options = Some(crate::api::container::VolumeOptions {
-                    no_copy: v != "false" && v != "0",
+                m.volume_options
+                    .get_or_insert_with(Default::default)
+                    .no_copy = v != "false" && v != "0";
+            }
+            "volume-subpath" => {
+                m.volume_options
+                    .get_or_insert_with(Default::default)
+                    .subpath = v.to_string();
+            }
+            "bind-propagation" => {
+                m.bind_options = Some(crate::api::container::BindOptions {
+                    propagation: v.to_string(),
                     ..Default::default()
                 })
             }
@@ -326,6 +336,7 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
     }
     hc.volumes_from = a.volumes_from.clone();
     hc.pid_mode = a.pid.clone().unwrap_or_default();
+    hc.ipc_mode = a.ipc.clone().unwrap_or_default();
     hc.uts_mode = a.uts.clone().unwrap_or_default();
     hc.cgroupns_mode = a.cgroupns.clone().unwrap_or_default();
     spec.domainname = a.domainname.clone().unwrap_or_default();

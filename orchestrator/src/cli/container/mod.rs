@@ -224,9 +224,12 @@ pub struct RunArgs {
     /// Mount every volume and bind mount of another container: NAME[:ro|rw]
     #[arg(long = "volumes-from")]
     volumes_from: Vec<String>,
-    /// PID namespace: host (the container's own when unset)
+    /// PID namespace: host or container:NAME (the container's own when unset)
     #[arg(long)]
     pid: Option<String>,
+    /// IPC namespace: private, shareable, none, host or container:NAME (private when unset)
+    #[arg(long)]
+    ipc: Option<String>,
     /// UTS namespace: host (the container's own when unset)
     #[arg(long)]
     uts: Option<String>,

@@ -134,6 +134,7 @@ impl Canon<'_> {
             "networks" => self.service_networks(p, v),
             "build" => self.build(p, v),
             "env_file" => self.env_file(p, v),
+            "label_file" => self.label_file(p, v),
             "deploy" => self.deploy(p, v),
             "logging" => {
                 if let Some(m) = self.mapping(p, v) {
@@ -321,6 +322,23 @@ impl Canon<'_> {
             }
         }
         *v = Value::Mapping(out);
+    }
+
+    /// `label_file`: one path or a list, each made absolute (read by the loader).
+    fn label_file(&mut self, p: &str, v: &mut Value) {
+        let items: Vec<Value> = match &*v {
+            Value::Sequence(s) => s.clone(),
+            Value::Null => vec![],
+            other => vec![other.clone()],
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            match scalar_string(&item) {
+                Some(path) => out.push(Value::String(self.host_path(&path))),
+                None => self.err(&format!("{p}[{i}]"), "must be a path"),
+            }
+        }
+        *v = Value::Sequence(out);
     }
 
     fn env_file(&mut self, p: &str, v: &mut Value) {

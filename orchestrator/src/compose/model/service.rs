@@ -147,16 +147,16 @@ pub struct Service {
     /// Run a tiny init as PID 1 that reaps zombies and forwards signals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
-    /// IPC namespace: `private` or `shareable` run; `host` and `service:x` are listed by
-    /// `Project::unsupported`.
+    /// IPC namespace: `private`, `shareable`, `none`, `host`, `service:x` or `container:x`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipc: Option<String>,
     /// Isolation technology (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isolation: Option<String>,
-    /// Files of labels (not run by berth, listed by `Project::unsupported`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label_file: Option<Value>,
+    /// Files of `KEY=VALUE` labels (absolute paths), merged under `labels` by the loader
+    /// and emptied, as Compose does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub label_file: Vec<String>,
     /// Labels set on the container (berth's own `com.docker.compose.*` labels are added to these).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,

@@ -582,7 +582,7 @@ pub struct ServiceVolume {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BindOptions {
-    /// Mount propagation (`rshared`, `rslave`...; not run by berth, listed by `Project::unsupported`).
+    /// Mount propagation between host and container (`rprivate`, `rshared`, `rslave`...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propagation: Option<String>,
     /// Create a missing host path (short syntax does).
@@ -603,7 +603,7 @@ pub struct VolumeOptions {
     /// Do not fill an empty volume from the image's content at the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nocopy: Option<bool>,
-    /// Mount a sub-directory of the volume (not run by berth, listed by `Project::unsupported`).
+    /// Mount only this directory of the volume (relative, resolved inside the volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subpath: Option<String>,
 }

@@ -20,28 +20,14 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 20] = [
+        let raw: [(&'static str, bool); 15] = [
             ("blkio_config", self.blkio_config.is_some()),
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
             ("models", self.models.is_some()),
             ("provider", self.provider.is_some()),
             ("storage_opt", self.storage_opt.is_some()),
-            ("label_file", self.label_file.is_some()),
-            ("use_api_socket", self.use_api_socket.is_some()),
             ("isolation", self.isolation.is_some()),
-            // Every container gets a private IPC namespace.
-            (
-                "ipc",
-                self.ipc
-                    .as_deref()
-                    .is_some_and(|m| m != "private" && m != "shareable"),
-            ),
-            // `host` is the host's PID namespace; another container's is not joined.
-            (
-                "pid (service:/container: namespaces are not joined)",
-                self.pid.as_deref().is_some_and(|m| m != "host"),
-            ),
             ("cpu_count", self.cpu_count.is_some()),
             ("cpu_percent", self.cpu_percent.is_some()),
             ("cpu_rt_period", self.cpu_rt_period.is_some()),
@@ -50,7 +36,6 @@ impl Service {
                 "cpu_period",
                 self.cpu_period.is_some() && self.cpu_quota.is_none(),
             ),
-            ("external_links", !self.external_links.is_empty()),
             ("oom_kill_disable", self.oom_kill_disable.is_some()),
             ("userns_mode", self.userns_mode.is_some()),
             (
@@ -176,7 +161,6 @@ impl Project {
                 for (key, set) in [
                     ("link_local_ips", !o.link_local_ips.is_empty()),
                     ("gw_priority", o.gw_priority.is_some()),
-                    ("interface_name", o.interface_name.is_some()),
                     ("driver_opts", !o.driver_opts.is_empty()),
                 ] {
                     if set {
@@ -271,17 +255,9 @@ fn mount_options_not_run(v: &ServiceVolume) -> Vec<&'static str> {
     let mut out = Vec::new();
     if let Some(b) = &v.bind {
         for (key, set) in [
-            ("bind.propagation", b.propagation.is_some()),
             ("bind.selinux", b.selinux.is_some()),
             ("bind.recursive", b.recursive.is_some()),
         ] {
-            if set {
-                out.push(key);
-            }
-        }
-    }
-    if let Some(o) = &v.volume {
-        for (key, set) in [("volume.subpath", o.subpath.is_some())] {
             if set {
                 out.push(key);
             }

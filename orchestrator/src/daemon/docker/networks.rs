@@ -561,6 +561,22 @@ async fn connect(
             "EndpointConfig.GwPriority ({p}) is not supported by berth on connect"
         )));
     }
+    let mut interface_name = None;
+    if let Some(opts) = cfg.get("DriverOpts").and_then(|o| o.as_object()) {
+        for (k, v) in opts {
+            match (k.as_str(), v.as_str()) {
+                (crate::api::container::IFNAME_OPT, Some(name)) => {
+                    interface_name = Some(name.to_string())
+                }
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "EndpointConfig.DriverOpts.{k} is not supported by berth (only {})",
+                        crate::api::container::IFNAME_OPT
+                    )));
+                }
+            }
+        }
+    }
     let mac_address = cfg
         .get("MacAddress")
         .and_then(|m| m.as_str())
@@ -611,6 +627,7 @@ async fn connect(
                 mac_address,
                 ipv6_address: None,
                 priority: 0,
+                interface_name,
             },
             links,
         )

@@ -205,11 +205,21 @@ pub fn plan_up(
             .network_mode
             .as_deref()
             .and_then(|m| m.strip_prefix("service:"));
+        // `pid`/`ipc: service:X`: X's namespaces, found again at each start; a recreated X
+        // recreates its users, as for the network.
+        let ns_providers: Vec<(&str, &str)> = [
+            ("network_mode", &svc.network_mode),
+            ("pid", &svc.pid),
+            ("ipc", &svc.ipc),
+        ]
+        .into_iter()
+        .filter_map(|(k, m)| Some((k, m.as_deref()?.strip_prefix("service:")?)))
+        .collect();
         let provider_cause = |c: &ObservedContainer| -> Option<String> {
-            let dep = net_provider?;
-            if recreated.contains(dep) {
-                return Some(format!("network_mode service:{dep} was recreated"));
+            if let Some((key, dep)) = ns_providers.iter().find(|(_, d)| recreated.contains(*d)) {
+                return Some(format!("{key} service:{dep} was recreated"));
             }
+            let dep = net_provider?;
             let current = observed
                 .service_containers(dep)
                 .first()
@@ -291,7 +301,12 @@ pub fn plan_up(
         }
         // Joining X's namespace needs X's container running, and mounting X's volumes
         // needs X's container made: depends_on or not (Compose adds both as service_started).
-        let mut implicit: Vec<&str> = net_provider.into_iter().collect();
+        let mut implicit: Vec<&str> = Vec::new();
+        for (_, dep) in &ns_providers {
+            if !implicit.contains(dep) {
+                implicit.push(dep);
+            }
+        }
         for v in &svc.volumes_from {
             if let Some(dep) = crate::compose::volumes_from_service(v)
                 && !implicit.contains(&dep)

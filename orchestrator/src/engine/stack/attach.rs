@@ -22,6 +22,8 @@ pub(super) struct NetworkJoin {
     pub priority: i32,
     /// DNS names on this network besides the container's own name.
     pub aliases: Vec<String>,
+    /// The interface's name inside the container, else `ethN`.
+    pub interface_name: Option<String>,
 }
 
 /// What a container is attached with.
@@ -35,6 +37,8 @@ pub(super) struct Attachment {
     pub extra_hosts: Vec<(String, String)>,
     /// Search domains and options replacing the host's in resolv.conf.
     pub resolv: ContainerResolvOverrides,
+    /// Legacy links `(alias, container name)` that resolve for this container alone.
+    pub links: Vec<(String, String)>,
 }
 
 /// Why [`Engine::attach`] failed; callers word it for the keys the user wrote.
@@ -77,17 +81,18 @@ impl Engine {
         &self,
         rec: &Record,
         hostname: &str,
-        how: Attachment,
+        mut how: Attachment,
     ) -> Result<Vec<berth_netd::state::Endpoint>, AttachError> {
         let netns = rec.netns.clone().ok_or(AttachError::NoNetns)?;
-        let mut ports = how.ports;
+        let mut ports = std::mem::take(&mut how.ports);
         let mut dns_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut reqs = Vec::with_capacity(how.networks.len());
-        for (i, join) in how.networks.into_iter().enumerate() {
+        for (i, join) in std::mem::take(&mut how.networks).into_iter().enumerate() {
             let mut names = vec![rec.config.name.clone()];
             names.extend(join.aliases.iter().cloned());
             dns_names.insert(join.network.clone(), names);
             reqs.push(EndpointRequest {
+                interface_name: join.interface_name,
                 network: join.network,
                 ipv4_address: join.ipv4_address,
                 ipv6_address: join.ipv6_address,
@@ -107,14 +112,7 @@ impl Engine {
             .await
             .map_err(AttachError::Netd)?;
         match self
-            .register(
-                rec,
-                hostname,
-                &endpoints,
-                &dns_names,
-                &how.extra_hosts,
-                &how.resolv,
-            )
+            .register(rec, hostname, &endpoints, &dns_names, &how)
             .await
         {
             Ok(()) => Ok(endpoints),
@@ -134,8 +132,7 @@ impl Engine {
         hostname: &str,
         endpoints: &[berth_netd::state::Endpoint],
         dns_names: &BTreeMap<String, Vec<String>>,
-        extra_hosts: &[(String, String)],
-        resolv: &ContainerResolvOverrides,
+        how: &Attachment,
     ) -> Result<(), AttachError> {
         let mut hosts =
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".to_string();
@@ -164,13 +161,28 @@ impl Engine {
                         addresses: endpoint_addresses(ep),
                         dns_servers: crate::engine::labels::dns_servers(&rec.config.labels),
                         names: dns_names.get(&net_name).cloned().unwrap_or_default(),
-                        links: crate::engine::labels::links(&rec.config.labels),
+                        links: crate::engine::labels::links(&rec.config.labels)
+                            .into_iter()
+                            .chain(how.links.iter().map(|(alias, target)| {
+                                berth_netd::dns::LinkAlias {
+                                    alias: alias.clone(),
+                                    target: target.clone(),
+                                }
+                            }))
+                            .collect(),
                     },
                 )
                 .map_err(|err| AttachError::Dns(err.to_string()))?;
         }
-        self.write_name_files(rec, hosts, &gateways, &gateways6, extra_hosts, resolv)
-            .map_err(AttachError::NameFiles)
+        self.write_name_files(
+            rec,
+            hosts,
+            &gateways,
+            &gateways6,
+            &how.extra_hosts,
+            &how.resolv,
+        )
+        .map_err(AttachError::NameFiles)
     }
 
     /// Writes a connected container's `/etc/hosts` (`hosts`, its endpoint lines, then the

@@ -86,6 +86,7 @@ impl Engine {
                 mac_address: n.mac_address.clone(),
                 priority: n.priority.saturating_sub(i as i32),
                 aliases,
+                interface_name: n.interface_name.clone(),
             });
         }
         let how = Attachment {
@@ -93,6 +94,7 @@ impl Engine {
             ports: req.ports,
             extra_hosts: req.extra_hosts,
             resolv: resolv_overrides(&req.dns_search, &req.dns_options),
+            links: req.links,
         };
         self.attach(rec, &hostname, how)
             .await
@@ -260,30 +262,7 @@ impl Engine {
         let Some(mode) = svc.network_mode.as_deref() else {
             return Ok(());
         };
-        let target = if let Some(dep) = mode.strip_prefix("service:") {
-            let mut running: Vec<Member> =
-                project_members::of_project(&self.runtime, &project.name, OneOffs::Exclude)
-                    .into_iter()
-                    .filter(|m| m.state.status == Status::Running && m.service == dep)
-                    .collect();
-            running.sort_by_key(|m| m.number);
-            running.into_iter().next().map(|m| m.rec).ok_or_else(|| {
-                format!(
-                    "service {service}: network_mode {mode}: service {dep} has no running container"
-                )
-            })?
-        } else if let Some(name) = mode.strip_prefix("container:") {
-            let rec = self
-                .runtime
-                .resolve(name)
-                .map_err(|err| format!("service {service}: network_mode {mode}: {err}"))?;
-            if !self.runtime.is_running(&rec) {
-                return Err(format!(
-                    "service {service}: network_mode {mode}: container {name} is not running"
-                ));
-            }
-            rec
-        } else {
+        let Some(target) = self.shared_target(project, service, "network_mode", mode)? else {
             return Ok(());
         };
         cfg.network = match (&target.netns, &target.config.network) {

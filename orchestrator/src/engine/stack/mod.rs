@@ -35,11 +35,14 @@ use crate::api::project::{
 };
 use crate::compose::{DependsCondition, Project, service_hash};
 
+mod api_socket;
 mod attach;
 mod backend;
 mod connect;
+mod external_links;
 mod network_join;
 mod observe;
+mod shared_namespaces;
 mod verbs;
 mod volumes_from;
 
@@ -532,6 +535,8 @@ impl Engine {
         reference: &str,
     ) -> Result<Record, String> {
         self.join_shared_network(project, service, svc, &mut t.config)?;
+        self.join_shared_namespaces(project, service, svc, &mut t.config)?;
+        self.bind_api_socket(service, svc, &mut t.config)?;
         self.share_service_volumes(project, service, svc, &mut t.config)?;
         // A service on no network (its own namespace, nothing attached) joins none.
         let connect = t.connect.filter(|_| !svc.networks.is_empty());
@@ -546,10 +551,15 @@ impl Engine {
             && let Some(mut req) = connect
         {
             req.container = rec.id.clone();
-            failed = self
-                .connect_service(project, service, svc, &rec, req)
-                .await
-                .err();
+            failed = match self.external_links(service, svc) {
+                Ok(links) => {
+                    req.links = links;
+                    self.connect_service(project, service, svc, &rec, req)
+                        .await
+                        .err()
+                }
+                Err(err) => Some(err),
+            };
         }
         if failed.is_none() {
             failed = self

@@ -64,6 +64,7 @@ impl Engine {
                     priority: -(has as i32),
                     aliases: aliases.clone(),
                     ports: Vec::new(),
+                    interface_name: join.interface_name.clone(),
                 }],
             )
             .await

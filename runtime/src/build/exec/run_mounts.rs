@@ -215,6 +215,7 @@ impl Builder<'_> {
                 MountKind::Cache => {
                     let dir = self.cache_dir(display, pm, stages, &mut out)?;
                     out.specs.push(MountSpec::Bind {
+                        propagation: None,
                         source: dir,
                         target: PathBuf::from(m.target.clone().unwrap_or_default()),
                         read_only: m.read_only,
@@ -224,6 +225,7 @@ impl Builder<'_> {
                 MountKind::Bind => {
                     let source = self.bind_source(display, pm, ctx, stages, &mut out)?;
                     out.specs.push(MountSpec::Bind {
+                        propagation: None,
                         source,
                         target: PathBuf::from(m.target.clone().unwrap_or_default()),
                         read_only: m.read_only,
@@ -278,6 +280,7 @@ impl Builder<'_> {
             .map_err(io("chown", &file))?;
         inroot::fchmod(f.as_fd(), m.mode.unwrap_or(0o400)).map_err(io("chmod", &file))?;
         out.specs.push(MountSpec::Bind {
+            propagation: None,
             source: file,
             target: PathBuf::from(target),
             read_only: true,
@@ -331,6 +334,7 @@ impl Builder<'_> {
             target: PathBuf::from(target),
             read_only: false,
             owned_copy: None,
+            propagation: None,
         });
         out._agents.push(proxy);
         out._scratch.push(dir);

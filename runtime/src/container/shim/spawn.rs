@@ -76,7 +76,7 @@ pub(super) fn container(l: &Launch<'_>, stdio: &mut Stdio) -> Result<Pid, ShimEr
                 reaper: rec.config.init,
                 tty: rec.config.tty,
             };
-            clone_init(&args, clone_flags(l.spec))?
+            clone_in_pid_ns(&args, l.spec)?
         }
         Some(ort) => fork_runtime(
             ort,
@@ -150,6 +150,39 @@ fn clone_flags(spec: &Spec) -> CloneFlags {
         };
     }
     flags
+}
+
+/// The init cloned, into the PID namespace the spec joins by path when it names one: a
+/// process's PID namespace is fixed when it is made, so the shim enters that namespace for
+/// its children just for the clone and returns to its own right after.
+fn clone_in_pid_ns(args: &InitArgs<'_>, spec: &Spec) -> Result<Pid, ShimError> {
+    let joined = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|ns| ns.typ() == LinuxNamespaceType::Pid)
+        .and_then(|ns| ns.path().clone());
+    let Some(path) = joined else {
+        return clone_init(args, clone_flags(spec));
+    };
+    let open = |p: &Path| {
+        fs::File::open(p)
+            .map(OwnedFd::from)
+            .map_err(|e| ShimError::Init {
+                code: 125,
+                message: format!("opening the PID namespace {} to join: {e}", p.display()),
+            })
+    };
+    let own = open(Path::new("/proc/self/ns/pid"))?;
+    let target = open(&path)?;
+    nix::sched::setns(&target, CloneFlags::CLONE_NEWPID)
+        .map_err(sys("joining the PID namespace of another container"))?;
+    let cloned = clone_init(args, clone_flags(spec));
+    nix::sched::setns(&own, CloneFlags::CLONE_NEWPID)
+        .map_err(sys("returning to the shim's own PID namespace"))?;
+    cloned
 }
 
 /// berth's init, cloned into its namespaces.

@@ -14,15 +14,18 @@ use berth_netd::ports::{PortMapping, Protocol};
 use berth_runtime::container::config::ProcessOverrides;
 use berth_runtime::container::volumes::anonymous_name;
 use berth_runtime::container::{
-    ContainerConfig, HostNamespaces, MountSpec, NetworkMode, Record, Resources, RootfsSource,
+    ContainerConfig, MountSpec, NetworkMode, Propagation, Record, Resources, RootfsSource,
     SecurityOpt, Ulimit,
 };
 use berth_runtime::image::Image;
 
 use super::labels;
+
+mod namespaces;
 use super::stack::DEFAULT_BRIDGE;
 use crate::api::container::{ContainerSpec, HostConfig, UnsupportedField, is_bridge_mode};
 use crate::api::project::{ContainerConnect, ContainerNetwork};
+use namespaces::{namespaces, network};
 
 /// Why a spec cannot become a container: the field and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -134,7 +137,7 @@ pub fn translate(name: &str, spec: &ContainerSpec, cx: &Context) -> Result<Trans
         opt.apply(&mut c);
     }
     devices(hc, &mut c)?;
-    namespaces(spec, &mut c)?;
+    namespaces(spec, cx, &mut c)?;
     c.annotations = hc.annotations.clone();
     c.group_add = hc.group_add.clone();
     c.cgroup_parent = (!hc.cgroup_parent.is_empty()).then(|| hc.cgroup_parent.clone());
@@ -276,8 +279,10 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
         };
         let target = absolute(field, dst)?;
         let read_only = opts.split(',').any(|o| o == "ro");
+        let propagation = opts.split(',').find_map(|o| Propagation::parse(o).ok());
         c.mounts.push(if src.starts_with('/') {
             MountSpec::Bind {
+                propagation,
                 source: src.into(),
                 target,
                 read_only,
@@ -285,6 +290,7 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
             }
         } else {
             MountSpec::Volume {
+                subpath: None,
                 name: src.to_string(),
                 target,
                 read_only,
@@ -303,12 +309,26 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
                 ));
             }
             "bind" => MountSpec::Bind {
+                propagation: match m.bind_options.as_ref().map(|o| o.propagation.as_str()) {
+                    None | Some("") => None,
+                    Some(p) => Some(
+                        Propagation::parse(p)
+                            .map_err(|e| invalid(format!("{field}.BindOptions.Propagation"), e))?,
+                    ),
+                },
                 source: m.source.clone().into(),
                 target,
                 read_only: m.read_only,
                 owned_copy: None,
             },
             "volume" | "" => MountSpec::Volume {
+                subpath: match m.volume_options.as_ref().map(|o| o.subpath.as_str()) {
+                    None | Some("") => None,
+                    Some(sub) => Some(
+                        volume_subpath(sub)
+                            .map_err(|e| invalid(format!("{field}.VolumeOptions.Subpath"), e))?,
+                    ),
+                },
                 name: if m.source.is_empty() {
                     fresh(&target)
                 } else {
@@ -381,6 +401,7 @@ fn mounts(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result
         }
         let name = fresh(&target);
         c.mounts.push(MountSpec::Volume {
+            subpath: None,
             name,
             target,
             read_only: false,
@@ -476,60 +497,22 @@ fn devices(hc: &HostConfig, c: &mut ContainerConfig) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// `PidMode`, `UTSMode`, `CgroupnsMode` (the container's own namespace or the host's) and
-/// `Domainname`.
-fn namespaces(spec: &ContainerSpec, c: &mut ContainerConfig) -> Result<(), SpecError> {
-    let hc = &spec.host_config;
-    let host = |field: &str, value: &str, own: &[&str]| -> Result<bool, SpecError> {
-        match value {
-            "host" => Ok(true),
-            v if v.is_empty() || own.contains(&v) => Ok(false),
-            v => Err(invalid(
-                field,
-                format!("{v:?} is not supported (host, or empty for the container's own)"),
-            )),
+/// A volume's `Subpath` as Docker takes it: a relative path that stays inside the volume
+/// (no `..` leads out of it; links are resolved inside the volume at mount time).
+fn volume_subpath(sub: &str) -> Result<PathBuf, String> {
+    let mut depth = 0i32;
+    for c in Path::new(sub).components() {
+        match c {
+            std::path::Component::Normal(_) => depth += 1,
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => depth -= 1,
+            _ => return Err(format!("{sub:?} must be a relative path inside the volume")),
         }
-    };
-    c.host_namespaces = HostNamespaces {
-        pid: host("HostConfig.PidMode", &hc.pid_mode, &[])?,
-        uts: host("HostConfig.UTSMode", &hc.uts_mode, &[])?,
-        cgroup: host("HostConfig.CgroupnsMode", &hc.cgroupns_mode, &["private"])?,
-    };
-    if !spec.domainname.is_empty() {
-        if c.host_namespaces.uts {
-            return Err(invalid(
-                "Domainname",
-                "cannot be set in the host's UTS namespace (UTSMode host)",
-            ));
+        if depth < 0 {
+            return Err(format!("{sub:?} leads out of the volume"));
         }
-        c.domainname = Some(spec.domainname.clone());
     }
-    Ok(())
-}
-
-/// `NetworkMode`: a bridge network (attached after the create), host, none or another
-/// container's namespace.
-fn network(spec: &ContainerSpec, cx: &Context, c: &mut ContainerConfig) -> Result<(), SpecError> {
-    let mode = spec.host_config.network_mode.as_str();
-    c.network = match mode {
-        "none" => NetworkMode::None,
-        "host" => NetworkMode::Host,
-        m if m.starts_with("container:") || m.starts_with("service:") => match cx.containers {
-            // Joined by the caller before the container is created.
-            None => NetworkMode::None,
-            Some(lookup) => {
-                let name = m.split_once(':').map(|(_, n)| n).unwrap_or_default();
-                let target = lookup(name).map_err(|e| invalid("HostConfig.NetworkMode", e))?;
-                match (&target.netns, &target.config.network) {
-                    (Some(ns), _) => NetworkMode::Join(ns.clone()),
-                    (None, NetworkMode::Join(ns)) => NetworkMode::Join(ns.clone()),
-                    _ => NetworkMode::Host,
-                }
-            }
-        },
-        _ => NetworkMode::New,
-    };
-    Ok(())
+    Ok(PathBuf::from(sub))
 }
 
 /// The cgroup limits a `HostConfig` asks for (Docker's 0 for a field: none); the one
@@ -837,6 +820,18 @@ fn connect_request(
         let Some(ep) = ep else { continue };
         let field = format!("NetworkingConfig.EndpointsConfig.{}", n.name);
         n.aliases = ep.aliases.clone();
+        for (k, v) in &ep.driver_opts {
+            if k != crate::api::container::IFNAME_OPT {
+                return Err(invalid(
+                    format!("{field}.DriverOpts.{k}"),
+                    format!(
+                        "{v:?}: only {} is supported",
+                        crate::api::container::IFNAME_OPT
+                    ),
+                ));
+            }
+            n.interface_name = Some(v.clone());
+        }
         n.mac_address = (!ep.mac_address.is_empty()).then(|| ep.mac_address.clone());
         n.priority = ep
             .gw_priority
@@ -861,6 +856,7 @@ fn connect_request(
         extra_hosts: extra_hosts.to_vec(),
         dns_search: hc.dns_search.clone(),
         dns_options: hc.dns_options.clone(),
+        links: Vec::new(),
     }))
 }
 
