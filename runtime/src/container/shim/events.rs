@@ -185,13 +185,15 @@ impl Shim {
             self.handle_client(s);
         }
         tracing::info!(id = %self.rec.id, code, oom, "container exited");
-        // `--rm`: the container (name, files, anonymous volumes) is gone before anyone hears
+        // `--rm`: the container (name, dir, anonymous volumes) is gone before anyone hears
         // of the exit, so a waiter never sees it (a reader that opened the log keeps its
-        // file handle); only the kernel-side teardown waits until after the report.
-        if auto_remove {
-            crate::container::remove_record(&self.rec);
+        // file handle); the deletion of its renamed-aside files and the kernel-side teardown
+        // wait until after the report.
+        let retired = auto_remove.then(|| {
+            let doomed = crate::container::retire_record(&self.rec);
             crate::container::volumes::remove_anonymous(&self.rec);
-        }
+            doomed
+        });
         let resp = Response::Exited {
             exit_code: code,
             oom_killed: oom,
@@ -207,15 +209,17 @@ impl Shim {
             },
         );
         // The rest of `--rm` after the report: unmounting the netns pin waits for an RCU
-        // grace period and the cgroup rmdirs take one call per v1 hierarchy, ~1-5 ms that a
-        // foreground `run --rm` no longer waits for. Nothing can reuse either: the id is gone.
-        if auto_remove {
+        // grace period, the cgroup rmdirs take one call per v1 hierarchy and deleting files
+        // may wait on the disk, ~1-10 ms that a foreground `run --rm` no longer waits for.
+        // Nothing can reuse any of them: the id is gone.
+        if let Some(doomed) = retired {
             if let Err(e) = self.cgroup.remove() {
                 tracing::warn!(error = %chain(&e), "removing the container cgroup");
             }
             if let Some(ns) = &self.rec.netns {
                 crate::container::namespaces::unpin_netns(ns);
             }
+            let _ = fs::remove_dir_all(doomed);
         }
     }
 }
