@@ -340,3 +340,40 @@ impl Shim {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::IntoRawFd;
+
+    #[test]
+    fn the_attached_client_comes_from_its_fd_close_on_exec_with_its_stdin_flag() {
+        let (mut ours, theirs) = UnixStream::pair().expect("socket pair");
+        let fd = theirs.into_raw_fd();
+        let (mut s, stdin) = attach_fd(&format!("{fd},1")).expect("an attached client");
+        assert!(stdin);
+        let flags = nix::fcntl::fcntl(&s, nix::fcntl::FcntlArg::F_GETFD).expect("F_GETFD");
+        assert_ne!(
+            flags & libc::FD_CLOEXEC,
+            0,
+            "the container must not inherit it"
+        );
+        s.write_all(b"out").expect("write");
+        let mut got = [0u8; 3];
+        ours.read_exact(&mut got).expect("read");
+        assert_eq!(&got, b"out");
+        drop(s);
+        let (pair, _) = UnixStream::pair().expect("socket pair");
+        let fd = pair.into_raw_fd();
+        let (_s, stdin) = attach_fd(&format!("{fd},0")).expect("an attached client");
+        assert!(!stdin);
+    }
+
+    #[test]
+    fn a_malformed_attach_value_attaches_nobody() {
+        assert!(attach_fd("").is_none());
+        assert!(attach_fd("4").is_none());
+        assert!(attach_fd("x,1").is_none());
+    }
+}
