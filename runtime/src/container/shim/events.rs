@@ -155,6 +155,12 @@ impl Shim {
             code
         };
         let auto_remove = self.rec.config.auto_remove;
+        // The container's mounts go before anything that may reuse what they hold (a restart
+        // mounting the same upper dir, its anonymous volumes' removal); only a `--rm` run
+        // without anonymous volumes leaves that teardown until after its report.
+        if !auto_remove || !self.rec.config.anonymous_volumes.is_empty() {
+            self.mnt_ns = None;
+        }
         // The external runtime's record (runc: and its cgroup dirs) goes once the OOM counter
         // is read, before anyone hears of the exit: the same id may run again at once.
         if let Some(ort) = self.external
@@ -213,6 +219,7 @@ impl Shim {
         // may wait on the disk, ~1-10 ms that a foreground `run --rm` no longer waits for.
         // Nothing can reuse any of them: the id is gone.
         if let Some(doomed) = retired {
+            self.mnt_ns = None;
             if let Err(e) = self.cgroup.remove() {
                 tracing::warn!(error = %chain(&e), "removing the container cgroup");
             }

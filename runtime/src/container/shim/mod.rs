@@ -271,6 +271,9 @@ struct Shim {
     exit: Option<(i32, Option<i32>)>,
     /// The starter's pipe, when it asked to hear about the exit too.
     exit_report: Option<OwnedFd>,
+    /// The container's mount namespace, held so that its teardown happens when the shim
+    /// drops it rather than in the init's exit (see `events::finish`).
+    mnt_ns: Option<OwnedFd>,
 }
 
 /// A close-on-exec pipe: (read end, write end).
@@ -306,7 +309,7 @@ impl Shim {
         setup::drop_mknod_without_device_filter(&spec, &cgroup, &mut caps, &rec.id);
         let external = setup::external_runtime(cfg)?;
         let mut stdio = Stdio::open(&rec, external.is_some())?;
-        let pid = spawn::container(
+        let (pid, mnt_ns) = spawn::container(
             &spawn::Launch {
                 rec: &rec,
                 spec: &spec,
@@ -337,6 +340,7 @@ impl Shim {
             stop_deadline: None,
             exit: None,
             exit_report: None,
+            mnt_ns,
         })
     }
 }
