@@ -45,6 +45,14 @@ fn read_line_raw(sock: &Path, mut s: &UnixStream) -> Result<(), RuntimeError> {
     }
 }
 
+/// `fd` moved to a close-on-exec fd numbered 10 or above, so that the `dup2`s onto 3 and 4
+/// between fork and exec cannot overwrite one of the fds they copy.
+fn high_fd(fd: std::os::fd::OwnedFd) -> io::Result<std::os::fd::OwnedFd> {
+    let raw = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
+    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(raw) })
+}
+
 /// The exit report of a container started with [`Runtime::start_watched`].
 #[derive(Debug)]
 pub struct ExitWatch {
@@ -92,8 +100,7 @@ impl Runtime {
         rec: &Record,
         stdin: bool,
     ) -> Result<(i32, ExitWatch, UnixStream), RuntimeError> {
-        let tty = rec.config.tty;
-        let (pid, watch, stream) = self.spawn_shim(rec, true, Some((stdin, tty)))?;
+        let (pid, watch, stream) = self.spawn_shim(rec, true, Some(stdin))?;
         match (watch, stream) {
             (Some(w), Some(s)) => Ok((pid, w, s)),
             _ => Err(RuntimeError::ShimSilent {
@@ -149,7 +156,7 @@ impl Runtime {
         &self,
         rec: &Record,
         watch: bool,
-        attach: Option<(bool, bool)>,
+        attach_stdin: Option<bool>,
     ) -> Result<(i32, Option<ExitWatch>, Option<UnixStream>), RuntimeError> {
         let _ = fs::remove_file(rec.dir.join(USER_STOPPED));
         let st = self.state(rec)?;
@@ -168,22 +175,39 @@ impl Runtime {
         self.resolve_joined(rec)?;
         // Where the shim binds the control socket: only root may reach it.
         modes::run_dir(&self.cfg.run, &rec.run_dir).map_err(io_err("creating", &rec.run_dir))?;
-        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| {
-            RuntimeError::SpawnShim {
-                exe: self.cfg.shim_exe.clone(),
-                source: e.into(),
+        let spawn_err = |e: io::Error| RuntimeError::SpawnShim {
+            exe: self.cfg.shim_exe.clone(),
+            source: e,
+        };
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()))?;
+        // A client attached from the start gets one end of a socket pair and the shim the
+        // other: no connect to the control socket and no request before the container runs.
+        // Both fds the shim gets are moved above 3 and 4, where `pre_exec` puts them.
+        let (ours, theirs) = match attach_stdin {
+            Some(stdin) => {
+                let (a, b) = UnixStream::pair().map_err(spawn_err)?;
+                (
+                    Some(a),
+                    Some((high_fd(b.into()).map_err(spawn_err)?, stdin)),
+                )
             }
-        })?;
+            None => (None, None),
+        };
+        let w = high_fd(w).map_err(spawn_err)?;
         let wfd = w.as_raw_fd();
+        let afd = theirs.as_ref().map(|(fd, _)| fd.as_raw_fd());
         let mut cmd = Command::new(&self.cfg.shim_exe);
         cmd.arg("shim")
             .arg(&rec.dir)
             .env(shim::SYNC_FD_ENV, "3")
             .env(shim::SYNC_EXIT_ENV, if watch { "1" } else { "0" })
-            .env(shim::ATTACH_ENV, if attach.is_some() { "1" } else { "0" })
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if let Some((_, stdin)) = &theirs {
+            cmd.env(shim::ATTACH_ENV, format!("4,{}", u8::from(*stdin)));
+        }
         // The shim outlives its starter: it is detached here, between fork and exec (a
         // second fork whose middle process exits at once, then setsid), so that the shim
         // binary is exec'd once per start instead of exec'ing and then forking itself.
@@ -194,6 +218,11 @@ impl Runtime {
         unsafe {
             cmd.pre_exec(move || {
                 if libc::dup2(wfd, 3) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if let Some(afd) = afd
+                    && libc::dup2(afd, 4) < 0
+                {
                     return Err(io::Error::last_os_error());
                 }
                 match libc::fork() {
@@ -207,28 +236,16 @@ impl Runtime {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|source| RuntimeError::SpawnShim {
-            exe: self.cfg.shim_exe.clone(),
-            source,
-        })?;
+        let mut child = cmd.spawn().map_err(spawn_err)?;
         drop(w);
+        drop(theirs);
         let _ = child.wait();
         let mut reader = io::BufReader::new(fs::File::from(r));
         let mut line = String::new();
         let _ = io::BufRead::read_line(&mut reader, &mut line);
-        let mut stream = None;
-        if let (Some((stdin, tty)), Ok(StartReport::Listening)) =
-            (attach, serde_json::from_str::<StartReport>(&line))
-        {
-            let s = control::send(&rec.socket(), &Request::Attach { stdin, tty })?;
-            read_line_raw(&rec.socket(), &s)?;
-            stream = Some(s);
-            line.clear();
-            let _ = io::BufRead::read_line(&mut reader, &mut line);
-        }
         match serde_json::from_str::<StartReport>(&line) {
             Ok(StartReport::Started { pid, .. }) => {
-                Ok((pid, watch.then(|| ExitWatch { reader }), stream))
+                Ok((pid, watch.then(|| ExitWatch { reader }), ours))
             }
             Ok(StartReport::Failed { code, message }) => {
                 if rec.config.auto_remove {

@@ -212,9 +212,17 @@ pub(crate) fn remove_files(rec: &Record) {
     remove_record(rec);
 }
 
-/// What makes a container known: its dirs and its name. The shim of a `--rm` container
-/// removes these before reporting the exit and unpins the netns afterwards.
+/// What makes a container known: its dirs and its name.
 pub(crate) fn remove_record(rec: &Record) {
+    let _ = fs::remove_dir_all(retire_record(rec));
+}
+
+/// Makes the container unknown at once (run dir gone, container dir renamed aside, name
+/// released) and returns the dir whose contents are still to be deleted. The shim of a
+/// `--rm` container retires it before reporting the exit and deletes the rest afterwards:
+/// freeing a file's blocks can wait on the disk (a synchronous discard on a journal-less
+/// ext4 mounted with `discard`), which nobody waiting for the exit needs to sit through.
+pub(crate) fn retire_record(rec: &Record) -> PathBuf {
     joined::unmount_shm(&rec.dir);
     let _ = fs::remove_dir_all(&rec.run_dir);
     // Renamed aside first: a removal cut short (kill -9) leaves a dir that recovery deletes
@@ -223,12 +231,12 @@ pub(crate) fn remove_record(rec: &Record) {
         .dir
         .with_file_name(format!("{}{}", recover::REMOVING, rec.id));
     let doomed = if fs::rename(&rec.dir, &aside).is_ok() {
-        &aside
+        aside
     } else {
-        &rec.dir
+        rec.dir.clone()
     };
-    let _ = fs::remove_dir_all(doomed);
     names::Names::of(rec).release(&rec.config.name, &rec.id);
+    doomed
 }
 
 impl Runtime {

@@ -2,14 +2,13 @@
 //! resize) and the clients that attach to the container's stdio.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 
-use super::{Output, Shim, StartReport, report};
+use super::{Output, Shim};
 use crate::container::control::{Request, Response};
 
 /// One attached client.
@@ -41,33 +40,22 @@ fn parse_request(s: &UnixStream) -> Option<Request> {
     serde_json::from_slice(&line).ok()
 }
 
-/// Tells the starter the socket listens, then waits (up to 10 s) for its one `attach`.
-pub(super) fn wait_for_attach(sync: &OwnedFd, listener: &UnixListener) -> Option<Attached> {
-    report(Some(sync), &StartReport::Listening);
-    accept_attach(listener)
-}
-
-fn accept_attach(listener: &UnixListener) -> Option<Attached> {
-    let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
-    if poll(&mut fds, PollTimeout::from(10_000u16)).ok()? == 0 {
-        return None;
-    }
-    let (s, _) = listener.accept().ok()?;
-    match parse_request(&s)? {
-        Request::Attach { stdin, tty } => attach_client(s, stdin, tty),
-        _ => None,
+/// The client the starter attached with the start (foreground `run -i/-t`, Docker's attach
+/// before start): its end of a socket pair, attached before the container runs so that no
+/// output is lost, with no connect to the control socket and no request to answer.
+pub(super) fn preattached(s: UnixStream, stdin: bool, tty: bool) -> Attached {
+    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
+    let _ = s.set_nonblocking(true);
+    Attached {
+        s,
+        stdin,
+        framed: !tty,
     }
 }
 
 fn attach_client(s: UnixStream, stdin: bool, tty: bool) -> Option<Attached> {
     send_ref(&s, &Response::Ok);
-    let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
-    let _ = s.set_nonblocking(true);
-    Some(Attached {
-        s,
-        stdin,
-        framed: !tty,
-    })
+    Some(preattached(s, stdin, tty))
 }
 
 impl Shim {

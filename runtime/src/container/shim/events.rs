@@ -155,6 +155,12 @@ impl Shim {
             code
         };
         let auto_remove = self.rec.config.auto_remove;
+        // The container's mounts go before anything that may reuse what they hold (a restart
+        // mounting the same upper dir, its anonymous volumes' removal); only a `--rm` run
+        // without anonymous volumes leaves that teardown until after its report.
+        if !auto_remove || !self.rec.config.anonymous_volumes.is_empty() {
+            self.mnt_ns = None;
+        }
         // The external runtime's record (runc: and its cgroup dirs) goes once the OOM counter
         // is read, before anyone hears of the exit: the same id may run again at once.
         if let Some(ort) = self.external
@@ -185,13 +191,15 @@ impl Shim {
             self.handle_client(s);
         }
         tracing::info!(id = %self.rec.id, code, oom, "container exited");
-        // `--rm`: the container (name, files, anonymous volumes) is gone before anyone hears
+        // `--rm`: the container (name, dir, anonymous volumes) is gone before anyone hears
         // of the exit, so a waiter never sees it (a reader that opened the log keeps its
-        // file handle); only the kernel-side teardown waits until after the report.
-        if auto_remove {
-            crate::container::remove_record(&self.rec);
+        // file handle); the deletion of its renamed-aside files and the kernel-side teardown
+        // wait until after the report.
+        let retired = auto_remove.then(|| {
+            let doomed = crate::container::retire_record(&self.rec);
             crate::container::volumes::remove_anonymous(&self.rec);
-        }
+            doomed
+        });
         let resp = Response::Exited {
             exit_code: code,
             oom_killed: oom,
@@ -207,15 +215,18 @@ impl Shim {
             },
         );
         // The rest of `--rm` after the report: unmounting the netns pin waits for an RCU
-        // grace period and the cgroup rmdirs take one call per v1 hierarchy, ~1-5 ms that a
-        // foreground `run --rm` no longer waits for. Nothing can reuse either: the id is gone.
-        if auto_remove {
+        // grace period, the cgroup rmdirs take one call per v1 hierarchy and deleting files
+        // may wait on the disk, ~1-10 ms that a foreground `run --rm` no longer waits for.
+        // Nothing can reuse any of them: the id is gone.
+        if let Some(doomed) = retired {
+            self.mnt_ns = None;
             if let Err(e) = self.cgroup.remove() {
                 tracing::warn!(error = %chain(&e), "removing the container cgroup");
             }
             if let Some(ns) = &self.rec.netns {
                 crate::container::namespaces::unpin_netns(ns);
             }
+            let _ = fs::remove_dir_all(doomed);
         }
     }
 }

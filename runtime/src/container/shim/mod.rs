@@ -43,8 +43,9 @@ pub const SYNC_FD_ENV: &str = "BERTH_SHIM_SYNC_FD";
 /// When set to 1, the shim keeps the sync fd and also reports the exit on it: a foreground
 /// `run` learns the status without racing `--rm` or the control socket's removal.
 pub const SYNC_EXIT_ENV: &str = "BERTH_SHIM_SYNC_EXIT";
-/// When set to 1, the shim reports `Listening` and waits (up to 10 s) for one `attach`
-/// client before it starts the container.
+/// When set (`FD,STDIN`, e.g. `4,1`), FD is the shim's end of a socket pair whose other end
+/// the starter keeps: a client attached before the container starts, whose input goes to the
+/// container's stdin when STDIN is 1.
 pub const ATTACH_ENV: &str = "BERTH_SHIM_ATTACH";
 
 /// Errors of the shim before the container runs; they are reported to the starter.
@@ -102,20 +103,9 @@ fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> ShimError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StartReport {
-    Started {
-        pid: i32,
-        shim_pid: i32,
-    },
-    Failed {
-        code: i32,
-        message: String,
-    },
-    Exited {
-        exit_code: i32,
-        oom_killed: bool,
-    },
-    /// The control socket is ready for the attach that precedes the start.
-    Listening,
+    Started { pid: i32, shim_pid: i32 },
+    Failed { code: i32, message: String },
+    Exited { exit_code: i32, oom_killed: bool },
 }
 
 /// Writes one JSON line (the starter reads line by line).
@@ -166,12 +156,8 @@ pub fn main(dir: &Path) -> i32 {
     redirect_stdio(dir);
     let sync_raw = sync.as_ref().map(|f| f.as_raw_fd());
     let keep_sync = std::env::var(SYNC_EXIT_ENV).as_deref() == Ok("1");
-    let wait_attach = if std::env::var(ATTACH_ENV).as_deref() == Ok("1") {
-        sync.as_ref()
-    } else {
-        None
-    };
-    let mut shim = match Shim::start(dir, sync_raw, wait_attach) {
+    let attach = std::env::var(ATTACH_ENV).ok().and_then(|v| attach_fd(&v));
+    let mut shim = match Shim::start(dir, sync_raw, attach) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %chain(&e), "container start failed");
@@ -205,6 +191,20 @@ pub fn main(dir: &Path) -> i32 {
     }
     shim.run();
     0
+}
+
+/// The client attached with the start, from [`ATTACH_ENV`]'s `FD,STDIN`; its fd is made
+/// close-on-exec, so that the container does not inherit it.
+fn attach_fd(v: &str) -> Option<(UnixStream, bool)> {
+    let (fd, stdin) = v.split_once(',')?;
+    let fd: RawFd = fd.parse().ok()?;
+    // SAFETY: the starter passed us this fd, one end of a socket pair, for exactly this.
+    let s = unsafe { UnixStream::from_raw_fd(fd) };
+    let _ = nix::fcntl::fcntl(
+        &s,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    Some((s, stdin == "1"))
 }
 
 fn redirect_stdio(dir: &Path) {
@@ -271,6 +271,9 @@ struct Shim {
     exit: Option<(i32, Option<i32>)>,
     /// The starter's pipe, when it asked to hear about the exit too.
     exit_report: Option<OwnedFd>,
+    /// The container's mount namespace, held so that its teardown happens when the shim
+    /// drops it rather than in the init's exit (see `events::finish`).
+    mnt_ns: Option<OwnedFd>,
 }
 
 /// A close-on-exec pipe: (read end, write end).
@@ -284,7 +287,7 @@ impl Shim {
     fn start(
         dir: &Path,
         sync_fd: Option<RawFd>,
-        wait_attach: Option<&OwnedFd>,
+        attach: Option<(UnixStream, bool)>,
     ) -> Result<Shim, ShimError> {
         let rec = Record::load(dir)?;
         let mut state = State::load(&rec.state_path())?;
@@ -296,8 +299,8 @@ impl Shim {
         let log = LogWriter::open(&rec.log_path(), cfg.log_max_size, cfg.log_max_files)?;
         let listener = setup::control_socket(&rec)?;
         // A foreground `run -i/-t` attaches before the container runs, so no output is lost.
-        let attached: Vec<Attached> = wait_attach
-            .and_then(|fd| clients::wait_for_attach(fd, &listener))
+        let attached: Vec<Attached> = attach
+            .map(|(s, stdin)| clients::preattached(s, stdin, cfg.tty))
             .into_iter()
             .collect();
         // Only located here: its directories are made after the clone, while the container
@@ -306,7 +309,7 @@ impl Shim {
         setup::drop_mknod_without_device_filter(&spec, &cgroup, &mut caps, &rec.id);
         let external = setup::external_runtime(cfg)?;
         let mut stdio = Stdio::open(&rec, external.is_some())?;
-        let pid = spawn::container(
+        let (pid, mnt_ns) = spawn::container(
             &spawn::Launch {
                 rec: &rec,
                 spec: &spec,
@@ -337,6 +340,44 @@ impl Shim {
             stop_deadline: None,
             exit: None,
             exit_report: None,
+            mnt_ns,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::IntoRawFd;
+
+    #[test]
+    fn the_attached_client_comes_from_its_fd_close_on_exec_with_its_stdin_flag() {
+        let (mut ours, theirs) = UnixStream::pair().expect("socket pair");
+        let fd = theirs.into_raw_fd();
+        let (mut s, stdin) = attach_fd(&format!("{fd},1")).expect("an attached client");
+        assert!(stdin);
+        let flags = nix::fcntl::fcntl(&s, nix::fcntl::FcntlArg::F_GETFD).expect("F_GETFD");
+        assert_ne!(
+            flags & libc::FD_CLOEXEC,
+            0,
+            "the container must not inherit it"
+        );
+        s.write_all(b"out").expect("write");
+        let mut got = [0u8; 3];
+        ours.read_exact(&mut got).expect("read");
+        assert_eq!(&got, b"out");
+        drop(s);
+        let (pair, _) = UnixStream::pair().expect("socket pair");
+        let fd = pair.into_raw_fd();
+        let (_s, stdin) = attach_fd(&format!("{fd},0")).expect("an attached client");
+        assert!(!stdin);
+    }
+
+    #[test]
+    fn a_malformed_attach_value_attaches_nobody() {
+        assert!(attach_fd("").is_none());
+        assert!(attach_fd("4").is_none());
+        assert!(attach_fd("x,1").is_none());
     }
 }

@@ -39,7 +39,12 @@ pub(super) struct Launch<'a> {
 
 /// Runs the container process and returns the pid the shim reaps: the init, placed in
 /// its cgroup and past exec. On failure nothing of it is left (process, cgroup).
-pub(super) fn container(l: &Launch<'_>, stdio: &mut Stdio) -> Result<Pid, ShimError> {
+/// Returns the container's init and, under berth's own executor, a hold on its mount
+/// namespace (see [`hold_mnt_ns`]).
+pub(super) fn container(
+    l: &Launch<'_>,
+    stdio: &mut Stdio,
+) -> Result<(Pid, Option<OwnedFd>), ShimError> {
     let rec = l.rec;
     let (go_r, go_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
@@ -88,13 +93,14 @@ pub(super) fn container(l: &Launch<'_>, stdio: &mut Stdio) -> Result<Pid, ShimEr
             rep_w.as_raw_fd(),
         )?,
     };
+    let mnt_ns = l.external.is_none().then(|| hold_mnt_ns(pid)).flatten();
     drop(go_r);
     drop(rep_w);
     drop(std::mem::take(&mut stdio.child_side));
     handshake(l, pid, go_w, rep_r)?;
     match l.external {
-        None => Ok(pid),
-        Some(ort) => wait_external(ort, rec, l.cgroup, pid, &pid_file, stdio),
+        None => Ok((pid, mnt_ns)),
+        Some(ort) => wait_external(ort, rec, l.cgroup, pid, &pid_file, stdio).map(|p| (p, None)),
     }
 }
 
@@ -246,6 +252,16 @@ fn fork_runtime(
         nix::unistd::ForkResult::Child => oci_runtime::child_main(&child),
         nix::unistd::ForkResult::Parent { child } => Ok(child),
     }
+}
+
+/// A reference to the init's mount namespace, taken right after the clone. While the shim
+/// holds it, the init's exit does not tear the namespace down (unmounting its tree waits for
+/// an expedited RCU grace period, ~1-7 ms, before the exit reaches the shim); the shim drops
+/// it where that wait costs nobody (after a `--rm` run's report). `None` if it is gone already.
+fn hold_mnt_ns(pid: Pid) -> Option<OwnedFd> {
+    fs::File::open(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(OwnedFd::from)
 }
 
 /// Places the child in its cgroup, lets it go on, and reads its report: empty once it
