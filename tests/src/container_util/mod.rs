@@ -195,8 +195,18 @@ impl Env {
         self.berth(&args)
     }
 
-    /// The ids of the containers this instance still knows.
+    /// The ids of the containers this instance still knows (not the dirs of removed ones
+    /// still being deleted, `.removing-ID`: a `--rm` run's shim deletes its files after it
+    /// has reported the exit).
     pub fn container_ids(&self) -> Vec<String> {
+        self.container_entries()
+            .into_iter()
+            .filter(|n| !n.starts_with('.'))
+            .collect()
+    }
+
+    /// Every entry of the containers dir, removed ones still being deleted included.
+    fn container_entries(&self) -> Vec<String> {
         fs::read_dir(self.root.join("containers"))
             .map(|rd| {
                 rd.flatten()
@@ -222,7 +232,7 @@ impl Env {
     pub fn leaks(&self) -> Vec<String> {
         let mut out = Vec::new();
         let tmp = self.tmp.path().display().to_string();
-        for id in self.container_ids() {
+        for id in self.container_entries() {
             out.push(format!("container dir {id}"));
         }
         for sub in ["c", "netns"] {
