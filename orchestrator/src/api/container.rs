@@ -574,12 +574,12 @@ mod tests {
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");
         assert_eq!(err.field, "HostConfig.BlkioWeight");
-        let body = r#"{"NetworkingConfig":{"EndpointsConfig":{"front":{"DriverOpts":{"a":"b"}}}}}"#;
+        let body = r#"{"NetworkingConfig":{"EndpointsConfig":{"front":{"IPAMConfig":{"LinkLocalIPs":["169.254.1.1"]}}}}}"#;
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");
         assert_eq!(
             err.field,
-            "NetworkingConfig.EndpointsConfig.front.DriverOpts"
+            "NetworkingConfig.EndpointsConfig.front.IPAMConfig.LinkLocalIPs"
         );
     }
 
