@@ -81,6 +81,8 @@ pub(crate) struct Shared {
     /// The engine, opened on first use so a daemon that only answers `info` touches no
     /// network or firewall state.
     pub engine: tokio::sync::OnceCell<Arc<crate::engine::stack::Engine>>,
+    /// The container watcher (`watch.rs`), which routes can make look at once.
+    pub watcher: watch::Watcher,
 }
 
 impl Shared {
@@ -288,6 +290,7 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
         shutdown: Notify::new(),
         closing: tokio::sync::watch::Sender::new(false),
         engine: tokio::sync::OnceCell::new(),
+        watcher: watch::Watcher::default(),
     });
     tracing::info!(root = %opts.root.display(), run = %opts.run.display(), "berth daemon listening");
     shared.emit("daemon", "start", &std::process::id().to_string());

@@ -116,24 +116,30 @@ fn event(id: &str, action: &str, seen: &Seen, exit_code: Option<i32>) -> Event {
     }
 }
 
-/// Runs for the daemon's lifetime; does nothing while no event stream is open.
-pub(super) async fn run(shared: Arc<Shared>) {
-    let exe = std::env::current_exe().unwrap_or_else(|_| "berth".into());
-    let rt = Runtime::new(crate::engine::stack::runtime_config(
-        &shared.opts.root,
-        &shared.opts.run,
-        exe,
-    ));
-    let mut last: Option<HashMap<String, Seen>> = None;
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+/// The container watcher's memory of the last look, shared by its 200 ms loop and by the
+/// routes that publish an event a container's change must precede (a network destroyed right
+/// after its last container was removed reports the disconnect first, as Docker does).
+#[derive(Default)]
+pub(crate) struct Watcher {
+    last: tokio::sync::Mutex<Option<HashMap<String, Seen>>>,
+}
+
+impl Watcher {
+    /// Looks at the containers now and publishes what changed since the last look.
+    pub(crate) async fn look_now(&self, shared: &Shared) {
+        let mut last = self.last.lock().await;
         if shared.events.receiver_count() == 0 {
-            last = None;
-            continue;
+            *last = None;
+            return;
         }
-        let r = rt.clone();
-        let Ok(mut now) = tokio::task::spawn_blocking(move || look(&r)).await else {
-            continue;
+        let exe = std::env::current_exe().unwrap_or_else(|_| "berth".into());
+        let rt = Runtime::new(crate::engine::stack::runtime_config(
+            &shared.opts.root,
+            &shared.opts.run,
+            exe,
+        ));
+        let Ok(mut now) = tokio::task::spawn_blocking(move || look(&rt)).await else {
+            return;
         };
         if let Some(engine) = shared.engine.get() {
             for (id, seen) in now.iter_mut() {
@@ -143,8 +149,8 @@ pub(super) async fn run(shared: Arc<Shared>) {
             }
         }
         let Some(before) = last.take() else {
-            last = Some(now); // the first look after a listener came is the baseline
-            continue;
+            *last = Some(now); // the first look after a listener came is the baseline
+            return;
         };
         let mut ids: Vec<&String> = before.keys().chain(now.keys()).collect();
         ids.sort();
@@ -163,7 +169,15 @@ pub(super) async fn run(shared: Arc<Shared>) {
                     .send(event(id, &format!("health_status: {h}"), seen, None));
             }
         }
-        last = Some(now);
+        *last = Some(now);
+    }
+}
+
+/// Runs for the daemon's lifetime; does nothing while no event stream is open.
+pub(super) async fn run(shared: Arc<Shared>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        shared.watcher.look_now(&shared).await;
     }
 }
 

@@ -388,6 +388,8 @@ async fn remove(
     engine.sync_dns(&before).await;
     match out {
         Ok(_) => {
+            // Its last containers' disconnects (derived from their changes) come first.
+            docker.shared.watcher.look_now(&docker.shared).await;
             super::events::emit(
                 docker,
                 "network",
@@ -449,6 +451,7 @@ async fn prune(
     })
     .await;
     engine.sync_dns(&before).await;
+    docker.shared.watcher.look_now(&docker.shared).await;
     for (name, id) in &known {
         if out.networks_deleted.contains(name) {
             super::events::emit(
