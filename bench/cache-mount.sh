@@ -7,8 +7,8 @@
 #   bench/cache-mount.sh                    # N=3 rebuilds of each, PKGS="make file less"
 #   N=5 PKGS="gcc" BERTH=path/to/berth bench/cache-mount.sh
 #
-# The base is berth's debian:bookworm from the CI cache's image-bootstrap store (made by
-# `berth image bootstrap`), copied into a throwaway instance.
+# The base is berth's debootstrapped debian:bookworm from the CI cache (the image-bootstrap
+# test's store, or the examples'), copied into a throwaway instance.
 # COMPARE=1 adds `docker build` with BuildKit (DOCKER_BUILDKIT=1, dockerd of bench/engines.sh,
 # in its own network namespace) of the same two Dockerfiles and context, in the same loop.
 set -euo pipefail
@@ -26,7 +26,6 @@ B=("$BERTH" --root "$work/root" --run "$work/run")
 cleanup() {
   "${B[@]}" network prune -f >/dev/null 2>&1 || true
   "${B[@]}" system shutdown >/dev/null 2>&1 || true
-  "$BERTH" --root "$BOOT" --run "$work/bootrun" system shutdown >/dev/null 2>&1 || true
   for h in /sys/fs/cgroup/*/"$BERTH_CGROUP_PARENT" /sys/fs/cgroup/"$BERTH_CGROUP_PARENT"; do
     for c in "$h"/*/; do [ -d "$c" ] && rmdir "$c" 2>/dev/null; done
     rmdir "$h" 2>/dev/null || true
@@ -39,10 +38,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BERTH" --root "$BOOT" --run "$work/bootrun" image save debian:bookworm >"$work/base.tar" ||
-  { echo "no debian:bookworm in $BOOT: run scripts/prepare-examples.sh first" >&2; exit 1; }
-"$BERTH" --root "$BOOT" --run "$work/bootrun" system shutdown >/dev/null 2>&1 || true
+# The image-bootstrap test's debootstrapped base (berth-test/debian:bookworm), else the
+# examples' (scripts/prepare-examples.sh); read only.
+base=""
+for src in "$BOOT:berth-test/debian:bookworm" "${BERTH_CACHE:-/var/cache/berth-ci}/examples/root:debian:bookworm"; do
+  r=${src%%:*} ref=${src#*:}
+  [ -d "$r" ] || continue
+  if "$BERTH" --root "$r" --run "$work/bootrun" image save -o "$work/base.tar" "$ref" 2>/dev/null; then
+    base=$ref
+    "$BERTH" --root "$r" --run "$work/bootrun" system shutdown >/dev/null 2>&1 || true
+    break
+  fi
+  "$BERTH" --root "$r" --run "$work/bootrun" system shutdown >/dev/null 2>&1 || true
+done
+[ -n "$base" ] || { echo "no debian:bookworm base in $BOOT or the examples' cache: run scripts/prepare-examples.sh" >&2; exit 1; }
 "${B[@]}" image load -q -i "$work/base.tar" >/dev/null
+[ "$base" = debian:bookworm ] || "${B[@]}" image tag "$base" debian:bookworm
 
 mkdir -p "$work/ctx/src"
 echo 0 >"$work/ctx/src/version"
@@ -58,7 +69,10 @@ printf '%s\nRUN apt-get update -qq && apt-get install -qq -y --no-install-recomm
 # asks for BuildKit's figures).
 if eng docker; then ENGINES=docker; else ENGINES=""; fi
 engines_init
-if eng docker; then dk load -q -i "$work/base.tar" >/dev/null; fi
+if eng docker; then
+  dk load -q -i "$work/base.tar" >/dev/null
+  [ "$base" = debian:bookworm ] || dk tag "$base" debian:bookworm
+fi
 
 now_ms() { date +%s%3N; }
 declare -A times
