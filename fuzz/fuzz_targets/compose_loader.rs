@@ -89,6 +89,7 @@ fuzz_target!(|data: &[u8]| {
         project: project.clone(),
         working_dir: PathBuf::from(dir),
         compose_files: project.compose_files.clone(),
+        build_env: Default::default(),
     };
     let bytes = serde_json::to_vec(&request).expect("a loaded project serialises");
     if let Err(e) = serde_json::from_slice::<ProjectRequest>(&bytes) {
