@@ -209,6 +209,23 @@ impl Host {
         self.ps_of(&[])
     }
 
+    /// The ids of the project's containers, stopped ones too.
+    pub fn ps_ids(&self) -> Vec<String> {
+        self.ps()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    /// `down -t 1`, then checks that no container is listed and nothing of them is left.
+    pub fn down_clean(&self) {
+        let ids = self.ps_ids();
+        self.ok(&["down", "-t", "1"]);
+        assert!(self.ps().is_empty());
+        let leaks = self.leaks(&ids);
+        assert!(leaks.is_empty(), "down left: {leaks:#?}");
+    }
+
     /// `ps -a` as JSON rows, for the stack named by `args` (e.g. `["-f", FILE]`): Compose's
     /// one object per line, read into the short names the tests use (`id`, `name`,
     /// `service`, `image`, `status` the state, `health` null without a check, `exit_code`

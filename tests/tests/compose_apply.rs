@@ -6,21 +6,6 @@ use std::time::{Duration, Instant};
 
 use berth_tests::host::{self, Host};
 
-fn ids(host: &Host) -> Vec<String> {
-    host.ps()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-fn down_clean(host: &Host) {
-    let ids = ids(host);
-    host.ok(&["down", "-t", "1"]);
-    assert!(host.ps().is_empty());
-    let leaks = host.leaks(&ids);
-    assert!(leaks.is_empty(), "down left: {leaks:#?}");
-}
-
 /// Lines equal to `needle` in a container's log.
 fn runs(host: &Host, container: &str, needle: &str) -> usize {
     host.ok(&["container", "logs", container])
@@ -76,7 +61,7 @@ fn deploy_restart_policy_is_enforced_when_restart_is_absent() {
     assert_eq!(runs(&host, "dr-crash-1", "run"), 3, "one run, two restarts");
     assert_eq!(runs(&host, "dr-never-1", "run"), 1, "condition none");
     assert_eq!(runs(&host, "dr-ignored-1", "run"), 1, "restart: wins");
-    down_clean(&host);
+    host.down_clean();
 }
 
 /// A compose file with a host device node (`c 42:1`, a major no driver registers, so an open
@@ -198,7 +183,7 @@ fn devices_and_device_cgroup_rules_are_enforced_inside() {
         "{:?}",
         out
     );
-    down_clean(&host);
+    host.down_clean();
 }
 
 const MODE_MAC: &str = r#"
@@ -235,7 +220,7 @@ fn tmpfs_mode_and_service_mac_address_apply() {
     let logs = logs_when_done(&host, "mm-app-1");
     assert!(logs.contains("mode 1770"), "{logs}");
     assert!(logs.contains("02:42:ac:11:00:99"), "{logs}");
-    down_clean(&host);
+    host.down_clean();
 }
 
 const MEMORY: &str = r#"
@@ -284,7 +269,7 @@ fn memory_reservation_swap_and_swappiness_reach_the_cgroup() {
     let host = Host::new("me");
     host.busybox_image();
     up_unwarned(&host, MEMORY, "mem");
-    let id = ids(&host).into_iter().next().expect("a container");
+    let id = host.ps_ids().into_iter().next().expect("a container");
     let v1 = std::path::Path::new("/sys/fs/cgroup/memory/memory.soft_limit_in_bytes").exists();
     if v1 {
         assert_eq!(
@@ -304,7 +289,7 @@ fn memory_reservation_swap_and_swappiness_reach_the_cgroup() {
             assert_eq!(swap, "67108864");
         }
     }
-    down_clean(&host);
+    host.down_clean();
 }
 
 const OOM: &str = r#"
@@ -343,7 +328,7 @@ fn oom_score_adj_is_the_container_processes() {
         "/proc/self/oom_score_adj",
     ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "77", "{out:?}");
-    down_clean(&host);
+    host.down_clean();
 }
 
 const GROUPS: &str = r#"
@@ -413,7 +398,7 @@ fn group_add_gives_the_process_its_groups() {
         String::from_utf8_lossy(&out.stderr).contains("no-such-group"),
         "{out:?}"
     );
-    down_clean(&host);
+    host.down_clean();
 }
 
 /// `cgroup_parent` (and `container run --cgroup-parent`) is where the container's cgroup is
@@ -429,7 +414,7 @@ fn cgroup_parent_places_the_container_cgroup() {
         "name: cp\nservices:\n  app:\n    image: busybox:e2e\n    init: true\n    stop_grace_period: 1s\n    network_mode: none\n    cgroup_parent: {parent}\n    command: [sleep, \"3600\"]\n"
     );
     up_unwarned(&host, &file, "cgroup_parent");
-    let id = ids(&host).into_iter().next().expect("a container");
+    let id = host.ps_ids().into_iter().next().expect("a container");
     let out = std::process::Command::new("find")
         .args([
             "/sys/fs/cgroup",
@@ -465,7 +450,7 @@ fn cgroup_parent_places_the_container_cgroup() {
         String::from_utf8_lossy(&out.stderr).contains("cgroup parent"),
         "{out:?}"
     );
-    down_clean(&host);
+    host.down_clean();
     // The parent stays after the container, as with Docker: the test removes its own.
     for d in dirs.lines() {
         if let Some(p) = std::path::Path::new(d).parent() {
@@ -602,7 +587,7 @@ fn namespaces_domainname_annotations_and_reservations_apply() {
         "run.test",
         "{out:?}"
     );
-    down_clean(&host);
+    host.down_clean();
 }
 
 const VOLUMES_FROM: &str = r#"
@@ -666,7 +651,7 @@ fn volumes_from_shares_the_other_containers_volumes() {
         ["anon", "named", "seen"],
         "{out:?}"
     );
-    down_clean(&host);
+    host.down_clean();
 }
 
 const OWNED_FILES: &str = r#"
@@ -725,7 +710,7 @@ fn secret_and_config_owner_and_mode_apply() {
     ] {
         assert!(logs.lines().any(|l| l == line), "{line} in {logs}");
     }
-    down_clean(&host);
+    host.down_clean();
 }
 
 fn hooks_file(out: &str, post_start_exit: u8) -> String {
@@ -780,7 +765,7 @@ fn post_start_and_pre_stop_hooks_run_in_the_container() {
     host.ok(&["stop", "-t", "1"]);
     let pre = std::fs::read_to_string(out_dir.join("pre")).expect("pre_stop ran");
     assert_eq!(pre.trim(), "pre");
-    down_clean(&host);
+    host.down_clean();
 
     std::fs::write(host.stack.join("compose.yaml"), hooks_file(&out, 3)).expect("compose");
     let run = host.berth(&["up", "-d"]);
@@ -790,7 +775,7 @@ fn post_start_and_pre_stop_hooks_run_in_the_container() {
         stderr.contains("service app") && stderr.contains("post_start[0]"),
         "{stderr}"
     );
-    down_clean(&host);
+    host.down_clean();
 }
 
 const NOCOPY: &str = r#"
@@ -844,7 +829,7 @@ fn volume_nocopy_leaves_the_volume_empty() {
             "{out:?}"
         );
     }
-    down_clean(&host);
+    host.down_clean();
     for v in ["nc-run1", "nc-run2"] {
         host.berth(&["volume", "rm", v]);
     }

@@ -8,15 +8,9 @@ use std::time::{Duration, Instant};
 
 use berth_tests::host::{self, Host};
 
-fn ids(host: &Host) -> Vec<String> {
-    host.ps()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
+/// `down -v` (the tests' volumes go too), then the leak check.
 fn down_clean(host: &Host) {
-    let ids = ids(host);
+    let ids = host.ps_ids();
     host.ok(&["down", "-t", "1", "-v"]);
     assert!(host.ps().is_empty());
     let leaks = host.leaks(&ids);
@@ -139,7 +133,7 @@ fn bind_propagation_carries_mounts_as_asked() {
 
 /// `down`, then the test's own mounts, then the leak check.
 fn down_clean_mounts(host: &Host, src: &Path) {
-    let ids = ids(host);
+    let ids = host.ps_ids();
     host.ok(&["down", "-t", "1"]);
     unmount_below(src);
     let leaks = host.leaks(&ids);

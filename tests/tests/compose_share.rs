@@ -7,21 +7,6 @@ use std::time::{Duration, Instant};
 
 use berth_tests::host::{self, Host};
 
-fn ids(host: &Host) -> Vec<String> {
-    host.ps()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-fn down_clean(host: &Host) {
-    let ids = ids(host);
-    host.ok(&["down", "-t", "1"]);
-    assert!(host.ps().is_empty());
-    let leaks = host.leaks(&ids);
-    assert!(leaks.is_empty(), "down left: {leaks:#?}");
-}
-
 /// The log of `container` once it printed `done` (or after 20 s).
 fn logs_when_done(host: &Host, container: &str) -> String {
     let start = Instant::now();
@@ -125,7 +110,7 @@ fn pid_and_ipc_join_another_services_namespaces() {
     assert_eq!(field(&own, "shm"), None, "{own}");
     assert_eq!(field(&hostipc, "ipc"), Some(host_ns("ipc").as_str()));
     assert_ne!(field(&own, "ipc"), Some(host_ns("ipc").as_str()));
-    down_clean(&host);
+    host.down_clean();
 }
 
 const NOT_SHAREABLE: &str = r#"
@@ -161,7 +146,7 @@ fn ipc_of_a_private_donor_is_refused_by_name() {
         stderr.contains("ns2-plain-1") && stderr.contains("not shareable"),
         "{stderr}"
     );
-    down_clean(&host);
+    host.down_clean();
 }
 
 /// `container run --pid container:X --ipc container:X` joins X's namespaces too.
