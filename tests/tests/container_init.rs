@@ -126,15 +126,16 @@ fn signals_are_forwarded_to_the_command() {
 #[test]
 fn orphans_are_reaped() {
     let env = Env::new();
-    // The inner shells exit at once, orphaning their sleeps to PID 1; once those end, only
-    // PID 1 can reap them. Any zombie left is counted from /proc.
+    // The inner shells exit at once, orphaning their sleeps to PID 1 (counted once they have
+    // all started); once those end, only PID 1 can reap them. Any zombie left is counted
+    // from /proc.
     let o = env.run(
         &["--rm", "--init", "--network", "none"],
         &[
             "sh",
             "-c",
-            "for i in 1 2 3; do sh -c 'sleep 0.2 & sleep 0.3 & exit 0'; done; \
-             o=$(pidof sleep | wc -w); sleep 1; \
+            "for i in 1 2 3; do sh -c 'sleep 1 & sleep 1.2 & exit 0'; done; \
+             sleep 0.5; o=$(pidof sleep | wc -w); sleep 2.5; \
              z=$(cat /proc/[0-9]*/stat | awk '$3==\"Z\"' | wc -l); echo orphans=$o zombies=$z",
         ],
     );
