@@ -209,6 +209,24 @@ impl Host {
         self.ps_of(&[])
     }
 
+    /// The log (stdout and stderr) of `container` once it printed `done`, or after 30 s:
+    /// for tests whose container reports what it saw and then idles.
+    pub fn logs_when_done(&self, container: &str) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let out = self.berth(&["container", "logs", container]);
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if text.contains("done") || start.elapsed() > std::time::Duration::from_secs(30) {
+                return text;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     /// The ids of the project's containers, stopped ones too.
     pub fn ps_ids(&self) -> Vec<String> {
         self.ps()

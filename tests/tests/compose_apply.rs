@@ -88,22 +88,6 @@ services:
     )
 }
 
-fn logs_when_done(host: &Host, container: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let out = host.berth(&["container", "logs", container]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if text.contains("done") || start.elapsed() > Duration::from_secs(20) {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// `devices` binds the host node (its major:minor) and allows it with its permissions only;
 /// `device_cgroup_rules` allows what it names and nothing more; `container run --device`
 /// does the same as `devices`.
@@ -127,7 +111,7 @@ fn devices_and_device_cgroup_rules_are_enforced_inside() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("devices"), "no warning: {stderr}");
 
-    let dev = logs_when_done(&host, "dv-dev-1");
+    let dev = host.logs_when_done("dv-dev-1");
     assert!(dev.contains("node 2a:1"), "the host's node: {dev}");
     assert!(
         dev.contains("x42': No such device or address"),
@@ -137,7 +121,7 @@ fn devices_and_device_cgroup_rules_are_enforced_inside() {
         dev.contains("x42: Operation not permitted"),
         "write refused by the device cgroup: {dev}"
     );
-    let rules = logs_when_done(&host, "dv-rules-1");
+    let rules = host.logs_when_done("dv-rules-1");
     assert!(
         rules.contains("/tmp/a': No such device or address"),
         "the rule allows 42:2: {rules}"
@@ -217,7 +201,7 @@ fn tmpfs_mode_and_service_mac_address_apply() {
         !stderr.contains("mac_address") && !stderr.contains("tmpfs.mode"),
         "no warning: {stderr}"
     );
-    let logs = logs_when_done(&host, "mm-app-1");
+    let logs = host.logs_when_done("mm-app-1");
     assert!(logs.contains("mode 1770"), "{logs}");
     assert!(logs.contains("02:42:ac:11:00:99"), "{logs}");
     host.down_clean();
@@ -313,7 +297,7 @@ fn oom_score_adj_is_the_container_processes() {
     let host = Host::new("oo");
     host.busybox_image();
     up_unwarned(&host, OOM, "oom_score_adj");
-    let logs = logs_when_done(&host, "oo-app-1");
+    let logs = host.logs_when_done("oo-app-1");
     assert!(logs.contains("adj 345"), "{logs}");
     let out = host.berth(&[
         "container",
@@ -359,7 +343,7 @@ fn group_add_gives_the_process_its_groups() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("group_add"), "no warning: {stderr}");
-    let logs = logs_when_done(&host, "ga-app-1");
+    let logs = host.logs_when_done("ga-app-1");
     let line = logs
         .lines()
         .find(|l| l.starts_with("groups "))
@@ -516,8 +500,8 @@ fn namespaces_domainname_annotations_and_reservations_apply() {
     ] {
         assert!(!stderr.contains(key), "no warning about {key}: {stderr}");
     }
-    let shared = logs_when_done(&host, "ns-shared-1");
-    let own = logs_when_done(&host, "ns-own-1");
+    let shared = host.logs_when_done("ns-shared-1");
+    let own = host.logs_when_done("ns-own-1");
     for ns in ["pid", "uts", "cgroup"] {
         let line = format!("{ns} {}", host_ns(ns));
         assert!(shared.lines().any(|l| l == line), "{line} in {shared}");
@@ -624,11 +608,11 @@ fn volumes_from_shares_the_other_containers_volumes() {
     let host = Host::new("vf");
     host.busybox_image();
     up_unwarned(&host, VOLUMES_FROM, "volumes_from");
-    let reader = logs_when_done(&host, "vf-reader-1");
+    let reader = host.logs_when_done("vf-reader-1");
     for line in ["anon", "named", "read-only"] {
         assert!(reader.lines().any(|l| l == line), "{line} in {reader}");
     }
-    let writer = logs_when_done(&host, "vf-writer-1");
+    let writer = host.logs_when_done("vf-writer-1");
     for line in ["anon", "wrote"] {
         assert!(writer.lines().any(|l| l == line), "{line} in {writer}");
     }
@@ -700,7 +684,7 @@ fn secret_and_config_owner_and_mode_apply() {
     for key in ["uid", "gid", "mode"] {
         assert!(!stderr.contains(key), "no warning about {key}: {stderr}");
     }
-    let logs = logs_when_done(&host, "of-app-1");
+    let logs = host.logs_when_done("of-app-1");
     for line in [
         "/run/secrets/token 1234 5678 400",
         "/run/secrets/plain 0 0 644",
@@ -808,9 +792,9 @@ fn volume_nocopy_leaves_the_volume_empty() {
     let host = Host::new("nc");
     host.busybox_image();
     up_unwarned(&host, NOCOPY, "nocopy");
-    let copied = logs_when_done(&host, "nc-copied-1");
+    let copied = host.logs_when_done("nc-copied-1");
     assert!(copied.lines().any(|l| l == "files index.html"), "{copied}");
-    let empty = logs_when_done(&host, "nc-empty-1");
+    let empty = host.logs_when_done("nc-empty-1");
     assert!(empty.lines().any(|l| l.trim() == "files"), "{empty}");
     for how in [
         [

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use berth_tests::host::{self, Host};
 
@@ -15,23 +14,6 @@ fn down_clean(host: &Host) {
     assert!(host.ps().is_empty());
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
-}
-
-/// The log of `container` once it printed `done` (or after 30 s).
-fn logs_when_done(host: &Host, container: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let out = host.berth(&["container", "logs", container]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if text.contains("done") || start.elapsed() > Duration::from_secs(30) {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn run(cmd: &str, args: &[&str]) -> bool {
@@ -116,9 +98,9 @@ fn bind_propagation_carries_mounts_as_asked() {
         &["-t", "tmpfs", "tmpfs", &sub.display().to_string()]
     ));
     std::fs::write(sub.join("hello"), "hi\n").expect("hello");
-    let slave = logs_when_done(&host, "pg-slave-1");
-    let private = logs_when_done(&host, "pg-private-1");
-    let shared = logs_when_done(&host, "pg-shared-1");
+    let slave = host.logs_when_done("pg-slave-1");
+    let private = host.logs_when_done("pg-private-1");
+    let shared = host.logs_when_done("pg-shared-1");
     let from_container = std::fs::read_to_string(src.join("fromc/file")).unwrap_or_default();
     down_clean_mounts(&host, &src);
     assert!(slave.lines().any(|l| l == "seen hi"), "{slave}");
@@ -187,12 +169,12 @@ fn volume_subpath_mounts_a_directory_inside_the_volume() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("subpath"), "no warning: {stderr}");
-    let sub = logs_when_done(&host, "sp-sub-1");
+    let sub = host.logs_when_done("sp-sub-1");
     assert!(sub.lines().any(|l| l == "f inside"), "{sub}");
-    let abs = logs_when_done(&host, "sp-abs-1");
+    let abs = host.logs_when_done("sp-abs-1");
     assert!(abs.lines().any(|l| l == "marker volume-etc"), "{abs}");
     assert!(!abs.contains("host-etc"), "{abs}");
-    let rel = logs_when_done(&host, "sp-rel-1");
+    let rel = host.logs_when_done("sp-rel-1");
     let listed = rel
         .lines()
         .find_map(|l| l.strip_prefix("ls "))

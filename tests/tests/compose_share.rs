@@ -3,26 +3,7 @@
 //! `service:`/`container:`/`host` (and `container run --pid/--ipc`), `label_file`,
 //! `use_api_socket`, `interface_name` and `external_links`.
 
-use std::time::{Duration, Instant};
-
 use berth_tests::host::{self, Host};
-
-/// The log of `container` once it printed `done` (or after 20 s).
-fn logs_when_done(host: &Host, container: &str) -> String {
-    let start = Instant::now();
-    loop {
-        let out = host.berth(&["container", "logs", container]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if text.contains("done") || start.elapsed() > Duration::from_secs(20) {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// The value of the line `key VALUE` in `text`.
 fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
@@ -95,10 +76,10 @@ fn pid_and_ipc_join_another_services_namespaces() {
     for key in ["ipc", "pid"] {
         assert!(!stderr.contains(key), "no warning about {key}: {stderr}");
     }
-    let donor = logs_when_done(&host, "sn-donor-1");
-    let joiner = logs_when_done(&host, "sn-joiner-1");
-    let hostipc = logs_when_done(&host, "sn-hostipc-1");
-    let own = logs_when_done(&host, "sn-own-1");
+    let donor = host.logs_when_done("sn-donor-1");
+    let joiner = host.logs_when_done("sn-joiner-1");
+    let hostipc = host.logs_when_done("sn-hostipc-1");
+    let own = host.logs_when_done("sn-own-1");
     for ns in ["ipc", "pid"] {
         let d = field(&donor, ns).expect("donor namespace");
         assert_eq!(field(&joiner, ns), Some(d), "{ns}: {joiner}");
@@ -255,8 +236,8 @@ fn label_file_api_socket_interface_name_and_external_links_apply() {
     std::fs::write(host.stack.join("compose.yaml"), LINKED).expect("compose");
     let out = host.berth(&["up", "-d"]);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let app = logs_when_done(&host, "ek-app-1");
-    let other = logs_when_done(&host, "ek-other-1");
+    let app = host.logs_when_done("ek-app-1");
+    let other = host.logs_when_done("ek-other-1");
     let inspect = host.ok(&["container", "inspect", "ek-app-1", "ek-outside"]);
     host.ok(&["down", "-t", "1"]);
     host.berth(&["container", "rm", "-f", "ek-outside"]);
