@@ -12,7 +12,7 @@ use berth_runtime::container::{Record, State, Status};
 use super::containers::{CREATE_BODY_FILE, find};
 use super::containers_list::networks;
 use super::errors::ApiError;
-use super::{Docker, df, status};
+use super::{Docker, status};
 use crate::api::container::ContainerSpec;
 use crate::api::mounts::docker_mounts;
 use crate::engine::labels;
@@ -141,7 +141,7 @@ pub(super) async fn inspect(
         host_config["LogConfig"]["Type"] = serde_json::json!("json-file");
     }
     let (health, restart_count) = health_and_restarts(docker, &rec, &st, state).await;
-    let (image, image_id) = df::image_of(&rec.dir, &rec.config.labels);
+    let (image, image_id) = crate::engine::status_text::image_of(&rec.dir, &rec.config.labels);
     let args = &rec.config.args;
     let running = state == "running" || state == "paused";
     let cmd = match (&spec.cmd, &spec.entrypoint) {

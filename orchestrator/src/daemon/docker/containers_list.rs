@@ -11,7 +11,7 @@ use berth_runtime::container::{NetworkMode, Record};
 
 use super::errors::ApiError;
 use super::query::{self, Filters};
-use super::{Docker, df, status};
+use super::{Docker, status};
 use crate::api::container::ContainerNetworks;
 use crate::api::mounts::docker_mounts;
 use crate::engine::labels;
@@ -61,7 +61,8 @@ pub(super) async fn list(
         let mut rows: Vec<(SystemTime, serde_json::Value)> = Vec::new();
         for (rec, st) in rt.list() {
             let state = status::state(&rt, &rec, &st);
-            let (image, image_id) = df::image_of(&rec.dir, &rec.config.labels);
+            let (image, image_id) =
+                crate::engine::status_text::image_of(&rec.dir, &rec.config.labels);
             let net = nets.get(&rec.id);
             let running = matches!(state, "running" | "paused");
             let health = engine

@@ -1,6 +1,7 @@
 //! `GET /system/df`: the disk the instance's images, containers and volumes take, measured in
 //! the store (image layers as unpacked, each container's writable layer, each volume's data).
 
+use crate::engine::status_text::image_of;
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -258,8 +259,6 @@ pub(super) fn unix(created: Option<&str>) -> i64 {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs() as i64)
 }
-
-pub(super) use crate::engine::status_text::image_of;
 
 fn containers(docker: &Docker, image_sizes: &BTreeMap<String, u64>) -> Vec<ContainerUsage> {
     let now = SystemTime::now();
