@@ -124,7 +124,7 @@ pub(super) fn network(
 
 #[cfg(test)]
 mod tests {
-    use super::super::volume_subpath;
+    use super::super::mounts::volume_subpath;
     use berth_runtime::container::{IpcMode, Propagation};
 
     #[test]
