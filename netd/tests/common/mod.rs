@@ -4,6 +4,8 @@
 //! default-route switch changes which ISP answers), and "containers" as plain namespaces.
 #![allow(dead_code)]
 
+pub mod sim;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
