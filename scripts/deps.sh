@@ -29,10 +29,13 @@ fi
 # (tests/tests/docker_api_*.rs). Debian ships it only inside docker.io, with dockerd and
 # containerd: install the package with every service start refused (a policy-rc.d answering
 # 101 for the install's duration), then disable and mask the daemons' units, so that neither a
-# reboot nor a connection to /run/docker.sock (socket activation) ever starts them. A machine
-# that has a docker CLI already keeps it and its own Docker untouched.
-if ! command -v docker >/dev/null 2>&1; then
-  echo "installing docker.io for its CLI only (dockerd and containerd stay stopped)" >&2
+# reboot nor a connection to /run/docker.sock (socket activation) ever starts them. The
+# daemons' binaries are wanted too, never as services: tests/tests/swarm_e2e.rs starts its own
+# dockerd instances inside network namespaces. A machine that has them all keeps its Docker
+# untouched; one with only a docker CLI (say in /usr/local/bin) keeps that CLI first on PATH.
+if ! command -v docker >/dev/null 2>&1 || ! command -v dockerd >/dev/null 2>&1 ||
+  ! command -v containerd >/dev/null 2>&1; then
+  echo "installing docker.io for its CLI and daemon binaries (dockerd and containerd stay stopped)" >&2
   containerd_before=$(pgrep -x containerd || true)
   policy=/usr/sbin/policy-rc.d
   saved=""
