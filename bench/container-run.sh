@@ -20,7 +20,10 @@
 # (bench/engines.sh, started and stopped here unless already up). Their hugetlb fix also lets crun run.
 # DOCKER_API=1 adds the docker CLI driving berth through its Docker Engine API socket: `docker run
 # --rm --network none IMG true` (DOCKER_HOST=<run>/docker.sock) beside `berth container run --rm
-# --network none IMG true` of the same image, interleaved with the rest. With podman among the
+# --network none IMG true` of the same image, interleaved with the rest; and the docker CLI's
+# own floor, `docker version --format '{{.Server.Version}}'` against berth (the CLI's start-up,
+# its config read and one request), so that what the API path costs berth shows as the run
+# minus that floor, beside berth's own CLI. With podman among the
 # engines, the same docker CLI also drives podman's Docker-compatible API (`podman system service`,
 # started in the engines' namespace for the run and stopped at the end): a row of the table.
 set -euo pipefail
@@ -121,11 +124,21 @@ if [ -n "$ENGINES" ]; then # warm-up
 fi
 # Interleaved, so that all see the same load on a shared machine.
 : > "$work/berth.ms"; : > "$work/crun.ms"; : > "$work/docker.ms"; : > "$work/podman.ms"
-: > "$work/api.ms"; : > "$work/img.ms"; : > "$work/podman-api.ms"
+: > "$work/api.ms"; : > "$work/img.ms"; : > "$work/podman-api.ms"; : > "$work/floor.ms"
+# The daemon's CPU time (user + system, all threads, in clock ticks): what each path costs it,
+# which a loaded machine's scheduling does not inflate the way it inflates wall time.
+daemon_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$work/run/berth.pid")/stat" 2>/dev/null || echo 0; }
+api_ticks=0; img_ticks=0
 for i in $(seq "$N"); do
   if [ "$DOCKER_API" = 1 ]; then
+    c0=$(daemon_ticks)
     t0=$(now_ns); "${BDOCKER[@]}" "${BIMG[@]}"; t1=$(now_ns); ms "$t0" "$t1" >> "$work/api.ms"
+    c1=$(daemon_ticks)
     t0=$(now_ns); "${B[@]}" container "${BIMG[@]}"; t1=$(now_ns); ms "$t0" "$t1" >> "$work/img.ms"
+    c2=$(daemon_ticks)
+    api_ticks=$((api_ticks + c1 - c0)); img_ticks=$((img_ticks + c2 - c1))
+    t0=$(now_ns); "${BDOCKER[@]}" version --format '{{.Server.Version}}' >/dev/null; t1=$(now_ns)
+    ms "$t0" "$t1" >> "$work/floor.ms"
   fi
   if eng docker; then
     t0=$(now_ns); dk "${DRUN[@]}"; t1=$(now_ns); ms "$t0" "$t1" >> "$work/docker.ms"
@@ -150,6 +163,16 @@ fi
 if [ "$DOCKER_API" = 1 ]; then
   printf '%-44s %s\n' "berth container run --rm (image) true" "$(stats < "$work/img.ms")"
   printf '%-44s %s\n' "docker run --rm true via berth's Docker API" "$(stats < "$work/api.ms")"
+  printf '%-44s %s\n' "docker CLI floor: docker version via berth" "$(stats < "$work/floor.ms")"
+  # The run's median minus the floor's: what the Docker API path costs beyond the CLI itself.
+  med() { sort -n "$1" | awk '{v[NR]=$1} END {print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}'; }
+  printf '%-44s %s\n' "docker run via berth minus the CLI floor" \
+    "$(awk -v r="$(med "$work/api.ms")" -v f="$(med "$work/floor.ms")" -v b="$(med "$work/img.ms")" \
+      'BEGIN { printf "%.1f ms (berth CLI %.1f ms, ratio %.2f)", r - f, b, (r - f) / b }')"
+  hz=$(getconf CLK_TCK)
+  printf '%-44s %s\n' "daemon CPU per run (user+sys)" \
+    "$(awk -v a="$api_ticks" -v b="$img_ticks" -v n="$N" -v hz="$hz" \
+      'BEGIN { printf "docker run %.1f ms, berth CLI run %.1f ms (n=%d)", a * 1000 / hz / n, b * 1000 / hz / n, n }')"
 fi
 # CPU time and page faults of the whole start (perf stat counts every process forked from
 # the command: CLI, shim, container), which a loaded machine's scheduling does not inflate

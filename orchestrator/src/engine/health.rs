@@ -298,18 +298,15 @@ pub fn spawn(runtime: Runtime, book: Arc<HealthBook>, rec: Record, check: Check)
             let r = rec.clone();
             let args = check.args.clone();
             let start = SystemTime::now();
-            let exec = tokio::task::spawn_blocking(move || super::health_probe::run(&rt, &r, args));
-            let (exit_code, output) = match tokio::time::timeout(check.timeout, exec).await {
-                Ok(Ok(Ok(o))) => (i64::from(o.exit_code), o.output),
-                Ok(Ok(Err(why))) => (-1, why),
-                Ok(Err(join)) => (-1, join.to_string()),
-                Err(_) => (
-                    -1,
-                    format!(
-                        "Health check exceeded timeout ({})",
-                        super::health_probe::go_duration(check.timeout)
-                    ),
-                ),
+            let timeout = check.timeout;
+            // The probe kills itself past its timeout (and says so).
+            let exec = tokio::task::spawn_blocking(move || {
+                super::health_probe::run(&rt, &r, args, timeout)
+            });
+            let (exit_code, output) = match exec.await {
+                Ok(Ok(o)) => (i64::from(o.exit_code), o.output),
+                Ok(Err(why)) => (-1, why),
+                Err(join) => (-1, join.to_string()),
             };
             let ok = exit_code == 0;
             if ok {

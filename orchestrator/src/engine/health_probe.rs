@@ -1,6 +1,8 @@
 //! One run of a healthcheck inside its container, keeping what the check printed: Docker
 //! shows each probe's output (stdout and stderr as one text, its first 4 KiB) in inspect's
-//! `State.Health.Log`, where users read why a check fails.
+//! `State.Health.Log`, where users read why a check fails. A check that overruns its timeout
+//! is killed (its process group inside the container, then the exec helper), as Docker kills
+//! the probe's exec: a hung check must not pile up a process per interval.
 
 use std::io::Read;
 use std::process::Stdio;
@@ -51,8 +53,14 @@ impl Kept {
 }
 
 /// Runs the check `args` once inside `rec` (no stdin, no terminal), stdout and stderr on one
-/// pipe as Docker gathers them.
-pub fn run(runtime: &Runtime, rec: &Record, args: Vec<String>) -> Result<Outcome, String> {
+/// pipe as Docker gathers them. Past `timeout` the check is killed and the answer is Docker's
+/// `Health check exceeded timeout (T)`.
+pub fn run(
+    runtime: &Runtime,
+    rec: &Record,
+    args: Vec<String>,
+    timeout: Duration,
+) -> Result<Outcome, String> {
     let mut cmd = runtime
         .exec_command(
             rec,
@@ -92,9 +100,26 @@ pub fn run(runtime: &Runtime, rec: &Record, args: Vec<String>) -> Result<Outcome
         }
         let _ = done_tx.send(());
     });
-    let status = child
-        .wait()
-        .map_err(|e| format!("waiting for the check: {e}"))?;
+    let helper = child.id();
+    let (exited_tx, exited_rx) = std::sync::mpsc::channel::<()>();
+    // Sleeps until the check ends or its time is up; then kills it.
+    let watchdog = std::thread::spawn(move || match exited_rx.recv_timeout(timeout) {
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            kill_check(helper);
+            true
+        }
+        _ => false,
+    });
+    let status = child.wait();
+    let _ = exited_tx.send(());
+    let timed_out = watchdog.join().unwrap_or(false);
+    let status = status.map_err(|e| format!("waiting for the check: {e}"))?;
+    if timed_out {
+        return Err(format!(
+            "Health check exceeded timeout ({})",
+            go_duration(timeout)
+        ));
+    }
     let _ = done_rx.recv_timeout(DRAIN_AFTER_EXIT);
     use std::os::unix::process::ExitStatusExt;
     let exit_code = status
@@ -102,6 +127,41 @@ pub fn run(runtime: &Runtime, rec: &Record, args: Vec<String>) -> Result<Outcome
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
     let output = kept.lock().unwrap_or_else(PoisonError::into_inner).text();
     Ok(Outcome { exit_code, output })
+}
+
+/// Kills an overrunning check: the exec helper `helper` is stopped first (so that it cannot
+/// fork the check meanwhile), then the process group of each child it forked (the check is a
+/// session and group leader inside the container, its own children in its group), then the
+/// helper itself.
+fn kill_check(helper: u32) {
+    use nix::sys::signal::{Signal, kill, killpg};
+    use nix::unistd::Pid;
+    let Ok(pid) = i32::try_from(helper) else {
+        return;
+    };
+    let helper = Pid::from_raw(pid);
+    let _ = kill(helper, Signal::SIGSTOP);
+    for child in children(pid) {
+        let _ = killpg(Pid::from_raw(child), Signal::SIGKILL);
+        let _ = kill(Pid::from_raw(child), Signal::SIGKILL);
+    }
+    let _ = kill(helper, Signal::SIGKILL);
+}
+
+/// The children of process `pid` (from `/proc/PID/task/*/children`).
+fn children(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect()
 }
 
 /// A duration as Go prints it (`30s`, `1m30s`, `500ms`): Docker's words for a probe that

@@ -7,6 +7,7 @@
 
 pub mod build_net;
 pub mod build_options;
+pub mod connect_links;
 pub mod container_create;
 pub mod container_spec;
 pub mod execute;

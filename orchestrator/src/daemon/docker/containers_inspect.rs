@@ -85,11 +85,23 @@ pub(super) async fn inspect(
     })
     .await
     .map_err(|e| ApiError::internal(format!("worker task failed: {e}")))??;
-    let settings = networks(docker)
+    let mut settings = networks(docker)
         .await
         .remove(&rec.id)
         .map(|n| n.settings)
         .unwrap_or_else(|| serde_json::json!({"Networks": {}, "Ports": {}, "IPAddress": ""}));
+    // Links given at `network connect`, as Docker reports them on the endpoint.
+    if let Some(nets) = settings["Networks"].as_object_mut() {
+        for (name, ep) in nets.iter_mut() {
+            let links = crate::engine::connect_links::of(&rec, name);
+            if !links.is_empty() {
+                ep["Links"] = links
+                    .iter()
+                    .map(|l| format!("{}:{}", l.target, l.alias))
+                    .collect();
+            }
+        }
+    }
     // What the container was created with over this API, if it was.
     let given: Option<serde_json::Value> = std::fs::read(rec.dir.join(CREATE_BODY_FILE))
         .ok()

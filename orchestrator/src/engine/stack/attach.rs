@@ -163,6 +163,7 @@ impl Engine {
                         names: dns_names.get(&net_name).cloned().unwrap_or_default(),
                         links: crate::engine::labels::links(&rec.config.labels)
                             .into_iter()
+                            .chain(crate::engine::connect_links::of(rec, &net_name))
                             .chain(how.links.iter().map(|(alias, target)| {
                                 berth_netd::dns::LinkAlias {
                                     alias: alias.clone(),

@@ -238,7 +238,10 @@ impl Engine {
                         addresses: endpoint_addresses(ep),
                         dns_servers: crate::engine::labels::dns_servers(&rec.config.labels),
                         names,
-                        links: crate::engine::labels::links(&rec.config.labels),
+                        links: crate::engine::labels::links(&rec.config.labels)
+                            .into_iter()
+                            .chain(crate::engine::connect_links::of(&rec, &net.name))
+                            .collect(),
                     },
                 )
                 .map_err(|err| format!("DNS names of {}: {err}", rec.config.name))?;

@@ -282,17 +282,23 @@ impl Engine {
                 .find(|n| n.id == ep.network || n.name == ep.network)
                 .map(|n| n.name.clone())
                 .unwrap_or_else(|| ep.network.clone());
-            let _ = self.dns.records().add_endpoint(
-                &net_name,
-                DnsEndpoint {
-                    id: ep.container.clone(),
-                    container: ep.container.clone(),
-                    addresses: endpoint_addresses(ep),
-                    names,
-                    dns_servers,
-                    links,
-                },
-            );
+            let _ =
+                self.dns.records().add_endpoint(
+                    &net_name,
+                    DnsEndpoint {
+                        id: ep.container.clone(),
+                        container: ep.container.clone(),
+                        addresses: endpoint_addresses(ep),
+                        names,
+                        dns_servers,
+                        links: links
+                            .into_iter()
+                            .chain(rec.map_or_else(Vec::new, |(r, _)| {
+                                super::connect_links::of(r, &net_name)
+                            }))
+                            .collect(),
+                    },
+                );
         }
     }
 

@@ -75,7 +75,16 @@ impl Engine {
         let mut names = vec![name.clone()];
         names.extend(aliases);
         let net_name = spec.name.clone();
+        // Kept before the DNS has them, so that a restarted daemon registers them again.
+        if let Err(err) = crate::engine::connect_links::set(rec, &spec.name, &links) {
+            self.netd
+                .detach(&rec.id, Some(&spec.name))
+                .await
+                .map_err(|e| netd_error(&e))?;
+            return Err(ApiError::internal(err));
+        }
         let undo = |why: String| async move {
+            let _ = crate::engine::connect_links::set(rec, &net_name, &[]);
             self.dns.records().remove_endpoint(&net_name, &rec.id);
             if let Err(err) = self.netd.detach(&rec.id, Some(&net_name)).await {
                 tracing::warn!(%err, "detaching a container whose network join failed");
@@ -131,6 +140,9 @@ impl Engine {
             .await
             .map_err(|e| netd_error(&e))?;
         self.dns.records().remove_endpoint(&spec.name, &rec.id);
+        if let Err(err) = crate::engine::connect_links::set(rec, &spec.name, &[]) {
+            tracing::warn!(%err, "forgetting the links of a container that left a network");
+        }
         let gone: Vec<String> = ep
             .iter()
             .flat_map(endpoint_addresses)
