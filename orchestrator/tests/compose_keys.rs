@@ -57,10 +57,7 @@ const KEYS: &[(&str, Class)] = &[
     // Services.
     ("services.*.annotations", Engine("svc.annotations")),
     ("services.*.attach", Engine(".attach")),
-    (
-        "services.*.blkio_config",
-        Warned("services.all.blkio_config"),
-    ),
+    ("services.*.blkio_config", Engine("svc.blkio_config")),
     ("services.*.build", Engine(".build")),
     ("services.*.build.context", Engine(".context")),
     ("services.*.build.dockerfile", Engine(".dockerfile")),
@@ -288,7 +285,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     (
         "services.*.oom_kill_disable",
-        Warned("services.all.oom_kill_disable"),
+        Engine("svc.oom_kill_disable"),
     ),
     ("services.*.oom_score_adj", Engine("svc.oom_score_adj")),
     ("services.*.pid", Engine("pid_mode: svc.pid")),

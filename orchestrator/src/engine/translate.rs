@@ -16,7 +16,8 @@ use super::container_spec::{Context, SpecError};
 use super::labels;
 use crate::api::container::{
     ContainerSpec, DeviceMapping, Empty, EndpointIpam, EndpointSettings, HealthConfig, HostConfig,
-    LogConfig, Mount, NetworkingConfig, PortBinding, RestartPolicy, TmpfsOptions, UlimitSpec,
+    LogConfig, Mount, NetworkingConfig, PortBinding, RestartPolicy, ThrottleDevice, TmpfsOptions,
+    UlimitSpec, WeightDevice,
 };
 use crate::compose::{Port, Project, Service, VolumeType};
 
@@ -217,6 +218,16 @@ pub fn service_spec(
         .as_ref()
         .and_then(|d| d.resources.as_ref())
         .and_then(|r| r.reservations.as_ref());
+    let blkio = svc.blkio_config.as_ref();
+    let throttles = |list: Option<&Vec<crate::compose::BlkioRate>>| -> Vec<ThrottleDevice> {
+        list.into_iter()
+            .flatten()
+            .map(|t| ThrottleDevice {
+                path: t.path.clone(),
+                rate: t.rate.0,
+            })
+            .collect()
+    };
     // `logging:` with the json-file or local driver: the shim's rotation (the loader warns
     // about other drivers and options by name).
     let mut log_config = LogConfig::default();
@@ -315,6 +326,23 @@ pub fn service_spec(
         cpu_quota: svc.cpu_quota.unwrap_or(0),
         cpuset_cpus: svc.cpuset.clone().unwrap_or_default(),
         pids_limit: limits.and_then(|l| l.pids).or(svc.pids_limit),
+        oom_kill_disable: svc.oom_kill_disable,
+        blkio_weight: blkio.and_then(|b| b.weight).unwrap_or(0),
+        blkio_weight_device: blkio
+            .map(|b| {
+                b.weight_device
+                    .iter()
+                    .map(|w| WeightDevice {
+                        path: w.path.clone(),
+                        weight: w.weight,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        blkio_device_read_bps: throttles(blkio.map(|b| &b.device_read_bps)),
+        blkio_device_write_bps: throttles(blkio.map(|b| &b.device_write_bps)),
+        blkio_device_read_iops: throttles(blkio.map(|b| &b.device_read_iops)),
+        blkio_device_write_iops: throttles(blkio.map(|b| &b.device_write_iops)),
         devices: svc
             .devices
             .iter()

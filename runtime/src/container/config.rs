@@ -166,6 +166,53 @@ pub struct Resources {
     /// cgroup v1 only, v2 has no such knob).
     #[serde(default)]
     pub memory_swappiness: Option<u64>,
+    /// The container's tasks are paused, not killed, when they reach the memory limit
+    /// (`--oom-kill-disable`; cgroup v1 only).
+    #[serde(default)]
+    pub oom_kill_disable: bool,
+    /// Block I/O weights and throttles (`--blkio-weight`, `--device-read-bps` ...).
+    #[serde(default)]
+    pub block_io: BlockIo,
+}
+
+/// A container's block I/O share and limits, per device by its `major:minor` (the host's
+/// numbers, resolved from the paths the user named).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct BlockIo {
+    /// Relative weight, 10-1000 (`--blkio-weight`).
+    #[serde(default)]
+    pub weight: Option<u16>,
+    /// Per-device weights, 10-1000 (`--blkio-weight-device`).
+    #[serde(default)]
+    pub weight_device: Vec<DeviceRate>,
+    /// Bytes per second read (`--device-read-bps`).
+    #[serde(default)]
+    pub read_bps: Vec<DeviceRate>,
+    /// Bytes per second written (`--device-write-bps`).
+    #[serde(default)]
+    pub write_bps: Vec<DeviceRate>,
+    /// Read operations per second (`--device-read-iops`).
+    #[serde(default)]
+    pub read_iops: Vec<DeviceRate>,
+    /// Write operations per second (`--device-write-iops`).
+    #[serde(default)]
+    pub write_iops: Vec<DeviceRate>,
+}
+
+impl BlockIo {
+    /// Whether nothing is asked.
+    pub fn is_empty(&self) -> bool {
+        self == &BlockIo::default()
+    }
+}
+
+/// One block device's weight or rate.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceRate {
+    pub major: u64,
+    pub minor: u64,
+    /// The weight or the rate per second.
+    pub value: u64,
 }
 
 /// Everything the runtime needs to create one container.

@@ -308,7 +308,7 @@ pub struct SpecPaths<'a> {
     pub shm: &'a Path,
 }
 
-/// The OCI `linux.resources` entries of the limits (memory, cpu, pids): what a container is
+/// The OCI `linux.resources` entries of the limits (memory, cpu, pids, block I/O): what a container is
 /// created with and what an update rewrites.
 pub fn limits(r: &Resources) -> Result<serde_json::Map<String, Value>, SpecError> {
     let mut resources = serde_json::Map::new();
@@ -324,6 +324,9 @@ pub fn limits(r: &Resources) -> Result<serde_json::Map<String, Value>, SpecError
     }
     if let Some(v) = r.memory_swappiness {
         memory.insert("swappiness".into(), json!(v));
+    }
+    if r.oom_kill_disable {
+        memory.insert("disableOOMKiller".into(), json!(true));
     }
     if !memory.is_empty() {
         resources.insert("memory".into(), Value::Object(memory));
@@ -347,6 +350,9 @@ pub fn limits(r: &Resources) -> Result<serde_json::Map<String, Value>, SpecError
     }
     if let Some(pids) = r.pids_limit {
         resources.insert("pids".into(), json!({"limit": pids}));
+    }
+    if !r.block_io.is_empty() {
+        resources.insert("blockIO".into(), super::block_io::oci(&r.block_io));
     }
     Ok(resources)
 }

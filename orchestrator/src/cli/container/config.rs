@@ -406,6 +406,7 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
     hc.cpu_shares = a.cpu_shares.map_or(0, |s| s as i64);
     hc.cpuset_cpus = a.cpuset_cpus.clone().unwrap_or_default();
     hc.pids_limit = a.pids_limit;
+    a.block_io.apply(&mut hc)?;
     for d in &a.device {
         let m = berth_runtime::container::devices::DeviceMapping::parse(d)?;
         hc.devices.push(crate::api::container::DeviceMapping {

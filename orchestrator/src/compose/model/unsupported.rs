@@ -20,8 +20,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 15] = [
-            ("blkio_config", self.blkio_config.is_some()),
+        let raw: [(&'static str, bool); 13] = [
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
             ("models", self.models.is_some()),
@@ -36,7 +35,6 @@ impl Service {
                 "cpu_period",
                 self.cpu_period.is_some() && self.cpu_quota.is_none(),
             ),
-            ("oom_kill_disable", self.oom_kill_disable.is_some()),
             ("userns_mode", self.userns_mode.is_some()),
             (
                 "uts (only host)",
