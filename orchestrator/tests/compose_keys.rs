@@ -356,10 +356,7 @@ const KEYS: &[(&str, Class)] = &[
         "services.*.volumes[].bind.selinux",
         Warned("services.all.volumes[0].bind.selinux"),
     ),
-    (
-        "services.*.volumes[].bind.recursive",
-        Warned("services.all.volumes[0].bind.recursive"),
-    ),
+    ("services.*.volumes[].bind.recursive", Engine("b.recursive")),
     ("services.*.volumes[].bind", Loader),
     ("services.*.volumes[].volume", Loader),
     ("services.*.volumes[].volume.nocopy", Engine("o.nocopy")),

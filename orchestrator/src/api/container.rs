@@ -281,7 +281,13 @@ pub struct BindOptions {
     /// `rprivate` (empty), `private`, `rshared`, `shared`, `rslave`, `slave`.
     #[serde(deserialize_with = "nullable")]
     pub propagation: String,
-    /// What berth does not run (`NonRecursive`, `CreateMountpoint`...): refused by name when set.
+    /// Bind the source's own mount only, not the mounts under it.
+    pub non_recursive: bool,
+    /// With `ReadOnly`: the mounts under the source stay writable.
+    pub read_only_non_recursive: bool,
+    /// With `ReadOnly`: the mounts under the source are read-only too, or the create fails.
+    pub read_only_force_recursive: bool,
+    /// What berth does not run (`CreateMountpoint`...): refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
 }

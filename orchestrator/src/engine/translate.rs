@@ -77,6 +77,28 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         .map(|s| s as i32)
 }
 
+/// A service mount's `bind:` options as Docker's `BindOptions` (`recursive` as Compose lowers
+/// it: `disabled` NonRecursive, `writable` ReadOnlyNonRecursive, `readonly`
+/// ReadOnlyForceRecursive).
+fn bind_options(
+    b: Option<&crate::compose::BindOptions>,
+) -> Result<Option<crate::api::container::BindOptions>, String> {
+    let Some(b) = b else { return Ok(None) };
+    let recursive = match b.recursive.as_deref() {
+        None => berth_runtime::container::BindRecursive::Enabled,
+        Some(r) => berth_runtime::container::BindRecursive::parse(r)?,
+    };
+    use berth_runtime::container::BindRecursive::*;
+    let o = crate::api::container::BindOptions {
+        propagation: b.propagation.clone().unwrap_or_default(),
+        non_recursive: recursive == Disabled,
+        read_only_non_recursive: recursive == Writable,
+        read_only_force_recursive: recursive == Readonly,
+        ..Default::default()
+    };
+    Ok((o != crate::api::container::BindOptions::default()).then_some(o))
+}
+
 /// "A container to create" for replica `number` of `service`, as `docker compose` lowers a
 /// service into the engine's create body (the name is [`labels::container_name`]).
 pub fn service_spec(
@@ -172,14 +194,8 @@ pub fn service_spec(
                     subpath: o.subpath.clone().unwrap_or_default(),
                     ..Default::default()
                 }),
-            bind_options: v
-                .bind
-                .as_ref()
-                .and_then(|b| b.propagation.clone())
-                .map(|propagation| crate::api::container::BindOptions {
-                    propagation,
-                    ..Default::default()
-                }),
+            bind_options: bind_options(v.bind.as_ref())
+                .map_err(|e| spec_err(&format!("volumes[{index}].bind.recursive"), e))?,
             ..Default::default()
         });
     }

@@ -55,6 +55,9 @@ pub enum MountSpec {
         /// `private`, `rshared`, `shared`, `rslave`, `slave`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         propagation: Option<Propagation>,
+        /// What becomes of the mounts under `source` (Docker's `bind-recursive`).
+        #[serde(default, skip_serializing_if = "BindRecursive::is_default")]
+        recursive: BindRecursive,
     },
     /// A named volume under `<root>/volumes/NAME/_data`, created on first use and filled
     /// from the image's content at the target, as Docker does.
@@ -78,6 +81,42 @@ pub enum MountSpec {
         #[serde(default)]
         options: Vec<String>,
     },
+}
+
+/// How a bind mount treats the mounts under its source, as Docker's `bind-recursive` (Compose
+/// `bind.recursive`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BindRecursive {
+    /// Submounts come along; read-only reaches them where the kernel can (5.12+).
+    #[default]
+    Enabled,
+    /// The source's own mount only.
+    Disabled,
+    /// Submounts come along and stay writable under a read-only bind.
+    Writable,
+    /// Submounts come along, read-only with the bind; an error where the kernel cannot.
+    Readonly,
+}
+
+impl BindRecursive {
+    /// Docker's and Compose's word for `s` (`enabled`, `disabled`, `writable`, `readonly`).
+    pub fn parse(s: &str) -> Result<BindRecursive, String> {
+        match s {
+            "enabled" => Ok(BindRecursive::Enabled),
+            "disabled" => Ok(BindRecursive::Disabled),
+            "writable" => Ok(BindRecursive::Writable),
+            "readonly" => Ok(BindRecursive::Readonly),
+            other => Err(format!(
+                "{other:?} is not a bind recursion (enabled, disabled, writable, readonly)"
+            )),
+        }
+    }
+
+    /// Whether this is the default (left out of records).
+    pub fn is_default(&self) -> bool {
+        *self == BindRecursive::Enabled
+    }
 }
 
 /// How mount events propagate between a bind mount and its host source (Docker's

@@ -44,8 +44,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub use config::{
-    BlockIo, ContainerConfig, DeviceRate, ExecConfig, FileOwner, HostNamespaces, IpcMode,
-    MountSpec, NetworkMode, Propagation, Resources, RootfsSource, SecurityOpt, Ulimit,
+    BindRecursive, BlockIo, ContainerConfig, DeviceRate, ExecConfig, FileOwner, HostNamespaces,
+    IpcMode, MountSpec, NetworkMode, Propagation, Resources, RootfsSource, SecurityOpt, Ulimit,
 };
 pub use image_ref::IMAGE_REF_FILE;
 pub use lifecycle::{ExitInfo, ExitWatch, USER_STOPPED};

@@ -322,6 +322,15 @@ pub fn mount_all(
                     None,
                 )?;
             }
+            if opts.iter().any(|o| o == super::mounts::RRO) {
+                let top = mount_point(&tree, target, file)?;
+                super::mounts::read_only_recursively(&top.path).map_err(|source| {
+                    MountError::ReadOnlyRecursive {
+                        path: target.to_path_buf(),
+                        source,
+                    }
+                })?;
+            }
         } else {
             let point = mount_point(&tree, target, false)?;
             let src = m

@@ -635,7 +635,8 @@ pub struct BindOptions {
     /// SELinux relabel: `z` shared, `Z` private (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selinux: Option<String>,
-    /// Recursive read-only handling (not run by berth, listed by `Project::unsupported`).
+    /// What becomes of the mounts under the source: `enabled` (the default), `disabled`,
+    /// `writable`, `readonly`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recursive: Option<String>,
 }

@@ -252,10 +252,7 @@ impl Project {
 fn mount_options_not_run(v: &ServiceVolume) -> Vec<&'static str> {
     let mut out = Vec::new();
     if let Some(b) = &v.bind {
-        for (key, set) in [
-            ("bind.selinux", b.selinux.is_some()),
-            ("bind.recursive", b.recursive.is_some()),
-        ] {
+        for (key, set) in [("bind.selinux", b.selinux.is_some())] {
             if set {
                 out.push(key);
             }

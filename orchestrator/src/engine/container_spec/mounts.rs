@@ -3,6 +3,8 @@
 //! [`MountSpec`]s, each error naming its field.
 
 use super::*;
+use crate::api::container::Mount;
+use berth_runtime::container::BindRecursive;
 
 /// Binds, mounts, anonymous volumes (the spec's and the image's VOLUMEs no mount covers),
 /// volumes of other containers and tmpfs, in that order.
@@ -45,6 +47,7 @@ pub(super) fn mounts(
         let propagation = opts.split(',').find_map(|o| Propagation::parse(o).ok());
         c.mounts.push(if src.starts_with('/') {
             MountSpec::Bind {
+                recursive: Default::default(),
                 propagation,
                 source: src.into(),
                 target,
@@ -72,6 +75,7 @@ pub(super) fn mounts(
                 ));
             }
             "bind" => MountSpec::Bind {
+                recursive: bind_recursive(&field, m)?,
                 propagation: match m.bind_options.as_ref().map(|o| o.propagation.as_str()) {
                     None | Some("") => None,
                     Some(p) => Some(
@@ -173,6 +177,51 @@ pub(super) fn mounts(
     }
     c.anonymous_volumes = anonymous;
     Ok(())
+}
+
+/// A bind's `BindOptions` recursion flags, checked as Docker checks them.
+fn bind_recursive(field: &str, m: &Mount) -> Result<BindRecursive, SpecError> {
+    let Some(o) = &m.bind_options else {
+        return Ok(BindRecursive::Enabled);
+    };
+    let f = |k: &str| format!("{field}.BindOptions.{k}");
+    let conflict = |a: &str, b: &str| invalid(f(a), format!("option '{a}' conflicts with '{b}'"));
+    let needs_ro = |k: &str| {
+        invalid(
+            f(k),
+            format!("option '{k}' requires 'ReadOnly' to be specified in conjunction"),
+        )
+    };
+    if o.non_recursive && o.read_only_non_recursive {
+        return Err(conflict("ReadOnlyNonRecursive", "NonRecursive"));
+    }
+    if o.non_recursive && o.read_only_force_recursive {
+        return Err(conflict("ReadOnlyForceRecursive", "NonRecursive"));
+    }
+    if o.read_only_non_recursive && o.read_only_force_recursive {
+        return Err(conflict("ReadOnlyForceRecursive", "ReadOnlyNonRecursive"));
+    }
+    if o.read_only_non_recursive && !m.read_only {
+        return Err(needs_ro("ReadOnlyNonRecursive"));
+    }
+    if o.read_only_force_recursive && !m.read_only {
+        return Err(needs_ro("ReadOnlyForceRecursive"));
+    }
+    if o.read_only_force_recursive && !matches!(o.propagation.as_str(), "" | "rprivate") {
+        return Err(invalid(
+            f("ReadOnlyForceRecursive"),
+            "option 'ReadOnlyForceRecursive' requires propagation to be 'rprivate'",
+        ));
+    }
+    Ok(if o.non_recursive {
+        BindRecursive::Disabled
+    } else if o.read_only_non_recursive {
+        BindRecursive::Writable
+    } else if o.read_only_force_recursive {
+        BindRecursive::Readonly
+    } else {
+        BindRecursive::Enabled
+    })
 }
 
 /// A `VolumesFrom` entry (`NAME[:ro|:rw]`): the container and the access it asks for (`None`:
