@@ -335,7 +335,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.ulimits", Engine(".ulimits")),
     ("services.*.use_api_socket", Engine("svc.use_api_socket")),
     ("services.*.user", Engine(".user")),
-    ("services.*.userns_mode", Warned("services.all.userns_mode")),
+    ("services.*.userns_mode", Engine("svc.userns_mode")),
     ("services.*.uts", Engine("host_mode(&svc.uts)")),
     ("services.*.volumes", Engine(".volumes")),
     ("services.*.volumes[].type", Engine(".kind")),
@@ -405,7 +405,7 @@ const KEYS: &[(&str, Class)] = &[
         Warned("volumes.vol.driver_opts.type"),
     ),
     ("volumes.*.external", Engine("vol.external")),
-    ("volumes.*.labels", Warned("volumes.vol.labels")),
+    ("volumes.*.labels", Engine("v.labels.clone()")),
     // Configs and secrets.
     ("configs.*.name", Loader),
     ("configs.*.file", Engine(".file")),

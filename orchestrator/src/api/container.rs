@@ -246,6 +246,9 @@ pub struct HostConfig {
     /// The UTS namespace: empty (its own) or `host`.
     #[serde(rename = "UTSMode", deserialize_with = "nullable")]
     pub uts_mode: String,
+    /// The user namespace: empty or `host`, the host's (berth remaps no users).
+    #[serde(deserialize_with = "nullable")]
+    pub userns_mode: String,
     /// The cgroup namespace: empty or `private` (its own), or `host`.
     #[serde(deserialize_with = "nullable")]
     pub cgroupns_mode: String,

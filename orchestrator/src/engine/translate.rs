@@ -374,6 +374,8 @@ pub fn service_spec(
         pid_mode: svc.pid.clone().unwrap_or_default(),
         ipc_mode: svc.ipc.clone().unwrap_or_default(),
         uts_mode: host_mode(&svc.uts),
+        // `host` is how berth runs every container; other modes are warned at load.
+        userns_mode: host_mode(&svc.userns_mode),
         cgroupns_mode: svc.cgroup.clone().unwrap_or_default(),
         ..Default::default()
     };

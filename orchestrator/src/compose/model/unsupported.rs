@@ -35,7 +35,10 @@ impl Service {
                 "cpu_period",
                 self.cpu_period.is_some() && self.cpu_quota.is_none(),
             ),
-            ("userns_mode", self.userns_mode.is_some()),
+            (
+                "userns_mode (only host)",
+                self.userns_mode.as_deref().is_some_and(|m| m != "host"),
+            ),
             (
                 "uts (only host)",
                 self.uts.as_deref().is_some_and(|m| m != "host"),
@@ -210,11 +213,6 @@ impl Project {
             {
                 out.push(Unsupported {
                     path: format!("volumes.{name}.driver={d}"),
-                });
-            }
-            if !v.labels.is_empty() {
-                out.push(Unsupported {
-                    path: format!("volumes.{name}.labels"),
                 });
             }
             if bind_device(&v.driver_opts).is_none() {
