@@ -42,9 +42,12 @@ pub(super) fn mounts(
             [src, dst, opts] => (*src, *dst, *opts),
             _ => return Err(invalid(field, format!("{b:?}: expected SRC:DST[:OPTIONS]"))),
         };
-        let target = absolute(field, dst)?;
+        let target = absolute(field.clone(), dst)?;
         let read_only = opts.split(',').any(|o| o == "ro");
         let propagation = opts.split(',').find_map(|o| Propagation::parse(o).ok());
+        if src.starts_with('/') {
+            shared_source(&field, Path::new(src), propagation)?;
+        }
         c.mounts.push(if src.starts_with('/') {
             MountSpec::Bind {
                 recursive: Default::default(),
@@ -67,6 +70,15 @@ pub(super) fn mounts(
     for (i, m) in hc.mounts.iter().enumerate() {
         let field = format!("HostConfig.Mounts[{i}]");
         let target = absolute(field.clone(), &m.target)?;
+        if let (true, Some(p)) = (
+            m.r#type == "bind",
+            m.bind_options
+                .as_ref()
+                .and_then(|o| Propagation::parse(&o.propagation).ok()),
+        ) {
+            let f = format!("{field}.BindOptions.Propagation");
+            shared_source(&f, Path::new(&m.source), Some(p))?;
+        }
         c.mounts.push(match m.r#type.as_str() {
             "bind" if m.source.is_empty() => {
                 return Err(invalid(
@@ -177,6 +189,30 @@ pub(super) fn mounts(
     }
     c.anonymous_volumes = anonymous;
     Ok(())
+}
+
+/// A bind with shared propagation needs its source on a shared mount (else nothing would
+/// propagate): refused otherwise, in Docker's words. A source that is not there is left to
+/// the error that names it at start.
+fn shared_source(field: &str, src: &Path, p: Option<Propagation>) -> Result<(), SpecError> {
+    if !matches!(p, Some(Propagation::Shared | Propagation::Rshared)) {
+        return Ok(());
+    }
+    let Ok(real) = std::fs::canonicalize(src) else {
+        return Ok(());
+    };
+    let (mount_point, shared) = berth_runtime::container::rootfs::mount_sharing(&real);
+    if shared {
+        return Ok(());
+    }
+    Err(invalid(
+        field,
+        format!(
+            "path {} is mounted on {} but it is not a shared mount",
+            src.display(),
+            mount_point.display()
+        ),
+    ))
 }
 
 /// A bind's `BindOptions` recursion flags, checked as Docker checks them.
