@@ -57,10 +57,7 @@ const KEYS: &[(&str, Class)] = &[
     // Services.
     ("services.*.annotations", Engine("svc.annotations")),
     ("services.*.attach", Engine(".attach")),
-    (
-        "services.*.blkio_config",
-        Warned("services.all.blkio_config"),
-    ),
+    ("services.*.blkio_config", Engine("svc.blkio_config")),
     ("services.*.build", Engine(".build")),
     ("services.*.build.context", Engine(".context")),
     ("services.*.build.dockerfile", Engine(".dockerfile")),
@@ -288,7 +285,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     (
         "services.*.oom_kill_disable",
-        Warned("services.all.oom_kill_disable"),
+        Engine("svc.oom_kill_disable"),
     ),
     ("services.*.oom_score_adj", Engine("svc.oom_score_adj")),
     ("services.*.pid", Engine("pid_mode: svc.pid")),
@@ -338,7 +335,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.ulimits", Engine(".ulimits")),
     ("services.*.use_api_socket", Engine("svc.use_api_socket")),
     ("services.*.user", Engine(".user")),
-    ("services.*.userns_mode", Warned("services.all.userns_mode")),
+    ("services.*.userns_mode", Engine("svc.userns_mode")),
     ("services.*.uts", Engine("host_mode(&svc.uts)")),
     ("services.*.volumes", Engine(".volumes")),
     ("services.*.volumes[].type", Engine(".kind")),
@@ -359,10 +356,7 @@ const KEYS: &[(&str, Class)] = &[
         "services.*.volumes[].bind.selinux",
         Warned("services.all.volumes[0].bind.selinux"),
     ),
-    (
-        "services.*.volumes[].bind.recursive",
-        Warned("services.all.volumes[0].bind.recursive"),
-    ),
+    ("services.*.volumes[].bind.recursive", Engine("b.recursive")),
     ("services.*.volumes[].bind", Loader),
     ("services.*.volumes[].volume", Loader),
     ("services.*.volumes[].volume.nocopy", Engine("o.nocopy")),
@@ -411,7 +405,7 @@ const KEYS: &[(&str, Class)] = &[
         Warned("volumes.vol.driver_opts.type"),
     ),
     ("volumes.*.external", Engine("vol.external")),
-    ("volumes.*.labels", Warned("volumes.vol.labels")),
+    ("volumes.*.labels", Engine("v.labels.clone()")),
     // Configs and secrets.
     ("configs.*.name", Loader),
     ("configs.*.file", Engine(".file")),

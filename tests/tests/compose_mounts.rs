@@ -237,3 +237,53 @@ volumes:
     down_clean(&host);
     host.berth(&["volume", "rm", "so-v"]);
 }
+
+/// `propagation: rshared` on a source that is not on a shared mount is refused before
+/// anything is made, in Docker's words (nothing would propagate), through Compose and
+/// through `container run -v`.
+#[test_with::root()]
+#[test]
+fn shared_propagation_needs_a_shared_source_mount() {
+    host::require_tools();
+    let host = Host::new("pgx");
+    host.busybox_image();
+    let src = host.dir.path().join("private");
+    std::fs::create_dir_all(&src).expect("source");
+    let s = src.display().to_string();
+    // A private mount of its own, whatever the host's / is.
+    assert!(run("mount", &["--bind", &s, &s]));
+    assert!(run("mount", &["--make-private", &s]));
+    let compose = format!(
+        "name: pgx\nservices:\n  app:\n    image: busybox:e2e\n    network_mode: none\n    \
+         volumes:\n      - {{type: bind, source: {s}, target: /mnt/s, bind: {{propagation: rshared}}}}\n    \
+         command: [\"true\"]\n"
+    );
+    std::fs::write(host.stack.join("compose.yaml"), compose).expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let up = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = format!("path {s} is mounted on {s} but it is not a shared mount");
+    let ids = host.ps_ids();
+    let cli = host.berth(&[
+        "container",
+        "run",
+        "--rm",
+        "-v",
+        &format!("{s}:/mnt/s:rshared"),
+        "busybox:e2e",
+        "true",
+    ]);
+    let cli_err = String::from_utf8_lossy(&cli.stderr).to_string();
+    host.ok(&["down", "-t", "1"]);
+    unmount_below(&src);
+    assert!(!out.status.success() && up.contains(&want), "{up}");
+    assert!(ids.is_empty(), "nothing made: {ids:?}");
+    assert!(
+        !cli.status.success() && cli_err.contains(&want),
+        "{cli_err}"
+    );
+    assert!(cli_err.contains("HostConfig.Binds[0]"), "{cli_err}");
+}

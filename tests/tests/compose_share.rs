@@ -340,3 +340,42 @@ fn docker_run_pid_and_ipc_container_join_through_the_api() {
     let leaks = host.leaks(&[]);
     assert!(leaks.is_empty(), "rm left: {leaks:#?}");
 }
+
+/// A shareable container's /dev/shm is cleared when it stops, as Docker's: a file written
+/// there before a stop is gone after the next start.
+#[test_with::root()]
+#[test]
+fn shareable_dev_shm_is_cleared_when_the_container_stops() {
+    host::require_tools();
+    let host = Host::new("shmc");
+    host.busybox_image();
+    host.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "shmc-donor",
+        "--network",
+        "none",
+        "--ipc",
+        "shareable",
+        "busybox:e2e",
+        "sleep",
+        "3600",
+    ]);
+    let exec = |script: &str| {
+        let out = host.berth(&["container", "exec", "shmc-donor", "sh", "-c", script]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        exec("echo kept > /dev/shm/marker && cat /dev/shm/marker"),
+        "kept"
+    );
+    host.ok(&["container", "stop", "-t", "1", "shmc-donor"]);
+    host.ok(&["container", "start", "shmc-donor"]);
+    assert_eq!(
+        exec("cat /dev/shm/marker 2>/dev/null || echo cleared"),
+        "cleared"
+    );
+    host.ok(&["container", "rm", "-f", "shmc-donor"]);
+}

@@ -524,3 +524,49 @@ volumes:
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }
+
+/// A volume's `labels:` are kept with it, next to Compose's own: `berth volume inspect` and
+/// the Docker API's (the docker CLI) show them. `userns_mode: host`, how berth runs every
+/// container, is applied without a warning.
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn volume_labels_are_kept_and_userns_host_runs_unwarned() {
+    host::require_tools();
+    let host = Host::new("vlab");
+    host.busybox_image();
+    std::fs::write(
+        host.stack.join("compose.yaml"),
+        "name: vlab\nservices:\n  app:\n    image: busybox:e2e\n    network_mode: none\n    \
+         userns_mode: host\n    volumes: [data:/data]\n    command: [\"sleep\", \"3600\"]\n\
+         volumes:\n  data:\n    labels:\n      tier: db\n      owner.team: core\n",
+    )
+    .expect("compose");
+    let out = host.berth(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("labels") && !stderr.contains("userns_mode"),
+        "no warning: {stderr}"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&host.ok(&["volume", "inspect", "vlab_data"])).expect("json");
+    let labels = &inspect[0]["Labels"];
+    assert_eq!(labels["tier"], "db", "{inspect}");
+    assert_eq!(labels["owner.team"], "core", "{inspect}");
+    assert_eq!(labels["com.docker.compose.project"], "vlab", "{inspect}");
+    let docker = berth_tests::docker::Docker::new(&host);
+    let got = docker.ok(&["volume", "inspect", "-f", "{{.Labels.tier}}", "vlab_data"]);
+    assert_eq!(got.trim(), "db");
+    // Another user namespace mode is still warned by name (and not applied).
+    std::fs::write(
+        host.stack.join("other.yaml"),
+        "services:\n  x:\n    image: busybox:e2e\n    userns_mode: \"private\"\n",
+    )
+    .expect("other compose");
+    let cfg = host.berth(&["-f", "other.yaml", "config", "-q"]);
+    let err = String::from_utf8_lossy(&cfg.stderr);
+    assert!(err.contains("userns_mode (only host)"), "{err}");
+    host.ok(&["down", "-v", "-t", "1"]);
+    assert!(!volumes(&host).contains(&"vlab_data".to_string()));
+}

@@ -208,6 +208,25 @@ pub struct HostConfig {
     pub cpuset_cpus: String,
     /// Maximum number of tasks.
     pub pids_limit: Option<i64>,
+    /// Pause the tasks instead of killing one when the memory limit is reached (cgroup v1).
+    pub oom_kill_disable: Option<bool>,
+    /// Relative block I/O weight, 10-1000 (0: none).
+    pub blkio_weight: u16,
+    /// Per-device block I/O weights.
+    #[serde(deserialize_with = "nullable")]
+    pub blkio_weight_device: Vec<WeightDevice>,
+    /// Bytes per second a device may be read at.
+    #[serde(deserialize_with = "nullable")]
+    pub blkio_device_read_bps: Vec<ThrottleDevice>,
+    /// Bytes per second a device may be written at.
+    #[serde(deserialize_with = "nullable")]
+    pub blkio_device_write_bps: Vec<ThrottleDevice>,
+    /// Read operations per second on a device.
+    #[serde(rename = "BlkioDeviceReadIOps", deserialize_with = "nullable")]
+    pub blkio_device_read_iops: Vec<ThrottleDevice>,
+    /// Write operations per second on a device.
+    #[serde(rename = "BlkioDeviceWriteIOps", deserialize_with = "nullable")]
+    pub blkio_device_write_iops: Vec<ThrottleDevice>,
     /// Host devices to give the container (`--device`).
     #[serde(deserialize_with = "nullable")]
     pub devices: Vec<DeviceMapping>,
@@ -227,12 +246,35 @@ pub struct HostConfig {
     /// The UTS namespace: empty (its own) or `host`.
     #[serde(rename = "UTSMode", deserialize_with = "nullable")]
     pub uts_mode: String,
+    /// The user namespace: empty or `host`, the host's (berth remaps no users).
+    #[serde(deserialize_with = "nullable")]
+    pub userns_mode: String,
     /// The cgroup namespace: empty or `private` (its own), or `host`.
     #[serde(deserialize_with = "nullable")]
     pub cgroupns_mode: String,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
+}
+
+/// A block device's weight (Docker's `WeightDevice`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WeightDevice {
+    /// The device node on the host (`/dev/sda`).
+    #[serde(deserialize_with = "nullable")]
+    pub path: String,
+    pub weight: u16,
+}
+
+/// A block device's rate limit, per second (Docker's `ThrottleDevice`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ThrottleDevice {
+    /// The device node on the host (`/dev/sda`).
+    #[serde(deserialize_with = "nullable")]
+    pub path: String,
+    pub rate: u64,
 }
 
 /// A bind mount's options (Docker's `BindOptions`).
@@ -242,7 +284,13 @@ pub struct BindOptions {
     /// `rprivate` (empty), `private`, `rshared`, `shared`, `rslave`, `slave`.
     #[serde(deserialize_with = "nullable")]
     pub propagation: String,
-    /// What berth does not run (`NonRecursive`, `CreateMountpoint`...): refused by name when set.
+    /// Bind the source's own mount only, not the mounts under it.
+    pub non_recursive: bool,
+    /// With `ReadOnly`: the mounts under the source stay writable.
+    pub read_only_non_recursive: bool,
+    /// With `ReadOnly`: the mounts under the source are read-only too, or the create fails.
+    pub read_only_force_recursive: bool,
+    /// What berth does not run (`CreateMountpoint`...): refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
 }
@@ -570,10 +618,10 @@ mod tests {
 
     #[test]
     fn fields_berth_does_not_run_are_refused_by_name() {
-        let body = r#"{"Image":"alpine","HostConfig":{"BlkioWeight":10}}"#;
+        let body = r#"{"Image":"alpine","HostConfig":{"CpuRealtimeRuntime":10}}"#;
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");
-        assert_eq!(err.field, "HostConfig.BlkioWeight");
+        assert_eq!(err.field, "HostConfig.CpuRealtimeRuntime");
         let body = r#"{"NetworkingConfig":{"EndpointsConfig":{"front":{"IPAMConfig":{"LinkLocalIPs":["169.254.1.1"]}}}}}"#;
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");

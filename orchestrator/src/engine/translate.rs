@@ -16,7 +16,8 @@ use super::container_spec::{Context, SpecError};
 use super::labels;
 use crate::api::container::{
     ContainerSpec, DeviceMapping, Empty, EndpointIpam, EndpointSettings, HealthConfig, HostConfig,
-    LogConfig, Mount, NetworkingConfig, PortBinding, RestartPolicy, TmpfsOptions, UlimitSpec,
+    LogConfig, Mount, NetworkingConfig, PortBinding, RestartPolicy, ThrottleDevice, TmpfsOptions,
+    UlimitSpec, WeightDevice,
 };
 use crate::compose::{Port, Project, Service, VolumeType};
 
@@ -74,6 +75,28 @@ pub fn parse_signal(s: &str) -> Option<i32> {
     nix::sys::signal::Signal::from_str(&name)
         .ok()
         .map(|s| s as i32)
+}
+
+/// A service mount's `bind:` options as Docker's `BindOptions` (`recursive` as Compose lowers
+/// it: `disabled` NonRecursive, `writable` ReadOnlyNonRecursive, `readonly`
+/// ReadOnlyForceRecursive).
+fn bind_options(
+    b: Option<&crate::compose::BindOptions>,
+) -> Result<Option<crate::api::container::BindOptions>, String> {
+    let Some(b) = b else { return Ok(None) };
+    let recursive = match b.recursive.as_deref() {
+        None => berth_runtime::container::BindRecursive::Enabled,
+        Some(r) => berth_runtime::container::BindRecursive::parse(r)?,
+    };
+    use berth_runtime::container::BindRecursive::*;
+    let o = crate::api::container::BindOptions {
+        propagation: b.propagation.clone().unwrap_or_default(),
+        non_recursive: recursive == Disabled,
+        read_only_non_recursive: recursive == Writable,
+        read_only_force_recursive: recursive == Readonly,
+        ..Default::default()
+    };
+    Ok((o != crate::api::container::BindOptions::default()).then_some(o))
 }
 
 /// "A container to create" for replica `number` of `service`, as `docker compose` lowers a
@@ -171,14 +194,8 @@ pub fn service_spec(
                     subpath: o.subpath.clone().unwrap_or_default(),
                     ..Default::default()
                 }),
-            bind_options: v
-                .bind
-                .as_ref()
-                .and_then(|b| b.propagation.clone())
-                .map(|propagation| crate::api::container::BindOptions {
-                    propagation,
-                    ..Default::default()
-                }),
+            bind_options: bind_options(v.bind.as_ref())
+                .map_err(|e| spec_err(&format!("volumes[{index}].bind.recursive"), e))?,
             ..Default::default()
         });
     }
@@ -217,6 +234,16 @@ pub fn service_spec(
         .as_ref()
         .and_then(|d| d.resources.as_ref())
         .and_then(|r| r.reservations.as_ref());
+    let blkio = svc.blkio_config.as_ref();
+    let throttles = |list: Option<&Vec<crate::compose::BlkioRate>>| -> Vec<ThrottleDevice> {
+        list.into_iter()
+            .flatten()
+            .map(|t| ThrottleDevice {
+                path: t.path.clone(),
+                rate: t.rate.0,
+            })
+            .collect()
+    };
     // `logging:` with the json-file or local driver: the shim's rotation (the loader warns
     // about other drivers and options by name).
     let mut log_config = LogConfig::default();
@@ -315,6 +342,23 @@ pub fn service_spec(
         cpu_quota: svc.cpu_quota.unwrap_or(0),
         cpuset_cpus: svc.cpuset.clone().unwrap_or_default(),
         pids_limit: limits.and_then(|l| l.pids).or(svc.pids_limit),
+        oom_kill_disable: svc.oom_kill_disable,
+        blkio_weight: blkio.and_then(|b| b.weight).unwrap_or(0),
+        blkio_weight_device: blkio
+            .map(|b| {
+                b.weight_device
+                    .iter()
+                    .map(|w| WeightDevice {
+                        path: w.path.clone(),
+                        weight: w.weight,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        blkio_device_read_bps: throttles(blkio.map(|b| &b.device_read_bps)),
+        blkio_device_write_bps: throttles(blkio.map(|b| &b.device_write_bps)),
+        blkio_device_read_iops: throttles(blkio.map(|b| &b.device_read_iops)),
+        blkio_device_write_iops: throttles(blkio.map(|b| &b.device_write_iops)),
         devices: svc
             .devices
             .iter()
@@ -330,6 +374,8 @@ pub fn service_spec(
         pid_mode: svc.pid.clone().unwrap_or_default(),
         ipc_mode: svc.ipc.clone().unwrap_or_default(),
         uts_mode: host_mode(&svc.uts),
+        // `host` is how berth runs every container; other modes are warned at load.
+        userns_mode: host_mode(&svc.userns_mode),
         cgroupns_mode: svc.cgroup.clone().unwrap_or_default(),
         ..Default::default()
     };

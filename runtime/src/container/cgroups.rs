@@ -37,6 +37,8 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+    #[error("{what} was requested but this host's cgroup has no {file}")]
+    NotOnThisHost { what: &'static str, file: PathBuf },
     #[error("freezing cgroup {path}: its tasks did not all stop within {secs} s")]
     FreezeTimeout { path: PathBuf, secs: u64 },
     #[error("removing cgroup {path}: it still holds processes")]
@@ -146,7 +148,8 @@ fn read_v1_hierarchies() -> Result<Hierarchies, CgroupError> {
     Ok(out)
 }
 
-fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+/// Writes one cgroup file, the error naming the file and the value.
+pub(super) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     fs::write(path, value).map_err(|source| CgroupError::Write {
         path: path.to_path_buf(),
         value: value.to_string(),
@@ -293,7 +296,12 @@ impl Cgroup {
         }
     }
 
-    fn need(&self, what: &'static str, ctrl: &'static str) -> Result<PathBuf, CgroupError> {
+    /// The directory holding controller `ctrl`'s files, or the error naming `what` needs it.
+    pub(super) fn need(
+        &self,
+        what: &'static str,
+        ctrl: &'static str,
+    ) -> Result<PathBuf, CgroupError> {
         let missing = CgroupError::MissingController {
             what,
             controller: ctrl,
@@ -305,6 +313,7 @@ impl Cgroup {
                     "memory" => "memory.max",
                     "cpu" => "cpu.max",
                     "cpuset" => "cpuset.cpus",
+                    "io" => "io.max",
                     _ => "pids.max",
                 };
                 if dir.join(probe).exists() {
@@ -351,6 +360,17 @@ impl Cgroup {
             };
             write(&d.join(file), &soft.to_string())?;
         }
+        if mem.and_then(|m| m.disable_oom_killer()) == Some(true) {
+            let d = self.need("disabling the OOM killer", "memory")?;
+            let f = d.join("memory.oom_control");
+            if v2 || !f.exists() {
+                return Err(CgroupError::NotOnThisHost {
+                    what: "disabling the OOM killer",
+                    file: f,
+                });
+            }
+            write(&f, "1")?;
+        }
         if let Some(s) = mem.and_then(|m| m.swappiness())
             && !v2
         {
@@ -389,6 +409,9 @@ impl Cgroup {
                 "max".to_string()
             };
             write(&d.join("pids.max"), &v)?;
+        }
+        if let Some(b) = r.block_io() {
+            self.apply_block_io(b)?;
         }
         if let (Some(devs), Some(d)) = (r.devices(), self.v1_dir("devices")) {
             for dev in devs {

@@ -55,6 +55,9 @@ pub enum MountSpec {
         /// `private`, `rshared`, `shared`, `rslave`, `slave`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         propagation: Option<Propagation>,
+        /// What becomes of the mounts under `source` (Docker's `bind-recursive`).
+        #[serde(default, skip_serializing_if = "BindRecursive::is_default")]
+        recursive: BindRecursive,
     },
     /// A named volume under `<root>/volumes/NAME/_data`, created on first use and filled
     /// from the image's content at the target, as Docker does.
@@ -78,6 +81,42 @@ pub enum MountSpec {
         #[serde(default)]
         options: Vec<String>,
     },
+}
+
+/// How a bind mount treats the mounts under its source, as Docker's `bind-recursive` (Compose
+/// `bind.recursive`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BindRecursive {
+    /// Submounts come along; read-only reaches them where the kernel can (5.12+).
+    #[default]
+    Enabled,
+    /// The source's own mount only.
+    Disabled,
+    /// Submounts come along and stay writable under a read-only bind.
+    Writable,
+    /// Submounts come along, read-only with the bind; an error where the kernel cannot.
+    Readonly,
+}
+
+impl BindRecursive {
+    /// Docker's and Compose's word for `s` (`enabled`, `disabled`, `writable`, `readonly`).
+    pub fn parse(s: &str) -> Result<BindRecursive, String> {
+        match s {
+            "enabled" => Ok(BindRecursive::Enabled),
+            "disabled" => Ok(BindRecursive::Disabled),
+            "writable" => Ok(BindRecursive::Writable),
+            "readonly" => Ok(BindRecursive::Readonly),
+            other => Err(format!(
+                "{other:?} is not a bind recursion (enabled, disabled, writable, readonly)"
+            )),
+        }
+    }
+
+    /// Whether this is the default (left out of records).
+    pub fn is_default(&self) -> bool {
+        *self == BindRecursive::Enabled
+    }
 }
 
 /// How mount events propagate between a bind mount and its host source (Docker's
@@ -166,6 +205,53 @@ pub struct Resources {
     /// cgroup v1 only, v2 has no such knob).
     #[serde(default)]
     pub memory_swappiness: Option<u64>,
+    /// The container's tasks are paused, not killed, when they reach the memory limit
+    /// (`--oom-kill-disable`; cgroup v1 only).
+    #[serde(default)]
+    pub oom_kill_disable: bool,
+    /// Block I/O weights and throttles (`--blkio-weight`, `--device-read-bps` ...).
+    #[serde(default)]
+    pub block_io: BlockIo,
+}
+
+/// A container's block I/O share and limits, per device by its `major:minor` (the host's
+/// numbers, resolved from the paths the user named).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct BlockIo {
+    /// Relative weight, 10-1000 (`--blkio-weight`).
+    #[serde(default)]
+    pub weight: Option<u16>,
+    /// Per-device weights, 10-1000 (`--blkio-weight-device`).
+    #[serde(default)]
+    pub weight_device: Vec<DeviceRate>,
+    /// Bytes per second read (`--device-read-bps`).
+    #[serde(default)]
+    pub read_bps: Vec<DeviceRate>,
+    /// Bytes per second written (`--device-write-bps`).
+    #[serde(default)]
+    pub write_bps: Vec<DeviceRate>,
+    /// Read operations per second (`--device-read-iops`).
+    #[serde(default)]
+    pub read_iops: Vec<DeviceRate>,
+    /// Write operations per second (`--device-write-iops`).
+    #[serde(default)]
+    pub write_iops: Vec<DeviceRate>,
+}
+
+impl BlockIo {
+    /// Whether nothing is asked.
+    pub fn is_empty(&self) -> bool {
+        self == &BlockIo::default()
+    }
+}
+
+/// One block device's weight or rate.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceRate {
+    pub major: u64,
+    pub minor: u64,
+    /// The weight or the rate per second.
+    pub value: u64,
 }
 
 /// Everything the runtime needs to create one container.

@@ -39,8 +39,8 @@ pub(crate) fn unmount_shm(container_dir: &Path) {
     while is_tmpfs(&dir) && umount2(&dir, MntFlags::MNT_DETACH).is_ok() {}
 }
 
-/// Mounts a shareable container's /dev/shm on the host, once (its content lives until the
-/// container is removed).
+/// Mounts a shareable container's /dev/shm on the host, once per run (its content lives
+/// until the container stops).
 fn mount_shm(rec: &Record) -> Result<(), RuntimeError> {
     let dir = shm_dir(&rec.dir);
     if is_tmpfs(&dir) {

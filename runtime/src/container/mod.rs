@@ -4,6 +4,7 @@
 //! The library never clones a container itself (its caller may be a multi-threaded daemon):
 //! [`Runtime::start`] execs `shim_exe shim DIR`, a fresh single-threaded process that does.
 
+pub mod block_io;
 pub mod capabilities;
 pub mod cgroups;
 pub mod commit;
@@ -43,8 +44,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub use config::{
-    ContainerConfig, ExecConfig, FileOwner, HostNamespaces, IpcMode, MountSpec, NetworkMode,
-    Propagation, Resources, RootfsSource, SecurityOpt, Ulimit,
+    BindRecursive, BlockIo, ContainerConfig, DeviceRate, ExecConfig, FileOwner, HostNamespaces,
+    IpcMode, MountSpec, NetworkMode, Propagation, Resources, RootfsSource, SecurityOpt, Ulimit,
 };
 pub use image_ref::IMAGE_REF_FILE;
 pub use lifecycle::{ExitInfo, ExitWatch, USER_STOPPED};

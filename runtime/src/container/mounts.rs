@@ -25,6 +25,12 @@ pub enum MountError {
         #[source]
         source: io::Error,
     },
+    #[error("making the bind at {path} read-only with the mounts under it (mount_setattr)")]
+    ReadOnlyRecursive {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("mount source {path} does not exist")]
     NoSource {
         path: PathBuf,
@@ -91,6 +97,59 @@ pub fn owned_copies(
     Ok(Some(out))
 }
 
+/// The OCI option (runc's and crun's) making a bind read-only with every mount under it.
+pub const RRO: &str = "rro";
+
+/// Whether the kernel has `mount_setattr` (5.12+), which a recursively read-only bind needs.
+pub fn recursive_read_only_supported() -> bool {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (5, 12)
+}
+
+/// `mount_setattr(2)`'s argument (not in libc's bindings on every target).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+/// Makes the mount at `path` and every mount under it read-only.
+pub fn read_only_recursively(path: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `c` is a NUL-terminated path and `attr` a live struct of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Splits OCI mount options into mount flags, propagation flags and fs data.
 pub fn parse_options(opts: &[String]) -> (MsFlags, MsFlags, String) {
     let mut flags = MsFlags::empty();
@@ -109,6 +168,8 @@ pub fn parse_options(opts: &[String]) -> (MsFlags, MsFlags, String) {
             "sync" => flags |= MsFlags::MS_SYNCHRONOUS,
             "bind" => flags |= MsFlags::MS_BIND,
             "rbind" => flags |= MsFlags::MS_BIND | MsFlags::MS_REC,
+            // Recursive read-only: applied after the bind by `read_only_recursively`.
+            RRO => {}
             "suid" | "dev" | "exec" | "atime" | "async" | "defaults" => {}
             // berth's own marker, read by the rootfs setup.
             super::spec::NOCOPY => {}

@@ -322,6 +322,15 @@ pub fn mount_all(
                     None,
                 )?;
             }
+            if opts.iter().any(|o| o == super::mounts::RRO) {
+                let top = mount_point(&tree, target, file)?;
+                super::mounts::read_only_recursively(&top.path).map_err(|source| {
+                    MountError::ReadOnlyRecursive {
+                        path: target.to_path_buf(),
+                        source,
+                    }
+                })?;
+            }
         } else {
             let point = mount_point(&tree, target, false)?;
             let src = m
@@ -400,6 +409,24 @@ fn mount_point_of(path: &Path) -> PathBuf {
         .filter(|mp| path.starts_with(mp))
         .max_by_key(|mp| mp.as_os_str().len())
         .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// The mount point of the mount `path` lies on, and whether that mount is shared (in a peer
+/// group), from this process's mount table: a bind with shared propagation needs it, as
+/// Docker checks.
+pub fn mount_sharing(path: &Path) -> (PathBuf, bool) {
+    let table = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    table
+        .lines()
+        .filter_map(|l| {
+            let (pre, _) = l.split_once(" - ")?;
+            let fields: Vec<&str> = pre.split(' ').collect();
+            let mp = unescape_mountinfo(fields.get(4)?);
+            let shared = fields.iter().skip(6).any(|f| f.starts_with("shared:"));
+            path.starts_with(&mp).then_some((mp, shared))
+        })
+        .max_by_key(|(mp, _)| mp.as_os_str().len())
+        .unwrap_or_else(|| (PathBuf::from("/"), false))
 }
 
 /// A mountinfo path with its octal escapes (`\040` for a space) decoded.

@@ -7,11 +7,17 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Spec;
 use serde_json::{Value, json};
 
-use super::config::{ContainerConfig, IpcMode, MountSpec, NetworkMode, Propagation, Resources};
+use super::config::{
+    BindRecursive, ContainerConfig, IpcMode, MountSpec, NetworkMode, Propagation, Resources,
+};
 
 /// Errors building a runtime spec.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
+    #[error(
+        "bind mount at {target}: a recursively read-only bind (bind-recursive=readonly) needs mount_setattr, kernel 5.12 or later"
+    )]
+    RecursiveReadOnly { target: PathBuf },
     #[error("unknown capability {name:?} (expected a name such as NET_ADMIN or CAP_NET_ADMIN)")]
     UnknownCapability { name: String },
     #[error("unknown ulimit {name:?}")]
@@ -308,7 +314,7 @@ pub struct SpecPaths<'a> {
     pub shm: &'a Path,
 }
 
-/// The OCI `linux.resources` entries of the limits (memory, cpu, pids): what a container is
+/// The OCI `linux.resources` entries of the limits (memory, cpu, pids, block I/O): what a container is
 /// created with and what an update rewrites.
 pub fn limits(r: &Resources) -> Result<serde_json::Map<String, Value>, SpecError> {
     let mut resources = serde_json::Map::new();
@@ -324,6 +330,9 @@ pub fn limits(r: &Resources) -> Result<serde_json::Map<String, Value>, SpecError
     }
     if let Some(v) = r.memory_swappiness {
         memory.insert("swappiness".into(), json!(v));
+    }
+    if r.oom_kill_disable {
+        memory.insert("disableOOMKiller".into(), json!(true));
     }
     if !memory.is_empty() {
         resources.insert("memory".into(), Value::Object(memory));
@@ -347,6 +356,9 @@ pub fn limits(r: &Resources) -> Result<serde_json::Map<String, Value>, SpecError
     }
     if let Some(pids) = r.pids_limit {
         resources.insert("pids".into(), json!({"limit": pids}));
+    }
+    if !r.block_io.is_empty() {
+        resources.insert("blockIO".into(), super::block_io::oci(&r.block_io));
     }
     Ok(resources)
 }
@@ -417,6 +429,7 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
                 target,
                 read_only,
                 propagation,
+                recursive,
                 ..
             } => {
                 let prop = propagation.unwrap_or(Propagation::Rprivate);
@@ -425,9 +438,29 @@ pub fn build(id: &str, cfg: &ContainerConfig, p: &SpecPaths<'_>) -> Result<Value
                     Propagation::Slave | Propagation::Rslave => 1,
                     _ => 0,
                 });
-                let mut o = vec!["rbind".to_string(), prop.as_str().to_string()];
+                let bind = if *recursive == BindRecursive::Disabled {
+                    "bind"
+                } else {
+                    "rbind"
+                };
+                let mut o = vec![bind.to_string(), prop.as_str().to_string()];
                 if *read_only {
                     o.push("ro".into());
+                    // Docker's rule: a read-only rbind is read-only all the way down where the
+                    // kernel can make it so (and propagation keeps the submounts private);
+                    // `readonly` insists, `writable` keeps the submounts as they are.
+                    let private = matches!(prop, Propagation::Rprivate | Propagation::Private);
+                    let rro = super::mounts::recursive_read_only_supported();
+                    match recursive {
+                        BindRecursive::Enabled if rro && private => o.push("rro".into()),
+                        BindRecursive::Readonly if rro => o.push("rro".into()),
+                        BindRecursive::Readonly => {
+                            return Err(SpecError::RecursiveReadOnly {
+                                target: target.clone(),
+                            });
+                        }
+                        _ => {}
+                    }
                 }
                 mounts.push(
                     json!({"destination": target, "type": "bind", "source": source, "options": o}),

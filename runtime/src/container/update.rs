@@ -61,7 +61,7 @@ impl Runtime {
             .pointer_mut("/linux/resources")
             .and_then(|r| r.as_object_mut())
         {
-            for key in ["memory", "cpu", "pids"] {
+            for key in ["memory", "cpu", "pids", "blockIO"] {
                 res.remove(key);
             }
             res.extend(limits);

@@ -150,10 +150,28 @@ pub(super) fn parse_mount(spec: &str) -> anyhow::Result<Mount> {
                     .subpath = v.to_string();
             }
             "bind-propagation" => {
-                m.bind_options = Some(crate::api::container::BindOptions {
-                    propagation: v.to_string(),
-                    ..Default::default()
-                })
+                m.bind_options
+                    .get_or_insert_with(Default::default)
+                    .propagation = v.to_string()
+            }
+            // Docker's words, lowered to its BindOptions flags.
+            "bind-recursive" => {
+                let o = m.bind_options.get_or_insert_with(Default::default);
+                match v {
+                    "enabled" => {}
+                    "disabled" => o.non_recursive = true,
+                    "writable" => o.read_only_non_recursive = true,
+                    "readonly" => o.read_only_force_recursive = true,
+                    other => bail!(
+                        "--mount {spec:?}: bind-recursive {other:?} is not one of enabled, \
+                         disabled, writable, readonly"
+                    ),
+                }
+            }
+            "bind-nonrecursive" => {
+                m.bind_options
+                    .get_or_insert_with(Default::default)
+                    .non_recursive = v != "false" && v != "0"
             }
             "tmpfs-size" => tmpfs.size_bytes = Some(parse_size(v)?),
             "tmpfs-mode" => {
@@ -406,6 +424,7 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
     hc.cpu_shares = a.cpu_shares.map_or(0, |s| s as i64);
     hc.cpuset_cpus = a.cpuset_cpus.clone().unwrap_or_default();
     hc.pids_limit = a.pids_limit;
+    a.block_io.apply(&mut hc)?;
     for d in &a.device {
         let m = berth_runtime::container::devices::DeviceMapping::parse(d)?;
         hc.devices.push(crate::api::container::DeviceMapping {

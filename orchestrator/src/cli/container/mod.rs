@@ -23,6 +23,7 @@ use crate::api::container::{ContainerNetworks, CreateContainer, Created};
 use crate::engine::container_spec::{Context as SpecContext, translate};
 
 mod attach;
+mod block_io_flags;
 pub(crate) mod config;
 mod listing;
 mod run;
@@ -298,6 +299,8 @@ pub struct RunArgs {
     /// Maximum number of tasks
     #[arg(long = "pids-limit")]
     pids_limit: Option<i64>,
+    #[command(flatten)]
+    block_io: block_io_flags::BlockIoFlags,
     /// Host device HOST[:CONTAINER][:PERMISSIONS] (permissions r, w, m)
     #[arg(long)]
     device: Vec<String>,

@@ -128,6 +128,7 @@ impl Canon<'_> {
                 self.command(p, v)
             }
             "healthcheck" => self.healthcheck(p, v),
+            "blkio_config" => self.blkio(p, v),
             "depends_on" => self.depends_on(p, v),
             "ports" => self.ports(p, v),
             "volumes" => self.volumes(p, v),
@@ -230,6 +231,36 @@ impl Canon<'_> {
                 p,
                 format!("must be a string or a list of strings, got {}", kind(v)),
             ),
+        }
+    }
+
+    /// `blkio_config`: weights are integers, `_bps` rates sizes, `_iops` rates integers.
+    fn blkio(&mut self, p: &str, v: &mut Value) {
+        let Some(m) = self.mapping(p, v) else { return };
+        if let Some(w) = m.get_mut("weight") {
+            self.integer(&format!("{p}.weight"), w, 0);
+        }
+        for (list, field) in [
+            ("weight_device", "weight"),
+            ("device_read_bps", "rate"),
+            ("device_write_bps", "rate"),
+            ("device_read_iops", "rate"),
+            ("device_write_iops", "rate"),
+        ] {
+            let Some(Value::Sequence(items)) = m.get_mut(list) else {
+                continue;
+            };
+            for (i, item) in items.iter_mut().enumerate() {
+                let Some(x) = item.get_mut(field) else {
+                    continue;
+                };
+                let xp = format!("{p}.{list}[{i}].{field}");
+                if list.ends_with("_bps") {
+                    self.size(&xp, x);
+                } else {
+                    self.integer(&xp, x, 0);
+                }
+            }
         }
     }
 

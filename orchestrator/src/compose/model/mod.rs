@@ -24,9 +24,10 @@ use yaml_serde::Value;
 pub use objects::{FileObject, Ipam, IpamPool, Network, Volume, bind_device};
 pub use service::{Restart, Service, volumes_from_service};
 pub use service_keys::{
-    BindOptions, Build, DependsCondition, DependsOn, Deploy, Device, EnvFile, Healthcheck, Logging,
-    Port, PullPolicy, ResourceLimits, Resources, RestartPolicy, ServiceFileRef, ServiceNetwork,
-    ServiceVolume, TmpfsOptions, Ulimit, VolumeOptions, VolumeType,
+    BindOptions, BlkioConfig, BlkioRate, BlkioWeightDevice, Build, DependsCondition, DependsOn,
+    Deploy, Device, EnvFile, Healthcheck, Logging, Port, PullPolicy, ResourceLimits, Resources,
+    RestartPolicy, ServiceFileRef, ServiceNetwork, ServiceVolume, TmpfsOptions, Ulimit,
+    VolumeOptions, VolumeType,
 };
 pub use unsupported::Unsupported;
 

@@ -92,7 +92,7 @@ pub struct Volume {
     /// Created outside the project; berth only looks it up.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub external: bool,
-    /// Labels for the volume (not run by berth, listed by `Project::unsupported`).
+    /// Labels of the volume, kept in its metadata (`volume inspect` shows them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
 }

@@ -20,9 +20,9 @@ pub struct Service {
     /// (see `Project::attached_services`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach: Option<bool>,
-    /// Block IO weights and limits (not run by berth, listed by `Project::unsupported`).
+    /// Block I/O weights and limits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blkio_config: Option<Value>,
+    pub blkio_config: Option<BlkioConfig>,
     /// How to build the image when it is missing or `--build` is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
@@ -191,8 +191,8 @@ pub struct Service {
     /// Network name -> per-service settings (`None` = defaults).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub networks: BTreeMap<String, Option<ServiceNetwork>>,
-    /// Disable the OOM killer for the container (not run by berth, listed by
-    /// `Project::unsupported`).
+    /// Disable the OOM killer for the container (cgroup v1; warned at `up` where the host
+    /// cannot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_kill_disable: Option<bool>,
     /// OOM score adjustment (-1000..1000) of the container's processes.

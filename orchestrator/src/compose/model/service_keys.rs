@@ -163,6 +163,50 @@ pub struct Resources {
     pub reservations: Option<ResourceLimits>,
 }
 
+/// `blkio_config`: the service's block I/O weight and per-device weights and limits.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BlkioConfig {
+    /// Relative weight, 10-1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u16>,
+    /// Per-device weights, 10-1000.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weight_device: Vec<BlkioWeightDevice>,
+    /// Bytes per second (`12mb` or a number).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_read_bps: Vec<BlkioRate>,
+    /// Bytes per second written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_write_bps: Vec<BlkioRate>,
+    /// Operations per second.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_read_iops: Vec<BlkioRate>,
+    /// Write operations per second.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_write_iops: Vec<BlkioRate>,
+}
+
+/// One `blkio_config.weight_device` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BlkioWeightDevice {
+    /// The device node on the host.
+    pub path: String,
+    /// 10-1000.
+    pub weight: u16,
+}
+
+/// One `blkio_config.device_*_bps`/`_iops` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BlkioRate {
+    /// The device node on the host.
+    pub path: String,
+    /// Per second: bytes (sizes like `1mb` allowed) or operations.
+    pub rate: Bytes,
+}
+
 /// `deploy.resources.limits` / `.reservations`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -591,7 +635,8 @@ pub struct BindOptions {
     /// SELinux relabel: `z` shared, `Z` private (not run by berth, listed by `Project::unsupported`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selinux: Option<String>,
-    /// Recursive read-only handling (not run by berth, listed by `Project::unsupported`).
+    /// What becomes of the mounts under the source: `enabled` (the default), `disabled`,
+    /// `writable`, `readonly`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recursive: Option<String>,
 }

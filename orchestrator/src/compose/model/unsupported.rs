@@ -20,8 +20,7 @@ impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 15] = [
-            ("blkio_config", self.blkio_config.is_some()),
+        let raw: [(&'static str, bool); 13] = [
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
             ("models", self.models.is_some()),
@@ -36,8 +35,10 @@ impl Service {
                 "cpu_period",
                 self.cpu_period.is_some() && self.cpu_quota.is_none(),
             ),
-            ("oom_kill_disable", self.oom_kill_disable.is_some()),
-            ("userns_mode", self.userns_mode.is_some()),
+            (
+                "userns_mode (only host)",
+                self.userns_mode.as_deref().is_some_and(|m| m != "host"),
+            ),
             (
                 "uts (only host)",
                 self.uts.as_deref().is_some_and(|m| m != "host"),
@@ -214,11 +215,6 @@ impl Project {
                     path: format!("volumes.{name}.driver={d}"),
                 });
             }
-            if !v.labels.is_empty() {
-                out.push(Unsupported {
-                    path: format!("volumes.{name}.labels"),
-                });
-            }
             if bind_device(&v.driver_opts).is_none() {
                 for key in v.driver_opts.keys() {
                     out.push(Unsupported {
@@ -254,10 +250,7 @@ impl Project {
 fn mount_options_not_run(v: &ServiceVolume) -> Vec<&'static str> {
     let mut out = Vec::new();
     if let Some(b) = &v.bind {
-        for (key, set) in [
-            ("bind.selinux", b.selinux.is_some()),
-            ("bind.recursive", b.recursive.is_some()),
-        ] {
+        for (key, set) in [("bind.selinux", b.selinux.is_some())] {
             if set {
                 out.push(key);
             }

@@ -219,8 +219,8 @@ pub(super) async fn info(docker: &Arc<Docker>) -> Result<Info, ApiError> {
         cpu_shares: has("cpu"),
         cpu_set: has("cpuset"),
         pids_limit: has("pids"),
-        // berth does not run containers with the OOM killer disabled.
-        oom_kill_disable: false,
+        // cgroup v1's memory.oom_control, which `OomKillDisable` writes.
+        oom_kill_disable: berth_runtime::container::block_io::host_support().oom_kill_disable,
         ipv4_forwarding: host::sysctl_on("/proc/sys/net/ipv4/ip_forward"),
         bridge_nf_iptables: bridge_nf,
         bridge_nf_ip6tables: bridge_nf6,

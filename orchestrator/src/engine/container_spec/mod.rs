@@ -21,11 +21,13 @@ use berth_runtime::image::Image;
 
 use super::labels;
 
+mod block_io;
 mod mounts;
 mod namespaces;
 use super::stack::DEFAULT_BRIDGE;
 use crate::api::container::{ContainerSpec, HostConfig, UnsupportedField, is_bridge_mode};
 use crate::api::project::{ContainerConnect, ContainerNetwork};
+pub use block_io::host_warnings;
 use mounts::mounts;
 pub use mounts::{share_volumes_from, volumes_from_entry};
 use namespaces::{namespaces, network};
@@ -72,7 +74,8 @@ pub struct Translated {
     pub connect: Option<ContainerConnect>,
     /// `ExtraHosts` as `(name, ip)` pairs (`ip` may be `host-gateway`).
     pub extra_hosts: Vec<(String, String)>,
-    /// What is accepted and not applied (AppArmor/SELinux options), for the caller to show.
+    /// What is accepted and not applied (AppArmor/SELinux options, limits the host's cgroups
+    /// lack), for the caller to show.
     pub warnings: Vec<String>,
 }
 
@@ -130,6 +133,7 @@ pub fn translate(name: &str, spec: &ContainerSpec, cx: &Context) -> Result<Trans
     mounts(spec, cx, &mut c)?;
     network(spec, cx, &mut c)?;
     limits(spec, &mut c)?;
+    block_io::block_io(hc, &mut c, &mut warnings)?;
     for o in &hc.security_opt {
         let opt = SecurityOpt::parse(o).map_err(|e| invalid("HostConfig.SecurityOpt", e))?;
         if opt == SecurityOpt::NotApplied {
@@ -300,6 +304,9 @@ pub(crate) fn resources(hc: &HostConfig) -> Resources {
         memory_reservation: (hc.memory_reservation > 0).then_some(hc.memory_reservation),
         memory_swap: (hc.memory_swap > 0 || hc.memory_swap == -1).then_some(hc.memory_swap),
         memory_swappiness: hc.memory_swappiness.and_then(|s| u64::try_from(s).ok()),
+        // Checked and resolved to devices by `block_io` at create; `update` keeps the
+        // container's.
+        ..Resources::default()
     }
 }
 

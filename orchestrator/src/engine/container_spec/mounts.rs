@@ -3,6 +3,8 @@
 //! [`MountSpec`]s, each error naming its field.
 
 use super::*;
+use crate::api::container::Mount;
+use berth_runtime::container::BindRecursive;
 
 /// Binds, mounts, anonymous volumes (the spec's and the image's VOLUMEs no mount covers),
 /// volumes of other containers and tmpfs, in that order.
@@ -40,11 +42,15 @@ pub(super) fn mounts(
             [src, dst, opts] => (*src, *dst, *opts),
             _ => return Err(invalid(field, format!("{b:?}: expected SRC:DST[:OPTIONS]"))),
         };
-        let target = absolute(field, dst)?;
+        let target = absolute(field.clone(), dst)?;
         let read_only = opts.split(',').any(|o| o == "ro");
         let propagation = opts.split(',').find_map(|o| Propagation::parse(o).ok());
+        if src.starts_with('/') {
+            shared_source(&field, Path::new(src), propagation)?;
+        }
         c.mounts.push(if src.starts_with('/') {
             MountSpec::Bind {
+                recursive: Default::default(),
                 propagation,
                 source: src.into(),
                 target,
@@ -64,6 +70,15 @@ pub(super) fn mounts(
     for (i, m) in hc.mounts.iter().enumerate() {
         let field = format!("HostConfig.Mounts[{i}]");
         let target = absolute(field.clone(), &m.target)?;
+        if let (true, Some(p)) = (
+            m.r#type == "bind",
+            m.bind_options
+                .as_ref()
+                .and_then(|o| Propagation::parse(&o.propagation).ok()),
+        ) {
+            let f = format!("{field}.BindOptions.Propagation");
+            shared_source(&f, Path::new(&m.source), Some(p))?;
+        }
         c.mounts.push(match m.r#type.as_str() {
             "bind" if m.source.is_empty() => {
                 return Err(invalid(
@@ -72,6 +87,7 @@ pub(super) fn mounts(
                 ));
             }
             "bind" => MountSpec::Bind {
+                recursive: bind_recursive(&field, m)?,
                 propagation: match m.bind_options.as_ref().map(|o| o.propagation.as_str()) {
                     None | Some("") => None,
                     Some(p) => Some(
@@ -173,6 +189,75 @@ pub(super) fn mounts(
     }
     c.anonymous_volumes = anonymous;
     Ok(())
+}
+
+/// A bind with shared propagation needs its source on a shared mount (else nothing would
+/// propagate): refused otherwise, in Docker's words. A source that is not there is left to
+/// the error that names it at start.
+fn shared_source(field: &str, src: &Path, p: Option<Propagation>) -> Result<(), SpecError> {
+    if !matches!(p, Some(Propagation::Shared | Propagation::Rshared)) {
+        return Ok(());
+    }
+    let Ok(real) = std::fs::canonicalize(src) else {
+        return Ok(());
+    };
+    let (mount_point, shared) = berth_runtime::container::rootfs::mount_sharing(&real);
+    if shared {
+        return Ok(());
+    }
+    Err(invalid(
+        field,
+        format!(
+            "path {} is mounted on {} but it is not a shared mount",
+            src.display(),
+            mount_point.display()
+        ),
+    ))
+}
+
+/// A bind's `BindOptions` recursion flags, checked as Docker checks them.
+fn bind_recursive(field: &str, m: &Mount) -> Result<BindRecursive, SpecError> {
+    let Some(o) = &m.bind_options else {
+        return Ok(BindRecursive::Enabled);
+    };
+    let f = |k: &str| format!("{field}.BindOptions.{k}");
+    let conflict = |a: &str, b: &str| invalid(f(a), format!("option '{a}' conflicts with '{b}'"));
+    let needs_ro = |k: &str| {
+        invalid(
+            f(k),
+            format!("option '{k}' requires 'ReadOnly' to be specified in conjunction"),
+        )
+    };
+    if o.non_recursive && o.read_only_non_recursive {
+        return Err(conflict("ReadOnlyNonRecursive", "NonRecursive"));
+    }
+    if o.non_recursive && o.read_only_force_recursive {
+        return Err(conflict("ReadOnlyForceRecursive", "NonRecursive"));
+    }
+    if o.read_only_non_recursive && o.read_only_force_recursive {
+        return Err(conflict("ReadOnlyForceRecursive", "ReadOnlyNonRecursive"));
+    }
+    if o.read_only_non_recursive && !m.read_only {
+        return Err(needs_ro("ReadOnlyNonRecursive"));
+    }
+    if o.read_only_force_recursive && !m.read_only {
+        return Err(needs_ro("ReadOnlyForceRecursive"));
+    }
+    if o.read_only_force_recursive && !matches!(o.propagation.as_str(), "" | "rprivate") {
+        return Err(invalid(
+            f("ReadOnlyForceRecursive"),
+            "option 'ReadOnlyForceRecursive' requires propagation to be 'rprivate'",
+        ));
+    }
+    Ok(if o.non_recursive {
+        BindRecursive::Disabled
+    } else if o.read_only_non_recursive {
+        BindRecursive::Writable
+    } else if o.read_only_force_recursive {
+        BindRecursive::Readonly
+    } else {
+        BindRecursive::Enabled
+    })
 }
 
 /// A `VolumesFrom` entry (`NAME[:ro|:rw]`): the container and the access it asks for (`None`:

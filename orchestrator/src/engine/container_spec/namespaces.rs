@@ -70,6 +70,16 @@ pub(super) fn namespaces(
         },
         m => IpcMode::parse(m).map_err(|e| invalid("HostConfig.IpcMode", e))?,
     };
+    // Every container runs in the host's user namespace: `host` asks for just that.
+    if !matches!(hc.userns_mode.as_str(), "" | "host") {
+        return Err(invalid(
+            "HostConfig.UsernsMode",
+            format!(
+                "{:?}: berth runs containers in the host's user namespace (only host)",
+                hc.userns_mode
+            ),
+        ));
+    }
     c.host_namespaces = HostNamespaces {
         pid: host("HostConfig.PidMode", &hc.pid_mode, &[])?,
         uts: host("HostConfig.UTSMode", &hc.uts_mode, &[])?,

@@ -28,6 +28,7 @@ impl Engine {
             ));
         }
         cfg.mounts.push(MountSpec::Bind {
+            recursive: Default::default(),
             source: socket,
             target: TARGET.into(),
             read_only: false,

@@ -259,14 +259,16 @@ impl StackBackend {
     /// meanwhile by another `up` is used as it is.
     fn create_volume(&self, key: &str, name: &str) -> Result<(), String> {
         let runtime = &self.engine.runtime;
-        let labels = BTreeMap::from([
+        let vol = self.project.volumes.get(key);
+        // The file's `labels:`, then Compose's own (which a file cannot override).
+        let mut labels = vol.map(|v| v.labels.clone()).unwrap_or_default();
+        labels.extend([
             (
                 crate::engine::labels::PROJECT.to_string(),
                 self.project.name.clone(),
             ),
             (crate::engine::labels::VOLUME.to_string(), key.to_string()),
         ]);
-        let vol = self.project.volumes.get(key);
         let made = match vol.and_then(|v| crate::compose::bind_device(&v.driver_opts)) {
             Some(device) => {
                 let options = vol.map(|v| v.driver_opts.clone()).unwrap_or_default();

@@ -72,6 +72,26 @@ pub enum EngineError {
     NoSuchService(String),
 }
 
+/// What the services (`selected`, or all) ask that this host's cgroups cannot apply
+/// (block I/O weights without a scheduler that has them, `oom_kill_disable` on cgroup v2),
+/// named by service and key, as Docker warns at create.
+fn host_warnings(project: &Project, selected: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, svc) in &project.services {
+        if !selected.is_empty() && !selected.contains(name) {
+            continue;
+        }
+        // A spec that does not translate fails at create, with its own error.
+        let Ok(spec) = super::translate::service_spec(project, name, svc, name) else {
+            continue;
+        };
+        for w in super::container_spec::host_warnings(&spec.host_config, true) {
+            out.push(format!("service {name:?}: {w}"));
+        }
+    }
+    out
+}
+
 /// What executing `plan` did, as the CLI prints it.
 fn outcome(plan: &super::plan::Plan, report: ExecReport) -> Outcome {
     Outcome {
@@ -724,7 +744,9 @@ impl Engine {
             }
         }
         let observed = self.observe(&project).await;
-        let plan = plan_up(&project, &observed, &opts)?;
+        let mut plan = plan_up(&project, &observed, &opts)?;
+        plan.warnings
+            .extend(host_warnings(&project, &opts.services));
         if opts.dry_run {
             return Ok(Outcome {
                 plan: plan.to_string(),

@@ -215,6 +215,7 @@ impl Builder<'_> {
                 MountKind::Cache => {
                     let dir = self.cache_dir(display, pm, stages, &mut out)?;
                     out.specs.push(MountSpec::Bind {
+                        recursive: Default::default(),
                         propagation: None,
                         source: dir,
                         target: PathBuf::from(m.target.clone().unwrap_or_default()),
@@ -225,6 +226,7 @@ impl Builder<'_> {
                 MountKind::Bind => {
                     let source = self.bind_source(display, pm, ctx, stages, &mut out)?;
                     out.specs.push(MountSpec::Bind {
+                        recursive: Default::default(),
                         propagation: None,
                         source,
                         target: PathBuf::from(m.target.clone().unwrap_or_default()),
@@ -280,6 +282,7 @@ impl Builder<'_> {
             .map_err(io("chown", &file))?;
         inroot::fchmod(f.as_fd(), m.mode.unwrap_or(0o400)).map_err(io("chmod", &file))?;
         out.specs.push(MountSpec::Bind {
+            recursive: Default::default(),
             propagation: None,
             source: file,
             target: PathBuf::from(target),
@@ -330,6 +333,7 @@ impl Builder<'_> {
             out.env.push(format!("SSH_AUTH_SOCK={target}"));
         }
         out.specs.push(MountSpec::Bind {
+            recursive: Default::default(),
             source: sock,
             target: PathBuf::from(target),
             read_only: false,

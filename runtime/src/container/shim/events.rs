@@ -174,6 +174,9 @@ impl Shim {
         if !auto_remove && let Err(e) = self.cgroup.remove() {
             tracing::warn!(error = %chain(&e), "removing the container cgroup");
         }
+        // A shareable container's /dev/shm is cleared when it stops, as Docker unmounts it:
+        // the next start mounts a fresh one (joiners still running keep their own bind).
+        crate::container::joined::unmount_shm(&self.rec.dir);
         self.state.status = Status::Exited;
         self.state.pid = 0;
         self.state.shim_pid = 0;
