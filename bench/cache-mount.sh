@@ -11,6 +11,8 @@
 # test's store, or the examples'), copied into a throwaway instance.
 # COMPARE=1 adds `docker build` with BuildKit (DOCKER_BUILDKIT=1, dockerd of bench/engines.sh,
 # in its own network namespace) of the same two Dockerfiles and context, in the same loop.
+# Besides each rebuild's wall time, the apt step's own time as each tool reports it (berth's
+# step line, BuildKit's plain progress).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/compare-lib.sh
@@ -75,22 +77,34 @@ if eng docker; then
 fi
 
 now_ms() { date +%s%3N; }
-declare -A times
+declare -A times apt
+# The apt step's own time from a build's log, in ms: berth prints "<step> 1.2s" per step run,
+# BuildKit's plain progress "#N [k/n] RUN ..." then "#N DONE 1.2s".
+apt_ms() { # tool log
+  local n=""
+  case $1 in
+    berth) grep 'apt-get update' "$2" | grep -v CACHED | tail -1 | awk '{print $NF}' ;;
+    docker)
+      n=$(grep -m1 -E '^#[0-9]+ \[.*RUN .*apt-get update' "$2" | cut -d' ' -f1 || true)
+      [ -n "$n" ] && grep -E "^$n DONE " "$2" | tail -1 | awk '{print $3}' ;;
+  esac | sed 's/s$//' | awk '/^[0-9.]+$/ {printf "%d", $1 * 1000}' || true
+}
 build() { # tool variant
-  local t0 t1
+  local t0 t1 log=$work/build.log
   t0=$(now_ms)
   case $1 in
-    berth) "${B[@]}" image build -q -f "$work/ctx/Dockerfile.$2" -t "bench-$2:1" "$work/ctx" >/dev/null ;;
-    docker) DOCKER_BUILDKIT=1 dk build -q -f "$work/ctx/Dockerfile.$2" -t "bench-$2:1" "$work/ctx" >/dev/null ;;
-  esac
+    berth) "${B[@]}" image build -f "$work/ctx/Dockerfile.$2" -t "bench-$2:1" "$work/ctx" >/dev/null 2>"$log" ;;
+    docker) DOCKER_BUILDKIT=1 dk build --progress=plain -f "$work/ctx/Dockerfile.$2" -t "bench-$2:1" "$work/ctx" >/dev/null 2>"$log" ;;
+  esac || { cat "$log" >&2; exit 1; }
   t1=$(now_ms)
   times[$1.$2]+="$((t1 - t0)) "
+  apt[$1.$2]+="$(apt_ms "$1" "$log") "
 }
 tools=(berth)
 eng docker && tools+=(docker)
 # First builds (they fill the cache mounts), not counted.
 for t in "${tools[@]}"; do for v in mount plain; do
-  build "$t" "$v"; times[$t.$v]=""
+  build "$t" "$v"; times[$t.$v]=""; apt[$t.$v]=""
 done; done
 for i in $(seq 1 "$N"); do
   echo "$i" >"$work/ctx/src/version"
@@ -100,12 +114,14 @@ done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo
 echo "rebuild after a source change, apt-get install $PKGS, wall ms, median of $N (load $(cut -d' ' -f1-3 /proc/loadavg))"
-echo "| tool | with cache mounts | without | speed-up |"
-echo "|---|---|---|---|"
+echo "| tool | with cache mounts | without | speed-up | apt step with | apt step without | apt speed-up |"
+echo "|---|---|---|---|---|---|---|"
 for t in "${tools[@]}"; do
   m=$(echo "${times[$t.mount]}" | median)
   p=$(echo "${times[$t.plain]}" | median)
+  am=$(echo "${apt[$t.mount]}" | median)
+  ap=$(echo "${apt[$t.plain]}" | median)
   name=$t
   [ "$t" = docker ] && name="docker build (BuildKit, dockerd $(dk version -f '{{.Server.Version}}'))"
-  echo "| $name | $m | $p | $(awk -v m="$m" -v p="$p" 'BEGIN {printf "%.1fx", p / m}') |"
+  echo "| $name | $m | $p | $(awk -v m="$m" -v p="$p" 'BEGIN {printf "%.1fx", p / m}') | $am | $ap | $(awk -v m="$am" -v p="$ap" 'BEGIN {if (m > 0) printf "%.1fx", p / m; else print "-"}') |"
 done

@@ -171,3 +171,109 @@ fn named_contexts_stand_for_stages_and_images_and_stay_inside() {
     let run = h.ok(&["container", "run", "--rm", "bnctx-app"]);
     assert_eq!(run, "from lib\nsub x\nsub x\n");
 }
+
+/// Compose `additional_contexts: {NAME: service:OTHER}`: the context is the image built for
+/// OTHER, built first (also when only the reading service is asked for), found in the local
+/// store (a `--pull` does not look for `<project>-<service>` in a registry); a cycle and a
+/// service without `build:` are refused by name.
+#[test_with::root()]
+#[test]
+fn a_service_image_as_a_named_context_is_built_first() {
+    host::require_tools();
+    let h = Host::new("bsvcctx");
+    h.busybox_image();
+    let s = &h.stack;
+    fs::create_dir_all(s.join("base")).expect("base dir");
+    fs::create_dir_all(s.join("web")).expect("web dir");
+    fs::write(s.join("base/base.txt"), "v1\n").expect("base.txt");
+    fs::write(
+        s.join("base/Dockerfile"),
+        "FROM busybox:e2e\nCOPY base.txt /base.txt\n",
+    )
+    .expect("base Dockerfile");
+    fs::write(
+        s.join("web/Dockerfile"),
+        "FROM base\nCOPY --from=base /base.txt /copied.txt\nCMD [\"cat\", \"/base.txt\", \"/copied.txt\"]\n",
+    )
+    .expect("web Dockerfile");
+    // `plain` reads a base made FROM scratch, so `--pull` has nothing to fetch but the
+    // service image, which it must not look for in a registry (the netns has no route).
+    fs::write(
+        s.join("base/Dockerfile.scratch"),
+        "FROM scratch\nCOPY base.txt /b\n",
+    )
+    .expect("scratch Dockerfile");
+    fs::write(
+        s.join("compose.yaml"),
+        "name: bsvcctx\nservices:\n\
+         \x20 web:\n    build:\n      context: ./web\n      additional_contexts:\n        base: service:base\n\
+         \x20 base:\n    build: ./base\n\
+         \x20 sbase:\n    build: {context: ./base, dockerfile: Dockerfile.scratch}\n\
+         \x20 plain:\n    build:\n      context: ./web\n      dockerfile_inline: \"FROM sb\\nCOPY --from=sb /b /c\\n\"\n      additional_contexts: [sb=service:sbase]\n",
+    )
+    .expect("compose");
+    // `berth config` prints the key as Compose does.
+    let cfg = h.ok(&["config"]);
+    assert!(cfg.contains("base: service:base"), "{cfg}");
+
+    // Only web asked for: base is built first, and web reads its image.
+    let out = h.ok(&["build", "web"]);
+    assert!(
+        h.berth(&["image", "inspect", "bsvcctx-base"])
+            .status
+            .success(),
+        "{out}"
+    );
+    let run = h.ok(&["container", "run", "--rm", "bsvcctx-web"]);
+    assert_eq!(run, "v1\nv1\n");
+    // A change in base reaches web in one `berth build`: web's build waits for base's.
+    fs::write(s.join("base/base.txt"), "v2\n").expect("base.txt v2");
+    h.ok(&["build"]);
+    let run = h.ok(&["container", "run", "--rm", "bsvcctx-web"]);
+    assert_eq!(run, "v2\nv2\n");
+    // `--pull` does not fetch the service's image from a registry.
+    let out = h.berth(&["build", "--pull", "plain"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A cycle: refused naming the services, nothing built.
+    fs::write(
+        s.join("compose.yaml"),
+        "name: bsvcctx\nservices:\n\
+         \x20 a:\n    build:\n      context: ./web\n      additional_contexts: {x: 'service:b'}\n\
+         \x20 b:\n    build:\n      context: ./web\n      additional_contexts: {y: 'service:a'}\n",
+    )
+    .expect("compose cycle");
+    let out = h.berth(&["build", "a"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("a -> b -> a") || text.contains("b -> a -> b"),
+        "{text}"
+    );
+    assert!(!h.berth(&["image", "inspect", "bsvcctx-a"]).status.success());
+
+    // A service without build: cannot stand for a context (as Compose refuses it).
+    fs::write(
+        s.join("compose.yaml"),
+        "name: bsvcctx\nservices:\n\
+         \x20 img:\n    image: busybox:e2e\n\
+         \x20 web:\n    build:\n      context: ./web\n      additional_contexts: {base: 'service:img'}\n",
+    )
+    .expect("compose unbuilt");
+    let out = h.berth(&["build", "web"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("services.web.build.additional_contexts.base")
+            && err.contains("service \"img\" has no build: section"),
+        "{err}"
+    );
+}

@@ -87,3 +87,46 @@ fn cli_and_compose_secrets_reach_run_but_not_the_image() {
         "{hist}"
     );
 }
+
+/// Compose `build.secrets` naming a top-level secret whose file does not exist: the build is
+/// refused before any step runs, naming the secret and the file, and leaves no image (not
+/// even a dangling one from the steps before the secret's).
+#[test_with::root()]
+#[test]
+fn a_missing_compose_secret_file_is_refused_before_any_step() {
+    host::require_tools();
+    let host = Host::new("bsecmiss");
+    host.busybox_image();
+    fs::write(
+        host.stack.join("Dockerfile"),
+        "FROM busybox:e2e\nRUN --network=none echo before > /before\n\
+         RUN --network=none --mount=type=secret,id=tok cat /run/secrets/tok > /leak\n",
+    )
+    .expect("Dockerfile");
+    fs::write(
+        host.stack.join("compose.yaml"),
+        "name: bsecmiss\nservices:\n  app:\n    build:\n      context: .\n      secrets: [tok]\n\
+         secrets:\n  tok:\n    file: ./missing-token.txt\n",
+    )
+    .expect("compose");
+    let images_before = host.ok(&["image", "ls", "-a", "-q"]);
+    let out = host.berth(&["build"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("secret \"tok\"") && text.contains("missing-token.txt"),
+        "{text}"
+    );
+    assert!(!text.contains("echo before"), "a step ran: {text}");
+    assert!(
+        !host
+            .berth(&["image", "inspect", "bsecmiss-app"])
+            .status
+            .success()
+    );
+    assert_eq!(host.ok(&["image", "ls", "-a", "-q"]), images_before);
+}

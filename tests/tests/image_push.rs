@@ -388,9 +388,19 @@ fn a_connection_cut_mid_blob_leaves_no_manifest() {
         reg.addr
     ));
     assert!(!inspect.status.success(), "a manifest was pushed");
+    // Nor does berth take the image for pushed there (no repo digest recorded).
+    let local = h.ok(&["image", "inspect", &cut]);
+    assert!(!local.contains("t/cut@sha256:"), "{local}");
     // Straight to the registry the same image pushes whole.
     let direct = format!("{}/t/cut:1", reg.addr);
     h.ok(&["image", "tag", "busybox:e2e", &direct]);
     let out = h.ok(&["image", "push", &direct]);
     assert_eq!(registry_digest(&h, &direct), pushed_digest(&out, "1"));
+    // Every blob the registry serves for it is whole: skopeo checks each digest as it copies.
+    let oci = h.dir.path().join("cut-copy");
+    let copy = h.sh(&format!(
+        "skopeo copy --src-tls-verify=false docker://{direct} oci:{}:c",
+        oci.display()
+    ));
+    assert!(copy.status.success(), "{copy:?}");
 }

@@ -316,6 +316,22 @@ fn references(p: &Project, name: &str, svc: &Service, out: &mut Vec<Issue>) {
             );
         }
     }
+    let contexts = svc.build.as_ref().map(|b| b.service_contexts());
+    let mut unbuilt = Vec::new();
+    for (ctx, dep) in contexts.unwrap_or_default() {
+        let path = format!("{sp}.build.additional_contexts.{ctx}");
+        match p.services.get(&dep) {
+            // As Compose: only a service that builds its image can stand for a context.
+            Some(other) if other.build.is_none() => unbuilt.push(issue(
+                path,
+                format!(
+                    "service {dep:?} has no build: section, so it cannot be a build context (name its image as docker-image://IMAGE)"
+                ),
+            )),
+            Some(_) => {}
+            None => check_service(path, &dep, true, "takes a build context from"),
+        }
+    }
     for (key, mode) in [
         ("network_mode", &svc.network_mode),
         ("ipc", &svc.ipc),
@@ -325,6 +341,7 @@ fn references(p: &Project, name: &str, svc: &Service, out: &mut Vec<Issue>) {
             check_service(format!("{sp}.{key}"), dep, true, "shares the namespace of");
         }
     }
+    out.extend(unbuilt);
     for net in svc.networks.keys() {
         if !p.networks.contains_key(net) && net != "default" {
             let h = hint(net, p.networks.keys());

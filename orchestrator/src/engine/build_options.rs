@@ -1,14 +1,15 @@
 //! A Compose service's `build:` section in the runtime's build options: the RUN options
 //! (`network`, `extra_hosts`, `shm_size`, `ulimits`, `privileged`), the cache sources
-//! (`cache_from`, `cache_to`), the SSH agents (`ssh`), the named contexts (`additional_contexts`) and the
-//! extra tags (`tags`). The same [`RunOptions`] the docker CLI's
-//! `POST /build` and `berth image build` fill, so each key is translated once.
+//! (`cache_from`, `cache_to`), the SSH agents (`ssh`), the named contexts
+//! (`additional_contexts`, another service's image among them) and the extra tags (`tags`).
+//! The same [`RunOptions`] the docker CLI's `POST /build` and `berth image build` fill, so each
+//! key is translated once.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use berth_runtime::build::exec::{
-    BuildSsh, CacheSource, NamedContext, parse_cache_from, parse_cache_to,
+    BuildSsh, CacheSource, NamedContext, NamedSource, parse_cache_from, parse_cache_to,
 };
 use berth_runtime::build::run_options::RunOptions;
 use berth_runtime::container::config::Ulimit;
@@ -122,11 +123,16 @@ pub fn ssh(
         .collect()
 }
 
-/// The named contexts `build.additional_contexts` gives (a map of NAME to a directory or
-/// `docker-image://REF`, or a list of `NAME=VALUE`); a relative directory is the project
-/// directory's, as Compose resolves it. `service:NAME` (another service's image) and remote
-/// sources are refused by name.
-pub fn additional_contexts(b: &Build, project_dir: &Path) -> Result<Vec<NamedContext>, String> {
+/// The named contexts `build.additional_contexts` gives (a map of NAME to a directory,
+/// `docker-image://REF` or `service:OTHER`, or a list of `NAME=VALUE`); a relative directory is
+/// the project directory's, as Compose resolves it. `service:OTHER` is the image built for
+/// OTHER, which `service_image` finds in the local store (it is never pulled); remote sources
+/// are refused by name.
+pub fn additional_contexts(
+    b: &Build,
+    project_dir: &Path,
+    service_image: impl Fn(&str) -> Result<String, String>,
+) -> Result<Vec<NamedContext>, String> {
     use yaml_serde::Value;
     let bad = |m: String| format!("build.additional_contexts: {m}");
     let pairs: Vec<(String, String)> = match &b.additional_contexts {
@@ -153,10 +159,15 @@ pub fn additional_contexts(b: &Build, project_dir: &Path) -> Result<Vec<NamedCon
     pairs
         .iter()
         .map(|(name, value)| {
-            if value.starts_with("service:") {
-                return Err(bad(format!(
-                    "{name}={value}: another service's image as a context is not supported (use docker-image://IMAGE once it is built)"
-                )));
+            if let Some(other) = value.strip_prefix("service:") {
+                let image =
+                    service_image(other).map_err(|e| bad(format!("{name}={value}: {e}")))?;
+                // Checked as any name is, then standing for the store's image.
+                let mut c =
+                    NamedContext::new(name, &format!("docker-image://{image}"), project_dir)
+                        .map_err(&bad)?;
+                c.source = NamedSource::Local(image);
+                return Ok(c);
             }
             NamedContext::new(name, value, project_dir).map_err(&bad)
         })
@@ -233,13 +244,16 @@ mod tests {
 
     #[test]
     fn additional_contexts_read_as_composes() {
-        use berth_runtime::build::exec::NamedSource;
         let dir = Path::new("/proj");
+        let images = |s: &str| match s {
+            "base" => Ok("sha256:0123".to_string()),
+            other => Err(format!("no image for {other}")),
+        };
         let b: Build = yaml_serde::from_str(
             "context: .\nadditional_contexts: {lib: ./lib, base: 'docker-image://busybox:1'}\n",
         )
         .expect("build");
-        let got = additional_contexts(&b, dir).expect("contexts");
+        let got = additional_contexts(&b, dir, images).expect("contexts");
         assert_eq!(
             (got[0].name.as_str(), got[1].name.as_str()),
             ("lib", "base")
@@ -248,7 +262,13 @@ mod tests {
         assert_eq!(got[1].source, NamedSource::Image("busybox:1".into()));
         let l: Build =
             yaml_serde::from_str("context: .\nadditional_contexts: ['x=/abs']\n").expect("build");
-        assert_eq!(additional_contexts(&l, dir).expect("list").len(), 1);
+        assert_eq!(additional_contexts(&l, dir, images).expect("list").len(), 1);
+        // Another service's image: the store's, by the id the resolver gives.
+        let s: Build =
+            yaml_serde::from_str("context: .\nadditional_contexts: ['b=service:base']\n")
+                .expect("build");
+        let got = additional_contexts(&s, dir, images).expect("service");
+        assert_eq!(got[0].source, NamedSource::Local("sha256:0123".into()));
         for bad in [
             "{a: 'service:web'}",
             "{a: 'https://x/y.git'}",
@@ -258,7 +278,7 @@ mod tests {
                 yaml_serde::from_str(&format!("context: .\nadditional_contexts: {bad}\n"))
                     .expect("build");
             assert!(
-                additional_contexts(&b, dir)
+                additional_contexts(&b, dir, images)
                     .is_err_and(|e| e.contains("build.additional_contexts")),
                 "{bad}"
             );

@@ -1,5 +1,5 @@
-//! A service's `build`: a context string to the long form, the context made absolute
-//! (remote contexts kept), and its keys checked.
+//! A service's `build`: a context string to the long form, the context and the named
+//! contexts' directories made absolute (remote contexts kept), and its keys checked.
 use yaml_serde::{Mapping, Value};
 
 use super::Canon;
@@ -34,6 +34,9 @@ impl Canon<'_> {
                 self.str_list(&format!("{p}.{key}"), a);
             }
         }
+        if let Some(a) = m.get_mut("additional_contexts") {
+            self.additional_contexts(&format!("{p}.additional_contexts"), a);
+        }
         if let Some(a) = m.get_mut("shm_size") {
             self.size(&format!("{p}.shm_size"), a);
         }
@@ -54,6 +57,34 @@ impl Canon<'_> {
         ] {
             if let Some(a) = m.get_mut(key) {
                 self.string(&format!("{p}.{key}"), a);
+            }
+        }
+    }
+
+    /// `additional_contexts` as Compose prints it: a map of NAME to a source, a list's
+    /// `NAME=SOURCE` entries made into one (an entry without `=` refused), and directories
+    /// made absolute (`service:OTHER` and `scheme://` sources kept as written).
+    fn additional_contexts(&mut self, p: &str, v: &mut Value) {
+        if let Value::Sequence(seq) = v {
+            for (i, item) in seq.iter().enumerate() {
+                if scalar_string(item).is_some_and(|s| !s.contains('=')) {
+                    self.err(
+                        &format!("{p}[{i}]"),
+                        format!("{item:?}: expected NAME=SOURCE"),
+                    );
+                }
+            }
+        }
+        self.dict(p, v, false);
+        if let Value::Mapping(m) = v {
+            for (_, source) in m.iter_mut() {
+                if let Value::String(s) = source
+                    && !s.is_empty()
+                    && !s.starts_with("service:")
+                    && !s.contains("://")
+                {
+                    *s = self.host_path(s);
+                }
             }
         }
     }
@@ -86,5 +117,21 @@ mod tests {
         assert!(v.get("context").is_none(), "left for the defaults pass");
         assert_eq!(v["args"]["X"], Value::from("1"));
         assert_eq!(v["no_cache"], Value::Bool(true));
+    }
+
+    #[test]
+    fn additional_contexts_become_a_map_with_absolute_directories() {
+        let (v, _) = run(
+            "{additional_contexts: [lib=./lib, 'b=service:base', 'i=docker-image://x:1']}",
+            |cx, v| cx.build("build", v),
+        );
+        let c = &v["additional_contexts"];
+        assert_eq!(c["lib"], Value::from("/proj/lib"));
+        assert_eq!(c["b"], Value::from("service:base"));
+        assert_eq!(c["i"], Value::from("docker-image://x:1"));
+        let (_, errs) = run("{additional_contexts: [nameonly]}", |cx, v| {
+            cx.build("build", v)
+        });
+        assert!(!errs.is_empty(), "an entry without = is refused");
     }
 }

@@ -87,6 +87,30 @@ pub struct Build {
     pub sbom: Option<Value>,
 }
 
+impl Build {
+    /// The named contexts that stand for another service's image (`NAME: service:OTHER`, or
+    /// `NAME=service:OTHER` in the list form), as (NAME, OTHER) pairs: OTHER's image is built
+    /// first and the build reads it.
+    pub fn service_contexts(&self) -> Vec<(String, String)> {
+        let pair = |k: &str, v: &str| {
+            v.strip_prefix("service:")
+                .map(|other| (k.to_string(), other.to_string()))
+        };
+        match &self.additional_contexts {
+            Some(Value::Mapping(m)) => m
+                .iter()
+                .filter_map(|(k, v)| pair(k.as_str()?, v.as_str()?))
+                .collect(),
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str()?.split_once('='))
+                .filter_map(|(k, v)| pair(k, v))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// One `depends_on` entry in long form.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

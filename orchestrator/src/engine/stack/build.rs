@@ -3,10 +3,15 @@
 //! side by side as Compose runs them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use super::{Engine, blocking};
+
+/// A boxed future: the builds of context images call each other.
+type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 use crate::api::project::BuildOptions;
 use crate::compose::Project;
 
@@ -38,7 +43,9 @@ impl Engine {
     }
 
     /// [`Self::build_service_with`], handing each finished step to `report` (the `[n/N] ...`
-    /// lines `berth build` streams to its user while the build runs).
+    /// lines `berth build` streams to its user while the build runs). The images of other
+    /// services the build reads (`additional_contexts: {NAME: service:OTHER}`) are built
+    /// first when the store lacks them.
     pub async fn build_service_reporting(
         self: &Arc<Self>,
         project: &Project,
@@ -48,7 +55,108 @@ impl Engine {
         build_args: &BTreeMap<String, String>,
         report: impl Fn(&berth_runtime::build::exec::StepReport) + Send + 'static,
     ) -> Result<(), String> {
+        let opts = BuildOptions {
+            no_cache,
+            pull,
+            build_args: build_args.clone(),
+            missing_only: false,
+        };
+        let contexts = self.context_images(project, service, &opts, &[]).await?;
+        let tag = project.image_of(service).unwrap_or_default();
+        let lock = self.build_lock(&tag);
+        let _held = lock.lock().await;
+        self.build_locked(project, service, &opts, &contexts, report)
+            .await
+    }
+
+    /// One build per image tag at a time: a build waiting on another service's image and
+    /// that service's own build (an `up` runs them side by side) do not build it twice.
+    fn build_lock(&self, tag: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(format!("image build {tag}"))
+            .or_default()
+            .clone()
+    }
+
+    /// The store ids of the images of the services `service`'s build reads
+    /// (`service:OTHER` contexts), by service; an image the store lacks is built first.
+    /// `waiting` holds the builds waiting on this one: meeting one of them again is a cycle.
+    fn context_images<'a>(
+        self: &'a Arc<Self>,
+        project: &'a Project,
+        service: &'a str,
+        opts: &'a BuildOptions,
+        waiting: &'a [String],
+    ) -> Pending<'a, Result<BTreeMap<String, String>, String>> {
+        Box::pin(async move {
+            let mut out = BTreeMap::new();
+            let Some(b) = project.services.get(service).and_then(|s| s.build.as_ref()) else {
+                return Ok(out);
+            };
+            for (name, other) in b.service_contexts() {
+                if out.contains_key(&other) {
+                    continue;
+                }
+                let bad = |m: String| {
+                    format!(
+                        "building service {service}: build.additional_contexts: {name}=service:{other}: {m}"
+                    )
+                };
+                if other == service || waiting.contains(&other) {
+                    let mut cycle: Vec<&str> = waiting.iter().map(String::as_str).collect();
+                    cycle.extend([service, &other]);
+                    let from = cycle.iter().position(|s| *s == other).unwrap_or(0);
+                    return Err(bad(format!(
+                        "the builds of services {} read each other's images in a cycle",
+                        cycle[from..].join(" -> ")
+                    )));
+                }
+                let svc = project
+                    .services
+                    .get(&other)
+                    .ok_or_else(|| bad("no such service".into()))?;
+                if svc.build.is_none() {
+                    return Err(bad(
+                        "that service has no build: section (name its image as docker-image://IMAGE)".into(),
+                    ));
+                }
+                let tag = project.image_of(&other).unwrap_or_default();
+                if self.images.resolve(&tag).is_err() {
+                    let mut next = waiting.to_vec();
+                    next.push(service.to_string());
+                    let contexts = self.context_images(project, &other, opts, &next).await?;
+                    let lock = self.build_lock(&tag);
+                    let _held = lock.lock().await;
+                    // Built meanwhile by the build that held the lock: used as it is.
+                    if self.images.resolve(&tag).is_err() {
+                        self.build_locked(project, &other, opts, &contexts, |_| {})
+                            .await?;
+                    }
+                }
+                let img = self
+                    .images
+                    .resolve(&tag)
+                    .map_err(|e| bad(format!("its image {tag}: {e}")))?;
+                out.insert(other, img.id.to_string());
+            }
+            Ok(out)
+        })
+    }
+
+    /// Builds `service` once its build lock is held and the images it reads are known
+    /// (`contexts`, by service).
+    async fn build_locked(
+        self: &Arc<Self>,
+        project: &Project,
+        service: &str,
+        opts: &BuildOptions,
+        contexts: &BTreeMap<String, String>,
+        report: impl Fn(&berth_runtime::build::exec::StepReport) + Send + 'static,
+    ) -> Result<(), String> {
         use berth_runtime::build::exec::{BuildRequest, Builder};
+        let (no_cache, pull, build_args) = (opts.no_cache, opts.pull, &opts.build_args);
         let svc = project
             .services
             .get(service)
@@ -104,8 +212,17 @@ impl Engine {
             )?,
             ssh: super::super::build_options::ssh(&b, &project.environment, &project.working_dir)
                 .map_err(|e| format!("building service {service}: {e}"))?,
-            contexts: super::super::build_options::additional_contexts(&b, &project.working_dir)
-                .map_err(|e| format!("building service {service}: {e}"))?,
+            contexts: super::super::build_options::additional_contexts(
+                &b,
+                &project.working_dir,
+                |other| {
+                    contexts
+                        .get(other)
+                        .cloned()
+                        .ok_or_else(|| format!("the image of service {other} is not built"))
+                },
+            )
+            .map_err(|e| format!("building service {service}: {e}"))?,
             cache_import: cache_dirs,
             cache_export: super::super::build_options::cache_to(&b, &project.working_dir)
                 .map_err(|e| format!("building service {service}: {e}"))?,
@@ -129,11 +246,13 @@ impl Engine {
         .await
     }
 
-    /// Builds the images of `services` (those with `build:`) all at once, as compose does:
+    /// Builds the images of `services` (those with `build:`) side by side, as compose does:
     /// builds mostly wait on downloads and single-threaded steps, so on two cores three
-    /// apt-get builds overlap well. Services sharing one image tag build it once. `report`
-    /// gets each finished step with its service. Answers one failure per failed build, in
-    /// service order.
+    /// apt-get builds overlap well. A build that reads another service's image
+    /// (`additional_contexts: {NAME: service:OTHER}`) waits for OTHER's, which is built too
+    /// when not asked for; a service whose dependency failed is not built. Services sharing
+    /// one image tag build it once. `report` gets each finished step with its service.
+    /// Answers one failure per failed build, in service order.
     pub async fn build_services(
         self: &Arc<Self>,
         project: &Project,
@@ -141,46 +260,64 @@ impl Engine {
         opts: &BuildOptions,
         report: impl Fn(&str, &berth_runtime::build::exec::StepReport) + Send + Sync + 'static,
     ) -> Vec<String> {
+        let waves = match super::build_order::build_waves(project, services) {
+            Ok(w) => w,
+            Err(e) => return vec![e],
+        };
         let project = Arc::new(project.clone());
         let report = Arc::new(report);
         let mut tags = BTreeSet::new();
-        let mut builds = tokio::task::JoinSet::new();
-        for name in services {
-            let Some(svc) = project.services.get(name) else {
-                continue;
-            };
-            let tag = project.image_of(name).unwrap_or_default();
-            if svc.build.is_none() || !tags.insert(tag.clone()) {
-                continue;
-            }
-            // `pull_policy: build` builds on every `up`, as compose does.
-            let always = svc.pull_policy == Some(crate::compose::PullPolicy::Build);
-            if opts.missing_only && !always && self.images.resolve(&tag).is_ok() {
-                continue;
-            }
-            let (e, p, r, o, n) = (
-                self.clone(),
-                project.clone(),
-                report.clone(),
-                opts.clone(),
-                name.clone(),
-            );
-            builds.spawn(async move {
-                let service = n.clone();
-                let result = e
-                    .build_service_reporting(&p, &n, o.no_cache, o.pull, &o.build_args, move |s| {
-                        r(&service, s)
-                    })
-                    .await;
-                (n, result)
-            });
-        }
         let mut failures = Vec::new();
-        while let Some(done) = builds.join_next().await {
-            match done {
-                Ok((_, Ok(()))) => {}
-                Ok((name, Err(e))) => failures.push((name, e)),
-                Err(e) => failures.push((String::new(), format!("a build task failed: {e}"))),
+        let mut failed = BTreeSet::new();
+        for wave in waves {
+            let mut builds = tokio::task::JoinSet::new();
+            for name in wave {
+                let Some(svc) = project.services.get(&name) else {
+                    continue;
+                };
+                let tag = project.image_of(&name).unwrap_or_default();
+                if svc.build.is_none() || !tags.insert(tag.clone()) {
+                    continue;
+                }
+                let deps = super::build_order::context_services(&project, &name);
+                if let Some(dep) = deps.iter().find(|d| failed.contains(*d)) {
+                    failures.push((
+                        name.clone(),
+                        format!("building service {name}: not built: it reads the image of service {dep}, whose build failed"),
+                    ));
+                    failed.insert(name);
+                    continue;
+                }
+                // `pull_policy: build` builds on every `up`, as compose does.
+                let always = svc.pull_policy == Some(crate::compose::PullPolicy::Build);
+                if opts.missing_only && !always && self.images.resolve(&tag).is_ok() {
+                    continue;
+                }
+                let (e, p, r, o) = (self.clone(), project.clone(), report.clone(), opts.clone());
+                builds.spawn(async move {
+                    let service = name.clone();
+                    let result = e
+                        .build_service_reporting(
+                            &p,
+                            &name,
+                            o.no_cache,
+                            o.pull,
+                            &o.build_args,
+                            move |s| r(&service, s),
+                        )
+                        .await;
+                    (name, result)
+                });
+            }
+            while let Some(done) = builds.join_next().await {
+                match done {
+                    Ok((_, Ok(()))) => {}
+                    Ok((name, Err(e))) => {
+                        failed.insert(name.clone());
+                        failures.push((name, e));
+                    }
+                    Err(e) => failures.push((String::new(), format!("a build task failed: {e}"))),
+                }
             }
         }
         failures.sort();

@@ -39,6 +39,7 @@ mod api_socket;
 mod attach;
 mod backend;
 mod build;
+mod build_order;
 mod connect;
 mod external_links;
 mod network_join;

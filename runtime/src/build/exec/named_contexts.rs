@@ -35,6 +35,9 @@ pub enum NamedSource {
     Dir(PathBuf),
     /// An image reference (`docker-image://REF`), resolved like a FROM image.
     Image(String),
+    /// An image of the local store only (Compose's `service:NAME`, the image built for
+    /// another service): never looked for in a registry, `--pull` or not.
+    Local(String),
 }
 
 impl NamedContext {
@@ -95,25 +98,30 @@ fn io_err(name: &str, op: &'static str, path: &Path) -> impl FnOnce(std::io::Err
 
 impl Builder<'_> {
     /// The image reference standing for each named context (directories made into images),
-    /// and those of directories (a `--pull` does not look for them in a registry).
+    /// and those that are the store's own (directories' and local images': a `--pull` does not
+    /// look for them in a registry).
     pub(super) fn named_contexts(
         &self,
         contexts: &[NamedContext],
     ) -> Result<(BTreeMap<String, String>, Vec<String>), BuildError> {
         let mut map = BTreeMap::new();
-        let mut dirs = Vec::new();
+        let mut local = Vec::new();
         for c in contexts {
             let reference = match &c.source {
                 NamedSource::Image(r) => r.clone(),
+                NamedSource::Local(r) => {
+                    local.push(r.clone());
+                    r.clone()
+                }
                 NamedSource::Dir(d) => {
                     let id = self.dir_image(&c.name, d)?;
-                    dirs.push(id.clone());
+                    local.push(id.clone());
                     id
                 }
             };
             map.insert(c.name.clone(), reference);
         }
-        Ok((map, dirs))
+        Ok((map, local))
     }
 
     /// The id of the one-layer image holding directory `dir`, made when the store lacks it.
