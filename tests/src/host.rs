@@ -305,7 +305,7 @@ impl Host {
             }
         }
         for id in container_ids {
-            for ctl in ["memory", "pids", "cpu", "freezer", "unified"] {
+            for ctl in ["memory", "pids", "cpu", "freezer", "unified", "systemd"] {
                 let p = format!("/sys/fs/cgroup/{ctl}/berth/{id}");
                 if Path::new(&p).exists() {
                     out.push(format!("cgroup: {p}"));

@@ -670,7 +670,35 @@ impl Cgroup {
                 let _ = fs::remove_dir(parent);
             }
         }
+        if let Cgroup::V1 { dirs } = self
+            && let Some(rel) = dirs.first().and_then(|(_, d)| v1_parent_rel(d))
+        {
+            remove_empty_parent_everywhere(Path::new(V1_ROOT), &rel);
+        }
         Ok(())
+    }
+}
+
+/// Where the v1 hierarchies (and a hybrid host's `unified` and `systemd`) are mounted.
+const V1_ROOT: &str = "/sys/fs/cgroup";
+
+/// The container's parent relative to its v1 hierarchy (`berth` for
+/// `/sys/fs/cgroup/memory/berth/ID`).
+fn v1_parent_rel(dir: &Path) -> Option<PathBuf> {
+    let rel = dir.strip_prefix(V1_ROOT).ok()?;
+    let mut parts = rel.components();
+    parts.next()?; // the hierarchy's own directory
+    let parent = parts.as_path().parent()?;
+    (!parent.as_os_str().is_empty()).then(|| parent.to_path_buf())
+}
+
+/// Removes the parent `rel` in every hierarchy under `root` where it is empty. External OCI
+/// runtimes (runc, crun) also make the container's cgroup in the named `systemd` and the
+/// hybrid `unified` hierarchies, which berth's own layout does not list; their empty parents
+/// would otherwise stay behind. A parent still holding a container is left (rmdir fails).
+fn remove_empty_parent_everywhere(root: &Path, rel: &Path) {
+    for h in fs::read_dir(root).into_iter().flatten().flatten() {
+        let _ = fs::remove_dir(h.path().join(rel));
     }
 }
 
@@ -685,6 +713,28 @@ fn strip_rel(dir: &Path, rel: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_containers_v1_parent_is_found_relative_to_its_hierarchy() {
+        let p = |d: &str| v1_parent_rel(Path::new(d));
+        assert_eq!(p("/sys/fs/cgroup/memory/berth/abc"), Some("berth".into()));
+        assert_eq!(p("/sys/fs/cgroup/cpu/a/b/abc"), Some("a/b".into()));
+        assert_eq!(p("/sys/fs/cgroup/memory/abc"), None);
+        assert_eq!(p("/elsewhere/memory/berth/abc"), None);
+    }
+
+    #[test]
+    fn empty_parents_go_in_every_hierarchy_and_busy_ones_stay() {
+        let root = tempfile::tempdir().expect("tempdir");
+        for h in ["memory", "systemd", "unified"] {
+            fs::create_dir_all(root.path().join(h).join("berth")).expect("mkdir");
+        }
+        fs::create_dir_all(root.path().join("systemd/berth/other")).expect("busy");
+        remove_empty_parent_everywhere(root.path(), Path::new("berth"));
+        assert!(!root.path().join("memory/berth").exists());
+        assert!(!root.path().join("unified/berth").exists());
+        assert!(root.path().join("systemd/berth/other").exists());
+    }
 
     #[test]
     fn weight_conversion_matches_runc() {
