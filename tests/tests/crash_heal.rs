@@ -265,6 +265,12 @@ fn daemon_killed_at_random_moments_of_up_heals_at_the_next_up() {
             while Instant::now() < deadline {
                 if let Some(pid) = daemon_pid(&host) {
                     sigkill(pid);
+                    // Dead, not dying: a dying daemon still holds its socket, and the next
+                    // command's connection would be reset mid-request by the kill itself.
+                    let gone = Instant::now() + Duration::from_secs(5);
+                    while alive(pid) && Instant::now() < gone {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
                     killed = true;
                     break;
                 }
@@ -325,6 +331,20 @@ fn daemon_killed_at_random_moments_of_up_heals_at_the_next_up() {
         points >= 20 || rounds * kills < 20,
         "only {points} kill points"
     );
+    if !report.is_empty() {
+        // The daemons' own account (each one appends), for what the report cannot say.
+        let log = std::fs::read_to_string(host.root.join("daemon.log")).unwrap_or_default();
+        let tail: Vec<&str> = log
+            .lines()
+            .filter(|l| !l.contains("rolling back a container"))
+            .rev()
+            .take(60)
+            .collect();
+        eprintln!("crash_heal: daemon.log, last lines (roll-backs left out):");
+        for l in tail.iter().rev() {
+            eprintln!("  {l}");
+        }
+    }
     assert!(report.is_empty(), "seed {seed}:\n{}", report.join("\n"));
 }
 

@@ -54,10 +54,18 @@ fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     panic!("not within {secs} s: {what}");
 }
 
-/// The inotify instances the daemon holds open.
-fn inotify_fds(run: &Path) -> usize {
+/// Whether one of the daemon's inotify instances watches `dir` (its inode, as
+/// /proc/PID/fdinfo lists each watch): the watch's own, told apart from the daemon's other
+/// inotify users (its record cache follows the containers directory).
+fn daemon_watches(run: &Path, dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(ino) = std::fs::metadata(dir).map(|m| m.ino()) else {
+        return false;
+    };
+    let wanted = format!(" ino:{ino:x} ");
     let pid = std::fs::read_to_string(run.join("berth.pid")).unwrap_or_default();
-    std::fs::read_dir(format!("/proc/{}/fd", pid.trim()))
+    let pid = pid.trim();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
         .into_iter()
         .flatten()
         .flatten()
@@ -66,7 +74,13 @@ fn inotify_fds(run: &Path) -> usize {
                 .map(|l| l.to_string_lossy().contains("inotify"))
                 .unwrap_or(false)
         })
-        .count()
+        .any(|e| {
+            let info = format!("/proc/{pid}/fdinfo/{}", e.file_name().to_string_lossy());
+            std::fs::read_to_string(info).is_ok_and(|t| {
+                t.lines()
+                    .any(|l| l.starts_with("inotify ") && l.contains(&wanted))
+            })
+        })
 }
 
 /// The start time of the container's init (field 22 of /proc/1/stat): a restart changes it.
@@ -95,7 +109,10 @@ fn watch_syncs_restarts_execs_and_ends_with_ctrl_c() {
     until(30, "the container runs with its applets", || {
         read_in(&host, "/bin/rm").is_some()
     });
-    let before = inotify_fds(&host.run);
+    assert!(
+        !daemon_watches(&host.run, &s.join("src")),
+        "nothing watches src yet"
+    );
 
     let watch = host.berth_for(300, &["watch", "--no-up"]);
 
@@ -103,7 +120,10 @@ fn watch_syncs_restarts_execs_and_ends_with_ctrl_c() {
     until(30, "initial sync of a.txt", || {
         read_in(&host, "/app/a.txt").as_deref() == Some("one\n")
     });
-    assert!(inotify_fds(&host.run) > before, "the daemon watches");
+    assert!(
+        daemon_watches(&host.run, &s.join("src")),
+        "the daemon watches"
+    );
 
     // An edit, a new directory with a file, an ignored file.
     std::fs::write(s.join("src/a.txt"), "uno\n").expect("a");
@@ -186,7 +206,7 @@ fn watch_syncs_restarts_execs_and_ends_with_ctrl_c() {
     );
     assert!(stdout.contains("Restarted service \"app\""), "{stdout}");
     until(15, "the daemon dropped its watcher", || {
-        inotify_fds(&host.run) == before
+        !daemon_watches(&host.run, &s.join("src"))
     });
 
     host.ok(&["down"]);
