@@ -65,7 +65,6 @@ pub mod answer;
 pub mod handoff;
 pub mod journal;
 pub mod keeper;
-mod net_table;
 pub mod records;
 pub mod resolvconf;
 pub mod server;
