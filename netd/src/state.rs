@@ -59,6 +59,9 @@ pub struct NetworkSpec {
     /// Sub-range automatic IPv6 addresses come from (`ip_range` of the IPv6 pool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_range6: Option<crate::ipam6::Ipv6Net>,
+    /// Addresses reserved by host name (`aux_addresses`): no endpoint is given one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, std::net::IpAddr>,
 }
 
 /// Where a container's network namespace is found.
@@ -475,6 +478,7 @@ mod tests {
                 subnet6: None,
                 gateway6: None,
                 ip_range6: None,
+                aux_addresses: Default::default(),
             },
         );
         let _l = store.lock().unwrap();

@@ -141,6 +141,7 @@ mod tests {
             subnet6: None,
             gateway6: None,
             ip_range6: None,
+            aux_addresses: Default::default(),
         }
     }
 

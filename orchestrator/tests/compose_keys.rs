@@ -395,7 +395,7 @@ const KEYS: &[(&str, Class)] = &[
     ("networks.*.ipam.config[].gateway", Engine("p.gateway")),
     (
         "networks.*.ipam.config[].aux_addresses",
-        Warned("networks.front.ipam.config[0].aux_addresses"),
+        Engine("p.aux_addresses"),
     ),
     // Volumes.
     ("volumes.*.name", Engine("vol.name")),

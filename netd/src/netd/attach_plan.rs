@@ -71,9 +71,17 @@ pub(crate) fn plan_attach(
                 network: n.name,
             });
         }
-        let taken = taken_by_net
-            .entry(n.id.clone())
-            .or_insert_with(|| state.endpoints_of(&n.id).map(|e| e.address).collect());
+        let taken = taken_by_net.entry(n.id.clone()).or_insert_with(|| {
+            let aux = n.aux_addresses.values().filter_map(|a| match a {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            });
+            state
+                .endpoints_of(&n.id)
+                .map(|e| e.address)
+                .chain(aux)
+                .collect()
+        });
         let ipam_err = |source| NetdError::Ipam {
             name: n.name.clone(),
             source,
@@ -143,6 +151,10 @@ pub(crate) fn plan_attach(
                     state
                         .endpoints_of(&n.id)
                         .filter_map(|e| e.address6.map(|a| (a, e.container.clone())))
+                        .chain(n.aux_addresses.iter().filter_map(|(h, a)| match a {
+                            IpAddr::V6(a) => Some((*a, format!("(aux_addresses {h})"))),
+                            IpAddr::V4(_) => None,
+                        }))
                         .collect()
                 });
                 let a6_err = |what: String| NetdError::Ipv6Address {

@@ -45,6 +45,13 @@ pub enum NetdError {
     Ipv6GatewayClash { addr: Ipv6Addr, network: String },
     #[error(transparent)]
     Port(#[from] PortError),
+    #[error("network {network}: aux_addresses {host}={addr} is not inside subnet {subnet}")]
+    AuxAddressOutside {
+        network: String,
+        host: String,
+        addr: std::net::IpAddr,
+        subnet: String,
+    },
     #[error("network {name:?} already exists")]
     NetworkExists { name: String },
     #[error("network name {name:?} is invalid: use letters, digits, '.', '_' and '-'")]

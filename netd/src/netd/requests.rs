@@ -60,6 +60,9 @@ pub struct NetworkCreate {
     pub mtu: Option<u32>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// Addresses reserved by host name (compose `ipam.config[].aux_addresses`, Docker's
+    /// `AuxiliaryAddresses`): inside the network's subnets, never given to an endpoint.
+    pub aux_addresses: BTreeMap<String, std::net::IpAddr>,
 }
 
 /// IPv6 settings of a new network that [`NetworkCreate`] has no field for (kept apart so that

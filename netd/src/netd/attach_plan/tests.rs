@@ -19,6 +19,7 @@ fn net(id: &str, last: u8, internal: bool) -> NetworkSpec {
         subnet6: None,
         gateway6: None,
         ip_range6: None,
+        aux_addresses: Default::default(),
     }
 }
 

@@ -30,6 +30,7 @@ fn net() -> NetworkSpec {
         subnet6: None,
         gateway6: None,
         ip_range6: None,
+        aux_addresses: Default::default(),
     }
 }
 

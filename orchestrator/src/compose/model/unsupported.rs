@@ -260,7 +260,7 @@ fn mount_options_not_run(v: &ServiceVolume) -> Vec<&'static str> {
 }
 
 /// The parts of a network's `ipam` berth does not apply: a driver other than `default`, its
-/// options, reserved `aux_addresses`, and every pool after the first of its address family.
+/// options, and every pool after the first of its address family.
 fn ipam_not_run(ipam: &Ipam) -> Vec<String> {
     let mut out = Vec::new();
     if ipam.driver.as_deref().is_some_and(|d| d != "default") {
@@ -279,9 +279,6 @@ fn ipam_not_run(ipam: &Ipam) -> Vec<String> {
             out.push(format!("config[{i}] (one pool per address family)"));
         }
         *seen = true;
-        if !pool.aux_addresses.is_empty() {
-            out.push(format!("config[{i}].aux_addresses"));
-        }
     }
     out
 }
@@ -311,6 +308,10 @@ mod tests {
         ipam.config[0]
             .aux_addresses
             .insert("r".into(), "10.1.0.9".into());
-        assert_eq!(ipam_not_run(&ipam), ["driver", "config[0].aux_addresses"]);
+        assert_eq!(
+            ipam_not_run(&ipam),
+            ["driver"],
+            "aux_addresses are reserved"
+        );
     }
 }

@@ -128,6 +128,7 @@ impl Engine {
                 enable_ipv6: false,
                 mtu: None,
                 labels,
+                aux_addresses: BTreeMap::new(),
             })
             .await
             .map_err(|err| format!("creating the default network {DEFAULT_BRIDGE}: {err:#}"))?;
