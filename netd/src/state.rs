@@ -113,6 +113,9 @@ pub struct Endpoint {
     /// host index in the IPv6 subnet); the DNS part answers AAAA with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address6: Option<std::net::Ipv6Addr>,
+    /// Extra link-local addresses on the container's interface (`link_local_ips`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<std::net::IpAddr>,
 }
 
 /// Everything netd made.
@@ -503,6 +506,7 @@ mod tests {
             ports: Vec::new(),
             aliases: vec![format!("c{i}")],
             address6: None,
+            link_local_ips: Vec::new(),
         }
     }
 

@@ -158,6 +158,7 @@ mod tests {
             ports: Vec::new(),
             aliases: vec![c.into()],
             address6: None,
+            link_local_ips: Vec::new(),
         }
     }
 

@@ -267,7 +267,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     (
         "services.*.networks.*.link_local_ips",
-        Warned("services.all.networks.front.link_local_ips"),
+        Engine("o.link_local_ips"),
     ),
     ("services.*.networks.*.mac_address", Engine("o.mac_address")),
     ("services.*.networks.*.priority", Engine(".priority")),

@@ -1,7 +1,9 @@
 //! Address management of a compose stack's networks, end to end as root with the real
 //! binary: `ipam.config[].aux_addresses` are reserved (no container is given one, even when
 //! the subnet is so small that the containers need every other address), reported by
-//! `network inspect`, and one outside the subnet is refused naming the key.
+//! `network inspect`, and one outside the subnet is refused naming the key; a service's
+//! `link_local_ips` are on its interface inside the container besides its address, and one
+//! that is not link-local is refused naming the key.
 
 use berth_tests::host::{self, Host};
 
@@ -102,6 +104,72 @@ fn aux_addresses_are_never_given_to_a_container() {
     assert!(
         got.contains("networks.tight.ipam.config[0].aux_addresses.printer")
             && got.contains("10.201.94.4"),
+        "{got}"
+    );
+    let ids = host.ps_ids();
+    host.ok(&["down"]);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down after a failed up left: {leaks:#?}");
+}
+
+const LINK_LOCAL: &str = r#"
+name: lla
+services:
+  box:
+    image: busybox:e2e
+    init: true
+    stop_grace_period: 1s
+    command: ["sleep", "3600"]
+    networks:
+      lan: { link_local_ips: ["169.254.8.8", "fe80::8:8"] }
+networks:
+  lan:
+    ipam:
+      config:
+        - subnet: 10.201.95.0/24
+"#;
+
+#[test_with::root()]
+#[test]
+fn link_local_ips_are_on_the_containers_interface() {
+    host::require_tools();
+    let host = Host::new("lla");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), LINK_LOCAL).expect("compose");
+    let out = host.ok(&["up", "--wait", "--wait-timeout", "60"]);
+    assert!(out.contains("every service is running"), "{out}");
+    let ids = host.ps_ids();
+    let addr = host.ok(&[
+        "container",
+        "exec",
+        "lla-box-1",
+        "busybox",
+        "ip",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    for want in [
+        "inet 10.201.95.2/24",
+        "inet 169.254.8.8/16",
+        "inet6 fe80::8:8/64",
+    ] {
+        assert!(addr.contains(want), "{want}: {addr}");
+    }
+    host.ok(&["down"]);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+
+    std::fs::write(
+        host.stack.join("compose.yaml"),
+        LINK_LOCAL.replace("169.254.8.8", "10.1.8.8"),
+    )
+    .expect("compose");
+    let o = host.berth(&["up", "-d"]);
+    let got = text(&o);
+    assert!(!o.status.success(), "{got}");
+    assert!(
+        got.contains("networks.lan.link_local_ips") && got.contains("10.1.8.8"),
         "{got}"
     );
     let ids = host.ps_ids();

@@ -119,6 +119,18 @@ pub(crate) fn plan_attach(
                 }
             }
         }
+        for a in &r.link_local_ips {
+            let ok = match a {
+                IpAddr::V4(v4) => v4.is_link_local(),
+                IpAddr::V6(v6) => v6.is_unicast_link_local(),
+            };
+            if !ok {
+                return Err(NetdError::NotLinkLocal {
+                    network: n.name.clone(),
+                    addr: *a,
+                });
+            }
+        }
         let ifname = match &r.interface_name {
             Some(name) => name.clone(),
             None => (0..)
@@ -207,6 +219,7 @@ pub(crate) fn plan_attach(
                 ports: r.ports.clone(),
                 aliases: r.aliases.clone(),
                 address6,
+                link_local_ips: r.link_local_ips.clone(),
             },
             n,
         ));

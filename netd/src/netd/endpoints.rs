@@ -154,6 +154,10 @@ impl Netd {
             let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
             return Err(err);
         }
+        if let Err(err) = add_link_local(cont, e).await {
+            let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
+            return Err(err.into());
+        }
         Ok(())
     }
 
@@ -241,4 +245,28 @@ impl Netd {
             Err(NetdError::Teardown(errs))
         }
     }
+}
+
+/// Adds an endpoint's `link_local_ips` to its interface inside the container (IPv4 as /16,
+/// IPv6 as /64 without DAD), next to its network address.
+async fn add_link_local(cont: &Handle, e: &Endpoint) -> Result<(), LinkError> {
+    if e.link_local_ips.is_empty() {
+        return Ok(());
+    }
+    let l = links::link_by_name(cont, &e.ifname)
+        .await?
+        .ok_or(LinkError::Missing {
+            name: e.ifname.clone(),
+        })?;
+    for a in &e.link_local_ips {
+        match a {
+            std::net::IpAddr::V4(v4) => {
+                links::ensure_address(cont, l.index, *v4, 16, &e.ifname).await?
+            }
+            std::net::IpAddr::V6(v6) => {
+                links::ensure_address6(cont, l.index, *v6, 64, &e.ifname).await?
+            }
+        }
+    }
+    Ok(())
 }

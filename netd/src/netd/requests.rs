@@ -101,6 +101,9 @@ pub struct EndpointRequest {
     /// The interface's name inside the container (compose `interface_name`), else the
     /// first free `ethN`.
     pub interface_name: Option<String>,
+    /// Extra link-local addresses on the interface (compose `link_local_ips`, Docker's
+    /// `LinkLocalIPs`): 169.254.0.0/16 or fe80::/10, besides the network's own address.
+    pub link_local_ips: Vec<std::net::IpAddr>,
 }
 
 /// A host change seen by reconcile: the DNS part refreshes its upstreams on each new value.

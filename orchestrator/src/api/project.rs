@@ -365,6 +365,9 @@ pub struct ContainerNetwork {
     /// The interface's name inside the container (compose `interface_name`), else `ethN`.
     #[serde(default)]
     pub interface_name: Option<String>,
+    /// Extra link-local addresses on the interface (`--link-local-ip`, `link_local_ips`).
+    #[serde(default)]
+    pub link_local_ips: Vec<std::net::IpAddr>,
 }
 
 /// Body of `POST /v1/container/connect`: attach a created single container before it starts.

@@ -383,6 +383,7 @@ pub async fn connect(
                 aliases: cfg.aliases,
                 ports: req.ports,
                 interface_name: None,
+                link_local_ips: Vec::new(),
             }],
         )
         .await

@@ -560,11 +560,30 @@ fn service_networks(
         let o = o.clone().unwrap_or_default();
         let mut aliases = vec![service.to_string()];
         aliases.extend(o.aliases.iter().cloned());
-        let ipam = (o.ipv4_address.is_some() || o.ipv6_address.is_some()).then(|| EndpointIpam {
-            ipv4_address: o.ipv4_address.clone().unwrap_or_default(),
-            ipv6_address: o.ipv6_address.clone().unwrap_or_default(),
-            ..Default::default()
-        });
+        for a in &o.link_local_ips {
+            if !a
+                .parse()
+                .is_ok_and(crate::engine::container_spec::is_link_local)
+            {
+                return Err(TranslateError::Spec {
+                    service: service.into(),
+                    source: SpecError::Invalid {
+                        field: format!("networks.{key}.link_local_ips"),
+                        message: format!(
+                            "{a:?} is not a link-local address (169.254.0.0/16 or fe80::/10)"
+                        ),
+                    },
+                });
+            }
+        }
+        let ipam =
+            (o.ipv4_address.is_some() || o.ipv6_address.is_some() || !o.link_local_ips.is_empty())
+                .then(|| EndpointIpam {
+                    ipv4_address: o.ipv4_address.clone().unwrap_or_default(),
+                    ipv6_address: o.ipv6_address.clone().unwrap_or_default(),
+                    link_local_ips: o.link_local_ips.clone(),
+                    ..Default::default()
+                });
         config.endpoints_config.insert(
             net.name.clone(),
             EndpointSettings {

@@ -47,6 +47,7 @@ fn ep(container: &str, ns: &str, host: &str, last: u8) -> Endpoint {
         ports: Vec::new(),
         aliases: Vec::new(),
         address6: None,
+        link_local_ips: Vec::new(),
     }
 }
 

@@ -350,7 +350,7 @@ pub struct ServiceNetwork {
     /// Static IPv6 address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6_address: Option<String>,
-    /// Link-local addresses (not run by berth, listed by `Project::unsupported`).
+    /// Extra link-local addresses (169.254.0.0/16, fe80::/10) on the container's interface.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub link_local_ips: Vec<String>,
     /// MAC address of the container's interface on this network.

@@ -160,7 +160,6 @@ impl Project {
             for (net, opt) in &svc.networks {
                 let Some(o) = opt else { continue };
                 for (key, set) in [
-                    ("link_local_ips", !o.link_local_ips.is_empty()),
                     ("gw_priority", o.gw_priority.is_some()),
                     ("driver_opts", !o.driver_opts.is_empty()),
                 ] {

@@ -24,6 +24,8 @@ pub(super) struct NetworkJoin {
     pub aliases: Vec<String>,
     /// The interface's name inside the container, else `ethN`.
     pub interface_name: Option<String>,
+    /// Extra link-local addresses on the interface.
+    pub link_local_ips: Vec<std::net::IpAddr>,
 }
 
 /// What a container is attached with.
@@ -93,6 +95,7 @@ impl Engine {
             dns_names.insert(join.network.clone(), names);
             reqs.push(EndpointRequest {
                 interface_name: join.interface_name,
+                link_local_ips: join.link_local_ips,
                 network: join.network,
                 ipv4_address: join.ipv4_address,
                 ipv6_address: join.ipv6_address,

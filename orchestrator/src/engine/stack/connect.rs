@@ -87,6 +87,7 @@ impl Engine {
                 priority: n.priority.saturating_sub(i as i32),
                 aliases,
                 interface_name: n.interface_name.clone(),
+                link_local_ips: n.link_local_ips.clone(),
             });
         }
         let how = Attachment {
