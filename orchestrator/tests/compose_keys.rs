@@ -271,10 +271,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     ("services.*.networks.*.mac_address", Engine("o.mac_address")),
     ("services.*.networks.*.priority", Engine(".priority")),
-    (
-        "services.*.networks.*.gw_priority",
-        Warned("services.all.networks.front.gw_priority"),
-    ),
+    ("services.*.networks.*.gw_priority", Engine("o.gw_priority")),
     (
         "services.*.networks.*.interface_name",
         Engine(".interface_name"),

@@ -3,7 +3,8 @@
 //! the subnet is so small that the containers need every other address), reported by
 //! `network inspect`, and one outside the subnet is refused naming the key; a service's
 //! `link_local_ips` are on its interface inside the container besides its address, and one
-//! that is not link-local is refused naming the key.
+//! that is not link-local is refused naming the key; on two networks the default route goes
+//! via the one of the highest `gw_priority`, the first network's without one.
 
 use berth_tests::host::{self, Host};
 
@@ -176,4 +177,60 @@ fn link_local_ips_are_on_the_containers_interface() {
     host.ok(&["down"]);
     let leaks = host.leaks(&ids);
     assert!(leaks.is_empty(), "down after a failed up left: {leaks:#?}");
+}
+
+const GW_PRIORITY: &str = r#"
+name: gwp
+x-box: &box
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  command: ["sleep", "3600"]
+services:
+  picked:
+    <<: *box
+    networks:
+      alpha: {}
+      beta: { gw_priority: 10 }
+  plain:
+    <<: *box
+    networks: [alpha, beta]
+networks:
+  alpha:
+    ipam:
+      config:
+        - subnet: 10.201.96.0/24
+  beta:
+    ipam:
+      config:
+        - subnet: 10.201.97.0/24
+"#;
+
+#[test_with::root()]
+#[test]
+fn the_default_route_goes_via_the_highest_gw_priority() {
+    host::require_tools();
+    let host = Host::new("gwp");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), GW_PRIORITY).expect("compose");
+    let out = host.ok(&["up", "--wait", "--wait-timeout", "60"]);
+    assert!(out.contains("every service is running"), "{out}");
+    let ids = host.ps_ids();
+    let default_via = |c: &str| {
+        let routes = host.ok(&["container", "exec", c, "busybox", "ip", "route"]);
+        let defaults: Vec<String> = routes
+            .lines()
+            .filter(|l| l.starts_with("default"))
+            .map(String::from)
+            .collect();
+        assert_eq!(defaults.len(), 1, "{c}: {routes}");
+        defaults[0].clone()
+    };
+    let picked = default_via("gwp-picked-1");
+    assert!(picked.starts_with("default via 10.201.97.1 "), "{picked}");
+    let plain = default_via("gwp-plain-1");
+    assert!(plain.starts_with("default via 10.201.96.1 "), "{plain}");
+    host.ok(&["down"]);
+    let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "down left: {leaks:#?}");
 }

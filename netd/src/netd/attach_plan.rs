@@ -52,11 +52,20 @@ pub(crate) fn plan_attach(
             });
         }
     }
-    let mut has_default = existing.iter().any(|e| e.default_route);
+    let has_default = existing.iter().any(|e| e.default_route);
+    // The default route's endpoint: the highest gw_priority among the non-internal networks,
+    // the earliest on ties.
+    let mut gateway: Option<(usize, i32)> = None;
+    for (i, r) in reqs.iter().enumerate() {
+        let external = state.find_network(&r.network).is_some_and(|n| !n.internal);
+        if external && gateway.is_none_or(|(_, best)| r.gw_priority > best) {
+            gateway = Some((i, r.gw_priority));
+        }
+    }
     let mut planned: Vec<(Endpoint, NetworkSpec)> = Vec::new();
     let mut taken_by_net: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
     let mut taken6_by_net: BTreeMap<String, BTreeMap<Ipv6Addr, String>> = BTreeMap::new();
-    for r in reqs {
+    for (i, r) in reqs.iter().enumerate() {
         let n = state
             .find_network(&r.network)
             .cloned()
@@ -139,8 +148,7 @@ pub(crate) fn plan_attach(
                 .unwrap_or_else(|| "eth0".into()),
         };
         used_if.insert(ifname.clone());
-        let default_route = !has_default && !n.internal;
-        has_default |= default_route;
+        let default_route = !has_default && gateway.is_some_and(|(g, _)| g == i);
         for p in &r.ports {
             match p.host_ip {
                 Some(IpAddr::V6(a)) if a.is_loopback() => {

@@ -92,8 +92,11 @@ pub struct EndpointRequest {
     pub ipv6_address: Option<Ipv6Addr>,
     /// Static MAC (`mac_address`), else derived from the address.
     pub mac_address: Option<String>,
-    /// Higher first: decides eth0, eth1 ... and which network carries the default route.
+    /// Higher first: decides eth0, eth1 ... (and the default route among equal `gw_priority`).
     pub priority: i32,
+    /// Which network carries the default route (Docker's `GwPriority`): the highest among
+    /// the non-internal ones, ties to the earlier in `priority` order.
+    pub gw_priority: i32,
     /// DNS aliases.
     pub aliases: Vec<String>,
     /// Ports to publish through this endpoint.

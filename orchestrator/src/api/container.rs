@@ -461,7 +461,7 @@ pub struct EndpointSettings {
     #[serde(deserialize_with = "nullable")]
     pub mac_address: String,
     /// Which network carries the default route: the highest wins, ties go to the order the
-    /// networks are joined in (`NetworkMode`'s first).
+    /// networks are joined in (`NetworkMode`'s first, then compose `priority`).
     pub gw_priority: i64,
     /// Driver options of the endpoint: berth runs [`IFNAME_OPT`] (the interface's name in
     /// the container); any other is refused by name.

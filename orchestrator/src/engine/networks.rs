@@ -384,6 +384,7 @@ pub async fn connect(
                 ports: req.ports,
                 interface_name: None,
                 link_local_ips: Vec::new(),
+                gw_priority: 0,
             }],
         )
         .await

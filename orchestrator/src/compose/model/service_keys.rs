@@ -359,8 +359,7 @@ pub struct ServiceNetwork {
     /// Order in which networks are connected (higher first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
-    /// Which network provides the default gateway (highest wins; not run by berth, listed by
-    /// `Project::unsupported`).
+    /// Which network provides the default gateway (highest wins, ties to the join order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gw_priority: Option<i64>,
     /// Interface name inside the container (not run by berth, listed by `Project::unsupported`).

@@ -159,10 +159,7 @@ impl Project {
             }
             for (net, opt) in &svc.networks {
                 let Some(o) = opt else { continue };
-                for (key, set) in [
-                    ("gw_priority", o.gw_priority.is_some()),
-                    ("driver_opts", !o.driver_opts.is_empty()),
-                ] {
+                for (key, set) in [("driver_opts", !o.driver_opts.is_empty())] {
                     if set {
                         out.push(Unsupported {
                             path: format!("services.{name}.networks.{net}.{key}"),

@@ -650,6 +650,7 @@ async fn connect(
                 priority: 0,
                 interface_name,
                 link_local_ips,
+                gw_priority: 0,
             },
             links,
         )

@@ -599,9 +599,9 @@ fn connect_request(
             n.interface_name = Some(v.clone());
         }
         n.mac_address = (!ep.mac_address.is_empty()).then(|| ep.mac_address.clone());
-        n.priority = ep
+        n.gw_priority = ep
             .gw_priority
-            .clamp(i64::from(i32::MIN / 2), i64::from(i32::MAX / 2)) as i32;
+            .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         n.ipv4_address = match ep.ipam_config.as_ref().map(|i| i.ipv4_address.as_str()) {
             None | Some("") => None,
             Some(a) => Some(a.parse().map_err(|_| {

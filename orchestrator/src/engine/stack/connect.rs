@@ -88,6 +88,7 @@ impl Engine {
                 aliases,
                 interface_name: n.interface_name.clone(),
                 link_local_ips: n.link_local_ips.clone(),
+                gw_priority: n.gw_priority,
             });
         }
         let how = Attachment {
