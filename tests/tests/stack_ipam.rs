@@ -2,7 +2,8 @@
 //! binary: `ipam.config[].aux_addresses` are reserved (no container is given one, even when
 //! the subnet is so small that the containers need every other address), reported by
 //! `network inspect`, and one outside the subnet is refused naming the key; a service's
-//! `link_local_ips` are on its interface inside the container besides its address, and one
+//! `link_local_ips` are on its interface inside the container besides its address (and back
+//! after a reconcile when removed), and one
 //! that is not link-local is refused naming the key; on two networks the default route goes
 //! via the one of the highest `gw_priority`, the first network's without one.
 
@@ -156,6 +157,29 @@ fn link_local_ips_are_on_the_containers_interface() {
         "inet6 fe80::8:8/64",
     ] {
         assert!(addr.contains(want), "{want}: {addr}");
+    }
+    // Removed behind berth's back, they come back with the next reconcile.
+    let pin = host.run.join("netns").join(&ids[0][..12]);
+    let del = host.sh(&format!(
+        "nsenter --net={p} ip addr del 169.254.8.8/16 dev eth0 && \
+         nsenter --net={p} ip addr del fe80::8:8/64 dev eth0",
+        p = pin.display()
+    ));
+    assert!(del.status.success(), "{}", text(&del));
+    let rec = host.ok(&["network", "reconcile"]);
+    assert!(rec.contains("link_local_ips"), "{rec}");
+    let addr = host.ok(&[
+        "container",
+        "exec",
+        "lla-box-1",
+        "busybox",
+        "ip",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    for want in ["inet 169.254.8.8/16", "inet6 fe80::8:8/64"] {
+        assert!(addr.contains(want), "after reconcile, {want}: {addr}");
     }
     host.ok(&["down"]);
     let leaks = host.leaks(&ids);

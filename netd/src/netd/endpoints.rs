@@ -250,7 +250,7 @@ impl Netd {
 
 /// Adds an endpoint's `link_local_ips` to its interface inside the container (IPv4 as /16,
 /// IPv6 as /64 without DAD), next to its network address.
-async fn add_link_local(cont: &Handle, e: &Endpoint) -> Result<(), LinkError> {
+pub(crate) async fn add_link_local(cont: &Handle, e: &Endpoint) -> Result<(), LinkError> {
     if e.link_local_ips.is_empty() {
         return Ok(());
     }

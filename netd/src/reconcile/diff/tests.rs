@@ -362,6 +362,30 @@ fn container_side_drift() {
 }
 
 #[test]
+fn container_side_link_local_ips() {
+    let (mut state, mut seen) = healthy();
+    state.endpoints[0].link_local_ips =
+        vec!["169.254.8.8".parse().unwrap(), "fe80::8:8".parse().unwrap()];
+    assert_eq!(
+        repairs(&state, &seen),
+        ["eth0 (10.201.0.2) of container c1 had lost a link_local_ips address: restored"]
+    );
+    let i = inside_mut(&mut seen, NS1);
+    let index = i.addrs[0].index;
+    i.addrs.push(Addr {
+        index,
+        ip: "169.254.8.8".parse().unwrap(),
+        prefix: 16,
+    });
+    i.addrs6.push(Addr6 {
+        index,
+        ip: "fe80::8:8".parse().unwrap(),
+        prefix: 64,
+    });
+    assert_eq!(repairs(&state, &seen), Vec::<String>::new());
+}
+
+#[test]
 fn container_side_ipv6_alone() {
     let (mut state, mut seen) = healthy();
     let n = state.networks.get_mut("n1").unwrap();
