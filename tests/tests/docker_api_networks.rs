@@ -2,7 +2,8 @@
 //! network create/ls/inspect/connect/disconnect/rm/prune` against a berth instance of the
 //! test's own, containers on a user-defined network reaching each other by name, the default
 //! `bridge`, Compose's labels kept and filterable, and Docker's answers for a taken name, a
-//! network in use and a driver berth does not have; `--aux-address` reserved and inspected.
+//! network in use and a driver berth does not have; `--aux-address` reserved and inspected,
+//! `--link-local-ip` on the container's interface.
 
 use berth_tests::docker::Docker;
 use berth_tests::host::{self, Host};
@@ -357,6 +358,8 @@ fn docker_cli_aux_addresses_are_reserved_and_inspected() {
         "a1",
         "--network",
         "aux1",
+        "--link-local-ip",
+        "169.254.3.3",
         "busybox:e2e",
         "sleep",
         "3600",
@@ -368,6 +371,11 @@ fn docker_cli_aux_addresses_are_reserved_and_inspected() {
         "a1",
     ]);
     assert_eq!(ip.trim(), "10.231.19.3", "the reserved .2 is skipped");
+    let addr = docker.ok(&["exec", "a1", "busybox", "ip", "-4", "addr", "show", "eth0"]);
+    assert!(
+        addr.contains("inet 169.254.3.3/16"),
+        "--link-local-ip: {addr}"
+    );
     // The CLI checks the subnet itself; a raw body shows berth's own refusal.
     let out = std::process::Command::new("curl")
         .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
