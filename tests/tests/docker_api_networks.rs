@@ -3,7 +3,8 @@
 //! test's own, containers on a user-defined network reaching each other by name, the default
 //! `bridge`, Compose's labels kept and filterable, and Docker's answers for a taken name, a
 //! network in use and a driver berth does not have; `--aux-address` reserved and inspected,
-//! `--link-local-ip` on the container's interface.
+//! `--link-local-ip` on the container's interface, the default route via the network of the
+//! higher `gw-priority`.
 
 use berth_tests::docker::Docker;
 use berth_tests::host::{self, Host};
@@ -376,6 +377,28 @@ fn docker_cli_aux_addresses_are_reserved_and_inspected() {
         addr.contains("inet 169.254.3.3/16"),
         "--link-local-ip: {addr}"
     );
+    // On two networks, the default route goes via the one of the higher gw-priority.
+    docker.ok(&["network", "create", "--subnet", "10.231.22.0/29", "aux3"]);
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a2",
+        "--network",
+        "aux1",
+        "--network",
+        "name=aux3,gw-priority=5",
+        "busybox:e2e",
+        "sleep",
+        "3600",
+    ]);
+    let routes = docker.ok(&["exec", "a2", "busybox", "ip", "route"]);
+    assert!(
+        routes
+            .lines()
+            .any(|l| l.starts_with("default via 10.231.22.1 ")),
+        "gw-priority: {routes}"
+    );
     // The CLI checks the subnet itself; a raw body shows berth's own refusal.
     let out = std::process::Command::new("curl")
         .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
@@ -394,8 +417,8 @@ fn docker_cli_aux_addresses_are_reserved_and_inspected() {
         answer.contains("aux_addresses far=10.231.21.2") && answer.contains("10.231.20.0/29"),
         "{answer}"
     );
-    docker.ok(&["rm", "-f", "a1"]);
-    docker.ok(&["network", "rm", "aux1"]);
+    docker.ok(&["rm", "-f", "a1", "a2"]);
+    docker.ok(&["network", "rm", "aux1", "aux3"]);
     let ls = docker.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!ls.lines().any(|l| l.starts_with("aux")), "{ls}");
 }
