@@ -238,6 +238,7 @@ mod tests {
                 ),
                 gateway6: None,
                 ip_range6: None,
+                aux_addresses: Default::default(),
             },
         );
         st

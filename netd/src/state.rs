@@ -59,6 +59,9 @@ pub struct NetworkSpec {
     /// Sub-range automatic IPv6 addresses come from (`ip_range` of the IPv6 pool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_range6: Option<crate::ipam6::Ipv6Net>,
+    /// Addresses reserved by host name (`aux_addresses`): no endpoint is given one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, std::net::IpAddr>,
 }
 
 /// Where a container's network namespace is found.
@@ -110,6 +113,9 @@ pub struct Endpoint {
     /// host index in the IPv6 subnet); the DNS part answers AAAA with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address6: Option<std::net::Ipv6Addr>,
+    /// Extra link-local addresses on the container's interface (`link_local_ips`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<std::net::IpAddr>,
 }
 
 /// Everything netd made.
@@ -475,6 +481,7 @@ mod tests {
                 subnet6: None,
                 gateway6: None,
                 ip_range6: None,
+                aux_addresses: Default::default(),
             },
         );
         let _l = store.lock().unwrap();
@@ -499,6 +506,7 @@ mod tests {
             ports: Vec::new(),
             aliases: vec![format!("c{i}")],
             address6: None,
+            link_local_ips: Vec::new(),
         }
     }
 

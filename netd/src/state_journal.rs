@@ -141,6 +141,7 @@ mod tests {
             subnet6: None,
             gateway6: None,
             ip_range6: None,
+            aux_addresses: Default::default(),
         }
     }
 
@@ -157,6 +158,7 @@ mod tests {
             ports: Vec::new(),
             aliases: vec![c.into()],
             address6: None,
+            link_local_ips: Vec::new(),
         }
     }
 

@@ -267,14 +267,11 @@ const KEYS: &[(&str, Class)] = &[
     ),
     (
         "services.*.networks.*.link_local_ips",
-        Warned("services.all.networks.front.link_local_ips"),
+        Engine("o.link_local_ips"),
     ),
     ("services.*.networks.*.mac_address", Engine("o.mac_address")),
     ("services.*.networks.*.priority", Engine(".priority")),
-    (
-        "services.*.networks.*.gw_priority",
-        Warned("services.all.networks.front.gw_priority"),
-    ),
+    ("services.*.networks.*.gw_priority", Engine("o.gw_priority")),
     (
         "services.*.networks.*.interface_name",
         Engine(".interface_name"),
@@ -395,7 +392,7 @@ const KEYS: &[(&str, Class)] = &[
     ("networks.*.ipam.config[].gateway", Engine("p.gateway")),
     (
         "networks.*.ipam.config[].aux_addresses",
-        Warned("networks.front.ipam.config[0].aux_addresses"),
+        Engine("p.aux_addresses"),
     ),
     // Volumes.
     ("volumes.*.name", Engine("vol.name")),

@@ -2,7 +2,9 @@
 //! network create/ls/inspect/connect/disconnect/rm/prune` against a berth instance of the
 //! test's own, containers on a user-defined network reaching each other by name, the default
 //! `bridge`, Compose's labels kept and filterable, and Docker's answers for a taken name, a
-//! network in use and a driver berth does not have.
+//! network in use and a driver berth does not have; `--aux-address` reserved and inspected,
+//! `--link-local-ip` on the container's interface, the default route via the network of the
+//! higher `gw-priority`.
 
 use berth_tests::docker::Docker;
 use berth_tests::host::{self, Host};
@@ -320,4 +322,103 @@ fn fetch(name: &str) -> String {
          case \"$(wget -qO- http://{name}:8080/)\" in *hello*) exit 0;; esac; sleep 0.5; \
          done; exit 1"
     )
+}
+
+/// `docker network create --aux-address`: the reserved addresses come back in
+/// `IPAM.Config[].AuxiliaryAddresses`, a container run on the network is not given one, and
+/// one outside the subnet is refused naming it.
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter, curl)]
+#[test]
+fn docker_cli_aux_addresses_are_reserved_and_inspected() {
+    host::require_tools();
+    let h = Host::new("dkaux");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    docker.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.231.19.0/29",
+        "--aux-address",
+        "router=10.231.19.2",
+        "aux1",
+    ]);
+    let aux = docker.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.AuxiliaryAddresses}}{{end}}",
+        "aux1",
+    ]);
+    assert_eq!(aux.trim(), "map[router:10.231.19.2]");
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a1",
+        "--network",
+        "aux1",
+        "--link-local-ip",
+        "169.254.3.3",
+        "busybox:e2e",
+        "sleep",
+        "3600",
+    ]);
+    let ip = docker.ok(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        "a1",
+    ]);
+    assert_eq!(ip.trim(), "10.231.19.3", "the reserved .2 is skipped");
+    let addr = docker.ok(&["exec", "a1", "busybox", "ip", "-4", "addr", "show", "eth0"]);
+    assert!(
+        addr.contains("inet 169.254.3.3/16"),
+        "--link-local-ip: {addr}"
+    );
+    // On two networks, the default route goes via the one of the higher gw-priority.
+    docker.ok(&["network", "create", "--subnet", "10.231.22.0/29", "aux3"]);
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a2",
+        "--network",
+        "aux1",
+        "--network",
+        "name=aux3,gw-priority=5",
+        "busybox:e2e",
+        "sleep",
+        "3600",
+    ]);
+    let routes = docker.ok(&["exec", "a2", "busybox", "ip", "route"]);
+    assert!(
+        routes
+            .lines()
+            .any(|l| l.starts_with("default via 10.231.22.1 ")),
+        "gw-priority: {routes}"
+    );
+    // The CLI checks the subnet itself; a raw body shows berth's own refusal.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
+        .arg(&docker.sock)
+        .args(["-H", "Content-Type: application/json", "-d"])
+        .arg(
+            r#"{"Name": "aux2", "IPAM": {"Config": [{"Subnet": "10.231.20.0/29",
+                "AuxiliaryAddresses": {"far": "10.231.21.2"}}]}}"#,
+        )
+        .arg("http://docker/v1.41/networks/create")
+        .output()
+        .expect("curl");
+    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(answer.ends_with("\n400"), "{answer}");
+    assert!(
+        answer.contains("aux_addresses far=10.231.21.2") && answer.contains("10.231.20.0/29"),
+        "{answer}"
+    );
+    docker.ok(&["rm", "-f", "a1", "a2"]);
+    docker.ok(&["network", "rm", "aux1", "aux3"]);
+    let ls = docker.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!ls.lines().any(|l| l.starts_with("aux")), "{ls}");
 }

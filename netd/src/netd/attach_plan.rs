@@ -52,11 +52,20 @@ pub(crate) fn plan_attach(
             });
         }
     }
-    let mut has_default = existing.iter().any(|e| e.default_route);
+    let has_default = existing.iter().any(|e| e.default_route);
+    // The default route's endpoint: the highest gw_priority among the non-internal networks,
+    // the earliest on ties.
+    let mut gateway: Option<(usize, i32)> = None;
+    for (i, r) in reqs.iter().enumerate() {
+        let external = state.find_network(&r.network).is_some_and(|n| !n.internal);
+        if external && gateway.is_none_or(|(_, best)| r.gw_priority > best) {
+            gateway = Some((i, r.gw_priority));
+        }
+    }
     let mut planned: Vec<(Endpoint, NetworkSpec)> = Vec::new();
     let mut taken_by_net: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
     let mut taken6_by_net: BTreeMap<String, BTreeMap<Ipv6Addr, String>> = BTreeMap::new();
-    for r in reqs {
+    for (i, r) in reqs.iter().enumerate() {
         let n = state
             .find_network(&r.network)
             .cloned()
@@ -71,9 +80,17 @@ pub(crate) fn plan_attach(
                 network: n.name,
             });
         }
-        let taken = taken_by_net
-            .entry(n.id.clone())
-            .or_insert_with(|| state.endpoints_of(&n.id).map(|e| e.address).collect());
+        let taken = taken_by_net.entry(n.id.clone()).or_insert_with(|| {
+            let aux = n.aux_addresses.values().filter_map(|a| match a {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            });
+            state
+                .endpoints_of(&n.id)
+                .map(|e| e.address)
+                .chain(aux)
+                .collect()
+        });
         let ipam_err = |source| NetdError::Ipam {
             name: n.name.clone(),
             source,
@@ -111,6 +128,18 @@ pub(crate) fn plan_attach(
                 }
             }
         }
+        for a in &r.link_local_ips {
+            let ok = match a {
+                IpAddr::V4(v4) => v4.is_link_local(),
+                IpAddr::V6(v6) => v6.is_unicast_link_local(),
+            };
+            if !ok {
+                return Err(NetdError::NotLinkLocal {
+                    network: n.name.clone(),
+                    addr: *a,
+                });
+            }
+        }
         let ifname = match &r.interface_name {
             Some(name) => name.clone(),
             None => (0..)
@@ -119,8 +148,7 @@ pub(crate) fn plan_attach(
                 .unwrap_or_else(|| "eth0".into()),
         };
         used_if.insert(ifname.clone());
-        let default_route = !has_default && !n.internal;
-        has_default |= default_route;
+        let default_route = !has_default && gateway.is_some_and(|(g, _)| g == i);
         for p in &r.ports {
             match p.host_ip {
                 Some(IpAddr::V6(a)) if a.is_loopback() => {
@@ -143,6 +171,10 @@ pub(crate) fn plan_attach(
                     state
                         .endpoints_of(&n.id)
                         .filter_map(|e| e.address6.map(|a| (a, e.container.clone())))
+                        .chain(n.aux_addresses.iter().filter_map(|(h, a)| match a {
+                            IpAddr::V6(a) => Some((*a, format!("(aux_addresses {h})"))),
+                            IpAddr::V4(_) => None,
+                        }))
                         .collect()
                 });
                 let a6_err = |what: String| NetdError::Ipv6Address {
@@ -195,6 +227,7 @@ pub(crate) fn plan_attach(
                 ports: r.ports.clone(),
                 aliases: r.aliases.clone(),
                 address6,
+                link_local_ips: r.link_local_ips.clone(),
             },
             n,
         ));

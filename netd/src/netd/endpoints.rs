@@ -13,8 +13,9 @@ use crate::state::{Endpoint, NetnsRef, NetworkSpec};
 
 impl Netd {
     /// Attaches a container (its namespace) to networks: one veth each, named eth0, eth1 ...
-    /// in priority order after any it already has, default route via the first non-internal
-    /// network when the container has none yet. All or nothing.
+    /// in priority order after any it already has, default route via the non-internal network
+    /// of the highest `gw_priority` (the first of equals) when the container has none yet.
+    /// All or nothing.
     pub async fn attach(
         &self,
         container: &str,
@@ -154,6 +155,10 @@ impl Netd {
             let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
             return Err(err);
         }
+        if let Err(err) = add_link_local(cont, e).await {
+            let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
+            return Err(err.into());
+        }
         Ok(())
     }
 
@@ -241,4 +246,28 @@ impl Netd {
             Err(NetdError::Teardown(errs))
         }
     }
+}
+
+/// Adds an endpoint's `link_local_ips` to its interface inside the container (IPv4 as /16,
+/// IPv6 as /64 without DAD), next to its network address.
+pub(crate) async fn add_link_local(cont: &Handle, e: &Endpoint) -> Result<(), LinkError> {
+    if e.link_local_ips.is_empty() {
+        return Ok(());
+    }
+    let l = links::link_by_name(cont, &e.ifname)
+        .await?
+        .ok_or(LinkError::Missing {
+            name: e.ifname.clone(),
+        })?;
+    for a in &e.link_local_ips {
+        match a {
+            std::net::IpAddr::V4(v4) => {
+                links::ensure_address(cont, l.index, *v4, 16, &e.ifname).await?
+            }
+            std::net::IpAddr::V6(v6) => {
+                links::ensure_address6(cont, l.index, *v6, 64, &e.ifname).await?
+            }
+        }
+    }
+    Ok(())
 }

@@ -45,6 +45,20 @@ pub enum NetdError {
     Ipv6GatewayClash { addr: Ipv6Addr, network: String },
     #[error(transparent)]
     Port(#[from] PortError),
+    #[error("network {network}: aux_addresses {host}={addr} is not inside subnet {subnet}")]
+    AuxAddressOutside {
+        network: String,
+        host: String,
+        addr: std::net::IpAddr,
+        subnet: String,
+    },
+    #[error(
+        "network {network}: link_local_ips {addr} is not link-local (169.254.0.0/16 or fe80::/10)"
+    )]
+    NotLinkLocal {
+        network: String,
+        addr: std::net::IpAddr,
+    },
     #[error("network {name:?} already exists")]
     NetworkExists { name: String },
     #[error("network name {name:?} is invalid: use letters, digits, '.', '_' and '-'")]

@@ -13,6 +13,7 @@ mod networks;
 mod published;
 mod requests;
 
+pub(crate) use endpoints::add_link_local;
 pub use error::NetdError;
 pub use requests::{Config, EndpointRequest, HostChange, Ipv6Create, NetworkCreate};
 

@@ -171,8 +171,27 @@ impl Netd {
         } else {
             (None, None)
         };
+        for (host, addr) in &req.aux_addresses {
+            let inside = match addr {
+                std::net::IpAddr::V4(a) => subnet.contains(*a),
+                std::net::IpAddr::V6(a) => subnet6.is_some_and(|s6| s6.contains(*a)),
+            };
+            if !inside {
+                return Err(NetdError::AuxAddressOutside {
+                    network: req.name.clone(),
+                    host: host.clone(),
+                    addr: *addr,
+                    subnet: match (addr, subnet6) {
+                        (std::net::IpAddr::V6(_), Some(s6)) => s6.to_string(),
+                        (std::net::IpAddr::V6(_), None) => "(the network has no IPv6)".into(),
+                        _ => subnet.to_string(),
+                    },
+                });
+            }
+        }
         let id = names::new_network_id(&req.name);
         let spec = NetworkSpec {
+            aux_addresses: req.aux_addresses.clone(),
             ip_range6: v6.ip_range.filter(|_| subnet6.is_some()),
             subnet6,
             gateway6,

@@ -60,6 +60,9 @@ pub struct NetworkCreate {
     pub mtu: Option<u32>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// Addresses reserved by host name (compose `ipam.config[].aux_addresses`, Docker's
+    /// `AuxiliaryAddresses`): inside the network's subnets, never given to an endpoint.
+    pub aux_addresses: BTreeMap<String, std::net::IpAddr>,
 }
 
 /// IPv6 settings of a new network that [`NetworkCreate`] has no field for (kept apart so that
@@ -89,8 +92,11 @@ pub struct EndpointRequest {
     pub ipv6_address: Option<Ipv6Addr>,
     /// Static MAC (`mac_address`), else derived from the address.
     pub mac_address: Option<String>,
-    /// Higher first: decides eth0, eth1 ... and which network carries the default route.
+    /// Higher first: decides eth0, eth1 ... (and the default route among equal `gw_priority`).
     pub priority: i32,
+    /// Which network carries the default route (Docker's `GwPriority`): the highest among
+    /// the non-internal ones, ties to the earlier in `priority` order.
+    pub gw_priority: i32,
     /// DNS aliases.
     pub aliases: Vec<String>,
     /// Ports to publish through this endpoint.
@@ -98,6 +104,9 @@ pub struct EndpointRequest {
     /// The interface's name inside the container (compose `interface_name`), else the
     /// first free `ethN`.
     pub interface_name: Option<String>,
+    /// Extra link-local addresses on the interface (compose `link_local_ips`, Docker's
+    /// `LinkLocalIPs`): 169.254.0.0/16 or fe80::/10, besides the network's own address.
+    pub link_local_ips: Vec<std::net::IpAddr>,
 }
 
 /// A host change seen by reconcile: the DNS part refreshes its upstreams on each new value.

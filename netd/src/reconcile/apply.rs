@@ -304,6 +304,7 @@ impl Netd {
                         .await?;
                         // A link that went down lost its IPv6 addresses with it.
                         self.configure_inside6(&cont, &e, &n).await?;
+                        crate::netd::add_link_local(&cont, &e).await?;
                         Ok(true)
                     }
                     .await

@@ -529,6 +529,15 @@ fn diff_inside(ins: &Inside, eps: &[(&Endpoint, &NetworkSpec)], ops: &mut Vec<Re
         {
             wrong.push("had lost its address");
         }
+        let has = |a: &std::net::IpAddr| match a {
+            std::net::IpAddr::V4(v4) => ins.addrs.iter().any(|x| x.index == l.index && x.ip == *v4),
+            std::net::IpAddr::V6(v6) => {
+                ins.addrs6.iter().any(|x| x.index == l.index && x.ip == *v6)
+            }
+        };
+        if !e.link_local_ips.iter().all(has) {
+            wrong.push("had lost a link_local_ips address");
+        }
         if e.default_route
             && !ins
                 .routes

@@ -133,7 +133,8 @@ impl Netd {
         let mut paths: BTreeMap<PathBuf, bool> = BTreeMap::new();
         for e in &state.endpoints {
             if state.networks.contains_key(&e.network) {
-                *paths.entry(e.netns.path()).or_default() |= e.address6.is_some();
+                *paths.entry(e.netns.path()).or_default() |=
+                    e.address6.is_some() || e.link_local_ips.iter().any(|a| a.is_ipv6());
             }
         }
         let seen = futures::stream::iter(paths)

@@ -461,7 +461,7 @@ pub struct EndpointSettings {
     #[serde(deserialize_with = "nullable")]
     pub mac_address: String,
     /// Which network carries the default route: the highest wins, ties go to the order the
-    /// networks are joined in (`NetworkMode`'s first).
+    /// networks are joined in (`NetworkMode`'s first, then compose `priority`).
     pub gw_priority: i64,
     /// Driver options of the endpoint: berth runs [`IFNAME_OPT`] (the interface's name in
     /// the container); any other is refused by name.
@@ -484,6 +484,13 @@ pub struct EndpointIpam {
     pub ipv4_address: String,
     #[serde(rename = "IPv6Address", deserialize_with = "nullable")]
     pub ipv6_address: String,
+    /// Extra link-local addresses (169.254.0.0/16, fe80::/10) on the container's interface.
+    #[serde(
+        rename = "LinkLocalIPs",
+        deserialize_with = "nullable",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub link_local_ips: Vec<String>,
     /// What berth does not run: refused by name when set.
     #[serde(flatten)]
     pub unsupported: Unsupported,
@@ -622,12 +629,12 @@ mod tests {
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");
         assert_eq!(err.field, "HostConfig.CpuRealtimeRuntime");
-        let body = r#"{"NetworkingConfig":{"EndpointsConfig":{"front":{"IPAMConfig":{"LinkLocalIPs":["169.254.1.1"]}}}}}"#;
+        let body = r#"{"NetworkingConfig":{"EndpointsConfig":{"front":{"IPAMConfig":{"LinkLocalIPs":["169.254.1.1"],"Frob":1}}}}}"#;
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");
         assert_eq!(
             err.field,
-            "NetworkingConfig.EndpointsConfig.front.IPAMConfig.LinkLocalIPs"
+            "NetworkingConfig.EndpointsConfig.front.IPAMConfig.Frob"
         );
     }
 

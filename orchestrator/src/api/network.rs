@@ -41,6 +41,9 @@ pub struct IpamConfig {
     /// The bridge's address in the pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// Addresses of the pool reserved by host name: never given to a container.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub auxiliary_addresses: BTreeMap<String, String>,
 }
 
 /// A network's address management (Docker's `IPAM`).

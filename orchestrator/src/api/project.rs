@@ -359,12 +359,19 @@ pub struct ContainerNetwork {
     /// Static IPv6 address (`--ip6`, Compose's `ipv6_address`).
     #[serde(default)]
     pub ipv6_address: Option<std::net::Ipv6Addr>,
-    /// Default-route priority before the join order is counted in (Docker's `GwPriority`).
+    /// Join order (compose `priority`, higher first) before the listed order is counted in.
     #[serde(default)]
     pub priority: i32,
+    /// Which network carries the default route (Docker's `GwPriority`, compose
+    /// `gw_priority`): the highest, ties to the earlier joined.
+    #[serde(default)]
+    pub gw_priority: i32,
     /// The interface's name inside the container (compose `interface_name`), else `ethN`.
     #[serde(default)]
     pub interface_name: Option<String>,
+    /// Extra link-local addresses on the interface (`--link-local-ip`, `link_local_ips`).
+    #[serde(default)]
+    pub link_local_ips: Vec<std::net::IpAddr>,
 }
 
 /// Body of `POST /v1/container/connect`: attach a created single container before it starts.

@@ -314,6 +314,11 @@ pub fn inspect_json(x: &Network) -> serde_json::Value {
         "IPv6Subnet": v6.and_then(|c| c.subnet.clone()),
         "IPv6Gateway": v6.and_then(|c| c.gateway.clone()),
         "IPv6IPRange": v6.and_then(|c| c.ip_range.clone()),
+        "AuxiliaryAddresses": v4
+            .into_iter()
+            .chain(v6)
+            .flat_map(|c| c.auxiliary_addresses.clone())
+            .collect::<BTreeMap<_, _>>(),
         "MTU": x.mtu(),
         "Labels": x.labels,
         "Created": x.created_unix,
@@ -477,11 +482,13 @@ mod tests {
                     subnet: Some("10.9.0.0/24".into()),
                     ip_range: Some("10.9.0.128/25".into()),
                     gateway: Some("10.9.0.1".into()),
+                    ..Default::default()
                 },
                 IpamConfig {
                     subnet: Some("fd00:9::/64".into()),
                     ip_range: None,
                     gateway: Some("fd00:9::1".into()),
+                    ..Default::default()
                 },
             ]
         );

@@ -35,7 +35,8 @@ pub fn netd_error_kind(e: &NetdError) -> ErrorKind {
         | NetdError::InternalPorts { .. }
         | NetdError::Ipv6LoopbackPort { .. }
         | NetdError::Ipv6PortWithoutIpv6 { .. }
-        | NetdError::Ipv6Address { .. } => ErrorKind::InvalidArgument,
+        | NetdError::Ipv6Address { .. }
+        | NetdError::AuxAddressOutside { .. } => ErrorKind::InvalidArgument,
         NetdError::WithCleanup { first, .. } => netd_error_kind(first),
         _ => ErrorKind::Internal,
     }
@@ -55,6 +56,7 @@ struct Addressing {
     gateway6: Option<Ipv6Addr>,
     ip_range: Option<Ipv4Net>,
     ip_range6: Option<Ipv6Net>,
+    aux_addresses: BTreeMap<String, IpAddr>,
 }
 
 /// A prefix of either family, as an `IPAM.Config[]` field holds it.
@@ -89,7 +91,18 @@ fn split(prefixes: Vec<Prefix>) -> (Vec<Ipv4Net>, Vec<Ipv6Net>) {
 fn by_family(ipam: &Ipam) -> Result<Addressing, ApiError> {
     let (mut subnets, mut ranges, mut g4, mut g6) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut aux_addresses = BTreeMap::new();
     for c in &ipam.config {
+        for (host, a) in &c.auxiliary_addresses {
+            let addr = a.parse::<IpAddr>().map_err(|e| {
+                ApiError::invalid(format!("invalid auxiliary address {host}={a:?}: {e}"))
+            })?;
+            if aux_addresses.insert(host.clone(), addr).is_some() {
+                return Err(ApiError::invalid(format!(
+                    "auxiliary address {host} is given twice"
+                )));
+            }
+        }
         if let Some(s) = &c.subnet {
             subnets.push(prefix("subnet", s)?);
         }
@@ -123,6 +136,7 @@ fn by_family(ipam: &Ipam) -> Result<Addressing, ApiError> {
         gateway6: g6.first().copied(),
         ip_range: r4.first().copied(),
         ip_range6: r6.first().copied(),
+        aux_addresses,
     })
 }
 
@@ -176,6 +190,7 @@ pub async fn create(
                 enable_ipv6: req.enable_ipv6 || a.subnet6.is_some(),
                 mtu,
                 labels: req.labels,
+                aux_addresses: a.aux_addresses,
             },
             Ipv6Create {
                 subnet: a.subnet6,
@@ -209,16 +224,25 @@ async fn conflicts(n: &Netd) -> BTreeMap<String, Vec<String>> {
 
 /// A network record as the API shows it.
 fn network_of(x: &NetworkSpec, endpoints: Vec<Endpoint>, conflicts: Vec<String>) -> Network {
+    let aux = |v6: bool| {
+        x.aux_addresses
+            .iter()
+            .filter(|(_, a)| a.is_ipv6() == v6)
+            .map(|(h, a)| (h.clone(), a.to_string()))
+            .collect()
+    };
     let mut config = vec![IpamConfig {
         subnet: Some(x.subnet.to_string()),
         ip_range: x.ip_range.map(|r| r.to_string()),
         gateway: Some(x.gateway.to_string()),
+        auxiliary_addresses: aux(false),
     }];
     if let Some(s6) = x.subnet6 {
         config.push(IpamConfig {
             subnet: Some(s6.to_string()),
             ip_range: x.ip_range6.map(|r| r.to_string()),
             gateway: x.gateway6.map(|g| g.to_string()),
+            auxiliary_addresses: aux(true),
         });
     }
     let mut options = BTreeMap::from([(OPT_BRIDGE_NAME.to_string(), x.bridge.clone())]);
@@ -359,6 +383,8 @@ pub async fn connect(
                 aliases: cfg.aliases,
                 ports: req.ports,
                 interface_name: None,
+                link_local_ips: Vec::new(),
+                gw_priority: 0,
             }],
         )
         .await

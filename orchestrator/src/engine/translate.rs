@@ -537,7 +537,7 @@ pub fn port_bindings(
 }
 
 /// The service's networks as Docker's `EndpointsConfig` (by the networks' real names, with
-/// the service name and `aliases:`, static addresses and `priority`), and
+/// the service name and `aliases:`, static addresses and `gw_priority`), and
 /// the first one's name for `NetworkMode`.
 fn service_networks(
     project: &Project,
@@ -560,18 +560,37 @@ fn service_networks(
         let o = o.clone().unwrap_or_default();
         let mut aliases = vec![service.to_string()];
         aliases.extend(o.aliases.iter().cloned());
-        let ipam = (o.ipv4_address.is_some() || o.ipv6_address.is_some()).then(|| EndpointIpam {
-            ipv4_address: o.ipv4_address.clone().unwrap_or_default(),
-            ipv6_address: o.ipv6_address.clone().unwrap_or_default(),
-            ..Default::default()
-        });
+        for a in &o.link_local_ips {
+            if !a
+                .parse()
+                .is_ok_and(crate::engine::container_spec::is_link_local)
+            {
+                return Err(TranslateError::Spec {
+                    service: service.into(),
+                    source: SpecError::Invalid {
+                        field: format!("networks.{key}.link_local_ips"),
+                        message: format!(
+                            "{a:?} is not a link-local address (169.254.0.0/16 or fe80::/10)"
+                        ),
+                    },
+                });
+            }
+        }
+        let ipam =
+            (o.ipv4_address.is_some() || o.ipv6_address.is_some() || !o.link_local_ips.is_empty())
+                .then(|| EndpointIpam {
+                    ipv4_address: o.ipv4_address.clone().unwrap_or_default(),
+                    ipv6_address: o.ipv6_address.clone().unwrap_or_default(),
+                    link_local_ips: o.link_local_ips.clone(),
+                    ..Default::default()
+                });
         config.endpoints_config.insert(
             net.name.clone(),
             EndpointSettings {
                 aliases,
                 ipam_config: ipam,
                 mac_address: o.mac_address.clone().unwrap_or_default(),
-                gw_priority: o.priority.unwrap_or(0),
+                gw_priority: o.gw_priority.unwrap_or(0),
                 driver_opts: o
                     .interface_name
                     .iter()
@@ -593,6 +612,25 @@ fn service_networks(
         ep.mac_address = mac.clone();
     }
     Ok((config, first.unwrap_or_default()))
+}
+
+/// Compose's `priority` of each network as the join order (Docker's create body has no
+/// field for it; `gw_priority` went into `GwPriority`).
+fn join_order(project: &Project, svc: &Service, t: &mut Translated) {
+    let Some(connect) = t.connect.as_mut() else {
+        return;
+    };
+    for n in &mut connect.networks {
+        let priority = svc.networks.iter().find_map(|(key, o)| {
+            let real = project.networks.get(key).map(|net| net.name.as_str());
+            (real == Some(n.name.as_str()))
+                .then(|| o.as_ref().and_then(|o| o.priority))
+                .flatten()
+        });
+        if let Some(p) = priority {
+            n.priority = p.clamp(i64::from(i32::MIN / 2), i64::from(i32::MAX / 2)) as i32;
+        }
+    }
 }
 
 /// `healthcheck:` as Docker's `Healthcheck` (durations in nanoseconds); without one, the
@@ -659,6 +697,7 @@ pub fn container_config(
         }
     })?;
     owned_files(service, svc, &mut t.config)?;
+    join_order(project, svc, &mut t);
     let c = &mut t.config;
     if c.args.is_empty() {
         return Err(TranslateError::NoCommand {
@@ -717,7 +756,7 @@ services:
     image: nginx
     ports: ["8080:80", "127.0.0.1:9000:9000/udp", "0.0.0.0:7000:70", "3000"]
     networks:
-      front: { aliases: [www], ipv6_address: "fd00::10", priority: 5 }
+      front: { aliases: [www], ipv6_address: "fd00::10", priority: 5, gw_priority: 9 }
       back: {}
     extra_hosts: ["gw:host-gateway", "db:10.0.0.9"]
     healthcheck:
@@ -782,7 +821,7 @@ networks:
             vec!["web:site"],
             "the linking service's own"
         );
-        assert_eq!(front.gw_priority, 5);
+        assert_eq!(front.gw_priority, 9, "gw_priority, not priority");
         let ipam = front.ipam_config.as_ref().expect("ipam");
         assert_eq!(ipam.ipv6_address, "fd00::10");
         let health = spec.healthcheck.as_ref().expect("healthcheck");
@@ -798,11 +837,17 @@ networks:
         let mut spec = service_spec(&p, "web", &p.services["web"], "lw-web-1").expect("spec");
         spec.rootfs = Some("/".into());
         spec.cmd = Some(vec!["true".into()]);
-        let t = translate("lw-web-1", &spec, &Context::default()).expect("valid");
-        let req = t.connect.expect("bridge networks");
+        let mut t = translate("lw-web-1", &spec, &Context::default()).expect("valid");
+        let req = t.connect.clone().expect("bridge networks");
         let names: Vec<&str> = req.networks.iter().map(|n| n.name.as_str()).collect();
         assert_eq!(names, vec!["lw_back", "lw_front"]);
-        assert_eq!(req.networks[1].priority, 5);
+        assert_eq!(req.networks[1].gw_priority, 9);
+        join_order(&p, &p.services["web"], &mut t);
+        let ordered = t.connect.as_ref().expect("bridge networks");
+        assert_eq!(
+            ordered.networks[1].priority, 5,
+            "compose priority is the join order"
+        );
         assert_eq!(
             req.networks[1].ipv6_address,
             Some("fd00::10".parse().expect("v6"))

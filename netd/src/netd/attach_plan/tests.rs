@@ -19,6 +19,7 @@ fn net(id: &str, last: u8, internal: bool) -> NetworkSpec {
         subnet6: None,
         gateway6: None,
         ip_range6: None,
+        aux_addresses: Default::default(),
     }
 }
 
@@ -84,6 +85,42 @@ fn a_second_attach_continues_names_and_keeps_the_default_route() {
     // Another container takes the next address.
     let other = plan_attach(&s, "c2", &ns(), &[req("net-bbb222")]).unwrap();
     assert_eq!(lines(&other), ["eth0 net-bbb222 10.201.1.3 default"]);
+}
+
+#[test]
+fn the_default_route_goes_via_the_highest_gw_priority_then_the_first() {
+    let mut s = state();
+    s.networks.insert("ccc333".into(), net("ccc333", 2, false));
+    let gw = |n: &str, p: i32| EndpointRequest {
+        gw_priority: p,
+        ..req(n)
+    };
+    let plan = plan_attach(&s, "c1", &ns(), &[gw("net-bbb222", 0), gw("net-ccc333", 7)]).unwrap();
+    assert_eq!(
+        lines(&plan),
+        [
+            "eth0 net-bbb222 10.201.1.2",
+            "eth1 net-ccc333 10.201.2.2 default"
+        ]
+    );
+    let tie = plan_attach(&s, "c2", &ns(), &[gw("net-bbb222", 3), gw("net-ccc333", 3)]).unwrap();
+    assert_eq!(
+        lines(&tie),
+        [
+            "eth0 net-bbb222 10.201.1.2 default",
+            "eth1 net-ccc333 10.201.2.2"
+        ]
+    );
+    // An internal network never carries it, whatever its gw_priority.
+    let internal =
+        plan_attach(&s, "c3", &ns(), &[gw("net-aaa111", 9), gw("net-ccc333", 0)]).unwrap();
+    assert_eq!(
+        lines(&internal),
+        [
+            "eth0 net-aaa111 10.201.0.2",
+            "eth1 net-ccc333 10.201.2.2 default"
+        ]
+    );
 }
 
 #[test]

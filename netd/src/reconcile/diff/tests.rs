@@ -30,6 +30,7 @@ fn net() -> NetworkSpec {
         subnet6: None,
         gateway6: None,
         ip_range6: None,
+        aux_addresses: Default::default(),
     }
 }
 
@@ -46,6 +47,7 @@ fn ep(container: &str, ns: &str, host: &str, last: u8) -> Endpoint {
         ports: Vec::new(),
         aliases: Vec::new(),
         address6: None,
+        link_local_ips: Vec::new(),
     }
 }
 
@@ -357,6 +359,30 @@ fn container_side_drift() {
         repairs(&state, &seen),
         ["eth0 (10.201.0.3) of container c2 was down: restored"]
     );
+}
+
+#[test]
+fn container_side_link_local_ips() {
+    let (mut state, mut seen) = healthy();
+    state.endpoints[0].link_local_ips =
+        vec!["169.254.8.8".parse().unwrap(), "fe80::8:8".parse().unwrap()];
+    assert_eq!(
+        repairs(&state, &seen),
+        ["eth0 (10.201.0.2) of container c1 had lost a link_local_ips address: restored"]
+    );
+    let i = inside_mut(&mut seen, NS1);
+    let index = i.addrs[0].index;
+    i.addrs.push(Addr {
+        index,
+        ip: "169.254.8.8".parse().unwrap(),
+        prefix: 16,
+    });
+    i.addrs6.push(Addr6 {
+        index,
+        ip: "fe80::8:8".parse().unwrap(),
+        prefix: 64,
+    });
+    assert_eq!(repairs(&state, &seen), Vec::<String>::new());
 }
 
 #[test]

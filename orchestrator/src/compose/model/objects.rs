@@ -70,7 +70,7 @@ pub struct IpamPool {
     /// Gateway address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
-    /// Reserved addresses by name (not run by berth, listed by `Project::unsupported`).
+    /// Addresses reserved by host name: never given to a container.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aux_addresses: BTreeMap<String, String>,
 }

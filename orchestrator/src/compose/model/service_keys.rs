@@ -350,7 +350,7 @@ pub struct ServiceNetwork {
     /// Static IPv6 address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6_address: Option<String>,
-    /// Link-local addresses (not run by berth, listed by `Project::unsupported`).
+    /// Extra link-local addresses (169.254.0.0/16, fe80::/10) on the container's interface.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub link_local_ips: Vec<String>,
     /// MAC address of the container's interface on this network.
@@ -359,8 +359,7 @@ pub struct ServiceNetwork {
     /// Order in which networks are connected (higher first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
-    /// Which network provides the default gateway (highest wins; not run by berth, listed by
-    /// `Project::unsupported`).
+    /// Which network provides the default gateway (highest wins, ties to the join order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gw_priority: Option<i64>,
     /// Interface name inside the container (not run by berth, listed by `Project::unsupported`).

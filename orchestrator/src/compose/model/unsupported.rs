@@ -159,11 +159,7 @@ impl Project {
             }
             for (net, opt) in &svc.networks {
                 let Some(o) = opt else { continue };
-                for (key, set) in [
-                    ("link_local_ips", !o.link_local_ips.is_empty()),
-                    ("gw_priority", o.gw_priority.is_some()),
-                    ("driver_opts", !o.driver_opts.is_empty()),
-                ] {
+                for (key, set) in [("driver_opts", !o.driver_opts.is_empty())] {
                     if set {
                         out.push(Unsupported {
                             path: format!("services.{name}.networks.{net}.{key}"),
@@ -260,7 +256,7 @@ fn mount_options_not_run(v: &ServiceVolume) -> Vec<&'static str> {
 }
 
 /// The parts of a network's `ipam` berth does not apply: a driver other than `default`, its
-/// options, reserved `aux_addresses`, and every pool after the first of its address family.
+/// options, and every pool after the first of its address family.
 fn ipam_not_run(ipam: &Ipam) -> Vec<String> {
     let mut out = Vec::new();
     if ipam.driver.as_deref().is_some_and(|d| d != "default") {
@@ -279,9 +275,6 @@ fn ipam_not_run(ipam: &Ipam) -> Vec<String> {
             out.push(format!("config[{i}] (one pool per address family)"));
         }
         *seen = true;
-        if !pool.aux_addresses.is_empty() {
-            out.push(format!("config[{i}].aux_addresses"));
-        }
     }
     out
 }
@@ -311,6 +304,10 @@ mod tests {
         ipam.config[0]
             .aux_addresses
             .insert("r".into(), "10.1.0.9".into());
-        assert_eq!(ipam_not_run(&ipam), ["driver", "config[0].aux_addresses"]);
+        assert_eq!(
+            ipam_not_run(&ipam),
+            ["driver"],
+            "aux_addresses are reserved"
+        );
     }
 }

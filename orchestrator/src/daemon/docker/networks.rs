@@ -564,6 +564,24 @@ async fn connect(
             "EndpointConfig.GwPriority ({p}) is not supported by berth on connect"
         )));
     }
+    let mut link_local_ips = Vec::new();
+    for a in cfg
+        .pointer("/IPAMConfig/LinkLocalIPs")
+        .and_then(|a| a.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let ip = a
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .filter(|ip| crate::engine::container_spec::is_link_local(*ip))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "EndpointConfig.IPAMConfig.LinkLocalIPs: {a} is not a link-local address (169.254.0.0/16 or fe80::/10)"
+                ))
+            })?;
+        link_local_ips.push(ip);
+    }
     let mut interface_name = None;
     if let Some(opts) = cfg.get("DriverOpts").and_then(|o| o.as_object()) {
         for (k, v) in opts {
@@ -631,6 +649,8 @@ async fn connect(
                 ipv6_address: None,
                 priority: 0,
                 interface_name,
+                link_local_ips,
+                gw_priority: 0,
             },
             links,
         )

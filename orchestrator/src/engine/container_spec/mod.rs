@@ -599,15 +599,30 @@ fn connect_request(
             n.interface_name = Some(v.clone());
         }
         n.mac_address = (!ep.mac_address.is_empty()).then(|| ep.mac_address.clone());
-        n.priority = ep
+        n.gw_priority = ep
             .gw_priority
-            .clamp(i64::from(i32::MIN / 2), i64::from(i32::MAX / 2)) as i32;
+            .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         n.ipv4_address = match ep.ipam_config.as_ref().map(|i| i.ipv4_address.as_str()) {
             None | Some("") => None,
             Some(a) => Some(a.parse().map_err(|_| {
                 invalid(&field, format!("IPv4Address {a:?} is not an IPv4 address"))
             })?),
         };
+        for a in ep.ipam_config.iter().flat_map(|i| &i.link_local_ips) {
+            let ip: std::net::IpAddr = a.parse().map_err(|_| {
+                invalid(
+                    format!("{field}.IPAMConfig.LinkLocalIPs"),
+                    format!("{a:?} is not an IP address"),
+                )
+            })?;
+            if !is_link_local(ip) {
+                return Err(invalid(
+                    format!("{field}.IPAMConfig.LinkLocalIPs"),
+                    format!("{a} is not link-local (169.254.0.0/16 or fe80::/10)"),
+                ));
+            }
+            n.link_local_ips.push(ip);
+        }
         n.ipv6_address = match ep.ipam_config.as_ref().map(|i| i.ipv6_address.as_str()) {
             None | Some("") => None,
             Some(a) => Some(a.parse().map_err(|_| {
@@ -624,6 +639,14 @@ fn connect_request(
         dns_options: hc.dns_options.clone(),
         links: Vec::new(),
     }))
+}
+
+/// Whether an address may be a `link_local_ips` entry: 169.254.0.0/16 or fe80::/10.
+pub(crate) fn is_link_local(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ fn pool(subnet: Option<&str>, gateway: Option<&str>) -> IpamConfig {
         subnet: subnet.map(str::to_string),
         ip_range: None,
         gateway: gateway.map(str::to_string),
+        ..Default::default()
     }
 }
 

@@ -18,12 +18,16 @@ pub(super) struct NetworkJoin {
     pub ipv6_address: Option<std::net::Ipv6Addr>,
     /// Static MAC address, else derived from the IPv4 address.
     pub mac_address: Option<String>,
-    /// netd's priority: the highest carries the default route.
+    /// netd's priority: the join order, highest first.
     pub priority: i32,
     /// DNS names on this network besides the container's own name.
     pub aliases: Vec<String>,
     /// The interface's name inside the container, else `ethN`.
     pub interface_name: Option<String>,
+    /// Extra link-local addresses on the interface.
+    pub link_local_ips: Vec<std::net::IpAddr>,
+    /// Which network carries the default route: the highest, ties to the earlier.
+    pub gw_priority: i32,
 }
 
 /// What a container is attached with.
@@ -93,6 +97,8 @@ impl Engine {
             dns_names.insert(join.network.clone(), names);
             reqs.push(EndpointRequest {
                 interface_name: join.interface_name,
+                link_local_ips: join.link_local_ips,
+                gw_priority: join.gw_priority,
                 network: join.network,
                 ipv4_address: join.ipv4_address,
                 ipv6_address: join.ipv6_address,

@@ -333,6 +333,7 @@ impl StackBackend {
                 "networks.{key}.ipam.config[{i}] is an IPv6 pool but enable_ipv6 is false"
             ));
         }
+        let aux_addresses = aux_addresses(key, v4.into_iter().chain(v6))?;
         let mut labels = net.labels.clone();
         labels.insert(labels::PROJECT.into(), self.project.name.clone());
         labels.insert("com.docker.compose.network".into(), key.into());
@@ -348,6 +349,7 @@ impl StackBackend {
                 .get("com.docker.network.driver.mtu")
                 .and_then(|m| m.parse().ok()),
             labels,
+            aux_addresses,
         };
         let req6 = Ipv6Create {
             subnet: parse(key, v6, "subnet", |p| p.subnet.as_ref())?,
@@ -549,4 +551,41 @@ impl StackBackend {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The `aux_addresses` of a network's pools (one per family), each an address of its family
+/// inside the pool's subnet when one is given; netd checks those of an automatic subnet.
+fn aux_addresses<'a>(
+    key: &str,
+    pools: impl Iterator<Item = (usize, &'a crate::compose::IpamPool)>,
+) -> Result<BTreeMap<String, std::net::IpAddr>, String> {
+    use std::net::IpAddr;
+    let mut out = BTreeMap::new();
+    for (i, p) in pools {
+        for (host, a) in &p.aux_addresses {
+            let at = format!("networks.{key}.ipam.config[{i}].aux_addresses.{host}");
+            let addr: IpAddr = a
+                .parse()
+                .map_err(|_| format!("{at}: {a:?} is not an IP address"))?;
+            let inside = match (addr, p.subnet.as_deref()) {
+                (_, None) => true,
+                (IpAddr::V4(v4), Some(s)) => s
+                    .parse::<berth_netd::ipam::Ipv4Net>()
+                    .is_ok_and(|n| n.contains(v4)),
+                (IpAddr::V6(v6), Some(s)) => s
+                    .parse::<berth_netd::ipam6::Ipv6Net>()
+                    .is_ok_and(|n| n.contains(v6)),
+            };
+            if !inside {
+                return Err(format!(
+                    "{at}: {a} is not inside the pool's subnet {}",
+                    p.subnet.as_deref().unwrap_or_default()
+                ));
+            }
+            if out.insert(host.clone(), addr).is_some() {
+                return Err(format!("{at}: host {host} is given twice"));
+            }
+        }
+    }
+    Ok(out)
 }

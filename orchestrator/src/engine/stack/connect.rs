@@ -87,6 +87,8 @@ impl Engine {
                 priority: n.priority.saturating_sub(i as i32),
                 aliases,
                 interface_name: n.interface_name.clone(),
+                link_local_ips: n.link_local_ips.clone(),
+                gw_priority: n.gw_priority,
             });
         }
         let how = Attachment {
@@ -128,6 +130,7 @@ impl Engine {
                 enable_ipv6: false,
                 mtu: None,
                 labels,
+                aux_addresses: BTreeMap::new(),
             })
             .await
             .map_err(|err| format!("creating the default network {DEFAULT_BRIDGE}: {err:#}"))?;

@@ -65,6 +65,8 @@ impl Engine {
                     aliases: aliases.clone(),
                     ports: Vec::new(),
                     interface_name: join.interface_name.clone(),
+                    link_local_ips: join.link_local_ips.clone(),
+                    gw_priority: 0,
                 }],
             )
             .await
