@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct Empty {}
 
 /// A `null` in the body is the field's default (Docker's clients send both).
-fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: Default + Deserialize<'de>,
@@ -462,6 +462,7 @@ pub struct EndpointSettings {
     pub mac_address: String,
     /// Which network carries the default route: the highest wins, ties go to the order the
     /// networks are joined in (`NetworkMode`'s first, then compose `priority`).
+    #[serde(deserialize_with = "nullable")]
     pub gw_priority: i64,
     /// Driver options of the endpoint: berth runs [`IFNAME_OPT`] (the interface's name in
     /// the container); any other is refused by name.

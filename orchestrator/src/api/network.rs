@@ -41,8 +41,13 @@ pub struct IpamConfig {
     /// The bridge's address in the pool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
-    /// Addresses of the pool reserved by host name: never given to a container.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// Addresses of the pool reserved by host name: never given to a container (docker-py
+    /// sends `null` for none).
+    #[serde(
+        default,
+        deserialize_with = "super::container::nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub auxiliary_addresses: BTreeMap<String, String>,
 }
 
@@ -308,4 +313,26 @@ pub struct ReconcileResponse {
     pub conflicts: Vec<String>,
     /// How long the whole pass took.
     pub duration: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pool_takes_null_auxiliary_addresses_as_none() {
+        let c: IpamConfig = serde_json::from_str(
+            r#"{"Subnet": "10.9.0.0/24", "IPRange": null, "Gateway": null, "AuxiliaryAddresses": null}"#,
+        )
+        .expect("docker-py's pool");
+        assert!(c.auxiliary_addresses.is_empty());
+        let c: IpamConfig = serde_json::from_str(
+            r#"{"Subnet": "10.9.0.0/24", "AuxiliaryAddresses": {"h": "10.9.0.5"}}"#,
+        )
+        .expect("a pool with one");
+        assert_eq!(
+            c.auxiliary_addresses.get("h").map(String::as_str),
+            Some("10.9.0.5")
+        );
+    }
 }
