@@ -90,9 +90,7 @@ fn aux_addresses_are_never_given_to_a_container() {
         );
     }
 
-    host.ok(&["down"]);
-    let leaks = host.leaks(&ids);
-    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+    host.down_clean();
 
     // An address outside the subnet is refused naming the key; nothing is left.
     std::fs::write(
@@ -108,10 +106,7 @@ fn aux_addresses_are_never_given_to_a_container() {
             && got.contains("10.201.94.4"),
         "{got}"
     );
-    let ids = host.ps_ids();
-    host.ok(&["down"]);
-    let leaks = host.leaks(&ids);
-    assert!(leaks.is_empty(), "down after a failed up left: {leaks:#?}");
+    host.down_clean();
 }
 
 const LINK_LOCAL: &str = r#"
@@ -181,9 +176,7 @@ fn link_local_ips_are_on_the_containers_interface() {
     for want in ["inet 169.254.8.8/16", "inet6 fe80::8:8/64"] {
         assert!(addr.contains(want), "after reconcile, {want}: {addr}");
     }
-    host.ok(&["down"]);
-    let leaks = host.leaks(&ids);
-    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+    host.down_clean();
 
     std::fs::write(
         host.stack.join("compose.yaml"),
@@ -197,10 +190,7 @@ fn link_local_ips_are_on_the_containers_interface() {
         got.contains("networks.lan.link_local_ips") && got.contains("10.1.8.8"),
         "{got}"
     );
-    let ids = host.ps_ids();
-    host.ok(&["down"]);
-    let leaks = host.leaks(&ids);
-    assert!(leaks.is_empty(), "down after a failed up left: {leaks:#?}");
+    host.down_clean();
 }
 
 const GW_PRIORITY: &str = r#"
@@ -239,7 +229,6 @@ fn the_default_route_goes_via_the_highest_gw_priority() {
     std::fs::write(host.stack.join("compose.yaml"), GW_PRIORITY).expect("compose");
     let out = host.ok(&["up", "--wait", "--wait-timeout", "60"]);
     assert!(out.contains("every service is running"), "{out}");
-    let ids = host.ps_ids();
     let default_via = |c: &str| {
         let routes = host.ok(&["container", "exec", c, "busybox", "ip", "route"]);
         let defaults: Vec<String> = routes
@@ -254,7 +243,5 @@ fn the_default_route_goes_via_the_highest_gw_priority() {
     assert!(picked.starts_with("default via 10.201.97.1 "), "{picked}");
     let plain = default_via("gwp-plain-1");
     assert!(plain.starts_with("default via 10.201.96.1 "), "{plain}");
-    host.ok(&["down"]);
-    let leaks = host.leaks(&ids);
-    assert!(leaks.is_empty(), "down left: {leaks:#?}");
+    host.down_clean();
 }
