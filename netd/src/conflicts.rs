@@ -239,6 +239,7 @@ mod tests {
                 gateway6: None,
                 ip_range6: None,
                 aux_addresses: Default::default(),
+                options: Default::default(),
             },
         );
         st
@@ -253,6 +254,7 @@ mod tests {
             mtu: 1500,
             kind: None,
             gso_ipv4_max: None,
+            isolated: None,
         }
     }
 

@@ -24,6 +24,18 @@ pub struct Desired<'a> {
     pub table: &'a str,
 }
 
+/// The bridges whose names the user gave (not `berth-*`), of every network (`v6`: of the
+/// IPv6 ones), for the rules that must name each bridge.
+pub fn named_bridges(state: &State, v6: bool) -> Vec<String> {
+    state
+        .networks
+        .values()
+        .filter(|n| !v6 || n.subnet6.is_some())
+        .map(|n| n.bridge.clone())
+        .filter(|b| !b.starts_with(crate::names::BRIDGE_PREFIX))
+        .collect()
+}
+
 /// The `ip` ruleset the state asks for.
 pub fn ruleset(state: &State) -> Ruleset {
     ruleset_of(
@@ -58,6 +70,7 @@ fn ruleset_of<F: Family>(
                     subnet,
                     internal: n.internal,
                     gateway,
+                    masquerade: !n.options.no_masquerade,
                 })
             })
             .collect(),

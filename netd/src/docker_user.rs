@@ -13,7 +13,7 @@ pub const DOCKER_USER_COMMENT: &str = "berth";
 /// published ports, which DNAT sends to a berth bridge) while berth has networks,
 /// and none when it has none. Returns whether something changed.
 pub fn sync_docker_user(want: bool) -> Result<bool, FirewallError> {
-    sync_docker_user_in(table(), want)
+    sync_docker_user_in(table(), want, &[])
 }
 
 /// The comment that marks the DOCKER-USER accepts of the instance whose table is `table`:
@@ -30,8 +30,12 @@ pub fn docker_user_comment(table: &str) -> String {
 
 /// [`sync_docker_user`] for the instance whose table is `table` (its accepts carry
 /// [`docker_user_comment`]).
-pub fn sync_docker_user_in(table: &str, want: bool) -> Result<bool, FirewallError> {
-    sync_docker_user_family_in("ip", table, want)
+pub fn sync_docker_user_in(
+    table: &str,
+    want: bool,
+    named: &[String],
+) -> Result<bool, FirewallError> {
+    sync_docker_user_family_in("ip", table, want, named)
 }
 
 /// berth's accepts in Docker's DOCKER-USER chain of one family, as the kernel has them.
@@ -44,13 +48,14 @@ pub struct DockerUserSeen {
 }
 
 impl DockerUserSeen {
-    /// Whether [`sync_docker_user_family_in`] with `want` would change the chain: the three
-    /// accepts are wanted (berth has networks and Docker's policy drops) but not all there,
-    /// or not wanted but some are.
-    pub fn needs_change(&self, want: bool) -> bool {
+    /// Whether [`sync_docker_user_family_in`] with `want` and `named` bridges would change the
+    /// chain: the three accepts per bridge pattern (`berth-*` and each bridge named by the
+    /// user) are wanted (berth has networks and Docker's policy drops) but not all there, or
+    /// not wanted but some are.
+    pub fn needs_change(&self, want: bool, named: &[String]) -> bool {
         let want = want && self.drop_policy;
         if want {
-            self.ours.len() != 3
+            self.ours.len() != 3 * (1 + named.len())
         } else {
             !self.ours.is_empty()
         }
@@ -104,16 +109,19 @@ pub fn docker_user_seen(
 
 /// [`sync_docker_user_in`] for Docker's `family filter` table: `ip`, or `ip6` when Docker
 /// runs with ip6tables (its IPv6 FORWARD policy is drop as well) and berth has IPv6 networks.
+/// `named` are the bridges named by the user (`com.docker.network.bridge.name`), which the
+/// `berth-*` pattern does not cover: each gets the same three accepts.
 pub fn sync_docker_user_family_in(
     family: &str,
     table: &str,
     want: bool,
+    named: &[String],
 ) -> Result<bool, FirewallError> {
     let comment = docker_user_comment(table);
     let Some(seen) = docker_user_seen(family, table)? else {
         return Ok(false);
     };
-    if !seen.needs_change(want) {
+    if !seen.needs_change(want, named) {
         return Ok(false);
     }
     let want = want && seen.drop_policy;
@@ -133,20 +141,23 @@ pub fn sync_docker_user_family_in(
         )?;
     }
     if want {
-        let pat = format!("\"{BRIDGE_PREFIX}*\"");
         let c = format!("\"{comment}\"");
-        // Inserted in reverse: the chain ends up from berth bridges, replies to them,
-        // connections to their published ports.
-        let matches: [&[&str]; 3] = [
-            &["oifname", &pat, "ct", "status", "dnat"],
-            &["oifname", &pat, "ct", "state", "established,related"],
-            &["iifname", &pat],
-        ];
-        for m in matches {
-            let mut args = vec!["insert", "rule", family, "filter", "DOCKER-USER"];
-            args.extend_from_slice(m);
-            args.extend_from_slice(&["counter", "accept", "comment", &c]);
-            nft(&args, None)?;
+        let patterns = std::iter::once(format!("\"{BRIDGE_PREFIX}*\""))
+            .chain(named.iter().map(|b| format!("\"{b}\"")));
+        for pat in patterns {
+            // Inserted in reverse: the chain ends up from berth bridges, replies to them,
+            // connections to their published ports.
+            let matches: [&[&str]; 3] = [
+                &["oifname", &pat, "ct", "status", "dnat"],
+                &["oifname", &pat, "ct", "state", "established,related"],
+                &["iifname", &pat],
+            ];
+            for m in matches {
+                let mut args = vec!["insert", "rule", family, "filter", "DOCKER-USER"];
+                args.extend_from_slice(m);
+                args.extend_from_slice(&["counter", "accept", "comment", &c]);
+                nft(&args, None)?;
+            }
         }
     }
     Ok(true)

@@ -28,7 +28,7 @@
 use std::fmt::Debug;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use nftables::expr::{Expression, MetaKey, NamedExpression, Prefix};
+use nftables::expr::{Expression, MetaKey, NamedExpression, Prefix, SetItem};
 use nftables::schema::{NfCmd, NfObject, Nftables};
 use nftables::stmt::{NAT, Operator, Statement};
 use nftables::types::NfFamily;
@@ -107,6 +107,9 @@ pub struct FwNetwork<F: Family = V4> {
     /// Gateway address (the embedded DNS, and the host as the containers see it); its
     /// traffic stays tracked.
     pub gateway: Option<F::Addr>,
+    /// Whether the subnet is masqueraded on its way out (`enable_ip_masquerade`, on unless
+    /// turned off).
+    pub masquerade: bool,
 }
 
 /// One published port pair.
@@ -207,6 +210,22 @@ pub(crate) fn notrack_inside(
 pub fn rules<F: Family>(rs: &Ruleset<F>) -> Vec<(&'static str, Vec<Statement<'static>>)> {
     let fam = F::NAME;
     let any_bridge = || s(format!("{BRIDGE_PREFIX}*"));
+    // Bridges named by the user (`com.docker.network.bridge.name`) escape the `berth-*`
+    // wildcard: the rules that name every bridge also name them, as an anonymous set.
+    let named: Vec<&str> = rs
+        .networks
+        .iter()
+        .map(|n| n.bridge.as_str())
+        .filter(|b| !b.starts_with(BRIDGE_PREFIX))
+        .collect();
+    let set_of = |names: &[&str]| {
+        Expression::Named(NamedExpression::Set(
+            names
+                .iter()
+                .map(|b| SetItem::Element(s(b.to_string())))
+                .collect(),
+        ))
+    };
     let mut out = Vec::new();
     if F::LOOPBACK_CLIENTS && !rs.networks.is_empty() {
         out.push(loopback_guard());
@@ -264,7 +283,7 @@ pub fn rules<F: Family>(rs: &Ruleset<F>) -> Vec<(&'static str, Vec<Statement<'st
     }
     for n in &rs.networks {
         let br = || s(n.bridge.clone());
-        if !n.internal {
+        if !n.internal && n.masquerade {
             out.push((
                 "postrouting",
                 vec![
@@ -316,6 +335,16 @@ pub fn rules<F: Family>(rs: &Ruleset<F>) -> Vec<(&'static str, Vec<Statement<'st
             accept(),
         ],
     ));
+    if !named.is_empty() {
+        out.push((
+            "forward",
+            vec![
+                m(ct("status"), Operator::IN, s("dnat")),
+                eq(meta(MetaKey::Oifname), set_of(&named)),
+                accept(),
+            ],
+        ));
+    }
     for n in &rs.networks {
         let br = || s(n.bridge.clone());
         if n.internal {
@@ -345,12 +374,29 @@ pub fn rules<F: Family>(rs: &Ruleset<F>) -> Vec<(&'static str, Vec<Statement<'st
                     drop_(),
                 ],
             ));
+            let others: Vec<&str> = named.iter().copied().filter(|b| *b != n.bridge).collect();
+            if !others.is_empty() {
+                out.push((
+                    "forward",
+                    vec![
+                        eq(meta(MetaKey::Iifname), br()),
+                        eq(meta(MetaKey::Oifname), set_of(&others)),
+                        drop_(),
+                    ],
+                ));
+            }
         }
     }
     out.push((
         "forward",
         vec![eq(meta(MetaKey::Iifname), any_bridge()), accept()],
     ));
+    if !named.is_empty() {
+        out.push((
+            "forward",
+            vec![eq(meta(MetaKey::Iifname), set_of(&named)), accept()],
+        ));
+    }
     out
 }
 
@@ -507,12 +553,14 @@ pub(crate) mod tests {
                     subnet: "10.201.0.0/24".parse().unwrap(),
                     internal: false,
                     gateway: Some(Ipv4Addr::new(10, 201, 0, 1)),
+                    masquerade: true,
                 },
                 FwNetwork {
                     bridge: "berth-bbbb".into(),
                     subnet: "10.201.1.0/24".parse().unwrap(),
                     internal: true,
                     gateway: Some(Ipv4Addr::new(10, 201, 1, 1)),
+                    masquerade: true,
                 },
             ],
             ports: vec![FwPort {
@@ -631,6 +679,7 @@ mod tests6 {
                 subnet: "fd00:b5e7::/64".parse().unwrap(),
                 internal: false,
                 gateway: Some("fd00:b5e7::1".parse().unwrap()),
+                masquerade: true,
             }],
             ports: vec![FwPort6 {
                 proto: Protocol::Tcp,
@@ -761,6 +810,46 @@ mod guard_tests {
         assert_eq!(chains, ["output", "prerouting", "output"], "{dnat:?}");
         assert!(dnat[0].1.contains("127.0.0.1"));
         assert!(dnat[1].1.contains("192.0.2.7") && dnat[2].1.contains("192.0.2.7"));
+    }
+
+    #[test]
+    fn no_masquerade_drops_the_subnets_rule_and_named_bridges_are_named() {
+        let mut r = rs();
+        r.networks[0].masquerade = false;
+        r.networks[0].bridge = "br-app".into();
+        let texts: Vec<(&str, String)> = rules(&r)
+            .into_iter()
+            .map(|(c, b)| (c, serde_json::to_string(&b).unwrap()))
+            .collect();
+        assert!(
+            !texts.iter().any(|(c, t)| *c == "postrouting"
+                && t.contains("\"masquerade\"")
+                && t.contains("10.201.0.0")
+                && !t.contains("status")),
+            "no outbound masquerade for the subnet: {texts:?}"
+        );
+        // Hairpin and host-local clients of published ports still are.
+        assert!(
+            texts
+                .iter()
+                .any(|(c, t)| *c == "postrouting" && t.contains("status") && t.contains("br-app"))
+        );
+        // The bridge outside `berth-*` is isolated from the others and accepted by name.
+        assert!(texts.iter().any(|(c, t)| *c == "forward"
+            && t.contains(r#""right":{"set":["br-app"]}"#)
+            && t.contains("iifname")
+            && t.contains("accept")));
+        assert!(texts.iter().any(|(c, t)| *c == "forward"
+            && t.contains(r#""right":{"set":["br-app"]}"#)
+            && t.contains("dnat")));
+        let json = String::from_utf8(encode(&batch(&r)).unwrap()).unwrap();
+        assert!(json.contains("br-app"), "{json}");
+        // Unchanged when every bridge is berth's own.
+        assert!(
+            !serde_json::to_string(&objects(TABLE, &rs()))
+                .unwrap()
+                .contains("\"set\"")
+        );
     }
 
     const GOLDEN_LOOPBACK: &str = r#"[{"match":{"left":{"payload":{"protocol":"ip","field":"daddr"}},"right":{"prefix":{"addr":"127.0.0.0","len":8}},"op":"=="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"lo","op":"!="}},{"drop":{}}]"#;

@@ -30,6 +30,7 @@ pub mod watch;
 pub use conflicts::SubnetConflict;
 pub use netd::{
     Config, EndpointRequest, HostChange, Ipv6Create, Netd, NetdError, NetworkCreate, ReconcileHook,
+    check_sysctl,
 };
 pub use report::{ReconcileReport, Repair};
 pub mod dns;

@@ -7,7 +7,8 @@ use futures::TryStreamExt;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
+    LinkMessage,
 };
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use rtnetlink::{
@@ -61,6 +62,9 @@ pub struct Link {
     /// IPv4 GSO size limit (kernel 6.3+; `None` where the kernel does not report it): the
     /// largest IPv4 GSO packet the device takes without segmenting it in software.
     pub gso_ipv4_max: Option<u32>,
+    /// As a bridge port: whether it is isolated (it exchanges frames with the bridge itself
+    /// and non-isolated ports only); `None` when it is no bridge port or the kernel does not say.
+    pub isolated: Option<bool>,
 }
 
 fn to_link(m: &LinkMessage) -> Link {
@@ -72,6 +76,7 @@ fn to_link(m: &LinkMessage) -> Link {
         mtu: 0,
         kind: None,
         gso_ipv4_max: None,
+        isolated: None,
     };
     for a in &m.attributes {
         match a {
@@ -81,8 +86,16 @@ fn to_link(m: &LinkMessage) -> Link {
             LinkAttribute::GsoIpv4MaxSize(g) => l.gso_ipv4_max = Some(*g),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
-                    if let LinkInfo::Kind(k) = i {
-                        l.kind = Some(k.to_string());
+                    match i {
+                        LinkInfo::Kind(k) => l.kind = Some(k.to_string()),
+                        LinkInfo::PortData(InfoPortData::BridgePort(port)) => {
+                            for p in port {
+                                if let InfoBridgePort::Isolated(v) = p {
+                                    l.isolated = Some(*v);
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -550,6 +563,18 @@ pub async fn set_hairpin(h: &Handle, name: &str) -> Result<(), LinkError> {
         .map_err(nl("set hairpin mode on", name))
 }
 
+/// Isolates a bridge port (or lifts that): isolated ports exchange no frames with each other,
+/// only with the bridge itself (the gateway) and ports that are not isolated. This is how a
+/// network with `enable_icc=false` keeps its containers apart, at layer 2, without netfilter
+/// seeing bridged frames (br_netfilter).
+pub async fn set_isolated(h: &Handle, index: u32, name: &str, on: bool) -> Result<(), LinkError> {
+    h.link()
+        .set_port(rtnetlink::LinkBridgePort::new(index).isolated(on).build())
+        .execute()
+        .await
+        .map_err(nl("set bridge port isolation on", name))
+}
+
 /// Sets the MTU of an interface by name; absent is fine (returns false).
 pub async fn set_mtu(h: &Handle, name: &str, mtu: u32) -> Result<bool, LinkError> {
     let Some(l) = link_by_name(h, name).await? else {
@@ -708,6 +733,7 @@ mod tests {
             mtu: 1500,
             kind: None,
             gso_ipv4_max: gso,
+            isolated: None,
         }
     }
 

@@ -62,6 +62,34 @@ pub struct NetworkSpec {
     /// Addresses reserved by host name (`aux_addresses`): no endpoint is given one.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub aux_addresses: BTreeMap<String, std::net::IpAddr>,
+    /// Docker bridge driver options other than the MTU and the bridge's name.
+    #[serde(default, flatten)]
+    pub options: BridgeOptions,
+}
+
+/// What a network's bridge does beyond berth's defaults, as Docker's bridge driver options
+/// (`com.docker.network.bridge.*`, `com.docker.network.container_iface_prefix`) ask: kept
+/// in the network's record so attaches, the firewall and reconcile all follow them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BridgeOptions {
+    /// `enable_icc=false`: the containers of the network cannot reach each other (their
+    /// bridge ports are isolated), only the gateway and beyond.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_icc: bool,
+    /// `enable_ip_masquerade=false`: the subnet's traffic leaves unmasqueraded (routed with
+    /// the containers' own addresses).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_masquerade: bool,
+    /// `host_binding_ipv4`: the host address of published ports that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_binding_ipv4: Option<Ipv4Addr>,
+    /// `container_iface_prefix`: containers' interfaces on the network are `<prefix>N`
+    /// instead of `ethN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iface_prefix: Option<String>,
+    /// The bridge's name was given (`com.docker.network.bridge.name`), not derived.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub named_bridge: bool,
 }
 
 /// Where a container's network namespace is found.
@@ -116,6 +144,10 @@ pub struct Endpoint {
     /// Extra link-local addresses on the container's interface (`link_local_ips`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub link_local_ips: Vec<std::net::IpAddr>,
+    /// Sysctls of the container's interface (Docker's `com.docker.network.endpoint.sysctls`):
+    /// full names with `IFNAME` standing for the interface, and their values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<(String, String)>,
 }
 
 /// Everything netd made.
@@ -482,6 +514,7 @@ mod tests {
                 gateway6: None,
                 ip_range6: None,
                 aux_addresses: Default::default(),
+                options: Default::default(),
             },
         );
         let _l = store.lock().unwrap();
@@ -507,6 +540,7 @@ mod tests {
             aliases: vec![format!("c{i}")],
             address6: None,
             link_local_ips: Vec::new(),
+            sysctls: Vec::new(),
         }
     }
 

@@ -142,6 +142,7 @@ mod tests {
             gateway6: None,
             ip_range6: None,
             aux_addresses: Default::default(),
+            options: Default::default(),
         }
     }
 
@@ -159,6 +160,7 @@ mod tests {
             aliases: vec![c.into()],
             address6: None,
             link_local_ips: Vec::new(),
+            sysctls: Vec::new(),
         }
     }
 

@@ -29,3 +29,28 @@ pub fn write(path: &str, value: &str) -> Result<bool, SysctlError> {
     std::fs::write(&full, value).map_err(|source| SysctlError { path: full, source })?;
     Ok(true)
 }
+
+/// The `/proc/sys`-relative path of an endpoint sysctl named with the `IFNAME` placeholder
+/// (`net.ipv4.conf.IFNAME.log_martians`) for the interface `ifname`. The name is split on
+/// dots before the interface is put in, so an interface name with a dot stays one component.
+pub fn interface_path(name: &str, ifname: &str) -> String {
+    name.split('.')
+        .map(|part| if part == "IFNAME" { ifname } else { part })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn interface_paths_put_the_interface_in_as_one_component() {
+        assert_eq!(
+            super::interface_path("net.ipv4.conf.IFNAME.log_martians", "eth0"),
+            "net/ipv4/conf/eth0/log_martians"
+        );
+        assert_eq!(
+            super::interface_path("net.ipv6.conf.IFNAME.accept_ra", "eth0.5"),
+            "net/ipv6/conf/eth0.5/accept_ra"
+        );
+    }
+}

@@ -12,12 +12,9 @@ use crate::names;
 use crate::ports::PortError;
 use crate::state::{Endpoint, NetnsRef, NetworkSpec, State};
 
-/// The endpoints `container` (in `netns`) would get on the networks of `reqs` (sorted by
-/// priority, highest first), each with its network; all requests valid or an error. Clashes
-/// with host sockets are the caller's to check.
 /// Whether `name` can name a network interface: 1-15 bytes, none of them `/`, `:`, blank or
 /// a control character, and not `.` or `..` (the kernel's rules, plus `:` for old tools).
-fn valid_ifname(name: &str) -> bool {
+pub(crate) fn valid_ifname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 15
         && name != "."
@@ -27,6 +24,9 @@ fn valid_ifname(name: &str) -> bool {
             .any(|b| b == b'/' || b == b':' || b <= b' ' || b == 0x7f)
 }
 
+/// The endpoints `container` (in `netns`) would get on the networks of `reqs` (sorted by
+/// priority, highest first), each with its network; all requests valid or an error. Clashes
+/// with host sockets are the caller's to check.
 pub(crate) fn plan_attach(
     state: &State,
     container: &str,
@@ -53,15 +53,18 @@ pub(crate) fn plan_attach(
         }
     }
     let has_default = existing.iter().any(|e| e.default_route);
-    // The default route's endpoint: the highest gw_priority among the non-internal networks,
-    // the earliest on ties.
-    let mut gateway: Option<(usize, i32)> = None;
-    for (i, r) in reqs.iter().enumerate() {
-        let external = state.find_network(&r.network).is_some_and(|n| !n.internal);
-        if external && gateway.is_none_or(|(_, best)| r.gw_priority > best) {
-            gateway = Some((i, r.gw_priority));
-        }
-    }
+    // The default route's endpoint, as Docker 28 picks it: the highest gw_priority among the
+    // non-internal networks; on ties a dual-stack network before an IPv4-only one, then the
+    // network whose name sorts first.
+    let gateway: Option<usize> = reqs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let n = state.find_network(&r.network).filter(|n| !n.internal)?;
+            Some((i, r.gw_priority, n.subnet6.is_some(), n.name.as_str()))
+        })
+        .min_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.3.cmp(b.3)))
+        .map(|(i, ..)| i);
     let mut planned: Vec<(Endpoint, NetworkSpec)> = Vec::new();
     let mut taken_by_net: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
     let mut taken6_by_net: BTreeMap<String, BTreeMap<Ipv6Addr, String>> = BTreeMap::new();
@@ -113,7 +116,21 @@ pub(crate) fn plan_attach(
             Some(m) => names::parse_mac(m).ok_or_else(|| NetdError::BadMac { value: m.clone() })?,
             None => names::endpoint_mac(address),
         };
-        for p in &r.ports {
+        // Ports that name no host address take the network's `host_binding_ipv4`.
+        let ports: Vec<crate::ports::PortMapping> = r
+            .ports
+            .iter()
+            .map(|p| {
+                let mut p = p.clone();
+                if p.host_ip.is_none()
+                    && let Some(b) = n.options.host_binding_ipv4.filter(|b| !b.is_unspecified())
+                {
+                    p.host_ip = Some(IpAddr::V4(b));
+                }
+                p
+            })
+            .collect();
+        for p in &ports {
             p.validate()?;
             for e in state.endpoints.iter().chain(planned.iter().map(|(e, _)| e)) {
                 for q in &e.ports {
@@ -140,16 +157,23 @@ pub(crate) fn plan_attach(
                 });
             }
         }
+        for (k, v) in &r.sysctls {
+            super::check_sysctl(k, v).map_err(|why| NetdError::BadEndpointSysctl {
+                network: n.name.clone(),
+                why,
+            })?;
+        }
+        let prefix = n.options.iface_prefix.as_deref().unwrap_or("eth");
         let ifname = match &r.interface_name {
             Some(name) => name.clone(),
             None => (0..)
-                .map(|i| format!("eth{i}"))
+                .map(|i| format!("{prefix}{i}"))
                 .find(|c| !used_if.contains(c))
-                .unwrap_or_else(|| "eth0".into()),
+                .unwrap_or_else(|| format!("{prefix}0")),
         };
         used_if.insert(ifname.clone());
-        let default_route = !has_default && gateway.is_some_and(|(g, _)| g == i);
-        for p in &r.ports {
+        let default_route = !has_default && gateway == Some(i);
+        for p in &ports {
             match p.host_ip {
                 Some(IpAddr::V6(a)) if a.is_loopback() => {
                     return Err(NetdError::Ipv6LoopbackPort {
@@ -224,10 +248,11 @@ pub(crate) fn plan_attach(
                 address,
                 mac: names::mac_string(&mac),
                 default_route,
-                ports: r.ports.clone(),
+                ports,
                 aliases: r.aliases.clone(),
                 address6,
                 link_local_ips: r.link_local_ips.clone(),
+                sysctls: r.sysctls.clone(),
             },
             n,
         ));

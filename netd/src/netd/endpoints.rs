@@ -131,6 +131,12 @@ impl Netd {
             },
         };
         links::create_veth(self.kernel.host(), &spec).await?;
+        if n.options.no_icc
+            && let Err(err) = self.isolate_port(&e.host_ifname).await
+        {
+            let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
+            return Err(err);
+        }
         if !e.ports.is_empty()
             && let Err(err) = links::set_hairpin(self.kernel.host(), &e.host_ifname).await
         {
@@ -159,7 +165,51 @@ impl Netd {
             let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
             return Err(err.into());
         }
+        if let Err(err) = self.apply_sysctls(ns, e).await {
+            let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
+            return Err(err);
+        }
         Ok(())
+    }
+
+    /// Isolates the host end of a veth on its bridge (a network with `enable_icc=false`).
+    pub(crate) async fn isolate_port(&self, host_ifname: &str) -> Result<(), NetdError> {
+        let l = links::link_by_name(self.kernel.host(), host_ifname)
+            .await?
+            .ok_or(LinkError::Missing {
+                name: host_ifname.to_string(),
+            })?;
+        links::set_isolated(self.kernel.host(), l.index, host_ifname, true).await?;
+        Ok(())
+    }
+
+    /// Writes an endpoint's interface sysctls inside its container (on the namespace worker,
+    /// since `/proc/sys/net` is the calling thread's namespace's); returns whether any value
+    /// changed.
+    pub(crate) async fn apply_sysctls(&self, ns: &Netns, e: &Endpoint) -> Result<bool, NetdError> {
+        if e.sysctls.is_empty() {
+            return Ok(false);
+        }
+        let writes: Vec<(String, String)> = e
+            .sysctls
+            .iter()
+            .map(|(k, v)| (crate::sysctl::interface_path(k, &e.ifname), v.clone()))
+            .collect();
+        let changed = self
+            .kernel
+            .worker()
+            .run(
+                Some(ns),
+                move || -> Result<bool, crate::sysctl::SysctlError> {
+                    let mut changed = false;
+                    for (path, value) in &writes {
+                        changed |= crate::sysctl::write(path, value)?;
+                    }
+                    Ok(changed)
+                },
+            )
+            .await??;
+        Ok(changed)
     }
 
     /// The IPv6 side of an endpoint inside its container: address (no DAD) and, on the

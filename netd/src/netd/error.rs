@@ -61,6 +61,20 @@ pub enum NetdError {
     },
     #[error("network {name:?} already exists")]
     NetworkExists { name: String },
+    #[error("network {network}: com.docker.network.bridge.name {bridge:?} {why}")]
+    BadBridgeName {
+        network: String,
+        bridge: String,
+        why: String,
+    },
+    #[error("network {network}: com.docker.network.container_iface_prefix {prefix:?} {why}")]
+    BadIfacePrefix {
+        network: String,
+        prefix: String,
+        why: &'static str,
+    },
+    #[error("network {network}: com.docker.network.endpoint.sysctls: {why}")]
+    BadEndpointSysctl { network: String, why: String },
     #[error("network name {name:?} is invalid: use letters, digits, '.', '_' and '-'")]
     BadName { name: String },
     /// No longer returned (IPv6 is supported); kept so matches on it still compile.

@@ -15,7 +15,7 @@ mod requests;
 
 pub(crate) use endpoints::add_link_local;
 pub use error::NetdError;
-pub use requests::{Config, EndpointRequest, HostChange, Ipv6Create, NetworkCreate};
+pub use requests::{Config, EndpointRequest, HostChange, Ipv6Create, NetworkCreate, check_sysctl};
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;

@@ -189,13 +189,30 @@ impl Netd {
                 });
             }
         }
+        let bridge = match &req.bridge_name {
+            Some(b) => {
+                self.check_bridge_name(&inner.state, &req.name, b).await?;
+                b.clone()
+            }
+            None => String::new(),
+        };
+        if let Some(p) = &req.options.iface_prefix {
+            check_iface_prefix(&req.name, p)?;
+        }
         let id = names::new_network_id(&req.name);
+        let mut options = req.options.clone();
+        options.named_bridge = req.bridge_name.is_some();
         let spec = NetworkSpec {
+            options,
             aux_addresses: req.aux_addresses.clone(),
             ip_range6: v6.ip_range.filter(|_| subnet6.is_some()),
             subnet6,
             gateway6,
-            bridge: names::bridge_name(&id),
+            bridge: if bridge.is_empty() {
+                names::bridge_name(&id)
+            } else {
+                bridge
+            },
             id: id.clone(),
             name: req.name.clone(),
             subnet,
@@ -231,6 +248,50 @@ impl Netd {
         }
         tracing::info!(network = %spec.name, bridge = %spec.bridge, subnet = %spec.subnet, subnet6 = ?spec.subnet6, "network created");
         Ok(spec)
+    }
+
+    /// Checks a bridge name given at creation (`com.docker.network.bridge.name`): a valid
+    /// interface name that neither another network's bridge nor any existing interface of the
+    /// host has (berth never takes over a link it did not make), and not shaped like the names
+    /// berth derives for its bridges and veths.
+    async fn check_bridge_name(
+        &self,
+        state: &State,
+        network: &str,
+        bridge: &str,
+    ) -> Result<(), NetdError> {
+        let bad = |why: String| NetdError::BadBridgeName {
+            network: network.to_string(),
+            bridge: bridge.to_string(),
+            why,
+        };
+        if !super::attach_plan::valid_ifname(bridge) {
+            return Err(bad(
+                "is not an interface name (1-15 bytes, no '/', ':', blanks or control characters)"
+                    .into(),
+            ));
+        }
+        let veth_like = bridge
+            .strip_prefix(names::VETH_PREFIX)
+            .is_some_and(|h| h.len() == 10 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        if bridge.starts_with(names::BRIDGE_PREFIX) || veth_like {
+            return Err(bad(format!(
+                "is reserved: berth derives the names {:?}+hash of its bridges and {:?}+hash of its veths",
+                names::BRIDGE_PREFIX,
+                names::VETH_PREFIX
+            )));
+        }
+        if let Some(n) = state.networks.values().find(|n| n.bridge == bridge) {
+            return Err(bad(format!("is already the bridge of network {}", n.name)));
+        }
+        if let Some(l) = links::link_by_name(self.kernel.host(), bridge).await? {
+            return Err(bad(format!(
+                "is already an interface of the host (index {}, {}): berth only makes bridges of its own",
+                l.index,
+                l.kind.as_deref().unwrap_or("kind unknown")
+            )));
+        }
+        Ok(())
     }
 
     /// Makes a network's bridge present, up and addressed; returns its index and whether
@@ -313,6 +374,8 @@ impl Netd {
         let rs = crate::desired::ruleset(state);
         let rs6 = crate::desired::ruleset6(state);
         let any = !state.networks.is_empty();
+        let named = crate::desired::named_bridges(state, false);
+        let named6 = crate::desired::named_bridges(state, true);
         let table = self.table.clone();
         self.kernel
             .run_host(move || -> Result<(), FirewallError> {
@@ -322,8 +385,13 @@ impl Netd {
                     firewall::remove_in(&table)?;
                     crate::firewall::apply6_in(&table, &rs6)?;
                 }
-                firewall::sync_docker_user_in(&table, any)?;
-                firewall::sync_docker_user_family_in("ip6", &table, !rs6.networks.is_empty())?;
+                firewall::sync_docker_user_in(&table, any, &named)?;
+                firewall::sync_docker_user_family_in(
+                    "ip6",
+                    &table,
+                    !rs6.networks.is_empty(),
+                    &named6,
+                )?;
                 Ok(())
             })
             .await??;
@@ -380,4 +448,27 @@ impl Netd {
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
+}
+
+/// Checks a `container_iface_prefix`: with a number appended it must stay a valid interface
+/// name, so letters, digits, `_` and `-`, at most 12 bytes, and not starting with a digit.
+fn check_iface_prefix(network: &str, prefix: &str) -> Result<(), NetdError> {
+    let bad = |why| NetdError::BadIfacePrefix {
+        network: network.to_string(),
+        prefix: prefix.to_string(),
+        why,
+    };
+    if prefix.is_empty() || prefix.len() > 12 {
+        return Err(bad("must be 1 to 12 bytes long"));
+    }
+    if !prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        || prefix.as_bytes()[0].is_ascii_digit()
+    {
+        return Err(bad(
+            "must be letters, digits, '_' and '-', not starting with a digit",
+        ));
+    }
+    Ok(())
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::ipam::{Ipv4Net, Pool};
 use crate::ipam6::Ipv6Net;
 use crate::ports::PortMapping;
+use crate::state::BridgeOptions;
 
 /// How a netd instance is set up (the daemon config's network part).
 #[derive(Debug, Clone)]
@@ -63,6 +64,12 @@ pub struct NetworkCreate {
     /// Addresses reserved by host name (compose `ipam.config[].aux_addresses`, Docker's
     /// `AuxiliaryAddresses`): inside the network's subnets, never given to an endpoint.
     pub aux_addresses: BTreeMap<String, std::net::IpAddr>,
+    /// The bridge's name (`com.docker.network.bridge.name`), else `berth-` and a hash of the
+    /// network's id. Refused when another interface has it.
+    pub bridge_name: Option<String>,
+    /// The other bridge driver options (ICC, masquerade, default host address of published
+    /// ports, interface prefix).
+    pub options: BridgeOptions,
 }
 
 /// IPv6 settings of a new network that [`NetworkCreate`] has no field for (kept apart so that
@@ -107,6 +114,46 @@ pub struct EndpointRequest {
     /// Extra link-local addresses on the interface (compose `link_local_ips`, Docker's
     /// `LinkLocalIPs`): 169.254.0.0/16 or fe80::/10, besides the network's own address.
     pub link_local_ips: Vec<std::net::IpAddr>,
+    /// Sysctls of the interface inside the container (Docker's
+    /// `com.docker.network.endpoint.sysctls`): `net.<family>.<conf|neigh>.IFNAME.<key>` names,
+    /// `IFNAME` standing for the interface, with their values; checked by [`check_sysctl`].
+    pub sysctls: Vec<(String, String)>,
+}
+
+/// Checks one endpoint sysctl: its name is `net.<ipv4|ipv6|mpls>.<conf|neigh>.IFNAME.<key>`
+/// (a setting of the endpoint's own interface, nothing namespace-wide) and its value a short
+/// printable word; the error says what is wrong.
+pub fn check_sysctl(name: &str, value: &str) -> Result<(), String> {
+    let parts: Vec<&str> = name.split('.').collect();
+    let family_ok = matches!(
+        parts.as_slice(),
+        ["net", "ipv4" | "ipv6", "conf" | "neigh", "IFNAME", _]
+            | ["net", "mpls", "conf", "IFNAME", _]
+    );
+    if !family_ok {
+        return Err(format!(
+            "{name:?} is not an interface sysctl: expected net.ipv4.conf.IFNAME.<key> (or ipv6, neigh, mpls.conf), IFNAME standing for the interface"
+        ));
+    }
+    let key = parts[4];
+    if key.is_empty()
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(format!("{name:?}: {key:?} is not a sysctl key"));
+    }
+    if value.is_empty()
+        || value.len() > 256
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b',')
+    {
+        return Err(format!(
+            "{name}={value:?}: the value must be a non-empty printable word"
+        ));
+    }
+    Ok(())
 }
 
 /// A host change seen by reconcile: the DNS part refreshes its upstreams on each new value.

@@ -92,8 +92,20 @@ impl Netd {
                     let Some(&br) = bridges.get(&n.bridge) else {
                         continue;
                     };
-                    let r =
-                        links::set_controller(self.kernel.host(), index, br, &e.host_ifname).await;
+                    let r = async {
+                        links::set_controller(self.kernel.host(), index, br, &e.host_ifname)
+                            .await?;
+                        // A port put back on its bridge starts with the bridge's defaults.
+                        if n.options.no_icc {
+                            links::set_isolated(self.kernel.host(), index, &e.host_ifname, true)
+                                .await?;
+                        }
+                        if !e.ports.is_empty() {
+                            links::set_hairpin(self.kernel.host(), &e.host_ifname).await?;
+                        }
+                        Ok::<_, links::LinkError>(())
+                    }
+                    .await;
                     rep.timed(what, s, r);
                 }
                 RepairOp::RecreateVeth {
@@ -170,12 +182,12 @@ impl Netd {
                         .and_then(|r| r.map_err(NetdError::from));
                     rep.timed(what, s, r);
                 }
-                RepairOp::DockerUser { family } => {
+                RepairOp::DockerUser { family, named } => {
                     let table = self.table.clone();
                     let r = self
                         .kernel
                         .run_host(move || {
-                            firewall::sync_docker_user_family_in(family, &table, true)
+                            firewall::sync_docker_user_family_in(family, &table, true, &named)
                         })
                         .await
                         .map_err(NetdError::from)
@@ -305,6 +317,7 @@ impl Netd {
                         // A link that went down lost its IPv6 addresses with it.
                         self.configure_inside6(&cont, &e, &n).await?;
                         crate::netd::add_link_local(&cont, &e).await?;
+                        self.apply_sysctls(&ns, &e).await?;
                         Ok(true)
                     }
                     .await

@@ -32,6 +32,8 @@ pub enum VethDrift {
     Down,
     /// Not on its bridge (pulled off, or the bridge was recreated).
     OffBridge,
+    /// On its bridge and up, but not isolated on a network with `enable_icc=false`.
+    NotIsolated,
 }
 
 /// How one of berth's nftables tables differs from its ruleset.
@@ -148,8 +150,12 @@ pub enum RepairOp {
     },
     /// Turn a forwarding switch on.
     Sysctl(Switch),
-    /// Restore berth's accepts in Docker's DOCKER-USER chain of `family`.
-    DockerUser { family: &'static str },
+    /// Restore berth's accepts in Docker's DOCKER-USER chain of `family` (for `berth-*` and
+    /// the bridges in `named`, which the user named).
+    DockerUser {
+        family: &'static str,
+        named: Vec<String>,
+    },
     /// Drop masqueraded flows through an egress address the host no longer has.
     FlushConntrack { addr: Ipv4Addr },
 }
@@ -216,6 +222,11 @@ impl fmt::Display for RepairOp {
                 VethDrift::OffBridge => write!(
                     f,
                     "veth {} of container {} was off bridge {}: re-attached",
+                    e.host_ifname, e.container, n.bridge
+                ),
+                VethDrift::NotIsolated => write!(
+                    f,
+                    "veth {} of container {} on bridge {} was not isolated (enable_icc=false): isolated",
                     e.host_ifname, e.container, n.bridge
                 ),
             },
@@ -300,10 +311,10 @@ impl fmt::Display for RepairOp {
             RepairOp::Sysctl(Switch::Ipv6Forwarding) => {
                 f.write_str("net.ipv6.conf.all.forwarding was 0: set to 1")
             }
-            RepairOp::DockerUser { family: "ip" } => {
+            RepairOp::DockerUser { family: "ip", .. } => {
                 f.write_str("DOCKER-USER accept for berth bridges: restored")
             }
-            RepairOp::DockerUser { family } => {
+            RepairOp::DockerUser { family, .. } => {
                 write!(f, "{family} DOCKER-USER accept for berth bridges: restored")
             }
             RepairOp::FlushConntrack { addr } => {
@@ -364,11 +375,18 @@ pub fn diff(want: &Desired<'_>, seen: &Observed) -> Vec<RepairOp> {
         }
         let br = bridge_idx.get(n.bridge.as_str()).copied().flatten();
         match by_name.get(e.host_ifname.as_str()) {
-            Some(l) if br.is_some() && l.controller == br && l.up => {
+            Some(l)
+                if br.is_some()
+                    && l.controller == br
+                    && l.up
+                    && (!n.options.no_icc || l.isolated == Some(true)) =>
+            {
                 inside.entry(path).or_default().push((e, n));
             }
             Some(l) => {
-                let drift = if br.is_some() && l.controller == br {
+                let drift = if br.is_some() && l.controller == br && l.up {
+                    VethDrift::NotIsolated
+                } else if br.is_some() && l.controller == br {
                     VethDrift::Down
                 } else {
                     VethDrift::OffBridge
@@ -479,20 +497,28 @@ pub fn diff(want: &Desired<'_>, seen: &Observed) -> Vec<RepairOp> {
         if want6.is_some() && !fw.ipv6_forwarding {
             ops.push(RepairOp::Sysctl(Switch::Ipv6Forwarding));
         }
+        let named = desired::named_bridges(want.state, false);
         if fw
             .docker_user
             .as_ref()
-            .is_some_and(|d| d.needs_change(true))
+            .is_some_and(|d| d.needs_change(true, &named))
         {
-            ops.push(RepairOp::DockerUser { family: "ip" });
+            ops.push(RepairOp::DockerUser {
+                family: "ip",
+                named,
+            });
         }
+        let named6 = desired::named_bridges(want.state, true);
         if want6.is_some()
             && fw
                 .docker_user6
                 .as_ref()
-                .is_some_and(|d| d.needs_change(true))
+                .is_some_and(|d| d.needs_change(true, &named6))
         {
-            ops.push(RepairOp::DockerUser { family: "ip6" });
+            ops.push(RepairOp::DockerUser {
+                family: "ip6",
+                named: named6,
+            });
         }
         if !fw.ip_forward {
             ops.push(RepairOp::Sysctl(Switch::Ipv4Forward));
@@ -537,6 +563,13 @@ fn diff_inside(ins: &Inside, eps: &[(&Endpoint, &NetworkSpec)], ops: &mut Vec<Re
         };
         if !e.link_local_ips.iter().all(has) {
             wrong.push("had lost a link_local_ips address");
+        }
+        if !e.sysctls.iter().all(|(k, v)| {
+            ins.sysctls
+                .get(&crate::sysctl::interface_path(k, &e.ifname))
+                == Some(v)
+        }) {
+            wrong.push("had an interface sysctl changed");
         }
         if e.default_route
             && !ins

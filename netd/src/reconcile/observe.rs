@@ -71,6 +71,9 @@ pub struct Inside {
     pub addrs6: Vec<Addr6>,
     /// Gateways of IPv6 default routes (likewise).
     pub default_gateways6: Vec<Ipv6Addr>,
+    /// The endpoints' interface sysctls, by `/proc/sys`-relative path (read only when an
+    /// endpoint there sets some; a path that cannot be read is left out).
+    pub sysctls: BTreeMap<String, String>,
 }
 
 /// berth's nftables tables and the switches forwarding needs, as the kernel has them.
@@ -130,16 +133,21 @@ impl Netd {
         }
 
         // Inside the containers: one netlink connection per namespace, a few at a time.
-        let mut paths: BTreeMap<PathBuf, bool> = BTreeMap::new();
+        let mut paths: BTreeMap<PathBuf, (bool, Vec<String>)> = BTreeMap::new();
         for e in &state.endpoints {
             if state.networks.contains_key(&e.network) {
-                *paths.entry(e.netns.path()).or_default() |=
-                    e.address6.is_some() || e.link_local_ips.iter().any(|a| a.is_ipv6());
+                let (v6, sysctls) = paths.entry(e.netns.path()).or_default();
+                *v6 |= e.address6.is_some() || e.link_local_ips.iter().any(|a| a.is_ipv6());
+                sysctls.extend(
+                    e.sysctls
+                        .iter()
+                        .map(|(k, _)| crate::sysctl::interface_path(k, &e.ifname)),
+                );
             }
         }
         let seen = futures::stream::iter(paths)
-            .map(|(path, v6)| async move {
-                let ns = self.observe_inside(&path, v6).await;
+            .map(|(path, (v6, sysctls))| async move {
+                let ns = self.observe_inside(&path, v6, sysctls).await;
                 (path, ns)
             })
             .buffer_unordered(8)
@@ -175,7 +183,12 @@ impl Netd {
     }
 
     /// One container namespace (see [`Namespace`]).
-    async fn observe_inside(&self, path: &Path, v6: bool) -> Result<Namespace, NetdError> {
+    async fn observe_inside(
+        &self,
+        path: &Path,
+        v6: bool,
+        sysctls: Vec<String>,
+    ) -> Result<Namespace, NetdError> {
         if !path.exists() {
             return Ok(Namespace::Gone);
         }
@@ -192,6 +205,19 @@ impl Netd {
         if v6 {
             inside.addrs6 = links::list_addrs6(&cont).await?;
             inside.default_gateways6 = links::default_gateways6(&cont).await?;
+        }
+        if !sysctls.is_empty() {
+            // `/proc/sys/net` is the reading thread's namespace's: read on the worker there.
+            inside.sysctls = self
+                .kernel
+                .worker()
+                .run(Some(&ns), move || {
+                    sysctls
+                        .into_iter()
+                        .filter_map(|p| crate::sysctl::read(&p).ok().map(|v| (p, v)))
+                        .collect()
+                })
+                .await?;
         }
         Ok(Namespace::Seen(inside))
     }

@@ -465,7 +465,7 @@ pub struct EndpointSettings {
     #[serde(deserialize_with = "nullable")]
     pub gw_priority: i64,
     /// Driver options of the endpoint: berth runs [`IFNAME_OPT`] (the interface's name in
-    /// the container); any other is refused by name.
+    /// the container) and [`SYSCTLS_OPT`] (its sysctls); any other is refused by name.
     #[serde(deserialize_with = "nullable")]
     pub driver_opts: BTreeMap<String, String>,
     /// What berth does not run: refused by name when set.
@@ -476,6 +476,31 @@ pub struct EndpointSettings {
 /// The endpoint driver option naming the interface inside the container (Docker's, which
 /// Compose sets from `interface_name`).
 pub const IFNAME_OPT: &str = "com.docker.network.endpoint.ifname";
+
+/// The endpoint driver option setting sysctls of the container's interface on that network:
+/// a comma-separated list of `net.<family>.<conf|neigh>.IFNAME.<key>=<value>`, `IFNAME`
+/// standing for the interface (Docker's `docker run --network name=N,sysctl=...`).
+pub const SYSCTLS_OPT: &str = "com.docker.network.endpoint.sysctls";
+
+/// The endpoint driver options berth runs.
+pub const ENDPOINT_OPTS: [&str; 2] = [IFNAME_OPT, SYSCTLS_OPT];
+
+/// Reads a [`SYSCTLS_OPT`] value into (name, value) pairs; the error names the entry at
+/// fault.
+pub fn endpoint_sysctls(list: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{item:?} is not NAME=VALUE"))?;
+        berth_netd::check_sysctl(k, v)?;
+        if out.iter().any(|(x, _)| x == k) {
+            return Err(format!("{k} is given twice"));
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
 
 /// A static address on a network.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

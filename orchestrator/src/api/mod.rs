@@ -7,6 +7,7 @@
 //! the same thing, its shapes and field names are used ([`network`]), so a Docker-compatible
 //! API can serve the same types.
 
+pub mod bridge_options;
 pub mod client;
 pub mod container;
 pub mod error;

@@ -102,7 +102,8 @@ pub struct NetworkCreateRequest {
     /// Fixed pools; empty takes the next free ones.
     #[serde(default, rename = "IPAM")]
     pub ipam: Ipam,
-    /// Driver options: only [`OPT_MTU`]; others are refused by name.
+    /// Driver options: those of [`super::bridge_options::APPLIED`]; others are refused by
+    /// name.
     #[serde(default)]
     pub options: BTreeMap<String, String>,
     /// Free-form labels.
@@ -166,7 +167,8 @@ pub struct Network {
     pub ingress: bool,
     /// Endpoints by container id.
     pub containers: BTreeMap<String, EndpointResource>,
-    /// [`OPT_BRIDGE_NAME`] and, when one was given, [`OPT_MTU`].
+    /// [`OPT_BRIDGE_NAME`] and the driver options that differ from the default
+    /// ([`super::bridge_options::shown`]).
     pub options: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     /// berth: the endpoints as netd records them (namespace, interface names, ports).
@@ -232,6 +234,13 @@ pub struct EndpointIpamConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub ipv4_address: Option<std::net::Ipv4Addr>,
+    /// Extra link-local addresses on the interface (169.254.0.0/16, fe80::/10).
+    #[serde(
+        default,
+        rename = "LinkLocalIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub link_local_ips: Vec<std::net::IpAddr>,
 }
 
 /// Docker's `EndpointSettings`, the part berth reads.

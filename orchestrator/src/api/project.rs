@@ -372,6 +372,10 @@ pub struct ContainerNetwork {
     /// Extra link-local addresses on the interface (`--link-local-ip`, `link_local_ips`).
     #[serde(default)]
     pub link_local_ips: Vec<std::net::IpAddr>,
+    /// Sysctls of the interface (Docker's `com.docker.network.endpoint.sysctls`), `IFNAME`
+    /// standing for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<(String, String)>,
 }
 
 /// Body of `POST /v1/container/connect`: attach a created single container before it starts.

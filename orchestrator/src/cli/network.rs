@@ -101,6 +101,33 @@ pub struct CreateArgs {
     /// Label KEY=VALUE (repeatable)
     #[arg(long = "label")]
     pub labels: Vec<String>,
+    /// Driver option KEY=VALUE, as Docker's bridge driver names them (repeatable):
+    /// com.docker.network.bridge.name, .enable_icc, .enable_ip_masquerade,
+    /// .host_binding_ipv4, com.docker.network.driver.mtu,
+    /// com.docker.network.container_iface_prefix
+    #[arg(short = 'o', long = "opt", value_parser = key_value)]
+    pub opts: Vec<(String, String)>,
+    /// Address reserved by host name, NAME=IP, inside the network's subnet of its family:
+    /// never given to a container (repeatable)
+    #[arg(long = "aux-address", value_parser = aux_address)]
+    pub aux_addresses: Vec<(String, IpAddr)>,
+}
+
+/// A `KEY=VALUE` flag value.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+/// An `--aux-address NAME=IP` value.
+fn aux_address(s: &str) -> Result<(String, IpAddr), String> {
+    let (k, v) = key_value(s)?;
+    let ip = v
+        .parse()
+        .map_err(|_| format!("{s:?}: {v:?} is not an IP address"))?;
+    Ok((k, ip))
 }
 
 /// A `--subnet` value: either family.
@@ -158,9 +185,29 @@ pub struct ConnectArgs {
     /// DNS alias (repeatable)
     #[arg(long = "alias")]
     pub aliases: Vec<String>,
+    /// Extra link-local address on the interface, 169.254.0.0/16 or fe80::/10 (repeatable)
+    #[arg(long = "link-local-ip", value_parser = link_local_ip)]
+    pub link_local_ips: Vec<IpAddr>,
     /// Publish a port, [HOST_IP:]HOST_PORT:CONTAINER_PORT[/PROTO] (repeatable)
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<PortMapping>,
+}
+
+/// A `--link-local-ip` value: an address of 169.254.0.0/16 or fe80::/10.
+pub fn link_local_ip(s: &str) -> Result<IpAddr, String> {
+    let ip: IpAddr = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not an IP address"))?;
+    let ok = match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => a.is_unicast_link_local(),
+    };
+    if !ok {
+        return Err(format!(
+            "{s} is not a link-local address (169.254.0.0/16 or fe80::/10)"
+        ));
+    }
+    Ok(ip)
 }
 
 fn short(id: &str) -> &str {
@@ -231,6 +278,22 @@ pub fn create_request(a: &CreateArgs) -> NetworkCreateRequest {
             }),
         }
     }
+    for (host, ip) in &a.aux_addresses {
+        let entry = config
+            .iter_mut()
+            .find(|c| c.subnet.is_some() && v6(c) == ip.is_ipv6());
+        let entry = match entry {
+            Some(c) => c,
+            None => {
+                config.push(IpamConfig::default());
+                let last = config.len() - 1;
+                &mut config[last]
+            }
+        };
+        entry
+            .auxiliary_addresses
+            .insert(host.clone(), ip.to_string());
+    }
     if let Some(r) = a.ip_range {
         match config
             .iter_mut()
@@ -258,9 +321,11 @@ pub fn create_request(a: &CreateArgs) -> NetworkCreateRequest {
             ..Ipam::default()
         },
         options: a
-            .mtu
-            .map(|m| BTreeMap::from([(OPT_MTU.to_string(), m.to_string())]))
-            .unwrap_or_default(),
+            .opts
+            .iter()
+            .cloned()
+            .chain(a.mtu.map(|m| (OPT_MTU.to_string(), m.to_string())))
+            .collect(),
         labels,
     }
 }
@@ -414,8 +479,11 @@ pub async fn execute(client: &Client, cmd: NetworkCommand) -> Rendered {
             let req = NetworkConnectRequest {
                 container: a.container,
                 endpoint_config: EndpointConfig {
-                    ipam_config: a.ip.map(|ip| EndpointIpamConfig {
-                        ipv4_address: Some(ip),
+                    ipam_config: (a.ip.is_some() || !a.link_local_ips.is_empty()).then(|| {
+                        EndpointIpamConfig {
+                            ipv4_address: a.ip,
+                            link_local_ips: a.link_local_ips.clone(),
+                        }
                     }),
                     mac_address: a.mac,
                     aliases: a.aliases,
@@ -466,7 +534,31 @@ mod tests {
             ipv6: false,
             mtu: None,
             labels: vec!["a=1".into(), "flag".into()],
+            opts: Vec::new(),
+            aux_addresses: Vec::new(),
         }
+    }
+
+    #[test]
+    fn opts_and_aux_addresses_reach_the_request() {
+        let mut a = args(&["10.9.0.0/24", "fd00:9::/64"], &[]);
+        a.opts = vec![key_value("com.docker.network.bridge.enable_icc=false").unwrap()];
+        a.aux_addresses = vec![
+            aux_address("router=10.9.0.5").unwrap(),
+            aux_address("r6=fd00:9::5").unwrap(),
+        ];
+        let r = create_request(&a);
+        assert_eq!(r.options["com.docker.network.bridge.enable_icc"], "false");
+        assert_eq!(r.ipam.config[0].auxiliary_addresses["router"], "10.9.0.5");
+        assert_eq!(r.ipam.config[1].auxiliary_addresses["r6"], "fd00:9::5");
+        assert!(aux_address("router").is_err());
+        assert!(aux_address("router=nowhere").is_err());
+        assert!(link_local_ip("169.254.3.4").is_ok());
+        assert!(
+            link_local_ip("10.0.0.1")
+                .unwrap_err()
+                .contains("not a link-local")
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::api::error::{ApiError, ErrorKind, error_chain};
 use crate::api::network::{
     EndpointResource, Ipam, IpamConfig, Network, NetworkConnectRequest, NetworkConnectResponse,
     NetworkCreateRequest, NetworkCreateResponse, NetworkDeleted, NetworkDisconnectRequest,
-    NetworkPruneResponse, OPT_BRIDGE_NAME, OPT_MTU, ReconcileResponse, Repair,
+    NetworkPruneResponse, ReconcileResponse, Repair,
 };
 
 /// The kind of a netd failure, as Docker answers the same case.
@@ -36,7 +36,13 @@ pub fn netd_error_kind(e: &NetdError) -> ErrorKind {
         | NetdError::Ipv6LoopbackPort { .. }
         | NetdError::Ipv6PortWithoutIpv6 { .. }
         | NetdError::Ipv6Address { .. }
-        | NetdError::AuxAddressOutside { .. } => ErrorKind::InvalidArgument,
+        | NetdError::AuxAddressOutside { .. }
+        | NetdError::BadBridgeName { .. }
+        | NetdError::BadIfacePrefix { .. }
+        | NetdError::BadEndpointSysctl { .. }
+        | NetdError::NotLinkLocal { .. }
+        | NetdError::BadInterfaceName { .. }
+        | NetdError::InterfaceNameInUse { .. } => ErrorKind::InvalidArgument,
         NetdError::WithCleanup { first, .. } => netd_error_kind(first),
         _ => ErrorKind::Internal,
     }
@@ -157,22 +163,8 @@ pub async fn create(
             req.ipam.driver
         )));
     }
-    let mut mtu = None;
-    for (k, v) in &req.options {
-        match k.as_str() {
-            OPT_MTU => {
-                mtu = Some(
-                    v.parse::<u32>()
-                        .map_err(|e| ApiError::invalid(format!("network option {k}={v:?}: {e}")))?,
-                )
-            }
-            _ => {
-                return Err(ApiError::invalid(format!(
-                    "network option {k:?} is not supported"
-                )));
-            }
-        }
-    }
+    let driver = crate::api::bridge_options::parse(&req.options)
+        .map_err(|e| ApiError::invalid(format!("network option {e}")))?;
     let a = by_family(&req.ipam)?;
     if !req.enable_ipv6 && a.subnet6.is_none() && a.gateway6.is_some() {
         return Err(ApiError::invalid(
@@ -188,9 +180,11 @@ pub async fn create(
                 ip_range: a.ip_range,
                 internal: req.internal,
                 enable_ipv6: req.enable_ipv6 || a.subnet6.is_some(),
-                mtu,
+                mtu: driver.mtu,
                 labels: req.labels,
                 aux_addresses: a.aux_addresses,
+                bridge_name: driver.bridge_name,
+                options: driver.options,
             },
             Ipv6Create {
                 subnet: a.subnet6,
@@ -245,10 +239,7 @@ fn network_of(x: &NetworkSpec, endpoints: Vec<Endpoint>, conflicts: Vec<String>)
             auxiliary_addresses: aux(true),
         });
     }
-    let mut options = BTreeMap::from([(OPT_BRIDGE_NAME.to_string(), x.bridge.clone())]);
-    if let Some(mtu) = x.mtu {
-        options.insert(OPT_MTU.to_string(), mtu.to_string());
-    }
+    let options = crate::api::bridge_options::shown(x);
     let containers = endpoints
         .iter()
         .map(|e| {
@@ -370,6 +361,11 @@ pub async fn connect(
         (None, None) => return Err(ApiError::invalid("give --netns PATH or --pid PID")),
     };
     let cfg = req.endpoint_config;
+    let link_local_ips = cfg
+        .ipam_config
+        .as_ref()
+        .map(|c| c.link_local_ips.clone())
+        .unwrap_or_default();
     let endpoints = n
         .attach(
             &req.container,
@@ -383,8 +379,9 @@ pub async fn connect(
                 aliases: cfg.aliases,
                 ports: req.ports,
                 interface_name: None,
-                link_local_ips: Vec::new(),
+                link_local_ips,
                 gw_priority: 0,
+                sysctls: Vec::new(),
             }],
         )
         .await

@@ -576,6 +576,7 @@ fn service_networks(
                 });
             }
         }
+        let driver_opts = endpoint_driver_opts(service, key, &o)?;
         let ipam =
             (o.ipv4_address.is_some() || o.ipv6_address.is_some() || !o.link_local_ips.is_empty())
                 .then(|| EndpointIpam {
@@ -591,11 +592,7 @@ fn service_networks(
                 ipam_config: ipam,
                 mac_address: o.mac_address.clone().unwrap_or_default(),
                 gw_priority: o.gw_priority.unwrap_or(0),
-                driver_opts: o
-                    .interface_name
-                    .iter()
-                    .map(|n| (crate::api::container::IFNAME_OPT.to_string(), n.clone()))
-                    .collect(),
+                driver_opts,
                 ..Default::default()
             },
         );
@@ -612,6 +609,44 @@ fn service_networks(
         ep.mac_address = mac.clone();
     }
     Ok((config, first.unwrap_or_default()))
+}
+
+/// The endpoint driver options of a service's network that berth runs, as Docker's create
+/// body carries them: `interface_name` as [`crate::api::container::IFNAME_OPT`] (the same
+/// option under `driver_opts` must agree with it), and
+/// [`crate::api::container::SYSCTLS_OPT`], checked here so a bad entry names the service's
+/// key. Other options are left out: `up` warns about them by name (`Project::unsupported`).
+fn endpoint_driver_opts(
+    service: &str,
+    key: &str,
+    o: &crate::compose::ServiceNetwork,
+) -> Result<BTreeMap<String, String>, TranslateError> {
+    use crate::api::container::{IFNAME_OPT, SYSCTLS_OPT, endpoint_sysctls};
+    let bad = |k: &str, message: String| TranslateError::Spec {
+        service: service.into(),
+        source: SpecError::Invalid {
+            field: format!("networks.{key}.driver_opts.{k}"),
+            message,
+        },
+    };
+    let mut out = BTreeMap::new();
+    if let Some(v) = o.driver_opts.get(SYSCTLS_OPT) {
+        endpoint_sysctls(v).map_err(|e| bad(SYSCTLS_OPT, e))?;
+        out.insert(SYSCTLS_OPT.to_string(), v.clone());
+    }
+    match (o.driver_opts.get(IFNAME_OPT), &o.interface_name) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(bad(
+                IFNAME_OPT,
+                format!("{a:?} differs from interface_name {b:?}"),
+            ));
+        }
+        (Some(n), _) | (None, Some(n)) => {
+            out.insert(IFNAME_OPT.to_string(), n.clone());
+        }
+        (None, None) => {}
+    }
+    Ok(out)
 }
 
 /// Compose's `priority` of each network as the join order (Docker's create body has no

@@ -20,6 +20,7 @@ fn net(id: &str, last: u8, internal: bool) -> NetworkSpec {
         gateway6: None,
         ip_range6: None,
         aux_addresses: Default::default(),
+        options: Default::default(),
     }
 }
 
@@ -88,7 +89,7 @@ fn a_second_attach_continues_names_and_keeps_the_default_route() {
 }
 
 #[test]
-fn the_default_route_goes_via_the_highest_gw_priority_then_the_first() {
+fn the_default_route_goes_via_the_highest_gw_priority_then_dual_stack_then_by_name() {
     let mut s = state();
     s.networks.insert("ccc333".into(), net("ccc333", 2, false));
     let gw = |n: &str, p: i32| EndpointRequest {
@@ -109,6 +110,36 @@ fn the_default_route_goes_via_the_highest_gw_priority_then_the_first() {
         [
             "eth0 net-bbb222 10.201.1.2 default",
             "eth1 net-ccc333 10.201.2.2"
+        ]
+    );
+    // Docker 28 breaks ties by network name, not by join order.
+    let by_name =
+        plan_attach(&s, "c4", &ns(), &[gw("net-ccc333", 3), gw("net-bbb222", 3)]).unwrap();
+    assert_eq!(
+        lines(&by_name),
+        [
+            "eth0 net-ccc333 10.201.2.2",
+            "eth1 net-bbb222 10.201.1.2 default"
+        ]
+    );
+    // ... after preferring a dual-stack network to an IPv4-only one.
+    let mut dual = s.clone();
+    if let Some(n) = dual.networks.get_mut("ccc333") {
+        n.subnet6 = Some("fd00:201::/64".parse().unwrap());
+        n.gateway6 = Some("fd00:201::1".parse().unwrap());
+    }
+    let v6 = plan_attach(
+        &dual,
+        "c5",
+        &ns(),
+        &[gw("net-bbb222", 3), gw("net-ccc333", 3)],
+    )
+    .unwrap();
+    assert_eq!(
+        lines(&v6),
+        [
+            "eth0 net-bbb222 10.201.1.2",
+            "eth1 net-ccc333 10.201.2.2 default"
         ]
     );
     // An internal network never carries it, whatever its gw_priority.
@@ -155,4 +186,52 @@ fn refusals() {
     s.endpoints[0].ports = vec!["8080:80".parse().unwrap()];
     let e = plan_attach(&s, "c2", &ns(), &[p]).unwrap_err().to_string();
     assert!(e.contains("c1"), "{e}");
+}
+
+#[test]
+fn bridge_options_shape_the_endpoint() {
+    let mut s = state();
+    if let Some(n) = s.networks.get_mut("bbb222") {
+        n.options.host_binding_ipv4 = Some(Ipv4Addr::new(127, 0, 0, 1));
+        n.options.iface_prefix = Some("app".into());
+    }
+    let port: crate::ports::PortMapping = "8080:80".parse().unwrap();
+    let pinned: crate::ports::PortMapping = "10.0.0.9:8081:81".parse().unwrap();
+    let plan = plan_attach(
+        &s,
+        "c1",
+        &ns(),
+        &[
+            req("net-aaa111"),
+            EndpointRequest {
+                ports: vec![port, pinned],
+                sysctls: vec![("net.ipv4.conf.IFNAME.log_martians".into(), "1".into())],
+                ..req("net-bbb222")
+            },
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        lines(&plan),
+        [
+            "eth0 net-aaa111 10.201.0.2",
+            "app0 net-bbb222 10.201.1.2 default"
+        ]
+    );
+    let ports = &plan[1].0.ports;
+    // A port without a host address takes the network's binding; a given one stays.
+    assert_eq!(ports[0].host_ip, Some("127.0.0.1".parse().unwrap()));
+    assert_eq!(ports[1].host_ip, Some("10.0.0.9".parse().unwrap()));
+    assert_eq!(plan[1].0.sysctls.len(), 1);
+    let bad = plan_attach(
+        &s,
+        "c2",
+        &ns(),
+        &[EndpointRequest {
+            sysctls: vec![("net.ipv4.ip_forward".into(), "1".into())],
+            ..req("net-bbb222")
+        }],
+    )
+    .unwrap_err();
+    assert!(bad.to_string().contains("not an interface sysctl"), "{bad}");
 }

@@ -31,6 +31,7 @@ fn net() -> NetworkSpec {
         gateway6: None,
         ip_range6: None,
         aux_addresses: Default::default(),
+        options: Default::default(),
     }
 }
 
@@ -48,6 +49,7 @@ fn ep(container: &str, ns: &str, host: &str, last: u8) -> Endpoint {
         aliases: Vec::new(),
         address6: None,
         link_local_ips: Vec::new(),
+        sysctls: Vec::new(),
     }
 }
 
@@ -60,6 +62,7 @@ fn link(index: u32, name: &str, controller: Option<u32>) -> Link {
         mtu: 1500,
         kind: None,
         gso_ipv4_max: Some(links_default_gso()),
+        isolated: None,
     }
 }
 
@@ -460,5 +463,38 @@ fn internal_networks_keep_their_mtu_flows_and_gso() {
     seen.uplink_mtu = Some(1400);
     seen.veth_gso = None;
     seen.egress.clear();
+    assert_eq!(repairs(&state, &seen), Vec::<String>::new());
+}
+
+#[test]
+fn isolation_and_interface_sysctls_are_restored() {
+    let (mut state, mut seen) = healthy();
+    for n in state.networks.values_mut() {
+        n.options.no_icc = true;
+    }
+    let ifs: Vec<String> = state
+        .endpoints
+        .iter()
+        .map(|e| e.host_ifname.clone())
+        .collect();
+    let got = repairs(&state, &seen);
+    assert_eq!(got.len(), ifs.len(), "{got:?}");
+    assert!(
+        got.iter()
+            .all(|r| r.contains("was not isolated (enable_icc=false): isolated")),
+        "{got:?}"
+    );
+    for l in seen.links.iter_mut().filter(|l| ifs.contains(&l.name)) {
+        l.isolated = Some(true);
+    }
+    assert_eq!(repairs(&state, &seen), Vec::<String>::new());
+    state.endpoints[0].sysctls = vec![("net.ipv4.conf.IFNAME.log_martians".into(), "1".into())];
+    assert_eq!(
+        repairs(&state, &seen),
+        ["eth0 (10.201.0.2) of container c1 had an interface sysctl changed: restored"]
+    );
+    inside_mut(&mut seen, NS1)
+        .sysctls
+        .insert("net/ipv4/conf/eth0/log_martians".into(), "1".into());
     assert_eq!(repairs(&state, &seen), Vec::<String>::new());
 }

@@ -376,14 +376,21 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
             .endpoints_config
             .insert(n.clone(), EndpointSettings::default());
     }
-    if a.ip.is_some() || a.mac_address.is_some() || !a.network_alias.is_empty() {
+    if a.ip.is_some()
+        || a.mac_address.is_some()
+        || !a.network_alias.is_empty()
+        || !a.link_local_ip.is_empty()
+    {
         spec.networking_config.endpoints_config.insert(
             hc.network_mode.clone(),
             EndpointSettings {
                 aliases: a.network_alias.clone(),
-                ipam_config: a.ip.map(|ip| EndpointIpam {
-                    ipv4_address: ip.to_string(),
-                    ..Default::default()
+                ipam_config: (a.ip.is_some() || !a.link_local_ip.is_empty()).then(|| {
+                    EndpointIpam {
+                        ipv4_address: a.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                        link_local_ips: a.link_local_ip.iter().map(ToString::to_string).collect(),
+                        ..Default::default()
+                    }
                 }),
                 mac_address: a.mac_address.clone().unwrap_or_default(),
                 ..Default::default()

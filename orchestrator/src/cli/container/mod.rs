@@ -222,6 +222,9 @@ pub struct RunArgs {
     /// MAC address of the container's interface on the network
     #[arg(long = "mac-address")]
     mac_address: Option<String>,
+    /// Extra link-local address (169.254.0.0/16 or fe80::/10) on that interface (repeatable)
+    #[arg(long = "link-local-ip", value_parser = crate::cli::network::link_local_ip)]
+    link_local_ip: Vec<std::net::IpAddr>,
     /// Mount every volume and bind mount of another container: NAME[:ro|rw]
     #[arg(long = "volumes-from")]
     volumes_from: Vec<String>,

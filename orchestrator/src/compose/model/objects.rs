@@ -14,7 +14,9 @@ pub struct Network {
     /// Driver name: `bridge` (the default) runs; others are listed by `Project::unsupported`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
-    /// Driver options: `com.docker.network.driver.mtu` runs; others are listed by
+    /// Driver options: those of Docker's bridge driver berth runs
+    /// (`crate::api::bridge_options::APPLIED`: MTU, bridge name, ICC, masquerade, default
+    /// host address of published ports, interface prefix); others are listed by
     /// `Project::unsupported`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,

@@ -359,13 +359,17 @@ pub struct ServiceNetwork {
     /// Order in which networks are connected (higher first).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
-    /// Which network provides the default gateway (highest wins, ties to the join order).
+    /// Which network provides the default gateway (highest wins; ties to a dual-stack
+    /// network, then by network name, as Docker 28).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gw_priority: Option<i64>,
-    /// Interface name inside the container (not run by berth, listed by `Project::unsupported`).
+    /// Interface name inside the container (run: Docker's endpoint option
+    /// `com.docker.network.endpoint.ifname`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface_name: Option<String>,
-    /// Driver options (not run by berth, listed by `Project::unsupported`).
+    /// Endpoint driver options: `com.docker.network.endpoint.ifname` and
+    /// `com.docker.network.endpoint.sysctls` run; others are listed by
+    /// `Project::unsupported`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
 }

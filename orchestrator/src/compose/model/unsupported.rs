@@ -159,12 +159,14 @@ impl Project {
             }
             for (net, opt) in &svc.networks {
                 let Some(o) = opt else { continue };
-                for (key, set) in [("driver_opts", !o.driver_opts.is_empty())] {
-                    if set {
-                        out.push(Unsupported {
-                            path: format!("services.{name}.networks.{net}.{key}"),
-                        });
-                    }
+                for key in o
+                    .driver_opts
+                    .keys()
+                    .filter(|k| !crate::api::container::ENDPOINT_OPTS.contains(&k.as_str()))
+                {
+                    out.push(Unsupported {
+                        path: format!("services.{name}.networks.{net}.driver_opts.{key}"),
+                    });
                 }
             }
         }
@@ -179,7 +181,7 @@ impl Project {
             for key in n
                 .driver_opts
                 .keys()
-                .filter(|k| *k != "com.docker.network.driver.mtu")
+                .filter(|k| !crate::api::bridge_options::APPLIED.contains(&k.as_str()))
             {
                 out.push(Unsupported {
                     path: format!("networks.{name}.driver_opts.{key}"),

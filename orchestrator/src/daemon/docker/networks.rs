@@ -583,16 +583,22 @@ async fn connect(
         link_local_ips.push(ip);
     }
     let mut interface_name = None;
+    let mut sysctls = Vec::new();
     if let Some(opts) = cfg.get("DriverOpts").and_then(|o| o.as_object()) {
         for (k, v) in opts {
             match (k.as_str(), v.as_str()) {
                 (crate::api::container::IFNAME_OPT, Some(name)) => {
                     interface_name = Some(name.to_string())
                 }
+                (crate::api::container::SYSCTLS_OPT, Some(list)) => {
+                    sysctls = crate::api::container::endpoint_sysctls(list).map_err(|e| {
+                        ApiError::bad_request(format!("EndpointConfig.DriverOpts.{k}: {e}"))
+                    })?
+                }
                 _ => {
                     return Err(ApiError::bad_request(format!(
                         "EndpointConfig.DriverOpts.{k} is not supported by berth (only {})",
-                        crate::api::container::IFNAME_OPT
+                        crate::api::container::ENDPOINT_OPTS.join(" and ")
                     )));
                 }
             }
@@ -651,6 +657,7 @@ async fn connect(
                 interface_name,
                 link_local_ips,
                 gw_priority: 0,
+                sysctls,
             },
             links,
         )

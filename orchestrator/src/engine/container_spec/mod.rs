@@ -587,16 +587,23 @@ fn connect_request(
         let field = format!("NetworkingConfig.EndpointsConfig.{}", n.name);
         n.aliases = ep.aliases.clone();
         for (k, v) in &ep.driver_opts {
-            if k != crate::api::container::IFNAME_OPT {
-                return Err(invalid(
-                    format!("{field}.DriverOpts.{k}"),
-                    format!(
-                        "{v:?}: only {} is supported",
-                        crate::api::container::IFNAME_OPT
-                    ),
-                ));
+            let at = || format!("{field}.DriverOpts.{k}");
+            match k.as_str() {
+                crate::api::container::IFNAME_OPT => n.interface_name = Some(v.clone()),
+                crate::api::container::SYSCTLS_OPT => {
+                    n.sysctls =
+                        crate::api::container::endpoint_sysctls(v).map_err(|e| invalid(at(), e))?
+                }
+                _ => {
+                    return Err(invalid(
+                        at(),
+                        format!(
+                            "{v:?}: only {} are supported",
+                            crate::api::container::ENDPOINT_OPTS.join(" and ")
+                        ),
+                    ));
+                }
             }
-            n.interface_name = Some(v.clone());
         }
         n.mac_address = (!ep.mac_address.is_empty()).then(|| ep.mac_address.clone());
         n.gw_priority = ep

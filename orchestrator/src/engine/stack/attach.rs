@@ -26,8 +26,11 @@ pub(super) struct NetworkJoin {
     pub interface_name: Option<String>,
     /// Extra link-local addresses on the interface.
     pub link_local_ips: Vec<std::net::IpAddr>,
-    /// Which network carries the default route: the highest, ties to the earlier.
+    /// Which network carries the default route: the highest; on ties a dual-stack network,
+    /// then the network whose name sorts first (Docker 28's order).
     pub gw_priority: i32,
+    /// Sysctls of the interface, `IFNAME` standing for it.
+    pub sysctls: Vec<(String, String)>,
 }
 
 /// What a container is attached with.
@@ -99,6 +102,7 @@ impl Engine {
                 interface_name: join.interface_name,
                 link_local_ips: join.link_local_ips,
                 gw_priority: join.gw_priority,
+                sysctls: join.sysctls,
                 network: join.network,
                 ipv4_address: join.ipv4_address,
                 ipv6_address: join.ipv6_address,

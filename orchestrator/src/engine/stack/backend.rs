@@ -334,6 +334,15 @@ impl StackBackend {
             ));
         }
         let aux_addresses = aux_addresses(key, v4.into_iter().chain(v6))?;
+        // Options berth does not run were warned about by name; the others must parse.
+        let applied = net
+            .driver_opts
+            .iter()
+            .filter(|(k, _)| crate::api::bridge_options::APPLIED.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let driver = crate::api::bridge_options::parse(&applied)
+            .map_err(|e| format!("networks.{key}.driver_opts.{e}"))?;
         let mut labels = net.labels.clone();
         labels.insert(labels::PROJECT.into(), self.project.name.clone());
         labels.insert("com.docker.compose.network".into(), key.into());
@@ -344,12 +353,11 @@ impl StackBackend {
             ip_range: parse(key, v4, "ip_range", |p| p.ip_range.as_ref())?,
             internal: net.internal,
             enable_ipv6: net.enable_ipv6.unwrap_or(false) || v6.is_some(),
-            mtu: net
-                .driver_opts
-                .get("com.docker.network.driver.mtu")
-                .and_then(|m| m.parse().ok()),
+            mtu: driver.mtu,
             labels,
             aux_addresses,
+            bridge_name: driver.bridge_name,
+            options: driver.options,
         };
         let req6 = Ipv6Create {
             subnet: parse(key, v6, "subnet", |p| p.subnet.as_ref())?,

@@ -89,6 +89,7 @@ impl Engine {
                 interface_name: n.interface_name.clone(),
                 link_local_ips: n.link_local_ips.clone(),
                 gw_priority: n.gw_priority,
+                sysctls: n.sysctls.clone(),
             });
         }
         let how = Attachment {
@@ -131,6 +132,8 @@ impl Engine {
                 mtu: None,
                 labels,
                 aux_addresses: BTreeMap::new(),
+                bridge_name: None,
+                options: Default::default(),
             })
             .await
             .map_err(|err| format!("creating the default network {DEFAULT_BRIDGE}: {err:#}"))?;

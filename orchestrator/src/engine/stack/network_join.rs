@@ -67,6 +67,7 @@ impl Engine {
                     interface_name: join.interface_name.clone(),
                     link_local_ips: join.link_local_ips.clone(),
                     gw_priority: 0,
+                    sysctls: join.sysctls.clone(),
                 }],
             )
             .await
