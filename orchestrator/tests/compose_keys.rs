@@ -278,7 +278,7 @@ const KEYS: &[(&str, Class)] = &[
     ),
     (
         "services.*.networks.*.driver_opts",
-        Warned("services.all.networks.front.driver_opts"),
+        Engine("o.driver_opts.get(SYSCTLS_OPT)"),
     ),
     (
         "services.*.oom_kill_disable",
@@ -372,7 +372,7 @@ const KEYS: &[(&str, Class)] = &[
     ("networks.*.driver", Loader),
     (
         "networks.*.driver_opts",
-        Engine("com.docker.network.driver.mtu"),
+        Engine("bridge_options::parse(&applied)"),
     ),
     ("networks.*.attachable", Warned("networks.front.attachable")),
     ("networks.*.enable_ipv4", Loader),

@@ -106,7 +106,7 @@ fn network_commands_print_and_refuse_as_before() {
         "{dup}"
     );
     let opt = curl(
-        r#"-X POST -d '{"Name":"x","Options":{"com.docker.network.bridge.enable_icc":"false"}}' http://b/v1/networks/create"#,
+        r#"-X POST -d '{"Name":"x","Options":{"com.docker.network.bridge.inhibit_ipv4":"true"}}' http://b/v1/networks/create"#,
     );
     assert!(
         opt.starts_with(r#"{"kind":"invalid_argument","#) && opt.ends_with(" 400"),

@@ -174,7 +174,7 @@ fn create_ipv6_network_and_inspect_it() {
         let dup = create(&n, create_req("v6a", &[], false)).await;
         let mut with_opt = create_req("v6c", &[], false);
         with_opt.options.insert(
-            "com.docker.network.bridge.enable_icc".into(),
+            "com.docker.network.bridge.inhibit_ipv4".into(),
             "false".into(),
         );
         let opt = create(&n, with_opt).await;
@@ -193,7 +193,7 @@ fn create_ipv6_network_and_inspect_it() {
     );
     let opt = opt.expect_err("option");
     assert_eq!(opt.kind, ErrorKind::InvalidArgument);
-    assert!(opt.message.contains("enable_icc"), "{}", opt.message);
+    assert!(opt.message.contains("inhibit_ipv4"), "{}", opt.message);
     let (va, vb) = (i.0.expect("inspect a"), i.1.expect("inspect b"));
     assert!(va.enable_ipv6);
     let v6a = va.ipv6_config().expect("v6 pool");
