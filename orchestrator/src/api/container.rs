@@ -486,13 +486,26 @@ pub const SYSCTLS_OPT: &str = "com.docker.network.endpoint.sysctls";
 pub const ENDPOINT_OPTS: [&str; 2] = [IFNAME_OPT, SYSCTLS_OPT];
 
 /// Reads a [`SYSCTLS_OPT`] value into (name, value) pairs; the error names the entry at
-/// fault.
+/// fault. The placeholder is taken in any case (the docker CLI lowercases the values of
+/// `--network driver-opt=`) and kept as `IFNAME`.
 pub fn endpoint_sysctls(list: &str) -> Result<Vec<(String, String)>, String> {
     let mut out: Vec<(String, String)> = Vec::new();
     for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (k, v) = item
             .split_once('=')
             .ok_or_else(|| format!("{item:?} is not NAME=VALUE"))?;
+        let k = k
+            .split('.')
+            .map(|p| {
+                if p.eq_ignore_ascii_case("IFNAME") {
+                    "IFNAME"
+                } else {
+                    p
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(".");
+        let k = k.as_str();
         berth_netd::check_sysctl(k, v)?;
         if out.iter().any(|(x, _)| x == k) {
             return Err(format!("{k} is given twice"));
@@ -634,6 +647,34 @@ pub struct ContainerNetworks {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoint_sysctls_are_read_checked_and_named() {
+        let got = endpoint_sysctls(
+            "net.ipv4.conf.IFNAME.log_martians=1, net.ipv6.conf.ifname.accept_ra=2",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                ("net.ipv4.conf.IFNAME.log_martians".into(), "1".into()),
+                ("net.ipv6.conf.IFNAME.accept_ra".into(), "2".into())
+            ]
+        );
+        for (bad, want) in [
+            ("net.ipv4.ip_forward=1", "not an interface sysctl"),
+            ("kernel.pid_max=5", "not an interface sysctl"),
+            ("net.ipv4.conf.IFNAME.x", "not NAME=VALUE"),
+            (
+                "net.ipv4.conf.IFNAME.x=1,net.ipv4.conf.IFNAME.x=2",
+                "given twice",
+            ),
+            ("net.ipv4.conf.IFNAME.x=../1", "printable word"),
+        ] {
+            let e = endpoint_sysctls(bad).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn docker_bodies_decode_with_nulls_and_zero_values() {

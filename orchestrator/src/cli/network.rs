@@ -385,6 +385,8 @@ pub fn inspect_json(x: &Network) -> serde_json::Value {
             .flat_map(|c| c.auxiliary_addresses.clone())
             .collect::<BTreeMap<_, _>>(),
         "MTU": x.mtu(),
+        // The bridge driver's options as Docker names them (bridge name, non-defaults).
+        "Options": x.options,
         "Labels": x.labels,
         "Created": x.created_unix,
         "Endpoints": x.endpoints,
