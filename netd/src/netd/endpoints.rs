@@ -14,7 +14,8 @@ use crate::state::{Endpoint, NetnsRef, NetworkSpec};
 impl Netd {
     /// Attaches a container (its namespace) to networks: one veth each, named eth0, eth1 ...
     /// in priority order after any it already has, default route via the non-internal network
-    /// of the highest `gw_priority` (the first of equals) when the container has none yet.
+    /// of the highest `gw_priority` (among equals a dual-stack one, then the first by name) when
+    /// the container has none yet.
     /// All or nothing.
     pub async fn attach(
         &self,

@@ -102,7 +102,8 @@ pub struct EndpointRequest {
     /// Higher first: decides eth0, eth1 ... (and the default route among equal `gw_priority`).
     pub priority: i32,
     /// Which network carries the default route (Docker's `GwPriority`): the highest among
-    /// the non-internal ones, ties to the earlier in `priority` order.
+    /// the non-internal ones; ties to a dual-stack network, then the network whose name
+    /// sorts first (Docker 28's order).
     pub gw_priority: i32,
     /// DNS aliases.
     pub aliases: Vec<String>,

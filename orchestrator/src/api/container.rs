@@ -460,8 +460,8 @@ pub struct EndpointSettings {
     /// Static MAC address (empty: derived from the address).
     #[serde(deserialize_with = "nullable")]
     pub mac_address: String,
-    /// Which network carries the default route: the highest wins, ties go to the order the
-    /// networks are joined in (`NetworkMode`'s first, then compose `priority`).
+    /// Which network carries the default route: the highest wins; on ties a dual-stack
+    /// network, then the network whose name sorts first (Docker 28's order).
     #[serde(deserialize_with = "nullable")]
     pub gw_priority: i64,
     /// Driver options of the endpoint: berth runs [`IFNAME_OPT`] (the interface's name in

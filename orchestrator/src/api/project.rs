@@ -363,7 +363,7 @@ pub struct ContainerNetwork {
     #[serde(default)]
     pub priority: i32,
     /// Which network carries the default route (Docker's `GwPriority`, compose
-    /// `gw_priority`): the highest, ties to the earlier joined.
+    /// `gw_priority`): the highest; ties to a dual-stack network, then the first name.
     #[serde(default)]
     pub gw_priority: i32,
     /// The interface's name inside the container (compose `interface_name`), else `ethN`.
