@@ -64,8 +64,9 @@ fn attach_configures_eth0_and_peers_reach_each_other() {
         let p1 = c1.path();
         let body = blocking(move || http_get_retry(&p1, to, Duration::from_secs(5))).await;
         assert_eq!(body.expect("c1 -> c2"), "c2");
-        // Several networks at once: eth0 is the highest priority, which carries the
-        // default route; a static address is honoured, a taken one refused.
+        // Several networks at once: eth0 is the highest priority; the default route goes,
+        // among equal gw_priority, via the network whose name sorts first (Docker 28's
+        // order); a static address is honoured, a taken one refused.
         let mut hi = ep("front");
         hi.priority = 10;
         let mut lo = ep("back");
@@ -78,11 +79,11 @@ fn attach_configures_eth0_and_peers_reach_each_other() {
                 e[0].network.as_str(),
                 e[0].default_route
             ),
-            ("eth0", front.id.as_str(), true)
+            ("eth0", front.id.as_str(), false)
         );
         assert_eq!(
-            (e[1].ifname.as_str(), e[1].address),
-            ("eth1", back.subnet.nth(50).expect("addr"))
+            (e[1].ifname.as_str(), e[1].address, e[1].default_route),
+            ("eth1", back.subnet.nth(50).expect("addr"), true)
         );
         assert!(ip(&c3.name, &["link", "show", "eth1"]).contains("02:42:ac:11:00:99"));
         let mut dup = ep("back");

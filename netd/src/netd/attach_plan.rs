@@ -65,10 +65,18 @@ pub(crate) fn plan_attach(
         })
         .min_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.3.cmp(b.3)))
         .map(|(i, ..)| i);
+    // Published ports go with the default route, as Docker publishes them through the
+    // endpoint that gives the container its gateway: the first request's ports move there.
+    let ports_to = gateway.filter(|g| !has_default && *g != 0);
     let mut planned: Vec<(Endpoint, NetworkSpec)> = Vec::new();
     let mut taken_by_net: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
     let mut taken6_by_net: BTreeMap<String, BTreeMap<Ipv6Addr, String>> = BTreeMap::new();
     for (i, r) in reqs.iter().enumerate() {
+        let requested: Vec<crate::ports::PortMapping> = match ports_to {
+            Some(_) if i == 0 => Vec::new(),
+            Some(g) if i == g => reqs[0].ports.iter().chain(&r.ports).cloned().collect(),
+            _ => r.ports.clone(),
+        };
         let n = state
             .find_network(&r.network)
             .cloned()
@@ -109,7 +117,7 @@ pub(crate) fn plan_attach(
             }
         };
         taken.insert(address);
-        if n.internal && !r.ports.is_empty() {
+        if n.internal && !requested.is_empty() {
             return Err(NetdError::InternalPorts { name: n.name });
         }
         let mac = match &r.mac_address {
@@ -117,8 +125,7 @@ pub(crate) fn plan_attach(
             None => names::endpoint_mac(address),
         };
         // Ports that name no host address take the network's `host_binding_ipv4`.
-        let ports: Vec<crate::ports::PortMapping> = r
-            .ports
+        let ports: Vec<crate::ports::PortMapping> = requested
             .iter()
             .map(|p| {
                 let mut p = p.clone();

@@ -383,7 +383,8 @@ pub struct ContainerNetwork {
 pub struct ContainerConnect {
     /// Container id.
     pub container: String,
-    /// In priority order: the first carries the default route and the published ports.
+    /// In priority order (the join order); netd gives the default route and the published
+    /// ports to the one of the highest `gw_priority` (see `ContainerNetwork::gw_priority`).
     pub networks: Vec<ContainerNetwork>,
     /// `-p/--publish`.
     pub ports: Vec<PortMapping>,

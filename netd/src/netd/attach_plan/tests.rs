@@ -235,3 +235,47 @@ fn bridge_options_shape_the_endpoint() {
     .unwrap_err();
     assert!(bad.to_string().contains("not an interface sysctl"), "{bad}");
 }
+
+#[test]
+fn published_ports_go_with_the_default_route() {
+    let mut s = state();
+    s.networks.insert("ccc333".into(), net("ccc333", 2, false));
+    let port: crate::ports::PortMapping = "8080:80".parse().unwrap();
+    let plan = plan_attach(
+        &s,
+        "c1",
+        &ns(),
+        &[
+            EndpointRequest {
+                ports: vec![port],
+                ..req("net-ccc333")
+            },
+            req("net-bbb222"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        lines(&plan),
+        [
+            "eth0 net-ccc333 10.201.2.2",
+            "eth1 net-bbb222 10.201.1.2 default"
+        ]
+    );
+    assert!(plan[0].0.ports.is_empty());
+    assert_eq!(plan[1].0.ports.len(), 1);
+    // An internal first network no longer refuses them when another has the route.
+    let plan = plan_attach(
+        &s,
+        "c2",
+        &ns(),
+        &[
+            EndpointRequest {
+                ports: vec!["8081:80".parse().unwrap()],
+                ..req("net-aaa111")
+            },
+            req("net-bbb222"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(plan[1].0.ports.len(), 1);
+}

@@ -1,5 +1,6 @@
 //! The one attach path: joins a created container to its networks in priority order (the
-//! first carries the default route and the published ports), registers its DNS names and
+//! published ports are handed over with the first; netd gives them and the default route to
+//! the network of the highest `gw_priority`, as Docker does), registers its DNS names and
 //! writes its /etc/hosts and /etc/resolv.conf, all or nothing. Services (the plan backend,
 //! `berth run`) and single containers (`container run --network`) both come through here;
 //! each caller only says which networks, names and files it wants and words the errors for
