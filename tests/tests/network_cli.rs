@@ -132,10 +132,21 @@ fn network_commands_print_and_refuse_as_before() {
         &netns,
         "--ip",
         "10.231.5.9",
+        "--link-local-ip",
+        "169.254.9.9",
         "neta",
         "ctr1",
     ]);
     assert!(c.starts_with("eth0 10.231.5.9 "), "{c}");
+    let addr = std::process::Command::new("ip")
+        .args(["-n", &ns.0, "-4", "addr", "show", "eth0"])
+        .output()
+        .expect("ip addr");
+    let addr = String::from_utf8_lossy(&addr.stdout);
+    assert!(
+        addr.contains("inet 169.254.9.9/16"),
+        "--link-local-ip: {addr}"
+    );
     let forbidden = curl("-X DELETE http://b/v1/networks/neta");
     assert!(forbidden.ends_with(" 403"), "{forbidden}");
     let inuse = h.berth(&["network", "rm", "neta"]);
