@@ -16,7 +16,9 @@
 //!
 //! Both families share one rule generator ([`rules`], generic over [`Family`]): each
 //! subnet reachable only from its own bridge and the host, masquerade of each non-internal
-//! subnet for anything not on its own bridge, DNAT of published ports for packets to any
+//! subnet for anything not on its own bridge (unless its network turned masquerading off: then
+//! only its gateway is guarded in `raw`, and the forward chain lets nothing but replies and
+//! published ports into its bridge), DNAT of published ports for packets to any
 //! local address (`fib daddr type local`) or the given host address, hairpin masquerade,
 //! forward isolation between networks and none out of internal ones. What only IPv4 has: the
 //! loopback guard and the masquerade of host-local clients (`127.0.0.1:PORT` needs
@@ -231,7 +233,14 @@ pub fn rules<F: Family>(rs: &Ruleset<F>) -> Vec<(&'static str, Vec<Statement<'st
         out.push(loopback_guard());
     }
     for n in &rs.networks {
-        out.push(subnet_guard(fam, &n.bridge, prefix(&n.subnet)));
+        if n.masquerade || n.internal {
+            out.push(subnet_guard(fam, &n.bridge, prefix(&n.subnet)));
+        } else if let Some(gw) = n.gateway {
+            // Unmasqueraded traffic gets its replies addressed to the containers from outside:
+            // only the gateway stays guarded here, and the forward chain drops what is not a
+            // reply or a published port on its way into the bridge.
+            out.push(subnet_guard(fam, &n.bridge, s(gw.to_string())));
+        }
     }
     let wildcard = rs
         .ports
@@ -342,6 +351,18 @@ pub fn rules<F: Family>(rs: &Ruleset<F>) -> Vec<(&'static str, Vec<Statement<'st
                 m(ct("status"), Operator::IN, s("dnat")),
                 eq(meta(MetaKey::Oifname), set_of(&named)),
                 accept(),
+            ],
+        ));
+    }
+    for n in rs.networks.iter().filter(|n| !n.masquerade && !n.internal) {
+        // The subnet guard's part for an unmasqueraded network: replies and published ports
+        // were accepted above; nothing else enters its bridge from elsewhere.
+        out.push((
+            "forward",
+            vec![
+                eq(meta(MetaKey::Oifname), s(n.bridge.clone())),
+                m(meta(MetaKey::Iifname), Operator::NEQ, s(n.bridge.clone())),
+                drop_(),
             ],
         ));
     }
@@ -828,6 +849,16 @@ mod guard_tests {
                 && !t.contains("status")),
             "no outbound masquerade for the subnet: {texts:?}"
         );
+        // Replies come back to the containers' own addresses: the raw guard keeps only the
+        // gateway, and the forward chain lets nothing but replies and published ports in.
+        assert!(texts.iter().any(|(c, t)| *c == "raw"
+            && t.contains(r#""right":"10.201.0.1""#)
+            && t.contains("drop")));
+        assert!(!texts.iter().any(|(c, t)| *c == "raw"
+            && t.contains(r#""addr":"10.201.0.0""#)
+            && t.contains("drop")));
+        assert!(texts.iter().any(|(c, t)| *c == "forward"
+            && t.contains(r#"{"match":{"left":{"meta":{"key":"oifname"}},"right":"br-app","op":"=="}},{"match":{"left":{"meta":{"key":"iifname"}},"right":"br-app","op":"!="}},{"drop":{}}"#)));
         // Hairpin and host-local clients of published ports still are.
         assert!(
             texts

@@ -9,6 +9,7 @@ pub mod binary;
 pub mod container_util;
 pub mod docker;
 pub mod host;
+pub mod neighbour;
 pub mod registry;
 
 pub use binary::berth_bin;

@@ -1,6 +1,7 @@
 //! Docker's bridge and endpoint driver options, applied end to end as root with the real
 //! binary: a Compose network's `driver_opts` name its bridge, keep its containers apart
-//! (`enable_icc: "false"`, tried with real traffic), leave its subnet unmasqueraded, bind its
+//! (`enable_icc: "false"`, tried with real traffic), leave its subnet unmasqueraded (a LAN
+//! neighbour routing it back answers a container, but reaches none directly), bind its
 //! published ports to one host address and prefix its interface names; a service's endpoint
 //! `driver_opts` set sysctls of its interface. Each survives a daemon restart and is put back
 //! by reconcile after it was undone by hand (the nft table flushed, the port's isolation
@@ -9,6 +10,7 @@
 
 use berth_tests::docker::Docker;
 use berth_tests::host::{self, Host};
+use berth_tests::neighbour::Neighbour;
 
 const STACK: &str = r#"
 name: dro
@@ -202,6 +204,42 @@ fn compose_driver_opts_are_applied_and_kept() {
         "200",
         "not published on another host address"
     );
+
+    // Unmasqueraded: a LAN neighbour that routes the subnet back through the host answers a
+    // container (its replies come in addressed to the container), but cannot open a
+    // connection to one itself.
+    let nb = Neighbour::new(&host);
+    assert!(
+        nb.sh("ip route add 10.201.110.0/24 via 192.168.177.1")
+            .status
+            .success()
+    );
+    let mut srv = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &nb.ns, "busybox", "httpd", "-f", "-p", "8099", "-h", "/etc",
+        ])
+        .spawn()
+        .expect("neighbour's httpd");
+    let mut reached = false;
+    for _ in 0..10 {
+        if fetches(&host, "dro-a-1", "http://192.168.177.2:8099/hostname") {
+            reached = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let direct = nb.curl(&format!("http://{b_ip}/hostname"));
+    let _ = srv.kill();
+    let _ = srv.wait();
+    assert!(
+        reached,
+        "the neighbour's replies reach the unmasqueraded container"
+    );
+    assert!(
+        direct.is_empty(),
+        "the neighbour reached b directly: {direct:?}"
+    );
+    drop(nb);
 
     // Undo by hand what the options made, once with the daemon stopped (the next daemon
     // reads the network from netd's state) and once with it running; reconcile puts it back.
