@@ -399,6 +399,34 @@ fn cli_options_are_applied_and_bad_ones_refused() {
         text(&o)
     );
 
+    // A Compose file's bad option fails `up` naming the key and value, with nothing made.
+    let net_opt =
+        "networks:\n  n:\n    driver_opts: {com.docker.network.bridge.enable_icc: \"maybe\"}\n";
+    let ep_opt = "networks:\n  n: {}\n";
+    for (nets, ep, want) in [
+        (
+            net_opt,
+            "",
+            "networks.n.driver_opts.com.docker.network.bridge.enable_icc",
+        ),
+        (
+            ep_opt,
+            "\n        driver_opts: {com.docker.network.endpoint.sysctls: \"kernel.pid_max=5\"}",
+            "networks.n.driver_opts.com.docker.network.endpoint.sysctls",
+        ),
+    ] {
+        let file = format!(
+            "name: bad\nservices:\n  s:\n    image: busybox:e2e\n    networks:\n      n:{}\n{nets}",
+            if ep.is_empty() { " {}" } else { ep }
+        );
+        std::fs::write(host.stack.join("compose.yaml"), file).expect("compose");
+        let o = host.berth(&["up", "-d"]);
+        let msg = text(&o);
+        assert!(!o.status.success() && msg.contains(want), "{want}: {msg}");
+        assert!(host.ps().is_empty(), "{want}");
+        assert!(!host.ok(&["network", "ls"]).contains("bad_n"), "{want}");
+    }
+
     host.ok(&["container", "rm", "-f", "ll"]);
     host.ok(&["network", "rm", "cliopts"]);
     let leaks = host.leaks(&[]);

@@ -179,6 +179,26 @@ fn create_bind_sources(missing: &[MissingBind]) -> Result<(), String> {
     Ok(())
 }
 
+/// The endpoint driver options of the services the plan creates containers of, checked as
+/// their creation will check them, so that a bad one fails `up` before any network is made.
+fn endpoint_options(project: &Project, plan: &Plan) -> Result<(), String> {
+    for node in &plan.nodes {
+        let Step::CreateContainer { service, .. } = &node.step else {
+            continue;
+        };
+        let Some(svc) = project.services.get(service) else {
+            continue;
+        };
+        for (key, o) in &svc.networks {
+            if let Some(o) = o {
+                super::translate::endpoint_driver_opts(service, key, o)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks the plan's bind sources and ports (the message of the first refusal), then makes
 /// the bind sources the short syntax asks for.
 pub async fn check(
@@ -187,6 +207,7 @@ pub async fn check(
     project: &Project,
     plan: &Plan,
 ) -> Result<(), String> {
+    endpoint_options(project, plan)?;
     let binds = missing_binds(project, plan);
     if let Some(refused) = binds.iter().find(|m| !m.create) {
         return Err(refused.to_string());

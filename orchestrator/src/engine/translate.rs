@@ -616,7 +616,7 @@ fn service_networks(
 /// option under `driver_opts` must agree with it), and
 /// [`crate::api::container::SYSCTLS_OPT`], checked here so a bad entry names the service's
 /// key. Other options are left out: `up` warns about them by name (`Project::unsupported`).
-fn endpoint_driver_opts(
+pub(crate) fn endpoint_driver_opts(
     service: &str,
     key: &str,
     o: &crate::compose::ServiceNetwork,
