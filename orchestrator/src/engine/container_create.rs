@@ -70,6 +70,23 @@ fn local_hosts(mode: &str, hosts: &[(String, String)], rec: &Record) -> Result<(
     std::fs::write(&p, content).map_err(|e| format!("writing {}: {e}", p.display()))
 }
 
+/// A `Mounts` bind whose source is not on the host is refused at create, as Docker refuses it
+/// (a `Binds` entry's missing source is made at start instead, as Docker makes it).
+fn missing_bind_sources(spec: &ContainerSpec) -> Result<(), SpecError> {
+    for (i, m) in spec.host_config.mounts.iter().enumerate() {
+        if m.r#type == "bind" && !m.source.is_empty() && std::fs::metadata(&m.source).is_err() {
+            return Err(SpecError::Invalid {
+                field: format!("HostConfig.Mounts[{i}].Source"),
+                message: format!(
+                    "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                    m.source
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Translates `spec` (with its resolved `image`, `None` with `Rootfs`) and creates container
 /// `name` (generated when empty): anonymous volumes made, image recorded, /etc/hosts lines
 /// written when no bridge network will; all or nothing. Blocking.
@@ -85,6 +102,7 @@ fn create_from_spec(
         inherit: None,
         containers: Some(&lookup),
     };
+    missing_bind_sources(spec)?;
     let t = translate(name, spec, &cx)?;
     let rec = runtime
         .create_pending_with_volumes(t.config)
