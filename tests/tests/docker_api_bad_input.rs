@@ -238,5 +238,19 @@ fn an_attached_run_whose_start_fails_exits_with_dockers_code() {
         );
     }
     nothing_made(&docker, "the failed starts and create");
+    // A `-v` bind's missing source is made as a directory, as Docker makes it.
+    let made = src.path().join("made/deep");
+    let v = format!("{}:/d", made.display());
+    docker.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &v,
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo x > /d/f",
+    ]);
+    assert!(made.join("f").is_file(), "-v source not made");
     docker.ok(&["run", "--rm", "busybox:e2e", "true"]);
 }

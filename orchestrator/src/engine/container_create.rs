@@ -70,10 +70,11 @@ fn local_hosts(mode: &str, hosts: &[(String, String)], rec: &Record) -> Result<(
     std::fs::write(&p, content).map_err(|e| format!("writing {}: {e}", p.display()))
 }
 
-/// A `Mounts` bind whose source is not on the host is refused at create, as Docker refuses it
-/// (a `Binds` entry's missing source is made at start instead, as Docker makes it).
-fn missing_bind_sources(spec: &ContainerSpec) -> Result<(), SpecError> {
-    for (i, m) in spec.host_config.mounts.iter().enumerate() {
+/// Bind sources as Docker treats them at create, once the spec is valid: a `Mounts` bind whose source is not on the
+/// host is refused, and a `Binds` entry's missing source is made as a directory.
+fn bind_sources(spec: &ContainerSpec) -> Result<(), SpecError> {
+    let hc = &spec.host_config;
+    for (i, m) in hc.mounts.iter().enumerate() {
         if m.r#type == "bind" && !m.source.is_empty() && std::fs::metadata(&m.source).is_err() {
             return Err(SpecError::Invalid {
                 field: format!("HostConfig.Mounts[{i}].Source"),
@@ -83,6 +84,16 @@ fn missing_bind_sources(spec: &ContainerSpec) -> Result<(), SpecError> {
                 ),
             });
         }
+    }
+    for (i, b) in hc.binds.iter().enumerate() {
+        let src = b.split(':').next().unwrap_or_default();
+        if !src.starts_with('/') || std::fs::symlink_metadata(src).is_ok() {
+            continue;
+        }
+        std::fs::create_dir_all(src).map_err(|err| SpecError::Invalid {
+            field: format!("HostConfig.Binds[{i}]"),
+            message: format!("making bind source path {src}: {err}"),
+        })?;
     }
     Ok(())
 }
@@ -102,8 +113,8 @@ fn create_from_spec(
         inherit: None,
         containers: Some(&lookup),
     };
-    missing_bind_sources(spec)?;
     let t = translate(name, spec, &cx)?;
+    bind_sources(spec)?;
     let rec = runtime
         .create_pending_with_volumes(t.config)
         .map_err(|err| match err {
