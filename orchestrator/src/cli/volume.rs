@@ -74,6 +74,7 @@ fn json(v: &VolumeInfo) -> serde_json::Value {
         "Labels": v.meta.labels,
         "Scope": "local",
         "Anonymous": v.meta.anonymous,
+        "Options": (!v.meta.options.is_empty()).then_some(&v.meta.options),
         "UsedBy": v.used_by,
     })
 }
