@@ -304,3 +304,58 @@ fn docker_volume_create_with_driver_opts_mounts_tmpfs_and_refuses_a_bind_in_o() 
     assert!(!ls.contains("evil"), "{ls}");
     h.berth(&["system", "shutdown"]);
 }
+
+/// Mounting again at a container's start lands on the volume's own `_data` directory only:
+/// when that has been swapped for a link (to a host directory), the start fails naming the
+/// volume and nothing is mounted where the link points.
+#[test_with::root()]
+#[test]
+fn a_remount_never_follows_a_link_out_of_the_volume() {
+    host::require_tools();
+    let host = Host::new("vlink");
+    host.busybox_image();
+    host.ok(&[
+        "volume",
+        "create",
+        "-o",
+        "type=tmpfs",
+        "-o",
+        "device=tmpfs",
+        "-o",
+        "o=size=4m",
+        "lv",
+    ]);
+    host.ok(&[
+        "container",
+        "create",
+        "--name",
+        "c",
+        "--network",
+        "none",
+        "-v",
+        "lv:/d",
+        "busybox:e2e",
+        "true",
+    ]);
+    let data = host.root.join("volumes/lv/_data");
+    let st = std::process::Command::new("umount")
+        .arg(&data)
+        .status()
+        .expect("umount");
+    assert!(st.success());
+    let elsewhere = host.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("dir");
+    std::fs::remove_dir(&data).expect("rmdir _data");
+    std::os::unix::fs::symlink(&elsewhere, &data).expect("link");
+    let o = host.berth(&["container", "start", "c"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "started through a link");
+    assert!(err.contains("volume lv"), "{err}");
+    assert!(fstype_at(&elsewhere).is_none(), "mounted through the link");
+    host.ok(&["container", "rm", "c"]);
+    assert!(
+        mounts_under(host.dir.path()).is_empty(),
+        "{:?}",
+        mounts_under(host.dir.path())
+    );
+}
