@@ -471,6 +471,15 @@ impl Cgroup {
     /// cgroup itself.
     pub fn realtime_held(&self) -> Option<super::realtime::Held> {
         let d = self.v1_dir("cpu")?;
+        // The common case, no claim, costs one small read (not a mount table's).
+        let claim: i64 = fs::read_to_string(d.join("cpu.rt_runtime_us"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        if claim <= 0 {
+            return None;
+        }
         let root = v1_hierarchies()
             .ok()?
             .into_iter()
