@@ -373,7 +373,7 @@ fn repository_examples_load() {
 fn unsupported_keys_are_named() {
     let d = project(&[(
         "compose.yaml",
-        "secrets:\n  s:\n    file: ./compose.yaml\nservices:\n  a:\n    image: x\n    gpus: all\n    security_opt: [label=disable]\n    logging: {driver: syslog}\n    secrets: [s, {source: s, target: t, mode: 0400}]\n    deploy:\n      placement:\n        constraints: [node.role==manager]\nnetworks:\n  o:\n    driver: overlay\nvolumes:\n  v:\n    driver_opts: {type: tmpfs, device: tmpfs, o: size=1m}\n",
+        "secrets:\n  s:\n    file: ./compose.yaml\nservices:\n  a:\n    image: x\n    gpus: all\n    security_opt: [label=disable]\n    logging: {driver: syslog}\n    secrets: [s, {source: s, target: t, mode: 0400}]\n    deploy:\n      placement:\n        constraints: [node.role==manager]\nnetworks:\n  o:\n    driver: overlay\nvolumes:\n  v:\n    driver_opts: {type: tmpfs, device: tmpfs, o: size=1m, size: 1m}\n",
     )]);
     let o = berth(d.path(), &["config", "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -385,10 +385,12 @@ fn unsupported_keys_are_named() {
         "services.a.logging",
         "services.a.deploy.placement",
         "networks.o.driver=overlay",
-        "volumes.v.driver_opts.device",
+        "volumes.v.driver_opts.size",
     ] {
         assert!(err.contains(name), "{name} not reported in {err}");
     }
+    // The local driver's own options are run (mounted), not reported.
+    assert!(!err.contains("driver_opts.device"), "{err}");
 }
 
 #[test]
@@ -502,4 +504,34 @@ fn compose_file_in_dotenv_and_compose_env_files() {
         ],
     );
     assert_eq!(stdout(&out), "busybox:fromsub\n", "{}", stderr(&out));
+}
+
+#[test]
+fn build_platforms_of_the_host_alone_are_built_and_others_are_warned_by_name() {
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let other = if host == "arm64" { "amd64" } else { "arm64" };
+    let file = |platforms: &str| {
+        format!(
+            "services:\n  a:\n    image: x\n    build:\n      context: .\n      platforms: [{platforms}]\n"
+        )
+    };
+    let d = project(&[("compose.yaml", &file(&format!("linux/{host}")))]);
+    let o = berth(d.path(), &["config", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("platforms"), "{}", stderr(&o));
+    let d = project(&[(
+        "compose.yaml",
+        &file(&format!("linux/{host}, linux/{other}")),
+    )]);
+    let o = berth(d.path(), &["config", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("services.a.build.platforms"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -87,10 +87,7 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.build.no_cache", Engine(".no_cache")),
     ("services.*.build.network", Engine("b.network")),
     ("services.*.build.pull", Engine("b.pull")),
-    (
-        "services.*.build.platforms",
-        Warned("services.all.build.platforms"),
-    ),
+    ("services.*.build.platforms", Engine("b.platforms")),
     ("services.*.build.secrets", Engine("b.secrets")),
     ("services.*.build.shm_size", Engine("b.shm_size")),
     ("services.*.build.tags", Engine("b.tags")),
@@ -117,14 +114,8 @@ const KEYS: &[(&str, Class)] = &[
     ("services.*.cpu_percent", Warned("services.all.cpu_percent")),
     ("services.*.cpu_period", Engine(".cpu_period")),
     ("services.*.cpu_quota", Engine(".cpu_quota")),
-    (
-        "services.*.cpu_rt_period",
-        Warned("services.all.cpu_rt_period"),
-    ),
-    (
-        "services.*.cpu_rt_runtime",
-        Warned("services.all.cpu_rt_runtime"),
-    ),
+    ("services.*.cpu_rt_period", Engine("svc.cpu_rt_period")),
+    ("services.*.cpu_rt_runtime", Engine("svc.cpu_rt_runtime")),
     ("services.*.cpu_shares", Engine(".cpu_shares")),
     ("services.*.cpus", Engine(".cpus")),
     ("services.*.cpuset", Engine(".cpuset")),
@@ -397,10 +388,7 @@ const KEYS: &[(&str, Class)] = &[
     // Volumes.
     ("volumes.*.name", Engine("vol.name")),
     ("volumes.*.driver", Loader),
-    (
-        "volumes.*.driver_opts",
-        Warned("volumes.vol.driver_opts.type"),
-    ),
+    ("volumes.*.driver_opts", Engine("v.driver_opts")),
     ("volumes.*.external", Engine("vol.external")),
     ("volumes.*.labels", Engine("v.labels.clone()")),
     // Configs and secrets.

@@ -309,3 +309,64 @@ fn docker_run_block_io_flags_apply_and_inspect_reports_them() {
     assert_eq!(hc["BlkioDeviceWriteIOps"][0]["Rate"], 20, "{hc}");
     docker.ok(&["rm", "-f", "x"]);
 }
+
+/// `docker update --blkio-weight`: Docker's range is refused naming the field; a weight is
+/// written into the running cgroup's weight file where the host has one (BFQ/CFQ, or v2's
+/// io.weight), and elsewhere the update answers Docker's warning and leaves the weight as it
+/// was, in the cgroup and in `inspect`.
+#[test_with::root()]
+#[test_with::executable(docker, ip, nsenter)]
+#[test]
+fn docker_update_blkio_weight_applies_or_warns_as_the_host_allows() {
+    host::require_tools();
+    let h = Host::new("biou");
+    h.busybox_image();
+    let docker = Docker::new(&h);
+    docker.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "u",
+        "--network",
+        "none",
+        "busybox:e2e",
+        "sleep",
+        "600",
+    ]);
+    let err = docker.fails(&["update", "--blkio-weight", "5", "u"]);
+    assert!(
+        err.contains("HostConfig.BlkioWeight") && err.contains("10 to 1000"),
+        "{err}"
+    );
+    let out = docker.run(&["update", "--blkio-weight", "400", "u"]);
+    // The docker CLI prints an update's warnings on stdout, after the container's name.
+    let printed =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{printed}");
+    let pid = docker.ok(&["inspect", "-f", "{{.State.Pid}}", "u"]);
+    let pid = pid.trim();
+    let weight = if v2() {
+        cgroup_file(pid, "io", "", "io.bfq.weight") + &cgroup_file(pid, "io", "", "io.weight")
+    } else {
+        cgroup_file(pid, "blkio", "blkio.bfq.weight", "")
+            + &cgroup_file(pid, "blkio", "blkio.weight", "")
+    };
+    let inspect: serde_json::Value =
+        serde_json::from_str(&docker.ok(&["inspect", "u"])).expect("inspect json");
+    if has_weight() {
+        assert!(!printed.contains("does not support"), "{printed}");
+        assert!(weight.contains("400"), "weight file: {weight:?}");
+        assert_eq!(inspect[0]["HostConfig"]["BlkioWeight"], 400);
+    } else {
+        // This host (no BFQ, no CFQ): the docker CLI prints the update's warning.
+        assert!(
+            printed.contains("HostConfig.BlkioWeight")
+                && printed.contains("does not support Block I/O weight"),
+            "{printed}"
+        );
+        assert!(weight.is_empty(), "no weight file, yet: {weight:?}");
+        assert_eq!(inspect[0]["HostConfig"]["BlkioWeight"], 0);
+    }
+    docker.ok(&["rm", "-f", "u"]);
+    h.berth(&["system", "shutdown"]);
+}

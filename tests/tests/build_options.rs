@@ -160,3 +160,66 @@ fn image_build_flags_shape_the_run_steps() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("host-gateway"));
 }
+
+/// `os/architecture` of an image, as `image inspect` reports it.
+fn platform_of(h: &Host, image: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(&h.ok(&["image", "inspect", image])).expect("inspect json");
+    let v = if v.is_array() { v[0].clone() } else { v };
+    format!(
+        "{}/{}",
+        v["Os"].as_str().unwrap_or_default(),
+        v["Architecture"].as_str().unwrap_or_default()
+    )
+}
+
+/// `build.platforms` naming the host's platform alone builds that image, unwarned; a list
+/// naming another platform is warned by key and the host's image is still what is built.
+#[test_with::root()]
+#[test]
+fn build_platforms_of_the_host_build_it_and_others_are_warned() {
+    host::require_tools();
+    let h = Host::new("bplat");
+    h.busybox_image();
+    fs::write(
+        h.stack.join("Dockerfile"),
+        "FROM busybox:e2e\nRUN echo built > /built\n",
+    )
+    .expect("Dockerfile");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let other = if arch == "arm64" { "amd64" } else { "arm64" };
+    let compose = |platforms: &str| {
+        fs::write(
+            h.stack.join("compose.yaml"),
+            format!(
+                "name: bplat\nservices:\n  app:\n    build:\n      context: .\n      \
+                 platforms: [{platforms}]\n    command: [\"true\"]\n"
+            ),
+        )
+        .expect("compose.yaml")
+    };
+    compose(&format!("linux/{arch}"));
+    let out = h.berth(&["build"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("platforms"),
+        "applied, not warned: {stderr}"
+    );
+    assert_eq!(read(&h, "bplat-app", "/built"), "built\n");
+    assert_eq!(platform_of(&h, "bplat-app"), format!("linux/{arch}"));
+
+    compose(&format!("linux/{arch}, linux/{other}"));
+    let out = h.berth(&["build", "--no-cache"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("services.app.build.platforms"),
+        "warned by name: {stderr}"
+    );
+    assert_eq!(platform_of(&h, "bplat-app"), format!("linux/{arch}"));
+}

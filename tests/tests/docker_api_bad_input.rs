@@ -208,13 +208,49 @@ fn an_attached_run_whose_start_fails_exits_with_dockers_code() {
     let (_, err) = fails_with(&docker, &["start", "-a", "b"]);
     assert!(err.contains(&gone.display().to_string()), "{err}");
     docker.ok(&["rm", "b"]);
-    // Missing when `docker run --rm` starts it: the error naming it, exit 125, nothing left.
-    let (code, err) = fails_with(
-        &docker,
-        &["run", "--rm", "--mount", &mount, "busybox:e2e", "true"],
-    );
-    assert_eq!(code, 125, "{err}");
-    assert!(err.contains(&gone.display().to_string()), "{err}");
-    nothing_made(&docker, "the failed starts");
+    // Missing at create: refused there, as Docker refuses it (400), naming the path; the CLI's
+    // exit is 125 for `run` and 1 for `create`, and neither makes anything.
+    for (args, want) in [
+        (
+            &["run", "--rm", "--mount", &mount, "busybox:e2e", "true"][..],
+            125,
+        ),
+        (
+            &[
+                "create",
+                "--name",
+                "nobind",
+                "--mount",
+                &mount,
+                "busybox:e2e",
+            ][..],
+            1,
+        ),
+    ] {
+        let (code, err) = fails_with(&docker, args);
+        assert_eq!(code, want, "{err}");
+        assert!(
+            err.contains(&format!(
+                "bind source path does not exist: {}",
+                gone.display()
+            )),
+            "{err}"
+        );
+    }
+    nothing_made(&docker, "the failed starts and create");
+    // A `-v` bind's missing source is made as a directory, as Docker makes it.
+    let made = src.path().join("made/deep");
+    let v = format!("{}:/d", made.display());
+    docker.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &v,
+        "busybox:e2e",
+        "sh",
+        "-c",
+        "echo x > /d/f",
+    ]);
+    assert!(made.join("f").is_file(), "-v source not made");
     docker.ok(&["run", "--rm", "busybox:e2e", "true"]);
 }

@@ -141,10 +141,10 @@ fn docker_run_detached_keeps_env_and_labels_and_refuses_what_berth_cannot_run() 
     assert!(docker.ok(&["ps", "-aq"]).trim().is_empty());
 
     // A field berth cannot run is refused by its name, with 400, and nothing is made.
-    let out = docker.run(&["create", "--cpu-rt-runtime", "100", "busybox:e2e", "true"]);
+    let out = docker.run(&["create", "--cpuset-mems", "0", "busybox:e2e", "true"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("HostConfig.CpuRealtimeRuntime"), "{err}");
+    assert!(err.contains("HostConfig.CpusetMems"), "{err}");
     assert!(docker.ok(&["ps", "-aq"]).trim().is_empty());
 }
 

@@ -279,8 +279,8 @@ fn docker_cli_tops_stats_renames_pauses_updates_exports_diffs_and_prunes() {
         "b",
     ]);
     assert_eq!(got.trim(), "500000000 67108864");
-    let err = docker.fails(&["update", "--blkio-weight", "300", "b"]);
-    assert!(err.contains("BlkioWeight"), "{err}");
+    let err = docker.fails(&["update", "--cpuset-mems", "0", "b"]);
+    assert!(err.contains("CpusetMems"), "{err}");
 
     // stats: sane numbers, the new limit.
     let stats = docker.ok(&[

@@ -29,8 +29,28 @@ fn docker_cli_creates_uses_and_removes_volumes() {
     assert_eq!(docker.ok(&["volume", "create", "v1"]).trim(), "v1");
     let err = docker.fails(&["volume", "create", "-d", "nfs", "v2"]);
     assert!(err.contains("\"nfs\""), "{err}");
+    // A network filesystem has no absolute device path: refused naming the volume and the
+    // option, before any mount.
     let err = docker.fails(&["volume", "create", "-o", "type=nfs", "-o", "o=addr=x", "v3"]);
-    assert!(err.contains("DriverOpts (o, type)"), "{err}");
+    assert!(
+        err.contains("volume v3") && err.contains("\"device\""),
+        "{err}"
+    );
+    let err = docker.fails(&[
+        "volume",
+        "create",
+        "-o",
+        "type=nfs",
+        "-o",
+        "o=addr=x",
+        "-o",
+        "device=:/export",
+        "v3",
+    ]);
+    assert!(
+        err.contains("volume v3") && err.contains("absolute"),
+        "{err}"
+    );
     let err = docker.fails(&[
         "volume",
         "create",

@@ -206,6 +206,11 @@ pub struct HostConfig {
     /// CPUs allowed (`0-3`, `0,1`).
     #[serde(deserialize_with = "nullable")]
     pub cpuset_cpus: String,
+    /// Real-time scheduling period in microseconds (0: the kernel's default).
+    pub cpu_realtime_period: i64,
+    /// Real-time runtime in microseconds per period (0: none): what the container's
+    /// `SCHED_FIFO`/`SCHED_RR` tasks may use.
+    pub cpu_realtime_runtime: i64,
     /// Maximum number of tasks.
     pub pids_limit: Option<i64>,
     /// Pause the tasks instead of killing one when the memory limit is reached (cgroup v1).
@@ -692,10 +697,10 @@ mod tests {
 
     #[test]
     fn fields_berth_does_not_run_are_refused_by_name() {
-        let body = r#"{"Image":"alpine","HostConfig":{"CpuRealtimeRuntime":10}}"#;
+        let body = r#"{"Image":"alpine","HostConfig":{"CpusetMems":"0"}}"#;
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");
-        assert_eq!(err.field, "HostConfig.CpuRealtimeRuntime");
+        assert_eq!(err.field, "HostConfig.CpusetMems");
         let body = r#"{"NetworkingConfig":{"EndpointsConfig":{"front":{"IPAMConfig":{"LinkLocalIPs":["169.254.1.1"],"Frob":1}}}}}"#;
         let spec: ContainerSpec = serde_json::from_str(body).expect("decodes");
         let err = spec.check_supported().expect_err("refused");

@@ -21,6 +21,11 @@ pub enum VolumeCommand {
         /// Label KEY=VALUE (repeatable)
         #[arg(long = "label")]
         labels: Vec<String>,
+        /// The local driver's option KEY=VALUE (repeatable): `type`, `o`, `device`, as
+        /// `-o type=tmpfs -o device=tmpfs -o o=size=64m` (or the bind form `type=none`,
+        /// `o=bind`, `device=/dir`)
+        #[arg(short = 'o', long = "opt")]
+        opts: Vec<String>,
         name: Option<String>,
     },
     /// List volumes
@@ -69,6 +74,7 @@ fn json(v: &VolumeInfo) -> serde_json::Value {
         "Labels": v.meta.labels,
         "Scope": "local",
         "Anonymous": v.meta.anonymous,
+        "Options": (!v.meta.options.is_empty()).then_some(&v.meta.options),
         "UsedBy": v.used_by,
     })
 }
@@ -79,6 +85,7 @@ pub fn run(g: &GlobalOpts, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
         VolumeCommand::Create {
             driver,
             labels,
+            opts,
             name,
         } => {
             if driver != "local" {
@@ -89,7 +96,21 @@ pub fn run(g: &GlobalOpts, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
                 let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
                 map.insert(k.to_string(), v.to_string());
             }
-            let v = rt.volume_create(name.as_deref(), map, false)?;
+            let mut options = BTreeMap::new();
+            for o in &opts {
+                let Some((k, v)) = o.split_once('=') else {
+                    bail!("--opt {o:?}: expected KEY=VALUE");
+                };
+                options.insert(k.to_string(), v.to_string());
+            }
+            let v = if options.is_empty() {
+                rt.volume_create(name.as_deref(), map, false)?
+            } else if let Some(device) = crate::compose::bind_device(&options) {
+                let device = std::path::PathBuf::from(device);
+                rt.volume_create_bound(name.as_deref(), map, options, &device)?
+            } else {
+                rt.volume_create_mounted(name.as_deref(), map, options)?
+            };
             println!("{}", v.name);
         }
         VolumeCommand::Ls {

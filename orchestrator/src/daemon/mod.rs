@@ -4,6 +4,7 @@
 //! speaks. One daemon per run directory, enforced by a lock file, so two CLIs racing to start it
 //! cannot end with two daemons.
 
+mod lingering;
 mod network_routes;
 mod project_routes;
 mod routes;
@@ -320,7 +321,7 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
                         async move { Ok::<_, Infallible>(routes::handle(shared, req).await) }
                     });
                     if let Err(err) = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
+                        .serve_connection(TokioIo::new(lingering::Lingering::new(stream)), svc)
                         .await
                     {
                         tracing::debug!(%err, "API connection ended with an error");

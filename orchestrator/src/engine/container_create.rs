@@ -70,6 +70,34 @@ fn local_hosts(mode: &str, hosts: &[(String, String)], rec: &Record) -> Result<(
     std::fs::write(&p, content).map_err(|e| format!("writing {}: {e}", p.display()))
 }
 
+/// Bind sources as Docker treats them at create, once the spec is valid: a `Mounts` bind whose source is not on the
+/// host is refused, and a `Binds` entry's missing source is made as a directory.
+fn bind_sources(spec: &ContainerSpec) -> Result<(), SpecError> {
+    let hc = &spec.host_config;
+    for (i, m) in hc.mounts.iter().enumerate() {
+        if m.r#type == "bind" && !m.source.is_empty() && std::fs::metadata(&m.source).is_err() {
+            return Err(SpecError::Invalid {
+                field: format!("HostConfig.Mounts[{i}].Source"),
+                message: format!(
+                    "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                    m.source
+                ),
+            });
+        }
+    }
+    for (i, b) in hc.binds.iter().enumerate() {
+        let src = b.split(':').next().unwrap_or_default();
+        if !src.starts_with('/') || std::fs::symlink_metadata(src).is_ok() {
+            continue;
+        }
+        std::fs::create_dir_all(src).map_err(|err| SpecError::Invalid {
+            field: format!("HostConfig.Binds[{i}]"),
+            message: format!("making bind source path {src}: {err}"),
+        })?;
+    }
+    Ok(())
+}
+
 /// Translates `spec` (with its resolved `image`, `None` with `Rootfs`) and creates container
 /// `name` (generated when empty): anonymous volumes made, image recorded, /etc/hosts lines
 /// written when no bridge network will; all or nothing. Blocking.
@@ -86,6 +114,7 @@ fn create_from_spec(
         containers: Some(&lookup),
     };
     let t = translate(name, spec, &cx)?;
+    bind_sources(spec)?;
     let rec = runtime
         .create_pending_with_volumes(t.config)
         .map_err(|err| match err {

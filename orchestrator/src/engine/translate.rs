@@ -340,6 +340,8 @@ pub fn service_spec(
         cpu_shares: svc.cpu_shares.unwrap_or(0),
         cpu_period: svc.cpu_period.unwrap_or(0),
         cpu_quota: svc.cpu_quota.unwrap_or(0),
+        cpu_realtime_period: svc.cpu_rt_period.unwrap_or(0),
+        cpu_realtime_runtime: svc.cpu_rt_runtime.unwrap_or(0),
         cpuset_cpus: svc.cpuset.clone().unwrap_or_default(),
         pids_limit: limits.and_then(|l| l.pids).or(svc.pids_limit),
         oom_kill_disable: svc.oom_kill_disable,

@@ -39,6 +39,8 @@ pub enum CgroupError {
     },
     #[error("{what} was requested but this host's cgroup has no {file}")]
     NotOnThisHost { what: &'static str, file: PathBuf },
+    #[error("{0}")]
+    RealtimeBudget(Box<super::realtime::BudgetLeft>),
     #[error("freezing cgroup {path}: its tasks did not all stop within {secs} s")]
     FreezeTimeout { path: PathBuf, secs: u64 },
     #[error("removing cgroup {path}: it still holds processes")]
@@ -400,6 +402,10 @@ impl Cgroup {
                 let d = self.need("cpuset", "cpuset")?;
                 write(&d.join("cpuset.cpus"), cpus)?;
             }
+            let (period, runtime) = (cpu.realtime_period(), cpu.realtime_runtime());
+            if period.is_some() || runtime.is_some() {
+                self.apply_realtime(period, runtime)?;
+            }
         }
         if let Some(pids) = r.pids() {
             let d = self.need("pids", "pids")?;
@@ -436,6 +442,50 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+
+    /// Writes a real-time period and runtime (v1 only: v2 has no RT group scheduling), with
+    /// the budget of the cgroups above (see [`super::realtime`]).
+    fn apply_realtime(&self, period: Option<u64>, runtime: Option<i64>) -> Result<(), CgroupError> {
+        let d = self.need("real-time CPU time", "cpu")?;
+        let root = match self {
+            Cgroup::V1 { .. } => v1_hierarchies()?
+                .into_iter()
+                .find(|(c, _)| c.iter().any(|x| x == "cpu"))
+                .map(|(_, m)| m),
+            Cgroup::V2 { .. } => None,
+        };
+        let Some(root) = root.filter(|_| d.join("cpu.rt_runtime_us").exists()) else {
+            return Err(CgroupError::NotOnThisHost {
+                what: "real-time CPU time",
+                file: d.join("cpu.rt_runtime_us"),
+            });
+        };
+        // -1 (no limit) is the root's alone; a container's runtime is at least 0.
+        let runtime = runtime.map(|r| u64::try_from(r).unwrap_or(0));
+        super::realtime::set(&root, &d, period, runtime)
+    }
+
+    /// The real-time claim of this cgroup, to give back to the cgroups above once it is
+    /// removed (`None` when it claims none). Read before an external runtime removes the
+    /// cgroup itself.
+    pub fn realtime_held(&self) -> Option<super::realtime::Held> {
+        let d = self.v1_dir("cpu")?;
+        // The common case, no claim, costs one small read (not a mount table's).
+        let claim: i64 = fs::read_to_string(d.join("cpu.rt_runtime_us"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        if claim <= 0 {
+            return None;
+        }
+        let root = v1_hierarchies()
+            .ok()?
+            .into_iter()
+            .find(|(c, _)| c.iter().any(|x| x == "cpu"))?
+            .1;
+        super::realtime::Held::of(root, d.to_path_buf())
     }
 
     /// Moves `pid` into every hierarchy of the cgroup.
@@ -640,9 +690,13 @@ impl Cgroup {
         if self.is_frozen() {
             let _ = self.thaw();
         }
+        let rt = self.realtime_held();
         let deadline = Instant::now() + Duration::from_secs(3);
         for d in self.dirs() {
             loop {
+                if let Some(held) = rt.as_ref().filter(|_| Some(d) == self.v1_dir("cpu")) {
+                    held.drop_own();
+                }
                 match fs::remove_dir(d) {
                     Ok(()) => break,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => break,
@@ -669,6 +723,9 @@ impl Cgroup {
             if let Some(parent) = d.parent() {
                 let _ = fs::remove_dir(parent);
             }
+        }
+        if let Some(held) = rt {
+            held.give_back();
         }
         if let Cgroup::V1 { dirs } = self
             && let Some(rel) = dirs.first().and_then(|(_, d)| v1_parent_rel(d))

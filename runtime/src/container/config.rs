@@ -212,6 +212,14 @@ pub struct Resources {
     /// Block I/O weights and throttles (`--blkio-weight`, `--device-read-bps` ...).
     #[serde(default)]
     pub block_io: BlockIo,
+    /// Real-time scheduling period in microseconds (`--cpu-rt-period`; cgroup v1 with RT
+    /// group scheduling only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_period: Option<u64>,
+    /// Real-time runtime in microseconds per period (`--cpu-rt-runtime`): the budget of the
+    /// cgroups above grows by it while the container runs (`realtime.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_runtime: Option<u64>,
 }
 
 /// A container's block I/O share and limits, per device by its `major:minor` (the host's

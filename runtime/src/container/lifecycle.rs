@@ -172,6 +172,8 @@ impl Runtime {
             }
             namespaces::pin_netns(ns)?;
         }
+        self.volumes_ensure_mounted(&rec.volumes)
+            .map_err(|e| RuntimeError::Volume(Box::new(e)))?;
         self.resolve_joined(rec)?;
         // Where the shim binds the control socket: only root may reach it.
         modes::run_dir(&self.cfg.run, &rec.run_dir).map_err(io_err("creating", &rec.run_dir))?;

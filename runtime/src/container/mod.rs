@@ -24,6 +24,7 @@ mod names;
 pub mod namespaces;
 pub mod oci_runtime;
 pub mod process;
+pub mod realtime;
 pub mod record;
 pub mod recover;
 pub mod rootfs;
@@ -33,6 +34,7 @@ pub mod spec;
 pub mod state;
 mod update;
 pub mod usage;
+pub mod volume_mount;
 pub mod volumes;
 
 use std::fs;
@@ -118,6 +120,8 @@ pub enum RuntimeError {
     Record(#[from] record::RecordError),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error(transparent)]
+    Volume(#[from] Box<volumes::VolumeError>),
     #[error("{what} {path}")]
     Io {
         what: &'static str,

@@ -298,10 +298,13 @@ pub fn mount_all(
                 source,
             })?;
             file = !md.is_dir();
-            let point = mount_point(&tree, target, file)?;
+            // Seeded before the mount point is made: a path the image lacks copies nothing,
+            // and the volume keeps its own owner and mode (a tmpfs volume's `uid`/`mode`), as
+            // with Docker; one the image has gives its content, owner and mode.
             if volumes.contains(&src) && !opts.iter().any(|o| o == super::spec::NOCOPY) {
                 super::volumes::seed(&src, &root, target)?;
             }
+            let point = mount_point(&tree, target, file)?;
             let src_s = src.display().to_string();
             mnt(
                 Some(&src_s),

@@ -351,6 +351,12 @@ pub fn limits(r: &Resources) -> Result<serde_json::Map<String, Value>, SpecError
     if let Some(set) = &r.cpuset_cpus {
         cpu.insert("cpus".into(), json!(set));
     }
+    if let Some(p) = r.cpu_rt_period {
+        cpu.insert("realtimePeriod".into(), json!(p));
+    }
+    if let Some(rt) = r.cpu_rt_runtime {
+        cpu.insert("realtimeRuntime".into(), json!(rt));
+    }
     if !cpu.is_empty() {
         resources.insert("cpu".into(), Value::Object(cpu));
     }

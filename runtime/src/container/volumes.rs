@@ -12,6 +12,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::volume_mount::{self, VolumeMount};
 use super::{ContainerConfig, MountSpec, Record, Runtime, RuntimeError, random_id, valid_name};
 use crate::inroot::{self, CopyTreeError, Follow, InRoot, Special, TreeCopy};
 
@@ -32,6 +33,8 @@ pub enum VolumeError {
         /// `NAME (id12)` of each container that mounts it.
         containers: Vec<String>,
     },
+    #[error(transparent)]
+    Mount(#[from] super::volume_mount::VolumeMountError),
     #[error("{what} {path}")]
     Io {
         what: &'static str,
@@ -277,6 +280,70 @@ impl Runtime {
         self.volume_inspect(&name)
     }
 
+    /// Creates a volume whose data is a filesystem the local driver mounts (`options`:
+    /// `type`, `o`, `device`; see [`super::volume_mount`]), recording the options so that it
+    /// is mounted again after a reboot; refuses an existing name. Nothing is left when the
+    /// options are refused or the mount fails.
+    pub fn volume_create_mounted(
+        &self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
+    ) -> Result<VolumeInfo, VolumeError> {
+        let name = name.map(str::to_string).unwrap_or_else(anonymous_name);
+        if !valid_name(&name) {
+            return Err(VolumeError::BadName(name));
+        }
+        let mount = VolumeMount::parse(&name, &options)?;
+        let dir = self.volumes_root().join(&name);
+        if dir.exists() {
+            return Err(VolumeError::Exists(name));
+        }
+        let data = dir.join("_data");
+        let made = (|| {
+            crate::modes::root_dir(&self.cfg.root, &dir).map_err(io_err("creating", &dir))?;
+            crate::modes::mkdir(&data, crate::modes::CONTAINER_DIR)
+                .map_err(io_err("creating", &data))?;
+            mount.mount(&name, &data)?;
+            self.write_meta(
+                &name,
+                &VolumeMeta {
+                    created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                    labels,
+                    anonymous: false,
+                    options,
+                },
+            )
+        })();
+        if let Err(e) = made {
+            let _ = volume_mount::unmount(&name, &data);
+            if !volume_mount::is_mounted(&data) {
+                let _ = fs::remove_dir_all(&dir);
+            }
+            return Err(e);
+        }
+        self.volume_inspect(&name)
+    }
+
+    /// Mounts again the mounted volumes among a container's volume directories that lost
+    /// their mount (the host rebooted): a container never gets the bare directory instead.
+    pub(super) fn volumes_ensure_mounted(&self, data_dirs: &[PathBuf]) -> Result<(), VolumeError> {
+        for data in data_dirs {
+            let Some(dir) = data.parent() else { continue };
+            let Some(name) = dir.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if dir.parent() != Some(self.volumes_root().as_path()) {
+                continue;
+            }
+            let meta = self.volume_info(name, &BTreeMap::new()).meta;
+            if volume_mount::is_mount_form(&meta.options) && !volume_mount::is_mounted(data) {
+                VolumeMount::parse(name, &meta.options)?.mount(name, data)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Containers (any state) that mount each volume, as `NAME (id12)`.
     fn volume_users(&self) -> BTreeMap<String, Vec<String>> {
         let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -352,6 +419,11 @@ impl Runtime {
             });
         }
         let dir = self.volumes_root().join(name);
+        // A mounted volume's filesystem goes first: removing files under it would empty
+        // it and then fail on the mount point.
+        if volume_mount::is_mount_form(&info.meta.options) {
+            volume_mount::unmount(name, &dir.join("_data"))?;
+        }
         fs::remove_dir_all(&dir).map_err(io_err("removing", &dir))
     }
 

@@ -430,6 +430,12 @@ pub(super) fn run_spec(a: &RunArgs) -> anyhow::Result<(String, ContainerSpec)> {
     hc.nano_cpus = a.cpus.map_or(0, |c| (c * 1e9).round() as i64);
     hc.cpu_shares = a.cpu_shares.map_or(0, |s| s as i64);
     hc.cpuset_cpus = a.cpuset_cpus.clone().unwrap_or_default();
+    let micros = |flag: &str, v: Option<u64>| {
+        v.map_or(Ok(0), i64::try_from)
+            .map_err(|_| anyhow::anyhow!("--{flag}: the value is too large"))
+    };
+    hc.cpu_realtime_period = micros("cpu-rt-period", a.cpu_rt_period)?;
+    hc.cpu_realtime_runtime = micros("cpu-rt-runtime", a.cpu_rt_runtime)?;
     hc.pids_limit = a.pids_limit;
     a.block_io.apply(&mut hc)?;
     for d in &a.device {

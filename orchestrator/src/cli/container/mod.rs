@@ -281,6 +281,12 @@ pub struct RunArgs {
     /// CPUs in which to allow execution (0-3, 0,1)
     #[arg(long = "cpuset-cpus")]
     cpuset_cpus: Option<String>,
+    /// Real-time scheduling period in microseconds (cgroup v1 with RT group scheduling)
+    #[arg(long = "cpu-rt-period")]
+    cpu_rt_period: Option<u64>,
+    /// Real-time runtime in microseconds per period, for SCHED_FIFO/SCHED_RR tasks
+    #[arg(long = "cpu-rt-runtime")]
+    cpu_rt_runtime: Option<u64>,
     /// The cgroup the container's cgroup is made under
     #[arg(long = "cgroup-parent")]
     cgroup_parent: Option<String>,

@@ -29,7 +29,7 @@ pub use service_keys::{
     RestartPolicy, ServiceFileRef, ServiceNetwork, ServiceVolume, TmpfsOptions, Ulimit,
     VolumeOptions, VolumeType,
 };
-pub use unsupported::Unsupported;
+pub use unsupported::{Unsupported, is_host_platform, only_host_platform};
 
 /// A fully resolved project: merged, interpolated, profiles applied, long syntax, absolute paths.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

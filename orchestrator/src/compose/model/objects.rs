@@ -87,8 +87,9 @@ pub struct Volume {
     /// Driver name: `local` (the default) runs; others are listed by `Project::unsupported`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
-    /// Driver options: only the bind form (`type: none, o: bind, device: PATH`, see
-    /// [`bind_device`]) runs.
+    /// The local driver's options: the bind form (`type: none, o: bind, device: PATH`, see
+    /// [`bind_device`]) links a host directory; any other `type`/`o`/`device` is mounted on
+    /// the volume's directory (`type: tmpfs, device: tmpfs, o: size=64m`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: BTreeMap<String, String>,
     /// Created outside the project; berth only looks it up.

@@ -62,12 +62,12 @@ pub struct Service {
     /// CFS quota in microseconds per `cpu_period` (default 100 ms): a CPU limit like `cpus`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_quota: Option<i64>,
-    /// Real-time scheduler period in microseconds (not run by berth, listed by
-    /// `Project::unsupported`).
+    /// Real-time scheduler period in microseconds (`CpuRealtimePeriod`; warned by name where
+    /// the host has no real-time group scheduling).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_rt_period: Option<i64>,
-    /// Real-time scheduler runtime in microseconds (not run by berth, listed by
-    /// `Project::unsupported`).
+    /// Real-time runtime in microseconds per period (`CpuRealtimeRuntime`; the cgroups above
+    /// the container get the budget while it runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_rt_runtime: Option<i64>,
     /// Relative CPU weight (cgroup `cpu.shares`, at least 2).

@@ -64,7 +64,8 @@ pub struct Build {
     /// Secrets exposed to `RUN --mount=type=secret` (top-level secrets by name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Value>,
-    /// Multi-platform targets (not run by berth, listed by `Project::unsupported`).
+    /// Target platforms: the host's own alone is what berth builds; any other is listed by
+    /// `Project::unsupported` (the image is still built for the host).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platforms: Option<Value>,
     /// Run RUN instructions privileged (every capability, as `docker run --privileged`).

@@ -16,11 +16,34 @@ impl std::fmt::Display for Unsupported {
     }
 }
 
+/// Whether `platform` (`linux`, `linux/amd64`, `linux/arm64/v8`...) is this host's own, the
+/// one berth runs and builds.
+pub fn is_host_platform(platform: &str) -> bool {
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    platform == "linux"
+        || platform == format!("linux/{host}")
+        || platform.starts_with(&format!("linux/{host}/"))
+}
+
+/// Whether a `build.platforms` value lists this host's platform and no other.
+pub fn only_host_platform(platforms: &yaml_serde::Value) -> bool {
+    platforms.as_sequence().is_some_and(|list| {
+        !list.is_empty()
+            && list
+                .iter()
+                .all(|p| p.as_str().is_some_and(is_host_platform))
+    })
+}
+
 impl Service {
     /// Keys of this service that berth parses but does not run.
     pub fn unsupported_keys(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        let raw: [(&'static str, bool); 13] = [
+        let raw: [(&'static str, bool); 11] = [
             ("credential_spec", self.credential_spec.is_some()),
             ("gpus", self.gpus.is_some()),
             ("models", self.models.is_some()),
@@ -29,8 +52,6 @@ impl Service {
             ("isolation", self.isolation.is_some()),
             ("cpu_count", self.cpu_count.is_some()),
             ("cpu_percent", self.cpu_percent.is_some()),
-            ("cpu_rt_period", self.cpu_rt_period.is_some()),
-            ("cpu_rt_runtime", self.cpu_rt_runtime.is_some()),
             (
                 "cpu_period",
                 self.cpu_period.is_some() && self.cpu_quota.is_none(),
@@ -59,15 +80,10 @@ impl Service {
         }) {
             out.push("logging (drivers other than json-file/local, options other than max-size/max-file)");
         }
-        if let Some(p) = self.platform.as_deref() {
-            let host = match std::env::consts::ARCH {
-                "x86_64" => "amd64",
-                "aarch64" => "arm64",
-                other => other,
-            };
-            if !(p == "linux" || p.starts_with(&format!("linux/{host}"))) {
-                out.push("platform (images run on the host's own platform)");
-            }
+        if let Some(p) = self.platform.as_deref()
+            && !is_host_platform(p)
+        {
+            out.push("platform (images run on the host's own platform)");
         }
         if let Some(d) = &self.deploy {
             if d.placement.is_some() {
@@ -115,7 +131,10 @@ impl Service {
         }
         if let Some(b) = &self.build {
             for (k, set) in [
-                ("build.platforms", b.platforms.is_some()),
+                (
+                    "build.platforms (berth builds for the host's own platform only)",
+                    b.platforms.as_ref().is_some_and(|p| !only_host_platform(p)),
+                ),
                 ("build.entitlements", b.entitlements.is_some()),
                 ("build.isolation", b.isolation.is_some()),
                 ("build.provenance", b.provenance.is_some()),
@@ -213,11 +232,15 @@ impl Project {
                     path: format!("volumes.{name}.driver={d}"),
                 });
             }
+            // `type`, `o` and `device` are the local driver's mount (or bind); any other key
+            // is refused when the volume is made.
             if bind_device(&v.driver_opts).is_none() {
                 for key in v.driver_opts.keys() {
-                    out.push(Unsupported {
-                        path: format!("volumes.{name}.driver_opts.{key}"),
-                    });
+                    if !matches!(key.as_str(), "type" | "o" | "device") {
+                        out.push(Unsupported {
+                            path: format!("volumes.{name}.driver_opts.{key}"),
+                        });
+                    }
                 }
             }
         }

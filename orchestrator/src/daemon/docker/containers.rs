@@ -428,7 +428,7 @@ mod tests {
         }});
         let spec: ContainerSpec = serde_json::from_value(body).expect("spec");
         assert!(spec.check_supported().is_ok());
-        let body = serde_json::json!({"HostConfig": {"CpuRealtimeRuntime": 10, "PidsLimit": 5}});
+        let body = serde_json::json!({"HostConfig": {"CpusetMems": "0", "PidsLimit": 5}});
         let spec: Result<ContainerSpec, _> = serde_json::from_value(body);
         assert!(spec.is_ok_and(|s| s.check_supported().is_err()));
     }

@@ -1,5 +1,5 @@
-//! `POST /containers/{id}/update` (`docker update`): new memory, CPU and pids limits and
-//! restart policy for a container, through the one translation of a `HostConfig` create uses
+//! `POST /containers/{id}/update` (`docker update`): new memory, CPU, real-time, block I/O
+//! weight and pids limits and restart policy for a container, through the one translation of a `HostConfig` create uses
 //! (`engine::container_spec::resources`) and the runtime's `update` (record, OCI config and,
 //! while it runs, its cgroup). Docker's clients send every field, zero meaning "unchanged";
 //! a field berth cannot change, set, is a 400 naming it.
@@ -14,7 +14,7 @@ use super::containers::{CREATE_BODY_FILE, blocking, find, runtime_error};
 use super::errors::ApiError;
 use super::{Body, Docker, json};
 use crate::api::container::{HostConfig, is_unset};
-use crate::engine::container_spec::resources;
+use crate::engine::container_spec::{realtime, resources, update_weight};
 use crate::engine::labels;
 
 /// The fields of Docker's update body berth applies.
@@ -26,6 +26,9 @@ const UPDATABLE: &[&str] = &[
     "CpuQuota",
     "CpuPeriod",
     "CpusetCpus",
+    "CpuRealtimePeriod",
+    "CpuRealtimeRuntime",
+    "BlkioWeight",
     "PidsLimit",
     "RestartPolicy",
 ];
@@ -80,7 +83,7 @@ pub(super) async fn update(
     let (asked, hc) = parse(&bytes)?;
     let rt = docker.rt.clone();
     let w = what.to_string();
-    blocking(move || {
+    let warnings = blocking(move || {
         let rec = find(&rt, &w)?;
         // Zero is "unchanged": only what is asked replaces the container's limits.
         let new = resources(&hc);
@@ -101,6 +104,12 @@ pub(super) async fn update(
         if hc.pids_limit.is_some() {
             r.pids_limit = new.pids_limit;
         }
+        // What this host cannot apply is left out with Docker's warning, as at create.
+        let mut warnings = Vec::new();
+        update_weight(&hc, &mut r, &mut warnings)
+            .and_then(|()| realtime::update(&hc, &mut r, &mut warnings))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let discarded = |field: &str| warnings.iter().any(|w| w.starts_with(field));
         let mut l = rec.config.labels.clone();
         if !hc.restart_policy.name.is_empty() {
             match hc.restart_policy.label() {
@@ -117,7 +126,7 @@ pub(super) async fn update(
             && let Some(h) = given.get_mut("HostConfig").and_then(|h| h.as_object_mut())
         {
             for (k, v) in asked {
-                if !is_unset(&v) || k == "PidsLimit" {
+                if (!is_unset(&v) || k == "PidsLimit") && !discarded(&format!("HostConfig.{k}")) {
                     h.insert(k, v);
                 }
             }
@@ -125,10 +134,13 @@ pub(super) async fn update(
                 serde_json::to_vec(&given).map_err(|e| ApiError::internal(e.to_string()))?;
             std::fs::write(&p, bytes).map_err(|e| ApiError::internal(e.to_string()))?;
         }
-        Ok(())
+        Ok(warnings)
     })
     .await?;
-    Ok(json(StatusCode::OK, &serde_json::json!({"Warnings": []})))
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({"Warnings": warnings}),
+    ))
 }
 
 #[cfg(test)]
@@ -143,8 +155,8 @@ mod tests {
         assert_eq!(hc.memory, 64 << 20);
         assert_eq!(hc.restart_policy.name, "always");
         assert!(asked.contains_key("Memory") && !asked.contains_key("Devices"));
-        let e = parse(br#"{"BlkioWeight":300}"#).unwrap_err();
-        assert!(e.message.contains("BlkioWeight"), "{}", e.message);
+        let e = parse(br#"{"BlkioWeightDevice":[{"Path":"/dev/sda","Weight":300}]}"#).unwrap_err();
+        assert!(e.message.contains("BlkioWeightDevice"), "{}", e.message);
         let e = parse(br#"{"Memory":10000000,"MemorySwap":20000000}"#).unwrap_err();
         assert!(e.message.contains("MemorySwap"), "{}", e.message);
         assert!(parse(b"{").is_err());

@@ -131,7 +131,7 @@ pub(super) async fn serve(shared: Arc<Shared>, listener: UnixListener) {
             });
             if let Err(err) = http1::Builder::new()
                 .title_case_headers(true)
-                .serve_connection(TokioIo::new(stream), svc)
+                .serve_connection(TokioIo::new(super::lingering::Lingering::new(stream)), svc)
                 .with_upgrades()
                 .await
             {

@@ -103,6 +103,8 @@ fn volume_error(e: &VolumeError) -> ApiError {
             )
         }
         VolumeError::BadDevice(_) => (StatusCode::BAD_REQUEST, e.to_string()),
+        // A refused option, or one the filesystem refused at the mount: the request's.
+        VolumeError::Mount(_) => (StatusCode::BAD_REQUEST, crate::api::error::error_chain(e)),
         VolumeError::BadName(n) => (
             StatusCode::BAD_REQUEST,
             format!(
@@ -188,7 +190,8 @@ struct CreateBody {
 /// `POST /volumes/create`: 201 with the volume; a name that exists answers that volume, as
 /// Docker's local driver does; an empty name is generated (and the volume anonymous, as
 /// dockerd 23 on marks it). `DriverOpts` `type=none,o=bind,device=DIR` bind a host directory,
-/// as compose's `driver_opts` do; other options are refused by name.
+/// as compose's `driver_opts` do; other `type`/`o`/`device` options are the local driver's
+/// mount (a refusal names the volume and the option).
 async fn create(docker: &Arc<Docker>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     use http_body_util::BodyExt;
     let bytes = http_body_util::Limited::new(req.into_body(), MAX_BODY)
@@ -209,19 +212,7 @@ async fn create(docker: &Arc<Docker>, req: Request<Incoming>) -> Result<Response
         )));
     }
     let opts = b.driver_opts.unwrap_or_default();
-    let device = if opts.is_empty() {
-        None
-    } else {
-        let keys: Vec<&str> = opts.keys().map(String::as_str).collect();
-        let device = crate::compose::bind_device(&opts).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "volume DriverOpts ({}) are not supported by berth: only a bind \
-                 (type=none, o=bind, device=/absolute/dir)",
-                keys.join(", ")
-            ))
-        })?;
-        Some(std::path::PathBuf::from(device))
-    };
+    let device = crate::compose::bind_device(&opts).map(std::path::PathBuf::from);
     if b.cluster_volume_spec.is_some_and(|c| !c.is_null()) {
         return Err(ApiError::bad_request(
             "ClusterVolumeSpec is not supported by berth (no swarm)",
@@ -238,6 +229,7 @@ async fn create(docker: &Arc<Docker>, req: Request<Incoming>) -> Result<Response
         }
         match device {
             Some(d) => rt.volume_create_bound(name.as_deref(), labels, opts, &d),
+            None if !opts.is_empty() => rt.volume_create_mounted(name.as_deref(), labels, opts),
             None => rt.volume_create(name.as_deref(), labels, name.is_none()),
         }
         .map(|v| (v, true))

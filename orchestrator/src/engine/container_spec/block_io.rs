@@ -130,8 +130,9 @@ pub const OOM_WITHOUT_LIMIT: &str = "OOM killer is disabled for the container, b
      limit is set, this can result in the system running out of resources.";
 
 /// The warnings creating a container from `hc` gives on this host: each setting the host
-/// cannot apply (named by its Compose key when `compose`, else its `HostConfig` field) and
-/// an OOM killer turned off without a memory limit.
+/// cannot apply (block I/O, OOM and real-time settings, named by its Compose key when
+/// `compose`, else its `HostConfig` field) and an OOM killer turned off without a memory
+/// limit.
 pub fn host_warnings(hc: &HostConfig, compose: bool) -> Vec<String> {
     let mut out: Vec<String> = discarded(hc, host_support())
         .into_iter()
@@ -148,6 +149,7 @@ pub fn host_warnings(hc: &HostConfig, compose: bool) -> Vec<String> {
         };
         out.push(format!("{name}: {OOM_WITHOUT_LIMIT}"));
     }
+    out.extend(super::realtime::host_warnings(hc, compose));
     out
 }
 
@@ -194,6 +196,29 @@ pub(super) fn block_io(
     warnings.extend(host_warnings(hc, false));
     c.resources.block_io = b;
     c.resources.oom_kill_disable = oom;
+    Ok(())
+}
+
+/// Docker's `update --blkio-weight`: a weight of `hc` (0: unchanged) checked and put into
+/// `r`, or left out with Docker's warning where this host has no weight file.
+pub(crate) fn update_weight(
+    hc: &HostConfig,
+    r: &mut berth_runtime::container::Resources,
+    warnings: &mut Vec<String>,
+) -> Result<(), SpecError> {
+    if hc.blkio_weight == 0 {
+        return Ok(());
+    }
+    let w = weight("HostConfig.BlkioWeight", hc.blkio_weight)?;
+    let only = HostConfig {
+        blkio_weight: w,
+        ..Default::default()
+    };
+    let lost = discarded(&only, host_support());
+    if lost.is_empty() {
+        r.block_io.weight = Some(w);
+    }
+    warnings.extend(lost.iter().map(|d| format!("{}: {}", d.field, d.message)));
     Ok(())
 }
 

@@ -24,10 +24,12 @@ use super::labels;
 mod block_io;
 mod mounts;
 mod namespaces;
+pub(crate) mod realtime;
 use super::stack::DEFAULT_BRIDGE;
 use crate::api::container::{ContainerSpec, HostConfig, UnsupportedField, is_bridge_mode};
 use crate::api::project::{ContainerConnect, ContainerNetwork};
 pub use block_io::host_warnings;
+pub(crate) use block_io::update_weight;
 use mounts::mounts;
 pub use mounts::{share_volumes_from, volumes_from_entry};
 use namespaces::{namespaces, network};
@@ -281,7 +283,7 @@ fn devices(hc: &HostConfig, c: &mut ContainerConfig) -> Result<(), SpecError> {
 /// The cgroup limits a `HostConfig` asks for (Docker's 0 for a field: none); the one
 /// translation for create and for Docker's `update`.
 pub(crate) fn resources(hc: &HostConfig) -> Resources {
-    Resources {
+    let mut r = Resources {
         memory: (hc.memory > 0).then_some(hc.memory),
         // CpuQuota/CpuPeriod (the CFS pair Docker passes through) is the same limit as
         // NanoCpus.
@@ -307,12 +309,17 @@ pub(crate) fn resources(hc: &HostConfig) -> Resources {
         // Checked and resolved to devices by `block_io` at create; `update` keeps the
         // container's.
         ..Resources::default()
+    };
+    if hc.cpu_realtime_period > 0 || hc.cpu_realtime_runtime > 0 {
+        realtime::apply(hc, berth_runtime::container::realtime::supported(), &mut r);
     }
+    r
 }
 
 /// Memory, CPU, pids, ulimits, sysctls, /dev/shm and log rotation.
 fn limits(spec: &ContainerSpec, c: &mut ContainerConfig) -> Result<(), SpecError> {
     let hc = &spec.host_config;
+    realtime::check(hc)?;
     c.resources = resources(hc);
     // Docker's checks of the memory fields, with its reasons.
     if hc.memory_swap > 0 && hc.memory <= 0 {

@@ -253,10 +253,12 @@ impl StackBackend {
     }
 
     /// Makes a project volume through the runtime's volume API (its metadata, with the
-    /// labels Compose puts on the volumes it makes): a plain local volume, or the local
+    /// labels Compose puts on the volumes it makes): a plain local volume, the local
     /// driver's bind (`driver_opts: {type: none, o: bind, device: PATH}`), whose data is that
-    /// host directory (removing the volume removes the link, never the directory). One made
-    /// meanwhile by another `up` is used as it is.
+    /// host directory (removing the volume removes the link, never the directory), or the
+    /// local driver's mount of any other `driver_opts` (`type: tmpfs, device: tmpfs, o:
+    /// size=64m`), unmounted when the volume is removed. One made meanwhile by another `up`
+    /// is used as it is.
     fn create_volume(&self, key: &str, name: &str) -> Result<(), String> {
         let runtime = &self.engine.runtime;
         let vol = self.project.volumes.get(key);
@@ -279,10 +281,18 @@ impl StackBackend {
                     std::path::Path::new(device),
                 )
             }
+            // Any other `driver_opts`: the local driver's mount (tmpfs, a block device...).
+            None if vol.is_some_and(|v| !v.driver_opts.is_empty()) => runtime
+                .volume_create_mounted(
+                    Some(name),
+                    labels,
+                    vol.map(|v| v.driver_opts.clone()).unwrap_or_default(),
+                ),
             None => runtime.volume_create(Some(name), labels, false),
         };
         match made {
             Ok(_) | Err(VolumeError::Exists(_)) => Ok(()),
+            Err(err @ VolumeError::Mount(_)) => Err(format!("volumes.{key}.driver_opts: {err}")),
             Err(VolumeError::BadDevice(d)) => Err(format!(
                 "volume {key}: driver_opts.device {:?} must be an existing directory given by an absolute path",
                 d.display()

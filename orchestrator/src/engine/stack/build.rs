@@ -166,6 +166,16 @@ impl Engine {
             .clone()
             .ok_or_else(|| format!("service {service} has no build: section"))?;
         let context = PathBuf::from(&b.context);
+        // The builder makes the host's platform: a list naming only it is what is built; one
+        // naming others was warned about by the loader, and the host's image is built.
+        if let Some(p) = b.platforms.as_ref()
+            && !crate::compose::only_host_platform(p)
+        {
+            tracing::warn!(
+                service,
+                "build.platforms lists platforms besides the host's: building the host's only"
+            );
+        }
         let options = berth_runtime::build::steps::PlanOptions {
             build_args: b
                 .args

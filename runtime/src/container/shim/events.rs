@@ -163,10 +163,16 @@ impl Shim {
         }
         // The external runtime's record (runc: and its cgroup dirs) goes once the OOM counter
         // is read, before anyone hears of the exit: the same id may run again at once.
+        // runc removes the cgroup with its record: its real-time claim is read first, to
+        // go back to the cgroups above it.
+        let rt_held = self.external.and_then(|_| self.cgroup.realtime_held());
         if let Some(ort) = self.external
             && let Err(e) = ort.delete(&oci_runtime::state_root(&self.rec.run_dir), &self.rec.id)
         {
             tracing::warn!(error = %e, "deleting the container from the runtime");
+        }
+        if let Some(held) = rt_held {
+            held.give_back();
         }
         // A container that may start again (restart policy, `start`) gets a fresh cgroup at
         // the same path: this one must be gone before the exit is known, or a later removal
