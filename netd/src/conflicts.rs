@@ -254,6 +254,7 @@ mod tests {
             mtu: 1500,
             kind: None,
             gso_ipv4_max: None,
+            alias: None,
             isolated: None,
         }
     }

@@ -62,6 +62,9 @@ pub struct Link {
     /// IPv4 GSO size limit (kernel 6.3+; `None` where the kernel does not report it): the
     /// largest IPv4 GSO packet the device takes without segmenting it in software.
     pub gso_ipv4_max: Option<u32>,
+    /// Its alias (`ifalias`), where one is set: [`crate::names::OWN_BRIDGE_ALIAS`] on berth's
+    /// bridges.
+    pub alias: Option<String>,
     /// As a bridge port: whether it is isolated (it exchanges frames with the bridge itself
     /// and non-isolated ports only); `None` when it is no bridge port or the kernel does not say.
     pub isolated: Option<bool>,
@@ -76,11 +79,13 @@ fn to_link(m: &LinkMessage) -> Link {
         mtu: 0,
         kind: None,
         gso_ipv4_max: None,
+        alias: None,
         isolated: None,
     };
     for a in &m.attributes {
         match a {
             LinkAttribute::IfName(n) => l.name = n.clone(),
+            LinkAttribute::IfAlias(a) => l.alias = Some(a.clone()),
             LinkAttribute::Controller(c) if *c != 0 => l.controller = Some(*c),
             LinkAttribute::Mtu(m) => l.mtu = *m,
             LinkAttribute::GsoIpv4MaxSize(g) => l.gso_ipv4_max = Some(*g),
@@ -155,6 +160,9 @@ pub async fn ensure_bridge(
         if !l.up {
             set_up(h, l.index, name).await?;
         }
+        if l.alias.as_deref() != Some(crate::names::OWN_BRIDGE_ALIAS) {
+            set_own_alias(h, l.index, name).await?;
+        }
         return Ok(l);
     }
     let msg = LinkBridge::new(name)
@@ -167,9 +175,25 @@ pub async fn ensure_bridge(
         Err(e) if errno(&e) == Some(libc::EEXIST) => {}
         Err(e) => return Err(nl("create bridge", name)(e)),
     }
-    link_by_name(h, name).await?.ok_or(LinkError::Missing {
+    let l = link_by_name(h, name).await?.ok_or(LinkError::Missing {
         name: name.to_string(),
-    })
+    })?;
+    // The kernel takes no alias in the create message: set apart.
+    set_own_alias(h, l.index, name).await?;
+    Ok(l)
+}
+
+/// Marks a bridge as berth's (see [`crate::names::OWN_BRIDGE_ALIAS`]).
+async fn set_own_alias(h: &Handle, index: u32, name: &str) -> Result<(), LinkError> {
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(index)
+                .alias(crate::names::OWN_BRIDGE_ALIAS)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(nl("set the alias of", name))
 }
 
 /// Sets a link up.
@@ -410,7 +434,9 @@ pub fn egress_gso_size(uplinks: &[&Link]) -> Option<u32> {
 pub fn uplinks_gso_size(devs: &BTreeSet<u32>, links: &[Link]) -> Option<u32> {
     let uplinks: Vec<&Link> = links
         .iter()
-        .filter(|l| devs.contains(&l.index) && !l.name.starts_with(crate::names::BRIDGE_PREFIX))
+        .filter(|l| {
+            devs.contains(&l.index) && !crate::names::is_own_bridge(&l.name, l.alias.as_deref())
+        })
         .collect();
     egress_gso_size(&uplinks)
 }
@@ -733,6 +759,7 @@ mod tests {
             mtu: 1500,
             kind: None,
             gso_ipv4_max: gso,
+            alias: None,
             isolated: None,
         }
     }
@@ -747,5 +774,22 @@ mod tests {
         assert_eq!(egress_gso_size(&[&big, &small]), None);
         assert_eq!(egress_gso_size(&[&old_kernel]), None);
         assert_eq!(egress_gso_size(&[]), Some(BIG_TCP_GSO_SIZE));
+    }
+
+    #[test]
+    fn berths_bridges_are_no_uplinks_whatever_their_name() {
+        let mut eth = link("eth0", Some(BIG_TCP_GSO_SIZE));
+        eth.index = 2;
+        let mut ours = link("berth-1a2b3c4d", Some(DEFAULT_GSO_SIZE));
+        ours.index = 3;
+        let mut named = link("br-app", Some(DEFAULT_GSO_SIZE));
+        named.index = 4;
+        named.alias = Some(crate::names::OWN_BRIDGE_ALIAS.into());
+        let devs: BTreeSet<u32> = [2, 3, 4].into();
+        let links = vec![eth, ours, named.clone()];
+        assert_eq!(uplinks_gso_size(&devs, &links), Some(BIG_TCP_GSO_SIZE));
+        // The same bridge without berth's alias is some host bridge: an uplink.
+        named.alias = None;
+        assert_eq!(uplinks_gso_size(&devs, &[links[0].clone(), named]), None);
     }
 }

@@ -12,6 +12,16 @@ use sha2::{Digest, Sha256};
 /// Prefix of every bridge berth makes; firewall rules match `berth-*` so that they never need
 /// the list of bridges (and never name a host NIC).
 pub const BRIDGE_PREFIX: &str = "berth-";
+/// The alias (`ifalias`) netd gives every bridge it makes, so that a bridge named by the user
+/// (`com.docker.network.bridge.name`), which lacks [`BRIDGE_PREFIX`], is still known for
+/// berth's: not an uplink, and its own link events not a host change.
+pub const OWN_BRIDGE_ALIAS: &str = "berth-netd bridge";
+
+/// Whether a link is a bridge berth made: by its name's prefix, or by [`OWN_BRIDGE_ALIAS`].
+pub fn is_own_bridge(name: &str, alias: Option<&str>) -> bool {
+    name.starts_with(BRIDGE_PREFIX) || alias == Some(OWN_BRIDGE_ALIAS)
+}
+
 /// Prefix of the host end of every veth berth makes.
 pub const VETH_PREFIX: &str = "vb";
 

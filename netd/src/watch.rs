@@ -10,7 +10,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::{Handle, MulticastGroup};
 
-use crate::names::{BRIDGE_PREFIX, VETH_PREFIX};
+use crate::names::{VETH_PREFIX, is_own_bridge};
 use crate::netns::{NetnsError, NetnsWorker};
 
 pub use crate::netns::Messages;
@@ -57,7 +57,17 @@ fn own_healthy_link(l: &LinkMessage) -> bool {
         }
     }
     let up = l.header.flags.contains(LinkFlags::Up);
-    (name.starts_with(VETH_PREFIX) && controller && up) || (name.starts_with(BRIDGE_PREFIX) && up)
+    (name.starts_with(VETH_PREFIX) && controller && up) || (own_bridge(l) && up)
+}
+
+/// Whether the link is a bridge netd made (by its name, or its alias for a bridge the user
+/// named).
+fn own_bridge(l: &LinkMessage) -> bool {
+    let alias = l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfAlias(a) => Some(a.as_str()),
+        _ => None,
+    });
+    is_own_bridge(link_name(l), alias)
 }
 
 /// How often updates of netd's own links alone may wake a reconcile (host uplink changes
@@ -75,8 +85,7 @@ fn link_name(l: &LinkMessage) -> &str {
 }
 
 fn own_link(l: &LinkMessage) -> bool {
-    let name = link_name(l);
-    name.starts_with(VETH_PREFIX) || name.starts_with(BRIDGE_PREFIX)
+    link_name(l).starts_with(VETH_PREFIX) || own_bridge(l)
 }
 
 fn kind(msg: &NetlinkMessage<RouteNetlinkMessage>) -> Option<ChangeKind> {
@@ -181,5 +190,20 @@ mod tests {
             .push(LinkAttribute::IfName("vb0123456789".into()));
         let del = NetlinkMessage::from(RouteNetlinkMessage::DelLink(own));
         assert_eq!(kind(&del), Some(ChangeKind::OwnLink));
+        // A bridge the user named is berth's by its alias, not its name.
+        let named = |alias: Option<&str>, up: bool| {
+            let mut l = LinkMessage::default();
+            l.attributes.push(LinkAttribute::IfName("br-app".into()));
+            l.attributes
+                .extend(alias.map(|a| LinkAttribute::IfAlias(a.into())));
+            if up {
+                l.header.flags |= LinkFlags::Up;
+            }
+            NetlinkMessage::from(RouteNetlinkMessage::NewLink(l))
+        };
+        let own_alias = Some(crate::names::OWN_BRIDGE_ALIAS);
+        assert_eq!(kind(&named(own_alias, true)), None);
+        assert_eq!(kind(&named(own_alias, false)), Some(ChangeKind::OwnLink));
+        assert_eq!(kind(&named(None, true)), Some(ChangeKind::Link));
     }
 }

@@ -128,6 +128,8 @@ fn compose_driver_opts_are_applied_and_kept() {
     // The bridge has the given name; inspect shows the options as Docker does.
     let link = text(&host.sh("ip -o link show br-dro-q"));
     assert!(link.contains("br-dro-q"), "{link}");
+    // Known for berth's by its alias (not an uplink, its events not a host change).
+    assert!(link.contains("alias berth-netd bridge"), "{link}");
     let inspect = host.ok(&["network", "inspect", "dro_quiet"]);
     let v: serde_json::Value = serde_json::from_str(inspect.trim()).expect("inspect json");
     let opts = &v[0]["Options"];

@@ -62,6 +62,7 @@ fn link(index: u32, name: &str, controller: Option<u32>) -> Link {
         mtu: 1500,
         kind: None,
         gso_ipv4_max: Some(links_default_gso()),
+        alias: None,
         isolated: None,
     }
 }
