@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use oci_spec::runtime::LinuxResources;
 
+use super::cgroup_mounts::{Hierarchies, MountCache};
+
 /// Errors creating, filling or removing a container's cgroup.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -80,72 +82,17 @@ fn is_cgroup2(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// How long a reading of the v1 hierarchies is reused. The mount table grows with the
-/// containers (a netns pin and more each), so reading it for every container operation costs
-/// more the more containers there are, while the cgroup hierarchies hardly ever change.
-const HIERARCHIES_FRESH: Duration = Duration::from_secs(1);
-
-type Hierarchies = Vec<(Vec<String>, PathBuf)>;
-
-/// v1 hierarchies: (controllers, mount point), from /proc/self/mountinfo, read at most once
-/// per [`HIERARCHIES_FRESH`].
+/// v1 hierarchies: (controllers, mount point), from /proc/self/mountinfo, read again only
+/// when the mounts at /sys/fs/cgroup may have changed ([`super::cgroup_mounts`]).
 fn v1_hierarchies() -> Result<Hierarchies, CgroupError> {
-    static LAST: std::sync::Mutex<Option<(Instant, Hierarchies)>> = std::sync::Mutex::new(None);
-    let mut last = LAST
+    static CACHE: std::sync::Mutex<Option<MountCache>> = std::sync::Mutex::new(None);
+    let mut cache = CACHE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((at, h)) = last.as_ref()
-        && at.elapsed() < HIERARCHIES_FRESH
-    {
-        return Ok(h.clone());
-    }
-    let h = read_v1_hierarchies()?;
-    *last = Some((Instant::now(), h.clone()));
-    Ok(h)
-}
-
-/// [`v1_hierarchies`], read now.
-fn read_v1_hierarchies() -> Result<Hierarchies, CgroupError> {
-    let info = fs::read_to_string("/proc/self/mountinfo").map_err(CgroupError::Mounts)?;
-    let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split(' ');
-        if post.next() != Some("cgroup") {
-            continue;
-        }
-        let super_opts = post.nth(1).unwrap_or("");
-        let ctrls: Vec<String> = super_opts
-            .split(',')
-            .filter(|o| {
-                matches!(
-                    *o,
-                    "cpu"
-                        | "cpuacct"
-                        | "cpuset"
-                        | "memory"
-                        | "devices"
-                        | "freezer"
-                        | "blkio"
-                        | "pids"
-                        | "net_cls"
-                        | "net_prio"
-                        | "perf_event"
-                        | "hugetlb"
-                )
-            })
-            .map(str::to_string)
-            .collect();
-        let Some(mnt) = pre.split(' ').nth(4) else {
-            continue;
-        };
-        if !ctrls.is_empty() && mnt.starts_with(ROOT) {
-            out.push((ctrls, PathBuf::from(mnt)));
-        }
-    }
-    Ok(out)
+    cache
+        .get_or_insert_with(|| MountCache::new(ROOT.into(), "/proc/self/mountinfo".into()))
+        .get()
+        .map_err(CgroupError::Mounts)
 }
 
 /// Writes one cgroup file, the error naming the file and the value.

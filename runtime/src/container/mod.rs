@@ -6,6 +6,7 @@
 
 pub mod block_io;
 pub mod capabilities;
+mod cgroup_mounts;
 pub mod cgroups;
 pub mod commit;
 pub mod config;
