@@ -9,6 +9,11 @@
 //! of each entry in it: mounting or unmounting a hierarchy there changes those of its mount
 //! point). So a look costs one poll while nothing is mounted, a dozen `stat`s after a
 //! container's mounts came or went, and a reading only when a hierarchy did.
+//!
+//! A shim is a new process with nothing cached: its starter hands it the hierarchies with
+//! their fingerprint ([`MountCache::export`]), which the shim takes when the fingerprint it
+//! takes itself is the same ([`MountCache::seed`]), so a container start does not read the
+//! whole mount table either.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -21,8 +26,15 @@ use std::path::{Path, PathBuf};
 pub(super) type Hierarchies = Vec<(Vec<String>, PathBuf)>;
 
 /// The device and inode of the cgroup root and of each entry in it, by name.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, Clone)]
 struct Fingerprint(Vec<(OsString, u64, u64)>);
+
+/// What a starter hands a shim: the hierarchies and the fingerprint they were read with.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Handed {
+    mounts: Vec<(String, u64, u64)>,
+    hierarchies: Vec<(Vec<String>, PathBuf)>,
+}
 
 impl Fingerprint {
     fn of(root: &Path) -> io::Result<Self> {
@@ -99,7 +111,8 @@ impl MountCache {
         table_changed(&file);
         // Taken before the table is read, so a mount in between shows as a difference.
         let mounts = Fingerprint::of(&self.root).ok();
-        let mut text = String::new();
+        // Read in big pieces: a proc file reports no size to size the buffer by.
+        let mut text = String::with_capacity(64 << 10);
         file.read_to_string(&mut text)?;
         file.rewind()?;
         let hierarchies = parse(&text, &self.root);
@@ -110,6 +123,59 @@ impl MountCache {
             hierarchies: hierarchies.clone(),
         });
         Ok(hierarchies)
+    }
+}
+
+impl MountCache {
+    /// The current hierarchies and their fingerprint, for [`MountCache::seed`] in a shim;
+    /// `None` when they cannot be read or named (the shim then reads the table itself).
+    pub(super) fn export(&mut self) -> Option<String> {
+        self.get().ok()?;
+        let r = self.last.as_ref()?;
+        let mounts = r
+            .mounts
+            .as_ref()?
+            .0
+            .iter()
+            .map(|(n, dev, ino)| Some((n.to_str()?.to_string(), *dev, *ino)))
+            .collect::<Option<Vec<_>>>()?;
+        serde_json::to_string(&Handed {
+            mounts,
+            hierarchies: r.hierarchies.clone(),
+        })
+        .ok()
+    }
+
+    /// Takes the hierarchies a starter exported if what is mounted at the root is still
+    /// what they were read with; `false` (nothing taken) otherwise.
+    pub(super) fn seed(&mut self, exported: &str) -> bool {
+        let Ok(handed) = serde_json::from_str::<Handed>(exported) else {
+            return false;
+        };
+        let Ok(file) = File::open(&self.mountinfo) else {
+            return false;
+        };
+        // Polled before the comparison: a mount after it shows at the next look.
+        table_changed(&file);
+        let Ok(now) = Fingerprint::of(&self.root) else {
+            return false;
+        };
+        let theirs = Fingerprint(
+            handed
+                .mounts
+                .into_iter()
+                .map(|(n, dev, ino)| (OsString::from(n), dev, ino))
+                .collect(),
+        );
+        if now != theirs {
+            return false;
+        }
+        self.last = Some(Reading {
+            file,
+            mounts: Some(now),
+            hierarchies: handed.hierarchies,
+        });
+        true
     }
 }
 
@@ -218,6 +284,34 @@ mod tests {
             None::<&str>,
         )
         .expect("mount tmpfs");
+    }
+
+    #[test_with::root()]
+    #[test]
+    fn a_shim_takes_the_starters_hierarchies_while_the_mounts_at_the_root_are_the_same() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("cgroup");
+        fs::create_dir_all(root.join("pids")).expect("mkdir");
+        in_own_mount_ns(move || {
+            let info = PathBuf::from("/proc/thread-self/mountinfo");
+            let mut starter = MountCache::new(root.clone(), info.clone());
+            let exported = starter.export().expect("exported");
+            let mut shim = MountCache::new(root.clone(), info.clone());
+            assert!(shim.seed(&exported), "same mounts: taken");
+            shim.get().expect("look");
+            assert_eq!(
+                shim.readings, 0,
+                "the shim read the table although handed it"
+            );
+            // A hierarchy mounted since the export: the shim reads for itself.
+            tmpfs(&root.join("pids"));
+            let mut late = MountCache::new(root.clone(), info);
+            assert!(!late.seed(&exported), "mounts changed: refused");
+            late.get().expect("look");
+            assert_eq!(late.readings, 1);
+            assert!(!late.seed("{not json"), "garbage refused");
+            nix::mount::umount(&root.join("pids")).expect("umount");
+        });
     }
 
     #[test_with::root()]

@@ -85,14 +85,30 @@ fn is_cgroup2(path: &Path) -> bool {
 /// v1 hierarchies: (controllers, mount point), from /proc/self/mountinfo, read again only
 /// when the mounts at /sys/fs/cgroup may have changed ([`super::cgroup_mounts`]).
 fn v1_hierarchies() -> Result<Hierarchies, CgroupError> {
+    with_mounts(MountCache::get).map_err(CgroupError::Mounts)
+}
+
+fn with_mounts<R>(f: impl FnOnce(&mut MountCache) -> R) -> R {
     static CACHE: std::sync::Mutex<Option<MountCache>> = std::sync::Mutex::new(None);
     let mut cache = CACHE
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    cache
-        .get_or_insert_with(|| MountCache::new(ROOT.into(), "/proc/self/mountinfo".into()))
-        .get()
-        .map_err(CgroupError::Mounts)
+    f(cache.get_or_insert_with(|| MountCache::new(ROOT.into(), "/proc/self/mountinfo".into())))
+}
+
+/// The v1 hierarchies as a shim takes them ([`seed_v1_hierarchies`]), so that a container
+/// start does not read the whole mount table; `None` on a v2 host or when unreadable.
+pub fn export_v1_hierarchies() -> Option<String> {
+    if is_cgroup2(Path::new(ROOT)) {
+        return None;
+    }
+    with_mounts(MountCache::export)
+}
+
+/// Takes hierarchies a starter exported if the mounts at /sys/fs/cgroup are still those
+/// they were read with (else they are read from the mount table when first needed).
+pub fn seed_v1_hierarchies(exported: &str) {
+    with_mounts(|c| c.seed(exported));
 }
 
 /// Writes one cgroup file, the error naming the file and the value.

@@ -615,6 +615,9 @@ impl Runtime {
         })?;
         let mut cmd = Command::new(&self.cfg.shim_exe);
         cmd.arg("exec-helper").arg(&rec.dir).arg(json);
+        if let Some(v) = cgroups::export_v1_hierarchies() {
+            cmd.env(shim::CGROUP_V1_ENV, v);
+        }
         Ok(cmd)
     }
 
