@@ -104,13 +104,13 @@ cpu_ms() { awk -v hz="$(getconf CLK_TCK)" '{sub(/^.*\) /, ""); print int(($12 + 
 # mean "RSS/PSS (n=N)" in KiB of the given PIDs
 rss_pss() { for p in "$@"; do awk '/^Rss:/ {r=$2} /^Pss:/ {q=$2} END {print r, q}' "/proc/$p/smaps_rollup" 2>/dev/null; done |
   awk '{r+=$1; p+=$2; n++} END {if (n) printf "%d/%d (n=%d)", r/n, p/n, n; else print "-"}'; }
-# berth_shims shims|inits: PIDs of berth's shims, or of the containers' inits (init: true), which
-# are forks of the shim with the same command line: told apart by their parent being a shim
+# berth_shims shims|inits: PIDs of berth's shims, or of the containers' inits (init: true): the
+# small static init (init/, bound into the container as /sbin/docker-init), each the child of
+# its container's shim
 berth_shims() {
-  local all q; all=" $(pgrep -f "shim $work" | tr '\n' ' ') "
-  for q in $all; do
-    if [[ "$all" == *" $(ps -o ppid= -p "$q" | tr -d ' ') "* ]]; then [ "$1" = inits ] && echo "$q"
-    else [ "$1" = shims ] && echo "$q"; fi
+  local q
+  for q in $(pgrep -f "shim $work"); do
+    if [ "$1" = shims ]; then echo "$q"; else pgrep -P "$q" -x docker-init || true; fi
   done
   return 0
 }
@@ -148,8 +148,8 @@ memory() { # memory TOOL N -> text, read while the stack is up
   case $1 in
     berth)
       local pid; pid=$(cat "$work/run/berth.pid")
-      # with init: true the container's init is a fork of the shim (same command line): told apart
-      # by its parent, and shown apart (docker's and podman's inits are not counted at all)
+      # with init: true the container's init is shown apart (docker's and podman's inits are not
+      # counted at all)
       echo "daemon RSS $(rss "$pid") KiB; shim RSS/PSS $(rss_pss $(berth_shims shims)); (init in the container $(rss_pss $(berth_shims inits)))" ;;
     compose-berth) echo "daemon RSS $(rss "$(cat "$work/run/berth.pid")") KiB (Docker API served); shim RSS/PSS $(rss_pss $(berth_shims shims))" ;;
     compose-docker)
@@ -183,7 +183,7 @@ if [ -z "$ENGINES" ] && [ "$DOCKER_API" != 1 ]; then
       t=$(date +%s%N); B -f "$work/s$n/compose.yaml" up -d >/dev/null 2>&1; ups+=("$(ms "$t")")
       cups+=("$(( $(cpu_ms "$pid") - c ))")
       rss=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
-      # shims only: with init: true the container's init is a fork of the shim (its child)
+      # shims only: with init: true the container's init is a child of the shim, not counted here
       shim=$(rss_pss $(berth_shims shims))
       c=$(cpu_ms "$pid")
       t=$(date +%s%N); B -f "$work/s$n/compose.yaml" down >/dev/null 2>&1; downs+=("$(ms "$t")")

@@ -8,6 +8,7 @@
 //! `BERTH_CRASH_KILLS` (per round) size it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -83,6 +84,59 @@ fn sigkill(pid: i32) {
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     );
+}
+
+/// Kills the daemon `pid` (if `ours` still says it is the instance's daemon once it is held)
+/// and waits (at most `limit`) until the whole process has exited; `false` when it is still
+/// exiting then.
+///
+/// Its main thread turning zombie is not the end: the other threads exit after it, and the
+/// process's files, its API socket among them, are closed only as the last one does. Closing
+/// an inotify with watches (the record cache has one per container) waits for a kernel grace
+/// period, so a killed daemon's socket can take connections for some 30 ms after its main
+/// thread is gone, and a command started then has its request reset as that socket closes.
+/// A pidfd becomes readable only once every thread of the process has exited; it is opened
+/// before the signal is sent through it, so a recycled pid is neither killed nor waited for.
+fn kill_and_wait_exited(pid: i32, ours: impl Fn() -> bool, limit: Duration) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        // Reaped already.
+        return true;
+    }
+    // SAFETY: the descriptor was just returned and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    if !ours() {
+        return true;
+    }
+    // SAFETY: pidfd_send_signal takes the pidfd, a signal, no siginfo and no flags.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // SAFETY: one pollfd that outlives the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if n > 0 {
+            return true;
+        }
+        if n == 0 || Instant::now() >= deadline {
+            return false;
+        }
+        // Interrupted: poll again.
+    }
 }
 
 fn alive(pid: i32) -> bool {
@@ -264,13 +318,16 @@ fn daemon_killed_at_random_moments_of_up_heals_at_the_next_up() {
             let mut killed = false;
             while Instant::now() < deadline {
                 if let Some(pid) = daemon_pid(&host) {
-                    sigkill(pid);
-                    // Dead, not dying: a dying daemon still holds its socket, and the next
-                    // command's connection would be reset mid-request by the kill itself.
-                    let gone = Instant::now() + Duration::from_secs(5);
-                    while alive(pid) && Instant::now() < gone {
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
+                    // Exited, not exiting: an exiting daemon still holds its socket, and the
+                    // next command's request would be reset by the kill itself.
+                    assert!(
+                        kill_and_wait_exited(
+                            pid,
+                            || daemon_pid(&host) == Some(pid),
+                            Duration::from_secs(5)
+                        ),
+                        "the killed daemon {pid} has not exited within 5 s"
+                    );
                     killed = true;
                     break;
                 }

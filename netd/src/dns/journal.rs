@@ -185,6 +185,8 @@ pub struct Writer {
     journal: u64,
     base_len: u64,
     log_len: u64,
+    /// A base was written by this writer (a journal may follow it).
+    based: bool,
 }
 
 impl Writer {
@@ -210,6 +212,7 @@ impl Writer {
         }
         let previous = self.journal;
         file.journal = previous + 1;
+        self.based = false;
         // A journal of the new number left by some earlier daemon must not follow this base.
         remove_quietly(&dir.join(journal_name(file.journal)));
         self.written = None;
@@ -218,7 +221,31 @@ impl Writer {
         self.journal = file.journal;
         self.log_len = 0;
         self.written = Some(file);
+        self.based = true;
         Ok(())
+    }
+
+    /// Appends one generation to the journal; `false` when the table must be written whole
+    /// instead (no base written yet, or the journal outgrew it).
+    pub fn append_delta(&mut self, dir: &Path, delta: &Delta) -> Result<bool, HandoffError> {
+        if !self.based {
+            return Ok(false);
+        }
+        match self.append(dir, delta)? {
+            Some(len) => {
+                self.log_len += len;
+                // What the files give is known by the changes now, not by a copy.
+                self.written = None;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Writes `file` whole as a new base.
+    pub fn publish_whole(&mut self, dir: &Path, file: RecordsFile) -> Result<(), HandoffError> {
+        self.written = None;
+        self.publish(dir, file)
     }
 
     fn append(&self, dir: &Path, delta: &Delta) -> Result<Option<u64>, HandoffError> {
@@ -261,6 +288,10 @@ pub struct Reader {
     /// Bytes of its journal consumed.
     offset: u64,
     file: Option<RecordsFile>,
+    /// The base was (re)read since the last [`Reader::take_ops`].
+    rebased: bool,
+    /// The journal's operations applied since then.
+    ops: Vec<Op>,
 }
 
 impl Reader {
@@ -284,6 +315,8 @@ impl Reader {
             self.file = Some(file);
             self.base = Some(ino);
             self.offset = 0;
+            self.rebased = true;
+            self.ops.clear();
             changed = true;
         }
         let Some(file) = self.file.as_mut() else {
@@ -317,11 +350,31 @@ impl Reader {
                     });
                 }
             };
+            if !self.rebased {
+                self.ops.extend(delta.ops.iter().cloned());
+            }
             apply(file, delta);
             changed = true;
         }
         self.offset += whole as u64;
         Ok(self.file.as_ref().map(|f| (f, changed)))
+    }
+}
+
+impl Reader {
+    /// The operations read from the journal since the last call, for a follower that keeps
+    /// its own table by delta; `None` when the base was read again (take the table whole).
+    pub fn take_ops(&mut self) -> Option<Vec<Op>> {
+        if std::mem::take(&mut self.rebased) {
+            self.ops.clear();
+            return None;
+        }
+        Some(std::mem::take(&mut self.ops))
+    }
+
+    /// The table as last read.
+    pub fn table(&self) -> Option<&RecordsFile> {
+        self.file.as_ref()
     }
 }
 

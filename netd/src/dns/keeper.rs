@@ -5,8 +5,9 @@
 //!
 //! It runs the same [`DnsService`] the daemon would (scoping by source address, per-container
 //! upstreams, forwarding) and follows the host's resolv.conf itself. On every rename of
-//! `records.json` it swaps the whole table at once and starts or stops servers to match, then
-//! reports in `keeper.json`. It exits when the records list no network (or are deleted), on
+//! `records.json` it swaps the whole table at once and starts or stops servers to match; each
+//! line appended to the journal it applies by delta (one endpoint is one change of its table);
+//! then it reports in `keeper.json`. It exits when the records list no network (or are deleted), on
 //! SIGTERM/SIGINT, and at once when another keeper holds the directory's lock.
 
 use std::collections::BTreeMap;
@@ -103,32 +104,85 @@ impl Keeper {
         }
         self.failed.clear();
         for scope in scopes {
-            for addr in want.get(&scope.id).into_iter().flatten() {
-                if let Err(err) = self.dns.start_network(scope.clone(), *addr) {
-                    tracing::warn!(network = %scope.id, %addr, %err, "dns keeper: server not started");
-                    self.failed.push(BindFailure {
-                        network: scope.id.clone(),
-                        addr: *addr,
-                        error: crate::report::chain(&err),
-                    });
+            let listen = want.get(&scope.id).cloned().unwrap_or_default();
+            self.start(&scope, &listen);
+        }
+        self.listen = want;
+        self.served(file.generation, file.host_epoch);
+    }
+
+    /// Serves the journal's `ops` by delta (each endpoint added or removed alone). `false`,
+    /// with nothing done, when one moves a served network's listen address: then the table is
+    /// taken whole.
+    fn apply_ops(&mut self, ops: Vec<journal::Op>, generation: u64, host_epoch: u64) -> bool {
+        let moves_a_server = ops.iter().any(|op| {
+            matches!(op, journal::Op::Network { scope, listen }
+                if self.listen.get(&scope.id).is_some_and(|l| l != listen))
+        });
+        if moves_a_server {
+            return false;
+        }
+        let records = Arc::clone(self.dns.records());
+        for op in ops {
+            match op {
+                journal::Op::Network { scope, listen } => {
+                    if self.listen.contains_key(&scope.id) {
+                        records.add_network(scope);
+                        continue;
+                    }
+                    records.add_network(scope.clone());
+                    self.start(&scope, &listen);
+                    self.listen.insert(scope.id, listen);
+                }
+                journal::Op::NetworkGone { id } => {
+                    self.dns.stop_network(&id);
+                    self.listen.remove(&id);
+                    self.failed.retain(|f| f.network != id);
+                }
+                journal::Op::Endpoint { network, endpoint } => {
+                    if let Err(err) = records.add_endpoint(&network, endpoint) {
+                        tracing::warn!(%err, "dns keeper: record left out");
+                    }
+                }
+                journal::Op::EndpointGone { network, id } => {
+                    records.remove_endpoint(&network, &id);
                 }
             }
         }
-        self.listen = want;
-        if self.host_epoch.is_some_and(|e| e != file.host_epoch) {
+        self.served(generation, host_epoch);
+        true
+    }
+
+    /// Starts the servers of a network the keeper did not serve.
+    fn start(&mut self, scope: &super::NetworkScope, listen: &[SocketAddr]) {
+        for addr in listen {
+            if let Err(err) = self.dns.start_network(scope.clone(), *addr) {
+                tracing::warn!(network = %scope.id, %addr, %err, "dns keeper: server not started");
+                self.failed.push(BindFailure {
+                    network: scope.id.clone(),
+                    addr: *addr,
+                    error: crate::report::chain(&err),
+                });
+            }
+        }
+    }
+
+    /// Reports `generation` as served (and follows a new host epoch).
+    fn served(&mut self, generation: u64, host_epoch: u64) {
+        if self.host_epoch.is_some_and(|e| e != host_epoch) {
             self.host_changed();
         }
-        self.host_epoch = Some(file.host_epoch);
+        self.host_epoch = Some(host_epoch);
         let status = KeeperStatus {
             pid: std::process::id(),
-            generation: file.generation,
+            generation,
             listening: self.dns.listeners(),
             failed: self.failed.clone(),
         };
         if let Err(err) = handoff::write_json(&self.dir, handoff::STATUS, &status) {
             tracing::warn!(%err, "dns keeper: status not written");
         }
-        tracing::debug!(generation = file.generation, "dns keeper: records loaded");
+        tracing::debug!(generation, "dns keeper: records loaded");
     }
 
     fn host_changed(&self) {
@@ -266,7 +320,14 @@ async fn serve(dir: &Path) -> Result<(), KeeperError> {
         match reader.read(dir) {
             Ok(Some((file, changed))) if !file.networks.is_empty() => {
                 if changed {
-                    keeper.apply(file.clone());
+                    let (generation, host_epoch) = (file.generation, file.host_epoch);
+                    let applied = match reader.take_ops() {
+                        Some(ops) => keeper.apply_ops(ops, generation, host_epoch),
+                        None => false,
+                    };
+                    if !applied && let Some(file) = reader.table() {
+                        keeper.apply(file.clone());
+                    }
                     keeper.dns.release_unused_sockets();
                 }
             }

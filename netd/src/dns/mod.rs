@@ -65,6 +65,7 @@ pub mod answer;
 pub mod handoff;
 pub mod journal;
 pub mod keeper;
+mod net_table;
 pub mod records;
 pub mod resolvconf;
 pub mod server;

@@ -2,15 +2,19 @@
 //!
 //! Every network holds its endpoints (one per container attached to it) with their addresses and
 //! names. Readers take an `Arc` snapshot under a brief read lock, so a query never sees half an
-//! update and an `add_endpoint` is visible to the very next query; writers rebuild only the
-//! network they touch (copy on write).
+//! update and an `add_endpoint` is visible to the very next query; writers change the table in
+//! place under the write lock, touching only the names and addresses of the endpoint they add
+//! or remove (a snapshot still held by a query is copied first). Every change is also logged,
+//! when asked, for a publisher that sends changes rather than the table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+
+use super::net_table::NetState;
 
 /// Errors of the records table: what the engine handed in does not fit.
 #[derive(Debug, thiserror::Error)]
@@ -206,55 +210,6 @@ impl Asker {
     }
 }
 
-#[derive(Debug, Default)]
-struct NetState {
-    scope: Option<NetworkScope>,
-    endpoints: BTreeMap<String, Arc<Endpoint>>,
-    /// Lower-case name -> addresses, in endpoint order.
-    names: HashMap<String, Vec<IpAddr>>,
-    by_addr: HashMap<IpAddr, Arc<Endpoint>>,
-}
-
-impl NetState {
-    fn rebuild(scope: NetworkScope, endpoints: BTreeMap<String, Arc<Endpoint>>) -> Self {
-        let mut names: HashMap<String, Vec<IpAddr>> = HashMap::new();
-        let mut by_addr = HashMap::new();
-        for ep in endpoints.values() {
-            for name in &ep.names {
-                let list = names.entry(normalize(name)).or_default();
-                for a in &ep.addresses {
-                    if !list.contains(a) {
-                        list.push(*a);
-                    }
-                }
-            }
-            for a in &ep.addresses {
-                by_addr.insert(*a, Arc::clone(ep));
-            }
-        }
-        Self {
-            scope: Some(scope),
-            endpoints,
-            names,
-            by_addr,
-        }
-    }
-
-    fn id(&self) -> &str {
-        self.scope.as_ref().map(|s| s.id.as_str()).unwrap_or("")
-    }
-
-    fn internal(&self) -> bool {
-        self.scope.as_ref().is_some_and(|s| s.internal)
-    }
-
-    fn covers(&self, ip: IpAddr) -> bool {
-        self.scope
-            .as_ref()
-            .is_some_and(|s| s.subnets.iter().any(|n| n.contains(ip)))
-    }
-}
-
 #[derive(Debug, Default, Clone)]
 struct Snapshot {
     networks: HashMap<String, Arc<NetState>>,
@@ -271,6 +226,34 @@ pub struct DnsRecords {
     rotation: AtomicUsize,
     /// Called after every change (the DNS keeper's publisher), outside the writer lock.
     on_change: OnceLock<ChangeHook>,
+    /// The changes not yet taken, in the order made (`None`: not logged).
+    log: Mutex<Option<Vec<Change>>>,
+}
+
+/// One change of the table, as [`DnsRecords::take_changes`] hands it out. Each sets a state
+/// (applying one twice gives the same table), so a publisher may send one again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A network registered or its scope changed (its endpoints kept).
+    Network(NetworkScope),
+    /// A network removed with its endpoints.
+    NetworkGone(String),
+    /// An endpoint added or replaced (same id).
+    Endpoint {
+        /// Its network.
+        network: String,
+        /// The record.
+        endpoint: Arc<Endpoint>,
+    },
+    /// An endpoint removed.
+    EndpointGone {
+        /// Its network.
+        network: String,
+        /// Its id.
+        id: String,
+    },
+    /// The whole table was replaced: only the table itself says what it holds now.
+    Whole,
 }
 
 /// A function run after each change of the table.
@@ -331,18 +314,55 @@ impl DnsRecords {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn update(
+    /// Runs `f` on the table in place under the write lock (a query sees the table before or
+    /// after, never a mix; `f` must fail before it changes anything), logs its changes and
+    /// then calls the change hook.
+    fn update<R>(
         &self,
-        f: impl FnOnce(&mut Snapshot) -> Result<(), RecordsError>,
-    ) -> Result<(), RecordsError> {
-        {
+        f: impl FnOnce(&mut Snapshot, &mut Vec<Change>) -> Result<R, RecordsError>,
+    ) -> Result<R, RecordsError> {
+        let out = {
             let _w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut next = (*self.snapshot()).clone();
-            f(&mut next)?;
-            *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
-        }
+            let mut changes = Vec::new();
+            let out = {
+                let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+                f(Arc::make_mut(&mut current), &mut changes)?
+            };
+            if let Some(log) = self
+                .log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_mut()
+            {
+                log.extend(changes);
+            }
+            out
+        };
         self.changed();
-        Ok(())
+        Ok(out)
+    }
+
+    /// Starts logging changes for [`DnsRecords::take_changes`] (the publisher calls it once).
+    pub fn log_changes(&self) {
+        let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        if log.is_none() {
+            *log = Some(Vec::new());
+        }
+    }
+
+    /// The changes made since the last call, oldest first (empty when not logging).
+    pub fn take_changes(&self) -> Vec<Change> {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// How many networks are registered.
+    pub fn network_count(&self) -> usize {
+        self.snapshot().networks.len()
     }
 
     fn changed(&self) {
@@ -380,7 +400,7 @@ impl DnsRecords {
         let mut next = Snapshot::default();
         for (scope, endpoints) in networks {
             let id = scope.id.clone();
-            let mut kept = BTreeMap::new();
+            let mut kept = Vec::new();
             for ep in endpoints {
                 let bad = ep
                     .names
@@ -395,30 +415,31 @@ impl DnsRecords {
                 if !list.contains(&id) {
                     list.push(id.clone());
                 }
-                kept.insert(ep.id.clone(), Arc::new(ep));
+                kept.push(Arc::new(ep));
             }
             next.networks
-                .insert(id, Arc::new(NetState::rebuild(scope, kept)));
+                .insert(id, Arc::new(NetState::new(scope, kept)));
         }
-        {
-            let _w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-            *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
-        }
-        self.changed();
+        let _ = self.update(|s, changes| {
+            *s = next;
+            changes.push(Change::Whole);
+            Ok(())
+        });
         errors
     }
 
     /// Registers (or updates the scope of) a network; its endpoints are kept.
     pub fn add_network(&self, scope: NetworkScope) {
         let id = scope.id.clone();
-        let _ = self.update(|s| {
-            let endpoints = s
-                .networks
-                .get(&id)
-                .map(|n| n.endpoints.clone())
-                .unwrap_or_default();
-            s.networks
-                .insert(id.clone(), Arc::new(NetState::rebuild(scope, endpoints)));
+        let _ = self.update(|s, changes| {
+            changes.push(Change::Network(scope.clone()));
+            match s.networks.get_mut(&id) {
+                Some(net) => Arc::make_mut(net).scope = Some(scope),
+                None => {
+                    s.networks
+                        .insert(id.clone(), Arc::new(NetState::new(scope, [])));
+                }
+            }
             Ok(())
         });
         tracing::debug!(network = %id, "dns network registered");
@@ -426,11 +447,12 @@ impl DnsRecords {
 
     /// Forgets a network and all its endpoints.
     pub fn remove_network(&self, network: &str) {
-        let _ = self.update(|s| {
+        let _ = self.update(|s, changes| {
             if let Some(net) = s.networks.remove(network) {
                 for ep in net.endpoints.values() {
                     detach_container(&mut s.containers, &ep.container, network);
                 }
+                changes.push(Change::NetworkGone(network.to_string()));
             }
             Ok(())
         });
@@ -447,47 +469,40 @@ impl DnsRecords {
             validate_name(n, &endpoint.id)?;
         }
         let ep_id = endpoint.id.clone();
-        self.update(|s| {
+        self.update(|s, changes| {
             let net = s
                 .networks
-                .get(network)
+                .get_mut(network)
                 .ok_or_else(|| RecordsError::UnknownNetwork {
                     network: network.to_string(),
                 })?;
-            let scope = net.scope.clone().unwrap_or_else(|| NetworkScope {
-                id: network.to_string(),
-                subnets: Vec::new(),
-                internal: false,
-            });
-            let mut endpoints = net.endpoints.clone();
-            if let Some(old) = endpoints.get(&endpoint.id) {
-                detach_container(&mut s.containers, &old.container, network);
-            }
+            let net = Arc::make_mut(net);
             // An address has one owner: the network just handed it to this endpoint, so any
             // other record holding it belongs to a container that is gone (its removal not
             // seen yet). Left in place, it would answer the dead container's names with the
             // new one's address and could be taken for the asker.
-            let stale: Vec<Arc<Endpoint>> = endpoints
-                .values()
-                .filter(|e| {
-                    e.id != endpoint.id && e.addresses.iter().any(|a| endpoint.addresses.contains(a))
-                })
-                .cloned()
-                .collect();
-            for old in stale {
-                tracing::debug!(network, endpoint = %old.id, "dns endpoint dropped: its address was given to another");
-                endpoints.remove(&old.id);
+            for stale in net.holders_of(&endpoint.addresses, &endpoint.id) {
+                tracing::debug!(network, endpoint = %stale, "dns endpoint dropped: its address was given to another");
+                if let Some(old) = net.remove(&stale) {
+                    detach_container(&mut s.containers, &old.container, network);
+                    changes.push(Change::EndpointGone {
+                        network: network.to_string(),
+                        id: stale,
+                    });
+                }
+            }
+            let endpoint = Arc::new(endpoint);
+            if let Some(old) = net.insert(Arc::clone(&endpoint)) {
                 detach_container(&mut s.containers, &old.container, network);
             }
             let list = s.containers.entry(endpoint.container.clone()).or_default();
             if !list.iter().any(|n| n == network) {
                 list.push(network.to_string());
             }
-            endpoints.insert(endpoint.id.clone(), Arc::new(endpoint));
-            s.networks.insert(
-                network.to_string(),
-                Arc::new(NetState::rebuild(scope, endpoints)),
-            );
+            changes.push(Change::Endpoint {
+                network: network.to_string(),
+                endpoint,
+            });
             Ok(())
         })?;
         tracing::debug!(network, endpoint = %ep_id, "dns endpoint added");
@@ -496,28 +511,29 @@ impl DnsRecords {
 
     /// Removes an endpoint; returns whether it existed. Its names stop resolving at once.
     pub fn remove_endpoint(&self, network: &str, endpoint_id: &str) -> bool {
-        let mut found = false;
-        let _ = self.update(|s| {
-            let Some(net) = s.networks.get(network) else {
-                return Ok(());
-            };
-            let mut endpoints = net.endpoints.clone();
-            let Some(old) = endpoints.remove(endpoint_id) else {
-                return Ok(());
-            };
-            found = true;
-            detach_container(&mut s.containers, &old.container, network);
-            let scope = net.scope.clone().unwrap_or_else(|| NetworkScope {
-                id: network.to_string(),
-                subnets: Vec::new(),
-                internal: false,
-            });
-            s.networks.insert(
-                network.to_string(),
-                Arc::new(NetState::rebuild(scope, endpoints)),
-            );
-            Ok(())
-        });
+        // A look first: removing what is not there must not copy a snapshot a query holds.
+        let present = self
+            .snapshot()
+            .networks
+            .get(network)
+            .is_some_and(|n| n.endpoints.contains_key(endpoint_id));
+        let found = present
+            && self
+                .update(|s, changes| {
+                    let Some(net) = s.networks.get_mut(network) else {
+                        return Ok(false);
+                    };
+                    let Some(old) = Arc::make_mut(net).remove(endpoint_id) else {
+                        return Ok(false);
+                    };
+                    detach_container(&mut s.containers, &old.container, network);
+                    changes.push(Change::EndpointGone {
+                        network: network.to_string(),
+                        id: endpoint_id.to_string(),
+                    });
+                    Ok(true)
+                })
+                .unwrap_or(false);
         tracing::debug!(
             network,
             endpoint = endpoint_id,

@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 
 use super::handoff::{self, HandoffError, KeeperStatus, PublishedNetwork, RecordsFile};
 use super::journal;
-use super::records::DnsRecords;
+use super::records::{Change, DnsRecords};
 use crate::listeners::OwnSocket;
 
 /// How the daemon starts its keeper.
@@ -68,6 +68,11 @@ struct Published {
     networks: usize,
     /// False until the daemon's table is complete.
     live: bool,
+    /// The next generation must carry the whole table (the changes alone do not say it).
+    whole: bool,
+    /// The listen addresses and host epoch the keeper was last told.
+    listen_sent: BTreeMap<String, Vec<SocketAddr>>,
+    epoch_sent: u64,
     /// Writes `records.json` and its journal.
     writer: journal::Writer,
 }
@@ -135,6 +140,7 @@ impl Link {
             children: Mutex::new(Vec::new()),
         });
         let weak: Weak<Self> = Arc::downgrade(&link);
+        records.log_changes();
         records.set_on_change(move || {
             if let Some(link) = weak.upgrade() {
                 link.publish();
@@ -147,12 +153,42 @@ impl Link {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Writes the current table as the next generation (nothing while paused).
+    /// Writes the changes of the table as the next generation, one journal line (the whole
+    /// table when a change is not expressible or the journal outgrew its base); nothing while
+    /// paused.
     pub(super) fn publish(&self) -> Option<u64> {
         let mut st = self.state();
+        // Taken under the state lock, so generations go out in the order the changes were made.
+        let changes = self.records.take_changes();
         if !st.live {
             return None;
         }
+        st.networks = self.records.network_count();
+        let mut whole = st.whole || changes.iter().any(|c| matches!(c, Change::Whole));
+        if !whole {
+            let ops = self.ops(&mut st, changes);
+            if ops.is_empty() && st.epoch_sent == st.host_epoch {
+                return Some(st.generation);
+            }
+            let delta = journal::Delta {
+                generation: st.generation + 1,
+                host_epoch: st.host_epoch,
+                ops,
+            };
+            match st.writer.append_delta(&self.cfg.dir, &delta) {
+                Ok(true) => {
+                    st.generation += 1;
+                    st.epoch_sent = st.host_epoch;
+                    return Some(self.published(st));
+                }
+                Ok(false) => whole = true,
+                Err(err) => {
+                    tracing::warn!(%err, "dns: records journal not appended; writing them whole");
+                    whole = true;
+                }
+            }
+        }
+        debug_assert!(whole);
         st.generation += 1;
         let networks: Vec<PublishedNetwork> = self
             .records
@@ -165,27 +201,85 @@ impl Link {
             })
             .collect();
         st.networks = networks.len();
+        st.listen_sent = networks
+            .iter()
+            .map(|n| (n.scope.id.clone(), n.listen.clone()))
+            .collect();
+        st.epoch_sent = st.host_epoch;
         let file = RecordsFile {
             generation: st.generation,
             journal: 0,
             host_epoch: st.host_epoch,
             networks,
         };
-        let generation = file.generation;
-        if let Err(err) = st.writer.publish(&self.cfg.dir, file) {
-            tracing::error!(%err, "dns: records not published to the keeper");
+        match st.writer.publish_whole(&self.cfg.dir, file) {
+            Ok(()) => st.whole = false,
+            Err(err) => {
+                st.whole = true;
+                tracing::error!(%err, "dns: records not published to the keeper");
+            }
         }
+        Some(self.published(st))
+    }
+
+    /// Wakes the supervisor once a generation is out; returns it.
+    fn published(&self, st: std::sync::MutexGuard<'_, Published>) -> u64 {
+        let generation = st.generation;
         let wanted = st.networks > 0;
         drop(st);
         if wanted {
             self.wake.notify_one();
         }
-        Some(generation)
+        generation
+    }
+
+    /// The journal operations of `changes`, with the listen addresses that changed.
+    fn ops(&self, st: &mut Published, changes: Vec<Change>) -> Vec<journal::Op> {
+        let mut ops = Vec::with_capacity(changes.len());
+        for c in changes {
+            match c {
+                Change::Network(scope) => {
+                    let listen = st.listen.get(&scope.id).cloned().unwrap_or_default();
+                    st.listen_sent.insert(scope.id.clone(), listen.clone());
+                    ops.push(journal::Op::Network { scope, listen });
+                }
+                Change::NetworkGone(id) => {
+                    st.listen_sent.remove(&id);
+                    ops.push(journal::Op::NetworkGone { id });
+                }
+                Change::Endpoint { network, endpoint } => ops.push(journal::Op::Endpoint {
+                    network,
+                    endpoint: Arc::unwrap_or_clone(endpoint),
+                }),
+                Change::EndpointGone { network, id } => {
+                    ops.push(journal::Op::EndpointGone { network, id })
+                }
+                Change::Whole => {}
+            }
+        }
+        // Listen addresses changed without a change of the table.
+        let moved: Vec<(String, Vec<SocketAddr>)> = st
+            .listen
+            .iter()
+            .filter(|(id, addrs)| st.listen_sent.get(*id).is_some_and(|sent| sent != *addrs))
+            .map(|(id, addrs)| (id.clone(), addrs.clone()))
+            .collect();
+        for (id, listen) in moved {
+            if let Some(scope) = self.records.network(&id) {
+                st.listen_sent.insert(id, listen.clone());
+                ops.push(journal::Op::Network { scope, listen });
+            }
+        }
+        ops
     }
 
     /// Starts publishing (the daemon's table is complete) and writes the table.
     pub(super) fn go_live(&self) {
-        self.state().live = true;
+        {
+            let mut st = self.state();
+            st.live = true;
+            st.whole = true;
+        }
         self.publish();
         self.wake.notify_one();
     }

@@ -2,15 +2,21 @@
 //! look at every container several times a second: the list `Runtime::list` gives, narrowed to
 //! the records the pollers care for (a predicate given once: a restart policy or a healthcheck
 //! label). A container's `berth.json` is parsed again only when the file changed (inode, size
-//! or mtime), only the kept records are held in memory and only their states are read, so a
-//! poll of a large instance costs a `stat` per container and memory only for the few kept.
+//! or mtime), and only the kept records are held in memory and have their states read.
+//!
+//! Which containers to look at again comes from inotify: a watch on the containers directory
+//! (a container made or removed) and one on each container's directory (its `berth.json`
+//! replaced), so a poll costs the changes since the last one, not a `stat` per container. When
+//! inotify cannot follow (no watch left, its queue overflowed) the poll stats every record, as
+//! a directory scan does.
 
-use std::collections::HashMap;
-use std::ffi::OsString;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use berth_runtime::container::{Record, Runtime, State};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 /// What identifies one version of a `berth.json` (written by temp file and rename).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -42,6 +48,97 @@ pub struct RecordCache {
     dir: PathBuf,
     keep: fn(&Record) -> bool,
     seen: HashMap<OsString, (Stamp, Option<Record>)>,
+    /// Follows the directories; `None` until set up (or after it failed: scans then).
+    watch: Option<Watch>,
+    /// Set when a watch could not be added: inotify is not tried again.
+    unwatchable: bool,
+}
+
+/// The containers directory and each container's directory under inotify.
+struct Watch {
+    fd: Inotify,
+    top: WatchDescriptor,
+    dirs: HashMap<WatchDescriptor, OsString>,
+    by_name: HashMap<OsString, WatchDescriptor>,
+}
+
+/// What the events since the last poll say to look at again.
+enum Dirty {
+    All,
+    Names(HashSet<OsString>),
+}
+
+const TOP_EVENTS: AddWatchFlags = AddWatchFlags::IN_CREATE
+    .union(AddWatchFlags::IN_DELETE)
+    .union(AddWatchFlags::IN_MOVED_FROM)
+    .union(AddWatchFlags::IN_MOVED_TO)
+    .union(AddWatchFlags::IN_ONLYDIR);
+const DIR_EVENTS: AddWatchFlags = AddWatchFlags::IN_CLOSE_WRITE
+    .union(AddWatchFlags::IN_MOVED_TO)
+    .union(AddWatchFlags::IN_ONLYDIR);
+
+impl Watch {
+    fn new(dir: &Path) -> nix::Result<Self> {
+        let fd = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+        let top = fd.add_watch(dir, TOP_EVENTS)?;
+        Ok(Self {
+            fd,
+            top,
+            dirs: HashMap::new(),
+            by_name: HashMap::new(),
+        })
+    }
+
+    /// Watches the directory of container `name` (once).
+    fn add(&mut self, dir: &Path, name: &OsStr) -> nix::Result<()> {
+        if self.by_name.contains_key(name) {
+            return Ok(());
+        }
+        let wd = self.fd.add_watch(&dir.join(name), DIR_EVENTS)?;
+        self.dirs.insert(wd, name.to_os_string());
+        self.by_name.insert(name.to_os_string(), wd);
+        Ok(())
+    }
+
+    fn forget(&mut self, name: &OsStr) {
+        if let Some(wd) = self.by_name.remove(name) {
+            self.dirs.remove(&wd);
+            let _ = self.fd.rm_watch(wd);
+        }
+    }
+
+    /// The containers named by the events queued since the last call.
+    fn drain(&mut self) -> Dirty {
+        let mut names = HashSet::new();
+        loop {
+            let events = match self.fd.read_events() {
+                Ok(ev) => ev,
+                Err(nix::errno::Errno::EAGAIN) => return Dirty::Names(names),
+                Err(_) => return Dirty::All,
+            };
+            if events.is_empty() {
+                return Dirty::Names(names);
+            }
+            for ev in events {
+                if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+                    return Dirty::All;
+                }
+                if ev.wd == self.top {
+                    if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
+                        return Dirty::All;
+                    }
+                    if let Some(n) = ev.name {
+                        names.insert(n);
+                    }
+                } else if let Some(name) = self.dirs.get(&ev.wd) {
+                    let record = ev.name.as_deref() == Some(OsStr::new(Record::FILE));
+                    if record || ev.mask.contains(AddWatchFlags::IN_IGNORED) {
+                        names.insert(name.clone());
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl RecordCache {
@@ -51,6 +148,8 @@ impl RecordCache {
             dir: root.join("containers"),
             keep,
             seen: HashMap::new(),
+            watch: None,
+            unwatchable: false,
         }
     }
 
@@ -67,44 +166,110 @@ impl RecordCache {
         rt: &Runtime,
         wanted: impl Fn(&Record) -> bool,
     ) -> Vec<(Record, State)> {
+        self.refresh();
         let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir(&self.dir) else {
-            self.seen.clear();
-            return out;
-        };
-        let mut next = HashMap::with_capacity(self.seen.len());
-        for e in rd.flatten() {
-            let name = e.file_name();
-            // Dot entries are removals under way.
-            if name.as_encoded_bytes().starts_with(b".") {
-                continue;
-            }
-            let path = e.path();
-            let Some(stamp) = Stamp::of(&path.join(Record::FILE)) else {
-                continue;
-            };
-            let rec = match self.seen.remove(&name) {
-                Some((s, rec)) if s == stamp => rec,
-                _ => match Record::load(&path) {
-                    Ok(rec) => Some(rec).filter(self.keep),
-                    Err(_) => continue,
-                },
-            };
+        for (_, rec) in self.seen.values() {
             if let Some(rec) = rec.as_ref().filter(|r| wanted(r))
                 && let Ok(st) = rt.state(rec)
             {
                 out.push((rec.clone(), st));
             }
-            next.insert(name, (stamp, rec));
         }
-        self.seen = next;
         out.sort_by_key(|(_, s)| s.created_at);
         out
     }
 
+    /// Brings `seen` up to date: the containers the events name, or all of them.
+    fn refresh(&mut self) {
+        if self.watch.is_none() && !self.unwatchable {
+            // Set up before the scan, so that nothing written meanwhile is missed.
+            self.watch = Watch::new(&self.dir).ok();
+            self.scan();
+            return;
+        }
+        match self.watch.as_mut().map(Watch::drain) {
+            Some(Dirty::Names(names)) => {
+                for name in names {
+                    self.look(name);
+                }
+            }
+            Some(Dirty::All) => {
+                // The watch lost track: start over with a fresh one.
+                self.watch = None;
+                self.refresh();
+            }
+            None => self.scan(),
+        }
+    }
+
+    /// Looks at every container directory.
+    fn scan(&mut self) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            self.seen.clear();
+            self.watch = None;
+            return;
+        };
+        let mut present = HashSet::with_capacity(self.seen.len());
+        for e in rd.flatten() {
+            let name = e.file_name();
+            present.insert(name.clone());
+            self.look(name);
+        }
+        self.seen.retain(|name, _| present.contains(name));
+        if let Some(w) = self.watch.as_mut() {
+            let gone: Vec<OsString> = w
+                .by_name
+                .keys()
+                .filter(|n| !present.contains(*n))
+                .cloned()
+                .collect();
+            for n in gone {
+                w.forget(&n);
+            }
+        }
+    }
+
+    /// Looks at one container directory: watched, its record parsed again if it changed,
+    /// forgotten if it is gone.
+    fn look(&mut self, name: OsString) {
+        // Dot entries are removals under way.
+        let path = self.dir.join(&name);
+        if name.as_encoded_bytes().starts_with(b".") || !path.is_dir() {
+            self.seen.remove(&name);
+            if let Some(w) = self.watch.as_mut() {
+                w.forget(&name);
+            }
+            return;
+        }
+        if let Some(w) = self.watch.as_mut()
+            && w.add(&self.dir, &name).is_err()
+        {
+            // Out of watches: every poll scans from now on.
+            self.watch = None;
+            self.unwatchable = true;
+        }
+        let Some(stamp) = Stamp::of(&path.join(Record::FILE)) else {
+            self.seen.remove(&name);
+            return;
+        };
+        if self.seen.get(&name).is_some_and(|(s, _)| *s == stamp) {
+            return;
+        }
+        match Record::load(&path) {
+            Ok(rec) => {
+                let rec = Some(rec).filter(self.keep);
+                self.seen.insert(name, (stamp, rec));
+            }
+            Err(_) => {
+                self.seen.remove(&name);
+            }
+        }
+    }
+
     /// Reads the state of every container, kept or not, so that one whose shim died is
     /// settled (its leftovers killed, the exit recorded) even when no one asks about it: the
-    /// slow sweep beside the pollers' frequent looks at the few they care for.
+    /// slow sweep beside the pollers' frequent looks at the few they care for. A container
+    /// not kept has its record read only when its shim is gone.
     pub fn settle_all(&self, rt: &Runtime) {
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return;
@@ -119,7 +284,10 @@ impl RecordCache {
                     let _ = rt.state(rec);
                 }
                 _ => {
-                    if let Ok(rec) = Record::load(&e.path()) {
+                    let path = e.path();
+                    if berth_runtime::container::shim_gone(&path)
+                        && let Ok(rec) = Record::load(&path)
+                    {
                         let _ = rt.state(&rec);
                     }
                 }
@@ -191,5 +359,40 @@ mod tests {
         assert_eq!(ids(cache.list_where(&rt, |_| true)), ["plain"]);
         assert_eq!(cache.seen.len(), 1);
         cache.settle_all(&rt);
+    }
+
+    #[test]
+    fn events_bring_new_rewritten_and_removed_records_without_a_scan() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        std::fs::create_dir_all(root.join("containers")).expect("containers dir");
+        let rt = Runtime::new(crate::engine::stack::runtime_config(
+            root,
+            &root.join("run"),
+            "/nonexistent/berth".into(),
+        ));
+        let mut cache = RecordCache::new(root, |r| r.config.labels.contains_key(POLICY));
+        assert!(cache.list_where(&rt, |_| true).is_empty());
+        let watch = cache
+            .watch
+            .as_ref()
+            .expect("an inotify watch on the containers dir");
+        assert!(watch.by_name.is_empty());
+        let ids = |l: Vec<(Record, State)>| l.into_iter().map(|(r, _)| r.id).collect::<Vec<_>>();
+        // Made after the first poll: only an event can bring it.
+        put(root, "late", &[(POLICY, "always")]);
+        assert_eq!(ids(cache.list_where(&rt, |_| true)), ["late"]);
+        assert_eq!(cache.watch.as_ref().map(|w| w.by_name.len()), Some(1));
+        // A rewrite without the label drops it; one with the label brings it back.
+        put(root, "late", &[]);
+        assert!(cache.list_where(&rt, |_| true).is_empty());
+        put(root, "late", &[(POLICY, "no")]);
+        assert_eq!(ids(cache.list_where(&rt, |_| true)), ["late"]);
+        // A removal (renamed away first, as the runtime does) forgets it and its watch.
+        let c = root.join("containers");
+        std::fs::rename(c.join("late"), c.join(".removing-late")).expect("rename");
+        assert!(cache.list_where(&rt, |_| true).is_empty());
+        assert!(cache.seen.is_empty());
+        assert_eq!(cache.watch.as_ref().map(|w| w.by_name.len()), Some(0));
     }
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use oci_spec::runtime::LinuxResources;
 
+use super::cgroup_mounts::{Hierarchies, MountCache};
+
 /// Errors creating, filling or removing a container's cgroup.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -82,72 +84,33 @@ fn is_cgroup2(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// How long a reading of the v1 hierarchies is reused. The mount table grows with the
-/// containers (a netns pin and more each), so reading it for every container operation costs
-/// more the more containers there are, while the cgroup hierarchies hardly ever change.
-const HIERARCHIES_FRESH: Duration = Duration::from_secs(1);
-
-type Hierarchies = Vec<(Vec<String>, PathBuf)>;
-
-/// v1 hierarchies: (controllers, mount point), from /proc/self/mountinfo, read at most once
-/// per [`HIERARCHIES_FRESH`].
+/// v1 hierarchies: (controllers, mount point), from /proc/self/mountinfo, read again only
+/// when the mounts at /sys/fs/cgroup may have changed ([`super::cgroup_mounts`]).
 fn v1_hierarchies() -> Result<Hierarchies, CgroupError> {
-    static LAST: std::sync::Mutex<Option<(Instant, Hierarchies)>> = std::sync::Mutex::new(None);
-    let mut last = LAST
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some((at, h)) = last.as_ref()
-        && at.elapsed() < HIERARCHIES_FRESH
-    {
-        return Ok(h.clone());
-    }
-    let h = read_v1_hierarchies()?;
-    *last = Some((Instant::now(), h.clone()));
-    Ok(h)
+    with_mounts(MountCache::get).map_err(CgroupError::Mounts)
 }
 
-/// [`v1_hierarchies`], read now.
-fn read_v1_hierarchies() -> Result<Hierarchies, CgroupError> {
-    let info = fs::read_to_string("/proc/self/mountinfo").map_err(CgroupError::Mounts)?;
-    let mut out = Vec::new();
-    for line in info.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split(' ');
-        if post.next() != Some("cgroup") {
-            continue;
-        }
-        let super_opts = post.nth(1).unwrap_or("");
-        let ctrls: Vec<String> = super_opts
-            .split(',')
-            .filter(|o| {
-                matches!(
-                    *o,
-                    "cpu"
-                        | "cpuacct"
-                        | "cpuset"
-                        | "memory"
-                        | "devices"
-                        | "freezer"
-                        | "blkio"
-                        | "pids"
-                        | "net_cls"
-                        | "net_prio"
-                        | "perf_event"
-                        | "hugetlb"
-                )
-            })
-            .map(str::to_string)
-            .collect();
-        let Some(mnt) = pre.split(' ').nth(4) else {
-            continue;
-        };
-        if !ctrls.is_empty() && mnt.starts_with(ROOT) {
-            out.push((ctrls, PathBuf::from(mnt)));
-        }
+fn with_mounts<R>(f: impl FnOnce(&mut MountCache) -> R) -> R {
+    static CACHE: std::sync::Mutex<Option<MountCache>> = std::sync::Mutex::new(None);
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    f(cache.get_or_insert_with(|| MountCache::new(ROOT.into(), "/proc/self/mountinfo".into())))
+}
+
+/// The v1 hierarchies as a shim takes them ([`seed_v1_hierarchies`]), so that a container
+/// start does not read the whole mount table; `None` on a v2 host or when unreadable.
+pub fn export_v1_hierarchies() -> Option<String> {
+    if is_cgroup2(Path::new(ROOT)) {
+        return None;
     }
-    Ok(out)
+    with_mounts(MountCache::export)
+}
+
+/// Takes hierarchies a starter exported if the mounts at /sys/fs/cgroup are still those
+/// they were read with (else they are read from the mount table when first needed).
+pub fn seed_v1_hierarchies(exported: &str) {
+    with_mounts(|c| c.seed(exported));
 }
 
 /// Writes one cgroup file, the error naming the file and the value.

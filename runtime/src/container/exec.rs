@@ -60,6 +60,9 @@ fn sys(what: &'static str) -> impl FnOnce(nix::Error) -> ExecError {
 
 /// The helper's `main`: runs `exec` in the container in `dir`, returns the exit status.
 pub fn main(dir: &Path, exec: &ExecConfig) -> i32 {
+    if let Ok(v) = std::env::var(super::shim::CGROUP_V1_ENV) {
+        super::cgroups::seed_v1_hierarchies(&v);
+    }
     match run(dir, exec) {
         Ok(code) => code,
         Err(e) => {

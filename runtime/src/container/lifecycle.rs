@@ -210,6 +210,9 @@ impl Runtime {
         if let Some((_, stdin)) = &theirs {
             cmd.env(shim::ATTACH_ENV, format!("4,{}", u8::from(*stdin)));
         }
+        if let Some(v) = super::cgroups::export_v1_hierarchies() {
+            cmd.env(shim::CGROUP_V1_ENV, v);
+        }
         // The shim outlives its starter: it is detached here, between fork and exec (a
         // second fork whose middle process exits at once, then setsid), so that the shim
         // binary is exec'd once per start instead of exec'ing and then forking itself.

@@ -6,6 +6,7 @@
 
 pub mod block_io;
 pub mod capabilities;
+mod cgroup_mounts;
 pub mod cgroups;
 pub mod commit;
 pub mod config;
@@ -52,7 +53,7 @@ pub use config::{
 pub use image_ref::IMAGE_REF_FILE;
 pub use lifecycle::{ExitInfo, ExitWatch, USER_STOPPED};
 pub use record::Record;
-pub use recover::{Creation, HalfMade};
+pub use recover::{Creation, HalfMade, shim_gone};
 pub use state::{State, Status};
 
 use crate::modes;
@@ -618,6 +619,9 @@ impl Runtime {
         })?;
         let mut cmd = Command::new(&self.cfg.shim_exe);
         cmd.arg("exec-helper").arg(&rec.dir).arg(json);
+        if let Some(v) = cgroups::export_v1_hierarchies() {
+            cmd.env(shim::CGROUP_V1_ENV, v);
+        }
         Ok(cmd)
     }
 

@@ -143,6 +143,15 @@ pub fn creation(dir: &Path) -> Creation {
     }
 }
 
+/// Whether the container in `dir` (`<root>/containers/<id>`) is recorded as running by a shim
+/// that is gone: the one case where reading its state ([`Runtime::state`]) settles something.
+/// Reads only its state file and the shim's `/proc` entry, not its record, so a sweep over
+/// every container stays cheap.
+pub fn shim_gone(dir: &Path) -> bool {
+    State::load(&dir.join("state.json"))
+        .is_ok_and(|st| st.status == Status::Running && !is_shim_of(st.shim_pid, dir))
+}
+
 /// Whether `pid` is the shim of the container in `dir` (alive, not a zombie, and running
 /// `shim DIR`), so that a recycled pid never passes for a dead shim.
 pub(crate) fn is_shim_of(pid: i32, dir: &Path) -> bool {

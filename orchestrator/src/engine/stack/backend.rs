@@ -169,8 +169,8 @@ impl StackBackend {
                 ..
             } => self.create_container(&service, number, &inherit).await,
             Step::StartContainer { name, .. } => {
-                self.start(&name).await?;
-                self.report(&name, "Started");
+                let started = self.start(&name).await?;
+                self.report(&name, if started { "Started" } else { "Running" });
                 Ok(())
             }
             Step::StopContainer { name, id, .. } => {
@@ -198,7 +198,7 @@ impl StackBackend {
             }
             Step::RestartContainer { name, .. } => {
                 self.remove_or_stop(&name, false, false).await?;
-                self.start(&name).await
+                self.start(&name).await.map(|_| ())
             }
             Step::WaitDependency {
                 service,
@@ -484,18 +484,28 @@ impl StackBackend {
         .await
     }
 
-    pub(super) async fn start(&self, name: &str) -> Result<(), String> {
+    /// Starts the container `name` and runs its post-start hooks; `false` when it was found
+    /// running already, by a live shim: one that a daemon killed mid-start had spawned and
+    /// that finished after this plan's observation. The container is where the plan wants it.
+    pub(super) async fn start(&self, name: &str) -> Result<bool, String> {
         let e = self.engine.clone();
         let what = name.to_string();
-        let rec = blocking(move || {
+        let (rec, started) = blocking(move || {
             let rec = e.runtime.resolve(&what).map_err(|err| err.to_string())?;
-            e.runtime.start(&rec).map_err(|err| err.to_string())?;
+            match e.runtime.start(&rec) {
+                Ok(_) => {}
+                Err(berth_runtime::container::RuntimeError::AlreadyRunning { .. }) => {
+                    tracing::info!(container = %rec.config.name, "found running when about to start it");
+                    return Ok((rec, false));
+                }
+                Err(err) => return Err(err.to_string()),
+            }
             crate::engine::hooks::run(&e.runtime, &rec, crate::engine::hooks::POST_START)?;
-            Ok(rec)
+            Ok((rec, true))
         })
         .await?;
         self.engine.arm_health(rec);
-        Ok(())
+        Ok(started)
     }
 
     pub(super) async fn remove_or_stop(

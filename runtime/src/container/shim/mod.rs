@@ -47,6 +47,9 @@ pub const SYNC_EXIT_ENV: &str = "BERTH_SHIM_SYNC_EXIT";
 /// the starter keeps: a client attached before the container starts, whose input goes to the
 /// container's stdin when STDIN is 1.
 pub const ATTACH_ENV: &str = "BERTH_SHIM_ATTACH";
+/// The cgroup v1 hierarchies as the starter knows them ([`super::cgroups::export_v1_hierarchies`]),
+/// for the shim and the exec helper.
+pub const CGROUP_V1_ENV: &str = "BERTH_SHIM_CGROUP_V1";
 
 /// Errors of the shim before the container runs; they are reported to the starter.
 #[derive(Debug, thiserror::Error)]
@@ -157,6 +160,9 @@ pub fn main(dir: &Path) -> i32 {
     let sync_raw = sync.as_ref().map(|f| f.as_raw_fd());
     let keep_sync = std::env::var(SYNC_EXIT_ENV).as_deref() == Ok("1");
     let attach = std::env::var(ATTACH_ENV).ok().and_then(|v| attach_fd(&v));
+    if let Ok(v) = std::env::var(CGROUP_V1_ENV) {
+        super::cgroups::seed_v1_hierarchies(&v);
+    }
     let mut shim = match Shim::start(dir, sync_raw, attach) {
         Ok(s) => s,
         Err(e) => {
