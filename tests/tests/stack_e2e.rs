@@ -241,13 +241,38 @@ services:
     command: ["sh", "-c", "while true; do echo tick; sleep 0.3; done"]
 "#;
     std::fs::write(host.stack.join("compose.yaml"), stack).expect("compose");
-    let out = host
-        .berth_for(12, &["up"])
-        .wait_with_output()
-        .expect("attached up");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Ctrl-C once the prefixed lines flow (not after a fixed time: a loaded machine may take
+    // longer to get there, and a signal before attached mode only kills the CLI).
+    let mut up = host.berth_for(300, &["up"]);
+    let stdout = up.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("talker-1  | tick") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let ticked = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
+    // A second tick, so the stream is seen to follow, not only to replay.
+    let ticked = ticked && rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(up.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    let out = up.wait_with_output().expect("attached up");
+    let stdout = reader.join().unwrap_or_default();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stdout.contains("talker-1  | tick"), "{stdout}\n{stderr}");
+    assert!(
+        ticked,
+        "no prefixed log lines within 60 s: {stdout}\n{stderr}"
+    );
     assert!(stderr.contains("Gracefully stopping"), "{stderr}");
     let ps = host.ps();
     assert!(
