@@ -119,7 +119,6 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
 
 /// Makes the mount at `path` and every mount under it read-only.
@@ -128,7 +127,7 @@ pub fn read_only_recursively(path: &Path) -> io::Result<()> {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
+        attr_set: libc::MOUNT_ATTR_RDONLY,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,

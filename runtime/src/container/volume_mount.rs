@@ -88,16 +88,6 @@ pub struct VolumeMount {
     params: Vec<(String, Option<String>)>,
 }
 
-const MOUNT_ATTR_RDONLY: u64 = 0x01;
-const MOUNT_ATTR_NOSUID: u64 = 0x02;
-const MOUNT_ATTR_NODEV: u64 = 0x04;
-const MOUNT_ATTR_NOEXEC: u64 = 0x08;
-const MOUNT_ATTR_ATIME: u64 = 0x70;
-const MOUNT_ATTR_NOATIME: u64 = 0x10;
-const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
-const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
-const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
-
 /// Whether `opts` ask for a mounted volume (anything but none, or the bind form, which links).
 pub fn is_mount_form(opts: &BTreeMap<String, String>) -> bool {
     !opts.is_empty() && !is_bind_form(opts)
@@ -177,15 +167,17 @@ impl VolumeMount {
                 | "unbindable" | "runbindable" => {
                     return Err(refuse("propagation is berth's to set"));
                 }
-                "ro" => attrs |= MOUNT_ATTR_RDONLY,
-                "nosuid" => attrs |= MOUNT_ATTR_NOSUID,
-                "nodev" => attrs |= MOUNT_ATTR_NODEV,
-                "noexec" => attrs |= MOUNT_ATTR_NOEXEC,
-                "nosymfollow" => attrs |= MOUNT_ATTR_NOSYMFOLLOW,
-                "nodiratime" => attrs |= MOUNT_ATTR_NODIRATIME,
-                "noatime" => attrs = (attrs & !MOUNT_ATTR_ATIME) | MOUNT_ATTR_NOATIME,
-                "strictatime" => attrs = (attrs & !MOUNT_ATTR_ATIME) | MOUNT_ATTR_STRICTATIME,
-                "relatime" | "atime" => attrs &= !MOUNT_ATTR_ATIME,
+                "ro" => attrs |= libc::MOUNT_ATTR_RDONLY,
+                "nosuid" => attrs |= libc::MOUNT_ATTR_NOSUID,
+                "nodev" => attrs |= libc::MOUNT_ATTR_NODEV,
+                "noexec" => attrs |= libc::MOUNT_ATTR_NOEXEC,
+                "nosymfollow" => attrs |= libc::MOUNT_ATTR_NOSYMFOLLOW,
+                "nodiratime" => attrs |= libc::MOUNT_ATTR_NODIRATIME,
+                "noatime" => attrs = (attrs & !libc::MOUNT_ATTR__ATIME) | libc::MOUNT_ATTR_NOATIME,
+                "strictatime" => {
+                    attrs = (attrs & !libc::MOUNT_ATTR__ATIME) | libc::MOUNT_ATTR_STRICTATIME
+                }
+                "relatime" | "atime" => attrs &= !libc::MOUNT_ATTR__ATIME,
                 _ => match item.split_once('=') {
                     Some((k, v)) => params.push((k.to_string(), Some(v.to_string()))),
                     None => params.push((item.to_string(), None)),
@@ -215,7 +207,7 @@ impl VolumeMount {
             |s: &str| CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput));
         let ty = cstr(&self.fstype).map_err(|e| fail("its name".into(), None, e))?;
         // SAFETY: `ty` is NUL-terminated; the descriptor returned is owned below.
-        let fd = unsafe { libc::syscall(libc::SYS_fsopen, ty.as_ptr(), FSOPEN_CLOEXEC) };
+        let fd = unsafe { libc::syscall(libc::SYS_fsopen, ty.as_ptr(), libc::FSOPEN_CLOEXEC) };
         if fd < 0 {
             let e = io::Error::last_os_error();
             let what = if e.raw_os_error() == Some(libc::ENODEV) {
@@ -291,7 +283,7 @@ impl VolumeMount {
             libc::syscall(
                 libc::SYS_fsmount,
                 fs_fd.as_raw_fd(),
-                FSMOUNT_CLOEXEC,
+                libc::FSMOUNT_CLOEXEC,
                 self.attrs as libc::c_uint,
             )
         };
@@ -312,7 +304,7 @@ impl VolumeMount {
                 empty.as_ptr(),
                 target.as_raw_fd(),
                 empty.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+                libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH,
             )
         };
         if r < 0 {
@@ -323,13 +315,9 @@ impl VolumeMount {
     }
 }
 
-const FSOPEN_CLOEXEC: libc::c_uint = 1;
 const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-const FSMOUNT_CLOEXEC: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x04;
-const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
 
 /// The messages the filesystem left on its context (`e tmpfs: Unknown parameter 'x'`).
 fn context_message(fd: &OwnedFd) -> Option<String> {
@@ -424,7 +412,7 @@ mod tests {
             ]),
         )
         .expect("valid");
-        assert_eq!(m.attrs, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+        assert_eq!(m.attrs, libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NOEXEC);
         assert_eq!(
             m.params,
             [
