@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -114,6 +115,25 @@ pub fn seed_v1_hierarchies(exported: &str) {
 }
 
 /// Writes one cgroup file, the error naming the file and the value.
+/// Writes "0" to each of `tasks` (from [`Cgroup::self_join_files`]): the calling thread
+/// moves itself into each hierarchy. Only plain writes, so a cloned child may call it before
+/// exec; it must be the process's only thread, or the others stay where they were.
+pub fn join_through(tasks: &[RawFd]) -> nix::Result<()> {
+    for fd in tasks {
+        // SAFETY: a one-byte write from a static buffer to a caller's fd.
+        let n = unsafe { libc::write(*fd, b"0".as_ptr().cast(), 1) };
+        if n < 0 {
+            return Err(nix::Error::last());
+        }
+    }
+    Ok(())
+}
+
+/// Whether the calling process has one thread (a self-move through `tasks` moves one).
+fn single_threaded() -> bool {
+    fs::read_dir("/proc/self/task").is_ok_and(|d| d.take(2).count() == 1)
+}
+
 pub(super) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     fs::write(path, value).map_err(|source| CgroupError::Write {
         path: path.to_path_buf(),
@@ -449,6 +469,50 @@ impl Cgroup {
             .find(|(c, _)| c.iter().any(|x| x == "cpu"))?
             .1;
         super::realtime::Held::of(root, d.to_path_buf())
+    }
+
+    /// The files through which a process moves itself into this cgroup without the kernel's
+    /// global migration lock: each v1 hierarchy's `tasks`, open for writing. A thread that
+    /// writes "0" there moves only itself, which the kernel does without write-locking every
+    /// thread group; a move through `cgroup.procs` takes that lock, and its first use after a
+    /// quiet spell waits for an RCU grace period (8-12 ms on a cgroup v1 host, the largest
+    /// wait of a container start). `None` on v2 (no `tasks` file: the starter moves the
+    /// process through `cgroup.procs`).
+    pub fn self_join_files(&self) -> Result<Option<Vec<OwnedFd>>, CgroupError> {
+        let Cgroup::V1 { dirs } = self else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(dirs.len());
+        for (_, d) in dirs {
+            let path = d.join("tasks");
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|source| CgroupError::Write {
+                    path,
+                    value: "0".into(),
+                    source,
+                })?;
+            out.push(OwnedFd::from(f));
+        }
+        Ok(Some(out))
+    }
+
+    /// Moves the calling process into every hierarchy of the cgroup. A single-threaded
+    /// process on v1 moves itself through [`Cgroup::self_join_files`] (no grace-period
+    /// wait); otherwise its pid goes to `cgroup.procs`, which moves all of its threads.
+    pub fn join_self(&self) -> Result<(), CgroupError> {
+        if single_threaded()
+            && let Some(files) = self.self_join_files()?
+        {
+            let fds: Vec<RawFd> = files.iter().map(AsRawFd::as_raw_fd).collect();
+            return join_through(&fds).map_err(|source| CgroupError::Write {
+                path: "tasks".into(),
+                value: "0".into(),
+                source: source.into(),
+            });
+        }
+        self.add_pid(std::process::id() as i32)
     }
 
     /// Moves `pid` into every hierarchy of the cgroup.

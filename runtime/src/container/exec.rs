@@ -5,7 +5,7 @@
 //! process's status.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -114,7 +114,7 @@ fn run(dir: &Path, exec: &ExecConfig) -> Result<i32, ExecError> {
         nss.push((namespaces::open_ns(&path)?, flag, path));
     }
     let cgroup = Cgroup::locate(&rec.cgroup)?;
-    cgroup.add_pid(std::process::id() as i32)?;
+    cgroup.join_self()?;
     // Same rule as the shim: no device filter on cgroup v2, so no CAP_MKNOD either.
     if matches!(cgroup, Cgroup::V2 { .. }) && !rec.config.privileged {
         caps.remove(&caps::Capability::CAP_MKNOD);
@@ -164,11 +164,23 @@ fn run(dir: &Path, exec: &ExecConfig) -> Result<i32, ExecError> {
                         libc::dup2(slave.as_raw_fd(), i);
                     }
                 }
-            } else if !exec.interactive
-                && let Ok(null) = fs::File::open("/dev/null")
+            } else if let Ok(null) = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
             {
-                // SAFETY: dup2 onto stdin.
-                unsafe { libc::dup2(null.as_raw_fd(), 0) };
+                // A detached process's output goes nowhere, as `docker exec -d`'s does:
+                // it must not hold the caller's stdout and stderr (a caller capturing them
+                // would wait for as long as the process runs).
+                let targets: &[RawFd] = match (exec.detach, exec.interactive) {
+                    (true, _) => &[0, 1, 2],
+                    (false, false) => &[0],
+                    (false, true) => &[],
+                };
+                for fd in targets {
+                    // SAFETY: dup2 onto our own stdio.
+                    unsafe { libc::dup2(null.as_raw_fd(), *fd) };
+                }
             }
             let err = match process::resolve_user(user_spec.as_deref(), Path::new("/")) {
                 Ok(user) => {

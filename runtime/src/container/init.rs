@@ -28,6 +28,8 @@ pub enum InitError {
     Sync(#[source] nix::Error),
     #[error("creating the cgroup namespace")]
     CgroupNs(#[source] nix::Error),
+    #[error("moving into the container's cgroup")]
+    Cgroup(#[source] nix::Error),
     #[error(transparent)]
     Namespace(#[from] NamespaceError),
     #[error("setting hostname {name:?}")]
@@ -165,6 +167,12 @@ fn exec_inner(p: &ProcessSetup<'_>) -> Result<std::convert::Infallible, InitErro
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     }
+    // Nothing the starter's process held open reaches the container: a descriptor
+    // inherited from whoever ran berth (a shell's redirection, a CI runner's pipe, a
+    // directory) would otherwise be the container's, and a directory's opens a way out of
+    // its root. Every fd from 3 up closes at exec; the report pipe is re-opened below for
+    // berth's own init, which needs it.
+    close_on_exec_from(3).map_err(InitError::Stdio)?;
     let (file, argv, envp) = if p.reaper {
         // The init runs the command found above by the same search (the container's PATH).
         let mut argv = vec![binary::CONTAINER_PATH.to_string(), "--".into()];
@@ -206,6 +214,27 @@ fn exec_inner(p: &ProcessSetup<'_>) -> Result<std::convert::Infallible, InitErro
     })
 }
 
+/// Marks every descriptor from `first` up close-on-exec: close_range(2) where the kernel
+/// has its CLOEXEC flag (5.11), else one fcntl per open descriptor listed in /proc/self/fd.
+fn close_on_exec_from(first: RawFd) -> nix::Result<()> {
+    let first = first as libc::c_uint;
+    // SAFETY: close_range with a flag only marks descriptors; no memory is touched.
+    if unsafe { libc::close_range(first, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as _) } == 0 {
+        return Ok(());
+    }
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd: &RawFd| *fd >= first as RawFd)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD on a descriptor number; one closed meanwhile (the directory's
+        // own) answers EBADF, which is fine.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
 fn block_all_signals() {
     // SAFETY: plain libc calls on our own signal mask.
     unsafe {
@@ -230,6 +259,9 @@ pub struct InitArgs<'a> {
     pub close: Vec<RawFd>,
     pub go: RawFd,
     pub report: RawFd,
+    /// The cgroup's `tasks` files, through which the child moves itself in first thing
+    /// (empty when the shim places it).
+    pub cgroup_tasks: Vec<RawFd>,
     pub caps: &'a CapsHashSet,
     pub seccomp: &'a [BpfProgram],
     pub reaper: bool,
@@ -258,6 +290,13 @@ fn setup<'a>(a: &'a InitArgs<'a>) -> Result<ProcessSetup<'a>, InitError> {
     reset_signals();
     for fd in &a.close {
         // SAFETY: closing the shim's ends of pipes we do not use.
+        unsafe { libc::close(*fd) };
+    }
+    // Into the cgroup before anything else, so that all the set-up below is accounted and
+    // limited there. The child is single-threaded: the move of this thread is the process's.
+    crate::container::cgroups::join_through(&a.cgroup_tasks).map_err(InitError::Cgroup)?;
+    for fd in &a.cgroup_tasks {
+        // SAFETY: our inherited copies of the shim's `tasks` files, used above.
         unsafe { libc::close(*fd) };
     }
     // SAFETY: go is our pipe read end.
@@ -302,10 +341,10 @@ fn setup<'a>(a: &'a InitArgs<'a>) -> Result<ProcessSetup<'a>, InitError> {
     let cwd = proc_.map(|p| p.cwd().clone()).unwrap_or_else(|| "/".into());
     process::ensure_workdir(&cwd, &user)?;
     rootfs::finish(a.spec)?;
-    // Only now wait until the shim has put us into the cgroup: on cgroup v1 the first move
-    // of a task waits for an RCU grace period (~8 ms here), which the mounts above overlap.
-    // Nothing of the container's own runs before this point, and the cgroup namespace is
-    // made after the move so that its root is the container's cgroup.
+    // Only now wait for the shim's go: it has set the OOM score adjustment, and where we did
+    // not move ourselves (cgroup v2) it has put us into the cgroup, the mounts above
+    // overlapping that move. Nothing of the container's own runs before this point, and the
+    // cgroup namespace is made after the move so that its root is the container's cgroup.
     let mut b = [0u8; 1];
     let n = nix::unistd::read(&go, &mut b).map_err(InitError::Sync)?;
     if n != 1 {

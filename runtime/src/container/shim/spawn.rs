@@ -59,6 +59,13 @@ pub(super) fn container(
     } else {
         l.spec
     };
+    // Under berth's own init on cgroup v1 the cgroup is made first and the child moves
+    // itself in as its first step (see `Cgroup::self_join_files`); otherwise the handshake
+    // makes it and moves the child's pid, while the child sets up its root.
+    let tasks = match l.external {
+        None => self_join_files(l)?,
+        Some(_) => None,
+    };
     let pid = match l.external {
         None => {
             let mut close = vec![go_w.as_raw_fd(), rep_r.as_raw_fd()];
@@ -76,12 +83,20 @@ pub(super) fn container(
                 close,
                 go: go_r.as_raw_fd(),
                 report: rep_w.as_raw_fd(),
+                cgroup_tasks: tasks
+                    .as_ref()
+                    .map(|t| t.iter().map(AsRawFd::as_raw_fd).collect())
+                    .unwrap_or_default(),
                 caps: l.caps,
                 seccomp: l.seccomp,
                 reaper: rec.config.init,
                 tty: rec.config.tty,
             };
-            clone_in_pid_ns(&args, l.spec)?
+            clone_in_pid_ns(&args, l.spec).inspect_err(|_| {
+                if tasks.is_some() {
+                    let _ = l.cgroup.remove();
+                }
+            })?
         }
         Some(ort) => fork_runtime(
             ort,
@@ -97,7 +112,9 @@ pub(super) fn container(
     drop(go_r);
     drop(rep_w);
     drop(std::mem::take(&mut stdio.child_side));
-    handshake(l, pid, go_w, rep_r)?;
+    let joined = tasks.is_some();
+    drop(tasks);
+    handshake(l, pid, joined, go_w, rep_r)?;
     match l.external {
         None => Ok((pid, mnt_ns)),
         Some(ort) => wait_external(ort, rec, l.cgroup, pid, &pid_file, stdio).map(|p| (p, None)),
@@ -264,20 +281,44 @@ fn hold_mnt_ns(pid: Pid) -> Option<OwnedFd> {
         .map(OwnedFd::from)
 }
 
-/// Places the child in its cgroup, lets it go on, and reads its report: empty once it
-/// reached exec, an [`InitFailure`] otherwise.
-fn handshake(l: &Launch<'_>, pid: Pid, go_w: OwnedFd, rep_r: OwnedFd) -> Result<(), ShimError> {
+/// The container's cgroup, made, and its `tasks` files for the child to move itself in
+/// through; `None` where the cgroup has no such files (v2), which the handshake then places.
+fn self_join_files(l: &Launch<'_>) -> Result<Option<Vec<OwnedFd>>, ShimError> {
+    if !matches!(l.cgroup, Cgroup::V1 { .. }) {
+        return Ok(None);
+    }
+    let resources = l.spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    l.cgroup.make(&l.rec.cgroup, resources)?;
+    l.cgroup.self_join_files().map_err(|e| {
+        let _ = l.cgroup.remove();
+        ShimError::from(e)
+    })
+}
+
+/// Places the child in its cgroup unless it moved itself (`joined`), lets it go on, and
+/// reads its report: empty once it reached exec, an [`InitFailure`] otherwise.
+fn handshake(
+    l: &Launch<'_>,
+    pid: Pid,
+    joined: bool,
+    go_w: OwnedFd,
+    rep_r: OwnedFd,
+) -> Result<(), ShimError> {
     let cgroup = l.cgroup;
     let resources = l.spec.linux().as_ref().and_then(|l| l.resources().as_ref());
     // runc places the container in the same (absolute) cgroup path itself and removes it
     // at exit, which it cannot do while its own process sits in it.
-    let placed = cgroup.make(&l.rec.cgroup, resources).and_then(|()| {
-        if l.external == Some(OciRuntime::Runc) {
-            Ok(())
-        } else {
-            cgroup.add_pid(pid.as_raw())
-        }
-    });
+    let placed = if joined {
+        Ok(())
+    } else {
+        cgroup.make(&l.rec.cgroup, resources).and_then(|()| {
+            if l.external == Some(OciRuntime::Runc) {
+                Ok(())
+            } else {
+                cgroup.add_pid(pid.as_raw())
+            }
+        })
+    };
     // The OOM score adjustment, set before the container's own code runs (its children
     // inherit it); crun and runc apply the spec's value themselves.
     let placed =
