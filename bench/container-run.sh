@@ -5,6 +5,8 @@
 #   N=50 M=100 BERTH=path/to/berth bench/container-run.sh
 #
 # 1. `berth container run --rm --network none --rootfs R true`: median/min/max wall ms.
+#    The same on the default bridge network (BRIDGE=1, the default): a second instance in a
+#    throwaway network namespace, so that the veth, address and DNS records show as the difference.
 # 2. `crun run` of the very bundle berth wrote for such a container (same config.json).
 #    crun refuses this host's hybrid cgroup layout while hugetlb sits on cgroup2 only
 #    (see research/ANCHORS.md); with CRUN_FIX_HUGETLB=1 the script mounts hugetlb as a v1
@@ -48,6 +50,13 @@ cleanup() {
   "$BERTH" --root "$work/root" --run "$work/run" network prune -f >/dev/null 2>&1 || true
   # Every create goes through the instance's daemon: stop it (and its DNS keeper) too.
   "$BERTH" --root "$work/root" --run "$work/run" system shutdown >/dev/null 2>&1 || true
+  if [ -e "/run/netns/$bns" ]; then
+    "${BN[@]}" container ls -a -q 2>/dev/null |
+      while read -r id; do "${BN[@]}" container rm -f "$id" >/dev/null 2>&1 || true; done
+    "${BN[@]}" network prune -f >/dev/null 2>&1 || true
+    "${BN[@]}" system shutdown >/dev/null 2>&1 || true
+    ip netns del "$bns" 2>/dev/null || true
+  fi
   crun --root "$work/crun" list -q 2>/dev/null | while read -r c; do crun --root "$work/crun" delete -f "$c" >/dev/null 2>&1 || true; done
   for d in /sys/fs/cgroup/*/"$BERTH_CGROUP_PARENT"; do
     [ -d "$d" ] || continue
@@ -76,6 +85,12 @@ echo "root:x:0:0:root:/root:/bin/sh" > "$rootfs/etc/passwd"
 echo "root:x:0:" > "$rootfs/etc/group"
 
 B=("$BERTH" --root "$work/root" --run "$work/run")
+# The same start on the default bridge network (a veth, an address, DNS records), from a
+# second instance inside a throwaway network namespace (its bridge and nft table are made
+# there, never in the host's). BRIDGE=0 leaves it out.
+BRIDGE=${BRIDGE:-1}
+bns=berth-bench-run-$$
+BN=(nsenter --net=/run/netns/$bns "$BERTH" --root "$work/rootn" --run "$work/runn")
 DOCKER_API=${DOCKER_API:-0}
 if [ "$DOCKER_API" = 1 ]; then
   tar -C "$rootfs" -cf "$work/rootfs-api.tar" .
@@ -118,6 +133,11 @@ fi
 crun_ok=1
 crun_err=$(crun --root "$work/crun" run -b "$bundle" bench-warm 2>&1) || crun_ok=0
 "${B[@]}" container run --rm --network none --rootfs "$rootfs" true # warm-up
+if [ "$BRIDGE" = 1 ]; then
+  ip netns add "$bns" && ip netns exec "$bns" ip link set lo up
+  "${BN[@]}" container run --rm --rootfs "$rootfs" true # warm-up: makes the default network
+fi
+: > "$work/bridge.ms"
 if [ -n "$ENGINES" ]; then # warm-up
   eng docker && dk "${DRUN[@]}"
   eng podman && pm "${DRUN[@]}" && "${PDOCKER[@]}" "${DRUN[@]}"
@@ -149,12 +169,19 @@ for i in $(seq "$N"); do
   fi
   t0=$(now_ns); "${B[@]}" container run --rm --network none --rootfs "$rootfs" true; t1=$(now_ns)
   ms "$t0" "$t1" >> "$work/berth.ms"
+  if [ "$BRIDGE" = 1 ]; then
+    t0=$(now_ns); "${BN[@]}" container run --rm --rootfs "$rootfs" true; t1=$(now_ns)
+    ms "$t0" "$t1" >> "$work/bridge.ms"
+  fi
   if [ "$crun_ok" = 1 ]; then
     t0=$(now_ns); crun --root "$work/crun" run -b "$bundle" "bench-$i" >/dev/null; t1=$(now_ns)
     ms "$t0" "$t1" >> "$work/crun.ms"
   fi
 done
 printf '%-44s %s\n' "berth container run --rm --network none true" "$(stats < "$work/berth.ms")"
+if [ "$BRIDGE" = 1 ]; then
+  printf '%-44s %s\n' "berth container run --rm (bridge) true" "$(stats < "$work/bridge.ms")"
+fi
 if [ "$crun_ok" = 1 ]; then
   printf '%-44s %s\n' "crun run (same bundle)" "$(stats < "$work/crun.ms")"
 else
@@ -201,6 +228,7 @@ if [ -n "$ENGINES" ]; then
   echo "| tool | command | median [min-max] (n) |"
   echo "|---|---|---|"
   echo "| berth $("$BERTH" --version | awk '{print $2}') | \`berth container run --rm --network none --rootfs R true\` | $(stats_ms 1 < "$work/berth.ms") |"
+  [ "$BRIDGE" = 1 ] && echo "| berth $("$BERTH" --version | awk '{print $2}') | \`berth container run --rm --rootfs R true\` on the default bridge network | $(stats_ms 1 < "$work/bridge.ms") |"
   [ "$crun_ok" = 1 ] && echo "| crun $(crun --version | awk 'NR==1{print $3}') | \`crun run\` of berth's bundle for that container | $(stats_ms 1 < "$work/crun.ms") |"
   [ "$DOCKER_API" = 1 ] && echo "| berth $("$BERTH" --version | awk '{print $2}') | \`berth container run --rm --network none IMG true\` | $(stats_ms 1 < "$work/img.ms") |"
   [ "$DOCKER_API" = 1 ] && echo "| docker CLI $(docker --version | awk '{print $3}' | tr -d ,) -> berth | \`docker run --rm --network none IMG true\`, DOCKER_HOST berth's docker.sock | $(stats_ms 1 < "$work/api.ms") |"
