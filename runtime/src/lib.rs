@@ -11,3 +11,7 @@ pub mod container;
 /// destination goes through it, so a symlink there never leads outside.
 pub mod inroot;
 pub mod modes;
+/// Collects the exit status of the detached children [`spawn`] starts.
+pub mod reaper;
+/// Starts a process in its own session without copying the caller's address space.
+pub mod spawn;

@@ -1,7 +1,8 @@
 //! Crashes that must heal, end to end as root: `kill -9` of the daemon at random moments of
 //! `up -d` (the next `up -d` must leave every container whole, once, and `down` nothing), and
 //! `kill -9` of a container's shim (the truth is told, the orphaned processes do not live on,
-//! and the restart policy applies).
+//! and the restart policy applies), and `kill -9` of the daemon while containers run (their
+//! shims live on; a shim that ends is collected, never left a zombie).
 //!
 //! The daemon test's kill points are drawn from a seeded generator: the seed is printed, and
 //! `BERTH_CRASH_SEED` replays it; `BERTH_CRASH_SERVICES`, `BERTH_CRASH_ROUNDS` and
@@ -544,5 +545,105 @@ fn a_killed_shim_is_noticed_its_container_ended_and_its_restart_policy_applied()
     host.ok(&["container", "rm", "-f", "solo-shimkill"]);
     let _ = host.berth(&["network", "rm", "bridge"]);
     let leaks = host.leaks(&ids);
+    assert!(leaks.is_empty(), "left after down: {leaks:#?}");
+}
+
+/// The parent pid and state letter of `pid` (`Z` for a zombie), from /proc.
+fn ppid_and_state(pid: i32) -> Option<(i32, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = rest.next()?.to_string();
+    Some((rest.next()?.parse().ok()?, state))
+}
+
+/// Whether `shim`, a child of `daemon`, has ended and been waited for (not left a zombie).
+fn collected(shim: i32, daemon: i32) -> bool {
+    !alive(shim) && !ppid_and_state(shim).is_some_and(|(pp, st)| pp == daemon && st == "Z")
+}
+
+/// The children of `parent` that have ended and were not waited for (for failure messages:
+/// the daemon's DNS keeper can be among them, see the test).
+fn zombie_children(parent: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| ppid_and_state(*p).is_some_and(|(pp, st)| pp == parent && st == "Z"))
+        .collect()
+}
+
+const REAP_STACK: &str = r#"
+name: reap
+x-quick: &quick
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  command: ["sleep", "3600"]
+services:
+  a:
+    <<: *quick
+  b:
+    <<: *quick
+"#;
+
+#[test_with::root()]
+#[test]
+fn shims_outlive_a_killed_daemon_and_none_that_ended_stays_a_zombie() {
+    let host = Host::new("reap");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), REAP_STACK).expect("compose");
+    host.ok(&["up", "-d"]);
+    let daemon = daemon_pid(&host).expect("a daemon runs after up");
+    let (a_shim, _, a_id) = pids(&host, "reap-a-1");
+    let (b_shim, b_init, b_id) = pids(&host, "reap-b-1");
+    assert!(alive(a_shim) && alive(b_shim) && alive(b_init));
+
+    // A shim that ends while its starter lives is collected, not left a zombie. The shims
+    // are checked by pid, not as "no zombie child at all": the daemon's DNS keeper, when
+    // one it started exits at once (another still holding the lock), stays a zombie until
+    // the supervisor next reaps.
+    host.ok(&["stop", "a"]);
+    assert!(
+        within(5, || collected(a_shim, daemon)),
+        "the stopped shim {a_shim} (daemon {daemon}): {:?}; zombie children of the daemon: {:?}",
+        ppid_and_state(a_shim),
+        zombie_children(daemon)
+    );
+
+    // A killed daemon leaves the containers running: their shims live on, not as zombies.
+    assert!(
+        kill_and_wait_exited(
+            daemon,
+            || daemon_pid(&host) == Some(daemon),
+            Duration::from_secs(10)
+        ),
+        "the daemon {daemon} did not exit"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        alive(b_shim) && alive(b_init),
+        "after the daemon's kill: shim {b_shim} {:?}, container {b_init} {:?}",
+        ppid_and_state(b_shim),
+        ppid_and_state(b_init)
+    );
+    assert_eq!(inspect_state(&host, "reap-b-1")["Running"], true);
+    assert_eq!(pids(&host, "reap-b-1").0, b_shim, "b's shim was replaced");
+
+    // The next daemon starts a shim and collects it and the others when they end.
+    host.ok(&["start", "a"]);
+    let daemon2 = daemon_pid(&host).expect("a daemon runs after start");
+    assert_ne!(daemon2, daemon);
+    let (a_shim2, _, _) = pids(&host, "reap-a-1");
+    assert!(alive(a_shim2), "a's new shim {a_shim2}");
+    host.ok(&["down"]);
+    assert!(
+        within(5, || collected(a_shim2, daemon2) && !alive(b_shim)),
+        "after down: shims {a_shim2} {:?} and {b_shim} {:?}; zombie children of the daemon {daemon2}: {:?}",
+        ppid_and_state(a_shim2),
+        ppid_and_state(b_shim),
+        zombie_children(daemon2)
+    );
+    let leaks = host.leaks(&[a_id, b_id]);
     assert!(leaks.is_empty(), "left after down: {leaks:#?}");
 }

@@ -45,8 +45,8 @@ fn read_line_raw(sock: &Path, mut s: &UnixStream) -> Result<(), RuntimeError> {
     }
 }
 
-/// `fd` moved to a close-on-exec fd numbered 10 or above, so that the `dup2`s onto 3 and 4
-/// between fork and exec cannot overwrite one of the fds they copy.
+/// `fd` moved to a close-on-exec fd numbered 10 or above, so that the spawn's `dup2`s onto 3
+/// and 4 cannot overwrite one of the fds they copy.
 fn high_fd(fd: std::os::fd::OwnedFd) -> io::Result<std::os::fd::OwnedFd> {
     let raw = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))?;
     // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
@@ -185,7 +185,7 @@ impl Runtime {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()))?;
         // A client attached from the start gets one end of a socket pair and the shim the
         // other: no connect to the control socket and no request before the container runs.
-        // Both fds the shim gets are moved above 3 and 4, where `pre_exec` puts them.
+        // Both fds the shim gets are moved above 3 and 4, where the spawn copies them.
         let (ours, theirs) = match attach_stdin {
             Some(stdin) => {
                 let (a, b) = UnixStream::pair().map_err(spawn_err)?;
@@ -197,54 +197,27 @@ impl Runtime {
             None => (None, None),
         };
         let w = high_fd(w).map_err(spawn_err)?;
-        let wfd = w.as_raw_fd();
-        let afd = theirs.as_ref().map(|(fd, _)| fd.as_raw_fd());
-        let mut cmd = Command::new(&self.cfg.shim_exe);
-        cmd.arg("shim")
+        let mut starter = crate::spawn::Detached::new(&self.cfg.shim_exe);
+        starter
+            .arg("shim")
             .arg(&rec.dir)
             .env(shim::SYNC_FD_ENV, "3")
             .env(shim::SYNC_EXIT_ENV, if watch { "1" } else { "0" })
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if let Some((_, stdin)) = &theirs {
-            cmd.env(shim::ATTACH_ENV, format!("4,{}", u8::from(*stdin)));
+            .fd(w.as_raw_fd(), 3);
+        if let Some((fd, stdin)) = &theirs {
+            starter
+                .env(shim::ATTACH_ENV, format!("4,{}", u8::from(*stdin)))
+                .fd(fd.as_raw_fd(), 4);
         }
         if let Some(v) = super::cgroups::export_v1_hierarchies() {
-            cmd.env(shim::CGROUP_V1_ENV, v);
+            starter.env(shim::CGROUP_V1_ENV, v);
         }
-        // The shim outlives its starter: it is detached here, between fork and exec (a
-        // second fork whose middle process exits at once, then setsid), so that the shim
-        // binary is exec'd once per start instead of exec'ing and then forking itself.
-        // `spawn` returns once the grandchild has exec'd (std's close-on-exec error pipe);
-        // `wait` below reaps the middle process.
-        // SAFETY: only async-signal-safe calls (dup2, fork, _exit, setsid) between fork
-        // and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::dup2(wfd, 3) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if let Some(afd) = afd
-                    && libc::dup2(afd, 4) < 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-                match libc::fork() {
-                    -1 => return Err(io::Error::last_os_error()),
-                    0 => {}
-                    _ => libc::_exit(0),
-                }
-                if libc::setsid() < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().map_err(spawn_err)?;
+        // The shim outlives its starter: posix_spawn starts it in a session of its own
+        // without copying this (maybe big, multi-threaded) process, the reaper collects its
+        // status when it ends, and a starter that dies leaves it to init.
+        starter.spawn().map_err(|e| spawn_err(e.into()))?;
         drop(w);
         drop(theirs);
-        let _ = child.wait();
         let mut reader = io::BufReader::new(fs::File::from(r));
         let mut line = String::new();
         let _ = io::BufRead::read_line(&mut reader, &mut line);

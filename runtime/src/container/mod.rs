@@ -42,9 +42,8 @@ use std::fs;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 pub use config::{
     BindRecursive, BlockIo, ContainerConfig, DeviceRate, ExecConfig, FileOwner, HostNamespaces,

@@ -1,5 +1,5 @@
 //! `berth shim DIR`: one per container, freshly exec'd and single-threaded, so cloning the
-//! container is safe. It daemonises (setsid), creates the cgroup, clones the container init
+//! container is safe. It runs in a session of its own, creates the cgroup, clones the container init
 //! into new namespaces, reports success or the init's failure to whoever started it, then
 //! stays the container's parent: it pumps stdout/stderr into the log, answers the control
 //! socket (status, kill, stop, wait), and records the exit status (OOM included).
@@ -134,9 +134,9 @@ pub fn main(dir: &Path) -> i32 {
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
         );
     }
-    // Detach: the starter waits for this first process only; the grandchild lives on.
-    // [`super::Runtime`] detaches the shim before exec (one exec of this big binary less per
-    // start): a session leader is detached already.
+    // Detach: [`super::Runtime`] starts the shim in a session of its own (posix_spawn with
+    // POSIX_SPAWN_SETSID) and reaps it when it ends. Started any other way, the shim forks
+    // once and the child, in a new session, lives on.
     let pid = nix::unistd::getpid();
     if nix::unistd::getsid(None).ok() != Some(pid) {
         // SAFETY: the shim is single-threaded here (freshly exec'd, nothing spawned yet).
