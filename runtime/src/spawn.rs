@@ -135,6 +135,10 @@ impl Detached {
         for &(from, to) in &self.fds {
             actions.dup2(from, to)?;
         }
+        // Only what is handed over: a descriptor the caller holds without close-on-exec (a
+        // shell's redirection around `berth run`) would otherwise live on in the shim.
+        let first_unused = self.fds.iter().map(|&(_, to)| to + 1).max().unwrap_or(3);
+        actions.close_from(first_unused.max(3))?;
         let mut attr = Attr::new()?;
         attr.detach()?;
 
@@ -228,6 +232,13 @@ impl FileActions {
         // SAFETY: the actions are initialised; glibc copies the path.
         check("adding an open", unsafe {
             libc::posix_spawn_file_actions_addopen(self.as_mut_ptr(), fd, path.as_ptr(), flags, 0)
+        })
+    }
+
+    fn close_from(&mut self, fd: RawFd) -> Result<(), SpawnError> {
+        // SAFETY: the actions are initialised.
+        check("adding a close of every fd from", unsafe {
+            libc::posix_spawn_file_actions_addclosefrom_np(self.as_mut_ptr(), fd)
         })
     }
 
@@ -347,6 +358,29 @@ mod tests {
             ["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"],
             "{out}"
         );
+    }
+
+    #[test]
+    fn the_child_gets_only_the_fds_handed_over() {
+        // A descriptor of ours without close-on-exec, as a caller's shell would leave one.
+        let stray = std::fs::File::open("/dev/null").expect("open");
+        let raw = nix::fcntl::fcntl(&stray, nix::fcntl::FcntlArg::F_DUPFD(40)).expect("dup");
+        let (r, w) = std::io::pipe().expect("pipe");
+        Detached::new("/bin/sh")
+            .arg("-c")
+            .arg("ls /proc/self/fd >&5")
+            .fd(std::os::fd::AsRawFd::as_raw_fd(&w), 5)
+            .spawn()
+            .expect("spawn");
+        drop(w);
+        // SAFETY: closing the duplicate made above, which nothing else owns.
+        unsafe { libc::close(raw) };
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut { r }, &mut out).expect("read");
+        let mut fds: Vec<i32> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        fds.sort_unstable();
+        // 0-2, the handed fd 5, and the directory `ls` reads (3).
+        assert_eq!(fds, [0, 1, 2, 3, 5], "{out}");
     }
 
     #[test]

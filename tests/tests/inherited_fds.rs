@@ -1,8 +1,9 @@
 //! Attack: a descriptor that whoever runs berth holds open (a shell's redirection, a CI
 //! runner's pipe, a directory) must not reach the container. A directory's descriptor would
 //! let the container open host files past its root (`/proc/self/fd/N/...`). Checked for the
-//! container's own process (`container run`, attached and detached) and for `exec`, and that
-//! `exec -d` leaves the caller's stdout alone (a caller capturing it returns at once).
+//! container's own process (`container run`, attached and detached) and for `exec`; neither
+//! starts with a signal ignored; and `exec -d` leaves the caller's stdout alone (a caller
+//! capturing it returns at once).
 
 use berth_tests::binary::berth_bin;
 use berth_tests::host::{self, Host};
@@ -80,6 +81,28 @@ fn descriptors_of_the_caller_do_not_reach_the_container() {
     assert!(
         !out.contains("host-only-3f9a"),
         "an exec'd process read a host file through an inherited fd: {out}"
+    );
+
+    // Nor do ignored signals: the exec helper is started by glibc's posix_spawn, which
+    // leaves glibc's two internal real-time signals ignored, and that survives exec.
+    let ign = host.ok(&["container", "exec", "fds", "cat", "/proc/self/status"]);
+    assert!(
+        ign.contains("SigIgn:\t0000000000000000"),
+        "an exec'd process starts with signals ignored: {ign}"
+    );
+    let ign = host.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox:e2e",
+        "cat",
+        "/proc/self/status",
+    ]);
+    assert!(
+        ign.contains("SigIgn:\t0000000000000000"),
+        "a container's process starts with signals ignored: {ign}"
     );
 
     // `exec -d` returns while the process runs, even to a caller that captures its output.

@@ -126,11 +126,44 @@ pub fn reset_signals() {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        for sig in 1..32 {
+        for sig in 1..=libc::SIGRTMAX() {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
+                default_disposition(sig);
             }
         }
+    }
+}
+
+/// The kernel's `struct sigaction` (x86_64, aarch64 and the other architectures with
+/// `sa_restorer`), for the signals glibc's own wrapper refuses to touch.
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Sets `sig` to its default action through the raw system call: glibc's `sigaction`
+/// refuses the two real-time signals it keeps for itself (32, 33), yet a process started by
+/// glibc's posix_spawn (as std starts most children) has them ignored, and an ignored
+/// disposition survives exec into the container's process.
+fn default_disposition(sig: libc::c_int) {
+    let act = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: rt_sigaction with a valid struct of the kernel's layout and its size.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &act as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            std::mem::size_of::<u64>(),
+        );
     }
 }
 
