@@ -172,6 +172,7 @@ fn frames_skip_the_bridge_arrive_intact_and_survive_a_restart() {
     let root = fx.root();
     let _srv = sink_server(&c1.path());
     let mut prog_id = 0;
+    let mut map_ids = Vec::new();
     fx.with_netd(async |n| {
         let net = n.create_network(net("fp")).await.expect("create");
         let e0 = attach(&n, c0, vec![ep("fp")]).await.remove(0);
@@ -181,6 +182,12 @@ fn frames_skip_the_bridge_arrive_intact_and_survive_a_restart() {
             .fast_path_program("fp")
             .await
             .expect("a program for the network");
+        let fd = sys::prog_fd_by_id(prog_id).expect("program by id");
+        map_ids = sys::prog_info(std::os::fd::AsFd::as_fd(&fd))
+            .expect("info")
+            .map_ids;
+        assert_eq!(map_ids.len(), 1, "one map");
+        drop(fd);
         let stats = sys::enable_stats().expect("BPF_ENABLE_STATS");
         let runs = |id| {
             let fd = sys::prog_fd_by_id(id).expect("program by id");
@@ -276,6 +283,14 @@ fn frames_skip_the_bridge_arrive_intact_and_survive_a_restart() {
         Err(Some(libc::ENOENT)),
         "program {prog_id} left behind"
     );
+    for id in map_ids {
+        let gone = sys::map_fd_by_id(id).map(drop);
+        assert_eq!(
+            gone.map_err(|e| e.raw_os_error()),
+            Err(Some(libc::ENOENT)),
+            "map {id} left behind"
+        );
+    }
 }
 
 #[test_with::root()]
@@ -481,4 +496,30 @@ fn switched_off_it_attaches_nothing_and_reconcile_takes_it_off() {
         }
         n.remove_network("fpo").await.expect("remove");
     });
+}
+
+#[test_with::root()]
+#[test]
+fn a_refused_program_comes_back_with_the_verifiers_log() {
+    // Returns without setting r0: the verifier refuses it.
+    let insns = [berth_netd::fastpath::insn::exit()];
+    let err = sys::prog_load(
+        sys::PROG_TYPE_SCHED_CLS,
+        &insns,
+        c"Apache-2.0",
+        "berth_refused",
+        sys::TCX_INGRESS,
+    )
+    .expect_err("the verifier refuses it");
+    assert_eq!(err.err.raw_os_error(), Some(libc::EACCES), "{}", err.log);
+    assert!(err.log.contains("R0"), "the log says why: {}", err.log);
+    let shown = berth_netd::fastpath::FastPathError::Load {
+        source: err.err,
+        log: err.log,
+    }
+    .to_string();
+    assert!(
+        shown.contains("verifier log:") && shown.contains("R0"),
+        "{shown}"
+    );
 }
