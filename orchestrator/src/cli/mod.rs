@@ -137,7 +137,7 @@ pub enum Command {
         /// Containers of a network talk through its bridge only, without the fast path (a tc
         /// program on each container's host veth that hands a frame for another container of
         /// the same network straight to it, past the bridge and the host's netfilter hooks)
-        #[arg(long, env = "BERTH_NO_FAST_PATH")]
+        #[arg(long, env = "BERTH_NO_FAST_PATH", value_parser = clap::builder::FalseyValueParser::new())]
         no_fast_path: bool,
     },
     /// Run a container monitor (started by the daemon, one per container)
@@ -299,6 +299,24 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_daemon_takes_the_fast_path_switch() {
+        let on = Cli::try_parse_from(["berth", "daemon"]).expect("parse");
+        let off = Cli::try_parse_from(["berth", "daemon", "--no-fast-path"]).expect("parse");
+        if std::env::var_os("BERTH_NO_FAST_PATH").is_none() {
+            assert!(matches!(
+                on.command,
+                Command::Daemon {
+                    no_fast_path: false
+                }
+            ));
+        }
+        assert!(matches!(
+            off.command,
+            Command::Daemon { no_fast_path: true }
+        ));
     }
 
     #[test]
