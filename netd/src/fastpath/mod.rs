@@ -1,9 +1,10 @@
 //! The container-to-container fast path: a unicast frame from one container to another of
 //! the same network is handed from the sender's host-side veth straight to the receiver's
-//! interface by a tc program (a `bpf` filter on the veth's ingress, `bpf_redirect_peer`), past the bridge and the
-//! host's IP hooks that br_netfilter runs on bridged frames (wherever Docker runs,
-//! `bridge-nf-call-iptables=1`, which berth must not flip host-wide). Anything the program
-//! does not know (the gateway, broadcast, multicast) still goes through the bridge.
+//! interface by a tc program (a `bpf` filter on the veth's ingress, `bpf_redirect_peer`),
+//! past the bridge and the host's IP hooks that br_netfilter runs on bridged frames (wherever
+//! Docker runs, `bridge-nf-call-iptables=1`, which berth must not flip host-wide). Anything
+//! the program does not know (the gateway, broadcast, multicast) still goes through the
+//! bridge.
 //!
 //! Per network: one MAC map and one program using it ([`NetProgram`]), attached to each of
 //! the network's host veths; a static FDB entry per endpoint keeps the bridge from flooding
