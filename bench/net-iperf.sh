@@ -12,7 +12,8 @@
 #   IPv4 GSO limit (a NIC taking BIG TCP packets), so netd gives the network with egress BIG
 #   TCP too; EGRESS_GSO=N forces the berth network's veths to N (EGRESS_GSO=196608 with the
 #   default 64 KiB uplinks: what an oversized GSO costs egress); PERF_DIR=DIR records
-#   `perf record -a -g` of each figure's first round into DIR/NN.data.
+#   `perf record -a -g` of each figure's first round into DIR/NN.data. FAST_PATH=0 runs netd
+#   without its container-to-container fast path (as `berth daemon --no-fast-path`).
 # Needs: iperf3 (Debian package; installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -171,6 +171,14 @@ fn env_opt_u32(name: &str) -> Option<u32> {
     std::env::var(name).ok().and_then(|s| s.parse().ok())
 }
 
+/// netd's config for the bench: FAST_PATH=0 turns the container-to-container fast path off
+/// (the bridge alone, as `berth daemon --no-fast-path`).
+fn netd_config(root: &std::path::Path) -> Config {
+    let mut c = Config::new(root);
+    c.fast_path = std::env::var("FAST_PATH").map_or(true, |v| v != "0");
+    c
+}
+
 fn main() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("needs root");
@@ -209,6 +217,14 @@ fn main() {
         ip(&ns.name, &["link", "set", "eth0", "up"]);
     }
     let hand = HandBridge::new();
+    println!(
+        "netd fast path: {}",
+        if netd_config(std::path::Path::new("/")).fast_path {
+            "on"
+        } else {
+            "off (FAST_PATH=0)"
+        }
+    );
 
     let sim = Sim::new();
     // BRIDGE_NF_CALL=0 turns br_netfilter's hook for bridged IPv4 off in the simulated host
@@ -237,7 +253,7 @@ fn main() {
     let root = sim.root.path().to_path_buf();
     let (e1, subnet, i1_addr, hosts) = sim.on_host(|| {
         rt().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
+            let n = Netd::open(netd_config(&root)).await.expect("open");
             let spec = n
                 .create_network(NetworkCreate {
                     name: "perf".into(),
@@ -469,7 +485,7 @@ fn main() {
 
     sim.on_host(|| {
         rt().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("reopen");
+            let n = Netd::open(netd_config(&root)).await.expect("reopen");
             for c in [&c1, &c2, &i1, &i2] {
                 n.detach(&c.name, None).await.expect("detach");
             }

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p berth-netd --example netd_bench
 //! ```
+//! (`FAST_PATH=0` runs netd without its container-to-container fast path.)
 //!
 //! Prints: time to attach one endpoint (median and p90 of 30), time to attach 100 endpoints,
 //! reconcile time when nothing is wrong and after `nft flush ruleset`, the default-route
@@ -136,7 +137,12 @@ fn main() {
     let host_path = sim.host.path();
     sim.on_host(|| {
         rt().block_on(async {
-            let n = Netd::open(Config::new(&root)).await.expect("open");
+            // FAST_PATH=0: without the container-to-container fast path (its per-attach cost
+            // is the difference).
+            let mut cfg = Config::new(&root);
+            cfg.fast_path = std::env::var("FAST_PATH").map_or(true, |v| v != "0");
+            println!("netd fast path: {}", if cfg.fast_path { "on" } else { "off" });
+            let n = Netd::open(cfg).await.expect("open");
             let t = Instant::now();
             n.create_network(NetworkCreate {
                 name: "bench".into(),

@@ -6,6 +6,7 @@
 pub mod conflicts;
 pub mod desired;
 pub mod docker_user;
+pub mod fastpath;
 pub mod firewall;
 pub mod guards;
 pub mod ipam;

@@ -75,6 +75,12 @@ impl Netd {
                 .endpoints
                 .retain(|e| !(e.container == container && made.contains(&e.host_ifname)));
             let mut cleanup = Ok(());
+            for (e, _) in planned
+                .iter()
+                .filter(|(e, _)| made.contains(&e.host_ifname))
+            {
+                self.fast_path_remove(e).await;
+            }
             for h in &made {
                 if let Err(e) = links::delete_link(self.kernel.host(), h).await {
                     cleanup = Err(NetdError::from(e));
@@ -170,6 +176,7 @@ impl Netd {
             let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
             return Err(err);
         }
+        self.fast_path_add(n, e, br.index).await;
         Ok(())
     }
 
@@ -282,6 +289,7 @@ impl Netd {
             errs.push(e.into());
         }
         for e in &gone {
+            self.fast_path_remove(e).await;
             if let Err(err) = links::delete_link(self.kernel.host(), &e.host_ifname).await {
                 errs.push(err.into());
             }

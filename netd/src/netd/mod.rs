@@ -50,6 +50,7 @@ pub struct Netd {
     pub(crate) changes: watch::Sender<HostChange>,
     pub(crate) hooks: std::sync::Mutex<Vec<ReconcileHook>>,
     pub(crate) table: String,
+    pub(crate) fast_path: crate::fastpath::FastPath,
     _lock: StateLock,
 }
 
@@ -93,8 +94,10 @@ impl Netd {
         if let Some(dir) = cfg.managers_dir.clone() {
             declare_unmanaged(dir).await;
         }
+        let fast_path = crate::fastpath::FastPath::new(cfg.fast_path);
         Ok(Arc::new(Self {
             cfg,
+            fast_path,
             kernel,
             store,
             inner: Mutex::new(Inner {

@@ -427,6 +427,7 @@ impl Netd {
         }
         inner.state.networks.remove(&n.id);
         self.store.save(&inner.state)?;
+        self.fast_path_forget_network(&n.id);
         let mut errs = Vec::new();
         if let Err(e) = links::delete_link(self.kernel.host(), &n.bridge).await {
             errs.push(e.into());

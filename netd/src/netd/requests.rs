@@ -26,6 +26,11 @@ pub struct Config {
     /// systemd-networkd when it opens (see [`crate::unmanaged`]); `None` declares nothing.
     /// [`Config::new`] sets `/run` when called in the initial network namespace, else `None`.
     pub managers_dir: Option<PathBuf>,
+    /// Whether containers of a network that lets them talk hand each other their frames past
+    /// the bridge (a tc program on each host veth, see [`crate::fastpath`]); on by default,
+    /// off with the daemon's `--no-fast-path`. Where the kernel cannot, netd warns once and
+    /// uses the bridge.
+    pub fast_path: bool,
 }
 
 impl Config {
@@ -37,6 +42,7 @@ impl Config {
             default_mtu: None,
             table: None,
             managers_dir: crate::unmanaged::default_dir(),
+            fast_path: true,
         }
     }
 }

@@ -222,6 +222,7 @@ impl Netd {
         let s = Instant::now();
         inner.state.endpoints.retain(|e| !stale.contains(e));
         for e in stale {
+            self.fast_path_remove(e).await;
             // The veth dies with its namespace, but not always at once.
             let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
         }

@@ -44,6 +44,8 @@ impl Netd {
             ..ReconcileReport::default()
         };
         self.apply(&mut inner, &seen, ops, &mut rep).await;
+        let state = inner.state.clone();
+        self.repair_fast_path(&state, &mut rep).await;
 
         let egress = seen.egress.clone();
         if inner.last_egress != egress {

@@ -113,6 +113,16 @@ pub struct Server {
     thread: Option<thread::JoinHandle<()>>,
 }
 
+impl Server {
+    /// A server from its stop flag and thread (for tests with a server loop of their own).
+    pub fn from_parts(stop: Arc<AtomicBool>, thread: thread::JoinHandle<()>) -> Self {
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

@@ -131,9 +131,15 @@ pub enum Command {
     Logout(image::LogoutArgs),
     /// Print a shell completion script
     Completion(completion::CompletionArgs),
-    /// Run the berth daemon (started on demand by the CLI)
+    /// Run the berth daemon (started on demand by the CLI, which passes its environment on)
     #[command(hide = true)]
-    Daemon,
+    Daemon {
+        /// Containers of a network talk through its bridge only, without the fast path (a tc
+        /// program on each container's host veth that hands a frame for another container of
+        /// the same network straight to it, past the bridge and the host's netfilter hooks)
+        #[arg(long, env = "BERTH_NO_FAST_PATH", value_parser = clap::builder::FalseyValueParser::new())]
+        no_fast_path: bool,
+    },
     /// Run a container monitor (started by the daemon, one per container)
     #[command(hide = true)]
     Shim {
@@ -180,7 +186,8 @@ fn init_tracing(level: &str) {
 
 /// The daemon's entry point, handed in by the binary so the CLI does not import the daemon
 /// (the layers go cli -> api client; daemon -> engine).
-pub type DaemonEntry = fn(root: PathBuf, run: PathBuf) -> anyhow::Result<()>;
+/// `fast_path` is false with `berth daemon --no-fast-path` (or `BERTH_NO_FAST_PATH`).
+pub type DaemonEntry = fn(root: PathBuf, run: PathBuf, fast_path: bool) -> anyhow::Result<()>;
 
 /// Parses the command line, runs the command and maps errors to exit statuses; `berth daemon`
 /// runs `daemon`.
@@ -209,7 +216,7 @@ pub fn main(daemon: DaemonEntry) -> ExitCode {
     let mut cmd = Cli::command();
     let mut matches = cmd.get_matches_mut();
     let cli = Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut cmd).exit());
-    if matches!(cli.command, Command::Daemon) {
+    if matches!(cli.command, Command::Daemon { .. }) {
         drop(cmd);
     } else {
         std::mem::forget(cmd);
@@ -219,7 +226,7 @@ pub fn main(daemon: DaemonEntry) -> ExitCode {
     // and the helpers write logs and report to their parent instead.
     let prints = !matches!(
         cli.command,
-        Command::Daemon
+        Command::Daemon { .. }
             | Command::Shim { .. }
             | Command::ExecHelper { .. }
             | Command::CopyHelper { .. }
@@ -270,8 +277,8 @@ fn run(cli: Cli, daemon: DaemonEntry) -> anyhow::Result<ExitCode> {
             completion::run(args, &mut Cli::command());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Daemon => {
-            daemon(g.root.clone(), g.run.clone())?;
+        Command::Daemon { no_fast_path } => {
+            daemon(g.root.clone(), g.run.clone(), !no_fast_path)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Shim { dir } => Ok(container::shim(&dir)),
@@ -292,6 +299,24 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_daemon_takes_the_fast_path_switch() {
+        let on = Cli::try_parse_from(["berth", "daemon"]).expect("parse");
+        let off = Cli::try_parse_from(["berth", "daemon", "--no-fast-path"]).expect("parse");
+        if std::env::var_os("BERTH_NO_FAST_PATH").is_none() {
+            assert!(matches!(
+                on.command,
+                Command::Daemon {
+                    no_fast_path: false
+                }
+            ));
+        }
+        assert!(matches!(
+            off.command,
+            Command::Daemon { no_fast_path: true }
+        ));
     }
 
     #[test]

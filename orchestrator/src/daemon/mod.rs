@@ -68,6 +68,8 @@ pub enum DaemonError {
 pub struct DaemonOptions {
     pub root: PathBuf,
     pub run: PathBuf,
+    /// netd's container-to-container fast path (`--no-fast-path` turns it off).
+    pub fast_path: bool,
 }
 
 /// State shared by every connection of the daemon.
@@ -93,10 +95,14 @@ impl Shared {
             .get_or_try_init(|| async {
                 let exe = std::env::current_exe()
                     .map_err(|e| format!("cannot find the berth executable: {e}"))?;
-                let engine =
-                    crate::engine::stack::Engine::open(&self.opts.root, &self.opts.run, exe)
-                        .await
-                        .map_err(|e| crate::api::error::error_chain(&e))?;
+                let engine = crate::engine::stack::Engine::open_with(
+                    &self.opts.root,
+                    &self.opts.run,
+                    exe,
+                    self.opts.fast_path,
+                )
+                .await
+                .map_err(|e| crate::api::error::error_chain(&e))?;
                 let events = self.events.clone();
                 engine.netd.on_reconcile(move |rep| {
                     for ev in reconcile_events(rep) {

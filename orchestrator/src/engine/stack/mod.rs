@@ -160,6 +160,17 @@ impl Engine {
         run: &Path,
         shim_exe: PathBuf,
     ) -> Result<Arc<Self>, EngineError> {
+        Self::open_with(root, run, shim_exe, true).await
+    }
+
+    /// [`Engine::open`] choosing whether netd takes the container-to-container fast path
+    /// (`berth daemon --no-fast-path` does not).
+    pub async fn open_with(
+        root: &Path,
+        run: &Path,
+        shim_exe: PathBuf,
+        fast_path: bool,
+    ) -> Result<Arc<Self>, EngineError> {
         let runtime = Runtime::new(runtime_config(root, run, shim_exe.clone()));
         let images = ImageStore::open(root).map_err(|source| EngineError::Images {
             root: root.to_path_buf(),
@@ -167,6 +178,7 @@ impl Engine {
         })?;
         let mut netd_cfg = berth_netd::Config::new(root);
         netd_cfg.table = Some(table_name(root));
+        netd_cfg.fast_path = fast_path;
         let netd = Netd::open(netd_cfg).await.map_err(EngineError::Netd)?;
         let upstreams = Arc::new(Upstreams::new(vec![], vec![], ForwardConfig::default()));
         let resolv = ResolvWatcher::spawn(
