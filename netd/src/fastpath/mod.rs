@@ -129,17 +129,20 @@ pub(crate) struct FastPath {
     /// The switch (`Config::fast_path`).
     wanted: bool,
     /// Set (and warned about, once) when the kernel cannot do it.
-    off: Mutex<Option<String>>,
+    off: Arc<Mutex<Option<String>>>,
     /// By network id.
     nets: Mutex<HashMap<String, Arc<NetProgram>>>,
+    /// tcx attaches started and not finished yet (see [`Netd::fast_path_add`]).
+    pending: Arc<(Mutex<usize>, std::sync::Condvar)>,
 }
 
 impl FastPath {
     pub(crate) fn new(wanted: bool) -> Self {
         Self {
             wanted,
-            off: Mutex::new(None),
+            off: Arc::new(Mutex::new(None)),
             nets: Mutex::new(HashMap::new()),
+            pending: Arc::new((Mutex::new(0), std::sync::Condvar::new())),
         }
     }
 
@@ -171,16 +174,22 @@ impl FastPath {
 
     /// Handles a failure: the kernel cannot (warned once, then off) or a passing one.
     fn failed(&self, what: &str, err: &FastPathError) {
-        let chain = crate::report::chain(err);
-        if err.kernel_cannot() {
-            let mut off = self.off.lock().unwrap_or_else(PoisonError::into_inner);
-            if off.is_none() {
-                tracing::warn!(reason = %chain, "container-to-container fast path off: {what} failed; containers talk through the bridge");
-                *off = Some(chain);
-            }
-        } else {
-            tracing::warn!(error = %chain, "fast path: {what} failed; this endpoint's frames go through the bridge");
+        note_failure(&self.off, what, err)
+    }
+}
+
+/// A failure of the fast path: the kernel cannot (warned once naming the reason, then off
+/// for this netd) or a passing one (warned, this endpoint uses the bridge).
+fn note_failure(off: &Mutex<Option<String>>, what: &str, err: &FastPathError) {
+    let chain = crate::report::chain(err);
+    if err.kernel_cannot() {
+        let mut off = off.lock().unwrap_or_else(PoisonError::into_inner);
+        if off.is_none() {
+            tracing::warn!(reason = %chain, "container-to-container fast path off: {what} failed; containers talk through the bridge");
+            *off = Some(chain);
         }
+    } else {
+        tracing::warn!(error = %chain, "fast path: {what} failed; this endpoint's frames go through the bridge");
     }
 }
 
@@ -265,10 +274,31 @@ impl Netd {
         p.map
             .set(&mac, port)
             .map_err(FastPathError::bpf("add the endpoint's MAC to the map"))?;
-        attach::attach(p.prog.as_fd(), port).map_err(FastPathError::bpf(format!(
-            "attach to tcx ingress of {}",
-            e.host_ifname
-        )))?;
+        // The tcx attach waits for an RCU grace period while holding the RTNL lock (several
+        // milliseconds): it runs beside the container's start, not in it. Until it is done the
+        // container's frames go through the bridge.
+        let pending = self.fast_path.pending.clone();
+        *pending.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        let ifname = e.host_ifname.clone();
+        let off = self.fast_path.off.clone();
+        tokio::task::spawn_blocking(move || {
+            match attach::attach(p.prog.as_fd(), port) {
+                Ok(()) => {}
+                // The endpoint went before its program came: nothing to do.
+                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
+                Err(source) => note_failure(
+                    &off,
+                    &format!("attaching to tcx ingress of {ifname}"),
+                    &FastPathError::Bpf {
+                        op: format!("attach to tcx ingress of {ifname}"),
+                        source,
+                    },
+                ),
+            }
+            let (n, cv) = &*pending;
+            *n.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+            cv.notify_all();
+        });
         Ok(())
     }
 
@@ -294,6 +324,20 @@ impl Netd {
         {
             tracing::warn!(endpoint = %e.host_ifname, %err, "fast path: removing the MAC from the map");
         }
+    }
+
+    /// Waits until every tcx attach started by [`Netd::attach`] is done (reconcile does before
+    /// it reads the attached programs; tests before they send traffic).
+    pub async fn fast_path_settle(&self) {
+        let pending = self.fast_path.pending.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let (n, cv) = &*pending;
+            let mut g = n.lock().unwrap_or_else(PoisonError::into_inner);
+            while *g > 0 {
+                g = cv.wait(g).unwrap_or_else(PoisonError::into_inner);
+            }
+        })
+        .await;
     }
 
     /// Forgets a removed network's program (its map and program are freed with the last

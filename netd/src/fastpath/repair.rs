@@ -23,6 +23,7 @@ impl Netd {
         if state.endpoints.is_empty() {
             return;
         }
+        self.fast_path_settle().await;
         let host = self.kernel.host();
         let links = match links::list_links(host).await {
             Ok(l) => l,
