@@ -132,8 +132,29 @@ fn spoof_failures(host: &Host) -> Vec<String> {
     bad
 }
 
+/// What is still wrong once the impostors are gone (stopped and removed): the gateway or the
+/// victim unreachable from `a`, or the bridge without its own MAC as a local entry.
+fn failures_after_they_leave(host: &Host) -> Vec<String> {
+    host.ok(&["rm", "-s", "-f", "gwmac", "twin"]);
+    let mut bad = Vec::new();
+    if !pings(host, "fpx-a-1", "10.201.131.1") {
+        bad.push("after gwmac left, a still cannot reach the gateway".to_string());
+    }
+    if !pings(host, "fpx-a-1", "10.201.131.10") {
+        bad.push("after twin left, a still cannot reach the victim".to_string());
+    }
+    let fdb = text(&host.sh("bridge fdb show br br-fpx"));
+    if !fdb
+        .lines()
+        .any(|l| l.starts_with("02:b7:0a:c9:83:01 dev br-fpx") && l.contains("permanent"))
+    {
+        bad.push("the bridge lost its own MAC's local FDB entry".to_string());
+    }
+    bad
+}
+
 /// A service that sets its `mac_address` to the gateway's MAC or to another container's MAC
-/// takes nothing of theirs.
+/// takes nothing of theirs, and leaves nothing broken behind when it goes.
 #[test_with::root()]
 #[test_with::executable(ip, bridge, nsenter, nft, busybox)]
 #[test]
@@ -143,7 +164,8 @@ fn a_borrowed_mac_takes_no_frames_of_the_gateway_or_the_victim() {
     std::fs::write(host.stack.join("compose.yaml"), SPOOF_STACK).expect("compose");
 
     up(&host, false);
-    let control = spoof_failures(&host);
+    let mut control = spoof_failures(&host);
+    control.extend(failures_after_they_leave(&host));
     down(&host);
     assert!(
         control.is_empty(),
@@ -151,13 +173,15 @@ fn a_borrowed_mac_takes_no_frames_of_the_gateway_or_the_victim() {
     );
 
     up(&host, true);
-    let fast = spoof_failures(&host);
+    let mut fast = spoof_failures(&host);
     let fdb = text(&host.sh("bridge fdb show br br-fpx"));
+    fast.extend(failures_after_they_leave(&host));
+    let fdb_after = text(&host.sh("bridge fdb show br br-fpx"));
     host.down_clean();
     assert!(!Path::new("/sys/class/net/br-fpx").exists());
     assert!(
         fast.is_empty(),
-        "with the fast path on (the plain bridge had none of these): {fast:?}\nFDB:\n{fdb}"
+        "with the fast path on (the plain bridge had none of these): {fast:?}\nFDB:\n{fdb}\nFDB after they left:\n{fdb_after}"
     );
 }
 
