@@ -11,6 +11,9 @@
 //! - A container that sends frames with another container's source MAC does not keep the
 //!   frames the bridge carries to that container (from the host, through the gateway) while
 //!   the victim keeps talking to its peer.
+//! - The fast path switched off between daemon runs leaves no static FDB entry behind.
+//! - Names (DNS at the gateway) and published ports (the host's and a container's way in
+//!   through the gateway) still work with the fast path on.
 
 use std::path::Path;
 
@@ -516,4 +519,136 @@ fn a_spoofed_source_mac_does_not_keep_the_victims_frames() {
     if let Err(e) = fast {
         panic!("with the fast path on (the plain bridge recovered at once): {e}");
     }
+}
+
+const FLIP_STACK: &str = r#"
+name: fpw
+x-box: &box
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  command: ["sleep", "3600"]
+services:
+  a:
+    <<: *box
+    networks: [flip]
+  b:
+    <<: *box
+    networks: [flip]
+networks:
+  flip:
+    driver_opts:
+      com.docker.network.bridge.name: br-fpw
+    ipam:
+      config:
+        - subnet: 10.201.135.0/24
+"#;
+
+/// The static FDB entries of br-fpw's ports (lines of `bridge fdb show`).
+fn static_entries(host: &Host) -> Vec<String> {
+    text(&host.sh("bridge fdb show br br-fpw"))
+        .lines()
+        .filter(|l| l.split_whitespace().any(|w| w == "static"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The fast path switched off between daemon runs leaves none of its static FDB entries: with
+/// them the bridge never ages a container's MAC and a spoofed source MAC keeps it (see
+/// `a_spoofed_source_mac_does_not_keep_the_victims_frames`) even with the switch off.
+#[test_with::root()]
+#[test_with::executable(ip, bridge, nsenter, nft, busybox)]
+#[test]
+fn switched_off_it_leaves_no_static_fdb_entry() {
+    let host = Host::new("fpw");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), FLIP_STACK).expect("compose");
+    up(&host, true);
+    let on = static_entries(&host);
+    kill_daemon(&host);
+    berth_env(&host, "BERTH_NO_FAST_PATH=1", "network reconcile");
+    let off = static_entries(&host);
+    host.down_clean();
+    assert!(!Path::new("/sys/class/net/br-fpw").exists());
+    assert_eq!(
+        on.len(),
+        2,
+        "one static entry per container with the fast path: {on:?}"
+    );
+    assert!(
+        off.is_empty(),
+        "static FDB entries left with the fast path switched off: {off:?}"
+    );
+}
+
+const PORTS_STACK: &str = r#"
+name: fpv
+x-box: &box
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+services:
+  web:
+    <<: *box
+    command: ["sh", "-c", "mkdir -p /w && echo fast-path-web > /w/index.html && exec busybox httpd -f -p 80 -h /w"]
+    ports: ["18081:80"]
+    networks: [pub]
+  client:
+    <<: *box
+    command: ["sleep", "3600"]
+    networks: [pub]
+networks:
+  pub:
+    driver_opts:
+      com.docker.network.bridge.name: br-fpv
+    ipam:
+      config:
+        - subnet: 10.201.136.0/24
+"#;
+
+/// With the fast path on, what goes through the gateway still works: a container reaches
+/// another by name (DNS at the gateway, then the fast path), the host reaches the published
+/// port, and a container reaches it through the gateway's address (DNAT and masquerade,
+/// the reply back through the bridge).
+#[test_with::root()]
+#[test_with::executable(ip, bridge, nsenter, nft, busybox, curl)]
+#[test]
+fn published_ports_and_names_work_beside_the_fast_path() {
+    let host = Host::new("fpv");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), PORTS_STACK).expect("compose");
+    up(&host, true);
+    let fetch = |what: &str, cmd: &str| -> Result<(), String> {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let o = exec(&host, "fpv-client-1", cmd);
+            if String::from_utf8_lossy(&o.stdout).contains("fast-path-web") {
+                return Ok(());
+            }
+            if std::time::Instant::now() > end {
+                return Err(format!("{what}: {}", text(&o)));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+    let by_name = fetch("client -> web by name", "wget -q -O - http://web/");
+    let hairpin = fetch(
+        "client -> the published port at the gateway",
+        "wget -q -O - http://10.201.136.1:18081/",
+    );
+    let from_host = host.sh("curl -s --max-time 5 http://10.201.136.1:18081/");
+    let fdb = text(&host.sh("bridge fdb show br br-fpv"));
+    host.down_clean();
+    assert!(!Path::new("/sys/class/net/br-fpv").exists());
+    assert!(
+        fdb.lines().any(|l| l.contains(" static")),
+        "the fast path was on: {fdb}"
+    );
+    by_name.expect("by name");
+    hairpin.expect("hairpin");
+    assert!(
+        text(&from_host).contains("fast-path-web"),
+        "host -> published port: {}",
+        text(&from_host)
+    );
 }
