@@ -13,7 +13,9 @@
 //!   the victim keeps talking to its peer.
 //! - The fast path switched off between daemon runs leaves no static FDB entry behind.
 //! - Names (DNS at the gateway) and published ports (the host's and a container's way in
-//!   through the gateway) still work with the fast path on.
+//!   through the gateway) still work with the fast path on; so do IPv6 (neighbour discovery
+//!   through the bridge) and a restarted container (a new veth); an `enable_icc=false`
+//!   network gets no fast path and keeps its containers apart.
 
 use std::path::Path;
 
@@ -650,5 +652,119 @@ fn published_ports_and_names_work_beside_the_fast_path() {
         text(&from_host).contains("fast-path-web"),
         "host -> published port: {}",
         text(&from_host)
+    );
+}
+
+const SIX_STACK: &str = r#"
+name: fpu
+x-box: &box
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  command: ["sleep", "3600"]
+services:
+  a:
+    <<: *box
+    networks:
+      dual: { ipv6_address: "fd00:fa57:137::10" }
+  b:
+    <<: *box
+    networks:
+      dual: { ipv6_address: "fd00:fa57:137::20", ipv4_address: 10.201.137.20 }
+networks:
+  dual:
+    enable_ipv6: true
+    driver_opts:
+      com.docker.network.bridge.name: br-fpu
+    ipam:
+      config:
+        - subnet: 10.201.137.0/24
+        - subnet: "fd00:fa57:137::/64"
+"#;
+
+/// With the fast path on, IPv6 (neighbour discovery by multicast through the bridge, then
+/// unicast) and IPv4 reach a container, also after it restarted with a new veth: the map
+/// follows the new port, the old one forwards nothing.
+#[test_with::root()]
+#[test_with::executable(ip, bridge, nsenter, nft, busybox)]
+#[test]
+fn ipv6_and_a_restarted_container_work_beside_the_fast_path() {
+    let host = Host::new("fpu");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), SIX_STACK).expect("compose");
+    up(&host, true);
+    let reach = |what: &str| -> Vec<String> {
+        let mut bad = Vec::new();
+        for ip in ["fd00:fa57:137::20", "10.201.137.20"] {
+            if !pings(&host, "fpu-a-1", ip) {
+                bad.push(format!("{what}: a cannot reach b at {ip}"));
+            }
+        }
+        bad
+    };
+    let statics = || {
+        text(&host.sh("bridge fdb show br br-fpu"))
+            .lines()
+            .filter(|l| l.contains(" static"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let mut bad = reach("at first");
+    let before = statics();
+    host.ok(&["restart", "-t", "1", "b"]);
+    bad.extend(reach("after b restarted"));
+    let after = statics();
+    host.down_clean();
+    assert!(!Path::new("/sys/class/net/br-fpu").exists());
+    assert_eq!(before.len(), 2, "the fast path was on: {before:?}");
+    assert_eq!(after.len(), 2, "one static entry per container: {after:?}");
+    assert!(bad.is_empty(), "{bad:?}");
+}
+
+const ICC_STACK: &str = r#"
+name: fpt
+x-box: &box
+  image: busybox:e2e
+  init: true
+  stop_grace_period: 1s
+  command: ["sleep", "3600"]
+services:
+  a:
+    <<: *box
+    networks: [iso]
+  b:
+    <<: *box
+    networks:
+      iso: { ipv4_address: 10.201.138.20 }
+networks:
+  iso:
+    driver_opts:
+      com.docker.network.bridge.name: br-fpt
+      com.docker.network.bridge.enable_icc: "false"
+    ipam:
+      config:
+        - subnet: 10.201.138.0/24
+"#;
+
+/// On an `enable_icc=false` network the fast path stays away (no static FDB entry) and the
+/// containers still cannot reach each other, while both reach the gateway.
+#[test_with::root()]
+#[test_with::executable(ip, bridge, nsenter, nft, busybox)]
+#[test]
+fn icc_off_keeps_containers_apart_with_the_fast_path_on() {
+    let host = Host::new("fpt");
+    host.busybox_image();
+    std::fs::write(host.stack.join("compose.yaml"), ICC_STACK).expect("compose");
+    up(&host, true);
+    let to_gateway = pings(&host, "fpt-a-1", "10.201.138.1");
+    let to_b = pings(&host, "fpt-a-1", "10.201.138.20");
+    let fdb = text(&host.sh("bridge fdb show br br-fpt"));
+    host.down_clean();
+    assert!(!Path::new("/sys/class/net/br-fpt").exists());
+    assert!(to_gateway, "a reaches the gateway");
+    assert!(!to_b, "a reached b on an enable_icc=false network");
+    assert!(
+        !fdb.lines().any(|l| l.contains(" static")),
+        "no fast path on an enable_icc=false network: {fdb}"
     );
 }
