@@ -177,7 +177,6 @@ fn frames_skip_the_bridge_arrive_intact_and_survive_a_restart() {
         let net = n.create_network(net("fp")).await.expect("create");
         let e0 = attach(&n, c0, vec![ep("fp")]).await.remove(0);
         let e1 = attach(&n, c1, vec![ep("fp")]).await.remove(0);
-        n.fast_path_settle().await;
         assert_eq!(n.fast_path_off_reason(), None);
         prog_id = n
             .fast_path_program("fp")
@@ -249,7 +248,6 @@ fn frames_skip_the_bridge_arrive_intact_and_survive_a_restart() {
         ip(&host, &["link", "del", &e1.host_ifname]);
         let rep = n.reconcile().await;
         assert!(rep.errors.is_empty(), "{:?}", rep.errors);
-        n.fast_path_settle().await;
         let new = ifindex(&host, &e1.host_ifname);
         assert_ne!(old, new);
         let entries = n.fast_path_entries("fp").await.expect("map");
@@ -312,7 +310,6 @@ fn nothing_crosses_networks_and_icc_off_still_isolates() {
         let e1 = attach(&n, c1, vec![ep("fpb")]).await.remove(0);
         let e2 = attach(&n, c2, vec![ep("fpiso")]).await.remove(0);
         let e3 = attach(&n, c3, vec![ep("fpiso")]).await.remove(0);
-        n.fast_path_settle().await;
         assert!(n.fast_path_program("fpa").await.is_some());
         assert!(n.fast_path_program("fpb").await.is_some());
 
@@ -389,7 +386,6 @@ fn a_removed_containers_mac_stops_forwarding() {
         let net = n.create_network(net("fpr")).await.expect("create");
         attach(&n, c0, vec![ep("fpr")]).await;
         let e1 = attach(&n, c1, vec![ep("fpr")]).await.remove(0);
-        n.fast_path_settle().await;
         assert_eq!(
             send_async(c0.path(), e1.address).await.expect("c0 -> c1"),
             expected()
@@ -422,7 +418,6 @@ fn a_removed_containers_mac_stops_forwarding() {
         )
         .await
         .remove(0);
-        n.fast_path_settle().await;
         assert_ne!(mac(&e2), mac(&e1));
         ip(
             &c0.name,
@@ -471,7 +466,6 @@ fn switched_off_it_attaches_nothing_and_reconcile_takes_it_off() {
         let net = n.create_network(net("fpo")).await.expect("create");
         let e0 = attach(&n, c0, vec![ep("fpo")]).await.remove(0);
         let e1 = attach(&n, c1, vec![ep("fpo")]).await.remove(0);
-        n.fast_path_settle().await;
         assert!(n.fast_path_program("fpo").await.is_some());
         drop(n);
         let mut cfg = Config::new(&root);
@@ -514,7 +508,7 @@ fn a_refused_program_comes_back_with_the_verifiers_log() {
         &insns,
         c"Apache-2.0",
         "berth_refused",
-        sys::TCX_INGRESS,
+        0,
     )
     .expect_err("the verifier refuses it");
     assert_eq!(err.err.raw_os_error(), Some(libc::EACCES), "{}", err.log);

@@ -1,6 +1,6 @@
 //! The container-to-container fast path: a unicast frame from one container to another of
 //! the same network is handed from the sender's host-side veth straight to the receiver's
-//! interface by a tc program (tcx ingress, `bpf_redirect_peer`), past the bridge and the
+//! interface by a tc program (a `bpf` filter on the veth's ingress, `bpf_redirect_peer`), past the bridge and the
 //! host's IP hooks that br_netfilter runs on bridged frames (wherever Docker runs,
 //! `bridge-nf-call-iptables=1`, which berth must not flip host-wide). Anything the program
 //! does not know (the gateway, broadcast, multicast) still goes through the bridge.
@@ -8,7 +8,7 @@
 //! Per network: one MAC map and one program using it ([`NetProgram`]), attached to each of
 //! the network's host veths; a static FDB entry per endpoint keeps the bridge from flooding
 //! frames for a MAC it no longer sees. Never on `enable_icc=false` networks (the redirect
-//! would pass the port isolation). Where the kernel refuses (no tcx, no permission, the
+//! would pass the port isolation). Where the kernel refuses (no cls_bpf, no permission, the
 //! verifier), netd warns once with the reason and uses the bridge alone; an attach never fails
 //! for it. After a restart the program and map are found again through the programs attached
 //! to the network's veths (nothing is pinned).
@@ -54,6 +54,9 @@ pub enum FastPathError {
     /// A netlink call (the veth's index, the FDB) failed.
     #[error(transparent)]
     Link(#[from] LinkError),
+    /// Putting the program on a veth (or finding it there) failed.
+    #[error(transparent)]
+    Attach(#[from] attach::AttachError),
 }
 
 fn verifier(log: &str) -> String {
@@ -70,12 +73,13 @@ impl FastPathError {
         move |source| FastPathError::Bpf { op, source }
     }
 
-    /// Whether this is the kernel saying it cannot do it at all (no tcx, no bpf(2), no
+    /// Whether this is the kernel saying it cannot do it at all (no cls_bpf, no bpf(2), no
     /// permission, the verifier), as opposed to a passing failure for one endpoint.
     fn kernel_cannot(&self) -> bool {
         let e = match self {
             FastPathError::Load { .. } => return true,
             FastPathError::Bpf { source, .. } => source.raw_os_error(),
+            FastPathError::Attach(e) => e.errno(),
             FastPathError::Link(_) => return false,
         };
         matches!(
@@ -132,8 +136,6 @@ pub(crate) struct FastPath {
     off: Arc<Mutex<Option<String>>>,
     /// By network id.
     nets: Mutex<HashMap<String, Arc<NetProgram>>>,
-    /// tcx attaches started and not finished yet (see [`Netd::fast_path_add`]).
-    pending: Arc<(Mutex<usize>, std::sync::Condvar)>,
 }
 
 impl FastPath {
@@ -142,7 +144,6 @@ impl FastPath {
             wanted,
             off: Arc::new(Mutex::new(None)),
             nets: Mutex::new(HashMap::new()),
-            pending: Arc::new((Mutex::new(0), std::sync::Condvar::new())),
         }
     }
 
@@ -206,7 +207,7 @@ pub(crate) fn mac_of(e: &Endpoint) -> [u8; 6] {
 impl Netd {
     /// The network's program: kept, else found on one of `ports` (a restarted netd), else
     /// loaded afresh.
-    fn net_program(
+    async fn net_program(
         &self,
         n: &NetworkSpec,
         ports: &[u32],
@@ -215,15 +216,12 @@ impl Netd {
             return Ok(p);
         }
         for &port in ports {
-            let found = match attach::ours_on(port) {
-                Ok(f) => f,
-                Err(_) => continue,
+            let Ok(Some(f)) = attach::ours_on(self.kernel.host(), port).await else {
+                continue;
             };
-            for f in found {
-                if let Some(p) = NetProgram::from_found(f)? {
-                    tracing::info!(network = %n.name, prog_id = p.id, "fast path: found the network's program again");
-                    return Ok(self.fast_path.keep(&n.id, p));
-                }
+            if let Some(p) = NetProgram::from_found(f)? {
+                tracing::info!(network = %n.name, prog_id = p.id, "fast path: found the network's program again");
+                return Ok(self.fast_path.keep(&n.id, p));
             }
         }
         Ok(self.fast_path.keep(&n.id, NetProgram::new()?))
@@ -265,7 +263,7 @@ impl Netd {
                     .filter(|l| l.controller == Some(bridge) && l.index != port)
                     .map(|l| l.index)
                     .collect();
-                self.net_program(n, &ports)?
+                self.net_program(n, &ports).await?
             }
         };
         let mac = mac_of(e);
@@ -274,31 +272,7 @@ impl Netd {
         p.map
             .set(&mac, port)
             .map_err(FastPathError::bpf("add the endpoint's MAC to the map"))?;
-        // The tcx attach waits for an RCU grace period while holding the RTNL lock (several
-        // milliseconds): it runs beside the container's start, not in it. Until it is done the
-        // container's frames go through the bridge.
-        let pending = self.fast_path.pending.clone();
-        *pending.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        let ifname = e.host_ifname.clone();
-        let off = self.fast_path.off.clone();
-        tokio::task::spawn_blocking(move || {
-            match attach::attach(p.prog.as_fd(), port) {
-                Ok(()) => {}
-                // The endpoint went before its program came: nothing to do.
-                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
-                Err(source) => note_failure(
-                    &off,
-                    &format!("attaching to tcx ingress of {ifname}"),
-                    &FastPathError::Bpf {
-                        op: format!("attach to tcx ingress of {ifname}"),
-                        source,
-                    },
-                ),
-            }
-            let (n, cv) = &*pending;
-            *n.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
-            cv.notify_all();
-        });
+        attach::attach(host, p.prog.as_fd(), port).await?;
         Ok(())
     }
 
@@ -324,20 +298,6 @@ impl Netd {
         {
             tracing::warn!(endpoint = %e.host_ifname, %err, "fast path: removing the MAC from the map");
         }
-    }
-
-    /// Waits until every tcx attach started by [`Netd::attach`] is done (reconcile does before
-    /// it reads the attached programs; tests before they send traffic).
-    pub async fn fast_path_settle(&self) {
-        let pending = self.fast_path.pending.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let (n, cv) = &*pending;
-            let mut g = n.lock().unwrap_or_else(PoisonError::into_inner);
-            while *g > 0 {
-                g = cv.wait(g).unwrap_or_else(PoisonError::into_inner);
-            }
-        })
-        .await;
     }
 
     /// Forgets a removed network's program (its map and program are freed with the last

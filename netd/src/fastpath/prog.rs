@@ -24,8 +24,8 @@ const SKB_DATA_END: i16 = 80;
 const HELPER_MAP_LOOKUP_ELEM: i32 = 1;
 const HELPER_REDIRECT_PEER: i32 = 155;
 
-/// tcx verdict "next": let the following program, then the device's normal path, have it.
-const TCX_NEXT: i32 = -1;
+/// `TC_ACT_UNSPEC`: let the following filter, then the device's normal path, have it.
+const TC_ACT_UNSPEC: i32 = -1;
 
 /// Ethernet address length: the map's key size.
 pub const MAC_LEN: usize = 6;
@@ -63,7 +63,7 @@ pub fn program(map_fd: i32) -> Vec<Insn> {
     .jump_reg_to(Cond::Eq, R1, R2, "pass")
     .push([mov64_imm(R2, 0), call(HELPER_REDIRECT_PEER), exit()])
     .label("pass")
-    .push([mov64_imm(R0, TCX_NEXT), exit()]);
+    .push([mov64_imm(R0, TC_ACT_UNSPEC), exit()]);
     a.finish()
 }
 
@@ -75,7 +75,7 @@ pub fn load_for(map: BorrowedFd<'_>) -> Result<OwnedFd, sys::LoadError> {
         &insns,
         c"Apache-2.0",
         PROG_NAME,
-        sys::TCX_INGRESS,
+        0,
     )
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::AsFd;
 use std::time::Instant;
 
-use super::{FastPathError, applies_to, attach, fdb, mac_of};
+use super::{applies_to, attach, fdb, mac_of};
 use crate::links;
 use crate::names::mac_string;
 use crate::netd::Netd;
@@ -23,7 +23,6 @@ impl Netd {
         if state.endpoints.is_empty() {
             return;
         }
-        self.fast_path_settle().await;
         let host = self.kernel.host();
         let links = match links::list_links(host).await {
             Ok(l) => l,
@@ -56,7 +55,7 @@ impl Netd {
         if !self.fast_path.wanted {
             for (_, eps) in &by_net {
                 for (e, port) in eps {
-                    self.take_off(e, *port, rep);
+                    self.take_off(e, *port, rep).await;
                 }
             }
             return;
@@ -73,7 +72,7 @@ impl Netd {
         };
         for (n, eps) in by_net.iter().filter(|(n, _)| applies_to(n)) {
             let ports: Vec<u32> = eps.iter().map(|(_, p)| *p).collect();
-            let p = match self.net_program(n, &ports) {
+            let p = match self.net_program(n, &ports).await {
                 Ok(p) => p,
                 Err(err) => {
                     rep.errors.push(format!(
@@ -127,29 +126,27 @@ impl Netd {
                     .push(format!("fast path: reading network {}'s map: {e}", n.name)),
             }
             for (e, port) in eps {
-                // The program on the veth (and no stale one of an older map).
+                // The program on the veth (not a stale one of an older map).
                 let s = Instant::now();
-                match attach::ours_on(*port) {
+                match attach::ours_on(host, *port).await {
+                    Ok(Some(f)) if f.info.id == p.id => {}
                     Ok(found) => {
-                        if !found.iter().any(|f| f.info.id == p.id) {
-                            let r = attach::attach(p.prog.as_fd(), *port)
-                                .map_err(FastPathError::bpf("attach"));
-                            rep.timed(
-                                format!("fast path: program attached to {}", e.host_ifname),
-                                s,
-                                r,
-                            );
+                        let stale = found.map(|f| f.info.id);
+                        let r = async {
+                            if stale.is_some() {
+                                attach::detach(host, *port).await?;
+                            }
+                            attach::attach(host, p.prog.as_fd(), *port).await
                         }
-                        for f in found.iter().filter(|f| f.info.id != p.id) {
-                            rep.timed(
-                                format!(
-                                    "fast path: stale program {} detached from {}",
-                                    f.info.id, e.host_ifname
-                                ),
-                                s,
-                                attach::detach(f.fd.as_fd(), *port),
-                            );
-                        }
+                        .await;
+                        let what = match stale {
+                            Some(id) => format!(
+                                "fast path: program attached to {} (replacing stale program {id})",
+                                e.host_ifname
+                            ),
+                            None => format!("fast path: program attached to {}", e.host_ifname),
+                        };
+                        rep.timed(what, s, r);
                     }
                     Err(err) => rep
                         .errors
@@ -174,17 +171,15 @@ impl Netd {
         }
     }
 
-    /// Detaches netd's programs from one veth (the fast path switched off).
-    fn take_off(&self, e: &Endpoint, port: u32, rep: &mut ReconcileReport) {
+    /// Detaches netd's program from one veth (the fast path switched off).
+    async fn take_off(&self, e: &Endpoint, port: u32, rep: &mut ReconcileReport) {
         let s = Instant::now();
-        if let Ok(found) = attach::ours_on(port) {
-            for f in found {
-                rep.timed(
-                    format!("fast path off: program detached from {}", e.host_ifname),
-                    s,
-                    attach::detach(f.fd.as_fd(), port),
-                );
-            }
+        if let Ok(Some(_)) = attach::ours_on(self.kernel.host(), port).await {
+            rep.timed(
+                format!("fast path off: program detached from {}", e.host_ifname),
+                s,
+                attach::detach(self.kernel.host(), port).await,
+            );
         }
     }
 }

@@ -13,22 +13,17 @@ const MAP_UPDATE_ELEM: u32 = 2;
 const MAP_DELETE_ELEM: u32 = 3;
 const MAP_GET_NEXT_KEY: u32 = 4;
 const PROG_LOAD: u32 = 5;
-const PROG_ATTACH: u32 = 8;
-const PROG_DETACH: u32 = 9;
 const PROG_GET_FD_BY_ID: u32 = 13;
 const MAP_GET_FD_BY_ID: u32 = 14;
 const OBJ_GET_INFO_BY_FD: u32 = 15;
-const PROG_QUERY: u32 = 16;
 const ENABLE_STATS: u32 = 32;
 
-/// `BPF_PROG_TYPE_SCHED_CLS`: a tc classifier (what tcx runs).
+/// `BPF_PROG_TYPE_SCHED_CLS`: a tc classifier (what a tc `bpf` filter runs).
 pub const PROG_TYPE_SCHED_CLS: u32 = 3;
 /// `BPF_MAP_TYPE_HASH`.
 pub const MAP_TYPE_HASH: u32 = 1;
 /// `BPF_F_NO_PREALLOC`: a hash map's elements are allocated as they are added.
 pub const F_NO_PREALLOC: u32 = 1;
-/// `BPF_TCX_INGRESS`: the tcx hook on a device's ingress (kernel 6.6+).
-pub const TCX_INGRESS: u32 = 46;
 
 /// The size of the attribute block passed (the kernel accepts a larger block whose tail is
 /// zero, and a smaller one from older callers).
@@ -59,11 +54,6 @@ impl Attr {
         let n = b.len().min(15);
         self.0[off..off + n].copy_from_slice(&b[..n]);
         self
-    }
-    fn get_u32(&self, off: usize) -> u32 {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&self.0[off..off + 4]);
-        u32::from_ne_bytes(b)
     }
 }
 
@@ -191,39 +181,6 @@ pub fn prog_load(
             log: String::from_utf8_lossy(&log[..end]).trim().to_string(),
         }
     })
-}
-
-/// Attaches a program to a device's hook (`target_ifindex`, `attach_type`), after the ones
-/// already there.
-pub fn prog_attach(prog: BorrowedFd<'_>, ifindex: u32, attach_type: u32) -> io::Result<()> {
-    let mut a = Attr::new();
-    a.u32(0, ifindex)
-        .u32(4, prog.as_raw_fd() as u32)
-        .u32(8, attach_type);
-    bpf(PROG_ATTACH, &mut a).map(drop)
-}
-
-/// Detaches a program from a device's hook.
-pub fn prog_detach(prog: BorrowedFd<'_>, ifindex: u32, attach_type: u32) -> io::Result<()> {
-    let mut a = Attr::new();
-    a.u32(0, ifindex)
-        .u32(4, prog.as_raw_fd() as u32)
-        .u32(8, attach_type);
-    bpf(PROG_DETACH, &mut a).map(drop)
-}
-
-/// The ids of the programs on a device's hook, in run order.
-pub fn prog_query(ifindex: u32, attach_type: u32) -> io::Result<Vec<u32>> {
-    let mut ids = vec![0u32; 64];
-    let mut a = Attr::new();
-    a.u32(0, ifindex)
-        .u32(4, attach_type)
-        .ptr(16, ids.as_mut_ptr())
-        .u32(24, ids.len() as u32);
-    bpf(PROG_QUERY, &mut a)?;
-    let n = (a.get_u32(24) as usize).min(ids.len());
-    ids.truncate(n);
-    Ok(ids)
 }
 
 /// A file descriptor for the program with this id.
