@@ -30,11 +30,9 @@ fn a_late_detach_keeps_the_entry_of_the_macs_new_owner() {
             ..ep("fpl")
         };
         let e1 = attach(&n, c1, vec![with_mac()]).await.remove(0);
-        n.fast_path_settle().await;
         // c1's container is gone: its veth pair with it.
         ip(&host, &["link", "del", &e1.host_ifname]);
         let e2 = attach(&n, c2, vec![with_mac()]).await.remove(0);
-        n.fast_path_settle().await;
         let port2 = ifindex(&host, &e2.host_ifname);
         let before = n.fast_path_entries("fpl").await.expect("map");
         assert_eq!(before, vec![(MAC.to_string(), port2)], "c2 owns the MAC");
