@@ -406,12 +406,50 @@ impl StateStore {
         Ok(())
     }
 
+    /// Records the state after a change its caller names: `ops` turn the state last saved
+    /// into `state`. They are appended without comparing the two states, so an attach or a
+    /// detach costs the size of the change, not of every endpoint (a stack's `up` would be
+    /// quadratic otherwise); when the journal cannot take them, the state is written as
+    /// [`StateStore::save`] does.
+    pub fn save_change(
+        &self,
+        state: &State,
+        ops: Vec<state_journal::Op>,
+    ) -> Result<(), StateError> {
+        let mut written = self.written();
+        if let Some(w) = written.as_mut()
+            && let Some(appended) = self.append_ops(w, &ops)?
+        {
+            w.log_len += appended;
+            for op in ops {
+                state_journal::apply(&mut w.state, op);
+            }
+            debug_assert!(
+                w.state == *state,
+                "the change given to save_change is not the change made"
+            );
+            return Ok(());
+        }
+        drop(written);
+        self.save(state)
+    }
+
     /// Appends the change from `w` to `state` to the journal; `None` when it has to be written
     /// whole instead (not expressible, the journal too large, or the files changed behind us).
     fn append(&self, w: &Written, state: &State) -> Result<Option<u64>, StateError> {
         let Some(ops) = state_journal::diff(&w.state, state) else {
             return Ok(None);
         };
+        self.append_ops(w, &ops)
+    }
+
+    /// Appends `ops` to the journal of `w`; `None` when the state has to be written whole
+    /// instead (the journal too large, or the files changed behind us).
+    fn append_ops(
+        &self,
+        w: &Written,
+        ops: &[state_journal::Op],
+    ) -> Result<Option<u64>, StateError> {
         if ops.is_empty() {
             return Ok(Some(0));
         }
@@ -421,7 +459,7 @@ impl StateStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(_) => return Ok(None),
         };
-        let bytes = state_journal::encode(&ops).map_err(|source| StateError::Parse {
+        let bytes = state_journal::encode(ops).map_err(|source| StateError::Parse {
             path: path.clone(),
             source,
         })?;
@@ -592,6 +630,38 @@ mod tests {
         assert_eq!(logs, 1, "one journal at a time");
         // A reorder cannot be journalled: written whole, read back the same.
         st.endpoints.reverse();
+        store.save(&st).unwrap();
+        assert_eq!(StateStore::open(dir.path()).unwrap().load().unwrap(), st);
+    }
+
+    #[test]
+    fn a_named_change_is_journalled_and_read_back_the_same() {
+        use crate::state_journal::Op;
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut st = State::default();
+        // Before anything was written, a named change writes the state whole.
+        st.endpoints.push(endpoint(2));
+        store
+            .save_change(&st, vec![Op::Endpoint(endpoint(2))])
+            .unwrap();
+        assert_eq!(StateStore::open(dir.path()).unwrap().load().unwrap(), st);
+        let base = fs::read(dir.path().join("netd/state.json")).unwrap();
+        for i in 3..40u8 {
+            st.endpoints.push(endpoint(i));
+            let mut ops = vec![Op::Endpoint(endpoint(i))];
+            if i % 4 == 0 {
+                let gone = endpoint(i - 2).host_ifname;
+                st.endpoints.retain(|e| e.host_ifname != gone);
+                ops.push(Op::EndpointGone(gone));
+            }
+            store.save_change(&st, ops).unwrap();
+            assert_eq!(StateStore::open(dir.path()).unwrap().load().unwrap(), st);
+        }
+        // Appended, not written whole; and a whole-state save after it still diffs right.
+        assert_eq!(fs::read(dir.path().join("netd/state.json")).unwrap(), base);
+        st.endpoints
+            .retain(|e| e.host_ifname != endpoint(3).host_ifname);
         store.save(&st).unwrap();
         assert_eq!(StateStore::open(dir.path()).unwrap().load().unwrap(), st);
     }

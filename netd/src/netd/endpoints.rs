@@ -59,7 +59,14 @@ impl Netd {
                     .state
                     .endpoints
                     .extend(planned.iter().map(|(e, _)| e.clone()));
-                let r = self.store.save(&inner.state).map_err(NetdError::from);
+                let ops = planned
+                    .iter()
+                    .map(|(e, _)| crate::state_journal::Op::Endpoint(e.clone()))
+                    .collect();
+                let r = self
+                    .store
+                    .save_change(&inner.state, ops)
+                    .map_err(NetdError::from);
                 match r {
                     Ok(()) if planned.iter().any(|(e, _)| !e.ports.is_empty()) => {
                         self.apply_firewall(&inner.state).await
@@ -284,8 +291,15 @@ impl Netd {
             }
             return Ok(());
         }
+        for e in &gone {
+            inner.removals.push(e);
+        }
         let mut errs = Vec::new();
-        if let Err(e) = self.store.save(&inner.state) {
+        let ops = gone
+            .iter()
+            .map(|e| crate::state_journal::Op::EndpointGone(e.host_ifname.clone()))
+            .collect();
+        if let Err(e) = self.store.save_change(&inner.state, ops) {
             errs.push(e.into());
         }
         for e in &gone {

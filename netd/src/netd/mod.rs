@@ -11,10 +11,12 @@ mod endpoints;
 mod error;
 mod networks;
 mod published;
+mod removals;
 mod requests;
 
 pub(crate) use endpoints::add_link_local;
 pub use error::NetdError;
+pub use removals::Removed;
 pub use requests::{Config, EndpointRequest, HostChange, Ipv6Create, NetworkCreate, check_sysctl};
 
 use std::collections::BTreeSet;
@@ -39,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) recent_repairs: std::collections::VecDeque<crate::report::Repair>,
     /// Subnet conflicts of the latest reconcile (warned about only when they change).
     pub(crate) conflicts: Vec<crate::conflicts::SubnetConflict>,
+    /// The endpoints removed lately, for [`Netd::removed_since`].
+    pub(crate) removals: removals::Removals,
 }
 
 /// berth's network daemon core; share it as `Arc<Netd>`.
@@ -107,6 +111,7 @@ impl Netd {
                 last_report: None,
                 recent_repairs: std::collections::VecDeque::new(),
                 conflicts: Vec::new(),
+                removals: removals::Removals::default(),
             }),
             changes,
             hooks: std::sync::Mutex::new(Vec::new()),

@@ -223,10 +223,15 @@ impl Netd {
         inner.state.endpoints.retain(|e| !stale.contains(e));
         for e in stale {
             self.fast_path_remove(e).await;
+            inner.removals.push(e);
             // The veth dies with its namespace, but not always at once.
             let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
         }
-        match self.store.save(&inner.state) {
+        let ops = stale
+            .iter()
+            .map(|e| crate::state_journal::Op::EndpointGone(e.host_ifname.clone()))
+            .collect();
+        match self.store.save_change(&inner.state, ops) {
             Ok(()) => {
                 for e in stale {
                     rep.repairs.push(Repair {

@@ -69,26 +69,45 @@ impl ExecReport {
 /// Runs `plan` on `backend` and reports what happened.
 pub async fn execute<B: Backend>(plan: &Plan, backend: Arc<B>, opts: ExecOptions) -> ExecReport {
     let n = plan.nodes.len();
-    // Finished nodes whose successors may start.
-    let mut released: BTreeSet<usize> = BTreeSet::new();
+    // Each node's count of predecessors not released yet, and who waits on whom: a finished
+    // step releases its successors directly, rather than every node being checked again
+    // after each step (a stack of N services would cost N^2).
+    let mut waiting: Vec<usize> = Vec::with_capacity(n);
+    let mut successors: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, node) in plan.nodes.iter().enumerate() {
+        let preds: BTreeSet<usize> = node.after.iter().copied().collect();
+        waiting.push(preds.len());
+        for p in preds {
+            if let Some(s) = successors.get_mut(p) {
+                s.push(i);
+            }
+        }
+    }
+    // Nodes whose predecessors are all released, started in index order.
+    let mut ready: BTreeSet<usize> = (0..n).filter(|i| waiting[*i] == 0).collect();
     let mut failed: BTreeSet<usize> = BTreeSet::new();
     let mut started: BTreeSet<usize> = BTreeSet::new();
     let mut report = ExecReport::default();
     let mut running: JoinSet<(usize, Result<(), String>)> = JoinSet::new();
     let parallel = opts.parallel.max(1);
+    let release = |i: usize, waiting: &mut Vec<usize>, ready: &mut BTreeSet<usize>| {
+        for &s in &successors[i] {
+            waiting[s] -= 1;
+            if waiting[s] == 0 {
+                ready.insert(s);
+            }
+        }
+    };
     loop {
         let stop = !opts.keep_going && !failed.is_empty();
         if !stop {
-            for (i, node) in plan.nodes.iter().enumerate() {
-                if running.len() >= parallel {
+            while running.len() < parallel {
+                let Some(i) = ready.pop_first() else {
                     break;
-                }
-                if started.contains(&i) || !node.after.iter().all(|a| released.contains(a)) {
-                    continue;
-                }
+                };
                 started.insert(i);
                 let backend = backend.clone();
-                let step = node.step.clone();
+                let step = plan.nodes[i].step.clone();
                 running.spawn(async move { (i, backend.run(step).await) });
             }
         }
@@ -97,13 +116,13 @@ pub async fn execute<B: Backend>(plan: &Plan, backend: Arc<B>, opts: ExecOptions
         };
         match joined {
             Ok((i, Ok(()))) => {
-                released.insert(i);
+                release(i, &mut waiting, &mut ready);
                 report.done.push(i);
             }
             Ok((i, Err(error))) => {
                 failed.insert(i);
                 if opts.release_on_failure {
-                    released.insert(i);
+                    release(i, &mut waiting, &mut ready);
                 }
                 report.failures.push(StepFailure {
                     node: i,

@@ -15,6 +15,7 @@ pub mod health;
 pub mod health_probe;
 pub mod hooks;
 pub mod labels;
+pub mod memory;
 pub mod networks;
 pub mod observed;
 pub mod plan;

@@ -9,13 +9,18 @@
 //! replaced), so a poll costs the changes since the last one, not a `stat` per container. When
 //! inotify cannot follow (no watch left, its queue overflowed) the poll stats every record, as
 //! a directory scan does.
+//!
+//! The same watches see each container's `state.json` replaced, which drives the settle sweep
+//! ([`RecordCache::settle_all`]): a container whose state changed is looked at again, and of
+//! the others only the running ones, by their shim's `/proc` stat (pid and start time as seen
+//! once), not by reading their state and their shim's command line every time.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use berth_runtime::container::{Record, Runtime, State};
+use berth_runtime::container::{LiveShim, Record, Runtime, ShimLook, State};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 /// What identifies one version of a `berth.json` (written by temp file and rename).
@@ -52,6 +57,13 @@ pub struct RecordCache {
     watch: Option<Watch>,
     /// Set when a watch could not be added: inotify is not tried again.
     unwatchable: bool,
+    /// Running containers whose shim was alive at the last look, for the settle sweep.
+    shims: HashMap<OsString, LiveShim>,
+    /// Containers whose state changed (or that appeared) since the last settle sweep.
+    unsettled: HashSet<OsString>,
+    /// The next settle sweep looks at every container (at first, and after the watch lost
+    /// track).
+    settle_whole: bool,
 }
 
 /// The containers directory and each container's directory under inotify.
@@ -65,8 +77,15 @@ struct Watch {
 /// What the events since the last poll say to look at again.
 enum Dirty {
     All,
-    Names(HashSet<OsString>),
+    /// Containers whose record changed (or that came or went), and those whose state did.
+    Names {
+        records: HashSet<OsString>,
+        states: HashSet<OsString>,
+    },
 }
+
+/// A container's state file, replaced (temp file and rename) on every change.
+const STATE_FILE: &str = "state.json";
 
 const TOP_EVENTS: AddWatchFlags = AddWatchFlags::IN_CREATE
     .union(AddWatchFlags::IN_DELETE)
@@ -110,14 +129,23 @@ impl Watch {
     /// The containers named by the events queued since the last call.
     fn drain(&mut self) -> Dirty {
         let mut names = HashSet::new();
+        let mut states = HashSet::new();
         loop {
             let events = match self.fd.read_events() {
                 Ok(ev) => ev,
-                Err(nix::errno::Errno::EAGAIN) => return Dirty::Names(names),
+                Err(nix::errno::Errno::EAGAIN) => {
+                    return Dirty::Names {
+                        records: names,
+                        states,
+                    };
+                }
                 Err(_) => return Dirty::All,
             };
             if events.is_empty() {
-                return Dirty::Names(names);
+                return Dirty::Names {
+                    records: names,
+                    states,
+                };
             }
             for ev in events {
                 if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
@@ -134,6 +162,8 @@ impl Watch {
                     let record = ev.name.as_deref() == Some(OsStr::new(Record::FILE));
                     if record || ev.mask.contains(AddWatchFlags::IN_IGNORED) {
                         names.insert(name.clone());
+                    } else if ev.name.as_deref() == Some(OsStr::new(STATE_FILE)) {
+                        states.insert(name.clone());
                     }
                 }
             }
@@ -150,6 +180,9 @@ impl RecordCache {
             seen: HashMap::new(),
             watch: None,
             unwatchable: false,
+            shims: HashMap::new(),
+            unsettled: HashSet::new(),
+            settle_whole: true,
         }
     }
 
@@ -184,12 +217,15 @@ impl RecordCache {
         if self.watch.is_none() && !self.unwatchable {
             // Set up before the scan, so that nothing written meanwhile is missed.
             self.watch = Watch::new(&self.dir).ok();
+            self.settle_whole = true;
             self.scan();
             return;
         }
         match self.watch.as_mut().map(Watch::drain) {
-            Some(Dirty::Names(names)) => {
-                for name in names {
+            Some(Dirty::Names { records, states }) => {
+                self.unsettled.extend(states);
+                for name in records {
+                    self.unsettled.insert(name.clone());
                     self.look(name);
                 }
             }
@@ -266,30 +302,65 @@ impl RecordCache {
         }
     }
 
-    /// Reads the state of every container, kept or not, so that one whose shim died is
-    /// settled (its leftovers killed, the exit recorded) even when no one asks about it: the
-    /// slow sweep beside the pollers' frequent looks at the few they care for. A container
-    /// not kept has its record read only when its shim is gone.
-    pub fn settle_all(&self, rt: &Runtime) {
-        let Ok(rd) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let name = e.file_name();
-            if name.as_encoded_bytes().starts_with(b".") {
-                continue;
+    /// Settles every container whose shim died (its leftovers killed, the exit recorded) even
+    /// when no one asks about it: the slow sweep beside the pollers' frequent looks at the few
+    /// they care for. A container whose state changed since the last sweep has its state read
+    /// again; of the others, only the running ones are looked at, by their shim's `/proc`
+    /// stat. Every container's state is read when inotify cannot say what changed (at first,
+    /// after an overflow, without watches). A record is read only for a shim that is gone.
+    pub fn settle_all(&mut self, rt: &Runtime) {
+        self.refresh();
+        if self.watch.is_none() || self.settle_whole {
+            self.settle_whole = self.watch.is_none();
+            self.unsettled.clear();
+            self.shims.clear();
+            let Ok(rd) = std::fs::read_dir(&self.dir) else {
+                return;
+            };
+            for e in rd.flatten() {
+                self.settle_one(rt, e.file_name());
             }
-            match self.seen.get(&name) {
-                Some((_, Some(rec))) => {
-                    let _ = rt.state(rec);
-                }
-                _ => {
-                    let path = e.path();
-                    if berth_runtime::container::shim_gone(&path)
-                        && let Ok(rec) = Record::load(&path)
-                    {
-                        let _ = rt.state(&rec);
-                    }
+            return;
+        }
+        for name in std::mem::take(&mut self.unsettled) {
+            self.settle_one(rt, name);
+        }
+        let dead: Vec<OsString> = self
+            .shims
+            .iter()
+            .filter(|(_, shim)| !shim.lives())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in dead {
+            self.settle_one(rt, name);
+        }
+    }
+
+    /// Looks at the shim of one container: kept in `shims` while it lives, the container
+    /// settled when it is gone.
+    fn settle_one(&mut self, rt: &Runtime, name: OsString) {
+        self.shims.remove(&name);
+        if name.as_encoded_bytes().starts_with(b".") {
+            return;
+        }
+        let path = self.dir.join(&name);
+        match berth_runtime::container::look_at_shim(&path) {
+            ShimLook::NotRunning => {}
+            ShimLook::Lives(shim) => {
+                self.shims.insert(name, shim);
+            }
+            ShimLook::Gone => {
+                let settled = match self.seen.get(&name) {
+                    Some((_, Some(rec))) => rt.state(rec),
+                    _ => match Record::load(&path) {
+                        Ok(rec) => rt.state(&rec),
+                        Err(_) => return,
+                    },
+                };
+                // Still running (its shim answered on its socket after all): looked at
+                // again next time.
+                if settled.is_ok_and(|st| st.status == berth_runtime::container::Status::Running) {
+                    self.unsettled.insert(name);
                 }
             }
         }
@@ -394,5 +465,78 @@ mod tests {
         assert!(cache.list_where(&rt, |_| true).is_empty());
         assert!(cache.seen.is_empty());
         assert_eq!(cache.watch.as_ref().map(|w| w.by_name.len()), Some(0));
+    }
+
+    /// A process whose command line reads as the shim of `dir` (`shim DIR`), as
+    /// `Runtime::state` checks; a shell that stays (two commands), so the line stays.
+    fn fake_shim(dir: &Path) -> std::process::Child {
+        std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 60; true", "shim"])
+            .arg(dir)
+            .spawn()
+            .expect("spawn sh")
+    }
+
+    /// Writes `dir`'s state as running under shim `pid`.
+    fn running(dir: &Path, pid: u32) {
+        let mut st = State::load(&dir.join("state.json")).expect("state");
+        st.status = berth_runtime::container::Status::Running;
+        st.shim_pid = pid as i32;
+        st.save(&dir.join("state.json")).expect("save state");
+    }
+
+    fn exit_code(dir: &Path) -> Option<i32> {
+        State::load(&dir.join("state.json"))
+            .expect("state")
+            .exit_code
+    }
+
+    #[test]
+    fn settles_a_dead_shim_and_a_state_that_changed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        let rt = Runtime::new(crate::engine::stack::runtime_config(
+            root,
+            &root.join("run"),
+            "/nonexistent/berth".into(),
+        ));
+        put(root, "one", &[]);
+        put(root, "two", &[(POLICY, "always")]);
+        let one = root.join("containers").join("one");
+        let two = root.join("containers").join("two");
+        let mut shim_one = fake_shim(&one);
+        let mut shim_two = fake_shim(&two);
+        running(&one, shim_one.id());
+        running(&two, shim_two.id());
+        let mut cache = RecordCache::new(root, |r| r.config.labels.contains_key(POLICY));
+        // The first sweep reads everything: both shims live and are followed.
+        cache.settle_all(&rt);
+        assert_eq!(cache.shims.len(), 2);
+        assert!(!cache.settle_whole, "followed by inotify from here on");
+        // A shim killed outright: seen by its /proc stat alone, its container settled.
+        shim_one.kill().expect("kill");
+        shim_one.wait().expect("reap");
+        cache.settle_all(&rt);
+        assert_eq!(
+            exit_code(&one),
+            Some(137),
+            "a dead shim's container is settled"
+        );
+        assert_eq!(cache.shims.len(), 1);
+        // A state rewritten to name another shim, one already dead (a restart whose shim
+        // died at once): seen by the state's change, not by the shim followed before.
+        let mut dead = std::process::Command::new("/bin/true")
+            .spawn()
+            .expect("spawn true");
+        let dead_pid = dead.id();
+        dead.wait().expect("reap");
+        running(&two, dead_pid);
+        cache.settle_all(&rt);
+        assert_eq!(exit_code(&two), Some(137), "a changed state is settled");
+        assert!(cache.shims.is_empty());
+        shim_two.kill().expect("kill");
+        shim_two.wait().expect("reap");
+        cache.settle_all(&rt);
+        assert!(cache.unsettled.is_empty() && cache.shims.is_empty());
     }
 }

@@ -52,7 +52,7 @@ pub use config::{
 pub use image_ref::IMAGE_REF_FILE;
 pub use lifecycle::{ExitInfo, ExitWatch, USER_STOPPED};
 pub use record::Record;
-pub use recover::{Creation, HalfMade, shim_gone};
+pub use recover::{Creation, HalfMade, LiveShim, ShimLook, look_at_shim, shim_gone};
 pub use state::{State, Status};
 
 use crate::modes;

@@ -152,6 +152,51 @@ pub fn shim_gone(dir: &Path) -> bool {
         .is_ok_and(|st| st.status == Status::Running && !is_shim_of(st.shim_pid, dir))
 }
 
+/// A container's shim as seen alive once (its pid and start time), so that a poller can ask
+/// again whether it lives from its `/proc` stat alone, without reading the container's state
+/// and the shim's command line each time; a recycled pid has another start time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveShim {
+    pid: i32,
+    start: u64,
+}
+
+impl LiveShim {
+    /// Whether the shim still lives (not a zombie, same start time).
+    pub fn lives(&self) -> bool {
+        start_time(self.pid) == Some(self.start)
+    }
+}
+
+/// What a container's `state.json` and its shim's `/proc` entry say now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShimLook {
+    /// Not running by its state (or no state to read).
+    NotRunning,
+    /// Running, and its shim lives.
+    Lives(LiveShim),
+    /// Running by its state, but its shim is gone: to be settled (`Runtime::state`).
+    Gone,
+}
+
+/// Looks at the shim of the container in `dir` (as [`shim_gone`], and keeps what a later
+/// [`LiveShim::lives`] needs).
+pub fn look_at_shim(dir: &Path) -> ShimLook {
+    let Ok(st) = State::load(&dir.join("state.json")) else {
+        return ShimLook::NotRunning;
+    };
+    if st.status != Status::Running {
+        return ShimLook::NotRunning;
+    }
+    match start_time(st.shim_pid) {
+        Some(start) if is_shim_of(st.shim_pid, dir) => ShimLook::Lives(LiveShim {
+            pid: st.shim_pid,
+            start,
+        }),
+        _ => ShimLook::Gone,
+    }
+}
+
 /// Whether `pid` is the shim of the container in `dir` (alive, not a zombie, and running
 /// `shim DIR`), so that a recycled pid never passes for a dead shim.
 pub(crate) fn is_shim_of(pid: i32, dir: &Path) -> bool {

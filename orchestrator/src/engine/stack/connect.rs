@@ -1,6 +1,6 @@
 //! Single containers on networks (`container run --network`, through the one attach path in
 //! `attach.rs`), the default `bridge` network, DNS names after a rename, `network_mode`
-//! sharing, and the sweeps that drop what netd no longer has.
+//! sharing (the sweeps that drop what netd no longer has are in `sweep.rs`).
 
 use super::*;
 use crate::api::project::ContainerConnect;
@@ -68,11 +68,14 @@ impl Engine {
         if req.networks.iter().any(|n| n.name == DEFAULT_BRIDGE) {
             self.ensure_default_bridge().await?;
         }
-        let state = self.netd.state().await;
         let mut networks = Vec::with_capacity(req.networks.len());
         for (i, n) in req.networks.iter().enumerate() {
-            let spec = state
+            // The network alone: a copy of netd's whole state per container would make a
+            // stack's up quadratic.
+            let spec = self
+                .netd
                 .find_network(&n.name)
+                .await
                 .ok_or_else(|| format!("no such network: {}", n.name))?;
             let mut aliases = vec![hostname.clone(), rec.id[..12].to_string()];
             aliases.extend(n.aliases.iter().cloned());
@@ -154,72 +157,6 @@ impl Engine {
             .map(|err| format!("detaching {id}: {err:#}"))
     }
 
-    /// Detaches endpoints whose container is gone (a `--rm` container the shim removed
-    /// when it exited): its directory and its pinned namespace no longer exist.
-    pub async fn sweep_orphan_endpoints(&self) {
-        let state = self.netd.state().await;
-        let mut gone: Vec<String> = state
-            .endpoints
-            .iter()
-            .filter(|ep| {
-                matches!(&ep.netns, NetnsRef::Path(p) if !p.exists())
-                    && !self.root.join("containers").join(&ep.container).exists()
-            })
-            .map(|ep| ep.container.clone())
-            .collect();
-        gone.dedup();
-        for id in &gone {
-            tracing::info!(container = %id, "detaching the endpoints of a removed container");
-            if let Some(err) = self.disconnect_container(id).await {
-                tracing::warn!(%err, "sweeping a removed container's endpoints");
-            }
-        }
-        // DNS records whose endpoint netd no longer has: netd's reconcile forgets the
-        // endpoints of a container whose namespace died, and its names must stop answering.
-        // A record missing from the first snapshot may have been attached since (its attach
-        // comes before its record): only those are checked again, against a state read after
-        // the records.
-        // (network, container) of every endpoint, looked up once per record: a scan of every
-        // endpoint per record would grow with the square of the containers.
-        let index = |st: &berth_netd::state::State| -> std::collections::HashSet<(String, String)> {
-            st.endpoints
-                .iter()
-                .map(|ep| (ep.network.clone(), ep.container.clone()))
-                .collect()
-        };
-        let attached = |idx: &std::collections::HashSet<(String, String)>,
-                        net_id: &str,
-                        net_name: &str,
-                        c: &str| {
-            [net_id, net_name]
-                .iter()
-                .any(|n| idx.contains(&(n.to_string(), c.to_string())))
-        };
-        let before = index(&state);
-        let suspects: Vec<(String, String, DnsEndpoint)> = state
-            .networks
-            .values()
-            .flat_map(|net| {
-                self.dns
-                    .records()
-                    .endpoints(&net.name)
-                    .into_iter()
-                    .map(|r| (net.id.clone(), net.name.clone(), r))
-            })
-            .filter(|(id, name, r)| !attached(&before, id, name, &r.container))
-            .collect();
-        if suspects.is_empty() {
-            return;
-        }
-        let now = index(&self.netd.state().await);
-        for (net_id, net_name, rec) in suspects {
-            if !attached(&now, &net_id, &net_name, &rec.container) {
-                tracing::info!(container = %rec.container, network = %net_name, "dropping the DNS names of a detached container");
-                self.dns.records().remove_endpoint(&net_name, &rec.id);
-            }
-        }
-    }
-
     /// Re-registers a container's DNS names from its current name and its endpoints'
     /// aliases (after `container rename`), so the old name stops answering.
     pub async fn refresh_container_dns(&self, id: &str) -> Result<(), String> {
@@ -294,13 +231,5 @@ impl Engine {
         cfg.labels
             .insert(labels::NETWORK_FROM.into(), target.id.clone());
         Ok(())
-    }
-
-    /// Runs [`Engine::sweep_orphan_endpoints`] every two seconds for the daemon's lifetime.
-    pub async fn sweep_loop(self: Arc<Self>) {
-        loop {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            self.sweep_orphan_endpoints().await;
-        }
     }
 }

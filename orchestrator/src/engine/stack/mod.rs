@@ -45,6 +45,7 @@ mod external_links;
 mod network_join;
 mod observe;
 mod shared_namespaces;
+mod sweep;
 mod verbs;
 mod volumes_from;
 
@@ -786,6 +787,7 @@ impl Engine {
             ..StackBackend::new(self.clone(), project)
         });
         let report = execute(&plan, backend, ExecOptions::default()).await;
+        super::memory::give_back().await;
         Ok(outcome(&plan, report))
     }
 
@@ -844,6 +846,7 @@ impl Engine {
                     .push(format!("removing image {image}: {msg}")),
             }
         }
+        super::memory::give_back().await;
         Ok(outcome)
     }
 }

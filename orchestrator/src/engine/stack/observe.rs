@@ -64,6 +64,12 @@ impl Engine {
     /// `berth ps`: the project's containers (all of them with `all`).
     pub async fn ps(&self, project: &str, all: bool) -> Vec<PsRow> {
         let state = self.netd.state().await;
+        // Each container's endpoints, found once: a scan of every endpoint per container
+        // would grow with the square of the containers.
+        let mut endpoints: HashMap<&str, Vec<&berth_netd::state::Endpoint>> = HashMap::new();
+        for e in &state.endpoints {
+            endpoints.entry(e.container.as_str()).or_default().push(e);
+        }
         let mut rows = Vec::new();
         for m in project_members::of_project(&self.runtime, project, OneOffs::Include) {
             let (rec, st) = (m.rec, m.state);
@@ -79,10 +85,11 @@ impl Engine {
             } else {
                 st.status.as_str().to_string()
             };
-            let ports = state
-                .endpoints
+            let own = endpoints
+                .get(rec.id.as_str())
+                .map_or(&[][..], Vec::as_slice);
+            let ports = own
                 .iter()
-                .filter(|e| e.container == rec.id)
                 .flat_map(|e| e.ports.iter())
                 .map(|p| {
                     let host = p
@@ -113,10 +120,8 @@ impl Engine {
                     _ => {}
                 }
             }
-            let networks = state
-                .endpoints
+            let networks = own
                 .iter()
-                .filter(|e| e.container == rec.id)
                 .filter_map(|e| state.networks.get(&e.network).map(|n| n.name.clone()))
                 .collect();
             rows.push(PsRow {
@@ -150,6 +155,9 @@ impl Engine {
                 networks,
             });
         }
+        drop(endpoints);
+        drop(state);
+        crate::engine::memory::give_back().await;
         rows
     }
 }
