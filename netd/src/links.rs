@@ -29,6 +29,9 @@ pub enum LinkError {
     },
     #[error("interface {name} does not exist")]
     Missing { name: String },
+    /// A change netd will not make (it would take over what another owner holds).
+    #[error("refused: {what}")]
+    Refused { what: String },
 }
 
 fn nl(op: &'static str, what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> LinkError {

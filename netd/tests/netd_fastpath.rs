@@ -472,13 +472,24 @@ fn switched_off_it_attaches_nothing_and_reconcile_takes_it_off() {
         cfg.fast_path = false;
         let n: Arc<Netd> = Netd::open(cfg).await.expect("reopen without the fast path");
         let rep = n.reconcile().await;
-        let off: Vec<_> = rep
-            .repairs
-            .iter()
-            .filter(|r| r.what.contains("fast path off"))
-            .collect();
-        assert_eq!(off.len(), 2, "{:?}", rep.repairs);
+        let off = |what: &str| {
+            rep.repairs
+                .iter()
+                .filter(|r| r.what.contains("fast path off") && r.what.contains(what))
+                .count()
+        };
+        assert_eq!(off("program detached"), 2, "{:?}", rep.repairs);
+        assert_eq!(off("static FDB entry"), 2, "{:?}", rep.repairs);
+        assert!(rep.errors.is_empty(), "{:?}", rep.errors);
         assert_eq!(n.fast_path_program("fpo").await, None);
+        assert!(
+            static_fdb(&host, &net.bridge).is_empty(),
+            "static entries left with the fast path off"
+        );
+        for e in [&e0, &e1] {
+            let q = run("tc", &["-n", &host, "qdisc", "show", "dev", &e.host_ifname]);
+            assert!(!q.contains("ingress"), "the empty ingress qdisc left: {q}");
+        }
         let tx0 = tx_bytes(&host, &e1.host_ifname);
         assert_eq!(
             send_async(c0.path(), e1.address)

@@ -197,3 +197,48 @@ pub async fn ours_on(h: &Handle, ifindex: u32) -> Result<Option<Found>, AttachEr
     }
     Ok(None)
 }
+
+/// Removes the `ingress` qdisc of `ifindex` when no filter is left under it (netd's was the
+/// only one); a qdisc with other filters, or none at all, stays as it is.
+pub async fn remove_empty_ingress(h: &Handle, ifindex: u32) -> Result<(), AttachError> {
+    let g = h.clone();
+    let filters: Vec<TcMessage> = match g
+        .traffic_filter(ifindex as i32)
+        .get()
+        .ingress()
+        .execute()
+        .try_collect()
+        .await
+    {
+        Ok(m) => m,
+        Err(e) if matches!(crate::links::errno(&e), Some(libc::EINVAL | libc::ENOENT)) => {
+            return Ok(());
+        }
+        Err(source) => {
+            return Err(AttachError::Netlink {
+                op: "list the tc filters",
+                ifindex,
+                source,
+            });
+        }
+    };
+    if !filters.is_empty() {
+        return Ok(());
+    }
+    let mut m = TcMessage::default();
+    m.header.index = ifindex as i32;
+    m.header.parent = TcHandle::INGRESS;
+    m.header.handle = TcHandle {
+        major: 0xffff,
+        minor: 0,
+    };
+    match send(h, RouteNetlinkMessage::DelQueueDiscipline(m), 0).await {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(crate::links::errno(&e), Some(libc::ENOENT | libc::EINVAL)) => Ok(()),
+        Err(source) => Err(AttachError::Netlink {
+            op: "remove the empty ingress qdisc",
+            ifindex,
+            source,
+        }),
+    }
+}

@@ -137,6 +137,9 @@ pub(crate) struct FastPath {
     off: Arc<Mutex<Option<String>>>,
     /// By network id.
     nets: Mutex<HashMap<String, Arc<NetProgram>>>,
+    /// The ifindex each endpoint's host veth had when it was put on the fast path (by host
+    /// interface name): its map entry is removed only while it still points there.
+    ports: Mutex<HashMap<String, u32>>,
 }
 
 impl FastPath {
@@ -145,6 +148,7 @@ impl FastPath {
             wanted,
             off: Arc::new(Mutex::new(None)),
             nets: Mutex::new(HashMap::new()),
+            ports: Mutex::new(HashMap::new()),
         }
     }
 
@@ -172,6 +176,20 @@ impl FastPath {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(network.to_string(), p.clone());
         p
+    }
+
+    fn record_port(&self, host_ifname: &str, port: u32) {
+        self.ports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(host_ifname.to_string(), port);
+    }
+
+    fn forget_port(&self, host_ifname: &str) -> Option<u32> {
+        self.ports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(host_ifname)
     }
 
     /// Handles a failure: the kernel cannot (warned once, then off) or a passing one.
@@ -268,11 +286,33 @@ impl Netd {
             }
         };
         let mac = mac_of(e);
+        // Never over another live endpoint's entry (the planner refuses a MAC held in the
+        // network; this holds whatever got past it).
+        if let Some(other) = p
+            .map
+            .get(&mac)
+            .map_err(FastPathError::bpf("read the map"))?
+            .filter(|o| *o != port)
+            && links::list_links(host)
+                .await?
+                .iter()
+                .any(|l| l.index == other && l.controller == Some(bridge))
+        {
+            return Err(LinkError::Refused {
+                what: format!(
+                    "{} for {}: the map sends it to port {other}, another endpoint's",
+                    names::mac_string(&mac),
+                    e.host_ifname
+                ),
+            }
+            .into());
+        }
         // The static FDB entry first: the bridge must know the port before frames skip it.
-        fdb::add_static(host, port, &mac).await?;
+        fdb::add_static(host, bridge, port, &mac).await?;
         p.map
             .set(&mac, port)
             .map_err(FastPathError::bpf("add the endpoint's MAC to the map"))?;
+        self.fast_path.record_port(&e.host_ifname, port);
         attach::attach(host, p.prog.as_fd(), port).await?;
         Ok(())
     }
@@ -280,6 +320,7 @@ impl Netd {
     /// Takes an endpoint off its network's fast path before its veth goes (the program and
     /// FDB entry go with the device; the map entry would not).
     pub(crate) async fn fast_path_remove(&self, e: &Endpoint) {
+        let recorded = self.fast_path.forget_port(&e.host_ifname);
         let Some(p) = self.fast_path.cached(&e.network) else {
             return;
         };
@@ -287,14 +328,19 @@ impl Netd {
         let Ok(Some(target)) = p.map.get(&mac) else {
             return;
         };
-        // Only the entry that still points at this endpoint's veth (or at no veth at all): a
-        // container that took the MAC over since keeps it.
-        let port = links::link_by_name(self.kernel.host(), &e.host_ifname)
-            .await
-            .ok()
-            .flatten()
-            .map(|l| l.index);
-        if port.is_none_or(|i| i == target)
+        // Only the entry that still points at this endpoint's veth: the index recorded when it
+        // was put on the fast path, else the veth's if it is still there. A container that has
+        // the MAC since keeps its entry; one nobody can place is left to reconcile, which drops
+        // the entries of endpoints that are gone.
+        let port = match recorded {
+            Some(i) => Some(i),
+            None => links::link_by_name(self.kernel.host(), &e.host_ifname)
+                .await
+                .ok()
+                .flatten()
+                .map(|l| l.index),
+        };
+        if port == Some(target)
             && let Err(err) = p.map.remove(&mac)
         {
             tracing::warn!(endpoint = %e.host_ifname, %err, "fast path: removing the MAC from the map");

@@ -14,6 +14,10 @@ use crate::netd::Netd;
 use crate::report::ReconcileReport;
 use crate::state::{Endpoint, NetworkSpec, State};
 
+/// A network, its bridge's index, and its endpoints whose veth is on the bridge, each with the
+/// veth's index.
+type NetPorts<'a> = (&'a NetworkSpec, u32, Vec<(&'a Endpoint, u32)>);
+
 impl Netd {
     /// Makes every endpoint of a network that takes the fast path present in its map with its
     /// veth's current index, its program attached and its static FDB entry there; drops map
@@ -32,7 +36,7 @@ impl Netd {
             }
         };
         // Each network's endpoints whose veth is on its bridge, with the veth's index.
-        let mut by_net: Vec<(&NetworkSpec, Vec<(&Endpoint, u32)>)> = Vec::new();
+        let mut by_net: Vec<NetPorts<'_>> = Vec::new();
         for n in state.networks.values() {
             let Some(br) = links.iter().find(|l| l.name == n.bridge) else {
                 continue;
@@ -49,28 +53,30 @@ impl Netd {
                 })
                 .collect();
             if !eps.is_empty() {
-                by_net.push((n, eps));
+                by_net.push((n, br.index, eps));
             }
         }
-        if !self.fast_path.wanted {
-            for (_, eps) in &by_net {
-                for (e, port) in eps {
-                    self.take_off(e, *port, rep).await;
-                }
-            }
+        if self.fast_path.wanted
+            && (!self.fast_path.active() || !by_net.iter().any(|(n, ..)| applies_to(n)))
+        {
             return;
         }
-        if !self.fast_path.active() || !by_net.iter().any(|(n, _)| applies_to(n)) {
-            return;
-        }
-        let static_fdb: BTreeSet<(u32, [u8; 6])> = match fdb::list_static(host).await {
+        let static_fdb: BTreeSet<(u32, [u8; 6], bool)> = match fdb::list_static(host).await {
             Ok(v) => v.into_iter().collect(),
             Err(e) => {
                 rep.errors.push(format!("fast path: {e}"));
                 return;
             }
         };
-        for (n, eps) in by_net.iter().filter(|(n, _)| applies_to(n)) {
+        if !self.fast_path.wanted {
+            for (_, _, eps) in &by_net {
+                for (e, port) in eps {
+                    self.take_off(e, *port, &static_fdb, rep).await;
+                }
+            }
+            return;
+        }
+        for (n, bridge, eps) in by_net.iter().filter(|(n, ..)| applies_to(n)) {
             let ports: Vec<u32> = eps.iter().map(|(_, p)| *p).collect();
             let p = match self.net_program(n, &ports).await {
                 Ok(p) => p,
@@ -126,6 +132,7 @@ impl Netd {
                     .push(format!("fast path: reading network {}'s map: {e}", n.name)),
             }
             for (e, port) in eps {
+                self.fast_path.record_port(&e.host_ifname, *port);
                 // The program on the veth (not a stale one of an older map).
                 let s = Instant::now();
                 match attach::ours_on(host, *port).await {
@@ -152,14 +159,19 @@ impl Netd {
                         .errors
                         .push(format!("fast path: programs on {}: {err}", e.host_ifname)),
                 }
-                // The static FDB entry.
+                // The static FDB entry, sticky.
                 let mac = mac_of(e);
-                if !static_fdb.contains(&(*port, mac)) {
+                if !static_fdb.contains(&(*port, mac, true)) {
                     let s = Instant::now();
-                    let r = fdb::add_static(host, *port, &mac).await;
+                    let r = fdb::add_static(host, *bridge, *port, &mac).await;
+                    let how = if static_fdb.contains(&(*port, mac, false)) {
+                        "made sticky"
+                    } else {
+                        "added"
+                    };
                     rep.timed(
                         format!(
-                            "fast path: static FDB entry {} on {}",
+                            "fast path: static FDB entry {} on {} {how}",
                             mac_string(&mac),
                             e.host_ifname
                         ),
@@ -171,14 +183,41 @@ impl Netd {
         }
     }
 
-    /// Detaches netd's program from one veth (the fast path switched off).
-    async fn take_off(&self, e: &Endpoint, port: u32, rep: &mut ReconcileReport) {
+    /// Takes one veth off the fast path (switched off): netd's program, the endpoint's static
+    /// FDB entry (the bridge learns and ages the MAC again), and the ingress qdisc when it
+    /// holds no other filter.
+    async fn take_off(
+        &self,
+        e: &Endpoint,
+        port: u32,
+        static_fdb: &BTreeSet<(u32, [u8; 6], bool)>,
+        rep: &mut ReconcileReport,
+    ) {
+        let host = self.kernel.host();
         let s = Instant::now();
-        if let Ok(Some(_)) = attach::ours_on(self.kernel.host(), port).await {
+        if let Ok(Some(_)) = attach::ours_on(host, port).await {
+            let r = async {
+                attach::detach(host, port).await?;
+                attach::remove_empty_ingress(host, port).await
+            }
+            .await;
             rep.timed(
                 format!("fast path off: program detached from {}", e.host_ifname),
                 s,
-                attach::detach(self.kernel.host(), port).await,
+                r,
+            );
+        }
+        let mac = mac_of(e);
+        if static_fdb.iter().any(|(p, m, _)| *p == port && *m == mac) {
+            let s = Instant::now();
+            rep.timed(
+                format!(
+                    "fast path off: static FDB entry {} removed from {}",
+                    mac_string(&mac),
+                    e.host_ifname
+                ),
+                s,
+                fdb::remove_static(host, port, &mac).await,
             );
         }
     }

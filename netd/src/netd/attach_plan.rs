@@ -112,7 +112,14 @@ pub(crate) fn plan_attach(
                 a
             }
             None => {
-                ipam::allocate_address(&n.subnet, n.ip_range.as_ref(), n.gateway, taken, &n.name)
+                // An address whose derived MAC another endpoint already has (its
+                // `mac_address`) is not handed out: the two would share a MAC.
+                let mut avoid = taken.clone();
+                avoid.extend(state.endpoints_of(&n.id).filter_map(|e| {
+                    let m = names::parse_mac(&e.mac)?;
+                    (m[..2] == [0x02, 0xb7]).then(|| Ipv4Addr::new(m[2], m[3], m[4], m[5]))
+                }));
+                ipam::allocate_address(&n.subnet, n.ip_range.as_ref(), n.gateway, &avoid, &n.name)
                     .map_err(ipam_err)?
             }
         };
@@ -124,6 +131,23 @@ pub(crate) fn plan_attach(
             Some(m) => names::parse_mac(m).ok_or_else(|| NetdError::BadMac { value: m.clone() })?,
             None => names::endpoint_mac(address),
         };
+        let mac_text = names::mac_string(&mac);
+        if mac == names::endpoint_mac(n.gateway) {
+            return Err(NetdError::GatewayMac {
+                value: mac_text,
+                network: n.name.clone(),
+            });
+        }
+        if let Some(owner) = state.endpoints_of(&n.id).find(|e| {
+            names::parse_mac(&e.mac).unwrap_or_else(|| names::endpoint_mac(e.address)) == mac
+        }) {
+            return Err(NetdError::MacInUse {
+                value: mac_text,
+                container: container.to_string(),
+                network: n.name.clone(),
+                owner: owner.container.clone(),
+            });
+        }
         // Ports that name no host address take the network's `host_binding_ipv4`.
         let ports: Vec<crate::ports::PortMapping> = requested
             .iter()
@@ -253,7 +277,7 @@ pub(crate) fn plan_attach(
                 ifname,
                 host_ifname: names::veth_name(container, &n.id),
                 address,
-                mac: names::mac_string(&mac),
+                mac: mac_text,
                 default_route,
                 ports,
                 aliases: r.aliases.clone(),

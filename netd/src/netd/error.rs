@@ -102,6 +102,23 @@ pub enum NetdError {
     NotAttached { container: String, network: String },
     #[error("MAC address {value:?} is invalid: expected six hex pairs, unicast")]
     BadMac { value: String },
+    /// A `mac_address` that is the network's bridge MAC: the container would take the
+    /// gateway's frames.
+    #[error(
+        "MAC address {value} is the MAC of network {network}'s gateway (its bridge): a container cannot have it"
+    )]
+    GatewayMac { value: String, network: String },
+    /// A MAC another endpoint of the network already has: frames for it would go to one of
+    /// the two (Docker accepts this; berth refuses it).
+    #[error(
+        "MAC address {value} of container {container} on network {network} is already the MAC of container {owner} there"
+    )]
+    MacInUse {
+        value: String,
+        container: String,
+        network: String,
+        owner: String,
+    },
     #[error("gateway {gateway} is not a usable address of subnet {subnet}")]
     BadGateway { gateway: Ipv4Addr, subnet: Ipv4Net },
     #[error("cannot write sysctl {path}")]

@@ -22,11 +22,14 @@ use crate::api::network::{
 pub fn netd_error_kind(e: &NetdError) -> ErrorKind {
     match e {
         NetdError::NoNetwork { .. } | NetdError::NotAttached { .. } => ErrorKind::NotFound,
-        NetdError::NetworkExists { .. } | NetdError::AlreadyAttached { .. } => ErrorKind::Conflict,
+        NetdError::NetworkExists { .. }
+        | NetdError::AlreadyAttached { .. }
+        | NetdError::MacInUse { .. } => ErrorKind::Conflict,
         NetdError::NetworkInUse { .. } => ErrorKind::Forbidden,
         NetdError::Port(berth_netd::ports::PortError::Conflict { .. }) => ErrorKind::Conflict,
         NetdError::BadName { .. }
         | NetdError::BadMac { .. }
+        | NetdError::GatewayMac { .. }
         | NetdError::BadGateway { .. }
         | NetdError::Ipam { .. }
         | NetdError::Ipam6 { .. }

@@ -279,3 +279,34 @@ fn published_ports_go_with_the_default_route() {
     .unwrap();
     assert_eq!(plan[1].0.ports.len(), 1);
 }
+
+#[test]
+fn a_mac_of_the_gateway_or_of_another_endpoint_is_refused() {
+    let mut s = state();
+    let err = |s: &State, c: &str, r: EndpointRequest| {
+        plan_attach(s, c, &ns(), &[r]).unwrap_err().to_string()
+    };
+    let mut r = req("net-bbb222");
+    r.mac_address = Some("02:B7:0A:C9:01:01".into());
+    assert_eq!(
+        err(&s, "c1", r),
+        "MAC address 02:b7:0a:c9:01:01 is the MAC of network net-bbb222's gateway (its bridge): a container cannot have it"
+    );
+    // c1 takes the MAC derived from 10.201.1.2, which is then not handed out.
+    let mut r = req("net-bbb222");
+    r.mac_address = Some("02:b7:0a:c9:01:02".into());
+    r.ipv4_address = Some(Ipv4Addr::new(10, 201, 1, 9));
+    let first = plan_attach(&s, "c1", &ns(), &[r]).unwrap();
+    s.endpoints.extend(first.into_iter().map(|(e, _)| e));
+    let mut r = req("net-bbb222");
+    r.mac_address = Some("02:b7:0a:c9:01:02".into());
+    assert_eq!(
+        err(&s, "c2", r),
+        "MAC address 02:b7:0a:c9:01:02 of container c2 on network net-bbb222 is already the MAC of container c1 there"
+    );
+    let mut r = req("net-bbb222");
+    r.ipv4_address = Some(Ipv4Addr::new(10, 201, 1, 2));
+    assert!(err(&s, "c2", r).contains("container c1"));
+    let plan = plan_attach(&s, "c2", &ns(), &[req("net-bbb222")]).unwrap();
+    assert_eq!(plan[0].0.address, Ipv4Addr::new(10, 201, 1, 3));
+}
