@@ -124,6 +124,41 @@ impl Host {
             .expect("spawn berth")
     }
 
+    /// Runs berth in the namespace, in the stack directory, with `env` (`KEY=VALUE ...`) in
+    /// its environment, which a daemon it starts inherits (a daemon switch given that way);
+    /// returns stdout and stderr together, panics with both when it fails.
+    pub fn berth_env(&self, env: &str, args: &str) -> String {
+        let cmd = format!(
+            "{env} {} --root {} --run {} {args}",
+            berth_bin().display(),
+            self.root.display(),
+            self.run.display()
+        );
+        let o = self.sh(&format!("cd {} && {cmd}", self.stack.display()));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "{cmd}: {text}");
+        text
+    }
+
+    /// SIGKILLs the instance's daemon, if one runs, and gives it a moment to be gone (the
+    /// next command then starts a new one).
+    pub fn kill_daemon(&self) {
+        let Ok(pid) = std::fs::read_to_string(self.run.join("berth.pid")) else {
+            return;
+        };
+        if let Ok(pid) = pid.trim().parse::<i32>() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+
     /// Runs berth and returns stdout and stderr together; panics with both when it fails.
     pub fn ok(&self, args: &[&str]) -> String {
         self.ok_within(120, args)

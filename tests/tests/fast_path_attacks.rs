@@ -19,7 +19,6 @@
 
 use std::path::Path;
 
-use berth_tests::binary::berth_bin;
 use berth_tests::host::Host;
 
 fn text(o: &std::process::Output) -> String {
@@ -34,38 +33,12 @@ fn exec(host: &Host, container: &str, cmd: &str) -> std::process::Output {
     host.berth(&["container", "exec", container, "busybox", "sh", "-c", cmd])
 }
 
-fn kill_daemon(host: &Host) {
-    let Ok(pid) = std::fs::read_to_string(host.run.join("berth.pid")) else {
-        return;
-    };
-    if let Ok(pid) = pid.trim().parse::<i32>() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
-}
-
-/// berth with an extra environment variable (a daemon it starts inherits it).
-fn berth_env(host: &Host, env: &str, args: &str) -> String {
-    let cmd = format!(
-        "{env} {} --root {} --run {} {args}",
-        berth_bin().display(),
-        host.root.display(),
-        host.run.display()
-    );
-    let o = host.sh(&format!("cd {} && {cmd}", host.stack.display()));
-    assert!(o.status.success(), "{cmd}: {}", text(&o));
-    text(&o)
-}
-
 /// Brings the stack up with a daemon that has the fast path on or off (the daemon is killed
 /// first so the next command starts one with the switch as asked).
 fn up(host: &Host, fast: bool) {
-    kill_daemon(host);
+    host.kill_daemon();
     let env = if fast { "" } else { "BERTH_NO_FAST_PATH=1" };
-    berth_env(host, env, "up -d");
+    host.berth_env(env, "up -d");
 }
 
 fn down(host: &Host) {
@@ -174,9 +147,9 @@ fn a_borrowed_mac_takes_no_frames_of_the_gateway_or_the_victim() {
     host.busybox_image();
     std::fs::write(host.stack.join("compose.yaml"), SPOOF_STACK).expect("compose");
     let run = |fast: bool| {
-        kill_daemon(&host);
+        host.kill_daemon();
         let env = if fast { "" } else { "BERTH_NO_FAST_PATH=1" };
-        berth_env(&host, env, "up -d a victim");
+        host.berth_env(env, "up -d a victim");
         let mut bad = refusal_failures(&host, "gwmac", "02:b7:0a:c9:83:01", "gateway");
         // netd names containers by id.
         let victim_id = host
@@ -583,8 +556,8 @@ fn switched_off_it_leaves_no_static_fdb_entry() {
     std::fs::write(host.stack.join("compose.yaml"), FLIP_STACK).expect("compose");
     up(&host, true);
     let on = static_entries(&host);
-    kill_daemon(&host);
-    berth_env(&host, "BERTH_NO_FAST_PATH=1", "network reconcile");
+    host.kill_daemon();
+    host.berth_env("BERTH_NO_FAST_PATH=1", "network reconcile");
     let off = static_entries(&host);
     host.down_clean();
     assert!(!Path::new("/sys/class/net/br-fpw").exists());

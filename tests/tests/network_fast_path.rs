@@ -7,7 +7,6 @@
 
 use std::path::Path;
 
-use berth_tests::binary::berth_bin;
 use berth_tests::host::Host;
 
 const STACK: &str = r#"
@@ -124,33 +123,6 @@ fn transfer(host: &Host, a_port: &str) -> u64 {
     after - before
 }
 
-fn kill_daemon(host: &Host) {
-    let pid: i32 = std::fs::read_to_string(host.run.join("berth.pid"))
-        .unwrap_or_default()
-        .trim()
-        .parse()
-        .expect("daemon pid");
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    std::thread::sleep(std::time::Duration::from_millis(300));
-}
-
-/// berth in the host's namespace with an extra environment variable (the daemon it starts
-/// inherits it).
-fn berth_env(host: &Host, env: &str, args: &str) -> String {
-    let cmd = format!(
-        "{env} {} --root {} --run {} {args}",
-        berth_bin().display(),
-        host.root.display(),
-        host.run.display()
-    );
-    let o = host.sh(&format!("cd {} && {cmd}", host.stack.display()));
-    assert!(o.status.success(), "{cmd}: {}", text(&o));
-    text(&o)
-}
-
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !f() {
@@ -197,7 +169,7 @@ fn containers_talk_past_the_bridge_through_restarts_and_repairs() {
     );
 
     // The daemon dies and comes back: netd finds its programs again and keeps the path.
-    kill_daemon(&host);
+    host.kill_daemon();
     host.ok(&["network", "ls"]);
     let carried = transfer(&host, &a_port);
     assert!(
@@ -212,15 +184,15 @@ fn containers_talk_past_the_bridge_through_restarts_and_repairs() {
     assert_eq!(port_of(&host, &ma), a_port, "static FDB entry repaired");
 
     // Switched off: a daemon started with BERTH_NO_FAST_PATH=1 takes the programs off.
-    kill_daemon(&host);
-    let out = berth_env(&host, "BERTH_NO_FAST_PATH=1", "network reconcile");
+    host.kill_daemon();
+    let out = host.berth_env("BERTH_NO_FAST_PATH=1", "network reconcile");
     let _ = out;
     wait_for("the bridge carrying the data", || {
         transfer(&host, &a_port) >= BYTES
     });
 
     // Back on for `down`, which must leave nothing (programs go with the veths).
-    kill_daemon(&host);
+    host.kill_daemon();
     host.ok(&["network", "reconcile"]);
     host.down_clean();
     assert!(!Path::new("/sys/class/net/br-fpe").exists());
