@@ -24,6 +24,11 @@ tests=(
   "escape|berth-tests|escape_paths|mount_targets_resolve_inside_the_rootfs|a mount target that is a link out of the rootfs"
   "escape|berth-tests|container_perms|nobody_reaches_no_container_file_volume_config_or_daemon|a host user (nobody) runs a setuid binary made in a container (upper dir, volume), reads config.json secrets, logs, state, connects to the daemon"
   "escape|berth-tests|container_perms|daemon_start_tightens_a_root_made_by_an_older_berth|a state root left with older, looser modes is tightened at daemon start"
+  "escape|berth-tests|inherited_fds|descriptors_of_the_caller_do_not_reach_the_container|the caller of berth holds a host directory open as fd 9; the container and an exec'd process read through /proc/self/fd/9"
+  "isolation|berth-tests|fast_path_attacks|a_frame_for_another_network_never_arrives|plain, 802.1Q-tagged and non-IP frames for another network's container, fast path off and on"
+  "isolation|berth-tests|fast_path_attacks|a_borrowed_mac_takes_no_frames_of_the_gateway_or_the_victim|a service takes the gateway's MAC or another container's with mac_address"
+  "isolation|berth-tests|fast_path_attacks|a_spoofed_source_mac_does_not_keep_the_victims_frames|a container sends frames with a neighbour's source MAC to take its traffic"
+  "isolation|berth-tests|fast_path_attacks|icc_off_keeps_containers_apart_with_the_fast_path_on|two containers of an enable_icc=false network try to talk"
   "harden|berth-tests|container_security|seccomp_denies_io_uring_unless_unconfined|a container calls io_uring_setup (blocked by the default seccomp profile, as Docker 25+)"
   "harden|berth-tests|container_security|control_characters_in_name_file_flags_are_refused|a newline in --add-host, --hostname, --dns-search or --dns-option tries to inject a line into /etc/hosts or resolv.conf"
   "exposure|berth-netd|netd_exposure|container_frames_for_127_0_0_1_never_reach_the_hosts_loopback|a container sends UDP and TCP frames for 127.0.0.1 to its gateway's MAC"
@@ -63,7 +68,7 @@ cat "$logs"/*.log | grep -E '^(FIGURES: |crash_heal: [0-9]+ kill points)' | sed 
 
 echo
 echo "Summary:"
-for kind in escape harden exposure crash; do
+for kind in escape isolation harden exposure crash; do
   printf '  %-9s tried %d, held %d\n' "$kind" "${tried[$kind]:-0}" "${held[$kind]:-0}"
 done
 
