@@ -262,8 +262,16 @@ services:
     let ticked = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
     // A second tick, so the stream is seen to follow, not only to replay.
     let ticked = ticked && rx.recv_timeout(std::time::Duration::from_secs(10)).is_ok();
+    // One Ctrl-C, to berth itself: `timeout` (the harness's guard around it) would pass a
+    // signal on twice, to its child and to its process group, which is a second Ctrl-C (the
+    // one that ends the CLI at once) arriving before the first is handled.
+    let tp = up.id();
+    let berth = std::fs::read_to_string(format!("/proc/{tp}/task/{tp}/children"))
+        .ok()
+        .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
+        .unwrap_or(tp as i32);
     let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(up.id() as i32),
+        nix::unistd::Pid::from_raw(berth),
         nix::sys::signal::Signal::SIGINT,
     );
     let out = up.wait_with_output().expect("attached up");
