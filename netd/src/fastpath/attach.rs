@@ -150,27 +150,9 @@ pub struct Found {
 
 /// The program of netd's filter on the ingress of `ifindex`, if it is netd's (by name).
 pub async fn ours_on(h: &Handle, ifindex: u32) -> Result<Option<Found>, AttachError> {
-    let g = h.clone();
-    let msgs: Vec<TcMessage> = match g
-        .traffic_filter(ifindex as i32)
-        .get()
-        .ingress()
-        .execute()
-        .try_collect()
-        .await
-    {
-        Ok(m) => m,
-        // No ingress qdisc: no filter.
-        Err(e) if matches!(crate::links::errno(&e), Some(libc::EINVAL | libc::ENOENT)) => {
-            return Ok(None);
-        }
-        Err(source) => {
-            return Err(AttachError::Netlink {
-                op: "list the tc filters",
-                ifindex,
-                source,
-            });
-        }
+    // No ingress qdisc: no filter.
+    let Some(msgs) = ingress_filters(h, ifindex).await? else {
+        return Ok(None);
     };
     for m in msgs {
         if m.header.info >> 16 != PRIORITY as u32 {
@@ -198,11 +180,11 @@ pub async fn ours_on(h: &Handle, ifindex: u32) -> Result<Option<Found>, AttachEr
     Ok(None)
 }
 
-/// Removes the `ingress` qdisc of `ifindex` when no filter is left under it (netd's was the
-/// only one); a qdisc with other filters, or none at all, stays as it is.
-pub async fn remove_empty_ingress(h: &Handle, ifindex: u32) -> Result<(), AttachError> {
-    let g = h.clone();
-    let filters: Vec<TcMessage> = match g
+/// The tc filters on the ingress of `ifindex`; `None` when the device has no ingress qdisc
+/// (the kernel answers EINVAL or ENOENT then).
+async fn ingress_filters(h: &Handle, ifindex: u32) -> Result<Option<Vec<TcMessage>>, AttachError> {
+    match h
+        .clone()
         .traffic_filter(ifindex as i32)
         .get()
         .ingress()
@@ -210,17 +192,21 @@ pub async fn remove_empty_ingress(h: &Handle, ifindex: u32) -> Result<(), Attach
         .try_collect()
         .await
     {
-        Ok(m) => m,
-        Err(e) if matches!(crate::links::errno(&e), Some(libc::EINVAL | libc::ENOENT)) => {
-            return Ok(());
-        }
-        Err(source) => {
-            return Err(AttachError::Netlink {
-                op: "list the tc filters",
-                ifindex,
-                source,
-            });
-        }
+        Ok(m) => Ok(Some(m)),
+        Err(e) if matches!(crate::links::errno(&e), Some(libc::EINVAL | libc::ENOENT)) => Ok(None),
+        Err(source) => Err(AttachError::Netlink {
+            op: "list the tc filters",
+            ifindex,
+            source,
+        }),
+    }
+}
+
+/// Removes the `ingress` qdisc of `ifindex` when no filter is left under it (netd's was the
+/// only one); a qdisc with other filters, or none at all, stays as it is.
+pub async fn remove_empty_ingress(h: &Handle, ifindex: u32) -> Result<(), AttachError> {
+    let Some(filters) = ingress_filters(h, ifindex).await? else {
+        return Ok(());
     };
     if !filters.is_empty() {
         return Ok(());

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -499,20 +499,18 @@ impl Cgroup {
     }
 
     /// Moves the calling process into every hierarchy of the cgroup. A single-threaded
-    /// process on v1 moves itself through [`Cgroup::self_join_files`] (no grace-period
+    /// process on v1 writes "0" to each hierarchy's `tasks` file (no grace-period
     /// wait); otherwise its pid goes to `cgroup.procs`, which moves all of its threads.
     pub fn join_self(&self) -> Result<(), CgroupError> {
-        if single_threaded()
-            && let Some(files) = self.self_join_files()?
-        {
-            let fds: Vec<RawFd> = files.iter().map(AsRawFd::as_raw_fd).collect();
-            return join_through(&fds).map_err(|source| CgroupError::Write {
-                path: "tasks".into(),
-                value: "0".into(),
-                source: source.into(),
-            });
+        match self {
+            Cgroup::V1 { dirs } if single_threaded() => {
+                for (_, d) in dirs {
+                    write(&d.join("tasks"), "0")?;
+                }
+                Ok(())
+            }
+            _ => self.add_pid(std::process::id() as i32),
         }
-        self.add_pid(std::process::id() as i32)
     }
 
     /// Moves `pid` into every hierarchy of the cgroup.
