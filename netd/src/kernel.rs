@@ -1,17 +1,19 @@
 //! netd's one hold on the kernel: the worker thread that enters namespaces, the host
-//! namespace's rtnetlink handle, and the connections into container namespaces. Every
-//! netlink handle netd uses comes from here.
+//! namespace's rtnetlink handle, the thread that deletes host links, and the connections into
+//! container namespaces. Every netlink handle netd uses comes from here.
 
 use std::path::Path;
 
 use rtnetlink::Handle;
 
+use crate::link_deleter::LinkDeleter;
 use crate::netns::{Netns, NetnsError, NetnsWorker};
 
 /// The worker and the host handle of one netd instance.
 pub struct Kernel {
     worker: NetnsWorker,
     host: Handle,
+    deleter: LinkDeleter,
 }
 
 impl Kernel {
@@ -20,12 +22,22 @@ impl Kernel {
     pub async fn open() -> Result<Self, NetnsError> {
         let worker = NetnsWorker::start(Netns::current()?)?;
         let host = worker.connect(None).await?;
-        Ok(Self { worker, host })
+        let deleter = LinkDeleter::start(worker.host_socket().await?).map_err(NetnsError::Spawn)?;
+        Ok(Self {
+            worker,
+            host,
+            deleter,
+        })
     }
 
     /// The host namespace's rtnetlink handle.
     pub fn host(&self) -> &Handle {
         &self.host
+    }
+
+    /// The queue that deletes host links off the caller's path.
+    pub fn deleter(&self) -> &LinkDeleter {
+        &self.deleter
     }
 
     /// The namespace worker (for event subscriptions).

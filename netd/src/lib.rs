@@ -13,6 +13,7 @@ pub mod ipam;
 pub mod ipam6;
 pub mod ipnet;
 pub mod kernel;
+pub mod link_deleter;
 pub mod links;
 pub mod listeners;
 pub mod names;

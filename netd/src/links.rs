@@ -29,6 +29,9 @@ pub enum LinkError {
     },
     #[error("interface {name} does not exist")]
     Missing { name: String },
+    /// A delete run on the deleting thread failed (its error, as text).
+    #[error("netlink: cannot delete {name}: {why}")]
+    Delete { name: String, why: String },
     /// A change netd will not make (it would take over what another owner holds).
     #[error("refused: {what}")]
     Refused { what: String },

@@ -182,6 +182,15 @@ impl NetnsWorker {
         Ok(handle_from_socket(sock))
     }
 
+    /// A plain rtnetlink socket opened in the host namespace, for a connection driven
+    /// elsewhere (the link deleter's own thread).
+    pub async fn host_socket(&self) -> Result<Socket, NetnsError> {
+        let what = self.host.what.clone();
+        self.run(None, || Socket::new(NETLINK_ROUTE))
+            .await?
+            .map_err(|source| NetnsError::Socket { what, source })
+    }
+
     /// A multicast rtnetlink connection in the host namespace for the given groups; returns
     /// the handle (kept alive by the caller) and the message stream.
     pub async fn subscribe(

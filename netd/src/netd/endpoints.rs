@@ -40,6 +40,10 @@ impl Netd {
         if let Some((_, err)) = self.host_listeners(wanted).await? {
             return Err(err.into());
         }
+        for (e, _) in &planned {
+            // A failed delete of the old link shows as the create's own error.
+            let _ = self.kernel.deleter().wait(&e.host_ifname).await;
+        }
         let ns = Netns::open(&netns.path())?;
         let mut made: Vec<String> = Vec::new();
         let res = async {
@@ -264,8 +268,43 @@ impl Netd {
     }
 
     /// Detaches a container from one network (or all when `network` is `None`). Best effort:
-    /// keeps going and reports every error.
+    /// keeps going and reports every error. The host veths are gone when it returns.
     pub async fn detach(&self, container: &str, network: Option<&str>) -> Result<(), NetdError> {
+        let gone = self.detach_state(container, network).await?;
+        let mut errs = Vec::new();
+        for e in &gone {
+            if let Err(err) = self.kernel.deleter().wait(&e.host_ifname).await {
+                errs.push(err.into());
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(NetdError::Teardown(errs))
+        }
+    }
+
+    /// Detaches a container that is going away from every network: like `detach(container,
+    /// None)`, but answers once netd's state, DNS view and fast path have forgotten it; the
+    /// kernel's slow part, deleting the host veths, goes on after the answer (an attach that
+    /// reuses one of the names waits for it).
+    pub async fn release(&self, container: &str) -> Result<(), NetdError> {
+        self.detach_state(container, None).await.map(|_| ())
+    }
+
+    /// Waits for every host veth delete queued so far (before a network goes, and before the
+    /// daemon stops).
+    pub async fn settle(&self) {
+        self.kernel.deleter().settle().await;
+    }
+
+    /// The part of a detach made under netd's lock: state, fast path and firewall; the host
+    /// veths are queued for deletion. Returns the endpoints it removed.
+    async fn detach_state(
+        &self,
+        container: &str,
+        network: Option<&str>,
+    ) -> Result<Vec<Endpoint>, NetdError> {
         let mut inner = self.lock().await;
         let net_id = match network {
             Some(k) => Some(
@@ -289,7 +328,7 @@ impl Netd {
                     network: k.to_string(),
                 });
             }
-            return Ok(());
+            return Ok(gone);
         }
         for e in &gone {
             inner.removals.push(e);
@@ -304,9 +343,7 @@ impl Netd {
         }
         for e in &gone {
             self.fast_path_remove(e).await;
-            if let Err(err) = links::delete_link(self.kernel.host(), &e.host_ifname).await {
-                errs.push(err.into());
-            }
+            self.kernel.deleter().queue(&e.host_ifname);
         }
         if gone.iter().any(|e| !e.ports.is_empty())
             && let Err(e) = self.apply_firewall(&inner.state).await
@@ -314,7 +351,7 @@ impl Netd {
             errs.push(e);
         }
         if errs.is_empty() {
-            Ok(())
+            Ok(gone)
         } else {
             Err(NetdError::Teardown(errs))
         }

@@ -428,6 +428,8 @@ impl Netd {
         inner.state.networks.remove(&n.id);
         self.store.save(&inner.state)?;
         self.fast_path_forget_network(&n.id);
+        // Veths of containers that left it may still be on their way out.
+        self.settle().await;
         let mut errs = Vec::new();
         if let Err(e) = links::delete_link(self.kernel.host(), &n.bridge).await {
             errs.push(e.into());

@@ -225,7 +225,7 @@ impl Netd {
             self.fast_path_remove(e).await;
             inner.removals.push(e);
             // The veth dies with its namespace, but not always at once.
-            let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
+            self.kernel.deleter().queue(&e.host_ifname);
         }
         let ops = stale
             .iter()

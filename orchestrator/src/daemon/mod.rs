@@ -342,8 +342,20 @@ async fn serve(opts: DaemonOptions) -> Result<(), DaemonError> {
     tracing::info!("berth daemon stopping");
     shared.emit("daemon", "stop", &std::process::id().to_string());
     shared.closing.send_replace(true);
-    // Let open streams send their last lines and the end of their bodies.
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Let open streams send their last lines and the end of their bodies, and netd finish
+    // deleting the host veths of containers removed just before.
+    let settle = async {
+        if let Some(engine) = shared.engine.get() {
+            engine.netd.settle().await;
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        tokio::join!(
+            tokio::time::sleep(std::time::Duration::from_millis(100)),
+            settle
+        )
+    })
+    .await;
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(docker::socket(&opts.run));
     let _ = std::fs::remove_file(&pid_file);

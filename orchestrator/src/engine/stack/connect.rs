@@ -151,7 +151,7 @@ impl Engine {
             self.dns.records().remove_endpoint(&net.name, id);
         }
         self.netd
-            .detach(id, None)
+            .release(id)
             .await
             .err()
             .map(|err| format!("detaching {id}: {err:#}"))

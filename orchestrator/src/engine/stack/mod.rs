@@ -485,7 +485,7 @@ impl Engine {
             Err(err) => errors.push(err),
         }
         let removed = t0.elapsed();
-        if let Err(err) = self.netd.detach(&id, None).await {
+        if let Err(err) = self.netd.release(&id).await {
             // A container never attached (network_mode host/none) has nothing to detach.
             let msg = format!("{err:#}");
             if !msg.contains("not attached") {
