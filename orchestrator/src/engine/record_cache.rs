@@ -470,11 +470,23 @@ mod tests {
     /// A process whose command line reads as the shim of `dir` (`shim DIR`), as
     /// `Runtime::state` checks; a shell that stays (two commands), so the line stays.
     fn fake_shim(dir: &Path) -> std::process::Child {
-        std::process::Command::new("/bin/sh")
+        let child = std::process::Command::new("/bin/sh")
             .args(["-c", "sleep 60; true", "shim"])
             .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("spawn sh")
+            .expect("spawn sh");
+        // The spawn returns once the exec has begun, before the kernel has set up the new
+        // command line: /proc/<pid>/cmdline reads empty for a moment.
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        let t0 = std::time::Instant::now();
+        while std::fs::read(&cmdline).map_or(true, |c| c.is_empty())
+            && t0.elapsed() < std::time::Duration::from_secs(5)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        child
     }
 
     /// Writes `dir`'s state as running under shim `pid`.

@@ -62,9 +62,13 @@ pub fn static_c_program(name: &str, source: &str) -> PathBuf {
         return bin;
     }
     fs::create_dir_all(&dir).expect("probe dir");
-    let src = dir.join(format!("{name}-{}.c", std::process::id()));
+    // Unique per call: tests of one binary (one pid) may build the same program at once.
+    static BUILDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = BUILDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tag = format!("{}-{n}", std::process::id());
+    let src = dir.join(format!("{name}-{tag}.c"));
     fs::write(&src, source).expect("probe source");
-    let tmp_bin = dir.join(format!("{name}-{}", std::process::id()));
+    let tmp_bin = dir.join(format!("{name}-{tag}"));
     let st = Command::new("gcc")
         .args(["-static", "-O2", "-o"])
         .arg(&tmp_bin)
