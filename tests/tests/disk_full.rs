@@ -71,7 +71,7 @@ impl SmallDisk {
 
     fn available(&self) -> u64 {
         nix::sys::statvfs::statvfs(self.path())
-            .map(|s| s.blocks_available() as u64 * s.fragment_size() as u64)
+            .map(|s| s.blocks_available() * s.fragment_size())
             .unwrap_or(0)
     }
 }
