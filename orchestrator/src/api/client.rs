@@ -1,6 +1,7 @@
 //! The CLI side of the daemon API: a typed method per route, and starting the daemon when
 //! nobody answers.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -69,7 +70,18 @@ pub enum ClientError {
         log: PathBuf,
         tail: String,
     },
+    /// The daemon ended before it answered; `reason` is its own last word (its error, sent
+    /// on a pipe, so that it reaches the user even when its log cannot be written).
+    #[error("the berth daemon exited ({status}) before answering: {reason} (log: {log})")]
+    StartFailed {
+        status: std::process::ExitStatus,
+        reason: String,
+        log: PathBuf,
+    },
 }
+
+/// Env var naming the fd on which a daemon started by the CLI writes why it could not start.
+pub const DAEMON_REPORT_FD_ENV: &str = "BERTH_DAEMON_REPORT_FD";
 
 /// A handle on one berth instance's daemon socket.
 #[derive(Debug, Clone)]
@@ -457,16 +469,30 @@ impl Client {
             .stdin(std::process::Stdio::null())
             .stdout(log_file)
             .stderr(log_err);
-        detach(&mut cmd);
+        let (report_r, report_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_err(e.into()))?;
+        cmd.env(DAEMON_REPORT_FD_ENV, DAEMON_REPORT_FD.to_string());
+        detach(&mut cmd, report_w.as_raw_fd());
         let mut child = cmd.spawn().map_err(spawn_err)?;
+        drop(report_w);
         let started = Instant::now();
         while started.elapsed() < START_TIMEOUT {
             if client.ping().await {
                 // The daemon lives on in its own session; reap nothing, forget the handle.
                 return Ok(client);
             }
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut reason = String::new();
+                let _ =
+                    std::io::Read::read_to_string(&mut std::fs::File::from(report_r), &mut reason);
+                if reason.trim().is_empty() {
+                    reason = format!("see its log {}", log.display());
+                }
+                return Err(ClientError::StartFailed {
+                    status,
+                    reason: reason.trim().to_string(),
+                    log,
+                });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -503,18 +529,47 @@ impl ClientError {
     }
 }
 
+/// The daemon's fd for [`DAEMON_REPORT_FD_ENV`].
+const DAEMON_REPORT_FD: RawFd = 3;
+
 /// Puts the daemon in its own session so that the terminal's signals (Ctrl-C of the CLI that
-/// started it) and the CLI's exit do not reach it.
-fn detach(cmd: &mut std::process::Command) {
+/// started it) and the CLI's exit do not reach it; `report` becomes its fd 3.
+fn detach(cmd: &mut std::process::Command, report: RawFd) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: setsid() is async-signal-safe and touches no memory of the parent.
+    // SAFETY: setsid(), dup2(), fcntl() and close_range() are async-signal-safe and touch no
+    // memory of the parent.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             nix::unistd::setsid().map_err(std::io::Error::from)?;
-            // Inherit nothing but stdio: a pipe of the caller's shell held open by a
-            // long-lived daemon would keep that caller waiting for EOF.
-            libc::close_range(3, libc::c_uint::MAX, 0);
+            if report == DAEMON_REPORT_FD {
+                libc::fcntl(report, libc::F_SETFD, 0);
+            } else if libc::dup2(report, DAEMON_REPORT_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Inherit nothing but stdio and the report pipe: a pipe of the caller's shell
+            // held open by a long-lived daemon would keep that caller waiting for EOF.
+            libc::close_range(DAEMON_REPORT_FD as libc::c_uint + 1, libc::c_uint::MAX, 0);
             Ok(())
         });
     }
+}
+
+/// In a daemon started by the CLI: the pipe on which it tells why it could not start,
+/// taken out of the environment (nothing the daemon starts inherits it) and closed on exec.
+pub fn take_daemon_report() -> Option<OwnedFd> {
+    let fd: RawFd = std::env::var(DAEMON_REPORT_FD_ENV).ok()?.parse().ok()?;
+    // SAFETY: called first thing in `main`, before any thread exists that could read the
+    // environment concurrently.
+    unsafe { std::env::remove_var(DAEMON_REPORT_FD_ENV) };
+    // SAFETY: F_GETFD only asks whether the fd is open.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the starting CLI handed this fd to us for this purpose alone.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let _ = nix::fcntl::fcntl(
+        &owned,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    Some(owned)
 }

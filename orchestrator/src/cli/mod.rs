@@ -177,10 +177,14 @@ fn init_tracing(level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("warn"));
+    // A log line that cannot be written (its file on a full disk) is dropped: the
+    // subscriber's own report of that goes through `eprintln!`, which panics when stderr
+    // fails, and a shim that panics leaves its container unsupervised.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .log_internal_errors(false)
         .init();
 }
 
@@ -192,6 +196,7 @@ pub type DaemonEntry = fn(root: PathBuf, run: PathBuf, fast_path: bool) -> anyho
 /// Parses the command line, runs the command and maps errors to exit statuses; `berth daemon`
 /// runs `daemon`.
 pub fn main(daemon: DaemonEntry) -> ExitCode {
+    let start_report = crate::api::client::take_daemon_report();
     // The shim runs once per container start and lives as long as its container: it skips
     // building the whole clap command tree (the runtime always calls it as `berth shim DIR`).
     let mut argv = std::env::args_os().skip(1);
@@ -240,7 +245,15 @@ pub fn main(daemon: DaemonEntry) -> ExitCode {
             if prints {
                 closed_stdout::exit_if_stdout_closed();
             }
-            eprintln!("berth: {err:#}");
+            // A daemon started by the CLI tells it why, on a pipe: its log may be on the full
+            // disk that made it fail.
+            if let Some(fd) = &start_report {
+                let _ = nix::unistd::write(fd, format!("{err:#}").as_bytes());
+            }
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("berth: {err:#}\n").as_bytes(),
+            );
             ExitCode::from(EXIT_BERTH_ERROR)
         }
     }

@@ -196,6 +196,8 @@ fn run(dir: &Path, exec: &ExecConfig) -> Result<i32, ExecError> {
                         seccomp: &filters,
                         reaper: false,
                         report_fd: report,
+                        // An exec'd process lives on its own, as Docker's does.
+                        die_with_parent: false,
                     };
                     init::exec_process(&setup)
                 }

@@ -52,6 +52,8 @@ pub enum InitError {
     Reaper(#[source] nix::Error),
     #[error("an argument or environment entry contains a NUL byte")]
     Nul,
+    #[error("asking to die with the shim (PR_SET_PDEATHSIG)")]
+    ParentDeath(#[source] nix::Error),
 }
 
 impl InitError {
@@ -116,6 +118,9 @@ pub struct ProcessSetup<'a> {
     /// The start report pipe; with `reaper` it is handed to the init, whose child's exec
     /// closes the last copy.
     pub report_fd: RawFd,
+    /// The process dies (SIGKILL) with its parent: a container's init with its shim, so that
+    /// no container ever runs on unsupervised, whatever ended the shim.
+    pub die_with_parent: bool,
 }
 
 /// Restores what a freshly exec'd process expects: no blocked signals, SIGPIPE default (Rust
@@ -191,6 +196,10 @@ fn exec_inner(p: &ProcessSetup<'_>) -> Result<std::convert::Infallible, InitErro
     capabilities::limit_bounding(p.caps)?;
     process::switch_user(&p.user)?;
     capabilities::apply(p.caps)?;
+    // After the switch of user, which clears the parent-death signal.
+    if p.die_with_parent {
+        die_with_parent(p.report_fd)?;
+    }
     nix::unistd::chdir(&p.cwd).map_err(|e| ProcessError::WorkDir {
         path: p.cwd.clone(),
         source: e.into(),
@@ -245,6 +254,28 @@ fn exec_inner(p: &ProcessSetup<'_>) -> Result<std::convert::Infallible, InitErro
         }
         .into(),
     })
+}
+
+/// Asks for SIGKILL when the parent (the shim) ends, then checks that it has not ended
+/// already: the shim reads `report` until the exec, so a report pipe without a reader means
+/// it is gone.
+fn die_with_parent(report: RawFd) -> Result<(), InitError> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) } != 0 {
+        return Err(InitError::ParentDeath(nix::Error::last()));
+    }
+    let mut fds = [libc::pollfd {
+        fd: report,
+        events: libc::POLLOUT,
+        revents: 0,
+    }];
+    // SAFETY: poll(2) on one pollfd we own, without waiting.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+    if n > 0 && fds[0].revents & libc::POLLERR != 0 {
+        // SAFETY: _exit ends this process at once; nobody is left to report to.
+        unsafe { libc::_exit(125) };
+    }
+    Ok(())
 }
 
 /// Marks every descriptor from `first` up close-on-exec: close_range(2) where the kernel
@@ -427,5 +458,6 @@ fn setup<'a>(a: &'a InitArgs<'a>) -> Result<ProcessSetup<'a>, InitError> {
         seccomp: a.seccomp,
         reaper: a.reaper,
         report_fd: a.report,
+        die_with_parent: true,
     })
 }

@@ -83,12 +83,16 @@ impl LogWriter {
         if self.max_size > 0 && self.size > 0 && self.size + line.len() as u64 > self.max_size {
             self.rotate()?;
         }
-        self.file
-            .write_all(&line)
-            .map_err(|source| LogError::Write {
+        if let Err(source) = self.file.write_all(&line) {
+            // The line is dropped whole (as Docker's json-file does on a full disk): what of
+            // it reached the file goes, or the next line written would be glued to half of
+            // it and both lost to every reader.
+            let _ = self.file.set_len(self.size);
+            return Err(LogError::Write {
                 path: self.path.clone(),
                 source,
-            })?;
+            });
+        }
         self.size += line.len() as u64;
         Ok(())
     }

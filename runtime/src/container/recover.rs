@@ -393,10 +393,19 @@ impl Runtime {
             killed = left,
             "the container's shim died; its processes were killed"
         );
-        st.error = Some(format!(
-            "the container's shim (pid {}) died; the {left} process(es) it left were killed",
-            st.shim_pid
-        ));
+        // The container's init dies with its shim (see `init::die_with_parent`); only what
+        // outlived it (a process outside the container's PID namespace) is left to kill.
+        st.error = Some(if left == 0 {
+            format!(
+                "the container's shim (pid {}) died, and the container with it",
+                st.shim_pid
+            )
+        } else {
+            format!(
+                "the container's shim (pid {}) died; the {left} process(es) it left were killed",
+                st.shim_pid
+            )
+        });
         st.status = Status::Exited;
         st.pid = 0;
         st.shim_pid = 0;
@@ -406,7 +415,7 @@ impl Runtime {
         if rec.config.auto_remove {
             remove_files(rec);
             volumes::remove_anonymous(rec);
-        } else if let Err(err) = st.save(&rec.state_path()) {
+        } else if let Err(err) = st.save_exit(&rec.state_path()) {
             tracing::warn!(id = %rec.id, %err, "recording the exit of a container whose shim died");
         }
         drop(lock);

@@ -4,6 +4,8 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -112,6 +114,45 @@ impl State {
             source,
         })
     }
+
+    /// Holds [`RESERVE_BYTES`] of disk next to the state file `path` while the container
+    /// runs, so that its exit can be recorded ([`State::save_exit`]) even once its log or
+    /// anything else has filled the disk: a running record that outlives its shim would
+    /// read as a shim that died. Best effort: no room, no reserve.
+    pub fn reserve_room(path: &Path) {
+        let Ok(f) = fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .mode(crate::modes::PRIVATE_FILE)
+            .open(reserve_path(path))
+        else {
+            return;
+        };
+        // SAFETY: fallocate(2) on a file we own, with integer arguments.
+        unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, RESERVE_BYTES) };
+    }
+
+    /// [`State::save`] of the record that the container no longer runs: when the disk is
+    /// full, the room held by [`State::reserve_room`] is given up for it. The reserve goes
+    /// either way.
+    pub fn save_exit(&self, path: &Path) -> Result<(), StateError> {
+        let reserve = reserve_path(path);
+        let saved = self.save(path).or_else(|_| {
+            let _ = fs::remove_file(&reserve);
+            self.save(path)
+        });
+        let _ = fs::remove_file(&reserve);
+        saved
+    }
+}
+
+/// Bytes held for the exit record: two blocks, the temp file's and a directory's.
+const RESERVE_BYTES: i64 = 8192;
+
+/// The reserve of the state file `path` ([`State::reserve_room`]).
+fn reserve_path(path: &Path) -> PathBuf {
+    path.with_file_name("state.reserve")
 }
 
 /// Serialises `value` next to `path` and renames it over `path`; only root may read it (a

@@ -246,7 +246,7 @@ impl StackBackend {
                         tracing::warn!(volume = %name, %err, "volume still in use; kept");
                         Ok(())
                     }
-                    Err(err) => Err(err.to_string()),
+                    Err(err) => Err(crate::api::error::error_chain(&err)),
                 }
             }
         }
@@ -297,7 +297,7 @@ impl StackBackend {
                 "volume {key}: driver_opts.device {:?} must be an existing directory given by an absolute path",
                 d.display()
             )),
-            Err(err) => Err(err.to_string()),
+            Err(err) => Err(crate::api::error::error_chain(&err)),
         }
     }
 
@@ -462,7 +462,7 @@ impl StackBackend {
             .map_err(|err| format!("service {service}: image {reference}: {err}"))?;
         let hash = service_hash(svc);
         let t = translate::container_config(p, service, svc, number, &image, &hash, inherit)
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| crate::api::error::error_chain(&err))?;
         e.create_service_container(p, service, svc, t, &reference)
             .await
             .map(|rec| rec.id)
@@ -478,8 +478,11 @@ impl StackBackend {
     ) -> Result<(), String> {
         let e = self.engine.clone();
         blocking(move || {
-            let rec = e.runtime.resolve(&id).map_err(|err| err.to_string())?;
-            op(&e.runtime, &rec).map_err(|err| err.to_string())
+            let rec = e
+                .runtime
+                .resolve(&id)
+                .map_err(|err| crate::api::error::error_chain(&err))?;
+            op(&e.runtime, &rec).map_err(|err| crate::api::error::error_chain(&err))
         })
         .await
     }
@@ -491,14 +494,14 @@ impl StackBackend {
         let e = self.engine.clone();
         let what = name.to_string();
         let (rec, started) = blocking(move || {
-            let rec = e.runtime.resolve(&what).map_err(|err| err.to_string())?;
+            let rec = e.runtime.resolve(&what).map_err(|err| crate::api::error::error_chain(&err))?;
             match e.runtime.start(&rec) {
                 Ok(_) => {}
                 Err(berth_runtime::container::RuntimeError::AlreadyRunning { .. }) => {
                     tracing::info!(container = %rec.config.name, "found running when about to start it");
                     return Ok((rec, false));
                 }
-                Err(err) => return Err(err.to_string()),
+                Err(err) => return Err(crate::api::error::error_chain(&err)),
             }
             crate::engine::hooks::run(&e.runtime, &rec, crate::engine::hooks::POST_START)?;
             Ok((rec, true))

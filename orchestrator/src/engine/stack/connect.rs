@@ -20,7 +20,12 @@ impl Engine {
         self.sweep_orphan_endpoints().await;
         let e = self.clone();
         let key = req.container.clone();
-        let rec = blocking(move || e.runtime.resolve(&key).map_err(|err| err.to_string())).await?;
+        let rec = blocking(move || {
+            e.runtime
+                .resolve(&key)
+                .map_err(|err| crate::api::error::error_chain(&err))
+        })
+        .await?;
         let name = rec.config.name.clone();
         let endpoints = self
             .connect_record(
@@ -162,7 +167,11 @@ impl Engine {
     pub async fn refresh_container_dns(&self, id: &str) -> Result<(), String> {
         let rt = self.runtime.clone();
         let key = id.to_string();
-        let rec = blocking(move || rt.resolve(&key).map_err(|err| err.to_string())).await?;
+        let rec = blocking(move || {
+            rt.resolve(&key)
+                .map_err(|err| crate::api::error::error_chain(&err))
+        })
+        .await?;
         let state = self.netd.state().await;
         for ep in state.endpoints.iter().filter(|e| e.container == rec.id) {
             let Some(net) = state.networks.get(&ep.network) else {

@@ -433,7 +433,7 @@ impl Engine {
             // container's record, which made a teardown of N containers O(N²).
             let rec = match Record::load(&e.root.join("containers").join(&key)) {
                 Ok(rec) if rec.id == key => rec,
-                _ => e.runtime.resolve(&key).map_err(|err| err.to_string())?,
+                _ => e.runtime.resolve(&key).map_err(|err| crate::api::error::error_chain(&err))?,
             };
             // A failing pre_stop hook does not keep the container from stopping.
             if e.runtime.is_running(&rec)
@@ -445,7 +445,7 @@ impl Engine {
             let t = std::time::Instant::now();
             e.runtime
                 .stop(&rec, timeout)
-                .map_err(|err| err.to_string())?;
+                .map_err(|err| crate::api::error::error_chain(&err))?;
             tracing::debug!(container = %rec.config.name, stop_ms = t.elapsed().as_millis() as u64, "stopped");
             Ok(rec)
         })
@@ -472,7 +472,7 @@ impl Engine {
         let removed = blocking(move || {
             e.runtime
                 .remove(&rec, true)
-                .map_err(|err| err.to_string())?;
+                .map_err(|err| crate::api::error::error_chain(&err))?;
             let mut errs = Vec::new();
             if volumes {
                 errs = e.runtime.remove_anonymous_volumes(&rec);
@@ -539,7 +539,7 @@ impl Engine {
             .map_err(|err| format!("service {service}: image {reference}: {err}"))?;
         let mut t =
             translate::container_config(&project, service, &svc, 0, &image, "", &BTreeMap::new())
-                .map_err(|err| err.to_string())?;
+                .map_err(|err| crate::api::error::error_chain(&err))?;
         if !run.use_aliases
             && let Some(connect) = &mut t.connect
         {
@@ -586,7 +586,7 @@ impl Engine {
         if let Some(id) = &t.image_id
             && let Err(err) = self.runtime.record_image(&rec, id, reference)
         {
-            failed = Some(err.to_string());
+            failed = Some(crate::api::error::error_chain(&err));
         }
         if failed.is_none()
             && let Some(mut req) = connect
@@ -607,7 +607,7 @@ impl Engine {
                 .runtime
                 .finish_create(&rec)
                 .err()
-                .map(|e| e.to_string());
+                .map(|e| crate::api::error::error_chain(&e));
         }
         if let Some(err) = failed {
             let cleanup = self.stop_and_remove(&rec.id, true, true, None).await;
@@ -675,7 +675,7 @@ impl Engine {
                     CreateWithVolumesError::Volume(err) => {
                         format!("container {name}: anonymous volume: {err}")
                     }
-                    CreateWithVolumesError::Create(err) => err.to_string(),
+                    CreateWithVolumesError::Create(err) => crate::api::error::error_chain(&err),
                 })
         })
         .await
@@ -830,7 +830,7 @@ impl Engine {
                 Ok(rep) => Ok(Some(rep)),
                 // Never pulled or built: nothing to remove, as compose.
                 Err(berth_runtime::image::StoreError::NotFound { .. }) => Ok(None),
-                Err(err) => Err(err.to_string()),
+                Err(err) => Err(crate::api::error::error_chain(&err)),
             })
             .await;
             match removed {

@@ -190,8 +190,8 @@ impl Shim {
         self.state.exit_signal = sig;
         self.state.oom_killed = oom;
         self.state.finished_at = Some(SystemTime::now());
-        if !auto_remove {
-            let _ = self.state.save(&self.rec.state_path());
+        if !auto_remove && let Err(e) = self.state.save_exit(&self.rec.state_path()) {
+            tracing::warn!(error = %chain(&e), "recording the container's exit");
         }
         // No new clients from here on; serve those already queued (their `wait` is answered
         // below with everyone else's).

@@ -166,7 +166,9 @@ pub fn main(dir: &Path) -> i32 {
     let mut shim = match Shim::start(dir, sync_raw, attach) {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(error = %chain(&e), "container start failed");
+            // Undone before anything that writes (state, log), which a full disk may refuse:
+            // the starter hears of the failure only once nothing of the container is left.
+            cleanup_failed(dir);
             record_failure(dir, &e);
             report(
                 sync.as_ref(),
@@ -175,7 +177,7 @@ pub fn main(dir: &Path) -> i32 {
                     message: chain(&e),
                 },
             );
-            cleanup_failed(dir);
+            tracing::warn!(error = %chain(&e), "container start failed");
             return e.exit_code();
         }
     };
@@ -241,7 +243,7 @@ fn record_failure(dir: &Path, e: &ShimError) {
         st.exit_code = Some(e.exit_code());
         st.error = Some(chain(e));
         st.finished_at = Some(SystemTime::now());
-        let _ = st.save(&rec.state_path());
+        let _ = st.save_exit(&rec.state_path());
     }
 }
 
@@ -328,7 +330,12 @@ impl Shim {
             },
             &mut stdio,
         )?;
-        setup::record_running(&mut state, &rec, pid)?;
+        // A container nobody can find as running (its state unwritten: a full disk) would be
+        // unsupervised to all but this shim: the start fails and takes the container down.
+        if let Err(e) = setup::record_running(&mut state, &rec, pid) {
+            spawn::undo(pid, &cgroup, external, &rec);
+            return Err(e);
+        }
         tracing::info!(id = %rec.id, pid = pid.as_raw(), "container started");
         Ok(Shim {
             rec,

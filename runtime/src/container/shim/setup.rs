@@ -137,5 +137,6 @@ pub(super) fn record_running(state: &mut State, rec: &Record, pid: Pid) -> Resul
     state.oom_killed = false;
     state.error = None;
     state.save(&rec.state_path())?;
+    State::reserve_room(&rec.state_path());
     Ok(())
 }

@@ -371,6 +371,19 @@ fn handshake(
     Ok(())
 }
 
+/// Takes down a container that runs but whose start cannot be completed: its processes
+/// killed and reaped, its cgroup and (external runtime) record removed.
+pub(super) fn undo(pid: Pid, cgroup: &Cgroup, external: Option<OciRuntime>, rec: &Record) {
+    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    let _ = waitpid(pid, None);
+    if let Err(e) = cgroup.remove() {
+        tracing::warn!(error = %e, "removing the cgroup of a container whose start failed");
+    }
+    if let Some(ort) = external {
+        let _ = ort.delete(&oci_runtime::state_root(&rec.run_dir), &rec.id);
+    }
+}
+
 /// Under an external runtime, the container's init is the runtime's grandchild,
 /// re-parented to the shim once the runtime exits: from then on it is what the shim reaps.
 /// With a tty, the runtime sends the pty master, which becomes the container's output.

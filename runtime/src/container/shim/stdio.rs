@@ -135,11 +135,17 @@ impl Stdio {
     }
 }
 
+/// How many chunks one output is read for in one poll round. A container that writes as
+/// fast as the shim reads (all the faster once its log refuses lines: a full disk) would
+/// otherwise keep the shim in one read loop, deaf to its control socket and signals: no
+/// stop, no kill, no removal. The rest is read in the next round.
+const READS_PER_ROUND: usize = 16;
+
 impl Shim {
-    /// Reads what is available; true at EOF.
+    /// Reads what is available, up to [`READS_PER_ROUND`] chunks; true at EOF.
     pub(super) fn read_output(&mut self, i: usize) -> bool {
         let mut chunk = [0u8; 16384];
-        loop {
+        for _ in 0..READS_PER_ROUND {
             let (Output::Pipe { fd, stream }, buf) = &mut self.outputs[i];
             match nix::unistd::read(&*fd, &mut chunk) {
                 Ok(0) => return true,
@@ -164,6 +170,7 @@ impl Shim {
                 Err(_) => return true,
             }
         }
+        false
     }
 
     /// Copies fresh output to every attached client; drops the ones that fail.
