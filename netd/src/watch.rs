@@ -121,13 +121,12 @@ impl Watcher {
     }
 
     /// Waits for a change, then until `quiet` passes without another one (at most `max`
-    /// in total). Returns the kinds seen, or `None` when the subscription ended.
-    pub async fn next_change(&mut self, quiet: Duration, max: Duration) -> Option<Vec<ChangeKind>> {
-        let mut seen = Vec::new();
+    /// in total). Returns what was seen, or `None` when the subscription ended.
+    pub async fn next_change(&mut self, quiet: Duration, max: Duration) -> Option<Change> {
+        let mut seen = Change::default();
         loop {
             let (m, _) = self.msgs.next().await?;
-            if let Some(k) = kind(&m) {
-                seen.push(k);
+            if seen.add(&m) {
                 break;
             }
         }
@@ -139,17 +138,51 @@ impl Watcher {
             }
             match tokio::time::timeout(wait, self.msgs.next()).await {
                 Ok(Some((m, _))) => {
-                    if let Some(k) = kind(&m)
-                        && !seen.contains(&k)
-                    {
-                        seen.push(k);
-                    }
+                    seen.add(&m);
                 }
                 Ok(None) => return Some(seen),
                 Err(_) => break,
             }
         }
         Some(seen)
+    }
+}
+
+/// What one burst of events changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The kinds seen, each once.
+    pub kinds: Vec<ChangeKind>,
+    /// The names of netd's own links seen in a state that may need repair, each once: when
+    /// they are all there is, netd looks at just these links instead of reconciling.
+    pub own_links: Vec<String>,
+}
+
+impl Change {
+    /// Whether netd's own links are all that changed.
+    pub fn own_links_only(&self) -> bool {
+        self.kinds.iter().all(|k| *k == ChangeKind::OwnLink)
+    }
+
+    /// Notes one event; returns whether it was a change at all.
+    fn add(&mut self, msg: &NetlinkMessage<RouteNetlinkMessage>) -> bool {
+        let Some(k) = kind(msg) else {
+            return false;
+        };
+        if !self.kinds.contains(&k) {
+            self.kinds.push(k);
+        }
+        if k == ChangeKind::OwnLink
+            && let NetlinkPayload::InnerMessage(
+                RouteNetlinkMessage::NewLink(l) | RouteNetlinkMessage::DelLink(l),
+            ) = &msg.payload
+        {
+            let name = link_name(l);
+            if !self.own_links.iter().any(|n| n == name) {
+                self.own_links.push(name.to_string());
+            }
+        }
+        true
     }
 }
 
@@ -205,5 +238,19 @@ mod tests {
         assert_eq!(kind(&named(own_alias, true)), None);
         assert_eq!(kind(&named(own_alias, false)), Some(ChangeKind::OwnLink));
         assert_eq!(kind(&named(None, true)), Some(ChangeKind::Link));
+    }
+
+    #[test]
+    fn a_burst_names_each_own_link_once_and_says_when_they_are_all() {
+        let mut c = Change::default();
+        assert!(!c.add(&link("vb0123456789", true, 7)), "healthy: no change");
+        assert!(c.add(&link("vb0123456789", false, 0)));
+        assert!(c.add(&link("vb0123456789", true, 0)));
+        assert!(c.add(&link("vbabcdefabcd", true, 0)));
+        assert_eq!(c.own_links, ["vb0123456789", "vbabcdefabcd"]);
+        assert!(c.own_links_only());
+        assert!(c.add(&link("wlan0", true, 0)));
+        assert!(!c.own_links_only(), "an uplink's change always reconciles");
+        assert_eq!(c.kinds, [ChangeKind::OwnLink, ChangeKind::Link]);
     }
 }

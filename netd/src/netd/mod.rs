@@ -10,6 +10,7 @@ mod attach_plan;
 mod endpoints;
 mod error;
 mod networks;
+mod own_links;
 mod published;
 mod removals;
 mod requests;
@@ -178,12 +179,16 @@ impl Netd {
             tokio::select! {
                 c = w.next_change(Duration::from_millis(15), Duration::from_millis(150)) => {
                     match c {
-                        Some(kinds) => {
-                            tracing::debug!(?kinds, "host network changed");
-                            // Only netd's own links: an attach burst announces every new
-                            // veth before it joins its bridge; reconciling once per burst
-                            // would hold netd's lock through the whole burst.
-                            if kinds.iter().all(|k| *k == crate::watch::ChangeKind::OwnLink) {
+                        Some(change) => {
+                            tracing::debug!(?change.kinds, "host network changed");
+                            // Only netd's own links: every attach and detach announces its
+                            // veth so. A look at just those links tells whether one needs
+                            // repair; if so, reconcile, at most once per interval (a burst
+                            // would otherwise hold netd's lock through the whole burst).
+                            if change.own_links_only() {
+                                if !self.own_links_need_repair(&change.own_links).await {
+                                    continue;
+                                }
                                 tokio::time::sleep_until(last + crate::watch::OWN_LINK_INTERVAL)
                                     .await;
                             }
