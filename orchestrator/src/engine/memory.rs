@@ -8,7 +8,8 @@
 //! is over returns those pages.
 
 /// Returns the allocator's free pages to the kernel (off the async threads: it walks the
-/// arenas). For the end of a verb that allocated in proportion to a stack (`up`, `down`, `ps`).
+/// arenas). For the end of a verb that allocated in proportion to a stack (`up`, `down`, `ps`)
+/// and of each netd reconcile.
 pub async fn give_back() {
     #[cfg(target_env = "gnu")]
     let _ = tokio::task::spawn_blocking(|| {
