@@ -270,6 +270,21 @@ impl Runtime {
         rec: &Record,
         timeout: Option<u64>,
     ) -> Result<Option<ExitInfo>, RuntimeError> {
+        match self.stop_begin(rec, timeout)? {
+            Some(waiter) => Ok(Some(self.stop_finish(rec, waiter)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The first half of [`Runtime::stop`]: asks the shim to stop the container and returns
+    /// the connection on which its exit will be told (`None` when it is not running). A caller
+    /// with an event loop waits for that connection to be readable without holding a thread
+    /// for the stop's whole grace period, then calls [`Runtime::stop_finish`].
+    pub fn stop_begin(
+        &self,
+        rec: &Record,
+        timeout: Option<u64>,
+    ) -> Result<Option<std::os::unix::net::UnixStream>, RuntimeError> {
         Self::mark_user_stop(rec);
         if !self.is_running(rec) {
             return Ok(None);
@@ -292,7 +307,17 @@ impl Runtime {
                 timeout: timeout.unwrap_or(rec.config.stop_timeout),
             },
         );
-        Ok(Some(self.read_exit(rec, waiter)?))
+        Ok(Some(waiter))
+    }
+
+    /// The second half of [`Runtime::stop`]: reads how the container ended from the
+    /// connection [`Runtime::stop_begin`] returned (blocks until the shim tells).
+    pub fn stop_finish(
+        &self,
+        rec: &Record,
+        waiter: std::os::unix::net::UnixStream,
+    ) -> Result<ExitInfo, RuntimeError> {
+        self.read_exit(rec, waiter)
     }
 
     pub(super) fn read_exit(

@@ -428,12 +428,15 @@ impl Engine {
     ) -> Result<Record, String> {
         let e = self.clone();
         let key = what.to_string();
-        let rec = blocking(move || {
+        let (rec, waiter) = blocking(move || {
             // By id (what plans carry) the record is read directly; `resolve` reads every
             // container's record, which made a teardown of N containers O(N²).
             let rec = match Record::load(&e.root.join("containers").join(&key)) {
                 Ok(rec) if rec.id == key => rec,
-                _ => e.runtime.resolve(&key).map_err(|err| crate::api::error::error_chain(&err))?,
+                _ => e
+                    .runtime
+                    .resolve(&key)
+                    .map_err(|err| crate::api::error::error_chain(&err))?,
             };
             // A failing pre_stop hook does not keep the container from stopping.
             if e.runtime.is_running(&rec)
@@ -442,14 +445,32 @@ impl Engine {
             {
                 tracing::warn!(container = %rec.config.name, %err, "pre_stop hook failed");
             }
-            let t = std::time::Instant::now();
-            e.runtime
-                .stop(&rec, timeout)
+            let waiter = e
+                .runtime
+                .stop_begin(&rec, timeout)
                 .map_err(|err| crate::api::error::error_chain(&err))?;
-            tracing::debug!(container = %rec.config.name, stop_ms = t.elapsed().as_millis() as u64, "stopped");
-            Ok(rec)
+            Ok((rec, waiter))
         })
         .await?;
+        // The grace period passes on the event loop, not on a blocking thread: a `down` of
+        // hundreds of containers would otherwise hold hundreds of threads (and their stacks)
+        // while they stop.
+        let t = std::time::Instant::now();
+        let rec = match waiter {
+            Some(w) => {
+                exit_told(&w).await;
+                let e = self.clone();
+                blocking(move || {
+                    e.runtime
+                        .stop_finish(&rec, w)
+                        .map_err(|err| crate::api::error::error_chain(&err))?;
+                    Ok(rec)
+                })
+                .await?
+            }
+            None => rec,
+        };
+        tracing::debug!(container = %rec.config.name, stop_ms = t.elapsed().as_millis() as u64, "stopped");
         self.health.forget(&rec.id);
         Ok(rec)
     }
@@ -869,4 +890,20 @@ pub fn table_name(root: &Path) -> String {
     use sha2::Digest;
     let h = sha2::Sha256::digest(root.as_os_str().as_encoded_bytes());
     format!("berth-{}", &hex::encode(h)[..8])
+}
+
+/// Waits, without a thread, until the shim's answer to a stop is readable on `w` (its line,
+/// or the end of the connection when the shim died); `w` is blocking again afterwards, to be
+/// read at once. Where the wait cannot be set up, the read simply blocks.
+async fn exit_told(w: &std::os::unix::net::UnixStream) {
+    let Ok(dup) = w.try_clone() else {
+        return;
+    };
+    // O_NONBLOCK belongs to the open file, which the duplicate shares.
+    if dup.set_nonblocking(true).is_ok()
+        && let Ok(tw) = tokio::net::UnixStream::from_std(dup)
+    {
+        let _ = tw.readable().await;
+    }
+    let _ = w.set_nonblocking(false);
 }
