@@ -17,6 +17,9 @@ pub struct StackBackend {
     pub(super) deferred: Option<tokio::sync::Mutex<tokio::task::JoinSet<Result<(), String>>>>,
     /// Failures of deferred removals, reported with the outcome.
     pub(super) late_failures: Mutex<Vec<String>>,
+    /// How many deferred removals run at once: each holds a blocking thread for a while, and
+    /// stops that end together (hundreds in a `down`) must not start that many threads.
+    pub(super) removal_slots: Arc<tokio::sync::Semaphore>,
     /// `up --no-build` / `--pull never`: a missing image is an error instead.
     pub(super) no_build: bool,
     pub(super) pull_never: bool,
@@ -38,6 +41,7 @@ impl StackBackend {
             stop_timeout: None,
             deferred: None,
             late_failures: Mutex::new(Vec::new()),
+            removal_slots: Arc::new(tokio::sync::Semaphore::new(super::teardown_parallelism())),
             no_build: false,
             pull_never: false,
         }
@@ -219,9 +223,12 @@ impl StackBackend {
                     Some(set) => {
                         let rec = e.stop_container(&id, self.stop_timeout).await?;
                         let engine = e.clone();
-                        set.lock()
-                            .await
-                            .spawn(async move { engine.remove_stopped(rec, volumes).await });
+                        let slots = self.removal_slots.clone();
+                        set.lock().await.spawn(async move {
+                            // Closed never: the semaphore lives as long as the backend.
+                            let _slot = slots.acquire_owned().await;
+                            engine.remove_stopped(rec, volumes).await
+                        });
                         Ok(())
                     }
                     None => self.remove_or_stop(&id, true, volumes).await,

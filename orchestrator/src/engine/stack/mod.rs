@@ -873,7 +873,7 @@ impl Engine {
 }
 
 /// How many teardown steps run at once: `BERTH_TEARDOWN_PARALLEL`, else 32.
-fn teardown_parallelism() -> usize {
+pub(super) fn teardown_parallelism() -> usize {
     std::env::var("BERTH_TEARDOWN_PARALLEL")
         .ok()
         .and_then(|v| v.parse().ok())
