@@ -6,7 +6,13 @@
 //! need its host veth gone before `rm` answers: nothing reads it but a later attach that
 //! reuses the same name. So the delete runs here, on a thread of its own with its own netlink
 //! socket (the wait would otherwise stall netd's shared host connection and a runtime worker),
-//! and whoever needs the name again waits for it with [`LinkDeleter::wait`].
+//! and whoever needs the name again waits for it with [`LinkDeleter::wait`]. A pending link also
+//! still holds what it was made with (its MAC on its bridge, with a static FDB entry there; a
+//! port of its network): those are named by keys, and whoever is about to use one waits for
+//! it with [`LinkDeleter::wait_key`].
+//!
+//! Rule for callers: a name is queued only once netd's state no longer holds it, and a name
+//! is made again only after [`LinkDeleter::wait`] (the delete looks the name up when it runs).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,8 +25,8 @@ use crate::links::{self, LinkError};
 /// How a delete ended: `None` while queued or under way, then the error's text if it failed.
 type Outcome = Option<Result<(), String>>;
 
-/// Names being deleted, each with the outcome of its delete.
-type Pending = Arc<Mutex<HashMap<String, watch::Receiver<Outcome>>>>;
+/// Names being deleted, each with the keys it still holds and the outcome of its delete.
+type Pending = Arc<Mutex<HashMap<String, (Vec<String>, watch::Receiver<Outcome>)>>>;
 
 /// The queue of host links to delete and the names still in it.
 pub struct LinkDeleter {
@@ -43,16 +49,35 @@ impl LinkDeleter {
         Ok(Self { tx, pending })
     }
 
-    /// Queues the delete of host link `name` and returns at once. A name already queued is
-    /// not queued twice.
-    pub fn queue(&self, name: &str) {
+    /// Queues the delete of host link `name`, which holds `keys` until it is gone, and returns
+    /// at once. A name already queued is not queued twice. Returns false when the deleting
+    /// thread is gone (the caller deletes the link itself).
+    pub fn queue(&self, name: &str, keys: Vec<String>) -> bool {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if pending.contains_key(name) {
-            return;
+            return true;
         }
         let (done_tx, done_rx) = watch::channel(None);
-        if self.tx.send((name.to_string(), done_tx)).is_ok() {
-            pending.insert(name.to_string(), done_rx);
+        if self.tx.send((name.to_string(), done_tx)).is_err() {
+            tracing::warn!(link = %name, "netd's link deleting thread is gone");
+            return false;
+        }
+        pending.insert(name.to_string(), (keys, done_rx));
+        true
+    }
+
+    /// Waits until no pending delete holds `key` any more.
+    pub async fn wait_key(&self, key: &str) {
+        let holders: Vec<watch::Receiver<Outcome>> = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|(keys, _)| keys.iter().any(|k| k == key))
+            .map(|(_, rx)| rx.clone())
+            .collect();
+        for mut rx in holders {
+            let _ = rx.wait_for(Option::is_some).await;
         }
     }
 
@@ -64,7 +89,7 @@ impl LinkDeleter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(name)
-            .cloned();
+            .map(|(_, rx)| rx.clone());
         let Some(mut rx) = rx else {
             return Ok(());
         };
@@ -88,7 +113,7 @@ impl LinkDeleter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .values()
-            .cloned()
+            .map(|(_, rx)| rx.clone())
             .collect();
         for mut rx in all {
             let _ = rx.wait_for(Option::is_some).await;

@@ -9,8 +9,8 @@ use common::*;
 #[test_with::root()]
 #[test]
 fn a_released_endpoints_name_can_be_attached_again_at_once_and_settle_leaves_no_veth() {
-    let fx = Fx::<2>::new();
-    let [c1, c2] = &fx.c;
+    let fx = Fx::<3>::new();
+    let [c1, c2, c3] = &fx.c;
     let sim_host = fx.sim.host.name.clone();
     fx.with_netd(async |n| {
         let front = n.create_network(net("front")).await.expect("create");
@@ -43,6 +43,33 @@ fn a_released_endpoints_name_can_be_attached_again_at_once_and_settle_leaves_no_
             blocking(move || common::http_get_retry(&p1, to, std::time::Duration::from_secs(5)))
                 .await;
         assert_eq!(body.expect("c1 -> c2 after the re-attach"), "c2");
+        // A container recreated at once gets the address, and so the MAC, of the one just
+        // released, whose veth may still be on the bridge: it must have the MAC's place on the
+        // fast path and the bridge, not the leaving veth.
+        n.release(&c1.name).await.expect("release");
+        let recreated = attach(&n, c3, vec![ep("front")]).await;
+        assert_eq!(
+            recreated[0].address, again[0].address,
+            "IPAM gives the freed address"
+        );
+        let shown = ip(
+            &sim_host,
+            &["-o", "link", "show", &recreated[0].host_ifname],
+        );
+        let index: String = shown.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let entries = n.fast_path_entries("front").await.expect("fast path map");
+        assert!(
+            entries.iter().any(|(_, port)| port.to_string() == index),
+            "the recreated container's MAC leads to its veth ({index}): {entries:?}"
+        );
+        n.release(&c3.name).await.expect("release");
+        n.attach(
+            &c1.name,
+            berth_netd::state::NetnsRef::Path(c1.path()),
+            vec![ep("front")],
+        )
+        .await
+        .expect("attach c1 again");
         // A release of a container with no endpoint is no error (network_mode none).
         n.release("never-attached").await.expect("release of none");
         for c in [c1, c2] {

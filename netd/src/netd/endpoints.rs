@@ -41,8 +41,14 @@ impl Netd {
             return Err(err.into());
         }
         for (e, _) in &planned {
-            // A failed delete of the old link shows as the create's own error.
-            let _ = self.kernel.deleter().wait(&e.host_ifname).await;
+            let deleter = self.kernel.deleter();
+            if deleter.wait(&e.host_ifname).await.is_err() {
+                // Once more, here: a leftover of that name would refuse the create for good.
+                let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
+            }
+            // A removed endpoint's veth with this MAC keeps it (and its static FDB entry) on
+            // the bridge until it is gone: a recreated container often gets the same address.
+            deleter.wait_key(&mac_key(e)).await;
         }
         let ns = Netns::open(&netns.path())?;
         let mut made: Vec<String> = Vec::new();
@@ -270,8 +276,7 @@ impl Netd {
     /// Detaches a container from one network (or all when `network` is `None`). Best effort:
     /// keeps going and reports every error. The host veths are gone when it returns.
     pub async fn detach(&self, container: &str, network: Option<&str>) -> Result<(), NetdError> {
-        let gone = self.detach_state(container, network).await?;
-        let mut errs = Vec::new();
+        let (gone, mut errs) = self.detach_state(container, network).await?;
         for e in &gone {
             if let Err(err) = self.kernel.deleter().wait(&e.host_ifname).await {
                 errs.push(err.into());
@@ -289,7 +294,12 @@ impl Netd {
     /// kernel's slow part, deleting the host veths, goes on after the answer (an attach that
     /// reuses one of the names waits for it).
     pub async fn release(&self, container: &str) -> Result<(), NetdError> {
-        self.detach_state(container, None).await.map(|_| ())
+        let (_, errs) = self.detach_state(container, None).await?;
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(NetdError::Teardown(errs))
+        }
     }
 
     /// Waits for every host veth delete queued so far (before a network goes, and before the
@@ -299,12 +309,13 @@ impl Netd {
     }
 
     /// The part of a detach made under netd's lock: state, fast path and firewall; the host
-    /// veths are queued for deletion. Returns the endpoints it removed.
+    /// veths are queued for deletion. Returns the endpoints it removed and the errors met on
+    /// the way (the removal went on regardless); an error alone when nothing was removed.
     async fn detach_state(
         &self,
         container: &str,
         network: Option<&str>,
-    ) -> Result<Vec<Endpoint>, NetdError> {
+    ) -> Result<(Vec<Endpoint>, Vec<NetdError>), NetdError> {
         let mut inner = self.lock().await;
         let net_id = match network {
             Some(k) => Some(
@@ -328,7 +339,7 @@ impl Netd {
                     network: k.to_string(),
                 });
             }
-            return Ok(gone);
+            return Ok((gone, Vec::new()));
         }
         for e in &gone {
             inner.removals.push(e);
@@ -343,19 +354,35 @@ impl Netd {
         }
         for e in &gone {
             self.fast_path_remove(e).await;
-            self.kernel.deleter().queue(&e.host_ifname);
+            self.queue_delete(e).await;
         }
         if gone.iter().any(|e| !e.ports.is_empty())
             && let Err(e) = self.apply_firewall(&inner.state).await
         {
             errs.push(e);
         }
-        if errs.is_empty() {
-            Ok(gone)
-        } else {
-            Err(NetdError::Teardown(errs))
+        Ok((gone, errs))
+    }
+
+    /// Queues the delete of a removed endpoint's host veth (deleted here and now when the
+    /// deleting thread is gone).
+    pub(crate) async fn queue_delete(&self, e: &Endpoint) {
+        let keys = vec![mac_key(e), network_key(&e.network)];
+        if !self.kernel.deleter().queue(&e.host_ifname, keys) {
+            let _ = links::delete_link(self.kernel.host(), &e.host_ifname).await;
         }
     }
+}
+
+/// The key a pending delete holds for an endpoint's MAC on its network.
+fn mac_key(e: &Endpoint) -> String {
+    let mac = crate::fastpath::mac_of(e);
+    format!("mac {} {}", e.network, names::mac_string(&mac))
+}
+
+/// The key every pending delete of a network's endpoints holds.
+pub(crate) fn network_key(network_id: &str) -> String {
+    format!("network {network_id}")
 }
 
 /// Adds an endpoint's `link_local_ips` to its interface inside the container (IPv4 as /16,

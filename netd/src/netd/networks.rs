@@ -400,6 +400,20 @@ impl Netd {
 
     /// Removes a network that has no endpoints: bridge, rules, state.
     pub async fn remove_network(&self, key: &str) -> Result<NetworkSpec, NetdError> {
+        // Veths of containers that left it may still be on their way out: waited for outside
+        // netd's lock (each delete ends with an RCU barrier), and for this network's alone.
+        let id = self
+            .lock()
+            .await
+            .state
+            .find_network(key)
+            .map(|n| n.id.clone());
+        if let Some(id) = id {
+            self.kernel
+                .deleter()
+                .wait_key(&super::endpoints::network_key(&id))
+                .await;
+        }
         let mut inner = self.lock().await;
         let n = inner
             .state
@@ -428,8 +442,6 @@ impl Netd {
         inner.state.networks.remove(&n.id);
         self.store.save(&inner.state)?;
         self.fast_path_forget_network(&n.id);
-        // Veths of containers that left it may still be on their way out.
-        self.settle().await;
         let mut errs = Vec::new();
         if let Err(e) = links::delete_link(self.kernel.host(), &n.bridge).await {
             errs.push(e.into());

@@ -13,8 +13,9 @@ use crate::links;
 
 /// What one named link should look like, from netd's state.
 enum Expect {
-    /// An endpoint's host veth, on the bridge of this name.
-    Port { bridge: String },
+    /// An endpoint's host veth, on the bridge of this name, isolated on it when the network
+    /// keeps its containers apart (`enable_icc=false`).
+    Port { bridge: String, isolated: bool },
     /// A network's bridge.
     Bridge,
 }
@@ -34,8 +35,14 @@ impl Netd {
                         .iter()
                         .find(|e| &e.host_ifname == name)
                     {
-                        let bridge = inner.state.networks.get(&e.network)?.bridge.clone();
-                        return Some((name.clone(), Expect::Port { bridge }));
+                        // A container whose namespace is gone is being removed (its veth
+                        // went with the namespace): the reconcile forgets it, no repair.
+                        if !e.netns.path().exists() {
+                            return None;
+                        }
+                        let n = inner.state.networks.get(&e.network)?;
+                        let (bridge, isolated) = (n.bridge.clone(), n.options.no_icc);
+                        return Some((name.clone(), Expect::Port { bridge, isolated }));
                     }
                     inner
                         .state
@@ -51,10 +58,16 @@ impl Netd {
                 Ok(Some(l)) if l.up => l,
                 _ => return true,
             };
-            if let Expect::Port { bridge } = expect {
+            if let Expect::Port { bridge, isolated } = expect {
                 match links::link_by_name(self.kernel.host(), &bridge).await {
                     Ok(Some(br)) if link.controller == Some(br.index) => {}
                     _ => return true,
+                }
+                // A port taken off its bridge and put back within one burst has lost its
+                // isolation (and its hairpin and static FDB entry, which the backstop
+                // reconcile brings back); isolation is what keeps containers apart.
+                if isolated && link.isolated != Some(true) {
+                    return true;
                 }
             }
         }

@@ -225,7 +225,7 @@ impl Netd {
             self.fast_path_remove(e).await;
             inner.removals.push(e);
             // The veth dies with its namespace, but not always at once.
-            self.kernel.deleter().queue(&e.host_ifname);
+            self.queue_delete(e).await;
         }
         let ops = stale
             .iter()

@@ -12,9 +12,26 @@
 /// and of each netd reconcile.
 pub async fn give_back() {
     #[cfg(target_env = "gnu")]
-    let _ = tokio::task::spawn_blocking(|| {
-        // SAFETY: malloc_trim only releases free memory of this process's own allocator.
-        unsafe { libc::malloc_trim(0) };
-    })
-    .await;
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        /// One trim at a time: a second asked for meanwhile would find little more to return.
+        static TRIMMING: AtomicBool = AtomicBool::new(false);
+        if TRIMMING.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        /// Clears the flag however the wait ends (a caller may drop this future).
+        struct Done;
+        impl Drop for Done {
+            fn drop(&mut self) {
+                TRIMMING.store(false, Ordering::Release);
+            }
+        }
+        let done = Done;
+        let _ = tokio::task::spawn_blocking(move || {
+            // SAFETY: malloc_trim only releases free memory of this process's own allocator.
+            unsafe { libc::malloc_trim(0) };
+            drop(done);
+        })
+        .await;
+    }
 }

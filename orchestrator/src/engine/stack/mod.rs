@@ -872,13 +872,14 @@ impl Engine {
     }
 }
 
-/// How many teardown steps run at once: `BERTH_TEARDOWN_PARALLEL`, else 32.
+/// How many teardown steps run at once: `BERTH_TEARDOWN_PARALLEL` (at most 4096), else 32.
 pub(super) fn teardown_parallelism() -> usize {
     std::env::var("BERTH_TEARDOWN_PARALLEL")
         .ok()
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
         .unwrap_or(32)
+        .min(4096)
 }
 
 /// nftables table of this instance: `berth` for the default root, else `berth-<hash of root>`,
