@@ -302,8 +302,7 @@ impl Netd {
         }
     }
 
-    /// Waits for every host veth delete queued so far (before a network goes, and before the
-    /// daemon stops).
+    /// Waits for every host veth delete queued so far (before the daemon stops).
     pub async fn settle(&self) {
         self.kernel.deleter().settle().await;
     }
