@@ -37,6 +37,8 @@ tests=(
   "exposure|berth-tests|stack_ports|a_lan_neighbour_reaches_only_ports_published_on_the_hosts_addresses|through the daemon: a neighbour tries an unpublished port of a compose service"
   "crash|berth-tests|crash_heal|daemon_killed_at_random_moments_of_up_heals_at_the_next_up|kill -9 of the daemon at 24 random moments of up -d; the next up -d must heal every container"
   "crash|berth-tests|crash_heal|a_killed_shim_is_noticed_its_container_ended_and_its_restart_policy_applied|kill -9 of a container's shim: the truth is told and restart policies fire"
+  "crash|berth-tests|disk_full|a_container_dies_with_its_shim_even_when_nobody_looks|kill -9 of a shim with the daemon down: its container dies with it, nothing runs unsupervised"
+  "crash|berth-tests|disk_full|a_start_on_a_full_disk_fails_naming_the_state_file_and_leaves_nothing_running|a start on a full disk: the error names state.json, no process is left"
   "crash|berth-tests|dns_survives|names_answer_through_daemon_kills|kill -9 of the daemon 5 times while a container resolves a peer every 50 ms"
   "crash|berth-tests|dns_survives|names_answer_after_system_shutdown_and_nothing_is_left_after_down|system shutdown with containers running: names keep answering"
   "crash|berth-tests|dns_survives|a_killed_dns_keeper_is_replaced_at_once|kill -9 of the DNS keeper: replaced on the same sockets"
