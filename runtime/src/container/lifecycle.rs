@@ -271,7 +271,7 @@ impl Runtime {
         timeout: Option<u64>,
     ) -> Result<Option<ExitInfo>, RuntimeError> {
         match self.stop_begin(rec, timeout)? {
-            Some(waiter) => Ok(Some(self.stop_finish(rec, waiter)?)),
+            Some(waiter) => Ok(Some(self.finish_wait(rec, waiter)?)),
             None => Ok(None),
         }
     }
@@ -279,7 +279,7 @@ impl Runtime {
     /// The first half of [`Runtime::stop`]: asks the shim to stop the container and returns
     /// the connection on which its exit will be told (`None` when it is not running). A caller
     /// with an event loop waits for that connection to be readable without holding a thread
-    /// for the stop's whole grace period, then calls [`Runtime::stop_finish`].
+    /// for the stop's whole grace period, then calls [`Runtime::finish_wait`].
     pub fn stop_begin(
         &self,
         rec: &Record,
@@ -308,16 +308,6 @@ impl Runtime {
             },
         );
         Ok(Some(waiter))
-    }
-
-    /// The second half of [`Runtime::stop`]: reads how the container ended from the
-    /// connection [`Runtime::stop_begin`] returned (blocks until the shim tells).
-    pub fn stop_finish(
-        &self,
-        rec: &Record,
-        waiter: std::os::unix::net::UnixStream,
-    ) -> Result<ExitInfo, RuntimeError> {
-        self.read_exit(rec, waiter)
     }
 
     pub(super) fn read_exit(

@@ -462,7 +462,7 @@ impl Engine {
                 let e = self.clone();
                 blocking(move || {
                     e.runtime
-                        .stop_finish(&rec, w)
+                        .finish_wait(&rec, w)
                         .map_err(|err| crate::api::error::error_chain(&err))?;
                     Ok(rec)
                 })
